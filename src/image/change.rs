@@ -1,0 +1,206 @@
+//! `--change` instructions in Dockerfile syntax (CMD, ENTRYPOINT, ENV, WORKDIR,
+//! USER, LABEL, EXPOSE, STOPSIGNAL), applied to an image's runtime config.
+
+use super::config::ImageRuntimeConfig;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid --change {input:?}: {reason}")]
+pub struct ChangeError {
+    pub input: String,
+    pub reason: String,
+}
+
+/// Apply one Dockerfile-style instruction to `cfg`.
+pub fn apply_change(cfg: &mut ImageRuntimeConfig, input: &str) -> Result<(), ChangeError> {
+    let err = |reason: &str| ChangeError {
+        input: input.to_string(),
+        reason: reason.to_string(),
+    };
+    let trimmed = input.trim();
+    let (instr, args) = match trimmed.split_once(char::is_whitespace) {
+        Some((i, a)) => (i, a.trim()),
+        None => (trimmed, ""),
+    };
+    if args.is_empty() {
+        return Err(err("missing arguments"));
+    }
+    match instr.to_ascii_uppercase().as_str() {
+        "CMD" => cfg.cmd = Some(exec_or_shell(args).map_err(|r| err(&r))?),
+        "ENTRYPOINT" => cfg.entrypoint = Some(exec_or_shell(args).map_err(|r| err(&r))?),
+        "ENV" => {
+            for (k, v) in key_values(args, "ENV").map_err(|r| err(&r))? {
+                cfg.set_env(&format!("{k}={v}"));
+            }
+        }
+        "LABEL" => {
+            for (k, v) in key_values(args, "LABEL").map_err(|r| err(&r))? {
+                cfg.labels.insert(k, v);
+            }
+        }
+        "WORKDIR" => {
+            if !args.starts_with('/') {
+                return Err(err("WORKDIR must be an absolute path"));
+            }
+            cfg.working_dir = args.to_string();
+        }
+        "USER" => cfg.user = args.to_string(),
+        "EXPOSE" => {
+            for p in args.split_whitespace() {
+                cfg.exposed_ports.insert(normalize_port(p).map_err(|r| err(&r))?);
+            }
+        }
+        "STOPSIGNAL" => {
+            crate::util::signal::parse_signal(args).map_err(|e| err(&e))?;
+            cfg.stop_signal = Some(args.to_string());
+        }
+        other => {
+            return Err(err(&format!(
+                "unsupported instruction {other} (supported: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL)"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// JSON exec form `["a","b"]`, else shell form wrapped in `/bin/sh -c`.
+fn exec_or_shell(args: &str) -> Result<Vec<String>, String> {
+    if args.starts_with('[') {
+        if let Ok(v) = serde_json::from_str::<Vec<String>>(args) {
+            return Ok(v);
+        }
+        // Docker treats malformed JSON as shell form; so do we.
+    }
+    Ok(vec!["/bin/sh".into(), "-c".into(), args.to_string()])
+}
+
+/// `K=V K2="v 2"` or the legacy single `K V...` form.
+fn key_values(args: &str, what: &str) -> Result<Vec<(String, String)>, String> {
+    let words = split_words(args)?;
+    if !words[0].contains('=') {
+        // Legacy `ENV KEY value with spaces`.
+        let (k, v) = args
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("{what} needs KEY=VALUE or KEY VALUE"))?;
+        return Ok(vec![(k.to_string(), v.trim().to_string())]);
+    }
+    words
+        .into_iter()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(format!("{what} expects KEY=VALUE, got {w:?}")),
+        })
+        .collect()
+}
+
+/// Split on whitespace honouring double and single quotes and backslashes.
+fn split_words(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') | (None, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                in_word = true;
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err("unterminated quote".into());
+    }
+    if in_word {
+        out.push(cur);
+    }
+    if out.is_empty() {
+        return Err("missing arguments".into());
+    }
+    Ok(out)
+}
+
+fn normalize_port(p: &str) -> Result<String, String> {
+    let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+    if !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(format!("bad protocol in port {p:?}"));
+    }
+    match num.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(format!("{n}/{proto}")),
+        _ => Err(format!("bad port {p:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(lines: &[&str]) -> ImageRuntimeConfig {
+        let mut c = ImageRuntimeConfig::default();
+        for l in lines {
+            apply_change(&mut c, l).unwrap();
+        }
+        c
+    }
+
+    #[test]
+    fn exec_and_shell_forms() {
+        let c = applied(&[r#"CMD ["sh", "-c", "echo hi"]"#, "ENTRYPOINT echo $HOME"]);
+        assert_eq!(c.cmd.unwrap(), ["sh", "-c", "echo hi"]);
+        assert_eq!(c.entrypoint.unwrap(), ["/bin/sh", "-c", "echo $HOME"]);
+    }
+
+    #[test]
+    fn env_label_expose_workdir_user_stopsignal() {
+        let c = applied(&[
+            r#"ENV A=1 B="two words""#,
+            "ENV LEGACY some value",
+            "ENV A=3",
+            "LABEL org.x=y",
+            "EXPOSE 80 53/udp",
+            "WORKDIR /srv",
+            "user 1000:1000",
+            "STOPSIGNAL SIGINT",
+        ]);
+        assert_eq!(c.env, ["A=3", "B=two words", "LEGACY=some value"]);
+        assert_eq!(c.labels["org.x"], "y");
+        assert!(c.exposed_ports.contains("80/tcp") && c.exposed_ports.contains("53/udp"));
+        assert_eq!(c.working_dir, "/srv");
+        assert_eq!(c.user, "1000:1000");
+        assert_eq!(c.stop_signal.as_deref(), Some("SIGINT"));
+    }
+
+    #[test]
+    fn bad_changes_are_errors() {
+        let mut c = ImageRuntimeConfig::default();
+        for bad in [
+            "RUN apt-get update",
+            "CMD",
+            "WORKDIR relative",
+            "EXPOSE 70000",
+            "EXPOSE 80/xyz",
+            "STOPSIGNAL SIGNOPE",
+            "ENV A=\"unterminated",
+            "ENV =x",
+        ] {
+            assert!(apply_change(&mut c, bad).is_err(), "{bad:?} should fail");
+        }
+    }
+}

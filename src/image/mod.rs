@@ -1,0 +1,10 @@
+//! Images: reference parsing, image config and `--change` edits, archive
+//! decoding, safe layer extraction and the built-in `hello-world` image.
+
+pub mod change;
+pub mod compress;
+pub mod config;
+pub mod hello;
+pub mod import;
+pub mod layer;
+pub mod reference;

@@ -1,0 +1,14 @@
+//! burrow library: everything the `burrow` binary does, split by the data flow
+//! reference → image store → container record → sandbox process.
+//!
+//! Dependencies point one way: `cli` uses everything; `container` uses `image`
+//! and `store`; `sandbox` uses `linux`; `linux` knows nothing of images or the CLI.
+
+pub mod cli;
+pub mod container;
+pub mod exit;
+pub mod image;
+pub mod linux;
+pub mod sandbox;
+pub mod store;
+pub mod util;

@@ -1,0 +1,1 @@
+//! Filesystem syscalls nix does not wrap (xattrs), used by layer extraction.

@@ -1,0 +1,155 @@
+//! Mounts inside a user+mount namespace: overlayfs with `userxattr`, binds
+//! (read-only binds keep the source's locked flags), tmpfs, proc, devpts and
+//! the pivot_root dance.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::statvfs::{statvfs, FsFlags};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{step} {target:?}: {source}")]
+pub struct MountError {
+    pub step: &'static str,
+    pub target: PathBuf,
+    #[source]
+    pub source: nix::Error,
+}
+
+type Result<T> = std::result::Result<T, MountError>;
+
+fn err(step: &'static str, target: &Path) -> impl FnOnce(nix::Error) -> MountError {
+    let target = target.to_path_buf();
+    move |source| MountError {
+        step,
+        target,
+        source,
+    }
+}
+
+/// Stop our mounts from propagating back to the parent namespace (and the
+/// host's later mounts from reaching us): mount_namespaces(7).
+pub fn make_rslave_root() -> Result<()> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(err("making / a slave mount", Path::new("/")))
+}
+
+/// Mount overlayfs at `target`. `lowers` are top-most first, as overlayfs
+/// wants them. `userxattr` makes overlayfs keep its metadata in `user.*`
+/// xattrs, the only kind an unprivileged user may set (Linux 5.11+).
+pub fn overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    let mut opts = String::from("lowerdir=");
+    for (i, l) in lowers.iter().enumerate() {
+        if i > 0 {
+            opts.push(':');
+        }
+        opts.push_str(&escape_overlay_path(l));
+    }
+    opts.push_str(&format!(
+        ",upperdir={},workdir={},userxattr",
+        escape_overlay_path(upper),
+        escape_overlay_path(work)
+    ));
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .map_err(err("mounting overlayfs on", target))
+}
+
+/// overlayfs splits its options on ',' and lowerdir on ':'; escape both.
+fn escape_overlay_path(p: &Path) -> String {
+    p.to_string_lossy()
+        .replace('\\', "\\\\")
+        .replace(':', "\\:")
+        .replace(',', "\\,")
+}
+
+/// Bind `src` onto `target` (recursively when `recursive`).
+pub fn bind(src: &Path, target: &Path, recursive: bool) -> Result<()> {
+    let mut flags = MsFlags::MS_BIND;
+    if recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(Some(src), target, None::<&str>, flags, None::<&str>).map_err(err("binding onto", target))
+}
+
+/// Bind `src` read-only onto `target`. In a user namespace the source mount's
+/// nosuid/nodev/noexec/atime flags are locked (mount(2), EPERM), so the
+/// remount must repeat them.
+pub fn bind_readonly(src: &Path, target: &Path, recursive: bool) -> Result<()> {
+    bind(src, target, recursive)?;
+    let locked = locked_flags(src);
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
+        None::<&str>,
+    )
+    .map_err(err("remounting read-only", target))
+}
+
+/// The flags of the mount holding `p` that a user namespace may not clear.
+fn locked_flags(p: &Path) -> MsFlags {
+    let Ok(st) = statvfs(p) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut m = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            m |= ms;
+        }
+    }
+    m
+}
+
+/// Mount a filesystem that needs no source (tmpfs, proc, devpts, mqueue).
+pub fn special(fstype: &str, target: &Path, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    mount(Some(fstype), target, Some(fstype), flags, data).map_err(err("mounting", target))
+}
+
+/// Make `root` the new `/` and detach the old one, without a second
+/// directory: pivot_root(".", ".") then unmount the old root stacked on top
+/// (the trick runc and LXC use; pivot_root(2) documents it).
+pub fn pivot_into(root: &Path) -> Result<()> {
+    nix::unistd::chdir(root).map_err(err("entering new root", root))?;
+    nix::unistd::pivot_root(".", ".").map_err(err("pivot_root into", root))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(err("detaching old root", root))?;
+    nix::unistd::chdir("/").map_err(err("entering new root", root))
+}
+
+/// Unmount `target` lazily, ignoring "not mounted".
+pub fn detach(target: &Path) -> Result<()> {
+    match umount2(target, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
+        Err(e) => Err(err("unmounting", target)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_paths_are_escaped() {
+        assert_eq!(escape_overlay_path(Path::new("/a:b,c")), "/a\\:b\\,c");
+    }
+}

@@ -1,0 +1,90 @@
+//! Processes: fork, pipes, waiting, parent-death signals.
+
+use std::os::fd::OwnedFd;
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+}
+
+/// Fork; the child runs `f` and exits with its return value without running
+/// the parent's atexit handlers or destructors.
+pub fn fork_child<F: FnOnce() -> i32>(f: F) -> nix::Result<Pid> {
+    // SAFETY: burrow is single-threaded whenever it forks (no runtime, no
+    // worker threads; the progress bar draws on the calling thread), so the
+    // child cannot inherit a lock held by another thread. The child only runs
+    // `f` and then `_exit`s, never returning into the parent's stack frames.
+    match unsafe { fork() }? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            let code = f();
+            exit_now(code)
+        }
+    }
+}
+
+/// Leave the process at once, without unwinding or flushing stdio buffers
+/// that belong to the parent's copy.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// Ask the kernel to send `sig` to us when our parent thread dies, so a
+/// container never outlives the process supervising it.
+pub fn set_parent_death_signal(sig: Signal) -> nix::Result<()> {
+    nix::sys::prctl::set_pdeathsig(sig)
+}
+
+/// Wait for `pid` and turn its end into a shell-style exit code
+/// (128 + signal number when killed by a signal).
+pub fn wait_exit_code(pid: Pid) -> nix::Result<i32> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The start time of a process in clock ticks since boot (field 22 of
+/// /proc/PID/stat), to tell a live container process from a reused pid.
+pub fn start_time(proc_root: &std::path::Path, pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    // The command name may contain spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_start_time_is_readable_and_stable() {
+        let me = std::process::id() as i32;
+        let a = start_time(std::path::Path::new("/proc"), me).unwrap();
+        let b = start_time(std::path::Path::new("/proc"), me).unwrap();
+        assert_eq!(a, b);
+        assert!(start_time(std::path::Path::new("/proc"), i32::MAX).is_none());
+    }
+
+    #[test]
+    fn exit_codes_and_signals() {
+        let p = fork_child(|| 7).unwrap();
+        assert_eq!(wait_exit_code(p).unwrap(), 7);
+        let p = fork_child(|| {
+            let _ = nix::sys::signal::raise(Signal::SIGKILL);
+            0
+        })
+        .unwrap();
+        assert_eq!(wait_exit_code(p).unwrap(), 137);
+    }
+}

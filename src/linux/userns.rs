@@ -1,0 +1,359 @@
+//! User namespaces: the caller's subordinate id ranges, writing uid/gid maps
+//! (directly for a single id, through newuidmap/newgidmap for a range), and
+//! running a closure as root of a fresh user namespace.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::sched::CloneFlags;
+use nix::unistd::{Gid, Pid, Uid};
+
+use super::process;
+
+/// A contiguous range of subordinate ids from /etc/subuid or /etc/subgid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    pub start: u32,
+    pub count: u32,
+}
+
+/// How container ids map onto the caller's ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMapping {
+    pub uid: u32,
+    pub gid: u32,
+    /// Container ids 1..=count map onto these, when the user has ranges and
+    /// the setuid helpers are installed.
+    pub sub_uids: Option<IdRange>,
+    pub sub_gids: Option<IdRange>,
+    pub newuidmap: Option<PathBuf>,
+    pub newgidmap: Option<PathBuf>,
+}
+
+/// Container ids 1..=65536 at most, as podman and the issue ask.
+pub const MAX_RANGE: u32 = 65536;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsernsError {
+    #[error("{}", disabled_message())]
+    Disabled(#[source] nix::Error),
+    #[error("writing {what} for pid {pid}: {detail}")]
+    Map {
+        what: &'static str,
+        pid: i32,
+        detail: String,
+    },
+    #[error("in user namespace: {0}")]
+    Child(String),
+    #[error("{step}: {source}")]
+    Sys {
+        step: &'static str,
+        #[source]
+        source: nix::Error,
+    },
+}
+
+/// The fix for "user namespaces do not work", for the host we are on.
+pub fn disabled_message() -> String {
+    let mut msg = String::from("cannot create a user namespace: unprivileged user namespaces are disabled on this host");
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") {
+        if v.trim() == "1" {
+            msg.push_str(
+                " (AppArmor restricts them: run `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0` or add an AppArmor profile for burrow)",
+            );
+            return msg;
+        }
+    }
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone") {
+        if v.trim() == "0" {
+            msg.push_str(" (run `sudo sysctl kernel.unprivileged_userns_clone=1`)");
+            return msg;
+        }
+    }
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/user/max_user_namespaces") {
+        if v.trim() == "0" {
+            msg.push_str(" (run `sudo sysctl user.max_user_namespaces=15000`)");
+        }
+    }
+    msg
+}
+
+impl IdMapping {
+    /// Detect the caller's mapping from `etc_dir`/subuid and subgid.
+    pub fn detect(etc_dir: &Path) -> Self {
+        let uid = Uid::current().as_raw();
+        let gid = Gid::current().as_raw();
+        let name = user_name(etc_dir, uid);
+        let sub_uids = read_subid(&etc_dir.join("subuid"), name.as_deref(), uid);
+        let sub_gids = read_subid(&etc_dir.join("subgid"), name.as_deref(), uid);
+        IdMapping {
+            uid,
+            gid,
+            sub_uids,
+            sub_gids,
+            newuidmap: find_in_path("newuidmap"),
+            newgidmap: find_in_path("newgidmap"),
+        }
+    }
+
+    /// The mapping that maps only the caller (what `BURROW_USERNS=single` forces).
+    pub fn single(&self) -> Self {
+        IdMapping {
+            sub_uids: None,
+            sub_gids: None,
+            ..self.clone()
+        }
+    }
+
+    /// True when container ids beyond 0 map onto a subordinate range.
+    pub fn is_range(&self) -> bool {
+        self.sub_uids.is_some()
+            && self.sub_gids.is_some()
+            && self.newuidmap.is_some()
+            && self.newgidmap.is_some()
+    }
+
+    /// Highest uid and gid that exist inside the container.
+    pub fn max_ids(&self) -> (u32, u32) {
+        match (self.is_range(), self.sub_uids, self.sub_gids) {
+            (true, Some(u), Some(g)) => (u.count.min(MAX_RANGE), g.count.min(MAX_RANGE)),
+            _ => (0, 0),
+        }
+    }
+
+    /// Write the uid and gid maps of `pid`, which has just unshared its user
+    /// namespace and waits for us.
+    pub fn apply(&self, pid: Pid) -> Result<(), UsernsError> {
+        let raw = pid.as_raw();
+        match (
+            self.is_range(),
+            self.sub_uids,
+            self.sub_gids,
+            &self.newuidmap,
+            &self.newgidmap,
+        ) {
+            (true, Some(u), Some(g), Some(nu), Some(ng)) => {
+                // Both helpers are setuid programs that take a millisecond each
+                // to start; run them side by side.
+                let mut uid_child = spawn_map_helper(nu, raw, self.uid, u)?;
+                let mut gid_child = spawn_map_helper(ng, raw, self.gid, g)?;
+                let r1 = finish_map_helper(&mut uid_child, "uid map (newuidmap)", raw);
+                let r2 = finish_map_helper(&mut gid_child, "gid map (newgidmap)", raw);
+                r1.and(r2)
+            }
+            _ => {
+                // setgroups must be denied before an unprivileged process may
+                // write gid_map (user_namespaces(7), since Linux 3.19).
+                write_proc(raw, "setgroups", "deny", "setgroups")?;
+                write_proc(raw, "uid_map", &format!("0 {} 1\n", self.uid), "uid map")?;
+                write_proc(raw, "gid_map", &format!("0 {} 1\n", self.gid), "gid map")
+            }
+        }
+    }
+}
+
+fn spawn_map_helper(
+    prog: &Path,
+    pid: i32,
+    own: u32,
+    r: IdRange,
+) -> Result<std::process::Child, UsernsError> {
+    let count = r.count.min(MAX_RANGE);
+    Command::new(prog)
+        .args([
+            pid.to_string(),
+            "0".into(),
+            own.to_string(),
+            "1".into(),
+            "1".into(),
+            r.start.to_string(),
+            count.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| UsernsError::Map {
+            what: "id map",
+            pid,
+            detail: format!("cannot run {}: {e}", prog.display()),
+        })
+}
+
+fn finish_map_helper(
+    child: &mut std::process::Child,
+    what: &'static str,
+    pid: i32,
+) -> Result<(), UsernsError> {
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let status = child.wait().map_err(|e| UsernsError::Map {
+        what,
+        pid,
+        detail: e.to_string(),
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(UsernsError::Map {
+            what,
+            pid,
+            detail: format!("{} (check /etc/subuid and /etc/subgid)", err.trim()),
+        })
+    }
+}
+
+fn write_proc(pid: i32, file: &str, content: &str, what: &'static str) -> Result<(), UsernsError> {
+    let path = format!("/proc/{pid}/{file}");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(content.as_bytes()))
+        .map_err(|e| UsernsError::Map {
+            what,
+            pid,
+            detail: e.to_string(),
+        })
+}
+
+/// The login name of `uid` from `etc_dir`/passwd (subuid entries may name
+/// the user or give the numeric uid).
+fn user_name(etc_dir: &Path, uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string(etc_dir.join("passwd")).ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let _ = f.next()?;
+        (f.next()?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+    })
+}
+
+/// The first range in a subuid/subgid file for the user (by name or number).
+pub fn read_subid(path: &Path, name: Option<&str>, uid: u32) -> Option<IdRange> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let uid_s = uid.to_string();
+    text.lines().find_map(|l| {
+        let mut f = l.trim().split(':');
+        let who = f.next()?;
+        if who != uid_s && Some(who) != name {
+            return None;
+        }
+        let start = f.next()?.parse().ok()?;
+        let count: u32 = f.next()?.parse().ok()?;
+        (count > 0).then_some(IdRange { start, count })
+    })
+}
+
+fn find_in_path(prog: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+}
+
+/// Run `f` as root of a new user namespace with `mapping`, in a child process.
+/// The closure's error text comes back to the caller. Used for work on files
+/// owned by subordinate ids: extracting layers, deleting containers.
+pub fn run_in_userns<F>(mapping: &IdMapping, f: F) -> Result<(), UsernsError>
+where
+    F: FnOnce() -> Result<(), String>,
+{
+    let (ready_r, ready_w) = process::pipe().map_err(sys("pipe"))?;
+    let (go_r, go_w) = process::pipe().map_err(sys("pipe"))?;
+    let (err_r, err_w) = process::pipe().map_err(sys("pipe"))?;
+    // The child must not keep the parent's write end of `go` open, or it
+    // would never see EOF if the parent died before answering.
+    let go_w_raw = go_w.as_raw_fd();
+    let child = process::fork_child(move || {
+        let _ = nix::unistd::close(go_w_raw);
+        let mut ready = std::fs::File::from(ready_w);
+        let mut errf = std::fs::File::from(err_w);
+        if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
+            let _ = write!(errf, "\x01{}", e as i32);
+            return 1;
+        }
+        let _ = ready.write_all(b"r");
+        drop(ready);
+        let mut b = [0u8; 1];
+        if std::fs::File::from(go_r).read_exact(&mut b).is_err() {
+            return 1;
+        }
+        match f() {
+            Ok(()) => 0,
+            Err(msg) => {
+                let _ = errf.write_all(msg.as_bytes());
+                1
+            }
+        }
+    })
+    .map_err(sys("fork"))?;
+    // The child's pipe ends were moved into the closure, which fork_child
+    // dropped in this process: reads below see EOF when the child is done.
+    let result = (|| {
+        let mut b = [0u8; 1];
+        let got_ready = std::fs::File::from(ready_r).read(&mut b).unwrap_or(0) == 1;
+        if got_ready {
+            mapping.apply(child)?;
+            std::fs::File::from(go_w)
+                .write_all(b"g")
+                .map_err(|e| UsernsError::Child(e.to_string()))?;
+        } else {
+            drop(go_w);
+        }
+        Ok::<(), UsernsError>(())
+    })();
+    let mut msg = String::new();
+    let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
+    let code = process::wait_exit_code(child).map_err(sys("waitpid"))?;
+    result?;
+    if let Some(e) = msg.strip_prefix('\x01') {
+        return Err(UsernsError::Disabled(
+            e.parse::<i32>().map(nix::Error::from_raw).unwrap_or(nix::Error::EPERM),
+        ));
+    }
+    if code != 0 {
+        return Err(UsernsError::Child(if msg.is_empty() {
+            format!("helper exited with code {code}")
+        } else {
+            msg
+        }));
+    }
+    Ok(())
+}
+
+fn sys(step: &'static str) -> impl Fn(nix::Error) -> UsernsError {
+    move |source| UsernsError::Sys { step, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subid_lookup_by_name_and_uid() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("subuid");
+        std::fs::write(&p, "alice:100000:65536\n1001:200000:1000\nbad line\n").unwrap();
+        assert_eq!(
+            read_subid(&p, Some("alice"), 1000),
+            Some(IdRange {
+                start: 100000,
+                count: 65536
+            })
+        );
+        assert_eq!(
+            read_subid(&p, Some("bob"), 1001),
+            Some(IdRange {
+                start: 200000,
+                count: 1000
+            })
+        );
+        assert_eq!(read_subid(&p, Some("carol"), 1002), None);
+        assert_eq!(read_subid(&d.path().join("missing"), None, 1), None);
+    }
+}

@@ -1,0 +1,408 @@
+//! The on-disk store: where it lives, its layout, the lock, atomic writes,
+//! content-addressed layers and image configs, and the tag index.
+//!
+//! ```text
+//! ROOT/lock                      flock: shared to read/create, exclusive to change images
+//! ROOT/repositories.json         {"docker.io/library/busybox:latest": "sha256:<id>"}
+//! ROOT/images/<id>.json          the image config blob, exactly as hashed for <id>
+//! ROOT/layers/<diff-id>/fs/      one extracted layer, shared read-only by containers
+//! ROOT/layers/<diff-id>/size     uncompressed tar size in bytes
+//! ROOT/containers/<id>/          container record, overlay upper/work dirs, etc files
+//! ROOT/names/<name> -> <id>      name reservations (symlink creation is atomic)
+//! ROOT/tmp/                      staging; renamed into place when complete
+//! RUNTIME/containers/<id>.pid    "PID STARTTIME" of a running container
+//! ```
+
+pub mod paths;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use sha2::{Digest, Sha256};
+
+pub use paths::StorePaths;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} {path:?}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("corrupt store file {path:?}: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    #[error("image id prefix {0:?} is ambiguous")]
+    Ambiguous(String),
+    #[error("locking the store {path:?}: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io { what, path, source }
+}
+
+/// An open store. Cheap to create; every method takes the paths it needs.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub paths: StorePaths,
+}
+
+/// A held flock on the store; released on drop.
+pub struct StoreLock {
+    _lock: Flock<File>,
+}
+
+impl Store {
+    /// Open (creating if needed) the store at `paths`.
+    pub fn open(paths: StorePaths) -> Result<Self> {
+        for d in [
+            paths.root.clone(),
+            paths.root.join("images"),
+            paths.root.join("layers"),
+            paths.root.join("containers"),
+            paths.root.join("names"),
+            paths.root.join("tmp"),
+            paths.runtime.join("containers"),
+        ] {
+            if !d.is_dir() {
+                fs::create_dir_all(&d).map_err(io("creating store directory", &d))?;
+            }
+        }
+        Ok(Store { paths })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.paths.root
+    }
+
+    fn lock(&self, arg: FlockArg) -> Result<StoreLock> {
+        let p = self.paths.root.join("lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(io("opening lock", &p))?;
+        let lock = Flock::lock(f, arg).map_err(|(_, source)| StoreError::Lock { path: p, source })?;
+        Ok(StoreLock { _lock: lock })
+    }
+
+    /// For changing images and tags.
+    pub fn lock_exclusive(&self) -> Result<StoreLock> {
+        self.lock(FlockArg::LockExclusive)
+    }
+
+    /// For reading images consistently and creating containers from them.
+    pub fn lock_shared(&self) -> Result<StoreLock> {
+        self.lock(FlockArg::LockShared)
+    }
+
+    /// A new private staging directory under tmp/, named after our pid so a
+    /// later run can tell abandoned ones (dead pid) from live ones.
+    pub fn staging_dir(&self, what: &str) -> Result<PathBuf> {
+        let p = self.paths.root.join("tmp").join(format!(
+            "{what}-{}-{}",
+            std::process::id(),
+            &random_hex(6)
+        ));
+        fs::create_dir(&p).map_err(io("creating staging directory", &p))?;
+        Ok(p)
+    }
+
+    /// Staging directories whose creating process is gone (an import that was
+    /// killed): the caller removes them, inside the user namespace if needed.
+    pub fn abandoned_staging(&self) -> Vec<PathBuf> {
+        let Ok(rd) = fs::read_dir(self.paths.root.join("tmp")) else {
+            return Vec::new();
+        };
+        rd.filter_map(|e| e.ok())
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+                match pid {
+                    Some(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
+                    None => true,
+                }
+            })
+            .map(|e| e.path())
+            .collect()
+    }
+
+    // ---- layers ----
+
+    pub fn layer_dir(&self, diff_id: &str) -> PathBuf {
+        self.paths.root.join("layers").join(hex_of(diff_id))
+    }
+
+    /// The directory overlayfs uses as a lower layer.
+    pub fn layer_fs(&self, diff_id: &str) -> PathBuf {
+        self.layer_dir(diff_id).join("fs")
+    }
+
+    pub fn has_layer(&self, diff_id: &str) -> bool {
+        self.layer_dir(diff_id).join("size").is_file()
+    }
+
+    pub fn layer_size(&self, diff_id: &str) -> u64 {
+        fs::read_to_string(self.layer_dir(diff_id).join("size"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Move a fully extracted staging dir (containing `fs/`) into place.
+    /// Returns false if the layer already existed (the caller discards the
+    /// staging copy). The `size` file is written last inside the staging dir,
+    /// so a layer directory is complete whenever it exists.
+    pub fn commit_layer(&self, staging: &Path, diff_id: &str, size: u64) -> Result<bool> {
+        let size_path = staging.join("size");
+        fs::write(&size_path, size.to_string()).map_err(io("writing", &size_path))?;
+        let dest = self.layer_dir(diff_id);
+        if self.has_layer(diff_id) {
+            return Ok(false);
+        }
+        match fs::rename(staging, &dest) {
+            Ok(()) => Ok(true),
+            // Someone committed the same layer between our check and rename.
+            Err(e) if dest.join("size").is_file() => {
+                tracing::debug!("layer {diff_id} appeared concurrently: {e}");
+                Ok(false)
+            }
+            Err(e) => Err(io("committing layer", &dest)(e)),
+        }
+    }
+
+    // ---- image configs ----
+
+    /// Store an image config blob; returns its id (`sha256:<hex>`).
+    pub fn put_image_config(&self, bytes: &[u8]) -> Result<String> {
+        let id = format!("sha256:{}", sha256_hex(bytes));
+        let p = self.image_config_path(&id);
+        if !p.exists() {
+            write_atomic(&p, bytes, true)?;
+        }
+        Ok(id)
+    }
+
+    pub fn image_config_path(&self, id: &str) -> PathBuf {
+        self.paths
+            .root
+            .join("images")
+            .join(format!("{}.json", hex_of(id)))
+    }
+
+    pub fn image_config(&self, id: &str) -> Result<oci_spec::image::ImageConfiguration> {
+        let p = self.image_config_path(id);
+        let bytes = fs::read(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StoreError::NoSuchImage(id.to_string())
+            } else {
+                io("reading image config", &p)(e)
+            }
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            path: p,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Ids of every stored image.
+    pub fn image_ids(&self) -> Result<Vec<String>> {
+        let d = self.paths.root.join("images");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&d).map_err(io("listing", &d))? {
+            let e = e.map_err(io("listing", &d))?;
+            if let Some(hex) = e.file_name().to_string_lossy().strip_suffix(".json") {
+                out.push(format!("sha256:{hex}"));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn remove_image_config(&self, id: &str) -> Result<()> {
+        let p = self.image_config_path(id);
+        fs::remove_file(&p).map_err(io("removing image config", &p))
+    }
+
+    // ---- tags ----
+
+    pub fn repositories(&self) -> Result<BTreeMap<String, String>> {
+        let p = self.paths.root.join("repositories.json");
+        match fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt {
+                path: p,
+                detail: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(io("reading", &p)(e)),
+        }
+    }
+
+    /// Replace the tag index atomically. Hold the exclusive lock.
+    pub fn save_repositories(&self, repos: &BTreeMap<String, String>) -> Result<()> {
+        let p = self.paths.root.join("repositories.json");
+        let bytes = serde_json::to_vec_pretty(repos).expect("map of strings serializes");
+        write_atomic(&p, &bytes, true)
+    }
+
+    /// Find an image by reference, full id, or unique id prefix.
+    pub fn resolve_image(&self, name: &str) -> Result<String> {
+        if let Ok(r) = crate::image::reference::Reference::parse(name) {
+            if let Some(id) = self.repositories()?.get(&r.to_string()) {
+                return Ok(id.clone());
+            }
+        }
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let matches: Vec<String> = self
+                .image_ids()?
+                .into_iter()
+                .filter(|id| hex_of(id).starts_with(hex))
+                .collect();
+            match matches.len() {
+                1 => return Ok(matches.into_iter().next().expect("one match")),
+                0 => {}
+                _ => return Err(StoreError::Ambiguous(name.to_string())),
+            }
+        }
+        Err(StoreError::NoSuchImage(name.to_string()))
+    }
+
+    // ---- containers ----
+
+    pub fn containers_dir(&self) -> PathBuf {
+        self.paths.root.join("containers")
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    pub fn names_dir(&self) -> PathBuf {
+        self.paths.root.join("names")
+    }
+
+    pub fn pid_file(&self, id: &str) -> PathBuf {
+        self.paths
+            .runtime
+            .join("containers")
+            .join(format!("{id}.pid"))
+    }
+}
+
+/// Write `bytes` to `path` via a temp file in the same directory and a rename,
+/// so readers see the old or the new content, never a torn one. `durable`
+/// adds an fsync for files whose loss would lose user data.
+pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let mut f = File::create(&tmp).map_err(io("creating", &tmp))?;
+    f.write_all(bytes).map_err(io("writing", &tmp))?;
+    if durable {
+        nix::unistd::fsync(f.as_fd()).map_err(|e| io("syncing", &tmp)(e.into()))?;
+    }
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io("replacing", path)(e)
+    })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The hex part of `sha256:<hex>` (or the string itself).
+pub fn hex_of(id: &str) -> &str {
+    id.strip_prefix("sha256:").unwrap_or(id)
+}
+
+/// `n` random bytes as hex, from the kernel's CSPRNG.
+pub fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    if let Ok(mut f) = File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut buf);
+    }
+    hex(&buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(StorePaths {
+            root: d.path().join("root"),
+            runtime: d.path().join("run"),
+        })
+        .unwrap();
+        (d, s)
+    }
+
+    #[test]
+    fn image_ids_resolve_by_prefix_and_tag() {
+        let (_d, s) = store();
+        let id = s.put_image_config(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#).unwrap();
+        assert_eq!(s.resolve_image(&hex_of(&id)[..12]).unwrap(), id);
+        assert_eq!(s.resolve_image(&id).unwrap(), id);
+        assert!(matches!(s.resolve_image("busybox"), Err(StoreError::NoSuchImage(_))));
+        let mut repos = BTreeMap::new();
+        repos.insert("docker.io/library/busybox:latest".to_string(), id.clone());
+        s.save_repositories(&repos).unwrap();
+        assert_eq!(s.resolve_image("busybox").unwrap(), id);
+        assert_eq!(s.resolve_image("docker.io/library/busybox:latest").unwrap(), id);
+        s.image_config(&id).unwrap();
+    }
+
+    #[test]
+    fn commit_layer_is_idempotent() {
+        let (_d, s) = store();
+        let a = s.staging_dir("layer").unwrap();
+        fs::create_dir(a.join("fs")).unwrap();
+        assert!(s.commit_layer(&a, "sha256:ab", 10).unwrap());
+        let b = s.staging_dir("layer").unwrap();
+        fs::create_dir(b.join("fs")).unwrap();
+        assert!(!s.commit_layer(&b, "sha256:ab", 10).unwrap());
+        assert_eq!(s.layer_size("sha256:ab"), 10);
+        assert!(s.abandoned_staging().is_empty(), "our own pid is alive");
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        write_atomic(&p, b"one", false).unwrap();
+        write_atomic(&p, b"two", true).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1, "no temp file left");
+    }
+}
