@@ -1,1 +1,168 @@
-//! (being written)
+//! The command line: clap definitions, the shared context, and dispatch to
+//! one thin file per verb.
+
+mod completion;
+mod images;
+mod import;
+mod info;
+mod inspect;
+mod ps;
+mod rm;
+mod run;
+mod table;
+mod tag;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::linux::userns::IdMapping;
+use crate::store::{paths::PathEnv, Store, StorePaths};
+
+/// An error that carries the exit code burrow should end with.
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
+pub struct Exit {
+    pub code: i32,
+    pub msg: String,
+}
+
+impl Exit {
+    pub fn new(code: i32, msg: impl Into<String>) -> Self {
+        Exit {
+            code,
+            msg: msg.into(),
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "burrow",
+    version,
+    about = "A rootless container runtime: import images and run them as an ordinary user",
+    after_help = "Examples:\n  burrow run hello-world\n  burrow import busybox.tar busybox --change 'CMD [\"sh\"]'\n  burrow run --rm -e GREETING=hi busybox sh -c 'echo $GREETING'\n  burrow info"
+)]
+pub struct Cli {
+    /// Store directory [default: $XDG_DATA_HOME/burrow or ~/.local/share/burrow]
+    #[arg(long, global = true, env = "BURROW_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Log level: error, warn, info, debug, trace
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and run a container in the foreground
+    Run(run::RunArgs),
+    /// List containers
+    Ps(ps::PsArgs),
+    /// Remove one or more containers
+    Rm(rm::RmArgs),
+    /// Import a rootfs tarball (plain, gzip or zstd) as an image
+    Import(import::ImportArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Show low-level information on containers or images
+    Inspect(inspect::InspectArgs),
+    /// Give an image another name
+    Tag(tag::TagArgs),
+    /// Remove one or more images
+    Rmi(tag::RmiArgs),
+    /// Show what burrow can do on this host
+    Info(info::InfoArgs),
+    /// Print a shell completion script
+    Completion(completion::CompletionArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images
+    #[command(alias = "list")]
+    Ls(images::ImagesArgs),
+    /// Show images' metadata as JSON
+    Inspect(inspect::InspectArgs),
+    /// Remove one or more images
+    Rm(tag::RmiArgs),
+    /// Give an image another name
+    Tag(tag::TagArgs),
+    /// Import a rootfs tarball as an image
+    Import(import::ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// List containers
+    #[command(alias = "list")]
+    Ls(ps::PsArgs),
+    /// Show containers' metadata as JSON
+    Inspect(inspect::InspectArgs),
+    /// Remove one or more containers
+    Rm(rm::RmArgs),
+    /// Create and run a container in the foreground
+    Run(run::RunArgs),
+}
+
+/// What every command needs: the store and the caller's id mapping.
+pub struct Ctx {
+    pub store: Store,
+    pub mapping: IdMapping,
+}
+
+impl Ctx {
+    pub fn open(root: Option<PathBuf>) -> anyhow::Result<Self> {
+        let paths = StorePaths::resolve(&PathEnv::from_process(root))
+            .map_err(|e| Exit::new(crate::exit::BURROW, e))?;
+        let store = Store::open(paths).context("opening the store")?;
+        Ok(Ctx {
+            store,
+            mapping: detect_mapping()?,
+        })
+    }
+}
+
+/// The caller's id mapping; `BURROW_USERNS=single` forces the single-id
+/// mapping even when a subuid range exists (what a user without one gets).
+pub fn detect_mapping() -> anyhow::Result<IdMapping> {
+    let m = IdMapping::detect(std::path::Path::new("/etc"));
+    match std::env::var("BURROW_USERNS").as_deref() {
+        Err(_) | Ok("") | Ok("auto") => Ok(m),
+        Ok("single") => Ok(m.single()),
+        Ok(other) => Err(Exit::new(
+            crate::exit::BURROW,
+            format!("BURROW_USERNS={other:?} is not one of auto, single"),
+        )
+        .into()),
+    }
+}
+
+/// Run the parsed command; returns the process exit code.
+pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    let root = cli.root;
+    match cli.command {
+        Command::Completion(a) => completion::run(a),
+        Command::Info(a) => info::run(root, a),
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(root, a),
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => ps::run(root, a),
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => rm::run(root, a),
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(root, a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(root, a),
+        Command::Inspect(a) => inspect::run(root, a, inspect::Kind::Any),
+        Command::Image(ImageCommand::Inspect(a)) => inspect::run(root, a, inspect::Kind::Image),
+        Command::Container(ContainerCommand::Inspect(a)) => {
+            inspect::run(root, a, inspect::Kind::Container)
+        }
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run_tag(root, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => tag::run_rmi(root, a),
+    }
+}

@@ -1,1 +1,330 @@
-//! (being written)
+//! Containers: the record (image config copied at create time, plus the
+//! user's overrides), its status, and the lifecycle operations of this slice:
+//! create, start-and-wait, list, find, remove.
+
+mod names;
+mod record;
+
+use std::fs;
+use std::path::PathBuf;
+
+pub use names::validate as validate_name;
+pub use record::{ContainerConfig, ContainerRecord, HostConfig, State, Status};
+
+use crate::exit;
+use crate::image::config::{set_env, ImageRuntimeConfig};
+use crate::linux::userns::IdMapping;
+use crate::sandbox::{self, RootfsChoice, Spec, StartError};
+use crate::store::{self, Store, StoreError};
+use crate::util::human;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("No such container: {0}")]
+    NoSuch(String),
+    #[error("container id prefix {0:?} is ambiguous")]
+    Ambiguous(String),
+    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    NameInUse { name: String, id: String },
+    #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    BadName(String),
+    #[error("No command specified")]
+    NoCommand,
+    #[error("You cannot remove a running container {0}. Stop the container before attempting removal or force remove")]
+    Running(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    #[error("removing {path:?}: {detail}")]
+    Remove { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ContainerError {
+    /// The exit code Docker uses for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ContainerError::Start(e) => e.code,
+            _ => exit::BURROW,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ContainerError>;
+
+/// What the user asked for on top of the image (create/run flags).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub name: Option<String>,
+    /// The image as the user typed it (shown by `ps`).
+    pub image: String,
+    pub image_id: String,
+    /// CMD arguments from the command line; empty means the image's Cmd.
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE` in order: env-file entries, then `-e` (later wins).
+    pub env: Vec<String>,
+    pub entrypoint: Option<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub auto_remove: bool,
+    pub interactive: bool,
+    pub tty: bool,
+}
+
+/// Create a container record and its directory; nothing runs yet.
+pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerRecord> {
+    let image_cfg = store.image_config(&opts.image_id)?;
+    let rc = image_cfg
+        .config()
+        .as_ref()
+        .map(ImageRuntimeConfig::from_oci)
+        .unwrap_or_default();
+    let mut config = merge_config(&rc, opts)?;
+    if let Some(n) = &opts.name {
+        names::validate(n)?;
+    }
+
+    let id = store::random_hex(32);
+    // Docker's default hostname is the short id.
+    config.hostname = opts.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    let name = match &opts.name {
+        Some(n) => {
+            names::reserve(store, n, &id)?;
+            n.clone()
+        }
+        None => names::reserve_generated(store, &id)?,
+    };
+    let dir = store.container_dir(&id);
+    let made = (|| -> std::io::Result<()> {
+        fs::create_dir(&dir)?;
+        for d in ["upper", "work", "merged"] {
+            fs::create_dir(dir.join(d))?;
+        }
+        fs::write(
+            dir.join("hosts"),
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+                config.hostname
+            ),
+        )?;
+        fs::write(dir.join("hostname"), format!("{}\n", config.hostname))?;
+        fs::write(dir.join("resolv.conf"), host_resolv_conf())?;
+        Ok(())
+    })();
+    if let Err(e) = made {
+        let _ = fs::remove_dir_all(&dir);
+        names::release(store, &name);
+        return Err(ContainerError::Other(format!("creating {dir:?}: {e}")));
+    }
+    let (path, args) = match config.argv().split_first() {
+        Some((p, a)) => (p.clone(), a.to_vec()),
+        None => unreachable!("merge_config guarantees a command"),
+    };
+    let rec = ContainerRecord {
+        id,
+        name,
+        created: human::now_rfc3339(),
+        image: opts.image_id.clone(),
+        path,
+        args,
+        config,
+        host_config: HostConfig {
+            auto_remove: opts.auto_remove,
+        },
+        state: State::default(),
+        rootfs_mode: None,
+        layers: image_cfg.rootfs().diff_ids().clone(),
+    };
+    rec.save(store)?;
+    Ok(rec)
+}
+
+/// Docker's rules: CMD args replace Cmd; `--entrypoint` replaces Entrypoint
+/// and drops the image's Cmd; Env is image, then env-file, then `-e`.
+fn merge_config(rc: &ImageRuntimeConfig, opts: &CreateOptions) -> Result<ContainerConfig> {
+    let mut env = rc.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, format!("PATH={}", sandbox::DEFAULT_PATH));
+    }
+    for kv in &opts.env {
+        set_env(&mut env, kv);
+    }
+    let (entrypoint, cmd) = match &opts.entrypoint {
+        Some(ep) if ep.is_empty() => (None, Some(opts.cmd.clone())),
+        Some(ep) => (Some(vec![ep.clone()]), Some(opts.cmd.clone())),
+        None => (
+            rc.entrypoint.clone(),
+            if opts.cmd.is_empty() {
+                rc.cmd.clone()
+            } else {
+                Some(opts.cmd.clone())
+            },
+        ),
+    };
+    let cfg = ContainerConfig {
+        hostname: String::new(),
+        user: opts.user.clone().unwrap_or_else(|| rc.user.clone()),
+        env,
+        cmd,
+        entrypoint,
+        working_dir: opts
+            .workdir
+            .clone()
+            .unwrap_or_else(|| rc.working_dir.clone()),
+        labels: rc.labels.clone(),
+        exposed_ports: rc.exposed_ports.clone(),
+        stop_signal: rc.stop_signal.clone(),
+        image: opts.image.clone(),
+        tty: opts.tty,
+        open_stdin: opts.interactive,
+    };
+    if cfg.argv().is_empty() {
+        return Err(ContainerError::NoCommand);
+    }
+    Ok(cfg)
+}
+
+/// The host's resolver config; systemd-resolved's stub (127.0.0.53) still
+/// works because the container shares the host's network in this version.
+fn host_resolv_conf() -> Vec<u8> {
+    fs::read("/etc/resolv.conf").unwrap_or_default()
+}
+
+impl ContainerConfig {
+    /// The command line PID 1 runs: Entrypoint followed by Cmd.
+    pub fn argv(&self) -> Vec<String> {
+        let mut v = self.entrypoint.clone().unwrap_or_default();
+        v.extend(self.cmd.clone().unwrap_or_default());
+        v
+    }
+}
+
+/// Start a created container and wait for it, streaming its output to ours
+/// (the foreground `run`). Returns the container's exit code.
+pub fn run_foreground(
+    store: &Store,
+    rec: &mut ContainerRecord,
+    mapping: &IdMapping,
+    rootfs: RootfsChoice,
+) -> Result<i32> {
+    if rec.live_status(store) == Status::Running {
+        return Err(ContainerError::AlreadyRunning(rec.id.clone()));
+    }
+    let _shared = store.lock_shared()?;
+    let lowers: Vec<PathBuf> = rec.layers.iter().rev().map(|d| store.layer_fs(d)).collect();
+    drop(_shared);
+    let spec = Spec {
+        dir: store.container_dir(&rec.id),
+        lowers,
+        rootfs,
+        hostname: rec.config.hostname.clone(),
+        argv: rec.config.argv(),
+        env: {
+            let mut env = vec![format!("HOSTNAME={}", rec.config.hostname)];
+            env.extend(rec.config.env.iter().cloned());
+            if rec.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+                env.push("TERM=xterm".into());
+            }
+            env
+        },
+        cwd: rec.config.working_dir.clone(),
+        user: rec.config.user.clone(),
+        mapping: mapping.clone(),
+        stdin: rec.config.open_stdin,
+        remove_rootfs_after: rec.host_config.auto_remove,
+    };
+    let started = match sandbox::start(&spec) {
+        Ok(s) => s,
+        Err(e) => {
+            rec.state = State::exited(e.code, Some(e.message.clone()));
+            if !rec.host_config.auto_remove {
+                let _ = rec.save(store);
+            }
+            return Err(e.into());
+        }
+    };
+    rec.rootfs_mode = Some(started.rootfs);
+    if !rec.host_config.auto_remove {
+        rec.state = State::running(started.pid1.as_raw());
+        rec.save(store)?;
+        let _ = rec.write_pid_file(store);
+    }
+    let code = started.wait_relaying_signals();
+    if rec.host_config.auto_remove {
+        // The inner process already removed the files only it could delete.
+        remove_files(store, rec, mapping)?;
+    } else {
+        let _ = fs::remove_file(store.pid_file(&rec.id));
+        rec.state.finish(code);
+        rec.save(store)?;
+    }
+    Ok(code)
+}
+
+/// Every container record, newest first.
+pub fn list(store: &Store) -> Result<Vec<ContainerRecord>> {
+    let dir = store.containers_dir();
+    let mut out = Vec::new();
+    for e in fs::read_dir(&dir).map_err(store::io("listing", &dir))? {
+        let e = e.map_err(store::io("listing", &dir))?;
+        // A directory without a record is a create in progress or debris.
+        if let Ok(rec) = ContainerRecord::load(store, &e.file_name().to_string_lossy()) {
+            out.push(rec);
+        }
+    }
+    out.sort_by(|a, b| b.created.cmp(&a.created));
+    Ok(out)
+}
+
+/// Find a container by name, full id or unique id prefix.
+pub fn find(store: &Store, key: &str) -> Result<ContainerRecord> {
+    if let Some(id) = names::lookup(store, key) {
+        if let Ok(rec) = ContainerRecord::load(store, &id) {
+            return Ok(rec);
+        }
+    }
+    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let matches: Vec<ContainerRecord> = list(store)?
+            .into_iter()
+            .filter(|r| r.id.starts_with(key))
+            .collect();
+        match matches.len() {
+            1 => return Ok(matches.into_iter().next().expect("one match")),
+            0 => {}
+            _ => return Err(ContainerError::Ambiguous(key.to_string())),
+        }
+    }
+    Err(ContainerError::NoSuch(key.to_string()))
+}
+
+/// Remove a container; `force` kills a running one first.
+pub fn remove(store: &Store, rec: &ContainerRecord, mapping: &IdMapping, force: bool) -> Result<()> {
+    if rec.live_status(store) == Status::Running {
+        if !force {
+            return Err(ContainerError::Running(rec.id.clone()));
+        }
+        rec.kill_and_wait();
+    }
+    remove_files(store, rec, mapping)
+}
+
+/// Delete the container's directory, name and pid file. Files the container
+/// created may belong to subordinate ids; if plain deletion is refused,
+/// delete from inside a user namespace with the same mapping.
+fn remove_files(store: &Store, rec: &ContainerRecord, mapping: &IdMapping) -> Result<()> {
+    let dir = store.container_dir(&rec.id);
+    let _ = fs::remove_file(store.pid_file(&rec.id));
+    // Drop the record first: a half-deleted directory must not list as a container.
+    let _ = fs::remove_file(dir.join(record::RECORD_FILE));
+    store::remove_tree(&dir, mapping).map_err(|e| ContainerError::Remove {
+        path: dir.clone(),
+        detail: e.to_string(),
+    })?;
+    names::release(store, &rec.name);
+    Ok(())
+}

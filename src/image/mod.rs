@@ -1,6 +1,7 @@
 //! Images: reference parsing, image config and `--change` edits, archive
 //! decoding, safe layer extraction and the built-in `hello-world` image.
 
+pub mod catalog;
 pub mod change;
 pub mod compress;
 pub mod config;

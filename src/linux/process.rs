@@ -40,6 +40,26 @@ pub fn set_parent_death_signal(sig: Signal) -> nix::Result<()> {
     nix::sys::prctl::set_pdeathsig(sig)
 }
 
+/// Ignore `sig` (SIG_IGN survives exec: reset before exec'ing user code).
+pub fn ignore_signal(sig: Signal) -> nix::Result<()> {
+    // SAFETY: SIG_IGN installs no handler, so no code runs in signal context.
+    unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) }.map(|_| ())
+}
+
+/// Give the process a clean signal state before exec: every signal unblocked
+/// and at its default action. Rust's runtime ignores SIGPIPE and our inner
+/// process ignores SIGINT & co.; a container's program must not inherit that.
+pub fn reset_signals() {
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler, so no code runs in signal context.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+    }
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+}
+
 /// Wait for `pid` and turn its end into a shell-style exit code
 /// (128 + signal number when killed by a signal).
 pub fn wait_exit_code(pid: Pid) -> nix::Result<i32> {

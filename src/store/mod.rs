@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
+use crate::linux::userns::{run_in_userns, IdMapping};
+
 pub use paths::StorePaths;
 
 #[derive(Debug, thiserror::Error)]
@@ -302,6 +304,30 @@ impl Store {
             .runtime
             .join("containers")
             .join(format!("{id}.pid"))
+    }
+}
+
+/// `rm -rf`, retried as root of a user namespace with the caller's mapping
+/// when plain deletion is refused: files a container or an import created
+/// may belong to subordinate ids, which only that namespace can delete.
+pub fn remove_tree(dir: &Path, mapping: &IdMapping) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                || e.raw_os_error() == Some(libc::EPERM) =>
+        {
+            let d = dir.to_path_buf();
+            run_in_userns(mapping, move || {
+                fs::remove_dir_all(&d).map_err(|e| format!("removing {d:?}: {e}"))
+            })
+            .map_err(|e| StoreError::Corrupt {
+                path: dir.to_path_buf(),
+                detail: format!("cannot remove: {e}"),
+            })
+        }
+        Err(e) => Err(io("removing", dir)(e)),
     }
 }
 

@@ -1,0 +1,113 @@
+//! `burrow info`: what burrow can do on this host, and how to fix what it can't.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::json;
+
+use super::{Ctx, Exit};
+use crate::exit;
+use crate::linux::{cgroup, mount, userns};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  burrow info\n  burrow info --format json")]
+pub struct InfoArgs {
+    /// Output format: text or json
+    #[arg(long, default_value = "text")]
+    pub format: String,
+}
+
+pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
+    if a.format != "text" && a.format != "json" {
+        return Err(Exit::new(exit::BURROW, format!("unknown --format {:?}: use text or json", a.format)).into());
+    }
+    let ctx = Ctx::open(root)?;
+    let m = &ctx.mapping;
+    let uname = nix::sys::utsname::uname().ok();
+    let kernel = uname
+        .as_ref()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let userns_result = userns::run_in_userns(m, || Ok(()));
+    let rootfs = probe_overlay(&ctx);
+    let cg = cgroup::detect(Path::new("/sys/fs/cgroup"), Path::new("/proc/self/cgroup"));
+    let range = |r: Option<userns::IdRange>| r.map(|r| json!({"start": r.start, "count": r.count}));
+    let info = json!({
+        "Kernel": kernel,
+        "UserNamespaces": {
+            "Works": userns_result.is_ok(),
+            "Error": userns_result.as_ref().err().map(|e| e.to_string()),
+        },
+        "IdMapping": {
+            "Uid": m.uid,
+            "Gid": m.gid,
+            "SubUids": range(m.sub_uids),
+            "SubGids": range(m.sub_gids),
+            "Newuidmap": m.newuidmap,
+            "Newgidmap": m.newgidmap,
+            "Mode": if m.is_range() { "range" } else { "single" },
+        },
+        "Rootfs": rootfs,
+        "Cgroup": cg,
+        "Store": ctx.store.paths.root,
+        "Runtime": ctx.store.paths.runtime,
+    });
+    if a.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(0);
+    }
+    println!("Kernel:            {kernel}");
+    match &userns_result {
+        Ok(()) => println!("User namespaces:   work"),
+        Err(e) => println!("User namespaces:   DO NOT WORK: {e}"),
+    }
+    match (m.sub_uids, m.sub_gids) {
+        (Some(u), Some(g)) => println!(
+            "Subordinate ids:   uids {}-{}, gids {}-{}",
+            u.start,
+            u.start as u64 + u.count as u64 - 1,
+            g.start,
+            g.start as u64 + g.count as u64 - 1
+        ),
+        _ => println!("Subordinate ids:   none (only your own id is mapped; add a range to /etc/subuid and /etc/subgid for multi-user images)"),
+    }
+    println!(
+        "newuidmap/newgidmap: {}",
+        if m.newuidmap.is_some() && m.newgidmap.is_some() { "installed" } else { "missing (apt-get install uidmap)" }
+    );
+    println!("ID mapping:        {}", if m.is_range() { "range (container ids 0-65536)" } else { "single (container root = you)" });
+    println!("Rootfs mode:       {rootfs}");
+    println!(
+        "Cgroups:           {}{}",
+        cg.mode,
+        match (&cg.own_v2_dir, cg.writable) {
+            (Some(d), true) => format!(", delegated: {} [{}]", d.display(), cg.controllers.join(" ")),
+            (Some(d), false) => format!(", not delegated ({} is not writable)", d.display()),
+            (None, _) => String::new(),
+        }
+    );
+    println!("Store:             {}", ctx.store.paths.root.display());
+    println!("Runtime:           {}", ctx.store.paths.runtime.display());
+    Ok(0)
+}
+
+/// Try an overlayfs mount in a scratch user namespace under the store.
+fn probe_overlay(ctx: &Ctx) -> String {
+    let Ok(dir) = ctx.store.staging_dir("probe") else {
+        return "unknown (store not writable)".into();
+    };
+    for d in ["l", "u", "w", "m"] {
+        let _ = std::fs::create_dir(dir.join(d));
+    }
+    let d = dir.clone();
+    let r = userns::run_in_userns(&ctx.mapping, move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+        mount::overlay(&[d.join("l")], &d.join("u"), &d.join("w"), &d.join("m"))
+            .map_err(|e| e.to_string())
+    });
+    let _ = crate::store::remove_tree(&dir, &ctx.mapping);
+    match r {
+        Ok(()) => "overlay".into(),
+        Err(e) => format!("copy (overlayfs unavailable: {e})"),
+    }
+}

@@ -1,0 +1,71 @@
+//! `burrow inspect`, `image inspect`, `container inspect`: JSON arrays with
+//! Docker's field names.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Ctx, Exit};
+use crate::container;
+use crate::exit;
+use crate::image::catalog;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  burrow image inspect busybox\n  burrow container inspect web\n  burrow inspect web busybox")]
+pub struct InspectArgs {
+    /// Names or ids
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Any,
+    Image,
+    Container,
+}
+
+pub fn run(root: Option<PathBuf>, a: InspectArgs, kind: Kind) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(root)?;
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for name in &a.names {
+        let as_container = || {
+            container::find(&ctx.store, name).ok().map(|r| {
+                let dir = ctx.store.container_dir(&r.id);
+                let mut v = serde_json::to_value(r.with_live_state(&ctx.store)).unwrap_or_default();
+                v["Driver"] = "overlay".into();
+                v["ResolvConfPath"] = dir.join("resolv.conf").to_string_lossy().into();
+                v["HostnamePath"] = dir.join("hostname").to_string_lossy().into();
+                v["HostsPath"] = dir.join("hosts").to_string_lossy().into();
+                v
+            })
+        };
+        let as_image = || {
+            ctx.store
+                .resolve_image(name)
+                .ok()
+                .and_then(|id| catalog::summary(&ctx.store, &id).ok())
+                .map(|s| catalog::inspect_json(&s))
+        };
+        let found = match kind {
+            Kind::Container => as_container(),
+            Kind::Image => as_image(),
+            Kind::Any => as_container().or_else(as_image),
+        };
+        match found {
+            Some(v) => out.push(v),
+            None => missing.push(name.clone()),
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    if !missing.is_empty() {
+        let what = match kind {
+            Kind::Image => "image",
+            Kind::Container => "container",
+            Kind::Any => "object",
+        };
+        return Err(Exit::new(exit::BURROW, format!("No such {what}: {}", missing.join(", "))).into());
+    }
+    Ok(0)
+}

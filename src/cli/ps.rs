@@ -1,0 +1,101 @@
+//! `burrow ps`: list containers with Docker's columns.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{table, Ctx};
+use crate::container::{self, Status};
+use crate::util::human;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  burrow ps\n  burrow ps -a\n  burrow ps -aq")]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only display container ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Output format: table or json (one object per line)
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
+    if a.format != "table" && a.format != "json" {
+        return Err(super::Exit::new(crate::exit::BURROW, format!("unknown --format {:?}: use table or json", a.format)).into());
+    }
+    let ctx = Ctx::open(root)?;
+    let recs: Vec<_> = container::list(&ctx.store)?
+        .into_iter()
+        .filter(|r| a.all || r.live_status(&ctx.store) == Status::Running)
+        .collect();
+    if a.quiet {
+        for r in &recs {
+            println!("{}", if a.no_trunc { &r.id[..] } else { &r.id[..12] });
+        }
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = recs
+        .iter()
+        .map(|r| {
+            let command = quote_command(&r.config.argv(), !a.no_trunc);
+            vec![
+                if a.no_trunc { r.id.clone() } else { r.id[..12].to_string() },
+                r.config.image.clone(),
+                command,
+                human::ago(&r.created),
+                r.status_text(&ctx.store),
+                String::new(),
+                r.name.clone(),
+            ]
+        })
+        .collect();
+    if a.format == "json" {
+        for row in rows {
+            let obj = serde_json::json!({
+                "ID": row[0], "Image": row[1], "Command": row[2], "CreatedAt": row[3],
+                "Status": row[4], "Ports": row[5], "Names": row[6],
+            });
+            println!("{obj}");
+        }
+        return Ok(0);
+    }
+    table::print(
+        &["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+        &rows,
+    );
+    Ok(0)
+}
+
+/// Docker shows `"sh -c 'echo hi'"`, cut to 20 characters with an ellipsis.
+fn quote_command(argv: &[String], trunc: bool) -> String {
+    let joined = argv.join(" ");
+    let shown = if trunc && joined.chars().count() > 20 {
+        let cut: String = joined.chars().take(19).collect();
+        format!("{cut}…")
+    } else {
+        joined
+    };
+    format!("\"{shown}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_column() {
+        assert_eq!(quote_command(&["sh".into()], true), "\"sh\"");
+        let long: Vec<String> = ["sh", "-c", "while true; do echo hi; done"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(quote_command(&long, true), "\"sh -c while true; d…\"");
+        assert_eq!(quote_command(&long, false), "\"sh -c while true; do echo hi; done\"");
+    }
+}

@@ -1,0 +1,227 @@
+//! The container record on disk (Docker's `inspect` field names) and its
+//! status, checked against the live process so a dead supervisor never
+//! leaves a container shown as Up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ContainerError, Result};
+use crate::linux::process;
+use crate::sandbox::RootfsMode;
+use crate::store::{self, Store};
+use crate::util::human;
+
+pub const RECORD_FILE: &str = "container.json";
+
+/// The container's run configuration: the image's config copied at create
+/// time, with the command-line overrides applied.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    pub hostname: String,
+    pub user: String,
+    pub env: Vec<String>,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub working_dir: String,
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub exposed_ports: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// The image as the user named it.
+    pub image: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostConfig {
+    pub auto_remove: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Exited,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct State {
+    pub status: Status,
+    pub running: bool,
+    pub paused: bool,
+    pub pid: i32,
+    pub exit_code: i32,
+    pub started_at: String,
+    pub finished_at: String,
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    pub error: String,
+}
+
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+impl State {
+    pub fn running(pid: i32) -> Self {
+        State {
+            status: Status::Running,
+            running: true,
+            pid,
+            started_at: human::now_rfc3339(),
+            finished_at: ZERO_TIME.into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn exited(code: i32, error: Option<String>) -> Self {
+        let now = human::now_rfc3339();
+        State {
+            status: Status::Exited,
+            exit_code: code,
+            started_at: now.clone(),
+            finished_at: now,
+            error: error.unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+
+    pub fn finish(&mut self, code: i32) {
+        self.status = Status::Exited;
+        self.running = false;
+        self.pid = 0;
+        self.exit_code = code;
+        self.finished_at = human::now_rfc3339();
+    }
+}
+
+/// Everything burrow knows about one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    /// The image id (`sha256:...`), as Docker's inspect shows it.
+    pub image: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: State,
+    /// overlay or copy, known once the container has started.
+    pub rootfs_mode: Option<RootfsMode>,
+    /// The image's layers (diff ids, bottom first), copied at create time so
+    /// the container keeps working if the tag moves.
+    pub layers: Vec<String>,
+}
+
+impl ContainerRecord {
+    pub fn load(store: &Store, id: &str) -> Result<Self> {
+        let p = store.container_dir(id).join(RECORD_FILE);
+        let bytes = std::fs::read(&p).map_err(|_| ContainerError::NoSuch(id.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ContainerError::Store(store::StoreError::Corrupt {
+                path: p,
+                detail: e.to_string(),
+            })
+        })
+    }
+
+    pub fn save(&self, store: &Store) -> Result<()> {
+        let p = store.container_dir(&self.id).join(RECORD_FILE);
+        let bytes = serde_json::to_vec_pretty(self).expect("record serializes");
+        Ok(store::write_atomic(&p, &bytes, false)?)
+    }
+
+    /// Record PID 1 and its start time in the runtime dir, so a later burrow
+    /// can tell the live process from a reused pid.
+    pub fn write_pid_file(&self, store: &Store) -> std::io::Result<()> {
+        let start = process::start_time(Path::new("/proc"), self.state.pid).unwrap_or(0);
+        std::fs::write(store.pid_file(&self.id), format!("{} {start}\n", self.state.pid))
+    }
+
+    /// Is PID 1 (as recorded) still the same live process?
+    fn pid_alive(&self, store: &Store) -> bool {
+        let Ok(text) = std::fs::read_to_string(store.pid_file(&self.id)) else {
+            return false;
+        };
+        let mut f = text.split_whitespace();
+        let (Some(pid), Some(start)) = (
+            f.next().and_then(|p| p.parse::<i32>().ok()),
+            f.next().and_then(|s| s.parse::<u64>().ok()),
+        ) else {
+            return false;
+        };
+        pid > 0 && process::start_time(Path::new("/proc"), pid) == Some(start)
+    }
+
+    /// The status, corrected for a supervisor that died without recording
+    /// the end (killed burrow, reboot).
+    pub fn live_status(&self, store: &Store) -> Status {
+        match self.state.status {
+            Status::Running if !self.pid_alive(store) => Status::Exited,
+            s => s,
+        }
+    }
+
+    /// The record as `inspect` shows it: the state corrected as above.
+    pub fn with_live_state(mut self, store: &Store) -> Self {
+        if self.state.status == Status::Running && self.live_status(store) == Status::Exited {
+            self.state.status = Status::Exited;
+            self.state.running = false;
+            self.state.pid = 0;
+            if self.state.error.is_empty() {
+                self.state.error = "the burrow process supervising this container ended without recording its exit".into();
+            }
+            if self.state.exit_code == 0 {
+                self.state.exit_code = 137;
+            }
+        }
+        self
+    }
+
+    /// Docker's STATUS column: `Created`, `Up 5 seconds`, `Exited (0) 3 minutes ago`.
+    pub fn status_text(&self, store: &Store) -> String {
+        let live = self.clone().with_live_state(store);
+        match live.state.status {
+            Status::Created => "Created".into(),
+            Status::Running => match humantime::parse_rfc3339_weak(&live.state.started_at) {
+                Ok(t) => format!("Up {}", human::since(t)),
+                Err(_) => "Up".into(),
+            },
+            Status::Exited => {
+                let when = if live.state.finished_at == ZERO_TIME || live.state.finished_at.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", human::ago(&live.state.finished_at))
+                };
+                format!("Exited ({}){when}", live.state.exit_code)
+            }
+        }
+    }
+
+    /// SIGKILL PID 1 (the kernel then kills its whole pid namespace) and
+    /// wait until it is gone.
+    pub fn kill_and_wait(&self) {
+        if self.state.pid <= 0 {
+            return;
+        }
+        let pid = nix::unistd::Pid::from_raw(self.state.pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        for _ in 0..500 {
+            if nix::sys::signal::kill(pid, None).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}

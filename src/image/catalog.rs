@@ -1,0 +1,189 @@
+//! The images in a store as users see them: listing with tags and sizes,
+//! Docker-shaped `inspect` JSON, tagging and removal.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::config::ImageRuntimeConfig;
+use super::reference::Reference;
+use crate::linux::userns::IdMapping;
+use crate::store::{self, Store, StoreError};
+
+/// One image with everything `images` and `inspect` show.
+#[derive(Debug, Clone)]
+pub struct ImageSummary {
+    pub id: String,
+    /// Fully qualified references pointing at this image.
+    pub tags: Vec<Reference>,
+    pub created: String,
+    pub size: u64,
+    pub layers: Vec<String>,
+    pub config: oci_spec::image::ImageConfiguration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("conflict: unable to remove repository reference {reference:?} (must force) - container {container} is using its referenced image {image}")]
+    InUse {
+        reference: String,
+        container: String,
+        image: String,
+    },
+    #[error("conflict: unable to delete {0} (must be forced) - image is referenced in multiple repositories")]
+    MultipleTags(String),
+    #[error("{0}")]
+    BadReference(#[from] super::reference::ReferenceError),
+}
+
+pub fn summary(store: &Store, id: &str) -> Result<ImageSummary, CatalogError> {
+    let config = store.image_config(id)?;
+    let layers = config.rootfs().diff_ids().clone();
+    let size = layers.iter().map(|l| store.layer_size(l)).sum();
+    let tags = store
+        .repositories()?
+        .into_iter()
+        .filter(|(_, v)| v == id)
+        .filter_map(|(k, _)| Reference::parse(&k).ok())
+        .collect();
+    Ok(ImageSummary {
+        id: id.to_string(),
+        tags,
+        created: config.created().clone().unwrap_or_default(),
+        size,
+        layers,
+        config,
+    })
+}
+
+/// Every image, newest first.
+pub fn list(store: &Store) -> Result<Vec<ImageSummary>, CatalogError> {
+    let mut out = Vec::new();
+    for id in store.image_ids()? {
+        out.push(summary(store, &id)?);
+    }
+    out.sort_by(|a, b| b.created.cmp(&a.created));
+    Ok(out)
+}
+
+/// Docker's `image inspect` object.
+pub fn inspect_json(s: &ImageSummary) -> serde_json::Value {
+    let rc = s
+        .config
+        .config()
+        .as_ref()
+        .map(ImageRuntimeConfig::from_oci)
+        .unwrap_or_default();
+    json!({
+        "Id": s.id,
+        "RepoTags": s.tags.iter().map(|t| t.short()).collect::<Vec<_>>(),
+        "RepoDigests": [],
+        "Created": s.created,
+        "Size": s.size,
+        "Architecture": s.config.architecture().to_string(),
+        "Os": s.config.os().to_string(),
+        "Config": rc,
+        "RootFS": { "Type": "layers", "Layers": s.layers },
+    })
+}
+
+/// Point `target` at the image `source` names.
+pub fn tag(store: &Store, source: &str, target: &str) -> Result<(), CatalogError> {
+    let target = Reference::parse(target)?;
+    let _lock = store.lock_exclusive()?;
+    let id = store.resolve_image(source)?;
+    let mut repos = store.repositories()?;
+    repos.insert(target.to_string(), id);
+    store.save_repositories(&repos)?;
+    Ok(())
+}
+
+/// What `rmi` did, line by line, as Docker prints it.
+#[derive(Debug, Default)]
+pub struct Removed {
+    pub lines: Vec<String>,
+}
+
+/// `rmi`: untag a reference; delete the image when no tag is left (or when
+/// named by id). `in_use` lists (container id, image id) of existing
+/// containers. Layers still used by another image or container stay.
+pub fn remove(
+    store: &Store,
+    mapping: &IdMapping,
+    name: &str,
+    force: bool,
+    in_use: &[(String, String, Vec<String>)],
+) -> Result<Removed, CatalogError> {
+    let _lock = store.lock_exclusive()?;
+    let id = store.resolve_image(name)?;
+    let mut repos = store.repositories()?;
+    let mut out = Removed::default();
+    let by_ref = Reference::parse(name)
+        .ok()
+        .filter(|r| repos.get(&r.to_string()) == Some(&id));
+    let tags: Vec<String> = repos
+        .iter()
+        .filter(|(_, v)| **v == id)
+        .map(|(k, _)| k.clone())
+        .collect();
+    if let Some(user) = in_use.iter().find(|(_, img, _)| *img == id) {
+        if !force {
+            return Err(CatalogError::InUse {
+                reference: name.to_string(),
+                container: user.0[..12].to_string(),
+                image: store::hex_of(&id)[..12].to_string(),
+            });
+        }
+    }
+    // Named by tag and other tags remain: only untag.
+    if let Some(r) = &by_ref {
+        if tags.len() > 1 {
+            repos.remove(&r.to_string());
+            store.save_repositories(&repos)?;
+            out.lines.push(format!("Untagged: {}", r.short()));
+            return Ok(out);
+        }
+    } else if tags.len() > 1 && !force {
+        return Err(CatalogError::MultipleTags(
+            store::hex_of(&id)[..12].to_string(),
+        ));
+    }
+    for t in &tags {
+        repos.remove(t);
+        if let Ok(r) = Reference::parse(t) {
+            out.lines.push(format!("Untagged: {}", r.short()));
+        }
+    }
+    store.save_repositories(&repos)?;
+    let layers = store.image_config(&id)?.rootfs().diff_ids().clone();
+    store.remove_image_config(&id)?;
+    out.lines.push(format!("Deleted: {id}"));
+    // Layers no other image or container needs go too.
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    for other in store.image_ids()? {
+        if let Ok(c) = store.image_config(&other) {
+            needed.extend(c.rootfs().diff_ids().iter().cloned());
+        }
+    }
+    for (_, _, ls) in in_use {
+        needed.extend(ls.iter().cloned());
+    }
+    for l in layers {
+        if !needed.contains(&l) {
+            // Move it out of layers/ first (atomic), so an interrupted delete
+            // never leaves a half layer that looks complete.
+            let trash = store.root().join("tmp").join(format!(
+                "rmlayer-{}-{}",
+                std::process::id(),
+                store::random_hex(6)
+            ));
+            std::fs::rename(store.layer_dir(&l), &trash)
+                .map_err(store::io("moving layer aside", &trash))?;
+            store::remove_tree(&trash, mapping)?;
+            out.lines.push(format!("Deleted: {l}"));
+        }
+    }
+    Ok(out)
+}

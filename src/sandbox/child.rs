@@ -1,0 +1,268 @@
+//! PID 1 of the container: the setup steps in order, top to bottom, then exec.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+
+use super::spawn::report;
+use super::{Report, Spec, StartError};
+use crate::exit;
+use crate::linux::{mount, process};
+
+/// Docker's PATH when the image sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Host device nodes bound into the container's /dev (what Docker and
+/// podman give an unprivileged container).
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Runs in the forked PID 1; returns only on failure (the exit code).
+pub(super) fn pid1_main(spec: &Spec, root: &Path, rep: &mut File) -> i32 {
+    match setup_and_exec(spec, root) {
+        Ok(never) => match never {},
+        Err(e) => {
+            let code = e.code;
+            report(rep, &Report::Failed(e));
+            code
+        }
+    }
+}
+
+fn fail(step: &str, message: impl Into<String>, code: i32) -> StartError {
+    StartError {
+        step: step.into(),
+        message: message.into(),
+        code,
+    }
+}
+
+fn setup_err(e: impl std::fmt::Display) -> StartError {
+    fail("setup", format!("setting up the container: {e}"), exit::BURROW)
+}
+
+enum Never {}
+
+fn setup_and_exec(spec: &Spec, root: &Path) -> Result<Never, StartError> {
+    // Die with the inner process, so nothing outlives its supervisor.
+    let _ = process::set_parent_death_signal(Signal::SIGKILL);
+    // Our own mount namespace: pivot_root here leaves the inner process's
+    // view (and its access to the store, for cleanup) intact.
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(setup_err)?;
+
+    // /proc: a fresh procfs for our pid namespace.
+    let proc_dir = ensure_dir(root, "proc")?;
+    mount::special(
+        "proc",
+        &proc_dir,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )
+    .map_err(setup_err)?;
+
+    // /dev: a small tmpfs with the host's harmless devices bound in.
+    setup_dev(spec, root)?;
+
+    // /sys: sysfs can only be mounted in a new network namespace; bind the
+    // host's read-only instead.
+    let sys_dir = ensure_dir(root, "sys")?;
+    mount::bind_readonly(Path::new("/sys"), &sys_dir, true).map_err(setup_err)?;
+
+    // /etc/hosts, /etc/hostname, /etc/resolv.conf: the container's own files.
+    ensure_dir(root, "etc")?;
+    for f in ["hosts", "hostname", "resolv.conf"] {
+        let src = spec.dir.join(f);
+        if src.exists() {
+            let target = ensure_file(root, &format!("etc/{f}"))?;
+            mount::bind(&src, &target, false).map_err(setup_err)?;
+        }
+    }
+
+    // The switch: the rootfs becomes /, the host's tree is detached.
+    mount::pivot_into(root).map_err(setup_err)?;
+
+    nix::unistd::sethostname(&spec.hostname).map_err(setup_err)?;
+
+    // stdin: /dev/null unless -i (Docker closes it too).
+    if !spec.stdin {
+        if let Ok(null) = File::open("/dev/null") {
+            let _ = nix::unistd::dup2_stdin(&null);
+        }
+    }
+
+    // User and groups, resolved in the container's own /etc/passwd.
+    let ids = super::user::resolve(&spec.user, Path::new("/etc"))
+        .map_err(|e| fail("user", e, exit::CANNOT_RUN))?;
+    let mut env = spec.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", ids.home));
+    }
+
+    // Working directory: created if missing, as Docker does.
+    let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
+    if !Path::new(cwd).is_dir() {
+        let _ = std::fs::create_dir_all(cwd);
+    }
+    ids.apply(spec.mapping.is_range())
+        .map_err(|e| fail("user", e, exit::CANNOT_RUN))?;
+    nix::unistd::chdir(cwd).map_err(|e| {
+        fail(
+            "cwd",
+            format!("cannot enter working directory {cwd:?}: {e}"),
+            exit::CANNOT_RUN,
+        )
+    })?;
+
+    exec(&spec.argv, &env)
+}
+
+fn setup_dev(spec: &Spec, root: &Path) -> Result<(), StartError> {
+    let dev = ensure_dir(root, "dev")?;
+    mount::special(
+        "tmpfs",
+        &dev,
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )
+    .map_err(setup_err)?;
+    for d in DEVICES {
+        let target = dev.join(d);
+        File::create(&target).map_err(setup_err)?;
+        mount::bind(&Path::new("/dev").join(d), &target, false).map_err(setup_err)?;
+    }
+    let pts = dev.join("pts");
+    std::fs::create_dir(&pts).map_err(setup_err)?;
+    // gid=5 (tty) exists only when a gid range is mapped.
+    let pts_opts = if spec.mapping.is_range() {
+        "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    } else {
+        "newinstance,ptmxmode=0666,mode=0620"
+    };
+    mount::special(
+        "devpts",
+        &pts,
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(pts_opts),
+    )
+    .map_err(setup_err)?;
+    let shm = dev.join("shm");
+    std::fs::create_dir(&shm).map_err(setup_err)?;
+    mount::special(
+        "tmpfs",
+        &shm,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )
+    .map_err(setup_err)?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("core", "/proc/kcore"),
+    ] {
+        std::os::unix::fs::symlink(target, dev.join(link)).map_err(setup_err)?;
+    }
+    Ok(())
+}
+
+/// `root/rel` as a real directory. An image may ship it as a symlink (even
+/// one pointing at a host path); mounting through that would land elsewhere,
+/// so replace anything that is not a directory.
+fn ensure_dir(root: &Path, rel: &str) -> Result<PathBuf, StartError> {
+    let p = root.join(rel);
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if m.is_dir() => return Ok(p),
+        Ok(_) => std::fs::remove_file(&p).map_err(setup_err)?,
+        Err(_) => {}
+    }
+    std::fs::create_dir(&p).map_err(setup_err)?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).map_err(setup_err)?;
+    Ok(p)
+}
+
+/// `root/rel` as a regular file to bind over (replacing a symlink, see above).
+fn ensure_file(root: &Path, rel: &str) -> Result<PathBuf, StartError> {
+    let p = root.join(rel);
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if m.is_file() => return Ok(p),
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p).map_err(setup_err)?,
+        Ok(_) => std::fs::remove_file(&p).map_err(setup_err)?,
+        Err(_) => {}
+    }
+    File::create(&p).map_err(setup_err)?;
+    Ok(p)
+}
+
+/// Find the program the way execvp does, but with the container's PATH, and
+/// exec it. Errors carry Docker's wording and exit codes (127 not found,
+/// 126 not runnable).
+fn exec(argv: &[String], env: &[String]) -> Result<Never, StartError> {
+    let prog = argv
+        .first()
+        .ok_or_else(|| fail("exec", "no command specified", exit::BURROW))?;
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    let candidates: Vec<PathBuf> = if prog.contains('/') {
+        vec![PathBuf::from(prog)]
+    } else {
+        path_var
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(prog))
+            .collect()
+    };
+    let cstr = |s: &str| {
+        CString::new(s).map_err(|_| fail("exec", format!("{s:?} contains a NUL byte"), exit::BURROW))
+    };
+    let c_argv = argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let c_env = env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>, _>>()?;
+    process::reset_signals();
+    let mut denied = None;
+    for cand in &candidates {
+        let Ok(c_path) = CString::new(cand.as_os_str().as_encoded_bytes()) else {
+            continue;
+        };
+        match nix::unistd::execve(&c_path, &c_argv, &c_env) {
+            Err(nix::Error::ENOENT) | Err(nix::Error::ENOTDIR) => continue,
+            Err(e @ (nix::Error::EACCES | nix::Error::EISDIR | nix::Error::ENOEXEC)) => {
+                denied.get_or_insert((cand.clone(), e));
+            }
+            Err(e) => {
+                return Err(fail(
+                    "exec",
+                    format!("exec: {prog:?}: {}", e.desc()),
+                    exit::CANNOT_RUN,
+                ))
+            }
+            Ok(never) => match never {},
+        }
+    }
+    if let Some((p, e)) = denied {
+        let what = if e == nix::Error::ENOEXEC {
+            "exec format error".to_string()
+        } else if p.is_dir() {
+            "is a directory".to_string()
+        } else {
+            "permission denied".to_string()
+        };
+        return Err(fail(
+            "exec",
+            format!("exec: {prog:?}: {what}"),
+            exit::CANNOT_RUN,
+        ));
+    }
+    let msg = if prog.contains('/') {
+        format!("exec: {prog:?}: stat {prog}: no such file or directory")
+    } else {
+        format!("exec: {prog:?}: executable file not found in $PATH")
+    };
+    Err(fail("exec", msg, exit::NOT_FOUND))
+}

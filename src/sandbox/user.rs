@@ -1,0 +1,138 @@
+//! `-u USER[:GROUP]` resolved against the container's own /etc/passwd and
+//! /etc/group, and applied (groups, gid, uid) just before exec.
+
+use std::path::Path;
+
+use nix::unistd::{Gid, Uid};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    /// Supplementary groups from /etc/group.
+    pub groups: Vec<u32>,
+}
+
+/// Resolve `spec` (`""`, `name`, `uid`, `name:group`, `uid:gid`) in `etc`.
+pub fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
+    let passwd = std::fs::read_to_string(etc.join("passwd")).unwrap_or_default();
+    let group = std::fs::read_to_string(etc.join("group")).unwrap_or_default();
+    let (user, grp) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let user = if user.is_empty() { "0" } else { user };
+    let entry = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && (f[0] == user || f[2] == user)).then(|| (f[0], f[2], f[3], f[5]))
+    });
+    let (name, uid, mut gid, home) = match (entry, user.parse::<u32>()) {
+        (Some((n, u, g, h)), _) => (
+            n.to_string(),
+            u.parse().map_err(|_| format!("bad uid in /etc/passwd for {n}"))?,
+            g.parse().unwrap_or(0),
+            h.to_string(),
+        ),
+        // A numeric uid need not exist in /etc/passwd (Docker allows it).
+        (None, Ok(n)) => (String::new(), n, 0, "/".to_string()),
+        (None, Err(_)) => {
+            return Err(format!(
+                "unable to find user {user}: no matching entries in passwd file"
+            ))
+        }
+    };
+    if let Some(g) = grp {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group
+                .lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok())?
+                })
+                .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
+        };
+    }
+    let groups = if name.is_empty() {
+        Vec::new()
+    } else {
+        group
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 4 && f[3].split(',').any(|m| m == name))
+                    .then(|| f[2].parse().ok())
+                    .flatten()
+            })
+            .collect()
+    };
+    Ok(Ids {
+        uid,
+        gid,
+        home: if home.is_empty() { "/".into() } else { home },
+        groups,
+    })
+}
+
+impl Ids {
+    /// Switch to these ids. `groups_allowed` is false under a single-id
+    /// mapping, where setgroups(2) is denied (user_namespaces(7)).
+    pub fn apply(&self, groups_allowed: bool) -> Result<(), String> {
+        let unmapped = |what: &str, id: u32| {
+            format!(
+                "cannot switch to {what} {id}: it is not mapped in the container's user namespace{}",
+                if groups_allowed {
+                    ""
+                } else {
+                    " (you have no subuid/subgid range, so only root (0) exists inside)"
+                }
+            )
+        };
+        if groups_allowed {
+            let gids: Vec<Gid> = self.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+            nix::unistd::setgroups(&gids).map_err(|e| format!("setgroups: {e}"))?;
+        }
+        if self.gid != 0 || !groups_allowed {
+            nix::unistd::setresgid(
+                Gid::from_raw(self.gid),
+                Gid::from_raw(self.gid),
+                Gid::from_raw(self.gid),
+            )
+            .map_err(|_| unmapped("gid", self.gid))?;
+        }
+        if self.uid != 0 {
+            nix::unistd::setresuid(
+                Uid::from_raw(self.uid),
+                Uid::from_raw(self.uid),
+                Uid::from_raw(self.uid),
+            )
+            .map_err(|_| unmapped("uid", self.uid))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_names_numbers_and_groups() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("group"), "root:x:0:\nstaff:x:50:alice,bob\n").unwrap();
+        let r = resolve("", d.path()).unwrap();
+        assert_eq!((r.uid, r.gid, r.home.as_str()), (0, 0, "/root"));
+        let a = resolve("alice", d.path()).unwrap();
+        assert_eq!((a.uid, a.gid, a.groups.clone()), (1000, 1000, vec![50]));
+        assert_eq!(resolve("1000:staff", d.path()).unwrap().gid, 50);
+        assert_eq!(resolve("4242:7", d.path()).unwrap().uid, 4242);
+        assert!(resolve("nobody", d.path()).is_err());
+        assert!(resolve("alice:nogroup", d.path()).is_err());
+    }
+}
