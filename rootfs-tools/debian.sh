@@ -6,7 +6,12 @@
 # uses root mode; as an ordinary user it uses unshare mode, which needs a
 # subordinate id range for the user in /etc/subuid and /etc/subgid (see
 # newuidmap(1)), falling back to fakechroot or proot if those are installed.
-# The archive's compression follows OUT's suffix (.tar, .tar.gz, .tar.zst...).
+#
+# The device nodes mmdebstrap puts in /dev are filtered out (mmtarfilter):
+# the runtime gives each container its own /dev, and an unprivileged user
+# could not create them on import anyway. Docker's debian images have none
+# either. The archive's compression follows OUT's suffix: .tar, .tar.gz or
+# .tgz, .tar.zst or .tzst.
 #
 # Packages come from MIRROR (default http://deb.debian.org/debian); SUITE
 # defaults to bookworm. Prints on stdout the `burrow import` line that gives
@@ -28,16 +33,22 @@ if ! command -v mmdebstrap >/dev/null; then
 	exit 1
 fi
 
-# Write next to OUT and rename, so a failed run leaves no half tarball; keep
-# OUT's suffix, from which mmdebstrap picks the compression.
-dir=$(dirname -- "$out")
-base=$(basename -- "$out")
-tmp_out=$dir/.part.$$.$base
+case $out in
+*.tar.gz | *.tgz) compress=(gzip -n) ;;
+*.tar.zst | *.tzst) compress=(zstd -q -T0) ;;
+*) compress=(cat) ;;
+esac
+
+# Write next to OUT and rename, so a failed run leaves no half tarball.
+tmp_out=$out.part.$$
 trap 'rm -f "$tmp_out"' EXIT
 
 start=$SECONDS
-mmdebstrap --variant=minbase --mode=auto "$suite" "$tmp_out" "$mirror" >&2
+# "-" as the target makes mmdebstrap write an uncompressed tar to stdout.
+mmdebstrap --variant=minbase --mode=auto "$suite" - "$mirror" |
+	mmtarfilter --path-exclude='/dev/*' |
+	"${compress[@]}" >"$tmp_out"
 mv -f "$tmp_out" "$out"
 
 echo "$0: wrote $out (debian $suite minbase, $(du -h "$out" | cut -f1), $((SECONDS - start)) s)" >&2
-echo "burrow import $out debian:$suite --change 'CMD [\"bash\"]'"
+echo "burrow import $out debian:$suite --change 'CMD [\"bash\"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'"

@@ -241,8 +241,13 @@ pub fn run_foreground(
     let started = match sandbox::start(&spec) {
         Ok(s) => s,
         Err(e) => {
-            rec.state = State::exited(e.code, Some(e.message.clone()));
-            if !rec.host_config.auto_remove {
+            // Docker keeps a container whose command could not start as
+            // Created, with the exit code and error recorded.
+            rec.state.exit_code = e.code;
+            rec.state.error = e.message.clone();
+            if rec.host_config.auto_remove {
+                let _ = remove_files(store, rec, mapping);
+            } else {
                 let _ = rec.save(store);
             }
             return Err(e.into());
@@ -319,12 +324,13 @@ pub fn remove(store: &Store, rec: &ContainerRecord, mapping: &IdMapping, force: 
 fn remove_files(store: &Store, rec: &ContainerRecord, mapping: &IdMapping) -> Result<()> {
     let dir = store.container_dir(&rec.id);
     let _ = fs::remove_file(store.pid_file(&rec.id));
-    // Drop the record first: a half-deleted directory must not list as a container.
+    // Drop the record first: a half-deleted directory must not list as a
+    // container. Then the name, so an interrupted rm frees it.
     let _ = fs::remove_file(dir.join(record::RECORD_FILE));
+    names::release(store, &rec.name);
     store::remove_tree(&dir, mapping).map_err(|e| ContainerError::Remove {
         path: dir.clone(),
         detail: e.to_string(),
     })?;
-    names::release(store, &rec.name);
     Ok(())
 }

@@ -42,9 +42,15 @@ pub fn reserve(store: &Store, name: &str, id: &str) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             let holder = lookup(store, name).unwrap_or_default();
-            // A name left behind by a container whose directory is gone
-            // (interrupted rm) is free again.
-            if !holder.is_empty() && !store.container_dir(&holder).exists() {
+            // A name whose container never got a directory (a create killed
+            // between reserving and mkdir) is free again, but only once it
+            // is old: a fresh reservation's directory is about to appear.
+            let stale = std::fs::symlink_metadata(&link)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(60));
+            if stale && !store.container_dir(&holder).exists() {
                 let _ = std::fs::remove_file(&link);
                 return reserve(store, name, id);
             }

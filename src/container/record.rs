@@ -82,18 +82,6 @@ impl State {
         }
     }
 
-    pub fn exited(code: i32, error: Option<String>) -> Self {
-        let now = human::now_rfc3339();
-        State {
-            status: Status::Exited,
-            exit_code: code,
-            started_at: now.clone(),
-            finished_at: now,
-            error: error.unwrap_or_default(),
-            ..Default::default()
-        }
-    }
-
     pub fn finish(&mut self, code: i32) {
         self.status = Status::Exited;
         self.running = false;

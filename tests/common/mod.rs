@@ -1,0 +1,323 @@
+//! Integration-test harness: runs the real `burrow` binary as an unprivileged
+//! user. As root (CI) it creates two test users, one with a subuid/subgid
+//! range and one without, and drops to them; as an ordinary user it runs as
+//! that user and says loudly which variant it cannot cover.
+
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub const RANGE_USER: &str = "burrow-it";
+pub const SINGLE_USER: &str = "burrow-it-nosub";
+const RANGE_START: u32 = 400000;
+
+/// Which kind of unprivileged user runs burrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// Has a subuid/subgid range: container ids 0..65536 are mapped.
+    Range,
+    /// Has no range: only container root (= the user) is mapped.
+    Single,
+}
+
+struct Shared {
+    dir: PathBuf,
+    bin: PathBuf,
+    busybox_tar: PathBuf,
+    as_root: bool,
+}
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+fn shared() -> &'static Shared {
+    static S: OnceLock<Shared> = OnceLock::new();
+    S.get_or_init(|| {
+        let as_root = is_root();
+        if as_root {
+            ensure_users();
+        }
+        // World-traversable: the test users must reach the binary and
+        // fixtures, and cargo's target dir may be in root's 0700 home.
+        let dir = std::env::temp_dir().join(format!("burrow-it-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.join("burrow");
+        std::fs::copy(env!("CARGO_BIN_EXE_burrow"), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let busybox_tar = dir.join("busybox.tar");
+        build_busybox(&busybox_tar, "tar");
+        Shared {
+            dir,
+            bin,
+            busybox_tar,
+            as_root,
+        }
+    })
+}
+
+/// Build a busybox rootfs tarball with the project's own script.
+pub fn build_busybox(out: &Path, format: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-tools/busybox.sh");
+    let st = Command::new("bash")
+        .arg(&script)
+        .arg(out)
+        .arg(format)
+        .stdout(Stdio::null())
+        .status()
+        .expect("running rootfs-tools/busybox.sh");
+    assert!(st.success(), "rootfs-tools/busybox.sh failed (is busybox-static installed?)");
+    std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+/// Create the two test users (idempotent; serialized across test binaries
+/// with a lock file, since several may start at once).
+fn ensure_users() {
+    let lock = std::fs::File::create("/tmp/.burrow-it-users.lock").unwrap();
+    let _l = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    for user in [RANGE_USER, SINGLE_USER] {
+        if !user_exists(user) {
+            let st = Command::new("useradd")
+                .args(["--system", "--shell", "/usr/sbin/nologin", "--no-create-home", user])
+                .status()
+                .expect("useradd");
+            assert!(st.success(), "useradd {user} failed");
+        }
+    }
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| {
+                !l.starts_with(&format!("{RANGE_USER}:")) && !l.starts_with(&format!("{SINGLE_USER}:"))
+            })
+            .map(str::to_string)
+            .collect();
+        lines.push(format!("{RANGE_USER}:{RANGE_START}:65536"));
+        let new = lines.join("\n") + "\n";
+        if new != text {
+            std::fs::write(file, new).unwrap();
+        }
+    }
+}
+
+fn user_exists(name: &str) -> bool {
+    Command::new("id")
+        .arg(name)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn ids_of(name: &str) -> (u32, u32) {
+    let out = |flag: &str| {
+        let o = Command::new("id").arg(flag).arg(name).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().unwrap()
+    };
+    (out("-u"), out("-g"))
+}
+
+/// One test's private burrow world: its own HOME and store, run as `who`.
+pub struct Env {
+    pub who: Who,
+    pub home: PathBuf,
+    pub root: PathBuf,
+    uid: u32,
+    gid: u32,
+    /// Running as ourselves but forcing the single mapping (no test user).
+    force_single: bool,
+}
+
+impl Env {
+    /// A fresh environment for `who`, or None (after saying why, loudly) when
+    /// this host cannot provide that kind of user.
+    pub fn new(who: Who, name: &str) -> Option<Env> {
+        let s = shared();
+        let (uid, gid, force_single) = if s.as_root {
+            let (u, g) = ids_of(match who {
+                Who::Range => RANGE_USER,
+                Who::Single => SINGLE_USER,
+            });
+            (u, g, false)
+        } else {
+            let me = nix::unistd::Uid::current().as_raw();
+            let has_range = std::fs::read_to_string("/etc/subuid")
+                .unwrap_or_default()
+                .lines()
+                .any(|l| {
+                    let who = l.split(':').next().unwrap_or("");
+                    who == me.to_string() || Some(who.to_string()) == whoami()
+                });
+            match who {
+                Who::Range if !has_range => {
+                    eprintln!("SKIPPED {name} [{who:?}]: not root and the current user has no /etc/subuid range; run the suite as root (it creates test users) or add a range");
+                    return None;
+                }
+                Who::Single if has_range => {
+                    eprintln!("NOTE {name} [{who:?}]: not root, so no range-less test user can be created; forcing the single-id mapping with BURROW_USERNS=single instead");
+                    (me, nix::unistd::Gid::current().as_raw(), true)
+                }
+                _ => (me, nix::unistd::Gid::current().as_raw(), false),
+            }
+        };
+        let home = s.dir.join(format!("{name}-{who:?}"));
+        std::fs::create_dir_all(&home).unwrap();
+        if s.as_root {
+            nix::unistd::chown(
+                &home,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .unwrap();
+        }
+        Some(Env {
+            who,
+            root: home.join("store"),
+            home,
+            uid,
+            gid,
+            force_single,
+        })
+    }
+
+    pub fn busybox_tar(&self) -> &Path {
+        &shared().busybox_tar
+    }
+
+    pub fn shared_dir(&self) -> &Path {
+        &shared().dir
+    }
+
+    /// A `burrow` command as the test user, with a clean environment.
+    pub fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut c = Command::new(&shared().bin);
+        c.args(args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("HOME", &self.home)
+            .env("BURROW_ROOT", &self.root)
+            .current_dir(&self.home)
+            .stdin(Stdio::null());
+        if self.force_single {
+            c.env("BURROW_USERNS", "single");
+        }
+        if shared().as_root {
+            c.uid(self.uid).gid(self.gid);
+        }
+        c
+    }
+
+    /// Run burrow and capture its output.
+    pub fn run<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd(args).output().expect("running burrow")
+    }
+
+    /// Run burrow, asserting success; returns stdout.
+    pub fn ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S> + Clone,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let shown: Vec<String> = args
+            .clone()
+            .into_iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "burrow {shown:?} failed ({:?})\nstdout: {}\nstderr: {}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Like `ok`, with one extra environment variable.
+    pub fn ok_with_env<I, S>(&self, key: &str, value: &str, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let o = self.cmd(args).env(key, value).output().expect("running burrow");
+        assert!(
+            o.status.success(),
+            "burrow with {key}={value} failed ({:?}): {}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Import the shared busybox tarball as `reference` with a shell Cmd.
+    pub fn import_busybox(&self, reference: &str) -> String {
+        self.ok([
+            "import",
+            self.busybox_tar().to_str().unwrap(),
+            reference,
+            "--change",
+            r#"CMD ["sh"]"#,
+        ])
+        .trim()
+        .to_string()
+    }
+
+    /// Make `path` (a fixture the test wrote as root) readable by the test user.
+    pub fn share(&self, path: &Path) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    /// The host uid the container's uid `n` maps to.
+    pub fn host_uid_of(&self, n: u32) -> u32 {
+        match (n, self.who) {
+            (0, _) => self.uid,
+            (n, Who::Range) if shared().as_root => RANGE_START + n - 1,
+            _ => panic!("container uid {n} is not mapped for {:?}", self.who),
+        }
+    }
+}
+
+fn whoami() -> Option<String> {
+    let o = Command::new("id").arg("-un").output().ok()?;
+    Some(String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// Every user kind this host can provide.
+pub fn users(name: &str) -> Vec<Env> {
+    [Who::Range, Who::Single]
+        .into_iter()
+        .filter_map(|w| Env::new(w, name))
+        .collect()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Run a command as root-of-nothing: a helper for spawning burrow in the
+/// background (returns the child).
+pub fn spawn(mut c: Command) -> std::process::Child {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    // Own process group, so a test can signal burrow without hitting cargo.
+    c.process_group(0);
+    c.spawn().expect("spawning burrow")
+}
