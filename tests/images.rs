@@ -21,7 +21,11 @@ fn import_lists_with_docker_columns_and_id_is_config_hash() {
         let out = env.ok(["images"]);
         let mut lines = out.lines();
         let header = lines.next().unwrap();
-        let cols: Vec<&str> = header.split("   ").map(str::trim).filter(|c| !c.is_empty()).collect();
+        let cols: Vec<&str> = header
+            .split("   ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
         assert_eq!(cols, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
         let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
         assert_eq!(&row[..3], ["busybox", "latest", &id[7..19]]);
@@ -31,11 +35,17 @@ fn import_lists_with_docker_columns_and_id_is_config_hash() {
         // `image ls REPO` filters; -q prints ids; json is one object per line.
         assert!(env.ok(["image", "ls", "nothere"]).lines().count() == 1);
         assert_eq!(env.ok(["images", "-q"]).trim(), &id[7..19]);
-        let j = json(env.ok(["images", "--format", "json"]).lines().next().unwrap());
+        let j = json(
+            env.ok(["images", "--format", "json"])
+                .lines()
+                .next()
+                .unwrap(),
+        );
         assert_eq!(j["Repository"], "busybox");
 
         // IMAGE ID is the sha256 of the stored config blob.
-        let blob = std::fs::read(env.root.join("images").join(format!("{}.json", &id[7..]))).unwrap();
+        let blob =
+            std::fs::read(env.root.join("images").join(format!("{}.json", &id[7..]))).unwrap();
         assert_eq!(format!("sha256:{:x}", Sha256::digest(&blob)), id);
 
         let inspect = json(&env.ok(["image", "inspect", "busybox"]));
@@ -46,14 +56,20 @@ fn import_lists_with_docker_columns_and_id_is_config_hash() {
         assert_eq!(img["RootFS"]["Type"], "layers");
         let layer = img["RootFS"]["Layers"][0].as_str().unwrap();
         let tar = std::fs::read(env.busybox_tar()).unwrap();
-        assert_eq!(layer, format!("sha256:{:x}", Sha256::digest(&tar)), "diff id = sha256 of the tar");
+        assert_eq!(
+            layer,
+            format!("sha256:{:x}", Sha256::digest(&tar)),
+            "diff id = sha256 of the tar"
+        );
         assert_eq!(img["Size"].as_u64().unwrap(), tar.len() as u64);
     }
 }
 
 #[test]
 fn compressed_and_stdin_imports_are_detected_by_magic() {
-    let Some(env) = Env::new(Who::Range, "compressed").or_else(|| Env::new(Who::Single, "compressed")) else {
+    let Some(env) =
+        Env::new(Who::Range, "compressed").or_else(|| Env::new(Who::Single, "compressed"))
+    else {
         return;
     };
     let plain_id = env.import_busybox("plain");
@@ -61,7 +77,13 @@ fn compressed_and_stdin_imports_are_detected_by_magic() {
         // A misleading name: detection must not trust the suffix.
         let path = env.shared_dir().join(format!("busybox-{fmt}.data"));
         common::build_busybox(&path, fmt);
-        let out = env.ok(["import", path.to_str().unwrap(), &format!("bb-{fmt}"), "--change", r#"CMD ["sh"]"#]);
+        let out = env.ok([
+            "import",
+            path.to_str().unwrap(),
+            &format!("bb-{fmt}"),
+            "--change",
+            r#"CMD ["sh"]"#,
+        ]);
         // Same layer content, same diff id, same config: the same image.
         let inspect = json(&env.ok(["image", "inspect", &format!("bb-{fmt}")]));
         let plain = json(&env.ok(["image", "inspect", "plain"]));
@@ -70,7 +92,11 @@ fn compressed_and_stdin_imports_are_detected_by_magic() {
     }
     // From stdin.
     let f = std::fs::File::open(env.busybox_tar()).unwrap();
-    let o = env.cmd(["import", "-", "fromstdin"]).stdin(Stdio::from(f)).output().unwrap();
+    let o = env
+        .cmd(["import", "-", "fromstdin"])
+        .stdin(Stdio::from(f))
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         json(&env.ok(["image", "inspect", "fromstdin"]))[0]["RootFS"],
@@ -78,25 +104,39 @@ fn compressed_and_stdin_imports_are_detected_by_magic() {
     );
     assert!(!plain_id.is_empty());
     // One layer stored once, shared by all four images.
-    assert_eq!(std::fs::read_dir(env.root.join("layers")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(env.root.join("layers")).unwrap().count(),
+        1
+    );
 }
 
 #[test]
 fn change_lines_set_metadata_and_bad_ones_are_rejected_before_reading() {
-    let Some(env) = Env::new(Who::Single, "changes").or_else(|| Env::new(Who::Range, "changes")) else {
+    let Some(env) = Env::new(Who::Single, "changes").or_else(|| Env::new(Who::Range, "changes"))
+    else {
         return;
     };
     let tar = env.busybox_tar().to_str().unwrap().to_string();
     env.ok([
-        "import", &tar, "localhost:5000/team/app:v1",
-        "--change", "ENTRYPOINT [\"/bin/sh\", \"-c\"]",
-        "--change", "CMD echo hi",
-        "--change", "ENV A=1 B=\"two words\"",
-        "--change", "WORKDIR /srv",
-        "--change", "USER nobody",
-        "--change", "LABEL org.example=yes",
-        "--change", "EXPOSE 8080",
-        "--change", "STOPSIGNAL SIGINT",
+        "import",
+        &tar,
+        "localhost:5000/team/app:v1",
+        "--change",
+        "ENTRYPOINT [\"/bin/sh\", \"-c\"]",
+        "--change",
+        "CMD echo hi",
+        "--change",
+        "ENV A=1 B=\"two words\"",
+        "--change",
+        "WORKDIR /srv",
+        "--change",
+        "USER nobody",
+        "--change",
+        "LABEL org.example=yes",
+        "--change",
+        "EXPOSE 8080",
+        "--change",
+        "STOPSIGNAL SIGINT",
     ]);
     let c = &json(&env.ok(["image", "inspect", "localhost:5000/team/app:v1"]))[0]["Config"];
     assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
@@ -113,9 +153,21 @@ fn change_lines_set_metadata_and_bad_ones_are_rejected_before_reading() {
     let before = std::fs::read_dir(env.root.join("layers")).unwrap().count();
     let o = env.run(["import", &tar, "bad", "--change", "RUN rm -rf /"]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("unsupported instruction RUN"), "{}", stderr(&o));
-    assert_eq!(stderr(&o).trim().lines().count(), 1, "one line: {}", stderr(&o));
-    assert_eq!(std::fs::read_dir(env.root.join("layers")).unwrap().count(), before);
+    assert!(
+        stderr(&o).contains("unsupported instruction RUN"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        stderr(&o).trim().lines().count(),
+        1,
+        "one line: {}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_dir(env.root.join("layers")).unwrap().count(),
+        before
+    );
 }
 
 #[test]
@@ -125,8 +177,19 @@ fn references_normalise_and_invalid_ones_exit_125() {
     };
     let id = env.import_busybox("busybox");
     // Every spelling of the same reference finds the same image.
-    for name in ["busybox", "busybox:latest", "docker.io/library/busybox", "docker.io/library/busybox:latest", &id[7..19], &id] {
-        assert_eq!(json(&env.ok(["image", "inspect", name]))[0]["Id"], id.as_str(), "{name}");
+    for name in [
+        "busybox",
+        "busybox:latest",
+        "docker.io/library/busybox",
+        "docker.io/library/busybox:latest",
+        &id[7..19],
+        &id,
+    ] {
+        assert_eq!(
+            json(&env.ok(["image", "inspect", name]))[0]["Id"],
+            id.as_str(),
+            "{name}"
+        );
     }
     for bad in ["Busybox", "busybox:", "a//b", "-x"] {
         let o = env.run(["image", "inspect", bad]);
@@ -144,7 +207,10 @@ fn tag_and_rmi_follow_docker_rules() {
     let id = env.import_busybox("busybox");
     env.ok(["tag", "busybox", "mine/box:1"]);
     let imgs = env.ok(["images"]);
-    assert!(imgs.contains("mine/box") && imgs.contains("busybox"), "{imgs}");
+    assert!(
+        imgs.contains("mine/box") && imgs.contains("busybox"),
+        "{imgs}"
+    );
     // Removing one of two tags only untags.
     let out = env.ok(["rmi", "mine/box:1"]);
     assert_eq!(out.trim(), "Untagged: mine/box:1");
@@ -157,8 +223,17 @@ fn tag_and_rmi_follow_docker_rules() {
     let out = env.ok(["rmi", "-f", "busybox"]);
     assert!(out.contains(&format!("Deleted: {id}")), "{out}");
     assert_eq!(env.ok(["images", "-q"]).trim(), "");
-    assert_eq!(std::fs::read_dir(env.root.join("layers")).unwrap().count(), 1, "layer kept for the container");
+    assert_eq!(
+        std::fs::read_dir(env.root.join("layers")).unwrap().count(),
+        1,
+        "layer kept for the container"
+    );
     let o = env.run(["run", "--rm", &id[7..19], "true"]);
-    assert_eq!(o.status.code(), Some(125), "the image is gone: {}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(125),
+        "the image is gone: {}",
+        stderr(&o)
+    );
     assert!(stdout(&o).is_empty());
 }

@@ -18,8 +18,15 @@ fn hello_world_runs_offline_from_the_builtin_image() {
         let o = env.run(["run", "hello-world"]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(stdout(&o).contains("Hello from burrow!"), "{}", stdout(&o));
-        assert!(stdout(&o).contains("without root"), "the message explains what happened");
-        assert!(stderr(&o).contains("Unable to find image 'hello-world:latest' locally"), "{}", stderr(&o));
+        assert!(
+            stdout(&o).contains("without root"),
+            "the message explains what happened"
+        );
+        assert!(
+            stderr(&o).contains("Unable to find image 'hello-world:latest' locally"),
+            "{}",
+            stderr(&o)
+        );
         // The second run uses the local copy.
         let o = env.run(["run", "--rm", "hello-world"]);
         assert!(o.status.success());
@@ -32,22 +39,44 @@ fn hello_world_runs_offline_from_the_builtin_image() {
 fn cmd_override_and_env_merge_are_recorded_and_shown() {
     for env in users("cmd_env") {
         let tar = env.busybox_tar().to_str().unwrap().to_string();
-        env.ok(["import", &tar, "busybox", "--change", r#"CMD ["sh", "-c", "echo default"]"#, "--change", "ENV A=img B=img"]);
+        env.ok([
+            "import",
+            &tar,
+            "busybox",
+            "--change",
+            r#"CMD ["sh", "-c", "echo default"]"#,
+            "--change",
+            "ENV A=img B=img",
+        ]);
         let envfile = env.home.join("vars.env");
         std::fs::write(&envfile, "# from file\nB=file\nD=file\n").unwrap();
         env.share(&envfile);
 
         assert_eq!(env.ok(["run", "--rm", "busybox"]).trim(), "default");
         let out = env.ok([
-            "run", "--name", "merged", "--env-file", envfile.to_str().unwrap(), "-e", "B=flag", "--env", "C=new",
-            "busybox", "sh", "-c", "echo $A $B $C $D; echo $HOSTNAME",
+            "run",
+            "--name",
+            "merged",
+            "--env-file",
+            envfile.to_str().unwrap(),
+            "-e",
+            "B=flag",
+            "--env",
+            "C=new",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $A $B $C $D; echo $HOSTNAME",
         ]);
         let mut lines = out.lines();
         assert_eq!(lines.next(), Some("img flag new file"));
         let hostname = lines.next().unwrap().to_string();
 
         let c = &json(&env.ok(["container", "inspect", "merged"]))[0];
-        assert_eq!(c["Config"]["Cmd"], serde_json::json!(["sh", "-c", "echo $A $B $C $D; echo $HOSTNAME"]));
+        assert_eq!(
+            c["Config"]["Cmd"],
+            serde_json::json!(["sh", "-c", "echo $A $B $C $D; echo $HOSTNAME"])
+        );
         let envs: Vec<String> = serde_json::from_value(c["Config"]["Env"].clone()).unwrap();
         for want in ["A=img", "B=flag", "C=new", "D=file"] {
             assert!(envs.contains(&want.to_string()), "{want} in {envs:?}");
@@ -57,7 +86,11 @@ fn cmd_override_and_env_merge_are_recorded_and_shown() {
         assert_eq!(c["State"]["ExitCode"], 0);
         assert_eq!(c["Name"], "merged");
         assert_eq!(c["Config"]["Hostname"], hostname.as_str());
-        assert_eq!(&c["Id"].as_str().unwrap()[..12], hostname, "hostname defaults to the short id");
+        assert_eq!(
+            &c["Id"].as_str().unwrap()[..12],
+            hostname,
+            "hostname defaults to the short id"
+        );
         // The image is unchanged by the container's overrides.
         let img = &json(&env.ok(["image", "inspect", "busybox"]))[0]["Config"];
         assert_eq!(img["Cmd"], serde_json::json!(["sh", "-c", "echo default"]));
@@ -78,18 +111,42 @@ fn containers_are_isolated_and_the_image_is_unchanged() {
             stdout(&o)
         };
         let before = layer_listing();
-        env.ok(["run", "--name", "writer", "busybox", "sh", "-c",
-            "echo changed > /etc/passwd && rm /bin/ls && mkdir -p /data && echo mine > /data/f"]);
-        let o = env.run(["run", "--rm", "busybox", "sh", "-c", "cat /etc/passwd; ls /bin/ls; ls /data"]);
-        assert_ne!(o.status.code(), Some(0), "second container must not see the first's changes");
+        env.ok([
+            "run",
+            "--name",
+            "writer",
+            "busybox",
+            "sh",
+            "-c",
+            "echo changed > /etc/passwd && rm /bin/ls && mkdir -p /data && echo mine > /data/f",
+        ]);
+        let o = env.run([
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /etc/passwd; ls /bin/ls; ls /data",
+        ]);
+        assert_ne!(
+            o.status.code(),
+            Some(0),
+            "second container must not see the first's changes"
+        );
         let out = stdout(&o);
         assert!(out.contains("root:x:0:0"), "{out}");
         assert!(!out.contains("changed"));
         assert_eq!(layer_listing(), before, "image layers untouched");
         // The first container keeps its own changes on disk.
-        let upper = env.root.join("containers").join(
-            json(&env.ok(["container", "inspect", "writer"]))[0]["Id"].as_str().unwrap(),
-        ).join("upper/data/f");
+        let upper = env
+            .root
+            .join("containers")
+            .join(
+                json(&env.ok(["container", "inspect", "writer"]))[0]["Id"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .join("upper/data/f");
         assert_eq!(std::fs::read_to_string(upper).unwrap(), "mine\n");
     }
 }
@@ -109,16 +166,32 @@ fn the_sandbox_has_its_own_namespaces_and_mounts() {
             Who::Range => assert!(map.starts_with("0 ") && map.ends_with(" 1"), "{map}"),
             Who::Single => assert!(map.ends_with(" 1"), "{map}"),
         }
-        for dev in ["null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx"] {
+        for dev in [
+            "null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx",
+        ] {
             assert!(out.lines().any(|l| l == dev), "/dev/{dev} missing: {out}");
         }
         assert!(out.contains("sys-ro"), "{out}");
         // Only our own processes are visible: sh and ls (and grep).
         let nprocs: u32 = lines.last().unwrap().parse().unwrap();
-        assert!(nprocs <= 3, "{nprocs} processes visible: pid namespace leak");
-        let with_range = env.ok(["run", "--rm", "busybox", "sh", "-c", "cat /proc/self/uid_map"]);
+        assert!(
+            nprocs <= 3,
+            "{nprocs} processes visible: pid namespace leak"
+        );
+        let with_range = env.ok([
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map",
+        ]);
         let lines = with_range.lines().count();
-        assert_eq!(lines, if env.who == Who::Range { 2 } else { 1 }, "{with_range}");
+        assert_eq!(
+            lines,
+            if env.who == Who::Range { 2 } else { 1 },
+            "{with_range}"
+        );
     }
 }
 
@@ -130,7 +203,10 @@ fn exit_codes_follow_docker() {
             let o = env.run(args);
             (o.status.code(), stderr(&o))
         };
-        assert_eq!(code(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]).0, Some(3));
+        assert_eq!(
+            code(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]).0,
+            Some(3)
+        );
         let (c, e) = code(&["run", "--rm", "busybox", "nosuchcommand"]);
         assert_eq!(c, Some(127));
         assert!(e.contains("executable file not found in $PATH"), "{e}");
@@ -142,30 +218,86 @@ fn exit_codes_follow_docker() {
         assert_eq!(c, Some(127));
         let (c, e) = code(&["run", "--rm", "notanimage"]);
         assert_eq!(c, Some(125));
-        assert!(e.contains("Unable to find image 'notanimage:latest' locally"), "{e}");
+        assert!(
+            e.contains("Unable to find image 'notanimage:latest' locally"),
+            "{e}"
+        );
         assert_eq!(code(&["run", "--bogus-flag", "busybox"]).0, Some(125));
-        assert_eq!(code(&["run", "--rm", "-w", "relative", "busybox", "true"]).0, Some(125));
-        assert_eq!(code(&["run", "--rm", "-e", "=x", "busybox", "true"]).0, Some(125));
-        assert_eq!(code(&["run", "--rm", "--name", "bad/name", "busybox", "true"]).0, Some(125));
+        assert_eq!(
+            code(&["run", "--rm", "-w", "relative", "busybox", "true"]).0,
+            Some(125)
+        );
+        assert_eq!(
+            code(&["run", "--rm", "-e", "=x", "busybox", "true"]).0,
+            Some(125)
+        );
+        assert_eq!(
+            code(&["run", "--rm", "--name", "bad/name", "busybox", "true"]).0,
+            Some(125)
+        );
         // A command killed by a signal ends as 128 + signal.
-        assert_eq!(code(&["run", "--rm", "busybox", "sh", "-c", "sleep 10 & kill -9 $!; wait $!"]).0, Some(137));
+        assert_eq!(
+            code(&[
+                "run",
+                "--rm",
+                "busybox",
+                "sh",
+                "-c",
+                "sleep 10 & kill -9 $!; wait $!"
+            ])
+            .0,
+            Some(137)
+        );
         // --rm containers leave nothing behind, even when the command was not found.
         assert_eq!(env.ok(["ps", "-aq"]).trim(), "");
-        assert_eq!(std::fs::read_dir(env.root.join("containers")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(env.root.join("containers"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }
 
 #[test]
 fn users_and_file_owners_map_through_the_subuid_range() {
-    let Some(env) = Env::new(Who::Range, "owners") else { return };
+    let Some(env) = Env::new(Who::Range, "owners") else {
+        return;
+    };
     env.import_busybox("busybox");
-    let out = env.ok(["run", "--name", "own", "-u", "65534:65534", "busybox", "sh", "-c", "id -u; id -g"]);
+    let out = env.ok([
+        "run",
+        "--name",
+        "own",
+        "-u",
+        "65534:65534",
+        "busybox",
+        "sh",
+        "-c",
+        "id -u; id -g",
+    ]);
     assert_eq!(out, "65534\n65534\n");
-    env.ok(["run", "--name", "chowner", "busybox", "sh", "-c", "echo x > /owned && chown 1000:1000 /owned"]);
-    let id = json(&env.ok(["container", "inspect", "chowner"]))[0]["Id"].as_str().unwrap().to_string();
-    let meta = std::fs::metadata(env.root.join("containers").join(&id).join("upper/owned")).unwrap();
+    env.ok([
+        "run",
+        "--name",
+        "chowner",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /owned && chown 1000:1000 /owned",
+    ]);
+    let id = json(&env.ok(["container", "inspect", "chowner"]))[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let meta =
+        std::fs::metadata(env.root.join("containers").join(&id).join("upper/owned")).unwrap();
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(meta.uid(), env.host_uid_of(1000), "container uid 1000 is a subordinate id on the host");
+    assert_eq!(
+        meta.uid(),
+        env.host_uid_of(1000),
+        "container uid 1000 is a subordinate id on the host"
+    );
     // rm deletes files owned by subordinate ids (through the user namespace).
     env.ok(["rm", "chowner", "own"]);
     assert!(!env.root.join("containers").join(&id).exists());
@@ -173,7 +305,9 @@ fn users_and_file_owners_map_through_the_subuid_range() {
 
 #[test]
 fn single_mapping_collapses_owners_and_refuses_other_users_clearly() {
-    let Some(env) = Env::new(Who::Single, "single") else { return };
+    let Some(env) = Env::new(Who::Single, "single") else {
+        return;
+    };
     // A layer with a file owned by uid 1000 imports, owned by the user, with a note.
     let tarpath = env.home.join("owned.tar");
     let mut b = tar::Builder::new(std::fs::File::create(&tarpath).unwrap());
@@ -189,7 +323,11 @@ fn single_mapping_collapses_owners_and_refuses_other_users_clearly() {
     env.share(&tarpath);
     let o = env.run(["import", tarpath.to_str().unwrap(), "owned"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("no subuid"), "a one-line note: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no subuid"),
+        "a one-line note: {}",
+        stderr(&o)
+    );
 
     env.import_busybox("busybox");
     let o = env.run(["run", "--rm", "-u", "1000", "busybox", "id"]);
@@ -213,7 +351,10 @@ fn ps_rm_and_inspect_track_a_running_container() {
             if let Some(l) = ps.lines().find(|l| l.contains("sleeper")) {
                 break l.to_string();
             }
-            assert!(Instant::now() < deadline, "container never showed as running: {ps}");
+            assert!(
+                Instant::now() < deadline,
+                "container never showed as running: {ps}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         assert!(row.contains("Up "), "{row}");
@@ -228,7 +369,11 @@ fn ps_rm_and_inspect_track_a_running_container() {
         // rm refuses a running container; rm -f kills and removes it.
         let o = env.run(["rm", "sleeper"]);
         assert_eq!(o.status.code(), Some(125));
-        assert!(stderr(&o).contains("cannot remove a running container"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cannot remove a running container"),
+            "{}",
+            stderr(&o)
+        );
         env.ok(["rm", "-f", "sleeper"]);
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(137), "killed container ends 137");
@@ -240,14 +385,19 @@ fn ps_rm_and_inspect_track_a_running_container() {
         assert!(env.ok(["ps", "-a"]).contains("Exited (0)"));
         let o = env.run(["rm", "a1", &id2, "ghost"]);
         assert_eq!(o.status.code(), Some(125));
-        assert!(stderr(&o).contains("No such container: ghost"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("No such container: ghost"),
+            "{}",
+            stderr(&o)
+        );
         assert_eq!(env.ok(["ps", "-aq"]).trim(), "");
     }
 }
 
 #[test]
 fn a_dead_supervisor_never_leaves_a_container_up() {
-    let Some(env) = Env::new(Who::Range, "dead_sup").or_else(|| Env::new(Who::Single, "dead_sup")) else {
+    let Some(env) = Env::new(Who::Range, "dead_sup").or_else(|| Env::new(Who::Single, "dead_sup"))
+    else {
         return;
     };
     env.import_busybox("busybox");
@@ -258,11 +408,18 @@ fn a_dead_supervisor_never_leaves_a_container_up() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // SIGKILL the burrow process: its children die with it (parent-death signal).
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while env.ok(["ps"]).contains("orphan") {
-        assert!(Instant::now() < deadline, "container still Up after its supervisor died");
+        assert!(
+            Instant::now() < deadline,
+            "container still Up after its supervisor died"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(env.ok(["ps", "-a"]).contains("Exited (137)"));
@@ -273,13 +430,28 @@ fn a_dead_supervisor_never_leaves_a_container_up() {
 fn copy_rootfs_fallback_runs_the_same() {
     for env in users("copy_mode") {
         env.import_busybox("busybox");
-        let out = env.ok_with_env("BURROW_ROOTFS", "copy", ["run", "--name", "copied", "busybox", "sh", "-c", "echo hi > /f; cat /f; ls /bin/sh"]);
+        let out = env.ok_with_env(
+            "BURROW_ROOTFS",
+            "copy",
+            [
+                "run",
+                "--name",
+                "copied",
+                "busybox",
+                "sh",
+                "-c",
+                "echo hi > /f; cat /f; ls /bin/sh",
+            ],
+        );
         assert_eq!(out, "hi\n/bin/sh\n");
         let c = &json(&env.ok(["container", "inspect", "copied"]))[0];
         assert_eq!(c["RootfsMode"], "copy");
         let c2 = env.ok(["run", "--name", "overlaid", "busybox", "true"]);
         assert!(c2.is_empty());
-        assert_eq!(json(&env.ok(["container", "inspect", "overlaid"]))[0]["RootfsMode"], "overlay");
+        assert_eq!(
+            json(&env.ok(["container", "inspect", "overlaid"]))[0]["RootfsMode"],
+            "overlay"
+        );
         env.ok(["rm", "copied", "overlaid"]);
     }
 }
@@ -293,7 +465,10 @@ fn concurrent_runs_with_one_name_leave_exactly_one_container() {
     let children: Vec<_> = (0..8)
         .map(|_| spawn(env.cmd(["run", "--name", "same", "busybox", "true"])))
         .collect();
-    let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
     let ok = outs.iter().filter(|o| o.status.success()).count();
     assert_eq!(ok, 1, "exactly one run wins the name");
     for o in outs.iter().filter(|o| !o.status.success()) {
@@ -308,7 +483,14 @@ fn info_reports_the_host_and_completion_prints_scripts() {
     for env in users("info") {
         let j = json(&env.ok(["info", "--format", "json"]));
         assert_eq!(j["UserNamespaces"]["Works"], true, "{j}");
-        assert_eq!(j["IdMapping"]["Mode"], if env.who == Who::Range { "range" } else { "single" });
+        assert_eq!(
+            j["IdMapping"]["Mode"],
+            if env.who == Who::Range {
+                "range"
+            } else {
+                "single"
+            }
+        );
         assert_eq!(j["Rootfs"], "overlay");
         assert!(["v1", "v2", "hybrid"].contains(&j["Cgroup"]["mode"].as_str().unwrap()));
         assert_eq!(j["Store"], env.root.to_str().unwrap());

@@ -10,7 +10,9 @@ pub enum Shell {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  burrow completion bash > ~/.local/share/bash-completion/completions/burrow\n  burrow completion fish > ~/.config/fish/completions/burrow.fish")]
+#[command(
+    after_help = "Examples:\n  burrow completion bash > ~/.local/share/bash-completion/completions/burrow\n  burrow completion fish > ~/.config/fish/completions/burrow.fish"
+)]
 pub struct CompletionArgs {
     /// Shell to generate for
     pub shell: Shell,
@@ -22,6 +24,11 @@ pub fn run(a: CompletionArgs) -> anyhow::Result<i32> {
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
-    clap_complete::generate(shell, &mut super::Cli::command(), "burrow", &mut std::io::stdout());
+    clap_complete::generate(
+        shell,
+        &mut super::Cli::command(),
+        "burrow",
+        &mut std::io::stdout(),
+    );
     Ok(0)
 }

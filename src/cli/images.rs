@@ -12,7 +12,9 @@ use crate::store::hex_of;
 use crate::util::human;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  burrow images\n  burrow image ls busybox\n  burrow images -q\n  burrow images --format json")]
+#[command(
+    after_help = "Examples:\n  burrow images\n  burrow image ls busybox\n  burrow images -q\n  burrow images --format json"
+)]
 pub struct ImagesArgs {
     /// Only show image ids
     #[arg(short, long)]
@@ -29,7 +31,11 @@ pub struct ImagesArgs {
 
 pub fn run(root: Option<PathBuf>, a: ImagesArgs) -> anyhow::Result<i32> {
     if a.format != "table" && a.format != "json" {
-        return Err(Exit::new(exit::BURROW, format!("unknown --format {:?}: use table or json", a.format)).into());
+        return Err(Exit::new(
+            exit::BURROW,
+            format!("unknown --format {:?}: use table or json", a.format),
+        )
+        .into());
     }
     let filter = a
         .repository
@@ -38,9 +44,10 @@ pub fn run(root: Option<PathBuf>, a: ImagesArgs) -> anyhow::Result<i32> {
         .transpose()
         .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     // `images busybox` matches every tag; `images busybox:1` only that tag.
-    let tag_given = a.repository.as_deref().is_some_and(|r| {
-        r.rsplit_once(':').is_some_and(|(_, t)| !t.contains('/'))
-    });
+    let tag_given = a
+        .repository
+        .as_deref()
+        .is_some_and(|r| r.rsplit_once(':').is_some_and(|(_, t)| !t.contains('/')));
     let ctx = Ctx::open(root)?;
     let mut rows = Vec::new();
     let mut ids = Vec::new();
@@ -61,7 +68,12 @@ pub fn run(root: Option<PathBuf>, a: ImagesArgs) -> anyhow::Result<i32> {
                         f.full_repository() == t.full_repository() && (!tag_given || f.tag == t.tag)
                     }
                 })
-                .map(|t| (t.short_repository(), t.tag.clone().unwrap_or_else(|| "<none>".into())))
+                .map(|t| {
+                    (
+                        t.short_repository(),
+                        t.tag.clone().unwrap_or_else(|| "<none>".into()),
+                    )
+                })
                 .collect()
         };
         if filter.is_some() && img.tags.is_empty() {

@@ -11,7 +11,9 @@ use crate::image::import::{import_tar, ImportOptions};
 use crate::image::reference::Reference;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  burrow import busybox.tar busybox --change 'CMD [\"sh\"]'\n  zstd -dc rootfs.tar.zst | burrow import - myimage:1.0\n  burrow import debian.tar.gz debian --change 'ENV LANG=C.UTF-8' --change 'WORKDIR /root'")]
+#[command(
+    after_help = "Examples:\n  burrow import busybox.tar busybox --change 'CMD [\"sh\"]'\n  zstd -dc rootfs.tar.zst | burrow import - myimage:1.0\n  burrow import debian.tar.gz debian --change 'ENV LANG=C.UTF-8' --change 'WORKDIR /root'"
+)]
 pub struct ImportArgs {
     /// Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL)
     #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]

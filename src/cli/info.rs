@@ -19,7 +19,11 @@ pub struct InfoArgs {
 
 pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
     if a.format != "text" && a.format != "json" {
-        return Err(Exit::new(exit::BURROW, format!("unknown --format {:?}: use text or json", a.format)).into());
+        return Err(Exit::new(
+            exit::BURROW,
+            format!("unknown --format {:?}: use text or json", a.format),
+        )
+        .into());
     }
     let ctx = Ctx::open(root)?;
     let m = &ctx.mapping;
@@ -73,15 +77,30 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
     }
     println!(
         "newuidmap/newgidmap: {}",
-        if m.newuidmap.is_some() && m.newgidmap.is_some() { "installed" } else { "missing (apt-get install uidmap)" }
+        if m.newuidmap.is_some() && m.newgidmap.is_some() {
+            "installed"
+        } else {
+            "missing (apt-get install uidmap)"
+        }
     );
-    println!("ID mapping:        {}", if m.is_range() { "range (container ids 0-65536)" } else { "single (container root = you)" });
+    println!(
+        "ID mapping:        {}",
+        if m.is_range() {
+            "range (container ids 0-65536)"
+        } else {
+            "single (container root = you)"
+        }
+    );
     println!("Rootfs mode:       {rootfs}");
     println!(
         "Cgroups:           {}{}",
         cg.mode,
         match (&cg.own_v2_dir, cg.writable) {
-            (Some(d), true) => format!(", delegated: {} [{}]", d.display(), cg.controllers.join(" ")),
+            (Some(d), true) => format!(
+                ", delegated: {} [{}]",
+                d.display(),
+                cg.controllers.join(" ")
+            ),
             (Some(d), false) => format!(", not delegated ({} is not writable)", d.display()),
             (None, _) => String::new(),
         }

@@ -11,7 +11,9 @@ use crate::exit;
 use crate::image::catalog;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  burrow image inspect busybox\n  burrow container inspect web\n  burrow inspect web busybox")]
+#[command(
+    after_help = "Examples:\n  burrow image inspect busybox\n  burrow container inspect web\n  burrow inspect web busybox"
+)]
 pub struct InspectArgs {
     /// Names or ids
     #[arg(required = true)]
@@ -65,7 +67,11 @@ pub fn run(root: Option<PathBuf>, a: InspectArgs, kind: Kind) -> anyhow::Result<
             Kind::Container => "container",
             Kind::Any => "object",
         };
-        return Err(Exit::new(exit::BURROW, format!("No such {what}: {}", missing.join(", "))).into());
+        return Err(Exit::new(
+            exit::BURROW,
+            format!("No such {what}: {}", missing.join(", ")),
+        )
+        .into());
     }
     Ok(0)
 }

@@ -27,7 +27,11 @@ pub struct PsArgs {
 
 pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
     if a.format != "table" && a.format != "json" {
-        return Err(super::Exit::new(crate::exit::BURROW, format!("unknown --format {:?}: use table or json", a.format)).into());
+        return Err(super::Exit::new(
+            crate::exit::BURROW,
+            format!("unknown --format {:?}: use table or json", a.format),
+        )
+        .into());
     }
     let ctx = Ctx::open(root)?;
     let recs: Vec<_> = container::list(&ctx.store)?
@@ -45,7 +49,11 @@ pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
         .map(|r| {
             let command = quote_command(&r.config.argv(), !a.no_trunc);
             vec![
-                if a.no_trunc { r.id.clone() } else { r.id[..12].to_string() },
+                if a.no_trunc {
+                    r.id.clone()
+                } else {
+                    r.id[..12].to_string()
+                },
                 r.config.image.clone(),
                 command,
                 human::ago(&r.created),
@@ -66,7 +74,15 @@ pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     table::print(
-        &["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ],
         &rows,
     );
     Ok(0)
@@ -96,6 +112,9 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         assert_eq!(quote_command(&long, true), "\"sh -c while true; d…\"");
-        assert_eq!(quote_command(&long, false), "\"sh -c while true; do echo hi; done\"");
+        assert_eq!(
+            quote_command(&long, false),
+            "\"sh -c while true; do echo hi; done\""
+        );
     }
 }

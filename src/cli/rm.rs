@@ -36,7 +36,14 @@ pub fn run(root: Option<PathBuf>, a: RmArgs) -> anyhow::Result<i32> {
         }
     }
     if failed > 0 {
-        return Err(Exit::new(exit::BURROW, format!("{failed} of {} container(s) not removed", a.containers.len())).into());
+        return Err(Exit::new(
+            exit::BURROW,
+            format!(
+                "{failed} of {} container(s) not removed",
+                a.containers.len()
+            ),
+        )
+        .into());
     }
     Ok(0)
 }

@@ -14,7 +14,9 @@ use crate::sandbox::RootfsChoice;
 use crate::store::StoreError;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  burrow run hello-world\n  burrow run --rm busybox echo hello\n  burrow run --rm -e COLOR=blue busybox sh -c 'echo $COLOR'\n  burrow run -it --rm busybox sh")]
+#[command(
+    after_help = "Examples:\n  burrow run hello-world\n  burrow run --rm busybox echo hello\n  burrow run --rm -e COLOR=blue busybox sh -c 'echo $COLOR'\n  burrow run -it --rm busybox sh"
+)]
 pub struct RunArgs {
     /// Assign a name to the container
     #[arg(long)]
@@ -58,13 +60,18 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
     let env = collect_env(&a.env, &a.env_file)?;
     if let Some(w) = &a.workdir {
         if !w.starts_with('/') {
-            return Err(Exit::new(exit::BURROW, format!("the working directory {w:?} is invalid, it needs to be an absolute path")).into());
+            return Err(Exit::new(
+                exit::BURROW,
+                format!("the working directory {w:?} is invalid, it needs to be an absolute path"),
+            )
+            .into());
         }
     }
     if let Some(n) = &a.name {
         container::validate_name(n)?;
     }
-    let reference = Reference::parse(&a.image).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    let reference =
+        Reference::parse(&a.image).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     let rootfs = RootfsChoice::from_env().map_err(|e| Exit::new(exit::BURROW, e))?;
     let ctx = Ctx::open(root)?;
 
@@ -130,9 +137,8 @@ pub fn collect_env(flags: &[String], files: &[PathBuf]) -> anyhow::Result<Vec<St
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            push_env(&mut out, line).map_err(|e| {
-                Exit::new(exit::BURROW, format!("{}:{}: {e}", f.display(), n + 1))
-            })?;
+            push_env(&mut out, line)
+                .map_err(|e| Exit::new(exit::BURROW, format!("{}:{}: {e}", f.display(), n + 1)))?;
         }
     }
     for e in flags {

@@ -53,7 +53,11 @@ pub fn run_rmi(root: Option<PathBuf>, a: RmiArgs) -> anyhow::Result<i32> {
         }
     }
     if failed > 0 {
-        return Err(Exit::new(exit::BURROW, format!("{failed} of {} image(s) not removed", a.images.len())).into());
+        return Err(Exit::new(
+            exit::BURROW,
+            format!("{failed} of {} image(s) not removed", a.images.len()),
+        )
+        .into());
     }
     Ok(0)
 }

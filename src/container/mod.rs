@@ -91,7 +91,10 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerRecord> {
 
     let id = store::random_hex(32);
     // Docker's default hostname is the short id.
-    config.hostname = opts.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    config.hostname = opts
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id[..12].to_string());
     let name = match &opts.name {
         Some(n) => {
             names::reserve(store, n, &id)?;
@@ -308,7 +311,12 @@ pub fn find(store: &Store, key: &str) -> Result<ContainerRecord> {
 }
 
 /// Remove a container; `force` kills a running one first.
-pub fn remove(store: &Store, rec: &ContainerRecord, mapping: &IdMapping, force: bool) -> Result<()> {
+pub fn remove(
+    store: &Store,
+    rec: &ContainerRecord,
+    mapping: &IdMapping,
+    force: bool,
+) -> Result<()> {
     if rec.live_status(store) == Status::Running {
         if !force {
             return Err(ContainerError::Running(rec.id.clone()));

@@ -12,9 +12,30 @@ const ADJECTIVES: [&str; 24] = [
     "swift", "tidy", "wise",
 ];
 const NOUNS: [&str; 24] = [
-    "badger", "beaver", "bilby", "chipmunk", "dormouse", "ferret", "gopher", "hamster", "hedgehog",
-    "jerboa", "marmot", "meerkat", "mole", "mouse", "otter", "pika", "prairiedog", "rabbit", "shrew",
-    "squirrel", "vole", "wallaby", "wombat", "woodchuck",
+    "badger",
+    "beaver",
+    "bilby",
+    "chipmunk",
+    "dormouse",
+    "ferret",
+    "gopher",
+    "hamster",
+    "hedgehog",
+    "jerboa",
+    "marmot",
+    "meerkat",
+    "mole",
+    "mouse",
+    "otter",
+    "pika",
+    "prairiedog",
+    "rabbit",
+    "shrew",
+    "squirrel",
+    "vole",
+    "wallaby",
+    "wombat",
+    "woodchuck",
 ];
 
 /// Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
@@ -59,7 +80,9 @@ pub fn reserve(store: &Store, name: &str, id: &str) -> Result<()> {
                 id: holder,
             })
         }
-        Err(e) => Err(ContainerError::Other(format!("reserving name {name:?}: {e}"))),
+        Err(e) => Err(ContainerError::Other(format!(
+            "reserving name {name:?}: {e}"
+        ))),
     }
 }
 

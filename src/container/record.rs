@@ -134,7 +134,10 @@ impl ContainerRecord {
     /// can tell the live process from a reused pid.
     pub fn write_pid_file(&self, store: &Store) -> std::io::Result<()> {
         let start = process::start_time(Path::new("/proc"), self.state.pid).unwrap_or(0);
-        std::fs::write(store.pid_file(&self.id), format!("{} {start}\n", self.state.pid))
+        std::fs::write(
+            store.pid_file(&self.id),
+            format!("{} {start}\n", self.state.pid),
+        )
     }
 
     /// Is PID 1 (as recorded) still the same live process?
@@ -187,11 +190,12 @@ impl ContainerRecord {
                 Err(_) => "Up".into(),
             },
             Status::Exited => {
-                let when = if live.state.finished_at == ZERO_TIME || live.state.finished_at.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {}", human::ago(&live.state.finished_at))
-                };
+                let when =
+                    if live.state.finished_at == ZERO_TIME || live.state.finished_at.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", human::ago(&live.state.finished_at))
+                    };
                 format!("Exited ({}){when}", live.state.exit_code)
             }
         }

@@ -13,7 +13,9 @@ pub enum Compression {
 pub enum CompressError {
     #[error("reading archive: {0}")]
     Read(#[from] std::io::Error),
-    #[error("archive is {0}-compressed; burrow reads plain tar, gzip and zstd (decompress it first)")]
+    #[error(
+        "archive is {0}-compressed; burrow reads plain tar, gzip and zstd (decompress it first)"
+    )]
     Unsupported(&'static str),
     #[error("not a tar archive (no tar header and no gzip or zstd magic)")]
     NotTar,
@@ -31,7 +33,11 @@ pub fn detect(head: &[u8]) -> Result<Compression, CompressError> {
         [b'B', b'Z', b'h', ..] => Err(CompressError::Unsupported("bzip2")),
         h if h.len() >= 262 && &h[257..262] == b"ustar" => Ok(Compression::None),
         // A v7 tar has no magic; accept a header whose checksum field is octal.
-        h if h.len() >= 512 && h[148..154].iter().all(|b| matches!(b, b'0'..=b'7' | b' ' | 0)) => {
+        h if h.len() >= 512
+            && h[148..154]
+                .iter()
+                .all(|b| matches!(b, b'0'..=b'7' | b' ' | 0)) =>
+        {
             Ok(Compression::None)
         }
         _ => Err(CompressError::NotTar),
@@ -62,9 +68,18 @@ mod tests {
     #[test]
     fn detects_by_magic() {
         assert_eq!(detect(&[0x1f, 0x8b, 8]).unwrap(), Compression::Gzip);
-        assert_eq!(detect(&[0x28, 0xb5, 0x2f, 0xfd]).unwrap(), Compression::Zstd);
-        assert!(matches!(detect(b"\xfd7zXZ\0"), Err(CompressError::Unsupported("xz"))));
-        assert!(matches!(detect(b"BZh91AY"), Err(CompressError::Unsupported("bzip2"))));
+        assert_eq!(
+            detect(&[0x28, 0xb5, 0x2f, 0xfd]).unwrap(),
+            Compression::Zstd
+        );
+        assert!(matches!(
+            detect(b"\xfd7zXZ\0"),
+            Err(CompressError::Unsupported("xz"))
+        ));
+        assert!(matches!(
+            detect(b"BZh91AY"),
+            Err(CompressError::Unsupported("bzip2"))
+        ));
         assert!(matches!(detect(b"hello world"), Err(CompressError::NotTar)));
         assert!(matches!(detect(b""), Err(CompressError::Empty)));
         let mut h = tar::Header::new_ustar();

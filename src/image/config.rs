@@ -59,12 +59,7 @@ impl ImageRuntimeConfig {
             cmd: c.cmd().clone(),
             entrypoint: c.entrypoint().clone(),
             working_dir: c.working_dir().clone().unwrap_or_default(),
-            labels: c
-                .labels()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            labels: c.labels().clone().unwrap_or_default().into_iter().collect(),
             stop_signal: c.stop_signal().clone(),
         }
     }
@@ -80,14 +75,12 @@ impl ImageRuntimeConfig {
         c.set_cmd(self.cmd.clone());
         c.set_entrypoint(self.entrypoint.clone());
         c.set_working_dir(non_empty(&self.working_dir));
-        c.set_labels(
-            (!self.labels.is_empty()).then(|| {
-                self.labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            }),
-        );
+        c.set_labels((!self.labels.is_empty()).then(|| {
+            self.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }));
         c.set_stop_signal(self.stop_signal.clone());
         c
     }

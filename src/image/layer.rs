@@ -446,10 +446,10 @@ impl Extractor {
         let mode = numeric(header.mode().map(u64::from), &raw.mode)
             .map_err(|e| s.read_err(e, "corrupt header (mode)"))? as u32
             & 0o7777;
-        let uid = numeric(header.uid(), &raw.uid)
-            .map_err(|e| s.read_err(e, "corrupt header (uid)"))?;
-        let gid = numeric(header.gid(), &raw.gid)
-            .map_err(|e| s.read_err(e, "corrupt header (gid)"))?;
+        let uid =
+            numeric(header.uid(), &raw.uid).map_err(|e| s.read_err(e, "corrupt header (uid)"))?;
+        let gid =
+            numeric(header.gid(), &raw.gid).map_err(|e| s.read_err(e, "corrupt header (gid)"))?;
         let mtime = match s.pax_mtime {
             Some(t) => t,
             None => {
@@ -639,9 +639,8 @@ impl Extractor {
                 } else if tparent == parent {
                     dir
                 } else {
-                    tdir_owned =
-                        open_in_root(root, tparent, OFlag::O_PATH | OFlag::O_DIRECTORY)
-                            .map_err(target_err)?;
+                    tdir_owned = open_in_root(root, tparent, OFlag::O_PATH | OFlag::O_DIRECTORY)
+                        .map_err(target_err)?;
                     tdir_owned.as_fd()
                 };
                 // Fail before removing anything if the target is missing.
@@ -655,7 +654,13 @@ impl Extractor {
             }
             Kind::Fifo => {
                 let ((), r) = replace_at(dir, name, || {
-                    mknodat(dir, name, SFlag::S_IFIFO, Mode::from_bits_truncate(0o600), 0)
+                    mknodat(
+                        dir,
+                        name,
+                        SFlag::S_IFIFO,
+                        Mode::from_bits_truncate(0o600),
+                        0,
+                    )
                 })
                 .map_err(|e| s.write_err(e, "create fifo"))?;
                 removed = r;
@@ -755,7 +760,6 @@ impl Extractor {
         }
         Ok(())
     }
-
 }
 
 /// Sets the entry's PAX `user.*` xattrs on `fd`, counting those the
@@ -1056,9 +1060,7 @@ fn is_opaque(fd: BorrowedFd<'_>) -> io::Result<bool> {
         Ok(None) => Ok(false),
         // A value that does not fit cannot be "y"; a filesystem without
         // xattrs cannot hold opaque directories.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ERANGE) | Some(libc::ENOTSUP)) => {
-            Ok(false)
-        }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ERANGE) | Some(libc::ENOTSUP)) => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -1144,14 +1146,20 @@ fn copy_tree(
                 let mut to = File::from(fd);
                 // File-to-file io::copy uses copy_file_range on Linux.
                 io::copy(&mut from, &mut to).map_err(|e| ctx(e, "copy file data"))?;
-                lenient_chown(fchown(&to, Some(Uid::from_raw(owner.0)), Some(Gid::from_raw(owner.1))))
-                    .map_err(|e| ctx(e, "chown file"))?;
+                lenient_chown(fchown(
+                    &to,
+                    Some(Uid::from_raw(owner.0)),
+                    Some(Gid::from_raw(owner.1)),
+                ))
+                .map_err(|e| ctx(e, "chown file"))?;
                 set_fd_meta(&to, None, mode, &mtime).map_err(|e| ctx(e, "set file mode/mtime"))?;
             }
             libc::S_IFLNK => {
                 let target = readlinkat(src, name).map_err(|e| ctx(e, "read symbolic link"))?;
-                replace_at(dst, name.to_bytes(), || symlinkat(target.as_os_str(), dst, name))
-                    .map_err(|e| ctx(e, "create symbolic link"))?;
+                replace_at(dst, name.to_bytes(), || {
+                    symlinkat(target.as_os_str(), dst, name)
+                })
+                .map_err(|e| ctx(e, "create symbolic link"))?;
                 lenient_chown(fchownat(
                     dst,
                     name,
@@ -1165,7 +1173,13 @@ fn copy_tree(
             }
             libc::S_IFIFO => {
                 replace_at(dst, name.to_bytes(), || {
-                    mknodat(dst, name, SFlag::S_IFIFO, Mode::from_bits_truncate(0o600), 0)
+                    mknodat(
+                        dst,
+                        name,
+                        SFlag::S_IFIFO,
+                        Mode::from_bits_truncate(0o600),
+                        0,
+                    )
                 })
                 .map_err(|e| ctx(e, "create fifo"))?;
                 let fd = openat(
@@ -1175,8 +1189,12 @@ fn copy_tree(
                     Mode::empty(),
                 )
                 .map_err(|e| ctx(e, "open fifo"))?;
-                lenient_chown(fchown(&fd, Some(Uid::from_raw(owner.0)), Some(Gid::from_raw(owner.1))))
-                    .map_err(|e| ctx(e, "chown fifo"))?;
+                lenient_chown(fchown(
+                    &fd,
+                    Some(Uid::from_raw(owner.0)),
+                    Some(Gid::from_raw(owner.1)),
+                ))
+                .map_err(|e| ctx(e, "chown fifo"))?;
                 set_fd_meta(&fd, None, mode, &mtime).map_err(|e| ctx(e, "set fifo mode/mtime"))?;
             }
             // Devices and sockets: cannot be created unprivileged, and
@@ -1296,10 +1314,18 @@ mod tests {
             self
         }
         fn file(&mut self, path: &str, data: &[u8]) -> &mut Self {
-            self.entry(path, header(EntryType::Regular, data.len() as u64, 0o644), data)
+            self.entry(
+                path,
+                header(EntryType::Regular, data.len() as u64, 0o644),
+                data,
+            )
         }
         fn file_mode(&mut self, path: &str, data: &[u8], mode: u32) -> &mut Self {
-            self.entry(path, header(EntryType::Regular, data.len() as u64, mode), data)
+            self.entry(
+                path,
+                header(EntryType::Regular, data.len() as u64, mode),
+                data,
+            )
         }
         fn owned(&mut self, path: &str, kind: EntryType, uid: u64, gid: u64) -> &mut Self {
             let mut h = header(kind, 0, if kind.is_dir() { 0o755 } else { 0o644 });
@@ -1434,13 +1460,22 @@ mod tests {
         assert!(report.notes.is_empty(), "{:?}", report.notes);
 
         let d = &env.dest;
-        assert_eq!(fs::read(d.join("etc/hosts")).unwrap(), b"127.0.0.1 localhost\n");
+        assert_eq!(
+            fs::read(d.join("etc/hosts")).unwrap(),
+            b"127.0.0.1 localhost\n"
+        );
         assert_eq!(fs::read(d.join("bin/big")).unwrap(), big);
         let su = fs::metadata(d.join("bin/su")).unwrap();
         assert_eq!(su.mode() & 0o7777, 0o4755, "setuid bit kept");
         assert_eq!(su.mtime(), MTIME as i64);
-        assert_eq!(fs::read_link(d.join("bin/sh")).unwrap(), Path::new("busybox"));
-        assert_eq!(fs::read_link(d.join("abs")).unwrap(), Path::new("/etc/hosts"));
+        assert_eq!(
+            fs::read_link(d.join("bin/sh")).unwrap(),
+            Path::new("busybox")
+        );
+        assert_eq!(
+            fs::read_link(d.join("abs")).unwrap(),
+            Path::new("/etc/hosts")
+        );
         let hard = fs::metadata(d.join("etc/hosts.hard")).unwrap();
         assert_eq!(hard.ino(), fs::metadata(d.join("etc/hosts")).unwrap().ino());
         let fifo = fs::symlink_metadata(d.join("run/fifo")).unwrap();
@@ -1476,7 +1511,11 @@ mod tests {
         assert_eq!(fs::read(env.dest.join(&long)).unwrap(), b"long");
         let md = fs::metadata(env.dest.join("pax")).unwrap();
         assert_eq!((md.mtime(), md.mtime_nsec()), (MTIME as i64, 500_000_000));
-        if report.notes.iter().any(|n| n.contains("extended attribute")) {
+        if report
+            .notes
+            .iter()
+            .any(|n| n.contains("extended attribute"))
+        {
             eprintln!("SKIPPED xattr check: filesystem lacks user xattrs");
         } else {
             let p = env.dest.join("pax");
@@ -1547,9 +1586,7 @@ mod tests {
     #[test]
     fn dotdot_in_the_middle_is_rejected() {
         let env = Env::new();
-        let tar = Raw::default()
-            .file("a/../../escape", b"pwned")
-            .finish();
+        let tar = Raw::default().file("a/../../escape", b"pwned").finish();
         unsafe_reason(env.apply(&tar));
         let tar = Raw::default()
             .file("a/b/../../../outside/file", b"pwned")
@@ -1699,7 +1736,10 @@ mod tests {
         env.apply(&tar).unwrap();
         let h = fs::metadata(env.dest.join("h")).unwrap();
         assert_ne!(h.ino(), passwd.ino());
-        assert_eq!(h.ino(), fs::metadata(env.dest.join("etc/passwd")).unwrap().ino());
+        assert_eq!(
+            h.ino(),
+            fs::metadata(env.dest.join("etc/passwd")).unwrap().ino()
+        );
         env.assert_contained();
     }
 
@@ -1731,7 +1771,10 @@ mod tests {
             .finish();
         env.apply(&tar).unwrap();
         let h = fs::metadata(env.dest.join("h")).unwrap();
-        assert_eq!(h.ino(), fs::metadata(env.dest.join("real/file")).unwrap().ino());
+        assert_eq!(
+            h.ino(),
+            fs::metadata(env.dest.join("real/file")).unwrap().ino()
+        );
         env.assert_contained();
     }
 
@@ -1947,12 +1990,18 @@ mod tests {
         let tar = Tar::new().entry("su", h, b"#!").finish();
         env.apply(&tar).unwrap();
         let md = fs::metadata(env.dest.join("su")).unwrap();
-        assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (1000, 1000, 0o6755));
+        assert_eq!(
+            (md.uid(), md.gid(), md.mode() & 0o7777),
+            (1000, 1000, 0o6755)
+        );
     }
 
     #[test]
     fn ownership_collapse() {
-        let me = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        let me = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
         let env = Env::new();
         let tar = Tar::new()
             .owned("f", EntryType::Regular, 1000, 1000)
@@ -2038,10 +2087,17 @@ mod tests {
         assert_eq!(names(&d.join("ro")), ["added", "file"]);
         assert_eq!(fs::read(d.join("keep")).unwrap(), b"v2");
         assert_eq!(fs::read_link(d.join("link")).unwrap(), Path::new("a/one"));
-        assert!(fs::symlink_metadata(d.join("fifo")).unwrap().file_type().is_fifo());
+        assert!(fs::symlink_metadata(d.join("fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
         let a = fs::metadata(d.join("a")).unwrap();
         assert_eq!(a.mode() & 0o7777, 0o700, "upper layer's mode wins");
-        assert_eq!(xattr(&d.join("a"), OPAQUE_XATTR), None, "no overlay xattrs copied");
+        assert_eq!(
+            xattr(&d.join("a"), OPAQUE_XATTR),
+            None,
+            "no overlay xattrs copied"
+        );
         let c = fs::metadata(d.join("c")).unwrap();
         assert_eq!((c.mode() & 0o7777, c.mtime()), (0o750, MTIME as i64));
         assert_eq!(fs::metadata(d.join("ro")).unwrap().mode() & 0o7777, 0o555);

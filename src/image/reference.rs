@@ -222,8 +222,14 @@ mod tests {
         assert_eq!(full("localhost:5000/app"), "localhost:5000/app:latest");
         assert_eq!(full("localhost/app:v1"), "localhost/app:v1");
         assert_eq!(full("quay.io/team/sub/app:x"), "quay.io/team/sub/app:x");
-        assert_eq!(full("index.docker.io/nginx"), "docker.io/library/nginx:latest");
-        assert_eq!(full("docker.io/library/nginx"), "docker.io/library/nginx:latest");
+        assert_eq!(
+            full("index.docker.io/nginx"),
+            "docker.io/library/nginx:latest"
+        );
+        assert_eq!(
+            full("docker.io/library/nginx"),
+            "docker.io/library/nginx:latest"
+        );
     }
 
     #[test]

@@ -67,7 +67,11 @@ mod tests {
         let sys = d.path().join("sys");
         std::fs::create_dir_all(sys.join("unified/user.slice")).unwrap();
         std::fs::write(sys.join("unified/cgroup.controllers"), "hugetlb\n").unwrap();
-        std::fs::write(sys.join("unified/user.slice/cgroup.controllers"), "hugetlb\n").unwrap();
+        std::fs::write(
+            sys.join("unified/user.slice/cgroup.controllers"),
+            "hugetlb\n",
+        )
+        .unwrap();
         let pc = d.path().join("cgroup");
         std::fs::write(&pc, "12:memory:/user.slice\n0::/user.slice\n").unwrap();
         let i = detect(&sys, &pc);

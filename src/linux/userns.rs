@@ -57,8 +57,11 @@ pub enum UsernsError {
 
 /// The fix for "user namespaces do not work", for the host we are on.
 pub fn disabled_message() -> String {
-    let mut msg = String::from("cannot create a user namespace: unprivileged user namespaces are disabled on this host");
-    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") {
+    let mut msg = String::from(
+        "cannot create a user namespace: unprivileged user namespaces are disabled on this host",
+    );
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+    {
         if v.trim() == "1" {
             msg.push_str(
                 " (AppArmor restricts them: run `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0` or add an AppArmor profile for burrow)",
@@ -313,7 +316,9 @@ where
     result?;
     if let Some(e) = msg.strip_prefix('\x01') {
         return Err(UsernsError::Disabled(
-            e.parse::<i32>().map(nix::Error::from_raw).unwrap_or(nix::Error::EPERM),
+            e.parse::<i32>()
+                .map(nix::Error::from_raw)
+                .unwrap_or(nix::Error::EPERM),
         ));
     }
     if code != 0 {

@@ -42,7 +42,11 @@ fn fail(step: &str, message: impl Into<String>, code: i32) -> StartError {
 }
 
 fn setup_err(e: impl std::fmt::Display) -> StartError {
-    fail("setup", format!("setting up the container: {e}"), exit::BURROW)
+    fail(
+        "setup",
+        format!("setting up the container: {e}"),
+        exit::BURROW,
+    )
 }
 
 enum Never {}
@@ -220,9 +224,13 @@ fn exec(argv: &[String], env: &[String]) -> Result<Never, StartError> {
             .collect()
     };
     let cstr = |s: &str| {
-        CString::new(s).map_err(|_| fail("exec", format!("{s:?} contains a NUL byte"), exit::BURROW))
+        CString::new(s)
+            .map_err(|_| fail("exec", format!("{s:?} contains a NUL byte"), exit::BURROW))
     };
-    let c_argv = argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let c_argv = argv
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<Vec<_>, _>>()?;
     let c_env = env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>, _>>()?;
     process::reset_signals();
     let mut denied = None;

@@ -74,7 +74,8 @@ fn fail(step: &str, message: impl Into<String>, code: i32) -> StartError {
 /// Start the container described by `spec`. Returns once its command has
 /// been exec'd, or with the reason it could not be.
 pub fn start(spec: &Spec) -> Result<Started, StartError> {
-    let sys = |step: &'static str| move |e: nix::Error| fail(step, format!("{step}: {e}"), exit::BURROW);
+    let sys =
+        |step: &'static str| move |e: nix::Error| fail(step, format!("{step}: {e}"), exit::BURROW);
     let (ready_r, ready_w) = process::pipe().map_err(sys("creating pipe"))?;
     let (go_r, go_w) = process::pipe().map_err(sys("creating pipe"))?;
     let (report_r, report_w) = process::pipe().map_err(sys("creating pipe"))?;
@@ -155,7 +156,12 @@ fn inner_main(spec: &Spec, ready_w: OwnedFd, go_r: OwnedFd, report_w: OwnedFd) -
     let _ = process::set_parent_death_signal(Signal::SIGKILL);
     // Ctrl-C reaches the whole foreground process group; the caller relays it
     // to PID 1, and the inner process must survive it to clean up.
-    for s in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP, Signal::SIGTERM] {
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+    ] {
         let _ = process::ignore_signal(s);
     }
 
@@ -167,7 +173,10 @@ fn inner_main(spec: &Spec, ready_w: OwnedFd, go_r: OwnedFd, report_w: OwnedFd) -
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWPID;
     if let Err(e) = nix::sched::unshare(flags) {
-        let msg = if matches!(e, nix::Error::EPERM | nix::Error::ENOSPC | nix::Error::EINVAL) {
+        let msg = if matches!(
+            e,
+            nix::Error::EPERM | nix::Error::ENOSPC | nix::Error::EINVAL
+        ) {
             userns::disabled_message()
         } else {
             format!("creating namespaces: {e}")
@@ -196,7 +205,12 @@ fn inner_main(spec: &Spec, ready_w: OwnedFd, go_r: OwnedFd, report_w: OwnedFd) -
     // Step 4: PID 1. It reports its own failures on the same pipe.
     let pid1 = match process::fork_child(|| child::pid1_main(spec, &root, &mut rep)) {
         Ok(p) => p,
-        Err(e) => return failed(&mut rep, fail("fork", format!("forking PID 1: {e}"), exit::BURROW)),
+        Err(e) => {
+            return failed(
+                &mut rep,
+                fail("fork", format!("forking PID 1: {e}"), exit::BURROW),
+            )
+        }
     };
     report(&mut rep, &Report::Pid(pid1.as_raw()));
     drop(rep);
@@ -232,7 +246,12 @@ fn mount_rootfs(spec: &Spec) -> Result<(RootfsMode, std::path::PathBuf), StartEr
         } else {
             &spec.lowers
         };
-        match mount::overlay(lowers, &spec.dir.join("upper"), &spec.dir.join("work"), &merged) {
+        match mount::overlay(
+            lowers,
+            &spec.dir.join("upper"),
+            &spec.dir.join("work"),
+            &merged,
+        ) {
             Ok(()) => return Ok((RootfsMode::Overlay, merged)),
             Err(e) if spec.rootfs == RootfsChoice::Auto => {
                 tracing::debug!("overlayfs failed, using a full copy: {e}");
@@ -260,7 +279,13 @@ fn mount_rootfs(spec: &Spec) -> Result<(RootfsMode, std::path::PathBuf), StartEr
 
 /// Flatten the layers into a private copy, bottom layer first.
 fn copy_rootfs(spec: &Spec, rootfs: &Path) -> Result<(), StartError> {
-    let err = |e: String| fail("copy", format!("copying the image into the container: {e}"), exit::BURROW);
+    let err = |e: String| {
+        fail(
+            "copy",
+            format!("copying the image into the container: {e}"),
+            exit::BURROW,
+        )
+    };
     if rootfs.exists() {
         std::fs::remove_dir_all(rootfs).map_err(|e| err(e.to_string()))?;
     }

@@ -30,7 +30,8 @@ pub fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
     let (name, uid, mut gid, home) = match (entry, user.parse::<u32>()) {
         (Some((n, u, g, h)), _) => (
             n.to_string(),
-            u.parse().map_err(|_| format!("bad uid in /etc/passwd for {n}"))?,
+            u.parse()
+                .map_err(|_| format!("bad uid in /etc/passwd for {n}"))?,
             g.parse().unwrap_or(0),
             h.to_string(),
         ),
@@ -51,7 +52,9 @@ pub fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
                     let f: Vec<&str> = l.split(':').collect();
                     (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok())?
                 })
-                .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
+                .ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
         };
     }
     let groups = if name.is_empty() {

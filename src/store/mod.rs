@@ -100,7 +100,8 @@ impl Store {
             .write(true)
             .open(&p)
             .map_err(io("opening lock", &p))?;
-        let lock = Flock::lock(f, arg).map_err(|(_, source)| StoreError::Lock { path: p, source })?;
+        let lock =
+            Flock::lock(f, arg).map_err(|(_, source)| StoreError::Lock { path: p, source })?;
         Ok(StoreLock { _lock: lock })
     }
 
@@ -400,12 +401,18 @@ mod tests {
         let id = s.put_image_config(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#).unwrap();
         assert_eq!(s.resolve_image(&hex_of(&id)[..12]).unwrap(), id);
         assert_eq!(s.resolve_image(&id).unwrap(), id);
-        assert!(matches!(s.resolve_image("busybox"), Err(StoreError::NoSuchImage(_))));
+        assert!(matches!(
+            s.resolve_image("busybox"),
+            Err(StoreError::NoSuchImage(_))
+        ));
         let mut repos = BTreeMap::new();
         repos.insert("docker.io/library/busybox:latest".to_string(), id.clone());
         s.save_repositories(&repos).unwrap();
         assert_eq!(s.resolve_image("busybox").unwrap(), id);
-        assert_eq!(s.resolve_image("docker.io/library/busybox:latest").unwrap(), id);
+        assert_eq!(
+            s.resolve_image("docker.io/library/busybox:latest").unwrap(),
+            id
+        );
         s.image_config(&id).unwrap();
     }
 
@@ -429,6 +436,10 @@ mod tests {
         write_atomic(&p, b"one", false).unwrap();
         write_atomic(&p, b"two", true).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 }

@@ -64,13 +64,18 @@ impl StorePaths {
         };
         // Runtime state belongs to one store: key it by the store's path so
         // two stores (tests, --root) never see each other's pid files.
-        let runtime = runtime.join(&crate::store::sha256_hex(root.as_os_str().as_encoded_bytes())[..12]);
+        let runtime =
+            runtime.join(&crate::store::sha256_hex(root.as_os_str().as_encoded_bytes())[..12]);
         Ok(StorePaths { root, runtime })
     }
 }
 
 fn is_writable_dir(p: &std::path::Path) -> bool {
-    nix::unistd::access(p, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK).is_ok()
+    nix::unistd::access(
+        p,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+    )
+    .is_ok()
 }
 
 #[cfg(test)]
@@ -89,9 +94,15 @@ mod tests {
             PathBuf::from("/home/u/.local/share/burrow")
         );
         env.xdg_data_home = Some("/data".into());
-        assert_eq!(StorePaths::resolve(&env).unwrap().root, PathBuf::from("/data/burrow"));
+        assert_eq!(
+            StorePaths::resolve(&env).unwrap().root,
+            PathBuf::from("/data/burrow")
+        );
         env.burrow_root = Some("/env".into());
-        assert_eq!(StorePaths::resolve(&env).unwrap().root, PathBuf::from("/env"));
+        assert_eq!(
+            StorePaths::resolve(&env).unwrap().root,
+            PathBuf::from("/env")
+        );
         env.root_flag = Some("/flag".into());
         let p = StorePaths::resolve(&env).unwrap();
         assert_eq!(p.root, PathBuf::from("/flag"));

@@ -71,7 +71,10 @@ pub fn build_busybox(out: &Path, format: &str) {
         .stdout(Stdio::null())
         .status()
         .expect("running rootfs-tools/busybox.sh");
-    assert!(st.success(), "rootfs-tools/busybox.sh failed (is busybox-static installed?)");
+    assert!(
+        st.success(),
+        "rootfs-tools/busybox.sh failed (is busybox-static installed?)"
+    );
     std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
@@ -83,7 +86,13 @@ fn ensure_users() {
     for user in [RANGE_USER, SINGLE_USER] {
         if !user_exists(user) {
             let st = Command::new("useradd")
-                .args(["--system", "--shell", "/usr/sbin/nologin", "--no-create-home", user])
+                .args([
+                    "--system",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    "--no-create-home",
+                    user,
+                ])
                 .status()
                 .expect("useradd");
             assert!(st.success(), "useradd {user} failed");
@@ -94,7 +103,8 @@ fn ensure_users() {
         let mut lines: Vec<String> = text
             .lines()
             .filter(|l| {
-                !l.starts_with(&format!("{RANGE_USER}:")) && !l.starts_with(&format!("{SINGLE_USER}:"))
+                !l.starts_with(&format!("{RANGE_USER}:"))
+                    && !l.starts_with(&format!("{SINGLE_USER}:"))
             })
             .map(str::to_string)
             .collect();
@@ -118,7 +128,10 @@ fn user_exists(name: &str) -> bool {
 fn ids_of(name: &str) -> (u32, u32) {
     let out = |flag: &str| {
         let o = Command::new("id").arg(flag).arg(name).output().unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().unwrap()
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse::<u32>()
+            .unwrap()
     };
     (out("-u"), out("-g"))
 }
@@ -254,7 +267,11 @@ impl Env {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let o = self.cmd(args).env(key, value).output().expect("running burrow");
+        let o = self
+            .cmd(args)
+            .env(key, value)
+            .output()
+            .expect("running burrow");
         assert!(
             o.status.success(),
             "burrow with {key}={value} failed ({:?}): {}",

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs burrow's whole test suite: installs the Debian packages the tests use
+# (when root, or through sudo), then `cargo test`. The integration tests drop
+# to unprivileged test users themselves when run as root; as an ordinary
+# user they run as that user and say which cases they cannot cover.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# uidmap: newuidmap/newgidmap for the subuid-range user; busybox-static and
+# zstd: rootfs-tools/busybox.sh builds the test images with them.
+packages=(uidmap busybox-static zstd)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	if [[ $(id -u) -eq 0 ]]; then
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+		sudo apt-get update -qq
+		sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	else
+		echo "tests/run.sh: missing Debian packages: ${missing[*]}" >&2
+		echo "install them with: sudo apt-get install ${missing[*]}" >&2
+		exit 1
+	fi
+fi
+
+cargo test --locked "$@"
