@@ -125,6 +125,7 @@ const OVERLAY_XATTR_PREFIX: &[u8] = b"user.overlay.";
 ///
 /// The reader is drained to EOF even after the end-of-archive marker, so a
 /// caller hashing the stream sees every byte; `tar_bytes` counts them all.
+/// On error `dest` is left partly written; the caller discards it.
 pub fn apply_layer<R: Read>(
     reader: R,
     dest: &Path,
@@ -139,7 +140,10 @@ pub fn apply_layer<R: Read>(
         count: 0,
     };
     let mut archive = tar::Archive::new(BufReader::with_capacity(READ_BUF, counter));
-    let mut x = Extractor::new(root, opts.ids);
+    let mut x = Extractor::new(root, opts.ids).map_err(|e| LayerError::Write {
+        path: dest.to_path_buf(),
+        source: ctx(e, "stat layer directory"),
+    })?;
     let mut scratch = Scratch::default();
     for entry in archive.entries().map_err(LayerError::Read)? {
         let mut entry = entry.map_err(LayerError::Read)?;
@@ -151,7 +155,11 @@ pub fn apply_layer<R: Read>(
     let tar_bytes = rest.into_inner().count;
 
     apply_dir_metas(x.root.as_fd(), &x.dirs, false).map_err(|(path, e)| LayerError::Write {
-        path: bytes_path(&path),
+        path: if path.is_empty() {
+            PathBuf::from(".")
+        } else {
+            bytes_path(&path)
+        },
         source: e,
     })?;
     Ok(ApplyReport {
@@ -273,24 +281,33 @@ struct DirMeta {
 struct ParentCache {
     path: Vec<u8>,
     fd: Option<OwnedFd>,
+    /// Whether the cached directory is set-group-ID (new files then take its group).
+    setgid: bool,
+    root_setgid: bool,
 }
 
 impl ParentCache {
     /// Returns a descriptor for `parent` (normalised, relative to `root`),
-    /// creating missing directories.
-    fn get<'a>(&'a mut self, root: BorrowedFd<'a>, parent: &[u8]) -> io::Result<BorrowedFd<'a>> {
+    /// creating missing directories, and whether that directory is setgid.
+    fn get<'a>(
+        &'a mut self,
+        root: BorrowedFd<'a>,
+        parent: &[u8],
+    ) -> io::Result<(BorrowedFd<'a>, bool)> {
         if parent.is_empty() {
-            return Ok(root);
+            return Ok((root, self.root_setgid));
         }
         let hit = self.fd.is_some() && self.path == parent;
         if !hit {
             self.fd = None;
             let fd = resolve_parent(root, parent)?;
+            self.setgid = is_setgid(fd.as_fd())?;
             self.path.clear();
             self.path.extend_from_slice(parent);
             self.fd = Some(fd);
         }
-        Ok(self.fd.as_ref().expect("cached parent set above").as_fd())
+        let fd = self.fd.as_ref().expect("cached parent set above").as_fd();
+        Ok((fd, self.setgid))
     }
 
     /// Called after anything was removed: the removed name may have been a
@@ -304,6 +321,8 @@ impl ParentCache {
 struct Extractor {
     root: OwnedFd,
     ids: IdPolicy,
+    /// Our effective uid/gid: what a new file gets unless its parent is setgid.
+    me: (u32, u32),
     cache: ParentCache,
     buf: Vec<u8>,
     dirs: Vec<DirMeta>,
@@ -325,13 +344,20 @@ enum Kind {
 }
 
 impl Extractor {
-    fn new(root: OwnedFd, ids: IdPolicy) -> Self {
-        Extractor {
+    fn new(root: OwnedFd, ids: IdPolicy) -> io::Result<Self> {
+        let root_setgid = is_setgid(root.as_fd())?;
+        Ok(Extractor {
             root,
             ids,
+            me: (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            ),
             cache: ParentCache {
                 path: Vec::new(),
                 fd: None,
+                setgid: false,
+                root_setgid,
             },
             buf: Vec::new(),
             dirs: Vec::new(),
@@ -341,7 +367,7 @@ impl Extractor {
             unsupported: 0,
             xattrs_unsupported: 0,
             nonzero_owner: false,
-        }
+        })
     }
 
     fn notes(&self) -> Vec<String> {
@@ -411,8 +437,18 @@ impl Extractor {
     ) -> Result<(), LayerError> {
         use tar::EntryType as T;
         let etype = entry.header().entry_type();
+        if matches!(
+            etype,
+            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink
+        ) {
+            // Metadata records the parser did not fold into an entry: nothing to create.
+            return Ok(());
+        }
         s.raw.clear();
         s.raw.extend_from_slice(&entry.path_bytes());
+        normalize(&s.raw, &mut s.norm).map_err(|r| s.unsafe_err(r))?;
+        // Whiteouts are recognised by name whatever their type.
+        let whiteout = basename(&s.norm).starts_with(WHITEOUT_PREFIX);
         let kind = match etype {
             T::Regular | T::Continuous | T::GNUSparse if s.raw.ends_with(b"/") => Kind::Dir,
             T::Regular | T::Continuous | T::GNUSparse => Kind::File,
@@ -420,25 +456,16 @@ impl Extractor {
             T::Symlink => Kind::Symlink,
             T::Link => Kind::HardLink,
             T::Fifo => Kind::Fifo,
-            // Metadata records the parser did not fold into an entry: nothing to create.
-            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => return Ok(()),
+            _ if whiteout => Kind::File,
             T::Char | T::Block => {
-                // Whiteouts are recognised by name whatever their type.
-                if !is_whiteout_name(&s.raw) {
-                    self.devices += 1;
-                    return Ok(());
-                }
-                Kind::File
+                self.devices += 1;
+                return Ok(());
             }
             _ => {
-                if !is_whiteout_name(&s.raw) {
-                    self.unsupported += 1;
-                    return Ok(());
-                }
-                Kind::File
+                self.unsupported += 1;
+                return Ok(());
             }
         };
-        normalize(&s.raw, &mut s.norm).map_err(|r| s.unsafe_err(r))?;
         self.read_pax(s, entry)?;
 
         let header = entry.header();
@@ -495,10 +522,14 @@ impl Extractor {
         };
 
         let root = self.root.as_fd();
-        let dir = self
+        let (dir, parent_setgid) = self
             .cache
             .get(root, parent)
             .map_err(|e| s.write_err(e, "open parent directory"))?;
+        // A new inode already belongs to us (or, under a setgid parent, to
+        // us and the parent's group): skip the chown when it would be a no-op.
+        let me = self.me;
+        let new_owner = owner.filter(|o| parent_setgid || *o != me);
         let mut removed = false;
         match kind {
             Kind::File => {
@@ -539,27 +570,30 @@ impl Extractor {
                         ));
                     }
                 }
-                set_fd_meta(&file, owner, mode, &mtime)
+                set_fd_meta(&file, new_owner, mode, &mtime)
                     .map_err(|e| s.write_err(e, "set file owner/mode/mtime"))?;
                 apply_xattrs(s, file.as_fd(), &mut self.xattrs_unsupported)?;
             }
             Kind::Dir => {
-                match mkdirat(dir, name, Mode::from_bits_truncate(0o700)) {
-                    Ok(()) => {}
+                let dir_owner = match mkdirat(dir, name, Mode::from_bits_truncate(0o700)) {
+                    Ok(()) => new_owner,
                     Err(Errno::EEXIST) => {
                         let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
                             .map_err(|e| s.write_err(e, "stat existing entry"))?;
-                        if !is_dir(st.st_mode) {
+                        if is_dir(st.st_mode) {
+                            owner
+                        } else {
                             remove_all_at(dir, name)
                                 .map_err(|e| s.write_err(e, "remove existing entry"))?;
                             removed = true;
                             mkdirat(dir, name, Mode::from_bits_truncate(0o700))
                                 .map_err(|e| s.write_err(e, "create directory"))?;
+                            new_owner
                         }
                     }
                     Err(e) => return Err(s.write_err(e, "create directory")),
-                }
-                if let Some((u, g)) = owner {
+                };
+                if let Some((u, g)) = dir_owner {
                     fchownat(
                         dir,
                         name,
@@ -591,7 +625,7 @@ impl Extractor {
                 let ((), r) = replace_at(dir, name, || symlinkat(target, dir, name))
                     .map_err(|e| s.write_err(e, "create symbolic link"))?;
                 removed = r;
-                if let Some((u, g)) = owner {
+                if let Some((u, g)) = new_owner {
                     fchownat(
                         dir,
                         name,
@@ -672,7 +706,7 @@ impl Extractor {
                     Mode::empty(),
                 )
                 .map_err(|e| s.write_err(e, "open fifo"))?;
-                set_fd_meta(&fd, owner, mode, &mtime)
+                set_fd_meta(&fd, new_owner, mode, &mtime)
                     .map_err(|e| s.write_err(e, "set fifo owner/mode/mtime"))?;
             }
         }
@@ -694,7 +728,7 @@ impl Extractor {
     ) -> Result<(), LayerError> {
         let root = self.root.as_fd();
         if name == OPAQUE_MARKER {
-            let pfd = self
+            let (pfd, _) = self
                 .cache
                 .get(root, parent)
                 .map_err(|e| s.write_err(e, "open opaque directory"))?;
@@ -715,7 +749,7 @@ impl Extractor {
         if hidden.is_empty() || hidden == b"." || hidden == b".." {
             return Err(s.unsafe_err("whiteout without a valid name"));
         }
-        let dir = self
+        let (dir, _) = self
             .cache
             .get(root, parent)
             .map_err(|e| s.write_err(e, "open parent directory"))?;
@@ -786,9 +820,9 @@ fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
     }
 }
 
-fn is_whiteout_name(raw: &[u8]) -> bool {
-    let base = raw.rsplit(|b| *b == b'/').find(|c| !c.is_empty());
-    base.is_some_and(|b| b.starts_with(WHITEOUT_PREFIX))
+/// Last component of a normalised path.
+fn basename(norm: &[u8]) -> &[u8] {
+    norm.rsplit(|b| *b == b'/').next().unwrap_or(norm)
 }
 
 /// Normalises an archive name into `out` (see module docs). Returns the
@@ -852,6 +886,10 @@ fn bytes_path(b: &[u8]) -> PathBuf {
 fn ctx(e: impl Into<io::Error>, step: impl fmt::Display) -> io::Error {
     let e = e.into();
     io::Error::new(e.kind(), format!("{step}: {e}"))
+}
+
+fn is_setgid(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(nix::sys::stat::fstat(fd)?.st_mode & libc::S_ISGID != 0)
 }
 
 fn is_dir(mode: libc::mode_t) -> bool {
@@ -1103,9 +1141,9 @@ fn copy_tree(
                         }
                         fd
                     }
-                    Err(e) => {
+                    Err(e @ (Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP)) => {
                         if e != Errno::ENOENT {
-                            // ENOTDIR/ELOOP: a file or symlink is in the way.
+                            // A file or symlink is in the way.
                             remove_all_at(dst, name)
                                 .map_err(|e| ctx(e, "remove entry replaced by a directory"))?;
                         }
@@ -1115,6 +1153,7 @@ fn copy_tree(
                         openat(dst, name, dir_flags(), Mode::empty())
                             .map_err(|e| ctx(e, "open new directory"))?
                     }
+                    Err(e) => return Err(ctx(e, "open directory")),
                 };
                 copy_tree(sfd.as_fd(), dfd.as_fd(), rel, dirs)?;
                 dirs.push(DirMeta {
@@ -1994,6 +2033,31 @@ mod tests {
             (md.uid(), md.gid(), md.mode() & 0o7777),
             (1000, 1000, 0o6755)
         );
+    }
+
+    #[test]
+    fn ownership_keep_under_setgid_dir_is_exact() {
+        if !is_root() {
+            return;
+        }
+        let env = Env::new();
+        // New files in a setgid directory take its group: the chown is needed.
+        nix::unistd::chown(&env.dest, None, Some(Gid::from_raw(1234))).unwrap();
+        fs::set_permissions(&env.dest, fs::Permissions::from_mode(0o2755)).unwrap();
+        let me = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        let tar = Tar::new()
+            .owned("f", EntryType::Regular, me.0.into(), me.1.into())
+            .owned("d/", EntryType::Directory, me.0.into(), me.1.into())
+            .owned("s", EntryType::Symlink, me.0.into(), me.1.into())
+            .finish();
+        env.apply(&tar).unwrap();
+        for p in ["f", "d", "s"] {
+            let md = fs::symlink_metadata(env.dest.join(p)).unwrap();
+            assert_eq!((md.uid(), md.gid()), me, "{p}");
+        }
     }
 
     #[test]
