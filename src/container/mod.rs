@@ -239,7 +239,17 @@ pub fn run_foreground(
         user: rec.config.user.clone(),
         mapping: mapping.clone(),
         stdin: rec.config.open_stdin,
-        remove_rootfs_after: rec.host_config.auto_remove,
+        // Record and name go before the exit is reported, so a finished
+        // --rm container is never listed; the directory goes after.
+        remove_after: if rec.host_config.auto_remove {
+            vec![
+                store.container_dir(&rec.id).join(record::RECORD_FILE),
+                store.names_dir().join(&rec.name),
+            ]
+        } else {
+            Vec::new()
+        },
+        remove_dir_after: rec.host_config.auto_remove,
     };
     let started = match sandbox::start(&spec) {
         Ok(s) => s,
@@ -248,10 +258,10 @@ pub fn run_foreground(
             // Created, with the exit code and error recorded.
             rec.state.exit_code = e.code;
             rec.state.error = e.message.clone();
-            if rec.host_config.auto_remove {
-                let _ = remove_files(store, rec, mapping);
-            } else {
+            if !rec.host_config.auto_remove {
                 let _ = rec.save(store);
+            } else if !e.cleaned_up {
+                let _ = remove_files(store, rec, mapping);
             }
             return Err(e.into());
         }
@@ -263,10 +273,7 @@ pub fn run_foreground(
         let _ = rec.write_pid_file(store);
     }
     let code = started.wait_relaying_signals();
-    if rec.host_config.auto_remove {
-        // The inner process already removed the files only it could delete.
-        remove_files(store, rec, mapping)?;
-    } else {
+    if !rec.host_config.auto_remove {
         let _ = fs::remove_file(store.pid_file(&rec.id));
         rec.state.finish(code);
         rec.save(store)?;

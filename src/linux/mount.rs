@@ -27,19 +27,6 @@ fn err(step: &'static str, target: &Path) -> impl FnOnce(nix::Error) -> MountErr
     }
 }
 
-/// Stop our mounts from propagating back to the parent namespace (and the
-/// host's later mounts from reaching us): mount_namespaces(7).
-pub fn make_rslave_root() -> Result<()> {
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_SLAVE,
-        None::<&str>,
-    )
-    .map_err(err("making / a slave mount", Path::new("/")))
-}
-
 /// Mount overlayfs at `target`. `lowers` are top-most first, as overlayfs
 /// wants them. `userxattr` makes overlayfs keep its metadata in `user.*`
 /// xattrs, the only kind an unprivileged user may set (Linux 5.11+).
@@ -134,14 +121,6 @@ pub fn pivot_into(root: &Path) -> Result<()> {
     nix::unistd::pivot_root(".", ".").map_err(err("pivot_root into", root))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(err("detaching old root", root))?;
     nix::unistd::chdir("/").map_err(err("entering new root", root))
-}
-
-/// Unmount `target` lazily, ignoring "not mounted".
-pub fn detach(target: &Path) -> Result<()> {
-    match umount2(target, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
-        Err(e) => Err(err("unmounting", target)(e)),
-    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub fn exit_now(code: i32) -> ! {
 
 /// Ask the kernel to send `sig` to us when our parent thread dies, so a
 /// container never outlives the process supervising it.
-pub fn set_parent_death_signal(sig: Signal) -> nix::Result<()> {
+pub fn set_parent_death_signal<S: Into<Option<Signal>>>(sig: S) -> nix::Result<()> {
     nix::sys::prctl::set_pdeathsig(sig)
 }
 

@@ -6,7 +6,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
-use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 
 use super::spawn::report;
@@ -38,6 +37,7 @@ fn fail(step: &str, message: impl Into<String>, code: i32) -> StartError {
         step: step.into(),
         message: message.into(),
         code,
+        cleaned_up: false,
     }
 }
 
@@ -54,9 +54,6 @@ enum Never {}
 fn setup_and_exec(spec: &Spec, root: &Path) -> Result<Never, StartError> {
     // Die with the inner process, so nothing outlives its supervisor.
     let _ = process::set_parent_death_signal(Signal::SIGKILL);
-    // Our own mount namespace: pivot_root here leaves the inner process's
-    // view (and its access to the store, for cleanup) intact.
-    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(setup_err)?;
 
     // /proc: a fresh procfs for our pid namespace.
     let proc_dir = ensure_dir(root, "proc")?;

@@ -1,19 +1,24 @@
 //! The sandbox: turn a container's spec into a process tree.
 //!
 //! ```text
-//! burrow (caller, host ids)            writes the id maps, relays signals, waits
-//!  └─ inner  (root of a new user ns;   mounts the rootfs (overlay or copy) in its
-//!             also new mnt/uts/ipc/pid) own mount ns, waits for PID 1, cleans up
-//!      └─ PID 1 (new mount ns)         /proc, /dev, /sys, /etc files, pivot_root,
+//! burrow (caller, host ids)            writes the id maps, relays signals, reads
+//!                                      the exit code the inner process reports
+//!  └─ inner  (root of a new user ns;   mounts the rootfs (overlay or copy),
+//!             also new mnt/uts/ipc/pid) waits for PID 1, reports, cleans up
+//!      └─ PID 1                        /proc, /dev, /sys, /etc files, pivot_root,
 //!                                      hostname, cwd, user, exec the command
 //! ```
 //!
 //! The inner process exists because files in the container's upper dir may
 //! belong to subordinate ids: only a process inside the user namespace can
-//! delete them, and only a process outside PID 1's mount namespace still sees
-//! the store after pivot_root.
+//! delete them. PID 1 pivots in the inner process's own mount namespace (one
+//! namespace copy, one teardown); the inner process keeps directory fds opened
+//! before the pivot for `--rm`. After pivot_root the overlay is no longer
+//! mounted on `merged`, so removing it needs no unmount (each unmount or
+//! namespace teardown costs an RCU grace period: milliseconds on a VM).
 
 mod child;
+mod cleanup;
 mod spawn;
 mod user;
 
@@ -73,8 +78,13 @@ pub struct Spec {
     pub mapping: IdMapping,
     /// Keep the caller's stdin (`-i`); otherwise PID 1 reads /dev/null.
     pub stdin: bool,
-    /// `--rm`: the inner process deletes upper/work/rootfs when PID 1 ends.
-    pub remove_rootfs_after: bool,
+    /// `--rm`: paths the inner process deletes, in order, when PID 1 ends
+    /// and before it reports the exit (the record, the name).
+    pub remove_after: Vec<PathBuf>,
+    /// `--rm`: after reporting the exit, the inner process deletes `dir`
+    /// (files there may belong to subordinate ids, and unmounting costs an
+    /// RCU grace period: neither belongs on the caller's critical path).
+    pub remove_dir_after: bool,
 }
 
 /// Why a container could not start, with the exit code Docker would use.
@@ -84,13 +94,21 @@ pub struct StartError {
     pub step: String,
     pub message: String,
     pub code: i32,
+    /// PID 1 had started: the inner process ran the `--rm` cleanup itself.
+    #[serde(default)]
+    pub cleaned_up: bool,
 }
 
-/// Messages from the inner process and PID 1 to the caller, one JSON object
-/// per line on a close-on-exec pipe; EOF after `Pid` means exec succeeded.
+/// Messages to the caller, one JSON object per line. The inner process
+/// sends `Rootfs`, `Pid` and finally `Exited` on the report pipe; PID 1 sends
+/// `Failed` on the exec pipe, whose EOF alone means exec succeeded.
 #[derive(Debug, Serialize, Deserialize)]
 enum Report {
     Rootfs(RootfsMode),
     Pid(i32),
     Failed(StartError),
+    /// PID 1's exit code, sent once `remove_after` is done: the caller need
+    /// not wait for the inner process to exit, which costs milliseconds of
+    /// namespace teardown.
+    Exited(i32),
 }

@@ -1,59 +1,34 @@
 //! The caller's half (fork the inner process, write its id maps, read its
-//! reports) and the inner process (mount the rootfs, fork PID 1, wait, clean).
+//! reports, relay signals) and the inner process (mount the rootfs, fork
+//! PID 1, wait for it, clean up, report the exit).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
-use super::{child, Report, RootfsChoice, RootfsMode, Spec, StartError};
+use super::{child, cleanup, Report, RootfsChoice, RootfsMode, Spec, StartError};
 use crate::exit;
 use crate::linux::{mount, process, userns};
 
 /// A container whose command is running.
 #[derive(Debug)]
 pub struct Started {
-    /// The inner process (our child); its exit code is the container's.
+    /// The inner process (our child).
     pub inner: Pid,
     /// PID 1 of the container as the host sees it.
     pub pid1: Pid,
     pub rootfs: RootfsMode,
+    reports: BufReader<File>,
 }
 
-impl Started {
-    /// Wait for the container to end, relaying SIGINT/SIGTERM/SIGHUP/SIGQUIT
-    /// to its PID 1 as `docker run` does (sig-proxy). Returns the exit code.
-    pub fn wait_relaying_signals(&self) -> i32 {
-        let mut set = SigSet::empty();
-        for s in RELAYED {
-            set.add(s);
-        }
-        set.add(Signal::SIGCHLD);
-        // Blocked signals stay pending until sigwait takes them; a SIGCHLD
-        // that came before the block is caught by the WNOHANG check below.
-        let _ = set.thread_block();
-        loop {
-            match nix::sys::wait::waitpid(self.inner, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-                Ok(nix::sys::wait::WaitStatus::StillAlive) => {}
-                Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => return code,
-                Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
-                Ok(_) => {}
-                Err(_) => return exit::BURROW,
-            }
-            match set.wait() {
-                Ok(Signal::SIGCHLD) | Err(_) => {}
-                Ok(sig) => {
-                    let _ = nix::sys::signal::kill(self.pid1, sig);
-                }
-            }
-        }
-    }
-}
-
+/// Signals `run` relays to PID 1, as `docker run` does (sig-proxy).
 const RELAYED: [Signal; 6] = [
     Signal::SIGINT,
     Signal::SIGTERM,
@@ -63,11 +38,67 @@ const RELAYED: [Signal; 6] = [
     Signal::SIGUSR2,
 ];
 
+impl Started {
+    /// Wait for the container's exit code, relaying signals to its PID 1.
+    pub fn wait_relaying_signals(mut self) -> i32 {
+        let mut set = SigSet::empty();
+        for s in RELAYED {
+            set.add(s);
+        }
+        // Blocked signals queue on the signalfd instead of killing us.
+        let sfd = set
+            .thread_block()
+            .ok()
+            .and_then(|()| SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok());
+        let mut line = String::new();
+        loop {
+            // Data already buffered from an earlier read needs no poll.
+            if self.reports.buffer().is_empty() {
+                if let Some(sfd) = &sfd {
+                    let mut fds = [
+                        PollFd::new(self.reports.get_ref().as_fd(), PollFlags::POLLIN),
+                        PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+                    ];
+                    match poll(&mut fds, PollTimeout::NONE) {
+                        Ok(_) => {}
+                        Err(nix::Error::EINTR) => continue,
+                        Err(_) => break,
+                    }
+                    if fds[1]
+                        .revents()
+                        .is_some_and(|r| r.contains(PollFlags::POLLIN))
+                    {
+                        if let Ok(Some(info)) = sfd.read_signal() {
+                            if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+                                let _ = nix::sys::signal::kill(self.pid1, sig);
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+            line.clear();
+            match self.reports.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if let Ok(Report::Exited(code)) = serde_json::from_str(line.trim_end()) {
+                        return code;
+                    }
+                }
+            }
+        }
+        // The inner process died without reporting (killed): its own exit
+        // status is the best we know.
+        process::wait_exit_code(self.inner).unwrap_or(exit::BURROW)
+    }
+}
+
 fn fail(step: &str, message: impl Into<String>, code: i32) -> StartError {
     StartError {
         step: step.into(),
         message: message.into(),
         code,
+        cleaned_up: false,
     }
 }
 
@@ -79,10 +110,14 @@ pub fn start(spec: &Spec) -> Result<Started, StartError> {
     let (ready_r, ready_w) = process::pipe().map_err(sys("creating pipe"))?;
     let (go_r, go_w) = process::pipe().map_err(sys("creating pipe"))?;
     let (report_r, report_w) = process::pipe().map_err(sys("creating pipe"))?;
-    let go_w_raw = go_w.as_raw_fd();
+    let (exec_r, exec_w) = process::pipe().map_err(sys("creating pipe"))?;
+    // The children must not hold the caller's read ends or `go`'s write end.
+    let ours = [go_w.as_raw_fd(), report_r.as_raw_fd(), exec_r.as_raw_fd()];
     let inner = process::fork_child(|| {
-        let _ = nix::unistd::close(go_w_raw);
-        inner_main(spec, ready_w, go_r, report_w)
+        for fd in ours {
+            let _ = nix::unistd::close(fd);
+        }
+        inner_main(spec, ready_w, go_r, report_w, exec_w)
     })
     .map_err(sys("forking"))?;
 
@@ -101,40 +136,61 @@ pub fn start(spec: &Spec) -> Result<Started, StartError> {
         drop(go_w);
     }
 
-    // Step 2: read reports until EOF (every write end closed: exec happened
-    // or both children gave up).
-    let mut pid1 = None;
+    // Step 2: the inner process mounts the rootfs and forks PID 1.
     let mut rootfs = RootfsMode::Overlay;
-    let mut failed = None;
     let mut line = String::new();
-    while reports.read_line(&mut line).unwrap_or(0) > 0 {
-        match serde_json::from_str::<Report>(line.trim_end()) {
-            Ok(Report::Pid(p)) => pid1 = Some(Pid::from_raw(p)),
-            Ok(Report::Rootfs(m)) => rootfs = m,
-            Ok(Report::Failed(e)) => failed = Some(e),
-            Err(e) => tracing::warn!("garbled report from sandbox: {e}: {line:?}"),
-        }
+    let pid1 = loop {
         line.clear();
-    }
-    if let Some(e) = failed {
-        let _ = process::wait_exit_code(inner);
-        return Err(e);
-    }
-    match pid1 {
-        Some(pid1) => Ok(Started {
-            inner,
-            pid1,
-            rootfs,
-        }),
-        None => {
+        if reports.read_line(&mut line).unwrap_or(0) == 0 {
             let code = process::wait_exit_code(inner).unwrap_or(exit::BURROW);
-            Err(fail(
+            return Err(fail(
                 "start",
                 format!("container setup ended early (exit code {code}) without saying why"),
                 exit::BURROW,
-            ))
+            ));
         }
+        match serde_json::from_str::<Report>(line.trim_end()) {
+            Ok(Report::Rootfs(m)) => rootfs = m,
+            Ok(Report::Pid(p)) => break Pid::from_raw(p),
+            Ok(Report::Failed(e)) => {
+                let _ = process::wait_exit_code(inner);
+                return Err(e);
+            }
+            Ok(Report::Exited(_)) | Err(_) => {
+                tracing::warn!("unexpected report from sandbox: {line:?}")
+            }
+        }
+    };
+
+    // Step 3: PID 1 sets itself up; EOF on the exec pipe means it exec'd.
+    let mut exec_report = String::new();
+    let _ = File::from(exec_r).read_to_string(&mut exec_report);
+    if let Some(l) = exec_report.lines().next() {
+        let mut err = match serde_json::from_str::<Report>(l) {
+            Ok(Report::Failed(e)) => e,
+            _ => fail(
+                "exec",
+                format!("garbled report from PID 1: {l:?}"),
+                exit::BURROW,
+            ),
+        };
+        // Let the inner process finish its cleanup (--rm) before returning.
+        let started = Started {
+            inner,
+            pid1,
+            rootfs,
+            reports,
+        };
+        let _ = started.wait_relaying_signals();
+        err.cleaned_up = !spec.remove_after.is_empty();
+        return Err(err);
     }
+    Ok(Started {
+        inner,
+        pid1,
+        rootfs,
+        reports,
+    })
 }
 
 /// Send one report line; a write error means the caller is gone and there is
@@ -146,7 +202,13 @@ pub(super) fn report(w: &mut File, r: &Report) {
 }
 
 /// The inner process. Runs as the forked child; returns its exit code.
-fn inner_main(spec: &Spec, ready_w: OwnedFd, go_r: OwnedFd, report_w: OwnedFd) -> i32 {
+fn inner_main(
+    spec: &Spec,
+    ready_w: OwnedFd,
+    go_r: OwnedFd,
+    report_w: OwnedFd,
+    exec_w: OwnedFd,
+) -> i32 {
     let mut rep = File::from(report_w);
     let failed = |rep: &mut File, e: StartError| {
         report(rep, &Report::Failed(e));
@@ -166,7 +228,9 @@ fn inner_main(spec: &Spec, ready_w: OwnedFd, go_r: OwnedFd, report_w: OwnedFd) -
     }
 
     // Step 1: new user, mount, uts, ipc and pid namespaces. The pid namespace
-    // applies to our children: the first one becomes PID 1.
+    // applies to our children: the first one becomes PID 1. Mounts copied
+    // into a namespace owned by a new user namespace are already slaves of
+    // the host's (mount_namespaces(7)), so nothing we mount propagates back.
     let flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
@@ -190,10 +254,7 @@ fn inner_main(spec: &Spec, ready_w: OwnedFd, go_r: OwnedFd, report_w: OwnedFd) -
         return exit::BURROW;
     }
 
-    // Step 3: a private view of the mount tree, then the root filesystem.
-    if let Err(e) = mount::make_rslave_root() {
-        return failed(&mut rep, fail("mount", e.to_string(), exit::BURROW));
-    }
+    // Step 3: the root filesystem.
     let root = match mount_rootfs(spec) {
         Ok((mode, root)) => {
             report(&mut rep, &Report::Rootfs(mode));
@@ -202,8 +263,34 @@ fn inner_main(spec: &Spec, ready_w: OwnedFd, go_r: OwnedFd, report_w: OwnedFd) -
         Err(e) => return failed(&mut rep, e),
     };
 
-    // Step 4: PID 1. It reports its own failures on the same pipe.
-    let pid1 = match process::fork_child(|| child::pid1_main(spec, &root, &mut rep)) {
+    // Step 4: hold the directories `--rm` cleans up: after PID 1's
+    // pivot_root in our shared mount namespace, their paths are gone.
+    let mut removals = Vec::new();
+    let mut paths: Vec<std::path::PathBuf> = spec.remove_after.clone();
+    if spec.remove_dir_after {
+        paths.push(spec.dir.clone());
+    }
+    for p in &paths {
+        match cleanup::Removal::prepare(p) {
+            Ok(r) => removals.push(r),
+            Err(e) => tracing::debug!("cannot prepare removal of {p:?}: {e}"),
+        }
+    }
+    let late = if spec.remove_dir_after {
+        removals.pop()
+    } else {
+        None
+    };
+
+    // Step 5: PID 1. It reports a failure to set up or exec on the exec pipe,
+    // which only it holds open from here on.
+    let rep_fd = rep.as_raw_fd();
+    let mut exec_file = File::from(exec_w);
+    let pid1 = match process::fork_child(|| {
+        // PID 1 must not keep the report pipe: the caller reads it to EOF.
+        let _ = nix::unistd::close(rep_fd);
+        child::pid1_main(spec, &root, &mut exec_file)
+    }) {
         Ok(p) => p,
         Err(e) => {
             return failed(
@@ -212,21 +299,23 @@ fn inner_main(spec: &Spec, ready_w: OwnedFd, go_r: OwnedFd, report_w: OwnedFd) -
             )
         }
     };
+    drop(exec_file);
     report(&mut rep, &Report::Pid(pid1.as_raw()));
-    drop(rep);
 
-    // Step 5: wait for PID 1; when it ends the kernel kills the rest of the
-    // pid namespace.
+    // Step 6: wait for PID 1; when it ends the kernel kills the rest of the
+    // pid namespace. Remove the record and name, report, then the rest.
     let code = process::wait_exit_code(pid1).unwrap_or(exit::BURROW);
-    if spec.remove_rootfs_after {
-        let _ = mount::detach(&spec.dir.join("merged"));
-        let _ = std::fs::remove_file(spec.dir.join("rootfs.complete"));
-        for d in ["upper", "work", "rootfs"] {
-            let p = spec.dir.join(d);
-            if p.exists() {
-                let _ = std::fs::remove_dir_all(&p);
-            }
-        }
+    for r in &removals {
+        r.run();
+    }
+    if late.is_some() {
+        // The caller exits as soon as it reads our report; finish without it.
+        let _ = process::set_parent_death_signal(None);
+    }
+    report(&mut rep, &Report::Exited(code));
+    drop(rep);
+    if let Some(r) = late {
+        r.run();
     }
     code
 }
