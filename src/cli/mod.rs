@@ -2,6 +2,7 @@
 //! one thin file per verb.
 
 mod completion;
+mod exec;
 mod images;
 mod import;
 mod info;
@@ -73,6 +74,8 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Run a command in a running container
+    Exec(exec::ExecArgs),
     /// Show low-level information on containers or images
     Inspect(inspect::InspectArgs),
     /// Give an image another name
@@ -157,6 +160,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => rm::run(root, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(root, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(root, a),
+        Command::Exec(a) => exec::run(root, a),
         Command::Inspect(a) => inspect::run(root, a, inspect::Kind::Any),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(root, a, inspect::Kind::Image),
         Command::Container(ContainerCommand::Inspect(a)) => {
