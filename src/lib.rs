@@ -9,6 +9,7 @@ pub mod container;
 pub mod exit;
 pub mod image;
 pub mod linux;
+pub mod monitor;
 pub mod sandbox;
 pub mod store;
 pub mod util;

@@ -7,6 +7,9 @@ use burrow::container::ContainerError;
 use burrow::exit;
 
 fn main() {
+    // Like other command-line tools, end quietly when our output pipe closes
+    // (`burrow logs x | head`) instead of panicking on EPIPE.
+    burrow::linux::process::default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -1,11 +1,49 @@
-//! `burrow exec`: run a command in a running container (being written).
+//! `burrow exec`: run a command in a running container.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
 
+use super::{Ctx, Exit};
+use crate::container::{self, Status};
+use crate::exit;
+use crate::image::config::set_env;
+use crate::sandbox::exec::{ExecError, ExecSpec};
+
 #[derive(Debug, Args)]
+#[command(
+    after_help = "The command runs in the container's user, mount, uts, ipc and pid namespaces, \
+with the container's Env, User and WorkingDir unless overridden. Its exit code is burrow's; \
+SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to burrow are relayed to it.\n\n\
+-t gives the command the caller's own terminal as it is: burrow has no private pty yet, so \
+the command shares the caller's terminal modes, window size and job control. Without a \
+terminal on stdin, -t is ignored.\n\n\
+Examples:\n  burrow exec box cat /etc/hostname\n  burrow exec -e X=1 -w /tmp box sh -c 'echo $X; pwd'\n  \
+burrow exec -it box sh\n  burrow exec -d box sh -c 'sleep 10; touch /done'"
+)]
 pub struct ExecArgs {
+    /// Keep STDIN open
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Use the caller's terminal (no private pty yet, see below)
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Detached: run the command in the background, print nothing
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to take the host's value)
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (KEY=VALUE lines, # comments)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container [default: the container's]
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User inside the container: name|uid[:group|gid] [default: the container's]
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
     /// Container (name or id)
     pub container: String,
     /// Command and arguments
@@ -13,6 +51,70 @@ pub struct ExecArgs {
     pub cmd: Vec<String>,
 }
 
-pub fn run(_root: Option<PathBuf>, _a: ExecArgs) -> anyhow::Result<i32> {
-    Err(super::Exit::new(crate::exit::BURROW, "exec is not implemented yet").into())
+pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
+    // Every flag is checked before anything is forked.
+    let overrides = super::run::collect_env(&a.env, &a.env_file)?;
+    if let Some(w) = &a.workdir {
+        if !w.starts_with('/') {
+            return Err(Exit::new(
+                exit::BURROW,
+                format!("the working directory {w:?} is invalid, it needs to be an absolute path"),
+            )
+            .into());
+        }
+    }
+    if a.user.as_deref() == Some("") {
+        return Err(Exit::new(exit::BURROW, "the user given with -u is empty").into());
+    }
+    let tty = a.tty && !a.detach && std::io::stdin().is_terminal();
+    if a.tty && !a.detach && !tty {
+        eprintln!("burrow: note: -t ignored: stdin is not a terminal");
+    }
+    let ctx = Ctx::open(root)?;
+
+    let rec = container::find(&ctx.store, &a.container)?;
+    let not_running = || {
+        Exit::new(
+            exit::BURROW,
+            format!("container {} is not running", rec.name),
+        )
+    };
+    if rec.live_status(&ctx.store) != Status::Running {
+        return Err(not_running().into());
+    }
+    let pid1_start = std::fs::read_to_string(ctx.store.pid_file(&rec.id))
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .ok_or_else(not_running)?;
+
+    // The environment as run builds it, then -t's TERM and the overrides.
+    let mut env = vec![format!("HOSTNAME={}", rec.config.hostname)];
+    env.extend(rec.config.env.iter().cloned());
+    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    for kv in &overrides {
+        set_env(&mut env, kv);
+    }
+    let spec = ExecSpec {
+        pid1: rec.state.pid,
+        pid1_start,
+        argv: a.cmd,
+        env,
+        cwd: a.workdir.unwrap_or_else(|| rec.config.working_dir.clone()),
+        user: a.user.unwrap_or_else(|| rec.config.user.clone()),
+        stdin: a.interactive,
+        detach: a.detach,
+    };
+    let execd = match crate::sandbox::exec::exec(&spec) {
+        Ok(e) => e,
+        Err(ExecError::NotRunning) => return Err(not_running().into()),
+        Err(e) => {
+            return Err(Exit::new(e.exit_code(), format!("container {}: {e}", rec.name)).into())
+        }
+    };
+    if a.detach {
+        return Ok(0);
+    }
+    Ok(execd.wait_relaying_signals())
 }

@@ -2,14 +2,20 @@
 //! one thin file per verb.
 
 mod completion;
+mod create;
 mod exec;
 mod images;
 mod import;
 mod info;
 mod inspect;
+mod logs;
+mod pause;
+mod prune;
 mod ps;
 mod rm;
 mod run;
+mod start;
+mod stop;
 mod table;
 mod tag;
 
@@ -58,8 +64,28 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create and run a container in the foreground
+    /// Create and run a container
     Run(run::RunArgs),
+    /// Create a container without starting it
+    Create(run::RunArgs),
+    /// Start one or more stopped containers
+    Start(start::StartArgs),
+    /// Stop containers: the stop signal, then SIGKILL after a timeout
+    Stop(stop::StopArgs),
+    /// Restart containers
+    Restart(stop::StopArgs),
+    /// Send a signal to containers
+    Kill(stop::KillArgs),
+    /// Pause all processes in containers
+    Pause(pause::PauseArgs),
+    /// Unpause containers
+    Unpause(pause::PauseArgs),
+    /// Show a container's output
+    Logs(logs::LogsArgs),
+    /// Attach to a running container's input and output
+    Attach(start::AttachArgs),
+    /// Wait for containers to end and print their exit codes
+    Wait(stop::WaitArgs),
     /// List containers
     Ps(ps::PsArgs),
     /// Remove one or more containers
@@ -86,6 +112,9 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Print a shell completion script
     Completion(completion::CompletionArgs),
+    /// (internal) a container's monitor
+    #[command(name = "__monitor", hide = true)]
+    Monitor(create::MonitorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,8 +141,18 @@ pub enum ContainerCommand {
     Inspect(inspect::InspectArgs),
     /// Remove one or more containers
     Rm(rm::RmArgs),
-    /// Create and run a container in the foreground
+    /// Remove all stopped containers
+    Prune(prune::PruneArgs),
+    /// Create and run a container
     Run(run::RunArgs),
+    /// Create a container without starting it
+    Create(run::RunArgs),
+    /// Start one or more stopped containers
+    Start(start::StartArgs),
+    /// Stop containers
+    Stop(stop::StopArgs),
+    /// Show a container's output
+    Logs(logs::LogsArgs),
 }
 
 /// What every command needs: the store and the caller's id mapping.
@@ -156,6 +195,22 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Completion(a) => completion::run(a),
         Command::Info(a) => info::run(root, a),
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(root, a),
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
+            create::run_create(root, a)
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            start::run_start(root, a)
+        }
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => stop::run_stop(root, a),
+        Command::Restart(a) => stop::run_restart(root, a),
+        Command::Kill(a) => stop::run_kill(root, a),
+        Command::Wait(a) => stop::run_wait(root, a),
+        Command::Pause(a) => pause::run(root, a, true),
+        Command::Unpause(a) => pause::run(root, a, false),
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::run(root, a),
+        Command::Attach(a) => start::run_attach(root, a),
+        Command::Container(ContainerCommand::Prune(a)) => prune::run(root, a),
+        Command::Monitor(a) => create::run_monitor(root, a),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => ps::run(root, a),
         Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => rm::run(root, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(root, a),

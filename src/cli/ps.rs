@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{table, Ctx};
-use crate::container::{self, Status};
+use crate::container;
 use crate::util::human;
 
 #[derive(Debug, Args)]
@@ -36,7 +36,7 @@ pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
     let recs: Vec<_> = container::list(&ctx.store)?
         .into_iter()
-        .filter(|r| a.all || r.live_status(&ctx.store) == Status::Running)
+        .filter(|r| a.all || r.is_up(&ctx.store))
         .collect();
     if a.quiet {
         for r in &recs {

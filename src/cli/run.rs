@@ -6,16 +6,17 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{Ctx, Exit};
-use crate::container::{self, CreateOptions};
+use crate::container::{self, ContainerRecord, CreateOptions};
 use crate::exit;
 use crate::image::import::import_builtin_hello;
 use crate::image::reference::Reference;
+use crate::monitor;
 use crate::sandbox::RootfsChoice;
 use crate::store::StoreError;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  burrow run hello-world\n  burrow run --rm busybox echo hello\n  burrow run --rm -e COLOR=blue busybox sh -c 'echo $COLOR'\n  burrow run -it --rm busybox sh"
+    after_help = "Examples:\n  burrow run hello-world\n  burrow run --rm busybox echo hello\n  burrow run --rm -e COLOR=blue busybox sh -c 'echo $COLOR'\n  burrow run -it --rm busybox sh\n  burrow run -d --name counter busybox sh -c 'i=0; while true; do echo $i; i=$((i+1)); sleep 1; done'"
 )]
 pub struct RunArgs {
     /// Assign a name to the container
@@ -42,10 +43,16 @@ pub struct RunArgs {
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Run in the background and print the container id
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Kill the container after this many seconds
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
     /// Keep STDIN open
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Use the caller's terminal (a private pty is a later feature)
+    /// Allocate a pseudo-terminal
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Image to run
@@ -55,7 +62,12 @@ pub struct RunArgs {
     pub cmd: Vec<String>,
 }
 
-pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
+/// Validate every flag, resolve (or fetch) the image and create the
+/// container record: what `create` does and `run` starts with.
+pub fn create_container(
+    root: Option<PathBuf>,
+    a: RunArgs,
+) -> anyhow::Result<(Ctx, ContainerRecord)> {
     // Every flag is checked before anything is created or forked.
     let env = collect_env(&a.env, &a.env_file)?;
     if let Some(w) = &a.workdir {
@@ -70,11 +82,12 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
     if let Some(n) = &a.name {
         container::validate_name(n)?;
     }
+    if a.timeout == Some(0) {
+        return Err(Exit::new(exit::BURROW, "--timeout must be at least 1 second").into());
+    }
     let reference =
         Reference::parse(&a.image).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    let rootfs = RootfsChoice::from_env().map_err(|e| Exit::new(exit::BURROW, e))?;
     let ctx = Ctx::open(root)?;
-
     let image_id = find_or_fetch(&ctx, &a.image, &reference)?;
     let opts = CreateOptions {
         name: a.name,
@@ -89,11 +102,32 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
         auto_remove: a.rm,
         interactive: a.interactive,
         tty: a.tty,
+        timeout: a.timeout,
     };
-    let mut rec = {
+    let rec = {
         let _lock = ctx.store.lock_shared()?;
         container::create(&ctx.store, &opts)?
     };
+    Ok((ctx, rec))
+}
+
+pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
+    let rootfs = RootfsChoice::from_env().map_err(|e| Exit::new(exit::BURROW, e))?;
+    let (detach, tty, timeout) = (a.detach, a.tty, a.timeout.is_some());
+    let (ctx, mut rec) = create_container(root, a)?;
+    if detach {
+        // In the background under a monitor: print the id, like Docker.
+        monitor::launch(&ctx.store, &rec, false).map_err(container::ContainerError::from)?;
+        println!("{}", rec.id);
+        return Ok(0);
+    }
+    if tty || timeout {
+        // A pty (or a timer) needs the monitor; attach to it before it
+        // starts the container, so no output is missed.
+        return super::start::attach_new(&ctx, &rec);
+    }
+    // The fast path: we are the monitor, and the container writes straight
+    // to our stdout and stderr.
     let code = container::run_foreground(&ctx.store, &mut rec, &ctx.mapping, rootfs)
         .with_context(|| format!("container {}", rec.name))?;
     Ok(code)

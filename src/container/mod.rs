@@ -2,6 +2,7 @@
 //! user's overrides), its status, and the lifecycle operations of this slice:
 //! create, start-and-wait, list, find, remove.
 
+pub mod lifecycle;
 mod names;
 mod record;
 
@@ -9,7 +10,7 @@ use std::fs;
 use std::path::PathBuf;
 
 pub use names::validate as validate_name;
-pub use record::{ContainerConfig, ContainerRecord, HostConfig, State, Status};
+pub use record::{ContainerConfig, ContainerRecord, HostConfig, State, Status, LOG_FILE};
 
 use crate::exit;
 use crate::image::config::{set_env, ImageRuntimeConfig};
@@ -36,6 +37,8 @@ pub enum ContainerError {
     Running(String),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
     #[error("removing {path:?}: {detail}")]
     Remove { path: PathBuf, detail: String },
     #[error(transparent)]
@@ -74,6 +77,8 @@ pub struct CreateOptions {
     pub auto_remove: bool,
     pub interactive: bool,
     pub tty: bool,
+    /// `--timeout`: kill the container after this many seconds.
+    pub timeout: Option<u64>,
 }
 
 /// Create a container record and its directory; nothing runs yet.
@@ -138,6 +143,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerRecord> {
         config,
         host_config: HostConfig {
             auto_remove: opts.auto_remove,
+            timeout: opts.timeout,
         },
         state: State::default(),
         rootfs_mode: None,
@@ -215,42 +221,10 @@ pub fn run_foreground(
     mapping: &IdMapping,
     rootfs: RootfsChoice,
 ) -> Result<i32> {
-    if rec.live_status(store) == Status::Running {
+    if rec.is_up(store) {
         return Err(ContainerError::AlreadyRunning(rec.id.clone()));
     }
-    let _shared = store.lock_shared()?;
-    let lowers: Vec<PathBuf> = rec.layers.iter().rev().map(|d| store.layer_fs(d)).collect();
-    drop(_shared);
-    let spec = Spec {
-        dir: store.container_dir(&rec.id),
-        lowers,
-        rootfs,
-        hostname: rec.config.hostname.clone(),
-        argv: rec.config.argv(),
-        env: {
-            let mut env = vec![format!("HOSTNAME={}", rec.config.hostname)];
-            env.extend(rec.config.env.iter().cloned());
-            if rec.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-                env.push("TERM=xterm".into());
-            }
-            env
-        },
-        cwd: rec.config.working_dir.clone(),
-        user: rec.config.user.clone(),
-        mapping: mapping.clone(),
-        stdin: rec.config.open_stdin,
-        // Record and name go before the exit is reported, so a finished
-        // --rm container is never listed; the directory goes after.
-        remove_after: if rec.host_config.auto_remove {
-            vec![
-                store.container_dir(&rec.id).join(record::RECORD_FILE),
-                store.names_dir().join(&rec.name),
-            ]
-        } else {
-            Vec::new()
-        },
-        remove_dir_after: rec.host_config.auto_remove,
-    };
+    let spec = build_spec(store, rec, mapping, rootfs, None, false);
     let started = match sandbox::start(&spec) {
         Ok(s) => s,
         Err(e) => {
@@ -279,6 +253,51 @@ pub fn run_foreground(
         rec.save(store)?;
     }
     Ok(code)
+}
+
+/// The sandbox spec for a record: what to mount and what to run. `stdio`
+/// is PID 1's stdin/stdout/stderr when not the caller's own.
+pub fn build_spec(
+    store: &Store,
+    rec: &ContainerRecord,
+    mapping: &IdMapping,
+    rootfs: RootfsChoice,
+    stdio: Option<[std::os::fd::RawFd; 3]>,
+    tty: bool,
+) -> Spec {
+    let lowers: Vec<PathBuf> = rec.layers.iter().rev().map(|d| store.layer_fs(d)).collect();
+    Spec {
+        dir: store.container_dir(&rec.id),
+        lowers,
+        rootfs,
+        hostname: rec.config.hostname.clone(),
+        argv: rec.config.argv(),
+        env: {
+            let mut env = vec![format!("HOSTNAME={}", rec.config.hostname)];
+            env.extend(rec.config.env.iter().cloned());
+            if rec.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+                env.push("TERM=xterm".into());
+            }
+            env
+        },
+        cwd: rec.config.working_dir.clone(),
+        user: rec.config.user.clone(),
+        mapping: mapping.clone(),
+        stdin: rec.config.open_stdin,
+        stdio,
+        tty,
+        // Record and name go before the exit is reported, so a finished
+        // --rm container is never listed; the directory goes after.
+        remove_after: if rec.host_config.auto_remove {
+            vec![
+                store.container_dir(&rec.id).join(record::RECORD_FILE),
+                store.names_dir().join(&rec.name),
+            ]
+        } else {
+            Vec::new()
+        },
+        remove_dir_after: rec.host_config.auto_remove,
+    }
 }
 
 /// Every container record, newest first.
@@ -324,7 +343,7 @@ pub fn remove(
     mapping: &IdMapping,
     force: bool,
 ) -> Result<()> {
-    if rec.live_status(store) == Status::Running {
+    if rec.is_up(store) {
         if !force {
             return Err(ContainerError::Running(rec.id.clone()));
         }

@@ -15,6 +15,8 @@ use crate::store::{self, Store};
 use crate::util::human;
 
 pub const RECORD_FILE: &str = "container.json";
+/// The container's output, in Docker's json-file format.
+pub const LOG_FILE: &str = "container.log";
 
 /// The container's run configuration: the image's config copied at create
 /// time, with the command-line overrides applied.
@@ -42,6 +44,9 @@ pub struct ContainerConfig {
 #[serde(rename_all = "PascalCase")]
 pub struct HostConfig {
     pub auto_remove: bool,
+    /// `run --timeout`: seconds before the monitor kills the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -50,6 +55,7 @@ pub enum Status {
     #[default]
     Created,
     Running,
+    Paused,
     Exited,
 }
 
@@ -66,6 +72,10 @@ pub struct State {
     #[serde(rename = "OOMKilled")]
     pub oom_killed: bool,
     pub error: String,
+    /// How `pause` stopped the container: "freezer" (cgroup.freeze) or
+    /// "SIGSTOP" (every process stopped by signal, without a cgroup).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pause_method: String,
 }
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -85,6 +95,8 @@ impl State {
     pub fn finish(&mut self, code: i32) {
         self.status = Status::Exited;
         self.running = false;
+        self.paused = false;
+        self.pause_method.clear();
         self.pid = 0;
         self.exit_code = code;
         self.finished_at = human::now_rfc3339();
@@ -159,16 +171,24 @@ impl ContainerRecord {
     /// the end (killed burrow, reboot).
     pub fn live_status(&self, store: &Store) -> Status {
         match self.state.status {
-            Status::Running if !self.pid_alive(store) => Status::Exited,
+            Status::Running | Status::Paused if !self.pid_alive(store) => Status::Exited,
             s => s,
         }
     }
 
+    /// Running or paused: PID 1 is alive.
+    pub fn is_up(&self, store: &Store) -> bool {
+        matches!(self.live_status(store), Status::Running | Status::Paused)
+    }
+
     /// The record as `inspect` shows it: the state corrected as above.
     pub fn with_live_state(mut self, store: &Store) -> Self {
-        if self.state.status == Status::Running && self.live_status(store) == Status::Exited {
+        if matches!(self.state.status, Status::Running | Status::Paused)
+            && self.live_status(store) == Status::Exited
+        {
             self.state.status = Status::Exited;
             self.state.running = false;
+            self.state.paused = false;
             self.state.pid = 0;
             if self.state.error.is_empty() {
                 self.state.error = "the burrow process supervising this container ended without recording its exit".into();
@@ -185,10 +205,17 @@ impl ContainerRecord {
         let live = self.clone().with_live_state(store);
         match live.state.status {
             Status::Created => "Created".into(),
-            Status::Running => match humantime::parse_rfc3339_weak(&live.state.started_at) {
-                Ok(t) => format!("Up {}", human::since(t)),
-                Err(_) => "Up".into(),
-            },
+            Status::Running | Status::Paused => {
+                let up = match humantime::parse_rfc3339_weak(&live.state.started_at) {
+                    Ok(t) => format!("Up {}", human::since(t)),
+                    Err(_) => "Up".into(),
+                };
+                if live.state.status == Status::Paused {
+                    format!("{up} (Paused)")
+                } else {
+                    up
+                }
+            }
             Status::Exited => {
                 let when =
                     if live.state.finished_at == ZERO_TIME || live.state.finished_at.is_empty() {

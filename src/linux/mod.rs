@@ -4,5 +4,7 @@
 pub mod cgroup;
 pub mod fs;
 pub mod mount;
+pub mod ns;
 pub mod process;
+pub mod tty;
 pub mod userns;

@@ -1,6 +1,6 @@
 //! Processes: fork, pipes, waiting, parent-death signals.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -46,6 +46,13 @@ pub fn ignore_signal(sig: Signal) -> nix::Result<()> {
     unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) }.map(|_| ())
 }
 
+/// Restore SIGPIPE's default action, which Rust's runtime ignores.
+pub fn default_sigpipe() {
+    // SAFETY: SIG_DFL installs no handler, so no code runs in signal context.
+    let _ =
+        unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
+}
+
 /// Give the process a clean signal state before exec: every signal unblocked
 /// and at its default action. Rust's runtime ignores SIGPIPE and our inner
 /// process ignores SIGINT & co.; a container's program must not inherit that.
@@ -58,6 +65,29 @@ pub fn reset_signals() {
         let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
     }
     let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+}
+
+/// dup2(2) onto a raw descriptor number (stdio setup before exec; the
+/// copy is not close-on-exec).
+pub fn dup_onto(fd: RawFd, target: RawFd) -> nix::Result<()> {
+    // SAFETY: dup2 only manipulates the descriptor table; `target` is one of
+    // 0..=2 and replaced atomically, `fd` stays open and owned by the caller.
+    let r = unsafe { libc::dup2(fd, target) };
+    if r < 0 {
+        Err(nix::Error::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Take ownership of an inherited descriptor (one a parent process set up
+/// for us at a known number).
+pub fn adopt_fd(fd: RawFd) -> std::fs::File {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the caller names a descriptor that is open and that nothing
+    // else in this process owns (it was inherited across exec), so the File
+    // becomes its only owner.
+    unsafe { std::fs::File::from_raw_fd(fd) }
 }
 
 /// Wait for `pid` and turn its end into a shell-style exit code
@@ -81,6 +111,28 @@ pub fn start_time(proc_root: &std::path::Path, pid: i32) -> Option<u64> {
     // The command name may contain spaces and parentheses: split after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// `pid` and all its descendants, from /proc/PID/task/*/children.
+pub fn descendants(proc_root: &std::path::Path, pid: i32) -> Vec<i32> {
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        if let Ok(tasks) = std::fs::read_dir(proc_root.join(p.to_string()).join("task")) {
+            for t in tasks.flatten() {
+                if let Ok(children) = std::fs::read_to_string(t.path().join("children")) {
+                    out.extend(
+                        children
+                            .split_whitespace()
+                            .filter_map(|c| c.parse::<i32>().ok()),
+                    );
+                }
+            }
+        }
+        i += 1;
+    }
+    out
 }
 
 #[cfg(test)]

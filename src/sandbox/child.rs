@@ -88,7 +88,20 @@ fn setup_and_exec(spec: &Spec, root: &Path) -> Result<Never, StartError> {
 
     nix::unistd::sethostname(&spec.hostname).map_err(setup_err)?;
 
-    // stdin: /dev/null unless -i (Docker closes it too).
+    // stdio: the monitor's pipes or pty when given; a terminal becomes our
+    // controlling terminal in a session of our own. stdin is /dev/null
+    // unless -i (Docker closes it too).
+    if let Some(fds) = spec.stdio {
+        for (target, fd) in fds.into_iter().enumerate() {
+            if fd != target as i32 {
+                process::dup_onto(fd, target as i32).map_err(setup_err)?;
+            }
+        }
+        if spec.tty {
+            nix::unistd::setsid().map_err(setup_err)?;
+            crate::linux::tty::set_controlling_terminal(0).map_err(setup_err)?;
+        }
+    }
     if !spec.stdin {
         if let Ok(null) = File::open("/dev/null") {
             let _ = nix::unistd::dup2_stdin(&null);

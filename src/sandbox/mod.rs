@@ -19,9 +19,11 @@
 
 mod child;
 mod cleanup;
+pub mod exec;
 mod spawn;
 mod user;
 
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -76,8 +78,15 @@ pub struct Spec {
     pub cwd: String,
     pub user: String,
     pub mapping: IdMapping,
-    /// Keep the caller's stdin (`-i`); otherwise PID 1 reads /dev/null.
+    /// Keep stdin (`-i`); otherwise PID 1 reads /dev/null.
     pub stdin: bool,
+    /// PID 1's stdin, stdout and stderr, when not the caller's own (a
+    /// monitor's pipes or a pty's slave side). The inner process closes its
+    /// copies once PID 1 is forked, so the monitor sees EOF when it ends.
+    pub stdio: Option<[RawFd; 3]>,
+    /// stdio is a terminal: PID 1 starts a session and takes it as its
+    /// controlling terminal.
+    pub tty: bool,
     /// `--rm`: paths the inner process deletes, in order, when PID 1 ends
     /// and before it reports the exit (the record, the name).
     pub remove_after: Vec<PathBuf>,

@@ -50,7 +50,6 @@ impl Started {
             .thread_block()
             .ok()
             .and_then(|()| SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok());
-        let mut line = String::new();
         loop {
             // Data already buffered from an earlier read needs no poll.
             if self.reports.buffer().is_empty() {
@@ -62,7 +61,8 @@ impl Started {
                     match poll(&mut fds, PollTimeout::NONE) {
                         Ok(_) => {}
                         Err(nix::Error::EINTR) => continue,
-                        Err(_) => break,
+                        // Without poll, fall back to a blocking read below.
+                        Err(_) => {}
                     }
                     if fds[1]
                         .revents()
@@ -77,19 +77,32 @@ impl Started {
                     }
                 }
             }
-            line.clear();
-            match self.reports.read_line(&mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if let Ok(Report::Exited(code)) = serde_json::from_str(line.trim_end()) {
-                        return code;
-                    }
-                }
+            if let Some(code) = self.read_report() {
+                return code;
             }
         }
-        // The inner process died without reporting (killed): its own exit
-        // status is the best we know.
-        process::wait_exit_code(self.inner).unwrap_or(exit::BURROW)
+    }
+
+    /// The pipe the exit report arrives on, for a caller's poll loop.
+    pub fn report_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.reports.get_ref().as_fd()
+    }
+
+    /// Read one report line (call when `report_fd` is readable). Returns the
+    /// container's exit code once it has ended.
+    pub fn read_report(&mut self) -> Option<i32> {
+        let mut line = String::new();
+        match self.reports.read_line(&mut line) {
+            Ok(0) | Err(_) => {
+                // The inner process died without reporting (killed): its own
+                // exit status is the best we know.
+                Some(process::wait_exit_code(self.inner).unwrap_or(exit::BURROW))
+            }
+            Ok(_) => match serde_json::from_str(line.trim_end()) {
+                Ok(Report::Exited(code)) => Some(code),
+                _ => None,
+            },
+        }
     }
 }
 
@@ -300,6 +313,15 @@ fn inner_main(
         }
     };
     drop(exec_file);
+    // PID 1 has its own copies of the monitor's stdio; ours would keep the
+    // monitor from seeing EOF.
+    if let Some(fds) = spec.stdio {
+        for fd in fds {
+            if fd > 2 {
+                let _ = nix::unistd::close(fd);
+            }
+        }
+    }
     report(&mut rep, &Report::Pid(pid1.as_raw()));
 
     // Step 6: wait for PID 1; when it ends the kernel kills the rest of the

@@ -1,0 +1,154 @@
+//! Lifecycle operations on a running container from outside its monitor:
+//! stop (signal, timeout, SIGKILL), kill, pause/unpause without a cgroup
+//! (SIGSTOP/SIGCONT to every process), and waiting for the recorded exit.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::{ContainerError, ContainerRecord, Result, Status};
+use crate::linux::process;
+use crate::store::Store;
+use crate::util::signal::parse_signal;
+
+/// The signal `stop` sends first: the image's StopSignal, else SIGTERM.
+pub fn stop_signal(rec: &ContainerRecord) -> Signal {
+    rec.config
+        .stop_signal
+        .as_deref()
+        .and_then(|s| parse_signal(s).ok())
+        .unwrap_or(Signal::SIGTERM)
+}
+
+fn pid1(store: &Store, rec: &ContainerRecord) -> Option<Pid> {
+    (rec.is_up(store) && rec.state.pid > 0).then(|| Pid::from_raw(rec.state.pid))
+}
+
+/// Send `sig` to PID 1. A paused container is woken for it, as Docker does
+/// for stop and kill, so the signal can act.
+pub fn signal(store: &Store, rec: &ContainerRecord, sig: Signal) -> Result<()> {
+    let pid = pid1(store, rec).ok_or_else(|| ContainerError::NotRunning(rec.name.clone()))?;
+    kill(pid, sig).map_err(|e| ContainerError::Other(format!("signalling {}: {e}", rec.name)))?;
+    Ok(())
+}
+
+/// Docker's stop: the stop signal, then SIGKILL after `timeout`. SIGKILL to
+/// PID 1 makes the kernel kill every process in its pid namespace. Returns
+/// once the monitor has recorded the exit.
+pub fn stop(
+    store: &Store,
+    rec: &ContainerRecord,
+    timeout: Duration,
+    sig: Option<Signal>,
+) -> Result<()> {
+    let Some(pid) = pid1(store, rec) else {
+        return Ok(());
+    };
+    let _ = kill(pid, sig.unwrap_or_else(|| stop_signal(rec)));
+    if rec.live_status(store) == Status::Paused {
+        resume_all(pid);
+    }
+    if !wait_gone(pid, timeout) {
+        let _ = kill(pid, Signal::SIGKILL);
+        wait_gone(pid, Duration::from_secs(10));
+    }
+    wait_recorded(store, &rec.id, Duration::from_secs(10));
+    Ok(())
+}
+
+fn wait_gone(pid: Pid, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if kill(pid, None).is_err() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait until the record no longer says the container is up (its monitor
+/// writes the exit right after PID 1 ends).
+pub fn wait_recorded(store: &Store, id: &str, timeout: Duration) -> Option<ContainerRecord> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match ContainerRecord::load(store, id) {
+            Ok(r) if !r.is_up(store) => return Some(r.with_live_state(store)),
+            Err(_) => return None,
+            Ok(_) if Instant::now() >= deadline => return None,
+            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Block until the container is no longer up; its exit code.
+pub fn wait(store: &Store, id: &str) -> Result<i32> {
+    loop {
+        let rec = ContainerRecord::load(store, id)?;
+        if !rec.is_up(store) {
+            // The monitor records the exit a moment after PID 1 goes.
+            if rec.state.status != Status::Exited {
+                if let Some(r) = wait_recorded(store, id, Duration::from_secs(5)) {
+                    return Ok(r.state.exit_code);
+                }
+            }
+            return Ok(rec.with_live_state(store).state.exit_code);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Pause without a cgroup: SIGSTOP PID 1 first (so it cannot fork), then
+/// every descendant, repeating until no new process appears. In a pid
+/// namespace every process descends from PID 1 (orphans are reparented to
+/// it), and the namespace's owner may signal them all.
+pub fn pause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
+    let pid = pid1(store, rec).ok_or_else(|| ContainerError::NotRunning(rec.name.clone()))?;
+    if rec.live_status(store) == Status::Paused {
+        return Err(ContainerError::Other(format!(
+            "container {} is already paused",
+            rec.name
+        )));
+    }
+    let mut stopped = std::collections::BTreeSet::new();
+    for _ in 0..50 {
+        let all = process::descendants(Path::new("/proc"), pid.as_raw());
+        let new: Vec<i32> = all.into_iter().filter(|p| !stopped.contains(p)).collect();
+        if new.is_empty() {
+            break;
+        }
+        for p in new {
+            let _ = kill(Pid::from_raw(p), Signal::SIGSTOP);
+            stopped.insert(p);
+        }
+    }
+    rec.state.status = Status::Paused;
+    rec.state.paused = true;
+    rec.state.pause_method = "SIGSTOP".into();
+    rec.save(store)
+}
+
+pub fn unpause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
+    let pid = pid1(store, rec).ok_or_else(|| ContainerError::NotRunning(rec.name.clone()))?;
+    if rec.live_status(store) != Status::Paused {
+        return Err(ContainerError::Other(format!(
+            "container {} is not paused",
+            rec.name
+        )));
+    }
+    resume_all(pid);
+    rec.state.status = Status::Running;
+    rec.state.paused = false;
+    rec.state.pause_method.clear();
+    rec.save(store)
+}
+
+fn resume_all(pid: Pid) {
+    for p in process::descendants(Path::new("/proc"), pid.as_raw()) {
+        let _ = kill(Pid::from_raw(p), Signal::SIGCONT);
+    }
+}

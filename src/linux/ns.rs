@@ -1,0 +1,170 @@
+//! Joining a running process's namespaces: `/proc/PID/ns/*` opened through a
+//! pinned `/proc/PID` directory fd (so a reused pid cannot swap the process
+//! under us), and setns(2) in the order the kernel requires.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{openat, OFlag};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NsError {
+    #[error("process {pid} is gone")]
+    Gone { pid: i32 },
+    #[error("process {pid} is no longer the one recorded (its pid was reused)")]
+    Reused { pid: i32 },
+    #[error("opening {path:?}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("joining the {kind} namespace: {source}")]
+    Join {
+        kind: &'static str,
+        #[source]
+        source: nix::Error,
+    },
+}
+
+/// The order of joining: user first, so that we hold capabilities in the
+/// namespace that owns the others (setns(2): joining a mount namespace needs
+/// CAP_SYS_ADMIN in its owning user namespace); pid last, as it only takes
+/// effect for children.
+const ORDER: [(&str, CloneFlags); 5] = [
+    ("user", CloneFlags::CLONE_NEWUSER),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("pid", CloneFlags::CLONE_NEWPID),
+];
+
+/// Open namespace files of one process, ready to join.
+#[derive(Debug)]
+pub struct Namespaces {
+    fds: Vec<(&'static str, CloneFlags, OwnedFd)>,
+    /// `/proc/PID/setgroups` says "allow": the user namespace has a full
+    /// gid map written by newgidmap, so setgroups(2) works inside.
+    pub setgroups_allowed: bool,
+}
+
+impl Namespaces {
+    /// Open the user, mnt, uts, ipc and pid namespaces of `pid` under
+    /// `proc_root`, provided it is still the process that started at
+    /// `start_time` (clock ticks since boot, field 22 of /proc/PID/stat).
+    ///
+    /// The `/proc/PID` directory fd refers to one process for its whole
+    /// life: once that process is gone, lookups through it fail instead of
+    /// reaching a newer process with the same pid.
+    pub fn open(proc_root: &Path, pid: i32, start_time: u64) -> Result<Self, NsError> {
+        let dir_path = proc_root.join(pid.to_string());
+        let dir = nix::fcntl::open(
+            &dir_path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            nix::Error::ENOENT | nix::Error::ESRCH => NsError::Gone { pid },
+            e => NsError::Open {
+                path: dir_path.clone(),
+                source: e,
+            },
+        })?;
+        let read = |name: &str| -> Result<String, NsError> {
+            let fd = open_in(&dir, &dir_path, name, pid)?;
+            let mut s = String::new();
+            File::from(fd)
+                .read_to_string(&mut s)
+                .map_err(|_| NsError::Gone { pid })?;
+            Ok(s)
+        };
+        if parse_start_time(&read("stat")?) != Some(start_time) {
+            return Err(NsError::Reused { pid });
+        }
+        let mut fds = Vec::with_capacity(ORDER.len());
+        for (kind, flag) in ORDER {
+            fds.push((
+                kind,
+                flag,
+                open_in(&dir, &dir_path, &format!("ns/{kind}"), pid)?,
+            ));
+        }
+        let setgroups_allowed = read("setgroups")?.trim() == "allow";
+        // The fds are open: were they still the recorded process's? A dead
+        // process's directory answers nothing, so this read proves it.
+        if parse_start_time(&read("stat")?) != Some(start_time) {
+            return Err(NsError::Reused { pid });
+        }
+        Ok(Namespaces {
+            fds,
+            setgroups_allowed,
+        })
+    }
+
+    /// Join every namespace, user first. Must be called by a single-threaded
+    /// process that shares no fs_struct (setns(2) refuses CLONE_NEWUSER
+    /// otherwise): a freshly forked child of burrow is one. Joining the mount
+    /// namespace sets root and cwd to that namespace's root; joining the pid
+    /// namespace applies to children forked afterwards.
+    pub fn join(&self) -> Result<(), NsError> {
+        for (kind, flag, fd) in &self.fds {
+            nix::sched::setns(fd.as_fd(), *flag).map_err(|e| NsError::Join { kind, source: e })?;
+        }
+        Ok(())
+    }
+}
+
+fn open_in(dir: &OwnedFd, dir_path: &Path, name: &str, pid: i32) -> Result<OwnedFd, NsError> {
+    openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| match e {
+        nix::Error::ENOENT | nix::Error::ESRCH => NsError::Gone { pid },
+        e => NsError::Open {
+            path: dir_path.join(name),
+            source: e,
+        },
+    })
+}
+
+/// Field 22 of /proc/PID/stat.
+// TODO(dedupe): same parsing as process::start_time, which reads by path.
+fn parse_start_time(stat: &str) -> Option<u64> {
+    // The command name may contain spaces and parentheses: split after the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_our_own_namespaces_and_refuses_a_wrong_start_time() {
+        let proc_root = Path::new("/proc");
+        let me = std::process::id() as i32;
+        let start = crate::linux::process::start_time(proc_root, me).unwrap();
+        let ns = Namespaces::open(proc_root, me, start).unwrap();
+        assert_eq!(ns.fds.len(), 5);
+        assert!(matches!(
+            Namespaces::open(proc_root, me, start + 1),
+            Err(NsError::Reused { .. })
+        ));
+        assert!(matches!(
+            Namespaces::open(proc_root, i32::MAX, start),
+            Err(NsError::Gone { .. })
+        ));
+    }
+
+    #[test]
+    fn start_time_survives_odd_command_names() {
+        let mut stat = String::from("42 (a) b (c)) S");
+        for n in 4..=21 {
+            stat.push_str(&format!(" {n}"));
+        }
+        stat.push_str(" 777 23 24");
+        assert_eq!(parse_start_time(&stat), Some(777));
+        assert_eq!(parse_start_time("garbage"), None);
+    }
+}

@@ -1,0 +1,451 @@
+//! `exec`: a new process inside a running container's namespaces.
+//!
+//! ```text
+//! burrow exec (caller, host ids)   opens PID 1's namespaces, relays signals,
+//!                                  reads the exit code the joiner reports
+//!  └─ joiner                       setns user, mnt, uts, ipc, pid; waits for
+//!                                  the process and reports its exit
+//!      └─ process (in the pid ns)  user, env, cwd, signals, exec the command
+//! ```
+//!
+//! Rootless, this needs no helper: the caller owns the container's user
+//! namespace (its inner process created it with the caller's euid), so it
+//! holds every capability in it, which is what setns(2) asks for. setns of a
+//! pid namespace only applies to children, hence the second fork.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
+
+use super::spawn::report;
+use super::{Report, StartError};
+use crate::exit;
+use crate::linux::ns::{Namespaces, NsError};
+use crate::linux::process;
+
+/// Signals the caller relays to the exec'd process.
+const RELAYED: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// The step name of a failure that means the container is gone.
+const NOT_RUNNING: &str = "not running";
+
+/// What to run, and where; built by the CLI from the container record.
+#[derive(Debug, Clone)]
+pub struct ExecSpec {
+    /// The container's PID 1 as the host sees it, and its start time (clock
+    /// ticks since boot) as recorded in the pid file: a reused pid is refused.
+    pub pid1: i32,
+    pub pid1_start: u64,
+    pub argv: Vec<String>,
+    /// The full environment (container's Env, HOSTNAME, overrides).
+    pub env: Vec<String>,
+    /// Absolute working directory; empty means `/`.
+    pub cwd: String,
+    /// `name|uid[:group|gid]`, resolved in the container's /etc/passwd.
+    pub user: String,
+    /// Keep the caller's stdin (`-i`); otherwise the process reads /dev/null.
+    pub stdin: bool,
+    /// `-d`: stdio on /dev/null, a session of its own, nobody waits for it.
+    pub detach: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// PID 1 is gone (or its pid now names another process).
+    #[error("the container is not running")]
+    NotRunning,
+    /// Joining or starting failed; carries Docker's exit code.
+    #[error(transparent)]
+    Failed(#[from] StartError),
+}
+
+impl ExecError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExecError::NotRunning => exit::BURROW,
+            ExecError::Failed(e) => e.code,
+        }
+    }
+}
+
+/// A process that has been exec'd inside the container.
+#[derive(Debug)]
+pub struct Execd {
+    /// The joiner (our child), which waits for the process.
+    joiner: Pid,
+    /// The exec'd process as the host sees it.
+    pub pid: Pid,
+    reports: BufReader<File>,
+    signals: Option<SignalFd>,
+}
+
+fn fail(step: &str, message: impl Into<String>, code: i32) -> StartError {
+    StartError {
+        step: step.into(),
+        message: message.into(),
+        code,
+        cleaned_up: false,
+    }
+}
+
+/// Start `spec.argv` in the container whose PID 1 is `spec.pid1`. Returns
+/// once the command has been exec'd (for `-d`, with nothing left to wait
+/// for), or with the reason it could not be.
+pub fn exec(spec: &ExecSpec) -> Result<Execd, ExecError> {
+    let sys =
+        |step: &'static str| move |e: nix::Error| fail(step, format!("{step}: {e}"), exit::BURROW);
+
+    // Step 1: PID 1's namespaces, opened while it is provably the recorded
+    // process (same start time, read through a pinned /proc/PID fd).
+    let ns =
+        Namespaces::open(Path::new("/proc"), spec.pid1, spec.pid1_start).map_err(|e| match e {
+            NsError::Gone { .. } | NsError::Reused { .. } => ExecError::NotRunning,
+            e => fail("namespaces", e.to_string(), exit::BURROW).into(),
+        })?;
+
+    // Step 2: signals to relay queue on a signalfd from now on, so a Ctrl-C
+    // during setup still reaches the process. The children inherit the
+    // mask: the joiner keeps it (it must survive to report the exit), the
+    // process resets it before exec.
+    let signals = if spec.detach {
+        None
+    } else {
+        let mut set = SigSet::empty();
+        for s in RELAYED {
+            set.add(s);
+        }
+        set.thread_block()
+            .ok()
+            .and_then(|()| SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok())
+    };
+
+    // Step 3: the joiner.
+    let (report_r, report_w) = process::pipe().map_err(sys("creating pipe"))?;
+    let (exec_r, exec_w) = process::pipe().map_err(sys("creating pipe"))?;
+    let ours = [report_r.as_raw_fd(), exec_r.as_raw_fd()];
+    let joiner = process::fork_child(|| {
+        for fd in ours {
+            let _ = nix::unistd::close(fd);
+        }
+        joiner_main(spec, &ns, report_w, exec_w)
+    })
+    .map_err(sys("forking"))?;
+    drop(ns);
+
+    // Step 4: the joiner reports the process's pid, or why it has none.
+    let mut reports = BufReader::new(File::from(report_r));
+    let mut line = String::new();
+    let pid = loop {
+        line.clear();
+        if reports.read_line(&mut line).unwrap_or(0) == 0 {
+            let code = process::wait_exit_code(joiner).unwrap_or(exit::BURROW);
+            return Err(fail(
+                "exec",
+                format!("joining the container ended early (exit code {code}) without saying why"),
+                exit::BURROW,
+            )
+            .into());
+        }
+        match serde_json::from_str::<Report>(line.trim_end()) {
+            Ok(Report::Pid(p)) => break Pid::from_raw(p),
+            Ok(Report::Failed(e)) => {
+                let _ = process::wait_exit_code(joiner);
+                return Err(if e.step == NOT_RUNNING {
+                    ExecError::NotRunning
+                } else {
+                    e.into()
+                });
+            }
+            Ok(_) | Err(_) => tracing::warn!("unexpected report from exec: {line:?}"),
+        }
+    };
+
+    // Step 5: the process sets itself up; EOF on the exec pipe means it
+    // exec'd (the pipe is close-on-exec), a line says why it did not.
+    let mut exec_report = String::new();
+    let _ = File::from(exec_r).read_to_string(&mut exec_report);
+    if let Some(l) = exec_report.lines().next() {
+        let err = match serde_json::from_str::<Report>(l) {
+            Ok(Report::Failed(e)) => e,
+            _ => fail(
+                "exec",
+                format!("garbled report from the exec'd process: {l:?}"),
+                exit::BURROW,
+            ),
+        };
+        let _ = process::wait_exit_code(joiner);
+        return Err(err.into());
+    }
+    if spec.detach {
+        // The joiner exits as soon as it has reported the pid.
+        let _ = process::wait_exit_code(joiner);
+    }
+    Ok(Execd {
+        joiner,
+        pid,
+        reports,
+        signals,
+    })
+}
+
+impl Execd {
+    /// Wait for the process's exit code (128 + signal when killed),
+    /// relaying SIGINT, SIGTERM, SIGHUP and SIGQUIT to it.
+    // TODO(dedupe): same loop as spawn::Started::wait_relaying_signals.
+    pub fn wait_relaying_signals(mut self) -> i32 {
+        let mut line = String::new();
+        loop {
+            // Data already buffered from an earlier read needs no poll.
+            if self.reports.buffer().is_empty() {
+                if let Some(sfd) = &self.signals {
+                    let mut fds = [
+                        PollFd::new(self.reports.get_ref().as_fd(), PollFlags::POLLIN),
+                        PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+                    ];
+                    match poll(&mut fds, PollTimeout::NONE) {
+                        Ok(_) => {}
+                        Err(nix::Error::EINTR) => continue,
+                        Err(_) => break,
+                    }
+                    if fds[1]
+                        .revents()
+                        .is_some_and(|r| r.contains(PollFlags::POLLIN))
+                    {
+                        if let Ok(Some(info)) = sfd.read_signal() {
+                            if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+                                let _ = nix::sys::signal::kill(self.pid, sig);
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+            line.clear();
+            match self.reports.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if let Ok(Report::Exited(code)) = serde_json::from_str(line.trim_end()) {
+                        let _ = process::wait_exit_code(self.joiner);
+                        return code;
+                    }
+                }
+            }
+        }
+        // The joiner died without reporting (killed): its own exit status
+        // is the best we know.
+        process::wait_exit_code(self.joiner).unwrap_or(exit::BURROW)
+    }
+}
+
+/// The joiner. Runs as the forked child; returns its exit code.
+fn joiner_main(spec: &ExecSpec, ns: &Namespaces, report_w: OwnedFd, exec_w: OwnedFd) -> i32 {
+    let mut rep = File::from(report_w);
+    let failed = |rep: &mut File, e: StartError| {
+        report(rep, &Report::Failed(e));
+        exit::BURROW
+    };
+    // In the foreground, if the caller dies, so do we (and the process
+    // after us); a detached process outlives the caller by design.
+    if !spec.detach {
+        let _ = process::set_parent_death_signal(Signal::SIGKILL);
+    }
+
+    // Step 1: the container's namespaces, user first (see linux::ns).
+    if let Err(e) = ns.join() {
+        return failed(&mut rep, fail("setns", e.to_string(), exit::BURROW));
+    }
+
+    // Step 2 (later work): when containers get a cgroup, the process joins
+    // it here, before the fork, so it is never counted outside its limits.
+
+    // Step 3: fork into the pid namespace. ENOMEM means its init (PID 1)
+    // has exited and the namespace takes no new members (pid_namespaces(7)).
+    let rep_fd = rep.as_raw_fd();
+    let groups_allowed = ns.setgroups_allowed;
+    let mut exec_file = File::from(exec_w);
+    let pid = match process::fork_child(|| {
+        // The process must not keep the report pipe: the caller reads it to EOF.
+        let _ = nix::unistd::close(rep_fd);
+        process_main(spec, groups_allowed, &mut exec_file)
+    }) {
+        Ok(p) => p,
+        Err(nix::Error::ENOMEM) => {
+            return failed(
+                &mut rep,
+                fail(
+                    NOT_RUNNING,
+                    "the container's PID 1 has exited",
+                    exit::BURROW,
+                ),
+            )
+        }
+        Err(e) => {
+            return failed(
+                &mut rep,
+                fail(
+                    "fork",
+                    format!("forking into the container: {e}"),
+                    exit::BURROW,
+                ),
+            )
+        }
+    };
+    drop(exec_file);
+    report(&mut rep, &Report::Pid(pid.as_raw()));
+
+    // Step 4: wait and pass the exit on; a detached process is left to
+    // whoever inherits it (the nearest subreaper, or init).
+    if spec.detach {
+        return 0;
+    }
+    let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
+    report(&mut rep, &Report::Exited(code));
+    code
+}
+
+/// The process inside the container; returns only on failure (the exit code).
+fn process_main(spec: &ExecSpec, groups_allowed: bool, rep: &mut File) -> i32 {
+    match setup_and_exec(spec, groups_allowed) {
+        Ok(never) => match never {},
+        Err(e) => {
+            let code = e.code;
+            report(rep, &Report::Failed(e));
+            code
+        }
+    }
+}
+
+fn setup_and_exec(spec: &ExecSpec, groups_allowed: bool) -> Result<Infallible, StartError> {
+    let null = || {
+        File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| fail("stdio", format!("opening /dev/null: {e}"), exit::BURROW))
+    };
+    if spec.detach {
+        // Detached: a session of its own (no terminal signals from the
+        // caller's), and stdio that holds none of the caller's pipes open.
+        let _ = nix::unistd::setsid();
+        let null = null()?;
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stderr(&null);
+    } else {
+        // Die with the joiner, so nothing outlives its supervisor.
+        let _ = process::set_parent_death_signal(Signal::SIGKILL);
+        // stdin: /dev/null unless -i (Docker closes it too).
+        if !spec.stdin {
+            let _ = nix::unistd::dup2_stdin(&null()?);
+        }
+    }
+
+    // User and groups, resolved in the container's own /etc/passwd (our
+    // root is the container's since setns(mnt)).
+    let ids = super::user::resolve(&spec.user, Path::new("/etc"))
+        .map_err(|e| fail("user", e, exit::CANNOT_RUN))?;
+    let mut env = spec.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", ids.home));
+    }
+    ids.apply(groups_allowed)
+        .map_err(|e| fail("user", e, exit::CANNOT_RUN))?;
+
+    // Working directory: unlike run, never created (docker exec fails too).
+    let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
+    nix::unistd::chdir(cwd).map_err(|e| {
+        fail(
+            "cwd",
+            format!("cannot enter working directory {cwd:?}: {e}"),
+            exit::CANNOT_RUN,
+        )
+    })?;
+
+    exec_in_path(&spec.argv, &env)
+}
+
+/// Find the program the way execvp does, but with the container's PATH, and
+/// exec it, with signals reset. Errors carry Docker's wording and exit codes
+/// (127 not found, 126 not runnable).
+// TODO(dedupe): same as child::exec (make that pub(super) and call it).
+fn exec_in_path(argv: &[String], env: &[String]) -> Result<Infallible, StartError> {
+    let prog = argv
+        .first()
+        .ok_or_else(|| fail("exec", "no command specified", exit::BURROW))?;
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(super::DEFAULT_PATH);
+    let candidates: Vec<PathBuf> = if prog.contains('/') {
+        vec![PathBuf::from(prog)]
+    } else {
+        path_var
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(prog))
+            .collect()
+    };
+    let cstr = |s: &str| {
+        CString::new(s)
+            .map_err(|_| fail("exec", format!("{s:?} contains a NUL byte"), exit::BURROW))
+    };
+    let c_argv = argv
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let c_env = env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>, _>>()?;
+    process::reset_signals();
+    let mut denied = None;
+    for cand in &candidates {
+        let Ok(c_path) = CString::new(cand.as_os_str().as_encoded_bytes()) else {
+            continue;
+        };
+        match nix::unistd::execve(&c_path, &c_argv, &c_env) {
+            Err(nix::Error::ENOENT) | Err(nix::Error::ENOTDIR) => continue,
+            Err(e @ (nix::Error::EACCES | nix::Error::EISDIR | nix::Error::ENOEXEC)) => {
+                denied.get_or_insert((cand.clone(), e));
+            }
+            Err(e) => {
+                return Err(fail(
+                    "exec",
+                    format!("exec: {prog:?}: {}", e.desc()),
+                    exit::CANNOT_RUN,
+                ))
+            }
+            Ok(never) => match never {},
+        }
+    }
+    if let Some((p, e)) = denied {
+        let what = if e == nix::Error::ENOEXEC {
+            "exec format error"
+        } else if p.is_dir() {
+            "is a directory"
+        } else {
+            "permission denied"
+        };
+        return Err(fail(
+            "exec",
+            format!("exec: {prog:?}: {what}"),
+            exit::CANNOT_RUN,
+        ));
+    }
+    let msg = if prog.contains('/') {
+        format!("exec: {prog:?}: stat {prog}: no such file or directory")
+    } else {
+        format!("exec: {prog:?}: executable file not found in $PATH")
+    };
+    Err(fail("exec", msg, exit::NOT_FOUND))
+}
