@@ -178,6 +178,30 @@ fn the_sandbox_has_its_own_namespaces_and_mounts() {
             nprocs <= 3,
             "{nprocs} processes visible: pid namespace leak"
         );
+        // Only stdin, stdout and stderr cross into the container (ls's own
+        // directory handle is the fourth).
+        let fds = env.ok(["run", "--rm", "busybox", "ls", "/proc/self/fd"]);
+        assert_eq!(
+            fds.split_whitespace().collect::<Vec<_>>(),
+            ["0", "1", "2", "3"],
+            "leaked descriptors: {fds}"
+        );
+        let id = env.ok([
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "ls /proc/self/fd; sleep 1",
+        ]);
+        assert_eq!(env.ok(["wait", id.trim()]).trim(), "0");
+        assert_eq!(
+            env.ok(["logs", id.trim()])
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["0", "1", "2", "3"],
+            "monitor leaked descriptors"
+        );
         let with_range = env.ok([
             "run",
             "--rm",

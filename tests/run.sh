@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # uidmap: newuidmap/newgidmap for the subuid-range user; busybox-static and
-# zstd: rootfs-tools/busybox.sh builds the test images with them.
-packages=(uidmap busybox-static zstd)
+# zstd: rootfs-tools/busybox.sh builds the test images with them; tmux: the
+# interactive-terminal test drives `run -it` through it.
+packages=(uidmap busybox-static zstd tmux)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

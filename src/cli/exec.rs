@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Ctx, Exit};
-use crate::container::{self, Status};
+use crate::container::{self, ContainerError, Status};
 use crate::exit;
 use crate::image::config::set_env;
 use crate::sandbox::exec::{ExecError, ExecSpec};
@@ -17,8 +17,9 @@ use crate::sandbox::exec::{ExecError, ExecSpec};
 with the container's Env, User and WorkingDir unless overridden. Its exit code is burrow's; \
 SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to burrow are relayed to it.\n\n\
 -t gives the command the caller's own terminal as it is: burrow has no private pty yet, so \
-the command shares the caller's terminal modes, window size and job control. Without a \
-terminal on stdin, -t is ignored.\n\n\
+the command shares the caller's terminal modes, window size and job control, and `tty` \
+cannot name it (it is not in the container's /dev/pts). Without a terminal on stdin, -t is \
+ignored.\n\n\
 Examples:\n  burrow exec box cat /etc/hostname\n  burrow exec -e X=1 -w /tmp box sh -c 'echo $X; pwd'\n  \
 burrow exec -it box sh\n  burrow exec -d box sh -c 'sleep 10; touch /done'"
 )]
@@ -73,14 +74,21 @@ pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
 
     let rec = container::find(&ctx.store, &a.container)?;
-    let not_running = || {
-        Exit::new(
-            exit::BURROW,
-            format!("container {} is not running", rec.name),
-        )
-    };
-    if rec.live_status(&ctx.store) != Status::Running {
-        return Err(not_running().into());
+    let not_running = || ContainerError::NotRunning(rec.name.clone());
+    match rec.live_status(&ctx.store) {
+        Status::Running => {}
+        // Its stopped processes would hold the exec'd one up: Docker refuses too.
+        Status::Paused => {
+            return Err(Exit::new(
+                exit::BURROW,
+                format!(
+                    "container {} is paused, unpause the container before exec",
+                    rec.name
+                ),
+            )
+            .into())
+        }
+        _ => return Err(not_running().into()),
     }
     let pid1_start = std::fs::read_to_string(ctx.store.pid_file(&rec.id))
         .ok()

@@ -46,6 +46,42 @@ pub fn ignore_signal(sig: Signal) -> nix::Result<()> {
     unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) }.map(|_| ())
 }
 
+/// Close every descriptor from 3 up except `keep`. A forked child inherits
+/// all of its parent's descriptors (close-on-exec only acts at exec): one it
+/// keeps by accident can hold a pipe open, or hand a container a host file.
+pub fn close_fds_except(keep: &[RawFd]) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    // Collect first: closing while iterating would close the iterator's own fd.
+    let fds: Vec<RawFd> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: closing a raw descriptor number; whatever owned it in
+            // the parent does not run in this process (we are its forked
+            // child, about to use only `keep`).
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Mark every descriptor from 3 up close-on-exec, so the program we exec
+/// inherits only stdin, stdout and stderr (close_range(2), Linux 5.11).
+pub fn cloexec_from_3() {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on
+    // descriptors; it takes no pointers.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
+}
+
 /// Restore SIGPIPE's default action, which Rust's runtime ignores.
 pub fn default_sigpipe() {
     // SAFETY: SIG_DFL installs no handler, so no code runs in signal context.

@@ -243,6 +243,8 @@ fn exec(argv: &[String], env: &[String]) -> Result<Never, StartError> {
         .collect::<Result<Vec<_>, _>>()?;
     let c_env = env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>, _>>()?;
     process::reset_signals();
+    // Only stdin, stdout and stderr cross into the program.
+    process::cloexec_from_3();
     let mut denied = None;
     for cand in &candidates {
         let Ok(c_path) = CString::new(cand.as_os_str().as_encoded_bytes()) else {

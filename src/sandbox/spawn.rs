@@ -127,9 +127,18 @@ pub fn start(spec: &Spec) -> Result<Started, StartError> {
     // The children must not hold the caller's read ends or `go`'s write end.
     let ours = [go_w.as_raw_fd(), report_r.as_raw_fd(), exec_r.as_raw_fd()];
     let inner = process::fork_child(|| {
-        for fd in ours {
-            let _ = nix::unistd::close(fd);
-        }
+        let _ = ours;
+        // Keep only our pipe ends and PID 1's stdio: the caller's other
+        // descriptors (a monitor's own pipe ends, sockets, log) must not be
+        // held open by us or reach the container.
+        let mut keep = vec![
+            ready_w.as_raw_fd(),
+            go_r.as_raw_fd(),
+            report_w.as_raw_fd(),
+            exec_w.as_raw_fd(),
+        ];
+        keep.extend(spec.stdio.iter().flatten());
+        process::close_fds_except(&keep);
         inner_main(spec, ready_w, go_r, report_w, exec_w)
     })
     .map_err(sys("forking"))?;

@@ -199,6 +199,11 @@ impl Env {
         })
     }
 
+    /// The uid and gid burrow runs as.
+    pub fn ids(&self) -> (u32, u32) {
+        (self.uid, self.gid)
+    }
+
     pub fn busybox_tar(&self) -> &Path {
         &shared().busybox_tar
     }

@@ -1,0 +1,459 @@
+//! The container lifecycle as an unprivileged user, with and without a
+//! subuid range: the seeds' walkthrough (create → start → logs -f → pause →
+//! unpause → stop → Exited (137) → start -a → rm), detached containers and
+//! their monitor, logs options, wait/kill/restart/--timeout/prune, and an
+//! interactive shell through a real terminal (tmux).
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{spawn, stderr, stdout, users, Env, Who};
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("bad JSON ({e}): {s}"))
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn ps_row(env: &Env, name: &str) -> Option<String> {
+    env.ok(["ps", "-a"])
+        .lines()
+        .find(|l| l.split_whitespace().last() == Some(name))
+        .map(str::to_string)
+}
+
+fn pid_of(env: &Env, name: &str) -> i32 {
+    json(&env.ok(["inspect", name]))[0]["State"]["Pid"]
+        .as_i64()
+        .unwrap() as i32
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn the_seeds_walkthrough() {
+    for env in users("walkthrough") {
+        env.import_busybox("busybox");
+        // create: Created, nothing runs.
+        let id = env.ok([
+            "create",
+            "--name",
+            "counter",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while true; do echo $i; i=$((i+1)); sleep 0.2; done",
+        ]);
+        assert_eq!(id.trim().len(), 64, "create prints the full id: {id}");
+        assert!(ps_row(&env, "counter").unwrap().contains("Created"));
+        assert!(
+            !env.ok(["ps"]).contains("counter"),
+            "a created container is not running"
+        );
+        assert_eq!(json(&env.ok(["inspect", "counter"]))[0]["State"]["Pid"], 0);
+
+        // start: Up; logs -f shows it counting.
+        assert_eq!(env.ok(["start", "counter"]).trim(), "counter");
+        assert!(ps_row(&env, "counter").unwrap().contains("Up "));
+        let follow = spawn(env.cmd(["logs", "-f", "counter"]));
+        wait_until("3 lines of logs", Duration::from_secs(10), || {
+            env.ok(["logs", "counter"]).lines().count() >= 3
+        });
+        let logs = env.ok(["logs", "counter"]);
+        assert!(logs.starts_with("0\n1\n2\n"), "{logs}");
+
+        // pause: (Paused), no CPU, no output; memory kept.
+        env.ok(["pause", "counter"]);
+        let row = ps_row(&env, "counter").unwrap();
+        assert!(row.contains("(Paused)"), "{row}");
+        let pid = pid_of(&env, "counter");
+        let state = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(state.contains("State:\tT"), "PID 1 stopped: {state}");
+        let c = &json(&env.ok(["inspect", "counter"]))[0]["State"];
+        assert_eq!(c["Paused"], true);
+        assert_eq!(c["Status"], "paused");
+        assert_eq!(
+            c["PauseMethod"], "SIGSTOP",
+            "no cgroup here: paused by signal"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let n1 = env.ok(["logs", "counter"]).lines().count();
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(
+            env.ok(["logs", "counter"]).lines().count(),
+            n1,
+            "no output while paused"
+        );
+
+        // unpause: counting again.
+        env.ok(["unpause", "counter"]);
+        wait_until("output after unpause", Duration::from_secs(10), || {
+            env.ok(["logs", "counter"]).lines().count() > n1
+        });
+        assert!(!ps_row(&env, "counter").unwrap().contains("Paused"));
+
+        // stop: sh as PID 1 ignores SIGTERM, so it is killed after the timeout.
+        let t0 = Instant::now();
+        env.ok(["stop", "-t", "2", "counter"]);
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+            "{took:?}"
+        );
+        let row = ps_row(&env, "counter").unwrap();
+        assert!(row.contains("Exited (137)"), "{row}");
+        // logs -f ended with the container.
+        let out = follow.wait_with_output().unwrap();
+        assert!(out.status.success());
+        assert!(stdout(&out).starts_with("0\n1\n"), "{}", stdout(&out));
+
+        // start -a: runs again, attached, output shown.
+        let child = spawn(env.cmd(["start", "-a", "counter"]));
+        wait_until("running again", Duration::from_secs(10), || {
+            ps_row(&env, "counter").is_some_and(|r| r.contains("Up "))
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        env.ok(["kill", "counter"]);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(137));
+        assert!(
+            stdout(&out).starts_with("0\n"),
+            "start -a shows the new output: {}",
+            stdout(&out)
+        );
+
+        // rm
+        env.ok(["rm", "counter"]);
+        assert!(ps_row(&env, "counter").is_none());
+    }
+}
+
+#[test]
+fn paused_containers_use_no_cpu() {
+    let Some(env) = Env::new(Who::Range, "cpu").or_else(|| Env::new(Who::Single, "cpu")) else {
+        return;
+    };
+    env.import_busybox("busybox");
+    env.ok([
+        "run",
+        "-d",
+        "--name",
+        "spin",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    let pid = pid_of(&env, "spin");
+    std::thread::sleep(Duration::from_millis(300));
+    env.ok(["pause", "spin"]);
+    let a = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(cpu_ticks(pid), a, "CPU time grew while paused");
+    env.ok(["unpause", "spin"]);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(cpu_ticks(pid) > a, "CPU time did not grow after unpause");
+    env.ok(["rm", "-f", "spin"]);
+}
+
+#[test]
+fn detached_containers_have_a_monitor_that_outlives_the_cli() {
+    for env in users("detached") {
+        env.import_busybox("busybox");
+        let out = env.ok([
+            "run",
+            "-d",
+            "--name",
+            "bg",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; sleep 30",
+        ]);
+        let id = out.trim();
+        assert_eq!(id.len(), 64, "run -d prints the full id");
+        // The CLI has exited; the container is Up under its monitor, which
+        // runs in a session of its own.
+        assert!(ps_row(&env, "bg").unwrap().contains("Up "));
+        let pid1 = pid_of(&env, "bg");
+        let inner = ppid(pid1);
+        let monitor = ppid(inner);
+        let cmdline = std::fs::read_to_string(format!("/proc/{monitor}/cmdline")).unwrap();
+        assert!(cmdline.contains("__monitor"), "{cmdline:?}");
+        assert_eq!(
+            session_of(monitor),
+            monitor,
+            "the monitor leads its own session"
+        );
+        // stdout and stderr stay distinct in the log.
+        wait_until("logs", Duration::from_secs(5), || {
+            env.run(["logs", "bg"]).stdout == b"out\n"
+        });
+        let o = env.run(["logs", "bg"]);
+        assert_eq!(stdout(&o), "out\n");
+        assert_eq!(stderr(&o), "err\n");
+
+        // A killed monitor takes the container down; it never stays Up.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(monitor),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        wait_until("container not Up", Duration::from_secs(10), || {
+            !ps_row(&env, "bg").unwrap().contains("Up ")
+        });
+        assert!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid1), None).is_err(),
+            "PID 1 is gone"
+        );
+        assert!(ps_row(&env, "bg").unwrap().contains("Exited (137)"));
+        env.ok(["rm", "bg"]);
+        assert!(!env.root.join("containers").join(id).exists());
+    }
+}
+
+fn ppid(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn session_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+#[test]
+fn stop_signal_wait_kill_restart_timeout_and_prune() {
+    for env in users("stopping") {
+        env.import_busybox("busybox");
+        // A PID 1 that handles SIGTERM stops at once, with its own code.
+        env.ok([
+            "run",
+            "-d",
+            "--name",
+            "polite",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+        ]);
+        let t0 = Instant::now();
+        env.ok(["stop", "polite"]);
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert!(ps_row(&env, "polite").unwrap().contains("Exited (0)"));
+
+        // wait prints the exit code; kill -s sends a chosen signal.
+        env.ok([
+            "run",
+            "-d",
+            "--name",
+            "hup",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 42' HUP; while true; do sleep 0.1; done",
+        ]);
+        let waiter = spawn(env.cmd(["wait", "hup"]));
+        std::thread::sleep(Duration::from_millis(300));
+        env.ok(["kill", "-s", "HUP", "hup"]);
+        let out = waiter.wait_with_output().unwrap();
+        assert_eq!(stdout(&out).trim(), "42");
+
+        // restart runs the same container again.
+        env.ok(["restart", "-t", "1", "hup"]);
+        assert!(ps_row(&env, "hup").unwrap().contains("Up "));
+        env.ok(["kill", "hup"]);
+        assert_eq!(env.ok(["wait", "hup"]).trim(), "137");
+
+        // --timeout kills a container that runs too long.
+        let t0 = Instant::now();
+        let o = env.run([
+            "run",
+            "--name",
+            "slow",
+            "--timeout",
+            "1",
+            "busybox",
+            "sleep",
+            "30",
+        ]);
+        assert_eq!(o.status.code(), Some(137));
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        let st = &json(&env.ok(["inspect", "slow"]))[0]["State"];
+        assert!(st["Error"].as_str().unwrap().contains("timeout"), "{st}");
+
+        // Errors are clear: not running, unknown signal.
+        let o = env.run(["kill", "slow"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
+        assert_eq!(
+            env.run(["kill", "-s", "NOPE", "slow"]).status.code(),
+            Some(125)
+        );
+        assert_eq!(env.run(["pause", "slow"]).status.code(), Some(125));
+
+        // prune removes every stopped container and keeps running ones.
+        env.ok(["run", "-d", "--name", "keeper", "busybox", "sleep", "30"]);
+        let out = env.ok(["container", "prune", "-f"]);
+        assert_eq!(out.lines().count(), 1 + 3, "{out}");
+        let left = env.ok(["ps", "-a", "--format", "json"]);
+        assert_eq!(left.lines().count(), 1, "{left}");
+        assert!(left.contains("keeper"));
+        env.ok(["rm", "-f", "keeper"]);
+    }
+}
+
+#[test]
+fn logs_options_and_stdin_through_the_monitor() {
+    let Some(env) = Env::new(Who::Single, "logs").or_else(|| Env::new(Who::Range, "logs")) else {
+        return;
+    };
+    env.import_busybox("busybox");
+    env.ok([
+        "create",
+        "--name",
+        "lines",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo line$i; done; echo oops >&2",
+    ]);
+    let o = env.run(["start", "-a", "lines"]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "line1\nline2\nline3\nline4\nline5\n");
+    assert_eq!(stderr(&o), "oops\n");
+    assert_eq!(env.ok(["logs", "--tail", "2", "lines"]), "line5\n");
+    // The last two entries: line5 on stdout, oops on stderr.
+    let ts = env.ok(["logs", "-t", "--tail", "2", "lines"]);
+    assert!(
+        ts.starts_with("20") && ts.contains("T") && ts.ends_with(" line5\n"),
+        "{ts}"
+    );
+    assert_eq!(
+        env.ok(["logs", "--since", "1h", "lines"]).lines().count(),
+        5
+    );
+    assert_eq!(env.ok(["logs", "--until", "1h", "lines"]), "");
+    assert_eq!(
+        env.run(["logs", "--since", "whenever", "lines"])
+            .status
+            .code(),
+        Some(125)
+    );
+    // -i through a monitor: stdin reaches the container, EOF ends it.
+    env.ok([
+        "create",
+        "-i",
+        "--name",
+        "cat",
+        "busybox",
+        "sh",
+        "-c",
+        "tr a-z A-Z",
+    ]);
+    let mut c = env.cmd(["start", "-ai", "cat"]);
+    c.stdin(std::process::Stdio::piped());
+    let mut child = spawn(c);
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "HELLO\n");
+}
+
+/// A shell command line that runs burrow as the test user (for tmux).
+fn shell_line(env: &Env, args: &str) -> String {
+    let mut c = env.cmd(["--version"]);
+    let bin = c.get_program().to_string_lossy().into_owned();
+    let envs: Vec<String> = c
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
+        .collect();
+    let _ = &mut c;
+    let who = if nix::unistd::Uid::effective().is_root() {
+        let (u, g) = env.ids();
+        format!("setpriv --reuid {u} --regid {g} --init-groups ")
+    } else {
+        String::new()
+    };
+    format!(
+        "cd {} && {who}env -i TERM=xterm {} {bin} {args}",
+        env.home.display(),
+        envs.join(" ")
+    )
+}
+
+#[test]
+fn an_interactive_shell_behaves_like_a_terminal() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED an_interactive_shell_behaves_like_a_terminal: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    for env in users("tty") {
+        env.import_busybox("busybox");
+        let session = format!("burrow-it-{}-{:?}", std::process::id(), env.who);
+        let done = env.home.join("tmux-exit");
+        let line = format!(
+            "{}; echo $? > {}",
+            shell_line(&env, "run -it --rm --name term busybox sh"),
+            done.display()
+        );
+        let tmux = |args: &[&str]| Command::new("tmux").args(args).output().unwrap();
+        tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "90",
+            "-y",
+            "25",
+            &line,
+        ]);
+        let screen = || stdout(&tmux(&["capture-pane", "-p", "-t", &session]));
+        wait_until("a prompt", Duration::from_secs(10), || {
+            screen().contains("/ #")
+        });
+        tmux(&[
+            "send-keys",
+            "-t",
+            &session,
+            "stty size; echo $TERM",
+            "Enter",
+        ]);
+        wait_until("stty output", Duration::from_secs(5), || {
+            screen().contains("25 90")
+        });
+        assert!(screen().contains("xterm"), "{}", screen());
+        // Ctrl-C reaches the container's foreground process, not burrow.
+        tmux(&["send-keys", "-t", &session, "sleep 100", "Enter"]);
+        std::thread::sleep(Duration::from_millis(300));
+        tmux(&["send-keys", "-t", &session, "C-c"]);
+        tmux(&["send-keys", "-t", &session, "echo still-here", "Enter"]);
+        wait_until("the shell survived Ctrl-C", Duration::from_secs(5), || {
+            screen().lines().any(|l| l.trim() == "still-here")
+        });
+        tmux(&["send-keys", "-t", &session, "exit 3", "Enter"]);
+        wait_until("burrow exited", Duration::from_secs(10), || done.exists());
+        assert_eq!(std::fs::read_to_string(&done).unwrap().trim(), "3");
+        tmux(&["kill-session", "-t", &session]);
+        // The terminal was restored: --rm removed the container.
+        assert!(ps_row(&env, "term").is_none());
+    }
+}
