@@ -155,6 +155,33 @@ pub enum ContainerCommand {
     Logs(logs::LogsArgs),
 }
 
+/// Docker's multi-name verbs (rm, stop, pause, rmi, ...): apply `f` to each
+/// name and print the lines it returns, report each failure on its own line,
+/// and fail at the end if any failed, so one bad name does not stop the rest.
+pub fn each<F>(keys: &[String], what: &str, mut f: F) -> anyhow::Result<i32>
+where
+    F: FnMut(&str) -> anyhow::Result<Vec<String>>,
+{
+    let mut failed = 0;
+    for key in keys {
+        match f(key) {
+            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+            Err(e) => {
+                eprintln!("burrow: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Exit::new(
+            crate::exit::BURROW,
+            format!("{failed} of {} {what} failed", keys.len()),
+        )
+        .into());
+    }
+    Ok(0)
+}
+
 /// What every command needs: the store and the caller's id mapping.
 pub struct Ctx {
     pub store: Store,

@@ -4,9 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Ctx, Exit};
+use super::Ctx;
 use crate::container;
-use crate::exit;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  burrow rm web\n  burrow rm -f web db 3f2a")]
@@ -21,29 +20,9 @@ pub struct RmArgs {
 
 pub fn run(root: Option<PathBuf>, a: RmArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    let mut failed = 0;
-    // Like Docker: remove what can be removed, report each failure, exit
-    // non-zero if any failed.
-    for key in &a.containers {
-        let result = container::find(&ctx.store, key)
-            .and_then(|rec| container::remove(&ctx.store, &rec, &ctx.mapping, a.force));
-        match result {
-            Ok(()) => println!("{key}"),
-            Err(e) => {
-                eprintln!("burrow: {e}");
-                failed += 1;
-            }
-        }
-    }
-    if failed > 0 {
-        return Err(Exit::new(
-            exit::BURROW,
-            format!(
-                "{failed} of {} container(s) not removed",
-                a.containers.len()
-            ),
-        )
-        .into());
-    }
-    Ok(0)
+    super::each(&a.containers, "removals", |key| {
+        let rec = container::find(&ctx.store, key)?;
+        container::remove(&ctx.store, &rec, &ctx.mapping, a.force)?;
+        Ok(vec![key.to_string()])
+    })
 }

@@ -50,33 +50,13 @@ pub fn run_start(root: Option<PathBuf>, a: StartArgs) -> anyhow::Result<i32> {
         }
         return attach_new_with(&ctx, &rec, a.interactive);
     }
-    let mut failed = 0;
-    for key in &a.containers {
-        let r = container::find(&ctx.store, key).and_then(|rec| {
-            if !rec.is_up(&ctx.store) {
-                monitor::launch(&ctx.store, &rec, false)?;
-            }
-            Ok(())
-        });
-        match r {
-            Ok(()) => println!("{key}"),
-            Err(e) => {
-                eprintln!("burrow: {e}");
-                failed += 1;
-            }
+    super::each(&a.containers, "starts", |key| {
+        let rec = container::find(&ctx.store, key)?;
+        if !rec.is_up(&ctx.store) {
+            monitor::launch(&ctx.store, &rec, false).map_err(ContainerError::from)?;
         }
-    }
-    if failed > 0 {
-        return Err(Exit::new(
-            exit::BURROW,
-            format!(
-                "{failed} of {} container(s) not started",
-                a.containers.len()
-            ),
-        )
-        .into());
-    }
-    Ok(0)
+        Ok(vec![key.to_string()])
+    })
 }
 
 /// Start `rec` under a monitor, attached from its first byte of output

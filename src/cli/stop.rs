@@ -48,38 +48,23 @@ fn signal_arg(s: &str) -> anyhow::Result<nix::sys::signal::Signal> {
     parse_signal(s).map_err(|e| Exit::new(exit::BURROW, e).into())
 }
 
-/// Apply `f` to each container, Docker style: print the name on success,
-/// report each failure, fail overall if any failed.
+/// Apply `f` to each container found by name or id, printing the name.
 fn each(
     ctx: &Ctx,
     keys: &[String],
-    verb: &str,
+    what: &str,
     mut f: impl FnMut(&container::ContainerRecord) -> container::Result<()>,
 ) -> anyhow::Result<i32> {
-    let mut failed = 0;
-    for key in keys {
-        match container::find(&ctx.store, key).and_then(|r| f(&r)) {
-            Ok(()) => println!("{key}"),
-            Err(e) => {
-                eprintln!("burrow: {e}");
-                failed += 1;
-            }
-        }
-    }
-    if failed > 0 {
-        return Err(Exit::new(
-            exit::BURROW,
-            format!("{failed} of {} container(s) not {verb}", keys.len()),
-        )
-        .into());
-    }
-    Ok(0)
+    super::each(keys, what, |key| {
+        f(&container::find(&ctx.store, key)?)?;
+        Ok(vec![key.to_string()])
+    })
 }
 
 pub fn run_stop(root: Option<PathBuf>, a: StopArgs) -> anyhow::Result<i32> {
     let sig = a.signal.as_deref().map(signal_arg).transpose()?;
     let ctx = Ctx::open(root)?;
-    each(&ctx, &a.containers, "stopped", |rec| {
+    each(&ctx, &a.containers, "stops", |rec| {
         lifecycle::stop(&ctx.store, rec, Duration::from_secs(a.time), sig)
     })
 }
@@ -87,7 +72,7 @@ pub fn run_stop(root: Option<PathBuf>, a: StopArgs) -> anyhow::Result<i32> {
 pub fn run_restart(root: Option<PathBuf>, a: StopArgs) -> anyhow::Result<i32> {
     let sig = a.signal.as_deref().map(signal_arg).transpose()?;
     let ctx = Ctx::open(root)?;
-    each(&ctx, &a.containers, "restarted", |rec| {
+    each(&ctx, &a.containers, "restarts", |rec| {
         lifecycle::stop(&ctx.store, rec, Duration::from_secs(a.time), sig)?;
         let rec = container::find(&ctx.store, &rec.id)?;
         monitor::launch(&ctx.store, &rec, false)?;
@@ -98,29 +83,15 @@ pub fn run_restart(root: Option<PathBuf>, a: StopArgs) -> anyhow::Result<i32> {
 pub fn run_kill(root: Option<PathBuf>, a: KillArgs) -> anyhow::Result<i32> {
     let sig = signal_arg(&a.signal)?;
     let ctx = Ctx::open(root)?;
-    each(&ctx, &a.containers, "killed", |rec| {
+    each(&ctx, &a.containers, "kills", |rec| {
         lifecycle::signal(&ctx.store, rec, sig)
     })
 }
 
 pub fn run_wait(root: Option<PathBuf>, a: WaitArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    let mut failed = 0;
-    for key in &a.containers {
-        match container::find(&ctx.store, key).and_then(|r| lifecycle::wait(&ctx.store, &r.id)) {
-            Ok(code) => println!("{code}"),
-            Err(e) => {
-                eprintln!("burrow: {e}");
-                failed += 1;
-            }
-        }
-    }
-    if failed > 0 {
-        return Err(Exit::new(
-            exit::BURROW,
-            format!("{failed} of {} container(s) not found", a.containers.len()),
-        )
-        .into());
-    }
-    Ok(0)
+    super::each(&a.containers, "waits", |key| {
+        let rec = container::find(&ctx.store, key)?;
+        Ok(vec![lifecycle::wait(&ctx.store, &rec.id)?.to_string()])
+    })
 }

@@ -42,22 +42,7 @@ pub fn run_rmi(root: Option<PathBuf>, a: RmiArgs) -> anyhow::Result<i32> {
         .into_iter()
         .map(|r| (r.id, r.image, r.layers))
         .collect();
-    let mut failed = 0;
-    for name in &a.images {
-        match catalog::remove(&ctx.store, &ctx.mapping, name, a.force, &users) {
-            Ok(r) => r.lines.iter().for_each(|l| println!("{l}")),
-            Err(e) => {
-                eprintln!("burrow: {e}");
-                failed += 1;
-            }
-        }
-    }
-    if failed > 0 {
-        return Err(Exit::new(
-            exit::BURROW,
-            format!("{failed} of {} image(s) not removed", a.images.len()),
-        )
-        .into());
-    }
-    Ok(0)
+    super::each(&a.images, "image removals", |name| {
+        Ok(catalog::remove(&ctx.store, &ctx.mapping, name, a.force, &users)?.lines)
+    })
 }

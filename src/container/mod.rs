@@ -228,15 +228,7 @@ pub fn run_foreground(
     let started = match sandbox::start(&spec) {
         Ok(s) => s,
         Err(e) => {
-            // Docker keeps a container whose command could not start as
-            // Created, with the exit code and error recorded.
-            rec.state.exit_code = e.code;
-            rec.state.error = e.message.clone();
-            if !rec.host_config.auto_remove {
-                let _ = rec.save(store);
-            } else if !e.cleaned_up {
-                let _ = remove_files(store, rec, mapping);
-            }
+            record_start_failure(store, rec, mapping, &e);
             return Err(e.into());
         }
     };
@@ -297,6 +289,23 @@ pub fn build_spec(
             Vec::new()
         },
         remove_dir_after: rec.host_config.auto_remove,
+    }
+}
+
+/// Docker keeps a container whose command could not start as Created, with
+/// the exit code and error recorded; a `--rm` one is removed.
+pub fn record_start_failure(
+    store: &Store,
+    rec: &mut ContainerRecord,
+    mapping: &IdMapping,
+    e: &StartError,
+) {
+    rec.state.exit_code = e.code;
+    rec.state.error = e.message.clone();
+    if !rec.host_config.auto_remove {
+        let _ = rec.save(store);
+    } else if !e.cleaned_up {
+        let _ = remove_files(store, rec, mapping);
     }
 }
 

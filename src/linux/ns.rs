@@ -82,7 +82,7 @@ impl Namespaces {
                 .map_err(|_| NsError::Gone { pid })?;
             Ok(s)
         };
-        if parse_start_time(&read("stat")?) != Some(start_time) {
+        if crate::linux::process::parse_start_time(&read("stat")?) != Some(start_time) {
             return Err(NsError::Reused { pid });
         }
         let mut fds = Vec::with_capacity(ORDER.len());
@@ -96,7 +96,7 @@ impl Namespaces {
         let setgroups_allowed = read("setgroups")?.trim() == "allow";
         // The fds are open: were they still the recorded process's? A dead
         // process's directory answers nothing, so this read proves it.
-        if parse_start_time(&read("stat")?) != Some(start_time) {
+        if crate::linux::process::parse_start_time(&read("stat")?) != Some(start_time) {
             return Err(NsError::Reused { pid });
         }
         Ok(Namespaces {
@@ -128,14 +128,6 @@ fn open_in(dir: &OwnedFd, dir_path: &Path, name: &str, pid: i32) -> Result<Owned
     })
 }
 
-/// Field 22 of /proc/PID/stat.
-// TODO(dedupe): same parsing as process::start_time, which reads by path.
-fn parse_start_time(stat: &str) -> Option<u64> {
-    // The command name may contain spaces and parentheses: split after the last ')'.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,7 +156,7 @@ mod tests {
             stat.push_str(&format!(" {n}"));
         }
         stat.push_str(" 777 23 24");
-        assert_eq!(parse_start_time(&stat), Some(777));
-        assert_eq!(parse_start_time("garbage"), None);
+        assert_eq!(crate::linux::process::parse_start_time(&stat), Some(777));
+        assert_eq!(crate::linux::process::parse_start_time("garbage"), None);
     }
 }

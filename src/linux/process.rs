@@ -144,8 +144,13 @@ pub fn wait_exit_code(pid: Pid) -> nix::Result<i32> {
 /// /proc/PID/stat), to tell a live container process from a reused pid.
 pub fn start_time(proc_root: &std::path::Path, pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+/// Field 22 (start time) of the text of a /proc/PID/stat file.
+pub fn parse_start_time(stat: &str) -> Option<u64> {
     // The command name may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 

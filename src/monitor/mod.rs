@@ -199,13 +199,7 @@ pub fn main(store: &Store, mapping: &IdMapping, id: &str, attach_first: bool) ->
     let mut started = match sandbox::start(&spec) {
         Ok(s) => s,
         Err(e) => {
-            rec.state.exit_code = e.code;
-            rec.state.error = e.message.clone();
-            if !rec.host_config.auto_remove {
-                let _ = rec.save(store);
-            } else if !e.cleaned_up {
-                let _ = container::remove(store, &rec, mapping, true);
-            }
+            container::record_start_failure(store, &mut rec, mapping, &e);
             let _ = std::fs::remove_file(&sock_path);
             status.send(&Status::Failed(e));
             return exit::BURROW;

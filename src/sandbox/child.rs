@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::MsFlags;
 use nix::sys::signal::Signal;
 
-use super::spawn::report;
+use super::report;
 use super::{Report, Spec, StartError};
 use crate::exit;
 use crate::linux::{mount, process};
@@ -26,19 +26,14 @@ pub(super) fn pid1_main(spec: &Spec, root: &Path, rep: &mut File) -> i32 {
         Ok(never) => match never {},
         Err(e) => {
             let code = e.code;
-            report(rep, &Report::Failed(e));
+            report::send(rep, &Report::Failed(e));
             code
         }
     }
 }
 
 fn fail(step: &str, message: impl Into<String>, code: i32) -> StartError {
-    StartError {
-        step: step.into(),
-        message: message.into(),
-        code,
-        cleaned_up: false,
-    }
+    StartError::new(step, message, code)
 }
 
 fn setup_err(e: impl std::fmt::Display) -> StartError {
@@ -49,7 +44,7 @@ fn setup_err(e: impl std::fmt::Display) -> StartError {
     )
 }
 
-enum Never {}
+pub(super) enum Never {}
 
 fn setup_and_exec(spec: &Spec, root: &Path) -> Result<Never, StartError> {
     // Die with the inner process, so nothing outlives its supervisor.
@@ -216,7 +211,7 @@ fn ensure_file(root: &Path, rel: &str) -> Result<PathBuf, StartError> {
 /// Find the program the way execvp does, but with the container's PATH, and
 /// exec it. Errors carry Docker's wording and exit codes (127 not found,
 /// 126 not runnable).
-fn exec(argv: &[String], env: &[String]) -> Result<Never, StartError> {
+pub(super) fn exec(argv: &[String], env: &[String]) -> Result<Never, StartError> {
     let prog = argv
         .first()
         .ok_or_else(|| fail("exec", "no command specified", exit::BURROW))?;

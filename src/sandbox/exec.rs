@@ -13,31 +13,20 @@
 //! holds every capability in it, which is what setns(2) asks for. setns of a
 //! pid namespace only applies to children, hence the second fork.
 
-use std::convert::Infallible;
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
 
-use super::spawn::report;
+use super::report;
 use super::{Report, StartError};
 use crate::exit;
 use crate::linux::ns::{Namespaces, NsError};
 use crate::linux::process;
-
-/// Signals the caller relays to the exec'd process.
-const RELAYED: [Signal; 4] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-];
 
 /// The step name of a failure that means the container is gone.
 const NOT_RUNNING: &str = "not running";
@@ -93,12 +82,7 @@ pub struct Execd {
 }
 
 fn fail(step: &str, message: impl Into<String>, code: i32) -> StartError {
-    StartError {
-        step: step.into(),
-        message: message.into(),
-        code,
-        cleaned_up: false,
-    }
+    StartError::new(step, message, code)
 }
 
 /// Start `spec.argv` in the container whose PID 1 is `spec.pid1`. Returns
@@ -123,13 +107,7 @@ pub fn exec(spec: &ExecSpec) -> Result<Execd, ExecError> {
     let signals = if spec.detach {
         None
     } else {
-        let mut set = SigSet::empty();
-        for s in RELAYED {
-            set.add(s);
-        }
-        set.thread_block()
-            .ok()
-            .and_then(|()| SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok())
+        report::relay_signalfd()
     };
 
     // Step 3: the joiner.
@@ -204,49 +182,16 @@ pub fn exec(spec: &ExecSpec) -> Result<Execd, ExecError> {
 impl Execd {
     /// Wait for the process's exit code (128 + signal when killed),
     /// relaying SIGINT, SIGTERM, SIGHUP and SIGQUIT to it.
-    // TODO(dedupe): same loop as spawn::Started::wait_relaying_signals.
     pub fn wait_relaying_signals(mut self) -> i32 {
-        let mut line = String::new();
-        loop {
-            // Data already buffered from an earlier read needs no poll.
-            if self.reports.buffer().is_empty() {
-                if let Some(sfd) = &self.signals {
-                    let mut fds = [
-                        PollFd::new(self.reports.get_ref().as_fd(), PollFlags::POLLIN),
-                        PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-                    ];
-                    match poll(&mut fds, PollTimeout::NONE) {
-                        Ok(_) => {}
-                        Err(nix::Error::EINTR) => continue,
-                        Err(_) => break,
-                    }
-                    if fds[1]
-                        .revents()
-                        .is_some_and(|r| r.contains(PollFlags::POLLIN))
-                    {
-                        if let Ok(Some(info)) = sfd.read_signal() {
-                            if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
-                                let _ = nix::sys::signal::kill(self.pid, sig);
-                            }
-                        }
-                        continue;
-                    }
-                }
+        match report::wait_exit(&mut self.reports, self.signals.as_ref(), self.pid) {
+            Some(code) => {
+                let _ = process::wait_exit_code(self.joiner);
+                code
             }
-            line.clear();
-            match self.reports.read_line(&mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if let Ok(Report::Exited(code)) = serde_json::from_str(line.trim_end()) {
-                        let _ = process::wait_exit_code(self.joiner);
-                        return code;
-                    }
-                }
-            }
+            // The joiner died without reporting (killed): its own exit
+            // status is the best we know.
+            None => process::wait_exit_code(self.joiner).unwrap_or(exit::BURROW),
         }
-        // The joiner died without reporting (killed): its own exit status
-        // is the best we know.
-        process::wait_exit_code(self.joiner).unwrap_or(exit::BURROW)
     }
 }
 
@@ -254,7 +199,7 @@ impl Execd {
 fn joiner_main(spec: &ExecSpec, ns: &Namespaces, report_w: OwnedFd, exec_w: OwnedFd) -> i32 {
     let mut rep = File::from(report_w);
     let failed = |rep: &mut File, e: StartError| {
-        report(rep, &Report::Failed(e));
+        report::send(rep, &Report::Failed(e));
         exit::BURROW
     };
     // In the foreground, if the caller dies, so do we (and the process
@@ -304,7 +249,7 @@ fn joiner_main(spec: &ExecSpec, ns: &Namespaces, report_w: OwnedFd, exec_w: Owne
         }
     };
     drop(exec_file);
-    report(&mut rep, &Report::Pid(pid.as_raw()));
+    report::send(&mut rep, &Report::Pid(pid.as_raw()));
 
     // Step 4: wait and pass the exit on; a detached process is left to
     // whoever inherits it (the nearest subreaper, or init).
@@ -312,7 +257,7 @@ fn joiner_main(spec: &ExecSpec, ns: &Namespaces, report_w: OwnedFd, exec_w: Owne
         return 0;
     }
     let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
-    report(&mut rep, &Report::Exited(code));
+    report::send(&mut rep, &Report::Exited(code));
     code
 }
 
@@ -322,13 +267,16 @@ fn process_main(spec: &ExecSpec, groups_allowed: bool, rep: &mut File) -> i32 {
         Ok(never) => match never {},
         Err(e) => {
             let code = e.code;
-            report(rep, &Report::Failed(e));
+            report::send(rep, &Report::Failed(e));
             code
         }
     }
 }
 
-fn setup_and_exec(spec: &ExecSpec, groups_allowed: bool) -> Result<Infallible, StartError> {
+fn setup_and_exec(
+    spec: &ExecSpec,
+    groups_allowed: bool,
+) -> Result<super::child::Never, StartError> {
     let null = || {
         File::options()
             .read(true)
@@ -374,78 +322,5 @@ fn setup_and_exec(spec: &ExecSpec, groups_allowed: bool) -> Result<Infallible, S
         )
     })?;
 
-    exec_in_path(&spec.argv, &env)
-}
-
-/// Find the program the way execvp does, but with the container's PATH, and
-/// exec it, with signals reset. Errors carry Docker's wording and exit codes
-/// (127 not found, 126 not runnable).
-// TODO(dedupe): same as child::exec (make that pub(super) and call it).
-fn exec_in_path(argv: &[String], env: &[String]) -> Result<Infallible, StartError> {
-    let prog = argv
-        .first()
-        .ok_or_else(|| fail("exec", "no command specified", exit::BURROW))?;
-    let path_var = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(super::DEFAULT_PATH);
-    let candidates: Vec<PathBuf> = if prog.contains('/') {
-        vec![PathBuf::from(prog)]
-    } else {
-        path_var
-            .split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| Path::new(d).join(prog))
-            .collect()
-    };
-    let cstr = |s: &str| {
-        CString::new(s)
-            .map_err(|_| fail("exec", format!("{s:?} contains a NUL byte"), exit::BURROW))
-    };
-    let c_argv = argv
-        .iter()
-        .map(|a| cstr(a))
-        .collect::<Result<Vec<_>, _>>()?;
-    let c_env = env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>, _>>()?;
-    process::reset_signals();
-    let mut denied = None;
-    for cand in &candidates {
-        let Ok(c_path) = CString::new(cand.as_os_str().as_encoded_bytes()) else {
-            continue;
-        };
-        match nix::unistd::execve(&c_path, &c_argv, &c_env) {
-            Err(nix::Error::ENOENT) | Err(nix::Error::ENOTDIR) => continue,
-            Err(e @ (nix::Error::EACCES | nix::Error::EISDIR | nix::Error::ENOEXEC)) => {
-                denied.get_or_insert((cand.clone(), e));
-            }
-            Err(e) => {
-                return Err(fail(
-                    "exec",
-                    format!("exec: {prog:?}: {}", e.desc()),
-                    exit::CANNOT_RUN,
-                ))
-            }
-            Ok(never) => match never {},
-        }
-    }
-    if let Some((p, e)) = denied {
-        let what = if e == nix::Error::ENOEXEC {
-            "exec format error"
-        } else if p.is_dir() {
-            "is a directory"
-        } else {
-            "permission denied"
-        };
-        return Err(fail(
-            "exec",
-            format!("exec: {prog:?}: {what}"),
-            exit::CANNOT_RUN,
-        ));
-    }
-    let msg = if prog.contains('/') {
-        format!("exec: {prog:?}: stat {prog}: no such file or directory")
-    } else {
-        format!("exec: {prog:?}: executable file not found in $PATH")
-    };
-    Err(fail("exec", msg, exit::NOT_FOUND))
+    match super::child::exec(&spec.argv, &env)? {}
 }

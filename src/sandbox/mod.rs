@@ -20,6 +20,7 @@
 mod child;
 mod cleanup;
 pub mod exec;
+mod report;
 mod spawn;
 mod user;
 
@@ -106,6 +107,17 @@ pub struct StartError {
     /// PID 1 had started: the inner process ran the `--rm` cleanup itself.
     #[serde(default)]
     pub cleaned_up: bool,
+}
+
+impl StartError {
+    pub fn new(step: &str, message: impl Into<String>, code: i32) -> Self {
+        StartError {
+            step: step.into(),
+            message: message.into(),
+            code,
+            cleaned_up: false,
+        }
+    }
 }
 
 /// Messages to the caller, one JSON object per line. The inner process

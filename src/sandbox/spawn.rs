@@ -7,13 +7,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::{child, cleanup, Report, RootfsChoice, RootfsMode, Spec, StartError};
+use super::{child, cleanup, report, Report, RootfsChoice, RootfsMode, Spec, StartError};
 use crate::exit;
 use crate::linux::{mount, process, userns};
 
@@ -28,58 +26,15 @@ pub struct Started {
     reports: BufReader<File>,
 }
 
-/// Signals `run` relays to PID 1, as `docker run` does (sig-proxy).
-const RELAYED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
 impl Started {
     /// Wait for the container's exit code, relaying signals to its PID 1.
     pub fn wait_relaying_signals(mut self) -> i32 {
-        let mut set = SigSet::empty();
-        for s in RELAYED {
-            set.add(s);
-        }
-        // Blocked signals queue on the signalfd instead of killing us.
-        let sfd = set
-            .thread_block()
-            .ok()
-            .and_then(|()| SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok());
-        loop {
-            // Data already buffered from an earlier read needs no poll.
-            if self.reports.buffer().is_empty() {
-                if let Some(sfd) = &sfd {
-                    let mut fds = [
-                        PollFd::new(self.reports.get_ref().as_fd(), PollFlags::POLLIN),
-                        PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-                    ];
-                    match poll(&mut fds, PollTimeout::NONE) {
-                        Ok(_) => {}
-                        Err(nix::Error::EINTR) => continue,
-                        // Without poll, fall back to a blocking read below.
-                        Err(_) => {}
-                    }
-                    if fds[1]
-                        .revents()
-                        .is_some_and(|r| r.contains(PollFlags::POLLIN))
-                    {
-                        if let Ok(Some(info)) = sfd.read_signal() {
-                            if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
-                                let _ = nix::sys::signal::kill(self.pid1, sig);
-                            }
-                        }
-                        continue;
-                    }
-                }
-            }
-            if let Some(code) = self.read_report() {
-                return code;
-            }
+        let sfd = report::relay_signalfd();
+        match report::wait_exit(&mut self.reports, sfd.as_ref(), self.pid1) {
+            Some(code) => code,
+            // The inner process died without reporting (killed): its own
+            // exit status is the best we know.
+            None => process::wait_exit_code(self.inner).unwrap_or(exit::BURROW),
         }
     }
 
@@ -91,28 +46,15 @@ impl Started {
     /// Read one report line (call when `report_fd` is readable). Returns the
     /// container's exit code once it has ended.
     pub fn read_report(&mut self) -> Option<i32> {
-        let mut line = String::new();
-        match self.reports.read_line(&mut line) {
-            Ok(0) | Err(_) => {
-                // The inner process died without reporting (killed): its own
-                // exit status is the best we know.
-                Some(process::wait_exit_code(self.inner).unwrap_or(exit::BURROW))
-            }
-            Ok(_) => match serde_json::from_str(line.trim_end()) {
-                Ok(Report::Exited(code)) => Some(code),
-                _ => None,
-            },
+        match report::read_exit(&mut self.reports) {
+            Ok(code) => code,
+            Err(()) => Some(process::wait_exit_code(self.inner).unwrap_or(exit::BURROW)),
         }
     }
 }
 
 fn fail(step: &str, message: impl Into<String>, code: i32) -> StartError {
-    StartError {
-        step: step.into(),
-        message: message.into(),
-        code,
-        cleaned_up: false,
-    }
+    StartError::new(step, message, code)
 }
 
 /// Start the container described by `spec`. Returns once its command has
@@ -215,14 +157,6 @@ pub fn start(spec: &Spec) -> Result<Started, StartError> {
     })
 }
 
-/// Send one report line; a write error means the caller is gone and there is
-/// nobody to tell.
-pub(super) fn report(w: &mut File, r: &Report) {
-    let mut s = serde_json::to_string(r).expect("report serializes");
-    s.push('\n');
-    let _ = w.write_all(s.as_bytes());
-}
-
 /// The inner process. Runs as the forked child; returns its exit code.
 fn inner_main(
     spec: &Spec,
@@ -233,7 +167,7 @@ fn inner_main(
 ) -> i32 {
     let mut rep = File::from(report_w);
     let failed = |rep: &mut File, e: StartError| {
-        report(rep, &Report::Failed(e));
+        report::send(rep, &Report::Failed(e));
         exit::BURROW
     };
     // If the caller dies, so do we (and PID 1 after us).
@@ -279,7 +213,7 @@ fn inner_main(
     // Step 3: the root filesystem.
     let root = match mount_rootfs(spec) {
         Ok((mode, root)) => {
-            report(&mut rep, &Report::Rootfs(mode));
+            report::send(&mut rep, &Report::Rootfs(mode));
             root
         }
         Err(e) => return failed(&mut rep, e),
@@ -331,7 +265,7 @@ fn inner_main(
             }
         }
     }
-    report(&mut rep, &Report::Pid(pid1.as_raw()));
+    report::send(&mut rep, &Report::Pid(pid1.as_raw()));
 
     // Step 6: wait for PID 1; when it ends the kernel kills the rest of the
     // pid namespace. Remove the record and name, report, then the rest.
@@ -343,7 +277,7 @@ fn inner_main(
         // The caller exits as soon as it reads our report; finish without it.
         let _ = process::set_parent_death_signal(None);
     }
-    report(&mut rep, &Report::Exited(code));
+    report::send(&mut rep, &Report::Exited(code));
     drop(rep);
     if let Some(r) = late {
         r.run();
