@@ -457,3 +457,53 @@ fn an_interactive_shell_behaves_like_a_terminal() {
         assert!(ps_row(&env, "term").is_none());
     }
 }
+
+#[test]
+fn init_makes_stop_immediate_and_ps_filters_select() {
+    for env in users("init") {
+        env.import_busybox("busybox");
+        // Without --init, sh as PID 1 ignores SIGTERM; with it, the signal
+        // reaches sh (not PID 1) and it ends at once, reaped by burrow.
+        env.ok([
+            "run",
+            "-d",
+            "--init",
+            "--name",
+            "tini",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 100 & sleep 100 & wait",
+        ]);
+        let ps = env.ok(["exec", "tini", "ps", "-o", "pid,comm"]);
+        assert!(
+            ps.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["2", "sh"]),
+            "{ps}"
+        );
+        let t0 = Instant::now();
+        env.ok(["stop", "tini"]);
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert!(ps_row(&env, "tini").unwrap().contains("Exited (143)"));
+
+        env.ok(["run", "-d", "--name", "web-1", "busybox", "sleep", "30"]);
+        env.ok(["create", "--name", "web-2", "busybox", "true"]);
+        let names = |args: &[&str]| -> Vec<String> {
+            let mut full = vec!["ps", "--format", "json"];
+            full.extend(args);
+            env.ok(&full)
+                .lines()
+                .map(|l| json(l)["Names"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(&["-a", "-f", "name=web"]).len(), 2);
+        assert_eq!(names(&["-f", "status=running"]), ["web-1"]);
+        assert_eq!(names(&["-f", "status=created"]), ["web-2"]);
+        assert_eq!(names(&["-f", "status=exited", "-f", "name=tini"]), ["tini"]);
+        assert_eq!(
+            env.run(["ps", "-f", "colour=blue"]).status.code(),
+            Some(125)
+        );
+        env.ok(["rm", "-f", "web-1", "web-2", "tini"]);
+    }
+}

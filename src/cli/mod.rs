@@ -8,6 +8,7 @@ mod images;
 mod import;
 mod info;
 mod inspect;
+mod limits;
 mod logs;
 mod pause;
 mod prune;
@@ -15,6 +16,7 @@ mod ps;
 mod rm;
 mod run;
 mod start;
+mod stats;
 mod stop;
 mod table;
 mod tag;
@@ -82,6 +84,8 @@ pub enum Command {
     Unpause(pause::PauseArgs),
     /// Show a container's output
     Logs(logs::LogsArgs),
+    /// Show containers' resource usage (CPU, memory, pids, block IO)
+    Stats(stats::StatsArgs),
     /// Attach to a running container's input and output
     Attach(start::AttachArgs),
     /// Wait for containers to end and print their exit codes
@@ -235,6 +239,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Pause(a) => pause::run(root, a, true),
         Command::Unpause(a) => pause::run(root, a, false),
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::run(root, a),
+        Command::Stats(a) => stats::run(root, a),
         Command::Attach(a) => start::run_attach(root, a),
         Command::Container(ContainerCommand::Prune(a)) => prune::run(root, a),
         Command::Monitor(a) => create::run_monitor(root, a),

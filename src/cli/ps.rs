@@ -9,7 +9,9 @@ use crate::container;
 use crate::util::human;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  burrow ps\n  burrow ps -a\n  burrow ps -aq")]
+#[command(
+    after_help = "Examples:\n  burrow ps\n  burrow ps -a\n  burrow ps -aq\n  burrow ps -a -f status=exited -f name=web"
+)]
 pub struct PsArgs {
     /// Show all containers (default shows just running)
     #[arg(short, long)]
@@ -23,6 +25,33 @@ pub struct PsArgs {
     /// Output format: table or json (one object per line)
     #[arg(long, default_value = "table")]
     pub format: String,
+    /// Filter: name=SUBSTRING, status=created|running|paused|exited, id=PREFIX, ancestor=IMAGE
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+}
+
+/// One `-f` filter. Filters on the same key are alternatives; different
+/// keys must all match (Docker's rule).
+fn parse_filters(fs: &[String]) -> Result<Vec<(String, String)>, String> {
+    fs.iter()
+        .map(|f| match f.split_once('=') {
+            Some((k @ ("name" | "status" | "id" | "ancestor"), v)) => {
+                Ok((k.to_string(), v.to_string()))
+            }
+            _ => Err(format!(
+                "invalid filter {f:?}: use name=, status=, id= or ancestor="
+            )),
+        })
+        .collect()
+}
+
+fn matches(filters: &[(String, String)], key: &str, value: impl Fn(&str) -> bool) -> bool {
+    let mine: Vec<&String> = filters
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .collect();
+    mine.is_empty() || mine.iter().any(|v| value(v))
 }
 
 pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
@@ -33,10 +62,20 @@ pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
         )
         .into());
     }
+    let filters = parse_filters(&a.filter).map_err(|e| super::Exit::new(crate::exit::BURROW, e))?;
     let ctx = Ctx::open(root)?;
     let recs: Vec<_> = container::list(&ctx.store)?
         .into_iter()
-        .filter(|r| a.all || r.is_up(&ctx.store))
+        .filter(|r| a.all || r.is_up(&ctx.store) || filters.iter().any(|(k, _)| k == "status"))
+        .filter(|r| {
+            let status = format!("{:?}", r.live_status(&ctx.store)).to_lowercase();
+            matches(&filters, "name", |v| r.name.contains(v))
+                && matches(&filters, "status", |v| v == status)
+                && matches(&filters, "id", |v| r.id.starts_with(v))
+                && matches(&filters, "ancestor", |v| {
+                    r.config.image == v || r.image.contains(v)
+                })
+        })
         .collect();
     if a.quiet {
         for r in &recs {

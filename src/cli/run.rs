@@ -46,6 +46,25 @@ pub struct RunArgs {
     /// Run in the background and print the container id
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Bind a host path: HOST:CONTAINER[:ro]
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro]")]
+    pub volumes: Vec<String>,
+    /// Add a mount: type=bind,source=HOST,target=CTR[,readonly] or type=tmpfs,target=CTR[,tmpfs-size=64m]
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mounts: Vec<String>,
+    /// Mount a tmpfs: CONTAINER[:size=64m,mode=1777]
+    #[arg(long = "tmpfs", value_name = "CTR[:OPTS]")]
+    pub tmpfs: Vec<String>,
+    /// Mount the container's root filesystem read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Run an init as PID 1 that forwards signals and reaps zombies
+    #[arg(long)]
+    pub init: bool,
+    /// User namespace mode: keep-id runs as your own uid/gid inside, so files
+    /// written to bind mounts belong to you on the host
+    #[arg(long, value_name = "MODE")]
+    pub userns: Option<String>,
     /// Kill the container after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
@@ -55,6 +74,9 @@ pub struct RunArgs {
     /// Allocate a pseudo-terminal
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Resource limits (issue 4; cli/limits.rs)
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
     /// Image to run
     pub image: String,
     /// Command and arguments (replace the image's Cmd)
@@ -85,6 +107,40 @@ pub fn create_container(
     if a.timeout == Some(0) {
         return Err(Exit::new(exit::BURROW, "--timeout must be at least 1 second").into());
     }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let bad = |e: container::mounts::MountError| Exit::new(exit::BURROW, e.to_string());
+    let mut mounts = Vec::new();
+    for v in &a.volumes {
+        mounts.push(container::mounts::parse_volume(v, &cwd).map_err(bad)?);
+    }
+    for m in &a.mounts {
+        mounts.push(container::mounts::parse_mount(m, &cwd).map_err(bad)?);
+    }
+    for t in &a.tmpfs {
+        mounts.push(container::mounts::parse_tmpfs(t).map_err(bad)?);
+    }
+    let keep_id = match a.userns.as_deref() {
+        None | Some("") | Some("host") => false,
+        Some("keep-id") => true,
+        Some(other) => {
+            return Err(Exit::new(
+                exit::BURROW,
+                format!("--userns={other} is not supported (keep-id or host)"),
+            )
+            .into())
+        }
+    };
+    // keep-id runs as the caller's own ids unless -u says otherwise.
+    let user = match (&a.user, keep_id) {
+        (None, true) => Some(format!(
+            "{}:{}",
+            nix::unistd::Uid::current(),
+            nix::unistd::Gid::current()
+        )),
+        _ => a.user.clone(),
+    };
+    // Limits: values first, then whether this host can enforce them.
+    let resources = a.limits.resources()?;
     let reference =
         Reference::parse(&a.image).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     let ctx = Ctx::open(root)?;
@@ -97,12 +153,17 @@ pub fn create_container(
         env,
         entrypoint: a.entrypoint,
         workdir: a.workdir,
-        user: a.user,
+        user,
         hostname: a.hostname,
         auto_remove: a.rm,
         interactive: a.interactive,
         tty: a.tty,
         timeout: a.timeout,
+        mounts,
+        readonly_rootfs: a.read_only,
+        keep_id,
+        init: a.init,
+        resources,
     };
     let rec = {
         let _lock = ctx.store.lock_shared()?;

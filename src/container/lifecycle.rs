@@ -1,6 +1,7 @@
 //! Lifecycle operations on a running container from outside its monitor:
-//! stop (signal, timeout, SIGKILL), kill, pause/unpause without a cgroup
-//! (SIGSTOP/SIGCONT to every process), and waiting for the recorded exit.
+//! stop (signal, timeout, SIGKILL; `cgroup.kill` when the container has a
+//! cgroup), kill, pause/unpause (the cgroup v2 freezer, or SIGSTOP/SIGCONT
+//! to every process without a cgroup), and waiting for the recorded exit.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -48,11 +49,18 @@ pub fn stop(
     };
     let _ = kill(pid, sig.unwrap_or_else(|| stop_signal(rec)));
     if rec.live_status(store) == Status::Paused {
-        resume_all(pid);
+        resume(rec, pid);
     }
     if !wait_gone(pid, timeout) {
-        let _ = kill(pid, Signal::SIGKILL);
-        wait_gone(pid, Duration::from_secs(10));
+        // The whole cgroup at once (a fork bomb cannot outrun it), else
+        // PID 1, whose death takes its pid namespace with it.
+        if !super::cgroup::kill(rec.cgroup.as_ref()) {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        if !wait_gone(pid, Duration::from_secs(10)) {
+            let _ = kill(pid, Signal::SIGKILL);
+            wait_gone(pid, Duration::from_secs(10));
+        }
     }
     wait_recorded(store, &rec.id, Duration::from_secs(10));
     Ok(())
@@ -102,7 +110,14 @@ pub fn wait(store: &Store, id: &str) -> Result<i32> {
     }
 }
 
-/// Pause without a cgroup: SIGSTOP PID 1 first (so it cannot fork), then
+/// The container's cgroup, when it has one that still exists.
+fn cgroup_dir(rec: &ContainerRecord) -> Option<&std::path::PathBuf> {
+    rec.cgroup.as_ref().filter(|d| d.join("cgroup.freeze").exists())
+}
+
+/// Pause with the cgroup v2 freezer (`cgroup.freeze`: every task stops,
+/// and none can escape by forking) when the container has a cgroup.
+/// Without one: SIGSTOP PID 1 first (so it cannot fork), then
 /// every descendant, repeating until no new process appears. In a pid
 /// namespace every process descends from PID 1 (orphans are reparented to
 /// it), and the namespace's owner may signal them all.
@@ -113,6 +128,21 @@ pub fn pause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
             "container {} is already paused",
             rec.name
         )));
+    }
+    if let Some(dir) = cgroup_dir(rec) {
+        let frozen = crate::linux::cgroup::freeze(dir, true, Duration::from_secs(10))
+            .map_err(|e| ContainerError::Other(format!("pausing {}: {e}", rec.name)))?;
+        if !frozen {
+            let _ = crate::linux::cgroup::freeze(dir, false, Duration::ZERO);
+            return Err(ContainerError::Other(format!(
+                "pausing {}: the cgroup did not report frozen within 10s",
+                rec.name
+            )));
+        }
+        rec.state.status = Status::Paused;
+        rec.state.paused = true;
+        rec.state.pause_method = "freezer".into();
+        return rec.save(store);
     }
     let mut stopped = std::collections::BTreeSet::new();
     for _ in 0..50 {
@@ -140,11 +170,24 @@ pub fn unpause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
             rec.name
         )));
     }
-    resume_all(pid);
+    resume(rec, pid);
     rec.state.status = Status::Running;
     rec.state.paused = false;
     rec.state.pause_method.clear();
     rec.save(store)
+}
+
+/// Undo `pause`, whichever way it was done.
+fn resume(rec: &ContainerRecord, pid: Pid) {
+    if let Some(dir) = cgroup_dir(rec) {
+        if let Err(e) = crate::linux::cgroup::freeze(dir, false, Duration::from_secs(5)) {
+            tracing::warn!("thawing {}: {e}", rec.name);
+        }
+        if rec.state.pause_method == "freezer" {
+            return;
+        }
+    }
+    resume_all(pid);
 }
 
 fn resume_all(pid: Pid) {

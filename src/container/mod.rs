@@ -2,7 +2,9 @@
 //! user's overrides), its status, and the lifecycle operations of this slice:
 //! create, start-and-wait, list, find, remove.
 
+pub mod cgroup;
 pub mod lifecycle;
+pub mod mounts;
 mod names;
 mod record;
 
@@ -79,6 +81,14 @@ pub struct CreateOptions {
     pub tty: bool,
     /// `--timeout`: kill the container after this many seconds.
     pub timeout: Option<u64>,
+    pub mounts: Vec<mounts::MountSpec>,
+    pub readonly_rootfs: bool,
+    /// `--userns=keep-id`.
+    pub keep_id: bool,
+    /// `--init`.
+    pub init: bool,
+    /// Resource limits (issue 4), validated by the CLI.
+    pub resources: cgroup::Resources,
 }
 
 /// Create a container record and its directory; nothing runs yet.
@@ -144,10 +154,16 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerRecord> {
         host_config: HostConfig {
             auto_remove: opts.auto_remove,
             timeout: opts.timeout,
+            mounts: opts.mounts.clone(),
+            readonly_rootfs: opts.readonly_rootfs,
+            init: opts.init,
+            userns_mode: if opts.keep_id { "keep-id".into() } else { String::new() },
+            resources: opts.resources.clone(),
         },
         state: State::default(),
         rootfs_mode: None,
         layers: image_cfg.rootfs().diff_ids().clone(),
+        cgroup: None,
     };
     rec.save(store)?;
     Ok(rec)
@@ -224,8 +240,14 @@ pub fn run_foreground(
     if rec.is_up(store) {
         return Err(ContainerError::AlreadyRunning(rec.id.clone()));
     }
-    let spec = build_spec(store, rec, mapping, rootfs, None, false);
-    let started = match sandbox::start(&spec) {
+    let mut spec = build_spec(store, rec, mapping, rootfs, None, false);
+    // The container's cgroup (issue 4), before anything forks.
+    let started = match cgroup::for_start(rec).and_then(|cg| {
+        spec.cgroup = cg;
+        sandbox::start(&spec).inspect_err(|_| {
+            cgroup::discard(&spec);
+        })
+    }) {
         Ok(s) => s,
         Err(e) => {
             record_start_failure(store, rec, mapping, &e);
@@ -233,15 +255,19 @@ pub fn run_foreground(
         }
     };
     rec.rootfs_mode = Some(started.rootfs);
+    rec.cgroup = spec.cgroup.as_ref().map(|p| p.dir.clone());
     if !rec.host_config.auto_remove {
         rec.state = State::running(started.pid1.as_raw());
         rec.save(store)?;
         let _ = rec.write_pid_file(store);
     }
     let code = started.wait_relaying_signals();
+    let oom_killed = cgroup::discard(&spec);
     if !rec.host_config.auto_remove {
         let _ = fs::remove_file(store.pid_file(&rec.id));
         rec.state.finish(code);
+        rec.state.oom_killed = oom_killed;
+        rec.cgroup = None;
         rec.save(store)?;
     }
     Ok(code)
@@ -274,7 +300,29 @@ pub fn build_spec(
         },
         cwd: rec.config.working_dir.clone(),
         user: rec.config.user.clone(),
-        mapping: mapping.clone(),
+        mapping: if rec.host_config.userns_mode == "keep-id" {
+            mapping.keep_id()
+        } else {
+            mapping.clone()
+        },
+        mounts: rec
+            .host_config
+            .mounts
+            .iter()
+            .map(|m| match m.kind.as_str() {
+                "tmpfs" => sandbox::Mount::Tmpfs {
+                    target: m.destination.clone(),
+                    options: m.options.clone(),
+                },
+                _ => sandbox::Mount::Bind {
+                    source: PathBuf::from(&m.source),
+                    target: m.destination.clone(),
+                    readonly: !m.rw,
+                },
+            })
+            .collect(),
+        readonly_rootfs: rec.host_config.readonly_rootfs,
+        init: rec.host_config.init,
         stdin: rec.config.open_stdin,
         stdio,
         tty,
@@ -289,6 +337,7 @@ pub fn build_spec(
             Vec::new()
         },
         remove_dir_after: rec.host_config.auto_remove,
+        cgroup: None,
     }
 }
 
@@ -356,7 +405,12 @@ pub fn remove(
         if !force {
             return Err(ContainerError::Running(rec.id.clone()));
         }
+        // The whole cgroup at once when there is one (issue 4).
+        cgroup::kill(rec.cgroup.as_ref());
         rec.kill_and_wait();
+    }
+    if let Some(dir) = &rec.cgroup {
+        let _ = crate::linux::cgroup::remove(dir, std::time::Duration::from_secs(5));
     }
     remove_files(store, rec, mapping)
 }

@@ -44,9 +44,24 @@ pub struct ContainerConfig {
 #[serde(rename_all = "PascalCase")]
 pub struct HostConfig {
     pub auto_remove: bool,
+    /// Bind and tmpfs mounts (`-v`, `--mount`, `--tmpfs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<super::mounts::MountSpec>,
+    /// `--read-only`: the root filesystem is mounted read-only.
+    #[serde(default)]
+    pub readonly_rootfs: bool,
+    /// `--init`: burrow is PID 1, forwarding signals and reaping zombies.
+    #[serde(default)]
+    pub init: bool,
+    /// `--userns=keep-id`: the caller's own uid/gid inside.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub userns_mode: String,
     /// `run --timeout`: seconds before the monitor kills the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
+    /// Resource limits (issue 4): Docker's `Memory`, `NanoCpus`, ... fields.
+    #[serde(flatten)]
+    pub resources: super::cgroup::Resources,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -122,6 +137,10 @@ pub struct ContainerRecord {
     /// The image's layers (diff ids, bottom first), copied at create time so
     /// the container keeps working if the tag moves.
     pub layers: Vec<String>,
+    /// The running container's cgroup (issue 4); null when it has none
+    /// (no delegated cgroup v2 subtree) or is not running.
+    #[serde(default)]
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 impl ContainerRecord {

@@ -1,4 +1,5 @@
-//! Filesystem syscalls nix does not wrap (extended attributes), used by layer extraction.
+//! Filesystem helpers nix does not provide: extended attributes (layer
+//! extraction) and opening a path safely inside a rootfs (mount targets).
 //!
 //! Every function takes an open descriptor (so callers resolve paths safely
 //! first, e.g. with `openat2(RESOLVE_IN_ROOT)`) and a NUL-terminated name, and
@@ -55,5 +56,129 @@ pub fn fgetxattr<Fd: AsFd>(fd: Fd, name: &CStr, buf: &mut [u8]) -> io::Result<Op
         Ok(None)
     } else {
         Err(err)
+    }
+}
+
+/// Open `path` (absolute, as seen inside the rootfs at `root`) with every
+/// component resolved as if `root` were `/` (`openat2(RESOLVE_IN_ROOT)`), so
+/// a symlink in the image cannot lead outside it. Missing components are
+/// created: directories, and the last one as a directory when `want_dir`,
+/// else as an empty file. Returns an `O_PATH` descriptor, usable as a mount
+/// target through `/proc/self/fd/N`.
+pub fn open_in_root(
+    root: &std::path::Path,
+    path: &str,
+    want_dir: bool,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{open, openat, openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
+    use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
+
+    let root_fd = open(root, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
+    let how = || {
+        OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+    };
+    let split = |p: &str| -> Vec<String> {
+        p.split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(str::to_string)
+            .collect()
+    };
+    let mut comps = split(path);
+    if comps.iter().any(|c| c == "..") {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "path contains '..'"));
+    }
+    // A dangling symlink on the way (`/evil -> /somewhere`) is followed by
+    // rewriting the path and starting over, like securejoin; bound the hops.
+    let mut hops = 0;
+    'restart: loop {
+        let mut prefix = String::from(".");
+        for i in 0..comps.len() {
+            let parent = prefix.clone();
+            prefix.push('/');
+            prefix.push_str(&comps[i]);
+            match openat2(&root_fd, prefix.as_str(), how()) {
+                Ok(_) => continue,
+                Err(nix::Error::ENOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let parent_fd = openat2(&root_fd, parent.as_str(), how())?;
+            let c = comps[i].as_str();
+            if let Ok(st) = fstatat(&parent_fd, c, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+                if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+                    hops += 1;
+                    if hops > 40 {
+                        return Err(nix::Error::ELOOP.into());
+                    }
+                    let target = readlinkat(&parent_fd, c)?;
+                    let target = target.to_string_lossy();
+                    let mut next = if target.starts_with('/') {
+                        split(&target)
+                    } else {
+                        let mut v = comps[..i].to_vec();
+                        v.extend(split(&target));
+                        v
+                    };
+                    next.extend(comps[i + 1..].iter().cloned());
+                    // `..` in a link target is resolved lexically, clamped at the root.
+                    let mut clean: Vec<String> = Vec::new();
+                    for c in next {
+                        if c == ".." {
+                            clean.pop();
+                        } else {
+                            clean.push(c);
+                        }
+                    }
+                    comps = clean;
+                    continue 'restart;
+                }
+            }
+            let last = i + 1 == comps.len();
+            if !last || want_dir {
+                match mkdirat(&parent_fd, c, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(nix::Error::EEXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                // An O_PATH parent is enough for openat with O_CREAT.
+                let f = openat(
+                    &parent_fd,
+                    c,
+                    OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o644),
+                )?;
+                drop(f);
+            }
+        }
+        return Ok(openat2(&root_fd, prefix.as_str(), how())?);
+    }
+}
+
+#[cfg(test)]
+mod open_in_root_tests {
+    use super::*;
+
+    #[test]
+    fn creates_inside_and_never_escapes_through_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let outside = d.path().join("outside");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        // An image symlink to a host path: resolved inside the root instead.
+        std::os::unix::fs::symlink(&outside, root.join("evil")).unwrap();
+        open_in_root(&root, "/evil/target", true).unwrap();
+        assert!(
+            std::fs::read_dir(&outside).unwrap().next().is_none(),
+            "nothing created outside"
+        );
+        assert!(root
+            .join(outside.strip_prefix("/").unwrap())
+            .join("target")
+            .is_dir());
+        open_in_root(&root, "/a/b/file", false).unwrap();
+        assert!(root.join("a/b/file").is_file());
+        assert!(open_in_root(&root, "/a/../../x", true).is_err());
     }
 }

@@ -75,6 +75,12 @@ pub fn bind(src: &Path, target: &Path, recursive: bool) -> Result<()> {
 /// remount must repeat them.
 pub fn bind_readonly(src: &Path, target: &Path, recursive: bool) -> Result<()> {
     bind(src, target, recursive)?;
+    remount_bind_readonly(src, target)
+}
+
+/// Make the bind of `src` at `target` read-only, keeping the flags a user
+/// namespace may not clear.
+pub fn remount_bind_readonly(src: &Path, target: &Path) -> Result<()> {
     let locked = locked_flags(src);
     mount(
         None::<&str>,
@@ -106,6 +112,19 @@ fn locked_flags(p: &Path) -> MsFlags {
         }
     }
     m
+}
+
+/// Make the mount at `target` read-only (its own flags only; mounts below
+/// it keep theirs).
+pub fn remount_readonly(target: &Path) -> Result<()> {
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(err("remounting read-only", target))
 }
 
 /// Mount a filesystem that needs no source (tmpfs, proc, devpts, mqueue).

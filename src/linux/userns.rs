@@ -30,6 +30,8 @@ pub struct IdMapping {
     pub sub_gids: Option<IdRange>,
     pub newuidmap: Option<PathBuf>,
     pub newgidmap: Option<PathBuf>,
+    /// `--userns=keep-id`: the caller's own ids are the same inside (not 0).
+    pub keep_id: bool,
 }
 
 /// Container ids 1..=65536 at most, as podman and the issue ask.
@@ -98,6 +100,7 @@ impl IdMapping {
             sub_gids,
             newuidmap: find_in_path("newuidmap"),
             newgidmap: find_in_path("newgidmap"),
+            keep_id: false,
         }
     }
 
@@ -106,6 +109,14 @@ impl IdMapping {
         IdMapping {
             sub_uids: None,
             sub_gids: None,
+            ..self.clone()
+        }
+    }
+
+    /// The same mapping with the caller's ids kept inside (podman's keep-id).
+    pub fn keep_id(&self) -> Self {
+        IdMapping {
+            keep_id: true,
             ..self.clone()
         }
     }
@@ -140,8 +151,10 @@ impl IdMapping {
             (true, Some(u), Some(g), Some(nu), Some(ng)) => {
                 // Both helpers are setuid programs that take a millisecond each
                 // to start; run them side by side.
-                let mut uid_child = spawn_map_helper(nu, raw, self.uid, u)?;
-                let mut gid_child = spawn_map_helper(ng, raw, self.gid, g)?;
+                let mut uid_child =
+                    spawn_map_helper(nu, raw, &map_lines(self.uid, Some(u), self.keep_id))?;
+                let mut gid_child =
+                    spawn_map_helper(ng, raw, &map_lines(self.gid, Some(g), self.keep_id))?;
                 let r1 = finish_map_helper(&mut uid_child, "uid map (newuidmap)", raw);
                 let r2 = finish_map_helper(&mut gid_child, "gid map (newgidmap)", raw);
                 r1.and(r2)
@@ -150,9 +163,36 @@ impl IdMapping {
                 // setgroups must be denied before an unprivileged process may
                 // write gid_map (user_namespaces(7), since Linux 3.19).
                 write_proc(raw, "setgroups", "deny", "setgroups")?;
-                write_proc(raw, "uid_map", &format!("0 {} 1\n", self.uid), "uid map")?;
-                write_proc(raw, "gid_map", &format!("0 {} 1\n", self.gid), "gid map")
+                let text = |own| {
+                    map_lines(own, None, self.keep_id)
+                        .iter()
+                        .map(|(i, o, n)| format!("{i} {o} {n}\n"))
+                        .collect::<String>()
+                };
+                write_proc(raw, "uid_map", &text(self.uid), "uid map")?;
+                write_proc(raw, "gid_map", &text(self.gid), "gid map")
             }
+        }
+    }
+}
+
+/// The (inside, outside, count) lines of a uid or gid map. Normally the
+/// caller is 0 inside and the range follows from 1. With keep-id the caller
+/// keeps its own id, and the range fills the ids around it, as podman does.
+pub fn map_lines(own: u32, range: Option<IdRange>, keep_id: bool) -> Vec<(u32, u32, u32)> {
+    match (range, keep_id) {
+        (None, false) => vec![(0, own, 1)],
+        (None, true) => vec![(own, own, 1)],
+        (Some(r), false) => vec![(0, own, 1), (1, r.start, r.count.min(MAX_RANGE))],
+        (Some(r), true) => {
+            let count = r.count.min(MAX_RANGE);
+            let below = own.min(count);
+            let mut v = vec![(0, r.start, below), (own, own, 1)];
+            if count > below {
+                v.push((own + 1, r.start + below, count - below));
+            }
+            v.retain(|l| l.2 > 0);
+            v
         }
     }
 }
@@ -160,20 +200,14 @@ impl IdMapping {
 fn spawn_map_helper(
     prog: &Path,
     pid: i32,
-    own: u32,
-    r: IdRange,
+    lines: &[(u32, u32, u32)],
 ) -> Result<std::process::Child, UsernsError> {
-    let count = r.count.min(MAX_RANGE);
+    let mut args = vec![pid.to_string()];
+    for (i, o, n) in lines {
+        args.extend([i.to_string(), o.to_string(), n.to_string()]);
+    }
     Command::new(prog)
-        .args([
-            pid.to_string(),
-            "0".into(),
-            own.to_string(),
-            "1".into(),
-            "1".into(),
-            r.start.to_string(),
-            count.to_string(),
-        ])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -338,6 +372,29 @@ fn sys(step: &'static str) -> impl Fn(nix::Error) -> UsernsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maps_normal_single_and_keep_id() {
+        let r = Some(IdRange {
+            start: 100000,
+            count: 65536,
+        });
+        assert_eq!(map_lines(1000, None, false), [(0, 1000, 1)]);
+        assert_eq!(map_lines(1000, None, true), [(1000, 1000, 1)]);
+        assert_eq!(
+            map_lines(1000, r, false),
+            [(0, 1000, 1), (1, 100000, 65536)]
+        );
+        assert_eq!(
+            map_lines(1000, r, true),
+            [(0, 100000, 1000), (1000, 1000, 1), (1001, 101000, 64536)]
+        );
+        // A uid above the range size keeps the whole range below it.
+        assert_eq!(
+            map_lines(70000, r, true),
+            [(0, 100000, 65536), (70000, 70000, 1)]
+        );
+    }
 
     #[test]
     fn subid_lookup_by_name_and_uid() {

@@ -195,8 +195,15 @@ pub fn main(store: &Store, mapping: &IdMapping, id: &str, attach_first: bool) ->
         Err(e) => return fail(&mut status, format!("opening the log: {e}")),
     };
 
-    let spec = container::build_spec(store, &rec, mapping, rootfs, Some(io.child_fds()), tty_mode);
-    let mut started = match sandbox::start(&spec) {
+    let mut spec =
+        container::build_spec(store, &rec, mapping, rootfs, Some(io.child_fds()), tty_mode);
+    // The container's cgroup (issue 4): we stay outside it.
+    let mut started = match container::cgroup::for_start(&rec).and_then(|cg| {
+        spec.cgroup = cg;
+        sandbox::start(&spec).inspect_err(|_| {
+            container::cgroup::discard(&spec);
+        })
+    }) {
         Ok(s) => s,
         Err(e) => {
             container::record_start_failure(store, &mut rec, mapping, &e);
@@ -207,6 +214,7 @@ pub fn main(store: &Store, mapping: &IdMapping, id: &str, attach_first: bool) ->
     };
     let mut io = io.parent_side();
     rec.rootfs_mode = Some(started.rootfs);
+    rec.cgroup = spec.cgroup.as_ref().map(|p| p.dir.clone());
     rec.state = State::running(started.pid1.as_raw());
     let _ = rec.save(store);
     let _ = rec.write_pid_file(store);
@@ -315,11 +323,14 @@ pub fn main(store: &Store, mapping: &IdMapping, id: &str, attach_first: bool) ->
     let _ = log.flush();
     broadcast(&mut clients, attach::EXIT, &code.to_be_bytes());
     let _ = std::fs::remove_file(&sock_path);
+    let oom_killed = container::cgroup::discard(&spec);
     let _ = std::fs::remove_file(store.pid_file(id));
     if !rec.host_config.auto_remove {
         // Re-read: `pause` may have changed the record meanwhile.
         let mut latest = ContainerRecord::load(store, id).unwrap_or(rec);
         latest.state.finish(code);
+        latest.state.oom_killed = oom_killed;
+        latest.cgroup = None;
         if timed_out {
             latest.state.error = format!(
                 "killed after --timeout {}s",

@@ -2,6 +2,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -78,6 +79,17 @@ fn setup_and_exec(spec: &Spec, root: &Path) -> Result<Never, StartError> {
         }
     }
 
+    // -v, --mount, --tmpfs, in the order given.
+    for m in &spec.mounts {
+        add_mount(root, m)?;
+    }
+
+    // --read-only: the root itself becomes read-only; the mounts above
+    // (/proc, /dev, /etc files, volumes, tmpfs) keep their own modes.
+    if spec.readonly_rootfs {
+        mount::remount_readonly(root).map_err(setup_err)?;
+    }
+
     // The switch: the rootfs becomes /, the host's tree is detached.
     mount::pivot_into(root).map_err(setup_err)?;
 
@@ -126,7 +138,58 @@ fn setup_and_exec(spec: &Spec, root: &Path) -> Result<Never, StartError> {
         )
     })?;
 
+    if spec.init {
+        return run_init(&spec.argv, &env);
+    }
     exec(&spec.argv, &env)
+}
+
+/// `--init`: fork the command and stay PID 1. Signals sent to the container
+/// are forwarded to the command; orphans reparented to us are reaped; we end
+/// with the command's exit code. Blocked signals reach a namespace's init
+/// even without a handler (the kernel only ignores unblocked default ones),
+/// so a signalfd sees them, as tini's sigtimedwait does.
+fn run_init(argv: &[String], env: &[String]) -> Result<Never, StartError> {
+    use nix::sys::signal::SigSet;
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+
+    let all = SigSet::all();
+    all.thread_block().map_err(setup_err)?;
+    let sfd = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC).map_err(setup_err)?;
+    // The command reports its own exec failure on our exec pipe (fd still
+    // open in it until exec), then we see it exit.
+    let child = process::fork_child(|| match exec(argv, env) {
+        Ok(never) => match never {},
+        Err(e) => {
+            eprintln!("burrow: {}", e.message);
+            e.code
+        }
+    })
+    .map_err(setup_err)?;
+    // From here on nobody reads the exec pipe's failure reports: close ours
+    // so the caller sees exec "succeeded" (the command runs under us).
+    process::close_fds_except(&[sfd.as_raw_fd()]);
+    loop {
+        let Ok(Some(info)) = sfd.read_signal() else {
+            continue;
+        };
+        let sig = info.ssi_signo as i32;
+        if sig == Signal::SIGCHLD as i32 {
+            loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(p, code)) if p == child => process::exit_now(code),
+                    Ok(WaitStatus::Signaled(p, s, _)) if p == child => {
+                        process::exit_now(128 + s as i32)
+                    }
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        } else if let Ok(s) = Signal::try_from(sig) {
+            let _ = nix::sys::signal::kill(child, s);
+        }
+    }
 }
 
 fn setup_dev(spec: &Spec, root: &Path) -> Result<(), StartError> {
@@ -178,6 +241,64 @@ fn setup_dev(spec: &Spec, root: &Path) -> Result<(), StartError> {
         std::os::unix::fs::symlink(target, dev.join(link)).map_err(setup_err)?;
     }
     Ok(())
+}
+
+/// One user mount. The target is resolved inside the rootfs (symlinks in the
+/// image act as they would in the container and cannot point the mount at a
+/// host path) and mounted through /proc/self/fd, as runc does.
+fn add_mount(root: &Path, m: &super::Mount) -> Result<(), StartError> {
+    let mount_err = |e: String| fail("mount", e, exit::BURROW);
+    match m {
+        super::Mount::Bind {
+            source,
+            target,
+            readonly,
+        } => {
+            let want_dir = source.is_dir();
+            let fd = crate::linux::fs::open_in_root(root, target, want_dir)
+                .map_err(|e| mount_err(format!("mount target {target}: {e}")))?;
+            let via = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            mount::bind(source, &via, true).map_err(|e| {
+                mount_err(format!(
+                    "binding {} to {target}: {}",
+                    source.display(),
+                    e.source
+                ))
+            })?;
+            if *readonly {
+                // The old descriptor still names the directory under the new
+                // mount: resolve again to reach the mount itself.
+                let top = crate::linux::fs::open_in_root(root, target, want_dir)
+                    .map_err(|e| mount_err(format!("mount target {target}: {e}")))?;
+                let via = PathBuf::from(format!("/proc/self/fd/{}", top.as_raw_fd()));
+                mount::remount_bind_readonly(source, &via)
+                    .map_err(|e| mount_err(format!("making {target} read-only: {}", e.source)))?;
+            }
+            Ok(())
+        }
+        super::Mount::Tmpfs { target, options } => {
+            let fd = crate::linux::fs::open_in_root(root, target, true)
+                .map_err(|e| mount_err(format!("mount target {target}: {e}")))?;
+            let via = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            // Docker's defaults: noexec, nosuid, nodev, mode 1777; "exec" and
+            // "ro" are flags, the rest go to tmpfs.
+            let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            let mut data: Vec<&str> = Vec::new();
+            for o in options.split(',').filter(|o| !o.is_empty()) {
+                match o {
+                    "exec" => flags.remove(MsFlags::MS_NOEXEC),
+                    "noexec" | "nosuid" | "nodev" | "rw" => {}
+                    "ro" => flags |= MsFlags::MS_RDONLY,
+                    other => data.push(other),
+                }
+            }
+            if !data.iter().any(|o| o.starts_with("mode=")) {
+                data.push("mode=1777");
+            }
+            mount::special("tmpfs", &via, flags, Some(&data.join(",")))
+                .map_err(|e| mount_err(format!("tmpfs on {target}: {}", e.source)))
+        }
+    }
 }
 
 /// `root/rel` as a real directory. An image may ship it as a symlink (even

@@ -65,6 +65,19 @@ impl RootfsChoice {
     }
 }
 
+/// A mount added to the container's tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// A host path bound at `target`.
+    Bind {
+        source: PathBuf,
+        target: String,
+        readonly: bool,
+    },
+    /// A fresh tmpfs at `target` with mount `options` (size=, mode=).
+    Tmpfs { target: String, options: String },
+}
+
 /// Everything the sandbox needs; built by `container` from the record.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -79,6 +92,14 @@ pub struct Spec {
     pub cwd: String,
     pub user: String,
     pub mapping: IdMapping,
+    /// Bind and tmpfs mounts, set up in order before pivot_root.
+    pub mounts: Vec<Mount>,
+    /// Remount the root filesystem read-only (`--read-only`).
+    pub readonly_rootfs: bool,
+    /// `--init`: PID 1 stays burrow, forwarding signals to the command and
+    /// reaping orphans, so `stop` works on programs that ignore SIGTERM as
+    /// PID 1.
+    pub init: bool,
     /// Keep stdin (`-i`); otherwise PID 1 reads /dev/null.
     pub stdin: bool,
     /// PID 1's stdin, stdout and stderr, when not the caller's own (a
@@ -95,6 +116,9 @@ pub struct Spec {
     /// (files there may belong to subordinate ids, and unmounting costs an
     /// RCU grace period: neither belongs on the caller's critical path).
     pub remove_dir_after: bool,
+    /// The container's cgroup (issue 4), set by the caller after
+    /// `build_spec`; None runs it in the caller's cgroup.
+    pub cgroup: Option<crate::linux::cgroup::Placement>,
 }
 
 /// Why a container could not start, with the exit code Docker would use.

@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 
 use super::{child, cleanup, report, Report, RootfsChoice, RootfsMode, Spec, StartError};
 use crate::exit;
-use crate::linux::{mount, process, userns};
+use crate::linux::{cgroup, mount, process, userns};
 
 /// A container whose command is running.
 #[derive(Debug)]
@@ -94,6 +94,16 @@ pub fn start(spec: &Spec) -> Result<Started, StartError> {
             let _ = nix::sys::signal::kill(inner, Signal::SIGKILL);
             let _ = process::wait_exit_code(inner);
             return Err(fail("id map", e.to_string(), exit::BURROW));
+        }
+        // The container's cgroup: the inner process enters it before it
+        // mounts anything, so PID 1 and all it forks are born inside; we
+        // (the monitor) stay outside.
+        if let Some(cg) = &spec.cgroup {
+            if let Err(e) = cgroup::move_pid(&cg.dir, inner.as_raw()) {
+                let _ = nix::sys::signal::kill(inner, Signal::SIGKILL);
+                let _ = process::wait_exit_code(inner);
+                return Err(fail("cgroup", e.to_string(), exit::BURROW));
+            }
         }
         let _ = File::from(go_w).write_all(b"g");
     } else {
@@ -239,7 +249,21 @@ fn inner_main(
     };
 
     // Step 5: PID 1. It reports a failure to set up or exec on the exec pipe,
-    // which only it holds open from here on.
+    // which only it holds open from here on. Once it is forked (inside the
+    // container's cgroup), we leave that cgroup for the caller's, so that
+    // freezing or killing the cgroup leaves us free to report the exit and
+    // clean up. The file is opened now: PID 1's pivot_root changes our root.
+    let leave = spec
+        .cgroup
+        .as_ref()
+        .and_then(|c| c.leave_to.as_ref())
+        .and_then(|d| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(d.join("cgroup.procs"))
+                .map_err(|e| tracing::debug!("cannot leave the container's cgroup: {e}"))
+                .ok()
+        });
     let rep_fd = rep.as_raw_fd();
     let mut exec_file = File::from(exec_w);
     let pid1 = match process::fork_child(|| {
@@ -256,6 +280,12 @@ fn inner_main(
         }
     };
     drop(exec_file);
+    if let Some(mut f) = leave {
+        // "0" moves the writer (cgroup-v2.rst, cgroup.procs).
+        if let Err(e) = f.write_all(b"0") {
+            tracing::debug!("cannot leave the container's cgroup: {e}");
+        }
+    }
     // PID 1 has its own copies of the monitor's stdio; ours would keep the
     // monitor from seeing EOF.
     if let Some(fds) = spec.stdio {

@@ -1,0 +1,245 @@
+//! Mounts a user adds to a container: `-v HOST:CTR[:ro]`, `--mount
+//! type=bind|tmpfs,...` and `--tmpfs CTR[:opts]`, parsed and validated the
+//! way Docker does, before anything is created.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One mount, as stored in the record and shown by `inspect` (Docker's
+/// `Mounts` entries).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MountSpec {
+    /// "bind" or "tmpfs".
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Absolute host path (bind); empty for tmpfs.
+    pub source: String,
+    /// Absolute path inside the container.
+    pub destination: String,
+    #[serde(rename = "RW")]
+    pub rw: bool,
+    /// tmpfs options (`size=64m,mode=1777`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub options: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid {flag} {input:?}: {reason}")]
+pub struct MountError {
+    pub flag: &'static str,
+    pub input: String,
+    pub reason: String,
+}
+
+fn err(flag: &'static str, input: &str, reason: impl Into<String>) -> MountError {
+    MountError {
+        flag,
+        input: input.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// `-v HOST:CTR[:ro|rw]`. `cwd` makes `./x` sources absolute (Docker
+/// requires absolute paths; relative ones starting with `.` are accepted by
+/// the CLI and resolved); a bare name would be a named volume, which burrow
+/// does not have.
+pub fn parse_volume(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
+    let flag = "-v";
+    let parts: Vec<&str> = s.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, ""),
+        [src, dst, mode] => (*src, *dst, *mode),
+        _ => return Err(err(flag, s, "use HOST:CONTAINER[:ro]")),
+    };
+    let rw = match mode {
+        "" | "rw" => true,
+        "ro" => false,
+        m => return Err(err(flag, s, format!("unknown mode {m:?} (ro or rw)"))),
+    };
+    let source = host_path(flag, s, src, cwd)?;
+    // Docker creates a missing host directory for -v.
+    if !source.exists() {
+        std::fs::create_dir_all(&source)
+            .map_err(|e| err(flag, s, format!("creating {}: {e}", source.display())))?;
+    }
+    Ok(MountSpec {
+        kind: "bind".into(),
+        source: source.to_string_lossy().into_owned(),
+        destination: container_path(flag, s, dst)?,
+        rw,
+        options: String::new(),
+    })
+}
+
+/// `--mount type=bind,source=/a,target=/b[,readonly]` or
+/// `--mount type=tmpfs,target=/t[,tmpfs-size=64m][,tmpfs-mode=1777]`.
+pub fn parse_mount(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
+    let flag = "--mount";
+    let mut kind = "volume";
+    let (mut src, mut dst, mut rw) = (None, None, true);
+    let mut opts = Vec::new();
+    for field in s.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        match k {
+            "type" => kind = v,
+            "source" | "src" => src = Some(v),
+            "target" | "destination" | "dst" => dst = Some(v),
+            "readonly" | "ro" => rw = matches!(v, "false" | "0"),
+            "tmpfs-size" => opts.push(format!("size={v}")),
+            "tmpfs-mode" => opts.push(format!("mode={v}")),
+            "bind-propagation" | "consistency" => {}
+            other => return Err(err(flag, s, format!("unknown field {other:?}"))),
+        }
+    }
+    let dst = dst.ok_or_else(|| err(flag, s, "target= is required"))?;
+    match kind {
+        "bind" => {
+            let src = src.ok_or_else(|| err(flag, s, "source= is required for type=bind"))?;
+            let source = host_path(flag, s, src, cwd)?;
+            // Unlike -v, --mount refuses a missing source (Docker's rule).
+            if !source.exists() {
+                return Err(err(
+                    flag,
+                    s,
+                    format!("bind source path does not exist: {}", source.display()),
+                ));
+            }
+            Ok(MountSpec {
+                kind: "bind".into(),
+                source: source.to_string_lossy().into_owned(),
+                destination: container_path(flag, s, dst)?,
+                rw,
+                options: String::new(),
+            })
+        }
+        "tmpfs" => {
+            if src.is_some() {
+                return Err(err(flag, s, "type=tmpfs takes no source"));
+            }
+            Ok(tmpfs(flag, s, dst, &opts.join(","))?)
+        }
+        other => Err(err(
+            flag,
+            s,
+            format!("type={other} is not supported (bind or tmpfs; burrow has no named volumes)"),
+        )),
+    }
+}
+
+/// `--tmpfs /path[:size=64m,mode=1777]`.
+pub fn parse_tmpfs(s: &str) -> Result<MountSpec, MountError> {
+    let (dst, opts) = s.split_once(':').unwrap_or((s, ""));
+    tmpfs("--tmpfs", s, dst, opts)
+}
+
+fn tmpfs(flag: &'static str, input: &str, dst: &str, opts: &str) -> Result<MountSpec, MountError> {
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        let (k, v) = o.split_once('=').unwrap_or((o, ""));
+        let ok = match k {
+            "size" => v
+                .trim_end_matches(['k', 'm', 'g', 'K', 'M', 'G', '%'])
+                .parse::<u64>()
+                .is_ok(),
+            "mode" => u32::from_str_radix(v, 8).is_ok(),
+            "nr_inodes" => v.parse::<u64>().is_ok(),
+            "uid" | "gid" => v.parse::<u32>().is_ok(),
+            "noexec" | "exec" | "nosuid" | "nodev" | "ro" | "rw" => true,
+            _ => false,
+        };
+        if !ok {
+            return Err(err(flag, input, format!("bad tmpfs option {o:?}")));
+        }
+    }
+    Ok(MountSpec {
+        kind: "tmpfs".into(),
+        source: String::new(),
+        destination: container_path(flag, input, dst)?,
+        rw: !opts.split(',').any(|o| o == "ro"),
+        options: opts.to_string(),
+    })
+}
+
+fn host_path(
+    flag: &'static str,
+    input: &str,
+    src: &str,
+    cwd: &Path,
+) -> Result<PathBuf, MountError> {
+    if src.is_empty() {
+        return Err(err(flag, input, "empty host path"));
+    }
+    let p = Path::new(src);
+    if p.is_absolute() {
+        Ok(p.to_path_buf())
+    } else if src.starts_with('.') {
+        Ok(cwd.join(p))
+    } else {
+        Err(err(
+            flag,
+            input,
+            "named volumes are not supported: use an absolute host path (or ./relative)",
+        ))
+    }
+}
+
+fn container_path(flag: &'static str, input: &str, dst: &str) -> Result<String, MountError> {
+    if !dst.starts_with('/') {
+        return Err(err(flag, input, "the container path must be absolute"));
+    }
+    if dst.split('/').any(|c| c == "..") {
+        return Err(err(flag, input, "the container path must not contain '..'"));
+    }
+    if dst == "/" {
+        return Err(err(flag, input, "cannot mount over the container's root"));
+    }
+    Ok(dst.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes() {
+        let d = tempfile::tempdir().unwrap();
+        let v = parse_volume(&format!("{}:/work", d.path().display()), Path::new("/")).unwrap();
+        assert_eq!(
+            (v.kind.as_str(), v.destination.as_str(), v.rw),
+            ("bind", "/work", true)
+        );
+        let v = parse_volume("./sub:/w:ro", d.path()).unwrap();
+        assert!(!v.rw);
+        assert!(
+            d.path().join("sub").is_dir(),
+            "-v creates a missing host dir"
+        );
+        for bad in ["named:/x", "/a", "/a:rel", "/a:/b:zz", "/a:/../x", "/a:/"] {
+            assert!(parse_volume(bad, d.path()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mounts_and_tmpfs() {
+        let d = tempfile::tempdir().unwrap();
+        let m = parse_mount(
+            &format!(
+                "type=bind,source={},target=/src,readonly",
+                d.path().display()
+            ),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert!(!m.rw);
+        assert!(parse_mount("type=bind,source=/no/such/dir,target=/x", Path::new("/")).is_err());
+        let t = parse_mount("type=tmpfs,target=/cache,tmpfs-size=64m", Path::new("/")).unwrap();
+        assert_eq!((t.kind.as_str(), t.options.as_str()), ("tmpfs", "size=64m"));
+        assert!(parse_mount("type=volume,source=x,target=/x", Path::new("/")).is_err());
+        assert!(parse_mount("type=tmpfs", Path::new("/")).is_err());
+        let t = parse_tmpfs("/run:size=10m,mode=755").unwrap();
+        assert_eq!(t.destination, "/run");
+        assert!(parse_tmpfs("/run:size=lots").is_err());
+        assert!(parse_tmpfs("relative").is_err());
+    }
+}

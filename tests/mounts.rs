@@ -1,0 +1,235 @@
+//! Dev-shell mounts as an unprivileged user: `-v` (rw and ro), `--mount`,
+//! `--tmpfs`, `--read-only`, `--userns=keep-id`, clear errors, and mount
+//! targets that an image's symlinks cannot redirect onto the host.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use common::{stderr, users, Env};
+
+/// A directory owned by the test user, to bind into containers.
+fn user_dir(env: &Env, name: &str) -> std::path::PathBuf {
+    let d = env.home.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    let (u, g) = env.ids();
+    nix::unistd::chown(
+        &d,
+        Some(nix::unistd::Uid::from_raw(u)),
+        Some(nix::unistd::Gid::from_raw(g)),
+    )
+    .unwrap();
+    d
+}
+
+fn snapshot(dir: &Path) -> String {
+    let o = std::process::Command::new("find")
+        .arg(dir)
+        .args(["-printf", "%P %U %G %m %s\n"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn volumes_and_keep_id_give_a_working_dev_shell() {
+    for env in users("volumes") {
+        env.import_busybox("busybox");
+        let proj = user_dir(&env, "proj");
+        std::fs::write(proj.join("main.c"), "int main(){}\n").unwrap();
+        env.share(&proj.join("main.c"));
+        let v = format!("{}:/work", proj.display());
+        let (uid, gid) = env.ids();
+
+        // Root inside is the user outside: what it writes belongs to the user.
+        let out = env.ok([
+            "run",
+            "--rm",
+            "-v",
+            &v,
+            "-w",
+            "/work",
+            "busybox",
+            "sh",
+            "-c",
+            "cat main.c; echo x > by-root",
+        ]);
+        assert_eq!(out, "int main(){}\n");
+        assert_eq!(std::fs::metadata(proj.join("by-root")).unwrap().uid(), uid);
+
+        // keep-id: the user's own ids inside, files still the user's outside,
+        // and the image is not chowned for it (its layers are untouched).
+        let layers = snapshot(&env.root.join("layers"));
+        let out = env.ok([
+            "run",
+            "--rm",
+            "--userns=keep-id",
+            "-v",
+            &v,
+            "-w",
+            "/work",
+            "busybox",
+            "sh",
+            "-c",
+            "id -u; id -g; echo y > by-me",
+        ]);
+        assert_eq!(out, format!("{uid}\n{gid}\n"));
+        let m = std::fs::metadata(proj.join("by-me")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, gid));
+        assert_eq!(
+            snapshot(&env.root.join("layers")),
+            layers,
+            "keep-id changed the image"
+        );
+
+        // :ro refuses writes; the host file is unchanged.
+        let o = env.run([
+            "run",
+            "--rm",
+            "-v",
+            &format!("{v}:ro"),
+            "busybox",
+            "sh",
+            "-c",
+            "echo z > /work/main.c",
+        ]);
+        assert_ne!(o.status.code(), Some(0));
+        assert_eq!(
+            std::fs::read_to_string(proj.join("main.c")).unwrap(),
+            "int main(){}\n"
+        );
+
+        // --mount: a single file, read-only.
+        let file_mount = format!(
+            "type=bind,source={},target=/etc/motd,readonly",
+            proj.join("main.c").display()
+        );
+        assert_eq!(
+            env.ok([
+                "run",
+                "--rm",
+                "--mount",
+                &file_mount,
+                "busybox",
+                "cat",
+                "/etc/motd"
+            ]),
+            "int main(){}\n"
+        );
+    }
+}
+
+#[test]
+fn read_only_root_with_tmpfs_scratch() {
+    for env in users("readonly") {
+        env.import_busybox("busybox");
+        let out = env.ok(["run", "--rm", "--read-only", "--tmpfs", "/scratch:size=1m", "busybox", "sh", "-c",
+            "touch /x 2>/dev/null && echo root-rw || echo root-ro; touch /scratch/y && echo tmp-rw; df -k /scratch | tail -1"]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "root-ro");
+        assert_eq!(lines[1], "tmp-rw");
+        assert!(
+            lines[2].split_whitespace().nth(1) == Some("1024"),
+            "1 MiB tmpfs: {}",
+            lines[2]
+        );
+        let out = env.ok([
+            "run",
+            "--rm",
+            "--mount",
+            "type=tmpfs,target=/cache",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /cache/a && echo ok",
+        ]);
+        assert_eq!(out, "ok\n");
+    }
+}
+
+#[test]
+fn bad_mounts_are_clear_errors() {
+    let Some(env) = users("bad_mounts").into_iter().next() else {
+        return;
+    };
+    env.import_busybox("busybox");
+    for args in [
+        vec!["-v", "named:/x"],
+        vec!["-v", "/tmp:relative"],
+        vec!["-v", "/tmp:/x:zz"],
+        vec!["--mount", "type=bind,source=/no/such/dir,target=/x"],
+        vec!["--mount", "type=volume,source=v,target=/x"],
+        vec!["--tmpfs", "/t:size=lots"],
+        vec!["--userns", "auto"],
+    ] {
+        let mut full = vec!["run", "--rm"];
+        full.extend(args.iter().copied());
+        full.extend(["busybox", "true"]);
+        let o = env.run(&full);
+        assert_eq!(o.status.code(), Some(125), "{args:?}");
+        assert_eq!(
+            stderr(&o).trim().lines().count(),
+            1,
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(env.ok(["ps", "-aq"]), "", "nothing was created");
+}
+
+#[test]
+fn image_symlinks_cannot_redirect_a_mount_onto_the_host() {
+    for env in users("mount_escape") {
+        // busybox plus `/evil -> <a host dir>`.
+        let outside = user_dir(&env, "outside");
+        let tarpath = env.home.join("evil.tar");
+        let mut b = tar::Builder::new(std::fs::File::create(&tarpath).unwrap());
+        let mut src = tar::Archive::new(std::fs::File::open(env.busybox_tar()).unwrap());
+        for e in src.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut h = e.header().clone();
+            let path = e.path().unwrap().into_owned();
+            if h.entry_type().is_symlink() {
+                let target = e.link_name().unwrap().unwrap().into_owned();
+                b.append_link(&mut h, &path, &target).unwrap();
+            } else {
+                b.append_data(&mut h, &path, &mut e).unwrap();
+            }
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        b.append_link(&mut h, "evil", &outside).unwrap();
+        b.finish().unwrap();
+        drop(b);
+        env.share(&tarpath);
+        env.ok([
+            "import",
+            tarpath.to_str().unwrap(),
+            "evil",
+            "--change",
+            r#"CMD ["sh"]"#,
+        ]);
+
+        let src = user_dir(&env, "src");
+        let out = env.ok([
+            "run",
+            "--rm",
+            "-v",
+            &format!("{}:/evil/mnt", src.display()),
+            "--tmpfs",
+            "/evil/t",
+            "evil",
+            "sh",
+            "-c",
+            "ls -d /evil/mnt /evil/t && echo inside",
+        ]);
+        assert!(out.ends_with("inside\n"), "{out}");
+        assert!(
+            std::fs::read_dir(&outside).unwrap().next().is_none(),
+            "a mount target was created on the host"
+        );
+    }
+}
