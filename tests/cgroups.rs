@@ -83,7 +83,10 @@ fn without_delegation_limits_are_refused_and_plain_containers_run() {
         }
         for (args, flags) in [
             (&["-m", "64m"][..], "--memory"),
-            (&["--pids-limit", "64", "--cpus", "0.5"], "--cpus, --pids-limit"),
+            (
+                &["--pids-limit", "64", "--cpus", "0.5"],
+                "--cpus, --pids-limit",
+            ),
         ] {
             for verb in ["run", "create"] {
                 let mut cmd = vec![verb, "--name", "limited"];
@@ -104,9 +107,15 @@ fn without_delegation_limits_are_refused_and_plain_containers_run() {
         // A -d container without a cgroup still pauses (SIGSTOP) and shows
         // in stats (measured from /proc).
         env.ok(["run", "-d", "--name", "idle", "busybox", "sleep", "60"]);
-        let s = json(env.ok(["stats", "--no-stream", "--format", "json", "idle"]).trim());
+        let s = json(
+            env.ok(["stats", "--no-stream", "--format", "json", "idle"])
+                .trim(),
+        );
         assert_eq!(s["Name"], "idle");
-        assert!(s["PIDs"].as_str().unwrap().parse::<u32>().unwrap() >= 1, "{s}");
+        assert!(
+            s["PIDs"].as_str().unwrap().parse::<u32>().unwrap() >= 1,
+            "{s}"
+        );
         let table = env.ok(["stats", "--no-stream"]);
         assert!(
             table.starts_with("CONTAINER ID   NAME") && table.contains("idle"),
@@ -178,9 +187,19 @@ fn limits_on_a_real_cgroup_v2_host() {
     };
     let took = started.elapsed();
     let (so, se) = (stdout(&o), stderr(&o));
-    eprintln!("cgroup checks ({}) took {took:.1?}:\n{so}\nstderr:\n{se}", if direct { "direct" } else { "VM" });
-    if !direct && o.status.code() == Some(125) && se.contains("tests/vm/run.sh:") && !so.contains("import=") {
-        let why = se.lines().filter(|l| l.contains("tests/vm/run.sh:")).last().unwrap_or("");
+    eprintln!(
+        "cgroup checks ({}) took {took:.1?}:\n{so}\nstderr:\n{se}",
+        if direct { "direct" } else { "VM" }
+    );
+    if !direct
+        && o.status.code() == Some(125)
+        && se.contains("tests/vm/run.sh:")
+        && !so.contains("import=")
+    {
+        let why = se
+            .lines()
+            .rfind(|l| l.contains("tests/vm/run.sh:"))
+            .unwrap_or("");
         if std::env::var("BURROW_TEST_VM_REQUIRED").is_ok_and(|v| v == "1") {
             panic!("the cgroup v2 VM could not run (BURROW_TEST_VM_REQUIRED=1): {why}");
         }
@@ -223,6 +242,11 @@ fn limits_on_a_real_cgroup_v2_host() {
     let pids = num("bomb_pids_current");
     assert!((32..=64).contains(&pids), "pids.current {pids}");
     assert!(num("bomb_pids_events_max") >= 1);
+    assert_eq!(
+        get("bomb_status"),
+        "1",
+        "the container survives its fork bomb"
+    );
     assert_eq!(get("bomb_stop"), "0");
     let bomb = &json(&file("bomb.json"))[0];
     assert_eq!(bomb["State"]["ExitCode"], 137, "{bomb}");
@@ -236,7 +260,7 @@ fn limits_on_a_real_cgroup_v2_host() {
     assert!((40.0..=60.0).contains(&pct), "--cpus 0.5 gave {pct:.1}%");
     let st = json(file("busy-stats.json").trim());
     let stats_pct = st["CPUPercent"].as_f64().unwrap();
-    eprintln!("--cpus 0.5: stats says {stats_pct:.1}%");
+    eprintln!("--cpus 0.5: stats says {stats_pct:.1}%: {st}");
     assert!((35.0..=65.0).contains(&stats_pct), "stats {st}");
 
     // 4. Freezer.

@@ -233,3 +233,86 @@ fn image_symlinks_cannot_redirect_a_mount_onto_the_host() {
         );
     }
 }
+
+#[test]
+fn cp_moves_files_in_and_out_of_running_and_stopped_containers() {
+    for env in users("cp") {
+        env.import_busybox("busybox");
+        let src = user_dir(&env, "cpsrc");
+        std::fs::write(src.join("a.txt"), "alpha\n").unwrap();
+        env.share(&src.join("a.txt"));
+        let out = user_dir(&env, "cpout");
+
+        // A created (never started) container: cp in, then it sees the file.
+        // A directory copied to a missing path becomes that path (Docker).
+        env.ok([
+            "create",
+            "--name",
+            "later",
+            "busybox",
+            "cat",
+            "/etc/a.txt",
+            "/dir/a.txt",
+        ]);
+        env.ok(["cp", src.join("a.txt").to_str().unwrap(), "later:/etc/"]);
+        env.ok(["cp", src.to_str().unwrap(), "later:/dir"]);
+        let o = env.run(["start", "-a", "later"]);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "alpha\nalpha\n",
+            "{}",
+            stderr(&o)
+        );
+
+        // A running container: out to the host, into a directory and to a new name.
+        env.ok([
+            "run",
+            "-d",
+            "--name",
+            "live",
+            "busybox",
+            "sh",
+            "-c",
+            "echo beta > /tmp/b.txt; sleep 60",
+        ]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while env
+            .run(["exec", "live", "test", "-f", "/tmp/b.txt"])
+            .status
+            .code()
+            != Some(0)
+        {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        env.ok(["cp", "live:/tmp/b.txt", out.to_str().unwrap()]);
+        env.ok(["cp", "live:/etc/passwd", out.join("pw").to_str().unwrap()]);
+        assert_eq!(
+            std::fs::read_to_string(out.join("b.txt")).unwrap(),
+            "beta\n"
+        );
+        assert!(std::fs::read_to_string(out.join("pw"))
+            .unwrap()
+            .starts_with("root:"));
+        let (uid, _) = env.ids();
+        assert_eq!(
+            std::fs::metadata(out.join("b.txt")).unwrap().uid(),
+            uid,
+            "copied files belong to the user"
+        );
+
+        // Errors: unknown container, no container side, missing host path.
+        assert_eq!(
+            env.run(["cp", "ghost:/x", out.to_str().unwrap()])
+                .status
+                .code(),
+            Some(125)
+        );
+        assert_eq!(env.run(["cp", "/a", "/b"]).status.code(), Some(125));
+        assert_eq!(
+            env.run(["cp", "/no/such/path", "live:/tmp"]).status.code(),
+            Some(125)
+        );
+        env.ok(["rm", "-f", "live", "later"]);
+    }
+}

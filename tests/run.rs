@@ -491,7 +491,7 @@ fn concurrent_runs_with_one_name_leave_exactly_one_container() {
         return;
     };
     env.import_busybox("busybox");
-    let children: Vec<_> = (0..8)
+    let children: Vec<_> = (0..20)
         .map(|_| spawn(env.cmd(["run", "--name", "same", "busybox", "true"])))
         .collect();
     let outs: Vec<_> = children

@@ -113,6 +113,7 @@ pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
         user: a.user.unwrap_or_else(|| rec.config.user.clone()),
         stdin: a.interactive,
         detach: a.detach,
+        cgroup: rec.cgroup.clone().filter(|d| d.exists()),
     };
     let execd = match crate::sandbox::exec::exec(&spec) {
         Ok(e) => e,

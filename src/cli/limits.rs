@@ -170,7 +170,10 @@ mod tests {
         assert_eq!(r.pids_limit, Some(64));
 
         let e = parse(|a| a.memory = Some("12x".into())).unwrap_err();
-        assert!(e.contains("--memory: invalid size") && e.contains("12x"), "{e}");
+        assert!(
+            e.contains("--memory: invalid size") && e.contains("12x"),
+            "{e}"
+        );
         assert!(parse(|a| a.memory = Some("1m".into()))
             .unwrap_err()
             .contains("6MB"));

@@ -2,6 +2,7 @@
 //! one thin file per verb.
 
 mod completion;
+mod cp;
 mod create;
 mod exec;
 mod images;
@@ -88,6 +89,8 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Attach to a running container's input and output
     Attach(start::AttachArgs),
+    /// Copy files between the host and a container
+    Cp(cp::CpArgs),
     /// Wait for containers to end and print their exit codes
     Wait(stop::WaitArgs),
     /// List containers
@@ -241,6 +244,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::run(root, a),
         Command::Stats(a) => stats::run(root, a),
         Command::Attach(a) => start::run_attach(root, a),
+        Command::Cp(a) => cp::run(root, a),
         Command::Container(ContainerCommand::Prune(a)) => prune::run(root, a),
         Command::Monitor(a) => create::run_monitor(root, a),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => ps::run(root, a),

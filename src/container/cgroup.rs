@@ -176,7 +176,9 @@ pub fn shares_to_weight(shares: i64) -> u64 {
 /// fraction, and a unit b, k, m, g, t or p (any case, optional trailing
 /// "b"/"ib"): 512m, 1.5g, 1048576.
 pub fn parse_size(s: &str) -> Result<i64, String> {
-    let bad = || format!("invalid size {s:?}: use a number with an optional unit b, k, m or g (512m, 1.5g)");
+    let bad = || {
+        format!("invalid size {s:?}: use a number with an optional unit b, k, m or g (512m, 1.5g)")
+    };
     let t = s.trim().to_ascii_lowercase();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -112,7 +112,9 @@ pub fn wait(store: &Store, id: &str) -> Result<i32> {
 
 /// The container's cgroup, when it has one that still exists.
 fn cgroup_dir(rec: &ContainerRecord) -> Option<&std::path::PathBuf> {
-    rec.cgroup.as_ref().filter(|d| d.join("cgroup.freeze").exists())
+    rec.cgroup
+        .as_ref()
+        .filter(|d| d.join("cgroup.freeze").exists())
 }
 
 /// Pause with the cgroup v2 freezer (`cgroup.freeze`: every task stops,

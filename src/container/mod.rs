@@ -3,6 +3,7 @@
 //! create, start-and-wait, list, find, remove.
 
 pub mod cgroup;
+pub mod copy;
 pub mod lifecycle;
 pub mod mounts;
 mod names;

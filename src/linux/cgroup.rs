@@ -107,10 +107,12 @@ pub fn detect(sys_cgroup: &Path, proc_self_cgroup: &Path) -> CgroupInfo {
 /// Our cgroup's path in the v2 hierarchy ("/user.slice/..."), from the
 /// `0::` line of /proc/self/cgroup.
 pub fn own_path(proc_self_cgroup: &Path) -> Option<String> {
-    std::fs::read_to_string(proc_self_cgroup).ok().and_then(|t| {
-        t.lines()
-            .find_map(|l| l.strip_prefix("0::").map(|p| p.trim().to_string()))
-    })
+    std::fs::read_to_string(proc_self_cgroup)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("0::").map(|p| p.trim().to_string()))
+        })
 }
 
 /// A subtree of a pure cgroup v2 hierarchy that we may manage.
@@ -250,7 +252,8 @@ impl Delegation {
             match move_pid(&leaf, pid) {
                 Ok(()) => {}
                 // Gone meanwhile.
-                Err(CgroupError::Io { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(CgroupError::Io { source, .. })
+                    if source.raw_os_error() == Some(libc::ESRCH) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -554,7 +557,10 @@ mod tests {
                 ("memory.stat", "anon 1\ninactive_file 1024\n"),
                 ("memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n"),
                 ("pids.current", "3\n"),
-                ("io.stat", "8:0 rbytes=10 wbytes=20 rios=1\n8:16 rbytes=1 wbytes=2\n"),
+                (
+                    "io.stat",
+                    "8:0 rbytes=10 wbytes=20 rios=1\n8:16 rbytes=1 wbytes=2\n",
+                ),
                 ("cgroup.events", "populated 1\nfrozen 0\n"),
                 ("cgroup.freeze", "0\n"),
             ],
@@ -570,6 +576,9 @@ mod tests {
         assert!(populated(c));
         // The fixture never says frozen: freeze reports the timeout.
         assert!(!freeze(c, true, Duration::from_millis(20)).unwrap());
-        assert_eq!(std::fs::read_to_string(c.join("cgroup.freeze")).unwrap(), "1");
+        assert_eq!(
+            std::fs::read_to_string(c.join("cgroup.freeze")).unwrap(),
+            "1"
+        );
     }
 }

@@ -49,6 +49,9 @@ pub struct ExecSpec {
     pub stdin: bool,
     /// `-d`: stdio on /dev/null, a session of its own, nobody waits for it.
     pub detach: bool,
+    /// The container's cgroup, which the process joins (its limits apply,
+    /// `pause` freezes it, `stats` counts it).
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,13 +211,19 @@ fn joiner_main(spec: &ExecSpec, ns: &Namespaces, report_w: OwnedFd, exec_w: Owne
         let _ = process::set_parent_death_signal(Signal::SIGKILL);
     }
 
-    // Step 1: the container's namespaces, user first (see linux::ns).
+    // Step 1: the container's cgroup, while /sys/fs/cgroup is still the
+    // host's (the container's /sys is a read-only bind), and before the
+    // fork, so the process is never counted outside its limits.
+    if let Some(dir) = &spec.cgroup {
+        if let Err(e) = crate::linux::cgroup::move_pid(dir, 0) {
+            return failed(&mut rep, fail("cgroup", e.to_string(), exit::BURROW));
+        }
+    }
+
+    // Step 2: the container's namespaces, user first (see linux::ns).
     if let Err(e) = ns.join() {
         return failed(&mut rep, fail("setns", e.to_string(), exit::BURROW));
     }
-
-    // Step 2 (later work): when containers get a cgroup, the process joins
-    // it here, before the fork, so it is never counted outside its limits.
 
     // Step 3: fork into the pid namespace. ENOMEM means its init (PID 1)
     // has exited and the namespace takes no new members (pid_namespaces(7)).
