@@ -158,7 +158,11 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerRecord> {
             mounts: opts.mounts.clone(),
             readonly_rootfs: opts.readonly_rootfs,
             init: opts.init,
-            userns_mode: if opts.keep_id { "keep-id".into() } else { String::new() },
+            userns_mode: if opts.keep_id {
+                "keep-id".into()
+            } else {
+                String::new()
+            },
             resources: opts.resources.clone(),
         },
         state: State::default(),

@@ -73,7 +73,11 @@ pub fn open_in_root(
     use nix::fcntl::{open, openat, openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
     use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
 
-    let root_fd = open(root, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
+    let root_fd = open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
     let how = || {
         OpenHow::new()
             .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
@@ -87,7 +91,10 @@ pub fn open_in_root(
     };
     let mut comps = split(path);
     if comps.iter().any(|c| c == "..") {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "path contains '..'"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path contains '..'",
+        ));
     }
     // A dangling symlink on the way (`/evil -> /somewhere`) is followed by
     // rewriting the path and starting over, like securejoin; bound the hops.
