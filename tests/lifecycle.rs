@@ -507,3 +507,58 @@ fn init_makes_stop_immediate_and_ps_filters_select() {
         env.ok(["rm", "-f", "web-1", "web-2", "tini"]);
     }
 }
+
+#[test]
+fn attach_and_detach_keys_leave_the_container_running() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED attach_and_detach_keys_leave_the_container_running: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    for env in users("attach") {
+        env.import_busybox("busybox");
+        env.ok(["run", "-d", "-it", "--name", "bg", "busybox", "sh"]);
+        let session = format!("burrow-at-{}-{:?}", std::process::id(), env.who);
+        let done = env.home.join("attach-exit");
+        let line = format!(
+            "{}; echo $? > {}",
+            shell_line(&env, "attach bg"),
+            done.display()
+        );
+        let tmux = |args: &[&str]| Command::new("tmux").args(args).output().unwrap();
+        tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "80",
+            "-y",
+            "20",
+            &line,
+        ]);
+        let screen = || stdout(&tmux(&["capture-pane", "-p", "-t", &session]));
+        std::thread::sleep(Duration::from_millis(500));
+        tmux(&[
+            "send-keys",
+            "-t",
+            &session,
+            "echo attached-$((6*7))",
+            "Enter",
+        ]);
+        wait_until("output through attach", Duration::from_secs(10), || {
+            screen().contains("attached-42")
+        });
+        // Ctrl-P Ctrl-Q detaches; the container keeps running.
+        tmux(&["send-keys", "-t", &session, "C-p", "C-q"]);
+        wait_until("attach returned", Duration::from_secs(10), || done.exists());
+        assert_eq!(std::fs::read_to_string(&done).unwrap().trim(), "0");
+        tmux(&["kill-session", "-t", &session]);
+        assert!(
+            ps_row(&env, "bg").unwrap().contains("Up "),
+            "still running after detach"
+        );
+        // What was typed went to the log too.
+        assert!(env.ok(["logs", "bg"]).contains("attached-42"));
+        env.ok(["rm", "-f", "bg"]);
+    }
+}

@@ -100,6 +100,23 @@ fn volumes_and_keep_id_give_a_working_dev_shell() {
             "int main(){}\n"
         );
 
+        // inspect lists the mounts, as Docker does.
+        env.ok([
+            "create",
+            "--name",
+            "shown",
+            "-v",
+            &format!("{v}:ro"),
+            "busybox",
+            "true",
+        ]);
+        let c =
+            &serde_json::from_str::<serde_json::Value>(&env.ok(["inspect", "shown"])).unwrap()[0];
+        assert_eq!(c["Mounts"][0]["Destination"], "/work", "{c}");
+        assert_eq!(c["Mounts"][0]["RW"], false);
+        assert!(c["LogPath"].as_str().unwrap().ends_with("container.log"));
+        env.ok(["rm", "shown"]);
+
         // --mount: a single file, read-only.
         let file_mount = format!(
             "type=bind,source={},target=/etc/motd,readonly",

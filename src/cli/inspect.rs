@@ -40,6 +40,15 @@ pub fn run(root: Option<PathBuf>, a: InspectArgs, kind: Kind) -> anyhow::Result<
                 v["ResolvConfPath"] = dir.join("resolv.conf").to_string_lossy().into();
                 v["HostnamePath"] = dir.join("hostname").to_string_lossy().into();
                 v["HostsPath"] = dir.join("hosts").to_string_lossy().into();
+                v["LogPath"] = dir
+                    .join(crate::container::LOG_FILE)
+                    .to_string_lossy()
+                    .into();
+                // Docker lists the container's mounts at the top level too.
+                v["Mounts"] = v["HostConfig"]["Mounts"].clone();
+                if v["Mounts"].is_null() {
+                    v["Mounts"] = serde_json::json!([]);
+                }
                 v
             })
         };

@@ -42,6 +42,7 @@ fn shared() -> &'static Shared {
         if as_root {
             ensure_users();
         }
+        remove_dead_runs();
         // World-traversable: the test users must reach the binary and
         // fixtures, and cargo's target dir may be in root's 0700 home.
         let dir = std::env::temp_dir().join(format!("burrow-it-{}", std::process::id()));
@@ -59,6 +60,25 @@ fn shared() -> &'static Shared {
             as_root,
         }
     })
+}
+
+/// Remove the temp dirs of earlier test runs whose process is gone (each
+/// holds stores of ~100 MB; as root everything in them can be deleted).
+fn remove_dead_runs() {
+    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name
+            .strip_prefix("burrow-it-")
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
 }
 
 /// Build a busybox rootfs tarball with the project's own script.
