@@ -434,13 +434,19 @@ fn an_interactive_shell_behaves_like_a_terminal() {
             "send-keys",
             "-t",
             &session,
-            "stty size; echo $TERM",
+            "stty size; echo $TERM; tty",
             "Enter",
         ]);
         wait_until("stty output", Duration::from_secs(5), || {
             screen().contains("25 90")
         });
         assert!(screen().contains("xterm"), "{}", screen());
+        // The pty comes from the container's own devpts, so it has a name.
+        assert!(
+            screen().lines().any(|l| l.trim() == "/dev/pts/0"),
+            "{}",
+            screen()
+        );
         // Ctrl-C reaches the container's foreground process, not burrow.
         tmux(&["send-keys", "-t", &session, "sleep 100", "Enter"]);
         std::thread::sleep(Duration::from_millis(300));
@@ -559,6 +565,41 @@ fn attach_and_detach_keys_leave_the_container_running() {
         );
         // What was typed went to the log too.
         assert!(env.ok(["logs", "bg"]).contains("attached-42"));
+
+        // exec -it: a second pty from the container's devpts, relayed to ours.
+        let done = env.home.join("exec-exit");
+        let line = format!(
+            "{}; echo $? > {}",
+            shell_line(&env, "exec -it bg sh"),
+            done.display()
+        );
+        tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "70",
+            "-y",
+            "20",
+            &line,
+        ]);
+        wait_until("an exec prompt", Duration::from_secs(10), || {
+            screen().contains("/ #")
+        });
+        tmux(&["send-keys", "-t", &session, "tty; stty size", "Enter"]);
+        wait_until("exec tty output", Duration::from_secs(5), || {
+            screen().contains("20 70")
+        });
+        assert!(
+            screen().lines().any(|l| l.trim() == "/dev/pts/1"),
+            "{}",
+            screen()
+        );
+        tmux(&["send-keys", "-t", &session, "exit 9", "Enter"]);
+        wait_until("exec returned", Duration::from_secs(10), || done.exists());
+        assert_eq!(std::fs::read_to_string(&done).unwrap().trim(), "9");
+        tmux(&["kill-session", "-t", &session]);
         env.ok(["rm", "-f", "bg"]);
     }
 }

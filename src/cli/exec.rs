@@ -1,6 +1,7 @@
 //! `burrow exec`: run a command in a running container.
 
 use std::io::IsTerminal;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -16,10 +17,9 @@ use crate::sandbox::exec::{ExecError, ExecSpec};
     after_help = "The command runs in the container's user, mount, uts, ipc and pid namespaces, \
 with the container's Env, User and WorkingDir unless overridden. Its exit code is burrow's; \
 SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to burrow are relayed to it.\n\n\
--t gives the command the caller's own terminal as it is: burrow has no private pty yet, so \
-the command shares the caller's terminal modes, window size and job control, and `tty` \
-cannot name it (it is not in the container's /dev/pts). Without a terminal on stdin, -t is \
-ignored.\n\n\
+-t gives the command a pty from the container's own /dev/pts (so `tty` names it), relayed \
+to the caller's terminal in raw mode, window size included. Without a terminal on stdin, -t \
+is ignored.\n\n\
 Examples:\n  burrow exec box cat /etc/hostname\n  burrow exec -e X=1 -w /tmp box sh -c 'echo $X; pwd'\n  \
 burrow exec -it box sh\n  burrow exec -d box sh -c 'sleep 10; touch /done'"
 )]
@@ -111,8 +111,9 @@ pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
         env,
         cwd: a.workdir.unwrap_or_else(|| rec.config.working_dir.clone()),
         user: a.user.unwrap_or_else(|| rec.config.user.clone()),
-        stdin: a.interactive,
+        stdin: a.interactive || tty,
         detach: a.detach,
+        tty,
         cgroup: rec.cgroup.clone().filter(|d| d.exists()),
     };
     let execd = match crate::sandbox::exec::exec(&spec) {
@@ -125,5 +126,15 @@ pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    Ok(execd.wait_relaying_signals())
+    // The joiner relays our terminal to the command's pty: put ours in raw
+    // mode (Ctrl-C becomes a byte the pty turns into SIGINT) and restore it
+    // on every way out.
+    let saved = tty
+        .then(|| crate::linux::tty::make_raw(std::io::stdin().as_fd()).ok())
+        .flatten();
+    let code = execd.wait_relaying_signals();
+    if let Some(t) = saved {
+        crate::linux::tty::restore(std::io::stdin().as_fd(), &t);
+    }
+    Ok(code)
 }

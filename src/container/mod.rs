@@ -331,6 +331,7 @@ pub fn build_spec(
         stdin: rec.config.open_stdin,
         stdio,
         tty,
+        console: None,
         // Record and name go before the exit is reported, so a finished
         // --rm container is never listed; the directory goes after.
         remove_after: if rec.host_config.auto_remove {

@@ -2,14 +2,8 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
-use nix::pty::{openpty, Winsize};
+use nix::pty::Winsize;
 use nix::sys::termios::{self, SetArg, Termios};
-
-/// A new pty pair: (master, slave).
-pub fn open_pty() -> nix::Result<(OwnedFd, OwnedFd)> {
-    let p = openpty(None, None)?;
-    Ok((p.master, p.slave))
-}
 
 /// Make `fd` (a terminal) the controlling terminal of our new session.
 pub fn set_controlling_terminal(fd: RawFd) -> nix::Result<()> {
@@ -67,4 +61,86 @@ pub fn make_raw<Fd: AsFd>(fd: Fd) -> nix::Result<Termios> {
 /// Restore settings saved by `make_raw`.
 pub fn restore<Fd: AsFd>(fd: Fd, saved: &Termios) {
     let _ = termios::tcsetattr(fd, SetArg::TCSANOW, saved);
+}
+
+/// A pty pair from the devpts instance mounted at `pts_dir` (a container's
+/// own, so `tty` inside names a real `/dev/pts/N`): (master, slave).
+pub fn open_pty_in(pts_dir: &std::path::Path) -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let master = open(&pts_dir.join("ptmx"), flags, Mode::empty())?;
+    let n = pty_number(&master)?;
+    unlock_pty(&master)?;
+    let slave = open(&pts_dir.join(n.to_string()), flags, Mode::empty())?;
+    Ok((master, slave))
+}
+
+fn pty_number<Fd: AsFd>(master: Fd) -> nix::Result<u32> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int into `n`, which lives for the call.
+    let r = unsafe { libc::ioctl(master.as_fd().as_raw_fd(), libc::TIOCGPTN, &mut n) };
+    if r < 0 {
+        Err(nix::Error::last())
+    } else {
+        Ok(n)
+    }
+}
+
+fn unlock_pty<Fd: AsFd>(master: Fd) -> nix::Result<()> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from `unlock`, which lives for the call.
+    let r = unsafe { libc::ioctl(master.as_fd().as_raw_fd(), libc::TIOCSPTLCK, &unlock) };
+    if r < 0 {
+        Err(nix::Error::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// A connected pair of unix stream sockets (close-on-exec), for passing a
+/// pty master from the container to its monitor (runc's console socket).
+pub fn console_socketpair() -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+}
+
+/// Send `fd` over the unix socket `sock` (SCM_RIGHTS).
+pub fn send_fd(sock: RawFd, fd: RawFd) -> nix::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let fds = [fd];
+    let iov = [std::io::IoSlice::new(b"t")];
+    sendmsg::<()>(
+        sock,
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
+    Ok(())
+}
+
+/// Receive one descriptor sent with `send_fd`.
+pub fn recv_fd(sock: RawFd) -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!(RawFd);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed `fd` in our table for
+                // this message; nothing else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(nix::Error::EBADMSG)
 }

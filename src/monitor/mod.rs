@@ -195,8 +195,8 @@ pub fn main(store: &Store, mapping: &IdMapping, id: &str, attach_first: bool) ->
         Err(e) => return fail(&mut status, format!("opening the log: {e}")),
     };
 
-    let mut spec =
-        container::build_spec(store, &rec, mapping, rootfs, Some(io.child_fds()), tty_mode);
+    let mut spec = container::build_spec(store, &rec, mapping, rootfs, io.child_fds(), tty_mode);
+    spec.console = io.console();
     // The container's cgroup (issue 4): we stay outside it.
     let mut started = match container::cgroup::for_start(&rec).and_then(|cg| {
         spec.cgroup = cg;
@@ -212,7 +212,19 @@ pub fn main(store: &Store, mapping: &IdMapping, id: &str, attach_first: bool) ->
             return exit::BURROW;
         }
     };
-    let mut io = io.parent_side();
+    let mut io = match io.parent_side() {
+        Ok(io) => io,
+        Err(e) => {
+            // Without its terminal the container is unusable: end it.
+            let _ = nix::sys::signal::kill(started.pid1, nix::sys::signal::Signal::SIGKILL);
+            status.send(&Status::Failed(StartError::new(
+                "tty",
+                format!("receiving the container's pty: {e}"),
+                exit::BURROW,
+            )));
+            return exit::BURROW;
+        }
+    };
     rec.rootfs_mode = Some(started.rootfs);
     rec.cgroup = spec.cgroup.as_ref().map(|p| p.dir.clone());
     rec.state = State::running(started.pid1.as_raw());
@@ -386,9 +398,11 @@ struct Stdio {
 impl Stdio {
     fn new(tty_mode: bool, open_stdin: bool) -> nix::Result<Self> {
         if tty_mode {
-            let (master, slave) = tty::open_pty()?;
+            // PID 1 opens the pty in the container's devpts and sends us
+            // the master over this socket pair.
+            let (ours, theirs) = tty::console_socketpair()?;
             return Ok(Stdio {
-                tty: Some((master, slave)),
+                tty: Some((ours, theirs)),
                 stdin: None,
                 stdout: None,
                 stderr: None,
@@ -411,30 +425,35 @@ impl Stdio {
         })
     }
 
-    /// PID 1's stdin, stdout, stderr.
-    fn child_fds(&self) -> [RawFd; 3] {
-        if let Some((_, slave)) = &self.tty {
-            let s = slave.as_raw_fd();
-            return [s, s, s];
+    /// PID 1's end of the console socket (`-t`).
+    fn console(&self) -> Option<RawFd> {
+        self.tty.as_ref().map(|(_, theirs)| theirs.as_raw_fd())
+    }
+
+    /// PID 1's stdin, stdout, stderr (none with `-t`: the pty's slave).
+    fn child_fds(&self) -> Option<[RawFd; 3]> {
+        if self.tty.is_some() {
+            return None;
         }
         let stdin = match (&self.stdin, &self.null) {
             (Some((r, _)), _) => r.as_raw_fd(),
             (None, Some(n)) => n.as_raw_fd(),
             (None, None) => 0,
         };
-        [
+        Some([
             stdin,
             self.stdout.as_ref().map_or(1, |(_, w)| w.as_raw_fd()),
             self.stderr.as_ref().map_or(2, |(_, w)| w.as_raw_fd()),
-        ]
+        ])
     }
 
-    /// Drop the ends that belong to the container now that it has them.
-    fn parent_side(self) -> ParentIo {
-        match self.tty {
-            Some((master, _slave)) => ParentIo {
+    /// Drop the ends that belong to the container now that it has them;
+    /// with `-t`, receive the pty master PID 1 sent before it exec'd.
+    fn parent_side(self) -> nix::Result<ParentIo> {
+        Ok(match self.tty {
+            Some((ours, _theirs)) => ParentIo {
                 input: None,
-                master: Some(master),
+                master: Some(tty::recv_fd(ours.as_raw_fd())?),
                 stdout: None,
                 stderr: None,
             },
@@ -444,7 +463,7 @@ impl Stdio {
                 stdout: self.stdout.map(|(r, _)| r),
                 stderr: self.stderr.map(|(r, _)| r),
             },
-        }
+        })
     }
 }
 

@@ -98,7 +98,18 @@ fn setup_and_exec(spec: &Spec, root: &Path) -> Result<Never, StartError> {
     // stdio: the monitor's pipes or pty when given; a terminal becomes our
     // controlling terminal in a session of our own. stdin is /dev/null
     // unless -i (Docker closes it too).
-    if let Some(fds) = spec.stdio {
+    if let Some(sock) = spec.console {
+        // A pty from the container's devpts; its master goes to the monitor.
+        let (master, slave) =
+            crate::linux::tty::open_pty_in(Path::new("/dev/pts")).map_err(setup_err)?;
+        crate::linux::tty::send_fd(sock, master.as_raw_fd()).map_err(setup_err)?;
+        drop(master);
+        for target in 0..3 {
+            process::dup_onto(slave.as_raw_fd(), target).map_err(setup_err)?;
+        }
+        nix::unistd::setsid().map_err(setup_err)?;
+        crate::linux::tty::set_controlling_terminal(0).map_err(setup_err)?;
+    } else if let Some(fds) = spec.stdio {
         for (target, fd) in fds.into_iter().enumerate() {
             if fd != target as i32 {
                 process::dup_onto(fd, target as i32).map_err(setup_err)?;

@@ -49,6 +49,9 @@ pub struct ExecSpec {
     pub stdin: bool,
     /// `-d`: stdio on /dev/null, a session of its own, nobody waits for it.
     pub detach: bool,
+    /// `-t` on a terminal: a pty from the container's own devpts, relayed to
+    /// the caller's terminal by the joiner.
+    pub tty: bool,
     /// The container's cgroup, which the process joins (its limits apply,
     /// `pause` freezes it, `stats` counts it).
     pub cgroup: Option<std::path::PathBuf>,
@@ -230,9 +233,34 @@ fn joiner_main(spec: &ExecSpec, ns: &Namespaces, report_w: OwnedFd, exec_w: Owne
     let rep_fd = rep.as_raw_fd();
     let groups_allowed = ns.setgroups_allowed;
     let mut exec_file = File::from(exec_w);
+    // -t: a pty from the container's devpts (we are in its mount namespace
+    // now), so `tty` inside names a real /dev/pts/N.
+    let pty = if spec.tty {
+        match crate::linux::tty::open_pty_in(Path::new("/dev/pts")) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                return failed(
+                    &mut rep,
+                    fail("tty", format!("allocating a pty: {e}"), exit::BURROW),
+                )
+            }
+        }
+    } else {
+        None
+    };
+    let slave_fd = pty.as_ref().map(|(_, s)| s.as_raw_fd());
     let pid = match process::fork_child(|| {
         // The process must not keep the report pipe: the caller reads it to EOF.
         let _ = nix::unistd::close(rep_fd);
+        if let Some(fd) = slave_fd {
+            for target in 0..3 {
+                if process::dup_onto(fd, target).is_err() {
+                    return exit::BURROW;
+                }
+            }
+            let _ = nix::unistd::setsid();
+            let _ = crate::linux::tty::set_controlling_terminal(0);
+        }
         process_main(spec, groups_allowed, &mut exec_file)
     }) {
         Ok(p) => p,
@@ -265,9 +293,93 @@ fn joiner_main(spec: &ExecSpec, ns: &Namespaces, report_w: OwnedFd, exec_w: Owne
     if spec.detach {
         return 0;
     }
+    if let Some((master, slave)) = pty {
+        drop(slave);
+        relay_pty(&master);
+    }
     let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
     report::send(&mut rep, &Report::Exited(code));
     code
+}
+
+/// Copy the caller's terminal (our stdin/stdout) to and from the pty master
+/// until the command's side closes, keeping the window size in step.
+fn relay_pty(master: &OwnedFd) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::signal::SigSet;
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use std::os::fd::AsFd;
+
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let copy_size = || {
+        if let Some((rows, cols)) = crate::linux::tty::window_size(stdin.as_fd()) {
+            let _ = crate::linux::tty::set_window_size(master, rows, cols);
+        }
+    };
+    copy_size();
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGWINCH);
+    let _ = set.thread_block();
+    let winch = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
+    let mut buf = [0u8; 16 * 1024];
+    let mut stdin_open = true;
+    loop {
+        let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(w) = &winch {
+            fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+        }
+        if let Err(e) = poll(&mut fds, PollTimeout::NONE) {
+            if e == nix::Error::EINTR {
+                continue;
+            }
+            return;
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[0] {
+            // EIO: every slave descriptor is closed, the command is gone.
+            match nix::unistd::read(master.as_fd(), &mut buf) {
+                Ok(n) if n > 0 => {
+                    if write_all(stdout.as_fd(), &buf[..n]).is_err() {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+        if stdin_open && ready[1] {
+            match nix::unistd::read(stdin.as_fd(), &mut buf) {
+                Ok(n) if n > 0 => {
+                    let _ = write_all(master.as_fd(), &buf[..n]);
+                }
+                _ => stdin_open = false,
+            }
+        }
+        if ready.last() == Some(&true) {
+            if let Some(w) = &winch {
+                while let Ok(Some(_)) = w.read_signal() {}
+                copy_size();
+            }
+        }
+    }
+}
+
+fn write_all<Fd: std::os::fd::AsFd>(fd: Fd, mut data: &[u8]) -> nix::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(&fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The process inside the container; returns only on failure (the exit code).

@@ -109,6 +109,10 @@ pub struct Spec {
     /// stdio is a terminal: PID 1 starts a session and takes it as its
     /// controlling terminal.
     pub tty: bool,
+    /// `-t` under a monitor: a unix socket on which PID 1 sends the master of
+    /// a pty it opens in the container's own devpts (runc's console socket),
+    /// and whose slave becomes its stdio.
+    pub console: Option<RawFd>,
     /// `--rm`: paths the inner process deletes, in order, when PID 1 ends
     /// and before it reports the exit (the record, the name).
     pub remove_after: Vec<PathBuf>,

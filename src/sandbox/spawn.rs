@@ -80,6 +80,7 @@ pub fn start(spec: &Spec) -> Result<Started, StartError> {
             exec_w.as_raw_fd(),
         ];
         keep.extend(spec.stdio.iter().flatten());
+        keep.extend(spec.console);
         process::close_fds_except(&keep);
         inner_main(spec, ready_w, go_r, report_w, exec_w)
     })
@@ -294,6 +295,9 @@ fn inner_main(
                 let _ = nix::unistd::close(fd);
             }
         }
+    }
+    if let Some(fd) = spec.console {
+        let _ = nix::unistd::close(fd);
     }
     report::send(&mut rep, &Report::Pid(pid1.as_raw()));
 
