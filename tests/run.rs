@@ -533,3 +533,26 @@ fn info_reports_the_host_and_completion_prints_scripts() {
     let help = env.ok(["run", "--help"]);
     assert!(help.contains("Examples:"), "{help}");
 }
+
+#[test]
+fn container_root_keeps_only_dockers_default_capabilities() {
+    for env in users("caps") {
+        env.import_busybox("busybox");
+        let caps = |args: &[&str]| {
+            let mut full = vec!["run", "--rm"];
+            full.extend(args);
+            full.extend(["busybox", "sh", "-c", "grep -E '^Cap(Eff|Bnd)' /proc/self/status | tr -s '\\t' ' '; mkdir -p /m; mount -t tmpfs none /m 2>/dev/null && echo mounted || echo no-mount"]);
+            env.ok(&full)
+        };
+        // Docker's default set: a80425fb, in the bounding set too; no mounts.
+        assert_eq!(
+            caps(&[]),
+            "CapEff: 00000000a80425fb\nCapBnd: 00000000a80425fb\nno-mount\n"
+        );
+        assert!(caps(&["--cap-add", "SYS_ADMIN"]).ends_with("mounted\n"));
+        assert!(caps(&["--cap-drop", "ALL"]).starts_with("CapEff: 0000000000000000\n"));
+        let o = env.run(["run", "--rm", "--cap-add", "NOPE", "busybox", "true"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("unknown capability"), "{}", stderr(&o));
+    }
+}

@@ -114,6 +114,7 @@ pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
         stdin: a.interactive || tty,
         detach: a.detach,
         tty,
+        caps: rec.caps(),
         cgroup: rec.cgroup.clone().filter(|d| d.exists()),
     };
     let execd = match crate::sandbox::exec::exec(&spec) {

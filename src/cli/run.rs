@@ -58,6 +58,12 @@ pub struct RunArgs {
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
+    /// Add a capability to Docker's default set (or ALL)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability from the default set (or ALL)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
     /// Run an init as PID 1 that forwards signals and reaps zombies
     #[arg(long)]
     pub init: bool,
@@ -107,6 +113,7 @@ pub fn create_container(
     if a.timeout == Some(0) {
         return Err(Exit::new(exit::BURROW, "--timeout must be at least 1 second").into());
     }
+    crate::linux::caps::resolve(&a.cap_add, &a.cap_drop).map_err(|e| Exit::new(exit::BURROW, e))?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let bad = |e: container::mounts::MountError| Exit::new(exit::BURROW, e.to_string());
     let mut mounts = Vec::new();
@@ -163,6 +170,8 @@ pub fn create_container(
         readonly_rootfs: a.read_only,
         keep_id,
         init: a.init,
+        cap_add: a.cap_add,
+        cap_drop: a.cap_drop,
         resources,
     };
     let rec = {

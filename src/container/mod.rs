@@ -88,6 +88,8 @@ pub struct CreateOptions {
     pub keep_id: bool,
     /// `--init`.
     pub init: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
     /// Resource limits (issue 4), validated by the CLI.
     pub resources: cgroup::Resources,
 }
@@ -158,6 +160,8 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerRecord> {
             mounts: opts.mounts.clone(),
             readonly_rootfs: opts.readonly_rootfs,
             init: opts.init,
+            cap_add: opts.cap_add.clone(),
+            cap_drop: opts.cap_drop.clone(),
             userns_mode: if opts.keep_id {
                 "keep-id".into()
             } else {
@@ -223,6 +227,15 @@ fn merge_config(rc: &ImageRuntimeConfig, opts: &CreateOptions) -> Result<Contain
 /// works because the container shares the host's network in this version.
 fn host_resolv_conf() -> Vec<u8> {
     fs::read("/etc/resolv.conf").unwrap_or_default()
+}
+
+impl ContainerRecord {
+    /// The capability mask its processes keep (names were validated at
+    /// create time).
+    pub fn caps(&self) -> u64 {
+        crate::linux::caps::resolve(&self.host_config.cap_add, &self.host_config.cap_drop)
+            .unwrap_or_else(|_| crate::linux::caps::mask(&crate::linux::caps::DEFAULT))
+    }
 }
 
 impl ContainerConfig {
@@ -328,6 +341,7 @@ pub fn build_spec(
             .collect(),
         readonly_rootfs: rec.host_config.readonly_rootfs,
         init: rec.host_config.init,
+        caps: rec.caps(),
         stdin: rec.config.open_stdin,
         stdio,
         tty,

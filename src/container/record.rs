@@ -50,6 +50,11 @@ pub struct HostConfig {
     /// `--read-only`: the root filesystem is mounted read-only.
     #[serde(default)]
     pub readonly_rootfs: bool,
+    /// `--cap-add` and `--cap-drop`, applied to Docker's default set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
     /// `--init`: burrow is PID 1, forwarding signals and reaping zombies.
     #[serde(default)]
     pub init: bool,

@@ -1,6 +1,7 @@
 //! The only place with `unsafe`: thin wrappers over Linux syscalls and kernel
 //! files. Nothing here knows about images, containers or the CLI.
 
+pub mod caps;
 pub mod cgroup;
 pub mod fs;
 pub mod mount;

@@ -139,8 +139,12 @@ fn setup_and_exec(spec: &Spec, root: &Path) -> Result<Never, StartError> {
     if !Path::new(cwd).is_dir() {
         let _ = std::fs::create_dir_all(cwd);
     }
+    // Capabilities: the bounding set first (it needs CAP_SETPCAP, which a
+    // non-root user loses at setuid), the process's own sets after.
+    crate::linux::caps::drop_bounding(spec.caps).map_err(setup_err)?;
     ids.apply(spec.mapping.is_range())
         .map_err(|e| fail("user", e, exit::CANNOT_RUN))?;
+    crate::linux::caps::set_sets(spec.caps).map_err(setup_err)?;
     nix::unistd::chdir(cwd).map_err(|e| {
         fail(
             "cwd",

@@ -52,6 +52,8 @@ pub struct ExecSpec {
     /// `-t` on a terminal: a pty from the container's own devpts, relayed to
     /// the caller's terminal by the joiner.
     pub tty: bool,
+    /// The container's capability mask.
+    pub caps: u64,
     /// The container's cgroup, which the process joins (its limits apply,
     /// `pause` freezes it, `stats` counts it).
     pub cgroup: Option<std::path::PathBuf>,
@@ -430,8 +432,13 @@ fn setup_and_exec(
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", ids.home));
     }
+    // The container's capabilities, as run applies them (see child.rs).
+    crate::linux::caps::drop_bounding(spec.caps)
+        .map_err(|e| fail("caps", e.to_string(), exit::BURROW))?;
     ids.apply(groups_allowed)
         .map_err(|e| fail("user", e, exit::CANNOT_RUN))?;
+    crate::linux::caps::set_sets(spec.caps)
+        .map_err(|e| fail("caps", e.to_string(), exit::BURROW))?;
 
     // Working directory: unlike run, never created (docker exec fails too).
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };

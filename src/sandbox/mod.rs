@@ -96,6 +96,9 @@ pub struct Spec {
     pub mounts: Vec<Mount>,
     /// Remount the root filesystem read-only (`--read-only`).
     pub readonly_rootfs: bool,
+    /// Capabilities the command keeps (Docker's default set, adjusted by
+    /// `--cap-add`/`--cap-drop`), as a mask.
+    pub caps: u64,
     /// `--init`: PID 1 stays burrow, forwarding signals to the command and
     /// reaping orphans, so `stop` works on programs that ignore SIGTERM as
     /// PID 1.

@@ -1,0 +1,193 @@
+//! Capabilities: names, Docker's default set, and dropping everything else
+//! (bounding set and effective/permitted/inheritable) just before exec.
+
+use std::io;
+
+/// Capability names in number order (capability(7)); index = number.
+pub const NAMES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// Docker's (and podman's) default set for a container's root.
+pub const DEFAULT: [&str; 14] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "NET_RAW",
+    "SYS_CHROOT",
+    "MKNOD",
+    "AUDIT_WRITE",
+    "SETFCAP",
+];
+
+/// The number of a capability named `CAP_X`, `x` or `X`.
+pub fn number(name: &str) -> Option<u32> {
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    NAMES.iter().position(|n| *n == bare).map(|i| i as u32)
+}
+
+/// A set of capabilities as a 64-bit mask.
+pub fn mask(names: &[&str]) -> u64 {
+    names
+        .iter()
+        .filter_map(|n| number(n))
+        .fold(0, |m, c| m | (1u64 << c))
+}
+
+/// The set Docker gives for `--cap-add`/`--cap-drop` (ALL allowed in both).
+pub fn resolve(add: &[String], drop: &[String]) -> Result<u64, String> {
+    let mut m = mask(&DEFAULT);
+    let all = (1u64 << NAMES.len()) - 1;
+    for d in drop {
+        if d.eq_ignore_ascii_case("ALL") {
+            m = 0;
+        } else {
+            m &= !(1u64 << number(d).ok_or_else(|| format!("unknown capability {d:?}"))?);
+        }
+    }
+    for a in add {
+        if a.eq_ignore_ascii_case("ALL") {
+            m = all;
+        } else {
+            m |= 1u64 << number(a).ok_or_else(|| format!("unknown capability {a:?}"))?;
+        }
+    }
+    Ok(m)
+}
+
+/// Drop everything but `keep` from the bounding set, so nothing can regain
+/// it through exec of a setuid or file-capability program. Needs
+/// CAP_SETPCAP: call before switching to a non-root user.
+pub fn drop_bounding(keep: u64) -> io::Result<()> {
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    for c in 0..=last {
+        if keep & (1u64 << c) == 0 {
+            // SAFETY: PR_CAPBSET_DROP takes the capability number as an
+            // integer argument; no memory is passed.
+            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) };
+            // EINVAL: a capability this kernel does not know.
+            if r != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Set effective, permitted and inheritable to `keep` (intersected with what
+/// we have; a non-root user has none left after setuid anyway).
+pub fn set_sets(keep: u64) -> io::Result<()> {
+    let (mut hdr, mut data) = header_and_data();
+    // SAFETY: capget fills two __user_cap_data_struct (version 3), both of
+    // which live in `data` for the call.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let have = |i: usize| u64::from(data[i].permitted) << (32 * i);
+    let want = keep & (have(0) | have(1));
+    for (i, d) in data.iter_mut().enumerate() {
+        let word = (want >> (32 * i)) as u32;
+        d.effective = word;
+        d.permitted = word;
+        d.inheritable = word;
+    }
+    // SAFETY: capset reads the header and two data structs from memory we
+    // own for the duration of the call.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// _LINUX_CAPABILITY_VERSION_3: 64-bit sets in two words.
+fn header_and_data() -> (CapHeader, [CapData; 2]) {
+    (
+        CapHeader {
+            version: 0x2008_0522,
+            pid: 0,
+        },
+        [CapData::default(); 2],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_masks_and_docker_default() {
+        assert_eq!(number("CAP_SYS_ADMIN"), Some(21));
+        assert_eq!(number("net_raw"), Some(13));
+        assert_eq!(number("NOPE"), None);
+        // Docker's documented default CapEff.
+        assert_eq!(mask(&DEFAULT), 0xa80425fb);
+        let m = resolve(&["SYS_ADMIN".into()], &["NET_RAW".into()]).unwrap();
+        assert_eq!(m, (0xa80425fb | 1 << 21) & !(1 << 13));
+        assert_eq!(resolve(&[], &["ALL".into()]).unwrap(), 0);
+        assert!(resolve(&["BOGUS".into()], &[]).is_err());
+    }
+}
