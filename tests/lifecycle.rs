@@ -310,7 +310,25 @@ fn stop_signal_wait_kill_restart_timeout_and_prune() {
 
         // prune removes every stopped container and keeps running ones.
         env.ok(["run", "-d", "--name", "keeper", "busybox", "sleep", "30"]);
+        // Debris of an interrupted removal: a directory without a record.
+        let debris = env.root.join("containers").join("0".repeat(64));
+        std::fs::create_dir_all(debris.join("upper")).unwrap();
+        let (u, g) = env.ids();
+        let owned = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{u}:{g}"))
+            .arg(&debris)
+            .status()
+            .unwrap();
+        assert!(owned.success());
+        let aged = Command::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(&debris)
+            .status()
+            .unwrap();
+        assert!(aged.success());
         let out = env.ok(["container", "prune", "-f"]);
+        assert!(!debris.exists(), "prune leaves no debris");
         assert_eq!(out.lines().count(), 1 + 3, "{out}");
         let left = env.ok(["ps", "-a", "--format", "json"]);
         assert_eq!(left.lines().count(), 1, "{left}");
@@ -543,7 +561,13 @@ fn attach_and_detach_keys_leave_the_container_running() {
             &line,
         ]);
         let screen = || stdout(&tmux(&["capture-pane", "-p", "-t", &session]));
-        std::thread::sleep(Duration::from_millis(500));
+        // Attached once Enter brings the container shell's prompt back.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !screen().contains("/ #") {
+            assert!(Instant::now() < deadline, "never attached: {}", screen());
+            tmux(&["send-keys", "-t", &session, "Enter"]);
+            std::thread::sleep(Duration::from_millis(300));
+        }
         tmux(&[
             "send-keys",
             "-t",

@@ -25,5 +25,10 @@ pub fn run(root: Option<PathBuf>, _a: PruneArgs) -> anyhow::Result<i32> {
             println!("{}", rec.id);
         }
     }
+    // Debris: directories whose record is gone (a --rm cleanup that was
+    // killed half way). Not listed as containers; removed here.
+    for dir in container::orphan_dirs(&ctx.store)? {
+        let _ = crate::store::remove_tree(&dir, &ctx.mapping);
+    }
     Ok(0)
 }

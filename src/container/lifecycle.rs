@@ -79,13 +79,18 @@ fn wait_gone(pid: Pid, timeout: Duration) -> bool {
     }
 }
 
-/// Wait until the record no longer says the container is up (its monitor
-/// writes the exit right after PID 1 ends).
+/// Wait until the container's exit is recorded. Its supervisor writes the
+/// exit code right after PID 1 ends and only then removes the pid file, so
+/// a dead PID 1 with the pid file still there means "not recorded yet", and
+/// with it gone, "the supervisor died" (then 137 is the best answer).
 pub fn wait_recorded(store: &Store, id: &str, timeout: Duration) -> Option<ContainerRecord> {
     let deadline = Instant::now() + timeout;
     loop {
         match ContainerRecord::load(store, id) {
-            Ok(r) if !r.is_up(store) => return Some(r.with_live_state(store)),
+            Ok(r) if matches!(r.state.status, Status::Exited | Status::Created) => return Some(r),
+            Ok(r) if !r.is_up(store) && !store.pid_file(id).exists() => {
+                return Some(r.with_live_state(store))
+            }
             Err(_) => return None,
             Ok(_) if Instant::now() >= deadline => return None,
             Ok(_) => std::thread::sleep(Duration::from_millis(20)),
@@ -99,12 +104,10 @@ pub fn wait(store: &Store, id: &str) -> Result<i32> {
         let rec = ContainerRecord::load(store, id)?;
         if !rec.is_up(store) {
             // The monitor records the exit a moment after PID 1 goes.
-            if rec.state.status != Status::Exited {
-                if let Some(r) = wait_recorded(store, id, Duration::from_secs(5)) {
-                    return Ok(r.state.exit_code);
-                }
-            }
-            return Ok(rec.with_live_state(store).state.exit_code);
+            return Ok(wait_recorded(store, id, Duration::from_secs(5))
+                .unwrap_or_else(|| rec.with_live_state(store))
+                .state
+                .exit_code);
         }
         std::thread::sleep(Duration::from_millis(50));
     }

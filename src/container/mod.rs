@@ -282,11 +282,12 @@ pub fn run_foreground(
     let code = started.wait_relaying_signals();
     let oom_killed = cgroup::discard(&spec);
     if !rec.host_config.auto_remove {
-        let _ = fs::remove_file(store.pid_file(&rec.id));
         rec.state.finish(code);
         rec.state.oom_killed = oom_killed;
         rec.cgroup = None;
         rec.save(store)?;
+        // After the record: see monitor::main.
+        let _ = fs::remove_file(store.pid_file(&rec.id));
     }
     Ok(code)
 }
@@ -390,6 +391,26 @@ pub fn list(store: &Store) -> Result<Vec<ContainerRecord>> {
         }
     }
     out.sort_by(|a, b| b.created.cmp(&a.created));
+    Ok(out)
+}
+
+/// Container directories without a record, older than a minute (younger
+/// ones may be a create in progress): debris of an interrupted removal.
+pub fn orphan_dirs(store: &Store) -> Result<Vec<PathBuf>> {
+    let dir = store.containers_dir();
+    let mut out = Vec::new();
+    for e in fs::read_dir(&dir).map_err(store::io("listing", &dir))?.flatten() {
+        let p = e.path();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(60));
+        if old && !p.join(record::RECORD_FILE).exists() {
+            out.push(p);
+        }
+    }
     Ok(out)
 }
 

@@ -336,7 +336,8 @@ pub fn main(store: &Store, mapping: &IdMapping, id: &str, attach_first: bool) ->
     broadcast(&mut clients, attach::EXIT, &code.to_be_bytes());
     let _ = std::fs::remove_file(&sock_path);
     let oom_killed = container::cgroup::discard(&spec);
-    let _ = std::fs::remove_file(store.pid_file(id));
+    // The exit is recorded before the pid file goes: a record that still
+    // says running without a pid file means its supervisor died.
     if !rec.host_config.auto_remove {
         // Re-read: `pause` may have changed the record meanwhile.
         let mut latest = ContainerRecord::load(store, id).unwrap_or(rec);
@@ -351,6 +352,7 @@ pub fn main(store: &Store, mapping: &IdMapping, id: &str, attach_first: bool) ->
         }
         let _ = latest.save(store);
     }
+    let _ = std::fs::remove_file(store.pid_file(id));
     code
 }
 
