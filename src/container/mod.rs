@@ -399,7 +399,10 @@ pub fn list(store: &Store) -> Result<Vec<ContainerRecord>> {
 pub fn orphan_dirs(store: &Store) -> Result<Vec<PathBuf>> {
     let dir = store.containers_dir();
     let mut out = Vec::new();
-    for e in fs::read_dir(&dir).map_err(store::io("listing", &dir))?.flatten() {
+    for e in fs::read_dir(&dir)
+        .map_err(store::io("listing", &dir))?
+        .flatten()
+    {
         let p = e.path();
         let old = e
             .metadata()
