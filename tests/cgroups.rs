@@ -66,7 +66,7 @@ fn invalid_limits_fail_before_anything_starts() {
 #[test]
 fn without_delegation_limits_are_refused_and_plain_containers_run() {
     if host_has_delegation() {
-        eprintln!("NOTE cgroups: this host delegates a cgroup v2 subtree; the no-delegation refusal is not checked here (the VM test covers limits)");
+        common::loud("NOTE cgroups: this host delegates a cgroup v2 subtree; the no-delegation refusal is not checked here (the VM test covers limits)");
     }
     for env in users("cg-nodeleg") {
         env.import_busybox("busybox");
@@ -141,7 +141,7 @@ fn limits_on_a_real_cgroup_v2_host() {
     let direct = std::env::var("BURROW_TEST_CGROUP_DIRECT").is_ok_and(|v| v == "1");
     let is_root = nix::unistd::Uid::effective().is_root();
     if !direct && !is_root {
-        eprintln!("SKIPPED cgroups VM test: not root (tests/vm/run.sh needs root to install qemu and read the kernel); on a host with a delegated cgroup v2 subtree, set BURROW_TEST_CGROUP_DIRECT=1");
+        common::loud("SKIPPED cgroups VM test: not root (tests/vm/run.sh needs root to install qemu and read the kernel); on a host with a delegated cgroup v2 subtree, set BURROW_TEST_CGROUP_DIRECT=1");
         return;
     }
     // The binary, the image and the checks in a world-readable dir.
@@ -203,7 +203,9 @@ fn limits_on_a_real_cgroup_v2_host() {
         if std::env::var("BURROW_TEST_VM_REQUIRED").is_ok_and(|v| v == "1") {
             panic!("the cgroup v2 VM could not run (BURROW_TEST_VM_REQUIRED=1): {why}");
         }
-        eprintln!("SKIPPED cgroups VM test: the VM could not run here: {why}");
+        common::loud(&format!(
+            "SKIPPED cgroups VM test: the VM could not run here: {why}"
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }

@@ -420,7 +420,7 @@ fn shell_line(env: &Env, args: &str) -> String {
 #[test]
 fn an_interactive_shell_behaves_like_a_terminal() {
     if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED an_interactive_shell_behaves_like_a_terminal: tmux is not installed (apt-get install tmux)");
+        common::loud("SKIPPED an_interactive_shell_behaves_like_a_terminal: tmux is not installed (apt-get install tmux)");
         return;
     }
     for env in users("tty") {
@@ -535,7 +535,7 @@ fn init_makes_stop_immediate_and_ps_filters_select() {
 #[test]
 fn attach_and_detach_keys_leave_the_container_running() {
     if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED attach_and_detach_keys_leave_the_container_running: tmux is not installed (apt-get install tmux)");
+        common::loud("SKIPPED attach_and_detach_keys_leave_the_container_running: tmux is not installed (apt-get install tmux)");
         return;
     }
     for env in users("attach") {

@@ -81,6 +81,13 @@ fn remove_dead_runs() {
     }
 }
 
+/// Say that (part of) a test could not run here, where `cargo test` shows
+/// it: libtest captures `eprintln!`, but not a direct write to stderr.
+pub fn loud(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{msg}");
+}
+
 /// Build a busybox rootfs tarball with the project's own script.
 pub fn build_busybox(out: &Path, format: &str) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-tools/busybox.sh");
@@ -189,11 +196,11 @@ impl Env {
                 });
             match who {
                 Who::Range if !has_range => {
-                    eprintln!("SKIPPED {name} [{who:?}]: not root and the current user has no /etc/subuid range; run the suite as root (it creates test users) or add a range");
+                    loud(&format!("SKIPPED {name} [{who:?}]: not root and the current user has no /etc/subuid range; run the suite as root (it creates test users) or add a range"));
                     return None;
                 }
                 Who::Single if has_range => {
-                    eprintln!("NOTE {name} [{who:?}]: not root, so no range-less test user can be created; forcing the single-id mapping with BURROW_USERNS=single instead");
+                    loud(&format!("NOTE {name} [{who:?}]: not root, so no range-less test user can be created; forcing the single-id mapping with BURROW_USERNS=single instead"));
                     (me, nix::unistd::Gid::current().as_raw(), true)
                 }
                 _ => (me, nix::unistd::Gid::current().as_raw(), false),

@@ -1,0 +1,102 @@
+//! A real distribution image: a Debian minbase rootfs built by
+//! rootfs-tools/debian.sh (mmdebstrap, from Debian's mirror), imported and
+//! run as an unprivileged user. Thousands of files, several owners, apt's
+//! own users: what the busybox image cannot show.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{stderr, users, Who};
+
+#[test]
+fn a_debian_minbase_image_imports_and_runs() {
+    if Command::new("mmdebstrap")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        common::loud("SKIPPED a_debian_minbase_image_imports_and_runs: mmdebstrap is not installed (apt-get install mmdebstrap)");
+        return;
+    }
+    let envs = users("debian");
+    let Some(first) = envs.first() else { return };
+    let tar = first.shared_dir().join("debian.tar.zst");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-tools/debian.sh");
+    let o = Command::new("bash")
+        .arg(&script)
+        .arg(&tar)
+        .output()
+        .unwrap();
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        // No mirror reachable is the environment, not burrow: say so loudly.
+        if err.contains("Could not resolve")
+            || err.contains("Failed to fetch")
+            || err.contains("Temporary failure")
+        {
+            common::loud(&format!("SKIPPED a_debian_minbase_image_imports_and_runs: the Debian mirror is unreachable:\n{err}"));
+            return;
+        }
+        panic!("rootfs-tools/debian.sh failed:\n{err}");
+    }
+    for env in &envs {
+        env.share(&tar);
+        let o = env.run([
+            "import",
+            tar.to_str().unwrap(),
+            "debian",
+            "--change",
+            r#"CMD ["bash"]"#,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let su = match env.who {
+            // With a range, apt's own user exists and root can become it.
+            Who::Range => "su -s /bin/sh _apt -c 'id -u'",
+            Who::Single => "echo no-range",
+        };
+        let script = format!(
+            "cat /etc/debian_version; id -un; stat -c %U /var/cache/apt/archives/partial; {su}"
+        );
+        let out = env.ok(["run", "--rm", "debian", "bash", "-c", &script]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("12."), "bookworm: {out}");
+        assert_eq!(lines[1], "root");
+        match env.who {
+            Who::Range => {
+                assert_eq!(lines[2], "_apt", "apt's directory keeps its owner: {out}");
+                assert_eq!(lines[3], "42", "{out}");
+            }
+            // Without a range, everything collapsed to root (said at import).
+            Who::Single => assert_eq!(lines[2], "root", "{out}"),
+        }
+        // The dev shell the README promises.
+        let work = env.home.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let (u, g) = env.ids();
+        nix::unistd::chown(
+            &work,
+            Some(nix::unistd::Uid::from_raw(u)),
+            Some(nix::unistd::Gid::from_raw(g)),
+        )
+        .unwrap();
+        let v = format!("{}:/work", work.display());
+        let out = env.ok([
+            "run",
+            "--rm",
+            "--userns=keep-id",
+            "-v",
+            &v,
+            "-w",
+            "/work",
+            "debian",
+            "bash",
+            "-c",
+            "touch made && id -u",
+        ]);
+        assert_eq!(out.trim(), u.to_string());
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(work.join("made")).unwrap().uid(), u);
+    }
+}
