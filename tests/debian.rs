@@ -72,15 +72,8 @@ fn a_debian_minbase_image_imports_and_runs() {
             Who::Single => assert_eq!(lines[2], "root", "{out}"),
         }
         // The dev shell the README promises.
-        let work = env.home.join("work");
-        std::fs::create_dir_all(&work).unwrap();
-        let (u, g) = env.ids();
-        nix::unistd::chown(
-            &work,
-            Some(nix::unistd::Uid::from_raw(u)),
-            Some(nix::unistd::Gid::from_raw(g)),
-        )
-        .unwrap();
+        let work = env.user_dir("work");
+        let (u, _) = env.ids();
         let v = format!("{}:/work", work.display());
         let out = env.ok([
             "run",

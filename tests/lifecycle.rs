@@ -417,67 +417,110 @@ fn shell_line(env: &Env, args: &str) -> String {
     )
 }
 
+/// A tmux session running one burrow command as the test user: a real
+/// terminal for the tests that need one.
+struct Term {
+    session: String,
+    done: std::path::PathBuf,
+}
+
+impl Term {
+    fn start(env: &Env, tag: &str, args: &str, cols: u16, rows: u16) -> Term {
+        let session = format!("burrow-{tag}-{}-{:?}", std::process::id(), env.who);
+        let done = env.home.join(format!("{tag}-exit"));
+        let _ = std::fs::remove_file(&done);
+        let line = format!("{}; echo $? > {}", shell_line(env, args), done.display());
+        let (c, r) = (cols.to_string(), rows.to_string());
+        let t = Term { session, done };
+        t.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &t.session,
+            "-x",
+            &c,
+            "-y",
+            &r,
+            &line,
+        ]);
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux").args(args).output().unwrap()
+    }
+
+    fn screen(&self) -> String {
+        stdout(&self.tmux(&["capture-pane", "-p", "-t", &self.session]))
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", self.session.as_str()];
+        args.extend(keys);
+        self.tmux(&args);
+    }
+
+    fn shows_line(&self, line: &str) -> bool {
+        self.screen().lines().any(|l| l.trim() == line)
+    }
+
+    /// burrow's exit code, once it has ended.
+    fn exit_code(&self) -> String {
+        wait_until("burrow exited", Duration::from_secs(15), || {
+            self.done.exists()
+        });
+        std::fs::read_to_string(&self.done)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        self.tmux(&["kill-session", "-t", &self.session]);
+    }
+}
+
+fn have_tmux(test: &str) -> bool {
+    let ok = Command::new("tmux").arg("-V").output().is_ok();
+    if !ok {
+        common::loud(&format!(
+            "SKIPPED {test}: tmux is not installed (apt-get install tmux)"
+        ));
+    }
+    ok
+}
+
 #[test]
 fn an_interactive_shell_behaves_like_a_terminal() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        common::loud("SKIPPED an_interactive_shell_behaves_like_a_terminal: tmux is not installed (apt-get install tmux)");
+    if !have_tmux("an_interactive_shell_behaves_like_a_terminal") {
         return;
     }
     for env in users("tty") {
         env.import_busybox("busybox");
-        let session = format!("burrow-it-{}-{:?}", std::process::id(), env.who);
-        let done = env.home.join("tmux-exit");
-        let line = format!(
-            "{}; echo $? > {}",
-            shell_line(&env, "run -it --rm --name term busybox sh"),
-            done.display()
-        );
-        let tmux = |args: &[&str]| Command::new("tmux").args(args).output().unwrap();
-        tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "90",
-            "-y",
-            "25",
-            &line,
-        ]);
-        let screen = || stdout(&tmux(&["capture-pane", "-p", "-t", &session]));
+        let t = Term::start(&env, "tty", "run -it --rm --name term busybox sh", 90, 25);
         wait_until("a prompt", Duration::from_secs(10), || {
-            screen().contains("/ #")
+            t.screen().contains("/ #")
         });
-        tmux(&[
-            "send-keys",
-            "-t",
-            &session,
-            "stty size; echo $TERM; tty",
-            "Enter",
-        ]);
+        t.keys(&["stty size; echo $TERM; tty", "Enter"]);
         wait_until("stty output", Duration::from_secs(5), || {
-            screen().contains("25 90")
+            t.shows_line("25 90")
         });
-        assert!(screen().contains("xterm"), "{}", screen());
+        assert!(t.shows_line("xterm"), "{}", t.screen());
         // The pty comes from the container's own devpts, so it has a name.
-        assert!(
-            screen().lines().any(|l| l.trim() == "/dev/pts/0"),
-            "{}",
-            screen()
-        );
+        assert!(t.shows_line("/dev/pts/0"), "{}", t.screen());
         // Ctrl-C reaches the container's foreground process, not burrow.
-        tmux(&["send-keys", "-t", &session, "sleep 100", "Enter"]);
+        t.keys(&["sleep 100", "Enter"]);
         std::thread::sleep(Duration::from_millis(300));
-        tmux(&["send-keys", "-t", &session, "C-c"]);
-        tmux(&["send-keys", "-t", &session, "echo still-here", "Enter"]);
+        t.keys(&["C-c"]);
+        t.keys(&["echo still-here", "Enter"]);
         wait_until("the shell survived Ctrl-C", Duration::from_secs(5), || {
-            screen().lines().any(|l| l.trim() == "still-here")
+            t.shows_line("still-here")
         });
-        tmux(&["send-keys", "-t", &session, "exit 3", "Enter"]);
-        wait_until("burrow exited", Duration::from_secs(10), || done.exists());
-        assert_eq!(std::fs::read_to_string(&done).unwrap().trim(), "3");
-        tmux(&["kill-session", "-t", &session]);
-        // The terminal was restored: --rm removed the container.
+        t.keys(&["exit 3", "Enter"]);
+        assert_eq!(t.exit_code(), "3");
+        // --rm removed the container.
         assert!(ps_row(&env, "term").is_none());
     }
 }
@@ -534,55 +577,28 @@ fn init_makes_stop_immediate_and_ps_filters_select() {
 
 #[test]
 fn attach_and_detach_keys_leave_the_container_running() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        common::loud("SKIPPED attach_and_detach_keys_leave_the_container_running: tmux is not installed (apt-get install tmux)");
+    if !have_tmux("attach_and_detach_keys_leave_the_container_running") {
         return;
     }
     for env in users("attach") {
         env.import_busybox("busybox");
         env.ok(["run", "-d", "-it", "--name", "bg", "busybox", "sh"]);
-        let session = format!("burrow-at-{}-{:?}", std::process::id(), env.who);
-        let done = env.home.join("attach-exit");
-        let line = format!(
-            "{}; echo $? > {}",
-            shell_line(&env, "attach bg"),
-            done.display()
-        );
-        let tmux = |args: &[&str]| Command::new("tmux").args(args).output().unwrap();
-        tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "80",
-            "-y",
-            "20",
-            &line,
-        ]);
-        let screen = || stdout(&tmux(&["capture-pane", "-p", "-t", &session]));
+        let t = Term::start(&env, "attach", "attach bg", 80, 20);
         // Attached once Enter brings the container shell's prompt back.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !screen().contains("/ #") {
-            assert!(Instant::now() < deadline, "never attached: {}", screen());
-            tmux(&["send-keys", "-t", &session, "Enter"]);
+        while !t.screen().contains("/ #") {
+            assert!(Instant::now() < deadline, "never attached: {}", t.screen());
+            t.keys(&["Enter"]);
             std::thread::sleep(Duration::from_millis(300));
         }
-        tmux(&[
-            "send-keys",
-            "-t",
-            &session,
-            "echo attached-$((6*7))",
-            "Enter",
-        ]);
+        t.keys(&["echo attached-$((6*7))", "Enter"]);
         wait_until("output through attach", Duration::from_secs(10), || {
-            screen().contains("attached-42")
+            t.shows_line("attached-42")
         });
         // Ctrl-P Ctrl-Q detaches; the container keeps running.
-        tmux(&["send-keys", "-t", &session, "C-p", "C-q"]);
-        wait_until("attach returned", Duration::from_secs(10), || done.exists());
-        assert_eq!(std::fs::read_to_string(&done).unwrap().trim(), "0");
-        tmux(&["kill-session", "-t", &session]);
+        t.keys(&["C-p", "C-q"]);
+        assert_eq!(t.exit_code(), "0");
+        drop(t);
         assert!(
             ps_row(&env, "bg").unwrap().contains("Up "),
             "still running after detach"
@@ -591,39 +607,18 @@ fn attach_and_detach_keys_leave_the_container_running() {
         assert!(env.ok(["logs", "bg"]).contains("attached-42"));
 
         // exec -it: a second pty from the container's devpts, relayed to ours.
-        let done = env.home.join("exec-exit");
-        let line = format!(
-            "{}; echo $? > {}",
-            shell_line(&env, "exec -it bg sh"),
-            done.display()
-        );
-        tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "70",
-            "-y",
-            "20",
-            &line,
-        ]);
+        let t = Term::start(&env, "exec", "exec -it bg sh", 70, 20);
         wait_until("an exec prompt", Duration::from_secs(10), || {
-            screen().contains("/ #")
+            t.screen().contains("/ #")
         });
-        tmux(&["send-keys", "-t", &session, "tty; stty size", "Enter"]);
+        t.keys(&["tty; stty size", "Enter"]);
         wait_until("exec tty output", Duration::from_secs(5), || {
-            screen().contains("20 70")
+            t.shows_line("20 70")
         });
-        assert!(
-            screen().lines().any(|l| l.trim() == "/dev/pts/1"),
-            "{}",
-            screen()
-        );
-        tmux(&["send-keys", "-t", &session, "exit 9", "Enter"]);
-        wait_until("exec returned", Duration::from_secs(10), || done.exists());
-        assert_eq!(std::fs::read_to_string(&done).unwrap().trim(), "9");
-        tmux(&["kill-session", "-t", &session]);
+        assert!(t.shows_line("/dev/pts/1"), "{}", t.screen());
+        t.keys(&["exit 9", "Enter"]);
+        assert_eq!(t.exit_code(), "9");
+        drop(t);
         env.ok(["rm", "-f", "bg"]);
     }
 }

@@ -7,21 +7,7 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use common::{stderr, users, Env};
-
-/// A directory owned by the test user, to bind into containers.
-fn user_dir(env: &Env, name: &str) -> std::path::PathBuf {
-    let d = env.home.join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    let (u, g) = env.ids();
-    nix::unistd::chown(
-        &d,
-        Some(nix::unistd::Uid::from_raw(u)),
-        Some(nix::unistd::Gid::from_raw(g)),
-    )
-    .unwrap();
-    d
-}
+use common::{stderr, users};
 
 fn snapshot(dir: &Path) -> String {
     let o = std::process::Command::new("find")
@@ -36,7 +22,7 @@ fn snapshot(dir: &Path) -> String {
 fn volumes_and_keep_id_give_a_working_dev_shell() {
     for env in users("volumes") {
         env.import_busybox("busybox");
-        let proj = user_dir(&env, "proj");
+        let proj = env.user_dir("proj");
         std::fs::write(proj.join("main.c"), "int main(){}\n").unwrap();
         env.share(&proj.join("main.c"));
         let v = format!("{}:/work", proj.display());
@@ -199,7 +185,7 @@ fn bad_mounts_are_clear_errors() {
 fn image_symlinks_cannot_redirect_a_mount_onto_the_host() {
     for env in users("mount_escape") {
         // busybox plus `/evil -> <a host dir>`.
-        let outside = user_dir(&env, "outside");
+        let outside = env.user_dir("outside");
         let tarpath = env.home.join("evil.tar");
         let mut b = tar::Builder::new(std::fs::File::create(&tarpath).unwrap());
         let mut src = tar::Archive::new(std::fs::File::open(env.busybox_tar()).unwrap());
@@ -230,7 +216,7 @@ fn image_symlinks_cannot_redirect_a_mount_onto_the_host() {
             r#"CMD ["sh"]"#,
         ]);
 
-        let src = user_dir(&env, "src");
+        let src = env.user_dir("src");
         let out = env.ok([
             "run",
             "--rm",
@@ -255,10 +241,10 @@ fn image_symlinks_cannot_redirect_a_mount_onto_the_host() {
 fn cp_moves_files_in_and_out_of_running_and_stopped_containers() {
     for env in users("cp") {
         env.import_busybox("busybox");
-        let src = user_dir(&env, "cpsrc");
+        let src = env.user_dir("cpsrc");
         std::fs::write(src.join("a.txt"), "alpha\n").unwrap();
         env.share(&src.join("a.txt"));
-        let out = user_dir(&env, "cpout");
+        let out = env.user_dir("cpout");
 
         // A created (never started) container: cp in, then it sees the file.
         // A directory copied to a missing path becomes that path (Docker).

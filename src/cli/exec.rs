@@ -27,18 +27,14 @@ pub struct ExecArgs {
     /// Keep STDIN open
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Use the caller's terminal (no private pty yet, see below)
+    /// Allocate a pseudo-terminal (from the container's own /dev/pts)
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Detached: run the command in the background, print nothing
     #[arg(short = 'd', long)]
     pub detach: bool,
-    /// Set an environment variable (KEY=VALUE, or KEY to take the host's value)
-    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
-    pub env: Vec<String>,
-    /// Read environment variables from a file (KEY=VALUE lines, # comments)
-    #[arg(long = "env-file", value_name = "FILE")]
-    pub env_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub env: super::run::EnvArgs,
     /// Working directory inside the container [default: the container's]
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
@@ -54,7 +50,7 @@ pub struct ExecArgs {
 
 pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
     // Every flag is checked before anything is forked.
-    let overrides = super::run::collect_env(&a.env, &a.env_file)?;
+    let overrides = a.env.collect()?;
     if let Some(w) = &a.workdir {
         if !w.starts_with('/') {
             return Err(Exit::new(

@@ -22,12 +22,8 @@ pub struct RunArgs {
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
-    /// Set an environment variable (KEY=VALUE, or KEY to take the host's value)
-    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
-    pub env: Vec<String>,
-    /// Read environment variables from a file (KEY=VALUE lines, # comments)
-    #[arg(long = "env-file", value_name = "FILE")]
-    pub env_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub env: EnvArgs,
     /// Override the image's ENTRYPOINT ("" clears it)
     #[arg(long)]
     pub entrypoint: Option<String>,
@@ -97,7 +93,7 @@ pub fn create_container(
     a: RunArgs,
 ) -> anyhow::Result<(Ctx, ContainerRecord)> {
     // Every flag is checked before anything is created or forked.
-    let env = collect_env(&a.env, &a.env_file)?;
+    let env = a.env.collect()?;
     if let Some(w) = &a.workdir {
         if !w.starts_with('/') {
             return Err(Exit::new(
@@ -231,6 +227,24 @@ fn find_or_fetch(ctx: &Ctx, name: &str, reference: &Reference) -> anyhow::Result
 
 /// Env from `--env-file`s then `-e`, in order; `KEY` alone takes the host's
 /// value and is dropped if the host has none (Docker's rule).
+/// `-e` and `--env-file`, shared by `run`/`create` and `exec`.
+#[derive(Debug, Clone, Args)]
+pub struct EnvArgs {
+    /// Set an environment variable (KEY=VALUE, or KEY to take the host's value)
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (KEY=VALUE lines, # comments)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+}
+
+impl EnvArgs {
+    /// KEY=VALUE in order: env files, then -e.
+    pub fn collect(&self) -> anyhow::Result<Vec<String>> {
+        collect_env(&self.env, &self.env_file)
+    }
+}
+
 pub fn collect_env(flags: &[String], files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for f in files {

@@ -145,18 +145,23 @@ fn setup_and_exec(spec: &Spec, root: &Path) -> Result<Never, StartError> {
     ids.apply(spec.mapping.is_range())
         .map_err(|e| fail("user", e, exit::CANNOT_RUN))?;
     crate::linux::caps::set_sets(spec.caps).map_err(setup_err)?;
+    enter_workdir(cwd)?;
+
+    if spec.init {
+        return run_init(&spec.argv, &env);
+    }
+    exec(&spec.argv, &env)
+}
+
+/// chdir into the working directory, failing as Docker does (126).
+pub(super) fn enter_workdir(cwd: &str) -> Result<(), StartError> {
     nix::unistd::chdir(cwd).map_err(|e| {
         fail(
             "cwd",
             format!("cannot enter working directory {cwd:?}: {e}"),
             exit::CANNOT_RUN,
         )
-    })?;
-
-    if spec.init {
-        return run_init(&spec.argv, &env);
-    }
-    exec(&spec.argv, &env)
+    })
 }
 
 /// `--init`: fork the command and stay PID 1. Signals sent to the container

@@ -442,13 +442,7 @@ fn setup_and_exec(
 
     // Working directory: unlike run, never created (docker exec fails too).
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
-    nix::unistd::chdir(cwd).map_err(|e| {
-        fail(
-            "cwd",
-            format!("cannot enter working directory {cwd:?}: {e}"),
-            exit::CANNOT_RUN,
-        )
-    })?;
+    super::child::enter_workdir(cwd)?;
 
     match super::child::exec(&spec.argv, &env)? {}
 }

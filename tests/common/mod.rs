@@ -226,6 +226,20 @@ impl Env {
         })
     }
 
+    /// A directory under this test's home owned by the test user (to bind
+    /// into containers or copy to).
+    pub fn user_dir(&self, name: &str) -> PathBuf {
+        let d = self.home.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        nix::unistd::chown(
+            &d,
+            Some(nix::unistd::Uid::from_raw(self.uid)),
+            Some(nix::unistd::Gid::from_raw(self.gid)),
+        )
+        .unwrap();
+        d
+    }
+
     /// The uid and gid burrow runs as.
     pub fn ids(&self) -> (u32, u32) {
         (self.uid, self.gid)
