@@ -285,7 +285,7 @@ fn exec_refuses_containers_that_are_not_running() {
         assert_eq!(exec(&env, &["stopped"]).0, Some(125));
         assert_eq!(exec(&env, &["-e", "=x", "stopped", "true"]).0, Some(125));
         let help = env.ok(["exec", "--help"]);
-        assert!(help.contains("no private pty"), "{help}");
+        assert!(help.contains("container's own /dev/pts"), "{help}");
     }
 }
 
