@@ -510,6 +510,13 @@ fn an_interactive_shell_behaves_like_a_terminal() {
         assert!(t.shows_line("xterm"), "{}", t.screen());
         // The pty comes from the container's own devpts, so it has a name.
         assert!(t.shows_line("/dev/pts/0"), "{}", t.screen());
+        // A resized terminal (SIGWINCH) resizes the container's pty.
+        t.tmux(&["resize-window", "-t", &t.session, "-x", "100", "-y", "30"]);
+        std::thread::sleep(Duration::from_millis(300));
+        t.keys(&["stty size", "Enter"]);
+        wait_until("the new size", Duration::from_secs(5), || {
+            t.shows_line("30 100")
+        });
         // Ctrl-C reaches the container's foreground process, not burrow.
         t.keys(&["sleep 100", "Enter"]);
         std::thread::sleep(Duration::from_millis(300));
