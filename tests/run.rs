@@ -551,6 +551,33 @@ fn container_root_keeps_only_dockers_default_capabilities() {
         );
         assert!(caps(&["--cap-add", "SYS_ADMIN"]).ends_with("mounted\n"));
         assert!(caps(&["--cap-drop", "ALL"]).starts_with("CapEff: 0000000000000000\n"));
+        // seccomp: no new user namespaces inside (Docker's profile does the
+        // same), unless unconfined or CAP_SYS_ADMIN was granted.
+        let userns = |args: &[&str]| {
+            let mut full = vec!["run", "--rm"];
+            full.extend(args);
+            full.extend(["busybox", "sh", "-c", "grep Seccomp: /proc/self/status | tr -d '\\t'; unshare -U true 2>/dev/null && echo userns || echo no-userns"]);
+            env.ok(&full)
+        };
+        assert_eq!(userns(&[]), "Seccomp:2\nno-userns\n");
+        assert_eq!(
+            userns(&["--security-opt", "seccomp=unconfined"]),
+            "Seccomp:0\nuserns\n"
+        );
+        assert_eq!(userns(&["--cap-add", "SYS_ADMIN"]), "Seccomp:2\nuserns\n");
+        assert_eq!(
+            env.run([
+                "run",
+                "--rm",
+                "--security-opt",
+                "apparmor=x",
+                "busybox",
+                "true"
+            ])
+            .status
+            .code(),
+            Some(125)
+        );
         let o = env.run(["run", "--rm", "--cap-add", "NOPE", "busybox", "true"]);
         assert_eq!(o.status.code(), Some(125));
         assert!(stderr(&o).contains("unknown capability"), "{}", stderr(&o));

@@ -111,6 +111,7 @@ pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
         detach: a.detach,
         tty,
         caps: rec.caps(),
+        seccomp: rec.seccomp(),
         cgroup: rec.cgroup.clone().filter(|d| d.exists()),
     };
     let execd = match crate::sandbox::exec::exec(&spec) {

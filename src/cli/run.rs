@@ -60,6 +60,9 @@ pub struct RunArgs {
     /// Drop a capability from the default set (or ALL)
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
+    /// Security options: seccomp=unconfined turns the seccomp filter off
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// Run an init as PID 1 that forwards signals and reaps zombies
     #[arg(long)]
     pub init: bool,
@@ -110,6 +113,13 @@ pub fn create_container(
         return Err(Exit::new(exit::BURROW, "--timeout must be at least 1 second").into());
     }
     crate::linux::caps::resolve(&a.cap_add, &a.cap_drop).map_err(|e| Exit::new(exit::BURROW, e))?;
+    if let Some(o) = a.security_opt.iter().find(|o| *o != "seccomp=unconfined") {
+        return Err(Exit::new(
+            exit::BURROW,
+            format!("unsupported --security-opt {o:?} (burrow knows seccomp=unconfined)"),
+        )
+        .into());
+    }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let bad = |e: container::mounts::MountError| Exit::new(exit::BURROW, e.to_string());
     let mut mounts = Vec::new();
@@ -168,6 +178,7 @@ pub fn create_container(
         init: a.init,
         cap_add: a.cap_add,
         cap_drop: a.cap_drop,
+        security_opt: a.security_opt,
         resources,
     };
     let rec = {

@@ -90,6 +90,7 @@ pub struct CreateOptions {
     pub init: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
     /// Resource limits (issue 4), validated by the CLI.
     pub resources: cgroup::Resources,
 }
@@ -162,6 +163,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerRecord> {
             init: opts.init,
             cap_add: opts.cap_add.clone(),
             cap_drop: opts.cap_drop.clone(),
+            security_opt: opts.security_opt.clone(),
             userns_mode: if opts.keep_id {
                 "keep-id".into()
             } else {
@@ -230,6 +232,15 @@ fn host_resolv_conf() -> Vec<u8> {
 }
 
 impl ContainerRecord {
+    /// Whether the seccomp filter applies (not `--security-opt seccomp=unconfined`).
+    pub fn seccomp(&self) -> bool {
+        !self
+            .host_config
+            .security_opt
+            .iter()
+            .any(|o| o == "seccomp=unconfined")
+    }
+
     /// The capability mask its processes keep (names were validated at
     /// create time).
     pub fn caps(&self) -> u64 {
@@ -343,6 +354,7 @@ pub fn build_spec(
         readonly_rootfs: rec.host_config.readonly_rootfs,
         init: rec.host_config.init,
         caps: rec.caps(),
+        seccomp: rec.seccomp(),
         stdin: rec.config.open_stdin,
         stdio,
         tty,

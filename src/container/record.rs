@@ -55,6 +55,9 @@ pub struct HostConfig {
     pub cap_add: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
+    /// `--security-opt` (only `seccomp=unconfined` is supported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
     /// `--init`: burrow is PID 1, forwarding signals and reaping zombies.
     #[serde(default)]
     pub init: bool,

@@ -7,5 +7,6 @@ pub mod fs;
 pub mod mount;
 pub mod ns;
 pub mod process;
+pub mod seccomp;
 pub mod tty;
 pub mod userns;

@@ -139,6 +139,12 @@ fn setup_and_exec(spec: &Spec, root: &Path) -> Result<Never, StartError> {
     if !Path::new(cwd).is_dir() {
         let _ = std::fs::create_dir_all(cwd);
     }
+    // seccomp: while we still hold CAP_SYS_ADMIN in the container's user
+    // namespace, so no_new_privs is not needed (setuid programs keep working).
+    // With CAP_SYS_ADMIN granted, new user namespaces stay allowed (Docker).
+    if spec.seccomp {
+        crate::linux::seccomp::install(spec.caps & (1 << 21) != 0).map_err(setup_err)?;
+    }
     // Capabilities: the bounding set first (it needs CAP_SETPCAP, which a
     // non-root user loses at setuid), the process's own sets after.
     crate::linux::caps::drop_bounding(spec.caps).map_err(setup_err)?;

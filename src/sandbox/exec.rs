@@ -54,6 +54,8 @@ pub struct ExecSpec {
     pub tty: bool,
     /// The container's capability mask.
     pub caps: u64,
+    /// The container's seccomp filter applies.
+    pub seccomp: bool,
     /// The container's cgroup, which the process joins (its limits apply,
     /// `pause` freezes it, `stats` counts it).
     pub cgroup: Option<std::path::PathBuf>,
@@ -432,7 +434,12 @@ fn setup_and_exec(
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", ids.home));
     }
-    // The container's capabilities, as run applies them (see child.rs).
+    // The container's seccomp filter and capabilities, as run applies them
+    // (see child.rs).
+    if spec.seccomp {
+        crate::linux::seccomp::install(spec.caps & (1 << 21) != 0)
+            .map_err(|e| fail("seccomp", e.to_string(), exit::BURROW))?;
+    }
     crate::linux::caps::drop_bounding(spec.caps)
         .map_err(|e| fail("caps", e.to_string(), exit::BURROW))?;
     ids.apply(groups_allowed)

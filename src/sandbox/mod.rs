@@ -99,6 +99,8 @@ pub struct Spec {
     /// Capabilities the command keeps (Docker's default set, adjusted by
     /// `--cap-add`/`--cap-drop`), as a mask.
     pub caps: u64,
+    /// Install the seccomp filter (see linux::seccomp).
+    pub seccomp: bool,
     /// `--init`: PID 1 stays burrow, forwarding signals to the command and
     /// reaping orphans, so `stop` works on programs that ignore SIGTERM as
     /// PID 1.
