@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use common::{stderr, stdout, users, Env, Who};
 use sha2::{Digest, Sha256};
@@ -236,4 +237,54 @@ fn tag_and_rmi_follow_docker_rules() {
         stderr(&o)
     );
     assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn import_shows_progress_on_a_terminal_and_nothing_through_a_pipe() {
+    let Some(env) = Env::new(Who::Single, "progress").or_else(|| Env::new(Who::Range, "progress"))
+    else {
+        return;
+    };
+    // A 16 MB layer: big enough to deserve a progress bar.
+    let big = env.home.join("big.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&big).unwrap());
+        let mut data = vec![0u8; 16 << 20];
+        let mut x: u32 = 12345;
+        for byte in data.iter_mut() {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            *byte = (x >> 24) as u8;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "blob", &data[..]).unwrap();
+        b.finish().unwrap();
+    }
+    env.share(&big);
+
+    // Not a terminal: quiet.
+    let o = env.run(["import", big.to_str().unwrap(), "quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "no progress output when stderr is a pipe");
+
+    // A terminal: the bar shows while the archive streams in (held up half
+    // way so the test can see it).
+    if !common::have_tmux("import_shows_progress_on_a_terminal_and_nothing_through_a_pipe") {
+        return;
+    }
+    let half = 8 << 20;
+    let feed = format!(
+        "(head -c {half} {b}; sleep 3; tail -c +{} {b}) | {}",
+        half + 1,
+        common::shell_line(&env, "import - loud"),
+        b = big.display()
+    );
+    let t = common::Term::start_shell(&env, "progress", &feed, 100, 10);
+    common::wait_until("a progress display", Duration::from_secs(10), || {
+        t.screen().contains("importing")
+    });
+    assert_eq!(t.exit_code(), "0", "{}", t.screen());
+    assert!(env.ok(["images"]).contains("loud"));
 }

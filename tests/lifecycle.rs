@@ -9,18 +9,10 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{spawn, stderr, stdout, users, Env, Who};
+use common::{have_tmux, spawn, stderr, stdout, users, wait_until, Env, Term, Who};
 
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("bad JSON ({e}): {s}"))
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn ps_row(env: &Env, name: &str) -> Option<String> {
@@ -393,103 +385,6 @@ fn logs_options_and_stdin_through_the_monitor() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "HELLO\n");
-}
-
-/// A shell command line that runs burrow as the test user (for tmux).
-fn shell_line(env: &Env, args: &str) -> String {
-    let mut c = env.cmd(["--version"]);
-    let bin = c.get_program().to_string_lossy().into_owned();
-    let envs: Vec<String> = c
-        .get_envs()
-        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
-        .collect();
-    let _ = &mut c;
-    let who = if nix::unistd::Uid::effective().is_root() {
-        let (u, g) = env.ids();
-        format!("setpriv --reuid {u} --regid {g} --init-groups ")
-    } else {
-        String::new()
-    };
-    format!(
-        "cd {} && {who}env -i TERM=xterm {} {bin} {args}",
-        env.home.display(),
-        envs.join(" ")
-    )
-}
-
-/// A tmux session running one burrow command as the test user: a real
-/// terminal for the tests that need one.
-struct Term {
-    session: String,
-    done: std::path::PathBuf,
-}
-
-impl Term {
-    fn start(env: &Env, tag: &str, args: &str, cols: u16, rows: u16) -> Term {
-        let session = format!("burrow-{tag}-{}-{:?}", std::process::id(), env.who);
-        let done = env.home.join(format!("{tag}-exit"));
-        let _ = std::fs::remove_file(&done);
-        let line = format!("{}; echo $? > {}", shell_line(env, args), done.display());
-        let (c, r) = (cols.to_string(), rows.to_string());
-        let t = Term { session, done };
-        t.tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &t.session,
-            "-x",
-            &c,
-            "-y",
-            &r,
-            &line,
-        ]);
-        t
-    }
-
-    fn tmux(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux").args(args).output().unwrap()
-    }
-
-    fn screen(&self) -> String {
-        stdout(&self.tmux(&["capture-pane", "-p", "-t", &self.session]))
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", self.session.as_str()];
-        args.extend(keys);
-        self.tmux(&args);
-    }
-
-    fn shows_line(&self, line: &str) -> bool {
-        self.screen().lines().any(|l| l.trim() == line)
-    }
-
-    /// burrow's exit code, once it has ended.
-    fn exit_code(&self) -> String {
-        wait_until("burrow exited", Duration::from_secs(15), || {
-            self.done.exists()
-        });
-        std::fs::read_to_string(&self.done)
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-}
-
-impl Drop for Term {
-    fn drop(&mut self) {
-        self.tmux(&["kill-session", "-t", &self.session]);
-    }
-}
-
-fn have_tmux(test: &str) -> bool {
-    let ok = Command::new("tmux").arg("-V").output().is_ok();
-    if !ok {
-        common::loud(&format!(
-            "SKIPPED {test}: tmux is not installed (apt-get install tmux)"
-        ));
-    }
-    ok
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 pub const RANGE_USER: &str = "burrow-it";
 pub const SINGLE_USER: &str = "burrow-it-nosub";
@@ -383,4 +384,114 @@ pub fn spawn(mut c: Command) -> std::process::Child {
     // Own process group, so a test can signal burrow without hitting cargo.
     c.process_group(0);
     c.spawn().expect("spawning burrow")
+}
+
+/// Poll `f` until it holds, failing the test after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A shell command line that runs burrow as the test user (for tmux).
+pub fn shell_line(env: &Env, args: &str) -> String {
+    let c = env.cmd(["--version"]);
+    let bin = c.get_program().to_string_lossy().into_owned();
+    let envs: Vec<String> = c
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
+        .collect();
+    let who = if nix::unistd::Uid::effective().is_root() {
+        let (u, g) = env.ids();
+        format!("setpriv --reuid {u} --regid {g} --init-groups ")
+    } else {
+        String::new()
+    };
+    format!("{who}env -i TERM=xterm {} {bin} {args}", envs.join(" "))
+}
+
+/// A tmux session running one burrow command as the test user: a real
+/// terminal for the tests that need one.
+pub struct Term {
+    pub session: String,
+    done: std::path::PathBuf,
+}
+
+impl Term {
+    pub fn start(env: &Env, tag: &str, args: &str, cols: u16, rows: u16) -> Term {
+        Term::start_shell(env, tag, &shell_line(env, args), cols, rows)
+    }
+
+    /// Like `start`, with a whole shell command line (pipes and all).
+    pub fn start_shell(env: &Env, tag: &str, command: &str, cols: u16, rows: u16) -> Term {
+        let session = format!("burrow-{tag}-{}-{:?}", std::process::id(), env.who);
+        let done = env.home.join(format!("{tag}-exit"));
+        let _ = std::fs::remove_file(&done);
+        let line = format!(
+            "cd {} && {command}; echo $? > {}",
+            env.home.display(),
+            done.display()
+        );
+        let (c, r) = (cols.to_string(), rows.to_string());
+        let t = Term { session, done };
+        t.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &t.session,
+            "-x",
+            &c,
+            "-y",
+            &r,
+            &line,
+        ]);
+        t
+    }
+
+    pub fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux").args(args).output().unwrap()
+    }
+
+    pub fn screen(&self) -> String {
+        stdout(&self.tmux(&["capture-pane", "-p", "-t", &self.session]))
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", self.session.as_str()];
+        args.extend(keys);
+        self.tmux(&args);
+    }
+
+    pub fn shows_line(&self, line: &str) -> bool {
+        self.screen().lines().any(|l| l.trim() == line)
+    }
+
+    /// burrow's exit code, once it has ended.
+    pub fn exit_code(&self) -> String {
+        wait_until("burrow exited", Duration::from_secs(15), || {
+            self.done.exists()
+        });
+        std::fs::read_to_string(&self.done)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        self.tmux(&["kill-session", "-t", &self.session]);
+    }
+}
+
+pub fn have_tmux(test: &str) -> bool {
+    let ok = Command::new("tmux").arg("-V").output().is_ok();
+    if !ok {
+        loud(&format!(
+            "SKIPPED {test}: tmux is not installed (apt-get install tmux)"
+        ));
+    }
+    ok
 }
