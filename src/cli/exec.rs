@@ -51,15 +51,7 @@ pub struct ExecArgs {
 pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
     // Every flag is checked before anything is forked.
     let overrides = a.env.collect()?;
-    if let Some(w) = &a.workdir {
-        if !w.starts_with('/') {
-            return Err(Exit::new(
-                exit::BURROW,
-                format!("the working directory {w:?} is invalid, it needs to be an absolute path"),
-            )
-            .into());
-        }
-    }
+    super::run::check_workdir(a.workdir.as_deref())?;
     if a.user.as_deref() == Some("") {
         return Err(Exit::new(exit::BURROW, "the user given with -u is empty").into());
     }
@@ -86,10 +78,7 @@ pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
         }
         _ => return Err(not_running().into()),
     }
-    let pid1_start = std::fs::read_to_string(ctx.store.pid_file(&rec.id))
-        .ok()
-        .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .ok_or_else(not_running)?;
+    let pid1_start = rec.pid1_start(&ctx.store).ok_or_else(not_running)?;
 
     // The environment as run builds it, then -t's TERM and the overrides.
     let mut env = vec![format!("HOSTNAME={}", rec.config.hostname)];

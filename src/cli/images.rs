@@ -30,13 +30,7 @@ pub struct ImagesArgs {
 }
 
 pub fn run(root: Option<PathBuf>, a: ImagesArgs) -> anyhow::Result<i32> {
-    if a.format != "table" && a.format != "json" {
-        return Err(Exit::new(
-            exit::BURROW,
-            format!("unknown --format {:?}: use table or json", a.format),
-        )
-        .into());
-    }
+    super::check_format(&a.format, &["table", "json"])?;
     let filter = a
         .repository
         .as_deref()

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::json;
 
-use super::{Ctx, Exit};
-use crate::exit;
+use super::Ctx;
 use crate::linux::{cgroup, mount, userns};
 
 #[derive(Debug, Args)]
@@ -18,13 +17,7 @@ pub struct InfoArgs {
 }
 
 pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
-    if a.format != "text" && a.format != "json" {
-        return Err(Exit::new(
-            exit::BURROW,
-            format!("unknown --format {:?}: use text or json", a.format),
-        )
-        .into());
-    }
+    super::check_format(&a.format, &["text", "json"])?;
     let ctx = Ctx::open(root)?;
     let m = &ctx.mapping;
     let uname = nix::sys::utsname::uname().ok();

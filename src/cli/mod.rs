@@ -189,6 +189,18 @@ where
     Ok(0)
 }
 
+/// `--format` must be one of `allowed` (checked before anything else).
+pub fn check_format(format: &str, allowed: &[&str]) -> anyhow::Result<()> {
+    if allowed.contains(&format) {
+        return Ok(());
+    }
+    Err(Exit::new(
+        crate::exit::BURROW,
+        format!("unknown --format {format:?}: use {}", allowed.join(" or ")),
+    )
+    .into())
+}
+
 /// What every command needs: the store and the caller's id mapping.
 pub struct Ctx {
     pub store: Store,

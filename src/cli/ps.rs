@@ -55,13 +55,7 @@ fn matches(filters: &[(String, String)], key: &str, value: impl Fn(&str) -> bool
 }
 
 pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
-    if a.format != "table" && a.format != "json" {
-        return Err(super::Exit::new(
-            crate::exit::BURROW,
-            format!("unknown --format {:?}: use table or json", a.format),
-        )
-        .into());
-    }
+    super::check_format(&a.format, &["table", "json"])?;
     let filters = parse_filters(&a.filter).map_err(|e| super::Exit::new(crate::exit::BURROW, e))?;
     let ctx = Ctx::open(root)?;
     let recs: Vec<_> = container::list(&ctx.store)?

@@ -97,15 +97,7 @@ pub fn create_container(
 ) -> anyhow::Result<(Ctx, ContainerRecord)> {
     // Every flag is checked before anything is created or forked.
     let env = a.env.collect()?;
-    if let Some(w) = &a.workdir {
-        if !w.starts_with('/') {
-            return Err(Exit::new(
-                exit::BURROW,
-                format!("the working directory {w:?} is invalid, it needs to be an absolute path"),
-            )
-            .into());
-        }
-    }
+    check_workdir(a.workdir.as_deref())?;
     if let Some(n) = &a.name {
         container::validate_name(n)?;
     }
@@ -238,6 +230,18 @@ fn find_or_fetch(ctx: &Ctx, name: &str, reference: &Reference) -> anyhow::Result
 
 /// Env from `--env-file`s then `-e`, in order; `KEY` alone takes the host's
 /// value and is dropped if the host has none (Docker's rule).
+/// `-w` must be absolute (Docker's rule), for `run`/`create` and `exec`.
+pub fn check_workdir(w: Option<&str>) -> anyhow::Result<()> {
+    match w {
+        Some(w) if !w.starts_with('/') => Err(Exit::new(
+            exit::BURROW,
+            format!("the working directory {w:?} is invalid, it needs to be an absolute path"),
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// `-e` and `--env-file`, shared by `run`/`create` and `exec`.
 #[derive(Debug, Clone, Args)]
 pub struct EnvArgs {

@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::{table, Ctx, Exit};
+use super::{table, Ctx};
 use crate::container::{self, ContainerRecord, Status};
-use crate::exit;
 use crate::linux::{cgroup, process};
 
 #[derive(Debug, Args)]
@@ -244,17 +243,8 @@ fn block_io(n: &Reading) -> String {
 }
 
 pub fn run(root: Option<PathBuf>, a: StatsArgs) -> anyhow::Result<i32> {
-    let json = match a.format.as_str() {
-        "table" => false,
-        "json" => true,
-        f => {
-            return Err(Exit::new(
-                exit::BURROW,
-                format!("unknown --format {f:?}: use table or json"),
-            )
-            .into())
-        }
-    };
+    super::check_format(&a.format, &["table", "json"])?;
+    let json = a.format == "json";
     let ctx = Ctx::open(root)?;
     let host_mem = host_memory();
     // Named containers are looked up once (an unknown name is an error);

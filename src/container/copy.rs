@@ -103,9 +103,8 @@ fn in_container(
     f: Worker,
 ) -> Result<()> {
     if rec.is_up(store) {
-        let start = std::fs::read_to_string(store.pid_file(&rec.id))
-            .ok()
-            .and_then(|t| t.split_whitespace().nth(1)?.parse().ok())
+        let start = rec
+            .pid1_start(store)
             .ok_or_else(|| ContainerError::NotRunning(rec.name.clone()))?;
         let ns = Namespaces::open(Path::new("/proc"), rec.state.pid, start).map_err(other)?;
         let (err_r, err_w) = process::pipe().map_err(other)?;
@@ -140,7 +139,7 @@ fn in_container(
     // Stopped: mount its rootfs privately and chroot into it. (chroot is
     // fine here: nothing after it creates a user namespace.)
     let dir = store.container_dir(&rec.id);
-    let lowers: Vec<PathBuf> = rec.layers.iter().rev().map(|d| store.layer_fs(d)).collect();
+    let lowers = rec.lowers(store);
     let copy_mode = rec.rootfs_mode == Some(RootfsMode::Copy);
     // This worker inherits only our stdio, its end of the pipe and the host
     // worker's error pipe (nothing else is open here).

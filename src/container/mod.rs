@@ -313,7 +313,7 @@ pub fn build_spec(
     stdio: Option<[std::os::fd::RawFd; 3]>,
     tty: bool,
 ) -> Spec {
-    let lowers: Vec<PathBuf> = rec.layers.iter().rev().map(|d| store.layer_fs(d)).collect();
+    let lowers = rec.lowers(store);
     Spec {
         dir: store.container_dir(&rec.id),
         lowers,

@@ -64,10 +64,20 @@ pub fn parse_volume(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
         std::fs::create_dir_all(&source)
             .map_err(|e| err(flag, s, format!("creating {}: {e}", source.display())))?;
     }
+    bind(flag, s, &source, dst, rw)
+}
+
+fn bind(
+    flag: &'static str,
+    input: &str,
+    source: &Path,
+    dst: &str,
+    rw: bool,
+) -> Result<MountSpec, MountError> {
     Ok(MountSpec {
         kind: "bind".into(),
         source: source.to_string_lossy().into_owned(),
-        destination: container_path(flag, s, dst)?,
+        destination: container_path(flag, input, dst)?,
         rw,
         options: String::new(),
     })
@@ -106,13 +116,7 @@ pub fn parse_mount(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
                     format!("bind source path does not exist: {}", source.display()),
                 ));
             }
-            Ok(MountSpec {
-                kind: "bind".into(),
-                source: source.to_string_lossy().into_owned(),
-                destination: container_path(flag, s, dst)?,
-                rw,
-                options: String::new(),
-            })
+            bind(flag, s, &source, dst, rw)
         }
         "tmpfs" => {
             if src.is_some() {

@@ -179,19 +179,33 @@ impl ContainerRecord {
         )
     }
 
+    /// The pid file's "PID STARTTIME", written by `write_pid_file`.
+    fn pid_file_entry(&self, store: &Store) -> Option<(i32, u64)> {
+        let text = std::fs::read_to_string(store.pid_file(&self.id)).ok()?;
+        let mut f = text.split_whitespace();
+        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+    }
+
+    /// PID 1's start time as recorded, to check it is still the same
+    /// process before entering its namespaces (exec, cp).
+    pub fn pid1_start(&self, store: &Store) -> Option<u64> {
+        self.pid_file_entry(store).map(|(_, start)| start)
+    }
+
     /// Is PID 1 (as recorded) still the same live process?
     fn pid_alive(&self, store: &Store) -> bool {
-        let Ok(text) = std::fs::read_to_string(store.pid_file(&self.id)) else {
-            return false;
-        };
-        let mut f = text.split_whitespace();
-        let (Some(pid), Some(start)) = (
-            f.next().and_then(|p| p.parse::<i32>().ok()),
-            f.next().and_then(|s| s.parse::<u64>().ok()),
-        ) else {
-            return false;
-        };
-        pid > 0 && process::start_time(Path::new("/proc"), pid) == Some(start)
+        self.pid_file_entry(store).is_some_and(|(pid, start)| {
+            pid > 0 && process::start_time(Path::new("/proc"), pid) == Some(start)
+        })
+    }
+
+    /// The image's layer directories, top-most first (overlayfs order).
+    pub fn lowers(&self, store: &Store) -> Vec<std::path::PathBuf> {
+        self.layers
+            .iter()
+            .rev()
+            .map(|d| store.layer_fs(d))
+            .collect()
     }
 
     /// The status, corrected for a supervisor that died without recording
