@@ -224,6 +224,14 @@ fn limits_on_a_real_cgroup_v2_host() {
     let file = |n: &str| std::fs::read_to_string(out.join(n)).unwrap_or_default();
     assert_eq!(get("done"), "1", "the checks did not finish:\n{so}\n{se}");
     assert_eq!(get("import"), "0");
+    // Rootless is the point: the checks ran as the unprivileged test user.
+    let uid = Command::new("id")
+        .args(["-u", "burrow-it"])
+        .output()
+        .unwrap();
+    let uid = String::from_utf8_lossy(&uid.stdout).trim().to_string();
+    assert_ne!(get("uid"), "0", "the VM checks ran as root");
+    assert_eq!(get("uid"), uid, "the VM checks ran as burrow-it");
 
     // 0. A limited container's PID 1 is in a cgroup of its own.
     assert_eq!(get("placed_rc"), "0");

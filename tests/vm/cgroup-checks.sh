@@ -22,6 +22,9 @@ cgroup_of() { # the running container's cgroup dir, from inspect
 usec() { field "$1/cpu.stat" usage_usec; }
 now_us() { echo "${EPOCHREALTIME/./}"; }
 
+# Who runs burrow here: must be the unprivileged test user, not root.
+kv uid "$(id -u)"
+
 "$B" import "$dir/busybox.tar" busybox --change 'CMD ["sh"]' >/dev/null
 kv import $?
 
