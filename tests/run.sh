@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # uidmap: newuidmap/newgidmap for the subuid-range user; busybox-static and
 # zstd: rootfs-tools/busybox.sh builds the test images with them; tmux: the
 # interactive-terminal test drives `run -it` through it; mmdebstrap: the
-# Debian image test builds a real distribution rootfs with rootfs-tools.
-packages=(uidmap busybox-static zstd tmux mmdebstrap)
+# Debian image test builds a real distribution rootfs with rootfs-tools;
+# dbus-daemon: the D-Bus client test talks to a real bus.
+packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::linux::cgroup::{self, CgroupError, Delegation, Placement};
+use crate::linux::systemd::Manager;
 use crate::sandbox::{Spec, StartError};
 
 /// How to get a cgroup burrow may manage; ends every "cannot enforce" error.
@@ -247,28 +248,97 @@ fn unenforceable(res: &Resources, reason: impl std::fmt::Display) -> PlaceError 
     }
 }
 
-fn delegation() -> cgroup::Result<Delegation> {
+/// Case 1 of the issue: the delegated subtree burrow already runs in.
+fn own_delegation() -> cgroup::Result<Delegation> {
     cgroup::find_delegation(
         Path::new(cgroup::SYS_FS_CGROUP),
         Path::new("/proc/self/cgroup"),
     )
 }
 
+/// Whether the user's systemd could give us a scope: only on a pure cgroup
+/// v2 host (a hybrid host's v2 hierarchy has no controllers to delegate),
+/// and not when the user said `BURROW_SYSTEMD=0`.
+fn systemd_may_help() -> bool {
+    Path::new(cgroup::SYS_FS_CGROUP)
+        .join("cgroup.controllers")
+        .exists()
+        && std::env::var_os("BURROW_SYSTEMD").is_none_or(|v| v != "0")
+}
+
+/// How long systemd may take to move us into a new scope.
+const SCOPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Case 2: ask the user's systemd for a transient scope with Delegate=yes
+/// holding this process (the monitor, or the foreground `run`), as podman
+/// does, and wait until we are in it and it is ours. The scope then is the
+/// delegated subtree: its container cgroup is made as in case 1, and
+/// systemd removes the scope when its last process has exited.
+fn scope_delegation(id: &str) -> Result<Delegation, String> {
+    let short = &id[..id.len().min(12)];
+    let pid = std::process::id();
+    let unit = format!("{PREFIX}{short}-{pid}.scope");
+    let mut m = Manager::connect().map_err(|e| e.to_string())?;
+    m.start_delegated_scope(&unit, &format!("burrow container {short}"), pid)
+        .map_err(|e| format!("the user's systemd ({}) refused a scope: {e}", m.address()))?;
+    let suffix = format!("/{unit}");
+    let deadline = std::time::Instant::now() + SCOPE_TIMEOUT;
+    loop {
+        let inside =
+            cgroup::own_path(Path::new("/proc/self/cgroup")).is_some_and(|p| p.ends_with(&suffix));
+        if inside {
+            if let Ok(d) = own_delegation() {
+                return Ok(d);
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "the user's systemd did not move burrow into {unit} within {}s",
+                SCOPE_TIMEOUT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// Controllers the cgroup at `path` (in the v2 hierarchy) has.
+fn controllers_of(path: &str) -> Vec<String> {
+    cgroup::read_list(
+        &Path::new(cgroup::SYS_FS_CGROUP).join(path.trim_start_matches('/')),
+        "cgroup.controllers",
+    )
+}
+
 /// Check, without changing anything, that `res` can be enforced from here
-/// (`create`/`run`, before the record is made).
+/// (`create`/`run`, before the record is made): in the delegated subtree we
+/// are in, or in a scope of the user's systemd (whose controllers are those
+/// of the manager's own cgroup).
 pub fn check(res: &Resources) -> Result<(), PlaceError> {
     if res.is_empty() {
         return Ok(());
     }
-    let d = delegation().map_err(|e| unenforceable(res, e))?;
+    let (controllers, holder) = match own_delegation() {
+        Ok(d) => (d.controllers, d.base.display().to_string()),
+        Err(own) if systemd_may_help() => {
+            let cg = Manager::connect()
+                .and_then(|mut m| m.control_group())
+                .map_err(|e| {
+                    unenforceable(
+                        res,
+                        format!("{own}, and no systemd user manager answered ({e})"),
+                    )
+                })?;
+            (controllers_of(&cg), format!("the user's systemd ({cg})"))
+        }
+        Err(own) => return Err(unenforceable(res, own)),
+    };
     for c in res.required_controllers() {
-        if !d.controllers.iter().any(|h| h == c) {
+        if !controllers.iter().any(|h| h == c) {
             return Err(unenforceable(
                 res,
                 format!(
-                    "the {c} controller is not delegated to {} (it has: {})",
-                    d.base.display(),
-                    d.controllers.join(" ")
+                    "the {c} controller is not delegated to {holder} (it has: {})",
+                    controllers.join(" ")
                 ),
             ));
         }
@@ -284,7 +354,13 @@ const STATS_CONTROLLERS: [&str; 4] = ["cpu", "io", "memory", "pids"];
 /// foreground `run`): in the delegated subtree, with the limits written.
 /// None when there is no delegation and no limit needs one.
 pub fn create(id: &str, res: &Resources) -> Result<Option<Placement>, PlaceError> {
-    let d = match delegation() {
+    let found = own_delegation().or_else(|own| {
+        if !systemd_may_help() {
+            return Err(own.to_string());
+        }
+        scope_delegation(id).map_err(|e| format!("{own}, and {e}"))
+    });
+    let d = match found {
         Ok(d) => d,
         Err(e) if res.is_empty() => {
             tracing::debug!("no cgroup for {id}: {e}");

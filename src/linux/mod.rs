@@ -1,12 +1,15 @@
 //! The only place with `unsafe`: thin wrappers over Linux syscalls and kernel
-//! files. Nothing here knows about images, containers or the CLI.
+//! files, and the host services burrow talks to (the user's systemd over
+//! D-Bus). Nothing here knows about images, containers or the CLI.
 
 pub mod caps;
 pub mod cgroup;
+pub mod dbus;
 pub mod fs;
 pub mod mount;
 pub mod ns;
 pub mod process;
 pub mod seccomp;
+pub mod systemd;
 pub mod tty;
 pub mod userns;
