@@ -2,9 +2,11 @@
 //! validated before anything starts, a container without limits runs with no
 //! cgroup, and one with limits fails with exit 125 and the delegation hint.
 //! Real limits run in ONE boot of the tests/vm qemu harness (a pure cgroup v2
-//! host with a delegated subtree), or directly on a host that has delegation
-//! with BURROW_TEST_CGROUP_DIRECT=1: OOM kill, pids limit, --cpus, freezer,
-//! cgroup.kill, stats against the cgroup files.
+//! host where the test user is logged in, with a user systemd on the session
+//! bus, as on a desktop), or directly on a host that has delegation with
+//! BURROW_TEST_CGROUP_DIRECT=1: the transient scope asked of systemd over
+//! D-Bus, burrow inside `systemd-run --scope -p Delegate=yes`, OOM kill,
+//! pids limit, --cpus, freezer, cgroup.kill, stats against the cgroup files.
 
 mod common;
 
@@ -173,7 +175,8 @@ fn limits_on_a_real_cgroup_v2_host() {
     } else {
         Command::new("bash")
             .arg(here.join("run.sh"))
-            .args(["--timeout", "400", "--cwd", "/", "--share"])
+            .args(["--timeout", "400", "--login", "systemd", "--cwd", "/"])
+            .arg("--share")
             .arg(&dir)
             .arg("--out")
             .arg(&out)
@@ -236,6 +239,56 @@ fn limits_on_a_real_cgroup_v2_host() {
     // 0. A limited container's PID 1 is in a cgroup of its own.
     assert_eq!(get("placed_rc"), "0");
     assert!(get("placed").contains("/burrow-"), "{}", get("placed"));
+    if get("mode") == "systemd" {
+        // The checks ran in a login session's cgroup, not delegated...
+        let own = get("own_cgroup");
+        assert!(own.ends_with("/session-1.scope"), "{own}");
+        // ...so the container's cgroup is in a transient scope that burrow
+        // asked the user's systemd for: burrow-<id>-<pid>.scope.
+        let manager = format!("/user.slice/user-{uid}.slice/user@{uid}.service/");
+        let placed = get("placed");
+        assert!(placed.contains(&manager), "{placed}");
+        let scope = placed
+            .split('/')
+            .find(|p| p.ends_with(".scope"))
+            .unwrap_or_else(|| panic!("no scope in {placed}"));
+        assert!(scope.starts_with("burrow-"), "{placed}");
+        // Inside `systemd-run --user --scope -p Delegate=yes`, burrow uses
+        // that scope (case 1), and a limit there is enforced.
+        let inscope = get("inscope");
+        assert!(inscope.contains(&manager), "{inscope}");
+        assert!(inscope.contains(".scope/burrow-"), "{inscope}");
+        assert!(
+            !inscope
+                .split('/')
+                .any(|p| p.starts_with("burrow-") && p.ends_with(".scope")),
+            "a second scope inside a delegated one: {inscope}"
+        );
+        let run_scope = inscope
+            .split('/')
+            .find(|p| p.ends_with(".scope"))
+            .unwrap_or_else(|| panic!("no scope in {inscope}"));
+        assert!(
+            run_scope.starts_with("run-"),
+            "systemd-run's own scope: {inscope}"
+        );
+        assert_eq!(get("inscope_oom_rc"), "137");
+        let oom = &json(&file("oom-inscope.json"))[0];
+        assert_eq!(oom["State"]["OOMKilled"], true, "{oom}");
+        // No systemd to ask: a plain container runs without a cgroup, a
+        // limit is refused in one line that says why.
+        assert_eq!(get("nobus_plain_rc"), "0");
+        assert!(json(&file("nobus.json"))[0]["Cgroup"].is_null());
+        assert_eq!(get("nobus_limited_rc"), "125");
+        let err = file("nobus-limited.err");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("cannot enforce --memory")
+                && err.contains("no systemd user manager answered")
+                && err.contains("/nonexistent/bus"),
+            "{err}"
+        );
+    }
 
     // 1. OOM: Exited (137), OOMKilled.
     assert_eq!(get("oom_rc"), "137");

@@ -120,7 +120,9 @@ fn talks_to_a_real_bus() {
 fn a_missing_bus_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().to_str().unwrap();
-    let e = Bus::connect(None, Some(run)).err().expect("no socket there");
+    let e = Bus::connect(None, Some(run))
+        .err()
+        .expect("no socket there");
     let text = e.to_string();
     assert!(
         text.contains(&format!("unix:path={run}/bus")) && text.contains("No such file"),

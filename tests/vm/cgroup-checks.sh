@@ -4,6 +4,13 @@
 # an unprivileged user. Prints one "key=value" line per measurement and
 # leaves JSON documents in $BURROW_VM_OUT; the Rust test asserts on them.
 #
+# In the VM (run.sh --login systemd) the checks start in a login session's
+# cgroup, which is not delegated, with the user's systemd on the session
+# bus: every container's cgroup comes from a transient scope burrow asks
+# systemd for over D-Bus. Section 0 also covers burrow started inside a
+# delegated cgroup (systemd-run --user --scope -p Delegate=yes) and a session
+# with no systemd to ask.
+#
 #   cgroup-checks.sh DIR     DIR holds the burrow binary and busybox.tar
 set -u
 dir=$1
@@ -28,9 +35,32 @@ kv uid "$(id -u)"
 "$B" import "$dir/busybox.tar" busybox --change 'CMD ["sh"]' >/dev/null
 kv import $?
 
+# Where the checks themselves run (a session scope in the VM).
+kv mode "${BURROW_VM_LOGIN:-direct}"
+kv own_cgroup "$(cut -d: -f3 /proc/self/cgroup)"
+
 # 0. Placement: a foreground container with a limit, PID 1's own cgroup.
 kv placed "$("$B" run --rm -m 64m busybox cat /proc/self/cgroup | tr '\n' ' ')"
 kv placed_rc "${PIPESTATUS[0]}"
+if [[ ${BURROW_VM_LOGIN:-} == systemd ]]; then
+	# Inside a scope that is already delegated, burrow uses it as it is (no
+	# second scope): the README's systemd-run line, with a real OOM kill.
+	kv inscope "$(systemd-run --user --scope -p Delegate=yes -q "$B" run --rm -m 64m busybox cat /proc/self/cgroup | tr '\n' ' ')"
+	systemd-run --user --scope -p Delegate=yes -q \
+		"$B" run --name oom-inscope -m 32m busybox dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null
+	kv inscope_oom_rc $?
+	"$B" inspect oom-inscope >"$out/oom-inscope.json"
+	"$B" rm oom-inscope >/dev/null
+	# No systemd to ask (no session bus): no limits runs without a cgroup,
+	# a limit is refused with one line.
+	nobus=(env DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/bus)
+	"${nobus[@]}" "$B" run --name nobus busybox true
+	kv nobus_plain_rc $?
+	"$B" inspect nobus >"$out/nobus.json"
+	"$B" rm nobus >/dev/null
+	"${nobus[@]}" "$B" run --rm -m 32m busybox true 2>"$out/nobus-limited.err"
+	kv nobus_limited_rc $?
+fi
 
 # 1. OOM: dd reads 100 MB into one buffer under a 32 MB limit.
 "$B" run --name oom -m 32m busybox dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null
@@ -108,7 +138,18 @@ kv idle_pids_current "$(cat "$cg/pids.current")"
 "$B" rm -f idle >/dev/null
 kv idle_rm $?
 
-# 6. Nothing left behind in the delegated subtree.
-left=$(find "$base" -mindepth 1 -maxdepth 1 -name 'burrow-*' | wc -l)
+# 6. Nothing left behind: no container cgroup in the delegated subtree, and
+# (under systemd) no scope once its monitor has exited.
+if [[ ${BURROW_VM_LOGIN:-} == systemd ]]; then
+	manager=/sys/fs/cgroup/user.slice/user-$(id -u).slice/user@$(id -u).service
+	for _ in $(seq 50); do
+		left=$(find "$manager" -name 'burrow-*' | wc -l)
+		((left == 0)) && break
+		sleep 0.2
+	done
+	find "$manager" -name 'burrow-*' >&2
+else
+	left=$(find "$base" -mindepth 1 -maxdepth 1 -name 'burrow-*' | wc -l)
+fi
 kv leftover_cgroups "$left"
 kv done 1

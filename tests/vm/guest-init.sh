@@ -18,6 +18,14 @@
 #      controllers there), its stdout/stderr/exit code written to the share;
 #   6. power off.
 #
+# With BURROW_VM_LOGIN=systemd in job.env (run.sh --login systemd), 4 and 5
+# look like a user logged in on a systemd host instead: the delegated cgroup
+# is user.slice/user-UID.slice/user@UID.service, where the user's own
+# `systemd --user` runs with its D-Bus user bus, and the command runs in the
+# root-owned user.slice/user-UID.slice/session-1.scope next to it. A system
+# bus with a stand-in for PID 1's AttachProcessesToUnit (systemd1-stub.py)
+# lets that manager move session processes into its scopes, as on a host.
+#
 # PID 1 must never exit (the kernel would panic), so this script does not use
 # `set -e`: every failure goes through die(), which records why and powers off.
 set -uo pipefail
@@ -28,11 +36,12 @@ export PATH
 # and id: about 0.35 s), a static busybox applet about 0.03 s: the setup uses
 # busybox applets (busybox-static is installed by run.sh; it is also the
 # initramfs's busybox) and bash builtins.
-for applet in mount umount mkdir chown chmod mknod hostname ip ln touch sync; do
+for applet in mount umount mkdir mkfifo chown chmod mknod hostname ip ln touch sync tail sleep; do
 	eval "$applet() { busybox $applet \"\$@\"; }"
 done
 
 JOB=/run/burrow-vm/job
+HERE=${BASH_SOURCE[0]%/*}
 HOSTROOT=/run/burrow-vm/hostroot
 
 mountpoint() { # mountpoint -q PATH, from /proc/self/mountinfo (no applet)
@@ -101,8 +110,13 @@ mount -t tmpfs -o nosuid,nodev,mode=1777 vartmp /var/tmp || die "mount /var/tmp"
 # shellcheck source=/dev/null
 source "$JOB/job.env" || die "read $JOB/job.env"
 # job.env (written by run.sh) sets: BURROW_VM_USER, _UID, _GID, _HOME (looked
-# up on the host), BURROW_VM_CWD, and the arrays BURROW_VM_SHARES,
-# BURROW_VM_ENVS and BURROW_VM_CMD.
+# up on the host), BURROW_VM_CWD, BURROW_VM_LOGIN ("" or systemd), and the
+# arrays BURROW_VM_SHARES, BURROW_VM_ENVS and BURROW_VM_CMD.
+login=${BURROW_VM_LOGIN:-}
+case "$login" in
+"" | systemd) ;;
+*) die "unknown login mode '$login'" ;;
+esac
 for p in "${BURROW_VM_SHARES[@]}"; do
 	mountpoint -q "$p" 2>/dev/null && continue
 	if [[ -d "$HOSTROOT$p" ]]; then
@@ -151,17 +165,148 @@ enable_all() { # enable in $1's subtree_control every controller $1 has
 	done
 }
 enable_all "$cg"
-delegated=$cg/burrow-test
-leaf=$delegated/init
-mkdir -p "$leaf" || die "mkdir $leaf"
-enable_all "$delegated"
-# Delegate=yes: the directory and the three files that move processes and
-# hand controllers down become the user's; the limits on the delegated
-# cgroup itself (memory.max, ...) stay root's.
-chown "$uid:$gid" "$delegated" "$delegated"/cgroup.{procs,subtree_control,threads} ||
-	die "chown $delegated"
-chown -R "$uid:$gid" "$leaf" || die "chown $leaf"
-controllers=$(<"$delegated/cgroup.subtree_control")
+if [[ $login == systemd ]]; then
+	# What systemd and pam_systemd make for a logged-in user: the user's
+	# manager in user@UID.service (delegated), the login's processes in
+	# session-1.scope (not delegated: root's, like every file in it). The
+	# controllers a systemd host hands down to user@.service, and io and
+	# cpuset, which it enables as soon as any unit asks for them.
+	slice=$cg/user.slice/user-$uid.slice
+	delegated=$slice/user@$uid.service
+	leaf=$slice/session-1.scope
+	mkdir -p "$delegated" "$leaf" || die "mkdir $delegated $leaf"
+	for d in "$cg/user.slice" "$slice"; do
+		echo "+cpu +cpuset +io +memory +pids" >"$d/cgroup.subtree_control" ||
+			die "enable cpu cpuset io memory pids in $d"
+	done
+	chown "$uid:$gid" "$delegated" "$delegated"/cgroup.{procs,subtree_control,threads} ||
+		die "chown $delegated"
+	# What the user's manager may hand down; it enables them itself.
+	controllers=$(<"$delegated/cgroup.controllers")
+else
+	delegated=$cg/burrow-test
+	leaf=$delegated/init
+	mkdir -p "$leaf" || die "mkdir $leaf"
+	enable_all "$delegated"
+	# Delegate=yes: the directory and the three files that move processes and
+	# hand controllers down become the user's; the limits on the delegated
+	# cgroup itself (memory.max, ...) stay root's.
+	chown "$uid:$gid" "$delegated" "$delegated"/cgroup.{procs,subtree_control,threads} ||
+		die "chown $delegated"
+	chown -R "$uid:$gid" "$leaf" || die "chown $leaf"
+	controllers=$(<"$delegated/cgroup.subtree_control")
+fi
+
+# --- 4b. the login (BURROW_VM_LOGIN=systemd) ----------------------------------
+# A system bus, PID 1's part of it (systemd1-stub.py), and the user's systemd
+# manager with its user bus. Their output goes to the job dir's login/
+# (BURROW_VM_KEEP=1 keeps it); a failure also shows its tail on the console.
+user_bus=/run/user/$uid/bus
+login_envs=()
+if [[ $login == systemd ]]; then
+	logs=$JOB/login
+	# /run/systemd/system is how sd_booted() tells a systemd host, and
+	# systemd --user refuses to run without it ("the system has not been
+	# booted with systemd"); the guest is one, apart from PID 1.
+	mkdir -p "$logs" /run/dbus /run/systemd/system || die "mkdir $logs /run/dbus /run/systemd/system"
+	login_fail() {
+		local f
+		for f in "$logs"/*.log; do
+			[[ -s $f ]] || continue
+			echo "---- ${f#"$JOB"/} (last lines) ----"
+			tail -n 20 "$f"
+		done >/dev/console 2>&1
+		die "$* (see login/ in the job dir: BURROW_VM_KEEP=1)"
+	}
+	# One deadline for the whole login; systemd's own default is 90 s.
+	deadline=$((${EPOCHREALTIME/./} + 60000000))
+	# The helpers report readiness with a line on fd 8, a fifo: read with a
+	# timeout, without forking, and without blocking on an open() should a
+	# helper die before it opens its end.
+	mkfifo /run/burrow-vm/login-ready || die "mkfifo"
+	exec 8<>/run/burrow-vm/login-ready
+	await_line() { # await_line PID WHAT: the next line on fd 8 into REPLY
+		local line=
+		while ((${EPOCHREALTIME/./} < deadline)); do
+			if read -r -t 0.2 -u 8 line; then
+				REPLY=$line
+				return 0
+			fi
+			kill -0 "$1" 2>/dev/null || login_fail "$2 exited"
+		done
+		login_fail "$2 was not ready after 60 s"
+	}
+	# Each in its own cgroup under system.slice, as systemd runs them, moved
+	# there by the subshell while it is still root.
+	mkdir -p "$cg/system.slice/dbus.service" "$cg/system.slice/burrow-vm-systemd1.service" ||
+		die "mkdir $cg/system.slice"
+
+	# The system bus: systemd --user connects to it once, when it starts.
+	# dbus-daemon drops to the messagebus user itself.
+	(
+		echo 0 >"$cg/system.slice/dbus.service/cgroup.procs" || exit 125
+		exec dbus-daemon --system --nofork --nopidfile --print-address=8
+	) </dev/null >"$logs/system-bus.log" 2>&1 &
+	await_line "$!" "the system bus (dbus-daemon --system)"
+
+	# PID 1's AttachProcessesToUnit (see systemd1-stub.py): prints "ready"
+	# once it owns org.freedesktop.systemd1. Starts while the user's manager
+	# does; both have to be up before the command runs.
+	(
+		echo 0 >"$cg/system.slice/burrow-vm-systemd1.service/cgroup.procs" || exit 125
+		exec /usr/bin/python3 -IS "$HERE/systemd1-stub.py"
+	) </dev/null >&8 2>"$logs/systemd1-stub.log" &
+	stub=$!
+
+	# The user manager's generators (xdg-autostart units, environment.d,
+	# gpg-agent's SSH_AUTH_SOCK) find nothing to do in a test but take 1.1 s
+	# of its 2.1 s startup under TCG: hide them.
+	mkdir -p /run/burrow-vm/empty
+	for d in /usr/lib/systemd/user-generators /usr/lib/systemd/user-environment-generators; do
+		if [[ -d $d ]]; then mount --bind /run/burrow-vm/empty "$d" || die "hide $d"; fi
+	done
+
+	# The user's manager, as user@UID.service starts it: in that cgroup (it
+	# moves itself into init.scope), as the user, with what PAM would give
+	# it. HOME is the command's writable HOME (the real one is read-only).
+	# Its user bus is the socket-activated dbus-daemon of dbus-user-session's
+	# dbus.socket. Logging to the console target is plain stderr here.
+	manager_envs=("PATH=$PATH" "HOME=$scratch/home" "USER=$user" "LOGNAME=$user" "SHELL=/bin/sh"
+		"LANG=C.UTF-8" "XDG_RUNTIME_DIR=/run/user/$uid")
+	(
+		echo 0 >"$delegated/cgroup.procs" || exit 125
+		cd "$scratch/home" || exit 125
+		while read -r var; do unset "$var"; done < <(compgen -e)
+		export "${manager_envs[@]}"
+		exec setpriv --reuid="$uid" --regid="$gid" --init-groups -- \
+			/usr/lib/systemd/systemd --user --log-target=console
+	) </dev/null 8>&- >"$logs/systemd-user.log" 2>&1 &
+	manager=$!
+
+	await_line "$stub" "the stand-in for PID 1 on the system bus (systemd1-stub.py)"
+	[[ $REPLY == ready ]] || login_fail "systemd1-stub.py said '$REPLY', not ready"
+	exec 8>&-
+	until [[ -S $user_bus ]]; do
+		((${EPOCHREALTIME/./} < deadline)) || login_fail "no user bus $user_bus after 60 s"
+		kill -0 "$manager" 2>/dev/null || login_fail "systemd --user exited"
+		sleep 0.05
+	done
+	# The first client on the bus starts dbus-daemon, which holds calls to
+	# org.freedesktop.systemd1 until the manager has joined: one call, as the
+	# user, proves both.
+	state=$(
+		export XDG_RUNTIME_DIR="/run/user/$uid" DBUS_SESSION_BUS_ADDRESS="unix:path=$user_bus"
+		exec setpriv --reuid="$uid" --regid="$gid" --init-groups -- \
+			busctl --user --timeout=$(((deadline - ${EPOCHREALTIME/./}) / 1000000 + 1)) \
+			get-property org.freedesktop.systemd1 /org/freedesktop/systemd1 \
+			org.freedesktop.systemd1.Manager SystemState 2>>"$logs/systemd-user.log"
+	) || login_fail "systemd --user does not answer on the user bus $user_bus"
+	echo "burrow-vm: SystemState ${state#s } when the command starts" >>"$logs/systemd-user.log"
+	login_envs=(
+		"DBUS_SESSION_BUS_ADDRESS=unix:path=$user_bus"
+		"BURROW_VM_LOGIN=systemd"
+	)
+fi
 
 # --- 5. the command ----------------------------------------------------------
 cwd=$BURROW_VM_CWD
@@ -183,6 +328,7 @@ envs=(
 	"BURROW_VM_HOSTROOT=$HOSTROOT"
 	"BURROW_VM_USER_HOME=$home"
 	"BURROW_VM_OUT=$JOB/out"
+	"${login_envs[@]}"
 	"${BURROW_VM_ENVS[@]}"
 )
 mkdir -p "$JOB/out" && chown "$uid:$gid" "$JOB/out"

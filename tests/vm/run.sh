@@ -18,6 +18,12 @@
 #     --mem MB         guest memory (default 2048)
 #     --scratch-size S size of the guest's ext4 /tmp (sparse; default 8G)
 #     --verbose        report boot and run times on stderr
+#     --login systemd  run CMD in a login session of a systemd host:
+#                      user.slice/user-UID.slice/session-1.scope, next to
+#                      the user's own systemd --user (in user@UID.service,
+#                      the delegated cgroup) and its D-Bus user bus
+#                      (DBUS_SESSION_BUS_ADDRESS), for transient scopes with
+#                      Delegate=yes as podman asks for them
 #
 # The guest shares the host's root read-only over 9p (same /etc/passwd,
 # /etc/subuid, binaries, /lib/modules), boots Debian's linux-image-amd64
@@ -38,6 +44,7 @@ mem=2048
 scratch_size=8G
 verbose=${BURROW_VM_VERBOSE:-0}
 out_dir=
+login=
 envs=()
 shares=()
 
@@ -61,6 +68,13 @@ while (($#)); do
 	--mem) mem=${2:?}; shift 2 ;;
 	--scratch-size) scratch_size=${2:?}; shift 2 ;;
 	--verbose) verbose=1; shift ;;
+	--login)
+		case "${2:?}" in
+		systemd) login=$2 ;;
+		*) fail "--login wants systemd, got '$2'" ;;
+		esac
+		shift 2
+		;;
 	--) shift; break ;;
 	-h | --help) usage ;;
 	*) echo "$me: unknown option '$1'" >&2; usage ;;
@@ -73,6 +87,14 @@ say() { if [[ $verbose == 1 ]]; then echo "$me: $*" >&2; fi; }
 
 # --- packages ----------------------------------------------------------------
 packages=(qemu-system-x86 linux-image-amd64 busybox-static uidmap)
+# --login systemd: the user manager, busctl and systemd-run (systemd), the
+# socket-activated user bus (dbus-user-session's dbus.socket and dbus-daemon),
+# the system bus the manager also connects to (dbus-system-bus-common: its
+# config and the messagebus user) and the stand-in for PID 1 on it (python3,
+# standard library only).
+if [[ $login == systemd ]]; then
+	packages+=(systemd dbus-daemon dbus-user-session dbus-system-bus-common python3)
+fi
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -266,7 +288,9 @@ BURROW_VM_CWD=$cwd
 BURROW_VM_SHARES=("${shares[@]}")
 BURROW_VM_ENVS=("${envs[@]}")
 BURROW_VM_CMD=("$@")
-declare -p BURROW_VM_USER BURROW_VM_UID BURROW_VM_GID BURROW_VM_HOME BURROW_VM_CWD BURROW_VM_SHARES BURROW_VM_ENVS BURROW_VM_CMD >"$job/job.env"
+BURROW_VM_LOGIN=$login
+declare -p BURROW_VM_USER BURROW_VM_UID BURROW_VM_GID BURROW_VM_HOME BURROW_VM_CWD BURROW_VM_LOGIN \
+	BURROW_VM_SHARES BURROW_VM_ENVS BURROW_VM_CMD >"$job/job.env"
 
 # --- boot ------------------------------------------------------------------------
 cmdline="console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init burrow.init=$here/guest-init.sh ${BURROW_VM_APPEND:-}"
