@@ -354,6 +354,13 @@ fn limits_on_a_real_cgroup_v2_host() {
         "stats memory {mc} vs memory.current {file_mc}"
     );
     assert!(s["MemUsage"].as_str().unwrap().ends_with("/ 64MiB"), "{s}");
+    // exec'd processes are in the container's cgroup too.
+    assert_eq!(get("exec_rc"), "0");
+    assert_eq!(
+        get("exec_cgroup"),
+        format!("0::{}", get("idle_cgroup")),
+        "exec joined the container's cgroup"
+    );
 
     // 6. Every container cgroup was removed.
     assert_eq!(get("leftover_cgroups"), "0");

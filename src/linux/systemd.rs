@@ -4,6 +4,10 @@
 //! controllers are the ones such a scope can get). Methods and properties:
 //! org.freedesktop.systemd1(5).
 
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::cgroup;
 use super::dbus::{self, Bus, Value, Writer};
 
 const DESTINATION: &str = "org.freedesktop.systemd1";
@@ -68,6 +72,69 @@ impl Manager {
     }
 }
 
+impl Manager {
+    /// Move `pids` into `subcgroup` ("/burrow-<id>") of `unit`'s cgroup.
+    /// The manager may do that even for a process outside its subtree (a
+    /// login session's): it asks the system's PID 1 when it cannot itself.
+    pub fn attach_processes(
+        &mut self,
+        unit: &str,
+        subcgroup: &str,
+        pids: &[u32],
+    ) -> dbus::Result<()> {
+        let mut w = Writer::default();
+        w.str(unit);
+        w.str(subcgroup);
+        w.array(4, |w| pids.iter().for_each(|p| w.u32(*p)));
+        self.bus.call(
+            DESTINATION,
+            PATH,
+            MANAGER,
+            "AttachProcessesToUnit",
+            "ssau",
+            &w.buf,
+        )?;
+        Ok(())
+    }
+}
+
+/// The unit and sub-cgroup of cgroup `dir` (under the hierarchy `root`):
+/// its last `*.scope` or `*.service` component, and the path below it.
+pub fn unit_of(root: &Path, dir: &Path) -> Option<(String, String)> {
+    let rel = dir.strip_prefix(root).ok()?;
+    let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+    let i = parts
+        .iter()
+        .rposition(|p| p.ends_with(".scope") || p.ends_with(".service"))?;
+    let sub: String = parts[i + 1..].iter().map(|p| format!("/{p}")).collect();
+    Some((
+        parts[i].to_string(),
+        if sub.is_empty() { "/".into() } else { sub },
+    ))
+}
+
+/// Move this process into `dir`, a cgroup inside a unit of the user's
+/// systemd, through the manager (see `attach_processes`), and wait until
+/// the move is done: the manager may hand it on to PID 1 and reply first.
+pub fn attach_self(root: &Path, dir: &Path, timeout: Duration) -> Result<(), String> {
+    let (unit, sub) =
+        unit_of(root, dir).ok_or_else(|| format!("{} is in no systemd unit", dir.display()))?;
+    let mut m = Manager::connect().map_err(|e| e.to_string())?;
+    m.attach_processes(&unit, &sub, &[std::process::id()])
+        .map_err(|e| format!("the user's systemd did not attach us to {unit}: {e}"))?;
+    let want = format!("/{}", dir.strip_prefix(root).unwrap_or(dir).display());
+    let deadline = Instant::now() + timeout;
+    while cgroup::own_path(Path::new("/proc/self/cgroup")).as_deref() != Some(want.as_str()) {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the user's systemd did not move us into {want} in time"
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    Ok(())
+}
+
 /// The signature of StartTransientUnit's arguments.
 pub const SCOPE_REQUEST_SIGNATURE: &str = "ssa(sv)a(sa(sv))";
 
@@ -97,4 +164,26 @@ pub fn scope_request(unit: &str, description: &str, pid: u32) -> Vec<u8> {
     });
     w.array(8, |_| {}); // no auxiliary units
     w.buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_of_cgroups() {
+        let root = Path::new("/sys/fs/cgroup");
+        let dir =
+            root.join("user.slice/user-1.slice/user@1.service/app.slice/burrow-a-7.scope/burrow-a");
+        assert_eq!(
+            unit_of(root, &dir),
+            Some(("burrow-a-7.scope".into(), "/burrow-a".into()))
+        );
+        assert_eq!(
+            unit_of(root, &root.join("system.slice/x.service")),
+            Some(("x.service".into(), "/".into()))
+        );
+        assert_eq!(unit_of(root, &root.join("burrow-test/burrow-a")), None);
+        assert_eq!(unit_of(root, Path::new("/elsewhere/a.scope")), None);
+    }
 }

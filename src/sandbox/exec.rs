@@ -205,6 +205,26 @@ impl Execd {
     }
 }
 
+/// Move this process into the container's cgroup `dir`. The kernel lets us
+/// only from a cgroup that shares a delegated ancestor with it; from a login
+/// session's cgroup (a container in a scope of the user's systemd), the
+/// manager does the move for us, as podman's processes rely on it to.
+fn join_cgroup(dir: &std::path::Path) -> Result<(), String> {
+    use crate::linux::{cgroup, systemd};
+    let e = match cgroup::move_pid(dir, 0) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let denied = matches!(&e, cgroup::CgroupError::Io { source, .. }
+        if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)));
+    let root = std::path::Path::new(cgroup::SYS_FS_CGROUP);
+    if !denied || systemd::unit_of(root, dir).is_none() {
+        return Err(e.to_string());
+    }
+    systemd::attach_self(root, dir, std::time::Duration::from_secs(10))
+        .map_err(|s| format!("{e}; {s}"))
+}
+
 /// The joiner. Runs as the forked child; returns its exit code.
 fn joiner_main(spec: &ExecSpec, ns: &Namespaces, report_w: OwnedFd, exec_w: OwnedFd) -> i32 {
     let mut rep = File::from(report_w);
@@ -222,8 +242,8 @@ fn joiner_main(spec: &ExecSpec, ns: &Namespaces, report_w: OwnedFd, exec_w: Owne
     // host's (the container's /sys is a read-only bind), and before the
     // fork, so the process is never counted outside its limits.
     if let Some(dir) = &spec.cgroup {
-        if let Err(e) = crate::linux::cgroup::move_pid(dir, 0) {
-            return failed(&mut rep, fail("cgroup", e.to_string(), exit::BURROW));
+        if let Err(e) = join_cgroup(dir) {
+            return failed(&mut rep, fail("cgroup", e, exit::BURROW));
         }
     }
 

@@ -135,6 +135,11 @@ kv idle_stats $?
 kv idle_memory_current "$(cat "$cg/memory.current")"
 kv idle_memory_max "$(cat "$cg/memory.max")"
 kv idle_pids_current "$(cat "$cg/pids.current")"
+# exec joins the container's cgroup (from the login session, systemd moves
+# the joiner: the session's cgroup and the scope share no delegated parent).
+kv idle_cgroup "${cg#/sys/fs/cgroup}"
+kv exec_cgroup "$("$B" exec idle cat /proc/self/cgroup)"
+kv exec_rc $?
 "$B" rm -f idle >/dev/null
 kv idle_rm $?
 
