@@ -41,6 +41,8 @@ for applet in mount umount mkdir mkfifo chown chmod mknod hostname ip ln touch s
 done
 
 JOB=/run/burrow-vm/job
+# This script's directory, as the host sees it: read through $HOSTROOT once
+# /tmp and friends are covered (a checkout under /tmp is CI's usual place).
 HERE=${BASH_SOURCE[0]%/*}
 HOSTROOT=/run/burrow-vm/hostroot
 
@@ -254,7 +256,7 @@ if [[ $login == systemd ]]; then
 	# does; both have to be up before the command runs.
 	(
 		echo 0 >"$cg/system.slice/burrow-vm-systemd1.service/cgroup.procs" || exit 125
-		exec /usr/bin/python3 -IS "$HERE/systemd1-stub.py"
+		exec /usr/bin/python3 -IS "$HOSTROOT$HERE/systemd1-stub.py"
 	) </dev/null >&8 2>"$logs/systemd1-stub.log" &
 	stub=$!
 
