@@ -139,6 +139,7 @@ fn in_container(
     // Stopped: mount its rootfs privately and chroot into it. (chroot is
     // fine here: nothing after it creates a user namespace.)
     let dir = store.container_dir(&rec.id);
+    let mount_point = store.mount_point();
     let lowers = rec.lowers(store);
     let copy_mode = rec.rootfs_mode == Some(RootfsMode::Copy);
     // This worker inherits only our stdio, its end of the pipe and the host
@@ -148,14 +149,9 @@ fn in_container(
         let root = if copy_mode {
             dir.join("rootfs")
         } else {
-            mount::overlay(
-                &lowers,
-                &dir.join("upper"),
-                &dir.join("work"),
-                &dir.join("merged"),
-            )
-            .map_err(|e| e.to_string())?;
-            dir.join("merged")
+            mount::overlay(&lowers, &dir.join("upper"), &dir.join("work"), &mount_point)
+                .map_err(|e| e.to_string())?;
+            mount_point
         };
         nix::unistd::chroot(&root).map_err(|e| format!("entering the container's root: {e}"))?;
         nix::unistd::chdir("/").map_err(|e| e.to_string())?;

@@ -124,7 +124,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerRecord> {
     let dir = store.container_dir(&id);
     let made = (|| -> std::io::Result<()> {
         fs::create_dir(&dir)?;
-        for d in ["upper", "work", "merged"] {
+        for d in ["upper", "work"] {
             fs::create_dir(dir.join(d))?;
         }
         fs::write(
@@ -316,6 +316,7 @@ pub fn build_spec(
     let lowers = rec.lowers(store);
     Spec {
         dir: store.container_dir(&rec.id),
+        mount_point: store.mount_point(),
         lowers,
         rootfs,
         hostname: rec.config.hostname.clone(),

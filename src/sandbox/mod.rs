@@ -13,8 +13,10 @@
 //! belong to subordinate ids: only a process inside the user namespace can
 //! delete them. PID 1 pivots in the inner process's own mount namespace (one
 //! namespace copy, one teardown); the inner process keeps directory fds opened
-//! before the pivot for `--rm`. After pivot_root the overlay is no longer
-//! mounted on `merged`, so removing it needs no unmount (each unmount or
+//! before the pivot for `--rm`. The overlay is mounted on the store's shared
+//! `mnt/` (private to this mount namespace, so no per-container mount point
+//! is made or removed on disk); after pivot_root it is no longer mounted
+//! there, so removing the container needs no unmount (each unmount or
 //! namespace teardown costs an RCU grace period: milliseconds on a VM).
 
 mod child;
@@ -81,8 +83,11 @@ pub enum Mount {
 /// Everything the sandbox needs; built by `container` from the record.
 #[derive(Debug, Clone)]
 pub struct Spec {
-    /// containers/<id>: holds upper/, work/, merged/, rootfs/, hosts, ...
+    /// containers/<id>: holds upper/, work/, rootfs/, hosts, ...
     pub dir: PathBuf,
+    /// Where the overlay is mounted in the inner process's mount namespace
+    /// (`Store::mount_point`).
+    pub mount_point: PathBuf,
     /// Layer directories, top-most first (overlayfs order).
     pub lowers: Vec<PathBuf>,
     pub rootfs: RootfsChoice,

@@ -322,7 +322,7 @@ fn inner_main(
 /// Mount the container's root filesystem in our mount namespace; returns the
 /// mode used and the directory to pivot into.
 fn mount_rootfs(spec: &Spec) -> Result<(RootfsMode, std::path::PathBuf), StartError> {
-    let merged = spec.dir.join("merged");
+    let merged = spec.mount_point.clone();
     let try_overlay = !matches!(spec.rootfs, RootfsChoice::Force(RootfsMode::Copy));
     if try_overlay {
         let empty;

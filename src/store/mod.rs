@@ -79,6 +79,7 @@ impl Store {
             paths.root.join("containers"),
             paths.root.join("names"),
             paths.root.join("tmp"),
+            paths.root.join("mnt"),
             paths.runtime.join("containers"),
         ] {
             if !d.is_dir() {
@@ -294,6 +295,13 @@ impl Store {
 
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.containers_dir().join(id)
+    }
+
+    /// Where a container's overlay is mounted, in the container's own mount
+    /// namespace: one empty directory shared by all of them, so starting
+    /// and removing a container makes and removes no mount point on disk.
+    pub fn mount_point(&self) -> PathBuf {
+        self.paths.root.join("mnt")
     }
 
     pub fn names_dir(&self) -> PathBuf {
