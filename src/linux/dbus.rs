@@ -504,6 +504,7 @@ impl Bus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn addresses_as_sd_bus_finds_them() {
@@ -522,8 +523,6 @@ mod tests {
         assert!(session_address(None, None).is_none());
         assert!(session_address(Some("tcp:host=x"), Some("/run/user/7")).is_none());
     }
-
-    use std::path::Path;
 
     #[test]
     fn a_method_call_is_marshalled_as_the_spec_says() {
