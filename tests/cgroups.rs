@@ -83,6 +83,11 @@ fn without_delegation_limits_are_refused_and_plain_containers_run() {
         if host_has_delegation() {
             continue;
         }
+        // `info` says there is no cgroup for containers, and why.
+        let info = json(&env.ok(["info", "--format", "json"]));
+        let src = &info["ContainerCgroups"];
+        assert_eq!(src["Kind"], "none", "{src}");
+        assert!(!src["Reason"].as_str().unwrap_or("").is_empty(), "{src}");
         for (args, flags) in [
             (&["-m", "64m"][..], "--memory"),
             (
@@ -243,6 +248,21 @@ fn limits_on_a_real_cgroup_v2_host() {
         // The checks ran in a login session's cgroup, not delegated...
         let own = get("own_cgroup");
         assert!(own.ends_with("/session-1.scope"), "{own}");
+        // `info` says so: scopes from the user's systemd, and its controllers.
+        let info = json(&file("info.json"));
+        let src = &info["ContainerCgroups"];
+        assert_eq!(src["Kind"], "systemd", "{src}");
+        assert_eq!(
+            src["ManagerCgroup"],
+            format!("/user.slice/user-{uid}.slice/user@{uid}.service"),
+            "{src}"
+        );
+        assert!(
+            src["Controllers"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c == "memory")),
+            "{src}"
+        );
         // ...so the container's cgroup is in a transient scope that burrow
         // asked the user's systemd for: burrow-<id>-<pid>.scope.
         let manager = format!("/user.slice/user-{uid}.slice/user@{uid}.service/");

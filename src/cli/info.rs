@@ -28,6 +28,7 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
     let userns_result = userns::run_in_userns(m, || Ok(()));
     let rootfs = probe_overlay(&ctx);
     let cg = cgroup::detect(Path::new("/sys/fs/cgroup"), Path::new("/proc/self/cgroup"));
+    let source = crate::container::cgroup::source();
     let range = |r: Option<userns::IdRange>| r.map(|r| json!({"start": r.start, "count": r.count}));
     let info = json!({
         "Kernel": kernel,
@@ -46,6 +47,7 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
         },
         "Rootfs": rootfs,
         "Cgroup": cg,
+        "ContainerCgroups": source,
         "Store": ctx.store.paths.root,
         "Runtime": ctx.store.paths.runtime,
     });
@@ -96,6 +98,25 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
             ),
             (Some(d), false) => format!(", not delegated ({} is not writable)", d.display()),
             (None, _) => String::new(),
+        }
+    );
+    use crate::container::cgroup::Source;
+    println!(
+        "Container cgroups: {}",
+        match &source {
+            Source::Delegated { base, controllers } => format!(
+                "in the delegated {} [{}]",
+                base.display(),
+                controllers.join(" ")
+            ),
+            Source::Systemd {
+                manager,
+                controllers,
+            } => format!(
+                "a scope from your systemd each ({manager} [{}])",
+                controllers.join(" ")
+            ),
+            Source::None { reason } => format!("none, so no limits ({reason})"),
         }
     );
     println!("Store:             {}", ctx.store.paths.root.display());

@@ -309,28 +309,69 @@ fn controllers_of(path: &str) -> Vec<String> {
     )
 }
 
+/// Where containers' cgroups come from on this host, found without changing
+/// anything (`check`, `info`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "Kind", rename_all = "lowercase")]
+pub enum Source {
+    /// Case 1: the delegated subtree burrow runs in.
+    Delegated {
+        #[serde(rename = "Path")]
+        base: PathBuf,
+        #[serde(rename = "Controllers")]
+        controllers: Vec<String>,
+    },
+    /// Case 2: scopes of the user's systemd, whose controllers are those of
+    /// the manager's own cgroup.
+    Systemd {
+        #[serde(rename = "ManagerCgroup")]
+        manager: String,
+        #[serde(rename = "Controllers")]
+        controllers: Vec<String>,
+    },
+    /// Case 3: none, and why.
+    None {
+        #[serde(rename = "Reason")]
+        reason: String,
+    },
+}
+
+pub fn source() -> Source {
+    match own_delegation() {
+        Ok(d) => Source::Delegated {
+            base: d.base,
+            controllers: d.controllers,
+        },
+        Err(own) if systemd_may_help() => {
+            match Manager::connect().and_then(|mut m| m.control_group()) {
+                Ok(cg) => Source::Systemd {
+                    controllers: controllers_of(&cg),
+                    manager: cg,
+                },
+                Err(e) => Source::None {
+                    reason: format!("{own}, and no systemd user manager answered ({e})"),
+                },
+            }
+        }
+        Err(own) => Source::None {
+            reason: own.to_string(),
+        },
+    }
+}
+
 /// Check, without changing anything, that `res` can be enforced from here
-/// (`create`/`run`, before the record is made): in the delegated subtree we
-/// are in, or in a scope of the user's systemd (whose controllers are those
-/// of the manager's own cgroup).
+/// (`create`/`run`, before the record is made).
 pub fn check(res: &Resources) -> Result<(), PlaceError> {
     if res.is_empty() {
         return Ok(());
     }
-    let (controllers, holder) = match own_delegation() {
-        Ok(d) => (d.controllers, d.base.display().to_string()),
-        Err(own) if systemd_may_help() => {
-            let cg = Manager::connect()
-                .and_then(|mut m| m.control_group())
-                .map_err(|e| {
-                    unenforceable(
-                        res,
-                        format!("{own}, and no systemd user manager answered ({e})"),
-                    )
-                })?;
-            (controllers_of(&cg), format!("the user's systemd ({cg})"))
-        }
-        Err(own) => return Err(unenforceable(res, own)),
+    let (controllers, holder) = match source() {
+        Source::Delegated { base, controllers } => (controllers, base.display().to_string()),
+        Source::Systemd {
+            manager,
+            controllers,
+        } => (controllers, format!("the user's systemd ({manager})")),
+        Source::None { reason } => return Err(unenforceable(res, reason)),
     };
     for c in res.required_controllers() {
         if !controllers.iter().any(|h| h == c) {

@@ -35,9 +35,11 @@ kv uid "$(id -u)"
 "$B" import "$dir/busybox.tar" busybox --change 'CMD ["sh"]' >/dev/null
 kv import $?
 
-# Where the checks themselves run (a session scope in the VM).
+# Where the checks themselves run (a session scope in the VM), and where
+# burrow says its containers' cgroups will come from.
 kv mode "${BURROW_VM_LOGIN:-direct}"
 kv own_cgroup "$(cut -d: -f3 /proc/self/cgroup)"
+"$B" info --format json >"$out/info.json"
 
 # 0. Placement: a foreground container with a limit, PID 1's own cgroup.
 kv placed "$("$B" run --rm -m 64m busybox cat /proc/self/cgroup | tr '\n' ' ')"
