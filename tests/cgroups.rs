@@ -300,6 +300,12 @@ fn limits_on_a_real_cgroup_v2_host() {
         assert_eq!(get("nobus_plain_rc"), "0");
         assert!(json(&file("nobus.json"))[0]["Cgroup"].is_null());
         assert_eq!(get("nobus_limited_rc"), "125");
+        assert_eq!(get("nosystemd_rc"), "125", "{}", file("nosystemd.err"));
+        assert!(
+            file("nosystemd.err").contains("is not delegated to you"),
+            "{}",
+            file("nosystemd.err")
+        );
         let err = file("nobus-limited.err");
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(

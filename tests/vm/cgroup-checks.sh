@@ -62,6 +62,9 @@ if [[ ${BURROW_VM_LOGIN:-} == systemd ]]; then
 	"$B" rm nobus >/dev/null
 	"${nobus[@]}" "$B" run --rm -m 32m busybox true 2>"$out/nobus-limited.err"
 	kv nobus_limited_rc $?
+	# BURROW_SYSTEMD=0: the bus is there, but burrow does not ask it.
+	BURROW_SYSTEMD=0 "$B" run --rm -m 32m busybox true 2>"$out/nosystemd.err"
+	kv nosystemd_rc $?
 fi
 
 # 1. OOM: dd reads 100 MB into one buffer under a 32 MB limit.
