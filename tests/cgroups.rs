@@ -268,11 +268,14 @@ fn limits_on_a_real_cgroup_v2_host() {
         let manager = format!("/user.slice/user-{uid}.slice/user@{uid}.service/");
         let placed = get("placed");
         assert!(placed.contains(&manager), "{placed}");
-        let scope = placed
-            .split('/')
-            .find(|p| p.ends_with(".scope"))
-            .unwrap_or_else(|| panic!("no scope in {placed}"));
-        assert!(scope.starts_with("burrow-"), "{placed}");
+        // The first scope on a /proc/<pid>/cgroup path.
+        let scope_of = |path: &str| -> String {
+            path.split('/')
+                .find(|p| p.ends_with(".scope"))
+                .unwrap_or_else(|| panic!("no scope in {path}"))
+                .to_string()
+        };
+        assert!(scope_of(placed).starts_with("burrow-"), "{placed}");
         // Inside `systemd-run --user --scope -p Delegate=yes`, burrow uses
         // that scope (case 1), and a limit there is enforced.
         let inscope = get("inscope");
@@ -284,12 +287,8 @@ fn limits_on_a_real_cgroup_v2_host() {
                 .any(|p| p.starts_with("burrow-") && p.ends_with(".scope")),
             "a second scope inside a delegated one: {inscope}"
         );
-        let run_scope = inscope
-            .split('/')
-            .find(|p| p.ends_with(".scope"))
-            .unwrap_or_else(|| panic!("no scope in {inscope}"));
         assert!(
-            run_scope.starts_with("run-"),
+            scope_of(inscope).starts_with("run-"),
             "systemd-run's own scope: {inscope}"
         );
         assert_eq!(get("inscope_oom_rc"), "137");

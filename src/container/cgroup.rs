@@ -10,8 +10,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::linux::cgroup::{self, CgroupError, Delegation, Placement};
-use crate::linux::systemd::Manager;
+use crate::linux::systemd::{self, Manager};
 use crate::sandbox::{Spec, StartError};
+use crate::util::poll;
 
 /// How to get a cgroup burrow may manage; ends every "cannot enforce" error.
 pub const DELEGATION_HINT: &str = "limits need a delegated cgroup v2 subtree: run burrow inside one, e.g. `systemd-run --user --scope -p Delegate=yes burrow run ...`";
@@ -282,23 +283,17 @@ fn scope_delegation(id: &str) -> Result<Delegation, String> {
     m.start_delegated_scope(&unit, &format!("burrow container {short}"), pid)
         .map_err(|e| format!("the user's systemd ({}) refused a scope: {e}", m.address()))?;
     let suffix = format!("/{unit}");
-    let deadline = std::time::Instant::now() + SCOPE_TIMEOUT;
-    loop {
+    poll::until(SCOPE_TIMEOUT, systemd::MOVE_POLL, || {
         let inside =
             cgroup::own_path(Path::new("/proc/self/cgroup")).is_some_and(|p| p.ends_with(&suffix));
-        if inside {
-            if let Ok(d) = own_delegation() {
-                return Ok(d);
-            }
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(format!(
-                "the user's systemd did not move burrow into {unit} within {}s",
-                SCOPE_TIMEOUT.as_secs()
-            ));
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
+        inside.then(own_delegation).and_then(|d| d.ok())
+    })
+    .ok_or_else(|| {
+        format!(
+            "the user's systemd did not move burrow into {unit} within {}s",
+            SCOPE_TIMEOUT.as_secs()
+        )
+    })
 }
 
 /// Controllers the cgroup at `path` (in the v2 hierarchy) has.

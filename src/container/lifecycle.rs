@@ -67,16 +67,10 @@ pub fn stop(
 }
 
 fn wait_gone(pid: Pid, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if kill(pid, None).is_err() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::util::poll::until(timeout, Duration::from_millis(20), || {
+        kill(pid, None).is_err().then_some(())
+    })
+    .is_some()
 }
 
 /// Wait until the container's exit is recorded. Its supervisor writes the

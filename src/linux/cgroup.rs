@@ -357,16 +357,10 @@ pub fn populated(dir: &Path) -> bool {
 pub fn freeze(dir: &Path, frozen: bool, timeout: Duration) -> Result<bool> {
     write(dir, "cgroup.freeze", if frozen { "1" } else { "0" })?;
     let want = u64::from(frozen);
-    let deadline = Instant::now() + timeout;
-    loop {
-        if keyed(dir, "cgroup.events", "frozen") == Some(want) {
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let reached = crate::util::poll::until(timeout, Duration::from_millis(5), || {
+        (keyed(dir, "cgroup.events", "frozen") == Some(want)).then_some(())
+    });
+    Ok(reached.is_some())
 }
 
 /// SIGKILL every process in the cgroup at once with `cgroup.kill` (Linux

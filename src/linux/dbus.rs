@@ -283,6 +283,21 @@ struct Incoming {
     big_endian: bool,
 }
 
+/// The header fields (code, value as text) of a message's `header`: its
+/// 16 fixed bytes, then the fields array, without the padding after it.
+fn header_fields(header: &[u8], big: bool) -> Result<Vec<(u8, String)>> {
+    let mut r = Reader::new(header, big);
+    r.take(16)?;
+    let mut fields = Vec::new();
+    while r.pos < r.buf.len() {
+        r.align(8)?;
+        let code = r.byte()?;
+        let sig = r.signature()?;
+        fields.push((code, r.basic(&sig)?));
+    }
+    Ok(fields)
+}
+
 /// A method call, marshalled.
 pub fn method_call(
     serial: u32,
@@ -483,13 +498,7 @@ impl Bus {
             body,
             big_endian: big,
         };
-        let mut r = Reader::new(&header[..16 + fields_len], big);
-        r.take(16)?;
-        while r.pos < r.buf.len() {
-            r.align(8)?;
-            let code = r.byte()?;
-            let sig = r.signature()?;
-            let value = r.basic(&sig)?;
+        for (code, value) in header_fields(&header[..16 + fields_len], big)? {
             match code {
                 F_REPLY_SERIAL => m.reply_serial = value.parse().ok(),
                 F_ERROR_NAME => m.error_name = Some(value),
@@ -546,17 +555,8 @@ mod tests {
         assert_eq!(&m[20..24], &21u32.to_le_bytes());
         assert_eq!(&m[24..45], b"/org/freedesktop/DBus");
         // The reader parses back what the writer wrote.
-        let mut r = Reader::new(&m[..16 + fields_len], false);
-        r.take(16).unwrap();
-        let mut seen = Vec::new();
-        while r.pos < r.buf.len() {
-            r.align(8).unwrap();
-            let code = r.byte().unwrap();
-            let sig = r.signature().unwrap();
-            seen.push((code, r.basic(&sig).unwrap()));
-        }
         assert_eq!(
-            seen,
+            header_fields(&m[..16 + fields_len], false).unwrap(),
             [
                 (F_PATH, "/org/freedesktop/DBus".to_string()),
                 (F_INTERFACE, "org.freedesktop.DBus".into()),

@@ -5,10 +5,15 @@
 //! org.freedesktop.systemd1(5).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::cgroup;
 use super::dbus::{self, Bus, Value, Writer};
+use crate::util::poll;
+
+/// How often to look whether systemd has moved a process yet: a move takes
+/// well under a millisecond once systemd gets to it.
+pub const MOVE_POLL: Duration = Duration::from_micros(500);
 
 const DESTINATION: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
@@ -123,16 +128,11 @@ pub fn attach_self(root: &Path, dir: &Path, timeout: Duration) -> Result<(), Str
     m.attach_processes(&unit, &sub, &[std::process::id()])
         .map_err(|e| format!("the user's systemd did not attach us to {unit}: {e}"))?;
     let want = format!("/{}", dir.strip_prefix(root).unwrap_or(dir).display());
-    let deadline = Instant::now() + timeout;
-    while cgroup::own_path(Path::new("/proc/self/cgroup")).as_deref() != Some(want.as_str()) {
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "the user's systemd did not move us into {want} in time"
-            ));
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
-    Ok(())
+    poll::until(timeout, MOVE_POLL, || {
+        (cgroup::own_path(Path::new("/proc/self/cgroup")).as_deref() == Some(want.as_str()))
+            .then_some(())
+    })
+    .ok_or_else(|| format!("the user's systemd did not move us into {want} in time"))
 }
 
 /// The signature of StartTransientUnit's arguments.

@@ -1,5 +1,6 @@
 //! Small helpers shared by several modules: signals by name, human-readable
-//! sizes and ages, ids and names, timestamps.
+//! sizes and ages, ids and names, timestamps, polling.
 
 pub mod human;
+pub mod poll;
 pub mod signal;
