@@ -10,10 +10,13 @@ mod import;
 mod info;
 mod inspect;
 mod limits;
+mod login;
 mod logs;
 mod pause;
 mod prune;
 mod ps;
+mod pull;
+mod push;
 mod rm;
 mod run;
 mod start;
@@ -97,6 +100,14 @@ pub enum Command {
     Ps(ps::PsArgs),
     /// Remove one or more containers
     Rm(rm::RmArgs),
+    /// Download an image from a registry
+    Pull(pull::PullArgs),
+    /// Upload an image to a registry
+    Push(push::PushArgs),
+    /// Log in to a registry (credentials go where Docker and podman keep them)
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    Logout(login::LogoutArgs),
     /// Import a rootfs tarball (plain, gzip or zstd) as an image
     Import(import::ImportArgs),
     /// List images
@@ -137,6 +148,10 @@ pub enum ImageCommand {
     Tag(tag::TagArgs),
     /// Import a rootfs tarball as an image
     Import(import::ImportArgs),
+    /// Download an image from a registry
+    Pull(pull::PullArgs),
+    /// Upload an image to a registry
+    Push(push::PushArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,6 +278,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => rm::run(root, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(root, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(root, a),
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(root, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(root, a),
+        Command::Login(a) => login::run_login(root, a),
+        Command::Logout(a) => login::run_logout(root, a),
         Command::Exec(a) => exec::run(root, a),
         Command::Inspect(a) => inspect::run(root, a, inspect::Kind::Any),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(root, a, inspect::Kind::Image),

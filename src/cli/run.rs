@@ -5,11 +5,14 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use super::pull::{PullPolicy, RegistryArgs};
 use super::{Ctx, Exit};
 use crate::container::{self, ContainerRecord, CreateOptions};
 use crate::exit;
 use crate::image::import::import_builtin_hello;
+use crate::image::pull::PullOptions;
 use crate::image::reference::Reference;
+use crate::image::registry::credentials::AuthFiles;
 use crate::monitor;
 use crate::sandbox::RootfsChoice;
 use crate::store::StoreError;
@@ -82,6 +85,17 @@ pub struct RunArgs {
     /// Resource limits (issue 4; cli/limits.rs)
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
+    /// Pull the image: missing (when not in the store), always, never
+    #[arg(long, value_name = "POLICY", default_value = "missing")]
+    pub pull: PullPolicy,
+    /// Platform to pull for a multi-platform image: os/arch[/variant]
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Say nothing while pulling the image
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Image to run
     pub image: String,
     /// Command and arguments (replace the image's Cmd)
@@ -148,8 +162,14 @@ pub fn create_container(
     let resources = a.limits.resources()?;
     let reference =
         Reference::parse(&a.image).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    let fetch = Fetch {
+        policy: a.pull,
+        platform: super::pull::platform(a.platform.as_deref())?,
+        quiet: a.quiet,
+        registry: a.registry.clone(),
+    };
     let ctx = Ctx::open(root)?;
-    let image_id = find_or_fetch(&ctx, &a.image, &reference)?;
+    let image_id = find_or_fetch(&ctx, &a.image, &reference, &fetch)?;
     let opts = CreateOptions {
         name: a.name,
         image: a.image.clone(),
@@ -202,30 +222,58 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// The image's id; the built-in hello-world is imported on first use, as
-/// Docker pulls a missing image.
-fn find_or_fetch(ctx: &Ctx, name: &str, reference: &Reference) -> anyhow::Result<String> {
-    match ctx.store.resolve_image(name) {
-        Ok(id) => Ok(id),
-        Err(StoreError::NoSuchImage(_)) => {
-            eprintln!("Unable to find image '{}' locally", reference.short());
-            if reference.to_string() == "docker.io/library/hello-world:latest" {
-                eprintln!("Using the hello-world image built into burrow");
-                let imported = import_builtin_hello(&ctx.store, &ctx.mapping)?;
-                return Ok(imported.id);
-            }
-            Err(Exit::new(
+/// How `run` and `create` get an image that may not be local.
+struct Fetch {
+    policy: PullPolicy,
+    platform: crate::image::manifest::Platform,
+    quiet: bool,
+    registry: RegistryArgs,
+}
+
+/// The image's id, pulled first when `--pull` says so (Docker's "Unable to
+/// find image ... locally"). `hello-world` is built into burrow: it needs no
+/// network, so the first command a new user types works anywhere.
+fn find_or_fetch(
+    ctx: &Ctx,
+    name: &str,
+    reference: &Reference,
+    fetch: &Fetch,
+) -> anyhow::Result<String> {
+    let local = match ctx.store.resolve_image(name) {
+        Ok(id) => Some(id),
+        Err(StoreError::NoSuchImage(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match (fetch.policy, local) {
+        (PullPolicy::Missing | PullPolicy::Never, Some(id)) => return Ok(id),
+        (PullPolicy::Never, None) => {
+            return Err(Exit::new(
                 exit::BURROW,
                 format!(
-                    "image {} is not in the local store and pulling from registries is not supported yet: import it with `burrow import FILE {}`",
-                    reference.short(),
+                    "{}: image not known, and --pull=never forbids pulling it",
                     reference.short()
                 ),
             )
             .into())
         }
-        Err(e) => Err(e.into()),
+        (PullPolicy::Missing, None) => {
+            eprintln!("Unable to find image '{}' locally", reference.short());
+        }
+        (PullPolicy::Always, _) => {}
     }
+    if reference.to_string() == "docker.io/library/hello-world:latest" {
+        eprintln!("Using the hello-world image built into burrow");
+        let imported = import_builtin_hello(&ctx.store, &ctx.mapping)?;
+        return Ok(imported.id);
+    }
+    let opts = PullOptions {
+        platform: fetch.platform.clone(),
+        client: fetch.registry.client(),
+        auth_files: AuthFiles::from_process(),
+        progress: PullOptions::progress_for(fetch.quiet, true),
+        to_stderr: true,
+    };
+    Ok(super::pull::pull_image(ctx, reference, &opts)?.id)
 }
 
 /// Env from `--env-file`s then `-e`, in order; `KEY` alone takes the host's

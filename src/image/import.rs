@@ -5,17 +5,17 @@
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
+use super::add::{self, NewImage, StagedLayer};
+use super::blob::{self, Ingested};
 use super::change::{apply_change, ChangeError};
-use super::compress::{self, CompressError};
+use super::compress::{CompressError, Compression};
 use super::config::{new_image_config, ImageRuntimeConfig};
-use super::layer::{self, ApplyOptions, IdPolicy};
+use super::layer::IdPolicy;
+use super::manifest;
 use super::reference::Reference;
 use crate::linux::userns::{self, IdMapping, UsernsError};
 use crate::store::{self, Store, StoreError};
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -48,45 +48,6 @@ pub struct ImportOptions {
 pub struct Imported {
     pub id: String,
     pub notes: Vec<String>,
-}
-
-/// Written by the extracting child into the staging dir for the parent.
-#[derive(Serialize, Deserialize)]
-struct ExtractResult {
-    diff_id: String,
-    tar_bytes: u64,
-    notes: Vec<String>,
-}
-
-/// Counts and hashes what passes through: the layer's diff id is the sha256
-/// of the uncompressed tar stream.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-}
-
-/// Advances a progress bar with the compressed bytes read.
-struct Progress<R> {
-    inner: R,
-    bar: ProgressBar,
-}
-
-impl<R: Read> Read for Progress<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bar.inc(n as u64);
-        Ok(n)
-    }
 }
 
 fn progress_bar(total: Option<u64>) -> ProgressBar {
@@ -122,7 +83,7 @@ pub fn import_tar<R: Read>(
     clean_abandoned(store, mapping);
 
     let staging = store.staging_dir("import")?;
-    let result = extract(store, mapping, reader, opts, &staging)
+    let result = extract(mapping, reader, opts, &staging)
         .and_then(|r| commit(store, &staging, &runtime, r, opts));
     if staging.exists() {
         let _ = store::remove_tree(&staging, mapping);
@@ -131,15 +92,42 @@ pub fn import_tar<R: Read>(
 }
 
 fn extract<R: Read>(
-    _store: &Store,
     mapping: &IdMapping,
     reader: R,
     opts: &ImportOptions,
     staging: &Path,
-) -> Result<ExtractResult, ImportError> {
+) -> Result<Ingested, ImportError> {
     let fs_dir = staging.join("fs");
     std::fs::create_dir(&fs_dir).map_err(store::io("creating", &fs_dir))?;
-    let ids = if mapping.is_range() {
+    let ids = id_policy(mapping);
+    let bar = progress_bar(opts.total_bytes);
+    let blob_path = staging.join("blob");
+    // The child reads the archive itself: the file offset is shared, and a
+    // pipe (stdin) is inherited. The archive is kept as it came, as the
+    // image's layer blob, so `save` and `push` send exactly these bytes.
+    let outcome = userns::run_in_userns_with(mapping, move || {
+        let res = blob::ingest(
+            reader,
+            Some(&blob_path),
+            Some(&fs_dir),
+            ids,
+            &blob::Expected::default(),
+            &|n| bar.inc(n),
+        )
+        .map_err(|e| e.to_string())?;
+        bar.finish_and_clear();
+        Ok(res)
+    });
+    match outcome {
+        Ok(r) => Ok(r),
+        Err(UsernsError::Child(msg)) => Err(ImportError::Layer(msg)),
+        Err(e) => Err(ImportError::Userns(e)),
+    }
+}
+
+/// How owners in a layer are applied for this caller.
+pub fn id_policy(mapping: &IdMapping) -> IdPolicy {
+    if mapping.is_range() {
         let (u, g) = mapping.max_ids();
         IdPolicy::Keep {
             max_uid: u,
@@ -147,77 +135,49 @@ fn extract<R: Read>(
         }
     } else {
         IdPolicy::Collapse
-    };
-    let bar = progress_bar(opts.total_bytes);
-    let result_path = staging.join("result.json");
-    let rp = result_path.clone();
-    let fs_dir2 = fs_dir.clone();
-    // The child reads the archive itself: the file offset is shared, and a
-    // pipe (stdin) is inherited.
-    let outcome = userns::run_in_userns(mapping, move || {
-        let source = Progress {
-            inner: reader,
-            bar: bar.clone(),
-        };
-        let (_kind, decoded) = compress::decoder(source).map_err(|e| e.to_string())?;
-        let mut hashing = Hashing {
-            inner: decoded,
-            hasher: Sha256::new(),
-            bytes: 0,
-        };
-        let report = layer::apply_layer(&mut hashing, &fs_dir2, &ApplyOptions { ids })
-            .map_err(|e| e.to_string())?;
-        bar.finish_and_clear();
-        let res = ExtractResult {
-            diff_id: format!("sha256:{}", store::hex(&hashing.hasher.finalize())),
-            tar_bytes: hashing.bytes.max(report.tar_bytes),
-            notes: report.notes,
-        };
-        std::fs::write(&rp, serde_json::to_vec(&res).map_err(|e| e.to_string())?)
-            .map_err(|e| format!("writing {rp:?}: {e}"))
-    });
-    match outcome {
-        Ok(()) => {}
-        Err(UsernsError::Child(msg)) => return Err(ImportError::Layer(msg)),
-        Err(e) => return Err(ImportError::Userns(e)),
     }
-    let bytes = std::fs::read(&result_path).map_err(store::io("reading", &result_path))?;
-    let _ = std::fs::remove_file(&result_path);
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ImportError::Store(StoreError::Corrupt {
-            path: result_path,
-            detail: e.to_string(),
-        })
-    })
 }
 
 fn commit(
     store: &Store,
     staging: &Path,
     runtime: &ImageRuntimeConfig,
-    r: ExtractResult,
+    r: Ingested,
     opts: &ImportOptions,
 ) -> Result<Imported, ImportError> {
     let created = opts
         .created
         .clone()
         .unwrap_or_else(crate::util::human::now_rfc3339);
-    let cfg = new_image_config(runtime, vec![r.diff_id.clone()], &created, &opts.comment);
-    let bytes = serde_json::to_vec(&cfg).map_err(|e| ImportError::Layer(e.to_string()))?;
-    let _lock = store.lock_exclusive()?;
-    store.commit_layer(staging, &r.diff_id, r.tar_bytes)?;
-    let id = store.put_image_config(&bytes)?;
-    if let Some(reference) = &opts.reference {
-        let mut repos = store.repositories()?;
-        repos.insert(reference.to_string(), id.clone());
-        store.save_repositories(&repos)?;
-    }
+    let diff_id = r.diff_id.clone().expect("import extracts the layer");
+    let cfg = new_image_config(runtime, vec![diff_id.clone()], &created, &opts.comment);
+    let config = serde_json::to_vec(&cfg).map_err(|e| ImportError::Layer(e.to_string()))?;
+    let compression = r.compression.map_or(Compression::None, Into::into);
+    let manifest = manifest::oci_manifest(
+        &config,
+        &[manifest::layer_descriptor(&r.digest, r.size, compression)],
+    );
+    let id = add::add_image(
+        store,
+        NewImage {
+            config: &config,
+            manifest: &manifest,
+            layers: vec![StagedLayer {
+                diff_id,
+                tar_bytes: r.tar_bytes,
+                dir: Some(staging.to_path_buf()),
+                blob: Some((staging.join("blob"), r.digest.clone())),
+            }],
+            tags: opts.reference.iter().cloned().collect(),
+            repo_digest: None,
+        },
+    )?;
     Ok(Imported { id, notes: r.notes })
 }
 
-/// Remove staging dirs left by killed imports (owned by subordinate ids, so
-/// through the user namespace when needed).
-fn clean_abandoned(store: &Store, mapping: &IdMapping) {
+/// Remove staging dirs left by killed imports and pulls (owned by
+/// subordinate ids, so through the user namespace when needed).
+pub fn clean_abandoned(store: &Store, mapping: &IdMapping) {
     for d in store.abandoned_staging() {
         tracing::debug!("removing abandoned staging dir {d:?}");
         let _ = store::remove_tree(&d, mapping);

@@ -1,6 +1,8 @@
 //! Images: reference parsing, image config and `--change` edits, archive
 //! decoding, safe layer extraction and the built-in `hello-world` image.
 
+pub mod add;
+pub mod blob;
 pub mod catalog;
 pub mod change;
 pub mod compress;
@@ -8,4 +10,8 @@ pub mod config;
 pub mod hello;
 pub mod import;
 pub mod layer;
+pub mod manifest;
+pub mod pull;
+pub mod push;
 pub mod reference;
+pub mod registry;

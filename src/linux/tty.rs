@@ -58,6 +58,33 @@ pub fn make_raw<Fd: AsFd>(fd: Fd) -> nix::Result<Termios> {
     Ok(saved)
 }
 
+/// Echo turned off on a terminal (a password prompt) until dropped.
+pub struct Echo {
+    fd: std::fs::File,
+    saved: Termios,
+}
+
+impl Echo {
+    pub fn off<Fd: AsFd>(fd: Fd) -> nix::Result<Echo> {
+        let fd = std::fs::File::from(
+            fd.as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)))?,
+        );
+        let saved = termios::tcgetattr(&fd)?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(termios::LocalFlags::ECHO);
+        termios::tcsetattr(&fd, SetArg::TCSANOW, &quiet)?;
+        Ok(Echo { fd, saved })
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        restore(&self.fd, &self.saved);
+    }
+}
+
 /// Restore settings saved by `make_raw`.
 pub fn restore<Fd: AsFd>(fd: Fd, saved: &Termios) {
     let _ = termios::tcsetattr(fd, SetArg::TCSANOW, saved);

@@ -365,6 +365,35 @@ where
     Ok(())
 }
 
+/// Like [`run_in_userns`], with a value back: the child writes it as JSON
+/// into an anonymous file the two processes share (a pipe could fill up
+/// before the parent reads it).
+pub fn run_in_userns_with<T, F>(mapping: &IdMapping, f: F) -> Result<T, UsernsError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+    F: FnOnce() -> Result<T, String>,
+{
+    use std::io::Seek;
+    let fd =
+        nix::sys::memfd::memfd_create(c"burrow-result", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(sys("memfd_create"))?;
+    let mut file = std::fs::File::from(fd);
+    let mut child_file = file.try_clone().map_err(|e| UsernsError::Sys {
+        step: "dup",
+        source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    })?;
+    run_in_userns(mapping, move || {
+        let value = f()?;
+        serde_json::to_writer(&mut child_file, &value).map_err(|e| e.to_string())
+    })?;
+    let mut bytes = Vec::new();
+    file.rewind()
+        .and_then(|()| file.read_to_end(&mut bytes))
+        .map_err(|e| UsernsError::Child(format!("reading the result: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| UsernsError::Child(format!("malformed result from the child: {e}")))
+}
+
 fn sys(step: &'static str) -> impl Fn(nix::Error) -> UsernsError {
     move |source| UsernsError::Sys { step, source }
 }

@@ -5,6 +5,9 @@
 //! ROOT/lock                      flock: shared to read/create, exclusive to change images
 //! ROOT/repositories.json         {"docker.io/library/busybox:latest": "sha256:<id>"}
 //! ROOT/images/<id>.json          the image config blob, exactly as hashed for <id>
+//! ROOT/images/<id>.meta          what the image layer records beside it (its manifest)
+//! ROOT/blobs/sha256/<hex>        content-addressed blobs: layer archives as pulled,
+//!                                loaded or imported, and manifests
 //! ROOT/layers/<diff-id>/fs/      one extracted layer, shared read-only by containers
 //! ROOT/layers/<diff-id>/size     uncompressed tar size in bytes
 //! ROOT/containers/<id>/          container record, overlay upper/work dirs, etc files
@@ -41,6 +44,8 @@ pub enum StoreError {
     Corrupt { path: PathBuf, detail: String },
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    #[error("blob {0} is not in the store")]
+    NoSuchBlob(String),
     #[error("image id prefix {0:?} is ambiguous")]
     Ambiguous(String),
     #[error("locking the store {path:?}: {source}")]
@@ -76,6 +81,7 @@ impl Store {
             paths.root.clone(),
             paths.root.join("images"),
             paths.root.join("layers"),
+            paths.root.join("blobs").join("sha256"),
             paths.root.join("containers"),
             paths.root.join("names"),
             paths.root.join("tmp"),
@@ -239,8 +245,147 @@ impl Store {
     }
 
     pub fn remove_image_config(&self, id: &str) -> Result<()> {
+        let meta = self.image_meta_path(id);
+        if let Err(e) = fs::remove_file(&meta) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(io("removing image metadata", &meta)(e));
+            }
+        }
         let p = self.image_config_path(id);
         fs::remove_file(&p).map_err(io("removing image config", &p))
+    }
+
+    fn image_meta_path(&self, id: &str) -> PathBuf {
+        self.paths
+            .root
+            .join("images")
+            .join(format!("{}.meta", hex_of(id)))
+    }
+
+    /// The bytes the image layer keeps beside an image's config, if any.
+    pub fn image_meta(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let p = self.image_meta_path(id);
+        match fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("reading image metadata", &p)(e)),
+        }
+    }
+
+    pub fn put_image_meta(&self, id: &str, bytes: &[u8]) -> Result<()> {
+        write_atomic(&self.image_meta_path(id), bytes, true)
+    }
+
+    // ---- blobs ----
+
+    /// Where the blob with `digest` (`sha256:<64 hex>`) lives. The digest
+    /// must have been checked with [`valid_digest`]: it names a path.
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        debug_assert!(valid_digest(digest), "unchecked digest {digest:?}");
+        self.paths
+            .root
+            .join("blobs")
+            .join("sha256")
+            .join(hex_of(digest))
+    }
+
+    pub fn has_blob(&self, digest: &str) -> bool {
+        valid_digest(digest) && self.blob_path(digest).is_file()
+    }
+
+    /// Move a finished, verified blob file into place (or drop it when the
+    /// same blob is already there).
+    pub fn commit_blob(&self, staged: &Path, digest: &str) -> Result<()> {
+        if !valid_digest(digest) {
+            return Err(StoreError::Corrupt {
+                path: staged.to_path_buf(),
+                detail: format!("bad digest {digest:?}"),
+            });
+        }
+        let dest = self.blob_path(digest);
+        if dest.is_file() {
+            let _ = fs::remove_file(staged);
+            return Ok(());
+        }
+        fs::rename(staged, &dest).map_err(io("storing blob", &dest))
+    }
+
+    /// Store a small blob (a manifest) from memory; returns its digest.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<String> {
+        let digest = format!("sha256:{}", sha256_hex(bytes));
+        let p = self.blob_path(&digest);
+        if !p.is_file() {
+            write_atomic(&p, bytes, true)?;
+        }
+        Ok(digest)
+    }
+
+    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+        if !valid_digest(digest) {
+            return Err(StoreError::NoSuchBlob(digest.to_string()));
+        }
+        let p = self.blob_path(digest);
+        fs::read(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StoreError::NoSuchBlob(digest.to_string())
+            } else {
+                io("reading blob", &p)(e)
+            }
+        })
+    }
+
+    pub fn open_blob(&self, digest: &str) -> Result<File> {
+        if !valid_digest(digest) {
+            return Err(StoreError::NoSuchBlob(digest.to_string()));
+        }
+        let p = self.blob_path(digest);
+        File::open(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StoreError::NoSuchBlob(digest.to_string())
+            } else {
+                io("opening blob", &p)(e)
+            }
+        })
+    }
+
+    pub fn remove_blob(&self, digest: &str) -> Result<()> {
+        if !valid_digest(digest) {
+            return Ok(());
+        }
+        let p = self.blob_path(digest);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("removing blob", &p)(e)),
+        }
+    }
+
+    /// Digests of every stored blob.
+    pub fn blob_digests(&self) -> Result<Vec<String>> {
+        let d = self.paths.root.join("blobs").join("sha256");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&d).map_err(io("listing", &d))? {
+            let e = e.map_err(io("listing", &d))?;
+            let digest = format!("sha256:{}", e.file_name().to_string_lossy());
+            if valid_digest(&digest) {
+                out.push(digest);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Diff ids of every complete layer.
+    pub fn layer_ids(&self) -> Result<Vec<String>> {
+        let d = self.paths.root.join("layers");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&d).map_err(io("listing", &d))? {
+            let e = e.map_err(io("listing", &d))?;
+            let id = format!("sha256:{}", e.file_name().to_string_lossy());
+            if valid_digest(&id) && self.has_layer(&id) {
+                out.push(id);
+            }
+        }
+        Ok(out)
     }
 
     // ---- tags ----
@@ -373,6 +518,13 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+/// True for `sha256:` and 64 lowercase hex digits: the only digests the
+/// store names files after, so an untrusted digest never becomes a path.
+pub fn valid_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
 /// The hex part of `sha256:<hex>` (or the string itself).

@@ -1,0 +1,439 @@
+//! `pull`: a reference resolved on its registry (index → the platform's
+//! manifest → config), the missing layers fetched, verified and extracted,
+//! and the image added to the store.
+//!
+//! The registry is asked for manifests and the config in this process, which
+//! stays single-threaded. The layers are fetched by one child process that
+//! is already root of the user namespace owning the extracted files; only it
+//! starts threads (several layers at once), and it exits before burrow forks
+//! anything else. Its staging directory under `tmp/` is renamed into the
+//! store when every layer checked out, and is reclaimed by a later command if
+//! the pull is killed.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::add::{self, NewImage, StagedLayer};
+use super::blob::{self, Expected, Ingested};
+use super::import::{clean_abandoned, id_policy};
+use super::layer::IdPolicy;
+use super::manifest::{self, Descriptor, Document, LayerKind, Platform, MAX_CONFIG};
+use super::reference::Reference;
+use super::registry::credentials::{self, AuthFiles};
+use super::registry::{Client, ClientOptions, RegistryError};
+use crate::linux::userns::{self, IdMapping, UsernsError};
+use crate::store::{self, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Manifest(#[from] manifest::ManifestError),
+    #[error(transparent)]
+    Credentials(#[from] credentials::CredentialError),
+    #[error("image config {digest}: {detail}")]
+    Config { digest: String, detail: String },
+    #[error("fetching layers: {0}")]
+    Layers(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Userns(UsernsError),
+}
+
+/// How much `pull` says while it works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing (`-q`).
+    Quiet,
+    /// Docker's plain lines ("Pulling fs layer", "Pull complete", "Digest:").
+    Lines,
+    /// One bar per layer on a terminal.
+    Bars,
+}
+
+/// What to pull and how.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    pub platform: Platform,
+    pub client: ClientOptions,
+    pub auth_files: AuthFiles,
+    pub progress: Progress,
+    /// Progress lines go to stderr (a pull inside `run`) or stdout (`pull`).
+    pub to_stderr: bool,
+}
+
+impl PullOptions {
+    /// Bars on a terminal, plain lines otherwise.
+    pub fn progress_for(quiet: bool, to_stderr: bool) -> Progress {
+        let tty = if to_stderr {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        };
+        match (quiet, tty) {
+            (true, _) => Progress::Quiet,
+            (false, true) => Progress::Bars,
+            (false, false) => Progress::Lines,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub id: String,
+    /// The digest the reference resolved to (index or manifest).
+    pub digest: String,
+    /// False when everything was already in the store.
+    pub downloaded: bool,
+}
+
+/// One blob to fetch, and whether it is needed as a layer, a blob, or both.
+#[derive(Debug, Clone)]
+struct Work {
+    index: usize,
+    desc: Descriptor,
+    diff_id: String,
+    extract: bool,
+    keep_blob: bool,
+}
+
+/// Resolve `reference` on its registry and store the image.
+pub fn pull(
+    store: &Store,
+    mapping: &IdMapping,
+    reference: &Reference,
+    opts: &PullOptions,
+) -> Result<Pulled, PullError> {
+    let say = |line: &str| {
+        if opts.progress != Progress::Quiet {
+            if opts.to_stderr {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        }
+    };
+    let cred = credentials::lookup(&opts.auth_files, &reference.registry)?;
+    let mut client = Client::connect(&reference.registry, cred, &opts.client)?;
+    let repo = reference.repository.as_str();
+    let wanted = reference
+        .digest
+        .clone()
+        .or_else(|| reference.tag.clone())
+        .unwrap_or_else(|| "latest".into());
+    say(&format!(
+        "{}: Pulling from {}",
+        reference.tag.as_deref().unwrap_or(&wanted),
+        reference.short_repository()
+    ));
+    let top = client.manifest(repo, &wanted)?;
+    let resolved_digest = top.digest.clone();
+    let (manifest_bytes, m) = match manifest::parse(&top.bytes, top.content_type.as_deref())? {
+        Document::Image(m) => (top.bytes, m),
+        Document::Index(idx) => {
+            let d = manifest::select(&idx, &opts.platform)?;
+            let f = client.manifest(repo, &d.digest)?;
+            match manifest::parse(&f.bytes, f.content_type.as_deref())? {
+                Document::Image(m) => (f.bytes, m),
+                Document::Index(_) => {
+                    return Err(manifest::ManifestError::Malformed {
+                        what: "index",
+                        detail: "an index entry points to another index".into(),
+                    }
+                    .into())
+                }
+            }
+        }
+    };
+    let config = client.small_blob(repo, &m.config.digest, MAX_CONFIG)?;
+    let diff_ids = diff_ids_of(&config, &m)?;
+    let id = format!("sha256:{}", store::sha256_hex(&config));
+
+    let _ = clean_abandoned(store, mapping);
+    let mut work = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, (desc, diff_id)) in m.layers.iter().zip(&diff_ids).enumerate() {
+        let short = short_digest(&desc.digest);
+        if manifest::layer_kind(&desc.media_type)? == LayerKind::Foreign {
+            say(&format!("{short}: Skipping foreign layer"));
+            continue;
+        }
+        if !seen.insert(desc.digest.clone()) {
+            continue;
+        }
+        let extract = !store.has_layer(diff_id);
+        let keep_blob = !store.has_blob(&desc.digest);
+        if !extract && !keep_blob {
+            say(&format!("{short}: Already exists"));
+            continue;
+        }
+        work.push(Work {
+            index: i,
+            desc: desc.clone(),
+            diff_id: diff_id.clone(),
+            extract,
+            keep_blob,
+        });
+    }
+    let already = store.image_config(&id).is_ok() && work.is_empty();
+
+    let staging = store.staging_dir("pull")?;
+    let result = fetch_layers(&client, repo, &work, &staging, mapping, opts).and_then(|got| {
+        let mut layers = Vec::new();
+        for (i, (desc, diff_id)) in m.layers.iter().zip(&diff_ids).enumerate() {
+            let dir = staging.join(i.to_string());
+            if manifest::layer_kind(&desc.media_type)? == LayerKind::Foreign {
+                if !store.has_layer(diff_id) {
+                    // Nothing to fetch: the layer is applied as empty.
+                    std::fs::create_dir_all(dir.join("fs")).map_err(store::io("creating", &dir))?;
+                    layers.push(StagedLayer {
+                        diff_id: diff_id.clone(),
+                        tar_bytes: 0,
+                        dir: Some(dir),
+                        blob: None,
+                    });
+                }
+                continue;
+            }
+            let Some(w) = work.iter().find(|w| w.index == i) else {
+                continue;
+            };
+            let ing = got.iter().find(|(idx, _)| *idx == i).map(|(_, g)| g);
+            layers.push(StagedLayer {
+                diff_id: diff_id.clone(),
+                tar_bytes: ing.map_or(0, |g| g.tar_bytes),
+                dir: w.extract.then(|| dir.clone()),
+                blob: w
+                    .keep_blob
+                    .then(|| (dir.join("blob"), w.desc.digest.clone())),
+            });
+        }
+        let mut tags = Vec::new();
+        tags.push(reference.clone());
+        let repo_digest = format!("{}@{}", reference.full_repository(), resolved_digest);
+        Ok(add::add_image(
+            store,
+            NewImage {
+                config: &config,
+                manifest: &manifest_bytes,
+                layers,
+                tags,
+                repo_digest: Some(repo_digest),
+            },
+        )?)
+    });
+    if staging.exists() {
+        let _ = store::remove_tree(&staging, mapping);
+    }
+    let id = result?;
+    say(&format!("Digest: {resolved_digest}"));
+    if already {
+        say(&format!(
+            "Status: Image is up to date for {}",
+            reference.short()
+        ));
+    } else {
+        say(&format!(
+            "Status: Downloaded newer image for {}",
+            reference.short()
+        ));
+    }
+    Ok(Pulled {
+        id,
+        digest: resolved_digest,
+        downloaded: !already,
+    })
+}
+
+/// The config's diff ids, one per manifest layer, each a digest we can
+/// name files after.
+fn diff_ids_of(config: &[u8], m: &manifest::Manifest) -> Result<Vec<String>, PullError> {
+    #[derive(serde::Deserialize)]
+    struct RootFs {
+        #[serde(default)]
+        diff_ids: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Cfg {
+        rootfs: RootFs,
+    }
+    let err = |detail: String| PullError::Config {
+        digest: m.config.digest.clone(),
+        detail,
+    };
+    let c: Cfg = serde_json::from_slice(config).map_err(|e| err(e.to_string()))?;
+    if c.rootfs.diff_ids.len() != m.layers.len() {
+        return Err(err(format!(
+            "lists {} layers, the manifest {}",
+            c.rootfs.diff_ids.len(),
+            m.layers.len()
+        )));
+    }
+    if let Some(bad) = c.rootfs.diff_ids.iter().find(|d| !store::valid_digest(d)) {
+        return Err(err(format!("unsupported diff id {bad:?}")));
+    }
+    Ok(c.rootfs.diff_ids)
+}
+
+fn short_digest(d: &str) -> &str {
+    let h = store::hex_of(d);
+    &h[..h.len().min(12)]
+}
+
+/// Fetch `work` in a child that is root of the user namespace, up to three
+/// layers at once. Returns (manifest index, what came through) per item.
+fn fetch_layers(
+    client: &Client,
+    repo: &str,
+    work: &[Work],
+    staging: &Path,
+    mapping: &IdMapping,
+    opts: &PullOptions,
+) -> Result<Vec<(usize, Ingested)>, PullError> {
+    if work.is_empty() {
+        return Ok(Vec::new());
+    }
+    for w in work {
+        let dir = staging.join(w.index.to_string());
+        std::fs::create_dir(&dir).map_err(store::io("creating", &dir))?;
+        if w.extract {
+            std::fs::create_dir(dir.join("fs")).map_err(store::io("creating", &dir))?;
+        }
+    }
+    let ids = id_policy(mapping);
+    let client = client.clone();
+    let repo = repo.to_string();
+    let work = work.to_vec();
+    let staging = staging.to_path_buf();
+    let progress = opts.progress;
+    let to_stderr = opts.to_stderr;
+    userns::run_in_userns_with(mapping, move || {
+        fetch_in_child(client, &repo, &work, &staging, ids, progress, to_stderr)
+    })
+    .map_err(|e| match e {
+        UsernsError::Child(msg) => PullError::Layers(msg),
+        other => PullError::Userns(other),
+    })
+}
+
+fn fetch_in_child(
+    client: Client,
+    repo: &str,
+    work: &[Work],
+    staging: &Path,
+    ids: IdPolicy,
+    progress: Progress,
+    to_stderr: bool,
+) -> Result<Vec<(usize, Ingested)>, String> {
+    let multi = MultiProgress::with_draw_target(match progress {
+        Progress::Bars if to_stderr => ProgressDrawTarget::stderr(),
+        Progress::Bars => ProgressDrawTarget::stdout(),
+        _ => ProgressDrawTarget::hidden(),
+    });
+    let style = ProgressStyle::with_template("{prefix}: {msg:12} {bar:30} {bytes}/{total_bytes}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bars: Vec<ProgressBar> = work
+        .iter()
+        .map(|w| {
+            // No steady tick: it would start a thread of its own.
+            let b = multi.add(ProgressBar::new(w.desc.size));
+            b.set_style(style.clone());
+            b.set_prefix(short_digest(&w.desc.digest).to_string());
+            b.set_message("Waiting");
+            b
+        })
+        .collect();
+    let lines = Mutex::new(());
+    let say = |line: String| {
+        if progress == Progress::Lines {
+            let _l = lines.lock();
+            if to_stderr {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            } else {
+                let _ = writeln!(std::io::stdout(), "{line}");
+            }
+        }
+    };
+    for w in work {
+        say(format!(
+            "{}: Pulling fs layer",
+            short_digest(&w.desc.digest)
+        ));
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<(usize, Ingested)>> = Mutex::new(Vec::new());
+    let first_error: Mutex<Option<String>> = Mutex::new(None);
+    let workers = work.len().min(3);
+    std::thread::scope(|s| {
+        let (next, failed, results, first_error, bars, say) =
+            (&next, &failed, &results, &first_error, &bars, &say);
+        for _ in 0..workers {
+            let mut client = client.clone();
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= work.len() || failed.load(Ordering::SeqCst) {
+                    break;
+                }
+                let w = &work[i];
+                let bar = &bars[i];
+                bar.set_message("Downloading");
+                match fetch_one(&mut client, repo, w, staging, ids, bar) {
+                    Ok(got) => {
+                        bar.set_message("Pull complete");
+                        bar.finish();
+                        say(format!("{}: Pull complete", short_digest(&w.desc.digest)));
+                        results.lock().expect("no panics").push((w.index, got));
+                    }
+                    Err(e) => {
+                        bar.abandon_with_message("Failed");
+                        failed.store(true, Ordering::SeqCst);
+                        first_error.lock().expect("no panics").get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    let _ = multi.clear();
+    if let Some(e) = first_error.into_inner().expect("no panics") {
+        return Err(e);
+    }
+    Ok(results.into_inner().expect("no panics"))
+}
+
+fn fetch_one(
+    client: &mut Client,
+    repo: &str,
+    w: &Work,
+    staging: &Path,
+    ids: IdPolicy,
+    bar: &ProgressBar,
+) -> Result<Ingested, String> {
+    let dir = staging.join(w.index.to_string());
+    let short = short_digest(&w.desc.digest).to_string();
+    let (body, _len) = client
+        .blob(repo, &w.desc.digest)
+        .map_err(|e| e.to_string())?;
+    let blob_path: Option<PathBuf> = w.keep_blob.then(|| dir.join("blob"));
+    let fs_dir = w.extract.then(|| dir.join("fs"));
+    let expected = Expected {
+        digest: Some(w.desc.digest.clone()),
+        size: Some(w.desc.size),
+        diff_id: Some(w.diff_id.clone()),
+    };
+    blob::ingest(
+        Box::new(body) as Box<dyn Read>,
+        blob_path.as_deref(),
+        fs_dir.as_deref(),
+        ids,
+        &expected,
+        &|n| bar.inc(n),
+    )
+    .map_err(|e| format!("layer {short}: {e}"))
+}
