@@ -266,6 +266,11 @@ impl Env {
             .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .env("HOME", &self.home)
             .env("BURROW_ROOT", &self.root)
+            // Tests talk only to registries on loopback: anything else goes
+            // to a closed loopback port and fails at once.
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env("NO_PROXY", "localhost,127.0.0.1,::1")
             .current_dir(&self.home)
             .stdin(Stdio::null());
         if self.force_single {
