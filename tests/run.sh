@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # interactive-terminal test drives `run -it` through it; mmdebstrap: the
 # Debian image test builds a real distribution rootfs with rootfs-tools;
 # dbus-daemon: the D-Bus client test talks to a real bus.
-packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon)
+packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

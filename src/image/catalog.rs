@@ -20,6 +20,8 @@ pub struct ImageSummary {
     pub size: u64,
     pub layers: Vec<String>,
     pub config: oci_spec::image::ImageConfiguration,
+    /// Where the image was pulled from or pushed to, by digest.
+    pub repo_digests: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,9 @@ pub fn summary(store: &Store, id: &str) -> Result<ImageSummary, CatalogError> {
         .filter(|(_, v)| v == id)
         .filter_map(|(k, _)| Reference::parse(&k).ok())
         .collect();
+    let repo_digests = super::add::read_meta(store, id)?
+        .map(|m| m.repo_digests)
+        .unwrap_or_default();
     Ok(ImageSummary {
         id: id.to_string(),
         tags,
@@ -55,6 +60,7 @@ pub fn summary(store: &Store, id: &str) -> Result<ImageSummary, CatalogError> {
         size,
         layers,
         config,
+        repo_digests,
     })
 }
 
@@ -79,7 +85,7 @@ pub fn inspect_json(s: &ImageSummary) -> serde_json::Value {
     json!({
         "Id": s.id,
         "RepoTags": s.tags.iter().map(|t| t.short()).collect::<Vec<_>>(),
-        "RepoDigests": [],
+        "RepoDigests": s.repo_digests.iter().map(|d| short_digest_ref(d)).collect::<Vec<_>>(),
         "Created": s.created,
         "Size": s.size,
         "Architecture": s.config.architecture().to_string(),
@@ -87,6 +93,17 @@ pub fn inspect_json(s: &ImageSummary) -> serde_json::Value {
         "Config": rc,
         "RootFS": { "Type": "layers", "Layers": s.layers },
     })
+}
+
+/// `docker.io/library/alpine@sha256:…` as Docker shows it: `alpine@sha256:…`.
+fn short_digest_ref(d: &str) -> String {
+    match d.split_once('@') {
+        Some((repo, digest)) => match Reference::parse(repo) {
+            Ok(r) => format!("{}@{digest}", r.short_repository()),
+            Err(_) => d.to_string(),
+        },
+        None => d.to_string(),
+    }
 }
 
 /// Point `target` at the image `source` names.

@@ -155,7 +155,7 @@ pub fn pull(
     let diff_ids = diff_ids_of(&config, &m)?;
     let id = format!("sha256:{}", store::sha256_hex(&config));
 
-    let _ = clean_abandoned(store, mapping);
+    clean_abandoned(store, mapping);
     let mut work = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (i, (desc, diff_id)) in m.layers.iter().zip(&diff_ids).enumerate() {
@@ -214,8 +214,7 @@ pub fn pull(
                     .then(|| (dir.join("blob"), w.desc.digest.clone())),
             });
         }
-        let mut tags = Vec::new();
-        tags.push(reference.clone());
+        let tags = vec![reference.clone()];
         let repo_digest = format!("{}@{}", reference.full_repository(), resolved_digest);
         Ok(add::add_image(
             store,
