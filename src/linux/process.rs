@@ -27,6 +27,11 @@ pub fn fork_child<F: FnOnce() -> i32>(f: F) -> nix::Result<Pid> {
     }
 }
 
+/// How many threads this process has (`/proc/self/task`), when /proc says.
+pub fn thread_count() -> Option<usize> {
+    std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
+}
+
 /// Leave the process at once, without unwinding or flushing stdio buffers
 /// that belong to the parent's copy.
 pub fn exit_now(code: i32) -> ! {

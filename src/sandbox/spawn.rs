@@ -62,6 +62,21 @@ fn fail(step: &str, message: impl Into<String>, code: i32) -> StartError {
 pub fn start(spec: &Spec) -> Result<Started, StartError> {
     let sys =
         |step: &'static str| move |e: nix::Error| fail(step, format!("{step}: {e}"), exit::BURROW);
+    // A forked child inherits only the forking thread, but any lock another
+    // thread held (allocator, stdio) stays locked in it forever; and the
+    // kernel refuses a user namespace to a multi-threaded process. Work that
+    // uses threads (pulling layers) runs in a child of its own and is over
+    // before a container starts.
+    match process::thread_count() {
+        Some(1) | None => {}
+        Some(n) => {
+            return Err(fail(
+                "checking threads",
+                format!("burrow has {n} threads; a container may only be started from a single-threaded process"),
+                exit::BURROW,
+            ))
+        }
+    }
     let (ready_r, ready_w) = process::pipe().map_err(sys("creating pipe"))?;
     let (go_r, go_w) = process::pipe().map_err(sys("creating pipe"))?;
     let (report_r, report_w) = process::pipe().map_err(sys("creating pipe"))?;
