@@ -35,7 +35,6 @@ big_mb=${BIG_MB:-200}
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 out_dir=${OUT_DIR:-$target_dir/bench/$(date +%Y%m%d-%H%M%S)}
-bench_user=burrow-bench
 status=0
 
 say() { printf '\n== %s\n' "$*" >&2; }
@@ -76,20 +75,9 @@ fi
 }
 
 # --- the unprivileged user --------------------------------------------------
-if [[ $EUID -eq 0 ]]; then
-	if ! id "$bench_user" >/dev/null 2>&1; then
-		say "creating user $bench_user"
-		useradd --no-create-home --shell /usr/sbin/nologin "$bench_user"
-	fi
-	for f in /etc/subuid /etc/subgid; do
-		if ! grep -q "^$bench_user:" "$f" 2>/dev/null; then
-			echo "$bench_user:300000:65536" >>"$f"
-		fi
-	done
-	run_user=$bench_user
-else
-	run_user=$(id -un)
-fi
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
+run_user=$(bench_user)
 
 # --- fixtures in a world-readable temp dir --------------------------------
 work=$(mktemp -d /tmp/burrow-bench.XXXXXX)
@@ -126,21 +114,6 @@ if [[ $EUID -eq 0 ]]; then
 	chown "$run_user:" "$work/home" "$work/run" "$work/store" "$work/results"
 fi
 chmod 0700 "$work/run" # XDG_RUNTIME_DIR must be private
-
-# Runs a command as the unprivileged user with HOME, XDG_* and BURROW_ROOT
-# inside the temp dir, so no peer touches the user's real configuration.
-as_user() {
-	local env=(env -i "PATH=$work/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
-		"USER=$run_user" "LOGNAME=$run_user" "HOME=$work/home"
-		"XDG_RUNTIME_DIR=$work/run" "XDG_DATA_HOME=$work/home/.local/share"
-		"XDG_CONFIG_HOME=$work/home/.config" "BURROW_ROOT=$work/store"
-		"TMPDIR=$work/run" "LANG=C.UTF-8")
-	if [[ $EUID -eq 0 ]]; then
-		setpriv --reuid "$run_user" --regid "$run_user" --init-groups "${env[@]}" "$@"
-	else
-		"${env[@]}" "$@"
-	fi
-}
 
 # Runs CMD once as the user; on failure prints why and returns non-zero.
 probe() {

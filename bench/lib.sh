@@ -1,0 +1,37 @@
+# Shared by the benchmarks: the unprivileged user they run as, and running a
+# command as that user inside the benchmark's temp dir ($work).
+
+# As root: create burrow-bench (with a subordinate id range) if missing and
+# print its name; as an ordinary user: print our own name.
+bench_user() {
+	local user=burrow-bench
+	if [[ $EUID -ne 0 ]]; then
+		id -un
+		return
+	fi
+	if ! id "$user" >/dev/null 2>&1; then
+		printf '\n== creating user %s\n' "$user" >&2
+		useradd --no-create-home --shell /usr/sbin/nologin "$user"
+	fi
+	for f in /etc/subuid /etc/subgid; do
+		if ! grep -q "^$user:" "$f" 2>/dev/null; then
+			echo "$user:300000:65536" >>"$f"
+		fi
+	done
+	echo "$user"
+}
+
+# Runs a command as the unprivileged user with HOME, XDG_* and BURROW_ROOT
+# inside the temp dir, so no peer touches the user's real configuration.
+as_user() {
+	local env=(env -i "PATH=$work/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+		"USER=$run_user" "LOGNAME=$run_user" "HOME=$work/home"
+		"XDG_RUNTIME_DIR=$work/run" "XDG_DATA_HOME=$work/home/.local/share"
+		"XDG_CONFIG_HOME=$work/home/.config" "BURROW_ROOT=$work/store"
+		"TMPDIR=$work/run" "LANG=C.UTF-8")
+	if [[ $EUID -eq 0 ]]; then
+		setpriv --reuid "$run_user" --regid "$run_user" --init-groups "${env[@]}" "$@"
+	else
+		"${env[@]}" "$@"
+	fi
+}
