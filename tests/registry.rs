@@ -480,6 +480,15 @@ fn run_pulls_a_missing_image_and_honours_pull_policy() {
         // --pull=always asks the registry again.
         let o = env.run(["run", "--pull=always", "--rm", &r, "true"]);
         assert!(stderr(&o).contains("Image is up to date"), "{}", stderr(&o));
+        // Docker Hub through the proxy the harness sets (a closed loopback
+        // port): the proxy is used, and fails at once.
+        let o = env.run(["pull", "alpine"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(
+            stderr(&o).contains("cannot reach registry docker.io"),
+            "{}",
+            stderr(&o)
+        );
         // With the registry gone, a missing image is one clear line.
         drop(reg);
         let o = env.run(["run", "--rm", "127.0.0.1:1/none:1", "true"]);
@@ -841,11 +850,19 @@ fn corrupt_blob_leaves_the_store_as_it_was() {
     }
 }
 
-/// Serves one image from memory; its blob stalls after half the bytes (until
-/// the test says to cut the connection).
+/// What a stalled blob transfer does next.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Stall,
+    Cut,
+    Finish,
+}
+
+/// Serves one image from memory; its blob stalls after half the bytes, until
+/// the test says to cut the connection or to send the rest.
 struct StallServer {
     port: u16,
-    cut: Arc<Mutex<bool>>,
+    next: Arc<Mutex<Next>>,
 }
 
 impl StallServer {
@@ -855,14 +872,14 @@ impl StallServer {
     ) -> StallServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let cut = Arc::new(Mutex::new(false));
-        let cut2 = cut.clone();
+        let next = Arc::new(Mutex::new(Next::Stall));
+        let next2 = next.clone();
         let blobs = Arc::new(layout_blob);
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
                 let blobs = blobs.clone();
-                let cut = cut2.clone();
+                let next = next2.clone();
                 let tag_manifest = tag_manifest.clone();
                 std::thread::spawn(move || {
                     let Some((path, _)) = read_request(&mut conn) else {
@@ -901,15 +918,18 @@ impl StallServer {
                         );
                         let _ = conn.write_all(&b[..b.len() / 2]);
                         let deadline = Instant::now() + Duration::from_secs(60);
-                        while !*cut.lock().unwrap() && Instant::now() < deadline {
+                        while *next.lock().unwrap() == Next::Stall && Instant::now() < deadline {
                             std::thread::sleep(Duration::from_millis(20));
                         }
-                        // Dropping the connection: the registry "dies".
+                        if *next.lock().unwrap() == Next::Finish {
+                            let _ = conn.write_all(&b[b.len() / 2..]);
+                        }
+                        // Otherwise dropping the connection: the registry "dies".
                     }
                 });
             }
         });
-        StallServer { port, cut }
+        StallServer { port, next }
     }
 }
 
@@ -950,13 +970,13 @@ fn a_registry_that_dies_or_a_killed_pull_leaves_nothing() {
             count_files(&tmp) > 0
         });
         std::thread::sleep(Duration::from_millis(300));
-        *server.cut.lock().unwrap() = true;
+        *server.next.lock().unwrap() = Next::Cut;
         let o = child.wait_with_output().unwrap();
         assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
         assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
         assert_eq!(images(&env), before);
         assert_eq!(count_files(&tmp), 0);
-        *server.cut.lock().unwrap() = false;
+        *server.next.lock().unwrap() = Next::Stall;
 
         // burrow killed mid-pull: nothing listed, debris reclaimed next time.
         let mut child = spawn(env.cmd(["pull", &r]));
@@ -970,7 +990,7 @@ fn a_registry_that_dies_or_a_killed_pull_leaves_nothing() {
             nix::sys::signal::Signal::SIGKILL,
         );
         let _ = child.wait();
-        *server.cut.lock().unwrap() = true;
+        *server.next.lock().unwrap() = Next::Cut;
         assert_eq!(images(&env), before);
         assert!(
             count_files(&tmp) > 0,
@@ -984,4 +1004,36 @@ fn a_registry_that_dies_or_a_killed_pull_leaves_nothing() {
             "only the import's layer and manifest"
         );
     }
+}
+
+#[test]
+fn pull_shows_a_bar_per_layer_on_a_terminal() {
+    let test = "pull_shows_a_bar_per_layer_on_a_terminal";
+    if !tools(test) || !common::have_tmux(test) {
+        return;
+    }
+    let Some(env) = Env::new(common::Who::Range, "reg-bars")
+        .or_else(|| Env::new(common::Who::Single, "reg-bars"))
+    else {
+        return;
+    };
+    let f = fixture(env.busybox_tar());
+    let server = stall_server(f);
+    let r = format!("127.0.0.1:{}/stall:1", server.port);
+    let t = common::Term::start(&env, "bars", &format!("pull {r}"), 120, 12);
+    let short = &f.busybox_layer[7..19];
+    wait_until(
+        "a progress bar for the stalled layer",
+        Duration::from_secs(20),
+        || {
+            let s = t.screen();
+            s.contains(short) && s.contains("Downloading") && s.contains("iB/")
+        },
+    );
+    *server.next.lock().unwrap() = Next::Finish;
+    wait_until("the pull to end", Duration::from_secs(30), || {
+        env.home.join("bars-exit").exists()
+    });
+    assert_eq!(t.exit_code(), "0");
+    assert!(env.ok(["images"]).contains("stall"));
 }
