@@ -641,11 +641,80 @@ fn basic_auth_login_pull_logout() {
         assert!(saved["auths"].get(reg.host()).is_none(), "{saved}");
         env.ok(["rmi", &r]);
         assert_eq!(env.run(["pull", &r]).status.code(), Some(125));
+
+        // With a credsStore helper, the secret goes to the helper, not the file.
+        let bin = env.user_dir("bin");
+        let kept = env.home.join("helper-kept.json");
+        let helper = bin.join("docker-credential-fake");
+        std::fs::write(
+            &helper,
+            format!(
+                "#!/bin/sh\ncase \"$1\" in\n store) cat > {k} ;;\n get) cat > /dev/null; [ -s {k} ] && cat {k} || {{ echo 'credentials not found' >&2; exit 1; }} ;;\n erase) rm -f {k} ;;\nesac\n",
+                k = kept.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(&config, r#"{"credsStore":"fake"}"#).unwrap();
+        env.share(&config);
+        let path = format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", bin.display());
+        let with_helper = |args: &[&str]| env.cmd(args).env("PATH", &path).output().unwrap();
+        let o = with_helper(&["login", "-u", "alice", "-p", "s3cret", &reg.host()]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let kept_text = std::fs::read_to_string(&kept).unwrap();
+        assert!(
+            kept_text.contains("s3cret") && kept_text.contains(&reg.host()),
+            "{kept_text}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&config).unwrap(),
+            r#"{"credsStore":"fake"}"#
+        );
+        let o = with_helper(&["pull", "-q", &r]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let o = with_helper(&["logout", &reg.host()]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(!kept.exists(), "logout erased it from the helper");
     }
 }
 
-/// A token service for the registry's Bearer challenge: hands out a token
-/// for any request and records the scopes it was asked for.
+/// A tiny HTTP/1.1 server on a free loopback port: one thread per
+/// connection, one request per connection, `handler` writes the answer.
+fn serve(
+    handler: impl Fn(&mut TcpStream, &str, &BTreeMap<String, String>) + Send + Sync + 'static,
+) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handler = Arc::new(handler);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let handler = handler.clone();
+            std::thread::spawn(move || {
+                if let Some((path, headers)) = read_request(&mut conn) {
+                    handler(&mut conn, &path, &headers);
+                }
+            });
+        }
+    });
+    port
+}
+
+fn reply(conn: &mut TcpStream, status: &str, extra: &[(&str, &str)], body: &[u8]) {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = conn.write_all(head.as_bytes());
+    let _ = conn.write_all(body);
+}
+
+/// A token service for a Bearer challenge: hands out a token for any
+/// request and records the scopes it was asked for.
 struct TokenService {
     port: u16,
     scopes: Arc<Mutex<Vec<String>>>,
@@ -653,29 +722,22 @@ struct TokenService {
 
 impl TokenService {
     fn start() -> TokenService {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let scopes = Arc::new(Mutex::new(Vec::new()));
         let seen = scopes.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let Some((path, _)) = read_request(&mut conn) else {
-                    continue;
-                };
-                let query = path.split_once('?').map_or("", |(_, q)| q);
-                for kv in query.split('&') {
-                    if let Some(v) = kv.strip_prefix("scope=") {
-                        seen.lock().unwrap().push(unescape(v));
-                    }
+        let port = serve(move |conn, path, _| {
+            let query = path.split_once('?').map_or("", |(_, q)| q);
+            for kv in query.split('&') {
+                if let Some(v) = kv.strip_prefix("scope=") {
+                    seen.lock().unwrap().push(unescape(v));
                 }
-                let body = r#"{"token":"burrow-test-token","expires_in":300}"#;
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
             }
+            let body = br#"{"token":"burrow-test-token","expires_in":300}"#;
+            reply(
+                conn,
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                body,
+            );
         });
         TokenService { port, scopes }
     }
@@ -858,8 +920,9 @@ enum Next {
     Finish,
 }
 
-/// Serves one image from memory; its blob stalls after half the bytes, until
-/// the test says to cut the connection or to send the rest.
+/// Serves one image from memory, as repository `stall`: its big blob stalls
+/// after half the bytes until the test says to cut the connection or to
+/// send the rest.
 struct StallServer {
     port: u16,
     next: Arc<Mutex<Next>>,
@@ -867,89 +930,160 @@ struct StallServer {
 
 impl StallServer {
     fn start(
-        layout_blob: impl Fn(&str) -> Option<Vec<u8>> + Send + Sync + 'static,
+        blobs: impl Fn(&str) -> Option<Vec<u8>> + Send + Sync + 'static,
         tag_manifest: String,
     ) -> StallServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let next = Arc::new(Mutex::new(Next::Stall));
-        let next2 = next.clone();
-        let blobs = Arc::new(layout_blob);
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let blobs = blobs.clone();
-                let next = next2.clone();
-                let tag_manifest = tag_manifest.clone();
-                std::thread::spawn(move || {
-                    let Some((path, _)) = read_request(&mut conn) else {
-                        return;
-                    };
-                    let reply = |conn: &mut TcpStream, ct: &str, body: &[u8]| {
-                        let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-                        let _ = conn.write_all(body);
-                    };
-                    if path == "/v2/" {
-                        reply(&mut conn, "application/json", b"{}");
-                    } else if let Some(rest) = path.strip_prefix("/v2/stall/manifests/") {
-                        let d = if rest == "1" {
-                            tag_manifest.clone()
-                        } else {
-                            rest.to_string()
-                        };
-                        match blobs(&d) {
-                            Some(b) => {
-                                reply(&mut conn, "application/vnd.oci.image.manifest.v1+json", &b)
-                            }
-                            None => {
-                                let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                            }
-                        }
-                    } else if let Some(d) = path.strip_prefix("/v2/stall/blobs/") {
-                        let Some(b) = blobs(d) else { return };
-                        if b.len() < 4096 {
-                            reply(&mut conn, "application/octet-stream", &b);
-                            return;
-                        }
-                        let _ = write!(
-                            conn,
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            b.len()
-                        );
-                        let _ = conn.write_all(&b[..b.len() / 2]);
-                        let deadline = Instant::now() + Duration::from_secs(60);
-                        while *next.lock().unwrap() == Next::Stall && Instant::now() < deadline {
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                        if *next.lock().unwrap() == Next::Finish {
-                            let _ = conn.write_all(&b[b.len() / 2..]);
-                        }
-                        // Otherwise dropping the connection: the registry "dies".
-                    }
-                });
+        let state = next.clone();
+        let port = serve(move |conn, path, _| {
+            if path == "/v2/" {
+                return reply(conn, "200 OK", &[], b"{}");
             }
+            if let Some(rest) = path.strip_prefix("/v2/stall/manifests/") {
+                let d = if rest == "1" {
+                    tag_manifest.as_str()
+                } else {
+                    rest
+                };
+                return match blobs(d) {
+                    Some(b) => reply(
+                        conn,
+                        "200 OK",
+                        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+                        &b,
+                    ),
+                    None => reply(conn, "404 Not Found", &[], b""),
+                };
+            }
+            let Some(b) = path.strip_prefix("/v2/stall/blobs/").and_then(&blobs) else {
+                return reply(conn, "404 Not Found", &[], b"");
+            };
+            if b.len() < 4096 {
+                return reply(conn, "200 OK", &[], &b);
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                b.len()
+            );
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(&b[..b.len() / 2]);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while *state.lock().unwrap() == Next::Stall && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if *state.lock().unwrap() == Next::Finish {
+                let _ = conn.write_all(&b[b.len() / 2..]);
+            }
+            // Otherwise the connection drops: the registry "dies".
         });
         StallServer { port, next }
     }
 }
 
-fn stall_server(f: &Fixture) -> StallServer {
-    // The registry's own storage holds the blobs; the box:1 manifest digest
-    // is its tag link.
+/// The fixture registry's storage as a blob lookup, and `box:1`'s manifest digest.
+fn fixture_blobs(
+    f: &Fixture,
+) -> (
+    impl Fn(&str) -> Option<Vec<u8>> + Send + Sync + 'static,
+    String,
+) {
     let root = f.storage.join("docker/registry/v2");
     let link = root.join("repositories/box/_manifests/tags/1/current/link");
     let manifest_digest = std::fs::read_to_string(link).unwrap().trim().to_string();
-    let root2 = root.clone();
-    StallServer::start(
-        move |d: &str| {
-            let hex = d.strip_prefix("sha256:")?;
-            if hex.len() != 64 {
-                return None;
+    let lookup = move |d: &str| {
+        let hex = d.strip_prefix("sha256:")?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        std::fs::read(root.join(format!("blobs/sha256/{}/{hex}/data", &hex[..2]))).ok()
+    };
+    (lookup, manifest_digest)
+}
+
+fn stall_server(f: &Fixture) -> StallServer {
+    let (lookup, manifest) = fixture_blobs(f);
+    StallServer::start(lookup, manifest)
+}
+
+/// A registry that wants a Bearer token and sends blobs to a "CDN" on
+/// another port: the token must not travel there.
+#[test]
+fn redirects_to_blob_storage_carry_no_authorization() {
+    if !tools("redirects_to_blob_storage_carry_no_authorization") {
+        return;
+    }
+    for env in users("reg-redirect") {
+        let f = fixture(env.busybox_tar());
+        let tokens = TokenService::start();
+        let (lookup, manifest) = fixture_blobs(f);
+        let lookup = Arc::new(lookup);
+        let cdn_seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let seen = cdn_seen.clone();
+        let cdn_lookup = lookup.clone();
+        let cdn = serve(move |conn, path, headers| {
+            seen.lock()
+                .unwrap()
+                .push(headers.get("authorization").cloned());
+            match path.strip_prefix("/blob/").and_then(|d| cdn_lookup(d)) {
+                Some(b) => reply(conn, "200 OK", &[], &b),
+                None => reply(conn, "404 Not Found", &[], b""),
             }
-            std::fs::read(root2.join(format!("blobs/sha256/{}/{hex}/data", &hex[..2]))).ok()
-        },
-        manifest_digest,
-    )
+        });
+        let realm = format!("http://127.0.0.1:{}/token", tokens.port);
+        let reg = serve(move |conn, path, headers| {
+            let challenge = format!(r#"Bearer realm="{realm}",service="burrow-test""#);
+            if headers.get("authorization").map(String::as_str) != Some("Bearer burrow-test-token")
+            {
+                return reply(
+                    conn,
+                    "401 Unauthorized",
+                    &[("WWW-Authenticate", &challenge)],
+                    b"",
+                );
+            }
+            if path == "/v2/" {
+                return reply(conn, "200 OK", &[], b"{}");
+            }
+            if let Some(rest) = path.strip_prefix("/v2/cdn/manifests/") {
+                let d = if rest == "1" { manifest.as_str() } else { rest };
+                return match lookup(d) {
+                    Some(b) => reply(
+                        conn,
+                        "200 OK",
+                        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+                        &b,
+                    ),
+                    None => reply(conn, "404 Not Found", &[], b""),
+                };
+            }
+            match path.strip_prefix("/v2/cdn/blobs/") {
+                Some(d) => {
+                    let to = format!("http://127.0.0.1:{cdn}/blob/{d}");
+                    reply(conn, "307 Temporary Redirect", &[("Location", &to)], b"");
+                }
+                None => reply(conn, "404 Not Found", &[], b""),
+            }
+        });
+        let r = format!("127.0.0.1:{reg}/cdn:1");
+        assert_eq!(
+            env.ok(["run", "--rm", &r, "echo", "via-cdn"]).trim(),
+            "via-cdn"
+        );
+        let seen = cdn_seen.lock().unwrap().clone();
+        assert!(
+            seen.len() >= 2,
+            "config and layer came from the CDN: {seen:?}"
+        );
+        assert!(
+            seen.iter().all(Option::is_none),
+            "no Authorization sent to the CDN: {seen:?}"
+        );
+        assert!(tokens
+            .scopes
+            .lock()
+            .unwrap()
+            .contains(&"repository:cdn:pull".to_string()));
+    }
 }
 
 #[test]
@@ -991,18 +1125,14 @@ fn a_registry_that_dies_or_a_killed_pull_leaves_nothing() {
         );
         let _ = child.wait();
         *server.next.lock().unwrap() = Next::Cut;
-        assert_eq!(images(&env), before);
         assert!(
             count_files(&tmp) > 0,
             "the killed pull left its staging dir"
         );
-        env.ok(["import", env.busybox_tar().to_str().unwrap(), "after"]);
+        assert_eq!(images(&env), before, "and nothing is listed");
         assert_eq!(count_files(&tmp), 0, "the next command reclaimed it");
-        assert_eq!(
-            count_files(&env.root.join("blobs/sha256")),
-            2,
-            "only the import's layer and manifest"
-        );
+        assert_eq!(count_files(&env.root.join("blobs/sha256")), 0);
+        assert_eq!(count_files(&env.root.join("layers")), 0);
     }
 }
 

@@ -227,10 +227,11 @@ impl Ctx {
         let paths = StorePaths::resolve(&PathEnv::from_process(root))
             .map_err(|e| Exit::new(crate::exit::BURROW, e))?;
         let store = Store::open(paths).context("opening the store")?;
-        Ok(Ctx {
-            store,
-            mapping: detect_mapping()?,
-        })
+        let mapping = detect_mapping()?;
+        // A killed pull or import left a staging dir: the next command
+        // reclaims it, whatever the command is.
+        store.remove_abandoned_staging(&mapping);
+        Ok(Ctx { store, mapping })
     }
 }
 

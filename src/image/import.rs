@@ -80,7 +80,7 @@ pub fn import_tar<R: Read>(
     for c in &opts.changes {
         apply_change(&mut runtime, c)?;
     }
-    clean_abandoned(store, mapping);
+    store.remove_abandoned_staging(mapping);
 
     let staging = store.staging_dir("import")?;
     let result = extract(mapping, reader, opts, &staging)
@@ -173,15 +173,6 @@ fn commit(
         },
     )?;
     Ok(Imported { id, notes: r.notes })
-}
-
-/// Remove staging dirs left by killed imports and pulls (owned by
-/// subordinate ids, so through the user namespace when needed).
-pub fn clean_abandoned(store: &Store, mapping: &IdMapping) {
-    for d in store.abandoned_staging() {
-        tracing::debug!("removing abandoned staging dir {d:?}");
-        let _ = store::remove_tree(&d, mapping);
-    }
 }
 
 /// The built-in hello-world image, imported on first use.

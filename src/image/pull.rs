@@ -19,7 +19,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::add::{self, NewImage, StagedLayer};
 use super::blob::{self, Expected, Ingested};
-use super::import::{clean_abandoned, id_policy};
+use super::import::id_policy;
 use super::layer::IdPolicy;
 use super::manifest::{self, Descriptor, Document, LayerKind, Platform, MAX_CONFIG};
 use super::reference::Reference;
@@ -155,7 +155,7 @@ pub fn pull(
     let diff_ids = diff_ids_of(&config, &m)?;
     let id = format!("sha256:{}", store::sha256_hex(&config));
 
-    clean_abandoned(store, mapping);
+    store.remove_abandoned_staging(mapping);
     let mut work = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (i, (desc, diff_id)) in m.layers.iter().zip(&diff_ids).enumerate() {

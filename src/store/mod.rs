@@ -153,6 +153,15 @@ impl Store {
             .collect()
     }
 
+    /// Remove what killed imports, pulls and loads left under tmp/ (owned
+    /// by subordinate ids, so through the user namespace when needed).
+    pub fn remove_abandoned_staging(&self, mapping: &IdMapping) {
+        for d in self.abandoned_staging() {
+            tracing::debug!("removing abandoned staging dir {d:?}");
+            let _ = remove_tree(&d, mapping);
+        }
+    }
+
     // ---- layers ----
 
     pub fn layer_dir(&self, diff_id: &str) -> PathBuf {
