@@ -175,7 +175,7 @@ impl Tree {
             reason: reason.to_string(),
         };
         let mut pending: Vec<String> = Vec::new();
-        push_components(&mut pending, name).map_err(|r| bad(r))?;
+        push_components(&mut pending, name).map_err(&bad)?;
         let mut done = PathBuf::new();
         let mut hops = 0;
         while let Some(c) = pending.pop() {
@@ -198,12 +198,12 @@ impl Tree {
                             match link {
                                 // Relative to the link's directory: `done`.
                                 Link::Sym(target) => {
-                                    push_components(&mut pending, target).map_err(|r| bad(r))?
+                                    push_components(&mut pending, target).map_err(&bad)?
                                 }
                                 Link::Hard(target) => {
                                     done = PathBuf::new();
                                     push_components(&mut pending, &target.to_string_lossy())
-                                        .map_err(|r| bad(r))?;
+                                        .map_err(&bad)?;
                                 }
                             }
                         }
@@ -280,7 +280,7 @@ fn ensure_space(dir: &Path, size: u64) -> Result<(), ArchiveError> {
     let Ok(st) = nix::sys::statvfs::statvfs(dir) else {
         return Ok(());
     };
-    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    let free = st.blocks_available() * st.fragment_size();
     if free < size.saturating_add(RESERVE_BYTES) {
         return Err(ArchiveError::Limit {
             what: format!(
