@@ -604,3 +604,87 @@ fn hostile_image_archives_fail_and_leave_the_store_as_it_was() {
         }
     }
 }
+
+#[test]
+fn an_oci_index_loads_the_host_platform_and_skips_the_rest() {
+    let Some(env) = users("index").into_iter().next() else {
+        return;
+    };
+    let (host, other) = match std::env::consts::ARCH {
+        "aarch64" => ("arm64", "amd64"),
+        _ => ("amd64", "arm64"),
+    };
+    let (layer, config) = layer_and_config(None);
+    let oci_manifest = |config: &[u8], layer: &str, size: usize| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{size}}}]}}"#,
+            digest(config),
+            config.len()
+        )
+    };
+    let manifest = oci_manifest(&config, &digest(&layer), layer.len());
+    // The other platform's manifest is not in the archive at all (as in a
+    // `docker save` of a pulled multi-platform image): it must not be read.
+    let missing = digest(b"the other platform");
+    let entry = |media: &str, d: &str, size: usize, arch: Option<&str>, name: Option<&str>| {
+        let mut e = serde_json::json!({"mediaType": media, "digest": d, "size": size});
+        if let Some(a) = arch {
+            e["platform"] = serde_json::json!({"os": "linux", "architecture": a});
+        }
+        if let Some(n) = name {
+            e["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": n});
+        }
+        e
+    };
+    const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let nested = serde_json::json!({
+        "schemaVersion": 2, "mediaType": INDEX,
+        "manifests": [
+            entry(MANIFEST, &missing, 100, Some(other), None),
+            entry(MANIFEST, &digest(manifest.as_bytes()), manifest.len(), Some(host), None),
+        ]
+    })
+    .to_string();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [
+            entry(INDEX, &digest(nested.as_bytes()), nested.len(), None, Some("localhost/multi:1")),
+            entry(MANIFEST, &missing, 100, Some(other), Some("localhost/other:1")),
+        ]
+    })
+    .to_string();
+    let blob = |d: &str| format!("blobs/sha256/{}", &d[7..]);
+    let mut a = Vec::new();
+    raw_entry(
+        &mut a,
+        "oci-layout",
+        b'0',
+        "",
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    );
+    raw_entry(&mut a, "index.json", b'0', "", index.as_bytes());
+    for bytes in [nested.as_bytes(), manifest.as_bytes(), &config, &layer] {
+        raw_entry(&mut a, &blob(&digest(bytes)), b'0', "", bytes);
+    }
+    let path = env.home.join("multi.tar");
+    std::fs::write(&path, finish(a)).unwrap();
+    env.share(&path);
+    assert_eq!(
+        env.ok(["load", "-i", path.to_str().unwrap()]),
+        "Loaded image: localhost/multi:1\n"
+    );
+    // Kept verbatim: saving it again gives the same manifest back.
+    let out = env.run(["save", "--format", "oci-archive", "localhost/multi:1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut ar = tar::Archive::new(&out.stdout[..]);
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.contains(&blob(&digest(manifest.as_bytes()))),
+        "{names:?}"
+    );
+}
