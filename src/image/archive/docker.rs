@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::store;
 
+/// What is wrong with a `manifest.json` or a config, in words.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
 /// One image in `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -22,10 +27,10 @@ pub struct Entry {
 }
 
 /// Parse `manifest.json`.
-pub fn parse_manifest(bytes: &[u8]) -> Result<Vec<Entry>, String> {
-    let entries: Vec<Entry> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+pub fn parse_manifest(bytes: &[u8]) -> Result<Vec<Entry>, Invalid> {
+    let entries: Vec<Entry> = serde_json::from_slice(bytes).map_err(|e| Invalid(e.to_string()))?;
     if entries.is_empty() {
-        return Err("lists no images".into());
+        return Err(Invalid("lists no images".into()));
     }
     Ok(entries)
 }
@@ -41,7 +46,7 @@ pub fn repositories(tags: &[(String, String, String)]) -> Vec<u8> {
 
 /// The diff ids an image config lists, each checked to be a digest the
 /// store can name files after, and as many as the image has layers.
-pub fn diff_ids(config: &[u8], layers: usize) -> Result<Vec<String>, String> {
+pub fn diff_ids(config: &[u8], layers: usize) -> Result<Vec<String>, Invalid> {
     #[derive(Deserialize)]
     struct RootFs {
         #[serde(default)]
@@ -51,15 +56,15 @@ pub fn diff_ids(config: &[u8], layers: usize) -> Result<Vec<String>, String> {
     struct Cfg {
         rootfs: RootFs,
     }
-    let c: Cfg = serde_json::from_slice(config).map_err(|e| e.to_string())?;
+    let c: Cfg = serde_json::from_slice(config).map_err(|e| Invalid(e.to_string()))?;
     if c.rootfs.diff_ids.len() != layers {
-        return Err(format!(
+        return Err(Invalid(format!(
             "lists {} layers where the manifest has {layers}",
             c.rootfs.diff_ids.len()
-        ));
+        )));
     }
     if let Some(bad) = c.rootfs.diff_ids.iter().find(|d| !store::valid_digest(d)) {
-        return Err(format!("unsupported diff id {bad:?}"));
+        return Err(Invalid(format!("unsupported diff id {bad:?}")));
     }
     Ok(c.rootfs.diff_ids)
 }

@@ -248,16 +248,16 @@ fn check_config(name: &str, config: &[u8], layers: usize) -> Result<Vec<String>,
     };
     serde_json::from_slice::<oci_spec::image::ImageConfiguration>(config)
         .map_err(|e| malformed(e.to_string()))?;
-    docker::diff_ids(config, layers).map_err(malformed)
+    docker::diff_ids(config, layers).map_err(|e| malformed(e.0))
 }
 
 // ---- docker-archive ----
 
 fn docker_sources(tree: &Tree) -> Result<Vec<Source>, ArchiveError> {
     let bytes = tree.read_small("manifest.json", MAX_MANIFEST)?;
-    let entries = docker::parse_manifest(&bytes).map_err(|detail| ArchiveError::Malformed {
+    let entries = docker::parse_manifest(&bytes).map_err(|e| ArchiveError::Malformed {
         name: "manifest.json".into(),
-        detail,
+        detail: e.0,
     })?;
     let mut out = Vec::new();
     for e in entries {

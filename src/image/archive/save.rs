@@ -149,12 +149,11 @@ fn collect(store: &Store, names: &[String]) -> Result<Vec<Image>, ArchiveError> 
             Ok(Document::Image(m)) => m,
             _ => return Err(ArchiveError::NoManifest(short_id(&id).into())),
         };
-        let diff_ids = docker::diff_ids(&config, manifest.layers.len()).map_err(|detail| {
-            StoreError::Corrupt {
+        let diff_ids =
+            docker::diff_ids(&config, manifest.layers.len()).map_err(|e| StoreError::Corrupt {
                 path: config_path.clone(),
-                detail,
-            }
-        })?;
+                detail: e.0,
+            })?;
         out.push(Image {
             id,
             config,
