@@ -10,8 +10,12 @@ cd "$(dirname "$0")/.."
 # zstd: rootfs-tools/busybox.sh builds the test images with them; tmux: the
 # interactive-terminal test drives `run -it` through it; mmdebstrap: the
 # Debian image test builds a real distribution rootfs with rootfs-tools;
-# dbus-daemon: the D-Bus client test talks to a real bus.
-packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils)
+# dbus-daemon: the D-Bus client test talks to a real bus; docker-registry,
+# skopeo and apache2-utils (htpasswd): the registry tests run real registries
+# on loopback and copy fixtures into them; podman and skopeo: the archive
+# tests make docker-archive and OCI fixtures with them and read what
+# `burrow save` writes.
+packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -10,6 +10,7 @@ mod import;
 mod info;
 mod inspect;
 mod limits;
+mod load;
 mod login;
 mod logs;
 mod pause;
@@ -19,6 +20,7 @@ mod pull;
 mod push;
 mod rm;
 mod run;
+mod save;
 mod start;
 mod stats;
 mod stop;
@@ -110,6 +112,10 @@ pub enum Command {
     Logout(login::LogoutArgs),
     /// Import a rootfs tarball (plain, gzip or zstd) as an image
     Import(import::ImportArgs),
+    /// Load images from a docker-archive, OCI archive or OCI layout directory
+    Load(load::LoadArgs),
+    /// Save images to a docker-archive or OCI archive
+    Save(save::SaveArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Manage images
@@ -148,6 +154,10 @@ pub enum ImageCommand {
     Tag(tag::TagArgs),
     /// Import a rootfs tarball as an image
     Import(import::ImportArgs),
+    /// Load images from a docker-archive, OCI archive or OCI layout directory
+    Load(load::LoadArgs),
+    /// Save images to a docker-archive or OCI archive
+    Save(save::SaveArgs),
     /// Download an image from a registry
     Pull(pull::PullArgs),
     /// Upload an image to a registry
@@ -279,6 +289,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => rm::run(root, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(root, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(root, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(root, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(root, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(root, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(root, a),
         Command::Login(a) => login::run_login(root, a),

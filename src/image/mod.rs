@@ -2,6 +2,7 @@
 //! decoding, safe layer extraction and the built-in `hello-world` image.
 
 pub mod add;
+pub mod archive;
 pub mod blob;
 pub mod catalog;
 pub mod change;
