@@ -1,5 +1,8 @@
-# Shared by the benchmarks: the unprivileged user they run as, and running a
-# command as that user inside the benchmark's temp dir ($work).
+# Shared by the benchmarks: messages, the unprivileged user they run as, and
+# running a command as that user inside the benchmark's temp dir ($work).
+
+say() { printf '\n== %s\n' "$*" >&2; }
+warn() { printf '!! %s\n' "$*" >&2; }
 
 # As root: create burrow-bench (with a subordinate id range) if missing and
 # print its name; as an ordinary user: print our own name.
@@ -10,7 +13,7 @@ bench_user() {
 		return
 	fi
 	if ! id "$user" >/dev/null 2>&1; then
-		printf '\n== creating user %s\n' "$user" >&2
+		say "creating user $user"
 		useradd --no-create-home --shell /usr/sbin/nologin "$user"
 	fi
 	for f in /etc/subuid /etc/subgid; do

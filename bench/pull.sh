@@ -20,8 +20,8 @@ size_mb=${SIZE_MB:-200}
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 
-say() { printf '\n== %s\n' "$*" >&2; }
-warn() { printf '!! %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 
 if [[ $EUID -ne 0 ]]; then
 	warn "run as root: the store holds files of subordinate ids, which only root removes between runs"
@@ -46,8 +46,6 @@ else
 	burrow_bin=$target_dir/release/burrow
 fi
 
-# shellcheck source=bench/lib.sh
-source "$repo/bench/lib.sh"
 run_user=$(bench_user)
 
 work=$(mktemp -d /tmp/burrow-pullbench.XXXXXX)

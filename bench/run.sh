@@ -37,8 +37,8 @@ target_dir=${CARGO_TARGET_DIR:-$repo/target}
 out_dir=${OUT_DIR:-$target_dir/bench/$(date +%Y%m%d-%H%M%S)}
 status=0
 
-say() { printf '\n== %s\n' "$*" >&2; }
-warn() { printf '!! %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 
 # --- peers -------------------------------------------------------------------
 need=()
@@ -75,8 +75,6 @@ fi
 }
 
 # --- the unprivileged user --------------------------------------------------
-# shellcheck source=bench/lib.sh
-source "$repo/bench/lib.sh"
 run_user=$(bench_user)
 
 # --- fixtures in a world-readable temp dir --------------------------------
