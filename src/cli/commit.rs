@@ -55,8 +55,8 @@ pub fn run(root: Option<PathBuf>, a: CommitArgs) -> anyhow::Result<i32> {
         changes: a.changes,
         comment: a.message.unwrap_or_default(),
         author: a.author.unwrap_or_default(),
-        created_by: String::new(),
         reference,
+        ..Default::default()
     };
     let done = container::commit::commit(&ctx.store, &ctx.mapping, &mut rec, opts, a.pause)?;
     for n in &done.notes {

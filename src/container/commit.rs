@@ -2,12 +2,27 @@
 //! image, pause it while the changes are archived (Docker's default), and
 //! hand both to the image layer, which builds and stores the new image.
 
+use std::path::PathBuf;
+
 use super::export::container_mapping;
 use super::{lifecycle, ContainerError, ContainerRecord, Status};
 use crate::image::commit::{self as image_commit, CommitOptions, Committed};
 use crate::linux::userns::IdMapping;
 use crate::sandbox::RootfsMode;
 use crate::store::Store;
+
+/// What the sandbox creates in a container's root when the image lacks it,
+/// to mount on (see `sandbox/child.rs`): the runtime's, not the
+/// container's changes, so a commit leaves them out while they are empty
+/// placeholders (Docker keeps them in an init layer it never commits).
+const RUNTIME_MOUNT_POINTS: &[&str] = &[
+    "proc",
+    "dev",
+    "sys",
+    "etc/hosts",
+    "etc/hostname",
+    "etc/resolv.conf",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -41,6 +56,7 @@ pub fn commit(
         argv.extend(rec.args.iter().cloned());
         opts.created_by = argv.join(" ");
     }
+    opts.mount_points = RUNTIME_MOUNT_POINTS.iter().map(PathBuf::from).collect();
     let source = container_mapping(rec, mapping);
     let paused_here = pause && rec.live_status(store) == Status::Running;
     if paused_here {

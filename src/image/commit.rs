@@ -53,6 +53,9 @@ pub struct CommitOptions {
     /// What made the changes (shown as CREATED BY in `image history`).
     pub created_by: String,
     pub reference: Option<Reference>,
+    /// Paths (relative to the changes dir) the runtime creates as mount
+    /// points; left out when they are empty placeholders.
+    pub mount_points: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -134,7 +137,7 @@ pub fn commit_changes(
         let fs_dir = staging.join("fs");
         std::fs::create_dir(&fs_dir).map_err(store::io("creating", &fs_dir))?;
         let blob_path = staging.join("blob");
-        let packed = pack(source_mapping, upper, &blob_path)?;
+        let packed = pack(source_mapping, upper, &opts.mount_points, &blob_path)?;
         let got = extract(mapping, &blob_path, &fs_dir, &packed)?;
 
         let mut diff_ids = cfg.rootfs().diff_ids().clone();
@@ -242,19 +245,29 @@ fn child_err(e: UsernsError) -> CommitError {
 /// Archive `upper` into `blob_path` (tar → gzip), in a child that is root of
 /// a user namespace with `mapping`, so every file is readable and its owner
 /// reads as the container sees it.
-fn pack(mapping: &IdMapping, upper: &Path, blob_path: &Path) -> Result<Packed, CommitError> {
+fn pack(
+    mapping: &IdMapping,
+    upper: &Path,
+    mount_points: &[PathBuf],
+    blob_path: &Path,
+) -> Result<Packed, CommitError> {
     // Created here, so the blob belongs to the caller whatever the mapping.
     let file = File::create(blob_path).map_err(store::io("creating", blob_path))?;
     let upper: PathBuf = upper.to_path_buf();
+    let mount_points = mount_points.to_vec();
     userns::run_in_userns_with(mapping, move || {
         let err = |e: io::Error| format!("writing the layer blob: {e}");
         let gz = GzEncoder::new(
             HashWriter::new(BufWriter::with_capacity(256 * 1024, file)),
             flate2::Compression::default(),
         );
-        let (report, tar) =
-            layer_tar::write_tree(&upper, TreeKind::OverlayUpper, HashWriter::new(gz))
-                .map_err(|e| e.to_string())?;
+        let (report, tar) = layer_tar::write_tree_skipping(
+            &upper,
+            TreeKind::OverlayUpper,
+            &mount_points,
+            HashWriter::new(gz),
+        )
+        .map_err(|e| e.to_string())?;
         let (gz, diff_id, _) = tar.finish();
         let (mut out, digest, size) = gz.finish().map_err(err)?.finish();
         out.flush().map_err(err)?;

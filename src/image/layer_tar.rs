@@ -77,6 +77,18 @@ pub fn write_tree<W: Write>(
     kind: TreeKind,
     out: W,
 ) -> Result<(PackReport, W), PackError> {
+    write_tree_skipping(root, kind, &[], out)
+}
+
+/// Like [`write_tree`], leaving out each path of `placeholders` (relative to
+/// `root`) that is an empty file or an empty directory: mount points a
+/// runtime made, which are not content. Anything else at such a path is kept.
+pub fn write_tree_skipping<W: Write>(
+    root: &Path,
+    kind: TreeKind,
+    placeholders: &[PathBuf],
+    out: W,
+) -> Result<(PackReport, W), PackError> {
     let fd = open(root, dir_flags(), Mode::empty()).map_err(|e| PackError::Read {
         path: root.to_path_buf(),
         source: e.into(),
@@ -88,6 +100,7 @@ pub fn write_tree<W: Write>(
         report: PackReport::default(),
         sockets: Vec::new(),
         plain_whiteouts: 0,
+        placeholders,
     };
     p.dir(fd.as_fd(), Path::new(""))?;
     let Packer {
@@ -122,7 +135,7 @@ fn dir_flags() -> OFlag {
     OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
 }
 
-struct Packer<W: Write> {
+struct Packer<'a, W: Write> {
     b: tar::Builder<W>,
     kind: TreeKind,
     /// (dev, ino) of files with more than one link → the first path written.
@@ -130,6 +143,7 @@ struct Packer<W: Write> {
     report: PackReport,
     sockets: Vec<PathBuf>,
     plain_whiteouts: u64,
+    placeholders: &'a [PathBuf],
 }
 
 /// Names in directory `fd` without `.` and `..`, sorted.
@@ -189,7 +203,7 @@ impl<R: Read> Read for Exact<R> {
     }
 }
 
-impl<W: Write> Packer<W> {
+impl<W: Write> Packer<'_, W> {
     fn read_err(path: &Path) -> impl FnOnce(nix::Error) -> PackError + '_ {
         move |e| PackError::Read {
             path: path.to_path_buf(),
@@ -219,6 +233,10 @@ impl<W: Write> Packer<W> {
         st: &FileStat,
     ) -> Result<(), PackError> {
         let fmt = st.st_mode & libc::S_IFMT;
+        if self.placeholders.iter().any(|p| p == path) && self.is_empty(parent, name, st) {
+            tracing::debug!("leaving out the mount point /{}", path.display());
+            return Ok(());
+        }
         let whiteout = fmt == libc::S_IFCHR && st.st_rdev == 0;
         if name.to_bytes().starts_with(WHITEOUT_PREFIX) && !whiteout {
             match self.kind {
@@ -331,6 +349,18 @@ impl<W: Write> Packer<W> {
             }
         }
         Ok(())
+    }
+
+    /// An empty regular file, or a directory with nothing in it.
+    fn is_empty(&self, parent: BorrowedFd<'_>, name: &CStr, st: &FileStat) -> bool {
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => st.st_size == 0,
+            libc::S_IFDIR => openat(parent, name, dir_flags(), Mode::empty())
+                .ok()
+                .and_then(|fd| list_dir(fd.as_fd()).ok())
+                .is_some_and(|names| names.is_empty()),
+            _ => false,
+        }
     }
 
     /// The xattrs to archive, and whether the directory is opaque.
@@ -565,6 +595,23 @@ mod tests {
         set_xattr(&root.join("opq"), c"user.overlay.redirect", b"/x").unwrap();
         let err = write_tree(root, TreeKind::OverlayUpper, Vec::new()).unwrap_err();
         assert!(matches!(err, PackError::Unrepresentable { .. }), "{err}");
+    }
+
+    #[test]
+    fn empty_placeholders_are_left_out_and_anything_else_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/hosts"), b"").unwrap();
+        std::fs::write(root.join("etc/hostname"), b"kept: not empty").unwrap();
+        std::fs::create_dir(root.join("proc")).unwrap();
+        let skip: Vec<PathBuf> = ["etc/hosts", "etc/hostname", "proc"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let (_, tar) = write_tree_skipping(root, TreeKind::Plain, &skip, Vec::new()).unwrap();
+        let names: Vec<String> = entries(&tar).into_iter().map(|e| e.0).collect();
+        assert_eq!(names, ["etc", "etc/hostname"]);
     }
 
     #[test]
