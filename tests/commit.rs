@@ -246,7 +246,7 @@ fn image_prune_removes_dangling_then_unused_images_and_their_blobs() {
         assert!(out.contains("untagged: unused:1"), "{out}");
         assert!(out.contains(&format!("deleted: {tagged}")), "{out}");
         // busybox stays: the container uses it.
-        assert_eq!(image_ids(&env), [base.clone()]);
+        assert_eq!(image_ids(&env), [base]);
         assert_eq!(blob_count(&env), blobs_base);
         assert!(env
             .ok(["run", "--rm", "busybox", "cat", "/etc/group"])

@@ -63,6 +63,9 @@ pub enum PackError {
     Unrepresentable { path: PathBuf, reason: String },
 }
 
+/// Extended attributes as archived: full name and value.
+type Xattrs = Vec<(String, Vec<u8>)>;
+
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 const OVERLAY_XATTR_PREFIX: &[u8] = b"user.overlay.";
@@ -364,12 +367,7 @@ impl<W: Write> Packer<'_, W> {
     }
 
     /// The xattrs to archive, and whether the directory is opaque.
-    #[allow(clippy::type_complexity)]
-    fn xattrs(
-        &self,
-        fd: BorrowedFd<'_>,
-        path: &Path,
-    ) -> Result<(Vec<(String, Vec<u8>)>, bool), PackError> {
+    fn xattrs(&self, fd: BorrowedFd<'_>, path: &Path) -> Result<(Xattrs, bool), PackError> {
         let read_err = |source: io::Error| PackError::Read {
             path: path.to_path_buf(),
             source,
@@ -464,7 +462,7 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn entries(tar: &[u8]) -> Vec<(String, tar::EntryType, Vec<(String, Vec<u8>)>)> {
+    fn entries(tar: &[u8]) -> Vec<(String, tar::EntryType, Xattrs)> {
         let mut a = tar::Archive::new(tar);
         let mut out = Vec::new();
         for e in a.entries().unwrap() {
