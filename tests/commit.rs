@@ -282,3 +282,29 @@ fn commit_of_an_unknown_container_or_bad_change_fails_clearly() {
             .contains("root"));
     }
 }
+
+#[test]
+fn export_refuses_to_write_to_a_terminal() {
+    if !common::have_tmux("export_refuses_to_write_to_a_terminal") {
+        return;
+    }
+    let Some(env) = users("export_tty").into_iter().next() else {
+        return;
+    };
+    env.import_busybox("busybox");
+    env.ok(["create", "--name", "c", "busybox"]);
+    // Keep the pane open after burrow ends, so its message can be read.
+    let line = format!(
+        "{}; echo exit=$?; sleep 30",
+        common::shell_line(&env, "export c")
+    );
+    let t = common::Term::start_shell(&env, "export", &line, 120, 10);
+    common::wait_until("burrow ended", std::time::Duration::from_secs(10), || {
+        t.screen().contains("exit=")
+    });
+    let screen = t.screen();
+    assert!(
+        screen.contains("cowardly refusing to save to a terminal") && screen.contains("exit=125"),
+        "{screen}"
+    );
+}

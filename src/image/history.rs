@@ -90,3 +90,62 @@ pub fn history(store: &Store, name: &str) -> Result<Vec<HistoryRow>, StoreError>
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StorePaths;
+
+    #[test]
+    fn empty_layer_entries_have_no_size_and_the_base_image_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(StorePaths {
+            root: d.path().join("root"),
+            runtime: d.path().join("run"),
+        })
+        .unwrap();
+        let (l1, l2) = (
+            format!("sha256:{}", "1".repeat(64)),
+            format!("sha256:{}", "2".repeat(64)),
+        );
+        for (l, size) in [(&l1, 100), (&l2, 7)] {
+            let s = store.staging_dir("layer").unwrap();
+            std::fs::create_dir(s.join("fs")).unwrap();
+            store.commit_layer(&s, l, size).unwrap();
+        }
+        let base_history = serde_json::json!([
+            {"created": "2024-01-01T00:00:00Z", "created_by": "ADD rootfs"},
+            {"created": "2024-01-01T00:00:01Z", "created_by": "CMD [\"sh\"]", "empty_layer": true},
+        ]);
+        let mut history = base_history.as_array().unwrap().clone();
+        history.push(serde_json::json!({"created": "2024-02-01T00:00:00Z", "created_by": "sh", "comment": "mine"}));
+        let config = |layers: &[&String], history: &serde_json::Value| {
+            serde_json::to_vec(&serde_json::json!({
+                "architecture": "amd64", "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": layers},
+                "history": history,
+            }))
+            .unwrap()
+        };
+        let base = store
+            .put_image_config(&config(&[&l1], &base_history))
+            .unwrap();
+        let top = store
+            .put_image_config(&config(&[&l1, &l2], &serde_json::Value::Array(history)))
+            .unwrap();
+        let rows = super::history(&store, &top).unwrap();
+        let got: Vec<(Option<&str>, u64, &str)> = rows
+            .iter()
+            .map(|r| (r.id.as_deref(), r.size, r.created_by.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(top.as_str()), 7, "sh"),
+                (Some(base.as_str()), 0, "CMD [\"sh\"]"),
+                (None, 100, "ADD rootfs"),
+            ]
+        );
+        assert_eq!(rows[0].comment, "mine");
+    }
+}
