@@ -1,10 +1,13 @@
 //! The command line: clap definitions, the shared context, and dispatch to
 //! one thin file per verb.
 
+mod commit;
 mod completion;
 mod cp;
 mod create;
 mod exec;
+mod export;
+mod history;
 mod images;
 mod import;
 mod info;
@@ -96,6 +99,10 @@ pub enum Command {
     Attach(start::AttachArgs),
     /// Copy files between the host and a container
     Cp(cp::CpArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(export::ExportArgs),
     /// Wait for containers to end and print their exit codes
     Wait(stop::WaitArgs),
     /// List containers
@@ -130,6 +137,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Give an image another name
     Tag(tag::TagArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
     /// Remove one or more images
     Rmi(tag::RmiArgs),
     /// Show what burrow can do on this host
@@ -162,6 +171,10 @@ pub enum ImageCommand {
     Pull(pull::PullArgs),
     /// Upload an image to a registry
     Push(push::PushArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Remove unused images, then layers and blobs nothing needs
+    Prune(prune::ImagePruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +198,10 @@ pub enum ContainerCommand {
     Stop(stop::StopArgs),
     /// Show a container's output
     Logs(logs::LogsArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(export::ExportArgs),
 }
 
 /// Docker's multi-name verbs (rm, stop, pause, rmi, ...): apply `f` to each
@@ -303,5 +320,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run_tag(root, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => tag::run_rmi(root, a),
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            commit::run(root, a)
+        }
+        Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => {
+            export::run(root, a)
+        }
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(root, a),
+        Command::Image(ImageCommand::Prune(a)) => prune::run_images(root, a),
     }
 }

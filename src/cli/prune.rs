@@ -1,4 +1,5 @@
-//! `burrow container prune`: remove every stopped container.
+//! `burrow container prune` (every stopped container) and `burrow image
+//! prune` (unused images, layers and blobs).
 
 use std::path::PathBuf;
 
@@ -6,6 +7,8 @@ use clap::Args;
 
 use super::Ctx;
 use crate::container;
+use crate::image::gc;
+use crate::util::human;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  burrow container prune -f")]
@@ -30,5 +33,41 @@ pub fn run(root: Option<PathBuf>, _a: PruneArgs) -> anyhow::Result<i32> {
     for dir in container::orphan_dirs(&ctx.store)? {
         let _ = crate::store::remove_tree(&dir, &ctx.mapping);
     }
+    Ok(0)
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  burrow image prune\n  burrow image prune -a -f")]
+pub struct ImagePruneArgs {
+    /// Remove every image no container uses, not only untagged ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not ask for confirmation (burrow never asks; accepted for Docker habits)
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `burrow image prune`: unused images, then layers and blobs nothing needs.
+pub fn run_images(root: Option<PathBuf>, a: ImagePruneArgs) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(root)?;
+    let pruned = gc::prune(&ctx.store, &ctx.mapping, a.all, || {
+        Ok::<_, container::ContainerError>(
+            container::list(&ctx.store)?
+                .into_iter()
+                .map(|r| gc::ImageUser {
+                    image: r.image,
+                    layers: r.layers,
+                })
+                .collect(),
+        )
+    })?;
+    if !pruned.lines.is_empty() {
+        println!("Deleted Images:");
+        for l in &pruned.lines {
+            println!("{l}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human::size(pruned.reclaimed));
     Ok(0)
 }

@@ -3,7 +3,9 @@
 //! create, start-and-wait, list, find, remove.
 
 pub mod cgroup;
+pub mod commit;
 pub mod copy;
+pub mod export;
 pub mod lifecycle;
 pub mod mounts;
 mod names;

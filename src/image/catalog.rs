@@ -1,5 +1,6 @@
 //! The images in a store as users see them: listing with tags and sizes,
-//! Docker-shaped `inspect` JSON, tagging and removal.
+//! Docker-shaped `inspect` JSON, tagging and removal (with the layers and
+//! blobs no other image needs).
 
 use std::collections::BTreeSet;
 
@@ -175,6 +176,9 @@ pub fn remove(
     }
     store.save_repositories(&repos)?;
     let layers = store.image_config(&id)?.rootfs().diff_ids().clone();
+    // Read before the metadata goes: which blobs this image named.
+    let manifest = super::add::read_meta(store, &id)?.map(|m| m.manifest);
+    let blobs = super::gc::image_blobs(store, &id).unwrap_or_default();
     store.remove_image_config(&id)?;
     out.lines.push(format!("Deleted: {id}"));
     // Layers no other image or container needs go too.
@@ -189,18 +193,15 @@ pub fn remove(
     }
     for l in layers {
         if !needed.contains(&l) {
-            // Move it out of layers/ first (atomic), so an interrupted delete
-            // never leaves a half layer that looks complete.
-            let trash = store.root().join("tmp").join(format!(
-                "rmlayer-{}-{}",
-                std::process::id(),
-                store::random_hex(6)
-            ));
-            std::fs::rename(store.layer_dir(&l), &trash)
-                .map_err(store::io("moving layer aside", &trash))?;
-            store::remove_tree(&trash, mapping)?;
+            super::gc::remove_layer(store, mapping, &l)?;
             out.lines.push(format!("Deleted: {l}"));
         }
     }
+    // Its manifest names its config, so no other image has it; its layer
+    // blobs go when no remaining image's manifest names them.
+    if let Some(m) = manifest.filter(|m| store::valid_digest(m)) {
+        store.remove_blob(&m)?;
+    }
+    super::gc::remove_unneeded_blobs(store, blobs)?;
     Ok(out)
 }

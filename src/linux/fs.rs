@@ -59,6 +59,36 @@ pub fn fgetxattr<Fd: AsFd>(fd: Fd, name: &CStr, buf: &mut [u8]) -> io::Result<Op
     }
 }
 
+/// Names of the extended attributes of the open file `fd` (those the
+/// caller may see: `trusted.*` is hidden outside the initial namespace).
+pub fn flistxattr<Fd: AsFd>(fd: Fd) -> io::Result<Vec<std::ffi::CString>> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: `buf` is a valid, exclusively borrowed buffer of
+        // `buf.len()` writable bytes and the kernel writes at most that many;
+        // the descriptor is borrowed, so it stays open during the call.
+        let rc =
+            unsafe { libc::flistxattr(fd.as_fd().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if rc >= 0 {
+            // rc is non-negative and at most buf.len(), so the cast is lossless.
+            buf.truncate(rc as usize);
+            return Ok(buf
+                .split(|b| *b == 0)
+                .filter(|n| !n.is_empty())
+                .filter_map(|n| std::ffi::CString::new(n).ok())
+                .collect());
+        }
+        let err = io::Error::last_os_error();
+        // The list grew between calls, or the buffer was too small: retry
+        // with room for the largest list the kernel allows (64 KiB).
+        if err.raw_os_error() == Some(libc::ERANGE) && buf.len() < 1 << 16 {
+            buf = vec![0u8; 1 << 16];
+            continue;
+        }
+        return Err(err);
+    }
+}
+
 /// Open `path` (absolute, as seen inside the rootfs at `root`) with every
 /// component resolved as if `root` were `/` (`openat2(RESOLVE_IN_ROOT)`), so
 /// a symlink in the image cannot lead outside it. Missing components are

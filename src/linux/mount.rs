@@ -53,6 +53,22 @@ pub fn overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> 
     .map_err(err("mounting overlayfs on", target))
 }
 
+/// Mount a read-only overlayfs of `lowers` (top-most first, at least two)
+/// at `target`: no upper or work dir, so a view of a container's files can
+/// be taken without touching the directories its own mount writes to.
+pub fn overlay_readonly(lowers: &[PathBuf], target: &Path) -> Result<()> {
+    let lower: Vec<String> = lowers.iter().map(|l| escape_overlay_path(l)).collect();
+    let opts = format!("lowerdir={},userxattr", lower.join(":"));
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::MS_RDONLY,
+        Some(opts.as_str()),
+    )
+    .map_err(err("mounting overlayfs on", target))
+}
+
 /// overlayfs splits its options on ',' and lowerdir on ':'; escape both.
 fn escape_overlay_path(p: &Path) -> String {
     p.to_string_lossy()

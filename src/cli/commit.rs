@@ -1,0 +1,67 @@
+//! `burrow commit` / `burrow container commit`: a container's changes as a new image.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args};
+
+use super::{Ctx, Exit};
+use crate::container;
+use crate::exit;
+use crate::image::commit::CommitOptions;
+use crate::image::reference::Reference;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A running container is paused while its changes are archived (--pause=false to keep it running; files it writes meanwhile may then be caught half way).\n\nExamples:\n  burrow commit web mysite:v2\n  burrow commit -m 'add config' -a 'Jane <jane@example.com>' web\n  burrow commit -c 'CMD [\"nginx\", \"-g\", \"daemon off;\"]' -c 'EXPOSE 80' web mysite"
+)]
+pub struct CommitArgs {
+    /// Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL)
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+    /// Commit message, kept in the image history
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Author (e.g. "Jane Doe <jane@example.com>")
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// Pause the container while committing
+    #[arg(
+        short,
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub pause: bool,
+    /// Container (name or id)
+    pub container: String,
+    /// Name for the image: [registry/][project/]repo[:tag]
+    pub reference: Option<String>,
+}
+
+pub fn run(root: Option<PathBuf>, a: CommitArgs) -> anyhow::Result<i32> {
+    let reference = a
+        .reference
+        .as_deref()
+        .map(Reference::parse)
+        .transpose()
+        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    let ctx = Ctx::open(root)?;
+    let mut rec = container::find(&ctx.store, &a.container)?;
+    let opts = CommitOptions {
+        changes: a.changes,
+        comment: a.message.unwrap_or_default(),
+        author: a.author.unwrap_or_default(),
+        reference,
+        ..Default::default()
+    };
+    let done = container::commit::commit(&ctx.store, &ctx.mapping, &mut rec, opts, a.pause)?;
+    for n in &done.notes {
+        eprintln!("note: {n}");
+    }
+    println!("{}", done.id);
+    Ok(0)
+}

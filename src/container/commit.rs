@@ -1,0 +1,72 @@
+//! `commit` of a container: find its overlay upper dir (its changes) and its
+//! image, pause it while the changes are archived (Docker's default), and
+//! hand both to the image layer, which builds and stores the new image.
+
+use std::path::PathBuf;
+
+use super::export::container_mapping;
+use super::{lifecycle, ContainerError, ContainerRecord, Status};
+use crate::image::commit::{self as image_commit, CommitOptions, Committed};
+use crate::linux::userns::IdMapping;
+use crate::sandbox::RootfsMode;
+use crate::store::Store;
+
+/// What the sandbox creates in a container's root when the image lacks it,
+/// to mount on (see `sandbox/child.rs`): the runtime's, not the
+/// container's changes, so a commit leaves them out while they are empty
+/// placeholders (Docker keeps them in an init layer it never commits).
+const RUNTIME_MOUNT_POINTS: &[&str] = &[
+    "proc",
+    "dev",
+    "sys",
+    "etc/hosts",
+    "etc/hostname",
+    "etc/resolv.conf",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Image(#[from] image_commit::CommitError),
+}
+
+/// Commit `rec`'s changes as a new image. `pause` stops a running
+/// container's processes for the duration, so the archive is one moment of
+/// its filesystem; without it, files written meanwhile may be caught half
+/// way (each file is still archived whole, at its size when it was reached).
+pub fn commit(
+    store: &Store,
+    mapping: &IdMapping,
+    rec: &mut ContainerRecord,
+    mut opts: CommitOptions,
+    pause: bool,
+) -> Result<Committed, CommitError> {
+    let upper = store.container_dir(&rec.id).join("upper");
+    if rec.rootfs_mode == Some(RootfsMode::Copy) || !upper.is_dir() {
+        return Err(ContainerError::Other(format!(
+            "container {} runs on a copied rootfs (overlayfs was not available when it started), which keeps no separate record of its changes: commit needs a container on overlayfs",
+            rec.name
+        ))
+        .into());
+    }
+    if opts.created_by.is_empty() {
+        let mut argv = vec![rec.path.clone()];
+        argv.extend(rec.args.iter().cloned());
+        opts.created_by = argv.join(" ");
+    }
+    opts.mount_points = RUNTIME_MOUNT_POINTS.iter().map(PathBuf::from).collect();
+    let source = container_mapping(rec, mapping);
+    let paused_here = pause && rec.live_status(store) == Status::Running;
+    if paused_here {
+        lifecycle::pause(store, rec)?;
+    }
+    let result = image_commit::commit_changes(store, mapping, &source, &rec.image, &upper, &opts);
+    if paused_here {
+        if let Err(e) = lifecycle::unpause(store, rec) {
+            tracing::warn!("unpausing {} after commit: {e}", rec.name);
+        }
+    }
+    Ok(result?)
+}

@@ -1,0 +1,304 @@
+//! `commit`: a directory of changes in the overlay upper format becomes a new
+//! top layer over an existing image. The directory is archived (tar, then
+//! gzip, both streams hashed on the way to the blob file) as root of a user
+//! namespace with the owner's mapping, then the blob is extracted with
+//! `blob::ingest` exactly as a pulled layer would be, so the stored layer is
+//! what the blob says. The new config is the base image's with the layer,
+//! `--change`s and a history entry added; the manifest lists the base
+//! image's layer blobs and the new one.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::write::GzEncoder;
+use oci_spec::image::{Config, History};
+use sha2::{Digest, Sha256};
+
+use super::add::{self, NewImage, StagedLayer};
+use super::blob::{self, Expected, Ingested};
+use super::change::{apply_change, ChangeError};
+use super::compress::Compression;
+use super::config::ImageRuntimeConfig;
+use super::import::{clean_abandoned, id_policy};
+use super::layer_tar::{self, TreeKind};
+use super::manifest::{self, Descriptor, Document};
+use super::reference::Reference;
+use crate::linux::userns::{self, IdMapping, UsernsError};
+use crate::store::{self, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Change(#[from] ChangeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("image {image} cannot be built on: {detail}")]
+    Base { image: String, detail: String },
+    #[error("{0}")]
+    Layer(String),
+    #[error(transparent)]
+    Userns(UsernsError),
+}
+
+/// How to describe the new image.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// Dockerfile instructions applied to the base image's config.
+    pub changes: Vec<String>,
+    /// `-m`: the history entry's comment.
+    pub comment: String,
+    /// `-a`: the image's and the history entry's author.
+    pub author: String,
+    /// What made the changes (shown as CREATED BY in `image history`).
+    pub created_by: String,
+    pub reference: Option<Reference>,
+    /// Paths (relative to the changes dir) the runtime creates as mount
+    /// points; left out when they are empty placeholders.
+    pub mount_points: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub id: String,
+    pub notes: Vec<String>,
+}
+
+/// What the archiving child reports.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Packed {
+    digest: String,
+    size: u64,
+    diff_id: String,
+    notes: Vec<String>,
+}
+
+/// Counts and hashes everything written through it.
+struct HashWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W> HashWriter<W> {
+    fn new(inner: W) -> Self {
+        HashWriter {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    fn finish(self) -> (W, String, u64) {
+        let digest = format!("sha256:{}", store::hex(&self.hasher.finalize()));
+        (self.inner, digest, self.bytes)
+    }
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Build a new image: `base`'s layers plus the changes in `upper` (an
+/// overlay upper dir). `source_mapping` is the mapping under which `upper`'s
+/// owners read as intended (the container's); `mapping` is the store's.
+pub fn commit_changes(
+    store: &Store,
+    mapping: &IdMapping,
+    source_mapping: &IdMapping,
+    base: &str,
+    upper: &Path,
+    opts: &CommitOptions,
+) -> Result<Committed, CommitError> {
+    // Everything that can be refused is checked before archiving.
+    let mut cfg = store.image_config(base)?;
+    let mut runtime = cfg
+        .config()
+        .as_ref()
+        .map(ImageRuntimeConfig::from_oci)
+        .unwrap_or_default();
+    for c in &opts.changes {
+        apply_change(&mut runtime, c)?;
+    }
+    let base_layers = base_descriptors(store, base, cfg.rootfs().diff_ids().len())?;
+    clean_abandoned(store, mapping);
+
+    let staging = store.staging_dir("commit")?;
+    let result = (|| {
+        let fs_dir = staging.join("fs");
+        std::fs::create_dir(&fs_dir).map_err(store::io("creating", &fs_dir))?;
+        let blob_path = staging.join("blob");
+        let packed = pack(source_mapping, upper, &opts.mount_points, &blob_path)?;
+        let got = extract(mapping, &blob_path, &fs_dir, &packed)?;
+
+        let mut diff_ids = cfg.rootfs().diff_ids().clone();
+        diff_ids.push(packed.diff_id.clone());
+        let mut rootfs = cfg.rootfs().clone();
+        rootfs.set_diff_ids(diff_ids);
+        cfg.set_rootfs(rootfs);
+        if !opts.changes.is_empty() {
+            let mut c = cfg.config().clone().unwrap_or_default();
+            set_runtime(&mut c, &runtime);
+            cfg.set_config(Some(c));
+        }
+        let created = crate::util::human::now_rfc3339();
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let mut h = History::default();
+        h.set_created(Some(created.clone()));
+        h.set_created_by(non_empty(&opts.created_by));
+        h.set_comment(non_empty(&opts.comment));
+        h.set_author(non_empty(&opts.author));
+        let mut history = cfg.history().clone().unwrap_or_default();
+        history.push(h);
+        cfg.set_history(Some(history));
+        cfg.set_created(Some(created));
+        if !opts.author.is_empty() {
+            cfg.set_author(Some(opts.author.clone()));
+        }
+        let config = serde_json::to_vec(&cfg).map_err(|e| CommitError::Layer(e.to_string()))?;
+        let mut layers = base_layers;
+        layers.push(manifest::layer_descriptor(
+            &packed.digest,
+            packed.size,
+            Compression::Gzip,
+        ));
+        let manifest = manifest::oci_manifest(&config, &layers);
+        let id = add::add_image(
+            store,
+            NewImage {
+                config: &config,
+                manifest: &manifest,
+                layers: vec![StagedLayer {
+                    diff_id: packed.diff_id.clone(),
+                    tar_bytes: got.tar_bytes,
+                    dir: Some(staging.clone()),
+                    blob: Some((blob_path.clone(), packed.digest.clone())),
+                }],
+                tags: opts.reference.iter().cloned().collect(),
+                repo_digest: None,
+            },
+        )?;
+        let mut notes = packed.notes;
+        notes.extend(got.notes);
+        Ok(Committed { id, notes })
+    })();
+    if staging.exists() {
+        let _ = store::remove_tree(&staging, mapping);
+    }
+    result
+}
+
+/// The base image's layer descriptors, from its stored manifest.
+fn base_descriptors(
+    store: &Store,
+    base: &str,
+    diff_ids: usize,
+) -> Result<Vec<Descriptor>, CommitError> {
+    let bad = |detail: String| CommitError::Base {
+        image: store::hex_of(base)[..12].to_string(),
+        detail,
+    };
+    let meta = add::read_meta(store, base)?
+        .filter(|m| !m.manifest.is_empty())
+        .ok_or_else(|| bad("it has no manifest in the store (pull or import it again)".into()))?;
+    let bytes = store.read_blob(&meta.manifest)?;
+    match manifest::parse(&bytes, None).map_err(|e| bad(e.to_string()))? {
+        Document::Image(m) if m.layers.len() == diff_ids => Ok(m.layers),
+        Document::Image(m) => Err(bad(format!(
+            "its manifest lists {} layers, its config {diff_ids}",
+            m.layers.len()
+        ))),
+        Document::Index(_) => Err(bad("its stored manifest is an index".into())),
+    }
+}
+
+/// The runtime fields `--change` may set, written over the base config so
+/// fields burrow does not model (volumes, healthcheck) survive.
+fn set_runtime(c: &mut Config, rc: &ImageRuntimeConfig) {
+    let n = rc.to_oci();
+    c.set_user(n.user().clone());
+    c.set_exposed_ports(n.exposed_ports().clone());
+    c.set_env(n.env().clone());
+    c.set_cmd(n.cmd().clone());
+    c.set_entrypoint(n.entrypoint().clone());
+    c.set_working_dir(n.working_dir().clone());
+    c.set_labels(n.labels().clone());
+    c.set_stop_signal(n.stop_signal().clone());
+}
+
+fn child_err(e: UsernsError) -> CommitError {
+    match e {
+        UsernsError::Child(msg) => CommitError::Layer(msg),
+        e => CommitError::Userns(e),
+    }
+}
+
+/// Archive `upper` into `blob_path` (tar → gzip), in a child that is root of
+/// a user namespace with `mapping`, so every file is readable and its owner
+/// reads as the container sees it.
+fn pack(
+    mapping: &IdMapping,
+    upper: &Path,
+    mount_points: &[PathBuf],
+    blob_path: &Path,
+) -> Result<Packed, CommitError> {
+    // Created here, so the blob belongs to the caller whatever the mapping.
+    let file = File::create(blob_path).map_err(store::io("creating", blob_path))?;
+    let upper: PathBuf = upper.to_path_buf();
+    let mount_points = mount_points.to_vec();
+    userns::run_in_userns_with(mapping, move || {
+        let err = |e: io::Error| format!("writing the layer blob: {e}");
+        let gz = GzEncoder::new(
+            HashWriter::new(BufWriter::with_capacity(256 * 1024, file)),
+            flate2::Compression::default(),
+        );
+        let (report, tar) = layer_tar::write_tree_skipping(
+            &upper,
+            TreeKind::OverlayUpper,
+            &mount_points,
+            HashWriter::new(gz),
+        )
+        .map_err(|e| e.to_string())?;
+        let (gz, diff_id, _) = tar.finish();
+        let (mut out, digest, size) = gz.finish().map_err(err)?.finish();
+        out.flush().map_err(err)?;
+        Ok(Packed {
+            digest,
+            size,
+            diff_id,
+            notes: report.notes,
+        })
+    })
+    .map_err(child_err)
+}
+
+/// Extract the blob into `fs_dir` as any pulled layer, checking that it is
+/// the blob and the tar that were written.
+fn extract(
+    mapping: &IdMapping,
+    blob_path: &Path,
+    fs_dir: &Path,
+    packed: &Packed,
+) -> Result<Ingested, CommitError> {
+    let file = File::open(blob_path).map_err(store::io("opening", blob_path))?;
+    let expected = Expected {
+        digest: Some(packed.digest.clone()),
+        size: Some(packed.size),
+        diff_id: Some(packed.diff_id.clone()),
+    };
+    let ids = id_policy(mapping);
+    let fs_dir = fs_dir.to_path_buf();
+    userns::run_in_userns_with(mapping, move || {
+        blob::ingest(file, None, Some(&fs_dir), ids, &expected, &|_| {}).map_err(|e| e.to_string())
+    })
+    .map_err(child_err)
+}
