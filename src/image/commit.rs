@@ -20,7 +20,7 @@ use super::blob::{self, Expected, Ingested};
 use super::change::{apply_change, ChangeError};
 use super::compress::Compression;
 use super::config::ImageRuntimeConfig;
-use super::import::{clean_abandoned, id_policy};
+use super::import::id_policy;
 use super::layer_tar::{self, TreeKind};
 use super::manifest::{self, Descriptor, Document};
 use super::reference::Reference;
@@ -130,7 +130,7 @@ pub fn commit_changes(
         apply_change(&mut runtime, c)?;
     }
     let base_layers = base_descriptors(store, base, cfg.rootfs().diff_ids().len())?;
-    clean_abandoned(store, mapping);
+    store.remove_abandoned_staging(mapping);
 
     let staging = store.staging_dir("commit")?;
     let result = (|| {

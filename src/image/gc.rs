@@ -114,7 +114,7 @@ pub fn prune<E: From<StoreError>>(
     all: bool,
     users: impl FnOnce() -> Result<Vec<ImageUser>, E>,
 ) -> Result<Pruned, E> {
-    super::import::clean_abandoned(store, mapping);
+    store.remove_abandoned_staging(mapping);
     let _lock = store.lock_exclusive()?;
     let users = users()?;
     let used: BTreeSet<&str> = users.iter().map(|u| u.image.as_str()).collect();
