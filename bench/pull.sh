@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Pull throughput, side by side: `burrow pull` (download, verify, decompress
 # and extract every layer into a fresh store) against `skopeo copy` to a
-# directory (download and verify only), from the same registry on loopback,
-# in one hyperfine run. Prints both medians, MB/s and the ratio.
+# directory (download and verify only), and against that copy followed by
+# `tar -xzf` of each layer (the same work as burrow), from the same registry
+# on loopback, in one hyperfine run. Prints medians, MB/s and the ratios.
 #
 # The image: a busybox base plus layers made of the host's /usr/lib (real
 # files, gzip as registries serve them), about SIZE_MB uncompressed. Run it
@@ -146,27 +147,45 @@ compressed=$(du -sb "$work/oci/blobs" | cut -f1)
 say "image: $((compressed / 1024 / 1024)) MB compressed; $runs runs each, as $run_user"
 
 # One command line each for hyperfine, with no shell in between.
-for tool in burrow skopeo; do
+# "skopeo+tar" is what a usable root filesystem costs with skopeo: the copy,
+# then each layer extracted in order (burrow's pull does both).
+cat >"$work/bin/unpack-dir" <<'SH'
+#!/usr/bin/env bash
+set -euo pipefail
+dir=$1 out=$2
+mkdir -p "$out"
+python3 -c 'import json,sys; [print(l["digest"].split(":")[1]) for l in json.load(open(sys.argv[1]))["layers"]]' "$dir/manifest.json" |
+	while read -r hex; do tar -xzf "$dir/$hex" -C "$out"; done
+SH
+chmod 0755 "$work/bin/unpack-dir"
+for tool in burrow skopeo skopeo-tar; do
 	{
 		echo '#!/usr/bin/env bash'
 		declare -f as_user
 		echo "work=$work run_user=$run_user"
-		if [[ $tool == burrow ]]; then
-			echo "as_user burrow pull -q $reg/bench:1 >/dev/null"
-		else
+		case $tool in
+		burrow) echo "as_user burrow pull -q $reg/bench:1 >/dev/null" ;;
+		skopeo) echo "as_user skopeo copy --quiet --src-tls-verify=false docker://$reg/bench:1 dir:$work/run/skopeo-dir" ;;
+		skopeo-tar)
 			echo "as_user skopeo copy --quiet --src-tls-verify=false docker://$reg/bench:1 dir:$work/run/skopeo-dir"
-		fi
+			echo "as_user unpack-dir $work/run/skopeo-dir $work/run/skopeo-rootfs"
+			;;
+		esac
 	} >"$work/bin/pull-$tool"
 	chmod 0755 "$work/bin/pull-$tool"
 done
 # Each run starts from nothing: an empty store, an absent directory.
 "$work/bin/pull-burrow"
 "$work/bin/pull-skopeo"
+rm -rf "$work/run/skopeo-dir"
+"$work/bin/pull-skopeo-tar"
 hyperfine --style basic --shell=none --runs "$runs" --warmup "$warmup" --export-json "$work/pull.json" \
 	--command-name "burrow pull" --prepare "rm -rf $work/store/blobs $work/store/layers $work/store/images $work/store/repositories.json" \
 	"$work/bin/pull-burrow" \
 	--command-name "skopeo copy dir:" --prepare "rm -rf $work/run/skopeo-dir" \
-	"$work/bin/pull-skopeo"
+	"$work/bin/pull-skopeo" \
+	--command-name "skopeo copy + tar -x" --prepare "rm -rf $work/run/skopeo-dir $work/run/skopeo-rootfs" \
+	"$work/bin/pull-skopeo-tar"
 
 python3 - "$work/pull.json" "$compressed" <<'PY'
 import json, sys
@@ -177,6 +196,7 @@ print()
 print(f"{'':20} {'median':>10} {'MB/s':>8}")
 for name, t in med.items():
     print(f"{name:20} {t*1000:8.0f} ms {mb/t:8.1f}")
-b, s = med["burrow pull"], med["skopeo copy dir:"]
-print(f"\nburrow pull / skopeo copy = {b/s:.2f} (below 1 means burrow is faster)")
+b = med["burrow pull"]
+print(f"\nburrow pull / skopeo copy = {b/med['skopeo copy dir:']:.2f} (below 1 means burrow is faster)")
+print(f"burrow pull / (skopeo copy + tar -x) = {b/med['skopeo copy + tar -x']:.2f}")
 PY
