@@ -12,11 +12,15 @@ fn main() {
     burrow::linux::process::default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            // Help and version go to stdout with 0; usage errors are burrow's (125).
-            let code = if e.use_stderr() { exit::BURROW } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // Help and version go to stdout with 0.
             let _ = e.print();
-            std::process::exit(code);
+            std::process::exit(0);
+        }
+        Err(e) => {
+            // Usage errors are burrow's (125), said in one line like any other.
+            eprintln!("burrow: {}", usage_error(&e));
+            std::process::exit(exit::BURROW);
         }
     };
     init_logging(&cli.log_level);
@@ -29,6 +33,42 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// clap's multi-line usage error as one line: the error itself (with the
+/// item a trailing colon announces), then where to read more.
+fn usage_error(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut msg = lines
+        .first()
+        .map_or("", |l| l.strip_prefix("error: ").unwrap_or(l))
+        .to_string();
+    if msg.ends_with(':') {
+        if let Some(item) = lines.get(1) {
+            msg.push(' ');
+            msg.push_str(item);
+        }
+    }
+    if let Some(values) = lines.iter().find(|l| l.starts_with("[possible values:")) {
+        msg.push(' ');
+        msg.push_str(values);
+    }
+    // "Usage: burrow run [OPTIONS] <IMAGE>" names the verb to ask about.
+    match lines.iter().find_map(|l| l.strip_prefix("Usage: ")) {
+        Some(usage) => {
+            let verb: Vec<&str> = usage
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['-', '<', '[']))
+                .collect();
+            format!("{msg}; see '{} --help'", verb.join(" "))
+        }
+        None => msg,
+    }
 }
 
 fn init_logging(level: &str) {

@@ -19,7 +19,7 @@ pub struct LimitArgs {
     #[arg(long, help_heading = HEADING, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     /// Number of CPUs (e.g. 0.5, 1.5): a CPU time quota
-    #[arg(long, help_heading = HEADING, value_name = "N")]
+    #[arg(long, help_heading = HEADING, value_name = "N", allow_hyphen_values = true)]
     pub cpus: Option<String>,
     /// CPU shares, relative weight (2-262144; default 1024)
     #[arg(long, help_heading = HEADING, value_name = "N")]

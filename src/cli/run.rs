@@ -19,7 +19,7 @@ use crate::store::StoreError;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  burrow run hello-world\n  burrow run --rm busybox echo hello\n  burrow run --rm -e COLOR=blue busybox sh -c 'echo $COLOR'\n  burrow run -it --rm busybox sh\n  burrow run -d --name counter busybox sh -c 'i=0; while true; do echo $i; i=$((i+1)); sleep 1; done'"
+    after_help = "Examples:\n  burrow run hello-world\n  burrow run --rm busybox echo hello\n  burrow run --rm -e COLOR=blue busybox sh -c 'echo $COLOR'\n  burrow run -it --rm busybox sh\n  burrow run -d --name ticker busybox sh -c 'while sleep 1; do date; done'\n  burrow run --rm --pull=always -q alpine cat /etc/alpine-release"
 )]
 pub struct RunArgs {
     /// Assign a name to the container
