@@ -2,7 +2,8 @@
 //! reference → image store → container record → sandbox process.
 //!
 //! Dependencies point one way: `cli` uses everything; `container` uses `image`
-//! and `store`; `sandbox` uses `linux`; `linux` knows nothing of images or the CLI.
+//! and `store`; `sandbox` uses `linux`; `store` uses only `linux`; `linux`
+//! knows nothing of images or the CLI.
 
 pub mod cli;
 pub mod container;

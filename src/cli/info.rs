@@ -28,7 +28,7 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
     let userns_result = userns::run_in_userns(m, || Ok(()));
     let rootfs = probe_overlay(&ctx);
     let cg = cgroup::detect(Path::new("/sys/fs/cgroup"), Path::new("/proc/self/cgroup"));
-    let source = crate::container::cgroup::source();
+    let source = crate::container::cgroup::source(super::systemd_scopes());
     let range = |r: Option<userns::IdRange>| r.map(|r| json!({"start": r.start, "count": r.count}));
     let info = json!({
         "Kernel": kernel,

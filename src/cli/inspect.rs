@@ -53,8 +53,7 @@ pub fn run(root: Option<PathBuf>, a: InspectArgs, kind: Kind) -> anyhow::Result<
             })
         };
         let as_image = || {
-            ctx.store
-                .resolve_image(name)
+            catalog::resolve(&ctx.store, name)
                 .ok()
                 .and_then(|id| catalog::summary(&ctx.store, &id).ok())
                 .map(|s| catalog::inspect_json(&s))

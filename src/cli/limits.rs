@@ -57,7 +57,7 @@ impl LimitArgs {
     /// then whether this host can enforce them.
     pub fn resources(&self) -> anyhow::Result<Resources> {
         let r = self.parse()?;
-        cgroup::check(&r).map_err(|e| err(e.to_string()))?;
+        cgroup::check(&r, super::systemd_scopes()).map_err(|e| err(e.to_string()))?;
         Ok(r)
     }
 

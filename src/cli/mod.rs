@@ -35,6 +35,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::container::cgroup::SystemdScopes;
 use crate::linux::userns::IdMapping;
 use crate::store::{paths::PathEnv, Store, StorePaths};
 
@@ -275,6 +276,12 @@ pub fn detect_mapping() -> anyhow::Result<IdMapping> {
         )
         .into()),
     }
+}
+
+/// Whether burrow may ask the user's systemd for a delegated scope:
+/// `BURROW_SYSTEMD=0` says never.
+pub fn systemd_scopes() -> SystemdScopes {
+    SystemdScopes::from_setting(std::env::var_os("BURROW_SYSTEMD").as_deref())
 }
 
 /// Run the parsed command; returns the process exit code.

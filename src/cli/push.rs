@@ -8,6 +8,7 @@ use clap::Args;
 use super::pull::RegistryArgs;
 use super::{Ctx, Exit};
 use crate::exit;
+use crate::image::catalog;
 use crate::image::push::{push, PushOptions};
 use crate::image::reference::Reference;
 use crate::image::registry::credentials::AuthFiles;
@@ -32,9 +33,7 @@ pub fn run(root: Option<PathBuf>, a: PushArgs) -> anyhow::Result<i32> {
     let dest_name = a.destination.as_deref().unwrap_or(&a.image);
     let dest = Reference::parse(dest_name).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     let ctx = Ctx::open(root)?;
-    let id = ctx
-        .store
-        .resolve_image(&a.image)
+    let id = catalog::resolve(&ctx.store, &a.image)
         .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     let opts = PushOptions {
         client: a.registry.client(),

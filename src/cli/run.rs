@@ -9,6 +9,7 @@ use super::pull::{PullPolicy, RegistryArgs};
 use super::{Ctx, Exit};
 use crate::container::{self, ContainerRecord, CreateOptions};
 use crate::exit;
+use crate::image::catalog;
 use crate::image::import::import_builtin_hello;
 use crate::image::pull::PullOptions;
 use crate::image::reference::Reference;
@@ -239,7 +240,7 @@ fn find_or_fetch(
     reference: &Reference,
     fetch: &Fetch,
 ) -> anyhow::Result<String> {
-    let local = match ctx.store.resolve_image(name) {
+    let local = match catalog::resolve(&ctx.store, name) {
         Ok(id) => Some(id),
         Err(StoreError::NoSuchImage(_)) => None,
         Err(e) => return Err(e.into()),

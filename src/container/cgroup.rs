@@ -249,7 +249,7 @@ fn unenforceable(res: &Resources, reason: impl std::fmt::Display) -> PlaceError 
     }
 }
 
-/// Case 1 of the issue: the delegated subtree burrow already runs in.
+/// Case 1: the delegated subtree burrow already runs in.
 fn own_delegation() -> cgroup::Result<Delegation> {
     cgroup::find_delegation(
         Path::new(cgroup::SYS_FS_CGROUP),
@@ -257,14 +257,35 @@ fn own_delegation() -> cgroup::Result<Delegation> {
     )
 }
 
+/// Whether burrow may ask the user's systemd for a delegated scope when it
+/// has no delegated cgroup of its own. The user's setting (`BURROW_SYSTEMD`)
+/// is read by the CLI and handed down, so this module never reads the
+/// environment itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemdScopes {
+    Ask,
+    Never,
+}
+
+impl SystemdScopes {
+    /// The meaning of `BURROW_SYSTEMD`'s value: `0` says never; anything
+    /// else, or unset, lets burrow ask.
+    pub fn from_setting(value: Option<&std::ffi::OsStr>) -> Self {
+        match value {
+            Some(v) if v == "0" => SystemdScopes::Never,
+            _ => SystemdScopes::Ask,
+        }
+    }
+}
+
 /// Whether the user's systemd could give us a scope: only on a pure cgroup
 /// v2 host (a hybrid host's v2 hierarchy has no controllers to delegate),
-/// and not when the user said `BURROW_SYSTEMD=0`.
-fn systemd_may_help() -> bool {
-    Path::new(cgroup::SYS_FS_CGROUP)
-        .join("cgroup.controllers")
-        .exists()
-        && std::env::var_os("BURROW_SYSTEMD").is_none_or(|v| v != "0")
+/// and not when the user said never.
+fn systemd_may_help(scopes: SystemdScopes) -> bool {
+    scopes == SystemdScopes::Ask
+        && Path::new(cgroup::SYS_FS_CGROUP)
+            .join("cgroup.controllers")
+            .exists()
 }
 
 /// How long systemd may take to move us into a new scope.
@@ -331,13 +352,13 @@ pub enum Source {
     },
 }
 
-pub fn source() -> Source {
+pub fn source(scopes: SystemdScopes) -> Source {
     match own_delegation() {
         Ok(d) => Source::Delegated {
             base: d.base,
             controllers: d.controllers,
         },
-        Err(own) if systemd_may_help() => {
+        Err(own) if systemd_may_help(scopes) => {
             match Manager::connect().and_then(|mut m| m.control_group()) {
                 Ok(cg) => Source::Systemd {
                     controllers: controllers_of(&cg),
@@ -356,11 +377,11 @@ pub fn source() -> Source {
 
 /// Check, without changing anything, that `res` can be enforced from here
 /// (`create`/`run`, before the record is made).
-pub fn check(res: &Resources) -> Result<(), PlaceError> {
+pub fn check(res: &Resources, scopes: SystemdScopes) -> Result<(), PlaceError> {
     if res.is_empty() {
         return Ok(());
     }
-    let (controllers, holder) = match source() {
+    let (controllers, holder) = match source(scopes) {
         Source::Delegated { base, controllers } => (controllers, base.display().to_string()),
         Source::Systemd {
             manager,
@@ -389,9 +410,13 @@ const STATS_CONTROLLERS: [&str; 4] = ["cpu", "io", "memory", "pids"];
 /// Make the cgroup of container `id` as it starts (in its monitor, or the
 /// foreground `run`): in the delegated subtree, with the limits written.
 /// None when there is no delegation and no limit needs one.
-pub fn create(id: &str, res: &Resources) -> Result<Option<Placement>, PlaceError> {
+pub fn create(
+    id: &str,
+    res: &Resources,
+    scopes: SystemdScopes,
+) -> Result<Option<Placement>, PlaceError> {
     let found = own_delegation().or_else(|own| {
-        if !systemd_may_help() {
+        if !systemd_may_help(scopes) {
             return Err(own.to_string());
         }
         scope_delegation(id).map_err(|e| format!("{own}, and {e}"))
@@ -459,8 +484,13 @@ pub fn kill(dir: Option<&PathBuf>) -> bool {
 
 /// `create` for a record about to start, as the sandbox's error type
 /// (burrow's exit code 125).
+///
+/// Its callers (the monitor and the foreground `run`) are not handed the
+/// CLI's setting yet, so this is the one place below the CLI that still
+/// reads `BURROW_SYSTEMD`; it goes once they pass a `SystemdScopes`.
 pub fn for_start(rec: &super::ContainerRecord) -> Result<Option<Placement>, StartError> {
-    create(&rec.id, &rec.host_config.resources)
+    let scopes = SystemdScopes::from_setting(std::env::var_os("BURROW_SYSTEMD").as_deref());
+    create(&rec.id, &rec.host_config.resources, scopes)
         .map_err(|e| StartError::new("cgroup", e.to_string(), crate::exit::BURROW))
 }
 
@@ -473,6 +503,21 @@ pub fn discard(spec: &Spec) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn burrow_systemd_zero_alone_refuses_scopes() {
+        use std::ffi::OsStr;
+        assert_eq!(SystemdScopes::from_setting(None), SystemdScopes::Ask);
+        assert_eq!(
+            SystemdScopes::from_setting(Some(OsStr::new("0"))),
+            SystemdScopes::Never
+        );
+        assert_eq!(
+            SystemdScopes::from_setting(Some(OsStr::new("1"))),
+            SystemdScopes::Ask
+        );
+        assert!(!systemd_may_help(SystemdScopes::Never));
+    }
 
     #[test]
     fn sizes_as_docker_parses_them() {

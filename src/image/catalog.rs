@@ -41,6 +41,32 @@ pub enum CatalogError {
     BadReference(#[from] super::reference::ReferenceError),
 }
 
+/// The id of the image `name` names: a tag (parsed with Docker's defaults,
+/// so `busybox` finds `docker.io/library/busybox:latest`), a full id, or a
+/// unique id prefix. Lives here rather than in the store because reading a
+/// reference is image knowledge; the store only lists what it holds.
+pub fn resolve(store: &Store, name: &str) -> Result<String, StoreError> {
+    if let Ok(r) = Reference::parse(name) {
+        if let Some(id) = store.repositories()?.get(&r.to_string()) {
+            return Ok(id.clone());
+        }
+    }
+    let hex = name.strip_prefix("sha256:").unwrap_or(name);
+    if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let matches: Vec<String> = store
+            .image_ids()?
+            .into_iter()
+            .filter(|id| store::hex_of(id).starts_with(hex))
+            .collect();
+        match matches.len() {
+            1 => return Ok(matches.into_iter().next().expect("one match")),
+            0 => {}
+            _ => return Err(StoreError::Ambiguous(name.to_string())),
+        }
+    }
+    Err(StoreError::NoSuchImage(name.to_string()))
+}
+
 pub fn summary(store: &Store, id: &str) -> Result<ImageSummary, CatalogError> {
     let config = store.image_config(id)?;
     let layers = config.rootfs().diff_ids().clone();
@@ -111,7 +137,7 @@ fn short_digest_ref(d: &str) -> String {
 pub fn tag(store: &Store, source: &str, target: &str) -> Result<(), CatalogError> {
     let target = Reference::parse(target)?;
     let _lock = store.lock_exclusive()?;
-    let id = store.resolve_image(source)?;
+    let id = resolve(store, source)?;
     let mut repos = store.repositories()?;
     repos.insert(target.to_string(), id);
     store.save_repositories(&repos)?;
@@ -135,7 +161,7 @@ pub fn remove(
     in_use: &[(String, String, Vec<String>)],
 ) -> Result<Removed, CatalogError> {
     let _lock = store.lock_exclusive()?;
-    let id = store.resolve_image(name)?;
+    let id = resolve(store, name)?;
     let mut repos = store.repositories()?;
     let mut out = Removed::default();
     let by_ref = Reference::parse(name)
@@ -204,4 +230,40 @@ pub fn remove(
     }
     super::gc::remove_unneeded_blobs(store, blobs)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::store::StorePaths;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(StorePaths {
+            root: d.path().join("root"),
+            runtime: d.path().join("run"),
+        })
+        .unwrap();
+        (d, s)
+    }
+
+    #[test]
+    fn image_ids_resolve_by_prefix_and_tag() {
+        let (_d, s) = store();
+        let id = s.put_image_config(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#).unwrap();
+        assert_eq!(resolve(&s, &store::hex_of(&id)[..12]).unwrap(), id);
+        assert_eq!(resolve(&s, &id).unwrap(), id);
+        assert!(matches!(
+            resolve(&s, "busybox"),
+            Err(StoreError::NoSuchImage(_))
+        ));
+        let mut repos = BTreeMap::new();
+        repos.insert("docker.io/library/busybox:latest".to_string(), id.clone());
+        s.save_repositories(&repos).unwrap();
+        assert_eq!(resolve(&s, "busybox").unwrap(), id);
+        assert_eq!(resolve(&s, "docker.io/library/busybox:latest").unwrap(), id);
+        s.image_config(&id).unwrap();
+    }
 }

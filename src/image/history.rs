@@ -18,7 +18,7 @@ pub struct HistoryRow {
 
 /// The history of the image `name` (reference or id), newest first.
 pub fn history(store: &Store, name: &str) -> Result<Vec<HistoryRow>, StoreError> {
-    let id = store.resolve_image(name)?;
+    let id = super::catalog::resolve(store, name)?;
     let cfg = store.image_config(&id)?;
     let layers = cfg.rootfs().diff_ids();
     let hist: Vec<History> = cfg.history().clone().unwrap_or_default();

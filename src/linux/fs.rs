@@ -1,13 +1,24 @@
-//! Filesystem helpers nix does not provide: extended attributes (layer
-//! extraction) and opening a path safely inside a rootfs (mount targets).
+//! Filesystem helpers nix does not provide: extended attributes, the one
+//! in-root opener (`openat2(RESOLVE_IN_ROOT)`) and what is built on it
+//! (mount targets, deferred directory metadata), and descriptor-relative
+//! create/replace/remove of tree entries (layer extraction, the copy fallback).
 //!
-//! Every function takes an open descriptor (so callers resolve paths safely
-//! first, e.g. with `openat2(RESOLVE_IN_ROOT)`) and a NUL-terminated name, and
-//! returns `io::Result`; none of them follows a path on its own.
+//! Every function works from an open descriptor, so callers resolve paths
+//! safely first; none of them follows a symlink in a final component.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
+use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{fchmod, futimens, Mode};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, unlinkat, Gid, Uid, UnlinkatFlags};
+use nix::NixPath;
 
 /// Sets extended attribute `name` to `value` on the open file `fd`
 /// (creating or replacing it).
@@ -89,6 +100,174 @@ pub fn flistxattr<Fd: AsFd>(fd: Fd) -> io::Result<Vec<std::ffi::CString>> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Descriptor-relative tree operations, shared by layer extraction and the
+// copy fallback: none follows a final symlink.
+
+/// Prefixes an error with the step that failed, keeping its kind.
+pub fn with_step(e: impl Into<io::Error>, step: impl fmt::Display) -> io::Error {
+    let e = e.into();
+    io::Error::new(e.kind(), format!("{step}: {e}"))
+}
+
+/// Flags for opening a directory to read or change it, never through a
+/// symlink in the last component.
+pub fn dir_flags() -> OFlag {
+    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
+}
+
+/// Opens a directory given by the caller (trusted path).
+pub fn open_dir(path: &Path) -> nix::Result<OwnedFd> {
+    open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Opens `path` relative to `root` with every symlink resolved as if `root`
+/// were `/` (`openat2(RESOLVE_IN_ROOT)`, magic links refused): nothing it
+/// names can lie outside `root`. The one place burrow resolves a path
+/// inside a rootfs or layer; `O_CLOEXEC` is always added.
+pub fn openat_in_root<P: ?Sized + NixPath>(
+    root: BorrowedFd<'_>,
+    path: &P,
+    flags: OFlag,
+) -> nix::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    // EAGAIN: the kernel saw a concurrent rename during a `..` walk and
+    // refuses to guess; trying again is the documented answer.
+    let mut tries = 0;
+    loop {
+        match openat2(root, path, how) {
+            Err(Errno::EAGAIN) if tries < 16 => tries += 1,
+            r => return r,
+        }
+    }
+}
+
+/// Runs `op` (which creates `name` in `dir`); if the name is taken, removes
+/// what is there (recursively for a directory) and runs it again. Returns
+/// whether something was removed.
+pub fn replace_at<T>(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    mut op: impl FnMut() -> nix::Result<T>,
+) -> io::Result<(T, bool)> {
+    match op() {
+        Ok(v) => Ok((v, false)),
+        Err(Errno::EEXIST) => {
+            remove_all_at(dir, name).map_err(|e| with_step(e, "remove existing entry"))?;
+            Ok((op()?, true))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes `name` in `dir`, recursively if it is a directory. Never follows
+/// symlinks: a symlink is removed itself.
+pub fn remove_all_at<P: ?Sized + NixPath>(dir: BorrowedFd<'_>, name: &P) -> io::Result<()> {
+    match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) => return Ok(()),
+        // Linux says EISDIR for a directory; POSIX allows EPERM.
+        Err(Errno::EISDIR) | Err(Errno::EPERM) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let fd = openat(dir, name, dir_flags(), Mode::empty())?;
+    empty_dir(fd.as_fd())?;
+    drop(fd);
+    unlinkat(dir, name, UnlinkatFlags::RemoveDir)?;
+    Ok(())
+}
+
+/// Removes everything inside the directory `fd`.
+pub fn empty_dir(fd: BorrowedFd<'_>) -> io::Result<()> {
+    for name in list_dir(fd)? {
+        remove_all_at(fd, name.as_c_str())?;
+    }
+    Ok(())
+}
+
+/// Names in directory `fd`, without `.` and `..`. Collected first so the
+/// directory can be modified while the caller walks the list.
+pub fn list_dir(fd: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
+    let mut d = Dir::openat(fd, ".", dir_flags(), Mode::empty())?;
+    let mut names = Vec::new();
+    for ent in d.iter() {
+        let ent = ent?;
+        let name = ent.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// Owner (if any), then mode (after chown, which clears set-id bits), then mtime.
+pub fn set_fd_meta<Fd: AsFd>(
+    fd: Fd,
+    owner: Option<(u32, u32)>,
+    mode: u32,
+    mtime: &TimeSpec,
+) -> nix::Result<()> {
+    if let Some((u, g)) = owner {
+        fchown(&fd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)))?;
+    }
+    fchmod(&fd, Mode::from_bits_truncate(mode & 0o7777))?;
+    futimens(&fd, mtime, mtime)
+}
+
+/// A directory's metadata, set only after its whole tree is written:
+/// creating children changes its mtime, and a read-only mode would stop us
+/// filling it when we run without `CAP_DAC_OVERRIDE`.
+pub struct DirMeta {
+    /// Path relative to the root, without `.`/`..`; empty for the root itself.
+    pub path: Vec<u8>,
+    pub mode: u32,
+    pub mtime: TimeSpec,
+    /// Owner to set at the end, or `None` when the directory already has it.
+    pub owner: Option<(u32, u32)>,
+}
+
+/// Applies deferred directory metadata in order (later entries win). A path
+/// that is no longer a directory was replaced later in the archive and is
+/// skipped. With `lenient_owner`, EPERM/EINVAL from chown are ignored.
+pub fn apply_dir_metas(
+    root: BorrowedFd<'_>,
+    metas: &[DirMeta],
+    lenient_owner: bool,
+) -> Result<(), (Vec<u8>, io::Error)> {
+    for m in metas {
+        let fail = |e: Errno, step: &str| (m.path.clone(), with_step(e, step));
+        let owned;
+        let fd = if m.path.is_empty() {
+            root
+        } else {
+            match openat_in_root(root, m.path.as_slice(), dir_flags()) {
+                Ok(fd) => {
+                    owned = fd;
+                    owned.as_fd()
+                }
+                Err(Errno::ENOENT) | Err(Errno::ENOTDIR) | Err(Errno::ELOOP) => continue,
+                Err(e) => return Err(fail(e, "open directory to set its metadata")),
+            }
+        };
+        if let Some((u, g)) = m.owner {
+            match fchown(fd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g))) {
+                Ok(()) => {}
+                Err(Errno::EPERM) | Err(Errno::EINVAL) if lenient_owner => {}
+                Err(e) => return Err(fail(e, "chown directory")),
+            }
+        }
+        fchmod(fd, Mode::from_bits_truncate(m.mode & 0o7777))
+            .map_err(|e| fail(e, "chmod directory"))?;
+        futimens(fd, &m.mtime, &m.mtime).map_err(|e| fail(e, "set directory mtime"))?;
+    }
+    Ok(())
+}
+
 /// Open `path` (absolute, as seen inside the rootfs at `root`) with every
 /// component resolved as if `root` were `/` (`openat2(RESOLVE_IN_ROOT)`), so
 /// a symlink in the image cannot lead outside it. Missing components are
@@ -100,19 +279,15 @@ pub fn open_in_root(
     path: &str,
     want_dir: bool,
 ) -> io::Result<std::os::fd::OwnedFd> {
-    use nix::fcntl::{open, openat, openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
-    use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
+    use nix::fcntl::readlinkat;
+    use nix::sys::stat::{fstatat, mkdirat, SFlag};
 
     let root_fd = open(
         root,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
-    let how = || {
-        OpenHow::new()
-            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
-    };
+    let in_root = |p: &str| openat_in_root(root_fd.as_fd(), p, OFlag::O_PATH);
     let split = |p: &str| -> Vec<String> {
         p.split('/')
             .filter(|c| !c.is_empty() && *c != ".")
@@ -135,12 +310,12 @@ pub fn open_in_root(
             let parent = prefix.clone();
             prefix.push('/');
             prefix.push_str(&comps[i]);
-            match openat2(&root_fd, prefix.as_str(), how()) {
+            match in_root(&prefix) {
                 Ok(_) => continue,
                 Err(nix::Error::ENOENT) => {}
                 Err(e) => return Err(e.into()),
             }
-            let parent_fd = openat2(&root_fd, parent.as_str(), how())?;
+            let parent_fd = in_root(&parent)?;
             let c = comps[i].as_str();
             if let Ok(st) = fstatat(&parent_fd, c, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
                 if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
@@ -188,7 +363,7 @@ pub fn open_in_root(
                 drop(f);
             }
         }
-        return Ok(openat2(&root_fd, prefix.as_str(), how())?);
+        return Ok(in_root(&prefix)?);
     }
 }
 

@@ -27,6 +27,10 @@ fn err(step: &'static str, target: &Path) -> impl FnOnce(nix::Error) -> MountErr
     }
 }
 
+/// The attribute that makes a directory opaque (hides the layers below it)
+/// to an overlayfs mounted with `userxattr`: set on the value `y`.
+pub const OPAQUE_XATTR: &std::ffi::CStr = c"user.overlay.opaque";
+
 /// Mount overlayfs at `target`. `lowers` are top-most first, as overlayfs
 /// wants them. `userxattr` makes overlayfs keep its metadata in `user.*`
 /// xattrs, the only kind an unprivileged user may set (Linux 5.11+).

@@ -23,6 +23,7 @@ mod child;
 mod cleanup;
 pub mod exec;
 mod report;
+mod rootfs_copy;
 mod spawn;
 mod user;
 

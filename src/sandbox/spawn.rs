@@ -394,5 +394,5 @@ fn copy_rootfs(spec: &Spec, rootfs: &Path) -> Result<(), StartError> {
     }
     std::fs::create_dir_all(rootfs).map_err(|e| err(e.to_string()))?;
     let bottom_up: Vec<_> = spec.lowers.iter().rev().cloned().collect();
-    crate::image::layer::flatten_layers(&bottom_up, rootfs).map_err(|e| err(e.to_string()))
+    super::rootfs_copy::flatten_layers(&bottom_up, rootfs).map_err(|e| err(e.to_string()))
 }

@@ -418,29 +418,6 @@ impl Store {
         write_atomic(&p, &bytes, true)
     }
 
-    /// Find an image by reference, full id, or unique id prefix.
-    pub fn resolve_image(&self, name: &str) -> Result<String> {
-        if let Ok(r) = crate::image::reference::Reference::parse(name) {
-            if let Some(id) = self.repositories()?.get(&r.to_string()) {
-                return Ok(id.clone());
-            }
-        }
-        let hex = name.strip_prefix("sha256:").unwrap_or(name);
-        if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let matches: Vec<String> = self
-                .image_ids()?
-                .into_iter()
-                .filter(|id| hex_of(id).starts_with(hex))
-                .collect();
-            match matches.len() {
-                1 => return Ok(matches.into_iter().next().expect("one match")),
-                0 => {}
-                _ => return Err(StoreError::Ambiguous(name.to_string())),
-            }
-        }
-        Err(StoreError::NoSuchImage(name.to_string()))
-    }
-
     // ---- containers ----
 
     pub fn containers_dir(&self) -> PathBuf {
@@ -562,27 +539,6 @@ mod tests {
         })
         .unwrap();
         (d, s)
-    }
-
-    #[test]
-    fn image_ids_resolve_by_prefix_and_tag() {
-        let (_d, s) = store();
-        let id = s.put_image_config(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#).unwrap();
-        assert_eq!(s.resolve_image(&hex_of(&id)[..12]).unwrap(), id);
-        assert_eq!(s.resolve_image(&id).unwrap(), id);
-        assert!(matches!(
-            s.resolve_image("busybox"),
-            Err(StoreError::NoSuchImage(_))
-        ));
-        let mut repos = BTreeMap::new();
-        repos.insert("docker.io/library/busybox:latest".to_string(), id.clone());
-        s.save_repositories(&repos).unwrap();
-        assert_eq!(s.resolve_image("busybox").unwrap(), id);
-        assert_eq!(
-            s.resolve_image("docker.io/library/busybox:latest").unwrap(),
-            id
-        );
-        s.image_config(&id).unwrap();
     }
 
     #[test]

@@ -127,7 +127,7 @@ fn collect(store: &Store, names: &[String]) -> Result<Vec<Image>, ArchiveError> 
     let repos = store.repositories()?;
     let mut out: Vec<Image> = Vec::new();
     for name in names {
-        let id = store.resolve_image(name)?;
+        let id = crate::image::catalog::resolve(store, name)?;
         let tag = Reference::parse(name)
             .ok()
             .filter(|r| repos.get(&r.to_string()) == Some(&id));

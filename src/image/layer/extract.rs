@@ -1,0 +1,695 @@
+//! Applying archive entries one by one: files, directories, links and
+//! fifos created through descriptors that never leave the layer root,
+//! whiteouts turned into overlayfs's format, PAX xattrs and owner policy.
+
+use std::ffi::CString;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{
+    fchmod, fstatat, makedev, mkdirat, mknodat, utimensat, Mode, SFlag, UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, linkat, symlinkat, Gid, Uid};
+
+use super::entry::{basename, bytes_path, normalize, numeric, parse_pax_time};
+use super::{IdPolicy, LayerError};
+use crate::linux::fs::{
+    dir_flags, fsetxattr, openat_in_root, remove_all_at, replace_at, set_fd_meta, with_step,
+    DirMeta,
+};
+use crate::linux::mount::OPAQUE_XATTR;
+
+/// Copy buffer for file contents. Larger than the read buffer so that big
+/// reads bypass `BufReader` and land directly in this buffer.
+const COPY_BUF: usize = 256 * 1024;
+
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+/// PAX records carrying extended attributes, as written by GNU tar and Docker.
+const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
+/// Overlay's own attributes change how the stack is merged (redirects,
+/// metacopy, opacity); a layer may only express those through whiteout files.
+const OVERLAY_XATTR_PREFIX: &[u8] = b"user.overlay.";
+
+/// Counts every byte the tar parser (and the final drain) reads.
+pub(super) struct CountingReader<R> {
+    pub(super) inner: R,
+    pub(super) count: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Per-entry buffers, reused across entries to avoid allocations.
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// The entry's name as stored in the archive (for error messages).
+    raw: Vec<u8>,
+    /// Normalised relative name (no leading `/`, no `.`/`..`/empty components).
+    norm: Vec<u8>,
+    link_raw: Vec<u8>,
+    link_norm: Vec<u8>,
+    /// `user.*` extended attributes from PAX records.
+    xattrs: Vec<(CString, Vec<u8>)>,
+    /// Nanosecond mtime from a PAX record, if any.
+    pax_mtime: Option<TimeSpec>,
+}
+
+impl Scratch {
+    fn path(&self) -> PathBuf {
+        bytes_path(&self.raw)
+    }
+
+    fn unsafe_err(&self, reason: impl Into<String>) -> LayerError {
+        LayerError::Unsafe {
+            path: self.path(),
+            reason: reason.into(),
+        }
+    }
+
+    fn write_err(&self, e: impl Into<io::Error>, step: impl fmt::Display) -> LayerError {
+        LayerError::Write {
+            path: self.path(),
+            source: with_step(e, step),
+        }
+    }
+
+    fn read_err(&self, e: impl Into<io::Error>, step: impl fmt::Display) -> LayerError {
+        let e = e.into();
+        LayerError::Read(io::Error::new(
+            e.kind(),
+            format!("entry {:?}: {step}: {e}", self.path()),
+        ))
+    }
+}
+
+/// The descriptor of the most recently used parent directory. Archives list
+/// a directory's files together, so most entries reuse it.
+struct ParentCache {
+    path: Vec<u8>,
+    fd: Option<OwnedFd>,
+    /// Whether the cached directory is set-group-ID (new files then take its group).
+    setgid: bool,
+    root_setgid: bool,
+}
+
+impl ParentCache {
+    /// Returns a descriptor for `parent` (normalised, relative to `root`),
+    /// creating missing directories, and whether that directory is setgid.
+    fn get<'a>(
+        &'a mut self,
+        root: BorrowedFd<'a>,
+        parent: &[u8],
+    ) -> io::Result<(BorrowedFd<'a>, bool)> {
+        if parent.is_empty() {
+            return Ok((root, self.root_setgid));
+        }
+        let hit = self.fd.is_some() && self.path == parent;
+        if !hit {
+            self.fd = None;
+            let fd = resolve_parent(root, parent)?;
+            self.setgid = is_setgid(fd.as_fd())?;
+            self.path.clear();
+            self.path.extend_from_slice(parent);
+            self.fd = Some(fd);
+        }
+        let fd = self.fd.as_ref().expect("cached parent set above").as_fd();
+        Ok((fd, self.setgid))
+    }
+
+    /// Called after anything was removed: the removed name may have been a
+    /// component (say, a symlink) of the cached path, which would now resolve
+    /// elsewhere. Creating new names cannot change how an existing path resolves.
+    fn invalidate(&mut self) {
+        self.fd = None;
+    }
+}
+
+pub(super) struct Extractor {
+    pub(super) root: OwnedFd,
+    ids: IdPolicy,
+    /// Our effective uid/gid: what a new file gets unless its parent is setgid.
+    me: (u32, u32),
+    cache: ParentCache,
+    buf: Vec<u8>,
+    pub(super) dirs: Vec<DirMeta>,
+    pub(super) entries: u64,
+    devices: u64,
+    clamped: u64,
+    unsupported: u64,
+    xattrs_unsupported: u64,
+    nonzero_owner: bool,
+}
+
+/// What an entry becomes on disk.
+enum Kind {
+    File,
+    Dir,
+    Symlink,
+    HardLink,
+    Fifo,
+}
+
+impl Extractor {
+    pub(super) fn new(root: OwnedFd, ids: IdPolicy) -> io::Result<Self> {
+        let root_setgid = is_setgid(root.as_fd())?;
+        Ok(Extractor {
+            root,
+            ids,
+            me: (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            ),
+            cache: ParentCache {
+                path: Vec::new(),
+                fd: None,
+                setgid: false,
+                root_setgid,
+            },
+            buf: Vec::new(),
+            dirs: Vec::new(),
+            entries: 0,
+            devices: 0,
+            clamped: 0,
+            unsupported: 0,
+            xattrs_unsupported: 0,
+            nonzero_owner: false,
+        })
+    }
+
+    pub(super) fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.devices > 0 {
+            notes.push(format!(
+                "skipped {} device node(s) (unprivileged)",
+                self.devices
+            ));
+        }
+        if let IdPolicy::Keep { max_uid, max_gid } = self.ids {
+            if self.clamped > 0 {
+                let limit = if max_uid == max_gid {
+                    format!("uid/gid {max_uid} to {max_uid}")
+                } else {
+                    format!("uid {max_uid} / gid {max_gid} to those limits")
+                };
+                notes.push(format!(
+                    "clamped {} file owner(s) above {limit}",
+                    self.clamped
+                ));
+            }
+        }
+        if matches!(self.ids, IdPolicy::Collapse) && self.nonzero_owner {
+            notes.push("no subuid/subgid range: all files in the layer belong to you".into());
+        }
+        if self.unsupported > 0 {
+            notes.push(format!(
+                "skipped {} archive entr{} of unsupported type",
+                self.unsupported,
+                if self.unsupported == 1 { "y" } else { "ies" }
+            ));
+        }
+        if self.xattrs_unsupported > 0 {
+            notes.push(format!(
+                "dropped {} extended attribute(s) the filesystem does not support",
+                self.xattrs_unsupported
+            ));
+        }
+        notes
+    }
+
+    /// The owner to give a new file, or `None` to leave it to the caller.
+    fn owner(&mut self, uid: u64, gid: u64) -> Option<(u32, u32)> {
+        match self.ids {
+            IdPolicy::Collapse => {
+                if uid != 0 || gid != 0 {
+                    self.nonzero_owner = true;
+                }
+                None
+            }
+            IdPolicy::Keep { max_uid, max_gid } => {
+                let u = uid.min(u64::from(max_uid)) as u32;
+                let g = gid.min(u64::from(max_gid)) as u32;
+                if u64::from(u) != uid || u64::from(g) != gid {
+                    self.clamped += 1;
+                }
+                Some((u, g))
+            }
+        }
+    }
+
+    pub(super) fn apply_entry<E: Read>(
+        &mut self,
+        s: &mut Scratch,
+        entry: &mut tar::Entry<'_, E>,
+    ) -> Result<(), LayerError> {
+        use tar::EntryType as T;
+        let etype = entry.header().entry_type();
+        if matches!(
+            etype,
+            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink
+        ) {
+            // Metadata records the parser did not fold into an entry: nothing to create.
+            return Ok(());
+        }
+        s.raw.clear();
+        s.raw.extend_from_slice(&entry.path_bytes());
+        normalize(&s.raw, &mut s.norm).map_err(|r| s.unsafe_err(r))?;
+        // Whiteouts are recognised by name whatever their type.
+        let whiteout = basename(&s.norm).starts_with(WHITEOUT_PREFIX);
+        let kind = match etype {
+            T::Regular | T::Continuous | T::GNUSparse if s.raw.ends_with(b"/") => Kind::Dir,
+            T::Regular | T::Continuous | T::GNUSparse => Kind::File,
+            T::Directory => Kind::Dir,
+            T::Symlink => Kind::Symlink,
+            T::Link => Kind::HardLink,
+            T::Fifo => Kind::Fifo,
+            _ if whiteout => Kind::File,
+            T::Char | T::Block => {
+                self.devices += 1;
+                return Ok(());
+            }
+            _ => {
+                self.unsupported += 1;
+                return Ok(());
+            }
+        };
+        self.read_pax(s, entry)?;
+
+        let header = entry.header();
+        let raw = header.as_old();
+        let mode = numeric(header.mode().map(u64::from), &raw.mode)
+            .map_err(|e| s.read_err(e, "corrupt header (mode)"))? as u32
+            & 0o7777;
+        let uid =
+            numeric(header.uid(), &raw.uid).map_err(|e| s.read_err(e, "corrupt header (uid)"))?;
+        let gid =
+            numeric(header.gid(), &raw.gid).map_err(|e| s.read_err(e, "corrupt header (gid)"))?;
+        let mtime = match s.pax_mtime {
+            Some(t) => t,
+            None => {
+                let secs = numeric(header.mtime(), &raw.mtime)
+                    .map_err(|e| s.read_err(e, "corrupt header (mtime)"))?;
+                TimeSpec::new(secs.min(i64::MAX as u64) as i64, 0)
+            }
+        };
+
+        let split = s.norm.iter().rposition(|b| *b == b'/');
+        let (parent, name) = match split {
+            Some(i) => (&s.norm[..i], &s.norm[i + 1..]),
+            None => (&[][..], &s.norm[..]),
+        };
+
+        if name.is_empty() {
+            // The entry names the layer root itself (`./` or `/`).
+            if !matches!(kind, Kind::Dir) {
+                return Err(s.unsafe_err("a non-directory entry names the layer root"));
+            }
+            if let Some((u, g)) = self.owner(uid, gid) {
+                fchown(&self.root, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)))
+                    .map_err(|e| s.write_err(e, "chown layer root"))?;
+            }
+            apply_xattrs(s, self.root.as_fd(), &mut self.xattrs_unsupported)?;
+            self.dirs.push(DirMeta {
+                path: Vec::new(),
+                mode,
+                mtime,
+                owner: None,
+            });
+            self.entries += 1;
+            return Ok(());
+        }
+
+        if let Some(rest) = name.strip_prefix(WHITEOUT_PREFIX) {
+            return self.apply_whiteout(s, parent, name, rest);
+        }
+        // Hard links share their target's inode and owner.
+        let owner = match kind {
+            Kind::HardLink => None,
+            _ => self.owner(uid, gid),
+        };
+
+        let root = self.root.as_fd();
+        let (dir, parent_setgid) = self
+            .cache
+            .get(root, parent)
+            .map_err(|e| s.write_err(e, "open parent directory"))?;
+        // A new inode already belongs to us (or, under a setgid parent, to
+        // us and the parent's group): skip the chown when it would be a no-op.
+        let me = self.me;
+        let new_owner = owner.filter(|o| parent_setgid || *o != me);
+        let mut removed = false;
+        match kind {
+            Kind::File => {
+                let flags = OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC;
+                let (fd, r) = replace_at(dir, name, || {
+                    openat(dir, name, flags, Mode::from_bits_truncate(0o600))
+                })
+                .map_err(|e| s.write_err(e, "create file"))?;
+                removed = r;
+                let mut file = File::from(fd);
+                let size = entry.size();
+                if size > 0 {
+                    if self.buf.is_empty() {
+                        self.buf = vec![0; COPY_BUF];
+                    }
+                    let mut copied = 0u64;
+                    loop {
+                        let n = match entry.read(&mut self.buf) {
+                            Ok(0) => break,
+                            Ok(n) => n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) => return Err(s.read_err(e, "reading file data")),
+                        };
+                        file.write_all(&self.buf[..n])
+                            .map_err(|e| s.write_err(e, "write file data"))?;
+                        copied += n as u64;
+                    }
+                    if copied != size {
+                        return Err(s.read_err(
+                            io::Error::from(io::ErrorKind::UnexpectedEof),
+                            format_args!(
+                                "archive truncated inside file data ({copied} of {size} bytes)"
+                            ),
+                        ));
+                    }
+                }
+                set_fd_meta(&file, new_owner, mode, &mtime)
+                    .map_err(|e| s.write_err(e, "set file owner/mode/mtime"))?;
+                apply_xattrs(s, file.as_fd(), &mut self.xattrs_unsupported)?;
+            }
+            Kind::Dir => {
+                let dir_owner = match mkdirat(dir, name, Mode::from_bits_truncate(0o700)) {
+                    Ok(()) => new_owner,
+                    Err(Errno::EEXIST) => {
+                        let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                            .map_err(|e| s.write_err(e, "stat existing entry"))?;
+                        if is_dir(st.st_mode) {
+                            owner
+                        } else {
+                            remove_all_at(dir, name)
+                                .map_err(|e| s.write_err(e, "remove existing entry"))?;
+                            removed = true;
+                            mkdirat(dir, name, Mode::from_bits_truncate(0o700))
+                                .map_err(|e| s.write_err(e, "create directory"))?;
+                            new_owner
+                        }
+                    }
+                    Err(e) => return Err(s.write_err(e, "create directory")),
+                };
+                if let Some((u, g)) = dir_owner {
+                    fchownat(
+                        dir,
+                        name,
+                        Some(Uid::from_raw(u)),
+                        Some(Gid::from_raw(g)),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| s.write_err(e, "chown directory"))?;
+                }
+                if !s.xattrs.is_empty() {
+                    let fd = openat(dir, name, dir_flags(), Mode::empty())
+                        .map_err(|e| s.write_err(e, "open directory"))?;
+                    apply_xattrs(s, fd.as_fd(), &mut self.xattrs_unsupported)?;
+                }
+                self.dirs.push(DirMeta {
+                    path: s.norm.clone(),
+                    mode,
+                    mtime,
+                    owner: None,
+                });
+            }
+            Kind::Symlink => {
+                s.link_raw.clear();
+                match entry.link_name_bytes() {
+                    Some(t) if !t.is_empty() => s.link_raw.extend_from_slice(&t),
+                    _ => return Err(s.unsafe_err("symbolic link without a target")),
+                }
+                let target = &s.link_raw[..];
+                let ((), r) = replace_at(dir, name, || symlinkat(target, dir, name))
+                    .map_err(|e| s.write_err(e, "create symbolic link"))?;
+                removed = r;
+                if let Some((u, g)) = new_owner {
+                    fchownat(
+                        dir,
+                        name,
+                        Some(Uid::from_raw(u)),
+                        Some(Gid::from_raw(g)),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| s.write_err(e, "chown symbolic link"))?;
+                }
+                utimensat(dir, name, &mtime, &mtime, UtimensatFlags::NoFollowSymlink)
+                    .map_err(|e| s.write_err(e, "set symbolic link mtime"))?;
+            }
+            Kind::HardLink => {
+                s.link_raw.clear();
+                match entry.link_name_bytes() {
+                    Some(t) => s.link_raw.extend_from_slice(&t),
+                    None => return Err(s.unsafe_err("hard link without a target")),
+                }
+                normalize(&s.link_raw, &mut s.link_norm)
+                    .map_err(|r| s.unsafe_err(format!("hard link target: {r}")))?;
+                let (tparent, tname) = match s.link_norm.iter().rposition(|b| *b == b'/') {
+                    Some(i) => (&s.link_norm[..i], &s.link_norm[i + 1..]),
+                    None => (&[][..], &s.link_norm[..]),
+                };
+                if tname.is_empty() {
+                    return Err(s.unsafe_err("hard link to the layer root"));
+                }
+                if tparent == parent && tname == name {
+                    // A link to itself: nothing to do (removing it first would lose it).
+                    self.entries += 1;
+                    return Ok(());
+                }
+                let target_err = |e: Errno| {
+                    let step = format!(
+                        "hard link target {:?} in the layer",
+                        bytes_path(&s.link_raw)
+                    );
+                    s.write_err(e, step)
+                };
+                // The target's directory is resolved inside the root like any
+                // other path, so `/etc/passwd` means `<dest>/etc/passwd`.
+                let tdir_owned;
+                let tdir = if tparent.is_empty() {
+                    root
+                } else if tparent == parent {
+                    dir
+                } else {
+                    tdir_owned = openat_in_root(root, tparent, OFlag::O_PATH | OFlag::O_DIRECTORY)
+                        .map_err(target_err)?;
+                    tdir_owned.as_fd()
+                };
+                // Fail before removing anything if the target is missing.
+                fstatat(tdir, tname, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(target_err)?;
+                // No AT_SYMLINK_FOLLOW: a symlink target is linked itself, never followed.
+                let ((), r) = replace_at(dir, name, || {
+                    linkat(tdir, tname, dir, name, AtFlags::empty())
+                })
+                .map_err(|e| s.write_err(e, "create hard link"))?;
+                removed = r;
+            }
+            Kind::Fifo => {
+                let ((), r) = replace_at(dir, name, || {
+                    mknodat(
+                        dir,
+                        name,
+                        SFlag::S_IFIFO,
+                        Mode::from_bits_truncate(0o600),
+                        0,
+                    )
+                })
+                .map_err(|e| s.write_err(e, "create fifo"))?;
+                removed = r;
+                // O_NONBLOCK: opening a fifo for reading must not wait for a writer.
+                let fd = openat(
+                    dir,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| s.write_err(e, "open fifo"))?;
+                set_fd_meta(&fd, new_owner, mode, &mtime)
+                    .map_err(|e| s.write_err(e, "set fifo owner/mode/mtime"))?;
+            }
+        }
+        if removed {
+            self.cache.invalidate();
+        }
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// `parent/.wh.NAME` → 0/0 char device `parent/NAME`;
+    /// `parent/.wh..wh..opq` → `user.overlay.opaque=y` on `parent`.
+    fn apply_whiteout(
+        &mut self,
+        s: &Scratch,
+        parent: &[u8],
+        name: &[u8],
+        hidden: &[u8],
+    ) -> Result<(), LayerError> {
+        let root = self.root.as_fd();
+        if name == OPAQUE_MARKER {
+            let (pfd, _) = self
+                .cache
+                .get(root, parent)
+                .map_err(|e| s.write_err(e, "open opaque directory"))?;
+            // The cached descriptor may be O_PATH, which cannot carry xattrs;
+            // reopen the same directory for real.
+            let fd = openat(pfd, ".", dir_flags(), Mode::empty())
+                .map_err(|e| s.write_err(e, "open opaque directory"))?;
+            fsetxattr(&fd, OPAQUE_XATTR, b"y")
+                .map_err(|e| s.write_err(e, "set user.overlay.opaque"))?;
+            self.entries += 1;
+            return Ok(());
+        }
+        if name.starts_with(b".wh..wh.") {
+            // Other `.wh..wh.` names are AUFS bookkeeping (hard-link dirs);
+            // they carry nothing an overlay layer needs.
+            return Ok(());
+        }
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(s.unsafe_err("whiteout without a valid name"));
+        }
+        let (dir, _) = self
+            .cache
+            .get(root, parent)
+            .map_err(|e| s.write_err(e, "open parent directory"))?;
+        let ((), removed) = replace_at(dir, hidden, || {
+            mknodat(dir, hidden, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
+        })
+        .map_err(|e| s.write_err(e, "create whiteout (0/0 character device)"))?;
+        if removed {
+            self.cache.invalidate();
+        }
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Collects the nanosecond mtime and `user.*` xattrs from PAX records.
+    fn read_pax<E: Read>(
+        &mut self,
+        s: &mut Scratch,
+        entry: &mut tar::Entry<'_, E>,
+    ) -> Result<(), LayerError> {
+        s.pax_mtime = None;
+        s.xattrs.clear();
+        let exts = match entry.pax_extensions() {
+            Ok(Some(exts)) => exts,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(s.read_err(e, "reading PAX records")),
+        };
+        for ext in exts {
+            let ext = ext.map_err(|e| {
+                LayerError::Read(with_step(
+                    e,
+                    format_args!("entry {:?}: PAX record", s.path()),
+                ))
+            })?;
+            let key = ext.key_bytes();
+            if key == b"mtime" {
+                s.pax_mtime = parse_pax_time(ext.value_bytes());
+            } else if let Some(attr) = key.strip_prefix(PAX_XATTR_PREFIX) {
+                if attr.starts_with(b"user.") && !attr.starts_with(OVERLAY_XATTR_PREFIX) {
+                    if let Ok(name) = CString::new(attr) {
+                        s.xattrs.push((name, ext.value_bytes().to_vec()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sets the entry's PAX `user.*` xattrs on `fd`, counting those the
+/// filesystem does not support.
+fn apply_xattrs(s: &Scratch, fd: BorrowedFd<'_>, unsupported: &mut u64) -> Result<(), LayerError> {
+    for (name, value) in &s.xattrs {
+        match fsetxattr(fd, name, value) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => *unsupported += 1,
+            Err(e) => {
+                return Err(s.write_err(e, format_args!("set xattr {}", name.to_string_lossy())))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_setgid(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(nix::sys::stat::fstat(fd)?.st_mode & libc::S_ISGID != 0)
+}
+
+fn is_dir(mode: libc::mode_t) -> bool {
+    mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+/// Opens directory `parent` (normalised, non-empty) inside `root`, creating
+/// missing components with mode 0755 (as Docker does for implicit parents).
+fn resolve_parent(root: BorrowedFd<'_>, parent: &[u8]) -> io::Result<OwnedFd> {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    match openat_in_root(root, parent, flags) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(with_step(e, format_args!("{:?}", bytes_path(parent)))),
+    }
+    // Slow path: walk from the root, creating what is missing. Each prefix is
+    // resolved from the root (not from the previous component) so that
+    // absolute symlinks in the layer keep their in-root meaning.
+    let mut cur: Option<OwnedFd> = None;
+    let mut end = 0;
+    for comp in parent.split(|b| *b == b'/') {
+        end += comp.len();
+        let prefix = &parent[..end];
+        end += 1;
+        let here = |e: Errno| with_step(e, format_args!("{:?}", bytes_path(prefix)));
+        let next = match openat_in_root(root, prefix, flags) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                let dirfd = cur.as_ref().map_or(root, |fd| fd.as_fd());
+                match mkdirat(dirfd, comp, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) => {
+                        let fd = openat(dirfd, comp, dir_flags(), Mode::empty()).map_err(here)?;
+                        // mkdirat's mode went through the umask.
+                        fchmod(&fd, Mode::from_bits_truncate(0o755)).map_err(here)?;
+                        fd
+                    }
+                    // Something is there but does not resolve: a dangling symlink.
+                    Err(Errno::EEXIST) => match openat_in_root(root, prefix, flags) {
+                        Ok(fd) => fd,
+                        Err(Errno::ENOENT) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::NotFound,
+                                format!(
+                                    "{:?} is a symbolic link to a missing directory",
+                                    bytes_path(prefix)
+                                ),
+                            ))
+                        }
+                        Err(e) => return Err(here(e)),
+                    },
+                    Err(e) => return Err(here(e)),
+                }
+            }
+            Err(e) => return Err(here(e)),
+        };
+        cur = Some(next);
+    }
+    cur.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+}
