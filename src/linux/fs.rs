@@ -367,6 +367,18 @@ pub fn open_in_root(
     }
 }
 
+/// An anonymous in-memory file holding `bytes`, positioned at its start:
+/// input for a child process that needs no pipe (a child that never reads
+/// its stdin cannot make the writer die of SIGPIPE).
+pub fn memory_file(name: &std::ffi::CStr, bytes: &[u8]) -> std::io::Result<std::fs::File> {
+    use std::io::{Seek, Write};
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(bytes)?;
+    f.rewind()?;
+    Ok(f)
+}
+
 #[cfg(test)]
 mod open_in_root_tests {
     use super::*;

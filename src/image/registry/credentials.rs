@@ -210,17 +210,15 @@ fn run_helper(helper: &str, verb: &str, input: &[u8]) -> Result<(bool, Vec<u8>)>
         helper: helper.to_string(),
         detail,
     };
-    let mut child = Command::new(format!("docker-credential-{helper}"))
-        .arg(verb)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    // The input comes from a file, not a pipe: a helper that exits without
+    // reading it (as `erase` may) must not kill burrow with SIGPIPE.
+    let stdin = crate::linux::fs::memory_file(c"credential-helper-input", input)
         .map_err(|e| err(e.to_string()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input).map_err(|e| err(e.to_string()))?;
-    }
-    let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
+    let out = Command::new(format!("docker-credential-{helper}"))
+        .arg(verb)
+        .stdin(Stdio::from(stdin))
+        .output()
+        .map_err(|e| err(e.to_string()))?;
     let mut text = out.stdout;
     if !out.status.success() {
         text.extend_from_slice(&out.stderr);
