@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod channel;
 pub mod dbus;
 pub mod fs;
 pub mod mount;
