@@ -7,10 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Ctx, Exit};
-use crate::container::{self, ContainerError, Status};
+use crate::container::{self, ContainerError, ExecOptions, Status};
 use crate::exit;
-use crate::image::config::set_env;
-use crate::sandbox::exec::{ExecError, ExecSpec};
 
 #[derive(Debug, Args)]
 #[command(
@@ -78,37 +76,21 @@ pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
         }
         _ => return Err(not_running().into()),
     }
-    let pid1_start = rec.pid1_start(&ctx.store).ok_or_else(not_running)?;
-
-    // The environment as run builds it, then -t's TERM and the overrides.
-    let mut env = vec![format!("HOSTNAME={}", rec.config.hostname)];
-    env.extend(rec.config.env.iter().cloned());
-    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-        env.push("TERM=xterm".into());
-    }
-    for kv in &overrides {
-        set_env(&mut env, kv);
-    }
-    let spec = ExecSpec {
-        pid1: rec.state.pid,
-        pid1_start,
+    let opts = ExecOptions {
         argv: a.cmd,
-        env,
-        cwd: a.workdir.unwrap_or_else(|| rec.config.working_dir.clone()),
-        user: a.user.unwrap_or_else(|| rec.config.user.clone()),
-        stdin: a.interactive || tty,
-        detach: a.detach,
+        env: overrides,
+        workdir: a.workdir,
+        user: a.user,
+        interactive: a.interactive,
         tty,
-        caps: rec.caps(),
-        seccomp: rec.seccomp(),
-        cgroup: rec.cgroup.clone().filter(|d| d.exists()),
+        detach: a.detach,
     };
-    let execd = match crate::sandbox::exec::exec(&spec) {
+    let execd = match container::exec(&ctx.store, &rec, opts) {
         Ok(e) => e,
-        Err(ExecError::NotRunning) => return Err(not_running().into()),
-        Err(e) => {
-            return Err(Exit::new(e.exit_code(), format!("container {}: {e}", rec.name)).into())
+        Err(ContainerError::Start(e)) => {
+            return Err(Exit::new(e.code(), format!("container {}: {e}", rec.name)).into())
         }
+        Err(e) => return Err(e.into()),
     };
     if a.detach {
         return Ok(0);

@@ -119,7 +119,8 @@ pub fn create_container(
     if a.timeout == Some(0) {
         return Err(Exit::new(exit::BURROW, "--timeout must be at least 1 second").into());
     }
-    crate::linux::caps::resolve(&a.cap_add, &a.cap_drop).map_err(|e| Exit::new(exit::BURROW, e))?;
+    crate::sandbox::caps::resolve(&a.cap_add, &a.cap_drop)
+        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     if let Some(o) = a.security_opt.iter().find(|o| *o != "seccomp=unconfined") {
         return Err(Exit::new(
             exit::BURROW,
@@ -202,7 +203,7 @@ pub fn create_container(
 }
 
 pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
-    let rootfs = RootfsChoice::from_env().map_err(|e| Exit::new(exit::BURROW, e))?;
+    let rootfs = RootfsChoice::from_env().map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     let (detach, tty, timeout) = (a.detach, a.tty, a.timeout.is_some());
     let (ctx, mut rec) = create_container(root, a)?;
     if detach {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::linux::cgroup::{self, CgroupError, Delegation, Placement};
 use crate::linux::systemd::{self, Manager};
-use crate::sandbox::{Spec, StartError};
+use crate::sandbox::{Failure, Spec, StartError, Step};
 use crate::util::poll;
 
 /// How to get a cgroup burrow may manage; ends every "cannot enforce" error.
@@ -491,7 +491,7 @@ pub fn kill(dir: Option<&PathBuf>) -> bool {
 pub fn for_start(rec: &super::ContainerRecord) -> Result<Option<Placement>, StartError> {
     let scopes = SystemdScopes::from_setting(std::env::var_os("BURROW_SYSTEMD").as_deref());
     create(&rec.id, &rec.host_config.resources, scopes)
-        .map_err(|e| StartError::new("cgroup", e.to_string(), crate::exit::BURROW))
+        .map_err(|e| Failure::new(Step::Cgroup, e.to_string(), crate::exit::BURROW).into())
 }
 
 /// After the container ended (or failed to start): read whether the OOM

@@ -6,12 +6,13 @@
 //! against the container's root, so its symlinks cannot reach the host.
 
 use std::fs::File;
-use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::{ContainerError, ContainerRecord, Result};
+use crate::exit;
 use crate::image::layer::{apply_layer, ApplyOptions, IdPolicy};
+use crate::linux::channel::{channel, ChannelError, Failure, Sender, Step};
 use crate::linux::ns::Namespaces;
 use crate::linux::userns::{run_in_userns, IdMapping};
 use crate::linux::{mount, process};
@@ -28,10 +29,39 @@ pub enum Direction {
 }
 
 /// One side of the copy, given its end of the pipe.
-type Worker = Box<dyn FnOnce(OwnedFd) -> std::result::Result<(), String>>;
+type Worker = Box<dyn FnOnce(OwnedFd) -> std::result::Result<(), Failure>>;
 
 fn other(e: impl std::fmt::Display) -> ContainerError {
     ContainerError::Other(e.to_string())
+}
+
+/// A copy failure at `path`.
+fn copy_failure(e: &std::io::Error, path: &Path) -> Failure {
+    Failure::io(Step::Copy, e, 1).at(path)
+}
+
+/// A worker's outcome as it arrived, or how it ended without one.
+fn outcome(r: std::result::Result<(), ChannelError>, pid: nix::unistd::Pid) -> Result<()> {
+    let code = process::wait_exit_code(pid).unwrap_or(1);
+    match r {
+        Ok(()) => Ok(()),
+        Err(ChannelError::Failed(f)) => Err(other(f)),
+        Err(_) => Err(other(format!("copy failed ({code})"))),
+    }
+}
+
+/// Run `job` and send its outcome; returns the worker's exit code.
+fn report(tx: &mut Sender, job: impl FnOnce() -> std::result::Result<(), Failure>) -> i32 {
+    match job() {
+        Ok(()) => {
+            tx.done();
+            0
+        }
+        Err(f) => {
+            tx.failed(f);
+            1
+        }
+    }
 }
 
 /// Copy as `docker cp` does: into an existing directory the source keeps its
@@ -63,35 +93,20 @@ pub fn copy(
     };
 
     // The host worker first (a plain fork), then the container worker.
-    let (err_r, err_w) = process::pipe().map_err(other)?;
-    let keep = [host_end.as_raw_fd(), err_w.as_raw_fd()];
-    let host_pid = process::fork_child(|| {
+    let (mut tx, mut rx) = channel().map_err(other)?;
+    let keep = [host_end.as_raw_fd(), tx.as_raw_fd()];
+    let host_pid = process::fork_child(move || {
         process::close_fds_except(&keep);
-        let mut err = File::from(err_w);
-        match host_side(host_end) {
-            Ok(()) => 0,
-            Err(e) => {
-                let _ = err.write_all(e.as_bytes());
-                1
-            }
-        }
+        report(&mut tx, || host_side(host_end))
     })
     .map_err(other)?;
-    // The closure (and with it the host worker's pipe ends) is gone from this
-    // process: only the workers hold the pipe, so each sees EOF in time.
+    // The closure (and with it the host worker's pipe and channel ends) is
+    // gone from this process: only the workers hold the pipe, so each sees
+    // EOF in time.
     let inside = in_container(store, rec, mapping, ctr_end, ctr_side);
-    let host_code = process::wait_exit_code(host_pid).unwrap_or(1);
-    let mut host_err = String::new();
-    let _ = File::from(err_r).read_to_string(&mut host_err);
+    let host = outcome(rx.wait_done(), host_pid);
     inside?;
-    if host_code != 0 {
-        return Err(other(if host_err.is_empty() {
-            format!("host side of the copy failed ({host_code})")
-        } else {
-            host_err
-        }));
-    }
-    Ok(())
+    host
 }
 
 /// Run `f` with the container's root as `/`, in a child process.
@@ -107,34 +122,18 @@ fn in_container(
             .pid1_start(store)
             .ok_or_else(|| ContainerError::NotRunning(rec.name.clone()))?;
         let ns = Namespaces::open(Path::new("/proc"), rec.state.pid, start).map_err(other)?;
-        let (err_r, err_w) = process::pipe().map_err(other)?;
-        let keep = [fd.as_raw_fd(), err_w.as_raw_fd()];
-        let pid = process::fork_child(|| {
-            let mut err = File::from(err_w);
-            let r = ns.join().map_err(|e| e.to_string()).and_then(|()| {
+        let (mut tx, mut rx) = channel().map_err(other)?;
+        let keep = [fd.as_raw_fd(), tx.as_raw_fd()];
+        let pid = process::fork_child(move || {
+            report(&mut tx, || {
+                ns.join()
+                    .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
                 process::close_fds_except(&keep);
                 f(fd)
-            });
-            match r {
-                Ok(()) => 0,
-                Err(e) => {
-                    let _ = err.write_all(e.as_bytes());
-                    1
-                }
-            }
+            })
         })
         .map_err(other)?;
-        let code = process::wait_exit_code(pid).unwrap_or(1);
-        let mut msg = String::new();
-        let _ = File::from(err_r).read_to_string(&mut msg);
-        if code != 0 {
-            return Err(other(if msg.is_empty() {
-                format!("copy failed ({code})")
-            } else {
-                msg
-            }));
-        }
-        return Ok(());
+        return outcome(rx.wait_done(), pid);
     }
     // Stopped: mount its rootfs privately and chroot into it. (chroot is
     // fine here: nothing after it creates a user namespace.)
@@ -143,26 +142,32 @@ fn in_container(
     let lowers = rec.lowers(store);
     let copy_mode = rec.rootfs_mode == Some(RootfsMode::Copy);
     // This worker inherits only our stdio, its end of the pipe and the host
-    // worker's error pipe (nothing else is open here).
+    // worker's channel (nothing else is open here). Its failure comes back
+    // as run_in_userns's message.
     run_in_userns(mapping, move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
-        let root = if copy_mode {
-            dir.join("rootfs")
-        } else {
-            mount::overlay(&lowers, &dir.join("upper"), &dir.join("work"), &mount_point)
-                .map_err(|e| e.to_string())?;
-            mount_point
+        let enter = || -> std::result::Result<(), Failure> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+                .map_err(|e| Failure::sys(Step::Unshare, e, 1))?;
+            let root = if copy_mode {
+                dir.join("rootfs")
+            } else {
+                mount::overlay(&lowers, &dir.join("upper"), &dir.join("work"), &mount_point)
+                    .map_err(|e| Failure::sys(Step::Overlay, e.source, 1).at(&mount_point))?;
+                mount_point
+            };
+            nix::unistd::chroot(&root)
+                .map_err(|e| Failure::sys(Step::PivotRoot, e, 1).at(&root))?;
+            nix::unistd::chdir("/").map_err(|e| Failure::sys(Step::Workdir, e, 1).at("/"))?;
+            f(fd)
         };
-        nix::unistd::chroot(&root).map_err(|e| format!("entering the container's root: {e}"))?;
-        nix::unistd::chdir("/").map_err(|e| e.to_string())?;
-        f(fd)
+        enter().map_err(|f| f.to_string())
     })
     .map_err(|e| other(e.to_string()))
 }
 
 /// Write `src` as a tar stream, its top entry named after `src`.
-fn pack(src: &Path, fd: OwnedFd) -> std::result::Result<(), String> {
-    let meta = std::fs::symlink_metadata(src).map_err(|e| format!("{}: {e}", src.display()))?;
+fn pack(src: &Path, fd: OwnedFd) -> std::result::Result<(), Failure> {
+    let meta = std::fs::symlink_metadata(src).map_err(|e| copy_failure(&e, src))?;
     let name = src
         .file_name()
         .map(PathBuf::from)
@@ -175,40 +180,41 @@ fn pack(src: &Path, fd: OwnedFd) -> std::result::Result<(), String> {
         b.append_path_with_name(src, &name)
     };
     r.and_then(|()| b.finish())
-        .map_err(|e| format!("reading {}: {e}", src.display()))
+        .map_err(|e| copy_failure(&e, src))
 }
 
 /// Unpack a tar stream whose top entry is the copied item to `dst`: into it
 /// if it is an existing directory, else as `dst` itself.
-fn unpack(fd: OwnedFd, dst: &Path) -> std::result::Result<(), String> {
+fn unpack(fd: OwnedFd, dst: &Path) -> std::result::Result<(), Failure> {
     let opts = ApplyOptions {
         ids: IdPolicy::Collapse,
     };
+    let layer_failure = |e: &dyn std::fmt::Display| Failure::new(Step::Copy, e.to_string(), 1);
     let reader = File::from(fd);
     if dst.is_dir() {
         return apply_layer(reader, dst, &opts)
             .map(|_| ())
-            .map_err(|e| e.to_string());
+            .map_err(|e| layer_failure(&e).at(dst));
     }
     let parent = dst
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     if !parent.is_dir() {
-        return Err(format!("{}: no such directory", parent.display()));
+        return Err(Failure::new(Step::Copy, "no such directory", 1).at(parent));
     }
     // Unpack beside the destination, then rename the one top entry to it.
     let tmp = parent.join(format!(".burrow-cp-{}", std::process::id()));
-    std::fs::create_dir(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::create_dir(&tmp).map_err(|e| copy_failure(&e, &tmp))?;
     let result = apply_layer(reader, &tmp, &opts)
-        .map_err(|e| e.to_string())
+        .map_err(|e| layer_failure(&e).at(dst))
         .and_then(|_| {
-            let mut entries = std::fs::read_dir(&tmp).map_err(|e| e.to_string())?;
+            let mut entries = std::fs::read_dir(&tmp).map_err(|e| copy_failure(&e, &tmp))?;
             let top = entries
                 .next()
-                .ok_or("nothing to copy")?
-                .map_err(|e| e.to_string())?;
-            std::fs::rename(top.path(), dst).map_err(|e| format!("{}: {e}", dst.display()))
+                .ok_or_else(|| Failure::new(Step::Copy, "nothing to copy", 1))?
+                .map_err(|e| copy_failure(&e, &tmp))?;
+            std::fs::rename(top.path(), dst).map_err(|e| copy_failure(&e, dst))
         });
     let _ = std::fs::remove_dir_all(&tmp);
     result

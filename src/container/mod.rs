@@ -5,22 +5,26 @@
 pub mod cgroup;
 pub mod commit;
 pub mod copy;
+mod exec;
 pub mod export;
 pub mod lifecycle;
 pub mod mounts;
 mod names;
 mod record;
+mod supervise;
 
 use std::fs;
 use std::path::PathBuf;
 
+pub use exec::{exec, ExecOptions};
 pub use names::validate as validate_name;
 pub use record::{ContainerConfig, ContainerRecord, HostConfig, State, Status, LOG_FILE};
+pub use supervise::{supervise, Ended, Supervision, Watch};
 
 use crate::exit;
 use crate::image::config::{set_env, ImageRuntimeConfig};
 use crate::linux::userns::IdMapping;
-use crate::sandbox::{self, RootfsChoice, Spec, StartError};
+use crate::sandbox::{self, Process, RootfsChoice, Spec, StartError, Started, Stdio};
 use crate::store::{self, Store, StoreError};
 use crate::util::human;
 
@@ -56,7 +60,7 @@ impl ContainerError {
     /// The exit code Docker uses for this failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ContainerError::Start(e) => e.code,
+            ContainerError::Start(e) => e.code(),
             _ => exit::BURROW,
         }
     }
@@ -246,8 +250,8 @@ impl ContainerRecord {
     /// The capability mask its processes keep (names were validated at
     /// create time).
     pub fn caps(&self) -> u64 {
-        crate::linux::caps::resolve(&self.host_config.cap_add, &self.host_config.cap_drop)
-            .unwrap_or_else(|_| crate::linux::caps::mask(&crate::linux::caps::DEFAULT))
+        sandbox::caps::resolve(&self.host_config.cap_add, &self.host_config.cap_drop)
+            .unwrap_or_else(|_| sandbox::caps::mask(&sandbox::caps::DEFAULT))
     }
 }
 
@@ -271,49 +275,43 @@ pub fn run_foreground(
     if rec.is_up(store) {
         return Err(ContainerError::AlreadyRunning(rec.id.clone()));
     }
-    let mut spec = build_spec(store, rec, mapping, rootfs, None, false);
-    // The container's cgroup (issue 4), before anything forks.
-    let started = match cgroup::for_start(rec).and_then(|cg| {
-        spec.cgroup = cg;
-        sandbox::start(&spec).inspect_err(|_| {
-            cgroup::discard(&spec);
-        })
-    }) {
-        Ok(s) => s,
-        Err(e) => {
-            record_start_failure(store, rec, mapping, &e);
-            return Err(e.into());
+    /// The caller's terminal is the container's: relay signals and wait.
+    struct Foreground;
+    impl Watch for Foreground {
+        fn wait(&mut self, started: Started, _rec: &ContainerRecord) -> Ended {
+            Ended {
+                code: started.wait_relaying_signals(),
+                error: None,
+            }
         }
+    }
+    let how = Supervision {
+        rootfs,
+        stdio: Stdio::Inherit,
+        list_running: !rec.host_config.auto_remove,
     };
-    rec.rootfs_mode = Some(started.rootfs);
-    rec.cgroup = spec.cgroup.as_ref().map(|p| p.dir.clone());
-    if !rec.host_config.auto_remove {
-        rec.state = State::running(started.pid1.as_raw());
-        rec.save(store)?;
-        let _ = rec.write_pid_file(store);
-    }
-    let code = started.wait_relaying_signals();
-    let oom_killed = cgroup::discard(&spec);
-    if !rec.host_config.auto_remove {
-        rec.state.finish(code);
-        rec.state.oom_killed = oom_killed;
-        rec.cgroup = None;
-        rec.save(store)?;
-        // After the record: see monitor::main.
-        let _ = fs::remove_file(store.pid_file(&rec.id));
-    }
-    Ok(code)
+    supervise(store, rec, mapping, how, &mut Foreground)
 }
 
-/// The sandbox spec for a record: what to mount and what to run. `stdio`
-/// is PID 1's stdin/stdout/stderr when not the caller's own.
+/// The environment a container's processes start with: HOSTNAME, the
+/// container's Env, and TERM for a terminal.
+fn container_env(rec: &ContainerRecord, tty: bool) -> Vec<String> {
+    let mut env = vec![format!("HOSTNAME={}", rec.config.hostname)];
+    env.extend(rec.config.env.iter().cloned());
+    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    env
+}
+
+/// The sandbox spec for a record: what to mount and what to run, with
+/// `stdio` as PID 1's stdin/stdout/stderr.
 pub fn build_spec(
     store: &Store,
     rec: &ContainerRecord,
     mapping: &IdMapping,
     rootfs: RootfsChoice,
-    stdio: Option<[std::os::fd::RawFd; 3]>,
-    tty: bool,
+    stdio: Stdio,
 ) -> Spec {
     let lowers = rec.lowers(store);
     Spec {
@@ -322,17 +320,6 @@ pub fn build_spec(
         lowers,
         rootfs,
         hostname: rec.config.hostname.clone(),
-        argv: rec.config.argv(),
-        env: {
-            let mut env = vec![format!("HOSTNAME={}", rec.config.hostname)];
-            env.extend(rec.config.env.iter().cloned());
-            if rec.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-                env.push("TERM=xterm".into());
-            }
-            env
-        },
-        cwd: rec.config.working_dir.clone(),
-        user: rec.config.user.clone(),
         mapping: if rec.host_config.userns_mode == "keep-id" {
             mapping.keep_id()
         } else {
@@ -355,13 +342,17 @@ pub fn build_spec(
             })
             .collect(),
         readonly_rootfs: rec.host_config.readonly_rootfs,
-        init: rec.host_config.init,
-        caps: rec.caps(),
-        seccomp: rec.seccomp(),
-        stdin: rec.config.open_stdin,
-        stdio,
-        tty,
-        console: None,
+        process: Process {
+            argv: rec.config.argv(),
+            env: container_env(rec, rec.config.tty),
+            cwd: rec.config.working_dir.clone(),
+            user: rec.config.user.clone(),
+            caps: rec.caps(),
+            seccomp: rec.seccomp(),
+            stdin: rec.config.open_stdin,
+            stdio,
+            init: rec.host_config.init,
+        },
         // Record and name go before the exit is reported, so a finished
         // --rm container is never listed; the directory goes after.
         remove_after: if rec.host_config.auto_remove {
@@ -385,8 +376,8 @@ pub fn record_start_failure(
     mapping: &IdMapping,
     e: &StartError,
 ) {
-    rec.state.exit_code = e.code;
-    rec.state.error = e.message.clone();
+    rec.state.exit_code = e.code();
+    rec.state.error = e.to_string();
     if !rec.host_config.auto_remove {
         let _ = rec.save(store);
     } else if !e.cleaned_up {

@@ -1,5 +1,7 @@
-//! Capabilities: names, Docker's default set, and dropping everything else
-//! (bounding set and effective/permitted/inheritable) just before exec.
+//! Capabilities, the mechanism: names and numbers (capability(7)), and
+//! dropping everything but a given set (bounding set, then effective,
+//! permitted and inheritable). Which set a container gets is policy, in
+//! `sandbox::caps`.
 
 use std::io;
 
@@ -48,23 +50,8 @@ pub const NAMES: [&str; 41] = [
     "CHECKPOINT_RESTORE",
 ];
 
-/// Docker's (and podman's) default set for a container's root.
-pub const DEFAULT: [&str; 14] = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "NET_BIND_SERVICE",
-    "NET_RAW",
-    "SYS_CHROOT",
-    "MKNOD",
-    "AUDIT_WRITE",
-    "SETFCAP",
-];
+/// CAP_SYS_ADMIN (capability(7)): what a seccomp policy asks about.
+pub const CAP_SYS_ADMIN: u32 = 21;
 
 /// The number of a capability named `CAP_X`, `x` or `X`.
 pub fn number(name: &str) -> Option<u32> {
@@ -73,34 +60,13 @@ pub fn number(name: &str) -> Option<u32> {
     NAMES.iter().position(|n| *n == bare).map(|i| i as u32)
 }
 
-/// A set of capabilities as a 64-bit mask.
-pub fn mask(names: &[&str]) -> u64 {
-    names
-        .iter()
-        .filter_map(|n| number(n))
-        .fold(0, |m, c| m | (1u64 << c))
+/// Capability `cap` as a bit of a 64-bit set.
+pub const fn bit(cap: u32) -> u64 {
+    1u64 << cap
 }
 
-/// The set Docker gives for `--cap-add`/`--cap-drop` (ALL allowed in both).
-pub fn resolve(add: &[String], drop: &[String]) -> Result<u64, String> {
-    let mut m = mask(&DEFAULT);
-    let all = (1u64 << NAMES.len()) - 1;
-    for d in drop {
-        if d.eq_ignore_ascii_case("ALL") {
-            m = 0;
-        } else {
-            m &= !(1u64 << number(d).ok_or_else(|| format!("unknown capability {d:?}"))?);
-        }
-    }
-    for a in add {
-        if a.eq_ignore_ascii_case("ALL") {
-            m = all;
-        } else {
-            m |= 1u64 << number(a).ok_or_else(|| format!("unknown capability {a:?}"))?;
-        }
-    }
-    Ok(m)
-}
+/// Every capability this list knows, as a set.
+pub const ALL: u64 = (1u64 << NAMES.len()) - 1;
 
 /// Drop everything but `keep` from the bounding set, so nothing can regain
 /// it through exec of a setuid or file-capability program. Needs
@@ -179,15 +145,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_masks_and_docker_default() {
-        assert_eq!(number("CAP_SYS_ADMIN"), Some(21));
+    fn names_and_bits() {
+        assert_eq!(number("CAP_SYS_ADMIN"), Some(CAP_SYS_ADMIN));
         assert_eq!(number("net_raw"), Some(13));
         assert_eq!(number("NOPE"), None);
-        // Docker's documented default CapEff.
-        assert_eq!(mask(&DEFAULT), 0xa80425fb);
-        let m = resolve(&["SYS_ADMIN".into()], &["NET_RAW".into()]).unwrap();
-        assert_eq!(m, (0xa80425fb | 1 << 21) & !(1 << 13));
-        assert_eq!(resolve(&[], &["ALL".into()]).unwrap(), 0);
-        assert!(resolve(&["BOGUS".into()], &[]).is_err());
+        assert_eq!(bit(CAP_SYS_ADMIN), 1 << 21);
     }
 }

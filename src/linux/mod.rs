@@ -7,6 +7,7 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod channel;
 pub mod dbus;
 pub mod fs;
 pub mod mount;

@@ -1,4 +1,5 @@
-//! Processes: fork, pipes, waiting, parent-death signals.
+//! Processes: fork (single-threaded only), pipes, waiting, parent-death
+//! signals, descriptor hygiene.
 
 use std::os::fd::{OwnedFd, RawFd};
 
@@ -11,13 +12,58 @@ pub fn pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
 }
 
+/// Why [`fork_child`] did not fork.
+#[derive(Debug, thiserror::Error)]
+pub enum ForkError {
+    /// A forked child inherits only the forking thread, but any lock another
+    /// thread held (allocator, stdio) stays locked in it forever; and the
+    /// kernel refuses a user namespace to a multi-threaded process
+    /// (unshare(2), EINVAL). Work that uses threads (pulling layers) runs in
+    /// a child of its own and is over before anything forks.
+    #[error("burrow has {0} threads; it may only fork while single-threaded")]
+    Threads(usize),
+    #[error("fork: {0}")]
+    Sys(#[from] nix::Error),
+}
+
+impl ForkError {
+    /// The errno to report (EAGAIN for the thread check: try again later).
+    pub fn errno(&self) -> nix::Error {
+        match self {
+            ForkError::Threads(_) => nix::Error::EAGAIN,
+            ForkError::Sys(e) => *e,
+        }
+    }
+}
+
 /// Fork; the child runs `f` and exits with its return value without running
-/// the parent's atexit handlers or destructors.
-pub fn fork_child<F: FnOnce() -> i32>(f: F) -> nix::Result<Pid> {
-    // SAFETY: burrow is single-threaded whenever it forks (no runtime, no
-    // worker threads; the progress bar draws on the calling thread), so the
-    // child cannot inherit a lock held by another thread. The child only runs
-    // `f` and then `_exit`s, never returning into the parent's stack frames.
+/// the parent's atexit handlers or destructors. Refuses (without forking)
+/// when `/proc/self/task` shows more than one thread: that check is what
+/// makes this function safe to call.
+pub fn fork_child<F: FnOnce() -> i32>(f: F) -> Result<Pid, ForkError> {
+    match thread_count() {
+        Some(1) | None => {}
+        Some(n) => return Err(ForkError::Threads(n)),
+    }
+    // SAFETY: we just checked that this process has a single thread, so the
+    // child cannot inherit a lock held by another thread. The child only
+    // runs `f` and then `_exit`s, never returning into the parent's stack
+    // frames.
+    Ok(unsafe { fork_unchecked(f) }?)
+}
+
+/// [`fork_child`] without the thread check, for unit tests (the test
+/// harness runs tests on threads of its own).
+///
+/// # Safety
+///
+/// Other threads may hold locks (the allocator's, stdio's) that stay locked
+/// forever in the child: `f` must take none of them, or the caller must know
+/// that no other thread exists at the time of the fork.
+pub(crate) unsafe fn fork_unchecked<F: FnOnce() -> i32>(f: F) -> nix::Result<Pid> {
+    // SAFETY: the caller guarantees the child takes no lock another thread
+    // may hold; the child runs `f` and `_exit`s, never returning into the
+    // parent's stack frames.
     match unsafe { fork() }? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
@@ -108,11 +154,26 @@ pub fn reset_signals() {
     let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
 }
 
-/// dup2(2) onto a raw descriptor number (stdio setup before exec; the
-/// copy is not close-on-exec).
+/// dup2(2) onto a raw descriptor number, for the descriptors a child sets
+/// up for the program it execs next (stdio, a monitor's status pipe). The
+/// copy is not close-on-exec, even when `fd` already is `target` (dup2 then
+/// changes nothing, so the flag is cleared by hand).
 pub fn dup_onto(fd: RawFd, target: RawFd) -> nix::Result<()> {
-    // SAFETY: dup2 only manipulates the descriptor table; `target` is one of
-    // 0..=2 and replaced atomically, `fd` stays open and owned by the caller.
+    if fd == target {
+        // SAFETY: F_SETFD only changes a flag of the descriptor; no memory
+        // is passed.
+        let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        return if r < 0 {
+            Err(nix::Error::last())
+        } else {
+            Ok(())
+        };
+    }
+    // SAFETY: dup2 takes no pointers; it atomically replaces whatever
+    // `target` named (any descriptor number, not only 0..=2). If something
+    // in this process owned that number, it now holds the new file: callers
+    // only aim at numbers whose old files they are handing over to the
+    // program they exec next. `fd` stays open and owned by the caller.
     let r = unsafe { libc::dup2(fd, target) };
     if r < 0 {
         Err(nix::Error::last())
@@ -121,14 +182,40 @@ pub fn dup_onto(fd: RawFd, target: RawFd) -> nix::Result<()> {
     }
 }
 
-/// Take ownership of an inherited descriptor (one a parent process set up
-/// for us at a known number).
-pub fn adopt_fd(fd: RawFd) -> std::fs::File {
+/// Take ownership of descriptor `fd` if it was inherited across exec (a
+/// parent set it up for us at a known number, as `monitor::launch` does
+/// with its status pipe). Returns None when `fd` is not open.
+///
+/// It is checked, not trusted: every descriptor Rust's standard library or
+/// nix opens in this process is close-on-exec, so one without FD_CLOEXEC
+/// (fcntl(2) F_GETFD) was inherited and nothing here owns it yet. Adopting
+/// it sets the flag, so a second call for the same number finds it owned
+/// and returns an error instead of a second owner.
+pub fn adopt_inherited_fd(fd: RawFd) -> std::io::Result<Option<OwnedFd>> {
+    // SAFETY: F_GETFD only reads the descriptor's flags; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EBADF) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    if flags & libc::FD_CLOEXEC != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("descriptor {fd} was opened by this process, not inherited"),
+        ));
+    }
+    // SAFETY: F_SETFD only changes the descriptor's flags.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     use std::os::fd::FromRawFd;
-    // SAFETY: the caller names a descriptor that is open and that nothing
-    // else in this process owns (it was inherited across exec), so the File
-    // becomes its only owner.
-    unsafe { std::fs::File::from_raw_fd(fd) }
+    // SAFETY: `fd` is open (F_GETFD succeeded) and was not close-on-exec,
+    // so nothing in this process opened it (see above) and nothing adopted
+    // it before (adopting sets the flag): the OwnedFd is its only owner.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 /// Wait for `pid` and turn its end into a shell-style exit code
@@ -196,12 +283,17 @@ mod tests {
 
     #[test]
     fn exit_codes_and_signals() {
-        let p = fork_child(|| 7).unwrap();
+        // SAFETY: the children only return or raise a signal; they take no
+        // lock the test harness's other threads could hold.
+        let p = unsafe { fork_unchecked(|| 7) }.unwrap();
         assert_eq!(wait_exit_code(p).unwrap(), 7);
-        let p = fork_child(|| {
-            let _ = nix::sys::signal::raise(Signal::SIGKILL);
-            0
-        })
+        // SAFETY: as above.
+        let p = unsafe {
+            fork_unchecked(|| {
+                let _ = nix::sys::signal::raise(Signal::SIGKILL);
+                0
+            })
+        }
         .unwrap();
         assert_eq!(wait_exit_code(p).unwrap(), 137);
     }

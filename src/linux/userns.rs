@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Pid, Uid};
 
+use super::channel::{self, ChannelError, Failure, Step};
 use super::process;
 
 /// A contiguous range of subordinate ids from /etc/subuid or /etc/subgid.
@@ -300,69 +301,80 @@ pub fn run_in_userns<F>(mapping: &IdMapping, f: F) -> Result<(), UsernsError>
 where
     F: FnOnce() -> Result<(), String>,
 {
-    let (ready_r, ready_w) = process::pipe().map_err(sys("pipe"))?;
-    let (go_r, go_w) = process::pipe().map_err(sys("pipe"))?;
-    let (err_r, err_w) = process::pipe().map_err(sys("pipe"))?;
-    // The child must not keep the parent's write end of `go` open, or it
-    // would never see EOF if the parent died before answering.
-    let go_w_raw = go_w.as_raw_fd();
+    let (mut up_tx, mut up_rx) = channel::channel().map_err(io_sys("pipe"))?;
+    let (mut down_tx, mut down_rx) = channel::channel().map_err(io_sys("pipe"))?;
+    // The child must not keep our ends open: with our sending end in it, it
+    // would never see EOF if we died before answering.
+    let ours = [up_rx.as_raw_fd(), down_tx.as_raw_fd()];
     let child = process::fork_child(move || {
-        let _ = nix::unistd::close(go_w_raw);
-        let mut ready = std::fs::File::from(ready_w);
-        let mut errf = std::fs::File::from(err_w);
+        for fd in ours {
+            let _ = nix::unistd::close(fd);
+        }
         if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
-            let _ = write!(errf, "\x01{}", e as i32);
+            up_tx.failed(Failure::sys(Step::Unshare, e, 1));
             return 1;
         }
-        let _ = ready.write_all(b"r");
-        drop(ready);
-        let mut b = [0u8; 1];
-        if std::fs::File::from(go_r).read_exact(&mut b).is_err() {
+        if up_tx.request_id_maps().is_err() || down_rx.wait_id_maps_written().is_err() {
             return 1;
         }
         match f() {
-            Ok(()) => 0,
+            Ok(()) => {
+                up_tx.done();
+                0
+            }
             Err(msg) => {
-                let _ = errf.write_all(msg.as_bytes());
+                up_tx.failed(Failure::new(Step::Helper, msg, 1));
                 1
             }
         }
     })
-    .map_err(sys("fork"))?;
-    // The child's pipe ends were moved into the closure, which fork_child
+    .map_err(|e| UsernsError::Sys {
+        step: "fork",
+        source: e.errno(),
+    })?;
+    // The child's channel ends were moved into the closure, which fork_child
     // dropped in this process: reads below see EOF when the child is done.
-    let result = (|| {
-        let mut b = [0u8; 1];
-        let got_ready = std::fs::File::from(ready_r).read(&mut b).unwrap_or(0) == 1;
-        if got_ready {
-            mapping.apply(child)?;
-            std::fs::File::from(go_w)
-                .write_all(b"g")
-                .map_err(|e| UsernsError::Child(e.to_string()))?;
-        } else {
-            drop(go_w);
-        }
-        Ok::<(), UsernsError>(())
-    })();
-    let mut msg = String::new();
-    let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
+    let answer = match up_rx.wait_id_map_request() {
+        Ok(()) => mapping.apply(child).and_then(|()| {
+            down_tx
+                .id_maps_written()
+                .map_err(|e| UsernsError::Child(e.to_string()))
+        }),
+        Err(e) => Err(outcome(e)),
+    };
+    drop(down_tx);
+    let done = match answer {
+        Ok(()) => up_rx.wait_done().map_err(outcome),
+        Err(e) => Err(e),
+    };
     let code = process::wait_exit_code(child).map_err(sys("waitpid"))?;
-    result?;
-    if let Some(e) = msg.strip_prefix('\x01') {
-        return Err(UsernsError::Disabled(
-            e.parse::<i32>()
-                .map(nix::Error::from_raw)
-                .unwrap_or(nix::Error::EPERM),
-        ));
+    match done {
+        Err(UsernsError::Child(m)) if m.is_empty() => Err(UsernsError::Child(format!(
+            "helper exited with code {code}"
+        ))),
+        other => other,
     }
-    if code != 0 {
-        return Err(UsernsError::Child(if msg.is_empty() {
-            format!("helper exited with code {code}")
-        } else {
-            msg
-        }));
+}
+
+/// What a helper's failure means for the caller.
+fn outcome(e: ChannelError) -> UsernsError {
+    match e {
+        ChannelError::Failed(Failure {
+            step: Step::Unshare,
+            errno,
+            ..
+        }) => UsernsError::Disabled(nix::Error::from_raw(errno.unwrap_or(libc::EPERM))),
+        ChannelError::Failed(f) => UsernsError::Child(f.detail),
+        // Killed or exited without a word: the exit code says more.
+        _ => UsernsError::Child(String::new()),
     }
-    Ok(())
+}
+
+fn io_sys(step: &'static str) -> impl Fn(std::io::Error) -> UsernsError {
+    move |e| UsernsError::Sys {
+        step,
+        source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    }
 }
 
 /// Like [`run_in_userns`], with a value back: the child writes it as JSON

@@ -10,33 +10,23 @@ pub mod attach;
 pub mod log;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use serde::{Deserialize, Serialize};
 
-use crate::container::{self, ContainerRecord, State};
+use crate::container::{self, ContainerRecord, Ended, Supervision, Watch};
 use crate::exit;
+use crate::linux::channel::{channel, ChannelError, Message, Sender};
 use crate::linux::userns::IdMapping;
 use crate::linux::{process, tty};
-use crate::sandbox::{self, RootfsChoice, StartError};
+use crate::sandbox::{self, Failure, RootfsChoice, StartError, Started, Step};
 use crate::store::Store;
 
-/// What the monitor tells the process that launched it, one JSON line each.
-#[derive(Debug, Serialize, Deserialize)]
-enum Status {
-    /// The attach socket is ready (only when asked to wait for a client).
-    Listening,
-    /// PID 1 runs (host pid).
-    Started(i32),
-    Failed(StartError),
-}
-
-/// The descriptor number the launcher's status pipe has in the monitor.
+/// The descriptor number the launcher's status channel has in the monitor.
 const STATUS_FD: RawFd = 3;
 
 /// The attach socket of a container. Unix socket paths are limited to 107
@@ -56,6 +46,10 @@ pub struct Launched {
     pub pid1: i32,
 }
 
+fn monitor_failure(detail: impl Into<String>) -> Failure {
+    Failure::new(Step::Monitor, detail, exit::BURROW)
+}
+
 /// Start `rec` under a new monitor and return once PID 1 runs (or with why it
 /// could not). With `attach_first`, connect to the monitor before it starts
 /// the container.
@@ -64,18 +58,13 @@ pub fn launch(
     rec: &ContainerRecord,
     attach_first: bool,
 ) -> Result<Launched, StartError> {
-    let fail = |m: String| StartError {
-        step: "monitor".into(),
-        message: m,
-        code: exit::BURROW,
-        cleaned_up: false,
-    };
     let exe = std::fs::read_link("/proc/self/exe")
-        .map_err(|e| fail(format!("finding burrow's own binary: {e}")))?;
-    let (status_r, status_w) = process::pipe().map_err(|e| fail(format!("pipe: {e}")))?;
+        .map_err(|e| Failure::io(Step::Monitor, &e, exit::BURROW).at("/proc/self/exe"))?;
+    let (status_tx, mut status_rx) =
+        channel().map_err(|e| Failure::io(Step::Pipe, &e, exit::BURROW))?;
     let root = store.root().to_path_buf();
     let id = rec.id.clone();
-    let status_raw = status_w.as_raw_fd();
+    let status_raw = status_tx.as_raw_fd();
     let child = process::fork_child(|| {
         // A session of our own: the caller's terminal hangups and Ctrl-C
         // must not reach a detached container.
@@ -102,294 +91,356 @@ pub fn launch(
         let _ = e;
         exit::CANNOT_RUN
     })
-    .map_err(|e| fail(format!("fork: {e}")))?;
-    drop(status_w);
+    .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
+    drop(status_tx);
     // The monitor's own exit is reaped by init once we are gone; reap it
     // here only if it dies early (below).
-    let mut lines = BufReader::new(File::from(status_r));
     let mut attached = None;
-    let mut line = String::new();
     loop {
-        line.clear();
-        if lines.read_line(&mut line).unwrap_or(0) == 0 {
-            let code = process::wait_exit_code(child).unwrap_or(exit::BURROW);
-            return Err(fail(format!(
-                "the container's monitor exited ({code}) before starting it"
-            )));
-        }
-        match serde_json::from_str::<Status>(line.trim_end()) {
-            Ok(Status::Listening) => {
+        match status_rx.recv() {
+            Ok(Message::Listening) => {
                 let sock = UnixStream::connect(socket_path(store, &rec.id))
-                    .map_err(|e| fail(format!("attaching: {e}")))?;
+                    .map_err(|e| monitor_failure(format!("attaching: {e}")))?;
                 attached = Some(sock);
             }
-            Ok(Status::Started(pid1)) => return Ok(Launched { attached, pid1 }),
-            Ok(Status::Failed(e)) => {
+            Ok(Message::Pid(pid1)) => return Ok(Launched { attached, pid1 }),
+            Ok(Message::Failed(f)) => {
                 let _ = process::wait_exit_code(child);
-                return Err(e);
+                return Err(f.into());
             }
-            Err(e) => return Err(fail(format!("garbled status from monitor: {e}"))),
+            Err(ChannelError::Closed) => {
+                let code = process::wait_exit_code(child).unwrap_or(exit::BURROW);
+                return Err(monitor_failure(format!(
+                    "the container's monitor exited ({code}) before starting it"
+                ))
+                .into());
+            }
+            Ok(m) => return Err(monitor_failure(format!("unexpected status {m:?}")).into()),
+            Err(e) => return Err(monitor_failure(format!("status from the monitor: {e}")).into()),
         }
     }
 }
 
 /// The monitor process (`burrow __monitor ID`). Returns its exit code.
 pub fn main(store: &Store, mapping: &IdMapping, id: &str, attach_first: bool) -> i32 {
-    let status = status_file();
-    let mut status = StatusPipe(status);
-    let fail = |status: &mut StatusPipe, msg: String| {
-        status.send(&Status::Failed(StartError {
-            step: "monitor".into(),
-            message: msg,
-            code: exit::BURROW,
-            cleaned_up: false,
-        }));
+    let mut status = status_sender();
+    let mut fail = |f: Failure| {
+        if let Some(s) = &mut status {
+            s.failed(f);
+        }
         exit::BURROW
     };
     let mut rec = match ContainerRecord::load(store, id) {
         Ok(r) => r,
-        Err(e) => return fail(&mut status, e.to_string()),
+        Err(e) => return fail(monitor_failure(e.to_string())),
     };
     let rootfs = match RootfsChoice::from_env() {
         Ok(r) => r,
-        Err(e) => return fail(&mut status, e),
+        Err(e) => return fail(monitor_failure(e.to_string())),
     };
-    let tty_mode = rec.config.tty;
-
-    // The container's stdio: a pty, or pipes for stdout and stderr (and
-    // stdin with -i).
-    let io = match Stdio::new(tty_mode, rec.config.open_stdin) {
-        Ok(io) => io,
-        Err(e) => return fail(&mut status, format!("setting up stdio: {e}")),
-    };
-
-    // The attach socket.
-    let sock_path = socket_path(store, id);
-    let _ = std::fs::remove_file(&sock_path);
-    let listener = match UnixListener::bind(&sock_path) {
-        Ok(l) => l,
-        Err(e) => return fail(&mut status, format!("binding {sock_path:?}: {e}")),
-    };
-    let mut clients: Vec<Client> = Vec::new();
-    if attach_first {
-        status.send(&Status::Listening);
-        // The launcher connects at once; don't wait forever for a dead one.
-        let _ = listener.set_nonblocking(true);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match listener.accept() {
-                Ok((s, _)) => {
-                    let _ = s.set_nonblocking(false);
-                    clients.push(Client::new(s));
-                    break;
-                }
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
-                Err(e) => return fail(&mut status, format!("no attach client: {e}")),
+    let mut monitor = match Monitor::prepare(store, &rec, attach_first, status) {
+        Ok(m) => m,
+        Err((f, mut status)) => {
+            if let Some(s) = &mut status {
+                s.failed(f);
             }
-        }
-    }
-    let _ = listener.set_nonblocking(true);
-
-    let mut log = match log::Writer::open(&store.container_dir(id).join(container::LOG_FILE)) {
-        Ok(l) => l,
-        Err(e) => return fail(&mut status, format!("opening the log: {e}")),
-    };
-
-    let mut spec = container::build_spec(store, &rec, mapping, rootfs, io.child_fds(), tty_mode);
-    spec.console = io.console();
-    // The container's cgroup (issue 4): we stay outside it.
-    let mut started = match container::cgroup::for_start(&rec).and_then(|cg| {
-        spec.cgroup = cg;
-        sandbox::start(&spec).inspect_err(|_| {
-            container::cgroup::discard(&spec);
-        })
-    }) {
-        Ok(s) => s,
-        Err(e) => {
-            container::record_start_failure(store, &mut rec, mapping, &e);
-            let _ = std::fs::remove_file(&sock_path);
-            status.send(&Status::Failed(e));
             return exit::BURROW;
         }
     };
-    let mut io = match io.parent_side() {
-        Ok(io) => io,
+    let how = Supervision {
+        rootfs,
+        stdio: monitor.io_for_container(),
+        list_running: true,
+    };
+    match container::supervise(store, &mut rec, mapping, how, &mut monitor) {
+        Ok(code) => code,
         Err(e) => {
-            // Without its terminal the container is unusable: end it.
-            let _ = nix::sys::signal::kill(started.pid1, nix::sys::signal::Signal::SIGKILL);
-            status.send(&Status::Failed(StartError::new(
-                "tty",
+            let _ = std::fs::remove_file(&monitor.sock_path);
+            let f = match e {
+                container::ContainerError::Start(e) => e.failure,
+                e => monitor_failure(e.to_string()),
+            };
+            if let Some(s) = &mut monitor.status {
+                s.failed(f);
+            }
+            exit::BURROW
+        }
+    }
+}
+
+/// The status channel `launch` passed as descriptor 3, if we were launched
+/// that way (a pipe inherited there).
+fn status_sender() -> Option<Sender> {
+    let fd = process::adopt_inherited_fd(STATUS_FD).ok().flatten()?;
+    let file = File::from(fd);
+    match file.metadata() {
+        Ok(m) if std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()) => {
+            Some(Sender::from(OwnedFd::from(file)))
+        }
+        // Not ours to use; dropping it closes a descriptor nobody else
+        // owns (it was inherited, see adopt_inherited_fd).
+        _ => None,
+    }
+}
+
+/// One container under this monitor: its stdio, log, attach clients and
+/// deadline.
+struct Monitor {
+    status: Option<Sender>,
+    sock_path: PathBuf,
+    listener: UnixListener,
+    clients: Vec<Client>,
+    log: log::Writer,
+    /// The container's ends of its stdio until it has them.
+    io: Option<ContainerIo>,
+    /// Our ends, once PID 1 runs.
+    parent: Option<ParentIo>,
+    timeout: Option<u64>,
+}
+
+/// What the event loop waits on, one per poll entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    /// The container's output (stdout, stderr or the pty), by index. First,
+    /// so nothing written before the exit is lost.
+    Output(usize),
+    /// An attach client's frames (stdin, resize, end of stdin).
+    Client(usize),
+    /// A new attach client.
+    Listener,
+    /// The sandbox's report channel: the exit.
+    Report,
+}
+
+impl Monitor {
+    /// Everything before the container starts: stdio, the attach socket
+    /// (and with `attach_first`, its first client), the log.
+    fn prepare(
+        store: &Store,
+        rec: &ContainerRecord,
+        attach_first: bool,
+        mut status: Option<Sender>,
+    ) -> Result<Monitor, (Failure, Option<Sender>)> {
+        let io = match ContainerIo::new(rec.config.tty, rec.config.open_stdin) {
+            Ok(io) => io,
+            Err(e) => return Err((Failure::sys(Step::Stdio, e, exit::BURROW), status)),
+        };
+        let sock_path = socket_path(store, &rec.id);
+        let _ = std::fs::remove_file(&sock_path);
+        let listener = match UnixListener::bind(&sock_path) {
+            Ok(l) => l,
+            Err(e) => {
+                return Err((
+                    Failure::io(Step::Monitor, &e, exit::BURROW).at(&sock_path),
+                    status,
+                ))
+            }
+        };
+        let mut clients = Vec::new();
+        if attach_first {
+            if let Some(s) = &mut status {
+                s.listening();
+            }
+            // The launcher connects at once; don't wait forever for a dead one.
+            let _ = listener.set_nonblocking(true);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        clients.push(Client::new(s));
+                        break;
+                    }
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(2))
+                    }
+                    Err(e) => {
+                        return Err((monitor_failure(format!("no attach client: {e}")), status))
+                    }
+                }
+            }
+        }
+        let _ = listener.set_nonblocking(true);
+        let log_path = store.container_dir(&rec.id).join(container::LOG_FILE);
+        let log = match log::Writer::open(&log_path) {
+            Ok(l) => l,
+            Err(e) => {
+                return Err((
+                    Failure::io(Step::Monitor, &e, exit::BURROW).at(&log_path),
+                    status,
+                ))
+            }
+        };
+        Ok(Monitor {
+            status,
+            sock_path,
+            listener,
+            clients,
+            log,
+            io: Some(io),
+            parent: None,
+            timeout: rec.host_config.timeout,
+        })
+    }
+
+    /// PID 1's stdio as the sandbox takes it.
+    fn io_for_container(&self) -> sandbox::Stdio {
+        self.io
+            .as_ref()
+            .map_or(sandbox::Stdio::Inherit, ContainerIo::for_container)
+    }
+
+    /// Wait for the exit, copying output to the log and the clients,
+    /// clients' input to the container, and enforcing `--timeout`.
+    /// Returns the exit code and whether the deadline struck.
+    fn event_loop(&mut self, started: &mut Started, io: &mut ParentIo) -> (i32, bool) {
+        let deadline = self
+            .timeout
+            .map(|t| Instant::now() + Duration::from_secs(t));
+        let mut timed_out = false;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut outputs = io.outputs();
+        loop {
+            if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
+                // --timeout: the container has had its time.
+                timed_out = true;
+                let _ = nix::sys::signal::kill(started.pid1, nix::sys::signal::Signal::SIGKILL);
+            }
+            let timeout = match deadline {
+                Some(d) if !timed_out => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    PollTimeout::try_from(left.as_millis().min(60_000) as i32)
+                        .unwrap_or(PollTimeout::NONE)
+                }
+                _ => PollTimeout::NONE,
+            };
+            let mut sources = vec![Source::Report, Source::Listener];
+            let mut fds = vec![
+                PollFd::new(started.report_fd(), PollFlags::POLLIN),
+                PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
+            ];
+            for (i, (_, fd)) in outputs.iter().enumerate() {
+                if let Some(fd) = fd {
+                    sources.push(Source::Output(i));
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                }
+            }
+            for (i, c) in self.clients.iter().enumerate() {
+                sources.push(Source::Client(i));
+                fds.push(PollFd::new(c.sock.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => return (exit::BURROW, timed_out),
+            }
+            let mut ready: Vec<Source> = sources
+                .into_iter()
+                .zip(&fds)
+                .filter(|(_, f)| {
+                    f.revents().is_some_and(|r| {
+                        r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+                    })
+                })
+                .map(|(s, _)| s)
+                .collect();
+            drop(fds);
+            ready.sort();
+            for source in ready {
+                match source {
+                    Source::Output(i) => {
+                        let (stream, fd) = &mut outputs[i];
+                        let Some(f) = fd else { continue };
+                        match nix::unistd::read(f.as_fd(), &mut buf) {
+                            Ok(n) if n > 0 => self.output(*stream, &buf[..n]),
+                            // EOF (or EIO on a pty whose slave is gone).
+                            _ => *fd = None,
+                        }
+                    }
+                    Source::Client(i) => self.clients[i].read_input(io),
+                    Source::Listener => {
+                        while let Ok((s, _)) = self.listener.accept() {
+                            let _ = s.set_nonblocking(false);
+                            self.clients.push(Client::new(s));
+                        }
+                    }
+                    Source::Report => {
+                        if let Some(code) = started.read_report() {
+                            self.drain(&mut outputs, &mut buf);
+                            return (code, timed_out);
+                        }
+                    }
+                }
+            }
+            self.clients.retain(|c| c.alive);
+        }
+    }
+
+    /// What the container wrote before it ended, still in the pipes.
+    fn drain(&mut self, outputs: &mut [(u8, Option<OwnedFd>)], buf: &mut [u8]) {
+        for (stream, fd) in outputs.iter_mut() {
+            if let Some(f) = fd.take() {
+                let _ = nix::fcntl::fcntl(
+                    &f,
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                );
+                while let Ok(n) = nix::unistd::read(f.as_fd(), buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    self.output(*stream, &buf[..n]);
+                }
+            }
+        }
+        let _ = self.log.flush();
+    }
+
+    fn output(&mut self, stream: u8, data: &[u8]) {
+        let _ = self.log.write(stream, data);
+        broadcast(&mut self.clients, stream, data);
+    }
+}
+
+impl Watch for Monitor {
+    /// With `-t`, receive the pty master PID 1 sent before it exec'd.
+    fn started(&mut self, _started: &Started) -> Result<(), Failure> {
+        let io = self
+            .io
+            .take()
+            .expect("the container's stdio is handed over once");
+        let parent = io.parent_side().map_err(|e| {
+            Failure::new(
+                Step::Terminal,
                 format!("receiving the container's pty: {e}"),
                 exit::BURROW,
-            )));
-            return exit::BURROW;
-        }
-    };
-    rec.rootfs_mode = Some(started.rootfs);
-    rec.cgroup = spec.cgroup.as_ref().map(|p| p.dir.clone());
-    rec.state = State::running(started.pid1.as_raw());
-    let _ = rec.save(store);
-    let _ = rec.write_pid_file(store);
-    status.send(&Status::Started(started.pid1.as_raw()));
-    drop(status);
-
-    let deadline = rec
-        .host_config
-        .timeout
-        .map(|t| Instant::now() + Duration::from_secs(t));
-    let mut timed_out = false;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut outputs: Vec<(u8, Option<OwnedFd>)> = io.outputs();
-    let code = loop {
-        let timeout = match deadline {
-            Some(d) if !timed_out => {
-                let left = d.saturating_duration_since(Instant::now());
-                PollTimeout::try_from(left.as_millis().min(60_000) as i32)
-                    .unwrap_or(PollTimeout::NONE)
-            }
-            _ => PollTimeout::NONE,
-        };
-        if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
-            // --timeout: the container has had its time.
-            timed_out = true;
-            let _ = nix::sys::signal::kill(started.pid1, nix::sys::signal::Signal::SIGKILL);
-        }
-        let mut fds = vec![
-            PollFd::new(started.report_fd(), PollFlags::POLLIN),
-            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-        ];
-        let out_base = fds.len();
-        for (_, fd) in &outputs {
-            if let Some(fd) = fd {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-            }
-        }
-        let client_base = fds.len();
-        for c in &clients {
-            fds.push(PollFd::new(c.sock.as_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, timeout) {
-            Ok(_) => {}
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => break exit::BURROW,
-        }
-        let revents: Vec<bool> = fds
-            .iter()
-            .map(|f| {
-                f.revents().is_some_and(|r| {
-                    r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
-                })
-            })
-            .collect();
-        drop(fds);
-        // Output first, so nothing written before the exit is lost.
-        let mut k = out_base;
-        for (stream, fd) in outputs.iter_mut() {
-            let Some(f) = fd else { continue };
-            if revents[k] {
-                match nix::unistd::read(f.as_fd(), &mut buf) {
-                    Ok(n) if n > 0 => {
-                        let _ = log.write(*stream, &buf[..n]);
-                        broadcast(&mut clients, *stream, &buf[..n]);
-                    }
-                    // EOF (or EIO on a pty whose slave is gone).
-                    _ => *fd = None,
-                }
-            }
-            k += 1;
-        }
-        for (i, c) in clients.iter_mut().enumerate() {
-            if revents[client_base + i] {
-                c.read_input(&mut io);
-            }
-        }
-        clients.retain(|c| c.alive);
-        if revents[1] {
-            while let Ok((s, _)) = listener.accept() {
-                let _ = s.set_nonblocking(false);
-                clients.push(Client::new(s));
-            }
-        }
-        if revents[0] {
-            if let Some(code) = started.read_report() {
-                break code;
-            }
-        }
-    };
-    // Drain what the container wrote before it ended.
-    for (stream, fd) in outputs.iter_mut() {
-        if let Some(f) = fd.take() {
-            let _ = nix::fcntl::fcntl(
-                &f,
-                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-            );
-            while let Ok(n) = nix::unistd::read(f.as_fd(), &mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let _ = log.write(*stream, &buf[..n]);
-                broadcast(&mut clients, *stream, &buf[..n]);
-            }
-        }
+            )
+        })?;
+        self.parent = Some(parent);
+        Ok(())
     }
-    let _ = log.flush();
-    broadcast(&mut clients, attach::EXIT, &code.to_be_bytes());
-    let _ = std::fs::remove_file(&sock_path);
-    let oom_killed = container::cgroup::discard(&spec);
-    // The exit is recorded before the pid file goes: a record that still
-    // says running without a pid file means its supervisor died.
-    if !rec.host_config.auto_remove {
-        // Re-read: `pause` may have changed the record meanwhile.
-        let mut latest = ContainerRecord::load(store, id).unwrap_or(rec);
-        latest.state.finish(code);
-        latest.state.oom_killed = oom_killed;
-        latest.cgroup = None;
-        if timed_out {
-            latest.state.error = format!(
-                "killed after --timeout {}s",
-                latest.host_config.timeout.unwrap_or(0)
-            );
-        }
-        let _ = latest.save(store);
-    }
-    let _ = std::fs::remove_file(store.pid_file(id));
-    code
-}
 
-/// The status pipe `launch` passed as descriptor 3.
-fn status_file() -> Option<File> {
-    let f = process::adopt_fd(STATUS_FD);
-    // Only trust descriptor 3 if it is a pipe (we were launched by `launch`);
-    // otherwise forget it without closing whatever it is.
-    match f.metadata() {
-        Ok(m) if std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()) => {
-            let _ = nix::fcntl::fcntl(
-                &f,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            );
-            Some(f)
+    fn wait(&mut self, mut started: Started, rec: &ContainerRecord) -> Ended {
+        if let Some(mut s) = self.status.take() {
+            s.pid(started.pid1.as_raw());
         }
-        _ => {
-            std::mem::forget(f);
-            None
-        }
-    }
-}
-
-struct StatusPipe(Option<File>);
-
-impl StatusPipe {
-    fn send(&mut self, s: &Status) {
-        if let Some(f) = &mut self.0 {
-            let mut line = serde_json::to_string(s).expect("status serializes");
-            line.push('\n');
-            let _ = f.write_all(line.as_bytes());
+        let mut io = self.parent.take().expect("started hands over our stdio");
+        let (code, timed_out) = self.event_loop(&mut started, &mut io);
+        broadcast(&mut self.clients, attach::EXIT, &code.to_be_bytes());
+        let _ = std::fs::remove_file(&self.sock_path);
+        Ended {
+            code,
+            error: timed_out.then(|| {
+                format!(
+                    "killed after --timeout {}s",
+                    rec.host_config.timeout.unwrap_or(0)
+                )
+            }),
         }
     }
 }
 
 /// The container's stdio as the monitor holds it.
-struct Stdio {
+struct ContainerIo {
     tty: Option<(OwnedFd, OwnedFd)>,
     stdin: Option<(OwnedFd, OwnedFd)>,
     stdout: Option<(OwnedFd, OwnedFd)>,
@@ -397,13 +448,13 @@ struct Stdio {
     null: Option<OwnedFd>,
 }
 
-impl Stdio {
+impl ContainerIo {
     fn new(tty_mode: bool, open_stdin: bool) -> nix::Result<Self> {
         if tty_mode {
             // PID 1 opens the pty in the container's devpts and sends us
             // the master over this socket pair.
             let (ours, theirs) = tty::console_socketpair()?;
-            return Ok(Stdio {
+            return Ok(ContainerIo {
                 tty: Some((ours, theirs)),
                 stdin: None,
                 stdout: None,
@@ -414,7 +465,7 @@ impl Stdio {
         let null = File::open("/dev/null")
             .map(OwnedFd::from)
             .map_err(|_| nix::Error::ENOENT)?;
-        Ok(Stdio {
+        Ok(ContainerIo {
             tty: None,
             stdin: if open_stdin {
                 Some(process::pipe()?)
@@ -427,22 +478,18 @@ impl Stdio {
         })
     }
 
-    /// PID 1's end of the console socket (`-t`).
-    fn console(&self) -> Option<RawFd> {
-        self.tty.as_ref().map(|(_, theirs)| theirs.as_raw_fd())
-    }
-
-    /// PID 1's stdin, stdout, stderr (none with `-t`: the pty's slave).
-    fn child_fds(&self) -> Option<[RawFd; 3]> {
-        if self.tty.is_some() {
-            return None;
+    /// PID 1's stdio: the console socket (`-t`), else stdin (a pipe or
+    /// /dev/null), stdout and stderr pipes.
+    fn for_container(&self) -> sandbox::Stdio {
+        if let Some((_, theirs)) = &self.tty {
+            return sandbox::Stdio::ConsoleSocket(theirs.as_raw_fd());
         }
         let stdin = match (&self.stdin, &self.null) {
             (Some((r, _)), _) => r.as_raw_fd(),
             (None, Some(n)) => n.as_raw_fd(),
             (None, None) => 0,
         };
-        Some([
+        sandbox::Stdio::Pipes([
             stdin,
             self.stdout.as_ref().map_or(1, |(_, w)| w.as_raw_fd()),
             self.stderr.as_ref().map_or(2, |(_, w)| w.as_raw_fd()),

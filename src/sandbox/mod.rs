@@ -19,20 +19,22 @@
 //! there, so removing the container needs no unmount (each unmount or
 //! namespace teardown costs an RCU grace period: milliseconds on a VM).
 
-mod child;
+pub mod caps;
 mod cleanup;
 pub mod exec;
+mod mounts;
+mod process;
 mod report;
 mod rootfs_copy;
 mod spawn;
 mod user;
 
-use std::os::fd::RawFd;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use child::DEFAULT_PATH;
+pub use crate::linux::channel::{Failure, Step};
+pub use process::{Process, Stdio, DEFAULT_PATH};
 pub use spawn::{start, Started};
 
 use crate::linux::userns::IdMapping;
@@ -56,17 +58,19 @@ pub enum RootfsChoice {
 }
 
 impl RootfsChoice {
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, BadRootfsChoice> {
         match std::env::var("BURROW_ROOTFS").as_deref() {
             Err(_) | Ok("") | Ok("auto") => Ok(RootfsChoice::Auto),
             Ok("overlay") => Ok(RootfsChoice::Force(RootfsMode::Overlay)),
             Ok("copy") => Ok(RootfsChoice::Force(RootfsMode::Copy)),
-            Ok(other) => Err(format!(
-                "BURROW_ROOTFS={other:?} is not one of overlay, copy, auto"
-            )),
+            Ok(other) => Err(BadRootfsChoice(other.to_string())),
         }
     }
 }
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("BURROW_ROOTFS={0:?} is not one of overlay, copy, auto")]
+pub struct BadRootfsChoice(pub String);
 
 /// A mount added to the container's tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +85,8 @@ pub enum Mount {
     Tmpfs { target: String, options: String },
 }
 
-/// Everything the sandbox needs; built by `container` from the record.
+/// Everything the sandbox needs to start a container; built by `container`
+/// from the record.
 #[derive(Debug, Clone)]
 pub struct Spec {
     /// containers/<id>: holds upper/, work/, rootfs/, hosts, ...
@@ -93,37 +98,13 @@ pub struct Spec {
     pub lowers: Vec<PathBuf>,
     pub rootfs: RootfsChoice,
     pub hostname: String,
-    pub argv: Vec<String>,
-    pub env: Vec<String>,
-    pub cwd: String,
-    pub user: String,
     pub mapping: IdMapping,
     /// Bind and tmpfs mounts, set up in order before pivot_root.
     pub mounts: Vec<Mount>,
     /// Remount the root filesystem read-only (`--read-only`).
     pub readonly_rootfs: bool,
-    /// Capabilities the command keeps (Docker's default set, adjusted by
-    /// `--cap-add`/`--cap-drop`), as a mask.
-    pub caps: u64,
-    /// Install the seccomp filter (see linux::seccomp).
-    pub seccomp: bool,
-    /// `--init`: PID 1 stays burrow, forwarding signals to the command and
-    /// reaping orphans, so `stop` works on programs that ignore SIGTERM as
-    /// PID 1.
-    pub init: bool,
-    /// Keep stdin (`-i`); otherwise PID 1 reads /dev/null.
-    pub stdin: bool,
-    /// PID 1's stdin, stdout and stderr, when not the caller's own (a
-    /// monitor's pipes or a pty's slave side). The inner process closes its
-    /// copies once PID 1 is forked, so the monitor sees EOF when it ends.
-    pub stdio: Option<[RawFd; 3]>,
-    /// stdio is a terminal: PID 1 starts a session and takes it as its
-    /// controlling terminal.
-    pub tty: bool,
-    /// `-t` under a monitor: a unix socket on which PID 1 sends the master of
-    /// a pty it opens in the container's own devpts (runc's console socket),
-    /// and whose slave becomes its stdio.
-    pub console: Option<RawFd>,
+    /// What PID 1 runs, and as whom.
+    pub process: Process,
     /// `--rm`: paths the inner process deletes, in order, when PID 1 ends
     /// and before it reports the exit (the record, the name).
     pub remove_after: Vec<PathBuf>,
@@ -131,44 +112,51 @@ pub struct Spec {
     /// (files there may belong to subordinate ids, and unmounting costs an
     /// RCU grace period: neither belongs on the caller's critical path).
     pub remove_dir_after: bool,
-    /// The container's cgroup (issue 4), set by the caller after
-    /// `build_spec`; None runs it in the caller's cgroup.
+    /// The container's cgroup, set by the caller after `build_spec`; None
+    /// runs it in the caller's cgroup.
     pub cgroup: Option<crate::linux::cgroup::Placement>,
 }
 
-/// Why a container could not start, with the exit code Docker would use.
-#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
-#[error("{message}")]
+/// Why a container (or an exec'd process) could not start, with the exit
+/// code Docker would use.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{failure}")]
 pub struct StartError {
-    pub step: String,
-    pub message: String,
-    pub code: i32,
+    pub failure: Failure,
     /// PID 1 had started: the inner process ran the `--rm` cleanup itself.
-    #[serde(default)]
     pub cleaned_up: bool,
 }
 
 impl StartError {
-    pub fn new(step: &str, message: impl Into<String>, code: i32) -> Self {
+    pub fn code(&self) -> i32 {
+        self.failure.code
+    }
+}
+
+impl From<Failure> for StartError {
+    fn from(failure: Failure) -> Self {
         StartError {
-            step: step.into(),
-            message: message.into(),
-            code,
+            failure,
             cleaned_up: false,
         }
     }
 }
 
-/// Messages to the caller, one JSON object per line. The inner process
-/// sends `Rootfs`, `Pid` and finally `Exited` on the report pipe; PID 1 sends
-/// `Failed` on the exec pipe, whose EOF alone means exec succeeded.
-#[derive(Debug, Serialize, Deserialize)]
-enum Report {
-    Rootfs(RootfsMode),
-    Pid(i32),
-    Failed(StartError),
-    /// PID 1's exit code, sent once `remove_after` is done: the caller need
-    /// not wait for the inner process to exit, which costs milliseconds of
-    /// namespace teardown.
-    Exited(i32),
+/// A channel message that was not what the caller waited for, as a failure
+/// of `step`. `Closed` means the other process ended without saying why.
+fn channel_failure(
+    step: Step,
+    e: crate::linux::channel::ChannelError,
+    code: impl FnOnce() -> i32,
+) -> Failure {
+    use crate::linux::channel::ChannelError;
+    match e {
+        ChannelError::Failed(f) => f,
+        ChannelError::Closed => Failure::new(
+            step,
+            format!("ended early (exit code {}) without saying why", code()),
+            crate::exit::BURROW,
+        ),
+        e => Failure::new(step, e.to_string(), crate::exit::BURROW),
+    }
 }

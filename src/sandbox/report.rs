@@ -1,9 +1,7 @@
-//! The report pipe between a sandbox's helper processes and the caller:
-//! writing one JSON line, and waiting for the exit report while relaying
-//! signals to the container's process (shared by `run` and `exec`).
+//! Waiting for a container process's exit report while relaying signals to
+//! it (shared by `run` and `exec`): the caller blocks the signals `docker
+//! run` proxies and reads them from a signalfd next to the report channel.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -11,7 +9,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
-use super::Report;
+use crate::linux::channel::{ChannelError, Message, Receiver};
 
 /// Signals relayed to the container's process, as `docker run` does
 /// (sig-proxy).
@@ -24,14 +22,6 @@ pub const RELAYED: [Signal; 6] = [
     Signal::SIGUSR2,
 ];
 
-/// Send one report line; a write error means the caller is gone and there is
-/// nobody to tell.
-pub fn send(w: &mut File, r: &Report) {
-    let mut s = serde_json::to_string(r).expect("report serializes");
-    s.push('\n');
-    let _ = w.write_all(s.as_bytes());
-}
-
 /// Block the relayed signals and return a signalfd they queue on instead
 /// (children inherit the mask; they reset it before exec).
 pub fn relay_signalfd() -> Option<SignalFd> {
@@ -43,31 +33,33 @@ pub fn relay_signalfd() -> Option<SignalFd> {
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok()
 }
 
-/// One report line: the exit code if it was `Exited`; `Err` at EOF.
-pub fn read_exit(reports: &mut BufReader<File>) -> Result<Option<i32>, ()> {
-    let mut line = String::new();
-    match reports.read_line(&mut line) {
-        Ok(0) | Err(_) => Err(()),
-        Ok(_) => Ok(match serde_json::from_str(line.trim_end()) {
-            Ok(Report::Exited(code)) => Some(code),
-            _ => None,
-        }),
+/// One message from the reporter: the exit code if it was `Exited`; `Err`
+/// once the channel is closed (or unreadable).
+pub fn read_exit(reports: &mut Receiver) -> Result<Option<i32>, ChannelError> {
+    match reports.recv() {
+        Ok(Message::Exited(code)) => Ok(Some(code)),
+        Ok(m) => {
+            tracing::warn!("unexpected report while waiting for an exit: {m:?}");
+            Ok(None)
+        }
+        Err(ChannelError::Garbled(l)) => {
+            tracing::warn!("garbled report: {l:?}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
 /// Wait for the `Exited` report, relaying signals from `signals` to
-/// `target`. None if the pipe closed without one (the reporter was killed).
-pub fn wait_exit(
-    reports: &mut BufReader<File>,
-    signals: Option<&SignalFd>,
-    target: Pid,
-) -> Option<i32> {
+/// `target`. None if the channel closed without one (the reporter was
+/// killed).
+pub fn wait_exit(reports: &mut Receiver, signals: Option<&SignalFd>, target: Pid) -> Option<i32> {
     loop {
-        // Data already buffered from an earlier read needs no poll.
-        if reports.buffer().is_empty() {
+        // A message already buffered from an earlier read needs no poll.
+        if !reports.has_buffered() {
             if let Some(sfd) = signals {
                 let mut fds = [
-                    PollFd::new(reports.get_ref().as_fd(), PollFlags::POLLIN),
+                    PollFd::new(reports.as_fd(), PollFlags::POLLIN),
                     PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
                 ];
                 // Any other poll error falls back to a blocking read below.
@@ -90,7 +82,7 @@ pub fn wait_exit(
         match read_exit(reports) {
             Ok(Some(code)) => return Some(code),
             Ok(None) => {}
-            Err(()) => return None,
+            Err(_) => return None,
         }
     }
 }

@@ -2,17 +2,21 @@
 //! reports, relay signals) and the inner process (mount the rootfs, fork
 //! PID 1, wait for it, clean up, report the exit).
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::{child, cleanup, report, Report, RootfsChoice, RootfsMode, Spec, StartError};
+use super::process::{enter_and_exec, ContainerType};
+use super::{
+    channel_failure, cleanup, mounts, report, Failure, RootfsChoice, RootfsMode, Spec, StartError,
+    Step,
+};
 use crate::exit;
+use crate::linux::channel::{channel, ChannelError, Message, Receiver, Sender};
 use crate::linux::{cgroup, mount, process, userns};
 
 /// A container whose command is running.
@@ -23,7 +27,7 @@ pub struct Started {
     /// PID 1 of the container as the host sees it.
     pub pid1: Pid,
     pub rootfs: RootfsMode,
-    reports: BufReader<File>,
+    reports: Receiver,
 }
 
 impl Started {
@@ -38,164 +42,121 @@ impl Started {
         }
     }
 
-    /// The pipe the exit report arrives on, for a caller's poll loop.
-    pub fn report_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.reports.get_ref().as_fd()
+    /// The channel the exit report arrives on, for a caller's poll loop.
+    pub fn report_fd(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.reports.as_fd()
     }
 
-    /// Read one report line (call when `report_fd` is readable). Returns the
+    /// Read one report (call when `report_fd` is readable). Returns the
     /// container's exit code once it has ended.
     pub fn read_report(&mut self) -> Option<i32> {
         match report::read_exit(&mut self.reports) {
             Ok(code) => code,
-            Err(()) => Some(process::wait_exit_code(self.inner).unwrap_or(exit::BURROW)),
+            Err(_) => Some(process::wait_exit_code(self.inner).unwrap_or(exit::BURROW)),
         }
     }
-}
-
-fn fail(step: &str, message: impl Into<String>, code: i32) -> StartError {
-    StartError::new(step, message, code)
 }
 
 /// Start the container described by `spec`. Returns once its command has
 /// been exec'd, or with the reason it could not be.
 pub fn start(spec: &Spec) -> Result<Started, StartError> {
-    let sys =
-        |step: &'static str| move |e: nix::Error| fail(step, format!("{step}: {e}"), exit::BURROW);
-    // A forked child inherits only the forking thread, but any lock another
-    // thread held (allocator, stdio) stays locked in it forever; and the
-    // kernel refuses a user namespace to a multi-threaded process. Work that
-    // uses threads (pulling layers) runs in a child of its own and is over
-    // before a container starts.
-    match process::thread_count() {
-        Some(1) | None => {}
-        Some(n) => {
-            return Err(fail(
-                "checking threads",
-                format!("burrow has {n} threads; a container may only be started from a single-threaded process"),
-                exit::BURROW,
-            ))
-        }
-    }
-    let (ready_r, ready_w) = process::pipe().map_err(sys("creating pipe"))?;
-    let (go_r, go_w) = process::pipe().map_err(sys("creating pipe"))?;
-    let (report_r, report_w) = process::pipe().map_err(sys("creating pipe"))?;
-    let (exec_r, exec_w) = process::pipe().map_err(sys("creating pipe"))?;
-    // The children must not hold the caller's read ends or `go`'s write end.
-    let ours = [go_w.as_raw_fd(), report_r.as_raw_fd(), exec_r.as_raw_fd()];
+    let pipe_err = |e: std::io::Error| Failure::io(Step::Pipe, &e, exit::BURROW);
+    // Inner process → us: id map request, rootfs, pid, exit (or failure).
+    let (up_tx, mut up_rx) = channel().map_err(pipe_err)?;
+    // Us → inner process: id maps written.
+    let (mut down_tx, down_rx) = channel().map_err(pipe_err)?;
+    // PID 1 → us: why it could not exec; EOF when it did.
+    let (exec_tx, mut exec_rx) = channel().map_err(pipe_err)?;
+    let plan = mounts::plan(spec);
     let inner = process::fork_child(|| {
-        let _ = ours;
-        // Keep only our pipe ends and PID 1's stdio: the caller's other
+        // Keep only our channel ends and PID 1's stdio: the caller's other
         // descriptors (a monitor's own pipe ends, sockets, log) must not be
         // held open by us or reach the container.
-        let mut keep = vec![
-            ready_w.as_raw_fd(),
-            go_r.as_raw_fd(),
-            report_w.as_raw_fd(),
-            exec_w.as_raw_fd(),
-        ];
-        keep.extend(spec.stdio.iter().flatten());
-        keep.extend(spec.console);
+        let mut keep = vec![up_tx.as_raw_fd(), down_rx.as_raw_fd(), exec_tx.as_raw_fd()];
+        keep.extend(spec.process.stdio.passed_fds());
         process::close_fds_except(&keep);
-        inner_main(spec, ready_w, go_r, report_w, exec_w)
+        inner_main(spec, &plan, up_tx, down_rx, exec_tx)
     })
-    .map_err(sys("forking"))?;
-
-    // Step 1: the inner process has unshared its user namespace; map it.
-    let mut b = [0u8; 1];
-    let ready = File::from(ready_r).read(&mut b).unwrap_or(0) == 1;
-    let mut reports = BufReader::new(File::from(report_r));
-    if ready {
-        if let Err(e) = spec.mapping.apply(inner) {
-            let _ = nix::sys::signal::kill(inner, Signal::SIGKILL);
-            let _ = process::wait_exit_code(inner);
-            return Err(fail("id map", e.to_string(), exit::BURROW));
-        }
-        // The container's cgroup: the inner process enters it before it
-        // mounts anything, so PID 1 and all it forks are born inside; we
-        // (the monitor) stay outside.
-        if let Some(cg) = &spec.cgroup {
-            if let Err(e) = cgroup::move_pid(&cg.dir, inner.as_raw()) {
-                let _ = nix::sys::signal::kill(inner, Signal::SIGKILL);
-                let _ = process::wait_exit_code(inner);
-                return Err(fail("cgroup", e.to_string(), exit::BURROW));
-            }
-        }
-        let _ = File::from(go_w).write_all(b"g");
-    } else {
-        drop(go_w);
-    }
-
-    // Step 2: the inner process mounts the rootfs and forks PID 1.
-    let mut rootfs = RootfsMode::Overlay;
-    let mut line = String::new();
-    let pid1 = loop {
-        line.clear();
-        if reports.read_line(&mut line).unwrap_or(0) == 0 {
+    .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
+    let gone = |failure: Failure| {
+        let _ = nix::sys::signal::kill(inner, Signal::SIGKILL);
+        let _ = process::wait_exit_code(inner);
+        StartError::from(failure)
+    };
+    // The inner process failed (or died) before PID 1 runs.
+    let early = |step: Step| {
+        move |e: ChannelError| {
             let code = process::wait_exit_code(inner).unwrap_or(exit::BURROW);
-            return Err(fail(
-                "start",
-                format!("container setup ended early (exit code {code}) without saying why"),
-                exit::BURROW,
-            ));
-        }
-        match serde_json::from_str::<Report>(line.trim_end()) {
-            Ok(Report::Rootfs(m)) => rootfs = m,
-            Ok(Report::Pid(p)) => break Pid::from_raw(p),
-            Ok(Report::Failed(e)) => {
-                let _ = process::wait_exit_code(inner);
-                return Err(e);
-            }
-            Ok(Report::Exited(_)) | Err(_) => {
-                tracing::warn!("unexpected report from sandbox: {line:?}")
-            }
+            StartError::from(channel_failure(step, e, || code))
         }
     };
 
-    // Step 3: PID 1 sets itself up; EOF on the exec pipe means it exec'd.
-    let mut exec_report = String::new();
-    let _ = File::from(exec_r).read_to_string(&mut exec_report);
-    if let Some(l) = exec_report.lines().next() {
-        let mut err = match serde_json::from_str::<Report>(l) {
-            Ok(Report::Failed(e)) => e,
-            _ => fail(
-                "exec",
-                format!("garbled report from PID 1: {l:?}"),
-                exit::BURROW,
-            ),
-        };
-        // Let the inner process finish its cleanup (--rm) before returning.
-        let started = Started {
-            inner,
-            pid1,
-            rootfs,
-            reports,
-        };
-        let _ = started.wait_relaying_signals();
-        err.cleaned_up = !spec.remove_after.is_empty();
-        return Err(err);
+    // Step 1: the inner process has unshared its user namespace; map it.
+    up_rx.wait_id_map_request().map_err(early(Step::Unshare))?;
+    if let Err(e) = spec.mapping.apply(inner) {
+        return Err(gone(Failure::new(
+            Step::IdMaps,
+            e.to_string(),
+            exit::BURROW,
+        )));
     }
-    Ok(Started {
+    // The container's cgroup: the inner process enters it before it mounts
+    // anything, so PID 1 and all it forks are born inside; we (the
+    // monitor) stay outside.
+    if let Some(cg) = &spec.cgroup {
+        if let Err(e) = cgroup::move_pid(&cg.dir, inner.as_raw()) {
+            return Err(gone(
+                Failure::new(Step::Cgroup, e.to_string(), exit::BURROW).at(&cg.dir),
+            ));
+        }
+    }
+    let _ = down_tx.id_maps_written();
+
+    // Step 2: the inner process mounts the rootfs and forks PID 1.
+    let mut rootfs = RootfsMode::Overlay;
+    let pid1 = up_rx
+        .wait_pid(|m| match m {
+            Message::RootfsReady { overlay } => {
+                rootfs = if overlay {
+                    RootfsMode::Overlay
+                } else {
+                    RootfsMode::Copy
+                }
+            }
+            m => tracing::warn!("unexpected report from sandbox: {m:?}"),
+        })
+        .map_err(early(Step::Fork))?;
+    let started = Started {
         inner,
-        pid1,
+        pid1: Pid::from_raw(pid1),
         rootfs,
-        reports,
-    })
+        reports: up_rx,
+    };
+
+    // Step 3: PID 1 sets itself up; EOF on the exec channel means it exec'd.
+    match exec_rx.wait_exec() {
+        Ok(()) => Ok(started),
+        Err(e) => {
+            let failure = channel_failure(Step::Exec, e, || exit::BURROW);
+            // Let the inner process finish its cleanup (--rm) first.
+            let _ = started.wait_relaying_signals();
+            Err(StartError {
+                failure,
+                cleaned_up: !spec.remove_after.is_empty(),
+            })
+        }
+    }
 }
 
 /// The inner process. Runs as the forked child; returns its exit code.
 fn inner_main(
     spec: &Spec,
-    ready_w: OwnedFd,
-    go_r: OwnedFd,
-    report_w: OwnedFd,
-    exec_w: OwnedFd,
+    plan: &[mounts::MountOp],
+    mut up: Sender,
+    mut down: Receiver,
+    mut exec_tx: Sender,
 ) -> i32 {
-    let mut rep = File::from(report_w);
-    let failed = |rep: &mut File, e: StartError| {
-        report::send(rep, &Report::Failed(e));
-        exit::BURROW
-    };
     // If the caller dies, so do we (and PID 1 after us).
     let _ = process::set_parent_death_signal(Signal::SIGKILL);
     // Ctrl-C reaches the whole foreground process group; the caller relays it
@@ -219,30 +180,32 @@ fn inner_main(
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWPID;
     if let Err(e) = nix::sched::unshare(flags) {
-        let msg = if matches!(
+        let mut f = Failure::sys(Step::Unshare, e, exit::BURROW);
+        if matches!(
             e,
             nix::Error::EPERM | nix::Error::ENOSPC | nix::Error::EINVAL
         ) {
-            userns::disabled_message()
-        } else {
-            format!("creating namespaces: {e}")
-        };
-        return failed(&mut rep, fail("unshare", msg, exit::BURROW));
-    }
-    let _ = File::from(ready_w).write_all(b"r");
-    // Step 2: wait until the caller has written our id maps.
-    let mut b = [0u8; 1];
-    if File::from(go_r).read_exact(&mut b).is_err() {
+            f.detail = userns::disabled_message();
+        }
+        up.failed(f);
         return exit::BURROW;
     }
+    // Step 2: wait until the caller has written our id maps.
+    if up.request_id_maps().is_err() || down.wait_id_maps_written().is_err() {
+        return exit::BURROW;
+    }
+    drop(down);
 
     // Step 3: the root filesystem.
     let root = match mount_rootfs(spec) {
         Ok((mode, root)) => {
-            report::send(&mut rep, &Report::Rootfs(mode));
+            up.rootfs_ready(mode == RootfsMode::Overlay);
             root
         }
-        Err(e) => return failed(&mut rep, e),
+        Err(f) => {
+            up.failed(f);
+            return exit::BURROW;
+        }
     };
 
     // Step 4: hold the directories `--rm` cleans up: after PID 1's
@@ -264,11 +227,12 @@ fn inner_main(
         None
     };
 
-    // Step 5: PID 1. It reports a failure to set up or exec on the exec pipe,
-    // which only it holds open from here on. Once it is forked (inside the
-    // container's cgroup), we leave that cgroup for the caller's, so that
-    // freezing or killing the cgroup leaves us free to report the exit and
-    // clean up. The file is opened now: PID 1's pivot_root changes our root.
+    // Step 5: PID 1. It reports a failure to set up or exec on the exec
+    // channel, which only it holds open from here on. Once it is forked
+    // (inside the container's cgroup), we leave that cgroup for the
+    // caller's, so that freezing or killing the cgroup leaves us free to
+    // report the exit and clean up. The file is opened now: PID 1's
+    // pivot_root changes our root.
     let leave = spec
         .cgroup
         .as_ref()
@@ -280,22 +244,24 @@ fn inner_main(
                 .map_err(|e| tracing::debug!("cannot leave the container's cgroup: {e}"))
                 .ok()
         });
-    let rep_fd = rep.as_raw_fd();
-    let mut exec_file = File::from(exec_w);
+    let up_fd = up.as_raw_fd();
+    let init = ContainerType::Init {
+        root: &root,
+        mounts: plan,
+        hostname: &spec.hostname,
+    };
     let pid1 = match process::fork_child(|| {
-        // PID 1 must not keep the report pipe: the caller reads it to EOF.
-        let _ = nix::unistd::close(rep_fd);
-        child::pid1_main(spec, &root, &mut exec_file)
+        // PID 1 must not keep the report channel: the caller reads it to EOF.
+        let _ = nix::unistd::close(up_fd);
+        enter_and_exec(init, &spec.process, spec.mapping.is_range(), &mut exec_tx)
     }) {
         Ok(p) => p,
         Err(e) => {
-            return failed(
-                &mut rep,
-                fail("fork", format!("forking PID 1: {e}"), exit::BURROW),
-            )
+            up.failed(Failure::sys(Step::Fork, e.errno(), exit::BURROW));
+            return exit::BURROW;
         }
     };
-    drop(exec_file);
+    drop(exec_tx);
     if let Some(mut f) = leave {
         // "0" moves the writer (cgroup-v2.rst, cgroup.procs).
         if let Err(e) = f.write_all(b"0") {
@@ -304,17 +270,10 @@ fn inner_main(
     }
     // PID 1 has its own copies of the monitor's stdio; ours would keep the
     // monitor from seeing EOF.
-    if let Some(fds) = spec.stdio {
-        for fd in fds {
-            if fd > 2 {
-                let _ = nix::unistd::close(fd);
-            }
-        }
-    }
-    if let Some(fd) = spec.console {
+    for fd in spec.process.stdio.passed_fds() {
         let _ = nix::unistd::close(fd);
     }
-    report::send(&mut rep, &Report::Pid(pid1.as_raw()));
+    up.pid(pid1.as_raw());
 
     // Step 6: wait for PID 1; when it ends the kernel kills the rest of the
     // pid namespace. Remove the record and name, report, then the rest.
@@ -326,8 +285,8 @@ fn inner_main(
         // The caller exits as soon as it reads our report; finish without it.
         let _ = process::set_parent_death_signal(None);
     }
-    report::send(&mut rep, &Report::Exited(code));
-    drop(rep);
+    up.exited(code);
+    drop(up);
     if let Some(r) = late {
         r.run();
     }
@@ -336,7 +295,7 @@ fn inner_main(
 
 /// Mount the container's root filesystem in our mount namespace; returns the
 /// mode used and the directory to pivot into.
-fn mount_rootfs(spec: &Spec) -> Result<(RootfsMode, std::path::PathBuf), StartError> {
+fn mount_rootfs(spec: &Spec) -> Result<(RootfsMode, std::path::PathBuf), Failure> {
     let merged = spec.mount_point.clone();
     let try_overlay = !matches!(spec.rootfs, RootfsChoice::Force(RootfsMode::Copy));
     if try_overlay {
@@ -360,11 +319,13 @@ fn mount_rootfs(spec: &Spec) -> Result<(RootfsMode, std::path::PathBuf), StartEr
                 tracing::debug!("overlayfs failed, using a full copy: {e}");
             }
             Err(e) => {
-                return Err(fail(
-                    "overlay",
-                    format!("{e} (try BURROW_ROOTFS=copy)"),
-                    exit::BURROW,
-                ))
+                return Err(Failure {
+                    step: Step::Overlay,
+                    path: Some(merged),
+                    detail: "try BURROW_ROOTFS=copy".into(),
+                    errno: Some(e.source as i32),
+                    code: exit::BURROW,
+                })
             }
         }
     }
@@ -373,22 +334,17 @@ fn mount_rootfs(spec: &Spec) -> Result<(RootfsMode, std::path::PathBuf), StartEr
     if !marker.exists() {
         copy_rootfs(spec, &rootfs)?;
         std::fs::write(&marker, b"")
-            .map_err(|e| fail("copy", format!("writing {marker:?}: {e}"), exit::BURROW))?;
+            .map_err(|e| Failure::io(Step::CopyRootfs, &e, exit::BURROW).at(&marker))?;
     }
     // pivot_root needs a mount point: bind the copy onto itself.
-    mount::bind(&rootfs, &rootfs, false).map_err(|e| fail("copy", e.to_string(), exit::BURROW))?;
+    mount::bind(&rootfs, &rootfs, false)
+        .map_err(|e| Failure::sys(Step::Bind, e.source, exit::BURROW).at(&rootfs))?;
     Ok((RootfsMode::Copy, rootfs))
 }
 
 /// Flatten the layers into a private copy, bottom layer first.
-fn copy_rootfs(spec: &Spec, rootfs: &Path) -> Result<(), StartError> {
-    let err = |e: String| {
-        fail(
-            "copy",
-            format!("copying the image into the container: {e}"),
-            exit::BURROW,
-        )
-    };
+fn copy_rootfs(spec: &Spec, rootfs: &Path) -> Result<(), Failure> {
+    let err = |e: String| Failure::new(Step::CopyRootfs, e, exit::BURROW);
     if rootfs.exists() {
         std::fs::remove_dir_all(rootfs).map_err(|e| err(e.to_string()))?;
     }

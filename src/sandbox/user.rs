@@ -5,6 +5,38 @@ use std::path::Path;
 
 use nix::unistd::{Gid, Uid};
 
+/// Why a user could not be found or switched to. The errno of a refused
+/// switch is kept (shown after the message by `Failure`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    NoUser(String),
+    #[error("unable to find group {0}: no matching entries in group file")]
+    NoGroup(String),
+    #[error("bad uid in /etc/passwd for {0}")]
+    BadUid(String),
+    #[error("setgroups")]
+    Setgroups(nix::Error),
+    #[error("cannot switch to {what} {id}: it is not mapped in the container's user namespace{}",
+        if *single { " (you have no subuid/subgid range, so only root (0) exists inside)" } else { "" })]
+    Unmapped {
+        what: &'static str,
+        id: u32,
+        single: bool,
+        errno: nix::Error,
+    },
+}
+
+impl UserError {
+    /// The refused system call's errno, for a switch that failed.
+    pub fn errno(&self) -> Option<nix::Error> {
+        match self {
+            UserError::Setgroups(e) | UserError::Unmapped { errno: e, .. } => Some(*e),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ids {
     pub uid: u32,
@@ -15,7 +47,7 @@ pub struct Ids {
 }
 
 /// Resolve `spec` (`""`, `name`, `uid`, `name:group`, `uid:gid`) in `etc`.
-pub fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
+pub fn resolve(spec: &str, etc: &Path) -> Result<Ids, UserError> {
     let passwd = std::fs::read_to_string(etc.join("passwd")).unwrap_or_default();
     let group = std::fs::read_to_string(etc.join("group")).unwrap_or_default();
     let (user, grp) = match spec.split_once(':') {
@@ -30,18 +62,13 @@ pub fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
     let (name, uid, mut gid, home) = match (entry, user.parse::<u32>()) {
         (Some((n, u, g, h)), _) => (
             n.to_string(),
-            u.parse()
-                .map_err(|_| format!("bad uid in /etc/passwd for {n}"))?,
+            u.parse().map_err(|_| UserError::BadUid(n.to_string()))?,
             g.parse().unwrap_or(0),
             h.to_string(),
         ),
         // A numeric uid need not exist in /etc/passwd (Docker allows it).
         (None, Ok(n)) => (String::new(), n, 0, "/".to_string()),
-        (None, Err(_)) => {
-            return Err(format!(
-                "unable to find user {user}: no matching entries in passwd file"
-            ))
-        }
+        (None, Err(_)) => return Err(UserError::NoUser(user.to_string())),
     };
     if let Some(g) = grp {
         gid = match g.parse::<u32>() {
@@ -52,9 +79,7 @@ pub fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
                     let f: Vec<&str> = l.split(':').collect();
                     (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok())?
                 })
-                .ok_or_else(|| {
-                    format!("unable to find group {g}: no matching entries in group file")
-                })?,
+                .ok_or_else(|| UserError::NoGroup(g.to_string()))?,
         };
     }
     let groups = if name.is_empty() {
@@ -81,36 +106,26 @@ pub fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
 impl Ids {
     /// Switch to these ids. `groups_allowed` is false under a single-id
     /// mapping, where setgroups(2) is denied (user_namespaces(7)).
-    pub fn apply(&self, groups_allowed: bool) -> Result<(), String> {
-        let unmapped = |what: &str, id: u32| {
-            format!(
-                "cannot switch to {what} {id}: it is not mapped in the container's user namespace{}",
-                if groups_allowed {
-                    ""
-                } else {
-                    " (you have no subuid/subgid range, so only root (0) exists inside)"
-                }
-            )
+    pub fn apply(&self, groups_allowed: bool) -> Result<(), UserError> {
+        let unmapped = |what: &'static str, id: u32| {
+            move |errno| UserError::Unmapped {
+                what,
+                id,
+                single: !groups_allowed,
+                errno,
+            }
         };
         if groups_allowed {
             let gids: Vec<Gid> = self.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-            nix::unistd::setgroups(&gids).map_err(|e| format!("setgroups: {e}"))?;
+            nix::unistd::setgroups(&gids).map_err(UserError::Setgroups)?;
         }
         if self.gid != 0 || !groups_allowed {
-            nix::unistd::setresgid(
-                Gid::from_raw(self.gid),
-                Gid::from_raw(self.gid),
-                Gid::from_raw(self.gid),
-            )
-            .map_err(|_| unmapped("gid", self.gid))?;
+            let g = Gid::from_raw(self.gid);
+            nix::unistd::setresgid(g, g, g).map_err(unmapped("gid", self.gid))?;
         }
         if self.uid != 0 {
-            nix::unistd::setresuid(
-                Uid::from_raw(self.uid),
-                Uid::from_raw(self.uid),
-                Uid::from_raw(self.uid),
-            )
-            .map_err(|_| unmapped("uid", self.uid))?;
+            let u = Uid::from_raw(self.uid);
+            nix::unistd::setresuid(u, u, u).map_err(unmapped("uid", self.uid))?;
         }
         Ok(())
     }

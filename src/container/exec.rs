@@ -1,0 +1,67 @@
+//! `exec` for a container record: the process to run, built from the
+//! record and the user's overrides the way `run` builds PID 1's, handed to
+//! the sandbox to join the running container.
+
+use super::{container_env, ContainerError, ContainerRecord, Result};
+use crate::image::config::set_env;
+use crate::sandbox::exec::{self as sandbox_exec, ExecError, ExecSpec, Execd};
+use crate::sandbox::{Process, Stdio};
+use crate::store::Store;
+
+/// What the user asked `exec` for.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub argv: Vec<String>,
+    /// `KEY=VALUE` overrides, applied over the container's environment.
+    pub env: Vec<String>,
+    /// `-w` [default: the container's WorkingDir].
+    pub workdir: Option<String>,
+    /// `-u` [default: the container's User].
+    pub user: Option<String>,
+    /// `-i`: keep stdin.
+    pub interactive: bool,
+    /// `-t` with a terminal on stdin: a pty from the container's devpts.
+    pub tty: bool,
+    /// `-d`: in the background, nobody waits.
+    pub detach: bool,
+}
+
+/// Start `opts.argv` in the running container `rec`. Returns once it has
+/// been exec'd; a container that is gone is `NotRunning`.
+pub fn exec(store: &Store, rec: &ContainerRecord, opts: ExecOptions) -> Result<Execd> {
+    let not_running = || ContainerError::NotRunning(rec.name.clone());
+    let pid1_start = rec.pid1_start(store).ok_or_else(not_running)?;
+    let mut env = container_env(rec, opts.tty);
+    for kv in &opts.env {
+        set_env(&mut env, kv);
+    }
+    let stdio = if opts.detach {
+        Stdio::Detached
+    } else if opts.tty {
+        Stdio::Pty
+    } else {
+        Stdio::Inherit
+    };
+    let spec = ExecSpec {
+        pid1: rec.state.pid,
+        pid1_start,
+        process: Process {
+            argv: opts.argv,
+            env,
+            cwd: opts
+                .workdir
+                .unwrap_or_else(|| rec.config.working_dir.clone()),
+            user: opts.user.unwrap_or_else(|| rec.config.user.clone()),
+            caps: rec.caps(),
+            seccomp: rec.seccomp(),
+            stdin: opts.interactive || opts.tty,
+            stdio,
+            init: false,
+        },
+        cgroup: rec.cgroup.clone().filter(|d| d.exists()),
+    };
+    sandbox_exec::exec(&spec).map_err(|e| match e {
+        ExecError::NotRunning => not_running(),
+        ExecError::Failed(e) => ContainerError::Start(e),
+    })
+}

@@ -1,0 +1,121 @@
+//! The supervisor of a container: the one function that starts it and
+//! keeps its record truthful, for every front end (the foreground `run`, a
+//! monitor). Start → record Running and write the pid file → wait → remove
+//! the cgroup → record the exit → remove the pid file.
+//!
+//! The order of the last two is the rule `ps` relies on: a record that says
+//! running while its pid file is gone means the supervisor died (`ps` shows
+//! `Exited (137)`), and a pid file that names a dead PID 1 means the exit is
+//! about to be recorded. The exit is written into a freshly read record, so
+//! what others changed meanwhile (`pause`) is kept.
+
+use nix::sys::signal::{kill, Signal};
+
+use super::{build_spec, cgroup, record_start_failure, ContainerRecord, Result, State};
+use crate::linux::userns::IdMapping;
+use crate::sandbox::{self, Failure, RootfsChoice, StartError, Started, Stdio};
+use crate::store::Store;
+
+/// How the front end waits for the container.
+pub trait Watch {
+    /// PID 1 runs and the record does not say so yet: take what it handed
+    /// over (a monitor receives the pty of a `-t` container). An error ends
+    /// the container and is recorded as a start failure.
+    fn started(&mut self, _started: &Started) -> std::result::Result<(), Failure> {
+        Ok(())
+    }
+
+    /// The container is recorded as running: wait until it ends.
+    fn wait(&mut self, started: Started, rec: &ContainerRecord) -> Ended;
+}
+
+/// How a container ended.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    /// PID 1's exit code (128 + signal when killed).
+    pub code: i32,
+    /// Why the supervisor ended it, for `State.Error` (`--timeout`).
+    pub error: Option<String>,
+}
+
+/// What the front end asks of the supervisor.
+#[derive(Debug, Clone, Copy)]
+pub struct Supervision {
+    pub rootfs: RootfsChoice,
+    /// PID 1's stdio.
+    pub stdio: Stdio,
+    /// Record the container as running and write its pid file. A foreground
+    /// `run --rm` skips both: nothing can attach to it, its record is gone
+    /// the moment it ends, and the two writes sit on the path `run --rm`'s
+    /// startup time is measured on.
+    pub list_running: bool,
+}
+
+/// Start `rec`, wait for it through `watch`, and record how it ended.
+/// Returns PID 1's exit code.
+pub fn supervise(
+    store: &Store,
+    rec: &mut ContainerRecord,
+    mapping: &IdMapping,
+    how: Supervision,
+    watch: &mut impl Watch,
+) -> Result<i32> {
+    let mut spec = build_spec(store, rec, mapping, how.rootfs, how.stdio);
+    // The container's cgroup, before anything forks; we stay outside it.
+    let started = match cgroup::for_start(rec).and_then(|cg| {
+        spec.cgroup = cg;
+        sandbox::start(&spec).inspect_err(|_| {
+            cgroup::discard(&spec);
+        })
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            record_start_failure(store, rec, mapping, &e);
+            return Err(e.into());
+        }
+    };
+    if let Err(failure) = watch.started(&started) {
+        // Unusable without what it should have handed over: end it.
+        let _ = kill(started.pid1, Signal::SIGKILL);
+        let _ = started.wait_relaying_signals();
+        cgroup::discard(&spec);
+        let e = StartError {
+            failure,
+            cleaned_up: rec.host_config.auto_remove,
+        };
+        record_start_failure(store, rec, mapping, &e);
+        return Err(e.into());
+    }
+
+    rec.rootfs_mode = Some(started.rootfs);
+    rec.cgroup = spec.cgroup.as_ref().map(|p| p.dir.clone());
+    let mut trouble = Ok(());
+    if how.list_running {
+        rec.state = State::running(started.pid1.as_raw());
+        trouble = rec.save(store);
+        if trouble.is_err() {
+            // A container no record shows must not run on.
+            let _ = kill(started.pid1, Signal::SIGKILL);
+        }
+        let _ = rec.write_pid_file(store);
+    }
+
+    let ended = watch.wait(started, rec);
+    let oom_killed = cgroup::discard(&spec);
+    if !rec.host_config.auto_remove {
+        let mut latest = ContainerRecord::load(store, &rec.id).unwrap_or_else(|_| rec.clone());
+        latest.state.finish(ended.code);
+        latest.state.oom_killed = oom_killed;
+        latest.cgroup = None;
+        if let Some(e) = ended.error {
+            latest.state.error = e;
+        }
+        let saved = latest.save(store);
+        *rec = latest;
+        trouble = trouble.and(saved);
+    }
+    // After the record: see the module comment.
+    let _ = std::fs::remove_file(store.pid_file(&rec.id));
+    trouble?;
+    Ok(ended.code)
+}

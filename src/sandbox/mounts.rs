@@ -1,0 +1,470 @@
+//! The container's mount tree as data: [`plan`] turns a spec into an ordered
+//! list of operations (a pure function, unit-tested below), and PID 1 runs
+//! them in one loop ([`apply`]) before pivot_root, as bubblewrap runs its
+//! setup-op list. Each failure names the operation and its path.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+
+use super::{Failure, Mount, Spec, Step};
+use crate::exit;
+use crate::linux::mount::{self, MountError};
+
+/// Host device nodes bound into the container's /dev (what Docker and
+/// podman give an unprivileged container).
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// The container's own files bound over the image's.
+const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
+
+/// One step of the mount tree. Targets are relative to the new root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOp {
+    /// `target` as a real directory: an image may ship it as a symlink (even
+    /// one pointing at a host path), and mounting through that would land
+    /// elsewhere, so anything that is not a directory is replaced.
+    Dir { target: String },
+    /// A filesystem without a source (proc, tmpfs, devpts) on a directory
+    /// made as by `Dir`.
+    Fs {
+        fstype: &'static str,
+        target: String,
+        flags: MsFlags,
+        data: Option<String>,
+    },
+    /// A host file bound over `target`, made a regular file first (replacing
+    /// a symlink, see `Dir`); skipped when `optional` and the source is
+    /// missing.
+    BindFile {
+        source: PathBuf,
+        target: String,
+        optional: bool,
+    },
+    /// A host tree bound recursively and read-only at `target`.
+    BindTreeReadonly { source: PathBuf, target: String },
+    Symlink {
+        link: String,
+        points_to: &'static str,
+    },
+    /// `-v`/`--mount`: the target resolved inside the root (openat2
+    /// RESOLVE_IN_ROOT, so an image's symlinks cannot aim it at a host path)
+    /// and mounted through /proc/self/fd, as runc does.
+    UserBind {
+        source: PathBuf,
+        target: String,
+        readonly: bool,
+    },
+    /// `--tmpfs`, its options split once into flags and tmpfs data.
+    UserTmpfs {
+        target: String,
+        flags: MsFlags,
+        data: String,
+    },
+    /// `--read-only`: the root itself; mounts above keep their own modes.
+    RemountRootReadonly,
+}
+
+/// The ordered mount operations for `spec`. `is_range`: a gid range is
+/// mapped, so the tty group (5) exists for devpts.
+pub fn plan(spec: &Spec) -> Vec<MountOp> {
+    let fs = |fstype, target: &str, flags, data: &str| MountOp::Fs {
+        fstype,
+        target: target.into(),
+        flags,
+        data: (!data.is_empty()).then(|| data.to_string()),
+    };
+    let mut ops = Vec::new();
+    // /proc: a fresh procfs for our pid namespace.
+    ops.push(fs(
+        "proc",
+        "proc",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        "",
+    ));
+    // /dev: a small tmpfs with the host's harmless devices bound in.
+    ops.push(fs(
+        "tmpfs",
+        "dev",
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        "mode=755,size=65536k",
+    ));
+    for d in DEVICES {
+        ops.push(MountOp::BindFile {
+            source: Path::new("/dev").join(d),
+            target: format!("dev/{d}"),
+            optional: false,
+        });
+    }
+    // gid=5 (tty) exists only when a gid range is mapped.
+    let pts = if spec.mapping.is_range() {
+        "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    } else {
+        "newinstance,ptmxmode=0666,mode=0620"
+    };
+    ops.push(fs(
+        "devpts",
+        "dev/pts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        pts,
+    ));
+    ops.push(fs(
+        "tmpfs",
+        "dev/shm",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        "mode=1777,size=65536k",
+    ));
+    for (link, points_to) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("core", "/proc/kcore"),
+    ] {
+        ops.push(MountOp::Symlink {
+            link: format!("dev/{link}"),
+            points_to,
+        });
+    }
+    // /sys: sysfs can only be mounted in a new network namespace; bind the
+    // host's read-only instead.
+    ops.push(MountOp::BindTreeReadonly {
+        source: "/sys".into(),
+        target: "sys".into(),
+    });
+    // /etc/hosts, /etc/hostname, /etc/resolv.conf: the container's own.
+    ops.push(MountOp::Dir {
+        target: "etc".into(),
+    });
+    for f in ETC_FILES {
+        ops.push(MountOp::BindFile {
+            source: spec.dir.join(f),
+            target: format!("etc/{f}"),
+            optional: true,
+        });
+    }
+    // -v, --mount, --tmpfs, in the order given.
+    for m in &spec.mounts {
+        ops.push(match m {
+            Mount::Bind {
+                source,
+                target,
+                readonly,
+            } => MountOp::UserBind {
+                source: source.clone(),
+                target: target.clone(),
+                readonly: *readonly,
+            },
+            Mount::Tmpfs { target, options } => {
+                let (flags, data) = tmpfs_options(options);
+                MountOp::UserTmpfs {
+                    target: target.clone(),
+                    flags,
+                    data,
+                }
+            }
+        });
+    }
+    if spec.readonly_rootfs {
+        ops.push(MountOp::RemountRootReadonly);
+    }
+    ops
+}
+
+/// Docker's tmpfs defaults: noexec, nosuid, nodev, mode 1777; "exec" and
+/// "ro" are flags, the rest go to tmpfs as data.
+fn tmpfs_options(options: &str) -> (MsFlags, String) {
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let mut data: Vec<&str> = Vec::new();
+    for o in options.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "exec" => flags.remove(MsFlags::MS_NOEXEC),
+            "noexec" | "nosuid" | "nodev" | "rw" => {}
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            other => data.push(other),
+        }
+    }
+    if !data.iter().any(|o| o.starts_with("mode=")) {
+        data.push("mode=1777");
+    }
+    (flags, data.join(","))
+}
+
+/// Run `ops` under `root`, in order; the first failure stops.
+pub fn apply(root: &Path, ops: &[MountOp]) -> Result<(), Failure> {
+    for op in ops {
+        apply_one(root, op)?;
+    }
+    Ok(())
+}
+
+fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
+    match op {
+        MountOp::Dir { target } => ensure_dir(root, target).map(|_| ()),
+        MountOp::Fs {
+            fstype,
+            target,
+            flags,
+            data,
+        } => {
+            let dir = ensure_dir(root, target)?;
+            mount::special(fstype, &dir, *flags, data.as_deref()).map_err(mount_failure(target))
+        }
+        MountOp::BindFile {
+            source,
+            target,
+            optional,
+        } => {
+            if *optional && !source.exists() {
+                return Ok(());
+            }
+            let file = ensure_file(root, target)?;
+            mount::bind(source, &file, false).map_err(mount_failure(target))
+        }
+        MountOp::BindTreeReadonly { source, target } => {
+            let dir = ensure_dir(root, target)?;
+            mount::bind_readonly(source, &dir, true).map_err(mount_failure(target))
+        }
+        MountOp::Symlink { link, points_to } => {
+            std::os::unix::fs::symlink(points_to, root.join(link))
+                .map_err(|e| failure(Step::Symlink, &e, link))
+        }
+        MountOp::UserBind {
+            source,
+            target,
+            readonly,
+        } => {
+            let want_dir = source.is_dir();
+            let via = resolve_in_root(root, target, want_dir)?;
+            mount::bind(source, &via.1, true).map_err(mount_failure(target))?;
+            if *readonly {
+                // The old descriptor still names the directory under the new
+                // mount: resolve again to reach the mount itself.
+                let top = resolve_in_root(root, target, want_dir)?;
+                mount::remount_bind_readonly(source, &top.1).map_err(mount_failure(target))?;
+            }
+            Ok(())
+        }
+        MountOp::UserTmpfs {
+            target,
+            flags,
+            data,
+        } => {
+            let via = resolve_in_root(root, target, true)?;
+            mount::special("tmpfs", &via.1, *flags, Some(data)).map_err(mount_failure(target))
+        }
+        MountOp::RemountRootReadonly => mount::remount_readonly(root).map_err(mount_failure("/")),
+    }
+}
+
+/// `target` opened inside `root` (created if missing), with the
+/// `/proc/self/fd/N` path that names it while the descriptor is held.
+fn resolve_in_root(
+    root: &Path,
+    target: &str,
+    want_dir: bool,
+) -> Result<(std::os::fd::OwnedFd, PathBuf), Failure> {
+    let fd = crate::linux::fs::open_in_root(root, target, want_dir)
+        .map_err(|e| failure(Step::ResolveTarget, &e, target))?;
+    let via = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    Ok((fd, via))
+}
+
+/// A path as the container will see it.
+fn in_container(target: &str) -> PathBuf {
+    Path::new("/").join(target)
+}
+
+fn failure(step: Step, e: &std::io::Error, target: &str) -> Failure {
+    Failure::io(step, e, exit::BURROW).at(in_container(target))
+}
+
+/// A mount error as a failure at `target`; `linux::mount` says which call
+/// (mount, remount) failed, the step says which kind.
+fn mount_failure(target: &str) -> impl Fn(MountError) -> Failure + '_ {
+    move |e| {
+        let step = match e.step {
+            s if s.contains("read-only") => Step::RemountReadonly,
+            s if s.contains("binding") => Step::Bind,
+            _ => Step::MountFs,
+        };
+        Failure::sys(step, e.source, exit::BURROW).at(in_container(target))
+    }
+}
+
+fn ensure_dir(root: &Path, rel: &str) -> Result<PathBuf, Failure> {
+    let p = root.join(rel);
+    let err = |e: std::io::Error| failure(Step::MakeDir, &e, rel);
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if m.is_dir() => return Ok(p),
+        Ok(_) => std::fs::remove_file(&p).map_err(err)?,
+        Err(_) => {}
+    }
+    std::fs::create_dir(&p).map_err(err)?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).map_err(err)?;
+    Ok(p)
+}
+
+fn ensure_file(root: &Path, rel: &str) -> Result<PathBuf, Failure> {
+    let p = root.join(rel);
+    let err = |e: std::io::Error| failure(Step::MakeFile, &e, rel);
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if m.is_file() => return Ok(p),
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p).map_err(err)?,
+        Ok(_) => std::fs::remove_file(&p).map_err(err)?,
+        Err(_) => {}
+    }
+    File::create(&p).map_err(err)?;
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linux::userns::IdMapping;
+    use crate::sandbox::{Process, RootfsChoice, Stdio};
+
+    fn single() -> IdMapping {
+        IdMapping {
+            uid: 1000,
+            gid: 1000,
+            sub_uids: None,
+            sub_gids: None,
+            newuidmap: None,
+            newgidmap: None,
+            keep_id: false,
+        }
+    }
+
+    fn spec(mapping: IdMapping, mounts: Vec<Mount>, readonly: bool) -> Spec {
+        Spec {
+            dir: "/store/containers/c".into(),
+            mount_point: "/store/mnt".into(),
+            lowers: Vec::new(),
+            rootfs: RootfsChoice::Auto,
+            hostname: "h".into(),
+            mapping,
+            mounts,
+            readonly_rootfs: readonly,
+            process: Process {
+                argv: vec!["true".into()],
+                env: Vec::new(),
+                cwd: String::new(),
+                user: String::new(),
+                caps: 0,
+                seccomp: true,
+                stdin: false,
+                stdio: Stdio::Inherit,
+                init: false,
+            },
+            remove_after: Vec::new(),
+            remove_dir_after: false,
+            cgroup: None,
+        }
+    }
+
+    fn targets(ops: &[MountOp]) -> Vec<String> {
+        ops.iter()
+            .map(|op| match op {
+                MountOp::Dir { target }
+                | MountOp::Fs { target, .. }
+                | MountOp::BindFile { target, .. }
+                | MountOp::BindTreeReadonly { target, .. }
+                | MountOp::UserBind { target, .. }
+                | MountOp::UserTmpfs { target, .. } => target.clone(),
+                MountOp::Symlink { link, .. } => link.clone(),
+                MountOp::RemountRootReadonly => "/".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_tree_in_order_with_user_mounts_last_and_the_readonly_root_after_them() {
+        let ops = plan(&spec(
+            single(),
+            vec![
+                Mount::Bind {
+                    source: "/data".into(),
+                    target: "/srv".into(),
+                    readonly: true,
+                },
+                Mount::Tmpfs {
+                    target: "/scratch".into(),
+                    options: "exec,ro,size=1m".into(),
+                },
+            ],
+            true,
+        ));
+        let t = targets(&ops);
+        assert_eq!(
+            t,
+            [
+                "proc",
+                "dev",
+                "dev/null",
+                "dev/zero",
+                "dev/full",
+                "dev/random",
+                "dev/urandom",
+                "dev/tty",
+                "dev/pts",
+                "dev/shm",
+                "dev/ptmx",
+                "dev/fd",
+                "dev/stdin",
+                "dev/stdout",
+                "dev/stderr",
+                "dev/core",
+                "sys",
+                "etc",
+                "etc/hosts",
+                "etc/hostname",
+                "etc/resolv.conf",
+                "/srv",
+                "/scratch",
+                "/",
+            ]
+        );
+        // Without a gid range there is no tty group for devpts.
+        assert!(ops.iter().any(|op| matches!(op,
+            MountOp::Fs { fstype: "devpts", data: Some(d), .. } if !d.contains("gid=5"))));
+        assert!(ops.contains(&MountOp::BindFile {
+            source: "/store/containers/c/hosts".into(),
+            target: "etc/hosts".into(),
+            optional: true,
+        }));
+        assert_eq!(
+            ops[ops.len() - 2],
+            MountOp::UserTmpfs {
+                target: "/scratch".into(),
+                flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_RDONLY,
+                data: "size=1m,mode=1777".into(),
+            }
+        );
+        assert_eq!(ops.last(), Some(&MountOp::RemountRootReadonly));
+    }
+
+    #[test]
+    fn tmpfs_options_are_parsed_once_into_flags_and_data() {
+        let (f, d) = tmpfs_options("");
+        assert_eq!(
+            f,
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
+        );
+        assert_eq!(d, "mode=1777");
+        let (f, d) = tmpfs_options("rw,noexec,mode=700,size=64k");
+        assert!(f.contains(MsFlags::MS_NOEXEC) && !f.contains(MsFlags::MS_RDONLY));
+        assert_eq!(d, "mode=700,size=64k");
+    }
+
+    #[test]
+    fn no_readonly_remount_unless_asked() {
+        let ops = plan(&spec(single(), Vec::new(), false));
+        assert!(!ops.contains(&MountOp::RemountRootReadonly));
+        assert_eq!(ops.len(), 21);
+    }
+}

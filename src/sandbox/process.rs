@@ -1,0 +1,373 @@
+//! A process in a container, one type for `run` (PID 1) and `exec`, and
+//! the one function that enters the container and execs it, in a fixed
+//! order: mounts and pivot_root (a new container's PID 1 only), stdio, user,
+//! working directory, seccomp, bounding set, ids, capability sets, exec.
+//!
+//! The two kinds differ only where youki's `ContainerType` does: PID 1 of a
+//! new container (`Init`) builds the mount tree and pivots into it; a
+//! process joining a running container (`Joined`) finds all that done, as
+//! its joiner has setns'd before forking it (setns(2) of a pid namespace
+//! only applies to children, so the join cannot happen here).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+
+use super::mounts::{self, MountOp};
+use super::{Failure, Step};
+use crate::exit;
+use crate::linux::channel::Sender;
+use crate::linux::{caps, process, seccomp, tty};
+
+/// Docker's PATH when the image sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What runs in the container, and as whom.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub argv: Vec<String>,
+    /// The full environment (container's Env, HOSTNAME, overrides); HOME is
+    /// added from /etc/passwd when missing.
+    pub env: Vec<String>,
+    /// Absolute working directory; empty means `/`.
+    pub cwd: String,
+    /// `name|uid[:group|gid]`, resolved in the container's /etc/passwd.
+    pub user: String,
+    /// Capabilities the process keeps (see `sandbox::caps`), as a mask.
+    pub caps: u64,
+    /// Install the seccomp filter (see linux::seccomp).
+    pub seccomp: bool,
+    /// Keep stdin (`-i`); otherwise it reads /dev/null, as Docker's does.
+    pub stdin: bool,
+    pub stdio: Stdio,
+    /// `--init`: PID 1 stays burrow, forwarding signals to the command and
+    /// reaping orphans, so `stop` works on programs that ignore SIGTERM as
+    /// PID 1.
+    pub init: bool,
+}
+
+/// Where the process's stdin, stdout and stderr come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdio {
+    /// The caller's own (the foreground `run`, `exec` without `-t`).
+    Inherit,
+    /// A monitor's pipes (or /dev/null): stdin, stdout, stderr. Helpers
+    /// close their copies once the process is forked, so the monitor sees
+    /// EOF when it ends.
+    Pipes([RawFd; 3]),
+    /// `-t` under a monitor: a unix socket on which the process sends the
+    /// master of a pty it opens in the container's own devpts (runc's
+    /// console socket); the slave becomes its stdio and controlling
+    /// terminal.
+    ConsoleSocket(RawFd),
+    /// `exec -t`: a pty from the container's devpts, which the joiner opens
+    /// and relays to the caller's terminal.
+    Pty,
+    /// `exec -d`: /dev/null, a session of its own (no terminal signals from
+    /// the caller's), and nobody waits for it.
+    Detached,
+}
+
+impl Stdio {
+    /// Descriptors from 3 up that the process needs and its helpers must
+    /// keep open until it is forked.
+    pub fn passed_fds(&self) -> Vec<RawFd> {
+        match *self {
+            Stdio::Pipes(fds) => fds.into_iter().filter(|fd| *fd > 2).collect(),
+            Stdio::ConsoleSocket(fd) => vec![fd],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Which way into the container.
+#[derive(Clone, Copy)]
+pub(super) enum ContainerType<'a> {
+    /// PID 1 of a new container: builds `mounts` under `root`, pivots into
+    /// it and sets the hostname.
+    Init {
+        root: &'a Path,
+        mounts: &'a [MountOp],
+        hostname: &'a str,
+    },
+    /// A process forked by a joiner already inside the container's
+    /// namespaces; `terminal` is the slave of the pty it opened for `-t`.
+    Joined { terminal: Option<RawFd> },
+}
+
+pub(super) enum Never {}
+
+/// Enter the container as `kind` says and exec `p`. `groups_allowed` is
+/// false under a single-id mapping, where setgroups(2) is denied
+/// (user_namespaces(7)). Returns only on failure, after sending it on
+/// `report` (a close-on-exec pipe, so its EOF alone means exec succeeded):
+/// the exit code.
+pub(super) fn enter_and_exec(
+    kind: ContainerType,
+    p: &Process,
+    groups_allowed: bool,
+    report: &mut Sender,
+) -> i32 {
+    match enter(kind, p, groups_allowed) {
+        Ok(never) => match never {},
+        Err(f) => {
+            let code = f.code;
+            report.failed(f);
+            code
+        }
+    }
+}
+
+fn enter(kind: ContainerType, p: &Process, groups_allowed: bool) -> Result<Never, Failure> {
+    let sys = |step| move |e| Failure::sys(step, e, exit::BURROW);
+    // Die with the process that supervises us, so nothing outlives it; a
+    // detached exec outlives its caller by design.
+    if p.stdio != Stdio::Detached {
+        let _ = process::set_parent_death_signal(Signal::SIGKILL);
+    }
+
+    // The mount tree and the switch into it: the rootfs becomes /, the
+    // host's tree is detached.
+    let mut terminal = None;
+    if let ContainerType::Init {
+        root,
+        mounts: ops,
+        hostname,
+    } = kind
+    {
+        mounts::apply(root, ops)?;
+        crate::linux::mount::pivot_into(root)
+            .map_err(|e| Failure::sys(Step::PivotRoot, e.source, exit::BURROW).at(root))?;
+        nix::unistd::sethostname(hostname).map_err(sys(Step::Hostname))?;
+    } else if let ContainerType::Joined { terminal: t } = kind {
+        terminal = t;
+    }
+
+    // stdio, after pivot_root: a console pty comes from the container's own
+    // devpts.
+    setup_stdio(p, terminal)?;
+
+    // User and groups, resolved in the container's own /etc/passwd.
+    let user_failure = |e: super::user::UserError| Failure {
+        step: Step::User,
+        path: None,
+        detail: e.to_string(),
+        errno: e.errno().map(|n| n as i32),
+        code: exit::CANNOT_RUN,
+    };
+    let ids = super::user::resolve(&p.user, Path::new("/etc")).map_err(user_failure)?;
+    let mut env = p.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", ids.home));
+    }
+
+    // Working directory: a new container creates it if missing, as Docker
+    // does; `exec` never does (docker exec fails too).
+    let cwd = if p.cwd.is_empty() { "/" } else { &p.cwd };
+    if matches!(kind, ContainerType::Init { .. }) && !Path::new(cwd).is_dir() {
+        let _ = std::fs::create_dir_all(cwd);
+    }
+
+    // seccomp: while we still hold CAP_SYS_ADMIN in the container's user
+    // namespace, so no_new_privs is not needed (setuid programs keep
+    // working); seccomp(2) asks for one or the other.
+    if p.seccomp {
+        seccomp::install(super::caps::seccomp_allows_userns(p.caps))
+            .map_err(|e| Failure::io(Step::Seccomp, &e, exit::BURROW))?;
+    }
+    // Capabilities: the bounding set first (PR_CAPBSET_DROP needs
+    // CAP_SETPCAP, which a non-root user loses at setuid), the ids, then the
+    // process's own sets.
+    caps::drop_bounding(p.caps).map_err(|e| Failure::io(Step::CapBounding, &e, exit::BURROW))?;
+    ids.apply(groups_allowed).map_err(user_failure)?;
+    caps::set_sets(p.caps).map_err(|e| Failure::io(Step::CapSets, &e, exit::BURROW))?;
+    nix::unistd::chdir(cwd)
+        .map_err(|e| Failure::sys(Step::Workdir, e, exit::CANNOT_RUN).at(cwd))?;
+
+    if p.init {
+        return run_init(&p.argv, &env);
+    }
+    exec(&p.argv, &env)
+}
+
+fn setup_stdio(p: &Process, terminal: Option<RawFd>) -> Result<(), Failure> {
+    let sys = |e| Failure::sys(Step::Stdio, e, exit::BURROW);
+    let tty_err = |e| Failure::sys(Step::Terminal, e, exit::BURROW);
+    let null = || {
+        File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| Failure::io(Step::Stdio, &e, exit::BURROW).at("/dev/null"))
+    };
+    // A terminal's slave becomes stdio and the controlling terminal of a
+    // session of our own (setsid(2), then TIOCSCTTY: tty_ioctl(4)).
+    let become_terminal = |slave: RawFd| -> Result<(), Failure> {
+        for target in 0..3 {
+            process::dup_onto(slave, target).map_err(tty_err)?;
+        }
+        nix::unistd::setsid().map_err(tty_err)?;
+        tty::set_controlling_terminal(0).map_err(tty_err)
+    };
+    match (p.stdio, terminal) {
+        (_, Some(slave)) => become_terminal(slave)?,
+        (Stdio::ConsoleSocket(sock), None) => {
+            let (master, slave) =
+                tty::open_pty_in(Path::new("/dev/pts")).map_err(|e| tty_err(e).at("/dev/pts"))?;
+            tty::send_fd(sock, master.as_raw_fd()).map_err(tty_err)?;
+            drop(master);
+            become_terminal(slave.as_raw_fd())?;
+        }
+        (Stdio::Pipes(fds), None) => {
+            for (target, fd) in (0..).zip(fds) {
+                if fd != target {
+                    process::dup_onto(fd, target).map_err(sys)?;
+                }
+            }
+        }
+        (Stdio::Detached, None) => {
+            let _ = nix::unistd::setsid();
+            let null = null()?;
+            for target in 0..3 {
+                process::dup_onto(null.as_raw_fd(), target).map_err(sys)?;
+            }
+        }
+        (Stdio::Inherit | Stdio::Pty, None) => {}
+    }
+    if !p.stdin && p.stdio != Stdio::Detached {
+        process::dup_onto(null()?.as_raw_fd(), 0).map_err(sys)?;
+    }
+    Ok(())
+}
+
+/// `--init`: fork the command and stay PID 1. Signals sent to the container
+/// are forwarded to the command; orphans reparented to us are reaped; we end
+/// with the command's exit code. Blocked signals reach a namespace's init
+/// even without a handler (the kernel only ignores unblocked default ones),
+/// so a signalfd sees them, as tini's sigtimedwait does.
+fn run_init(argv: &[String], env: &[String]) -> Result<Never, Failure> {
+    use nix::sys::signal::SigSet;
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+
+    let sys = |e| Failure::sys(Step::Signals, e, exit::BURROW);
+    let all = SigSet::all();
+    all.thread_block().map_err(sys)?;
+    let sfd = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC).map_err(sys)?;
+    // The command reports its own exec failure on stderr, then we see it
+    // exit with Docker's code.
+    let child = process::fork_child(|| match exec(argv, env) {
+        Ok(never) => match never {},
+        Err(f) => {
+            eprintln!("burrow: {f}");
+            f.code
+        }
+    })
+    .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
+    // From here on nobody reads the exec pipe's failure reports: close ours
+    // so the caller sees exec "succeeded" (the command runs under us).
+    process::close_fds_except(&[sfd.as_raw_fd()]);
+    loop {
+        let Ok(Some(info)) = sfd.read_signal() else {
+            continue;
+        };
+        let sig = info.ssi_signo as i32;
+        if sig == Signal::SIGCHLD as i32 {
+            loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(p, code)) if p == child => process::exit_now(code),
+                    Ok(WaitStatus::Signaled(p, s, _)) if p == child => {
+                        process::exit_now(128 + s as i32)
+                    }
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        } else if let Ok(s) = Signal::try_from(sig) {
+            let _ = nix::sys::signal::kill(child, s);
+        }
+    }
+}
+
+/// Find the program the way execvp does, but with the container's PATH, and
+/// exec it. Errors carry Docker's wording and exit codes (127 not found,
+/// 126 not runnable).
+fn exec(argv: &[String], env: &[String]) -> Result<Never, Failure> {
+    let prog = argv
+        .first()
+        .ok_or_else(|| Failure::new(Step::Exec, "no command specified", exit::BURROW))?;
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    let candidates: Vec<PathBuf> = if prog.contains('/') {
+        vec![PathBuf::from(prog)]
+    } else {
+        path_var
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(prog))
+            .collect()
+    };
+    let cstr = |s: &str| {
+        CString::new(s).map_err(|_| {
+            Failure::new(
+                Step::Exec,
+                format!("{s:?} contains a NUL byte"),
+                exit::BURROW,
+            )
+        })
+    };
+    let c_argv = argv
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let c_env = env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>, _>>()?;
+    process::reset_signals();
+    // Only stdin, stdout and stderr cross into the program.
+    process::cloexec_from_3();
+    let mut denied = None;
+    for cand in &candidates {
+        let Ok(c_path) = CString::new(cand.as_os_str().as_encoded_bytes()) else {
+            continue;
+        };
+        match nix::unistd::execve(&c_path, &c_argv, &c_env) {
+            Err(nix::Error::ENOENT) | Err(nix::Error::ENOTDIR) => continue,
+            Err(e @ (nix::Error::EACCES | nix::Error::EISDIR | nix::Error::ENOEXEC)) => {
+                denied.get_or_insert((cand.clone(), e));
+            }
+            Err(e) => {
+                return Err(Failure {
+                    step: Step::Exec,
+                    path: None,
+                    detail: format!("{prog:?}"),
+                    errno: Some(e as i32),
+                    code: exit::CANNOT_RUN,
+                })
+            }
+            Ok(never) => match never {},
+        }
+    }
+    let detail = if let Some((p, e)) = denied {
+        let what = if e == nix::Error::ENOEXEC {
+            "exec format error"
+        } else if p.is_dir() {
+            "is a directory"
+        } else {
+            "permission denied"
+        };
+        return Err(Failure::new(
+            Step::Exec,
+            format!("{prog:?}: {what}"),
+            exit::CANNOT_RUN,
+        ));
+    } else if prog.contains('/') {
+        format!("{prog:?}: stat {prog}: no such file or directory")
+    } else {
+        format!("{prog:?}: executable file not found in $PATH")
+    };
+    Err(Failure::new(Step::Exec, detail, exit::NOT_FOUND))
+}
