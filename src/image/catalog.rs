@@ -237,16 +237,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::store::StorePaths;
 
     fn store() -> (tempfile::TempDir, Store) {
-        let d = tempfile::tempdir().unwrap();
-        let s = Store::open(StorePaths {
-            root: d.path().join("root"),
-            runtime: d.path().join("run"),
-        })
-        .unwrap();
-        (d, s)
+        store::temp_store()
     }
 
     #[test]

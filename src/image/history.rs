@@ -93,17 +93,9 @@ pub fn history(store: &Store, name: &str) -> Result<Vec<HistoryRow>, StoreError>
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::store::StorePaths;
-
     #[test]
     fn empty_layer_entries_have_no_size_and_the_base_image_is_named() {
-        let d = tempfile::tempdir().unwrap();
-        let store = Store::open(StorePaths {
-            root: d.path().join("root"),
-            runtime: d.path().join("run"),
-        })
-        .unwrap();
+        let (_d, store) = crate::store::temp_store();
         let (l1, l2) = (
             format!("sha256:{}", "1".repeat(64)),
             format!("sha256:{}", "2".repeat(64)),

@@ -27,7 +27,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use nix::dir::Dir;
 use nix::fcntl::{open, openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 
@@ -92,10 +91,11 @@ pub fn write_tree_skipping<W: Write>(
     placeholders: &[PathBuf],
     out: W,
 ) -> Result<(PackReport, W), PackError> {
-    let fd = open(root, dir_flags(), Mode::empty()).map_err(|e| PackError::Read {
-        path: root.to_path_buf(),
-        source: e.into(),
-    })?;
+    let fd =
+        open(root, crate::linux::fs::dir_flags(), Mode::empty()).map_err(|e| PackError::Read {
+            path: root.to_path_buf(),
+            source: e.into(),
+        })?;
     let mut p = Packer {
         b: tar::Builder::new(out),
         kind,
@@ -134,10 +134,6 @@ pub fn write_tree_skipping<W: Write>(
     Ok((report, out))
 }
 
-fn dir_flags() -> OFlag {
-    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
-}
-
 struct Packer<'a, W: Write> {
     b: tar::Builder<W>,
     kind: TreeKind,
@@ -149,17 +145,9 @@ struct Packer<'a, W: Write> {
     placeholders: &'a [PathBuf],
 }
 
-/// Names in directory `fd` without `.` and `..`, sorted.
+/// Names in directory `fd` without `.` and `..`, sorted (a stable archive).
 fn list_dir(fd: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
-    let mut d = Dir::openat(fd, ".", dir_flags(), Mode::empty())?;
-    let mut names = Vec::new();
-    for ent in d.iter() {
-        let ent = ent?;
-        let name = ent.file_name();
-        if name != c"." && name != c".." {
-            names.push(name.to_owned());
-        }
-    }
+    let mut names = crate::linux::fs::list_dir(fd)?;
     names.sort();
     Ok(names)
 }
@@ -262,7 +250,7 @@ impl<W: Write> Packer<'_, W> {
                 self.append(&mut h, &wpath, io::empty(), &[])?;
             }
             libc::S_IFDIR => {
-                let dfd = openat(parent, name, dir_flags(), Mode::empty())
+                let dfd = openat(parent, name, crate::linux::fs::dir_flags(), Mode::empty())
                     .map_err(Self::read_err(path))?;
                 let (xattrs, opaque) = self.xattrs(dfd.as_fd(), path)?;
                 let mut h = header(st, tar::EntryType::Directory);
@@ -358,7 +346,7 @@ impl<W: Write> Packer<'_, W> {
     fn is_empty(&self, parent: BorrowedFd<'_>, name: &CStr, st: &FileStat) -> bool {
         match st.st_mode & libc::S_IFMT {
             libc::S_IFREG => st.st_size == 0,
-            libc::S_IFDIR => openat(parent, name, dir_flags(), Mode::empty())
+            libc::S_IFDIR => openat(parent, name, crate::linux::fs::dir_flags(), Mode::empty())
                 .ok()
                 .and_then(|fd| list_dir(fd.as_fd()).ok())
                 .is_some_and(|names| names.is_empty()),

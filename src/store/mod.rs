@@ -527,18 +527,24 @@ pub fn random_hex(n: usize) -> String {
     hex(&buf)
 }
 
+/// A fresh store in a temp dir, for unit tests here and in the layers above.
+#[cfg(test)]
+pub fn temp_store() -> (tempfile::TempDir, Store) {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(StorePaths {
+        root: d.path().join("root"),
+        runtime: d.path().join("run"),
+    })
+    .unwrap();
+    (d, s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn store() -> (tempfile::TempDir, Store) {
-        let d = tempfile::tempdir().unwrap();
-        let s = Store::open(StorePaths {
-            root: d.path().join("root"),
-            runtime: d.path().join("run"),
-        })
-        .unwrap();
-        (d, s)
+        temp_store()
     }
 
     #[test]
