@@ -278,6 +278,11 @@ pub fn detect_mapping() -> anyhow::Result<IdMapping> {
     }
 }
 
+/// `BURROW_ROOTFS`: overlay, copy, or auto (overlay when it mounts).
+pub fn rootfs_choice() -> Result<crate::sandbox::RootfsChoice, crate::sandbox::BadRootfsChoice> {
+    crate::sandbox::RootfsChoice::from_setting(std::env::var("BURROW_ROOTFS").ok().as_deref())
+}
+
 /// Whether burrow may ask the user's systemd for a delegated scope:
 /// `BURROW_SYSTEMD=0` says never.
 pub fn systemd_scopes() -> SystemdScopes {

@@ -15,7 +15,6 @@ use crate::image::pull::PullOptions;
 use crate::image::reference::Reference;
 use crate::image::registry::credentials::AuthFiles;
 use crate::monitor;
-use crate::sandbox::RootfsChoice;
 use crate::store::StoreError;
 
 #[derive(Debug, Args)]
@@ -203,7 +202,7 @@ pub fn create_container(
 }
 
 pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
-    let rootfs = RootfsChoice::from_env().map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    let rootfs = super::rootfs_choice().map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     let (detach, tty, timeout) = (a.detach, a.tty, a.timeout.is_some());
     let (ctx, mut rec) = create_container(root, a)?;
     if detach {
@@ -219,8 +218,14 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
     }
     // The fast path: we are the monitor, and the container writes straight
     // to our stdout and stderr.
-    let code = container::run_foreground(&ctx.store, &mut rec, &ctx.mapping, rootfs)
-        .with_context(|| format!("container {}", rec.name))?;
+    let code = container::run_foreground(
+        &ctx.store,
+        &mut rec,
+        &ctx.mapping,
+        rootfs,
+        super::systemd_scopes(),
+    )
+    .with_context(|| format!("container {}", rec.name))?;
     Ok(code)
 }
 

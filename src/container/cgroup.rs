@@ -484,12 +484,10 @@ pub fn kill(dir: Option<&PathBuf>) -> bool {
 
 /// `create` for a record about to start, as the sandbox's error type
 /// (burrow's exit code 125).
-///
-/// Its callers (the monitor and the foreground `run`) are not handed the
-/// CLI's setting yet, so this is the one place below the CLI that still
-/// reads `BURROW_SYSTEMD`; it goes once they pass a `SystemdScopes`.
-pub fn for_start(rec: &super::ContainerRecord) -> Result<Option<Placement>, StartError> {
-    let scopes = SystemdScopes::from_setting(std::env::var_os("BURROW_SYSTEMD").as_deref());
+pub fn for_start(
+    rec: &super::ContainerRecord,
+    scopes: SystemdScopes,
+) -> Result<Option<Placement>, StartError> {
     create(&rec.id, &rec.host_config.resources, scopes)
         .map_err(|e| Failure::new(Step::Cgroup, e.to_string(), crate::exit::BURROW).into())
 }

@@ -271,6 +271,7 @@ pub fn run_foreground(
     rec: &mut ContainerRecord,
     mapping: &IdMapping,
     rootfs: RootfsChoice,
+    scopes: cgroup::SystemdScopes,
 ) -> Result<i32> {
     if rec.is_up(store) {
         return Err(ContainerError::AlreadyRunning(rec.id.clone()));
@@ -287,6 +288,7 @@ pub fn run_foreground(
     }
     let how = Supervision {
         rootfs,
+        scopes,
         stdio: Stdio::Inherit,
         list_running: !rec.host_config.auto_remove,
     };

@@ -42,6 +42,8 @@ pub struct Ended {
 #[derive(Debug, Clone, Copy)]
 pub struct Supervision {
     pub rootfs: RootfsChoice,
+    /// Whether a delegated cgroup may be asked of the user's systemd.
+    pub scopes: cgroup::SystemdScopes,
     /// PID 1's stdio.
     pub stdio: Stdio,
     /// Record the container as running and write its pid file. A foreground
@@ -62,7 +64,7 @@ pub fn supervise(
 ) -> Result<i32> {
     let mut spec = build_spec(store, rec, mapping, how.rootfs, how.stdio);
     // The container's cgroup, before anything forks; we stay outside it.
-    let started = match cgroup::for_start(rec).and_then(|cg| {
+    let started = match cgroup::for_start(rec, how.scopes).and_then(|cg| {
         spec.cgroup = cg;
         sandbox::start(&spec).inspect_err(|_| {
             cgroup::discard(&spec);

@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use crate::container::cgroup::SystemdScopes;
 use crate::container::{self, ContainerRecord, Ended, Supervision, Watch};
 use crate::exit;
 use crate::linux::channel::{channel, ChannelError, Message, Sender};
 use crate::linux::userns::IdMapping;
 use crate::linux::{process, tty};
-use crate::sandbox::{self, Failure, RootfsChoice, StartError, Started, Step};
+use crate::sandbox::{self, BadRootfsChoice, Failure, RootfsChoice, StartError, Started, Step};
 use crate::store::Store;
 
 /// The descriptor number the launcher's status channel has in the monitor.
@@ -122,7 +123,16 @@ pub fn launch(
 }
 
 /// The monitor process (`burrow __monitor ID`). Returns its exit code.
-pub fn main(store: &Store, mapping: &IdMapping, id: &str, attach_first: bool) -> i32 {
+/// `rootfs` and `scopes` are the CLI's reading of the environment the
+/// monitor inherited.
+pub fn main(
+    store: &Store,
+    mapping: &IdMapping,
+    id: &str,
+    attach_first: bool,
+    rootfs: Result<RootfsChoice, BadRootfsChoice>,
+    scopes: SystemdScopes,
+) -> i32 {
     let mut status = status_sender();
     let mut fail = |f: Failure| {
         if let Some(s) = &mut status {
@@ -134,7 +144,7 @@ pub fn main(store: &Store, mapping: &IdMapping, id: &str, attach_first: bool) ->
         Ok(r) => r,
         Err(e) => return fail(monitor_failure(e.to_string())),
     };
-    let rootfs = match RootfsChoice::from_env() {
+    let rootfs = match rootfs {
         Ok(r) => r,
         Err(e) => return fail(monitor_failure(e.to_string())),
     };
@@ -149,6 +159,7 @@ pub fn main(store: &Store, mapping: &IdMapping, id: &str, attach_first: bool) ->
     };
     let how = Supervision {
         rootfs,
+        scopes,
         stdio: monitor.io_for_container(),
         list_running: true,
     };

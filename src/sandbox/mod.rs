@@ -58,12 +58,13 @@ pub enum RootfsChoice {
 }
 
 impl RootfsChoice {
-    pub fn from_env() -> Result<Self, BadRootfsChoice> {
-        match std::env::var("BURROW_ROOTFS").as_deref() {
-            Err(_) | Ok("") | Ok("auto") => Ok(RootfsChoice::Auto),
-            Ok("overlay") => Ok(RootfsChoice::Force(RootfsMode::Overlay)),
-            Ok("copy") => Ok(RootfsChoice::Force(RootfsMode::Copy)),
-            Ok(other) => Err(BadRootfsChoice(other.to_string())),
+    /// The `BURROW_ROOTFS` setting (unset, `auto`, `overlay` or `copy`).
+    pub fn from_setting(value: Option<&str>) -> Result<Self, BadRootfsChoice> {
+        match value {
+            None | Some("") | Some("auto") => Ok(RootfsChoice::Auto),
+            Some("overlay") => Ok(RootfsChoice::Force(RootfsMode::Overlay)),
+            Some("copy") => Ok(RootfsChoice::Force(RootfsMode::Copy)),
+            Some(other) => Err(BadRootfsChoice(other.to_string())),
         }
     }
 }
