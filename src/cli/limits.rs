@@ -127,7 +127,8 @@ impl LimitArgs {
             r.cpu_weight = v as u64;
         }
         if let Some(c) = &self.cpuset_cpus {
-            r.cpuset_cpus = parse_cpuset(c.trim(), online_cpus()).map_err(err)?;
+            r.cpuset_cpus =
+                parse_cpuset(c.trim(), online_cpus()).map_err(|e| err(e.to_string()))?;
         }
         if let Some(p) = &self.pids_limit {
             r.pids_limit = Some(int("--pids-limit", p)?);

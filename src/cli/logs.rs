@@ -49,7 +49,7 @@ pub fn run(root: Option<PathBuf>, a: LogsArgs) -> anyhow::Result<i32> {
         s.as_deref()
             .map(log::parse_time)
             .transpose()
-            .map_err(|e| Exit::new(exit::BURROW, e))
+            .map_err(|e| Exit::new(exit::BURROW, e.to_string()))
     };
     let q = Query {
         tail,

@@ -253,7 +253,7 @@ pub struct Ctx {
 impl Ctx {
     pub fn open(root: Option<PathBuf>) -> anyhow::Result<Self> {
         let paths = StorePaths::resolve(&PathEnv::from_process(root))
-            .map_err(|e| Exit::new(crate::exit::BURROW, e))?;
+            .map_err(|e| Exit::new(crate::exit::BURROW, e.to_string()))?;
         let store = Store::open(paths).context("opening the store")?;
         let mapping = detect_mapping()?;
         // A killed pull or import left a staging dir: the next command

@@ -51,7 +51,7 @@ pub struct PullArgs {
 pub fn platform(flag: Option<&str>) -> anyhow::Result<Platform> {
     match flag {
         None => Ok(Platform::host()),
-        Some(p) => Platform::parse(p).map_err(|e| Exit::new(exit::BURROW, e).into()),
+        Some(p) => Platform::parse(p).map_err(|e| Exit::new(exit::BURROW, e.to_string()).into()),
     }
 }
 

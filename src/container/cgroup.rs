@@ -174,13 +174,24 @@ pub fn shares_to_weight(shares: i64) -> u64 {
     1 + ((s - 2) * 9999) / 262_142
 }
 
+/// A limit value that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("invalid size {0:?}: use a number with an optional unit b, k, m or g (512m, 1.5g)")]
+    Size(String),
+    #[error("invalid --cpuset-cpus {0:?}: use a list like 0-2,4")]
+    Cpuset(String),
+    #[error(
+        "--cpuset-cpus {list}: requested CPUs are not available (this host has CPUs 0-{last})"
+    )]
+    CpusUnavailable { list: String, last: usize },
+}
+
 /// Docker's size syntax (`RAMInBytes`): a number, optionally with a
 /// fraction, and a unit b, k, m, g, t or p (any case, optional trailing
 /// "b"/"ib"): 512m, 1.5g, 1048576.
-pub fn parse_size(s: &str) -> Result<i64, String> {
-    let bad = || {
-        format!("invalid size {s:?}: use a number with an optional unit b, k, m or g (512m, 1.5g)")
-    };
+pub fn parse_size(s: &str) -> Result<i64, ValueError> {
+    let bad = || ValueError::Size(s.to_string());
     let t = s.trim().to_ascii_lowercase();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -209,8 +220,8 @@ pub fn parse_size(s: &str) -> Result<i64, String> {
 
 /// A cpu list as cpuset.cpus takes it ("0-3,6"), every cpu below `online`
 /// when that is known.
-pub fn parse_cpuset(s: &str, online: Option<usize>) -> Result<String, String> {
-    let bad = || format!("invalid --cpuset-cpus {s:?}: use a list like 0-2,4");
+pub fn parse_cpuset(s: &str, online: Option<usize>) -> Result<String, ValueError> {
+    let bad = || ValueError::Cpuset(s.to_string());
     if s.is_empty() {
         return Err(bad());
     }
@@ -223,10 +234,10 @@ pub fn parse_cpuset(s: &str, online: Option<usize>) -> Result<String, String> {
         }
         if let Some(n) = online {
             if b >= n {
-                return Err(format!(
-                    "--cpuset-cpus {s}: requested CPUs are not available (this host has CPUs 0-{})",
-                    n.saturating_sub(1)
-                ));
+                return Err(ValueError::CpusUnavailable {
+                    list: s.to_string(),
+                    last: n.saturating_sub(1),
+                });
             }
         }
     }

@@ -45,6 +45,8 @@ pub enum ManifestError {
     NoPlatform { wanted: String, available: String },
     #[error("unsupported digest {0:?} (burrow verifies sha256 digests)")]
     BadDigest(String),
+    #[error("invalid --platform {0:?}: use os/arch[/variant], for example linux/amd64")]
+    BadPlatform(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,7 +198,7 @@ impl Platform {
     }
 
     /// `os/arch[/variant]`, as `--platform` takes it.
-    pub fn parse(s: &str) -> Result<Platform, String> {
+    pub fn parse(s: &str) -> Result<Platform, ManifestError> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
             [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
@@ -204,9 +206,7 @@ impl Platform {
                 architecture: normalize_arch(arch).to_string(),
                 variant: parts.get(2).map(|v| v.to_string()),
             }),
-            _ => Err(format!(
-                "invalid --platform {s:?}: use os/arch[/variant], for example linux/amd64"
-            )),
+            _ => Err(ManifestError::BadPlatform(s.to_string())),
         }
     }
 

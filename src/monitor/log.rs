@@ -156,8 +156,12 @@ fn matches(e: &Entry, q: &Query) -> bool {
     q.since.is_none_or(|s| t >= s) && q.until.is_none_or(|u| t < u)
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid time {0:?}: use RFC 3339 (2026-01-02T15:04:05Z), a Unix timestamp, or a duration like 10m")]
+pub struct BadTime(pub String);
+
 /// `--since`/`--until`: RFC 3339, a Unix timestamp, or a duration ago (`10m`).
-pub fn parse_time(s: &str) -> Result<SystemTime, String> {
+pub fn parse_time(s: &str) -> Result<SystemTime, BadTime> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         return Ok(t);
     }
@@ -167,9 +171,7 @@ pub fn parse_time(s: &str) -> Result<SystemTime, String> {
     if let Ok(d) = humantime::parse_duration(s) {
         return Ok(SystemTime::now() - d);
     }
-    Err(format!(
-        "invalid time {s:?}: use RFC 3339 (2026-01-02T15:04:05Z), a Unix timestamp, or a duration like 10m"
-    ))
+    Err(BadTime(s.to_string()))
 }
 
 #[cfg(test)]

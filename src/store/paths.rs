@@ -40,19 +40,25 @@ impl PathEnv {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("cannot find a place for the store: set HOME, XDG_DATA_HOME or --root")]
+    NoPlace,
+    #[error("current directory: {0}")]
+    Cwd(#[source] std::io::Error),
+}
+
 impl StorePaths {
-    pub fn resolve(env: &PathEnv) -> Result<Self, String> {
+    pub fn resolve(env: &PathEnv) -> Result<Self, PathError> {
         let root = env
             .root_flag
             .clone()
             .or_else(|| env.burrow_root.clone())
             .or_else(|| env.xdg_data_home.as_ref().map(|d| d.join("burrow")))
             .or_else(|| env.home.as_ref().map(|h| h.join(".local/share/burrow")))
-            .ok_or("cannot find a place for the store: set HOME, XDG_DATA_HOME or --root")?;
+            .ok_or(PathError::NoPlace)?;
         let root = if root.is_relative() {
-            std::env::current_dir()
-                .map_err(|e| format!("current directory: {e}"))?
-                .join(root)
+            std::env::current_dir().map_err(PathError::Cwd)?.join(root)
         } else {
             root
         };
