@@ -7,6 +7,7 @@ mod cp;
 mod create;
 mod exec;
 mod export;
+mod format;
 mod history;
 mod images;
 mod import;
@@ -29,6 +30,7 @@ mod stats;
 mod stop;
 mod table;
 mod tag;
+mod template;
 
 use std::path::PathBuf;
 
