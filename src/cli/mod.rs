@@ -31,6 +31,7 @@ mod stop;
 mod table;
 mod tag;
 mod template;
+mod version;
 
 use std::path::PathBuf;
 
@@ -147,6 +148,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Print a shell completion script
     Completion(completion::CompletionArgs),
+    /// Show burrow's version, commit and platform
+    Version(version::VersionArgs),
     /// (internal) a container's monitor
     #[command(name = "__monitor", hide = true)]
     Monitor(create::MonitorArgs),
@@ -206,22 +209,71 @@ pub enum ContainerCommand {
     Export(export::ExportArgs),
 }
 
+/// A named container, image or object that does not exist. Scripts test
+/// for it by its exit code, so it ends burrow as Docker's CLI ends: 1, with
+/// `Error: No such container: X` (no daemon, so no "Error response from
+/// daemon").
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Missing(pub String);
+
+/// The exit code of a missing object, as Docker's CLI has it.
+pub const MISSING: i32 = 1;
+
+/// `Some(message)` when `e` says a named object does not exist.
+pub fn missing(e: &anyhow::Error) -> Option<String> {
+    use crate::container::ContainerError;
+    use crate::image::catalog::CatalogError;
+    use crate::store::StoreError;
+    e.chain().find_map(|c| {
+        if let Some(m) = c.downcast_ref::<Missing>() {
+            return Some(m.0.clone());
+        }
+        match c.downcast_ref::<ContainerError>() {
+            Some(e @ ContainerError::NoSuch(_)) => return Some(e.to_string()),
+            Some(_) => return None,
+            None => {}
+        }
+        let store =
+            c.downcast_ref::<StoreError>()
+                .or_else(|| match c.downcast_ref::<CatalogError>() {
+                    Some(CatalogError::Store(s)) => Some(s),
+                    _ => None,
+                });
+        match store {
+            Some(e @ StoreError::NoSuchImage(_)) => Some(e.to_string()),
+            _ => None,
+        }
+    })
+}
+
 /// Docker's multi-name verbs (rm, stop, pause, rmi, ...): apply `f` to each
 /// name and print the lines it returns, report each failure on its own line,
 /// and fail at the end if any failed, so one bad name does not stop the rest.
+/// When every failure was a name that does not exist, the end is Docker's
+/// (exit 1, `Error: No such ...` lines only); otherwise burrow's (125).
 pub fn each<F>(keys: &[String], what: &str, mut f: F) -> anyhow::Result<i32>
 where
     F: FnMut(&str) -> anyhow::Result<Vec<String>>,
 {
-    let mut failed = 0;
+    let (mut failed, mut absent) = (0, 0);
     for key in keys {
         match f(key) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
-                eprintln!("burrow: {e}");
                 failed += 1;
+                match missing(&e) {
+                    Some(m) => {
+                        absent += 1;
+                        eprintln!("Error: {m}");
+                    }
+                    None => eprintln!("burrow: {e}"),
+                }
             }
         }
+    }
+    if failed > 0 && failed == absent {
+        return Ok(MISSING);
     }
     if failed > 0 {
         return Err(Exit::new(
@@ -284,6 +336,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let root = cli.root;
     match cli.command {
         Command::Completion(a) => completion::run(a),
+        Command::Version(a) => version::run(a),
         Command::Info(a) => info::run(root, a),
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(root, a),
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
