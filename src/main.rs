@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-use burrow::cli::{dispatch, Cli, Exit};
+use burrow::cli::{dispatch, Cli, Exit, Missing, MISSING};
 use burrow::container::ContainerError;
 use burrow::exit;
 
@@ -26,6 +26,14 @@ fn main() {
     init_logging(&cli.log_level);
     let code = match dispatch(cli) {
         Ok(code) => code,
+        // Docker's words for an object that does not exist, which scripts
+        // match on; everything else is burrow's own one line.
+        Err(e) if e.downcast_ref::<Missing>().is_some() => {
+            for line in e.to_string().lines() {
+                eprintln!("Error: {line}");
+            }
+            MISSING
+        }
         Err(e) => {
             let code = exit_code(&e);
             eprintln!("burrow: {}", one_line(&e));

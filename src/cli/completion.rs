@@ -32,3 +32,25 @@ pub fn run(a: CompletionArgs) -> anyhow::Result<i32> {
     );
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every verb is a clap subcommand, so each shell's script offers it.
+    #[test]
+    fn scripts_offer_the_everyday_verbs() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut super::super::Cli::command(), "burrow", &mut out);
+            let script = String::from_utf8(out).unwrap();
+            for verb in ["rename", "diff", "system", "df", "prune", "version", "ps"] {
+                assert!(script.contains(verb), "{shell:?} lacks {verb}");
+            }
+        }
+    }
+}

@@ -5,19 +5,23 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::json;
 
+use super::format::Format;
 use super::Ctx;
+use crate::container::Status;
 use crate::linux::{cgroup, mount, userns};
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  burrow info\n  burrow info --format json")]
+#[command(
+    after_help = "Examples:\n  burrow info\n  burrow info --format json\n  burrow info --format '{{.ContainersRunning}} running, rootfs {{.Rootfs}}'"
+)]
 pub struct InfoArgs {
-    /// Output format: text or json
-    #[arg(long, default_value = "text")]
+    /// text, json, or a Go template ('{{.KernelVersion}}', '{{.IdMapping.Mode}}')
+    #[arg(short, long, default_value = "text")]
     pub format: String,
 }
 
 pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
-    super::check_format(&a.format, &["text", "json"])?;
+    let format = Format::parse(&a.format, &["text"])?;
     let ctx = Ctx::open(root)?;
     let m = &ctx.mapping;
     let uname = nix::sys::utsname::uname().ok();
@@ -29,6 +33,16 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
     let rootfs = probe_overlay(&ctx);
     let cg = cgroup::detect(Path::new("/sys/fs/cgroup"), Path::new("/proc/self/cgroup"));
     let source = crate::container::cgroup::source(super::systemd_scopes());
+    let (mut running, mut paused, mut stopped) = (0, 0, 0);
+    let containers = crate::container::list(&ctx.store)?;
+    for r in &containers {
+        match r.live_status(&ctx.store) {
+            Status::Running => running += 1,
+            Status::Paused => paused += 1,
+            _ => stopped += 1,
+        }
+    }
+    let images = ctx.store.image_ids()?.len();
     let range = |r: Option<userns::IdRange>| r.map(|r| json!({"start": r.start, "count": r.count}));
     let info = json!({
         "Kernel": kernel,
@@ -50,10 +64,32 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
         "ContainerCgroups": source,
         "Store": ctx.store.paths.root,
         "Runtime": ctx.store.paths.runtime,
+        // Docker's names for what it shares with burrow, for templates
+        // written against `docker info`.
+        "KernelVersion": kernel,
+        "OSType": std::env::consts::OS,
+        "Architecture": uname.as_ref().map(|u| u.machine().to_string_lossy().into_owned()),
+        "Name": uname.as_ref().map(|u| u.nodename().to_string_lossy().into_owned()),
+        "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "Containers": containers.len(),
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": stopped,
+        "Images": images,
+        "Driver": if rootfs == "overlay" { "overlay" } else { "copy" },
+        "DockerRootDir": ctx.store.paths.root,
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
     });
-    if a.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&info)?);
-        return Ok(0);
+    match &format {
+        Format::Json => {
+            println!("{}", serde_json::to_string_pretty(&info)?);
+            return Ok(0);
+        }
+        Format::Template { .. } => {
+            format.print(&[info], &[])?;
+            return Ok(0);
+        }
+        Format::Default => {}
     }
     println!("Kernel:            {kernel}");
     match &userns_result {

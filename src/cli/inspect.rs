@@ -5,19 +5,31 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Ctx, Exit};
+use super::format::Format;
+use super::{Ctx, Missing};
 use crate::container;
-use crate::exit;
 use crate::image::catalog;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  burrow image inspect busybox\n  burrow container inspect web\n  burrow inspect web busybox"
+    after_help = "Examples:\n  burrow image inspect busybox\n  burrow container inspect web\n  burrow inspect web busybox\n  burrow inspect -f '{{.State.ExitCode}}' web\n  burrow inspect --format '{{json .Config.Env}}' web"
 )]
 pub struct InspectArgs {
+    /// A Go template applied to each object ('{{.State.Status}}'), or json
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Only look for this kind of object
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub kind: Option<TypeArg>,
     /// Names or ids
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TypeArg {
+    Container,
+    Image,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +40,16 @@ pub enum Kind {
 }
 
 pub fn run(root: Option<PathBuf>, a: InspectArgs, kind: Kind) -> anyhow::Result<i32> {
+    let format = a
+        .format
+        .as_deref()
+        .map(|f| Format::parse(f, &[]))
+        .transpose()?;
+    let kind = match (kind, a.kind) {
+        (Kind::Any, Some(TypeArg::Container)) => Kind::Container,
+        (Kind::Any, Some(TypeArg::Image)) => Kind::Image,
+        (k, _) => k,
+    };
     let ctx = Ctx::open(root)?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
@@ -68,18 +90,21 @@ pub fn run(root: Option<PathBuf>, a: InspectArgs, kind: Kind) -> anyhow::Result<
             None => missing.push(name.clone()),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    match &format {
+        Some(f) if !f.is_default() => f.print(&out, &[])?,
+        _ => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
     if !missing.is_empty() {
         let what = match kind {
             Kind::Image => "image",
             Kind::Container => "container",
             Kind::Any => "object",
         };
-        return Err(Exit::new(
-            exit::BURROW,
-            format!("No such {what}: {}", missing.join(", ")),
-        )
-        .into());
+        let lines: Vec<String> = missing
+            .iter()
+            .map(|m| format!("No such {what}: {m}"))
+            .collect();
+        return Err(Missing(lines.join("\n")).into());
     }
     Ok(0)
 }

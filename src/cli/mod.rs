@@ -7,6 +7,7 @@ mod cp;
 mod create;
 mod exec;
 mod export;
+mod format;
 mod history;
 mod images;
 mod import;
@@ -21,14 +22,18 @@ mod prune;
 mod ps;
 mod pull;
 mod push;
+mod rename;
 mod rm;
 mod run;
 mod save;
 mod start;
 mod stats;
 mod stop;
+mod system;
 mod table;
 mod tag;
+mod template;
+mod version;
 
 use std::path::PathBuf;
 
@@ -110,6 +115,10 @@ pub enum Command {
     Ps(ps::PsArgs),
     /// Remove one or more containers
     Rm(rm::RmArgs),
+    /// Rename a container
+    Rename(rename::RenameArgs),
+    /// Show the files a container added, changed or deleted
+    Diff(rename::DiffArgs),
     /// Download an image from a registry
     Pull(pull::PullArgs),
     /// Upload an image to a registry
@@ -144,8 +153,13 @@ pub enum Command {
     Rmi(tag::RmiArgs),
     /// Show what burrow can do on this host
     Info(info::InfoArgs),
+    /// Disk usage and cleanup of the whole store
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Print a shell completion script
     Completion(completion::CompletionArgs),
+    /// Show burrow's version, commit and platform
+    Version(version::VersionArgs),
     /// (internal) a container's monitor
     #[command(name = "__monitor", hide = true)]
     Monitor(create::MonitorArgs),
@@ -203,24 +217,105 @@ pub enum ContainerCommand {
     Commit(commit::CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(export::ExportArgs),
+    /// Rename a container
+    Rename(rename::RenameArgs),
+    /// Show the files a container added, changed or deleted
+    Diff(rename::DiffArgs),
+    /// Restart containers
+    Restart(stop::StopArgs),
+    /// Send a signal to containers
+    Kill(stop::KillArgs),
+    /// Pause all processes in containers
+    Pause(pause::PauseArgs),
+    /// Unpause containers
+    Unpause(pause::PauseArgs),
+    /// Wait for containers to end and print their exit codes
+    Wait(stop::WaitArgs),
+    /// Attach to a running container's input and output
+    Attach(start::AttachArgs),
+    /// Run a command in a running container
+    Exec(exec::ExecArgs),
+    /// Copy files between the host and a container
+    Cp(cp::CpArgs),
+    /// Show containers' resource usage
+    Stats(stats::StatsArgs),
+}
+
+/// A named container, image or object that does not exist. Scripts test
+/// for it by its exit code, so it ends burrow as Docker's CLI ends: 1, with
+/// `Error: No such container: X` (no daemon, so no "Error response from
+/// daemon").
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Missing(pub String);
+
+/// The exit code of a missing object, as Docker's CLI has it.
+pub const MISSING: i32 = 1;
+
+/// `Some(message)` when `e` says a named object does not exist.
+pub fn missing(e: &anyhow::Error) -> Option<String> {
+    use crate::container::ContainerError;
+    use crate::image::catalog::CatalogError;
+    use crate::store::StoreError;
+    e.chain().find_map(|c| {
+        if let Some(m) = c.downcast_ref::<Missing>() {
+            return Some(m.0.clone());
+        }
+        match c.downcast_ref::<ContainerError>() {
+            Some(e @ ContainerError::NoSuch(_)) => return Some(e.to_string()),
+            Some(_) => return None,
+            None => {}
+        }
+        let store =
+            c.downcast_ref::<StoreError>()
+                .or_else(|| match c.downcast_ref::<CatalogError>() {
+                    Some(CatalogError::Store(s)) => Some(s),
+                    _ => None,
+                });
+        match store {
+            Some(e @ StoreError::NoSuchImage(_)) => Some(e.to_string()),
+            _ => None,
+        }
+    })
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show how much space images and containers take
+    Df(system::DfArgs),
+    /// Remove stopped containers, unused images, layers and blobs
+    Prune(system::SystemPruneArgs),
+    /// Show what burrow can do on this host
+    Info(info::InfoArgs),
 }
 
 /// Docker's multi-name verbs (rm, stop, pause, rmi, ...): apply `f` to each
 /// name and print the lines it returns, report each failure on its own line,
 /// and fail at the end if any failed, so one bad name does not stop the rest.
+/// When every failure was a name that does not exist, the end is Docker's
+/// (exit 1, `Error: No such ...` lines only); otherwise burrow's (125).
 pub fn each<F>(keys: &[String], what: &str, mut f: F) -> anyhow::Result<i32>
 where
     F: FnMut(&str) -> anyhow::Result<Vec<String>>,
 {
-    let mut failed = 0;
+    let (mut failed, mut absent) = (0, 0);
     for key in keys {
         match f(key) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
-                eprintln!("burrow: {e}");
                 failed += 1;
+                match missing(&e) {
+                    Some(m) => {
+                        absent += 1;
+                        eprintln!("Error: {m}");
+                    }
+                    None => eprintln!("burrow: {e}"),
+                }
             }
         }
+    }
+    if failed > 0 && failed == absent {
+        return Ok(MISSING);
     }
     if failed > 0 {
         return Err(Exit::new(
@@ -294,7 +389,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let root = cli.root;
     match cli.command {
         Command::Completion(a) => completion::run(a),
-        Command::Info(a) => info::run(root, a),
+        Command::Version(a) => version::run(a),
+        Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::run(root, a),
+        Command::System(SystemCommand::Df(a)) => system::run_df(root, a),
+        Command::System(SystemCommand::Prune(a)) => system::run_prune(root, a),
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(root, a),
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
             create::run_create(root, a)
@@ -303,19 +401,33 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             start::run_start(root, a)
         }
         Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => stop::run_stop(root, a),
-        Command::Restart(a) => stop::run_restart(root, a),
-        Command::Kill(a) => stop::run_kill(root, a),
-        Command::Wait(a) => stop::run_wait(root, a),
-        Command::Pause(a) => pause::run(root, a, true),
-        Command::Unpause(a) => pause::run(root, a, false),
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
+            stop::run_restart(root, a)
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => stop::run_kill(root, a),
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => stop::run_wait(root, a),
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => {
+            pause::run(root, a, true)
+        }
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+            pause::run(root, a, false)
+        }
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::run(root, a),
-        Command::Stats(a) => stats::run(root, a),
-        Command::Attach(a) => start::run_attach(root, a),
-        Command::Cp(a) => cp::run(root, a),
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => stats::run(root, a),
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            start::run_attach(root, a)
+        }
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cp::run(root, a),
         Command::Container(ContainerCommand::Prune(a)) => prune::run(root, a),
         Command::Monitor(a) => create::run_monitor(root, a),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => ps::run(root, a),
         Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => rm::run(root, a),
+        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
+            rename::run_rename(root, a)
+        }
+        Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
+            rename::run_diff(root, a)
+        }
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(root, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(root, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(root, a),
@@ -324,7 +436,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(root, a),
         Command::Login(a) => login::run_login(root, a),
         Command::Logout(a) => login::run_logout(root, a),
-        Command::Exec(a) => exec::run(root, a),
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => exec::run(root, a),
         Command::Inspect(a) => inspect::run(root, a, inspect::Kind::Any),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(root, a, inspect::Kind::Image),
         Command::Container(ContainerCommand::Inspect(a)) => {

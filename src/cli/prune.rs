@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::Ctx;
 use crate::container;
-use crate::image::gc;
+use crate::image::{changes, gc};
 use crate::util::human;
 
 #[derive(Debug, Args)]
@@ -21,11 +21,24 @@ pub struct PruneArgs {
 pub fn run(root: Option<PathBuf>, _a: PruneArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
     println!("Deleted Containers:");
+    for id in prune_containers(&ctx)?.0 {
+        println!("{id}");
+    }
+    Ok(0)
+}
+
+/// Remove every stopped container; returns their ids and the bytes their
+/// changes took.
+pub fn prune_containers(ctx: &Ctx) -> anyhow::Result<(Vec<String>, u64)> {
+    let (mut ids, mut freed) = (Vec::new(), 0);
     for rec in container::list(&ctx.store)? {
-        if !rec.is_up(&ctx.store)
-            && container::remove(&ctx.store, &rec, &ctx.mapping, false).is_ok()
-        {
-            println!("{}", rec.id);
+        if rec.is_up(&ctx.store) {
+            continue;
+        }
+        let size = changes::size(&ctx.store.container_dir(&rec.id).join("upper"));
+        if container::remove(&ctx.store, &rec, &ctx.mapping, false).is_ok() {
+            ids.push(rec.id);
+            freed += size;
         }
     }
     // Debris: directories whose record is gone (a --rm cleanup that was
@@ -33,7 +46,7 @@ pub fn run(root: Option<PathBuf>, _a: PruneArgs) -> anyhow::Result<i32> {
     for dir in container::orphan_dirs(&ctx.store)? {
         let _ = crate::store::remove_tree(&dir, &ctx.mapping);
     }
-    Ok(0)
+    Ok((ids, freed))
 }
 
 #[derive(Debug, Args)]
@@ -50,7 +63,15 @@ pub struct ImagePruneArgs {
 /// `burrow image prune`: unused images, then layers and blobs nothing needs.
 pub fn run_images(root: Option<PathBuf>, a: ImagePruneArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    let pruned = gc::prune(&ctx.store, &ctx.mapping, a.all, || {
+    let pruned = prune_images(&ctx, a.all)?;
+    print_images(&pruned);
+    println!("Total reclaimed space: {}", human::size(pruned.reclaimed));
+    Ok(0)
+}
+
+/// Dangling (with `all`, unused) images, then layers and blobs nothing needs.
+pub fn prune_images(ctx: &Ctx, all: bool) -> anyhow::Result<gc::Pruned> {
+    Ok(gc::prune(&ctx.store, &ctx.mapping, all, || {
         Ok::<_, container::ContainerError>(
             container::list(&ctx.store)?
                 .into_iter()
@@ -60,7 +81,10 @@ pub fn run_images(root: Option<PathBuf>, a: ImagePruneArgs) -> anyhow::Result<i3
                 })
                 .collect(),
         )
-    })?;
+    })?)
+}
+
+pub fn print_images(pruned: &gc::Pruned) {
     if !pruned.lines.is_empty() {
         println!("Deleted Images:");
         for l in &pruned.lines {
@@ -68,6 +92,4 @@ pub fn run_images(root: Option<PathBuf>, a: ImagePruneArgs) -> anyhow::Result<i3
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human::size(pruned.reclaimed));
-    Ok(0)
 }

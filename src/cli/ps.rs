@@ -4,13 +4,15 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::format::Format;
 use super::{table, Ctx};
 use crate::container;
+use crate::image::changes;
 use crate::util::human;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  burrow ps\n  burrow ps -a\n  burrow ps -aq\n  burrow ps -a -f status=exited -f name=web"
+    after_help = "Examples:\n  burrow ps\n  burrow ps -a\n  burrow ps -aq\n  burrow ps -a -f status=exited -f name=web\n  burrow ps -l -s\n  burrow ps --format 'table {{.ID}}\\t{{.Names}}\\t{{.Status}}'"
 )]
 pub struct PsArgs {
     /// Show all containers (default shows just running)
@@ -22,7 +24,16 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Output format: table or json (one object per line)
+    /// Show the last N created containers (any state)
+    #[arg(short = 'n', long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Show the latest created container (any state)
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Show the size of each container's changes (and of its image)
+    #[arg(short, long)]
+    pub size: bool,
+    /// table, json (one object per line), a Go template ('{{.Names}}'), or 'table TEMPLATE'
     #[arg(long, default_value = "table")]
     pub format: String,
     /// Filter: name=SUBSTRING, status=created|running|paused|exited, id=PREFIX, ancestor=IMAGE
@@ -54,13 +65,34 @@ fn matches(filters: &[(String, String)], key: &str, value: impl Fn(&str) -> bool
     mine.is_empty() || mine.iter().any(|v| value(v))
 }
 
+/// Column titles of `--format 'table ...'`, Docker's.
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Size", "SIZE"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+];
+
 pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
-    super::check_format(&a.format, &["table", "json"])?;
+    let format = Format::parse(&a.format, &["table"])?;
     let filters = parse_filters(&a.filter).map_err(|e| super::Exit::new(crate::exit::BURROW, e))?;
     let ctx = Ctx::open(root)?;
+    // -n and -l pick among every container, as Docker's do.
+    let last = if a.latest { Some(1) } else { a.last };
+    let all = a.all || last.is_some();
     let recs: Vec<_> = container::list(&ctx.store)?
         .into_iter()
-        .filter(|r| a.all || r.is_up(&ctx.store) || filters.iter().any(|(k, _)| k == "status"))
+        .filter(|r| all || r.is_up(&ctx.store) || filters.iter().any(|(k, _)| k == "status"))
         .filter(|r| {
             let status = format!("{:?}", r.live_status(&ctx.store)).to_lowercase();
             matches(&filters, "name", |v| r.name.contains(v))
@@ -70,6 +102,7 @@ pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
                     r.config.image == v || r.image.contains(v)
                 })
         })
+        .take(last.unwrap_or(usize::MAX))
         .collect();
     if a.quiet {
         for r in &recs {
@@ -77,48 +110,108 @@ pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    let rows: Vec<Vec<String>> = recs
+    // Size is only measured when asked for: it walks every upper dir.
+    let want_size = a.size || format_mentions(&a.format, ".Size");
+    let items: Vec<serde_json::Value> = recs
         .iter()
-        .map(|r| {
-            let command = quote_command(&r.config.argv(), !a.no_trunc);
-            vec![
-                if a.no_trunc {
-                    r.id.clone()
-                } else {
-                    r.id[..12].to_string()
-                },
-                r.config.image.clone(),
-                command,
-                human::ago(&r.created),
-                r.status_text(&ctx.store),
-                String::new(),
-                r.name.clone(),
-            ]
-        })
+        .map(|r| item(&ctx, r, a.no_trunc, want_size))
         .collect();
-    if a.format == "json" {
-        for row in rows {
-            let obj = serde_json::json!({
-                "ID": row[0], "Image": row[1], "Command": row[2], "CreatedAt": row[3],
-                "Status": row[4], "Ports": row[5], "Names": row[6],
-            });
-            println!("{obj}");
-        }
+    if !format.is_default() {
+        format.print(&items, HEADERS)?;
         return Ok(0);
     }
-    table::print(
-        &[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ],
-        &rows,
-    );
+    let mut headers = vec![
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ];
+    let keys = [
+        "ID",
+        "Image",
+        "Command",
+        "RunningFor",
+        "Status",
+        "Ports",
+        "Names",
+        "Size",
+    ];
+    if a.size {
+        headers.push("SIZE");
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|v| {
+            keys[..headers.len()]
+                .iter()
+                .map(|k| v[k].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect();
+    table::print(&headers, &rows);
     Ok(0)
+}
+
+fn format_mentions(format: &str, field: &str) -> bool {
+    format == "json" || format.contains(field)
+}
+
+/// One container as Docker's `ps --format` sees it (all strings).
+fn item(
+    ctx: &Ctx,
+    r: &container::ContainerRecord,
+    no_trunc: bool,
+    want_size: bool,
+) -> serde_json::Value {
+    let labels: Vec<String> = r
+        .config
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mounts: Vec<&str> = r
+        .host_config
+        .mounts
+        .iter()
+        .map(|m| {
+            if m.source.is_empty() {
+                m.destination.as_str()
+            } else {
+                m.source.as_str()
+            }
+        })
+        .collect();
+    let size = if want_size {
+        let upper = changes::size(&ctx.store.container_dir(&r.id).join("upper"));
+        let image: u64 = r.layers.iter().map(|l| ctx.store.layer_size(l)).sum();
+        format!(
+            "{} (virtual {})",
+            human::size(upper),
+            human::size(upper + image)
+        )
+    } else {
+        String::new()
+    };
+    serde_json::json!({
+        "Command": quote_command(&r.config.argv(), !no_trunc),
+        "CreatedAt": human::created_at(&r.created),
+        "ID": if no_trunc { r.id.clone() } else { r.id[..12].to_string() },
+        "Image": r.config.image,
+        "Labels": labels.join(","),
+        "LocalVolumes": "0",
+        "Mounts": mounts.join(","),
+        "Names": r.name,
+        // Containers share the host's network in this version.
+        "Networks": "host",
+        "Ports": "",
+        "RunningFor": human::ago(&r.created),
+        "Size": size,
+        "State": format!("{:?}", r.live_status(&ctx.store)).to_lowercase(),
+        "Status": r.status_text(&ctx.store),
+    })
 }
 
 /// Docker shows `"sh -c 'echo hi'"`, cut to 20 characters with an ellipsis.

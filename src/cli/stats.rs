@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use super::format::Format;
 use super::{table, Ctx};
 use crate::container::{self, ContainerRecord, Status};
 use crate::linux::{cgroup, process};
@@ -26,7 +27,7 @@ pub struct StatsArgs {
     /// Print one result and exit instead of refreshing every second
     #[arg(long)]
     pub no_stream: bool,
-    /// Output format: table or json (one object per line)
+    /// table, json (one object per line), a Go template ('{{.Name}} {{.CPUPerc}}'), or 'table TEMPLATE'
     #[arg(long, default_value = "table")]
     pub format: String,
     /// Containers (names or ids) [default: all running]
@@ -160,14 +161,28 @@ fn cpu_percent(before: &Reading, now: &Reading) -> f64 {
     }
 }
 
-fn print_rows(rows: &[Row], json: bool, clear: bool) {
+/// Column titles of `--format 'table ...'`, Docker's.
+const HEADERS: &[(&str, &str)] = &[
+    ("Container", "CONTAINER"),
+    ("ID", "CONTAINER ID"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
+
+fn print_rows(rows: &[Row], format: &Format, clear: bool) -> anyhow::Result<()> {
     let mut out = String::new();
     if clear {
         // Docker's refresh: clear the screen, cursor home.
         out.push_str("\x1b[2J\x1b[H");
     }
     print!("{out}");
-    if json {
+    if !format.is_default() {
+        let mut items = Vec::new();
         for r in rows {
             let n = &r.now;
             let mem_pct = if n.mem_limit > 0 {
@@ -193,8 +208,9 @@ fn print_rows(rows: &[Row], json: bool, clear: bool) {
                 "MemoryLimit": n.mem_limit,
                 "Cgroup": r.rec.cgroup,
             });
-            println!("{v}");
+            items.push(v);
         }
+        format.print(&items, HEADERS)?;
     } else {
         let table_rows: Vec<Vec<String>> = rows
             .iter()
@@ -233,6 +249,7 @@ fn print_rows(rows: &[Row], json: bool, clear: bool) {
         );
     }
     let _ = std::io::stdout().flush();
+    Ok(())
 }
 
 fn block_io(n: &Reading) -> String {
@@ -243,8 +260,7 @@ fn block_io(n: &Reading) -> String {
 }
 
 pub fn run(root: Option<PathBuf>, a: StatsArgs) -> anyhow::Result<i32> {
-    super::check_format(&a.format, &["table", "json"])?;
-    let json = a.format == "json";
+    let format = Format::parse(&a.format, &["table"])?;
     let ctx = Ctx::open(root)?;
     let host_mem = host_memory();
     // Named containers are looked up once (an unknown name is an error);
@@ -294,7 +310,11 @@ pub fn run(root: Option<PathBuf>, a: StatsArgs) -> anyhow::Result<i32> {
         std::thread::sleep(Duration::from_secs(1));
         let recs = current(&ctx.store)?;
         let rows = sample(&recs, &mut last);
-        print_rows(&rows, json, !a.no_stream && !json);
+        print_rows(
+            &rows,
+            &format,
+            !a.no_stream && !matches!(format, Format::Json),
+        )?;
         if a.no_stream {
             return Ok(0);
         }

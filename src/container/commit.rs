@@ -15,7 +15,7 @@ use crate::store::Store;
 /// to mount on (see `sandbox/child.rs`): the runtime's, not the
 /// container's changes, so a commit leaves them out while they are empty
 /// placeholders (Docker keeps them in an init layer it never commits).
-const RUNTIME_MOUNT_POINTS: &[&str] = &[
+pub const RUNTIME_MOUNT_POINTS: &[&str] = &[
     "proc",
     "dev",
     "sys",

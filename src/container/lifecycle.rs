@@ -1,7 +1,8 @@
 //! Lifecycle operations on a running container from outside its monitor:
 //! stop (signal, timeout, SIGKILL; `cgroup.kill` when the container has a
 //! cgroup), kill, pause/unpause (the cgroup v2 freezer, or SIGSTOP/SIGCONT
-//! to every process without a cgroup), and waiting for the recorded exit.
+//! to every process without a cgroup), waiting for the recorded exit, and
+//! renaming.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -193,4 +194,29 @@ fn resume_all(pid: Pid) {
     for p in process::descendants(Path::new("/proc"), pid.as_raw()) {
         let _ = kill(Pid::from_raw(p), Signal::SIGCONT);
     }
+}
+
+/// Give the container another name. The new name is reserved first (the
+/// atomic `names/NEW` symlink), so no other container can take it and the
+/// container is never without a name; the old one is released last. A
+/// running container can be renamed; whoever records its exit later must
+/// read the record again first (the monitor does), or the old name returns.
+pub fn rename(store: &Store, rec: &ContainerRecord, new: &str) -> Result<()> {
+    super::names::validate(new)?;
+    if new == rec.name {
+        return Err(ContainerError::Other(
+            "Renaming a container with the same name as its current name".into(),
+        ));
+    }
+    super::names::reserve(store, new, &rec.id)?;
+    let saved = ContainerRecord::load(store, &rec.id).and_then(|mut latest| {
+        latest.name = new.to_string();
+        latest.save(store)
+    });
+    if let Err(e) = saved {
+        super::names::release(store, new);
+        return Err(e);
+    }
+    super::names::release(store, &rec.name);
+    Ok(())
 }

@@ -61,6 +61,21 @@ pub fn since(t: SystemTime) -> String {
     duration(SystemTime::now().duration_since(t).unwrap_or_default())
 }
 
+/// Docker's `CreatedAt` column (Go's `time.String()` in UTC):
+/// `2024-05-01 12:34:56 +0000 UTC`; the input itself if unparsable.
+pub fn created_at(rfc3339: &str) -> String {
+    match humantime::parse_rfc3339_weak(rfc3339) {
+        Ok(t) => {
+            let s = humantime::format_rfc3339_seconds(t).to_string();
+            format!(
+                "{} +0000 UTC",
+                s.trim_end_matches('Z').replacen('T', " ", 1)
+            )
+        }
+        Err(_) => rfc3339.to_string(),
+    }
+}
+
 /// The current time as RFC 3339 with nanoseconds, as Docker writes it.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
@@ -69,6 +84,15 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn created_at_like_go() {
+        assert_eq!(
+            created_at("2024-05-01T12:34:56.123456789Z"),
+            "2024-05-01 12:34:56 +0000 UTC"
+        );
+        assert_eq!(created_at("bogus"), "bogus");
+    }
 
     #[test]
     fn sizes_like_docker() {

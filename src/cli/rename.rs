@@ -1,0 +1,73 @@
+//! `burrow rename` and `burrow diff`: a container's name and its filesystem
+//! changes.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Ctx, Exit, Missing};
+use crate::container::{self, commit::RUNTIME_MOUNT_POINTS, export::container_mapping};
+use crate::exit;
+use crate::image::changes;
+use crate::sandbox::RootfsMode;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  burrow rename happy_otter web\n  burrow container rename web web-old"
+)]
+pub struct RenameArgs {
+    /// The container (name or id)
+    pub container: String,
+    /// Its new name
+    pub new_name: String,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A: added, C: changed, D: deleted, against the container's image.\n\nExamples:\n  burrow diff web\n  burrow container diff web"
+)]
+pub struct DiffArgs {
+    /// The container (name or id)
+    pub container: String,
+}
+
+/// A container by name or id; one that does not exist is Docker's exit 1.
+pub fn find(ctx: &Ctx, key: &str) -> anyhow::Result<container::ContainerRecord> {
+    container::find(&ctx.store, key).map_err(|e| match e {
+        container::ContainerError::NoSuch(_) => Missing(e.to_string()).into(),
+        e => e.into(),
+    })
+}
+
+pub fn run_rename(root: Option<PathBuf>, a: RenameArgs) -> anyhow::Result<i32> {
+    container::validate_name(&a.new_name).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    let ctx = Ctx::open(root)?;
+    let rec = find(&ctx, &a.container)?;
+    container::lifecycle::rename(&ctx.store, &rec, &a.new_name)?;
+    Ok(0)
+}
+
+pub fn run_diff(root: Option<PathBuf>, a: DiffArgs) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(root)?;
+    let rec = find(&ctx, &a.container)?;
+    if rec.rootfs_mode == Some(RootfsMode::Copy) {
+        return Err(Exit::new(
+            exit::BURROW,
+            format!(
+                "{} runs on a full copy of its image (no overlayfs), so its changes are not kept apart",
+                rec.name
+            ),
+        )
+        .into());
+    }
+    let upper = ctx.store.container_dir(&rec.id).join("upper");
+    if !upper.is_dir() {
+        return Ok(0);
+    }
+    let skip: Vec<PathBuf> = RUNTIME_MOUNT_POINTS.iter().map(PathBuf::from).collect();
+    let mapping = container_mapping(&rec, &ctx.mapping);
+    for c in changes::list(&upper, &rec.lowers(&ctx.store), &skip, &mapping)? {
+        println!("{} {}", c.kind.letter(), c.path);
+    }
+    Ok(0)
+}

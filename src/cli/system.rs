@@ -1,0 +1,234 @@
+//! `burrow system df` (what the store's images and containers take, and
+//! what pruning would give back) and `burrow system prune` (container prune,
+//! then image prune, with their code).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+
+use super::format::Format;
+use super::{prune, table, Ctx};
+use crate::container;
+use crate::image::{catalog, changes};
+use crate::store::hex_of;
+use crate::util::human;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  burrow system df\n  burrow system df -v\n  burrow system df --format '{{.Type}}: {{.Reclaimable}}'"
+)]
+pub struct DfArgs {
+    /// Show each image and container
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// table, json (one object per line), a Go template ('{{.Type}} {{.Size}}'), or 'table TEMPLATE'
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Removes stopped containers, then dangling images (with -a, every image no container uses), then the layers and blobs nothing needs.\n\nExamples:\n  burrow system prune\n  burrow system prune -a -f"
+)]
+pub struct SystemPruneArgs {
+    /// Remove every image no container uses, not only dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not ask for confirmation (burrow never asks; accepted for Docker habits)
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Column titles of `--format 'table ...'`, Docker's.
+const HEADERS: &[(&str, &str)] = &[
+    ("Type", "TYPE"),
+    ("TotalCount", "TOTAL"),
+    ("Active", "ACTIVE"),
+    ("Size", "SIZE"),
+    ("Reclaimable", "RECLAIMABLE"),
+];
+
+/// "1.2MB (40%)", as Docker shows what could be reclaimed.
+fn share(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return human::size(part);
+    }
+    format!("{} ({}%)", human::size(part), part * 100 / whole)
+}
+
+pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
+    let format = Format::parse(&a.format, &["table"])?;
+    let ctx = Ctx::open(root)?;
+    let images = catalog::list(&ctx.store)?;
+    let containers = container::list(&ctx.store)?;
+    // Layers are shared between images (and kept for containers whose image
+    // is gone): each one counts once, at its own size.
+    let layer_size = |l: &String| ctx.store.layer_size(l);
+    let used_by_containers: BTreeSet<&String> =
+        containers.iter().flat_map(|c| c.layers.iter()).collect();
+    let active_images: BTreeSet<&str> = containers.iter().map(|c| c.image.as_str()).collect();
+    let mut image_layers: BTreeMap<&String, usize> = BTreeMap::new();
+    for img in &images {
+        for l in &img.layers {
+            *image_layers.entry(l).or_default() += 1;
+        }
+    }
+    let images_size: u64 = image_layers.keys().map(|l| layer_size(l)).sum();
+    // What image prune -a would free: layers no container needs.
+    let images_reclaimable: u64 = image_layers
+        .keys()
+        .filter(|l| !used_by_containers.contains(*l))
+        .map(|l| layer_size(l))
+        .sum();
+    let active_count = images
+        .iter()
+        .filter(|i| active_images.contains(i.id.as_str()))
+        .count();
+    let upper = |c: &container::ContainerRecord| {
+        changes::size(&ctx.store.container_dir(&c.id).join("upper"))
+    };
+    let sizes: Vec<u64> = containers.iter().map(upper).collect();
+    let running: Vec<bool> = containers.iter().map(|c| c.is_up(&ctx.store)).collect();
+    let containers_size: u64 = sizes.iter().sum();
+    let containers_reclaimable: u64 = sizes
+        .iter()
+        .zip(&running)
+        .filter(|(_, up)| !**up)
+        .map(|(s, _)| s)
+        .sum();
+    let items = vec![
+        json!({"Type": "Images", "TotalCount": images.len().to_string(),
+            "Active": active_count.to_string(), "Size": human::size(images_size),
+            "Reclaimable": share(images_reclaimable, images_size)}),
+        json!({"Type": "Containers", "TotalCount": containers.len().to_string(),
+            "Active": running.iter().filter(|r| **r).count().to_string(),
+            "Size": human::size(containers_size),
+            "Reclaimable": share(containers_reclaimable, containers_size)}),
+        // Named volumes and a build cache do not exist in burrow yet.
+        json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+    ];
+    if !format.is_default() {
+        format.print(&items, HEADERS)?;
+        return Ok(0);
+    }
+    if !a.verbose {
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|v| {
+                HEADERS
+                    .iter()
+                    .map(|(k, _)| v[k].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .collect();
+        let headers: Vec<&str> = HEADERS.iter().map(|(_, h)| *h).collect();
+        table::print(&headers, &rows);
+        return Ok(0);
+    }
+    println!("Images space usage:\n");
+    let mut rows = Vec::new();
+    for img in &images {
+        let total: u64 = img.layers.iter().map(layer_size).sum();
+        let shared: u64 = img
+            .layers
+            .iter()
+            .filter(|l| image_layers.get(l).copied().unwrap_or(0) > 1)
+            .map(layer_size)
+            .sum();
+        let users = containers.iter().filter(|c| c.image == img.id).count();
+        let names: Vec<(String, String)> = if img.tags.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            img.tags
+                .iter()
+                .map(|t| {
+                    (
+                        t.short_repository(),
+                        t.tag.clone().unwrap_or_else(|| "<none>".into()),
+                    )
+                })
+                .collect()
+        };
+        for (repo, tag) in names {
+            rows.push(vec![
+                repo,
+                tag,
+                hex_of(&img.id)[..12].to_string(),
+                human::ago(&img.created),
+                human::size(total),
+                human::size(shared),
+                human::size(total - shared),
+                users.to_string(),
+            ]);
+        }
+    }
+    table::print(
+        &[
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "CREATED",
+            "SIZE",
+            "SHARED SIZE",
+            "UNIQUE SIZE",
+            "CONTAINERS",
+        ],
+        &rows,
+    );
+    println!("\nContainers space usage:\n");
+    let rows: Vec<Vec<String>> = containers
+        .iter()
+        .zip(&sizes)
+        .map(|(c, size)| {
+            vec![
+                c.id[..12].to_string(),
+                c.config.image.clone(),
+                format!("\"{}\"", c.config.argv().join(" ")),
+                "0".into(),
+                human::size(*size),
+                human::ago(&c.created),
+                c.status_text(&ctx.store),
+                c.name.clone(),
+            ]
+        })
+        .collect();
+    table::print(
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "LOCAL VOLUMES",
+            "SIZE",
+            "CREATED",
+            "STATUS",
+            "NAMES",
+        ],
+        &rows,
+    );
+    println!("\nLocal Volumes space usage:\n");
+    table::print(&["VOLUME NAME", "LINKS", "SIZE"], &[]);
+    println!("\nBuild cache usage: 0B");
+    Ok(0)
+}
+
+pub fn run_prune(root: Option<PathBuf>, a: SystemPruneArgs) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(root)?;
+    let (ids, containers_freed) = prune::prune_containers(&ctx)?;
+    if !ids.is_empty() {
+        println!("Deleted Containers:");
+        for id in &ids {
+            println!("{id}");
+        }
+        println!();
+    }
+    let pruned = prune::prune_images(&ctx, a.all)?;
+    prune::print_images(&pruned);
+    println!(
+        "Total reclaimed space: {}",
+        human::size(containers_freed + pruned.reclaimed)
+    );
+    Ok(0)
+}
