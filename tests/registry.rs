@@ -391,7 +391,13 @@ fn storage_copy(f: &Fixture, name: &str) -> PathBuf {
 }
 
 fn images(env: &Env) -> String {
-    env.ok(["images", "--format", "json"])
+    // Without the age columns: "n seconds ago" moves on between two calls.
+    env.ok([
+        "images",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Repository}}:{{.Tag}} {{.Digest}}",
+    ])
 }
 
 fn count_files(dir: &Path) -> usize {
