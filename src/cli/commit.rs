@@ -4,11 +4,9 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args};
 
-use super::{Ctx, Exit};
+use super::Ctx;
 use crate::container;
-use crate::exit;
 use crate::image::commit::CommitOptions;
-use crate::image::reference::Reference;
 
 #[derive(Debug, Args)]
 #[command(
@@ -43,12 +41,7 @@ pub struct CommitArgs {
 }
 
 pub fn run(root: Option<PathBuf>, a: CommitArgs) -> anyhow::Result<i32> {
-    let reference = a
-        .reference
-        .as_deref()
-        .map(Reference::parse)
-        .transpose()
-        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    let reference = super::optional_reference(a.reference.as_deref())?;
     let ctx = Ctx::open(root)?;
     let mut rec = container::find(&ctx.store, &a.container)?;
     let opts = CommitOptions {

@@ -124,12 +124,7 @@ fn labels_match(img: &ImageSummary, want: &[(String, Option<String>)]) -> bool {
 pub fn run(root: Option<PathBuf>, a: ImagesArgs) -> anyhow::Result<i32> {
     let format = Format::parse(&a.format, &["table"])?;
     let filters = parse_filters(&a.filter).map_err(|e| Exit::new(exit::BURROW, e))?;
-    let filter = a
-        .repository
-        .as_deref()
-        .map(Reference::parse)
-        .transpose()
-        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    let filter = super::optional_reference(a.repository.as_deref())?;
     // `images busybox` matches every tag; `images busybox:1` only that tag.
     let tag_given = a
         .repository

@@ -8,7 +8,6 @@ use clap::Args;
 use super::{Ctx, Exit};
 use crate::exit;
 use crate::image::import::{import_tar, ImportOptions};
-use crate::image::reference::Reference;
 
 #[derive(Debug, Args)]
 #[command(
@@ -28,12 +27,7 @@ pub struct ImportArgs {
 }
 
 pub fn run(root: Option<PathBuf>, a: ImportArgs) -> anyhow::Result<i32> {
-    let reference = a
-        .reference
-        .as_deref()
-        .map(Reference::parse)
-        .transpose()
-        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    let reference = super::optional_reference(a.reference.as_deref())?;
     let ctx = Ctx::open(root)?;
     let comment = a
         .message

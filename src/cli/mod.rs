@@ -327,6 +327,16 @@ where
     Ok(0)
 }
 
+/// An optional image name given on the command line, parsed (exit 125 when
+/// it is not a valid reference).
+pub fn optional_reference(
+    name: Option<&str>,
+) -> anyhow::Result<Option<crate::image::reference::Reference>> {
+    name.map(crate::image::reference::Reference::parse)
+        .transpose()
+        .map_err(|e| Exit::new(crate::exit::BURROW, e.to_string()).into())
+}
+
 /// `--format` must be one of `allowed` (checked before anything else).
 pub fn check_format(format: &str, allowed: &[&str]) -> anyhow::Result<()> {
     if allowed.contains(&format) {
