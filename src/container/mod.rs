@@ -12,6 +12,7 @@ pub mod mounts;
 mod names;
 mod record;
 mod supervise;
+pub mod top;
 pub mod volumes;
 
 use std::collections::BTreeMap;
