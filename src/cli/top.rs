@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Ctx, Exit};
+use super::{Ctx, Exit, Missing};
 use crate::container;
 use crate::exit;
 
@@ -98,7 +98,10 @@ fn render(t: &PsTable) -> String {
 
 pub fn run(root: Option<PathBuf>, a: TopArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    let rec = container::find(&ctx.store, &a.container)?;
+    let rec = container::find(&ctx.store, &a.container).map_err(|e| match e {
+        container::ContainerError::NoSuch(_) => anyhow::Error::from(Missing(e.to_string())),
+        e => e.into(),
+    })?;
     let pids: BTreeSet<i32> = match container::top::pids(&ctx.store, &rec) {
         Ok(p) => p.into_iter().collect(),
         // Docker's CLI ends with 1 for this, like any daemon error.

@@ -10,7 +10,7 @@ use crate::store::Store;
 /// The container's processes as host pids, ascending.
 pub fn pids(store: &Store, rec: &ContainerRecord) -> Result<Vec<i32>> {
     if !rec.is_up(store) {
-        return Err(ContainerError::NotRunning(rec.name.clone()));
+        return Err(ContainerError::NotRunning(rec.id.clone()));
     }
     if let Some(dir) = &rec.cgroup {
         if let Ok(mut p) = crate::linux::cgroup::procs(dir) {

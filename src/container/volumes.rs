@@ -309,11 +309,7 @@ pub fn seed(
     path: &str,
 ) -> Result<()> {
     let data = data_dir(store, name);
-    let empty = fs::read_dir(&data)
-        .map_err(io("reading", &data))?
-        .next()
-        .is_none();
-    if !empty || lowers.is_empty() {
+    if lowers.is_empty() || !is_empty(&data, mapping)? {
         return Ok(());
     }
     let mount_point = store.mount_point();
@@ -337,7 +333,10 @@ pub fn seed(
             Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => return Ok(()),
             Err(e) => return Err(format!("opening /{rel}: {e}")),
         };
-        let src_path = PathBuf::from(format!("/proc/self/fd/{}", src.as_raw_fd()));
+        // The kernel's name for what was resolved in the root: no symlinks
+        // left in it, inside a mount only this process sees (or a layer).
+        let src_path = fs::read_link(format!("/proc/self/fd/{}", src.as_raw_fd()))
+            .map_err(|e| format!("resolving /{rel}: {e}"))?;
         copy_tree(&src_path, &data_in, ApplyOptions { ids })?;
         // The volume's root takes the image directory's owner and mode.
         let st = nix::sys::stat::fstat(&src).map_err(|e| format!("stat /{rel}: {e}"))?;
@@ -362,6 +361,28 @@ pub fn seed(
         path: path.to_string(),
         detail: e.to_string(),
     })
+}
+
+/// Whether the volume's directory is empty. Seeded from an image, it may
+/// belong to a subordinate id and be closed to us; then look from inside
+/// the user namespace, where we are its owner's root.
+fn is_empty(data: &Path, mapping: &IdMapping) -> Result<bool> {
+    let look = |p: &Path| fs::read_dir(p).map(|mut rd| rd.next().is_none());
+    match look(data) {
+        Ok(empty) => Ok(empty),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let p = data.to_path_buf();
+            crate::linux::userns::run_in_userns_with(mapping, move || {
+                look(&p).map_err(|e| format!("reading {p:?}: {e}"))
+            })
+            .map_err(|e| VolumeError::Io {
+                step: "reading",
+                path: data.to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        }
+        Err(e) => Err(io("reading", data)(e)),
+    }
 }
 
 /// `src`'s tree into `dst` as a tar stream through a pipe: packed by a
