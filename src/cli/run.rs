@@ -45,10 +45,10 @@ pub struct RunArgs {
     /// Run in the background and print the container id
     #[arg(short = 'd', long)]
     pub detach: bool,
-    /// Bind a host path: HOST:CONTAINER[:ro]
-    #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro]")]
+    /// Bind a host path or a volume: HOST:CTR[:ro], NAME:CTR[:ro], or CTR (an anonymous volume)
+    #[arg(short = 'v', long = "volume", value_name = "HOST|NAME:CTR[:ro]")]
     pub volumes: Vec<String>,
-    /// Add a mount: type=bind,source=HOST,target=CTR[,readonly] or type=tmpfs,target=CTR[,tmpfs-size=64m]
+    /// Add a mount: type=bind,source=HOST,target=CTR[,readonly], type=volume,source=NAME,target=CTR[,readonly] or type=tmpfs,target=CTR[,tmpfs-size=64m]
     #[arg(long = "mount", value_name = "SPEC")]
     pub mounts: Vec<String>,
     /// Mount a tmpfs: CONTAINER[:size=64m,mode=1777]
