@@ -158,11 +158,12 @@ fn bad_mounts_are_clear_errors() {
     };
     env.import_busybox("busybox");
     for args in [
-        vec!["-v", "named:/x"],
+        vec!["-v", "rel/path:/x"],
+        vec!["-v", "-bad-volume-name:/x"],
         vec!["-v", "/tmp:relative"],
         vec!["-v", "/tmp:/x:zz"],
         vec!["--mount", "type=bind,source=/no/such/dir,target=/x"],
-        vec!["--mount", "type=volume,source=v,target=/x"],
+        vec!["--mount", "type=nfs,source=v,target=/x"],
         vec!["--tmpfs", "/t:size=lots"],
         vec!["--userns", "auto"],
     ] {

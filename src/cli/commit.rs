@@ -13,7 +13,7 @@ use crate::image::commit::CommitOptions;
     after_help = "A running container is paused while its changes are archived (--pause=false to keep it running; files it writes meanwhile may then be caught half way).\n\nExamples:\n  burrow commit web mysite:v2\n  burrow commit -m 'add config' -a 'Jane <jane@example.com>' web\n  burrow commit -c 'CMD [\"nginx\", \"-g\", \"daemon off;\"]' -c 'EXPOSE 80' web mysite"
 )]
 pub struct CommitArgs {
-    /// Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL)
+    /// Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL, VOLUME)
     #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
     pub changes: Vec<String>,
     /// Commit message, kept in the image history

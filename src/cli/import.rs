@@ -14,7 +14,7 @@ use crate::image::import::{import_tar, ImportOptions};
     after_help = "Examples:\n  burrow import busybox.tar busybox --change 'CMD [\"sh\"]'\n  zstd -dc rootfs.tar.zst | burrow import - myimage:1.0\n  burrow import debian.tar.gz debian --change 'ENV LANG=C.UTF-8' --change 'WORKDIR /root'"
 )]
 pub struct ImportArgs {
-    /// Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL)
+    /// Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL, VOLUME)
     #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
     pub changes: Vec<String>,
     /// Commit message stored in the image history

@@ -33,7 +33,9 @@ mod system;
 mod table;
 mod tag;
 mod template;
+mod top;
 mod version;
+mod volume;
 
 use std::path::PathBuf;
 
@@ -160,6 +162,11 @@ pub enum Command {
     Completion(completion::CompletionArgs),
     /// Show burrow's version, commit and platform
     Version(version::VersionArgs),
+    /// Show a container's processes (ps options: -ef by default)
+    Top(top::TopArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// (internal) a container's monitor
     #[command(name = "__monitor", hide = true)]
     Monitor(create::MonitorArgs),
@@ -239,6 +246,8 @@ pub enum ContainerCommand {
     Cp(cp::CpArgs),
     /// Show containers' resource usage
     Stats(stats::StatsArgs),
+    /// Show a container's processes
+    Top(top::TopArgs),
 }
 
 /// A named container, image or object that does not exist. Scripts test
@@ -462,5 +471,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(root, a),
         Command::Image(ImageCommand::Prune(a)) => prune::run_images(root, a),
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => top::run(root, a),
+        Command::Volume(c) => volume::run(root, c),
     }
 }

@@ -36,7 +36,7 @@ pub struct PsArgs {
     /// table, json (one object per line), a Go template ('{{.Names}}'), or 'table TEMPLATE'
     #[arg(long, default_value = "table")]
     pub format: String,
-    /// Filter: name=SUBSTRING, status=created|running|paused|exited, id=PREFIX, ancestor=IMAGE
+    /// Filter: name=SUBSTRING, status=created|running|paused|exited, id=PREFIX, ancestor=IMAGE, label=KEY[=VALUE]
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
 }
@@ -46,11 +46,11 @@ pub struct PsArgs {
 fn parse_filters(fs: &[String]) -> Result<Vec<(String, String)>, String> {
     fs.iter()
         .map(|f| match f.split_once('=') {
-            Some((k @ ("name" | "status" | "id" | "ancestor"), v)) => {
+            Some((k @ ("name" | "status" | "id" | "ancestor" | "label"), v)) => {
                 Ok((k.to_string(), v.to_string()))
             }
             _ => Err(format!(
-                "invalid filter {f:?}: use name=, status=, id= or ancestor="
+                "invalid filter {f:?}: use name=, status=, id=, ancestor= or label="
             )),
         })
         .collect()
@@ -101,6 +101,14 @@ pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
                 && matches(&filters, "ancestor", |v| {
                     r.config.image == v || r.image.contains(v)
                 })
+                // Label filters must all match (Docker's rule for labels).
+                && filters
+                    .iter()
+                    .filter(|(k, _)| k == "label")
+                    .all(|(_, v)| match v.split_once('=') {
+                        Some((k, val)) => r.config.labels.get(k).is_some_and(|l| l == val),
+                        None => r.config.labels.contains_key(v),
+                    })
         })
         .take(last.unwrap_or(usize::MAX))
         .collect();
@@ -201,7 +209,7 @@ fn item(
         "ID": if no_trunc { r.id.clone() } else { r.id[..12].to_string() },
         "Image": r.config.image,
         "Labels": labels.join(","),
-        "LocalVolumes": "0",
+        "LocalVolumes": container::volumes::names_of(r).count().to_string(),
         "Mounts": mounts.join(","),
         "Names": r.name,
         // Containers share the host's network in this version.

@@ -8,11 +8,16 @@ use super::Ctx;
 use crate::container;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  burrow rm web\n  burrow rm -f web db 3f2a")]
+#[command(
+    after_help = "Examples:\n  burrow rm web\n  burrow rm -f web db 3f2a\n  burrow rm -v web"
+)]
 pub struct RmArgs {
     /// Kill and remove running containers
     #[arg(short, long)]
     pub force: bool,
+    /// Remove the containers' anonymous volumes too
+    #[arg(short, long)]
+    pub volumes: bool,
     /// Containers (names or ids)
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -23,6 +28,9 @@ pub fn run(root: Option<PathBuf>, a: RmArgs) -> anyhow::Result<i32> {
     super::each(&a.containers, "removals", |key| {
         let rec = container::find(&ctx.store, key)?;
         container::remove(&ctx.store, &rec, &ctx.mapping, a.force)?;
+        if a.volumes {
+            container::remove_anonymous_volumes(&ctx.store, &ctx.mapping, &rec)?;
+        }
         Ok(vec![key.to_string()])
     })
 }

@@ -1,6 +1,6 @@
 //! `burrow run`: create a container from an image and run it in the foreground.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
@@ -45,10 +45,10 @@ pub struct RunArgs {
     /// Run in the background and print the container id
     #[arg(short = 'd', long)]
     pub detach: bool,
-    /// Bind a host path: HOST:CONTAINER[:ro]
-    #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro]")]
+    /// Bind a host path or a volume: HOST:CTR[:ro], NAME:CTR[:ro], or CTR (an anonymous volume)
+    #[arg(short = 'v', long = "volume", value_name = "HOST|NAME:CTR[:ro]")]
     pub volumes: Vec<String>,
-    /// Add a mount: type=bind,source=HOST,target=CTR[,readonly] or type=tmpfs,target=CTR[,tmpfs-size=64m]
+    /// Add a mount: type=bind,source=HOST,target=CTR[,readonly], type=volume,source=NAME,target=CTR[,readonly] or type=tmpfs,target=CTR[,tmpfs-size=64m]
     #[arg(long = "mount", value_name = "SPEC")]
     pub mounts: Vec<String>,
     /// Mount a tmpfs: CONTAINER[:size=64m,mode=1777]
@@ -96,6 +96,12 @@ pub struct RunArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Set a label on the container: KEY=VALUE (or KEY for an empty value)
+    #[arg(short = 'l', long = "label", value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
+    /// Read labels from a file (KEY=VALUE lines, # comments)
+    #[arg(long = "label-file", value_name = "FILE")]
+    pub label_file: Vec<PathBuf>,
     /// Image to run
     pub image: String,
     /// Command and arguments (replace the image's Cmd)
@@ -111,6 +117,7 @@ pub fn create_container(
 ) -> anyhow::Result<(Ctx, ContainerRecord)> {
     // Every flag is checked before anything is created or forked.
     let env = a.env.collect()?;
+    let labels = collect_labels(&a.label, &a.label_file)?;
     check_workdir(a.workdir.as_deref())?;
     if let Some(n) = &a.name {
         container::validate_name(n)?;
@@ -193,10 +200,11 @@ pub fn create_container(
         cap_drop: a.cap_drop,
         security_opt: a.security_opt,
         resources,
+        labels,
     };
     let rec = {
         let _lock = ctx.store.lock_shared()?;
-        container::create(&ctx.store, &opts)?
+        container::create(&ctx.store, &ctx.mapping, &opts)?
     };
     Ok((ctx, rec))
 }
@@ -214,7 +222,9 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
     if tty || timeout {
         // A pty (or a timer) needs the monitor; attach to it before it
         // starts the container, so no output is missed.
-        return super::start::attach_new(&ctx, &rec);
+        let code = super::start::attach_new(&ctx, &rec)?;
+        drop_anonymous_volumes(&ctx, &rec)?;
+        return Ok(code);
     }
     // The fast path: we are the monitor, and the container writes straight
     // to our stdout and stderr.
@@ -226,7 +236,17 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
         super::systemd_scopes(),
     )
     .with_context(|| format!("container {}", rec.name))?;
+    drop_anonymous_volumes(&ctx, &rec)?;
     Ok(code)
+}
+
+/// `--rm` takes the container's anonymous volumes with it, as in Docker.
+fn drop_anonymous_volumes(ctx: &Ctx, rec: &ContainerRecord) -> anyhow::Result<()> {
+    if rec.host_config.auto_remove {
+        container::remove_anonymous_volumes(&ctx.store, &ctx.mapping, rec)
+            .with_context(|| format!("removing the volumes of container {}", rec.name))?;
+    }
+    Ok(())
 }
 
 /// How `run` and `create` get an image that may not be local.
@@ -318,19 +338,86 @@ impl EnvArgs {
 pub fn collect_env(flags: &[String], files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| Exit::new(exit::BURROW, format!("reading env file {f:?}: {e}")))?;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim_start();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            push_env(&mut out, line)
-                .map_err(|e| Exit::new(exit::BURROW, format!("{}:{}: {e}", f.display(), n + 1)))?;
-        }
+        out.extend(read_kv_file(f, true)?);
     }
     for e in flags {
         push_env(&mut out, e).map_err(|m| Exit::new(exit::BURROW, m))?;
+    }
+    Ok(out)
+}
+
+/// `--label-file`s then `--label`s (Docker's order: later wins); `KEY`
+/// alone is a label with an empty value.
+pub fn collect_labels(
+    flags: &[String],
+    files: &[PathBuf],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut items = Vec::new();
+    for f in files {
+        items.extend(read_kv_file(f, false)?);
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for item in items.iter().chain(flags) {
+        let (k, v) = item.split_once('=').unwrap_or((item, ""));
+        if k.is_empty() {
+            return Err(Exit::new(exit::BURROW, format!("invalid label {item:?}: no key")).into());
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+/// A file of `KEY=VALUE` lines read by Docker's rules (`--env-file`,
+/// `--label-file`): a UTF-8 BOM and leading whitespace go, blank lines and
+/// `#` comments are skipped, the value is taken literally (no quote
+/// removal, trailing spaces kept), and a key with whitespace is an error
+/// naming the file and line. `KEY` alone takes the host's value when
+/// `lookup` (dropped if the host has none), else stays as it is.
+fn read_kv_file(f: &Path, lookup: bool) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(f)
+        .map_err(|e| Exit::new(exit::BURROW, format!("reading {}: {e}", f.display())))?;
+    let mut out = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let raw = if n == 0 {
+            raw.trim_start_matches('\u{feff}')
+        } else {
+            raw
+        };
+        let line = raw.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = || format!("{}:{}", f.display(), n + 1);
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (line, None),
+        };
+        if key.is_empty() {
+            return Err(Exit::new(
+                exit::BURROW,
+                format!("{}: no variable name on line {line:?}", at()),
+            )
+            .into());
+        }
+        if key.contains([' ', '\t']) {
+            return Err(Exit::new(
+                exit::BURROW,
+                format!(
+                    "{}: poorly formatted environment: variable {key:?} contains whitespaces",
+                    at()
+                ),
+            )
+            .into());
+        }
+        match value {
+            Some(v) => out.push(format!("{key}={v}")),
+            None if !lookup => out.push(key.to_string()),
+            None => {
+                if let Ok(v) = std::env::var(key) {
+                    out.push(format!("{key}={v}"));
+                }
+            }
+        }
     }
     Ok(out)
 }
@@ -364,5 +451,46 @@ mod tests {
         assert!(collect_env(&["BURROW_SURELY_UNSET_VAR".into()], &[])
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn env_file_docker_rules() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("env");
+        // Values are literal: quotes stay, trailing spaces stay; a BOM and
+        // leading blanks go; PATH alone takes the host's value.
+        std::fs::write(
+            &f,
+            "\u{feff}A=1\n  B=\"quoted\"\nC='single' \n\t# indented comment\nPATH\nBURROW_SURELY_UNSET_VAR\nD=\n",
+        )
+        .unwrap();
+        let env = collect_env(&[], std::slice::from_ref(&f)).unwrap();
+        let path = format!("PATH={}", std::env::var("PATH").unwrap());
+        assert_eq!(
+            env,
+            ["A=1", "B=\"quoted\"", "C='single' ", path.as_str(), "D="]
+        );
+        std::fs::write(&f, "OK=1\nBAD KEY=2\n").unwrap();
+        let e = collect_env(&[], std::slice::from_ref(&f))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("{}:2", f.display())), "{e}");
+        assert!(e.contains("contains whitespaces"), "{e}");
+        std::fs::write(&f, "=x\n").unwrap();
+        assert!(collect_env(&[], &[f]).is_err());
+    }
+
+    #[test]
+    fn labels_from_files_then_flags() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("labels");
+        std::fs::write(&f, "# team\nowner=ops\ntier=web\nflag\n").unwrap();
+        let l = collect_labels(&["tier=db".into(), "x".into()], &[f]).unwrap();
+        let got: Vec<(&str, &str)> = l.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [("flag", ""), ("owner", "ops"), ("tier", "db"), ("x", "")]
+        );
+        assert!(collect_labels(&["=v".into()], &[]).is_err());
     }
 }

@@ -1,6 +1,7 @@
-//! `burrow system df` (what the store's images and containers take, and
-//! what pruning would give back) and `burrow system prune` (container prune,
-//! then image prune, with their code).
+//! `burrow system df` (what the store's images, containers and volumes
+//! take, and what pruning would give back) and `burrow system prune`
+//! (container prune, volume prune with `--volumes`, then image prune, with
+//! their code).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use serde_json::json;
 
 use super::format::Format;
 use super::{prune, table, Ctx};
-use crate::container;
+use crate::container::{self, volumes};
 use crate::image::{catalog, changes};
 use crate::store::hex_of;
 use crate::util::human;
@@ -30,7 +31,7 @@ pub struct DfArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Removes stopped containers, then dangling images (with -a, every image no container uses), then the layers and blobs nothing needs.\n\nExamples:\n  burrow system prune\n  burrow system prune -a -f"
+    after_help = "Removes stopped containers, then with --volumes the volumes no container uses (anonymous ones; with -a, named ones too), then dangling images (with -a, every image no container uses), then the layers and blobs nothing needs.\n\nExamples:\n  burrow system prune\n  burrow system prune -a -f\n  burrow system prune --volumes -f"
 )]
 pub struct SystemPruneArgs {
     /// Remove every image no container uses, not only dangling ones
@@ -39,6 +40,9 @@ pub struct SystemPruneArgs {
     /// Do not ask for confirmation (burrow never asks; accepted for Docker habits)
     #[arg(short, long)]
     pub force: bool,
+    /// Also remove volumes no container uses (anonymous ones; with -a, all)
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 /// Column titles of `--format 'table ...'`, Docker's.
@@ -98,6 +102,23 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
         .filter(|(_, up)| !**up)
         .map(|(s, _)| s)
         .sum();
+    // Volumes any container (running or not) mounts are active, as in Docker.
+    let vols = volumes::list(&ctx.store)?;
+    let vol_sizes: Vec<u64> = vols
+        .iter()
+        .map(|v| volumes::size(&ctx.store, &v.name))
+        .collect();
+    let vol_links: Vec<usize> = vols
+        .iter()
+        .map(|v| volumes::users(&containers, &v.name).len())
+        .collect();
+    let vols_size: u64 = vol_sizes.iter().sum();
+    let vols_reclaimable: u64 = vol_sizes
+        .iter()
+        .zip(&vol_links)
+        .filter(|(_, l)| **l == 0)
+        .map(|(s, _)| s)
+        .sum();
     let items = vec![
         json!({"Type": "Images", "TotalCount": images.len().to_string(),
             "Active": active_count.to_string(), "Size": human::size(images_size),
@@ -106,8 +127,11 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
             "Active": running.iter().filter(|r| **r).count().to_string(),
             "Size": human::size(containers_size),
             "Reclaimable": share(containers_reclaimable, containers_size)}),
-        // Named volumes and a build cache do not exist in burrow yet.
-        json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Local Volumes", "TotalCount": vols.len().to_string(),
+            "Active": vol_links.iter().filter(|l| **l > 0).count().to_string(),
+            "Size": human::size(vols_size),
+            "Reclaimable": share(vols_reclaimable, vols_size)}),
+        // A build cache does not exist in burrow.
         json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
     ];
     if !format.is_default() {
@@ -187,7 +211,7 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
                 c.id[..12].to_string(),
                 c.config.image.clone(),
                 format!("\"{}\"", c.config.argv().join(" ")),
-                "0".into(),
+                volumes::names_of(c).count().to_string(),
                 human::size(*size),
                 human::ago(&c.created),
                 c.status_text(&ctx.store),
@@ -209,7 +233,12 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
         &rows,
     );
     println!("\nLocal Volumes space usage:\n");
-    table::print(&["VOLUME NAME", "LINKS", "SIZE"], &[]);
+    let rows: Vec<Vec<String>> = vols
+        .iter()
+        .zip(vol_links.iter().zip(&vol_sizes))
+        .map(|(v, (l, s))| vec![v.name.clone(), l.to_string(), human::size(*s)])
+        .collect();
+    table::print(&["VOLUME NAME", "LINKS", "SIZE"], &rows);
     println!("\nBuild cache usage: 0B");
     Ok(0)
 }
@@ -224,11 +253,23 @@ pub fn run_prune(root: Option<PathBuf>, a: SystemPruneArgs) -> anyhow::Result<i3
         }
         println!();
     }
+    let (vols, vols_freed) = if a.volumes {
+        super::volume::prune_volumes(&ctx, a.all)?
+    } else {
+        (Vec::new(), 0)
+    };
+    if !vols.is_empty() {
+        println!("Deleted Volumes:");
+        for v in &vols {
+            println!("{v}");
+        }
+        println!();
+    }
     let pruned = prune::prune_images(&ctx, a.all)?;
     prune::print_images(&pruned);
     println!(
         "Total reclaimed space: {}",
-        human::size(containers_freed + pruned.reclaimed)
+        human::size(containers_freed + vols_freed + pruned.reclaimed)
     );
     Ok(0)
 }

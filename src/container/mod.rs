@@ -12,7 +12,10 @@ pub mod mounts;
 mod names;
 mod record;
 mod supervise;
+pub mod top;
+pub mod volumes;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
@@ -52,6 +55,8 @@ pub enum ContainerError {
     Remove { path: PathBuf, detail: String },
     #[error(transparent)]
     Start(#[from] StartError),
+    #[error(transparent)]
+    Volume(#[from] volumes::VolumeError),
     #[error("{0}")]
     Other(String),
 }
@@ -99,10 +104,14 @@ pub struct CreateOptions {
     pub security_opt: Vec<String>,
     /// Resource limits (issue 4), validated by the CLI.
     pub resources: cgroup::Resources,
+    /// `--label` and `--label-file`, merged over the image's labels.
+    pub labels: BTreeMap<String, String>,
 }
 
-/// Create a container record and its directory; nothing runs yet.
-pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerRecord> {
+/// Create a container record and its directory; nothing runs yet. Its
+/// volumes are made (named ones that do not exist, an anonymous one for each
+/// image `VOLUME` no mount covers) and empty ones seeded from the image.
+pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Result<ContainerRecord> {
     let image_cfg = store.image_config(&opts.image_id)?;
     let rc = image_cfg
         .config()
@@ -112,6 +121,34 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerRecord> {
     let mut config = merge_config(&rc, opts)?;
     if let Some(n) = &opts.name {
         names::validate(n)?;
+    }
+    let mut mounts = opts.mounts.clone();
+    for path in &rc.volumes {
+        let covered = mounts
+            .iter()
+            .any(|m| m.destination.trim_end_matches('/') == path.trim_end_matches('/'));
+        // Paths from a pulled config are untrusted; the mount itself resolves
+        // inside the root, and these two are never sensible targets.
+        let sane = path.starts_with('/') && path != "/" && !path.split('/').any(|c| c == "..");
+        if !covered && sane {
+            mounts.push(mounts::anonymous_volume(path));
+        }
+    }
+    volumes::resolve(store, &mut mounts)?;
+    let layers: Vec<PathBuf> = image_cfg
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .rev()
+        .map(|d| store.layer_fs(d))
+        .collect();
+    let seen_as = if opts.keep_id {
+        mapping.keep_id()
+    } else {
+        mapping.clone()
+    };
+    for m in mounts.iter().filter(|m| m.kind == "volume") {
+        volumes::seed(store, &seen_as, &layers, &m.name, &m.destination)?;
     }
 
     let id = store::random_hex(32);
@@ -164,7 +201,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerRecord> {
         host_config: HostConfig {
             auto_remove: opts.auto_remove,
             timeout: opts.timeout,
-            mounts: opts.mounts.clone(),
+            mounts,
             readonly_rootfs: opts.readonly_rootfs,
             init: opts.init,
             cap_add: opts.cap_add.clone(),
@@ -218,7 +255,11 @@ fn merge_config(rc: &ImageRuntimeConfig, opts: &CreateOptions) -> Result<Contain
             .workdir
             .clone()
             .unwrap_or_else(|| rc.working_dir.clone()),
-        labels: rc.labels.clone(),
+        labels: {
+            let mut l = rc.labels.clone();
+            l.extend(opts.labels.clone());
+            l
+        },
         exposed_ports: rc.exposed_ports.clone(),
         stop_signal: rc.stop_signal.clone(),
         image: opts.image.clone(),
@@ -465,6 +506,16 @@ pub fn remove(
         let _ = crate::linux::cgroup::remove(dir, std::time::Duration::from_secs(5));
     }
     remove_files(store, rec, mapping)
+}
+
+/// The anonymous volumes of a removed container (`rm -v`, `--rm`).
+pub fn remove_anonymous_volumes(
+    store: &Store,
+    mapping: &IdMapping,
+    rec: &ContainerRecord,
+) -> Result<()> {
+    let all = list(store)?;
+    Ok(volumes::remove_anonymous(store, mapping, rec, &all)?)
 }
 
 /// Delete the container's directory, name and pid file. Files the container

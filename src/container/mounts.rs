@@ -1,6 +1,6 @@
-//! Mounts a user adds to a container: `-v HOST:CTR[:ro]`, `--mount
-//! type=bind|tmpfs,...` and `--tmpfs CTR[:opts]`, parsed and validated the
-//! way Docker does, before anything is created.
+//! Mounts a user adds to a container: `-v HOST:CTR[:ro]`, `-v NAME:CTR`,
+//! `--mount type=bind|volume|tmpfs,...` and `--tmpfs CTR[:opts]`, parsed and
+//! validated the way Docker does, before anything is created.
 
 use std::path::{Path, PathBuf};
 
@@ -11,10 +11,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MountSpec {
-    /// "bind" or "tmpfs".
+    /// "bind", "volume" or "tmpfs".
     #[serde(rename = "Type")]
     pub kind: String,
-    /// Absolute host path (bind); empty for tmpfs.
+    /// A volume's name; empty for an anonymous volume until it is created,
+    /// and for binds and tmpfs.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Absolute host path (bind; a volume's `_data` once resolved); empty
+    /// for tmpfs.
     pub source: String,
     /// Absolute path inside the container.
     pub destination: String,
@@ -23,6 +28,9 @@ pub struct MountSpec {
     /// tmpfs options (`size=64m,mode=1777`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub options: String,
+    /// A volume's driver (always "local").
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub driver: String,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -41,23 +49,34 @@ fn err(flag: &'static str, input: &str, reason: impl Into<String>) -> MountError
     }
 }
 
-/// `-v HOST:CTR[:ro|rw]`. `cwd` makes `./x` sources absolute (Docker
-/// requires absolute paths; relative ones starting with `.` are accepted by
-/// the CLI and resolved); a bare name would be a named volume, which burrow
-/// does not have.
+/// `-v HOST:CTR[:ro|rw]`, `-v NAME:CTR[:ro|rw]` or `-v CTR` (an anonymous
+/// volume). `cwd` makes `./x` sources absolute (Docker requires absolute
+/// paths; relative ones starting with `.` are accepted by the CLI and
+/// resolved); a source with neither `/` nor a leading `.` is a volume name,
+/// as in Docker.
 pub fn parse_volume(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
     let flag = "-v";
     let parts: Vec<&str> = s.split(':').collect();
     let (src, dst, mode) = match parts.as_slice() {
+        [dst] => return volume(flag, s, "", dst, true),
         [src, dst] => (*src, *dst, ""),
         [src, dst, mode] => (*src, *dst, *mode),
-        _ => return Err(err(flag, s, "use HOST:CONTAINER[:ro]")),
+        _ => {
+            return Err(err(
+                flag,
+                s,
+                "use HOST:CONTAINER[:ro] or NAME:CONTAINER[:ro]",
+            ))
+        }
     };
     let rw = match mode {
         "" | "rw" => true,
         "ro" => false,
         m => return Err(err(flag, s, format!("unknown mode {m:?} (ro or rw)"))),
     };
+    if !src.is_empty() && !src.contains('/') && !src.starts_with('.') {
+        return volume(flag, s, src, dst, rw);
+    }
     let source = host_path(flag, s, src, cwd)?;
     // Docker creates a missing host directory for -v.
     if !source.exists() {
@@ -76,14 +95,54 @@ fn bind(
 ) -> Result<MountSpec, MountError> {
     Ok(MountSpec {
         kind: "bind".into(),
+        name: String::new(),
         source: source.to_string_lossy().into_owned(),
         destination: container_path(flag, input, dst)?,
         rw,
         options: String::new(),
+        driver: String::new(),
     })
 }
 
-/// `--mount type=bind,source=/a,target=/b[,readonly]` or
+/// A volume mount: `name` empty for an anonymous volume. The source is
+/// filled in when the volume is resolved at create time.
+fn volume(
+    flag: &'static str,
+    input: &str,
+    name: &str,
+    dst: &str,
+    rw: bool,
+) -> Result<MountSpec, MountError> {
+    if !name.is_empty() {
+        super::volumes::validate_name(name).map_err(|e| err(flag, input, e.to_string()))?;
+    }
+    Ok(MountSpec {
+        kind: "volume".into(),
+        name: name.to_string(),
+        source: String::new(),
+        destination: container_path(flag, input, dst)?,
+        rw,
+        options: String::new(),
+        driver: String::new(),
+    })
+}
+
+/// An anonymous volume at `path`, for an image's `VOLUME` (already checked
+/// when the image was made, so not validated again).
+pub fn anonymous_volume(path: &str) -> MountSpec {
+    MountSpec {
+        kind: "volume".into(),
+        name: String::new(),
+        source: String::new(),
+        destination: path.to_string(),
+        rw: true,
+        options: String::new(),
+        driver: String::new(),
+    }
+}
+
+/// `--mount type=bind,source=/a,target=/b[,readonly]`,
+/// `--mount [type=volume,]source=NAME,target=/b[,readonly]` or
 /// `--mount type=tmpfs,target=/t[,tmpfs-size=64m][,tmpfs-mode=1777]`.
 pub fn parse_mount(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
     let flag = "--mount";
@@ -99,7 +158,7 @@ pub fn parse_mount(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
             "readonly" | "ro" => rw = matches!(v, "false" | "0"),
             "tmpfs-size" => opts.push(format!("size={v}")),
             "tmpfs-mode" => opts.push(format!("mode={v}")),
-            "bind-propagation" | "consistency" => {}
+            "bind-propagation" | "consistency" | "volume-driver" => {}
             other => return Err(err(flag, s, format!("unknown field {other:?}"))),
         }
     }
@@ -124,10 +183,11 @@ pub fn parse_mount(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
             }
             Ok(tmpfs(flag, s, dst, &opts.join(","))?)
         }
+        "volume" => volume(flag, s, src.unwrap_or(""), dst, rw),
         other => Err(err(
             flag,
             s,
-            format!("type={other} is not supported (bind or tmpfs; burrow has no named volumes)"),
+            format!("type={other} is not supported (bind, volume or tmpfs)"),
         )),
     }
 }
@@ -158,10 +218,12 @@ fn tmpfs(flag: &'static str, input: &str, dst: &str, opts: &str) -> Result<Mount
     }
     Ok(MountSpec {
         kind: "tmpfs".into(),
+        name: String::new(),
         source: String::new(),
         destination: container_path(flag, input, dst)?,
         rw: !opts.split(',').any(|o| o == "ro"),
         options: opts.to_string(),
+        driver: String::new(),
     })
 }
 
@@ -183,7 +245,7 @@ fn host_path(
         Err(err(
             flag,
             input,
-            "named volumes are not supported: use an absolute host path (or ./relative)",
+            "a bind source must be an absolute host path (or ./relative)",
         ))
     }
 }
@@ -219,9 +281,18 @@ mod tests {
             d.path().join("sub").is_dir(),
             "-v creates a missing host dir"
         );
-        for bad in ["named:/x", "/a", "/a:rel", "/a:/b:zz", "/a:/../x", "/a:/"] {
+        for bad in [
+            "rel", "/a:rel", "/a:/b:zz", "/a:/../x", "/a:/", "-x:/y", "a:/y",
+        ] {
             assert!(parse_volume(bad, d.path()).is_err(), "{bad}");
         }
+        let n = parse_volume("cache:/var/cache:ro", d.path()).unwrap();
+        assert_eq!(
+            (n.kind.as_str(), n.name.as_str(), n.source.as_str(), n.rw),
+            ("volume", "cache", "", false)
+        );
+        let anon = parse_volume("/data", d.path()).unwrap();
+        assert_eq!((anon.kind.as_str(), anon.name.as_str()), ("volume", ""));
     }
 
     #[test]
@@ -239,7 +310,16 @@ mod tests {
         assert!(parse_mount("type=bind,source=/no/such/dir,target=/x", Path::new("/")).is_err());
         let t = parse_mount("type=tmpfs,target=/cache,tmpfs-size=64m", Path::new("/")).unwrap();
         assert_eq!((t.kind.as_str(), t.options.as_str()), ("tmpfs", "size=64m"));
-        assert!(parse_mount("type=volume,source=x,target=/x", Path::new("/")).is_err());
+        let v = parse_mount("type=volume,source=xy,target=/x,readonly", Path::new("/")).unwrap();
+        assert_eq!(
+            (v.kind.as_str(), v.name.as_str(), v.rw),
+            ("volume", "xy", false)
+        );
+        // Docker's default type is volume; no source is an anonymous one.
+        let v = parse_mount("target=/x", Path::new("/")).unwrap();
+        assert_eq!((v.kind.as_str(), v.name.as_str()), ("volume", ""));
+        assert!(parse_mount("type=volume,source=/abs,target=/x", Path::new("/")).is_err());
+        assert!(parse_mount("type=nfs,target=/x", Path::new("/")).is_err());
         assert!(parse_mount("type=tmpfs", Path::new("/")).is_err());
         let t = parse_tmpfs("/run:size=10m,mode=755").unwrap();
         assert_eq!(t.destination, "/run");

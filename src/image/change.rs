@@ -1,5 +1,5 @@
 //! `--change` instructions in Dockerfile syntax (CMD, ENTRYPOINT, ENV, WORKDIR,
-//! USER, LABEL, EXPOSE, STOPSIGNAL), applied to an image's runtime config.
+//! USER, LABEL, EXPOSE, STOPSIGNAL, VOLUME), applied to an image's runtime config.
 
 use super::config::ImageRuntimeConfig;
 
@@ -49,13 +49,26 @@ pub fn apply_change(cfg: &mut ImageRuntimeConfig, input: &str) -> Result<(), Cha
                 cfg.exposed_ports.insert(normalize_port(p).map_err(|r| err(&r))?);
             }
         }
+        "VOLUME" => {
+            // JSON form `["/a", "/b"]` or space-separated paths.
+            let paths = match serde_json::from_str::<Vec<String>>(args) {
+                Ok(v) if args.starts_with('[') => v,
+                _ => args.split_whitespace().map(str::to_string).collect(),
+            };
+            for p in paths {
+                if !p.starts_with('/') {
+                    return Err(err("VOLUME paths must be absolute"));
+                }
+                cfg.volumes.insert(p);
+            }
+        }
         "STOPSIGNAL" => {
             crate::util::signal::parse_signal(args).map_err(|e| err(&e))?;
             cfg.stop_signal = Some(args.to_string());
         }
         other => {
             return Err(err(&format!(
-                "unsupported instruction {other} (supported: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL)"
+                "unsupported instruction {other} (supported: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL, VOLUME)"
             )))
         }
     }
@@ -178,7 +191,13 @@ mod tests {
             "WORKDIR /srv",
             "user 1000:1000",
             "STOPSIGNAL SIGINT",
+            r#"VOLUME ["/data", "/logs"]"#,
+            "VOLUME /cache",
         ]);
+        assert_eq!(
+            c.volumes.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["/cache", "/data", "/logs"]
+        );
         assert_eq!(c.env, ["A=3", "B=two words", "LEGACY=some value"]);
         assert_eq!(c.labels["org.x"], "y");
         assert!(c.exposed_ports.contains("80/tcp") && c.exposed_ports.contains("53/udp"));
@@ -199,6 +218,7 @@ mod tests {
             "STOPSIGNAL SIGNOPE",
             "ENV A=\"unterminated",
             "ENV =x",
+            "VOLUME relative",
         ] {
             assert!(apply_change(&mut c, bad).is_err(), "{bad:?} should fail");
         }

@@ -27,9 +27,12 @@ pub struct ImageRuntimeConfig {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// `VOLUME` paths: each gets an anonymous volume unless a mount covers it.
+    #[serde(default, with = "port_set", skip_serializing_if = "BTreeSet::is_empty")]
+    pub volumes: BTreeSet<String>,
 }
 
-/// Docker writes ExposedPorts as `{"80/tcp": {}}`: a Go set.
+/// Docker writes ExposedPorts and Volumes as `{"80/tcp": {}}`: a Go set.
 mod port_set {
     use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,6 +64,12 @@ impl ImageRuntimeConfig {
             working_dir: c.working_dir().clone().unwrap_or_default(),
             labels: c.labels().clone().unwrap_or_default().into_iter().collect(),
             stop_signal: c.stop_signal().clone(),
+            volumes: c
+                .volumes()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -82,6 +91,7 @@ impl ImageRuntimeConfig {
                 .collect()
         }));
         c.set_stop_signal(self.stop_signal.clone());
+        c.set_volumes((!self.volumes.is_empty()).then(|| self.volumes.iter().cloned().collect()));
         c
     }
 
@@ -157,10 +167,12 @@ mod tests {
         };
         rc.exposed_ports.insert("80/tcp".into());
         rc.labels.insert("a".into(), "b".into());
+        rc.volumes.insert("/data".into());
         rc.set_env("X=1");
         assert_eq!(ImageRuntimeConfig::from_oci(&rc.to_oci()), rc);
         let json = serde_json::to_value(&rc).unwrap();
         assert_eq!(json["ExposedPorts"], serde_json::json!({"80/tcp": {}}));
         assert_eq!(json["Cmd"], serde_json::json!(["sh"]));
+        assert_eq!(json["Volumes"], serde_json::json!({"/data": {}}));
     }
 }
