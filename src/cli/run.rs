@@ -63,7 +63,8 @@ pub struct RunArgs {
     /// Drop a capability from the default set (or ALL)
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
-    /// Security options: seccomp=unconfined turns the seccomp filter off
+    /// Security options: seccomp=unconfined|PROFILE.json, no-new-privileges,
+    /// mask=PATH[:PATH...], unmask=ALL|PATH[:PATH...]
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
     /// Run an init as PID 1 that forwards signals and reaps zombies
@@ -127,14 +128,10 @@ pub fn create_container(
     }
     crate::sandbox::caps::resolve(&a.cap_add, &a.cap_drop)
         .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    if let Some(o) = a.security_opt.iter().find(|o| *o != "seccomp=unconfined") {
-        return Err(Exit::new(
-            exit::BURROW,
-            format!("unsupported --security-opt {o:?} (burrow knows seccomp=unconfined)"),
-        )
-        .into());
-    }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let security_opt = container::security::normalize(&a.security_opt, &cwd)
+        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    check_seccomp(&security_opt, &a.cap_add, &a.cap_drop)?;
     let bad = |e: container::mounts::MountError| Exit::new(exit::BURROW, e.to_string());
     let mut mounts = Vec::new();
     for v in &a.volumes {
@@ -198,7 +195,7 @@ pub fn create_container(
         init: a.init,
         cap_add: a.cap_add,
         cap_drop: a.cap_drop,
-        security_opt: a.security_opt,
+        security_opt,
         resources,
         labels,
     };
@@ -301,6 +298,25 @@ fn find_or_fetch(
         to_stderr: true,
     };
     Ok(super::pull::pull_image(ctx, reference, &opts)?.id)
+}
+
+/// The container's seccomp filter must build on this host (an
+/// architecture burrow has no table for is refused here, before anything
+/// forks, rather than run unfiltered).
+fn check_seccomp(security_opt: &[String], add: &[String], drop: &[String]) -> anyhow::Result<()> {
+    let opts = container::security::parse(security_opt)
+        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    let profile = match opts.seccomp {
+        container::security::SeccompChoice::Unconfined => return Ok(()),
+        container::security::SeccompChoice::Default => crate::sandbox::seccomp_default::profile(),
+        container::security::SeccompChoice::Profile(p) => *p,
+    };
+    let caps = crate::sandbox::caps::resolve(add, drop)
+        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    crate::sandbox::seccomp::Host::this(caps)
+        .and_then(|h| profile.compile(&h))
+        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    Ok(())
 }
 
 /// Env from `--env-file`s then `-e`, in order; `KEY` alone takes the host's

@@ -57,6 +57,7 @@ pub fn exec(store: &Store, rec: &ContainerRecord, opts: ExecOptions) -> Result<E
             stdin: opts.interactive || opts.tty,
             stdio,
             init: false,
+            no_new_privs: rec.no_new_privs(),
         },
         cgroup: rec.cgroup.clone().filter(|d| d.exists()),
     };

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod mounts;
 mod names;
 mod record;
+pub mod security;
 mod supervise;
 pub mod top;
 pub mod volumes;
@@ -279,13 +280,45 @@ fn host_resolv_conf() -> Vec<u8> {
 }
 
 impl ContainerRecord {
-    /// Whether the seccomp filter applies (not `--security-opt seccomp=unconfined`).
-    pub fn seccomp(&self) -> bool {
-        !self
-            .host_config
-            .security_opt
-            .iter()
-            .any(|o| o == "seccomp=unconfined")
+    /// `--security-opt`, as stored (checked at create time; an option that
+    /// no longer parses is an error when the container starts, never
+    /// a reason to run it with less confinement).
+    pub fn security(&self) -> std::result::Result<security::SecurityOpts, security::SecurityError> {
+        security::parse(&self.host_config.security_opt)
+    }
+
+    /// The seccomp filter its processes install, compiled for this host
+    /// and its bounding set before anything forks.
+    pub fn seccomp(&self) -> sandbox::seccomp::Seccomp {
+        use sandbox::seccomp::Seccomp;
+        match self.security().map(|s| s.seccomp) {
+            Ok(security::SeccompChoice::Unconfined) => Seccomp::Unconfined,
+            Ok(security::SeccompChoice::Default) => {
+                Seccomp::build(Some(&sandbox::seccomp_default::profile()), self.caps())
+            }
+            Ok(security::SeccompChoice::Profile(p)) => Seccomp::build(Some(&p), self.caps()),
+            Err(e) => Seccomp::Unusable(e.to_string()),
+        }
+    }
+
+    /// `--security-opt no-new-privileges`.
+    pub fn no_new_privs(&self) -> bool {
+        self.security().is_ok_and(|s| s.no_new_privs)
+    }
+
+    /// `--security-opt mask=` and `unmask=`.
+    pub fn path_rules(&self) -> sandbox::PathRules {
+        let s = self.security().unwrap_or_default();
+        let (unmask_all, unmask) = match s.unmask {
+            security::Unmask::None => (false, Vec::new()),
+            security::Unmask::All => (true, Vec::new()),
+            security::Unmask::Paths(p) => (false, p),
+        };
+        sandbox::PathRules {
+            mask: s.mask,
+            unmask_all,
+            unmask,
+        }
     }
 
     /// The capability mask its processes keep (names were validated at
@@ -395,6 +428,7 @@ pub fn build_spec(
             stdin: rec.config.open_stdin,
             stdio,
             init: rec.host_config.init,
+            no_new_privs: rec.no_new_privs(),
         },
         // Record and name go before the exit is reported, so a finished
         // --rm container is never listed; the directory goes after.
@@ -408,6 +442,7 @@ pub fn build_spec(
         },
         remove_dir_after: rec.host_config.auto_remove,
         cgroup: None,
+        paths: rec.path_rules(),
     }
 }
 

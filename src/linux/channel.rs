@@ -81,6 +81,8 @@ pub enum Step {
     Copy,
     /// The job a user-namespace helper was given.
     Helper,
+    NoNewPrivs,
+    MaskPath,
 }
 
 impl Step {
@@ -117,6 +119,8 @@ impl Step {
             Step::Monitor => "starting the monitor",
             Step::Copy => "copying",
             Step::Helper => "user namespace helper",
+            Step::NoNewPrivs => "setting no_new_privs",
+            Step::MaskPath => "masking",
         }
     }
 }

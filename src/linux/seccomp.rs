@@ -1,135 +1,374 @@
-//! A small seccomp filter in the spirit of Docker's default profile: no new
-//! user namespaces (unshare/clone with CLONE_NEWUSER), no kernel keyring
-//! (not namespaced), and clone3 answered with ENOSYS so libc falls back to
-//! clone, whose flags a filter can see. Everything else is allowed.
+//! burrow's own seccomp BPF emitter and installer: a [`Filter`] (per system
+//! call ABI, rules by syscall number with argument conditions, and an
+//! action for everything else) compiled to classic BPF, and the prctl(2)
+//! calls that install it and set no_new_privs. It knows numbers and
+//! actions only; which calls a container may make is `sandbox::seccomp`'s.
 
 use std::io;
 
 // Classic BPF opcodes (linux/filter.h, linux/bpf_common.h).
 const LD_W_ABS: u16 = 0x20;
+const JA: u16 = 0x05;
 const JEQ_K: u16 = 0x15;
+const JGT_K: u16 = 0x25;
 const JGE_K: u16 = 0x35;
-const JSET_K: u16 = 0x45;
+const AND_K: u16 = 0x54;
 const RET_K: u16 = 0x06;
 
-const RET_ALLOW: u32 = 0x7fff_0000;
-const RET_ERRNO: u32 = 0x0005_0000;
-
-// struct seccomp_data offsets.
+// struct seccomp_data offsets (seccomp(2)): nr, arch, ip, args[6].
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
-const OFF_ARG0: u32 = 16;
+const OFF_ARGS: u32 = 16;
 
-const CLONE_NEWUSER: u32 = 0x1000_0000;
+/// The kernel refuses longer programs (BPF_MAXINSNS, linux/bpf_common.h).
+const MAX_INSNS: usize = 4096;
 
-/// One system call ABI the filter knows: its audit arch and numbers.
-struct Abi {
-    arch: u32,
-    unshare: u32,
-    clone: u32,
-    clone3: u32,
-    keyring: [u32; 3],
-    /// x86_64's x32 ABI shares the arch value; its numbers have this bit.
-    x32_bit: Option<u32>,
+/// AUDIT_ARCH_* values (linux/audit.h): what `seccomp_data.arch` holds.
+pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+pub const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+pub const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
+/// x86_64's x32 ABI shares AUDIT_ARCH_X86_64; its numbers carry this bit.
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// What the filter answers (seccomp(2), "Filter return values").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    Allow,
+    /// Fail the call with this errno.
+    Errno(u16),
+    KillProcess,
+    KillThread,
+    Trap,
+    Log,
+    /// Ask a ptrace tracer; without one the call fails with ENOSYS.
+    Trace(u16),
 }
 
-#[cfg(target_arch = "x86_64")]
-const ABIS: &[Abi] = &[
-    Abi {
-        arch: 0xc000_003e, // AUDIT_ARCH_X86_64
-        unshare: 272,
-        clone: 56,
-        clone3: 435,
-        keyring: [248, 249, 250], // add_key, request_key, keyctl
-        x32_bit: Some(0x4000_0000),
-    },
-    Abi {
-        arch: 0x4000_0003, // AUDIT_ARCH_I386
-        unshare: 310,
-        clone: 120,
-        clone3: 435,
-        keyring: [286, 287, 288],
-        x32_bit: None,
-    },
-];
-
-#[cfg(target_arch = "aarch64")]
-const ABIS: &[Abi] = &[Abi {
-    arch: 0xc000_00b7, // AUDIT_ARCH_AARCH64
-    unshare: 97,
-    clone: 220,
-    clone3: 435,
-    keyring: [217, 218, 219],
-    x32_bit: None,
-}];
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-const ABIS: &[Abi] = &[];
-
-fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
+impl Action {
+    fn ret(self) -> u32 {
+        match self {
+            Action::KillProcess => 0x8000_0000,
+            Action::KillThread => 0,
+            Action::Trap => 0x0003_0000,
+            Action::Errno(e) => 0x0005_0000 | u32::from(e),
+            Action::Trace(d) => 0x7ff0_0000 | u32::from(d),
+            Action::Log => 0x7ffc_0000,
+            Action::Allow => 0x7fff_0000,
+        }
     }
 }
 
-fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
+/// A comparison of one 64-bit syscall argument, done in BPF as a pair of
+/// 32-bit words (classic BPF loads 32 bits at a time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cmp {
+    Eq(u64),
+    Ne(u64),
+    Lt(u64),
+    Le(u64),
+    Gt(u64),
+    Ge(u64),
+    /// `arg & mask == value`.
+    MaskedEq {
+        mask: u64,
+        value: u64,
+    },
 }
 
-/// The filter program. `allow_userns` keeps new user namespaces allowed
-/// (Docker allows them when CAP_SYS_ADMIN was granted).
-pub fn program(allow_userns: bool) -> Vec<libc::sock_filter> {
-    let errno = |e: i32| stmt(RET_K, RET_ERRNO | e as u32);
-    let mut prog = Vec::new();
-    for abi in ABIS {
-        let mut block = Vec::new();
-        // The ABI's own numbers only apply when the call uses that ABI.
-        if let Some(bit) = abi.x32_bit {
-            block.push(stmt(LD_W_ABS, OFF_NR));
-            block.push(jump(JGE_K, bit, 0, 1));
-            block.push(errno(libc::ENOSYS));
-        }
-        block.push(stmt(LD_W_ABS, OFF_NR));
-        block.push(jump(JEQ_K, abi.clone3, 0, 1));
-        block.push(errno(libc::ENOSYS));
-        for nr in abi.keyring {
-            block.push(jump(JEQ_K, nr, 0, 1));
-            block.push(errno(libc::EPERM));
-        }
-        if !allow_userns {
-            for nr in [abi.unshare, abi.clone] {
-                block.push(stmt(LD_W_ABS, OFF_NR));
-                block.push(jump(JEQ_K, nr, 0, 3));
-                block.push(stmt(LD_W_ABS, OFF_ARG0));
-                block.push(jump(JSET_K, CLONE_NEWUSER, 0, 1));
-                block.push(errno(libc::EPERM));
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArgCmp {
+    /// 0..=5
+    pub index: u8,
+    pub cmp: Cmp,
+}
+
+/// `action` for syscall `nr` when every condition holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Rule {
+    pub nr: u32,
+    pub args: Vec<ArgCmp>,
+    pub action: Action,
+}
+
+/// The rules for one ABI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbiFilter {
+    pub arch: u32,
+    /// x86_64: calls numbered with the x32 bit fail with ENOSYS (the x32
+    /// ABI's numbers are a table of their own that burrow does not carry).
+    pub refuse_x32: bool,
+    pub rules: Vec<Rule>,
+    pub default: Action,
+}
+
+/// A whole filter: the ABIs it knows, and the answer for any other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub abis: Vec<AbiFilter>,
+    pub other_arch: Action,
+}
+
+/// One classic BPF instruction (`struct sock_filter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Insn {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error("compiling the seccomp filter: {0} instructions, more than the kernel's {MAX_INSNS}")]
+    TooLong(usize),
+    #[error("compiling the seccomp filter: argument index {0} is not 0..5")]
+    BadArgIndex(u8),
+    #[error("compiling the seccomp filter: the rules for syscall {0} are too long for a BPF jump")]
+    JumpTooFar(u32),
+}
+
+/// Where a conditional jump goes.
+#[derive(Clone, Copy)]
+enum To {
+    Next,
+    Label(usize),
+}
+
+enum Op {
+    Stmt(u16, u32),
+    Jump(u16, u32, To, To),
+    /// Unconditional jump (32-bit offset): how the arch dispatch reaches an
+    /// ABI's block, which can be longer than a conditional jump's 255.
+    Ja(usize),
+    Label(usize),
+}
+
+#[derive(Default)]
+struct Asm {
+    ops: Vec<Op>,
+    labels: usize,
+}
+
+impl Asm {
+    fn label(&mut self) -> usize {
+        self.labels += 1;
+        self.labels - 1
+    }
+    fn stmt(&mut self, code: u16, k: u32) {
+        self.ops.push(Op::Stmt(code, k));
+    }
+    fn jump(&mut self, code: u16, k: u32, jt: To, jf: To) {
+        self.ops.push(Op::Jump(code, k, jt, jf));
+    }
+    fn ret(&mut self, a: Action) {
+        self.stmt(RET_K, a.ret());
+    }
+    fn place(&mut self, l: usize) {
+        self.ops.push(Op::Label(l));
+    }
+
+    fn finish(self, nr_of: impl Fn(usize) -> u32) -> Result<Vec<Insn>, CompileError> {
+        let mut at = vec![0usize; self.labels];
+        let mut n = 0;
+        for op in &self.ops {
+            match op {
+                Op::Label(l) => at[*l] = n,
+                _ => n += 1,
             }
         }
-        block.push(stmt(RET_K, RET_ALLOW));
-        // Enter the block only for this ABI: skip it otherwise.
-        prog.push(stmt(LD_W_ABS, OFF_ARCH));
-        let skip = u8::try_from(block.len()).expect("seccomp block fits a jump");
-        prog.push(jump(JEQ_K, abi.arch, 0, skip));
-        prog.extend(block);
+        if n > MAX_INSNS {
+            return Err(CompileError::TooLong(n));
+        }
+        let mut out = Vec::with_capacity(n);
+        for (i, op) in self.ops.iter().enumerate() {
+            let here = out.len();
+            let off = |t: To| -> Result<u8, CompileError> {
+                match t {
+                    To::Next => Ok(0),
+                    To::Label(l) => u8::try_from(at[l] - here - 1)
+                        .map_err(|_| CompileError::JumpTooFar(nr_of(i))),
+                }
+            };
+            match *op {
+                Op::Label(_) => {}
+                Op::Stmt(code, k) => out.push(Insn {
+                    code,
+                    jt: 0,
+                    jf: 0,
+                    k,
+                }),
+                Op::Jump(code, k, jt, jf) => out.push(Insn {
+                    code,
+                    jt: off(jt)?,
+                    jf: off(jf)?,
+                    k,
+                }),
+                Op::Ja(l) => out.push(Insn {
+                    code: JA,
+                    jt: 0,
+                    jf: 0,
+                    k: (at[l] - here - 1) as u32,
+                }),
+            }
+        }
+        Ok(out)
     }
-    prog.push(stmt(RET_K, RET_ALLOW));
-    prog
 }
 
-/// Install the filter on the calling thread (inherited by children and
-/// kept across exec). Call while holding CAP_SYS_ADMIN in the current user
-/// namespace, which spares us no_new_privs (so setuid programs inside the
-/// container keep working).
-pub fn install(allow_userns: bool) -> io::Result<()> {
-    let prog = program(allow_userns);
+/// Compile `f`. Per syscall, conditional rules are tried in order, then an
+/// unconditional one (the rule without conditions is the fallback, as a
+/// more specific rule goes first), then the ABI's default.
+pub fn compile(f: &Filter) -> Result<Vec<Insn>, CompileError> {
+    let mut asm = Asm::default();
+    let blocks: Vec<usize> = f.abis.iter().map(|_| asm.label()).collect();
+    asm.stmt(LD_W_ABS, OFF_ARCH);
+    for (abi, block) in f.abis.iter().zip(&blocks) {
+        let skip = asm.label();
+        asm.jump(JEQ_K, abi.arch, To::Next, To::Label(skip));
+        asm.ops.push(Op::Ja(*block));
+        asm.place(skip);
+    }
+    asm.ret(f.other_arch);
+    let mut nrs_at = Vec::new();
+    for (abi, block) in f.abis.iter().zip(blocks) {
+        asm.place(block);
+        asm.stmt(LD_W_ABS, OFF_NR);
+        if abi.refuse_x32 {
+            let native = asm.label();
+            asm.jump(JGE_K, X32_SYSCALL_BIT, To::Next, To::Label(native));
+            asm.ret(Action::Errno(libc::ENOSYS as u16));
+            asm.place(native);
+        }
+        // Group by number, keeping the first appearance's order.
+        let mut order: Vec<u32> = Vec::new();
+        for r in &abi.rules {
+            if !order.contains(&r.nr) {
+                order.push(r.nr);
+            }
+        }
+        for nr in order {
+            let rules: Vec<&Rule> = abi.rules.iter().filter(|r| r.nr == nr).collect();
+            let plain = rules.iter().find(|r| r.args.is_empty()).map(|r| r.action);
+            let conditional: Vec<&&Rule> = rules.iter().filter(|r| !r.args.is_empty()).collect();
+            let after = asm.label();
+            nrs_at.push((asm.ops.len(), nr));
+            asm.jump(JEQ_K, nr, To::Next, To::Label(after));
+            for r in conditional {
+                let next = asm.label();
+                for c in &r.args {
+                    emit_cmp(&mut asm, c, next)?;
+                }
+                asm.ret(r.action);
+                asm.place(next);
+            }
+            asm.ret(plain.unwrap_or(abi.default));
+            // Every path inside the group returned: the accumulator still
+            // holds the syscall number here.
+            asm.place(after);
+        }
+        asm.ret(abi.default);
+    }
+    asm.finish(|op| {
+        nrs_at
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= op)
+            .map_or(0, |(_, nr)| *nr)
+    })
+}
+
+/// Fall through when `c` holds; jump to `fail` otherwise. Unsigned
+/// comparisons on (high, low) word pairs, as libseccomp does.
+fn emit_cmp(asm: &mut Asm, c: &ArgCmp, fail: usize) -> Result<(), CompileError> {
+    if c.index > 5 {
+        return Err(CompileError::BadArgIndex(c.index));
+    }
+    // Little-endian: the low word first (x86_64 and aarch64 both are).
+    let lo_off = OFF_ARGS + 8 * u32::from(c.index);
+    let hi_off = lo_off + 4;
+    let split = |v: u64| ((v >> 32) as u32, v as u32);
+    let f = To::Label(fail);
+    let ok = asm.label();
+    let o = To::Label(ok);
+    match c.cmp {
+        Cmp::Eq(v) => {
+            let (h, l) = split(v);
+            asm.stmt(LD_W_ABS, hi_off);
+            asm.jump(JEQ_K, h, To::Next, f);
+            asm.stmt(LD_W_ABS, lo_off);
+            asm.jump(JEQ_K, l, To::Next, f);
+        }
+        Cmp::Ne(v) => {
+            let (h, l) = split(v);
+            asm.stmt(LD_W_ABS, hi_off);
+            asm.jump(JEQ_K, h, To::Next, o);
+            asm.stmt(LD_W_ABS, lo_off);
+            asm.jump(JEQ_K, l, f, To::Next);
+        }
+        Cmp::Gt(v) | Cmp::Ge(v) => {
+            let (h, l) = split(v);
+            asm.stmt(LD_W_ABS, hi_off);
+            asm.jump(JGT_K, h, o, To::Next);
+            asm.jump(JEQ_K, h, To::Next, f);
+            asm.stmt(LD_W_ABS, lo_off);
+            let code = if matches!(c.cmp, Cmp::Gt(_)) {
+                JGT_K
+            } else {
+                JGE_K
+            };
+            asm.jump(code, l, To::Next, f);
+        }
+        Cmp::Lt(v) | Cmp::Le(v) => {
+            let (h, l) = split(v);
+            asm.stmt(LD_W_ABS, hi_off);
+            asm.jump(JGT_K, h, f, To::Next);
+            asm.jump(JEQ_K, h, To::Next, o);
+            asm.stmt(LD_W_ABS, lo_off);
+            // lo < l  is  !(lo >= l);  lo <= l  is  !(lo > l).
+            let code = if matches!(c.cmp, Cmp::Lt(_)) {
+                JGE_K
+            } else {
+                JGT_K
+            };
+            asm.jump(code, l, f, To::Next);
+        }
+        Cmp::MaskedEq { mask, value } => {
+            let (mh, ml) = split(mask);
+            let (vh, vl) = split(value);
+            asm.stmt(LD_W_ABS, hi_off);
+            asm.stmt(AND_K, mh);
+            asm.jump(JEQ_K, vh, To::Next, f);
+            asm.stmt(LD_W_ABS, lo_off);
+            asm.stmt(AND_K, ml);
+            asm.jump(JEQ_K, vl, To::Next, f);
+        }
+    }
+    asm.place(ok);
+    Ok(())
+}
+
+/// Install `prog` on the calling thread (inherited by children and kept
+/// across exec). seccomp(2) asks for CAP_SYS_ADMIN in the current user
+/// namespace or no_new_privs; burrow calls this while it still holds the
+/// former, so setuid programs inside keep working unless the user asked
+/// for no_new_privs.
+pub fn install(prog: &[Insn]) -> io::Result<()> {
+    let raw: Vec<libc::sock_filter> = prog
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+    let len = u16::try_from(raw.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
     let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut libc::sock_filter,
+        len,
+        filter: raw.as_ptr() as *mut libc::sock_filter,
     };
-    // SAFETY: `fprog` points at `prog`, which outlives the call; the kernel
+    // SAFETY: `fprog` points at `raw`, which outlives the call; the kernel
     // copies the program before returning.
     let r = unsafe {
         libc::prctl(
@@ -144,51 +383,193 @@ pub fn install(allow_userns: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// prctl(PR_SET_NO_NEW_PRIVS): execve(2) never grants privileges again
+/// (setuid bits and file capabilities are ignored) for this process and
+/// its children; it cannot be unset.
+pub fn set_no_new_privs() -> io::Result<()> {
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments only.
+    let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A simulator of the emitted program, for tests: what it returns for
+/// `data` (arch, nr, args).
+#[cfg(test)]
+pub fn run(prog: &[Insn], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    let word = |off: u32| -> u32 {
+        match off {
+            OFF_NR => nr,
+            OFF_ARCH => arch,
+            o if o >= OFF_ARGS => {
+                let i = ((o - OFF_ARGS) / 8) as usize;
+                if (o - OFF_ARGS) % 8 == 0 {
+                    args[i] as u32
+                } else {
+                    (args[i] >> 32) as u32
+                }
+            }
+            _ => 0,
+        }
+    };
+    let (mut pc, mut a) = (0usize, 0u32);
+    loop {
+        let i = prog[pc];
+        pc += 1;
+        match i.code {
+            LD_W_ABS => a = word(i.k),
+            AND_K => a &= i.k,
+            RET_K => return i.k,
+            JA => pc += i.k as usize,
+            JEQ_K | JGT_K | JGE_K => {
+                let t = match i.code {
+                    JEQ_K => a == i.k,
+                    JGT_K => a > i.k,
+                    _ => a >= i.k,
+                };
+                pc += usize::from(if t { i.jt } else { i.jf });
+            }
+            other => panic!("unexpected opcode {other:#x}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn program_shape() {
-        let p = program(false);
-        assert!(p.len() < 200, "fits jump offsets");
-        assert_eq!(p.last().unwrap().k, RET_ALLOW);
-        // Allowing user namespaces drops the clone/unshare checks.
-        assert!(program(true).len() < p.len() || ABIS.is_empty());
+    fn filter(rules: Vec<Rule>) -> Filter {
+        Filter {
+            abis: vec![AbiFilter {
+                arch: AUDIT_ARCH_X86_64,
+                refuse_x32: true,
+                rules,
+                default: Action::Errno(1),
+            }],
+            other_arch: Action::KillProcess,
+        }
+    }
+
+    fn rule(nr: u32, args: Vec<ArgCmp>, action: Action) -> Rule {
+        Rule { nr, args, action }
     }
 
     #[test]
-    fn the_filter_blocks_new_user_namespaces_in_a_child() {
-        if ABIS.is_empty() {
-            return;
+    fn dispatch_by_arch_x32_and_default() {
+        let p = compile(&filter(vec![rule(0, vec![], Action::Allow)])).unwrap();
+        let allow = Action::Allow.ret();
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 0, [0; 6]), allow);
+        assert_eq!(
+            run(&p, AUDIT_ARCH_X86_64, 1, [0; 6]),
+            Action::Errno(1).ret()
+        );
+        assert_eq!(
+            run(&p, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT, [0; 6]),
+            Action::Errno(38).ret()
+        );
+        assert_eq!(
+            run(&p, AUDIT_ARCH_I386, 0, [0; 6]),
+            Action::KillProcess.ret()
+        );
+    }
+
+    #[test]
+    fn sixty_four_bit_comparisons_use_both_words() {
+        let big = 0x1_0000_0005u64;
+        let cases: Vec<(Cmp, Vec<(u64, bool)>)> = vec![
+            (
+                Cmp::Eq(big),
+                vec![(big, true), (5, false), (big + 1, false)],
+            ),
+            (
+                Cmp::Ne(big),
+                vec![(big, false), (5, true), (0x2_0000_0005, true)],
+            ),
+            (
+                Cmp::Gt(big),
+                vec![
+                    (big, false),
+                    (big + 1, true),
+                    (0x2_0000_0000, true),
+                    (6, false),
+                ],
+            ),
+            (
+                Cmp::Ge(big),
+                vec![(big, true), (big - 1, false), (u64::MAX, true)],
+            ),
+            (
+                Cmp::Lt(big),
+                vec![
+                    (big, false),
+                    (big - 1, true),
+                    (6, true),
+                    (0x2_0000_0000, false),
+                ],
+            ),
+            (Cmp::Le(big), vec![(big, true), (big + 1, false), (0, true)]),
+            (
+                Cmp::MaskedEq {
+                    mask: 0x7e02_0000,
+                    value: 0,
+                },
+                vec![(0x11, true), (0x1000_0000, false), (0x1_0000_0000, true)],
+            ),
+        ];
+        for (cmp, checks) in cases {
+            let p = compile(&filter(vec![rule(
+                7,
+                vec![ArgCmp { index: 2, cmp }],
+                Action::Allow,
+            )]))
+            .unwrap();
+            for (v, allowed) in checks {
+                let got = run(&p, AUDIT_ARCH_X86_64, 7, [0, 0, v, 0, 0, 0]) == Action::Allow.ret();
+                assert_eq!(got, allowed, "{cmp:?} on {v:#x}");
+            }
         }
-        // Install in a forked child (the test process must stay unfiltered);
-        // without CAP_SYS_ADMIN this needs no_new_privs.
-        let body = || {
-            // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes integer arguments.
-            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-            if install(false).is_err() {
-                return 2;
-            }
-            match nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER) {
-                Err(nix::Error::EPERM) => {}
-                _ => return 3,
-            }
-            // Other namespaces and ordinary forks still work.
-            match crate::linux::process::fork_child(|| 0) {
-                Ok(p) => {
-                    if crate::linux::process::wait_exit_code(p) != Ok(0) {
-                        return 4;
-                    }
-                }
-                Err(_) => return 5,
-            }
-            0
-        };
-        // SAFETY: the test harness has other threads; the child installs a
-        // filter and forks, and glibc's fork handlers keep malloc usable in
-        // it, as they did before fork_child checked for threads.
-        let child = unsafe { crate::linux::process::fork_unchecked(body) }.unwrap();
-        assert_eq!(crate::linux::process::wait_exit_code(child).unwrap(), 0);
+    }
+
+    #[test]
+    fn conditional_rules_first_then_the_plain_one() {
+        let p = compile(&filter(vec![
+            rule(
+                41,
+                vec![
+                    ArgCmp {
+                        index: 0,
+                        cmp: Cmp::Eq(16),
+                    },
+                    ArgCmp {
+                        index: 2,
+                        cmp: Cmp::Eq(9),
+                    },
+                ],
+                Action::Errno(22),
+            ),
+            rule(41, vec![], Action::Allow),
+        ]))
+        .unwrap();
+        assert_eq!(
+            run(&p, AUDIT_ARCH_X86_64, 41, [16, 0, 9, 0, 0, 0]),
+            Action::Errno(22).ret()
+        );
+        assert_eq!(
+            run(&p, AUDIT_ARCH_X86_64, 41, [16, 0, 0, 0, 0, 0]),
+            Action::Allow.ret()
+        );
+        assert!(matches!(
+            compile(&filter(vec![rule(
+                1,
+                vec![ArgCmp {
+                    index: 6,
+                    cmp: Cmp::Eq(0)
+                }],
+                Action::Allow
+            )])),
+            Err(CompileError::BadArgIndex(6))
+        ));
     }
 }

@@ -26,6 +26,8 @@ mod mounts;
 mod process;
 mod report;
 mod rootfs_copy;
+pub mod seccomp;
+pub mod seccomp_default;
 mod spawn;
 mod user;
 
@@ -116,6 +118,20 @@ pub struct Spec {
     /// The container's cgroup, set by the caller after `build_spec`; None
     /// runs it in the caller's cgroup.
     pub cgroup: Option<crate::linux::cgroup::Placement>,
+    /// Changes to Docker's masked and read-only paths (`mask=`, `unmask=`).
+    pub paths: PathRules,
+}
+
+/// `--security-opt mask=` and `unmask=`: more masked paths, and which of
+/// Docker's masked and read-only paths to leave alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathRules {
+    /// Absolute paths inside the container to mask as well.
+    pub mask: Vec<String>,
+    /// `unmask=ALL`.
+    pub unmask_all: bool,
+    /// Absolute paths to leave unmasked and writable.
+    pub unmask: Vec<String>,
 }
 
 /// Why a container (or an exec'd process) could not start, with the exit

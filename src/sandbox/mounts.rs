@@ -21,6 +21,33 @@ const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// The container's own files bound over the image's.
 const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
 
+/// Docker's masked paths: kernel files that show the host (kcore,
+/// keys, timer and scheduler state) or drive its hardware. A file gets
+/// /dev/null bound over it, a directory an empty read-only tmpfs.
+pub const MASKED_PATHS: [&str; 11] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Docker's read-only paths: kernel settings that are not namespaced
+/// (sysctls, IRQ affinity, sysrq), bound read-only onto themselves.
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
 /// One step of the mount tree. Targets are relative to the new root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountOp {
@@ -66,6 +93,11 @@ pub enum MountOp {
     },
     /// `--read-only`: the root itself; mounts above keep their own modes.
     RemountRootReadonly,
+    /// A masked path, resolved inside the root; skipped when missing.
+    MaskPath { target: String },
+    /// A path bound read-only onto itself, resolved inside the root;
+    /// skipped when missing.
+    ReadonlyPath { target: String },
 }
 
 /// The ordered mount operations for `spec`. `is_range`: a gid range is
@@ -169,6 +201,24 @@ pub fn plan(spec: &Spec) -> Vec<MountOp> {
             }
         });
     }
+    // Masked and read-only paths, after every mount they may lie on:
+    // Docker's, then `mask=`, less `unmask=` (podman's options).
+    let kept = |p: &&str| !spec.paths.unmask_all && !spec.paths.unmask.iter().any(|u| u == *p);
+    for p in MASKED_PATHS
+        .iter()
+        .copied()
+        .chain(spec.paths.mask.iter().map(String::as_str))
+        .filter(kept)
+    {
+        ops.push(MountOp::MaskPath {
+            target: p.trim_start_matches('/').to_string(),
+        });
+    }
+    for p in READONLY_PATHS.iter().copied().filter(kept) {
+        ops.push(MountOp::ReadonlyPath {
+            target: p.trim_start_matches('/').to_string(),
+        });
+    }
     if spec.readonly_rootfs {
         ops.push(MountOp::RemountRootReadonly);
     }
@@ -258,6 +308,63 @@ fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
             mount::special("tmpfs", &via.1, *flags, Some(data)).map_err(mount_failure(target))
         }
         MountOp::RemountRootReadonly => mount::remount_readonly(root).map_err(mount_failure("/")),
+        MountOp::MaskPath { target } => {
+            let Some((fd, via)) = open_existing(root, target)? else {
+                return Ok(());
+            };
+            let is_dir = nix::sys::stat::fstat(&fd)
+                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                .unwrap_or(false);
+            if is_dir {
+                mount::special(
+                    "tmpfs",
+                    &via,
+                    MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC,
+                    Some("size=0,mode=755"),
+                )
+            } else {
+                mount::bind(Path::new("/dev/null"), &via, false)
+            }
+            .map_err(mount_failure(target))
+        }
+        MountOp::ReadonlyPath { target } => {
+            let Some((_fd, via)) = open_existing(root, target)? else {
+                return Ok(());
+            };
+            mount::bind(&via, &via, true).map_err(mount_failure(target))?;
+            // The old descriptor names what lies under the new bind: open
+            // again to reach the bind itself.
+            let Some((_top, top)) = open_existing(root, target)? else {
+                return Ok(());
+            };
+            mount::remount_bind_readonly(&top, &top).map_err(mount_failure(target))
+        }
+    }
+}
+
+/// `target` opened (O_PATH) inside `root` without creating anything, or
+/// None when it does not exist there (a masked path the kernel or the
+/// image lacks is skipped).
+fn open_existing(
+    root: &Path,
+    target: &str,
+) -> Result<Option<(std::os::fd::OwnedFd, PathBuf)>, Failure> {
+    let fail = |e: nix::Error| failure(Step::MaskPath, &std::io::Error::from(e), target);
+    let dir = crate::linux::fs::open_dir(root).map_err(fail)?;
+    match crate::linux::fs::openat_in_root(
+        std::os::fd::AsFd::as_fd(&dir),
+        target,
+        nix::fcntl::OFlag::O_PATH,
+    ) {
+        Ok(fd) => {
+            let via = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            Ok(Some((fd, via)))
+        }
+        Err(nix::Error::ENOENT) => Ok(None),
+        Err(e) => Err(fail(e)),
     }
 }
 
@@ -356,14 +463,21 @@ mod tests {
                 cwd: String::new(),
                 user: String::new(),
                 caps: 0,
-                seccomp: true,
+                seccomp: crate::sandbox::seccomp::Seccomp::Unconfined,
                 stdin: false,
                 stdio: Stdio::Inherit,
                 init: false,
+                no_new_privs: false,
             },
             remove_after: Vec::new(),
             remove_dir_after: false,
             cgroup: None,
+            // The tree without Docker's masks; `masked_and_readonly_paths`
+            // covers those.
+            paths: crate::sandbox::PathRules {
+                unmask_all: true,
+                ..Default::default()
+            },
         }
     }
 
@@ -375,7 +489,9 @@ mod tests {
                 | MountOp::BindFile { target, .. }
                 | MountOp::BindTreeReadonly { target, .. }
                 | MountOp::UserBind { target, .. }
-                | MountOp::UserTmpfs { target, .. } => target.clone(),
+                | MountOp::UserTmpfs { target, .. }
+                | MountOp::MaskPath { target }
+                | MountOp::ReadonlyPath { target } => target.clone(),
                 MountOp::Symlink { link, .. } => link.clone(),
                 MountOp::RemountRootReadonly => "/".into(),
             })
@@ -466,5 +582,64 @@ mod tests {
         let ops = plan(&spec(single(), Vec::new(), false));
         assert!(!ops.contains(&MountOp::RemountRootReadonly));
         assert_eq!(ops.len(), 21);
+    }
+
+    #[test]
+    fn masked_and_readonly_paths_follow_docker_then_mask_and_unmask() {
+        let mut sp = spec(single(), Vec::new(), true);
+        sp.paths = Default::default();
+        let ops = plan(&sp);
+        let masked: Vec<&str> = ops
+            .iter()
+            .filter_map(|op| match op {
+                MountOp::MaskPath { target } => Some(target.as_str()),
+                _ => None,
+            })
+            .collect();
+        let readonly: Vec<&str> = ops
+            .iter()
+            .filter_map(|op| match op {
+                MountOp::ReadonlyPath { target } => Some(target.as_str()),
+                _ => None,
+            })
+            .collect();
+        let strip = |v: &[&str]| -> Vec<String> {
+            v.iter()
+                .map(|p| p.trim_start_matches('/').to_string())
+                .collect()
+        };
+        assert_eq!(masked, strip(&MASKED_PATHS));
+        assert_eq!(readonly, strip(&READONLY_PATHS));
+        assert!(masked.contains(&"proc/kcore") && readonly.contains(&"proc/sys"));
+        // After /proc, /sys and the user's mounts; before the root goes
+        // read-only.
+        let at = |t: &str| targets(&ops).iter().position(|x| x == t).unwrap();
+        assert!(at("proc") < at("proc/kcore") && at("sys") < at("sys/firmware"));
+        assert_eq!(ops.last(), Some(&MountOp::RemountRootReadonly));
+
+        sp.paths = crate::sandbox::PathRules {
+            mask: vec!["/srv/secret".into()],
+            unmask_all: false,
+            unmask: vec!["/proc/kcore".into(), "/proc/sys".into()],
+        };
+        let ops = plan(&sp);
+        assert!(!ops.contains(&MountOp::MaskPath {
+            target: "proc/kcore".into()
+        }));
+        assert!(!ops.contains(&MountOp::ReadonlyPath {
+            target: "proc/sys".into()
+        }));
+        assert!(ops.contains(&MountOp::MaskPath {
+            target: "proc/keys".into()
+        }));
+        assert!(ops.contains(&MountOp::MaskPath {
+            target: "srv/secret".into()
+        }));
+
+        sp.paths.unmask_all = true;
+        let ops = plan(&sp);
+        assert!(!ops
+            .iter()
+            .any(|op| matches!(op, MountOp::MaskPath { .. } | MountOp::ReadonlyPath { .. })));
     }
 }

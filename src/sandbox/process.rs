@@ -38,8 +38,8 @@ pub struct Process {
     pub user: String,
     /// Capabilities the process keeps (see `sandbox::caps`), as a mask.
     pub caps: u64,
-    /// Install the seccomp filter (see linux::seccomp).
-    pub seccomp: bool,
+    /// The seccomp filter to install (see `sandbox::seccomp`).
+    pub seccomp: super::seccomp::Seccomp,
     /// Keep stdin (`-i`); otherwise it reads /dev/null, as Docker's does.
     pub stdin: bool,
     pub stdio: Stdio,
@@ -47,6 +47,9 @@ pub struct Process {
     /// reaping orphans, so `stop` works on programs that ignore SIGTERM as
     /// PID 1.
     pub init: bool,
+    /// `--security-opt no-new-privileges`: prctl(PR_SET_NO_NEW_PRIVS)
+    /// before exec, so setuid programs and file capabilities grant nothing.
+    pub no_new_privs: bool,
 }
 
 /// Where the process's stdin, stdout and stderr come from.
@@ -171,12 +174,23 @@ fn enter(kind: ContainerType, p: &Process, groups_allowed: bool) -> Result<Never
         let _ = std::fs::create_dir_all(cwd);
     }
 
+    // no_new_privs when asked for, before the filter (prctl(2)).
+    if p.no_new_privs {
+        seccomp::set_no_new_privs().map_err(|e| Failure::io(Step::NoNewPrivs, &e, exit::BURROW))?;
+    }
     // seccomp: while we still hold CAP_SYS_ADMIN in the container's user
     // namespace, so no_new_privs is not needed (setuid programs keep
-    // working); seccomp(2) asks for one or the other.
-    if p.seccomp {
-        seccomp::install(super::caps::seccomp_allows_userns(p.caps))
-            .map_err(|e| Failure::io(Step::Seccomp, &e, exit::BURROW))?;
+    // working); seccomp(2) asks for one or the other. The program was
+    // compiled before anything forked; one that could not be is an error,
+    // never a reason to run unfiltered.
+    match &p.seccomp {
+        super::seccomp::Seccomp::Unconfined => {}
+        super::seccomp::Seccomp::Filter(prog) => {
+            seccomp::install(prog).map_err(|e| Failure::io(Step::Seccomp, &e, exit::BURROW))?
+        }
+        super::seccomp::Seccomp::Unusable(why) => {
+            return Err(Failure::new(Step::Seccomp, why.clone(), exit::BURROW))
+        }
     }
     // Capabilities: the bounding set first (PR_CAPBSET_DROP needs
     // CAP_SETPCAP, which a non-root user loses at setuid), the ids, then the

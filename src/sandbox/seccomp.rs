@@ -1,0 +1,502 @@
+//! seccomp profiles: burrow's own serde types for Docker/podman profile JSON
+//! (and a plain OCI `LinuxSeccomp` object), and how a profile becomes a
+//! filter for this host the way Docker's `setupSeccomp` does it: the
+//! native architecture and its sub-architectures from `archMap`, rules kept
+//! or dropped by `includes`/`excludes` on the container's bounding set, the
+//! native arch and the kernel version, names resolved per ABI (a name an
+//! ABI's table lacks is skipped, as libseccomp does). The built-in default
+//! is `seccomp_default`; `linux::seccomp` compiles and installs the result.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::linux::caps;
+use crate::linux::seccomp::{self as bpf, AbiFilter, Action, ArgCmp, Cmp, Filter, Insn, Rule};
+
+/// A profile as Docker and podman write it; `architectures` and
+/// `syscalls[].names` are also the OCI `LinuxSeccomp` fields, so a plain
+/// OCI object reads as well. Unknown fields are ignored (`flags`,
+/// `listenerPath`, `comment`), as Docker does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub default_action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_errno_ret: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arch_map: Vec<ArchMap>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub syscalls: Vec<SyscallRule>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchMap {
+    pub architecture: String,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub sub_architectures: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyscallRule {
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub names: Vec<String>,
+    /// Docker's older single-name form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno_ret: Option<u32>,
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub args: Vec<Arg>,
+    #[serde(default, skip_serializing_if = "Conditions::is_empty")]
+    pub includes: Conditions,
+    #[serde(default, skip_serializing_if = "Conditions::is_empty")]
+    pub excludes: Conditions,
+}
+
+/// `includes` / `excludes`: which hosts a rule is for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conditions {
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub caps: Vec<String>,
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub arches: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_kernel: Option<String>,
+}
+
+impl Conditions {
+    fn is_empty(&self) -> bool {
+        self.caps.is_empty() && self.arches.is_empty() && self.min_kernel.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Arg {
+    pub index: u8,
+    pub value: u64,
+    #[serde(default)]
+    pub value_two: u64,
+    pub op: String,
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeccompError {
+    #[error("reading seccomp profile {path}: {detail}")]
+    Read { path: String, detail: String },
+    #[error("parsing seccomp profile: {0}")]
+    Parse(String),
+    #[error("seccomp profile: unknown action {0:?}")]
+    Action(String),
+    #[error("seccomp profile: unknown argument operator {0:?}")]
+    Operator(String),
+    #[error("seccomp profile: argument index {0} is not 0..5")]
+    ArgIndex(u8),
+    #[error("seccomp profile: minKernel {0:?} is not MAJOR.MINOR")]
+    MinKernel(String),
+    #[error("seccomp: burrow has no system call table for the {0} architecture; refusing to run without a filter (use --security-opt seccomp=unconfined to run unconfined)")]
+    UnsupportedArch(String),
+    #[error(transparent)]
+    Compile(#[from] bpf::CompileError),
+}
+
+/// The ABIs burrow can filter: the SCMP_ARCH name, the Go name Docker
+/// matches `arches` against, the audit arch, and the number table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abi {
+    X86_64,
+    X86,
+    X32,
+    Aarch64,
+    Arm,
+}
+
+impl Abi {
+    fn scmp(self) -> &'static str {
+        match self {
+            Abi::X86_64 => "SCMP_ARCH_X86_64",
+            Abi::X86 => "SCMP_ARCH_X86",
+            Abi::X32 => "SCMP_ARCH_X32",
+            Abi::Aarch64 => "SCMP_ARCH_AARCH64",
+            Abi::Arm => "SCMP_ARCH_ARM",
+        }
+    }
+
+    /// Go's GOARCH for a native arch: what `includes.arches` names.
+    fn go_name(self) -> &'static str {
+        match self {
+            Abi::X86_64 => "amd64",
+            Abi::X86 => "386",
+            Abi::X32 => "x32",
+            Abi::Aarch64 => "arm64",
+            Abi::Arm => "arm",
+        }
+    }
+
+    /// The ABIs a native arch can run (the kernel's compat layers).
+    fn family(self) -> &'static [Abi] {
+        match self {
+            Abi::X86_64 | Abi::X86 | Abi::X32 => &[Abi::X86_64, Abi::X86, Abi::X32],
+            Abi::Aarch64 | Abi::Arm => &[Abi::Aarch64, Abi::Arm],
+        }
+    }
+
+    /// The syscall number of `name` in this ABI's table.
+    pub fn number(self, name: &str) -> Option<u32> {
+        let n = match self {
+            Abi::X86_64 => syscalls::x86_64::Sysno::from_str(name).ok()?.id(),
+            Abi::X86 => syscalls::x86::Sysno::from_str(name).ok()?.id(),
+            Abi::Aarch64 => syscalls::aarch64::Sysno::from_str(name).ok()?.id(),
+            Abi::Arm => syscalls::arm::Sysno::from_str(name).ok()?.id(),
+            // No x32 table: linux::seccomp refuses x32 calls with ENOSYS.
+            Abi::X32 => return None,
+        };
+        u32::try_from(n).ok()
+    }
+
+    fn audit_arch(self) -> Option<u32> {
+        match self {
+            Abi::X86_64 => Some(bpf::AUDIT_ARCH_X86_64),
+            Abi::X86 => Some(bpf::AUDIT_ARCH_I386),
+            Abi::Aarch64 => Some(bpf::AUDIT_ARCH_AARCH64),
+            Abi::Arm => Some(bpf::AUDIT_ARCH_ARM),
+            Abi::X32 => None,
+        }
+    }
+
+    /// The ABI this binary was built for; None on architectures burrow has
+    /// no table for (the filter is then refused, never left open).
+    pub fn native() -> Option<Abi> {
+        if cfg!(target_arch = "x86_64") {
+            Some(Abi::X86_64)
+        } else if cfg!(target_arch = "aarch64") {
+            Some(Abi::Aarch64)
+        } else {
+            None
+        }
+    }
+}
+
+/// What a profile is resolved against.
+#[derive(Debug, Clone, Copy)]
+pub struct Host {
+    pub native: Abi,
+    /// The container's bounding set (after --cap-add/--cap-drop).
+    pub bounding: u64,
+    /// (major, minor) of the running kernel.
+    pub kernel: (u32, u32),
+}
+
+impl Host {
+    /// This machine, for a container with `bounding`.
+    pub fn this(bounding: u64) -> Result<Host, SeccompError> {
+        let native = Abi::native()
+            .ok_or_else(|| SeccompError::UnsupportedArch(std::env::consts::ARCH.to_string()))?;
+        let release = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Host {
+            native,
+            bounding,
+            kernel: kernel_version(&release).unwrap_or((0, 0)),
+        })
+    }
+}
+
+/// "6.1.0-18-amd64" → (6, 1).
+fn kernel_version(s: &str) -> Option<(u32, u32)> {
+    let mut it = s.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+impl Profile {
+    /// Parse profile JSON (Docker/podman or OCI `LinuxSeccomp`) and check
+    /// every action and operator, so a bad file is refused at create time.
+    pub fn parse(bytes: &[u8]) -> Result<Profile, SeccompError> {
+        let p: Profile =
+            serde_json::from_slice(bytes).map_err(|e| SeccompError::Parse(e.to_string()))?;
+        action(&p.default_action, p.default_errno_ret)?;
+        for r in &p.syscalls {
+            action(&r.action, r.errno_ret)?;
+            for a in &r.args {
+                cmp(a)?;
+            }
+            for k in [&r.includes.min_kernel, &r.excludes.min_kernel]
+                .into_iter()
+                .flatten()
+            {
+                kernel_version(k).ok_or_else(|| SeccompError::MinKernel(k.clone()))?;
+            }
+        }
+        Ok(p)
+    }
+
+    /// The profile in a file.
+    pub fn read(path: &std::path::Path) -> Result<Profile, SeccompError> {
+        let bytes = std::fs::read(path).map_err(|e| SeccompError::Read {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        Profile::parse(&bytes)
+    }
+
+    /// The ABIs the filter covers: the native one and its sub-architectures
+    /// from `archMap` (Docker), else those listed in `architectures` (OCI)
+    /// that this machine can run; the native one always.
+    fn abis(&self, native: Abi) -> Vec<Abi> {
+        let family = native.family();
+        let named: Vec<&str> = match self
+            .arch_map
+            .iter()
+            .find(|m| m.architecture == native.scmp())
+        {
+            Some(m) => m.sub_architectures.iter().map(String::as_str).collect(),
+            None => self.architectures.iter().map(String::as_str).collect(),
+        };
+        let mut out = vec![native];
+        for abi in family {
+            if *abi != native && named.contains(&abi.scmp()) {
+                out.push(*abi);
+            }
+        }
+        out
+    }
+
+    /// Whether Docker keeps rule `r` for `host`.
+    fn keeps(r: &SyscallRule, host: &Host) -> bool {
+        let has = |c: &String| caps::number(c).is_some_and(|n| host.bounding & caps::bit(n) != 0);
+        let arch = host.native.go_name();
+        let at_least = |k: &Option<String>| {
+            k.as_deref()
+                .and_then(kernel_version)
+                .map(|v| host.kernel >= v)
+        };
+        if r.excludes.arches.iter().any(|a| a == arch)
+            || r.excludes.caps.iter().any(has)
+            || at_least(&r.excludes.min_kernel) == Some(true)
+        {
+            return false;
+        }
+        if !r.includes.arches.is_empty() && !r.includes.arches.iter().any(|a| a == arch) {
+            return false;
+        }
+        if !r.includes.caps.iter().all(has) {
+            return false;
+        }
+        at_least(&r.includes.min_kernel) != Some(false)
+    }
+
+    /// The filter for `host`.
+    pub fn resolve(&self, host: &Host) -> Result<Filter, SeccompError> {
+        let default = action(&self.default_action, self.default_errno_ret)?;
+        let kept: Vec<&SyscallRule> = self
+            .syscalls
+            .iter()
+            .filter(|r| Profile::keeps(r, host))
+            .collect();
+        let mut abis = Vec::new();
+        for abi in self.abis(host.native) {
+            // x32 shares x86_64's audit arch: its calls are told apart by
+            // the number's x32 bit, and refused in x86_64's block (no x32
+            // table) whether or not the profile lists SCMP_ARCH_X32.
+            let Some(arch) = abi.audit_arch() else {
+                continue;
+            };
+            let mut rules = Vec::new();
+            for r in &kept {
+                let act = action(&r.action, r.errno_ret)?;
+                let args = r.args.iter().map(cmp).collect::<Result<Vec<_>, _>>()?;
+                for name in r.names.iter().chain(&r.name) {
+                    if let Some(nr) = abi.number(name) {
+                        rules.push(Rule {
+                            nr,
+                            args: args.clone(),
+                            action: act,
+                        });
+                    }
+                }
+            }
+            abis.push(AbiFilter {
+                arch,
+                refuse_x32: abi == Abi::X86_64,
+                rules,
+                default,
+            });
+        }
+        Ok(Filter {
+            abis,
+            // Calls of an ABI the filter does not cover never reach the
+            // kernel: ENOSYS, as for any unknown call.
+            other_arch: Action::Errno(libc::ENOSYS as u16),
+        })
+    }
+
+    /// The compiled program for `host`.
+    pub fn compile(&self, host: &Host) -> Result<Vec<Insn>, SeccompError> {
+        Ok(bpf::compile(&self.resolve(host)?)?)
+    }
+}
+
+/// A profile action with its errno (Docker: EPERM when none is given).
+fn action(name: &str, errno: Option<u32>) -> Result<Action, SeccompError> {
+    let e = |default: u32| u16::try_from(errno.unwrap_or(default)).unwrap_or(libc::EPERM as u16);
+    Ok(match name {
+        "SCMP_ACT_ALLOW" => Action::Allow,
+        "SCMP_ACT_ERRNO" => Action::Errno(e(libc::EPERM as u32)),
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => Action::KillThread,
+        "SCMP_ACT_KILL_PROCESS" => Action::KillProcess,
+        "SCMP_ACT_TRAP" => Action::Trap,
+        "SCMP_ACT_LOG" => Action::Log,
+        "SCMP_ACT_TRACE" => Action::Trace(e(libc::ENOSYS as u32)),
+        other => return Err(SeccompError::Action(other.to_string())),
+    })
+}
+
+/// An argument condition; in Docker's JSON `MASKED_EQ` has the mask in
+/// `value` and the expected value in `valueTwo`.
+fn cmp(a: &Arg) -> Result<ArgCmp, SeccompError> {
+    if a.index > 5 {
+        return Err(SeccompError::ArgIndex(a.index));
+    }
+    let cmp = match a.op.as_str() {
+        "SCMP_CMP_EQ" => Cmp::Eq(a.value),
+        "SCMP_CMP_NE" => Cmp::Ne(a.value),
+        "SCMP_CMP_LT" => Cmp::Lt(a.value),
+        "SCMP_CMP_LE" => Cmp::Le(a.value),
+        "SCMP_CMP_GT" => Cmp::Gt(a.value),
+        "SCMP_CMP_GE" => Cmp::Ge(a.value),
+        "SCMP_CMP_MASKED_EQ" => Cmp::MaskedEq {
+            mask: a.value,
+            value: a.value_two,
+        },
+        other => return Err(SeccompError::Operator(other.to_string())),
+    };
+    Ok(ArgCmp {
+        index: a.index,
+        cmp,
+    })
+}
+
+/// What PID 1 (and every exec'd process) installs, built in the parent
+/// before anything forks.
+#[derive(Debug, Clone)]
+pub enum Seccomp {
+    /// `--security-opt seccomp=unconfined`.
+    Unconfined,
+    /// A compiled program.
+    Filter(Arc<[Insn]>),
+    /// Why no program could be built (reported by the process as its
+    /// seccomp step's failure, so it never runs unfiltered).
+    Unusable(String),
+}
+
+impl Seccomp {
+    /// `profile` (None: unconfined) compiled for a container whose
+    /// bounding set is `bounding`.
+    pub fn build(profile: Option<&Profile>, bounding: u64) -> Seccomp {
+        let Some(p) = profile else {
+            return Seccomp::Unconfined;
+        };
+        match Host::this(bounding).and_then(|h| p.compile(&h)) {
+            Ok(prog) => Seccomp::Filter(prog.into()),
+            Err(e) => Seccomp::Unusable(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x86_64_numbers_match_libc() {
+        let check = [
+            ("read", libc::SYS_read),
+            ("clone", libc::SYS_clone),
+            ("clone3", libc::SYS_clone3),
+            ("unshare", libc::SYS_unshare),
+            ("keyctl", libc::SYS_keyctl),
+            ("add_key", libc::SYS_add_key),
+            ("personality", libc::SYS_personality),
+            ("socket", libc::SYS_socket),
+            ("io_uring_setup", libc::SYS_io_uring_setup),
+            ("name_to_handle_at", libc::SYS_name_to_handle_at),
+            ("uname", libc::SYS_uname),
+            ("mount", libc::SYS_mount),
+        ];
+        if cfg!(target_arch = "x86_64") {
+            for (name, nr) in check {
+                assert_eq!(Abi::X86_64.number(name), Some(nr as u32), "{name}");
+            }
+        }
+        assert_eq!(Abi::X86.number("unshare"), Some(310));
+        assert_eq!(Abi::X86.number("arch_prctl"), Some(384));
+        assert_eq!(Abi::X86_64.number("no_such_call"), None);
+    }
+
+    #[test]
+    fn kernel_versions() {
+        assert_eq!(kernel_version("6.1.0-18-amd64"), Some((6, 1)));
+        assert_eq!(kernel_version("4.8"), Some((4, 8)));
+        assert_eq!(kernel_version("x"), None);
+    }
+
+    #[test]
+    fn bad_profiles_are_refused_with_the_reason() {
+        let bad = |s: &str| Profile::parse(s.as_bytes()).unwrap_err().to_string();
+        assert!(bad("{").contains("parsing"));
+        assert!(bad(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#).contains("SCMP_ACT_NOPE"));
+        assert!(bad(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_WHAT"}]}]}"#
+        )
+        .contains("SCMP_CMP_WHAT"));
+        // A plain OCI LinuxSeccomp object reads too.
+        let oci = Profile::parse(
+            br#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],"flags":[],"syscalls":[{"names":["uname"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+        )
+        .unwrap();
+        let host = Host {
+            native: Abi::X86_64,
+            bounding: 0,
+            kernel: (6, 1),
+        };
+        let f = oci.resolve(&host).unwrap();
+        assert_eq!(f.abis.len(), 2);
+        assert_eq!(
+            f.abis[0].rules,
+            [Rule {
+                nr: 63,
+                args: vec![],
+                action: Action::Errno(1)
+            }]
+        );
+    }
+}
