@@ -14,8 +14,9 @@ cd "$(dirname "$0")/.."
 # skopeo and apache2-utils (htpasswd): the registry tests run real registries
 # on loopback and copy fixtures into them; podman and skopeo: the archive
 # tests make docker-archive and OCI fixtures with them and read what
-# `burrow save` writes.
-packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman)
+# `burrow save` writes; gcc and libc6-dev: the seccomp tests compile a
+# static probe program.
+packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman gcc libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
