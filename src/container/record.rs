@@ -55,7 +55,8 @@ pub struct HostConfig {
     pub cap_add: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
-    /// `--security-opt` (only `seccomp=unconfined` is supported).
+    /// `--security-opt`, as `container::security` checked them (a seccomp
+    /// profile file is kept as `seccomp=<its JSON>`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
     /// `--init`: burrow is PID 1, forwarding signals and reaping zombies.

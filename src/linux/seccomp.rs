@@ -572,4 +572,55 @@ mod tests {
             Err(CompileError::BadArgIndex(6))
         ));
     }
+
+    #[test]
+    fn an_installed_filter_refuses_in_a_child() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        // unshare(CLONE_NEWUSER) refused, anything else allowed.
+        let mut f = Filter {
+            abis: vec![AbiFilter {
+                arch: AUDIT_ARCH_X86_64,
+                refuse_x32: true,
+                rules: vec![rule(
+                    libc::SYS_unshare as u32,
+                    vec![ArgCmp {
+                        index: 0,
+                        cmp: Cmp::MaskedEq {
+                            mask: libc::CLONE_NEWUSER as u64,
+                            value: 0,
+                        },
+                    }],
+                    Action::Allow,
+                )],
+                default: Action::Allow,
+            }],
+            other_arch: Action::Allow,
+        };
+        f.abis[0]
+            .rules
+            .push(rule(libc::SYS_unshare as u32, vec![], Action::Errno(1)));
+        let prog = compile(&f).unwrap();
+        // Install in a forked child (the test process must stay
+        // unfiltered); without CAP_SYS_ADMIN this needs no_new_privs.
+        let body = || {
+            if set_no_new_privs().is_err() || install(&prog).is_err() {
+                return 2;
+            }
+            match nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER) {
+                Err(nix::Error::EPERM) => {}
+                _ => return 3,
+            }
+            match crate::linux::process::fork_child(|| 0) {
+                Ok(p) if crate::linux::process::wait_exit_code(p) == Ok(0) => 0,
+                _ => 4,
+            }
+        };
+        // SAFETY: the test harness has other threads; the child installs a
+        // filter and forks, and glibc's fork handlers keep malloc usable in
+        // it, as they did before fork_child checked for threads.
+        let child = unsafe { crate::linux::process::fork_unchecked(body) }.unwrap();
+        assert_eq!(crate::linux::process::wait_exit_code(child).unwrap(), 0);
+    }
 }

@@ -735,4 +735,85 @@ mod tests {
             .collect();
         assert!(gone.is_empty(), "no longer differ from {path}: {gone:?}");
     }
+
+    #[test]
+    fn the_compiled_default_answers_as_docker() {
+        use crate::linux::seccomp::{run, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
+        let default_caps = crate::sandbox::caps::mask(&crate::sandbox::caps::DEFAULT);
+        let host = |bounding| Host {
+            native: Abi::X86_64,
+            bounding,
+            kernel: (6, 1),
+        };
+        let prog = profile().compile(&host(default_caps)).unwrap();
+        assert!(prog.len() < 4096, "{} instructions", prog.len());
+        let ret = |a: Action| match a {
+            Action::Allow => 0x7fff_0000,
+            Action::Errno(e) => 0x0005_0000 | u32::from(e),
+            _ => unreachable!(),
+        };
+        let (allow, eperm, enosys) = (
+            ret(Action::Allow),
+            ret(Action::Errno(1)),
+            ret(Action::Errno(38)),
+        );
+        let x64 = |name: &str, args: [u64; 6]| {
+            run(
+                &prog,
+                AUDIT_ARCH_X86_64,
+                Abi::X86_64.number(name).unwrap(),
+                args,
+            )
+        };
+        const CLONE_NEWUSER: u64 = 0x1000_0000;
+        const SIGCHLD: u64 = 17;
+        assert_eq!(x64("read", [0; 6]), allow);
+        assert_eq!(x64("clone", [SIGCHLD, 0, 0, 0, 0, 0]), allow);
+        assert_eq!(
+            x64("clone", [SIGCHLD | CLONE_NEWUSER, 0, 0, 0, 0, 0]),
+            eperm
+        );
+        assert_eq!(x64("clone3", [0; 6]), enosys);
+        assert_eq!(x64("unshare", [CLONE_NEWUSER, 0, 0, 0, 0, 0]), eperm);
+        assert_eq!(x64("keyctl", [0; 6]), eperm);
+        assert_eq!(x64("io_uring_setup", [0; 6]), eperm);
+        assert_eq!(x64("personality", [0xffff_ffff, 0, 0, 0, 0, 0]), allow);
+        assert_eq!(x64("personality", [0x0040000, 0, 0, 0, 0, 0]), eperm);
+        assert_eq!(x64("arch_prctl", [0; 6]), allow);
+        assert_eq!(x64("process_vm_readv", [0; 6]), allow);
+        assert_eq!(x64("kcmp", [0; 6]), eperm);
+        // i386 programs run under their own table; x32 calls get ENOSYS.
+        let i386 = |name: &str| {
+            run(
+                &prog,
+                AUDIT_ARCH_I386,
+                Abi::X86.number(name).unwrap(),
+                [0; 6],
+            )
+        };
+        assert_eq!(i386("socketcall"), allow);
+        assert_eq!(i386("unshare"), eperm);
+        assert_eq!(
+            run(&prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 1, [0; 6]),
+            enosys
+        );
+        // CAP_SYS_ADMIN in the bounding set brings namespaces back.
+        let admin = profile()
+            .compile(&host(
+                default_caps | crate::linux::caps::bit(crate::linux::caps::CAP_SYS_ADMIN),
+            ))
+            .unwrap();
+        let nr = Abi::X86_64.number("unshare").unwrap();
+        assert_eq!(
+            run(
+                &admin,
+                AUDIT_ARCH_X86_64,
+                nr,
+                [CLONE_NEWUSER, 0, 0, 0, 0, 0]
+            ),
+            allow
+        );
+        // No table for the host's architecture: refused, never open.
+        assert!(Host::this(0).is_ok() == Abi::native().is_some());
+    }
 }
