@@ -7,7 +7,6 @@
 //! ABI's table lacks is skipped, as libseccomp does). The built-in default
 //! is `seccomp_default`; `linux::seccomp` compiles and installs the result.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -169,17 +168,43 @@ impl Abi {
         }
     }
 
-    /// The syscall number of `name` in this ABI's table.
+    /// The syscall number of `name` in this ABI's table (looked up in a
+    /// map built once per ABI: the crate's own lookup is a long `match`).
     pub fn number(self, name: &str) -> Option<u32> {
-        let n = match self {
-            Abi::X86_64 => syscalls::x86_64::Sysno::from_str(name).ok()?.id(),
-            Abi::X86 => syscalls::x86::Sysno::from_str(name).ok()?.id(),
-            Abi::Aarch64 => syscalls::aarch64::Sysno::from_str(name).ok()?.id(),
-            Abi::Arm => syscalls::arm::Sysno::from_str(name).ok()?.id(),
+        use std::collections::HashMap;
+        use std::sync::OnceLock;
+        type Table = OnceLock<HashMap<&'static str, u32>>;
+        fn table<I: Iterator<Item = (&'static str, i32)>>(
+            t: &'static Table,
+            all: impl FnOnce() -> I,
+        ) -> &'static HashMap<&'static str, u32> {
+            t.get_or_init(|| {
+                all()
+                    .filter_map(|(n, id)| Some((n, u32::try_from(id).ok()?)))
+                    .collect()
+            })
+        }
+        static X86_64: Table = OnceLock::new();
+        static X86: Table = OnceLock::new();
+        static AARCH64: Table = OnceLock::new();
+        static ARM: Table = OnceLock::new();
+        let map = match self {
+            Abi::X86_64 => table(&X86_64, || {
+                syscalls::x86_64::Sysno::iter().map(|s| (s.name(), s.id()))
+            }),
+            Abi::X86 => table(&X86, || {
+                syscalls::x86::Sysno::iter().map(|s| (s.name(), s.id()))
+            }),
+            Abi::Aarch64 => table(&AARCH64, || {
+                syscalls::aarch64::Sysno::iter().map(|s| (s.name(), s.id()))
+            }),
+            Abi::Arm => table(&ARM, || {
+                syscalls::arm::Sysno::iter().map(|s| (s.name(), s.id()))
+            }),
             // No x32 table: linux::seccomp refuses x32 calls with ENOSYS.
             Abi::X32 => return None,
         };
-        u32::try_from(n).ok()
+        map.get(name).copied()
     }
 
     fn audit_arch(self) -> Option<u32> {
