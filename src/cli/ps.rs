@@ -91,7 +91,7 @@ pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
                 command,
                 human::ago(&r.created),
                 r.status_text(&ctx.store),
-                String::new(),
+                r.ports_text(),
                 r.name.clone(),
             ]
         })
