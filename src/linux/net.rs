@@ -52,7 +52,13 @@ pub fn unprivileged_port_start(proc_root: &Path) -> u16 {
 /// from `/proc/PID/net/route` (which shows the routes of that process's
 /// namespace, proc(5)): a helper that configures the namespace adds it last.
 pub fn has_default_route(proc_root: &Path, pid: i32) -> bool {
-    std::fs::read_to_string(proc_root.join(format!("{pid}/net/route")))
+    route_table_has_default(&proc_root.join(format!("{pid}/net/route")))
+}
+
+/// Whether the IPv4 routing table `route_file` (`/proc/net/route` format)
+/// has a default route.
+pub fn route_table_has_default(route_file: &Path) -> bool {
+    std::fs::read_to_string(route_file)
         .map(|t| parse_default_route(&t))
         .unwrap_or(false)
 }

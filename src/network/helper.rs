@@ -65,9 +65,18 @@ pub struct Helper {
 }
 
 /// The helper `mode` uses, searched in `path_var` (a `PATH` value):
-/// `private` takes pasta, else slirp4netns, else none (loopback only);
-/// `pasta`/`slirp4netns` insist on that one.
+/// `private` takes pasta, else slirp4netns, else none (loopback only), and
+/// none on a host without a default route (offline: there is nowhere to go
+/// out to, and pasta refuses to start without one); `pasta`/`slirp4netns`
+/// insist on that one.
 pub fn find(mode: Mode, path_var: &str) -> Result<Option<Helper>, NetworkError> {
+    if mode == Mode::Private && !net::route_table_has_default(Path::new("/proc/net/route")) {
+        return Ok(None);
+    }
+    find_installed(mode, path_var)
+}
+
+fn find_installed(mode: Mode, path_var: &str) -> Result<Option<Helper>, NetworkError> {
     let lookup = |kind: Kind| {
         std::env::split_paths(path_var)
             .map(|d| d.join(kind.name()))
@@ -91,8 +100,15 @@ fn is_executable(p: &Path) -> bool {
 
 /// What `burrow info` says about outbound access for `--network private`.
 pub fn describe(path_var: &str) -> String {
-    match find(Mode::Private, path_var) {
-        Ok(Some(h)) => format!("{} ({})", h.kind.name(), h.path.display()),
+    match (
+        find(Mode::Private, path_var),
+        find_installed(Mode::Private, path_var),
+    ) {
+        (Ok(Some(h)), _) => format!("{} ({})", h.kind.name(), h.path.display()),
+        (_, Ok(Some(h))) => format!(
+            "none: the host has no default route ({} is installed); loopback only",
+            h.kind.name()
+        ),
         _ => "none: loopback only (apt-get install passt)".into(),
     }
 }
@@ -284,7 +300,7 @@ mod tests {
     fn private_prefers_pasta_and_named_helpers_must_exist() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().to_str().unwrap().to_string();
-        assert_eq!(find(Mode::Private, &path).unwrap(), None);
+        assert_eq!(find_installed(Mode::Private, &path).unwrap(), None);
         let e = find(Mode::Via(Kind::Pasta), &path).unwrap_err();
         assert!(e.to_string().contains("apt-get install passt"), "{e}");
         let make = |name: &str| {
