@@ -152,8 +152,13 @@ pub fn supervise(
         r.stop();
     }
     let oom_killed = cgroup::discard(&spec);
-    if !rec.host_config.auto_remove {
-        let mut latest = ContainerRecord::load(store, &rec.id).unwrap_or_else(|_| rec.clone());
+    // `rm -f` may have removed the container while we stopped its helper:
+    // then there is nothing left to record, and no directory to write in.
+    let latest = match ContainerRecord::load(store, &rec.id) {
+        Err(super::ContainerError::NoSuch(_)) => None,
+        r => Some(r.unwrap_or_else(|_| rec.clone())),
+    };
+    if let (false, Some(mut latest)) = (rec.host_config.auto_remove, latest) {
         latest.state.finish(ended.code);
         latest.state.oom_killed = oom_killed;
         latest.cgroup = None;
