@@ -148,12 +148,9 @@ pub fn supervise(
     }
 
     let ended = watch.wait(started, rec);
-    if let Some(r) = running {
-        r.stop();
-    }
     let oom_killed = cgroup::discard(&spec);
-    // `rm -f` may have removed the container while we stopped its helper:
-    // then there is nothing left to record, and no directory to write in.
+    // `rm -f` may have removed the container meanwhile: then there is
+    // nothing left to record, and no directory to write in.
     let latest = match ContainerRecord::load(store, &rec.id) {
         Err(super::ContainerError::NoSuch(_)) => None,
         r => Some(r.unwrap_or_else(|_| rec.clone())),
@@ -172,6 +169,11 @@ pub fn supervise(
     }
     // After the record: see the module comment.
     let _ = std::fs::remove_file(store.pid_file(&rec.id));
+    // The helper outlives the container by the time it takes to record the
+    // exit: whoever waits for the container sees it recorded sooner.
+    if let Some(r) = running {
+        r.stop();
+    }
     trouble?;
     Ok(ended.code)
 }
