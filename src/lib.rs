@@ -11,6 +11,7 @@ pub mod exit;
 pub mod image;
 pub mod linux;
 pub mod monitor;
+pub mod network;
 pub mod sandbox;
 pub mod store;
 pub mod util;

@@ -15,8 +15,10 @@ cd "$(dirname "$0")/.."
 # on loopback and copy fixtures into them; podman and skopeo: the archive
 # tests make docker-archive and OCI fixtures with them and read what
 # `burrow save` writes; gcc and libc6-dev: the seccomp tests compile a
-# static probe program.
-packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman gcc libc6-dev)
+# static probe program; passt (pasta), slirp4netns, curl and iproute2: the
+# network tests reach published ports and give containers outbound access
+# to a server in a network namespace the test creates.
+packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman gcc libc6-dev passt slirp4netns curl iproute2)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

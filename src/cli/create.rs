@@ -36,5 +36,6 @@ pub fn run_monitor(root: Option<PathBuf>, a: MonitorArgs) -> anyhow::Result<i32>
         a.attach_first,
         super::rootfs_choice(),
         super::systemd_scopes(),
+        super::helper_path(),
     ))
 }

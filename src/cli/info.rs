@@ -62,6 +62,7 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
         "Rootfs": rootfs,
         "Cgroup": cg,
         "ContainerCgroups": source,
+        "NetworkHelper": crate::network::helper::describe(&super::helper_path()),
         "Store": ctx.store.paths.root,
         "Runtime": ctx.store.paths.runtime,
         // Docker's names for what it shares with burrow, for templates
@@ -92,6 +93,10 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
         Format::Default => {}
     }
     println!("Kernel:            {kernel}");
+    println!(
+        "Network helper:    {}",
+        info["NetworkHelper"].as_str().unwrap_or("")
+    );
     match &userns_result {
         Ok(()) => println!("User namespaces:   work"),
         Err(e) => println!("User namespaces:   DO NOT WORK: {e}"),

@@ -18,6 +18,7 @@ mod load;
 mod login;
 mod logs;
 mod pause;
+mod port;
 mod prune;
 mod ps;
 mod pull;
@@ -107,6 +108,8 @@ pub enum Command {
     Attach(start::AttachArgs),
     /// Copy files between the host and a container
     Cp(cp::CpArgs),
+    /// List a container's published ports
+    Port(port::PortArgs),
     /// Create a new image from a container's changes
     Commit(commit::CommitArgs),
     /// Export a container's filesystem as a tar archive
@@ -403,6 +406,12 @@ pub fn systemd_scopes() -> SystemdScopes {
     SystemdScopes::from_setting(std::env::var_os("BURROW_SYSTEMD").as_deref())
 }
 
+/// The `PATH` a container's network helper (pasta, slirp4netns) is looked
+/// up in: the caller's, handed to the supervisor.
+pub fn helper_path() -> String {
+    std::env::var("PATH").unwrap_or_default()
+}
+
 /// Run the parsed command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let root = cli.root;
@@ -437,6 +446,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             start::run_attach(root, a)
         }
         Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cp::run(root, a),
+        Command::Port(a) => port::run(root, a),
         Command::Container(ContainerCommand::Prune(a)) => prune::run(root, a),
         Command::Monitor(a) => create::run_monitor(root, a),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => ps::run(root, a),

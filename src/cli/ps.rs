@@ -212,9 +212,8 @@ fn item(
         "LocalVolumes": container::volumes::names_of(r).count().to_string(),
         "Mounts": mounts.join(","),
         "Names": r.name,
-        // Containers share the host's network in this version.
-        "Networks": "host",
-        "Ports": "",
+        "Networks": r.network_mode().name(),
+        "Ports": r.ports_text(),
         "RunningFor": human::ago(&r.created),
         "Size": size,
         "State": format!("{:?}", r.live_status(&ctx.store)).to_lowercase(),

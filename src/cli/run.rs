@@ -83,6 +83,27 @@ pub struct RunArgs {
     /// Allocate a pseudo-terminal
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Network: private (own namespace, outbound through pasta or
+    /// slirp4netns), none (loopback only), host, pasta, slirp4netns
+    #[arg(
+        long = "network",
+        alias = "net",
+        value_name = "MODE",
+        default_value = "private"
+    )]
+    pub network: String,
+    /// Publish a container port: [IP:][HOST:]CONTAINER[/tcp|/udp], ranges as 8080-8081:3000-3001
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes on a free host port
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// DNS server for the container's /etc/resolv.conf
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<String>,
+    /// Add a line to the container's /etc/hosts: HOST:IP
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
     /// Resource limits (issue 4; cli/limits.rs)
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
@@ -165,6 +186,7 @@ pub fn create_container(
     };
     // Limits: values first, then whether this host can enforce them.
     let resources = a.limits.resources()?;
+    let network = network_options(&a)?;
     let reference =
         Reference::parse(&a.image).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     let fetch = Fetch {
@@ -175,6 +197,7 @@ pub fn create_container(
     };
     let ctx = Ctx::open(root)?;
     let image_id = find_or_fetch(&ctx, &a.image, &reference, &fetch)?;
+    helper_notice(&ctx, &network.mode);
     let opts = CreateOptions {
         name: a.name,
         image: a.image.clone(),
@@ -198,6 +221,7 @@ pub fn create_container(
         security_opt,
         resources,
         labels,
+        network,
     };
     let rec = {
         let _lock = ctx.store.lock_shared()?;
@@ -208,7 +232,9 @@ pub fn create_container(
 
 pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
     let rootfs = super::rootfs_choice().map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    let (detach, tty, timeout) = (a.detach, a.tty, a.timeout.is_some());
+    // Published ports are forwarded by a monitor, like a pty or a timer.
+    let publish = !a.publish.is_empty() || a.publish_all;
+    let (detach, tty, timeout) = (a.detach, a.tty, a.timeout.is_some() || publish);
     let (ctx, mut rec) = create_container(root, a)?;
     if detach {
         // In the background under a monitor: print the id, like Docker.
@@ -231,6 +257,7 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
         &ctx.mapping,
         rootfs,
         super::systemd_scopes(),
+        super::helper_path(),
     )
     .with_context(|| format!("container {}", rec.name))?;
     drop_anonymous_volumes(&ctx, &rec)?;
@@ -244,6 +271,57 @@ fn drop_anonymous_volumes(ctx: &Ctx, rec: &ContainerRecord) -> anyhow::Result<()
             .with_context(|| format!("removing the volumes of container {}", rec.name))?;
     }
     Ok(())
+}
+
+/// `--network`, `-p`, `-P`, `--dns`, `--add-host`, checked before anything
+/// is created.
+fn network_options(a: &RunArgs) -> anyhow::Result<container::NetworkOptions> {
+    use crate::network;
+    let bad = |e: network::NetworkError| Exit::new(exit::BURROW, e.to_string());
+    let mode = network::Mode::parse(&a.network).map_err(bad)?;
+    let mut publish = Vec::new();
+    for p in &a.publish {
+        publish.extend(network::parse_publish(p).map_err(bad)?);
+    }
+    network::check_unprivileged(&publish, std::path::Path::new("/proc")).map_err(bad)?;
+    for h in &a.add_host {
+        network::check_add_host(h).map_err(bad)?;
+    }
+    for d in &a.dns {
+        network::check_dns(d).map_err(bad)?;
+    }
+    let publish_all = a.publish_all && mode != network::Mode::Host;
+    if mode == network::Mode::Host && (!publish.is_empty() || a.publish_all) {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+        publish.clear();
+    }
+    Ok(container::NetworkOptions {
+        mode: mode.name().to_string(),
+        publish,
+        publish_all,
+        dns: a.dns.clone(),
+        extra_hosts: a.add_host.clone(),
+    })
+}
+
+/// Say once per session (a marker in the runtime dir) that a private
+/// network will have loopback only, and which package fixes it.
+fn helper_notice(ctx: &Ctx, mode: &str) {
+    use crate::network::{helper, Mode};
+    if Mode::parse(mode).ok() != Some(Mode::Private) {
+        return;
+    }
+    if let Ok(None) = helper::find(Mode::Private, &super::helper_path()) {
+        let marker = ctx.store.paths.runtime.join("network-helper-notice");
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+            .is_ok()
+        {
+            eprintln!("{}", helper::missing_line());
+        }
+    }
 }
 
 /// How `run` and `create` get an image that may not be local.

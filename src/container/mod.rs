@@ -22,7 +22,9 @@ use std::path::PathBuf;
 
 pub use exec::{exec, ExecOptions};
 pub use names::validate as validate_name;
-pub use record::{ContainerConfig, ContainerRecord, HostConfig, State, Status, LOG_FILE};
+pub use record::{
+    ContainerConfig, ContainerRecord, HostConfig, NetworkSettings, State, Status, LOG_FILE,
+};
 pub use supervise::{supervise, Ended, Supervision, Watch};
 
 use crate::exit;
@@ -107,6 +109,18 @@ pub struct CreateOptions {
     pub resources: cgroup::Resources,
     /// `--label` and `--label-file`, merged over the image's labels.
     pub labels: BTreeMap<String, String>,
+    /// `--network`, `-p`, `-P`, `--dns`, `--add-host`, validated by the CLI.
+    pub network: NetworkOptions,
+}
+
+/// The network flags of create/run.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkOptions {
+    pub mode: String,
+    pub publish: Vec<crate::network::PortSpec>,
+    pub publish_all: bool,
+    pub dns: Vec<String>,
+    pub extra_hosts: Vec<String>,
 }
 
 /// Create a container record and its directory; nothing runs yet. Its
@@ -214,11 +228,21 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
                 String::new()
             },
             resources: opts.resources.clone(),
+            network_mode: if opts.network.mode.is_empty() {
+                "private".into()
+            } else {
+                opts.network.mode.clone()
+            },
+            port_bindings: crate::network::bindings_of(&opts.network.publish),
+            publish_all_ports: opts.network.publish_all,
+            dns: opts.network.dns.clone(),
+            extra_hosts: opts.network.extra_hosts.clone(),
         },
         state: State::default(),
         rootfs_mode: None,
         layers: image_cfg.rootfs().diff_ids().clone(),
         cgroup: None,
+        network_settings: NetworkSettings::default(),
     };
     rec.save(store)?;
     Ok(rec)
@@ -273,10 +297,33 @@ fn merge_config(rc: &ImageRuntimeConfig, opts: &CreateOptions) -> Result<Contain
     Ok(cfg)
 }
 
-/// The host's resolver config; systemd-resolved's stub (127.0.0.53) still
-/// works because the container shares the host's network in this version.
+/// The host's resolver config, as a container sharing the host's network
+/// uses it; `supervise` rewrites it for the network mode at each start.
 fn host_resolv_conf() -> Vec<u8> {
     fs::read("/etc/resolv.conf").unwrap_or_default()
+}
+
+/// Write the container's `/etc/hosts` and `/etc/resolv.conf` for its network
+/// mode and the helper that will serve it (bound over the image's by PID 1).
+fn write_etc_files(
+    store: &Store,
+    rec: &ContainerRecord,
+    helper: Option<&crate::network::Helper>,
+) -> std::io::Result<()> {
+    let host_resolv = String::from_utf8_lossy(&host_resolv_conf()).into_owned();
+    let host_addr = crate::network::host_address(helper);
+    let files = crate::network::etc_files(
+        &rec.config.hostname,
+        rec.network_mode(),
+        helper,
+        host_addr.as_deref(),
+        &rec.host_config.dns,
+        &rec.host_config.extra_hosts,
+        &host_resolv,
+    );
+    let dir = store.container_dir(&rec.id);
+    fs::write(dir.join("hosts"), files.hosts)?;
+    fs::write(dir.join("resolv.conf"), files.resolv_conf)
 }
 
 impl ContainerRecord {
@@ -346,6 +393,7 @@ pub fn run_foreground(
     mapping: &IdMapping,
     rootfs: RootfsChoice,
     scopes: cgroup::SystemdScopes,
+    helper_path: String,
 ) -> Result<i32> {
     if rec.is_up(store) {
         return Err(ContainerError::AlreadyRunning(rec.id.clone()));
@@ -365,6 +413,7 @@ pub fn run_foreground(
         scopes,
         stdio: Stdio::Inherit,
         list_running: !rec.host_config.auto_remove,
+        helper_path,
     };
     supervise(store, rec, mapping, how, &mut Foreground)
 }
@@ -418,6 +467,7 @@ pub fn build_spec(
             })
             .collect(),
         readonly_rootfs: rec.host_config.readonly_rootfs,
+        private_network: rec.network_mode().private_namespace(),
         process: Process {
             argv: rec.config.argv(),
             env: container_env(rec, rec.config.tty),
@@ -536,6 +586,18 @@ pub fn remove(
         // The whole cgroup at once when there is one (issue 4).
         cgroup::kill(rec.cgroup.as_ref());
         rec.kill_and_wait();
+        // Its published ports are free once its supervisor has finished
+        // (it removes the pid file last): `rm -f` then `run -p` the same
+        // port must work.
+        if !rec.network_settings.ports.is_empty() {
+            let pid_file = store.pid_file(&rec.id);
+            for _ in 0..200 {
+                if !pid_file.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
     }
     if let Some(dir) = &rec.cgroup {
         let _ = crate::linux::cgroup::remove(dir, std::time::Duration::from_secs(5));

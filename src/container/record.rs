@@ -68,9 +68,34 @@ pub struct HostConfig {
     /// `run --timeout`: seconds before the monitor kills the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
+    /// `--network`: private, none, host, pasta or slirp4netns; empty in
+    /// records made before burrow had networking (they shared the host's).
+    #[serde(default)]
+    pub network_mode: String,
+    /// `-p`: `3000/tcp` → host address and port (empty: any, a free one).
+    #[serde(default)]
+    pub port_bindings: crate::network::PortMap,
+    /// `-P`: every exposed port on a free host port.
+    #[serde(default)]
+    pub publish_all_ports: bool,
+    /// `--dns`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// `--add-host HOST:IP`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
     /// Resource limits (issue 4): Docker's `Memory`, `NanoCpus`, ... fields.
     #[serde(flatten)]
     pub resources: super::cgroup::Resources,
+}
+
+/// What the running container's network looks like from the host.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkSettings {
+    /// The ports published while it runs: `3000/tcp` → host address and port.
+    #[serde(default)]
+    pub ports: crate::network::PortMap,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -150,9 +175,35 @@ pub struct ContainerRecord {
     /// (no delegated cgroup v2 subtree) or is not running.
     #[serde(default)]
     pub cgroup: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub network_settings: NetworkSettings,
 }
 
 impl ContainerRecord {
+    /// The network mode (an unreadable one is the host's, as old records).
+    pub fn network_mode(&self) -> crate::network::Mode {
+        crate::network::Mode::parse(&self.host_config.network_mode)
+            .unwrap_or(crate::network::Mode::Host)
+    }
+
+    /// The ports to publish when it starts (`-p`, and `-P`'s exposed ports).
+    pub fn ports_to_publish(&self) -> Vec<crate::network::PortSpec> {
+        if self.network_mode() == crate::network::Mode::Host {
+            return Vec::new();
+        }
+        let exposed: Vec<String> = self.config.exposed_ports.iter().cloned().collect();
+        crate::network::specs_to_publish(
+            &self.host_config.port_bindings,
+            self.host_config.publish_all_ports,
+            &exposed,
+        )
+    }
+
+    /// Docker's PORTS column: what is published now.
+    pub fn ports_text(&self) -> String {
+        crate::network::ports_text(&self.network_settings.ports)
+    }
+
     pub fn load(store: &Store, id: &str) -> Result<Self> {
         let p = store.container_dir(id).join(RECORD_FILE);
         let bytes = std::fs::read(&p).map_err(|_| ContainerError::NoSuch(id.to_string()))?;

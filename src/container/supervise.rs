@@ -11,9 +11,16 @@
 
 use nix::sys::signal::{kill, Signal};
 
-use super::{build_spec, cgroup, record_start_failure, ContainerRecord, Result, State};
+use super::{
+    build_spec, cgroup, record_start_failure, write_etc_files, ContainerRecord, Result, State,
+};
+use crate::exit;
 use crate::linux::userns::IdMapping;
-use crate::sandbox::{self, Failure, RootfsChoice, StartError, Started, Stdio};
+use crate::network;
+use crate::sandbox::{self, Failure, RootfsChoice, StartError, Started, Stdio, Step};
+
+/// The network helper's messages, in the container's directory.
+pub const HELPER_LOG: &str = "network.log";
 use crate::store::Store;
 
 /// How the front end waits for the container.
@@ -39,7 +46,7 @@ pub struct Ended {
 }
 
 /// What the front end asks of the supervisor.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Supervision {
     pub rootfs: RootfsChoice,
     /// Whether a delegated cgroup may be asked of the user's systemd.
@@ -51,6 +58,9 @@ pub struct Supervision {
     /// the moment it ends, and the two writes sit on the path `run --rm`'s
     /// startup time is measured on.
     pub list_running: bool,
+    /// The `PATH` a network helper (pasta, slirp4netns) is looked up in:
+    /// the CLI's.
+    pub helper_path: String,
 }
 
 /// Start `rec`, wait for it through `watch`, and record how it ended.
@@ -63,10 +73,45 @@ pub fn supervise(
     watch: &mut impl Watch,
 ) -> Result<i32> {
     let mut spec = build_spec(store, rec, mapping, how.rootfs, how.stdio);
+    // The network helper for a private namespace (none: loopback only), and
+    // the /etc files that name its resolver.
+    let helper = network::helper::find(rec.network_mode(), &how.helper_path)
+        .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))
+        .and_then(|h| {
+            write_etc_files(store, rec, h.as_ref())
+                .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))?;
+            Ok(h)
+        });
+    let helper = match helper {
+        Ok(h) => h,
+        Err(f) => {
+            let e = StartError::from(f);
+            record_start_failure(store, rec, mapping, &e);
+            return Err(e.into());
+        }
+    };
+    // It starts once PID 1 exists (it targets PID 1's namespace) and before
+    // PID 1 sets itself up, so the command starts with its network ready.
+    let log = spec.dir.join(HELPER_LOG);
+    let mut running: Option<network::helper::Running> = None;
+    let mut start_helper = |pid1: nix::unistd::Pid| -> std::result::Result<(), Failure> {
+        if let Some(h) = &helper {
+            let r = h
+                .start(pid1.as_raw(), &log)
+                .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))?;
+            running = Some(r);
+        }
+        Ok(())
+    };
+    let hook: Option<sandbox::BeforeSetup> = if helper.is_some() {
+        Some(&mut start_helper)
+    } else {
+        None
+    };
     // The container's cgroup, before anything forks; we stay outside it.
     let started = match cgroup::for_start(rec, how.scopes).and_then(|cg| {
         spec.cgroup = cg;
-        sandbox::start(&spec).inspect_err(|_| {
+        sandbox::start_with(&spec, hook).inspect_err(|_| {
             cgroup::discard(&spec);
         })
     }) {
@@ -104,11 +149,17 @@ pub fn supervise(
 
     let ended = watch.wait(started, rec);
     let oom_killed = cgroup::discard(&spec);
-    if !rec.host_config.auto_remove {
-        let mut latest = ContainerRecord::load(store, &rec.id).unwrap_or_else(|_| rec.clone());
+    // `rm -f` may have removed the container meanwhile: then there is
+    // nothing left to record, and no directory to write in.
+    let latest = match ContainerRecord::load(store, &rec.id) {
+        Err(super::ContainerError::NoSuch(_)) => None,
+        r => Some(r.unwrap_or_else(|_| rec.clone())),
+    };
+    if let (false, Some(mut latest)) = (rec.host_config.auto_remove, latest) {
         latest.state.finish(ended.code);
         latest.state.oom_killed = oom_killed;
         latest.cgroup = None;
+        latest.network_settings.ports.clear();
         if let Some(e) = ended.error {
             latest.state.error = e;
         }
@@ -118,6 +169,11 @@ pub fn supervise(
     }
     // After the record: see the module comment.
     let _ = std::fs::remove_file(store.pid_file(&rec.id));
+    // The helper outlives the container by the time it takes to record the
+    // exit: whoever waits for the container sees it recorded sooner.
+    if let Some(r) = running {
+        r.stop();
+    }
     trouble?;
     Ok(ended.code)
 }

@@ -37,6 +37,9 @@ pub enum Message {
     Pid(i32),
     /// A monitor's attach socket accepts clients.
     Listening,
+    /// The caller has done what had to happen before PID 1 sets itself up
+    /// (a network helper configured its namespace): go on.
+    Proceed,
     /// A step failed; nothing more follows.
     Failed(Failure),
     /// The supervised process ended with this shell-style exit code.
@@ -64,6 +67,8 @@ pub enum Step {
     ResolveTarget,
     PivotRoot,
     Hostname,
+    Loopback,
+    Network,
     Terminal,
     Stdio,
     User,
@@ -104,6 +109,8 @@ impl Step {
             Step::ResolveTarget => "resolving mount target",
             Step::PivotRoot => "pivoting into",
             Step::Hostname => "setting the hostname",
+            Step::Loopback => "bringing up loopback",
+            Step::Network => "setting up the network",
             Step::Terminal => "setting up the terminal",
             Step::Stdio => "setting up stdio",
             Step::User => "switching user",
@@ -275,6 +282,10 @@ impl Sender {
         let _ = self.send(&Message::Listening);
     }
 
+    pub fn proceed(&mut self) -> io::Result<()> {
+        self.send(&Message::Proceed)
+    }
+
     pub fn failed(&mut self, f: Failure) {
         let _ = self.send(&Message::Failed(f));
     }
@@ -354,6 +365,10 @@ impl Receiver {
 
     pub fn wait_id_maps_written(&mut self) -> Result<(), ChannelError> {
         self.expect(Message::IdMapsWritten, "id maps written")
+    }
+
+    pub fn wait_proceed(&mut self) -> Result<(), ChannelError> {
+        self.expect(Message::Proceed, "proceed")
     }
 
     pub fn wait_done(&mut self) -> Result<(), ChannelError> {

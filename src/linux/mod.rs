@@ -11,6 +11,7 @@ pub mod channel;
 pub mod dbus;
 pub mod fs;
 pub mod mount;
+pub mod net;
 pub mod ns;
 pub mod process;
 pub mod seccomp;

@@ -34,13 +34,23 @@ pub enum NsError {
 /// The order of joining: user first, so that we hold capabilities in the
 /// namespace that owns the others (setns(2): joining a mount namespace needs
 /// CAP_SYS_ADMIN in its owning user namespace); pid last, as it only takes
-/// effect for children.
-const ORDER: [(&str, CloneFlags); 5] = [
+/// effect for children. A network namespace that is the caller's own (a
+/// `--network host` container) is skipped: it is owned by a user namespace
+/// we hold no capability in, and joining it would change nothing.
+const ORDER: [(&str, CloneFlags); 6] = [
     ("user", CloneFlags::CLONE_NEWUSER),
     ("mnt", CloneFlags::CLONE_NEWNS),
     ("uts", CloneFlags::CLONE_NEWUTS),
     ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("net", CloneFlags::CLONE_NEWNET),
     ("pid", CloneFlags::CLONE_NEWPID),
+];
+
+/// The user and network namespaces only: what a port forwarder's dialer
+/// joins to connect inside a container.
+const NET_ONLY: [(&str, CloneFlags); 2] = [
+    ("user", CloneFlags::CLONE_NEWUSER),
+    ("net", CloneFlags::CLONE_NEWNET),
 ];
 
 /// Open namespace files of one process, ready to join.
@@ -61,6 +71,20 @@ impl Namespaces {
     /// life: once that process is gone, lookups through it fail instead of
     /// reaching a newer process with the same pid.
     pub fn open(proc_root: &Path, pid: i32, start_time: u64) -> Result<Self, NsError> {
+        Self::open_kinds(proc_root, pid, start_time, &ORDER)
+    }
+
+    /// Like [`open`](Self::open), the user and network namespaces only.
+    pub fn open_net(proc_root: &Path, pid: i32, start_time: u64) -> Result<Self, NsError> {
+        Self::open_kinds(proc_root, pid, start_time, &NET_ONLY)
+    }
+
+    fn open_kinds(
+        proc_root: &Path,
+        pid: i32,
+        start_time: u64,
+        kinds: &[(&'static str, CloneFlags)],
+    ) -> Result<Self, NsError> {
         let dir_path = proc_root.join(pid.to_string());
         let dir = nix::fcntl::open(
             &dir_path,
@@ -85,13 +109,13 @@ impl Namespaces {
         if crate::linux::process::parse_start_time(&read("stat")?) != Some(start_time) {
             return Err(NsError::Reused { pid });
         }
-        let mut fds = Vec::with_capacity(ORDER.len());
-        for (kind, flag) in ORDER {
-            fds.push((
-                kind,
-                flag,
-                open_in(&dir, &dir_path, &format!("ns/{kind}"), pid)?,
-            ));
+        let mut fds = Vec::with_capacity(kinds.len());
+        for &(kind, flag) in kinds {
+            let fd = open_in(&dir, &dir_path, &format!("ns/{kind}"), pid)?;
+            if flag == CloneFlags::CLONE_NEWNET && same_as_ours(&fd, kind) {
+                continue;
+            }
+            fds.push((kind, flag, fd));
         }
         let setgroups_allowed = read("setgroups")?.trim() == "allow";
         // The fds are open: were they still the recorded process's? A dead
@@ -118,6 +142,14 @@ impl Namespaces {
     }
 }
 
+/// Whether the namespace `fd` is the one this process is in (same device and
+/// inode as `/proc/self/ns/KIND`, namespaces(7)).
+fn same_as_ours(fd: &OwnedFd, kind: &str) -> bool {
+    let theirs = nix::sys::stat::fstat(fd);
+    let ours = nix::sys::stat::stat(format!("/proc/self/ns/{kind}").as_str());
+    matches!((theirs, ours), (Ok(a), Ok(b)) if a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+}
+
 fn open_in(dir: &OwnedFd, dir_path: &Path, name: &str, pid: i32) -> Result<OwnedFd, NsError> {
     openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| match e {
         nix::Error::ENOENT | nix::Error::ESRCH => NsError::Gone { pid },
@@ -138,7 +170,9 @@ mod tests {
         let me = std::process::id() as i32;
         let start = crate::linux::process::start_time(proc_root, me).unwrap();
         let ns = Namespaces::open(proc_root, me, start).unwrap();
+        // Our own network namespace is skipped.
         assert_eq!(ns.fds.len(), 5);
+        assert!(ns.fds.iter().all(|(kind, _, _)| *kind != "net"));
         assert!(matches!(
             Namespaces::open(proc_root, me, start + 1),
             Err(NsError::Reused { .. })

@@ -2,8 +2,9 @@
 //! a session of its own, so detached containers outlive the shell that
 //! started them. It is the parent of the sandbox's inner process (which
 //! reaps PID 1), records the exit, writes the log, holds the pty of `-t`
-//! containers, serves attach clients on a unix socket, enforces `--timeout`,
-//! and removes `--rm` containers. If it is killed, the parent-death signals
+//! containers, serves attach clients on a unix socket, forwards published
+//! ports (`network::forward`), enforces `--timeout`, and removes `--rm`
+//! containers. If it is killed, the parent-death signals
 //! take the container down with it, and `ps` shows it exited.
 
 pub mod attach;
@@ -24,6 +25,7 @@ use crate::exit;
 use crate::linux::channel::{channel, ChannelError, Message, Sender};
 use crate::linux::userns::IdMapping;
 use crate::linux::{process, tty};
+use crate::network::forward::{self, Forwarder};
 use crate::sandbox::{self, BadRootfsChoice, Failure, RootfsChoice, StartError, Started, Step};
 use crate::store::Store;
 
@@ -132,6 +134,7 @@ pub fn main(
     attach_first: bool,
     rootfs: Result<RootfsChoice, BadRootfsChoice>,
     scopes: SystemdScopes,
+    helper_path: String,
 ) -> i32 {
     let mut status = status_sender();
     let mut fail = |f: Failure| {
@@ -157,11 +160,16 @@ pub fn main(
             return exit::BURROW;
         }
     };
+    // The record says where its ports are published while it runs.
+    if let Some(f) = &monitor.forwarder {
+        rec.network_settings.ports = f.published();
+    }
     let how = Supervision {
         rootfs,
         scopes,
         stdio: monitor.io_for_container(),
         list_running: true,
+        helper_path,
     };
     match container::supervise(store, &mut rec, mapping, how, &mut monitor) {
         Ok(code) => code,
@@ -207,6 +215,8 @@ struct Monitor {
     /// Our ends, once PID 1 runs.
     parent: Option<ParentIo>,
     timeout: Option<u64>,
+    /// Published ports (`-p`, `-P`), bound before the container starts.
+    forwarder: Option<Forwarder>,
 }
 
 /// What the event loop waits on, one per poll entry.
@@ -217,6 +227,8 @@ enum Source {
     Output(usize),
     /// An attach client's frames (stdin, resize, end of stdin).
     Client(usize),
+    /// A published port's listener or connection.
+    Forward(forward::Key),
     /// A new attach client.
     Listener,
     /// The sandbox's report channel: the exit.
@@ -232,6 +244,18 @@ impl Monitor {
         attach_first: bool,
         mut status: Option<Sender>,
     ) -> Result<Monitor, (Failure, Option<Sender>)> {
+        // Published ports first: a taken one fails the start before
+        // anything else is set up, naming the port.
+        let forwarder = match Forwarder::bind(&rec.ports_to_publish()) {
+            Ok(f) if f.is_empty() => None,
+            Ok(f) => Some(f),
+            Err(e) => {
+                return Err((
+                    Failure::new(Step::Network, e.to_string(), exit::BURROW),
+                    status,
+                ))
+            }
+        };
         let io = match ContainerIo::new(rec.config.tty, rec.config.open_stdin) {
             Ok(io) => io,
             Err(e) => return Err((Failure::sys(Step::Stdio, e, exit::BURROW), status)),
@@ -291,6 +315,7 @@ impl Monitor {
             io: Some(io),
             parent: None,
             timeout: rec.host_config.timeout,
+            forwarder,
         })
     }
 
@@ -340,6 +365,12 @@ impl Monitor {
                 sources.push(Source::Client(i));
                 fds.push(PollFd::new(c.sock.as_fd(), PollFlags::POLLIN));
             }
+            if let Some(f) = &self.forwarder {
+                for (key, fd, flags) in f.interest() {
+                    sources.push(Source::Forward(key));
+                    fds.push(PollFd::new(fd, flags));
+                }
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::Error::EINTR) => continue,
@@ -350,13 +381,20 @@ impl Monitor {
                 .zip(&fds)
                 .filter(|(_, f)| {
                     f.revents().is_some_and(|r| {
-                        r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+                        r.intersects(
+                            PollFlags::POLLIN
+                                | PollFlags::POLLOUT
+                                | PollFlags::POLLHUP
+                                | PollFlags::POLLERR,
+                        )
                     })
                 })
                 .map(|(s, _)| s)
                 .collect();
             drop(fds);
             ready.sort();
+            // A connection polled on both of its sockets is pumped once.
+            ready.dedup();
             for source in ready {
                 match source {
                     Source::Output(i) => {
@@ -369,6 +407,11 @@ impl Monitor {
                         }
                     }
                     Source::Client(i) => self.clients[i].read_input(io),
+                    Source::Forward(key) => {
+                        if let Some(f) = &mut self.forwarder {
+                            f.ready(key);
+                        }
+                    }
                     Source::Listener => {
                         while let Ok((s, _)) = self.listener.accept() {
                             let _ = s.set_nonblocking(false);
@@ -384,6 +427,9 @@ impl Monitor {
                 }
             }
             self.clients.retain(|c| c.alive);
+            if let Some(f) = &mut self.forwarder {
+                f.sweep();
+            }
         }
     }
 
@@ -413,8 +459,13 @@ impl Monitor {
 }
 
 impl Watch for Monitor {
-    /// With `-t`, receive the pty master PID 1 sent before it exec'd.
-    fn started(&mut self, _started: &Started) -> Result<(), Failure> {
+    /// With `-t`, receive the pty master PID 1 sent before it exec'd; with
+    /// published ports, open the namespaces the forwarder dials into.
+    fn started(&mut self, started: &Started) -> Result<(), Failure> {
+        if let Some(f) = &mut self.forwarder {
+            f.attach(started.pid1.as_raw())
+                .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))?;
+        }
         let io = self
             .io
             .take()
@@ -436,6 +487,8 @@ impl Watch for Monitor {
         }
         let mut io = self.parent.take().expect("started hands over our stdio");
         let (code, timed_out) = self.event_loop(&mut started, &mut io);
+        // The published ports are free before the exit is recorded.
+        self.forwarder = None;
         broadcast(&mut self.clients, attach::EXIT, &code.to_be_bytes());
         let _ = std::fs::remove_file(&self.sock_path);
         Ended {

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::linux::channel::{Failure, Step};
 pub use process::{Process, Stdio, DEFAULT_PATH};
-pub use spawn::{start, Started};
+pub use spawn::{start, start_with, BeforeSetup, Started};
 
 use crate::linux::userns::IdMapping;
 
@@ -102,6 +102,9 @@ pub struct Spec {
     pub rootfs: RootfsChoice,
     pub hostname: String,
     pub mapping: IdMapping,
+    /// A network namespace of its own with only loopback up (`--network
+    /// private` or `none`); false shares the caller's (`host`).
+    pub private_network: bool,
     /// Bind and tmpfs mounts, set up in order before pivot_root.
     pub mounts: Vec<Mount>,
     /// Remount the root filesystem read-only (`--read-only`).

@@ -162,12 +162,22 @@ pub fn plan(spec: &Spec) -> Vec<MountOp> {
             points_to,
         });
     }
-    // /sys: sysfs can only be mounted in a new network namespace; bind the
-    // host's read-only instead.
-    ops.push(MountOp::BindTreeReadonly {
-        source: "/sys".into(),
-        target: "sys".into(),
-    });
+    // /sys: sysfs can only be mounted by a user namespace that owns the
+    // network namespace (sysfs shows its devices): a fresh read-only one
+    // with a private network, else the host's bound read-only.
+    if spec.private_network {
+        ops.push(fs(
+            "sysfs",
+            "sys",
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            "",
+        ));
+    } else {
+        ops.push(MountOp::BindTreeReadonly {
+            source: "/sys".into(),
+            target: "sys".into(),
+        });
+    }
     // /etc/hosts, /etc/hostname, /etc/resolv.conf: the container's own.
     ops.push(MountOp::Dir {
         target: "etc".into(),
@@ -455,6 +465,7 @@ mod tests {
             rootfs: RootfsChoice::Auto,
             hostname: "h".into(),
             mapping,
+            private_network: false,
             mounts,
             readonly_rootfs: readonly,
             process: Process {
@@ -641,5 +652,22 @@ mod tests {
         assert!(!ops
             .iter()
             .any(|op| matches!(op, MountOp::MaskPath { .. } | MountOp::ReadonlyPath { .. })));
+    }
+
+    #[test]
+    fn a_private_network_gets_a_fresh_readonly_sysfs() {
+        let mut s = spec(single(), Vec::new(), false);
+        assert!(plan(&s)
+            .iter()
+            .any(|op| matches!(op, MountOp::BindTreeReadonly { target, .. } if target == "sys")));
+        s.private_network = true;
+        let ops = plan(&s);
+        assert!(ops.iter().any(|op| matches!(op,
+            MountOp::Fs { fstype: "sysfs", target, flags, .. }
+                if target == "sys" && flags.contains(MsFlags::MS_RDONLY))));
+        assert!(!ops
+            .iter()
+            .any(|op| matches!(op, MountOp::BindTreeReadonly { .. })));
+        assert_eq!(ops.len(), 21);
     }
 }

@@ -61,6 +61,16 @@ impl Started {
 /// Start the container described by `spec`. Returns once its command has
 /// been exec'd, or with the reason it could not be.
 pub fn start(spec: &Spec) -> Result<Started, StartError> {
+    start_with(spec, None)
+}
+
+/// What the caller does once PID 1 exists and before it sets itself up
+/// (start a network helper that targets its PID).
+pub type BeforeSetup<'a> = &'a mut dyn FnMut(Pid) -> Result<(), Failure>;
+
+/// [`start`], running `before_setup` with PID 1's host pid while PID 1
+/// waits: what it does is in place before the container's command runs.
+pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Started, StartError> {
     let pipe_err = |e: std::io::Error| Failure::io(Step::Pipe, &e, exit::BURROW);
     // Inner process → us: id map request, rootfs, pid, exit (or failure).
     let (up_tx, mut up_rx) = channel().map_err(pipe_err)?;
@@ -68,15 +78,25 @@ pub fn start(spec: &Spec) -> Result<Started, StartError> {
     let (mut down_tx, down_rx) = channel().map_err(pipe_err)?;
     // PID 1 → us: why it could not exec; EOF when it did.
     let (exec_tx, mut exec_rx) = channel().map_err(pipe_err)?;
+    // Us → PID 1: proceed, once `before_setup` is done.
+    let gate = match before_setup {
+        Some(_) => Some(channel().map_err(pipe_err)?),
+        None => None,
+    };
+    let (mut gate_tx, gate_rx) = match gate {
+        Some((tx, rx)) => (Some(tx), Some(rx)),
+        None => (None, None),
+    };
     let plan = mounts::plan(spec);
     let inner = process::fork_child(|| {
         // Keep only our channel ends and PID 1's stdio: the caller's other
         // descriptors (a monitor's own pipe ends, sockets, log) must not be
         // held open by us or reach the container.
         let mut keep = vec![up_tx.as_raw_fd(), down_rx.as_raw_fd(), exec_tx.as_raw_fd()];
+        keep.extend(gate_rx.as_ref().map(|g| g.as_raw_fd()));
         keep.extend(spec.process.stdio.passed_fds());
         process::close_fds_except(&keep);
-        inner_main(spec, &plan, up_tx, down_rx, exec_tx)
+        inner_main(spec, &plan, up_tx, down_rx, exec_tx, gate_rx)
     })
     .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
     let gone = |failure: Failure| {
@@ -134,7 +154,24 @@ pub fn start(spec: &Spec) -> Result<Started, StartError> {
         reports: up_rx,
     };
 
-    // Step 3: PID 1 sets itself up; EOF on the exec channel means it exec'd.
+    // Step 3: what must be in place before PID 1 sets itself up; PID 1
+    // waits for it on the gate (and ends if the gate closes unopened).
+    if let (Some(hook), Some(mut tx)) = (before_setup, gate_tx.take()) {
+        if let Err(failure) = hook(started.pid1).and_then(|()| {
+            tx.proceed()
+                .map_err(|e| Failure::io(Step::Pipe, &e, exit::BURROW))
+        }) {
+            drop(tx);
+            let _ = nix::sys::signal::kill(started.pid1, Signal::SIGKILL);
+            let _ = started.wait_relaying_signals();
+            return Err(StartError {
+                failure,
+                cleaned_up: !spec.remove_after.is_empty(),
+            });
+        }
+    }
+
+    // Step 4: PID 1 sets itself up; EOF on the exec channel means it exec'd.
     match exec_rx.wait_exec() {
         Ok(()) => Ok(started),
         Err(e) => {
@@ -156,6 +193,7 @@ fn inner_main(
     mut up: Sender,
     mut down: Receiver,
     mut exec_tx: Sender,
+    gate: Option<Receiver>,
 ) -> i32 {
     // If the caller dies, so do we (and PID 1 after us).
     let _ = process::set_parent_death_signal(Signal::SIGKILL);
@@ -170,15 +208,19 @@ fn inner_main(
         let _ = process::ignore_signal(s);
     }
 
-    // Step 1: new user, mount, uts, ipc and pid namespaces. The pid namespace
-    // applies to our children: the first one becomes PID 1. Mounts copied
-    // into a namespace owned by a new user namespace are already slaves of
-    // the host's (mount_namespaces(7)), so nothing we mount propagates back.
-    let flags = CloneFlags::CLONE_NEWUSER
+    // Step 1: new user, mount, uts, ipc and pid namespaces, and network
+    // unless it is shared with the host. The pid namespace applies to our
+    // children: the first one becomes PID 1. Mounts copied into a namespace
+    // owned by a new user namespace are already slaves of the host's
+    // (mount_namespaces(7)), so nothing we mount propagates back.
+    let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWPID;
+    if spec.private_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
     if let Err(e) = nix::sched::unshare(flags) {
         let mut f = Failure::sys(Step::Unshare, e, exit::BURROW);
         if matches!(
@@ -195,6 +237,14 @@ fn inner_main(
         return exit::BURROW;
     }
     drop(down);
+    // A new network namespace has loopback down; we hold CAP_NET_ADMIN in
+    // the user namespace that owns it.
+    if spec.private_network {
+        if let Err(e) = crate::linux::net::loopback_up() {
+            up.failed(Failure::sys(Step::Loopback, e, exit::BURROW));
+            return exit::BURROW;
+        }
+    }
 
     // Step 3: the root filesystem.
     let root = match mount_rootfs(spec) {
@@ -253,6 +303,13 @@ fn inner_main(
     let pid1 = match process::fork_child(|| {
         // PID 1 must not keep the report channel: the caller reads it to EOF.
         let _ = nix::unistd::close(up_fd);
+        // The caller's go-ahead (its network helper has configured our
+        // namespace); a gate closed without it means the start failed.
+        if let Some(mut g) = gate {
+            if g.wait_proceed().is_err() {
+                return exit::BURROW;
+            }
+        }
         enter_and_exec(init, &spec.process, spec.mapping.is_range(), &mut exec_tx)
     }) {
         Ok(p) => p,

@@ -1,0 +1,552 @@
+//! The built-in port forwarder, run by a container's monitor in its event
+//! loop (rootlesskit's "builtin" port driver design): it listens on the
+//! host ports, and for each TCP connection a short-lived dialer forked into
+//! the container's user and network namespaces connects to
+//! `127.0.0.1:PORT` there and hands the connected socket back over a unix
+//! socket (SCM_RIGHTS, unix(7)); the monitor then copies bytes both ways
+//! with non-blocking reads and writes. UDP is a datagram relay: one socket
+//! inside the container per client address.
+//!
+//! It needs neither pasta nor slirp4netns. The container sees connections
+//! coming from its own 127.0.0.1 (the client's address is not kept).
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::poll::PollFlags;
+use nix::sys::socket::{
+    recv, send, shutdown, socketpair, AddressFamily, MsgFlags, Shutdown, SockFlag, SockType,
+};
+
+use super::{NetworkError, PortBinding, PortMap, PortSpec, Proto};
+use crate::exit;
+use crate::linux::channel::{channel, Failure, Message, Step};
+use crate::linux::ns::Namespaces;
+use crate::linux::{process, tty};
+
+/// Bytes buffered per direction of a TCP connection.
+const BUF: usize = 128 * 1024;
+/// A UDP client unheard of for this long loses its socket in the container.
+const UDP_IDLE: Duration = Duration::from_secs(60);
+/// At most this many UDP clients at once; the oldest goes first.
+const UDP_SESSIONS: usize = 256;
+
+/// One poll entry of the forwarder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Key {
+    Listener(usize),
+    Relay(usize),
+    Session(usize),
+}
+
+enum Sock {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+struct Listener {
+    spec: PortSpec,
+    sock: Sock,
+}
+
+/// The listeners, the connections being relayed and the UDP clients.
+pub struct Forwarder {
+    listeners: Vec<Listener>,
+    ns: Option<Namespaces>,
+    relays: Vec<Option<Relay>>,
+    sessions: Vec<Option<Session>>,
+}
+
+impl Forwarder {
+    /// Bind every host port now, before the container starts: a taken port
+    /// is an error naming it, and a port 0 becomes the one the kernel chose.
+    pub fn bind(specs: &[PortSpec]) -> Result<Forwarder, NetworkError> {
+        let mut listeners = Vec::new();
+        for s in specs {
+            let ip = if s.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                &s.host_ip
+            };
+            let addr: SocketAddr = match ip.parse::<std::net::IpAddr>() {
+                Ok(a) => SocketAddr::new(a, s.host_port.unwrap_or(0)),
+                Err(_) => SocketAddr::new([0, 0, 0, 0].into(), s.host_port.unwrap_or(0)),
+            };
+            let err = |e: std::io::Error| NetworkError::Bind {
+                addr: addr.to_string(),
+                proto: s.proto.name(),
+                source: e,
+            };
+            // std's TcpListener::bind sets SO_REUSEADDR: a port whose last
+            // connections linger in TIME_WAIT can be published again at once.
+            let (sock, local) = match s.proto {
+                Proto::Tcp => {
+                    let l = TcpListener::bind(addr).map_err(err)?;
+                    l.set_nonblocking(true).map_err(err)?;
+                    let local = l.local_addr().map_err(err)?;
+                    (Sock::Tcp(l), local)
+                }
+                Proto::Udp => {
+                    let u = UdpSocket::bind(addr).map_err(err)?;
+                    u.set_nonblocking(true).map_err(err)?;
+                    let local = u.local_addr().map_err(err)?;
+                    (Sock::Udp(u), local)
+                }
+            };
+            let mut spec = s.clone();
+            spec.host_ip = local.ip().to_string();
+            spec.host_port = Some(local.port());
+            listeners.push(Listener { spec, sock });
+        }
+        Ok(Forwarder {
+            listeners,
+            ns: None,
+            relays: Vec::new(),
+            sessions: Vec::new(),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.listeners.is_empty()
+    }
+
+    /// `NetworkSettings.Ports`: what is published where.
+    pub fn published(&self) -> PortMap {
+        let mut m = PortMap::new();
+        for l in &self.listeners {
+            m.entry(l.spec.key()).or_default().push(PortBinding {
+                host_ip: l.spec.host_ip.clone(),
+                host_port: l.spec.host_port.unwrap_or(0).to_string(),
+            });
+        }
+        m
+    }
+
+    /// The container runs: open its user and network namespaces (held for
+    /// the dialers; they stay valid whatever happens to the pid).
+    pub fn attach(&mut self, pid1: i32) -> Result<(), NetworkError> {
+        let proc_root = Path::new("/proc");
+        let fail = |detail: String| NetworkError::Dial {
+            port: 0,
+            proto: "tcp",
+            detail,
+        };
+        let start = process::start_time(proc_root, pid1)
+            .ok_or_else(|| fail(format!("process {pid1} is gone")))?;
+        let ns = Namespaces::open_net(proc_root, pid1, start).map_err(|e| fail(e.to_string()))?;
+        self.ns = Some(ns);
+        Ok(())
+    }
+
+    /// What to poll, and for what.
+    pub fn interest(&self) -> Vec<(Key, BorrowedFd<'_>, PollFlags)> {
+        let mut out = Vec::new();
+        for (i, l) in self.listeners.iter().enumerate() {
+            let fd = match &l.sock {
+                Sock::Tcp(t) => t.as_fd(),
+                Sock::Udp(u) => u.as_fd(),
+            };
+            out.push((Key::Listener(i), fd, PollFlags::POLLIN));
+        }
+        for (i, r) in self.relays.iter().enumerate() {
+            if let Some(r) = r {
+                let (a, b) = r.interest();
+                if !a.is_empty() {
+                    out.push((Key::Relay(i), r.client.as_fd(), a));
+                }
+                if !b.is_empty() {
+                    out.push((Key::Relay(i), r.inside.as_fd(), b));
+                }
+            }
+        }
+        for (i, s) in self.sessions.iter().enumerate() {
+            if let Some(s) = s {
+                out.push((Key::Session(i), s.inside.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        out
+    }
+
+    /// `key` is ready. New connections and clients take new slots, so the
+    /// keys of one poll round stay valid until `sweep`.
+    pub fn ready(&mut self, key: Key) {
+        match key {
+            Key::Listener(i) => self.on_listener(i),
+            Key::Relay(i) => {
+                if let Some(r) = self.relays.get_mut(i).and_then(Option::as_mut) {
+                    r.pump();
+                }
+            }
+            Key::Session(i) => self.on_session(i),
+        }
+    }
+
+    /// Drop finished connections and idle UDP clients.
+    pub fn sweep(&mut self) {
+        for r in self.relays.iter_mut() {
+            if r.as_ref().is_some_and(Relay::finished) {
+                *r = None;
+            }
+        }
+        while self.relays.last().is_some_and(Option::is_none) {
+            self.relays.pop();
+        }
+        for s in self.sessions.iter_mut() {
+            if s.as_ref().is_some_and(|s| s.last.elapsed() > UDP_IDLE) {
+                *s = None;
+            }
+        }
+        while self.sessions.last().is_some_and(Option::is_none) {
+            self.sessions.pop();
+        }
+    }
+
+    fn on_listener(&mut self, i: usize) {
+        let Some(ns) = &self.ns else { return };
+        let l = &self.listeners[i];
+        let port = l.spec.container_port;
+        match &l.sock {
+            Sock::Tcp(t) => {
+                while let Ok((client, _)) = t.accept() {
+                    match dial(ns, Proto::Tcp, port) {
+                        Ok(inside) => {
+                            let client = OwnedFd::from(client);
+                            if set_nonblocking(&client)
+                                .and(set_nonblocking(&inside))
+                                .is_ok()
+                            {
+                                push_slot(&mut self.relays, Relay::new(client, inside));
+                            }
+                        }
+                        // Nothing listens inside yet: the client sees the
+                        // connection closed, as with a refused one.
+                        Err(e) => tracing::debug!("{e}"),
+                    }
+                }
+            }
+            Sock::Udp(u) => {
+                let mut buf = vec![0u8; 65536];
+                while let Ok((n, from)) = u.recv_from(&mut buf) {
+                    let known = self
+                        .sessions
+                        .iter_mut()
+                        .flatten()
+                        .find(|s| s.listener == i && s.client == from);
+                    let session = match known {
+                        Some(s) => s,
+                        None => match dial(ns, Proto::Udp, port) {
+                            Ok(inside) => {
+                                if set_nonblocking(&inside).is_err() {
+                                    continue;
+                                }
+                                if self.sessions.iter().flatten().count() >= UDP_SESSIONS {
+                                    if let Some(oldest) = self
+                                        .sessions
+                                        .iter_mut()
+                                        .filter(|s| s.is_some())
+                                        .min_by_key(|s| s.as_ref().map(|s| s.last))
+                                    {
+                                        *oldest = None;
+                                    }
+                                }
+                                let s = Session {
+                                    listener: i,
+                                    client: from,
+                                    inside,
+                                    last: Instant::now(),
+                                };
+                                let at = push_slot(&mut self.sessions, s);
+                                self.sessions[at].as_mut().expect("just pushed")
+                            }
+                            Err(e) => {
+                                tracing::debug!("{e}");
+                                continue;
+                            }
+                        },
+                    };
+                    session.last = Instant::now();
+                    let _ = send(
+                        session.inside.as_raw_fd(),
+                        &buf[..n],
+                        MsgFlags::MSG_NOSIGNAL,
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_session(&mut self, i: usize) {
+        let Some(s) = self.sessions.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let Sock::Udp(u) = &self.listeners[s.listener].sock else {
+            return;
+        };
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match recv(s.inside.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(n) => {
+                    s.last = Instant::now();
+                    let _ = u.send_to(&buf[..n], s.client);
+                }
+                Err(nix::Error::EINTR) => {}
+                // EAGAIN; or ECONNREFUSED: nothing listens inside (yet).
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Put `item` in the first free slot (or a new one); returns its index.
+fn push_slot<T>(slots: &mut Vec<Option<T>>, item: T) -> usize {
+    slots.push(Some(item));
+    slots.len() - 1
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(|_| ())
+}
+
+/// A socket connected to `127.0.0.1:port` inside the container: a child
+/// joins the container's user namespace (which the caller owns, so it holds
+/// every capability there, user_namespaces(7)) and then its network
+/// namespace (setns(2) asks CAP_SYS_ADMIN in the namespace's owner and in
+/// the caller's own user namespace), connects, and sends the socket back.
+/// The socket stays in the container's namespace wherever it travels.
+pub fn dial(ns: &Namespaces, proto: Proto, port: u16) -> Result<OwnedFd, NetworkError> {
+    let fail = |detail: String| NetworkError::Dial {
+        port,
+        proto: proto.name(),
+        detail,
+    };
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| fail(format!("socketpair: {e}")))?;
+    let (mut tx, mut rx) = channel().map_err(|e| fail(format!("pipe: {e}")))?;
+    let child = process::fork_child(|| {
+        let connected = (|| -> Result<OwnedFd, Failure> {
+            ns.join()
+                .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
+            let io = |e: std::io::Error| Failure::io(Step::Network, &e, exit::BURROW);
+            let to = SocketAddr::from(([127, 0, 0, 1], port));
+            Ok(match proto {
+                Proto::Tcp => OwnedFd::from(std::net::TcpStream::connect(to).map_err(io)?),
+                Proto::Udp => {
+                    let u = UdpSocket::bind(("127.0.0.1", 0)).map_err(io)?;
+                    u.connect(to).map_err(io)?;
+                    OwnedFd::from(u)
+                }
+            })
+        })();
+        match connected {
+            Ok(s) => match tty::send_fd(theirs.as_raw_fd(), s.as_raw_fd()) {
+                Ok(()) => {
+                    tx.done();
+                    0
+                }
+                Err(e) => {
+                    tx.failed(Failure::sys(Step::Network, e, exit::BURROW));
+                    1
+                }
+            },
+            Err(f) => {
+                tx.failed(f);
+                1
+            }
+        }
+    })
+    .map_err(|e| fail(format!("fork: {e}")))?;
+    drop(theirs);
+    drop(tx);
+    let got = match rx.recv() {
+        Ok(Message::Done) => tty::recv_fd(ours.as_raw_fd()).map_err(|e| fail(e.to_string())),
+        Ok(Message::Failed(f)) => Err(fail(f.to_string())),
+        Ok(m) => Err(fail(format!("unexpected {m:?}"))),
+        Err(e) => Err(fail(e.to_string())),
+    };
+    let _ = process::wait_exit_code(child);
+    got
+}
+
+/// One direction of a TCP connection: bytes read and not yet written.
+struct Flow {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// The source said EOF (or reset).
+    eof: bool,
+    /// The destination has been told (shutdown SHUT_WR).
+    shut: bool,
+    /// The destination refused a write: the connection is over.
+    broken: bool,
+}
+
+impl Flow {
+    fn new() -> Self {
+        Flow {
+            buf: vec![0u8; BUF].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            eof: false,
+            shut: false,
+            broken: false,
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.start < self.end
+    }
+
+    fn wants_read(&self) -> bool {
+        !self.pending() && !self.eof
+    }
+
+    /// Move bytes from `src` to `dst` until one of them would block
+    /// (bounded, so one busy connection cannot starve the others).
+    fn pump(&mut self, src: &OwnedFd, dst: &OwnedFd) {
+        for _ in 0..64 {
+            if self.broken {
+                return;
+            }
+            if self.pending() {
+                // MSG_NOSIGNAL: a closed peer is EPIPE, not SIGPIPE (send(2)).
+                match send(
+                    dst.as_raw_fd(),
+                    &self.buf[self.start..self.end],
+                    MsgFlags::MSG_NOSIGNAL,
+                ) {
+                    Ok(n) => self.start += n,
+                    Err(nix::Error::EAGAIN) => return,
+                    Err(nix::Error::EINTR) => {}
+                    Err(_) => self.broken = true,
+                }
+                continue;
+            }
+            self.start = 0;
+            self.end = 0;
+            if self.eof {
+                if !self.shut {
+                    let _ = shutdown(dst.as_raw_fd(), Shutdown::Write);
+                    self.shut = true;
+                }
+                return;
+            }
+            match recv(src.as_raw_fd(), &mut self.buf, MsgFlags::empty()) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end = n,
+                Err(nix::Error::EAGAIN) => return,
+                Err(nix::Error::EINTR) => {}
+                Err(_) => self.eof = true,
+            }
+        }
+    }
+}
+
+/// One TCP connection: the client's socket on the host and the socket the
+/// dialer connected inside the container.
+struct Relay {
+    client: OwnedFd,
+    inside: OwnedFd,
+    up: Flow,
+    down: Flow,
+}
+
+impl Relay {
+    fn new(client: OwnedFd, inside: OwnedFd) -> Self {
+        Relay {
+            client,
+            inside,
+            up: Flow::new(),
+            down: Flow::new(),
+        }
+    }
+
+    /// Poll flags for (client, inside).
+    fn interest(&self) -> (PollFlags, PollFlags) {
+        let mut a = PollFlags::empty();
+        let mut b = PollFlags::empty();
+        if self.up.wants_read() {
+            a |= PollFlags::POLLIN;
+        }
+        if self.down.pending() {
+            a |= PollFlags::POLLOUT;
+        }
+        if self.down.wants_read() {
+            b |= PollFlags::POLLIN;
+        }
+        if self.up.pending() {
+            b |= PollFlags::POLLOUT;
+        }
+        (a, b)
+    }
+
+    fn pump(&mut self) {
+        self.up.pump(&self.client, &self.inside);
+        self.down.pump(&self.inside, &self.client);
+    }
+
+    fn finished(&self) -> bool {
+        self.up.broken || self.down.broken || (self.up.shut && self.down.shut)
+    }
+}
+
+/// One UDP client of a published port.
+struct Session {
+    listener: usize,
+    client: SocketAddr,
+    inside: OwnedFd,
+    last: Instant,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_port_is_an_error_naming_it_and_port_zero_gets_a_real_one() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let spec = |p: Option<u16>| PortSpec {
+            host_ip: "127.0.0.1".into(),
+            host_port: p,
+            container_port: 3000,
+            proto: Proto::Tcp,
+        };
+        let e = Forwarder::bind(&[spec(Some(port))]).err().unwrap();
+        assert!(
+            e.to_string().contains(&format!("127.0.0.1:{port}/tcp")),
+            "{e}"
+        );
+        let f = Forwarder::bind(&[spec(None)]).unwrap();
+        let shown = f.published();
+        let b = &shown["3000/tcp"][0];
+        assert_eq!(b.host_ip, "127.0.0.1");
+        assert_ne!(b.host_port, "0");
+    }
+
+    #[test]
+    fn a_flow_copies_until_eof_and_then_shuts_the_other_side() {
+        use std::io::{Read, Write};
+        use std::os::unix::net::UnixStream;
+        let (mut src_peer, src) = UnixStream::pair().unwrap();
+        let (dst, mut dst_peer) = UnixStream::pair().unwrap();
+        let (src, dst) = (OwnedFd::from(src), OwnedFd::from(dst));
+        set_nonblocking(&src).unwrap();
+        src_peer.write_all(b"hello").unwrap();
+        drop(src_peer);
+        let mut f = Flow::new();
+        f.pump(&src, &dst);
+        assert!(f.eof && f.shut);
+        let mut got = String::new();
+        dst_peer.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "hello");
+    }
+}

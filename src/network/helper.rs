@@ -1,0 +1,329 @@
+//! The user-mode network helper that gives a container's private network
+//! namespace outbound access: pasta (Debian package `passt`) when
+//! installed, else slirp4netns. It is started by the supervisor once PID 1
+//! exists and before PID 1 sets itself up, targets PID 1 by pid (Debian's
+//! AppArmor profile for pasta allows `/proc/PID/ns/net`, not arbitrary
+//! namespace paths), and dies with the supervisor (PR_SET_PDEATHSIG) or
+//! when the container ends (`Running::stop`).
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::{Mode, NetworkError};
+use crate::linux::{net, process};
+
+/// How long a helper may take to configure the namespace.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Pasta,
+    Slirp4netns,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Pasta => "pasta",
+            Kind::Slirp4netns => "slirp4netns",
+        }
+    }
+
+    /// The Debian package that installs it.
+    pub fn package(self) -> &'static str {
+        match self {
+            Kind::Pasta => "passt",
+            Kind::Slirp4netns => "slirp4netns",
+        }
+    }
+
+    /// The resolver the container's /etc/resolv.conf names: pasta forwards
+    /// queries sent to the address given with `--dns-forward` (pasta(1),
+    /// podman uses 169.254.0.1); slirp4netns answers on 10.0.2.3
+    /// (slirp4netns(1), "--configure").
+    pub fn dns_address(self) -> &'static str {
+        match self {
+            Kind::Pasta => "169.254.0.1",
+            Kind::Slirp4netns => "10.0.2.3",
+        }
+    }
+}
+
+/// An installed helper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Helper {
+    pub kind: Kind,
+    pub path: PathBuf,
+}
+
+/// The helper `mode` uses, searched in `path_var` (a `PATH` value):
+/// `private` takes pasta, else slirp4netns, else none (loopback only), and
+/// none on a host without a default route (offline: there is nowhere to go
+/// out to, and pasta refuses to start without one); `pasta`/`slirp4netns`
+/// insist on that one.
+pub fn find(mode: Mode, path_var: &str) -> Result<Option<Helper>, NetworkError> {
+    if mode == Mode::Private && !net::route_table_has_default(Path::new("/proc/net/route")) {
+        return Ok(None);
+    }
+    find_installed(mode, path_var)
+}
+
+fn find_installed(mode: Mode, path_var: &str) -> Result<Option<Helper>, NetworkError> {
+    let lookup = |kind: Kind| {
+        std::env::split_paths(path_var)
+            .map(|d| d.join(kind.name()))
+            .find(|p| is_executable(p))
+            .map(|path| Helper { kind, path })
+    };
+    match mode {
+        Mode::Private => Ok(lookup(Kind::Pasta).or_else(|| lookup(Kind::Slirp4netns))),
+        Mode::Via(kind) => lookup(kind).map(Some).ok_or(NetworkError::HelperMissing {
+            kind: kind.name(),
+            package: kind.package(),
+        }),
+        Mode::None | Mode::Host => Ok(None),
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// What `burrow info` says about outbound access for `--network private`.
+pub fn describe(path_var: &str) -> String {
+    match (
+        find(Mode::Private, path_var),
+        find_installed(Mode::Private, path_var),
+    ) {
+        (Ok(Some(h)), _) => format!("{} ({})", h.kind.name(), h.path.display()),
+        (_, Ok(Some(h))) => format!(
+            "none: the host has no default route ({} is installed); loopback only",
+            h.kind.name()
+        ),
+        _ => "none: loopback only (apt-get install passt)".into(),
+    }
+}
+
+/// The one line that says a private network will have no outbound access.
+pub fn missing_line() -> String {
+    "burrow: neither pasta nor slirp4netns is installed: containers get loopback only (published ports still work); for outbound access: apt-get install passt".into()
+}
+
+/// A helper serving one container.
+#[derive(Debug)]
+pub struct Running {
+    pid: Pid,
+    kind: Kind,
+}
+
+impl Helper {
+    /// The command line for the container whose PID 1 is `pid1`.
+    fn args(&self, pid1: i32) -> Vec<String> {
+        let mut a: Vec<String> = match self.kind {
+            // -f: stay our child so that we can stop it and it dies with us;
+            // no port forwarding of its own (`-t none ...`: burrow's
+            // forwarder publishes ports); --no-map-gw: the gateway address
+            // must not reach the host's loopback.
+            Kind::Pasta => [
+                "--config-net",
+                "--quiet",
+                "--foreground",
+                "--no-map-gw",
+                "-t",
+                "none",
+                "-u",
+                "none",
+                "-T",
+                "none",
+                "-U",
+                "none",
+                "--dns-forward",
+                Kind::Pasta.dns_address(),
+            ]
+            .map(String::from)
+            .to_vec(),
+            // -r 3: writes "1" on descriptor 3 once tap0 is configured.
+            Kind::Slirp4netns => [
+                "--configure",
+                "--mtu=65520",
+                "--disable-host-loopback",
+                "-r",
+                "3",
+            ]
+            .map(String::from)
+            .to_vec(),
+        };
+        a.push(pid1.to_string());
+        if self.kind == Kind::Slirp4netns {
+            a.push("tap0".into());
+        }
+        a
+    }
+
+    /// Start the helper for the namespace of `pid1` and wait until it has
+    /// configured it. Its messages go to `log`.
+    pub fn start(&self, pid1: i32, log: &Path) -> Result<Running, NetworkError> {
+        let fail = |detail: String| NetworkError::Helper {
+            kind: self.kind.name(),
+            detail,
+        };
+        let log_file = File::create(log).map_err(|e| fail(format!("creating {log:?}: {e}")))?;
+        let null = File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| fail(format!("opening /dev/null: {e}")))?;
+        let (ready_r, ready_w) = process::pipe().map_err(|e| fail(format!("pipe: {e}")))?;
+        let args = self.args(pid1);
+        let parent = nix::unistd::getpid();
+        let child = process::fork_child(|| {
+            // Never outlive the supervisor (prctl(2) PR_SET_PDEATHSIG; it
+            // survives execve of a program without set-user-id bits).
+            let _ = process::set_parent_death_signal(Signal::SIGKILL);
+            if nix::unistd::getppid() != parent {
+                return 1;
+            }
+            for (fd, target) in [
+                (null.as_raw_fd(), 0),
+                (null.as_raw_fd(), 1),
+                (log_file.as_raw_fd(), 2),
+                (ready_w.as_raw_fd(), 3),
+            ] {
+                if process::dup_onto(fd, target).is_err() {
+                    return 1;
+                }
+            }
+            process::close_fds_except(&[3]);
+            process::reset_signals();
+            use std::os::unix::process::CommandExt;
+            let _ = std::process::Command::new(&self.path).args(&args).exec();
+            127
+        })
+        .map_err(|e| fail(format!("fork: {e}")))?;
+        drop(ready_w);
+        let running = Running {
+            pid: child,
+            kind: self.kind,
+        };
+        let ready = match self.kind {
+            Kind::Slirp4netns => wait_ready_fd(&ready_r),
+            Kind::Pasta => wait_default_route(child, pid1),
+        };
+        match ready {
+            Ok(()) => Ok(running),
+            Err(why) => {
+                running.stop();
+                let mut text = String::new();
+                let _ = File::open(log).and_then(|mut f| f.read_to_string(&mut text));
+                let tail: Vec<&str> = text
+                    .lines()
+                    .filter(|l| !l.starts_with("Failed to send") && !l.trim().is_empty())
+                    .collect();
+                let tail = tail[tail.len().saturating_sub(3)..].join("; ");
+                Err(fail(if tail.is_empty() {
+                    why
+                } else {
+                    format!("{why}: {tail}")
+                }))
+            }
+        }
+    }
+}
+
+/// slirp4netns writes "1" on its ready descriptor (`-r`) once configured.
+fn wait_ready_fd(fd: &std::os::fd::OwnedFd) -> Result<(), String> {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let ms = READY_TIMEOUT.as_millis() as i32;
+    match poll(
+        &mut fds,
+        PollTimeout::try_from(ms).unwrap_or(PollTimeout::NONE),
+    ) {
+        Ok(0) => return Err("not ready after 10 seconds".into()),
+        Err(e) => return Err(format!("waiting for it: {e}")),
+        Ok(_) => {}
+    }
+    let mut b = [0u8; 1];
+    match nix::unistd::read(fd.as_fd(), &mut b) {
+        Ok(1) if b[0] == b'1' => Ok(()),
+        _ => Err("exited before configuring the namespace".into()),
+    }
+}
+
+/// pasta in the foreground has no ready signal: it has configured the
+/// namespace once the default route it adds shows there.
+fn wait_default_route(helper: Pid, pid1: i32) -> Result<(), String> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if net::has_default_route(Path::new("/proc"), pid1) {
+            return Ok(());
+        }
+        match waitpid(helper, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(WaitStatus::Exited(_, code)) => {
+                return Err(format!("exited ({code}) before configuring the namespace"))
+            }
+            _ => return Err("ended before configuring the namespace".into()),
+        }
+        if Instant::now() >= deadline {
+            return Err("not ready after 10 seconds".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+impl Running {
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// End the helper (the container is gone) and reap it.
+    pub fn stop(self) {
+        let _ = kill(self.pid, Signal::SIGKILL);
+        let _ = process::wait_exit_code(self.pid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_prefers_pasta_and_named_helpers_must_exist() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().to_str().unwrap().to_string();
+        assert_eq!(find_installed(Mode::Private, &path).unwrap(), None);
+        let e = find(Mode::Via(Kind::Pasta), &path).unwrap_err();
+        assert!(e.to_string().contains("apt-get install passt"), "{e}");
+        let make = |name: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            let p = d.path().join(name);
+            std::fs::write(&p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        make("slirp4netns");
+        assert_eq!(
+            find(Mode::Private, &path).unwrap().unwrap().kind,
+            Kind::Slirp4netns
+        );
+        make("pasta");
+        assert_eq!(
+            find(Mode::Private, &path).unwrap().unwrap().kind,
+            Kind::Pasta
+        );
+        assert_eq!(find(Mode::None, &path).unwrap(), None);
+        let h = Helper {
+            kind: Kind::Slirp4netns,
+            path: "/x".into(),
+        };
+        assert_eq!(h.args(42)[5..], ["42", "tap0"]);
+    }
+}
