@@ -161,8 +161,8 @@ fi
 burrow_ok=1
 if probe "burrow (import)" burrow import "$work/busybox.tar" busybox &&
 	probe "burrow (import big)" burrow import "$work/big.tar" big &&
-	probe burrow burrow run --rm busybox /bin/true; then
-	add burrow "burrow run --rm busybox /bin/true"
+	probe burrow burrow run --rm --network none busybox /bin/true; then
+	add burrow "burrow run --rm --network none busybox /bin/true"
 else
 	warn "SKIPPING burrow"
 	burrow_ok=0
