@@ -194,6 +194,21 @@ fn anonymous_volumes_come_from_the_image_and_go_with_rm_v() {
         // --rm removes them; a mount over the path replaces the anonymous one.
         env.ok(["run", "--rm", "withvol", "sh", "-c", "echo x > /cache/x"]);
         assert_eq!(env.ok(["volume", "ls", "-q"]), "");
+        // Also under a monitor (-d): the monitor removes them at the end.
+        env.ok([
+            "run",
+            "-d",
+            "--rm",
+            "withvol",
+            "sh",
+            "-c",
+            "echo x > /cache/x",
+        ]);
+        wait_until(
+            "the detached --rm container and its volume gone",
+            std::time::Duration::from_secs(10),
+            || env.ok(["ps", "-aq"]).is_empty() && env.ok(["volume", "ls", "-q"]).is_empty(),
+        );
         env.ok(["run", "--rm", "-v", "named:/cache", "withvol", "true"]);
         assert_eq!(env.ok(["volume", "ls", "-q"]), "named\n");
 

@@ -245,8 +245,8 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
     if tty || timeout {
         // A pty (or a timer) needs the monitor; attach to it before it
         // starts the container, so no output is missed.
+        // The monitor removes a `--rm` container's anonymous volumes.
         let code = super::start::attach_new(&ctx, &rec)?;
-        drop_anonymous_volumes(&ctx, &rec)?;
         return Ok(code);
     }
     // The fast path: we are the monitor, and the container writes straight

@@ -171,7 +171,16 @@ pub fn main(
         list_running: true,
         helper_path,
     };
-    match container::supervise(store, &mut rec, mapping, how, &mut monitor) {
+    let result = container::supervise(store, &mut rec, mapping, how, &mut monitor);
+    // `--rm` takes the container's anonymous volumes with it, as in Docker;
+    // for a container under a monitor (`-d`, `-t`, `-p`) only the monitor
+    // is sure to be there when it ends.
+    if rec.host_config.auto_remove {
+        if let Err(e) = container::remove_anonymous_volumes(store, mapping, &rec) {
+            tracing::warn!("removing the volumes of container {}: {e}", rec.name);
+        }
+    }
+    match result {
         Ok(code) => code,
         Err(e) => {
             let _ = std::fs::remove_file(&monitor.sock_path);
