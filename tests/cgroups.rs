@@ -1,4 +1,4 @@
-//! cgroup v2 limits (issue 4). On this hybrid v1/v2 host (and CI): limits are
+//! cgroup v2 limits. On this hybrid v1/v2 host (and CI): limits are
 //! validated before anything starts, a container without limits runs with no
 //! cgroup, and one with limits fails with exit 125 and the delegation hint.
 //! Real limits run in ONE boot of the tests/vm qemu harness (a pure cgroup v2

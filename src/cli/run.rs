@@ -104,7 +104,7 @@ pub struct RunArgs {
     /// Add a line to the container's /etc/hosts: HOST:IP
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_host: Vec<String>,
-    /// Resource limits (issue 4; cli/limits.rs)
+    /// Resource limits (cli/limits.rs)
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
     /// Pull the image: missing (when not in the store), always, never
@@ -304,7 +304,7 @@ fn network_options(a: &RunArgs) -> anyhow::Result<container::NetworkOptions> {
     })
 }
 
-/// Say once per session (a marker in the runtime dir) that a private
+/// Say once per boot (a marker in the runtime dir) that a private
 /// network will have loopback only, and which package fixes it.
 fn helper_notice(ctx: &Ctx, mode: &str) {
     use crate::network::{helper, Mode};

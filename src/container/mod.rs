@@ -105,7 +105,7 @@ pub struct CreateOptions {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub security_opt: Vec<String>,
-    /// Resource limits (issue 4), validated by the CLI.
+    /// Resource limits, validated by the CLI.
     pub resources: cgroup::Resources,
     /// `--label` and `--label-file`, merged over the image's labels.
     pub labels: BTreeMap<String, String>,
@@ -583,7 +583,7 @@ pub fn remove(
         if !force {
             return Err(ContainerError::Running(rec.id.clone()));
         }
-        // The whole cgroup at once when there is one (issue 4).
+        // The whole cgroup at once when there is one.
         cgroup::kill(rec.cgroup.as_ref());
         rec.kill_and_wait();
         // Its published ports are free once its supervisor has finished

@@ -84,7 +84,7 @@ pub struct HostConfig {
     /// `--add-host HOST:IP`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
-    /// Resource limits (issue 4): Docker's `Memory`, `NanoCpus`, ... fields.
+    /// Resource limits: Docker's `Memory`, `NanoCpus`, ... fields.
     #[serde(flatten)]
     pub resources: super::cgroup::Resources,
 }
@@ -171,7 +171,7 @@ pub struct ContainerRecord {
     /// The image's layers (diff ids, bottom first), copied at create time so
     /// the container keeps working if the tag moves.
     pub layers: Vec<String>,
-    /// The running container's cgroup (issue 4); null when it has none
+    /// The running container's cgroup; null when it has none
     /// (no delegated cgroup v2 subtree) or is not running.
     #[serde(default)]
     pub cgroup: Option<std::path::PathBuf>,

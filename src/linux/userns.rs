@@ -35,7 +35,7 @@ pub struct IdMapping {
     pub keep_id: bool,
 }
 
-/// Container ids 1..=65536 at most, as podman and the issue ask.
+/// Container ids 1..=65536 at most, as podman maps them.
 pub const MAX_RANGE: u32 = 65536;
 
 #[derive(Debug, thiserror::Error)]
