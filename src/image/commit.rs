@@ -132,7 +132,7 @@ pub fn commit_changes(
     let base_layers = base_descriptors(store, base, cfg.rootfs().diff_ids().len())?;
     store.remove_abandoned_staging(mapping);
 
-    let staging = store.staging_dir("commit")?;
+    let staging = store.staging("commit", mapping)?;
     let result = (|| {
         let fs_dir = staging.join("fs");
         std::fs::create_dir(&fs_dir).map_err(store::io("creating", &fs_dir))?;
@@ -180,7 +180,7 @@ pub fn commit_changes(
                 layers: vec![StagedLayer {
                     diff_id: packed.diff_id.clone(),
                     tar_bytes: got.tar_bytes,
-                    dir: Some(staging.clone()),
+                    dir: Some(staging.to_path_buf()),
                     blob: Some((blob_path.clone(), packed.digest.clone())),
                 }],
                 tags: opts.reference.iter().cloned().collect(),
@@ -191,9 +191,6 @@ pub fn commit_changes(
         notes.extend(got.notes);
         Ok(Committed { id, notes })
     })();
-    if staging.exists() {
-        let _ = store::remove_tree(&staging, mapping);
-    }
     result
 }
 

@@ -82,13 +82,9 @@ pub fn import_tar<R: Read>(
     }
     store.remove_abandoned_staging(mapping);
 
-    let staging = store.staging_dir("import")?;
-    let result = extract(mapping, reader, opts, &staging)
-        .and_then(|r| commit(store, &staging, &runtime, r, opts));
-    if staging.exists() {
-        let _ = store::remove_tree(&staging, mapping);
-    }
-    result
+    let staging = store.staging("import", mapping)?;
+    extract(mapping, reader, opts, &staging)
+        .and_then(|r| commit(store, &staging, &runtime, r, opts))
 }
 
 fn extract<R: Read>(

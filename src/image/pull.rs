@@ -183,7 +183,7 @@ pub fn pull(
     }
     let already = store.image_config(&id).is_ok() && work.is_empty();
 
-    let staging = store.staging_dir("pull")?;
+    let staging = store.staging("pull", mapping)?;
     let result = fetch_layers(&client, repo, &work, &staging, mapping, opts).and_then(|got| {
         let mut layers = Vec::new();
         for (i, (desc, diff_id)) in m.layers.iter().zip(&diff_ids).enumerate() {
@@ -227,9 +227,6 @@ pub fn pull(
             },
         )?)
     });
-    if staging.exists() {
-        let _ = store::remove_tree(&staging, mapping);
-    }
     let id = result?;
     say(&format!("Digest: {resolved_digest}"));
     if already {

@@ -134,6 +134,17 @@ impl Store {
         Ok(p)
     }
 
+    /// A staging directory for work whose result is renamed into the store
+    /// (an import, pull, load or commit). Whatever is left of it is removed
+    /// when the guard is dropped, as root of a user namespace with `mapping`
+    /// when its files belong to subordinate ids.
+    pub fn staging<'m>(&self, what: &str, mapping: &'m IdMapping) -> Result<Staging<'m>> {
+        Ok(Staging {
+            path: self.staging_dir(what)?,
+            mapping,
+        })
+    }
+
     /// Staging directories whose creating process is gone (an import that was
     /// killed): the caller removes them, inside the user namespace if needed.
     pub fn abandoned_staging(&self) -> Vec<PathBuf> {
@@ -444,6 +455,28 @@ impl Store {
             .runtime
             .join("containers")
             .join(format!("{id}.pid"))
+    }
+}
+
+/// A staging directory that removes what is left of itself when dropped
+/// (see [`Store::staging`]).
+pub struct Staging<'m> {
+    path: PathBuf,
+    mapping: &'m IdMapping,
+}
+
+impl std::ops::Deref for Staging<'_> {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        if self.path.exists() {
+            let _ = remove_tree(&self.path, self.mapping);
+        }
     }
 }
 

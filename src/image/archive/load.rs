@@ -106,12 +106,8 @@ pub fn load(
     source: &LoadSource,
 ) -> Result<LoadReport, ArchiveError> {
     store.remove_abandoned_staging(mapping);
-    let staging = store.staging_dir("load")?;
-    let result = load_in(store, mapping, source, &staging);
-    if staging.exists() {
-        let _ = store::remove_tree(&staging, mapping);
-    }
-    result
+    let staging = store.staging("load", mapping)?;
+    load_in(store, mapping, source, &staging)
 }
 
 fn load_in(
