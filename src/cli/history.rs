@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{table, Ctx};
 use crate::image::history;
-use crate::store::hex_of;
+use crate::store::short_hex;
 use crate::util::human;
 
 #[derive(Debug, Args)]
@@ -37,7 +37,7 @@ pub fn run(root: Option<PathBuf>, a: HistoryArgs) -> anyhow::Result<i32> {
     let id = |r: &history::HistoryRow| match &r.id {
         None => "<missing>".to_string(),
         Some(id) if a.no_trunc => id.clone(),
-        Some(id) => hex_of(id)[..12].to_string(),
+        Some(id) => short_hex(id).to_string(),
     };
     if a.quiet {
         for r in &rows {

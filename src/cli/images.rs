@@ -12,7 +12,7 @@ use crate::exit;
 use crate::image::catalog::{self, ImageSummary};
 use crate::image::config::ImageRuntimeConfig;
 use crate::image::reference::Reference;
-use crate::store::hex_of;
+use crate::store::short_hex;
 use crate::util::human;
 
 #[derive(Debug, Args)]
@@ -144,7 +144,7 @@ pub fn run(root: Option<PathBuf>, a: ImagesArgs) -> anyhow::Result<i32> {
         let shown_id = if a.no_trunc {
             img.id.clone()
         } else {
-            hex_of(&img.id)[..12].to_string()
+            short_hex(&img.id).to_string()
         };
         let refs: Vec<Option<&Reference>> = if dangling {
             vec![None]

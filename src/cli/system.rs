@@ -13,7 +13,7 @@ use super::format::Format;
 use super::{prune, table, Ctx};
 use crate::container::{self, volumes};
 use crate::image::{catalog, changes};
-use crate::store::hex_of;
+use crate::store::short_hex;
 use crate::util::human;
 
 #[derive(Debug, Args)]
@@ -180,7 +180,7 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
             rows.push(vec![
                 repo,
                 tag,
-                hex_of(&img.id)[..12].to_string(),
+                short_hex(&img.id).to_string(),
                 human::ago(&img.created),
                 human::size(total),
                 human::size(shared),

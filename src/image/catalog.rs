@@ -177,7 +177,7 @@ pub fn remove(
             return Err(CatalogError::InUse {
                 reference: name.to_string(),
                 container: user.0[..12].to_string(),
-                image: store::hex_of(&id)[..12].to_string(),
+                image: store::short_hex(&id).to_string(),
             });
         }
     }
@@ -191,7 +191,7 @@ pub fn remove(
         }
     } else if tags.len() > 1 && !force {
         return Err(CatalogError::MultipleTags(
-            store::hex_of(&id)[..12].to_string(),
+            store::short_hex(&id).to_string(),
         ));
     }
     for t in &tags {

@@ -201,7 +201,7 @@ fn base_descriptors(
     diff_ids: usize,
 ) -> Result<Vec<Descriptor>, CommitError> {
     let bad = |detail: String| CommitError::Base {
-        image: store::hex_of(base)[..12].to_string(),
+        image: store::short_hex(base).to_string(),
         detail,
     };
     let meta = add::read_meta(store, base)?

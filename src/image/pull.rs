@@ -159,7 +159,7 @@ pub fn pull(
     let mut work = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (i, (desc, diff_id)) in m.layers.iter().zip(&diff_ids).enumerate() {
-        let short = short_digest(&desc.digest);
+        let short = store::short_hex(&desc.digest);
         if manifest::layer_kind(&desc.media_type)? == LayerKind::Foreign {
             say(&format!("{short}: Skipping foreign layer"));
             continue;
@@ -277,11 +277,6 @@ fn diff_ids_of(config: &[u8], m: &manifest::Manifest) -> Result<Vec<String>, Pul
     Ok(c.rootfs.diff_ids)
 }
 
-fn short_digest(d: &str) -> &str {
-    let h = store::hex_of(d);
-    &h[..h.len().min(12)]
-}
-
 /// Fetch `work` in a child that is root of the user namespace, up to three
 /// layers at once. Returns (manifest index, what came through) per item.
 fn fetch_layers(
@@ -340,7 +335,7 @@ fn fetch_in_child(
             // No steady tick: it would start a thread of its own.
             let b = multi.add(ProgressBar::new(w.desc.size));
             b.set_style(style.clone());
-            b.set_prefix(short_digest(&w.desc.digest).to_string());
+            b.set_prefix(store::short_hex(&w.desc.digest).to_string());
             b.set_message("Waiting");
             b
         })
@@ -359,7 +354,7 @@ fn fetch_in_child(
     for w in work {
         say(format!(
             "{}: Pulling fs layer",
-            short_digest(&w.desc.digest)
+            store::short_hex(&w.desc.digest)
         ));
     }
     let next = AtomicUsize::new(0);
@@ -384,7 +379,10 @@ fn fetch_in_child(
                     Ok(got) => {
                         bar.set_message("Pull complete");
                         bar.finish();
-                        say(format!("{}: Pull complete", short_digest(&w.desc.digest)));
+                        say(format!(
+                            "{}: Pull complete",
+                            store::short_hex(&w.desc.digest)
+                        ));
                         results.lock().expect("no panics").push((w.index, got));
                     }
                     Err(e) => {
@@ -412,7 +410,7 @@ fn fetch_one(
     bar: &ProgressBar,
 ) -> Result<Ingested, String> {
     let dir = staging.join(w.index.to_string());
-    let short = short_digest(&w.desc.digest).to_string();
+    let short = store::short_hex(&w.desc.digest).to_string();
     let (body, _len) = client
         .blob(repo, &w.desc.digest)
         .map_err(|e| e.to_string())?;

@@ -58,11 +58,11 @@ pub fn push(
         .tag
         .clone()
         .ok_or_else(|| PushError::NoTag(dest.to_string()))?;
-    let meta: ImageMeta =
-        add::read_meta(store, id)?.ok_or_else(|| PushError::NoManifest(short(id).into()))?;
+    let meta: ImageMeta = add::read_meta(store, id)?
+        .ok_or_else(|| PushError::NoManifest(store::short_hex(id).into()))?;
     let manifest_bytes = store.read_blob(&meta.manifest)?;
     let Document::Image(m) = manifest::parse(&manifest_bytes, None)? else {
-        return Err(PushError::NoManifest(short(id).into()));
+        return Err(PushError::NoManifest(store::short_hex(id).into()));
     };
     let cred = credentials::lookup(&opts.auth_files, &dest.registry)?;
     let mut client = Client::connect(&dest.registry, cred, &opts.client)?;
@@ -85,7 +85,7 @@ pub fn push(
     let mut blobs: Vec<&Descriptor> = m.layers.iter().collect();
     blobs.push(&m.config);
     for d in blobs {
-        let short_d = short(&d.digest);
+        let short_d = store::short_hex(&d.digest);
         if manifest::layer_kind(&d.media_type).ok() == Some(manifest::LayerKind::Foreign) {
             say(&format!("{short_d}: Skipped foreign layer"));
             continue;
@@ -114,7 +114,7 @@ pub fn push(
         } else {
             store.open_blob(&d.digest).map_err(|e| match e {
                 StoreError::NoSuchBlob(_) => PushError::MissingBlob {
-                    image: short(id).into(),
+                    image: store::short_hex(id).into(),
                     digest: d.digest.clone(),
                 },
                 other => other.into(),
@@ -137,9 +137,4 @@ pub fn push(
         digest,
         size: manifest_bytes.len() as u64,
     })
-}
-
-fn short(d: &str) -> &str {
-    let h = store::hex_of(d);
-    &h[..h.len().min(12)]
 }

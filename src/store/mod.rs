@@ -546,6 +546,12 @@ pub fn valid_digest(d: &str) -> bool {
         .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
+/// The first 12 hex digits of an id or digest: Docker's short form.
+pub fn short_hex(id: &str) -> &str {
+    let h = hex_of(id);
+    &h[..h.len().min(12)]
+}
+
 /// The hex part of `sha256:<hex>` (or the string itself).
 pub fn hex_of(id: &str) -> &str {
     id.strip_prefix("sha256:").unwrap_or(id)
