@@ -104,6 +104,19 @@ fn bind(
     })
 }
 
+/// What a volume name may be, as said in errors.
+pub const VOLUME_NAME_RULE: &str =
+    "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at least two characters";
+
+/// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`. Parsing
+/// owns it, so the volume store and `-v` agree on what a name is.
+pub fn is_volume_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 /// A volume mount: `name` empty for an anonymous volume. The source is
 /// filled in when the volume is resolved at create time.
 fn volume(
@@ -113,8 +126,9 @@ fn volume(
     dst: &str,
     rw: bool,
 ) -> Result<MountSpec, MountError> {
-    if !name.is_empty() {
-        super::volumes::validate_name(name).map_err(|e| err(flag, input, e.to_string()))?;
+    if !name.is_empty() && !is_volume_name(name) {
+        let why = format!("invalid volume name {name:?}: {VOLUME_NAME_RULE}");
+        return Err(err(flag, input, why));
     }
     Ok(MountSpec {
         kind: "volume".into(),

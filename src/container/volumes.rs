@@ -26,7 +26,7 @@ const DATA_DIR: &str = "_data";
 
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
-    #[error("invalid volume name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at least two characters")]
+    #[error("invalid volume name {0:?}: {rule}", rule = super::mounts::VOLUME_NAME_RULE)]
     BadName(String),
     #[error("No such volume: {0}")]
     NoSuch(String),
@@ -87,13 +87,9 @@ impl Volume {
     }
 }
 
-/// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+/// Docker's rule for volume names (see `mounts::is_volume_name`).
 pub fn validate_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.len() >= 2
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
+    if super::mounts::is_volume_name(name) {
         Ok(())
     } else {
         Err(VolumeError::BadName(name.to_string()))
