@@ -12,6 +12,7 @@ pub mod image;
 pub mod linux;
 pub mod monitor;
 pub mod network;
+pub mod runtime;
 pub mod sandbox;
 pub mod store;
 pub mod util;

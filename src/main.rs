@@ -10,6 +10,12 @@ fn main() {
     // Like other command-line tools, end quietly when our output pipe closes
     // (`burrow logs x | head`) instead of panicking on EPIPE.
     burrow::linux::process::default_sigpipe();
+    // The OCI runtime front end: `burrow-runc ...` (a link) or `burrow
+    // runtime ...`.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(runtime_args) = burrow::runtime::invoked_as_runtime(&args) {
+        std::process::exit(burrow::runtime::main(runtime_args));
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {

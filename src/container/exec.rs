@@ -58,6 +58,8 @@ pub fn exec(store: &Store, rec: &ContainerRecord, opts: ExecOptions) -> Result<E
             stdio,
             init: false,
             no_new_privs: rec.no_new_privs(),
+            groups: None,
+            outlives_parent: false,
         },
         cgroup: rec.cgroup.clone().filter(|d| d.exists()),
     };

@@ -479,6 +479,8 @@ pub fn build_spec(
             stdio,
             init: rec.host_config.init,
             no_new_privs: rec.no_new_privs(),
+            groups: None,
+            outlives_parent: false,
         },
         // Record and name go before the exit is reported, so a finished
         // --rm container is never listed; the directory goes after.

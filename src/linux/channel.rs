@@ -88,6 +88,10 @@ pub enum Step {
     Helper,
     NoNewPrivs,
     MaskPath,
+    /// Waiting for an engine's `start` (an OCI runtime's exec FIFO).
+    StartGate,
+    Sysctl,
+    Rlimit,
 }
 
 impl Step {
@@ -128,6 +132,9 @@ impl Step {
             Step::Helper => "user namespace helper",
             Step::NoNewPrivs => "setting no_new_privs",
             Step::MaskPath => "masking",
+            Step::StartGate => "waiting for start",
+            Step::Sysctl => "setting sysctl",
+            Step::Rlimit => "setting rlimit",
         }
     }
 }

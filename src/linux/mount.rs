@@ -134,6 +134,39 @@ fn locked_flags(p: &Path) -> MsFlags {
     m
 }
 
+/// Remount the bind of `src` at `target` with `flags` (MS_RDONLY,
+/// MS_NOSUID, ...), keeping the flags a user namespace may not clear.
+pub fn remount_bind(src: &Path, target: &Path, flags: MsFlags) -> Result<()> {
+    let locked = locked_flags(src);
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked,
+        None::<&str>,
+    )
+    .map_err(err("remounting", target))
+}
+
+/// Set the propagation type of the mount at `target` (MS_PRIVATE,
+/// MS_SLAVE, MS_SHARED or MS_UNBINDABLE, with MS_REC for the whole tree).
+pub fn set_propagation(target: &Path, flags: MsFlags) -> Result<()> {
+    mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+        .map_err(err("changing propagation of", target))
+}
+
+/// Mount `fstype` from `source` (a device, or a name for a filesystem
+/// without one) at `target`.
+pub fn filesystem(
+    source: &str,
+    fstype: &str,
+    target: &Path,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    mount(Some(source), target, Some(fstype), flags, data).map_err(err("mounting", target))
+}
+
 /// Make the mount at `target` read-only (its own flags only; mounts below
 /// it keep theirs).
 pub fn remount_readonly(target: &Path) -> Result<()> {

@@ -112,7 +112,14 @@ impl Namespaces {
         let mut fds = Vec::with_capacity(kinds.len());
         for &(kind, flag) in kinds {
             let fd = open_in(&dir, &dir_path, &format!("ns/{kind}"), pid)?;
-            if flag == CloneFlags::CLONE_NEWNET && same_as_ours(&fd, kind) {
+            // One that is ours already is skipped: joining it would change
+            // nothing, and setns(2) refuses a user namespace one is in
+            // (EINVAL) and one owned by a user namespace we hold no
+            // capability in (EPERM). burrow's own containers share only the
+            // network namespace (`host`); an engine that runs its runtime
+            // as root of the user namespace it gives containers (rootless
+            // podman) shares that one.
+            if same_as_ours(&fd, kind) {
                 continue;
             }
             fds.push((kind, flag, fd));

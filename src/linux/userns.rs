@@ -177,6 +177,48 @@ impl IdMapping {
     }
 }
 
+/// Write maps an engine gave (an OCI bundle's `uidMappings` and
+/// `gidMappings`, as (inside, outside, count) lines) for `pid`, which has
+/// just unshared its user namespace: directly when we may (root of the
+/// namespace above, holding CAP_SETUID/CAP_SETGID there), else through
+/// newuidmap/newgidmap, else, for a map of our own id alone, directly after
+/// denying setgroups (user_namespaces(7)).
+pub fn write_given_maps(
+    pid: Pid,
+    uids: &[(u32, u32, u32)],
+    gids: &[(u32, u32, u32)],
+) -> Result<(), UsernsError> {
+    let raw = pid.as_raw();
+    let text = |lines: &[(u32, u32, u32)]| {
+        lines
+            .iter()
+            .map(|(i, o, n)| format!("{i} {o} {n}\n"))
+            .collect::<String>()
+    };
+    let helper = |prog: &str, lines: &[(u32, u32, u32)], what: &'static str| {
+        let path = find_in_path(prog).ok_or_else(|| UsernsError::Map {
+            what,
+            pid: raw,
+            detail: format!("not permitted directly, and {prog} is not installed"),
+        })?;
+        let mut child = spawn_map_helper(&path, raw, lines)?;
+        finish_map_helper(&mut child, what, raw)
+    };
+    if write_proc(raw, "uid_map", &text(uids), "uid map").is_err() {
+        helper("newuidmap", uids, "uid map (newuidmap)")?;
+    }
+    if write_proc(raw, "gid_map", &text(gids), "gid map").is_err() {
+        let own = Gid::current().as_raw();
+        if gids.len() == 1 && gids[0].1 == own && gids[0].2 == 1 {
+            write_proc(raw, "setgroups", "deny", "setgroups")?;
+            write_proc(raw, "gid_map", &text(gids), "gid map")?;
+        } else {
+            helper("newgidmap", gids, "gid map (newgidmap)")?;
+        }
+    }
+    Ok(())
+}
+
 /// The (inside, outside, count) lines of a uid or gid map. Normally the
 /// caller is 0 inside and the range follows from 1. With keep-id the caller
 /// keeps its own id, and the range fills the ids around it, as podman does.

@@ -43,7 +43,7 @@ pub struct ExecSpec {
 
 impl ExecSpec {
     fn detached(&self) -> bool {
-        self.process.stdio == Stdio::Detached
+        self.process.stdio == Stdio::Detached || self.process.outlives_parent
     }
 }
 

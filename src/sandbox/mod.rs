@@ -36,7 +36,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use crate::linux::channel::{Failure, Step};
-pub use process::{Process, Stdio, DEFAULT_PATH};
+pub use mounts::{MountOp, DEVICES, MASKED_PATHS, READONLY_PATHS};
+pub use process::{enter_bundle, Process, Stdio, DEFAULT_PATH};
 pub use spawn::{start, start_with, BeforeSetup, Started};
 
 use crate::linux::userns::IdMapping;

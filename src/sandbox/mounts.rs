@@ -16,7 +16,7 @@ use crate::linux::mount::{self, MountError};
 
 /// Host device nodes bound into the container's /dev (what Docker and
 /// podman give an unprivileged container).
-const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// The container's own files bound over the image's.
 const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
@@ -98,6 +98,30 @@ pub enum MountOp {
     /// A path bound read-only onto itself, resolved inside the root;
     /// skipped when missing.
     ReadonlyPath { target: String },
+    /// First for a root an engine hands over (an OCI bundle's, mounted in
+    /// the engine's mount namespace): every mount becomes a slave of the
+    /// engine's (`propagation`, MS_SLAVE or MS_PRIVATE with MS_REC), so
+    /// nothing mounted here propagates back; then the root is bound onto
+    /// itself, as pivot_root(2) wants a mount point.
+    PrepareRoot { propagation: MsFlags },
+    /// An OCI mount: `bind` binds `source` (recursively with `recursive`)
+    /// then remounts with `flags`; otherwise `fstype` is mounted from
+    /// `source` with `flags` and `data`. The target is resolved inside the
+    /// root (openat2 RESOLVE_IN_ROOT) and made if missing; `propagation`
+    /// (MS_PRIVATE, MS_SLAVE, MS_SHARED, with MS_REC) is applied after.
+    Mount {
+        source: String,
+        fstype: String,
+        target: String,
+        flags: MsFlags,
+        data: String,
+        bind: bool,
+        recursive: bool,
+        propagation: MsFlags,
+    },
+    /// A sysctl written under the container's /proc/sys (after /proc is
+    /// mounted, before /proc/sys goes read-only); `key` dotted.
+    Sysctl { key: String, value: String },
 }
 
 /// The ordered mount operations for `spec`. `is_range`: a gid range is
@@ -340,6 +364,55 @@ fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
             }
             .map_err(mount_failure(target))
         }
+        MountOp::PrepareRoot { propagation } => {
+            mount::set_propagation(Path::new("/"), *propagation).map_err(mount_failure("/"))?;
+            mount::bind(root, root, true).map_err(mount_failure("/"))
+        }
+        MountOp::Mount {
+            source,
+            fstype,
+            target,
+            flags,
+            data,
+            bind,
+            recursive,
+            propagation,
+        } => {
+            if *bind {
+                let src = Path::new(source);
+                let want_dir = src.is_dir();
+                let via = resolve_in_root(root, target, want_dir)?;
+                mount::bind(src, &via.1, *recursive).map_err(mount_failure(target))?;
+                let top = resolve_in_root(root, target, want_dir)?;
+                if !flags.is_empty() {
+                    mount::remount_bind(src, &top.1, *flags).map_err(mount_failure(target))?;
+                }
+                if !propagation.is_empty() {
+                    mount::set_propagation(&top.1, *propagation).map_err(mount_failure(target))?;
+                }
+            } else {
+                let via = resolve_in_root(root, target, true)?;
+                let data = (!data.is_empty()).then_some(data.as_str());
+                mount::filesystem(source, fstype, &via.1, *flags, data)
+                    .map_err(mount_failure(target))?;
+                if !propagation.is_empty() {
+                    let top = resolve_in_root(root, target, true)?;
+                    mount::set_propagation(&top.1, *propagation).map_err(mount_failure(target))?;
+                }
+            }
+            Ok(())
+        }
+        MountOp::Sysctl { key, value } => {
+            let rel = format!("proc/sys/{}", key.replace('.', "/"));
+            let fail = |e: std::io::Error| {
+                Failure::io(Step::Sysctl, &e, exit::BURROW).at(in_container(&rel))
+            };
+            let Some((fd, _)) = open_existing(root, &rel)? else {
+                return Err(fail(std::io::Error::from_raw_os_error(libc::ENOENT)));
+            };
+            let via = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            std::fs::write(via, value).map_err(fail)
+        }
         MountOp::ReadonlyPath { target } => {
             let Some((_fd, via)) = open_existing(root, target)? else {
                 return Ok(());
@@ -479,6 +552,8 @@ mod tests {
                 stdio: Stdio::Inherit,
                 init: false,
                 no_new_privs: false,
+                groups: None,
+                outlives_parent: false,
             },
             remove_after: Vec::new(),
             remove_dir_after: false,
@@ -503,8 +578,10 @@ mod tests {
                 | MountOp::UserTmpfs { target, .. }
                 | MountOp::MaskPath { target }
                 | MountOp::ReadonlyPath { target } => target.clone(),
+                MountOp::Mount { target, .. } => target.clone(),
+                MountOp::Sysctl { key, .. } => key.clone(),
                 MountOp::Symlink { link, .. } => link.clone(),
-                MountOp::RemountRootReadonly => "/".into(),
+                MountOp::RemountRootReadonly | MountOp::PrepareRoot { .. } => "/".into(),
             })
             .collect()
     }

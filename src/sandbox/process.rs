@@ -50,6 +50,12 @@ pub struct Process {
     /// `--security-opt no-new-privileges`: prctl(PR_SET_NO_NEW_PRIVS)
     /// before exec, so setuid programs and file capabilities grant nothing.
     pub no_new_privs: bool,
+    /// The supplementary groups exactly (an OCI bundle's `additionalGids`);
+    /// None looks them up in the container's /etc/group.
+    pub groups: Option<Vec<u32>>,
+    /// No parent-death signal and nobody waits: an engine's shim, a
+    /// subreaper, inherits and reaps the process (the runc contract).
+    pub outlives_parent: bool,
 }
 
 /// Where the process's stdin, stdout and stderr come from.
@@ -99,6 +105,17 @@ pub(super) enum ContainerType<'a> {
     /// A process forked by a joiner already inside the container's
     /// namespaces; `terminal` is the slave of the pty it opened for `-t`.
     Joined { terminal: Option<RawFd> },
+    /// PID 1 of a container an engine created from an OCI bundle: like
+    /// `Init`, with the hostname only when the bundle gives a UTS namespace
+    /// one, and `start_gate` (an O_PATH descriptor of a FIFO): once set up,
+    /// the process says `Done` on its report channel, then blocks opening
+    /// the FIFO for writing until the engine's `start` opens it for reading.
+    Bundle {
+        root: &'a Path,
+        mounts: &'a [MountOp],
+        hostname: Option<&'a str>,
+        start_gate: RawFd,
+    },
 }
 
 pub(super) enum Never {}
@@ -114,7 +131,7 @@ pub(super) fn enter_and_exec(
     groups_allowed: bool,
     report: &mut Sender,
 ) -> i32 {
-    match enter(kind, p, groups_allowed) {
+    match enter(kind, p, groups_allowed, report) {
         Ok(never) => match never {},
         Err(f) => {
             let code = f.code;
@@ -124,11 +141,39 @@ pub(super) fn enter_and_exec(
     }
 }
 
-fn enter(kind: ContainerType, p: &Process, groups_allowed: bool) -> Result<Never, Failure> {
+/// PID 1 of a container made from an OCI bundle (see
+/// `ContainerType::Bundle`): `mounts` under `root`, pivot, `hostname`, then
+/// the shared order; blocks on `start_gate` before exec. Returns only on
+/// failure, after sending it on `report`: the exit code.
+pub fn enter_bundle(
+    root: &Path,
+    mounts: &[MountOp],
+    hostname: Option<&str>,
+    start_gate: RawFd,
+    p: &Process,
+    groups_allowed: bool,
+    report: &mut Sender,
+) -> i32 {
+    let kind = ContainerType::Bundle {
+        root,
+        mounts,
+        hostname,
+        start_gate,
+    };
+    enter_and_exec(kind, p, groups_allowed, report)
+}
+
+fn enter(
+    kind: ContainerType,
+    p: &Process,
+    groups_allowed: bool,
+    report: &mut Sender,
+) -> Result<Never, Failure> {
     let sys = |step| move |e| Failure::sys(step, e, exit::BURROW);
     // Die with the process that supervises us, so nothing outlives it; a
-    // detached exec outlives its caller by design.
-    if p.stdio != Stdio::Detached {
+    // detached exec, or a process an engine's shim inherits, outlives its
+    // caller by design.
+    if p.stdio != Stdio::Detached && !p.outlives_parent {
         let _ = process::set_parent_death_signal(Signal::SIGKILL);
     }
 
@@ -147,6 +192,19 @@ fn enter(kind: ContainerType, p: &Process, groups_allowed: bool) -> Result<Never
         nix::unistd::sethostname(hostname).map_err(sys(Step::Hostname))?;
     } else if let ContainerType::Joined { terminal: t } = kind {
         terminal = t;
+    } else if let ContainerType::Bundle {
+        root,
+        mounts: ops,
+        hostname,
+        ..
+    } = kind
+    {
+        mounts::apply(root, ops)?;
+        crate::linux::mount::pivot_into(root)
+            .map_err(|e| Failure::sys(Step::PivotRoot, e.source, exit::BURROW).at(root))?;
+        if let Some(h) = hostname {
+            nix::unistd::sethostname(h).map_err(sys(Step::Hostname))?;
+        }
     }
 
     // stdio, after pivot_root: a console pty comes from the container's own
@@ -161,7 +219,10 @@ fn enter(kind: ContainerType, p: &Process, groups_allowed: bool) -> Result<Never
         errno: e.errno().map(|n| n as i32),
         code: exit::CANNOT_RUN,
     };
-    let ids = super::user::resolve(&p.user, Path::new("/etc")).map_err(user_failure)?;
+    let mut ids = super::user::resolve(&p.user, Path::new("/etc")).map_err(user_failure)?;
+    if let Some(groups) = &p.groups {
+        ids.groups = groups.clone();
+    }
     let mut env = p.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", ids.home));
@@ -170,7 +231,11 @@ fn enter(kind: ContainerType, p: &Process, groups_allowed: bool) -> Result<Never
     // Working directory: a new container creates it if missing, as Docker
     // does; `exec` never does (docker exec fails too).
     let cwd = if p.cwd.is_empty() { "/" } else { &p.cwd };
-    if matches!(kind, ContainerType::Init { .. }) && !Path::new(cwd).is_dir() {
+    if matches!(
+        kind,
+        ContainerType::Init { .. } | ContainerType::Bundle { .. }
+    ) && !Path::new(cwd).is_dir()
+    {
         let _ = std::fs::create_dir_all(cwd);
     }
 
@@ -201,10 +266,67 @@ fn enter(kind: ContainerType, p: &Process, groups_allowed: bool) -> Result<Never
     nix::unistd::chdir(cwd)
         .map_err(|e| Failure::sys(Step::Workdir, e, exit::CANNOT_RUN).at(cwd))?;
 
+    if let ContainerType::Bundle { start_gate, .. } = kind {
+        // A missing program fails `create`, where the engine reads the
+        // error (and maps "not found" to 127), not a later `start`.
+        find_program(&p.argv, &env)?;
+        report.done();
+        wait_for_start(start_gate)?;
+    }
     if p.init {
         return run_init(&p.argv, &env);
     }
     exec(&p.argv, &env)
+}
+
+/// Block until the engine's `start` opens the FIFO behind `gate` for
+/// reading, then tell it we go on (one byte). The FIFO was opened O_PATH
+/// before pivot_root; reopening it through /proc/self/fd reaches it from
+/// inside the container.
+fn wait_for_start(gate: RawFd) -> Result<(), Failure> {
+    use std::io::Write;
+    let path = format!("/proc/self/fd/{gate}");
+    let mut fifo = File::options()
+        .write(true)
+        .open(&path)
+        .map_err(|e| Failure::io(Step::StartGate, &e, exit::BURROW).at(&path))?;
+    fifo.write_all(&[0])
+        .map_err(|e| Failure::io(Step::StartGate, &e, exit::BURROW).at(&path))?;
+    let _ = nix::unistd::close(gate);
+    Ok(())
+}
+
+/// The failure `exec` would report if no candidate for `argv[0]` exists.
+fn find_program(argv: &[String], env: &[String]) -> Result<(), Failure> {
+    let prog = argv
+        .first()
+        .ok_or_else(|| Failure::new(Step::Exec, "no command specified", exit::BURROW))?;
+    if prog.contains('/') {
+        if Path::new(prog).exists() {
+            return Ok(());
+        }
+        return Err(Failure::new(
+            Step::Exec,
+            format!("{prog:?}: stat {prog}: no such file or directory"),
+            exit::NOT_FOUND,
+        ));
+    }
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    if path_var
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .any(|d| Path::new(d).join(prog).exists())
+    {
+        return Ok(());
+    }
+    Err(Failure::new(
+        Step::Exec,
+        format!("{prog:?}: executable file not found in $PATH"),
+        exit::NOT_FOUND,
+    ))
 }
 
 fn setup_stdio(p: &Process, terminal: Option<RawFd>) -> Result<(), Failure> {

@@ -1,0 +1,619 @@
+//! An OCI bundle's `config.json` translated into burrow's process path: the
+//! mount plan as `sandbox::MountOp`s, the namespaces to create or join, the
+//! id maps, and the `sandbox::Process` PID 1 runs. A pure function of the
+//! parsed spec (unit-tested below); nothing here forks or mounts.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::linux::caps;
+use crate::sandbox::seccomp::Profile;
+use crate::sandbox::{MountOp, DEVICES};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {detail}")]
+    Parse { path: PathBuf, detail: String },
+    #[error("config.json: {0}")]
+    Invalid(String),
+}
+
+type Result<T> = std::result::Result<T, BundleError>;
+
+fn invalid(s: impl Into<String>) -> BundleError {
+    BundleError::Invalid(s.into())
+}
+
+/// A bundle's config, as read: the oci-spec types, and the raw
+/// `linux.seccomp` object (burrow's own profile reader keeps what
+/// oci-spec's types would drop).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub spec: Spec,
+    pub seccomp: Option<serde_json::Value>,
+}
+
+impl Config {
+    /// Read `dir/config.json`.
+    pub fn read(dir: &Path) -> Result<Config> {
+        let path = dir.join("config.json");
+        let bytes = std::fs::read(&path).map_err(|source| BundleError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Config::parse(&bytes).map_err(|detail| BundleError::Parse { path, detail })
+    }
+
+    pub fn parse(bytes: &[u8]) -> std::result::Result<Config, String> {
+        let spec: Spec = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let seccomp = raw
+            .get("linux")
+            .and_then(|l| l.get("seccomp"))
+            .filter(|s| !s.is_null())
+            .cloned();
+        Ok(Config { spec, seccomp })
+    }
+
+    /// The seccomp profile, if the bundle has one.
+    pub fn seccomp_profile(&self) -> Result<Option<Profile>> {
+        let Some(v) = &self.seccomp else {
+            return Ok(None);
+        };
+        let bytes = serde_json::to_vec(v).map_err(|e| invalid(e.to_string()))?;
+        Profile::parse(&bytes)
+            .map(Some)
+            .map_err(|e| invalid(format!("linux.seccomp: {e}")))
+    }
+}
+
+/// How the container gets its user namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserNs {
+    /// None asked for: the runtime's own (an engine that runs us as root
+    /// of a user namespace it made, as rootless podman does).
+    Inherit,
+    /// A new one, mapped with `uid_map`/`gid_map`.
+    Create,
+    Join(PathBuf),
+}
+
+/// Everything `create` needs, checked before anything forks.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The root filesystem, absolute.
+    pub root: PathBuf,
+    pub ops: Vec<MountOp>,
+    pub hostname: Option<String>,
+    pub user_ns: UserNs,
+    /// (container, host, size) lines.
+    pub uid_map: Vec<(u32, u32, u32)>,
+    pub gid_map: Vec<(u32, u32, u32)>,
+    /// Namespaces to create (besides the user namespace).
+    pub create: CloneFlags,
+    /// Namespaces to join, by path, besides the user namespace.
+    pub join: Vec<(CloneFlags, PathBuf)>,
+    pub process: ProcessPlan,
+}
+
+/// PID 1 (or an exec'd process) as the bundle describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessPlan {
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub umask: Option<u32>,
+    /// The bounding set; burrow gives the process one set for all.
+    pub caps: u64,
+    pub terminal: bool,
+    pub no_new_privs: bool,
+    /// (RLIMIT_* name, soft, hard).
+    pub rlimits: Vec<(String, u64, u64)>,
+    pub oom_score_adj: Option<i32>,
+}
+
+/// Translate `cfg` of the bundle in `bundle` into a plan.
+pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
+    let spec = &cfg.spec;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root.path is missing"))?;
+    let root_path = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    let linux = spec.linux().clone().unwrap_or_default();
+
+    // Namespaces: each one created, or joined by path.
+    let mut create = CloneFlags::empty();
+    let mut join = Vec::new();
+    let mut user_ns = UserNs::Inherit;
+    let mut has_mount = false;
+    let mut has_uts = false;
+    let mut new_net = false;
+    for ns in linux.namespaces().clone().unwrap_or_default() {
+        let flag = match ns.typ() {
+            LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+            LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+            LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+            LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+            LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+            LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+            LinuxNamespaceType::Time => return Err(invalid("the time namespace is not supported")),
+        };
+        match ns.typ() {
+            LinuxNamespaceType::Mount => has_mount = true,
+            LinuxNamespaceType::Uts => has_uts = ns.path().is_none(),
+            LinuxNamespaceType::Network => new_net = ns.path().is_none(),
+            _ => {}
+        }
+        match (ns.typ(), ns.path()) {
+            (LinuxNamespaceType::User, None) => user_ns = UserNs::Create,
+            (LinuxNamespaceType::User, Some(p)) => user_ns = UserNs::Join(p.clone()),
+            (_, None) => create |= flag,
+            (_, Some(p)) => join.push((flag, p.clone())),
+        }
+    }
+    if !has_mount {
+        return Err(invalid(
+            "no mount namespace: burrow-runc pivots into the root in a mount namespace of its own",
+        ));
+    }
+    let lines = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<(u32, u32, u32)> {
+        m.as_ref()
+            .map(|v| {
+                v.iter()
+                    .map(|l| (l.container_id(), l.host_id(), l.size()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let uid_map = lines(linux.uid_mappings());
+    let gid_map = lines(linux.gid_mappings());
+    if user_ns == UserNs::Create && (uid_map.is_empty() || gid_map.is_empty()) {
+        return Err(invalid(
+            "a new user namespace needs linux.uidMappings and linux.gidMappings",
+        ));
+    }
+
+    // The mount tree.
+    let mut ops = vec![MountOp::PrepareRoot {
+        propagation: propagation_of(linux.rootfs_propagation().as_deref())?,
+    }];
+    let mut dev_tmpfs = false;
+    for m in spec.mounts().clone().unwrap_or_default() {
+        let target = m.destination().to_string_lossy().into_owned();
+        if !target.starts_with('/') {
+            return Err(invalid(format!(
+                "mount destination {target:?} is not absolute"
+            )));
+        }
+        let typ = m.typ().clone().unwrap_or_default();
+        let options = m.options().clone().unwrap_or_default();
+        let source = m
+            .source()
+            .as_ref()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| typ.clone());
+        let o = parse_options(&options)?;
+        let bind = o.bind || typ == "bind";
+        if typ == "cgroup" || typ == "cgroup2" {
+            // A cgroup filesystem cannot be mounted from a user namespace on
+            // a v1 or hybrid host; the host's hierarchy, read-only, shows
+            // the same files (what crun does rootless).
+            ops.push(MountOp::BindTreeReadonly {
+                source: "/sys/fs/cgroup".into(),
+                target: target.trim_start_matches('/').to_string(),
+            });
+            continue;
+        }
+        if typ == "sysfs" && !new_net {
+            // Only the user namespace owning the network namespace may
+            // mount sysfs: without a new one, bind the host's read-only.
+            ops.push(MountOp::BindTreeReadonly {
+                source: "/sys".into(),
+                target: target.trim_start_matches('/').to_string(),
+            });
+            continue;
+        }
+        if target == "/dev" && typ == "tmpfs" {
+            dev_tmpfs = true;
+        }
+        let source = if bind && !Path::new(&source).is_absolute() {
+            bundle.join(&source).to_string_lossy().into_owned()
+        } else {
+            source
+        };
+        ops.push(MountOp::Mount {
+            source,
+            fstype: if bind { String::new() } else { typ },
+            target,
+            flags: o.flags,
+            data: o.data,
+            bind,
+            recursive: o.recursive,
+            propagation: o.propagation,
+        });
+    }
+    // A fresh /dev gets the devices every container has, bound from the
+    // host (a user namespace cannot mknod), and the usual links.
+    if dev_tmpfs {
+        for d in DEVICES {
+            ops.push(MountOp::BindFile {
+                source: Path::new("/dev").join(d),
+                target: format!("dev/{d}"),
+                optional: false,
+            });
+        }
+        for (link, points_to) in [
+            ("ptmx", "pts/ptmx"),
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            ops.push(MountOp::Symlink {
+                link: format!("dev/{link}"),
+                points_to,
+            });
+        }
+    }
+    let mut sysctls: Vec<(String, String)> = linux
+        .sysctl()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect::<HashMap<_, _>>()
+        .into_iter()
+        .collect();
+    sysctls.sort();
+    for (key, value) in sysctls {
+        ops.push(MountOp::Sysctl { key, value });
+    }
+    for p in linux.masked_paths().clone().unwrap_or_default() {
+        ops.push(MountOp::MaskPath {
+            target: p.trim_start_matches('/').to_string(),
+        });
+    }
+    for p in linux.readonly_paths().clone().unwrap_or_default() {
+        ops.push(MountOp::ReadonlyPath {
+            target: p.trim_start_matches('/').to_string(),
+        });
+    }
+    if root.readonly().unwrap_or(false) {
+        ops.push(MountOp::RemountRootReadonly);
+    }
+
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process is missing"))?;
+    let hostname = spec.hostname().clone().filter(|h| has_uts && !h.is_empty());
+    Ok(Plan {
+        root: root_path,
+        ops,
+        hostname,
+        user_ns,
+        uid_map,
+        gid_map,
+        create,
+        join,
+        process: process_plan(process)?,
+    })
+}
+
+/// An OCI process object (PID 1's, or `exec --process`'s).
+pub fn process_plan(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
+    let argv = p.args().clone().unwrap_or_default();
+    if argv.is_empty() {
+        return Err(invalid("process.args must not be empty"));
+    }
+    let cwd = p.cwd().to_string_lossy().into_owned();
+    if !cwd.starts_with('/') {
+        return Err(invalid(format!("process.cwd {cwd:?} is not absolute")));
+    }
+    let mut mask = 0u64;
+    if let Some(c) = p.capabilities() {
+        for cap in c.bounding().clone().unwrap_or_default() {
+            let name = serde_json::to_value(cap)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            // A capability this kernel list does not know is left out, as
+            // runc does with ones the kernel lacks.
+            if let Some(n) = caps::number(&name) {
+                mask |= caps::bit(n);
+            }
+        }
+    }
+    let mut rlimits = Vec::new();
+    for r in p.rlimits().clone().unwrap_or_default() {
+        let name = serde_json::to_value(r.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        rlimits.push((name, r.soft(), r.hard()));
+    }
+    let user = p.user();
+    Ok(ProcessPlan {
+        argv,
+        env: p.env().clone().unwrap_or_default(),
+        cwd,
+        uid: user.uid(),
+        gid: user.gid(),
+        groups: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask(),
+        caps: mask,
+        terminal: p.terminal().unwrap_or(false),
+        no_new_privs: p.no_new_privileges().unwrap_or(false),
+        rlimits,
+        oom_score_adj: p.oom_score_adj(),
+    })
+}
+
+/// Mount options split as runc's table does: flags, propagation, bind,
+/// and the rest as filesystem data.
+#[derive(Debug, PartialEq, Eq)]
+struct Options {
+    flags: MsFlags,
+    propagation: MsFlags,
+    bind: bool,
+    recursive: bool,
+    data: String,
+}
+
+fn parse_options(options: &[String]) -> Result<Options> {
+    let mut o = Options {
+        flags: MsFlags::empty(),
+        propagation: MsFlags::empty(),
+        bind: false,
+        recursive: false,
+        data: String::new(),
+    };
+    let mut data = Vec::new();
+    for opt in options {
+        let (set, clear) = match opt.as_str() {
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "bind" => {
+                o.bind = true;
+                continue;
+            }
+            "rbind" => {
+                o.bind = true;
+                o.recursive = true;
+                continue;
+            }
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {
+                o.propagation = propagation_of(Some(opt))?;
+                continue;
+            }
+            "idmap" | "ridmap" => {
+                return Err(invalid(format!(
+                    "mount option {opt:?} (id-mapped mounts) is not supported"
+                )))
+            }
+            // podman's own markers, resolved before the runtime runs.
+            "tmpcopyup" | "notmpcopyup" | "z" | "Z" | "U" | "copy" | "nocopy" => continue,
+            other if other.starts_with("x-") => continue,
+            other => {
+                data.push(other.to_string());
+                continue;
+            }
+        };
+        o.flags.insert(set);
+        o.flags.remove(clear);
+    }
+    o.data = data.join(",");
+    Ok(o)
+}
+
+/// `rootfsPropagation` or a mount's propagation option as flags; the
+/// root's default is rslave, as runc's.
+fn propagation_of(name: Option<&str>) -> Result<MsFlags> {
+    Ok(match name.unwrap_or("rslave") {
+        "" | "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "private" => MsFlags::MS_PRIVATE,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        other => return Err(invalid(format!("unknown propagation {other:?}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape rootless podman 4.3 sends (trimmed): no user namespace,
+    /// binds from its storage, a cgroup mount, a sysctl, masks.
+    const PODMAN: &str = r#"{
+      "ociVersion": "1.0.2-dev",
+      "process": {
+        "user": {"uid": 0, "gid": 0, "umask": 18, "additionalGids": [10]},
+        "args": ["echo", "hi"],
+        "env": ["PATH=/usr/bin:/bin", "TERM=xterm"],
+        "cwd": "/",
+        "capabilities": {"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_CHOWN"]},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 20000, "soft": 10000}],
+        "noNewPrivileges": true
+      },
+      "root": {"path": "rootfs", "readonly": true},
+      "hostname": "abc",
+      "mounts": [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/etc/hosts", "type": "bind", "source": "/run/x/hosts", "options": ["bind", "rprivate"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]}
+      ],
+      "linux": {
+        "sysctl": {"net.ipv4.ping_group_range": "0 0"},
+        "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+        "maskedPaths": ["/proc/kcore"],
+        "readonlyPaths": ["/proc/sys"],
+        "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+      }
+    }"#;
+
+    #[test]
+    fn podman_rootless_config_becomes_a_plan() {
+        let cfg = Config::parse(PODMAN.as_bytes()).unwrap();
+        let p = plan(&cfg, Path::new("/b")).unwrap();
+        assert_eq!(p.root, Path::new("/b/rootfs"));
+        assert_eq!(p.user_ns, UserNs::Inherit);
+        assert_eq!(
+            p.create,
+            CloneFlags::CLONE_NEWPID
+                | CloneFlags::CLONE_NEWNET
+                | CloneFlags::CLONE_NEWIPC
+                | CloneFlags::CLONE_NEWUTS
+                | CloneFlags::CLONE_NEWNS
+        );
+        assert_eq!(p.hostname.as_deref(), Some("abc"));
+        assert_eq!(
+            p.ops.first(),
+            Some(&MountOp::PrepareRoot {
+                propagation: MsFlags::MS_SLAVE | MsFlags::MS_REC
+            })
+        );
+        assert!(p.ops.contains(&MountOp::Mount {
+            source: "tmpfs".into(),
+            fstype: "tmpfs".into(),
+            target: "/dev".into(),
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+            data: "mode=755,size=65536k".into(),
+            bind: false,
+            recursive: false,
+            propagation: MsFlags::empty(),
+        }));
+        assert!(p.ops.contains(&MountOp::Mount {
+            source: "/run/x/hosts".into(),
+            fstype: String::new(),
+            target: "/etc/hosts".into(),
+            flags: MsFlags::empty(),
+            data: String::new(),
+            bind: true,
+            recursive: false,
+            propagation: MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        }));
+        assert!(p.ops.contains(&MountOp::BindTreeReadonly {
+            source: "/sys/fs/cgroup".into(),
+            target: "sys/fs/cgroup".into()
+        }));
+        assert!(p
+            .ops
+            .iter()
+            .any(|o| matches!(o, MountOp::Mount { fstype, .. } if fstype == "sysfs")));
+        assert!(p.ops.contains(&MountOp::Symlink {
+            link: "dev/ptmx".into(),
+            points_to: "pts/ptmx"
+        }));
+        // sysctls after every mount, then masks, then the read-only root.
+        let at = |f: &dyn Fn(&MountOp) -> bool| p.ops.iter().position(f).unwrap();
+        let sysctl = at(&|o| matches!(o, MountOp::Sysctl { .. }));
+        let mask = at(&|o| matches!(o, MountOp::MaskPath { .. }));
+        let ro = at(&|o| matches!(o, MountOp::ReadonlyPath { .. }));
+        assert!(sysctl < mask && mask < ro);
+        assert_eq!(p.ops.last(), Some(&MountOp::RemountRootReadonly));
+
+        let pr = &p.process;
+        assert_eq!(pr.argv, ["echo", "hi"]);
+        assert_eq!((pr.uid, pr.gid, pr.groups.clone()), (0, 0, vec![10]));
+        assert_eq!(pr.umask, Some(18));
+        assert_eq!(pr.caps, caps::bit(0) | caps::bit(5));
+        assert!(pr.no_new_privs && !pr.terminal);
+        assert_eq!(pr.rlimits, [("RLIMIT_NOFILE".to_string(), 10000, 20000)]);
+        assert!(cfg.seccomp_profile().unwrap().is_some());
+    }
+
+    #[test]
+    fn user_namespaces_joined_paths_and_bad_input() {
+        let mut v: serde_json::Value = serde_json::from_str(PODMAN).unwrap();
+        v["linux"]["namespaces"] = serde_json::json!([
+            {"type": "user"}, {"type": "mount"}, {"type": "network", "path": "/proc/1/ns/net"}
+        ]);
+        let parse = |v: &serde_json::Value| Config::parse(v.to_string().as_bytes()).unwrap();
+        let err = plan(&parse(&v), Path::new("/b")).unwrap_err().to_string();
+        assert!(err.contains("uidMappings"), "{err}");
+        v["linux"]["uidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        v["linux"]["gidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        let p = plan(&parse(&v), Path::new("/b")).unwrap();
+        assert_eq!(p.user_ns, UserNs::Create);
+        assert_eq!(p.uid_map, [(0, 1000, 1)]);
+        assert_eq!(
+            p.join,
+            [(CloneFlags::CLONE_NEWNET, PathBuf::from("/proc/1/ns/net"))]
+        );
+        // No UTS namespace: the hostname is not ours to set; a joined
+        // network: sysfs is the host's, bound.
+        assert_eq!(p.hostname, None);
+        assert!(p.ops.contains(&MountOp::BindTreeReadonly {
+            source: "/sys".into(),
+            target: "sys".into()
+        }));
+
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+        let err = plan(&parse(&v), Path::new("/b")).unwrap_err().to_string();
+        assert!(err.contains("mount namespace"), "{err}");
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
+        v["process"]["args"] = serde_json::json!([]);
+        let err = plan(&parse(&v), Path::new("/b")).unwrap_err().to_string();
+        assert!(err.contains("args"), "{err}");
+    }
+
+    #[test]
+    fn mount_options_follow_runcs_table() {
+        let o = |s: &[&str]| {
+            parse_options(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>()).unwrap()
+        };
+        let x = o(&["rbind", "ro", "nosuid", "rslave", "size=1m"]);
+        assert!(x.bind && x.recursive);
+        assert_eq!(x.flags, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
+        assert_eq!(x.propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC);
+        assert_eq!(x.data, "size=1m");
+        assert_eq!(o(&["ro", "rw"]).flags, MsFlags::empty());
+        assert!(parse_options(&["idmap".to_string()]).is_err());
+    }
+}

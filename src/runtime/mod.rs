@@ -1,0 +1,294 @@
+//! `burrow-runc`: burrow as an OCI runtime, the runc command line that
+//! engines (podman through conmon, containerd through go-runc) drive. A
+//! third front end beside `cli/` and `monitor/`: it reads a bundle's
+//! `config.json`, translates it into the sandbox's process path
+//! (`bundle.rs`), and keeps runc's lifecycle (`lifecycle.rs`): `create`
+//! leaves init blocked on a FIFO until `start`, writes the pid file and
+//! exits, so the engine's shim (a subreaper) becomes init's parent.
+
+mod bundle;
+mod lifecycle;
+mod state;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Global flags, given before the verb by conmon and go-runc.
+#[derive(Debug, Parser)]
+#[command(
+    name = "burrow-runc",
+    about = "burrow as an OCI runtime (the runc command line)",
+    disable_version_flag = true
+)]
+pub struct RuncCli {
+    /// Where container state lives (default $XDG_RUNTIME_DIR/burrow-runc).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
+    /// Append errors (and with --debug, notes) to this file.
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// text or json.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: String,
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Accepted; cgroups are left to the engine when not delegated.
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Accepted (burrow-runc is always rootless-aware).
+    #[arg(long, global = true)]
+    rootless: Option<String>,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Create a container from a bundle; its process waits for `start`.
+    Create(CreateArgs),
+    /// Let a created container's process run.
+    Start {
+        id: String,
+    },
+    /// create + start; without --detach, wait and exit with its code.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        #[arg(short, long)]
+        detach: bool,
+    },
+    /// Print a container's state as JSON.
+    State {
+        id: String,
+    },
+    /// Send a signal (name or number, default SIGTERM) to the container.
+    Kill {
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        signal: Option<String>,
+    },
+    /// Remove a container's state (--force kills it first).
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// Run a process in a running container.
+    Exec(ExecArgs),
+    /// List containers.
+    #[command(alias = "ls")]
+    List {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// The container's processes.
+    Ps {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Stop every process of the container (SIGSTOP: no delegated freezer).
+    Pause {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
+    /// Refused: burrow-runc applies no cgroup resources.
+    Update {
+        #[arg(short, long)]
+        resources: Option<String>,
+        id: String,
+    },
+    /// What this runtime supports, as JSON.
+    Features,
+}
+
+#[derive(Debug, clap::Args)]
+struct CreateArgs {
+    /// The bundle directory (default: the current one).
+    #[arg(short, long)]
+    bundle: Option<PathBuf>,
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// A unix socket to send the pty master to (process.terminal).
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    id: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct ExecArgs {
+    /// A JSON OCI process object.
+    #[arg(short, long)]
+    process: Option<PathBuf>,
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    #[arg(short, long)]
+    tty: bool,
+    #[arg(long)]
+    cwd: Option<String>,
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// UID[:GID]
+    #[arg(short, long)]
+    user: Option<String>,
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    #[arg(long)]
+    apparmor: Option<String>,
+    #[arg(long)]
+    cap: Vec<String>,
+    #[arg(long)]
+    cgroup: Option<String>,
+    id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// Where errors and notes go: stderr (the engine reads it), and the
+/// `--log` file in runc's text or JSON lines.
+pub(crate) struct Log {
+    file: Option<PathBuf>,
+    json: bool,
+    debug: bool,
+}
+
+impl Log {
+    fn write(&self, level: &str, msg: &str) {
+        let Some(path) = &self.file else { return };
+        let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let line = if self.json {
+            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
+        } else {
+            format!("time=\"{time}\" level={level} msg={msg:?}")
+        };
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+
+    pub(crate) fn error(&self, msg: &str) {
+        eprintln!("burrow-runc: {msg}");
+        self.write("error", msg);
+    }
+
+    /// A note for `--debug` (what was ignored, and why).
+    pub(crate) fn debug(&self, msg: &str) {
+        if self.debug {
+            eprintln!("burrow-runc: debug: {msg}");
+            self.write("debug", msg);
+        }
+    }
+}
+
+/// The three lines containerd parses.
+fn version() -> String {
+    format!(
+        "runc version {}-burrow\ncommit: {}\nspec: 1.0.2-dev\n",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("BURROW_GIT_COMMIT").unwrap_or("unknown")
+    )
+}
+
+/// Run the runtime with `args` (args[0] the program name); returns the
+/// process exit code.
+pub fn main(args: Vec<String>) -> i32 {
+    // `--version` (or `-v`) before any verb, as runc takes it.
+    if args
+        .iter()
+        .skip(1)
+        .take_while(|a| a.starts_with('-'))
+        .any(|a| a == "--version" || a == "-v")
+    {
+        print!("{}", version());
+        return 0;
+    }
+    let cli = match RuncCli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return 0;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad usage");
+            eprintln!("burrow-runc: {}", first.trim_start_matches("error: "));
+            return 1;
+        }
+    };
+    let log = Log {
+        file: cli.log.clone(),
+        json: cli.log_format == "json",
+        debug: cli.debug,
+    };
+    let root = cli.root.clone().unwrap_or_else(|| {
+        state::default_root(
+            std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
+            nix::unistd::Uid::effective().as_raw(),
+        )
+    });
+    if cli.systemd_cgroup {
+        log.debug("--systemd-cgroup: cgroups are not managed by burrow-runc");
+    }
+    match lifecycle::dispatch(&root, &log, cli.verb) {
+        Ok(code) => code,
+        Err(e) => {
+            let mut parts: Vec<String> = Vec::new();
+            for cause in e.chain() {
+                let s = cause.to_string();
+                if parts.last().is_some_and(|p| p.ends_with(&s)) {
+                    continue;
+                }
+                parts.push(s);
+            }
+            log.error(&parts.join(": ").replace('\n', " "));
+            1
+        }
+    }
+}
+
+/// Whether this invocation is the runtime: the program is called
+/// `burrow-runc` (a link), or the first argument is `runtime`.
+pub fn invoked_as_runtime(args: &[String]) -> Option<Vec<String>> {
+    let prog = args.first().map(|a| {
+        std::path::Path::new(a)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    if prog.as_deref() == Some("burrow-runc") {
+        return Some(args.to_vec());
+    }
+    if args.get(1).map(String::as_str) == Some("runtime") {
+        let mut v = vec!["burrow-runc".to_string()];
+        v.extend(args[2..].iter().cloned());
+        return Some(v);
+    }
+    None
+}

@@ -1,0 +1,329 @@
+//! burrow as an OCI runtime under a real engine: Debian's rootless podman,
+//! through conmon, with `--runtime` pointing at a `burrow-runc` link to the
+//! built binary, as the unprivileged test users. Images come from the
+//! busybox tarball the harness builds; nothing leaves loopback
+//! (`--network none`).
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::{stderr, stdout, Env, Who};
+
+/// One test user's podman: its own storage, run root, runtime dir and
+/// config home, the cgroupfs manager (nothing asks systemd) and a file
+/// events logger; the run root and runtime dir are short paths in /tmp
+/// (podman and conmon's socket paths have length limits).
+struct Podman<'a> {
+    env: &'a Env,
+    runtime: PathBuf,
+    short: tempfile::TempDir,
+}
+
+impl<'a> Podman<'a> {
+    fn new(env: &'a Env) -> Podman<'a> {
+        let short = tempfile::Builder::new()
+            .prefix("brc")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let (uid, gid) = env.ids();
+        for d in ["run", "xdg"] {
+            let p = short.path().join(d);
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+            chown(&p, uid, gid);
+        }
+        chown(short.path(), uid, gid);
+        // The runtime is the test binary under the name engines call it by.
+        let bin_dir = env.user_dir("bin");
+        let runtime = bin_dir.join("burrow-runc");
+        let _ = std::fs::remove_file(&runtime);
+        std::os::unix::fs::symlink(env.shared_dir().join("burrow"), &runtime).unwrap();
+        Podman {
+            env,
+            runtime,
+            short,
+        }
+    }
+
+    fn xdg(&self) -> PathBuf {
+        self.short.path().join("xdg")
+    }
+
+    fn base(&self, program: &Path) -> Command {
+        let (uid, gid) = self.env.ids();
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("HOME", &self.env.home)
+            .env("XDG_RUNTIME_DIR", self.xdg())
+            .env("XDG_CONFIG_HOME", self.env.home.join(".config"))
+            .current_dir(&self.env.home)
+            .stdin(Stdio::null());
+        if nix::unistd::Uid::effective().is_root() {
+            use std::os::unix::process::CommandExt;
+            c.uid(uid).gid(gid);
+        }
+        c
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.base(Path::new("podman"));
+        c.arg("--root")
+            .arg(self.env.home.join("podman-storage"))
+            .arg("--runroot")
+            .arg(self.short.path().join("run"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+            ])
+            .arg("--runtime")
+            .arg(&self.runtime)
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("running podman")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "podman {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
+            o.status.code(),
+            stdout(&o),
+            stderr(&o)
+        );
+        stdout(&o)
+    }
+
+    /// burrow-runc itself, as the engine runs it (same runtime dir).
+    fn runtime(&self, args: &[&str]) -> Output {
+        let mut c = self.base(&self.runtime);
+        c.args(args);
+        c.output().expect("running burrow-runc")
+    }
+}
+
+fn chown(p: &Path, uid: u32, gid: u32) {
+    if nix::unistd::Uid::effective().is_root() {
+        nix::unistd::chown(
+            p,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .unwrap();
+    }
+}
+
+/// podman and conmon are installed; else say so loudly.
+fn have_podman(test: &str) -> bool {
+    for tool in ["podman", "conmon"] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            common::loud(&format!(
+                "SKIPPED {test}: {tool} is not installed (apt-get install podman conmon)"
+            ));
+            return false;
+        }
+    }
+    true
+}
+
+#[test]
+fn version_and_missing_containers_speak_runcs_words() {
+    let Some(env) = Env::new(Who::Range, "runc-words") else {
+        return;
+    };
+    let pm = Podman::new(&env);
+    let o = pm.runtime(&["--version"]);
+    assert!(o.status.success());
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with("runc version "), "{lines:?}");
+    assert!(lines[1].starts_with("commit: "), "{lines:?}");
+    assert!(lines[2].starts_with("spec: "), "{lines:?}");
+    for verb in [
+        &["state", "nope"][..],
+        &["kill", "nope", "KILL"],
+        &["delete", "nope"],
+        &["start", "nope"],
+    ] {
+        let o = pm.runtime(verb);
+        assert_eq!(o.status.code(), Some(1), "{verb:?}");
+        assert!(
+            stderr(&o).contains("container \"nope\" does not exist"),
+            "{verb:?}: {}",
+            stderr(&o)
+        );
+    }
+    // An engine cleaning up after a failed create: nothing to do.
+    let o = pm.runtime(&["delete", "--force", "nope"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = pm.runtime(&["features"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["linux"]["seccomp"]["enabled"], true);
+}
+
+#[test]
+fn podman_runs_containers_through_conmon_and_burrow_runc() {
+    if !have_podman("podman_runs_containers_through_conmon_and_burrow_runc") {
+        return;
+    }
+    for env in common::users("runc-podman") {
+        let who = env.who;
+        let pm = Podman::new(&env);
+        pm.ok(&[
+            "import",
+            "--change",
+            "CMD [\"sh\"]",
+            env.busybox_tar().to_str().unwrap(),
+            "localhost/bb:1",
+        ]);
+        let run = |extra: &[&str]| {
+            let mut a = vec!["run", "--rm", "--network", "none"];
+            a.extend_from_slice(extra);
+            pm.run(&a)
+        };
+
+        // run --rm, the output and exit code through conmon.
+        let o = run(&["localhost/bb:1", "echo", "hi"]);
+        assert_eq!(o.status.code(), Some(0), "[{who:?}] {}", stderr(&o));
+        assert_eq!(stdout(&o), "hi\n", "[{who:?}]");
+        let o = run(&["localhost/bb:1", "sh", "-c", "exit 3"]);
+        assert_eq!(o.status.code(), Some(3), "[{who:?}] {}", stderr(&o));
+
+        // -e and -w; the bundle's hostname, caps and sysctl took effect.
+        let o = run(&[
+            "-e",
+            "FOO=bar",
+            "-w",
+            "/tmp",
+            "--hostname",
+            "boxy",
+            "localhost/bb:1",
+            "sh",
+            "-c",
+            "echo $FOO $(pwd) $(hostname) $(id -u); grep CapBnd /proc/self/status; \
+             cat /proc/sys/net/ipv4/ping_group_range; \
+             grep -cE ' /proc/(keys|timer_list) ' /proc/self/mountinfo; \
+             (echo x > /proc/sys/kernel/hostname) 2>/dev/null || echo read-only",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "[{who:?}] {}", stderr(&o));
+        let out = stdout(&o);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "bar /tmp boxy 0", "[{who:?}] {out}");
+        // podman's default set, not everything root of the namespace holds.
+        assert_eq!(lines[1], "CapBnd:\t00000000800405fb", "[{who:?}] {out}");
+        assert_eq!(lines[2].split_whitespace().collect::<Vec<_>>(), ["0", "0"]);
+        // podman's masked paths (those this kernel has) and read-only ones.
+        assert_eq!(
+            lines[3], "2",
+            "[{who:?}] /proc/keys and timer_list masked: {out}"
+        );
+        assert_eq!(lines.get(4), Some(&"read-only"), "[{who:?}] {out}");
+
+        // A missing command: podman's 127 and runc's words.
+        let o = run(&["localhost/bb:1", "nosuchcmd"]);
+        assert_eq!(o.status.code(), Some(127), "[{who:?}] {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("executable file not found in $PATH"),
+            "[{who:?}] {}",
+            stderr(&o)
+        );
+
+        // -t: the pty comes over conmon's console socket.
+        let o = run(&["-t", "localhost/bb:1", "tty"]);
+        assert_eq!(o.status.code(), Some(0), "[{who:?}] {}", stderr(&o));
+        assert!(
+            stdout(&o).trim().starts_with("/dev/pts/"),
+            "[{who:?}] {}",
+            stdout(&o)
+        );
+
+        // run -d, exec, stop, rm.
+        let id = pm
+            .ok(&[
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--name",
+                "d1",
+                "localhost/bb:1",
+                "sleep",
+                "1000",
+            ])
+            .trim()
+            .to_string();
+        let st = pm.runtime(&["state", &id]);
+        assert!(st.status.success(), "[{who:?}] {}", stderr(&st));
+        let state: serde_json::Value = serde_json::from_str(&stdout(&st)).unwrap();
+        assert_eq!(state["status"], "running", "[{who:?}] {state}");
+        assert!(state["pid"].as_i64().unwrap() > 0);
+        let o = pm.ok(&[
+            "exec",
+            "d1",
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline; echo; echo $$",
+        ]);
+        let lines: Vec<&str> = o.lines().collect();
+        assert_eq!(lines[0], "sleep\x001000\x00", "[{who:?}] {o:?}");
+        assert_ne!(lines[1], "1", "[{who:?}] exec'd shell is not PID 1");
+        let o = pm.run(&[
+            "exec",
+            "-e",
+            "X=7",
+            "-w",
+            "/etc",
+            "d1",
+            "sh",
+            "-c",
+            "echo $X $(pwd); exit 5",
+        ]);
+        assert_eq!(o.status.code(), Some(5), "[{who:?}] {}", stderr(&o));
+        assert_eq!(stdout(&o), "7 /etc\n", "[{who:?}]");
+        let o = pm.run(&["exec", "-t", "d1", "tty"]);
+        assert!(
+            stdout(&o).starts_with("/dev/pts/"),
+            "[{who:?}] {}",
+            stderr(&o)
+        );
+        let o = pm.run(&["exec", "d1", "nosuchcmd"]);
+        assert_eq!(o.status.code(), Some(127), "[{who:?}] {}", stderr(&o));
+        // sleep as PID 1 ignores SIGTERM: stop ends it with SIGKILL.
+        pm.ok(&["stop", "-t", "1", "d1"]);
+        let o = pm.ok(&[
+            "inspect",
+            "d1",
+            "--format",
+            "{{.State.ExitCode}} {{.State.Status}}",
+        ]);
+        assert_eq!(o.trim(), "137 exited", "[{who:?}]");
+        let st = pm.runtime(&["state", &id]);
+        assert!(
+            !st.status.success() || stdout(&st).contains("\"stopped\""),
+            "[{who:?}] {}",
+            stdout(&st)
+        );
+        pm.ok(&["rm", "d1"]);
+        let o = pm.run(&["inspect", "d1"]);
+        assert!(!o.status.success(), "[{who:?}] d1 is still there");
+        let left = std::fs::read_dir(pm.xdg().join("burrow-runc"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(left, 0, "[{who:?}] runtime state left behind");
+    }
+}
