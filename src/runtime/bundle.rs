@@ -46,7 +46,12 @@ pub struct Config {
 impl Config {
     /// Read `dir/config.json`.
     pub fn read(dir: &Path) -> Result<Config> {
-        let path = dir.join("config.json");
+        Config::read_file(&dir.join("config.json"))
+    }
+
+    /// Read the config at `path`.
+    pub fn read_file(path: &Path) -> Result<Config> {
+        let path = path.to_path_buf();
         let bytes = std::fs::read(&path).map_err(|source| BundleError::Read {
             path: path.clone(),
             source,

@@ -43,7 +43,11 @@ pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb) -> Result<i32> {
     match verb {
         Verb::Create(a) => create(root, log, &a).map(|_| 0),
         Verb::Start { id } => start(root, log, &id).map(|()| 0),
-        Verb::Run { create: a, detach } => run(root, log, &a, detach),
+        Verb::Run {
+            create: a,
+            detach,
+            keep,
+        } => run(root, log, &a, detach, keep),
         Verb::State { id } => {
             let dir = Dir::new(root, &id)?;
             let s = dir.load()?;
@@ -93,7 +97,7 @@ fn create(root: &Path, log: &Log, a: &CreateArgs) -> Result<Saved> {
         Some(b) => std::path::absolute(b)?,
         None => std::env::current_dir()?,
     };
-    let cfg = Config::read(&bundle)?;
+    let cfg = Config::read_file(&bundle.join(&a.config))?;
     let plan = bundle::plan(&cfg, &bundle)?;
     if a.preserve_fds > 0 {
         log.debug("--preserve-fds: only stdio reaches the container's process");
@@ -432,7 +436,7 @@ fn start(root: &Path, log: &Log, id: &str) -> Result<()> {
 
 /// `run`: create and start; in the foreground, we are the subreaper that
 /// inherits init, wait for it and remove the container.
-fn run(root: &Path, log: &Log, a: &CreateArgs, detach: bool) -> Result<i32> {
+fn run(root: &Path, log: &Log, a: &CreateArgs, detach: bool, keep: bool) -> Result<i32> {
     if !detach {
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|e| anyhow!("becoming a subreaper: {e}"))?;
@@ -446,7 +450,9 @@ fn run(root: &Path, log: &Log, a: &CreateArgs, detach: bool) -> Result<i32> {
         return Ok(0);
     }
     let code = process::wait_exit_code(Pid::from_raw(saved.pid)).unwrap_or(1);
-    delete(root, log, &a.id, true)?;
+    if !keep {
+        delete(root, log, &a.id, true)?;
+    }
     Ok(code)
 }
 

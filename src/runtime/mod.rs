@@ -40,6 +40,10 @@ pub struct RuncCli {
     /// Accepted (burrow-runc is always rootless-aware).
     #[arg(long, global = true)]
     rootless: Option<String>,
+    /// crun's spelling of --systemd-cgroup (cgroupfs, systemd, disabled);
+    /// accepted, as cgroups are left alone.
+    #[arg(long = "cgroup-manager", global = true)]
+    cgroup_manager: Option<String>,
     #[command(subcommand)]
     verb: Verb,
 }
@@ -58,6 +62,9 @@ enum Verb {
         create: CreateArgs,
         #[arg(short, long)]
         detach: bool,
+        /// Keep the container's state after it exits (crun's flag).
+        #[arg(long)]
+        keep: bool,
     },
     /// Print a container's state as JSON.
     State {
@@ -116,6 +123,9 @@ struct CreateArgs {
     /// The bundle directory (default: the current one).
     #[arg(short, long)]
     bundle: Option<PathBuf>,
+    /// The config file, relative to the bundle (crun's flag).
+    #[arg(short, long, default_value = "config.json")]
+    config: PathBuf,
     #[arg(long = "pid-file")]
     pid_file: Option<PathBuf>,
     /// A unix socket to send the pty master to (process.terminal).
@@ -219,11 +229,16 @@ fn version() -> String {
 /// Run the runtime with `args` (args[0] the program name); returns the
 /// process exit code.
 pub fn main(args: Vec<String>) -> i32 {
-    // `--version` (or `-v`) before any verb, as runc takes it.
+    // `--version` (or `-v`) among the global flags, before any verb, as
+    // runc takes it.
+    const VERBS: [&str; 15] = [
+        "create", "start", "run", "state", "kill", "delete", "exec", "list", "ls", "ps", "pause",
+        "resume", "update", "features", "help",
+    ];
     if args
         .iter()
         .skip(1)
-        .take_while(|a| a.starts_with('-'))
+        .take_while(|a| !VERBS.contains(&a.as_str()))
         .any(|a| a == "--version" || a == "-v")
     {
         print!("{}", version());
@@ -253,7 +268,7 @@ pub fn main(args: Vec<String>) -> i32 {
             nix::unistd::Uid::effective().as_raw(),
         )
     });
-    if cli.systemd_cgroup {
+    if cli.systemd_cgroup || cli.cgroup_manager.is_some() {
         log.debug("--systemd-cgroup: cgroups are not managed by burrow-runc");
     }
     match lifecycle::dispatch(&root, &log, cli.verb) {

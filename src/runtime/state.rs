@@ -23,7 +23,7 @@ pub enum StateError {
     Missing(String),
     #[error("container with id \"{0}\" already exists")]
     Exists(String),
-    #[error("invalid container id {0:?}: use letters, digits, '_', '-', '.' and '+'")]
+    #[error("invalid container ID {0:?}: invalid character (use letters, digits, '_', '-', '.', '+'; not starting with '.')")]
     BadId(String),
     #[error("{what} {path}: {source}")]
     Io {
@@ -90,8 +90,7 @@ pub struct Dir {
 impl Dir {
     pub fn new(root: &Path, id: &str) -> Result<Dir> {
         let ok = !id.is_empty()
-            && id != "."
-            && id != ".."
+            && !id.starts_with('.')
             && id
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_-.+".contains(c));
