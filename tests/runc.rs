@@ -113,6 +113,28 @@ impl<'a> Podman<'a> {
     }
 }
 
+impl Drop for Podman<'_> {
+    /// Leave nothing running: containers a failed assertion left behind,
+    /// and the pause process rootless podman keeps for its user namespace.
+    fn drop(&mut self) {
+        let _ = self
+            .cmd(&["rm", "-af", "-t", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let pause = self.xdg().join("libpod/tmp/pause.pid");
+        if let Some(pid) = std::fs::read_to_string(pause)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
 fn chown(p: &Path, uid: u32, gid: u32) {
     if nix::unistd::Uid::effective().is_root() {
         nix::unistd::chown(

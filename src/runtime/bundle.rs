@@ -75,6 +75,11 @@ impl Config {
         let Some(v) = &self.seccomp else {
             return Ok(None);
         };
+        if v.get("listenerPath").is_some_and(|p| !p.is_null()) {
+            return Err(invalid(
+                "linux.seccomp.listenerPath: seccomp user notification is not supported",
+            ));
+        }
         let bytes = serde_json::to_vec(v).map_err(|e| invalid(e.to_string()))?;
         Profile::parse(&bytes)
             .map(Some)
@@ -279,6 +284,16 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
             });
         }
     }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process is missing"))?;
+    let process = process_plan(process)?;
+    // The working directory exists before the root may go read-only, as
+    // runc makes it.
+    ops.push(MountOp::MakeDirs {
+        target: process.cwd.clone(),
+    });
     let mut sysctls: Vec<(String, String)> = linux
         .sysctl()
         .clone()
@@ -287,6 +302,22 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
         .collect::<HashMap<_, _>>()
         .into_iter()
         .collect();
+    // The NIS domain name is the UTS namespace's kernel.domainname.
+    if let Some(d) = spec.domainname().as_ref().filter(|d| !d.is_empty()) {
+        if !has_uts {
+            return Err(invalid("domainname needs a new UTS namespace"));
+        }
+        if sysctls
+            .iter()
+            .any(|(k, v)| k == "kernel.domainname" && v != d)
+        {
+            return Err(invalid(
+                "domainname and linux.sysctl kernel.domainname disagree",
+            ));
+        }
+        sysctls.retain(|(k, _)| k != "kernel.domainname");
+        sysctls.push(("kernel.domainname".into(), d.clone()));
+    }
     sysctls.sort();
     for (key, value) in sysctls {
         ops.push(MountOp::Sysctl { key, value });
@@ -305,10 +336,6 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
         ops.push(MountOp::RemountRootReadonly);
     }
 
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| invalid("process is missing"))?;
     let hostname = spec.hostname().clone().filter(|h| has_uts && !h.is_empty());
     Ok(Plan {
         root: root_path,
@@ -319,7 +346,7 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
         gid_map,
         create,
         join,
-        process: process_plan(process)?,
+        process,
     })
 }
 

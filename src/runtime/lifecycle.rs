@@ -247,8 +247,11 @@ fn create_in(
         let prestart = hooks.prestart().clone().unwrap_or_default();
         let create_runtime = hooks.create_runtime().clone().unwrap_or_default();
         let state = state::state_json(&saved, Status::Created);
-        for h in prestart.iter().chain(create_runtime.iter()) {
-            run_hook(h, &state).map_err(fail)?;
+        for h in &prestart {
+            run_hook("prestart", h, &state).map_err(fail)?;
+        }
+        for h in &create_runtime {
+            run_hook("createRuntime", h, &state).map_err(fail)?;
         }
         if hooks
             .create_container()
@@ -421,12 +424,15 @@ fn start(root: &Path, log: &Log, id: &str) -> Result<()> {
         std::thread::sleep(Duration::from_millis(1));
     }
     let _ = std::fs::remove_file(&fifo);
+    // A failing poststart hook fails the start and removes the container,
+    // as runc does.
     if let Ok(cfg) = Config::read(&s.bundle) {
         if let Some(hooks) = cfg.spec.hooks() {
             let state = state::state_json(&s, Status::Running);
             for h in hooks.poststart().clone().unwrap_or_default() {
-                if let Err(e) = run_hook(&h, &state) {
-                    log.error(&format!("poststart hook: {e}"));
+                if let Err(e) = run_hook("poststart", &h, &state) {
+                    let _ = delete(root, log, id, true);
+                    return Err(e);
                 }
             }
         }
@@ -483,8 +489,9 @@ fn delete(root: &Path, log: &Log, id: &str, force: bool) -> Result<()> {
         if let Some(hooks) = cfg.spec.hooks() {
             let state = state::state_json(&s, Status::Stopped);
             for h in hooks.poststop().clone().unwrap_or_default() {
-                if let Err(e) = run_hook(&h, &state) {
-                    log.error(&format!("poststop hook: {e}"));
+                // Only a warning: the container is gone either way.
+                if let Err(e) = run_hook("poststop", &h, &state) {
+                    log.error(&e.to_string());
                 }
             }
         }
@@ -618,7 +625,16 @@ fn exec(root: &Path, log: &Log, a: &ExecArgs) -> Result<i32> {
     if let Some(c) = &a.cwd {
         pp.cwd = c.clone();
     }
-    pp.env.extend(a.env.iter().cloned());
+    for kv in &a.env {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        pp.env
+            .retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+        pp.env.push(kv.clone());
+    }
+    for c in &a.cap {
+        let n = crate::linux::caps::number(c).ok_or_else(|| anyhow!("unknown capability {c}"))?;
+        pp.caps |= crate::linux::caps::bit(n);
+    }
     if let Some(u) = &a.user {
         let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
         pp.uid = uid.parse().with_context(|| format!("--user {u}"))?;
@@ -691,23 +707,29 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 }
 
 /// Run one hook with the state on stdin (runtime-spec config.md, Hooks).
-fn run_hook(h: &oci_spec::runtime::Hook, state: &serde_json::Value) -> Result<()> {
+/// Without `env` the hook inherits ours, as runc's do.
+fn run_hook(kind: &str, h: &oci_spec::runtime::Hook, state: &serde_json::Value) -> Result<()> {
     let args = h.args().clone().unwrap_or_default();
     let mut c = std::process::Command::new(h.path());
     if let Some(a0) = args.first() {
         c.arg0(a0);
     }
-    c.args(args.iter().skip(1)).env_clear();
-    for kv in h.env().clone().unwrap_or_default() {
-        if let Some((k, v)) = kv.split_once('=') {
-            c.env(k, v);
+    c.args(args.iter().skip(1));
+    if let Some(env) = h.env() {
+        c.env_clear();
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                c.env(k, v);
+            }
         }
     }
     c.stdin(std::process::Stdio::piped());
     let mut child = c
         .spawn()
-        .with_context(|| format!("running hook {}", h.path().display()))?;
+        .with_context(|| format!("running {kind} hook {}", h.path().display()))?;
     if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin closes it: EPIPE, ignored
+        // (SIGPIPE is ignored in the runtime for this).
         let _ = stdin.write_all(state.to_string().as_bytes());
     }
     let deadline = h
@@ -718,12 +740,18 @@ fn run_hook(h: &oci_spec::runtime::Hook, state: &serde_json::Value) -> Result<()
             if st.success() {
                 return Ok(());
             }
-            bail!("hook {} failed: {st}", h.path().display());
+            match st.code() {
+                Some(n) => bail!(
+                    "{kind} hook failed with exit code {n}: {}",
+                    h.path().display()
+                ),
+                None => bail!("{kind} hook failed ({st}): {}", h.path().display()),
+            }
         }
         if deadline.is_some_and(|d| Instant::now() > d) {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("hook {} timed out", h.path().display());
+            bail!("{kind} hook timed out: {}", h.path().display());
         }
         std::thread::sleep(Duration::from_millis(5));
     }

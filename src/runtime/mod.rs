@@ -30,7 +30,8 @@ pub struct RuncCli {
     #[arg(long, global = true)]
     log: Option<PathBuf>,
     /// text or json.
-    #[arg(long = "log-format", global = true, default_value = "text")]
+    #[arg(long = "log-format", global = true, default_value = "text",
+          value_parser = ["text", "json"])]
     log_format: String,
     #[arg(long, global = true)]
     debug: bool,
@@ -257,8 +258,22 @@ pub fn main(args: Vec<String>) -> i32 {
             return 1;
         }
     };
+    // crun's `--log=file:PATH` names the driver; only files are written.
+    let log_file = match cli.log.as_ref().map(|p| p.to_string_lossy().into_owned()) {
+        Some(v) => match v.split_once(':') {
+            Some(("file", path)) => Some(PathBuf::from(path)),
+            Some((driver, _)) if !driver.contains('/') => {
+                eprintln!("burrow-runc: unknown log driver {driver:?} (a file path, or file:PATH)");
+                return 1;
+            }
+            _ => Some(PathBuf::from(v)),
+        },
+        None => None,
+    };
+    // Writing a hook's stdin must not kill us when it does not read it.
+    let _ = crate::linux::process::ignore_signal(nix::sys::signal::Signal::SIGPIPE);
     let log = Log {
-        file: cli.log.clone(),
+        file: log_file,
         json: cli.log_format == "json",
         debug: cli.debug,
     };

@@ -119,6 +119,10 @@ pub enum MountOp {
         recursive: bool,
         propagation: MsFlags,
     },
+    /// A directory made inside the root with any missing parents, resolved
+    /// there (the working directory, made before the root may go
+    /// read-only).
+    MakeDirs { target: String },
     /// A sysctl written under the container's /proc/sys (after /proc is
     /// mounted, before /proc/sys goes read-only); `key` dotted.
     Sysctl { key: String, value: String },
@@ -402,6 +406,7 @@ fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
             }
             Ok(())
         }
+        MountOp::MakeDirs { target } => resolve_in_root(root, target, true).map(|_| ()),
         MountOp::Sysctl { key, value } => {
             let rel = format!("proc/sys/{}", key.replace('.', "/"));
             let fail = |e: std::io::Error| {
@@ -578,7 +583,7 @@ mod tests {
                 | MountOp::UserTmpfs { target, .. }
                 | MountOp::MaskPath { target }
                 | MountOp::ReadonlyPath { target } => target.clone(),
-                MountOp::Mount { target, .. } => target.clone(),
+                MountOp::Mount { target, .. } | MountOp::MakeDirs { target } => target.clone(),
                 MountOp::Sysctl { key, .. } => key.clone(),
                 MountOp::Symlink { link, .. } => link.clone(),
                 MountOp::RemountRootReadonly | MountOp::PrepareRoot { .. } => "/".into(),
