@@ -133,6 +133,20 @@ pub fn cloexec_from_3() {
     }
 }
 
+/// Like [`cloexec_from_3`], but descriptors 3..3+`keep` stay open across
+/// exec (an engine's `--preserve-fds`, socket activation's LISTEN_FDS).
+pub fn cloexec_from_3_keeping(keep: u32) {
+    // SAFETY: as in `cloexec_from_3`; no pointers are passed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32.saturating_add(keep),
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
+}
+
 /// Restore SIGPIPE's default action, which Rust's runtime ignores.
 pub fn default_sigpipe() {
     // SAFETY: SIG_DFL installs no handler, so no code runs in signal context.

@@ -105,6 +105,8 @@ pub struct Plan {
     pub root: PathBuf,
     pub ops: Vec<MountOp>,
     pub hostname: Option<String>,
+    /// The NIS domain name (setdomainname(2)), with a new UTS namespace.
+    pub domainname: Option<String>,
     pub user_ns: UserNs,
     /// (container, host, size) lines.
     pub uid_map: Vec<(u32, u32, u32)>,
@@ -302,22 +304,6 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
         .collect::<HashMap<_, _>>()
         .into_iter()
         .collect();
-    // The NIS domain name is the UTS namespace's kernel.domainname.
-    if let Some(d) = spec.domainname().as_ref().filter(|d| !d.is_empty()) {
-        if !has_uts {
-            return Err(invalid("domainname needs a new UTS namespace"));
-        }
-        if sysctls
-            .iter()
-            .any(|(k, v)| k == "kernel.domainname" && v != d)
-        {
-            return Err(invalid(
-                "domainname and linux.sysctl kernel.domainname disagree",
-            ));
-        }
-        sysctls.retain(|(k, _)| k != "kernel.domainname");
-        sysctls.push(("kernel.domainname".into(), d.clone()));
-    }
     sysctls.sort();
     for (key, value) in sysctls {
         ops.push(MountOp::Sysctl { key, value });
@@ -337,10 +323,36 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
     }
 
     let hostname = spec.hostname().clone().filter(|h| has_uts && !h.is_empty());
+    let domainname = match spec.domainname().clone().filter(|d| !d.is_empty()) {
+        Some(_) if !has_uts => return Err(invalid("domainname needs a new UTS namespace")),
+        Some(d) => {
+            let sysctl = linux
+                .sysctl()
+                .as_ref()
+                .and_then(|m| m.get("kernel.domainname").cloned());
+            if sysctl.is_some_and(|v| v != d) {
+                return Err(invalid(
+                    "domainname and linux.sysctl kernel.domainname disagree",
+                ));
+            }
+            Some(d)
+        }
+        None => None,
+    };
+    if linux.memory_policy().is_some() {
+        return Err(invalid("linux.memoryPolicy is not supported"));
+    }
+    if linux.intel_rdt().is_some() {
+        return Err(invalid("linux.intelRdt is not supported"));
+    }
+    if linux.personality().is_some() {
+        return Err(invalid("linux.personality is not supported"));
+    }
     Ok(Plan {
         root: root_path,
         ops,
         hostname,
+        domainname,
         user_ns,
         uid_map,
         gid_map,

@@ -99,9 +99,6 @@ fn create(root: &Path, log: &Log, a: &CreateArgs) -> Result<Saved> {
     };
     let cfg = Config::read_file(&bundle.join(&a.config))?;
     let plan = bundle::plan(&cfg, &bundle)?;
-    if a.preserve_fds > 0 {
-        log.debug("--preserve-fds: only stdio reaches the container's process");
-    }
     if a.no_pivot {
         log.debug("--no-pivot: burrow-runc always uses pivot_root");
     }
@@ -181,10 +178,13 @@ fn create_in(
         gate.as_raw_fd(),
     ];
     keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
+    // --preserve-fds: the engine's descriptors 3..3+N reach the process.
+    keep.extend((0..a.preserve_fds as i32).map(|i| 3 + i));
     let gate_fd = gate.as_raw_fd();
+    let preserve_fds = a.preserve_fds;
     let setup = process::fork_child(|| {
         process::close_fds_except(&keep);
-        setup_main(plan, &proc, gate_fd, up_tx, down_rx, exec_tx)
+        setup_main(plan, &proc, gate_fd, preserve_fds, up_tx, down_rx, exec_tx)
     })
     .map_err(|e| anyhow!("forking: {e}"))?;
     drop(gate);
@@ -277,11 +277,12 @@ fn setup_main(
     plan: &Plan,
     proc: &Process,
     gate: std::os::fd::RawFd,
+    preserve_fds: u32,
     mut up: Sender,
     down: Receiver,
     exec_tx: Sender,
 ) -> i32 {
-    match setup(plan, proc, gate, &mut up, down, exec_tx) {
+    match setup(plan, proc, (gate, preserve_fds), &mut up, down, exec_tx) {
         Ok(()) => 0,
         Err(f) => {
             up.failed(f);
@@ -293,7 +294,7 @@ fn setup_main(
 fn setup(
     plan: &Plan,
     proc: &Process,
-    gate: std::os::fd::RawFd,
+    (gate, preserve_fds): (std::os::fd::RawFd, u32),
     up: &mut Sender,
     mut down: Receiver,
     mut exec_tx: Sender,
@@ -373,15 +374,15 @@ fn setup(
     let up_fd = up.as_raw_fd();
     let init = process::fork_child(|| {
         let _ = nix::unistd::close(up_fd);
-        sandbox::enter_bundle(
-            &plan.root,
-            &plan.ops,
-            plan.hostname.as_deref(),
-            gate,
-            proc,
-            groups_allowed,
-            &mut exec_tx,
-        )
+        let init = sandbox::BundleInit {
+            root: &plan.root,
+            mounts: &plan.ops,
+            hostname: plan.hostname.as_deref(),
+            domainname: plan.domainname.as_deref(),
+            start_gate: gate,
+            preserve_fds,
+        };
+        sandbox::enter_bundle(&init, proc, groups_allowed, &mut exec_tx)
     });
     let pid = init.map_err(|e| Failure::sys(Step::Fork, e.errno(), 1))?;
     drop(exec_tx);

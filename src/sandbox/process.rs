@@ -105,17 +105,26 @@ pub(super) enum ContainerType<'a> {
     /// A process forked by a joiner already inside the container's
     /// namespaces; `terminal` is the slave of the pty it opened for `-t`.
     Joined { terminal: Option<RawFd> },
-    /// PID 1 of a container an engine created from an OCI bundle: like
-    /// `Init`, with the hostname only when the bundle gives a UTS namespace
-    /// one, and `start_gate` (an O_PATH descriptor of a FIFO): once set up,
-    /// the process says `Done` on its report channel, then blocks opening
-    /// the FIFO for writing until the engine's `start` opens it for reading.
-    Bundle {
-        root: &'a Path,
-        mounts: &'a [MountOp],
-        hostname: Option<&'a str>,
-        start_gate: RawFd,
-    },
+    /// PID 1 of a container an engine created from an OCI bundle.
+    Bundle(&'a BundleInit<'a>),
+}
+
+/// What PID 1 of a container made from an OCI bundle sets up besides the
+/// shared order: like `Init`, with the hostname and NIS domain name only
+/// when the bundle gives a UTS namespace them, and `start_gate` (an O_PATH
+/// descriptor of a FIFO): once set up, the process says `Done` on its
+/// report channel, then blocks opening the FIFO for writing until the
+/// engine's `start` opens it for reading.
+#[derive(Debug, Clone, Copy)]
+pub struct BundleInit<'a> {
+    pub root: &'a Path,
+    pub mounts: &'a [MountOp],
+    pub hostname: Option<&'a str>,
+    pub domainname: Option<&'a str>,
+    pub start_gate: RawFd,
+    /// Descriptors 3..3+N the engine passed (`--preserve-fds`), kept open
+    /// across exec.
+    pub preserve_fds: u32,
 }
 
 pub(super) enum Never {}
@@ -141,26 +150,12 @@ pub(super) fn enter_and_exec(
     }
 }
 
-/// PID 1 of a container made from an OCI bundle (see
-/// `ContainerType::Bundle`): `mounts` under `root`, pivot, `hostname`, then
-/// the shared order; blocks on `start_gate` before exec. Returns only on
-/// failure, after sending it on `report`: the exit code.
-pub fn enter_bundle(
-    root: &Path,
-    mounts: &[MountOp],
-    hostname: Option<&str>,
-    start_gate: RawFd,
-    p: &Process,
-    groups_allowed: bool,
-    report: &mut Sender,
-) -> i32 {
-    let kind = ContainerType::Bundle {
-        root,
-        mounts,
-        hostname,
-        start_gate,
-    };
-    enter_and_exec(kind, p, groups_allowed, report)
+/// PID 1 of a container made from an OCI bundle (see [`BundleInit`]):
+/// its mounts, pivot, names, then the shared order; blocks on the start
+/// gate before exec. Returns only on failure, after sending it on
+/// `report`: the exit code.
+pub fn enter_bundle(b: &BundleInit, p: &Process, groups_allowed: bool, report: &mut Sender) -> i32 {
+    enter_and_exec(ContainerType::Bundle(b), p, groups_allowed, report)
 }
 
 fn enter(
@@ -192,18 +187,15 @@ fn enter(
         nix::unistd::sethostname(hostname).map_err(sys(Step::Hostname))?;
     } else if let ContainerType::Joined { terminal: t } = kind {
         terminal = t;
-    } else if let ContainerType::Bundle {
-        root,
-        mounts: ops,
-        hostname,
-        ..
-    } = kind
-    {
-        mounts::apply(root, ops)?;
-        crate::linux::mount::pivot_into(root)
-            .map_err(|e| Failure::sys(Step::PivotRoot, e.source, exit::BURROW).at(root))?;
-        if let Some(h) = hostname {
+    } else if let ContainerType::Bundle(b) = kind {
+        mounts::apply(b.root, b.mounts)?;
+        crate::linux::mount::pivot_into(b.root)
+            .map_err(|e| Failure::sys(Step::PivotRoot, e.source, exit::BURROW).at(b.root))?;
+        if let Some(h) = b.hostname {
             nix::unistd::sethostname(h).map_err(sys(Step::Hostname))?;
+        }
+        if let Some(d) = b.domainname {
+            crate::linux::ns::set_domainname(d).map_err(sys(Step::Hostname))?;
         }
     }
 
@@ -266,17 +258,19 @@ fn enter(
     nix::unistd::chdir(cwd)
         .map_err(|e| Failure::sys(Step::Workdir, e, exit::CANNOT_RUN).at(cwd))?;
 
-    if let ContainerType::Bundle { start_gate, .. } = kind {
+    let mut preserve_fds = 0;
+    if let ContainerType::Bundle(b) = kind {
         // A missing program fails `create`, where the engine reads the
         // error (and maps "not found" to 127), not a later `start`.
         find_program(&p.argv, &env)?;
         report.done();
-        wait_for_start(start_gate)?;
+        wait_for_start(b.start_gate)?;
+        preserve_fds = b.preserve_fds;
     }
     if p.init {
         return run_init(&p.argv, &env);
     }
-    exec(&p.argv, &env)
+    exec(&p.argv, &env, preserve_fds)
 }
 
 /// Block until the engine's `start` opens the FIFO behind `gate` for
@@ -395,7 +389,7 @@ fn run_init(argv: &[String], env: &[String]) -> Result<Never, Failure> {
     let sfd = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC).map_err(sys)?;
     // The command reports its own exec failure on stderr, then we see it
     // exit with Docker's code.
-    let child = process::fork_child(|| match exec(argv, env) {
+    let child = process::fork_child(|| match exec(argv, env, 0) {
         Ok(never) => match never {},
         Err(f) => {
             eprintln!("burrow: {f}");
@@ -431,7 +425,7 @@ fn run_init(argv: &[String], env: &[String]) -> Result<Never, Failure> {
 /// Find the program the way execvp does, but with the container's PATH, and
 /// exec it. Errors carry Docker's wording and exit codes (127 not found,
 /// 126 not runnable).
-fn exec(argv: &[String], env: &[String]) -> Result<Never, Failure> {
+fn exec(argv: &[String], env: &[String], preserve_fds: u32) -> Result<Never, Failure> {
     let prog = argv
         .first()
         .ok_or_else(|| Failure::new(Step::Exec, "no command specified", exit::BURROW))?;
@@ -463,8 +457,13 @@ fn exec(argv: &[String], env: &[String]) -> Result<Never, Failure> {
         .collect::<Result<Vec<_>, _>>()?;
     let c_env = env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>, _>>()?;
     process::reset_signals();
-    // Only stdin, stdout and stderr cross into the program.
-    process::cloexec_from_3();
+    // Only stdin, stdout and stderr cross into the program (and what an
+    // engine asked to preserve).
+    if preserve_fds == 0 {
+        process::cloexec_from_3();
+    } else {
+        process::cloexec_from_3_keeping(preserve_fds);
+    }
     let mut denied = None;
     for cand in &candidates {
         let Ok(c_path) = CString::new(cand.as_os_str().as_encoded_bytes()) else {
