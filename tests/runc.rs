@@ -349,3 +349,165 @@ fn podman_runs_containers_through_conmon_and_burrow_runc() {
         assert_eq!(left, 0, "[{who:?}] runtime state left behind");
     }
 }
+
+/// A bundle of the busybox image for `who`, asking for a user namespace of
+/// its own mapped from the bundle (the path podman's default does not
+/// take): the test user's own id as root, plus its subuid range if it has
+/// one (written through newuidmap/newgidmap).
+fn userns_bundle(env: &Env, args: &[&str]) -> PathBuf {
+    let bundle = env.user_dir("bundle");
+    let rootfs = bundle.join("rootfs");
+    let _ = std::fs::remove_dir_all(&rootfs);
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let (uid, gid) = env.ids();
+    chown(&rootfs, uid, gid);
+    let mut tar = Command::new("tar");
+    tar.arg("-xf").arg(env.busybox_tar()).arg("-C").arg(&rootfs);
+    if nix::unistd::Uid::effective().is_root() {
+        use std::os::unix::process::CommandExt;
+        tar.uid(uid).gid(gid);
+    }
+    assert!(tar.status().unwrap().success());
+    let map = |own: u32| {
+        let mut m = vec![serde_json::json!({"containerID": 0, "hostID": own, "size": 1})];
+        if env.who == Who::Range {
+            m.push(serde_json::json!({"containerID": 1, "hostID": 400000, "size": 65536}));
+        }
+        m
+    };
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/bin:/usr/bin"],
+            "cwd": "/",
+            "capabilities": {"bounding": ["CAP_KILL", "CAP_CHOWN"]},
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "inside",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "nodev", "mode=1777"]}
+        ],
+        "linux": {
+            "namespaces": [{"type": "user"}, {"type": "mount"}, {"type": "pid"},
+                           {"type": "uts"}, {"type": "ipc"}, {"type": "network"}],
+            "uidMappings": map(uid),
+            "gidMappings": map(gid),
+            "maskedPaths": ["/proc/keys"],
+            "readonlyPaths": ["/proc/sys"]
+        }
+    });
+    std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
+    env.share(&bundle.join("config.json"));
+    bundle
+}
+
+#[test]
+fn burrow_runc_lifecycle_with_a_user_namespace_from_the_bundle() {
+    for env in common::users("runc-userns") {
+        let who = env.who;
+        let pm = Podman::new(&env);
+        let state_root = env.user_dir("runc-root");
+        let root = state_root.to_str().unwrap();
+        let bundle = userns_bundle(
+            &env,
+            &[
+                "sh",
+                "-c",
+                "echo $(id -u) $(hostname) $(wc -l < /proc/self/uid_map); exec sleep 1000",
+            ],
+        );
+        let b = bundle.to_str().unwrap();
+
+        // create: init waits; its stdio is ours (a file here).
+        let out_path = env.user_dir("out").join("c1.out");
+        let out = std::fs::File::create(&out_path).unwrap();
+        chown(&out_path, env.ids().0, env.ids().1);
+        let pid_file = env.user_dir("out").join("c1.pid");
+        let mut c = pm.base(&pm.runtime);
+        c.args(["--root", root, "create", "--bundle", b, "--pid-file"])
+            .arg(&pid_file)
+            .arg("c1")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        let st = c.status().unwrap();
+        assert!(
+            st.success(),
+            "[{who:?}] create: {}",
+            std::fs::read_to_string(&out_path).unwrap()
+        );
+        let state = |id: &str| {
+            let o = pm.runtime(&["--root", root, "state", id]);
+            assert!(o.status.success(), "[{who:?}] {}", stderr(&o));
+            serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()
+        };
+        let s = state("c1");
+        assert_eq!(s["status"], "created", "[{who:?}] {s}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        assert_eq!(s["pid"].as_i64().unwrap().to_string(), pid, "[{who:?}]");
+        // Nothing ran before start.
+        assert_eq!(std::fs::read_to_string(&out_path).unwrap(), "", "[{who:?}]");
+
+        let o = pm.runtime(&["--root", root, "start", "c1"]);
+        assert!(o.status.success(), "[{who:?}] {}", stderr(&o));
+        assert_eq!(state("c1")["status"], "running");
+        let lines = if who == Who::Range { 2 } else { 1 };
+        common::wait_until("init's output", std::time::Duration::from_secs(10), || {
+            std::fs::read_to_string(&out_path).unwrap() == format!("0 inside {lines}\n")
+        });
+
+        // exec joins the bundle's user namespace and the others.
+        let o = pm.runtime(&[
+            "--root",
+            root,
+            "exec",
+            "c1",
+            "sh",
+            "-c",
+            "echo $(id -u) $(hostname); grep -c ' /proc/keys ' /proc/self/mountinfo; \
+             touch /x 2>/dev/null || echo read-only root",
+        ]);
+        assert!(o.status.success(), "[{who:?}] {}", stderr(&o));
+        assert_eq!(stdout(&o), "0 inside\n1\nread-only root\n", "[{who:?}]");
+        let o = pm.runtime(&["--root", root, "exec", "c1", "sh", "-c", "exit 7"]);
+        assert_eq!(o.status.code(), Some(7), "[{who:?}] {}", stderr(&o));
+
+        // A running container is not deleted without --force.
+        let o = pm.runtime(&["--root", root, "delete", "c1"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("not stopped"),
+            "[{who:?}] {}",
+            stderr(&o)
+        );
+        let o = pm.runtime(&["--root", root, "kill", "c1", "9"]);
+        assert!(o.status.success(), "[{who:?}] {}", stderr(&o));
+        common::wait_until("init to die", std::time::Duration::from_secs(10), || {
+            state("c1")["status"] == "stopped"
+        });
+        let o = pm.runtime(&["--root", root, "delete", "c1"]);
+        assert!(o.status.success(), "[{who:?}] {}", stderr(&o));
+        let o = pm.runtime(&["--root", root, "state", "c1"]);
+        assert!(stderr(&o).contains("does not exist"), "[{who:?}]");
+
+        // run in the foreground: we are the subreaper and get the exit code.
+        let bundle = userns_bundle(&env, &["sh", "-c", "exit 3"]);
+        let o = pm.runtime(&[
+            "--root",
+            root,
+            "run",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "c2",
+        ]);
+        assert_eq!(o.status.code(), Some(3), "[{who:?}] {}", stderr(&o));
+        let o = pm.runtime(&["--root", root, "list", "-q"]);
+        assert_eq!(stdout(&o), "", "[{who:?}] run removes its container");
+    }
+}
