@@ -256,6 +256,21 @@ fn podman_runs_containers_through_conmon_and_burrow_runc() {
         );
         assert_eq!(lines.get(4), Some(&"read-only"), "[{who:?}] {out}");
 
+        // Another user: mapped with a subuid range; without one, refused
+        // at create with the reason.
+        let o = run(&["-u", "1000:1000", "localhost/bb:1", "id", "-u"]);
+        if who == Who::Range {
+            assert_eq!(o.status.code(), Some(0), "[{who:?}] {}", stderr(&o));
+            assert_eq!(stdout(&o), "1000\n", "[{who:?}]");
+        } else {
+            assert_eq!(o.status.code(), Some(126), "[{who:?}] {}", stderr(&o));
+            assert!(
+                stderr(&o).contains("not mapped"),
+                "[{who:?}] {}",
+                stderr(&o)
+            );
+        }
+
         // A missing command: podman's 127 and runc's words.
         let o = run(&["localhost/bb:1", "nosuchcmd"]);
         assert_eq!(o.status.code(), Some(127), "[{who:?}] {}", stderr(&o));

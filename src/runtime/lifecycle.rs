@@ -113,7 +113,11 @@ fn create(root: &Path, log: &Log, a: &CreateArgs) -> Result<Saved> {
             log.debug("linux.devices ignored: only the default devices are bound");
         }
     }
-    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    if !root.exists() {
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        // The exec FIFOs below are writable by anyone who reaches them.
+        let _ = std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    }
     dir.make()?;
     match create_in(&dir, log, a, &cfg, &plan, &bundle) {
         Ok(s) => Ok(s),
@@ -133,7 +137,17 @@ fn create_in(
     bundle: &Path,
 ) -> Result<Saved> {
     let fifo = dir.fifo();
-    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
+    // Writable by the container's user, whoever that is (as runc's); the
+    // state directory keeps everyone else out.
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+        .and_then(|()| {
+            nix::sys::stat::fchmodat(
+                nix::fcntl::AT_FDCWD,
+                &fifo,
+                Mode::from_bits_truncate(0o622),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+        })
         .with_context(|| format!("creating {}", fifo.display()))?;
     let gate = nix::fcntl::open(&fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .with_context(|| format!("opening {}", fifo.display()))?;

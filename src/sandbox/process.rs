@@ -279,6 +279,9 @@ fn enter(
 /// inside the container.
 fn wait_for_start(gate: RawFd) -> Result<(), Failure> {
     use std::io::Write;
+    // A switch to another user made us non-dumpable, which makes
+    // /proc/self/fd root's; exec resets this anyway (prctl(2)).
+    let _ = nix::sys::prctl::set_dumpable(true);
     let path = format!("/proc/self/fd/{gate}");
     let mut fifo = File::options()
         .write(true)
