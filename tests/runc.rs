@@ -524,5 +524,27 @@ fn burrow_runc_lifecycle_with_a_user_namespace_from_the_bundle() {
         assert_eq!(o.status.code(), Some(3), "[{who:?}] {}", stderr(&o));
         let o = pm.runtime(&["--root", root, "list", "-q"]);
         assert_eq!(stdout(&o), "", "[{who:?}] run removes its container");
+
+        // spec --rootless writes a config that runs as it is (but for the
+        // command and the terminal).
+        std::fs::remove_file(bundle.join("config.json")).unwrap();
+        let o = pm.runtime(&["spec", "--rootless", "--bundle", bundle.to_str().unwrap()]);
+        assert!(o.status.success(), "[{who:?}] {}", stderr(&o));
+        let path = bundle.join("config.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        v["process"]["args"] =
+            serde_json::json!(["sh", "-c", "exit $(wc -l < /proc/self/uid_map)"]);
+        v["process"]["terminal"] = serde_json::json!(false);
+        std::fs::write(&path, v.to_string()).unwrap();
+        let o = pm.runtime(&[
+            "--root",
+            root,
+            "run",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "c3",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "[{who:?}] {}", stderr(&o));
     }
 }

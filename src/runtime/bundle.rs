@@ -362,6 +362,78 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
     })
 }
 
+/// The config `spec` writes: a shell on a terminal in `rootfs`, burrow's
+/// default mounts, masks and capabilities. `rootless` adds a user
+/// namespace mapping only the caller (`own_uid`, `own_gid`) to root, keeps
+/// the host's network namespace (so binds the host's /sys read-only: only
+/// the owner of a network namespace may mount sysfs) and leaves devpts
+/// without a tty group, which a single-id map lacks.
+pub fn default_config(rootless: bool, own_uid: u32, own_gid: u32) -> serde_json::Value {
+    use serde_json::json;
+    let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+        "options": if rootless {
+            json!(["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"])
+        } else {
+            json!(["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"])
+        }}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+               "options": ["nosuid", "noexec", "nodev"]}),
+    ];
+    mounts.push(if rootless {
+        json!({"destination": "/sys", "type": "none", "source": "/sys",
+               "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    } else {
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+               "options": ["nosuid", "noexec", "nodev", "ro"]})
+    });
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if !rootless {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "maskedPaths": crate::sandbox::MASKED_PATHS,
+        "readonlyPaths": crate::sandbox::READONLY_PATHS,
+    });
+    if rootless {
+        linux["namespaces"]
+            .as_array_mut()
+            .expect("an array")
+            .push(json!({"type": "user"}));
+        linux["uidMappings"] = json!([{"containerID": 0, "hostID": own_uid, "size": 1}]);
+        linux["gidMappings"] = json!([{"containerID": 0, "hostID": own_gid, "size": 1}]);
+    }
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": true,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": [format!("PATH={}", crate::sandbox::DEFAULT_PATH), "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "burrow",
+        "mounts": mounts,
+        "linux": linux
+    })
+}
+
 /// An OCI process object (PID 1's, or `exec --process`'s).
 pub fn process_plan(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
     let argv = p.args().clone().unwrap_or_default();
@@ -645,6 +717,21 @@ mod tests {
         v["process"]["args"] = serde_json::json!([]);
         let err = plan(&parse(&v), Path::new("/b")).unwrap_err().to_string();
         assert!(err.contains("args"), "{err}");
+    }
+
+    #[test]
+    fn the_default_specs_translate() {
+        for rootless in [false, true] {
+            let v = default_config(rootless, 1000, 1000);
+            let cfg = Config::parse(v.to_string().as_bytes()).unwrap();
+            let p = plan(&cfg, Path::new("/b")).unwrap();
+            assert_eq!(p.root, Path::new("/b/rootfs"));
+            assert!(p.process.terminal);
+            assert_eq!(p.user_ns == UserNs::Create, rootless, "rootless {rootless}");
+            if rootless {
+                assert_eq!(p.uid_map, [(0, 1000, 1)]);
+            }
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -39,7 +39,7 @@ use crate::linux::{process, userns};
 use crate::sandbox::seccomp::Seccomp;
 use crate::sandbox::{self, Failure, Process, Stdio, Step};
 
-pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb) -> Result<i32> {
+pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb, rootless: bool) -> Result<i32> {
     match verb {
         Verb::Create(a) => create(root, log, &a).map(|_| 0),
         Verb::Start { id } => start(root, log, &id).map(|()| 0),
@@ -82,6 +82,21 @@ pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb) -> Result<i32> {
         Verb::Update { id, .. } => {
             Dir::new(root, &id)?.load()?;
             bail!("update: burrow-runc manages no cgroup for {id}, so its resources cannot be changed")
+        }
+        Verb::Spec { bundle } => {
+            let dir = bundle.unwrap_or_else(|| PathBuf::from("."));
+            let path = dir.join("config.json");
+            if path.exists() {
+                bail!("{} exists: remove it first", path.display());
+            }
+            let v = bundle::default_config(
+                rootless,
+                nix::unistd::Uid::effective().as_raw(),
+                nix::unistd::Gid::effective().as_raw(),
+            );
+            std::fs::write(&path, serde_json::to_string_pretty(&v)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(0)
         }
         Verb::Features => {
             println!("{}", serde_json::to_string_pretty(&features())?);

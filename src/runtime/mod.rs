@@ -38,8 +38,10 @@ pub struct RuncCli {
     /// Accepted; cgroups are left to the engine when not delegated.
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Accepted (burrow-runc is always rootless-aware).
-    #[arg(long, global = true)]
+    /// true, false or auto (runc's); only `spec` reads it, burrow-runc is
+    /// rootless-aware either way.
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
     rootless: Option<String>,
     /// crun's spelling of --systemd-cgroup (cgroupfs, systemd, disabled);
     /// accepted, as cgroups are left alone.
@@ -117,6 +119,12 @@ enum Verb {
     },
     /// What this runtime supports, as JSON.
     Features,
+    /// Write a starting config.json into the bundle directory.
+    /// With --rootless, a user namespace mapping only you to root.
+    Spec {
+        #[arg(short, long)]
+        bundle: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -232,9 +240,9 @@ fn version() -> String {
 pub fn main(args: Vec<String>) -> i32 {
     // `--version` (or `-v`) among the global flags, before any verb, as
     // runc takes it.
-    const VERBS: [&str; 15] = [
+    const VERBS: [&str; 16] = [
         "create", "start", "run", "state", "kill", "delete", "exec", "list", "ls", "ps", "pause",
-        "resume", "update", "features", "help",
+        "resume", "update", "features", "spec", "help",
     ];
     if args
         .iter()
@@ -286,7 +294,8 @@ pub fn main(args: Vec<String>) -> i32 {
     if cli.systemd_cgroup || cli.cgroup_manager.is_some() {
         log.debug("--systemd-cgroup: cgroups are not managed by burrow-runc");
     }
-    match lifecycle::dispatch(&root, &log, cli.verb) {
+    let rootless = cli.rootless.as_deref().is_some_and(|v| v != "false");
+    match lifecycle::dispatch(&root, &log, cli.verb, rootless) {
         Ok(code) => code,
         Err(e) => {
             let mut parts: Vec<String> = Vec::new();
