@@ -505,11 +505,9 @@ fn delete(root: &Path, log: &Log, id: &str, force: bool) -> Result<()> {
     };
     match dir.status(&s) {
         Status::Stopped => {}
+        // A created container never ran its command: runc deletes it too.
         Status::Created => kill_and_wait(&s),
-        st if force => {
-            let _ = st;
-            kill_and_wait(&s)
-        }
+        _ if force => kill_and_wait(&s),
         st => bail!(
             "cannot delete container {id} that is not stopped: {}",
             st.as_str()
@@ -533,7 +531,10 @@ fn delete(root: &Path, log: &Log, id: &str, force: bool) -> Result<()> {
 /// SIGKILL init (its pid namespace dies with it) and wait until its
 /// reaper has it, at most ten seconds.
 fn kill_and_wait(s: &Saved) {
-    let _ = kill(Pid::from_raw(s.pid), Signal::SIGKILL);
+    // Only the recorded process (same start time), never a reused pid.
+    if state::alive(s) {
+        let _ = kill(Pid::from_raw(s.pid), Signal::SIGKILL);
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     while state::alive(s) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));

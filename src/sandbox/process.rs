@@ -223,10 +223,8 @@ fn enter(
     // Working directory: a new container creates it if missing, as Docker
     // does; `exec` never does (docker exec fails too).
     let cwd = if p.cwd.is_empty() { "/" } else { &p.cwd };
-    if matches!(
-        kind,
-        ContainerType::Init { .. } | ContainerType::Bundle { .. }
-    ) && !Path::new(cwd).is_dir()
+    if matches!(kind, ContainerType::Init { .. } | ContainerType::Bundle(_))
+        && !Path::new(cwd).is_dir()
     {
         let _ = std::fs::create_dir_all(cwd);
     }
