@@ -415,7 +415,9 @@ fn userns_bundle(env: &Env, args: &[&str]) -> PathBuf {
             "uidMappings": map(uid),
             "gidMappings": map(gid),
             "maskedPaths": ["/proc/keys"],
-            "readonlyPaths": ["/proc/sys"]
+            "readonlyPaths": ["/proc/sys"],
+            "cgroupsPath": "/burrow-runc-test",
+            "resources": {"pids": {"limit": 100}}
         }
     });
     std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
@@ -516,12 +518,20 @@ fn burrow_runc_lifecycle_with_a_user_namespace_from_the_bundle() {
         let o = pm.runtime(&[
             "--root",
             root,
+            "--debug",
             "run",
             "--bundle",
             bundle.to_str().unwrap(),
             "c2",
         ]);
         assert_eq!(o.status.code(), Some(3), "[{who:?}] {}", stderr(&o));
+        // Rootless without delegation, cgroups are left alone, and --debug
+        // says so.
+        assert!(
+            stderr(&o).contains("cgroupsPath /burrow-runc-test and linux.resources ignored"),
+            "[{who:?}] {}",
+            stderr(&o)
+        );
         let o = pm.runtime(&["--root", root, "list", "-q"]);
         assert_eq!(stdout(&o), "", "[{who:?}] run removes its container");
 
