@@ -262,6 +262,25 @@ fn podman_runs_containers_through_conmon_and_burrow_runc() {
         if who == Who::Range {
             assert_eq!(o.status.code(), Some(0), "[{who:?}] {}", stderr(&o));
             assert_eq!(stdout(&o), "1000\n", "[{who:?}]");
+            // --cap-add for a non-root user: podman asks for it in every
+            // set, ambient included, so it survives exec.
+            let o = run(&[
+                "-u",
+                "1000",
+                "--cap-add",
+                "net_bind_service",
+                "localhost/bb:1",
+                "grep",
+                "-E",
+                "CapEff|CapAmb",
+                "/proc/self/status",
+            ]);
+            assert_eq!(
+                stdout(&o),
+                "CapEff:\t0000000000000400\nCapAmb:\t0000000000000400\n",
+                "[{who:?}] {}",
+                stderr(&o)
+            );
         } else {
             assert_eq!(o.status.code(), Some(126), "[{who:?}] {}", stderr(&o));
             assert!(

@@ -60,6 +60,7 @@ pub fn exec(store: &Store, rec: &ContainerRecord, opts: ExecOptions) -> Result<E
             no_new_privs: rec.no_new_privs(),
             groups: None,
             outlives_parent: false,
+            cap_sets: None,
         },
         cgroup: rec.cgroup.clone().filter(|d| d.exists()),
     };

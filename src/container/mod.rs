@@ -481,6 +481,7 @@ pub fn build_spec(
             no_new_privs: rec.no_new_privs(),
             groups: None,
             outlives_parent: false,
+            cap_sets: None,
         },
         // Record and name go before the exit is reported, so a finished
         // --rm container is never listed; the directory goes after.

@@ -115,6 +115,60 @@ pub fn set_sets(keep: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// The five capability sets of an OCI process, as masks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sets {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+/// Keep the permitted set across a switch from uid 0 to another user
+/// (PR_SET_KEEPCAPS, prctl(2)), so `set_each` can give a non-root process
+/// the capabilities its config names.
+pub fn keep_across_setuid(keep: bool) -> io::Result<()> {
+    nix::sys::prctl::set_keepcaps(keep).map_err(io::Error::from)
+}
+
+/// Set effective, permitted and inheritable each as `sets` says, then
+/// raise the ambient ones (which must be permitted and inheritable), so
+/// they survive exec for a non-root user (capabilities(7)).
+pub fn set_each(sets: &Sets) -> io::Result<()> {
+    let (mut hdr, mut data) = header_and_data();
+    for (i, d) in data.iter_mut().enumerate() {
+        d.effective = (sets.effective >> (32 * i)) as u32;
+        d.permitted = (sets.permitted >> (32 * i)) as u32;
+        d.inheritable = (sets.inheritable >> (32 * i)) as u32;
+    }
+    // SAFETY: capset reads the header and two data structs from memory we
+    // own for the duration of the call.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for c in 0..64u32 {
+        if sets.ambient & (1u64 << c) == 0 {
+            continue;
+        }
+        // SAFETY: PR_CAP_AMBIENT_RAISE takes the capability number as an
+        // integer argument; no memory is passed.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                c as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 #[repr(C)]
 struct CapHeader {
     version: u32,

@@ -128,8 +128,8 @@ pub struct ProcessPlan {
     pub gid: u32,
     pub groups: Vec<u32>,
     pub umask: Option<u32>,
-    /// The bounding set; burrow gives the process one set for all.
-    pub caps: u64,
+    /// The five capability sets.
+    pub caps: crate::linux::caps::Sets,
     pub terminal: bool,
     pub no_new_privs: bool,
     /// (RLIMIT_* name, soft, hard).
@@ -444,19 +444,30 @@ pub fn process_plan(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
     if !cwd.starts_with('/') {
         return Err(invalid(format!("process.cwd {cwd:?} is not absolute")));
     }
-    let mut mask = 0u64;
+    let mut sets = caps::Sets::default();
     if let Some(c) = p.capabilities() {
-        for cap in c.bounding().clone().unwrap_or_default() {
-            let name = serde_json::to_value(cap)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            // A capability this kernel list does not know is left out, as
-            // runc does with ones the kernel lacks.
-            if let Some(n) = caps::number(&name) {
-                mask |= caps::bit(n);
+        let mask = |set: &Option<oci_spec::runtime::Capabilities>| {
+            let mut m = 0u64;
+            for cap in set.clone().unwrap_or_default() {
+                let name = serde_json::to_value(cap)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                // One this list does not know is left out, as runc leaves
+                // out those the kernel lacks.
+                if let Some(n) = caps::number(&name) {
+                    m |= caps::bit(n);
+                }
             }
-        }
+            m
+        };
+        sets = caps::Sets {
+            bounding: mask(c.bounding()),
+            effective: mask(c.effective()),
+            permitted: mask(c.permitted()),
+            inheritable: mask(c.inheritable()),
+            ambient: mask(c.ambient()),
+        };
     }
     let mut rlimits = Vec::new();
     for r in p.rlimits().clone().unwrap_or_default() {
@@ -475,7 +486,7 @@ pub fn process_plan(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
         gid: user.gid(),
         groups: user.additional_gids().clone().unwrap_or_default(),
         umask: user.umask(),
-        caps: mask,
+        caps: sets,
         terminal: p.terminal().unwrap_or(false),
         no_new_privs: p.no_new_privileges().unwrap_or(false),
         rlimits,
@@ -676,7 +687,9 @@ mod tests {
         assert_eq!(pr.argv, ["echo", "hi"]);
         assert_eq!((pr.uid, pr.gid, pr.groups.clone()), (0, 0, vec![10]));
         assert_eq!(pr.umask, Some(18));
-        assert_eq!(pr.caps, caps::bit(0) | caps::bit(5));
+        assert_eq!(pr.caps.bounding, caps::bit(0) | caps::bit(5));
+        assert_eq!(pr.caps.effective, caps::bit(0));
+        assert_eq!(pr.caps.ambient, 0);
         assert!(pr.no_new_privs && !pr.terminal);
         assert_eq!(pr.rlimits, [("RLIMIT_NOFILE".to_string(), 10000, 20000)]);
         assert!(cfg.seccomp_profile().unwrap().is_some());

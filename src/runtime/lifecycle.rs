@@ -188,7 +188,7 @@ fn create_in(
     let profile = cfg.seccomp_profile()?;
     let proc = to_process(
         &plan.process,
-        Seccomp::build(profile.as_ref(), plan.process.caps),
+        Seccomp::build(profile.as_ref(), plan.process.caps.bounding),
         stdio,
         true,
     );
@@ -664,7 +664,13 @@ fn exec(root: &Path, log: &Log, a: &ExecArgs) -> Result<i32> {
     }
     for c in &a.cap {
         let n = crate::linux::caps::number(c).ok_or_else(|| anyhow!("unknown capability {c}"))?;
-        pp.caps |= crate::linux::caps::bit(n);
+        // As runc: an added capability goes into every set.
+        let b = crate::linux::caps::bit(n);
+        pp.caps.bounding |= b;
+        pp.caps.effective |= b;
+        pp.caps.permitted |= b;
+        pp.caps.inheritable |= b;
+        pp.caps.ambient |= b;
     }
     if let Some(u) = &a.user {
         let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
@@ -691,7 +697,7 @@ fn exec(root: &Path, log: &Log, a: &ExecArgs) -> Result<i32> {
         Some(c) => c.seccomp_profile()?,
         None => None,
     };
-    let seccomp = Seccomp::build(profile.as_ref(), pp.caps);
+    let seccomp = Seccomp::build(profile.as_ref(), pp.caps.bounding);
     let spec = sandbox::exec::ExecSpec {
         pid1: s.pid,
         pid1_start: s.start_time,
@@ -716,7 +722,7 @@ fn to_process(p: &ProcessPlan, seccomp: Seccomp, stdio: Stdio, outlives_parent: 
         env: p.env.clone(),
         cwd: p.cwd.clone(),
         user: format!("{}:{}", p.uid, p.gid),
-        caps: p.caps,
+        caps: p.caps.bounding,
         seccomp,
         // The engine decides what stdin is (a pipe, /dev/null).
         stdin: true,
@@ -725,6 +731,7 @@ fn to_process(p: &ProcessPlan, seccomp: Seccomp, stdio: Stdio, outlives_parent: 
         no_new_privs: p.no_new_privs,
         groups: Some(p.groups.clone()),
         outlives_parent,
+        cap_sets: Some(p.caps),
     }
 }
 

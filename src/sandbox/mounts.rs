@@ -559,6 +559,7 @@ mod tests {
                 no_new_privs: false,
                 groups: None,
                 outlives_parent: false,
+                cap_sets: None,
             },
             remove_after: Vec::new(),
             remove_dir_after: false,

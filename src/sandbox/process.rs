@@ -56,6 +56,11 @@ pub struct Process {
     /// No parent-death signal and nobody waits: an engine's shim, a
     /// subreaper, inherits and reaps the process (the runc contract).
     pub outlives_parent: bool,
+    /// An OCI process's five capability sets, each applied as given (a
+    /// non-root user keeps them across the user switch, ambient ones
+    /// across exec); None gives `caps` to bounding, effective, permitted
+    /// and inheritable alike.
+    pub cap_sets: Option<caps::Sets>,
 }
 
 /// Where the process's stdin, stdout and stderr come from.
@@ -250,9 +255,21 @@ fn enter(
     // Capabilities: the bounding set first (PR_CAPBSET_DROP needs
     // CAP_SETPCAP, which a non-root user loses at setuid), the ids, then the
     // process's own sets.
-    caps::drop_bounding(p.caps).map_err(|e| Failure::io(Step::CapBounding, &e, exit::BURROW))?;
-    ids.apply(groups_allowed).map_err(user_failure)?;
-    caps::set_sets(p.caps).map_err(|e| Failure::io(Step::CapSets, &e, exit::BURROW))?;
+    let cap_err = |step| move |e| Failure::io(step, &e, exit::BURROW);
+    match &p.cap_sets {
+        None => {
+            caps::drop_bounding(p.caps).map_err(cap_err(Step::CapBounding))?;
+            ids.apply(groups_allowed).map_err(user_failure)?;
+            caps::set_sets(p.caps).map_err(cap_err(Step::CapSets))?;
+        }
+        Some(sets) => {
+            caps::drop_bounding(sets.bounding).map_err(cap_err(Step::CapBounding))?;
+            caps::keep_across_setuid(true).map_err(cap_err(Step::CapSets))?;
+            ids.apply(groups_allowed).map_err(user_failure)?;
+            caps::keep_across_setuid(false).map_err(cap_err(Step::CapSets))?;
+            caps::set_each(sets).map_err(cap_err(Step::CapSets))?;
+        }
+    }
     nix::unistd::chdir(cwd)
         .map_err(|e| Failure::sys(Step::Workdir, e, exit::CANNOT_RUN).at(cwd))?;
 
