@@ -664,13 +664,11 @@ fn exec(root: &Path, log: &Log, a: &ExecArgs) -> Result<i32> {
     }
     for c in &a.cap {
         let n = crate::linux::caps::number(c).ok_or_else(|| anyhow!("unknown capability {c}"))?;
-        // As runc: an added capability goes into every set.
+        // Bounding, effective and permitted, as runc and crun add it.
         let b = crate::linux::caps::bit(n);
         pp.caps.bounding |= b;
         pp.caps.effective |= b;
         pp.caps.permitted |= b;
-        pp.caps.inheritable |= b;
-        pp.caps.ambient |= b;
     }
     if let Some(u) = &a.user {
         let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
