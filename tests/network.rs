@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -26,10 +26,16 @@ fn free_port() -> u16 {
 
 /// GET / on 127.0.0.1:port, retried while the app starts.
 fn fetch(port: u16) -> String {
+    fetch_at(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// GET / on `addr`, retried while the app starts.
+fn fetch_at(addr: SocketAddr) -> String {
+    let port = addr.port();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got = (|| -> std::io::Result<String> {
-            let mut s = TcpStream::connect(("127.0.0.1", port))?;
+            let mut s = TcpStream::connect(addr)?;
             s.set_read_timeout(Some(Duration::from_secs(5)))?;
             s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
             let mut body = String::new();
@@ -110,10 +116,19 @@ fn the_colour_app_is_published_and_taken_and_freed_ports_behave() {
         // ps, port and inspect say where.
         let ps = env.ok(["ps"]);
         assert!(ps.contains(&format!("0.0.0.0:{p1}->3000/tcp")), "{ps}");
-        assert_eq!(
-            env.ok(["port", "blue"]).trim(),
-            format!("3000/tcp -> 0.0.0.0:{p2}")
-        );
+        // Published on every address: IPv4 and, where the host has it,
+        // IPv6 (as Docker does).
+        let ipv6 = std::fs::read_to_string("/proc/net/if_inet6")
+            .is_ok_and(|t| t.lines().any(|l| l.ends_with(" lo")));
+        let mut want = format!("3000/tcp -> 0.0.0.0:{p2}");
+        if ipv6 {
+            want.push_str(&format!("\n3000/tcp -> [::]:{p2}"));
+            let page = fetch_at(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, p2)));
+            assert!(page.contains("background-color: blue"), "{page}");
+        } else {
+            loud("IPv6 publishing not checked: this host has no IPv6 loopback");
+        }
+        assert_eq!(env.ok(["port", "blue"]).trim(), want);
         let v: serde_json::Value = serde_json::from_str(&env.ok(["inspect", "red"])).unwrap();
         assert_eq!(
             v[0]["NetworkSettings"]["Ports"]["3000/tcp"][0]["HostPort"],
@@ -139,6 +154,9 @@ fn the_colour_app_is_published_and_taken_and_freed_ports_behave() {
         // rm -f frees the port at once.
         env.ok(["rm", "-f", "red", "blue", "all"]);
         TcpListener::bind(("0.0.0.0", p1)).expect("rm -f frees the published port");
+        if ipv6 {
+            TcpListener::bind(("::", p1)).expect("rm -f frees the published IPv6 port");
+        }
 
         // Below net.ipv4.ip_unprivileged_port_start: an error naming it.
         let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
@@ -431,8 +449,8 @@ fn udp_ports_are_relayed() {
             UDP_ECHO,
         ]);
         assert_eq!(
-            env.ok(["port", "u"]).trim(),
-            format!("5000/udp -> 0.0.0.0:{port}")
+            env.ok(["port", "u"]).lines().next(),
+            Some(format!("5000/udp -> 0.0.0.0:{port}").as_str())
         );
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client

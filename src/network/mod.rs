@@ -312,14 +312,20 @@ pub fn port_lines(ports: &PortMap, only: Option<&str>) -> Vec<String> {
     for (key, bs) in ports {
         match only {
             Some(k) if k != key => continue,
-            Some(_) => out.extend(bs.iter().map(|b| format!("{}:{}", b.host_ip, b.host_port))),
-            None => out.extend(
-                bs.iter()
-                    .map(|b| format!("{key} -> {}:{}", b.host_ip, b.host_port)),
-            ),
+            Some(_) => out.extend(bs.iter().map(host_addr)),
+            None => out.extend(bs.iter().map(|b| format!("{key} -> {}", host_addr(b)))),
         }
     }
     out
+}
+
+/// `0.0.0.0:8080`, or `[::]:8080` for IPv6 as `docker port` writes it.
+fn host_addr(b: &PortBinding) -> String {
+    if b.host_ip.contains(':') {
+        format!("[{}]:{}", b.host_ip, b.host_port)
+    } else {
+        format!("{}:{}", b.host_ip, b.host_port)
+    }
 }
 
 /// The address `host.containers.internal` names, when the helper gives the
