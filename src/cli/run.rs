@@ -391,10 +391,10 @@ fn check_seccomp(security_opt: &[String], add: &[String], drop: &[String]) -> an
     };
     let caps = crate::sandbox::caps::resolve(add, drop)
         .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    crate::sandbox::seccomp::Host::this(caps)
-        .and_then(|h| profile.compile(&h))
-        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    Ok(())
+    match crate::sandbox::seccomp::Seccomp::build(Some(&profile), caps) {
+        crate::sandbox::seccomp::Seccomp::Unusable(e) => Err(Exit::new(exit::BURROW, e).into()),
+        _ => Ok(()),
+    }
 }
 
 /// Env from `--env-file`s then `-e`, in order; `KEY` alone takes the host's
