@@ -573,9 +573,7 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
     }
     for env in users("usernet") {
         env.import_busybox("busybox");
-        let id = env.ok([
-            "network", "create", "--label", "team=web", "appnet",
-        ]);
+        let id = env.ok(["network", "create", "--label", "team=web", "appnet"]);
         assert_eq!(id.trim().len(), 64, "{id}");
         let ls = env.ok(["network", "ls"]);
         assert!(
@@ -583,8 +581,13 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
             "{ls}"
         );
         assert_eq!(
-            env.ok(["network", "ls", "--format", "{{.Name}} {{.Subnet}} {{.Labels}}"])
-                .trim(),
+            env.ok([
+                "network",
+                "ls",
+                "--format",
+                "{{.Name}} {{.Subnet}} {{.Labels}}"
+            ])
+            .trim(),
             "appnet 10.89.0.0/24 team=web"
         );
         assert_eq!(env.ok(["network", "ls", "-q"]).trim(), &id.trim()[..12]);
@@ -603,11 +606,15 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
         args.extend(py.iter().map(String::as_str));
         args.extend(["busybox", "/usr/bin/python3", "-c", &script]);
         let mut got = String::new();
-        wait_until("web by name from a new container", Duration::from_secs(10), || {
-            let o = env.run(args.clone());
-            got = format!("{}{}", stdout(&o), stderr(&o));
-            got == "hello-from-web\nhello-from-web\n"
-        });
+        wait_until(
+            "web by name from a new container",
+            Duration::from_secs(10),
+            || {
+                let o = env.run(args.clone());
+                got = format!("{}{}", stdout(&o), stderr(&o));
+                got == "hello-from-web\nhello-from-web\n"
+            },
+        );
         // The earlier container reaches the later one.
         let script = fetch_script(&["http://web:8080/"]);
         assert_eq!(
@@ -631,7 +638,10 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
             .values()
             .map(|c| c["Name"].as_str().unwrap())
             .collect();
-        assert!(members.contains(&"web") && members.contains(&"early"), "{n}");
+        assert!(
+            members.contains(&"web") && members.contains(&"early"),
+            "{n}"
+        );
         assert_eq!(
             env.ok([
                 "network",
@@ -672,7 +682,11 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
         let o = env.run(["run", "--rm", "--network", "nonet", "busybox", "true"]);
         assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
         assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
-        assert!(stderr(&o).contains("No such network: nonet"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("No such network: nonet"),
+            "{}",
+            stderr(&o)
+        );
         assert_eq!(env.ok(["ps", "-aq"]), "");
     }
 }

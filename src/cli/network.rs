@@ -78,7 +78,9 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  burrow network rm appnet\n  burrow network rm -f appnet webnet")]
+#[command(
+    after_help = "Examples:\n  burrow network rm appnet\n  burrow network rm -f appnet webnet"
+)]
 pub struct RmArgs {
     /// Say nothing about networks that do not exist
     #[arg(short, long)]

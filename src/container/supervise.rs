@@ -112,9 +112,8 @@ pub fn supervise(
         .unwrap_or_default();
     let (id, name) = (rec.id.clone(), rec.name.clone());
     let mut start_helper = |pid1: nix::unistd::Pid| -> std::result::Result<(), Failure> {
-        let net_failure = |e: network::NetworkError| {
-            Failure::new(Step::Network, e.to_string(), exit::BURROW)
-        };
+        let net_failure =
+            |e: network::NetworkError| Failure::new(Step::Network, e.to_string(), exit::BURROW);
         if let Some(h) = &helper {
             running = Some(h.start(pid1.as_raw(), &log).map_err(net_failure)?);
         }

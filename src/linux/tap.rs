@@ -98,7 +98,13 @@ fn sockaddr_in(addr: Ipv4Addr) -> libc::sockaddr {
 /// Give the device `name` the MAC `mac`, the address `addr/prefix` and
 /// `mtu`, and bring it up. The kernel then adds the connected route for the
 /// subnet, and only that: the default route stays where it was.
-pub fn configure(name: &str, mac: [u8; 6], addr: Ipv4Addr, prefix: u8, mtu: u32) -> nix::Result<()> {
+pub fn configure(
+    name: &str,
+    mac: [u8; 6],
+    addr: Ipv4Addr,
+    prefix: u8,
+    mtu: u32,
+) -> nix::Result<()> {
     let sock = inet_sock()?;
     let fd = sock.as_raw_fd();
     let mut req = ifreq(name);

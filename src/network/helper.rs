@@ -89,9 +89,7 @@ fn find_installed(mode: Mode, path_var: &str) -> Result<Option<Helper>, NetworkE
             .map(|path| Helper { kind, path })
     };
     match mode {
-        Mode::Private | Mode::User => {
-            Ok(lookup(Kind::Pasta).or_else(|| lookup(Kind::Slirp4netns)))
-        }
+        Mode::Private | Mode::User => Ok(lookup(Kind::Pasta).or_else(|| lookup(Kind::Slirp4netns))),
         Mode::Via(kind) => lookup(kind).map(Some).ok_or(NetworkError::HelperMissing {
             kind: kind.name(),
             package: kind.package(),

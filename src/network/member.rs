@@ -183,8 +183,7 @@ fn make_tap(
             let sys = |what: &str, e: nix::Error| {
                 Failure::new(Step::Network, format!("{what}: {e}"), exit::BURROW)
             };
-            let (dev, name) =
-                tap::create("eth%d").map_err(|e| sys("creating a TAP device", e))?;
+            let (dev, name) = tap::create("eth%d").map_err(|e| sys("creating a TAP device", e))?;
             tap::configure(&name, mac, ip, prefix, switch::MTU)
                 .map_err(|e| sys(&format!("configuring {name}"), e))?;
             seqpacket::send(conn.as_raw_fd(), &attach, Some(dev.as_raw_fd()))

@@ -121,7 +121,9 @@ pub type PortMap = BTreeMap<String, Vec<PortBinding>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
-    #[error("invalid --network {0:?}: use private, none, host, pasta, slirp4netns or a network's name")]
+    #[error(
+        "invalid --network {0:?}: use private, none, host, pasta, slirp4netns or a network's name"
+    )]
     BadMode(String),
     #[error("invalid port specification {spec:?}: {why}")]
     BadPort { spec: String, why: String },

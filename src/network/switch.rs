@@ -293,7 +293,10 @@ impl Switch<'_> {
                         self.reply(i, &Reply::Joined);
                     }
                     _ => {
-                        self.reply(i, &Reply::Refused("attach without a lease or a device".into()));
+                        self.reply(
+                            i,
+                            &Reply::Refused("attach without a lease or a device".into()),
+                        );
                         self.leave(i);
                     }
                 }
@@ -327,7 +330,9 @@ impl Switch<'_> {
     /// to every other member.
     fn frames(&mut self, i: usize, frame: &mut [u8]) {
         for _ in 0..BURST {
-            let Some(Some(m)) = self.members.get(i) else { return };
+            let Some(Some(m)) = self.members.get(i) else {
+                return;
+            };
             let Some(tap) = &m.tap else { return };
             let n = match nix::unistd::read(tap.as_fd(), frame) {
                 Ok(n) if n >= 14 => n,
