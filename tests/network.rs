@@ -615,6 +615,36 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
                 got == "hello-from-web\nhello-from-web\n"
             },
         );
+        // A member whose CLI is killed leaves at once; the switch carries on.
+        let switch = switches_of(&env.root);
+        assert_eq!(switch.len(), 1);
+        let hosts_of_early = || env.ok(["exec", "early", "cat", "/etc/hosts"]);
+        let mut fg = env
+            .cmd([
+                "run",
+                "--name",
+                "fg",
+                "--network",
+                "appnet",
+                "busybox",
+                "sleep",
+                "60",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until("fg on the network", Duration::from_secs(10), || {
+            hosts_of_early().contains("\tfg ")
+        });
+        fg.kill().unwrap();
+        fg.wait().unwrap();
+        wait_until("fg's name to go", Duration::from_secs(10), || {
+            !hosts_of_early().contains("\tfg ")
+        });
+        assert_eq!(switches_of(&env.root), switch);
+        env.ok(["rm", "-f", "fg"]);
+
         // The earlier container reaches the later one.
         let script = fetch_script(&["http://web:8080/"]);
         assert_eq!(

@@ -310,9 +310,12 @@ fn network_options(a: &RunArgs) -> anyhow::Result<container::NetworkOptions> {
         )
         .into());
     }
-    for alias in &a.network_alias {
-        network::user::validate_name(alias)
-            .map_err(|_| Exit::new(exit::BURROW, format!("invalid --network-alias {alias:?}")))?;
+    if let Some(alias) = a
+        .network_alias
+        .iter()
+        .find(|x| !network::user::is_plain_name(x))
+    {
+        return Err(Exit::new(exit::BURROW, format!("invalid --network-alias {alias:?}")).into());
     }
     Ok(container::NetworkOptions {
         mode: match mode {

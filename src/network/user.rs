@@ -158,12 +158,17 @@ impl Network {
     }
 }
 
-pub fn validate_name(name: &str) -> Result<()> {
+/// A name made of `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (at most 128 bytes): a
+/// network's, or a container's alias on one.
+pub fn is_plain_name(name: &str) -> bool {
     let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        && name.len() <= 128;
-    if !ok {
+        && name.len() <= 128
+}
+
+pub fn validate_name(name: &str) -> Result<()> {
+    if !is_plain_name(name) {
         return Err(UserNetworkError::BadName(name.to_string()));
     }
     if RESERVED.contains(&name) {
