@@ -703,6 +703,22 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
             switches_of(&env.root).is_empty()
         });
         assert_eq!(env.ok(["network", "rm", "appnet"]).trim(), "appnet");
+        // Nothing of its switch is left in the runtime dir.
+        let prefix = format!("net-{}.", &id.trim()[..12]);
+        let run = PathBuf::from(format!("/tmp/burrow-run-{}", env.ids().0));
+        let left: Vec<PathBuf> = std::fs::read_dir(&run)
+            .unwrap()
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&prefix)
+            })
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
         assert_eq!(env.ok(["network", "ls", "-q"]), "");
         let o = env.run(["network", "rm", "appnet"]);
         assert_eq!(o.status.code(), Some(1));

@@ -11,6 +11,7 @@ use super::format::Format;
 use super::{table, Ctx, Exit, Missing};
 use crate::container::{self, ContainerRecord};
 use crate::exit;
+use crate::network::switch;
 use crate::network::user::{self, Network, UserNetworkError};
 use crate::util::human;
 
@@ -290,6 +291,7 @@ fn remove_one(ctx: &Ctx, containers: &[ContainerRecord], name: &str) -> anyhow::
         .into());
     }
     user::remove(&ctx.store, &net.name).map_err(cli_error)?;
+    switch::remove_leftovers(&ctx.store.paths.runtime, &net);
     Ok(net.name)
 }
 
@@ -318,6 +320,7 @@ fn prune(root: Option<PathBuf>, _a: PruneArgs) -> anyhow::Result<i32> {
     for n in user::list(&ctx.store).map_err(cli_error)? {
         if users(&containers, &n).is_empty() {
             user::remove(&ctx.store, &n.name).map_err(cli_error)?;
+            switch::remove_leftovers(&ctx.store.paths.runtime, &n);
             deleted.push(n.name);
         }
     }
@@ -336,5 +339,9 @@ pub fn run_switch(root: Option<PathBuf>, a: SwitchArgs) -> anyhow::Result<i32> {
         .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     let store = Store::open(paths)?;
     let net = user::get(&store, &a.name).map_err(cli_error)?;
-    Ok(crate::network::switch::serve(&store.paths.runtime, &net))
+    Ok(crate::network::switch::serve(
+        &store.paths.runtime,
+        &store.containers_dir(),
+        &net,
+    ))
 }

@@ -117,14 +117,24 @@ enum Source {
 
 struct Switch<'a> {
     net: &'a Network,
+    containers_dir: &'a Path,
     members: Vec<Option<Member>>,
     macs: HashMap<[u8; 6], usize>,
     log: Option<File>,
 }
 
+/// Remove what the switches of a removed network left in the runtime dir
+/// (its lock and log). No container names the network any more, so no
+/// switch can start for it.
+pub fn remove_leftovers(runtime: &Path, net: &Network) {
+    let _ = std::fs::remove_file(lock_path(runtime, net));
+    let _ = std::fs::remove_file(log_path(runtime, net));
+}
+
 /// Run the switch of `net` until its last member leaves. Returns the exit
-/// code: 0 also when another switch already serves the network.
-pub fn serve(runtime: &Path, net: &Network) -> i32 {
+/// code: 0 also when another switch already serves the network. Members'
+/// hosts files must be `containers/ID/hosts` under `containers_dir`.
+pub fn serve(runtime: &Path, containers_dir: &Path, net: &Network) -> i32 {
     let lock_file = match File::options()
         .create(true)
         .truncate(false)
@@ -156,6 +166,7 @@ pub fn serve(runtime: &Path, net: &Network) -> i32 {
     };
     let mut sw = Switch {
         net,
+        containers_dir,
         members: Vec::new(),
         macs: HashMap::new(),
         log: File::options()
@@ -264,6 +275,15 @@ impl Switch<'_> {
                 aliases,
                 hosts_file,
             }) => {
+                // The switch writes only where a container's hosts file is.
+                let expected = self.containers_dir.join(&id).join("hosts");
+                if id.is_empty() || id.contains('/') || hosts_file != expected {
+                    self.reply(
+                        i,
+                        &Reply::Refused(format!("{hosts_file:?} is not a container's hosts file")),
+                    );
+                    return self.leave(i);
+                }
                 let Some(ip) = self.free_address() else {
                     let why = format!("no free address left in {}", self.net.subnet());
                     self.reply(i, &Reply::Refused(why));
