@@ -781,3 +781,66 @@ fn a_user_network_keeps_outbound_access() {
         env.ok(["network", "rm", "outnet"]);
     }
 }
+
+#[test]
+fn members_starting_at_once_share_one_switch() {
+    for env in users("usernet-burst") {
+        env.import_busybox("busybox");
+        env.ok(["network", "create", "burst"]);
+        let names = ["b1", "b2", "b3", "b4"];
+        let children: Vec<std::process::Child> = names
+            .iter()
+            .map(|n| {
+                env.cmd([
+                    "run",
+                    "-d",
+                    "--name",
+                    n,
+                    "--network",
+                    "burst",
+                    "busybox",
+                    "sleep",
+                    "300",
+                ])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        // Every member lists all four, each with its own address.
+        let mut addrs = Vec::new();
+        for n in names {
+            let hosts = env.ok(["exec", n, "cat", "/etc/hosts"]);
+            for other in names {
+                assert!(hosts.contains(&format!("\t{other} ")), "{n}: {hosts}");
+            }
+            addrs.push(env.ok([
+                "inspect",
+                "-f",
+                "{{.NetworkSettings.Networks.burst.IPAddress}}",
+                n,
+            ]));
+        }
+        let b4 = addrs[3].clone();
+        addrs.sort();
+        addrs.dedup();
+        assert_eq!(addrs.len(), 4, "{addrs:?}");
+        wait_until("one switch", Duration::from_secs(6), || {
+            switches_of(&env.root).len() == 1
+        });
+        // They talk to each other through it.
+        for a in addrs.iter().filter(|a| **a != b4) {
+            env.ok(["exec", "b4", "ping", "-c", "1", "-W", "3", a.trim()]);
+        }
+        let mut rm = vec!["rm", "-f"];
+        rm.extend(names);
+        env.ok(rm);
+        wait_until("the switch to exit", Duration::from_secs(5), || {
+            switches_of(&env.root).is_empty()
+        });
+        env.ok(["network", "rm", "burst"]);
+    }
+}

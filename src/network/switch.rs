@@ -117,6 +117,10 @@ enum Source {
 
 struct Switch<'a> {
     net: &'a Network,
+    /// A member has joined since the start: the next time none is left,
+    /// the switch's work is done. (A connection that never joined, such as
+    /// another switch checking that this one answers, does not count.)
+    joined_once: bool,
     containers_dir: &'a Path,
     members: Vec<Option<Member>>,
     macs: HashMap<[u8; 6], usize>,
@@ -145,12 +149,15 @@ pub fn serve(runtime: &Path, containers_dir: &Path, net: &Network) -> i32 {
         Err(_) => return 1,
     };
     // A switch that is exiting holds the lock until its socket is gone; a
-    // live one holds it for good, and then we are not needed.
+    // live one holds it for good and answers on its socket, and then we
+    // are not needed (several members starting at once each start one).
+    let sock_path = socket_path(runtime, net);
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut file = lock_file;
     let _lock = loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(l) => break l,
+            Err(_) if seqpacket::connect_to(&sock_path).is_ok() => return 0,
             Err((f, _)) if Instant::now() < deadline => {
                 file = f;
                 std::thread::sleep(Duration::from_millis(10));
@@ -158,7 +165,6 @@ pub fn serve(runtime: &Path, containers_dir: &Path, net: &Network) -> i32 {
             Err(_) => return 0,
         }
     };
-    let sock_path = socket_path(runtime, net);
     let _ = std::fs::remove_file(&sock_path);
     let listener = match seqpacket::listen_at(&sock_path) {
         Ok(l) => l,
@@ -166,6 +172,7 @@ pub fn serve(runtime: &Path, containers_dir: &Path, net: &Network) -> i32 {
     };
     let mut sw = Switch {
         net,
+        joined_once: false,
         containers_dir,
         members: Vec::new(),
         macs: HashMap::new(),
@@ -187,10 +194,9 @@ impl Switch<'_> {
     fn run(&mut self, listener: &OwnedFd) {
         let started = Instant::now();
         let mut frame = vec![0u8; FRAME];
-        let mut ever_joined = false;
         loop {
             if self.members.iter().all(Option::is_none) {
-                if ever_joined {
+                if self.joined_once {
                     return;
                 }
                 if started.elapsed() >= IDLE {
@@ -225,7 +231,6 @@ impl Switch<'_> {
                 match s {
                     Source::Listener => {
                         while let Ok(conn) = seqpacket::accept(listener) {
-                            ever_joined = true;
                             self.add(conn);
                         }
                     }
@@ -293,6 +298,7 @@ impl Switch<'_> {
                     (m.id, m.name, m.aliases, m.hosts_file) = (id, name, aliases, hosts_file);
                     m.ip = Some(ip);
                 }
+                self.joined_once = true;
                 let prefix = self.net.subnet().prefix;
                 self.reply(i, &Reply::Lease { ip, prefix });
             }
