@@ -157,7 +157,19 @@ fn create(root: Option<PathBuf>, a: CreateArgs) -> anyhow::Result<i32> {
         labels.insert(k.to_string(), v.to_string());
     }
     let ctx = Ctx::open(root)?;
-    let net = user::create(&ctx.store, &a.name, a.subnet.as_deref(), &labels).map_err(cli_error)?;
+    let host_routes: Vec<user::Subnet> =
+        crate::linux::net::ipv4_routes(std::path::Path::new("/proc"))
+            .into_iter()
+            .map(|(base, prefix)| user::Subnet { base, prefix })
+            .collect();
+    let net = user::create(
+        &ctx.store,
+        &a.name,
+        a.subnet.as_deref(),
+        &labels,
+        &host_routes,
+    )
+    .map_err(cli_error)?;
     println!("{}", net.id);
     Ok(0)
 }

@@ -240,12 +240,15 @@ pub fn get(store: &Store, name_or_id: &str) -> Result<Network> {
     Err(UserNetworkError::NoSuch(name_or_id.to_string()))
 }
 
-/// Create a network; without `subnet`, the first free 10.89.N.0/24.
+/// Create a network; without `subnet`, the first 10.89.N.0/24 that no
+/// other network and none of `host_routes` (the host's own networks, which
+/// pasta copies into containers) overlaps.
 pub fn create(
     store: &Store,
     name: &str,
     subnet: Option<&str>,
     labels: &BTreeMap<String, String>,
+    host_routes: &[Subnet],
 ) -> Result<Network> {
     validate_name(name)?;
     let wanted = match subnet {
@@ -277,7 +280,10 @@ pub fn create(
                 base: Ipv4Addr::new(10, 89, n, 0),
                 prefix: 24,
             })
-            .find(|s| !taken.iter().any(|(t, _)| t.overlaps(*s)))
+            .find(|s| {
+                !taken.iter().any(|(t, _)| t.overlaps(*s))
+                    && !host_routes.iter().any(|r| r.overlaps(*s))
+            })
             .ok_or(UserNetworkError::NoSubnet)?,
     };
     let net = Network {
@@ -348,25 +354,27 @@ mod tests {
     fn create_picks_free_subnets_and_refuses_duplicates() {
         let (_d, store) = store::temp_store();
         let none = BTreeMap::new();
-        let a = create(&store, "a", None, &none).unwrap();
+        let a = create(&store, "a", None, &none, &[]).unwrap();
         assert_eq!(a.ipam.config[0].subnet, "10.89.0.0/24");
         assert_eq!(a.gateway(), "10.89.0.1");
-        let b = create(&store, "b", None, &none).unwrap();
-        assert_eq!(b.ipam.config[0].subnet, "10.89.1.0/24");
+        // The host's 10.89.1.0/24 is skipped.
+        let host = [Subnet::parse("10.89.1.0/24").unwrap()];
+        let b = create(&store, "b", None, &none, &host).unwrap();
+        assert_eq!(b.ipam.config[0].subnet, "10.89.2.0/24");
         assert!(matches!(
-            create(&store, "a", None, &none),
+            create(&store, "a", None, &none, &[]),
             Err(UserNetworkError::Exists(_))
         ));
         assert!(matches!(
-            create(&store, "c", Some("10.89.1.128/25"), &none),
+            create(&store, "c", Some("10.89.2.128/25"), &none, &[]),
             Err(UserNetworkError::Overlap { .. })
         ));
         assert!(matches!(
-            create(&store, "host", None, &none),
+            create(&store, "host", None, &none, &[]),
             Err(UserNetworkError::Reserved(_))
         ));
         assert!(matches!(
-            create(&store, "-x", None, &none),
+            create(&store, "-x", None, &none, &[]),
             Err(UserNetworkError::BadName(_))
         ));
         assert_eq!(get(&store, &a.id[..8]).unwrap().name, "a");
