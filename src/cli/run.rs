@@ -334,7 +334,7 @@ fn network_options(a: &RunArgs) -> anyhow::Result<container::NetworkOptions> {
 /// network will have loopback only, and which package fixes it.
 fn helper_notice(ctx: &Ctx, mode: &str) {
     use crate::network::{helper, Mode};
-    if Mode::parse(mode).ok() != Some(Mode::Private) {
+    if !matches!(Mode::parse(mode), Ok(Mode::Private | Mode::User)) {
         return;
     }
     if let Ok(None) = helper::find(Mode::Private, &super::helper_path()) {
