@@ -212,7 +212,7 @@ fn item(
         "LocalVolumes": container::volumes::names_of(r).count().to_string(),
         "Mounts": mounts.join(","),
         "Names": r.name,
-        "Networks": r.network_mode().name(),
+        "Networks": r.network_name(),
         "Ports": r.ports_text(),
         "RunningFor": human::ago(&r.created),
         "Size": size,

@@ -84,7 +84,8 @@ pub struct RunArgs {
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Network: private (own namespace, outbound through pasta or
-    /// slirp4netns), none (loopback only), host, pasta, slirp4netns
+    /// slirp4netns), none (loopback only), host, pasta, slirp4netns, or a
+    /// network made by `burrow network create`
     #[arg(
         long = "network",
         alias = "net",
@@ -92,6 +93,9 @@ pub struct RunArgs {
         default_value = "private"
     )]
     pub network: String,
+    /// An extra name the container has on its user network (repeatable)
+    #[arg(long = "network-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
     /// Publish a container port: [IP:][HOST:]CONTAINER[/tcp|/udp], ranges as 8080-8081:3000-3001
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,
@@ -196,6 +200,10 @@ pub fn create_container(
         registry: a.registry.clone(),
     };
     let ctx = Ctx::open(root)?;
+    if crate::network::Mode::parse(&network.mode).ok() == Some(crate::network::Mode::User) {
+        crate::network::user::get(&ctx.store, &network.mode)
+            .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    }
     let image_id = find_or_fetch(&ctx, &a.image, &reference, &fetch)?;
     helper_notice(&ctx, &network.mode);
     let opts = CreateOptions {
@@ -295,8 +303,26 @@ fn network_options(a: &RunArgs) -> anyhow::Result<container::NetworkOptions> {
         eprintln!("WARNING: Published ports are discarded when using host network mode");
         publish.clear();
     }
+    if !a.network_alias.is_empty() && mode != network::Mode::User {
+        return Err(Exit::new(
+            exit::BURROW,
+            "--network-alias is only supported on networks made by `burrow network create`",
+        )
+        .into());
+    }
+    if let Some(alias) = a
+        .network_alias
+        .iter()
+        .find(|x| !network::user::is_plain_name(x))
+    {
+        return Err(Exit::new(exit::BURROW, format!("invalid --network-alias {alias:?}")).into());
+    }
     Ok(container::NetworkOptions {
-        mode: mode.name().to_string(),
+        mode: match mode {
+            network::Mode::User => a.network.clone(),
+            m => m.name().to_string(),
+        },
+        aliases: a.network_alias.clone(),
         publish,
         publish_all,
         dns: a.dns.clone(),
@@ -308,7 +334,7 @@ fn network_options(a: &RunArgs) -> anyhow::Result<container::NetworkOptions> {
 /// network will have loopback only, and which package fixes it.
 fn helper_notice(ctx: &Ctx, mode: &str) {
     use crate::network::{helper, Mode};
-    if Mode::parse(mode).ok() != Some(Mode::Private) {
+    if !matches!(Mode::parse(mode), Ok(Mode::Private | Mode::User)) {
         return;
     }
     if let Ok(None) = helper::find(Mode::Private, &super::helper_path()) {

@@ -121,6 +121,8 @@ pub struct NetworkOptions {
     pub publish_all: bool,
     pub dns: Vec<String>,
     pub extra_hosts: Vec<String>,
+    /// `--network-alias`, on a user network only.
+    pub aliases: Vec<String>,
 }
 
 /// Create a container record and its directory; nothing runs yet. Its
@@ -242,7 +244,20 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         rootfs_mode: None,
         layers: image_cfg.rootfs().diff_ids().clone(),
         cgroup: None,
-        network_settings: NetworkSettings::default(),
+        network_settings: NetworkSettings {
+            networks: match crate::network::Mode::parse(&opts.network.mode) {
+                Ok(crate::network::Mode::User) => [(
+                    opts.network.mode.clone(),
+                    crate::network::member::Endpoint {
+                        aliases: opts.network.aliases.clone(),
+                        ..Default::default()
+                    },
+                )]
+                .into(),
+                _ => Default::default(),
+            },
+            ..Default::default()
+        },
     };
     rec.save(store)?;
     Ok(rec)

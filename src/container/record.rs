@@ -96,6 +96,10 @@ pub struct NetworkSettings {
     /// The ports published while it runs: `3000/tcp` → host address and port.
     #[serde(default)]
     pub ports: crate::network::PortMap,
+    /// The user network it is on (`--network NAME`): aliases always, its
+    /// address, gateway and MAC while it runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, crate::network::member::Endpoint>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -184,6 +188,26 @@ impl ContainerRecord {
     pub fn network_mode(&self) -> crate::network::Mode {
         crate::network::Mode::parse(&self.host_config.network_mode)
             .unwrap_or(crate::network::Mode::Host)
+    }
+
+    /// What `--network` named: a mode, or a user network's name.
+    pub fn network_name(&self) -> &str {
+        match self.network_mode() {
+            crate::network::Mode::User | crate::network::Mode::Host => {
+                if self.host_config.network_mode.is_empty() {
+                    "host"
+                } else {
+                    &self.host_config.network_mode
+                }
+            }
+            m => m.name(),
+        }
+    }
+
+    /// The user network it is on, if any.
+    pub fn user_network(&self) -> Option<&str> {
+        (self.network_mode() == crate::network::Mode::User)
+            .then_some(self.host_config.network_mode.as_str())
     }
 
     /// The ports to publish when it starts (`-p`, and `-P`'s exposed ports).
