@@ -52,7 +52,8 @@ pub fn run_start(root: Option<PathBuf>, a: StartArgs) -> anyhow::Result<i32> {
     }
     super::each(&a.containers, "starts", |key| {
         let rec = container::find(&ctx.store, key)?;
-        if !rec.is_up(&ctx.store) {
+        // Between two runs its monitor starts it again anyway.
+        if !rec.is_up(&ctx.store) && !rec.is_restarting(&ctx.store) {
             monitor::launch(&ctx.store, &rec, false).map_err(ContainerError::from)?;
         }
         Ok(vec![key.to_string()])

@@ -23,7 +23,8 @@ use std::path::PathBuf;
 pub use exec::{exec, ExecOptions};
 pub use names::validate as validate_name;
 pub use record::{
-    ContainerConfig, ContainerRecord, HostConfig, NetworkSettings, State, Status, LOG_FILE,
+    ContainerConfig, ContainerRecord, HostConfig, LogConfig, MonitorLock, NetworkSettings,
+    RestartPolicy, State, Status, LOG_FILE,
 };
 pub use supervise::{supervise, Ended, Supervision, Watch};
 
@@ -111,6 +112,10 @@ pub struct CreateOptions {
     pub labels: BTreeMap<String, String>,
     /// `--network`, `-p`, `-P`, `--dns`, `--add-host`, validated by the CLI.
     pub network: NetworkOptions,
+    /// `--log-driver`, `--log-opt`, validated by the CLI.
+    pub log_config: LogConfig,
+    /// `--restart`, validated by the CLI.
+    pub restart_policy: RestartPolicy,
 }
 
 /// The network flags of create/run.
@@ -237,12 +242,15 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
             publish_all_ports: opts.network.publish_all,
             dns: opts.network.dns.clone(),
             extra_hosts: opts.network.extra_hosts.clone(),
+            log_config: opts.log_config.clone(),
+            restart_policy: opts.restart_policy.clone(),
         },
         state: State::default(),
         rootfs_mode: None,
         layers: image_cfg.rootfs().diff_ids().clone(),
         cgroup: None,
         network_settings: NetworkSettings::default(),
+        restart_count: 0,
     };
     rec.save(store)?;
     Ok(rec)
@@ -583,6 +591,8 @@ pub fn remove(
         if !force {
             return Err(ContainerError::Running(rec.id.clone()));
         }
+        // Its monitor must not start it again.
+        rec.mark_manual_stop(store);
         // The whole cgroup at once when there is one.
         cgroup::kill(rec.cgroup.as_ref());
         rec.kill_and_wait();
