@@ -38,8 +38,8 @@ fn templates_rename_diff_df_and_prune() {
         let t = env.ok(["ps", "-a", "--format", r"table {{.Names}}\t{{.Status}}"]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 2, "{t}");
-        assert!(lines[0].starts_with("NAMES   STATUS"), "{t}");
-        assert!(lines[1].starts_with("box     Exited (3)"), "{t}");
+        assert!(lines[0].starts_with("NAMES     STATUS"), "{t}");
+        assert!(lines[1].starts_with("box       Exited (3)"), "{t}");
         let j: serde_json::Value =
             serde_json::from_str(env.ok(["ps", "-l", "--format", "json"]).trim()).unwrap();
         assert_eq!(j["Names"], "box");

@@ -57,7 +57,7 @@ pub fn run(root: Option<PathBuf>, a: LogsArgs) -> anyhow::Result<i32> {
         until: parse(&a.until)?,
     };
     let ctx = Ctx::open(root)?;
-    let rec = container::find(&ctx.store, &a.container)?;
+    let rec = super::rename::find(&ctx, &a.container)?;
     if !rec.host_config.log_config.keeps_output() {
         return Err(Exit::new(
             super::MISSING,

@@ -154,7 +154,12 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
             mounts.push(mounts::anonymous_volume(path));
         }
     }
-    volumes::resolve(store, &mut mounts)?;
+    let made = volumes::resolve(store, mapping, &mut mounts)?;
+    // A create that fails leaves no anonymous volume behind.
+    let undo = |e: ContainerError| {
+        volumes::discard_anonymous(store, mapping, &made);
+        e
+    };
     let layers: Vec<PathBuf> = image_cfg
         .rootfs()
         .diff_ids()
@@ -167,8 +172,9 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
     } else {
         mapping.clone()
     };
-    for m in mounts.iter().filter(|m| m.kind == "volume") {
-        volumes::seed(store, &seen_as, &layers, &m.name, &m.destination)?;
+    for m in mounts.iter().filter(|m| m.kind == "volume" && !m.no_copy) {
+        volumes::seed(store, &seen_as, &layers, &m.name, &m.destination)
+            .map_err(|e| undo(e.into()))?;
     }
 
     let id = store::random_hex(32);
@@ -178,12 +184,10 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         .clone()
         .unwrap_or_else(|| id[..12].to_string());
     let name = match &opts.name {
-        Some(n) => {
-            names::reserve(store, n, &id)?;
-            n.clone()
-        }
-        None => names::reserve_generated(store, &id)?,
-    };
+        Some(n) => names::reserve(store, n, &id).map(|_| n.clone()),
+        None => names::reserve_generated(store, &id),
+    }
+    .map_err(undo)?;
     let dir = store.container_dir(&id);
     let made = (|| -> std::io::Result<()> {
         fs::create_dir(&dir)?;
@@ -204,7 +208,9 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
     if let Err(e) = made {
         let _ = fs::remove_dir_all(&dir);
         names::release(store, &name);
-        return Err(ContainerError::Other(format!("creating {dir:?}: {e}")));
+        return Err(undo(ContainerError::Other(format!(
+            "creating {dir:?}: {e}"
+        ))));
     }
     let (path, args) = match config.argv().split_first() {
         Some((p, a)) => (p.clone(), a.to_vec()),
@@ -252,7 +258,11 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         network_settings: NetworkSettings::default(),
         restart_count: 0,
     };
-    rec.save(store)?;
+    if let Err(e) = rec.save(store) {
+        let _ = fs::remove_dir_all(&dir);
+        names::release(store, &rec.name);
+        return Err(undo(e));
+    }
     Ok(rec)
 }
 

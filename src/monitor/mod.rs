@@ -154,7 +154,17 @@ pub fn main(
     };
     // One monitor per container: a second one (a `start` while the first
     // waits to restart it) would run it twice.
-    let _lock = match rec.lock_monitor(store) {
+    // The previous monitor of a container just stopped may still be
+    // finishing (the exit is recorded before it ends): give it a moment.
+    let locked = crate::util::poll::until(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || match rec.lock_monitor(store) {
+            Ok(None) => None,
+            r => Some(r),
+        },
+    );
+    let _lock = match locked.unwrap_or(Ok(None)) {
         Ok(Some(l)) => l,
         Ok(None) => {
             return fail(monitor_failure(format!(
