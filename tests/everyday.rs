@@ -178,3 +178,51 @@ fn templates_rename_diff_df_and_prune() {
         );
     }
 }
+
+/// Files under a directory owned by one of the container's subordinate ids
+/// (mode 700) cannot even be stat'ed by the user on the host; `ps -s` and
+/// `system df` count them all the same.
+#[test]
+fn sizes_count_files_of_subordinate_ids() {
+    let Some(env) = common::Env::new(common::Who::Range, "sizes-subuid") else {
+        return;
+    };
+    env.import_busybox("busybox");
+    env.ok([
+        "run",
+        "--name",
+        "hidden",
+        "-v",
+        "vol:/vol",
+        "busybox",
+        "sh",
+        "-c",
+        "for d in /secret /vol/secret; do mkdir $d && head -c 300000 /dev/zero > $d/f && chown -R 100:100 $d && chmod 700 $d; done",
+    ]);
+    // The host user really cannot look inside.
+    let id = env.ok(["inspect", "-f", "{{.Id}}", "hidden"]);
+    let secret = env
+        .root
+        .join("containers")
+        .join(id.trim())
+        .join("upper/secret");
+    let as_user = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            &env.ids().0.to_string(),
+            "--regid",
+            &env.ids().1.to_string(),
+            "--clear-groups",
+            "stat",
+        ])
+        .arg(secret.join("f"))
+        .output();
+    if let Ok(o) = as_user {
+        assert!(!o.status.success(), "stat should be refused");
+    }
+    let row = env.ok(["ps", "-a", "-s", "--format", "{{.Size}}"]);
+    assert!(row.starts_with("300kB (virtual "), "{row}");
+    let df = env.ok(["system", "df", "--format", "{{.Type}} {{.Size}}"]);
+    assert!(df.contains("Containers 300kB"), "{df}");
+    assert!(df.contains("Local Volumes 300kB"), "{df}");
+}

@@ -53,7 +53,9 @@ mod tests {
     fn scripts_offer_every_verb_and_flag() {
         let mut all = Vec::new();
         verbs(&super::super::Cli::command(), &mut all);
-        for v in ["run", "logs", "volume", "system", "df", "prune", "rename", "diff"] {
+        for v in [
+            "run", "logs", "volume", "system", "df", "prune", "rename", "diff",
+        ] {
             assert!(all.iter().any(|a| a == v), "{v} is not a verb");
         }
         for shell in [

@@ -193,7 +193,7 @@ fn item(
         })
         .collect();
     let size = if want_size {
-        let upper = changes::size(&ctx.store.container_dir(&r.id).join("upper"));
+        let upper = changes::size_as(&ctx.store.container_dir(&r.id).join("upper"), &ctx.mapping);
         let image: u64 = r.layers.iter().map(|l| ctx.store.layer_size(l)).sum();
         format!(
             "{} (virtual {})",

@@ -220,9 +220,9 @@ pub fn users(containers: &[ContainerRecord], name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Bytes the volume's files take.
-pub fn size(store: &Store, name: &str) -> u64 {
-    crate::image::changes::size(&data_dir(store, name))
+/// Bytes the volume's files take, those of subordinate ids included.
+pub fn size(store: &Store, mapping: &IdMapping, name: &str) -> u64 {
+    crate::image::changes::size_as(&data_dir(store, name), mapping)
 }
 
 /// Remove a volume no container uses. It is moved into `tmp/` first, so it
