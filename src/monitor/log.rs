@@ -119,6 +119,9 @@ fn rotated(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The longest entry: longer lines are split (Docker's 16 KiB).
+const MAX_ENTRY: usize = 16 * 1024;
+
 /// Appends output to a log file, one entry per line of output.
 pub struct Writer {
     path: PathBuf,
@@ -126,6 +129,8 @@ pub struct Writer {
     /// Bytes in the current file.
     size: u64,
     rotation: Rotation,
+    /// Entries not written yet (see `append`).
+    pending: Vec<u8>,
     /// Partial lines per stream (stdout, stderr), flushed at newline or end.
     partial: [Vec<u8>; 2],
 }
@@ -139,41 +144,55 @@ impl Writer {
             file,
             size,
             rotation,
+            pending: Vec::new(),
             partial: [Vec::new(), Vec::new()],
         })
     }
 
-    /// Record `data` from stream 1 (stdout) or 2 (stderr).
+    /// Record `data` from stream 1 (stdout) or 2 (stderr). The lines of
+    /// one chunk of output share its arrival time.
     pub fn write(&mut self, stream: u8, data: &[u8]) -> std::io::Result<()> {
         let idx = usize::from(stream == 2);
         let mut buf = std::mem::take(&mut self.partial[idx]);
         buf.extend_from_slice(data);
+        let time = now();
         let mut start = 0;
         let mut result = Ok(());
+        let mut entry = Vec::new();
         while let Some(nl) = buf[start..].iter().position(|b| *b == b'\n') {
-            let line = buf[start..start + nl + 1].to_vec();
-            result = result.and(self.append(&encode(stream, &line)));
+            encode(&mut entry, stream, &buf[start..start + nl + 1], &time);
+            result = result.and(self.append(&entry));
             start += nl + 1;
         }
-        // Very long lines without a newline are cut, as Docker does at 16 KiB.
-        if buf.len() - start > 16 * 1024 {
-            let rest = buf[start..].to_vec();
-            result = result.and(self.append(&encode(stream, &rest)));
-            start = buf.len();
+        // Very long lines are cut into entries of 16 KiB, as Docker does.
+        while buf.len() - start >= MAX_ENTRY {
+            encode(&mut entry, stream, &buf[start..start + MAX_ENTRY], &time);
+            result = result.and(self.append(&entry));
+            start += MAX_ENTRY;
         }
-        self.partial[idx] = buf[start..].to_vec();
-        result
+        buf.drain(..start);
+        self.partial[idx] = buf;
+        result.and(self.write_pending())
     }
 
     /// One entry, after rotating if the file is full (Docker checks before
-    /// each write, so a file may exceed max-size by one entry).
+    /// each write, so a file may exceed max-size by one entry). Entries
+    /// wait in `pending` until `write` ends or the file rotates: one write
+    /// per chunk of output, not per line.
     fn append(&mut self, entry: &[u8]) -> std::io::Result<()> {
         if self.rotation.max_size.is_some_and(|m| self.size >= m) {
+            self.write_pending()?;
             self.rotate()?;
         }
-        self.file.write_all(entry)?;
+        self.pending.extend_from_slice(entry);
         self.size += entry.len() as u64;
         Ok(())
+    }
+
+    fn write_pending(&mut self) -> std::io::Result<()> {
+        let r = self.file.write_all(&self.pending);
+        self.pending.clear();
+        r
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
@@ -200,22 +219,33 @@ impl Writer {
         for (idx, stream) in [(0usize, 1u8), (1, 2)] {
             let rest = std::mem::take(&mut self.partial[idx]);
             if !rest.is_empty() {
-                self.append(&encode(stream, &rest))?;
+                let mut entry = Vec::new();
+                encode(&mut entry, stream, &rest, &now());
+                self.append(&entry)?;
             }
         }
-        Ok(())
+        self.write_pending()
     }
 }
 
-fn encode(stream: u8, data: &[u8]) -> Vec<u8> {
-    let e = Entry {
-        log: String::from_utf8_lossy(data).into_owned(),
-        stream: if stream == 2 { "stderr" } else { "stdout" }.into(),
-        time: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
-    };
-    let mut v = serde_json::to_vec(&e).expect("log entry serializes");
-    v.push(b'\n');
-    v
+fn now() -> String {
+    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+/// One json-file line into `out` (cleared first), written directly rather
+/// than through an [`Entry`]: the log is written once per line of output.
+fn encode(out: &mut Vec<u8>, stream: u8, data: &[u8], time: &str) {
+    out.clear();
+    out.extend_from_slice(b"{\"log\":");
+    let text = String::from_utf8_lossy(data);
+    serde_json::to_writer(&mut *out, text.as_ref()).expect("a string serializes");
+    out.extend_from_slice(if stream == 2 {
+        b",\"stream\":\"stderr\",\"time\":\""
+    } else {
+        b",\"stream\":\"stdout\",\"time\":\""
+    });
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\"}\n");
 }
 
 /// What `logs` should show.
