@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{stderr, stdout, users, wait_until, Env};
+use common::{spawn, stderr, stdout, users, wait_until, Env};
 
 fn inspect(env: &Env, name: &str, template: &str) -> String {
     env.ok(["inspect", "-f", template, name]).trim().to_string()
@@ -54,6 +54,40 @@ fn foreground_output_rotation_and_no_driver() {
         // Started again under a monitor: the same log grows.
         assert_eq!(env.run(["start", "-a", "fg"]).status.code(), Some(4));
         assert_eq!(stdout(&env.run(["logs", "fg"])).matches("out1").count(), 2);
+
+        // Stdin with -i still reaches the container; the log is written
+        // while it runs; signals to the CLI reach the container.
+        let mut c = env.cmd(["run", "-i", "--name", "in", "busybox", "tr", "a-z", "A-Z"]);
+        c.stdin(std::process::Stdio::piped());
+        let mut child = spawn(c);
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(stdout(&out), "HI\n", "{}", stderr(&out));
+        assert_eq!(env.ok(["logs", "in"]), "HI\n");
+        let mut c = env.cmd([
+            "run",
+            "--name",
+            "sig",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got; exit 5' TERM; echo ready; while :; do sleep 0.1; done",
+        ]);
+        c.stdout(std::process::Stdio::piped());
+        let child = spawn(c);
+        wait_until("sig logs ready", Duration::from_secs(20), || {
+            stdout(&env.run(["logs", "sig"])).contains("ready")
+        });
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "ready\ngot\n");
+        assert_eq!(env.ok(["logs", "sig"]), "ready\ngot\n");
 
         // Rotation: 20 lines, one entry (about 70 bytes) fills a file, at
         // most 3 files: logs shows the last 3 lines, in order.
