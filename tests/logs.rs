@@ -234,6 +234,34 @@ fn restart_policies() {
         ]);
         assert_eq!(inspect(&env, "fine", "{{.RestartCount}}"), "0");
 
+        // Between runs it is restarting (the delay doubles, so it soon
+        // spends most of its time there); a stop then ends the loop too.
+        env.ok([
+            "run",
+            "-d",
+            "--name",
+            "crash",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 1",
+        ]);
+        wait_until("crash shows restarting", Duration::from_secs(30), || {
+            inspect(&env, "crash", "{{.State.Status}} {{.State.Restarting}}") == "restarting true"
+        });
+        let ps = env.ok(["ps", "--format", "{{.Names}} {{.Status}}"]);
+        assert!(ps.contains("crash Restarting (1) "), "{ps}");
+        env.ok(["stop", "crash"]);
+        assert_eq!(
+            inspect(&env, "crash", "{{.State.Status}} {{.State.Restarting}}"),
+            "exited false"
+        );
+        let count = inspect(&env, "crash", "{{.RestartCount}}");
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(inspect(&env, "crash", "{{.RestartCount}}"), count);
+
         // always: killing PID 1 from the host brings it back; stop ends it.
         env.ok([
             "run",

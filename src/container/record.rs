@@ -180,6 +180,9 @@ pub enum Status {
     Created,
     Running,
     Paused,
+    /// Shown, never stored: exited, and its monitor will start it again
+    /// (`State.Restarting`).
+    Restarting,
     Exited,
 }
 
@@ -347,6 +350,7 @@ impl ContainerRecord {
     pub fn live_status(&self, store: &Store) -> Status {
         match self.state.status {
             Status::Running | Status::Paused if !self.pid_alive(store) => Status::Exited,
+            Status::Exited if self.is_restarting(store) => Status::Restarting,
             s => s,
         }
     }
@@ -427,8 +431,12 @@ impl ContainerRecord {
                 self.state.exit_code = 137;
             }
         }
-        if self.state.restarting && !self.monitor_alive(store) {
-            self.state.restarting = false;
+        if self.state.restarting {
+            if !self.monitor_alive(store) {
+                self.state.restarting = false;
+            } else if self.state.status == Status::Exited {
+                self.state.status = Status::Restarting;
+            }
         }
         self
     }
@@ -449,7 +457,7 @@ impl ContainerRecord {
                     up
                 }
             }
-            Status::Exited if live.is_restarting(store) => {
+            Status::Restarting => {
                 format!(
                     "Restarting ({}) {}",
                     live.state.exit_code,

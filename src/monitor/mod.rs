@@ -215,6 +215,13 @@ pub fn main(
         }
     };
     let _ = std::fs::remove_file(&monitor.sock_path);
+    // A stop during the delay: the record no longer says restarting.
+    if let Ok(mut latest) = ContainerRecord::load(store, &rec.id) {
+        if latest.state.restarting {
+            latest.state.restarting = false;
+            let _ = latest.save(store);
+        }
+    }
     // `--rm` takes the container's anonymous volumes with it, as in Docker;
     // for a container under a monitor (`-d`, `-t`, `-p`) only the monitor
     // is sure to be there when it ends.
