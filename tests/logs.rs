@@ -253,6 +253,12 @@ fn restart_policies() {
         });
         let ps = env.ok(["ps", "--format", "{{.Names}} {{.Status}}"]);
         assert!(ps.contains("crash Restarting (1) "), "{ps}");
+        let o = env.run(["rm", "crash"]);
+        assert!(
+            stderr(&o).contains("cannot remove a restarting container"),
+            "{}",
+            stderr(&o)
+        );
         env.ok(["stop", "crash"]);
         assert_eq!(
             inspect(&env, "crash", "{{.State.Status}} {{.State.Restarting}}"),
@@ -261,6 +267,29 @@ fn restart_policies() {
         let count = inspect(&env, "crash", "{{.RestartCount}}");
         std::thread::sleep(Duration::from_millis(800));
         assert_eq!(inspect(&env, "crash", "{{.RestartCount}}"), count);
+
+        // rm -f between two runs: gone for good.
+        env.ok([
+            "run",
+            "-d",
+            "--name",
+            "crash2",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 1",
+        ]);
+        wait_until("crash2 restarting", Duration::from_secs(30), || {
+            inspect(&env, "crash2", "{{.RestartCount}}")
+                .parse::<u32>()
+                .unwrap()
+                >= 3
+        });
+        env.ok(["rm", "-f", "crash2"]);
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(!env.ok(["ps", "-a"]).contains("crash2"));
 
         // always: killing PID 1 from the host brings it back; stop ends it.
         env.ok([

@@ -51,6 +51,8 @@ pub enum ContainerError {
     NoCommand,
     #[error("You cannot remove a running container {0}. Stop the container before attempting removal or force remove")]
     Running(String),
+    #[error("You cannot remove a restarting container {0}. Stop the container before attempting removal or force remove")]
+    Restarting(String),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
     #[error("container {0} is not running")]
@@ -597,6 +599,24 @@ pub fn remove(
     mapping: &IdMapping,
     force: bool,
 ) -> Result<()> {
+    let latest;
+    let rec = if rec.is_restarting(store) {
+        if !force {
+            return Err(ContainerError::Restarting(rec.id.clone()));
+        }
+        // Its monitor sees the stop between two runs and ends.
+        rec.mark_manual_stop(store);
+        let _ = crate::util::poll::until(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis(20),
+            || (!rec.monitor_alive(store)).then_some(()),
+        );
+        // It may have started again just before the stop was seen.
+        latest = ContainerRecord::load(store, &rec.id).unwrap_or_else(|_| rec.clone());
+        &latest
+    } else {
+        rec
+    };
     if rec.is_up(store) {
         if !force {
             return Err(ContainerError::Running(rec.id.clone()));
