@@ -156,10 +156,10 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
             mounts.push(mounts::anonymous_volume(path));
         }
     }
-    let made = volumes::resolve(store, mapping, &mut mounts)?;
+    let new_volumes = volumes::resolve(store, mapping, &mut mounts)?;
     // A create that fails leaves no anonymous volume behind.
     let undo = |e: ContainerError| {
-        volumes::discard_anonymous(store, mapping, &made);
+        volumes::discard_anonymous(store, mapping, &new_volumes);
         e
     };
     let layers: Vec<PathBuf> = image_cfg
