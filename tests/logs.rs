@@ -154,6 +154,23 @@ fn foreground_output_rotation_and_no_driver() {
             stderr(&l)
         );
 
+        // Under a monitor too.
+        env.ok([
+            "run",
+            "-d",
+            "--name",
+            "quiet-d",
+            "--log-driver",
+            "none",
+            "busybox",
+            "echo",
+            "x",
+        ]);
+        wait_until("quiet-d ends", Duration::from_secs(20), || {
+            inspect(&env, "quiet-d", "{{.State.Status}}") == "exited"
+        });
+        assert!(log_files(&env, "quiet-d").is_empty());
+
         // Bad flags: Docker's words, 125, nothing created.
         for (args, msg) in [
             (
@@ -324,6 +341,12 @@ fn restart_policies() {
         );
         // A manual start clears the stop (and the count); rm -f ends it.
         env.ok(["start", "web"]);
+        assert_eq!(
+            inspect(&env, "web", "{{.State.Running}} {{.RestartCount}}"),
+            "true 0"
+        );
+        // restart: stopped (its monitor gone), started again under a new one.
+        env.ok(["restart", "-t", "1", "web"]);
         assert_eq!(
             inspect(&env, "web", "{{.State.Running}} {{.RestartCount}}"),
             "true 0"
