@@ -89,6 +89,26 @@ fn foreground_output_rotation_and_no_driver() {
         assert_eq!(stdout(&out), "ready\ngot\n");
         assert_eq!(env.ok(["logs", "sig"]), "ready\ngot\n");
 
+        // `run ... | head`: the closed pipe reaches the container (EPIPE;
+        // `yes` is PID 1, which the kernel spares SIGPIPE), and its exit is
+        // recorded, not a dead supervisor's 137.
+        let mut c = env.cmd(["run", "--name", "yes", "busybox", "yes"]);
+        c.stdout(std::process::Stdio::piped());
+        let mut child = spawn(c);
+        let mut first = String::new();
+        {
+            use std::io::BufRead;
+            let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
+            r.read_line(&mut first).unwrap();
+        }
+        assert_eq!(first, "y\n");
+        let code = child.wait().unwrap().code().unwrap();
+        assert_eq!(code, 1);
+        assert_eq!(
+            inspect(&env, "yes", "{{.State.ExitCode}} {{.State.Error}}"),
+            "1"
+        );
+
         // Rotation: 20 lines, one entry (about 70 bytes) fills a file, at
         // most 3 files: logs shows the last 3 lines, in order.
         env.ok([

@@ -57,8 +57,9 @@ pub fn run(
 struct Copier {
     /// The pipes for PID 1's stdout and stderr until it has them.
     writers: Vec<(OwnedFd, OwnedFd)>,
-    /// Our read ends, by stream: (1 or 2, fd, still open).
-    readers: Vec<(u8, OwnedFd, bool)>,
+    /// Our read ends, by stream (1 or 2); None once it has ended, or once
+    /// our own output for it was closed.
+    readers: Vec<(u8, Option<OwnedFd>)>,
     log: log::Writer,
 }
 
@@ -73,20 +74,28 @@ impl Copier {
     }
 
     /// Copy one chunk from stream `i`: false at its end (or, when
-    /// draining, once it is empty).
+    /// draining, once it is empty). When our own stdout or stderr is a
+    /// closed pipe (`run ... | head`), the stream is closed on the
+    /// container too, so its writer gets SIGPIPE, as it would writing to
+    /// that pipe itself.
     fn pump(&mut self, i: usize, buf: &mut [u8]) -> bool {
-        let (stream, fd, _) = &self.readers[i];
+        let (stream, Some(fd)) = &self.readers[i] else {
+            return false;
+        };
         let stream = *stream;
         match nix::unistd::read(fd.as_fd(), buf) {
             Ok(n) if n > 0 => {
                 let data = &buf[..n];
-                // A closed terminal or pipe on our side must not stop the log.
-                let _ = if stream == 2 {
+                let shown = if stream == 2 {
                     write_out(&mut std::io::stderr().lock(), data)
                 } else {
                     write_out(&mut std::io::stdout().lock(), data)
                 };
                 let _ = self.log.write(stream, data);
+                if shown.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+                    self.readers[i].1 = None;
+                    return false;
+                }
                 true
             }
             Err(nix::Error::EINTR) => true,
@@ -104,19 +113,26 @@ impl Watch for Copier {
     /// PID 1 holds the write ends now: drop ours so its exit is our EOF.
     fn started(&mut self, _started: &Started) -> Result<(), sandbox::Failure> {
         for (stream, (r, _w)) in [1u8, 2].into_iter().zip(self.writers.drain(..)) {
-            self.readers.push((stream, r, true));
+            self.readers.push((stream, Some(r)));
         }
         Ok(())
     }
 
     fn wait(&mut self, mut started: Started, _rec: &ContainerRecord) -> Ended {
         let signals = sandbox::relay_signalfd();
+        // A closed stdout is an EPIPE to handle (see `pump`), not the end of
+        // the process that records the container's exit. Blocked, the
+        // signal stays pending and is never delivered: this process ends
+        // without unblocking it.
+        let mut pipe = nix::sys::signal::SigSet::empty();
+        pipe.add(Signal::SIGPIPE);
+        let _ = pipe.thread_block();
         let mut buf = vec![0u8; 64 * 1024];
         let code = loop {
             let mut fds = vec![PollFd::new(started.report_fd(), PollFlags::POLLIN)];
             let mut which = Vec::new();
-            for (i, (_, fd, open)) in self.readers.iter().enumerate() {
-                if *open {
+            for (i, (_, fd)) in self.readers.iter().enumerate() {
+                if let Some(fd) = fd {
                     fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
                     which.push(i);
                 }
@@ -146,7 +162,7 @@ impl Watch for Copier {
             // Output first, so nothing written before the exit is lost.
             for i in outputs {
                 if !self.pump(i, &mut buf) {
-                    self.readers[i].2 = false;
+                    self.readers[i].1 = None;
                 }
             }
             if signalled {
@@ -165,9 +181,9 @@ impl Watch for Copier {
         // What is still in the pipes: PID 1 is gone, and with it every
         // process of its pid namespace, so each pipe ends.
         for i in 0..self.readers.len() {
-            if self.readers[i].2 {
+            if let Some(fd) = &self.readers[i].1 {
                 let _ = nix::fcntl::fcntl(
-                    &self.readers[i].1,
+                    fd,
                     nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
                 );
                 // Non-blocking: EAGAIN ends it too.
