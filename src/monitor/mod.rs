@@ -3,8 +3,8 @@
 //! started them. It is the parent of the sandbox's inner process (which
 //! reaps PID 1), records the exit, writes the log, holds the pty of `-t`
 //! containers, serves attach clients on a unix socket, forwards published
-//! ports (`network::forward`), enforces `--timeout`, and removes `--rm`
-//! containers. If it is killed, the parent-death signals
+//! ports (`network::forward`), enforces `--timeout`, starts the container
+//! again as `--restart` says, and removes `--rm` containers. If it is killed, the parent-death signals
 //! take the container down with it, and `ps` shows it exited.
 
 pub mod attach;
@@ -153,9 +153,9 @@ pub fn main(
         Err(e) => return fail(monitor_failure(e.to_string())),
     };
     // One monitor per container: a second one (a `start` while the first
-    // waits to restart it) would run it twice.
-    // The previous monitor of a container just stopped may still be
-    // finishing (the exit is recorded before it ends): give it a moment.
+    // waits to restart it) would run it twice. The previous monitor of a
+    // container just stopped may still be finishing (it records the exit
+    // before it ends): give it a moment.
     let locked = crate::util::poll::until(
         Duration::from_secs(10),
         Duration::from_millis(10),
