@@ -259,6 +259,26 @@ fn restart_policies() {
             inspect(&env, "flaky", "{{json .HostConfig.RestartPolicy}}"),
             r#"{"MaximumRetryCount":2,"Name":"on-failure"}"#
         );
+        // With a terminal: each run gets a fresh pty.
+        env.ok([
+            "run",
+            "-d",
+            "-t",
+            "--name",
+            "tty",
+            "--restart",
+            "on-failure:1",
+            "busybox",
+            "sh",
+            "-c",
+            "test -t 1 && echo pty; exit 2",
+        ]);
+        wait_until("tty gives up", Duration::from_secs(30), || {
+            inspect(&env, "tty", "{{.RestartCount}} {{.State.Status}}") == "1 exited"
+        });
+        let l = env.ok(["logs", "tty"]);
+        assert_eq!(l.matches("pty").count(), 2, "{l}");
+
         // on-failure does not restart a success.
         env.ok([
             "run",
