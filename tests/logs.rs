@@ -153,6 +153,32 @@ fn foreground_output_rotation_and_no_driver() {
         assert_eq!(log_files(&env, "one"), ["container.log"]);
         assert_eq!(env.ok(["logs", "one"]), "c\n");
 
+        // k8s-file: podman's format, read by logs alike.
+        env.ok([
+            "run",
+            "--name",
+            "k8s",
+            "--log-driver",
+            "k8s-file",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hi; echo oops >&2",
+        ]);
+        let l = env.run(["logs", "k8s"]);
+        assert_eq!(
+            (stdout(&l).as_str(), stderr(&l).as_str()),
+            ("hi\n", "oops\n")
+        );
+        let id = inspect(&env, "k8s", "{{.Id}}");
+        let text =
+            std::fs::read_to_string(env.root.join("containers").join(id).join("container.log"))
+                .unwrap();
+        assert!(
+            text.lines().next().unwrap().ends_with(" stdout F hi"),
+            "{text}"
+        );
+
         // none: nothing is written, and logs says so as Docker does.
         let o = env.run([
             "run",

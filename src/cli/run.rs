@@ -124,7 +124,7 @@ pub struct RunArgs {
     /// Read labels from a file (KEY=VALUE lines, # comments)
     #[arg(long = "label-file", value_name = "FILE")]
     pub label_file: Vec<PathBuf>,
-    /// Logging driver: json-file (the default; read by `logs`) or none
+    /// Logging driver: json-file (the default), k8s-file (podman's format) or none
     #[arg(long = "log-driver", value_name = "DRIVER")]
     pub log_driver: Option<String>,
     /// Logging options: max-size=10m (rotate at this size), max-file=3 (files kept)

@@ -37,7 +37,8 @@ pub fn run(
     let rotation = log::Rotation::of(&rec.host_config.log_config)
         .map_err(|e| ContainerError::Other(e.to_string()))?;
     let path: PathBuf = store.container_dir(&rec.id).join(container::LOG_FILE);
-    let log = log::Writer::open(&path, rotation).map_err(io_error)?;
+    let format = log::Format::of(&rec.host_config.log_config).unwrap_or(log::Format::JsonFile);
+    let log = log::Writer::open(&path, rotation, format).map_err(io_error)?;
     let pipe = || process::pipe().map_err(|e| io_error(e.into()));
     let mut copier = Copier {
         writers: vec![pipe()?, pipe()?],

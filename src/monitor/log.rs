@@ -1,8 +1,10 @@
 //! Container logs in Docker's json-file format: one JSON object per line,
 //! `{"log":"text\n","stream":"stdout","time":"2026-...Z"}`; stdout and stderr
-//! stay distinct. Writing (the monitor, or a foreground `run` copying the
+//! stay distinct. podman's `k8s-file` (the CRI format: `TIME STREAM F|P
+//! TEXT`, F for a full line, P for part of one) is written on request and
+//! read alike. Writing (the monitor, or a foreground `run` copying the
 //! output) and reading (`logs`) live here, as do the logging flags
-//! (`--log-driver json-file|none`, `--log-opt max-size=,max-file=`) and
+//! (`--log-driver json-file|k8s-file|none`, `--log-opt max-size=,max-file=`) and
 //! Docker's rotation: once the file has reached `max-size`, `NAME.log.1`
 //! moves to `.2` and so on, the file becomes `.1`, and a new one starts, so
 //! at most `max-file` files exist (with one, the file starts over).
@@ -33,8 +35,8 @@ pub enum LogError {
     OptsForNone(String),
     #[error("invalid log opt {0:?}: KEY=VALUE")]
     NotKeyValue(String),
-    #[error("unknown log opt '{0}' for json-file log driver")]
-    UnknownOpt(String),
+    #[error("unknown log opt '{0}' for {1} log driver")]
+    UnknownOpt(String, String),
     #[error("log opt '{0}' is not supported by burrow (max-size and max-file are)")]
     Unsupported(String),
     #[error("invalid max-size {0:?}: a size like 10m")]
@@ -48,7 +50,7 @@ pub enum LogError {
 /// `--log-driver` and `--log-opt`s as the record keeps them, checked.
 pub fn config(driver: Option<&str>, opts: &[String]) -> Result<LogConfig, LogError> {
     let kind = driver.unwrap_or("json-file");
-    if !matches!(kind, "json-file" | "none") {
+    if !matches!(kind, "json-file" | "k8s-file" | "none") {
         return Err(LogError::NoDriver(kind.to_string()));
     }
     if kind == "none" && !opts.is_empty() {
@@ -67,6 +69,26 @@ pub fn config(driver: Option<&str>, opts: &[String]) -> Result<LogConfig, LogErr
     };
     Rotation::of(&cfg)?;
     Ok(cfg)
+}
+
+/// How entries are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Docker's: one JSON object per line.
+    JsonFile,
+    /// podman's and the CRI's: `TIME STREAM F|P TEXT`.
+    K8sFile,
+}
+
+impl Format {
+    /// None for the `none` driver.
+    pub fn of(cfg: &LogConfig) -> Option<Format> {
+        match cfg.kind.as_str() {
+            "none" => None,
+            "k8s-file" => Some(Format::K8sFile),
+            _ => Some(Format::JsonFile),
+        }
+    }
 }
 
 /// When the log file rotates, and how many files are kept.
@@ -105,7 +127,7 @@ impl Rotation {
                 "compress" | "labels" | "labels-regex" | "env" | "env-regex" | "tag" => {
                     return Err(LogError::Unsupported(k.clone()))
                 }
-                _ => return Err(LogError::UnknownOpt(k.clone())),
+                _ => return Err(LogError::UnknownOpt(k.clone(), cfg.kind.clone())),
             }
         }
         Ok(r)
@@ -129,6 +151,7 @@ pub struct Writer {
     /// Bytes in the current file.
     size: u64,
     rotation: Rotation,
+    format: Format,
     /// Entries not written yet (see `append`).
     pending: Vec<u8>,
     /// Partial lines per stream (stdout, stderr), flushed at newline or end.
@@ -136,7 +159,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn open(path: &Path, rotation: Rotation) -> std::io::Result<Self> {
+    pub fn open(path: &Path, rotation: Rotation, format: Format) -> std::io::Result<Self> {
         let file = File::options().create(true).append(true).open(path)?;
         let size = file.metadata()?.len();
         Ok(Writer {
@@ -144,6 +167,7 @@ impl Writer {
             file,
             size,
             rotation,
+            format,
             pending: Vec::new(),
             partial: [Vec::new(), Vec::new()],
         })
@@ -160,13 +184,25 @@ impl Writer {
         let mut result = Ok(());
         let mut entry = Vec::new();
         while let Some(nl) = buf[start..].iter().position(|b| *b == b'\n') {
-            encode(&mut entry, stream, &buf[start..start + nl + 1], &time);
+            encode(
+                self.format,
+                &mut entry,
+                stream,
+                &buf[start..start + nl + 1],
+                &time,
+            );
             result = result.and(self.append(&entry));
             start += nl + 1;
         }
         // Very long lines are cut into entries of 16 KiB, as Docker does.
         while buf.len() - start >= MAX_ENTRY {
-            encode(&mut entry, stream, &buf[start..start + MAX_ENTRY], &time);
+            encode(
+                self.format,
+                &mut entry,
+                stream,
+                &buf[start..start + MAX_ENTRY],
+                &time,
+            );
             result = result.and(self.append(&entry));
             start += MAX_ENTRY;
         }
@@ -220,7 +256,7 @@ impl Writer {
             let rest = std::mem::take(&mut self.partial[idx]);
             if !rest.is_empty() {
                 let mut entry = Vec::new();
-                encode(&mut entry, stream, &rest, &now());
+                encode(self.format, &mut entry, stream, &rest, &now());
                 self.append(&entry)?;
             }
         }
@@ -232,10 +268,23 @@ fn now() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
 }
 
-/// One json-file line into `out` (cleared first), written directly rather
+/// One line of the log into `out` (cleared first), written directly rather
 /// than through an [`Entry`]: the log is written once per line of output.
-fn encode(out: &mut Vec<u8>, stream: u8, data: &[u8], time: &str) {
+fn encode(format: Format, out: &mut Vec<u8>, stream: u8, data: &[u8], time: &str) {
     out.clear();
+    let name: &[u8] = if stream == 2 { b"stderr" } else { b"stdout" };
+    if format == Format::K8sFile {
+        let (text, tag): (&[u8], &[u8]) = match data.strip_suffix(b"\n") {
+            Some(t) => (t, b"F"),
+            None => (data, b"P"),
+        };
+        for part in [time.as_bytes(), b" ", name, b" ", tag, b" "] {
+            out.extend_from_slice(part);
+        }
+        out.extend_from_slice(String::from_utf8_lossy(text).as_bytes());
+        out.push(b'\n');
+        return;
+    }
     out.extend_from_slice(b"{\"log\":");
     let text = String::from_utf8_lossy(data);
     serde_json::to_writer(&mut *out, text.as_ref()).expect("a string serializes");
@@ -283,13 +332,32 @@ fn read_entries(r: &mut impl BufRead, q: &Query, out: &mut Vec<Entry>) -> std::i
             break;
         }
         consumed += n as u64;
-        if let Ok(e) = serde_json::from_str::<Entry>(&line) {
+        if let Some(e) = parse(&line) {
             if matches(&e, q) {
                 out.push(e);
             }
         }
     }
     Ok(consumed)
+}
+
+/// One line of either format (a k8s-file line never starts with `{`).
+fn parse(line: &str) -> Option<Entry> {
+    if line.starts_with('{') {
+        return serde_json::from_str(line).ok();
+    }
+    let mut f = line.strip_suffix('\n')?.splitn(4, ' ');
+    let (time, stream, tag) = (f.next()?, f.next()?, f.next()?);
+    let text = f.next().unwrap_or("");
+    Some(Entry {
+        log: if tag == "F" {
+            format!("{text}\n")
+        } else {
+            text.to_string()
+        },
+        stream: stream.to_string(),
+        time: time.to_string(),
+    })
 }
 
 /// A reader of a container's log: everything so far across the rotated
@@ -410,7 +478,7 @@ mod tests {
     fn lines_streams_tail_and_follow() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("log");
-        let mut w = Writer::open(&p, NO_ROTATION).unwrap();
+        let mut w = Writer::open(&p, NO_ROTATION, Format::JsonFile).unwrap();
         w.write(1, b"one\ntw").unwrap();
         w.write(2, b"err\n").unwrap();
         w.write(1, b"o\nthree").unwrap();
@@ -463,7 +531,7 @@ mod tests {
             max_size: Some(1),
             max_file: 3,
         };
-        let mut w = Writer::open(&p, rotation).unwrap();
+        let mut w = Writer::open(&p, rotation, Format::JsonFile).unwrap();
         let (mut follower, _) = Reader::open(&p, &Query::default()).unwrap();
         let mut followed = Vec::new();
         for i in 0..6 {
@@ -484,6 +552,7 @@ mod tests {
                 max_size: Some(40),
                 max_file: 1,
             },
+            Format::JsonFile,
         )
         .unwrap();
         let (mut follower, _) = Reader::open(&p1, &Query::default()).unwrap();
@@ -493,6 +562,41 @@ mod tests {
         assert_eq!(logs(&p1), ["second\n"]);
         let again = follower.more(&Query::default()).unwrap();
         assert_eq!(again[0].log, "second\n");
+    }
+
+    #[test]
+    fn k8s_file_lines_read_back() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ctr.log");
+        let mut w = Writer::open(&p, NO_ROTATION, Format::K8sFile).unwrap();
+        w.write(1, b"one\ntwo ").unwrap();
+        w.write(2, b"err\n").unwrap();
+        w.flush().unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].ends_with(" stdout F one"), "{text}");
+        assert!(lines[1].ends_with(" stderr F err"), "{text}");
+        assert!(lines[2].ends_with(" stdout P two "), "{text}");
+        assert!(
+            lines[0].starts_with("20") && lines[0].contains('T'),
+            "{text}"
+        );
+        let e = read(&p, &Query::default()).unwrap();
+        let got: Vec<(&str, &str)> = e
+            .iter()
+            .map(|e| (e.stream.as_str(), e.log.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("stdout", "one\n"), ("stderr", "err\n"), ("stdout", "two ")]
+        );
+        // --since works on its times too.
+        let future = Query {
+            since: Some(SystemTime::now() + std::time::Duration::from_secs(60)),
+            ..Default::default()
+        };
+        assert!(read(&p, &future).unwrap().is_empty());
     }
 
     #[test]

@@ -415,10 +415,11 @@ impl Monitor {
         }
         let _ = listener.set_nonblocking(true);
         let log_path = store.container_dir(&rec.id).join(container::LOG_FILE);
-        let log = match log::Rotation::of(&rec.host_config.log_config) {
-            _ if !rec.host_config.log_config.keeps_output() => None,
-            Err(e) => return Err((monitor_failure(e.to_string()), status)),
-            Ok(rotation) => match log::Writer::open(&log_path, rotation) {
+        let cfg = &rec.host_config.log_config;
+        let log = match (log::Format::of(cfg), log::Rotation::of(cfg)) {
+            (None, _) => None,
+            (_, Err(e)) => return Err((monitor_failure(e.to_string()), status)),
+            (Some(format), Ok(rotation)) => match log::Writer::open(&log_path, rotation, format) {
                 Ok(l) => Some(l),
                 Err(e) => {
                     return Err((
