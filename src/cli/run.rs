@@ -128,6 +128,16 @@ pub struct RunArgs {
     /// Read labels from a file (KEY=VALUE lines, # comments)
     #[arg(long = "label-file", value_name = "FILE")]
     pub label_file: Vec<PathBuf>,
+    /// Logging driver: json-file (the default), k8s-file (podman's format) or none
+    #[arg(long = "log-driver", value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// Logging options: max-size=10m (rotate at this size), max-file=3 (files kept)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
+    /// Restart policy, carried out while burrow's monitor for the container
+    /// runs (never after a reboot): no, on-failure[:N], always, unless-stopped
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    pub restart: String,
     /// Image to run
     pub image: String,
     /// Command and arguments (replace the image's Cmd)
@@ -151,6 +161,12 @@ pub fn create_container(
     if a.timeout == Some(0) {
         return Err(Exit::new(exit::BURROW, "--timeout must be at least 1 second").into());
     }
+    let restart_policy = restart_policy(&a.restart).map_err(|m| Exit::new(exit::BURROW, m))?;
+    if a.rm && !restart_policy.is_none() {
+        return Err(Exit::new(exit::BURROW, "Conflicting options: --restart and --rm").into());
+    }
+    let log_config = crate::monitor::log::config(a.log_driver.as_deref(), &a.log_opt)
+        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     crate::sandbox::caps::resolve(&a.cap_add, &a.cap_drop)
         .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
@@ -230,6 +246,8 @@ pub fn create_container(
         resources,
         labels,
         network,
+        log_config,
+        restart_policy,
     };
     let rec = {
         let _lock = ctx.store.lock_shared()?;
@@ -250,11 +268,25 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
         println!("{}", rec.id);
         return Ok(0);
     }
-    if tty || timeout {
-        // A pty (or a timer) needs the monitor; attach to it before it
-        // starts the container, so no output is missed.
+    if tty || timeout || !rec.host_config.restart_policy.is_none() {
+        // A pty (or a timer, or restarts) needs the monitor; attach to it
+        // before it starts the container, so no output is missed.
         // The monitor removes a `--rm` container's anonymous volumes.
         let code = super::start::attach_new(&ctx, &rec)?;
+        return Ok(code);
+    }
+    if !rec.host_config.auto_remove && rec.host_config.log_config.keeps_output() {
+        // Kept after it ends, so `logs` must show its output: we copy it to
+        // our stdout and stderr and to the log.
+        let code = monitor::foreground::run(
+            &ctx.store,
+            &mut rec,
+            &ctx.mapping,
+            rootfs,
+            super::systemd_scopes(),
+            super::helper_path(),
+        )
+        .with_context(|| format!("container {}", rec.name))?;
         return Ok(code);
     }
     // The fast path: we are the monitor, and the container writes straight
@@ -279,6 +311,41 @@ fn drop_anonymous_volumes(ctx: &Ctx, rec: &ContainerRecord) -> anyhow::Result<()
             .with_context(|| format!("removing the volumes of container {}", rec.name))?;
     }
     Ok(())
+}
+
+/// `--restart` as Docker parses it: `no`, `always`, `unless-stopped`,
+/// `on-failure` or `on-failure:N` (at most N restarts).
+pub fn restart_policy(s: &str) -> Result<container::RestartPolicy, String> {
+    let (name, count) = match s.split_once(':') {
+        Some(("", _)) => {
+            return Err("invalid restart policy format: no policy provided before colon".into())
+        }
+        Some((name, n)) => {
+            let n: i64 = n.parse().map_err(|_| {
+                "invalid restart policy format: maximum retry count must be an integer".to_string()
+            })?;
+            (name, Some(n))
+        }
+        None => (s, None),
+    };
+    match (name, count) {
+        ("" | "no" | "always" | "unless-stopped", None | Some(0)) => {}
+        ("no" | "always" | "unless-stopped", Some(_)) => {
+            return Err(
+                "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+                    .to_string(),
+            )
+        }
+        ("on-failure", Some(n)) if n < 0 => {
+            return Err("invalid restart policy: maximum retry count cannot be negative".into())
+        }
+        ("on-failure", _) => {}
+        _ => return Err(format!("invalid restart policy '{name}'")),
+    }
+    Ok(container::RestartPolicy {
+        name: if name.is_empty() { "no" } else { name }.to_string(),
+        maximum_retry_count: count.unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
+    })
 }
 
 /// `--network`, `-p`, `-P`, `--dns`, `--add-host`, checked before anything
@@ -598,6 +665,24 @@ mod tests {
         assert!(e.contains("contains whitespaces"), "{e}");
         std::fs::write(&f, "=x\n").unwrap();
         assert!(collect_env(&[], &[f]).is_err());
+    }
+
+    #[test]
+    fn restart_policies_as_docker() {
+        let p = restart_policy("on-failure:2").unwrap();
+        assert_eq!((p.name.as_str(), p.maximum_retry_count), ("on-failure", 2));
+        assert!(p.restarts_after(1, 1) && !p.restarts_after(1, 2) && !p.restarts_after(0, 0));
+        assert!(restart_policy("always").unwrap().restarts_after(0, 100));
+        assert!(restart_policy("no").unwrap().is_none());
+        for bad in [
+            "sometimes",
+            ":3",
+            "on-failure:x",
+            "always:2",
+            "on-failure:-1",
+        ] {
+            assert!(restart_policy(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::linux::channel::{Failure, Step};
 pub use process::{Process, Stdio, DEFAULT_PATH};
+pub use report::relay_signalfd;
 pub use spawn::{start, start_with, BeforeSetup, Started};
 
 use crate::linux::userns::IdMapping;
