@@ -264,8 +264,9 @@ fn image_prune_removes_dangling_then_unused_images_and_their_blobs() {
 fn commit_of_an_unknown_container_or_bad_change_fails_clearly() {
     for env in users("commit_errors") {
         env.import_busybox("busybox");
+        // A missing container is Docker's exit 1, as for the other verbs.
         let o = env.run(["commit", "nosuch"]);
-        assert_eq!(o.status.code(), Some(125));
+        assert_eq!(o.status.code(), Some(1));
         assert!(stderr(&o).contains("No such container"), "{}", stderr(&o));
         env.ok(["create", "--name", "fresh", "busybox"]);
         let o = env.run(["commit", "-c", "RUN echo", "fresh"]);

@@ -38,8 +38,8 @@ fn templates_rename_diff_df_and_prune() {
         let t = env.ok(["ps", "-a", "--format", r"table {{.Names}}\t{{.Status}}"]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 2, "{t}");
-        assert!(lines[0].starts_with("NAMES   STATUS"), "{t}");
-        assert!(lines[1].starts_with("box     Exited (3)"), "{t}");
+        assert!(lines[0].starts_with("NAMES     STATUS"), "{t}");
+        assert!(lines[1].starts_with("box       Exited (3)"), "{t}");
         let j: serde_json::Value =
             serde_json::from_str(env.ok(["ps", "-l", "--format", "json"]).trim()).unwrap();
         assert_eq!(j["Names"], "box");
@@ -177,4 +177,52 @@ fn templates_rename_diff_df_and_prune() {
             0
         );
     }
+}
+
+/// Files under a directory owned by one of the container's subordinate ids
+/// (mode 700) cannot even be stat'ed by the user on the host; `ps -s` and
+/// `system df` count them all the same.
+#[test]
+fn sizes_count_files_of_subordinate_ids() {
+    let Some(env) = common::Env::new(common::Who::Range, "sizes-subuid") else {
+        return;
+    };
+    env.import_busybox("busybox");
+    env.ok([
+        "run",
+        "--name",
+        "hidden",
+        "-v",
+        "vol:/vol",
+        "busybox",
+        "sh",
+        "-c",
+        "for d in /secret /vol/secret; do mkdir $d && head -c 300000 /dev/zero > $d/f && chown -R 100:100 $d && chmod 700 $d; done",
+    ]);
+    // The host user really cannot look inside.
+    let id = env.ok(["inspect", "-f", "{{.Id}}", "hidden"]);
+    let secret = env
+        .root
+        .join("containers")
+        .join(id.trim())
+        .join("upper/secret");
+    let as_user = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            &env.ids().0.to_string(),
+            "--regid",
+            &env.ids().1.to_string(),
+            "--clear-groups",
+            "stat",
+        ])
+        .arg(secret.join("f"))
+        .output();
+    if let Ok(o) = as_user {
+        assert!(!o.status.success(), "stat should be refused");
+    }
+    let row = env.ok(["ps", "-a", "-s", "--format", "{{.Size}}"]);
+    assert!(row.starts_with("300kB (virtual "), "{row}");
+    let df = env.ok(["system", "df", "--format", "{{.Type}} {{.Size}}"]);
+    assert!(df.contains("Containers 300kB"), "{df}");
+    assert!(df.contains("Local Volumes 300kB"), "{df}");
 }

@@ -243,8 +243,12 @@ fn stop_signal_wait_kill_restart_timeout_and_prune() {
             "busybox",
             "sh",
             "-c",
-            "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+            "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done",
         ]);
+        // PID 1 ignores a signal it has no handler for yet.
+        wait_until("the trap is set", Duration::from_secs(20), || {
+            env.ok(["logs", "polite"]).contains("ready")
+        });
         let t0 = Instant::now();
         env.ok(["stop", "polite"]);
         assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
@@ -259,8 +263,11 @@ fn stop_signal_wait_kill_restart_timeout_and_prune() {
             "busybox",
             "sh",
             "-c",
-            "trap 'exit 42' HUP; while true; do sleep 0.1; done",
+            "trap 'exit 42' HUP; echo ready; while true; do sleep 0.1; done",
         ]);
+        wait_until("the trap is set", Duration::from_secs(20), || {
+            env.ok(["logs", "hup"]).contains("ready")
+        });
         let waiter = spawn(env.cmd(["wait", "hup"]));
         std::thread::sleep(Duration::from_millis(300));
         env.ok(["kill", "-s", "HUP", "hup"]);

@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -26,10 +26,16 @@ fn free_port() -> u16 {
 
 /// GET / on 127.0.0.1:port, retried while the app starts.
 fn fetch(port: u16) -> String {
+    fetch_at(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// GET / on `addr`, retried while the app starts.
+fn fetch_at(addr: SocketAddr) -> String {
+    let port = addr.port();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got = (|| -> std::io::Result<String> {
-            let mut s = TcpStream::connect(("127.0.0.1", port))?;
+            let mut s = TcpStream::connect(addr)?;
             s.set_read_timeout(Some(Duration::from_secs(5)))?;
             s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
             let mut body = String::new();
@@ -110,10 +116,19 @@ fn the_colour_app_is_published_and_taken_and_freed_ports_behave() {
         // ps, port and inspect say where.
         let ps = env.ok(["ps"]);
         assert!(ps.contains(&format!("0.0.0.0:{p1}->3000/tcp")), "{ps}");
-        assert_eq!(
-            env.ok(["port", "blue"]).trim(),
-            format!("3000/tcp -> 0.0.0.0:{p2}")
-        );
+        // Published on every address: IPv4 and, where the host has it,
+        // IPv6 (as Docker does).
+        let ipv6 = std::fs::read_to_string("/proc/net/if_inet6")
+            .is_ok_and(|t| t.lines().any(|l| l.ends_with(" lo")));
+        let mut want = format!("3000/tcp -> 0.0.0.0:{p2}");
+        if ipv6 {
+            want.push_str(&format!("\n3000/tcp -> [::]:{p2}"));
+            let page = fetch_at(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, p2)));
+            assert!(page.contains("background-color: blue"), "{page}");
+        } else {
+            loud("IPv6 publishing not checked: this host has no IPv6 loopback");
+        }
+        assert_eq!(env.ok(["port", "blue"]).trim(), want);
         let v: serde_json::Value = serde_json::from_str(&env.ok(["inspect", "red"])).unwrap();
         assert_eq!(
             v[0]["NetworkSettings"]["Ports"]["3000/tcp"][0]["HostPort"],
@@ -139,6 +154,9 @@ fn the_colour_app_is_published_and_taken_and_freed_ports_behave() {
         // rm -f frees the port at once.
         env.ok(["rm", "-f", "red", "blue", "all"]);
         TcpListener::bind(("0.0.0.0", p1)).expect("rm -f frees the published port");
+        if ipv6 {
+            TcpListener::bind(("::", p1)).expect("rm -f frees the published IPv6 port");
+        }
 
         // Below net.ipv4.ip_unprivileged_port_start: an error naming it.
         let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
@@ -431,8 +449,8 @@ fn udp_ports_are_relayed() {
             UDP_ECHO,
         ]);
         assert_eq!(
-            env.ok(["port", "u"]).trim(),
-            format!("5000/udp -> 0.0.0.0:{port}")
+            env.ok(["port", "u"]).lines().next(),
+            Some(format!("5000/udp -> 0.0.0.0:{port}").as_str())
         );
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client
@@ -506,5 +524,341 @@ fn the_builtin_forwarder_works_without_any_helper() {
             "{}",
             stdout(&info)
         );
+    }
+}
+
+/// Mounts that let a busybox container run the host's python3, whose
+/// glibc resolver reads /etc/hosts (busybox-static's own resolver crashes
+/// in a bare rootfs): the host's /usr and libraries read-only, and an
+/// nsswitch.conf saying "files" first, as a distribution image has.
+fn python_mounts(env: &Env) -> Vec<String> {
+    let conf = env.user_dir("nss").join("nsswitch.conf");
+    std::fs::write(&conf, "hosts: files dns\n").unwrap();
+    [
+        "/usr:/usr:ro".to_string(),
+        "/lib:/lib:ro".to_string(),
+        "/lib64:/lib64:ro".to_string(),
+        format!("{}:/etc/nsswitch.conf:ro", conf.display()),
+    ]
+    .into_iter()
+    .flat_map(|m| ["-v".to_string(), m])
+    .collect()
+}
+
+/// A python3 line that fetches each URL (5 s timeout each) and prints the
+/// bodies, one per line.
+fn fetch_script(urls: &[&str]) -> String {
+    let list: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
+    format!(
+        "import urllib.request as u\nfor url in [{}]: print(u.urlopen(url, timeout=5).read().decode().strip())",
+        list.join(", ")
+    )
+}
+
+/// The pids of `__switch` processes serving the store at `root`.
+fn switches_of(root: &Path) -> Vec<i32> {
+    let root = root.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<String> = cmd
+                .split(|&b| b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            args.iter().any(|a| a == "__switch") && args.contains(&root)
+        })
+        .collect()
+}
+
+/// A web server on a user network: busybox httpd on 8080 serving
+/// `body` as its index.
+fn start_web(env: &Env, name: &str, body: &str, extra: &[&str]) {
+    let mut args = vec!["run", "-d", "--name", name, "--network", "appnet"];
+    args.extend_from_slice(extra);
+    let script =
+        format!("mkdir /www && echo {body} > /www/index.html && exec httpd -f -p 8080 -h /www");
+    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
+    env.ok(args);
+}
+
+#[test]
+fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
+    if !Path::new("/usr/bin/python3").exists() {
+        loud("SKIPPED user networks: the resolving client in the container is the host's python3, which is missing");
+        return;
+    }
+    for env in users("usernet") {
+        env.import_busybox("busybox");
+        let id = env.ok(["network", "create", "--label", "team=web", "appnet"]);
+        assert_eq!(id.trim().len(), 64, "{id}");
+        let ls = env.ok(["network", "ls"]);
+        assert!(
+            ls.starts_with("NETWORK ID") && ls.contains("appnet") && ls.contains("bridge"),
+            "{ls}"
+        );
+        assert_eq!(
+            env.ok([
+                "network",
+                "ls",
+                "--format",
+                "{{.Name}} {{.Subnet}} {{.Labels}}"
+            ])
+            .trim(),
+            "appnet 10.89.0.0/24 team=web"
+        );
+        assert_eq!(env.ok(["network", "ls", "-q"]).trim(), &id.trim()[..12]);
+
+        // `early` runs before `web` exists; it must still find it later.
+        let py = python_mounts(&env);
+        let mut args: Vec<&str> = vec!["run", "-d", "--name", "early", "--network", "appnet"];
+        args.extend(py.iter().map(String::as_str));
+        args.extend(["busybox", "sleep", "300"]);
+        env.ok(args);
+        start_web(&env, "web", "hello-from-web", &["--network-alias", "www"]);
+
+        // A newcomer reaches web by name and by alias.
+        let script = fetch_script(&["http://web:8080/", "http://www:8080/"]);
+        let mut args: Vec<&str> = vec!["run", "--rm", "--network", "appnet"];
+        args.extend(py.iter().map(String::as_str));
+        args.extend(["busybox", "/usr/bin/python3", "-c", &script]);
+        let mut got = String::new();
+        wait_until(
+            "web by name from a new container",
+            Duration::from_secs(10),
+            || {
+                let o = env.run(args.clone());
+                got = format!("{}{}", stdout(&o), stderr(&o));
+                got == "hello-from-web\nhello-from-web\n"
+            },
+        );
+        // A member whose CLI is killed leaves at once; the switch carries on.
+        let switch = switches_of(&env.root);
+        assert_eq!(switch.len(), 1);
+        let hosts_of_early = || env.ok(["exec", "early", "cat", "/etc/hosts"]);
+        let mut fg = env
+            .cmd([
+                "run",
+                "--name",
+                "fg",
+                "--network",
+                "appnet",
+                "busybox",
+                "sleep",
+                "60",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until("fg on the network", Duration::from_secs(10), || {
+            hosts_of_early().contains("\tfg ")
+        });
+        fg.kill().unwrap();
+        fg.wait().unwrap();
+        wait_until("fg's name to go", Duration::from_secs(10), || {
+            !hosts_of_early().contains("\tfg ")
+        });
+        assert_eq!(switches_of(&env.root), switch);
+        env.ok(["rm", "-f", "fg"]);
+
+        // The earlier container reaches the later one.
+        let script = fetch_script(&["http://web:8080/"]);
+        assert_eq!(
+            env.ok(["exec", "early", "/usr/bin/python3", "-c", &script]),
+            "hello-from-web\n"
+        );
+
+        // inspect shows the address, alias and gateway; network inspect
+        // lists both containers.
+        let v: serde_json::Value = serde_json::from_str(&env.ok(["inspect", "web"])).unwrap();
+        let ep = &v[0]["NetworkSettings"]["Networks"]["appnet"];
+        let ip = ep["IPAddress"].as_str().unwrap().to_string();
+        assert!(ip.starts_with("10.89.0."), "{ep}");
+        assert_eq!(ep["Gateway"], "10.89.0.1", "{ep}");
+        assert_eq!(ep["Aliases"][0], "www", "{ep}");
+        let n: serde_json::Value =
+            serde_json::from_str(&env.ok(["network", "inspect", "appnet"])).unwrap();
+        let members: Vec<&str> = n[0]["Containers"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|c| c["Name"].as_str().unwrap())
+            .collect();
+        assert!(
+            members.contains(&"web") && members.contains(&"early"),
+            "{n}"
+        );
+        assert_eq!(
+            env.ok([
+                "network",
+                "inspect",
+                "-f",
+                "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{.Labels.team}}",
+                "appnet"
+            ])
+            .trim(),
+            "10.89.0.0/24 web"
+        );
+
+        // In use: refused, exit 1, one line naming a container.
+        let o = env.run(["network", "rm", "appnet"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains("in use"), "{}", stderr(&o));
+
+        // A removed container's name disappears from the others.
+        let hosts = env.ok(["exec", "early", "cat", "/etc/hosts"]);
+        assert!(hosts.contains(&format!("{ip}\tweb www")), "{hosts}");
+        env.ok(["rm", "-f", "web"]);
+        let hosts = env.ok(["exec", "early", "cat", "/etc/hosts"]);
+        assert!(!hosts.contains("web"), "{hosts}");
+        assert_eq!(switches_of(&env.root).len(), 1);
+
+        // The last member gone, the switch exits.
+        env.ok(["rm", "-f", "early"]);
+        wait_until("the switch to exit", Duration::from_secs(5), || {
+            switches_of(&env.root).is_empty()
+        });
+        assert_eq!(env.ok(["network", "rm", "appnet"]).trim(), "appnet");
+        // Nothing of its switch is left in the runtime dir.
+        let prefix = format!("net-{}.", &id.trim()[..12]);
+        let run = PathBuf::from(format!("/tmp/burrow-run-{}", env.ids().0));
+        let left: Vec<PathBuf> = std::fs::read_dir(&run)
+            .unwrap()
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&prefix)
+            })
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(env.ok(["network", "ls", "-q"]), "");
+        let o = env.run(["network", "rm", "appnet"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(stderr(&o), "Error: No such network: appnet\n");
+
+        // An unknown network is refused before anything is created.
+        let o = env.run(["run", "--rm", "--network", "nonet", "busybox", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("No such network: nonet"),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(env.ok(["ps", "-aq"]), "");
+    }
+}
+
+#[test]
+fn a_user_network_keeps_outbound_access() {
+    if !nix::unistd::Uid::effective().is_root() {
+        loud("SKIPPED outbound on a user network: creating a network namespace with a server needs root (run the suite as root)");
+        return;
+    }
+    if !Path::new("/usr/bin/pasta").exists() && !Path::new("/usr/bin/slirp4netns").exists() {
+        loud("SKIPPED outbound on a user network: neither pasta nor slirp4netns is installed (apt-get install passt)");
+        return;
+    }
+    for env in users("usernet-out") {
+        env.import_busybox("busybox");
+        env.ok(["network", "create", "outnet"]);
+        let docroot = env.user_dir("www");
+        std::fs::write(docroot.join("index.html"), "from-the-test-netns\n").unwrap();
+        let ns = TestNetns::create(&format!("un{:?}", env.who), &docroot);
+        // burrow runs in the test's namespace, so the helper goes out there.
+        let line = shell_line(
+            &env,
+            &format!(
+                "run --rm --network outnet busybox sh -c \"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 3 nc {SERVER_ADDR} 8000; ip -4 addr\""
+            ),
+        );
+        let mut got = String::new();
+        wait_until(
+            "the server in the test's netns from a user network",
+            Duration::from_secs(10),
+            || {
+                let o = Command::new("ip")
+                    .args(["netns", "exec", &ns.name, "sh", "-c", &line])
+                    .output()
+                    .unwrap();
+                got = format!("{}{}", stdout(&o), stderr(&o));
+                got.contains("from-the-test-netns")
+            },
+        );
+        // And it was on the network while it went out.
+        assert!(got.contains("inet 10.89."), "{got}");
+        wait_until("the switch to exit", Duration::from_secs(5), || {
+            switches_of(&env.root).is_empty()
+        });
+        env.ok(["network", "rm", "outnet"]);
+    }
+}
+
+#[test]
+fn members_starting_at_once_share_one_switch() {
+    for env in users("usernet-burst") {
+        env.import_busybox("busybox");
+        env.ok(["network", "create", "burst"]);
+        let names = ["b1", "b2", "b3", "b4"];
+        let children: Vec<std::process::Child> = names
+            .iter()
+            .map(|n| {
+                env.cmd([
+                    "run",
+                    "-d",
+                    "--name",
+                    n,
+                    "--network",
+                    "burst",
+                    "busybox",
+                    "sleep",
+                    "300",
+                ])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        // Every member lists all four, each with its own address.
+        let mut addrs = Vec::new();
+        for n in names {
+            let hosts = env.ok(["exec", n, "cat", "/etc/hosts"]);
+            for other in names {
+                assert!(hosts.contains(&format!("\t{other} ")), "{n}: {hosts}");
+            }
+            addrs.push(env.ok([
+                "inspect",
+                "-f",
+                "{{.NetworkSettings.Networks.burst.IPAddress}}",
+                n,
+            ]));
+        }
+        let b4 = addrs[3].clone();
+        addrs.sort();
+        addrs.dedup();
+        assert_eq!(addrs.len(), 4, "{addrs:?}");
+        wait_until("one switch", Duration::from_secs(6), || {
+            switches_of(&env.root).len() == 1
+        });
+        // They talk to each other through it.
+        for a in addrs.iter().filter(|a| **a != b4) {
+            env.ok(["exec", "b4", "ping", "-c", "1", "-W", "3", a.trim()]);
+        }
+        let mut rm = vec!["rm", "-f"];
+        rm.extend(names);
+        env.ok(rm);
+        wait_until("the switch to exit", Duration::from_secs(5), || {
+            switches_of(&env.root).is_empty()
+        });
+        env.ok(["network", "rm", "burst"]);
     }
 }

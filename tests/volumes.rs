@@ -45,7 +45,7 @@ fn named_volumes_are_seeded_shared_and_kept_while_in_use() {
         );
         assert_eq!(
             env.ok(["volume", "ls"]),
-            "DRIVER   VOLUME NAME\nlocal    data\n"
+            "DRIVER    VOLUME NAME\nlocal     data\n"
         );
         let v = &json(&env.ok(["volume", "inspect", "data"]))[0];
         assert_eq!(v["Name"], "data");
@@ -231,6 +231,58 @@ fn anonymous_volumes_come_from_the_image_and_go_with_rm_v() {
         let out = env.ok(["system", "prune", "-a", "-f", "--volumes"]);
         assert!(out.contains("Deleted Volumes:\nnamed\n"), "{out}");
         assert_eq!(env.ok(["volume", "ls", "-q"]), "");
+    }
+}
+
+#[test]
+fn failed_creates_leave_no_volumes_and_nocopy_skips_seeding() {
+    for env in users("nocopy") {
+        env.ok([
+            "import",
+            env.busybox_tar().to_str().unwrap(),
+            "withvol",
+            "--change",
+            r#"CMD ["sh"]"#,
+            "--change",
+            "VOLUME /etc",
+        ]);
+        // The name is taken: the create fails after the image's anonymous
+        // volume and -v's were made; none of them is left.
+        env.ok(["create", "--name", "taken", "withvol"]);
+        let before = env.ok(["volume", "ls", "-q"]);
+        assert_eq!(before.lines().count(), 1, "{before}");
+        let o = env.run(["create", "--name", "taken", "-v", "/more", "withvol"]);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert!(stderr(&o).contains("is already in use"), "{}", stderr(&o));
+        assert_eq!(env.ok(["volume", "ls", "-q"]), before);
+        env.ok(["rm", "-v", "taken"]);
+
+        // Seeded by default (the image's /etc), not with nocopy.
+        let seeded = env.ok(["run", "--rm", "-v", "full:/etc", "withvol", "ls", "/etc"]);
+        assert!(seeded.contains("passwd"), "{seeded}");
+        let o = env.ok([
+            "run",
+            "--rm",
+            "-v",
+            "bare:/etc:nocopy",
+            "withvol",
+            "ls",
+            "-A",
+            "/etc",
+        ]);
+        assert_eq!(o, "");
+        let o = env.ok([
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,src=bare2,dst=/etc,volume-nocopy",
+            "withvol",
+            "ls",
+            "-A",
+            "/etc",
+        ]);
+        assert_eq!(o, "");
+        env.ok(["volume", "rm", "full", "bare", "bare2"]);
     }
 }
 

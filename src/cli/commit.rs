@@ -43,7 +43,8 @@ pub struct CommitArgs {
 pub fn run(root: Option<PathBuf>, a: CommitArgs) -> anyhow::Result<i32> {
     let reference = super::optional_reference(a.reference.as_deref())?;
     let ctx = Ctx::open(root)?;
-    let mut rec = container::find(&ctx.store, &a.container)?;
+    // A container that does not exist is exit 1, as for the other verbs.
+    let mut rec = super::rename::find(&ctx, &a.container)?;
     let opts = CommitOptions {
         changes: a.changes,
         comment: a.message.unwrap_or_default(),

@@ -57,9 +57,16 @@ pub fn run(root: Option<PathBuf>, a: LogsArgs) -> anyhow::Result<i32> {
         until: parse(&a.until)?,
     };
     let ctx = Ctx::open(root)?;
-    let rec = container::find(&ctx.store, &a.container)?;
+    let rec = super::rename::find(&ctx, &a.container)?;
+    if !rec.host_config.log_config.keeps_output() {
+        return Err(Exit::new(
+            super::MISSING,
+            "configured logging driver does not support reading",
+        )
+        .into());
+    }
     let path = ctx.store.container_dir(&rec.id).join(LOG_FILE);
-    let (entries, mut offset) = log::read(&path, &q)?;
+    let (mut reader, entries) = log::Reader::open(&path, &q)?;
     let show = |entries: &[Entry]| -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
         let mut err = std::io::stderr().lock();
@@ -81,15 +88,16 @@ pub fn run(root: Option<PathBuf>, a: LogsArgs) -> anyhow::Result<i32> {
     if a.follow {
         let q = Query { tail: None, ..q };
         loop {
-            let up = container::find(&ctx.store, &rec.id).is_ok_and(|r| r.is_up(&ctx.store));
-            if let Ok((more, next)) = log::read_from(&path, offset, &q) {
+            // Up, or between two runs of a restart policy.
+            let up = container::find(&ctx.store, &rec.id)
+                .is_ok_and(|r| r.is_up(&ctx.store) || r.is_restarting(&ctx.store));
+            if let Ok(more) = reader.more(&q) {
                 show(&more)?;
-                offset = next;
             }
             if !up {
                 // One last read: the monitor flushes the log before it
                 // records the exit.
-                if let Ok((more, _)) = log::read_from(&path, offset, &q) {
+                if let Ok(more) = reader.more(&q) {
                     show(&more)?;
                 }
                 break;

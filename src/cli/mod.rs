@@ -17,6 +17,7 @@ mod limits;
 mod load;
 mod login;
 mod logs;
+mod network;
 mod pause;
 mod port;
 mod prune;
@@ -170,9 +171,15 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Manage user networks (containers on one reach each other by name)
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// (internal) a container's monitor
     #[command(name = "__monitor", hide = true)]
     Monitor(create::MonitorArgs),
+    /// (internal) a user network's switch
+    #[command(name = "__switch", hide = true)]
+    Switch(network::SwitchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -483,5 +490,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(ImageCommand::Prune(a)) => prune::run_images(root, a),
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => top::run(root, a),
         Command::Volume(c) => volume::run(root, c),
+        Command::Network(c) => network::run(root, c),
+        Command::Switch(a) => network::run_switch(root, a),
     }
 }

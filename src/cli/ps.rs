@@ -36,7 +36,7 @@ pub struct PsArgs {
     /// table, json (one object per line), a Go template ('{{.Names}}'), or 'table TEMPLATE'
     #[arg(long, default_value = "table")]
     pub format: String,
-    /// Filter: name=SUBSTRING, status=created|running|paused|exited, id=PREFIX, ancestor=IMAGE, label=KEY[=VALUE]
+    /// Filter: name=SUBSTRING, status=created|running|paused|restarting|exited, id=PREFIX, ancestor=IMAGE, label=KEY[=VALUE]
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
 }
@@ -92,7 +92,11 @@ pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
     let all = a.all || last.is_some();
     let recs: Vec<_> = container::list(&ctx.store)?
         .into_iter()
-        .filter(|r| all || r.is_up(&ctx.store) || filters.iter().any(|(k, _)| k == "status"))
+        .filter(|r| {
+            all || r.is_up(&ctx.store)
+                || r.is_restarting(&ctx.store)
+                || filters.iter().any(|(k, _)| k == "status")
+        })
         .filter(|r| {
             let status = format!("{:?}", r.live_status(&ctx.store)).to_lowercase();
             matches(&filters, "name", |v| r.name.contains(v))
@@ -193,7 +197,7 @@ fn item(
         })
         .collect();
     let size = if want_size {
-        let upper = changes::size(&ctx.store.container_dir(&r.id).join("upper"));
+        let upper = changes::size_as(&ctx.store.container_dir(&r.id).join("upper"), &ctx.mapping);
         let image: u64 = r.layers.iter().map(|l| ctx.store.layer_size(l)).sum();
         format!(
             "{} (virtual {})",
@@ -212,7 +216,7 @@ fn item(
         "LocalVolumes": container::volumes::names_of(r).count().to_string(),
         "Mounts": mounts.join(","),
         "Names": r.name,
-        "Networks": r.network_mode().name(),
+        "Networks": r.network_name(),
         "Ports": r.ports_text(),
         "RunningFor": human::ago(&r.created),
         "Size": size,

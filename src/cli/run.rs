@@ -84,7 +84,8 @@ pub struct RunArgs {
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Network: private (own namespace, outbound through pasta or
-    /// slirp4netns), none (loopback only), host, pasta, slirp4netns
+    /// slirp4netns), none (loopback only), host, pasta, slirp4netns, or a
+    /// network made by `burrow network create`
     #[arg(
         long = "network",
         alias = "net",
@@ -92,6 +93,9 @@ pub struct RunArgs {
         default_value = "private"
     )]
     pub network: String,
+    /// An extra name the container has on its user network (repeatable)
+    #[arg(long = "network-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
     /// Publish a container port: [IP:][HOST:]CONTAINER[/tcp|/udp], ranges as 8080-8081:3000-3001
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,
@@ -124,6 +128,16 @@ pub struct RunArgs {
     /// Read labels from a file (KEY=VALUE lines, # comments)
     #[arg(long = "label-file", value_name = "FILE")]
     pub label_file: Vec<PathBuf>,
+    /// Logging driver: json-file (the default), k8s-file (podman's format) or none
+    #[arg(long = "log-driver", value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// Logging options: max-size=10m (rotate at this size), max-file=3 (files kept)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
+    /// Restart policy, carried out while burrow's monitor for the container
+    /// runs (never after a reboot): no, on-failure[:N], always, unless-stopped
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    pub restart: String,
     /// Image to run
     pub image: String,
     /// Command and arguments (replace the image's Cmd)
@@ -147,6 +161,12 @@ pub fn create_container(
     if a.timeout == Some(0) {
         return Err(Exit::new(exit::BURROW, "--timeout must be at least 1 second").into());
     }
+    let restart_policy = restart_policy(&a.restart).map_err(|m| Exit::new(exit::BURROW, m))?;
+    if a.rm && !restart_policy.is_none() {
+        return Err(Exit::new(exit::BURROW, "Conflicting options: --restart and --rm").into());
+    }
+    let log_config = crate::monitor::log::config(a.log_driver.as_deref(), &a.log_opt)
+        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     crate::sandbox::caps::resolve(&a.cap_add, &a.cap_drop)
         .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
@@ -196,6 +216,10 @@ pub fn create_container(
         registry: a.registry.clone(),
     };
     let ctx = Ctx::open(root)?;
+    if crate::network::Mode::parse(&network.mode).ok() == Some(crate::network::Mode::User) {
+        crate::network::user::get(&ctx.store, &network.mode)
+            .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    }
     let image_id = find_or_fetch(&ctx, &a.image, &reference, &fetch)?;
     helper_notice(&ctx, &network.mode);
     let opts = CreateOptions {
@@ -222,6 +246,8 @@ pub fn create_container(
         resources,
         labels,
         network,
+        log_config,
+        restart_policy,
     };
     let rec = {
         let _lock = ctx.store.lock_shared()?;
@@ -242,11 +268,25 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
         println!("{}", rec.id);
         return Ok(0);
     }
-    if tty || timeout {
-        // A pty (or a timer) needs the monitor; attach to it before it
-        // starts the container, so no output is missed.
+    if tty || timeout || !rec.host_config.restart_policy.is_none() {
+        // A pty (or a timer, or restarts) needs the monitor; attach to it
+        // before it starts the container, so no output is missed.
         // The monitor removes a `--rm` container's anonymous volumes.
         let code = super::start::attach_new(&ctx, &rec)?;
+        return Ok(code);
+    }
+    if !rec.host_config.auto_remove && rec.host_config.log_config.keeps_output() {
+        // Kept after it ends, so `logs` must show its output: we copy it to
+        // our stdout and stderr and to the log.
+        let code = monitor::foreground::run(
+            &ctx.store,
+            &mut rec,
+            &ctx.mapping,
+            rootfs,
+            super::systemd_scopes(),
+            super::helper_path(),
+        )
+        .with_context(|| format!("container {}", rec.name))?;
         return Ok(code);
     }
     // The fast path: we are the monitor, and the container writes straight
@@ -273,6 +313,41 @@ fn drop_anonymous_volumes(ctx: &Ctx, rec: &ContainerRecord) -> anyhow::Result<()
     Ok(())
 }
 
+/// `--restart` as Docker parses it: `no`, `always`, `unless-stopped`,
+/// `on-failure` or `on-failure:N` (at most N restarts).
+pub fn restart_policy(s: &str) -> Result<container::RestartPolicy, String> {
+    let (name, count) = match s.split_once(':') {
+        Some(("", _)) => {
+            return Err("invalid restart policy format: no policy provided before colon".into())
+        }
+        Some((name, n)) => {
+            let n: i64 = n.parse().map_err(|_| {
+                "invalid restart policy format: maximum retry count must be an integer".to_string()
+            })?;
+            (name, Some(n))
+        }
+        None => (s, None),
+    };
+    match (name, count) {
+        ("" | "no" | "always" | "unless-stopped", None | Some(0)) => {}
+        ("no" | "always" | "unless-stopped", Some(_)) => {
+            return Err(
+                "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+                    .to_string(),
+            )
+        }
+        ("on-failure", Some(n)) if n < 0 => {
+            return Err("invalid restart policy: maximum retry count cannot be negative".into())
+        }
+        ("on-failure", _) => {}
+        _ => return Err(format!("invalid restart policy '{name}'")),
+    }
+    Ok(container::RestartPolicy {
+        name: if name.is_empty() { "no" } else { name }.to_string(),
+        maximum_retry_count: count.unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
+    })
+}
+
 /// `--network`, `-p`, `-P`, `--dns`, `--add-host`, checked before anything
 /// is created.
 fn network_options(a: &RunArgs) -> anyhow::Result<container::NetworkOptions> {
@@ -295,8 +370,26 @@ fn network_options(a: &RunArgs) -> anyhow::Result<container::NetworkOptions> {
         eprintln!("WARNING: Published ports are discarded when using host network mode");
         publish.clear();
     }
+    if !a.network_alias.is_empty() && mode != network::Mode::User {
+        return Err(Exit::new(
+            exit::BURROW,
+            "--network-alias is only supported on networks made by `burrow network create`",
+        )
+        .into());
+    }
+    if let Some(alias) = a
+        .network_alias
+        .iter()
+        .find(|x| !network::user::is_plain_name(x))
+    {
+        return Err(Exit::new(exit::BURROW, format!("invalid --network-alias {alias:?}")).into());
+    }
     Ok(container::NetworkOptions {
-        mode: mode.name().to_string(),
+        mode: match mode {
+            network::Mode::User => a.network.clone(),
+            m => m.name().to_string(),
+        },
+        aliases: a.network_alias.clone(),
         publish,
         publish_all,
         dns: a.dns.clone(),
@@ -308,7 +401,7 @@ fn network_options(a: &RunArgs) -> anyhow::Result<container::NetworkOptions> {
 /// network will have loopback only, and which package fixes it.
 fn helper_notice(ctx: &Ctx, mode: &str) {
     use crate::network::{helper, Mode};
-    if Mode::parse(mode).ok() != Some(Mode::Private) {
+    if !matches!(Mode::parse(mode), Ok(Mode::Private | Mode::User)) {
         return;
     }
     if let Ok(None) = helper::find(Mode::Private, &super::helper_path()) {
@@ -391,10 +484,10 @@ fn check_seccomp(security_opt: &[String], add: &[String], drop: &[String]) -> an
     };
     let caps = crate::sandbox::caps::resolve(add, drop)
         .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    crate::sandbox::seccomp::Host::this(caps)
-        .and_then(|h| profile.compile(&h))
-        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    Ok(())
+    match crate::sandbox::seccomp::Seccomp::build(Some(&profile), caps) {
+        crate::sandbox::seccomp::Seccomp::Unusable(e) => Err(Exit::new(exit::BURROW, e).into()),
+        _ => Ok(()),
+    }
 }
 
 /// Env from `--env-file`s then `-e`, in order; `KEY` alone takes the host's
@@ -572,6 +665,24 @@ mod tests {
         assert!(e.contains("contains whitespaces"), "{e}");
         std::fs::write(&f, "=x\n").unwrap();
         assert!(collect_env(&[], &[f]).is_err());
+    }
+
+    #[test]
+    fn restart_policies_as_docker() {
+        let p = restart_policy("on-failure:2").unwrap();
+        assert_eq!((p.name.as_str(), p.maximum_retry_count), ("on-failure", 2));
+        assert!(p.restarts_after(1, 1) && !p.restarts_after(1, 2) && !p.restarts_after(0, 0));
+        assert!(restart_policy("always").unwrap().restarts_after(0, 100));
+        assert!(restart_policy("no").unwrap().is_none());
+        for bad in [
+            "sometimes",
+            ":3",
+            "on-failure:x",
+            "always:2",
+            "on-failure:-1",
+        ] {
+            assert!(restart_policy(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -52,7 +52,8 @@ pub fn run_start(root: Option<PathBuf>, a: StartArgs) -> anyhow::Result<i32> {
     }
     super::each(&a.containers, "starts", |key| {
         let rec = container::find(&ctx.store, key)?;
-        if !rec.is_up(&ctx.store) {
+        // Between two runs its monitor starts it again anyway.
+        if !rec.is_up(&ctx.store) && !rec.is_restarting(&ctx.store) {
             monitor::launch(&ctx.store, &rec, false).map_err(ContainerError::from)?;
         }
         Ok(vec![key.to_string()])
@@ -70,7 +71,7 @@ fn attach_new_with(ctx: &Ctx, rec: &ContainerRecord, stdin: bool) -> anyhow::Res
     let sock = launched
         .attached
         .ok_or_else(|| Exit::new(exit::BURROW, "the monitor did not accept the attach"))?;
-    finish(attach::client(sock, stdin, rec.config.tty)?, rec)
+    finish(ctx, attach::client(sock, stdin, rec.config.tty)?, rec)
 }
 
 fn attach_running(ctx: &Ctx, rec: &ContainerRecord, stdin: bool) -> anyhow::Result<i32> {
@@ -80,12 +81,24 @@ fn attach_running(ctx: &Ctx, rec: &ContainerRecord, stdin: bool) -> anyhow::Resu
             format!("cannot attach to {}: {e} (was it started with a monitor? foreground `run` containers cannot be attached)", rec.name),
         )
     })?;
-    finish(attach::client(sock, stdin, rec.config.tty)?, rec)
+    finish(ctx, attach::client(sock, stdin, rec.config.tty)?, rec)
 }
 
-fn finish(end: attach::End, rec: &ContainerRecord) -> anyhow::Result<i32> {
+fn finish(ctx: &Ctx, end: attach::End, rec: &ContainerRecord) -> anyhow::Result<i32> {
     match end {
-        attach::End::Exited(code) => Ok(code),
+        attach::End::Exited(code) => {
+            // The monitor sends the exit code before it records it: return
+            // once `inspect` and `ps` say so too, as `docker run` does. A
+            // container it restarts is running again instead.
+            if rec.host_config.restart_policy.is_none() {
+                container::lifecycle::wait_recorded(
+                    &ctx.store,
+                    &rec.id,
+                    std::time::Duration::from_secs(10),
+                );
+            }
+            Ok(code)
+        }
         attach::End::Detached => {
             eprintln!("\r\ndetached from {}", rec.name);
             Ok(0)

@@ -91,7 +91,7 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
         .filter(|i| active_images.contains(i.id.as_str()))
         .count();
     let upper = |c: &container::ContainerRecord| {
-        changes::size(&ctx.store.container_dir(&c.id).join("upper"))
+        changes::size_as(&ctx.store.container_dir(&c.id).join("upper"), &ctx.mapping)
     };
     let sizes: Vec<u64> = containers.iter().map(upper).collect();
     let running: Vec<bool> = containers.iter().map(|c| c.is_up(&ctx.store)).collect();
@@ -106,7 +106,7 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
     let vols = volumes::list(&ctx.store)?;
     let vol_sizes: Vec<u64> = vols
         .iter()
-        .map(|v| volumes::size(&ctx.store, &v.name))
+        .map(|v| volumes::size(&ctx.store, &ctx.mapping, &v.name))
         .collect();
     let vol_links: Vec<usize> = vols
         .iter()

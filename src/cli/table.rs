@@ -1,4 +1,14 @@
-//! Column-aligned tables like Docker's tabwriter output (3 spaces between).
+//! Column-aligned tables like Docker's tabwriter output: a column is as
+//! wide as its widest cell plus 3 spaces, and at least 10 (Docker's
+//! formatter: minwidth 10, padding 3), so `IMAGE     COMMAND` as Docker.
+
+/// Docker's formatter tabwriter: minimum cell width, padding.
+const MIN_WIDTH: usize = 10;
+const PADDING: usize = 3;
+
+fn cell(c: &str, width: usize) -> String {
+    format!("{c:<w$}", w = (width + PADDING).max(MIN_WIDTH))
+}
 
 pub fn print(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
@@ -13,7 +23,7 @@ pub fn print(headers: &[&str], rows: &[Vec<String>]) {
             if i + 1 == cells.len() {
                 s.push_str(c);
             } else {
-                s.push_str(&format!("{c:<w$}   ", w = widths[i]));
+                s.push_str(&cell(c, widths[i]));
             }
         }
         println!("{}", s.trim_end());
@@ -45,7 +55,7 @@ pub fn align(text: &str) -> String {
             if i + 1 == cells.len() {
                 s.push_str(c);
             } else {
-                s.push_str(&format!("{c:<w$}   ", w = widths[i]));
+                s.push_str(&cell(c, widths[i]));
             }
         }
         out.push_str(s.trim_end());

@@ -213,7 +213,7 @@ fn ls(root: Option<PathBuf>, a: LsArgs) -> anyhow::Result<i32> {
                     "Mountpoint": v.mountpoint,
                     "Name": v.name,
                     "Scope": v.scope,
-                    "Size": human::size(volumes::size(&ctx.store, &v.name)),
+                    "Size": human::size(volumes::size(&ctx.store, &ctx.mapping, &v.name)),
                     "Status": "N/A",
                 })
             })
@@ -293,7 +293,7 @@ pub fn prune_volumes(ctx: &Ctx, all: bool) -> anyhow::Result<(Vec<String>, u64)>
         if !(all || v.is_anonymous()) || !volumes::users(&containers, &v.name).is_empty() {
             continue;
         }
-        let size = volumes::size(&ctx.store, &v.name);
+        let size = volumes::size(&ctx.store, &ctx.mapping, &v.name);
         volumes::remove(&ctx.store, &ctx.mapping, &containers, &v.name)
             .with_context(|| format!("removing volume {}", v.name))?;
         names.push(v.name);

@@ -32,21 +32,49 @@ fn pid1(store: &Store, rec: &ContainerRecord) -> Option<Pid> {
 /// for stop and kill, so the signal can act.
 pub fn signal(store: &Store, rec: &ContainerRecord, sig: Signal) -> Result<()> {
     let pid = pid1(store, rec).ok_or_else(|| ContainerError::NotRunning(rec.name.clone()))?;
+    // A kill that ends the container is a manual stop: no restart after it.
+    if sig == Signal::SIGKILL || sig == stop_signal(rec) {
+        rec.mark_manual_stop(store);
+    }
     kill(pid, sig).map_err(|e| ContainerError::Other(format!("signalling {}: {e}", rec.name)))?;
     Ok(())
 }
 
 /// Docker's stop: the stop signal, then SIGKILL after `timeout`. SIGKILL to
 /// PID 1 makes the kernel kill every process in its pid namespace. Returns
-/// once the monitor has recorded the exit.
+/// once the monitor has recorded the exit; for a container with a restart
+/// policy, once its monitor has ended (it may have been between two runs,
+/// or starting the next one just as the stop came).
 pub fn stop(
     store: &Store,
     rec: &ContainerRecord,
     timeout: Duration,
     sig: Option<Signal>,
 ) -> Result<()> {
-    let Some(pid) = pid1(store, rec) else {
+    rec.mark_manual_stop(store);
+    stop_once(store, rec, timeout, sig);
+    if rec.host_config.restart_policy.is_none() {
         return Ok(());
+    }
+    for _ in 0..3 {
+        let gone =
+            crate::util::poll::until(Duration::from_secs(2), Duration::from_millis(20), || {
+                (!rec.monitor_alive(store)).then_some(())
+            });
+        if gone.is_some() {
+            break;
+        }
+        match ContainerRecord::load(store, &rec.id) {
+            Ok(latest) => stop_once(store, &latest, timeout, sig),
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+fn stop_once(store: &Store, rec: &ContainerRecord, timeout: Duration, sig: Option<Signal>) {
+    let Some(pid) = pid1(store, rec) else {
+        return;
     };
     let _ = kill(pid, sig.unwrap_or_else(|| stop_signal(rec)));
     if rec.live_status(store) == Status::Paused {
@@ -64,7 +92,6 @@ pub fn stop(
         }
     }
     wait_recorded(store, &rec.id, Duration::from_secs(10));
-    Ok(())
 }
 
 fn wait_gone(pid: Pid, timeout: Duration) -> bool {

@@ -23,7 +23,8 @@ use std::path::PathBuf;
 pub use exec::{exec, ExecOptions};
 pub use names::validate as validate_name;
 pub use record::{
-    ContainerConfig, ContainerRecord, HostConfig, NetworkSettings, State, Status, LOG_FILE,
+    ContainerConfig, ContainerRecord, HostConfig, LogConfig, MonitorLock, NetworkSettings,
+    RestartPolicy, State, Status, LOG_FILE,
 };
 pub use supervise::{supervise, Ended, Supervision, Watch};
 
@@ -50,6 +51,8 @@ pub enum ContainerError {
     NoCommand,
     #[error("You cannot remove a running container {0}. Stop the container before attempting removal or force remove")]
     Running(String),
+    #[error("You cannot remove a restarting container {0}. Stop the container before attempting removal or force remove")]
+    Restarting(String),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
     #[error("container {0} is not running")]
@@ -111,6 +114,10 @@ pub struct CreateOptions {
     pub labels: BTreeMap<String, String>,
     /// `--network`, `-p`, `-P`, `--dns`, `--add-host`, validated by the CLI.
     pub network: NetworkOptions,
+    /// `--log-driver`, `--log-opt`, validated by the CLI.
+    pub log_config: LogConfig,
+    /// `--restart`, validated by the CLI.
+    pub restart_policy: RestartPolicy,
 }
 
 /// The network flags of create/run.
@@ -121,6 +128,8 @@ pub struct NetworkOptions {
     pub publish_all: bool,
     pub dns: Vec<String>,
     pub extra_hosts: Vec<String>,
+    /// `--network-alias`, on a user network only.
+    pub aliases: Vec<String>,
 }
 
 /// Create a container record and its directory; nothing runs yet. Its
@@ -149,7 +158,12 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
             mounts.push(mounts::anonymous_volume(path));
         }
     }
-    volumes::resolve(store, &mut mounts)?;
+    let new_volumes = volumes::resolve(store, mapping, &mut mounts)?;
+    // A create that fails leaves no anonymous volume behind.
+    let undo = |e: ContainerError| {
+        volumes::discard_anonymous(store, mapping, &new_volumes);
+        e
+    };
     let layers: Vec<PathBuf> = image_cfg
         .rootfs()
         .diff_ids()
@@ -162,8 +176,9 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
     } else {
         mapping.clone()
     };
-    for m in mounts.iter().filter(|m| m.kind == "volume") {
-        volumes::seed(store, &seen_as, &layers, &m.name, &m.destination)?;
+    for m in mounts.iter().filter(|m| m.kind == "volume" && !m.no_copy) {
+        volumes::seed(store, &seen_as, &layers, &m.name, &m.destination)
+            .map_err(|e| undo(e.into()))?;
     }
 
     let id = store::random_hex(32);
@@ -173,12 +188,10 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         .clone()
         .unwrap_or_else(|| id[..12].to_string());
     let name = match &opts.name {
-        Some(n) => {
-            names::reserve(store, n, &id)?;
-            n.clone()
-        }
-        None => names::reserve_generated(store, &id)?,
-    };
+        Some(n) => names::reserve(store, n, &id).map(|_| n.clone()),
+        None => names::reserve_generated(store, &id),
+    }
+    .map_err(undo)?;
     let dir = store.container_dir(&id);
     let made = (|| -> std::io::Result<()> {
         fs::create_dir(&dir)?;
@@ -199,7 +212,9 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
     if let Err(e) = made {
         let _ = fs::remove_dir_all(&dir);
         names::release(store, &name);
-        return Err(ContainerError::Other(format!("creating {dir:?}: {e}")));
+        return Err(undo(ContainerError::Other(format!(
+            "creating {dir:?}: {e}"
+        ))));
     }
     let (path, args) = match config.argv().split_first() {
         Some((p, a)) => (p.clone(), a.to_vec()),
@@ -237,14 +252,34 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
             publish_all_ports: opts.network.publish_all,
             dns: opts.network.dns.clone(),
             extra_hosts: opts.network.extra_hosts.clone(),
+            log_config: opts.log_config.clone(),
+            restart_policy: opts.restart_policy.clone(),
         },
         state: State::default(),
         rootfs_mode: None,
         layers: image_cfg.rootfs().diff_ids().clone(),
         cgroup: None,
-        network_settings: NetworkSettings::default(),
+        network_settings: NetworkSettings {
+            networks: match crate::network::Mode::parse(&opts.network.mode) {
+                Ok(crate::network::Mode::User) => [(
+                    opts.network.mode.clone(),
+                    crate::network::member::Endpoint {
+                        aliases: opts.network.aliases.clone(),
+                        ..Default::default()
+                    },
+                )]
+                .into(),
+                _ => Default::default(),
+            },
+            ..Default::default()
+        },
+        restart_count: 0,
     };
-    rec.save(store)?;
+    if let Err(e) = rec.save(store) {
+        let _ = fs::remove_dir_all(&dir);
+        names::release(store, &rec.name);
+        return Err(undo(e));
+    }
     Ok(rec)
 }
 
@@ -582,10 +617,30 @@ pub fn remove(
     mapping: &IdMapping,
     force: bool,
 ) -> Result<()> {
+    let latest;
+    let rec = if rec.is_restarting(store) {
+        if !force {
+            return Err(ContainerError::Restarting(rec.id.clone()));
+        }
+        // Its monitor sees the stop between two runs and ends.
+        rec.mark_manual_stop(store);
+        let _ = crate::util::poll::until(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis(20),
+            || (!rec.monitor_alive(store)).then_some(()),
+        );
+        // It may have started again just before the stop was seen.
+        latest = ContainerRecord::load(store, &rec.id).unwrap_or_else(|_| rec.clone());
+        &latest
+    } else {
+        rec
+    };
     if rec.is_up(store) {
         if !force {
             return Err(ContainerError::Running(rec.id.clone()));
         }
+        // Its monitor must not start it again.
+        rec.mark_manual_stop(store);
         // The whole cgroup at once when there is one.
         cgroup::kill(rec.cgroup.as_ref());
         rec.kill_and_wait();

@@ -31,6 +31,10 @@ pub struct MountSpec {
     /// A volume's driver (always "local").
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub driver: String,
+    /// `nocopy`, `volume-nocopy`: an empty volume is not seeded from the
+    /// image.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_copy: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -69,13 +73,23 @@ pub fn parse_volume(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
             ))
         }
     };
-    let rw = match mode {
-        "" | "rw" => true,
-        "ro" => false,
-        m => return Err(err(flag, s, format!("unknown mode {m:?} (ro or rw)"))),
-    };
+    // Modes are a comma list: ro or rw, and nocopy for a volume.
+    let (mut rw, mut no_copy) = (true, false);
+    for m in mode.split(',').filter(|m| !m.is_empty()) {
+        match m {
+            "rw" => rw = true,
+            "ro" => rw = false,
+            "nocopy" => no_copy = true,
+            m => return Err(err(flag, s, format!("unknown mode {m:?} (ro, rw, nocopy)"))),
+        }
+    }
     if !src.is_empty() && !src.contains('/') && !src.starts_with('.') {
-        return volume(flag, s, src, dst, rw);
+        let mut v = volume(flag, s, src, dst, rw)?;
+        v.no_copy = no_copy;
+        return Ok(v);
+    }
+    if no_copy {
+        return Err(err(flag, s, "nocopy is for volumes, not host paths"));
     }
     let source = host_path(flag, s, src, cwd)?;
     // Docker creates a missing host directory for -v.
@@ -101,6 +115,7 @@ fn bind(
         rw,
         options: String::new(),
         driver: String::new(),
+        no_copy: false,
     })
 }
 
@@ -138,6 +153,7 @@ fn volume(
         rw,
         options: String::new(),
         driver: String::new(),
+        no_copy: false,
     })
 }
 
@@ -152,6 +168,7 @@ pub fn anonymous_volume(path: &str) -> MountSpec {
         rw: true,
         options: String::new(),
         driver: String::new(),
+        no_copy: false,
     }
 }
 
@@ -162,6 +179,7 @@ pub fn parse_mount(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
     let flag = "--mount";
     let mut kind = "volume";
     let (mut src, mut dst, mut rw) = (None, None, true);
+    let mut no_copy = false;
     let mut opts = Vec::new();
     for field in s.split(',') {
         let (k, v) = field.split_once('=').unwrap_or((field, ""));
@@ -170,6 +188,7 @@ pub fn parse_mount(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
             "source" | "src" => src = Some(v),
             "target" | "destination" | "dst" => dst = Some(v),
             "readonly" | "ro" => rw = matches!(v, "false" | "0"),
+            "volume-nocopy" => no_copy = !matches!(v, "false" | "0"),
             "tmpfs-size" => opts.push(format!("size={v}")),
             "tmpfs-mode" => opts.push(format!("mode={v}")),
             "bind-propagation" | "consistency" | "volume-driver" => {}
@@ -177,6 +196,9 @@ pub fn parse_mount(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
         }
     }
     let dst = dst.ok_or_else(|| err(flag, s, "target= is required"))?;
+    if no_copy && kind != "volume" {
+        return Err(err(flag, s, "volume-nocopy is for type=volume"));
+    }
     match kind {
         "bind" => {
             let src = src.ok_or_else(|| err(flag, s, "source= is required for type=bind"))?;
@@ -197,7 +219,11 @@ pub fn parse_mount(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
             }
             Ok(tmpfs(flag, s, dst, &opts.join(","))?)
         }
-        "volume" => volume(flag, s, src.unwrap_or(""), dst, rw),
+        "volume" => {
+            let mut v = volume(flag, s, src.unwrap_or(""), dst, rw)?;
+            v.no_copy = no_copy;
+            Ok(v)
+        }
         other => Err(err(
             flag,
             s,
@@ -238,6 +264,7 @@ fn tmpfs(flag: &'static str, input: &str, dst: &str, opts: &str) -> Result<Mount
         rw: !opts.split(',').any(|o| o == "ro"),
         options: opts.to_string(),
         driver: String::new(),
+        no_copy: false,
     })
 }
 
@@ -307,6 +334,14 @@ mod tests {
         );
         let anon = parse_volume("/data", d.path()).unwrap();
         assert_eq!((anon.kind.as_str(), anon.name.as_str()), ("volume", ""));
+        let nc = parse_volume("cache:/c:ro,nocopy", d.path()).unwrap();
+        assert!(nc.no_copy && !nc.rw && !n.no_copy);
+        assert!(parse_volume("/a:/b:nocopy", d.path()).is_err());
+        let m = parse_mount("type=volume,src=v1,dst=/v,volume-nocopy", d.path()).unwrap();
+        assert!(m.no_copy);
+        let m = parse_mount("type=volume,src=v1,dst=/v,volume-nocopy=false", d.path()).unwrap();
+        assert!(!m.no_copy);
+        assert!(parse_mount("type=tmpfs,dst=/t,volume-nocopy", d.path()).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::{ContainerError, Result};
@@ -17,6 +18,11 @@ use crate::util::human;
 pub const RECORD_FILE: &str = "container.json";
 /// The container's output, in Docker's json-file format.
 pub const LOG_FILE: &str = "container.log";
+
+/// A monitor's hold on its container, released when it ends.
+pub struct MonitorLock {
+    _lock: Flock<std::fs::File>,
+}
 
 /// The container's run configuration: the image's config copied at create
 /// time, with the command-line overrides applied.
@@ -87,6 +93,75 @@ pub struct HostConfig {
     /// Resource limits: Docker's `Memory`, `NanoCpus`, ... fields.
     #[serde(flatten)]
     pub resources: super::cgroup::Resources,
+    /// `--log-driver` and `--log-opt`.
+    #[serde(default)]
+    pub log_config: LogConfig,
+    /// `--restart`, carried out by the container's monitor.
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+}
+
+/// Where the container's output goes: Docker's `json-file` (the default)
+/// or `none`, with the rotation options (`max-size`, `max-file`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct LogConfig {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub config: BTreeMap<String, String>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            kind: "json-file".into(),
+            config: BTreeMap::new(),
+        }
+    }
+}
+
+impl LogConfig {
+    /// Whether output is kept at all (`none` keeps nothing).
+    pub fn keeps_output(&self) -> bool {
+        self.kind != "none"
+    }
+}
+
+/// Docker's `RestartPolicy`: `no`, `on-failure` (at most
+/// `MaximumRetryCount` times when non-zero), `always`, `unless-stopped`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RestartPolicy {
+    pub name: String,
+    pub maximum_retry_count: u32,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            name: "no".into(),
+            maximum_retry_count: 0,
+        }
+    }
+}
+
+impl RestartPolicy {
+    pub fn is_none(&self) -> bool {
+        self.name == "no" || self.name.is_empty()
+    }
+
+    /// Whether a run that ended with `code` is followed by another, after
+    /// `restarts` restarts so far. A manual stop (`stop`, `kill`, `rm -f`)
+    /// is checked by the monitor before it asks.
+    pub fn restarts_after(&self, code: i32, restarts: u32) -> bool {
+        match self.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                code != 0 && (self.maximum_retry_count == 0 || restarts < self.maximum_retry_count)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// What the running container's network looks like from the host.
@@ -96,6 +171,10 @@ pub struct NetworkSettings {
     /// The ports published while it runs: `3000/tcp` → host address and port.
     #[serde(default)]
     pub ports: crate::network::PortMap,
+    /// The user network it is on (`--network NAME`): aliases always, its
+    /// address, gateway and MAC while it runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, crate::network::member::Endpoint>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -105,6 +184,9 @@ pub enum Status {
     Created,
     Running,
     Paused,
+    /// Shown, never stored: exited, and its monitor will start it again
+    /// (`State.Restarting`).
+    Restarting,
     Exited,
 }
 
@@ -121,6 +203,10 @@ pub struct State {
     #[serde(rename = "OOMKilled")]
     pub oom_killed: bool,
     pub error: String,
+    /// Between two runs of a container with a restart policy: ended, and
+    /// its monitor will start it again after a short delay.
+    #[serde(default)]
+    pub restarting: bool,
     /// How `pause` stopped the container: "freezer" (cgroup.freeze) or
     /// "SIGSTOP" (every process stopped by signal, without a cgroup).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -177,6 +263,9 @@ pub struct ContainerRecord {
     pub cgroup: Option<std::path::PathBuf>,
     #[serde(default)]
     pub network_settings: NetworkSettings,
+    /// How often the monitor has restarted it (`--restart`).
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 impl ContainerRecord {
@@ -184,6 +273,26 @@ impl ContainerRecord {
     pub fn network_mode(&self) -> crate::network::Mode {
         crate::network::Mode::parse(&self.host_config.network_mode)
             .unwrap_or(crate::network::Mode::Host)
+    }
+
+    /// What `--network` named: a mode, or a user network's name.
+    pub fn network_name(&self) -> &str {
+        match self.network_mode() {
+            crate::network::Mode::User | crate::network::Mode::Host => {
+                if self.host_config.network_mode.is_empty() {
+                    "host"
+                } else {
+                    &self.host_config.network_mode
+                }
+            }
+            m => m.name(),
+        }
+    }
+
+    /// The user network it is on, if any.
+    pub fn user_network(&self) -> Option<&str> {
+        (self.network_mode() == crate::network::Mode::User)
+            .then_some(self.host_config.network_mode.as_str())
     }
 
     /// The ports to publish when it starts (`-p`, and `-P`'s exposed ports).
@@ -265,7 +374,63 @@ impl ContainerRecord {
     pub fn live_status(&self, store: &Store) -> Status {
         match self.state.status {
             Status::Running | Status::Paused if !self.pid_alive(store) => Status::Exited,
+            Status::Exited if self.is_restarting(store) => Status::Restarting,
             s => s,
+        }
+    }
+
+    /// Between two runs of a restart policy, with its monitor alive to
+    /// start the next one.
+    pub fn is_restarting(&self, store: &Store) -> bool {
+        self.state.restarting && self.monitor_alive(store)
+    }
+
+    /// The lock a container's monitor holds for as long as it runs: one
+    /// monitor per container, and `stop` can wait for a restart loop to end.
+    fn monitor_lock_path(&self, store: &Store) -> std::path::PathBuf {
+        store
+            .paths
+            .runtime
+            .join("containers")
+            .join(format!("{}.monitor", self.id))
+    }
+
+    /// Take the monitor lock; None when another monitor holds it.
+    pub fn lock_monitor(&self, store: &Store) -> std::io::Result<Option<MonitorLock>> {
+        let f = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.monitor_lock_path(store))?;
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => Ok(Some(MonitorLock { _lock: l })),
+            Err((_, nix::Error::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(e.into()),
+        }
+    }
+
+    /// Is a monitor supervising this container now?
+    pub fn monitor_alive(&self, store: &Store) -> bool {
+        let Ok(f) = std::fs::File::open(self.monitor_lock_path(store)) else {
+            return false;
+        };
+        matches!(
+            Flock::lock(f, FlockArg::LockSharedNonblock),
+            Err((_, nix::Error::EWOULDBLOCK))
+        )
+    }
+
+    /// The marker a manual stop leaves (`stop`, `kill`, `rm -f`): the
+    /// monitor does not restart a container after it. A start clears it.
+    pub fn manual_stop_path(&self, store: &Store) -> std::path::PathBuf {
+        store.container_dir(&self.id).join("manually-stopped")
+    }
+
+    /// Record a manual stop before signalling, so the monitor sees it
+    /// when the container ends.
+    pub fn mark_manual_stop(&self, store: &Store) {
+        if !self.host_config.restart_policy.is_none() {
+            let _ = std::fs::write(self.manual_stop_path(store), b"");
         }
     }
 
@@ -290,6 +455,13 @@ impl ContainerRecord {
                 self.state.exit_code = 137;
             }
         }
+        if self.state.restarting {
+            if !self.monitor_alive(store) {
+                self.state.restarting = false;
+            } else if self.state.status == Status::Exited {
+                self.state.status = Status::Restarting;
+            }
+        }
         self
     }
 
@@ -308,6 +480,13 @@ impl ContainerRecord {
                 } else {
                     up
                 }
+            }
+            Status::Restarting => {
+                format!(
+                    "Restarting ({}) {}",
+                    live.state.exit_code,
+                    human::ago(&live.state.finished_at)
+                )
             }
             Status::Exited => {
                 let when =

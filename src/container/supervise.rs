@@ -82,7 +82,15 @@ pub fn supervise(
                 .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))?;
             Ok(h)
         });
-    let helper = match helper {
+    // A user network must still exist (it cannot be removed while a
+    // container names it, but a record may predate that rule).
+    let helper = helper.and_then(|h| match rec.user_network() {
+        Some(name) => network::user::get(store, name)
+            .map(|n| (h, Some(n)))
+            .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW)),
+        None => Ok((h, None)),
+    });
+    let (helper, user_net) = match helper {
         Ok(h) => h,
         Err(f) => {
             let e = StartError::from(f);
@@ -94,16 +102,36 @@ pub fn supervise(
     // PID 1 sets itself up, so the command starts with its network ready.
     let log = spec.dir.join(HELPER_LOG);
     let mut running: Option<network::helper::Running> = None;
+    // On a user network, the container's port on the switch: held while it
+    // runs, dropped (the leave) once it has ended.
+    let mut member: Option<network::member::Membership> = None;
+    let aliases: Vec<String> = user_net
+        .as_ref()
+        .and_then(|n| rec.network_settings.networks.get(&n.name))
+        .map(|e| e.aliases.clone())
+        .unwrap_or_default();
+    let (id, name) = (rec.id.clone(), rec.name.clone());
     let mut start_helper = |pid1: nix::unistd::Pid| -> std::result::Result<(), Failure> {
+        let net_failure =
+            |e: network::NetworkError| Failure::new(Step::Network, e.to_string(), exit::BURROW);
         if let Some(h) = &helper {
-            let r = h
-                .start(pid1.as_raw(), &log)
-                .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))?;
-            running = Some(r);
+            running = Some(h.start(pid1.as_raw(), &log).map_err(net_failure)?);
+        }
+        if let Some(n) = &user_net {
+            let who = network::member::Joiner {
+                id: &id,
+                name: &name,
+                aliases: &aliases,
+                hosts_file: store.container_dir(&id).join("hosts"),
+                pid1: pid1.as_raw(),
+            };
+            let m = network::member::join(&store.paths.runtime, store.root(), n, &who)
+                .map_err(net_failure)?;
+            member = Some(m);
         }
         Ok(())
     };
-    let hook: Option<sandbox::BeforeSetup> = if helper.is_some() {
+    let hook: Option<sandbox::BeforeSetup> = if helper.is_some() || user_net.is_some() {
         Some(&mut start_helper)
     } else {
         None
@@ -135,6 +163,11 @@ pub fn supervise(
     }
 
     rec.rootfs_mode = Some(started.rootfs);
+    if let (Some(n), Some(m)) = (&user_net, &member) {
+        rec.network_settings
+            .networks
+            .insert(n.name.clone(), m.endpoint.clone());
+    }
     rec.cgroup = spec.cgroup.as_ref().map(|p| p.dir.clone());
     let mut trouble = Ok(());
     if how.list_running {
@@ -148,6 +181,8 @@ pub fn supervise(
     }
 
     let ended = watch.wait(started, rec);
+    // The container is gone from its network (address, names) at once.
+    drop(member);
     let oom_killed = cgroup::discard(&spec);
     // `rm -f` may have removed the container meanwhile: then there is
     // nothing left to record, and no directory to write in.
@@ -160,6 +195,11 @@ pub fn supervise(
         latest.state.oom_killed = oom_killed;
         latest.cgroup = None;
         latest.network_settings.ports.clear();
+        latest
+            .network_settings
+            .networks
+            .values_mut()
+            .for_each(network::member::Endpoint::clear_lease);
         if let Some(e) = ended.error {
             latest.state.error = e;
         }

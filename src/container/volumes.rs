@@ -220,9 +220,9 @@ pub fn users(containers: &[ContainerRecord], name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Bytes the volume's files take.
-pub fn size(store: &Store, name: &str) -> u64 {
-    crate::image::changes::size(&data_dir(store, name))
+/// Bytes the volume's files take, those of subordinate ids included.
+pub fn size(store: &Store, mapping: &IdMapping, name: &str) -> u64 {
+    crate::image::changes::size_as(&data_dir(store, name), mapping)
 }
 
 /// Remove a volume no container uses. It is moved into `tmp/` first, so it
@@ -274,21 +274,45 @@ pub fn remove_anonymous(
 /// Turn the volume mounts of `mounts` into binds of their `_data`: a named
 /// volume that does not exist is created, an anonymous one gets a fresh
 /// name. Returns the names of the volumes this made.
-pub fn resolve(store: &Store, mounts: &mut [MountSpec]) -> Result<Vec<String>> {
+pub fn resolve(
+    store: &Store,
+    mapping: &IdMapping,
+    mounts: &mut [MountSpec],
+) -> Result<Vec<String>> {
     let mut made = Vec::new();
     for m in mounts.iter_mut().filter(|m| m.kind == "volume") {
-        if m.name.is_empty() {
+        let created = if m.name.is_empty() {
             let labels = BTreeMap::from([(ANONYMOUS_LABEL.to_string(), String::new())]);
-            m.name = create(store, None, &labels)?;
-            made.push(m.name.clone());
+            create(store, None, &labels).map(|n| m.name = n)
         } else if get(store, &m.name).is_err() {
-            create(store, Some(&m.name), &BTreeMap::new())?;
-            made.push(m.name.clone());
+            create(store, Some(&m.name), &BTreeMap::new()).map(|_| ())
+        } else {
+            m.source = data_dir(store, &m.name).to_string_lossy().into_owned();
+            m.driver = "local".into();
+            continue;
+        };
+        if let Err(e) = created {
+            discard_anonymous(store, mapping, &made);
+            return Err(e);
         }
+        made.push(m.name.clone());
         m.source = data_dir(store, &m.name).to_string_lossy().into_owned();
         m.driver = "local".into();
     }
     Ok(made)
+}
+
+/// Remove the anonymous ones among `names`, volumes a create made before
+/// it failed (no container record names them, so none uses them). Named
+/// volumes stay, as in Docker.
+pub fn discard_anonymous(store: &Store, mapping: &IdMapping, names: &[String]) {
+    for name in names {
+        if get(store, name).is_ok_and(|v| v.is_anonymous()) {
+            if let Err(e) = remove(store, mapping, &[], name) {
+                tracing::warn!("removing volume {name}: {e}");
+            }
+        }
+    }
 }
 
 /// Docker's copy-up: an empty volume takes the image's content at the

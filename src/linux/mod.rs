@@ -15,6 +15,8 @@ pub mod net;
 pub mod ns;
 pub mod process;
 pub mod seccomp;
+pub mod seqpacket;
 pub mod systemd;
+pub mod tap;
 pub mod tty;
 pub mod userns;

@@ -84,6 +84,31 @@ pub fn primary_ipv4(proc_root: &Path) -> Option<std::net::Ipv4Addr> {
     }
 }
 
+/// The host's IPv4 routes other than the default one, as (destination,
+/// prefix length), from `/proc/net/route` under `proc_root`: the networks
+/// a new subnet should stay clear of.
+pub fn ipv4_routes(proc_root: &Path) -> Vec<(std::net::Ipv4Addr, u8)> {
+    std::fs::read_to_string(proc_root.join("net/route"))
+        .map(|t| parse_routes(&t))
+        .unwrap_or_default()
+}
+
+fn parse_routes(table: &str) -> Vec<(std::net::Ipv4Addr, u8)> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
+            // Network-order values printed as native integers.
+            let dest = std::net::Ipv4Addr::from(dest.to_ne_bytes());
+            let prefix = u32::from_be_bytes(mask.to_ne_bytes()).count_ones() as u8;
+            (prefix > 0).then_some((dest, prefix))
+        })
+        .collect()
+}
+
 fn parse_default_route(table: &str) -> bool {
     table
         .lines()
@@ -105,6 +130,17 @@ mod tests {
             "{head}tap0\t0002000A\t00000000\t0001\n"
         )));
         assert!(!parse_default_route(head));
+    }
+
+    #[test]
+    fn routes_other_than_the_default_are_listed() {
+        let t = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n\
+                 eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\n\
+                 eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\n";
+        assert_eq!(
+            parse_routes(t),
+            [(std::net::Ipv4Addr::new(192, 0, 2, 0), 24)]
+        );
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! started them. It is the parent of the sandbox's inner process (which
 //! reaps PID 1), records the exit, writes the log, holds the pty of `-t`
 //! containers, serves attach clients on a unix socket, forwards published
-//! ports (`network::forward`), enforces `--timeout`, and removes `--rm`
-//! containers. If it is killed, the parent-death signals
+//! ports (`network::forward`), enforces `--timeout`, starts the container
+//! again as `--restart` says, and removes `--rm` containers. If it is killed, the parent-death signals
 //! take the container down with it, and `ps` shows it exited.
 
 pub mod attach;
+pub mod foreground;
 pub mod log;
 
 use std::fs::File;
@@ -151,6 +152,31 @@ pub fn main(
         Ok(r) => r,
         Err(e) => return fail(monitor_failure(e.to_string())),
     };
+    // One monitor per container: a second one (a `start` while the first
+    // waits to restart it) would run it twice. The previous monitor of a
+    // container just stopped may still be finishing (it records the exit
+    // before it ends): give it a moment.
+    let locked = crate::util::poll::until(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || match rec.lock_monitor(store) {
+            Ok(None) => None,
+            r => Some(r),
+        },
+    );
+    let _lock = match locked.unwrap_or(Ok(None)) {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            return fail(monitor_failure(format!(
+                "container {} is restarting under its monitor: stop it first",
+                rec.name
+            )))
+        }
+        Err(e) => return fail(monitor_failure(format!("the monitor lock: {e}"))),
+    };
+    // A start clears a manual stop and, as in Docker, the restart count.
+    let _ = std::fs::remove_file(rec.manual_stop_path(store));
+    rec.restart_count = 0;
     let mut monitor = match Monitor::prepare(store, &rec, attach_first, status) {
         Ok(m) => m,
         Err((f, mut status)) => {
@@ -160,18 +186,42 @@ pub fn main(
             return exit::BURROW;
         }
     };
-    // The record says where its ports are published while it runs.
-    if let Some(f) = &monitor.forwarder {
-        rec.network_settings.ports = f.published();
-    }
-    let how = Supervision {
-        rootfs,
-        scopes,
-        stdio: monitor.io_for_container(),
-        list_running: true,
-        helper_path,
+    let mut backoff = Backoff::default();
+    let result = loop {
+        // The record says where its ports are published while it runs.
+        if let Some(f) = &monitor.forwarder {
+            rec.network_settings.ports = f.published();
+        }
+        let how = Supervision {
+            rootfs,
+            scopes,
+            stdio: monitor.io_for_container(),
+            list_running: true,
+            helper_path: helper_path.clone(),
+        };
+        let began = Instant::now();
+        let result = container::supervise(store, &mut rec, mapping, how, &mut monitor);
+        let Ok(code) = result else { break result };
+        if !restart_due(store, &mut rec, code) {
+            break result;
+        }
+        if !backoff.wait(store, &mut rec, began.elapsed()) {
+            break result;
+        }
+        rec.restart_count += 1;
+        if let Err(f) = monitor.again(&rec) {
+            tracing::warn!("restarting container {}: {}", rec.name, f.detail);
+            break result;
+        }
     };
-    let result = container::supervise(store, &mut rec, mapping, how, &mut monitor);
+    let _ = std::fs::remove_file(&monitor.sock_path);
+    // A stop during the delay: the record no longer says restarting.
+    if let Ok(mut latest) = ContainerRecord::load(store, &rec.id) {
+        if latest.state.restarting {
+            latest.state.restarting = false;
+            let _ = latest.save(store);
+        }
+    }
     // `--rm` takes the container's anonymous volumes with it, as in Docker;
     // for a container under a monitor (`-d`, `-t`, `-p`) only the monitor
     // is sure to be there when it ends.
@@ -183,7 +233,6 @@ pub fn main(
     match result {
         Ok(code) => code,
         Err(e) => {
-            let _ = std::fs::remove_file(&monitor.sock_path);
             let f = match e {
                 container::ContainerError::Start(e) => e.failure,
                 e => monitor_failure(e.to_string()),
@@ -193,6 +242,65 @@ pub fn main(
             }
             exit::BURROW
         }
+    }
+}
+
+/// Whether the restart policy starts the container again after it ended
+/// with `code`: not after a manual stop (`stop`, `kill`, `rm -f`: a marker
+/// or a missing record), else as the policy says.
+fn restart_due(store: &Store, rec: &mut ContainerRecord, code: i32) -> bool {
+    let policy = &rec.host_config.restart_policy;
+    if policy.is_none() {
+        return false;
+    }
+    match ContainerRecord::load(store, &rec.id) {
+        Ok(latest) => *rec = latest,
+        Err(_) => return false,
+    }
+    !rec.manual_stop_path(store).exists()
+        && rec
+            .host_config
+            .restart_policy
+            .restarts_after(code, rec.restart_count)
+}
+
+/// Docker's delay between restarts: 100 ms, doubled each time up to a
+/// minute, back to 100 ms after a run that lasted 10 seconds.
+struct Backoff {
+    delay: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { delay: Self::FIRST }
+    }
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(60);
+    const STEADY: Duration = Duration::from_secs(10);
+
+    /// Record the container as restarting and sleep; false when a manual
+    /// stop or a removal came meanwhile.
+    fn wait(&mut self, store: &Store, rec: &mut ContainerRecord, ran: Duration) -> bool {
+        if ran >= Self::STEADY {
+            self.delay = Self::FIRST;
+        }
+        rec.state.restarting = true;
+        if rec.save(store).is_err() {
+            return false;
+        }
+        let until = Instant::now() + self.delay;
+        self.delay = (self.delay * 2).min(Self::MAX);
+        while Instant::now() < until {
+            if rec.manual_stop_path(store).exists() || !store.container_dir(&rec.id).exists() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
+        }
+        // The last word: a stop may have come just now.
+        !rec.manual_stop_path(store).exists() && ContainerRecord::load(store, &rec.id).is_ok()
     }
 }
 
@@ -218,7 +326,8 @@ struct Monitor {
     sock_path: PathBuf,
     listener: UnixListener,
     clients: Vec<Client>,
-    log: log::Writer,
+    /// None with `--log-driver none`.
+    log: Option<log::Writer>,
     /// The container's ends of its stdio until it has them.
     io: Option<ContainerIo>,
     /// Our ends, once PID 1 runs.
@@ -306,14 +415,19 @@ impl Monitor {
         }
         let _ = listener.set_nonblocking(true);
         let log_path = store.container_dir(&rec.id).join(container::LOG_FILE);
-        let log = match log::Writer::open(&log_path) {
-            Ok(l) => l,
-            Err(e) => {
-                return Err((
-                    Failure::io(Step::Monitor, &e, exit::BURROW).at(&log_path),
-                    status,
-                ))
-            }
+        let cfg = &rec.host_config.log_config;
+        let log = match (log::Format::of(cfg), log::Rotation::of(cfg)) {
+            (None, _) => None,
+            (_, Err(e)) => return Err((monitor_failure(e.to_string()), status)),
+            (Some(format), Ok(rotation)) => match log::Writer::open(&log_path, rotation, format) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    return Err((
+                        Failure::io(Step::Monitor, &e, exit::BURROW).at(&log_path),
+                        status,
+                    ))
+                }
+            },
         };
         Ok(Monitor {
             status,
@@ -326,6 +440,21 @@ impl Monitor {
             timeout: rec.host_config.timeout,
             forwarder,
         })
+    }
+
+    /// Ready for the next run of a restarted container: fresh stdio, the
+    /// published ports bound again.
+    fn again(&mut self, rec: &ContainerRecord) -> Result<(), Failure> {
+        self.io = Some(
+            ContainerIo::new(rec.config.tty, rec.config.open_stdin)
+                .map_err(|e| Failure::sys(Step::Stdio, e, exit::BURROW))?,
+        );
+        self.forwarder = match Forwarder::bind(&rec.ports_to_publish()) {
+            Ok(f) if f.is_empty() => None,
+            Ok(f) => Some(f),
+            Err(e) => return Err(Failure::new(Step::Network, e.to_string(), exit::BURROW)),
+        };
+        Ok(())
     }
 
     /// PID 1's stdio as the sandbox takes it.
@@ -458,11 +587,15 @@ impl Monitor {
                 }
             }
         }
-        let _ = self.log.flush();
+        if let Some(l) = &mut self.log {
+            let _ = l.flush();
+        }
     }
 
     fn output(&mut self, stream: u8, data: &[u8]) {
-        let _ = self.log.write(stream, data);
+        if let Some(l) = &mut self.log {
+            let _ = l.write(stream, data);
+        }
         broadcast(&mut self.clients, stream, data);
     }
 }
@@ -499,7 +632,6 @@ impl Watch for Monitor {
         // The published ports are free before the exit is recorded.
         self.forwarder = None;
         broadcast(&mut self.clients, attach::EXIT, &code.to_be_bytes());
-        let _ = std::fs::remove_file(&self.sock_path);
         Ended {
             code,
             error: timed_out.then(|| {

@@ -3,9 +3,9 @@
 //! host ports, and for each TCP connection a short-lived dialer forked into
 //! the container's user and network namespaces connects to
 //! `127.0.0.1:PORT` there and hands the connected socket back over a unix
-//! socket (SCM_RIGHTS, unix(7)); the monitor then copies bytes both ways
-//! with non-blocking reads and writes. UDP is a datagram relay: one socket
-//! inside the container per client address.
+//! socket (SCM_RIGHTS, unix(7)); the monitor then moves bytes both ways
+//! with non-blocking splice(2) through a pipe. UDP is a datagram relay: one
+//! socket inside the container per client address.
 //!
 //! It needs neither pasta nor slirp4netns. The container sees connections
 //! coming from its own 127.0.0.1 (the client's address is not kept).
@@ -26,8 +26,8 @@ use crate::linux::channel::{channel, Failure, Message, Step};
 use crate::linux::ns::Namespaces;
 use crate::linux::{process, tty};
 
-/// Bytes buffered per direction of a TCP connection.
-const BUF: usize = 128 * 1024;
+/// Bytes in flight per direction of a TCP connection (a pipe's capacity).
+const PIPE: usize = 256 * 1024;
 /// A UDP client unheard of for this long loses its socket in the container.
 const UDP_IDLE: Duration = Duration::from_secs(60);
 /// At most this many UDP clients at once; the oldest goes first.
@@ -64,6 +64,13 @@ impl Forwarder {
     /// is an error naming it, and a port 0 becomes the one the kernel chose.
     pub fn bind(specs: &[PortSpec]) -> Result<Forwarder, NetworkError> {
         let mut listeners = Vec::new();
+        if specs.iter().any(|s| s.proto == Proto::Tcp) {
+            // splice(2) into a socket whose peer has gone raises SIGPIPE,
+            // which would end the monitor; the relay wants plain EPIPE.
+            // Containers get default signal actions back before exec.
+            // signal(2) cannot fail for SIGPIPE.
+            let _ = process::ignore_signal(nix::sys::signal::Signal::SIGPIPE);
+        }
         for s in specs {
             let ip = if s.host_ip.is_empty() {
                 "0.0.0.0"
@@ -98,6 +105,31 @@ impl Forwarder {
             let mut spec = s.clone();
             spec.host_ip = local.ip().to_string();
             spec.host_port = Some(local.port());
+            // No address given: IPv6 clients too, on `[::]` (as Docker
+            // publishes). A port the kernel chose for IPv4 may be taken on
+            // IPv6; then only IPv4 gets it. A host without IPv6 skips it.
+            if s.host_ip.is_empty() {
+                let err = |e: std::io::Error| NetworkError::Bind {
+                    addr: format!("[::]:{}", local.port()),
+                    proto: s.proto.name(),
+                    source: e,
+                };
+                match bind_v6_only(s.proto, local.port()) {
+                    Ok(Some(sock6)) => {
+                        let mut spec6 = spec.clone();
+                        spec6.host_ip = "::".into();
+                        listeners.push(Listener { spec, sock });
+                        listeners.push(Listener {
+                            spec: spec6,
+                            sock: sock6,
+                        });
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) if s.host_port.is_none() => tracing::debug!("{}", err(e)),
+                    Err(e) => return Err(err(e)),
+                }
+            }
             listeners.push(Listener { spec, sock });
         }
         Ok(Forwarder {
@@ -213,11 +245,17 @@ impl Forwarder {
                     match dial(ns, Proto::Tcp, port) {
                         Ok(inside) => {
                             let client = OwnedFd::from(client);
-                            if set_nonblocking(&client)
+                            let ready = set_nonblocking(&client)
                                 .and(set_nonblocking(&inside))
-                                .is_ok()
-                            {
-                                push_slot(&mut self.relays, Relay::new(client, inside));
+                                .map_err(std::io::Error::from)
+                                .and_then(|()| Relay::new(client, inside));
+                            match ready {
+                                Ok(r) => {
+                                    push_slot(&mut self.relays, r);
+                                }
+                                // Out of descriptors or pipe memory: this
+                                // client sees its connection closed.
+                                Err(e) => tracing::debug!("relay: {e}"),
                             }
                         }
                         // Nothing listens inside yet: the client sees the
@@ -299,6 +337,44 @@ impl Forwarder {
     }
 }
 
+/// A non-blocking socket on `[::]:port` for IPv6 only (IPV6_V6ONLY, ipv6(7)),
+/// so it shares the port with the IPv4 listener; `None` where the host has
+/// no IPv6.
+fn bind_v6_only(proto: Proto, port: u16) -> std::io::Result<Option<Sock>> {
+    use nix::sys::socket::{bind, listen, setsockopt, socket, sockopt, Backlog, SockaddrIn6};
+    let ty = match proto {
+        Proto::Tcp => SockType::Stream,
+        Proto::Udp => SockType::Datagram,
+    };
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    let fd = match socket(AddressFamily::Inet6, ty, flags, None) {
+        Ok(fd) => fd,
+        Err(nix::Error::EAFNOSUPPORT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    // As std does for its listeners: TIME_WAIT leftovers do not hold the port.
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    let addr = SockaddrIn6::from(std::net::SocketAddrV6::new(
+        std::net::Ipv6Addr::UNSPECIFIED,
+        port,
+        0,
+        0,
+    ));
+    match bind(fd.as_raw_fd(), &addr) {
+        Ok(()) => {}
+        Err(nix::Error::EADDRNOTAVAIL | nix::Error::EAFNOSUPPORT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Some(match proto {
+        Proto::Tcp => {
+            listen(&fd, Backlog::new(1024).map_err(std::io::Error::from)?)?;
+            Sock::Tcp(TcpListener::from(fd))
+        }
+        Proto::Udp => Sock::Udp(UdpSocket::from(fd)),
+    }))
+}
+
 /// Put `item` in the first free slot (or a new one); returns its index.
 fn push_slot<T>(slots: &mut Vec<Option<T>>, item: T) -> usize {
     slots.push(Some(item));
@@ -376,11 +452,14 @@ pub fn dial(ns: &Namespaces, proto: Proto, port: u16) -> Result<OwnedFd, Network
     got
 }
 
-/// One direction of a TCP connection: bytes read and not yet written.
+/// One direction of a TCP connection. Bytes move from socket to socket
+/// through a pipe with splice(2), so they are never copied into the
+/// monitor's memory (the same path Go's io.Copy takes for podman's
+/// rootlessport); `pending` counts what sits in the pipe.
 struct Flow {
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
+    pipe_r: OwnedFd,
+    pipe_w: OwnedFd,
+    pending: usize,
     /// The source said EOF (or reset).
     eof: bool,
     /// The destination has been told (shutdown SHUT_WR).
@@ -390,19 +469,25 @@ struct Flow {
 }
 
 impl Flow {
-    fn new() -> Self {
-        Flow {
-            buf: vec![0u8; BUF].into_boxed_slice(),
-            start: 0,
-            end: 0,
+    fn new() -> std::io::Result<Self> {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let (pipe_r, pipe_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+        // A larger pipe moves more per call; past the per-user pipe budget
+        // (pipe(7), pipe-user-pages-soft) the kernel refuses and the
+        // default size serves.
+        let _ = fcntl(&pipe_w, FcntlArg::F_SETPIPE_SZ(PIPE as i32));
+        Ok(Flow {
+            pipe_r,
+            pipe_w,
+            pending: 0,
             eof: false,
             shut: false,
             broken: false,
-        }
+        })
     }
 
     fn pending(&self) -> bool {
-        self.start < self.end
+        self.pending > 0
     }
 
     fn wants_read(&self) -> bool {
@@ -412,26 +497,23 @@ impl Flow {
     /// Move bytes from `src` to `dst` until one of them would block
     /// (bounded, so one busy connection cannot starve the others).
     fn pump(&mut self, src: &OwnedFd, dst: &OwnedFd) {
+        use nix::fcntl::{splice, SpliceFFlags};
+        let flags = SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE;
         for _ in 0..64 {
             if self.broken {
                 return;
             }
             if self.pending() {
-                // MSG_NOSIGNAL: a closed peer is EPIPE, not SIGPIPE (send(2)).
-                match send(
-                    dst.as_raw_fd(),
-                    &self.buf[self.start..self.end],
-                    MsgFlags::MSG_NOSIGNAL,
-                ) {
-                    Ok(n) => self.start += n,
+                // Writing to a socket whose peer is gone gives EPIPE; the
+                // monitor ignores SIGPIPE, so it is only an error here.
+                match splice(&self.pipe_r, None, dst, None, self.pending, flags) {
+                    Ok(n) => self.pending -= n,
                     Err(nix::Error::EAGAIN) => return,
                     Err(nix::Error::EINTR) => {}
                     Err(_) => self.broken = true,
                 }
                 continue;
             }
-            self.start = 0;
-            self.end = 0;
             if self.eof {
                 if !self.shut {
                     let _ = shutdown(dst.as_raw_fd(), Shutdown::Write);
@@ -439,9 +521,9 @@ impl Flow {
                 }
                 return;
             }
-            match recv(src.as_raw_fd(), &mut self.buf, MsgFlags::empty()) {
+            match splice(src, None, &self.pipe_w, None, PIPE, flags) {
                 Ok(0) => self.eof = true,
-                Ok(n) => self.end = n,
+                Ok(n) => self.pending = n,
                 Err(nix::Error::EAGAIN) => return,
                 Err(nix::Error::EINTR) => {}
                 Err(_) => self.eof = true,
@@ -460,13 +542,14 @@ struct Relay {
 }
 
 impl Relay {
-    fn new(client: OwnedFd, inside: OwnedFd) -> Self {
-        Relay {
+    fn new(client: OwnedFd, inside: OwnedFd) -> std::io::Result<Self> {
+        let (up, down) = (Flow::new()?, Flow::new()?);
+        Ok(Relay {
             client,
             inside,
-            up: Flow::new(),
-            down: Flow::new(),
-        }
+            up,
+            down,
+        })
     }
 
     /// Poll flags for (client, inside).
@@ -542,7 +625,7 @@ mod tests {
         set_nonblocking(&src).unwrap();
         src_peer.write_all(b"hello").unwrap();
         drop(src_peer);
-        let mut f = Flow::new();
+        let mut f = Flow::new().unwrap();
         f.pump(&src, &dst);
         assert!(f.eof && f.shut);
         let mut got = String::new();

@@ -70,6 +70,11 @@ pub struct Helper {
 /// out to, and pasta refuses to start without one); `pasta`/`slirp4netns`
 /// insist on that one.
 pub fn find(mode: Mode, path_var: &str) -> Result<Option<Helper>, NetworkError> {
+    let mode = match mode {
+        // A user network's container goes out like a private one.
+        Mode::User => Mode::Private,
+        m => m,
+    };
     if mode == Mode::Private && !net::route_table_has_default(Path::new("/proc/net/route")) {
         return Ok(None);
     }
@@ -84,7 +89,7 @@ fn find_installed(mode: Mode, path_var: &str) -> Result<Option<Helper>, NetworkE
             .map(|path| Helper { kind, path })
     };
     match mode {
-        Mode::Private => Ok(lookup(Kind::Pasta).or_else(|| lookup(Kind::Slirp4netns))),
+        Mode::Private | Mode::User => Ok(lookup(Kind::Pasta).or_else(|| lookup(Kind::Slirp4netns))),
         Mode::Via(kind) => lookup(kind).map(Some).ok_or(NetworkError::HelperMissing {
             kind: kind.name(),
             package: kind.package(),

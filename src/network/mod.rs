@@ -1,7 +1,9 @@
 //! Container networking without root: the network modes (`--network`), the
 //! published ports (`-p`, `-P`), the container's `/etc/hosts` and
 //! `/etc/resolv.conf`, the user-mode helper that gives a private namespace
-//! outbound access (`helper`), and the built-in port forwarder (`forward`).
+//! outbound access (`helper`), the built-in port forwarder (`forward`), and
+//! user networks containers share (`user`: definitions; `switch`: the
+//! userspace Ethernet switch per network; `member`: a container joining).
 //!
 //! ```text
 //! host                          container's network namespace
@@ -12,6 +14,9 @@
 
 pub mod forward;
 pub mod helper;
+pub mod member;
+pub mod switch;
+pub mod user;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -33,11 +38,15 @@ pub enum Mode {
     None,
     /// The host's namespace.
     Host,
+    /// Its own namespace, outbound as `Private`, plus a port on a user
+    /// network's switch (the record's `NetworkMode` names the network).
+    User,
 }
 
 impl Mode {
     /// `--network` as given; empty (a record from before networking) is
-    /// `host`, what those containers had.
+    /// `host`, what those containers had; any other valid network name is a
+    /// user network (whether it exists is checked against the store).
     pub fn parse(s: &str) -> Result<Mode, NetworkError> {
         Ok(match s {
             "private" | "bridge" | "default" => Mode::Private,
@@ -45,6 +54,7 @@ impl Mode {
             "slirp4netns" => Mode::Via(helper::Kind::Slirp4netns),
             "none" => Mode::None,
             "host" | "" => Mode::Host,
+            other if user::validate_name(other).is_ok() => Mode::User,
             other => return Err(NetworkError::BadMode(other.to_string())),
         })
     }
@@ -55,6 +65,7 @@ impl Mode {
             Mode::Via(k) => k.name(),
             Mode::None => "none",
             Mode::Host => "host",
+            Mode::User => "user",
         }
     }
 
@@ -110,7 +121,9 @@ pub type PortMap = BTreeMap<String, Vec<PortBinding>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
-    #[error("invalid --network {0:?}: use private, none, host, pasta or slirp4netns")]
+    #[error(
+        "invalid --network {0:?}: use private, none, host, pasta, slirp4netns or a network's name"
+    )]
     BadMode(String),
     #[error("invalid port specification {spec:?}: {why}")]
     BadPort { spec: String, why: String },
@@ -134,6 +147,8 @@ pub enum NetworkError {
     },
     #[error("starting {kind}: {detail}")]
     Helper { kind: &'static str, detail: String },
+    #[error("joining network {network}: {detail}")]
+    Join { network: String, detail: String },
     #[error("connecting to port {port}/{proto} in the container: {detail}")]
     Dial {
         port: u16,
@@ -312,14 +327,20 @@ pub fn port_lines(ports: &PortMap, only: Option<&str>) -> Vec<String> {
     for (key, bs) in ports {
         match only {
             Some(k) if k != key => continue,
-            Some(_) => out.extend(bs.iter().map(|b| format!("{}:{}", b.host_ip, b.host_port))),
-            None => out.extend(
-                bs.iter()
-                    .map(|b| format!("{key} -> {}:{}", b.host_ip, b.host_port)),
-            ),
+            Some(_) => out.extend(bs.iter().map(host_addr)),
+            None => out.extend(bs.iter().map(|b| format!("{key} -> {}", host_addr(b)))),
         }
     }
     out
+}
+
+/// `0.0.0.0:8080`, or `[::]:8080` for IPv6 as `docker port` writes it.
+fn host_addr(b: &PortBinding) -> String {
+    if b.host_ip.contains(':') {
+        format!("[{}]:{}", b.host_ip, b.host_port)
+    } else {
+        format!("{}:{}", b.host_ip, b.host_port)
+    }
 }
 
 /// The address `host.containers.internal` names, when the helper gives the
@@ -508,7 +529,8 @@ mod tests {
         assert!(check_add_host("db:::1").is_ok());
         assert!(check_add_host("db").is_err() && check_add_host("db:x").is_err());
         assert!(check_dns("10.0.0.1").is_ok() && check_dns("dns.example").is_err());
-        assert!(Mode::parse("bogus").is_err());
+        assert!(Mode::parse("-bogus").is_err());
+        assert_eq!(Mode::parse("appnet").unwrap(), Mode::User);
         assert_eq!(Mode::parse("").unwrap(), Mode::Host);
     }
 }

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::linux::channel::{Failure, Step};
 pub use mounts::{MountOp, DEVICES, MASKED_PATHS, READONLY_PATHS};
 pub use process::{enter_bundle, BundleInit, Process, Stdio, DEFAULT_PATH};
+pub use report::relay_signalfd;
 pub use spawn::{start, start_with, BeforeSetup, Started};
 
 use crate::linux::userns::IdMapping;

@@ -446,12 +446,29 @@ pub enum Seccomp {
 impl Seccomp {
     /// `profile` (None: unconfined) compiled for a container whose
     /// bounding set is `bounding`.
+    ///
+    /// The last program built is remembered: `run` checks that the filter
+    /// builds before it creates anything, then builds it again to start
+    /// the container, in the same process.
     pub fn build(profile: Option<&Profile>, bounding: u64) -> Seccomp {
+        use std::sync::Mutex;
+        type Built = Option<(Profile, u64, Arc<[Insn]>)>;
+        static LAST: Mutex<Built> = Mutex::new(None);
         let Some(p) = profile else {
             return Seccomp::Unconfined;
         };
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((lp, lb, prog)) = last.as_ref() {
+            if *lb == bounding && lp == p {
+                return Seccomp::Filter(prog.clone());
+            }
+        }
         match Host::this(bounding).and_then(|h| p.compile(&h)) {
-            Ok(prog) => Seccomp::Filter(prog.into()),
+            Ok(prog) => {
+                let prog: Arc<[Insn]> = prog.into();
+                *last = Some((p.clone(), bounding, prog.clone()));
+                Seccomp::Filter(prog)
+            }
             Err(e) => Seccomp::Unusable(e.to_string()),
         }
     }

@@ -1,0 +1,268 @@
+//! A container joining a user network, from its supervisor: connect to the
+//! network's switch (starting it, detached, when none runs), lease an
+//! address, create the TAP device in PID 1's network namespace from a child
+//! that joined its user and network namespaces, hand the device to the
+//! switch, and hold the connection while the container runs. Dropping the
+//! [`Membership`] (or the supervisor dying) is the leave.
+
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::switch::{self, Reply, Request};
+use super::user::Network;
+use super::NetworkError;
+use crate::exit;
+use crate::linux::channel::{channel, Failure, Message, Step};
+use crate::linux::ns::Namespaces;
+use crate::linux::{process, seqpacket, tap};
+
+/// How long joining may wait for a switch to come up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Docker's `NetworkSettings.Networks.<name>` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Endpoint {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub gateway: String,
+    #[serde(rename = "IPAddress", default)]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen", default)]
+    pub ip_prefix_len: u8,
+    #[serde(default)]
+    pub mac_address: String,
+}
+
+impl Endpoint {
+    /// The container no longer runs: its address and MAC are gone, its
+    /// network and aliases stay (Docker keeps the entry of a stopped
+    /// container the same way).
+    pub fn clear_lease(&mut self) {
+        self.ip_address.clear();
+        self.ip_prefix_len = 0;
+        self.mac_address.clear();
+        self.gateway.clear();
+    }
+}
+
+/// Who joins.
+pub struct Joiner<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub aliases: &'a [String],
+    /// The container's `/etc/hosts` on the host side (bind-mounted inside).
+    pub hosts_file: PathBuf,
+    /// PID 1, waiting at its gate.
+    pub pid1: i32,
+}
+
+/// A container on a user network: the switch counts it as long as this
+/// lives.
+#[derive(Debug)]
+pub struct Membership {
+    _conn: OwnedFd,
+    pub endpoint: Endpoint,
+}
+
+fn fail(net: &Network, detail: impl std::fmt::Display) -> NetworkError {
+    NetworkError::Join {
+        network: net.name.clone(),
+        detail: detail.to_string(),
+    }
+}
+
+/// Join `net`. `runtime` is the store's runtime dir, `store_root` what the
+/// switch is started with (`--root`).
+pub fn join(
+    runtime: &Path,
+    store_root: &Path,
+    net: &Network,
+    who: &Joiner,
+) -> Result<Membership, NetworkError> {
+    let proc_root = Path::new("/proc");
+    let start = process::start_time(proc_root, who.pid1)
+        .ok_or_else(|| fail(net, format!("process {} is gone", who.pid1)))?;
+    let ns = Namespaces::open_net(proc_root, who.pid1, start).map_err(|e| fail(net, e))?;
+    let join = Request::Join {
+        id: who.id.to_string(),
+        name: who.name.to_string(),
+        aliases: who.aliases.to_vec(),
+        hosts_file: who.hosts_file.clone(),
+    };
+    let join = serde_json::to_vec(&join).expect("request serializes");
+    // A switch that is exiting (its last member just left) closes our
+    // connection unanswered: start a new one and ask again.
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let mut spawned = false;
+    let (conn, ip, prefix) = loop {
+        let attempt = seqpacket::connect_to(&switch::socket_path(runtime, net))
+            .and_then(|c| {
+                seqpacket::send(c.as_raw_fd(), &join, None)?;
+                Ok(c)
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|c| match read_reply(&c) {
+                Ok(Reply::Lease { ip, prefix }) => Ok((c, ip, prefix)),
+                Ok(Reply::Refused(why)) => Err(format!("refused: {why}")),
+                Ok(r) => Err(format!("unexpected answer {r:?}")),
+                Err(e) => Err(e),
+            });
+        match attempt {
+            Ok(got) => break got,
+            Err(why) if why.starts_with("refused") => return Err(fail(net, why)),
+            Err(why) => {
+                if Instant::now() >= deadline {
+                    let log = switch::log_path(runtime, net);
+                    return Err(fail(
+                        net,
+                        format!("no switch answered ({why}; see {})", log.display()),
+                    ));
+                }
+                if !spawned {
+                    spawn_switch(runtime, store_root, net).map_err(|e| fail(net, e))?;
+                    spawned = true;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    };
+    let mac = switch::mac_for(ip);
+    make_tap(&ns, &conn, mac, ip, prefix).map_err(|f| fail(net, f))?;
+    match read_reply(&conn) {
+        Ok(Reply::Joined) => {}
+        Ok(Reply::Refused(why)) => return Err(fail(net, format!("refused: {why}"))),
+        Ok(r) => return Err(fail(net, format!("unexpected answer {r:?}"))),
+        Err(e) => return Err(fail(net, e)),
+    }
+    Ok(Membership {
+        _conn: conn,
+        endpoint: Endpoint {
+            network_id: net.id.clone(),
+            aliases: who.aliases.to_vec(),
+            gateway: net.gateway(),
+            ip_address: ip.to_string(),
+            ip_prefix_len: prefix,
+            mac_address: switch::mac_text(mac),
+        },
+    })
+}
+
+fn read_reply(conn: &OwnedFd) -> Result<Reply, String> {
+    let mut buf = vec![0u8; 4096];
+    match seqpacket::recv(conn.as_raw_fd(), &mut buf) {
+        Ok((0, _)) => Err("the switch closed the connection".into()),
+        Ok((n, _)) => serde_json::from_slice(&buf[..n]).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// In a child that joins the container's user and network namespaces:
+/// create the TAP device, configure it, and send it to the switch with
+/// `Attach` over `conn`.
+fn make_tap(
+    ns: &Namespaces,
+    conn: &OwnedFd,
+    mac: [u8; 6],
+    ip: Ipv4Addr,
+    prefix: u8,
+) -> Result<(), String> {
+    let (mut tx, mut rx) = channel().map_err(|e| format!("pipe: {e}"))?;
+    let attach = serde_json::to_vec(&Request::Attach).expect("request serializes");
+    let child = process::fork_child(|| {
+        let done = (|| -> Result<(), Failure> {
+            ns.join()
+                .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
+            let sys = |what: &str, e: nix::Error| {
+                Failure::new(Step::Network, format!("{what}: {e}"), exit::BURROW)
+            };
+            let (dev, name) = tap::create("eth%d").map_err(|e| sys("creating a TAP device", e))?;
+            tap::configure(&name, mac, ip, prefix, switch::MTU)
+                .map_err(|e| sys(&format!("configuring {name}"), e))?;
+            seqpacket::send(conn.as_raw_fd(), &attach, Some(dev.as_raw_fd()))
+                .map_err(|e| sys("handing the device to the switch", e))
+        })();
+        match done {
+            Ok(()) => {
+                tx.done();
+                0
+            }
+            Err(f) => {
+                tx.failed(f);
+                1
+            }
+        }
+    })
+    .map_err(|e| format!("fork: {e}"))?;
+    drop(tx);
+    let got = match rx.recv() {
+        Ok(Message::Done) => Ok(()),
+        Ok(Message::Failed(f)) => Err(f.to_string()),
+        Ok(m) => Err(format!("unexpected {m:?}")),
+        Err(e) => Err(e.to_string()),
+    };
+    let _ = process::wait_exit_code(child);
+    got
+}
+
+/// Start `burrow --root ROOT __switch NAME` detached: in a session of its
+/// own, reparented away from the supervisor (a double fork), stdio on
+/// /dev/null and no other descriptor of ours, so that it neither dies with
+/// the container that started it nor holds a caller's pipe open.
+fn spawn_switch(runtime: &Path, store_root: &Path, net: &Network) -> Result<(), String> {
+    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(switch::log_path(runtime, net))
+        .map_err(|e| format!("switch log: {e}"))?;
+    let null = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("/dev/null: {e}"))?;
+    let name = net.name.clone();
+    let root = store_root.to_path_buf();
+    let middle = process::fork_child(|| {
+        let _ = nix::unistd::setsid();
+        let _ = process::set_parent_death_signal(None);
+        match process::fork_child(|| {
+            for (fd, target) in [
+                (null.as_raw_fd(), 0),
+                (null.as_raw_fd(), 1),
+                (log.as_raw_fd(), 2),
+            ] {
+                if process::dup_onto(fd, target).is_err() {
+                    return exit::BURROW;
+                }
+            }
+            process::close_fds_except(&[0, 1, 2]);
+            process::reset_signals();
+            use std::os::unix::process::CommandExt;
+            let e = std::process::Command::new(&exe)
+                .arg0("burrow")
+                .arg("--root")
+                .arg(&root)
+                .arg("__switch")
+                .arg(&name)
+                .exec();
+            let _ = e;
+            exit::CANNOT_RUN
+        }) {
+            Ok(_) => 0,
+            Err(_) => 1,
+        }
+    })
+    .map_err(|e| format!("fork: {e}"))?;
+    match process::wait_exit_code(middle) {
+        Ok(0) => Ok(()),
+        other => Err(format!("starting the switch: {other:?}")),
+    }
+}
