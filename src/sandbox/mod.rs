@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::linux::channel::{Failure, Step};
 pub use process::{Process, Stdio, DEFAULT_PATH};
 pub use spawn::{start, start_with, BeforeSetup, Started};
+pub use user::resolve as resolve_user;
 
 use crate::linux::userns::IdMapping;
 
