@@ -146,7 +146,8 @@ pub fn expand(src: &Source, pattern: &str) -> Result<Vec<Vec<String>>, String> {
     let parts = clean(pattern);
     if !parts.iter().any(|p| has_glob(p)) {
         let p = src.root.join(parts.iter().collect::<PathBuf>());
-        if std::fs::symlink_metadata(&p).is_err() || (!parts.is_empty() && src.ignore.ignored(&parts))
+        if std::fs::symlink_metadata(&p).is_err()
+            || (!parts.is_empty() && src.ignore.ignored(&parts))
         {
             return Err(format!(
                 "{pattern}: no such file or directory in the {}",
@@ -301,7 +302,10 @@ fn append<W: Write>(
         b.append_link(&mut h, name, &target)
     } else if ft.is_file() {
         let mut f = File::open(path)?;
-        let mut tee = HashRead { inner: &mut f, hasher };
+        let mut tee = HashRead {
+            inner: &mut f,
+            hasher,
+        };
         b.append_data(&mut h, name, &mut tee)
     } else if ft.is_dir() {
         h.set_size(0);
@@ -372,7 +376,10 @@ mod tests {
             ignore: Ignore::read(root).unwrap(),
             what: "build context".into(),
         };
-        assert_eq!(expand(&src, "src/*.txt").unwrap(), [p("src/a.txt"), p("src/b.txt")]);
+        assert_eq!(
+            expand(&src, "src/*.txt").unwrap(),
+            [p("src/a.txt"), p("src/b.txt")]
+        );
         assert!(expand(&src, "src/*.none").is_err());
         assert!(expand(&src, "src/x.log").is_err());
         assert!(expand(&src, "missing").is_err());

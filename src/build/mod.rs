@@ -99,7 +99,11 @@ impl Stage {
     /// Everything about the stage a step's result depends on, besides the
     /// step itself.
     fn key_base(&self) -> String {
-        let pending: Vec<_> = self.pending.iter().map(|h| h.created_by().clone()).collect();
+        let pending: Vec<_> = self
+            .pending
+            .iter()
+            .map(|h| h.created_by().clone())
+            .collect();
         serde_json::json!({
             "image": self.image,
             "config": self.runtime,
@@ -163,6 +167,9 @@ pub struct Builder<'a> {
     /// Finished stages: name (lower case) and image id.
     done: Vec<(Option<String>, String)>,
     used_args: BTreeSet<String>,
+    /// The last image id shown as `--> id`, so a stage's end does not show
+    /// its last step's image twice.
+    shown: Option<String>,
     out: std::io::Stdout,
 }
 
@@ -174,8 +181,12 @@ pub fn build<'a>(
     dockerfile: &Dockerfile,
     resolve: &'a mut Resolve<'a>,
 ) -> Result<String, BuildError> {
-    let ignore = Ignore::read(&opts.context)
-        .map_err(|e| fail(format!("reading {}/.dockerignore: {e}", opts.context.display())))?;
+    let ignore = Ignore::read(&opts.context).map_err(|e| {
+        fail(format!(
+            "reading {}/.dockerignore: {e}",
+            opts.context.display()
+        ))
+    })?;
     let mut b = Builder {
         store,
         mapping,
@@ -190,6 +201,7 @@ pub fn build<'a>(
         escape: dockerfile.escape,
         done: Vec::new(),
         used_args: BTreeSet::new(),
+        shown: None,
         out: std::io::stdout(),
     };
     b.run(dockerfile)
@@ -200,6 +212,14 @@ impl Builder<'_> {
         if !self.opts.quiet {
             let _ = writeln!(self.out, "{line}");
             let _ = self.out.flush();
+        }
+    }
+
+    /// `--> <short id>` after a step or a stage that made (or found) `id`.
+    fn show_id(&mut self, id: &str) {
+        if self.shown.as_deref() != Some(id) {
+            self.say(&format!("--> {}", store::short_hex(id)));
+            self.shown = Some(id.to_string());
         }
     }
 
@@ -260,7 +280,10 @@ impl Builder<'_> {
             );
         }
         for t in &self.opts.tags {
-            let _lock = self.store.lock_exclusive().map_err(|e| fail(e.to_string()))?;
+            let _lock = self
+                .store
+                .lock_exclusive()
+                .map_err(|e| fail(e.to_string()))?;
             let mut repos = self.store.repositories().map_err(|e| fail(e.to_string()))?;
             repos.insert(t.to_string(), final_id.clone());
             self.store
@@ -340,9 +363,11 @@ impl Builder<'_> {
         }
         let id = match (&st.image, st.pending.is_empty() && !is_final) {
             (Some(id), true) => id.clone(),
-            _ => self.finish(&st).map_err(|msg| BuildError { at: None, msg })?,
+            _ => self
+                .finish(&st)
+                .map_err(|msg| BuildError { at: None, msg })?,
         };
-        self.say(&format!("--> {}", store::short_hex(&id)));
+        self.show_id(&id);
         Ok(id)
     }
 
@@ -535,14 +560,14 @@ impl Builder<'_> {
         match self.cache.get(self.store, &key) {
             Some(Cached::Image(id)) => {
                 self.say(&format!("--> Using cache {}", store::hex_of(&id)));
-                self.say(&format!("--> {}", store::short_hex(&id)));
+                self.show_id(&id);
                 st.set_image(id);
             }
             Some(Cached::Unchanged) => self.say("--> Using cache"),
             None => match make(self, st)? {
                 Some(id) => {
                     self.cache.put(&key, &Cached::Image(id.clone()));
-                    self.say(&format!("--> {}", store::short_hex(&id)));
+                    self.show_id(&id);
                     st.set_image(id);
                 }
                 None => self.cache.put(&key, &Cached::Unchanged),
@@ -610,12 +635,19 @@ impl Builder<'_> {
         // ARGs reach RUN as environment (ENV wins); they are part of the key.
         let mut env = st.runtime.env.clone();
         for (k, v) in &st.args {
-            if !env.iter().any(|e| e.split_once('=').map(|p| p.0) == Some(k)) {
+            if !env
+                .iter()
+                .any(|e| e.split_once('=').map(|p| p.0) == Some(k))
+            {
                 env.push(format!("{k}={v}"));
             }
         }
         let created_by = argv.join(" ");
-        let key = cache::key(&[&st.key_base(), "RUN", &serde_json::to_string(&argv).unwrap()]);
+        let key = cache::key(&[
+            &st.key_base(),
+            "RUN",
+            &serde_json::to_string(&argv).unwrap(),
+        ]);
         self.cached(st, key, &mut |b, st| {
             let Some(image) = st.image.clone() else {
                 return Err("there is nothing to run in a stage FROM scratch with no files".into());
@@ -691,7 +723,9 @@ impl Builder<'_> {
             None => dockerfile::words(args, self.escape)?,
         };
         if parts.len() < 2 {
-            return Err(format!("{kw} requires at least two arguments: SOURCE... DEST"));
+            return Err(format!(
+                "{kw} requires at least two arguments: SOURCE... DEST"
+            ));
         }
         let dest_arg = parts.pop().unwrap_or_default();
         let dest = if dest_arg.starts_with('/') {
@@ -733,9 +767,8 @@ impl Builder<'_> {
             .staging("build-copy", self.mapping)
             .map_err(|e| e.to_string())?;
         let tar_path = staging.join("copy.tar");
-        let create = || {
-            std::fs::File::create(&tar_path).map_err(|e| format!("{}: {e}", tar_path.display()))
-        };
+        let create =
+            || std::fs::File::create(&tar_path).map_err(|e| format!("{}: {e}", tar_path.display()));
         // ADD of one local archive unpacks it into the destination.
         if kw == "ADD" && parts.len() == 1 {
             if let Some(hash) = self.add_archive(&parts[0], &tar_path)? {
@@ -785,10 +818,7 @@ impl Builder<'_> {
             stage::Place::Into(dest.clone())
         };
         let kind = if packed.single_file { "file" } else { "dir" };
-        let created_by = format!(
-            "/bin/sh -c #(nop) {kw} {kind}:{} in {dest} ",
-            packed.hash
-        );
+        let created_by = format!("/bin/sh -c #(nop) {kw} {kind}:{} in {dest} ", packed.hash);
         let plan = stage::Plan {
             mkdir: Vec::new(),
             tar: Some(tar_path.clone()),

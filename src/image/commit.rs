@@ -143,7 +143,8 @@ fn start_from(
         }
         None => {
             let created = crate::util::human::now_rfc3339();
-            let mut cfg = new_image_config(&ImageRuntimeConfig::default(), Vec::new(), &created, "");
+            let mut cfg =
+                new_image_config(&ImageRuntimeConfig::default(), Vec::new(), &created, "");
             cfg.set_history(None);
             (cfg, Vec::new())
         }
