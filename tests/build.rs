@@ -105,6 +105,9 @@ fn two_stage_build_runs_and_rebuilds_from_the_cache() {
         assert_eq!(env.ok(["run", "--rm", "app"]), "hello world\n", "[{who:?}]");
         // No build container is left behind.
         assert_eq!(env.ok(["ps", "-a", "-q"]), "", "[{who:?}]");
+        // The steps' images are cache, listed only with -a.
+        assert_eq!(env.ok(["images", "-q"]).lines().count(), 2, "[{who:?}]");
+        assert!(env.ok(["images", "-a", "-q"]).lines().count() > 2);
         let history = env.ok(["history", "--no-trunc", "app"]);
         assert!(history.contains("COPY file:"), "{history}");
 
@@ -144,6 +147,16 @@ fn two_stage_build_runs_and_rebuilds_from_the_cache() {
             env.ok(["run", "--rm", "app-build", "cat", "/src/hello.sh"]),
             "#!/bin/sh\necho hello moon\n"
         );
+
+        // `image prune` removes the cache images: the next build runs again.
+        env.ok(["image", "prune"]);
+        assert_eq!(
+            env.ok(["images", "-a", "-q"]).lines().count(),
+            env.ok(["images", "-q"]).lines().count()
+        );
+        let (after, _) = build(&env, &["-t", "app", ctx_s]);
+        assert!(ran(&after), "{after}");
+        assert_eq!(env.ok(["run", "--rm", "app"]), "hello moon\n", "[{who:?}]");
     }
 }
 

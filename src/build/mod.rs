@@ -402,8 +402,16 @@ impl Builder<'_> {
         };
         let id = image_commit::commit_config(self.store, st.image.as_deref(), &opts)
             .map_err(|e| e.to_string())?;
+        self.made(&id);
         self.cache.put(&key, &Cached::Image(id.clone()));
         Ok(id)
+    }
+
+    /// Mark an image this build made, so `images` hides it while untagged.
+    fn made(&self, id: &str) {
+        if let Err(e) = crate::image::add::mark_build_cache(self.store, id) {
+            tracing::warn!("marking {id} as build cache: {e}");
+        }
     }
 
     /// One instruction.
@@ -565,6 +573,7 @@ impl Builder<'_> {
             Some(Cached::Unchanged) => self.say("--> Using cache"),
             None => match make(self, st)? {
                 Some(id) => {
+                    self.made(&id);
                     self.cache.put(&key, &Cached::Image(id.clone()));
                     self.show_id(&id);
                     st.set_image(id);
