@@ -281,3 +281,33 @@ CMD cat /where /vars
         );
     }
 }
+
+#[test]
+fn scratch_add_of_an_archive_and_copy_from_an_image() {
+    const DOCKERFILE: &str = r#"FROM scratch
+ADD busybox.tar /
+COPY --from=busybox /etc/passwd /copied/passwd
+RUN echo ran-in-scratch > /made
+CMD ["sh", "-c", "cat /made; head -n 1 /copied/passwd"]
+"#;
+    for env in users("build_scratch") {
+        env.import_busybox("busybox");
+        let ctx = context(&env, "ctx", &[("Dockerfile", DOCKERFILE)]);
+        std::fs::copy(env.busybox_tar(), ctx.join("busybox.tar")).unwrap();
+        env.share(&ctx.join("busybox.tar"));
+        build(&env, &["-t", "fromscratch", ctx.to_str().unwrap()]);
+        assert_eq!(
+            env.ok(["run", "--rm", "fromscratch"]),
+            "ran-in-scratch\nroot:x:0:0:root:/root:/bin/sh\n",
+            "[{:?}]",
+            env.who
+        );
+        let inspect: serde_json::Value =
+            serde_json::from_str(&env.ok(["image", "inspect", "fromscratch"])).unwrap();
+        assert_eq!(
+            inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(),
+            3,
+            "one layer per ADD, COPY and RUN"
+        );
+    }
+}
