@@ -1,7 +1,9 @@
 //! `burrow build` as an unprivileged user, with and without a subuid range:
 //! a two-stage build that runs, the cache on an unchanged rebuild and after
-//! one copied file changes, a failing RUN's exit code and line, and the
-//! config instructions' semantics (ENV, ARG, WORKDIR, USER, COPY --chown).
+//! one copied file changes, a failing RUN's exit code and line, the config
+//! instructions' semantics (ENV, ARG, WORKDIR, USER, COPY --chown/--chmod,
+//! .dockerignore), FROM scratch with ADD of an archive, and a built image
+//! pushed to a loopback registry and pulled by podman.
 
 mod common;
 
@@ -308,6 +310,132 @@ CMD ["sh", "-c", "cat /made; head -n 1 /copied/passwd"]
             inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(),
             3,
             "one layer per ADD, COPY and RUN"
+        );
+    }
+}
+
+fn have(tool: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A `docker-registry` on a free loopback port, killed on drop.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Registry {
+    fn start(dir: &Path) -> Registry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::create_dir_all(dir.join("storage")).unwrap();
+        let config = dir.join("config.yml");
+        write(
+            &config,
+            &format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("storage").display()
+            ),
+        );
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let r = Registry { child, port };
+        common::wait_until(
+            "registry listening",
+            std::time::Duration::from_secs(20),
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        );
+        r
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_built_image_pushes_and_podman_pulls_it() {
+    let test = "a_built_image_pushes_and_podman_pulls_it";
+    if !nix::unistd::Uid::effective().is_root() {
+        common::loud(&format!(
+            "SKIPPED {test}: podman reads the pushed image with a private store as root; run the suite as root"
+        ));
+        return;
+    }
+    for tool in ["docker-registry", "podman"] {
+        if !have(tool) {
+            common::loud(&format!(
+                "SKIPPED {test}: {tool} is not installed (apt-get install docker-registry podman)"
+            ));
+            return;
+        }
+    }
+    for env in users("build_push") {
+        env.import_busybox("busybox");
+        let ctx = context(
+            &env,
+            "ctx",
+            &[("Dockerfile", TWO_STAGE), ("greet.txt", "registry\n")],
+        );
+        let reg = Registry::start(&env.home.join("registry"));
+        let dest = format!("127.0.0.1:{}/built/app:1", reg.port);
+        build(&env, &["-t", &dest, ctx.to_str().unwrap()]);
+        let out = env.ok(["push", &dest]);
+        assert!(out.contains("1: digest: sha256:"), "{out}");
+
+        // podman (as root, in a store of its own) pulls it and finds the
+        // config and the files the build made. (`podman run` itself fails
+        // on this kind of host: its runtimes cannot set the rlimits they
+        // want, so the image is read through `image mount`.)
+        let dir = tempfile::Builder::new()
+            .prefix("bpb")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let podman = |args: &[&str]| {
+            let o = std::process::Command::new("podman")
+                .arg("--root")
+                .arg(dir.path().join("root"))
+                .arg("--runroot")
+                .arg(dir.path().join("run"))
+                .args(["--storage-driver", "vfs"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "podman {args:?}: {}", stderr(&o));
+            stdout(&o)
+        };
+        podman(&["pull", "-q", "--tls-verify=false", &dest]);
+        let cmd = podman(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Cmd}}",
+            &dest,
+        ]);
+        assert_eq!(cmd.trim(), r#"["hello"]"#);
+        let mnt = podman(&["image", "mount", &dest]);
+        let script = std::fs::read_to_string(Path::new(mnt.trim()).join("usr/local/bin/hello"));
+        podman(&["image", "unmount", &dest]);
+        assert_eq!(
+            script.unwrap(),
+            "#!/bin/sh\necho hello registry\n",
+            "[{:?}]",
+            env.who
         );
     }
 }
