@@ -86,6 +86,8 @@ struct Stage {
     shell: Vec<String>,
     /// ARGs in scope and their values.
     args: BTreeMap<String, String>,
+    /// Whether this stage set CMD (a later ENTRYPOINT keeps it).
+    cmd_set: bool,
 }
 
 impl Stage {
@@ -478,14 +480,12 @@ impl Builder<'_> {
                 });
                 if kw == "CMD" {
                     st.runtime.cmd = Some(argv.clone());
+                    st.cmd_set = true;
                 } else {
                     st.runtime.entrypoint = Some(argv.clone());
-                    // Docker: a new ENTRYPOINT drops the Cmd it inherited.
-                    if !st.pending.iter().any(|h| {
-                        h.created_by()
-                            .as_deref()
-                            .is_some_and(|c| c.contains("#(nop) CMD "))
-                    }) {
+                    // Docker: a new ENTRYPOINT drops the Cmd the base
+                    // image had (not one this stage set).
+                    if !st.cmd_set {
                         st.runtime.cmd = None;
                     }
                 }
@@ -788,7 +788,7 @@ impl Builder<'_> {
                     entries: Vec::new(),
                 };
                 let created_by = format!("/bin/sh -c #(nop) ADD file:{hash} in {dest} ");
-                return self.fs_step_keyed(st, &ins.text(), &hash, plan, created_by);
+                return self.fs_step_keyed(st, &format!("ADD {dest}"), &hash, plan, created_by);
             }
         }
         let packed: Packed = match &from {
@@ -834,8 +834,9 @@ impl Builder<'_> {
             chown,
             entries: packed.entries.clone(),
         };
+        let what = format!("{kw} {dest_arg} {dest} {:?} {:?}", plan.chown, plan.place);
         let content = format!("{}:{}", packed.hash, packed.single_file);
-        self.fs_step_keyed(st, &ins.text(), &content, plan, created_by)
+        self.fs_step_keyed(st, &what, &content, plan, created_by)
     }
 
     /// When `src` (in the context) is a tar archive, plain or compressed,
