@@ -244,7 +244,8 @@ impl Builder<'_> {
                     at: Some(format!("Dockerfile:{}", i.line)),
                     msg: m,
                 };
-                for (k, v) in self.declare(&i.args, &BTreeMap::new()).map_err(at)? {
+                let earlier = globals.clone();
+                for (k, v) in self.declare(&i.args, &earlier).map_err(at)? {
                     globals.insert(k, v);
                 }
             }
@@ -309,8 +310,7 @@ impl Builder<'_> {
         args: &str,
         inherited: &BTreeMap<String, String>,
     ) -> Result<Vec<(String, String)>, String> {
-        let vars = inherited.clone();
-        let text = dockerfile::substitute(args, &vars, self.escape)?;
+        let text = dockerfile::substitute(args, inherited, self.escape)?;
         let mut out = Vec::new();
         for w in dockerfile::words(&text, self.escape)? {
             let (name, default) = match w.split_once('=') {
