@@ -285,12 +285,14 @@ CMD cat /where /vars
 }
 
 #[test]
-fn scratch_add_of_an_archive_and_copy_from_an_image() {
-    const DOCKERFILE: &str = r#"FROM scratch
+fn scratch_add_of_an_archive_copy_from_an_image_and_stages_by_name_and_index() {
+    const DOCKERFILE: &str = r#"FROM scratch AS base
 ADD busybox.tar /
 COPY --from=busybox /etc/passwd /copied/passwd
 RUN echo ran-in-scratch > /made
-CMD ["sh", "-c", "cat /made; head -n 1 /copied/passwd"]
+FROM base
+COPY --from=0 /made /made-again
+CMD ["sh", "-c", "cat /made-again; head -n 1 /copied/passwd"]
 "#;
     for env in users("build_scratch") {
         env.import_busybox("busybox");
@@ -308,7 +310,7 @@ CMD ["sh", "-c", "cat /made; head -n 1 /copied/passwd"]
             serde_json::from_str(&env.ok(["image", "inspect", "fromscratch"])).unwrap();
         assert_eq!(
             inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(),
-            3,
+            4,
             "one layer per ADD, COPY and RUN"
         );
     }
