@@ -233,7 +233,15 @@ CMD cat /where /vars
         write(&ctx.join("dir/skipped.txt"), "no\n");
         build(
             &env,
-            &["-t", "sem", "--label", "by=test", ctx.to_str().unwrap()],
+            &[
+                "-t",
+                "sem",
+                "--label",
+                "by=test",
+                "--network",
+                "none",
+                ctx.to_str().unwrap(),
+            ],
         );
         let who = env.who;
         assert_eq!(

@@ -35,6 +35,8 @@ pub struct RunEnv {
     pub rootfs: RootfsChoice,
     pub scopes: SystemdScopes,
     pub helper_path: String,
+    /// The network mode of RUN containers (`--network`).
+    pub network: String,
 }
 
 /// What to build.
@@ -685,7 +687,7 @@ impl Builder<'_> {
             workdir: non_empty(&st.runtime.working_dir),
             user: non_empty(&st.runtime.user),
             network: NetworkOptions {
-                mode: "private".into(),
+                mode: self.opts.run.network.clone(),
                 ..Default::default()
             },
             ..Default::default()

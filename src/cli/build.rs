@@ -48,6 +48,15 @@ pub struct BuildArgs {
     /// Print only the image id
     #[arg(short, long)]
     pub quiet: bool,
+    /// Network of the RUN steps: private (outbound through pasta or
+    /// slirp4netns), none (loopback only), host, pasta, slirp4netns
+    #[arg(
+        long = "network",
+        alias = "net",
+        value_name = "MODE",
+        default_value = "private"
+    )]
+    pub network: String,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// The build context: the directory COPY and ADD read from
@@ -109,6 +118,10 @@ pub fn run(root: Option<PathBuf>, a: BuildArgs) -> anyhow::Result<i32> {
     let dockerfile = build::dockerfile::parse(&text)
         .map_err(|e| Exit::new(BUILD_FAILED, format!("{}: {}", file.display(), e)))?;
     let rootfs = super::rootfs_choice().map_err(|e| usage(e.to_string()))?;
+    let network = crate::network::Mode::parse(&a.network)
+        .map_err(|e| usage(e.to_string()))?
+        .name()
+        .to_string();
     let opts = BuildOptions {
         context: a.context.clone(),
         tags,
@@ -121,9 +134,16 @@ pub fn run(root: Option<PathBuf>, a: BuildArgs) -> anyhow::Result<i32> {
             rootfs,
             scopes: super::systemd_scopes(),
             helper_path: super::helper_path(),
+            network,
         },
     };
     let ctx = Ctx::open(root)?;
+    // RUN steps read no input, as in `docker build`: their stdin is
+    // /dev/null, not the terminal burrow was started from.
+    let null =
+        std::fs::File::open("/dev/null").map_err(|e| usage(format!("opening /dev/null: {e}")))?;
+    crate::linux::process::dup_onto(std::os::fd::AsRawFd::as_raw_fd(&null), 0)
+        .map_err(|e| usage(format!("redirecting stdin: {e}")))?;
     let (pull, registry, quiet) = (a.pull, a.registry.clone(), a.quiet);
     let mut resolve = |name: &str| -> anyhow::Result<String> {
         let reference = Reference::parse(name)?;
