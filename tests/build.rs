@@ -187,6 +187,25 @@ fn failing_run_reports_its_exit_code_and_line() {
         assert_eq!(env.ok(["ps", "-a", "-q"]), "");
         assert!(env.run(["image", "inspect", "broken"]).status.code() == Some(1));
 
+        // `-f -` reads the Dockerfile from stdin.
+        let mut c = env.cmd(["build", "-q", "-f", "-", ctx.to_str().unwrap()]);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"FROM busybox\nRUN exit 7\n").unwrap();
+        }
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("(Dockerfile:2): RUN exit 7: exit code 7"),
+            "{}",
+            stderr(&o)
+        );
+
         // A parse error names its line and builds nothing.
         write(&ctx.join("Dockerfile"), "FROM busybox\nRUNN echo\n");
         let o = env.run(["build", ctx.to_str().unwrap()]);

@@ -27,7 +27,7 @@ pub struct BuildArgs {
     /// Name the image: [registry/][project/]repo[:tag] (repeatable)
     #[arg(short = 't', long = "tag", value_name = "REF")]
     pub tags: Vec<String>,
-    /// The Dockerfile [default: CONTEXT/Containerfile, else CONTEXT/Dockerfile]
+    /// The Dockerfile, `-` for stdin [default: CONTEXT/Containerfile, else CONTEXT/Dockerfile]
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Set a build argument (KEY=VALUE, or KEY to take it from the environment)
@@ -113,8 +113,13 @@ pub fn run(root: Option<PathBuf>, a: BuildArgs) -> anyhow::Result<i32> {
                 ))
             })?,
     };
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| usage(format!("reading {}: {e}", file.display())))?;
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| usage(format!("reading the Dockerfile from stdin: {e}")))?
+    } else {
+        std::fs::read_to_string(&file)
+            .map_err(|e| usage(format!("reading {}: {e}", file.display())))?
+    };
     let dockerfile = build::dockerfile::parse(&text)
         .map_err(|e| Exit::new(BUILD_FAILED, format!("{}: {}", file.display(), e)))?;
     let rootfs = super::rootfs_choice().map_err(|e| usage(e.to_string()))?;
