@@ -230,6 +230,10 @@ COPY --chown=1000:1000 --chmod=600 f.txt owned.txt
 COPY dir/ /copied/
 COPY *.md /docs/
 COPY f.txt /etc
+RUN <<EOF
+echo heredoc-a > /h
+echo "heredoc-$PLAIN" >> /h
+EOF
 LABEL stage=final
 USER 1000:1000
 EXPOSE 8080
@@ -297,7 +301,7 @@ CMD cat /where /vars
             "sem",
             "sh",
             "-c",
-            "ls -ln owned.txt | awk '{print $1, $3}'; cat owned.txt /etc/f.txt; find /copied /docs -type f | sort",
+            "ls -ln owned.txt | awk '{print $1, $3}'; cat owned.txt /etc/f.txt /h; find /copied /docs -type f | sort",
         ]);
         let owner = if who == Who::Range { "1000" } else { "0" };
         let first = listing.lines().next().unwrap_or_default();
@@ -306,7 +310,7 @@ CMD cat /where /vars
             "[{who:?}] {listing}"
         );
         assert!(
-            listing.ends_with("secret\nsecret\n/copied/sub/in.txt\n/docs/a.md\n/docs/b.md\n"),
+            listing.ends_with("secret\nsecret\nheredoc-a\nheredoc-two words\n/copied/sub/in.txt\n/docs/a.md\n/docs/b.md\n"),
             "[{who:?}] {listing}"
         );
     }

@@ -48,6 +48,16 @@ pub struct Instruction {
     pub flags: Vec<(String, String)>,
     /// The arguments after the flags, continuations joined, trimmed.
     pub args: String,
+    /// A heredoc's body (`RUN <<EOF` ... `EOF`), its lines after the
+    /// instruction's up to the terminator, with a final newline.
+    pub heredoc: Option<Heredoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    /// The terminator word.
+    pub word: String,
+    pub body: String,
 }
 
 impl Instruction {
@@ -206,7 +216,30 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
                 }
             }
         }
-        instructions.push(parse_instruction(start + 1, &joined)?);
+        let mut ins = parse_instruction(start + 1, &joined)?;
+        if let Some((word, strip)) = heredoc_marker(&ins.args) {
+            if ins.keyword != "RUN" {
+                return Err(ins.err(format!(
+                    "heredocs are supported in RUN only, not in {}",
+                    ins.keyword
+                )));
+            }
+            let mut body = String::new();
+            loop {
+                let Some(l) = lines.get(i) else {
+                    return Err(ins.err(format!("the heredoc has no terminating {word:?} line")));
+                };
+                i += 1;
+                let l = if strip { l.trim_start_matches('\t') } else { l };
+                if l == word {
+                    break;
+                }
+                body.push_str(l);
+                body.push('\n');
+            }
+            ins.heredoc = Some(Heredoc { word, body });
+        }
+        instructions.push(ins);
     }
     if instructions.is_empty() {
         return Err(ParseError {
@@ -227,6 +260,33 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     Ok(Dockerfile {
         escape,
         instructions,
+    })
+}
+
+/// The terminator of the heredoc `s` opens (`<<EOF`, `<<-EOF`, `<<"EOF"`,
+/// `<<'EOF'`) and whether its lines lose their leading tabs.
+fn heredoc_marker(s: &str) -> Option<(String, bool)> {
+    let at = s.find("<<")?;
+    let rest = &s[at + 2..];
+    let (strip, rest) = match rest.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    let rest = rest.trim_start_matches(['"', '\'']);
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!word.is_empty() && !word.starts_with(|c: char| c.is_ascii_digit())).then_some((word, strip))
+}
+
+/// Whether `args` is nothing but a heredoc marker (`RUN <<EOF`).
+pub fn heredoc_only(args: &str) -> bool {
+    let t = args.trim();
+    heredoc_marker(t).is_some_and(|(w, strip)| {
+        let rest = t.trim_start_matches("<<");
+        let rest = if strip { &rest[1..] } else { rest };
+        rest.trim_matches(['"', '\'']) == w
     })
 }
 
@@ -271,6 +331,7 @@ fn parse_instruction(line: usize, text: &str) -> Result<Instruction, ParseError>
         keyword,
         flags,
         args,
+        heredoc: None,
     })
 }
 
@@ -524,6 +585,24 @@ mod tests {
         assert_eq!(df.escape, '\\');
         assert_eq!(df.instructions[1].args, "a  b");
         assert!(parse("# escape=x\nFROM scratch\n").is_err());
+    }
+
+    #[test]
+    fn heredocs() {
+        let df = parse("FROM busybox\nRUN <<EOF\necho a\n  echo b\nEOF\nRUN cat > /f <<-'END'\n\tx\n\tEND\nCMD x\n")
+            .unwrap();
+        let i = &df.instructions;
+        assert_eq!(i.len(), 4);
+        assert_eq!(i[1].args, "<<EOF");
+        let h = i[1].heredoc.as_ref().unwrap();
+        assert_eq!(
+            (h.word.as_str(), h.body.as_str()),
+            ("EOF", "echo a\n  echo b\n")
+        );
+        assert_eq!(i[2].heredoc.as_ref().unwrap().body, "x\n");
+        assert_eq!((i[3].keyword.as_str(), i[3].line), ("CMD", 9));
+        assert!(parse("FROM busybox\nRUN <<EOF\necho\n").is_err());
+        assert!(parse("FROM busybox\nCOPY <<EOF /f\nx\nEOF\n").is_err());
     }
 
     #[test]

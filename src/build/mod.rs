@@ -634,11 +634,20 @@ impl Builder<'_> {
     }
 
     fn run_step(&mut self, st: &mut Stage, ins: &Instruction) -> Result<(), String> {
-        let argv = ins.exec_form().unwrap_or_else(|| {
-            let mut v = st.shell.clone();
-            v.push(ins.args.clone());
-            v
-        });
+        let argv = match (&ins.heredoc, ins.exec_form()) {
+            (Some(_), Some(_)) => return Err("a heredoc needs the shell form".into()),
+            (None, Some(v)) => v,
+            (None, None) => [st.shell.clone(), vec![ins.args.clone()]].concat(),
+            // `RUN <<EOF` alone runs the body as a script; otherwise the
+            // shell gets the heredoc as written.
+            (Some(h), None) if dockerfile::heredoc_only(&ins.args) => {
+                [st.shell.clone(), vec![h.body.clone()]].concat()
+            }
+            (Some(h), None) => {
+                let text = format!("{}\n{}{}", ins.args, h.body, h.word);
+                [st.shell.clone(), vec![text]].concat()
+            }
+        };
         if argv.is_empty() {
             return Err("RUN needs a command".into());
         }
