@@ -145,6 +145,17 @@ pub struct Source {
 pub fn expand(src: &Source, pattern: &str) -> Result<Vec<Vec<String>>, String> {
     let parts = clean(pattern);
     if !parts.iter().any(|p| has_glob(p)) {
+        // A symlink on the way could lead out of the root (a context's
+        // `link -> /home/me` would copy the user's files into the image).
+        for n in 1..parts.len() {
+            let dir = src.root.join(parts[..n].iter().collect::<PathBuf>());
+            if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(format!(
+                    "{pattern}: {} is a symbolic link, which a source path may not go through",
+                    parts[..n].join("/")
+                ));
+            }
+        }
         let p = src.root.join(parts.iter().collect::<PathBuf>());
         if std::fs::symlink_metadata(&p).is_err()
             || (!parts.is_empty() && src.ignore.ignored(&parts))
@@ -383,6 +394,11 @@ mod tests {
         assert!(expand(&src, "src/*.none").is_err());
         assert!(expand(&src, "src/x.log").is_err());
         assert!(expand(&src, "missing").is_err());
+        std::os::unix::fs::symlink("/etc", root.join("out")).unwrap();
+        let e = expand(&src, "out/passwd").unwrap_err();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(expand(&src, "o*/passwd").is_err());
+        assert_eq!(expand(&src, "out").unwrap(), [p("out")]);
         let hash = |srcs: &[Vec<String>]| {
             let f = tempfile::tempfile().unwrap();
             pack(&src, srcs, None, f).unwrap()

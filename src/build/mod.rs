@@ -854,9 +854,11 @@ impl Builder<'_> {
     /// write its tar to `out` and return the tar's hash.
     fn add_archive(&self, src: &str, out: &Path) -> Result<Option<String>, String> {
         let rel = context::clean(src);
-        if rel.iter().any(|p| p.contains(['*', '?', '['])) || self.source.ignore.ignored(&rel) {
+        if rel.iter().any(|p| p.contains(['*', '?', '['])) {
             return Ok(None);
         }
+        // The same checks as any source (ignored, missing, through a link).
+        context::expand(&self.source, src)?;
         let path = self.source.root.join(rel.iter().collect::<PathBuf>());
         if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
             return Ok(None);
