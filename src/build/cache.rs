@@ -4,7 +4,7 @@
 //! scope, the content of the files it copies). An entry is a file named by
 //! the key holding the image id; the images themselves are ordinary
 //! untagged images, so `image prune` and `system prune` remove them, and an
-//! entry whose image is gone is a miss.
+//! entry whose image is gone is a miss (and is removed when looked up).
 
 use std::path::PathBuf;
 
@@ -50,13 +50,18 @@ impl Cache {
         if !self.enabled {
             return None;
         }
-        let text = std::fs::read_to_string(self.dir.join(key)).ok()?;
+        let path = self.dir.join(key);
+        let text = std::fs::read_to_string(&path).ok()?;
         match text.trim() {
             "-" => Some(Cached::Unchanged),
             id if store::valid_digest(id) && store.image_config_path(id).is_file() => {
                 Some(Cached::Image(id.to_string()))
             }
-            _ => None,
+            _ => {
+                // Its image was pruned: the entry goes too.
+                let _ = std::fs::remove_file(&path);
+                None
+            }
         }
     }
 
@@ -93,6 +98,7 @@ mod tests {
         assert_eq!(c.get(&store, "k1"), Some(Cached::Unchanged));
         c.put("k2", &Cached::Image(format!("sha256:{}", "0".repeat(64))));
         assert_eq!(c.get(&store, "k2"), None);
+        assert!(!store.root().join("build-cache/k2").exists());
         assert_eq!(Cache::open(&store, false).get(&store, "k1"), None);
     }
 }
