@@ -1,10 +1,12 @@
 //! burrow library: everything the `burrow` binary does, split by the data flow
 //! reference → image store → container record → sandbox process.
 //!
-//! Dependencies point one way: `cli` uses everything; `container` uses `image`
+//! Dependencies point one way: `cli` uses everything; `build` drives
+//! `container` and `image` from a Dockerfile; `container` uses `image`
 //! and `store`; `sandbox` uses `linux`; `store` uses only `linux`; `linux`
 //! knows nothing of images or the CLI.
 
+pub mod build;
 pub mod cli;
 pub mod container;
 pub mod exit;

@@ -20,6 +20,9 @@ use crate::util::human;
     after_help = "Examples:\n  burrow images\n  burrow image ls busybox\n  burrow images -q\n  burrow images --filter dangling=true\n  burrow images --filter reference='bus*'\n  burrow images --format '{{.Repository}}:{{.Tag}} {{.Size}}'"
 )]
 pub struct ImagesArgs {
+    /// Show all images, also the untagged ones a build keeps as its cache
+    #[arg(short, long)]
+    pub all: bool,
     /// Only show image ids
     #[arg(short, long)]
     pub quiet: bool,
@@ -135,6 +138,9 @@ pub fn run(root: Option<PathBuf>, a: ImagesArgs) -> anyhow::Result<i32> {
     let mut ids = Vec::new();
     for img in catalog::list(&ctx.store)? {
         let dangling = img.tags.is_empty();
+        if dangling && img.build_cache && !a.all {
+            continue;
+        }
         if filters.dangling.is_some_and(|d| d != dangling) || !labels_match(&img, &filters.label) {
             continue;
         }

@@ -1,6 +1,7 @@
 //! The command line: clap definitions, the shared context, and dispatch to
 //! one thin file per verb.
 
+mod build;
 mod commit;
 mod completion;
 mod cp;
@@ -113,6 +114,8 @@ pub enum Command {
     Port(port::PortArgs),
     /// Create a new image from a container's changes
     Commit(commit::CommitArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Export a container's filesystem as a tar archive
     Export(export::ExportArgs),
     /// Wait for containers to end and print their exit codes
@@ -207,6 +210,8 @@ pub enum ImageCommand {
     History(history::HistoryArgs),
     /// Remove unused images, then layers and blobs nothing needs
     Prune(prune::ImagePruneArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -487,6 +492,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             export::run(root, a)
         }
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(root, a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(root, a),
         Command::Image(ImageCommand::Prune(a)) => prune::run_images(root, a),
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => top::run(root, a),
         Command::Volume(c) => volume::run(root, c),

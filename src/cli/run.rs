@@ -399,7 +399,7 @@ fn network_options(a: &RunArgs) -> anyhow::Result<container::NetworkOptions> {
 
 /// Say once per boot (a marker in the runtime dir) that a private
 /// network will have loopback only, and which package fixes it.
-fn helper_notice(ctx: &Ctx, mode: &str) {
+pub(super) fn helper_notice(ctx: &Ctx, mode: &str) {
     use crate::network::{helper, Mode};
     if !matches!(Mode::parse(mode), Ok(Mode::Private | Mode::User)) {
         return;

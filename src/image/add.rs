@@ -33,6 +33,10 @@ pub struct ImageMeta {
     /// pushed to (Docker's RepoDigests).
     #[serde(default)]
     pub repo_digests: Vec<String>,
+    /// Made by a build step: an untagged one is a cache entry, which
+    /// `images` lists only with `-a`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub build_cache: bool,
 }
 
 pub fn read_meta(store: &Store, id: &str) -> Result<Option<ImageMeta>, StoreError> {
@@ -58,6 +62,17 @@ pub fn add_repo_digest(store: &Store, id: &str, repo_digest: &str) -> Result<(),
     let mut meta = read_meta(store, id)?.unwrap_or_default();
     if !meta.repo_digests.iter().any(|d| d == repo_digest) {
         meta.repo_digests.push(repo_digest.to_string());
+        write_meta(store, id, &meta)?;
+    }
+    Ok(())
+}
+
+/// Mark `id` as made by a build step.
+pub fn mark_build_cache(store: &Store, id: &str) -> Result<(), StoreError> {
+    let _lock = store.lock_exclusive()?;
+    let mut meta = read_meta(store, id)?.unwrap_or_default();
+    if !meta.build_cache {
+        meta.build_cache = true;
         write_meta(store, id, &meta)?;
     }
     Ok(())

@@ -23,6 +23,8 @@ pub struct ImageSummary {
     pub config: oci_spec::image::ImageConfiguration,
     /// Where the image was pulled from or pushed to, by digest.
     pub repo_digests: Vec<String>,
+    /// Made by a build step (see `ImageMeta::build_cache`).
+    pub build_cache: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +79,7 @@ pub fn summary(store: &Store, id: &str) -> Result<ImageSummary, CatalogError> {
         .filter(|(_, v)| v == id)
         .filter_map(|(k, _)| Reference::parse(&k).ok())
         .collect();
-    let repo_digests = super::add::read_meta(store, id)?
-        .map(|m| m.repo_digests)
-        .unwrap_or_default();
+    let meta = super::add::read_meta(store, id)?.unwrap_or_default();
     Ok(ImageSummary {
         id: id.to_string(),
         tags,
@@ -87,7 +87,8 @@ pub fn summary(store: &Store, id: &str) -> Result<ImageSummary, CatalogError> {
         size,
         layers,
         config,
-        repo_digests,
+        repo_digests: meta.repo_digests,
+        build_cache: meta.build_cache,
     })
 }
 

@@ -12,14 +12,14 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::write::GzEncoder;
-use oci_spec::image::{Config, History};
+use oci_spec::image::{Config, History, ImageConfiguration};
 use sha2::{Digest, Sha256};
 
 use super::add::{self, NewImage, StagedLayer};
 use super::blob::{self, Expected, Ingested};
 use super::change::{apply_change, ChangeError};
 use super::compress::Compression;
-use super::config::ImageRuntimeConfig;
+use super::config::{new_image_config, ImageRuntimeConfig};
 use super::import::id_policy;
 use super::layer_tar::{self, TreeKind};
 use super::manifest::{self, Descriptor, Document};
@@ -56,6 +56,12 @@ pub struct CommitOptions {
     /// Paths (relative to the changes dir) the runtime creates as mount
     /// points; left out when they are empty placeholders.
     pub mount_points: Vec<PathBuf>,
+    /// A whole runtime config to write instead of the base image's (a
+    /// build's stage config); `changes` then apply on top of it.
+    pub runtime: Option<ImageRuntimeConfig>,
+    /// History entries for config-only steps, written before the new one
+    /// (a build's ENV, CMD, ... since its last layer).
+    pub history_before: Vec<History>,
 }
 
 #[derive(Debug, Clone)]
@@ -119,17 +125,95 @@ pub fn commit_changes(
     upper: &Path,
     opts: &CommitOptions,
 ) -> Result<Committed, CommitError> {
-    // Everything that can be refused is checked before archiving.
-    let mut cfg = store.image_config(base)?;
-    let mut runtime = cfg
-        .config()
-        .as_ref()
-        .map(ImageRuntimeConfig::from_oci)
-        .unwrap_or_default();
+    commit_changes_on(store, mapping, source_mapping, Some(base), upper, opts)
+}
+
+/// The base image's config and layer descriptors, or an empty image's for
+/// `None` (a build's `FROM scratch`), with the new runtime config set.
+fn start_from(
+    store: &Store,
+    base: Option<&str>,
+    opts: &CommitOptions,
+) -> Result<(ImageConfiguration, Vec<Descriptor>), CommitError> {
+    let (mut cfg, layers) = match base {
+        Some(base) => {
+            let cfg = store.image_config(base)?;
+            let layers = base_descriptors(store, base, cfg.rootfs().diff_ids().len())?;
+            (cfg, layers)
+        }
+        None => {
+            let created = crate::util::human::now_rfc3339();
+            let mut cfg =
+                new_image_config(&ImageRuntimeConfig::default(), Vec::new(), &created, "");
+            cfg.set_history(None);
+            (cfg, Vec::new())
+        }
+    };
+    let mut runtime = match &opts.runtime {
+        Some(r) => r.clone(),
+        None => cfg
+            .config()
+            .as_ref()
+            .map(ImageRuntimeConfig::from_oci)
+            .unwrap_or_default(),
+    };
     for c in &opts.changes {
         apply_change(&mut runtime, c)?;
     }
-    let base_layers = base_descriptors(store, base, cfg.rootfs().diff_ids().len())?;
+    if opts.runtime.is_some() || !opts.changes.is_empty() {
+        let mut c = cfg.config().clone().unwrap_or_default();
+        set_runtime(&mut c, &runtime);
+        if opts.runtime.is_some() {
+            c.set_volumes(runtime.to_oci().volumes().clone());
+        }
+        cfg.set_config(Some(c));
+    }
+    Ok((cfg, layers))
+}
+
+/// A new image that is `base` (or an empty one) with only its config and
+/// history changed: `opts.runtime` and `opts.changes` applied, the entries
+/// of `opts.history_before` appended. Returns the new image's id.
+pub fn commit_config(
+    store: &Store,
+    base: Option<&str>,
+    opts: &CommitOptions,
+) -> Result<String, CommitError> {
+    let (mut cfg, layers) = start_from(store, base, opts)?;
+    let mut history = cfg.history().clone().unwrap_or_default();
+    history.extend(opts.history_before.iter().cloned());
+    let created = history
+        .last()
+        .and_then(|h| h.created().clone())
+        .unwrap_or_else(crate::util::human::now_rfc3339);
+    cfg.set_history(Some(history));
+    cfg.set_created(Some(created));
+    let config = serde_json::to_vec(&cfg).map_err(|e| CommitError::Layer(e.to_string()))?;
+    let manifest = manifest::oci_manifest(&config, &layers);
+    Ok(add::add_image(
+        store,
+        NewImage {
+            config: &config,
+            manifest: &manifest,
+            layers: Vec::new(),
+            tags: opts.reference.iter().cloned().collect(),
+            repo_digest: None,
+        },
+    )?)
+}
+
+/// [`commit_changes`] on `base`, or on nothing for `None` (the first layer
+/// of a `FROM scratch` build).
+pub fn commit_changes_on(
+    store: &Store,
+    mapping: &IdMapping,
+    source_mapping: &IdMapping,
+    base: Option<&str>,
+    upper: &Path,
+    opts: &CommitOptions,
+) -> Result<Committed, CommitError> {
+    // Everything that can be refused is checked before archiving.
+    let (mut cfg, base_layers) = start_from(store, base, opts)?;
     store.remove_abandoned_staging(mapping);
 
     let staging = store.staging("commit", mapping)?;
@@ -145,11 +229,6 @@ pub fn commit_changes(
         let mut rootfs = cfg.rootfs().clone();
         rootfs.set_diff_ids(diff_ids);
         cfg.set_rootfs(rootfs);
-        if !opts.changes.is_empty() {
-            let mut c = cfg.config().clone().unwrap_or_default();
-            set_runtime(&mut c, &runtime);
-            cfg.set_config(Some(c));
-        }
         let created = crate::util::human::now_rfc3339();
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
         let mut h = History::default();
@@ -158,6 +237,7 @@ pub fn commit_changes(
         h.set_comment(non_empty(&opts.comment));
         h.set_author(non_empty(&opts.author));
         let mut history = cfg.history().clone().unwrap_or_default();
+        history.extend(opts.history_before.iter().cloned());
         history.push(h);
         cfg.set_history(Some(history));
         cfg.set_created(Some(created));

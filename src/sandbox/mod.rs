@@ -40,6 +40,7 @@ pub use mounts::{MountOp, DEVICES, MASKED_PATHS, READONLY_PATHS};
 pub use process::{enter_bundle, BundleInit, Process, Stdio, DEFAULT_PATH};
 pub use report::relay_signalfd;
 pub use spawn::{start, start_with, BeforeSetup, Started};
+pub use user::resolve as resolve_user;
 
 use crate::linux::userns::IdMapping;
 

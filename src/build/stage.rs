@@ -1,0 +1,214 @@
+//! The filesystem work of build steps, each in a child that is root of a
+//! user namespace with the store's mapping: COPY and ADD unpack their tar
+//! into the stage's filesystem (an overlay of its image's layers with a
+//! fresh upper dir, so the upper dir is exactly the step's changes, in the
+//! format `commit` archives), WORKDIR makes its directory there, and
+//! `COPY --from` packs files out of another image's layers. RUN runs a
+//! container, as `run` does (see `mod.rs`).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::context::{self, Packed, Source};
+use crate::image::import::id_policy;
+use crate::image::layer::{apply_layer, ApplyOptions, IdPolicy};
+use crate::linux::mount;
+use crate::linux::userns::{run_in_userns, run_in_userns_with, IdMapping};
+use crate::store::Store;
+
+/// Where a step's tar goes in the stage's filesystem.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Place {
+    /// Into this directory, made with its parents when missing.
+    Into(String),
+    /// One file to `path`: into it when it is a directory, else as `path`
+    /// itself (its parents made when missing). `name` is the tar's entry.
+    Auto { path: String, name: String },
+}
+
+/// One filesystem step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// Directories to make first (WORKDIR).
+    pub mkdir: Vec<String>,
+    pub tar: Option<PathBuf>,
+    pub place: Option<Place>,
+    /// `--chown`: owner of the copied entries (resolved in the stage's own
+    /// `/etc/passwd` and `/etc/group`).
+    pub chown: Option<String>,
+    /// The tar's top-level entries, which `--chown` applies to.
+    pub entries: Vec<String>,
+}
+
+/// The layer dirs of an image, top first, for overlay's lowerdir.
+pub fn lowers(store: &Store, image: Option<&str>) -> Result<Vec<PathBuf>, String> {
+    let Some(id) = image else {
+        return Ok(Vec::new());
+    };
+    let cfg = store.image_config(id).map_err(|e| e.to_string())?;
+    Ok(cfg
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .rev()
+        .map(|d| store.layer_fs(d))
+        .collect())
+}
+
+/// Carry out `plan` on the filesystem of `image` (none: empty), recording
+/// the changes in `dir/upper`. Returns whether anything changed.
+pub fn apply(
+    store: &Store,
+    mapping: &IdMapping,
+    image: Option<&str>,
+    dir: &Path,
+    plan: Plan,
+) -> Result<bool, String> {
+    let mut lowers = lowers(store, image)?;
+    let (upper, work, empty) = (dir.join("upper"), dir.join("work"), dir.join("empty"));
+    for d in [&upper, &work, &empty] {
+        std::fs::create_dir(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+    }
+    // overlayfs needs a lower dir; an empty one stands for `scratch`.
+    lowers.push(empty);
+    let tar = match &plan.tar {
+        Some(p) => Some(File::open(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
+    };
+    let ids = id_policy(mapping);
+    let target = store.mount_point();
+    let up = upper.clone();
+    run_in_userns(mapping, move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .map_err(|e| format!("unshare: {e}"))?;
+        mount::overlay(&lowers, &up, &work, &target).map_err(|e| e.to_string())?;
+        nix::unistd::chroot(&target).map_err(|e| format!("chroot: {e}"))?;
+        nix::unistd::chdir("/").map_err(|e| format!("chdir: {e}"))?;
+        carry_out(plan, tar, ids)
+    })
+    .map_err(|e| e.to_string())?;
+    let changed = std::fs::read_dir(&upper)
+        .map_err(|e| format!("reading {}: {e}", upper.display()))?
+        .next()
+        .is_some();
+    Ok(changed)
+}
+
+/// Inside the stage's root: make, unpack, chown.
+fn carry_out(plan: Plan, tar: Option<File>, ids: IdPolicy) -> Result<(), String> {
+    let mkdir = |d: &Path| -> Result<(), String> {
+        std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))
+    };
+    for d in &plan.mkdir {
+        mkdir(Path::new(d))?;
+    }
+    let (Some(tar), Some(place)) = (tar, &plan.place) else {
+        return Ok(());
+    };
+    let opts = ApplyOptions { ids };
+    let unpack = |into: &Path, tar: File| -> Result<(), String> {
+        apply_layer(tar, into, &opts)
+            .map(|_| ())
+            .map_err(|e| format!("copying into {}: {e}", into.display()))
+    };
+    // The copied entries, where they ended up (for --chown).
+    let landed: Vec<PathBuf> = match place {
+        Place::Into(d) => {
+            let d = Path::new(d);
+            mkdir(d)?;
+            unpack(d, tar)?;
+            plan.entries.iter().map(|e| d.join(e)).collect()
+        }
+        Place::Auto { path, name } => {
+            let path = Path::new(path);
+            if path.is_dir() {
+                unpack(path, tar)?;
+                vec![path.join(name)]
+            } else {
+                let parent = path.parent().unwrap_or(Path::new("/"));
+                mkdir(parent)?;
+                let tmp = parent.join(format!(".burrow-build-{}", std::process::id()));
+                mkdir(&tmp)?;
+                unpack(&tmp, tar)?;
+                std::fs::rename(tmp.join(name), path)
+                    .map_err(|e| format!("copying to {}: {e}", path.display()))?;
+                std::fs::remove_dir(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+                vec![path.to_path_buf()]
+            }
+        }
+    };
+    if let (Some(spec), IdPolicy::Keep { max_uid, max_gid }) = (&plan.chown, ids) {
+        let who = crate::sandbox::resolve_user(spec, Path::new("/etc"))
+            .map_err(|e| format!("--chown={spec}: {e}"))?;
+        if who.uid > max_uid || who.gid > max_gid {
+            return Err(format!(
+                "--chown={spec}: {}:{} is outside the ids this user can map (0-{max_uid})",
+                who.uid, who.gid
+            ));
+        }
+        for p in landed {
+            chown_tree(&p, who.uid, who.gid)?;
+        }
+    }
+    Ok(())
+}
+
+fn chown_tree(p: &Path, uid: u32, gid: u32) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("chown {}: {e}", p.display());
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(err)?;
+    let meta = std::fs::symlink_metadata(p).map_err(err)?;
+    if meta.is_dir() {
+        for e in std::fs::read_dir(p).map_err(err)? {
+            chown_tree(&e.map_err(err)?.path(), uid, gid)?;
+        }
+    } else if meta.is_file() {
+        // chown clears set-id bits; the mode the file was copied with stays.
+        std::fs::set_permissions(p, meta.permissions()).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// `COPY --from`: pack `patterns` out of `image`'s filesystem into `out`,
+/// in a child that sees the image's layers as its root (their files may
+/// belong to subordinate ids, and their symlinks must resolve inside).
+pub fn pack_from_image(
+    store: &Store,
+    mapping: &IdMapping,
+    image: &str,
+    what: &str,
+    patterns: &[String],
+    chmod: Option<u32>,
+    out: File,
+) -> Result<Packed, String> {
+    let mut lowers = lowers(store, Some(image))?;
+    let empty = store
+        .staging_dir("build-empty")
+        .map_err(|e| e.to_string())?;
+    // A read-only overlay needs two lower dirs; an empty one is harmless.
+    lowers.push(empty.clone());
+    let target = store.mount_point();
+    let what = what.to_string();
+    let patterns = patterns.to_vec();
+    let r = run_in_userns_with(mapping, move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .map_err(|e| format!("unshare: {e}"))?;
+        mount::overlay_readonly(&lowers, &target).map_err(|e| e.to_string())?;
+        nix::unistd::chroot(&target).map_err(|e| format!("chroot: {e}"))?;
+        nix::unistd::chdir("/").map_err(|e| format!("chdir: {e}"))?;
+        let src = Source {
+            root: PathBuf::from("/"),
+            ignore: Default::default(),
+            what,
+        };
+        let mut sources = Vec::new();
+        for p in &patterns {
+            sources.extend(context::expand(&src, p)?);
+        }
+        context::pack(&src, &sources, chmod, out)
+    })
+    .map_err(|e| e.to_string());
+    let _ = std::fs::remove_dir(&empty);
+    r
+}

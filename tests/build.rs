@@ -1,0 +1,475 @@
+//! `burrow build` as an unprivileged user, with and without a subuid range:
+//! a two-stage build that runs, the cache on an unchanged rebuild and after
+//! one copied file changes, a failing RUN's exit code and line, the config
+//! instructions' semantics (ENV, ARG, WORKDIR, USER, COPY --chown/--chmod,
+//! .dockerignore), FROM scratch with ADD of an archive, and a built image
+//! pushed to a loopback registry and pulled by podman.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{stderr, stdout, users, Env, Who};
+
+const TWO_STAGE: &str = r##"# syntax=docker/dockerfile:1
+ARG GREETING=hello
+FROM busybox AS build
+ARG GREETING
+WORKDIR /src
+COPY greet.txt .
+RUN echo "#!/bin/sh" > hello.sh \
+    && echo "echo $GREETING $(cat greet.txt)" >> hello.sh \
+    && chmod 755 hello.sh \
+    && echo built-the-script
+FROM busybox
+COPY --from=build /src/hello.sh /usr/local/bin/hello
+CMD ["hello"]
+"##;
+
+/// A context directory the test user can read, with these files.
+fn context(env: &Env, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = env.user_dir(name);
+    for (f, text) in files {
+        write(&dir.join(f), text);
+    }
+    dir
+}
+
+fn write(p: &Path, text: &str) {
+    std::fs::write(p, text).unwrap();
+}
+
+fn build(env: &Env, args: &[&str]) -> (String, String) {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    let o = env.run(&all);
+    assert!(
+        o.status.success(),
+        "[{:?}] burrow {all:?} failed ({:?})\nstdout: {}\nstderr: {}",
+        env.who,
+        o.status.code(),
+        stdout(&o),
+        stderr(&o)
+    );
+    let out = stdout(&o);
+    let id = out.lines().last().unwrap_or_default().to_string();
+    assert_eq!(id.len(), 64, "the last line is the image id: {out}");
+    (out, id)
+}
+
+/// The lines of `out` from the step whose text starts with `step` up to the
+/// next step.
+fn step_output<'a>(out: &'a str, step: &str) -> Vec<&'a str> {
+    out.lines()
+        .skip_while(|l| !l.split_once(": ").is_some_and(|(_, s)| s.starts_with(step)))
+        .skip(1)
+        .take_while(|l| !l.contains("STEP ") && !l.starts_with("COMMIT"))
+        .collect()
+}
+
+fn cached(out: &str, step: &str) -> bool {
+    step_output(out, step)
+        .iter()
+        .any(|l| l.starts_with("--> Using cache"))
+}
+
+/// Whether the RUN step of TWO_STAGE ran (its output, not its STEP line).
+fn ran(out: &str) -> bool {
+    out.lines().any(|l| l == "built-the-script")
+}
+
+#[test]
+fn two_stage_build_runs_and_rebuilds_from_the_cache() {
+    for env in users("build_two_stage") {
+        env.import_busybox("busybox");
+        let ctx = context(
+            &env,
+            "ctx",
+            &[("Dockerfile", TWO_STAGE), ("greet.txt", "world\n")],
+        );
+        let ctx_s = ctx.to_str().unwrap();
+        let (out, id) = build(&env, &["-t", "app", ctx_s]);
+        let who = env.who;
+        assert!(
+            out.contains("[1/2] STEP 1/5: FROM busybox AS build"),
+            "{out}"
+        );
+        assert!(out.contains("[2/2] STEP 3/3: CMD [\"hello\"]"), "{out}");
+        assert!(ran(&out), "RUN output is streamed: {out}");
+        assert!(
+            out.contains("Successfully tagged docker.io/library/app:latest"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("Using cache"),
+            "a first build has no cache: {out}"
+        );
+        assert_eq!(env.ok(["run", "--rm", "app"]), "hello world\n", "[{who:?}]");
+        // No build container is left behind.
+        assert_eq!(env.ok(["ps", "-a", "-q"]), "", "[{who:?}]");
+        // The steps' images are cache, listed only with -a.
+        assert_eq!(env.ok(["images", "-q"]).lines().count(), 2, "[{who:?}]");
+        assert!(env.ok(["images", "-a", "-q"]).lines().count() > 2);
+        let history = env.ok(["history", "--no-trunc", "app"]);
+        assert!(history.contains("COPY file:"), "{history}");
+
+        // Unchanged: every step that makes an image comes from the cache,
+        // RUN does not run, and the image is the same one.
+        let (again, id2) = build(&env, &["-t", "app", ctx_s]);
+        assert_eq!(id2, id, "[{who:?}] {again}");
+        for step in ["WORKDIR", "COPY greet.txt", "RUN", "COPY --from"] {
+            assert!(
+                cached(&again, step),
+                "[{who:?}] {step} not cached:\n{again}"
+            );
+        }
+        assert!(!ran(&again), "{again}");
+
+        // One copied file changes: the steps before it stay cached, it and
+        // the ones after are made again.
+        write(&ctx.join("greet.txt"), "moon\n");
+        let (changed, id3) = build(&env, &["-t", "app", ctx_s]);
+        assert_ne!(id3, id);
+        assert!(cached(&changed, "WORKDIR"), "{changed}");
+        assert!(!cached(&changed, "COPY greet.txt"), "{changed}");
+        assert!(!cached(&changed, "RUN"), "{changed}");
+        assert!(ran(&changed), "{changed}");
+        assert_eq!(env.ok(["run", "--rm", "app"]), "hello moon\n", "[{who:?}]");
+
+        // A build arg in use is part of RUN's key; --no-cache runs it all.
+        let (_, _) = build(&env, &["--build-arg", "GREETING=hi", "-t", "app", ctx_s]);
+        assert_eq!(env.ok(["run", "--rm", "app"]), "hi moon\n", "[{who:?}]");
+        let (fresh, _) = build(&env, &["--no-cache", "-t", "app", ctx_s]);
+        assert!(!fresh.contains("Using cache"), "{fresh}");
+        assert!(ran(&fresh), "{fresh}");
+
+        // --target names an earlier stage.
+        let (_, _) = build(&env, &["--target", "build", "-t", "app-build", ctx_s]);
+        assert_eq!(
+            env.ok(["run", "--rm", "app-build", "cat", "/src/hello.sh"]),
+            "#!/bin/sh\necho hello moon\n"
+        );
+
+        // `image prune` removes the cache images: the next build runs again.
+        env.ok(["image", "prune"]);
+        assert_eq!(
+            env.ok(["images", "-a", "-q"]).lines().count(),
+            env.ok(["images", "-q"]).lines().count()
+        );
+        let (after, _) = build(&env, &["-t", "app", ctx_s]);
+        assert!(ran(&after), "{after}");
+        assert_eq!(env.ok(["run", "--rm", "app"]), "hello moon\n", "[{who:?}]");
+    }
+}
+
+#[test]
+fn failing_run_reports_its_exit_code_and_line() {
+    for env in users("build_failing_run") {
+        env.import_busybox("busybox");
+        let ctx = context(
+            &env,
+            "ctx",
+            &[(
+                "Dockerfile",
+                "FROM busybox\nRUN echo fine\n\nRUN echo failing; \\\n    exit 3\nCMD [\"sh\"]\n",
+            )],
+        );
+        let o = env.run(["build", "-t", "broken", ctx.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("building at STEP 3 (Dockerfile:4): RUN echo failing;")
+                && err.contains("exit code 3"),
+            "[{:?}] {err}",
+            env.who
+        );
+        assert!(stdout(&o).contains("failing"), "{}", stdout(&o));
+        assert_eq!(env.ok(["ps", "-a", "-q"]), "");
+        assert!(env.run(["image", "inspect", "broken"]).status.code() == Some(1));
+
+        // `-f -` reads the Dockerfile from stdin.
+        let mut c = env.cmd(["build", "-q", "-f", "-", ctx.to_str().unwrap()]);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"FROM busybox\nRUN exit 7\n").unwrap();
+        }
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("(Dockerfile:2): RUN exit 7: exit code 7"),
+            "{}",
+            stderr(&o)
+        );
+
+        // A parse error names its line and builds nothing.
+        write(&ctx.join("Dockerfile"), "FROM busybox\nRUNN echo\n");
+        let o = env.run(["build", ctx.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("Dockerfile:2: unknown instruction: RUNN"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn env_arg_workdir_user_and_copy_flags() {
+    const DOCKERFILE: &str = r#"FROM busybox
+ARG DIR=/srv
+ENV APP_HOME=${DIR}/app PLAIN="two words"
+WORKDIR $APP_HOME
+WORKDIR sub
+RUN pwd > /where && echo "$APP_HOME|$DIR|$PLAIN" > /vars
+COPY --chown=1000:1000 --chmod=600 f.txt owned.txt
+COPY dir/ /copied/
+COPY *.md /docs/
+COPY f.txt /etc
+RUN <<EOF
+echo heredoc-a > /h
+echo "heredoc-$PLAIN" >> /h
+EOF
+LABEL stage=final
+USER 1000:1000
+EXPOSE 8080
+CMD cat /where /vars
+"#;
+    for env in users("build_semantics") {
+        env.import_busybox("busybox");
+        let ctx = context(
+            &env,
+            "ctx",
+            &[
+                ("Dockerfile", DOCKERFILE),
+                ("f.txt", "secret\n"),
+                ("a.md", "a\n"),
+                ("b.md", "b\n"),
+                (".dockerignore", "dir/skip*\n"),
+            ],
+        );
+        std::fs::create_dir_all(ctx.join("dir/sub")).unwrap();
+        write(&ctx.join("dir/sub/in.txt"), "in\n");
+        write(&ctx.join("dir/skipped.txt"), "no\n");
+        build(
+            &env,
+            &[
+                "-t",
+                "sem",
+                "--label",
+                "by=test",
+                "--network",
+                "none",
+                ctx.to_str().unwrap(),
+            ],
+        );
+        let who = env.who;
+        assert_eq!(
+            // Without a subuid range uid 1000 does not exist to run as.
+            env.ok(["run", "--rm", "-u", "0", "sem"]),
+            "/srv/app/sub\n/srv/app|/srv|two words\n",
+            "[{who:?}]"
+        );
+        let inspect: serde_json::Value =
+            serde_json::from_str(&env.ok(["image", "inspect", "sem"])).unwrap();
+        let cfg = &inspect[0]["Config"];
+        assert_eq!(cfg["WorkingDir"], "/srv/app/sub");
+        assert_eq!(cfg["User"], "1000:1000");
+        assert_eq!(cfg["Labels"]["stage"], "final");
+        assert_eq!(cfg["Labels"]["by"], "test");
+        assert!(cfg["ExposedPorts"].get("8080/tcp").is_some(), "{cfg}");
+        let envs: Vec<&str> = cfg["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(envs.contains(&"APP_HOME=/srv/app"), "{envs:?}");
+        assert!(
+            !envs.iter().any(|e| e.starts_with("DIR=")),
+            "ARG is not kept: {envs:?}"
+        );
+        let listing = env.ok([
+            "run",
+            "--rm",
+            "-u",
+            "0",
+            "sem",
+            "sh",
+            "-c",
+            "ls -ln owned.txt | awk '{print $1, $3}'; cat owned.txt /etc/f.txt /h; find /copied /docs -type f | sort",
+        ]);
+        let owner = if who == Who::Range { "1000" } else { "0" };
+        let first = listing.lines().next().unwrap_or_default();
+        assert!(
+            first == format!("-rw------- {owner}"),
+            "[{who:?}] {listing}"
+        );
+        assert!(
+            listing.ends_with("secret\nsecret\nheredoc-a\nheredoc-two words\n/copied/sub/in.txt\n/docs/a.md\n/docs/b.md\n"),
+            "[{who:?}] {listing}"
+        );
+    }
+}
+
+#[test]
+fn scratch_add_of_an_archive_copy_from_an_image_and_stages_by_name_and_index() {
+    const DOCKERFILE: &str = r#"FROM scratch AS base
+ADD busybox.tar /
+COPY --from=busybox /etc/passwd /copied/passwd
+RUN echo ran-in-scratch > /made
+FROM base
+COPY --from=0 /made /made-again
+CMD ["sh", "-c", "cat /made-again; head -n 1 /copied/passwd"]
+"#;
+    for env in users("build_scratch") {
+        env.import_busybox("busybox");
+        let ctx = context(&env, "ctx", &[("Dockerfile", DOCKERFILE)]);
+        std::fs::copy(env.busybox_tar(), ctx.join("busybox.tar")).unwrap();
+        env.share(&ctx.join("busybox.tar"));
+        build(&env, &["-t", "fromscratch", ctx.to_str().unwrap()]);
+        assert_eq!(
+            env.ok(["run", "--rm", "fromscratch"]),
+            "ran-in-scratch\nroot:x:0:0:root:/root:/bin/sh\n",
+            "[{:?}]",
+            env.who
+        );
+        let inspect: serde_json::Value =
+            serde_json::from_str(&env.ok(["image", "inspect", "fromscratch"])).unwrap();
+        assert_eq!(
+            inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(),
+            4,
+            "one layer per ADD, COPY and RUN"
+        );
+    }
+}
+
+fn have(tool: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A `docker-registry` on a free loopback port, killed on drop.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Registry {
+    fn start(dir: &Path) -> Registry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::create_dir_all(dir.join("storage")).unwrap();
+        let config = dir.join("config.yml");
+        write(
+            &config,
+            &format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("storage").display()
+            ),
+        );
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let r = Registry { child, port };
+        common::wait_until(
+            "registry listening",
+            std::time::Duration::from_secs(20),
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        );
+        r
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_built_image_pushes_and_podman_pulls_it() {
+    let test = "a_built_image_pushes_and_podman_pulls_it";
+    if !nix::unistd::Uid::effective().is_root() {
+        common::loud(&format!(
+            "SKIPPED {test}: podman reads the pushed image with a private store as root; run the suite as root"
+        ));
+        return;
+    }
+    for tool in ["docker-registry", "podman"] {
+        if !have(tool) {
+            common::loud(&format!(
+                "SKIPPED {test}: {tool} is not installed (apt-get install docker-registry podman)"
+            ));
+            return;
+        }
+    }
+    for env in users("build_push") {
+        env.import_busybox("busybox");
+        let ctx = context(
+            &env,
+            "ctx",
+            &[("Dockerfile", TWO_STAGE), ("greet.txt", "registry\n")],
+        );
+        let reg = Registry::start(&env.home.join("registry"));
+        let dest = format!("127.0.0.1:{}/built/app:1", reg.port);
+        build(&env, &["-t", &dest, ctx.to_str().unwrap()]);
+        let out = env.ok(["push", &dest]);
+        assert!(out.contains("1: digest: sha256:"), "{out}");
+
+        // podman (as root, in a store of its own) pulls it and finds the
+        // config and the files the build made. (`podman run` itself fails
+        // on this kind of host: its runtimes cannot set the rlimits they
+        // want, so the image is read through `image mount`.)
+        let dir = tempfile::Builder::new()
+            .prefix("bpb")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let podman = |args: &[&str]| {
+            let o = std::process::Command::new("podman")
+                .arg("--root")
+                .arg(dir.path().join("root"))
+                .arg("--runroot")
+                .arg(dir.path().join("run"))
+                .args(["--storage-driver", "vfs"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "podman {args:?}: {}", stderr(&o));
+            stdout(&o)
+        };
+        podman(&["pull", "-q", "--tls-verify=false", &dest]);
+        let cmd = podman(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Cmd}}",
+            &dest,
+        ]);
+        assert_eq!(cmd.trim(), r#"["hello"]"#);
+        let mnt = podman(&["image", "mount", &dest]);
+        let script = std::fs::read_to_string(Path::new(mnt.trim()).join("usr/local/bin/hello"));
+        podman(&["image", "unmount", &dest]);
+        assert_eq!(
+            script.unwrap(),
+            "#!/bin/sh\necho hello registry\n",
+            "[{:?}]",
+            env.who
+        );
+    }
+}
