@@ -425,6 +425,25 @@ fn ps_rm_and_inspect_track_a_running_container() {
 }
 
 #[test]
+fn a_terminal_without_i_is_still_stdin() {
+    // Docker's `run -dt IMG sh`: the shell reads its terminal and waits,
+    // instead of reading /dev/null and ending at once; `tty` names it.
+    for env in users("tty_no_i") {
+        env.import_busybox("busybox");
+        env.ok(["run", "-d", "-t", "--name", "shell", "busybox", "sh"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let c = &json(&env.ok(["inspect", "shell"]))[0];
+        assert_eq!(c["State"]["Running"], true, "{}", c["State"]);
+        let pid1_stdin = env.ok(["exec", "shell", "readlink", "/proc/1/fd/0"]);
+        assert!(
+            pid1_stdin.trim().starts_with("/dev/pts/"),
+            "PID 1's stdin: {pid1_stdin}"
+        );
+        env.ok(["rm", "-f", "shell"]);
+    }
+}
+
+#[test]
 fn a_dead_supervisor_never_leaves_a_container_up() {
     let Some(env) = Env::new(Who::Range, "dead_sup").or_else(|| Env::new(Who::Single, "dead_sup"))
     else {

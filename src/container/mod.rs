@@ -510,7 +510,9 @@ pub fn build_spec(
             user: rec.config.user.clone(),
             caps: rec.caps(),
             seccomp: rec.seccomp(),
-            stdin: rec.config.open_stdin,
+            // With -t the terminal is stdin as well, even without -i (as
+            // Docker): `tty` names it, and nothing is typed into it.
+            stdin: rec.config.open_stdin || rec.config.tty,
             stdio,
             init: rec.host_config.init,
             no_new_privs: rec.no_new_privs(),
