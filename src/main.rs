@@ -42,7 +42,7 @@ fn main() {
         }
         Err(e) => {
             let code = exit_code(&e);
-            eprintln!("burrow: {}", one_line(&e));
+            eprintln!("burrow: {}", burrow::util::message::one_line(&e));
             code
         }
     };
@@ -107,18 +107,4 @@ fn exit_code(e: &anyhow::Error) -> i32 {
         }
     }
     exit::BURROW
-}
-
-/// Context and cause on one line: "importing x.tar: layer entry ...: reason".
-fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        // thiserror's `#[error(transparent)]` and `{0}` wrappers repeat their source.
-        if parts.last().is_some_and(|p| p.ends_with(&s)) {
-            continue;
-        }
-        parts.push(s);
-    }
-    parts.join(": ").replace('\n', " ")
 }

@@ -471,49 +471,9 @@ pub fn substitutes(keyword: &str) -> bool {
     )
 }
 
-/// Split `s` on whitespace honouring quotes and the escape character (for
-/// ENV, ARG, LABEL and the shell form of COPY/ADD sources).
-pub fn words(s: &str, escape: char) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('\''), c) => cur.push(c),
-            (_, c) if c == escape => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-                in_word = true;
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        return Err("unterminated quote".into());
-    }
-    if in_word {
-        out.push(cur);
-    }
-    Ok(out)
-}
+/// Words of ENV, ARG, LABEL and the shell form of COPY/ADD sources: the
+/// same splitting `--change` uses, with the Dockerfile's escape character.
+pub use crate::image::change::words;
 
 /// `KEY=VALUE ...` pairs (or the legacy `KEY VALUE` of ENV and LABEL).
 pub fn key_values(args: &str, escape: char, legacy: bool) -> Result<Vec<(String, String)>, String> {

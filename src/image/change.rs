@@ -105,8 +105,10 @@ fn key_values(args: &str, what: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-/// Split on whitespace honouring double and single quotes and backslashes.
-fn split_words(s: &str) -> Result<Vec<String>, String> {
+/// Split `s` on whitespace honouring double and single quotes and the
+/// escape character (a backslash, or a Dockerfile's `# escape=`), which is
+/// literal inside single quotes.
+pub fn words(s: &str, escape: char) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -115,7 +117,8 @@ fn split_words(s: &str) -> Result<Vec<String>, String> {
     while let Some(c) = chars.next() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
-            (Some('"'), '\\') | (None, '\\') => {
+            (Some('\''), c) => cur.push(c),
+            (_, c) if c == escape => {
                 if let Some(n) = chars.next() {
                     cur.push(n);
                 }
@@ -144,6 +147,11 @@ fn split_words(s: &str) -> Result<Vec<String>, String> {
     if in_word {
         out.push(cur);
     }
+    Ok(out)
+}
+
+fn split_words(s: &str) -> Result<Vec<String>, String> {
+    let out = words(s, '\\')?;
     if out.is_empty() {
         return Err("missing arguments".into());
     }

@@ -273,13 +273,7 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
                 optional: false,
             });
         }
-        for (link, points_to) in [
-            ("ptmx", "pts/ptmx"),
-            ("fd", "/proc/self/fd"),
-            ("stdin", "/proc/self/fd/0"),
-            ("stdout", "/proc/self/fd/1"),
-            ("stderr", "/proc/self/fd/2"),
-        ] {
+        for (link, points_to) in crate::sandbox::DEV_LINKS {
             ops.push(MountOp::Symlink {
                 link: format!("dev/{link}"),
                 points_to,

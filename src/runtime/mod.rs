@@ -298,15 +298,7 @@ pub fn main(args: Vec<String>) -> i32 {
     match lifecycle::dispatch(&root, &log, cli.verb, rootless) {
         Ok(code) => code,
         Err(e) => {
-            let mut parts: Vec<String> = Vec::new();
-            for cause in e.chain() {
-                let s = cause.to_string();
-                if parts.last().is_some_and(|p| p.ends_with(&s)) {
-                    continue;
-                }
-                parts.push(s);
-            }
-            log.error(&parts.join(": ").replace('\n', " "));
+            log.error(&crate::util::message::one_line(&e));
             1
         }
     }

@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use crate::linux::channel::{Failure, Step};
-pub use mounts::{MountOp, DEVICES, MASKED_PATHS, READONLY_PATHS};
+pub use mounts::{MountOp, DEVICES, DEV_LINKS, MASKED_PATHS, READONLY_PATHS};
 pub use process::{enter_bundle, BundleInit, Process, Stdio, DEFAULT_PATH};
 pub use report::relay_signalfd;
 pub use spawn::{start, start_with, BeforeSetup, Started};

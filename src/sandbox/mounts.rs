@@ -14,6 +14,15 @@ use super::{Failure, Mount, Spec, Step};
 use crate::exit;
 use crate::linux::mount::{self, MountError};
 
+/// The links every container's /dev has (runc's and Docker's set), beside
+/// `core` where /proc/kcore is kept.
+pub const DEV_LINKS: [(&str, &str); 5] = [
+    ("ptmx", "pts/ptmx"),
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+];
 /// Host device nodes bound into the container's /dev (what Docker and
 /// podman give an unprivileged container).
 pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -177,14 +186,7 @@ pub fn plan(spec: &Spec) -> Vec<MountOp> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         "mode=1777,size=65536k",
     ));
-    for (link, points_to) in [
-        ("ptmx", "pts/ptmx"),
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-        ("core", "/proc/kcore"),
-    ] {
+    for (link, points_to) in DEV_LINKS.iter().chain([&("core", "/proc/kcore")]) {
         ops.push(MountOp::Symlink {
             link: format!("dev/{link}"),
             points_to,

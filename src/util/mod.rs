@@ -2,5 +2,6 @@
 //! sizes and ages, ids and names, timestamps, polling.
 
 pub mod human;
+pub mod message;
 pub mod poll;
 pub mod signal;

@@ -1,0 +1,27 @@
+//! Errors as users read them: one line, context first, each cause once.
+
+/// Context and cause on one line: "importing x.tar: layer entry ...: reason".
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        // thiserror's `#[error(transparent)]` and `{0}` wrappers repeat their source.
+        if parts.last().is_some_and(|p| p.ends_with(&s)) {
+            continue;
+        }
+        parts.push(s);
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn causes_join_once_on_one_line() {
+        let e = anyhow::anyhow!("no such file\nor directory").context("importing x.tar");
+        assert_eq!(
+            super::one_line(&e),
+            "importing x.tar: no such file or directory"
+        );
+    }
+}
