@@ -3,6 +3,7 @@
 //! create, start-and-wait, list, find, remove.
 
 pub mod cgroup;
+pub mod check;
 pub mod commit;
 pub mod copy;
 mod exec;
@@ -172,16 +173,29 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         .hostname
         .clone()
         .unwrap_or_else(|| id[..12].to_string());
+    // The directory is made in staging (named after the id, so others can
+    // tell a create in progress from a dangling name) and renamed into
+    // containers/ complete with its record: a killed create leaves only
+    // staging and a name link, which the next burrow removes.
+    let dir = store.staging_dir_for(CREATE_STAGING, &id)?;
     let name = match &opts.name {
-        Some(n) => {
-            names::reserve(store, n, &id)?;
-            n.clone()
-        }
-        None => names::reserve_generated(store, &id)?,
+        Some(n) => names::reserve(store, n, &id).map(|()| n.clone()),
+        None => names::reserve_generated(store, &id),
     };
-    let dir = store.container_dir(&id);
+    let name = match name {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
+    let fail = |e: ContainerError, name: &str, id: &str| {
+        // The name first: while it exists, staging or the container does.
+        names::release(store, name, id);
+        let _ = fs::remove_dir_all(&dir);
+        e
+    };
     let made = (|| -> std::io::Result<()> {
-        fs::create_dir(&dir)?;
         for d in ["upper", "work"] {
             fs::create_dir(dir.join(d))?;
         }
@@ -197,9 +211,11 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         Ok(())
     })();
     if let Err(e) = made {
-        let _ = fs::remove_dir_all(&dir);
-        names::release(store, &name);
-        return Err(ContainerError::Other(format!("creating {dir:?}: {e}")));
+        return Err(fail(
+            ContainerError::Other(format!("creating {dir:?}: {e}")),
+            &name,
+            &id,
+        ));
     }
     let (path, args) = match config.argv().split_first() {
         Some((p, a)) => (p.clone(), a.to_vec()),
@@ -244,9 +260,19 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         cgroup: None,
         network_settings: NetworkSettings::default(),
     };
-    rec.save(store)?;
+    if let Err(e) = rec.save_in(store, &dir) {
+        return Err(fail(e, &rec.name, &rec.id));
+    }
+    let dest = store.container_dir(&rec.id);
+    if let Err(e) = fs::rename(&dir, &dest) {
+        let e = ContainerError::Other(format!("creating {dest:?}: {e}"));
+        return Err(fail(e, &rec.name, &rec.id));
+    }
     Ok(rec)
 }
+
+/// What a container's staging directory is called while it is created.
+pub(crate) const CREATE_STAGING: &str = "create";
 
 /// Docker's rules: CMD args replace Cmd; `--entrypoint` replaces Entrypoint
 /// and drops the image's Cmd; Env is image, then env-file, then `-e`.
@@ -621,11 +647,26 @@ pub fn remove_anonymous_volumes(
 fn remove_files(store: &Store, rec: &ContainerRecord, mapping: &IdMapping) -> Result<()> {
     let dir = store.container_dir(&rec.id);
     let _ = fs::remove_file(store.pid_file(&rec.id));
-    // Drop the record first: a half-deleted directory must not list as a
-    // container. Then the name, so an interrupted rm frees it.
-    let _ = fs::remove_file(dir.join(record::RECORD_FILE));
-    names::release(store, &rec.name);
-    store::remove_tree(&dir, mapping).map_err(|e| ContainerError::Remove {
+    // One rename takes the whole directory out of containers/: a killed rm
+    // leaves either the container or staging debris the next burrow
+    // removes, never a half-deleted container. Then the name.
+    let trash = store.staging_path("rm", &store::random_hex(6));
+    match fs::rename(&dir, &trash) {
+        Ok(()) => {}
+        // Someone else removed it first.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            names::release(store, &rec.name, &rec.id);
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(ContainerError::Remove {
+                path: dir,
+                detail: e.to_string(),
+            })
+        }
+    }
+    names::release(store, &rec.name, &rec.id);
+    store::remove_tree(&trash, mapping).map_err(|e| ContainerError::Remove {
         path: dir.clone(),
         detail: e.to_string(),
     })?;

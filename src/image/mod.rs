@@ -6,6 +6,7 @@ pub mod archive;
 pub mod blob;
 pub mod catalog;
 pub mod change;
+pub mod check;
 pub mod changes;
 pub mod commit;
 pub mod compress;
