@@ -13,8 +13,8 @@ use serde_json::json;
 use super::format::Format;
 use super::{prune, table, Ctx};
 use crate::container::{self, volumes};
-use crate::image::{catalog, changes};
 use crate::image::check as image_check;
+use crate::image::{catalog, changes};
 use crate::store::check::{self as store_check, Finding};
 use crate::store::short_hex;
 use crate::util::human;
@@ -291,7 +291,7 @@ pub fn run_check(root: Option<PathBuf>, a: CheckArgs) -> anyhow::Result<i32> {
     // As it is: the reclaiming every other command does would hide what
     // a killed command left.
     let ctx = Ctx::open_as_is(root)?;
-    let find = || -> anyhow::Result<(Vec<Finding>, (usize, usize))> {
+    let find = || -> anyhow::Result<(Vec<Finding>, (usize, usize, usize))> {
         let images = image_check::check(&ctx.store)?;
         let containers = container::check::check(&ctx.store)?;
         let mut findings = store_check::check(&ctx.store)?;
@@ -302,7 +302,7 @@ pub fn run_check(root: Option<PathBuf>, a: CheckArgs) -> anyhow::Result<i32> {
         let unused = image_check::unreferenced(&ctx.store, &needed)?;
         Ok((findings, unused))
     };
-    let (findings, (layers, blobs)) = if a.repair {
+    let (findings, (layers, blobs, metas)) = if a.repair {
         let _lock = ctx.store.lock_exclusive()?;
         let (findings, _) = find()?;
         for line in store_check::repair(&ctx.store, &ctx.mapping, &findings)? {
@@ -313,9 +313,9 @@ pub fn run_check(root: Option<PathBuf>, a: CheckArgs) -> anyhow::Result<i32> {
         let _lock = ctx.store.lock_shared()?;
         find()?
     };
-    if layers + blobs > 0 {
+    if layers + blobs + metas > 0 {
         println!(
-            "note: {layers} layers and {blobs} blobs no image or container needs (burrow image prune reclaims them)"
+            "note: {layers} layers, {blobs} blobs and {metas} image metadata files no image or container needs (burrow image prune reclaims them)"
         );
     }
     if findings.is_empty() {

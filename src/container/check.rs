@@ -113,9 +113,8 @@ pub fn check(store: &Store) -> Result<ContainerCheck, StoreError> {
         let rec = match ContainerRecord::load(store, &dir_id) {
             Ok(r) => r,
             Err(err) => {
-                out.findings.push(Finding::unfixable(format!(
-                    "container {dir_id}: {err}"
-                )));
+                out.findings
+                    .push(Finding::unfixable(format!("container {dir_id}: {err}")));
                 continue;
             }
         };
@@ -152,7 +151,10 @@ pub fn check(store: &Store) -> Result<ContainerCheck, StoreError> {
         if let Ok(rec) = ContainerRecord::load(store, &id) {
             if rec.name != name {
                 out.findings.push(Finding::debris(
-                    format!("name {name} points at container {id}, which is named {}", rec.name),
+                    format!(
+                        "name {name} points at container {id}, which is named {}",
+                        rec.name
+                    ),
                     e.path(),
                 ));
             }

@@ -1,8 +1,9 @@
 //! `system check` for images: every tag points at a stored image, every
 //! image's config is intact (its content hashes to its id) and all of its
 //! layers are complete, its metadata and manifest are readable; metadata
-//! files of removed images are debris. Layers and blobs no image needs are
-//! not problems: `image prune` reclaims them, and the check only counts them.
+//! Layers, blobs and metadata files no image needs (what an interrupted
+//! pull, import or rmi leaves) are not problems: nothing lists them, `image
+//! prune` reclaims them, and the check only counts them.
 
 use std::collections::BTreeSet;
 
@@ -42,18 +43,6 @@ pub fn check(store: &Store) -> Result<ImageCheck, StoreError> {
     }
     for id in &ids {
         check_image(store, id, &mut out);
-    }
-    // Metadata without its config: the rest of an interrupted rmi.
-    for e in read_dir(&store.root().join("images"))? {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(hex) = name.strip_suffix(".meta") {
-            if !ids.contains(&format!("sha256:{hex}")) {
-                out.findings.push(Finding::debris(
-                    format!("image metadata {name} has no image"),
-                    e.path(),
-                ));
-            }
-        }
     }
     Ok(out)
 }
@@ -105,11 +94,28 @@ fn check_image(store: &Store, id: &str, out: &mut ImageCheck) {
     }
 }
 
-/// Layers and blobs nothing needs (what `image prune` would reclaim).
+/// Metadata files whose image config is gone: an interrupted add (the
+/// metadata is written first) or rmi (the config is removed first).
+pub fn orphan_metadata(store: &Store) -> Result<Vec<std::path::PathBuf>, StoreError> {
+    let ids: BTreeSet<String> = store.image_ids()?.into_iter().collect();
+    let mut out = Vec::new();
+    for e in read_dir(&store.root().join("images"))? {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(hex) = name.strip_suffix(".meta") {
+            if !ids.contains(&format!("sha256:{hex}")) {
+                out.push(e.path());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Layers, blobs and metadata files nothing needs (what `image prune`
+/// would reclaim).
 pub fn unreferenced(
     store: &Store,
     needed_layers: &BTreeSet<String>,
-) -> Result<(usize, usize), StoreError> {
+) -> Result<(usize, usize, usize), StoreError> {
     let layers = store
         .layer_ids()?
         .into_iter()
@@ -123,7 +129,7 @@ pub fn unreferenced(
             .count(),
         None => 0,
     };
-    Ok((layers, blobs))
+    Ok((layers, blobs, orphan_metadata(store)?.len()))
 }
 
 #[cfg(test)]
@@ -133,7 +139,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_dangling_tags_missing_layers_and_orphan_metadata() {
+    fn finds_dangling_tags_and_missing_layers_and_counts_orphan_metadata() {
         let (_d, s) = store::temp_store();
         let layer = format!("sha256:{}", "b".repeat(64));
         let cfg = format!(
@@ -154,18 +160,18 @@ mod tests {
         .unwrap();
         let c = check(&s).unwrap();
         let problems: Vec<&str> = c.findings.iter().map(|f| f.problem.as_str()).collect();
-        assert_eq!(c.findings.len(), 3, "{problems:?}");
+        assert_eq!(c.findings.len(), 2, "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("gone:latest")));
         assert!(problems.iter().any(|p| p.contains("is missing")));
-        assert!(problems.iter().any(|p| p.contains("has no image")));
         assert!(c.needed_layers.contains(&layer));
-        // The layer appears: only the dangling tag and the metadata remain,
-        // and both are repairable.
+        assert_eq!(orphan_metadata(&s).unwrap().len(), 1);
+        // The layer appears: only the dangling tag remains, and it is
+        // repairable.
         let stage = s.staging_dir("layer").unwrap();
         std::fs::create_dir(stage.join("fs")).unwrap();
         s.commit_layer(&stage, &layer, 0).unwrap();
         let c = check(&s).unwrap();
-        assert_eq!(c.findings.len(), 2);
+        assert_eq!(c.findings.len(), 1);
         assert!(c.findings.iter().all(|f| f.fix.is_some()));
     }
 }

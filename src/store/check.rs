@@ -75,10 +75,7 @@ pub fn check(store: &Store) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     for p in store.abandoned_staging() {
         out.push(Finding::debris(
-            format!(
-                "staging {} was left by a process that is gone",
-                p.display()
-            ),
+            format!("staging {} was left by a process that is gone", p.display()),
             p,
         ));
     }
@@ -118,7 +115,10 @@ pub fn check(store: &Store) -> Result<Vec<Finding>> {
                 .and_then(|(_, pid)| pid.parse::<u32>().ok());
             if name.starts_with('.') && pid.is_some_and(|p| !pid_alive(p)) {
                 out.push(Finding::debris(
-                    format!("{} is a temp file left by a killed write", e.path().display()),
+                    format!(
+                        "{} is a temp file left by a killed write",
+                        e.path().display()
+                    ),
                     e.path(),
                 ));
             }

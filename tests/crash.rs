@@ -1,0 +1,340 @@
+//! Crash consistency: burrow is killed with SIGKILL at random moments of
+//! `import`, `pull` (from a real registry on loopback), `create`, `run`,
+//! `rm` and `rmi`; after each kill, once one other burrow command has run
+//! (it reclaims abandoned staging), `system check` must pass without
+//! `--repair`, every listed image must run, and every listed container must
+//! inspect. The RNG seed is printed so a failure reproduces with
+//! `BURROW_CRASH_SEED=<seed>`; `BURROW_CRASH_TRIALS=<n>` runs a longer
+//! trial (CI runs 100).
+
+mod common;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{loud, stderr, stdout, users, wait_until, Env};
+
+/// xorshift64*: small, seedable, good enough to pick moments.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn env_u64(key: &str) -> Option<u64> {
+    std::env::var(key).ok().and_then(|v| v.parse().ok())
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A plain `docker-registry` on a free loopback port; killed on drop.
+struct Registry {
+    child: Child,
+    port: u16,
+}
+
+impl Registry {
+    fn start(dir: &Path) -> Registry {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::create_dir_all(dir.join("storage")).unwrap();
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("storage").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let r = Registry { child, port };
+        wait_until("registry listening", Duration::from_secs(20), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        r
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The busybox tarball with one more file, so its layer is its own (a
+/// pull or rmi of it has a layer to fetch or delete).
+fn marked_tar(busybox: &Path, out: &Path) {
+    let mut src = tar::Archive::new(std::fs::File::open(busybox).unwrap());
+    let mut b = tar::Builder::new(std::fs::File::create(out).unwrap());
+    for e in src.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        b.append_data(&mut h, e.path().unwrap(), &data[..]).unwrap();
+    }
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_size(6);
+    h.set_cksum();
+    b.append_data(&mut h, "crash-marker", &b"marked"[..])
+        .unwrap();
+    b.finish().unwrap();
+    std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Op {
+    Import,
+    Pull,
+    Create,
+    Run,
+    Rm,
+    Rmi,
+}
+
+const OPS: [Op; 6] = [Op::Import, Op::Pull, Op::Create, Op::Run, Op::Rm, Op::Rmi];
+
+/// One user's world: its store, the base image it keeps, the marked tarball.
+struct World {
+    env: Env,
+    marked: PathBuf,
+    remote: Option<String>,
+}
+
+impl World {
+    /// The command a trial kills, after the preparation it needs.
+    fn prepare(&self, op: Op, n: usize) -> Option<Vec<String>> {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        Some(match op {
+            Op::Import => s(&[
+                "import",
+                self.marked.to_str().unwrap(),
+                &format!("crash-import:{n}"),
+                "--change",
+                r#"CMD ["sh"]"#,
+            ]),
+            Op::Pull => {
+                let r = self.remote.clone()?;
+                // Not local, so the pull has a layer to fetch.
+                let _ = self.env.run(["rmi", "-f", &r]);
+                s(&["pull", "-q", &r])
+            }
+            Op::Create => s(&["create", "--name", &format!("c{n}"), "crash-base", "true"]),
+            Op::Run => s(&["run", "--name", &format!("r{n}"), "crash-base", "true"]),
+            Op::Rm => {
+                self.env
+                    .ok(["create", "--name", &format!("x{n}"), "crash-base", "true"]);
+                s(&["rm", &format!("x{n}")])
+            }
+            Op::Rmi => {
+                self.env.ok([
+                    "import",
+                    self.marked.to_str().unwrap(),
+                    &format!("crash-rmi:{n}"),
+                ]);
+                s(&["rmi", &format!("crash-rmi:{n}")])
+            }
+        })
+    }
+
+    /// After a kill: one command reclaims, then the store must be whole.
+    fn verify(&self, what: &str) {
+        let env = &self.env;
+        env.ok(["images", "-q"]);
+        let o = env.run(["system", "check"]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{what}: system check failed:\n{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let images = env.ok(["images", "-q", "--no-trunc"]);
+        for id in images.lines().filter(|l| !l.is_empty()) {
+            let o = env.run(["run", "--rm", id, "true"]);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{what}: listed image {id} does not run: {}",
+                stderr(&o)
+            );
+        }
+        for id in env.ok(["ps", "-aq"]).lines().filter(|l| !l.is_empty()) {
+            let o = env.run(["inspect", id]);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{what}: listed container {id} does not inspect: {}",
+                stderr(&o)
+            );
+        }
+    }
+
+    /// Back to the base image alone, no containers.
+    fn reset(&self) {
+        let env = &self.env;
+        let ids: Vec<String> = env
+            .ok(["ps", "-aq"])
+            .lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm".to_string(), "-f".to_string()];
+            args.extend(ids);
+            env.ok(args);
+        }
+        let base = env.ok(["images", "-q", "--no-trunc", "crash-base"]);
+        for id in env.ok(["images", "-q", "--no-trunc"]).lines() {
+            if !id.is_empty() && id != base.trim() {
+                env.ok(["rmi", "-f", id]);
+            }
+        }
+    }
+}
+
+/// Run `args`, measuring how long it takes unkilled.
+fn timed(env: &Env, args: &[String]) -> Duration {
+    let t = Instant::now();
+    let o = env.run(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    t.elapsed()
+}
+
+#[test]
+fn sigkill_at_random_moments_leaves_a_consistent_store() {
+    for t in ["docker-registry", "skopeo"] {
+        if !have(t) {
+            loud(&format!(
+                "SKIPPED sigkill_at_random_moments_leaves_a_consistent_store: {t} is not installed"
+            ));
+            return;
+        }
+    }
+    let trials = env_u64("BURROW_CRASH_TRIALS").unwrap_or(100) as usize;
+    let seed = env_u64("BURROW_CRASH_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    });
+    eprintln!("crash test: seed {seed} ({trials} trials; rerun with BURROW_CRASH_SEED={seed})");
+    let mut rng = Rng::new(seed);
+
+    let envs = users("crash");
+    let scratch = envs[0].shared_dir().join("crash");
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let marked = scratch.join("marked.tar");
+    marked_tar(envs[0].busybox_tar(), &marked);
+    let reg = Registry::start(&scratch.join("registry"));
+    let remote = format!("127.0.0.1:{}/crash/marked:1", reg.port);
+
+    let mut worlds = Vec::new();
+    for env in envs {
+        env.import_busybox("crash-base");
+        worlds.push(World {
+            env,
+            marked: marked.clone(),
+            remote: Some(remote.clone()),
+        });
+    }
+    // The remote image, pushed once.
+    let w0 = &worlds[0];
+    w0.env.ok([
+        "import",
+        marked.to_str().unwrap(),
+        &remote,
+        "--change",
+        r#"CMD ["sh"]"#,
+    ]);
+    w0.env.ok(["push", &remote]);
+    w0.reset();
+
+    // How long each operation takes here, unkilled: the kill comes at a
+    // uniform moment of that span (and a little past it).
+    let mut span = Vec::new();
+    for op in OPS {
+        let args = w0.prepare(op, 0).unwrap();
+        span.push(timed(&w0.env, &args));
+        w0.reset();
+    }
+    eprintln!(
+        "crash test: unkilled durations {:?}",
+        OPS.iter().zip(&span).collect::<Vec<_>>()
+    );
+
+    let started = Instant::now();
+    let mut killed = 0;
+    for n in 1..=trials {
+        let i = rng.below(OPS.len() as u64) as usize;
+        let op = OPS[i];
+        let w = &worlds[rng.below(worlds.len() as u64) as usize];
+        let args = w.prepare(op, n).unwrap();
+        let max = span[i].as_micros() as u64 * 11 / 10;
+        let delay = Duration::from_micros(rng.below(max + 1));
+        let what = format!(
+            "trial {n} (seed {seed}): {op:?} as {:?} killed after {delay:?}",
+            w.env.who
+        );
+        let mut child = w
+            .env
+            .cmd(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        w.verify(&what);
+        w.reset();
+    }
+    eprintln!(
+        "crash test: {trials} trials, {killed} killed mid-operation, {:?}",
+        started.elapsed()
+    );
+    assert!(
+        killed * 2 >= trials,
+        "most trials must kill burrow mid-operation ({killed} of {trials})"
+    );
+    drop(reg);
+}
