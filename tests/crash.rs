@@ -338,3 +338,185 @@ fn sigkill_at_random_moments_leaves_a_consistent_store() {
     );
     drop(reg);
 }
+
+// ---------------------------------------------------------------------------
+// Concurrency: many burrows at once on one store end consistent.
+
+/// Spawn every command at once and collect (exit code, stdout, stderr).
+fn all_at_once(env: &Env, cmds: &[Vec<String>]) -> Vec<(Option<i32>, String, String)> {
+    let children: Vec<Child> = cmds
+        .iter()
+        .map(|args| {
+            env.cmd(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            (o.status.code(), stdout(&o), stderr(&o))
+        })
+        .collect()
+}
+
+fn args(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn check_passes(env: &Env, what: &str) {
+    let o = env.run(["system", "check"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{what}: system check failed:\n{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+}
+
+#[test]
+fn fifty_detached_runs_at_once() {
+    let Some(env) = Env::new(common::Who::Range, "conc-fifty") else {
+        return;
+    };
+    env.import_busybox("conc");
+    let cmds: Vec<Vec<String>> = (0..50)
+        .map(|_| args(&["run", "-d", "conc", "sleep", "60"]))
+        .collect();
+    let results = all_at_once(&env, &cmds);
+    for (code, out, err) in &results {
+        assert_eq!(*code, Some(0), "run -d failed: {out}{err}");
+    }
+    let running = env.ok(["ps", "-q"]);
+    assert_eq!(running.lines().count(), 50, "{running}");
+    check_passes(&env, "50 run -d");
+    let mut rm = args(&["rm", "-f"]);
+    rm.extend(running.lines().map(str::to_string));
+    env.ok(rm);
+    assert_eq!(env.ok(["ps", "-aq"]), "");
+    check_passes(&env, "after rm -f of 50");
+}
+
+#[test]
+fn twenty_runs_of_one_name_exactly_one_wins() {
+    for env in users("conc-name") {
+        env.import_busybox("conc");
+        let cmds: Vec<Vec<String>> = (0..20)
+            .map(|_| args(&["run", "--name", "same", "conc", "true"]))
+            .collect();
+        let results = all_at_once(&env, &cmds);
+        let won = results.iter().filter(|r| r.0 == Some(0)).count();
+        assert_eq!(won, 1, "{results:?}");
+        for (code, _, err) in results.iter().filter(|r| r.0 != Some(0)) {
+            assert_eq!(*code, Some(125), "{err}");
+            assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+            assert!(
+                err.contains("\"/same\" is already in use"),
+                "names the conflict: {err}"
+            );
+        }
+        assert_eq!(env.ok(["ps", "-aq"]).lines().count(), 1);
+        check_passes(&env, "20 runs of one name");
+    }
+}
+
+#[test]
+fn two_pulls_of_one_image_at_once() {
+    if !have("docker-registry") {
+        loud("SKIPPED two_pulls_of_one_image_at_once: docker-registry is not installed");
+        return;
+    }
+    let envs = users("conc-pull");
+    let scratch = envs[0].shared_dir().join("conc-pull");
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let marked = scratch.join("marked.tar");
+    marked_tar(envs[0].busybox_tar(), &marked);
+    let reg = Registry::start(&scratch.join("registry"));
+    let remote = format!("127.0.0.1:{}/conc/marked:1", reg.port);
+    envs[0].ok(["import", marked.to_str().unwrap(), &remote]);
+    envs[0].ok(["push", &remote]);
+    envs[0].ok(["rmi", &remote]);
+    for env in &envs {
+        for round in 0..3 {
+            let results = all_at_once(
+                env,
+                &[
+                    args(&["pull", "-q", &remote]),
+                    args(&["pull", "-q", &remote]),
+                ],
+            );
+            for (code, out, err) in &results {
+                assert_eq!(*code, Some(0), "round {round}: {out}{err}");
+            }
+            assert_eq!(env.ok(["images", "-q", &remote]).lines().count(), 1);
+            check_passes(env, "two pulls at once");
+            env.ok(["run", "--rm", &remote, "cat", "/crash-marker"]);
+            env.ok(["rmi", &remote]);
+            check_passes(env, "rmi after two pulls");
+        }
+    }
+}
+
+#[test]
+fn rm_force_racing_start() {
+    for env in users("conc-rmstart") {
+        env.import_busybox("conc");
+        for n in 0..10 {
+            let name = format!("race{n}");
+            // An argument no other test uses, to find leftover processes.
+            env.ok(["create", "--name", &name, "conc", "sleep", "6061"]);
+            let results = all_at_once(&env, &[args(&["start", &name]), args(&["rm", "-f", &name])]);
+            assert_eq!(results[1].0, Some(0), "rm -f: {results:?}");
+            // Whoever won, nothing of the container is left: no record,
+            // no name, no process.
+            assert_eq!(env.ok(["ps", "-aq"]), "", "{results:?}");
+            check_passes(&env, &format!("rm -f racing start {n}"));
+            let o = env.run(["create", "--name", &name, "conc", "true"]);
+            assert_eq!(o.status.code(), Some(0), "the name is free: {}", stderr(&o));
+            env.ok(["rm", &name]);
+        }
+        let leftover = Command::new("pgrep")
+            .args(["-f", "sleep 6061"])
+            .output()
+            .unwrap();
+        assert!(
+            stdout(&leftover).trim().is_empty(),
+            "a container outlived rm -f: {}",
+            stdout(&leftover)
+        );
+    }
+}
+
+#[test]
+fn rmi_racing_run_of_the_same_image() {
+    for env in users("conc-rmirun") {
+        for n in 0..10 {
+            let image = format!("conc-rmi:{n}");
+            env.import_busybox(&image);
+            let results = all_at_once(
+                &env,
+                &[
+                    args(&["run", "--rm", &image, "true"]),
+                    args(&["rmi", &image]),
+                ],
+            );
+            let (run, rmi) = (&results[0], &results[1]);
+            // One of the two orders: the run first (rmi refuses or succeeds
+            // once the --rm container is gone) or the rmi first (the run
+            // cannot find the image).
+            assert!(run.0 == Some(0) || run.0 == Some(125), "run: {results:?}");
+            assert!(
+                rmi.0 == Some(0) || rmi.0 == Some(125) || rmi.0 == Some(1),
+                "rmi: {results:?}"
+            );
+            check_passes(&env, &format!("rmi racing run {n}: {results:?}"));
+            let _ = env.run(["rmi", "-f", &image]);
+            check_passes(&env, "after the race");
+        }
+    }
+}

@@ -605,6 +605,12 @@ pub fn remove(
     mapping: &IdMapping,
     force: bool,
 ) -> Result<()> {
+    // A start in progress finishes first (see `supervise`); then the record
+    // as it is now says whether the container is up.
+    let Some(_lock) = store.lock_container(&rec.id)? else {
+        return Err(ContainerError::NoSuch(rec.id.clone()));
+    };
+    let rec = &ContainerRecord::load(store, &rec.id)?;
     if rec.is_up(store) {
         if !force {
             return Err(ContainerError::Running(rec.id.clone()));

@@ -126,6 +126,22 @@ impl Store {
         self.lock(FlockArg::LockShared)
     }
 
+    /// An exclusive flock on a container's directory: a start holds it until
+    /// the container is recorded as running, a removal while it removes, so
+    /// `rm -f` never removes a container that is half started. None when
+    /// the directory does not exist.
+    pub fn lock_container(&self, id: &str) -> Result<Option<StoreLock>> {
+        let p = self.container_dir(id);
+        let f = match File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("opening", &p)(e)),
+        };
+        let lock = Flock::lock(f, FlockArg::LockExclusive)
+            .map_err(|(_, source)| StoreError::Lock { path: p, source })?;
+        Ok(Some(StoreLock { _lock: lock }))
+    }
+
     /// A new private staging directory under tmp/, named after our pid so a
     /// later run can tell abandoned ones (dead pid) from live ones.
     pub fn staging_dir(&self, what: &str) -> Result<PathBuf> {
