@@ -520,3 +520,122 @@ fn rmi_racing_run_of_the_same_image() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// A full disk: the store on a small tmpfs.
+
+/// A tar with one incompressible file of `mib` MiB.
+fn big_tar(out: &Path, mib: usize) {
+    let mut rng = Rng::new(42);
+    let data: Vec<u8> = (0..mib * 1024 * 1024 / 8)
+        .flat_map(|_| rng.next().to_le_bytes())
+        .collect();
+    let mut b = tar::Builder::new(std::fs::File::create(out).unwrap());
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    b.append_data(&mut h, "big", &data[..]).unwrap();
+    b.finish().unwrap();
+    std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+/// Every path under `dir` with its size (directories as 0), sorted.
+fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                todo.push(e.path());
+                out.push((e.path(), 0));
+            } else {
+                out.push((e.path(), m.len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Unmounts the tmpfs on drop.
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_import_and_pull_cleanly() {
+    if !nix::unistd::Uid::effective().is_root() {
+        loud(
+            "SKIPPED a_full_disk_fails_import_and_pull_cleanly: mounting a small tmpfs needs root",
+        );
+        return;
+    }
+    if !have("docker-registry") {
+        loud("SKIPPED a_full_disk_fails_import_and_pull_cleanly: docker-registry is not installed");
+        return;
+    }
+    let Some(mut env) = Env::new(common::Who::Range, "full-disk") else {
+        return;
+    };
+    let scratch = env.shared_dir().join("full-disk");
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let big = scratch.join("big.tar");
+    big_tar(&big, 32);
+    // The image to pull, pushed from the ordinary store.
+    let reg = Registry::start(&scratch.join("registry"));
+    let remote = format!("127.0.0.1:{}/full/big:1", reg.port);
+    env.ok([
+        "import",
+        big.to_str().unwrap(),
+        &remote,
+        "--change",
+        r#"CMD ["sh"]"#,
+    ]);
+    env.ok(["push", &remote]);
+
+    let small = env.user_dir("small-store");
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=20m,mode=0755"])
+        .arg("tmpfs")
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mounting a tmpfs");
+    let _mounted = Tmpfs(small.clone());
+    let (uid, gid) = env.ids();
+    nix::unistd::chown(
+        &small,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )
+    .unwrap();
+    env.root = small.join("store");
+    env.import_busybox("base");
+    let before = listing(&env.root);
+
+    for (what, cmd) in [
+        ("import", args(&["import", big.to_str().unwrap(), "big:1"])),
+        ("pull", args(&["pull", "-q", &remote])),
+    ] {
+        let o = env.run(&cmd);
+        let err = stderr(&o);
+        eprintln!("{what} on a full disk: {:?} {}", o.status.code(), err.trim());
+        assert_ne!(o.status.code(), Some(0), "{what} on a full disk succeeded");
+        assert!(
+            err.to_lowercase().contains("no space left on device"),
+            "{what}: the error names the full disk: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{what}: one line: {err}");
+        assert_eq!(listing(&env.root), before, "{what}: the store is as before");
+        check_passes(&env, what);
+    }
+    env.ok(["run", "--rm", "base", "true"]);
+}
