@@ -627,7 +627,11 @@ fn a_full_disk_fails_import_and_pull_cleanly() {
     ] {
         let o = env.run(&cmd);
         let err = stderr(&o);
-        eprintln!("{what} on a full disk: {:?} {}", o.status.code(), err.trim());
+        eprintln!(
+            "{what} on a full disk: {:?} {}",
+            o.status.code(),
+            err.trim()
+        );
         assert_ne!(o.status.code(), Some(0), "{what} on a full disk succeeded");
         assert!(
             err.to_lowercase().contains("no space left on device"),

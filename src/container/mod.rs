@@ -106,6 +106,8 @@ pub struct CreateOptions {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub security_opt: Vec<String>,
+    /// `--privileged`.
+    pub privileged: bool,
     /// Resource limits, validated by the CLI.
     pub resources: cgroup::Resources,
     /// `--label` and `--label-file`, merged over the image's labels.
@@ -238,6 +240,7 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
             cap_add: opts.cap_add.clone(),
             cap_drop: opts.cap_drop.clone(),
             security_opt: opts.security_opt.clone(),
+            privileged: opts.privileged,
             userns_mode: if opts.keep_id {
                 "keep-id".into()
             } else {
@@ -366,6 +369,11 @@ impl ContainerRecord {
         use sandbox::seccomp::Seccomp;
         match self.security().map(|s| s.seccomp) {
             Ok(security::SeccompChoice::Unconfined) => Seccomp::Unconfined,
+            // Docker's rule: privileged drops the default filter, not a
+            // profile the user gave.
+            Ok(security::SeccompChoice::Default) if self.host_config.privileged => {
+                Seccomp::Unconfined
+            }
             Ok(security::SeccompChoice::Default) => {
                 Seccomp::build(Some(&sandbox::seccomp_default::profile()), self.caps())
             }
@@ -389,14 +397,20 @@ impl ContainerRecord {
         };
         sandbox::PathRules {
             mask: s.mask,
-            unmask_all,
+            unmask_all: unmask_all || self.host_config.privileged,
             unmask,
+            writable_sys: self.host_config.privileged,
         }
     }
 
     /// The capability mask its processes keep (names were validated at
     /// create time).
     pub fn caps(&self) -> u64 {
+        if self.host_config.privileged {
+            // All of them, in the container's own user namespace: they act
+            // on what that namespace owns, never on the host's.
+            return crate::linux::caps::ALL;
+        }
         sandbox::caps::resolve(&self.host_config.cap_add, &self.host_config.cap_drop)
             .unwrap_or_else(|_| sandbox::caps::mask(&sandbox::caps::DEFAULT))
     }

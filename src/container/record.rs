@@ -59,6 +59,11 @@ pub struct HostConfig {
     /// profile file is kept as `seccomp=<its JSON>`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
+    /// `--privileged`: every capability of the container's user namespace,
+    /// no seccomp filter (unless a profile file is given), no masked or
+    /// read-only paths, a writable sysfs in a private network namespace.
+    #[serde(default)]
+    pub privileged: bool,
     /// `--init`: burrow is PID 1, forwarding signals and reaping zombies.
     #[serde(default)]
     pub init: bool,
