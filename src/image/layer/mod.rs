@@ -173,7 +173,6 @@ pub fn apply_layer<R: Read>(
         skip = entry.size().div_ceil(512) * 512;
         x.apply_entry(&mut scratch, &mut entry)?;
     }
-    drop(entries);
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink())
         .map_err(|e| LayerError::Read(with_step(e, "reading past the end of the archive")))?;
