@@ -643,3 +643,87 @@ fn a_full_disk_fails_import_and_pull_cleanly() {
     }
     env.ok(["run", "--rm", "base", "true"]);
 }
+
+// ---------------------------------------------------------------------------
+// `system check` on a store with debris planted in it.
+
+#[test]
+fn system_check_reports_and_repairs_debris() {
+    let Some(env) = Env::new(common::Who::Range, "check-debris") else {
+        return;
+    };
+    env.import_busybox("base");
+    env.ok(["create", "--name", "keep", "base", "true"]);
+    let o = env.run(["system", "check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(stdout(&o), "store is consistent\n");
+
+    let root = &env.root;
+    let (uid, gid) = env.ids();
+    let own = |p: &Path| {
+        let st = Command::new("chown")
+            .args(["-R", &format!("{uid}:{gid}")])
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    // A pid no process can have (above the kernel's pid_max limit).
+    let stale = root.join("tmp/import-4194305-abcdef");
+    std::fs::create_dir_all(stale.join("fs/etc")).unwrap();
+    let half_layer = root.join(format!("layers/{}", "e".repeat(64)));
+    std::fs::create_dir_all(half_layer.join("fs")).unwrap();
+    let orphan = root.join(format!("containers/{}", "f".repeat(64)));
+    std::fs::create_dir_all(orphan.join("upper")).unwrap();
+    std::os::unix::fs::symlink("0".repeat(64), root.join("names/dangling")).unwrap();
+    for p in [&stale, &half_layer, &orphan, &root.join("names/dangling")] {
+        own(p);
+    }
+    let repos = root.join("repositories.json");
+    let mut tags: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&repos).unwrap()).unwrap();
+    tags["docker.io/library/gone:latest"] = serde_json::json!(format!("sha256:{}", "1".repeat(64)));
+    std::fs::write(&repos, tags.to_string()).unwrap();
+
+    let o = env.run(["system", "check"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    for says in [
+        "import-4194305-abcdef was left by a process that is gone",
+        "is incomplete",
+        "has no record",
+        "name dangling points at container",
+        "tag docker.io/library/gone:latest points at image",
+    ] {
+        assert!(out.contains(says), "{says}: {out}");
+    }
+    assert!(stderr(&o).contains("5 problems found"), "{}", stderr(&o));
+
+    let o = env.run(["system", "check", "--repair"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert_eq!(out.matches("removed ").count(), 4, "{out}");
+    assert!(
+        out.contains("untagged docker.io/library/gone:latest"),
+        "{out}"
+    );
+    assert!(out.ends_with("store is consistent\n"), "{out}");
+    for p in [&stale, &half_layer, &orphan, &root.join("names/dangling")] {
+        assert!(!p.exists(), "{} was not removed", p.display());
+    }
+    // What a repair cannot fix: a container whose layer is gone.
+    let layer = std::fs::read_dir(root.join("layers"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::rename(&layer, root.join("moved-away")).unwrap();
+    let o = env.run(["system", "check", "--repair"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("(keep): layer sha256:"), "{out}");
+    assert!(!out.contains("--repair removes it"), "{out}");
+    std::fs::rename(root.join("moved-away"), &layer).unwrap();
+    env.ok(["system", "check"]);
+}

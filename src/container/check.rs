@@ -3,7 +3,8 @@
 //! without its record, a name link whose container is gone (and whose
 //! create is not in progress), a pid file whose container is gone. The full
 //! check also reads every record: it must parse, name its own directory,
-//! hold its name, and find every layer it was created on.
+//! hold its name, and find every layer it was created on and every volume
+//! it mounts.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -130,6 +131,14 @@ pub fn check(store: &Store) -> Result<ContainerCheck, StoreError> {
             if !store::valid_digest(l) || !store.has_layer(l) {
                 out.findings.push(Finding::unfixable(format!(
                     "container {short} ({}): layer {l} is missing",
+                    rec.name
+                )));
+            }
+        }
+        for v in super::volumes::names_of(&rec) {
+            if !super::volumes::data_dir(store, v).is_dir() {
+                out.findings.push(Finding::unfixable(format!(
+                    "container {short} ({}): volume {v} is missing",
                     rec.name
                 )));
             }

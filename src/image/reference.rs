@@ -281,7 +281,10 @@ mod tests {
     #[test]
     fn a_parsed_reference_prints_as_one_that_parses() {
         let near = "a".repeat(240);
-        assert!(Reference::parse(&near).is_err(), "docker.io/library/ + 240 > 255");
+        assert!(
+            Reference::parse(&near).is_err(),
+            "docker.io/library/ + 240 > 255"
+        );
         let fits = "a".repeat(255 - "docker.io/library/".len());
         let r = Reference::parse(&fits).unwrap();
         assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
