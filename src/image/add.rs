@@ -87,6 +87,9 @@ pub fn add_image(store: &Store, img: NewImage<'_>) -> Result<String, StoreError>
             store.commit_layer(dir, &l.diff_id, l.tar_bytes)?;
         }
     }
+    // The layers' files were written without fsync: one syncfs makes them
+    // durable before anything names them.
+    crate::store::sync_filesystem(store);
     let manifest = store.put_blob(img.manifest)?;
     // The metadata before the config: an image is listed once its config
     // exists, and then everything it needs is already there.

@@ -602,6 +602,15 @@ pub fn pid_alive(pid: u32) -> bool {
     pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Flush everything written to the store's filesystem (extracted layers,
+/// blobs): called once before an image's config makes it visible, so a
+/// power loss cannot leave a listed image with layers that lost their data.
+pub fn sync_filesystem(store: &Store) {
+    if let Ok(d) = File::open(store.root()) {
+        let _ = nix::unistd::syncfs(d.as_fd());
+    }
+}
+
 /// fsync a directory, so a rename into it survives a power loss. Best
 /// effort: a filesystem that cannot sync directories loses nothing more
 /// than it did before.
