@@ -1,11 +1,13 @@
-//! Crash consistency: burrow is killed with SIGKILL at random moments of
-//! `import`, `pull` (from a real registry on loopback), `create`, `run`,
-//! `rm` and `rmi`; after each kill, once one other burrow command has run
-//! (it reclaims abandoned staging), `system check` must pass without
-//! `--repair`, every listed image must run, and every listed container must
-//! inspect. The RNG seed is printed so a failure reproduces with
-//! `BURROW_CRASH_SEED=<seed>`; `BURROW_CRASH_TRIALS=<n>` runs a longer
-//! trial (CI runs 100).
+//! The store under stress, as unprivileged users. Crash consistency: burrow
+//! is killed with SIGKILL at random moments of `import`, `pull` (from a real
+//! registry on loopback), `create`, `run`, `rm` and `rmi`; after each kill,
+//! once one other burrow command has run (it reclaims abandoned staging),
+//! `system check` must pass without `--repair`, every listed image must run,
+//! and every listed container must inspect. The RNG seed is printed so a
+//! failure reproduces with `BURROW_CRASH_SEED=<seed>`;
+//! `BURROW_CRASH_TRIALS=<n>` runs a longer trial (CI runs 100). Then
+//! concurrency (many burrows at once on one store), a full disk (the store
+//! on a small tmpfs), and `system check` on planted debris.
 
 mod common;
 
