@@ -1,7 +1,8 @@
 //! `system check` for containers, and the reclaiming every burrow command
 //! does of what a killed create, rm or rename left: a container directory
 //! without its record, a name link whose container is gone (and whose
-//! create is not in progress), a pid file whose container is gone. The full
+//! create is not in progress), a pid file or attach socket whose container
+//! is gone. The full
 //! check also reads every record: it must parse, name its own directory,
 //! hold its name, and find every layer it was created on and every volume
 //! it mounts.
@@ -59,6 +60,23 @@ pub fn leftovers(store: &Store) -> Result<Vec<Finding>, StoreError> {
             format!("name {name} points at container {id}, which does not exist"),
             e.path(),
         ));
+    }
+    // Attach sockets are named by the short id, in the runtime dir itself.
+    let ids: Vec<String> = read_dir(&store.containers_dir())?
+        .iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    for e in read_dir(&store.paths.runtime)? {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(short) = file.strip_suffix(".sock") else {
+            continue;
+        };
+        if !ids.iter().any(|id| id.starts_with(short)) {
+            out.push(Finding::debris(
+                format!("attach socket {file} belongs to no container"),
+                e.path(),
+            ));
+        }
     }
     let pids = store.paths.runtime.join("containers");
     for e in read_dir(&pids)? {
@@ -189,8 +207,9 @@ mod tests {
         // A half-removed container directory and an orphan pid file.
         fs::create_dir_all(s.container_dir("b").join("upper")).unwrap();
         fs::write(s.pid_file("c"), "1 1\n").unwrap();
+        fs::write(s.paths.runtime.join("cccccccccccc.sock"), "").unwrap();
         let found = leftovers(&s).unwrap();
-        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(found.len(), 4, "{found:?}");
         let mapping = IdMapping::detect(std::path::Path::new("/etc")).single();
         reclaim(&s, &mapping);
         assert!(leftovers(&s).unwrap().is_empty());

@@ -85,7 +85,7 @@ pub fn check(store: &Store) -> Result<Vec<Finding>> {
         let p = e.path();
         if !valid_digest(&id) {
             out.push(Finding::debris(
-                format!("layers/ holds {} , which is not a layer", p.display()),
+                format!("layers/ holds {}, which is not a layer", p.display()),
                 p,
             ));
         } else if !store.has_layer(&id) || !p.join("fs").is_dir() {
