@@ -302,3 +302,55 @@ fn dockers_masked_and_readonly_paths() {
         assert_eq!(some, "regular empty file\ncharacter special file\n");
     }
 }
+
+#[test]
+fn privileged_has_every_namespaced_capability_and_nothing_of_the_host() {
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let full = format!("{:016x}", (1u64 << (last + 1)) - 1);
+    let script = "grep -E '^(CapEff|Seccomp):' /proc/self/status | tr -d '\\t'; \
+         for f in /proc/timer_list /proc/keys; do [ -e $f ] && echo \"$f $(stat -c %F $f)\"; done; \
+         echo ro-proc-sys $(grep -c ' /proc/sys proc ro,' /proc/self/mounts); \
+         echo sys $(awk '$2==\"/sys\" {split($4, o, \",\"); print o[1]}' /proc/self/mounts); \
+         echo 64 > /proc/sys/net/ipv4/ip_default_ttl 2>/dev/null && echo netns-sysctl-written || echo netns-sysctl-refused; \
+         echo 1 > /proc/sys/vm/drop_caches 2>/dev/null && echo host-sysctl-written || echo host-sysctl-refused; \
+         mknod /tmp/mem c 1 1 2>/dev/null && echo mknod-made || echo mknod-refused";
+    for env in users("privileged") {
+        env.import_busybox("busybox");
+        let out = env.ok(["run", "--rm", "--privileged", "busybox", "sh", "-c", script]);
+        assert!(out.contains(&format!("CapEff:{full}\n")), "{out}");
+        assert!(out.contains("Seccomp:0\n"), "no filter: {out}");
+        assert!(!out.contains("character special"), "nothing masked: {out}");
+        assert!(out.contains("ro-proc-sys 0\n"), "{out}");
+        assert!(
+            out.contains("sys rw\n"),
+            "the private network's sysfs: {out}"
+        );
+        assert!(
+            out.contains("netns-sysctl-written\n"),
+            "what the namespace owns: {out}"
+        );
+        // Never more than the user has: the host's sysctls and devices stay
+        // out of reach.
+        assert!(out.contains("host-sysctl-refused\n"), "{out}");
+        assert!(out.contains("mknod-refused\n"), "{out}");
+        let plain = env.ok(["run", "--rm", "busybox", "sh", "-c", script]);
+        assert!(!plain.contains(&format!("CapEff:{full}\n")), "{plain}");
+        assert!(plain.contains("Seccomp:2\n"), "{plain}");
+        assert!(plain.contains("ro-proc-sys 1\n"), "{plain}");
+        assert!(plain.contains("sys ro\n"), "{plain}");
+        assert!(plain.contains("netns-sysctl-refused\n"), "{plain}");
+        let id = env.ok(["create", "--privileged", "busybox", "true"]);
+        let shown = env.ok([
+            "inspect",
+            "--format",
+            "{{.HostConfig.Privileged}}",
+            id.trim(),
+        ]);
+        assert_eq!(shown.trim(), "true");
+        env.ok(["rm", id.trim()]);
+    }
+}

@@ -311,6 +311,8 @@ pub enum SystemCommand {
     Prune(system::SystemPruneArgs),
     /// Show what burrow can do on this host
     Info(info::InfoArgs),
+    /// Verify the store (tags, images, layers, containers, names, staging)
+    Check(system::CheckArgs),
 }
 
 /// Docker's multi-name verbs (rm, stop, pause, rmi, ...): apply `f` to each
@@ -381,13 +383,21 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn open(root: Option<PathBuf>) -> anyhow::Result<Self> {
+        let ctx = Self::open_as_is(root)?;
+        // A killed pull, import, create or rm left staging, a name link or
+        // a pid file: the next command reclaims them, whatever it is.
+        ctx.store.remove_abandoned_staging(&ctx.mapping);
+        crate::container::check::reclaim(&ctx.store, &ctx.mapping);
+        Ok(ctx)
+    }
+
+    /// The store as it is, without reclaiming anything (`system check`
+    /// reports what it finds).
+    pub fn open_as_is(root: Option<PathBuf>) -> anyhow::Result<Self> {
         let paths = StorePaths::resolve(&PathEnv::from_process(root))
             .map_err(|e| Exit::new(crate::exit::BURROW, e.to_string()))?;
         let store = Store::open(paths).context("opening the store")?;
         let mapping = detect_mapping()?;
-        // A killed pull or import left a staging dir: the next command
-        // reclaims it, whatever the command is.
-        store.remove_abandoned_staging(&mapping);
         Ok(Ctx { store, mapping })
     }
 }
@@ -433,6 +443,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::run(root, a),
         Command::System(SystemCommand::Df(a)) => system::run_df(root, a),
         Command::System(SystemCommand::Prune(a)) => system::run_prune(root, a),
+        Command::System(SystemCommand::Check(a)) => system::run_check(root, a),
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(root, a),
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
             create::run_create(root, a)

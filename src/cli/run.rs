@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// mask=PATH[:PATH...], unmask=ALL|PATH[:PATH...]
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// Every capability of the container's user namespace, no seccomp
+    /// filter, no masked or read-only paths (never more than you have)
+    #[arg(long)]
+    pub privileged: bool,
     /// Run an init as PID 1 that forwards signals and reaps zombies
     #[arg(long)]
     pub init: bool,
@@ -243,6 +247,7 @@ pub fn create_container(
         cap_add: a.cap_add,
         cap_drop: a.cap_drop,
         security_opt,
+        privileged: a.privileged,
         resources,
         labels,
         network,

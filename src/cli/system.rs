@@ -1,7 +1,8 @@
 //! `burrow system df` (what the store's images, containers and volumes
 //! take, and what pruning would give back) and `burrow system prune`
 //! (container prune, volume prune with `--volumes`, then image prune, with
-//! their code).
+//! their code) and `burrow system check [--repair]` (the image, container
+//! and store checks in turn, and the removal of the debris they find).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -12,7 +13,9 @@ use serde_json::json;
 use super::format::Format;
 use super::{prune, table, Ctx};
 use crate::container::{self, volumes};
+use crate::image::check as image_check;
 use crate::image::{catalog, changes};
+use crate::store::check::{self as store_check, Finding};
 use crate::store::short_hex;
 use crate::util::human;
 
@@ -43,6 +46,16 @@ pub struct SystemPruneArgs {
     /// Also remove volumes no container uses (anonymous ones; with -a, all)
     #[arg(long)]
     pub volumes: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Checks that every tag points at an image whose config and layers are complete, that every container's record, name and layers are there, and that no half-made layer, container directory, name link, pid file or staging debris is left. Exits 1 when it finds a problem.\n\nExamples:\n  burrow system check\n  burrow system check --repair"
+)]
+pub struct CheckArgs {
+    /// Remove the debris found (staging, half-made layers and containers, dangling names and tags)
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Column titles of `--format 'table ...'`, Docker's.
@@ -272,4 +285,51 @@ pub fn run_prune(root: Option<PathBuf>, a: SystemPruneArgs) -> anyhow::Result<i3
         human::size(containers_freed + vols_freed + pruned.reclaimed)
     );
     Ok(0)
+}
+
+pub fn run_check(root: Option<PathBuf>, a: CheckArgs) -> anyhow::Result<i32> {
+    // As it is: the reclaiming every other command does would hide what
+    // a killed command left.
+    let ctx = Ctx::open_as_is(root)?;
+    let find = || -> anyhow::Result<(Vec<Finding>, (usize, usize, usize))> {
+        let images = image_check::check(&ctx.store)?;
+        let containers = container::check::check(&ctx.store)?;
+        let mut findings = store_check::check(&ctx.store)?;
+        findings.extend(images.findings);
+        findings.extend(containers.findings);
+        let mut needed = images.needed_layers;
+        needed.extend(containers.needed_layers);
+        let unused = image_check::unreferenced(&ctx.store, &needed)?;
+        Ok((findings, unused))
+    };
+    let (findings, (layers, blobs, metas)) = if a.repair {
+        let _lock = ctx.store.lock_exclusive()?;
+        let (findings, _) = find()?;
+        for line in store_check::repair(&ctx.store, &ctx.mapping, &findings)? {
+            println!("{line}");
+        }
+        find()?
+    } else {
+        let _lock = ctx.store.lock_shared()?;
+        find()?
+    };
+    if layers + blobs + metas > 0 {
+        println!(
+            "note: {layers} layers, {blobs} blobs and {metas} image metadata files no image or container needs (burrow image prune reclaims them)"
+        );
+    }
+    if findings.is_empty() {
+        println!("store is consistent");
+        return Ok(0);
+    }
+    for f in &findings {
+        let how = if f.fix.is_some() {
+            " (--repair removes it)"
+        } else {
+            ""
+        };
+        println!("{}{how}", f.problem);
+    }
+    eprintln!("{} problems found", findings.len());
+    Ok(1)
 }

@@ -38,11 +38,14 @@ pub fn run_tag(root: Option<PathBuf>, a: TagArgs) -> anyhow::Result<i32> {
 
 pub fn run_rmi(root: Option<PathBuf>, a: RmiArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    let users: Vec<(String, String, Vec<String>)> = container::list(&ctx.store)?
-        .into_iter()
-        .map(|r| (r.id, r.image, r.layers))
-        .collect();
+    // Listed under the store lock: a container created meanwhile counts.
+    let users = || -> anyhow::Result<Vec<(String, String, Vec<String>)>> {
+        Ok(container::list(&ctx.store)?
+            .into_iter()
+            .map(|r| (r.id, r.image, r.layers))
+            .collect())
+    };
     super::each(&a.images, "image removals", |name| {
-        Ok(catalog::remove(&ctx.store, &ctx.mapping, name, a.force, &users)?.lines)
+        Ok(catalog::remove(&ctx.store, &ctx.mapping, name, a.force, users)?.lines)
     })
 }

@@ -241,9 +241,9 @@ pub fn rename(store: &Store, rec: &ContainerRecord, new: &str) -> Result<()> {
         latest.save(store)
     });
     if let Err(e) = saved {
-        super::names::release(store, new);
+        super::names::release(store, new, &rec.id);
         return Err(e);
     }
-    super::names::release(store, &rec.name);
+    super::names::release(store, &rec.name, &rec.id);
     Ok(())
 }

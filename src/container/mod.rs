@@ -3,6 +3,7 @@
 //! create, start-and-wait, list, find, remove.
 
 pub mod cgroup;
+pub mod check;
 pub mod commit;
 pub mod copy;
 mod exec;
@@ -108,6 +109,8 @@ pub struct CreateOptions {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub security_opt: Vec<String>,
+    /// `--privileged`.
+    pub privileged: bool,
     /// Resource limits, validated by the CLI.
     pub resources: cgroup::Resources,
     /// `--label` and `--label-file`, merged over the image's labels.
@@ -187,14 +190,32 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         .hostname
         .clone()
         .unwrap_or_else(|| id[..12].to_string());
+    // The directory is made in staging (named after the id, so others can
+    // tell a create in progress from a dangling name) and renamed into
+    // containers/ complete with its record: a killed create leaves only
+    // staging and a name link, which the next burrow removes.
+    let dir = store
+        .staging_dir_for(CREATE_STAGING, &id)
+        .map_err(|e| undo(e.into()))?;
     let name = match &opts.name {
-        Some(n) => names::reserve(store, n, &id).map(|_| n.clone()),
+        Some(n) => names::reserve(store, n, &id).map(|()| n.clone()),
         None => names::reserve_generated(store, &id),
-    }
-    .map_err(undo)?;
-    let dir = store.container_dir(&id);
+    };
+    let name = match name {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(undo(e));
+        }
+    };
+    let fail = |e: ContainerError, name: &str, id: &str| {
+        // The name first: while it exists, staging or the container does.
+        names::release(store, name, id);
+        let _ = fs::remove_dir_all(&dir);
+        undo(e)
+    };
+
     let made = (|| -> std::io::Result<()> {
-        fs::create_dir(&dir)?;
         for d in ["upper", "work"] {
             fs::create_dir(dir.join(d))?;
         }
@@ -210,11 +231,11 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         Ok(())
     })();
     if let Err(e) = made {
-        let _ = fs::remove_dir_all(&dir);
-        names::release(store, &name);
-        return Err(undo(ContainerError::Other(format!(
-            "creating {dir:?}: {e}"
-        ))));
+        return Err(fail(
+            ContainerError::Other(format!("creating {dir:?}: {e}")),
+            &name,
+            &id,
+        ));
     }
     let (path, args) = match config.argv().split_first() {
         Some((p, a)) => (p.clone(), a.to_vec()),
@@ -237,6 +258,7 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
             cap_add: opts.cap_add.clone(),
             cap_drop: opts.cap_drop.clone(),
             security_opt: opts.security_opt.clone(),
+            privileged: opts.privileged,
             userns_mode: if opts.keep_id {
                 "keep-id".into()
             } else {
@@ -275,13 +297,19 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         },
         restart_count: 0,
     };
-    if let Err(e) = rec.save(store) {
-        let _ = fs::remove_dir_all(&dir);
-        names::release(store, &rec.name);
-        return Err(undo(e));
+    if let Err(e) = rec.save_in(store, &dir) {
+        return Err(fail(e, &rec.name, &rec.id));
+    }
+    let dest = store.container_dir(&rec.id);
+    if let Err(e) = fs::rename(&dir, &dest) {
+        let e = ContainerError::Other(format!("creating {dest:?}: {e}"));
+        return Err(fail(e, &rec.name, &rec.id));
     }
     Ok(rec)
 }
+
+/// What a container's staging directory is called while it is created.
+pub(crate) const CREATE_STAGING: &str = "create";
 
 /// Docker's rules: CMD args replace Cmd; `--entrypoint` replaces Entrypoint
 /// and drops the image's Cmd; Env is image, then env-file, then `-e`.
@@ -375,6 +403,11 @@ impl ContainerRecord {
         use sandbox::seccomp::Seccomp;
         match self.security().map(|s| s.seccomp) {
             Ok(security::SeccompChoice::Unconfined) => Seccomp::Unconfined,
+            // Docker's rule: privileged drops the default filter, not a
+            // profile the user gave.
+            Ok(security::SeccompChoice::Default) if self.host_config.privileged => {
+                Seccomp::Unconfined
+            }
             Ok(security::SeccompChoice::Default) => {
                 Seccomp::build(Some(&sandbox::seccomp_default::profile()), self.caps())
             }
@@ -398,14 +431,20 @@ impl ContainerRecord {
         };
         sandbox::PathRules {
             mask: s.mask,
-            unmask_all,
+            unmask_all: unmask_all || self.host_config.privileged,
             unmask,
+            writable_sys: self.host_config.privileged,
         }
     }
 
     /// The capability mask its processes keep (names were validated at
     /// create time).
     pub fn caps(&self) -> u64 {
+        if self.host_config.privileged {
+            // All of them, in the container's own user namespace: they act
+            // on what that namespace owns, never on the host's.
+            return crate::linux::caps::ALL;
+        }
         sandbox::caps::resolve(&self.host_config.cap_add, &self.host_config.cap_drop)
             .unwrap_or_else(|_| sandbox::caps::mask(&sandbox::caps::DEFAULT))
     }
@@ -619,24 +658,27 @@ pub fn remove(
     mapping: &IdMapping,
     force: bool,
 ) -> Result<()> {
-    let latest;
-    let rec = if rec.is_restarting(store) {
+    if rec.is_restarting(store) {
         if !force {
             return Err(ContainerError::Restarting(rec.id.clone()));
         }
-        // Its monitor sees the stop between two runs and ends.
+        // Its monitor sees the stop between two runs and ends (waited for
+        // before taking the container's lock, which a restart takes too).
         rec.mark_manual_stop(store);
         let _ = crate::util::poll::until(
             std::time::Duration::from_secs(5),
             std::time::Duration::from_millis(20),
             || (!rec.monitor_alive(store)).then_some(()),
         );
-        // It may have started again just before the stop was seen.
-        latest = ContainerRecord::load(store, &rec.id).unwrap_or_else(|_| rec.clone());
-        &latest
-    } else {
-        rec
+    }
+    // A start in progress finishes first (see `supervise`); then the record
+    // as it is now says whether the container is up (it may have started
+    // again just before its monitor saw the stop).
+    let Some(_lock) = store.lock_container(&rec.id)? else {
+        return Err(ContainerError::NoSuch(rec.id.clone()));
     };
+    let rec = &ContainerRecord::load(store, &rec.id)?;
+
     if rec.is_up(store) {
         if !force {
             return Err(ContainerError::Running(rec.id.clone()));
@@ -681,11 +723,26 @@ pub fn remove_anonymous_volumes(
 fn remove_files(store: &Store, rec: &ContainerRecord, mapping: &IdMapping) -> Result<()> {
     let dir = store.container_dir(&rec.id);
     let _ = fs::remove_file(store.pid_file(&rec.id));
-    // Drop the record first: a half-deleted directory must not list as a
-    // container. Then the name, so an interrupted rm frees it.
-    let _ = fs::remove_file(dir.join(record::RECORD_FILE));
-    names::release(store, &rec.name);
-    store::remove_tree(&dir, mapping).map_err(|e| ContainerError::Remove {
+    // One rename takes the whole directory out of containers/: a killed rm
+    // leaves either the container or staging debris the next burrow
+    // removes, never a half-deleted container. Then the name.
+    let trash = store.staging_path("rm", &store::random_hex(6));
+    match fs::rename(&dir, &trash) {
+        Ok(()) => {}
+        // Someone else removed it first.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            names::release(store, &rec.name, &rec.id);
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(ContainerError::Remove {
+                path: dir,
+                detail: e.to_string(),
+            })
+        }
+    }
+    names::release(store, &rec.name, &rec.id);
+    store::remove_tree(&trash, mapping).map_err(|e| ContainerError::Remove {
         path: dir.clone(),
         detail: e.to_string(),
     })?;

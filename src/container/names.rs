@@ -108,8 +108,12 @@ pub fn reserve_generated(store: &Store, id: &str) -> Result<String> {
     Ok(name)
 }
 
-pub fn release(store: &Store, name: &str) {
-    let _ = std::fs::remove_file(store.names_dir().join(name));
+/// Free `name` if it still names `id` (someone may have claimed it since a
+/// dangling link was reclaimed).
+pub fn release(store: &Store, name: &str, id: &str) {
+    if lookup(store, name).as_deref() == Some(id) {
+        let _ = std::fs::remove_file(store.names_dir().join(name));
+    }
 }
 
 /// The id a name points to.
@@ -142,7 +146,7 @@ mod tests {
             Err(ContainerError::NameInUse { .. })
         ));
         assert_eq!(lookup(&store, "web").as_deref(), Some("aaa"));
-        release(&store, "web");
+        release(&store, "web", "aaa");
         reserve(&store, "web", "bbb").unwrap();
         assert!(validate("-bad").is_err());
         assert!(validate("a/b").is_err());

@@ -65,6 +65,11 @@ pub struct HostConfig {
     /// profile file is kept as `seccomp=<its JSON>`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
+    /// `--privileged`: every capability of the container's user namespace,
+    /// no seccomp filter (unless a profile file is given), no masked or
+    /// read-only paths, a writable sysfs in a private network namespace.
+    #[serde(default)]
+    pub privileged: bool,
     /// `--init`: burrow is PID 1, forwarding signals and reaping zombies.
     #[serde(default)]
     pub init: bool,
@@ -325,9 +330,15 @@ impl ContainerRecord {
     }
 
     pub fn save(&self, store: &Store) -> Result<()> {
-        let p = store.container_dir(&self.id).join(RECORD_FILE);
+        self.save_in(store, &store.container_dir(&self.id))
+    }
+
+    /// Write the record into `dir` (the container's directory, or the
+    /// staging directory it is being made in).
+    pub fn save_in(&self, store: &Store, dir: &Path) -> Result<()> {
+        let p = dir.join(RECORD_FILE);
         let bytes = serde_json::to_vec_pretty(self).expect("record serializes");
-        Ok(store::write_atomic(&p, &bytes, false)?)
+        Ok(store.replace(&p, &bytes, false)?)
     }
 
     /// Record PID 1 and its start time in the runtime dir, so a later burrow

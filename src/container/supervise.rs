@@ -72,6 +72,18 @@ pub fn supervise(
     how: Supervision,
     watch: &mut impl Watch,
 ) -> Result<i32> {
+    // Held until the container is recorded as running: an `rm -f` waits
+    // for that, then finds it up and kills it, or removed it before and
+    // the start finds nothing to start.
+    let lock = store.lock_container(&rec.id)?;
+    if lock.is_none()
+        || !store
+            .container_dir(&rec.id)
+            .join(super::record::RECORD_FILE)
+            .is_file()
+    {
+        return Err(super::ContainerError::NoSuch(rec.id.clone()));
+    }
     let mut spec = build_spec(store, rec, mapping, how.rootfs, how.stdio);
     // The network helper for a private namespace (none: loopback only), and
     // the /etc files that name its resolver.
@@ -179,6 +191,7 @@ pub fn supervise(
         }
         let _ = rec.write_pid_file(store);
     }
+    drop(lock);
 
     let ended = watch.wait(started, rec);
     // The container is gone from its network (address, names) at once.

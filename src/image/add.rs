@@ -102,8 +102,13 @@ pub fn add_image(store: &Store, img: NewImage<'_>) -> Result<String, StoreError>
             store.commit_layer(dir, &l.diff_id, l.tar_bytes)?;
         }
     }
+    // The layers' files were written without fsync: one syncfs makes them
+    // durable before anything names them.
+    crate::store::sync_filesystem(store);
     let manifest = store.put_blob(img.manifest)?;
-    let id = store.put_image_config(img.config)?;
+    // The metadata before the config: an image is listed once its config
+    // exists, and then everything it needs is already there.
+    let id = format!("sha256:{}", crate::store::sha256_hex(img.config));
     let mut meta = read_meta(store, &id)?.unwrap_or_default();
     meta.manifest = manifest;
     if let Some(d) = img.repo_digest {
@@ -112,6 +117,7 @@ pub fn add_image(store: &Store, img: NewImage<'_>) -> Result<String, StoreError>
         }
     }
     write_meta(store, &id, &meta)?;
+    store.put_image_config(img.config)?;
     if !img.tags.is_empty() {
         let mut repos = store.repositories()?;
         for t in &img.tags {

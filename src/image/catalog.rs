@@ -152,16 +152,29 @@ pub struct Removed {
 }
 
 /// `rmi`: untag a reference; delete the image when no tag is left (or when
-/// named by id). `in_use` lists (container id, image id) of existing
-/// containers. Layers still used by another image or container stay.
-pub fn remove(
+/// named by id). `in_use` lists (container id, image id, layers) of the
+/// existing containers; it is called with the store locked, so no
+/// container can be created on the image while it is removed. Layers still
+/// used by another image or container stay.
+pub fn remove<E: From<CatalogError>>(
+    store: &Store,
+    mapping: &IdMapping,
+    name: &str,
+    force: bool,
+    in_use: impl FnOnce() -> Result<Vec<(String, String, Vec<String>)>, E>,
+) -> Result<Removed, E> {
+    let _lock = store.lock_exclusive().map_err(CatalogError::from)?;
+    let in_use = in_use()?;
+    Ok(remove_locked(store, mapping, name, force, &in_use)?)
+}
+
+fn remove_locked(
     store: &Store,
     mapping: &IdMapping,
     name: &str,
     force: bool,
     in_use: &[(String, String, Vec<String>)],
 ) -> Result<Removed, CatalogError> {
-    let _lock = store.lock_exclusive()?;
     let id = resolve(store, name)?;
     let mut repos = store.repositories()?;
     let mut out = Removed::default();

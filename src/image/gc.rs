@@ -158,5 +158,9 @@ pub fn prune<E: From<StoreError>>(
         }
     }
     out.reclaimed += remove_unneeded_blobs(store, store.blob_digests()?)?;
+    // Metadata an interrupted add or rmi left without its image.
+    for p in super::check::orphan_metadata(store)? {
+        let _ = std::fs::remove_file(p);
+    }
     Ok(out)
 }

@@ -7,6 +7,7 @@ pub mod blob;
 pub mod catalog;
 pub mod change;
 pub mod changes;
+pub mod check;
 pub mod commit;
 pub mod compress;
 pub mod config;

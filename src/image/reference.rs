@@ -34,8 +34,9 @@ impl Reference {
         if input.is_empty() {
             return Err(err("empty reference"));
         }
-        if input.len() > 255 {
-            return Err(err("longer than 255 characters"));
+        // Bounded before any work; the name's own limit is checked below.
+        if input.len() > 255 + 1 + 128 + 1 + 71 {
+            return Err(err("longer than a reference can be"));
         }
         let (rest, digest) = match input.split_once('@') {
             Some((r, d)) => {
@@ -79,6 +80,11 @@ impl Reference {
         } else {
             path.to_string()
         };
+        // Docker's 255-character limit, on the name as stored (with the
+        // registry and project it implies), so every stored tag parses again.
+        if registry.len() + 1 + repository.len() > 255 {
+            return Err(err("repository name longer than 255 characters"));
+        }
         let tag = match (tag, &digest) {
             (Some(t), _) => Some(t.to_string()),
             (None, Some(_)) => None,
@@ -267,5 +273,23 @@ mod tests {
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad:?} should be invalid");
         }
+    }
+
+    /// Found by the `reference` fuzzer: a short name within 255 characters
+    /// whose normalised form (`docker.io/library/...:latest`) was not, so
+    /// the stored tag no longer parsed.
+    #[test]
+    fn a_parsed_reference_prints_as_one_that_parses() {
+        let near = "a".repeat(240);
+        assert!(
+            Reference::parse(&near).is_err(),
+            "docker.io/library/ + 240 > 255"
+        );
+        let fits = "a".repeat(255 - "docker.io/library/".len());
+        let r = Reference::parse(&fits).unwrap();
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+        let tagged = format!("{fits}:{}", "t".repeat(128));
+        let r = Reference::parse(&tagged).unwrap();
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
     }
 }

@@ -348,9 +348,17 @@ where
     // The child must not keep our ends open: with our sending end in it, it
     // would never see EOF if we died before answering.
     let ours = [up_rx.as_raw_fd(), down_tx.as_raw_fd()];
+    let parent = nix::unistd::getpid();
     let child = process::fork_child(move || {
         for fd in ours {
             let _ = nix::unistd::close(fd);
+        }
+        // A killed burrow must not leave its helper writing into a staging
+        // directory the next burrow reclaims as abandoned.
+        if process::set_parent_death_signal(nix::sys::signal::Signal::SIGKILL).is_err()
+            || nix::unistd::getppid() != parent
+        {
+            return 1;
         }
         if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
             up_tx.failed(Failure::sys(Step::Unshare, e, 1));

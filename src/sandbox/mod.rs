@@ -138,6 +138,9 @@ pub struct PathRules {
     pub unmask_all: bool,
     /// Absolute paths to leave unmasked and writable.
     pub unmask: Vec<String>,
+    /// `--privileged`: a private network's sysfs is mounted writable (the
+    /// kernel still lets a user namespace write only what it owns).
+    pub writable_sys: bool,
 }
 
 /// Why a container (or an exec'd process) could not start, with the exit

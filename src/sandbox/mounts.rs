@@ -196,10 +196,15 @@ pub fn plan(spec: &Spec) -> Vec<MountOp> {
     // network namespace (sysfs shows its devices): a fresh read-only one
     // with a private network, else the host's bound read-only.
     if spec.private_network {
+        let ro = if spec.paths.writable_sys {
+            MsFlags::empty()
+        } else {
+            MsFlags::MS_RDONLY
+        };
         ops.push(fs(
             "sysfs",
             "sys",
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            ro | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             "",
         ));
     } else {
@@ -717,6 +722,7 @@ mod tests {
             mask: vec!["/srv/secret".into()],
             unmask_all: false,
             unmask: vec!["/proc/kcore".into(), "/proc/sys".into()],
+            writable_sys: false,
         };
         let ops = plan(&sp);
         assert!(!ops.contains(&MountOp::MaskPath {
@@ -754,5 +760,10 @@ mod tests {
             .iter()
             .any(|op| matches!(op, MountOp::BindTreeReadonly { .. })));
         assert_eq!(ops.len(), 21);
+        // --privileged: the same sysfs, writable.
+        s.paths.writable_sys = true;
+        assert!(plan(&s).iter().any(|op| matches!(op,
+            MountOp::Fs { fstype: "sysfs", target, flags, .. }
+                if target == "sys" && !flags.contains(MsFlags::MS_RDONLY))));
     }
 }

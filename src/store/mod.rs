@@ -12,10 +12,14 @@
 //! ROOT/layers/<diff-id>/size     uncompressed tar size in bytes
 //! ROOT/containers/<id>/          container record, overlay upper/work dirs, etc files
 //! ROOT/names/<name> -> <id>      name reservations (symlink creation is atomic)
-//! ROOT/tmp/                      staging; renamed into place when complete
+//! ROOT/tmp/<what>-<pid>-<rand>   staging (directories, and files written by
+//!                                `Store::replace`); renamed into place when
+//!                                complete, removed by the next burrow once
+//!                                <pid> is gone
 //! RUNTIME/containers/<id>.pid    "PID STARTTIME" of a running container
 //! ```
 
+pub mod check;
 pub mod paths;
 
 use std::collections::BTreeMap;
@@ -122,16 +126,59 @@ impl Store {
         self.lock(FlockArg::LockShared)
     }
 
+    /// An exclusive flock on a container's directory: a start holds it until
+    /// the container is recorded as running, a removal while it removes, so
+    /// `rm -f` never removes a container that is half started. None when
+    /// the directory does not exist.
+    pub fn lock_container(&self, id: &str) -> Result<Option<StoreLock>> {
+        let p = self.container_dir(id);
+        let f = match File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("opening", &p)(e)),
+        };
+        let lock = Flock::lock(f, FlockArg::LockExclusive)
+            .map_err(|(_, source)| StoreError::Lock { path: p, source })?;
+        Ok(Some(StoreLock { _lock: lock }))
+    }
+
     /// A new private staging directory under tmp/, named after our pid so a
     /// later run can tell abandoned ones (dead pid) from live ones.
     pub fn staging_dir(&self, what: &str) -> Result<PathBuf> {
-        let p = self.paths.root.join("tmp").join(format!(
-            "{what}-{}-{}",
-            std::process::id(),
-            &random_hex(6)
-        ));
+        self.staging_dir_for(what, &random_hex(6))
+    }
+
+    /// A staging directory whose name ends in `tag` (a container id being
+    /// created), so others can tell that `tag` is being made by a live process.
+    pub fn staging_dir_for(&self, what: &str, tag: &str) -> Result<PathBuf> {
+        let p = self.staging_path(what, tag);
         fs::create_dir(&p).map_err(io("creating staging directory", &p))?;
         Ok(p)
+    }
+
+    /// The path (not created) of a staging entry `what-<our pid>-tag`.
+    pub fn staging_path(&self, what: &str, tag: &str) -> PathBuf {
+        self.paths
+            .root
+            .join("tmp")
+            .join(format!("{what}-{}-{tag}", std::process::id()))
+    }
+
+    /// Is a live process staging something named `what-<pid>-tag`?
+    pub fn live_staging(&self, what: &str, tag: &str) -> bool {
+        let Ok(rd) = fs::read_dir(self.paths.root.join("tmp")) else {
+            return false;
+        };
+        rd.filter_map(|e| e.ok()).any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let mut parts = name.splitn(3, '-');
+            parts.next() == Some(what)
+                && parts
+                    .next()
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .is_some_and(pid_alive)
+                && parts.next() == Some(tag)
+        })
     }
 
     /// A staging directory for work whose result is renamed into the store
@@ -155,10 +202,7 @@ impl Store {
             .filter(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-                match pid {
-                    Some(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
-                    None => true,
-                }
+                !pid.is_some_and(pid_alive)
             })
             .map(|e| e.path())
             .collect()
@@ -168,9 +212,38 @@ impl Store {
     /// by subordinate ids, so through the user namespace when needed).
     pub fn remove_abandoned_staging(&self, mapping: &IdMapping) {
         for d in self.abandoned_staging() {
-            tracing::debug!("removing abandoned staging dir {d:?}");
-            let _ = remove_tree(&d, mapping);
+            tracing::debug!("removing abandoned staging {d:?}");
+            let _ = remove_path(&d, mapping);
         }
+    }
+
+    /// Replace the store file `path` atomically: the new content is written
+    /// to a staging file in tmp/ (named after our pid, so a killed writer's
+    /// leftover is reclaimed like any staging) and renamed over `path`.
+    /// `durable` syncs the file before and its directory after the rename,
+    /// for files whose loss would lose user data.
+    pub fn replace(&self, path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
+        let tmp = self.staging_path("write", &random_hex(6));
+        let written = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            if durable {
+                f.sync_all()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(io("writing", &tmp)(e));
+        }
+        if let Err(e) = fs::rename(&tmp, path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io("replacing", path)(e));
+        }
+        if durable {
+            sync_dir(path.parent().unwrap_or(Path::new(".")));
+        }
+        Ok(())
     }
 
     // ---- layers ----
@@ -207,7 +280,10 @@ impl Store {
             return Ok(false);
         }
         match fs::rename(staging, &dest) {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                sync_dir(&self.paths.root.join("layers"));
+                Ok(true)
+            }
             // Someone committed the same layer between our check and rename.
             Err(e) if dest.join("size").is_file() => {
                 tracing::debug!("layer {diff_id} appeared concurrently: {e}");
@@ -224,7 +300,7 @@ impl Store {
         let id = format!("sha256:{}", sha256_hex(bytes));
         let p = self.image_config_path(&id);
         if !p.exists() {
-            write_atomic(&p, bytes, true)?;
+            self.replace(&p, bytes, true)?;
         }
         Ok(id)
     }
@@ -264,18 +340,21 @@ impl Store {
         Ok(out)
     }
 
+    /// The config goes first: from then on nothing lists the image, and a
+    /// metadata file left by an interrupted removal is unreferenced debris.
     pub fn remove_image_config(&self, id: &str) -> Result<()> {
+        let p = self.image_config_path(id);
+        fs::remove_file(&p).map_err(io("removing image config", &p))?;
         let meta = self.image_meta_path(id);
         if let Err(e) = fs::remove_file(&meta) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 return Err(io("removing image metadata", &meta)(e));
             }
         }
-        let p = self.image_config_path(id);
-        fs::remove_file(&p).map_err(io("removing image config", &p))
+        Ok(())
     }
 
-    fn image_meta_path(&self, id: &str) -> PathBuf {
+    pub fn image_meta_path(&self, id: &str) -> PathBuf {
         self.paths
             .root
             .join("images")
@@ -293,7 +372,7 @@ impl Store {
     }
 
     pub fn put_image_meta(&self, id: &str, bytes: &[u8]) -> Result<()> {
-        write_atomic(&self.image_meta_path(id), bytes, true)
+        self.replace(&self.image_meta_path(id), bytes, true)
     }
 
     // ---- blobs ----
@@ -327,7 +406,9 @@ impl Store {
             let _ = fs::remove_file(staged);
             return Ok(());
         }
-        fs::rename(staged, &dest).map_err(io("storing blob", &dest))
+        fs::rename(staged, &dest).map_err(io("storing blob", &dest))?;
+        sync_dir(&self.paths.root.join("blobs").join("sha256"));
+        Ok(())
     }
 
     /// Store a small blob (a manifest) from memory; returns its digest.
@@ -335,7 +416,7 @@ impl Store {
         let digest = format!("sha256:{}", sha256_hex(bytes));
         let p = self.blob_path(&digest);
         if !p.is_file() {
-            write_atomic(&p, bytes, true)?;
+            self.replace(&p, bytes, true)?;
         }
         Ok(digest)
     }
@@ -426,7 +507,7 @@ impl Store {
     pub fn save_repositories(&self, repos: &BTreeMap<String, String>) -> Result<()> {
         let p = self.paths.root.join("repositories.json");
         let bytes = serde_json::to_vec_pretty(repos).expect("map of strings serializes");
-        write_atomic(&p, &bytes, true)
+        self.replace(&p, &bytes, true)
     }
 
     // ---- containers ----
@@ -501,6 +582,41 @@ pub fn remove_tree(dir: &Path, mapping: &IdMapping) -> Result<()> {
             })
         }
         Err(e) => Err(io("removing", dir)(e)),
+    }
+}
+
+/// Remove a staging directory or file, whatever it is.
+pub fn remove_path(p: &Path, mapping: &IdMapping) -> Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => remove_tree(p, mapping),
+        Ok(_) => match fs::remove_file(p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing", p)(e)),
+            _ => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
+/// Is process `pid` alive (or at least present)?
+pub fn pid_alive(pid: u32) -> bool {
+    pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Flush everything written to the store's filesystem (extracted layers,
+/// blobs): called once before an image's config makes it visible, so a
+/// power loss cannot leave a listed image with layers that lost their data.
+pub fn sync_filesystem(store: &Store) {
+    if let Ok(d) = File::open(store.root()) {
+        let _ = nix::unistd::syncfs(d.as_fd());
+    }
+}
+
+/// fsync a directory, so a rename into it survives a power loss. Best
+/// effort: a filesystem that cannot sync directories loses nothing more
+/// than it did before.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
     }
 }
 

@@ -38,15 +38,48 @@ const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 const OVERLAY_XATTR_PREFIX: &[u8] = b"user.overlay.";
 
 /// Counts every byte the tar parser (and the final drain) reads.
+/// While the parser looks for the next entry, it may read only up to
+/// `limit` (shared with the loop that sets it): the tar crate reads an
+/// entry's PAX and GNU long-name headers into memory whole, so without this
+/// bound a compressed layer could claim gigabytes of them.
 pub(super) struct CountingReader<R> {
     pub(super) inner: R,
     pub(super) count: u64,
+    pub(super) budget: std::rc::Rc<Budget>,
+}
+
+/// Where the parser stands and how far it may read.
+#[derive(Debug)]
+pub(super) struct Budget {
+    pub(super) count: std::cell::Cell<u64>,
+    pub(super) limit: std::cell::Cell<u64>,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            count: std::cell::Cell::new(0),
+            limit: std::cell::Cell::new(u64::MAX),
+        }
+    }
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let left = self.budget.limit.get().saturating_sub(self.count);
+        if left == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "an entry's extended headers (PAX, GNU long name) exceed {} KiB",
+                    super::MAX_EXTENDED_HEADERS >> 10
+                ),
+            ));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
         self.count += n as u64;
+        self.budget.count.set(self.count);
         Ok(n)
     }
 }

@@ -56,10 +56,12 @@ mod extract;
 #[cfg(test)]
 pub(crate) mod fixtures;
 #[cfg(test)]
+mod hostile;
+#[cfg(test)]
 mod tests;
 
 use entry::bytes_path;
-use extract::{CountingReader, Extractor, Scratch};
+use extract::{Budget, CountingReader, Extractor, Scratch};
 
 /// How file owners recorded in the archive are applied.
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +97,9 @@ pub enum LayerError {
     /// The entry's name or link target would escape the layer root, or is malformed.
     #[error("layer entry {path:?}: {reason}")]
     Unsafe { path: PathBuf, reason: String },
+    /// More entries than [`MAX_ENTRIES`]: a tar bomb.
+    #[error("the layer has more than {0} entries: refused as a tar bomb")]
+    TooManyEntries(u64),
     /// A filesystem operation failed; `source` names the step.
     #[error("writing {path:?}: {source}")]
     Write {
@@ -106,6 +111,16 @@ pub enum LayerError {
 
 /// Read-ahead for headers and small files.
 const READ_BUF: usize = 64 * 1024;
+
+/// The most an entry's PAX and GNU long-name/long-link headers may take
+/// together. Real ones are a few hundred bytes (a PATH_MAX name, some
+/// xattrs); the tar crate holds them in memory.
+pub const MAX_EXTENDED_HEADERS: u64 = 1 << 20;
+
+/// The most entries one layer may have. The largest real layers (a full
+/// TeX or node_modules tree) hold a few hundred thousand files; a layer of
+/// a million tiny entries is a bomb, refused once it passes this.
+pub const MAX_ENTRIES: u64 = 1_000_000;
 
 /// Extracts one uncompressed tar stream into `dest` (an existing directory),
 /// producing an overlayfs layer (see the module docs for the rules).
@@ -122,9 +137,11 @@ pub fn apply_layer<R: Read>(
         path: dest.to_path_buf(),
         source: with_step(e, "open layer directory"),
     })?;
+    let budget = std::rc::Rc::new(Budget::default());
     let counter = CountingReader {
         inner: reader,
         count: 0,
+        budget: budget.clone(),
     };
     let mut archive = tar::Archive::new(BufReader::with_capacity(READ_BUF, counter));
     let mut x = Extractor::new(root, opts.ids).map_err(|e| LayerError::Write {
@@ -132,8 +149,28 @@ pub fn apply_layer<R: Read>(
         source: with_step(e, "stat layer directory"),
     })?;
     let mut scratch = Scratch::default();
-    for entry in archive.entries().map_err(LayerError::Read)? {
+    let mut entries = archive.entries().map_err(LayerError::Read)?;
+    // Finding the next entry skips what is left of this one's data (padded
+    // to a block), then reads headers: the extended ones are bounded.
+    let mut skip = 0u64;
+    let mut count = 0u64;
+    loop {
+        budget.limit.set(
+            budget
+                .count
+                .get()
+                .saturating_add(skip)
+                .saturating_add(MAX_EXTENDED_HEADERS + READ_BUF as u64 + 8 * 512),
+        );
+        let next = entries.next();
+        budget.limit.set(u64::MAX);
+        let Some(entry) = next else { break };
         let mut entry = entry.map_err(LayerError::Read)?;
+        count += 1;
+        if count > MAX_ENTRIES {
+            return Err(LayerError::TooManyEntries(MAX_ENTRIES));
+        }
+        skip = entry.size().div_ceil(512) * 512;
         x.apply_entry(&mut scratch, &mut entry)?;
     }
     let mut rest = archive.into_inner();
