@@ -61,7 +61,8 @@ pub fn leftovers(store: &Store) -> Result<Vec<Finding>, StoreError> {
             e.path(),
         ));
     }
-    // Attach sockets are named by the short id, in the runtime dir itself.
+    // Attach sockets are named by the short id, in the runtime dir itself
+    // (beside other sockets, such as a user network's switch: not ours).
     let ids: Vec<String> = read_dir(&store.containers_dir())?
         .iter()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -71,6 +72,9 @@ pub fn leftovers(store: &Store) -> Result<Vec<Finding>, StoreError> {
         let Some(short) = file.strip_suffix(".sock") else {
             continue;
         };
+        if short.len() != 12 || !short.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
         if !ids.iter().any(|id| id.starts_with(short)) {
             out.push(Finding::debris(
                 format!("attach socket {file} belongs to no container"),
@@ -208,11 +212,14 @@ mod tests {
         fs::create_dir_all(s.container_dir("b").join("upper")).unwrap();
         fs::write(s.pid_file("c"), "1 1\n").unwrap();
         fs::write(s.paths.runtime.join("cccccccccccc.sock"), "").unwrap();
+        // A user network's switch socket is not an attach socket.
+        fs::write(s.paths.runtime.join("net-0123456789ab.sock"), "").unwrap();
         let found = leftovers(&s).unwrap();
         assert_eq!(found.len(), 4, "{found:?}");
         let mapping = IdMapping::detect(std::path::Path::new("/etc")).single();
         reclaim(&s, &mapping);
         assert!(leftovers(&s).unwrap().is_empty());
+        assert!(s.paths.runtime.join("net-0123456789ab.sock").exists());
         assert!(names::lookup(&s, "busy").is_none());
     }
 }
