@@ -584,11 +584,9 @@ fn pause(root: &Path, id: &str, paused: bool) -> Result<()> {
     Ok(())
 }
 
-/// Init and everything it forked.
+/// Init and everything it forked (`descendants` lists init first).
 fn container_pids(s: &Saved) -> Vec<i32> {
-    let mut v = vec![s.pid];
-    v.extend(process::descendants(Path::new("/proc"), s.pid));
-    v
+    process::descendants(Path::new("/proc"), s.pid)
 }
 
 fn list(root: &Path, format: &str, quiet: bool) -> Result<i32> {
