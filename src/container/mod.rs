@@ -644,18 +644,17 @@ pub fn remove(
         // The whole cgroup at once when there is one.
         cgroup::kill(rec.cgroup.as_ref());
         rec.kill_and_wait();
-        // Its published ports are free once its supervisor has finished
-        // (it removes the pid file last): `rm -f` then `run -p` the same
-        // port must work.
-        if !rec.network_settings.ports.is_empty() {
-            let pid_file = store.pid_file(&rec.id);
-            for _ in 0..200 {
-                if !pid_file.exists() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        }
+        // Let its supervisor finish (it removes the pid file last) before
+        // the directory goes: it writes the exit into it, and would fail
+        // (a foreground `run` then ends with 125, not 137) or leave a record
+        // in a half-removed directory. Its published ports are free then
+        // too: `rm -f` then `run -p` the same port must work.
+        let pid_file = store.pid_file(&rec.id);
+        let _ = crate::util::poll::until(
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_millis(10),
+            || (!pid_file.exists()).then_some(()),
+        );
     }
     if let Some(dir) = &rec.cgroup {
         let _ = crate::linux::cgroup::remove(dir, std::time::Duration::from_secs(5));
