@@ -303,8 +303,9 @@ mod tests {
         let b = start_time(std::path::Path::new("/proc"), me).unwrap();
         assert_eq!(a, b);
         assert!(start_time(std::path::Path::new("/proc"), i32::MAX).is_none());
-        // Reading our own stat, we are running.
-        assert_eq!(state(std::path::Path::new("/proc"), me), Some('R'));
+        // This thread, reading its own stat, is running.
+        let tid = nix::unistd::gettid().as_raw();
+        assert_eq!(state(std::path::Path::new("/proc"), tid), Some('R'));
         assert_eq!(state(std::path::Path::new("/proc"), i32::MAX), None);
     }
 
