@@ -617,6 +617,29 @@ pub fn remove(
     mapping: &IdMapping,
     force: bool,
 ) -> Result<()> {
+    // Between a run's end and its restart delay the record says exited
+    // while the monitor decides (it records `restarting` before the delay):
+    // wait for the decision, or a plain `rm` would remove a container that
+    // is about to run again.
+    let decided;
+    let rec = if !force
+        && !rec.host_config.restart_policy.is_none()
+        && !rec.is_up(store)
+        && !rec.is_restarting(store)
+    {
+        let settled = crate::util::poll::until(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis(10),
+            || {
+                let r = ContainerRecord::load(store, &rec.id).ok()?;
+                (!r.monitor_alive(store) || r.is_restarting(store) || r.is_up(store)).then_some(r)
+            },
+        );
+        decided = settled.unwrap_or_else(|| rec.clone());
+        &decided
+    } else {
+        rec
+    };
     let latest;
     let rec = if rec.is_restarting(store) {
         if !force {
