@@ -198,16 +198,29 @@ fn exec_runs_in_the_running_containers_namespaces_and_rootfs() {
         assert_eq!((code, out.as_str()), (Some(0), "hi\n"));
         assert!(err.contains("-t ignored"), "{err}");
 
-        // -d: returns at once, prints nothing, the command runs on.
-        let t = Instant::now();
+        // -d: returns at once, prints nothing, the command runs on. The
+        // command cannot end before /go exists, which only the exec after
+        // this one makes: returning at all proves -d did not wait for it,
+        // however slow a loaded machine is.
         let (code, out, err) = exec(
             &env,
-            &["-d", "box", "sh", "-c", "sleep 2; echo done > /detached"],
+            &[
+                "-d",
+                "box",
+                "sh",
+                "-c",
+                "until [ -e /go ]; do sleep 0.1; done; echo done > /detached",
+            ],
         );
         assert_eq!(code, Some(0), "{err}");
         assert_eq!((out.as_str(), err.as_str()), ("", ""));
-        assert!(t.elapsed() < Duration::from_millis(1900), "exec -d waited");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        assert_eq!(
+            exec(&env, &["box", "cat", "/detached"]).0,
+            Some(1),
+            "the detached command is still waiting"
+        );
+        assert_eq!(exec(&env, &["box", "touch", "/go"]).0, Some(0));
+        let deadline = Instant::now() + Duration::from_secs(30);
         while exec(&env, &["box", "cat", "/detached"]).1 != "done\n" {
             assert!(Instant::now() < deadline, "the detached command never ran");
             std::thread::sleep(Duration::from_millis(100));
@@ -330,6 +343,8 @@ fn exec_relays_signals_and_dies_with_the_container() {
         remove_box(&env, child);
         let st = c.wait().unwrap();
         assert_eq!(st.code(), Some(137));
-        assert!(t.elapsed() < Duration::from_secs(10));
+        // Killed with the namespace, long before its own `sleep 60` ends
+        // (a bound a loaded machine cannot reach).
+        assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
     }
 }

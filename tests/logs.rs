@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{spawn, stderr, stdout, users, wait_until, Env};
 
@@ -331,17 +331,30 @@ fn restart_policies() {
             "-c",
             "exit 1",
         ]);
-        wait_until("crash shows restarting", Duration::from_secs(30), || {
-            inspect(&env, "crash", "{{.State.Status}} {{.State.Restarting}}") == "restarting true"
-        });
-        let ps = env.ok(["ps", "--format", "{{.Names}} {{.Status}}"]);
-        assert!(ps.contains("crash Restarting (1) "), "{ps}");
-        let o = env.run(["rm", "crash"]);
-        assert!(
-            stderr(&o).contains("cannot remove a restarting container"),
-            "{}",
-            stderr(&o)
-        );
+        // `ps` and `rm` may still land in the next run on a loaded machine
+        // (then ps says Up, rm "running"): try again in a later delay, which
+        // is twice as long.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            wait_until("crash shows restarting", Duration::from_secs(30), || {
+                inspect(&env, "crash", "{{.State.Status}} {{.State.Restarting}}")
+                    == "restarting true"
+            });
+            let ps = env.ok(["ps", "--format", "{{.Names}} {{.Status}}"]);
+            let o = env.run(["rm", "crash"]);
+            let refused = stderr(&o);
+            if ps.contains("crash Restarting (1) ")
+                && refused.contains("cannot remove a restarting container")
+            {
+                break;
+            }
+            let in_a_run =
+                ps.contains("crash Up ") || refused.contains("cannot remove a running container");
+            assert!(
+                in_a_run && !o.status.success() && Instant::now() < deadline,
+                "ps: {ps}\nrm: {refused}"
+            );
+        }
         env.ok(["stop", "crash"]);
         assert_eq!(
             inspect(&env, "crash", "{{.State.Status}} {{.State.Restarting}}"),

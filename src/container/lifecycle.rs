@@ -183,6 +183,21 @@ pub fn pause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
             stopped.insert(p);
         }
     }
+    // A process stops when it next runs, which on a loaded machine can be
+    // a while after the signal: return once every one has (or is gone), as
+    // the freezer path returns once the cgroup reports frozen. One stuck in
+    // the kernel stops on its way out; the signal stays pending.
+    crate::util::poll::until(Duration::from_secs(10), Duration::from_millis(5), || {
+        stopped
+            .iter()
+            .all(|&p| {
+                !matches!(
+                    process::state(Path::new("/proc"), p),
+                    Some('R' | 'S' | 'D' | 'I' | 'W' | 'P')
+                )
+            })
+            .then_some(())
+    });
     rec.state.status = Status::Paused;
     rec.state.paused = true;
     rec.state.pause_method = "SIGSTOP".into();

@@ -658,6 +658,29 @@ pub fn remove(
     mapping: &IdMapping,
     force: bool,
 ) -> Result<()> {
+    // Between a run's end and its restart delay the record says exited
+    // while the monitor decides (it records `restarting` before the delay):
+    // wait for the decision, or a plain `rm` would remove a container that
+    // is about to run again.
+    let decided;
+    let rec = if !force
+        && !rec.host_config.restart_policy.is_none()
+        && !rec.is_up(store)
+        && !rec.is_restarting(store)
+    {
+        let settled = crate::util::poll::until(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis(10),
+            || {
+                let r = ContainerRecord::load(store, &rec.id).ok()?;
+                (!r.monitor_alive(store) || r.is_restarting(store) || r.is_up(store)).then_some(r)
+            },
+        );
+        decided = settled.unwrap_or_else(|| rec.clone());
+        &decided
+    } else {
+        rec
+    };
     if rec.is_restarting(store) {
         if !force {
             return Err(ContainerError::Restarting(rec.id.clone()));
@@ -688,18 +711,17 @@ pub fn remove(
         // The whole cgroup at once when there is one.
         cgroup::kill(rec.cgroup.as_ref());
         rec.kill_and_wait();
-        // Its published ports are free once its supervisor has finished
-        // (it removes the pid file last): `rm -f` then `run -p` the same
-        // port must work.
-        if !rec.network_settings.ports.is_empty() {
-            let pid_file = store.pid_file(&rec.id);
-            for _ in 0..200 {
-                if !pid_file.exists() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        }
+        // Let its supervisor finish (it removes the pid file last) before
+        // the directory goes: it writes the exit into it, and would fail
+        // (a foreground `run` then ends with 125, not 137) or leave a record
+        // in a half-removed directory. Its published ports are free then
+        // too: `rm -f` then `run -p` the same port must work.
+        let pid_file = store.pid_file(&rec.id);
+        let _ = crate::util::poll::until(
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_millis(10),
+            || (!pid_file.exists()).then_some(()),
+        );
     }
     if let Some(dir) = &rec.cgroup {
         let _ = crate::linux::cgroup::remove(dir, std::time::Duration::from_secs(5));

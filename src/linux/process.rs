@@ -260,6 +260,16 @@ pub fn parse_start_time(stat: &str) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// The state letter of a process (field 3 of /proc/PID/stat: R, S, D, T,
+/// t, Z, X...); None once it is gone.
+pub fn state(proc_root: &std::path::Path, pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    stat.get(stat.rfind(')')? + 1..)?
+        .trim_start()
+        .chars()
+        .next()
+}
+
 /// `pid` and all its descendants, from /proc/PID/task/*/children.
 pub fn descendants(proc_root: &std::path::Path, pid: i32) -> Vec<i32> {
     let mut out = vec![pid];
@@ -293,6 +303,10 @@ mod tests {
         let b = start_time(std::path::Path::new("/proc"), me).unwrap();
         assert_eq!(a, b);
         assert!(start_time(std::path::Path::new("/proc"), i32::MAX).is_none());
+        // This thread, reading its own stat, is running.
+        let tid = nix::unistd::gettid().as_raw();
+        assert_eq!(state(std::path::Path::new("/proc"), tid), Some('R'));
+        assert_eq!(state(std::path::Path::new("/proc"), i32::MAX), None);
     }
 
     #[test]

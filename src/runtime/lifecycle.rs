@@ -437,12 +437,18 @@ fn start(root: &Path, log: &Log, id: &str) -> Result<()> {
     .with_context(|| format!("opening {}", fifo.display()))?;
     let mut byte = [0u8; 1];
     loop {
+        // Whether init lives is sampled before the read, never after: init
+        // may write its byte, exec and exit (a short command on a loaded
+        // machine) between the two, and a byte is a start however soon
+        // the process ended. Only an empty read after init was seen dead
+        // proves it never got that far.
+        let was_alive = state::alive(&s);
         match nix::unistd::read(&fd, &mut byte) {
             Ok(1) => break,
             Ok(_) | Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
             Err(e) => bail!("reading {}: {e}", fifo.display()),
         }
-        if !state::alive(&s) {
+        if !was_alive {
             bail!("the container's init exited before it was started");
         }
         let mut fds = [nix::poll::PollFd::new(
@@ -578,11 +584,9 @@ fn pause(root: &Path, id: &str, paused: bool) -> Result<()> {
     Ok(())
 }
 
-/// Init and everything it forked.
+/// Init and everything it forked (`descendants` lists init first).
 fn container_pids(s: &Saved) -> Vec<i32> {
-    let mut v = vec![s.pid];
-    v.extend(process::descendants(Path::new("/proc"), s.pid));
-    v
+    process::descendants(Path::new("/proc"), s.pid)
 }
 
 fn list(root: &Path, format: &str, quiet: bool) -> Result<i32> {
