@@ -17,8 +17,11 @@ cd "$(dirname "$0")/.."
 # `burrow save` writes; gcc and libc6-dev: the seccomp tests compile a
 # static probe program; passt (pasta), slirp4netns, curl and iproute2: the
 # network tests reach published ports and give containers outbound access
-# to a server in a network namespace the test creates.
-packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman gcc libc6-dev passt slirp4netns curl iproute2)
+# to a server in a network namespace the test creates; python3: the network
+# tests run the host's python3 in containers as a UDP echo server and as a
+# name-resolving client on user networks; podman also drives `burrow-runc`
+# through conmon in the runtime-mode tests.
+packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman gcc libc6-dev passt slirp4netns curl iproute2 python3)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
