@@ -101,14 +101,6 @@ fn bomb(out: &Path, head: &[u8], zeros: u64, compressor: &str) {
 }
 
 /// Unmounts the tmpfs on drop.
-struct Tmpfs(PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn compression_and_header_bombs_are_bounded_by_the_disk_not_memory() {
     if !nix::unistd::Uid::effective().is_root() {
@@ -131,23 +123,7 @@ fn compression_and_header_bombs_are_bounded_by_the_disk_not_memory() {
     let paxgz = scratch.join("pax.tar.gz");
     bomb(&paxgz, &pax, GIB / 2, "gzip");
 
-    let small = env.user_dir("small-store");
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64m,mode=0755"])
-        .arg("tmpfs")
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(st.success(), "mounting a tmpfs");
-    let _mounted = Tmpfs(small.clone());
-    let (uid, gid) = env.ids();
-    nix::unistd::chown(
-        &small,
-        Some(nix::unistd::Uid::from_raw(uid)),
-        Some(nix::unistd::Gid::from_raw(gid)),
-    )
-    .unwrap();
-    env.root = small.join("store");
+    let _mounted = env.store_on_tmpfs("64m");
     env.import_busybox("base");
     let before = listing(&env.root);
     for (archive, says) in [

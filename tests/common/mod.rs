@@ -242,6 +242,30 @@ impl Env {
     }
 
     /// The uid and gid burrow runs as.
+    /// Move this user's store onto a fresh tmpfs of `size` (mount's
+    /// notation, e.g. `20m`) owned by the user: a small disk to fill. Needs
+    /// root; the tmpfs goes when the returned guard drops.
+    pub fn store_on_tmpfs(&mut self, size: &str) -> Tmpfs {
+        let small = self.user_dir("small-store");
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755")])
+            .arg("tmpfs")
+            .arg(&small)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mounting a tmpfs");
+        let mounted = Tmpfs(small.clone());
+        let (uid, gid) = self.ids();
+        nix::unistd::chown(
+            &small,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .unwrap();
+        self.root = small.join("store");
+        mounted
+    }
+
     pub fn ids(&self) -> (u32, u32) {
         (self.uid, self.gid)
     }
@@ -499,4 +523,13 @@ pub fn have_tmux(test: &str) -> bool {
         ));
     }
     ok
+}
+
+/// A tmpfs mounted for a test, lazily unmounted when dropped.
+pub struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
 }
