@@ -28,24 +28,9 @@ if [[ $EUID -ne 0 ]]; then
 	warn "run as root: the stores hold files of subordinate ids, which only root removes afterwards"
 	exit 1
 fi
-need=()
-command -v podman >/dev/null || need+=(podman)
-command -v runc >/dev/null || need+=(runc)
-command -v hyperfine >/dev/null || need+=(hyperfine)
-command -v newuidmap >/dev/null || need+=(uidmap)
-[[ -x /bin/busybox ]] || need+=(busybox-static)
-if [[ ${#need[@]} -gt 0 ]]; then
-	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
-fi
+need_packages podman:podman runc:runc hyperfine:hyperfine newuidmap:uidmap /bin/busybox:busybox-static
 
-if [[ -n ${BURROW_BIN:-} ]]; then
-	burrow_bin=$BURROW_BIN
-else
-	say "building burrow (release)"
-	(cd "$repo" && cargo build --release --quiet)
-	burrow_bin=$target_dir/release/burrow
-fi
+burrow_release
 
 run_user=$(bench_user)
 work=$(mktemp -d /tmp/burrow-buildbench.XXXXXX)

@@ -38,3 +38,43 @@ as_user() {
 		"${env[@]}" "$@"
 	fi
 }
+
+# Install what is missing, given as COMMAND:PACKAGE pairs (a COMMAND with a
+# slash is a path that must be executable). As an ordinary user, say what
+# to install and stop.
+need_packages() {
+	local pair cmd missing=()
+	for pair in "$@"; do
+		cmd=${pair%%:*}
+		if [[ $cmd == */* ]]; then
+			[[ -x $cmd ]] && continue
+		else
+			command -v "$cmd" >/dev/null && continue
+		fi
+		missing+=("${pair#*:}")
+	done
+	((${#missing[@]})) || return 0
+	if [[ $EUID -ne 0 ]]; then
+		warn "missing: ${missing[*]}; as root: apt-get install -y ${missing[*]}"
+		exit 1
+	fi
+	say "installing ${missing[*]}"
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+}
+
+# Sets burrow_bin: $BURROW_BIN, else a release build of this tree ($repo,
+# into $target_dir).
+burrow_release() {
+	if [[ -n ${BURROW_BIN:-} ]]; then
+		burrow_bin=$BURROW_BIN
+	else
+		say "building burrow (release)"
+		(cd "$repo" && cargo build --release --quiet)
+		burrow_bin=$target_dir/release/burrow
+	fi
+	[[ -x $burrow_bin ]] || {
+		warn "no binary at $burrow_bin"
+		exit 1
+	}
+}

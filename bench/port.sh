@@ -33,25 +33,10 @@ if [[ $EUID -ne 0 ]]; then
 	warn "run as root: the benchmark runs its containers as the unprivileged user burrow-bench"
 	exit 1
 fi
-need=()
-command -v hyperfine >/dev/null || need+=(hyperfine)
-command -v curl >/dev/null || need+=(curl)
-command -v newuidmap >/dev/null || need+=(uidmap)
-command -v podman >/dev/null || need+=(podman)
-command -v runc >/dev/null || need+=(runc) # podman's fallback runtime, see below
-[[ -x /bin/busybox ]] || need+=(busybox-static)
-if [[ ${#need[@]} -gt 0 ]]; then
-	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
-fi
+# runc: podman's fallback runtime, see below.
+need_packages hyperfine:hyperfine curl:curl newuidmap:uidmap podman:podman runc:runc /bin/busybox:busybox-static
 
-if [[ -n ${BURROW_BIN:-} ]]; then
-	burrow_bin=$BURROW_BIN
-else
-	say "building burrow (release)"
-	(cd "$repo" && cargo build --release --quiet)
-	burrow_bin=$target_dir/release/burrow
-fi
+burrow_release
 
 run_user=$(bench_user)
 work=$(mktemp -d /tmp/burrow-portbench.XXXXXX)

@@ -28,24 +28,9 @@ if [[ $EUID -ne 0 ]]; then
 	warn "run as root: the store holds files of subordinate ids, which only root removes between runs"
 	exit 1
 fi
-need=()
-command -v docker-registry >/dev/null || need+=(docker-registry)
-command -v skopeo >/dev/null || need+=(skopeo)
-command -v hyperfine >/dev/null || need+=(hyperfine)
-command -v newuidmap >/dev/null || need+=(uidmap)
-[[ -x /bin/busybox ]] || need+=(busybox-static)
-if [[ ${#need[@]} -gt 0 ]]; then
-	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
-fi
+need_packages docker-registry:docker-registry skopeo:skopeo hyperfine:hyperfine newuidmap:uidmap /bin/busybox:busybox-static
 
-if [[ -n ${BURROW_BIN:-} ]]; then
-	burrow_bin=$BURROW_BIN
-else
-	say "building burrow (release)"
-	(cd "$repo" && cargo build --release --quiet)
-	burrow_bin=$target_dir/release/burrow
-fi
+burrow_release
 
 run_user=$(bench_user)
 

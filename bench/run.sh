@@ -41,38 +41,12 @@ status=0
 source "$repo/bench/lib.sh"
 
 # --- peers -------------------------------------------------------------------
-need=()
-command -v ch-run >/dev/null || need+=(charliecloud-runtime)
-command -v bwrap >/dev/null || need+=(bubblewrap)
-command -v podman >/dev/null || need+=(podman)
-command -v hyperfine >/dev/null || need+=(hyperfine)
-[[ -x /bin/busybox ]] || need+=(busybox-static)
-command -v newuidmap >/dev/null || need+=(uidmap)
-command -v runc >/dev/null || need+=(runc) # podman's fallback runtime, see below
-command -v python3 >/dev/null || need+=(python3)
-if [[ ${#need[@]} -gt 0 ]]; then
-	if [[ $EUID -eq 0 ]]; then
-		say "installing ${need[*]}"
-		apt-get update -q
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
-	else
-		warn "missing: ${need[*]}; as root: apt-get install -y ${need[*]}"
-		exit 1
-	fi
-fi
+# runc: podman's fallback runtime, see below.
+need_packages ch-run:charliecloud-runtime bwrap:bubblewrap podman:podman hyperfine:hyperfine \
+	/bin/busybox:busybox-static newuidmap:uidmap runc:runc python3:python3
 
 # --- build ---------------------------------------------------------------------
-if [[ -n ${BURROW_BIN:-} ]]; then
-	burrow_bin=$BURROW_BIN
-else
-	say "building burrow (release)"
-	(cd "$repo" && cargo build --release --quiet)
-	burrow_bin=$target_dir/release/burrow
-fi
-[[ -x $burrow_bin ]] || {
-	warn "no binary at $burrow_bin"
-	exit 1
-}
+burrow_release
 
 # --- the unprivileged user --------------------------------------------------
 run_user=$(bench_user)
