@@ -547,26 +547,6 @@ fn big_tar(out: &Path, mib: usize) {
     std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
-/// Every path under `dir` with its size (directories as 0), sorted.
-fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let m = e.metadata().unwrap();
-            if m.is_dir() {
-                todo.push(e.path());
-                out.push((e.path(), 0));
-            } else {
-                out.push((e.path(), m.len()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Unmounts the tmpfs on drop.
 struct Tmpfs(PathBuf);
 
@@ -626,7 +606,7 @@ fn a_full_disk_fails_import_and_pull_cleanly() {
     .unwrap();
     env.root = small.join("store");
     env.import_busybox("base");
-    let before = listing(&env.root);
+    let before = common::listing(&env.root);
 
     for (what, cmd) in [
         ("import", args(&["import", big.to_str().unwrap(), "big:1"])),
@@ -645,7 +625,11 @@ fn a_full_disk_fails_import_and_pull_cleanly() {
             "{what}: the error names the full disk: {err}"
         );
         assert_eq!(err.trim().lines().count(), 1, "{what}: one line: {err}");
-        assert_eq!(listing(&env.root), before, "{what}: the store is as before");
+        assert_eq!(
+            common::listing(&env.root),
+            before,
+            "{what}: the store is as before"
+        );
         check_passes(&env, what);
     }
     env.ok(["run", "--rm", "base", "true"]);

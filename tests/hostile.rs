@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
@@ -26,26 +26,6 @@ fn sha(b: &[u8]) -> String {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     )
-}
-
-/// Every path under `dir` with its size (directories as 0), sorted.
-fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let m = e.metadata().unwrap();
-            if m.is_dir() {
-                todo.push(e.path());
-                out.push((e.path(), 0));
-            } else {
-                out.push((e.path(), m.len()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn check_passes(env: &Env, what: &str) {
@@ -125,7 +105,7 @@ fn compression_and_header_bombs_are_bounded_by_the_disk_not_memory() {
 
     let _mounted = env.store_on_tmpfs("64m");
     env.import_busybox("base");
-    let before = listing(&env.root);
+    let before = common::listing(&env.root);
     for (archive, says) in [
         (&gz, "no space left on device"),
         (&zst, "no space left on device"),
@@ -142,7 +122,7 @@ fn compression_and_header_bombs_are_bounded_by_the_disk_not_memory() {
         assert_eq!(o.status.code(), Some(125), "{err}");
         assert!(err.to_lowercase().contains(says), "{err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-        assert_eq!(listing(&env.root), before, "the store is as before");
+        assert_eq!(common::listing(&env.root), before, "the store is as before");
         check_passes(&env, archive.to_str().unwrap());
     }
     let rss = children_max_rss_kib();
@@ -307,7 +287,7 @@ fn a_registry_that_serves_malformed_huge_or_lying_documents() {
     let port = serve(routes);
     for env in users("lying-registry") {
         env.import_busybox("base");
-        let before = listing(&env.root);
+        let before = common::listing(&env.root);
         for (repo, says) in &cases {
             let reference = if *repo == "lying" {
                 format!("127.0.0.1:{port}/{repo}@{other}")
@@ -320,7 +300,11 @@ fn a_registry_that_serves_malformed_huge_or_lying_documents() {
             assert_eq!(o.status.code(), Some(125), "{repo}: {err}");
             assert!(err.to_lowercase().contains(says), "{repo}: {err}");
             assert_eq!(err.trim().lines().count(), 1, "{repo}: one line: {err}");
-            assert_eq!(listing(&env.root), before, "{repo}: the store is as before");
+            assert_eq!(
+                common::listing(&env.root),
+                before,
+                "{repo}: the store is as before"
+            );
         }
         check_passes(&env, "after the lying registry");
     }

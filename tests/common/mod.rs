@@ -533,3 +533,24 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// Every path under `dir` with its size (directories as 0), sorted: what
+/// a store holds, to compare before and after.
+pub fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                todo.push(e.path());
+                out.push((e.path(), 0));
+            } else {
+                out.push((e.path(), m.len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
