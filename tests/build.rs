@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{stderr, stdout, users, Env, Who};
+use common::{have, stderr, stdout, users, Env, Registry, Who};
 
 const TWO_STAGE: &str = r##"# syntax=docker/dockerfile:1
 ARG GREETING=hello
@@ -345,60 +345,6 @@ CMD ["sh", "-c", "cat /made-again; head -n 1 /copied/passwd"]
             4,
             "one layer per ADD, COPY and RUN"
         );
-    }
-}
-
-fn have(tool: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A `docker-registry` on a free loopback port, killed on drop.
-struct Registry {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Registry {
-    fn start(dir: &Path) -> Registry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        std::fs::create_dir_all(dir.join("storage")).unwrap();
-        let config = dir.join("config.yml");
-        write(
-            &config,
-            &format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("storage").display()
-            ),
-        );
-        let child = std::process::Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("starting docker-registry");
-        let r = Registry { child, port };
-        common::wait_until(
-            "registry listening",
-            std::time::Duration::from_secs(20),
-            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        );
-        r
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

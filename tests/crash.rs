@@ -12,13 +12,12 @@
 mod common;
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{loud, stderr, stdout, users, wait_until, Env};
+use common::{have, loud, stderr, stdout, users, Env, Registry};
 
 /// xorshift64*: small, seedable, good enough to pick moments.
 struct Rng(u64);
@@ -42,59 +41,6 @@ impl Rng {
 
 fn env_u64(key: &str) -> Option<u64> {
     std::env::var(key).ok().and_then(|v| v.parse().ok())
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A plain `docker-registry` on a free loopback port; killed on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-}
-
-impl Registry {
-    fn start(dir: &Path) -> Registry {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        std::fs::create_dir_all(dir.join("storage")).unwrap();
-        let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("storage").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting docker-registry");
-        let r = Registry { child, port };
-        wait_until("registry listening", Duration::from_secs(20), || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        r
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The busybox tarball with one more file, so its layer is its own (a
@@ -374,17 +320,6 @@ fn args(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-fn check_passes(env: &Env, what: &str) {
-    let o = env.run(["system", "check"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{what}: system check failed:\n{}{}",
-        stdout(&o),
-        stderr(&o)
-    );
-}
-
 #[test]
 fn fifty_detached_runs_at_once() {
     let Some(env) = Env::new(common::Who::Range, "conc-fifty") else {
@@ -400,12 +335,12 @@ fn fifty_detached_runs_at_once() {
     }
     let running = env.ok(["ps", "-q"]);
     assert_eq!(running.lines().count(), 50, "{running}");
-    check_passes(&env, "50 run -d");
+    env.check_passes("50 run -d");
     let mut rm = args(&["rm", "-f"]);
     rm.extend(running.lines().map(str::to_string));
     env.ok(rm);
     assert_eq!(env.ok(["ps", "-aq"]), "");
-    check_passes(&env, "after rm -f of 50");
+    env.check_passes("after rm -f of 50");
 }
 
 #[test]
@@ -427,7 +362,7 @@ fn twenty_runs_of_one_name_exactly_one_wins() {
             );
         }
         assert_eq!(env.ok(["ps", "-aq"]).lines().count(), 1);
-        check_passes(&env, "20 runs of one name");
+        env.check_passes("20 runs of one name");
     }
 }
 
@@ -461,10 +396,10 @@ fn two_pulls_of_one_image_at_once() {
                 assert_eq!(*code, Some(0), "round {round}: {out}{err}");
             }
             assert_eq!(env.ok(["images", "-q", &remote]).lines().count(), 1);
-            check_passes(env, "two pulls at once");
+            env.check_passes("two pulls at once");
             env.ok(["run", "--rm", &remote, "cat", "/crash-marker"]);
             env.ok(["rmi", &remote]);
-            check_passes(env, "rmi after two pulls");
+            env.check_passes("rmi after two pulls");
         }
     }
 }
@@ -482,7 +417,7 @@ fn rm_force_racing_start() {
             // Whoever won, nothing of the container is left: no record,
             // no name, no process.
             assert_eq!(env.ok(["ps", "-aq"]), "", "{results:?}");
-            check_passes(&env, &format!("rm -f racing start {n}"));
+            env.check_passes(&format!("rm -f racing start {n}"));
             let o = env.run(["create", "--name", &name, "conc", "true"]);
             assert_eq!(o.status.code(), Some(0), "the name is free: {}", stderr(&o));
             env.ok(["rm", &name]);
@@ -521,9 +456,9 @@ fn rmi_racing_run_of_the_same_image() {
                 rmi.0 == Some(0) || rmi.0 == Some(125) || rmi.0 == Some(1),
                 "rmi: {results:?}"
             );
-            check_passes(&env, &format!("rmi racing run {n}: {results:?}"));
+            env.check_passes(&format!("rmi racing run {n}: {results:?}"));
             let _ = env.run(["rmi", "-f", &image]);
-            check_passes(&env, "after the race");
+            env.check_passes("after the race");
         }
     }
 }
@@ -630,7 +565,7 @@ fn a_full_disk_fails_import_and_pull_cleanly() {
             before,
             "{what}: the store is as before"
         );
-        check_passes(&env, what);
+        env.check_passes(what);
     }
     env.ok(["run", "--rm", "base", "true"]);
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use common::{loud, stderr, stdout, users, Env};
+use common::{loud, stderr, users};
 use sha2::{Digest, Sha256};
 
 fn sha(b: &[u8]) -> String {
@@ -26,17 +26,6 @@ fn sha(b: &[u8]) -> String {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     )
-}
-
-fn check_passes(env: &Env, what: &str) {
-    let o = env.run(["system", "check"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{what}: system check failed:\n{}{}",
-        stdout(&o),
-        stderr(&o)
-    );
 }
 
 /// The largest resident size of any child this process has waited for, in
@@ -123,7 +112,7 @@ fn compression_and_header_bombs_are_bounded_by_the_disk_not_memory() {
         assert!(err.to_lowercase().contains(says), "{err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
         assert_eq!(common::listing(&env.root), before, "the store is as before");
-        check_passes(&env, archive.to_str().unwrap());
+        env.check_passes(archive.to_str().unwrap());
     }
     let rss = children_max_rss_kib();
     eprintln!("largest child resident size: {rss} KiB");
@@ -306,6 +295,6 @@ fn a_registry_that_serves_malformed_huge_or_lying_documents() {
                 "{repo}: the store is as before"
             );
         }
-        check_passes(&env, "after the lying registry");
+        env.check_passes("after the lying registry");
     }
 }

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{loud, spawn, stderr, stdout, users, wait_until, Env};
+use common::{have, loud, spawn, stderr, stdout, users, wait_until, Env};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -27,14 +27,6 @@ fn sha(b: &[u8]) -> String {
         "sha256:{}",
         d.iter().map(|b| format!("{b:02x}")).collect::<String>()
     )
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// The registry binary and skopeo, or a loud reason to skip.

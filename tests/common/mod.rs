@@ -554,3 +554,72 @@ pub fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
     out.sort();
     out
 }
+
+/// Is `tool` on PATH?
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A plain `docker-registry` (no auth, deletes allowed) on a free loopback
+/// port, its storage and config under `dir`; killed on drop.
+pub struct Registry {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Registry {
+    pub fn start(dir: &Path) -> Registry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::create_dir_all(dir.join("storage")).unwrap();
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("storage").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let r = Registry { child, port };
+        wait_until("registry listening", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        r
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Env {
+    /// `system check` passes (exit 0) on this user's store.
+    pub fn check_passes(&self, what: &str) {
+        let o = self.run(["system", "check"]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{what}: system check failed:\n{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+}
