@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use super::add::read_meta;
 use super::reference::Reference;
-use crate::store::check::{read_dir, Finding, Fix};
+use crate::store::check::{Finding, Fix};
 use crate::store::{self, Store, StoreError};
 
 /// What the image side of the store looks like.
@@ -94,22 +94,6 @@ fn check_image(store: &Store, id: &str, out: &mut ImageCheck) {
     }
 }
 
-/// Metadata files whose image config is gone: an interrupted add (the
-/// metadata is written first) or rmi (the config is removed first).
-pub fn orphan_metadata(store: &Store) -> Result<Vec<std::path::PathBuf>, StoreError> {
-    let ids: BTreeSet<String> = store.image_ids()?.into_iter().collect();
-    let mut out = Vec::new();
-    for e in read_dir(&store.root().join("images"))? {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(hex) = name.strip_suffix(".meta") {
-            if !ids.contains(&format!("sha256:{hex}")) {
-                out.push(e.path());
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Layers, blobs and metadata files nothing needs (what `image prune`
 /// would reclaim).
 pub fn unreferenced(
@@ -129,7 +113,7 @@ pub fn unreferenced(
             .count(),
         None => 0,
     };
-    Ok((layers, blobs, orphan_metadata(store)?.len()))
+    Ok((layers, blobs, super::gc::orphan_metadata(store)?.len()))
 }
 
 #[cfg(test)]
@@ -164,7 +148,7 @@ mod tests {
         assert!(problems.iter().any(|p| p.contains("gone:latest")));
         assert!(problems.iter().any(|p| p.contains("is missing")));
         assert!(c.needed_layers.contains(&layer));
-        assert_eq!(orphan_metadata(&s).unwrap().len(), 1);
+        assert_eq!(super::super::gc::orphan_metadata(&s).unwrap().len(), 1);
         // The layer appears: only the dangling tag remains, and it is
         // repairable.
         let stage = s.staging_dir("layer").unwrap();

@@ -159,8 +159,24 @@ pub fn prune<E: From<StoreError>>(
     }
     out.reclaimed += remove_unneeded_blobs(store, store.blob_digests()?)?;
     // Metadata an interrupted add or rmi left without its image.
-    for p in super::check::orphan_metadata(store)? {
+    for p in orphan_metadata(store)? {
         let _ = std::fs::remove_file(p);
+    }
+    Ok(out)
+}
+
+/// Metadata files whose image config is gone: an interrupted add (the
+/// metadata is written first) or rmi (the config is removed first).
+pub fn orphan_metadata(store: &Store) -> Result<Vec<std::path::PathBuf>, StoreError> {
+    let ids: BTreeSet<String> = store.image_ids()?.into_iter().collect();
+    let mut out = Vec::new();
+    for e in crate::store::check::read_dir(&store.root().join("images"))? {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(hex) = name.strip_suffix(".meta") {
+            if !ids.contains(&format!("sha256:{hex}")) {
+                out.push(e.path());
+            }
+        }
     }
     Ok(out)
 }
