@@ -353,20 +353,22 @@ mod tests {
     #[test]
     fn create_picks_free_subnets_and_refuses_duplicates() {
         let (_d, store) = store::temp_store();
+        // Names that are not hex digits, so a lookup of a removed name can
+        // never fall through to another network's id prefix.
         let none = BTreeMap::new();
-        let a = create(&store, "a", None, &none, &[]).unwrap();
+        let a = create(&store, "front", None, &none, &[]).unwrap();
         assert_eq!(a.ipam.config[0].subnet, "10.89.0.0/24");
         assert_eq!(a.gateway(), "10.89.0.1");
         // The host's 10.89.1.0/24 is skipped.
         let host = [Subnet::parse("10.89.1.0/24").unwrap()];
-        let b = create(&store, "b", None, &none, &host).unwrap();
+        let b = create(&store, "back", None, &none, &host).unwrap();
         assert_eq!(b.ipam.config[0].subnet, "10.89.2.0/24");
         assert!(matches!(
-            create(&store, "a", None, &none, &[]),
+            create(&store, "front", None, &none, &[]),
             Err(UserNetworkError::Exists(_))
         ));
         assert!(matches!(
-            create(&store, "c", Some("10.89.2.128/25"), &none, &[]),
+            create(&store, "other", Some("10.89.2.128/25"), &none, &[]),
             Err(UserNetworkError::Overlap { .. })
         ));
         assert!(matches!(
@@ -377,12 +379,15 @@ mod tests {
             create(&store, "-x", None, &none, &[]),
             Err(UserNetworkError::BadName(_))
         ));
-        assert_eq!(get(&store, &a.id[..8]).unwrap().name, "a");
+        assert_eq!(get(&store, &a.id[..8]).unwrap().name, "front");
         assert_eq!(list(&store).unwrap().len(), 2);
-        remove(&store, "a").unwrap();
-        assert!(matches!(get(&store, "a"), Err(UserNetworkError::NoSuch(_))));
+        remove(&store, "front").unwrap();
         assert!(matches!(
-            remove(&store, "a"),
+            get(&store, "front"),
+            Err(UserNetworkError::NoSuch(_))
+        ));
+        assert!(matches!(
+            remove(&store, "front"),
             Err(UserNetworkError::NoSuch(_))
         ));
     }
