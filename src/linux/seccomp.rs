@@ -216,19 +216,118 @@ impl Asm {
     }
 }
 
-/// At most this many syscall numbers are compared one by one at a leaf of
-/// the search tree; above it, a `>=` test halves the range.
-const LEAF: usize = 4;
-
 /// The rules of one syscall number, in the order the filter lists them.
 type Group<'a> = (u32, Vec<&'a Rule>);
+
+/// What a run of consecutive syscall numbers answers.
+enum Answer<'a> {
+    /// The same action for every number of the run, whatever the arguments.
+    Plain(Action),
+    /// One number whose rules look at arguments (in the filter's order).
+    Rules(u32, &'a [&'a Rule]),
+}
+
+/// The numbers from `from` up to the next span's `from` (or the end of the
+/// number space).
+struct Span<'a> {
+    from: u32,
+    answer: Answer<'a>,
+}
+
+/// Cut the whole number space into spans: consecutive numbers with the
+/// same plain action share one, a number with argument rules has its own,
+/// and the numbers no rule names take the default. Docker's allow list is
+/// mostly long runs of neighbours, so this leaves a few dozen spans per ABI
+/// where one leaf per number would be hundreds: a shorter program for the
+/// kernel to check and compile at every container start.
+fn spans<'a>(groups: &'a [Group<'a>], default: Action) -> Vec<Span<'a>> {
+    let mut out: Vec<Span> = Vec::new();
+    let mut push = |from: u32, answer: Answer<'a>| {
+        if let (Some(last), Answer::Plain(a)) = (out.last(), &answer) {
+            if matches!(last.answer, Answer::Plain(b) if b == *a) {
+                return;
+            }
+        }
+        out.push(Span { from, answer });
+    };
+    let mut next: u64 = 0;
+    for (nr, rules) in groups {
+        if u64::from(*nr) > next {
+            push(next as u32, Answer::Plain(default));
+        }
+        let answer = if rules.iter().any(|r| !r.args.is_empty()) {
+            Answer::Rules(*nr, rules)
+        } else {
+            Answer::Plain(rules[0].action)
+        };
+        push(*nr, answer);
+        next = u64::from(*nr) + 1;
+    }
+    if next <= u64::from(u32::MAX) {
+        push(next as u32, Answer::Plain(default));
+    }
+    out
+}
+
+/// The search over `spans` (which cover every number from `spans[0].from`
+/// up), with the syscall number in the accumulator: one `>=` test per
+/// level, down to a span's answer. Every path returns.
+fn emit_tree(
+    asm: &mut Asm,
+    spans: &[Span],
+    default: Action,
+    nrs_at: &mut Vec<(usize, u32)>,
+) -> Result<(), CompileError> {
+    if let [span] = spans {
+        match span.answer {
+            Answer::Plain(a) => asm.ret(a),
+            Answer::Rules(nr, rules) => {
+                nrs_at.push((asm.ops.len(), nr));
+                for r in rules.iter().filter(|r| !r.args.is_empty()) {
+                    let next = asm.label();
+                    for c in &r.args {
+                        emit_cmp(asm, c, next)?;
+                    }
+                    asm.ret(r.action);
+                    asm.place(next);
+                }
+                let plain = rules.iter().find(|r| r.args.is_empty()).map(|r| r.action);
+                asm.ret(plain.unwrap_or(default));
+            }
+        }
+        return Ok(());
+    }
+    let (low, high) = spans.split_at(spans.len() / 2);
+    // The test jumps over the low half to reach the high one; a conditional
+    // jump reaches 255 instructions at most, so when the low half is longer
+    // the test falls through to an unconditional `ja` instead. Which one is
+    // known once the low half is written, so two slots are kept for it.
+    let (to_high, to_low) = (asm.label(), asm.label());
+    let at = asm.ops.len();
+    asm.ops.push(Op::Label(to_low));
+    asm.ops.push(Op::Label(to_low));
+    asm.place(to_low);
+    emit_tree(asm, low, default, nrs_at)?;
+    let low_len = asm.ops[at + 2..]
+        .iter()
+        .filter(|op| !matches!(op, Op::Label(_)))
+        .count();
+    if low_len <= usize::from(u8::MAX) {
+        asm.ops[at] = Op::Jump(JGE_K, high[0].from, To::Label(to_high), To::Next);
+    } else {
+        asm.ops[at] = Op::Jump(JGE_K, high[0].from, To::Next, To::Label(to_low));
+        asm.ops[at + 1] = Op::Ja(to_high);
+    }
+    asm.place(to_high);
+    emit_tree(asm, high, default, nrs_at)
+}
 
 /// Compile `f`. Per syscall, conditional rules are tried in order, then an
 /// unconditional one (the rule without conditions is the fallback, as a
 /// more specific rule goes first), then the ABI's default. The syscall
-/// numbers are found by a binary search (`>=` tests down to a few
-/// equality tests), so a call costs a few dozen instructions at most
-/// instead of a walk down a chain of hundreds.
+/// number is found by a binary search over runs of numbers that answer
+/// alike, so a call costs a dozen instructions or so instead of a walk
+/// down a chain of hundreds.
 pub fn compile(f: &Filter) -> Result<Vec<Insn>, CompileError> {
     let mut asm = Asm::default();
     let blocks: Vec<usize> = f.abis.iter().map(|_| asm.label()).collect();
@@ -260,7 +359,12 @@ pub fn compile(f: &Filter) -> Result<Vec<Insn>, CompileError> {
             groups[i].1.push(r);
         }
         groups.sort_by_key(|g| g.0);
-        emit_tree(&mut asm, &groups, abi.default, &mut nrs_at)?;
+        emit_tree(
+            &mut asm,
+            &spans(&groups, abi.default),
+            abi.default,
+            &mut nrs_at,
+        )?;
     }
     asm.finish(|op| {
         nrs_at
@@ -269,48 +373,6 @@ pub fn compile(f: &Filter) -> Result<Vec<Insn>, CompileError> {
             .find(|(at, _)| *at <= op)
             .map_or(0, |(_, nr)| *nr)
     })
-}
-
-/// The search over `groups` (sorted by number), with the syscall number in
-/// the accumulator. Every path returns, so subtrees can sit side by side.
-/// Conditional jumps reach 255 instructions at most, so a test jumps over
-/// one unconditional `ja` to reach the right half, however long the left.
-fn emit_tree(
-    asm: &mut Asm,
-    groups: &[Group],
-    default: Action,
-    nrs_at: &mut Vec<(usize, u32)>,
-) -> Result<(), CompileError> {
-    if groups.len() <= LEAF {
-        for (nr, rules) in groups {
-            let after = asm.label();
-            nrs_at.push((asm.ops.len(), *nr));
-            asm.jump(JEQ_K, *nr, To::Next, To::Label(after));
-            for r in rules.iter().filter(|r| !r.args.is_empty()) {
-                let next = asm.label();
-                for c in &r.args {
-                    emit_cmp(asm, c, next)?;
-                }
-                asm.ret(r.action);
-                asm.place(next);
-            }
-            let plain = rules.iter().find(|r| r.args.is_empty()).map(|r| r.action);
-            asm.ret(plain.unwrap_or(default));
-            // Every path inside the group returned: the accumulator still
-            // holds the syscall number here.
-            asm.place(after);
-        }
-        asm.ret(default);
-        return Ok(());
-    }
-    let (low, high) = groups.split_at(groups.len() / 2);
-    let (to_high, to_low) = (asm.label(), asm.label());
-    asm.jump(JGE_K, high[0].0, To::Next, To::Label(to_low));
-    asm.ops.push(Op::Ja(to_high));
-    asm.place(to_low);
-    emit_tree(asm, low, default, nrs_at)?;
-    asm.place(to_high);
-    emit_tree(asm, high, default, nrs_at)
 }
 
 /// Fall through when `c` holds; jump to `fail` otherwise. Unsigned
@@ -673,6 +735,29 @@ mod tests {
                     "syscall {nr}, args {v}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn runs_of_neighbours_share_one_leaf_and_gaps_keep_the_default() {
+        // 0..=99 allowed but 50, 200..=299 logged, the last number allowed.
+        let mut rules: Vec<Rule> = (0..100)
+            .filter(|n| *n != 50)
+            .chain(200..300)
+            .map(|n| rule(n, vec![], if n < 100 { Action::Allow } else { Action::Log }))
+            .collect();
+        rules.push(rule(u32::MAX, vec![], Action::Allow));
+        let mut f = filter(rules);
+        f.abis[0].refuse_x32 = false;
+        let p = compile(&f).unwrap();
+        // Seven runs: a handful of instructions, not one leaf per number.
+        assert!(p.len() < 20, "{} instructions", p.len());
+        for nr in (0..320).chain([u32::MAX - 1, u32::MAX]) {
+            assert_eq!(
+                run(&p, AUDIT_ARCH_X86_64, nr, [0; 6]),
+                meaning(&f, nr, [0; 6]),
+                "syscall {nr}"
+            );
         }
     }
 
