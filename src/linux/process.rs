@@ -78,6 +78,19 @@ pub fn thread_count() -> Option<usize> {
     std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
 }
 
+/// Give the heap's free pages back to the kernel. A process that set a
+/// container up and now only waits for it (the monitor, the supervisor)
+/// would otherwise keep the memory of the setup for the container's life,
+/// once per container.
+pub fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks glibc's own arenas; it takes their
+    // locks, and no other thread of ours can hold them at this point.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Leave the process at once, without unwinding or flushing stdio buffers
 /// that belong to the parent's copy.
 pub fn exit_now(code: i32) -> ! {

@@ -474,6 +474,7 @@ impl Monitor {
         let mut timed_out = false;
         let mut buf = vec![0u8; 64 * 1024];
         let mut outputs = io.outputs();
+        crate::linux::process::trim_heap();
         loop {
             if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
                 // --timeout: the container has had its time.

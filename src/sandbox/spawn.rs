@@ -334,6 +334,7 @@ fn inner_main(
 
     // Step 6: wait for PID 1; when it ends the kernel kills the rest of the
     // pid namespace. Remove the record and name, report, then the rest.
+    process::trim_heap();
     let code = process::wait_exit_code(pid1).unwrap_or(exit::BURROW);
     for r in &removals {
         r.run();
