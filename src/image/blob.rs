@@ -118,18 +118,91 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-/// Hashes what the tar parser reads: the diff id.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
+/// Decoded bytes go to the extracting thread in pieces this big, at most
+/// this many at a time (a few MiB in flight).
+const CHUNK: u64 = 256 * 1024;
+const IN_FLIGHT: usize = 8;
+
+/// The extracting thread's end of the hand-over: reads the pieces in order,
+/// then EOF once the sending side is gone. Read pieces go back for reuse:
+/// fresh buffers this big would be mapped and faulted in every time.
+struct Pieces {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    back: std::sync::mpsc::SyncSender<Vec<u8>>,
+    cur: Vec<u8>,
+    at: usize,
 }
 
-impl<R: Read> Read for Hashing<R> {
+impl Read for Pieces {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        while self.at == self.cur.len() {
+            match self.rx.recv() {
+                Ok(next) => {
+                    let done = std::mem::replace(&mut self.cur, next);
+                    self.at = 0;
+                    let _ = self.back.try_send(done);
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.at);
+        buf[..n].copy_from_slice(&self.cur[self.at..self.at + n]);
+        self.at += n;
         Ok(n)
     }
+}
+
+/// Extract the decoded stream into `dir` on a second thread while this one
+/// reads, decompresses and hashes it: creating files is system time, the
+/// rest is user time, and side by side they overlap (as `tar -xz` overlaps
+/// gzip and tar). Returns the diff id. Threads are fine here: every caller
+/// runs in a child that is already root of its user namespace and never
+/// forks a container.
+fn extract_alongside(
+    mut decoded: impl Read,
+    dir: &Path,
+    ids: IdPolicy,
+) -> Result<(String, layer::ApplyReport), BlobError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+    let (back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
+    let pieces = Pieces {
+        rx,
+        back,
+        cur: Vec::new(),
+        at: 0,
+    };
+    std::thread::scope(|s| {
+        let worker = s.spawn(move || layer::apply_layer(pieces, dir, &ApplyOptions { ids }));
+        let mut hasher = Sha256::new();
+        let fed = (|| -> io::Result<()> {
+            loop {
+                let mut piece = spare
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK as usize));
+                piece.clear();
+                (&mut decoded).take(CHUNK).read_to_end(&mut piece)?;
+                if piece.is_empty() {
+                    return Ok(());
+                }
+                hasher.update(&piece);
+                if tx.send(piece).is_err() {
+                    // The extractor stopped early: its result says why.
+                    return Ok(());
+                }
+            }
+        })();
+        drop(tx);
+        let applied = worker.join().map_err(|_| {
+            BlobError::Layer(LayerError::Read(io::Error::other(
+                "the extracting thread panicked",
+            )))
+        })?;
+        // A read or decompression error first: the extractor only saw the
+        // stream end early.
+        fed.map_err(LayerError::Read)?;
+        let report = applied?;
+        Ok((format!("sha256:{}", store::hex(&hasher.finalize())), report))
+    })
 }
 
 /// Stream `reader` into `blob_out` (when given) and, when `fs_dir` is
@@ -170,12 +243,8 @@ pub fn ingest<R: Read>(
     let mut notes = Vec::new();
     if let Some(dir) = fs_dir {
         let (kind, decoded) = compress::decoder(&mut tee)?;
-        let mut hashing = Hashing {
-            inner: decoded,
-            hasher: Sha256::new(),
-        };
-        let report = layer::apply_layer(&mut hashing, dir, &ApplyOptions { ids })?;
-        diff_id = Some(format!("sha256:{}", store::hex(&hashing.hasher.finalize())));
+        let (diff, report) = extract_alongside(decoded, dir, ids)?;
+        diff_id = Some(diff);
         tar_bytes = report.tar_bytes;
         compression = Some(kind.into());
         notes = report.notes;
