@@ -229,7 +229,7 @@ cp "$work"/results/*.json "$out_dir/"
 {
 	echo "## Start-up: /bin/true in a fresh sandbox"
 	echo
-	echo "One hyperfine run per user, \`--shell=none\`, $warmup warm-up runs; a busybox"
+	echo "One hyperfine run per user, \`--shell=none\`, warm-up runs: $warmup; a busybox"
 	echo "rootfs; burrow and podman with \`--network none\` unless said. The container"
 	echo "of \`burrow run (kept)\` is removed before each run, untimed."
 	echo
