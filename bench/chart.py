@@ -11,6 +11,7 @@ panel likewise. Usage: chart.py RESULTS_DIR. Needs matplotlib (Debian:
 python3-matplotlib); draws with the Agg backend, no display.
 """
 import json
+import math
 import os
 import sys
 
@@ -48,7 +49,13 @@ def bars(ax, names, values, errs=None, unit="", fmt="{:.1f}", log=False):
         # Past the error bar, so the two do not overlap.
         x = (v + e) * 1.1 if log else v + e + top * 0.015
         ax.text(x, yi, fmt.format(v), va="center", fontsize=8)
-    ax.set_xlim(right=top * (4 if log else 1.3))
+    if log:
+        # Bars on a log scale start from the power of ten below the
+        # smallest, so their lengths compare the same way in every panel.
+        low = min(v for v in values if v > 0)
+        ax.set_xlim(left=10 ** math.floor(math.log10(low)), right=top * 4)
+    else:
+        ax.set_xlim(right=top * 1.3)
     ax.grid(axis="x", alpha=0.3)
 
 
@@ -65,10 +72,15 @@ def start_chart(d, out):
     if not panels:
         return False
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.2 + 2.6 * len(panels)), squeeze=False)
+    limits = []
     for ax, (f, title) in zip(axes[:, 0], panels):
         names, med, sd = hyperfine_rows(results(os.path.join(d, "start", f)))
         bars(ax, names, med, sd, unit="median ms (log scale)", fmt="{:.1f} ms", log=True)
         ax.set_title(f"/bin/true in a fresh sandbox, {title}", fontsize=10)
+        limits.append(ax.get_xlim())
+    # One scale for both panels, so the same time has the same length.
+    for ax in axes[:, 0]:
+        ax.set_xlim(min(lo for lo, _ in limits), max(hi for _, hi in limits))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
