@@ -38,6 +38,7 @@ work=$(mktemp -d /tmp/burrow-buildbench.XXXXXX)
 chmod 0755 "$work"
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
+	podman_stop_pause "$work"
 	if [[ -n ${KEEP:-} ]]; then
 		warn "kept $work"
 		return

@@ -162,6 +162,7 @@ bench_cleanup() {
 	if declare -F bench_teardown >/dev/null; then
 		bench_teardown || true
 	fi
+	podman_stop_pause "$work"
 	if [[ -n ${KEEP:-} ]]; then
 		warn "kept $work"
 		return
@@ -179,6 +180,19 @@ probe() {
 	warn "$name: \`$*\` failed:"
 	tail -n 15 <<<"$err" | sed 's/^/   /' >&2
 	return 1
+}
+
+# Rootless podman starts a pause process (catatonit) per XDG_RUNTIME_DIR and
+# leaves it running; stops the one of the user dirs in DIR (see user_dirs),
+# if its pid file names a catatonit.
+podman_stop_pause() {
+	local pidfile=$1/run/libpod/tmp/pause.pid pid
+	[[ -f $pidfile ]] || return 0
+	pid=$(<"$pidfile")
+	[[ $pid =~ ^[0-9]+$ ]] || return 0
+	if grep -q catatonit "/proc/$pid/cmdline" 2>/dev/null; then
+		kill "$pid" 2>/dev/null || true
+	fi
 }
 
 # Imports TAR into the user's podman store as IMAGE and sets podman=(podman)

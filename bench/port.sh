@@ -50,6 +50,7 @@ chmod 0755 "$work"
 cleanup() {
 	as_user burrow rm -f port-direct port-none port-private port-base >/dev/null 2>&1 || true
 	as_user podman rm -f port-podman >/dev/null 2>&1 || true
+	podman_stop_pause "$work"
 	if [[ -n ${KEEP:-} ]]; then
 		warn "kept $work"
 		return

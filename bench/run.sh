@@ -63,6 +63,7 @@ chmod 0755 "$work"
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
 	if [[ -n ${KEEP:-} ]]; then
+		podman_stop_pause "$work"
 		warn "kept $work"
 		return
 	fi
@@ -71,6 +72,7 @@ cleanup() {
 	if [[ $EUID -ne 0 && -d $work/home/.local/share/containers ]]; then
 		as_user podman unshare rm -rf "$work/home/.local/share/containers" || true
 	fi
+	podman_stop_pause "$work"
 	rm -rf "$work" || warn "could not remove all of $work"
 }
 trap cleanup EXIT
