@@ -10,19 +10,20 @@
 # COPY of one script, CMD. Run as root (as on the project's machines): it
 # installs what is missing from Debian and runs both tools as the user.
 #
-# Environment: RUNS (10), WARMUP (1), DATA_MB (20), KEEP, BURROW_BIN,
-# CARGO_TARGET_DIR, OUT_DIR.
+# Environment: RUNS (10), WARMUP (1), DATA_MB (20), QUICK=1 (RUNS=2
+# WARMUP=0 DATA_MB=4 unless set), KEEP, BURROW_BIN, CARGO_TARGET_DIR,
+# OUT_DIR.
 set -euo pipefail
 
-runs=${RUNS:-10}
-warmup=${WARMUP:-1}
-data_mb=${DATA_MB:-20}
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 out_dir=${OUT_DIR:-$target_dir/bench/build-$(date +%Y%m%d-%H%M%S)}
 
 # shellcheck source=bench/lib.sh
 source "$repo/bench/lib.sh"
+runs=$(knob RUNS 10 2)
+warmup=$(knob WARMUP 1 0)
+data_mb=$(knob DATA_MB 20 4)
 
 if [[ $EUID -ne 0 ]]; then
 	warn "run as root: the stores hold files of subordinate ids, which only root removes afterwards"
@@ -37,6 +38,7 @@ work=$(mktemp -d /tmp/burrow-buildbench.XXXXXX)
 chmod 0755 "$work"
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
+	podman_stop_pause "$work"
 	if [[ -n ${KEEP:-} ]]; then
 		warn "kept $work"
 		return
@@ -106,6 +108,15 @@ for name, title in (("uncached.json", "uncached build (--no-cache)"),
         print(f"{n:10} {r['median'] * 1e3:10.1f} {r['stddev'] * 1e3:8.1f}")
     print(f"burrow/podman: {rows['burrow']['median'] / rows['podman']['median']:.2f}")
 EOF
+{
+	echo "## Image builds"
+	echo
+	echo "As $run_user: the same Dockerfile (FROM busybox, RUN, COPY of $data_mb MB in"
+	echo "files, WORKDIR, COPY, CMD) with \`burrow build\` and \`podman build\` (runc)."
+	echo
+	summary table "$out_dir/uncached.json" --title "uncached (--no-cache)" --ref podman
+	summary table "$out_dir/cached.json" --title "cached rebuild (nothing changed)" --ref podman
+} >"$out_dir/build.md"
 {
 	echo
 	echo "host: $(uname -srm), $(nproc) cpus; $(hyperfine --version); runs=$runs warmup=$warmup data=${data_mb} MB"

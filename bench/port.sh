@@ -15,19 +15,24 @@
 # Run it as root (as on the project's machines): it installs what is missing
 # from Debian and runs the containers as the unprivileged user burrow-bench.
 #
-# Environment: RUNS (10), WARMUP (2), SIZE_MB (256), KEEP, BURROW_BIN,
+# Results (hyperfine JSON, port.md) go to OUT_DIR (default
+# target/bench/port-<date-time>).
+#
+# Environment: RUNS (10), WARMUP (2), SIZE_MB (256), QUICK=1 (RUNS=3
+# WARMUP=1 SIZE_MB=32 unless set), KEEP, OUT_DIR, BURROW_BIN,
 # CARGO_TARGET_DIR, BASELINE_BIN (another burrow build whose forwarder is
 # timed beside this one's, to compare a change).
 set -euo pipefail
 
-runs=${RUNS:-10}
-warmup=${WARMUP:-2}
-size_mb=${SIZE_MB:-256}
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
+out_dir=${OUT_DIR:-$target_dir/bench/port-$(date +%Y%m%d-%H%M%S)}
 
 # shellcheck source=bench/lib.sh
 source "$repo/bench/lib.sh"
+runs=$(knob RUNS 10 3)
+warmup=$(knob WARMUP 2 1)
+size_mb=$(knob SIZE_MB 256 32)
 
 if [[ $EUID -ne 0 ]]; then
 	warn "run as root: the benchmark runs its containers as the unprivileged user burrow-bench"
@@ -45,6 +50,7 @@ chmod 0755 "$work"
 cleanup() {
 	as_user burrow rm -f port-direct port-none port-private port-base >/dev/null 2>&1 || true
 	as_user podman rm -f port-podman >/dev/null 2>&1 || true
+	podman_stop_pause "$work"
 	if [[ -n ${KEEP:-} ]]; then
 		warn "kept $work"
 		return
@@ -132,3 +138,17 @@ print(f"{'':30} {'median':>10} {'MB/s':>8} {'/ direct':>9}")
 for name, t in med.items():
     print(f"{name:30} {t*1000:8.0f} ms {mb/t:8.0f} {t/d:9.2f}")
 PY
+
+mkdir -p "$out_dir"
+cp "$work/port.json" "$out_dir/"
+summary meta "$out_dir/port.json" "bytes=$want"
+{
+	echo "## Published-port throughput"
+	echo
+	echo "As $run_user: \`curl -o /dev/null\` of a $size_mb MiB file from busybox httpd in a"
+	echo "container, over the host's loopback (direct: a \`--network host\` container)"
+	echo "or through a published port. Target: within 2x of direct."
+	echo
+	summary table "$out_dir/port.json" --ref direct
+} >"$out_dir/port.md"
+echo "results: $out_dir" >&2

@@ -11,18 +11,23 @@
 # Debian, runs both tools as the unprivileged user burrow-bench (with a
 # subordinate id range), and empties burrow's store between runs.
 #
-# Environment: RUNS (10), WARMUP (2), SIZE_MB (200), KEEP, BURROW_BIN,
+# Results (hyperfine JSON, pull.md) go to OUT_DIR (default
+# target/bench/pull-<date-time>).
+#
+# Environment: RUNS (10), WARMUP (2), SIZE_MB (200), QUICK=1 (RUNS=3
+# WARMUP=1 SIZE_MB=20 unless set), KEEP, OUT_DIR, BURROW_BIN,
 # CARGO_TARGET_DIR.
 set -euo pipefail
 
-runs=${RUNS:-10}
-warmup=${WARMUP:-2}
-size_mb=${SIZE_MB:-200}
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
+out_dir=${OUT_DIR:-$target_dir/bench/pull-$(date +%Y%m%d-%H%M%S)}
 
 # shellcheck source=bench/lib.sh
 source "$repo/bench/lib.sh"
+runs=$(knob RUNS 10 3)
+warmup=$(knob WARMUP 2 1)
+size_mb=$(knob SIZE_MB 200 20)
 
 if [[ $EUID -ne 0 ]]; then
 	warn "run as root: the store holds files of subordinate ids, which only root removes between runs"
@@ -185,3 +190,18 @@ b = med["burrow pull"]
 print(f"\nburrow pull / skopeo copy = {b/med['skopeo copy dir:']:.2f} (below 1 means burrow is faster)")
 print(f"burrow pull / (skopeo copy + tar -x) = {b/med['skopeo copy + tar -x']:.2f}")
 PY
+
+mkdir -p "$out_dir"
+cp "$work/pull.json" "$out_dir/"
+summary meta "$out_dir/pull.json" "bytes=$compressed" "size_mb=$size_mb"
+{
+	echo "## Pull from a registry on loopback"
+	echo
+	echo "As $run_user: an image of $((compressed / 1000000)) MB compressed (about $size_mb MB of"
+	echo "files: busybox and four gzip layers from /usr/lib) from Debian's"
+	echo "docker-registry. MB/s counts the compressed bytes. skopeo copy dir: only"
+	echo "downloads and verifies; burrow pull also extracts, as skopeo + tar -x does."
+	echo
+	summary table "$out_dir/pull.json" --ref "skopeo copy dir:" --ref "skopeo copy + tar -x"
+} >"$out_dir/pull.md"
+echo "results: $out_dir" >&2

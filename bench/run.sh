@@ -3,7 +3,10 @@
 #
 # 1. Startup: `/bin/true` in a fresh sandbox from a busybox root filesystem,
 #    for unshare (the floor: namespaces and nothing else), ch-run, bwrap,
-#    podman and burrow, in one hyperfine invocation.
+#    podman and burrow (`run --rm`, `run --rm --network host`, and a plain
+#    `run` whose container is kept, removed before the next run), in one
+#    hyperfine invocation; then the same without podman as a second user
+#    with no subordinate id range (burrow maps only the user itself).
 # 2. Creation: a container from a ~2 MB image (busybox) and from a ~200 MB
 #    one (busybox + 200 MB of random data), with `burrow create` (or, while
 #    that verb does not exist, `burrow run --rm`), to show whether creation
@@ -12,15 +15,17 @@
 #
 # As root it installs missing peers from Debian, builds burrow, and runs every
 # sandbox as the unprivileged user burrow-bench (created if missing, with a
-# subordinate id range), since rootless is what is measured. As an ordinary
-# user it expects the peers installed and runs everything as that user.
+# subordinate id range) and burrow-bench-nosub (without one), since rootless
+# is what is measured. As an ordinary user it expects the peers installed and
+# runs everything as that user (and skips the second user).
 # Everything the sandboxes touch lives in one temp dir, removed at the end
-# (KEEP=1 keeps it). Results (hyperfine JSON + summary) go to OUT_DIR,
-# default target/bench/<date>.
+# (KEEP=1 keeps it). Results (hyperfine JSON, start.md with the tables) go
+# to OUT_DIR, default target/bench/<date>.
 #
-# Environment: RUNS (50), WARMUP (5), BIG_MB (200), KEEP, OUT_DIR,
-# CARGO_TARGET_DIR (where cargo puts the release build), BURROW_BIN (use
-# this binary instead of building one).
+# Environment: RUNS (50), WARMUP (5), BIG_MB (200), QUICK=1 (RUNS=5
+# WARMUP=1 BIG_MB=20 unless set), KEEP, OUT_DIR, CARGO_TARGET_DIR (where
+# cargo puts the release build), BURROW_BIN (use this binary instead of
+# building one).
 set -euo pipefail
 
 usage() {
@@ -29,9 +34,6 @@ usage() {
 }
 [[ $# -eq 0 ]] || usage
 
-runs=${RUNS:-50}
-warmup=${WARMUP:-5}
-big_mb=${BIG_MB:-200}
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 out_dir=${OUT_DIR:-$target_dir/bench/$(date +%Y%m%d-%H%M%S)}
@@ -39,6 +41,9 @@ status=0
 
 # shellcheck source=bench/lib.sh
 source "$repo/bench/lib.sh"
+runs=$(knob RUNS 50 5)
+warmup=$(knob WARMUP 5 1)
+big_mb=$(knob BIG_MB 200 20)
 
 # --- peers -------------------------------------------------------------------
 # runc: podman's fallback runtime, see below.
@@ -48,8 +53,9 @@ need_packages ch-run:charliecloud-runtime bwrap:bubblewrap podman:podman hyperfi
 # --- build ---------------------------------------------------------------------
 burrow_release
 
-# --- the unprivileged user --------------------------------------------------
+# --- the unprivileged users ------------------------------------------------
 run_user=$(bench_user)
+nosub_user=$(bench_user_nosub) || nosub_user=
 
 # --- fixtures in a world-readable temp dir --------------------------------
 work=$(mktemp -d /tmp/burrow-bench.XXXXXX)
@@ -57,6 +63,7 @@ chmod 0755 "$work"
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
 	if [[ -n ${KEEP:-} ]]; then
+		podman_stop_pause "$work"
 		warn "kept $work"
 		return
 	fi
@@ -65,6 +72,7 @@ cleanup() {
 	if [[ $EUID -ne 0 && -d $work/home/.local/share/containers ]]; then
 		as_user podman unshare rm -rf "$work/home/.local/share/containers" || true
 	fi
+	podman_stop_pause "$work"
 	rm -rf "$work" || warn "could not remove all of $work"
 }
 trap cleanup EXIT
@@ -86,25 +94,24 @@ if [[ $EUID -eq 0 ]]; then
 	chown "$run_user:" "$work/home" "$work/run" "$work/store" "$work/results"
 fi
 chmod 0700 "$work/run" # XDG_RUNTIME_DIR must be private
-
-# Runs CMD once as the user; on failure prints why and returns non-zero.
-probe() {
-	local name=$1 err
-	shift
-	if err=$(as_user "$@" 2>&1 >/dev/null); then
-		return 0
-	fi
-	warn "$name: \`$*\` failed:"
-	tail -n 15 <<<"$err" | sed 's/^/   /' >&2
-	return 1
-}
+if [[ -n $nosub_user ]]; then
+	user_dirs "$work/nosub" "$nosub_user"
+	install -d -o "$nosub_user" "$work/nosub/results"
+fi
+# Removes the kept container of the plain `run` before each timed run.
+cat >"$work/bin/rm-kept" <<'SH'
+#!/bin/sh
+burrow rm -f bench-kept >/dev/null 2>&1 || true
+SH
+chmod 0755 "$work/bin/rm-kept"
 
 # --- start-up: /bin/true in a fresh sandbox ---------------------------------
 say "preparing peers (as $run_user)"
-names=() cmds=()
+names=() cmds=() preps=()
 add() {
 	names+=("$1")
 	cmds+=("$2")
+	preps+=("${3:-true}")
 }
 
 add unshare "unshare -Urmpf --mount-proc /bin/true"
@@ -112,31 +119,30 @@ add ch-run "ch-run $work/rootfs -- /bin/true"
 add bwrap "bwrap --unshare-all --bind $work/rootfs / --proc /proc --dev /dev /bin/true"
 
 # Rootless podman with no network (like bwrap's --unshare-all: a new, empty
-# network namespace; the default would also start slirp4netns or pasta).
-# Its default runtime, crun, refuses hybrid cgroup v1/v2 hosts ("cgroups in
-# hybrid mode not supported"); runc does not, so fall back to it.
-podman_run=(run --rm --network=none localhost/busybox-bench /bin/true)
-if probe "podman (import)" podman import --quiet "$work/busybox.tar" localhost/busybox-bench; then
-	if probe podman podman "${podman_run[@]}"; then
-		add podman "podman ${podman_run[*]}"
-	elif command -v runc >/dev/null && probe "podman (runc)" podman --runtime runc "${podman_run[@]}"; then
-		warn "podman's default runtime failed (above); timing it with --runtime runc"
-		add "podman (runc)" "podman --runtime runc ${podman_run[*]}"
-	else
-		command -v runc >/dev/null || warn "(runc, which may work here, is not installed: apt-get install -y runc)"
-		warn "SKIPPING podman"
-		status=1
-	fi
+# network namespace; the default would also start slirp4netns or pasta),
+# with runc where its default runtime fails (lib.sh: pick_podman).
+if pick_podman "$work/busybox.tar" localhost/busybox-bench; then
+	podman_name=podman
+	[[ ${#podman[@]} -eq 1 ]] || podman_name="podman (runc)"
+	add "$podman_name" "${podman[*]} run --rm --network=none localhost/busybox-bench /bin/true"
 else
 	warn "SKIPPING podman"
 	status=1
 fi
 
+# burrow's three ways: a container removed at exit; the same in the host's
+# network namespace (no new one to set up); a plain `run`, whose container
+# is kept (removed by rm-kept before the next run, untimed).
+burrow_cmds() {
+	add "burrow run --rm" "burrow run --rm --network none busybox /bin/true"
+	add "burrow --rm --network host" "burrow run --rm --network host busybox /bin/true"
+	add "burrow run (kept)" "burrow run --name bench-kept --network none busybox /bin/true" rm-kept
+}
 burrow_ok=1
 if probe "burrow (import)" burrow import "$work/busybox.tar" busybox &&
 	probe "burrow (import big)" burrow import "$work/big.tar" big &&
 	probe burrow burrow run --rm --network none busybox /bin/true; then
-	add burrow "burrow run --rm --network none busybox /bin/true"
+	burrow_cmds
 else
 	warn "SKIPPING burrow"
 	burrow_ok=0
@@ -145,22 +151,55 @@ fi
 
 # Every peer must work before it is timed: a sandbox that fails fast would
 # look fast. (No -i: a failure during the runs aborts the benchmark.)
-for i in "${!cmds[@]}"; do
-	read -ra argv <<<"${cmds[$i]}"
-	probe "${names[$i]}" "${argv[@]}" || {
-		warn "a peer that should work does not; stopping"
-		exit 1
-	}
-done
-
+check_all() {
+	local i argv
+	for i in "${!cmds[@]}"; do
+		read -ra argv <<<"${preps[$i]}"
+		as_user "${argv[@]}"
+		read -ra argv <<<"${cmds[$i]}"
+		probe "${names[$i]}" "${argv[@]}" || {
+			warn "a peer that should work does not; stopping"
+			exit 1
+		}
+	done
+}
+# Times every command added, in one hyperfine run, into the user's results
+# dir as $1.
+time_all() {
+	local i args=()
+	for i in "${!cmds[@]}"; do
+		args+=(--prepare "${preps[$i]}" --command-name "${names[$i]}" "${cmds[$i]}")
+	done
+	as_user hyperfine "${hyperfine_args[@]}" --export-json "${user_dir:-$work}/results/$1" "${args[@]}"
+}
+check_all
 hyperfine_args=(--shell=none --warmup "$warmup" --runs "$runs" --style basic)
-say "startup: /bin/true in a fresh sandbox, $runs runs each"
-startup_args=()
-for i in "${!cmds[@]}"; do
-	startup_args+=(--command-name "${names[$i]}" "${cmds[$i]}")
-done
-as_user hyperfine "${hyperfine_args[@]}" --export-json "$work/results/startup.json" \
-	"${startup_args[@]}"
+say "startup: /bin/true in a fresh sandbox, $runs runs each, as $run_user"
+time_all startup.json
+
+# The same without a subordinate id range: no newuidmap/newgidmap, and
+# only the user itself mapped (podman needs a range for its images).
+if [[ -z $nosub_user ]]; then
+	warn "SKIPPING the run without a subordinate id range: it needs root to switch to a second user"
+elif [[ $burrow_ok -eq 1 ]]; then
+	names=() cmds=() preps=()
+	add unshare "unshare -Urmpf --mount-proc /bin/true"
+	add ch-run "ch-run $work/rootfs -- /bin/true"
+	add bwrap "bwrap --unshare-all --bind $work/rootfs / --proc /proc --dev /dev /bin/true"
+	burrow_cmds
+	# A subshell: as_user reads these two for the second user.
+	# shellcheck disable=SC2030,SC2034
+	if (
+		run_user=$nosub_user user_dir=$work/nosub
+		probe "burrow (import, $nosub_user)" burrow import "$work/busybox.tar" busybox || exit 1
+		check_all
+		say "startup without a subordinate id range, $runs runs each, as $run_user"
+		time_all startup-nosub.json
+	); then :; else
+		warn "the run as $nosub_user failed"
+		status=1
+	fi
+fi
 
 # --- creation: small vs big image ------------------------------------------
 if [[ $burrow_ok -eq 1 ]]; then
@@ -176,10 +215,11 @@ if [[ $burrow_ok -eq 1 ]]; then
 	fi
 	read -ra argv <<<"$big"
 	probe "burrow (big image)" "${argv[@]}" || exit 1
-	say "creation with $verb: $(du -h "$work/busybox.tar" | cut -f1) vs $(du -h "$work/big.tar" | cut -f1) image"
+	small_name="small ($(du -h "$work/busybox.tar" | cut -f1))"
+	big_name="big ($(du -h "$work/big.tar" | cut -f1))"
+	say "creation with $verb: $small_name vs $big_name image"
 	as_user hyperfine "${hyperfine_args[@]}" --export-json "$work/results/create.json" \
-		--command-name "small ($(du -h "$work/busybox.tar" | cut -f1))" "$small" \
-		--command-name "big ($(du -h "$work/big.tar" | cut -f1))" "$big"
+		--command-name "$small_name" "$small" --command-name "$big_name" "$big"
 else
 	warn "SKIPPING the creation benchmark: burrow does not run yet"
 fi
@@ -187,38 +227,30 @@ fi
 # --- summary -------------------------------------------------------------------
 mkdir -p "$out_dir"
 cp "$work"/results/*.json "$out_dir/"
-python3 - "$out_dir" <<'EOF' | tee "$out_dir/summary.txt"
-import json, os, sys
-
-out = sys.argv[1]
-def load(name):
-    path = os.path.join(out, name)
-    if not os.path.exists(path):
-        return []
-    return [(r["command"], r["median"] * 1e3, r["stddev"] * 1e3)
-            for r in json.load(open(path))["results"]]
-
-startup = load("startup.json")
-base = dict((n, m) for n, m, _ in startup)
-ch, floor = base.get("ch-run"), base.get("unshare")
-
-def table(title, rows):
-    if not rows:
-        return
-    print(f"\n{title}")
-    print(f"{'':24} {'median ms':>10} {'stddev':>8} {'x ch-run':>9} {'x unshare':>10}")
-    for name, med, sd in rows:
-        r_ch = f"{med / ch:.2f}" if ch else "-"
-        r_fl = f"{med / floor:.2f}" if floor else "-"
-        print(f"{name:24} {med:10.2f} {sd:8.2f} {r_ch:>9} {r_fl:>10}")
-
-table("/bin/true in a fresh sandbox", startup)
-table("container creation by image size", load("create.json"))
-EOF
+[[ ! -f $work/nosub/results/startup-nosub.json ]] || cp "$work/nosub/results/startup-nosub.json" "$out_dir/"
 {
+	echo "## Start-up: /bin/true in a fresh sandbox"
 	echo
+	echo "One hyperfine run per user, \`--shell=none\`, warm-up runs: $warmup; a busybox"
+	echo "rootfs; burrow and podman with \`--network none\` unless said. The container"
+	echo "of \`burrow run (kept)\` is removed before each run, untimed."
+	echo
+	# shellcheck disable=SC2031  # the subshell's run_user was another
+	summary table "$out_dir/startup.json" --title "as $run_user (with a subordinate id range)" \
+		--ref ch-run --ref unshare
+	if [[ -f $out_dir/startup-nosub.json ]]; then
+		summary table "$out_dir/startup-nosub.json" --title "as $nosub_user (no subordinate id range)" \
+			--ref ch-run --ref unshare
+	fi
+	if [[ -f $out_dir/create.json ]]; then
+		summary table "$out_dir/create.json" --title "container creation by image size ($verb)" \
+			--ref "$small_name"
+	fi
+} >"$out_dir/start.md"
+cat "$out_dir/start.md"
+{
 	echo "host: $(uname -srm), $(nproc) cpus; $(hyperfine --version); runs=$runs warmup=$warmup"
 	echo "results: $out_dir"
-} | tee -a "$out_dir/summary.txt"
+} >&2
 [[ $status -eq 0 ]] || warn "some commands were skipped (see above)"
 exit "$status"
