@@ -2,8 +2,9 @@
 //! a two-stage build that runs, the cache on an unchanged rebuild and after
 //! one copied file changes, a failing RUN's exit code and line, the config
 //! instructions' semantics (ENV, ARG, WORKDIR, USER, COPY --chown/--chmod,
-//! .dockerignore), FROM scratch with ADD of an archive, and a built image
-//! pushed to a loopback registry, pulled and run by rootless podman.
+//! .dockerignore), SHELL, HEALTHCHECK and ONBUILD kept in the config,
+//! FROM scratch with ADD of an archive, and a built image pushed to a
+//! loopback registry, pulled and run by rootless podman.
 
 mod common;
 
@@ -392,5 +393,105 @@ fn a_built_image_pushes_and_podman_pulls_and_runs_it() {
         let o = pm.run(&["run", "--rm", "--network", "none", &dest]);
         assert_eq!(o.status.code(), Some(0), "[{who:?}] {}", stderr(&o));
         assert_eq!(stdout(&o), "hello registry\n", "[{who:?}]");
+    }
+}
+
+#[test]
+fn shell_healthcheck_and_onbuild_are_kept_in_the_config() {
+    const BASE: &str = r#"FROM busybox
+HEALTHCHECK --interval=5s --timeout=3s --retries=3 CMD wget -q -O- http://localhost/ || exit 1
+ONBUILD RUN ["/bin/sh", "-c", "echo onbuild-ran > /onbuild"]
+SHELL ["/bin/echo", "shell-form:"]
+RUN a shell-form run
+CMD hi there
+"#;
+    const CHILD: &str = r#"FROM hc-base
+RUN inherited
+HEALTHCHECK NONE
+CMD ["cat", "/onbuild"]
+"#;
+    let config = |env: &Env, image: &str| -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.ok(["image", "inspect", image])).unwrap();
+        v[0]["Config"].clone()
+    };
+    for env in users("build_docker_fields") {
+        let who = env.who;
+        env.import_busybox("busybox");
+        let base = context(&env, "base", &[("Dockerfile", BASE)]);
+        let (out, _) = build(&env, &["-t", "hc-base", base.to_str().unwrap()]);
+        // SHELL changes how a later shell-form RUN and CMD are run.
+        assert!(
+            out.lines().any(|l| l == "shell-form: a shell-form run"),
+            "[{who:?}] {out}"
+        );
+        assert!(!out.contains("build triggers"), "[{who:?}] {out}");
+        let cfg = config(&env, "hc-base");
+        assert_eq!(
+            cfg["Healthcheck"],
+            serde_json::json!({
+                "Test": ["CMD-SHELL", "wget -q -O- http://localhost/ || exit 1"],
+                "Interval": 5_000_000_000i64,
+                "Timeout": 3_000_000_000i64,
+                "Retries": 3
+            }),
+            "[{who:?}] {cfg}"
+        );
+        assert_eq!(
+            cfg["Shell"],
+            serde_json::json!(["/bin/echo", "shell-form:"])
+        );
+        assert_eq!(
+            cfg["OnBuild"],
+            serde_json::json!([r#"RUN ["/bin/sh", "-c", "echo onbuild-ran > /onbuild"]"#])
+        );
+        assert_eq!(
+            cfg["Cmd"],
+            serde_json::json!(["/bin/echo", "shell-form:", "hi there"])
+        );
+        assert_eq!(env.ok(["run", "--rm", "hc-base"]), "shell-form: hi there\n");
+        // A container copies the health check (`inspect` of either kind).
+        env.ok(["create", "--name", "hc", "hc-base"]);
+        let c: serde_json::Value = serde_json::from_str(&env.ok(["inspect", "hc"])).unwrap();
+        assert_eq!(
+            c[0]["Config"]["Healthcheck"]["Test"][0], "CMD-SHELL",
+            "[{who:?}] {c}"
+        );
+        env.ok(["rm", "hc"]);
+
+        // A build FROM it runs its trigger first, inherits its SHELL, and
+        // HEALTHCHECK NONE turns the inherited check off.
+        let child = context(&env, "child", &[("Dockerfile", CHILD)]);
+        let (out, _) = build(&env, &["-t", "hc-child", child.to_str().unwrap()]);
+        assert!(
+            out.contains("--> Executing 1 build triggers"),
+            "[{who:?}] {out}"
+        );
+        assert!(
+            out.lines().any(|l| l == "shell-form: inherited"),
+            "[{who:?}] {out}"
+        );
+        let cfg = config(&env, "hc-child");
+        assert_eq!(cfg["Healthcheck"], serde_json::json!({"Test": ["NONE"]}));
+        assert_eq!(
+            cfg["Shell"],
+            serde_json::json!(["/bin/echo", "shell-form:"])
+        );
+        assert!(cfg.get("OnBuild").is_none(), "not passed on: {cfg}");
+        assert_eq!(env.ok(["run", "--rm", "hc-child"]), "onbuild-ran\n");
+
+        // A bad duration names the line.
+        write(
+            &child.join("Dockerfile"),
+            "FROM busybox\nHEALTHCHECK --interval=5 CMD true\n",
+        );
+        let o = env.run(["build", child.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("(Dockerfile:2): HEALTHCHECK --interval=5 CMD true")
+                && stderr(&o).contains("missing unit in duration"),
+            "[{who:?}] {}",
+            stderr(&o)
+        );
     }
 }
