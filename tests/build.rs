@@ -495,3 +495,52 @@ CMD ["cat", "/onbuild"]
         );
     }
 }
+
+#[test]
+fn workdir_after_user_makes_its_directories_owned_by_that_user() {
+    const DOCKERFILE: &str = r#"FROM busybox
+WORKDIR /existing
+USER 1000:1000
+WORKDIR /made/app
+WORKDIR /existing
+WORKDIR data
+USER nobody
+WORKDIR /by-name
+USER root
+WORKDIR /as-root
+"#;
+    for env in users("build_workdir_user") {
+        let who = env.who;
+        env.import_busybox("busybox");
+        let ctx = context(&env, "ctx", &[("Dockerfile", DOCKERFILE)]);
+        build(&env, &["-t", "wd", ctx.to_str().unwrap()]);
+        let owners = env.ok([
+            "run",
+            "--rm",
+            "-u",
+            "0",
+            "wd",
+            "stat",
+            "-c",
+            "%n %u:%g",
+            "/made",
+            "/made/app",
+            "/existing",
+            "/existing/data",
+            "/by-name",
+            "/as-root",
+        ]);
+        // Without a subuid range every file is root's, as in import.
+        let (user, nobody) = match who {
+            Who::Range => ("1000:1000", "65534:65534"),
+            Who::Single => ("0:0", "0:0"),
+        };
+        assert_eq!(
+            owners,
+            format!(
+                "/made {user}\n/made/app {user}\n/existing 0:0\n/existing/data {user}\n/by-name {nobody}\n/as-root 0:0\n"
+            ),
+            "[{who:?}] the directories WORKDIR made are USER's, the ones that were there keep their owner"
+        );
+    }
+}

@@ -510,6 +510,7 @@ impl Builder<'_> {
                 st.runtime.working_dir = dir.clone();
                 let plan = stage::Plan {
                     mkdir: vec![dir.clone()],
+                    mkdir_owner: (!st.runtime.user.is_empty()).then(|| st.runtime.user.clone()),
                     tar: None,
                     place: None,
                     chown: None,
@@ -835,6 +836,7 @@ impl Builder<'_> {
             if let Some(hash) = self.add_archive(&parts[0], &tar_path)? {
                 let plan = stage::Plan {
                     mkdir: Vec::new(),
+                    mkdir_owner: None,
                     tar: Some(tar_path.clone()),
                     place: Some(stage::Place::Into(dest.clone())),
                     chown: None,
@@ -882,6 +884,7 @@ impl Builder<'_> {
         let created_by = format!("/bin/sh -c #(nop) {kw} {kind}:{} in {dest} ", packed.hash);
         let plan = stage::Plan {
             mkdir: Vec::new(),
+            mkdir_owner: None,
             tar: Some(tar_path.clone()),
             place: Some(place),
             chown,
