@@ -299,6 +299,13 @@ mod tests {
         assert_eq!(v["config"]["Shell"], serde_json::json!(["/bin/bash", "-c"]));
         let (back_img, back) = parse(&bytes).unwrap();
         assert_eq!(back, rc);
+        // The Docker-shaped view (inspect, records) reads back as well.
+        let shown = serde_json::to_value(&rc).unwrap();
+        assert_eq!(shown["Healthcheck"]["Retries"], 3);
+        assert_eq!(
+            serde_json::from_value::<ImageRuntimeConfig>(shown).unwrap(),
+            rc
+        );
         assert_eq!(back_img, img);
         // Without them the blob is OCI's JSON as before.
         let plain = ImageRuntimeConfig::default();
