@@ -2,13 +2,15 @@
 //! a two-stage build that runs, the cache on an unchanged rebuild and after
 //! one copied file changes, a failing RUN's exit code and line, the config
 //! instructions' semantics (ENV, ARG, WORKDIR, USER, COPY --chown/--chmod,
-//! .dockerignore), FROM scratch with ADD of an archive, and a built image
-//! pushed to a loopback registry and pulled by podman.
+//! .dockerignore), SHELL, HEALTHCHECK and ONBUILD kept in the config,
+//! FROM scratch with ADD of an archive, and a built image pushed to a
+//! loopback registry, pulled and run by rootless podman.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::podman::{have_podman, Podman};
 use common::{have, stderr, stdout, users, Env, Registry, Who};
 
 const TWO_STAGE: &str = r##"# syntax=docker/dockerfile:1
@@ -349,23 +351,19 @@ CMD ["sh", "-c", "cat /made-again; head -n 1 /copied/passwd"]
 }
 
 #[test]
-fn a_built_image_pushes_and_podman_pulls_it() {
-    let test = "a_built_image_pushes_and_podman_pulls_it";
-    if !nix::unistd::Uid::effective().is_root() {
+fn a_built_image_pushes_and_podman_pulls_and_runs_it() {
+    let test = "a_built_image_pushes_and_podman_pulls_and_runs_it";
+    if !have("docker-registry") {
         common::loud(&format!(
-            "SKIPPED {test}: podman reads the pushed image with a private store as root; run the suite as root"
+            "SKIPPED {test}: docker-registry is not installed (apt-get install docker-registry)"
         ));
         return;
     }
-    for tool in ["docker-registry", "podman"] {
-        if !have(tool) {
-            common::loud(&format!(
-                "SKIPPED {test}: {tool} is not installed (apt-get install docker-registry podman)"
-            ));
-            return;
-        }
+    if !have_podman(test) {
+        return;
     }
     for env in users("build_push") {
+        let who = env.who;
         env.import_busybox("busybox");
         let ctx = context(
             &env,
@@ -378,44 +376,171 @@ fn a_built_image_pushes_and_podman_pulls_it() {
         let out = env.ok(["push", &dest]);
         assert!(out.contains("1: digest: sha256:"), "{out}");
 
-        // podman (as root, in a store of its own) pulls it and finds the
-        // config and the files the build made. (`podman run` itself fails
-        // on this kind of host: its runtimes cannot set the rlimits they
-        // want, so the image is read through `image mount`.)
-        let dir = tempfile::Builder::new()
-            .prefix("bpb")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let podman = |args: &[&str]| {
-            let o = std::process::Command::new("podman")
-                .arg("--root")
-                .arg(dir.path().join("root"))
-                .arg("--runroot")
-                .arg(dir.path().join("run"))
-                .args(["--storage-driver", "vfs"])
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "podman {args:?}: {}", stderr(&o));
-            stdout(&o)
-        };
-        podman(&["pull", "-q", "--tls-verify=false", &dest]);
-        let cmd = podman(&[
+        // The same user's rootless podman pulls it into a store of its own
+        // and runs it (through conmon, with burrow as its OCI runtime: the
+        // runtimes podman brings cannot run containers on this kind of host):
+        // the script the first stage wrote is the image's CMD.
+        let pm = Podman::new(&env);
+        pm.ok(&["pull", "-q", "--tls-verify=false", &dest]);
+        let cmd = pm.ok(&[
             "image",
             "inspect",
             "--format",
             "{{json .Config.Cmd}}",
             &dest,
         ]);
-        assert_eq!(cmd.trim(), r#"["hello"]"#);
-        let mnt = podman(&["image", "mount", &dest]);
-        let script = std::fs::read_to_string(Path::new(mnt.trim()).join("usr/local/bin/hello"));
-        podman(&["image", "unmount", &dest]);
+        assert_eq!(cmd.trim(), r#"["hello"]"#, "[{who:?}]");
+        let o = pm.run(&["run", "--rm", "--network", "none", &dest]);
+        assert_eq!(o.status.code(), Some(0), "[{who:?}] {}", stderr(&o));
+        assert_eq!(stdout(&o), "hello registry\n", "[{who:?}]");
+    }
+}
+
+#[test]
+fn shell_healthcheck_and_onbuild_are_kept_in_the_config() {
+    const BASE: &str = r#"FROM busybox
+HEALTHCHECK --interval=5s --timeout=3s --retries=3 CMD wget -q -O- http://localhost/ || exit 1
+ONBUILD RUN ["/bin/sh", "-c", "echo onbuild-ran > /onbuild"]
+SHELL ["/bin/echo", "shell-form:"]
+RUN a shell-form run
+CMD hi there
+"#;
+    const CHILD: &str = r#"FROM hc-base
+RUN inherited
+HEALTHCHECK NONE
+CMD ["cat", "/onbuild"]
+"#;
+    let config = |env: &Env, image: &str| -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.ok(["image", "inspect", image])).unwrap();
+        v[0]["Config"].clone()
+    };
+    for env in users("build_docker_fields") {
+        let who = env.who;
+        env.import_busybox("busybox");
+        let base = context(&env, "base", &[("Dockerfile", BASE)]);
+        let (out, _) = build(&env, &["-t", "hc-base", base.to_str().unwrap()]);
+        // SHELL changes how a later shell-form RUN and CMD are run.
+        assert!(
+            out.lines().any(|l| l == "shell-form: a shell-form run"),
+            "[{who:?}] {out}"
+        );
+        assert!(!out.contains("build triggers"), "[{who:?}] {out}");
+        let cfg = config(&env, "hc-base");
         assert_eq!(
-            script.unwrap(),
-            "#!/bin/sh\necho hello registry\n",
-            "[{:?}]",
-            env.who
+            cfg["Healthcheck"],
+            serde_json::json!({
+                "Test": ["CMD-SHELL", "wget -q -O- http://localhost/ || exit 1"],
+                "Interval": 5_000_000_000i64,
+                "Timeout": 3_000_000_000i64,
+                "Retries": 3
+            }),
+            "[{who:?}] {cfg}"
+        );
+        assert_eq!(
+            cfg["Shell"],
+            serde_json::json!(["/bin/echo", "shell-form:"])
+        );
+        assert_eq!(
+            cfg["OnBuild"],
+            serde_json::json!([r#"RUN ["/bin/sh", "-c", "echo onbuild-ran > /onbuild"]"#])
+        );
+        assert_eq!(
+            cfg["Cmd"],
+            serde_json::json!(["/bin/echo", "shell-form:", "hi there"])
+        );
+        assert_eq!(env.ok(["run", "--rm", "hc-base"]), "shell-form: hi there\n");
+        // A container copies the health check (`inspect` of either kind).
+        env.ok(["create", "--name", "hc", "hc-base"]);
+        let c: serde_json::Value = serde_json::from_str(&env.ok(["inspect", "hc"])).unwrap();
+        assert_eq!(
+            c[0]["Config"]["Healthcheck"]["Test"][0], "CMD-SHELL",
+            "[{who:?}] {c}"
+        );
+        env.ok(["rm", "hc"]);
+
+        // A build FROM it runs its trigger first, inherits its SHELL, and
+        // HEALTHCHECK NONE turns the inherited check off.
+        let child = context(&env, "child", &[("Dockerfile", CHILD)]);
+        let (out, _) = build(&env, &["-t", "hc-child", child.to_str().unwrap()]);
+        assert!(
+            out.contains("--> Executing 1 build triggers"),
+            "[{who:?}] {out}"
+        );
+        assert!(
+            out.lines().any(|l| l == "shell-form: inherited"),
+            "[{who:?}] {out}"
+        );
+        let cfg = config(&env, "hc-child");
+        assert_eq!(cfg["Healthcheck"], serde_json::json!({"Test": ["NONE"]}));
+        assert_eq!(
+            cfg["Shell"],
+            serde_json::json!(["/bin/echo", "shell-form:"])
+        );
+        assert!(cfg.get("OnBuild").is_none(), "not passed on: {cfg}");
+        assert_eq!(env.ok(["run", "--rm", "hc-child"]), "onbuild-ran\n");
+
+        // A bad duration names the line.
+        write(
+            &child.join("Dockerfile"),
+            "FROM busybox\nHEALTHCHECK --interval=5 CMD true\n",
+        );
+        let o = env.run(["build", child.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("(Dockerfile:2): HEALTHCHECK --interval=5 CMD true")
+                && stderr(&o).contains("missing unit in duration"),
+            "[{who:?}] {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn workdir_after_user_makes_its_directories_owned_by_that_user() {
+    const DOCKERFILE: &str = r#"FROM busybox
+WORKDIR /existing
+USER 1000:1000
+WORKDIR /made/app
+WORKDIR /existing
+WORKDIR data
+USER nobody
+WORKDIR /by-name
+USER root
+WORKDIR /as-root
+"#;
+    for env in users("build_workdir_user") {
+        let who = env.who;
+        env.import_busybox("busybox");
+        let ctx = context(&env, "ctx", &[("Dockerfile", DOCKERFILE)]);
+        build(&env, &["-t", "wd", ctx.to_str().unwrap()]);
+        let owners = env.ok([
+            "run",
+            "--rm",
+            "-u",
+            "0",
+            "wd",
+            "stat",
+            "-c",
+            "%n %u:%g",
+            "/made",
+            "/made/app",
+            "/existing",
+            "/existing/data",
+            "/by-name",
+            "/as-root",
+        ]);
+        // Without a subuid range every file is root's, as in import.
+        let (user, nobody) = match who {
+            Who::Range => ("1000:1000", "65534:65534"),
+            Who::Single => ("0:0", "0:0"),
+        };
+        assert_eq!(
+            owners,
+            format!(
+                "/made {user}\n/made/app {user}\n/existing 0:0\n/existing/data {user}\n/by-name {nobody}\n/as-root 0:0\n"
+            ),
+            "[{who:?}] the directories WORKDIR made are USER's, the ones that were there keep their owner"
         );
     }
 }

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::image::config::Healthcheck;
+
 /// A parse or substitution error, with the Dockerfile line it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("Dockerfile:{line}: {msg}")]
@@ -14,8 +16,7 @@ pub struct ParseError {
     pub msg: String,
 }
 
-/// The instructions Docker knows. `ONBUILD` and `MAINTAINER` parse, and are
-/// refused or recorded by the executor.
+/// The instructions Docker knows.
 pub const KEYWORDS: &[&str] = &[
     "FROM",
     "RUN",
@@ -495,9 +496,236 @@ pub fn key_values(args: &str, escape: char, legacy: bool) -> Result<Vec<(String,
         .collect()
 }
 
+/// `HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D]
+/// [--start-interval=D] [--retries=N] CMD command` or `HEALTHCHECK NONE`,
+/// as Docker stores it (see [`Healthcheck`]).
+pub fn healthcheck(ins: &Instruction) -> Result<Healthcheck, String> {
+    let (kind, rest) = match ins.args.split_once(char::is_whitespace) {
+        Some((k, r)) => (k.to_ascii_uppercase(), r.trim()),
+        None => (ins.args.to_ascii_uppercase(), ""),
+    };
+    match kind.as_str() {
+        "NONE" if rest.is_empty() && ins.flags.is_empty() => Ok(Healthcheck {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }),
+        "NONE" => Err("HEALTHCHECK NONE takes no arguments or flags".into()),
+        "CMD" => {
+            let test = match exec_form(rest) {
+                Some(v) if v.is_empty() => Vec::new(),
+                Some(v) => [vec!["CMD".to_string()], v].concat(),
+                None if rest.is_empty() => Vec::new(),
+                None => vec!["CMD-SHELL".to_string(), rest.to_string()],
+            };
+            if test.is_empty() {
+                return Err("HEALTHCHECK CMD needs a command".into());
+            }
+            let duration = |name: &str| -> Result<i64, String> {
+                let Some(v) = ins.flag(name) else {
+                    return Ok(0);
+                };
+                let d = go_duration(v).map_err(|e| format!("--{name}={v}: {e}"))?;
+                // Docker's floor: zero means the default, anything else
+                // must be at least a millisecond.
+                if d != 0 && d < 1_000_000 {
+                    return Err(format!("--{name}={v}: cannot be less than 1ms"));
+                }
+                Ok(d)
+            };
+            let retries = match ins.flag("retries") {
+                None => 0,
+                Some(v) => match v.parse::<i64>() {
+                    Ok(n) if n >= 0 => n,
+                    Ok(_) => return Err(format!("--retries={v}: cannot be negative")),
+                    Err(_) => return Err(format!("--retries={v}: expected a whole number")),
+                },
+            };
+            Ok(Healthcheck {
+                test,
+                interval: duration("interval")?,
+                timeout: duration("timeout")?,
+                start_period: duration("start-period")?,
+                start_interval: duration("start-interval")?,
+                retries,
+            })
+        }
+        "" => Err("HEALTHCHECK needs CMD command or NONE".into()),
+        other => Err(format!(
+            "unknown type {other:?} in HEALTHCHECK (expected CMD or NONE)"
+        )),
+    }
+}
+
+/// A duration in Go's syntax (`300ms`, `1.5h`, `2h45m`, `-1s`; units ns, us,
+/// µs, ms, s, m, h; a bare `0`), as Docker reads HEALTHCHECK's flags, in
+/// nanoseconds.
+pub fn go_duration(s: &str) -> Result<i64, String> {
+    let (negative, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err("invalid duration".into());
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (int, after) = rest.split_at(int_len);
+        let (frac, after) = match after.strip_prefix('.') {
+            Some(a) => {
+                let n = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
+                a.split_at(n)
+            }
+            None => ("", after),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err("invalid duration".into());
+        }
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => return Err("missing unit in duration".into()),
+            u => return Err(format!("unknown unit {u:?} in duration")),
+        };
+        let too_big = || "duration out of range".to_string();
+        let whole: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| too_big())?
+        };
+        // The fraction's digits past nanosecond precision do not matter.
+        let digits = &frac[..frac.len().min(20)];
+        let part: u128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse::<u128>().map_err(|_| too_big())? * scale / 10u128.pow(digits.len() as u32)
+        };
+        total = whole
+            .checked_mul(scale)
+            .and_then(|w| w.checked_add(part))
+            .and_then(|v| v.checked_add(total))
+            .filter(|v| *v <= i64::MAX as u128)
+            .ok_or_else(too_big)?;
+        rest = after;
+    }
+    let n = total as i64;
+    Ok(if negative { -n } else { n })
+}
+
+/// `ONBUILD INSTRUCTION`: the trigger, checked as Docker does when it is
+/// declared (it runs in a build that uses this image as its FROM).
+pub fn onbuild_trigger(ins: &Instruction) -> Result<Instruction, String> {
+    let trigger = parse_instruction(ins.line, &ins.args).map_err(|e| e.msg)?;
+    match trigger.keyword.as_str() {
+        "ONBUILD" => Err("chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
+        "FROM" | "MAINTAINER" => Err(format!(
+            "{} isn't allowed as an ONBUILD trigger",
+            trigger.keyword
+        )),
+        _ => Ok(trigger),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `text` as the instruction after a FROM.
+    fn one(text: &str) -> Instruction {
+        parse(&format!("FROM scratch\n{text}\n"))
+            .unwrap()
+            .instructions
+            .remove(1)
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("5s"), Ok(5_000_000_000));
+        assert_eq!(go_duration("0"), Ok(0));
+        assert_eq!(go_duration("1h30m"), Ok(5_400_000_000_000));
+        assert_eq!(go_duration("1.5s"), Ok(1_500_000_000));
+        assert_eq!(go_duration(".5ms"), Ok(500_000));
+        assert_eq!(go_duration("300us"), Ok(300_000));
+        assert_eq!(go_duration("2µs"), Ok(2_000));
+        assert_eq!(go_duration("-2m"), Ok(-120_000_000_000));
+        assert_eq!(go_duration("1m0.25s10ns"), Ok(60_250_000_010));
+        for bad in ["", "5", "s", "5x", "1.s.", "3000000h", "1..5s", "- 1s"] {
+            assert!(go_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn healthcheck_forms_and_flags() {
+        let h = healthcheck(&one(
+            "HEALTHCHECK --interval=5s --timeout=3s --retries=3 CMD wget -q -O- localhost || exit 1",
+        ))
+        .unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "wget -q -O- localhost || exit 1"]);
+        assert_eq!(
+            (h.interval, h.timeout, h.retries),
+            (5_000_000_000, 3_000_000_000, 3)
+        );
+        assert_eq!((h.start_period, h.start_interval), (0, 0));
+        let h = healthcheck(&one(
+            r#"healthcheck --start-period=1m --start-interval=500ms cmd ["/bin/check", "-v"]"#,
+        ))
+        .unwrap();
+        assert_eq!(h.test, ["CMD", "/bin/check", "-v"]);
+        assert_eq!(
+            (h.start_period, h.start_interval),
+            (60_000_000_000, 500_000_000)
+        );
+        assert_eq!(
+            healthcheck(&one("HEALTHCHECK NONE")).unwrap().test,
+            ["NONE"]
+        );
+        for (bad, says) in [
+            ("HEALTHCHECK NONE x", "takes no arguments"),
+            ("HEALTHCHECK --interval=1s NONE", "takes no arguments"),
+            ("HEALTHCHECK", "needs CMD"),
+            ("HEALTHCHECK CMD", "needs a command"),
+            ("HEALTHCHECK CMD []", "needs a command"),
+            ("HEALTHCHECK RUN true", "unknown type \"RUN\""),
+            ("HEALTHCHECK --interval=5 CMD true", "missing unit"),
+            ("HEALTHCHECK --timeout=500us CMD true", "less than 1ms"),
+            ("HEALTHCHECK --retries=-1 CMD true", "cannot be negative"),
+            ("HEALTHCHECK --retries=x CMD true", "whole number"),
+        ] {
+            let e = healthcheck(&one(bad)).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        assert!(parse("FROM scratch\nHEALTHCHECK --intervall=5s CMD true").is_err());
+    }
+
+    #[test]
+    fn onbuild_triggers_are_checked_when_declared() {
+        let t = onbuild_trigger(&one("ONBUILD copy --chown=1:1 a /b")).unwrap();
+        assert_eq!((t.keyword.as_str(), t.args.as_str()), ("COPY", "a /b"));
+        assert_eq!(t.flag("chown"), Some("1:1"));
+        for (bad, says) in [
+            ("ONBUILD ONBUILD RUN x", "chaining"),
+            ("ONBUILD FROM busybox", "FROM isn't allowed"),
+            ("ONBUILD MAINTAINER me", "MAINTAINER isn't allowed"),
+            ("ONBUILD RUNN x", "unknown instruction"),
+            ("ONBUILD COPY --chwon=1 a b", "does not support"),
+        ] {
+            let e = onbuild_trigger(&one(bad)).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     fn vars(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter()

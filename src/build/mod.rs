@@ -85,7 +85,6 @@ struct Stage {
     runtime: ImageRuntimeConfig,
     /// History of the config-only steps since `image`.
     pending: Vec<History>,
-    shell: Vec<String>,
     /// ARGs in scope and their values.
     args: BTreeMap<String, String>,
     /// Whether this stage set CMD (a later ENTRYPOINT keeps it).
@@ -116,7 +115,6 @@ impl Stage {
             "image": self.image,
             "config": self.runtime,
             "pending": pending,
-            "shell": self.shell,
             "args": self.args,
         })
         .to_string()
@@ -137,6 +135,16 @@ impl Stage {
             history_before: self.pending.clone(),
             ..Default::default()
         }
+    }
+
+    /// What shell-form RUN, CMD and ENTRYPOINT run under: the SHELL this
+    /// stage or its base image set, else Docker's default.
+    fn shell(&self) -> Vec<String> {
+        self.runtime
+            .docker
+            .shell
+            .clone()
+            .unwrap_or_else(default_shell)
     }
 
     fn set_image(&mut self, id: String) {
@@ -345,10 +353,7 @@ impl Builder<'_> {
         is_final: bool,
     ) -> Result<String, BuildError> {
         let total = steps.len();
-        let mut st = Stage {
-            shell: default_shell(),
-            ..Default::default()
-        };
+        let mut st = Stage::default();
         for (n, ins) in steps.iter().enumerate() {
             let text = ins.text();
             self.say(&format!("{prefix}STEP {}/{total}: {text}", n + 1));
@@ -383,12 +388,8 @@ impl Builder<'_> {
     fn finish(&mut self, st: &Stage) -> Result<String, String> {
         if st.pending.is_empty() {
             if let Some(id) = &st.image {
-                let cfg = self.store.image_config(id).map_err(|e| e.to_string())?;
-                let now = cfg
-                    .config()
-                    .as_ref()
-                    .map(ImageRuntimeConfig::from_oci)
-                    .unwrap_or_default();
+                let (_, now) =
+                    crate::image::config::load(self.store, id).map_err(|e| e.to_string())?;
                 if now == st.runtime {
                     return Ok(id.clone());
                 }
@@ -444,16 +445,14 @@ impl Builder<'_> {
                     Some(self.image_of(&base)?)
                 };
                 st.runtime = match &st.image {
-                    Some(id) => self
-                        .store
-                        .image_config(id)
-                        .map_err(|e| e.to_string())?
-                        .config()
-                        .as_ref()
-                        .map(ImageRuntimeConfig::from_oci)
-                        .unwrap_or_default(),
+                    Some(id) => {
+                        crate::image::config::load(self.store, id)
+                            .map_err(|e| e.to_string())?
+                            .1
+                    }
                     None => ImageRuntimeConfig::default(),
                 };
+                self.onbuild_triggers(st, globals)?;
             }
             "ARG" => {
                 for (k, v) in self.declare(&ins.args, &st.vars_with(globals))? {
@@ -476,7 +475,7 @@ impl Builder<'_> {
             "MAINTAINER" => st.note(nop(&format!("MAINTAINER {args}"))),
             "CMD" | "ENTRYPOINT" => {
                 let argv = ins.exec_form().unwrap_or_else(|| {
-                    let mut v = st.shell.clone();
+                    let mut v = st.shell();
                     v.push(args.clone());
                     v
                 });
@@ -511,6 +510,7 @@ impl Builder<'_> {
                 st.runtime.working_dir = dir.clone();
                 let plan = stage::Plan {
                     mkdir: vec![dir.clone()],
+                    mkdir_owner: (!st.runtime.user.is_empty()).then(|| st.runtime.user.clone()),
                     tar: None,
                     place: None,
                     chown: None,
@@ -525,20 +525,63 @@ impl Builder<'_> {
                 st.note(nop(&format!("{kw} {args}")));
             }
             "SHELL" => {
-                st.shell = ins
+                let shell = ins
                     .exec_form()
                     .filter(|v| !v.is_empty())
                     .ok_or("SHELL requires the arguments to be in JSON form")?;
-                eprintln!(
-                    "WARN: SHELL is not part of the OCI image format: it applies to this build only"
-                );
+                st.note(nop(&format!(
+                    "SHELL {}",
+                    serde_json::to_string(&shell).unwrap_or_default()
+                )));
+                st.runtime.docker.shell = Some(shell);
             }
-            "HEALTHCHECK" | "ONBUILD" => {
-                eprintln!("WARN: {kw} is not part of the OCI image format and is ignored");
+            "HEALTHCHECK" => {
+                st.runtime.docker.healthcheck = Some(dockerfile::healthcheck(ins)?);
+                st.note(nop(&ins.text()));
+            }
+            "ONBUILD" => {
+                let trigger = dockerfile::onbuild_trigger(ins)?;
+                st.runtime
+                    .docker
+                    .on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(trigger.text());
+                st.note(nop(&format!("ONBUILD {}", trigger.text())));
             }
             "RUN" => self.run_step(st, ins)?,
             "COPY" | "ADD" => self.copy_step(st, ins, &args)?,
             other => return Err(format!("{other} is not supported")),
+        }
+        Ok(())
+    }
+
+    /// After FROM: the base image's ONBUILD triggers run as this stage's
+    /// first steps, and are not passed on (Docker's rule).
+    fn onbuild_triggers(
+        &mut self,
+        st: &mut Stage,
+        globals: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let Some(triggers) = st.runtime.docker.on_build.take() else {
+            return Ok(());
+        };
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        self.say(&format!("--> Executing {} build triggers", triggers.len()));
+        for t in triggers {
+            let err = |e: String| format!("ONBUILD trigger {t:?}: {e}");
+            // Checked again: the image may come from anywhere.
+            let ins = dockerfile::onbuild_trigger(&dockerfile::Instruction {
+                line: 0,
+                keyword: "ONBUILD".into(),
+                flags: Vec::new(),
+                args: t.clone(),
+                heredoc: None,
+            })
+            .map_err(err)?;
+            self.say(&format!("--> Trigger: {}", ins.text()));
+            self.step(st, &ins, globals).map_err(err)?;
         }
         Ok(())
     }
@@ -637,15 +680,15 @@ impl Builder<'_> {
         let argv = match (&ins.heredoc, ins.exec_form()) {
             (Some(_), Some(_)) => return Err("a heredoc needs the shell form".into()),
             (None, Some(v)) => v,
-            (None, None) => [st.shell.clone(), vec![ins.args.clone()]].concat(),
+            (None, None) => [st.shell(), vec![ins.args.clone()]].concat(),
             // `RUN <<EOF` alone runs the body as a script; otherwise the
             // shell gets the heredoc as written.
             (Some(h), None) if dockerfile::heredoc_only(&ins.args) => {
-                [st.shell.clone(), vec![h.body.clone()]].concat()
+                [st.shell(), vec![h.body.clone()]].concat()
             }
             (Some(h), None) => {
                 let text = format!("{}\n{}{}", ins.args, h.body, h.word);
-                [st.shell.clone(), vec![text]].concat()
+                [st.shell(), vec![text]].concat()
             }
         };
         if argv.is_empty() {
@@ -793,6 +836,7 @@ impl Builder<'_> {
             if let Some(hash) = self.add_archive(&parts[0], &tar_path)? {
                 let plan = stage::Plan {
                     mkdir: Vec::new(),
+                    mkdir_owner: None,
                     tar: Some(tar_path.clone()),
                     place: Some(stage::Place::Into(dest.clone())),
                     chown: None,
@@ -840,6 +884,7 @@ impl Builder<'_> {
         let created_by = format!("/bin/sh -c #(nop) {kw} {kind}:{} in {dest} ", packed.hash);
         let plan = stage::Plan {
             mkdir: Vec::new(),
+            mkdir_owner: None,
             tar: Some(tar_path.clone()),
             place: Some(place),
             chown,

@@ -2,7 +2,8 @@
 //! user namespace with the store's mapping: COPY and ADD unpack their tar
 //! into the stage's filesystem (an overlay of its image's layers with a
 //! fresh upper dir, so the upper dir is exactly the step's changes, in the
-//! format `commit` archives), WORKDIR makes its directory there, and
+//! format `commit` archives), WORKDIR makes its directory there (owned by
+//! the stage's USER, as Docker does), and
 //! `COPY --from` packs files out of another image's layers. RUN runs a
 //! container, as `run` does (see `mod.rs`).
 
@@ -33,6 +34,9 @@ pub enum Place {
 pub struct Plan {
     /// Directories to make first (WORKDIR).
     pub mkdir: Vec<String>,
+    /// Owner of the directories `mkdir` creates (the stage's USER; the
+    /// ones that already exist keep theirs).
+    pub mkdir_owner: Option<String>,
     pub tar: Option<PathBuf>,
     pub place: Option<Place>,
     /// `--chown`: owner of the copied entries (resolved in the stage's own
@@ -101,8 +105,18 @@ fn carry_out(plan: Plan, tar: Option<File>, ids: IdPolicy) -> Result<(), String>
     let mkdir = |d: &Path| -> Result<(), String> {
         std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))
     };
+    let dir_owner = match &plan.mkdir_owner {
+        Some(spec) => owner(spec, ids, &format!("USER {spec}"))?,
+        None => None,
+    };
     for d in &plan.mkdir {
-        mkdir(Path::new(d))?;
+        let made = mkdir_new(Path::new(d))?;
+        if let Some((uid, gid)) = dir_owner {
+            for p in made {
+                std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
+                    .map_err(|e| format!("chown {}: {e}", p.display()))?;
+            }
+        }
     }
     let (Some(tar), Some(place)) = (tar, &plan.place) else {
         return Ok(());
@@ -139,20 +153,47 @@ fn carry_out(plan: Plan, tar: Option<File>, ids: IdPolicy) -> Result<(), String>
             }
         }
     };
-    if let (Some(spec), IdPolicy::Keep { max_uid, max_gid }) = (&plan.chown, ids) {
-        let who = crate::sandbox::resolve_user(spec, Path::new("/etc"))
-            .map_err(|e| format!("--chown={spec}: {e}"))?;
-        if who.uid > max_uid || who.gid > max_gid {
-            return Err(format!(
-                "--chown={spec}: {}:{} is outside the ids this user can map (0-{max_uid})",
-                who.uid, who.gid
-            ));
-        }
-        for p in landed {
-            chown_tree(&p, who.uid, who.gid)?;
+    if let Some(spec) = &plan.chown {
+        if let Some((uid, gid)) = owner(spec, ids, &format!("--chown={spec}"))? {
+            for p in landed {
+                chown_tree(&p, uid, gid)?;
+            }
         }
     }
     Ok(())
+}
+
+/// The ids `spec` (shown in errors as `what`) names in the stage's `/etc/passwd` and `/etc/group`, or
+/// None when the store keeps no owners (every file is root's).
+fn owner(spec: &str, ids: IdPolicy, what: &str) -> Result<Option<(u32, u32)>, String> {
+    let IdPolicy::Keep { max_uid, max_gid } = ids else {
+        return Ok(None);
+    };
+    let who = crate::sandbox::resolve_user(spec, Path::new("/etc"))
+        .map_err(|e| format!("{what}: {e}"))?;
+    if who.uid > max_uid || who.gid > max_gid {
+        return Err(format!(
+            "{what}: {}:{} is outside the ids this user can map (0-{max_uid})",
+            who.uid, who.gid
+        ));
+    }
+    Ok(Some((who.uid, who.gid)))
+}
+
+/// `mkdir -p d`, returning the directories it created, outermost first.
+fn mkdir_new(d: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut missing = Vec::new();
+    let mut p = d;
+    while std::fs::symlink_metadata(p).is_err() {
+        missing.push(p.to_path_buf());
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+    missing.reverse();
+    Ok(missing)
 }
 
 fn chown_tree(p: &Path, uid: u32, gid: u32) -> Result<(), String> {

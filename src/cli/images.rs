@@ -10,7 +10,6 @@ use super::format::Format;
 use super::{table, Ctx, Exit};
 use crate::exit;
 use crate::image::catalog::{self, ImageSummary};
-use crate::image::config::ImageRuntimeConfig;
 use crate::image::reference::Reference;
 use crate::store::short_hex;
 use crate::util::human;
@@ -110,13 +109,7 @@ fn glob(pattern: &str, text: &str) -> bool {
 }
 
 fn labels_match(img: &ImageSummary, want: &[(String, Option<String>)]) -> bool {
-    let labels: BTreeMap<String, String> = img
-        .config
-        .config()
-        .as_ref()
-        .map(ImageRuntimeConfig::from_oci)
-        .unwrap_or_default()
-        .labels;
+    let labels: &BTreeMap<String, String> = &img.runtime.labels;
     want.iter().all(|(k, v)| match (labels.get(k), v) {
         (Some(_), None) => true,
         (Some(have), Some(v)) => have == v,

@@ -139,12 +139,7 @@ pub struct NetworkOptions {
 /// volumes are made (named ones that do not exist, an anonymous one for each
 /// image `VOLUME` no mount covers) and empty ones seeded from the image.
 pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Result<ContainerRecord> {
-    let image_cfg = store.image_config(&opts.image_id)?;
-    let rc = image_cfg
-        .config()
-        .as_ref()
-        .map(ImageRuntimeConfig::from_oci)
-        .unwrap_or_default();
+    let (image_cfg, rc) = crate::image::config::load(store, &opts.image_id)?;
     let mut config = merge_config(&rc, opts)?;
     if let Some(n) = &opts.name {
         names::validate(n)?;
@@ -350,6 +345,7 @@ fn merge_config(rc: &ImageRuntimeConfig, opts: &CreateOptions) -> Result<Contain
         },
         exposed_ports: rc.exposed_ports.clone(),
         stop_signal: rc.stop_signal.clone(),
+        healthcheck: rc.docker.healthcheck.clone(),
         image: opts.image.clone(),
         tty: opts.tty,
         open_stdin: opts.interactive,

@@ -40,6 +40,9 @@ pub struct ContainerConfig {
     pub exposed_ports: BTreeSet<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// The image's HEALTHCHECK, shown by `inspect` (not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::image::config::Healthcheck>,
     /// The image as the user named it.
     pub image: String,
     pub tty: bool,

@@ -21,6 +21,8 @@ pub struct ImageSummary {
     pub size: u64,
     pub layers: Vec<String>,
     pub config: oci_spec::image::ImageConfiguration,
+    /// Its `config` section, with the Docker-only fields.
+    pub runtime: ImageRuntimeConfig,
     /// Where the image was pulled from or pushed to, by digest.
     pub repo_digests: Vec<String>,
     /// Made by a build step (see `ImageMeta::build_cache`).
@@ -70,7 +72,7 @@ pub fn resolve(store: &Store, name: &str) -> Result<String, StoreError> {
 }
 
 pub fn summary(store: &Store, id: &str) -> Result<ImageSummary, CatalogError> {
-    let config = store.image_config(id)?;
+    let (config, runtime) = super::config::load(store, id)?;
     let layers = config.rootfs().diff_ids().clone();
     let size = layers.iter().map(|l| store.layer_size(l)).sum();
     let tags = store
@@ -87,6 +89,7 @@ pub fn summary(store: &Store, id: &str) -> Result<ImageSummary, CatalogError> {
         size,
         layers,
         config,
+        runtime,
         repo_digests: meta.repo_digests,
         build_cache: meta.build_cache,
     })
@@ -104,12 +107,7 @@ pub fn list(store: &Store) -> Result<Vec<ImageSummary>, CatalogError> {
 
 /// Docker's `image inspect` object.
 pub fn inspect_json(s: &ImageSummary) -> serde_json::Value {
-    let rc = s
-        .config
-        .config()
-        .as_ref()
-        .map(ImageRuntimeConfig::from_oci)
-        .unwrap_or_default();
+    let rc = &s.runtime;
     json!({
         "Id": s.id,
         "RepoTags": s.tags.iter().map(|t| t.short()).collect::<Vec<_>>(),

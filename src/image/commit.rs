@@ -19,7 +19,7 @@ use super::add::{self, NewImage, StagedLayer};
 use super::blob::{self, Expected, Ingested};
 use super::change::{apply_change, ChangeError};
 use super::compress::Compression;
-use super::config::{new_image_config, ImageRuntimeConfig};
+use super::config::{self as image_config, new_image_config, DockerOnly, ImageRuntimeConfig};
 use super::import::id_policy;
 use super::layer_tar::{self, TreeKind};
 use super::manifest::{self, Descriptor, Document};
@@ -129,34 +129,28 @@ pub fn commit_changes(
 }
 
 /// The base image's config and layer descriptors, or an empty image's for
-/// `None` (a build's `FROM scratch`), with the new runtime config set.
+/// `None` (a build's `FROM scratch`), with the new runtime config set, and
+/// the Docker-only fields the new config blob carries.
 fn start_from(
     store: &Store,
     base: Option<&str>,
     opts: &CommitOptions,
-) -> Result<(ImageConfiguration, Vec<Descriptor>), CommitError> {
-    let (mut cfg, layers) = match base {
+) -> Result<(ImageConfiguration, Vec<Descriptor>, DockerOnly), CommitError> {
+    let (mut cfg, base_runtime, layers) = match base {
         Some(base) => {
-            let cfg = store.image_config(base)?;
+            let (cfg, rc) = image_config::load(store, base)?;
             let layers = base_descriptors(store, base, cfg.rootfs().diff_ids().len())?;
-            (cfg, layers)
+            (cfg, rc, layers)
         }
         None => {
             let created = crate::util::human::now_rfc3339();
             let mut cfg =
                 new_image_config(&ImageRuntimeConfig::default(), Vec::new(), &created, "");
             cfg.set_history(None);
-            (cfg, Vec::new())
+            (cfg, ImageRuntimeConfig::default(), Vec::new())
         }
     };
-    let mut runtime = match &opts.runtime {
-        Some(r) => r.clone(),
-        None => cfg
-            .config()
-            .as_ref()
-            .map(ImageRuntimeConfig::from_oci)
-            .unwrap_or_default(),
-    };
+    let mut runtime = opts.runtime.clone().unwrap_or(base_runtime);
     for c in &opts.changes {
         apply_change(&mut runtime, c)?;
     }
@@ -168,7 +162,11 @@ fn start_from(
         }
         cfg.set_config(Some(c));
     }
-    Ok((cfg, layers))
+    Ok((cfg, layers, runtime.docker))
+}
+
+fn config_bytes(cfg: &ImageConfiguration, docker: &DockerOnly) -> Result<Vec<u8>, CommitError> {
+    image_config::to_bytes(cfg, docker).map_err(|e| CommitError::Layer(e.to_string()))
 }
 
 /// A new image that is `base` (or an empty one) with only its config and
@@ -179,7 +177,7 @@ pub fn commit_config(
     base: Option<&str>,
     opts: &CommitOptions,
 ) -> Result<String, CommitError> {
-    let (mut cfg, layers) = start_from(store, base, opts)?;
+    let (mut cfg, layers, docker) = start_from(store, base, opts)?;
     let mut history = cfg.history().clone().unwrap_or_default();
     history.extend(opts.history_before.iter().cloned());
     let created = history
@@ -188,7 +186,7 @@ pub fn commit_config(
         .unwrap_or_else(crate::util::human::now_rfc3339);
     cfg.set_history(Some(history));
     cfg.set_created(Some(created));
-    let config = serde_json::to_vec(&cfg).map_err(|e| CommitError::Layer(e.to_string()))?;
+    let config = config_bytes(&cfg, &docker)?;
     let manifest = manifest::oci_manifest(&config, &layers);
     Ok(add::add_image(
         store,
@@ -213,7 +211,7 @@ pub fn commit_changes_on(
     opts: &CommitOptions,
 ) -> Result<Committed, CommitError> {
     // Everything that can be refused is checked before archiving.
-    let (mut cfg, base_layers) = start_from(store, base, opts)?;
+    let (mut cfg, base_layers, docker) = start_from(store, base, opts)?;
     store.remove_abandoned_staging(mapping);
 
     let staging = store.staging("commit", mapping)?;
@@ -244,7 +242,7 @@ pub fn commit_changes_on(
         if !opts.author.is_empty() {
             cfg.set_author(Some(opts.author.clone()));
         }
-        let config = serde_json::to_vec(&cfg).map_err(|e| CommitError::Layer(e.to_string()))?;
+        let config = config_bytes(&cfg, &docker)?;
         let mut layers = base_layers;
         layers.push(manifest::layer_descriptor(
             &packed.digest,
@@ -299,7 +297,7 @@ fn base_descriptors(
 }
 
 /// The runtime fields `--change` may set, written over the base config so
-/// fields burrow does not model (volumes, healthcheck) survive.
+/// fields `--change` does not touch (volumes) survive.
 fn set_runtime(c: &mut Config, rc: &ImageRuntimeConfig) {
     let n = rc.to_oci();
     c.set_user(n.user().clone());

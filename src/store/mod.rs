@@ -313,17 +313,22 @@ impl Store {
     }
 
     pub fn image_config(&self, id: &str) -> Result<oci_spec::image::ImageConfiguration> {
+        let bytes = self.image_config_bytes(id)?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            path: self.image_config_path(id),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The config blob as stored (for the fields OCI's type drops).
+    pub fn image_config_bytes(&self, id: &str) -> Result<Vec<u8>> {
         let p = self.image_config_path(id);
-        let bytes = fs::read(&p).map_err(|e| {
+        fs::read(&p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 StoreError::NoSuchImage(id.to_string())
             } else {
                 io("reading image config", &p)(e)
             }
-        })?;
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-            path: p,
-            detail: e.to_string(),
         })
     }
 

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod podman;
+
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
