@@ -165,7 +165,7 @@ fn podman_runs_containers_through_conmon_and_burrow_runc() {
                 "--network",
                 "none",
                 "--name",
-                "d1",
+                "bg1",
                 "localhost/bb:1",
                 "sleep",
                 "1000",
@@ -179,7 +179,7 @@ fn podman_runs_containers_through_conmon_and_burrow_runc() {
         assert!(state["pid"].as_i64().unwrap() > 0);
         let o = pm.ok(&[
             "exec",
-            "d1",
+            "bg1",
             "sh",
             "-c",
             "cat /proc/1/cmdline; echo; echo $$",
@@ -193,26 +193,26 @@ fn podman_runs_containers_through_conmon_and_burrow_runc() {
             "X=7",
             "-w",
             "/etc",
-            "d1",
+            "bg1",
             "sh",
             "-c",
             "echo $X $(pwd); exit 5",
         ]);
         assert_eq!(o.status.code(), Some(5), "[{who:?}] {}", stderr(&o));
         assert_eq!(stdout(&o), "7 /etc\n", "[{who:?}]");
-        let o = pm.run(&["exec", "-t", "d1", "tty"]);
+        let o = pm.run(&["exec", "-t", "bg1", "tty"]);
         assert!(
             stdout(&o).starts_with("/dev/pts/"),
             "[{who:?}] {}",
             stderr(&o)
         );
-        let o = pm.run(&["exec", "d1", "nosuchcmd"]);
+        let o = pm.run(&["exec", "bg1", "nosuchcmd"]);
         assert_eq!(o.status.code(), Some(127), "[{who:?}] {}", stderr(&o));
         // sleep as PID 1 ignores SIGTERM: stop ends it with SIGKILL.
-        pm.ok(&["stop", "-t", "1", "d1"]);
+        pm.ok(&["stop", "-t", "1", "bg1"]);
         let o = pm.ok(&[
             "inspect",
-            "d1",
+            "bg1",
             "--format",
             "{{.State.ExitCode}} {{.State.Status}}",
         ]);
@@ -223,13 +223,13 @@ fn podman_runs_containers_through_conmon_and_burrow_runc() {
             "[{who:?}] {}",
             stdout(&st)
         );
-        pm.ok(&["rm", "d1"]);
-        // `container inspect`: a bare `inspect d1` also takes d1 as the
-        // prefix of an image id, and the imported image's id is new each run.
-        let o = pm.run(&["container", "inspect", "d1"]);
+        pm.ok(&["rm", "bg1"]);
+        // The name is not hex, so it can only match by name, never as the
+        // prefix of some other container's or image's random id.
+        let o = pm.run(&["container", "inspect", "bg1"]);
         assert!(
             !o.status.success(),
-            "[{who:?}] d1 is still there: {}",
+            "[{who:?}] bg1 is still there: {}",
             stdout(&o)
         );
         let left = std::fs::read_dir(pm.xdg().join("burrow-runc"))
