@@ -228,6 +228,15 @@ fn detached_containers_have_a_monitor_that_outlives_the_cli() {
         assert!(ps_row(&env, "bg").unwrap().contains("Exited (137)"));
         env.ok(["rm", "bg"]);
         assert!(!env.root.join("containers").join(id).exists());
+        // Nothing of it stays in the runtime dir (pid file, monitor lock).
+        let info = json(&env.ok(["info", "--format", "json"]));
+        let runtime = std::path::PathBuf::from(info["Runtime"].as_str().unwrap());
+        let left: Vec<String> = std::fs::read_dir(runtime.join("containers"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with(id))
+            .collect();
+        assert!(left.is_empty(), "left in the runtime dir: {left:?}");
     }
 }
 

@@ -85,12 +85,17 @@ pub fn leftovers(store: &Store) -> Result<Vec<Finding>, StoreError> {
     let pids = store.paths.runtime.join("containers");
     for e in read_dir(&pids)? {
         let file = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = file.strip_suffix(".pid") else {
+        let (id, what) = if let Some(id) = file.strip_suffix(".pid") {
+            (id, "pid file")
+        } else if let Some(id) = file.strip_suffix(".monitor") {
+            // A monitor takes its lock only once the record exists.
+            (id, "monitor lock")
+        } else {
             continue;
         };
         if !store.container_dir(id).exists() {
             out.push(Finding::debris(
-                format!("pid file {file} belongs to no container"),
+                format!("{what} {file} belongs to no container"),
                 e.path(),
             ));
         }
@@ -211,11 +216,12 @@ mod tests {
         // A half-removed container directory and an orphan pid file.
         fs::create_dir_all(s.container_dir("b").join("upper")).unwrap();
         fs::write(s.pid_file("c"), "1 1\n").unwrap();
+        fs::write(s.monitor_lock_file("d"), "").unwrap();
         fs::write(s.paths.runtime.join("cccccccccccc.sock"), "").unwrap();
         // A user network's switch socket is not an attach socket.
         fs::write(s.paths.runtime.join("net-0123456789ab.sock"), "").unwrap();
         let found = leftovers(&s).unwrap();
-        assert_eq!(found.len(), 4, "{found:?}");
+        assert_eq!(found.len(), 5, "{found:?}");
         let mapping = IdMapping::detect(std::path::Path::new("/etc")).single();
         reclaim(&s, &mapping);
         assert!(leftovers(&s).unwrap().is_empty());

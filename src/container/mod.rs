@@ -741,6 +741,7 @@ pub fn remove_anonymous_volumes(
 fn remove_files(store: &Store, rec: &ContainerRecord, mapping: &IdMapping) -> Result<()> {
     let dir = store.container_dir(&rec.id);
     let _ = fs::remove_file(store.pid_file(&rec.id));
+    let _ = fs::remove_file(store.monitor_lock_file(&rec.id));
     // One rename takes the whole directory out of containers/: a killed rm
     // leaves either the container or staging debris the next burrow
     // removes, never a half-deleted container. Then the name.

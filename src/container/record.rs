@@ -402,11 +402,7 @@ impl ContainerRecord {
     /// The lock a container's monitor holds for as long as it runs: one
     /// monitor per container, and `stop` can wait for a restart loop to end.
     fn monitor_lock_path(&self, store: &Store) -> std::path::PathBuf {
-        store
-            .paths
-            .runtime
-            .join("containers")
-            .join(format!("{}.monitor", self.id))
+        store.monitor_lock_file(&self.id)
     }
 
     /// Take the monitor lock; None when another monitor holds it.

@@ -542,6 +542,14 @@ impl Store {
             .join("containers")
             .join(format!("{id}.pid"))
     }
+
+    /// The file a container's monitor holds a lock on while it runs.
+    pub fn monitor_lock_file(&self, id: &str) -> PathBuf {
+        self.paths
+            .runtime
+            .join("containers")
+            .join(format!("{id}.monitor"))
+    }
 }
 
 /// A staging directory that removes what is left of itself when dropped
