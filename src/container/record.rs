@@ -518,11 +518,8 @@ impl ContainerRecord {
         }
         let pid = nix::unistd::Pid::from_raw(self.state.pid);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        for _ in 0..500 {
-            if nix::sys::signal::kill(pid, None).is_err() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        crate::util::poll::until(Duration::from_secs(5), Duration::from_millis(10), || {
+            nix::sys::signal::kill(pid, None).is_err().then_some(())
+        });
     }
 }

@@ -3,10 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-/// Call `f` every `every` until it gives a value or `timeout` has passed
-/// (it is always called at least once, and once more at the deadline).
+/// Call `f` until it gives a value or `timeout` has passed (it is always
+/// called at least once, and once more at the deadline). The first waits
+/// are short, a millisecond doubling up to `every`: most of what burrow
+/// waits for (a killed process gone, a pid file removed) happens within a
+/// few milliseconds, and a full step each time was most of an `rm -f`.
 pub fn until<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
+    let mut wait = every.min(Duration::from_millis(1));
     loop {
         if let Some(v) = f() {
             return Some(v);
@@ -14,7 +18,8 @@ pub fn until<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Optio
         if Instant::now() >= deadline {
             return None;
         }
-        std::thread::sleep(every);
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(every);
     }
 }
 
