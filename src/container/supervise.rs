@@ -194,8 +194,11 @@ pub fn supervise(
     drop(lock);
 
     let ended = watch.wait(started, rec);
-    // The container is gone from its network (address, names) at once.
-    drop(member);
+    // The container is gone from its network (address, names) before its
+    // end is recorded: whoever waits for that end sees the names gone.
+    if let Some(m) = member {
+        m.leave();
+    }
     let oom_killed = cgroup::discard(&spec);
     // `rm -f` may have removed the container meanwhile: then there is
     // nothing left to record, and no directory to write in.

@@ -6,7 +6,7 @@
 //! [`Membership`] (or the supervisor dying) is the leave.
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -65,12 +65,36 @@ pub struct Joiner<'a> {
 }
 
 /// A container on a user network: the switch counts it as long as this
-/// lives.
+/// lives (or until [`Membership::leave`]).
 #[derive(Debug)]
 pub struct Membership {
-    _conn: OwnedFd,
+    conn: OwnedFd,
     pub endpoint: Endpoint,
 }
+
+impl Membership {
+    /// Leave the network and wait (briefly) until the switch has taken the
+    /// container's names out of the other members' `/etc/hosts`. Dropping
+    /// a membership leaves too, without waiting.
+    pub fn leave(self) {
+        let bye = serde_json::to_vec(&Request::Leave).expect("request serializes");
+        if seqpacket::send(self.conn.as_raw_fd(), &bye, None).is_err() {
+            return;
+        }
+        // A switch that is gone or stuck must not hold the container's end
+        // up for long.
+        let mut fds = [nix::poll::PollFd::new(
+            self.conn.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if let Ok(1..) = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(LEAVE_TIMEOUT_MS)) {
+            let _ = read_reply(&self.conn);
+        }
+    }
+}
+
+/// How long a leaving member waits for the switch's answer.
+const LEAVE_TIMEOUT_MS: u16 = 2000;
 
 fn fail(net: &Network, detail: impl std::fmt::Display) -> NetworkError {
     NetworkError::Join {
@@ -143,7 +167,7 @@ pub fn join(
         Err(e) => return Err(fail(net, e)),
     }
     Ok(Membership {
-        _conn: conn,
+        conn,
         endpoint: Endpoint {
             network_id: net.id.clone(),
             aliases: who.aliases.to_vec(),

@@ -11,8 +11,9 @@
 //! ```
 //!
 //! A member is its supervisor's connection: `Join` leases an address,
-//! `Attach` hands over the TAP device, and EOF (the container ended, or its
-//! supervisor died) closes the TAP, frees the address and removes its names.
+//! `Attach` hands over the TAP device, and `Leave` (the container ended;
+//! answered once its names are gone) or EOF (its supervisor died) closes
+//! the TAP, frees the address and removes its names.
 //! With no member left the switch removes its socket and exits. One switch
 //! per network is ensured by a lock file held for its whole life.
 
@@ -57,6 +58,11 @@ pub enum Request {
     },
     /// The TAP device comes with this message.
     Attach,
+    /// The container has ended: answered once the others' `/etc/hosts` no
+    /// longer name it, so whoever waits for the end (`rm -f`) sees it gone
+    /// from the network. A member that just closes its connection (killed)
+    /// leaves the same way, without the answer.
+    Leave,
 }
 
 /// The switch's answer.
@@ -64,6 +70,7 @@ pub enum Request {
 pub enum Reply {
     Lease { ip: Ipv4Addr, prefix: u8 },
     Joined,
+    Left,
     Refused(String),
 }
 
@@ -325,6 +332,18 @@ impl Switch<'_> {
                         );
                         self.leave(i);
                     }
+                }
+            }
+            Ok(Request::Leave) => {
+                // Out of everyone's hosts first, then the answer (on a
+                // copy of the connection: leaving closes the member's).
+                let conn = self.members[i]
+                    .as_ref()
+                    .and_then(|m| m.conn.try_clone().ok());
+                self.leave(i);
+                if let Some(c) = conn {
+                    let bytes = serde_json::to_vec(&Reply::Left).expect("reply serializes");
+                    let _ = seqpacket::send(c.as_raw_fd(), &bytes, None);
                 }
             }
             Err(e) => {
