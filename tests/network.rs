@@ -500,6 +500,7 @@ fn the_builtin_forwarder_works_without_any_helper() {
             "says once what to install: {}",
             stderr(&o)
         );
+        let started = o;
         assert!(fetch(port).contains("background-color: green"));
         // Said once, not on every run.
         let o = env
@@ -524,6 +525,8 @@ fn the_builtin_forwarder_works_without_any_helper() {
             "{}",
             stdout(&info)
         );
+        // The detached container must not outlive the test.
+        env.ok(["rm", "-f", stdout(&started).trim()]);
     }
 }
 
