@@ -482,15 +482,6 @@ fn big_tar(out: &Path, mib: usize) {
     std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
-/// Unmounts the tmpfs on drop.
-struct Tmpfs(PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_fails_import_and_pull_cleanly() {
     if !nix::unistd::Uid::effective().is_root() {
@@ -523,23 +514,7 @@ fn a_full_disk_fails_import_and_pull_cleanly() {
     ]);
     env.ok(["push", &remote]);
 
-    let small = env.user_dir("small-store");
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=20m,mode=0755"])
-        .arg("tmpfs")
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(st.success(), "mounting a tmpfs");
-    let _mounted = Tmpfs(small.clone());
-    let (uid, gid) = env.ids();
-    nix::unistd::chown(
-        &small,
-        Some(nix::unistd::Uid::from_raw(uid)),
-        Some(nix::unistd::Gid::from_raw(gid)),
-    )
-    .unwrap();
-    env.root = small.join("store");
+    let _mounted = env.store_on_tmpfs("20m");
     env.import_busybox("base");
     let before = common::listing(&env.root);
 
