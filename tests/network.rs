@@ -330,6 +330,27 @@ impl TestNetns {
         ns.server = Some(server);
         ns
     }
+
+    /// Run a shell line inside the namespace; stdout and stderr together.
+    fn sh(&self, line: &str) -> String {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sh", "-c", line])
+            .output()
+            .unwrap();
+        format!("{}{}", stdout(&o), stderr(&o))
+    }
+
+    /// Run `line` inside the namespace until its output carries the test
+    /// server's page (the container's network may take a moment); returns
+    /// the last output.
+    fn sh_until_served(&self, what: &str, line: &str) -> String {
+        let mut got = String::new();
+        wait_until(what, Duration::from_secs(10), || {
+            got = self.sh(line);
+            got.contains("from-the-test-netns")
+        });
+        got
+    }
 }
 
 impl Drop for TestNetns {
@@ -371,19 +392,7 @@ fn outbound_access_through_slirp4netns_and_pasta_reaches_a_server_in_the_tests_n
                     "run --rm --network {helper} busybox sh -c \"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 3 nc {SERVER_ADDR} 8000\""
                 ),
             );
-            let mut got = String::new();
-            wait_until(
-                "the server in the test's netns",
-                Duration::from_secs(10),
-                || {
-                    let o = Command::new("ip")
-                        .args(["netns", "exec", &ns.name, "sh", "-c", &line])
-                        .output()
-                        .unwrap();
-                    got = format!("{}{}", stdout(&o), stderr(&o));
-                    got.contains("from-the-test-netns")
-                },
-            );
+            ns.sh_until_served("the server in the test's netns", &line);
             // And the helper's DNS forwarder is the resolver.
             let line = shell_line(
                 &env,
@@ -781,19 +790,7 @@ fn a_user_network_keeps_outbound_access() {
                 "run --rm --network outnet busybox sh -c \"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 3 nc {SERVER_ADDR} 8000; ip -4 addr\""
             ),
         );
-        let mut got = String::new();
-        wait_until(
-            "the server in the test's netns from a user network",
-            Duration::from_secs(10),
-            || {
-                let o = Command::new("ip")
-                    .args(["netns", "exec", &ns.name, "sh", "-c", &line])
-                    .output()
-                    .unwrap();
-                got = format!("{}{}", stdout(&o), stderr(&o));
-                got.contains("from-the-test-netns")
-            },
-        );
+        let got = ns.sh_until_served("the server in the test's netns from a user network", &line);
         // And it was on the network while it went out.
         assert!(got.contains("inet 10.89."), "{got}");
         wait_until("the switch to exit", Duration::from_secs(5), || {
