@@ -14,6 +14,19 @@ fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
 }
 
+/// The busybox image as `withvol`, its config declaring `VOLUME path`.
+fn import_with_volume(env: &common::Env, path: &str) {
+    env.ok([
+        "import",
+        env.busybox_tar().to_str().unwrap(),
+        "withvol",
+        "--change",
+        r#"CMD ["sh"]"#,
+        "--change",
+        &format!("VOLUME {path}"),
+    ]);
+}
+
 #[test]
 fn named_volumes_are_seeded_shared_and_kept_while_in_use() {
     for env in users("named-volumes") {
@@ -170,15 +183,7 @@ fn named_volumes_are_seeded_shared_and_kept_while_in_use() {
 #[test]
 fn anonymous_volumes_come_from_the_image_and_go_with_rm_v() {
     for env in users("anon-volumes") {
-        env.ok([
-            "import",
-            env.busybox_tar().to_str().unwrap(),
-            "withvol",
-            "--change",
-            r#"CMD ["sh"]"#,
-            "--change",
-            "VOLUME /cache",
-        ]);
+        import_with_volume(&env, "/cache");
         env.ok(["create", "--name", "a1", "withvol"]);
         let c = &json(&env.ok(["inspect", "a1"]))[0];
         let name = c["Mounts"][0]["Name"].as_str().unwrap().to_string();
@@ -237,15 +242,7 @@ fn anonymous_volumes_come_from_the_image_and_go_with_rm_v() {
 #[test]
 fn failed_creates_leave_no_volumes_and_nocopy_skips_seeding() {
     for env in users("nocopy") {
-        env.ok([
-            "import",
-            env.busybox_tar().to_str().unwrap(),
-            "withvol",
-            "--change",
-            r#"CMD ["sh"]"#,
-            "--change",
-            "VOLUME /etc",
-        ]);
+        import_with_volume(&env, "/etc");
         // The name is taken: the create fails after the image's anonymous
         // volume and -v's were made; none of them is left.
         env.ok(["create", "--name", "taken", "withvol"]);
