@@ -15,6 +15,13 @@ fn inspect(env: &Env, name: &str, template: &str) -> String {
     env.ok(["inspect", "-f", template, name]).trim().to_string()
 }
 
+/// Wait (at most 20 s) until the detached container `name` has ended.
+fn wait_exited(env: &Env, name: &str) {
+    wait_until(&format!("{name} ends"), Duration::from_secs(20), || {
+        inspect(env, name, "{{.State.Status}}") == "exited"
+    });
+}
+
 /// The container's log files (`container.log`, `.1`, ...).
 fn log_files(env: &Env, name: &str) -> Vec<String> {
     let id = inspect(env, name, "{{.Id}}");
@@ -147,9 +154,7 @@ fn foreground_output_rotation_and_no_driver() {
             "-c",
             "echo a; echo b; echo c",
         ]);
-        wait_until("one ends", Duration::from_secs(20), || {
-            inspect(&env, "one", "{{.State.Status}}") == "exited"
-        });
+        wait_exited(&env, "one");
         assert_eq!(log_files(&env, "one"), ["container.log"]);
         assert_eq!(env.ok(["logs", "one"]), "c\n");
 
@@ -212,9 +217,7 @@ fn foreground_output_rotation_and_no_driver() {
             "echo",
             "x",
         ]);
-        wait_until("quiet-d ends", Duration::from_secs(20), || {
-            inspect(&env, "quiet-d", "{{.State.Status}}") == "exited"
-        });
+        wait_exited(&env, "quiet-d");
         assert!(log_files(&env, "quiet-d").is_empty());
 
         // Bad flags: Docker's words, 125, nothing created.
