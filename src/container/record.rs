@@ -399,19 +399,15 @@ impl ContainerRecord {
         self.state.restarting && self.monitor_alive(store)
     }
 
-    /// The lock a container's monitor holds for as long as it runs: one
-    /// monitor per container, and `stop` can wait for a restart loop to end.
-    fn monitor_lock_path(&self, store: &Store) -> std::path::PathBuf {
-        store.monitor_lock_file(&self.id)
-    }
-
-    /// Take the monitor lock; None when another monitor holds it.
+    /// Take the monitor lock, which a container's monitor holds for as long
+    /// as it runs (one monitor per container, and `stop` can wait for a
+    /// restart loop to end); None when another monitor holds it.
     pub fn lock_monitor(&self, store: &Store) -> std::io::Result<Option<MonitorLock>> {
         let f = std::fs::File::options()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(self.monitor_lock_path(store))?;
+            .open(store.monitor_lock_file(&self.id))?;
         match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
             Ok(l) => Ok(Some(MonitorLock { _lock: l })),
             Err((_, nix::Error::EWOULDBLOCK)) => Ok(None),
@@ -421,7 +417,7 @@ impl ContainerRecord {
 
     /// Is a monitor supervising this container now?
     pub fn monitor_alive(&self, store: &Store) -> bool {
-        let Ok(f) = std::fs::File::open(self.monitor_lock_path(store)) else {
+        let Ok(f) = std::fs::File::open(store.monitor_lock_file(&self.id)) else {
             return false;
         };
         matches!(
