@@ -57,6 +57,7 @@ pub fn exec(store: &Store, rec: &ContainerRecord, opts: ExecOptions) -> Result<E
             stdin: opts.interactive || opts.tty,
             stdio,
             init: false,
+            init_program: None,
             no_new_privs: rec.no_new_privs(),
             groups: None,
             outlives_parent: false,

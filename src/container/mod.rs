@@ -550,6 +550,7 @@ pub fn build_spec(
             stdin: rec.config.open_stdin || rec.config.tty,
             stdio,
             init: rec.host_config.init,
+            init_program: None,
             no_new_privs: rec.no_new_privs(),
             groups: None,
             outlives_parent: false,

@@ -58,8 +58,8 @@ pub struct Supervision {
     /// the moment it ends, and the two writes sit on the path `run --rm`'s
     /// startup time is measured on.
     pub list_running: bool,
-    /// The `PATH` a network helper (pasta, slirp4netns) is looked up in:
-    /// the CLI's.
+    /// The `PATH` a network helper (pasta, slirp4netns) and `--init`'s
+    /// program are looked up in: the CLI's.
     pub helper_path: String,
 }
 
@@ -85,6 +85,9 @@ pub fn supervise(
         return Err(super::ContainerError::NoSuch(rec.id.clone()));
     }
     let mut spec = build_spec(store, rec, mapping, how.rootfs, how.stdio);
+    if spec.process.init {
+        spec.process.init_program = crate::sandbox::init::find(&how.helper_path);
+    }
     // The network helper for a private namespace (none: loopback only), and
     // the /etc files that name its resolver.
     let helper = network::helper::find(rec.network_mode(), &how.helper_path)

@@ -92,6 +92,8 @@ pub enum Step {
     StartGate,
     Sysctl,
     Rlimit,
+    /// Making a process that enters a container non-dumpable.
+    Dumpable,
 }
 
 impl Step {
@@ -135,6 +137,7 @@ impl Step {
             Step::StartGate => "waiting for start",
             Step::Sysctl => "setting sysctl",
             Step::Rlimit => "setting rlimit",
+            Step::Dumpable => "making the process non-dumpable",
         }
     }
 }

@@ -137,6 +137,44 @@ pub fn close_fds_except(keep: &[RawFd]) {
     }
 }
 
+/// PR_SET_DUMPABLE (prctl(2)): whether processes other than ones with
+/// CAP_SYS_PTRACE over our binary's user namespace may trace us or open our
+/// /proc files (mem, environ, fd, exe).
+pub fn set_dumpable(dumpable: bool) -> nix::Result<()> {
+    nix::sys::prctl::set_dumpable(dumpable)
+}
+
+/// A program opened O_PATH, to exec later with [`exec_fd`] from wherever
+/// we are by then (after pivot_root, say).
+pub fn open_path(path: &std::path::Path) -> nix::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+}
+
+/// Exec the program `binary` refers to (execveat(2) with AT_EMPTY_PATH);
+/// returns only on failure.
+pub fn exec_fd(
+    binary: &std::fs::File,
+    argv: &[std::ffi::CString],
+    env: &[std::ffi::CString],
+) -> nix::Error {
+    use std::os::fd::AsFd;
+    match nix::unistd::execveat(
+        binary.as_fd(),
+        c"",
+        argv,
+        env,
+        nix::fcntl::AtFlags::AT_EMPTY_PATH,
+    ) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
 /// close_range(2) (Linux 5.9): false where the kernel lacks it.
 fn close_range(first: u32, last: u32) -> bool {
     // SAFETY: close_range takes two descriptor numbers and flags, no

@@ -384,6 +384,11 @@ fn setup(
         }
     }
     drop(down);
+    // Not dumpable from here until init execs the container's program: a
+    // process already in namespaces we join must not trace init or read it
+    // (runc's CVE-2016-9962). Until the id maps were written we had to be:
+    // the runtime writes them through our /proc/PID files.
+    process::set_dumpable(false).map_err(|e| Failure::sys(Step::Dumpable, e, 1))?;
     for (flag, path) in &plan.join {
         setns(*flag, path)?;
     }
@@ -730,6 +735,7 @@ fn to_process(p: &ProcessPlan, seccomp: Seccomp, stdio: Stdio, outlives_parent: 
         stdin: true,
         stdio,
         init: false,
+        init_program: None,
         no_new_privs: p.no_new_privs,
         groups: Some(p.groups.clone()),
         outlives_parent,

@@ -209,7 +209,14 @@ fn joiner_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, mut exec_tx: Se
         }
     }
 
-    // Step 2: the container's namespaces, user first (see linux::ns).
+    // Step 2: nothing in the container may trace the process we fork into
+    // it, or read its memory (the caller's environment), before it execs
+    // (runc's CVE-2016-9962); it inherits this from us.
+    if let Err(e) = process::set_dumpable(false) {
+        return failed(Failure::sys(Step::Dumpable, e, exit::BURROW));
+    }
+
+    // Step 3: the container's namespaces, user first (see linux::ns).
     if let Err(e) = ns.join() {
         return failed(Failure::new(
             Step::JoinNamespaces,
@@ -229,7 +236,7 @@ fn joiner_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, mut exec_tx: Se
         None
     };
 
-    // Step 3: fork into the pid namespace. ENOMEM means its init (PID 1)
+    // Step 4: fork into the pid namespace. ENOMEM means its init (PID 1)
     // has exited and the namespace takes no new members (pid_namespaces(7)).
     let up_fd = up.as_raw_fd();
     let joined = ContainerType::Joined {
@@ -258,7 +265,7 @@ fn joiner_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, mut exec_tx: Se
     drop(exec_tx);
     up.pid(pid.as_raw());
 
-    // Step 4: wait and pass the exit on; a detached process is left to
+    // Step 5: wait and pass the exit on; a detached process is left to
     // whoever inherits it (the nearest subreaper, or init).
     if spec.detached() {
         return 0;

@@ -22,6 +22,7 @@
 pub mod caps;
 mod cleanup;
 pub mod exec;
+pub mod init;
 mod mounts;
 mod process;
 mod report;

@@ -563,6 +563,7 @@ mod tests {
                 stdin: false,
                 stdio: Stdio::Inherit,
                 init: false,
+                init_program: None,
                 no_new_privs: false,
                 groups: None,
                 outlives_parent: false,

@@ -1,7 +1,9 @@
 //! A process in a container, one type for `run` (PID 1) and `exec`, and
 //! the one function that enters the container and execs it, in a fixed
-//! order: mounts and pivot_root (a new container's PID 1 only), stdio, user,
-//! working directory, seccomp, bounding set, ids, capability sets, exec.
+//! order: mounts and pivot_root (a new container's PID 1 only), stdio and a
+//! session of its own, every other descriptor closed, user, working
+//! directory, seccomp, bounding set, ids, capability sets, exec (of the
+//! command, or with `--init` of a static init program that runs it).
 //!
 //! The two kinds differ only where youki's `ContainerType` does: PID 1 of a
 //! new container (`Init`) builds the mount tree and pivots into it; a
@@ -43,10 +45,12 @@ pub struct Process {
     /// Keep stdin (`-i`); otherwise it reads /dev/null, as Docker's does.
     pub stdin: bool,
     pub stdio: Stdio,
-    /// `--init`: PID 1 stays burrow, forwarding signals to the command and
-    /// reaping orphans, so `stop` works on programs that ignore SIGTERM as
-    /// PID 1.
+    /// `--init`: PID 1 is an init that forwards signals to the command and
+    /// reaps orphans, so `stop` works on programs that ignore SIGTERM as
+    /// PID 1: `init_program` (see `sandbox::init`), else a fork of ours.
     pub init: bool,
+    /// A static init program on the host, exec'd as PID 1 for `init`.
+    pub init_program: Option<PathBuf>,
     /// `--security-opt no-new-privileges`: prctl(PR_SET_NO_NEW_PRIVS)
     /// before exec, so setuid programs and file capabilities grant nothing.
     pub no_new_privs: bool,
@@ -170,12 +174,30 @@ fn enter(
     report: &mut Sender,
 ) -> Result<Never, Failure> {
     let sys = |step| move |e| Failure::sys(step, e, exit::BURROW);
+    // Nothing in the container may trace us or read our memory, environment
+    // or descriptors until we have exec'd its program (runc's CVE-2016-9962):
+    // a process that is not dumpable is open through /proc and ptrace only
+    // to holders of CAP_SYS_PTRACE in the namespace our binary was exec'd in,
+    // the host's (ptrace(2), "Ptrace access mode checking"). execve(2) makes
+    // the container's program dumpable again.
+    process::set_dumpable(false).map_err(sys(Step::Dumpable))?;
     // Die with the process that supervises us, so nothing outlives it; a
     // detached exec, or a process an engine's shim inherits, outlives its
     // caller by design.
     if p.stdio != Stdio::Detached && !p.outlives_parent {
         let _ = process::set_parent_death_signal(Signal::SIGKILL);
     }
+    // `--init` execs a static init program of the host's once set up: open
+    // it while the host's tree is still ours, so nothing in the container's
+    // can stand in for it.
+    let init_binary = match (&p.init_program, p.init) {
+        (Some(path), true) => Some((
+            process::open_path(path)
+                .map_err(|e| Failure::sys(Step::Exec, e, exit::BURROW).at(path))?,
+            path,
+        )),
+        _ => None,
+    };
 
     // The mount tree and the switch into it: the rootfs becomes /, the
     // host's tree is detached.
@@ -205,8 +227,23 @@ fn enter(
     }
 
     // stdio, after pivot_root: a console pty comes from the container's own
-    // devpts.
+    // devpts. Every process starts a session of its own, so the caller's
+    // terminal is never its controlling terminal: TIOCSTI on it would type
+    // into the caller's shell (bubblewrap's CVE-2017-5226).
     setup_stdio(p, terminal)?;
+
+    // Only stdio, our report channel and what was passed on purpose stay
+    // open from here: a directory descriptor of the caller's left open
+    // (even close-on-exec) would be a way out through /proc/self/fd/N as
+    // the working directory, or the path of any file we create or open
+    // below (runc's CVE-2024-21626).
+    let mut keep = vec![report.as_raw_fd()];
+    keep.extend(init_binary.as_ref().map(|(f, _)| f.as_raw_fd()));
+    if let ContainerType::Bundle(b) = kind {
+        keep.push(b.start_gate);
+        keep.extend((0..b.preserve_fds).filter_map(|i| i32::try_from(3 + i).ok()));
+    }
+    process::close_fds_except(&keep);
 
     // User and groups, resolved in the container's own /etc/passwd.
     let user_failure = |e: super::user::UserError| Failure {
@@ -272,6 +309,20 @@ fn enter(
     }
     nix::unistd::chdir(cwd)
         .map_err(|e| Failure::sys(Step::Workdir, e, exit::CANNOT_RUN).at(cwd))?;
+    // The working directory must be inside the container's root: one that
+    // is not (reached through a magic link) has no path from `/`, which
+    // getcwd(3) reports as ENOENT (getcwd(2) as "(unreachable)").
+    match nix::unistd::getcwd() {
+        Ok(dir) if dir.is_absolute() => {}
+        _ => {
+            return Err(Failure::new(
+                Step::Workdir,
+                "it is outside the container's root",
+                exit::CANNOT_RUN,
+            )
+            .at(cwd))
+        }
+    }
 
     let mut preserve_fds = 0;
     if let ContainerType::Bundle(b) = kind {
@@ -282,10 +333,48 @@ fn enter(
         wait_for_start(b.start_gate)?;
         preserve_fds = b.preserve_fds;
     }
+    if let Some((binary, path)) = init_binary {
+        // The init cannot tell us a command is missing; say it the way the
+        // command's own exec would have.
+        find_program(&p.argv, &env)?;
+        return exec_init(&binary, path, &p.argv, &env);
+    }
     if p.init {
         return run_init(&p.argv, &env);
     }
     exec(&p.argv, &env, preserve_fds)
+}
+
+/// Exec the static init program `binary` (opened from `path`) as PID 1 with
+/// the container's environment only, so PID 1 is a fresh program (as
+/// Docker execs tini) rather than a copy of the process that set the
+/// container up, which held the caller's environment and memory.
+fn exec_init(
+    binary: &File,
+    path: &Path,
+    argv: &[String],
+    env: &[String],
+) -> Result<Never, Failure> {
+    let c_args = cstrings(&super::init::command_line(path, argv))?;
+    let c_env = cstrings(env)?;
+    process::reset_signals();
+    let e = process::exec_fd(binary, &c_args, &c_env);
+    Err(Failure::sys(Step::Exec, e, exit::CANNOT_RUN).at(path))
+}
+
+fn cstrings(items: &[String]) -> Result<Vec<CString>, Failure> {
+    items
+        .iter()
+        .map(|s| {
+            CString::new(s.as_str()).map_err(|_| {
+                Failure::new(
+                    Step::Exec,
+                    format!("{s:?} contains a NUL byte"),
+                    exit::BURROW,
+                )
+            })
+        })
+        .collect()
 }
 
 /// Block until the engine's `start` opens the FIFO behind `gate` for
@@ -294,9 +383,8 @@ fn enter(
 /// inside the container.
 fn wait_for_start(gate: RawFd) -> Result<(), Failure> {
     use std::io::Write;
-    // A switch to another user made us non-dumpable, which makes
-    // /proc/self/fd root's; exec resets this anyway (prctl(2)).
-    let _ = nix::sys::prctl::set_dumpable(true);
+    // Our own /proc/self/fd stays open to us while we are not dumpable
+    // (proc(5): a process may always reach its own descriptors).
     let path = format!("/proc/self/fd/{gate}");
     let mut fifo = File::options()
         .write(true)
@@ -375,15 +463,20 @@ fn setup_stdio(p: &Process, terminal: Option<RawFd>) -> Result<(), Failure> {
                     process::dup_onto(fd, target).map_err(sys)?;
                 }
             }
+            nix::unistd::setsid().map_err(sys)?;
         }
         (Stdio::Detached, None) => {
-            let _ = nix::unistd::setsid();
+            nix::unistd::setsid().map_err(sys)?;
             let null = null()?;
             for target in 0..3 {
                 process::dup_onto(null.as_raw_fd(), target).map_err(sys)?;
             }
         }
-        (Stdio::Inherit | Stdio::Pty, None) => {}
+        // The caller's stdio, which may be its terminal: ours to read and
+        // write, never our controlling terminal.
+        (Stdio::Inherit | Stdio::Pty, None) => {
+            nix::unistd::setsid().map_err(sys)?;
+        }
     }
     if !p.stdin && p.stdio != Stdio::Detached {
         process::dup_onto(null()?.as_raw_fd(), 0).map_err(sys)?;
@@ -391,7 +484,9 @@ fn setup_stdio(p: &Process, terminal: Option<RawFd>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `--init`: fork the command and stay PID 1. Signals sent to the container
+/// `--init` without a static init program on the host: fork the command
+/// and stay PID 1 (not dumpable, so nothing in the container reads the
+/// memory we share with our caller). Signals sent to the container
 /// are forwarded to the command; orphans reparented to us are reaped; we end
 /// with the command's exit code. Blocked signals reach a namespace's init
 /// even without a handler (the kernel only ignores unblocked default ones),
@@ -415,8 +510,6 @@ fn run_init(argv: &[String], env: &[String]) -> Result<Never, Failure> {
         }
     })
     .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
-    // From here on nobody reads the exec pipe's failure reports: close ours
-    // so the caller sees exec "succeeded" (the command runs under us).
     process::close_fds_except(&[sfd.as_raw_fd()]);
     loop {
         let Ok(Some(info)) = sfd.read_signal() else {
@@ -460,20 +553,8 @@ fn exec(argv: &[String], env: &[String], preserve_fds: u32) -> Result<Never, Fai
             .map(|d| Path::new(d).join(prog))
             .collect()
     };
-    let cstr = |s: &str| {
-        CString::new(s).map_err(|_| {
-            Failure::new(
-                Step::Exec,
-                format!("{s:?} contains a NUL byte"),
-                exit::BURROW,
-            )
-        })
-    };
-    let c_argv = argv
-        .iter()
-        .map(|a| cstr(a))
-        .collect::<Result<Vec<_>, _>>()?;
-    let c_env = env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>, _>>()?;
+    let c_argv = cstrings(argv)?;
+    let c_env = cstrings(env)?;
     process::reset_signals();
     // Only stdin, stdout and stderr cross into the program (and what an
     // engine asked to preserve).

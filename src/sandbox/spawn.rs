@@ -304,7 +304,11 @@ fn inner_main(
         // PID 1 must not keep the report channel: the caller reads it to EOF.
         let _ = nix::unistd::close(up_fd);
         // The caller's go-ahead (its network helper has configured our
-        // namespace); a gate closed without it means the start failed.
+        // namespace); a gate closed without it means the start failed. The
+        // helpers open our namespaces through /proc/PID/ns, so we stay
+        // dumpable while we wait (`enter` ends that): nothing else is in
+        // our pid namespace yet to take advantage of it, and the inner
+        // process, dumpable too, is in none a container process sees.
         if let Some(mut g) = gate {
             if g.wait_proceed().is_err() {
                 return exit::BURROW;
