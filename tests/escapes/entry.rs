@@ -258,3 +258,54 @@ fn init_is_no_copy_of_the_caller() {
         }
     }
 }
+
+#[test]
+fn the_runtime_mode_leaves_no_way_out_through_the_working_directory() {
+    use crate::common::podman::{have_podman, Podman};
+    if !have_podman("the_runtime_mode_leaves_no_way_out_through_the_working_directory") {
+        return;
+    }
+    for env in users("escape-runc-workdir") {
+        plant_secret(&env);
+        let pm = Podman::new(&env);
+        pm.ok(&[
+            "import",
+            env.busybox_tar().to_str().unwrap(),
+            "localhost/bb:1",
+        ]);
+        let line = climb(&env);
+        for fd in 3..=8 {
+            let w = format!("/proc/self/fd/{fd}");
+            let o = pm.run(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-w",
+                &w,
+                "localhost/bb:1",
+                "sh",
+                "-c",
+                &line,
+            ]);
+            assert_untouched(&env, &format!("podman run -w {w}"), &common::stdout(&o));
+        }
+        pm.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "target",
+            "--network",
+            "none",
+            "localhost/bb:1",
+            "sleep",
+            "60",
+        ]);
+        for fd in 3..=8 {
+            let w = format!("/proc/self/fd/{fd}");
+            let o = pm.run(&["exec", "-w", &w, "target", "sh", "-c", &line]);
+            assert_untouched(&env, &format!("podman exec -w {w}"), &common::stdout(&o));
+        }
+        pm.run(&["rm", "-f", "-t", "0", "target"]);
+    }
+}
