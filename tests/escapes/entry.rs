@@ -75,6 +75,16 @@ fn a_working_directory_under_proc_self_fd_leads_nowhere() {
             let o = env.run(["logs", &name]);
             assert_untouched(&env, &format!("logs of -w {w}"), &common::stdout(&o));
         }
+        // With a terminal: the monitor's pty through a console socket.
+        if have_tmux("a_working_directory_under_proc_self_fd_leads_nowhere (-t)") {
+            for fd in 3..=8 {
+                let w = format!("/proc/self/fd/{fd}");
+                let args = format!("run --rm -t -w {w} busybox sh -c '{line}'");
+                let term = Term::start(&env, &format!("wd-t{fd}"), &args, 120, 30);
+                let _ = term.exit_code();
+                assert_untouched(&env, &format!("run -t -w {w}"), &term.screen());
+            }
+        }
         // A detached container, and exec into a running one.
         let _ = env.run([
             "run",
