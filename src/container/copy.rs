@@ -139,8 +139,12 @@ fn in_container(
         let (mut tx, mut rx) = channel().map_err(other)?;
         let keep = [fd.as_raw_fd(), tx.as_raw_fd()];
         let pid = process::fork_child(move || {
-            report(&mut tx, || {
-                ns.join()
+            report(&mut tx, move || {
+                let joined = ns.join();
+                // Its descriptors are closed here, not by close_fds_except
+                // under it (dropping an OwnedFd already closed aborts).
+                drop(ns);
+                joined
                     .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
                 process::close_fds_except(&keep);
                 f(fd)
@@ -274,7 +278,7 @@ fn unpack(fd: OwnedFd, dst: &Path, top: &Path, land: Land) -> std::result::Resul
             return Err(Failure::new(Step::Copy, "no such directory", 1).at(dst))
         }
         Err(Errno::ENOTDIR | Errno::ELOOP) if want_dir => {
-            let detail = if is_symlink(pfd.as_fd(), name) {
+            let detail = if land == Land::Host && is_symlink(pfd.as_fd(), name) {
                 "a symbolic link, not followed at a copy's destination"
             } else {
                 "not a directory"
