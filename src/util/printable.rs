@@ -25,6 +25,23 @@ pub fn escape_controls(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A line of burrow's own log that quotes image text (build steps):
+/// like [`escape_controls`], but a tab, harmless to a terminal and common
+/// in Dockerfiles, is kept.
+pub fn escape_line(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() && c != '\t') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\t' => out.push(c),
+            c => push_char(&mut out, c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// `s` as Go's `strconv.Quote` writes it (for printable text): in double
 /// quotes, with `"` and `\` backslashed and control characters escaped.
 /// Docker's `ps` prints the COMMAND column this way.
@@ -96,6 +113,12 @@ mod tests {
         );
         let out = escape_controls(evil);
         assert!(!out.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn a_log_line_keeps_its_tabs() {
+        assert!(matches!(escape_line("RUN a\tb"), Cow::Borrowed(_)));
+        assert_eq!(escape_line("RUN\ta\x1b[2J\n"), "RUN\ta\\x1b[2J\\n");
     }
 
     #[test]

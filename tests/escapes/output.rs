@@ -97,3 +97,34 @@ fn image_text_is_escaped_in_tables_and_templates() {
         env.ok(["rm", "c"]);
     }
 }
+
+/// A base image's ONBUILD trigger is printed as a step of the user's own
+/// build (`--> Trigger: ...`, `STEP 2/2: ...`): escaped too.
+#[test]
+fn build_prints_a_base_images_triggers_escaped() {
+    for env in users("escape-output-build") {
+        env.import_busybox("busybox");
+        let base = env.user_dir("evilbase");
+        std::fs::write(
+            base.join("Dockerfile"),
+            format!("FROM busybox\nONBUILD RUN true '{SEQ}'\n"),
+        )
+        .unwrap();
+        env.ok(["build", "-t", "evilbase", base.to_str().unwrap()]);
+        let app = env.user_dir("app");
+        std::fs::write(app.join("Dockerfile"), "FROM evilbase\n").unwrap();
+        let o = env.run(["build", "-t", "app", app.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for (what, text) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+            assert_eq!(
+                raw_controls(text),
+                Vec::<String>::new(),
+                "[{:?}] build's {what} printed raw control characters:\n{}",
+                env.who,
+                String::from_utf8_lossy(text).escape_debug()
+            );
+        }
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains(r"\x1b]0;pwned\a"), "{out}");
+    }
+}
