@@ -94,6 +94,9 @@ fn cp_out_twice_never_writes_through_a_symlink_it_made() {
                 "the first copy of a symlink is that symlink"
             );
         }
+        // Docker's everyday form, into an existing directory: `dl/k`.
+        env.ok(["cp", "c:/k", dl.to_str().unwrap()]);
+        assert!(is_symlink(&dl.join("k")));
 
         // The container turns its symlinks into directories with payloads.
         env.ok([
@@ -110,6 +113,7 @@ fn cp_out_twice_never_writes_through_a_symlink_it_made() {
         let o0 = env.run(["cp", "c:/k", &format!("{}/", out_slash.display())]);
         let o1 = env.run(["cp", "c:/k", out.to_str().unwrap()]);
         let o2 = env.run(["cp", "c:/x/bin", out_bin.to_str().unwrap()]);
+        let o3 = env.run(["cp", "c:/k", dl.to_str().unwrap()]);
 
         let after = tree(&env.home, &["store", "dl"]);
         assert_eq!(
@@ -126,11 +130,12 @@ fn cp_out_twice_never_writes_through_a_symlink_it_made() {
             "copying into a symlink named with a trailing slash is refused"
         );
         // The copies replaced the symlinks (as `cp -r` onto a new name would).
-        for o in [&o1, &o2] {
+        for o in [&o1, &o2, &o3] {
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         }
         assert!(!is_symlink(&out) && out.join(".ssh/authorized_keys").is_file());
         assert!(!is_symlink(&out_bin) && out_bin.join("evil").is_file());
+        assert!(!is_symlink(&dl.join("k")) && dl.join("k/.ssh/authorized_keys").is_file());
         assert!(is_symlink(&out_slash), "the refused copy left it alone");
         env.ok(["rm", "-f", "c"]);
     }
