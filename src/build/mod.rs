@@ -226,7 +226,7 @@ pub fn build<'a>(
 impl Builder<'_> {
     fn say(&mut self, line: &str) {
         if !self.opts.quiet {
-            let _ = writeln!(self.out, "{line}");
+            let _ = writeln!(self.out, "{}", crate::util::printable::escape_line(line));
             let _ = self.out.flush();
         }
     }

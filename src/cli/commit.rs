@@ -7,6 +7,7 @@ use clap::{ArgAction, Args};
 use super::Ctx;
 use crate::container;
 use crate::image::commit::CommitOptions;
+use crate::util::printable::escape_controls;
 
 #[derive(Debug, Args)]
 #[command(
@@ -54,7 +55,7 @@ pub fn run(root: Option<PathBuf>, a: CommitArgs) -> anyhow::Result<i32> {
     };
     let done = container::commit::commit(&ctx.store, &ctx.mapping, &mut rec, opts, a.pause)?;
     for n in &done.notes {
-        eprintln!("note: {n}");
+        eprintln!("note: {}", escape_controls(n));
     }
     println!("{}", done.id);
     Ok(0)

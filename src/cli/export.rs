@@ -9,6 +9,7 @@ use clap::Args;
 use super::{Ctx, Exit};
 use crate::container::{self, export};
 use crate::exit;
+use crate::util::printable::escape_controls;
 
 #[derive(Debug, Args)]
 #[command(
@@ -40,7 +41,7 @@ pub fn run(root: Option<PathBuf>, a: ExportArgs) -> anyhow::Result<i32> {
         }
     };
     for n in &notes {
-        eprintln!("note: {n}");
+        eprintln!("note: {}", escape_controls(n));
     }
     Ok(0)
 }

@@ -1,13 +1,15 @@
 //! `--format` as Docker reads it: the command's own table (`table` or
 //! nothing), `json` (one object per line), a Go template printed once per
 //! item, or `table TEMPLATE`: the template's cells aligned under upper-case
-//! headers.
+//! headers. Text from images and containers is escaped in all of them
+//! (`util::printable`).
 
 use serde_json::Value;
 
 use super::template::Template;
 use super::Exit;
 use crate::exit;
+use crate::util::printable::{escape_controls, json_text};
 
 #[derive(Debug, Clone)]
 pub enum Format {
@@ -65,11 +67,15 @@ impl Format {
             Format::Default => {}
             Format::Json => {
                 for v in items {
-                    out.push_str(&serde_json::to_string(v)?);
+                    out.push_str(&json_text(&serde_json::to_string(v)?));
                     out.push('\n');
                 }
             }
             Format::Template { template, table } => {
+                // The data's text is escaped, not the template's: a user's
+                // `\t` or `{{join .Names "\n"}}` keeps its meaning.
+                let items: Vec<Value> = items.iter().map(escaped).collect();
+                let items = &items[..];
                 let render = |v: &Value| {
                     template.render(v).map_err(|e| {
                         anyhow::Error::from(Exit::new(
@@ -95,6 +101,20 @@ impl Format {
             }
         }
         Ok(out)
+    }
+}
+
+/// `v` with control characters escaped in every string, keys included.
+fn escaped(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(escape_controls(s).into_owned()),
+        Value::Array(a) => Value::Array(a.iter().map(escaped).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (escape_controls(k).into_owned(), escaped(v)))
+                .collect(),
+        ),
+        v => v.clone(),
     }
 }
 

@@ -8,6 +8,7 @@ use super::{table, Ctx};
 use crate::image::history;
 use crate::store::short_hex;
 use crate::util::human;
+use crate::util::printable::json_text;
 
 #[derive(Debug, Args)]
 #[command(
@@ -47,17 +48,16 @@ pub fn run(root: Option<PathBuf>, a: HistoryArgs) -> anyhow::Result<i32> {
     }
     if a.format == "json" {
         for r in &rows {
-            println!(
-                "{}",
-                serde_json::json!({
+            let line = serde_json::json!({
                     "ID": id(r),
                     "CreatedAt": r.created,
                     "CreatedSince": human::ago(&r.created),
                     "CreatedBy": r.created_by,
                     "Size": human::size(r.size),
                     "Comment": r.comment,
-                })
-            );
+            })
+            .to_string();
+            println!("{}", json_text(&line));
         }
         return Ok(0);
     }

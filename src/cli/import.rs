@@ -8,6 +8,7 @@ use clap::Args;
 use super::{Ctx, Exit};
 use crate::exit;
 use crate::image::import::{import_tar, ImportOptions};
+use crate::util::printable::escape_controls;
 
 #[derive(Debug, Args)]
 #[command(
@@ -48,7 +49,7 @@ pub fn run(root: Option<PathBuf>, a: ImportArgs) -> anyhow::Result<i32> {
     }
     .with_context(|| format!("importing {}", a.file))?;
     for n in &imported.notes {
-        eprintln!("note: {n}");
+        eprintln!("note: {}", escape_controls(n));
     }
     println!("{}", imported.id);
     Ok(0)

@@ -92,7 +92,10 @@ pub fn run(root: Option<PathBuf>, a: InspectArgs, kind: Kind) -> anyhow::Result<
     }
     match &format {
         Some(f) if !f.is_default() => f.print(&out, &[])?,
-        _ => println!("{}", serde_json::to_string_pretty(&out)?),
+        _ => println!(
+            "{}",
+            crate::util::printable::json_text(&serde_json::to_string_pretty(&out)?)
+        ),
     }
     if !missing.is_empty() {
         let what = match kind {

@@ -10,6 +10,7 @@ use clap::Args;
 use super::{Ctx, Exit};
 use crate::exit;
 use crate::image::archive::{load, LoadSource};
+use crate::util::printable::escape_controls;
 
 #[derive(Debug, Args)]
 #[command(
@@ -47,7 +48,7 @@ pub fn run(root: Option<PathBuf>, a: LoadArgs) -> anyhow::Result<i32> {
     let report =
         load(&ctx.store, &ctx.mapping, &source).with_context(|| format!("loading {shown}"))?;
     for n in &report.notes {
-        eprintln!("note: {n}");
+        eprintln!("note: {}", escape_controls(n));
     }
     for img in &report.images {
         if img.tags.is_empty() {

@@ -9,6 +9,7 @@ use super::{table, Ctx};
 use crate::container;
 use crate::image::changes;
 use crate::util::human;
+use crate::util::printable::go_quote;
 
 #[derive(Debug, Args)]
 #[command(
@@ -225,7 +226,9 @@ fn item(
     })
 }
 
-/// Docker shows `"sh -c 'echo hi'"`, cut to 20 characters with an ellipsis.
+/// Docker shows `"sh -c 'echo hi'"`, cut to 20 characters with an
+/// ellipsis, then quoted as Go's `strconv.Quote` does (control characters
+/// from the image escaped).
 fn quote_command(argv: &[String], trunc: bool) -> String {
     let joined = argv.join(" ");
     let shown = if trunc && joined.chars().count() > 20 {
@@ -234,7 +237,7 @@ fn quote_command(argv: &[String], trunc: bool) -> String {
     } else {
         joined
     };
-    format!("\"{shown}\"")
+    go_quote(&shown)
 }
 
 #[cfg(test)]

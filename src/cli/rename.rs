@@ -10,6 +10,7 @@ use crate::container::{self, commit::RUNTIME_MOUNT_POINTS, export::container_map
 use crate::exit;
 use crate::image::changes;
 use crate::sandbox::RootfsMode;
+use crate::util::printable::escape_controls;
 
 #[derive(Debug, Args)]
 #[command(
@@ -67,7 +68,9 @@ pub fn run_diff(root: Option<PathBuf>, a: DiffArgs) -> anyhow::Result<i32> {
     let skip: Vec<PathBuf> = RUNTIME_MOUNT_POINTS.iter().map(PathBuf::from).collect();
     let mapping = container_mapping(&rec, &ctx.mapping);
     for c in changes::list(&upper, &rec.lowers(&ctx.store), &skip, &mapping)? {
-        println!("{} {}", c.kind.letter(), c.path);
+        // A file name is the container's: escaped, so it can neither drive
+        // the terminal nor fake another line of the list.
+        println!("{} {}", c.kind.letter(), escape_controls(&c.path));
     }
     Ok(0)
 }

@@ -2,6 +2,8 @@
 //! wide as its widest cell plus 3 spaces, and at least 10 (Docker's
 //! formatter: minwidth 10, padding 3), so `IMAGE     COMMAND` as Docker.
 
+use crate::util::printable::escape_controls;
+
 /// Docker's formatter tabwriter: minimum cell width, padding.
 const MIN_WIDTH: usize = 10;
 const PADDING: usize = 3;
@@ -10,9 +12,15 @@ fn cell(c: &str, width: usize) -> String {
     format!("{c:<w$}", w = (width + PADDING).max(MIN_WIDTH))
 }
 
+/// Print `rows` under `headers`. Cells are escaped first (see
+/// `util::printable`): they hold image and container text.
 pub fn print(headers: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape_controls(c).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
         }
@@ -29,7 +37,7 @@ pub fn print(headers: &[&str], rows: &[Vec<String>]) {
         println!("{}", s.trim_end());
     };
     line(headers.to_vec());
-    for r in rows {
+    for r in &rows {
         line(r.iter().map(String::as_str).collect());
     }
 }

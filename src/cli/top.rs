@@ -10,6 +10,7 @@ use clap::Args;
 use super::{Ctx, Exit, Missing};
 use crate::container;
 use crate::exit;
+use crate::util::printable::escape_controls;
 
 #[derive(Debug, Args)]
 #[command(
@@ -60,11 +61,13 @@ fn filter(out: &str, pids: &BTreeSet<i32>) -> Result<PsTable, PsError> {
         }
         let keep = fields[at].parse::<i32>().is_ok_and(|p| pids.contains(&p));
         if keep {
+            // The container's processes name themselves: escaped
+            // (`util::printable`), whatever this host's ps does.
             let mut row: Vec<String> = fields[..titles.len() - 1]
                 .iter()
-                .map(|f| f.to_string())
+                .map(|f| escape_controls(f).into_owned())
                 .collect();
-            row.push(fields[titles.len() - 1..].join(" "));
+            row.push(escape_controls(&fields[titles.len() - 1..].join(" ")).into_owned());
             rows.push(row);
         }
     }

@@ -247,7 +247,10 @@ fn inspect(root: Option<PathBuf>, a: InspectArgs) -> anyhow::Result<i32> {
     }
     match &format {
         Some(f) if !f.is_default() => f.print(&out, &[])?,
-        _ => println!("{}", serde_json::to_string_pretty(&out)?),
+        _ => println!(
+            "{}",
+            crate::util::printable::json_text(&serde_json::to_string_pretty(&out)?)
+        ),
     }
     if !missing.is_empty() {
         return Err(Missing(missing.join("\n")).into());

@@ -5,14 +5,22 @@
 //! overlay privately in a user namespace of its own. Inside, paths resolve
 //! against the container's root, so its symlinks cannot reach the host.
 
+use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, renameat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, mkdirat, Mode};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use super::{ContainerError, ContainerRecord, Result};
 use crate::exit;
-use crate::image::layer::{apply_layer, ApplyOptions, IdPolicy};
+use crate::image::layer::{apply_layer_at, ApplyOptions, IdPolicy};
 use crate::linux::channel::{channel, ChannelError, Failure, Sender, Step};
+use crate::linux::fs::{dir_flags, open_dir, openat_in_root, remove_all_at};
 use crate::linux::ns::Namespaces;
 use crate::linux::userns::{run_in_userns, IdMapping};
 use crate::linux::{mount, process};
@@ -80,13 +88,15 @@ pub fn copy(
                 return Err(other(format!("no such host path: {}", host.display())));
             }
             let (h, c) = (host.clone(), container.clone());
+            let top = top_name(&h);
             host_side = Box::new(move |fd| pack(&h, fd));
-            ctr_side = Box::new(move |fd| unpack(fd, Path::new(&c)));
+            ctr_side = Box::new(move |fd| unpack(fd, Path::new(&c), &top, Land::Container));
             (w, r)
         }
         Direction::Out { container, host } => {
             let (h, c) = (host.clone(), container.clone());
-            host_side = Box::new(move |fd| unpack(fd, &h));
+            let top = top_name(Path::new(&c));
+            host_side = Box::new(move |fd| unpack(fd, &h, &top, Land::Host));
             ctr_side = Box::new(move |fd| pack(Path::new(&c), fd));
             (r, w)
         }
@@ -105,8 +115,12 @@ pub fn copy(
     // EOF in time.
     let inside = in_container(store, rec, mapping, ctr_end, ctr_side);
     let host = outcome(rx.wait_done(), host_pid);
-    inside?;
-    host
+    // The unpacking side's failure is the cause; the packing side then
+    // only saw the pipe close (EPIPE, SIGPIPE).
+    match dir {
+        Direction::In { .. } => inside.and(host),
+        Direction::Out { .. } => host.and(inside),
+    }
 }
 
 /// Run `f` with the container's root as `/`, in a child process.
@@ -125,8 +139,12 @@ fn in_container(
         let (mut tx, mut rx) = channel().map_err(other)?;
         let keep = [fd.as_raw_fd(), tx.as_raw_fd()];
         let pid = process::fork_child(move || {
-            report(&mut tx, || {
-                ns.join()
+            report(&mut tx, move || {
+                let joined = ns.join();
+                // Its descriptors are closed here, not by close_fds_except
+                // under it (dropping an OwnedFd already closed aborts).
+                drop(ns);
+                joined
                     .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
                 process::close_fds_except(&keep);
                 f(fd)
@@ -165,13 +183,19 @@ fn in_container(
     .map_err(|e| other(e.to_string()))
 }
 
+/// The name a copied item has in the stream: its last component, or `.`
+/// for a directory named by `/`, `.` or `..` (its contents are copied).
+fn top_name(p: &Path) -> PathBuf {
+    match p.components().next_back() {
+        Some(Component::Normal(n)) => PathBuf::from(n),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// Write `src` as a tar stream, its top entry named after `src`.
 fn pack(src: &Path, fd: OwnedFd) -> std::result::Result<(), Failure> {
     let meta = std::fs::symlink_metadata(src).map_err(|e| copy_failure(&e, src))?;
-    let name = src
-        .file_name()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let name = top_name(src);
     let mut b = tar::Builder::new(File::from(fd));
     b.follow_symlinks(false);
     let r = if meta.is_dir() {
@@ -183,39 +207,203 @@ fn pack(src: &Path, fd: OwnedFd) -> std::result::Result<(), Failure> {
         .map_err(|e| copy_failure(&e, src))
 }
 
-/// Unpack a tar stream whose top entry is the copied item to `dst`: into it
-/// if it is an existing directory, else as `dst` itself.
-fn unpack(fd: OwnedFd, dst: &Path) -> std::result::Result<(), Failure> {
-    let opts = ApplyOptions {
-        ids: IdPolicy::Collapse,
-    };
-    let layer_failure = |e: &dyn std::fmt::Display| Failure::new(Step::Copy, e.to_string(), 1);
+/// Which file system a copy lands in, and so how its destination resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Land {
+    /// The user's: the destination's parent is opened as the user named it,
+    /// but its last component is never followed. The container may have put
+    /// the symlink there (a first `cp` out of a symlink leaves one, as
+    /// Docker's does), and following it would let a second copy write
+    /// wherever it points (`~/.ssh`, `~/.local/bin`). A symlink there is
+    /// replaced by the copy, as a missing name would be created.
+    Host,
+    /// The container's (this process has its root as `/`): every component,
+    /// symlinks included, resolves inside that root (`openat2`
+    /// `RESOLVE_IN_ROOT`, no magic links), as Docker resolves container paths
+    /// in scope; a symlink the container swaps in mid-copy stays inside it.
+    Container,
+}
+
+/// Unpack a tar stream whose top entry is `top` (the copied item) to `dst`:
+/// into it if it is an existing directory, else as `dst` itself. A `dst`
+/// ending in `/` must be an existing directory (Docker's rule).
+fn unpack(fd: OwnedFd, dst: &Path, top: &Path, land: Land) -> std::result::Result<(), Failure> {
     let reader = File::from(fd);
-    if dst.is_dir() {
-        return apply_layer(reader, dst, &opts)
-            .map(|_| ())
-            .map_err(|e| layer_failure(&e).at(dst));
-    }
+    let sys = |e: nix::Error, at: &Path| Failure::sys(Step::Copy, e, 1).at(at);
+    let bytes = dst.as_os_str().as_bytes();
+    let want_dir = bytes.ends_with(b"/") || bytes.ends_with(b"/.");
+    let root = match land {
+        Land::Host => None,
+        Land::Container => Some(
+            open(
+                "/",
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| sys(e, Path::new("/")))?,
+        ),
+    };
+    // A directory to read or fill, resolved the way `land` says.
+    let open_dir_at = |p: &Path| match &root {
+        None => open_dir(p),
+        Some(root) => openat_in_root(
+            root.as_fd(),
+            in_root(p),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        ),
+    };
+    let Some(Component::Normal(name)) = dst.components().next_back() else {
+        // `/`, `.` or `..`: a directory the caller named as such.
+        let dir = open_dir_at(dst).map_err(|e| sys(e, dst))?;
+        return into(reader, dir, dst);
+    };
     let parent = dst
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        return Err(Failure::new(Step::Copy, "no such directory", 1).at(parent));
+    let pfd = open_dir_at(parent).map_err(|e| match e {
+        Errno::ENOENT | Errno::ENOTDIR => {
+            Failure::new(Step::Copy, "no such directory", 1).at(parent)
+        }
+        e => sys(e, parent),
+    })?;
+    let existing = match &root {
+        // O_NOFOLLOW: a symlink is not a directory to copy into.
+        None => openat(pfd.as_fd(), name, dir_flags(), Mode::empty()),
+        Some(_) => open_dir_at(dst),
+    };
+    match existing {
+        Ok(dir) => return into(reader, dir, dst),
+        Err(Errno::ENOENT) if want_dir => {
+            return Err(Failure::new(Step::Copy, "no such directory", 1).at(dst))
+        }
+        Err(Errno::ENOTDIR | Errno::ELOOP) if want_dir => {
+            let detail = if land == Land::Host && is_symlink(pfd.as_fd(), name) {
+                "a symbolic link, not followed at a copy's destination"
+            } else {
+                "not a directory"
+            };
+            return Err(Failure::new(Step::Copy, detail, 1).at(dst));
+        }
+        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => {}
+        Err(e) => return Err(sys(e, dst)),
     }
-    // Unpack beside the destination, then rename the one top entry to it.
-    let tmp = parent.join(format!(".burrow-cp-{}", std::process::id()));
-    std::fs::create_dir(&tmp).map_err(|e| copy_failure(&e, &tmp))?;
-    let result = apply_layer(reader, &tmp, &opts)
-        .map_err(|e| layer_failure(&e).at(dst))
-        .and_then(|_| {
-            let mut entries = std::fs::read_dir(&tmp).map_err(|e| copy_failure(&e, &tmp))?;
-            let top = entries
-                .next()
-                .ok_or_else(|| Failure::new(Step::Copy, "nothing to copy", 1))?
-                .map_err(|e| copy_failure(&e, &tmp))?;
-            std::fs::rename(top.path(), dst).map_err(|e| copy_failure(&e, dst))
-        });
-    let _ = std::fs::remove_dir_all(&tmp);
+    replace_with_copy(reader, pfd.as_fd(), name, top, dst)
+}
+
+/// `p` (absolute inside the container) as a path relative to its root.
+fn in_root(p: &Path) -> &Path {
+    match p.strip_prefix("/") {
+        Ok(r) if !r.as_os_str().is_empty() => r,
+        Ok(_) => Path::new("."),
+        Err(_) => p,
+    }
+}
+
+fn is_symlink(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
+    fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+}
+
+fn layer_failure(e: &dyn std::fmt::Display, at: &Path) -> Failure {
+    Failure::new(Step::Copy, e.to_string(), 1).at(at)
+}
+
+fn copy_options() -> ApplyOptions {
+    ApplyOptions {
+        ids: IdPolicy::Collapse,
+    }
+}
+
+/// Unpack into the open directory `dir` (the existing destination): every
+/// entry resolves inside it, so nothing lands outside.
+fn into(reader: File, dir: OwnedFd, dst: &Path) -> std::result::Result<(), Failure> {
+    apply_layer_at(reader, dir, dst, &copy_options())
+        .map(|_| ())
+        .map_err(|e| layer_failure(&e, dst))
+}
+
+/// Unpack into a fresh directory beside `name` (in `parent`), then rename
+/// the copied item over `name`: rename(2) replaces a symlink there itself,
+/// never what it points to.
+fn replace_with_copy(
+    reader: File,
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    top: &Path,
+    dst: &Path,
+) -> std::result::Result<(), Failure> {
+    let sys = |e: nix::Error| Failure::sys(Step::Copy, e, 1).at(dst);
+    let tmp = PathBuf::from(format!(".burrow-cp-{}", std::process::id()));
+    mkdirat(parent, &tmp, Mode::from_bits_truncate(0o700)).map_err(sys)?;
+    let result = (|| {
+        let tfd = openat(parent, &tmp, dir_flags(), Mode::empty()).map_err(sys)?;
+        let staged = tfd.try_clone().map_err(|e| copy_failure(&e, dst))?;
+        apply_layer_at(reader, staged, dst, &copy_options()).map_err(|e| layer_failure(&e, dst))?;
+        let (from_dir, from): (BorrowedFd<'_>, &Path) = if top == Path::new(".") {
+            (parent, &tmp)
+        } else {
+            (tfd.as_fd(), top)
+        };
+        fstatat(from_dir, from, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|_| Failure::new(Step::Copy, "nothing to copy", 1).at(dst))?;
+        match renameat(from_dir, from, parent, name) {
+            // A directory cannot be renamed over a non-directory: a symlink
+            // there goes first (a regular file stays, and is the error).
+            Err(Errno::ENOTDIR) if is_symlink(parent, name) => {
+                unlinkat(parent, name, UnlinkatFlags::NoRemoveDir).map_err(sys)?;
+                renameat(from_dir, from, parent, name).map_err(sys)
+            }
+            r => r.map_err(sys),
+        }
+    })();
+    let _ = remove_all_at(parent, &tmp);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream holding directory `k` with `k/.ssh/authorized_keys`.
+    fn stream(dir: &Path) -> OwnedFd {
+        let src = dir.join("src/k/.ssh");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("authorized_keys"), "attacker\n").unwrap();
+        let path = dir.join("stream.tar");
+        let mut b = tar::Builder::new(File::create(&path).unwrap());
+        b.append_dir_all("k", dir.join("src/k")).unwrap();
+        b.finish().unwrap();
+        File::open(&path).unwrap().into()
+    }
+
+    #[test]
+    fn a_host_destination_symlink_is_replaced_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let home = d.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        let out = d.path().join("out");
+        std::os::unix::fs::symlink(&home, &out).unwrap();
+        unpack(stream(d.path()), &out, Path::new("k"), Land::Host).unwrap();
+        assert!(std::fs::read_dir(&home).unwrap().next().is_none());
+        assert!(!out.symlink_metadata().unwrap().file_type().is_symlink());
+        assert!(out.join(".ssh/authorized_keys").is_file());
+
+        // Named as a directory (`out/`), a symlink is refused, not followed.
+        std::fs::remove_dir_all(&out).unwrap();
+        std::os::unix::fs::symlink(&home, &out).unwrap();
+        let slash = PathBuf::from(format!("{}/", out.display()));
+        let e = unpack(stream(d.path()), &slash, Path::new("k"), Land::Host).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(std::fs::read_dir(&home).unwrap().next().is_none());
+
+        // A real directory is copied into, and a symlink inside it in the
+        // copy's way is replaced.
+        let real = d.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&home, real.join("k")).unwrap();
+        unpack(stream(d.path()), &real, Path::new("k"), Land::Host).unwrap();
+        assert!(real.join("k/.ssh/authorized_keys").is_file());
+        assert!(std::fs::read_dir(&home).unwrap().next().is_none());
+    }
 }

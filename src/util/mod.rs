@@ -1,7 +1,9 @@
 //! Small helpers shared by several modules: signals by name, human-readable
-//! sizes and ages, ids and names, timestamps, polling.
+//! sizes and ages, ids and names, timestamps, polling, text made safe to
+//! print.
 
 pub mod human;
 pub mod message;
 pub mod poll;
+pub mod printable;
 pub mod signal;

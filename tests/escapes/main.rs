@@ -91,3 +91,5 @@ pub fn evil_image(env: &Env, tag: &str, files: &[(&Path, &str)], changes: &[&str
     env.ok(&args);
     env.ok(["rm", &src]);
 }
+mod cp;
+mod output;

@@ -46,7 +46,7 @@
 //! ends inside a header or inside an entry's data is an error.
 
 use std::io::{self, BufReader, Read};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::linux::fs::{apply_dir_metas, open_dir, with_step};
@@ -137,6 +137,18 @@ pub fn apply_layer<R: Read>(
         path: dest.to_path_buf(),
         source: with_step(e, "open layer directory"),
     })?;
+    apply_layer_at(reader, root, dest, opts)
+}
+
+/// [`apply_layer`] into the open directory `root` (named `dest` in
+/// messages): for a caller that resolved the destination itself and must
+/// not have it looked up again by path.
+pub fn apply_layer_at<R: Read>(
+    reader: R,
+    root: OwnedFd,
+    dest: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport, LayerError> {
     let budget = std::rc::Rc::new(Budget::default());
     let counter = CountingReader {
         inner: reader,
