@@ -11,6 +11,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod store;
 mod tiocsti;
 
 use std::path::{Path, PathBuf};
