@@ -266,5 +266,7 @@ mod tests {
         };
         let e = Store::open(paths).unwrap_err().to_string();
         assert!(e.contains("not a directory of yours"), "{e}");
+        // Nothing was made through the link.
+        assert!(!d.path().join("0123456789ab").exists());
     }
 }

@@ -83,13 +83,12 @@ pub struct StoreLock {
 impl Store {
     /// Open (creating if needed) the store at `paths`.
     pub fn open(paths: StorePaths) -> Result<Self> {
-        for d in paths.private_dirs() {
-            private_dir(d)?;
-        }
+        private_dir(&paths.root)?;
         // /tmp is everyone's: a runtime directory made there by someone
         // else (or a symlink to one) would hand them our pid files and
-        // sockets.
+        // sockets. Checked before anything is made in it.
         let base = paths.runtime_base();
+        private_dir(base)?;
         let meta = fs::symlink_metadata(base).map_err(io("checking", base))?;
         let me = nix::unistd::Uid::effective().as_raw();
         if !meta.is_dir() || std::os::unix::fs::MetadataExt::uid(&meta) != me {
@@ -98,6 +97,7 @@ impl Store {
                 owner: std::os::unix::fs::MetadataExt::uid(&meta),
             });
         }
+        private_dir(&paths.runtime)?;
         for d in [
             paths.root.join("images"),
             paths.root.join("layers"),
@@ -113,6 +113,20 @@ impl Store {
             }
         }
         Ok(Store { paths })
+    }
+
+    /// Make the runtime directories 0700 again if they are open (made by
+    /// a burrow from before they were private: they live until the next
+    /// reboot). They hold burrow's state only, so every command closes
+    /// them, as it reclaims debris; an open store root is only reported
+    /// (`system check`), since its mode may be the user's own choice.
+    pub fn close_runtime_dirs(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        for d in [self.paths.runtime_base(), &self.paths.runtime] {
+            if fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o700));
+            }
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -583,22 +597,6 @@ fn private_dir(dir: &Path) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .map_err(io("creating store directory", dir))
-}
-
-impl Store {
-    /// Make the runtime directories 0700 again if they are open (made by
-    /// a burrow from before they were private: they live until the next
-    /// reboot). They hold burrow's state only, so every command closes
-    /// them, as it reclaims debris; an open store root is only reported
-    /// (`system check`), since its mode may be the user's own choice.
-    pub fn close_runtime_dirs(&self) {
-        use std::os::unix::fs::PermissionsExt;
-        for d in [self.paths.runtime_base(), &self.paths.runtime] {
-            if fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-                let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o700));
-            }
-        }
-    }
 }
 
 /// A staging directory that removes what is left of itself when dropped
