@@ -384,6 +384,7 @@ pub struct Ctx {
 impl Ctx {
     pub fn open(root: Option<PathBuf>) -> anyhow::Result<Self> {
         let ctx = Self::open_as_is(root)?;
+        ctx.store.close_runtime_dirs();
         // A killed pull, import, create or rm left staging, a name link or
         // a pid file: the next command reclaims them, whatever it is.
         ctx.store.remove_abandoned_staging(&ctx.mapping);

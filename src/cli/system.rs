@@ -50,10 +50,10 @@ pub struct SystemPruneArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Checks that every tag points at an image whose config and layers are complete, that every container's record, name and layers are there, and that no half-made layer, container directory, name link, pid file or staging debris is left. Exits 1 when it finds a problem.\n\nExamples:\n  burrow system check\n  burrow system check --repair"
+    after_help = "Checks that every tag points at an image whose config and layers are complete, that every container's record, name and layers are there, that no half-made layer, container directory, name link, pid file or staging debris is left, and that no other user can enter the store or runtime directory. Exits 1 when it finds a problem.\n\nExamples:\n  burrow system check\n  burrow system check --repair"
 )]
 pub struct CheckArgs {
-    /// Remove the debris found (staging, half-made layers and containers, dangling names and tags)
+    /// Remove the debris found (staging, half-made layers and containers, dangling names and tags) and make an open store or runtime directory 0700
     #[arg(long)]
     pub repair: bool,
 }
@@ -323,12 +323,10 @@ pub fn run_check(root: Option<PathBuf>, a: CheckArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     for f in &findings {
-        let how = if f.fix.is_some() {
-            " (--repair removes it)"
-        } else {
-            ""
-        };
-        println!("{}{how}", f.problem);
+        match &f.fix {
+            Some(fix) => println!("{} (--repair {})", f.problem, fix.describe()),
+            None => println!("{}", f.problem),
+        }
     }
     eprintln!("{} problems found", findings.len());
     Ok(1)

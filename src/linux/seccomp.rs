@@ -46,7 +46,8 @@ pub enum Action {
 }
 
 impl Action {
-    fn ret(self) -> u32 {
+    /// The value the filter returns for this action.
+    pub fn ret(self) -> u32 {
         match self {
             Action::KillProcess => 0x8000_0000,
             Action::KillThread => 0,
@@ -431,14 +432,21 @@ fn emit_cmp(asm: &mut Asm, c: &ArgCmp, fail: usize) -> Result<(), CompileError> 
             asm.jump(code, l, f, To::Next);
         }
         Cmp::MaskedEq { mask, value } => {
-            let (mh, ml) = split(mask);
-            let (vh, vl) = split(value);
-            asm.stmt(LD_W_ABS, hi_off);
-            asm.stmt(AND_K, mh);
-            asm.jump(JEQ_K, vh, To::Next, f);
-            asm.stmt(LD_W_ABS, lo_off);
-            asm.stmt(AND_K, ml);
-            asm.jump(JEQ_K, vl, To::Next, f);
+            // A word the mask clears always holds when the value's word is
+            // zero too (a 32-bit mask, such as one for ioctl's request,
+            // which the kernel reads as an unsigned int): nothing to test.
+            // A mask word of all ones needs no AND.
+            for (off, m, v) in [(hi_off, mask >> 32, value >> 32), (lo_off, mask, value)] {
+                let (m, v) = (m as u32, v as u32);
+                if m == 0 && v == 0 {
+                    continue;
+                }
+                asm.stmt(LD_W_ABS, off);
+                if m != u32::MAX {
+                    asm.stmt(AND_K, m);
+                }
+                asm.jump(JEQ_K, v, To::Next, f);
+            }
         }
     }
     asm.place(ok);
@@ -613,6 +621,35 @@ mod tests {
                     value: 0,
                 },
                 vec![(0x11, true), (0x1000_0000, false), (0x1_0000_0000, true)],
+            ),
+            // The low word only (ioctl's request): high bits never matter.
+            (
+                Cmp::MaskedEq {
+                    mask: 0xffff_ffff,
+                    value: 0x5412,
+                },
+                vec![
+                    (0x5412, true),
+                    (0xdead_beef_0000_5412, true),
+                    (0x5413, false),
+                    (0x1_0000_5413, false),
+                ],
+            ),
+            // Every bit: an equality test.
+            (
+                Cmp::MaskedEq {
+                    mask: u64::MAX,
+                    value: big,
+                },
+                vec![(big, true), (5, false), (0x2_0000_0005, false)],
+            ),
+            // A value with bits the mask clears can never match.
+            (
+                Cmp::MaskedEq {
+                    mask: 0xff,
+                    value: 0x1_0000_0001,
+                },
+                vec![(1, false), (0x1_0000_0001, false), (u64::MAX, false)],
             ),
         ];
         for (cmp, checks) in cases {

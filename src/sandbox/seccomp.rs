@@ -4,8 +4,10 @@
 //! native architecture and its sub-architectures from `archMap`, rules kept
 //! or dropped by `includes`/`excludes` on the container's bounding set, the
 //! native arch and the kernel version, names resolved per ABI (a name an
-//! ABI's table lacks is skipped, as libseccomp does). The built-in default
-//! is `seccomp_default`; `linux::seccomp` compiles and installs the result.
+//! ABI's table lacks is skipped, as libseccomp does), and ahead of the
+//! profile's rules burrow's own refusal of the ioctl requests that type
+//! into or paste from a terminal. The built-in default is
+//! `seccomp_default`; `linux::seccomp` compiles and installs the result.
 
 use std::sync::Arc;
 
@@ -342,10 +344,10 @@ impl Profile {
     /// The filter for `host`.
     pub fn resolve(&self, host: &Host) -> Result<Filter, SeccompError> {
         let default = action(&self.default_action, self.default_errno_ret)?;
-        let kept: Vec<&SyscallRule> = self
-            .syscalls
+        let wall = terminal_wall();
+        let kept: Vec<&SyscallRule> = wall
             .iter()
-            .filter(|r| Profile::keeps(r, host))
+            .chain(self.syscalls.iter().filter(|r| Profile::keeps(r, host)))
             .collect();
         let mut abis = Vec::new();
         for abi in self.abis(host.native) {
@@ -388,6 +390,45 @@ impl Profile {
     pub fn compile(&self, host: &Host) -> Result<Vec<Insn>, SeccompError> {
         Ok(bpf::compile(&self.resolve(host)?)?)
     }
+}
+
+/// ioctl(2) requests that act on a terminal the caller may not own: TIOCSTI
+/// pushes bytes into a terminal's input queue, to be read as if typed
+/// (bubblewrap's CVE-2017-5226: a sandbox that shares the user's terminal
+/// types commands into the user's shell), and TIOCLINUX's subcodes copy and
+/// paste a virtual console's selection (Flatpak's CVE-2023-28100). The
+/// values are the same on every ABI burrow has a table for
+/// (asm-generic/ioctls.h).
+const TERMINAL_INJECTION: [(&str, u64); 2] = [("TIOCSTI", 0x5412), ("TIOCLINUX", 0x541c)];
+
+/// Rules every filter burrow builds puts ahead of the profile's own: the
+/// [`TERMINAL_INJECTION`] requests fail with EPERM, whatever the profile
+/// says about ioctl. Docker's profile allows them because a Docker
+/// container never shares a session with the user's shell; a burrow
+/// container is the shell's own child, so a profile written for Docker
+/// does not know that risk. The container also gets a session of its own
+/// (no controlling terminal to inject into); this is the second wall.
+///
+/// The kernel reads ioctl's request as an `unsigned int` (ioctl(2)), so
+/// only its low 32 bits are compared: a request with high bits set is the
+/// same request to the tty driver, which an equality test on all 64 bits
+/// let through in Flatpak (CVE-2019-10063).
+fn terminal_wall() -> Vec<SyscallRule> {
+    TERMINAL_INJECTION
+        .iter()
+        .map(|(_, request)| SyscallRule {
+            names: vec!["ioctl".into()],
+            action: "SCMP_ACT_ERRNO".into(),
+            errno_ret: Some(libc::EPERM as u32),
+            args: vec![Arg {
+                index: 1,
+                value: u64::from(u32::MAX),
+                value_two: *request,
+                op: "SCMP_CMP_MASKED_EQ".into(),
+            }],
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// A profile action with its errno (Docker: EPERM when none is given).
@@ -505,6 +546,104 @@ mod tests {
     }
 
     #[test]
+    fn every_profile_refuses_terminal_injection() {
+        use crate::linux::seccomp::{run, AUDIT_ARCH_ARM, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64};
+        let parse = |s: &str| Profile::parse(s.as_bytes()).unwrap();
+        let allow_ioctl = r#"{"names":["ioctl"],"action":"SCMP_ACT_ALLOW"}"#;
+        let profiles = [
+            ("the default", crate::sandbox::seccomp_default::profile()),
+            (
+                "one allowing ioctl",
+                parse(&format!(
+                    r#"{{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{allow_ioctl}]}}"#
+                )),
+            ),
+            (
+                "one allowing everything",
+                parse(r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#),
+            ),
+            (
+                "one allowing TIOCSTI by name",
+                parse(&format!(
+                    r#"{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{{"names":["ioctl"],"action":"SCMP_ACT_ALLOW","args":[{{"index":1,"value":21522,"op":"SCMP_CMP_EQ"}}]}},{allow_ioctl}]}}"#
+                )),
+            ),
+        ];
+        let eperm = Action::Errno(libc::EPERM as u16).ret();
+        let allow = Action::Allow.ret();
+        for native in [Abi::X86_64, Abi::Aarch64] {
+            let host = Host {
+                native,
+                bounding: crate::sandbox::caps::mask(&crate::sandbox::caps::DEFAULT),
+                kernel: (6, 1),
+            };
+            let abis: &[(u32, Abi)] = match native {
+                Abi::X86_64 => &[
+                    (AUDIT_ARCH_X86_64, Abi::X86_64),
+                    (AUDIT_ARCH_I386, Abi::X86),
+                ],
+                _ => &[
+                    (crate::linux::seccomp::AUDIT_ARCH_AARCH64, Abi::Aarch64),
+                    (AUDIT_ARCH_ARM, Abi::Arm),
+                ],
+            };
+            for (what, p) in &profiles {
+                let prog = p.compile(&host).unwrap();
+                // The profiles naming no architectures cover the native one.
+                let covered: Vec<u32> = p
+                    .resolve(&host)
+                    .unwrap()
+                    .abis
+                    .iter()
+                    .map(|a| a.arch)
+                    .collect();
+                for (arch, abi) in abis.iter().filter(|(arch, _)| covered.contains(arch)) {
+                    let ioctl = |request: u64| {
+                        run(
+                            &prog,
+                            *arch,
+                            abi.number("ioctl").unwrap(),
+                            [1, request, 0, 0, 0, 0],
+                        )
+                    };
+                    for (name, request) in TERMINAL_INJECTION {
+                        assert_eq!(ioctl(request), eperm, "{name} under {what} ({abi:?})");
+                        // The kernel truncates the request to 32 bits.
+                        assert_eq!(
+                            ioctl(0xffff_ffff_0000_0000 | request),
+                            eperm,
+                            "{name} with high bits under {what} ({abi:?})"
+                        );
+                    }
+                    // Every other request is the profile's: TCGETS, FIONREAD.
+                    for other in [0x5401, 0x541b, 0x1_0000_5401] {
+                        assert_eq!(ioctl(other), allow, "{other:#x} under {what} ({abi:?})");
+                    }
+                }
+            }
+        }
+        // A profile that refuses ioctl altogether still does; a profile
+        // that kills on it refuses these two with EPERM (first) instead.
+        let host = Host {
+            native: Abi::X86_64,
+            bounding: 0,
+            kernel: (6, 1),
+        };
+        let kill = parse(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["ioctl"],"action":"SCMP_ACT_KILL_PROCESS"}]}"#)
+            .compile(&host)
+            .unwrap();
+        let nr = Abi::X86_64.number("ioctl").unwrap();
+        assert_eq!(
+            run(&kill, AUDIT_ARCH_X86_64, nr, [1, 0x5412, 0, 0, 0, 0]),
+            eperm
+        );
+        assert_eq!(
+            run(&kill, AUDIT_ARCH_X86_64, nr, [1, 0x5401, 0, 0, 0, 0]),
+            Action::KillProcess.ret()
+        );
+    }
+
+    #[test]
     fn kernel_versions() {
         assert_eq!(kernel_version("6.1.0-18-amd64"), Some((6, 1)));
         assert_eq!(kernel_version("4.8"), Some((4, 8)));
@@ -532,8 +671,9 @@ mod tests {
         };
         let f = oci.resolve(&host).unwrap();
         assert_eq!(f.abis.len(), 2);
+        // After the two ioctl refusals every filter starts with.
         assert_eq!(
-            f.abis[0].rules,
+            f.abis[0].rules[TERMINAL_INJECTION.len()..],
             [Rule {
                 nr: 63,
                 args: vec![],

@@ -4,7 +4,9 @@
 //! profile file. Everything not named fails with EPERM; clone3 fails with
 //! ENOSYS unless CAP_SYS_ADMIN is in the bounding set, so libc falls back
 //! to clone(2), whose flags a filter can read (clone3 passes them in
-//! memory, which seccomp cannot see: seccomp(2)).
+//! memory, which seccomp cannot see: seccomp(2)). `sandbox::seccomp` adds
+//! one refusal Docker's policy lacks, to this profile as to any other:
+//! ioctl's TIOCSTI and TIOCLINUX requests fail with EPERM.
 
 use super::seccomp::{Arg, Conditions, Profile, SyscallRule};
 
@@ -786,6 +788,18 @@ mod tests {
         assert_eq!(x64("arch_prctl", [0; 6]), allow);
         assert_eq!(x64("process_vm_readv", [0; 6]), allow);
         assert_eq!(x64("kcmp", [0; 6]), eperm);
+        // Unlike Docker's: no typing into a terminal (TIOCSTI) or pasting a
+        // console's selection (TIOCLINUX), whatever the request's high
+        // bits (the kernel ignores them); other ioctls stay allowed.
+        const TIOCSTI: u64 = 0x5412;
+        const TIOCLINUX: u64 = 0x541c;
+        const TCGETS: u64 = 0x5401;
+        for request in [TIOCSTI, TIOCLINUX] {
+            assert_eq!(x64("ioctl", [0, request, 0, 0, 0, 0]), eperm);
+            assert_eq!(x64("ioctl", [0, 1 << 32 | request, 0, 0, 0, 0]), eperm);
+        }
+        assert_eq!(x64("ioctl", [0, TCGETS, 0, 0, 0, 0]), allow);
+        assert_eq!(x64("ioctl", [0, 1 << 32 | TCGETS, 0, 0, 0, 0]), allow);
         // i386 programs run under their own table; x32 calls get ENOSYS.
         let i386 = |name: &str| {
             run(
@@ -796,6 +810,12 @@ mod tests {
             )
         };
         assert_eq!(i386("socketcall"), allow);
+        let i386_ioctl = |request| {
+            let nr = Abi::X86.number("ioctl").unwrap();
+            run(&prog, AUDIT_ARCH_I386, nr, [0, request, 0, 0, 0, 0])
+        };
+        assert_eq!(i386_ioctl(TIOCSTI), eperm);
+        assert_eq!(i386_ioctl(TCGETS), allow);
         assert_eq!(i386("unshare"), eperm);
         assert_eq!(
             run(&prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 1, [0; 6]),

@@ -58,6 +58,8 @@ pub enum StoreError {
         #[source]
         source: nix::Error,
     },
+    #[error("runtime directory {path:?} is not a directory of yours (owner uid {owner}): remove it, or set XDG_RUNTIME_DIR")]
+    NotOurs { path: PathBuf, owner: u32 },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -81,8 +83,22 @@ pub struct StoreLock {
 impl Store {
     /// Open (creating if needed) the store at `paths`.
     pub fn open(paths: StorePaths) -> Result<Self> {
+        private_dir(&paths.root)?;
+        // /tmp is everyone's: a runtime directory made there by someone
+        // else (or a symlink to one) would hand them our pid files and
+        // sockets. Checked before anything is made in it.
+        let base = paths.runtime_base();
+        private_dir(base)?;
+        let meta = fs::symlink_metadata(base).map_err(io("checking", base))?;
+        let me = nix::unistd::Uid::effective().as_raw();
+        if !meta.is_dir() || std::os::unix::fs::MetadataExt::uid(&meta) != me {
+            return Err(StoreError::NotOurs {
+                path: base.to_path_buf(),
+                owner: std::os::unix::fs::MetadataExt::uid(&meta),
+            });
+        }
+        private_dir(&paths.runtime)?;
         for d in [
-            paths.root.clone(),
             paths.root.join("images"),
             paths.root.join("layers"),
             paths.root.join("blobs").join("sha256"),
@@ -97,6 +113,20 @@ impl Store {
             }
         }
         Ok(Store { paths })
+    }
+
+    /// Make the runtime directories 0700 again if they are open (made by
+    /// a burrow from before they were private: they live until the next
+    /// reboot). They hold burrow's state only, so every command closes
+    /// them, as it reclaims debris; an open store root is only reported
+    /// (`system check`), since its mode may be the user's own choice.
+    pub fn close_runtime_dirs(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        for d in [self.paths.runtime_base(), &self.paths.runtime] {
+            if fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o700));
+            }
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -552,6 +582,23 @@ impl Store {
     }
 }
 
+/// Create `dir` and each missing parent 0700, as the XDG base directory
+/// specification asks of a missing data directory: a container's root is
+/// the user, so what it leaves in its upper directory (a set-user-id copy
+/// of a program) must be out of other users' reach. An existing directory
+/// keeps its mode (`system check --repair` closes an open one).
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io("creating store directory", dir))
+}
+
 /// A staging directory that removes what is left of itself when dropped
 /// (see [`Store::staging`]).
 pub struct Staging<'m> {
@@ -701,7 +748,7 @@ pub fn temp_store() -> (tempfile::TempDir, Store) {
     let d = tempfile::tempdir().unwrap();
     let s = Store::open(StorePaths {
         root: d.path().join("root"),
-        runtime: d.path().join("run"),
+        runtime: d.path().join("run").join("store"),
     })
     .unwrap();
     (d, s)

@@ -74,6 +74,21 @@ impl StorePaths {
             runtime.join(&crate::store::sha256_hex(root.as_os_str().as_encoded_bytes())[..12]);
         Ok(StorePaths { root, runtime })
     }
+
+    /// The per-user directory that holds the runtime directories of all of
+    /// the user's stores (`$XDG_RUNTIME_DIR/burrow`, `/tmp/burrow-run-UID`).
+    pub fn runtime_base(&self) -> &std::path::Path {
+        self.runtime.parent().unwrap_or(&self.runtime)
+    }
+
+    /// The directories no other user may enter, created 0700 and checked
+    /// by `system check`: the store's root (a container's root is the
+    /// user, so its upper directory can hold set-user-id files of the
+    /// user's), the runtime directory (pid files, sockets) and the
+    /// per-user one above it.
+    pub fn private_dirs(&self) -> [&std::path::Path; 3] {
+        [&self.root, self.runtime_base(), &self.runtime]
+    }
 }
 
 fn is_writable_dir(p: &std::path::Path) -> bool {
@@ -113,6 +128,11 @@ mod tests {
         let p = StorePaths::resolve(&env).unwrap();
         assert_eq!(p.root, PathBuf::from("/flag"));
         assert!(p.runtime.starts_with("/tmp/burrow-run-1000"));
+        assert_eq!(
+            p.runtime_base(),
+            std::path::Path::new("/tmp/burrow-run-1000")
+        );
+        assert_eq!(p.private_dirs()[0], std::path::Path::new("/flag"));
         assert!(StorePaths::resolve(&PathEnv::default()).is_err());
     }
 }

@@ -11,6 +11,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod store;
+mod tiocsti;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
