@@ -89,3 +89,4 @@ pub fn evil_image(env: &Env, tag: &str, files: &[(&Path, &str)], changes: &[&str
     env.ok(&args);
     env.ok(["rm", &src]);
 }
+mod caps;
