@@ -90,3 +90,4 @@ pub fn evil_image(env: &Env, tag: &str, files: &[(&Path, &str)], changes: &[&str
     env.ok(["rm", &src]);
 }
 mod caps;
+mod cgroupfs;
