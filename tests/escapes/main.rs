@@ -91,3 +91,4 @@ pub fn evil_image(env: &Env, tag: &str, files: &[(&Path, &str)], changes: &[&str
 }
 mod caps;
 mod cgroupfs;
+mod diff;
