@@ -105,10 +105,11 @@ pub fn bind_readonly(src: &Path, target: &Path, recursive: bool) -> Result<()> {
     Ok(())
 }
 
-/// Make every mount at or below `target` read-only: mount_setattr(2) with
-/// AT_RECURSIVE, or (before Linux 5.12) a remount of each one
-/// /proc/self/mountinfo lists there.
-fn readonly_below(target: &Path) -> Result<()> {
+/// Make every mount at or below `target` (a path, or /proc/self/fd/N of
+/// the mount's root) read-only: mount_setattr(2) with AT_RECURSIVE, or
+/// (before Linux 5.12) a remount of each one /proc/self/mountinfo lists
+/// there.
+pub fn readonly_below(target: &Path) -> Result<()> {
     use std::os::unix::ffi::OsStrExt;
     /// struct mount_attr (linux/mount.h).
     #[repr(C)]
@@ -134,7 +135,7 @@ fn readonly_below(target: &Path) -> Result<()> {
             libc::SYS_mount_setattr,
             libc::AT_FDCWD,
             path.as_ptr(),
-            (libc::AT_RECURSIVE | libc::AT_SYMLINK_NOFOLLOW) as libc::c_uint,
+            libc::AT_RECURSIVE as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -146,7 +147,10 @@ fn readonly_below(target: &Path) -> Result<()> {
     if e != nix::Error::ENOSYS {
         return Err(err("making read-only", target)(e));
     }
-    for m in mounts_below(target) {
+    let real = std::fs::canonicalize(target).map_err(|e| {
+        err("making read-only", target)(nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
+    })?;
+    for m in mounts_below(&real) {
         remount_bind_readonly(&m, &m)?;
     }
     Ok(())

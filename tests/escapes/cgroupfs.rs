@@ -99,6 +99,42 @@ fn a_container_cannot_write_the_hosts_cgroup_files() {
                [ -d $d ] || continue; mkdir $d/evil; echo $$ > $d/cgroup.procs; \
              done 2>/dev/null; true"
         );
+        // The runc mode: podman hands burrow-runc a bundle with a cgroup
+        // mount at /sys/fs/cgroup and, with the host's network, no sysfs
+        // of its own to mount.
+        if common::podman::have_podman("CVE-2023-25809 through burrow-runc") {
+            let pm = common::podman::Podman::new(&env);
+            pm.ok(&[
+                "import",
+                "--change",
+                "CMD [\"sh\"]",
+                env.busybox_tar().to_str().unwrap(),
+                "localhost/bb:1",
+            ]);
+            for net in ["none", "host"] {
+                let o = pm.run(&[
+                    "run",
+                    "--rm",
+                    "--network",
+                    net,
+                    "--cgroupns",
+                    "host",
+                    "localhost/bb:1",
+                    "sh",
+                    "-c",
+                    &script,
+                ]);
+                let after: Vec<String> = cg.0.iter().map(|d| state(d)).collect();
+                assert_eq!(
+                    before,
+                    after,
+                    "[{:?}] podman run --network {net} through burrow-runc wrote the host's cgroup files\nstdout: {}\nstderr: {}",
+                    env.who,
+                    common::stdout(&o),
+                    common::stderr(&o)
+                );
+            }
+        }
         for extra in [
             &[][..],
             &["--network", "host"][..],
