@@ -416,6 +416,103 @@ fn outbound_access_through_slirp4netns_and_pasta_reaches_a_server_in_the_tests_n
     }
 }
 
+/// The slirp4netns processes the test user `uid` runs now, as (pid, its
+/// command line's arguments, its /proc status).
+fn slirp4netns_of(uid: u32) -> Vec<(String, Vec<String>, String)> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let dir = e.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        let owner = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next().map(String::from));
+        if comm.trim() != "slirp4netns" || owner != Some(uid.to_string()) {
+            continue;
+        }
+        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        let args = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        found.push((e.file_name().to_string_lossy().into_owned(), args, status));
+    }
+    found
+}
+
+#[test]
+fn slirp4netns_runs_sandboxed_and_seccomp_filtered_and_still_carries_traffic() {
+    if !nix::unistd::Uid::effective().is_root() {
+        loud("SKIPPED slirp4netns sandbox: creating a network namespace with a server needs root (run the suite as root)");
+        return;
+    }
+    if !Path::new("/usr/bin/slirp4netns").exists() {
+        loud("SKIPPED slirp4netns sandbox: slirp4netns is not installed (apt-get install slirp4netns)");
+        return;
+    }
+    for env in users("slirp-sandbox") {
+        env.import_busybox("busybox");
+        let docroot = env.user_dir("www");
+        std::fs::write(docroot.join("index.html"), "from-the-test-netns\n").unwrap();
+        let ns = TestNetns::create(&format!("sb-{:?}", env.who), &docroot);
+        let started = ns.sh(&shell_line(
+            &env,
+            "run -d --name sb --network slirp4netns busybox sleep 600",
+        ));
+        let (uid, _) = env.ids();
+        let mut helpers = Vec::new();
+        wait_until(
+            "the container's slirp4netns",
+            Duration::from_secs(10),
+            || {
+                helpers = slirp4netns_of(uid);
+                !helpers.is_empty()
+            },
+        );
+        for (pid, args, status) in &helpers {
+            // slirp4netns(1): the container's traffic is parsed by a
+            // process in its own mount namespace with a syscall filter.
+            for flag in ["--enable-sandbox", "--enable-seccomp"] {
+                assert!(
+                    args.iter().any(|a| a == flag),
+                    "[{:?}] slirp4netns {pid} runs without {flag}: {args:?} ({started})",
+                    env.who
+                );
+            }
+            assert!(
+                status.lines().any(|l| l == "Seccomp:\t2"),
+                "[{:?}] slirp4netns {pid} is not seccomp-filtered:\n{status}",
+                env.who
+            );
+            let ppid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:\t"))
+                .unwrap()
+                .to_string();
+            let mnt = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
+            assert_ne!(
+                mnt(pid),
+                mnt(&ppid),
+                "[{:?}] slirp4netns {pid} shares burrow's mount namespace",
+                env.who
+            );
+        }
+        // And the sandboxed helper still carries the container's traffic.
+        let served = ns.sh_until_served(
+            "the server through the sandboxed slirp4netns",
+            &shell_line(
+                &env,
+                &format!(
+                    "exec sb sh -c \"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 3 nc {SERVER_ADDR} 8000\""
+                ),
+            ),
+        );
+        assert!(served.contains("from-the-test-netns"), "{served}");
+        env.ok(["rm", "-f", "sb"]);
+    }
+}
+
 /// A UDP echo server for the container: busybox has none, so the host's
 /// python3 runs in it, with the host's /usr bound read-only.
 const UDP_ECHO: &str = "import socket

@@ -7,13 +7,19 @@
 //! image's directory of that name (a change of the directory, whose entries
 //! are all new), and anything else is new unless a lower layer has it.
 
-use std::fs::{self, File, Metadata};
+use std::ffi::{CStr, OsStr};
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags};
+use nix::sys::stat::{fstatat, FileStat, Mode};
 
 use serde::{Deserialize, Serialize};
 
+use crate::linux::fs::{dir_flags, list_dir};
 use crate::linux::userns::{self, IdMapping};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -81,23 +87,23 @@ fn walk_changes(
     skip: &[PathBuf],
 ) -> Result<Vec<Change>, ChangesError> {
     let mut out = Vec::new();
-    visit(upper, Path::new(""), &mut |rel, md| {
+    walk(upper, &mut |rel, e| {
         let abs = format!("/{}", rel.display());
-        let kind = if md.file_type().is_char_device() && md.rdev() == 0 {
+        let kind = if e.is_whiteout() {
             if !in_lowers(lowers, rel) {
                 // A whiteout of nothing the image has: nothing to report.
                 return Ok(false);
             }
             Kind::Deleted
-        } else if skip.iter().any(|p| p == rel) && is_empty(&upper.join(rel), md) {
+        } else if skip.iter().any(|p| p == rel) && e.is_empty() {
             return Ok(false);
-        } else if in_lowers(lowers, rel) || (md.is_dir() && is_opaque(&upper.join(rel))) {
+        } else if in_lowers(lowers, rel) || (e.is_dir() && e.is_opaque()) {
             Kind::Changed
         } else {
             Kind::Added
         };
         out.push(Change { kind, path: abs });
-        Ok(md.is_dir())
+        Ok(e.is_dir())
     })?;
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
@@ -107,11 +113,11 @@ fn walk_changes(
 /// container's size). Entries the caller cannot read are not counted.
 pub fn size(upper: &Path) -> u64 {
     let mut total = 0;
-    let _ = visit(upper, Path::new(""), &mut |_, md| {
-        if md.is_file() {
-            total += md.len();
+    let _ = walk(upper, &mut |_, e| {
+        if e.is_file() {
+            total += e.len();
         }
-        Ok(md.is_dir())
+        Ok(e.is_dir())
     });
     total
 }
@@ -121,111 +127,170 @@ pub fn size(upper: &Path) -> u64 {
 /// inside a user namespace with `mapping`, where the caller is root over
 /// them. Stat is enough there; no file is opened.
 pub fn size_as(upper: &Path, mapping: &IdMapping) -> u64 {
-    let walk = |upper: &Path| -> Result<u64, ChangesError> {
+    let count = |upper: &Path| -> Result<u64, ChangesError> {
         let mut total = 0;
-        visit(upper, Path::new(""), &mut |_, md| {
-            if md.is_file() {
-                total += md.len();
+        walk(upper, &mut |_, e| {
+            if e.is_file() {
+                total += e.len();
             }
-            Ok(md.is_dir())
+            Ok(e.is_dir())
         })?;
         Ok(total)
     };
-    match walk(upper) {
+    match count(upper) {
         Ok(n) => n,
         Err(ChangesError::Io { source, .. })
             if source.kind() == io::ErrorKind::PermissionDenied =>
         {
             let u = upper.to_path_buf();
-            userns::run_in_userns_with(mapping, move || walk(&u).map_err(|e| e.to_string()))
+            userns::run_in_userns_with(mapping, move || count(&u).map_err(|e| e.to_string()))
                 .unwrap_or_else(|_| size(upper))
         }
         Err(_) => size(upper),
     }
 }
 
-/// Depth-first over `root/rel`, never following symlinks; `f` says whether
-/// to descend into a directory. An unreadable directory is an error unless
-/// it is the caller's choice not to descend.
+/// One entry of the walk: its name in the directory `parent` and what
+/// lstat said of it there.
+struct Entry<'a> {
+    parent: BorrowedFd<'a>,
+    name: &'a CStr,
+    st: FileStat,
+}
+
+impl Entry<'_> {
+    fn kind(&self) -> libc::mode_t {
+        self.st.st_mode & libc::S_IFMT
+    }
+    fn is_dir(&self) -> bool {
+        self.kind() == libc::S_IFDIR
+    }
+    fn is_file(&self) -> bool {
+        self.kind() == libc::S_IFREG
+    }
+    fn len(&self) -> u64 {
+        self.st.st_size as u64
+    }
+    /// overlayfs's whiteout: a 0/0 character device.
+    fn is_whiteout(&self) -> bool {
+        self.kind() == libc::S_IFCHR && self.st.st_rdev == 0
+    }
+    /// The directory itself, never through a symlink put in its place
+    /// since the stat.
+    fn open_dir(&self) -> nix::Result<OwnedFd> {
+        openat(self.parent, self.name, dir_flags(), Mode::empty())
+    }
+    fn is_empty(&self) -> bool {
+        if self.is_dir() {
+            self.open_dir()
+                .is_ok_and(|fd| list_dir(fd.as_fd()).is_ok_and(|n| n.is_empty()))
+        } else {
+            self.is_file() && self.len() == 0
+        }
+    }
+    fn is_opaque(&self) -> bool {
+        self.open_dir().is_ok_and(|fd| is_opaque(fd.as_fd()))
+    }
+}
+
+/// Depth-first over the tree at `root`; `f` says whether to descend into a
+/// directory. Every step is relative to its parent's descriptor, lstat'ed
+/// and opened O_NOFOLLOW|O_DIRECTORY: a running container that swaps a
+/// directory of its upper dir for a symlink (to the user's home, say)
+/// cannot make the walk read, or report names and sizes from, the host.
+/// An entry that vanishes or stops being a directory while the walk runs is
+/// passed over. An unreadable directory is an error.
+fn walk(
+    root: &Path,
+    f: &mut dyn FnMut(&Path, &Entry) -> Result<bool, ChangesError>,
+) -> Result<(), ChangesError> {
+    let fd = crate::linux::fs::open_dir(root).map_err(|e| ChangesError::Io {
+        path: root.to_path_buf(),
+        source: e.into(),
+    })?;
+    visit(fd.as_fd(), root, Path::new(""), f)
+}
+
 fn visit(
+    dir: BorrowedFd<'_>,
     root: &Path,
     rel: &Path,
-    f: &mut dyn FnMut(&Path, &Metadata) -> Result<bool, ChangesError>,
+    f: &mut dyn FnMut(&Path, &Entry) -> Result<bool, ChangesError>,
 ) -> Result<(), ChangesError> {
-    let dir = root.join(rel);
-    let io_err = |source| ChangesError::Io {
-        path: dir.clone(),
+    let io_err = |path: &Path, source: io::Error| ChangesError::Io {
+        path: root.join(path),
         source,
     };
-    let mut names: Vec<_> = fs::read_dir(&dir)
-        .map_err(io_err)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()
-        .map_err(io_err)?;
+    let mut names = list_dir(dir).map_err(|e| io_err(rel, e))?;
     names.sort();
     for name in names {
-        let child = rel.join(&name);
-        let md = fs::symlink_metadata(root.join(&child)).map_err(|source| ChangesError::Io {
-            path: root.join(&child),
-            source,
-        })?;
-        if f(&child, &md)? && md.is_dir() {
-            visit(root, &child, f)?;
+        let child = rel.join(OsStr::from_bytes(name.to_bytes()));
+        let st = match fstatat(dir, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(io_err(&child, e.into())),
+        };
+        let entry = Entry {
+            parent: dir,
+            name: &name,
+            st,
+        };
+        if f(&child, &entry)? && entry.is_dir() {
+            let sub = match entry.open_dir() {
+                Ok(fd) => fd,
+                // Removed, or replaced by a symlink or a file, since the stat.
+                Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => continue,
+                Err(e) => return Err(io_err(&child, e.into())),
+            };
+            visit(sub.as_fd(), root, &child, f)?;
         }
     }
     Ok(())
 }
 
-fn is_empty(path: &Path, md: &Metadata) -> bool {
-    if md.is_dir() {
-        fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
-    } else {
-        md.is_file() && md.len() == 0
-    }
-}
-
-fn is_opaque(dir: &Path) -> bool {
-    let Ok(f) = File::options()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-        .open(dir)
-    else {
-        return false;
-    };
+fn is_opaque(dir: BorrowedFd<'_>) -> bool {
     let mut buf = [0u8; 4];
     matches!(
-        crate::linux::fs::fgetxattr(&f, c"user.overlay.opaque", &mut buf),
+        crate::linux::fs::fgetxattr(dir, c"user.overlay.opaque", &mut buf),
         Ok(Some(1)) if buf[0] == b'y'
     )
 }
 
 /// Does the image (its layers, top-most first, merged as overlayfs merges
-/// them) have `rel`? Each component is looked at without following
-/// symlinks, so a layer's symlink never leads the lookup off the layer.
+/// them) have `rel`? Each component is looked up relative to its parent's
+/// descriptor without following symlinks, so a layer's symlink never leads
+/// the lookup off the layer.
 fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
     let parts: Vec<_> = rel.components().collect();
     for layer in lowers {
-        let mut p = layer.clone();
+        let Ok(mut cur) = crate::linux::fs::open_dir(layer) else {
+            continue;
+        };
         let mut hidden_below = false;
         for (i, c) in parts.iter().enumerate() {
-            p.push(c);
-            let Ok(md) = fs::symlink_metadata(&p) else {
+            let name = c.as_os_str();
+            let Ok(st) = fstatat(cur.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
                 break;
             };
-            if md.file_type().is_char_device() && md.rdev() == 0 {
+            let kind = st.st_mode & libc::S_IFMT;
+            if kind == libc::S_IFCHR && st.st_rdev == 0 {
                 // Deleted by this layer: lower layers do not show through.
                 return false;
             }
             if i + 1 == parts.len() {
                 return true;
             }
-            if !md.is_dir() {
+            if kind != libc::S_IFDIR {
                 // A file or symlink here hides deeper paths of lower layers.
                 return false;
             }
-            if is_opaque(&p) {
+            let Ok(next) = openat(cur.as_fd(), name, dir_flags(), Mode::empty()) else {
+                break;
+            };
+            if is_opaque(next.as_fd()) {
                 hidden_below = true;
             }
+            cur = next;
         }
         if hidden_below {
             return false;
@@ -237,6 +302,7 @@ fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn whiteout(p: &Path) -> bool {
         nix::sys::stat::mknod(
@@ -246,6 +312,32 @@ mod tests {
             0,
         )
         .is_ok()
+    }
+
+    #[test]
+    fn a_directory_swapped_for_a_symlink_mid_walk_is_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let (upper, host) = (d.path().join("u"), d.path().join("host"));
+        fs::create_dir_all(upper.join("d")).unwrap();
+        fs::write(upper.join("d/f"), "x").unwrap();
+        fs::create_dir_all(&host).unwrap();
+        fs::write(host.join("secret.txt"), "0123456789").unwrap();
+        // A symlink in the upper dir is an entry, never a way down.
+        std::os::unix::fs::symlink(&host, upper.join("l")).unwrap();
+        let mut seen = Vec::new();
+        walk(&upper, &mut |rel, e| {
+            seen.push(rel.to_path_buf());
+            if rel == Path::new("d") {
+                // What a running container can do between the walk's stat
+                // of d and its descent into it.
+                fs::rename(upper.join("d"), upper.join("d.old")).unwrap();
+                std::os::unix::fs::symlink(&host, upper.join("d")).unwrap();
+            }
+            Ok(e.is_dir())
+        })
+        .unwrap();
+        assert_eq!(seen, [PathBuf::from("d"), PathBuf::from("l")]);
+        assert_eq!(size(&upper), 1, "d.old/f only; nothing of the host");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Capabilities, the mechanism: names and numbers (capability(7)), and
-//! dropping everything but a given set (bounding set, then effective,
-//! permitted and inheritable). Which set a container gets is policy, in
-//! `sandbox::caps`.
+//! dropping everything but a given set (bounding set, then effective and
+//! permitted, with inheritable and ambient emptied). Which set a container
+//! gets is policy, in `sandbox::caps`.
 
 use std::io;
 
@@ -90,8 +90,11 @@ pub fn drop_bounding(keep: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Set effective, permitted and inheritable to `keep` (intersected with what
-/// we have; a non-root user has none left after setuid anyway).
+/// Set effective and permitted to `keep` (intersected with what we have; a
+/// non-root user has none left after setuid anyway), and empty the
+/// inheritable and ambient sets. Inheritable survives setuid, so a process
+/// that later becomes a non-root user would gain `pI & fI` by exec of a
+/// file with inheritable file capabilities (CVE-2022-29162, capabilities(7)).
 pub fn set_sets(keep: u64) -> io::Result<()> {
     let (mut hdr, mut data) = header_and_data();
     // SAFETY: capget fills two __user_cap_data_struct (version 3), both of
@@ -105,11 +108,26 @@ pub fn set_sets(keep: u64) -> io::Result<()> {
         let word = (want >> (32 * i)) as u32;
         d.effective = word;
         d.permitted = word;
-        d.inheritable = word;
+        d.inheritable = 0;
     }
     // SAFETY: capset reads the header and two data structs from memory we
     // own for the duration of the call.
     if unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Emptying inheritable already lowers every ambient capability
+    // (capabilities(7)); clearing says so outright.
+    // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL takes only integer arguments.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if r != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

@@ -95,7 +95,100 @@ pub fn bind(src: &Path, target: &Path, recursive: bool) -> Result<()> {
 /// remount must repeat them.
 pub fn bind_readonly(src: &Path, target: &Path, recursive: bool) -> Result<()> {
     bind(src, target, recursive)?;
-    remount_bind_readonly(src, target)
+    remount_bind_readonly(src, target)?;
+    if recursive {
+        // A remount changes one mount, not the ones below it: the host's
+        // /sys/fs/cgroup hierarchies under a bound /sys would stay writable
+        // (CVE-2023-25809).
+        readonly_below(target)?;
+    }
+    Ok(())
+}
+
+/// Make every mount at or below `target` (a path, or /proc/self/fd/N of
+/// the mount's root) read-only: mount_setattr(2) with AT_RECURSIVE, or
+/// (before Linux 5.12) a remount of each one /proc/self/mountinfo lists
+/// there.
+pub fn readonly_below(target: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    /// struct mount_attr (linux/mount.h).
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let path = std::ffi::CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| err("making read-only", target)(nix::Error::EINVAL))?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads the NUL-terminated path and `attr`, both
+    // alive for the call, and is told the struct's size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = nix::Error::last();
+    if e != nix::Error::ENOSYS {
+        return Err(err("making read-only", target)(e));
+    }
+    let real = std::fs::canonicalize(target).map_err(|e| {
+        err("making read-only", target)(nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
+    })?;
+    for m in mounts_below(&real) {
+        remount_bind_readonly(&m, &m)?;
+    }
+    Ok(())
+}
+
+/// The mount points strictly below `target`, from /proc/self/mountinfo
+/// (proc(5): the fifth field, with space, tab, newline and backslash
+/// written as octal escapes).
+fn mounts_below(target: &Path) -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_octal(p)))
+        .filter(|p| p != target && p.starts_with(target))
+        .collect()
+}
+
+fn unescape_octal(s: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], oct) {
+            (b'\\', Some(d)) => {
+                out.push(d.iter().fold(0u32, |n, c| n * 8 + u32::from(c - b'0')) as u8);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 /// Make the bind of `src` at `target` read-only, keeping the flags a user
@@ -202,5 +295,10 @@ mod tests {
     #[test]
     fn overlay_paths_are_escaped() {
         assert_eq!(escape_overlay_path(Path::new("/a:b,c")), "/a\\:b\\,c");
+    }
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        assert_eq!(unescape_octal("/a\\040b\\134c\\12"), "/a b\\c\\12");
     }
 }

@@ -157,10 +157,16 @@ impl Helper {
             .map(String::from)
             .to_vec(),
             // -r 3: writes "1" on descriptor 3 once tap0 is configured.
+            // It parses every packet the container sends, so it runs as
+            // podman runs it: --enable-sandbox (its own mount namespace,
+            // pivot_root'ed into a tmpfs holding only the host's /etc and
+            // /run) and --enable-seccomp (a syscall filter), slirp4netns(1).
             Kind::Slirp4netns => [
                 "--configure",
                 "--mtu=65520",
                 "--disable-host-loopback",
+                "--enable-sandbox",
+                "--enable-seccomp",
                 "-r",
                 "3",
             ]
@@ -329,6 +335,8 @@ mod tests {
             kind: Kind::Slirp4netns,
             path: "/x".into(),
         };
-        assert_eq!(h.args(42)[5..], ["42", "tap0"]);
+        assert_eq!(h.args(42)[7..], ["42", "tap0"]);
+        assert!(h.args(42).contains(&"--enable-sandbox".to_string()));
+        assert!(h.args(42).contains(&"--enable-seccomp".to_string()));
     }
 }

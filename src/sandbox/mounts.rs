@@ -398,6 +398,11 @@ fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
                 if !flags.is_empty() {
                     mount::remount_bind(src, &top.1, *flags).map_err(mount_failure(target))?;
                 }
+                if *recursive && flags.contains(MsFlags::MS_RDONLY) {
+                    // The mounts below too, or a bound host /sys leaves the
+                    // host's cgroup hierarchies writable (CVE-2023-25809).
+                    mount::readonly_below(&top.1).map_err(mount_failure(target))?;
+                }
                 if !propagation.is_empty() {
                     mount::set_propagation(&top.1, *propagation).map_err(mount_failure(target))?;
                 }

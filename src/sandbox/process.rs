@@ -62,8 +62,8 @@ pub struct Process {
     pub outlives_parent: bool,
     /// An OCI process's five capability sets, each applied as given (a
     /// non-root user keeps them across the user switch, ambient ones
-    /// across exec); None gives `caps` to bounding, effective, permitted
-    /// and inheritable alike.
+    /// across exec); None gives `caps` to bounding, effective and
+    /// permitted, with inheritable and ambient empty.
     pub cap_sets: Option<caps::Sets>,
 }
 

@@ -11,6 +11,13 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+
+mod caps;
+mod cgroupfs;
+mod cp;
+mod diff;
+mod entry;
+mod output;
 mod store;
 mod tiocsti;
 
@@ -19,8 +26,6 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use common::Env;
-
-mod entry;
 
 /// The secret every attack tries to read: a 0600 file in the test user's
 /// home, holding this text.
@@ -93,5 +98,3 @@ pub fn evil_image(env: &Env, tag: &str, files: &[(&Path, &str)], changes: &[&str
     env.ok(&args);
     env.ok(["rm", &src]);
 }
-mod cp;
-mod output;
