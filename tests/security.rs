@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use common::{loud, stderr, users, Env};
@@ -19,18 +18,7 @@ fn probe(shared: &Path) -> Option<&'static Path> {
     P.get_or_init(|| {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probes/seccomp_probe.c");
         let out = shared.join("seccomp-probe");
-        let ok = Command::new("cc")
-            .args(["-static", "-O1", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return None;
-        }
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).ok()?;
-        Some(out)
+        common::compile_static(&src, &out).then_some(out)
     })
     .as_deref()
 }

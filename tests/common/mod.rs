@@ -108,6 +108,18 @@ pub fn build_busybox(out: &Path, format: &str) {
     std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
+/// Compile the C file `src` into a static program at `out`, readable and
+/// runnable by the test users; false without a compiler or a static libc.
+pub fn compile_static(src: &Path, out: &Path) -> bool {
+    let ok = Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(out)
+        .arg(src)
+        .status()
+        .is_ok_and(|s| s.success());
+    ok && std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o755)).is_ok()
+}
+
 /// Create the two test users (idempotent; serialized across test binaries
 /// with a lock file, since several may start at once).
 fn ensure_users() {

@@ -22,7 +22,6 @@ mod store;
 mod tiocsti;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use common::Env;
@@ -59,15 +58,7 @@ pub fn probe(env: &Env, name: &str) -> Option<PathBuf> {
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/probes/escapes/{name}.c"));
     let out = env.shared_dir().join(format!("escape-{name}"));
-    let ok = Command::new("cc")
-        .args(["-static", "-O1", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .is_ok_and(|s| s.success());
-    let result = if ok {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let result = if common::compile_static(&src, &out) {
         Some(out)
     } else {
         common::loud(&format!(
