@@ -1,9 +1,9 @@
 //! runc's mount-time CVEs against burrow's mount tree, as a hostile image
 //! would try them: a second container racing symlink swaps in a shared
 //! volume while a victim starts (`:ro` remount, CVE-2021-30465,
-//! CVE-2025-31133), a console and procfs aimed elsewhere (CVE-2025-52565,
-//! CVE-2025-52881), and volumes or image content over /proc
-//! (CVE-2019-16884, CVE-2023-27561).
+//! CVE-2025-31133, the runc mode's device files in a shared /dev), a
+//! console and procfs aimed elsewhere (CVE-2025-52565, CVE-2025-52881), and
+//! volumes or image content over /proc (CVE-2019-16884, CVE-2023-27561).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,18 +11,22 @@ use std::process::Command;
 use super::common::{self, stderr, stdout, Env};
 use super::{evil_image, plant_secret, probe, SECRET};
 
-/// The image every test here uses: busybox with the swap probe at /swap.
+/// The image every racing test here uses: busybox with the swap probe at
+/// /swap and the relink probe at /relink.
 fn racer_image(env: &Env) -> Option<()> {
     let swap = probe(env, "swap")?;
-    evil_image(env, "evil", &[(&swap, "/swap")], &[]);
+    let relink = probe(env, "relink")?;
+    evil_image(env, "evil", &[(&swap, "/swap"), (&relink, "/relink")], &[]);
     Some(())
 }
 
 /// Start the attacker: a container sharing volume `shared` at /shared that
 /// prepares it with `setup` (shell) and then swaps /shared/A and
-/// /shared/B without end.
+/// /shared/B for ten minutes.
 fn start_racer(env: &Env, setup: &str, a: &str, b: &str) {
-    let script = format!("{setup}; exec /swap /shared/{a} /shared/{b} 600");
+    // Three swappers, so that one is on a CPU whenever the victim is.
+    let swap = format!("/swap /shared/{a} /shared/{b} 600");
+    let script = format!("{setup}; {swap} & {swap} & exec {swap}");
     env.ok([
         "run",
         "-d",
@@ -136,7 +140,7 @@ fn a_readonly_bind_stays_readonly_while_a_shared_volume_swaps_its_target() {
              (cd $d 2>/dev/null && [ -f secret.txt ] && echo pwned >> secret.txt 2>/dev/null \
              && echo WROTE $d); done; grep -E 'shared|dev' /proc/self/mountinfo; true";
         let mut started = 0;
-        for _ in 0..STARTS {
+        for i in 0..STARTS {
             let o = env.run([
                 "run",
                 "--rm",
@@ -154,7 +158,7 @@ fn a_readonly_bind_stays_readonly_while_a_shared_volume_swaps_its_target() {
             }
             assert!(
                 !stdout(&o).contains("WROTE"),
-                "[{who:?}] the :ro bind was writable: {}",
+                "[{who:?}] start {i}: the :ro bind was writable: {}",
                 stdout(&o)
             );
             assert_secret(&env, &data.join("secret.txt"));
@@ -547,6 +551,93 @@ fn cve_2025_52881_runc_mode_sysctls_go_to_procfs_or_nowhere() {
             ["0", "0"],
             "[{who:?}]"
         );
+        assert_secret(&env, &secret);
+    }
+}
+
+#[test]
+fn runc_mode_dev_files_are_made_in_a_shared_dev_without_following_a_symlink() {
+    for env in common::users("esc-runc-dev") {
+        let who = env.who;
+        if racer_image(&env).is_none() {
+            return;
+        }
+        let secret = plant_secret(&env);
+        let pm = common::podman::Podman::new(&env);
+        let state = env.user_dir("runc-root");
+        // A directory the engine binds over the container's /dev (as
+        // `podman run -v DIR:/dev` does), shared with a racer that keeps
+        // `null` and the other device names symlinks to the test user's
+        // secret: a runtime that removes such a symlink and then creates
+        // the file by path opens (and truncates) the secret.
+        let shared = env.user_dir("shared-dev");
+        // Every device file the runtime makes there.
+        let links: Vec<String> = ["null", "zero", "full", "random", "urandom", "tty"]
+            .iter()
+            .map(|d| format!("/shared/{d}"))
+            .collect();
+        let relink = format!("/relink {} 600 {}", secret.display(), links.join(" "));
+        let script = format!("{relink} & {relink} & exec {relink}");
+        env.ok([
+            "run",
+            "-d",
+            "--name",
+            "racer",
+            "-v",
+            &format!("{}:/shared", shared.display()),
+            "evil",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        common::wait_until(
+            "the racer's link",
+            std::time::Duration::from_secs(10),
+            || shared.join("null").symlink_metadata().is_ok(),
+        );
+        let b = bundle(
+            &env,
+            &["true"],
+            serde_json::json!([{"destination": "/dev", "type": "bind",
+                                "source": shared, "options": ["rbind"]}]),
+            serde_json::json!({}),
+        );
+        for i in 0..STARTS {
+            // What the last start left (its device files and links) goes;
+            // the racer's links stay.
+            for e in std::fs::read_dir(&shared).unwrap() {
+                let p = e.unwrap().path();
+                let name = format!("/shared/{}", p.file_name().unwrap().to_string_lossy());
+                let racers = links.contains(&name)
+                    && p.symlink_metadata()
+                        .is_ok_and(|m| m.file_type().is_symlink());
+                if !racers {
+                    let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
+                }
+            }
+            let o = pm.runtime(&[
+                "--root",
+                state.to_str().unwrap(),
+                "run",
+                "--bundle",
+                b.to_str().unwrap(),
+                &format!("c{i}"),
+            ]);
+            let _ = pm.runtime(&[
+                "--root",
+                state.to_str().unwrap(),
+                "delete",
+                "--force",
+                &format!("c{i}"),
+            ]);
+            assert_eq!(
+                std::fs::read_to_string(&secret).unwrap(),
+                SECRET,
+                "[{who:?}] start {i}: the secret was truncated through /dev/null ({})",
+                stderr(&o)
+            );
+        }
+        stop_racer(&env);
         assert_secret(&env, &secret);
     }
 }
