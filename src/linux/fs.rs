@@ -148,6 +148,43 @@ pub fn openat_in_root<P: ?Sized + NixPath>(
     }
 }
 
+/// Whether `fd` lies on a procfs (fstatfs(2) says PROC_SUPER_MAGIC).
+pub fn on_procfs<Fd: AsFd>(fd: Fd) -> bool {
+    nix::sys::statfs::fstatfs(fd)
+        .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+}
+
+/// Open `rel` (`sys/kernel/...`) under `proc`, a descriptor of a procfs
+/// root, only as a file of that procfs itself: `proc` must be a procfs's
+/// root directory, and the walk may cross no mount and follow no symlink
+/// (openat2 RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH), so a
+/// file bound over another (even another procfs file, runc's
+/// CVE-2025-52881) or a fake tree mounted over /proc is refused with EXDEV.
+pub fn open_procfs_file<P: ?Sized + NixPath>(
+    proc: BorrowedFd<'_>,
+    rel: &P,
+    flags: OFlag,
+) -> nix::Result<OwnedFd> {
+    // procfs's root inode is always 1 (PROC_ROOT_INO, fs/proc/root.c).
+    let is_root = nix::sys::stat::fstat(proc).is_ok_and(|st| st.st_ino == 1);
+    if !on_procfs(proc) || !is_root {
+        return Err(Errno::EXDEV);
+    }
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_XDEV
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+    let fd = openat2(proc, rel, how)?;
+    if !on_procfs(&fd) {
+        return Err(Errno::EXDEV);
+    }
+    Ok(fd)
+}
+
 /// Runs `op` (which creates `name` in `dir`); if the name is taken, removes
 /// what is there (recursively for a directory) and runs it again. Returns
 /// whether something was removed.

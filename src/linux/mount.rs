@@ -1,7 +1,9 @@
 //! Mounts inside a user+mount namespace: overlayfs with `userxattr`, binds
-//! (read-only binds keep the source's locked flags), tmpfs, proc, devpts and
-//! the pivot_root dance.
+//! made and changed through descriptors (open_tree(2), move_mount(2); a
+//! remount keeps the source's locked flags), tmpfs, proc, devpts and the
+//! pivot_root dance.
 
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -90,27 +92,114 @@ pub fn bind(src: &Path, target: &Path, recursive: bool) -> Result<()> {
     mount(Some(src), target, None::<&str>, flags, None::<&str>).map_err(err("binding onto", target))
 }
 
-/// Bind `src` read-only onto `target`. In a user namespace the source mount's
-/// nosuid/nodev/noexec/atime flags are locked (mount(2), EPERM), so the
-/// remount must repeat them.
-pub fn bind_readonly(src: &Path, target: &Path, recursive: bool) -> Result<()> {
-    bind(src, target, recursive)?;
-    remount_bind_readonly(src, target)?;
-    if recursive {
-        // A remount changes one mount, not the ones below it: the host's
-        // /sys/fs/cgroup hierarchies under a bound /sys would stay writable
-        // (CVE-2023-25809).
-        readonly_below(target)?;
+/// The flags of the mount holding `p` that a user namespace may not clear.
+fn locked_flags(p: &Path) -> MsFlags {
+    let Ok(st) = statvfs(p) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut m = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            m |= ms;
+        }
     }
-    Ok(())
+    m
 }
 
-/// Make every mount at or below `target` (a path, or /proc/self/fd/N of
-/// the mount's root) read-only: mount_setattr(2) with AT_RECURSIVE, or
-/// (before Linux 5.12) a remount of each one /proc/self/mountinfo lists
-/// there.
-pub fn readonly_below(target: &Path) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
+/// open_tree(2) and move_mount(2) flags (linux/mount.h; libc lacks them).
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// The `/proc/self/fd/N` path of `fd`, for the calls that take a path.
+fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Bind what `src` names (any descriptor, O_PATH included) onto what
+/// `target` names, recursively when `recursive`, and return a descriptor of
+/// the new mount itself. The copy is made detached (open_tree(2),
+/// OPEN_TREE_CLONE) and attached with move_mount(2), so no path is looked
+/// up: a directory swapped for a symlink meanwhile (runc's CVE-2021-30465)
+/// changes nothing, and the returned descriptor lets the caller change the
+/// exact mount it made ([`remount_bind_fd`]) instead of whatever a path
+/// names later.
+pub fn bind_fd(src: BorrowedFd<'_>, target: BorrowedFd<'_>, recursive: bool) -> Result<OwnedFd> {
+    let mut flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: open_tree(2) reads the empty NUL-terminated path and the
+    // borrowed descriptor only during the call; on success it returns a new
+    // descriptor that nothing else owns, which we wrap at once.
+    let tree = unsafe { libc::syscall(libc::SYS_open_tree, src.as_raw_fd(), c"".as_ptr(), flags) };
+    if tree < 0 {
+        return Err(err("binding (open_tree) onto", &fd_path(target))(
+            nix::Error::last(),
+        ));
+    }
+    // SAFETY: `tree` is a fresh descriptor from open_tree, owned only here.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as libc::c_int) };
+    // SAFETY: move_mount(2) reads the two empty paths and the two borrowed
+    // descriptors only during the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(err("binding (move_mount) onto", &fd_path(target))(
+            nix::Error::last(),
+        ));
+    }
+    Ok(tree)
+}
+
+/// Remount the mount whose root `mnt` names (from [`bind_fd`]) with
+/// `flags` (MS_RDONLY, MS_NOSUID, ...). In a user namespace the source
+/// mount's nosuid/nodev/noexec/atime flags are locked (mount(2), EPERM), so
+/// the remount repeats them. The path is the descriptor's magic link, which leads to
+/// that mount's root and nowhere else.
+pub fn remount_bind_fd(mnt: BorrowedFd<'_>, flags: MsFlags) -> Result<()> {
+    let target = fd_path(mnt);
+    let locked = locked_flags(&target);
+    let step = if flags.contains(MsFlags::MS_RDONLY) {
+        "remounting read-only"
+    } else {
+        "remounting"
+    };
+    mount(
+        None::<&str>,
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked,
+        None::<&str>,
+    )
+    .map_err(err(step, &target))
+}
+
+/// Make the mount whose root `mnt` names (from [`bind_fd`]) and every
+/// mount below it read-only: a remount changes one mount, not the ones
+/// below it, so the host's /sys/fs/cgroup hierarchies under a bound /sys
+/// would stay writable (CVE-2023-25809). mount_setattr(2) with
+/// AT_RECURSIVE on the descriptor, or (before Linux 5.12) a remount of
+/// each mount /proc/self/mountinfo lists there.
+pub fn readonly_below(mnt: BorrowedFd<'_>) -> Result<()> {
+    let target = fd_path(mnt);
     /// struct mount_attr (linux/mount.h).
     #[repr(C)]
     struct MountAttr {
@@ -120,22 +209,21 @@ pub fn readonly_below(target: &Path) -> Result<()> {
         userns_fd: u64,
     }
     const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    let path = std::ffi::CString::new(target.as_os_str().as_bytes())
-        .map_err(|_| err("making read-only", target)(nix::Error::EINVAL))?;
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_RDONLY,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: mount_setattr reads the NUL-terminated path and `attr`, both
-    // alive for the call, and is told the struct's size.
+    // SAFETY: mount_setattr reads the empty NUL-terminated path, the
+    // borrowed descriptor and `attr`, all alive for the call, and is told
+    // the struct's size.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::AT_RECURSIVE as libc::c_uint,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -145,13 +233,20 @@ pub fn readonly_below(target: &Path) -> Result<()> {
     }
     let e = nix::Error::last();
     if e != nix::Error::ENOSYS {
-        return Err(err("making read-only", target)(e));
+        return Err(err("making read-only", &target)(e));
     }
-    let real = std::fs::canonicalize(target).map_err(|e| {
-        err("making read-only", target)(nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
+    let real = std::fs::canonicalize(&target).map_err(|e| {
+        err("making read-only", &target)(nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
     })?;
     for m in mounts_below(&real) {
-        remount_bind_readonly(&m, &m)?;
+        mount(
+            None::<&str>,
+            &m,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(&m),
+            None::<&str>,
+        )
+        .map_err(err("remounting read-only", &m))?;
     }
     Ok(())
 }
@@ -191,54 +286,10 @@ fn unescape_octal(s: &str) -> std::ffi::OsString {
     std::ffi::OsString::from_vec(out)
 }
 
-/// Make the bind of `src` at `target` read-only, keeping the flags a user
-/// namespace may not clear.
-pub fn remount_bind_readonly(src: &Path, target: &Path) -> Result<()> {
-    let locked = locked_flags(src);
-    mount(
-        None::<&str>,
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
-        None::<&str>,
-    )
-    .map_err(err("remounting read-only", target))
-}
-
-/// The flags of the mount holding `p` that a user namespace may not clear.
-fn locked_flags(p: &Path) -> MsFlags {
-    let Ok(st) = statvfs(p) else {
-        return MsFlags::empty();
-    };
-    let f = st.flags();
-    let mut m = MsFlags::empty();
-    for (fs, ms) in [
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-    ] {
-        if f.contains(fs) {
-            m |= ms;
-        }
-    }
-    m
-}
-
-/// Remount the bind of `src` at `target` with `flags` (MS_RDONLY,
-/// MS_NOSUID, ...), keeping the flags a user namespace may not clear.
-pub fn remount_bind(src: &Path, target: &Path, flags: MsFlags) -> Result<()> {
-    let locked = locked_flags(src);
-    mount(
-        None::<&str>,
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked,
-        None::<&str>,
-    )
-    .map_err(err("remounting", target))
+/// Set the propagation of the mount whose root `mnt` names (see
+/// [`set_propagation`]).
+pub fn set_propagation_fd(mnt: BorrowedFd<'_>, flags: MsFlags) -> Result<()> {
+    set_propagation(&fd_path(mnt), flags)
 }
 
 /// Set the propagation type of the mount at `target` (MS_PRIVATE,

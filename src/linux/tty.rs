@@ -91,27 +91,41 @@ pub fn restore<Fd: AsFd>(fd: Fd, saved: &Termios) {
 }
 
 /// A pty pair from the devpts instance mounted at `pts_dir` (a container's
-/// own, so `tty` inside names a real `/dev/pts/N`): (master, slave).
+/// own, so `tty` inside names a real `/dev/pts/N`): (master, slave). The
+/// master must be a devpts `ptmx`, not a symlink or a file a volume put
+/// there, and the slave comes from the master itself (TIOCGPTPEER, Linux
+/// 4.13), not from a second lookup of `/dev/pts/N`: nothing the container
+/// controls chooses what becomes its terminal (runc's CVE-2025-52565).
 pub fn open_pty_in(pts_dir: &std::path::Path) -> nix::Result<(OwnedFd, OwnedFd)> {
     use nix::fcntl::{open, OFlag};
     use nix::sys::stat::Mode;
+    use nix::sys::statfs::{fstatfs, DEVPTS_SUPER_MAGIC};
+    use std::os::fd::FromRawFd;
     let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-    let master = open(&pts_dir.join("ptmx"), flags, Mode::empty())?;
-    let n = pty_number(&master)?;
-    unlock_pty(&master)?;
-    let slave = open(&pts_dir.join(n.to_string()), flags, Mode::empty())?;
-    Ok((master, slave))
-}
-
-fn pty_number<Fd: AsFd>(master: Fd) -> nix::Result<u32> {
-    let mut n: libc::c_uint = 0;
-    // SAFETY: TIOCGPTN writes one unsigned int into `n`, which lives for the call.
-    let r = unsafe { libc::ioctl(master.as_fd().as_raw_fd(), libc::TIOCGPTN, &mut n) };
-    if r < 0 {
-        Err(nix::Error::last())
-    } else {
-        Ok(n)
+    let master = open(
+        &pts_dir.join("ptmx"),
+        flags | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )?;
+    if fstatfs(&master)?.filesystem_type() != DEVPTS_SUPER_MAGIC {
+        return Err(nix::Error::ENOTTY);
     }
+    unlock_pty(&master)?;
+    // SAFETY: TIOCGPTPEER takes the open flags as its int argument and
+    // returns a new descriptor (or -1); the master is borrowed for the call.
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            (libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) as libc::c_int,
+        )
+    };
+    if slave < 0 {
+        return Err(nix::Error::last());
+    }
+    // SAFETY: `slave` is a fresh descriptor from TIOCGPTPEER, owned only here.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    Ok((master, slave))
 }
 
 fn unlock_pty<Fd: AsFd>(master: Fd) -> nix::Result<()> {

@@ -4,11 +4,13 @@
 //! setup-op list. Each failure names the operation and its path.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{AtFlags, OFlag};
 use nix::mount::MsFlags;
+use nix::sys::stat::Mode;
 
 use super::{Failure, Mount, Spec, Step};
 use crate::exit;
@@ -88,7 +90,8 @@ pub enum MountOp {
     },
     /// `-v`/`--mount`: the target resolved inside the root (openat2
     /// RESOLVE_IN_ROOT, so an image's symlinks cannot aim it at a host path)
-    /// and mounted through /proc/self/fd, as runc does.
+    /// and bound onto that descriptor; `readonly` remounts the new mount
+    /// through its own descriptor. A target on procfs is refused.
     UserBind {
         source: PathBuf,
         target: String,
@@ -102,7 +105,9 @@ pub enum MountOp {
     },
     /// `--read-only`: the root itself; mounts above keep their own modes.
     RemountRootReadonly,
-    /// A masked path, resolved inside the root; skipped when missing.
+    /// A masked path, resolved inside the root; skipped when missing. A
+    /// file gets the host's null device (checked to be 1:3 through its
+    /// descriptor), a directory an empty read-only tmpfs.
     MaskPath { target: String },
     /// A path bound read-only onto itself, resolved inside the root;
     /// skipped when missing.
@@ -307,7 +312,8 @@ fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
             data,
         } => {
             let dir = ensure_dir(root, target)?;
-            mount::special(fstype, &dir, *flags, data.as_deref()).map_err(mount_failure(target))
+            mount::special(fstype, &fd_path(&dir), *flags, data.as_deref())
+                .map_err(mount_failure(target))
         }
         MountOp::BindFile {
             source,
@@ -317,30 +323,46 @@ fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
             if *optional && !source.exists() {
                 return Ok(());
             }
+            let src = open_source(source, target)?;
             let file = ensure_file(root, target)?;
-            mount::bind(source, &file, false).map_err(mount_failure(target))
+            mount::bind_fd(src.as_fd(), file.as_fd(), false)
+                .map(drop)
+                .map_err(mount_failure(target))
         }
         MountOp::BindTreeReadonly { source, target } => {
+            let src = open_source(source, target)?;
             let dir = ensure_dir(root, target)?;
-            mount::bind_readonly(source, &dir, true).map_err(mount_failure(target))
+            let mnt =
+                mount::bind_fd(src.as_fd(), dir.as_fd(), true).map_err(mount_failure(target))?;
+            mount::remount_bind_fd(mnt.as_fd(), MsFlags::MS_RDONLY)
+                .and_then(|()| mount::readonly_below(mnt.as_fd()))
+                .map_err(mount_failure(target))
         }
         MountOp::Symlink { link, points_to } => {
-            std::os::unix::fs::symlink(points_to, root.join(link))
-                .map_err(|e| failure(Step::Symlink, &e, link))
+            let (parent, name) = split_parent(link);
+            let fail = |e: nix::Error| failure(Step::Symlink, &e.into(), link);
+            let dir = open_parent(root, parent).map_err(fail)?;
+            nix::unistd::symlinkat(*points_to, dir.as_fd(), name).map_err(fail)
         }
         MountOp::UserBind {
             source,
             target,
             readonly,
         } => {
+            let src = open_source(source, target)?;
             let want_dir = source.is_dir();
-            let via = resolve_in_root(root, target, want_dir)?;
-            mount::bind(source, &via.1, true).map_err(mount_failure(target))?;
+            let (dst, _) = resolve_in_root(root, target, want_dir)?;
+            refuse_on_procfs(&dst, target, "")?;
+            // The descriptor of the new mount is what goes read-only: a
+            // second lookup of `target` could meet a directory swapped for
+            // a symlink by another container sharing a volume on the way,
+            // and make some other mount read-only while this one stays
+            // writable.
+            let mnt =
+                mount::bind_fd(src.as_fd(), dst.as_fd(), true).map_err(mount_failure(target))?;
             if *readonly {
-                // The old descriptor still names the directory under the new
-                // mount: resolve again to reach the mount itself.
-                let top = resolve_in_root(root, target, want_dir)?;
-                mount::remount_bind_readonly(source, &top.1).map_err(mount_failure(target))?;
+                mount::remount_bind_fd(mnt.as_fd(), MsFlags::MS_RDONLY)
+                    .map_err(mount_failure(target))?;
             }
             Ok(())
         }
@@ -350,6 +372,7 @@ fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
             data,
         } => {
             let via = resolve_in_root(root, target, true)?;
+            refuse_on_procfs(&via.0, target, "")?;
             mount::special("tmpfs", &via.1, *flags, Some(data)).map_err(mount_failure(target))
         }
         MountOp::RemountRootReadonly => mount::remount_readonly(root).map_err(mount_failure("/")),
@@ -370,10 +393,13 @@ fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
                         | MsFlags::MS_NOEXEC,
                     Some("size=0,mode=755"),
                 )
+                .map_err(mount_failure(target))
             } else {
-                mount::bind(Path::new("/dev/null"), &via, false)
+                let null = open_null(target)?;
+                mount::bind_fd(null.as_fd(), fd.as_fd(), false)
+                    .map(drop)
+                    .map_err(mount_failure(target))
             }
-            .map_err(mount_failure(target))
         }
         MountOp::PrepareRoot { propagation } => {
             mount::set_propagation(Path::new("/"), *propagation).map_err(mount_failure("/"))?;
@@ -390,28 +416,34 @@ fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
             propagation,
         } => {
             if *bind {
-                let src = Path::new(source);
-                let want_dir = src.is_dir();
-                let via = resolve_in_root(root, target, want_dir)?;
-                mount::bind(src, &via.1, *recursive).map_err(mount_failure(target))?;
-                let top = resolve_in_root(root, target, want_dir)?;
+                let src_path = Path::new(source);
+                let src = open_source(src_path, target)?;
+                let want_dir = src_path.is_dir();
+                let (dst, _) = resolve_in_root(root, target, want_dir)?;
+                refuse_on_procfs(&dst, target, "")?;
+                let mnt = mount::bind_fd(src.as_fd(), dst.as_fd(), *recursive)
+                    .map_err(mount_failure(target))?;
                 if !flags.is_empty() {
-                    mount::remount_bind(src, &top.1, *flags).map_err(mount_failure(target))?;
+                    mount::remount_bind_fd(mnt.as_fd(), *flags).map_err(mount_failure(target))?;
                 }
                 if *recursive && flags.contains(MsFlags::MS_RDONLY) {
                     // The mounts below too, or a bound host /sys leaves the
                     // host's cgroup hierarchies writable (CVE-2023-25809).
-                    mount::readonly_below(&top.1).map_err(mount_failure(target))?;
+                    mount::readonly_below(mnt.as_fd()).map_err(mount_failure(target))?;
                 }
                 if !propagation.is_empty() {
-                    mount::set_propagation(&top.1, *propagation).map_err(mount_failure(target))?;
+                    mount::set_propagation_fd(mnt.as_fd(), *propagation)
+                        .map_err(mount_failure(target))?;
                 }
             } else {
                 let via = resolve_in_root(root, target, true)?;
+                refuse_on_procfs(&via.0, target, fstype)?;
                 let data = (!data.is_empty()).then_some(data.as_str());
                 mount::filesystem(source, fstype, &via.1, *flags, data)
                     .map_err(mount_failure(target))?;
                 if !propagation.is_empty() {
+                    // A new filesystem has no descriptor until it is
+                    // mounted; the lookup stays inside the root.
                     let top = resolve_in_root(root, target, true)?;
                     mount::set_propagation(&top.1, *propagation).map_err(mount_failure(target))?;
                 }
@@ -420,45 +452,136 @@ fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
         }
         MountOp::MakeDirs { target } => resolve_in_root(root, target, true).map(|_| ()),
         MountOp::Sysctl { key, value } => {
-            let rel = format!("proc/sys/{}", key.replace('.', "/"));
+            let rel = format!("sys/{}", key.replace('.', "/"));
+            let shown = format!("proc/{rel}");
             let fail = |e: std::io::Error| {
-                Failure::io(Step::Sysctl, &e, exit::BURROW).at(in_container(&rel))
+                Failure::io(Step::Sysctl, &e, exit::BURROW).at(in_container(&shown))
             };
-            let Some((fd, _)) = open_existing(root, &rel)? else {
-                return Err(fail(std::io::Error::from_raw_os_error(libc::ENOENT)));
-            };
-            let via = format!("/proc/self/fd/{}", fd.as_raw_fd());
-            std::fs::write(via, value).map_err(fail)
+            // Only into the procfs mounted at the container's /proc, through
+            // no other mount and no symlink (CVE-2025-52881).
+            let proc = crate::linux::fs::open_dir(root)
+                .and_then(|r| {
+                    crate::linux::fs::openat_in_root(
+                        r.as_fd(),
+                        "proc",
+                        OFlag::O_PATH | OFlag::O_DIRECTORY,
+                    )
+                })
+                .map_err(|e| fail(e.into()))?;
+            let fd =
+                crate::linux::fs::open_procfs_file(proc.as_fd(), rel.as_str(), OFlag::O_WRONLY)
+                    .map_err(|e| fail(e.into()))?;
+            File::from(fd).write_all(value.as_bytes()).map_err(fail)
         }
         MountOp::ReadonlyPath { target } => {
-            let Some((_fd, via)) = open_existing(root, target)? else {
+            let Some((fd, _)) = open_existing(root, target)? else {
                 return Ok(());
             };
-            mount::bind(&via, &via, true).map_err(mount_failure(target))?;
-            // The old descriptor names what lies under the new bind: open
-            // again to reach the bind itself.
-            let Some((_top, top)) = open_existing(root, target)? else {
-                return Ok(());
-            };
-            mount::remount_bind_readonly(&top, &top).map_err(mount_failure(target))
+            let mnt =
+                mount::bind_fd(fd.as_fd(), fd.as_fd(), true).map_err(mount_failure(target))?;
+            mount::remount_bind_fd(mnt.as_fd(), MsFlags::MS_RDONLY).map_err(mount_failure(target))
         }
     }
+}
+
+/// Files under /proc a bind may cover: what lxcfs serves per container, the
+/// list runc allows (its checkProcMount).
+const PROC_BIND_ALLOWED: [&str; 9] = [
+    "proc/cpuinfo",
+    "proc/diskstats",
+    "proc/meminfo",
+    "proc/stat",
+    "proc/swaps",
+    "proc/uptime",
+    "proc/loadavg",
+    "proc/slabinfo",
+    "proc/net/dev",
+];
+
+/// Refuse a mount whose resolved target `fd` lies on a procfs, unless it is
+/// a new procfs (`fstype` "proc") or one of lxcfs's files: a volume or an
+/// image's content over /proc would make every later write to /proc (the
+/// sysctls, the masks) land in a fake tree (runc's CVE-2019-16884 and
+/// CVE-2023-27561).
+fn refuse_on_procfs(fd: &OwnedFd, target: &str, fstype: &str) -> Result<(), Failure> {
+    let plain = target.trim_matches('/');
+    let is_file =
+        nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG);
+    if fstype == "proc"
+        || !crate::linux::fs::on_procfs(fd)
+        || (is_file && PROC_BIND_ALLOWED.contains(&plain))
+    {
+        return Ok(());
+    }
+    Err(Failure::new(
+        Step::ResolveTarget,
+        "a mount over procfs is refused",
+        exit::BURROW,
+    )
+    .at(in_container(target)))
+}
+
+/// A host path given as a mount source, opened once (O_PATH) so the mount
+/// is made from what was opened.
+fn open_source(source: &Path, target: &str) -> Result<OwnedFd, Failure> {
+    nix::fcntl::open(source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Failure::sys(Step::Bind, e, exit::BURROW).at(in_container(target)))
+}
+
+/// The host's null device, checked through its descriptor to be the
+/// character device 1:3: what masks a file is never something else
+/// (runc's CVE-2025-31133, where the container's /dev/null was a symlink).
+fn open_null(target: &str) -> Result<OwnedFd, Failure> {
+    let fd = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| failure(Step::MaskPath, &e.into(), target))?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| failure(Step::MaskPath, &e.into(), target))?;
+    let null = st.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && libc::major(st.st_rdev) == 1
+        && libc::minor(st.st_rdev) == 3;
+    if !null {
+        return Err(Failure::new(
+            Step::MaskPath,
+            "/dev/null is not the null device",
+            exit::BURROW,
+        )
+        .at(in_container(target)));
+    }
+    Ok(fd)
+}
+
+/// `path` without its last component, and that component.
+fn split_parent(path: &str) -> (&str, &str) {
+    let path = path.trim_end_matches('/');
+    match path.rsplit_once('/') {
+        Some((parent, name)) => (parent, name),
+        None => ("", path),
+    }
+}
+
+/// The directory `parent` (relative to `root`, "" for the root), resolved
+/// inside the root.
+fn open_parent(root: &Path, parent: &str) -> nix::Result<OwnedFd> {
+    let root_fd = crate::linux::fs::open_dir(root)?;
+    let parent = if parent.is_empty() { "." } else { parent };
+    crate::linux::fs::openat_in_root(root_fd.as_fd(), parent, OFlag::O_PATH | OFlag::O_DIRECTORY)
+}
+
+/// The `/proc/self/fd/N` path of `fd`.
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 /// `target` opened (O_PATH) inside `root` without creating anything, or
 /// None when it does not exist there (a masked path the kernel or the
 /// image lacks is skipped).
-fn open_existing(
-    root: &Path,
-    target: &str,
-) -> Result<Option<(std::os::fd::OwnedFd, PathBuf)>, Failure> {
+fn open_existing(root: &Path, target: &str) -> Result<Option<(OwnedFd, PathBuf)>, Failure> {
     let fail = |e: nix::Error| failure(Step::MaskPath, &std::io::Error::from(e), target);
     let dir = crate::linux::fs::open_dir(root).map_err(fail)?;
-    match crate::linux::fs::openat_in_root(
-        std::os::fd::AsFd::as_fd(&dir),
-        target,
-        nix::fcntl::OFlag::O_PATH,
-    ) {
+    match crate::linux::fs::openat_in_root(dir.as_fd(), target, nix::fcntl::OFlag::O_PATH) {
         Ok(fd) => {
             let via = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
             Ok(Some((fd, via)))
@@ -474,7 +597,7 @@ fn resolve_in_root(
     root: &Path,
     target: &str,
     want_dir: bool,
-) -> Result<(std::os::fd::OwnedFd, PathBuf), Failure> {
+) -> Result<(OwnedFd, PathBuf), Failure> {
     let fd = crate::linux::fs::open_in_root(root, target, want_dir)
         .map_err(|e| failure(Step::ResolveTarget, &e, target))?;
     let via = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
@@ -503,30 +626,69 @@ fn mount_failure(target: &str) -> impl Fn(MountError) -> Failure + '_ {
     }
 }
 
-fn ensure_dir(root: &Path, rel: &str) -> Result<PathBuf, Failure> {
-    let p = root.join(rel);
-    let err = |e: std::io::Error| failure(Step::MakeDir, &e, rel);
-    match std::fs::symlink_metadata(&p) {
-        Ok(m) if m.is_dir() => return Ok(p),
-        Ok(_) => std::fs::remove_file(&p).map_err(err)?,
-        Err(_) => {}
-    }
-    std::fs::create_dir(&p).map_err(err)?;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).map_err(err)?;
-    Ok(p)
+/// `rel` under `root` as a real directory, opened O_PATH: anything else
+/// there (a symlink, a file) is replaced. Every step is relative to the
+/// parent's descriptor, resolved inside the root, and the result is opened
+/// without following a symlink, so a swap meanwhile fails the start instead
+/// of moving the mount.
+fn ensure_dir(root: &Path, rel: &str) -> Result<OwnedFd, Failure> {
+    ensure(root, rel, true).map_err(|e| failure(Step::MakeDir, &e, rel))
 }
 
-fn ensure_file(root: &Path, rel: &str) -> Result<PathBuf, Failure> {
-    let p = root.join(rel);
-    let err = |e: std::io::Error| failure(Step::MakeFile, &e, rel);
-    match std::fs::symlink_metadata(&p) {
-        Ok(m) if m.is_file() => return Ok(p),
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p).map_err(err)?,
-        Ok(_) => std::fs::remove_file(&p).map_err(err)?,
-        Err(_) => {}
+/// `rel` under `root` as a regular file, opened O_PATH (see `ensure_dir`).
+fn ensure_file(root: &Path, rel: &str) -> Result<OwnedFd, Failure> {
+    ensure(root, rel, false).map_err(|e| failure(Step::MakeFile, &e, rel))
+}
+
+fn ensure(root: &Path, rel: &str, dir: bool) -> std::io::Result<OwnedFd> {
+    use nix::sys::stat::{fchmod, fstatat, mkdirat};
+    let (parent, name) = split_parent(rel);
+    let parent = open_parent(root, parent)?;
+    let kind = libc::S_IFMT
+        & fstatat(&parent, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map(|st| st.st_mode)
+            .unwrap_or(0);
+    let want = if dir { libc::S_IFDIR } else { libc::S_IFREG };
+    let made = kind != want;
+    if made {
+        if kind != 0 {
+            crate::linux::fs::remove_all_at(parent.as_fd(), name)?;
+        }
+        if dir {
+            mkdirat(&parent, name, Mode::from_bits_truncate(0o755))?;
+        } else {
+            drop(nix::fcntl::openat(
+                &parent,
+                name,
+                OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_WRONLY
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )?);
+        }
     }
-    File::create(&p).map_err(err)?;
-    Ok(p)
+    let flags = if dir {
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY
+    } else {
+        OFlag::O_PATH
+    };
+    let fd = nix::fcntl::openat(
+        &parent,
+        name,
+        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = nix::sys::stat::fstat(&fd)?;
+    if st.st_mode & libc::S_IFMT != want {
+        return Err(nix::Error::ELOOP.into());
+    }
+    if made && dir {
+        // mkdir(2) applies the umask; 0755 is what containers expect.
+        fchmod(&fd, Mode::from_bits_truncate(0o755))?;
+    }
+    Ok(fd)
 }
 
 #[cfg(test)]

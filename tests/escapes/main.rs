@@ -26,6 +26,8 @@ use std::sync::{Mutex, OnceLock};
 
 use common::Env;
 
+mod mounts;
+
 /// The secret every attack tries to read: a 0600 file in the test user's
 /// home, holding this text.
 pub const SECRET: &str = "TOP-SECRET-burrow-escape-marker";
