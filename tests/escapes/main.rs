@@ -17,6 +17,7 @@ mod cgroupfs;
 mod cp;
 mod diff;
 mod entry;
+mod mounts;
 mod output;
 mod store;
 mod tiocsti;
@@ -25,8 +26,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use common::Env;
-
-mod mounts;
 
 /// The secret every attack tries to read: a 0600 file in the test user's
 /// home, holding this text.
