@@ -114,7 +114,8 @@ mod tests {
     #[test]
     fn truncated_or_foreign_files_are_not_static_programs() {
         let full = elf(&[1, 1]);
-        assert!(!has_no_interpreter(&full[..full.len() - 10]));
+        // Cut inside the second program header's type.
+        assert!(!has_no_interpreter(&full[..64 + 56 + 2]));
         assert!(!has_no_interpreter(b"#!/bin/sh\n"));
         let mut class32 = full.clone();
         class32[4] = 1;
