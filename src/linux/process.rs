@@ -144,6 +144,33 @@ pub fn set_dumpable(dumpable: bool) -> nix::Result<()> {
     nix::sys::prctl::set_dumpable(dumpable)
 }
 
+/// `code` (a whole executable) in an anonymous memory file (memfd_create(2))
+/// sealed against every change (F_SEAL_WRITE, SHRINK, GROW, then SEAL), to
+/// exec with [`exec_fd`]: a program no other process can alter, whatever
+/// reaches it through /proc/PID/exe. MFD_EXEC asks for an executable memfd
+/// where the kernel knows the flag (Linux 6.3, vm.memfd_noexec); older ones
+/// make them executable anyway.
+pub fn sealed_program(name: &str, code: &[u8]) -> nix::Result<std::fs::File> {
+    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    use std::io::Write;
+    let base = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
+    let exec = MFdFlags::from_bits_retain(libc::MFD_EXEC);
+    let fd = match memfd_create(name, base | exec) {
+        Err(nix::Error::EINVAL) => memfd_create(name, base)?,
+        other => other?,
+    };
+    let mut file = std::fs::File::from(fd);
+    file.write_all(code)
+        .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let seals = SealFlag::F_SEAL_WRITE
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_SEAL;
+    fcntl(&file, FcntlArg::F_ADD_SEALS(seals))?;
+    Ok(file)
+}
+
 /// A program opened O_PATH, to exec later with [`exec_fd`] from wherever
 /// we are by then (after pivot_root, say).
 pub fn open_path(path: &std::path::Path) -> nix::Result<std::fs::File> {

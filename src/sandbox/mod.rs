@@ -30,6 +30,7 @@ mod rootfs_copy;
 pub mod seccomp;
 pub mod seccomp_default;
 mod spawn;
+mod trampoline;
 mod user;
 
 use std::path::PathBuf;

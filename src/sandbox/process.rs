@@ -198,6 +198,16 @@ fn enter(
         )),
         _ => None,
     };
+    // The program the container's program is exec'd through, so that no
+    // process exec'ing it is running burrow's binary (see
+    // `sandbox::trampoline`). Made before seccomp, which may refuse memfds.
+    let trampoline = super::trampoline::load().map_err(|e| {
+        let mut f = Failure::sys(Step::Exec, e, exit::BURROW);
+        if e == nix::Error::EACCES {
+            f.detail = "the kernel refuses to run programs from memory (vm.memfd_noexec = 2); burrow needs that to keep its own binary out of containers' reach".into();
+        }
+        f
+    })?;
 
     // The mount tree and the switch into it: the rootfs becomes /, the
     // host's tree is detached.
@@ -239,6 +249,7 @@ fn enter(
     // below (runc's CVE-2024-21626).
     let mut keep = vec![report.as_raw_fd()];
     keep.extend(init_binary.as_ref().map(|(f, _)| f.as_raw_fd()));
+    keep.extend(trampoline.as_ref().map(|f| f.as_raw_fd()));
     if let ContainerType::Bundle(b) = kind {
         keep.push(b.start_gate);
         keep.extend((0..b.preserve_fds).filter_map(|i| i32::try_from(3 + i).ok()));
@@ -340,9 +351,9 @@ fn enter(
         return exec_init(&binary, path, &p.argv, &env);
     }
     if p.init {
-        return run_init(&p.argv, &env);
+        return run_init(&p.argv, &env, trampoline.as_ref());
     }
-    exec(&p.argv, &env, preserve_fds)
+    exec(&p.argv, &env, preserve_fds, trampoline.as_ref())
 }
 
 /// Exec the static init program `binary` (opened from `path`) as PID 1 with
@@ -491,7 +502,7 @@ fn setup_stdio(p: &Process, terminal: Option<RawFd>) -> Result<(), Failure> {
 /// with the command's exit code. Blocked signals reach a namespace's init
 /// even without a handler (the kernel only ignores unblocked default ones),
 /// so a signalfd sees them, as tini's sigtimedwait does.
-fn run_init(argv: &[String], env: &[String]) -> Result<Never, Failure> {
+fn run_init(argv: &[String], env: &[String], trampoline: Option<&File>) -> Result<Never, Failure> {
     use nix::sys::signal::SigSet;
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -502,7 +513,7 @@ fn run_init(argv: &[String], env: &[String]) -> Result<Never, Failure> {
     let sfd = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC).map_err(sys)?;
     // The command reports its own exec failure on stderr, then we see it
     // exit with Docker's code.
-    let child = process::fork_child(|| match exec(argv, env, 0) {
+    let child = process::fork_child(|| match exec(argv, env, 0, trampoline) {
         Ok(never) => match never {},
         Err(f) => {
             eprintln!("burrow: {f}");
@@ -534,9 +545,15 @@ fn run_init(argv: &[String], env: &[String]) -> Result<Never, Failure> {
 }
 
 /// Find the program the way execvp does, but with the container's PATH, and
-/// exec it. Errors carry Docker's wording and exit codes (127 not found,
-/// 126 not runnable).
-fn exec(argv: &[String], env: &[String], preserve_fds: u32) -> Result<Never, Failure> {
+/// exec it, through `trampoline` when there is one (see
+/// `sandbox::trampoline`). Errors carry Docker's wording and exit codes (127
+/// not found, 126 not runnable).
+fn exec(
+    argv: &[String],
+    env: &[String],
+    preserve_fds: u32,
+    trampoline: Option<&File>,
+) -> Result<Never, Failure> {
     let prog = argv
         .first()
         .ok_or_else(|| Failure::new(Step::Exec, "no command specified", exit::BURROW))?;
@@ -568,12 +585,27 @@ fn exec(argv: &[String], env: &[String], preserve_fds: u32) -> Result<Never, Fai
         let Ok(c_path) = CString::new(cand.as_os_str().as_encoded_bytes()) else {
             continue;
         };
-        match nix::unistd::execve(&c_path, &c_argv, &c_env) {
-            Err(nix::Error::ENOENT) | Err(nix::Error::ENOTDIR) => continue,
-            Err(e @ (nix::Error::EACCES | nix::Error::EISDIR | nix::Error::ENOEXEC)) => {
+        // Exec returns only on failure: what failed.
+        let failed = match trampoline {
+            // The trampoline reports a failed exec only as its exit code,
+            // so what execve(2) would refuse is found out here first: a
+            // missing file, a directory, no permission to execute.
+            Some(t) => match nix::unistd::access(cand.as_path(), nix::unistd::AccessFlags::X_OK) {
+                Err(e) => e,
+                Ok(()) if cand.is_dir() => nix::Error::EACCES,
+                Ok(()) => process::exec_fd(t, &super::trampoline::argv(&c_path, &c_argv), &c_env),
+            },
+            None => match nix::unistd::execve(&c_path, &c_argv, &c_env) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            },
+        };
+        match failed {
+            nix::Error::ENOENT | nix::Error::ENOTDIR => continue,
+            e @ (nix::Error::EACCES | nix::Error::EISDIR | nix::Error::ENOEXEC) => {
                 denied.get_or_insert((cand.clone(), e));
             }
-            Err(e) => {
+            e => {
                 return Err(Failure {
                     step: Step::Exec,
                     path: None,
@@ -582,7 +614,6 @@ fn exec(argv: &[String], env: &[String], preserve_fds: u32) -> Result<Never, Fai
                     code: exit::CANNOT_RUN,
                 })
             }
-            Ok(never) => match never {},
         }
     }
     let detail = if let Some((p, e)) = denied {

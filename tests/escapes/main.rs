@@ -17,6 +17,7 @@ mod cgroupfs;
 mod cp;
 mod diff;
 mod entry;
+mod exe;
 mod mounts;
 mod output;
 mod store;
