@@ -20,8 +20,9 @@ cd "$(dirname "$0")/.."
 # to a server in a network namespace the test creates; python3: the network
 # tests run the host's python3 in containers as a UDP echo server and as a
 # name-resolving client on user networks; podman also drives `burrow-runc`
-# through conmon in the runtime-mode tests.
-packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman gcc libc6-dev passt slirp4netns curl iproute2 python3)
+# through conmon in the runtime-mode tests; catatonit: the static init
+# `--init` execs (the escape tests check PID 1 holds nothing of burrow).
+packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman gcc libc6-dev passt slirp4netns curl iproute2 python3 catatonit)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
