@@ -511,15 +511,14 @@ impl Term {
         self.screen().lines().any(|l| l.trim() == line)
     }
 
-    /// burrow's exit code, once it has ended.
+    /// burrow's exit code, once it has ended. The shell creates the file
+    /// before it writes the code into it: wait for the whole line.
     pub fn exit_code(&self) -> String {
+        let read = || std::fs::read_to_string(&self.done).unwrap_or_default();
         wait_until("burrow exited", Duration::from_secs(15), || {
-            self.done.exists()
+            read().ends_with('\n')
         });
-        std::fs::read_to_string(&self.done)
-            .unwrap()
-            .trim()
-            .to_string()
+        read().trim().to_string()
     }
 }
 
