@@ -200,14 +200,18 @@ fn enter(
     };
     // The program the container's program is exec'd through, so that no
     // process exec'ing it is running burrow's binary (see
-    // `sandbox::trampoline`). Made before seccomp, which may refuse memfds.
-    let trampoline = super::trampoline::load().map_err(|e| {
-        let mut f = Failure::sys(Step::Exec, e, exit::BURROW);
-        if e == nix::Error::EACCES {
-            f.detail = "the kernel refuses to run programs from memory (vm.memfd_noexec = 2); burrow needs that to keep its own binary out of containers' reach".into();
-        }
-        f
-    })?;
+    // `sandbox::trampoline`). Made before seccomp, which may refuse memfds;
+    // not needed when a static init execs the program.
+    let trampoline = match init_binary {
+        Some(_) => None,
+        None => super::trampoline::load().map_err(|e| {
+            let mut f = Failure::sys(Step::Exec, e, exit::BURROW);
+            if e == nix::Error::EACCES {
+                f.detail = "the kernel refuses to run programs from memory (vm.memfd_noexec = 2); burrow needs that to keep its own binary out of containers' reach".into();
+            }
+            f
+        })?,
+    };
 
     // The mount tree and the switch into it: the rootfs becomes /, the
     // host's tree is detached.
