@@ -525,6 +525,8 @@ fn run_init(argv: &[String], env: &[String], trampoline: Option<&File>) -> Resul
         }
     })
     .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
+    // From here on nobody reads the exec pipe's failure reports: close ours
+    // so the caller sees exec "succeeded" (the command runs under us).
     process::close_fds_except(&[sfd.as_raw_fd()]);
     loop {
         let Ok(Some(info)) = sfd.read_signal() else {
