@@ -320,6 +320,44 @@ impl Env {
         c
     }
 
+    /// A `burrow` command as the test user on a host condition this test
+    /// makes: `setup` is a shell snippet run as root in a private mount
+    /// namespace created for this one command (see `host`), so the host
+    /// itself is never changed and no earlier step's state is inherited.
+    /// None, after saying why loudly, when not root (nothing can be made).
+    pub fn cmd_on_host<I, S>(&self, test: &str, setup: &str, args: I) -> Option<Command>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        if !shared().as_root {
+            loud(&format!(
+                "SKIPPED {test} [{:?}]: making a host condition needs root; run the suite as root",
+                self.who
+            ));
+            return None;
+        }
+        let inner = self.cmd(args);
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "--", "sh", "-ec"])
+            .arg(format!(
+                "{setup}\nexec setpriv --reuid {} --regid {} --clear-groups -- \"$@\"",
+                self.uid, self.gid
+            ))
+            .arg("sh")
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .env_clear()
+            .current_dir(&self.home)
+            .stdin(Stdio::null());
+        for (k, v) in inner.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        Some(c)
+    }
+
     /// Run burrow and capture its output.
     pub fn run<I, S>(&self, args: I) -> Output
     where
@@ -635,4 +673,18 @@ impl Env {
             stderr(&o)
         );
     }
+}
+
+/// Host conditions for `Env::cmd_on_host`, as shell run as root in the
+/// command's private mount namespace.
+pub mod host {
+    /// `/dev/net/tun` exists but only root may open it (mode 0600, as on
+    /// hosts whose udev rules or image builders leave it so).
+    pub const TUN_ROOT_ONLY: &str = "mkdir -p /dev/net\nmount -t tmpfs -o mode=0755 tmpfs /dev/net\nmknod -m 0600 /dev/net/tun c 10 200";
+    /// No `/dev/net/tun` at all (CI job containers, Kubernetes pods).
+    pub const NO_TUN: &str =
+        "if [ -d /dev/net ]; then mount -t tmpfs -o mode=0755 tmpfs /dev/net; fi";
+    /// `/dev/net/tun` open to everyone (Debian's default mode), made here
+    /// rather than trusted from the host.
+    pub const TUN_OPEN: &str = "mkdir -p /dev/net\nmount -t tmpfs -o mode=0755 tmpfs /dev/net\nmknod -m 0666 /dev/net/tun c 10 200";
 }
