@@ -3,7 +3,9 @@
 //! server on the host's loopback, outbound access through slirp4netns and
 //! pasta to a server in a network namespace the test creates, UDP
 //! publishing, and the built-in forwarder with neither helper installed.
-//! Traffic stays on loopback and in namespaces the test makes.
+//! Traffic stays on loopback and in namespaces the test makes, and every
+//! command runs with a tun device the test makes (`users`), never the
+//! host's own, whose mode varies from host to host.
 
 mod common;
 
@@ -13,7 +15,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{loud, shell_line, stderr, stdout, users, wait_until, Env};
+use common::{host, loud, shell_line, stderr, stdout, wait_until, Env};
+
+/// The test users, each running burrow where `/dev/net/tun` is open to
+/// everyone (Debian's default), made for each command in its own mount
+/// namespace.
+fn users(name: &str) -> Vec<Env> {
+    common::users(name)
+        .into_iter()
+        .map(|e| e.on_host(name, host::TUN_OPEN))
+        .collect()
+}
 
 /// A TCP port nobody listens on right now (the kernel's pick).
 fn free_port() -> u16 {

@@ -9,6 +9,7 @@ use super::format::Format;
 use super::Ctx;
 use crate::container::Status;
 use crate::linux::{cgroup, mount, userns};
+use crate::network::helper::{self, Outbound, Why};
 
 #[derive(Debug, Args)]
 #[command(
@@ -43,6 +44,7 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
         }
     }
     let images = ctx.store.image_ids()?.len();
+    let outbound = helper::outbound(&super::helper_path());
     let range = |r: Option<userns::IdRange>| r.map(|r| json!({"start": r.start, "count": r.count}));
     let info = json!({
         "Kernel": kernel,
@@ -62,7 +64,8 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
         "Rootfs": rootfs,
         "Cgroup": cg,
         "ContainerCgroups": source,
-        "NetworkHelper": crate::network::helper::describe(&super::helper_path()),
+        "NetworkHelper": helper::describe(&outbound),
+        "NetworkOutbound": outbound_json(&outbound),
         "Store": ctx.store.paths.root,
         "Runtime": ctx.store.paths.runtime,
         // Docker's names for what it shares with burrow, for templates
@@ -163,6 +166,38 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
     println!("Store:             {}", ctx.store.paths.root.display());
     println!("Runtime:           {}", ctx.store.paths.runtime.display());
     Ok(0)
+}
+
+/// The outbound access of a private network, for `--format json`: the
+/// helper, whether it can start, and if not, why and the fix.
+fn outbound_json(o: &Outbound) -> serde_json::Value {
+    match o {
+        Outbound::Helper(h) => json!({
+            "Helper": h.kind.name(),
+            "Path": h.path,
+            "Usable": true,
+        }),
+        Outbound::LoopbackOnly(Why::NoTun {
+            helper: kind,
+            problem,
+        }) => json!({
+            "Helper": kind.name(),
+            "Usable": false,
+            "Problem": helper::tun_problem(problem),
+            "Fix": helper::tun_fix(problem),
+        }),
+        Outbound::LoopbackOnly(Why::Offline { installed }) => json!({
+            "Helper": installed.map(|k| k.name()),
+            "Usable": false,
+            "Problem": "the host has no default route",
+        }),
+        Outbound::LoopbackOnly(Why::NotInstalled) => json!({
+            "Helper": null,
+            "Usable": false,
+            "Problem": "neither pasta nor slirp4netns is installed",
+            "Fix": "apt-get install passt",
+        }),
+    }
 }
 
 /// Try an overlayfs mount in a scratch user namespace under the store.

@@ -402,23 +402,37 @@ fn network_options(a: &RunArgs) -> anyhow::Result<container::NetworkOptions> {
     })
 }
 
-/// Say once per boot (a marker in the runtime dir) that a private
-/// network will have loopback only, and which package fixes it.
+/// Say once per session (a marker in the runtime dir, which lives as long
+/// as the login session or the boot) that a private network will have
+/// loopback only, why, and what fixes it.
 pub(super) fn helper_notice(ctx: &Ctx, mode: &str) {
-    use crate::network::{helper, Mode};
-    if !matches!(Mode::parse(mode), Ok(Mode::Private | Mode::User)) {
+    use crate::network::helper::{self, Outbound};
+    use crate::network::Mode;
+    let user_network = match Mode::parse(mode) {
+        Ok(Mode::Private) => false,
+        Ok(Mode::User) => true,
+        _ => return,
+    };
+    let Outbound::LoopbackOnly(why) = helper::outbound(&super::helper_path()) else {
+        return;
+    };
+    // A user network without the tun device fails with its own fix.
+    if user_network && matches!(why, helper::Why::NoTun { .. }) {
         return;
     }
-    if let Ok(None) = helper::find(Mode::Private, &super::helper_path()) {
-        let marker = ctx.store.paths.runtime.join("network-helper-notice");
-        if std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&marker)
-            .is_ok()
-        {
-            eprintln!("{}", helper::missing_line());
-        }
+    let Some(line) = why.notice() else { return };
+    let marker = ctx
+        .store
+        .paths
+        .runtime
+        .join(format!("network-notice-{}", why.key()));
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .is_ok()
+    {
+        eprintln!("{line}");
     }
 }
 

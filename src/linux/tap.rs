@@ -35,6 +35,51 @@ fn name_of(req: &libc::ifreq) -> String {
         .collect()
 }
 
+/// The tun device's node.
+pub const TUN_PATH: &str = "/dev/net/tun";
+
+/// Why this process cannot open the tun device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TunProblem {
+    /// There is no node (job containers and pods are often given none).
+    Missing,
+    /// The node's mode keeps us out (EACCES), with its mode bits and owner.
+    Mode { mode: u32, owner: u32 },
+    /// Any other refusal: the device cgroup (EPERM), no tun driver
+    /// (ENODEV, ENXIO).
+    Refused(nix::Error),
+}
+
+/// Whether this process may open the tun device, as a helper (pasta,
+/// slirp4netns) or a user network's member will have to. Opening checks
+/// only the node's permissions and the device cgroup, and a user namespace
+/// grants nothing over a node whose owner is not mapped in it
+/// (user_namespaces(7)), so the answer here is the answer in a container's
+/// namespace. Costs one open(2) and close(2): cheaper than any cache of it.
+pub fn check_tun_access() -> Result<(), TunProblem> {
+    use nix::errno::Errno;
+    use nix::fcntl::{open, OFlag};
+    match open(
+        TUN_PATH,
+        OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Ok(fd) => {
+            drop(fd);
+            Ok(())
+        }
+        Err(Errno::ENOENT | Errno::ENOTDIR) => Err(TunProblem::Missing),
+        Err(Errno::EACCES) => match nix::sys::stat::stat(TUN_PATH) {
+            Ok(st) => Err(TunProblem::Mode {
+                mode: st.st_mode & 0o7777,
+                owner: st.st_uid,
+            }),
+            Err(e) => Err(TunProblem::Refused(e)),
+        },
+        Err(e) => Err(TunProblem::Refused(e)),
+    }
+}
+
 /// Create a TAP device (Ethernet frames, no packet-information header) in
 /// the caller's network namespace. `pattern` may hold `%d`, which the kernel
 /// replaces with the first free number (`eth%d` next to a helper's `eth0`

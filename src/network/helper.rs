@@ -18,6 +18,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::{Mode, NetworkError};
+use crate::linux::tap::{self, TunProblem, TUN_PATH};
 use crate::linux::{net, process};
 
 /// How long a helper may take to configure the namespace.
@@ -64,38 +65,147 @@ pub struct Helper {
     pub path: PathBuf,
 }
 
-/// The helper `mode` uses, searched in `path_var` (a `PATH` value):
-/// `private` takes pasta, else slirp4netns, else none (loopback only), and
-/// none on a host without a default route (offline: there is nowhere to go
-/// out to, and pasta refuses to start without one); `pasta`/`slirp4netns`
-/// insist on that one.
-pub fn find(mode: Mode, path_var: &str) -> Result<Option<Helper>, NetworkError> {
-    let mode = match mode {
-        // A user network's container goes out like a private one.
-        Mode::User => Mode::Private,
-        m => m,
-    };
-    if mode == Mode::Private && !net::route_table_has_default(Path::new("/proc/net/route")) {
-        return Ok(None);
-    }
-    find_installed(mode, path_var)
+/// What a container on a private network gets for outbound access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// This helper, installed and able to start.
+    Helper(Helper),
+    /// Loopback only (published ports still work), and why.
+    LoopbackOnly(Why),
 }
 
-fn find_installed(mode: Mode, path_var: &str) -> Result<Option<Helper>, NetworkError> {
-    let lookup = |kind: Kind| {
-        std::env::split_paths(path_var)
-            .map(|d| d.join(kind.name()))
-            .find(|p| is_executable(p))
-            .map(|path| Helper { kind, path })
+/// Why a private network has loopback only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// The host has no default route: there is nowhere to go out to, and
+    /// pasta refuses to start without one.
+    Offline { installed: Option<Kind> },
+    /// Neither pasta nor slirp4netns is installed.
+    NotInstalled,
+    /// The installed helper cannot open the tun device.
+    NoTun { helper: Kind, problem: TunProblem },
+}
+
+impl Why {
+    /// The one line a user is told (once per session), or None where
+    /// loopback only is all the host allows.
+    pub fn notice(&self) -> Option<String> {
+        match self {
+            Why::Offline { .. } => None,
+            Why::NotInstalled => Some(
+                "burrow: neither pasta nor slirp4netns is installed: containers get loopback only (published ports still work); for outbound access: apt-get install passt".into(),
+            ),
+            Why::NoTun { helper, problem } => Some(format!(
+                "burrow: {} cannot start: {}: containers get loopback only (published ports still work); fix: {}, or --network none to say you meant it",
+                helper.name(),
+                tun_problem(problem),
+                tun_fix(problem)
+            )),
+        }
+    }
+
+    /// A short name for the reason, to remember that it was said.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Why::Offline { .. } => "offline",
+            Why::NotInstalled => "not-installed",
+            Why::NoTun { .. } => "no-tun",
+        }
+    }
+}
+
+/// What is wrong with the tun device, in a user's words.
+pub fn tun_problem(p: &TunProblem) -> String {
+    match p {
+        TunProblem::Missing => format!("there is no {TUN_PATH}"),
+        TunProblem::Mode { mode, owner: 0 } => format!("{TUN_PATH} is mode {mode:04o}"),
+        TunProblem::Mode { mode, owner } => {
+            format!("{TUN_PATH} is mode {mode:04o} and owned by uid {owner}")
+        }
+        TunProblem::Refused(e) => format!("{TUN_PATH} cannot be opened ({})", e.desc()),
+    }
+}
+
+/// The command that lets an unprivileged user open the tun device.
+pub fn tun_fix(p: &TunProblem) -> String {
+    use nix::errno::Errno;
+    match p {
+        TunProblem::Missing => format!(
+            "sudo mkdir -p /dev/net && sudo mknod -m 0666 {TUN_PATH} c 10 200 (in a job container: pass the device in, e.g. --device {TUN_PATH})"
+        ),
+        TunProblem::Mode { .. } => format!("sudo chmod 0666 {TUN_PATH} (Debian's default mode)"),
+        TunProblem::Refused(Errno::ENODEV | Errno::ENXIO) => "sudo modprobe tun".into(),
+        TunProblem::Refused(Errno::EPERM) => {
+            "allow the tun device (c 10:200 rw) in this host's device cgroup".into()
+        }
+        TunProblem::Refused(_) => format!("let your user open {TUN_PATH} for reading and writing"),
+    }
+}
+
+/// Outbound access for `--network private`, searched in `path_var` (a
+/// `PATH` value): pasta, else slirp4netns, when the host has a default
+/// route and the helper can open the tun device.
+pub fn outbound(path_var: &str) -> Outbound {
+    let installed = find_installed(path_var);
+    if !net::route_table_has_default(Path::new("/proc/net/route")) {
+        return Outbound::LoopbackOnly(Why::Offline {
+            installed: installed.map(|h| h.kind),
+        });
+    }
+    let Some(helper) = installed else {
+        return Outbound::LoopbackOnly(Why::NotInstalled);
+    };
+    match tap::check_tun_access() {
+        Ok(()) => Outbound::Helper(helper),
+        Err(problem) => Outbound::LoopbackOnly(Why::NoTun {
+            helper: helper.kind,
+            problem,
+        }),
+    }
+}
+
+/// The helper `mode` uses: `private` takes what `outbound` finds (none:
+/// loopback only); `pasta`/`slirp4netns` insist on that one, and a user
+/// network on the tun device its members' TAP devices are made with, so
+/// those fail with the fix when it cannot be had.
+pub fn find(mode: Mode, path_var: &str) -> Result<Option<Helper>, NetworkError> {
+    let unusable = |user: String, problem: TunProblem| NetworkError::TunUnusable {
+        user,
+        problem: tun_problem(&problem),
+        fix: tun_fix(&problem),
     };
     match mode {
-        Mode::Private | Mode::User => Ok(lookup(Kind::Pasta).or_else(|| lookup(Kind::Slirp4netns))),
-        Mode::Via(kind) => lookup(kind).map(Some).ok_or(NetworkError::HelperMissing {
-            kind: kind.name(),
-            package: kind.package(),
-        }),
         Mode::None | Mode::Host => Ok(None),
+        Mode::Private => Ok(match outbound(path_var) {
+            Outbound::Helper(h) => Some(h),
+            Outbound::LoopbackOnly(_) => None,
+        }),
+        Mode::User => {
+            tap::check_tun_access()
+                .map_err(|p| unusable("a user network's TAP device".into(), p))?;
+            find(Mode::Private, path_var)
+        }
+        Mode::Via(kind) => {
+            let helper = lookup(kind, path_var).ok_or(NetworkError::HelperMissing {
+                kind: kind.name(),
+                package: kind.package(),
+            })?;
+            tap::check_tun_access().map_err(|p| unusable(kind.name().into(), p))?;
+            Ok(Some(helper))
+        }
     }
+}
+
+/// The first of pasta and slirp4netns installed in `path_var`.
+fn find_installed(path_var: &str) -> Option<Helper> {
+    lookup(Kind::Pasta, path_var).or_else(|| lookup(Kind::Slirp4netns, path_var))
+}
+
+fn lookup(kind: Kind, path_var: &str) -> Option<Helper> {
+    std::env::split_paths(path_var)
+        .map(|d| d.join(kind.name()))
+        .find(|p| is_executable(p))
+        .map(|path| Helper { kind, path })
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -104,23 +214,25 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// What `burrow info` says about outbound access for `--network private`.
-pub fn describe(path_var: &str) -> String {
-    match (
-        find(Mode::Private, path_var),
-        find_installed(Mode::Private, path_var),
-    ) {
-        (Ok(Some(h)), _) => format!("{} ({})", h.kind.name(), h.path.display()),
-        (_, Ok(Some(h))) => format!(
+pub fn describe(outbound: &Outbound) -> String {
+    match outbound {
+        Outbound::Helper(h) => format!("{} ({})", h.kind.name(), h.path.display()),
+        Outbound::LoopbackOnly(Why::Offline {
+            installed: Some(kind),
+        }) => format!(
             "none: the host has no default route ({} is installed); loopback only",
-            h.kind.name()
+            kind.name()
         ),
-        _ => "none: loopback only (apt-get install passt)".into(),
+        Outbound::LoopbackOnly(Why::Offline { installed: None } | Why::NotInstalled) => {
+            "none: loopback only (apt-get install passt)".into()
+        }
+        Outbound::LoopbackOnly(Why::NoTun { helper, problem }) => format!(
+            "{} (unusable: {}; containers get loopback only; fix: {})",
+            helper.name(),
+            tun_problem(problem),
+            tun_fix(problem)
+        ),
     }
-}
-
-/// The one line that says a private network will have no outbound access.
-pub fn missing_line() -> String {
-    "burrow: neither pasta nor slirp4netns is installed: containers get loopback only (published ports still work); for outbound access: apt-get install passt".into()
 }
 
 /// A helper serving one container.
@@ -311,7 +423,7 @@ mod tests {
     fn private_prefers_pasta_and_named_helpers_must_exist() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().to_str().unwrap().to_string();
-        assert_eq!(find_installed(Mode::Private, &path).unwrap(), None);
+        assert_eq!(find_installed(&path), None);
         let e = find(Mode::Via(Kind::Pasta), &path).unwrap_err();
         assert!(e.to_string().contains("apt-get install passt"), "{e}");
         let make = |name: &str| {
@@ -321,15 +433,9 @@ mod tests {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         };
         make("slirp4netns");
-        assert_eq!(
-            find(Mode::Private, &path).unwrap().unwrap().kind,
-            Kind::Slirp4netns
-        );
+        assert_eq!(find_installed(&path).unwrap().kind, Kind::Slirp4netns);
         make("pasta");
-        assert_eq!(
-            find(Mode::Private, &path).unwrap().unwrap().kind,
-            Kind::Pasta
-        );
+        assert_eq!(find_installed(&path).unwrap().kind, Kind::Pasta);
         assert_eq!(find(Mode::None, &path).unwrap(), None);
         let h = Helper {
             kind: Kind::Slirp4netns,

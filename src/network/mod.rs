@@ -145,6 +145,12 @@ pub enum NetworkError {
         kind: &'static str,
         package: &'static str,
     },
+    #[error("{user} cannot be set up: {problem}; fix: {fix}, or --network none")]
+    TunUnusable {
+        user: String,
+        problem: String,
+        fix: String,
+    },
     #[error("starting {kind}: {detail}")]
     Helper { kind: &'static str, detail: String },
     #[error("joining network {network}: {detail}")]

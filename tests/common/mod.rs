@@ -187,6 +187,9 @@ pub struct Env {
     gid: u32,
     /// Running as ourselves but forcing the single mapping (no test user).
     force_single: bool,
+    /// A host condition every command of this environment runs on (see
+    /// `on_host`).
+    host: Option<String>,
 }
 
 impl Env {
@@ -238,6 +241,7 @@ impl Env {
             uid,
             gid,
             force_single,
+            host: None,
         })
     }
 
@@ -292,8 +296,9 @@ impl Env {
         &shared().dir
     }
 
-    /// A `burrow` command as the test user, with a clean environment.
-    pub fn cmd<I, S>(&self, args: I) -> Command
+    /// A `burrow` command as the test user, with a clean environment, on
+    /// the host as it is.
+    fn plain_cmd<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
@@ -320,6 +325,33 @@ impl Env {
         c
     }
 
+    /// A `burrow` command as the test user, with a clean environment (on
+    /// this environment's host condition, when it has one).
+    pub fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        match &self.host {
+            Some(setup) if shared().as_root => self.wrap_on_host(setup, self.plain_cmd(args)),
+            _ => self.plain_cmd(args),
+        }
+    }
+
+    /// Run every later command of this environment on a host condition
+    /// (`setup`, as for `cmd_on_host`). Not root: says loudly that the
+    /// host's own state is used instead, since nothing can be made.
+    pub fn on_host(mut self, test: &str, setup: &str) -> Env {
+        if !shared().as_root {
+            loud(&format!(
+                "NOTE {test} [{:?}]: not root, so the host condition cannot be made; using this host as it is",
+                self.who
+            ));
+        }
+        self.host = Some(setup.to_string());
+        self
+    }
+
     /// A `burrow` command as the test user on a host condition this test
     /// makes: `setup` is a shell snippet run as root in a private mount
     /// namespace created for this one command (see `host`), so the host
@@ -337,11 +369,17 @@ impl Env {
             ));
             return None;
         }
-        let inner = self.cmd(args);
-        let mut c = Command::new("unshare");
-        c.args(["--mount", "--propagation", "private", "--", "sh", "-ec"])
+        Some(self.wrap_on_host(setup, self.plain_cmd(args)))
+    }
+
+    /// `inner` (a burrow command as the test user) run from a private
+    /// mount namespace where `setup` ran as root first.
+    fn wrap_on_host(&self, setup: &str, inner: Command) -> Command {
+        // The setup runs with the system's PATH, burrow with the test's.
+        let mut c = Command::new("/usr/bin/unshare");
+        c.args(["--mount", "--propagation", "private", "--", "/bin/sh", "-ec"])
             .arg(format!(
-                "{setup}\nexec setpriv --reuid {} --regid {} --clear-groups -- \"$@\"",
+                "test_path=\"$PATH\"\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n{setup}\nPATH=\"$test_path\" exec /usr/bin/setpriv --reuid {} --regid {} --clear-groups -- \"$@\"",
                 self.uid, self.gid
             ))
             .arg("sh")
@@ -355,7 +393,7 @@ impl Env {
                 c.env(k, v);
             }
         }
-        Some(c)
+        c
     }
 
     /// Run burrow and capture its output.
@@ -478,7 +516,7 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 /// A shell command line that runs burrow as the test user (for tmux).
 pub fn shell_line(env: &Env, args: &str) -> String {
-    let c = env.cmd(["--version"]);
+    let c = env.plain_cmd(["--version"]);
     let bin = c.get_program().to_string_lossy().into_owned();
     let envs: Vec<String> = c
         .get_envs()
@@ -486,7 +524,15 @@ pub fn shell_line(env: &Env, args: &str) -> String {
         .collect();
     let who = if nix::unistd::Uid::effective().is_root() {
         let (u, g) = env.ids();
-        format!("setpriv --reuid {u} --regid {g} --init-groups ")
+        // The environment's host condition, made in a mount namespace of
+        // this line's own (the setup strings hold no single quote).
+        let host = env.host.as_deref().map_or(String::new(), |setup| {
+            format!(
+                "unshare --mount --propagation private -- sh -ec '{}; exec \"$@\"' sh ",
+                setup.replace('\n', "; ")
+            )
+        });
+        format!("{host}setpriv --reuid {u} --regid {g} --init-groups ")
     } else {
         String::new()
     };
@@ -687,4 +733,18 @@ pub mod host {
     /// `/dev/net/tun` open to everyone (Debian's default mode), made here
     /// rather than trusted from the host.
     pub const TUN_OPEN: &str = "mkdir -p /dev/net\nmount -t tmpfs -o mode=0755 tmpfs /dev/net\nmknod -m 0666 /dev/net/tun c 10 200";
+}
+
+/// Whether the host has a default route (pasta will not start without
+/// one); says loudly when not, for the test that needs it.
+pub fn route_to_anywhere() -> bool {
+    let has = std::fs::read_to_string("/proc/net/route")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .any(|l| l.split_whitespace().nth(1) == Some("00000000"));
+    if !has {
+        loud("SKIPPED (part): this host has no default route, so no network helper can start here");
+    }
+    has
 }
