@@ -125,6 +125,8 @@ if pick_podman "$work/busybox.tar" localhost/busybox-bench; then
 	podman_name=podman
 	[[ ${#podman[@]} -eq 1 ]] || podman_name="podman (runc)"
 	add "$podman_name" "${podman[*]} run --rm --network=none localhost/busybox-bench /bin/true"
+	# What a podman user gets by default (pasta or slirp4netns).
+	add "default network: $podman_name" "${podman[*]} run --rm localhost/busybox-bench /bin/true"
 else
 	warn "SKIPPING podman"
 	status=1
@@ -135,6 +137,9 @@ fi
 # is kept (removed by rm-kept before the next run, untimed).
 burrow_cmds() {
 	add "burrow run --rm" "burrow run --rm --network none busybox /bin/true"
+	# What a burrow user gets by default: a private network with pasta
+	# (else slirp4netns; loopback only where neither can start).
+	add "default network: burrow run --rm" "burrow run --rm busybox /bin/true"
 	add "burrow --rm --network host" "burrow run --rm --network host busybox /bin/true"
 	add "burrow run (kept)" "burrow run --name bench-kept --network none busybox /bin/true" rm-kept
 }
@@ -232,7 +237,8 @@ cp "$work"/results/*.json "$out_dir/"
 	echo "## Start-up: /bin/true in a fresh sandbox"
 	echo
 	echo "One hyperfine run per user, \`--shell=none\`, warm-up runs: $warmup; a busybox"
-	echo "rootfs; burrow and podman with \`--network none\` unless said. The container"
+	echo "rootfs; burrow and podman with \`--network none\` unless the name says"
+	echo "\"default network\" (what a user gets without the flag: pasta). The container"
 	echo "of \`burrow run (kept)\` is removed before each run, untimed."
 	echo
 	# shellcheck disable=SC2031  # the subshell's run_user was another

@@ -137,9 +137,9 @@ def targets(a):
 
     for f, who in (("startup.json", "subuid range"), ("startup-nosub.json", "no subuid range")):
         _, med = medians(os.path.join("start", f))
-        ratio(f"`run --rm` ≤ 1.5x ch-run ({who})", med, "burrow run --rm", "ch-run", 1.5)
-        ratio(f"`run --rm` ≥ 50x faster than podman ({who})", med, "burrow run --rm", "podman", 50, True)
-        ratio(f"plain `run` ≤ 2x ch-run ({who})", med, "burrow run (kept)", "ch-run", 2)
+        ratio(f"`run --rm --network none` ≤ 1.5x ch-run ({who})", med, "burrow run --rm", "ch-run", 1.5)
+        ratio(f"`run --rm --network none` ≥ 50x faster than podman's ({who})", med, "burrow run --rm", "podman", 50, True)
+        ratio(f"plain `run --network none` ≤ 2x ch-run ({who})", med, "burrow run (kept)", "ch-run", 2)
     _, med = medians("density/roundtrip.json")
     ratio("`run -d` + `rm -f` ≥ 20x faster than podman", med, "burrow", "podman", 20, True)
     doc, med = medians("density/many.json")
