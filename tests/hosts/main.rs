@@ -10,3 +10,4 @@
 mod common;
 
 mod network;
+mod runtime_dir;
