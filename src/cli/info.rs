@@ -45,6 +45,14 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
     }
     let images = ctx.store.image_ids()?.len();
     let outbound = helper::outbound(&super::helper_path());
+    // Why the runtime directory is where it is: the session's, or the
+    // fallback and the reason.
+    let runtime_reason = ctx
+        .store
+        .paths
+        .runtime_from
+        .reason()
+        .unwrap_or_else(|| "from XDG_RUNTIME_DIR".into());
     let range = |r: Option<userns::IdRange>| r.map(|r| json!({"start": r.start, "count": r.count}));
     let info = json!({
         "Kernel": kernel,
@@ -68,6 +76,7 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
         "NetworkOutbound": outbound_json(&outbound),
         "Store": ctx.store.paths.root,
         "Runtime": ctx.store.paths.runtime,
+        "RuntimeReason": runtime_reason,
         // Docker's names for what it shares with burrow, for templates
         // written against `docker info`.
         "KernelVersion": kernel,
@@ -164,7 +173,11 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
         }
     );
     println!("Store:             {}", ctx.store.paths.root.display());
-    println!("Runtime:           {}", ctx.store.paths.runtime.display());
+    println!(
+        "Runtime directory: {} ({})",
+        ctx.store.paths.runtime.display(),
+        crate::util::printable::escape_controls(&runtime_reason)
+    );
     Ok(0)
 }
 

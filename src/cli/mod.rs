@@ -384,6 +384,7 @@ pub struct Ctx {
 impl Ctx {
     pub fn open(root: Option<PathBuf>) -> anyhow::Result<Self> {
         let ctx = Self::open_as_is(root)?;
+        runtime_notice(&ctx.store);
         ctx.store.close_runtime_dirs();
         // A killed pull, import, create or rm left staging, a name link or
         // a pid file: the next command reclaims them, whatever it is.
@@ -401,6 +402,35 @@ impl Ctx {
         let mapping = detect_mapping()?;
         Ok(Ctx { store, mapping })
     }
+}
+
+/// An `XDG_RUNTIME_DIR` that is set but unusable is said once per boot
+/// and reason, not on every command (`ps` in a loop would repeat it):
+/// runtime state lives until reboot, so that is how long the choice
+/// holds. A marker in the fallback directory records the boot id
+/// (/proc/sys/kernel/random/boot_id, random(4)) and the reason; `info`
+/// says it every time.
+fn runtime_notice(store: &Store) {
+    use crate::store::paths::RuntimeFrom;
+    if !matches!(store.paths.runtime_from, RuntimeFrom::Unusable { .. }) {
+        return;
+    }
+    let Some(reason) = store.paths.runtime_from.reason() else {
+        return;
+    };
+    let base = store.paths.runtime_base();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let said = format!("{}\n{reason}\n", boot.trim());
+    let marker = base.join("runtime-dir-notice");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == said) {
+        return;
+    }
+    let _ = std::fs::write(&marker, &said);
+    eprintln!(
+        "burrow: {}: runtime state goes to {} instead",
+        crate::util::printable::escape_controls(&reason),
+        base.display()
+    );
 }
 
 /// The caller's id mapping; `BURROW_USERNS=single` forces the single-id

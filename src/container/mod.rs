@@ -8,6 +8,7 @@ pub mod commit;
 pub mod copy;
 mod exec;
 pub mod export;
+pub mod keep_id;
 pub mod lifecycle;
 pub mod mounts;
 mod names;
@@ -179,6 +180,30 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
             .map_err(|e| undo(e.into()))?;
     }
 
+    // keep-id: the caller's passwd and group entries, made once here so
+    // that what the container changes in them lasts across restarts.
+    let host_user = opts
+        .keep_id
+        .then(|| keep_id::HostUser::lookup(mapping.uid, mapping.gid))
+        .flatten();
+    let keep_id_files = match host_user {
+        Some(user) => {
+            let (passwd, group) = keep_id::image_files(&layers, mapping).map_err(|e| {
+                undo(ContainerError::Other(format!(
+                    "reading the image's /etc/passwd and /etc/group: {e}"
+                )))
+            })?;
+            let targets: Vec<&str> = mounts.iter().map(|m| m.destination.as_str()).collect();
+            Some(keep_id::etc_files(
+                &user,
+                &passwd,
+                &group,
+                &targets,
+                &config.working_dir,
+            ))
+        }
+        None => None,
+    };
     let id = store::random_hex(32);
     // Docker's default hostname is the short id.
     config.hostname = opts
@@ -223,6 +248,10 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         )?;
         fs::write(dir.join("hostname"), format!("{}\n", config.hostname))?;
         fs::write(dir.join("resolv.conf"), host_resolv_conf())?;
+        if let Some(f) = &keep_id_files {
+            fs::write(dir.join("passwd"), &f.passwd)?;
+            fs::write(dir.join("group"), &f.group)?;
+        }
         Ok(())
     })();
     if let Err(e) = made {

@@ -137,6 +137,7 @@ mod tests {
         let store = Store::open(StorePaths {
             root: d.path().join("r"),
             runtime: d.path().join("t"),
+            runtime_from: Default::default(),
         })
         .unwrap();
         std::fs::create_dir(store.container_dir("aaa")).unwrap();

@@ -18,6 +18,7 @@ pub mod import;
 pub mod layer;
 pub mod layer_tar;
 pub mod manifest;
+pub mod merged;
 pub mod pull;
 pub mod push;
 pub mod reference;

@@ -29,8 +29,9 @@ pub const DEV_LINKS: [(&str, &str); 5] = [
 /// podman give an unprivileged container).
 pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-/// The container's own files bound over the image's.
-const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
+/// The container's own files bound over the image's (passwd and group
+/// only where the container has them: `--userns=keep-id`'s).
+const ETC_FILES: [&str; 5] = ["hosts", "hostname", "resolv.conf", "passwd", "group"];
 
 /// Docker's masked paths: kernel files that show the host (kcore,
 /// keys, timer and scheduler state) or drive its hardware. A file gets
@@ -218,7 +219,8 @@ pub fn plan(spec: &Spec) -> Vec<MountOp> {
             target: "sys".into(),
         });
     }
-    // /etc/hosts, /etc/hostname, /etc/resolv.conf: the container's own.
+    // /etc/hosts, /etc/hostname, /etc/resolv.conf (and keep-id's
+    // /etc/passwd and /etc/group): the container's own.
     ops.push(MountOp::Dir {
         target: "etc".into(),
     });
@@ -809,6 +811,8 @@ mod tests {
                 "etc/hosts",
                 "etc/hostname",
                 "etc/resolv.conf",
+                "etc/passwd",
+                "etc/group",
                 "/srv",
                 "/scratch",
                 "/",
@@ -850,7 +854,7 @@ mod tests {
     fn no_readonly_remount_unless_asked() {
         let ops = plan(&spec(single(), Vec::new(), false));
         assert!(!ops.contains(&MountOp::RemountRootReadonly));
-        assert_eq!(ops.len(), 21);
+        assert_eq!(ops.len(), 23);
     }
 
     #[test]
@@ -927,7 +931,7 @@ mod tests {
         assert!(!ops
             .iter()
             .any(|op| matches!(op, MountOp::BindTreeReadonly { .. })));
-        assert_eq!(ops.len(), 21);
+        assert_eq!(ops.len(), 23);
         // --privileged: the same sysfs, writable.
         s.paths.writable_sys = true;
         assert!(plan(&s).iter().any(|op| matches!(op,

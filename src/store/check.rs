@@ -219,6 +219,7 @@ mod tests {
         let paths = crate::store::StorePaths {
             root: d.path().join("a/b/root"),
             runtime: d.path().join("run/burrow/0123456789ab"),
+            runtime_from: Default::default(),
         };
         let s = Store::open(paths.clone()).unwrap();
         let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
@@ -263,10 +264,24 @@ mod tests {
         let paths = crate::store::StorePaths {
             root: d.path().join("root"),
             runtime: base.join("0123456789ab"),
+            runtime_from: Default::default(),
         };
         let e = Store::open(paths).unwrap_err().to_string();
         assert!(e.contains("not a directory of yours"), "{e}");
         // Nothing was made through the link.
         assert!(!d.path().join("0123456789ab").exists());
+        // Nor in a directory of ours that others may write to.
+        use std::os::unix::fs::PermissionsExt;
+        let open = d.path().join("burrow-run-1001");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let paths = crate::store::StorePaths {
+            root: d.path().join("root"),
+            runtime: open.join("0123456789ab"),
+            runtime_from: Default::default(),
+        };
+        let e = Store::open(paths).unwrap_err().to_string();
+        assert!(e.contains("is writable by others (mode 0777)"), "{e}");
+        assert!(!open.join("0123456789ab").exists());
     }
 }

@@ -58,8 +58,8 @@ pub enum StoreError {
         #[source]
         source: nix::Error,
     },
-    #[error("runtime directory {path:?} is not a directory of yours (owner uid {owner}): remove it, or set XDG_RUNTIME_DIR")]
-    NotOurs { path: PathBuf, owner: u32 },
+    #[error("runtime directory {} {why}, so burrow will not use it: remove it (or have it removed), or set XDG_RUNTIME_DIR to a private directory of yours", path.display())]
+    RuntimeRefused { path: PathBuf, why: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -87,16 +87,7 @@ impl Store {
         // /tmp is everyone's: a runtime directory made there by someone
         // else (or a symlink to one) would hand them our pid files and
         // sockets. Checked before anything is made in it.
-        let base = paths.runtime_base();
-        private_dir(base)?;
-        let meta = fs::symlink_metadata(base).map_err(io("checking", base))?;
-        let me = nix::unistd::Uid::effective().as_raw();
-        if !meta.is_dir() || std::os::unix::fs::MetadataExt::uid(&meta) != me {
-            return Err(StoreError::NotOurs {
-                path: base.to_path_buf(),
-                owner: std::os::unix::fs::MetadataExt::uid(&meta),
-            });
-        }
+        runtime_base(paths.runtime_base())?;
         private_dir(&paths.runtime)?;
         for d in [
             paths.root.join("images"),
@@ -587,6 +578,58 @@ impl Store {
 /// the user, so what it leaves in its upper directory (a set-user-id copy
 /// of a program) must be out of other users' reach. An existing directory
 /// keeps its mode (`system check --repair` closes an open one).
+/// The per-user runtime directory (`/tmp/burrow-run-UID`,
+/// `$XDG_RUNTIME_DIR/burrow`): made 0700 when missing, and refused when it
+/// is not a directory of ours (a symlink, another user's) or others may
+/// write to it: whoever planted it could read or replace our pid files
+/// and sockets. Nothing is made in a refused one. `/tmp` is sticky, so a
+/// directory that passes stays ours.
+fn runtime_base(base: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let meta = match fs::symlink_metadata(base) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let made = fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(base);
+            // Something there now (made by another burrow of ours at the
+            // same time, or planted) is checked like anything else.
+            match (fs::symlink_metadata(base), made) {
+                (Ok(m), _) => m,
+                (Err(_), Err(e)) => return Err(io("creating runtime directory", base)(e)),
+                (Err(e), Ok(())) => return Err(io("checking runtime directory", base)(e)),
+            }
+        }
+        other => other.map_err(io("checking runtime directory", base))?,
+    };
+    let refuse = |why: String| {
+        Err(StoreError::RuntimeRefused {
+            path: base.to_path_buf(),
+            why,
+        })
+    };
+    let me = nix::unistd::Uid::effective().as_raw();
+    if meta.file_type().is_symlink() {
+        return refuse("is a symbolic link, not a directory of yours".into());
+    }
+    if !meta.is_dir() {
+        return refuse("is not a directory".into());
+    }
+    if meta.uid() != me {
+        return refuse(format!(
+            "is not a directory of yours (owner uid {})",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "is writable by others (mode {:04o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 fn private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.is_dir() {
@@ -749,6 +792,7 @@ pub fn temp_store() -> (tempfile::TempDir, Store) {
     let s = Store::open(StorePaths {
         root: d.path().join("root"),
         runtime: d.path().join("run").join("store"),
+        runtime_from: Default::default(),
     })
     .unwrap();
     (d, s)

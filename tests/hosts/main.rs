@@ -9,4 +9,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod keep_id;
 mod network;
+mod runtime_dir;
