@@ -606,7 +606,9 @@ impl Watch for Monitor {
     /// published ports, open the namespaces the forwarder dials into.
     fn started(&mut self, started: &Started) -> Result<(), Failure> {
         if let Some(f) = &mut self.forwarder {
-            f.attach(started.pid1.as_raw())
+            // Through the inner process, which outlives PID 1 and whose
+            // pid cannot be reused under us (see `Forwarder::attach`).
+            f.attach(started.inner.as_raw())
                 .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))?;
         }
         let io = self
