@@ -7,7 +7,8 @@
 //! failure reproduces with `BURROW_CRASH_SEED=<seed>`;
 //! `BURROW_CRASH_TRIALS=<n>` runs a longer trial (CI runs 100). Then
 //! concurrency (many burrows at once on one store), a full disk (the store
-//! on a small tmpfs), and `system check` on planted debris.
+//! on a small tmpfs: failed imports and pulls, a container that fills it),
+//! and `system check` on planted debris.
 
 mod common;
 
@@ -543,6 +544,79 @@ fn a_full_disk_fails_import_and_pull_cleanly() {
         env.check_passes(what);
     }
     env.ok(["run", "--rm", "base", "true"]);
+}
+
+/// A container that fills the store's disk and then exits 3: the exit is
+/// its own, not burrow's 125 nor the 137 of a supervisor that died, in
+/// `run`'s exit code, `wait`, `ps -a` and `inspect`, and each write that
+/// failed (its log, its record) is said on a line of its own. Foreground
+/// `run` and `run -d` + `wait`, as both users.
+#[test]
+fn a_container_that_fills_the_disk_keeps_its_exit_code() {
+    if !nix::unistd::Uid::effective().is_root() {
+        loud("SKIPPED a_container_that_fills_the_disk_keeps_its_exit_code: mounting a small tmpfs needs root");
+        return;
+    }
+    // Fill the disk, then write more output than the log's last block
+    // holds, then exit 3.
+    let script =
+        "echo start; dd if=/dev/zero of=/fill bs=1M 2>/dev/null; yes | head -n 20000; exit 3";
+    for mut env in users("fill-disk") {
+        let _mounted = env.store_on_tmpfs("20m");
+        env.import_busybox("base");
+        for detached in [false, true] {
+            let name = if detached { "bg" } else { "fg" };
+            let run = ["run", "--network", "none", "--name", name];
+            let o = if detached {
+                let o = env.run(run.iter().chain(&["-d", "base", "sh", "-c", script]));
+                assert_eq!(o.status.code(), Some(0), "run -d: {}", stderr(&o));
+                env.run(["wait", name])
+            } else {
+                env.run(run.iter().chain(&["base", "sh", "-c", script]))
+            };
+            let who = format!(
+                "[{:?}] {}",
+                env.who,
+                if detached { "run -d + wait" } else { "run" }
+            );
+            let err = stderr(&o);
+            if detached {
+                assert_eq!(o.status.code(), Some(0), "{who}: {err}");
+                assert_eq!(stdout(&o).trim(), "3", "{who}: {err}");
+            } else {
+                assert_eq!(o.status.code(), Some(3), "{who}: {err}");
+            }
+            // Each failed write on a line of its own, naming the full disk.
+            for what in ["writing the container's log: ", "recording the exit in "] {
+                assert!(
+                    err.lines().any(|l| l
+                        .starts_with(&format!("burrow: container {name}: {what}"))
+                        && l.contains("No space left on device")),
+                    "{who}: a line says {what:?}: {err}"
+                );
+            }
+            let ps = env.ok(["ps", "-a", "--filter", &format!("name={name}")]);
+            let line = ps.lines().find(|l| l.ends_with(name)).unwrap_or_default();
+            assert!(
+                line.contains("Exited (3) ") && line.contains(" ago"),
+                "{who}: ps shows the exit and when: {ps}"
+            );
+            let state = env.ok([
+                "inspect",
+                "-f",
+                "{{.State.ExitCode}} {{.State.FinishedAt}}",
+                name,
+            ]);
+            let (code, finished) = state.trim().split_once(' ').unwrap();
+            assert_eq!(code, "3", "{who}: {state}");
+            assert!(
+                finished.starts_with("20") && !finished.starts_with("0001"),
+                "{who}: a finish time: {state}"
+            );
+            // Removing it frees the disk for the next case.
+            env.ok(["rm", "-f", name]);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -292,6 +292,7 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
             super::helper_path(),
         )
         .with_context(|| format!("container {}", rec.name))?;
+        super::start::report_exit_problems(&ctx, &rec);
         return Ok(code);
     }
     // The fast path: we are the monitor, and the container writes straight
@@ -305,6 +306,9 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
         super::helper_path(),
     )
     .with_context(|| format!("container {}", rec.name))?;
+    if !rec.host_config.auto_remove {
+        super::start::report_exit_problems(&ctx, &rec);
+    }
     drop_anonymous_volumes(&ctx, &rec)?;
     Ok(code)
 }

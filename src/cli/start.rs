@@ -91,11 +91,13 @@ fn finish(ctx: &Ctx, end: attach::End, rec: &ContainerRecord) -> anyhow::Result<
             // once `inspect` and `ps` say so too, as `docker run` does. A
             // container it restarts is running again instead.
             if rec.host_config.restart_policy.is_none() {
-                container::lifecycle::wait_recorded(
+                if let Some(ended) = container::lifecycle::wait_recorded(
                     &ctx.store,
                     &rec.id,
                     std::time::Duration::from_secs(10),
-                );
+                ) {
+                    report_exit_problems(ctx, &ended);
+                }
             }
             Ok(code)
         }
@@ -118,4 +120,12 @@ pub fn run_attach(root: Option<PathBuf>, a: AttachArgs) -> anyhow::Result<i32> {
         return Err(ContainerError::NotRunning(rec.name.clone()).into());
     }
     attach_running(&ctx, &rec, !a.no_stdin && rec.config.open_stdin)
+}
+
+/// What could not be written while the container ran (its log, its
+/// record: a full disk), one line each, after its exit.
+pub(super) fn report_exit_problems(ctx: &Ctx, rec: &ContainerRecord) {
+    for p in rec.exit_problems(&ctx.store) {
+        eprintln!("burrow: container {}: {p}", rec.name);
+    }
 }

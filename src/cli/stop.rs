@@ -92,6 +92,10 @@ pub fn run_wait(root: Option<PathBuf>, a: WaitArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
     super::each(&a.containers, "waits", |key| {
         let rec = container::find(&ctx.store, key)?;
-        Ok(vec![lifecycle::wait(&ctx.store, &rec.id)?.to_string()])
+        let code = lifecycle::wait(&ctx.store, &rec.id)?;
+        if let Ok(ended) = container::ContainerRecord::load(&ctx.store, &rec.id) {
+            super::start::report_exit_problems(&ctx, &ended);
+        }
+        Ok(vec![code.to_string()])
     })
 }

@@ -504,6 +504,7 @@ pub fn run_foreground(
             Ended {
                 code: started.wait_relaying_signals(),
                 error: None,
+                problems: Vec::new(),
             }
         }
     }

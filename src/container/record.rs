@@ -16,6 +16,11 @@ use crate::store::{self, Store};
 use crate::util::human;
 
 pub const RECORD_FILE: &str = "container.json";
+/// The exit of the container's last run, when the record could not say it
+/// (or there is more to say: writes that failed), in space reserved for it.
+pub const EXIT_FILE: &str = "exit.json";
+/// What `EXIT_FILE` holds, and reserves: one block of any file system.
+const EXIT_SPACE: usize = 4096;
 /// The container's output, in Docker's json-file format.
 pub const LOG_FILE: &str = "container.log";
 
@@ -246,6 +251,74 @@ impl State {
     }
 }
 
+/// How one run ended, for the exit file: the run is named by its start
+/// time (nanoseconds, so a later run's is never the same).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ExitRecord {
+    started_at: String,
+    exit_code: i32,
+    finished_at: String,
+    #[serde(rename = "OOMKilled")]
+    oom_killed: bool,
+    error: String,
+    /// Writes that failed (the log, the record), one line each.
+    problems: Vec<String>,
+}
+
+/// Reserve the exit file's space in `dir`, once: a file of `EXIT_SPACE`
+/// bytes, written now (not sparse), so that rewriting it in place at the
+/// exit needs no new block. On ext4, xfs and tmpfs an overwrite of a
+/// written block allocates nothing, so it succeeds on a full disk; on a
+/// copy-on-write file system (btrfs) it does not guarantee that.
+fn reserve_exit(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let f = std::fs::File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(dir.join(EXIT_FILE))?;
+    if f.metadata()?.len() >= EXIT_SPACE as u64 {
+        return Ok(());
+    }
+    f.write_all_at(&[b' '; EXIT_SPACE], 0)
+}
+
+/// Rewrite the exit file in place, within its reserved space: no
+/// truncation, no new file, so no new block. Long messages are cut to fit.
+fn write_exit(dir: &Path, mut x: ExitRecord) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::options()
+        .write(true)
+        .open(dir.join(EXIT_FILE))?;
+    if f.metadata()?.len() < EXIT_SPACE as u64 {
+        return Err(std::io::Error::other("its space was never reserved"));
+    }
+    x.problems.truncate(8);
+    let mut bytes = serde_json::to_vec(&x).expect("exit record serializes");
+    // Shorten the longest texts until it fits (the code and times stay).
+    while bytes.len() >= EXIT_SPACE {
+        let longest = x
+            .problems
+            .iter_mut()
+            .chain(std::iter::once(&mut x.error))
+            .max_by_key(|t| t.len())
+            .expect("there is the error at least");
+        let half = longest.len() / 2;
+        let keep = (0..=half)
+            .rev()
+            .find(|&i| longest.is_char_boundary(i))
+            .unwrap_or(0);
+        longest.truncate(keep);
+        longest.push('…');
+        bytes = serde_json::to_vec(&x).expect("exit record serializes");
+    }
+    bytes.resize(EXIT_SPACE - 1, b' ');
+    bytes.push(b'\n');
+    f.write_all_at(&bytes, 0)
+}
+
 /// Everything burrow knows about one container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -321,15 +394,44 @@ impl ContainerRecord {
         crate::network::ports_text(&self.network_settings.ports)
     }
 
+    /// The record, with the exit of its last run when only the exit file
+    /// has it (see `save_exit`).
     pub fn load(store: &Store, id: &str) -> Result<Self> {
         let p = store.container_dir(id).join(RECORD_FILE);
         let bytes = std::fs::read(&p).map_err(|_| ContainerError::NoSuch(id.to_string()))?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        let mut rec: Self = serde_json::from_slice(&bytes).map_err(|e| {
             ContainerError::Store(store::StoreError::Corrupt {
                 path: p,
                 detail: e.to_string(),
             })
-        })
+        })?;
+        if matches!(rec.state.status, Status::Running | Status::Paused) {
+            if let Some(x) = rec.exit_record(store) {
+                rec.state.finish(x.exit_code);
+                rec.state.finished_at = x.finished_at;
+                rec.state.oom_killed = x.oom_killed;
+                rec.state.error = x.error;
+                rec.cgroup = None;
+                rec.network_settings.ports.clear();
+            }
+        }
+        Ok(rec)
+    }
+
+    /// The exit file's record of this run (the one the state's start
+    /// time names), if it holds one.
+    fn exit_record(&self, store: &Store) -> Option<ExitRecord> {
+        let text = std::fs::read(store.container_dir(&self.id).join(EXIT_FILE)).ok()?;
+        let x: ExitRecord = serde_json::from_slice(text.trim_ascii()).ok()?;
+        (!x.started_at.is_empty() && x.started_at == self.state.started_at).then_some(x)
+    }
+
+    /// What failed to be written during this run (its log, its record),
+    /// one line each, for the command that reports its exit.
+    pub fn exit_problems(&self, store: &Store) -> Vec<String> {
+        self.exit_record(store)
+            .map(|x| x.problems)
+            .unwrap_or_default()
     }
 
     pub fn save(&self, store: &Store) -> Result<()> {
@@ -337,11 +439,66 @@ impl ContainerRecord {
     }
 
     /// Write the record into `dir` (the container's directory, or the
-    /// staging directory it is being made in).
+    /// staging directory it is being made in), and make sure the exit
+    /// file's space is reserved there.
     pub fn save_in(&self, store: &Store, dir: &Path) -> Result<()> {
         let p = dir.join(RECORD_FILE);
         let bytes = serde_json::to_vec_pretty(self).expect("record serializes");
-        Ok(store.replace(&p, &bytes, false)?)
+        store.replace(&p, &bytes, false)?;
+        if let Err(e) = reserve_exit(dir) {
+            tracing::debug!("reserving {:?}: {e}", dir.join(EXIT_FILE));
+        }
+        Ok(())
+    }
+
+    /// Record the end of a run (the state `State::finish` set), with the
+    /// writes that failed while it ran. The record is replaced whole (a
+    /// new file renamed over it), which needs free space: a container that
+    /// filled the disk would leave it saying running, and `ps` would guess
+    /// a kill (137). So when that fails, the exit goes into the exit file,
+    /// rewritten in place in the space reserved for it (not the runtime
+    /// directory: a tmpfs can be full too, and it is gone after a reboot),
+    /// and `load` reads it from there. The failure is one of the problems
+    /// reported with the exit.
+    pub fn save_exit(&mut self, store: &Store, problems: &[String]) -> Result<()> {
+        let mut problems = problems.to_vec();
+        let own_error = !self.state.error.is_empty();
+        if !own_error {
+            self.state.error = problems.join("; ");
+        }
+        let saved = self.save(store);
+        if let Err(e) = &saved {
+            // The cause alone (ENOSPC), not the staging file's name.
+            let mut cause: &dyn std::error::Error = e;
+            while let Some(c) = cause.source() {
+                cause = c;
+            }
+            problems.push(format!(
+                "recording the exit in {RECORD_FILE}: {cause}; it is kept in {EXIT_FILE} instead"
+            ));
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let x = ExitRecord {
+            started_at: self.state.started_at.clone(),
+            exit_code: self.state.exit_code,
+            finished_at: self.state.finished_at.clone(),
+            oom_killed: self.state.oom_killed,
+            error: if own_error {
+                self.state.error.clone()
+            } else {
+                problems.join("; ")
+            },
+            problems,
+        };
+        let kept = write_exit(&store.container_dir(&self.id), x);
+        if let Err(e) = &kept {
+            tracing::debug!("writing {EXIT_FILE}: {e}");
+        }
+        // The record has the exit, or the exit file has it.
+        saved.or(kept
+            .map_err(|e| ContainerError::Other(format!("recording the exit in {EXIT_FILE}: {e}"))))
     }
 
     /// Record PID 1 and its start time in the runtime dir, so a later burrow
@@ -517,5 +674,62 @@ impl ContainerRecord {
         crate::util::poll::until(Duration::from_secs(5), Duration::from_millis(10), || {
             nix::sys::signal::kill(pid, None).is_err().then_some(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(store: &Store) -> ContainerRecord {
+        let rec = ContainerRecord {
+            id: "ab".repeat(32),
+            name: "full".into(),
+            created: human::now_rfc3339(),
+            image: String::new(),
+            path: "sh".into(),
+            args: Vec::new(),
+            config: ContainerConfig::default(),
+            host_config: HostConfig::default(),
+            state: State::running(1),
+            rootfs_mode: None,
+            layers: Vec::new(),
+            cgroup: None,
+            network_settings: NetworkSettings::default(),
+            restart_count: 0,
+        };
+        std::fs::create_dir_all(store.container_dir(&rec.id)).unwrap();
+        rec.save(store).unwrap();
+        rec
+    }
+
+    #[test]
+    fn an_exit_the_record_cannot_take_is_kept_in_the_reserved_file() {
+        let (_d, store) = crate::store::temp_store();
+        let mut rec = record(&store);
+        let exit = store.container_dir(&rec.id).join(EXIT_FILE);
+        assert_eq!(std::fs::metadata(&exit).unwrap().len(), EXIT_SPACE as u64);
+        // The record is replaced through the store's tmp/: where that
+        // cannot be written (as on a full disk), the save fails.
+        let tmp = store.root().join("tmp");
+        std::fs::remove_dir_all(&tmp).unwrap();
+        std::fs::write(&tmp, b"").unwrap();
+        rec.state.finish(3);
+        let long = "x".repeat(3 * EXIT_SPACE);
+        rec.save_exit(&store, &[long]).unwrap();
+        // Rewritten in place: the same size.
+        assert_eq!(std::fs::metadata(&exit).unwrap().len(), EXIT_SPACE as u64);
+        let back = ContainerRecord::load(&store, &rec.id).unwrap();
+        assert_eq!(back.state.status, Status::Exited);
+        assert_eq!(back.state.exit_code, 3);
+        assert_eq!(back.state.finished_at, rec.state.finished_at);
+        let problems = back.exit_problems(&store);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[1].starts_with("recording the exit in container.json: "));
+        // A later run (another start time) does not take this exit.
+        let mut later = back.clone();
+        later.state = State::running(2);
+        later.state.started_at.push('x');
+        assert!(later.exit_problems(&store).is_empty());
     }
 }

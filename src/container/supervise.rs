@@ -43,6 +43,8 @@ pub struct Ended {
     pub code: i32,
     /// Why the supervisor ended it, for `State.Error` (`--timeout`).
     pub error: Option<String>,
+    /// Writes that failed while it ran (its log), reported with its exit.
+    pub problems: Vec<String>,
 }
 
 /// What the front end asks of the supervisor.
@@ -222,7 +224,8 @@ pub fn supervise(
         if let Some(e) = ended.error {
             latest.state.error = e;
         }
-        let saved = latest.save(store);
+        // Kept even when the disk is full (see `save_exit`).
+        let saved = latest.save_exit(store, &ended.problems);
         *rec = latest;
         trouble = trouble.and(saved);
     }

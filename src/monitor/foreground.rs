@@ -44,6 +44,7 @@ pub fn run(
         writers: vec![pipe()?, pipe()?],
         readers: Vec::new(),
         log,
+        log_failed: None,
     };
     let how = Supervision {
         rootfs,
@@ -62,6 +63,8 @@ struct Copier {
     /// our own output for it was closed.
     readers: Vec<(u8, Option<OwnedFd>)>,
     log: log::Writer,
+    /// The first failed write of the log.
+    log_failed: Option<String>,
 }
 
 impl Copier {
@@ -92,7 +95,9 @@ impl Copier {
                 } else {
                     write_out(&mut std::io::stdout().lock(), data)
                 };
-                let _ = self.log.write(stream, data);
+                if let Err(e) = self.log.write(stream, data) {
+                    self.log_failed.get_or_insert_with(|| log::write_failed(&e));
+                }
                 if shown.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
                     self.readers[i].1 = None;
                     return false;
@@ -191,7 +196,13 @@ impl Watch for Copier {
                 while self.pump(i, &mut buf) {}
             }
         }
-        let _ = self.log.flush();
-        Ended { code, error: None }
+        if let Err(e) = self.log.flush() {
+            self.log_failed.get_or_insert_with(|| log::write_failed(&e));
+        }
+        Ended {
+            code,
+            error: None,
+            problems: self.log_failed.take().into_iter().collect(),
+        }
     }
 }

@@ -264,6 +264,12 @@ impl Writer {
     }
 }
 
+/// The line reporting that the log of a run could not be written (said
+/// once per run, at its exit: a full disk fails every write after the first).
+pub fn write_failed(e: &std::io::Error) -> String {
+    format!("writing the container's log: {e}; some of its output is missing from the log")
+}
+
 fn now() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
 }

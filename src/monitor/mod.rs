@@ -328,6 +328,8 @@ struct Monitor {
     clients: Vec<Client>,
     /// None with `--log-driver none`.
     log: Option<log::Writer>,
+    /// The first failed write of the log in this run.
+    log_failed: Option<String>,
     /// The container's ends of its stdio until it has them.
     io: Option<ContainerIo>,
     /// Our ends, once PID 1 runs.
@@ -435,6 +437,7 @@ impl Monitor {
             listener,
             clients,
             log,
+            log_failed: None,
             io: Some(io),
             parent: None,
             timeout: rec.host_config.timeout,
@@ -588,14 +591,14 @@ impl Monitor {
                 }
             }
         }
-        if let Some(l) = &mut self.log {
-            let _ = l.flush();
+        if let Some(Err(e)) = self.log.as_mut().map(log::Writer::flush) {
+            self.log_failed.get_or_insert_with(|| log::write_failed(&e));
         }
     }
 
     fn output(&mut self, stream: u8, data: &[u8]) {
-        if let Some(l) = &mut self.log {
-            let _ = l.write(stream, data);
+        if let Some(Err(e)) = self.log.as_mut().map(|l| l.write(stream, data)) {
+            self.log_failed.get_or_insert_with(|| log::write_failed(&e));
         }
         broadcast(&mut self.clients, stream, data);
     }
@@ -606,7 +609,9 @@ impl Watch for Monitor {
     /// published ports, open the namespaces the forwarder dials into.
     fn started(&mut self, started: &Started) -> Result<(), Failure> {
         if let Some(f) = &mut self.forwarder {
-            f.attach(started.pid1.as_raw())
+            // Through the inner process, which outlives PID 1 and whose
+            // pid cannot be reused under us (see `Forwarder::attach`).
+            f.attach(started.inner.as_raw())
                 .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))?;
         }
         let io = self
@@ -635,6 +640,7 @@ impl Watch for Monitor {
         broadcast(&mut self.clients, attach::EXIT, &code.to_be_bytes());
         Ended {
             code,
+            problems: self.log_failed.take().into_iter().collect(),
             error: timed_out.then(|| {
                 format!(
                     "killed after --timeout {}s",

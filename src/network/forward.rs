@@ -23,7 +23,7 @@ use nix::sys::socket::{
 use super::{NetworkError, PortBinding, PortMap, PortSpec, Proto};
 use crate::exit;
 use crate::linux::channel::{channel, Failure, Message, Step};
-use crate::linux::ns::Namespaces;
+use crate::linux::ns::{Namespaces, NsError};
 use crate::linux::{process, tty};
 
 /// Bytes in flight per direction of a TCP connection (a pipe's capacity).
@@ -51,10 +51,20 @@ struct Listener {
     sock: Sock,
 }
 
+/// Where the dialers connect.
+enum Target {
+    /// The container has not started yet.
+    Pending,
+    /// Its user and network namespaces.
+    Open(Namespaces),
+    /// It ended before they could be opened.
+    Ended,
+}
+
 /// The listeners, the connections being relayed and the UDP clients.
 pub struct Forwarder {
     listeners: Vec<Listener>,
-    ns: Option<Namespaces>,
+    target: Target,
     relays: Vec<Option<Relay>>,
     sessions: Vec<Option<Session>>,
 }
@@ -134,7 +144,7 @@ impl Forwarder {
         }
         Ok(Forwarder {
             listeners,
-            ns: None,
+            target: Target::Pending,
             relays: Vec::new(),
             sessions: Vec::new(),
         })
@@ -156,19 +166,25 @@ impl Forwarder {
         m
     }
 
-    /// The container runs: open its user and network namespaces (held for
-    /// the dialers; they stay valid whatever happens to the pid).
-    pub fn attach(&mut self, pid1: i32) -> Result<(), NetworkError> {
+    /// The container runs: open its user and network namespaces, held for
+    /// the dialers (they stay valid whatever happens to the process).
+    /// `pid` is the sandbox's inner process: it made both namespaces and
+    /// is the parent of PID 1, so it lives as long as the container; being
+    /// our own child, its pid cannot be reused until we reap it (PID 1's
+    /// could: a short-lived command may be gone, and reaped by the inner
+    /// process, before we get here). A container that has ended already is
+    /// not an error: it has nothing to connect to, so clients see their
+    /// connections closed until the monitor reads its exit.
+    pub fn attach(&mut self, pid: i32) -> Result<(), NetworkError> {
         let proc_root = Path::new("/proc");
-        let fail = |detail: String| NetworkError::Dial {
-            port: 0,
-            proto: "tcp",
-            detail,
+        let opened = process::start_time(proc_root, pid)
+            .ok_or(NsError::Gone { pid })
+            .and_then(|start| Namespaces::open_net(proc_root, pid, start));
+        self.target = match opened {
+            Ok(ns) => Target::Open(ns),
+            Err(NsError::Gone { .. }) => Target::Ended,
+            Err(e) => return Err(NetworkError::Attach(e.to_string())),
         };
-        let start = process::start_time(proc_root, pid1)
-            .ok_or_else(|| fail(format!("process {pid1} is gone")))?;
-        let ns = Namespaces::open_net(proc_root, pid1, start).map_err(|e| fail(e.to_string()))?;
-        self.ns = Some(ns);
         Ok(())
     }
 
@@ -236,8 +252,20 @@ impl Forwarder {
     }
 
     fn on_listener(&mut self, i: usize) {
-        let Some(ns) = &self.ns else { return };
         let l = &self.listeners[i];
+        let ns = match &self.target {
+            Target::Open(ns) => ns,
+            Target::Pending => return,
+            // Nothing to connect to: take what waits and drop it, so the
+            // listener does not stay readable.
+            Target::Ended => {
+                match &l.sock {
+                    Sock::Tcp(t) => while t.accept().is_ok() {},
+                    Sock::Udp(u) => while u.recv_from(&mut [0u8; 1]).is_ok() {},
+                }
+                return;
+            }
+        };
         let port = l.spec.container_port;
         match &l.sock {
             Sock::Tcp(t) => {
@@ -613,6 +641,34 @@ mod tests {
         let b = &shown["3000/tcp"][0];
         assert_eq!(b.host_ip, "127.0.0.1");
         assert_ne!(b.host_port, "0");
+    }
+
+    #[test]
+    fn a_process_gone_before_attach_is_no_error_and_its_clients_are_closed() {
+        use std::io::Read;
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id() as i32;
+        child.wait().unwrap();
+        let mut f = Forwarder::bind(&[PortSpec {
+            host_ip: "127.0.0.1".into(),
+            host_port: None,
+            container_port: 80,
+            proto: Proto::Tcp,
+        }])
+        .unwrap();
+        f.attach(gone).unwrap();
+        let port: u16 = f.published()["80/tcp"][0].host_port.parse().unwrap();
+        let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        f.ready(Key::Listener(0));
+        // Closed (EOF) or reset, not left waiting.
+        match client.read(&mut [0u8; 1]) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("the client was left waiting: {other:?}"),
+        }
     }
 
     #[test]

@@ -155,6 +155,8 @@ pub enum NetworkError {
     Helper { kind: &'static str, detail: String },
     #[error("joining network {network}: {detail}")]
     Join { network: String, detail: String },
+    #[error("opening the container's network namespace for its published ports: {0}")]
+    Attach(String),
     #[error("connecting to port {port}/{proto} in the container: {detail}")]
     Dial {
         port: u16,
