@@ -22,3 +22,4 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod usage;
