@@ -295,3 +295,88 @@ fn import_shows_progress_on_a_terminal_and_nothing_through_a_pipe() {
     assert_eq!(t.exit_code(), "0", "{}", t.screen());
     assert!(env.ok(["images"]).contains("loud"));
 }
+
+/// "2.13MB" (Docker's decimal units, as `system df` prints them) in bytes.
+fn bytes_of(human: &str) -> f64 {
+    let split = human
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or_else(|| panic!("no unit in {human:?}"));
+    let (n, unit) = human.split_at(split);
+    let n: f64 = n.parse().unwrap_or_else(|_| panic!("bad size {human:?}"));
+    let scale = match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => panic!("unit of {human:?}"),
+    };
+    n * scale
+}
+
+/// `system df` accounts for everything the store keeps: the extracted
+/// layers and, beside them, the layer archives kept for `push` and `save`
+/// (as imported), the manifests and the configs. Its total agrees with
+/// `du` of the store.
+#[test]
+fn system_df_counts_every_byte_the_store_keeps() {
+    for env in users("df-total") {
+        env.import_busybox("busybox");
+        // A container with a file of its own, and a volume.
+        env.ok([
+            "run",
+            "--name",
+            "writer",
+            "--network",
+            "none",
+            "-v",
+            "data:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "head -c 500000 /dev/zero > /big; head -c 200000 /dev/zero > /data/f",
+        ]);
+        let df = env.ok(["system", "df", "--format", "{{.Type}}\t{{.Size}}"]);
+        let total: f64 = df
+            .lines()
+            .map(|l| bytes_of(l.split('\t').nth(1).unwrap()))
+            .sum();
+        // du as root: overlayfs leaves its work directory mode 000 to the
+        // user on the host, and a container's files may belong to
+        // subordinate ids; every byte under the store is the user's all
+        // the same.
+        let du = std::process::Command::new("du")
+            .arg("-sb")
+            .arg(&env.root)
+            .output()
+            .unwrap();
+        assert!(du.status.success(), "du: {}", stderr(&du));
+        let du: f64 = stdout(&du)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // du also counts directories and small bookkeeping files; the
+        // layer's size is its tar's. A few percent covers both.
+        assert!(
+            (total - du).abs() <= du * 0.06,
+            "system df says {total} bytes in all, du says {du}:\n{df}"
+        );
+        // -v agrees with the summary: one image, its size is the row's.
+        let images_row = df
+            .lines()
+            .find_map(|l| l.strip_prefix("Images\t"))
+            .unwrap()
+            .to_string();
+        let verbose = env.ok(["system", "df", "-v"]);
+        let row = verbose
+            .lines()
+            .find(|l| l.starts_with("busybox "))
+            .unwrap_or_else(|| panic!("{verbose}"));
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert!(
+            cols.contains(&images_row.as_str()),
+            "df -v's busybox row {row:?} vs the Images row {images_row}"
+        );
+    }
+}

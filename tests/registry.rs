@@ -873,6 +873,121 @@ fn push_then_pull_gives_the_same_image() {
     }
 }
 
+/// GET a URL from the loopback registry with curl.
+fn http_get(url: &str) -> Vec<u8> {
+    let o = Command::new("curl").args(["-sfL", url]).output().unwrap();
+    assert!(o.status.success(), "curl {url}: {}", stderr(&o));
+    o.stdout
+}
+
+/// The layer lines of push output: `<id>: Pushed` and the like.
+fn layer_lines(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| {
+            l.ends_with(": Pushed")
+                || l.ends_with(": Layer already exists")
+                || l.contains(": Mounted from ")
+        })
+        .collect()
+}
+
+/// An imported image's layer is kept as the plain tar it came as; push
+/// sends it gzip-compressed, as Docker and podman do (the config's diff id
+/// stays the tar's), and says per layer what the registry got: `Pushed`,
+/// then `Layer already exists` when pushed again, and `Mounted from REPO`
+/// into another repository. The config blob is not a layer line.
+#[test]
+fn push_gzips_a_plain_layer_and_says_what_each_layer_took() {
+    if !tools("push_gzips_a_plain_layer_and_says_what_each_layer_took") {
+        return;
+    }
+    if !have("curl") {
+        loud(
+            "SKIPPED push_gzips_a_plain_layer_and_says_what_each_layer_took: curl is not installed",
+        );
+        return;
+    }
+    for env in users("reg-push-gzip") {
+        let storage = scratch(&format!("push-gzip-{:?}", env.who));
+        std::fs::create_dir_all(&storage).unwrap();
+        let reg = Registry::start(&storage, Auth::None);
+        let tar = std::fs::read(env.busybox_tar()).unwrap();
+        let id = env.import_busybox("gzbox");
+        let first = format!("{}/first/gzbox:1", reg.host());
+        env.ok(["tag", "gzbox", &first]);
+        let out = env.ok(["push", &first]);
+        assert_eq!(layer_lines(&out).len(), 1, "one layer line:\n{out}");
+        assert!(layer_lines(&out)[0].ends_with(": Pushed"), "{out}");
+        assert!(
+            !out.contains(&id[7..19]),
+            "the config blob is not listed as a layer:\n{out}"
+        );
+
+        let base = format!("http://{}/v2/first/gzbox", reg.host());
+        let o = Command::new("curl")
+            .args([
+                "-sf",
+                "-H",
+                "Accept: application/vnd.oci.image.manifest.v1+json",
+            ])
+            .arg(format!("{base}/manifests/1"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let m: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let layer = &m["layers"][0];
+        assert_eq!(
+            layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+            "{m}"
+        );
+        let digest = layer["digest"].as_str().unwrap();
+        let blob = http_get(&format!("{base}/blobs/{digest}"));
+        assert_eq!(sha(&blob), digest);
+        assert_eq!(layer["size"].as_u64().unwrap(), blob.len() as u64);
+        assert!(
+            blob.len() < tar.len(),
+            "gzip {} bytes, tar {}",
+            blob.len(),
+            tar.len()
+        );
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&blob[..]), &mut plain)
+            .unwrap();
+        assert!(plain == tar, "the blob decompresses to the imported tar");
+        let config: Value = serde_json::from_slice(&http_get(&format!(
+            "{base}/blobs/{}",
+            m["config"]["digest"].as_str().unwrap()
+        )))
+        .unwrap();
+        assert_eq!(config["rootfs"]["diff_ids"][0], json!(sha(&tar)));
+        assert_eq!(m["config"]["digest"], json!(id));
+
+        // Again: the registry has it.
+        let out = env.ok(["push", &first]);
+        let lines = layer_lines(&out);
+        assert_eq!(lines.len(), 1, "{out}");
+        assert!(lines[0].ends_with(": Layer already exists"), "{out}");
+
+        // Another repository of the same registry: mounted, not sent.
+        let second = format!("{}/second/gzbox:1", reg.host());
+        env.ok(["tag", "gzbox", &second]);
+        let out = env.ok(["push", &second]);
+        let lines = layer_lines(&out);
+        assert_eq!(lines.len(), 1, "{out}");
+        assert!(lines[0].ends_with(": Mounted from first/gzbox"), "{out}");
+
+        // Pulled back into a clean store, it runs.
+        let clean = Env::new(env.who, &format!("reg-push-gzip-clean-{:?}", env.who)).unwrap();
+        clean.ok(["pull", "-q", &second]);
+        assert_eq!(
+            clean
+                .ok(["run", "--rm", "--network", "none", &second, "echo", "gz"])
+                .trim(),
+            "gz"
+        );
+    }
+}
+
 #[test]
 fn corrupt_blob_leaves_the_store_as_it_was() {
     if !tools("corrupt_blob_leaves_the_store_as_it_was") {

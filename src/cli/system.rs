@@ -4,7 +4,7 @@
 //! their code) and `burrow system check [--repair]` (the image, container
 //! and store checks in turn, and the removal of the debris they find).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -14,6 +14,7 @@ use super::format::Format;
 use super::{prune, table, Ctx};
 use crate::container::{self, volumes};
 use crate::image::check as image_check;
+use crate::image::usage::{self, Piece};
 use crate::image::{catalog, changes};
 use crate::store::check::{self as store_check, Finding};
 use crate::store::short_hex;
@@ -80,29 +81,67 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
     let images = catalog::list(&ctx.store)?;
     let containers = container::list(&ctx.store)?;
-    // Layers are shared between images (and kept for containers whose image
-    // is gone): each one counts once, at its own size.
-    let layer_size = |l: &String| ctx.store.layer_size(l);
-    let used_by_containers: BTreeSet<&String> =
-        containers.iter().flat_map(|c| c.layers.iter()).collect();
+    // Everything the store keeps for images counts: the extracted layers,
+    // the blobs kept beside them (layer archives for push and save, and
+    // manifests) and the configs, each piece once however many images share
+    // it. Untagged images made by build steps are the Build Cache row (as
+    // Docker's builder cache is), the rest the Images row, which also holds
+    // what no image names any more (layers kept for containers whose image
+    // is gone, debris of interrupted pulls), since `image prune` is what
+    // reclaims that. Reclaimable is what `image prune -a` would remove:
+    // the pieces of images no container uses, minus the layers a container
+    // still runs on.
+    let usage = usage::usage(&ctx.store)?;
+    let is_cache = |i: &catalog::ImageSummary| i.build_cache && i.tags.is_empty();
+    let (cache_images, images): (Vec<_>, Vec<_>) = images.into_iter().partition(is_cache);
     let active_images: BTreeSet<&str> = containers.iter().map(|c| c.image.as_str()).collect();
-    let mut image_layers: BTreeMap<&String, usize> = BTreeMap::new();
-    for img in &images {
-        for l in &img.layers {
-            *image_layers.entry(l).or_default() += 1;
-        }
-    }
-    let images_size: u64 = image_layers.keys().map(|l| layer_size(l)).sum();
-    // What image prune -a would free: layers no container needs.
-    let images_reclaimable: u64 = image_layers
-        .keys()
-        .filter(|l| !used_by_containers.contains(*l))
-        .map(|l| layer_size(l))
-        .sum();
-    let active_count = images
+    let pieces_of = |imgs: &[catalog::ImageSummary]| -> BTreeSet<Piece> {
+        imgs.iter()
+            .filter_map(|i| usage.images.get(&i.id))
+            .flatten()
+            .cloned()
+            .collect()
+    };
+    let mut pinned: BTreeSet<Piece> = containers
         .iter()
-        .filter(|i| active_images.contains(i.id.as_str()))
-        .count();
+        .flat_map(|c| c.layers.iter().map(|l| Piece::Layer(l.clone())))
+        .collect();
+    for id in &active_images {
+        pinned.extend(usage.images.get(*id).into_iter().flatten().cloned());
+    }
+    let mut image_pieces = pieces_of(&images);
+    image_pieces.extend(usage.unowned.iter().cloned());
+    let cache_pieces: BTreeSet<Piece> = pieces_of(&cache_images)
+        .difference(&image_pieces)
+        .cloned()
+        .collect();
+    let sum = |set: &BTreeSet<Piece>, reclaimable: bool| -> u64 {
+        set.iter()
+            .filter(|p| !reclaimable || !pinned.contains(*p))
+            .map(|p| usage.size(p))
+            .sum()
+    };
+    let images_size = sum(&image_pieces, false);
+    let images_reclaimable = sum(&image_pieces, true);
+    let cache_size = sum(&cache_pieces, false);
+    let cache_reclaimable = sum(&cache_pieces, true);
+    let active_in = |imgs: &[catalog::ImageSummary]| {
+        imgs.iter()
+            .filter(|i| active_images.contains(i.id.as_str()))
+            .count()
+    };
+    // Each image's own size (-v): its pieces, of which those another image
+    // holds too are shared.
+    let image_sizes = |img: &catalog::ImageSummary| -> (u64, u64) {
+        let mine = usage.images.get(&img.id).cloned().unwrap_or_default();
+        let total = mine.iter().map(|p| usage.size(p)).sum();
+        let shared = mine
+            .iter()
+            .filter(|p| usage.owners(p) > 1)
+            .map(|p| usage.size(p))
+            .sum();
+        (total, shared)
+    };
     let upper = |c: &container::ContainerRecord| {
         changes::size_as(&ctx.store.container_dir(&c.id).join("upper"), &ctx.mapping)
     };
@@ -134,7 +173,7 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
         .sum();
     let items = vec![
         json!({"Type": "Images", "TotalCount": images.len().to_string(),
-            "Active": active_count.to_string(), "Size": human::size(images_size),
+            "Active": active_in(&images).to_string(), "Size": human::size(images_size),
             "Reclaimable": share(images_reclaimable, images_size)}),
         json!({"Type": "Containers", "TotalCount": containers.len().to_string(),
             "Active": running.iter().filter(|r| **r).count().to_string(),
@@ -144,8 +183,10 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
             "Active": vol_links.iter().filter(|l| **l > 0).count().to_string(),
             "Size": human::size(vols_size),
             "Reclaimable": share(vols_reclaimable, vols_size)}),
-        // A build cache does not exist in burrow.
-        json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Build Cache", "TotalCount": cache_images.len().to_string(),
+            "Active": active_in(&cache_images).to_string(),
+            "Size": human::size(cache_size),
+            "Reclaimable": share(cache_reclaimable, cache_size)}),
     ];
     if !format.is_default() {
         format.print(&items, HEADERS)?;
@@ -168,13 +209,7 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
     println!("Images space usage:\n");
     let mut rows = Vec::new();
     for img in &images {
-        let total: u64 = img.layers.iter().map(layer_size).sum();
-        let shared: u64 = img
-            .layers
-            .iter()
-            .filter(|l| image_layers.get(l).copied().unwrap_or(0) > 1)
-            .map(layer_size)
-            .sum();
+        let (total, shared) = image_sizes(img);
         let users = containers.iter().filter(|c| c.image == img.id).count();
         let names: Vec<(String, String)> = if img.tags.is_empty() {
             vec![("<none>".into(), "<none>".into())]
@@ -252,7 +287,30 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
         .map(|(v, (l, s))| vec![v.name.clone(), l.to_string(), human::size(*s)])
         .collect();
     table::print(&["VOLUME NAME", "LINKS", "SIZE"], &rows);
-    println!("\nBuild cache usage: 0B");
+    let unowned: u64 = usage.unowned.iter().map(|p| usage.size(p)).sum();
+    if unowned > 0 {
+        println!(
+            "\nLayers and blobs no image names: {} (burrow image prune removes those no container needs)",
+            human::size(unowned)
+        );
+    }
+    println!("\nBuild cache usage: {}", human::size(cache_size));
+    if !cache_images.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = cache_images
+            .iter()
+            .map(|img| {
+                let (total, shared) = image_sizes(img);
+                vec![
+                    short_hex(&img.id).to_string(),
+                    human::size(total),
+                    human::ago(&img.created),
+                    human::size(shared),
+                ]
+            })
+            .collect();
+        table::print(&["CACHE ID", "SIZE", "CREATED", "SHARED SIZE"], &rows);
+    }
     Ok(0)
 }
 

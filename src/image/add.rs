@@ -5,6 +5,7 @@
 //! the image, so an interrupted add leaves only unreferenced files, which
 //! `image prune` reclaims.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,18 @@ pub struct ImageMeta {
     /// `images` lists only with `-a`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub build_cache: bool,
+    /// The gzip blob `push` made of each layer kept as a plain tar, by the
+    /// plain blob's digest: a later push asks the registry for it (or
+    /// mounts it) without compressing the layer again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gzipped: BTreeMap<String, BlobRef>,
+}
+
+/// A blob by digest and size.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BlobRef {
+    pub digest: String,
+    pub size: u64,
 }
 
 pub fn read_meta(store: &Store, id: &str) -> Result<Option<ImageMeta>, StoreError> {
@@ -56,12 +69,23 @@ pub fn write_meta(store: &Store, id: &str, meta: &ImageMeta) -> Result<(), Store
     store.put_image_meta(id, &bytes)
 }
 
-/// Remember that `id` is also at `repo_digest` (after a push).
-pub fn add_repo_digest(store: &Store, id: &str, repo_digest: &str) -> Result<(), StoreError> {
+/// Remember that `id` is also at `repo_digest`, and the gzip blobs made
+/// of its plain layers (after a push).
+pub fn record_push(
+    store: &Store,
+    id: &str,
+    repo_digest: &str,
+    gzipped: &BTreeMap<String, BlobRef>,
+) -> Result<(), StoreError> {
     let _lock = store.lock_exclusive()?;
     let mut meta = read_meta(store, id)?.unwrap_or_default();
+    let before = meta.clone();
     if !meta.repo_digests.iter().any(|d| d == repo_digest) {
         meta.repo_digests.push(repo_digest.to_string());
+    }
+    meta.gzipped
+        .extend(gzipped.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if meta != before {
         write_meta(store, id, &meta)?;
     }
     Ok(())

@@ -23,3 +23,4 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod usage;

@@ -1,10 +1,19 @@
 //! `push`: the blobs and manifest an image was stored with, sent to a
 //! registry. Blobs the registry already has are skipped, blobs it has in
 //! another repository are mounted from there, the rest are uploaded from the
-//! store. The manifest goes up byte for byte, so pushing a pulled image gives
-//! the same manifest digest back.
+//! store. A layer kept as a plain tar (an import or a load of one) goes up
+//! gzip-compressed, as Docker and podman push it, with the manifest's
+//! descriptor changed to match; every other manifest goes up byte for byte,
+//! so pushing a pulled image gives the same manifest digest back.
 
-use super::add::{self, ImageMeta};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use super::add::{self, BlobRef, ImageMeta};
 use super::manifest::{self, Descriptor, Document};
 use super::reference::Reference;
 use super::registry::credentials::{self, AuthFiles};
@@ -27,6 +36,12 @@ pub enum PushError {
     MissingBlob { image: String, digest: String },
     #[error("a reference to push needs a tag, not only a digest: {0}")]
     NoTag(String),
+    #[error("compressing layer {digest} for the registry: {source}")]
+    Compress {
+        digest: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +55,134 @@ pub struct PushOptions {
 pub struct Pushed {
     pub digest: String,
     pub size: u64,
+}
+
+/// How a blob got to the registry, as Docker's push says it per layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Placed {
+    Exists,
+    Mounted(String),
+    Pushed,
+}
+
+impl Placed {
+    fn says(&self) -> String {
+        match self {
+            Placed::Exists => "Layer already exists".into(),
+            Placed::Mounted(from) => format!("Mounted from {from}"),
+            Placed::Pushed => "Pushed".into(),
+        }
+    }
+}
+
+/// Is `digest` in `repo` already, or can it be mounted there from one of
+/// `sources` (repositories of the same registry that hold the image)?
+fn place(
+    client: &mut Client,
+    repo: &str,
+    sources: &[String],
+    digest: &str,
+) -> Result<Option<Placed>, PushError> {
+    if client.blob_exists(repo, digest)? {
+        return Ok(Some(Placed::Exists));
+    }
+    for from in sources {
+        if client.mount_blob(repo, from, digest)? {
+            return Ok(Some(Placed::Mounted(from.clone())));
+        }
+    }
+    Ok(None)
+}
+
+/// A gzip copy of a stored blob in the store's tmp/, removed when dropped
+/// (or, if burrow is killed, by the next command's staging sweep).
+struct GzipFile {
+    path: PathBuf,
+    blob: BlobRef,
+}
+
+impl Drop for GzipFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A writer that hashes and counts what passes through.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Compress the stored plain blob `digest` with gzip. The default level
+/// (6, gzip(1)'s own) and an empty header (no name, mtime 0) make the same
+/// bytes from the same tar every time, so a registry that got this layer
+/// from an earlier push recognises it by digest.
+fn gzip_blob(store: &Store, digest: &str) -> Result<GzipFile, PushError> {
+    let err = |source| PushError::Compress {
+        digest: digest.to_string(),
+        source,
+    };
+    let mut src = store.open_blob(digest)?;
+    let path = store.staging_path("push", &store::random_hex(6));
+    let mut out = GzipFile {
+        path,
+        blob: BlobRef::default(),
+    };
+    let file = File::create(&out.path).map_err(err)?;
+    let hashing = Hashing {
+        inner: io::BufWriter::with_capacity(256 * 1024, file),
+        hash: Sha256::new(),
+        len: 0,
+    };
+    let mut gz = flate2::write::GzEncoder::new(hashing, flate2::Compression::default());
+    io::copy(&mut src, &mut gz).map_err(err)?;
+    let mut hashing = gz.finish().map_err(err)?;
+    hashing.flush().map_err(err)?;
+    out.blob = BlobRef {
+        digest: format!("sha256:{}", store::hex(&hashing.hash.finalize())),
+        size: hashing.len,
+    };
+    Ok(out)
+}
+
+/// Push a layer the store keeps as a plain tar, as gzip: the gzip blob an
+/// earlier push made of it (`known`) is looked for and mounted first, so a
+/// registry that has it costs no compression.
+fn push_gzipped(
+    store: &Store,
+    client: &mut Client,
+    repo: &str,
+    sources: &[String],
+    plain: &str,
+    known: Option<&BlobRef>,
+) -> Result<(BlobRef, Placed), PushError> {
+    if let Some(k) = known {
+        if let Some(p) = place(client, repo, sources, &k.digest)? {
+            return Ok((k.clone(), p));
+        }
+    }
+    let gz = gzip_blob(store, plain)?;
+    if known != Some(&gz.blob) {
+        if let Some(p) = place(client, repo, sources, &gz.blob.digest)? {
+            return Ok((gz.blob.clone(), p));
+        }
+    }
+    let mut file = File::open(&gz.path).map_err(store::io("opening", &gz.path))?;
+    client.upload_blob(repo, &gz.blob.digest, gz.blob.size, &mut file)?;
+    Ok((gz.blob.clone(), Placed::Pushed))
 }
 
 /// Push the image `id` to `dest`.
@@ -82,47 +225,57 @@ pub fn push(
         })
         .filter(|r| r != repo)
         .collect();
-    let mut blobs: Vec<&Descriptor> = m.layers.iter().collect();
-    blobs.push(&m.config);
-    for d in blobs {
-        let short_d = store::short_hex(&d.digest);
+    // Layers are named by diff id, as Docker's push names them.
+    let diff_ids = store
+        .image_config(id)
+        .map(|c| c.rootfs().diff_ids().clone())
+        .unwrap_or_default();
+    let gzip_type = if m.media_type.as_deref() == Some(manifest::DOCKER_MANIFEST) {
+        manifest::DOCKER_LAYER_GZIP
+    } else {
+        manifest::OCI_LAYER_GZIP
+    };
+    let mut sent: Vec<Option<BlobRef>> = vec![None; m.layers.len()];
+    let mut gzipped = BTreeMap::new();
+    for (i, d) in m.layers.iter().enumerate() {
+        let short_d = store::short_hex(diff_ids.get(i).unwrap_or(&d.digest)).to_string();
         if manifest::layer_kind(&d.media_type).ok() == Some(manifest::LayerKind::Foreign) {
             say(&format!("{short_d}: Skipped foreign layer"));
             continue;
         }
-        if client.blob_exists(repo, &d.digest)? {
-            say(&format!("{short_d}: Layer already exists"));
-            continue;
-        }
-        let mut mounted = false;
-        for from in &sources {
-            if client.mount_blob(repo, from, &d.digest)? {
-                say(&format!("{short_d}: Mounted from {from}"));
-                mounted = true;
-                break;
-            }
-        }
-        if mounted {
-            continue;
-        }
-        let mut file = if d.digest == m.config.digest {
-            // The config lives with the images, not among the blobs.
-            std::fs::File::open(store.image_config_path(id)).map_err(store::io(
-                "opening image config",
-                &store.image_config_path(id),
-            ))?
+        let placed = if d.media_type == manifest::OCI_LAYER_TAR {
+            let (blob, placed) = push_gzipped(
+                store,
+                &mut client,
+                repo,
+                &sources,
+                &d.digest,
+                meta.gzipped.get(&d.digest),
+            )
+            .map_err(|e| missing_blob(e, id, &d.digest))?;
+            gzipped.insert(d.digest.clone(), blob.clone());
+            sent[i] = Some(blob);
+            placed
         } else {
-            store.open_blob(&d.digest).map_err(|e| match e {
-                StoreError::NoSuchBlob(_) => PushError::MissingBlob {
-                    image: store::short_hex(id).into(),
-                    digest: d.digest.clone(),
-                },
-                other => other.into(),
+            push_blob(&mut client, repo, &sources, d, || {
+                store
+                    .open_blob(&d.digest)
+                    .map_err(|e| missing_blob(e.into(), id, &d.digest))
             })?
         };
-        client.upload_blob(repo, &d.digest, d.size, &mut file)?;
-        say(&format!("{short_d}: Pushed"));
+        say(&format!("{short_d}: {}", placed.says()));
     }
+    // The config, which Docker does not list among the layers.
+    push_blob(&mut client, repo, &sources, &m.config, || {
+        // It lives with the images, not among the blobs.
+        let p = store.image_config_path(id);
+        File::open(&p).map_err(|e| store::io("opening image config", &p)(e).into())
+    })?;
+    let manifest_bytes = if sent.iter().any(Option::is_some) {
+        with_layers(&manifest_bytes, &sent, gzip_type)?
+    } else {
+        manifest_bytes
+    };
     let media_type = m
         .media_type
         .clone()
@@ -132,9 +285,114 @@ pub fn push(
         "{tag}: digest: {digest} size: {}",
         manifest_bytes.len()
     ));
-    add::add_repo_digest(store, id, &format!("{}@{digest}", dest.full_repository()))?;
+    add::record_push(
+        store,
+        id,
+        &format!("{}@{digest}", dest.full_repository()),
+        &gzipped,
+    )?;
     Ok(Pushed {
         digest,
         size: manifest_bytes.len() as u64,
     })
+}
+
+/// A blob stored as it goes up: skipped, mounted or uploaded from `open`.
+fn push_blob(
+    client: &mut Client,
+    repo: &str,
+    sources: &[String],
+    d: &Descriptor,
+    open: impl FnOnce() -> Result<File, PushError>,
+) -> Result<Placed, PushError> {
+    if let Some(p) = place(client, repo, sources, &d.digest)? {
+        return Ok(p);
+    }
+    let mut file = open()?;
+    client.upload_blob(repo, &d.digest, d.size, &mut file)?;
+    Ok(Placed::Pushed)
+}
+
+/// A missing blob, said as the image's.
+fn missing_blob(e: PushError, id: &str, digest: &str) -> PushError {
+    match e {
+        PushError::Store(StoreError::NoSuchBlob(_)) => PushError::MissingBlob {
+            image: store::short_hex(id).into(),
+            digest: digest.to_string(),
+        },
+        other => other,
+    }
+}
+
+/// The manifest with each layer in `sent` replaced by the gzip blob that
+/// went up instead. Edited as JSON, so fields burrow does not model (a
+/// layer's annotations, the manifest's subject) stay as they were.
+fn with_layers(
+    bytes: &[u8],
+    sent: &[Option<BlobRef>],
+    media_type: &str,
+) -> Result<Vec<u8>, PushError> {
+    let malformed = |detail: String| manifest::ManifestError::Malformed {
+        what: "stored manifest",
+        detail,
+    };
+    let mut v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
+    let layers = v
+        .get_mut("layers")
+        .and_then(|l| l.as_array_mut())
+        .ok_or_else(|| malformed("no layers".into()))?;
+    for (l, b) in layers.iter_mut().zip(sent) {
+        if let Some(b) = b {
+            l["mediaType"] = media_type.into();
+            l["digest"] = b.digest.clone().into();
+            l["size"] = b.size.into();
+        }
+    }
+    Ok(serde_json::to_vec(&v).expect("a JSON value serializes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_of_a_blob_is_stable_and_decompresses_to_it() {
+        let (_d, s) = store::temp_store();
+        let tar: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let digest = s.put_blob(&tar).unwrap();
+        let a = gzip_blob(&s, &digest).unwrap();
+        let b = gzip_blob(&s, &digest).unwrap();
+        assert_eq!(a.blob, b.blob, "the same bytes every time");
+        let gz = std::fs::read(&a.path).unwrap();
+        assert_eq!(a.blob.size, gz.len() as u64);
+        assert_eq!(a.blob.digest, format!("sha256:{}", store::sha256_hex(&gz)));
+        let mut back = Vec::new();
+        io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut back).unwrap();
+        assert_eq!(back, tar);
+        let path = a.path.clone();
+        drop(a);
+        assert!(!path.exists(), "the copy goes with its guard");
+    }
+
+    #[test]
+    fn only_the_sent_layers_change_in_the_manifest() {
+        let m = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:c","size":1},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:a","size":10,"annotations":{"k":"v"}},{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:b","size":5}]}"#;
+        let sent = [
+            Some(BlobRef {
+                digest: "sha256:z".into(),
+                size: 3,
+            }),
+            None,
+        ];
+        let out: serde_json::Value =
+            serde_json::from_slice(&with_layers(m, &sent, manifest::OCI_LAYER_GZIP).unwrap())
+                .unwrap();
+        assert_eq!(out["layers"][0]["digest"], "sha256:z");
+        assert_eq!(out["layers"][0]["size"], 3);
+        assert_eq!(out["layers"][0]["mediaType"], manifest::OCI_LAYER_GZIP);
+        assert_eq!(out["layers"][0]["annotations"]["k"], "v");
+        assert_eq!(out["layers"][1]["digest"], "sha256:b");
+        assert_eq!(out["config"]["digest"], "sha256:c");
+    }
 }
