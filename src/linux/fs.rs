@@ -443,3 +443,61 @@ mod open_in_root_tests {
         assert!(open_in_root(&root, "/a/../../x", true).is_err());
     }
 }
+
+/// Why a directory is not a private directory of ours.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateDirError {
+    #[error("is a symbolic link, not a directory of yours")]
+    Symlink,
+    #[error("is not a directory")]
+    NotDir,
+    #[error("is not a directory of yours (owner uid {0})")]
+    NotOurs(u32),
+    #[error("is writable by others (mode {0:04o})")]
+    OpenToOthers(u32),
+    #[error("{step}: {source}")]
+    Io {
+        step: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Make `dir` (and missing parents) 0700 when it is missing, then check it
+/// is a directory of ours that no one else may write to: not a symlink, not
+/// another user's, no group or other write bit. For state kept in a shared
+/// place such as `/tmp`, where another user can plant a directory or a
+/// symlink first; `/tmp` is sticky, so one that passes stays ours.
+pub fn private_dir_of_ours(dir: &Path) -> Result<(), PrivateDirError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let io_err = |step| move |source| PrivateDirError::Io { step, source };
+    let meta = match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let made = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir);
+            // Something there now (made by another process of ours at the
+            // same time, or planted) is checked like anything else.
+            match (std::fs::symlink_metadata(dir), made) {
+                (Ok(m), _) => m,
+                (Err(_), Err(e)) => return Err(io_err("creating")(e)),
+                (Err(e), Ok(())) => return Err(io_err("checking")(e)),
+            }
+        }
+        other => other.map_err(io_err("checking"))?,
+    };
+    if meta.file_type().is_symlink() {
+        return Err(PrivateDirError::Symlink);
+    }
+    if !meta.is_dir() {
+        return Err(PrivateDirError::NotDir);
+    }
+    if meta.uid() != Uid::effective().as_raw() {
+        return Err(PrivateDirError::NotOurs(meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(PrivateDirError::OpenToOthers(meta.mode() & 0o7777));
+    }
+    Ok(())
+}

@@ -285,12 +285,26 @@ pub fn main(args: Vec<String>) -> i32 {
         json: cli.log_format == "json",
         debug: cli.debug,
     };
-    let root = cli.root.clone().unwrap_or_else(|| {
-        state::default_root(
-            std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
-            nix::unistd::Uid::effective().as_raw(),
-        )
-    });
+    let root = match cli.root.clone() {
+        Some(r) => r,
+        None => {
+            let r = state::default_root(
+                std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
+                nix::unistd::Uid::effective().as_raw(),
+            );
+            // The default may be in /tmp, where another user can plant a
+            // directory or a symlink first: our state (init's pid, the exec
+            // FIFO) goes only into a private directory of ours.
+            if let Err(e) = crate::linux::fs::private_dir_of_ours(&r) {
+                log.error(&format!(
+                    "state directory {} {e}: remove it, or pass --root",
+                    r.display()
+                ));
+                return 1;
+            }
+            r
+        }
+    };
     if cli.systemd_cgroup || cli.cgroup_manager.is_some() {
         log.debug("--systemd-cgroup: cgroups are not managed by burrow-runc");
     }

@@ -573,63 +573,26 @@ impl Store {
     }
 }
 
+/// The per-user runtime directory (`/tmp/burrow-run-UID`,
+/// `$XDG_RUNTIME_DIR/burrow`): made 0700 when missing, and refused when it
+/// is not a private directory of ours (see `fs::private_dir_of_ours`):
+/// whoever planted it could read or replace our pid files and sockets.
+fn runtime_base(base: &Path) -> Result<()> {
+    use crate::linux::fs::{private_dir_of_ours, PrivateDirError};
+    private_dir_of_ours(base).map_err(|e| match e {
+        PrivateDirError::Io { step, source } => io(step, base)(source),
+        refused => StoreError::RuntimeRefused {
+            path: base.to_path_buf(),
+            why: refused.to_string(),
+        },
+    })
+}
+
 /// Create `dir` and each missing parent 0700, as the XDG base directory
 /// specification asks of a missing data directory: a container's root is
 /// the user, so what it leaves in its upper directory (a set-user-id copy
 /// of a program) must be out of other users' reach. An existing directory
 /// keeps its mode (`system check --repair` closes an open one).
-/// The per-user runtime directory (`/tmp/burrow-run-UID`,
-/// `$XDG_RUNTIME_DIR/burrow`): made 0700 when missing, and refused when it
-/// is not a directory of ours (a symlink, another user's) or others may
-/// write to it: whoever planted it could read or replace our pid files
-/// and sockets. Nothing is made in a refused one. `/tmp` is sticky, so a
-/// directory that passes stays ours.
-fn runtime_base(base: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    let meta = match fs::symlink_metadata(base) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let made = fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(base);
-            // Something there now (made by another burrow of ours at the
-            // same time, or planted) is checked like anything else.
-            match (fs::symlink_metadata(base), made) {
-                (Ok(m), _) => m,
-                (Err(_), Err(e)) => return Err(io("creating runtime directory", base)(e)),
-                (Err(e), Ok(())) => return Err(io("checking runtime directory", base)(e)),
-            }
-        }
-        other => other.map_err(io("checking runtime directory", base))?,
-    };
-    let refuse = |why: String| {
-        Err(StoreError::RuntimeRefused {
-            path: base.to_path_buf(),
-            why,
-        })
-    };
-    let me = nix::unistd::Uid::effective().as_raw();
-    if meta.file_type().is_symlink() {
-        return refuse("is a symbolic link, not a directory of yours".into());
-    }
-    if !meta.is_dir() {
-        return refuse("is not a directory".into());
-    }
-    if meta.uid() != me {
-        return refuse(format!(
-            "is not a directory of yours (owner uid {})",
-            meta.uid()
-        ));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return refuse(format!(
-            "is writable by others (mode {:04o})",
-            meta.mode() & 0o7777
-        ));
-    }
-    Ok(())
-}
-
 fn private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.is_dir() {

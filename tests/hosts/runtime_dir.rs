@@ -366,3 +366,57 @@ fn a_planted_fallback_dir_is_refused() {
         }
     }
 }
+
+/// The runtime mode's default state directory, `/tmp/burrow-runc-UID`
+/// without XDG_RUNTIME_DIR, is held to the same rule: a planted one is
+/// refused and nothing is written into it.
+#[test]
+fn a_planted_runtime_mode_state_dir_is_refused() {
+    for env in common::users("runc_dir_planted") {
+        let who = env.who;
+        let (uid, gid) = env.ids();
+        let (other, other_gid) = other_user(&env);
+        let base = format!("/tmp/burrow-runc-{uid}");
+        for (what, plant, why) in [
+            (
+                "another user's",
+                format!("mkdir -m 0777 {base}\nchown {other}:{other_gid} {base}"),
+                format!("is not a directory of yours (owner uid {other})"),
+            ),
+            (
+                "a symlink",
+                format!(
+                    "mkdir -m 0700 /tmp/elsewhere\nchown {uid}:{gid} /tmp/elsewhere\nln -s /tmp/elsewhere {base}"
+                ),
+                "is a symbolic link, not a directory of yours".to_string(),
+            ),
+        ] {
+            let Some(ns) = Ns::new("runc_dir_planted", &env, &plant) else {
+                return;
+            };
+            let o = ns.burrow(&env, &[], &["runtime", "list"]);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "[{who:?}] {what}: {err}");
+            assert!(
+                err.contains(&format!("state directory {base} {why}")),
+                "[{who:?}] {what}: {err}"
+            );
+            assert_eq!(
+                ns.root_sh(&format!("find {base}/ /tmp/elsewhere/ -mindepth 1 2>/dev/null"))
+                    .trim(),
+                "",
+                "[{who:?}] {what}: something was written into the planted directory"
+            );
+        }
+        // Unplanted, it is made private and used.
+        let Some(ns) = Ns::new("runc_dir_planted", &env, "true") else {
+            return;
+        };
+        let o = ns.burrow(&env, &[], &["runtime", "list"]);
+        assert!(o.status.success(), "[{who:?}] {}", stderr(&o));
+        assert_eq!(
+            ns.root_sh(&format!("stat -c '%a %u' {base}")).trim(),
+            format!("700 {uid}")
+        );
+    }
+}
