@@ -1,6 +1,7 @@
 //! A store on a FUSE file system (bindfs), where overlayfs cannot be mounted
 //! from a user namespace: containers get a copy, the user hears it once,
-//! `info` names the mode, and build RUN steps, `diff` and `commit` work.
+//! `info` names the mode, and builds (COPY, WORKDIR, RUN), `diff` and
+//! `commit` work.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -162,14 +163,17 @@ fn a_store_on_fuse_runs_builds_and_commits_on_a_copy() {
         ]);
         assert_eq!(out, "new\ngone\nmore\n", "[{who:?}]");
 
-        // A build RUN step: run on a copy, committed as a layer.
+        // A build: COPY and WORKDIR on the stage's filesystem, a RUN step
+        // on a copy, each committed as a layer.
         let ctx = env.user_dir("ctx");
         std::fs::write(
             ctx.join("Dockerfile"),
-            "FROM bb\nRUN echo built > /built && rm /bin/ls\n",
+            "FROM bb\nCOPY f /copied\nWORKDIR /w/x\nRUN echo built > /built && rm /bin/ls && cat /copied\n",
         )
         .unwrap();
+        std::fs::write(ctx.join("f"), "from the context\n").unwrap();
         env.share(&ctx.join("Dockerfile"));
+        env.share(&ctx.join("f"));
         let o = env.run([
             "build",
             "--network",
@@ -179,6 +183,11 @@ fn a_store_on_fuse_runs_builds_and_commits_on_a_copy() {
             ctx.to_str().unwrap(),
         ]);
         assert!(o.status.success(), "[{who:?}] build: {}", stderr(&o));
+        assert!(
+            stdout(&o).contains("from the context"),
+            "[{who:?}] the RUN step read the COPY: {}",
+            stdout(&o)
+        );
         let out = env.ok([
             "run",
             "--rm",
@@ -187,9 +196,9 @@ fn a_store_on_fuse_runs_builds_and_commits_on_a_copy() {
             "built",
             "sh",
             "-c",
-            "cat /built; test ! -e /bin/ls && echo gone",
+            "cat /built /copied; pwd; test ! -e /bin/ls && echo gone",
         ]);
-        assert_eq!(out, "built\ngone\n", "[{who:?}]");
+        assert_eq!(out, "built\nfrom the context\n/w/x\ngone\n", "[{who:?}]");
         env.ok(["rm", "changed"]);
     }
 }
