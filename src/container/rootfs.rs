@@ -194,9 +194,13 @@ fn try_overlay(store: &Store, mapping: &userns::IdMapping) -> Option<Result<(), 
 /// The failure without the scratch directory's path, which is gone.
 fn describe(err: &str, dir: &Path) -> String {
     let err = err.replace(&format!("{:?}", dir.join("m")), "the store");
-    err.strip_prefix("in user namespace: ")
-        .unwrap_or(&err)
-        .to_string()
+    let err = err.strip_prefix("in user namespace: ").unwrap_or(&err);
+    if err.contains("EINVAL") {
+        // What the kernel logs then (only root may read it).
+        format!("{err} (the file system lacks what overlayfs needs of an upper directory: RENAME_WHITEOUT, O_TMPFILE or user.* xattrs)")
+    } else {
+        err.to_string()
+    }
 }
 
 #[cfg(test)]

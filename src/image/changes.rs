@@ -550,4 +550,79 @@ mod tests {
         }));
         assert!(!got.iter().any(|c| c.path == "/never-there"));
     }
+
+    #[test]
+    fn a_copy_compared_with_its_layers() {
+        let d = tempfile::tempdir().unwrap();
+        let (base, top, rootfs) = (d.path().join("l1"), d.path().join("l2"), d.path().join("r"));
+        for p in ["etc", "bin", "gone/deep", "usr/lib"] {
+            fs::create_dir_all(base.join(p)).unwrap();
+        }
+        fs::write(base.join("etc/passwd"), "root").unwrap();
+        fs::write(base.join("bin/sh"), "sh").unwrap();
+        fs::write(base.join("bin/cat"), "cat").unwrap();
+        fs::write(base.join("gone/deep/f"), "x").unwrap();
+        fs::write(base.join("usr/lib/old"), "x").unwrap();
+        // The top layer replaces usr/lib (opaque where xattrs work).
+        fs::create_dir_all(top.join("usr/lib")).unwrap();
+        fs::write(top.join("usr/lib/new"), "y").unwrap();
+        let opaque = xattr_set(&top.join("usr/lib"));
+        // The copy, made as the fallback makes it: times kept exactly.
+        let st = std::process::Command::new("cp")
+            .args(["-a"])
+            .arg(base.as_os_str())
+            .arg(&rootfs)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        if opaque {
+            fs::remove_file(rootfs.join("usr/lib/old")).unwrap();
+        }
+        let st = std::process::Command::new("cp")
+            .args(["-a", "--no-preserve=xattr"])
+            .arg(top.join("usr/lib/new"))
+            .arg(rootfs.join("usr/lib/new"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let lowers = vec![top.clone(), base.clone()];
+        let skip = vec![PathBuf::from("proc")];
+        let show = |c: Vec<(PathBuf, Kind)>| -> Vec<String> {
+            c.into_iter()
+                .map(|(p, k)| format!("{} /{}", k.letter(), p.display()))
+                .collect()
+        };
+        // An untouched copy has no changes.
+        let none = copy_changes(&rootfs, &lowers, &skip).unwrap();
+        assert!(none.is_empty(), "{:?}", show(none));
+        // What a container does.
+        fs::write(rootfs.join("etc/passwd"), "root\nme").unwrap();
+        fs::remove_file(rootfs.join("bin/cat")).unwrap();
+        fs::remove_dir_all(rootfs.join("gone")).unwrap();
+        fs::create_dir(rootfs.join("proc")).unwrap();
+        fs::create_dir_all(rootfs.join("tmp/new")).unwrap();
+        fs::write(rootfs.join("tmp/new/f"), "12345").unwrap();
+        let got = show(copy_changes(&rootfs, &lowers, &skip).unwrap());
+        assert_eq!(
+            got,
+            [
+                "C /bin",
+                "D /bin/cat",
+                "C /etc",
+                "C /etc/passwd",
+                "D /gone",
+                "A /tmp",
+                "A /tmp/new",
+                "A /tmp/new/f"
+            ]
+        );
+    }
+
+    /// Mark `dir` opaque as the store's layers do; false where the file
+    /// system keeps no user xattrs.
+    fn xattr_set(dir: &Path) -> bool {
+        std::fs::File::open(dir)
+            .and_then(|f| crate::linux::fs::fsetxattr(&f, c"user.overlay.opaque", b"y"))
+            .is_ok()
+    }
 }

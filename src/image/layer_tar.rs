@@ -547,6 +547,24 @@ mod tests {
         out
     }
 
+    #[test]
+    fn a_copys_changes_are_its_listed_paths_and_whiteouts() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("a/sub")).unwrap();
+        std::fs::write(root.join("a/x"), "x").unwrap();
+        std::fs::write(root.join("a/same"), "s").unwrap();
+        std::fs::write(root.join("b"), "b").unwrap();
+        let changes = vec![
+            (PathBuf::from("a"), Kind::Changed),
+            (PathBuf::from("a/gone"), Kind::Deleted),
+            (PathBuf::from("a/x"), Kind::Added),
+        ];
+        let (_, tar) = write_changes(root, &changes, &[], Vec::new()).unwrap();
+        let names: Vec<String> = entries(&tar).into_iter().map(|e| e.0).collect();
+        assert_eq!(names, ["a", "a/x", "a/.wh.gone"]);
+    }
+
     fn set_xattr(p: &Path, name: &CStr, value: &[u8]) -> io::Result<()> {
         let f = File::open(p)?;
         crate::linux::fs::fsetxattr(&f, name, value)
