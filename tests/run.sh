@@ -22,7 +22,9 @@ cd "$(dirname "$0")/.."
 # name-resolving client on user networks; podman also drives `burrow-runc`
 # through conmon in the runtime-mode tests; catatonit: the static init
 # `--init` execs (the escape tests check PID 1 holds nothing of burrow).
-packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman gcc libc6-dev passt slirp4netns curl iproute2 python3 catatonit)
+# bindfs: the FUSE-store test puts a store on a FUSE file system, where
+# overlayfs cannot be mounted from a user namespace.
+packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman gcc libc6-dev passt slirp4netns curl iproute2 python3 catatonit bindfs)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

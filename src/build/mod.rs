@@ -665,7 +665,7 @@ impl Builder<'_> {
                 b.mapping,
                 b.mapping,
                 st.image.as_deref(),
-                &staging.join("upper"),
+                &image_commit::ChangesFrom::Upper(staging.join("upper")),
                 &opts,
             )
             .map_err(|e| e.to_string())?;

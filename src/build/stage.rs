@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::context::{self, Packed, Source};
 use crate::image::import::id_policy;
 use crate::image::layer::{apply_layer, ApplyOptions, IdPolicy};
+use crate::image::layer_tar::{write_tree, TreeKind};
 use crate::linux::mount;
 use crate::linux::userns::{run_in_userns, run_in_userns_with, IdMapping};
 use crate::store::Store;
@@ -84,13 +85,21 @@ pub fn apply(
     let ids = id_policy(mapping);
     let target = store.mount_point();
     let up = upper.clone();
+    let spool = dir.join("upper.tar");
     run_in_userns(mapping, move || {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
             .map_err(|e| format!("unshare: {e}"))?;
-        mount::overlay(&lowers, &up, &work, &target).map_err(|e| e.to_string())?;
-        nix::unistd::chroot(&target).map_err(|e| format!("chroot: {e}"))?;
-        nix::unistd::chdir("/").map_err(|e| format!("chdir: {e}"))?;
-        carry_out(plan, tar, ids)
+        if mount::overlay(&lowers, &up, &work, &target).is_ok() {
+            nix::unistd::chroot(&target).map_err(|e| format!("chroot: {e}"))?;
+            nix::unistd::chdir("/").map_err(|e| format!("chdir: {e}"))?;
+            return carry_out(plan, tar, ids);
+        }
+        // The store's file system cannot hold an upper dir (FUSE, NFS):
+        // the step's upper dir is a tmpfs in this namespace, copied into
+        // the store's afterwards in the same format.
+        on_tmpfs_upper(&lowers, &work, &target, &up, &spool, ids, || {
+            carry_out(plan, tar, ids)
+        })
     })
     .map_err(|e| e.to_string())?;
     let changed = std::fs::read_dir(&upper)
@@ -98,6 +107,56 @@ pub fn apply(
         .next()
         .is_some();
     Ok(changed)
+}
+
+/// Run `step` chrooted in an overlay of `lowers` whose upper dir is on a
+/// tmpfs mounted over `scratch`, then write that upper dir (whiteouts,
+/// opaque dirs and all) into `upper` through a tar spooled at `spool`.
+/// Runs in the step's own user and mount namespace: the chroot is left
+/// again through a descriptor of the real root kept open across it.
+fn on_tmpfs_upper(
+    lowers: &[PathBuf],
+    scratch: &Path,
+    target: &Path,
+    upper: &Path,
+    spool: &Path,
+    ids: IdPolicy,
+    step: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    use nix::mount::MsFlags;
+    nix::mount::mount(
+        Some("tmpfs"),
+        scratch,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0700"),
+    )
+    .map_err(|e| format!("mounting a tmpfs on {}: {e}", scratch.display()))?;
+    let (u, w) = (scratch.join("u"), scratch.join("w"));
+    for d in [&u, &w] {
+        std::fs::create_dir(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+    }
+    mount::overlay(lowers, &u, &w, target).map_err(|e| e.to_string())?;
+    let outside = File::open("/").map_err(|e| format!("opening /: {e}"))?;
+    nix::unistd::chroot(target).map_err(|e| format!("chroot: {e}"))?;
+    nix::unistd::chdir("/").map_err(|e| format!("chdir: {e}"))?;
+    let done = step();
+    nix::unistd::fchdir(&outside).map_err(|e| format!("fchdir: {e}"))?;
+    nix::unistd::chroot(".").map_err(|e| format!("chroot: {e}"))?;
+    done?;
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(spool)
+        .map_err(|e| format!("creating {}: {e}", spool.display()))?;
+    let (_, mut file) = write_tree(&u, TreeKind::OverlayUpper, file).map_err(|e| e.to_string())?;
+    std::io::Seek::rewind(&mut file).map_err(|e| format!("{}: {e}", spool.display()))?;
+    let applied = apply_layer(file, upper, &ApplyOptions { ids })
+        .map(|_| ())
+        .map_err(|e| format!("copying the step's changes into {}: {e}", upper.display()));
+    let _ = std::fs::remove_file(spool);
+    applied
 }
 
 /// Inside the stage's root: make, unpack, chown.

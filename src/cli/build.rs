@@ -127,7 +127,7 @@ pub fn run(root: Option<PathBuf>, a: BuildArgs) -> anyhow::Result<i32> {
         .map_err(|e| usage(e.to_string()))?
         .name()
         .to_string();
-    let opts = BuildOptions {
+    let mut opts = BuildOptions {
         context: a.context.clone(),
         tags,
         build_args,
@@ -143,6 +143,7 @@ pub fn run(root: Option<PathBuf>, a: BuildArgs) -> anyhow::Result<i32> {
         },
     };
     let ctx = Ctx::open(root)?;
+    opts.run.rootfs = super::store_rootfs(&ctx, true).map_err(|e| usage(e.to_string()))?;
     // RUN steps that download need the outbound helper: say once when it
     // is missing, as `run` does.
     super::run::helper_notice(&ctx, &opts.run.network);

@@ -34,7 +34,7 @@ pub fn run_monitor(root: Option<PathBuf>, a: MonitorArgs) -> anyhow::Result<i32>
         &ctx.mapping,
         &a.id,
         a.attach_first,
-        super::rootfs_choice(),
+        super::store_rootfs(&ctx, false),
         super::systemd_scopes(),
         super::helper_path(),
     ))

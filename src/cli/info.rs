@@ -8,7 +8,7 @@ use serde_json::json;
 use super::format::Format;
 use super::Ctx;
 use crate::container::Status;
-use crate::linux::{cgroup, mount, userns};
+use crate::linux::{cgroup, userns};
 use crate::network::helper::{self, Outbound, Why};
 
 #[derive(Debug, Args)]
@@ -31,7 +31,7 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
     let userns_result = userns::run_in_userns(m, || Ok(()));
-    let rootfs = probe_overlay(&ctx);
+    let rootfs = store_rootfs(&ctx);
     let cg = cgroup::detect(Path::new("/sys/fs/cgroup"), Path::new("/proc/self/cgroup"));
     let source = crate::container::cgroup::source(super::systemd_scopes());
     let (mut running, mut paused, mut stopped) = (0, 0, 0);
@@ -69,7 +69,9 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
             "Newgidmap": m.newgidmap,
             "Mode": if m.is_range() { "range" } else { "single" },
         },
-        "Rootfs": rootfs,
+        "Rootfs": rootfs.mode,
+        "RootfsReason": rootfs.reason,
+        "RootfsFileSystem": rootfs.file_system,
         "Cgroup": cg,
         "ContainerCgroups": source,
         "NetworkHelper": helper::describe(&outbound),
@@ -89,7 +91,7 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
         "ContainersPaused": paused,
         "ContainersStopped": stopped,
         "Images": images,
-        "Driver": if rootfs == "overlay" { "overlay" } else { "copy" },
+        "Driver": rootfs.mode,
         "DockerRootDir": ctx.store.paths.root,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
     });
@@ -139,7 +141,7 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
             "single (container root = you)"
         }
     );
-    println!("Rootfs mode:       {rootfs}");
+    println!("Rootfs mode:       {}", rootfs.line());
     println!(
         "Cgroups:           {}{}",
         cg.mode,
@@ -213,23 +215,60 @@ fn outbound_json(o: &Outbound) -> serde_json::Value {
     }
 }
 
-/// Try an overlayfs mount in a scratch user namespace under the store.
-fn probe_overlay(ctx: &Ctx) -> String {
-    let Ok(dir) = ctx.store.staging_dir("probe") else {
-        return "unknown (store not writable)".into();
-    };
-    for d in ["l", "u", "w", "m"] {
-        let _ = std::fs::create_dir(dir.join(d));
+/// How this store's containers get their root filesystem, and why.
+struct RootfsInfo {
+    mode: &'static str,
+    reason: Option<String>,
+    file_system: Option<String>,
+    forced: bool,
+}
+
+impl RootfsInfo {
+    fn line(&self) -> String {
+        let mut line = self.mode.to_string();
+        if self.forced {
+            line.push_str(" (BURROW_ROOTFS)");
+        } else if self.mode == "copy" {
+            line.push_str(&format!(
+                " (overlayfs cannot be mounted on this store's file system, {}, from a user namespace: {}; each container gets a full copy of its image)",
+                self.file_system.as_deref().unwrap_or("unknown"),
+                self.reason.as_deref().unwrap_or("unknown reason")
+            ));
+        } else if let Some(r) = &self.reason {
+            line.push_str(&format!(" ({r})"));
+        }
+        line
     }
-    let d = dir.clone();
-    let r = userns::run_in_userns(&ctx.mapping, move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
-        mount::overlay(&[d.join("l")], &d.join("u"), &d.join("w"), &d.join("m"))
-            .map_err(|e| e.to_string())
-    });
-    let _ = crate::store::remove_tree(&dir, &ctx.mapping);
-    match r {
-        Ok(()) => "overlay".into(),
-        Err(e) => format!("copy (overlayfs unavailable: {e})"),
+}
+
+/// `BURROW_ROOTFS` when it forces a mode, else the store's probed mode
+/// (cached in the store; see `container::rootfs`).
+fn store_rootfs(ctx: &Ctx) -> RootfsInfo {
+    use crate::sandbox::{RootfsChoice, RootfsMode};
+    let word = |m: RootfsMode| match m {
+        RootfsMode::Overlay => "overlay",
+        RootfsMode::Copy => "copy",
+    };
+    if let Ok(RootfsChoice::Force(m)) = super::rootfs_choice() {
+        return RootfsInfo {
+            mode: word(m),
+            reason: None,
+            file_system: None,
+            forced: true,
+        };
+    }
+    match crate::container::rootfs::probe(&ctx.store, &ctx.mapping) {
+        Some(a) => RootfsInfo {
+            mode: word(a.mode),
+            file_system: Some(a.fs_name()),
+            reason: a.reason,
+            forced: false,
+        },
+        None => RootfsInfo {
+            mode: "unknown",
+            reason: Some("the store is not writable, so overlayfs could not be tried".into()),
+            file_system: None,
+            forced: false,
+        },
     }
 }

@@ -453,6 +453,35 @@ pub fn rootfs_choice() -> Result<crate::sandbox::RootfsChoice, crate::sandbox::B
     crate::sandbox::RootfsChoice::from_setting(std::env::var("BURROW_ROOTFS").ok().as_deref())
 }
 
+/// How this store's containers get their root filesystem: `BURROW_ROOTFS`
+/// when set, else the store's probed mode (see `container::rootfs`). When
+/// containers here get a copy, the user is told once per store (`tell`:
+/// the monitor, whose stderr is no terminal, never tells).
+pub fn store_rootfs(
+    ctx: &Ctx,
+    tell: bool,
+) -> Result<crate::sandbox::RootfsChoice, crate::sandbox::BadRootfsChoice> {
+    let choice = rootfs_choice()?;
+    if choice != crate::sandbox::RootfsChoice::Auto {
+        return Ok(choice);
+    }
+    let Some(answer) = crate::container::rootfs::probe(&ctx.store, &ctx.mapping) else {
+        return Ok(choice);
+    };
+    if tell && crate::container::rootfs::tell_once(&ctx.store, &answer) {
+        eprintln!("{}", copy_notice(&answer));
+    }
+    Ok(answer.choice())
+}
+
+/// The line said once when a store's containers get a copy of their image.
+pub fn copy_notice(answer: &crate::container::rootfs::StoreRootfs) -> String {
+    format!(
+        "burrow: overlayfs cannot be mounted on this store's file system ({}) from a user namespace, so each container gets a full copy of its image (slower to create, uses more disk); `burrow info` shows the reason",
+        answer.fs_name()
+    )
+}
+
 /// Whether burrow may ask the user's systemd for a delegated scope:
 /// `BURROW_SYSTEMD=0` says never.
 pub fn systemd_scopes() -> SystemdScopes {

@@ -51,23 +51,24 @@ pub fn run_rename(root: Option<PathBuf>, a: RenameArgs) -> anyhow::Result<i32> {
 pub fn run_diff(root: Option<PathBuf>, a: DiffArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
     let rec = find(&ctx, &a.container)?;
-    if rec.rootfs_mode == Some(RootfsMode::Copy) {
-        return Err(Exit::new(
-            exit::BURROW,
-            format!(
-                "{} runs on a full copy of its image (no overlayfs), so its changes are not kept apart",
-                rec.name
-            ),
-        )
-        .into());
-    }
-    let upper = ctx.store.container_dir(&rec.id).join("upper");
-    if !upper.is_dir() {
-        return Ok(0);
-    }
+    let dir = ctx.store.container_dir(&rec.id);
     let skip: Vec<PathBuf> = RUNTIME_MOUNT_POINTS.iter().map(PathBuf::from).collect();
     let mapping = container_mapping(&rec, &ctx.mapping);
-    for c in changes::list(&upper, &rec.lowers(&ctx.store), &skip, &mapping)? {
+    let list = if rec.rootfs_mode == Some(RootfsMode::Copy) {
+        // A full copy of the image: compared with the image's layers.
+        let rootfs = dir.join("rootfs");
+        if !rootfs.is_dir() {
+            return Ok(0);
+        }
+        changes::list_copy(&rootfs, &rec.lowers(&ctx.store), &skip, &mapping)?
+    } else {
+        let upper = dir.join("upper");
+        if !upper.is_dir() {
+            return Ok(0);
+        }
+        changes::list(&upper, &rec.lowers(&ctx.store), &skip, &mapping)?
+    };
+    for c in list {
         // A file name is the container's: escaped, so it can neither drive
         // the terminal nor fake another line of the list.
         println!("{} {}", c.kind.letter(), escape_controls(&c.path));

@@ -267,6 +267,12 @@ pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
     let publish = !a.publish.is_empty() || a.publish_all;
     let (detach, tty, timeout) = (a.detach, a.tty, a.timeout.is_some() || publish);
     let (ctx, mut rec) = create_container(root, a)?;
+    let rootfs = match rootfs {
+        crate::sandbox::RootfsChoice::Auto => {
+            super::store_rootfs(&ctx, true).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?
+        }
+        forced => forced,
+    };
     if detach {
         // In the background under a monitor: print the id, like Docker.
         monitor::launch(&ctx.store, &rec, false).map_err(container::ContainerError::from)?;

@@ -36,6 +36,8 @@ pub struct AttachArgs {
 
 pub fn run_start(root: Option<PathBuf>, a: StartArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
+    // The monitor starts it; the user hears here if it gets a copy.
+    let _ = super::store_rootfs(&ctx, true);
     if a.attach || a.interactive {
         if a.containers.len() > 1 {
             return Err(Exit::new(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::export::container_mapping;
 use super::{lifecycle, ContainerError, ContainerRecord, Status};
-use crate::image::commit::{self as image_commit, CommitOptions, Committed};
+use crate::image::commit::{self as image_commit, ChangesFrom, CommitOptions, Committed};
 use crate::linux::userns::IdMapping;
 use crate::sandbox::RootfsMode;
 use crate::store::Store;
@@ -43,10 +43,24 @@ pub fn commit(
     mut opts: CommitOptions,
     pause: bool,
 ) -> Result<Committed, CommitError> {
-    let upper = store.container_dir(&rec.id).join("upper");
-    if rec.rootfs_mode == Some(RootfsMode::Copy) || !upper.is_dir() {
+    let dir = store.container_dir(&rec.id);
+    let upper = if rec.rootfs_mode == Some(RootfsMode::Copy) {
+        // A full copy of the image: its changes are what differs from the
+        // image's layers.
+        ChangesFrom::Copy {
+            rootfs: dir.join("rootfs"),
+            lowers: rec.lowers(store),
+        }
+    } else {
+        ChangesFrom::Upper(dir.join("upper"))
+    };
+    let present = match &upper {
+        ChangesFrom::Upper(d) => d.is_dir(),
+        ChangesFrom::Copy { rootfs, .. } => rootfs.is_dir(),
+    };
+    if !present {
         return Err(ContainerError::Other(format!(
-            "container {} runs on a copied rootfs (overlayfs was not available when it started), which keeps no separate record of its changes: commit needs a container on overlayfs",
+            "container {} has no filesystem of its own yet (it never started): nothing to commit",
             rec.name
         ))
         .into());

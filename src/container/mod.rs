@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod mounts;
 mod names;
 mod record;
+pub mod rootfs;
 pub mod security;
 mod supervise;
 pub mod top;

@@ -7,8 +7,10 @@
 //! image's directory of that name (a change of the directory, whose entries
 //! are all new), and anything else is new unless a lower layer has it.
 
+use std::collections::BTreeMap;
 use std::ffi::{CStr, OsStr};
 use std::io;
+use std::ops::Bound;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -107,6 +109,168 @@ fn walk_changes(
     })?;
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// The changes in `rootfs`, a full copy of the image's layers (`lowers`,
+/// top-most first) that a container ran on, sorted by path: what overlayfs
+/// would have kept in an upper dir. As Docker's naive driver does
+/// (pkg/archive/changes.go, `ChangesDirs`), an entry is changed when its
+/// type, mode, owner, device number, or (not for directories) size or
+/// mtime differs from the image's; every directory above a change is
+/// changed too, and only the top of a deleted tree is listed. The copy keeps
+/// the layers' mtimes to the nanosecond (`sandbox::rootfs_copy`), so an
+/// untouched file compares equal. Read inside a user namespace with
+/// `mapping` when the caller cannot read the copy.
+pub fn list_copy(
+    rootfs: &Path,
+    lowers: &[PathBuf],
+    skip: &[PathBuf],
+    mapping: &IdMapping,
+) -> Result<Vec<Change>, ChangesError> {
+    let listed = |r: &Path, l: &[PathBuf], s: &[PathBuf]| {
+        copy_changes(r, l, s).map(|c| {
+            c.into_iter()
+                .map(|(rel, kind)| Change {
+                    kind,
+                    path: format!("/{}", rel.display()),
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    match listed(rootfs, lowers, skip) {
+        Err(ChangesError::Io { source, .. })
+            if source.kind() == io::ErrorKind::PermissionDenied =>
+        {
+            let (r, l, s) = (rootfs.to_path_buf(), lowers.to_vec(), skip.to_vec());
+            userns::run_in_userns_with(mapping, move || {
+                listed(&r, &l, &s).map_err(|e| e.to_string())
+            })
+            .map_err(|e| ChangesError::Userns(e.to_string()))
+        }
+        r => r,
+    }
+}
+
+/// What the comparison looks at (Docker's `statDifferent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    rdev: u64,
+    size: i64,
+    mtime: (i64, i64),
+}
+
+impl Meta {
+    fn of(st: &FileStat) -> Meta {
+        Meta {
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            rdev: st.st_rdev,
+            size: st.st_size,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+        }
+    }
+    fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+    fn differs(&self, other: &Meta) -> bool {
+        if self.mode != other.mode
+            || self.uid != other.uid
+            || self.gid != other.gid
+            || self.rdev != other.rdev
+        {
+            return true;
+        }
+        // A directory's size and mtime move whenever an entry comes or
+        // goes; those entries are the change.
+        !self.is_dir() && (self.size != other.size || self.mtime != other.mtime)
+    }
+}
+
+/// Every path of the image, its layers merged as overlayfs merges them.
+fn merged(lowers: &[PathBuf]) -> Result<BTreeMap<PathBuf, Meta>, ChangesError> {
+    let mut map: BTreeMap<PathBuf, Meta> = BTreeMap::new();
+    fn drop_below(map: &mut BTreeMap<PathBuf, Meta>, rel: &Path) {
+        let below: Vec<PathBuf> = map
+            .range::<Path, _>((Bound::Excluded(rel), Bound::Unbounded))
+            .take_while(|(p, _)| p.starts_with(rel))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in below {
+            map.remove(&p);
+        }
+    }
+    for layer in lowers.iter().rev() {
+        walk(layer, &mut |rel, e| {
+            if e.is_whiteout() {
+                map.remove(rel);
+                drop_below(&mut map, rel);
+                return Ok(false);
+            }
+            let meta = Meta::of(&e.st);
+            let replaces_dir = map.get(rel).is_some_and(|m| m.is_dir()) && !meta.is_dir();
+            if replaces_dir || (e.is_dir() && e.is_opaque()) {
+                drop_below(&mut map, rel);
+            }
+            map.insert(rel.to_path_buf(), meta);
+            Ok(e.is_dir())
+        })?;
+    }
+    Ok(map)
+}
+
+/// [`list_copy`]'s comparison, read as the caller: each changed path
+/// (relative, as the file system spells it) and how, sorted by path.
+pub fn copy_changes(
+    rootfs: &Path,
+    lowers: &[PathBuf],
+    skip: &[PathBuf],
+) -> Result<Vec<(PathBuf, Kind)>, ChangesError> {
+    let image = merged(lowers)?;
+    let mut now: BTreeMap<PathBuf, Meta> = BTreeMap::new();
+    let mut changed: BTreeMap<PathBuf, Kind> = BTreeMap::new();
+    walk(rootfs, &mut |rel, e| {
+        let meta = Meta::of(&e.st);
+        now.insert(rel.to_path_buf(), meta);
+        match image.get(rel) {
+            None if skip.iter().any(|p| p == rel) && e.is_empty() => {}
+            None => {
+                changed.insert(rel.to_path_buf(), Kind::Added);
+            }
+            Some(old) if old.differs(&meta) => {
+                changed.insert(rel.to_path_buf(), Kind::Changed);
+            }
+            Some(_) => {}
+        }
+        Ok(e.is_dir())
+    })?;
+    for rel in image.keys() {
+        if now.contains_key(rel) {
+            continue;
+        }
+        // Only the top of a deleted tree, and only where the directory
+        // above is still one (a file in its place hides the rest).
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let parent_is_dir =
+            parent.as_os_str().is_empty() || now.get(parent).is_some_and(|m| m.is_dir());
+        if parent_is_dir {
+            changed.insert(rel.clone(), Kind::Deleted);
+        }
+    }
+    // The directories above a change carry it (a layer must hold them).
+    let tops: Vec<PathBuf> = changed.keys().cloned().collect();
+    for rel in tops {
+        for up in rel.ancestors().skip(1) {
+            if up.as_os_str().is_empty() {
+                break;
+            }
+            changed.entry(up.to_path_buf()).or_insert(Kind::Changed);
+        }
+    }
+    Ok(changed.into_iter().collect())
 }
 
 /// The bytes of the files in `upper` (what Docker's `ps -s` calls the
@@ -385,5 +549,80 @@ mod tests {
             path: "/gone".into()
         }));
         assert!(!got.iter().any(|c| c.path == "/never-there"));
+    }
+
+    #[test]
+    fn a_copy_compared_with_its_layers() {
+        let d = tempfile::tempdir().unwrap();
+        let (base, top, rootfs) = (d.path().join("l1"), d.path().join("l2"), d.path().join("r"));
+        for p in ["etc", "bin", "gone/deep", "usr/lib"] {
+            fs::create_dir_all(base.join(p)).unwrap();
+        }
+        fs::write(base.join("etc/passwd"), "root").unwrap();
+        fs::write(base.join("bin/sh"), "sh").unwrap();
+        fs::write(base.join("bin/cat"), "cat").unwrap();
+        fs::write(base.join("gone/deep/f"), "x").unwrap();
+        fs::write(base.join("usr/lib/old"), "x").unwrap();
+        // The top layer replaces usr/lib (opaque where xattrs work).
+        fs::create_dir_all(top.join("usr/lib")).unwrap();
+        fs::write(top.join("usr/lib/new"), "y").unwrap();
+        let opaque = xattr_set(&top.join("usr/lib"));
+        // The copy, made as the fallback makes it: times kept exactly.
+        let st = std::process::Command::new("cp")
+            .args(["-a"])
+            .arg(base.as_os_str())
+            .arg(&rootfs)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        if opaque {
+            fs::remove_file(rootfs.join("usr/lib/old")).unwrap();
+        }
+        let st = std::process::Command::new("cp")
+            .args(["-a", "--no-preserve=xattr"])
+            .arg(top.join("usr/lib/new"))
+            .arg(rootfs.join("usr/lib/new"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let lowers = vec![top.clone(), base.clone()];
+        let skip = vec![PathBuf::from("proc")];
+        let show = |c: Vec<(PathBuf, Kind)>| -> Vec<String> {
+            c.into_iter()
+                .map(|(p, k)| format!("{} /{}", k.letter(), p.display()))
+                .collect()
+        };
+        // An untouched copy has no changes.
+        let none = copy_changes(&rootfs, &lowers, &skip).unwrap();
+        assert!(none.is_empty(), "{:?}", show(none));
+        // What a container does.
+        fs::write(rootfs.join("etc/passwd"), "root\nme").unwrap();
+        fs::remove_file(rootfs.join("bin/cat")).unwrap();
+        fs::remove_dir_all(rootfs.join("gone")).unwrap();
+        fs::create_dir(rootfs.join("proc")).unwrap();
+        fs::create_dir_all(rootfs.join("tmp/new")).unwrap();
+        fs::write(rootfs.join("tmp/new/f"), "12345").unwrap();
+        let got = show(copy_changes(&rootfs, &lowers, &skip).unwrap());
+        assert_eq!(
+            got,
+            [
+                "C /bin",
+                "D /bin/cat",
+                "C /etc",
+                "C /etc/passwd",
+                "D /gone",
+                "A /tmp",
+                "A /tmp/new",
+                "A /tmp/new/f"
+            ]
+        );
+    }
+
+    /// Mark `dir` opaque as the store's layers do; false where the file
+    /// system keeps no user xattrs.
+    fn xattr_set(dir: &Path) -> bool {
+        std::fs::File::open(dir)
+            .and_then(|f| crate::linux::fs::fsetxattr(&f, c"user.overlay.opaque", b"y"))
+            .is_ok()
     }
 }

@@ -114,15 +114,29 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
+/// Where a container's changes are read from.
+#[derive(Debug, Clone)]
+pub enum ChangesFrom {
+    /// An overlay upper dir: it holds exactly the changes.
+    Upper(PathBuf),
+    /// A full copy of the image (the rootfs copy fallback), compared with
+    /// the image's layers (top-most first) to find the changes.
+    Copy {
+        rootfs: PathBuf,
+        lowers: Vec<PathBuf>,
+    },
+}
+
 /// Build a new image: `base`'s layers plus the changes in `upper` (an
-/// overlay upper dir). `source_mapping` is the mapping under which `upper`'s
-/// owners read as intended (the container's); `mapping` is the store's.
+/// overlay upper dir or a copied rootfs). `source_mapping` is the mapping
+/// under which `upper`'s owners read as intended (the container's);
+/// `mapping` is the store's.
 pub fn commit_changes(
     store: &Store,
     mapping: &IdMapping,
     source_mapping: &IdMapping,
     base: &str,
-    upper: &Path,
+    upper: &ChangesFrom,
     opts: &CommitOptions,
 ) -> Result<Committed, CommitError> {
     commit_changes_on(store, mapping, source_mapping, Some(base), upper, opts)
@@ -207,7 +221,7 @@ pub fn commit_changes_on(
     mapping: &IdMapping,
     source_mapping: &IdMapping,
     base: Option<&str>,
-    upper: &Path,
+    upper: &ChangesFrom,
     opts: &CommitOptions,
 ) -> Result<Committed, CommitError> {
     // Everything that can be refused is checked before archiving.
@@ -322,13 +336,13 @@ fn child_err(e: UsernsError) -> CommitError {
 /// reads as the container sees it.
 fn pack(
     mapping: &IdMapping,
-    upper: &Path,
+    upper: &ChangesFrom,
     mount_points: &[PathBuf],
     blob_path: &Path,
 ) -> Result<Packed, CommitError> {
     // Created here, so the blob belongs to the caller whatever the mapping.
     let file = File::create(blob_path).map_err(store::io("creating", blob_path))?;
-    let upper: PathBuf = upper.to_path_buf();
+    let upper = upper.clone();
     let mount_points = mount_points.to_vec();
     userns::run_in_userns_with(mapping, move || {
         let err = |e: io::Error| format!("writing the layer blob: {e}");
@@ -336,12 +350,19 @@ fn pack(
             HashWriter::new(BufWriter::with_capacity(256 * 1024, file)),
             flate2::Compression::default(),
         );
-        let (report, tar) = layer_tar::write_tree_skipping(
-            &upper,
-            TreeKind::OverlayUpper,
-            &mount_points,
-            HashWriter::new(gz),
-        )
+        let (report, tar) = match &upper {
+            ChangesFrom::Upper(dir) => layer_tar::write_tree_skipping(
+                dir,
+                TreeKind::OverlayUpper,
+                &mount_points,
+                HashWriter::new(gz),
+            ),
+            ChangesFrom::Copy { rootfs, lowers } => {
+                let changes = super::changes::copy_changes(rootfs, lowers, &mount_points)
+                    .map_err(|e| e.to_string())?;
+                layer_tar::write_changes(rootfs, &changes, &mount_points, HashWriter::new(gz))
+            }
+        }
         .map_err(|e| e.to_string())?;
         let (gz, diff_id, _) = tar.finish();
         let (mut out, digest, size) = gz.finish().map_err(err)?.finish();

@@ -19,7 +19,9 @@
 //! `SCHILY.xattr.*` records) are kept. Sockets cannot be archived: each one
 //! is skipped and counted in a note.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use super::changes::Kind;
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -91,6 +93,16 @@ pub fn write_tree_skipping<W: Write>(
     placeholders: &[PathBuf],
     out: W,
 ) -> Result<(PackReport, W), PackError> {
+    write_selected(root, kind, placeholders, None, out)
+}
+
+fn write_selected<W: Write>(
+    root: &Path,
+    kind: TreeKind,
+    placeholders: &[PathBuf],
+    select: Option<&Selection>,
+    out: W,
+) -> Result<(PackReport, W), PackError> {
     let fd =
         open(root, crate::linux::fs::dir_flags(), Mode::empty()).map_err(|e| PackError::Read {
             path: root.to_path_buf(),
@@ -104,6 +116,7 @@ pub fn write_tree_skipping<W: Write>(
         sockets: Vec::new(),
         plain_whiteouts: 0,
         placeholders,
+        select,
     };
     p.dir(fd.as_fd(), Path::new(""))?;
     let Packer {
@@ -134,6 +147,47 @@ pub fn write_tree_skipping<W: Write>(
     Ok((report, out))
 }
 
+/// [`write_changes`]'s choice of entries: the paths written (added or
+/// changed) and, per directory, the names deleted from it.
+struct Selection {
+    keep: HashSet<PathBuf>,
+    deleted: HashMap<PathBuf, Vec<PathBuf>>,
+}
+
+/// Write the changes of a full copy of an image (`root`, the copy; `changes`
+/// from `changes::copy_changes`) as one OCI layer: each added or changed
+/// path as it is in `root`, each deleted one as a `.wh.NAME` entry. Entries
+/// of `placeholders` that are empty are left out, as in
+/// [`write_tree_skipping`].
+pub fn write_changes<W: Write>(
+    root: &Path,
+    changes: &[(PathBuf, Kind)],
+    placeholders: &[PathBuf],
+    out: W,
+) -> Result<(PackReport, W), PackError> {
+    let mut sel = Selection {
+        keep: HashSet::new(),
+        deleted: HashMap::new(),
+    };
+    for (rel, kind) in changes {
+        match kind {
+            Kind::Deleted => {
+                let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+                if let Some(name) = rel.file_name() {
+                    sel.deleted
+                        .entry(parent)
+                        .or_default()
+                        .push(PathBuf::from(name));
+                }
+            }
+            Kind::Added | Kind::Changed => {
+                sel.keep.insert(rel.clone());
+            }
+        }
+    }
+    write_selected(root, TreeKind::Plain, placeholders, Some(&sel), out)
+}
+
 struct Packer<'a, W: Write> {
     b: tar::Builder<W>,
     kind: TreeKind,
@@ -143,6 +197,8 @@ struct Packer<'a, W: Write> {
     sockets: Vec<PathBuf>,
     plain_whiteouts: u64,
     placeholders: &'a [PathBuf],
+    /// Only these entries (a copy's changes), or the whole tree.
+    select: Option<&'a Selection>,
 }
 
 /// Names in directory `fd` without `.` and `..`, sorted (a stable archive).
@@ -209,9 +265,25 @@ impl<W: Write> Packer<'_, W> {
         })?;
         for name in names {
             let path = rel.join(OsStr::from_bytes(name.to_bytes()));
+            if self.select.is_some_and(|s| !s.keep.contains(&path)) {
+                continue;
+            }
             let st = fstatat(fd, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
                 .map_err(Self::read_err(&path))?;
             self.entry(fd, &name, &path, &st)?;
+        }
+        if let Some(gone) = self.select.and_then(|s| s.deleted.get(rel)) {
+            let mut gone = gone.clone();
+            gone.sort();
+            for name in gone {
+                let mut wh = WHITEOUT_PREFIX.to_vec();
+                wh.extend_from_slice(name.as_os_str().as_bytes());
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o600);
+                h.set_size(0);
+                self.append(&mut h, &rel.join(OsStr::from_bytes(&wh)), io::empty(), &[])?;
+            }
         }
         Ok(())
     }
@@ -231,6 +303,12 @@ impl<W: Write> Packer<'_, W> {
         let whiteout = fmt == libc::S_IFCHR && st.st_rdev == 0;
         if name.to_bytes().starts_with(WHITEOUT_PREFIX) && !whiteout {
             match self.kind {
+                _ if self.select.is_some() => {
+                    return Err(PackError::Unrepresentable {
+                        path: path.to_path_buf(),
+                        reason: "in a layer a name starting with .wh. means a deletion".into(),
+                    })
+                }
                 TreeKind::OverlayUpper => {
                     return Err(PackError::Unrepresentable {
                         path: path.to_path_buf(),
@@ -467,6 +545,24 @@ mod tests {
             out.push((name, typ, xattrs));
         }
         out
+    }
+
+    #[test]
+    fn a_copys_changes_are_its_listed_paths_and_whiteouts() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("a/sub")).unwrap();
+        std::fs::write(root.join("a/x"), "x").unwrap();
+        std::fs::write(root.join("a/same"), "s").unwrap();
+        std::fs::write(root.join("b"), "b").unwrap();
+        let changes = vec![
+            (PathBuf::from("a"), Kind::Changed),
+            (PathBuf::from("a/gone"), Kind::Deleted),
+            (PathBuf::from("a/x"), Kind::Added),
+        ];
+        let (_, tar) = write_changes(root, &changes, &[], Vec::new()).unwrap();
+        let names: Vec<String> = entries(&tar).into_iter().map(|e| e.0).collect();
+        assert_eq!(names, ["a", "a/x", "a/.wh.gone"]);
     }
 
     fn set_xattr(p: &Path, name: &CStr, value: &[u8]) -> io::Result<()> {
