@@ -226,6 +226,7 @@ pub fn create_container(
     }
     let image_id = find_or_fetch(&ctx, &a.image, &reference, &fetch)?;
     helper_notice(&ctx, &network.mode);
+    super::no_range_notice(&ctx);
     let opts = CreateOptions {
         name: a.name,
         image: a.image.clone(),
