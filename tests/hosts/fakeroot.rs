@@ -464,6 +464,27 @@ fn fake_ids_follow_the_mapping_and_the_switch() {
             assert!(first.status.success(), "{}", show(&first));
             assert_eq!(said(&first), 1, "{}", show(&first));
             assert_eq!(said(&run()), 0);
+            // pull too, from a registry on loopback, in another fresh one.
+            if !common::have("docker-registry") {
+                common::loud("SKIPPED fake_ids_follow_the_mapping_and_the_switch (pull's line): docker-registry is not installed");
+                continue;
+            }
+            let reg = common::Registry::start(&env.home.join("registry"));
+            let dest = format!("127.0.0.1:{}/bb:1", reg.port);
+            env.ok(["tag", "busybox", &dest]);
+            env.ok(["push", &dest]);
+            let rt = env.user_dir("runtime-pull");
+            std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+            let pull = || {
+                env.cmd(["pull", &dest])
+                    .env("XDG_RUNTIME_DIR", &rt)
+                    .output()
+                    .unwrap()
+            };
+            let first = pull();
+            assert!(first.status.success(), "{}", show(&first));
+            assert_eq!(said(&first), 1, "{}", show(&first));
+            assert_eq!(said(&pull()), 0);
         }
     }
 }
