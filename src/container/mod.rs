@@ -395,41 +395,51 @@ impl ContainerRecord {
 
     /// The seccomp filter its processes install, compiled for this host
     /// and its bounding set before anything forks. `single_id`: the
-    /// container maps one id only, so changes of ids and owners are faked
-    /// unless `--security-opt fake-ids=off` says otherwise.
+    /// container maps one id only (see [`ContainerRecord::fakes_ids`]).
     ///
-    /// Fake ids go on top of whichever policy applies: the default, a
-    /// profile file, or none (`seccomp=unconfined`, `--privileged`: then
-    /// the filter fakes those calls and allows every other). The policy
-    /// says what a container may do; fake ids only make calls that the
-    /// mapping would refuse succeed without effect, so one does not
-    /// switch the other off.
+    /// Fake ids go on top of the policy: the default or a profile file.
+    /// Without one (`seccomp=unconfined`, `--privileged`: no filter, as
+    /// Docker gives) they apply only when `fake-ids=on` says so, and the
+    /// filter then fakes those calls and allows every other.
     pub fn seccomp(&self, single_id: bool) -> sandbox::seccomp::Seccomp {
         use sandbox::seccomp::{Profile, Seccomp};
         let s = match self.security() {
             Ok(s) => s,
             Err(e) => return Seccomp::Unusable(e.to_string()),
         };
-        let policy = match &s.seccomp {
-            security::SeccompChoice::Unconfined => None,
-            // Docker's rule: privileged drops the default filter, not a
-            // profile the user gave.
-            security::SeccompChoice::Default if self.host_config.privileged => None,
-            security::SeccompChoice::Default => Some(sandbox::seccomp_default::profile()),
-            security::SeccompChoice::Profile(p) => Some((**p).clone()),
-        };
-        let profile = if s.fakes_ids(single_id) {
-            Some(policy.unwrap_or_else(Profile::allow_all).with_fake_ids())
-        } else {
-            policy
+        let profile = match (self.policy(&s), s.fakes_ids(single_id, self.confined(&s))) {
+            (policy, false) => policy,
+            (policy, true) => Some(policy.unwrap_or_else(Profile::allow_all).with_fake_ids()),
         };
         Seccomp::build(profile.as_ref(), self.caps())
     }
 
-    /// Whether its processes fake changes of ids and owners (see
-    /// [`ContainerRecord::seccomp`]).
+    /// Whether it has a seccomp policy: not `seccomp=unconfined`, and not
+    /// `--privileged` without a profile of the user's (Docker's rule:
+    /// privileged drops the default filter, not a profile the user gave).
+    fn confined(&self, s: &security::SecurityOpts) -> bool {
+        match s.seccomp {
+            security::SeccompChoice::Unconfined => false,
+            security::SeccompChoice::Default => !self.host_config.privileged,
+            security::SeccompChoice::Profile(_) => true,
+        }
+    }
+
+    /// The seccomp policy, None for none.
+    fn policy(&self, s: &security::SecurityOpts) -> Option<sandbox::seccomp::Profile> {
+        match &s.seccomp {
+            _ if !self.confined(s) => None,
+            security::SeccompChoice::Profile(p) => Some((**p).clone()),
+            _ => Some(sandbox::seccomp_default::profile()),
+        }
+    }
+
+    /// Whether its processes fake changes of ids and owners: by default
+    /// when it maps one id (`single_id`) and has a seccomp policy;
+    /// `--security-opt fake-ids=on|off` decides otherwise.
     pub fn fakes_ids(&self, single_id: bool) -> bool {
-        self.security().is_ok_and(|s| s.fakes_ids(single_id))
+        self.security()
+            .is_ok_and(|s| s.fakes_ids(single_id, self.confined(&s)))
     }
 
     /// `--security-opt no-new-privileges`.

@@ -45,14 +45,17 @@ pub struct SecurityOpts {
     pub unmask: Unmask,
     /// `fake-ids=on|off`: whether changes of ids and owners succeed without
     /// effect (`sandbox::seccomp::FAKED_ID_CALLS`); None decides by the
-    /// mapping (on when the container has a single id).
+    /// mapping and the policy (see [`SecurityOpts::fakes_ids`]).
     pub fake_ids: Option<bool>,
 }
 
 impl SecurityOpts {
-    /// Whether a container whose mapping is `single_id` fakes id changes.
-    pub fn fakes_ids(&self, single_id: bool) -> bool {
-        self.fake_ids.unwrap_or(single_id)
+    /// Whether a container fakes id changes: as `fake-ids=` says, else when
+    /// its mapping is `single_id` and it has a seccomp policy at all
+    /// (`confined`: not `seccomp=unconfined` or `--privileged`, which ask
+    /// for no filter, as in Docker).
+    pub fn fakes_ids(&self, single_id: bool, confined: bool) -> bool {
+        self.fake_ids.unwrap_or(single_id && confined)
     }
 }
 
@@ -220,10 +223,11 @@ mod tests {
         assert_eq!(fake(&["fake-ids=on"]), Some(true));
         assert_eq!(fake(&["fake-ids=off"]), Some(false));
         assert_eq!(fake(&["fake-ids=on", "fake-ids=off"]), Some(false));
-        assert!(parse(&[]).unwrap().fakes_ids(true));
-        assert!(!parse(&[]).unwrap().fakes_ids(false));
-        assert!(!parse(&s(&["fake-ids=off"])).unwrap().fakes_ids(true));
-        assert!(parse(&s(&["fake-ids=on"])).unwrap().fakes_ids(false));
+        assert!(parse(&[]).unwrap().fakes_ids(true, true));
+        assert!(!parse(&[]).unwrap().fakes_ids(false, true));
+        assert!(!parse(&[]).unwrap().fakes_ids(true, false));
+        assert!(!parse(&s(&["fake-ids=off"])).unwrap().fakes_ids(true, true));
+        assert!(parse(&s(&["fake-ids=on"])).unwrap().fakes_ids(false, false));
         assert_eq!(parse(&[]).unwrap(), SecurityOpts::default());
         for bad in [
             "apparmor=x",

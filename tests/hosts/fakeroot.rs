@@ -410,6 +410,18 @@ fn fake_ids_follow_the_mapping_and_the_switch() {
             assert_eq!(out.trim(), "0", "[{:?}] {policy}", env.who);
         }
         if env.who == Who::Single {
+            // No policy asked for, no filter: ids stay real unless
+            // fake-ids=on says otherwise (above).
+            let no_filters: [&[&str]; 2] =
+                [&["--security-opt", "seccomp=unconfined"], &["--privileged"]];
+            for no_filter in no_filters {
+                let mut args = vec!["run", "--rm", "--network", "none"];
+                args.extend(no_filter);
+                args.extend(["busybox", "sh", "-c", chown]);
+                let o = env.run(&args);
+                assert!(!o.status.success(), "{no_filter:?}: {}", show(&o));
+                assert!(stderr(&o).contains("chown"), "{}", show(&o));
+            }
             // create keeps the switch for start; inspect shows it.
             env.ok([
                 "create",
