@@ -5,44 +5,15 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use common::{stderr, users, Who};
 
 #[test]
 fn a_debian_minbase_image_imports_and_runs() {
-    if Command::new("mmdebstrap")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
-    {
-        common::loud("SKIPPED a_debian_minbase_image_imports_and_runs: mmdebstrap is not installed (apt-get install mmdebstrap)");
+    let Some(tar) = common::debian_tar("a_debian_minbase_image_imports_and_runs") else {
         return;
-    }
+    };
     let envs = users("debian");
-    let Some(first) = envs.first() else { return };
-    let tar = first.shared_dir().join("debian.tar.zst");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-tools/debian.sh");
-    let o = Command::new("bash")
-        .arg(&script)
-        .arg(&tar)
-        .output()
-        .unwrap();
-    if !o.status.success() {
-        let err = String::from_utf8_lossy(&o.stderr);
-        // No mirror reachable is the environment, not burrow: say so loudly.
-        if err.contains("Could not resolve")
-            || err.contains("Failed to fetch")
-            || err.contains("Temporary failure")
-        {
-            common::loud(&format!("SKIPPED a_debian_minbase_image_imports_and_runs: the Debian mirror is unreachable:\n{err}"));
-            return;
-        }
-        panic!("rootfs-tools/debian.sh failed:\n{err}");
-    }
     for env in &envs {
-        env.share(&tar);
         let o = env.run([
             "import",
             tar.to_str().unwrap(),

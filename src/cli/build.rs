@@ -147,6 +147,7 @@ pub fn run(root: Option<PathBuf>, a: BuildArgs) -> anyhow::Result<i32> {
     // RUN steps that download need the outbound helper: say once when it
     // is missing, as `run` does.
     super::run::helper_notice(&ctx, &opts.run.network);
+    super::no_range_notice(&ctx);
     // RUN steps read no input, as in `docker build`: their stdin is
     // /dev/null, not the terminal burrow was started from.
     let null =

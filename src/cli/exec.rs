@@ -84,6 +84,7 @@ pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
         interactive: a.interactive,
         tty,
         detach: a.detach,
+        single_id: !ctx.mapping.is_range(),
     };
     let execd = match container::exec(&ctx.store, &rec, opts) {
         Ok(e) => e,

@@ -448,6 +448,28 @@ pub fn detect_mapping() -> anyhow::Result<IdMapping> {
     }
 }
 
+/// Said once per boot (a marker in the runtime directory) by `pull`, `run`,
+/// `create` and `build` when the user has no subordinate range: what that
+/// means for files, and that containers fake changes of ids and owners
+/// (`--security-opt fake-ids`; the README says what that changes).
+pub fn no_range_notice(ctx: &Ctx) {
+    if ctx.mapping.is_range() {
+        return;
+    }
+    let marker = ctx.store.paths.runtime.join("no-range-notice");
+    let first = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .is_ok();
+    if first {
+        eprintln!(
+            "note: {}; containers have one user, root (0), whose changes of ids and owners succeed without effect (--security-opt fake-ids=off turns that off)",
+            crate::image::layer::no_range_note("images and containers")
+        );
+    }
+}
+
 /// `BURROW_ROOTFS`: overlay, copy, or auto (overlay when it mounts).
 pub fn rootfs_choice() -> Result<crate::sandbox::RootfsChoice, crate::sandbox::BadRootfsChoice> {
     crate::sandbox::RootfsChoice::from_setting(std::env::var("BURROW_ROOTFS").ok().as_deref())

@@ -68,6 +68,7 @@ pub fn run(root: Option<PathBuf>, a: PullArgs) -> anyhow::Result<i32> {
         to_stderr: false,
     };
     pull_image(&ctx, &reference, &opts)?;
+    super::no_range_notice(&ctx);
     println!("{reference}");
     Ok(0)
 }

@@ -64,7 +64,8 @@ pub struct RunArgs {
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
     /// Security options: seccomp=unconfined|PROFILE.json, no-new-privileges,
-    /// mask=PATH[:PATH...], unmask=ALL|PATH[:PATH...]
+    /// mask=PATH[:PATH...], unmask=ALL|PATH[:PATH...], fake-ids=on|off
+    /// (chown and setuid succeed without effect; on without a subuid range)
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
     /// Every capability of the container's user namespace, no seccomp
@@ -226,6 +227,7 @@ pub fn create_container(
     }
     let image_id = find_or_fetch(&ctx, &a.image, &reference, &fetch)?;
     helper_notice(&ctx, &network.mode);
+    super::no_range_notice(&ctx);
     let opts = CreateOptions {
         name: a.name,
         image: a.image.clone(),

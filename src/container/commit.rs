@@ -22,6 +22,7 @@ pub const RUNTIME_MOUNT_POINTS: &[&str] = &[
     "etc/hosts",
     "etc/hostname",
     "etc/resolv.conf",
+    super::APT_NO_SANDBOX,
 ];
 
 #[derive(Debug, thiserror::Error)]

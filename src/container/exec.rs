@@ -24,6 +24,8 @@ pub struct ExecOptions {
     pub tty: bool,
     /// `-d`: in the background, nobody waits.
     pub detach: bool,
+    /// The container maps one id only (no subordinate range).
+    pub single_id: bool,
 }
 
 /// Start `opts.argv` in the running container `rec`. Returns once it has
@@ -53,7 +55,8 @@ pub fn exec(store: &Store, rec: &ContainerRecord, opts: ExecOptions) -> Result<E
                 .unwrap_or_else(|| rec.config.working_dir.clone()),
             user: opts.user.unwrap_or_else(|| rec.config.user.clone()),
             caps: rec.caps(),
-            seccomp: rec.seccomp(),
+            seccomp: rec.seccomp(opts.single_id),
+            fake_ids: rec.fakes_ids(opts.single_id),
             stdin: opts.interactive || opts.tty,
             stdio,
             init: false,

@@ -424,22 +424,52 @@ impl ContainerRecord {
     }
 
     /// The seccomp filter its processes install, compiled for this host
-    /// and its bounding set before anything forks.
-    pub fn seccomp(&self) -> sandbox::seccomp::Seccomp {
-        use sandbox::seccomp::Seccomp;
-        match self.security().map(|s| s.seccomp) {
-            Ok(security::SeccompChoice::Unconfined) => Seccomp::Unconfined,
-            // Docker's rule: privileged drops the default filter, not a
-            // profile the user gave.
-            Ok(security::SeccompChoice::Default) if self.host_config.privileged => {
-                Seccomp::Unconfined
-            }
-            Ok(security::SeccompChoice::Default) => {
-                Seccomp::build(Some(&sandbox::seccomp_default::profile()), self.caps())
-            }
-            Ok(security::SeccompChoice::Profile(p)) => Seccomp::build(Some(&p), self.caps()),
-            Err(e) => Seccomp::Unusable(e.to_string()),
+    /// and its bounding set before anything forks. `single_id`: the
+    /// container maps one id only (see [`ContainerRecord::fakes_ids`]).
+    ///
+    /// Fake ids go on top of the policy: the default or a profile file.
+    /// Without one (`seccomp=unconfined`, `--privileged`: no filter, as
+    /// Docker gives) they apply only when `fake-ids=on` says so, and the
+    /// filter then fakes those calls and allows every other.
+    pub fn seccomp(&self, single_id: bool) -> sandbox::seccomp::Seccomp {
+        use sandbox::seccomp::{Profile, Seccomp};
+        let s = match self.security() {
+            Ok(s) => s,
+            Err(e) => return Seccomp::Unusable(e.to_string()),
+        };
+        let profile = match (self.policy(&s), s.fakes_ids(single_id, self.confined(&s))) {
+            (policy, false) => policy,
+            (policy, true) => Some(policy.unwrap_or_else(Profile::allow_all).with_fake_ids()),
+        };
+        Seccomp::build(profile.as_ref(), self.caps())
+    }
+
+    /// Whether it has a seccomp policy: not `seccomp=unconfined`, and not
+    /// `--privileged` without a profile of the user's (Docker's rule:
+    /// privileged drops the default filter, not a profile the user gave).
+    fn confined(&self, s: &security::SecurityOpts) -> bool {
+        match s.seccomp {
+            security::SeccompChoice::Unconfined => false,
+            security::SeccompChoice::Default => !self.host_config.privileged,
+            security::SeccompChoice::Profile(_) => true,
         }
+    }
+
+    /// The seccomp policy, None for none.
+    fn policy(&self, s: &security::SecurityOpts) -> Option<sandbox::seccomp::Profile> {
+        match &s.seccomp {
+            _ if !self.confined(s) => None,
+            security::SeccompChoice::Profile(p) => Some((**p).clone()),
+            _ => Some(sandbox::seccomp_default::profile()),
+        }
+    }
+
+    /// Whether its processes fake changes of ids and owners: by default
+    /// when it maps one id (`single_id`) and has a seccomp policy;
+    /// `--security-opt fake-ids=on|off` decides otherwise.
+    pub fn fakes_ids(&self, single_id: bool) -> bool {
+        self.security()
+            .is_ok_and(|s| s.fakes_ids(single_id, self.confined(&s)))
     }
 
     /// `--security-opt no-new-privileges`.
@@ -540,6 +570,7 @@ pub fn build_spec(
     stdio: Stdio,
 ) -> Spec {
     let lowers = rec.lowers(store);
+    let apt = apt_without_sandbox(store, rec, mapping, &lowers);
     Spec {
         dir: store.container_dir(&rec.id),
         mount_point: store.mount_point(),
@@ -551,21 +582,24 @@ pub fn build_spec(
         } else {
             mapping.clone()
         },
-        mounts: rec
-            .host_config
-            .mounts
-            .iter()
-            .map(|m| match m.kind.as_str() {
-                "tmpfs" => sandbox::Mount::Tmpfs {
-                    target: m.destination.clone(),
-                    options: m.options.clone(),
-                },
-                _ => sandbox::Mount::Bind {
-                    source: PathBuf::from(&m.source),
-                    target: m.destination.clone(),
-                    readonly: !m.rw,
-                },
-            })
+        mounts: apt
+            .into_iter()
+            .chain(
+                rec.host_config
+                    .mounts
+                    .iter()
+                    .map(|m| match m.kind.as_str() {
+                        "tmpfs" => sandbox::Mount::Tmpfs {
+                            target: m.destination.clone(),
+                            options: m.options.clone(),
+                        },
+                        _ => sandbox::Mount::Bind {
+                            source: PathBuf::from(&m.source),
+                            target: m.destination.clone(),
+                            readonly: !m.rw,
+                        },
+                    }),
+            )
             .collect(),
         readonly_rootfs: rec.host_config.readonly_rootfs,
         private_network: rec.network_mode().private_namespace(),
@@ -575,7 +609,8 @@ pub fn build_spec(
             cwd: rec.config.working_dir.clone(),
             user: rec.config.user.clone(),
             caps: rec.caps(),
-            seccomp: rec.seccomp(),
+            seccomp: rec.seccomp(!mapping.is_range()),
+            fake_ids: rec.fakes_ids(!mapping.is_range()),
             // With -t the terminal is stdin as well, even without -i (as
             // Docker): `tty` names it, and nothing is typed into it.
             stdin: rec.config.open_stdin || rec.config.tty,
@@ -601,6 +636,40 @@ pub fn build_spec(
         cgroup: None,
         paths: rec.path_rules(),
     }
+}
+
+/// Where apt reads the setting that keeps it from dropping to its sandbox
+/// user, in a container with fake ids (see [`apt_without_sandbox`]).
+pub const APT_NO_SANDBOX: &str = "etc/apt/apt.conf.d/99burrow-fake-ids";
+
+/// With fake ids, apt's download methods drop to `_apt` and then check
+/// that getgid(2) and getuid(2) say they did (apt-pkg/contrib/fileutl.cc,
+/// `DropPrivileges`, whatever `APT::Sandbox::Verify` says), which no
+/// seccomp filter can answer: the faked switch left the ids at 0, and
+/// the method dies ("Could not switch group"). So a container with fake
+/// ids whose image has apt gets `APT::Sandbox::User "root"` (apt's own
+/// setting for running without its sandbox, which Charliecloud's seccomp
+/// mode passes on apt's command line) in a file bound read-only into
+/// /etc/apt/apt.conf.d; a commit leaves its empty mount point out. Not
+/// with `--read-only`, where the mount point cannot be made.
+fn apt_without_sandbox(
+    store: &Store,
+    rec: &ContainerRecord,
+    mapping: &IdMapping,
+    lowers: &[PathBuf],
+) -> Option<sandbox::Mount> {
+    let has_apt = lowers.iter().any(|l| l.join("etc/apt/apt.conf.d").is_dir());
+    if !rec.fakes_ids(!mapping.is_range()) || !has_apt || rec.host_config.readonly_rootfs {
+        return None;
+    }
+    let source = store.container_dir(&rec.id).join("apt-no-sandbox.conf");
+    let text = "// burrow: ids are faked in this container (--security-opt fake-ids), so apt\n// cannot drop to its sandbox user; see burrow's README.\nAPT::Sandbox::User \"root\";\n";
+    fs::write(&source, text).ok()?;
+    Some(sandbox::Mount::Bind {
+        source,
+        target: format!("/{APT_NO_SANDBOX}"),
+        readonly: true,
+    })
 }
 
 /// Docker keeps a container whose command could not start as Created, with

@@ -1,5 +1,5 @@
 //! `--security-opt`: the options burrow knows (seccomp, no-new-privileges,
-//! mask, unmask), checked before anything forks and stored in the record
+//! mask, unmask, fake-ids), checked before anything forks and stored in the record
 //! as Docker stores them (`HostConfig.SecurityOpt`; a seccomp profile file
 //! is stored as its content, so the container no longer needs the file).
 
@@ -9,7 +9,7 @@ use crate::sandbox::seccomp::{Profile, SeccompError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecurityError {
-    #[error("unsupported --security-opt {0:?} (burrow knows seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false], mask=PATH[:PATH...], unmask=ALL|PATH[:PATH...])")]
+    #[error("unsupported --security-opt {0:?} (burrow knows seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false], mask=PATH[:PATH...], unmask=ALL|PATH[:PATH...], fake-ids=on|off)")]
     Unknown(String),
     #[error("--security-opt {opt:?}: {reason}")]
     Invalid { opt: String, reason: String },
@@ -43,6 +43,20 @@ pub struct SecurityOpts {
     /// `mask=`: more paths to mask, after Docker's.
     pub mask: Vec<String>,
     pub unmask: Unmask,
+    /// `fake-ids=on|off`: whether changes of ids and owners succeed without
+    /// effect (`sandbox::seccomp::FAKED_ID_CALLS`); None decides by the
+    /// mapping and the policy (see [`SecurityOpts::fakes_ids`]).
+    pub fake_ids: Option<bool>,
+}
+
+impl SecurityOpts {
+    /// Whether a container fakes id changes: as `fake-ids=` says, else when
+    /// its mapping is `single_id` and it has a seccomp policy at all
+    /// (`confined`: not `seccomp=unconfined` or `--privileged`, which ask
+    /// for no filter, as in Docker).
+    pub fn fakes_ids(&self, single_id: bool, confined: bool) -> bool {
+        self.fake_ids.unwrap_or(single_id && confined)
+    }
 }
 
 impl Default for SecurityOpts {
@@ -52,6 +66,7 @@ impl Default for SecurityOpts {
             no_new_privs: false,
             mask: Vec::new(),
             unmask: Unmask::None,
+            fake_ids: None,
         }
     }
 }
@@ -110,6 +125,14 @@ fn parse_with(
                 out.seccomp = SeccompChoice::Profile(Box::new(profile(v)?))
             }
             ("no-new-privileges", v) => out.no_new_privs = flag(opt, v)?,
+            ("fake-ids", Some("on" | "true")) => out.fake_ids = Some(true),
+            ("fake-ids", Some("off" | "false")) => out.fake_ids = Some(false),
+            ("fake-ids", _) => {
+                return Err(SecurityError::Invalid {
+                    opt: opt.to_string(),
+                    reason: "expected on or off".into(),
+                })
+            }
             ("mask", Some(v)) => out.mask.extend(paths(opt, v)?),
             ("unmask", Some("ALL")) => out.unmask = Unmask::All,
             ("unmask", Some(v)) => {
@@ -195,6 +218,16 @@ mod tests {
         );
         assert!(parse(&s(&["no-new-privileges:true"])).unwrap().no_new_privs);
         assert_eq!(parse(&s(&["unmask=ALL"])).unwrap().unmask, Unmask::All);
+        let fake = |v: &[&str]| parse(&s(v)).unwrap().fake_ids;
+        assert_eq!(fake(&[]), None);
+        assert_eq!(fake(&["fake-ids=on"]), Some(true));
+        assert_eq!(fake(&["fake-ids=off"]), Some(false));
+        assert_eq!(fake(&["fake-ids=on", "fake-ids=off"]), Some(false));
+        assert!(parse(&[]).unwrap().fakes_ids(true, true));
+        assert!(!parse(&[]).unwrap().fakes_ids(false, true));
+        assert!(!parse(&[]).unwrap().fakes_ids(true, false));
+        assert!(!parse(&s(&["fake-ids=off"])).unwrap().fakes_ids(true, true));
+        assert!(parse(&s(&["fake-ids=on"])).unwrap().fakes_ids(false, false));
         assert_eq!(parse(&[]).unwrap(), SecurityOpts::default());
         for bad in [
             "apparmor=x",
@@ -202,6 +235,8 @@ mod tests {
             "mask=relative",
             "no-new-privileges=maybe",
             "seccomp=",
+            "fake-ids",
+            "fake-ids=maybe",
         ] {
             assert!(parse(&s(&[bad])).is_err(), "{bad}");
         }

@@ -731,6 +731,7 @@ fn to_process(p: &ProcessPlan, seccomp: Seccomp, stdio: Stdio, outlives_parent: 
         user: format!("{}:{}", p.uid, p.gid),
         caps: p.caps.bounding,
         seccomp,
+        fake_ids: false,
         // The engine decides what stdin is (a pipe, /dev/null).
         stdin: true,
         stdio,

@@ -729,6 +729,7 @@ mod tests {
                 user: String::new(),
                 caps: 0,
                 seccomp: crate::sandbox::seccomp::Seccomp::Unconfined,
+                fake_ids: false,
                 stdin: false,
                 stdio: Stdio::Inherit,
                 init: false,

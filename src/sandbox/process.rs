@@ -42,6 +42,9 @@ pub struct Process {
     pub caps: u64,
     /// The seccomp filter to install (see `sandbox::seccomp`).
     pub seccomp: super::seccomp::Seccomp,
+    /// The filter fakes changes of ids (`seccomp::FAKED_ID_CALLS`): the
+    /// process must already be the user it runs as.
+    pub fake_ids: bool,
     /// Keep stdin (`-i`); otherwise it reads /dev/null, as Docker's does.
     pub stdin: bool,
     pub stdio: Stdio,
@@ -284,6 +287,11 @@ fn enter(
         && !Path::new(cwd).is_dir()
     {
         let _ = std::fs::create_dir_all(cwd);
+    }
+
+    if p.fake_ids {
+        ids.refuse_faked_switch(groups_allowed)
+            .map_err(user_failure)?;
     }
 
     // no_new_privs when asked for, before the filter (prctl(2)).

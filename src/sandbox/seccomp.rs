@@ -392,6 +392,114 @@ impl Profile {
     }
 }
 
+/// The calls that change ids and owners, which a container with a
+/// single-id mapping cannot make for any id but its one (user_namespaces(7):
+/// setgroups is denied, chown(2) and setuid(2) to an unmapped id fail with
+/// EINVAL): with fake ids they succeed without doing anything, so programs
+/// that only believe they are root go on (apt's download sandbox drops to
+/// `_apt` with setgroups/setresgid/setresuid, dpkg chowns every file it
+/// unpacks). Charliecloud's `ch-image --force=seccomp` fakes the same
+/// family. capset(2) stays real: a program that drops capabilities to
+/// sandbox itself must really lose them.
+pub const FAKED_ID_CALLS: &[&str] = &[
+    "chown",
+    "chown32",
+    "fchown",
+    "fchown32",
+    "fchownat",
+    "lchown",
+    "lchown32",
+    "setuid",
+    "setuid32",
+    "setgid",
+    "setgid32",
+    "setreuid",
+    "setreuid32",
+    "setregid",
+    "setregid32",
+    "setresuid",
+    "setresuid32",
+    "setresgid",
+    "setresgid32",
+    "setfsuid",
+    "setfsuid32",
+    "setfsgid",
+    "setfsgid32",
+    "setgroups",
+    "setgroups32",
+];
+
+/// mknod(2) and mknodat(2) of a character or block device are faked too
+/// (a user namespace may not create device nodes: mknod(2), EPERM), as
+/// Charliecloud does, so a package that ships or makes a device node
+/// installs; the node is not there afterwards. Other kinds (FIFOs,
+/// sockets, regular files) stay real. The mode is the argument after the
+/// path: (call, index of mode).
+const FAKED_MKNOD: [(&str, u8); 2] = [("mknod", 1), ("mknodat", 2)];
+
+impl Profile {
+    /// This profile with [`FAKED_ID_CALLS`] and device [`FAKED_MKNOD`]s
+    /// succeeding without effect, whatever the profile says of them: a
+    /// faked call does nothing, so it gives no more than the profile's
+    /// refusal would. Every other call is the profile's.
+    pub fn with_fake_ids(&self) -> Profile {
+        let faked = |n: &String| FAKED_ID_CALLS.contains(&n.as_str());
+        let mut syscalls: Vec<SyscallRule> = vec![SyscallRule {
+            names: FAKED_ID_CALLS.iter().map(|n| n.to_string()).collect(),
+            action: "SCMP_ACT_ERRNO".into(),
+            // SECCOMP_RET_ERRNO with 0: the call returns 0 (seccomp(2)).
+            errno_ret: Some(0),
+            ..Default::default()
+        }];
+        for (name, index) in FAKED_MKNOD {
+            for kind in [libc::S_IFCHR, libc::S_IFBLK] {
+                syscalls.push(SyscallRule {
+                    names: vec![name.into()],
+                    action: "SCMP_ACT_ERRNO".into(),
+                    errno_ret: Some(0),
+                    args: vec![Arg {
+                        index,
+                        value: u64::from(libc::S_IFMT),
+                        value_two: u64::from(kind),
+                        op: "SCMP_CMP_MASKED_EQ".into(),
+                    }],
+                    ..Default::default()
+                });
+            }
+        }
+        for r in &self.syscalls {
+            let mut r = r.clone();
+            r.names.retain(|n| !faked(n));
+            if r.name.as_ref().is_some_and(faked) {
+                r.name = None;
+            }
+            if !r.names.is_empty() || r.name.is_some() {
+                syscalls.push(r);
+            }
+        }
+        Profile {
+            syscalls,
+            ..self.clone()
+        }
+    }
+
+    /// A profile that allows every call: what fake ids are added to when
+    /// the container has no filter of its own (`seccomp=unconfined`,
+    /// `--privileged`). It covers every ABI burrow has a table for, so
+    /// 32-bit programs run too (x32 calls, which burrow has no table for,
+    /// fail with ENOSYS as under any filter).
+    pub fn allow_all() -> Profile {
+        Profile {
+            default_action: "SCMP_ACT_ALLOW".into(),
+            architectures: [Abi::X86_64, Abi::X86, Abi::Aarch64, Abi::Arm]
+                .iter()
+                .map(|a| a.scmp().to_string())
+                .collect(),
+            ..Default::default()
+        }
+    }
+}
+
 /// ioctl(2) requests that act on a terminal the caller may not own: TIOCSTI
 /// pushes bytes into a terminal's input queue, to be read as if typed
 /// (bubblewrap's CVE-2017-5226: a sandbox that shares the user's terminal
@@ -640,6 +748,80 @@ mod tests {
         assert_eq!(
             run(&kill, AUDIT_ARCH_X86_64, nr, [1, 0x5401, 0, 0, 0, 0]),
             Action::KillProcess.ret()
+        );
+    }
+
+    #[test]
+    fn fake_ids_succeed_without_effect_over_any_policy() {
+        use crate::linux::seccomp::{run, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64};
+        let parse = |s: &str| Profile::parse(s.as_bytes()).unwrap();
+        let host = Host {
+            native: Abi::X86_64,
+            bounding: crate::sandbox::caps::mask(&crate::sandbox::caps::DEFAULT),
+            kernel: (6, 1),
+        };
+        let faked = Action::Errno(0).ret();
+        let allow = Action::Allow.ret();
+        let policies = [
+            ("the default", crate::sandbox::seccomp_default::profile()),
+            ("none", Profile::allow_all()),
+            (
+                "one that kills on setuid and refuses chown by argument",
+                parse(
+                    r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],"syscalls":[{"names":["setuid","uname"],"action":"SCMP_ACT_KILL_PROCESS"},{"names":["chown"],"action":"SCMP_ACT_ERRNO","args":[{"index":1,"value":42,"op":"SCMP_CMP_EQ"}]}]}"#,
+                ),
+            ),
+        ];
+        for (what, policy) in &policies {
+            let prog = policy.with_fake_ids().compile(&host).unwrap();
+            let call = |arch: u32, abi: Abi, name: &str, args: [u64; 6]| {
+                run(&prog, arch, abi.number(name).unwrap(), args)
+            };
+            let x64 = |name: &str, args| call(AUDIT_ARCH_X86_64, Abi::X86_64, name, args);
+            for name in FAKED_ID_CALLS {
+                if let Some(nr) = Abi::X86_64.number(name) {
+                    let got = run(&prog, AUDIT_ARCH_X86_64, nr, [42, 42, 42, 0, 0, 0]);
+                    assert_eq!(got, faked, "{name} under {what}");
+                }
+                if let Some(nr) = Abi::X86.number(name) {
+                    let got = run(&prog, AUDIT_ARCH_I386, nr, [42, 42, 42, 0, 0, 0]);
+                    assert_eq!(got, faked, "{name} (i386) under {what}");
+                }
+            }
+            // Device nodes are faked; a FIFO and a regular file are not.
+            let chr = u64::from(libc::S_IFCHR | 0o600);
+            let blk = u64::from(libc::S_IFBLK | 0o600);
+            let fifo = u64::from(libc::S_IFIFO | 0o600);
+            assert_eq!(x64("mknod", [0, chr, 0, 0, 0, 0]), faked, "{what}");
+            assert_eq!(x64("mknodat", [0, 0, blk, 0, 0, 0]), faked, "{what}");
+            assert_eq!(x64("mknodat", [0, 0, fifo, 0, 0, 0]), allow, "{what}");
+            assert_eq!(
+                x64("mknod", [0, u64::from(libc::S_IFREG), 0, 0, 0, 0]),
+                allow
+            );
+            // The rest is the policy's, the terminal wall included.
+            assert_eq!(
+                x64("ioctl", [1, 0x5412, 0, 0, 0, 0]),
+                Action::Errno(1).ret()
+            );
+            assert_eq!(x64("getuid", [0; 6]), allow, "{what}");
+            assert_eq!(x64("capset", [0; 6]), allow, "{what}");
+        }
+        let killer = policies[2].1.with_fake_ids().compile(&host).unwrap();
+        let uname = Abi::X86_64.number("uname").unwrap();
+        assert_eq!(
+            run(&killer, AUDIT_ARCH_X86_64, uname, [0; 6]),
+            Action::KillProcess.ret()
+        );
+        // The default still refuses what it refuses.
+        let default = crate::sandbox::seccomp_default::profile()
+            .with_fake_ids()
+            .compile(&host)
+            .unwrap();
+        let mount = Abi::X86_64.number("mount").unwrap();
+        assert_eq!(
+            run(&default, AUDIT_ARCH_X86_64, mount, [0; 6]),
+            Action::Errno(libc::EPERM as u16).ret()
         );
     }
 

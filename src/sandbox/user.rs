@@ -25,6 +25,8 @@ pub enum UserError {
         single: bool,
         errno: nix::Error,
     },
+    #[error("cannot switch to {what} {id}: --security-opt fake-ids=on fakes the switch, so the process would stay root (0); run it as root or with fake-ids=off")]
+    Faked { what: &'static str, id: u32 },
 }
 
 impl UserError {
@@ -104,6 +106,35 @@ pub fn resolve(spec: &str, etc: &Path) -> Result<Ids, UserError> {
 }
 
 impl Ids {
+    /// Under fake ids (`seccomp::FAKED_ID_CALLS`) the switch in [`Ids::apply`]
+    /// would succeed without effect and leave the process as it is: a
+    /// switch to other ids than the process has is refused here, before
+    /// the filter, with the error the kernel gives for an unmapped id under
+    /// a single-id mapping (EINVAL, setresuid(2)), or one that names fake
+    /// ids otherwise.
+    pub fn refuse_faked_switch(&self, groups_allowed: bool) -> Result<(), UserError> {
+        let now = [
+            ("gid", self.gid, nix::unistd::getgid().as_raw()),
+            ("uid", self.uid, nix::unistd::getuid().as_raw()),
+        ];
+        for (what, id, current) in now {
+            if id == current {
+                continue;
+            }
+            return Err(if groups_allowed {
+                UserError::Faked { what, id }
+            } else {
+                UserError::Unmapped {
+                    what,
+                    id,
+                    single: true,
+                    errno: nix::Error::EINVAL,
+                }
+            });
+        }
+        Ok(())
+    }
+
     /// Switch to these ids. `groups_allowed` is false under a single-id
     /// mapping, where setgroups(2) is denied (user_namespaces(7)).
     pub fn apply(&self, groups_allowed: bool) -> Result<(), UserError> {

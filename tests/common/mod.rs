@@ -480,6 +480,46 @@ fn whoami() -> Option<String> {
     Some(String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
+/// The Debian minbase tarball rootfs-tools/debian.sh builds (mmdebstrap,
+/// about a minute), made once per test binary in the shared directory and
+/// readable by the test users. None, after saying why loudly under `test`'s
+/// name, when mmdebstrap is not installed or the mirror is unreachable (the
+/// environment, not burrow); a failure of the script itself panics.
+pub fn debian_tar(test: &str) -> Option<PathBuf> {
+    static TAR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let made = TAR.get_or_init(|| {
+        if !have("mmdebstrap") {
+            return Err("mmdebstrap is not installed (apt-get install mmdebstrap)".into());
+        }
+        let tar = shared().dir.join("debian.tar.zst");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-tools/debian.sh");
+        let o = Command::new("bash")
+            .arg(&script)
+            .arg(&tar)
+            .output()
+            .unwrap();
+        if !o.status.success() {
+            let err = String::from_utf8_lossy(&o.stderr);
+            if err.contains("Could not resolve")
+                || err.contains("Failed to fetch")
+                || err.contains("Temporary failure")
+            {
+                return Err(format!("the Debian mirror is unreachable:\n{err}"));
+            }
+            panic!("rootfs-tools/debian.sh failed:\n{err}");
+        }
+        std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Ok(tar)
+    });
+    match made {
+        Ok(tar) => Some(tar.clone()),
+        Err(why) => {
+            loud(&format!("SKIPPED {test}: {why}"));
+            None
+        }
+    }
+}
+
 /// Every user kind this host can provide.
 pub fn users(name: &str) -> Vec<Env> {
     [Who::Range, Who::Single]

@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod fakeroot;
 mod fuse_store;
 mod keep_id;
 mod network;

@@ -243,7 +243,7 @@ impl Extractor {
             }
         }
         if matches!(self.ids, IdPolicy::Collapse) && self.nonzero_owner {
-            notes.push("no subuid/subgid range: all files in the layer belong to you".into());
+            notes.push(super::no_range_note("the layer"));
         }
         if self.unsupported > 0 {
             notes.push(format!(

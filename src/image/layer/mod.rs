@@ -63,6 +63,13 @@ mod tests;
 use entry::bytes_path;
 use extract::{Budget, CountingReader, Extractor, Scratch};
 
+/// What having no subordinate range means for the owners of files in
+/// `what`: said by `import` for a layer with other owners than root, and
+/// once by the commands that make images and containers.
+pub fn no_range_note(what: &str) -> String {
+    format!("no subuid/subgid range: all files in {what} belong to you")
+}
+
 /// How file owners recorded in the archive are applied.
 #[derive(Debug, Clone, Copy)]
 pub enum IdPolicy {
