@@ -149,6 +149,9 @@ fn explicit_helpers_and_user_networks_fail_with_the_fix() {
     for env in users_on("tun_explicit", host::TUN_ROOT_ONLY) {
         env.import_busybox("bb");
         env.ok(["network", "create", "appnet"]);
+        // Once-per-boot lines (no subordinate range) are said here, so the
+        // refusals below are one line each.
+        env.ok(["run", "--rm", "--network", "none", "bb", "true"]);
         for net in ["pasta", "slirp4netns", "appnet"] {
             if net != "appnet" && !Path::new("/usr/bin").join(net).exists() {
                 common::loud(&format!(
