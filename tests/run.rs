@@ -424,6 +424,82 @@ fn ps_rm_and_inspect_track_a_running_container() {
     }
 }
 
+/// `docker run --rm` returns once the container is gone from `ps -a`. A
+/// `run --rm` under a monitor (a pty, a timer) whose command ends at once
+/// must not have its record written again (the monitor's note that it
+/// runs) after its end removed it: such a record was listed until the
+/// directory's removal caught up, or for good when the write landed in a
+/// directory being removed. One run meets that only now and then, so each
+/// way runs many times, each followed by `ps -a`, in four stores at once
+/// (two per test user): the contention widens the window.
+#[test]
+fn a_removed_container_is_not_listed_once_run_returns() {
+    const RUNS: usize = 30;
+    let envs: Vec<Env> = (0..2)
+        .flat_map(|lane| users(&format!("rm_gone{lane}")))
+        .collect();
+    let failed: Vec<String> = std::thread::scope(|s| {
+        let lanes: Vec<_> = envs
+            .iter()
+            .map(|env| s.spawn(move || removed_once_run_returns(env, RUNS)))
+            .collect();
+        lanes
+            .into_iter()
+            .flat_map(|l| l.join().expect("a lane of runs"))
+            .collect()
+    });
+    assert!(
+        failed.is_empty(),
+        "{} failures:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+/// `runs` of `run --rm -t` and of `run --rm --timeout` in `env`'s store:
+/// what went wrong, each run's `ps -a` included.
+fn removed_once_run_returns(env: &Env, runs: usize) -> Vec<String> {
+    env.import_busybox("busybox");
+    let mut failed = Vec::new();
+    for how in [&["-t"][..], &["--timeout", "30"][..]] {
+        for i in 0..runs {
+            // The last run's own code tells it from burrow's.
+            let (cmd, want) = if i == runs - 1 {
+                ("false", 1)
+            } else {
+                ("true", 0)
+            };
+            let args: Vec<&str> = ["run", "--rm"]
+                .into_iter()
+                .chain(how.iter().copied())
+                .chain(["busybox", cmd])
+                .collect();
+            let o = env.run(&args);
+            if o.status.code() != Some(want) {
+                failed.push(format!(
+                    "[{:?}] {how:?} run {i} ({cmd}): exit {:?}: {}",
+                    env.who,
+                    o.status.code(),
+                    stderr(&o).trim()
+                ));
+            }
+            let left = env.ok(["ps", "-aq"]);
+            if !left.trim().is_empty() {
+                failed.push(format!(
+                    "[{:?}] {how:?} run {i} ({cmd}): still listed after it returned: {}",
+                    env.who,
+                    left.trim()
+                ));
+                // The next run's check starts from an empty list.
+                let _ = env
+                    .cmd(["rm", "-f"].into_iter().chain(left.split_whitespace()))
+                    .output();
+            }
+        }
+    }
+    failed
+}
+
 #[test]
 fn a_terminal_without_i_is_still_stdin() {
     // Docker's `run -dt IMG sh`: the shell reads its terminal and waits,

@@ -91,8 +91,21 @@ fn finish(ctx: &Ctx, end: attach::End, rec: &ContainerRecord) -> anyhow::Result<
         attach::End::Exited(code) => {
             // The monitor sends the exit code before it records it: return
             // once `inspect` and `ps` say so too, as `docker run` does. A
-            // container it restarts is running again instead.
-            if rec.host_config.restart_policy.is_none() {
+            // container it restarts is running again instead; a `--rm`
+            // one is no longer listed.
+            if rec.host_config.auto_remove {
+                let gone = container::lifecycle::wait_removed(
+                    &ctx.store,
+                    &rec.id,
+                    std::time::Duration::from_secs(2),
+                );
+                if !gone {
+                    eprintln!(
+                        "burrow: container {} was not removed after it ended: `burrow rm {}` removes it",
+                        rec.name, rec.name
+                    );
+                }
+            } else if rec.host_config.restart_policy.is_none() {
                 if let Some(ended) = container::lifecycle::wait_recorded(
                     &ctx.store,
                     &rec.id,

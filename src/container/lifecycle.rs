@@ -101,6 +101,21 @@ fn wait_gone(pid: Pid, timeout: Duration) -> bool {
     .is_some()
 }
 
+/// Wait until a `--rm` container's record is gone (the sandbox removes it
+/// before it reports the exit, so this is at once unless that failed):
+/// `docker run --rm` returns once `ps -a` no longer lists it (the CLI
+/// waits for the "removed" condition). False when it is still there.
+pub fn wait_removed(store: &Store, id: &str, timeout: Duration) -> bool {
+    crate::util::poll::until(timeout, Duration::from_millis(20), || {
+        matches!(
+            ContainerRecord::load(store, id),
+            Err(super::ContainerError::NoSuch(_))
+        )
+        .then_some(())
+    })
+    .is_some()
+}
+
 /// Wait until the container's exit is recorded. Its supervisor writes the
 /// exit code right after PID 1 ends and only then removes the pid file, so
 /// a dead PID 1 with the pid file still there means "not recorded yet", and

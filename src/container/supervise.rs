@@ -154,7 +154,7 @@ pub fn supervise(
         None
     };
     // The container's cgroup, before anything forks; we stay outside it.
-    let started = match cgroup::for_start(rec, how.scopes).and_then(|cg| {
+    let mut started = match cgroup::for_start(rec, how.scopes).and_then(|cg| {
         spec.cgroup = cg;
         sandbox::start_with(&spec, hook).inspect_err(|_| {
             cgroup::discard(&spec);
@@ -201,6 +201,9 @@ pub fn supervise(
         }
         let _ = rec.write_pid_file(store);
     }
+    // Only now may a `--rm` container's end remove the record: one that
+    // ended already must not be written again after that.
+    started.recorded();
     drop(lock);
 
     let ended = watch.wait(started, rec);

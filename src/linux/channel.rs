@@ -381,6 +381,19 @@ impl Receiver {
         self.expect(Message::Proceed, "proceed")
     }
 
+    /// Wait until every holder of the writing end has closed it (or died):
+    /// a word that needs no write, so none can raise SIGPIPE in a sender
+    /// whose reader is gone. Messages meanwhile are passed over.
+    pub fn wait_closed(&mut self) -> Result<(), ChannelError> {
+        loop {
+            match self.recv() {
+                Err(ChannelError::Closed) => return Ok(()),
+                Err(ChannelError::Garbled(_)) | Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     pub fn wait_done(&mut self) -> Result<(), ChannelError> {
         self.expect(Message::Done, "done")
     }
@@ -426,6 +439,19 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_closed_returns_once_every_copy_of_the_sender_is_closed() {
+        let (mut tx, mut rx) = channel().unwrap();
+        let copy = tx.file.try_clone().unwrap();
+        tx.proceed().unwrap();
+        drop(tx);
+        let waiter = std::thread::spawn(move || rx.wait_closed());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "a copy still holds the pipe open");
+        drop(copy);
+        waiter.join().unwrap().unwrap();
+    }
 
     #[test]
     fn messages_arrive_in_order_and_eof_means_exec() {

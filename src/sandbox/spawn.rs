@@ -28,11 +28,30 @@ pub struct Started {
     pub pid1: Pid,
     pub rootfs: RootfsMode,
     reports: Receiver,
+    /// Held until the caller has written what it records about the running
+    /// container (see [`Started::recorded`]); the inner process waits for
+    /// it before a `--rm` removal.
+    record_gate: Option<Sender>,
 }
 
 impl Started {
+    /// The caller is done writing into the container's directory (its
+    /// record says running): from now on the inner process may remove it
+    /// once PID 1 ends. Before this, a command that ended at once would
+    /// have its record removed and then written again by a caller that
+    /// had not yet said it runs: a `--rm` container listed after its end,
+    /// or kept for good when the new file lands in a directory being
+    /// removed (rmdir finds it not empty).
+    ///
+    /// Said by closing our end: a message written to an inner process
+    /// killed meanwhile would raise SIGPIPE here (pipe(7)).
+    pub fn recorded(&mut self) {
+        self.record_gate = None;
+    }
+
     /// Wait for the container's exit code, relaying signals to its PID 1.
     pub fn wait_relaying_signals(mut self) -> i32 {
+        self.recorded();
         let sfd = report::relay_signalfd();
         match report::wait_exit(&mut self.reports, sfd.as_ref(), self.pid1) {
             Some(code) => code,
@@ -51,6 +70,8 @@ impl Started {
     /// Read one report (call when `report_fd` is readable). Returns the
     /// container's exit code once it has ended.
     pub fn read_report(&mut self) -> Option<i32> {
+        // A caller that waits for the exit writes nothing more before it.
+        self.recorded();
         match report::read_exit(&mut self.reports) {
             Ok(code) => code,
             Err(_) => Some(process::wait_exit_code(self.inner).unwrap_or(exit::BURROW)),
@@ -74,7 +95,8 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
     let pipe_err = |e: std::io::Error| Failure::io(Step::Pipe, &e, exit::BURROW);
     // Inner process → us: id map request, rootfs, pid, exit (or failure).
     let (up_tx, mut up_rx) = channel().map_err(pipe_err)?;
-    // Us → inner process: id maps written.
+    // Us → inner process: id maps written; later, by its EOF, the record
+    // written (the inner process waits for that before a `--rm` removal).
     let (mut down_tx, down_rx) = channel().map_err(pipe_err)?;
     // PID 1 → us: why it could not exec; EOF when it did.
     let (exec_tx, mut exec_rx) = channel().map_err(pipe_err)?;
@@ -152,6 +174,7 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
         pid1: Pid::from_raw(pid1),
         rootfs,
         reports: up_rx,
+        record_gate: Some(down_tx),
     };
 
     // Step 3: what must be in place before PID 1 sets itself up; PID 1
@@ -236,7 +259,6 @@ fn inner_main(
     if up.request_id_maps().is_err() || down.wait_id_maps_written().is_err() {
         return exit::BURROW;
     }
-    drop(down);
     // A new network namespace has loopback down; we hold CAP_NET_ADMIN in
     // the user namespace that owns it.
     if spec.private_network {
@@ -340,6 +362,12 @@ fn inner_main(
     // pid namespace. Remove the record and name, report, then the rest.
     process::trim_heap();
     let code = process::wait_exit_code(pid1).unwrap_or(exit::BURROW);
+    if !removals.is_empty() || late.is_some() {
+        // Not before the caller's last write into what we remove (its
+        // record of the start): it closes its end then, or dies.
+        let _ = down.wait_closed();
+    }
+    drop(down);
     for r in &removals {
         r.run();
     }
