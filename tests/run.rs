@@ -475,26 +475,13 @@ fn removed_once_run_returns(env: &Env, runs: usize) -> Vec<String> {
                 .chain(["busybox", cmd])
                 .collect();
             let o = env.run(&args);
-            if o.status.code() != Some(want) {
-                failed.push(format!(
-                    "[{:?}] {how:?} run {i} ({cmd}): exit {:?}: {}",
-                    env.who,
-                    o.status.code(),
-                    stderr(&o).trim()
-                ));
-            }
-            let left = env.ok(["ps", "-aq"]);
-            if !left.trim().is_empty() {
-                failed.push(format!(
-                    "[{:?}] {how:?} run {i} ({cmd}): still listed after it returned: {}",
-                    env.who,
-                    left.trim()
-                ));
-                // The next run's check starts from an empty list.
-                let _ = env
-                    .cmd(["rm", "-f"].into_iter().chain(left.split_whitespace()))
-                    .output();
-            }
+            common::check_removed_run(
+                &env,
+                &o,
+                want,
+                &format!("{how:?} run {i} ({cmd})"),
+                &mut failed,
+            );
         }
     }
     failed

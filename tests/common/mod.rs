@@ -788,3 +788,28 @@ pub fn route_to_anywhere() -> bool {
     }
     has
 }
+
+/// After a `run --rm` that returned `o`: note in `failed` an exit code
+/// other than `want`, and a container still listed once it returned
+/// (removed then, so the next check starts from an empty list).
+pub fn check_removed_run(env: &Env, o: &Output, want: i32, what: &str, failed: &mut Vec<String>) {
+    if o.status.code() != Some(want) {
+        failed.push(format!(
+            "[{:?}] {what}: exit {:?}: {}",
+            env.who,
+            o.status.code(),
+            stderr(o).trim()
+        ));
+    }
+    let left = env.ok(["ps", "-aq"]);
+    if !left.trim().is_empty() {
+        failed.push(format!(
+            "[{:?}] {what}: still listed after it returned: {}",
+            env.who,
+            left.trim()
+        ));
+        let _ = env
+            .cmd(["rm", "-f"].into_iter().chain(left.split_whitespace()))
+            .output();
+    }
+}
