@@ -729,7 +729,7 @@ fn short_port_runs(env: &Env, helper: bool, runs: usize) -> Vec<String> {
                 .unwrap()
         };
         common::check_removed_run(
-            &env,
+            env,
             &o,
             want,
             &format!("{how} run {i} ({cmd})"),
