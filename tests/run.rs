@@ -476,7 +476,7 @@ fn removed_once_run_returns(env: &Env, runs: usize) -> Vec<String> {
                 .collect();
             let o = env.run(&args);
             common::check_removed_run(
-                &env,
+                env,
                 &o,
                 want,
                 &format!("{how:?} run {i} ({cmd})"),
