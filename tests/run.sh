@@ -23,8 +23,9 @@ cd "$(dirname "$0")/.."
 # through conmon in the runtime-mode tests; catatonit: the static init
 # `--init` execs (the escape tests check PID 1 holds nothing of burrow).
 # bindfs: the FUSE-store test puts a store on a FUSE file system, where
-# overlayfs cannot be mounted from a user namespace.
-packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman gcc libc6-dev passt slirp4netns curl iproute2 python3 catatonit bindfs)
+# overlayfs cannot be mounted from a user namespace; fuse-overlayfs: what
+# containers get there instead of a copy.
+packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman gcc libc6-dev passt slirp4netns curl iproute2 python3 catatonit bindfs fuse-overlayfs)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -228,9 +228,14 @@ impl RootfsInfo {
         let mut line = self.mode.to_string();
         if self.forced {
             line.push_str(" (BURROW_ROOTFS)");
-        } else if self.mode == "copy" {
+        } else if self.mode == "copy" || self.mode == "fuse-overlayfs" {
+            let what = if self.mode == "copy" {
+                "each container gets a full copy of its image"
+            } else {
+                "containers get a fuse-overlayfs mount"
+            };
             line.push_str(&format!(
-                " (overlayfs cannot be mounted on this store's file system, {}, from a user namespace: {}; each container gets a full copy of its image)",
+                " (overlayfs cannot be mounted on this store's file system, {}, from a user namespace: {}; {what})",
                 self.file_system.as_deref().unwrap_or("unknown"),
                 self.reason.as_deref().unwrap_or("unknown reason")
             ));
@@ -245,10 +250,7 @@ impl RootfsInfo {
 /// (cached in the store; see `container::rootfs`).
 fn store_rootfs(ctx: &Ctx) -> RootfsInfo {
     use crate::sandbox::{RootfsChoice, RootfsMode};
-    let word = |m: RootfsMode| match m {
-        RootfsMode::Overlay => "overlay",
-        RootfsMode::Copy => "copy",
-    };
+    let word = RootfsMode::word;
     if let Ok(RootfsChoice::Force(m)) = super::rootfs_choice() {
         return RootfsInfo {
             mode: word(m),

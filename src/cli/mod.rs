@@ -470,7 +470,8 @@ pub fn no_range_notice(ctx: &Ctx) {
     }
 }
 
-/// `BURROW_ROOTFS`: overlay, copy, or auto (overlay when it mounts).
+/// `BURROW_ROOTFS`: overlay, copy, fuse-overlayfs, or auto (overlay when it
+/// mounts).
 pub fn rootfs_choice() -> Result<crate::sandbox::RootfsChoice, crate::sandbox::BadRootfsChoice> {
     crate::sandbox::RootfsChoice::from_setting(std::env::var("BURROW_ROOTFS").ok().as_deref())
 }
@@ -496,8 +497,15 @@ pub fn store_rootfs(
     Ok(answer.choice())
 }
 
-/// The line said once when a store's containers get a copy of their image.
+/// The line said once when a store's containers get a copy of their image,
+/// or a fuse-overlayfs mount.
 pub fn copy_notice(answer: &crate::container::rootfs::StoreRootfs) -> String {
+    if answer.mode == crate::sandbox::RootfsMode::FuseOverlayfs {
+        return format!(
+            "burrow: overlayfs cannot be mounted on this store's file system ({}) from a user namespace, so containers get a fuse-overlayfs mount instead (fast to create; file access is slower than overlayfs); `burrow info` shows the reason",
+            answer.fs_name()
+        );
+    }
     format!(
         "burrow: overlayfs cannot be mounted on this store's file system ({}) from a user namespace, so each container gets a full copy of its image (slower to create, uses more disk); `burrow info` shows the reason",
         answer.fs_name()

@@ -66,7 +66,8 @@ pub fn run_diff(root: Option<PathBuf>, a: DiffArgs) -> anyhow::Result<i32> {
         if !upper.is_dir() {
             return Ok(0);
         }
-        changes::list(&upper, &rec.lowers(&ctx.store), &skip, &mapping)?
+        let fuse = rec.rootfs_mode == Some(RootfsMode::FuseOverlayfs);
+        changes::list(&upper, &rec.lowers(&ctx.store), &skip, &mapping, fuse)?
     };
     for c in list {
         // A file name is the container's: escaped, so it can neither drive

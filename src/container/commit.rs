@@ -52,11 +52,13 @@ pub fn commit(
             rootfs: dir.join("rootfs"),
             lowers: rec.lowers(store),
         }
+    } else if rec.rootfs_mode == Some(RootfsMode::FuseOverlayfs) {
+        ChangesFrom::FuseUpper(dir.join("upper"))
     } else {
         ChangesFrom::Upper(dir.join("upper"))
     };
     let present = match &upper {
-        ChangesFrom::Upper(d) => d.is_dir(),
+        ChangesFrom::Upper(d) | ChangesFrom::FuseUpper(d) => d.is_dir(),
         ChangesFrom::Copy { rootfs, .. } => rootfs.is_dir(),
     };
     if !present {

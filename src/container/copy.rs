@@ -159,6 +159,7 @@ fn in_container(
     let mount_point = store.mount_point();
     let lowers = rec.lowers(store);
     let copy_mode = rec.rootfs_mode == Some(RootfsMode::Copy);
+    let fuse_mode = rec.rootfs_mode == Some(RootfsMode::FuseOverlayfs);
     // This worker inherits only our stdio, its end of the pipe and the host
     // worker's channel (nothing else is open here). Its failure comes back
     // as run_in_userns's message.
@@ -166,8 +167,23 @@ fn in_container(
         let enter = || -> std::result::Result<(), Failure> {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
                 .map_err(|e| Failure::sys(Step::Unshare, e, 1))?;
+            // Served by fuse-overlayfs for as long as the copy runs; it
+            // stays in the root it started in (chroot moves only us).
+            let mut daemon = None;
             let root = if copy_mode {
                 dir.join("rootfs")
+            } else if fuse_mode {
+                let (upper, work) = (dir.join("upper"), dir.join("work"));
+                daemon = Some(
+                    crate::linux::fuse_overlay::Daemon::mount(
+                        &lowers,
+                        Some((&upper, &work)),
+                        &mount_point,
+                        None,
+                    )
+                    .map_err(|e| Failure::new(Step::Overlay, e.to_string(), 1))?,
+                );
+                mount_point
             } else {
                 mount::overlay(&lowers, &dir.join("upper"), &dir.join("work"), &mount_point)
                     .map_err(|e| Failure::sys(Step::Overlay, e.source, 1).at(&mount_point))?;
@@ -176,7 +192,12 @@ fn in_container(
             nix::unistd::chroot(&root)
                 .map_err(|e| Failure::sys(Step::PivotRoot, e, 1).at(&root))?;
             nix::unistd::chdir("/").map_err(|e| Failure::sys(Step::Workdir, e, 1).at("/"))?;
-            f(fd)
+            let done = f(fd);
+            if let Some(d) = daemon {
+                // What was copied in is written through before it ends.
+                d.stop(Path::new("/"));
+            }
+            done
         };
         enter().map_err(|f| f.to_string())
     })

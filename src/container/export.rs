@@ -44,10 +44,11 @@ pub fn export(
 ) -> Result<Vec<String>> {
     let dir = store.container_dir(&rec.id);
     let copy_mode = rec.rootfs_mode == Some(RootfsMode::Copy);
+    let fuse_mode = rec.rootfs_mode == Some(RootfsMode::FuseOverlayfs);
     let rootfs = dir.join("rootfs");
     let mut lowers: Vec<PathBuf> = vec![dir.join("upper")];
     lowers.extend(rec.lowers(store));
-    if !copy_mode && lowers.len() < 2 {
+    if !copy_mode && !fuse_mode && lowers.len() < 2 {
         // overlayfs needs two layers for a mount without an upper dir.
         return Err(ContainerError::Other(format!(
             "container {} has an image without layers: nothing to mount for export",
@@ -56,8 +57,20 @@ pub fn export(
     }
     let mount_point = store.mount_point();
     let report: PackReport = run_in_userns_with(&container_mapping(rec, mapping), move || {
+        // A read-only view served by fuse-overlayfs, which reads its own
+        // upper dir's marks (the kernel's overlayfs does not), until the
+        // archive is written.
+        let mut _daemon = None;
         let root = if copy_mode {
             rootfs
+        } else if fuse_mode {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+                .map_err(|e| format!("new mount namespace: {e}"))?;
+            _daemon = Some(
+                crate::linux::fuse_overlay::Daemon::mount(&lowers, None, &mount_point, None)
+                    .map_err(|e| e.to_string())?,
+            );
+            mount_point
         } else {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
                 .map_err(|e| format!("new mount namespace: {e}"))?;

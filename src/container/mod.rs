@@ -571,6 +571,16 @@ pub fn build_spec(
 ) -> Spec {
     let lowers = rec.lowers(store);
     let apt = apt_without_sandbox(store, rec, mapping, &lowers);
+    // A container that ran keeps the mode its files were written in: a
+    // copy's changes are in its copy, and fuse-overlayfs's upper dir marks
+    // deletions in a way only it reads (a copy made instead would silently
+    // start from the image again).
+    let rootfs = match rec.rootfs_mode {
+        Some(m @ (sandbox::RootfsMode::Copy | sandbox::RootfsMode::FuseOverlayfs)) => {
+            RootfsChoice::Force(m)
+        }
+        _ => rootfs,
+    };
     Spec {
         dir: store.container_dir(&rec.id),
         mount_point: store.mount_point(),

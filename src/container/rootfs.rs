@@ -8,14 +8,16 @@
 //! needs (RENAME_WHITEOUT, O_TMPFILE, `user.*` xattrs: FUSE, NFS, Lustre,
 //! GPFS, ecryptfs), with EINVAL and a line in the kernel log
 //! (fs/overlayfs/super.c, `ovl_make_workdir`); one scratch mount shows it
-//! without waiting for a container to fail.
+//! without waiting for a container to fail. There, when fuse-overlayfs is
+//! installed and a scratch mount of it works (it needs /dev/fuse), it is
+//! used instead of the copy: a container starts without copying its image.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::linux::{mount, userns};
+use crate::linux::{fuse_overlay, mount, userns};
 use crate::sandbox::{RootfsChoice, RootfsMode};
 use crate::store::{self, Store};
 
@@ -35,6 +37,9 @@ pub struct Key {
     pub dev: u64,
     pub fs_type: i64,
     pub kernel: String,
+    /// The installed fuse-overlayfs (path, size, mtime), if any.
+    #[serde(default)]
+    pub fuse_overlayfs: Option<String>,
 }
 
 impl StoreRootfs {
@@ -45,6 +50,7 @@ impl StoreRootfs {
         match self.mode {
             RootfsMode::Overlay => RootfsChoice::Auto,
             RootfsMode::Copy => RootfsChoice::Force(RootfsMode::Copy),
+            RootfsMode::FuseOverlayfs => RootfsChoice::FuseOrCopy,
         }
     }
 
@@ -93,6 +99,7 @@ fn current_key(store: &Store) -> Option<Key> {
         dev,
         fs_type: fs.filesystem_type().0 as i64,
         kernel,
+        fuse_overlayfs: fuse_overlay::identity(),
     })
 }
 
@@ -110,21 +117,21 @@ pub fn probe(store: &Store, mapping: &userns::IdMapping) -> Option<StoreRootfs> 
         return Some(cached);
     }
     let reason = try_overlay(store, mapping)?.err();
-    let answer = StoreRootfs {
-        key,
-        mode: if reason.is_some() {
-            RootfsMode::Copy
-        } else {
-            RootfsMode::Overlay
-        },
-        reason,
+    let mode = match &reason {
+        None => RootfsMode::Overlay,
+        Some(_) if key.fuse_overlayfs.is_some() && try_fuse_overlayfs(store, mapping) => {
+            RootfsMode::FuseOverlayfs
+        }
+        Some(_) => RootfsMode::Copy,
     };
+    let answer = StoreRootfs { key, mode, reason };
     save(store, &answer);
     Some(answer)
 }
 
-/// Record that a container's overlay mount failed at start although the
-/// probe said it would work: later starts copy, and the user is told once.
+/// Record that a container's overlay (or fuse-overlayfs) mount failed at
+/// start although the probe said it would work: later starts copy, and the
+/// user is told once.
 pub fn record_start_fallback(store: &Store, reason: &str) {
     let Some(key) = current_key(store) else {
         return;
@@ -134,7 +141,7 @@ pub fn record_start_fallback(store: &Store, reason: &str) {
         &StoreRootfs {
             key,
             mode: RootfsMode::Copy,
-            reason: Some(format!("overlayfs failed at a container's start: {reason}")),
+            reason: Some(format!("{reason} at a container's start")),
         },
     );
 }
@@ -151,7 +158,7 @@ fn save(store: &Store, answer: &StoreRootfs) {
 /// the caller says so then. A marker holding the key makes it once, across
 /// processes (created exclusively) and until the key changes.
 pub fn tell_once(store: &Store, answer: &StoreRootfs) -> bool {
-    if answer.mode != RootfsMode::Copy {
+    if answer.mode == RootfsMode::Overlay {
         return false;
     }
     let Ok(stamp) = serde_json::to_vec(answer) else {
@@ -191,6 +198,39 @@ fn try_overlay(store: &Store, mapping: &userns::IdMapping) -> Option<Result<(), 
     Some(r.map_err(|e| describe(&e.to_string(), &dir)))
 }
 
+/// One scratch fuse-overlayfs mount in a user namespace under the store's
+/// tmp/: true when it mounted (the program runs, /dev/fuse opens, FUSE
+/// mounts are allowed in a user namespace: Linux 4.18+).
+fn try_fuse_overlayfs(store: &Store, mapping: &userns::IdMapping) -> bool {
+    if !fuse_overlay::device_usable() {
+        return false;
+    }
+    let Ok(dir) = store.staging_dir("probe") else {
+        return false;
+    };
+    for d in ["l", "u", "w", "m"] {
+        let _ = std::fs::create_dir(dir.join(d));
+    }
+    let d = dir.clone();
+    let r = userns::run_in_userns(mapping, move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+        let daemon = fuse_overlay::Daemon::mount(
+            &[d.join("l")],
+            Some((&d.join("u"), &d.join("w"))),
+            &d.join("m"),
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        daemon.stop(&d.join("m"));
+        Ok(())
+    });
+    if let Err(e) = &r {
+        tracing::debug!("fuse-overlayfs cannot be used here: {e}");
+    }
+    let _ = store::remove_tree(&dir, mapping);
+    r.is_ok()
+}
+
 /// The failure without the scratch directory's path, which is gone.
 fn describe(err: &str, dir: &Path) -> String {
     let err = err.replace(&format!("{:?}", dir.join("m")), "the store");
@@ -220,6 +260,7 @@ mod tests {
             dev: 1,
             fs_type: 0x6573_5546,
             kernel: "6".into(),
+            fuse_overlayfs: None,
         };
         let mut a = StoreRootfs {
             key,
@@ -229,5 +270,7 @@ mod tests {
         assert_eq!(a.choice(), RootfsChoice::Auto);
         a.mode = RootfsMode::Copy;
         assert_eq!(a.choice(), RootfsChoice::Force(RootfsMode::Copy));
+        a.mode = RootfsMode::FuseOverlayfs;
+        assert_eq!(a.choice(), RootfsChoice::FuseOrCopy);
     }
 }

@@ -180,10 +180,20 @@ pub fn supervise(
     }
 
     rec.rootfs_mode = Some(started.rootfs);
-    if how.rootfs == RootfsChoice::Auto && started.rootfs == sandbox::RootfsMode::Copy {
-        // The store's probe said overlayfs mounts, this start said not:
-        // later starts copy without trying, and the next command says so.
-        super::rootfs::record_start_fallback(store, "the overlay mount was refused");
+    if started.rootfs == sandbox::RootfsMode::Copy {
+        // The store's probe said overlayfs (or fuse-overlayfs) mounts, this
+        // start said not: later starts copy without trying, and the next
+        // command says so.
+        match how.rootfs {
+            RootfsChoice::Auto => super::rootfs::record_start_fallback(
+                store,
+                "overlayfs failed: the overlay mount was refused",
+            ),
+            RootfsChoice::FuseOrCopy => {
+                super::rootfs::record_start_fallback(store, "fuse-overlayfs failed to mount")
+            }
+            RootfsChoice::Force(_) => {}
+        }
     }
     if let (Some(n), Some(m)) = (&user_net, &member) {
         rec.network_settings

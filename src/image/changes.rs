@@ -6,6 +6,11 @@
 //! whiteout), a directory marked `user.overlay.opaque=y` replaces the
 //! image's directory of that name (a change of the directory, whose entries
 //! are all new), and anything else is new unless a lower layer has it.
+//! A fuse-overlayfs upper dir (`fuse` below) also marks a deletion with an
+//! empty `.wh.NAME` file where mknod is refused, and an opaque directory
+//! with a `.wh..wh..opq` file or `user.fuseoverlayfs.opaque` /
+//! `trusted.overlay.opaque` (fuse-overlayfs's main.c, `create_whiteout`,
+//! `set_fd_opaque`).
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, OsStr};
@@ -62,20 +67,21 @@ pub enum ChangesError {
 /// points, not the container's changes. Files the caller cannot read (a
 /// directory owned by one of the container's subordinate ids) are read
 /// again from inside a user namespace with `mapping`, where the caller is
-/// root over them.
+/// root over them. `fuse`: `upper` is fuse-overlayfs's.
 pub fn list(
     upper: &Path,
     lowers: &[PathBuf],
     skip: &[PathBuf],
     mapping: &IdMapping,
+    fuse: bool,
 ) -> Result<Vec<Change>, ChangesError> {
-    match walk_changes(upper, lowers, skip) {
+    match walk_changes(upper, lowers, skip, fuse) {
         Err(ChangesError::Io { source, .. })
             if source.kind() == io::ErrorKind::PermissionDenied =>
         {
             let (u, l, s) = (upper.to_path_buf(), lowers.to_vec(), skip.to_vec());
             userns::run_in_userns_with(mapping, move || {
-                walk_changes(&u, &l, &s).map_err(|e| e.to_string())
+                walk_changes(&u, &l, &s, fuse).map_err(|e| e.to_string())
             })
             .map_err(|e| ChangesError::Userns(e.to_string()))
         }
@@ -87,9 +93,25 @@ fn walk_changes(
     upper: &Path,
     lowers: &[PathBuf],
     skip: &[PathBuf],
+    fuse: bool,
 ) -> Result<Vec<Change>, ChangesError> {
     let mut out = Vec::new();
     walk(upper, &mut |rel, e| {
+        if fuse && e.is_file() {
+            if let Some(gone) = e.name.to_bytes().strip_prefix(b".wh.") {
+                // The opaque marker is read with its directory.
+                if gone != b".wh..opq" {
+                    let target = rel.with_file_name(OsStr::from_bytes(gone));
+                    if in_lowers(lowers, &target) {
+                        out.push(Change {
+                            kind: Kind::Deleted,
+                            path: format!("/{}", target.display()),
+                        });
+                    }
+                }
+                return Ok(false);
+            }
+        }
         let abs = format!("/{}", rel.display());
         let kind = if e.is_whiteout() {
             if !in_lowers(lowers, rel) {
@@ -99,7 +121,7 @@ fn walk_changes(
             Kind::Deleted
         } else if skip.iter().any(|p| p == rel) && e.is_empty() {
             return Ok(false);
-        } else if in_lowers(lowers, rel) || (e.is_dir() && e.is_opaque()) {
+        } else if in_lowers(lowers, rel) || (e.is_dir() && e.is_opaque(fuse)) {
             Kind::Changed
         } else {
             Kind::Added
@@ -212,7 +234,7 @@ fn merged(lowers: &[PathBuf]) -> Result<BTreeMap<PathBuf, Meta>, ChangesError> {
             }
             let meta = Meta::of(&e.st);
             let replaces_dir = map.get(rel).is_some_and(|m| m.is_dir()) && !meta.is_dir();
-            if replaces_dir || (e.is_dir() && e.is_opaque()) {
+            if replaces_dir || (e.is_dir() && e.is_opaque(false)) {
                 drop_below(&mut map, rel);
             }
             map.insert(rel.to_path_buf(), meta);
@@ -352,8 +374,9 @@ impl Entry<'_> {
             self.is_file() && self.len() == 0
         }
     }
-    fn is_opaque(&self) -> bool {
-        self.open_dir().is_ok_and(|fd| is_opaque(fd.as_fd()))
+    fn is_opaque(&self, fuse: bool) -> bool {
+        self.open_dir()
+            .is_ok_and(|fd| is_opaque(fd.as_fd()) || (fuse && is_fuse_opaque(fd.as_fd())))
     }
 }
 
@@ -418,6 +441,20 @@ fn is_opaque(dir: BorrowedFd<'_>) -> bool {
         crate::linux::fs::fgetxattr(dir, c"user.overlay.opaque", &mut buf),
         Ok(Some(1)) if buf[0] == b'y'
     )
+}
+
+/// fuse-overlayfs's marks of an opaque directory.
+fn is_fuse_opaque(dir: BorrowedFd<'_>) -> bool {
+    let mut buf = [0u8; 4];
+    fstatat(dir, c".wh..wh..opq", AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
+        || [c"user.fuseoverlayfs.opaque", c"trusted.overlay.opaque"]
+            .iter()
+            .any(|x| {
+                matches!(
+                    crate::linux::fs::fgetxattr(dir, x, &mut buf),
+                    Ok(Some(1)) if buf[0] == b'y'
+                )
+            })
 }
 
 /// Does the image (its layers, top-most first, merged as overlayfs merges
@@ -505,6 +542,46 @@ mod tests {
     }
 
     #[test]
+    fn a_fuse_overlayfs_upper_marks_deletions_with_files() {
+        // As fuse-overlayfs writes an upper dir where mknod is refused: a
+        // `.wh.NAME` file per deletion and a `.wh..wh..opq` file in an
+        // opaque directory.
+        let d = tempfile::tempdir().unwrap();
+        let (upper, lower) = (d.path().join("u"), d.path().join("l"));
+        for p in ["bin", "usr/lib"] {
+            fs::create_dir_all(lower.join(p)).unwrap();
+        }
+        fs::write(lower.join("bin/cat"), "").unwrap();
+        fs::write(lower.join("usr/lib/a"), "").unwrap();
+        fs::create_dir_all(upper.join("bin")).unwrap();
+        fs::create_dir_all(upper.join("usr/lib")).unwrap();
+        fs::write(upper.join("bin/.wh.cat"), "").unwrap();
+        fs::write(upper.join("bin/.wh.never-there"), "").unwrap();
+        fs::write(upper.join("usr/lib/.wh..wh..opq"), "").unwrap();
+        fs::write(upper.join("usr/lib/b"), "").unwrap();
+        let mapping = IdMapping::detect(Path::new("/etc"));
+        let shown = |fuse: bool| -> Vec<String> {
+            list(&upper, std::slice::from_ref(&lower), &[], &mapping, fuse)
+                .unwrap()
+                .iter()
+                .map(|c| format!("{} {}", c.kind.letter(), c.path))
+                .collect()
+        };
+        assert_eq!(
+            shown(true),
+            [
+                "C /bin",
+                "D /bin/cat",
+                "C /usr",
+                "C /usr/lib",
+                "A /usr/lib/b"
+            ]
+        );
+        // Read as the kernel's format, the same files are files.
+        assert!(shown(false).contains(&"A /bin/.wh.cat".to_string()));
+    }
+
+    #[test]
     fn added_changed_deleted() {
         let d = tempfile::tempdir().unwrap();
         let (upper, lower) = (d.path().join("u"), d.path().join("l"));
@@ -521,7 +598,7 @@ mod tests {
         fs::write(upper.join("tmp/new/f"), "12345").unwrap();
         let skip = vec![PathBuf::from("proc"), PathBuf::from("etc/hosts")];
         let mapping = IdMapping::detect(Path::new("/etc"));
-        let got = list(&upper, std::slice::from_ref(&lower), &skip, &mapping).unwrap();
+        let got = list(&upper, std::slice::from_ref(&lower), &skip, &mapping, false).unwrap();
         let shown: Vec<String> = got
             .iter()
             .map(|c| format!("{} {}", c.kind.letter(), c.path))
@@ -543,7 +620,7 @@ mod tests {
             return;
         }
         assert!(whiteout(&upper.join("never-there")));
-        let got = list(&upper, &[lower], &skip, &mapping).unwrap();
+        let got = list(&upper, &[lower], &skip, &mapping, false).unwrap();
         assert!(got.contains(&Change {
             kind: Kind::Deleted,
             path: "/gone".into()

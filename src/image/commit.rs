@@ -119,6 +119,8 @@ impl<W: Write> Write for HashWriter<W> {
 pub enum ChangesFrom {
     /// An overlay upper dir: it holds exactly the changes.
     Upper(PathBuf),
+    /// A fuse-overlayfs upper dir (its own whiteout and opaque marks).
+    FuseUpper(PathBuf),
     /// A full copy of the image (the rootfs copy fallback), compared with
     /// the image's layers (top-most first) to find the changes.
     Copy {
@@ -354,6 +356,12 @@ fn pack(
             ChangesFrom::Upper(dir) => layer_tar::write_tree_skipping(
                 dir,
                 TreeKind::OverlayUpper,
+                &mount_points,
+                HashWriter::new(gz),
+            ),
+            ChangesFrom::FuseUpper(dir) => layer_tar::write_tree_skipping(
+                dir,
+                TreeKind::FuseOverlayUpper,
                 &mount_points,
                 HashWriter::new(gz),
             ),

@@ -14,6 +14,13 @@
 //!   content or identity lives elsewhere and cannot be put in a layer: those
 //!   are errors rather than a silently wrong layer
 //!
+//! A fuse-overlayfs upper dir (fuse-overlayfs's main.c, `create_whiteout`,
+//! `set_fd_opaque`) differs: a deletion is a 0/0 character device or, where
+//! mknod is refused, already an empty `dir/.wh.NAME` file (kept as it is);
+//! an opaque dir holds a `.wh..wh..opq` file and may carry
+//! `user.fuseoverlayfs.opaque` or `trusted.overlay.opaque`; its other
+//! `user.fuseoverlayfs.*` attributes are its bookkeeping and are dropped.
+//!
 //! Owners, modes, mtimes (whole seconds, as Docker writes them), symlinks,
 //! hard links, FIFOs, device nodes and every other readable xattr (as PAX
 //! `SCHILY.xattr.*` records) are kept. Sockets cannot be archived: each one
@@ -39,6 +46,8 @@ use crate::linux::fs::{fgetxattr, flistxattr};
 pub enum TreeKind {
     /// An overlayfs upper dir (`userxattr` format): becomes an OCI layer.
     OverlayUpper,
+    /// A fuse-overlayfs upper dir: becomes an OCI layer.
+    FuseOverlayUpper,
     /// An ordinary tree (a mounted merged view): every file as it is.
     Plain,
 }
@@ -70,6 +79,9 @@ type Xattrs = Vec<(String, Vec<u8>)>;
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 const OVERLAY_XATTR_PREFIX: &[u8] = b"user.overlay.";
+/// fuse-overlayfs's own attributes, and the one it sets where it may.
+const FUSE_XATTR_PREFIX: &[u8] = b"user.fuseoverlayfs.";
+const TRUSTED_OVERLAY_PREFIX: &[u8] = b"trusted.overlay.";
 /// The largest value Linux allows for one extended attribute.
 const XATTR_MAX: usize = 64 * 1024;
 
@@ -301,6 +313,23 @@ impl<W: Write> Packer<'_, W> {
             return Ok(());
         }
         let whiteout = fmt == libc::S_IFCHR && st.st_rdev == 0;
+        if self.kind == TreeKind::FuseOverlayUpper
+            && name.to_bytes().starts_with(WHITEOUT_PREFIX)
+            && (fmt == libc::S_IFREG || whiteout)
+        {
+            // Already a layer's whiteout: the opaque marker is written
+            // after its directory's entry (`xattrs` found it); a deletion
+            // as it is. fuse-overlayfs hides every `.wh.` name from the
+            // container, so a 0/0 device of such a name (it leaves
+            // `.wh..opq` ones beside an opaque marker) deletes nothing.
+            if fmt == libc::S_IFREG && name.to_bytes() != OPAQUE_MARKER.as_bytes() {
+                let mut h = header(st, tar::EntryType::Regular);
+                h.set_mode(0o600);
+                h.set_size(0);
+                self.append(&mut h, path, io::empty(), &[])?;
+            }
+            return Ok(());
+        }
         if name.to_bytes().starts_with(WHITEOUT_PREFIX) && !whiteout {
             match self.kind {
                 _ if self.select.is_some() => {
@@ -309,7 +338,7 @@ impl<W: Write> Packer<'_, W> {
                         reason: "in a layer a name starting with .wh. means a deletion".into(),
                     })
                 }
-                TreeKind::OverlayUpper => {
+                TreeKind::OverlayUpper | TreeKind::FuseOverlayUpper => {
                     return Err(PackError::Unrepresentable {
                         path: path.to_path_buf(),
                         reason: "in a layer a name starting with .wh. means a deletion".into(),
@@ -319,7 +348,7 @@ impl<W: Write> Packer<'_, W> {
             }
         }
         match fmt {
-            libc::S_IFCHR if whiteout && self.kind == TreeKind::OverlayUpper => {
+            libc::S_IFCHR if whiteout && self.kind != TreeKind::Plain => {
                 let mut wh = WHITEOUT_PREFIX.to_vec();
                 wh.extend_from_slice(name.to_bytes());
                 let wpath = path.with_file_name(OsStr::from_bytes(&wh));
@@ -438,14 +467,15 @@ impl<W: Write> Packer<'_, W> {
             path: path.to_path_buf(),
             source,
         };
+        let fuse = self.kind == TreeKind::FuseOverlayUpper;
+        let mut opaque = fuse && fstatat(fd, OPAQUE_MARKER, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok();
         let names = match flistxattr(fd) {
             Ok(n) => n,
             // A filesystem without xattrs has none to keep.
-            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok((Vec::new(), false)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok((Vec::new(), opaque)),
             Err(e) => return Err(read_err(e)),
         };
         let mut out = Vec::new();
-        let mut opaque = false;
         let mut buf = vec![0u8; XATTR_MAX];
         for name in names {
             let Some(len) = fgetxattr(fd, &name, &mut buf).map_err(read_err)? else {
@@ -453,10 +483,19 @@ impl<W: Write> Packer<'_, W> {
             };
             let value = &buf[..len];
             let bytes = name.to_bytes();
+            if fuse
+                && (bytes.starts_with(FUSE_XATTR_PREFIX)
+                    || bytes.starts_with(TRUSTED_OVERLAY_PREFIX))
+            {
+                if bytes.ends_with(b".opaque") && value == b"y" {
+                    opaque = true;
+                }
+                continue;
+            }
             if let Some(what) = bytes.strip_prefix(OVERLAY_XATTR_PREFIX) {
-                if self.kind == TreeKind::OverlayUpper {
+                if self.kind != TreeKind::Plain {
                     match what {
-                        b"opaque" => opaque = value == b"y",
+                        b"opaque" => opaque |= value == b"y",
                         b"redirect" | b"metacopy" => {
                             return Err(PackError::Unrepresentable {
                                 path: path.to_path_buf(),
@@ -608,6 +647,34 @@ mod tests {
         let first = a.entries().unwrap().next().unwrap().unwrap();
         assert_eq!(first.header().mode().unwrap(), 0o640);
         assert_eq!(first.header().size().unwrap(), 4);
+    }
+
+    #[test]
+    fn a_fuse_overlayfs_upper_keeps_its_wh_files_and_drops_its_bookkeeping() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for dir in ["bin", "usr"] {
+            std::fs::create_dir(root.join(dir)).unwrap();
+        }
+        std::fs::write(root.join("bin/.wh.cat"), b"").unwrap();
+        std::fs::write(root.join("usr/.wh..wh..opq"), b"").unwrap();
+        std::fs::write(root.join("usr/x"), b"x").unwrap();
+        let xattrs = set_xattr(&root.join("usr"), c"user.fuseoverlayfs.opaque", b"y").is_ok();
+        let (_, tar) = write_tree(root, TreeKind::FuseOverlayUpper, Vec::new()).unwrap();
+        let e = entries(&tar);
+        let mut names: Vec<&str> = e.iter().map(|(n, _, _)| n.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["bin", "bin/.wh.cat", "usr", "usr/.wh..wh..opq", "usr/x"]
+        );
+        if xattrs {
+            let usr = e.iter().find(|(n, _, _)| n == "usr").unwrap();
+            assert!(usr.2.is_empty(), "bookkeeping dropped: {:?}", usr.2);
+        }
+        // The kernel's format has no such files: an error there.
+        let err = write_tree(root, TreeKind::OverlayUpper, Vec::new()).unwrap_err();
+        assert!(matches!(err, PackError::Unrepresentable { .. }), "{err}");
     }
 
     #[test]

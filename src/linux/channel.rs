@@ -29,9 +29,9 @@ pub enum Message {
     IdMapsRequested,
     /// The parent has written them: the child may go on.
     IdMapsWritten,
-    /// The container's root filesystem is mounted: overlayfs, or (false) a
-    /// private full copy.
-    RootfsReady { overlay: bool },
+    /// The container's root filesystem is mounted: overlayfs (`fuse`: served
+    /// by fuse-overlayfs), or (neither) a private full copy.
+    RootfsReady { overlay: bool, fuse: bool },
     /// The host pid of the process that now runs (a container's PID 1, an
     /// exec'd process).
     Pid(i32),
@@ -280,8 +280,8 @@ impl Sender {
         self.send(&Message::IdMapsWritten)
     }
 
-    pub fn rootfs_ready(&mut self, overlay: bool) {
-        let _ = self.send(&Message::RootfsReady { overlay });
+    pub fn rootfs_ready(&mut self, overlay: bool, fuse: bool) {
+        let _ = self.send(&Message::RootfsReady { overlay, fuse });
     }
 
     pub fn pid(&mut self, pid: i32) {
@@ -457,14 +457,20 @@ mod tests {
     fn messages_arrive_in_order_and_eof_means_exec() {
         let (mut tx, mut rx) = channel().unwrap();
         tx.request_id_maps().unwrap();
-        tx.rootfs_ready(false);
+        tx.rootfs_ready(false, false);
         tx.pid(42);
         tx.exited(3);
         drop(tx);
         rx.wait_id_map_request().unwrap();
         let mut early = Vec::new();
         assert_eq!(rx.wait_pid(|m| early.push(m)).unwrap(), 42);
-        assert_eq!(early, [Message::RootfsReady { overlay: false }]);
+        assert_eq!(
+            early,
+            [Message::RootfsReady {
+                overlay: false,
+                fuse: false
+            }]
+        );
         assert!(rx.has_buffered());
         assert_eq!(rx.wait_exit().unwrap(), 3);
         assert!(rx.wait_exec().is_ok());

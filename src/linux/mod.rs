@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod channel;
 pub mod dbus;
 pub mod fs;
+pub mod fuse_overlay;
 pub mod mount;
 pub mod net;
 pub mod ns;

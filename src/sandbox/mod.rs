@@ -5,6 +5,10 @@
 //!                                      the exit code the inner process reports
 //!  └─ inner  (root of a new user ns;   mounts the rootfs (overlay or copy),
 //!             also new mnt/uts/ipc/pid) waits for PID 1, reports, cleans up
+//!      ├─ fuse-overlayfs               (fuse-overlayfs mode) serves the rootfs
+//!      │                               from the first mount namespace; the
+//!      │                               pid and a second mount namespace are
+//!      │                               unshared after it started
 //!      └─ PID 1                        /proc, /dev, /sys, /etc files, pivot_root,
 //!                                      hostname, cwd, user, exec the command
 //! ```
@@ -54,14 +58,33 @@ pub enum RootfsMode {
     Overlay,
     /// A private full copy of the layers (when overlayfs will not mount).
     Copy,
+    /// An overlay served by fuse-overlayfs(1) (when the kernel's overlayfs
+    /// will not mount and the program and /dev/fuse are usable). Its upper
+    /// dir marks deletions and opaque dirs its own way (`image::changes`).
+    #[serde(rename = "fuse-overlayfs")]
+    FuseOverlayfs,
 }
 
-/// Which rootfs mode to use: `BURROW_ROOTFS=overlay|copy|auto` (auto tries
-/// overlay and falls back to copy).
+impl RootfsMode {
+    /// The word `info`, `BURROW_ROOTFS` and the records use.
+    pub fn word(self) -> &'static str {
+        match self {
+            RootfsMode::Overlay => "overlay",
+            RootfsMode::Copy => "copy",
+            RootfsMode::FuseOverlayfs => "fuse-overlayfs",
+        }
+    }
+}
+
+/// Which rootfs mode to use: `BURROW_ROOTFS=overlay|copy|fuse-overlayfs|auto`
+/// (auto tries overlay and falls back to copy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RootfsChoice {
     Auto,
     Force(RootfsMode),
+    /// fuse-overlayfs, or the copy when it fails to mount (a store probed
+    /// as one where fuse-overlayfs works).
+    FuseOrCopy,
 }
 
 impl RootfsChoice {
@@ -71,13 +94,14 @@ impl RootfsChoice {
             None | Some("") | Some("auto") => Ok(RootfsChoice::Auto),
             Some("overlay") => Ok(RootfsChoice::Force(RootfsMode::Overlay)),
             Some("copy") => Ok(RootfsChoice::Force(RootfsMode::Copy)),
+            Some("fuse-overlayfs") => Ok(RootfsChoice::Force(RootfsMode::FuseOverlayfs)),
             Some(other) => Err(BadRootfsChoice(other.to_string())),
         }
     }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("BURROW_ROOTFS={0:?} is not one of overlay, copy, auto")]
+#[error("BURROW_ROOTFS={0:?} is not one of overlay, copy, fuse-overlayfs, auto")]
 pub struct BadRootfsChoice(pub String);
 
 /// A mount added to the container's tree.

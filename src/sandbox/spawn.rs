@@ -17,7 +17,7 @@ use super::{
 };
 use crate::exit;
 use crate::linux::channel::{channel, ChannelError, Message, Receiver, Sender};
-use crate::linux::{cgroup, mount, process, userns};
+use crate::linux::{cgroup, fuse_overlay, mount, process, userns};
 
 /// A container whose command is running.
 #[derive(Debug)]
@@ -159,11 +159,11 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
     let mut rootfs = RootfsMode::Overlay;
     let pid1 = up_rx
         .wait_pid(|m| match m {
-            Message::RootfsReady { overlay } => {
-                rootfs = if overlay {
-                    RootfsMode::Overlay
-                } else {
-                    RootfsMode::Copy
+            Message::RootfsReady { overlay, fuse } => {
+                rootfs = match (overlay, fuse) {
+                    (_, true) => RootfsMode::FuseOverlayfs,
+                    (true, false) => RootfsMode::Overlay,
+                    (false, false) => RootfsMode::Copy,
                 }
             }
             m => tracing::warn!("unexpected report from sandbox: {m:?}"),
@@ -241,6 +241,16 @@ fn inner_main(
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWPID;
+    // fuse-overlayfs is our child too: forked after the pid namespace, it
+    // would be its PID 1, and the container's PID 1 would be the next. The
+    // pid namespace comes after it (step 3).
+    let fuse = matches!(
+        spec.rootfs,
+        RootfsChoice::FuseOrCopy | RootfsChoice::Force(RootfsMode::FuseOverlayfs)
+    );
+    if fuse {
+        flags.remove(CloneFlags::CLONE_NEWPID);
+    }
     if spec.private_network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
@@ -269,16 +279,44 @@ fn inner_main(
     }
 
     // Step 3: the root filesystem.
-    let root = match mount_rootfs(spec) {
-        Ok((mode, root)) => {
-            up.rootfs_ready(mode == RootfsMode::Overlay);
-            root
+    let (root, daemon) = match mount_rootfs(spec) {
+        Ok((mode, root, daemon)) => {
+            up.rootfs_ready(mode != RootfsMode::Copy, mode == RootfsMode::FuseOverlayfs);
+            (root, daemon)
         }
         Err(f) => {
             up.failed(f);
             return exit::BURROW;
         }
     };
+    if let (Some(d), Some(to)) = (
+        &daemon,
+        spec.cgroup.as_ref().and_then(|c| c.leave_to.as_ref()),
+    ) {
+        // The daemon is not the container's: its threads must not count
+        // against the container's pids or memory limit, nor be frozen or
+        // killed with it, as we are not.
+        if let Some(pid) = d.pid() {
+            if let Err(e) = std::fs::write(to.join("cgroup.procs"), pid.to_string()) {
+                tracing::debug!("cannot move fuse-overlayfs out of the container's cgroup: {e}");
+            }
+        }
+    }
+    if fuse {
+        // The pid namespace PID 1 is born in; and, with a daemon serving
+        // the rootfs, a mount namespace of our own: PID 1's pivot_root
+        // moves the root and working directory of every process in its
+        // mount namespace (pivot_root(2)), and the daemon's must stay where
+        // they are, off the mount it serves.
+        let mut again = CloneFlags::CLONE_NEWPID;
+        if daemon.is_some() {
+            again |= CloneFlags::CLONE_NEWNS;
+        }
+        if let Err(e) = nix::sched::unshare(again) {
+            up.failed(Failure::sys(Step::Unshare, e, exit::BURROW));
+            return exit::BURROW;
+        }
+    }
 
     // Step 4: hold the directories `--rm` cleans up: after PID 1's
     // pivot_root in our shared mount namespace, their paths are gone.
@@ -362,6 +400,12 @@ fn inner_main(
     // pid namespace. Remove the record and name, report, then the rest.
     process::trim_heap();
     let code = process::wait_exit_code(pid1).unwrap_or(exit::BURROW);
+    // The container is gone: its files are written through, the daemon
+    // ends, and with it the mount namespace it alone held. Our root is the
+    // mount since PID 1's pivot.
+    if let Some(d) = daemon {
+        d.stop(Path::new("/"));
+    }
     if !removals.is_empty() || late.is_some() {
         // Not before the caller's last write into what we remove (its
         // record of the start): it closes its end then, or dies.
@@ -384,27 +428,59 @@ fn inner_main(
 }
 
 /// Mount the container's root filesystem in our mount namespace; returns the
-/// mode used and the directory to pivot into.
-fn mount_rootfs(spec: &Spec) -> Result<(RootfsMode, std::path::PathBuf), Failure> {
+/// mode used, the directory to pivot into, and the fuse-overlayfs daemon
+/// serving it (fuse-overlayfs mode).
+fn mount_rootfs(
+    spec: &Spec,
+) -> Result<(RootfsMode, std::path::PathBuf, Option<fuse_overlay::Daemon>), Failure> {
     let merged = spec.mount_point.clone();
-    let try_overlay = !matches!(spec.rootfs, RootfsChoice::Force(RootfsMode::Copy));
+    let empty;
+    let lowers = if spec.lowers.is_empty() {
+        // overlayfs needs at least one lower dir; an image may have none.
+        empty = vec![spec.dir.join("empty")];
+        let _ = std::fs::create_dir_all(&empty[0]);
+        &empty
+    } else {
+        &spec.lowers
+    };
+    let fuse = matches!(
+        spec.rootfs,
+        RootfsChoice::FuseOrCopy | RootfsChoice::Force(RootfsMode::FuseOverlayfs)
+    );
+    if fuse {
+        let (upper, work) = (spec.dir.join("upper"), spec.dir.join("work"));
+        for d in [&upper, &work] {
+            let _ = std::fs::create_dir_all(d);
+        }
+        let log = spec.dir.join("fuse-overlayfs.log");
+        match fuse_overlay::Daemon::mount(lowers, Some((&upper, &work)), &merged, Some(&log)) {
+            Ok(d) => return Ok((RootfsMode::FuseOverlayfs, merged, Some(d))),
+            Err(e) if spec.rootfs == RootfsChoice::FuseOrCopy => {
+                tracing::debug!("fuse-overlayfs failed, using a full copy: {e}");
+            }
+            Err(e) => {
+                return Err(Failure {
+                    step: Step::Overlay,
+                    path: Some(merged),
+                    detail: format!("{e}; try BURROW_ROOTFS=copy"),
+                    errno: None,
+                    code: exit::BURROW,
+                })
+            }
+        }
+    }
+    let try_overlay = matches!(
+        spec.rootfs,
+        RootfsChoice::Auto | RootfsChoice::Force(RootfsMode::Overlay)
+    );
     if try_overlay {
-        let empty;
-        let lowers = if spec.lowers.is_empty() {
-            // overlayfs needs at least one lower dir; an image may have none.
-            empty = vec![spec.dir.join("empty")];
-            let _ = std::fs::create_dir_all(&empty[0]);
-            &empty
-        } else {
-            &spec.lowers
-        };
         match mount::overlay(
             lowers,
             &spec.dir.join("upper"),
             &spec.dir.join("work"),
             &merged,
         ) {
-            Ok(()) => return Ok((RootfsMode::Overlay, merged)),
+            Ok(()) => return Ok((RootfsMode::Overlay, merged, None)),
             Err(e) if spec.rootfs == RootfsChoice::Auto => {
                 tracing::debug!("overlayfs failed, using a full copy: {e}");
             }
@@ -429,7 +505,7 @@ fn mount_rootfs(spec: &Spec) -> Result<(RootfsMode, std::path::PathBuf), Failure
     // pivot_root needs a mount point: bind the copy onto itself.
     mount::bind(&rootfs, &rootfs, false)
         .map_err(|e| Failure::sys(Step::Bind, e.source, exit::BURROW).at(&rootfs))?;
-    Ok((RootfsMode::Copy, rootfs))
+    Ok((RootfsMode::Copy, rootfs, None))
 }
 
 /// Flatten the layers into a private copy, bottom layer first.
