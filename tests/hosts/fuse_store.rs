@@ -348,3 +348,52 @@ fn exercise(env: &Env, mode: &str) {
     env.ok(["rm", "changed"]);
     none_left("build");
 }
+
+#[test]
+fn fuse_overlayfs_forced_on_a_normal_store_keeps_its_mode() {
+    let test = "fuse_overlayfs_forced";
+    if !have_fuse_overlayfs(test) {
+        return;
+    }
+    for env in common::users(test) {
+        let who = env.who;
+        env.import_busybox("bb");
+        let out = env.ok_with_env(
+            "BURROW_ROOTFS",
+            "fuse-overlayfs",
+            [
+                "run",
+                "--name",
+                "f",
+                "--network",
+                "none",
+                "bb",
+                "sh",
+                "-c",
+                "echo hi >> /f; rm -f /bin/cat; cat /f",
+            ],
+        );
+        assert_eq!(out, "hi\n", "[{who:?}]");
+        let mode = |env: &Env| {
+            let j: serde_json::Value =
+                serde_json::from_str(&env.ok(["container", "inspect", "f"])).unwrap();
+            j[0]["RootfsMode"].as_str().unwrap_or_default().to_string()
+        };
+        assert_eq!(mode(&env), "fuse-overlayfs", "[{who:?}]");
+        assert_eq!(daemons_of(&env.root), Vec::<String>::new(), "[{who:?}]");
+        // Started again without the setting (overlayfs works here): its
+        // files are where fuse-overlayfs wrote them, so it keeps the mode.
+        let out = env.ok(["start", "-a", "f"]);
+        assert_eq!(out, "hi\nhi\n", "[{who:?}]");
+        assert_eq!(mode(&env), "fuse-overlayfs", "[{who:?}]");
+        let diff = env.ok(["diff", "f"]);
+        for want in ["A /f", "D /bin/cat"] {
+            assert!(
+                diff.lines().any(|l| l == want),
+                "[{who:?}] {want} in:\n{diff}"
+            );
+        }
+        assert_eq!(daemons_of(&env.root), Vec::<String>::new(), "[{who:?}]");
+        env.ok(["rm", "f"]);
+    }
+}
