@@ -134,8 +134,16 @@ impl Daemon {
                 let mut none: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut none);
                 libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-                // Nothing of the caller's (a container's stdio, channels).
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                // Nothing of the caller's (a container's stdio, channels)
+                // past exec; close-on-exec rather than closed, so the
+                // pipe that reports a failed exec to the parent still
+                // works.
+                libc::syscall(
+                    libc::SYS_close_range,
+                    3u32,
+                    u32::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                );
                 Ok(())
             });
         }
