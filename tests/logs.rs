@@ -40,6 +40,7 @@ fn log_files(env: &Env, name: &str) -> Vec<String> {
 fn foreground_output_rotation_and_no_driver() {
     for env in users("logs") {
         env.import_busybox("busybox");
+        env.settle("busybox");
 
         // A plain foreground run: output on our stdout and stderr as before,
         // and in `logs` afterwards, streams kept apart.

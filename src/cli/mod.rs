@@ -407,9 +407,7 @@ impl Ctx {
 /// An `XDG_RUNTIME_DIR` that is set but unusable is said once per boot
 /// and reason, not on every command (`ps` in a loop would repeat it):
 /// runtime state lives until reboot, so that is how long the choice
-/// holds. A marker in the fallback directory records the boot id
-/// (/proc/sys/kernel/random/boot_id, random(4)) and the reason; `info`
-/// says it every time.
+/// holds; `info` says it every time.
 fn runtime_notice(store: &Store) {
     use crate::store::paths::RuntimeFrom;
     if !matches!(store.paths.runtime_from, RuntimeFrom::Unusable { .. }) {
@@ -419,18 +417,32 @@ fn runtime_notice(store: &Store) {
         return;
     };
     let base = store.paths.runtime_base();
+    say_once(
+        base,
+        "runtime-dir-notice",
+        &reason,
+        &format!(
+            "burrow: {}: runtime state goes to {} instead",
+            crate::util::printable::escape_controls(&reason),
+            base.display()
+        ),
+    );
+}
+
+/// Say `line` on stderr unless the marker `dir/name` shows it was said
+/// this boot for this `reason`. The marker holds the boot id
+/// (/proc/sys/kernel/random/boot_id, random(4)) and the reason: runtime
+/// directories last a login session or a boot, but a fallback in a `/tmp`
+/// on disk may outlive a reboot, and a new reason is news.
+pub fn say_once(dir: &std::path::Path, name: &str, reason: &str, line: &str) {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let said = format!("{}\n{reason}\n", boot.trim());
-    let marker = base.join("runtime-dir-notice");
+    let marker = dir.join(name);
     if std::fs::read_to_string(&marker).is_ok_and(|m| m == said) {
         return;
     }
     let _ = std::fs::write(&marker, &said);
-    eprintln!(
-        "burrow: {}: runtime state goes to {} instead",
-        crate::util::printable::escape_controls(&reason),
-        base.display()
-    );
+    eprintln!("{line}");
 }
 
 /// The caller's id mapping; `BURROW_USERNS=single` forces the single-id
@@ -456,18 +468,15 @@ pub fn no_range_notice(ctx: &Ctx) {
     if ctx.mapping.is_range() {
         return;
     }
-    let marker = ctx.store.paths.runtime.join("no-range-notice");
-    let first = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&marker)
-        .is_ok();
-    if first {
-        eprintln!(
+    say_once(
+        &ctx.store.paths.runtime,
+        "no-range-notice",
+        "single-id mapping",
+        &format!(
             "note: {}; containers have one user, root (0), whose changes of ids and owners succeed without effect (--security-opt fake-ids=off turns that off)",
             crate::image::layer::no_range_note("images and containers")
-        );
-    }
+        ),
+    );
 }
 
 /// `BURROW_ROOTFS`: overlay, copy, fuse-overlayfs, or auto (overlay when it

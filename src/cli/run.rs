@@ -414,9 +414,8 @@ fn network_options(a: &RunArgs) -> anyhow::Result<container::NetworkOptions> {
     })
 }
 
-/// Say once per session (a marker in the runtime dir, which lives as long
-/// as the login session or the boot) that a private network will have
-/// loopback only, why, and what fixes it.
+/// Say once per boot and reason (see `say_once`) that a private network
+/// will have loopback only, why, and what fixes it.
 pub(super) fn helper_notice(ctx: &Ctx, mode: &str) {
     use crate::network::helper::{self, Outbound};
     use crate::network::Mode;
@@ -433,19 +432,7 @@ pub(super) fn helper_notice(ctx: &Ctx, mode: &str) {
         return;
     }
     let Some(line) = why.notice() else { return };
-    let marker = ctx
-        .store
-        .paths
-        .runtime
-        .join(format!("network-notice-{}", why.key()));
-    if std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&marker)
-        .is_ok()
-    {
-        eprintln!("{line}");
-    }
+    super::say_once(&ctx.store.paths.runtime, "network-notice", why.key(), &line);
 }
 
 /// How `run` and `create` get an image that may not be local.

@@ -447,6 +447,13 @@ impl Env {
         String::from_utf8(o.stdout).unwrap()
     }
 
+    /// Have the once-per-boot lines about this host (no subordinate range,
+    /// no usable tun device, ...) said now, by a throwaway run of `image`,
+    /// for a test that checks a later command's stderr exactly.
+    pub fn settle(&self, image: &str) {
+        self.ok(["run", "--rm", image, "true"]);
+    }
+
     /// Import the shared busybox tarball as `reference` with a shell Cmd.
     pub fn import_busybox(&self, reference: &str) -> String {
         self.ok([
