@@ -429,20 +429,24 @@ fn runtime_notice(store: &Store) {
     );
 }
 
-/// Say `line` on stderr unless the marker `dir/name` shows it was said
-/// this boot for this `reason`. The marker holds the boot id
-/// (/proc/sys/kernel/random/boot_id, random(4)) and the reason: runtime
+/// Say `line` on stderr unless it was said this boot for this `reason`:
+/// the marker `dir/NAME.KEY` (KEY from the boot id,
+/// /proc/sys/kernel/random/boot_id in random(4), and the reason) is made
+/// with O_EXCL, so of commands racing only one says it. Runtime
 /// directories last a login session or a boot, but a fallback in a `/tmp`
 /// on disk may outlive a reboot, and a new reason is news.
 pub fn say_once(dir: &std::path::Path, name: &str, reason: &str, line: &str) {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let said = format!("{}\n{reason}\n", boot.trim());
-    let marker = dir.join(name);
-    if std::fs::read_to_string(&marker).is_ok_and(|m| m == said) {
-        return;
+    let key = crate::store::sha256_hex(format!("{}\n{reason}", boot.trim()).as_bytes());
+    let marker = dir.join(format!("{name}.{}", &key[..12]));
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .is_ok()
+    {
+        eprintln!("{line}");
     }
-    let _ = std::fs::write(&marker, &said);
-    eprintln!("{line}");
 }
 
 /// The caller's id mapping; `BURROW_USERNS=single` forces the single-id

@@ -226,8 +226,9 @@ pub fn create_container(
             .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     }
     let image_id = find_or_fetch(&ctx, &a.image, &reference, &fetch)?;
-    helper_notice(&ctx, &network.mode);
-    super::no_range_notice(&ctx);
+    // Said once the container exists: a refused create (a name in use)
+    // is one line, whatever this host lacks.
+    let network_mode = network.mode.clone();
     let opts = CreateOptions {
         name: a.name,
         image: a.image.clone(),
@@ -260,6 +261,8 @@ pub fn create_container(
         let _lock = ctx.store.lock_shared()?;
         container::create(&ctx.store, &ctx.mapping, &opts)?
     };
+    helper_notice(&ctx, &network_mode);
+    super::no_range_notice(&ctx);
     Ok((ctx, rec))
 }
 
