@@ -501,3 +501,16 @@ pub fn private_dir_of_ours(dir: &Path) -> Result<(), PrivateDirError> {
     }
     Ok(())
 }
+
+/// The first `name` in the directories of `path_var` (a `PATH` value) that
+/// is a regular file with an execute bit: how helper programs (pasta,
+/// slirp4netns, fuse-overlayfs) are found. A `/dev/null` bound over one
+/// hides it.
+pub fn executable_in(path_var: &std::ffi::OsStr, name: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path_var)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}

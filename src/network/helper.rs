@@ -202,15 +202,8 @@ fn find_installed(path_var: &str) -> Option<Helper> {
 }
 
 fn lookup(kind: Kind, path_var: &str) -> Option<Helper> {
-    std::env::split_paths(path_var)
-        .map(|d| d.join(kind.name()))
-        .find(|p| is_executable(p))
+    crate::linux::fs::executable_in(path_var.as_ref(), kind.name())
         .map(|path| Helper { kind, path })
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// What `burrow info` says about outbound access for `--network private`.
