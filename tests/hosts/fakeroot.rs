@@ -500,3 +500,61 @@ fn fake_ids_follow_the_mapping_and_the_switch() {
         }
     }
 }
+
+/// A hostile image whose /etc/apt/apt.conf.d is a symlink to a directory
+/// of the host: the apt setting burrow binds in with fake ids is placed
+/// inside the container's root, never in the host directory the link
+/// names.
+#[test]
+fn the_apt_setting_is_bound_inside_the_root_whatever_the_image_links() {
+    for env in common::users("fake_ids_apt_link") {
+        let host_dir = env.user_dir("host-apt-dir");
+        let extra = env.user_dir("apt-link-image");
+        std::fs::create_dir_all(extra.join("etc/apt")).unwrap();
+        let link = extra.join("etc/apt/apt.conf.d");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&host_dir, &link).unwrap();
+        let tar = env.user_dir("tars").join("apt-link.tar");
+        std::fs::copy(env.busybox_tar(), &tar).unwrap();
+        let ok = Command::new("tar")
+            .arg("-rf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(&extra)
+            .arg("etc/apt")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        env.share(&tar);
+        env.ok(["import", tar.to_str().unwrap(), "apt-link"]);
+        let o = env.run([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--security-opt",
+            "fake-ids=on",
+            "apt-link",
+            "sh",
+            "-c",
+            "cat /etc/apt/apt.conf.d/99burrow-fake-ids",
+        ]);
+        // Started or refused, the host directory the link names got nothing.
+        let entries: Vec<_> = std::fs::read_dir(&host_dir).unwrap().flatten().collect();
+        assert!(
+            entries.is_empty(),
+            "[{:?}] the host directory got {:?} ({})",
+            env.who,
+            entries.iter().map(|e| e.file_name()).collect::<Vec<_>>(),
+            show(&o)
+        );
+        // And the container did get the setting, in its own root.
+        assert!(o.status.success(), "[{:?}] {}", env.who, show(&o));
+        assert!(
+            stdout(&o).contains("APT::Sandbox::User \"root\""),
+            "{}",
+            show(&o)
+        );
+    }
+}
