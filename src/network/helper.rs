@@ -278,6 +278,12 @@ impl Helper {
             .map(String::from)
             .to_vec(),
         };
+        // Started by root, pasta changes to nobody, who may not enter the
+        // namespaces of root's container: it stays root instead (pasta(1),
+        // --runas).
+        if self.kind == Kind::Pasta && nix::unistd::geteuid().is_root() {
+            a.extend(["--runas".to_string(), "0".to_string()]);
+        }
         a.push(pid1.to_string());
         if self.kind == Kind::Slirp4netns {
             a.push("tap0".into());

@@ -2,6 +2,7 @@
 //! and a helper that dies while its container runs.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use crate::common::{self, host, stderr, stdout, wait_until, Env};
@@ -258,4 +259,29 @@ fn find_helper(pid1: &str) -> Option<i32> {
             .is_some_and(|a| a.ends_with(b"pasta") || a.ends_with(b"passt"));
         (is_pasta && args.contains(&pid1.as_bytes())).then_some(pid)
     })
+}
+
+/// The README's first command typed by root (a CI job, a container run as
+/// root): pasta, started by root, would change to nobody and could not
+/// enter the container's namespaces.
+#[test]
+fn root_gets_pasta_too() {
+    if !root_or_skip("root_pasta") || !have_pasta("root_pasta") || !common::route_to_anywhere() {
+        return;
+    }
+    let Some(env) = common::users("root_pasta").into_iter().next() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let program = env.cmd(["--version"]).get_program().to_owned();
+    let o = Command::new(program)
+        .args(["run", "--rm", "hello-world"])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("HOME", home.path())
+        .env("BURROW_ROOT", home.path().join("store"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}: {}", o.status.code(), stderr(&o));
+    assert!(stdout(&o).contains("Hello from burrow"), "{}", stdout(&o));
 }
