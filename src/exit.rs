@@ -1,4 +1,4 @@
-//! Docker-compatible exit codes and the trait that maps an error to one.
+//! Docker-compatible exit codes.
 
 /// burrow itself failed (bad flag, unknown image, store error).
 pub const BURROW: i32 = 125;
@@ -6,3 +6,5 @@ pub const BURROW: i32 = 125;
 pub const CANNOT_RUN: i32 = 126;
 /// The container's command was not found.
 pub const NOT_FOUND: i32 = 127;
+/// A named object (container, image, volume, network) does not exist.
+pub const MISSING: i32 = 1;

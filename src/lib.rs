@@ -1,7 +1,8 @@
 //! burrow library: everything the `burrow` binary does, split by the data flow
 //! reference → image store → container record → sandbox process.
 //!
-//! Dependencies point one way: `cli` uses everything; `build` drives
+//! Dependencies point one way: `cli` uses everything; `engine` holds each
+//! operation's rules for every front end; `build` drives
 //! `container` and `image` from a Dockerfile; `container` uses `image`
 //! and `store`; `sandbox` uses `linux`; `store` uses only `linux`; `linux`
 //! knows nothing of images or the CLI.
@@ -9,6 +10,7 @@
 pub mod build;
 pub mod cli;
 pub mod container;
+pub mod engine;
 pub mod exit;
 pub mod image;
 pub mod linux;

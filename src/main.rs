@@ -34,7 +34,13 @@ fn main() {
         Ok(code) => code,
         // Docker's words for an object that does not exist, which scripts
         // match on; everything else is burrow's own one line.
-        Err(e) if e.downcast_ref::<Missing>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<Missing>().is_some()
+                || matches!(
+                    e.downcast_ref::<burrow::engine::Error>(),
+                    Some(burrow::engine::Error::NotFound(_))
+                ) =>
+        {
             for line in e.to_string().lines() {
                 eprintln!("Error: {line}");
             }
@@ -104,6 +110,9 @@ fn exit_code(e: &anyhow::Error) -> i32 {
         }
         if let Some(c) = cause.downcast_ref::<ContainerError>() {
             return c.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<burrow::engine::Error>() {
+            return e.exit_code();
         }
     }
     exit::BURROW

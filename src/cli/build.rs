@@ -146,7 +146,7 @@ pub fn run(root: Option<PathBuf>, a: BuildArgs) -> anyhow::Result<i32> {
     opts.run.rootfs = super::store_rootfs(&ctx, true).map_err(|e| usage(e.to_string()))?;
     // RUN steps that download need the outbound helper: say once when it
     // is missing, as `run` does.
-    super::run::helper_notice(&ctx, &opts.run.network);
+    crate::engine::create::helper_notice(&ctx, &opts.run.network, &mut ctx.stderr());
     super::no_range_notice(&ctx);
     // RUN steps read no input, as in `docker build`: their stdin is
     // /dev/null, not the terminal burrow was started from.

@@ -49,7 +49,7 @@ pub struct ExecArgs {
 pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
     // Every flag is checked before anything is forked.
     let overrides = a.env.collect()?;
-    super::run::check_workdir(a.workdir.as_deref())?;
+    crate::engine::create::check_workdir(a.workdir.as_deref())?;
     if a.user.as_deref() == Some("") {
         return Err(Exit::new(exit::BURROW, "the user given with -u is empty").into());
     }

@@ -55,6 +55,12 @@ fn online_cpus() -> Option<usize> {
 impl LimitArgs {
     /// The limits asked for: every value checked (exit 125 with one line),
     /// then whether this host can enforce them.
+    /// The values of the flags, checked on their own; whether this host
+    /// can enforce them is the engine's check at create.
+    pub fn values(&self) -> anyhow::Result<Resources> {
+        self.parse()
+    }
+
     pub fn resources(&self) -> anyhow::Result<Resources> {
         let r = self.parse()?;
         cgroup::check(&r, super::systemd_scopes()).map_err(|e| err(e.to_string()))?;

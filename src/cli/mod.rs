@@ -46,6 +46,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::container::cgroup::SystemdScopes;
+use crate::engine::{Engine, Settings};
 use crate::linux::userns::IdMapping;
 use crate::store::{paths::PathEnv, Store, StorePaths};
 
@@ -274,7 +275,7 @@ pub enum ContainerCommand {
 pub struct Missing(pub String);
 
 /// The exit code of a missing object, as Docker's CLI has it.
-pub const MISSING: i32 = 1;
+pub const MISSING: i32 = crate::exit::MISSING;
 
 /// `Some(message)` when `e` says a named object does not exist.
 pub fn missing(e: &anyhow::Error) -> Option<String> {
@@ -284,6 +285,14 @@ pub fn missing(e: &anyhow::Error) -> Option<String> {
     e.chain().find_map(|c| {
         if let Some(m) = c.downcast_ref::<Missing>() {
             return Some(m.0.clone());
+        }
+        match c.downcast_ref::<crate::engine::Error>() {
+            Some(e @ crate::engine::Error::NotFound(_)) => return Some(e.to_string()),
+            Some(crate::engine::Error::Container(e @ ContainerError::NoSuch(_))) => {
+                return Some(e.to_string())
+            }
+            Some(_) => return None,
+            None => {}
         }
         match c.downcast_ref::<ContainerError>() {
             Some(e @ ContainerError::NoSuch(_)) => return Some(e.to_string()),
@@ -375,21 +384,26 @@ pub fn check_format(format: &str, allowed: &[&str]) -> anyhow::Result<()> {
     .into())
 }
 
-/// What every command needs: the store and the caller's id mapping.
+/// What every command needs: the engine (the store, the caller's id
+/// mapping and the settings read from the environment).
 pub struct Ctx {
-    pub store: Store,
-    pub mapping: IdMapping,
+    pub engine: Engine,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
 }
 
 impl Ctx {
     pub fn open(root: Option<PathBuf>) -> anyhow::Result<Self> {
         let ctx = Self::open_as_is(root)?;
         runtime_notice(&ctx.store);
-        ctx.store.close_runtime_dirs();
         // A killed pull, import, create or rm left staging, a name link or
         // a pid file: the next command reclaims them, whatever it is.
-        ctx.store.remove_abandoned_staging(&ctx.mapping);
-        crate::container::check::reclaim(&ctx.store, &ctx.mapping);
+        ctx.engine.reclaim();
         Ok(ctx)
     }
 
@@ -400,7 +414,45 @@ impl Ctx {
             .map_err(|e| Exit::new(crate::exit::BURROW, e.to_string()))?;
         let store = Store::open(paths).context("opening the store")?;
         let mapping = detect_mapping()?;
-        Ok(Ctx { store, mapping })
+        Ok(Ctx {
+            engine: Engine::new(store, mapping, settings()?),
+        })
+    }
+}
+
+/// The engine's settings, from this process's environment.
+pub fn settings() -> anyhow::Result<Settings> {
+    Ok(Settings {
+        rootfs: rootfs_choice().map_err(|e| Exit::new(crate::exit::BURROW, e.to_string()))?,
+        systemd: systemd_scopes(),
+        helper_path: helper_path(),
+        auth_files: crate::image::registry::credentials::AuthFiles::from_process(),
+    })
+}
+
+/// Where the engine's events go on a terminal: progress and warnings on
+/// stderr, once-per-boot notices through `say_once`.
+pub struct Stderr<'a> {
+    pub runtime: &'a std::path::Path,
+}
+
+impl crate::engine::Sink for Stderr<'_> {
+    fn event(&mut self, event: crate::engine::Event) {
+        use crate::engine::Event;
+        match event {
+            Event::Progress(line) => eprintln!("{line}"),
+            Event::Warning(w) => eprintln!("WARNING: {w}"),
+            Event::Notice { name, reason, line } => say_once(self.runtime, name, &reason, &line),
+        }
+    }
+}
+
+impl Ctx {
+    /// A sink that says the engine's events on stderr.
+    pub fn stderr(&self) -> Stderr<'_> {
+        Stderr {
+            runtime: &self.store.paths.runtime,
+        }
     }
 }
 
@@ -469,18 +521,7 @@ pub fn detect_mapping() -> anyhow::Result<IdMapping> {
 /// means for files, and that containers fake changes of ids and owners
 /// (`--security-opt fake-ids`; the README says what that changes).
 pub fn no_range_notice(ctx: &Ctx) {
-    if ctx.mapping.is_range() {
-        return;
-    }
-    say_once(
-        &ctx.store.paths.runtime,
-        "no-range-notice",
-        "single-id mapping",
-        &format!(
-            "note: {}; containers have one user, root (0), whose changes of ids and owners succeed without effect (--security-opt fake-ids=off turns that off)",
-            crate::image::layer::no_range_note("images and containers")
-        ),
-    );
+    crate::engine::no_range_notice(ctx, &mut ctx.stderr());
 }
 
 /// `BURROW_ROOTFS`: overlay, copy, fuse-overlayfs, or auto (overlay when it

@@ -89,3 +89,14 @@ pub enum PullPolicy {
     /// Never pull: fail when the image is not in the store
     Never,
 }
+
+impl From<PullPolicy> for crate::engine::images::PullPolicy {
+    fn from(p: PullPolicy) -> Self {
+        use crate::engine::images::PullPolicy as P;
+        match p {
+            PullPolicy::Missing => P::Missing,
+            PullPolicy::Always => P::Always,
+            PullPolicy::Never => P::Never,
+        }
+    }
+}

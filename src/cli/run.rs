@@ -7,15 +7,11 @@ use clap::Args;
 
 use super::pull::{PullPolicy, RegistryArgs};
 use super::{Ctx, Exit};
-use crate::container::{self, ContainerRecord, CreateOptions};
+use crate::container::{self, ContainerRecord};
+use crate::engine::{self, create::ContainerRequest};
 use crate::exit;
-use crate::image::catalog;
-use crate::image::import::import_builtin_hello;
 use crate::image::pull::PullOptions;
-use crate::image::reference::Reference;
-use crate::image::registry::credentials::AuthFiles;
 use crate::monitor;
-use crate::store::StoreError;
 
 #[derive(Debug, Args)]
 #[command(
@@ -150,120 +146,62 @@ pub struct RunArgs {
     pub cmd: Vec<String>,
 }
 
-/// Validate every flag, resolve (or fetch) the image and create the
-/// container record: what `create` does and `run` starts with.
+/// Read the flags (env and label files, the working directory for relative
+/// paths) into the engine's request, and create the container: what
+/// `create` does and `run` starts with. The engine checks every field.
 pub fn create_container(
     root: Option<PathBuf>,
     a: RunArgs,
 ) -> anyhow::Result<(Ctx, ContainerRecord)> {
-    // Every flag is checked before anything is created or forked.
-    let env = a.env.collect()?;
-    let labels = collect_labels(&a.label, &a.label_file)?;
-    check_workdir(a.workdir.as_deref())?;
-    if let Some(n) = &a.name {
-        container::validate_name(n)?;
-    }
-    if a.timeout == Some(0) {
-        return Err(Exit::new(exit::BURROW, "--timeout must be at least 1 second").into());
-    }
-    let restart_policy = restart_policy(&a.restart).map_err(|m| Exit::new(exit::BURROW, m))?;
-    if a.rm && !restart_policy.is_none() {
-        return Err(Exit::new(exit::BURROW, "Conflicting options: --restart and --rm").into());
-    }
-    let log_config = crate::monitor::log::config(a.log_driver.as_deref(), &a.log_opt)
-        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    crate::sandbox::caps::resolve(&a.cap_add, &a.cap_drop)
-        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let security_opt = container::security::normalize(&a.security_opt, &cwd)
-        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    check_seccomp(&security_opt, &a.cap_add, &a.cap_drop)?;
-    let bad = |e: container::mounts::MountError| Exit::new(exit::BURROW, e.to_string());
-    let mut mounts = Vec::new();
-    for v in &a.volumes {
-        mounts.push(container::mounts::parse_volume(v, &cwd).map_err(bad)?);
-    }
-    for m in &a.mounts {
-        mounts.push(container::mounts::parse_mount(m, &cwd).map_err(bad)?);
-    }
-    for t in &a.tmpfs {
-        mounts.push(container::mounts::parse_tmpfs(t).map_err(bad)?);
-    }
-    let keep_id = match a.userns.as_deref() {
-        None | Some("") | Some("host") => false,
-        Some("keep-id") => true,
-        Some(other) => {
-            return Err(Exit::new(
-                exit::BURROW,
-                format!("--userns={other} is not supported (keep-id or host)"),
-            )
-            .into())
-        }
-    };
-    // keep-id runs as the caller's own ids unless -u says otherwise.
-    let user = match (&a.user, keep_id) {
-        (None, true) => Some(format!(
-            "{}:{}",
-            nix::unistd::Uid::current(),
-            nix::unistd::Gid::current()
-        )),
-        _ => a.user.clone(),
-    };
-    // Limits: values first, then whether this host can enforce them.
-    let resources = a.limits.resources()?;
-    let network = network_options(&a)?;
-    let reference =
-        Reference::parse(&a.image).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    let fetch = Fetch {
-        policy: a.pull,
-        platform: super::pull::platform(a.platform.as_deref())?,
-        quiet: a.quiet,
-        registry: a.registry.clone(),
-    };
+    let req = request(a)?;
     let ctx = Ctx::open(root)?;
-    if crate::network::Mode::parse(&network.mode).ok() == Some(crate::network::Mode::User) {
-        crate::network::user::get(&ctx.store, &network.mode)
-            .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    }
-    let image_id = find_or_fetch(&ctx, &a.image, &reference, &fetch)?;
-    // Said once the container exists: a refused create (a name in use)
-    // is one line, whatever this host lacks.
-    let network_mode = network.mode.clone();
-    let opts = CreateOptions {
+    let rec = engine::create::create(&ctx, &req, &mut ctx.stderr())?;
+    Ok((ctx, rec))
+}
+
+/// The flags as the engine's request.
+fn request(a: RunArgs) -> anyhow::Result<ContainerRequest> {
+    let quiet = a.quiet;
+    Ok(ContainerRequest {
         name: a.name,
-        image: a.image.clone(),
-        image_id,
+        pull: a.pull.into(),
+        platform: a.platform,
+        registry: a.registry.client(),
+        pull_progress: PullOptions::progress_for(quiet, true),
         cmd: a.cmd,
-        env,
+        env: a.env.collect()?,
         entrypoint: a.entrypoint,
         workdir: a.workdir,
-        user,
+        user: a.user,
         hostname: a.hostname,
         auto_remove: a.rm,
         interactive: a.interactive,
         tty: a.tty,
         timeout: a.timeout,
-        mounts,
-        readonly_rootfs: a.read_only,
-        keep_id,
+        volumes: a.volumes,
+        mounts: a.mounts,
+        tmpfs: a.tmpfs,
+        cwd: Some(std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))),
+        read_only: a.read_only,
+        userns: a.userns,
         init: a.init,
         cap_add: a.cap_add,
         cap_drop: a.cap_drop,
-        security_opt,
+        security_opt: a.security_opt,
         privileged: a.privileged,
-        resources,
-        labels,
-        network,
-        log_config,
-        restart_policy,
-    };
-    let rec = {
-        let _lock = ctx.store.lock_shared()?;
-        container::create(&ctx.store, &ctx.mapping, &opts)?
-    };
-    helper_notice(&ctx, &network_mode);
-    super::no_range_notice(&ctx);
-    Ok((ctx, rec))
+        resources: a.limits.values()?,
+        labels: collect_labels(&a.label, &a.label_file)?,
+        network: a.network,
+        network_aliases: a.network_alias,
+        publish: a.publish,
+        publish_all: a.publish_all,
+        dns: a.dns,
+        add_host: a.add_host,
+        log_driver: a.log_driver,
+        log_opt: a.log_opt,
+        restart: a.restart,
+        image: a.image,
+    })
 }
 
 pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
@@ -331,198 +269,6 @@ fn drop_anonymous_volumes(ctx: &Ctx, rec: &ContainerRecord) -> anyhow::Result<()
             .with_context(|| format!("removing the volumes of container {}", rec.name))?;
     }
     Ok(())
-}
-
-/// `--restart` as Docker parses it: `no`, `always`, `unless-stopped`,
-/// `on-failure` or `on-failure:N` (at most N restarts).
-pub fn restart_policy(s: &str) -> Result<container::RestartPolicy, String> {
-    let (name, count) = match s.split_once(':') {
-        Some(("", _)) => {
-            return Err("invalid restart policy format: no policy provided before colon".into())
-        }
-        Some((name, n)) => {
-            let n: i64 = n.parse().map_err(|_| {
-                "invalid restart policy format: maximum retry count must be an integer".to_string()
-            })?;
-            (name, Some(n))
-        }
-        None => (s, None),
-    };
-    match (name, count) {
-        ("" | "no" | "always" | "unless-stopped", None | Some(0)) => {}
-        ("no" | "always" | "unless-stopped", Some(_)) => {
-            return Err(
-                "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                    .to_string(),
-            )
-        }
-        ("on-failure", Some(n)) if n < 0 => {
-            return Err("invalid restart policy: maximum retry count cannot be negative".into())
-        }
-        ("on-failure", _) => {}
-        _ => return Err(format!("invalid restart policy '{name}'")),
-    }
-    Ok(container::RestartPolicy {
-        name: if name.is_empty() { "no" } else { name }.to_string(),
-        maximum_retry_count: count.unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
-    })
-}
-
-/// `--network`, `-p`, `-P`, `--dns`, `--add-host`, checked before anything
-/// is created.
-fn network_options(a: &RunArgs) -> anyhow::Result<container::NetworkOptions> {
-    use crate::network;
-    let bad = |e: network::NetworkError| Exit::new(exit::BURROW, e.to_string());
-    let mode = network::Mode::parse(&a.network).map_err(bad)?;
-    let mut publish = Vec::new();
-    for p in &a.publish {
-        publish.extend(network::parse_publish(p).map_err(bad)?);
-    }
-    network::check_unprivileged(&publish, std::path::Path::new("/proc")).map_err(bad)?;
-    for h in &a.add_host {
-        network::check_add_host(h).map_err(bad)?;
-    }
-    for d in &a.dns {
-        network::check_dns(d).map_err(bad)?;
-    }
-    let publish_all = a.publish_all && mode != network::Mode::Host;
-    if mode == network::Mode::Host && (!publish.is_empty() || a.publish_all) {
-        eprintln!("WARNING: Published ports are discarded when using host network mode");
-        publish.clear();
-    }
-    if !a.network_alias.is_empty() && mode != network::Mode::User {
-        return Err(Exit::new(
-            exit::BURROW,
-            "--network-alias is only supported on networks made by `burrow network create`",
-        )
-        .into());
-    }
-    if let Some(alias) = a
-        .network_alias
-        .iter()
-        .find(|x| !network::user::is_plain_name(x))
-    {
-        return Err(Exit::new(exit::BURROW, format!("invalid --network-alias {alias:?}")).into());
-    }
-    Ok(container::NetworkOptions {
-        mode: match mode {
-            network::Mode::User => a.network.clone(),
-            m => m.name().to_string(),
-        },
-        aliases: a.network_alias.clone(),
-        publish,
-        publish_all,
-        dns: a.dns.clone(),
-        extra_hosts: a.add_host.clone(),
-    })
-}
-
-/// Say once per boot and reason (see `say_once`) that a private network
-/// will have loopback only, why, and what fixes it.
-pub(super) fn helper_notice(ctx: &Ctx, mode: &str) {
-    use crate::network::helper::{self, Outbound};
-    use crate::network::Mode;
-    let user_network = match Mode::parse(mode) {
-        Ok(Mode::Private) => false,
-        Ok(Mode::User) => true,
-        _ => return,
-    };
-    let Outbound::LoopbackOnly(why) = helper::outbound(&super::helper_path()) else {
-        return;
-    };
-    // A user network without the tun device fails with its own fix.
-    if user_network && matches!(why, helper::Why::NoTun { .. }) {
-        return;
-    }
-    let Some(line) = why.notice() else { return };
-    super::say_once(&ctx.store.paths.runtime, "network-notice", why.key(), &line);
-}
-
-/// How `run` and `create` get an image that may not be local.
-struct Fetch {
-    policy: PullPolicy,
-    platform: crate::image::manifest::Platform,
-    quiet: bool,
-    registry: RegistryArgs,
-}
-
-/// The image's id, pulled first when `--pull` says so (Docker's "Unable to
-/// find image ... locally"). `hello-world` is built into burrow: it needs no
-/// network, so the first command a new user types works anywhere.
-fn find_or_fetch(
-    ctx: &Ctx,
-    name: &str,
-    reference: &Reference,
-    fetch: &Fetch,
-) -> anyhow::Result<String> {
-    let local = match catalog::resolve(&ctx.store, name) {
-        Ok(id) => Some(id),
-        Err(StoreError::NoSuchImage(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    match (fetch.policy, local) {
-        (PullPolicy::Missing | PullPolicy::Never, Some(id)) => return Ok(id),
-        (PullPolicy::Never, None) => {
-            return Err(Exit::new(
-                exit::BURROW,
-                format!(
-                    "{}: image not known, and --pull=never forbids pulling it",
-                    reference.short()
-                ),
-            )
-            .into())
-        }
-        (PullPolicy::Missing, None) => {
-            eprintln!("Unable to find image '{}' locally", reference.short());
-        }
-        (PullPolicy::Always, _) => {}
-    }
-    if reference.to_string() == "docker.io/library/hello-world:latest" {
-        eprintln!("Using the hello-world image built into burrow");
-        let imported = import_builtin_hello(&ctx.store, &ctx.mapping)?;
-        return Ok(imported.id);
-    }
-    let opts = PullOptions {
-        platform: fetch.platform.clone(),
-        client: fetch.registry.client(),
-        auth_files: AuthFiles::from_process(),
-        progress: PullOptions::progress_for(fetch.quiet, true),
-        to_stderr: true,
-    };
-    Ok(super::pull::pull_image(ctx, reference, &opts)?.id)
-}
-
-/// The container's seccomp filter must build on this host (an
-/// architecture burrow has no table for is refused here, before anything
-/// forks, rather than run unfiltered).
-fn check_seccomp(security_opt: &[String], add: &[String], drop: &[String]) -> anyhow::Result<()> {
-    let opts = container::security::parse(security_opt)
-        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    let profile = match opts.seccomp {
-        container::security::SeccompChoice::Unconfined => return Ok(()),
-        container::security::SeccompChoice::Default => crate::sandbox::seccomp_default::profile(),
-        container::security::SeccompChoice::Profile(p) => *p,
-    };
-    let caps = crate::sandbox::caps::resolve(add, drop)
-        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    match crate::sandbox::seccomp::Seccomp::build(Some(&profile), caps) {
-        crate::sandbox::seccomp::Seccomp::Unusable(e) => Err(Exit::new(exit::BURROW, e).into()),
-        _ => Ok(()),
-    }
-}
-
-/// Env from `--env-file`s then `-e`, in order; `KEY` alone takes the host's
-/// value and is dropped if the host has none (Docker's rule).
-/// `-w` must be absolute (Docker's rule), for `run`/`create` and `exec`.
-pub fn check_workdir(w: Option<&str>) -> anyhow::Result<()> {
-    match w {
-        Some(w) if !w.starts_with('/') => Err(Exit::new(
-            exit::BURROW,
-            format!("the working directory {w:?} is invalid, it needs to be an absolute path"),
-        )
-        .into()),
-        _ => Ok(()),
-    }
 }
 
 /// `-e` and `--env-file`, shared by `run`/`create` and `exec`.
@@ -686,24 +432,6 @@ mod tests {
         assert!(e.contains("contains whitespaces"), "{e}");
         std::fs::write(&f, "=x\n").unwrap();
         assert!(collect_env(&[], &[f]).is_err());
-    }
-
-    #[test]
-    fn restart_policies_as_docker() {
-        let p = restart_policy("on-failure:2").unwrap();
-        assert_eq!((p.name.as_str(), p.maximum_retry_count), ("on-failure", 2));
-        assert!(p.restarts_after(1, 1) && !p.restarts_after(1, 2) && !p.restarts_after(0, 0));
-        assert!(restart_policy("always").unwrap().restarts_after(0, 100));
-        assert!(restart_policy("no").unwrap().is_none());
-        for bad in [
-            "sometimes",
-            ":3",
-            "on-failure:x",
-            "always:2",
-            "on-failure:-1",
-        ] {
-            assert!(restart_policy(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

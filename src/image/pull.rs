@@ -46,6 +46,17 @@ pub enum PullError {
     Userns(UsernsError),
 }
 
+impl PullError {
+    /// The registry says there is no such repository, tag or manifest.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            PullError::Registry(RegistryError::NotFound(_))
+                | PullError::Registry(RegistryError::Status { status: 404, .. })
+        )
+    }
+}
+
 /// How much `pull` says while it works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {

@@ -1,0 +1,205 @@
+//! The engine: one function per operation for every front end (the CLI, the
+//! API service), each validating its own typed request and reporting
+//! progress and notices to a `Sink` instead of a terminal.
+//!
+//! It sits above `container/`, `image/`, `network/`, `build/` and
+//! `monitor/`, and below `cli/` and `api/`: a front end parses its input into
+//! a request, calls the engine, and renders what comes back, so two front
+//! ends cannot make different containers from the same request.
+
+pub mod create;
+pub mod images;
+
+use crate::container::{cgroup::SystemdScopes, ContainerError};
+use crate::image::registry::credentials::AuthFiles;
+use crate::linux::userns::IdMapping;
+use crate::sandbox::RootfsChoice;
+use crate::store::{Store, StoreError};
+
+/// The settings a front end read from its environment, passed down once.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `BURROW_ROOTFS`.
+    pub rootfs: RootfsChoice,
+    /// Whether burrow may ask the user's systemd for a scope.
+    pub systemd: SystemdScopes,
+    /// The `PATH` network helpers (pasta, slirp4netns) are looked up in.
+    pub helper_path: String,
+    /// Where registry credentials are read.
+    pub auth_files: AuthFiles,
+}
+
+/// An open store and the caller's id mapping, with the front end's settings.
+pub struct Engine {
+    pub store: Store,
+    pub mapping: IdMapping,
+    pub settings: Settings,
+}
+
+/// What went wrong, by the kind a front end maps to its own answer: an exit
+/// code for the CLI, an HTTP status for the API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request the engine refuses as given (CLI 125, HTTP 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// A named object that does not exist (CLI 1, HTTP 404): the message
+    /// is Docker's ("No such container: x").
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the state of things (CLI 125, HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A pull that failed; `not_found` when the registry has no such
+    /// image (HTTP 404; the CLI's 125, as Docker's `run` gives).
+    #[error("{source:#}")]
+    Pull {
+        not_found: bool,
+        source: anyhow::Error,
+    },
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Store(StoreError),
+    /// Anything else, with its causes (CLI 125, HTTP 500).
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NoSuchImage(_) => Error::NotFound(e.to_string()),
+            e => Error::Store(e),
+        }
+    }
+}
+
+/// The kind of an error, for front ends to map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Invalid,
+    NotFound,
+    Conflict,
+    /// The container could not run its program (Docker's 126/127).
+    CannotRun(i32),
+    Internal,
+}
+
+impl Error {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Error::Invalid(_) => Kind::Invalid,
+            Error::NotFound(_) => Kind::NotFound,
+            Error::Conflict(_) => Kind::Conflict,
+            Error::Pull { not_found: true, .. } => Kind::NotFound,
+            Error::Pull { .. } => Kind::Internal,
+            Error::Container(c) => container_kind(c),
+            Error::Store(StoreError::NoSuchImage(_)) => Kind::NotFound,
+            Error::Store(StoreError::Ambiguous(_)) => Kind::Invalid,
+            Error::Store(_) => Kind::Internal,
+            Error::Other(_) => Kind::Internal,
+        }
+    }
+
+    /// The exit code Docker's CLI gives this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self.kind() {
+            _ if matches!(self, Error::Pull { .. }) => crate::exit::BURROW,
+            Kind::NotFound => crate::exit::MISSING,
+            Kind::CannotRun(code) => code,
+            _ => crate::exit::BURROW,
+        }
+    }
+}
+
+fn container_kind(c: &ContainerError) -> Kind {
+    match c {
+        ContainerError::NoSuch(_) => Kind::NotFound,
+        ContainerError::Store(StoreError::NoSuchImage(_)) => Kind::NotFound,
+        ContainerError::Ambiguous(_) | ContainerError::BadName(_) | ContainerError::NoCommand => {
+            Kind::Invalid
+        }
+        ContainerError::NameInUse { .. }
+        | ContainerError::Running(_)
+        | ContainerError::Restarting(_)
+        | ContainerError::AlreadyRunning(_)
+        | ContainerError::NotRunning(_) => Kind::Conflict,
+        ContainerError::Start(e) if e.code() != crate::exit::BURROW => Kind::CannotRun(e.code()),
+        _ => Kind::Internal,
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Something an operation has to say on its way: the CLI prints it, the
+/// API streams or collects it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Said once per boot and `reason` (markers named `name` in the
+    /// runtime directory); a front end with no terminal may keep it.
+    Notice {
+        name: &'static str,
+        reason: String,
+        line: String,
+    },
+    /// A warning about the request (Docker's `Warnings`).
+    Warning(String),
+    /// A line of progress (a pull: "Unable to find image ... locally").
+    Progress(String),
+}
+
+/// Where an operation's events go.
+pub trait Sink {
+    fn event(&mut self, event: Event);
+}
+
+/// A sink that keeps every event, for front ends that answer at the end.
+#[derive(Debug, Default)]
+pub struct Collect(pub Vec<Event>);
+
+impl Sink for Collect {
+    fn event(&mut self, event: Event) {
+        self.0.push(event);
+    }
+}
+
+/// Said once per boot by `pull`, `run`, `create` and `build` when the user
+/// has no subordinate range: what that means for files, and that
+/// containers fake changes of ids and owners (`--security-opt fake-ids`).
+pub fn no_range_notice(engine: &Engine, sink: &mut dyn Sink) {
+    if engine.mapping.is_range() {
+        return;
+    }
+    sink.event(Event::Notice {
+        name: "no-range-notice",
+        reason: "single-id mapping".into(),
+        line: format!(
+            "note: {}; containers have one user, root (0), whose changes of ids and owners succeed without effect (--security-opt fake-ids=off turns that off)",
+            crate::image::layer::no_range_note("images and containers")
+        ),
+    });
+}
+
+impl Engine {
+    pub fn new(store: Store, mapping: IdMapping, settings: Settings) -> Self {
+        Engine {
+            store,
+            mapping,
+            settings,
+        }
+    }
+
+    /// Reclaim what killed commands left (staging, name links, pid files)
+    /// and close runtime directories an older burrow left open: every
+    /// command does this first, whatever it is.
+    pub fn reclaim(&self) {
+        self.store.close_runtime_dirs();
+        self.store.remove_abandoned_staging(&self.mapping);
+        crate::container::check::reclaim(&self.store, &self.mapping);
+    }
+}
