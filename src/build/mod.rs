@@ -735,7 +735,7 @@ impl Builder<'_> {
             image_id: image.to_string(),
             cmd: argv.to_vec(),
             env: env.to_vec(),
-            entrypoint: Some(String::new()),
+            entrypoint: Some(Vec::new()),
             workdir: non_empty(&st.runtime.working_dir),
             user: non_empty(&st.runtime.user),
             network: NetworkOptions {

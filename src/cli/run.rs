@@ -170,7 +170,10 @@ fn request(a: RunArgs) -> anyhow::Result<ContainerRequest> {
         pull_progress: PullOptions::progress_for(quiet, true),
         cmd: a.cmd,
         env: a.env.collect()?,
-        entrypoint: a.entrypoint,
+        // `--entrypoint ""` clears the image's.
+        entrypoint: a
+            .entrypoint
+            .map(|e| if e.is_empty() { Vec::new() } else { vec![e] }),
         workdir: a.workdir,
         user: a.user,
         hostname: a.hostname,

@@ -93,7 +93,8 @@ pub struct CreateOptions {
     pub cmd: Vec<String>,
     /// `KEY=VALUE` in order: env-file entries, then `-e` (later wins).
     pub env: Vec<String>,
-    pub entrypoint: Option<String>,
+    /// Replaces the image's Entrypoint (an empty list clears it).
+    pub entrypoint: Option<Vec<String>>,
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub hostname: Option<String>,
@@ -348,7 +349,7 @@ fn merge_config(rc: &ImageRuntimeConfig, opts: &CreateOptions) -> Result<Contain
     }
     let (entrypoint, cmd) = match &opts.entrypoint {
         Some(ep) if ep.is_empty() => (None, Some(opts.cmd.clone())),
-        Some(ep) => (Some(vec![ep.clone()]), Some(opts.cmd.clone())),
+        Some(ep) => (Some(ep.clone()), Some(opts.cmd.clone())),
         None => (
             rc.entrypoint.clone(),
             if opts.cmd.is_empty() {

@@ -29,8 +29,8 @@ pub struct ContainerRequest {
     pub cmd: Vec<String>,
     /// `KEY=VALUE`, in order (later wins).
     pub env: Vec<String>,
-    /// Replaces the image's Entrypoint ("" clears it).
-    pub entrypoint: Option<String>,
+    /// Replaces the image's Entrypoint (an empty list clears it).
+    pub entrypoint: Option<Vec<String>>,
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub hostname: Option<String>,
