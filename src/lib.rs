@@ -7,6 +7,7 @@
 //! and `store`; `sandbox` uses `linux`; `store` uses only `linux`; `linux`
 //! knows nothing of images or the CLI.
 
+pub mod api;
 pub mod build;
 pub mod cli;
 pub mod container;

@@ -7,9 +7,11 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{Ctx, Exit};
-use crate::container::{self, LOG_FILE};
-use crate::exit;
-use crate::monitor::log::{self, Entry, Query};
+use crate::engine::{
+    self,
+    logs::{self, LogsRequest, Step},
+};
+use crate::monitor::log::Entry;
 
 #[derive(Debug, Args)]
 #[command(
@@ -36,37 +38,20 @@ pub struct LogsArgs {
 }
 
 pub fn run(root: Option<PathBuf>, a: LogsArgs) -> anyhow::Result<i32> {
-    let tail = match a.tail.as_str() {
-        "all" => None,
-        n => Some(n.parse::<usize>().map_err(|_| {
-            Exit::new(
-                exit::BURROW,
-                format!("invalid --tail {n:?}: a number or \"all\""),
-            )
-        })?),
-    };
-    let parse = |s: &Option<String>| {
-        s.as_deref()
-            .map(log::parse_time)
-            .transpose()
-            .map_err(|e| Exit::new(exit::BURROW, e.to_string()))
-    };
-    let q = Query {
-        tail,
-        since: parse(&a.since)?,
-        until: parse(&a.until)?,
+    let since = a.since.as_deref().map(logs::parse_time).transpose()?;
+    let until = a.until.as_deref().map(logs::parse_time).transpose()?;
+    let req = LogsRequest {
+        tail: logs::parse_tail(&a.tail)?,
+        since,
+        until,
+        follow: a.follow,
     };
     let ctx = Ctx::open(root)?;
     let rec = super::rename::find(&ctx, &a.container)?;
-    if !rec.host_config.log_config.keeps_output() {
-        return Err(Exit::new(
-            super::MISSING,
-            "configured logging driver does not support reading",
-        )
-        .into());
-    }
-    let path = ctx.store.container_dir(&rec.id).join(LOG_FILE);
-    let (mut reader, entries) = log::Reader::open(&path, &q)?;
+    let mut reader = logs::open(&ctx, &rec, &req).map_err(|e| match e {
+        engine::Error::NotFound(m) => anyhow::Error::from(Exit::new(super::MISSING, m)),
+        e => e.into(),
+    })?;
     let show = |entries: &[Entry]| -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
         let mut err = std::io::stderr().lock();
@@ -84,26 +69,11 @@ pub fn run(root: Option<PathBuf>, a: LogsArgs) -> anyhow::Result<i32> {
         out.flush()?;
         err.flush()
     };
-    show(&entries)?;
-    if a.follow {
-        let q = Query { tail: None, ..q };
-        loop {
-            // Up, or between two runs of a restart policy.
-            let up = container::find(&ctx.store, &rec.id)
-                .is_ok_and(|r| r.is_up(&ctx.store) || r.is_restarting(&ctx.store));
-            if let Ok(more) = reader.more(&q) {
-                show(&more)?;
-            }
-            if !up {
-                // One last read: the monitor flushes the log before it
-                // records the exit.
-                if let Ok(more) = reader.more(&q) {
-                    show(&more)?;
-                }
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+    loop {
+        match reader.step(&ctx)? {
+            Step::Entries(entries) => show(&entries)?,
+            Step::Idle => std::thread::sleep(Duration::from_millis(100)),
+            Step::End => return Ok(0),
         }
     }
-    Ok(0)
 }

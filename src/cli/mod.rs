@@ -29,6 +29,7 @@ mod rename;
 mod rm;
 mod run;
 mod save;
+mod service;
 mod start;
 mod stats;
 mod stop;
@@ -322,6 +323,8 @@ pub enum SystemCommand {
     Info(info::InfoArgs),
     /// Verify the store (tags, images, layers, containers, names, staging)
     Check(system::CheckArgs),
+    /// Serve the Docker Engine API on a socket (for docker, Compose, docker-py, Testcontainers)
+    Service(service::ServiceArgs),
 }
 
 /// Docker's multi-name verbs (rm, stop, pause, rmi, ...): apply `f` to each
@@ -588,6 +591,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::System(SystemCommand::Df(a)) => system::run_df(root, a),
         Command::System(SystemCommand::Prune(a)) => system::run_prune(root, a),
         Command::System(SystemCommand::Check(a)) => system::run_check(root, a),
+        Command::System(SystemCommand::Service(a)) => service::run(root, a),
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(root, a),
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
             create::run_create(root, a)

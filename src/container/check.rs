@@ -90,6 +90,18 @@ pub fn leftovers(store: &Store) -> Result<Vec<Finding>, StoreError> {
         } else if let Some(id) = file.strip_suffix(".monitor") {
             // A monitor takes its lock only once the record exists.
             (id, "monitor lock")
+        } else if let Some(id) = file.strip_suffix(".exit") {
+            // Left for a waiter of a removed container: read within moments.
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(300));
+            if !old {
+                continue;
+            }
+            (id, "exit code file")
         } else {
             continue;
         };

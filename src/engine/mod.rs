@@ -9,6 +9,7 @@
 
 pub mod create;
 pub mod images;
+pub mod logs;
 
 use crate::container::{cgroup::SystemdScopes, ContainerError};
 use crate::image::registry::credentials::AuthFiles;
@@ -96,7 +97,9 @@ impl Error {
             Error::Invalid(_) => Kind::Invalid,
             Error::NotFound(_) => Kind::NotFound,
             Error::Conflict(_) => Kind::Conflict,
-            Error::Pull { not_found: true, .. } => Kind::NotFound,
+            Error::Pull {
+                not_found: true, ..
+            } => Kind::NotFound,
             Error::Pull { .. } => Kind::Internal,
             Error::Container(c) => container_kind(c),
             Error::Store(StoreError::NoSuchImage(_)) => Kind::NotFound,

@@ -187,3 +187,32 @@ mod tests {
         assert_eq!(unit_of(root, Path::new("/elsewhere/a.scope")), None);
     }
 }
+
+/// The first socket systemd passed us by socket activation (sd_listen_fds(3):
+/// `LISTEN_PID` is our pid and `LISTEN_FDS` at least 1, the sockets start at
+/// descriptor 3), taken once: the variables are removed so that no child
+/// takes it too. `None` when we were not socket-activated or descriptor 3
+/// is not a socket.
+pub fn activated_socket() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::{BorrowedFd, FromRawFd};
+    let pid = std::env::var("LISTEN_PID").ok()?;
+    let fds = std::env::var("LISTEN_FDS").ok()?;
+    if pid.parse::<u32>().ok()? != std::process::id() || fds.parse::<u32>().ok()? < 1 {
+        return None;
+    }
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_FDNAMES");
+    const FIRST: i32 = 3;
+    // SAFETY: descriptor 3 is only borrowed for the fstat below; it stays
+    // open for the life of this call.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(FIRST) };
+    let st = nix::sys::stat::fstat(borrowed).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return None;
+    }
+    // SAFETY: systemd handed descriptor 3 to this process to own, fstat just
+    // showed it open and a socket, and the environment that named it is gone,
+    // so nothing else in the process takes ownership of it.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(FIRST) })
+}

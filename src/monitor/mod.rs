@@ -226,6 +226,11 @@ pub fn main(
     // for a container under a monitor (`-d`, `-t`, `-p`) only the monitor
     // is sure to be there when it ends.
     if rec.host_config.auto_remove {
+        // The record is gone: whoever waits for the container's removal
+        // reads its exit code here.
+        if let Ok(code) = &result {
+            let _ = std::fs::write(store.removed_exit_file(&rec.id), code.to_string());
+        }
         if let Err(e) = container::remove_anonymous_volumes(store, mapping, &rec) {
             tracing::warn!("removing the volumes of container {}: {e}", rec.name);
         }

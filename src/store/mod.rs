@@ -557,6 +557,15 @@ impl Store {
         self.paths.root.join("names")
     }
 
+    /// The exit code of a `--rm` container whose record is gone, left by
+    /// its monitor for whoever waits for it (the API's `/wait`).
+    pub fn removed_exit_file(&self, id: &str) -> PathBuf {
+        self.paths
+            .runtime
+            .join("containers")
+            .join(format!("{id}.exit"))
+    }
+
     pub fn pid_file(&self, id: &str) -> PathBuf {
         self.paths
             .runtime

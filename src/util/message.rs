@@ -2,9 +2,17 @@
 
 /// Context and cause on one line: "importing x.tar: layer entry ...: reason".
 pub fn one_line(e: &anyhow::Error) -> String {
+    join(e.chain().map(|c| c.to_string()))
+}
+
+/// [`one_line`] for any error with its `source` chain.
+pub fn one_line_of(e: &(dyn std::error::Error + 'static)) -> String {
+    join(std::iter::successors(Some(e), |c| c.source()).map(|c| c.to_string()))
+}
+
+fn join(causes: impl Iterator<Item = String>) -> String {
     let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
+    for s in causes {
         // thiserror's `#[error(transparent)]` and `{0}` wrappers repeat their source.
         if parts.last().is_some_and(|p| p.ends_with(&s)) {
             continue;
