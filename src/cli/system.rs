@@ -316,7 +316,10 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
 
 pub fn run_prune(root: Option<PathBuf>, a: SystemPruneArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    let (ids, containers_freed) = prune::prune_containers(&ctx)?;
+    let crate::engine::containers::Pruned {
+        deleted: ids,
+        space: containers_freed,
+    } = crate::engine::containers::prune(&ctx, &crate::engine::filters::Filters::new())?;
     if !ids.is_empty() {
         println!("Deleted Containers:");
         for id in &ids {
@@ -336,11 +339,12 @@ pub fn run_prune(root: Option<PathBuf>, a: SystemPruneArgs) -> anyhow::Result<i3
         }
         println!();
     }
-    let pruned = prune::prune_images(&ctx, a.all)?;
+    let pruned =
+        crate::engine::catalog::prune(&ctx, a.all, &crate::engine::filters::Filters::new())?;
     prune::print_images(&pruned);
     println!(
         "Total reclaimed space: {}",
-        human::size(containers_freed + vols_freed + pruned.reclaimed)
+        human::size(containers_freed + vols_freed + pruned.space)
     );
     Ok(0)
 }

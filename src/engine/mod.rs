@@ -7,8 +7,14 @@
 //! a request, calls the engine, and renders what comes back, so two front
 //! ends cannot make different containers from the same request.
 
+pub mod catalog;
+pub mod containers;
 pub mod create;
+pub mod filters;
 pub mod images;
+pub mod networks;
+pub mod system;
+pub mod volumes;
 
 use crate::container::{cgroup::SystemdScopes, ContainerError};
 use crate::image::registry::credentials::AuthFiles;
@@ -96,7 +102,9 @@ impl Error {
             Error::Invalid(_) => Kind::Invalid,
             Error::NotFound(_) => Kind::NotFound,
             Error::Conflict(_) => Kind::Conflict,
-            Error::Pull { not_found: true, .. } => Kind::NotFound,
+            Error::Pull {
+                not_found: true, ..
+            } => Kind::NotFound,
             Error::Pull { .. } => Kind::Internal,
             Error::Container(c) => container_kind(c),
             Error::Store(StoreError::NoSuchImage(_)) => Kind::NotFound,
