@@ -328,7 +328,7 @@ pub fn run_prune(root: Option<PathBuf>, a: SystemPruneArgs) -> anyhow::Result<i3
         println!();
     }
     let (vols, vols_freed) = if a.volumes {
-        super::volume::prune_volumes(&ctx, a.all)?
+        crate::engine::volumes::prune(&ctx, a.all, &crate::engine::filters::Filters::new())?
     } else {
         (Vec::new(), 0)
     };
