@@ -567,8 +567,133 @@ pub fn until_time(v: &str) -> Result<SystemTime> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use crate::container::{ContainerConfig, HostConfig, NetworkSettings, State};
+    use std::collections::BTreeMap;
+
+    pub(in crate::engine) fn engine() -> (tempfile::TempDir, Engine) {
+        let (d, store) = crate::store::temp_store();
+        let settings = super::super::Settings {
+            rootfs: crate::sandbox::RootfsChoice::Auto,
+            systemd: crate::container::cgroup::SystemdScopes::Never,
+            helper_path: String::new(),
+            auth_files: crate::image::registry::credentials::AuthFiles::from_process(),
+        };
+        let mapping = crate::linux::userns::IdMapping::detect(Path::new("/etc")).single();
+        (d, Engine::new(store, mapping, settings))
+    }
+
+    /// A stored container that never ran (`exit` None) or ran and ended.
+    pub(in crate::engine) fn stored(
+        engine: &Engine,
+        name: &str,
+        second: u32,
+        exit: Option<i32>,
+        labels: &[(&str, &str)],
+    ) -> ContainerRecord {
+        let mut state = State::default();
+        if let Some(code) = exit {
+            state.finish(code);
+        }
+        let rec = ContainerRecord {
+            id: format!("{:02x}", second).repeat(32),
+            name: name.into(),
+            created: format!("2024-01-01T00:00:{second:02}Z"),
+            image: "sha256:".to_string() + &"cd".repeat(32),
+            path: "sh".into(),
+            args: Vec::new(),
+            config: ContainerConfig {
+                image: "busybox".into(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+                ..Default::default()
+            },
+            host_config: HostConfig::default(),
+            state,
+            rootfs_mode: None,
+            layers: Vec::new(),
+            cgroup: None,
+            network_settings: NetworkSettings::default(),
+            restart_count: 0,
+        };
+        std::fs::create_dir_all(engine.store.container_dir(&rec.id)).unwrap();
+        rec.save(&engine.store).unwrap();
+        rec
+    }
+
+    fn names(engine: &Engine, all: bool, flags: &[&str]) -> Vec<String> {
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let req = ListRequest {
+            all,
+            filters: Filters::from_flags(&flags).unwrap(),
+            ..Default::default()
+        };
+        list(engine, &req)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.record.name)
+            .collect()
+    }
+
+    #[test]
+    fn list_filters_as_docker_does() {
+        let (_d, e) = engine();
+        stored(&e, "web", 1, None, &[("tier", "front"), ("team", "a")]);
+        stored(&e, "db", 2, Some(0), &[("tier", "back"), ("team", "a")]);
+        stored(&e, "job", 3, Some(3), &[]);
+        // Nothing runs: only -a or a status filter shows them.
+        assert!(names(&e, false, &[]).is_empty());
+        assert_eq!(names(&e, true, &[]), ["job", "db", "web"]);
+        assert_eq!(names(&e, false, &["status=exited"]), ["job", "db"]);
+        assert_eq!(
+            names(&e, false, &["status=exited", "status=created"]),
+            ["job", "db", "web"]
+        );
+        assert_eq!(
+            names(&e, true, &["label=team=a", "label=tier"]),
+            ["db", "web"]
+        );
+        assert_eq!(
+            names(&e, true, &["label=team=a", "label=tier=back"]),
+            ["db"]
+        );
+        assert_eq!(names(&e, false, &["exited=3"]), ["job"]);
+        assert_eq!(names(&e, true, &["before=030303"]), ["db", "web"]);
+        assert_eq!(names(&e, true, &["since=0101", "name=o"]), ["job"]);
+        assert_eq!(names(&e, true, &["ancestor=busybox", "id=02"]), ["db"]);
+        let summary = &list(
+            &e,
+            &ListRequest {
+                all: true,
+                last: Some(1),
+                ..Default::default()
+            },
+        )
+        .unwrap()[0];
+        assert_eq!(
+            (summary.state, summary.status.as_str()),
+            ("exited", summary.status.as_str())
+        );
+        assert!(
+            summary.status.starts_with("Exited (3)"),
+            "{}",
+            summary.status
+        );
+        let bad = ListRequest {
+            filters: Filters::from_flags(&["colour=red".into()]).unwrap(),
+            ..Default::default()
+        };
+        assert_eq!(
+            list(&e, &bad).unwrap_err().to_string(),
+            "invalid filter 'colour'"
+        );
+        assert!(
+            matches!(find(&e, "nope"), Err(Error::NotFound(m)) if m == "No such container: nope")
+        );
+    }
 
     const PS: &str = "\
 UID          PID    PPID  C STIME TTY          TIME CMD

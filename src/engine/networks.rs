@@ -209,3 +209,53 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Vec<String>> {
     }
     Ok(deleted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::containers::tests::{engine, stored};
+
+    #[test]
+    fn create_checks_and_remove_refuses_a_network_in_use() {
+        let (_d, e) = engine();
+        let req = |name: &str| NetworkRequest {
+            name: name.into(),
+            subnet: Some("10.99.0.0/24".into()),
+            ..Default::default()
+        };
+        let bad_driver = NetworkRequest {
+            driver: Some("overlay".into()),
+            ..req("x")
+        };
+        assert!(matches!(create(&e, &bad_driver), Err(Error::Invalid(_))));
+        assert!(matches!(create(&e, &req("host")), Err(Error::Invalid(_))));
+        let wrong_gateway = NetworkRequest {
+            gateway: Some("10.99.0.7".into()),
+            ..req("x")
+        };
+        assert!(matches!(create(&e, &wrong_gateway), Err(Error::Invalid(_))));
+        let net = create(&e, &req("appnet")).unwrap();
+        assert!(matches!(
+            create(&e, &req("appnet")),
+            Err(Error::Conflict(_))
+        ));
+        let mut rec = stored(&e, "web", 1, Some(0), &[]);
+        rec.host_config.network_mode = "appnet".into();
+        rec.save(&e.store).unwrap();
+        let dangling = Filters::from_flags(&["dangling=true".into()]).unwrap();
+        assert!(list(&e, &dangling).unwrap().is_empty());
+        match remove(&e, &net.id[..12]) {
+            Err(Error::Conflict(m)) => assert_eq!(
+                m,
+                "network appnet is in use by container web (remove it first)"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(prune(&e, &Filters::new()).unwrap().is_empty());
+        assert!(matches!(remove(&e, "nonet"), Err(Error::NotFound(_))));
+        assert_eq!(
+            inspect(&e, "appnet").unwrap()["Containers"],
+            serde_json::json!({})
+        );
+    }
+}

@@ -135,3 +135,47 @@ pub fn prune(engine: &Engine, all: bool, filters: &Filters) -> Result<(Vec<Strin
     }
     Ok((names, freed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::containers::tests::engine;
+
+    #[test]
+    fn create_remove_and_prune() {
+        let (_d, e) = engine();
+        let bad = VolumeRequest {
+            driver: Some("nfs".into()),
+            ..Default::default()
+        };
+        assert!(matches!(create(&e, &bad), Err(Error::Invalid(_))));
+        let named = VolumeRequest {
+            name: Some("data".into()),
+            labels: BTreeMap::from([("team".to_string(), "web".to_string())]),
+            ..Default::default()
+        };
+        assert_eq!(create(&e, &named).unwrap().name, "data");
+        // A container's anonymous volume: a random name and Docker's label.
+        let anonymous = VolumeRequest {
+            labels: BTreeMap::from([(volumes::ANONYMOUS_LABEL.to_string(), String::new())]),
+            ..Default::default()
+        };
+        let anonymous = create(&e, &anonymous).unwrap().name;
+        assert_eq!(anonymous.len(), 64);
+        let labelled = Filters::from_flags(&["label=team=web".into()]).unwrap();
+        let names: Vec<String> = list(&e, &labelled)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.volume.name)
+            .collect();
+        assert_eq!(names, ["data"]);
+        assert!(matches!(remove(&e, "gone", false), Err(Error::NotFound(_))));
+        assert!(!remove(&e, "gone", true).unwrap());
+        assert_eq!(inspect(&e, "data").unwrap()["Name"], "data");
+        // Only anonymous volumes without `all`.
+        let (pruned, _) = prune(&e, false, &Filters::new()).unwrap();
+        assert_eq!(pruned, [anonymous]);
+        let (pruned, _) = prune(&e, true, &Filters::new()).unwrap();
+        assert_eq!(pruned, ["data"]);
+    }
+}
