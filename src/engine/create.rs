@@ -140,7 +140,11 @@ pub fn create(
 }
 
 /// Every flag checked, then the image found: the container's options.
-fn options(engine: &Engine, req: &ContainerRequest, sink: &mut dyn Sink) -> Result<CreateOptions> {
+fn options(
+    engine: &Engine,
+    req: &ContainerRequest,
+    sink: &mut dyn Sink,
+) -> Result<CreateOptions> {
     for e in &req.env {
         check_env(e)?;
     }
@@ -328,6 +332,7 @@ pub fn restart_policy(s: &str) -> std::result::Result<container::RestartPolicy, 
         maximum_retry_count: count.unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
     })
 }
+
 
 /// `--network`, `-p`, `-P`, `--dns`, `--add-host`, checked before anything
 /// is created.
