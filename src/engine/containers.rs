@@ -71,6 +71,17 @@ pub struct Size {
     pub root_fs: u64,
 }
 
+/// One port of a listed container, as Docker's list has it: published
+/// (with the host's address and port) or only exposed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    pub ip: Option<String>,
+    pub private_port: u16,
+    pub public_port: Option<u16>,
+    /// tcp or udp.
+    pub kind: String,
+}
+
 /// One listed container: the record as stored, and its live state.
 #[derive(Debug, Clone)]
 pub struct ContainerSummary {
@@ -79,8 +90,55 @@ pub struct ContainerSummary {
     pub state: &'static str,
     /// Docker's status text: "Up 5 seconds", "Exited (0) 3 seconds ago".
     pub status: String,
+    /// What it publishes now, then what it only exposes.
+    pub ports: Vec<Port>,
     /// When asked for.
     pub size: Option<Size>,
+}
+
+/// The ports of `r`: each published binding, then each exposed port with
+/// none.
+fn ports(r: &ContainerRecord) -> Vec<Port> {
+    let split = |key: &str| -> Option<(u16, String)> {
+        let (port, kind) = key.split_once('/').unwrap_or((key, "tcp"));
+        Some((port.parse().ok()?, kind.to_string()))
+    };
+    let mut out = Vec::new();
+    for (key, bindings) in &r.network_settings.ports {
+        let Some((private_port, kind)) = split(key) else {
+            continue;
+        };
+        for b in bindings {
+            out.push(Port {
+                ip: Some(b.host_ip.clone()).filter(|ip| !ip.is_empty()),
+                private_port,
+                public_port: b.host_port.parse().ok(),
+                kind: kind.clone(),
+            });
+        }
+        if bindings.is_empty() {
+            out.push(Port {
+                ip: None,
+                private_port,
+                public_port: None,
+                kind,
+            });
+        }
+    }
+    for key in &r.config.exposed_ports {
+        if r.network_settings.ports.contains_key(key) {
+            continue;
+        }
+        if let Some((private_port, kind)) = split(key) {
+            out.push(Port {
+                ip: None,
+                private_port,
+                public_port: None,
+                kind,
+            });
+        }
+    }
+    out
 }
 
 /// The containers `req` asks for, newest first.
@@ -117,6 +175,10 @@ pub fn list(engine: &Engine, req: &ListRequest) -> Result<Vec<ContainerSummary>>
     let created_of = |key: &str| -> Result<String> { Ok(find(engine, key)?.created) };
     let before: Vec<String> = f.values("before").map(created_of).collect::<Result<_>>()?;
     let since: Vec<String> = f.values("since").map(created_of).collect::<Result<_>>()?;
+    let ancestors: Vec<(&str, Option<String>)> = f
+        .values("ancestor")
+        .map(|v| (v, crate::image::catalog::resolve(store, v).ok()))
+        .collect();
     // -n and -l pick among every container, as Docker's do.
     let every = req.all || req.last.is_some() || f.has("status") || f.has("exited");
     let mut out = Vec::new();
@@ -132,7 +194,10 @@ pub fn list(engine: &Engine, req: &ListRequest) -> Result<Vec<ContainerSummary>>
         let keep = f.matches("name", |v| r.name.contains(v.trim_start_matches('/')))
             && f.matches("status", |v| v == state)
             && f.matches("id", |v| r.id.starts_with(v))
-            && f.matches("ancestor", |v| ancestor(engine, &r, v))
+            && (ancestors.is_empty()
+                || ancestors
+                    .iter()
+                    .any(|(v, id)| ancestor(&r, v, id.as_deref())))
             && f.labels_match(&r.config.labels)
             && (exited.is_empty()
                 || (status == Status::Exited && exited.contains(&r.state.exit_code)))
@@ -157,6 +222,7 @@ pub fn list(engine: &Engine, req: &ListRequest) -> Result<Vec<ContainerSummary>>
         out.push(ContainerSummary {
             status: r.status_text(store),
             state,
+            ports: ports(&r),
             size,
             record: r,
         });
@@ -165,12 +231,9 @@ pub fn list(engine: &Engine, req: &ListRequest) -> Result<Vec<ContainerSummary>>
 }
 
 /// Docker's `ancestor`: the image as the container was created from it
-/// (its name or its id).
-fn ancestor(engine: &Engine, r: &ContainerRecord, v: &str) -> bool {
-    if r.config.image == v || r.image.contains(v) {
-        return true;
-    }
-    crate::image::catalog::resolve(&engine.store, v).is_ok_and(|id| id == r.image)
+/// (its name as given, or the id of the image `value` names now).
+fn ancestor(r: &ContainerRecord, value: &str, id: Option<&str>) -> bool {
+    r.config.image == value || r.image.contains(value) || id == Some(r.image.as_str())
 }
 
 fn size_of(engine: &Engine, r: &ContainerRecord) -> Size {
@@ -713,6 +776,37 @@ root           1       0  0 10:00 ?        00:00:01 /sbin/init
                 .unwrap_err()
                 .to_string(),
             "Couldn't find PID field in ps output"
+        );
+    }
+
+    #[test]
+    fn ports_published_then_exposed() {
+        let (_d, e) = engine();
+        let mut r = stored(&e, "web", 1, None, &[]);
+        r.config.exposed_ports = ["80/tcp".to_string(), "53/udp".to_string()].into();
+        r.network_settings.ports.insert(
+            "80/tcp".into(),
+            vec![crate::network::PortBinding {
+                host_ip: "127.0.0.1".into(),
+                host_port: "8080".into(),
+            }],
+        );
+        assert_eq!(
+            ports(&r),
+            [
+                Port {
+                    ip: Some("127.0.0.1".into()),
+                    private_port: 80,
+                    public_port: Some(8080),
+                    kind: "tcp".into()
+                },
+                Port {
+                    ip: None,
+                    private_port: 53,
+                    public_port: None,
+                    kind: "udp".into()
+                }
+            ]
         );
     }
 
