@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
 
-use super::filters::Filters;
+use super::filters::{earlier, Filters};
 use super::{Engine, Error, Result};
 use crate::container::{self, lifecycle, ContainerError, ContainerRecord, Status};
 use crate::image::changes;
@@ -201,8 +201,8 @@ pub fn list(engine: &Engine, req: &ListRequest) -> Result<Vec<ContainerSummary>>
             && f.labels_match(&r.config.labels)
             && (exited.is_empty()
                 || (status == Status::Exited && exited.contains(&r.state.exit_code)))
-            && before.iter().all(|t| r.created < *t)
-            && since.iter().all(|t| r.created > *t)
+            && before.iter().all(|t| earlier(&r.created, t))
+            && since.iter().all(|t| earlier(t, &r.created))
             && f.matches("volume", |v| {
                 container::volumes::names_of(&r).any(|n| n == v)
                     || r.host_config

@@ -155,6 +155,16 @@ impl Filters {
     }
 }
 
+/// Whether the RFC 3339 time `a` is before `b` (the `before` and `since`
+/// filters; compared as text when one does not parse).
+pub fn earlier(a: &str, b: &str) -> bool {
+    let t = |s: &str| humantime::parse_rfc3339_weak(s).ok();
+    match (t(a), t(b)) {
+        (Some(x), Some(y)) => x < y,
+        _ => a < b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +188,12 @@ mod tests {
         assert!(Filters::from_json("[1]").is_err());
         assert!(Filters::from_json(r#"{"label":[1]}"#).is_err());
         assert!(Filters::from_flags(&["label".into()]).is_err());
+    }
+
+    #[test]
+    fn times_compare() {
+        assert!(earlier("2024-01-01T00:00:00Z", "2024-01-01T00:00:00.5Z"));
+        assert!(!earlier("2024-01-02T00:00:00Z", "2024-01-01T00:00:00Z"));
     }
 
     #[test]
