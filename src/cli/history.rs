@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{table, Ctx};
+use crate::engine::catalog;
 use crate::image::history;
 use crate::store::short_hex;
 use crate::util::human;
@@ -34,7 +35,7 @@ const CREATED_BY_WIDTH: usize = 45;
 pub fn run(root: Option<PathBuf>, a: HistoryArgs) -> anyhow::Result<i32> {
     super::check_format(&a.format, &["table", "json"])?;
     let ctx = Ctx::open(root)?;
-    let rows = history::history(&ctx.store, &a.image)?;
+    let rows = catalog::history(&ctx, &a.image)?;
     let id = |r: &history::HistoryRow| match &r.id {
         None => "<missing>".to_string(),
         Some(id) if a.no_trunc => id.clone(),

@@ -1,15 +1,15 @@
 //! `burrow images` / `burrow image ls`: REPOSITORY TAG IMAGE ID CREATED SIZE,
 //! Docker's filters, and `--format`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::format::Format;
-use super::{table, Ctx, Exit};
-use crate::exit;
-use crate::image::catalog::{self, ImageSummary};
+use super::{table, Ctx};
+use crate::engine::catalog::{self, ImageListRequest};
+use crate::engine::filters::Filters;
+use crate::image::catalog::ImageSummary;
 use crate::image::reference::Reference;
 use crate::store::short_hex;
 use crate::util::human;
@@ -56,121 +56,35 @@ const HEADERS: &[(&str, &str)] = &[
     ("VirtualSize", "VIRTUAL SIZE"),
 ];
 
-/// `--filter`s: the same key given twice means either value (Docker's rule).
-#[derive(Debug, Default)]
-struct Filters {
-    dangling: Option<bool>,
-    reference: Vec<String>,
-    label: Vec<(String, Option<String>)>,
-}
-
-fn parse_filters(fs: &[String]) -> Result<Filters, String> {
-    let mut out = Filters::default();
-    for f in fs {
-        match f.split_once('=') {
-            Some(("dangling", v)) => {
-                out.dangling = Some(match v {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => return Err(format!("invalid filter {f:?}: dangling is true or false")),
-                })
-            }
-            Some(("reference", v)) => out.reference.push(v.to_string()),
-            Some(("label", v)) => out.label.push(match v.split_once('=') {
-                Some((k, val)) => (k.to_string(), Some(val.to_string())),
-                None => (v.to_string(), None),
-            }),
-            _ => {
-                return Err(format!(
-                    "invalid filter {f:?}: use dangling=, reference= or label="
-                ))
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Go's `path.Match` for the patterns people use: `*` and `?` that do not
-/// cross a `/`, everything else literal.
-fn glob(pattern: &str, text: &str) -> bool {
-    fn m(p: &[char], t: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('*', rest)) => (0..=t.len())
-                .take_while(|&i| i == 0 || t[i - 1] != '/')
-                .any(|i| m(rest, &t[i..])),
-            Some(('?', rest)) => t.first().is_some_and(|c| *c != '/') && m(rest, &t[1..]),
-            Some((c, rest)) => t.first() == Some(c) && m(rest, &t[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    m(&p, &t)
-}
-
-fn labels_match(img: &ImageSummary, want: &[(String, Option<String>)]) -> bool {
-    let labels: &BTreeMap<String, String> = &img.runtime.labels;
-    want.iter().all(|(k, v)| match (labels.get(k), v) {
-        (Some(_), None) => true,
-        (Some(have), Some(v)) => have == v,
-        (None, _) => false,
-    })
-}
-
 pub fn run(root: Option<PathBuf>, a: ImagesArgs) -> anyhow::Result<i32> {
     let format = Format::parse(&a.format, &["table"])?;
-    let filters = parse_filters(&a.filter).map_err(|e| Exit::new(exit::BURROW, e))?;
-    let filter = super::optional_reference(a.repository.as_deref())?;
-    // `images busybox` matches every tag; `images busybox:1` only that tag.
-    let tag_given = a
-        .repository
-        .as_deref()
-        .is_some_and(|r| r.rsplit_once(':').is_some_and(|(_, t)| !t.contains('/')));
+    let filters = Filters::from_flags(&a.filter)?;
     let ctx = Ctx::open(root)?;
+    let req = ImageListRequest {
+        all: a.all,
+        filters,
+        digests: a.digests,
+        repository: a.repository.clone(),
+    };
     let mut items = Vec::new();
     let mut ids = Vec::new();
-    for img in catalog::list(&ctx.store)? {
-        let dangling = img.tags.is_empty();
-        if dangling && img.build_cache && !a.all {
-            continue;
-        }
-        if filters.dangling.is_some_and(|d| d != dangling) || !labels_match(&img, &filters.label) {
-            continue;
-        }
-        if (filter.is_some() || !filters.reference.is_empty()) && dangling {
-            continue;
-        }
+    for entry in catalog::list(&ctx, &req)? {
+        let img = &entry.summary;
         let shown_id = if a.no_trunc {
             img.id.clone()
         } else {
             short_hex(&img.id).to_string()
         };
-        let refs: Vec<Option<&Reference>> = if dangling {
+        let refs: Vec<Option<&Reference>> = if entry.dangling() {
             vec![None]
         } else {
-            img.tags
-                .iter()
-                .filter(|t| match &filter {
-                    None => true,
-                    Some(f) => {
-                        f.full_repository() == t.full_repository() && (!tag_given || f.tag == t.tag)
-                    }
-                })
-                .filter(|t| {
-                    filters.reference.is_empty()
-                        || filters
-                            .reference
-                            .iter()
-                            .any(|p| glob(p, &t.short_repository()) || glob(p, &t.short()))
-                })
-                .map(Some)
-                .collect()
+            entry.tags.iter().map(Some).collect()
         };
         for t in refs {
             if !ids.contains(&shown_id) {
                 ids.push(shown_id.clone());
             }
-            items.push(item(&img, t, &shown_id));
+            items.push(item(img, t, &shown_id));
         }
     }
     if a.quiet {
@@ -237,40 +151,4 @@ fn item(img: &ImageSummary, tag: Option<&Reference>, shown_id: &str) -> serde_js
         "UniqueSize": "N/A",
         "VirtualSize": human::size(img.size),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reference_patterns_like_path_match() {
-        assert!(glob("bus*", "busybox"));
-        assert!(glob("busybox:*", "busybox:latest"));
-        assert!(!glob("*", "localhost:5000/tools/busybox"));
-        assert!(glob("*/*/busybox", "localhost:5000/tools/busybox"));
-        assert!(glob("b?sybox", "busybox"));
-        assert!(!glob("busy", "busybox"));
-    }
-
-    #[test]
-    fn filters_parse() {
-        let f = parse_filters(&[
-            "dangling=true".into(),
-            "label=a".into(),
-            "label=b=c".into(),
-            "reference=x*".into(),
-        ])
-        .unwrap();
-        assert_eq!(f.dangling, Some(true));
-        assert_eq!(
-            f.label,
-            [
-                ("a".to_string(), None),
-                ("b".to_string(), Some("c".to_string()))
-            ]
-        );
-        assert!(parse_filters(&["dangling=maybe".into()]).is_err());
-        assert!(parse_filters(&["since=x".into()]).is_err());
-    }
 }

@@ -7,8 +7,7 @@ use clap::Args;
 
 use super::format::Format;
 use super::{Ctx, Missing};
-use crate::container;
-use crate::image::catalog;
+use crate::engine::{catalog, containers};
 
 #[derive(Debug, Args)]
 #[command(
@@ -54,32 +53,8 @@ pub fn run(root: Option<PathBuf>, a: InspectArgs, kind: Kind) -> anyhow::Result<
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for name in &a.names {
-        let as_container = || {
-            container::find(&ctx.store, name).ok().map(|r| {
-                let dir = ctx.store.container_dir(&r.id);
-                let mut v = serde_json::to_value(r.with_live_state(&ctx.store)).unwrap_or_default();
-                v["Driver"] = "overlay".into();
-                v["ResolvConfPath"] = dir.join("resolv.conf").to_string_lossy().into();
-                v["HostnamePath"] = dir.join("hostname").to_string_lossy().into();
-                v["HostsPath"] = dir.join("hosts").to_string_lossy().into();
-                v["LogPath"] = dir
-                    .join(crate::container::LOG_FILE)
-                    .to_string_lossy()
-                    .into();
-                // Docker lists the container's mounts at the top level too.
-                v["Mounts"] = v["HostConfig"]["Mounts"].clone();
-                if v["Mounts"].is_null() {
-                    v["Mounts"] = serde_json::json!([]);
-                }
-                v
-            })
-        };
-        let as_image = || {
-            catalog::resolve(&ctx.store, name)
-                .ok()
-                .and_then(|id| catalog::summary(&ctx.store, &id).ok())
-                .map(|s| catalog::inspect_json(&s))
-        };
+        let as_container = || containers::inspect(&ctx, name).ok();
+        let as_image = || catalog::inspect(&ctx, name).ok();
         let found = match kind {
             Kind::Container => as_container(),
             Kind::Image => as_image(),

@@ -2,16 +2,16 @@
 //! Docker's output shapes, and the hidden `burrow __switch NAME` that runs
 //! a network's switch.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
 use super::format::Format;
 use super::{table, Ctx, Exit, Missing};
-use crate::container::{self, ContainerRecord};
+use crate::engine::filters::Filters;
+use crate::engine::networks::{self, NetworkRequest};
+use crate::engine::Error;
 use crate::exit;
-use crate::network::switch;
 use crate::network::user::{self, Network, UserNetworkError};
 use crate::util::human;
 
@@ -128,64 +128,32 @@ pub fn run(root: Option<PathBuf>, c: NetworkCommand) -> anyhow::Result<i32> {
     }
 }
 
-fn bad(msg: impl Into<String>) -> anyhow::Error {
-    Exit::new(exit::BURROW, msg).into()
-}
-
-/// A store error as the CLI reports it: a missing network is exit 1.
+/// A store error as the switch reports it: a missing network is exit 1.
 fn cli_error(e: UserNetworkError) -> anyhow::Error {
     match e {
         UserNetworkError::NoSuch(_) => Missing(e.to_string()).into(),
-        e => bad(e.to_string()),
+        e => Exit::new(exit::BURROW, e.to_string()).into(),
     }
 }
 
 fn create(root: Option<PathBuf>, a: CreateArgs) -> anyhow::Result<i32> {
-    if a.driver != "bridge" {
-        return Err(bad(format!(
-            "network driver {:?} is not supported (bridge)",
-            a.driver
-        )));
-    }
-    user::validate_name(&a.name).map_err(cli_error)?;
-    let mut labels = BTreeMap::new();
-    for l in &a.label {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        if k.is_empty() {
-            return Err(bad(format!("invalid label {l:?}: no key")));
-        }
-        labels.insert(k.to_string(), v.to_string());
-    }
+    let req = NetworkRequest {
+        name: a.name,
+        labels: super::run::collect_labels(&a.label, &[])?,
+        subnet: a.subnet,
+        driver: Some(a.driver),
+        ..Default::default()
+    };
     let ctx = Ctx::open(root)?;
-    let host_routes: Vec<user::Subnet> =
-        crate::linux::net::ipv4_routes(std::path::Path::new("/proc"))
-            .into_iter()
-            .map(|(base, prefix)| user::Subnet { base, prefix })
-            .collect();
-    let net = user::create(
-        &ctx.store,
-        &a.name,
-        a.subnet.as_deref(),
-        &labels,
-        &host_routes,
-    )
-    .map_err(cli_error)?;
+    let net = networks::create(&ctx, &req)?;
     println!("{}", net.id);
     Ok(0)
-}
-
-/// The containers that name `net` (any state): they keep it from removal.
-fn users<'a>(containers: &'a [ContainerRecord], net: &Network) -> Vec<&'a ContainerRecord> {
-    containers
-        .iter()
-        .filter(|c| c.user_network() == Some(net.name.as_str()))
-        .collect()
 }
 
 fn ls(root: Option<PathBuf>, a: LsArgs) -> anyhow::Result<i32> {
     let format = Format::parse(&a.format, &["table"])?;
     let ctx = Ctx::open(root)?;
-    let nets = user::list(&ctx.store).map_err(cli_error)?;
+    let nets = networks::list(&ctx, &Filters::new())?;
     let id = |n: &Network| {
         if a.no_trunc {
             n.id.clone()
@@ -228,37 +196,6 @@ fn ls(root: Option<PathBuf>, a: LsArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Docker's `network inspect` object: the stored network plus its running
-/// containers (`Containers`: id → name, MAC, IPv4Address as ADDR/PREFIX).
-fn inspect_value(ctx: &Ctx, net: &Network, containers: &[ContainerRecord]) -> serde_json::Value {
-    let mut v = serde_json::to_value(net).expect("network serializes");
-    let mut members = serde_json::Map::new();
-    for c in users(containers, net) {
-        if !c.is_up(&ctx.store) {
-            continue;
-        }
-        let Some(e) = c.network_settings.networks.get(&net.name) else {
-            continue;
-        };
-        if e.ip_address.is_empty() {
-            continue;
-        }
-        members.insert(
-            c.id.clone(),
-            serde_json::json!({
-                "Name": c.name,
-                "MacAddress": e.mac_address,
-                "IPv4Address": format!("{}/{}", e.ip_address, e.ip_prefix_len),
-                "IPv6Address": "",
-                "Aliases": e.aliases,
-            }),
-        );
-    }
-    v["Containers"] = serde_json::Value::Object(members);
-    v["Options"] = serde_json::json!({});
-    v
-}
-
 fn inspect(root: Option<PathBuf>, a: InspectArgs) -> anyhow::Result<i32> {
     let format = a
         .format
@@ -266,14 +203,13 @@ fn inspect(root: Option<PathBuf>, a: InspectArgs) -> anyhow::Result<i32> {
         .map(|f| Format::parse(f, &[]))
         .transpose()?;
     let ctx = Ctx::open(root)?;
-    let containers = container::list(&ctx.store)?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for name in &a.names {
-        match user::get(&ctx.store, name) {
-            Ok(n) => out.push(inspect_value(&ctx, &n, &containers)),
-            Err(e @ UserNetworkError::NoSuch(_)) => missing.push(e.to_string()),
-            Err(e) => return Err(cli_error(e)),
+        match networks::inspect(&ctx, name) {
+            Ok(v) => out.push(v),
+            Err(e @ Error::NotFound(_)) => missing.push(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
     match &format {
@@ -289,39 +225,21 @@ fn inspect(root: Option<PathBuf>, a: InspectArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Remove one network unless a container names it.
-fn remove_one(ctx: &Ctx, containers: &[ContainerRecord], name: &str) -> anyhow::Result<String> {
-    let net = user::get(&ctx.store, name).map_err(cli_error)?;
-    let using = users(containers, &net);
-    if !using.is_empty() {
-        let names: Vec<&str> = using.iter().map(|c| c.name.as_str()).collect();
-        return Err(Exit::new(
-            super::MISSING,
-            format!(
-                "network {} is in use by container {} (remove it first)",
-                net.name,
-                names.join(", ")
-            ),
-        )
-        .into());
-    }
-    user::remove(&ctx.store, &net.name).map_err(cli_error)?;
-    switch::remove_leftovers(&ctx.store.paths.runtime, &net);
-    Ok(net.name)
-}
-
 fn rm(root: Option<PathBuf>, a: RmArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    let containers = container::list(&ctx.store)?;
     // Docker's CLI ends every failed network removal with exit 1.
     let mut failed = false;
     for name in &a.names {
-        match remove_one(&ctx, &containers, name) {
+        let removed = networks::find(&ctx, name).and_then(|n| {
+            networks::remove(&ctx, &n.name)?;
+            Ok(n.name)
+        });
+        match removed {
             Ok(n) => println!("{n}"),
-            Err(e) if a.force && super::missing(&e).is_some() => {}
+            Err(Error::NotFound(_)) if a.force => {}
             Err(e) => {
                 failed = true;
-                eprintln!("Error: {}", super::missing(&e).unwrap_or(e.to_string()));
+                eprintln!("Error: {e}");
             }
         }
     }
@@ -330,15 +248,7 @@ fn rm(root: Option<PathBuf>, a: RmArgs) -> anyhow::Result<i32> {
 
 fn prune(root: Option<PathBuf>, _a: PruneArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    let containers = container::list(&ctx.store)?;
-    let mut deleted = Vec::new();
-    for n in user::list(&ctx.store).map_err(cli_error)? {
-        if users(&containers, &n).is_empty() {
-            user::remove(&ctx.store, &n.name).map_err(cli_error)?;
-            switch::remove_leftovers(&ctx.store.paths.runtime, &n);
-            deleted.push(n.name);
-        }
-    }
+    let deleted = networks::prune(&ctx, &Filters::new())?;
     if !deleted.is_empty() {
         println!("Deleted Networks:");
         deleted.iter().for_each(|n| println!("{n}"));

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Ctx;
-use crate::container::{self, lifecycle};
+use crate::engine::containers;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  burrow pause web\n  burrow unpause web")]
@@ -21,11 +21,10 @@ pub fn run(root: Option<PathBuf>, a: PauseArgs, pause: bool) -> anyhow::Result<i
         &a.containers,
         if pause { "pauses" } else { "unpauses" },
         |key| {
-            let mut rec = container::find(&ctx.store, key)?;
             if pause {
-                lifecycle::pause(&ctx.store, &mut rec)?;
+                containers::pause(&ctx, key)?;
             } else {
-                lifecycle::unpause(&ctx.store, &mut rec)?;
+                containers::unpause(&ctx, key)?;
             }
             Ok(vec![key.to_string()])
         },

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Ctx;
-use crate::container;
-use crate::image::{changes, gc};
+use crate::engine::catalog::{self, ImagesPruned, Removed};
+use crate::engine::containers;
+use crate::engine::filters::Filters;
 use crate::util::human;
 
 #[derive(Debug, Args)]
@@ -21,32 +22,10 @@ pub struct PruneArgs {
 pub fn run(root: Option<PathBuf>, _a: PruneArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
     println!("Deleted Containers:");
-    for id in prune_containers(&ctx)?.0 {
+    for id in containers::prune(&ctx, &Filters::new())?.deleted {
         println!("{id}");
     }
     Ok(0)
-}
-
-/// Remove every stopped container; returns their ids and the bytes their
-/// changes took.
-pub fn prune_containers(ctx: &Ctx) -> anyhow::Result<(Vec<String>, u64)> {
-    let (mut ids, mut freed) = (Vec::new(), 0);
-    for rec in container::list(&ctx.store)? {
-        if rec.is_up(&ctx.store) {
-            continue;
-        }
-        let size = changes::size(&ctx.store.container_dir(&rec.id).join("upper"));
-        if container::remove(&ctx.store, &rec, &ctx.mapping, false).is_ok() {
-            ids.push(rec.id);
-            freed += size;
-        }
-    }
-    // Debris: directories whose record is gone (a --rm cleanup that was
-    // killed half way). Not listed as containers; removed here.
-    for dir in container::orphan_dirs(&ctx.store)? {
-        let _ = crate::store::remove_tree(&dir, &ctx.mapping);
-    }
-    Ok((ids, freed))
 }
 
 #[derive(Debug, Args)]
@@ -63,32 +42,21 @@ pub struct ImagePruneArgs {
 /// `burrow image prune`: unused images, then layers and blobs nothing needs.
 pub fn run_images(root: Option<PathBuf>, a: ImagePruneArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    let pruned = prune_images(&ctx, a.all)?;
+    let pruned = catalog::prune(&ctx, a.all, &Filters::new())?;
     print_images(&pruned);
-    println!("Total reclaimed space: {}", human::size(pruned.reclaimed));
+    println!("Total reclaimed space: {}", human::size(pruned.space));
     Ok(0)
 }
 
-/// Dangling (with `all`, unused) images, then layers and blobs nothing needs.
-pub fn prune_images(ctx: &Ctx, all: bool) -> anyhow::Result<gc::Pruned> {
-    Ok(gc::prune(&ctx.store, &ctx.mapping, all, || {
-        Ok::<_, container::ContainerError>(
-            container::list(&ctx.store)?
-                .into_iter()
-                .map(|r| gc::ImageUser {
-                    image: r.image,
-                    layers: r.layers,
-                })
-                .collect(),
-        )
-    })?)
-}
-
-pub fn print_images(pruned: &gc::Pruned) {
-    if !pruned.lines.is_empty() {
+/// Docker's lines for what an image prune removed.
+pub fn print_images(pruned: &ImagesPruned) {
+    if !pruned.removed.is_empty() {
         println!("Deleted Images:");
-        for l in &pruned.lines {
-            println!("{l}");
+        for r in &pruned.removed {
+            match r {
+                Removed::Untagged(t) => println!("untagged: {t}"),
+                Removed::Deleted(id) => println!("deleted: {id}"),
+            }
         }
         println!();
     }

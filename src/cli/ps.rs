@@ -7,7 +7,8 @@ use clap::Args;
 use super::format::Format;
 use super::{table, Ctx};
 use crate::container;
-use crate::image::changes;
+use crate::engine::containers::{self, ContainerSummary, ListRequest};
+use crate::engine::filters::Filters;
 use crate::util::human;
 use crate::util::printable::go_quote;
 
@@ -42,30 +43,6 @@ pub struct PsArgs {
     pub filter: Vec<String>,
 }
 
-/// One `-f` filter. Filters on the same key are alternatives; different
-/// keys must all match (Docker's rule).
-fn parse_filters(fs: &[String]) -> Result<Vec<(String, String)>, String> {
-    fs.iter()
-        .map(|f| match f.split_once('=') {
-            Some((k @ ("name" | "status" | "id" | "ancestor" | "label"), v)) => {
-                Ok((k.to_string(), v.to_string()))
-            }
-            _ => Err(format!(
-                "invalid filter {f:?}: use name=, status=, id=, ancestor= or label="
-            )),
-        })
-        .collect()
-}
-
-fn matches(filters: &[(String, String)], key: &str, value: impl Fn(&str) -> bool) -> bool {
-    let mine: Vec<&String> = filters
-        .iter()
-        .filter(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .collect();
-    mine.is_empty() || mine.iter().any(|v| value(v))
-}
-
 /// Column titles of `--format 'table ...'`, Docker's.
 const HEADERS: &[(&str, &str)] = &[
     ("ID", "CONTAINER ID"),
@@ -86,49 +63,27 @@ const HEADERS: &[(&str, &str)] = &[
 
 pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
     let format = Format::parse(&a.format, &["table"])?;
-    let filters = parse_filters(&a.filter).map_err(|e| super::Exit::new(crate::exit::BURROW, e))?;
+    let filters = Filters::from_flags(&a.filter)?;
     let ctx = Ctx::open(root)?;
-    // -n and -l pick among every container, as Docker's do.
-    let last = if a.latest { Some(1) } else { a.last };
-    let all = a.all || last.is_some();
-    let recs: Vec<_> = container::list(&ctx.store)?
-        .into_iter()
-        .filter(|r| {
-            all || r.is_up(&ctx.store)
-                || r.is_restarting(&ctx.store)
-                || filters.iter().any(|(k, _)| k == "status")
-        })
-        .filter(|r| {
-            let status = format!("{:?}", r.live_status(&ctx.store)).to_lowercase();
-            matches(&filters, "name", |v| r.name.contains(v))
-                && matches(&filters, "status", |v| v == status)
-                && matches(&filters, "id", |v| r.id.starts_with(v))
-                && matches(&filters, "ancestor", |v| {
-                    r.config.image == v || r.image.contains(v)
-                })
-                // Label filters must all match (Docker's rule for labels).
-                && filters
-                    .iter()
-                    .filter(|(k, _)| k == "label")
-                    .all(|(_, v)| match v.split_once('=') {
-                        Some((k, val)) => r.config.labels.get(k).is_some_and(|l| l == val),
-                        None => r.config.labels.contains_key(v),
-                    })
-        })
-        .take(last.unwrap_or(usize::MAX))
-        .collect();
+    // Size is only measured when asked for: it walks every upper dir.
+    let want_size = a.size || format_mentions(&a.format, ".Size");
+    let recs = containers::list(
+        &ctx,
+        &ListRequest {
+            all: a.all,
+            filters,
+            last: if a.latest { Some(1) } else { a.last },
+            size: want_size && !a.quiet,
+        },
+    )?;
     if a.quiet {
         for r in &recs {
-            println!("{}", if a.no_trunc { &r.id[..] } else { &r.id[..12] });
+            let id = &r.record.id;
+            println!("{}", if a.no_trunc { &id[..] } else { &id[..12] });
         }
         return Ok(0);
     }
-    // Size is only measured when asked for: it walks every upper dir.
-    let want_size = a.size || format_mentions(&a.format, ".Size");
-    let items: Vec<serde_json::Value> = recs
-        .iter()
-        .map(|r| item(&ctx, r, a.no_trunc, want_size))
-        .collect();
+    let items: Vec<serde_json::Value> = recs.iter().map(|r| item(r, a.no_trunc)).collect();
     if !format.is_default() {
         format.print(&items, HEADERS)?;
         return Ok(0);
@@ -173,12 +128,8 @@ fn format_mentions(format: &str, field: &str) -> bool {
 }
 
 /// One container as Docker's `ps --format` sees it (all strings).
-fn item(
-    ctx: &Ctx,
-    r: &container::ContainerRecord,
-    no_trunc: bool,
-    want_size: bool,
-) -> serde_json::Value {
+fn item(s: &ContainerSummary, no_trunc: bool) -> serde_json::Value {
+    let r = &s.record;
     let labels: Vec<String> = r
         .config
         .labels
@@ -197,16 +148,13 @@ fn item(
             }
         })
         .collect();
-    let size = if want_size {
-        let upper = changes::size_as(&ctx.store.container_dir(&r.id).join("upper"), &ctx.mapping);
-        let image: u64 = r.layers.iter().map(|l| ctx.store.layer_size(l)).sum();
-        format!(
+    let size = match s.size {
+        Some(size) => format!(
             "{} (virtual {})",
-            human::size(upper),
-            human::size(upper + image)
-        )
-    } else {
-        String::new()
+            human::size(size.rw),
+            human::size(size.root_fs)
+        ),
+        None => String::new(),
     };
     serde_json::json!({
         "Command": quote_command(&r.config.argv(), !no_trunc),
@@ -221,8 +169,8 @@ fn item(
         "Ports": r.ports_text(),
         "RunningFor": human::ago(&r.created),
         "Size": size,
-        "State": format!("{:?}", r.live_status(&ctx.store)).to_lowercase(),
-        "Status": r.status_text(&ctx.store),
+        "State": s.state,
+        "Status": s.status,
     })
 }
 

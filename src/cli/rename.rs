@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Ctx, Exit, Missing};
-use crate::container::{self, commit::RUNTIME_MOUNT_POINTS, export::container_mapping};
-use crate::exit;
+use super::Ctx;
+use crate::container::{commit::RUNTIME_MOUNT_POINTS, export::container_mapping};
+use crate::engine::containers;
 use crate::image::changes;
 use crate::sandbox::RootfsMode;
 use crate::util::printable::escape_controls;
@@ -33,18 +33,13 @@ pub struct DiffArgs {
 }
 
 /// A container by name or id; one that does not exist is Docker's exit 1.
-pub fn find(ctx: &Ctx, key: &str) -> anyhow::Result<container::ContainerRecord> {
-    container::find(&ctx.store, key).map_err(|e| match e {
-        container::ContainerError::NoSuch(_) => Missing(e.to_string()).into(),
-        e => e.into(),
-    })
+pub fn find(ctx: &Ctx, key: &str) -> anyhow::Result<crate::container::ContainerRecord> {
+    Ok(containers::find(ctx, key)?)
 }
 
 pub fn run_rename(root: Option<PathBuf>, a: RenameArgs) -> anyhow::Result<i32> {
-    container::validate_name(&a.new_name).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     let ctx = Ctx::open(root)?;
-    let rec = find(&ctx, &a.container)?;
-    container::lifecycle::rename(&ctx.store, &rec, &a.new_name)?;
+    containers::rename(&ctx, &a.container, &a.new_name)?;
     Ok(0)
 }
 

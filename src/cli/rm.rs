@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Ctx;
-use crate::container;
+use crate::engine::containers::{self, RemoveRequest};
 
 #[derive(Debug, Args)]
 #[command(
@@ -26,11 +26,11 @@ pub struct RmArgs {
 pub fn run(root: Option<PathBuf>, a: RmArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
     super::each(&a.containers, "removals", |key| {
-        let rec = container::find(&ctx.store, key)?;
-        container::remove(&ctx.store, &rec, &ctx.mapping, a.force)?;
-        if a.volumes {
-            container::remove_anonymous_volumes(&ctx.store, &ctx.mapping, &rec)?;
-        }
+        let req = RemoveRequest {
+            force: a.force,
+            volumes: a.volumes,
+        };
+        containers::remove(&ctx, key, &req)?;
         Ok(vec![key.to_string()])
     })
 }

@@ -53,11 +53,7 @@ pub fn run_start(root: Option<PathBuf>, a: StartArgs) -> anyhow::Result<i32> {
         return attach_new_with(&ctx, &rec, a.interactive);
     }
     super::each(&a.containers, "starts", |key| {
-        let rec = container::find(&ctx.store, key)?;
-        // Between two runs its monitor starts it again anyway.
-        if !rec.is_up(&ctx.store) && !rec.is_restarting(&ctx.store) {
-            monitor::launch(&ctx.store, &rec, false).map_err(ContainerError::from)?;
-        }
+        crate::engine::containers::start(&ctx, key)?;
         Ok(vec![key.to_string()])
     })
 }

@@ -1,15 +1,12 @@
 //! `burrow stop`, `kill`, `restart` and `wait`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 
-use super::{Ctx, Exit};
+use super::Ctx;
 use crate::container::{self, lifecycle};
-use crate::exit;
-use crate::monitor;
-use crate::util::signal::parse_signal;
+use crate::engine::containers::{self, StopRequest};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  burrow stop web\n  burrow stop -t 2 web db")]
@@ -44,47 +41,40 @@ pub struct WaitArgs {
     pub containers: Vec<String>,
 }
 
-fn signal_arg(s: &str) -> anyhow::Result<nix::sys::signal::Signal> {
-    parse_signal(s).map_err(|e| Exit::new(exit::BURROW, e).into())
-}
-
-/// Apply `f` to each container found by name or id, printing the name.
-fn each(
-    ctx: &Ctx,
-    keys: &[String],
-    what: &str,
-    mut f: impl FnMut(&container::ContainerRecord) -> container::Result<()>,
-) -> anyhow::Result<i32> {
-    super::each(keys, what, |key| {
-        f(&container::find(&ctx.store, key)?)?;
+pub fn run_stop(root: Option<PathBuf>, a: StopArgs) -> anyhow::Result<i32> {
+    // A bad signal is said once, before any container is touched.
+    a.signal.as_deref().map(containers::signal).transpose()?;
+    let ctx = Ctx::open(root)?;
+    let req = stop_request(&a);
+    super::each(&a.containers, "stops", |key| {
+        containers::stop_with(&ctx, key, &req)?;
         Ok(vec![key.to_string()])
     })
 }
 
-pub fn run_stop(root: Option<PathBuf>, a: StopArgs) -> anyhow::Result<i32> {
-    let sig = a.signal.as_deref().map(signal_arg).transpose()?;
-    let ctx = Ctx::open(root)?;
-    each(&ctx, &a.containers, "stops", |rec| {
-        lifecycle::stop(&ctx.store, rec, Duration::from_secs(a.time), sig)
-    })
+fn stop_request(a: &StopArgs) -> StopRequest {
+    StopRequest {
+        timeout: Some(a.time),
+        signal: a.signal.clone(),
+    }
 }
 
 pub fn run_restart(root: Option<PathBuf>, a: StopArgs) -> anyhow::Result<i32> {
-    let sig = a.signal.as_deref().map(signal_arg).transpose()?;
+    a.signal.as_deref().map(containers::signal).transpose()?;
     let ctx = Ctx::open(root)?;
-    each(&ctx, &a.containers, "restarts", |rec| {
-        lifecycle::stop(&ctx.store, rec, Duration::from_secs(a.time), sig)?;
-        let rec = container::find(&ctx.store, &rec.id)?;
-        monitor::launch(&ctx.store, &rec, false)?;
-        Ok(())
+    let req = stop_request(&a);
+    super::each(&a.containers, "restarts", |key| {
+        containers::restart_with(&ctx, key, &req)?;
+        Ok(vec![key.to_string()])
     })
 }
 
 pub fn run_kill(root: Option<PathBuf>, a: KillArgs) -> anyhow::Result<i32> {
-    let sig = signal_arg(&a.signal)?;
+    containers::signal(&a.signal)?;
     let ctx = Ctx::open(root)?;
-    each(&ctx, &a.containers, "kills", |rec| {
-        lifecycle::signal(&ctx.store, rec, sig)
+    super::each(&a.containers, "kills", |key| {
+        containers::kill(&ctx, key, Some(&a.signal))?;
+        Ok(vec![key.to_string()])
     })
 }
 

@@ -4,7 +4,6 @@
 //! their code) and `burrow system check [--repair]` (the image, container
 //! and store checks in turn, and the removal of the debris they find).
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -13,9 +12,8 @@ use serde_json::json;
 use super::format::Format;
 use super::{prune, table, Ctx};
 use crate::container::{self, volumes};
+use crate::engine::system::{self, Totals};
 use crate::image::check as image_check;
-use crate::image::usage::{self, Piece};
-use crate::image::{catalog, changes};
 use crate::store::check::{self as store_check, Finding};
 use crate::store::short_hex;
 use crate::util::human;
@@ -79,114 +77,17 @@ fn share(part: u64, whole: u64) -> String {
 pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
     let format = Format::parse(&a.format, &["table"])?;
     let ctx = Ctx::open(root)?;
-    let images = catalog::list(&ctx.store)?;
-    let containers = container::list(&ctx.store)?;
-    // Everything the store keeps for images counts: the extracted layers,
-    // the blobs kept beside them (layer archives for push and save, and
-    // manifests) and the configs, each piece once however many images share
-    // it. Untagged images made by build steps are the Build Cache row (as
-    // Docker's builder cache is), the rest the Images row, which also holds
-    // what no image names any more (layers kept for containers whose image
-    // is gone, debris of interrupted pulls), since `image prune` is what
-    // reclaims that. Reclaimable is what `image prune -a` would remove:
-    // the pieces of images no container uses, minus the layers a container
-    // still runs on.
-    let usage = usage::usage(&ctx.store)?;
-    let is_cache = |i: &catalog::ImageSummary| i.build_cache && i.tags.is_empty();
-    let (cache_images, images): (Vec<_>, Vec<_>) = images.into_iter().partition(is_cache);
-    let active_images: BTreeSet<&str> = containers.iter().map(|c| c.image.as_str()).collect();
-    let pieces_of = |imgs: &[catalog::ImageSummary]| -> BTreeSet<Piece> {
-        imgs.iter()
-            .filter_map(|i| usage.images.get(&i.id))
-            .flatten()
-            .cloned()
-            .collect()
+    let df = system::df(&ctx)?;
+    let row = |kind: &str, t: &Totals| {
+        json!({"Type": kind, "TotalCount": t.count.to_string(),
+            "Active": t.active.to_string(), "Size": human::size(t.size),
+            "Reclaimable": share(t.reclaimable, t.size)})
     };
-    let mut pinned: BTreeSet<Piece> = containers
-        .iter()
-        .flat_map(|c| c.layers.iter().map(|l| Piece::Layer(l.clone())))
-        .collect();
-    for id in &active_images {
-        pinned.extend(usage.images.get(*id).into_iter().flatten().cloned());
-    }
-    let mut image_pieces = pieces_of(&images);
-    image_pieces.extend(usage.unowned.iter().cloned());
-    let cache_pieces: BTreeSet<Piece> = pieces_of(&cache_images)
-        .difference(&image_pieces)
-        .cloned()
-        .collect();
-    let sum = |set: &BTreeSet<Piece>, reclaimable: bool| -> u64 {
-        set.iter()
-            .filter(|p| !reclaimable || !pinned.contains(*p))
-            .map(|p| usage.size(p))
-            .sum()
-    };
-    let images_size = sum(&image_pieces, false);
-    let images_reclaimable = sum(&image_pieces, true);
-    let cache_size = sum(&cache_pieces, false);
-    let cache_reclaimable = sum(&cache_pieces, true);
-    let active_in = |imgs: &[catalog::ImageSummary]| {
-        imgs.iter()
-            .filter(|i| active_images.contains(i.id.as_str()))
-            .count()
-    };
-    // Each image's own size (-v): its pieces, of which those another image
-    // holds too are shared.
-    let image_sizes = |img: &catalog::ImageSummary| -> (u64, u64) {
-        let mine = usage.images.get(&img.id).cloned().unwrap_or_default();
-        let total = mine.iter().map(|p| usage.size(p)).sum();
-        let shared = mine
-            .iter()
-            .filter(|p| usage.owners(p) > 1)
-            .map(|p| usage.size(p))
-            .sum();
-        (total, shared)
-    };
-    let upper = |c: &container::ContainerRecord| {
-        changes::size_as(&ctx.store.container_dir(&c.id).join("upper"), &ctx.mapping)
-    };
-    let sizes: Vec<u64> = containers.iter().map(upper).collect();
-    let running: Vec<bool> = containers.iter().map(|c| c.is_up(&ctx.store)).collect();
-    let containers_size: u64 = sizes.iter().sum();
-    let containers_reclaimable: u64 = sizes
-        .iter()
-        .zip(&running)
-        .filter(|(_, up)| !**up)
-        .map(|(s, _)| s)
-        .sum();
-    // Volumes any container (running or not) mounts are active, as in Docker.
-    let vols = volumes::list(&ctx.store)?;
-    let vol_sizes: Vec<u64> = vols
-        .iter()
-        .map(|v| volumes::size(&ctx.store, &ctx.mapping, &v.name))
-        .collect();
-    let vol_links: Vec<usize> = vols
-        .iter()
-        .map(|v| volumes::users(&containers, &v.name).len())
-        .collect();
-    let vols_size: u64 = vol_sizes.iter().sum();
-    let vols_reclaimable: u64 = vol_sizes
-        .iter()
-        .zip(&vol_links)
-        .filter(|(_, l)| **l == 0)
-        .map(|(s, _)| s)
-        .sum();
     let items = vec![
-        json!({"Type": "Images", "TotalCount": images.len().to_string(),
-            "Active": active_in(&images).to_string(), "Size": human::size(images_size),
-            "Reclaimable": share(images_reclaimable, images_size)}),
-        json!({"Type": "Containers", "TotalCount": containers.len().to_string(),
-            "Active": running.iter().filter(|r| **r).count().to_string(),
-            "Size": human::size(containers_size),
-            "Reclaimable": share(containers_reclaimable, containers_size)}),
-        json!({"Type": "Local Volumes", "TotalCount": vols.len().to_string(),
-            "Active": vol_links.iter().filter(|l| **l > 0).count().to_string(),
-            "Size": human::size(vols_size),
-            "Reclaimable": share(vols_reclaimable, vols_size)}),
-        json!({"Type": "Build Cache", "TotalCount": cache_images.len().to_string(),
-            "Active": active_in(&cache_images).to_string(),
-            "Size": human::size(cache_size),
-            "Reclaimable": share(cache_reclaimable, cache_size)}),
+        row("Images", &df.images_total),
+        row("Containers", &df.containers_total),
+        row("Local Volumes", &df.volumes_total),
+        row("Build Cache", &df.build_cache_total),
     ];
     if !format.is_default() {
         format.print(&items, HEADERS)?;
@@ -208,13 +109,12 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
     }
     println!("Images space usage:\n");
     let mut rows = Vec::new();
-    for img in &images {
-        let (total, shared) = image_sizes(img);
-        let users = containers.iter().filter(|c| c.image == img.id).count();
-        let names: Vec<(String, String)> = if img.tags.is_empty() {
+    for img in &df.images {
+        let s = &img.summary;
+        let names: Vec<(String, String)> = if s.tags.is_empty() {
             vec![("<none>".into(), "<none>".into())]
         } else {
-            img.tags
+            s.tags
                 .iter()
                 .map(|t| {
                     (
@@ -228,12 +128,12 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
             rows.push(vec![
                 repo,
                 tag,
-                short_hex(&img.id).to_string(),
-                human::ago(&img.created),
-                human::size(total),
-                human::size(shared),
-                human::size(total - shared),
-                users.to_string(),
+                short_hex(&s.id).to_string(),
+                human::ago(&s.created),
+                human::size(img.size),
+                human::size(img.shared),
+                human::size(img.size - img.shared),
+                img.containers.to_string(),
             ]);
         }
     }
@@ -251,18 +151,19 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
         &rows,
     );
     println!("\nContainers space usage:\n");
-    let rows: Vec<Vec<String>> = containers
+    let rows: Vec<Vec<String>> = df
+        .containers
         .iter()
-        .zip(&sizes)
-        .map(|(c, size)| {
+        .map(|dc| {
+            let c = &dc.record;
             vec![
                 c.id[..12].to_string(),
                 c.config.image.clone(),
                 format!("\"{}\"", c.config.argv().join(" ")),
                 volumes::names_of(c).count().to_string(),
-                human::size(*size),
+                human::size(dc.size),
                 human::ago(&c.created),
-                c.status_text(&ctx.store),
+                dc.status.clone(),
                 c.name.clone(),
             ]
         })
@@ -281,31 +182,39 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
         &rows,
     );
     println!("\nLocal Volumes space usage:\n");
-    let rows: Vec<Vec<String>> = vols
+    let rows: Vec<Vec<String>> = df
+        .volumes
         .iter()
-        .zip(vol_links.iter().zip(&vol_sizes))
-        .map(|(v, (l, s))| vec![v.name.clone(), l.to_string(), human::size(*s)])
+        .map(|v| {
+            vec![
+                v.volume.name.clone(),
+                v.links.to_string(),
+                human::size(v.size),
+            ]
+        })
         .collect();
     table::print(&["VOLUME NAME", "LINKS", "SIZE"], &rows);
-    let unowned: u64 = usage.unowned.iter().map(|p| usage.size(p)).sum();
-    if unowned > 0 {
+    if df.unowned > 0 {
         println!(
             "\nLayers and blobs no image names: {} (burrow image prune removes those no container needs)",
-            human::size(unowned)
+            human::size(df.unowned)
         );
     }
-    println!("\nBuild cache usage: {}", human::size(cache_size));
-    if !cache_images.is_empty() {
+    println!(
+        "\nBuild cache usage: {}",
+        human::size(df.build_cache_total.size)
+    );
+    if !df.build_cache.is_empty() {
         println!();
-        let rows: Vec<Vec<String>> = cache_images
+        let rows: Vec<Vec<String>> = df
+            .build_cache
             .iter()
             .map(|img| {
-                let (total, shared) = image_sizes(img);
                 vec![
-                    short_hex(&img.id).to_string(),
-                    human::size(total),
-                    human::ago(&img.created),
-                    human::size(shared),
+                    short_hex(&img.summary.id).to_string(),
+                    human::size(img.size),
+                    human::ago(&img.summary.created),
+                    human::size(img.shared),
                 ]
             })
             .collect();
@@ -316,7 +225,10 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
 
 pub fn run_prune(root: Option<PathBuf>, a: SystemPruneArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    let (ids, containers_freed) = prune::prune_containers(&ctx)?;
+    let crate::engine::containers::Pruned {
+        deleted: ids,
+        space: containers_freed,
+    } = crate::engine::containers::prune(&ctx, &crate::engine::filters::Filters::new())?;
     if !ids.is_empty() {
         println!("Deleted Containers:");
         for id in &ids {
@@ -325,7 +237,7 @@ pub fn run_prune(root: Option<PathBuf>, a: SystemPruneArgs) -> anyhow::Result<i3
         println!();
     }
     let (vols, vols_freed) = if a.volumes {
-        super::volume::prune_volumes(&ctx, a.all)?
+        crate::engine::volumes::prune(&ctx, a.all, &crate::engine::filters::Filters::new())?
     } else {
         (Vec::new(), 0)
     };
@@ -336,11 +248,12 @@ pub fn run_prune(root: Option<PathBuf>, a: SystemPruneArgs) -> anyhow::Result<i3
         }
         println!();
     }
-    let pruned = prune::prune_images(&ctx, a.all)?;
+    let pruned =
+        crate::engine::catalog::prune(&ctx, a.all, &crate::engine::filters::Filters::new())?;
     prune::print_images(&pruned);
     println!(
         "Total reclaimed space: {}",
-        human::size(containers_freed + vols_freed + pruned.reclaimed)
+        human::size(containers_freed + vols_freed + pruned.space)
     );
     Ok(0)
 }

@@ -5,9 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Ctx, Exit};
-use crate::container;
+use crate::engine::catalog::{self, Removed};
 use crate::exit;
-use crate::image::catalog;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  burrow tag busybox localhost:5000/tools/busybox:1.36")]
@@ -31,21 +30,19 @@ pub struct RmiArgs {
 
 pub fn run_tag(root: Option<PathBuf>, a: TagArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    catalog::tag(&ctx.store, &a.source, &a.target)
-        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    catalog::tag(&ctx, &a.source, &a.target).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     Ok(0)
 }
 
 pub fn run_rmi(root: Option<PathBuf>, a: RmiArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    // Listed under the store lock: a container created meanwhile counts.
-    let users = || -> anyhow::Result<Vec<(String, String, Vec<String>)>> {
-        Ok(container::list(&ctx.store)?
-            .into_iter()
-            .map(|r| (r.id, r.image, r.layers))
-            .collect())
-    };
     super::each(&a.images, "image removals", |name| {
-        Ok(catalog::remove(&ctx.store, &ctx.mapping, name, a.force, users)?.lines)
+        Ok(catalog::remove(&ctx, name, a.force, true)?
+            .iter()
+            .map(|r| match r {
+                Removed::Untagged(t) => format!("Untagged: {t}"),
+                Removed::Deleted(id) => format!("Deleted: {id}"),
+            })
+            .collect())
     })
 }

@@ -1,16 +1,15 @@
 //! `burrow volume create|ls|inspect|rm|prune`: named and anonymous volumes,
 //! with Docker's output shapes.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::format::Format;
-use super::{table, Ctx, Exit, Missing};
-use crate::container::{self, volumes};
-use crate::exit;
+use super::{table, Ctx, Missing};
+use crate::engine::filters::Filters;
+use crate::engine::volumes::{self, VolumeRequest};
+use crate::engine::Error;
 use crate::util::human;
 
 #[derive(Debug, Subcommand)]
@@ -117,86 +116,32 @@ pub fn run(root: Option<PathBuf>, c: VolumeCommand) -> anyhow::Result<i32> {
     }
 }
 
-fn bad(msg: impl Into<String>) -> anyhow::Error {
-    Exit::new(exit::BURROW, msg).into()
-}
-
 fn create(root: Option<PathBuf>, a: CreateArgs) -> anyhow::Result<i32> {
-    if a.driver != "local" {
-        return Err(bad(format!(
-            "volume driver {:?} is not supported (local)",
-            a.driver
-        )));
-    }
-    if let Some(n) = &a.name {
-        volumes::validate_name(n).map_err(|e| bad(e.to_string()))?;
-    }
-    let mut labels = BTreeMap::new();
-    for l in &a.label {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        if k.is_empty() {
-            return Err(bad(format!("invalid label {l:?}: no key")));
-        }
-        labels.insert(k.to_string(), v.to_string());
-    }
+    let req = VolumeRequest {
+        name: a.name,
+        labels: super::run::collect_labels(&a.label, &[])?,
+        driver: Some(a.driver),
+        ..Default::default()
+    };
     let ctx = Ctx::open(root)?;
-    let name = volumes::create(&ctx.store, a.name.as_deref(), &labels)?;
-    println!("{name}");
+    println!("{}", volumes::create(&ctx, &req)?.name);
     Ok(0)
-}
-
-/// One `-f` filter of `volume ls`.
-fn parse_filters(fs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    fs.iter()
-        .map(|f| match f.split_once('=') {
-            Some(("dangling", v @ ("true" | "false" | "1" | "0"))) => {
-                Ok(("dangling".into(), matches!(v, "true" | "1").to_string()))
-            }
-            Some((k @ ("name" | "label" | "driver"), v)) => Ok((k.to_string(), v.to_string())),
-            _ => Err(bad(format!(
-                "invalid filter {f:?}: use dangling=true|false, name=, label= or driver="
-            ))),
-        })
-        .collect()
 }
 
 fn ls(root: Option<PathBuf>, a: LsArgs) -> anyhow::Result<i32> {
     let format = Format::parse(&a.format, &["table"])?;
-    let filters = parse_filters(&a.filter)?;
+    let filters = Filters::from_flags(&a.filter)?;
     let ctx = Ctx::open(root)?;
-    let containers = container::list(&ctx.store)?;
-    let keep = |v: &volumes::Volume| {
-        // Same key: any may match; different keys: all must (Docker's rule).
-        let ok = |key: &str, f: &dyn Fn(&str) -> bool| {
-            let mine: Vec<&String> = filters
-                .iter()
-                .filter(|(k, _)| k == key)
-                .map(|(_, v)| v)
-                .collect();
-            mine.is_empty() || mine.iter().any(|x| f(x))
-        };
-        let labels = v.labels.clone().unwrap_or_default();
-        ok("dangling", &|x| {
-            (x == "true") == volumes::users(&containers, &v.name).is_empty()
-        }) && ok("name", &|x| v.name.contains(x))
-            && ok("driver", &|x| x == v.driver)
-            && ok("label", &|x| match x.split_once('=') {
-                Some((k, val)) => labels.get(k).is_some_and(|l| l == val),
-                None => labels.contains_key(x),
-            })
-    };
-    let vols: Vec<volumes::Volume> = volumes::list(&ctx.store)?
-        .into_iter()
-        .filter(keep)
-        .collect();
+    let vols = volumes::list(&ctx, &filters)?;
     if a.quiet {
-        vols.iter().for_each(|v| println!("{}", v.name));
+        vols.iter().for_each(|e| println!("{}", e.volume.name));
         return Ok(0);
     }
     if !format.is_default() {
         let items: Vec<serde_json::Value> = vols
             .iter()
-            .map(|v| {
+            .map(|e| {
+                let v = &e.volume;
                 let labels: Vec<String> = v
                     .labels
                     .iter()
@@ -209,11 +154,11 @@ fn ls(root: Option<PathBuf>, a: LsArgs) -> anyhow::Result<i32> {
                     "Driver": v.driver,
                     "Group": "N/A",
                     "Labels": labels.join(","),
-                    "Links": volumes::users(&containers, &v.name).len().to_string(),
+                    "Links": e.users.len().to_string(),
                     "Mountpoint": v.mountpoint,
                     "Name": v.name,
                     "Scope": v.scope,
-                    "Size": human::size(volumes::size(&ctx.store, &ctx.mapping, &v.name)),
+                    "Size": human::size(volumes::size(&ctx, &v.name)),
                     "Status": "N/A",
                 })
             })
@@ -223,7 +168,7 @@ fn ls(root: Option<PathBuf>, a: LsArgs) -> anyhow::Result<i32> {
     }
     let rows: Vec<Vec<String>> = vols
         .iter()
-        .map(|v| vec![v.driver.to_string(), v.name.clone()])
+        .map(|e| vec![e.volume.driver.to_string(), e.volume.name.clone()])
         .collect();
     table::print(&["DRIVER", "VOLUME NAME"], &rows);
     Ok(0)
@@ -239,9 +184,9 @@ fn inspect(root: Option<PathBuf>, a: InspectArgs) -> anyhow::Result<i32> {
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for name in &a.names {
-        match volumes::get(&ctx.store, name) {
-            Ok(v) => out.push(serde_json::to_value(v)?),
-            Err(volumes::VolumeError::NoSuch(n)) => missing.push(format!("No such volume: {n}")),
+        match volumes::inspect(&ctx, name) {
+            Ok(v) => out.push(v),
+            Err(e @ Error::NotFound(_)) => missing.push(e.to_string()),
             Err(e) => return Err(e.into()),
         }
     }
@@ -260,23 +205,18 @@ fn inspect(root: Option<PathBuf>, a: InspectArgs) -> anyhow::Result<i32> {
 
 fn rm(root: Option<PathBuf>, a: RmArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    let containers = container::list(&ctx.store)?;
     super::each(&a.names, "removals", |name| {
-        match volumes::remove(&ctx.store, &ctx.mapping, &containers, name) {
-            Ok(()) => Ok(vec![name.to_string()]),
-            // -f: a volume that is not there is already removed.
-            Err(volumes::VolumeError::NoSuch(_)) if a.force => Ok(Vec::new()),
-            Err(volumes::VolumeError::NoSuch(n)) => {
-                Err(Missing(format!("No such volume: {n}")).into())
-            }
-            Err(e) => Err(e.into()),
-        }
+        // -f: a volume that is not there is already removed.
+        Ok(match volumes::remove(&ctx, name, a.force)? {
+            true => vec![name.to_string()],
+            false => Vec::new(),
+        })
     })
 }
 
 fn prune(root: Option<PathBuf>, a: PruneArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    let (names, freed) = prune_volumes(&ctx, a.all)?;
+    let (names, freed) = volumes::prune(&ctx, a.all, &Filters::new())?;
     if !names.is_empty() {
         println!("Deleted Volumes:");
         names.iter().for_each(|n| println!("{n}"));
@@ -284,23 +224,4 @@ fn prune(root: Option<PathBuf>, a: PruneArgs) -> anyhow::Result<i32> {
     }
     println!("Total reclaimed space: {}", human::size(freed));
     Ok(0)
-}
-
-/// Remove the volumes no container uses: anonymous ones, or with `all`
-/// named ones too (Docker's `volume prune` since API 1.42); returns their
-/// names and the bytes they took.
-pub fn prune_volumes(ctx: &Ctx, all: bool) -> anyhow::Result<(Vec<String>, u64)> {
-    let containers = container::list(&ctx.store)?;
-    let (mut names, mut freed) = (Vec::new(), 0);
-    for v in volumes::list(&ctx.store)? {
-        if !(all || v.is_anonymous()) || !volumes::users(&containers, &v.name).is_empty() {
-            continue;
-        }
-        let size = volumes::size(&ctx.store, &ctx.mapping, &v.name);
-        volumes::remove(&ctx.store, &ctx.mapping, &containers, &v.name)
-            .with_context(|| format!("removing volume {}", v.name))?;
-        names.push(v.name);
-        freed += size;
-    }
-    Ok((names, freed))
 }

@@ -7,9 +7,15 @@
 //! a request, calls the engine, and renders what comes back, so two front
 //! ends cannot make different containers from the same request.
 
+pub mod catalog;
+pub mod containers;
 pub mod create;
+pub mod filters;
 pub mod images;
 pub mod logs;
+pub mod networks;
+pub mod system;
+pub mod volumes;
 
 use crate::container::{cgroup::SystemdScopes, ContainerError};
 use crate::image::registry::credentials::AuthFiles;

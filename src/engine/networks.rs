@@ -1,0 +1,261 @@
+//! User networks: listing (with Docker's filters), inspecting with their
+//! running members, creating, removing the ones no container names, and
+//! pruning.
+
+use std::collections::BTreeMap;
+
+use super::filters::Filters;
+use super::{Engine, Error, Result};
+use crate::container::{self, ContainerRecord};
+use crate::network::switch;
+use crate::network::user::{self, Network, UserNetworkError};
+
+impl From<UserNetworkError> for Error {
+    fn from(e: UserNetworkError) -> Self {
+        match e {
+            UserNetworkError::NoSuch(_) => Error::NotFound(e.to_string()),
+            UserNetworkError::Exists(_) => Error::Conflict(e.to_string()),
+            UserNetworkError::BadName(_)
+            | UserNetworkError::Reserved(_)
+            | UserNetworkError::BadSubnet(_)
+            | UserNetworkError::Overlap { .. }
+            | UserNetworkError::NoSubnet => Error::Invalid(e.to_string()),
+            UserNetworkError::Store(s) => s.into(),
+            e @ UserNetworkError::Io { .. } => Error::Other(e.into()),
+        }
+    }
+}
+
+/// The containers that name `net` (any state): they keep it from removal.
+fn users<'a>(containers: &'a [ContainerRecord], net: &Network) -> Vec<&'a ContainerRecord> {
+    containers
+        .iter()
+        .filter(|c| c.user_network() == Some(net.name.as_str()))
+        .collect()
+}
+
+/// The filters `list` knows.
+const LIST_FILTERS: &[&str] = &[
+    "name", "id", "label", "label!", "driver", "scope", "type", "dangling",
+];
+
+/// The networks the filters select, by name.
+pub fn list(engine: &Engine, filters: &Filters) -> Result<Vec<Network>> {
+    filters.check(LIST_FILTERS)?;
+    let dangling = filters.boolean("dangling")?;
+    for t in filters.values("type") {
+        if t != "custom" && t != "builtin" {
+            return Err(Error::invalid(format!("invalid filter: 'type'='{t}'")));
+        }
+    }
+    let containers = if dangling.is_some() {
+        container::list(&engine.store)?
+    } else {
+        Vec::new()
+    };
+    Ok(user::list(&engine.store)?
+        .into_iter()
+        .filter(|n| {
+            filters.matches("name", |v| n.name.contains(v))
+                && filters.matches("id", |v| n.id.starts_with(v))
+                && filters.matches("driver", |v| v == n.driver)
+                && filters.matches("scope", |v| v == n.scope)
+                // Every network here is one a user made.
+                && filters.matches("type", |v| v == "custom")
+                && filters.labels_match(&n.labels)
+                && dangling.is_none_or(|d| d == users(&containers, n).is_empty())
+        })
+        .collect())
+}
+
+/// Docker's `network inspect` object: the stored network plus its running
+/// containers (`Containers`: id → name, MAC, IPv4Address as ADDR/PREFIX).
+pub fn inspect(engine: &Engine, name: &str) -> Result<serde_json::Value> {
+    let net = user::get(&engine.store, name)?;
+    let containers = container::list(&engine.store)?;
+    let mut v = serde_json::to_value(&net).map_err(|e| Error::Other(e.into()))?;
+    let mut members = serde_json::Map::new();
+    for c in users(&containers, &net) {
+        if !c.is_up(&engine.store) {
+            continue;
+        }
+        let Some(e) = c.network_settings.networks.get(&net.name) else {
+            continue;
+        };
+        if e.ip_address.is_empty() {
+            continue;
+        }
+        members.insert(
+            c.id.clone(),
+            serde_json::json!({
+                "Name": c.name,
+                "MacAddress": e.mac_address,
+                "IPv4Address": format!("{}/{}", e.ip_address, e.ip_prefix_len),
+                "IPv6Address": "",
+                "Aliases": e.aliases,
+            }),
+        );
+    }
+    v["Containers"] = serde_json::Value::Object(members);
+    v["Options"] = serde_json::json!({});
+    Ok(v)
+}
+
+/// A network as a front end asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkRequest {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// IPv4 CIDR; the first free 10.89.N.0/24 when not given.
+    pub subnet: Option<String>,
+    /// Must be the subnet's first address when given.
+    pub gateway: Option<String>,
+    /// Networks here have no outside access of their own; accepted.
+    pub internal: bool,
+    /// Only `bridge` (the default when not given).
+    pub driver: Option<String>,
+    /// Driver options: none are known.
+    pub options: BTreeMap<String, String>,
+    /// Docker's `CheckDuplicate`: names are unique here whatever it says.
+    pub check_duplicate: bool,
+}
+
+/// Create a network after checking every field.
+pub fn create(engine: &Engine, req: &NetworkRequest) -> Result<Network> {
+    let driver = req.driver.as_deref().unwrap_or("bridge");
+    if driver != "bridge" {
+        return Err(Error::invalid(format!(
+            "network driver {driver:?} is not supported (bridge)"
+        )));
+    }
+    user::validate_name(&req.name)?;
+    if let Some(k) = req.labels.keys().find(|k| k.is_empty()) {
+        return Err(Error::invalid(format!("invalid label {k:?}: no key")));
+    }
+    if let Some(k) = req.options.keys().next() {
+        return Err(Error::invalid(format!(
+            "network option {k:?} is not supported"
+        )));
+    }
+    if req.gateway.is_some() && req.subnet.is_none() {
+        return Err(Error::invalid("a gateway needs a subnet"));
+    }
+    let host_routes: Vec<user::Subnet> =
+        crate::linux::net::ipv4_routes(std::path::Path::new("/proc"))
+            .into_iter()
+            .map(|(base, prefix)| user::Subnet { base, prefix })
+            .collect();
+    if let (Some(gw), Some(s)) = (&req.gateway, &req.subnet) {
+        let subnet =
+            user::Subnet::parse(s).ok_or_else(|| UserNetworkError::BadSubnet(s.clone()))?;
+        if *gw != subnet.gateway().to_string() {
+            return Err(Error::invalid(format!(
+                "gateway {gw} is not supported: a network's gateway is its subnet's first address, {}",
+                subnet.gateway()
+            )));
+        }
+    }
+    Ok(user::create(
+        &engine.store,
+        &req.name,
+        req.subnet.as_deref(),
+        &req.labels,
+        &host_routes,
+    )?)
+}
+
+/// The network `name` names (a name, a full id or a unique id prefix).
+pub fn find(engine: &Engine, name: &str) -> Result<Network> {
+    Ok(user::get(&engine.store, name)?)
+}
+
+/// Remove a network unless a container names it (a conflict, which names
+/// them).
+pub fn remove(engine: &Engine, name: &str) -> Result<()> {
+    let containers = container::list(&engine.store)?;
+    let net = user::get(&engine.store, name)?;
+    let using = users(&containers, &net);
+    if !using.is_empty() {
+        let names: Vec<&str> = using.iter().map(|c| c.name.as_str()).collect();
+        return Err(Error::Conflict(format!(
+            "network {} is in use by container {} (remove it first)",
+            net.name,
+            names.join(", ")
+        )));
+    }
+    user::remove(&engine.store, &net.name)?;
+    switch::remove_leftovers(&engine.store.paths.runtime, &net);
+    Ok(())
+}
+
+/// Remove every network no container names (of those `label`, `label!`
+/// and `until` select); returns their names.
+pub fn prune(engine: &Engine, filters: &Filters) -> Result<Vec<String>> {
+    filters.check(&["label", "label!", "until"])?;
+    let until: Vec<std::time::SystemTime> = filters
+        .values("until")
+        .map(super::containers::until_time)
+        .collect::<Result<_>>()?;
+    let containers = container::list(&engine.store)?;
+    let mut deleted = Vec::new();
+    for n in user::list(&engine.store)? {
+        let created = humantime::parse_rfc3339_weak(&n.created).ok();
+        let old_enough = until.iter().all(|u| created.is_some_and(|c| c < *u));
+        if users(&containers, &n).is_empty() && filters.labels_match(&n.labels) && old_enough {
+            user::remove(&engine.store, &n.name)?;
+            switch::remove_leftovers(&engine.store.paths.runtime, &n);
+            deleted.push(n.name);
+        }
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::containers::tests::{engine, stored};
+
+    #[test]
+    fn create_checks_and_remove_refuses_a_network_in_use() {
+        let (_d, e) = engine();
+        let req = |name: &str| NetworkRequest {
+            name: name.into(),
+            subnet: Some("10.99.0.0/24".into()),
+            ..Default::default()
+        };
+        let bad_driver = NetworkRequest {
+            driver: Some("overlay".into()),
+            ..req("x")
+        };
+        assert!(matches!(create(&e, &bad_driver), Err(Error::Invalid(_))));
+        assert!(matches!(create(&e, &req("host")), Err(Error::Invalid(_))));
+        let wrong_gateway = NetworkRequest {
+            gateway: Some("10.99.0.7".into()),
+            ..req("x")
+        };
+        assert!(matches!(create(&e, &wrong_gateway), Err(Error::Invalid(_))));
+        let net = create(&e, &req("appnet")).unwrap();
+        assert!(matches!(
+            create(&e, &req("appnet")),
+            Err(Error::Conflict(_))
+        ));
+        let mut rec = stored(&e, "web", 1, Some(0), &[]);
+        rec.host_config.network_mode = "appnet".into();
+        rec.save(&e.store).unwrap();
+        let dangling = Filters::from_flags(&["dangling=true".into()]).unwrap();
+        assert!(list(&e, &dangling).unwrap().is_empty());
+        match remove(&e, &net.id[..12]) {
+            Err(Error::Conflict(m)) => assert_eq!(
+                m,
+                "network appnet is in use by container web (remove it first)"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(prune(&e, &Filters::new()).unwrap().is_empty());
+        assert!(matches!(remove(&e, "nonet"), Err(Error::NotFound(_))));
+        assert_eq!(
+            inspect(&e, "appnet").unwrap()["Containers"],
+            serde_json::json!({})
+        );
+    }
+}
