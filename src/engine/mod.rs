@@ -7,6 +7,7 @@
 //! a request, calls the engine, and renders what comes back, so two front
 //! ends cannot make different containers from the same request.
 
+pub mod build;
 pub mod create;
 pub mod images;
 
@@ -96,7 +97,9 @@ impl Error {
             Error::Invalid(_) => Kind::Invalid,
             Error::NotFound(_) => Kind::NotFound,
             Error::Conflict(_) => Kind::Conflict,
-            Error::Pull { not_found: true, .. } => Kind::NotFound,
+            Error::Pull {
+                not_found: true, ..
+            } => Kind::NotFound,
             Error::Pull { .. } => Kind::Internal,
             Error::Container(c) => container_kind(c),
             Error::Store(StoreError::NoSuchImage(_)) => Kind::NotFound,
@@ -151,6 +154,12 @@ pub enum Event {
     Warning(String),
     /// A line of progress (a pull: "Unable to find image ... locally").
     Progress(String),
+    /// A step of a pull, in Docker's terms.
+    Pull(crate::image::progress::PullEvent),
+    /// A step of a push.
+    Push(crate::image::progress::PushEvent),
+    /// A line of a build, or its end.
+    Build(crate::build::BuildEvent),
 }
 
 /// Where an operation's events go.
