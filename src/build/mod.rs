@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod context;
 pub mod dockerfile;
+pub mod output;
 pub mod stage;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +52,9 @@ pub struct BuildOptions {
     pub no_cache: bool,
     pub labels: Vec<(String, String)>,
     pub quiet: bool,
+    /// RUN steps' output goes to the host as `BuildEvent::Output`, not to
+    /// this process's stdout and stderr.
+    pub forward_output: bool,
     pub run: RunEnv,
 }
 
@@ -78,6 +82,9 @@ pub enum BuildEvent {
     Step(String),
     /// A warning or note on the side (`[Warning] ...`, `note: ...`).
     Note(String),
+    /// What a RUN step wrote (stdout and stderr), whole lines with their
+    /// newlines (with `forward_output`); none with `quiet`.
+    Output(String),
     /// The build is done: the image id.
     Built(String),
 }
@@ -770,16 +777,20 @@ impl Builder<'_> {
             container::create(self.store, self.mapping, &opts).map_err(|e| e.to_string())?
         };
         let run = self.opts.run.clone();
-        let result = container::run_foreground(
-            self.store,
-            &mut rec,
-            self.mapping,
-            run.rootfs,
-            run.scopes,
-            run.helper_path,
-        )
-        .map_err(|e| e.to_string())
-        .and_then(|code| match code {
+        let ran = if self.opts.forward_output {
+            let quiet = self.opts.quiet;
+            output::run(self.store, &mut rec, self.mapping, &run, quiet, self.host)
+        } else {
+            container::run_foreground(
+                self.store,
+                &mut rec,
+                self.mapping,
+                run.rootfs,
+                run.scopes,
+                run.helper_path,
+            )
+        };
+        let result = ran.map_err(|e| e.to_string()).and_then(|code| match code {
             0 => {
                 let opts = st.commit_options(created_by.to_string());
                 container::commit::commit(self.store, self.mapping, &mut rec, opts, false)

@@ -93,6 +93,8 @@ pub fn run(root: Option<PathBuf>, a: BuildArgs) -> anyhow::Result<i32> {
         pull: a.pull,
         no_cache: a.no_cache,
         quiet: a.quiet,
+        // RUN steps write to the terminal themselves, as `run` does.
+        forward_output: false,
         network: a.network.clone(),
         registry: a.registry.client(),
         rootfs: None,

@@ -144,6 +144,11 @@ impl Render {
                 let _ = out.flush();
             }
             Event::Build(BuildEvent::Note(line)) => eprintln!("{line}"),
+            Event::Build(BuildEvent::Output(text)) => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            }
             // The command prints the id it gets back.
             Event::Build(BuildEvent::Built(_)) => {}
             _ => return false,

@@ -44,8 +44,11 @@ pub struct BuildRequest {
     /// Pull the FROM images even when they are in the store.
     pub pull: bool,
     pub no_cache: bool,
-    /// Only the image id: no step lines, no pull progress.
+    /// Only the image id: no step lines, no pull progress, no RUN output.
     pub quiet: bool,
+    /// RUN steps' output as `Event::Build(BuildEvent::Output)`; else it
+    /// goes to this process's stdout and stderr (the CLI's terminal).
+    pub forward_output: bool,
     /// The network of RUN steps.
     pub network: String,
     pub registry: ClientOptions,
@@ -66,6 +69,7 @@ impl BuildRequest {
             pull: false,
             no_cache: false,
             quiet: false,
+            forward_output: true,
             network: "private".into(),
             registry: ClientOptions::default(),
             rootfs: None,
@@ -197,6 +201,7 @@ pub fn run(engine: &Engine, plan: &Plan, sink: &mut dyn Sink) -> Result<String> 
         no_cache: req.no_cache,
         labels: plan.labels.clone(),
         quiet: req.quiet,
+        forward_output: req.forward_output,
         run: RunEnv {
             rootfs: req.rootfs.unwrap_or(engine.settings.rootfs),
             scopes: engine.settings.systemd,
@@ -264,5 +269,57 @@ impl Host for BuildHost<'_> {
 
     fn event(&mut self, event: BuildEvent) {
         self.sink.event(Event::Build(event));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(e: Error) -> String {
+        e.to_string()
+    }
+
+    #[test]
+    fn plan_checks_every_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut req = BuildRequest::new(dir.path());
+        let missing = plan(&req).unwrap_err();
+        assert!(matches!(missing, Error::Invalid(_)));
+        assert!(message(missing).starts_with("no Containerfile or Dockerfile in"));
+
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let ok = plan(&req).unwrap();
+        assert_eq!(ok.network, "private");
+
+        req.tags = vec!["Bad:Tag:x".into()];
+        assert!(message(plan(&req).unwrap_err()).starts_with("invalid tag \"Bad:Tag:x\""));
+        req.tags = vec!["app:1".into()];
+        req.build_args = vec!["=x".into()];
+        assert_eq!(
+            message(plan(&req).unwrap_err()),
+            "--build-arg \"=x\": expected KEY=VALUE"
+        );
+        req.build_args = vec!["A=1=2".into()];
+        assert_eq!(plan(&req).unwrap().build_args["A"], "1=2");
+        req.labels = vec!["novalue".into()];
+        assert!(matches!(plan(&req).unwrap_err(), Error::Invalid(_)));
+        req.labels = Vec::new();
+        req.network = "none".into();
+        assert_eq!(plan(&req).unwrap().network, "none");
+        req.context = dir.path().join("nothere");
+        assert!(message(plan(&req).unwrap_err()).contains("is not a directory"));
+    }
+
+    #[test]
+    fn a_dockerfile_that_does_not_parse_fails_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut req = BuildRequest::new(dir.path());
+        req.dockerfile = DockerfileSource::Text("NOPE\n".into());
+        let Error::Other(e) = plan(&req).unwrap_err() else {
+            panic!("not a build failure");
+        };
+        assert!(e.is::<Failed>());
+        assert!(e.to_string().starts_with("-: "), "{e}");
     }
 }

@@ -190,6 +190,7 @@ pub fn json_messages(event: &Event) -> Vec<Value> {
         Event::Build(BuildEvent::Step(line) | BuildEvent::Note(line)) => {
             vec![json!({ "stream": format!("{line}\n") })]
         }
+        Event::Build(BuildEvent::Output(text)) => vec![json!({ "stream": text })],
         Event::Build(BuildEvent::Built(id)) => vec![
             json!({ "aux": { "ID": format!("sha256:{}", store::hex_of(id)) } }),
             json!({ "stream": format!("Successfully built {}\n", store::short_hex(id)) }),

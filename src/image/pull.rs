@@ -309,7 +309,7 @@ fn fetch_layers(
     let staging = staging.to_path_buf();
     // The child's end of the pipe goes with the closure, which this process
     // drops once it has forked: the reads below end when the child does.
-    let (events, tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+    let (events, tx) = crate::linux::process::pipe()
         .map_err(|e| store::io("creating a pipe for", &staging)(e.into()))?;
     let (events, tx) = (std::fs::File::from(events), std::fs::File::from(tx));
     let mut watch = || {
@@ -421,7 +421,7 @@ fn fetch_one(
     let progress = |n: u64| {
         current.set(current.get() + n);
         let now = current.get();
-        if now - reported.get() >= report_step(total) || now == total {
+        if now != reported.get() && (now - reported.get() >= report_step(total) || now == total) {
             reported.set(now);
             events.send(PullEvent::Downloading {
                 id: short.clone(),
