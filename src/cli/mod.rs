@@ -522,14 +522,6 @@ pub fn detect_mapping() -> anyhow::Result<IdMapping> {
     }
 }
 
-/// Said once per boot (a marker in the runtime directory) by `pull`, `run`,
-/// `create` and `build` when the user has no subordinate range: what that
-/// means for files, and that containers fake changes of ids and owners
-/// (`--security-opt fake-ids`; the README says what that changes).
-pub fn no_range_notice(ctx: &Ctx) {
-    crate::engine::no_range_notice(ctx, &mut ctx.stderr());
-}
-
 /// `BURROW_ROOTFS`: overlay, copy, fuse-overlayfs, or auto (overlay when it
 /// mounts).
 pub fn rootfs_choice() -> Result<crate::sandbox::RootfsChoice, crate::sandbox::BadRootfsChoice> {
