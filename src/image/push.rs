@@ -296,9 +296,11 @@ pub fn push(
     let foreign = |d: &Descriptor| {
         manifest::layer_kind(&d.media_type).ok() == Some(manifest::LayerKind::Foreign)
     };
+    let mut preparing = std::collections::BTreeSet::new();
     for (i, d) in m.layers.iter().enumerate() {
-        if !foreign(d) {
-            report(PushEvent::Preparing { id: short_of(i, d) });
+        let id = short_of(i, d);
+        if !foreign(d) && preparing.insert(id.clone()) {
+            report(PushEvent::Preparing { id });
         }
     }
     let mut sent: Vec<Option<BlobRef>> = vec![None; m.layers.len()];
