@@ -204,7 +204,7 @@ pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handle
                 .filter_map(|e| match e {
                     engine::Event::Warning(w) => Some(w),
                     engine::Event::Notice { line, .. } => Some(line),
-                    engine::Event::Progress(_) => None,
+                    _ => None,
                 })
                 .collect();
             reply(

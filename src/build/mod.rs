@@ -5,10 +5,13 @@
 //! namespace (`stage.rs`) and commit that, and the other instructions only
 //! change the config, written with the next layer or at the stage's end.
 //! Every step that makes an image first looks for it in the cache.
+//!
+//! What the build says goes to its caller's `Host` as `BuildEvent`s.
 
 pub mod cache;
 pub mod context;
 pub mod dockerfile;
+pub mod output;
 pub mod stage;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,6 +52,9 @@ pub struct BuildOptions {
     pub no_cache: bool,
     pub labels: Vec<(String, String)>,
     pub quiet: bool,
+    /// RUN steps' output goes to the host as `BuildEvent::Output`, not to
+    /// this process's stdout and stderr.
+    pub forward_output: bool,
     pub run: RunEnv,
 }
 
@@ -68,9 +74,28 @@ fn fail(msg: impl Into<String>) -> BuildError {
     }
 }
 
-/// Where the base images of FROM and `COPY --from` come from (the CLI pulls
-/// those not in the store).
-pub type Resolve<'a> = dyn FnMut(&str) -> anyhow::Result<String> + 'a;
+/// What a build says on its way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// A line of the build's account (`STEP 1/3: FROM x`, `--> 0123456789ab`,
+    /// `COMMIT app`, `Successfully tagged app:latest`); none with `quiet`.
+    Step(String),
+    /// A warning or note on the side (`[Warning] ...`, `note: ...`).
+    Note(String),
+    /// What a RUN step wrote (stdout and stderr), whole lines with their
+    /// newlines (with `forward_output`); none with `quiet`.
+    Output(String),
+    /// The build is done: the image id.
+    Built(String),
+}
+
+/// What a build needs from its caller: the images FROM and `COPY --from`
+/// name (pulled when the caller's policy says so), and somewhere to say
+/// how it goes.
+pub trait Host {
+    fn image(&mut self, name: &str) -> anyhow::Result<String>;
+    fn event(&mut self, event: BuildEvent);
+}
 
 /// A step's work when the cache has no result: the new image's id, or
 /// None when nothing changed.
@@ -177,7 +202,7 @@ pub struct Builder<'a> {
     mapping: &'a IdMapping,
     opts: &'a BuildOptions,
     cache: Cache,
-    resolve: &'a mut Resolve<'a>,
+    host: &'a mut dyn Host,
     source: Source,
     escape: char,
     /// Finished stages: name (lower case) and image id.
@@ -186,7 +211,6 @@ pub struct Builder<'a> {
     /// The last image id shown as `--> id`, so a stage's end does not show
     /// its last step's image twice.
     shown: Option<String>,
-    out: std::io::Stdout,
 }
 
 /// The image id of the build.
@@ -195,7 +219,7 @@ pub fn build<'a>(
     mapping: &'a IdMapping,
     opts: &'a BuildOptions,
     dockerfile: &Dockerfile,
-    resolve: &'a mut Resolve<'a>,
+    host: &'a mut dyn Host,
 ) -> Result<String, BuildError> {
     let ignore = Ignore::read(&opts.context).map_err(|e| {
         fail(format!(
@@ -208,7 +232,7 @@ pub fn build<'a>(
         mapping,
         opts,
         cache: Cache::open(store, !opts.no_cache),
-        resolve,
+        host,
         source: Source {
             root: opts.context.clone(),
             ignore,
@@ -218,17 +242,21 @@ pub fn build<'a>(
         done: Vec::new(),
         used_args: BTreeSet::new(),
         shown: None,
-        out: std::io::stdout(),
     };
-    b.run(dockerfile)
+    let id = b.run(dockerfile)?;
+    b.host.event(BuildEvent::Built(id.clone()));
+    Ok(id)
 }
 
 impl Builder<'_> {
     fn say(&mut self, line: &str) {
         if !self.opts.quiet {
-            let _ = writeln!(self.out, "{}", crate::util::printable::escape_line(line));
-            let _ = self.out.flush();
+            self.host.event(BuildEvent::Step(line.to_string()));
         }
+    }
+
+    fn note(&mut self, line: String) {
+        self.host.event(BuildEvent::Note(line));
     }
 
     /// `--> <short id>` after a step or a stage that made (or found) `id`.
@@ -291,10 +319,10 @@ impl Builder<'_> {
             .cloned()
             .collect();
         if !unused.is_empty() {
-            eprintln!(
+            self.note(format!(
                 "[Warning] one or more build args were not consumed: [{}]",
                 unused.join(" ")
-            );
+            ));
         }
         for t in &self.opts.tags {
             let _lock = self
@@ -603,7 +631,7 @@ impl Builder<'_> {
                 None => Err(format!("no stage {n} before this one")),
             };
         }
-        (self.resolve)(name).map_err(|e| format!("{e:#}"))
+        self.host.image(name).map_err(|e| format!("{e:#}"))
     }
 
     /// Look the step up in the cache, else do it: `make` returns the new
@@ -670,7 +698,7 @@ impl Builder<'_> {
             )
             .map_err(|e| e.to_string())?;
             for n in done.notes {
-                eprintln!("note: {n}");
+                b.note(format!("note: {n}"));
             }
             Ok(Some(done.id))
         })
@@ -749,16 +777,20 @@ impl Builder<'_> {
             container::create(self.store, self.mapping, &opts).map_err(|e| e.to_string())?
         };
         let run = self.opts.run.clone();
-        let result = container::run_foreground(
-            self.store,
-            &mut rec,
-            self.mapping,
-            run.rootfs,
-            run.scopes,
-            run.helper_path,
-        )
-        .map_err(|e| e.to_string())
-        .and_then(|code| match code {
+        let ran = if self.opts.forward_output {
+            let quiet = self.opts.quiet;
+            output::run(self.store, &mut rec, self.mapping, &run, quiet, self.host)
+        } else {
+            container::run_foreground(
+                self.store,
+                &mut rec,
+                self.mapping,
+                run.rootfs,
+                run.scopes,
+                run.helper_path,
+            )
+        };
+        let result = ran.map_err(|e| e.to_string()).and_then(|code| match code {
             0 => {
                 let opts = st.commit_options(created_by.to_string());
                 container::commit::commit(self.store, self.mapping, &mut rec, opts, false)
@@ -769,11 +801,14 @@ impl Builder<'_> {
         let removed = container::remove(self.store, &rec, self.mapping, true)
             .and_then(|()| container::remove_anonymous_volumes(self.store, self.mapping, &rec));
         if let Err(e) = removed {
-            eprintln!("WARN: removing the build container {}: {e}", rec.name);
+            self.note(format!(
+                "WARN: removing the build container {}: {e}",
+                rec.name
+            ));
         }
         let done = result?;
         for n in done.notes {
-            eprintln!("note: {n}");
+            self.note(format!("note: {n}"));
         }
         Ok(done.id)
     }

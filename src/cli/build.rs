@@ -1,20 +1,14 @@
 //! `burrow build`: build an image from a Dockerfile (or Containerfile) and a
 //! context directory.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::pull::RegistryArgs;
 use super::{Ctx, Exit};
-use crate::build::{self, BuildOptions, RunEnv};
+use crate::engine::build::{self, BuildRequest, DockerfileSource};
 use crate::exit;
-use crate::image::catalog;
-use crate::image::pull::PullOptions;
-use crate::image::reference::Reference;
-use crate::image::registry::credentials::AuthFiles;
-use crate::store::StoreError;
 
 /// How a failed build ends, as `docker build` ends: 1, whatever failed.
 pub const BUILD_FAILED: i32 = 1;
@@ -63,118 +57,65 @@ pub struct BuildArgs {
     pub context: PathBuf,
 }
 
-fn usage(msg: String) -> anyhow::Error {
-    Exit::new(exit::BURROW, msg).into()
-}
-
 pub fn run(root: Option<PathBuf>, a: BuildArgs) -> anyhow::Result<i32> {
-    // Everything the command line says is checked before the store is opened.
-    let mut tags = Vec::new();
-    for t in &a.tags {
-        tags.push(Reference::parse(t).map_err(|e| usage(format!("invalid tag {t:?}: {e}")))?);
-    }
-    let mut build_args = BTreeMap::new();
-    for kv in &a.build_args {
-        match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => {
-                build_args.insert(k.to_string(), v.to_string());
-            }
-            None if !kv.is_empty() => {
-                if let Ok(v) = std::env::var(kv) {
-                    build_args.insert(kv.clone(), v);
-                }
-            }
-            _ => return Err(usage(format!("--build-arg {kv:?}: expected KEY=VALUE"))),
+    // A build argument named alone takes its value from this environment.
+    let build_args = a
+        .build_args
+        .iter()
+        .filter_map(|kv| match kv.split_once('=') {
+            None if !kv.is_empty() => std::env::var(kv).ok().map(|v| format!("{kv}={v}")),
+            _ => Some(kv.clone()),
+        })
+        .collect();
+    let dockerfile = match &a.file {
+        None => DockerfileSource::Default,
+        // A context that is no directory is refused before stdin is read.
+        Some(f) if f.as_os_str() == "-" && !a.context.is_dir() => {
+            DockerfileSource::Text(String::new())
         }
-    }
-    let mut labels = Vec::new();
-    for kv in &a.labels {
-        match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => labels.push((k.to_string(), v.to_string())),
-            _ => return Err(usage(format!("--label {kv:?}: expected KEY=VALUE"))),
+        Some(f) if f.as_os_str() == "-" => {
+            DockerfileSource::Text(std::io::read_to_string(std::io::stdin()).map_err(|e| {
+                Exit::new(
+                    exit::BURROW,
+                    format!("reading the Dockerfile from stdin: {e}"),
+                )
+            })?)
         }
-    }
-    if !a.context.is_dir() {
-        return Err(usage(format!(
-            "the build context {} is not a directory",
-            a.context.display()
-        )));
-    }
-    let file = match &a.file {
-        Some(f) => f.clone(),
-        None => ["Containerfile", "Dockerfile"]
-            .iter()
-            .map(|n| a.context.join(n))
-            .find(|p| p.is_file())
-            .ok_or_else(|| {
-                usage(format!(
-                    "no Containerfile or Dockerfile in {} (name one with -f)",
-                    a.context.display()
-                ))
-            })?,
+        Some(f) => DockerfileSource::Path(f.clone()),
     };
-    let text = if file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
-            .map_err(|e| usage(format!("reading the Dockerfile from stdin: {e}")))?
-    } else {
-        std::fs::read_to_string(&file)
-            .map_err(|e| usage(format!("reading {}: {e}", file.display())))?
-    };
-    let dockerfile = build::dockerfile::parse(&text)
-        .map_err(|e| Exit::new(BUILD_FAILED, format!("{}: {}", file.display(), e)))?;
-    let rootfs = super::rootfs_choice().map_err(|e| usage(e.to_string()))?;
-    let network = crate::network::Mode::parse(&a.network)
-        .map_err(|e| usage(e.to_string()))?
-        .name()
-        .to_string();
-    let mut opts = BuildOptions {
+    let req = BuildRequest {
         context: a.context.clone(),
-        tags,
+        dockerfile,
+        tags: a.tags.clone(),
         build_args,
+        labels: a.labels.clone(),
         target: a.target.clone(),
+        pull: a.pull,
         no_cache: a.no_cache,
-        labels,
         quiet: a.quiet,
-        run: RunEnv {
-            rootfs,
-            scopes: super::systemd_scopes(),
-            helper_path: super::helper_path(),
-            network,
-        },
+        // RUN steps write to the terminal themselves, as `run` does.
+        forward_output: false,
+        network: a.network.clone(),
+        registry: a.registry.client(),
+        rootfs: None,
     };
+    // Everything the command line says is checked before the store is opened.
+    let plan = build::plan(&req).map_err(exit_of)?;
     let ctx = Ctx::open(root)?;
-    opts.run.rootfs = super::store_rootfs(&ctx, true).map_err(|e| usage(e.to_string()))?;
-    // RUN steps that download need the outbound helper: say once when it
-    // is missing, as `run` does.
-    crate::engine::create::helper_notice(&ctx, &opts.run.network, &mut ctx.stderr());
-    super::no_range_notice(&ctx);
-    // RUN steps read no input, as in `docker build`: their stdin is
-    // /dev/null, not the terminal burrow was started from.
-    let null =
-        std::fs::File::open("/dev/null").map_err(|e| usage(format!("opening /dev/null: {e}")))?;
-    crate::linux::process::dup_onto(std::os::fd::AsRawFd::as_raw_fd(&null), 0)
-        .map_err(|e| usage(format!("redirecting stdin: {e}")))?;
-    let (pull, registry, quiet) = (a.pull, a.registry.clone(), a.quiet);
-    let mut resolve = |name: &str| -> anyhow::Result<String> {
-        let reference = Reference::parse(name)?;
-        if !pull {
-            match catalog::resolve(&ctx.store, name) {
-                Ok(id) => return Ok(id),
-                Err(StoreError::NoSuchImage(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let opts = PullOptions {
-            platform: super::pull::platform(None)?,
-            client: registry.client(),
-            auth_files: AuthFiles::from_process(),
-            progress: PullOptions::progress_for(quiet, true),
-            to_stderr: true,
-        };
-        Ok(super::pull::pull_image(&ctx, &reference, &opts)?.id)
-    };
-    let id = build::build(&ctx.store, &ctx.mapping, &opts, &dockerfile, &mut resolve)
-        .map_err(|e| Exit::new(BUILD_FAILED, e.to_string()))?;
+    let rootfs =
+        super::store_rootfs(&ctx, true).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    let plan = plan.with_rootfs(rootfs);
+    let id = build::run(&ctx, &plan, &mut ctx.stderr()).map_err(exit_of)?;
     println!("{}", crate::store::hex_of(&id));
     Ok(0)
+}
+
+/// A failed build ends burrow with 1, as `docker build` ends.
+fn exit_of(e: crate::engine::Error) -> anyhow::Error {
+    match e {
+        crate::engine::Error::Other(e) if e.is::<build::Failed>() => {
+            Exit::new(BUILD_FAILED, e.to_string()).into()
+        }
+        e => e.into(),
+    }
 }

@@ -434,15 +434,20 @@ pub fn settings() -> anyhow::Result<Settings> {
 }
 
 /// Where the engine's events go on a terminal: progress and warnings on
-/// stderr, once-per-boot notices through `say_once`.
+/// stderr, once-per-boot notices through `say_once`; pulls, pushes and
+/// builds as `render` shows them.
 pub struct Stderr<'a> {
     pub runtime: &'a std::path::Path,
+    pub render: pull::Render,
 }
 
 impl crate::engine::Sink for Stderr<'_> {
     fn event(&mut self, event: crate::engine::Event) {
         use crate::engine::Event;
         match event {
+            Event::Pull(_) | Event::Push(_) | Event::Build(_) => {
+                self.render.event(&event);
+            }
             Event::Progress(line) => eprintln!("{line}"),
             Event::Warning(w) => eprintln!("WARNING: {w}"),
             Event::Notice { name, reason, line } => say_once(self.runtime, name, &reason, &line),
@@ -455,6 +460,7 @@ impl Ctx {
     pub fn stderr(&self) -> Stderr<'_> {
         Stderr {
             runtime: &self.store.paths.runtime,
+            render: pull::Render::new(pull::Out::Stderr),
         }
     }
 }
@@ -517,14 +523,6 @@ pub fn detect_mapping() -> anyhow::Result<IdMapping> {
         )
         .into()),
     }
-}
-
-/// Said once per boot (a marker in the runtime directory) by `pull`, `run`,
-/// `create` and `build` when the user has no subordinate range: what that
-/// means for files, and that containers fake changes of ids and owners
-/// (`--security-opt fake-ids`; the README says what that changes).
-pub fn no_range_notice(ctx: &Ctx) {
-    crate::engine::no_range_notice(ctx, &mut ctx.stderr());
 }
 
 /// `BURROW_ROOTFS`: overlay, copy, fuse-overlayfs, or auto (overlay when it

@@ -1,16 +1,20 @@
-//! `burrow pull`, and the registry flags `run`/`create` share with it.
+//! `burrow pull`, the registry flags `run`/`create` share with it, and how
+//! the CLI shows the progress of pulls, pushes and builds.
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Ctx, Exit};
+use crate::build::BuildEvent;
+use crate::engine::images::{self, PullRequest};
+use crate::engine::Event;
 use crate::exit;
-use crate::image::manifest::Platform;
-use crate::image::pull::{self, PullOptions, Pulled};
+use crate::image::progress::PullEvent;
+use crate::image::pull::PullOptions;
 use crate::image::reference::Reference;
-use crate::image::registry::credentials::AuthFiles;
 use crate::image::registry::ClientOptions;
 
 /// How to reach registries, for every verb that talks to one.
@@ -47,36 +51,164 @@ pub struct PullArgs {
     pub image: String,
 }
 
-/// `--platform`, or the host's.
-pub fn platform(flag: Option<&str>) -> anyhow::Result<Platform> {
-    match flag {
-        None => Ok(Platform::host()),
-        Some(p) => Platform::parse(p).map_err(|e| Exit::new(exit::BURROW, e.to_string()).into()),
-    }
-}
-
 pub fn run(root: Option<PathBuf>, a: PullArgs) -> anyhow::Result<i32> {
     let reference =
         Reference::parse(&a.image).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    let platform = platform(a.platform.as_deref())?;
+    // A bad platform is refused before the store is opened.
+    images::platform(a.platform.as_deref())?;
     let ctx = Ctx::open(root)?;
-    let opts = PullOptions {
-        platform,
-        client: a.registry.client(),
-        auth_files: AuthFiles::from_process(),
+    let req = PullRequest {
+        reference: reference.clone(),
+        platform: a.platform.clone(),
+        registry: a.registry.client(),
         progress: PullOptions::progress_for(a.quiet, false),
-        to_stderr: false,
     };
-    pull_image(&ctx, &reference, &opts)?;
-    super::no_range_notice(&ctx);
+    let mut sink = ctx.stderr();
+    sink.render = Render::new(Out::Stdout);
+    images::pull(&ctx, &req, &mut sink).map_err(|e| match e {
+        // Its causes once: the error's own text repeats them.
+        crate::engine::Error::Pull { source, .. } => source,
+        e => e.into(),
+    })?;
+    drop(sink);
     println!("{reference}");
     Ok(0)
 }
 
-/// Pull with the error said the way Docker users expect.
-pub fn pull_image(ctx: &Ctx, reference: &Reference, opts: &PullOptions) -> anyhow::Result<Pulled> {
-    pull::pull(&ctx.store, &ctx.mapping, reference, opts)
-        .with_context(|| format!("pulling {}", reference.short()))
+/// Where the CLI shows progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Out {
+    Stdout,
+    Stderr,
+}
+
+/// How the CLI shows the progress of pulls, pushes and builds: Docker's
+/// plain lines, or on a terminal one bar per layer being pulled. A build's
+/// own lines go to stdout and its notes to stderr, wherever `out` is.
+pub struct Render {
+    out: Out,
+    /// Nothing of pushes (`push -q`).
+    pub quiet: bool,
+    /// Bars for a pull's layers; set up at the first layer on a terminal.
+    bars: Option<Bars>,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    style: ProgressStyle,
+    layers: Vec<(String, ProgressBar)>,
+}
+
+impl Render {
+    pub fn new(out: Out) -> Self {
+        Render {
+            out,
+            quiet: false,
+            bars: None,
+        }
+    }
+
+    fn terminal(&self) -> bool {
+        match self.out {
+            Out::Stdout => std::io::stdout().is_terminal(),
+            Out::Stderr => std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        self.clear_bars();
+        let _ = match self.out {
+            Out::Stdout => writeln!(std::io::stdout(), "{line}"),
+            Out::Stderr => writeln!(std::io::stderr(), "{line}"),
+        };
+    }
+
+    fn clear_bars(&mut self) {
+        if let Some(bars) = self.bars.take() {
+            let _ = bars.multi.clear();
+        }
+    }
+
+    /// Show a pull, push or build event; false for any other.
+    pub fn event(&mut self, event: &Event) -> bool {
+        match event {
+            Event::Pull(e) => self.pull(e),
+            Event::Push(e) => {
+                if let Some(line) = e.line().filter(|_| !self.quiet) {
+                    self.line(&line);
+                }
+            }
+            Event::Build(BuildEvent::Step(line)) => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", crate::util::printable::escape_line(line));
+                let _ = out.flush();
+            }
+            Event::Build(BuildEvent::Note(line)) => eprintln!("{line}"),
+            Event::Build(BuildEvent::Output(text)) => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            }
+            // The command prints the id it gets back.
+            Event::Build(BuildEvent::Built(_)) => {}
+            _ => return false,
+        }
+        true
+    }
+
+    fn pull(&mut self, e: &PullEvent) {
+        let bar = |bars: &Option<Bars>, id: &str| {
+            bars.as_ref()
+                .and_then(|b| b.layers.iter().find(|(i, _)| i == id))
+                .map(|(_, b)| b.clone())
+        };
+        match e {
+            PullEvent::PullingFsLayer { id, size } if self.bars.is_some() || self.terminal() => {
+                let out = self.out;
+                let bars = self.bars.get_or_insert_with(|| Bars {
+                    multi: MultiProgress::with_draw_target(match out {
+                        Out::Stderr => ProgressDrawTarget::stderr(),
+                        Out::Stdout => ProgressDrawTarget::stdout(),
+                    }),
+                    style: ProgressStyle::with_template(
+                        "{prefix}: {msg:12} {bar:30} {bytes}/{total_bytes}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    layers: Vec::new(),
+                });
+                // No steady tick: it would start a thread of its own.
+                let b = bars.multi.add(ProgressBar::new(*size));
+                b.set_style(bars.style.clone());
+                b.set_prefix(id.clone());
+                b.set_message("Waiting");
+                bars.layers.push((id.clone(), b));
+            }
+            PullEvent::Downloading { id, current, total } => {
+                if let Some(b) = bar(&self.bars, id) {
+                    b.set_message("Downloading");
+                    b.set_length(*total);
+                    b.set_position(*current);
+                }
+            }
+            PullEvent::PullComplete { id } if self.bars.is_some() => {
+                if let Some(b) = bar(&self.bars, id) {
+                    b.set_message("Pull complete");
+                    b.finish();
+                }
+            }
+            e => {
+                if let Some(line) = e.line() {
+                    self.line(&line);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Render {
+    fn drop(&mut self) {
+        self.clear_bars();
+    }
 }
 
 /// `--pull` of `run` and `create`.

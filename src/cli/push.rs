@@ -2,16 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 
-use super::pull::RegistryArgs;
+use super::pull::{Out, RegistryArgs, Render};
 use super::{Ctx, Exit};
+use crate::engine::{self, images::PushRequest};
 use crate::exit;
-use crate::image::catalog;
-use crate::image::push::{push, PushOptions};
 use crate::image::reference::Reference;
-use crate::image::registry::credentials::AuthFiles;
 
 #[derive(Debug, Args)]
 #[command(
@@ -33,15 +30,20 @@ pub fn run(root: Option<PathBuf>, a: PushArgs) -> anyhow::Result<i32> {
     let dest_name = a.destination.as_deref().unwrap_or(&a.image);
     let dest = Reference::parse(dest_name).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
     let ctx = Ctx::open(root)?;
-    let id = catalog::resolve(&ctx.store, &a.image)
-        .map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    let opts = PushOptions {
-        client: a.registry.client(),
-        auth_files: AuthFiles::from_process(),
-        quiet: a.quiet,
+    let req = PushRequest {
+        image: a.image.clone(),
+        destination: dest,
+        registry: a.registry.client(),
     };
-    let pushed =
-        push(&ctx.store, &id, &dest, &opts).with_context(|| format!("pushing {}", dest.short()))?;
+    let mut sink = ctx.stderr();
+    sink.render = Render::new(Out::Stdout);
+    sink.render.quiet = a.quiet;
+    let pushed = engine::images::push(&ctx, &req, &mut sink).map_err(|e| match e {
+        // burrow's own failure, as before the engine said Docker's 404.
+        engine::Error::NotFound(m) => Exit::new(exit::BURROW, m).into(),
+        e => anyhow::Error::new(e),
+    })?;
+    drop(sink);
     if a.quiet {
         println!("{}", pushed.digest);
     }

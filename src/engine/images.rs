@@ -1,13 +1,19 @@
-//! Getting images: the pull policy of `create`/`run`, and `pull` itself.
+//! Moving images: the pull policy of `create`/`run` and `build`, `pull`,
+//! `push`, and their events as Docker's JSON progress messages.
+
+use serde_json::{json, Value};
 
 use super::{Engine, Error, Event, Result, Sink};
+use crate::build::BuildEvent;
 use crate::image::catalog;
 use crate::image::import::import_builtin_hello;
 use crate::image::manifest::Platform;
+use crate::image::progress::{self, PullEvent, PushEvent};
 use crate::image::pull::{self, Progress, PullOptions, Pulled};
+use crate::image::push::{self, PushError, PushOptions, Pushed};
 use crate::image::reference::Reference;
 use crate::image::registry::ClientOptions;
-use crate::store::StoreError;
+use crate::store::{self, StoreError};
 
 /// When `create` pulls its image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +47,7 @@ pub struct PullRequest {
     /// `os/arch[/variant]`; the host's when not given.
     pub platform: Option<String>,
     pub registry: ClientOptions,
+    /// `Quiet` sends no `Event::Pull`.
     pub progress: Progress,
 }
 
@@ -52,17 +59,27 @@ pub fn platform(flag: Option<&str>) -> Result<Platform> {
     }
 }
 
-/// Pull an image into the store.
+/// Pull an image into the store, each step an `Event::Pull`.
 pub fn pull(engine: &Engine, req: &PullRequest, sink: &mut dyn Sink) -> Result<Pulled> {
     let opts = PullOptions {
         platform: platform(req.platform.as_deref())?,
         client: req.registry.clone(),
         auth_files: engine.settings.auth_files.clone(),
-        progress: req.progress,
-        to_stderr: true,
     };
-    let pulled = pull::pull(&engine.store, &engine.mapping, &req.reference, &opts)
-        .map_err(|e| pull_error(&req.reference, e))?;
+    let quiet = req.progress == Progress::Quiet;
+    let mut report = |e: PullEvent| {
+        if !quiet {
+            sink.event(Event::Pull(e));
+        }
+    };
+    let pulled = pull::pull(
+        &engine.store,
+        &engine.mapping,
+        &req.reference,
+        &opts,
+        &mut report,
+    )
+    .map_err(|e| pull_error(&req.reference, e))?;
     super::no_range_notice(engine, sink);
     Ok(pulled)
 }
@@ -86,6 +103,19 @@ pub fn find_or_pull(
     req: &PullRequest,
     sink: &mut dyn Sink,
 ) -> Result<String> {
+    obtain(engine, name, policy, req, sink, true)
+}
+
+/// [`find_or_pull`]; `announce` says "Unable to find image" before a pull
+/// of a missing image (`build` pulls without it, as Docker's does).
+pub(super) fn obtain(
+    engine: &Engine,
+    name: &str,
+    policy: PullPolicy,
+    req: &PullRequest,
+    sink: &mut dyn Sink,
+    announce: bool,
+) -> Result<String> {
     let local = match catalog::resolve(&engine.store, name) {
         Ok(id) => Some(id),
         Err(StoreError::NoSuchImage(_)) => None,
@@ -103,13 +133,13 @@ pub fn find_or_pull(
                 ),
             })
         }
-        (PullPolicy::Missing, None) => {
+        (PullPolicy::Missing, None) if announce => {
             sink.event(Event::Progress(format!(
                 "Unable to find image '{}' locally",
                 reference.short()
             )));
         }
-        (PullPolicy::Always, _) => {}
+        (PullPolicy::Missing, None) | (PullPolicy::Always, _) => {}
     }
     if reference.to_string() == "docker.io/library/hello-world:latest" {
         sink.event(Event::Progress(
@@ -120,4 +150,205 @@ pub fn find_or_pull(
         return Ok(imported.id);
     }
     Ok(pull(engine, req, sink)?.id)
+}
+
+/// What to push and where.
+#[derive(Debug, Clone)]
+pub struct PushRequest {
+    /// The local image: a name or an id.
+    pub image: String,
+    /// Where it goes; it needs a tag.
+    pub destination: Reference,
+    pub registry: ClientOptions,
+}
+
+/// Push an image to a registry, each step an `Event::Push`.
+pub fn push(engine: &Engine, req: &PushRequest, sink: &mut dyn Sink) -> Result<Pushed> {
+    let dest = &req.destination;
+    let id = catalog::resolve(&engine.store, &req.image)?;
+    let opts = PushOptions {
+        client: req.registry.clone(),
+        auth_files: engine.settings.auth_files.clone(),
+    };
+    let mut report = |e: PushEvent| sink.event(Event::Push(e));
+    push::push(&engine.store, &id, dest, &opts, &mut report).map_err(|e| match e {
+        PushError::NoTag(_) => Error::invalid(format!("pushing {}: {e}", dest.short())),
+        e => Error::Other(anyhow::Error::new(e).context(format!("pushing {}", dest.short()))),
+    })
+}
+
+/// An event as the JSON records Docker's API streams for it (`POST
+/// /images/create`, `/images/{name}/push`, `/build`): none, one, or two
+/// (a push's digest, a build's end).
+pub fn json_messages(event: &Event) -> Vec<Value> {
+    match event {
+        Event::Notice { .. } => Vec::new(),
+        Event::Warning(w) => vec![json!({ "stream": format!("WARNING: {w}\n") })],
+        Event::Progress(line) => vec![json!({ "status": line })],
+        Event::Pull(e) => vec![pull_message(e)],
+        Event::Push(e) => push_messages(e),
+        Event::Build(BuildEvent::Step(line) | BuildEvent::Note(line)) => {
+            vec![json!({ "stream": format!("{line}\n") })]
+        }
+        Event::Build(BuildEvent::Output(text)) => vec![json!({ "stream": text })],
+        Event::Build(BuildEvent::Built(id)) => vec![
+            json!({ "aux": { "ID": format!("sha256:{}", store::hex_of(id)) } }),
+            json!({ "stream": format!("Successfully built {}\n", store::short_hex(id)) }),
+        ],
+    }
+}
+
+/// A failure in the middle of a stream, as Docker sends it.
+pub fn json_error(message: &str) -> Value {
+    json!({ "errorDetail": { "message": message }, "error": message })
+}
+
+/// A status record: with the layer's id and its progress when it has them.
+fn status(text: String, id: Option<&str>, bytes: Option<(u64, u64)>) -> Value {
+    let mut v = json!({ "status": text });
+    if let Some(id) = id {
+        v["id"] = id.into();
+        v["progressDetail"] = json!({});
+    }
+    if let Some((current, total)) = bytes {
+        v["progressDetail"] = json!({ "current": current, "total": total });
+        v["progress"] = progress::progress_text(current, total).into();
+    }
+    v
+}
+
+fn pull_message(e: &PullEvent) -> Value {
+    match e {
+        // The tag stands where a layer's id would.
+        PullEvent::Pulling { tag, .. } => json!({ "status": e.status(), "id": tag }),
+        PullEvent::Downloading { current, total, .. } => {
+            status(e.status(), e.id(), Some((*current, *total)))
+        }
+        _ => status(e.status(), e.id(), None),
+    }
+}
+
+fn push_messages(e: &PushEvent) -> Vec<Value> {
+    match e {
+        PushEvent::Pushing { current, total, .. } => {
+            vec![status(e.status(), e.id(), Some((*current, *total)))]
+        }
+        PushEvent::Digest { tag, digest, size } => vec![
+            status(e.status(), None, None),
+            json!({
+                "progressDetail": {},
+                "aux": { "Tag": tag, "Digest": digest, "Size": size },
+            }),
+        ],
+        _ => vec![status(e.status(), e.id(), None)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAYER: &str = "0123456789ab";
+
+    #[test]
+    fn pull_records_are_dockers() {
+        let pulling = Event::Pull(PullEvent::Pulling {
+            tag: "latest".into(),
+            repository: "library/alpine".into(),
+        });
+        assert_eq!(
+            json_messages(&pulling),
+            [json!({"status": "Pulling from library/alpine", "id": "latest"})]
+        );
+        let fs = Event::Pull(PullEvent::PullingFsLayer {
+            id: LAYER.into(),
+            size: 10,
+        });
+        assert_eq!(
+            json_messages(&fs),
+            [json!({"status": "Pulling fs layer", "progressDetail": {}, "id": LAYER})]
+        );
+        let down = Event::Pull(PullEvent::Downloading {
+            id: LAYER.into(),
+            current: 1_000_000,
+            total: 2_000_000,
+        });
+        let v = &json_messages(&down)[0];
+        assert_eq!(v["status"], "Downloading");
+        assert_eq!(v["id"], LAYER);
+        assert_eq!(
+            v["progressDetail"],
+            json!({"current": 1_000_000, "total": 2_000_000})
+        );
+        assert_eq!(
+            v["progress"],
+            format!("[{}>{}]      1MB/2MB", "=".repeat(25), " ".repeat(25))
+        );
+        let exists = Event::Pull(PullEvent::AlreadyExists { id: LAYER.into() });
+        assert_eq!(json_messages(&exists)[0]["status"], "Already exists");
+        let complete = Event::Pull(PullEvent::PullComplete { id: LAYER.into() });
+        assert_eq!(
+            json_messages(&complete),
+            [json!({"status": "Pull complete", "progressDetail": {}, "id": LAYER})]
+        );
+        let digest = Event::Pull(PullEvent::Digest("sha256:abc".into()));
+        assert_eq!(
+            json_messages(&digest),
+            [json!({"status": "Digest: sha256:abc"})]
+        );
+        let done = Event::Pull(PullEvent::Done {
+            reference: "alpine:latest".into(),
+            downloaded: true,
+        });
+        assert_eq!(
+            json_messages(&done),
+            [json!({"status": "Status: Downloaded newer image for alpine:latest"})]
+        );
+    }
+
+    #[test]
+    fn push_records_are_dockers() {
+        let mounted = Event::Push(PushEvent::MountedFrom {
+            id: LAYER.into(),
+            repository: "library/busybox".into(),
+        });
+        assert_eq!(
+            json_messages(&mounted),
+            [json!({"status": "Mounted from library/busybox", "progressDetail": {}, "id": LAYER})]
+        );
+        let digest = Event::Push(PushEvent::Digest {
+            tag: "1".into(),
+            digest: "sha256:abc".into(),
+            size: 527,
+        });
+        assert_eq!(
+            json_messages(&digest),
+            [
+                json!({"status": "1: digest: sha256:abc size: 527"}),
+                json!({"progressDetail": {}, "aux": {"Tag": "1", "Digest": "sha256:abc", "Size": 527}}),
+            ]
+        );
+    }
+
+    #[test]
+    fn build_records_are_dockers() {
+        let step = Event::Build(BuildEvent::Step("STEP 1/2: FROM busybox".into()));
+        assert_eq!(
+            json_messages(&step),
+            [json!({"stream": "STEP 1/2: FROM busybox\n"})]
+        );
+        let hex = "ab".repeat(32);
+        let built = Event::Build(BuildEvent::Built(format!("sha256:{hex}")));
+        assert_eq!(
+            json_messages(&built),
+            [
+                json!({"aux": {"ID": format!("sha256:{hex}")}}),
+                json!({"stream": format!("Successfully built {}\n", &hex[..12])}),
+            ]
+        );
+        assert_eq!(
+            json_error("boom"),
+            json!({"errorDetail": {"message": "boom"}, "error": "boom"})
+        );
+    }
 }

@@ -7,6 +7,7 @@
 //! a request, calls the engine, and renders what comes back, so two front
 //! ends cannot make different containers from the same request.
 
+pub mod build;
 pub mod catalog;
 pub mod containers;
 pub mod create;
@@ -160,6 +161,12 @@ pub enum Event {
     Warning(String),
     /// A line of progress (a pull: "Unable to find image ... locally").
     Progress(String),
+    /// A step of a pull, in Docker's terms.
+    Pull(crate::image::progress::PullEvent),
+    /// A step of a push.
+    Push(crate::image::progress::PushEvent),
+    /// A line of a build, or its end.
+    Build(crate::build::BuildEvent),
 }
 
 /// Where an operation's events go.

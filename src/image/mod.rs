@@ -19,6 +19,7 @@ pub mod layer;
 pub mod layer_tar;
 pub mod manifest;
 pub mod merged;
+pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod reference;

@@ -9,19 +9,22 @@
 //! anything else. Its staging directory under `tmp/` is renamed into the
 //! store when every layer checked out, and is reclaimed by a later command if
 //! the pull is killed.
+//!
+//! Progress goes to the caller as `PullEvent`s; the child sends its own as
+//! JSON lines on a pipe that this process reads while the child works.
 
-use std::io::{IsTerminal, Read, Write};
+use std::cell::Cell;
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
-
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::add::{self, NewImage, StagedLayer};
 use super::blob::{self, Expected, Ingested};
 use super::import::id_policy;
 use super::layer::IdPolicy;
 use super::manifest::{self, Descriptor, Document, LayerKind, Platform, MAX_CONFIG};
+use super::progress::PullEvent;
 use super::reference::Reference;
 use super::registry::credentials::{self, AuthFiles};
 use super::registry::{Client, ClientOptions, RegistryError};
@@ -57,7 +60,9 @@ impl PullError {
     }
 }
 
-/// How much `pull` says while it works.
+/// How much a front end wants to hear of a pull: `Quiet` (`-q`) reports
+/// no progress; the others report every event, which the front end shows
+/// as plain lines or as bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
     /// Nothing (`-q`).
@@ -74,13 +79,11 @@ pub struct PullOptions {
     pub platform: Platform,
     pub client: ClientOptions,
     pub auth_files: AuthFiles,
-    pub progress: Progress,
-    /// Progress lines go to stderr (a pull inside `run`) or stdout (`pull`).
-    pub to_stderr: bool,
 }
 
 impl PullOptions {
-    /// Bars on a terminal, plain lines otherwise.
+    /// Bars when the output (stderr or stdout) is a terminal, plain lines
+    /// otherwise.
     pub fn progress_for(quiet: bool, to_stderr: bool) -> Progress {
         let tty = if to_stderr {
             std::io::stderr().is_terminal()
@@ -114,22 +117,15 @@ struct Work {
     keep_blob: bool,
 }
 
-/// Resolve `reference` on its registry and store the image.
+/// Resolve `reference` on its registry and store the image, reporting
+/// each step.
 pub fn pull(
     store: &Store,
     mapping: &IdMapping,
     reference: &Reference,
     opts: &PullOptions,
+    report: &mut dyn FnMut(PullEvent),
 ) -> Result<Pulled, PullError> {
-    let say = |line: &str| {
-        if opts.progress != Progress::Quiet {
-            if opts.to_stderr {
-                eprintln!("{line}");
-            } else {
-                println!("{line}");
-            }
-        }
-    };
     let cred = credentials::lookup(&opts.auth_files, &reference.registry)?;
     let mut client = Client::connect(&reference.registry, cred, &opts.client)?;
     let repo = reference.repository.as_str();
@@ -138,11 +134,10 @@ pub fn pull(
         .clone()
         .or_else(|| reference.tag.clone())
         .unwrap_or_else(|| "latest".into());
-    say(&format!(
-        "{}: Pulling from {}",
-        reference.tag.as_deref().unwrap_or(&wanted),
-        reference.short_repository()
-    ));
+    report(PullEvent::Pulling {
+        tag: reference.tag.as_deref().unwrap_or(&wanted).to_string(),
+        repository: reference.short_repository(),
+    });
     let top = client.manifest(repo, &wanted)?;
     let resolved_digest = top.digest.clone();
     let (manifest_bytes, m) = match manifest::parse(&top.bytes, top.content_type.as_deref())? {
@@ -172,7 +167,7 @@ pub fn pull(
     for (i, (desc, diff_id)) in m.layers.iter().zip(&diff_ids).enumerate() {
         let short = store::short_hex(&desc.digest);
         if manifest::layer_kind(&desc.media_type)? == LayerKind::Foreign {
-            say(&format!("{short}: Skipping foreign layer"));
+            report(PullEvent::SkippingForeign { id: short.into() });
             continue;
         }
         if !seen.insert(desc.digest.clone()) {
@@ -181,7 +176,7 @@ pub fn pull(
         let extract = !store.has_layer(diff_id);
         let keep_blob = !store.has_blob(&desc.digest);
         if !extract && !keep_blob {
-            say(&format!("{short}: Already exists"));
+            report(PullEvent::AlreadyExists { id: short.into() });
             continue;
         }
         work.push(Work {
@@ -195,7 +190,7 @@ pub fn pull(
     let already = store.image_config(&id).is_ok() && work.is_empty();
 
     let staging = store.staging("pull", mapping)?;
-    let result = fetch_layers(&client, repo, &work, &staging, mapping, opts).and_then(|got| {
+    let result = fetch_layers(&client, repo, &work, &staging, mapping, report).and_then(|got| {
         let mut layers = Vec::new();
         for (i, (desc, diff_id)) in m.layers.iter().zip(&diff_ids).enumerate() {
             let dir = staging.join(i.to_string());
@@ -239,18 +234,11 @@ pub fn pull(
         )?)
     });
     let id = result?;
-    say(&format!("Digest: {resolved_digest}"));
-    if already {
-        say(&format!(
-            "Status: Image is up to date for {}",
-            reference.short()
-        ));
-    } else {
-        say(&format!(
-            "Status: Downloaded newer image for {}",
-            reference.short()
-        ));
-    }
+    report(PullEvent::Digest(resolved_digest.clone()));
+    report(PullEvent::Done {
+        reference: reference.short(),
+        downloaded: !already,
+    });
     Ok(Pulled {
         id,
         digest: resolved_digest,
@@ -296,7 +284,7 @@ fn fetch_layers(
     work: &[Work],
     staging: &Path,
     mapping: &IdMapping,
-    opts: &PullOptions,
+    report: &mut dyn FnMut(PullEvent),
 ) -> Result<Vec<(usize, Ingested)>, PullError> {
     if work.is_empty() {
         return Ok(Vec::new());
@@ -308,20 +296,52 @@ fn fetch_layers(
             std::fs::create_dir(dir.join("fs")).map_err(store::io("creating", &dir))?;
         }
     }
+    for w in work {
+        report(PullEvent::PullingFsLayer {
+            id: store::short_hex(&w.desc.digest).into(),
+            size: w.desc.size,
+        });
+    }
     let ids = id_policy(mapping);
     let client = client.clone();
     let repo = repo.to_string();
     let work = work.to_vec();
     let staging = staging.to_path_buf();
-    let progress = opts.progress;
-    let to_stderr = opts.to_stderr;
-    userns::run_in_userns_with(mapping, move || {
-        fetch_in_child(client, &repo, &work, &staging, ids, progress, to_stderr)
-    })
+    // The child's end of the pipe goes with the closure, which this process
+    // drops once it has forked: the reads below end when the child does.
+    let (events, tx) = crate::linux::process::pipe()
+        .map_err(|e| store::io("creating a pipe for", &staging)(e.into()))?;
+    let (events, tx) = (std::fs::File::from(events), std::fs::File::from(tx));
+    let mut watch = || {
+        for line in std::io::BufReader::new(&events).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(e) = serde_json::from_str::<PullEvent>(&line) {
+                report(e);
+            }
+        }
+    };
+    userns::run_in_userns_with_watching(
+        mapping,
+        move || fetch_in_child(client, &repo, &work, &staging, ids, tx),
+        &mut watch,
+    )
     .map_err(|e| match e {
         UsernsError::Child(msg) => PullError::Layers(msg),
         other => PullError::Userns(other),
     })
+}
+
+/// Where the child's events go: whole JSON lines, one write each, so the
+/// workers' lines do not mix.
+struct Events(Mutex<std::fs::File>);
+
+impl Events {
+    fn send(&self, e: PullEvent) {
+        let mut line = serde_json::to_vec(&e).expect("an event serializes");
+        line.push(b'\n');
+        // The parent gone, the pull is being killed: nothing to tell.
+        let _ = self.0.lock().expect("no panics").write_all(&line);
+    }
 }
 
 fn fetch_in_child(
@@ -330,52 +350,17 @@ fn fetch_in_child(
     work: &[Work],
     staging: &Path,
     ids: IdPolicy,
-    progress: Progress,
-    to_stderr: bool,
+    tx: std::fs::File,
 ) -> Result<Vec<(usize, Ingested)>, String> {
-    let multi = MultiProgress::with_draw_target(match progress {
-        Progress::Bars if to_stderr => ProgressDrawTarget::stderr(),
-        Progress::Bars => ProgressDrawTarget::stdout(),
-        _ => ProgressDrawTarget::hidden(),
-    });
-    let style = ProgressStyle::with_template("{prefix}: {msg:12} {bar:30} {bytes}/{total_bytes}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let bars: Vec<ProgressBar> = work
-        .iter()
-        .map(|w| {
-            // No steady tick: it would start a thread of its own.
-            let b = multi.add(ProgressBar::new(w.desc.size));
-            b.set_style(style.clone());
-            b.set_prefix(store::short_hex(&w.desc.digest).to_string());
-            b.set_message("Waiting");
-            b
-        })
-        .collect();
-    let lines = Mutex::new(());
-    let say = |line: String| {
-        if progress == Progress::Lines {
-            let _l = lines.lock();
-            if to_stderr {
-                let _ = writeln!(std::io::stderr(), "{line}");
-            } else {
-                let _ = writeln!(std::io::stdout(), "{line}");
-            }
-        }
-    };
-    for w in work {
-        say(format!(
-            "{}: Pulling fs layer",
-            store::short_hex(&w.desc.digest)
-        ));
-    }
+    let events = Events(Mutex::new(tx));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, Ingested)>> = Mutex::new(Vec::new());
     let first_error: Mutex<Option<String>> = Mutex::new(None);
     let workers = work.len().min(3);
     std::thread::scope(|s| {
-        let (next, failed, results, first_error, bars, say) =
-            (&next, &failed, &results, &first_error, &bars, &say);
+        let (next, failed, results, first_error, events) =
+            (&next, &failed, &results, &first_error, &events);
         for _ in 0..workers {
             let mut client = client.clone();
             s.spawn(move || loop {
@@ -384,20 +369,14 @@ fn fetch_in_child(
                     break;
                 }
                 let w = &work[i];
-                let bar = &bars[i];
-                bar.set_message("Downloading");
-                match fetch_one(&mut client, repo, w, staging, ids, bar) {
+                match fetch_one(&mut client, repo, w, staging, ids, events) {
                     Ok(got) => {
-                        bar.set_message("Pull complete");
-                        bar.finish();
-                        say(format!(
-                            "{}: Pull complete",
-                            store::short_hex(&w.desc.digest)
-                        ));
+                        events.send(PullEvent::PullComplete {
+                            id: store::short_hex(&w.desc.digest).into(),
+                        });
                         results.lock().expect("no panics").push((w.index, got));
                     }
                     Err(e) => {
-                        bar.abandon_with_message("Failed");
                         failed.store(true, Ordering::SeqCst);
                         first_error.lock().expect("no panics").get_or_insert(e);
                     }
@@ -405,11 +384,16 @@ fn fetch_in_child(
             });
         }
     });
-    let _ = multi.clear();
     if let Some(e) = first_error.into_inner().expect("no panics") {
         return Err(e);
     }
     Ok(results.into_inner().expect("no panics"))
+}
+
+/// Bytes between two `Downloading` events of a layer: about a percent of
+/// it, so a bar moves smoothly without a record per read.
+fn report_step(total: u64) -> u64 {
+    (total / 100).clamp(32 * 1024, 512 * 1024)
 }
 
 fn fetch_one(
@@ -418,7 +402,7 @@ fn fetch_one(
     w: &Work,
     staging: &Path,
     ids: IdPolicy,
-    bar: &ProgressBar,
+    events: &Events,
 ) -> Result<Ingested, String> {
     let dir = staging.join(w.index.to_string());
     let short = store::short_hex(&w.desc.digest).to_string();
@@ -432,13 +416,32 @@ fn fetch_one(
         size: Some(w.desc.size),
         diff_id: Some(w.diff_id.clone()),
     };
+    let total = w.desc.size;
+    let (current, reported) = (Cell::new(0u64), Cell::new(0u64));
+    let progress = |n: u64| {
+        current.set(current.get() + n);
+        let now = current.get();
+        if now != reported.get() && (now - reported.get() >= report_step(total) || now == total) {
+            reported.set(now);
+            events.send(PullEvent::Downloading {
+                id: short.clone(),
+                current: now,
+                total,
+            });
+        }
+    };
+    events.send(PullEvent::Downloading {
+        id: short.clone(),
+        current: 0,
+        total,
+    });
     blob::ingest(
         Box::new(body) as Box<dyn Read>,
         blob_path.as_deref(),
         fs_dir.as_deref(),
         ids,
         &expected,
-        &|n| bar.inc(n),
+        &progress,
     )
     .map_err(|e| format!("layer {short}: {e}"))
 }

@@ -5,16 +5,19 @@
 //! gzip-compressed, as Docker and podman push it, with the manifest's
 //! descriptor changed to match; every other manifest goes up byte for byte,
 //! so pushing a pulled image gives the same manifest digest back.
+//!
+//! Progress goes to the caller as `PushEvent`s.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
 use super::add::{self, BlobRef, ImageMeta};
 use super::manifest::{self, Descriptor, Document};
+use super::progress::PushEvent;
 use super::reference::Reference;
 use super::registry::credentials::{self, AuthFiles};
 use super::registry::{Client, ClientOptions, RegistryError};
@@ -48,7 +51,6 @@ pub enum PushError {
 pub struct PushOptions {
     pub client: ClientOptions,
     pub auth_files: AuthFiles,
-    pub quiet: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -66,13 +68,62 @@ enum Placed {
 }
 
 impl Placed {
-    fn says(&self) -> String {
+    fn event(self, id: String) -> PushEvent {
         match self {
-            Placed::Exists => "Layer already exists".into(),
-            Placed::Mounted(from) => format!("Mounted from {from}"),
-            Placed::Pushed => "Pushed".into(),
+            Placed::Exists => PushEvent::LayerAlreadyExists { id },
+            Placed::Mounted(repository) => PushEvent::MountedFrom { id, repository },
+            Placed::Pushed => PushEvent::Pushed { id },
         }
     }
+}
+
+/// A blob on its way up, counted for `Pushing` events.
+struct Uploading<'a, R> {
+    inner: R,
+    id: &'a str,
+    current: u64,
+    reported: u64,
+    total: u64,
+    report: &'a mut dyn FnMut(PushEvent),
+}
+
+impl<R: Read> Read for Uploading<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.current += n as u64;
+        let step = (self.total / 100).clamp(32 * 1024, 512 * 1024);
+        if self.current - self.reported >= step || (n > 0 && self.current == self.total) {
+            self.reported = self.current;
+            (self.report)(PushEvent::Pushing {
+                id: self.id.to_string(),
+                current: self.current,
+                total: self.total,
+            });
+        }
+        Ok(n)
+    }
+}
+
+/// Upload `body` as `digest`, reporting the bytes as layer `id`'s.
+fn upload(
+    client: &mut Client,
+    repo: &str,
+    digest: &str,
+    size: u64,
+    body: impl Read,
+    id: &str,
+    report: &mut dyn FnMut(PushEvent),
+) -> Result<(), PushError> {
+    let mut counted = Uploading {
+        inner: body,
+        id,
+        current: 0,
+        reported: 0,
+        total: size,
+        report,
+    };
+    client.upload_blob(repo, digest, size, &mut counted)?;
+    Ok(())
 }
 
 /// Is `digest` in `repo` already, or can it be mounted there from one of
@@ -161,6 +212,7 @@ fn gzip_blob(store: &Store, digest: &str) -> Result<GzipFile, PushError> {
 /// Push a layer the store keeps as a plain tar, as gzip: the gzip blob an
 /// earlier push made of it (`known`) is looked for and mounted first, so a
 /// registry that has it costs no compression.
+#[allow(clippy::too_many_arguments)]
 fn push_gzipped(
     store: &Store,
     client: &mut Client,
@@ -168,6 +220,8 @@ fn push_gzipped(
     sources: &[String],
     plain: &str,
     known: Option<&BlobRef>,
+    id: &str,
+    report: &mut dyn FnMut(PushEvent),
 ) -> Result<(BlobRef, Placed), PushError> {
     if let Some(k) = known {
         if let Some(p) = place(client, repo, sources, &k.digest)? {
@@ -180,23 +234,27 @@ fn push_gzipped(
             return Ok((gz.blob.clone(), p));
         }
     }
-    let mut file = File::open(&gz.path).map_err(store::io("opening", &gz.path))?;
-    client.upload_blob(repo, &gz.blob.digest, gz.blob.size, &mut file)?;
+    let file = File::open(&gz.path).map_err(store::io("opening", &gz.path))?;
+    upload(
+        client,
+        repo,
+        &gz.blob.digest,
+        gz.blob.size,
+        file,
+        id,
+        report,
+    )?;
     Ok((gz.blob.clone(), Placed::Pushed))
 }
 
-/// Push the image `id` to `dest`.
+/// Push the image `id` to `dest`, reporting each step.
 pub fn push(
     store: &Store,
     id: &str,
     dest: &Reference,
     opts: &PushOptions,
+    report: &mut dyn FnMut(PushEvent),
 ) -> Result<Pushed, PushError> {
-    let say = |line: &str| {
-        if !opts.quiet {
-            println!("{line}");
-        }
-    };
     let tag = dest
         .tag
         .clone()
@@ -210,10 +268,7 @@ pub fn push(
     let cred = credentials::lookup(&opts.auth_files, &dest.registry)?;
     let mut client = Client::connect(&dest.registry, cred, &opts.client)?;
     let repo = dest.repository.as_str();
-    say(&format!(
-        "The push refers to repository [{}]",
-        dest.full_repository()
-    ));
+    report(PushEvent::Repository(dest.full_repository()));
     // Repositories of the same registry this image is known to be in.
     let sources: Vec<String> = meta
         .repo_digests
@@ -235,12 +290,25 @@ pub fn push(
     } else {
         manifest::OCI_LAYER_GZIP
     };
+    let short_of = |i: usize, d: &Descriptor| {
+        store::short_hex(diff_ids.get(i).unwrap_or(&d.digest)).to_string()
+    };
+    let foreign = |d: &Descriptor| {
+        manifest::layer_kind(&d.media_type).ok() == Some(manifest::LayerKind::Foreign)
+    };
+    let mut preparing = std::collections::BTreeSet::new();
+    for (i, d) in m.layers.iter().enumerate() {
+        let id = short_of(i, d);
+        if !foreign(d) && preparing.insert(id.clone()) {
+            report(PushEvent::Preparing { id });
+        }
+    }
     let mut sent: Vec<Option<BlobRef>> = vec![None; m.layers.len()];
     let mut gzipped = BTreeMap::new();
     for (i, d) in m.layers.iter().enumerate() {
-        let short_d = store::short_hex(diff_ids.get(i).unwrap_or(&d.digest)).to_string();
-        if manifest::layer_kind(&d.media_type).ok() == Some(manifest::LayerKind::Foreign) {
-            say(&format!("{short_d}: Skipped foreign layer"));
+        let short_d = short_of(i, d);
+        if foreign(d) {
+            report(PushEvent::SkippedForeign { id: short_d });
             continue;
         }
         let placed = if d.media_type == manifest::OCI_LAYER_TAR {
@@ -251,26 +319,39 @@ pub fn push(
                 &sources,
                 &d.digest,
                 meta.gzipped.get(&d.digest),
+                &short_d,
+                report,
             )
             .map_err(|e| missing_blob(e, id, &d.digest))?;
             gzipped.insert(d.digest.clone(), blob.clone());
             sent[i] = Some(blob);
             placed
         } else {
-            push_blob(&mut client, repo, &sources, d, || {
+            let open = || {
                 store
                     .open_blob(&d.digest)
                     .map_err(|e| missing_blob(e.into(), id, &d.digest))
-            })?
+            };
+            push_blob(&mut client, repo, &sources, d, open, &short_d, report)?
         };
-        say(&format!("{short_d}: {}", placed.says()));
+        report(placed.event(short_d));
     }
     // The config, which Docker does not list among the layers.
-    push_blob(&mut client, repo, &sources, &m.config, || {
+    let open_config = || {
         // It lives with the images, not among the blobs.
         let p = store.image_config_path(id);
         File::open(&p).map_err(|e| store::io("opening image config", &p)(e).into())
-    })?;
+    };
+    let config_id = store::short_hex(&m.config.digest).to_string();
+    push_blob(
+        &mut client,
+        repo,
+        &sources,
+        &m.config,
+        open_config,
+        &config_id,
+        &mut |_| {},
+    )?;
     let manifest_bytes = if sent.iter().any(Option::is_some) {
         with_layers(&manifest_bytes, &sent, gzip_type)?
     } else {
@@ -281,10 +362,11 @@ pub fn push(
         .clone()
         .unwrap_or_else(|| manifest::OCI_MANIFEST.to_string());
     let digest = client.put_manifest(repo, &tag, &media_type, &manifest_bytes)?;
-    say(&format!(
-        "{tag}: digest: {digest} size: {}",
-        manifest_bytes.len()
-    ));
+    report(PushEvent::Digest {
+        tag: tag.clone(),
+        digest: digest.clone(),
+        size: manifest_bytes.len() as u64,
+    });
     add::record_push(
         store,
         id,
@@ -304,12 +386,13 @@ fn push_blob(
     sources: &[String],
     d: &Descriptor,
     open: impl FnOnce() -> Result<File, PushError>,
+    id: &str,
+    report: &mut dyn FnMut(PushEvent),
 ) -> Result<Placed, PushError> {
     if let Some(p) = place(client, repo, sources, &d.digest)? {
         return Ok(p);
     }
-    let mut file = open()?;
-    client.upload_blob(repo, &d.digest, d.size, &mut file)?;
+    upload(client, repo, &d.digest, d.size, open()?, id, report)?;
     Ok(Placed::Pushed)
 }
 

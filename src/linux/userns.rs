@@ -343,6 +343,21 @@ pub fn run_in_userns<F>(mapping: &IdMapping, f: F) -> Result<(), UsernsError>
 where
     F: FnOnce() -> Result<(), String>,
 {
+    run_in_userns_watching(mapping, f, &mut || {})
+}
+
+/// [`run_in_userns`], with `watch` run in this process while the child
+/// works (once its id maps are written, before waiting for its answer): a
+/// child that streams records on a pipe of its own would stall on a full
+/// pipe if this process read it only after the child was done.
+pub fn run_in_userns_watching<F>(
+    mapping: &IdMapping,
+    f: F,
+    watch: &mut dyn FnMut(),
+) -> Result<(), UsernsError>
+where
+    F: FnOnce() -> Result<(), String>,
+{
     let (mut up_tx, mut up_rx) = channel::channel().map_err(io_sys("pipe"))?;
     let (mut down_tx, mut down_rx) = channel::channel().map_err(io_sys("pipe"))?;
     // The child must not keep our ends open: with our sending end in it, it
@@ -394,7 +409,10 @@ where
     };
     drop(down_tx);
     let done = match answer {
-        Ok(()) => up_rx.wait_done().map_err(outcome),
+        Ok(()) => {
+            watch();
+            up_rx.wait_done().map_err(outcome)
+        }
         Err(e) => Err(e),
     };
     let code = process::wait_exit_code(child).map_err(sys("waitpid"))?;
@@ -435,6 +453,19 @@ where
     T: serde::Serialize + serde::de::DeserializeOwned,
     F: FnOnce() -> Result<T, String>,
 {
+    run_in_userns_with_watching(mapping, f, &mut || {})
+}
+
+/// [`run_in_userns_with`], with `watch` as in [`run_in_userns_watching`].
+pub fn run_in_userns_with_watching<T, F>(
+    mapping: &IdMapping,
+    f: F,
+    watch: &mut dyn FnMut(),
+) -> Result<T, UsernsError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+    F: FnOnce() -> Result<T, String>,
+{
     use std::io::Seek;
     let fd =
         nix::sys::memfd::memfd_create(c"burrow-result", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
@@ -444,10 +475,14 @@ where
         step: "dup",
         source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
     })?;
-    run_in_userns(mapping, move || {
-        let value = f()?;
-        serde_json::to_writer(&mut child_file, &value).map_err(|e| e.to_string())
-    })?;
+    run_in_userns_watching(
+        mapping,
+        move || {
+            let value = f()?;
+            serde_json::to_writer(&mut child_file, &value).map_err(|e| e.to_string())
+        },
+        watch,
+    )?;
     let mut bytes = Vec::new();
     file.rewind()
         .and_then(|()| file.read_to_end(&mut bytes))
