@@ -63,14 +63,14 @@ pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handle
     };
     let (id, digest) = match pulled {
         Ok(p) => p,
-        Err(engine::Error::Pull { not_found: true, source }) => {
+        Err(engine::Error::Pull { not_found: true, cause }) => {
             return error(
                 &mut conn.stream,
                 404,
                 &format!(
                     "pull access denied for {}, repository does not exist or may require 'docker login': {}",
                     reference.short_repository(),
-                    crate::util::message::one_line(&source)
+                    crate::util::message::one_line(&cause)
                 ),
             )
         }

@@ -13,7 +13,7 @@ pub fn ping(conn: &mut Conn<Stream>, req: &Request) -> Handled {
     let _ = conn.read_body(req, http::MAX_JSON_BODY);
     let body = b"OK";
     let head_only = req.method == "HEAD";
-    let mut out = format!("HTTP/1.1 200 OK\r\n");
+    let mut out = String::from("HTTP/1.1 200 OK\r\n");
     for (k, v) in http::common_headers() {
         out.push_str(&format!("{k}: {v}\r\n"));
     }

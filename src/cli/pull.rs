@@ -65,11 +65,7 @@ pub fn run(root: Option<PathBuf>, a: PullArgs) -> anyhow::Result<i32> {
     };
     let mut sink = ctx.stderr();
     sink.render = Render::new(Out::Stdout);
-    images::pull(&ctx, &req, &mut sink).map_err(|e| match e {
-        // Its causes once: the error's own text repeats them.
-        crate::engine::Error::Pull { source, .. } => source,
-        e => e.into(),
-    })?;
+    images::pull(&ctx, &req, &mut sink)?;
     drop(sink);
     println!("{reference}");
     Ok(0)

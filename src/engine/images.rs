@@ -89,7 +89,7 @@ pub fn pull(engine: &Engine, req: &PullRequest, sink: &mut dyn Sink) -> Result<P
 fn pull_error(reference: &Reference, e: pull::PullError) -> Error {
     Error::Pull {
         not_found: e.is_not_found(),
-        source: anyhow::Error::new(e).context(format!("pulling {}", reference.short())),
+        cause: anyhow::Error::new(e).context(format!("pulling {}", reference.short())),
     }
 }
 
@@ -127,7 +127,7 @@ pub(super) fn obtain(
         (PullPolicy::Never, None) => {
             return Err(Error::Pull {
                 not_found: true,
-                source: anyhow::anyhow!(
+                cause: anyhow::anyhow!(
                     "{}: image not known, and --pull=never forbids pulling it",
                     reference.short()
                 ),

@@ -60,10 +60,10 @@ pub enum Error {
     Conflict(String),
     /// A pull that failed; `not_found` when the registry has no such
     /// image (HTTP 404; the CLI's 125, as Docker's `run` gives).
-    #[error("{source:#}")]
+    #[error("{cause:#}")]
     Pull {
         not_found: bool,
-        source: anyhow::Error,
+        cause: anyhow::Error,
     },
     #[error(transparent)]
     Container(#[from] ContainerError),
@@ -117,11 +117,13 @@ impl Error {
     }
 
     /// The exit code Docker's CLI gives this failure.
+    /// Exit 1 is for a named object that does not exist (`rm x`); an
+    /// image that cannot be had for a container is burrow's failure (125),
+    /// as in Docker's `run`.
     pub fn exit_code(&self) -> i32 {
-        match self.kind() {
-            _ if matches!(self, Error::Pull { .. }) => crate::exit::BURROW,
-            Kind::NotFound => crate::exit::MISSING,
-            Kind::CannotRun(code) => code,
+        match self {
+            Error::NotFound(_) => crate::exit::MISSING,
+            Error::Container(c) => c.exit_code(),
             _ => crate::exit::BURROW,
         }
     }

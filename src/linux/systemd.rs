@@ -166,28 +166,6 @@ pub fn scope_request(unit: &str, description: &str, pid: u32) -> Vec<u8> {
     w.buf
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn units_of_cgroups() {
-        let root = Path::new("/sys/fs/cgroup");
-        let dir =
-            root.join("user.slice/user-1.slice/user@1.service/app.slice/burrow-a-7.scope/burrow-a");
-        assert_eq!(
-            unit_of(root, &dir),
-            Some(("burrow-a-7.scope".into(), "/burrow-a".into()))
-        );
-        assert_eq!(
-            unit_of(root, &root.join("system.slice/x.service")),
-            Some(("x.service".into(), "/".into()))
-        );
-        assert_eq!(unit_of(root, &root.join("burrow-test/burrow-a")), None);
-        assert_eq!(unit_of(root, Path::new("/elsewhere/a.scope")), None);
-    }
-}
-
 /// The first socket systemd passed us by socket activation (sd_listen_fds(3):
 /// `LISTEN_PID` is our pid and `LISTEN_FDS` at least 1, the sockets start at
 /// descriptor 3), taken once: the variables are removed so that no child
@@ -215,4 +193,26 @@ pub fn activated_socket() -> Option<std::os::fd::OwnedFd> {
     // showed it open and a socket, and the environment that named it is gone,
     // so nothing else in the process takes ownership of it.
     Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(FIRST) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_of_cgroups() {
+        let root = Path::new("/sys/fs/cgroup");
+        let dir =
+            root.join("user.slice/user-1.slice/user@1.service/app.slice/burrow-a-7.scope/burrow-a");
+        assert_eq!(
+            unit_of(root, &dir),
+            Some(("burrow-a-7.scope".into(), "/burrow-a".into()))
+        );
+        assert_eq!(
+            unit_of(root, &root.join("system.slice/x.service")),
+            Some(("x.service".into(), "/".into()))
+        );
+        assert_eq!(unit_of(root, &root.join("burrow-test/burrow-a")), None);
+        assert_eq!(unit_of(root, Path::new("/elsewhere/a.scope")), None);
+    }
 }
