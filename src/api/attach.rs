@@ -3,17 +3,13 @@
 //! head sent before the container ends, `/resize` and `/logs`.
 //!
 //! The docker CLI sends `attach`, then `wait`, then `start`, on three
-//! connections (three workers). An attach to a container that is not
-//! running binds a rendezvous socket, `RUNTIME/<short id>.attach`;
-//! the `start` that follows finds it and lets the attaching worker start
-//! the container's monitor with `attach_first`, so not a byte of output is
-//! missed, even from a container that ends at once.
+//! connections (three workers): the attach waits for the start through
+//! `engine::attach` (see there), so not a byte of output is missed.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde_json::json;
@@ -21,48 +17,13 @@ use serde_json::json;
 use super::http::{self, Chunked, Conn, Request};
 use super::server::Stream;
 use super::{empty, engine_error, error, Handled, Next};
-use crate::container::{ContainerError, ContainerRecord};
+use crate::container::ContainerRecord;
 use crate::engine::{self, logs, Engine};
 use crate::monitor::{self, attach as proto};
 
-/// Named by the short id beside the monitors' sockets: a socket's path
-/// must fit in `sun_path` (108 bytes).
-fn rendezvous_path(engine: &Engine, id: &str) -> PathBuf {
-    engine
-        .store
-        .paths
-        .runtime
-        .join(format!("{}.attach", &id[..id.len().min(12)]))
-}
-
-fn launch_error(e: crate::sandbox::StartError) -> engine::Error {
-    engine::Error::Container(ContainerError::Start(e))
-}
-
-/// Start `rec` under its monitor; when an attach waits for this start,
-/// that attach's worker starts it, connected from the first byte.
+/// Start `rec`, handing over to an attach that waits for it.
 pub fn start(engine: &Engine, rec: &ContainerRecord) -> Result<(), engine::Error> {
-    let path = rendezvous_path(engine, &rec.id);
-    let met = UnixStream::connect(&path);
-    tracing::debug!("start {}: rendezvous {:?}", rec.id, met.as_ref().err());
-    if let Ok(mut s) = met {
-        if s.write_all(b"S").is_ok() {
-            let mut answer = Vec::new();
-            let _ = s.read_to_end(&mut answer);
-            return match answer.split_first() {
-                Some((0, _)) => Ok(()),
-                Some((_, msg)) => Err(engine::Error::Other(anyhow::anyhow!(
-                    "{}",
-                    String::from_utf8_lossy(msg)
-                ))),
-                None => Err(engine::Error::Other(anyhow::anyhow!(
-                    "the attached client went away while the container started"
-                ))),
-            };
-        }
-    }
-    monitor::launch(&engine.store, rec, false).map_err(launch_error)?;
-    Ok(())
+    engine::attach::start(engine, rec)
 }
 
 /// What the client asked to see and send.
@@ -100,13 +61,11 @@ pub fn attach(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str)
         "application/vnd.docker.multiplexed-stream"
     };
     let up = rec.is_up(&engine.store);
-    // Bound before the client hears back: the `start` it sends next finds it.
+    // Made before the client hears back: the `start` it sends next finds it.
     let pending = if up {
         None
     } else {
-        let path = rendezvous_path(engine, &rec.id);
-        let _ = std::fs::remove_file(&path);
-        UnixListener::bind(&path).ok().map(|l| (l, path))
+        engine::attach::expect_start(engine, &rec)
     };
     http::hijack(&mut conn.stream, req.wants_upgrade(), content_type)?;
     let mut early = Early {
@@ -119,11 +78,7 @@ pub fn attach(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str)
         pending.is_some()
     );
     let monitor = match pending {
-        Some((listener, path)) => {
-            let m = await_start(engine, &rec, &listener, &mut conn.stream, &mut early);
-            let _ = std::fs::remove_file(&path);
-            m
-        }
+        Some(p) => await_start(engine, &p, &mut conn.stream, &mut early),
         None => monitor::connect(&engine.store, &rec.id).ok(),
     };
     tracing::debug!(
@@ -150,17 +105,15 @@ struct Early {
 /// The most stdin kept for a container that has not started yet.
 const MAX_EARLY_STDIN: usize = 1 << 20;
 
-/// Wait on the rendezvous socket until a `start` comes (then start the
-/// container attached), someone else starts it (then attach to it), or
-/// the client goes away. Stdin the client sends meanwhile is kept.
+/// Wait until the container starts (or the start fails, or the client
+/// goes away), keeping the stdin the client sends meanwhile.
 fn await_start(
     engine: &Engine,
-    rec: &ContainerRecord,
-    listener: &UnixListener,
+    pending: &engine::attach::Pending,
     client: &mut Stream,
     early: &mut Early,
 ) -> Option<UnixStream> {
-    let _ = listener.set_nonblocking(true);
+    use engine::attach::Seen;
     loop {
         let read_client = !early.stdin_done && early.stdin.len() < MAX_EARLY_STDIN;
         let client_events = if read_client {
@@ -169,11 +122,10 @@ fn await_start(
             PollFlags::empty()
         };
         let mut fds = [
-            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pending.listener().as_fd(), PollFlags::POLLIN),
             PollFd::new(client.as_fd(), client_events),
         ];
         let _ = poll(&mut fds, PollTimeout::from(200u16));
-        let starting = fds[0].revents().is_some_and(|r| !r.is_empty());
         let client_events = fds[1].revents().unwrap_or(PollFlags::empty());
         if client_events.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
             return None;
@@ -186,36 +138,10 @@ fn await_start(
                 Err(_) => return None,
             }
         }
-        if starting {
-            if let Ok((mut starter, _)) = listener.accept() {
-                let _ = starter.set_nonblocking(false);
-                let mut b = [0u8; 1];
-                if starter.read_exact(&mut b).is_err() {
-                    continue;
-                }
-                let rec = super::containers::find(engine, &rec.id).ok()?;
-                return match monitor::launch(&engine.store, &rec, true) {
-                    Ok(launched) => {
-                        let _ = starter.write_all(&[0]);
-                        launched.attached
-                    }
-                    Err(e) => {
-                        let mut msg = vec![1];
-                        msg.extend_from_slice(
-                            crate::util::message::one_line_of(&launch_error(e)).as_bytes(),
-                        );
-                        let _ = starter.write_all(&msg);
-                        None
-                    }
-                };
-            }
-        }
-        match super::containers::find(engine, &rec.id) {
-            Ok(r) if r.is_up(&engine.store) => {
-                return monitor::connect(&engine.store, &rec.id).ok()
-            }
-            Ok(_) => {}
-            Err(_) => return None,
+        match pending.look(engine) {
+            Seen::Attached(sock) => return Some(sock),
+            Seen::Over => return None,
+            Seen::Nothing => {}
         }
     }
 }
@@ -338,16 +264,6 @@ pub fn resize(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str)
     empty(&mut conn.stream, 200)
 }
 
-/// How long to wait before looking again: often at first (a short
-/// container's `docker run` waits on this), then less often.
-fn pause_for(since: Instant) -> Duration {
-    match since.elapsed() {
-        d if d < Duration::from_millis(200) => Duration::from_millis(2),
-        d if d < Duration::from_secs(2) => Duration::from_millis(20),
-        _ => Duration::from_millis(100),
-    }
-}
-
 /// Wait `d` on the client's connection: true when it went away (closed,
 /// or half-closed: a client waiting for an answer sends nothing more).
 fn client_gone(client: &Stream, d: Duration) -> bool {
@@ -386,76 +302,19 @@ pub fn wait(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -
         Ok(r) => r,
         Err(e) => return engine_error(&mut conn.stream, &e),
     };
-    let condition = req.param("condition").unwrap_or("not-running").to_string();
-    if !matches!(
-        condition.as_str(),
-        "not-running" | "next-exit" | "removed" | ""
-    ) {
-        return error(
-            &mut conn.stream,
-            400,
-            &format!("invalid condition: {condition:?}"),
-        );
-    }
-    let finished_before = rec.state.finished_at.clone();
+    let condition: engine::attach::Condition = match req.param("condition").unwrap_or("").parse() {
+        Ok(c) => c,
+        Err(e) => return engine_error(&mut conn.stream, &e),
+    };
     let mut stream = Chunked::start(&mut conn.stream, 200, "application/json")?;
-    let since = Instant::now();
-    let client = conn_stream_clone(&stream);
-    let code: Result<i32, String> = loop {
-        match super::containers::find(engine, &rec.id) {
-            Err(_) => break Ok(removed_exit_code(engine, &rec.id, &client)),
-            Ok(now) => {
-                let now = now.with_live_state(&engine.store);
-                let running = now.is_up(&engine.store) || now.is_restarting(&engine.store);
-                let done = match condition.as_str() {
-                    "next-exit" => !running && now.state.finished_at != finished_before,
-                    "removed" => false,
-                    _ => !running,
-                };
-                if done {
-                    break Ok(now.state.exit_code);
-                }
-            }
-        }
-        if client
-            .as_ref()
-            .is_none_or(|c| client_gone(c, pause_for(since)))
-        {
-            return Ok(Next::Close);
-        }
+    let client = stream.inner().try_clone()?;
+    let code = engine::attach::wait(engine, &rec, condition, &mut |d| !client_gone(&client, d));
+    let Some(code) = code else {
+        return Ok(Next::Close);
     };
-    let body = match code {
-        Ok(c) => json!({"StatusCode": c, "Error": null}),
-        Err(m) => json!({"StatusCode": -1, "Error": {"Message": m}}),
-    };
-    stream.json(&body)?;
+    stream.json(&json!({"StatusCode": code, "Error": null}))?;
     stream.finish()?;
     Ok(Next::Continue)
-}
-
-fn conn_stream_clone(stream: &Chunked<'_, Stream>) -> Option<Stream> {
-    stream.inner().try_clone().ok()
-}
-
-/// The exit code a removed `--rm` container's monitor left.
-fn removed_exit_code(engine: &Engine, id: &str, client: &Option<Stream>) -> i32 {
-    let file = engine.store.removed_exit_file(id);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Some(code) = std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-        {
-            return code;
-        }
-        if client
-            .as_ref()
-            .is_none_or(|c| client_gone(c, Duration::from_millis(5)))
-        {
-            return 0;
-        }
-    }
-    0
 }
 
 /// `GET /containers/{id}/logs`: framed without a TTY, raw with one;
@@ -498,7 +357,7 @@ pub fn logs(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -
         "application/vnd.docker.multiplexed-stream"
     };
     let mut stream = Chunked::start(&mut conn.stream, 200, ct)?;
-    let client = conn_stream_clone(&stream);
+    let client = stream.inner().try_clone().ok();
     loop {
         match reader.step(engine) {
             Ok(logs::Step::Entries(entries)) => {

@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::http::{Conn, Request};
+use super::http::{Conn, Request, MAX_JSON_BODY};
 use super::server::Stream;
 use super::{empty, engine_error, error, json_body, reply, Handled};
-use crate::container::{self, cgroup::Resources, ContainerRecord};
+use crate::container::{cgroup::Resources, ContainerRecord};
+use crate::engine::containers::{ContainerSummary, ListRequest, RemoveRequest};
+use crate::engine::filters::Filters;
 use crate::engine::{self, create::ContainerRequest, images::PullPolicy, Engine};
 
 fn strings(v: &Value) -> Vec<String> {
@@ -226,28 +228,7 @@ pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handle
 
 /// Find a container by id, id prefix or name (with or without Docker's `/`).
 pub fn find(engine: &Engine, key: &str) -> Result<ContainerRecord, engine::Error> {
-    let key = key.trim_start_matches('/');
-    container::find(&engine.store, key).map_err(|e| match e {
-        container::ContainerError::NoSuch(_) => {
-            engine::Error::NotFound(format!("No such container: {key}"))
-        }
-        e => e.into(),
-    })
-}
-
-/// The state word Docker uses.
-pub fn state_word(rec: &ContainerRecord, engine: &Engine) -> &'static str {
-    if rec.state.restarting || rec.is_restarting(&engine.store) {
-        "restarting"
-    } else if rec.state.paused {
-        "paused"
-    } else if rec.state.running {
-        "running"
-    } else if rec.state.started_at.starts_with("0001") || rec.state.started_at.is_empty() {
-        "created"
-    } else {
-        "exited"
-    }
+    engine::containers::find(engine, key.trim_start_matches('/'))
 }
 
 /// `ExposedPorts` and friends as maps of empty objects, as Docker writes
@@ -269,20 +250,17 @@ fn set_map(v: &Value) -> Value {
 /// exposed but unpublished ones, a network entry with the short id among
 /// its aliases, `Mounts` in Docker's form).
 pub fn inspect_value(engine: &Engine, rec: ContainerRecord) -> Value {
+    let mut v = match engine::containers::inspect(engine, &rec.id) {
+        Ok(v) => v,
+        Err(_) => serde_json::to_value(&rec).unwrap_or_default(),
+    };
     let rec = rec.with_live_state(&engine.store);
-    let dir = engine.store.container_dir(&rec.id);
     let short = rec.id[..12].to_string();
-    let state = state_word(&rec, engine);
-    let mut v = serde_json::to_value(&rec).unwrap_or_default();
+    let state = engine::containers::state_word(rec.live_status(&engine.store));
     v["Name"] = format!("/{}", rec.name).into();
     v["State"]["Status"] = state.into();
     v["State"]["Dead"] = false.into();
-    v["Driver"] = "overlay".into();
     v["Platform"] = "linux".into();
-    v["ResolvConfPath"] = dir.join("resolv.conf").to_string_lossy().into();
-    v["HostnamePath"] = dir.join("hostname").to_string_lossy().into();
-    v["HostsPath"] = dir.join("hosts").to_string_lossy().into();
-    v["LogPath"] = dir.join(container::LOG_FILE).to_string_lossy().into();
     v["Config"]["ExposedPorts"] = set_map(&v["Config"]["ExposedPorts"]);
     v["Config"]["AttachStdin"] = false.into();
     v["Config"]["AttachStdout"] = (!rec.config.open_stdin).into();
@@ -396,111 +374,60 @@ pub fn inspect(engine: &Engine, conn: &mut Conn<Stream>, id: &str) -> Handled {
     }
 }
 
+/// Docker's `filters` query as the engine's filters.
+pub fn filters(req: &Request) -> Result<Filters, engine::Error> {
+    Filters::from_json(req.param("filters").unwrap_or(""))
+}
+
 /// `GET /containers/json`.
 pub fn list(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
-    let all = req.flag("all", false);
-    let filters = match req.param("filters").map(parse_filters).transpose() {
-        Ok(f) => f.unwrap_or_default(),
-        Err(e) => return error(&mut conn.stream, 400, &e),
+    let lreq = match filters(req) {
+        Ok(filters) => ListRequest {
+            all: req.flag("all", false),
+            filters,
+            last: req
+                .param("limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .filter(|&n| n > 0),
+            size: req.flag("size", false),
+        },
+        Err(e) => return engine_error(&mut conn.stream, &e),
     };
-    let records = match container::list(&engine.store) {
-        Ok(r) => r,
-        Err(e) => return engine_error(&mut conn.stream, &e.into()),
-    };
-    let mut out = Vec::new();
-    for rec in records {
-        let rec = rec.with_live_state(&engine.store);
-        let state = state_word(&rec, engine);
-        if !all
-            && !filters.contains_key("status")
-            && state != "running"
-            && state != "paused"
-            && state != "restarting"
-        {
-            continue;
+    match engine::containers::list(engine, &lreq) {
+        Ok(list) => {
+            let out: Vec<Value> = list.iter().map(summary).collect();
+            reply(&mut conn.stream, 200, &Value::Array(out))
         }
-        if !matches_filters(&filters, &rec, state) {
-            continue;
-        }
-        out.push(summary(&rec, state));
+        Err(e) => engine_error(&mut conn.stream, &e),
     }
-    out.sort_by(|a, b| b["Created"].as_i64().cmp(&a["Created"].as_i64()));
-    if let Some(n) = req
-        .param("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-    {
-        out.truncate(n);
-    }
-    reply(&mut conn.stream, 200, &Value::Array(out))
 }
 
-/// Docker's `filters` query: `{"label":["a=b"]}`, or the older
-/// `{"label":{"a=b":true}}`.
-pub fn parse_filters(s: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
-    if s.trim().is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let v: Value = serde_json::from_str(s).map_err(|e| format!("invalid filters: {e}"))?;
-    let obj = v.as_object().ok_or("invalid filters: not an object")?;
-    let mut out = BTreeMap::new();
-    for (k, v) in obj {
-        let vals = match v {
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect(),
-            Value::Object(m) => m.keys().cloned().collect(),
-            Value::String(s) => vec![s.clone()],
-            _ => return Err(format!("invalid filter {k:?}")),
-        };
-        out.insert(k.clone(), vals);
-    }
-    Ok(out)
-}
-
-fn matches_filters(f: &BTreeMap<String, Vec<String>>, rec: &ContainerRecord, state: &str) -> bool {
-    f.iter().all(|(k, vals)| match k.as_str() {
-        // Every label filter must hold.
-        "label" => vals.iter().all(|want| match want.split_once('=') {
-            Some((k, v)) => rec.config.labels.get(k).is_some_and(|x| x == v),
-            None => rec.config.labels.contains_key(want.as_str()),
-        }),
-        "status" => vals.iter().any(|s| s == state),
-        "id" => vals.iter().any(|p| rec.id.starts_with(p.as_str())),
-        "name" => vals
-            .iter()
-            .any(|n| rec.name.contains(n.trim_start_matches('/'))),
-        "ancestor" => vals
-            .iter()
-            .any(|a| rec.config.image == *a || rec.image.contains(a.trim_start_matches("sha256:"))),
-        "exited" => vals
-            .iter()
-            .any(|c| state == "exited" && c.parse() == Ok(rec.state.exit_code)),
-        _ => true,
-    })
-}
-
-fn summary(rec: &ContainerRecord, state: &str) -> Value {
-    let created = chrono_seconds(&rec.created);
-    let mut ports = Vec::new();
-    for (p, binds) in &rec.network_settings.ports {
-        let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
-        for b in binds {
-            ports.push(json!({
-                "IP": if b.host_ip.is_empty() { "0.0.0.0" } else { &b.host_ip },
-                "PrivatePort": num.parse::<u16>().unwrap_or(0),
-                "PublicPort": b.host_port.parse::<u16>().unwrap_or(0),
-                "Type": proto,
-            }));
-        }
-    }
+fn summary(c: &ContainerSummary) -> Value {
+    let rec = &c.record;
+    let created = humantime::parse_rfc3339_weak(&rec.created)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let ports: Vec<Value> = c
+        .ports
+        .iter()
+        .map(|p| {
+            let mut v = json!({"PrivatePort": p.private_port, "Type": p.kind});
+            if let Some(ip) = &p.ip {
+                v["IP"] = ip.clone().into();
+            }
+            if let Some(pp) = p.public_port {
+                v["PublicPort"] = pp.into();
+            }
+            v
+        })
+        .collect();
     let mut command = rec.path.clone();
     for a in &rec.args {
         command.push(' ');
         command.push_str(a);
     }
-    json!({
+    let mut v = json!({
         "Id": rec.id,
         "Names": [format!("/{}", rec.name)],
         "Image": rec.config.image,
@@ -509,50 +436,22 @@ fn summary(rec: &ContainerRecord, state: &str) -> Value {
         "Created": created,
         "Ports": ports,
         "Labels": rec.config.labels,
-        "State": state,
-        "Status": status_text(rec, state),
+        "State": c.state,
+        "Status": c.status,
         "HostConfig": {"NetworkMode": rec.host_config.network_mode},
         "NetworkSettings": {"Networks": {}},
         "Mounts": [],
-    })
-}
-
-fn chrono_seconds(rfc3339: &str) -> i64 {
-    humantime::parse_rfc3339_weak(rfc3339)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-fn status_text(rec: &ContainerRecord, state: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let ago = |t: &str| {
-        crate::util::human::duration(std::time::Duration::from_secs(
-            (now - chrono_seconds(t)).max(0) as u64,
-        ))
-    };
-    match state {
-        "running" => format!("Up {}", ago(&rec.state.started_at)),
-        "paused" => format!("Up {} (Paused)", ago(&rec.state.started_at)),
-        "restarting" => format!(
-            "Restarting ({}) {} ago",
-            rec.state.exit_code,
-            ago(&rec.state.finished_at)
-        ),
-        "exited" => format!(
-            "Exited ({}) {} ago",
-            rec.state.exit_code,
-            ago(&rec.state.finished_at)
-        ),
-        _ => "Created".into(),
+    });
+    if let Some(size) = &c.size {
+        v["SizeRw"] = size.rw.into();
+        v["SizeRootFs"] = size.root_fs.into();
     }
+    v
 }
 
 /// `POST /containers/{id}/start`: 204, or 304 when it runs already.
 pub fn start(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -> Handled {
-    let _ = conn.read_body(req, super::http::MAX_JSON_BODY);
+    let _ = conn.read_body(req, MAX_JSON_BODY);
     let rec = match find(engine, id) {
         Ok(r) => r,
         Err(e) => return engine_error(&mut conn.stream, &e),
@@ -560,25 +459,28 @@ pub fn start(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) 
     if rec.is_up(&engine.store) {
         return empty(&mut conn.stream, 304);
     }
-    match super::attach::start(engine, &rec) {
+    done(conn, super::attach::start(engine, &rec))
+}
+
+/// 204, or the engine's error.
+fn done(conn: &mut Conn<Stream>, r: Result<(), engine::Error>) -> Handled {
+    match r {
         Ok(()) => empty(&mut conn.stream, 204),
         Err(e) => engine_error(&mut conn.stream, &e),
     }
 }
 
-/// `t=` seconds before the kill; Docker's 10 by default.
-fn timeout(req: &Request) -> std::time::Duration {
-    let secs = req
-        .param("t")
+/// `t=` seconds before the kill (the engine's default when not given).
+fn timeout(req: &Request) -> Option<u64> {
+    req.param("t")
         .or_else(|| req.param("timeout"))
         .and_then(|t| t.parse::<i64>().ok())
-        .map_or(10, |t| t.max(0) as u64);
-    std::time::Duration::from_secs(secs)
+        .map(|t| t.max(0) as u64)
 }
 
 /// `POST /containers/{id}/stop?t=`: 204, or 304 when it was not running.
 pub fn stop(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -> Handled {
-    let _ = conn.read_body(req, super::http::MAX_JSON_BODY);
+    let _ = conn.read_body(req, MAX_JSON_BODY);
     let rec = match find(engine, id) {
         Ok(r) => r,
         Err(e) => return engine_error(&mut conn.stream, &e),
@@ -586,37 +488,25 @@ pub fn stop(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -
     if !rec.is_up(&engine.store) && !rec.is_restarting(&engine.store) {
         return empty(&mut conn.stream, 304);
     }
-    match container::lifecycle::stop(&engine.store, &rec, timeout(req), None) {
-        Ok(_) => empty(&mut conn.stream, 204),
-        Err(e) => engine_error(&mut conn.stream, &e.into()),
-    }
+    done(
+        conn,
+        engine::containers::stop(engine, &rec.id, timeout(req)),
+    )
 }
 
 /// `POST /containers/{id}/restart?t=`.
 pub fn restart(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -> Handled {
-    let _ = conn.read_body(req, super::http::MAX_JSON_BODY);
-    let rec = match find(engine, id) {
-        Ok(r) => r,
-        Err(e) => return engine_error(&mut conn.stream, &e),
-    };
-    if rec.is_up(&engine.store) {
-        if let Err(e) = container::lifecycle::stop(&engine.store, &rec, timeout(req), None) {
-            return engine_error(&mut conn.stream, &e.into());
-        }
-    }
-    let rec = match find(engine, id) {
-        Ok(r) => r,
-        Err(e) => return engine_error(&mut conn.stream, &e),
-    };
-    match super::attach::start(engine, &rec) {
-        Ok(()) => empty(&mut conn.stream, 204),
-        Err(e) => engine_error(&mut conn.stream, &e),
-    }
+    let _ = conn.read_body(req, MAX_JSON_BODY);
+    let r = find(engine, id).and_then(|rec| {
+        engine::containers::stop(engine, &rec.id, timeout(req))?;
+        super::attach::start(engine, &find(engine, &rec.id)?)
+    });
+    done(conn, r)
 }
 
 /// `POST /containers/{id}/kill?signal=`.
 pub fn kill(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -> Handled {
-    let _ = conn.read_body(req, super::http::MAX_JSON_BODY);
+    let _ = conn.read_body(req, MAX_JSON_BODY);
     let rec = match find(engine, id) {
         Ok(r) => r,
         Err(e) => return engine_error(&mut conn.stream, &e),
@@ -628,17 +518,8 @@ pub fn kill(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -
             &format!("Container {} is not running", rec.id),
         );
     }
-    let sig = match req.param("signal").filter(|s| !s.is_empty()) {
-        None => nix::sys::signal::Signal::SIGKILL,
-        Some(s) => match crate::util::signal::parse_signal(s) {
-            Ok(sig) => sig,
-            Err(e) => return error(&mut conn.stream, 400, &e),
-        },
-    };
-    match container::lifecycle::signal(&engine.store, &rec, sig) {
-        Ok(()) => empty(&mut conn.stream, 204),
-        Err(e) => engine_error(&mut conn.stream, &e.into()),
-    }
+    let sig = req.param("signal").filter(|s| !s.is_empty());
+    done(conn, engine::containers::kill(engine, &rec.id, sig))
 }
 
 /// `POST /containers/{id}/pause` and `unpause`.
@@ -649,81 +530,52 @@ pub fn pause(
     id: &str,
     on: bool,
 ) -> Handled {
-    let _ = conn.read_body(req, super::http::MAX_JSON_BODY);
-    let mut rec = match find(engine, id) {
-        Ok(r) => r.with_live_state(&engine.store),
-        Err(e) => return engine_error(&mut conn.stream, &e),
-    };
+    let _ = conn.read_body(req, MAX_JSON_BODY);
+    let id = id.trim_start_matches('/');
     let r = if on {
-        container::lifecycle::pause(&engine.store, &mut rec)
+        engine::containers::pause(engine, id)
     } else {
-        container::lifecycle::unpause(&engine.store, &mut rec)
+        engine::containers::unpause(engine, id)
     };
-    match r {
-        Ok(()) => empty(&mut conn.stream, 204),
-        Err(e) => engine_error(&mut conn.stream, &e.into()),
-    }
+    done(conn, r)
 }
 
 /// `POST /containers/{id}/rename?name=`.
 pub fn rename(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -> Handled {
-    let _ = conn.read_body(req, super::http::MAX_JSON_BODY);
-    let rec = match find(engine, id) {
-        Ok(r) => r,
-        Err(e) => return engine_error(&mut conn.stream, &e),
-    };
+    let _ = conn.read_body(req, MAX_JSON_BODY);
     let Some(new) = req.param("name").filter(|n| !n.is_empty()) else {
         return error(&mut conn.stream, 400, "rename needs a name");
     };
-    match container::lifecycle::rename(&engine.store, &rec, new.trim_start_matches('/')) {
-        Ok(()) => empty(&mut conn.stream, 204),
-        Err(e) => engine_error(&mut conn.stream, &e.into()),
-    }
+    let r = engine::containers::rename(
+        engine,
+        id.trim_start_matches('/'),
+        new.trim_start_matches('/'),
+    );
+    done(conn, r)
 }
 
 /// `DELETE /containers/{id}?force=&v=`.
 pub fn remove(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -> Handled {
-    let _ = conn.read_body(req, super::http::MAX_JSON_BODY);
-    let rec = match find(engine, id) {
-        Ok(r) => r,
-        Err(e) => return engine_error(&mut conn.stream, &e),
+    let _ = conn.read_body(req, MAX_JSON_BODY);
+    let rreq = RemoveRequest {
+        force: req.flag("force", false),
+        volumes: req.flag("v", false),
     };
-    let force = req.flag("force", false);
-    let volumes = req.flag("v", false);
-    match container::remove(&engine.store, &rec, &engine.mapping, force) {
-        Ok(_) => {
-            if volumes {
-                let _ = container::remove_anonymous_volumes(&engine.store, &engine.mapping, &rec);
-            }
-            empty(&mut conn.stream, 204)
-        }
-        Err(e) => engine_error(&mut conn.stream, &e.into()),
-    }
+    done(
+        conn,
+        engine::containers::remove(engine, id.trim_start_matches('/'), &rreq),
+    )
 }
 
 /// `POST /containers/prune`: stopped containers go.
 pub fn prune(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
-    let _ = conn.read_body(req, super::http::MAX_JSON_BODY);
-    let filters = match req.param("filters").map(parse_filters).transpose() {
-        Ok(f) => f.unwrap_or_default(),
-        Err(e) => return error(&mut conn.stream, 400, &e),
-    };
-    let mut deleted = Vec::new();
-    for rec in container::list(&engine.store).unwrap_or_default() {
-        let rec = rec.with_live_state(&engine.store);
-        let state = state_word(&rec, engine);
-        if matches!(state, "running" | "paused" | "restarting")
-            || !matches_filters(&filters, &rec, state)
-        {
-            continue;
-        }
-        if container::remove(&engine.store, &rec, &engine.mapping, false).is_ok() {
-            deleted.push(rec.id);
-        }
+    let _ = conn.read_body(req, MAX_JSON_BODY);
+    match filters(req).and_then(|f| engine::containers::prune(engine, &f)) {
+        Ok(p) => reply(
+            &mut conn.stream,
+            200,
+            &json!({"ContainersDeleted": p.deleted, "SpaceReclaimed": p.space}),
+        ),
+        Err(e) => engine_error(&mut conn.stream, &e),
     }
-    reply(
-        &mut conn.stream,
-        200,
-        &json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
-    )
 }

@@ -117,50 +117,28 @@ fn summary_json(s: &catalog::ImageSummary) -> Value {
 /// `GET /images/json`.
 pub fn list(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
     let _ = conn.read_body(req, http::MAX_JSON_BODY);
-    let filters = match req
-        .param("filters")
-        .map(super::containers::parse_filters)
-        .transpose()
-    {
-        Ok(f) => f.unwrap_or_default(),
-        Err(e) => return error(&mut conn.stream, 400, &e),
+    let lreq = match super::containers::filters(req) {
+        Ok(filters) => engine::catalog::ImageListRequest {
+            all: req.flag("all", false),
+            filters,
+            digests: req.flag("digests", false),
+            repository: None,
+        },
+        Err(e) => return engine_error(&mut conn.stream, &e),
     };
-    let all = match catalog::list(&engine.store) {
-        Ok(l) => l,
-        Err(e) => return error(&mut conn.stream, 500, &e.to_string()),
-    };
-    let out: Vec<Value> = all
-        .iter()
-        .filter(|s| !s.build_cache || req.flag("all", false))
-        .filter(|s| {
-            filters.iter().all(|(k, vals)| match k.as_str() {
-                "label" => vals.iter().all(|want| match want.split_once('=') {
-                    Some((k, v)) => s.runtime.labels.get(k).is_some_and(|x| x == v),
-                    None => s.runtime.labels.contains_key(want.as_str()),
-                }),
-                "dangling" => vals.iter().any(|d| (d == "true") == s.tags.is_empty()),
-                "reference" => vals.iter().any(|r| {
-                    s.tags
-                        .iter()
-                        .any(|t| t.short() == *r || t.short_repository() == *r)
-                }),
-                _ => true,
-            })
-        })
-        .map(summary_json)
-        .collect();
-    reply(&mut conn.stream, 200, &Value::Array(out))
+    match engine::catalog::list(engine, &lreq) {
+        Ok(entries) => {
+            let out: Vec<Value> = entries.iter().map(|e| summary_json(&e.summary)).collect();
+            reply(&mut conn.stream, 200, &Value::Array(out))
+        }
+        Err(e) => engine_error(&mut conn.stream, &e),
+    }
 }
 
 /// `GET /images/{name}/json`.
 pub fn inspect(engine: &Engine, conn: &mut Conn<Stream>, name: &str) -> Handled {
-    match catalog::resolve(&engine.store, name)
-        .map_err(engine::Error::from)
-        .and_then(|id| {
-            catalog::summary(&engine.store, &id).map_err(|e| engine::Error::Other(e.into()))
-        }) {
-        Ok(s) => {
-            let mut v = catalog::inspect_json(&s);
+    match engine::catalog::inspect(engine, name) {
+        Ok(mut v) => {
             v["ContainerConfig"] = v["Config"].clone();
             v["Parent"] = "".into();
             v["Comment"] = "".into();
@@ -188,11 +166,8 @@ pub fn tag(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, name: &str) 
         Some(t) => format!("{repo}:{t}"),
         None => repo.to_string(),
     };
-    if catalog::resolve(&engine.store, name).is_err() {
-        return error(&mut conn.stream, 404, &format!("No such image: {name}"));
-    }
-    match catalog::tag(&engine.store, name, &target) {
+    match engine::catalog::tag(engine, name, &target) {
         Ok(()) => empty(&mut conn.stream, 201),
-        Err(e) => error(&mut conn.stream, 400, &e.to_string()),
+        Err(e) => engine_error(&mut conn.stream, &e),
     }
 }

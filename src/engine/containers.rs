@@ -272,10 +272,8 @@ pub fn inspect(engine: &Engine, key: &str) -> Result<serde_json::Value> {
 /// is up, or between two runs of its restart policy, is left as it is.
 pub fn start(engine: &Engine, key: &str) -> Result<()> {
     let rec = find(engine, key)?;
-    if !rec.is_up(&engine.store) && !rec.is_restarting(&engine.store) {
-        monitor::launch(&engine.store, &rec, false).map_err(ContainerError::from)?;
-    }
-    Ok(())
+    // An API client may be waiting to attach to this start.
+    super::attach::start(engine, &rec)
 }
 
 /// A signal by name (`TERM`, `SIGHUP`) or number.

@@ -7,6 +7,7 @@
 //! a request, calls the engine, and renders what comes back, so two front
 //! ends cannot make different containers from the same request.
 
+pub mod attach;
 pub mod build;
 pub mod catalog;
 pub mod containers;
