@@ -109,6 +109,15 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
         info.runtime.display(),
         crate::util::printable::escape_controls(&info.runtime_reason)
     );
+    println!(
+        "Docker API:        export DOCKER_HOST={} ({})",
+        info.docker_host,
+        if info.docker_host_listening {
+            "`burrow system service` is listening"
+        } else {
+            "serve it with `burrow system service`"
+        }
+    );
     Ok(0)
 }
 

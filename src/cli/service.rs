@@ -28,12 +28,6 @@ pub struct ServiceArgs {
     pub uri: Option<String>,
 }
 
-/// The socket `system service` listens on by default, in the user's
-/// private runtime directory.
-pub fn default_socket(ctx: &Ctx) -> PathBuf {
-    ctx.store.paths.runtime_base().join("burrow.sock")
-}
-
 pub fn run(root: Option<PathBuf>, a: ServiceArgs) -> anyhow::Result<i32> {
     let bad = |e: server::ServiceError| Exit::new(exit::BURROW, e.to_string());
     let ctx = Ctx::open(root)?;
@@ -42,7 +36,7 @@ pub fn run(root: Option<PathBuf>, a: ServiceArgs) -> anyhow::Result<i32> {
         (None, uri) => {
             let listen = match uri {
                 Some(u) => Listen::parse(u).map_err(bad)?,
-                None => Listen::Unix(default_socket(&ctx)),
+                None => Listen::Unix(crate::engine::system::api_socket(&ctx)),
             };
             if let Listen::Tcp(addr) = &listen {
                 eprintln!(

@@ -82,6 +82,11 @@ pub struct Info {
     pub runtime: PathBuf,
     /// Why the runtime directory is where it is.
     pub runtime_reason: String,
+    /// Where `burrow system service` listens by default: the value of
+    /// `DOCKER_HOST` for docker, Compose, docker-py and Testcontainers.
+    pub docker_host: String,
+    /// Whether a service answers there now.
+    pub docker_host_listening: bool,
     pub kernel_version: String,
     #[serde(rename = "OSType")]
     pub os_type: &'static str,
@@ -100,6 +105,12 @@ pub struct Info {
 }
 
 /// What burrow can do on this host, and the store's counts.
+/// The socket `burrow system service` listens on by default, in the
+/// user's private runtime directory (`$XDG_RUNTIME_DIR/burrow/burrow.sock`).
+pub fn api_socket(engine: &Engine) -> std::path::PathBuf {
+    engine.store.paths.runtime_base().join("burrow.sock")
+}
+
 pub fn info(engine: &Engine) -> Result<Info> {
     let m = &engine.mapping;
     let uname = nix::sys::utsname::uname().ok();
@@ -156,6 +167,8 @@ pub fn info(engine: &Engine) -> Result<Info> {
         store: paths.root.clone(),
         runtime: paths.runtime.clone(),
         runtime_reason,
+        docker_host: format!("unix://{}", api_socket(engine).display()),
+        docker_host_listening: std::os::unix::net::UnixStream::connect(api_socket(engine)).is_ok(),
         os_type: std::env::consts::OS,
         architecture: uname
             .as_ref()
