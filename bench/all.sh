@@ -22,6 +22,8 @@
 #   pull     pull.sh     pull vs skopeo from a loopback docker-registry
 #   port     port.sh     published-port throughput vs direct and podman
 #   build    build.sh    burrow build vs podman build
+#   api      api.sh      docker run/ps through the API service vs burrow run
+#                        and podman system service
 #
 # Run it as root (as on the project's machines): every part runs its tools
 # as the unprivileged users burrow-bench and burrow-bench-nosub. As an
@@ -44,10 +46,10 @@ out=${OUT_DIR:-$repo/bench/results/$day}
 # shellcheck source=bench/lib.sh
 source "$repo/bench/lib.sh"
 
-all_parts=(start density listing import pull port build)
+all_parts=(start density listing import pull port build api)
 declare -A script=([start]=run.sh [density]=density.sh [listing]=listing.sh [import]=import.sh
-	[pull]=pull.sh [port]=port.sh [build]=build.sh)
-declare -A needs_root=([pull]=1 [port]=1 [build]=1)
+	[pull]=pull.sh [port]=port.sh [build]=build.sh [api]=api.sh)
+declare -A needs_root=([pull]=1 [port]=1 [build]=1 [api]=1)
 IFS=, read -ra parts <<<"${ONLY:-$(
 	IFS=,
 	echo "${all_parts[*]}"
