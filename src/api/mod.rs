@@ -110,6 +110,16 @@ pub fn json_body(conn: &mut Conn<Stream>, req: &Request) -> Result<Value, String
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
+    // Docker's rule: a body is JSON, and a request that says otherwise is
+    // refused rather than guessed at.
+    if let Some(ct) = req.header("content-type") {
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        if !mime.eq_ignore_ascii_case("application/json") {
+            return Err(format!(
+                "Content-Type specified ({ct}) must be 'application/json'"
+            ));
+        }
+    }
     serde_json::from_slice(&body).map_err(|e| format!("invalid JSON body: {e}"))
 }
 
