@@ -9,6 +9,7 @@
 //! results into Docker's JSON.
 
 pub mod attach;
+pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod http;
@@ -155,6 +156,7 @@ fn route(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
         ("GET", ["exec", id, "json"]) => exec::inspect(engine, conn, id),
         ("POST", ["images", "create"]) => images::create(engine, conn, req),
         ("GET", ["images", "json"]) => images::list(engine, conn, req),
+        ("POST", ["build"]) => build::build(engine, conn, req),
         _ => not_routed(engine, conn, req, &parts),
     }
 }
