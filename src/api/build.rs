@@ -204,7 +204,11 @@ impl Sink for Records<'_, '_> {
         match &event {
             Event::Notice { .. } => {}
             Event::Build(BuildEvent::Step(line)) if line.starts_with("Successfully tagged ") => {
-                self.held.push(line.clone())
+                // Docker names the tag as the client wrote it: `app:1`.
+                let name = &line["Successfully tagged ".len()..];
+                let short = crate::image::reference::Reference::parse(name)
+                    .map_or_else(|_| name.to_string(), |r| r.short());
+                self.held.push(format!("Successfully tagged {short}"))
             }
             Event::Build(BuildEvent::Built(id)) if self.quiet => {
                 self.send(&json!({ "aux": { "ID": format!("sha256:{}", crate::store::hex_of(id)) } }));

@@ -10,6 +10,7 @@
 
 pub mod attach;
 pub mod build;
+pub mod events;
 pub mod containers;
 pub mod exec;
 pub mod http;
@@ -134,6 +135,7 @@ fn route(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
         ("GET" | "HEAD", ["_ping"]) => system::ping(conn, req),
         ("GET", ["version"]) => system::version(conn),
         ("GET", ["info"]) => system::info(engine, conn),
+        ("GET", ["events"]) => events::events(engine, conn, req),
         ("POST", ["containers", "create"]) => containers::create(engine, conn, req),
         ("GET", ["containers", "json"]) => containers::list(engine, conn, req),
         ("POST", ["containers", "prune"]) => containers::prune(engine, conn, req),

@@ -155,13 +155,15 @@ pub fn create(engine: &Engine, req: &NetworkRequest) -> Result<Network> {
             )));
         }
     }
-    Ok(user::create(
+    let net = user::create(
         &engine.store,
         &req.name,
         req.subnet.as_deref(),
         &req.labels,
         &host_routes,
-    )?)
+    )?;
+    super::events::network(engine, "create", &net.id, &net.name);
+    Ok(net)
 }
 
 /// The network `name` names (a name, a full id or a unique id prefix).
@@ -185,6 +187,7 @@ pub fn remove(engine: &Engine, name: &str) -> Result<()> {
     }
     user::remove(&engine.store, &net.name)?;
     switch::remove_leftovers(&engine.store.paths.runtime, &net);
+    super::events::network(engine, "destroy", &net.id, &net.name);
     Ok(())
 }
 
