@@ -89,8 +89,7 @@ pub fn unpack_context(body: impl Read, dir: &Path) -> Result<(), ContextError> {
         &ApplyOptions {
             ids: IdPolicy::Collapse,
         },
-    )
-    ?;
+    )?;
     Ok(())
 }
 
@@ -211,7 +210,9 @@ impl Sink for Records<'_, '_> {
                 self.held.push(format!("Successfully tagged {short}"))
             }
             Event::Build(BuildEvent::Built(id)) if self.quiet => {
-                self.send(&json!({ "aux": { "ID": format!("sha256:{}", crate::store::hex_of(id)) } }));
+                self.send(
+                    &json!({ "aux": { "ID": format!("sha256:{}", crate::store::hex_of(id)) } }),
+                );
                 self.send(&json!({ "stream": format!("sha256:{}\n", crate::store::hex_of(id)) }));
             }
             Event::Build(BuildEvent::Built(_)) => {
@@ -444,8 +445,8 @@ mod tests {
         assert!(b.quiet && b.no_cache && !b.pull);
         assert_eq!(b.network, "default");
         assert_eq!(b.target.as_deref(), Some("s"));
-        let bad = super::super::http::parse_head(b"POST /build?buildargs=x HTTP/1.1\r\n\r\n")
-            .unwrap();
+        let bad =
+            super::super::http::parse_head(b"POST /build?buildargs=x HTTP/1.1\r\n\r\n").unwrap();
         assert!(request_of(&bad, Path::new("/ctx")).is_err());
     }
 }

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use super::attach::client_gone;
 use super::http::{self, Chunked, Conn, Request};
 use super::server::Stream;
-use super::attach::client_gone;
 use super::{engine_error, Handled, Next};
 use crate::engine::events::{self, EventsRequest, Step};
 use crate::engine::filters::Filters;
@@ -17,9 +17,8 @@ const POLL: Duration = Duration::from_millis(200);
 /// `GET /events?since=&until=&filters=`.
 pub fn events(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
     let _ = conn.read_body(req, http::MAX_JSON_BODY);
-    let parsed = Filters::from_json(req.param("filters").unwrap_or("")).and_then(|f| {
-        EventsRequest::parse(req.param("since"), req.param("until"), f)
-    });
+    let parsed = Filters::from_json(req.param("filters").unwrap_or(""))
+        .and_then(|f| EventsRequest::parse(req.param("since"), req.param("until"), f));
     let ereq = match parsed {
         Ok(r) => r,
         Err(e) => return engine_error(&mut conn.stream, &e),

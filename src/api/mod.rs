@@ -10,8 +10,8 @@
 
 pub mod attach;
 pub mod build;
-pub mod events;
 pub mod containers;
+pub mod events;
 pub mod exec;
 pub mod http;
 pub mod images;

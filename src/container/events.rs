@@ -14,7 +14,8 @@ pub fn entry(rec: &ContainerRecord, action: &str, extra: &[(&str, String)]) -> E
         e.attributes.insert(k.clone(), v.clone());
     }
     e.attributes.insert("name".into(), rec.name.clone());
-    e.attributes.insert("image".into(), rec.config.image.clone());
+    e.attributes
+        .insert("image".into(), rec.config.image.clone());
     for (k, v) in extra {
         e.attributes.insert((*k).to_string(), v.clone());
     }

@@ -119,10 +119,12 @@ pub fn matches(filters: &Filters, e: &Entry) -> bool {
                 .iter()
                 .any(|n| !n.is_empty() && (*n == v || strip_tag(n) == v))
         })
-        && filters.values("label").all(|want| match want.split_once('=') {
-            Some((k, v)) => e.attributes.get(k).is_some_and(|x| x == v),
-            None => e.attributes.contains_key(want),
-        })
+        && filters
+            .values("label")
+            .all(|want| match want.split_once('=') {
+                Some((k, v)) => e.attributes.get(k).is_some_and(|x| x == v),
+                None => e.attributes.contains_key(want),
+            })
 }
 
 /// `busybox:1` → `busybox`; a digest or registry port is kept.
@@ -276,7 +278,10 @@ mod tests {
         assert!(matches(&f(&[("image", "busybox")]), &e));
         assert!(matches(&f(&[("image", "busybox:1")]), &e));
         assert!(!matches(&f(&[("image", "alpine")]), &e));
-        assert!(matches(&f(&[("label", "com.docker.compose.project=p")]), &e));
+        assert!(matches(
+            &f(&[("label", "com.docker.compose.project=p")]),
+            &e
+        ));
         assert!(matches(&f(&[("label", "com.docker.compose.project")]), &e));
         assert!(!matches(
             &f(&[

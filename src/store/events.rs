@@ -194,7 +194,10 @@ mod tests {
         let (_dir, store) = crate::store::temp_store();
         let (mut j, first) = Journal::open(&store, true);
         assert!(first.is_empty());
-        append(&store, &Entry::now("container", "create", "a").with("name", "x"));
+        append(
+            &store,
+            &Entry::now("container", "create", "a").with("name", "x"),
+        );
         let got = j.more();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].attributes["name"], "x");
