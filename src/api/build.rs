@@ -335,6 +335,13 @@ mod tests {
         b.into_inner().unwrap()
     }
 
+    /// An empty directory `name` under `top`.
+    fn fresh(top: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
+        let dir = top.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        dir
+    }
+
     fn outside_untouched(parent: &Path) -> bool {
         std::fs::read_dir(parent).unwrap().count() == 1
     }
@@ -342,8 +349,7 @@ mod tests {
     #[test]
     fn a_plain_context_unpacks() {
         let top = tempfile::tempdir().unwrap();
-        let dir = top.path().join("ctx");
-        std::fs::create_dir(&dir).unwrap();
+        let dir = fresh(&top, "ctx");
         let t = tar_of(&[
             ("Dockerfile", tar::EntryType::Regular, "", b"FROM scratch\n"),
             ("src/", tar::EntryType::Directory, "", b""),
@@ -366,8 +372,7 @@ mod tests {
     #[test]
     fn hostile_contexts_stay_inside() {
         let top = tempfile::tempdir().unwrap();
-        let dir = top.path().join("ctx");
-        std::fs::create_dir(&dir).unwrap();
+        let dir = fresh(&top, "ctx");
         let climb = tar_of(&[("../evil", tar::EntryType::Regular, "", b"x")]);
         assert!(unpack_context(&climb[..], &dir).is_err());
         let deep = tar_of(&[("a/../../evil", tar::EntryType::Regular, "", b"x")]);
@@ -375,18 +380,15 @@ mod tests {
         assert!(outside_untouched(top.path()));
 
         // An absolute name lands inside, as in Docker.
-        let dir2 = top.path().join("ctx2");
-        std::fs::create_dir(&dir2).unwrap();
+        let dir2 = fresh(&top, "ctx2");
         let abs = tar_of(&[("/abs", tar::EntryType::Regular, "", b"x")]);
         unpack_context(&abs[..], &dir2).unwrap();
         assert!(dir2.join("abs").is_file());
 
         // A symlink out of the context, then a file through it: the file
         // is written inside.
-        let out = top.path().join("out");
-        std::fs::create_dir(&out).unwrap();
-        let dir3 = top.path().join("ctx3");
-        std::fs::create_dir(&dir3).unwrap();
+        let out = fresh(&top, "out");
+        let dir3 = fresh(&top, "ctx3");
         let through = tar_of(&[
             ("l", tar::EntryType::Symlink, out.to_str().unwrap(), b""),
             ("l/f", tar::EntryType::Regular, "", b"x"),
@@ -399,28 +401,24 @@ mod tests {
         // The Dockerfile's path is resolved inside too.
         assert!(read_in_context(&dir3, "up/../../etc/passwd").is_err());
         let with_link = tar_of(&[("Dockerfile", tar::EntryType::Symlink, "/etc/passwd", b"")]);
-        let dir4 = top.path().join("ctx4");
-        std::fs::create_dir(&dir4).unwrap();
+        let dir4 = fresh(&top, "ctx4");
         unpack_context(&with_link[..], &dir4).unwrap();
         assert!(read_in_context(&dir4, "Dockerfile").is_err());
 
         // Devices are not made.
-        let dir5 = top.path().join("ctx5");
-        std::fs::create_dir(&dir5).unwrap();
+        let dir5 = fresh(&top, "ctx5");
         let dev = tar_of(&[("null", tar::EntryType::Char, "", b"")]);
         let _ = unpack_context(&dev[..], &dir5);
         assert!(!dir5.join("null").exists());
         // Not a tar.
-        let dir6 = top.path().join("ctx6");
-        std::fs::create_dir(&dir6).unwrap();
+        let dir6 = fresh(&top, "ctx6");
         assert!(unpack_context(&b"FROM scratch\n"[..], &dir6).is_err());
     }
 
     #[test]
     fn a_symlinked_dockerignore_is_settled_inside() {
         let top = tempfile::tempdir().unwrap();
-        let dir = top.path().join("ctx");
-        std::fs::create_dir(&dir).unwrap();
+        let dir = fresh(&top, "ctx");
         let t = tar_of(&[
             ("ignore", tar::EntryType::Regular, "", b"x\n"),
             (".dockerignore", tar::EntryType::Symlink, "/ignore", b""),
