@@ -68,6 +68,35 @@ impl<R: Read> Read for Bounded<'_, R> {
     }
 }
 
+/// A tar stream completed to a whole block at its end: the docker CLI's
+/// `build -f -` appends the Dockerfile as a last entry without the
+/// padding after its data (Docker's daemon reads it anyway), which the
+/// extractor would take for a stream cut inside an entry.
+struct PadToBlock<R> {
+    inner: R,
+    read: u64,
+    /// Zeros still to give once the stream ended.
+    padding: Option<u64>,
+}
+
+impl<R: Read> Read for PadToBlock<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.padding.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.read += n as u64;
+                return Ok(n);
+            }
+            self.padding = Some((512 - self.read % 512) % 512);
+        }
+        let left = self.padding.unwrap_or(0);
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        buf[..n].fill(0);
+        self.padding = Some(left - n as u64);
+        Ok(n)
+    }
+}
+
 /// Unpack a build context (a tar, plain or compressed) into the empty
 /// directory `dir`. The archive is hostile input: it goes through the
 /// layer extractor, which refuses names that climb out, resolves every
@@ -84,7 +113,11 @@ pub fn unpack_context(body: impl Read, dir: &Path) -> Result<(), ContextError> {
     };
     let (_, tar) = crate::image::compress::decoder(bounded)?;
     apply_layer(
-        tar,
+        PadToBlock {
+            inner: tar,
+            read: 0,
+            padding: None,
+        },
         dir,
         &ApplyOptions {
             ids: IdPolicy::Collapse,
@@ -413,6 +446,17 @@ mod tests {
         // Not a tar.
         let dir6 = fresh(&top, "ctx6");
         assert!(unpack_context(&b"FROM scratch\n"[..], &dir6).is_err());
+    }
+
+    #[test]
+    fn a_last_entry_without_its_padding_is_read() {
+        let top = tempfile::tempdir().unwrap();
+        let dir = fresh(&top, "ctx");
+        let mut t = tar_of(&[("a", tar::EntryType::Regular, "", b"x")]);
+        // Header, then one byte of data: as the docker CLI sends `-f -`.
+        t.truncate(513);
+        unpack_context(&t[..], &dir).unwrap();
+        assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"x");
     }
 
     #[test]
