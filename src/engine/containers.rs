@@ -616,6 +616,7 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Pruned> {
         }
         let size = changes::size(&store.container_dir(&rec.id).join("upper"));
         if container::remove(store, &rec, &engine.mapping, false).is_ok() {
+            super::events::container(engine, &rec, "destroy", &[]);
             out.deleted.push(rec.id);
             out.space += size;
         }

@@ -207,6 +207,7 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Vec<String>> {
         if users(&containers, &n).is_empty() && filters.labels_match(&n.labels) && old_enough {
             user::remove(&engine.store, &n.name)?;
             switch::remove_leftovers(&engine.store.paths.runtime, &n);
+            super::events::network(engine, "destroy", &n.id, &n.name);
             deleted.push(n.name);
         }
     }

@@ -140,6 +140,7 @@ pub fn prune(engine: &Engine, all: bool, filters: &Filters) -> Result<(Vec<Strin
         volumes::remove(&engine.store, &engine.mapping, &containers, &v.name).map_err(|e| {
             Error::Other(anyhow::Error::new(e).context(format!("removing volume {}", v.name)))
         })?;
+        super::events::volume(engine, "destroy", &v.name);
         names.push(v.name);
         freed += size;
     }
