@@ -266,7 +266,7 @@ pub fn resize(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str)
 
 /// Wait `d` on the client's connection: true when it went away (closed,
 /// or half-closed: a client waiting for an answer sends nothing more).
-fn client_gone(client: &Stream, d: Duration) -> bool {
+pub fn client_gone(client: &Stream, d: Duration) -> bool {
     let mut fds = [PollFd::new(client.as_fd(), PollFlags::POLLIN)];
     let ms = PollTimeout::try_from(d.as_millis() as i32).unwrap_or(PollTimeout::MAX);
     let _ = poll(&mut fds, ms);

@@ -9,7 +9,9 @@
 //! results into Docker's JSON.
 
 pub mod attach;
+pub mod build;
 pub mod containers;
+pub mod events;
 pub mod exec;
 pub mod http;
 pub mod images;
@@ -143,6 +145,7 @@ fn route(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
         ("GET" | "HEAD", ["_ping"]) => system::ping(conn, req),
         ("GET", ["version"]) => system::version(conn),
         ("GET", ["info"]) => system::info(engine, conn),
+        ("GET", ["events"]) => events::events(engine, conn, req),
         ("POST", ["containers", "create"]) => containers::create(engine, conn, req),
         ("GET", ["containers", "json"]) => containers::list(engine, conn, req),
         ("POST", ["containers", "prune"]) => containers::prune(engine, conn, req),
@@ -165,6 +168,7 @@ fn route(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
         ("GET", ["exec", id, "json"]) => exec::inspect(engine, conn, id),
         ("POST", ["images", "create"]) => images::create(engine, conn, req),
         ("GET", ["images", "json"]) => images::list(engine, conn, req),
+        ("POST", ["build"]) => build::build(engine, conn, req),
         _ => not_routed(engine, conn, req, &parts),
     }
 }

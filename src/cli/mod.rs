@@ -6,6 +6,7 @@ mod commit;
 mod completion;
 mod cp;
 mod create;
+mod events;
 mod exec;
 mod export;
 mod format;
@@ -106,6 +107,8 @@ pub enum Command {
     Unpause(pause::PauseArgs),
     /// Show a container's output
     Logs(logs::LogsArgs),
+    /// Show what happens to containers, images, networks and volumes
+    Events(events::EventsArgs),
     /// Show containers' resource usage (CPU, memory, pids, block IO)
     Stats(stats::StatsArgs),
     /// Attach to a running container's input and output
@@ -325,6 +328,8 @@ pub enum SystemCommand {
     Check(system::CheckArgs),
     /// Serve the Docker Engine API on a socket (for docker, Compose, docker-py, Testcontainers)
     Service(service::ServiceArgs),
+    /// Show what happens to containers, images, networks and volumes
+    Events(events::EventsArgs),
 }
 
 /// Docker's multi-name verbs (rm, stop, pause, rmi, ...): apply `f` to each
@@ -616,6 +621,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cp::run(root, a),
         Command::Port(a) => port::run(root, a),
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::run(root, a),
         Command::Container(ContainerCommand::Prune(a)) => prune::run(root, a),
         Command::Monitor(a) => create::run_monitor(root, a),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => ps::run(root, a),

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod check;
 pub mod commit;
 pub mod copy;
+pub mod events;
 mod exec;
 pub mod export;
 pub mod keep_id;

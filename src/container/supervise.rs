@@ -215,6 +215,7 @@ pub fn supervise(
     // ended already must not be written again after that.
     started.recorded();
     drop(lock);
+    super::events::record(store, rec, "start", &[]);
 
     let ended = watch.wait(started, rec);
     // The container is gone from its network (address, names) before its
@@ -249,6 +250,10 @@ pub fn supervise(
     }
     // After the record: see the module comment.
     let _ = std::fs::remove_file(store.pid_file(&rec.id));
+    super::events::record(store, rec, "die", &[("exitCode", ended.code.to_string())]);
+    if rec.host_config.auto_remove {
+        super::events::record(store, rec, "destroy", &[]);
+    }
     // The helper outlives the container by the time it takes to record the
     // exit: whoever waits for the container sees it recorded sooner.
     if let Some(r) = running {

@@ -234,14 +234,18 @@ pub fn run(engine: &Engine, plan: &Plan, sink: &mut dyn Sink) -> Result<String> 
             Progress::Lines
         },
     };
-    builder::build(
+    let id = builder::build(
         &engine.store,
         &engine.mapping,
         &opts,
         &plan.dockerfile,
         &mut host,
     )
-    .map_err(|e| failed(e.to_string()))
+    .map_err(|e| failed(e.to_string()))?;
+    for t in &plan.tags {
+        super::events::image(engine, "tag", &id, &t.short());
+    }
+    Ok(id)
 }
 
 /// The engine as a build's host: base images through the pull policy,

@@ -165,7 +165,11 @@ pub fn history(engine: &Engine, key: &str) -> Result<Vec<HistoryRow>> {
 
 /// Point `target` at the image `source` names.
 pub fn tag(engine: &Engine, source: &str, target: &str) -> Result<()> {
-    Ok(catalog::tag(&engine.store, source, target)?)
+    catalog::tag(&engine.store, source, target)?;
+    if let Ok(id) = catalog::resolve(&engine.store, target) {
+        super::events::image(engine, "tag", &id, target);
+    }
+    Ok(())
 }
 
 /// One thing an image removal did.
@@ -200,8 +204,17 @@ pub fn remove(engine: &Engine, key: &str, force: bool, prune: bool) -> Result<Ve
             .map(|r| (r.id, r.image, r.layers))
             .collect())
     };
+    let id = catalog::resolve(&engine.store, key).unwrap_or_default();
     let done = catalog::remove(&engine.store, &engine.mapping, key, force, users)?;
-    Ok(done.lines.iter().filter_map(|l| removed(l)).collect())
+    let removed: Vec<Removed> = done.lines.iter().filter_map(|l| removed(l)).collect();
+    for r in &removed {
+        match r {
+            Removed::Untagged(name) => super::events::image(engine, "untag", &id, name),
+            Removed::Deleted(d) if *d == id => super::events::image(engine, "delete", &id, &id),
+            Removed::Deleted(_) => {}
+        }
+    }
+    Ok(removed)
 }
 
 /// What an image prune removed, and the bytes it gave back.

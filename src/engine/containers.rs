@@ -310,14 +310,19 @@ pub fn stop_with(engine: &Engine, key: &str, req: &StopRequest) -> Result<()> {
     let sig = req.signal.as_deref().map(signal).transpose()?;
     let rec = find(engine, key)?;
     let timeout = Duration::from_secs(req.timeout.unwrap_or(STOP_TIMEOUT));
-    Ok(lifecycle::stop(&engine.store, &rec, timeout, sig)?)
+    lifecycle::stop(&engine.store, &rec, timeout, sig)?;
+    super::events::container(engine, &rec, "stop", &[]);
+    Ok(())
 }
 
 /// Send a signal (SIGKILL when not given) to a running container.
 pub fn kill(engine: &Engine, key: &str, sig: Option<&str>) -> Result<()> {
     let sig = sig.map(signal).transpose()?.unwrap_or(Signal::SIGKILL);
     let rec = find(engine, key)?;
-    Ok(lifecycle::signal(&engine.store, &rec, sig)?)
+    lifecycle::signal(&engine.store, &rec, sig)?;
+    let number = (sig as i32).to_string();
+    super::events::container(engine, &rec, "kill", &[("signal", number)]);
+    Ok(())
 }
 
 /// Stop, then start again under a new monitor.
@@ -336,17 +341,22 @@ pub fn restart_with(engine: &Engine, key: &str, req: &StopRequest) -> Result<()>
     stop_with(engine, key, req)?;
     let rec = find(engine, key)?;
     monitor::launch(&engine.store, &rec, false).map_err(ContainerError::from)?;
+    super::events::container(engine, &rec, "restart", &[]);
     Ok(())
 }
 
 pub fn pause(engine: &Engine, key: &str) -> Result<()> {
     let mut rec = find(engine, key)?;
-    Ok(lifecycle::pause(&engine.store, &mut rec)?)
+    lifecycle::pause(&engine.store, &mut rec)?;
+    super::events::container(engine, &rec, "pause", &[]);
+    Ok(())
 }
 
 pub fn unpause(engine: &Engine, key: &str) -> Result<()> {
     let mut rec = find(engine, key)?;
-    Ok(lifecycle::unpause(&engine.store, &mut rec)?)
+    lifecycle::unpause(&engine.store, &mut rec)?;
+    super::events::container(engine, &rec, "unpause", &[]);
+    Ok(())
 }
 
 /// How to remove a container.
@@ -364,14 +374,18 @@ pub fn remove(engine: &Engine, key: &str, req: &RemoveRequest) -> Result<()> {
     if req.volumes {
         container::remove_anonymous_volumes(&engine.store, &engine.mapping, &rec)?;
     }
+    super::events::container(engine, &rec, "destroy", &[]);
     Ok(())
 }
 
 /// Give a container a new name (checked first).
 pub fn rename(engine: &Engine, key: &str, new: &str) -> Result<()> {
     container::validate_name(new)?;
-    let rec = find(engine, key)?;
-    Ok(lifecycle::rename(&engine.store, &rec, new)?)
+    let mut rec = find(engine, key)?;
+    lifecycle::rename(&engine.store, &rec, new)?;
+    let old = std::mem::replace(&mut rec.name, new.to_string());
+    super::events::container(engine, &rec, "rename", &[("oldName", old)]);
+    Ok(())
 }
 
 /// A container's processes as the host's `ps` shows them: its title row,
@@ -600,6 +614,7 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Pruned> {
         }
         let size = changes::size(&store.container_dir(&rec.id).join("upper"));
         if container::remove(store, &rec, &engine.mapping, false).is_ok() {
+            super::events::container(engine, &rec, "destroy", &[]);
             out.deleted.push(rec.id);
             out.space += size;
         }

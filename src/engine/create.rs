@@ -132,6 +132,7 @@ pub fn create(
         let _lock = engine.store.lock_shared()?;
         container::create(&engine.store, &engine.mapping, &opts)?
     };
+    super::events::container(engine, &rec, "create", &[]);
     // Said once the container exists: a refused create (a name in use)
     // is one line, whatever this host lacks.
     helper_notice(engine, &opts.network.mode, sink);

@@ -80,6 +80,8 @@ pub fn pull(engine: &Engine, req: &PullRequest, sink: &mut dyn Sink) -> Result<P
         &mut report,
     )
     .map_err(|e| pull_error(&req.reference, e))?;
+    let name = req.reference.short();
+    super::events::image(engine, "pull", &name, &name);
     super::no_range_notice(engine, sink);
     Ok(pulled)
 }

@@ -12,6 +12,7 @@ pub mod build;
 pub mod catalog;
 pub mod containers;
 pub mod create;
+pub mod events;
 pub mod filters;
 pub mod images;
 pub mod logs;

@@ -155,13 +155,15 @@ pub fn create(engine: &Engine, req: &NetworkRequest) -> Result<Network> {
             )));
         }
     }
-    Ok(user::create(
+    let net = user::create(
         &engine.store,
         &req.name,
         req.subnet.as_deref(),
         &req.labels,
         &host_routes,
-    )?)
+    )?;
+    super::events::network(engine, "create", &net.id, &net.name);
+    Ok(net)
 }
 
 /// The network `name` names (a name, a full id or a unique id prefix).
@@ -185,6 +187,7 @@ pub fn remove(engine: &Engine, name: &str) -> Result<()> {
     }
     user::remove(&engine.store, &net.name)?;
     switch::remove_leftovers(&engine.store.paths.runtime, &net);
+    super::events::network(engine, "destroy", &net.id, &net.name);
     Ok(())
 }
 
@@ -204,6 +207,7 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Vec<String>> {
         if users(&containers, &n).is_empty() && filters.labels_match(&n.labels) && old_enough {
             user::remove(&engine.store, &n.name)?;
             switch::remove_leftovers(&engine.store.paths.runtime, &n);
+            super::events::network(engine, "destroy", &n.id, &n.name);
             deleted.push(n.name);
         }
     }

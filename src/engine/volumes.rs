@@ -94,7 +94,14 @@ pub fn create(engine: &Engine, req: &VolumeRequest) -> Result<Volume> {
             "volume option {k:?} is not supported"
         )));
     }
+    let existed = req
+        .name
+        .as_deref()
+        .is_some_and(|n| volumes::get(&engine.store, n).is_ok());
     let name = volumes::create(&engine.store, req.name.as_deref(), &req.labels)?;
+    if !existed {
+        super::events::volume(engine, "create", &name);
+    }
     Ok(volumes::get(&engine.store, &name)?)
 }
 
@@ -104,7 +111,10 @@ pub fn create(engine: &Engine, req: &VolumeRequest) -> Result<Volume> {
 pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<bool> {
     let containers = container::list(&engine.store)?;
     match volumes::remove(&engine.store, &engine.mapping, &containers, name) {
-        Ok(()) => Ok(true),
+        Ok(()) => {
+            super::events::volume(engine, "destroy", name);
+            Ok(true)
+        }
         Err(VolumeError::NoSuch(_)) if force => Ok(false),
         Err(e) => Err(e.into()),
     }
@@ -130,6 +140,7 @@ pub fn prune(engine: &Engine, all: bool, filters: &Filters) -> Result<(Vec<Strin
         volumes::remove(&engine.store, &engine.mapping, &containers, &v.name).map_err(|e| {
             Error::Other(anyhow::Error::new(e).context(format!("removing volume {}", v.name)))
         })?;
+        super::events::volume(engine, "destroy", &v.name);
         names.push(v.name);
         freed += size;
     }

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod check;
+pub mod events;
 pub mod paths;
 
 use std::collections::BTreeMap;
