@@ -123,6 +123,224 @@ pub fn copy(
     }
 }
 
+/// What a container path is (Docker's `ContainerPathStat`, in Unix terms):
+/// the path itself, a symlink not followed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PathStat {
+    /// Its last component (`/` for the root).
+    pub name: String,
+    pub size: u64,
+    /// `st_mode`: type and permission bits.
+    pub mode: u32,
+    pub mtime_secs: i64,
+    pub mtime_nanos: u32,
+    /// Where a symlink points, as stored.
+    pub link_target: String,
+}
+
+impl PathStat {
+    pub fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+}
+
+/// What the stat worker found.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum StatAnswer {
+    Found(PathStat),
+    Missing,
+}
+
+/// An unlinked file in the store for what a worker writes or reads (an
+/// archive, an answer): the worker may run in another mount namespace,
+/// where only the descriptor reaches it.
+pub fn scratch_file(store: &Store) -> Result<File> {
+    let dir = store.root().join("tmp");
+    let mode = Mode::from_bits_truncate(0o600);
+    if let Ok(fd) = open(
+        &dir,
+        OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        mode,
+    ) {
+        return Ok(File::from(fd));
+    }
+    // A file system without O_TMPFILE: a fresh name, unlinked at once.
+    let path = dir.join(format!(
+        ".scratch-{}-{}",
+        std::process::id(),
+        crate::store::random_hex(6)
+    ));
+    let fd = open(
+        &path,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        mode,
+    )
+    .map_err(other)?;
+    let _ = std::fs::remove_file(&path);
+    Ok(File::from(fd))
+}
+
+/// Stat `path` (absolute) inside the container: None when nothing is there.
+pub fn stat(
+    store: &Store,
+    rec: &ContainerRecord,
+    mapping: &IdMapping,
+    path: &str,
+) -> Result<Option<PathStat>> {
+    use std::io::{Read, Seek};
+    let mut answer = scratch_file(store)?;
+    let fd: OwnedFd = answer.try_clone().map_err(other)?.into();
+    let p = PathBuf::from(path);
+    in_container(
+        store,
+        rec,
+        mapping,
+        fd,
+        Box::new(move |fd| {
+            let found = match std::fs::symlink_metadata(&p) {
+                Ok(m) => {
+                    use std::os::unix::fs::MetadataExt;
+                    let link_target = if m.file_type().is_symlink() {
+                        std::fs::read_link(&p)
+                            .map(|t| t.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    } else {
+                        String::new()
+                    };
+                    StatAnswer::Found(PathStat {
+                        name: match p.file_name() {
+                            Some(n) => n.to_string_lossy().into_owned(),
+                            None => "/".into(),
+                        },
+                        size: m.size(),
+                        mode: m.mode(),
+                        mtime_secs: m.mtime(),
+                        mtime_nanos: m.mtime_nsec().clamp(0, 999_999_999) as u32,
+                        link_target,
+                    })
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(libc::ENOTDIR) =>
+                {
+                    StatAnswer::Missing
+                }
+                Err(e) => return Err(copy_failure(&e, &p)),
+            };
+            let text = serde_json::to_vec(&found).unwrap_or_default();
+            std::io::Write::write_all(&mut File::from(fd), &text).map_err(|e| copy_failure(&e, &p))
+        }),
+    )?;
+    answer.rewind().map_err(other)?;
+    let mut text = Vec::new();
+    answer.read_to_end(&mut text).map_err(other)?;
+    match serde_json::from_slice(&text) {
+        Ok(StatAnswer::Found(s)) => Ok(Some(s)),
+        Ok(StatAnswer::Missing) => Ok(None),
+        Err(e) => Err(other(format!("reading a stat of {path}: {e}"))),
+    }
+}
+
+/// Write `path` (absolute) inside the container to `out` as a tar stream,
+/// its top entry named after the path's last component (`docker cp`'s
+/// archive).
+pub fn archive(
+    store: &Store,
+    rec: &ContainerRecord,
+    mapping: &IdMapping,
+    path: &str,
+    out: File,
+) -> Result<()> {
+    let p = PathBuf::from(path);
+    in_container(
+        store,
+        rec,
+        mapping,
+        out.into(),
+        Box::new(move |fd| pack(&p, fd)),
+    )
+}
+
+/// Unpack the tar stream in `input` into the existing directory `dir`
+/// (absolute) inside the container, every entry resolved inside it as
+/// `cp` does. With `no_overwrite_dir_non_dir`, an entry that would put a
+/// non-directory where a directory is, or the other way round, fails the
+/// copy before anything is written.
+pub fn extract(
+    store: &Store,
+    rec: &ContainerRecord,
+    mapping: &IdMapping,
+    dir: &str,
+    input: File,
+    no_overwrite_dir_non_dir: bool,
+) -> Result<()> {
+    let d = PathBuf::from(dir);
+    in_container(
+        store,
+        rec,
+        mapping,
+        input.into(),
+        Box::new(move |fd| {
+            use std::io::Seek;
+            let sys = |e: nix::Error, at: &Path| Failure::sys(Step::Copy, e, 1).at(at);
+            let root = open(
+                "/",
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| sys(e, Path::new("/")))?;
+            let target = openat_in_root(
+                root.as_fd(),
+                in_root(&d),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+            )
+            .map_err(|e| sys(e, &d))?;
+            let mut reader = File::from(fd);
+            if no_overwrite_dir_non_dir {
+                check_kinds(&mut reader, target.as_fd(), &d)?;
+                reader.rewind().map_err(|e| copy_failure(&e, &d))?;
+            }
+            into(reader, target, &d)
+        }),
+    )
+}
+
+/// Docker's `noOverwriteDirNonDir`: no entry of the stream may replace a
+/// directory with something else, or something else with a directory.
+fn check_kinds(
+    reader: &mut File,
+    dir: BorrowedFd<'_>,
+    at: &Path,
+) -> std::result::Result<(), Failure> {
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive.entries().map_err(|e| copy_failure(&e, at))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| copy_failure(&e, at))?;
+        let path = entry.path().map_err(|e| copy_failure(&e, at))?.into_owned();
+        let rel: PathBuf = path
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let Ok(st) = fstatat(dir, &rel, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let existing_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        let entry_dir = entry.header().entry_type().is_dir();
+        if existing_dir != entry_dir {
+            let detail = if existing_dir {
+                "cannot overwrite a directory with a non-directory"
+            } else {
+                "cannot overwrite a non-directory with a directory"
+            };
+            return Err(Failure::new(Step::Copy, detail, 1).at(at.join(&rel)));
+        }
+    }
+    Ok(())
+}
+
 /// Run `f` with the container's root as `/`, in a child process.
 fn in_container(
     store: &Store,

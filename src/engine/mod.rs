@@ -7,9 +7,11 @@
 //! a request, calls the engine, and renders what comes back, so two front
 //! ends cannot make different containers from the same request.
 
+pub mod archives;
 pub mod build;
 pub mod catalog;
 pub mod containers;
+pub mod copy;
 pub mod create;
 pub mod filters;
 pub mod images;

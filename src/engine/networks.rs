@@ -9,6 +9,7 @@ use super::{Engine, Error, Result};
 use crate::container::{self, ContainerRecord};
 use crate::network::switch;
 use crate::network::user::{self, Network, UserNetworkError};
+use crate::network::Mode;
 
 impl From<UserNetworkError> for Error {
     fn from(e: UserNetworkError) -> Self {
@@ -118,6 +119,8 @@ pub struct NetworkRequest {
     pub options: BTreeMap<String, String>,
     /// Docker's `CheckDuplicate`: names are unique here whatever it says.
     pub check_duplicate: bool,
+    /// Networks here are IPv4 only: refused.
+    pub enable_ipv6: bool,
 }
 
 /// Create a network after checking every field.
@@ -129,6 +132,11 @@ pub fn create(engine: &Engine, req: &NetworkRequest) -> Result<Network> {
         )));
     }
     user::validate_name(&req.name)?;
+    if req.enable_ipv6 {
+        return Err(Error::invalid(
+            "IPv6 is not supported: networks here are IPv4 only",
+        ));
+    }
     if let Some(k) = req.labels.keys().find(|k| k.is_empty()) {
         return Err(Error::invalid(format!("invalid label {k:?}: no key")));
     }
@@ -208,6 +216,90 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Vec<String>> {
         }
     }
     Ok(deleted)
+}
+
+/// Put a container that has not started on network `network`, known there
+/// by `aliases` besides its name, in place of the network it was made
+/// with: it joins when it starts. A container is on one network here, and
+/// one that runs cannot change networks.
+pub fn connect(engine: &Engine, network: &str, container: &str, aliases: &[String]) -> Result<()> {
+    let net = user::get(&engine.store, network)?;
+    if let Some(a) = aliases.iter().find(|a| !user::is_plain_name(a)) {
+        return Err(Error::invalid(format!("invalid network alias {a:?}")));
+    }
+    change_network(engine, container, |rec| {
+        match rec.network_mode() {
+            Mode::Host => {
+                return Err(Error::invalid(format!(
+                    "container {} shares the host's network: it cannot be connected to a network",
+                    rec.name
+                )))
+            }
+            Mode::User if rec.user_network() != Some(net.name.as_str()) => {
+                return Err(Error::Conflict(format!(
+                    "container {} is on network {}: a container is on one network here (disconnect it first)",
+                    rec.name, rec.host_config.network_mode
+                )))
+            }
+            _ => {}
+        }
+        let mut kept: Vec<String> = Vec::new();
+        for a in aliases {
+            if !kept.contains(a) {
+                kept.push(a.clone());
+            }
+        }
+        rec.host_config.network_mode = net.name.clone();
+        rec.network_settings.networks = [(
+            net.name.clone(),
+            crate::network::member::Endpoint {
+                network_id: net.id.clone(),
+                aliases: kept,
+                ..Default::default()
+            },
+        )]
+        .into();
+        Ok(())
+    })
+}
+
+/// Take a container that has not started off network `network`: it starts
+/// with loopback only (Docker's container on no network), unless connected
+/// again.
+pub fn disconnect(engine: &Engine, network: &str, container: &str) -> Result<()> {
+    let net = user::get(&engine.store, network)?;
+    change_network(engine, container, |rec| {
+        if rec.user_network() != Some(net.name.as_str()) {
+            return Err(Error::Conflict(format!(
+                "container {} is not connected to network {}",
+                rec.name, net.name
+            )));
+        }
+        rec.host_config.network_mode = Mode::None.name().to_string();
+        rec.network_settings.networks.clear();
+        Ok(())
+    })
+}
+
+/// Change the stored record of a container that is not up, under its lock.
+fn change_network(
+    engine: &Engine,
+    container: &str,
+    change: impl FnOnce(&mut ContainerRecord) -> Result<()>,
+) -> Result<()> {
+    let found = super::containers::find(engine, container)?;
+    let store = &engine.store;
+    let _lock = store.lock_container(&found.id)?;
+    let mut rec = ContainerRecord::load(store, &found.id)?;
+    if rec.is_up(store) || rec.is_restarting(store) {
+        return Err(Error::Other(anyhow::anyhow!(
+            "container {} is running: burrow changes the network of a container only before it starts",
+            rec.name
+        )));
+    }
+    change(&mut rec)?;
+    rec.save(store)?;
+    Ok(())
 }
 
 #[cfg(test)]
