@@ -481,7 +481,7 @@ fn matches_filters(f: &BTreeMap<String, Vec<String>>, rec: &ContainerRecord, sta
     })
 }
 
-fn summary(rec: &ContainerRecord, state: &str) -> Value {
+pub fn summary(rec: &ContainerRecord, state: &str) -> Value {
     let created = chrono_seconds(&rec.created);
     let mut ports = Vec::new();
     for (p, binds) in &rec.network_settings.ports {
