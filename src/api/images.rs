@@ -105,6 +105,10 @@ pub struct StreamSink<'a> {
     state: SinkState<'a>,
     /// A pull's `Done` went by.
     pub done: bool,
+    /// A pull's "Pulling from" record, held until the next one: Docker
+    /// says it once the manifest is found, so a missing image is still an
+    /// HTTP 404.
+    held: Option<Value>,
 }
 
 enum SinkState<'a> {
@@ -119,6 +123,7 @@ impl<'a> StreamSink<'a> {
         StreamSink {
             state: SinkState::Idle(w),
             done: false,
+            held: None,
         }
     }
 
@@ -128,6 +133,13 @@ impl<'a> StreamSink<'a> {
 
     /// Send one record, starting the stream first if need be.
     pub fn record(&mut self, v: &Value) {
+        if let Some(h) = self.held.take() {
+            self.send(&h);
+        }
+        self.send(v);
+    }
+
+    fn send(&mut self, v: &Value) {
         let state = std::mem::replace(&mut self.state, SinkState::Gone);
         self.state = match state {
             SinkState::Idle(w) => match Chunked::start(w, 200, "application/json") {
@@ -154,7 +166,10 @@ impl<'a> StreamSink<'a> {
     }
 
     /// End the stream (an empty one if nothing was sent).
-    pub fn finish(self) -> Handled {
+    pub fn finish(mut self) -> Handled {
+        if let Some(h) = self.held.take() {
+            self.send(&h);
+        }
         match self.state {
             SinkState::Idle(w) => Chunked::start(w, 200, "application/json")?.finish()?,
             SinkState::Started(s) => s.finish()?,
@@ -178,11 +193,14 @@ impl<'a> StreamSink<'a> {
 
 impl engine::Sink for StreamSink<'_> {
     fn event(&mut self, event: engine::Event) {
-        if matches!(
-            event,
-            engine::Event::Pull(crate::image::progress::PullEvent::Done { .. })
-        ) {
-            self.done = true;
+        use crate::image::progress::PullEvent;
+        match &event {
+            engine::Event::Pull(PullEvent::Done { .. }) => self.done = true,
+            engine::Event::Pull(PullEvent::Pulling { .. }) if !self.started() => {
+                self.held = engine::images::json_messages(&event).into_iter().next();
+                return;
+            }
+            _ => {}
         }
         for v in engine::images::json_messages(&event) {
             self.record(&v);

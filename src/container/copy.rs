@@ -191,6 +191,7 @@ pub fn stat(
     let mut answer = scratch_file(store)?;
     let fd: OwnedFd = answer.try_clone().map_err(other)?.into();
     let p = PathBuf::from(path);
+    let path_text = path.to_string();
     in_container(
         store,
         rec,
@@ -208,9 +209,10 @@ pub fn stat(
                         String::new()
                     };
                     StatAnswer::Found(PathStat {
-                        name: match p.file_name() {
-                            Some(n) => n.to_string_lossy().into_owned(),
-                            None => "/".into(),
+                        name: if p == Path::new("/") {
+                            "/".into()
+                        } else {
+                            archive_name(&path_text).to_string_lossy().into_owned()
                         },
                         size: m.size(),
                         mode: m.mode(),
@@ -251,14 +253,90 @@ pub fn archive(
     path: &str,
     out: File,
 ) -> Result<()> {
+    use std::io::Seek;
     let p = PathBuf::from(path);
+    let name = archive_name(path);
+    if name != Path::new(".") {
+        return in_container(
+            store,
+            rec,
+            mapping,
+            out.into(),
+            Box::new(move |fd| pack_as(&p, &name, fd)),
+        );
+    }
+    // A directory's contents: Docker's client renames entries by replacing
+    // their leading `.`, so every name must start with `./`, which the tar
+    // writer would normalise away. The archive is written as usual, then
+    // copied with the names spelled out.
+    let mut plain = scratch_file(store)?;
+    let writer = plain.try_clone().map_err(other)?;
     in_container(
         store,
         rec,
         mapping,
-        out.into(),
-        Box::new(move |fd| pack(&p, fd)),
-    )
+        writer.into(),
+        Box::new(move |fd| pack_as(&p, &name, fd)),
+    )?;
+    plain.rewind().map_err(other)?;
+    dot_prefixed(plain, out).map_err(other)
+}
+
+/// Copy a tar stream, each entry's name prefixed with `./` (the top
+/// directory itself named `./`). Names too long for a header go in GNU
+/// long-name entries, as the tar writer would put them.
+fn dot_prefixed(input: impl std::io::Read, out: File) -> std::io::Result<()> {
+    let mut archive = tar::Archive::new(input);
+    let mut b = tar::Builder::new(std::io::BufWriter::new(out));
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let name = entry.path_bytes().into_owned();
+        let name = name.strip_prefix(b"./").unwrap_or(&name);
+        let mut full = b"./".to_vec();
+        if name != b"." {
+            full.extend_from_slice(name);
+        }
+        let link = entry.link_name_bytes().map(|l| l.into_owned());
+        let mut header = entry.header().clone();
+        if let Some(l) = &link {
+            if l.len() > 100 {
+                long_name(&mut b, tar::EntryType::GNULongLink, l)?;
+            }
+            set_field(&mut header.as_old_mut().linkname, l);
+        }
+        if full.len() > 100 {
+            long_name(&mut b, tar::EntryType::GNULongName, &full)?;
+        }
+        set_field(&mut header.as_old_mut().name, &full);
+        header.set_cksum();
+        b.append(&header, &mut entry)?;
+    }
+    b.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    Ok(())
+}
+
+/// A header name field: as much as fits, NUL-padded.
+fn set_field(field: &mut [u8], value: &[u8]) {
+    field.fill(0);
+    let n = value.len().min(field.len());
+    field[..n].copy_from_slice(&value[..n]);
+}
+
+/// A GNU long-name (or long-link) entry for the entry after it.
+fn long_name<W: std::io::Write>(
+    b: &mut tar::Builder<W>,
+    kind: tar::EntryType,
+    value: &[u8],
+) -> std::io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    set_field(&mut h.as_old_mut().name, b"././@LongLink");
+    h.set_mode(0o644);
+    h.set_entry_type(kind);
+    let mut data = value.to_vec();
+    data.push(0);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    b.append(&h, data.as_slice())
 }
 
 /// Unpack the tar stream in `input` into the existing directory `dir`
@@ -431,16 +509,31 @@ fn top_name(p: &Path) -> PathBuf {
     }
 }
 
+/// The top entry's name in an archive of `path`, as Docker's API names it:
+/// `.` for a path ending in `/.` (a directory's contents), else its last
+/// component.
+fn archive_name(path: &str) -> PathBuf {
+    if path.ends_with("/.") {
+        PathBuf::from(".")
+    } else {
+        top_name(Path::new(path))
+    }
+}
+
 /// Write `src` as a tar stream, its top entry named after `src`.
 fn pack(src: &Path, fd: OwnedFd) -> std::result::Result<(), Failure> {
+    pack_as(src, &top_name(src), fd)
+}
+
+/// Write `src` as a tar stream, its top entry named `name`.
+fn pack_as(src: &Path, name: &Path, fd: OwnedFd) -> std::result::Result<(), Failure> {
     let meta = std::fs::symlink_metadata(src).map_err(|e| copy_failure(&e, src))?;
-    let name = top_name(src);
     let mut b = tar::Builder::new(File::from(fd));
     b.follow_symlinks(false);
     let r = if meta.is_dir() {
-        b.append_dir_all(&name, src)
+        b.append_dir_all(name, src)
     } else {
-        b.append_path_with_name(src, &name)
+        b.append_path_with_name(src, name)
     };
     r.and_then(|()| b.finish())
         .map_err(|e| copy_failure(&e, src))
@@ -614,6 +707,29 @@ mod tests {
         b.append_dir_all("k", dir.join("src/k")).unwrap();
         b.finish().unwrap();
         File::open(&path).unwrap().into()
+    }
+
+    #[test]
+    fn a_directorys_contents_are_named_from_dot() {
+        let d = tempfile::tempdir().unwrap();
+        let long = "l".repeat(120);
+        std::fs::create_dir_all(d.path().join("src/sub")).unwrap();
+        std::fs::write(d.path().join("src/sub/y"), "y").unwrap();
+        std::fs::write(d.path().join("src").join(&long), "z").unwrap();
+        let plain = d.path().join("plain.tar");
+        let mut b = tar::Builder::new(File::create(&plain).unwrap());
+        b.append_dir_all(".", d.path().join("src")).unwrap();
+        b.finish().unwrap();
+        drop(b);
+        let out = d.path().join("out.tar");
+        dot_prefixed(File::open(&plain).unwrap(), File::create(&out).unwrap()).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(File::open(&out).unwrap())
+            .entries()
+            .unwrap()
+            .map(|e| String::from_utf8(e.unwrap().path_bytes().into_owned()).unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["./", &format!("./{long}"), "./sub", "./sub/y"]);
     }
 
     #[test]

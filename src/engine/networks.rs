@@ -243,9 +243,12 @@ pub fn connect(engine: &Engine, network: &str, container: &str, aliases: &[Strin
             }
             _ => {}
         }
+        // The container is known by its short id on every network already
+        // (Compose passes it as an alias too).
+        let short = rec.id[..12.min(rec.id.len())].to_string();
         let mut kept: Vec<String> = Vec::new();
         for a in aliases {
-            if !kept.contains(a) {
+            if !kept.contains(a) && *a != short {
                 kept.push(a.clone());
             }
         }
@@ -349,5 +352,46 @@ mod tests {
             inspect(&e, "appnet").unwrap()["Containers"],
             serde_json::json!({})
         );
+    }
+
+    #[test]
+    fn connect_and_disconnect_change_a_created_container() {
+        let (_d, e) = engine();
+        let net = NetworkRequest {
+            name: "appnet".into(),
+            subnet: Some("10.98.0.0/24".into()),
+            ..Default::default()
+        };
+        create(&e, &net).unwrap();
+        let mut rec = stored(&e, "web", 1, None, &[]);
+        rec.host_config.network_mode = "private".into();
+        rec.save(&e.store).unwrap();
+        let short = rec.id[..12].to_string();
+        connect(
+            &e,
+            "appnet",
+            &rec.id,
+            &["svc".into(), short.clone(), "svc".into()],
+        )
+        .unwrap();
+        let got = super::super::containers::find(&e, &rec.id).unwrap();
+        assert_eq!(got.host_config.network_mode, "appnet");
+        assert_eq!(got.network_settings.networks["appnet"].aliases, ["svc"]);
+        assert!(matches!(
+            connect(&e, "nonet", &rec.id, &[]),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            connect(&e, "appnet", &rec.id, &["a b".into()]),
+            Err(Error::Invalid(_))
+        ));
+        disconnect(&e, "appnet", &rec.id).unwrap();
+        let got = super::super::containers::find(&e, &rec.id).unwrap();
+        assert_eq!(got.host_config.network_mode, "none");
+        assert!(got.network_settings.networks.is_empty());
+        assert!(matches!(
+            disconnect(&e, "appnet", &rec.id),
+            Err(Error::Conflict(_))
+        ));
     }
 }
