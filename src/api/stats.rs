@@ -53,6 +53,29 @@ fn cpu_json(r: &StatsReading) -> Value {
     })
 }
 
+fn networks_json(r: &StatsReading) -> Value {
+    Value::Object(
+        r.networks
+            .iter()
+            .map(|n| {
+                (
+                    n.interface.clone(),
+                    json!({
+                        "rx_bytes": n.rx_bytes,
+                        "rx_packets": n.rx_packets,
+                        "rx_errors": n.rx_errors,
+                        "rx_dropped": n.rx_dropped,
+                        "tx_bytes": n.tx_bytes,
+                        "tx_packets": n.tx_packets,
+                        "tx_errors": n.tx_errors,
+                        "tx_dropped": n.tx_dropped,
+                    }),
+                )
+            })
+            .collect(),
+    )
+}
+
 /// One of Docker's stats records: `now`, with the CPU counters of `before`
 /// as `precpu_stats` (the client's CPU % is the difference).
 pub fn stats_json(
@@ -97,7 +120,7 @@ pub fn stats_json(
             "limit": now.memory_limit,
             "stats": {},
         },
-        "networks": {},
+        "networks": networks_json(now),
     })
 }
 
