@@ -111,7 +111,8 @@ pub struct NetworkRequest {
     pub subnet: Option<String>,
     /// Must be the subnet's first address when given.
     pub gateway: Option<String>,
-    /// Networks here have no outside access of their own; accepted.
+    /// Docker's internal network (no outside access): its members reach
+    /// out through the container's own helper here, so it is refused.
     pub internal: bool,
     /// Only `bridge` (the default when not given).
     pub driver: Option<String>,
@@ -132,6 +133,11 @@ pub fn create(engine: &Engine, req: &NetworkRequest) -> Result<Network> {
         )));
     }
     user::validate_name(&req.name)?;
+    if req.internal {
+        return Err(Error::invalid(
+            "internal networks are not supported: containers on a network reach out through their own helper",
+        ));
+    }
     if req.enable_ipv6 {
         return Err(Error::invalid(
             "IPv6 is not supported: networks here are IPv4 only",
