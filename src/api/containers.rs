@@ -402,12 +402,8 @@ pub fn list(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled 
     }
 }
 
+/// A list entry of `GET /containers/json`.
 fn summary(c: &ContainerSummary) -> Value {
-    let rec = &c.record;
-    let created = humantime::parse_rfc3339_weak(&rec.created)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
     let ports: Vec<Value> = c
         .ports
         .iter()
@@ -422,31 +418,43 @@ fn summary(c: &ContainerSummary) -> Value {
             v
         })
         .collect();
+    let mut v = record_summary(&c.record, c.state);
+    v["Ports"] = Value::Array(ports);
+    v["Status"] = c.status.clone().into();
+    if let Some(size) = &c.size {
+        v["SizeRw"] = size.rw.into();
+        v["SizeRootFs"] = size.root_fs.into();
+    }
+    v
+}
+
+/// The fields of a list entry a record gives by itself (`system/df` lists
+/// containers too).
+pub fn record_summary(rec: &ContainerRecord, state: &str) -> Value {
+    let created = humantime::parse_rfc3339_weak(&rec.created)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
     let mut command = rec.path.clone();
     for a in &rec.args {
         command.push(' ');
         command.push_str(a);
     }
-    let mut v = json!({
+    json!({
         "Id": rec.id,
         "Names": [format!("/{}", rec.name)],
         "Image": rec.config.image,
         "ImageID": rec.image,
         "Command": command,
         "Created": created,
-        "Ports": ports,
+        "Ports": [],
         "Labels": rec.config.labels,
-        "State": c.state,
-        "Status": c.status,
+        "State": state,
+        "Status": "",
         "HostConfig": {"NetworkMode": rec.host_config.network_mode},
         "NetworkSettings": {"Networks": {}},
         "Mounts": [],
-    });
-    if let Some(size) = &c.size {
-        v["SizeRw"] = size.rw.into();
-        v["SizeRootFs"] = size.root_fs.into();
-    }
-    v
+    })
 }
 
 /// `POST /containers/{id}/start`: 204, or 304 when it runs already.

@@ -8,6 +8,7 @@
 //! `images.rs` turn Docker's JSON into engine requests and the engine's
 //! results into Docker's JSON.
 
+pub mod archive;
 pub mod attach;
 pub mod build;
 pub mod containers;
@@ -15,8 +16,11 @@ pub mod events;
 pub mod exec;
 pub mod http;
 pub mod images;
+pub mod networks;
 pub mod server;
+pub mod stats;
 pub mod system;
+pub mod volumes;
 
 use std::io::Write;
 
@@ -169,6 +173,27 @@ fn route(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
         ("POST", ["images", "create"]) => images::create(engine, conn, req),
         ("GET", ["images", "json"]) => images::list(engine, conn, req),
         ("POST", ["build"]) => build::build(engine, conn, req),
+        ("GET", ["images", "get"]) => images::save(engine, conn, req, None),
+        ("POST", ["images", "load"]) => images::load(engine, conn, req),
+        ("POST", ["images", "prune"]) => images::prune(engine, conn, req),
+        ("GET", ["containers", id, "top"]) => stats::top(engine, conn, req, id),
+        ("GET", ["containers", id, "stats"]) => stats::stats(engine, conn, req, id),
+        ("GET" | "HEAD" | "PUT", ["containers", id, "archive"]) => {
+            archive::archive(engine, conn, req, id)
+        }
+        ("GET", ["system", "df"]) => stats::df(engine, conn, req),
+        ("GET", ["networks"]) => networks::list(engine, conn, req),
+        ("POST", ["networks", "create"]) => networks::create(engine, conn, req),
+        ("POST", ["networks", "prune"]) => networks::prune(engine, conn, req),
+        ("GET", ["networks", id]) => networks::inspect(engine, conn, req, id),
+        ("DELETE", ["networks", id]) => networks::remove(engine, conn, req, id),
+        ("POST", ["networks", id, "connect"]) => networks::connect(engine, conn, req, id),
+        ("POST", ["networks", id, "disconnect"]) => networks::disconnect(engine, conn, req, id),
+        ("GET", ["volumes"]) => volumes::list(engine, conn, req),
+        ("POST", ["volumes", "create"]) => volumes::create(engine, conn, req),
+        ("POST", ["volumes", "prune"]) => volumes::prune(engine, conn, req),
+        ("GET", ["volumes", name]) => volumes::inspect(engine, conn, req, name),
+        ("DELETE", ["volumes", name]) => volumes::remove(engine, conn, req, name),
         _ => not_routed(engine, conn, req, &parts),
     }
 }
@@ -183,7 +208,17 @@ fn not_routed(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, parts: &[
         match (method, last) {
             ("GET", "json") if parts.len() > 2 => return images::inspect(engine, conn, &name),
             ("POST", "tag") if parts.len() > 2 => return images::tag(engine, conn, req, &name),
+            ("GET", "history") if parts.len() > 2 => {
+                return images::history(engine, conn, req, &name)
+            }
+            ("POST", "push") if parts.len() > 2 => return images::push(engine, conn, req, &name),
+            ("GET", "get") if parts.len() > 2 => {
+                return images::save(engine, conn, req, Some(&name))
+            }
             _ => {}
+        }
+        if method == "DELETE" {
+            return images::remove(engine, conn, req, &parts[1..].join("/"));
         }
     }
     let _ = conn.read_body(req, http::MAX_JSON_BODY);

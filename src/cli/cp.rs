@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Ctx, Exit};
-use crate::container::{self, copy::Direction};
+use crate::engine::copy::{self, Direction};
 use crate::exit;
 
 #[derive(Debug, Args)]
@@ -47,8 +47,7 @@ pub fn run(root: Option<PathBuf>, a: CpArgs) -> anyhow::Result<i32> {
         ),
     };
     let ctx = Ctx::open(root)?;
-    let rec = container::find(&ctx.store, name)?;
-    container::copy::copy(&ctx.store, &rec, &ctx.mapping, &dir)?;
+    copy::copy(&ctx, name, &dir)?;
     Ok(0)
 }
 

@@ -8,8 +8,9 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{Ctx, Exit};
+use crate::engine::archives;
 use crate::exit;
-use crate::image::archive::{load, LoadSource};
+use crate::image::archive::LoadSource;
 use crate::util::printable::escape_controls;
 
 #[derive(Debug, Args)]
@@ -45,8 +46,7 @@ pub fn run(root: Option<PathBuf>, a: LoadArgs) -> anyhow::Result<i32> {
         LoadSource::Stdin => "stdin".to_string(),
     };
     let ctx = Ctx::open(root)?;
-    let report =
-        load(&ctx.store, &ctx.mapping, &source).with_context(|| format!("loading {shown}"))?;
+    let report = archives::load(&ctx, &source).with_context(|| format!("loading {shown}"))?;
     for n in &report.notes {
         eprintln!("note: {}", escape_controls(n));
     }

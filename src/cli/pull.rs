@@ -30,6 +30,7 @@ impl RegistryArgs {
     pub fn client(&self) -> ClientOptions {
         ClientOptions {
             insecure: !self.tls_verify,
+            credential: None,
         }
     }
 }

@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{check_format, Ctx};
-use crate::image::archive::{save, SaveFormat, SaveTarget};
+use crate::engine::archives;
+use crate::image::archive::{SaveFormat, SaveTarget};
 
 #[derive(Debug, Args)]
 #[command(
@@ -36,6 +37,7 @@ pub fn run(root: Option<PathBuf>, a: SaveArgs) -> anyhow::Result<i32> {
         _ => (SaveTarget::Stdout, "stdout".to_string()),
     };
     let ctx = Ctx::open(root)?;
-    save(&ctx.store, &a.images, format, &target).with_context(|| format!("saving to {shown}"))?;
+    archives::save(&ctx, &a.images, format, &target)
+        .with_context(|| format!("saving to {shown}"))?;
     Ok(0)
 }

@@ -480,6 +480,61 @@ pub struct StatsReading {
     pub pids: u64,
     /// Bytes read and written (None when not known).
     pub block_io: Option<(u64, u64)>,
+    /// The counters of each interface of its own network namespace but
+    /// loopback (none for one on the host's network).
+    pub networks: Vec<NetCounters>,
+}
+
+/// One interface's counters, as `/proc/net/dev` has them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetCounters {
+    pub interface: String,
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
+}
+
+/// The interfaces of a `/proc/PID/net/dev` text, loopback left out.
+pub fn net_dev(text: &str) -> Vec<NetCounters> {
+    text.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            let name = name.trim();
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .map(|v| v.parse().ok())
+                .collect::<Option<_>>()?;
+            if name == "lo" || f.len() < 16 {
+                return None;
+            }
+            Some(NetCounters {
+                interface: name.to_string(),
+                rx_bytes: f[0],
+                rx_packets: f[1],
+                rx_errors: f[2],
+                rx_dropped: f[3],
+                tx_bytes: f[8],
+                tx_packets: f[9],
+                tx_errors: f[10],
+                tx_dropped: f[11],
+            })
+        })
+        .collect()
+}
+
+/// The interfaces of `rec`'s network namespace (none on the host's).
+fn networks_of(rec: &ContainerRecord) -> Vec<NetCounters> {
+    if rec.network_mode() == crate::network::Mode::Host || rec.state.pid <= 0 {
+        return Vec::new();
+    }
+    std::fs::read_to_string(format!("/proc/{}/net/dev", rec.state.pid))
+        .map(|t| net_dev(&t))
+        .unwrap_or_default()
 }
 
 /// A reading of the container `key` names.
@@ -508,6 +563,7 @@ pub fn reading(engine: &Engine, rec: &ContainerRecord) -> StatsReading {
         system_cpu_ns: system_cpu_ns(),
         online_cpus,
         memory_limit: host_mem,
+        networks: networks_of(rec),
         ..Default::default()
     };
     if let Some(dir) = rec.cgroup.as_ref().filter(|d| d.exists()) {
@@ -820,6 +876,29 @@ root           1       0  0 10:00 ?        00:00:01 /sbin/init
                     kind: "udp".into()
                 }
             ]
+        );
+    }
+
+    #[test]
+    fn net_dev_counters() {
+        let text = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0
+  eth0:    2000      20    1    2    0     0          0         0     3000      30    3    4    0     0       0          0
+";
+        assert_eq!(
+            net_dev(text),
+            [NetCounters {
+                interface: "eth0".into(),
+                rx_bytes: 2000,
+                rx_packets: 20,
+                rx_errors: 1,
+                rx_dropped: 2,
+                tx_bytes: 3000,
+                tx_packets: 30,
+                tx_errors: 3,
+                tx_dropped: 4,
+            }]
         );
     }
 

@@ -7,10 +7,12 @@
 //! a request, calls the engine, and renders what comes back, so two front
 //! ends cannot make different containers from the same request.
 
+pub mod archives;
 pub mod attach;
 pub mod build;
 pub mod catalog;
 pub mod containers;
+pub mod copy;
 pub mod create;
 pub mod events;
 pub mod filters;

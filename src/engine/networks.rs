@@ -9,6 +9,7 @@ use super::{Engine, Error, Result};
 use crate::container::{self, ContainerRecord};
 use crate::network::switch;
 use crate::network::user::{self, Network, UserNetworkError};
+use crate::network::Mode;
 
 impl From<UserNetworkError> for Error {
     fn from(e: UserNetworkError) -> Self {
@@ -110,7 +111,8 @@ pub struct NetworkRequest {
     pub subnet: Option<String>,
     /// Must be the subnet's first address when given.
     pub gateway: Option<String>,
-    /// Networks here have no outside access of their own; accepted.
+    /// Docker's internal network (no outside access): its members reach
+    /// out through the container's own helper here, so it is refused.
     pub internal: bool,
     /// Only `bridge` (the default when not given).
     pub driver: Option<String>,
@@ -118,6 +120,8 @@ pub struct NetworkRequest {
     pub options: BTreeMap<String, String>,
     /// Docker's `CheckDuplicate`: names are unique here whatever it says.
     pub check_duplicate: bool,
+    /// Networks here are IPv4 only: refused.
+    pub enable_ipv6: bool,
 }
 
 /// Create a network after checking every field.
@@ -129,6 +133,16 @@ pub fn create(engine: &Engine, req: &NetworkRequest) -> Result<Network> {
         )));
     }
     user::validate_name(&req.name)?;
+    if req.internal {
+        return Err(Error::invalid(
+            "internal networks are not supported: containers on a network reach out through their own helper",
+        ));
+    }
+    if req.enable_ipv6 {
+        return Err(Error::invalid(
+            "IPv6 is not supported: networks here are IPv4 only",
+        ));
+    }
     if let Some(k) = req.labels.keys().find(|k| k.is_empty()) {
         return Err(Error::invalid(format!("invalid label {k:?}: no key")));
     }
@@ -214,6 +228,93 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Vec<String>> {
     Ok(deleted)
 }
 
+/// Put a container that has not started on network `network`, known there
+/// by `aliases` besides its name, in place of the network it was made
+/// with: it joins when it starts. A container is on one network here, and
+/// one that runs cannot change networks.
+pub fn connect(engine: &Engine, network: &str, container: &str, aliases: &[String]) -> Result<()> {
+    let net = user::get(&engine.store, network)?;
+    if let Some(a) = aliases.iter().find(|a| !user::is_plain_name(a)) {
+        return Err(Error::invalid(format!("invalid network alias {a:?}")));
+    }
+    change_network(engine, container, |rec| {
+        match rec.network_mode() {
+            Mode::Host => {
+                return Err(Error::invalid(format!(
+                    "container {} shares the host's network: it cannot be connected to a network",
+                    rec.name
+                )))
+            }
+            Mode::User if rec.user_network() != Some(net.name.as_str()) => {
+                return Err(Error::Conflict(format!(
+                    "container {} is on network {}: a container is on one network here (disconnect it first)",
+                    rec.name, rec.host_config.network_mode
+                )))
+            }
+            _ => {}
+        }
+        // The container is known by its short id on every network already
+        // (Compose passes it as an alias too).
+        let short = rec.id[..12.min(rec.id.len())].to_string();
+        let mut kept: Vec<String> = Vec::new();
+        for a in aliases {
+            if !kept.contains(a) && *a != short {
+                kept.push(a.clone());
+            }
+        }
+        rec.host_config.network_mode = net.name.clone();
+        rec.network_settings.networks = [(
+            net.name.clone(),
+            crate::network::member::Endpoint {
+                network_id: net.id.clone(),
+                aliases: kept,
+                ..Default::default()
+            },
+        )]
+        .into();
+        Ok(())
+    })
+}
+
+/// Take a container that has not started off network `network`: it starts
+/// with loopback only (Docker's container on no network), unless connected
+/// again.
+pub fn disconnect(engine: &Engine, network: &str, container: &str) -> Result<()> {
+    let net = user::get(&engine.store, network)?;
+    change_network(engine, container, |rec| {
+        if rec.user_network() != Some(net.name.as_str()) {
+            return Err(Error::Conflict(format!(
+                "container {} is not connected to network {}",
+                rec.name, net.name
+            )));
+        }
+        rec.host_config.network_mode = Mode::None.name().to_string();
+        rec.network_settings.networks.clear();
+        Ok(())
+    })
+}
+
+/// Change the stored record of a container that is not up, under its lock.
+fn change_network(
+    engine: &Engine,
+    container: &str,
+    change: impl FnOnce(&mut ContainerRecord) -> Result<()>,
+) -> Result<()> {
+    let found = super::containers::find(engine, container)?;
+    let store = &engine.store;
+    let _lock = store.lock_container(&found.id)?;
+    let mut rec = ContainerRecord::load(store, &found.id)?;
+    if rec.is_up(store) || rec.is_restarting(store) {
+        return Err(Error::Other(anyhow::anyhow!(
+            "container {} is running: burrow changes the network of a container only before it starts",
+            rec.name
+        )));
+    }
+    change(&mut rec)?;
+    rec.save(store)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +362,46 @@ mod tests {
             inspect(&e, "appnet").unwrap()["Containers"],
             serde_json::json!({})
         );
+    }
+
+    #[test]
+    fn connect_and_disconnect_change_a_created_container() {
+        let (_d, e) = engine();
+        let net = NetworkRequest {
+            name: "appnet".into(),
+            subnet: Some("10.98.0.0/24".into()),
+            ..Default::default()
+        };
+        create(&e, &net).unwrap();
+        let mut rec = stored(&e, "web", 1, None, &[]);
+        rec.host_config.network_mode = "private".into();
+        rec.save(&e.store).unwrap();
+        let short = rec.id[..12].to_string();
+        connect(
+            &e,
+            "appnet",
+            &rec.id,
+            &["svc".into(), short.clone(), "svc".into()],
+        )
+        .unwrap();
+        let got = super::super::containers::find(&e, &rec.id).unwrap();
+        assert_eq!(got.host_config.network_mode, "appnet");
+        assert_eq!(got.network_settings.networks["appnet"].aliases, ["svc"]);
+        assert!(matches!(
+            connect(&e, "nonet", &rec.id, &[]),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            connect(&e, "appnet", &rec.id, &["a b".into()]),
+            Err(Error::Invalid(_))
+        ));
+        disconnect(&e, "appnet", &rec.id).unwrap();
+        let got = super::super::containers::find(&e, &rec.id).unwrap();
+        assert_eq!(got.host_config.network_mode, "none");
+        assert!(got.network_settings.networks.is_empty());
+        assert!(matches!(
+            disconnect(&e, "appnet", &rec.id),
+            Err(Error::Conflict(_))
+        ));
     }
 }

@@ -184,15 +184,6 @@ fn remove_locked(
         .filter(|(_, v)| **v == id)
         .map(|(k, _)| k.clone())
         .collect();
-    if let Some(user) = in_use.iter().find(|(_, img, _)| *img == id) {
-        if !force {
-            return Err(CatalogError::InUse {
-                reference: name.to_string(),
-                container: user.0[..12].to_string(),
-                image: store::short_hex(&id).to_string(),
-            });
-        }
-    }
     // Named by tag and other tags remain: only untag.
     if let Some(r) = &by_ref {
         if tags.len() > 1 {
@@ -205,6 +196,17 @@ fn remove_locked(
         return Err(CatalogError::MultipleTags(
             store::short_hex(&id).to_string(),
         ));
+    }
+    // Only what would delete the image is refused for a container's sake
+    // (untagging one of several tags is not), as in Docker.
+    if let Some(user) = in_use.iter().find(|(_, img, _)| *img == id) {
+        if !force {
+            return Err(CatalogError::InUse {
+                reference: name.to_string(),
+                container: user.0[..12].to_string(),
+                image: store::short_hex(&id).to_string(),
+            });
+        }
     }
     for t in &tags {
         repos.remove(t);

@@ -126,7 +126,11 @@ pub fn pull(
     opts: &PullOptions,
     report: &mut dyn FnMut(PullEvent),
 ) -> Result<Pulled, PullError> {
-    let cred = credentials::lookup(&opts.auth_files, &reference.registry)?;
+    let cred = credentials::lookup_for(
+        opts.client.credential.as_ref(),
+        &opts.auth_files,
+        &reference.registry,
+    )?;
     let mut client = Client::connect(&reference.registry, cred, &opts.client)?;
     let repo = reference.repository.as_str();
     let wanted = reference

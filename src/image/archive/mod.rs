@@ -12,7 +12,7 @@ mod unpack;
 
 use std::path::PathBuf;
 
-pub use load::{load, LoadSource, Loaded};
+pub use load::{load, LoadReport, LoadSource, Loaded};
 pub use save::{save, SaveFormat, SaveTarget};
 
 use super::compress::CompressError;

@@ -68,6 +68,9 @@ pub struct ClientOptions {
     /// `--tls-verify=false`: accept any certificate, and fall back to plain
     /// HTTP when the registry does not speak TLS.
     pub insecure: bool,
+    /// A credential the caller was given for this request (the API's
+    /// `X-Registry-Auth`): used instead of the credential files.
+    pub credential: Option<auth::Credential>,
 }
 
 /// A fetched manifest or index, bytes as served.
