@@ -1,8 +1,6 @@
 //! Container endpoints: Docker's create body as the engine's request, the
 //! list and inspect shapes clients read, and the lifecycle verbs.
 
-use std::collections::BTreeMap;
-
 use serde_json::{json, Map, Value};
 
 use super::http::{Conn, Request, MAX_JSON_BODY};
@@ -28,16 +26,6 @@ fn string(v: &Value) -> Option<String> {
     v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
 }
 
-fn string_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Docker's create body (`Config` fields at the top, `HostConfig`,
 /// `NetworkingConfig`) as the engine's request. Fields burrow has no
 /// counterpart for are refused only when they would change what runs.
@@ -56,7 +44,7 @@ pub fn request(body: &Value, name: Option<String>) -> Result<ContainerRequest, S
     req.workdir = string(&body["WorkingDir"]);
     req.user = string(&body["User"]);
     req.hostname = string(&body["Hostname"]);
-    req.labels = string_map(&body["Labels"]);
+    req.labels = super::string_map(&body["Labels"], "Labels")?;
     req.tty = body["Tty"].as_bool().unwrap_or(false);
     req.interactive = body["OpenStdin"].as_bool().unwrap_or(false);
     let hc = &body["HostConfig"];
@@ -76,7 +64,7 @@ pub fn request(body: &Value, name: Option<String>) -> Result<ContainerRequest, S
             req.mounts.push(mount_string(m)?);
         }
     }
-    for (path, opts) in string_map(&hc["Tmpfs"]) {
+    for (path, opts) in super::string_map(&hc["Tmpfs"], "HostConfig.Tmpfs")? {
         req.tmpfs.push(if opts.is_empty() {
             path
         } else {
@@ -135,7 +123,7 @@ pub fn request(body: &Value, name: Option<String>) -> Result<ContainerRequest, S
     };
     let lc = &hc["LogConfig"];
     req.log_driver = string(&lc["Type"]);
-    req.log_opt = string_map(&lc["Config"])
+    req.log_opt = super::string_map(&lc["Config"], "HostConfig.LogConfig.Config")?
         .into_iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
@@ -267,24 +255,8 @@ pub fn inspect_value(engine: &Engine, rec: ContainerRecord) -> Value {
     v["Config"]["AttachStderr"] = (!rec.config.open_stdin).into();
     v["Config"]["StdinOnce"] = false.into();
     v["Config"]["Volumes"] = Value::Null;
-    let mounts: Vec<Value> = rec
-        .host_config
-        .mounts
-        .iter()
-        .map(|m| {
-            json!({
-                "Type": m.kind,
-                "Name": m.name,
-                "Source": m.source,
-                "Destination": m.destination,
-                "Driver": if m.kind == "volume" { "local" } else { "" },
-                "Mode": if m.rw { "" } else { "ro" },
-                "RW": m.rw,
-                "Propagation": if m.kind == "bind" { "rprivate" } else { "" },
-            })
-        })
-        .collect();
-    v["Mounts"] = Value::Array(mounts);
+    let mounts = mounts_json(&rec);
+    v["Mounts"] = mounts;
     v["HostConfig"]["Binds"] = Value::Array(
         rec.host_config
             .mounts
@@ -400,6 +372,26 @@ pub fn list(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled 
         }
         Err(e) => engine_error(&mut conn.stream, &e),
     }
+}
+
+/// A container's mounts as Docker lists them (inspect's `Mounts`).
+pub fn mounts_json(rec: &ContainerRecord) -> Value {
+    rec.host_config
+        .mounts
+        .iter()
+        .map(|m| {
+            json!({
+                "Type": m.kind,
+                "Name": m.name,
+                "Source": m.source,
+                "Destination": m.destination,
+                "Driver": if m.kind == "volume" { "local" } else { "" },
+                "Mode": if m.rw { "" } else { "ro" },
+                "RW": m.rw,
+                "Propagation": if m.kind == "bind" { "rprivate" } else { "" },
+            })
+        })
+        .collect()
 }
 
 /// A list entry of `GET /containers/json`.

@@ -238,6 +238,25 @@ fn not_routed(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, parts: &[
     }
 }
 
+/// A JSON object of strings (`Labels`, `Options`, `DriverOpts`); `null`
+/// is empty, anything else is refused naming `field`.
+pub fn string_map(
+    v: &Value,
+    field: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    match v {
+        Value::Null => Ok(Default::default()),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(format!("{field}: the value of {k} is not a string")),
+            })
+            .collect(),
+        _ => Err(format!("{field}: not an object of strings")),
+    }
+}
+
 /// Whether API version `a` is below `b` (`1.9` < `1.24`).
 pub fn version_below(a: &str, b: &str) -> bool {
     let parse = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };

@@ -3,8 +3,6 @@
 //! shapes: inspect gives back the labels and options a network was made
 //! with, which Compose compares.
 
-use std::collections::BTreeMap;
-
 use serde_json::{json, Value};
 
 use super::http::{self, Conn, Request};
@@ -65,20 +63,6 @@ pub fn inspect(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str
     }
 }
 
-fn string_map(v: &Value) -> Result<BTreeMap<String, String>, String> {
-    match v {
-        Value::Null => Ok(BTreeMap::new()),
-        Value::Object(m) => m
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                _ => Err(format!("{k}: the value is not a string")),
-            })
-            .collect(),
-        _ => Err("not an object of strings".into()),
-    }
-}
-
 fn text(v: &Value) -> Option<String> {
     v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
 }
@@ -93,12 +77,12 @@ pub fn create_request(body: &Value) -> Result<NetworkRequest, String> {
     }
     Ok(NetworkRequest {
         name,
-        labels: string_map(&body["Labels"]).map_err(|e| format!("Labels: {e}"))?,
+        labels: super::string_map(&body["Labels"], "Labels")?,
         subnet: first.and_then(|c| text(&c["Subnet"])),
         gateway: first.and_then(|c| text(&c["Gateway"])),
         internal: body["Internal"].as_bool().unwrap_or(false),
         driver: text(&body["Driver"]),
-        options: string_map(&body["Options"]).map_err(|e| format!("Options: {e}"))?,
+        options: super::string_map(&body["Options"], "Options")?,
         check_duplicate: body["CheckDuplicate"].as_bool().unwrap_or(false),
         enable_ipv6: body["EnableIPv6"].as_bool().unwrap_or(false),
     })

@@ -191,22 +191,7 @@ pub fn df_json(df: &system::Df) -> Value {
             v["SizeRw"] = c.size.into();
             v["SizeRootFs"] = c.size.into();
             // The CLI counts a container's local volumes from its mounts.
-            v["Mounts"] = c
-                .record
-                .host_config
-                .mounts
-                .iter()
-                .map(|m| {
-                    json!({
-                        "Type": m.kind,
-                        "Driver": if m.kind == "volume" { "local" } else { "" },
-                        "Name": m.name,
-                        "Source": m.source,
-                        "Destination": m.destination,
-                        "RW": m.rw,
-                    })
-                })
-                .collect();
+            v["Mounts"] = super::containers::mounts_json(&c.record);
             v
         })
         .collect();

@@ -1,8 +1,6 @@
 //! Volume endpoints: list (with filters), inspect, create, prune and
 //! remove, in Docker's shapes.
 
-use std::collections::BTreeMap;
-
 use serde_json::{json, Value};
 
 use super::http::{self, Conn, Request};
@@ -40,29 +38,15 @@ pub fn inspect(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, name: &s
     }
 }
 
-fn string_map(v: &Value, field: &str) -> Result<BTreeMap<String, String>, String> {
-    match v {
-        Value::Null => Ok(BTreeMap::new()),
-        Value::Object(m) => m
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                _ => Err(format!("{field}: the value of {k} is not a string")),
-            })
-            .collect(),
-        _ => Err(format!("{field}: not an object of strings")),
-    }
-}
-
 /// Docker's create body (`Name`, `Driver`, `DriverOpts`, `Labels`) as the
 /// engine's request.
 pub fn create_request(body: &Value) -> Result<VolumeRequest, String> {
     let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
     Ok(VolumeRequest {
         name: text(&body["Name"]),
-        labels: string_map(&body["Labels"], "Labels")?,
+        labels: super::string_map(&body["Labels"], "Labels")?,
         driver: text(&body["Driver"]),
-        options: string_map(&body["DriverOpts"], "DriverOpts")?,
+        options: super::string_map(&body["DriverOpts"], "DriverOpts")?,
     })
 }
 
