@@ -55,6 +55,9 @@ volumes:
     )
 }
 
+/// COMPOSE_API_VERSION is left unset: compose 1.29 asks for the API
+/// version its file format needs (1.38 at most), which the service answers
+/// (it serves 1.24 to 1.41), so compose works as users run it.
 fn compose(w: &World, dir: &std::path::Path, args: &[&str]) -> Output {
     let mut c = w.client(COMPOSE);
     c.current_dir(dir)

@@ -4,14 +4,15 @@
 //! registry, build, images and rmi, networks and volumes; and the same
 //! containers seen from the burrow CLI, and living on after the service.
 
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::{have_tmux, stderr, stdout, wait_until, Registry, Term};
 use crate::support::{
-    eventually, free_port, http_get, httpd_script, push_image, socket_dir, worlds, write_shared,
-    Cleanup, Service, IMAGE,
+    build_reaper, eventually, free_port, http_get, httpd_script, push_image, socket_dir, worlds,
+    write_shared, Cleanup, Service, IMAGE,
 };
 
 /// A shell line that runs until stopped and stops at once on SIGTERM.
@@ -885,5 +886,85 @@ fn version_and_info_name_burrow() {
         assert_eq!(v.trim(), "1.41", "[{}]", w.who());
         let i = w.docker_ok(&["info", "--format", "{{.OSType}} {{.ServerVersion}}"]);
         assert!(i.starts_with("linux "), "[{}] info: {i}", w.who());
+    }
+}
+
+/// A container with the service's socket bound in (as Testcontainers'
+/// Ryuk runs) talks to the API from inside: the stand-in reaper is told a
+/// label over its published port and, when that connection closes, removes
+/// the labelled container through the socket.
+#[test]
+fn a_container_talks_to_the_service_through_the_bound_socket() {
+    for w in worlds() {
+        if !build_reaper(w) {
+            return;
+        }
+        let c = Cleanup::new(w, "sock");
+        let label = c.label();
+        let sock = w.uri.trim_start_matches("unix://").to_string();
+        w.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "api-reaper",
+            "--label",
+            &label,
+            "-p",
+            "8080",
+            "-v",
+            &format!("{sock}:/var/run/docker.sock"),
+            "apitest/reaper:1",
+        ]);
+        w.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "api-victim",
+            "--label",
+            &label,
+            "--label",
+            "victim=yes",
+            IMAGE,
+            "sh",
+            "-c",
+            IDLE,
+        ]);
+        let shown = w.docker_ok(&["port", "api-reaper", "8080"]);
+        let port: u16 = shown
+            .lines()
+            .next()
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("[{}] docker port: {shown}", w.who()));
+        let mut ack = String::new();
+        eventually("the reaper answers ACK", 20, || {
+            let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                return false;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(b"label=victim=yes\r\n");
+            let mut buf = [0u8; 16];
+            let n = s.read(&mut buf).unwrap_or(0);
+            ack = String::from_utf8_lossy(&buf[..n]).into_owned();
+            // Dropping `s` closes the session: the reaper acts now.
+            n > 0
+        });
+        assert_eq!(ack, "ACK\n", "[{}]", w.who());
+        let mut logs = String::new();
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            eventually("the reaper removed the labelled container", 30, || {
+                logs = stdout(&w.docker_run(&["logs", "api-reaper"]));
+                logs.contains("reaper done")
+            })
+        }));
+        assert!(
+            done.is_ok() && logs.contains("reaper done: 1 removed"),
+            "[{}] reaper logs:\n{logs}\nservice log:\n{}",
+            w.who(),
+            w.service_log()
+        );
+        let o = w.docker_run(&["inspect", "api-victim"]);
+        assert_eq!(o.status.code(), Some(1), "[{}] the victim is gone", w.who());
+        w.docker_ok(&["rm", "-f", "api-reaper"]);
     }
 }

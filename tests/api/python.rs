@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use crate::common::{self, loud, stderr, stdout, Registry};
+use crate::common::{loud, stderr, stdout, Registry};
 use crate::support::{eventually, push_image, write_shared, Cleanup, World, IMAGE, PYTHON};
 
 /// What the venv holds (the clients the issue names, from PyPI).
@@ -234,31 +234,6 @@ fn testcontainers_runs_a_container_with_an_exposed_port() {
     assert!(failed.is_empty(), "{}", failed.join("\n\n"));
 }
 
-/// The stand-in reaper image: a static program (`reaper.c`) on busybox,
-/// built with `burrow build` (not through the API: this test is about the
-/// socket seen from inside a container).
-fn build_reaper(w: &World) -> bool {
-    let ctx = w.env.user_dir("reaper-ctx");
-    let bin = ctx.join("reaper");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/reaper.c");
-    if !bin.exists() && !common::compile_static(&src, &bin) {
-        loud("SKIPPED api testcontainers reaper: no C compiler or static libc (apt-get install gcc libc6-dev)");
-        return false;
-    }
-    write_shared(
-        &ctx.join("Dockerfile"),
-        &format!("FROM {IMAGE}\nCOPY reaper /reaper\nEXPOSE 8080\nCMD [\"/reaper\"]\n"),
-    );
-    w.burrow_ok(&[
-        "build",
-        "-q",
-        "-t",
-        "apitest/reaper:1",
-        ctx.to_str().unwrap(),
-    ]);
-    true
-}
-
 #[test]
 fn testcontainers_with_a_stand_in_reaper_that_mounts_the_socket() {
     if venv_or_skip("api testcontainers reaper").is_none() {
@@ -266,7 +241,7 @@ fn testcontainers_with_a_stand_in_reaper_that_mounts_the_socket() {
     }
     let mut failed = Vec::new();
     for w in crate::support::worlds() {
-        if !build_reaper(w) {
+        if !crate::support::build_reaper(w) {
             return;
         }
         let o = run_script(

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::common::{self, host, stderr, stdout, wait_until, Env};
+use crate::common::{self, host, loud, stderr, stdout, wait_until, Env};
 
 /// Debian's docker 20.10 CLI, named by its path: a newer CLI may be
 /// earlier on PATH on a developer's machine.
@@ -141,6 +141,8 @@ pub struct World {
     pub uri: String,
     /// HOME of the clients (the docker CLI's config directory is there).
     pub client_home: PathBuf,
+    /// Whether the stand-in reaper image was built (once per world).
+    reaper: OnceLock<bool>,
 }
 
 /// A directory for a socket: owned by the test user, 0700, as the service
@@ -172,6 +174,7 @@ pub fn worlds() -> &'static [World] {
                     service: Mutex::new(service),
                     env,
                     client_home,
+                    reaper: OnceLock::new(),
                 }
             })
             .collect()
@@ -434,4 +437,33 @@ pub fn push_image(w: &World, reference: &str) {
     ]);
     w.burrow_ok(&["push", reference]);
     w.burrow_ok(&["rmi", reference]);
+}
+
+/// The stand-in reaper image: a static program (`reaper.c`) on busybox,
+/// built with `burrow build` (not through the API: this test is about the
+/// socket seen from inside a container).
+pub fn build_reaper(w: &World) -> bool {
+    *w.reaper.get_or_init(|| make_reaper(w))
+}
+
+fn make_reaper(w: &World) -> bool {
+    let ctx = w.env.user_dir("reaper-ctx");
+    let bin = ctx.join("reaper");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/reaper.c");
+    if !bin.exists() && !common::compile_static(&src, &bin) {
+        loud("SKIPPED api stand-in reaper tests: no C compiler or static libc (apt-get install gcc libc6-dev)");
+        return false;
+    }
+    write_shared(
+        &ctx.join("Dockerfile"),
+        &format!("FROM {IMAGE}\nCOPY reaper /reaper\nEXPOSE 8080\nCMD [\"/reaper\"]\n"),
+    );
+    w.burrow_ok(&[
+        "build",
+        "-q",
+        "-t",
+        "apitest/reaper:1",
+        ctx.to_str().unwrap(),
+    ]);
+    true
 }
