@@ -25,18 +25,45 @@ cd "$(dirname "$0")/.."
 # bindfs: the FUSE-store test puts a store on a FUSE file system, where
 # overlayfs cannot be mounted from a user namespace; fuse-overlayfs: what
 # containers get there instead of a copy.
-packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman gcc libc6-dev passt slirp4netns curl iproute2 python3 catatonit bindfs fuse-overlayfs)
+# docker.io (the docker 20.10 CLI), docker-compose (1.29) and
+# python3-docker (docker-py 5): the API tests (tests/api/) drive
+# `burrow system service` with the real clients; python3-venv: they
+# install docker-py 7 and testcontainers-python 4 from PyPI into a venv.
+# docker.io also brings dockerd and containerd: they are installed without
+# being started (policy-rc.d below), and no test ever starts them.
+packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman gcc libc6-dev passt slirp4netns curl iproute2 python3 catatonit bindfs fuse-overlayfs docker.io docker-compose python3-docker python3-venv)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+# Installing a package must not start its services (docker.io's dockerd and
+# containerd): invoke-rc.d asks /usr/sbin/policy-rc.d, and 101 means
+# "forbidden". The host's own policy (or none) is put back afterwards.
+install_missing() { # [sudo]
+	local policy=/usr/sbin/policy-rc.d saved=
+	if [[ -e $policy ]]; then
+		saved=$(mktemp)
+		$1 cp -p "$policy" "$saved"
+	fi
+	printf '#!/bin/sh\nexit 101\n' | $1 tee "$policy" >/dev/null
+	$1 chmod 0755 "$policy"
+	local st=0
+	$1 apt-get update -qq &&
+		$1 env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+		st=$?
+	if [[ -n $saved ]]; then
+		$1 cp -p "$saved" "$policy"
+		$1 rm -f "$saved"
+	else
+		$1 rm -f "$policy"
+	fi
+	return "$st"
+}
 if ((${#missing[@]})); then
 	if [[ $(id -u) -eq 0 ]]; then
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+		install_missing ""
 	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-		sudo apt-get update -qq
-		sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+		install_missing sudo
 	else
 		echo "tests/run.sh: missing Debian packages: ${missing[*]}" >&2
 		echo "install them with: sudo apt-get install ${missing[*]}" >&2
