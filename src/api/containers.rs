@@ -74,11 +74,12 @@ pub fn request(body: &Value, name: Option<String>) -> Result<ContainerRequest, S
     // Anonymous volumes the image does not declare (`docker run -v /data`).
     if let Some(vols) = body["Volumes"].as_object() {
         for path in vols.keys() {
-            if !req
-                .volumes
-                .iter()
-                .any(|v| v == path || v.ends_with(&format!(":{path}")))
-            {
+            // A bind or volume at that path already (`SRC:DST[:MODE]`).
+            let covered = req.volumes.iter().any(|v| {
+                let parts: Vec<&str> = v.split(':').collect();
+                parts.get(1).unwrap_or(&parts[0]) == path
+            });
+            if !covered {
                 req.volumes.push(path.clone());
             }
         }
@@ -193,7 +194,10 @@ pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handle
                 .into_iter()
                 .filter_map(|e| match e {
                     engine::Event::Warning(w) => Some(w),
-                    engine::Event::Notice { line, .. } => Some(line),
+                    engine::Event::Notice { name, reason, line } => {
+                        engine::first_time(&engine.store.paths.runtime, name, &reason)
+                            .then_some(line)
+                    }
                     _ => None,
                 })
                 .collect();
@@ -243,7 +247,6 @@ pub fn inspect_value(engine: &Engine, rec: ContainerRecord) -> Value {
         Err(_) => serde_json::to_value(&rec).unwrap_or_default(),
     };
     let rec = rec.with_live_state(&engine.store);
-    let short = rec.id[..12].to_string();
     let state = engine::containers::state_word(rec.live_status(&engine.store));
     v["Name"] = format!("/{}", rec.name).into();
     v["State"]["Status"] = state.into();
@@ -274,10 +277,7 @@ pub fn inspect_value(engine: &Engine, rec: ContainerRecord) -> Value {
             .collect(),
     );
     v["HostConfig"]["Mounts"] = Value::Array(Vec::new());
-    v["HostConfig"]["NetworkMode"] = match rec.host_config.network_mode.as_str() {
-        "private" | "pasta" | "slirp4netns" => "bridge".into(),
-        other => other.into(),
-    };
+    v["HostConfig"]["NetworkMode"] = network_mode(&rec).into();
     // Ports: every exposed or published port, null when not published.
     let mut ports = Map::new();
     for p in &rec.config.exposed_ports {
@@ -290,13 +290,30 @@ pub fn inspect_value(engine: &Engine, rec: ContainerRecord) -> Value {
     }
     let ns = &mut v["NetworkSettings"];
     ns["Ports"] = Value::Object(ports);
+    let networks = networks_json(&rec);
+    let first_ip = networks
+        .values()
+        .find_map(|e| e["IPAddress"].as_str().filter(|s| !s.is_empty()))
+        .unwrap_or("")
+        .to_string();
+    ns["Networks"] = Value::Object(networks);
+    ns["IPAddress"] = first_ip.into();
+    ns["Gateway"] = "".into();
+    ns["Bridge"] = "".into();
+    ns["SandboxID"] = "".into();
+    ns["SandboxKey"] = "".into();
+    v
+}
+
+/// `NetworkSettings.Networks`, for inspect and the list alike: one entry
+/// named as `HostConfig.NetworkMode` says (clients look it up by that
+/// name), with the short id among its aliases (compose checks for it).
+pub fn networks_json(rec: &ContainerRecord) -> Map<String, Value> {
+    let short = rec.id[..12].to_string();
     let mut networks = Map::new();
     match rec.host_config.network_mode.as_str() {
-        "host" | "none" => {
-            networks.insert(rec.host_config.network_mode.clone(), endpoint(&[], &short));
-        }
-        "private" | "pasta" | "slirp4netns" => {
-            networks.insert("bridge".into(), endpoint(&[], &short));
+        "host" | "none" | "private" | "pasta" | "slirp4netns" => {
+            networks.insert(network_mode(rec).to_string(), endpoint(&[], &short));
         }
         _ => {
             for (name, ep) in &rec.network_settings.networks {
@@ -310,18 +327,7 @@ pub fn inspect_value(engine: &Engine, rec: ContainerRecord) -> Value {
             }
         }
     }
-    let first_ip = networks
-        .values()
-        .find_map(|e| e["IPAddress"].as_str().filter(|s| !s.is_empty()))
-        .unwrap_or("")
-        .to_string();
-    ns["Networks"] = Value::Object(networks);
-    ns["IPAddress"] = first_ip.into();
-    ns["Gateway"] = "".into();
-    ns["Bridge"] = "".into();
-    ns["SandboxID"] = "".into();
-    ns["SandboxKey"] = "".into();
-    v
+    networks
 }
 
 fn endpoint(aliases: &[String], short: &str) -> Value {
@@ -371,6 +377,15 @@ pub fn list(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled 
             reply(&mut conn.stream, 200, &Value::Array(out))
         }
         Err(e) => engine_error(&mut conn.stream, &e),
+    }
+}
+
+/// The network mode as Docker names it: a container's own network
+/// namespace with outbound access is Docker's default `bridge`.
+pub fn network_mode(rec: &ContainerRecord) -> &str {
+    match rec.host_config.network_mode.as_str() {
+        "private" | "pasta" | "slirp4netns" => "bridge",
+        other => other,
     }
 }
 
@@ -443,9 +458,9 @@ pub fn record_summary(rec: &ContainerRecord, state: &str) -> Value {
         "Labels": rec.config.labels,
         "State": state,
         "Status": "",
-        "HostConfig": {"NetworkMode": rec.host_config.network_mode},
-        "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "HostConfig": {"NetworkMode": network_mode(rec)},
+        "NetworkSettings": {"Networks": networks_json(rec)},
+        "Mounts": mounts_json(rec),
     })
 }
 

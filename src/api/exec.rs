@@ -183,17 +183,107 @@ pub fn inspect(engine: &Engine, conn: &mut Conn<Stream>, id: &str) -> Handled {
     )
 }
 
-/// `POST /exec/{id}/resize`: not yet carried to the exec's terminal.
+/// Where a running `exec -t` takes its terminal's new sizes: named by a
+/// short id, as a socket's path must fit in `sun_path`.
+fn resize_path(engine: &Engine, id: &str) -> PathBuf {
+    engine
+        .store
+        .paths
+        .runtime
+        .join(format!("{}.exec", &id[..id.len().min(12)]))
+}
+
+/// `POST /exec/{id}/resize?h=&w=`: the size goes to the worker that runs
+/// the exec, which sets it on the exec's terminal.
 pub fn resize(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -> Handled {
     let _ = conn.read_body(req, http::MAX_JSON_BODY);
-    if load(engine, id).is_none() {
+    let Some(exec) = load(engine, id) else {
         return no_such_exec(&mut conn.stream, id);
+    };
+    let (Some(h), Some(w)) = (
+        req.param("h").and_then(|h| h.parse::<u16>().ok()),
+        req.param("w").and_then(|w| w.parse::<u16>().ok()),
+    ) else {
+        return error(&mut conn.stream, 400, "resize needs numbers h and w");
+    };
+    let sent =
+        std::os::unix::net::UnixStream::connect(resize_path(engine, &exec.id)).and_then(|mut s| {
+            let mut size = h.to_be_bytes().to_vec();
+            size.extend_from_slice(&w.to_be_bytes());
+            s.write_all(&size)
+        });
+    match sent {
+        Ok(()) => super::empty(&mut conn.stream, 200),
+        Err(_) => error(
+            &mut conn.stream,
+            409,
+            &format!("exec {id} is not running with a terminal"),
+        ),
     }
-    error(
-        &mut conn.stream,
-        501,
-        "burrow cannot resize an exec's terminal after it started",
-    )
+}
+
+/// Copy between the client and our end of the exec's terminal until the
+/// exec's side closes, taking new sizes from `resizes`.
+fn relay_terminal(
+    client: &mut Stream,
+    master: &OwnedFd,
+    resizes: Option<&std::os::unix::net::UnixListener>,
+    joiner: nix::unistd::Pid,
+    early: Vec<u8>,
+) -> std::io::Result<()> {
+    let mut to_exec = std::fs::File::from(master.try_clone()?);
+    let mut from_exec = std::fs::File::from(master.try_clone()?);
+    if !early.is_empty() {
+        to_exec.write_all(&early)?;
+    }
+    let mut reader = client.try_clone()?;
+    let mut client_open = true;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        let reader_fd = reader.try_clone()?;
+        if client_open {
+            fds.push(PollFd::new(reader_fd.as_fd(), PollFlags::POLLIN));
+        }
+        let resize_at = fds.len();
+        if let Some(l) = resizes {
+            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[0] {
+            // EIO: every descriptor of the other side is closed.
+            match from_exec.read(&mut buf) {
+                Ok(n) if n > 0 => client.write_all(&buf[..n])?,
+                _ => return Ok(()),
+            }
+        }
+        if client_open && ready[1] {
+            match reader.read(&mut buf) {
+                Ok(n) if n > 0 => to_exec.write_all(&buf[..n])?,
+                _ => client_open = false,
+            }
+        }
+        if resizes.is_some() && ready.get(resize_at) == Some(&true) {
+            if let Some(Ok((mut s, _))) = resizes.map(|l| l.accept()) {
+                let mut size = [0u8; 4];
+                if s.read_exact(&mut size).is_ok() {
+                    let rows = u16::from_be_bytes([size[0], size[1]]);
+                    let cols = u16::from_be_bytes([size[2], size[3]]);
+                    let _ = crate::linux::tty::set_window_size(master, rows, cols);
+                    let _ = nix::sys::signal::kill(joiner, nix::sys::signal::Signal::SIGWINCH);
+                }
+            }
+        }
+    }
 }
 
 /// `POST /exec/{id}/start`: detached, at once; else on the connection,
@@ -248,9 +338,25 @@ pub fn start(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) 
     } else {
         "application/vnd.docker.multiplexed-stream"
     };
+    // Bound before the client hears back: its first resize follows at once.
+    let resize_at = resize_path(engine, &exec.id);
+    let resizes = tty
+        .then(|| std::os::unix::net::UnixListener::bind(&resize_at).ok())
+        .flatten();
     http::hijack(&mut conn.stream, req.wants_upgrade(), content_type)?;
     let early = conn.take_buffered();
-    let code = run_attached(engine, &rec, opts, &mut conn.stream, early, &mut exec);
+    let code = run_attached(
+        engine,
+        &rec,
+        opts,
+        &mut conn.stream,
+        early,
+        &mut exec,
+        resizes.as_ref(),
+    );
+    if resizes.is_some() {
+        let _ = std::fs::remove_file(&resize_at);
+    }
     exec.running = false;
     exec.exit_code = Some(code);
     let _ = save(engine, &exec);
@@ -268,18 +374,41 @@ fn run_attached(
     client: &mut Stream,
     early: Vec<u8>,
     exec: &mut ExecRecord,
+    resizes: Option<&std::os::unix::net::UnixListener>,
 ) -> i32 {
     let tty = opts.tty;
     let stdin = opts.interactive;
     let sock = client.as_fd().as_raw_fd();
+    let mut terminal = None;
     let pipes = if tty {
-        // The exec relays its pty to our fds 0 and 1.
-        let _ = process::dup_onto(sock, 0);
-        let _ = process::dup_onto(sock, 1);
+        // The exec relays its pty to our fds 0 and 1, and copies their
+        // window size on SIGWINCH: they are a terminal of ours, whose size
+        // `/exec/{id}/resize` sets, relayed to the client here.
+        match nix::pty::openpty(None, None).map(|p| (p.master, p.slave)) {
+            Ok((master, slave)) => {
+                let _ = crate::linux::tty::make_raw(&slave);
+                let _ = process::dup_onto(slave.as_raw_fd(), 0);
+                let _ = process::dup_onto(slave.as_raw_fd(), 1);
+                terminal = Some(master);
+            }
+            Err(_) => {
+                let _ = process::dup_onto(sock, 0);
+                let _ = process::dup_onto(sock, 1);
+            }
+        }
         None
     } else {
-        let (Ok(out), Ok(err), Ok(inp)) = (process::pipe(), process::pipe(), process::pipe())
-        else {
+        // Stdin is a socket, not a pipe: the exec's joiner (a fork of this
+        // worker) holds copies of our descriptors, so only a shutdown, not
+        // a close, can end the process's input when the client's does.
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let inp = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        );
+        let (Ok(out), Ok(err), Ok(inp)) = (process::pipe(), process::pipe(), inp) else {
             return crate::exit::BURROW;
         };
         let _ = process::dup_onto(inp.0.as_raw_fd(), 0);
@@ -318,6 +447,8 @@ fn run_attached(
     let _ = save(engine, exec);
     if let Some((out, err, inp)) = pipes {
         let _ = pump(client, out, err, stdin.then_some(inp), early);
+    } else if let Some(master) = terminal {
+        let _ = relay_terminal(client, &master, resizes, execd.joiner(), early);
     }
     execd.wait_relaying_signals()
 }
@@ -380,7 +511,12 @@ fn pump(
                     let n = reader.read(&mut buf).unwrap_or(0);
                     if n == 0 {
                         // The client's half-close: the end of stdin.
-                        inp = None;
+                        if let Some(i) = inp.take() {
+                            let _ = nix::sys::socket::shutdown(
+                                i.as_raw_fd(),
+                                nix::sys::socket::Shutdown::Write,
+                            );
+                        }
                     } else if let Some(i) = &mut inp {
                         if i.write_all(&buf[..n]).is_err() {
                             inp = None;

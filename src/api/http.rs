@@ -427,6 +427,17 @@ fn head(status: u16, headers: &[(&str, String)]) -> Vec<u8> {
     out.into_bytes()
 }
 
+thread_local! {
+    /// The request being answered is a HEAD: answers carry no body.
+    static HEAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Say whether the request being answered is a HEAD (RFC 9110 9.3.2: its
+/// answers have headers only, whatever their status).
+pub fn answering_head(yes: bool) {
+    HEAD.with(|h| h.set(yes));
+}
+
 /// A whole answer.
 pub fn respond<W: Write>(
     w: &mut W,
@@ -441,7 +452,7 @@ pub fn respond<W: Write>(
     }
     let mut out = head(status, &hs);
     out.extend_from_slice(b"\r\n");
-    if !head_only {
+    if !head_only && !HEAD.with(|h| h.get()) {
         out.extend_from_slice(body);
     }
     w.write_all(&out)?;

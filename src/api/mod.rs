@@ -52,6 +52,7 @@ pub fn handle_connection(engine: &Engine, stream: Stream) {
         };
         tracing::debug!("{} {}", req.method, req.path);
         let keep = req.keep_alive();
+        http::answering_head(req.method == "HEAD");
         match route(engine, &mut conn, &req) {
             Ok(Next::Continue) if keep => {}
             Ok(_) => return,

@@ -495,22 +495,10 @@ fn runtime_notice(store: &Store) {
     );
 }
 
-/// Say `line` on stderr unless it was said this boot for this `reason`:
-/// the marker `dir/NAME.KEY` (KEY from the boot id,
-/// /proc/sys/kernel/random/boot_id in random(4), and the reason) is made
-/// with O_EXCL, so of commands racing only one says it. Runtime
-/// directories last a login session or a boot, but a fallback in a `/tmp`
-/// on disk may outlive a reboot, and a new reason is news.
+/// Say `line` on stderr unless it was said this boot for this `reason`
+/// (see `engine::first_time`).
 pub fn say_once(dir: &std::path::Path, name: &str, reason: &str, line: &str) {
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let key = crate::store::sha256_hex(format!("{}\n{reason}", boot.trim()).as_bytes());
-    let marker = dir.join(format!("{name}.{}", &key[..12]));
-    if std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&marker)
-        .is_ok()
-    {
+    if crate::engine::first_time(dir, name, reason) {
         eprintln!("{line}");
     }
 }

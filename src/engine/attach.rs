@@ -194,7 +194,20 @@ pub fn wait(
                     Condition::NotRunning => !running,
                 };
                 if done {
-                    return Some(now.state.exit_code);
+                    // The live state may be a guess (137) while the monitor
+                    // has not recorded the exit yet: take the record's.
+                    let recorded = crate::container::lifecycle::wait_recorded(
+                        &engine.store,
+                        &rec.id,
+                        Duration::from_secs(5),
+                    );
+                    return match recorded {
+                        Some(r) => Some(r.state.exit_code),
+                        None if crate::container::find(&engine.store, &rec.id).is_err() => {
+                            removed_exit_code(engine, &rec.id, pause)
+                        }
+                        None => Some(now.state.exit_code),
+                    };
                 }
             }
         }

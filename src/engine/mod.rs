@@ -190,6 +190,23 @@ impl Sink for Collect {
     }
 }
 
+/// Whether a notice `name` for `reason` is news this boot: the marker
+/// `dir/NAME.KEY` (KEY from the boot id, /proc/sys/kernel/random/boot_id
+/// in random(4), and the reason) is made with O_EXCL, so of front ends
+/// racing only one says it. Runtime directories last a login session or a
+/// boot, but a fallback in a `/tmp` on disk may outlive a reboot, and a new
+/// reason is news.
+pub fn first_time(dir: &std::path::Path, name: &str, reason: &str) -> bool {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let key = crate::store::sha256_hex(format!("{}\n{reason}", boot.trim()).as_bytes());
+    let marker = dir.join(format!("{name}.{}", &key[..12]));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .is_ok()
+}
+
 /// Said once per boot by `pull`, `run`, `create` and `build` when the user
 /// has no subordinate range: what that means for files, and that
 /// containers fake changes of ids and owners (`--security-opt fake-ids`).

@@ -152,6 +152,12 @@ pub fn exec(spec: &ExecSpec) -> Result<Execd, ExecError> {
 }
 
 impl Execd {
+    /// The process that joined the container and relays its terminal:
+    /// SIGWINCH to it copies our stdin's window size to the exec's pty.
+    pub fn joiner(&self) -> Pid {
+        self.joiner
+    }
+
     /// Wait for the process's exit code (128 + signal when killed),
     /// relaying SIGINT, SIGTERM, SIGHUP and SIGQUIT to it.
     pub fn wait_relaying_signals(mut self) -> i32 {
