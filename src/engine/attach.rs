@@ -194,24 +194,39 @@ pub fn wait(
                     Condition::NotRunning => !running,
                 };
                 if done {
-                    // The live state may be a guess (137) while the monitor
-                    // has not recorded the exit yet: take the record's.
-                    let recorded = crate::container::lifecycle::wait_recorded(
-                        &engine.store,
-                        &rec.id,
-                        Duration::from_secs(5),
-                    );
-                    return match recorded {
-                        Some(r) => Some(r.state.exit_code),
-                        None if crate::container::find(&engine.store, &rec.id).is_err() => {
-                            removed_exit_code(engine, &rec.id, pause)
-                        }
-                        None => Some(now.state.exit_code),
-                    };
+                    return recorded_exit(engine, &rec.id, now.state.exit_code, pause);
                 }
             }
         }
         if !pause(pause_for(since)) {
+            return None;
+        }
+    }
+}
+
+/// The exit code as recorded: the live state is a guess (137) while the
+/// monitor has not recorded the exit yet, and a monitor that is alive
+/// will (a pid file not written yet says nothing: a container may end
+/// before its monitor writes it).
+fn recorded_exit(
+    engine: &Engine,
+    id: &str,
+    guess: i32,
+    pause: &mut dyn FnMut(Duration) -> bool,
+) -> Option<i32> {
+    use crate::container::Status;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match crate::container::find(&engine.store, id) {
+            Err(_) => return removed_exit_code(engine, id, pause),
+            Ok(r) if r.state.status == Status::Exited => return Some(r.state.exit_code),
+            Ok(r) if !r.monitor_alive(&engine.store) && !engine.store.pid_file(id).exists() => {
+                return Some(r.with_live_state(&engine.store).state.exit_code)
+            }
+            Ok(_) if Instant::now() >= deadline => return Some(guess),
+            Ok(_) => {}
+        }
+        if !pause(Duration::from_millis(5)) {
             return None;
         }
     }

@@ -212,6 +212,12 @@ fn testcontainers_runs_a_container_with_an_exposed_port() {
             &[
                 ("APITEST_IMAGE", IMAGE),
                 ("TESTCONTAINERS_RYUK_DISABLED", "true"),
+                // Where /.dockerenv exists (CI runners are often
+                // containers), testcontainers believes the test runs in a
+                // container and reaches ports through the network's
+                // gateway; these tests run on the host, where burrow
+                // publishes ports: the docker host's address is the one.
+                ("TESTCONTAINERS_CONNECTION_MODE", "docker_host"),
             ],
         );
         check(w, "tc_basic.py", &o, &mut failed);
@@ -253,6 +259,7 @@ fn testcontainers_with_a_stand_in_reaper_that_mounts_the_socket() {
                 ("TESTCONTAINERS_RYUK_DISABLED", "false"),
                 ("RYUK_CONTAINER_IMAGE", "apitest/reaper:1"),
                 ("RYUK_RECONNECTION_TIMEOUT", "1s"),
+                ("TESTCONTAINERS_CONNECTION_MODE", "docker_host"),
             ],
         );
         let out = stdout(&o);
