@@ -14,7 +14,7 @@ use serde_json::json;
 use super::http::{self, Conn, Request};
 use super::server::Stream;
 use super::{engine_error, error, json_body, reply, Handled, Next};
-use crate::container::{self, ExecOptions, Status};
+use crate::container::{self, ExecOptions};
 use crate::engine::{self, Engine};
 use crate::linux::process;
 
@@ -76,30 +76,10 @@ pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str)
         Ok(b) => b,
         Err(e) => return error(&mut conn.stream, 400, &e),
     };
-    let rec = match super::containers::find(engine, id) {
+    let rec = match engine::containers::exec_target(engine, id.trim_start_matches('/')) {
         Ok(r) => r,
         Err(e) => return engine_error(&mut conn.stream, &e),
     };
-    match rec.live_status(&engine.store) {
-        Status::Running => {}
-        Status::Paused => {
-            return error(
-                &mut conn.stream,
-                409,
-                &format!(
-                    "Container {} is paused, unpause the container before exec",
-                    rec.id
-                ),
-            )
-        }
-        _ => {
-            return error(
-                &mut conn.stream,
-                409,
-                &format!("Container {} is not running", rec.id),
-            )
-        }
-    }
     let strings = |k: &str| -> Vec<String> {
         body[k]
             .as_array()
@@ -303,12 +283,8 @@ pub fn start(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) 
         Ok(r) => r,
         Err(e) => return engine_error(&mut conn.stream, &e),
     };
-    if rec.live_status(&engine.store) != Status::Running {
-        return error(
-            &mut conn.stream,
-            409,
-            &format!("Container {} is not running", rec.id),
-        );
+    if let Err(e) = engine::containers::exec_target(engine, &rec.id) {
+        return engine_error(&mut conn.stream, &e);
     }
     let detach = body["Detach"].as_bool().unwrap_or(false);
     let tty = exec.tty || body["Tty"].as_bool().unwrap_or(false);

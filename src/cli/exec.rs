@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Ctx, Exit};
-use crate::container::{self, ContainerError, ExecOptions, Status};
+use crate::container::{self, ContainerError, ExecOptions};
 use crate::exit;
 
 #[derive(Debug, Args)]
@@ -59,23 +59,12 @@ pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
     }
     let ctx = Ctx::open(root)?;
 
-    let rec = container::find(&ctx.store, &a.container)?;
-    let not_running = || ContainerError::NotRunning(rec.name.clone());
-    match rec.live_status(&ctx.store) {
-        Status::Running => {}
-        // Its stopped processes would hold the exec'd one up: Docker refuses too.
-        Status::Paused => {
-            return Err(Exit::new(
-                exit::BURROW,
-                format!(
-                    "container {} is paused, unpause the container before exec",
-                    rec.name
-                ),
-            )
-            .into())
-        }
-        _ => return Err(not_running().into()),
-    }
+    let rec = crate::engine::containers::exec_target(&ctx, &a.container).map_err(|e| match e {
+        crate::engine::Error::Container(c) => anyhow::Error::from(c),
+        // `exec` has said a missing container with 125 from the start.
+        crate::engine::Error::NotFound(m) => Exit::new(exit::BURROW, m).into(),
+        e => e.into(),
+    })?;
     let opts = ExecOptions {
         argv: a.cmd,
         env: overrides,

@@ -276,6 +276,21 @@ pub fn start(engine: &Engine, key: &str) -> Result<()> {
     super::attach::start(engine, &rec)
 }
 
+/// The container `key` names, if a process can be exec'd in it now: a
+/// paused one would hold the new process stopped (Docker refuses too), a
+/// stopped one has no namespaces to join.
+pub fn exec_target(engine: &Engine, key: &str) -> Result<ContainerRecord> {
+    let rec = find(engine, key)?;
+    match rec.live_status(&engine.store) {
+        Status::Running => Ok(rec),
+        Status::Paused => Err(Error::Conflict(format!(
+            "container {} is paused, unpause the container before exec",
+            rec.name
+        ))),
+        _ => Err(ContainerError::NotRunning(rec.name.clone()).into()),
+    }
+}
+
 /// A signal by name (`TERM`, `SIGHUP`) or number.
 pub fn signal(name: &str) -> Result<Signal> {
     crate::util::signal::parse_signal(name).map_err(Error::Invalid)
