@@ -17,14 +17,8 @@ use serde_json::json;
 use super::http::{self, Chunked, Conn, Request};
 use super::server::Stream;
 use super::{empty, engine_error, error, Handled, Next};
-use crate::container::ContainerRecord;
 use crate::engine::{self, logs, Engine};
 use crate::monitor::{self, attach as proto};
-
-/// Start `rec`, handing over to an attach that waits for it.
-pub fn start(engine: &Engine, rec: &ContainerRecord) -> Result<(), engine::Error> {
-    engine::attach::start(engine, rec)
-}
 
 /// What the client asked to see and send.
 #[derive(Clone, Copy)]

@@ -474,7 +474,7 @@ pub fn start(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) 
     if rec.is_up(&engine.store) {
         return empty(&mut conn.stream, 304);
     }
-    done(conn, super::attach::start(engine, &rec))
+    done(conn, engine::attach::start(engine, &rec))
 }
 
 /// 204, or the engine's error.
@@ -514,7 +514,7 @@ pub fn restart(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str
     let _ = conn.read_body(req, MAX_JSON_BODY);
     let r = find(engine, id).and_then(|rec| {
         engine::containers::stop(engine, &rec.id, timeout(req))?;
-        super::attach::start(engine, &find(engine, &rec.id)?)
+        engine::attach::start(engine, &find(engine, &rec.id)?)
     });
     done(conn, r)
 }
