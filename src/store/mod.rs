@@ -223,8 +223,7 @@ impl Store {
         rd.filter_map(|e| e.ok())
             .filter(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-                !pid.is_some_and(pid_alive)
+                !staging_pid(&name).is_some_and(pid_alive)
             })
             .map(|e| e.path())
             .collect()
@@ -749,6 +748,12 @@ pub fn hex_of(id: &str) -> &str {
     id.strip_prefix("sha256:").unwrap_or(id)
 }
 
+/// The pid in a staging name `what-<pid>-tag`: the next to last part, as
+/// `what` may hold dashes (`build-copy`) and the tag (hex) never does.
+fn staging_pid(name: &str) -> Option<u32> {
+    name.rsplit('-').nth(1).and_then(|p| p.parse().ok())
+}
+
 /// `n` random bytes as hex, from the kernel's CSPRNG.
 pub fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
@@ -790,6 +795,19 @@ mod tests {
         assert!(!s.commit_layer(&b, "sha256:ab", 10).unwrap());
         assert_eq!(s.layer_size("sha256:ab"), 10);
         assert!(s.abandoned_staging().is_empty(), "our own pid is alive");
+    }
+
+    #[test]
+    fn staging_with_a_dash_in_its_name_is_ours_while_we_live() {
+        let (_d, s) = store();
+        let copy = s.staging_dir("build-copy").unwrap();
+        assert!(
+            s.abandoned_staging().is_empty(),
+            "{copy:?} taken for abandoned"
+        );
+        assert_eq!(staging_pid("build-copy-12572-ba157029e6c6"), Some(12572));
+        assert_eq!(staging_pid("write-7-00ff"), Some(7));
+        assert_eq!(staging_pid("stray"), None);
     }
 
     #[test]
