@@ -9,8 +9,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -43,23 +42,7 @@ fn fetch(port: u16) -> String {
 
 /// GET / on `addr`, retried while the app starts.
 fn fetch_at(addr: SocketAddr) -> String {
-    let port = addr.port();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = (|| -> std::io::Result<String> {
-            let mut s = TcpStream::connect(addr)?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-            let mut body = String::new();
-            s.read_to_string(&mut body)?;
-            Ok(body)
-        })();
-        match got {
-            Ok(b) if b.contains("200 OK") => return b,
-            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            other => panic!("no page on port {port}: {other:?}"),
-        }
-    }
+    common::http_get(addr, Duration::from_secs(10))
 }
 
 /// The colour app's image, built once per test binary with rootfs-tools.

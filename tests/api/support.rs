@@ -385,22 +385,10 @@ pub fn free_port() -> u16 {
 /// GET / on 127.0.0.1:port, retried for 15 s while the server starts; the
 /// whole answer (head and body).
 pub fn http_get(port: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let got = (|| -> std::io::Result<String> {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-            let mut body = String::new();
-            s.read_to_string(&mut body)?;
-            Ok(body)
-        })();
-        match got {
-            Ok(b) if b.contains("200 OK") => return b,
-            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            other => panic!("no page on 127.0.0.1:{port}: {other:?}"),
-        }
-    }
+    common::http_get(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(15),
+    )
 }
 
 /// A shell line for busybox: serve `body` on `port` with httpd, saying

@@ -820,3 +820,25 @@ pub fn check_removed_run(env: &Env, o: &Output, want: i32, what: &str, failed: &
             .output();
     }
 }
+
+/// GET / on `addr` over HTTP/1.0, retried for `patience` while the server
+/// starts; the whole answer (head and body) once it says 200 OK.
+pub fn http_get(addr: std::net::SocketAddr, patience: Duration) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + patience;
+    loop {
+        let got = (|| -> std::io::Result<String> {
+            let mut s = std::net::TcpStream::connect(addr)?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        })();
+        match got {
+            Ok(b) if b.contains("200 OK") => return b,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            other => panic!("no page on {addr}: {other:?}"),
+        }
+    }
+}
