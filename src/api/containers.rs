@@ -242,11 +242,11 @@ fn set_map(v: &Value) -> Value {
 /// exposed but unpublished ones, a network entry with the short id among
 /// its aliases, `Mounts` in Docker's form).
 pub fn inspect_value(engine: &Engine, rec: ContainerRecord) -> Value {
-    let mut v = match engine::containers::inspect(engine, &rec.id) {
+    let rec = rec.with_live_state(&engine.store);
+    let mut v = match engine::containers::inspect_record(engine, rec.clone()) {
         Ok(v) => v,
         Err(_) => serde_json::to_value(&rec).unwrap_or_default(),
     };
-    let rec = rec.with_live_state(&engine.store);
     let state = engine::containers::state_word(rec.live_status(&engine.store));
     v["Name"] = format!("/{}", rec.name).into();
     v["State"]["Status"] = state.into();

@@ -79,47 +79,30 @@ pub fn version(conn: &mut Conn<Stream>) -> Handled {
 /// `GET /info`: counts and the host, in Docker's field names (compose
 /// reads `Swarm.LocalNodeState`).
 pub fn info(engine: &Engine, conn: &mut Conn<Stream>) -> Handled {
-    let records = crate::container::list(&engine.store).unwrap_or_default();
-    let (mut running, mut paused, mut stopped) = (0, 0, 0);
-    for r in &records {
-        let r = r.clone().with_live_state(&engine.store);
-        if r.state.paused {
-            paused += 1;
-        } else if r.state.running {
-            running += 1;
-        } else {
-            stopped += 1;
-        }
-    }
-    let images = crate::image::catalog::list(&engine.store)
-        .map(|l| l.len())
-        .unwrap_or(0);
-    let host = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ncpu = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let i = match crate::engine::system::info(engine) {
+        Ok(i) => i,
+        Err(e) => return super::engine_error(&mut conn.stream, &e),
+    };
     reply(
         &mut conn.stream,
         200,
         &json!({
             "ID": "",
-            "Containers": records.len(),
-            "ContainersRunning": running,
-            "ContainersPaused": paused,
-            "ContainersStopped": stopped,
-            "Images": images,
-            "Driver": "overlay",
-            "DockerRootDir": engine.store.root(),
-            "OSType": "linux",
+            "Containers": i.containers,
+            "ContainersRunning": i.containers_running,
+            "ContainersPaused": i.containers_paused,
+            "ContainersStopped": i.containers_stopped,
+            "Images": i.images,
+            "Driver": i.driver,
+            "DockerRootDir": i.docker_root_dir,
+            "OSType": i.os_type,
             "OperatingSystem": os_name(),
-            "Architecture": std::env::consts::ARCH,
-            "KernelVersion": kernel(),
-            "NCPU": ncpu,
+            "Architecture": i.architecture,
+            "KernelVersion": i.kernel_version,
+            "NCPU": i.ncpu,
             "MemTotal": mem_total(),
-            "Name": host,
-            "ServerVersion": env!("CARGO_PKG_VERSION"),
+            "Name": i.name,
+            "ServerVersion": i.server_version,
             "CgroupVersion": "2",
             "SecurityOptions": ["name=seccomp,profile=default", "name=rootless"],
             "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "ControlAvailable": false},

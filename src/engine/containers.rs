@@ -251,7 +251,11 @@ fn size_of(engine: &Engine, r: &ContainerRecord) -> Size {
 /// Docker's `inspect` object of one container: the record with its live
 /// state, and the paths Docker shows.
 pub fn inspect(engine: &Engine, key: &str) -> Result<serde_json::Value> {
-    let r = find(engine, key)?;
+    inspect_record(engine, find(engine, key)?)
+}
+
+/// [`inspect`] of a record the caller already has.
+pub fn inspect_record(engine: &Engine, r: ContainerRecord) -> Result<serde_json::Value> {
     let dir = engine.store.container_dir(&r.id);
     let mut v = serde_json::to_value(r.with_live_state(&engine.store))
         .map_err(|e| Error::Other(e.into()))?;
