@@ -968,3 +968,79 @@ fn a_container_talks_to_the_service_through_the_bound_socket() {
         w.docker_ok(&["rm", "-f", "api-reaper"]);
     }
 }
+
+/// What a container's shell holds open, by descriptor number and target:
+/// a hostile image looks for a descriptor of the service (its listening
+/// socket, another client's connection) to drive the API from inside.
+/// (`ls` in a child lists the shell's, not its own directory handle; the
+/// `true` after it keeps the shell from exec'ing it, and a command
+/// substitution would add the shell's own pipe.)
+const LIST_FDS: &str = "ls -l /proc/$$/fd; true";
+
+/// Descriptors above stdio that a container's process holds, from
+/// LIST_FDS's output (`... NUMBER -> TARGET`).
+fn beyond_stdio(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| {
+            l.split(" -> ")
+                .next()
+                .and_then(|head| head.split_whitespace().last())
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n > 2)
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_container_gets_no_descriptor_of_the_service() {
+    for w in worlds() {
+        let c = Cleanup::new(w, "fds");
+        let label = c.label();
+        let out = w.docker_ok(&[
+            "run", "--rm", "--label", &label, IMAGE, "sh", "-c", LIST_FDS,
+        ]);
+        assert!(
+            out.contains("0 "),
+            "[{}] run listed nothing: {out}",
+            w.who()
+        );
+        assert_eq!(
+            beyond_stdio(&out),
+            Vec::<String>::new(),
+            "[{}] run",
+            w.who()
+        );
+        w.docker_ok(&[
+            "run", "-d", "--name", "api-fds", "--label", &label, IMAGE, "sh", "-c", IDLE,
+        ]);
+        let out = w.docker_ok(&["exec", "api-fds", "sh", "-c", LIST_FDS]);
+        assert_eq!(
+            beyond_stdio(&out),
+            Vec::<String>::new(),
+            "[{}] exec",
+            w.who()
+        );
+        let out = w.docker_ok(&["exec", "-i", "api-fds", "sh", "-c", LIST_FDS]);
+        assert_eq!(
+            beyond_stdio(&out),
+            Vec::<String>::new(),
+            "[{}] exec -i",
+            w.who()
+        );
+        // With a terminal the service's worker holds a pty of its own,
+        // whose master must stay out of the container.
+        let out = w.docker_ok(&["exec", "-t", "api-fds", "sh", "-c", LIST_FDS]);
+        assert!(
+            out.contains(" 0 -> /dev/pts/"),
+            "[{}] exec -t: {out}",
+            w.who()
+        );
+        assert_eq!(
+            beyond_stdio(&out),
+            Vec::<String>::new(),
+            "[{}] exec -t",
+            w.who()
+        );
+    }
+}
