@@ -228,12 +228,16 @@ if [[ $login == systemd ]]; then
 	mkfifo /run/burrow-vm/login-ready || die "mkfifo"
 	exec 8<>/run/burrow-vm/login-ready
 	await_line() { # await_line PID WHAT: the next line on fd 8 into REPLY
-		local line=
+		local line= part=
 		while ((${EPOCHREALTIME/./} < deadline)); do
-			if read -r -t 0.2 -u 8 line; then
-				REPLY=$line
+			# A read that times out mid-line keeps what it got in part (the
+			# fifo is read a byte at a time): carry it over, or a slow guest
+			# turns "ready" into "eady".
+			if read -r -t 0.2 -u 8 part; then
+				REPLY=$line$part
 				return 0
 			fi
+			line+=$part
 			kill -0 "$1" 2>/dev/null || login_fail "$2 exited"
 		done
 		login_fail "$2 was not ready after 60 s"
