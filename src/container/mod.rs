@@ -747,10 +747,22 @@ pub fn find(store: &Store, key: &str) -> Result<ContainerRecord> {
         }
     }
     if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let matches: Vec<ContainerRecord> = list(store)?
-            .into_iter()
-            .filter(|r| r.id.starts_with(key))
-            .collect();
+        // Only the directories whose names match are read: a lookup by id
+        // (every API call names its container so) costs one record, not
+        // the whole store's.
+        let dir = store.containers_dir();
+        let mut matches = Vec::new();
+        for e in fs::read_dir(&dir).map_err(store::io("listing", &dir))? {
+            let e = e.map_err(store::io("listing", &dir))?;
+            let name = e.file_name();
+            let Some(id) = name.to_str().filter(|id| id.starts_with(key)) else {
+                continue;
+            };
+            // A directory without a record is a create in progress or debris.
+            if let Ok(rec) = ContainerRecord::load(store, id) {
+                matches.push(rec);
+            }
+        }
         match matches.len() {
             1 => return Ok(matches.into_iter().next().expect("one match")),
             0 => {}
