@@ -102,8 +102,7 @@ pub fn run(root: Option<PathBuf>, a: BuildArgs) -> anyhow::Result<i32> {
     // Everything the command line says is checked before the store is opened.
     let plan = build::plan(&req).map_err(exit_of)?;
     let ctx = Ctx::open(root)?;
-    let rootfs =
-        super::store_rootfs(&ctx, true).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
+    let rootfs = crate::engine::run::rootfs(&ctx, Some(&mut ctx.stderr()));
     let plan = plan.with_rootfs(rootfs);
     let id = build::run(&ctx, &plan, &mut ctx.stderr()).map_err(exit_of)?;
     println!("{}", crate::store::hex_of(&id));

@@ -34,8 +34,8 @@ pub fn run_monitor(root: Option<PathBuf>, a: MonitorArgs) -> anyhow::Result<i32>
         &ctx.mapping,
         &a.id,
         a.attach_first,
-        super::store_rootfs(&ctx, false),
-        super::systemd_scopes(),
-        super::helper_path(),
+        crate::engine::run::rootfs(&ctx, None),
+        ctx.settings.systemd,
+        ctx.settings.helper_path.clone(),
     ))
 }

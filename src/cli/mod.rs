@@ -453,7 +453,7 @@ impl crate::engine::Sink for Stderr<'_> {
             Event::Pull(_) | Event::Push(_) | Event::Build(_) => {
                 self.render.event(&event);
             }
-            Event::Progress(line) => eprintln!("{line}"),
+            Event::Progress(line) | Event::Note(line) => eprintln!("{line}"),
             Event::Warning(w) => eprintln!("WARNING: {w}"),
             Event::Notice { name, reason, line } => say_once(self.runtime, name, &reason, &line),
         }
@@ -522,42 +522,6 @@ pub fn detect_mapping() -> anyhow::Result<IdMapping> {
 /// mounts).
 pub fn rootfs_choice() -> Result<crate::sandbox::RootfsChoice, crate::sandbox::BadRootfsChoice> {
     crate::sandbox::RootfsChoice::from_setting(std::env::var("BURROW_ROOTFS").ok().as_deref())
-}
-
-/// How this store's containers get their root filesystem: `BURROW_ROOTFS`
-/// when set, else the store's probed mode (see `container::rootfs`). When
-/// containers here get a copy, the user is told once per store (`tell`:
-/// the monitor, whose stderr is no terminal, never tells).
-pub fn store_rootfs(
-    ctx: &Ctx,
-    tell: bool,
-) -> Result<crate::sandbox::RootfsChoice, crate::sandbox::BadRootfsChoice> {
-    let choice = rootfs_choice()?;
-    if choice != crate::sandbox::RootfsChoice::Auto {
-        return Ok(choice);
-    }
-    let Some(answer) = crate::container::rootfs::probe(&ctx.store, &ctx.mapping) else {
-        return Ok(choice);
-    };
-    if tell && crate::container::rootfs::tell_once(&ctx.store, &answer) {
-        eprintln!("{}", copy_notice(&answer));
-    }
-    Ok(answer.choice())
-}
-
-/// The line said once when a store's containers get a copy of their image,
-/// or a fuse-overlayfs mount.
-pub fn copy_notice(answer: &crate::container::rootfs::StoreRootfs) -> String {
-    if answer.mode == crate::sandbox::RootfsMode::FuseOverlayfs {
-        return format!(
-            "burrow: overlayfs cannot be mounted on this store's file system ({}) from a user namespace, so containers get a fuse-overlayfs mount instead (fast to create; file access is slower than overlayfs); `burrow info` shows the reason",
-            answer.fs_name()
-        );
-    }
-    format!(
-        "burrow: overlayfs cannot be mounted on this store's file system ({}) from a user namespace, so each container gets a full copy of its image (slower to create, uses more disk); `burrow info` shows the reason",
-        answer.fs_name()
-    )
 }
 
 /// Whether burrow may ask the user's systemd for a delegated scope:

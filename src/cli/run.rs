@@ -7,11 +7,10 @@ use clap::Args;
 
 use super::pull::{PullPolicy, RegistryArgs};
 use super::{Ctx, Exit};
-use crate::container::{self, ContainerRecord};
-use crate::engine::{self, create::ContainerRequest};
+use crate::container::ContainerRecord;
+use crate::engine::{self, create::ContainerRequest, run::Way};
 use crate::exit;
 use crate::image::pull::PullOptions;
-use crate::monitor;
 
 #[derive(Debug, Args)]
 #[command(
@@ -208,70 +207,23 @@ fn request(a: RunArgs) -> anyhow::Result<ContainerRequest> {
 }
 
 pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
-    let rootfs = super::rootfs_choice().map_err(|e| Exit::new(exit::BURROW, e.to_string()))?;
-    // Published ports are forwarded by a monitor, like a pty or a timer.
-    let publish = !a.publish.is_empty() || a.publish_all;
-    let (detach, tty, timeout) = (a.detach, a.tty, a.timeout.is_some() || publish);
+    let detach = a.detach;
     let (ctx, mut rec) = create_container(root, a)?;
-    let rootfs = match rootfs {
-        crate::sandbox::RootfsChoice::Auto => {
-            super::store_rootfs(&ctx, true).map_err(|e| Exit::new(exit::BURROW, e.to_string()))?
-        }
-        forced => forced,
-    };
+    let rootfs = engine::run::rootfs(&ctx, Some(&mut ctx.stderr()));
     if detach {
         // In the background under a monitor: print the id, like Docker.
-        monitor::launch(&ctx.store, &rec, false).map_err(container::ContainerError::from)?;
+        engine::attach::start(&ctx, &rec)?;
         println!("{}", rec.id);
         return Ok(0);
     }
-    if tty || timeout || !rec.host_config.restart_policy.is_none() {
-        // A pty (or a timer, or restarts) needs the monitor; attach to it
-        // before it starts the container, so no output is missed.
-        // The monitor removes a `--rm` container's anonymous volumes.
-        let code = super::start::attach_new(&ctx, &rec)?;
-        return Ok(code);
+    match engine::run::way(&rec) {
+        // Attached to the monitor before it starts the container, so no
+        // output is missed; the monitor removes a `--rm` container's
+        // anonymous volumes.
+        Way::Monitor => super::start::attach_new(&ctx, &rec),
+        way => engine::run::here(&ctx, &mut rec, way, rootfs, &mut ctx.stderr())
+            .with_context(|| format!("container {}", rec.name)),
     }
-    if !rec.host_config.auto_remove && rec.host_config.log_config.keeps_output() {
-        // Kept after it ends, so `logs` must show its output: we copy it to
-        // our stdout and stderr and to the log.
-        let code = monitor::foreground::run(
-            &ctx.store,
-            &mut rec,
-            &ctx.mapping,
-            rootfs,
-            super::systemd_scopes(),
-            super::helper_path(),
-        )
-        .with_context(|| format!("container {}", rec.name))?;
-        super::start::report_exit_problems(&ctx, &rec);
-        return Ok(code);
-    }
-    // The fast path: we are the monitor, and the container writes straight
-    // to our stdout and stderr.
-    let code = container::run_foreground(
-        &ctx.store,
-        &mut rec,
-        &ctx.mapping,
-        rootfs,
-        super::systemd_scopes(),
-        super::helper_path(),
-    )
-    .with_context(|| format!("container {}", rec.name))?;
-    if !rec.host_config.auto_remove {
-        super::start::report_exit_problems(&ctx, &rec);
-    }
-    drop_anonymous_volumes(&ctx, &rec)?;
-    Ok(code)
-}
-
-/// `--rm` takes the container's anonymous volumes with it, as in Docker.
-fn drop_anonymous_volumes(ctx: &Ctx, rec: &ContainerRecord) -> anyhow::Result<()> {
-    if rec.host_config.auto_remove {
-        container::remove_anonymous_volumes(&ctx.store, &ctx.mapping, rec)
-            .with_context(|| format!("removing the volumes of container {}", rec.name))?;
-    }
-    Ok(())
 }
 
 /// `-e` and `--env-file`, shared by `run`/`create` and `exec`.

@@ -37,7 +37,7 @@ pub struct AttachArgs {
 pub fn run_start(root: Option<PathBuf>, a: StartArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
     // The monitor starts it; the user hears here if it gets a copy.
-    let _ = super::store_rootfs(&ctx, true);
+    crate::engine::run::rootfs(&ctx, Some(&mut ctx.stderr()));
     if a.attach || a.interactive {
         if a.containers.len() > 1 {
             return Err(Exit::new(
@@ -85,31 +85,7 @@ fn attach_running(ctx: &Ctx, rec: &ContainerRecord, stdin: bool) -> anyhow::Resu
 fn finish(ctx: &Ctx, end: attach::End, rec: &ContainerRecord) -> anyhow::Result<i32> {
     match end {
         attach::End::Exited(code) => {
-            // The monitor sends the exit code before it records it: return
-            // once `inspect` and `ps` say so too, as `docker run` does. A
-            // container it restarts is running again instead; a `--rm`
-            // one is no longer listed.
-            if rec.host_config.auto_remove {
-                let gone = container::lifecycle::wait_removed(
-                    &ctx.store,
-                    &rec.id,
-                    std::time::Duration::from_secs(2),
-                );
-                if !gone {
-                    eprintln!(
-                        "burrow: container {} was not removed after it ended: `burrow rm {}` removes it",
-                        rec.name, rec.name
-                    );
-                }
-            } else if rec.host_config.restart_policy.is_none() {
-                if let Some(ended) = container::lifecycle::wait_recorded(
-                    &ctx.store,
-                    &rec.id,
-                    std::time::Duration::from_secs(10),
-                ) {
-                    report_exit_problems(ctx, &ended);
-                }
-            }
+            crate::engine::run::settle(ctx, rec, &mut ctx.stderr());
             Ok(code)
         }
         attach::End::Detached => {
@@ -131,12 +107,4 @@ pub fn run_attach(root: Option<PathBuf>, a: AttachArgs) -> anyhow::Result<i32> {
         return Err(ContainerError::NotRunning(rec.name.clone()).into());
     }
     attach_running(&ctx, &rec, !a.no_stdin && rec.config.open_stdin)
-}
-
-/// What could not be written while the container ran (its log, its
-/// record: a full disk), one line each, after its exit.
-pub(super) fn report_exit_problems(ctx: &Ctx, rec: &ContainerRecord) {
-    for p in rec.exit_problems(&ctx.store) {
-        eprintln!("burrow: container {}: {p}", rec.name);
-    }
 }

@@ -84,7 +84,7 @@ pub fn run_wait(root: Option<PathBuf>, a: WaitArgs) -> anyhow::Result<i32> {
         let rec = container::find(&ctx.store, key)?;
         let code = lifecycle::wait(&ctx.store, &rec.id)?;
         if let Ok(ended) = container::ContainerRecord::load(&ctx.store, &rec.id) {
-            super::start::report_exit_problems(&ctx, &ended);
+            crate::engine::run::exit_problems(&ctx, &ended, &mut ctx.stderr());
         }
         Ok(vec![code.to_string()])
     })

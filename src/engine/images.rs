@@ -184,7 +184,7 @@ pub fn push(engine: &Engine, req: &PushRequest, sink: &mut dyn Sink) -> Result<P
 /// (a push's digest, a build's end).
 pub fn json_messages(event: &Event) -> Vec<Value> {
     match event {
-        Event::Notice { .. } => Vec::new(),
+        Event::Notice { .. } | Event::Note(_) => Vec::new(),
         Event::Warning(w) => vec![json!({ "stream": format!("WARNING: {w}\n") })],
         Event::Progress(line) => vec![json!({ "status": line })],
         Event::Pull(e) => vec![pull_message(e)],

@@ -19,6 +19,7 @@ pub mod filters;
 pub mod images;
 pub mod logs;
 pub mod networks;
+pub mod run;
 pub mod system;
 pub mod volumes;
 
@@ -167,6 +168,10 @@ pub enum Event {
     Warning(String),
     /// A line of progress (a pull: "Unable to find image ... locally").
     Progress(String),
+    /// A line for the user as it is, not about the request: how the store
+    /// gives containers their root filesystem, what went wrong after a
+    /// container ended.
+    Note(String),
     /// A step of a pull, in Docker's terms.
     Pull(crate::image::progress::PullEvent),
     /// A step of a push.

@@ -27,7 +27,7 @@ use crate::linux::channel::{channel, ChannelError, Message, Sender};
 use crate::linux::userns::IdMapping;
 use crate::linux::{process, tty};
 use crate::network::forward::{self, Forwarder};
-use crate::sandbox::{self, BadRootfsChoice, Failure, RootfsChoice, StartError, Started, Step};
+use crate::sandbox::{self, Failure, RootfsChoice, StartError, Started, Step};
 use crate::store::Store;
 
 /// The descriptor number the launcher's status channel has in the monitor.
@@ -126,14 +126,14 @@ pub fn launch(
 }
 
 /// The monitor process (`burrow __monitor ID`). Returns its exit code.
-/// `rootfs` and `scopes` are the CLI's reading of the environment the
-/// monitor inherited.
+/// `rootfs` and `scopes` are the front end's reading of the environment
+/// the monitor inherited (a bad setting fails before any container starts).
 pub fn main(
     store: &Store,
     mapping: &IdMapping,
     id: &str,
     attach_first: bool,
-    rootfs: Result<RootfsChoice, BadRootfsChoice>,
+    rootfs: RootfsChoice,
     scopes: SystemdScopes,
     helper_path: String,
 ) -> i32 {
@@ -145,10 +145,6 @@ pub fn main(
         exit::BURROW
     };
     let mut rec = match ContainerRecord::load(store, id) {
-        Ok(r) => r,
-        Err(e) => return fail(monitor_failure(e.to_string())),
-    };
-    let rootfs = match rootfs {
         Ok(r) => r,
         Err(e) => return fail(monitor_failure(e.to_string())),
     };
