@@ -305,6 +305,42 @@ fn cp_moves_files_in_and_out_of_running_and_stopped_containers() {
             "copied files belong to the user"
         );
 
+        // `-` is a tar stream: out on stdout, in from stdin into a directory.
+        let o = env.cmd(["cp", "live:/tmp/b.txt", "-"]).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let mut tar = tar::Archive::new(&o.stdout[..]);
+        let names: Vec<String> = tar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["b.txt"], "cp live:/tmp/b.txt - writes a tar of it");
+        let mut packed = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(6);
+        h.set_mode(0o644);
+        packed
+            .append_data(&mut h, "from-stdin.txt", &b"gamma\n"[..])
+            .unwrap();
+        let packed = packed.into_inner().unwrap();
+        let mut c = env.cmd(["cp", "-", "live:/tmp"]);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &packed).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            env.ok(["exec", "live", "cat", "/tmp/from-stdin.txt"]),
+            "gamma\n"
+        );
+        assert_eq!(
+            env.run(["cp", "-", "live:/etc/passwd"]).status.code(),
+            Some(125),
+            "a tar stream unpacks into a directory only"
+        );
+
         // Errors: unknown container, no container side, missing host path.
         assert_eq!(
             env.run(["cp", "ghost:/x", out.to_str().unwrap()])

@@ -1,5 +1,7 @@
 //! `burrow cp`: copy files between the host and a container (running or not).
 
+use std::io::Seek;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -10,12 +12,12 @@ use crate::exit;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  burrow cp ./config.json web:/etc/app/\n  burrow cp web:/var/log/app.log .\n  burrow cp build:/out ./out"
+    after_help = "Examples:\n  burrow cp ./config.json web:/etc/app/\n  burrow cp web:/var/log/app.log .\n  burrow cp build:/out ./out\n  burrow cp web:/etc - | tar -t      (- is a tar stream on stdout or stdin)"
 )]
 pub struct CpArgs {
-    /// Source: a host path or CONTAINER:PATH
+    /// Source: a host path, CONTAINER:PATH, or - (a tar stream on stdin)
     pub src: String,
-    /// Destination: a host path or CONTAINER:PATH
+    /// Destination: a host path, CONTAINER:PATH, or - (a tar stream on stdout)
     pub dst: String,
 }
 
@@ -47,7 +49,21 @@ pub fn run(root: Option<PathBuf>, a: CpArgs) -> anyhow::Result<i32> {
         ),
     };
     let ctx = Ctx::open(root)?;
-    copy::copy(&ctx, name, &dir)?;
+    match &dir {
+        // `-` is a tar stream, as in Docker: out on stdout, in from stdin
+        // (unpacked into a directory).
+        Direction::Out { container, host } if host.as_os_str() == "-" => {
+            let out = std::io::stdout().as_fd().try_clone_to_owned()?;
+            copy::archive(&ctx, name, container, out.into())?;
+        }
+        Direction::In { host, container } if host.as_os_str() == "-" => {
+            let mut input = copy::scratch_file(&ctx)?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut input)?;
+            input.rewind()?;
+            copy::extract(&ctx, name, container, input, false)?;
+        }
+        _ => copy::copy(&ctx, name, &dir)?,
+    }
     Ok(0)
 }
 
