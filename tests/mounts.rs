@@ -305,6 +305,26 @@ fn cp_moves_files_in_and_out_of_running_and_stopped_containers() {
             "copied files belong to the user"
         );
 
+        // The whole tree of a running container: its /proc and /sys come as
+        // empty directories (the kernel's files, many unreadable, are not
+        // the container's data), its device nodes as headers.
+        let whole = out.join("whole");
+        env.ok(["cp", "live:/", whole.to_str().unwrap()]);
+        assert!(whole.join("etc/passwd").is_file());
+        for pseudo in ["proc", "sys"] {
+            let inside: Vec<_> = std::fs::read_dir(whole.join(pseudo)).unwrap().collect();
+            assert!(inside.is_empty(), "/{pseudo} copied as an empty directory");
+        }
+        let o = env.cmd(["cp", "live:/dev", "-"]).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let null = tar::Archive::new(&o.stdout[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("dev/null"))
+            .map(|e| e.header().entry_type());
+        assert_eq!(null, Some(tar::EntryType::Char), "dev/null as a device");
+
         // `-` is a tar stream: out on stdout, in from stdin into a directory.
         let o = env.cmd(["cp", "live:/tmp/b.txt", "-"]).output().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));

@@ -530,13 +530,87 @@ fn pack_as(src: &Path, name: &Path, fd: OwnedFd) -> std::result::Result<(), Fail
     let meta = std::fs::symlink_metadata(src).map_err(|e| copy_failure(&e, src))?;
     let mut b = tar::Builder::new(File::from(fd));
     b.follow_symlinks(false);
-    let r = if meta.is_dir() {
-        b.append_dir_all(name, src)
+    let r = if meta.is_dir() && crate::linux::fs::is_kernel_fs(src) {
+        if name.as_os_str().is_empty() {
+            Ok(())
+        } else {
+            b.append_path_with_name(src, name)
+        }
+    } else if meta.is_dir() {
+        append_tree(
+            &mut b,
+            src,
+            name,
+            std::os::unix::fs::MetadataExt::dev(&meta),
+        )
     } else {
         b.append_path_with_name(src, name)
     };
     r.and_then(|()| b.finish())
         .map_err(|e| copy_failure(&e, src))
+}
+
+/// Append the directory `src` as `name`, and everything under it, symlinks
+/// as themselves. The mounts a running container has of the kernel's own
+/// file systems (its /proc, /sys, /dev/pts, /dev/mqueue) go in as empty
+/// directories, as Docker copies a container's tree: their files are the
+/// running system, many unreadable, and not the container's data.
+fn append_tree(
+    b: &mut tar::Builder<File>,
+    src: &Path,
+    name: &Path,
+    dev: u64,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    // An empty name is the archive's own top (a directory's contents).
+    if !name.as_os_str().is_empty() {
+        b.append_path_with_name(src, name)?;
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(src)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let inner = name.join(e.file_name());
+        let meta = std::fs::symlink_metadata(&path)?;
+        let kind = meta.file_type();
+        if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() {
+            append_special(b, &meta, &inner)?;
+        } else if kind.is_socket() {
+            // A socket is a live endpoint, not data: Docker skips it too.
+        } else if !meta.is_dir() {
+            b.append_path_with_name(&path, &inner)?;
+        } else if meta.dev() != dev && crate::linux::fs::is_kernel_fs(&path) {
+            b.append_path_with_name(&path, &inner)?;
+        } else {
+            append_tree(b, &path, &inner, meta.dev())?;
+        }
+    }
+    Ok(())
+}
+
+/// A device node or fifo as a header alone (the tar writer's own path for
+/// these names the entry after the source path, not `name`).
+fn append_special(
+    b: &mut tar::Builder<File>,
+    meta: &std::fs::Metadata,
+    name: &Path,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let kind = meta.file_type();
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    h.set_size(0);
+    h.set_entry_type(if kind.is_char_device() {
+        tar::EntryType::Char
+    } else if kind.is_block_device() {
+        tar::EntryType::Block
+    } else {
+        tar::EntryType::Fifo
+    });
+    let dev = meta.rdev();
+    h.set_device_major(nix::sys::stat::major(dev) as u32)?;
+    h.set_device_minor(nix::sys::stat::minor(dev) as u32)?;
+    b.append_data(&mut h, name, std::io::empty())
 }
 
 /// Which file system a copy lands in, and so how its destination resolves.

@@ -148,6 +148,27 @@ pub fn openat_in_root<P: ?Sized + NixPath>(
     }
 }
 
+/// Whether `path` is the root of a file system the kernel makes up (proc,
+/// sysfs, cgroup, devpts, mqueue, debugfs and the like): its files describe
+/// the running system, not the container's data.
+pub fn is_kernel_fs(path: &std::path::Path) -> bool {
+    use nix::sys::statfs::*;
+    const KINDS: &[FsType] = &[
+        PROC_SUPER_MAGIC,
+        SYSFS_MAGIC,
+        CGROUP_SUPER_MAGIC,
+        CGROUP2_SUPER_MAGIC,
+        DEVPTS_SUPER_MAGIC,
+        DEBUGFS_MAGIC,
+        TRACEFS_MAGIC,
+        SECURITYFS_MAGIC,
+        BPF_FS_MAGIC,
+        // mqueue's, which nix does not name (linux/magic.h).
+        FsType(0x1980_0202),
+    ];
+    statfs(path).is_ok_and(|st| KINDS.contains(&st.filesystem_type()))
+}
+
 /// Whether `fd` lies on a procfs (fstatfs(2) says PROC_SUPER_MAGIC).
 pub fn on_procfs<Fd: AsFd>(fd: Fd) -> bool {
     nix::sys::statfs::fstatfs(fd)
