@@ -577,9 +577,7 @@ fn append_tree(
             append_special(b, &meta, &inner)?;
         } else if kind.is_socket() {
             // A socket is a live endpoint, not data: Docker skips it too.
-        } else if !meta.is_dir() {
-            b.append_path_with_name(&path, &inner)?;
-        } else if meta.dev() != dev && crate::linux::fs::is_kernel_fs(&path) {
+        } else if !meta.is_dir() || (meta.dev() != dev && crate::linux::fs::is_kernel_fs(&path)) {
             b.append_path_with_name(&path, &inner)?;
         } else {
             append_tree(b, &path, &inner, meta.dev())?;
