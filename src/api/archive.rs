@@ -2,7 +2,8 @@
 //! a tar of a container path with its stat in `X-Docker-Container-Path-Stat`,
 //! the stat alone, or a tar unpacked into a container directory, all by the
 //! engine's copy (the same workers, and rules for hostile entries, as
-//! `burrow cp`).
+//! `burrow cp`); and the container's tree and changes, `GET
+//! /containers/{id}/export` (`docker export`) and `/changes` (`docker diff`).
 
 use std::io::{Read, Seek, Write};
 
@@ -125,24 +126,57 @@ fn get(engine: &Engine, conn: &mut Conn<Stream>, id: &str, path: &str, head_only
         let st = copy::archive(engine, id, path, writer)?;
         Ok((st, f))
     });
-    let (st, mut file) = match out {
+    let (st, file) = match out {
         Ok(x) => x,
         Err(e) => return engine_error(w, &e),
     };
+    send_tar(w, file, Some(stat_header(&st)))
+}
+
+/// A tar spooled in `file` as a 200 answer with its length.
+fn send_tar(w: &mut Stream, mut file: std::fs::File, stat: Option<String>) -> Handled {
     let len = file.seek(std::io::SeekFrom::End(0))?;
     file.rewind()?;
-    let h = head(
-        200,
-        &[
-            (STAT_HEADER, stat_header(&st)),
-            ("Content-Type", "application/x-tar".into()),
-            ("Content-Length", len.to_string()),
-        ],
-    );
-    w.write_all(h.as_bytes())?;
+    let mut headers = vec![
+        ("Content-Type", "application/x-tar".to_string()),
+        ("Content-Length", len.to_string()),
+    ];
+    if let Some(stat) = stat {
+        headers.push((STAT_HEADER, stat));
+    }
+    w.write_all(head(200, &headers).as_bytes())?;
     std::io::copy(&mut (&mut file).take(len), w)?;
     w.flush()?;
     Ok(Next::Continue)
+}
+
+/// `GET /containers/{id}/export`: the container's whole tree as a tar.
+pub fn export(engine: &Engine, conn: &mut Conn<Stream>, id: &str) -> Handled {
+    let id = id.trim_start_matches('/');
+    let out = copy::scratch_file(engine).and_then(|f| {
+        let writer = f.try_clone().map_err(|e| engine::Error::Other(e.into()))?;
+        engine::changes::export(engine, id, writer)?;
+        Ok(f)
+    });
+    match out {
+        Ok(file) => send_tar(&mut conn.stream, file, None),
+        Err(e) => engine_error(&mut conn.stream, &e),
+    }
+}
+
+/// `GET /containers/{id}/changes`: `[{"Path", "Kind"}]`, Kind 0 changed,
+/// 1 added, 2 deleted.
+pub fn changes(engine: &Engine, conn: &mut Conn<Stream>, id: &str) -> Handled {
+    match engine::changes::diff(engine, id.trim_start_matches('/')) {
+        Ok(list) => {
+            let out: Vec<_> = list
+                .iter()
+                .map(|c| json!({"Path": c.path, "Kind": engine::changes::kind_number(c.kind)}))
+                .collect();
+            super::reply(&mut conn.stream, 200, &serde_json::Value::Array(out))
+        }
+        Err(e) => engine_error(&mut conn.stream, &e),
+    }
 }
 
 /// PUT: unpack the tar body into the directory `path`.

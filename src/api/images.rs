@@ -324,6 +324,52 @@ pub fn inspect(engine: &Engine, conn: &mut Conn<Stream>, name: &str) -> Handled 
     }
 }
 
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`:
+/// the container's changes as a new image, `201 {"Id"}`. A config in the
+/// body is not applied: `changes` (Dockerfile instructions) are.
+pub fn commit(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
+    let config = match super::json_body(conn, req) {
+        Ok(v) => v,
+        Err(e) => return error(&mut conn.stream, 400, &e),
+    };
+    if config.as_object().is_some_and(|o| !o.is_empty()) {
+        return error(
+            &mut conn.stream,
+            400,
+            "a container config in a commit's body is not supported: give Dockerfile instructions in changes",
+        );
+    }
+    let Some(container) = req.param("container").filter(|c| !c.is_empty()) else {
+        return error(&mut conn.stream, 400, "container is required");
+    };
+    let reference = match (
+        req.param("repo").unwrap_or(""),
+        req.param("tag").unwrap_or(""),
+    ) {
+        ("", _) => None,
+        (repo, "") => Some(repo.to_string()),
+        (repo, tag) => Some(format!("{repo}:{tag}")),
+    };
+    let changes = req
+        .params("changes")
+        .iter()
+        .flat_map(|c| c.lines())
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    let creq = engine::changes::CommitRequest {
+        changes,
+        comment: req.param("comment").unwrap_or("").to_string(),
+        author: req.param("author").unwrap_or("").to_string(),
+        reference,
+        pause: req.flag("pause", true),
+    };
+    match engine::changes::commit(engine, container, creq) {
+        Ok(done) => reply(&mut conn.stream, 201, &json!({ "Id": done.id })),
+        Err(e) => engine_error(&mut conn.stream, &e),
+    }
+}
+
 /// `POST /images/{name}/tag?repo=&tag=`.
 pub fn tag(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, name: &str) -> Handled {
     let _ = conn.read_body(req, http::MAX_JSON_BODY);

@@ -178,6 +178,9 @@ fn route(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
         ("POST", ["images", "load"]) => images::load(engine, conn, req),
         ("POST", ["images", "prune"]) => images::prune(engine, conn, req),
         ("GET", ["containers", id, "top"]) => stats::top(engine, conn, req, id),
+        ("GET", ["containers", id, "export"]) => archive::export(engine, conn, id),
+        ("GET", ["containers", id, "changes"]) => archive::changes(engine, conn, id),
+        ("POST", ["commit"]) => images::commit(engine, conn, req),
         ("GET", ["containers", id, "stats"]) => stats::stats(engine, conn, req, id),
         ("GET" | "HEAD" | "PUT", ["containers", id, "archive"]) => {
             archive::archive(engine, conn, req, id)

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args};
 
 use super::Ctx;
-use crate::container;
-use crate::image::commit::CommitOptions;
+use crate::engine::changes::{self, CommitRequest};
 use crate::util::printable::escape_controls;
 
 #[derive(Debug, Args)]
@@ -42,18 +41,17 @@ pub struct CommitArgs {
 }
 
 pub fn run(root: Option<PathBuf>, a: CommitArgs) -> anyhow::Result<i32> {
-    let reference = super::optional_reference(a.reference.as_deref())?;
+    // A bad name is refused before the store is opened.
+    super::optional_reference(a.reference.as_deref())?;
     let ctx = Ctx::open(root)?;
-    // A container that does not exist is exit 1, as for the other verbs.
-    let mut rec = super::rename::find(&ctx, &a.container)?;
-    let opts = CommitOptions {
+    let req = CommitRequest {
         changes: a.changes,
         comment: a.message.unwrap_or_default(),
         author: a.author.unwrap_or_default(),
-        reference,
-        ..Default::default()
+        reference: a.reference,
+        pause: a.pause,
     };
-    let done = container::commit::commit(&ctx.store, &ctx.mapping, &mut rec, opts, a.pause)?;
+    let done = changes::commit(&ctx, &a.container, req)?;
     for n in &done.notes {
         eprintln!("note: {}", escape_controls(n));
     }

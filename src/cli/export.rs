@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Ctx, Exit};
-use crate::container::{self, export};
+use crate::engine::changes;
 use crate::exit;
 use crate::util::printable::escape_controls;
 
@@ -32,12 +32,11 @@ pub fn run(root: Option<PathBuf>, a: ExportArgs) -> anyhow::Result<i32> {
         .into());
     }
     let ctx = Ctx::open(root)?;
-    let rec = container::find(&ctx.store, &a.container)?;
     let notes = match &a.output {
-        Some(path) => export::export_to_path(&ctx.store, &rec, &ctx.mapping, path)?,
+        Some(path) => changes::export_to_path(&ctx, &a.container, path)?,
         None => {
             let out = std::io::stdout().as_fd().try_clone_to_owned()?;
-            export::export(&ctx.store, &rec, &ctx.mapping, out.into())?
+            changes::export(&ctx, &a.container, out.into())?
         }
     };
     for n in &notes {

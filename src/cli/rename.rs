@@ -6,10 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Ctx;
-use crate::container::{commit::RUNTIME_MOUNT_POINTS, export::container_mapping};
 use crate::engine::containers;
-use crate::image::changes;
-use crate::sandbox::RootfsMode;
 use crate::util::printable::escape_controls;
 
 #[derive(Debug, Args)]
@@ -45,26 +42,7 @@ pub fn run_rename(root: Option<PathBuf>, a: RenameArgs) -> anyhow::Result<i32> {
 
 pub fn run_diff(root: Option<PathBuf>, a: DiffArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
-    let rec = find(&ctx, &a.container)?;
-    let dir = ctx.store.container_dir(&rec.id);
-    let skip: Vec<PathBuf> = RUNTIME_MOUNT_POINTS.iter().map(PathBuf::from).collect();
-    let mapping = container_mapping(&rec, &ctx.mapping);
-    let list = if rec.rootfs_mode == Some(RootfsMode::Copy) {
-        // A full copy of the image: compared with the image's layers.
-        let rootfs = dir.join("rootfs");
-        if !rootfs.is_dir() {
-            return Ok(0);
-        }
-        changes::list_copy(&rootfs, &rec.lowers(&ctx.store), &skip, &mapping)?
-    } else {
-        let upper = dir.join("upper");
-        if !upper.is_dir() {
-            return Ok(0);
-        }
-        let fuse = rec.rootfs_mode == Some(RootfsMode::FuseOverlayfs);
-        changes::list(&upper, &rec.lowers(&ctx.store), &skip, &mapping, fuse)?
-    };
-    for c in list {
+    for c in crate::engine::changes::diff(&ctx, &a.container)? {
         // A file name is the container's: escaped, so it can neither drive
         // the terminal nor fake another line of the list.
         println!("{} {}", c.kind.letter(), escape_controls(&c.path));

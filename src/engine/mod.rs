@@ -11,6 +11,7 @@ pub mod archives;
 pub mod attach;
 pub mod build;
 pub mod catalog;
+pub mod changes;
 pub mod containers;
 pub mod copy;
 pub mod create;

@@ -1,7 +1,7 @@
 //! The docker 20.10 CLI (Debian's `docker.io`) against the service: run
 //! with exit codes and streams, stdin and a terminal, published ports,
 //! ps and its filters, logs, exec, cp, stop and rm, pull from a loopback
-//! registry, build, images and rmi, networks and volumes; and the same
+//! registry, build, images and rmi, diff, commit and export, networks and volumes; and the same
 //! containers seen from the burrow CLI, and living on after the service.
 
 use std::io::{Read, Write};
@@ -457,6 +457,73 @@ fn cp_copies_both_ways() {
         let o = w.docker_run(&["cp", "api-cp:/no/such", out.to_str().unwrap()]);
         assert_ne!(o.status.code(), Some(0), "[{}]", w.who());
         w.docker_ok(&["rm", "-f", "api-cp"]);
+    }
+}
+
+#[test]
+fn diff_commit_and_export() {
+    for w in worlds() {
+        let c = Cleanup::new(w, "commit");
+        let label = c.label();
+        w.docker_ok(&[
+            "run",
+            "--name",
+            "api-commit",
+            "--label",
+            &label,
+            IMAGE,
+            "sh",
+            "-c",
+            "echo made > /made.txt && rm /etc/group",
+        ]);
+        let diff = w.docker_ok(&["diff", "api-commit"]);
+        for line in ["A /made.txt", "D /etc/group", "C /etc"] {
+            assert!(
+                diff.lines().any(|l| l == line),
+                "[{}] docker diff lists {line:?}: {diff}",
+                w.who()
+            );
+        }
+        let id = w.docker_ok(&[
+            "commit",
+            "-c",
+            "ENV MADE=yes",
+            "-m",
+            "through the API",
+            "api-commit",
+            "api-committed:v1",
+        ]);
+        assert!(id.starts_with("sha256:"), "[{}] {id}", w.who());
+        assert_eq!(
+            w.docker_ok(&[
+                "run",
+                "--rm",
+                "api-committed:v1",
+                "sh",
+                "-c",
+                "cat /made.txt; echo $MADE"
+            ]),
+            "made\nyes\n",
+            "[{}] the committed image has the change and the ENV",
+            w.who()
+        );
+        let out = w.env.user_dir("export-out");
+        let tar = out.join("tree.tar");
+        w.docker_ok(&["export", "-o", tar.to_str().unwrap(), "api-commit"]);
+        let names: Vec<String> = tar::Archive::new(std::fs::File::open(&tar).unwrap())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert!(
+            names.iter().any(|n| n == "made.txt") && !names.iter().any(|n| n == "etc/group"),
+            "[{}] the export is the container's tree: {names:?}",
+            w.who()
+        );
+        let o = w.docker_run(&["commit", "api-nosuch"]);
+        assert_eq!(o.status.code(), Some(1), "[{}]", w.who());
+        w.docker_ok(&["rm", "api-commit"]);
+        w.docker_ok(&["rmi", "api-committed:v1"]);
     }
 }
 
