@@ -31,13 +31,12 @@ fn reference_of(from: &str, tag: Option<&str>) -> Result<Reference, String> {
 /// that fails before anything was sent is an HTTP error (404 for an image
 /// the registry does not have); after, the error ends the stream.
 pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
+    if req.param("fromSrc").is_some() {
+        return import(engine, conn, req);
+    }
     let _ = conn.read_body(req, http::MAX_JSON_BODY);
     let Some(from) = req.param("fromImage").filter(|f| !f.is_empty()) else {
-        return error(
-            &mut conn.stream,
-            501,
-            "burrow imports images with `burrow import`; fromSrc is not served",
-        );
+        return error(&mut conn.stream, 400, "fromImage or fromSrc is required");
     };
     let reference = match reference_of(from, req.param("tag")) {
         Ok(r) => r,
@@ -92,6 +91,58 @@ pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handle
             ),
         ),
         Err(e) => sink.fail(&e),
+    }
+}
+
+/// `POST /images/create?fromSrc=-&repo=&tag=&message=&changes=`: the body
+/// (a root filesystem tarball) as an image, answered as Docker answers,
+/// with the new id as a progress record. Only `-` (the body) is a source:
+/// a URL would have the service fetch from wherever a client names.
+fn import(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
+    if req.param("fromSrc") != Some("-") {
+        let _ = conn.read_body(req, http::MAX_JSON_BODY);
+        return error(
+            &mut conn.stream,
+            400,
+            "only fromSrc=- (the archive in the body) is served",
+        );
+    }
+    let reference = match (
+        req.param("repo").unwrap_or(""),
+        req.param("tag").unwrap_or(""),
+    ) {
+        ("", _) => None,
+        (repo, "") => Some(repo.to_string()),
+        (repo, tag) => Some(format!("{repo}:{tag}")),
+    };
+    let ireq = engine::images::ImportRequest {
+        changes: req
+            .params("changes")
+            .iter()
+            .flat_map(|c| c.lines())
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
+        reference,
+        comment: req.param("message").unwrap_or("").to_string(),
+        total_bytes: None,
+    };
+    let imported = match conn.body(req) {
+        Ok(body) => engine::images::import(engine, body, ireq),
+        Err(e) => return error(&mut conn.stream, 400, &e.to_string()),
+    };
+    match imported {
+        Ok(done) => {
+            let mut sink = StreamSink::new(&mut conn.stream);
+            sink.record(&json!({ "status": done.id }));
+            sink.finish()
+        }
+        Err(e) => {
+            // The rest of a body the import stopped reading cannot be told
+            // from a next request: the connection ends with the answer.
+            engine_error(&mut conn.stream, &e)?;
+            Ok(Next::Close)
+        }
     }
 }
 

@@ -6,8 +6,8 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{Ctx, Exit};
+use crate::engine::images::{self, ImportRequest};
 use crate::exit;
-use crate::image::import::{import_tar, ImportOptions};
 use crate::util::printable::escape_controls;
 
 #[derive(Debug, Args)]
@@ -28,24 +28,24 @@ pub struct ImportArgs {
 }
 
 pub fn run(root: Option<PathBuf>, a: ImportArgs) -> anyhow::Result<i32> {
-    let reference = super::optional_reference(a.reference.as_deref())?;
+    // A bad name is refused before the store is opened.
+    super::optional_reference(a.reference.as_deref())?;
     let ctx = Ctx::open(root)?;
-    let comment = a
-        .message
-        .unwrap_or_else(|| format!("imported from {}", a.file));
-    let mut opts = ImportOptions {
+    let mut req = ImportRequest {
         changes: a.changes,
-        reference,
-        comment,
-        ..Default::default()
+        reference: a.reference,
+        comment: a
+            .message
+            .unwrap_or_else(|| format!("imported from {}", a.file)),
+        total_bytes: None,
     };
     let imported = if a.file == "-" {
-        import_tar(&ctx.store, &ctx.mapping, std::io::stdin().lock(), &opts)
+        images::import(&ctx, std::io::stdin().lock(), req)
     } else {
         let f = std::fs::File::open(&a.file)
             .map_err(|e| Exit::new(exit::BURROW, format!("open {}: {e}", a.file)))?;
-        opts.total_bytes = f.metadata().ok().map(|m| m.len());
-        import_tar(&ctx.store, &ctx.mapping, f, &opts)
+        req.total_bytes = f.metadata().ok().map(|m| m.len());
+        images::import(&ctx, f, req)
     }
     .with_context(|| format!("importing {}", a.file))?;
     for n in &imported.notes {

@@ -179,6 +179,43 @@ pub fn push(engine: &Engine, req: &PushRequest, sink: &mut dyn Sink) -> Result<P
     })
 }
 
+/// What to import a root filesystem tarball as.
+#[derive(Debug, Clone, Default)]
+pub struct ImportRequest {
+    /// Dockerfile instructions for the image's config (`-c`).
+    pub changes: Vec<String>,
+    /// The new image's name; none leaves it untagged.
+    pub reference: Option<String>,
+    /// The history entry's comment.
+    pub comment: String,
+    /// The input's size, when known (a progress bar on a terminal).
+    pub total_bytes: Option<u64>,
+}
+
+/// A tarball of a root filesystem (plain or compressed) read from `input`
+/// as a one-layer image.
+pub fn import(
+    engine: &Engine,
+    input: impl std::io::Read,
+    req: ImportRequest,
+) -> Result<crate::image::import::Imported> {
+    let reference = req
+        .reference
+        .as_deref()
+        .map(Reference::parse)
+        .transpose()
+        .map_err(|e| Error::invalid(e.to_string()))?;
+    let opts = crate::image::import::ImportOptions {
+        changes: req.changes,
+        reference,
+        comment: req.comment,
+        total_bytes: req.total_bytes,
+        ..Default::default()
+    };
+    crate::image::import::import_tar(&engine.store, &engine.mapping, input, &opts)
+        .map_err(|e| Error::Other(anyhow::Error::new(e)))
+}
+
 /// An event as the JSON records Docker's API streams for it (`POST
 /// /images/create`, `/images/{name}/push`, `/build`): none, one, or two
 /// (a push's digest, a build's end).

@@ -1,7 +1,7 @@
 //! The docker 20.10 CLI (Debian's `docker.io`) against the service: run
 //! with exit codes and streams, stdin and a terminal, published ports,
 //! ps and its filters, logs, exec, cp, stop and rm, pull from a loopback
-//! registry, build, images and rmi, diff, commit and export, networks and volumes; and the same
+//! registry, build, images and rmi, diff, commit, export and import, networks and volumes; and the same
 //! containers seen from the burrow CLI, and living on after the service.
 
 use std::io::{Read, Write};
@@ -520,6 +520,22 @@ fn diff_commit_and_export() {
             "[{}] the export is the container's tree: {names:?}",
             w.who()
         );
+        // And back as a one-layer image.
+        let id = w.docker_ok(&[
+            "import",
+            "-c",
+            "CMD [\"cat\", \"/made.txt\"]",
+            tar.to_str().unwrap(),
+            "api-imported:v1",
+        ]);
+        assert!(id.trim().starts_with("sha256:"), "[{}] {id}", w.who());
+        assert_eq!(
+            w.docker_ok(&["run", "--rm", "api-imported:v1"]),
+            "made\n",
+            "[{}] the imported image",
+            w.who()
+        );
+        w.docker_ok(&["rmi", "api-imported:v1"]);
         let o = w.docker_run(&["commit", "api-nosuch"]);
         assert_eq!(o.status.code(), Some(1), "[{}]", w.who());
         w.docker_ok(&["rm", "api-commit"]);
