@@ -35,7 +35,7 @@ if [[ $EUID -eq 0 && ! -x /usr/sbin/policy-rc.d ]]; then
 	chmod 0755 /usr/sbin/policy-rc.d
 fi
 need_packages hyperfine:hyperfine newuidmap:uidmap /bin/busybox:busybox-static \
-	/usr/bin/docker:docker.io podman:podman
+	/usr/bin/docker:docker.io podman:podman curl:curl python3:python3
 burrow_release
 run_user=$(bench_user)
 bench_work apibench
@@ -45,6 +45,7 @@ docker=/usr/bin/docker
 bench_teardown() {
 	[[ -z ${burrow_svc:-} ]] || kill "$burrow_svc" 2>/dev/null || true
 	[[ -z ${podman_svc:-} ]] || kill "$podman_svc" 2>/dev/null || true
+	[[ -z ${canned_svc:-} ]] || kill "$canned_svc" 2>/dev/null || true
 }
 
 as_user burrow import "$work/busybox.tar" localhost/busybox-bench >/dev/null
@@ -88,10 +89,22 @@ done
 SH
 chmod 0755 "$work/bin/fill"
 as_user fill localhost/busybox-bench "$containers"
+# The docker CLI's own cost: the same list, answered at once by a stand-in
+# that does no work, is the floor under any service's figure.
+as_user curl -s --unix-socket "$sock" -o "$work/run/list.json" "http://burrow/v1.41/containers/json?all=1"
+csock=$work/run/canned.sock
+as_user python3 "$repo/bench/canned-api.py" "$csock" "$work/run/list.json" &
+canned_svc=$!
+for _ in $(seq 50); do
+	[[ -S $csock ]] && break
+	sleep 0.1
+done
 as_user hyperfine --shell=none --style basic --runs "$runs" --warmup "$warmup" \
 	--export-json "$work/results/api-ps.json" \
 	--command-name "docker ps -a through burrow ($containers containers)" \
 	"$docker -H unix://$sock ps -a" \
+	--command-name "docker ps -a against a canned answer (the CLI's floor)" \
+	"$docker -H unix://$csock ps -a" \
 	--command-name "burrow ps -a ($containers containers)" "burrow ps -a"
 cp "$work/results/api-ps.json" "$out_dir/"
 summary meta "$out_dir/api-ps.json" "containers=$containers"
