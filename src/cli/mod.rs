@@ -370,6 +370,36 @@ where
     Ok(0)
 }
 
+/// `inspect` of named objects: each one's JSON, as a JSON array or through
+/// `--format`; the names with nothing there are said after the others, as
+/// Docker says them (exit 1).
+pub fn inspect_each(
+    names: &[String],
+    format: Option<format::Format>,
+    inspect: impl Fn(&str) -> Result<serde_json::Value, crate::engine::Error>,
+) -> anyhow::Result<i32> {
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        match inspect(name) {
+            Ok(v) => out.push(v),
+            Err(e @ crate::engine::Error::NotFound(_)) => missing.push(e.to_string()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match &format {
+        Some(f) if !f.is_default() => f.print(&out, &[])?,
+        _ => println!(
+            "{}",
+            crate::util::printable::json_text(&serde_json::to_string_pretty(&out)?)
+        ),
+    }
+    if !missing.is_empty() {
+        return Err(Missing(missing.join("\n")).into());
+    }
+    Ok(0)
+}
+
 /// An optional image name given on the command line, parsed (exit 125 when
 /// it is not a valid reference).
 pub fn optional_reference(

@@ -203,26 +203,7 @@ fn inspect(root: Option<PathBuf>, a: InspectArgs) -> anyhow::Result<i32> {
         .map(|f| Format::parse(f, &[]))
         .transpose()?;
     let ctx = Ctx::open(root)?;
-    let mut out = Vec::new();
-    let mut missing = Vec::new();
-    for name in &a.names {
-        match networks::inspect(&ctx, name) {
-            Ok(v) => out.push(v),
-            Err(e @ Error::NotFound(_)) => missing.push(e.to_string()),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    match &format {
-        Some(f) if !f.is_default() => f.print(&out, &[])?,
-        _ => println!(
-            "{}",
-            crate::util::printable::json_text(&serde_json::to_string_pretty(&out)?)
-        ),
-    }
-    if !missing.is_empty() {
-        return Err(Missing(missing.join("\n")).into());
-    }
-    Ok(0)
+    super::inspect_each(&a.names, format, |name| networks::inspect(&ctx, name))
 }
 
 fn rm(root: Option<PathBuf>, a: RmArgs) -> anyhow::Result<i32> {

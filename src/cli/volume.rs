@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::format::Format;
-use super::{table, Ctx, Missing};
+use super::{table, Ctx};
 use crate::engine::filters::Filters;
 use crate::engine::volumes::{self, VolumeRequest};
-use crate::engine::Error;
 use crate::util::human;
 
 #[derive(Debug, Subcommand)]
@@ -181,26 +180,7 @@ fn inspect(root: Option<PathBuf>, a: InspectArgs) -> anyhow::Result<i32> {
         .map(|f| Format::parse(f, &[]))
         .transpose()?;
     let ctx = Ctx::open(root)?;
-    let mut out = Vec::new();
-    let mut missing = Vec::new();
-    for name in &a.names {
-        match volumes::inspect(&ctx, name) {
-            Ok(v) => out.push(v),
-            Err(e @ Error::NotFound(_)) => missing.push(e.to_string()),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    match &format {
-        Some(f) if !f.is_default() => f.print(&out, &[])?,
-        _ => println!(
-            "{}",
-            crate::util::printable::json_text(&serde_json::to_string_pretty(&out)?)
-        ),
-    }
-    if !missing.is_empty() {
-        return Err(Missing(missing.join("\n")).into());
-    }
-    Ok(0)
+    super::inspect_each(&a.names, format, |name| volumes::inspect(&ctx, name))
 }
 
 fn rm(root: Option<PathBuf>, a: RmArgs) -> anyhow::Result<i32> {
