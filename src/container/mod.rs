@@ -83,7 +83,9 @@ impl ContainerError {
 
 pub type Result<T> = std::result::Result<T, ContainerError>;
 
-/// What the user asked for on top of the image (create/run flags).
+/// What the user asked for on top of the image (create/run flags), in
+/// checked form: `engine::create` makes them from a front end's request
+/// after checking every field (a build makes its RUN steps' own).
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
     pub name: Option<String>,
@@ -115,15 +117,15 @@ pub struct CreateOptions {
     pub security_opt: Vec<String>,
     /// `--privileged`.
     pub privileged: bool,
-    /// Resource limits, validated by the CLI.
+    /// Resource limits, checked against what this host can enforce.
     pub resources: cgroup::Resources,
     /// `--label` and `--label-file`, merged over the image's labels.
     pub labels: BTreeMap<String, String>,
-    /// `--network`, `-p`, `-P`, `--dns`, `--add-host`, validated by the CLI.
+    /// `--network`, `-p`, `-P`, `--dns`, `--add-host`, parsed and checked.
     pub network: NetworkOptions,
-    /// `--log-driver`, `--log-opt`, validated by the CLI.
+    /// `--log-driver`, `--log-opt`, parsed and checked.
     pub log_config: LogConfig,
-    /// `--restart`, validated by the CLI.
+    /// `--restart`, parsed.
     pub restart_policy: RestartPolicy,
 }
 
