@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::podman::{chown, have_podman, Podman};
@@ -297,6 +297,72 @@ fn userns_bundle(env: &Env, args: &[&str]) -> PathBuf {
     std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
     env.share(&bundle.join("config.json"));
     bundle
+}
+
+/// Bundles other runtimes' `spec --rootless` write run as they are:
+/// runc's lists ambient capabilities with no inheritable set (runc leaves
+/// those out, and so does burrow), crun's has no id mappings (root is the
+/// caller, as crun makes it).
+#[test]
+fn bundles_from_runc_and_crun_spec_rootless_run() {
+    let generators: Vec<&str> = ["runc", "crun"]
+        .into_iter()
+        .filter(|g| {
+            let found = Command::new(g)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !found {
+                common::loud(&format!(
+                    "SKIPPED bundles from `{g} spec --rootless`: {g} is not installed (apt-get install {g})"
+                ));
+            }
+            found
+        })
+        .collect();
+    for env in common::users("runc-spec") {
+        let who = env.who;
+        let pm = Podman::new(&env);
+        let state_root = env.user_dir("spec-root");
+        for gen in &generators {
+            let bundle = userns_bundle(&env, &["true"]);
+            std::fs::remove_file(bundle.join("config.json")).unwrap();
+            let mut c = pm.base(Path::new(gen));
+            c.args(["spec", "--rootless"]).current_dir(&bundle);
+            let o = c.output().unwrap();
+            assert!(o.status.success(), "[{who:?}] {gen} spec: {}", stderr(&o));
+            let path = bundle.join("config.json");
+            let mut config: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            config["process"]["terminal"] = false.into();
+            config["process"]["args"] = serde_json::json!([
+                "sh",
+                "-c",
+                "echo $(id -u) $(hostname); grep CapAmb /proc/self/status"
+            ]);
+            std::fs::write(&path, config.to_string()).unwrap();
+            env.share(&path);
+            let id = format!("spec-{gen}");
+            let o = pm.runtime(&[
+                "--root",
+                state_root.to_str().unwrap(),
+                "run",
+                "--bundle",
+                bundle.to_str().unwrap(),
+                &id,
+            ]);
+            assert!(
+                o.status.success(),
+                "[{who:?}] a `{gen} spec --rootless` bundle: {}",
+                stderr(&o)
+            );
+            let out = stdout(&o);
+            assert!(
+                out.starts_with("0 ") && out.contains("CapAmb:\t0000000000000000"),
+                "[{who:?}] {gen}'s bundle runs as root of its namespace, no ambient capabilities: {out}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -196,12 +196,17 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
             })
             .unwrap_or_default()
     };
-    let uid_map = lines(linux.uid_mappings());
-    let gid_map = lines(linux.gid_mappings());
-    if user_ns == UserNs::Create && (uid_map.is_empty() || gid_map.is_empty()) {
-        return Err(invalid(
-            "a new user namespace needs linux.uidMappings and linux.gidMappings",
-        ));
+    let mut uid_map = lines(linux.uid_mappings());
+    let mut gid_map = lines(linux.gid_mappings());
+    if user_ns == UserNs::Create {
+        // A new user namespace with no mappings maps root to the caller,
+        // as crun does (`crun spec --rootless` writes none).
+        if uid_map.is_empty() {
+            uid_map = vec![(0, nix::unistd::geteuid().as_raw(), 1)];
+        }
+        if gid_map.is_empty() {
+            gid_map = vec![(0, nix::unistd::getegid().as_raw(), 1)];
+        }
     }
 
     // The mount tree.
@@ -455,12 +460,17 @@ pub fn process_plan(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
             }
             m
         };
+        let (permitted, inheritable) = (mask(c.permitted()), mask(c.inheritable()));
         sets = caps::Sets {
             bounding: mask(c.bounding()),
             effective: mask(c.effective()),
-            permitted: mask(c.permitted()),
-            inheritable: mask(c.inheritable()),
-            ambient: mask(c.ambient()),
+            permitted,
+            inheritable,
+            // The kernel raises an ambient capability only when it is both
+            // permitted and inheritable; runc leaves the others out rather
+            // than fail (`runc spec --rootless` lists ambient capabilities
+            // with no inheritable set), and so does burrow.
+            ambient: mask(c.ambient()) & permitted & inheritable,
         };
     }
     let mut rlimits = Vec::new();
@@ -690,14 +700,37 @@ mod tests {
     }
 
     #[test]
+    fn ambient_capabilities_without_inheritable_ones_are_left_out() {
+        let mut v: serde_json::Value = serde_json::from_str(PODMAN).unwrap();
+        let three = serde_json::json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+        // What `runc spec --rootless` writes: no inheritable set.
+        v["process"]["capabilities"] = serde_json::json!({
+            "bounding": three, "effective": three, "permitted": three, "ambient": three
+        });
+        let parse = |v: &serde_json::Value| Config::parse(v.to_string().as_bytes()).unwrap();
+        let p = plan(&parse(&v), Path::new("/b")).unwrap();
+        assert_eq!(p.process.caps.ambient, 0);
+        assert_ne!(p.process.caps.permitted, 0);
+        // Inheritable for one of them: that one is raised.
+        v["process"]["capabilities"]["inheritable"] = serde_json::json!(["CAP_KILL"]);
+        let p = plan(&parse(&v), Path::new("/b")).unwrap();
+        assert_eq!(
+            p.process.caps.ambient,
+            caps::bit(caps::number("CAP_KILL").unwrap())
+        );
+    }
+
+    #[test]
     fn user_namespaces_joined_paths_and_bad_input() {
         let mut v: serde_json::Value = serde_json::from_str(PODMAN).unwrap();
         v["linux"]["namespaces"] = serde_json::json!([
             {"type": "user"}, {"type": "mount"}, {"type": "network", "path": "/proc/1/ns/net"}
         ]);
         let parse = |v: &serde_json::Value| Config::parse(v.to_string().as_bytes()).unwrap();
-        let err = plan(&parse(&v), Path::new("/b")).unwrap_err().to_string();
-        assert!(err.contains("uidMappings"), "{err}");
+        // No mappings: root is the caller.
+        let p = plan(&parse(&v), Path::new("/b")).unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        assert_eq!(p.uid_map, [(0, me, 1)]);
         v["linux"]["uidMappings"] =
             serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
         v["linux"]["gidMappings"] =
