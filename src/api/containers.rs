@@ -129,6 +129,12 @@ pub fn request(body: &Value, name: Option<String>) -> Result<ContainerRequest, S
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     req.resources = resources(hc);
+    req.healthcheck = match &body["Healthcheck"] {
+        Value::Null => None,
+        v => Some(
+            serde_json::from_value(v.clone()).map_err(|e| format!("invalid Healthcheck: {e}"))?,
+        ),
+    };
     Ok(req)
 }
 

@@ -26,6 +26,9 @@ pub struct ExecOptions {
     pub detach: bool,
     /// The container maps one id only (no subordinate range).
     pub single_id: bool,
+    /// Stdout and stderr both to this descriptor, stdin from /dev/null
+    /// (a health probe's captured output).
+    pub output: Option<std::os::fd::RawFd>,
 }
 
 /// Start `opts.argv` in the running container `rec`. Returns once it has
@@ -37,7 +40,9 @@ pub fn exec(store: &Store, rec: &ContainerRecord, opts: ExecOptions) -> Result<E
     for kv in &opts.env {
         set_env(&mut env, kv);
     }
-    let stdio = if opts.detach {
+    let stdio = if let Some(fd) = opts.output {
+        Stdio::Pipes([0, fd, fd])
+    } else if opts.detach {
         Stdio::Detached
     } else if opts.tty {
         Stdio::Pty
