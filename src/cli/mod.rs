@@ -41,6 +41,7 @@ mod template;
 mod top;
 mod version;
 mod volume;
+mod healthcheck;
 
 use std::path::PathBuf;
 
@@ -179,6 +180,9 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Run a container's health check now
+    #[command(subcommand)]
+    Healthcheck(healthcheck::HealthcheckCommand),
     /// Manage user networks (containers on one reach each other by name)
     #[command(subcommand)]
     Network(network::NetworkCommand),
@@ -647,6 +651,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(ImageCommand::Prune(a)) => prune::run_images(root, a),
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => top::run(root, a),
         Command::Volume(c) => volume::run(root, c),
+        Command::Healthcheck(c) => healthcheck::run(root, c),
         Command::Network(c) => network::run(root, c),
         Command::Switch(a) => network::run_switch(root, a),
     }
