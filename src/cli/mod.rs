@@ -10,6 +10,7 @@ mod events;
 mod exec;
 mod export;
 mod format;
+mod healthcheck;
 mod history;
 mod images;
 mod import;
@@ -41,7 +42,6 @@ mod template;
 mod top;
 mod version;
 mod volume;
-mod healthcheck;
 
 use std::path::PathBuf;
 

@@ -222,7 +222,11 @@ pub struct HealthArgs {
     #[arg(long = "health-interval", value_name = "DURATION")]
     pub health_interval: Option<String>,
     /// Consecutive failures needed to report unhealthy [default: 3]
-    #[arg(long = "health-retries", value_name = "N", allow_negative_numbers = true)]
+    #[arg(
+        long = "health-retries",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub health_retries: Option<i64>,
     /// Start period for the container to initialize before failures count (ms|s|m|h) [default: 0s]
     #[arg(long = "health-start-period", value_name = "DURATION")]

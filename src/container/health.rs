@@ -430,7 +430,10 @@ impl Probe {
             return r;
         }
         let text = String::from_utf8_lossy(&self.report_text).into_owned();
-        if let Some(code) = text.strip_prefix("exit ").and_then(|c| c.trim().parse().ok()) {
+        if let Some(code) = text
+            .strip_prefix("exit ")
+            .and_then(|c| c.trim().parse().ok())
+        {
             let mut output = String::from_utf8_lossy(&self.out).into_owned();
             if self.truncated {
                 output.push_str("...");
@@ -600,8 +603,17 @@ mod tests {
             start_interval: Duration::from_secs(1),
             retries: 3,
         };
-        assert_eq!(s.next_wait(Duration::from_secs(2), STARTING), Duration::from_secs(1));
-        assert_eq!(s.next_wait(Duration::from_secs(2), HEALTHY), Duration::from_secs(30));
-        assert_eq!(s.next_wait(Duration::from_secs(11), STARTING), Duration::from_secs(30));
+        assert_eq!(
+            s.next_wait(Duration::from_secs(2), STARTING),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            s.next_wait(Duration::from_secs(2), HEALTHY),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            s.next_wait(Duration::from_secs(11), STARTING),
+            Duration::from_secs(30)
+        );
     }
 }

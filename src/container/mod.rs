@@ -399,7 +399,10 @@ fn merge_config(rc: &ImageRuntimeConfig, opts: &CreateOptions) -> Result<Contain
 /// Docker's merge of a container's health check over its image's: each
 /// field the container leaves unset (an empty test, a zero duration or
 /// count) is the image's.
-fn merge_healthcheck(image: Option<&Healthcheck>, user: Option<&Healthcheck>) -> Option<Healthcheck> {
+fn merge_healthcheck(
+    image: Option<&Healthcheck>,
+    user: Option<&Healthcheck>,
+) -> Option<Healthcheck> {
     let Some(user) = user else {
         return image.cloned();
     };

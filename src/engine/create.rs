@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use super::images::{self, PullPolicy, PullRequest};
 use super::{Engine, Error, Event, Result, Sink};
-use crate::container::{self, cgroup::Resources, ContainerRecord, CreateOptions};
 use crate::container::health::OnFailure;
+use crate::container::{self, cgroup::Resources, ContainerRecord, CreateOptions};
 use crate::image::config::Healthcheck;
 use crate::image::pull::Progress;
 use crate::image::reference::Reference;
@@ -268,10 +268,13 @@ pub struct HealthFlags {
 pub fn health_flags(f: &HealthFlags) -> Result<Option<Healthcheck>> {
     let duration = |name: &str, v: &Option<String>| -> Result<i64> {
         let Some(v) = v else { return Ok(0) };
-        let d = crate::util::human::go_duration(v)
-            .map_err(|e| Error::invalid(format!("invalid argument {v:?} for --health-{name}: {e}")))?;
+        let d = crate::util::human::go_duration(v).map_err(|e| {
+            Error::invalid(format!("invalid argument {v:?} for --health-{name}: {e}"))
+        })?;
         if d < 0 {
-            return Err(Error::invalid(format!("--health-{name} cannot be negative")));
+            return Err(Error::invalid(format!(
+                "--health-{name} cannot be negative"
+            )));
         }
         Ok(d)
     };

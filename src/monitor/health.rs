@@ -96,10 +96,16 @@ impl Prober {
         began: Instant,
         result: health::ProbeResult,
     ) -> Option<OnFailure> {
-        let in_start = health::in_start_period(&self.sched, began.saturating_duration_since(self.run_started));
+        let in_start = health::in_start_period(
+            &self.sched,
+            began.saturating_duration_since(self.run_started),
+        );
         let (status, changed) = health::record(store, rec, result, in_start, self.sched.retries);
         let now = Instant::now();
-        self.next = now + self.sched.next_wait(now.saturating_duration_since(self.run_started), &status);
+        self.next = now
+            + self
+                .sched
+                .next_wait(now.saturating_duration_since(self.run_started), &status);
         (changed && status == health::UNHEALTHY && self.on_failure != OnFailure::None)
             .then_some(self.on_failure)
     }

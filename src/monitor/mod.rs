@@ -179,7 +179,8 @@ pub fn main(
     // A start clears a manual stop and, as in Docker, the restart count.
     let _ = std::fs::remove_file(rec.manual_stop_path(store));
     rec.restart_count = 0;
-    let mut monitor = match Monitor::prepare(store, &rec, attach_first, status, !mapping.is_range()) {
+    let mut monitor = match Monitor::prepare(store, &rec, attach_first, status, !mapping.is_range())
+    {
         Ok(m) => m,
         Err((f, mut status)) => {
             if let Some(s) = &mut status {
