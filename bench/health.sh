@@ -64,10 +64,12 @@ probes() {
 	echo "$total"
 }
 
-# utime + stime + cutime + cstime of every monitor, in clock ticks.
+# utime + stime + cutime + cstime of every monitor of this store, in clock
+# ticks.
 monitor_ticks() {
-	python3 - <<'PY'
-import os
+	python3 - "$work/store" <<'PY'
+import os, sys
+store = os.fsencode(sys.argv[1])
 total = 0
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
@@ -79,7 +81,7 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
         continue
     # The session leader is the monitor; its child of the same command
     # line is the sandbox's inner process, which the probes do not touch.
-    if b"__monitor" in argv and int(fields[3]) == int(pid):
+    if b"__monitor" in argv and store in argv and int(fields[3]) == int(pid):
         total += sum(int(x) for x in fields[11:15])
 print(total)
 PY

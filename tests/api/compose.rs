@@ -61,9 +61,13 @@ volumes:
 /// version its file format needs (1.38 at most), which the service answers
 /// (it serves 1.24 to 1.41), so compose works as users run it.
 fn compose(w: &World, dir: &std::path::Path, args: &[&str]) -> Output {
+    compose_project(w, dir, "apitest", args)
+}
+
+fn compose_project(w: &World, dir: &std::path::Path, project: &str, args: &[&str]) -> Output {
     let mut c = w.client(COMPOSE);
     c.current_dir(dir)
-        .args(["-p", "apitest", "-f", "docker-compose.yml"])
+        .args(["-p", project, "-f", "docker-compose.yml"])
         .args(args);
     crate::support::output_within(c, None, crate::support::CLIENT_TIMEOUT)
 }
@@ -185,13 +189,7 @@ fn depends_on_service_healthy_waits_for_the_health_check() {
     for w in crate::support::worlds() {
         let dir = w.env.user_dir("compose-healthy");
         write_shared(&dir.join("docker-compose.yml"), HEALTHY_PROJECT);
-        let run = |args: &[&str]| {
-            let mut c = w.client(COMPOSE);
-            c.current_dir(&dir)
-                .args(["-p", "apihealthy", "-f", "docker-compose.yml"])
-                .args(args);
-            crate::support::output_within(c, None, crate::support::CLIENT_TIMEOUT)
-        };
+        let run = |args: &[&str]| compose_project(w, &dir, "apihealthy", args);
         let up = run(&["up", "-d"]);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             assert!(
