@@ -1,21 +1,22 @@
 //! A container's health check: its schedule (the configured HEALTHCHECK
 //! with Docker's defaults), one probe run as an exec in the container with
-//! its output captured, and the state `inspect` shows as `State.Health`,
+//! its output captured (the exec built once, started for each probe), and the state `inspect` shows as `State.Health`,
 //! kept in `health.json` beside the record (replaced whole, under
 //! `health.lock`, by whichever process probed) and updated by Docker's
 //! rules for each result.
 
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::fcntl::{Flock, FlockArg};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::{kill, killpg, Signal};
 use serde::{Deserialize, Serialize};
 
 use super::{ContainerRecord, ExecOptions, Status};
 use crate::linux::process;
+use crate::sandbox::exec::{ExecSpec, Execd};
+use crate::sandbox::Stdio;
 use crate::store::Store;
 use crate::util::human;
 
@@ -151,7 +152,7 @@ pub struct ProbeResult {
 
 impl ProbeResult {
     /// A probe that could not run, or ran past its timeout.
-    fn failed(start: SystemTime, output: String) -> Self {
+    pub fn failed(start: SystemTime, output: String) -> Self {
         ProbeResult {
             start: rfc3339(start),
             end: human::now_rfc3339(),
@@ -264,24 +265,65 @@ pub fn record(
     (status, changed)
 }
 
+/// What a probe runs: the exec of the health check's command, built once
+/// (environment, capabilities, the seccomp filter) and run for each probe.
+pub struct Prepared {
+    spec: ExecSpec,
+    cgroup: Option<PathBuf>,
+}
+
+impl Prepared {
+    pub fn new(
+        store: &Store,
+        rec: &ContainerRecord,
+        sched: &Schedule,
+        single_id: bool,
+    ) -> super::Result<Prepared> {
+        let opts = ExecOptions {
+            argv: sched.argv.clone(),
+            single_id,
+            // The probe's own pipe replaces it each time.
+            output: Some(1),
+            ..Default::default()
+        };
+        let spec = super::exec::exec_spec(store, rec, opts)?;
+        Ok(Prepared {
+            cgroup: spec.cgroup.clone(),
+            spec,
+        })
+    }
+
+    /// A paused container would hold the command stopped: Docker refuses
+    /// the exec, and the probe fails with that.
+    fn paused(&self, store: &Store, rec: &ContainerRecord) -> bool {
+        match &self.cgroup {
+            Some(dir) => {
+                std::fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            }
+            None => ContainerRecord::load(store, &rec.id)
+                .is_ok_and(|r| r.live_status(store) == Status::Paused),
+        }
+    }
+}
+
 /// Which of a running probe's descriptors is ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ProbeFd {
-    /// The runner's one-line report.
+    /// The joiner's report of the command's exit.
     Report,
-    /// The probe's stdout and stderr.
+    /// The command's stdout and stderr.
     Output,
 }
 
-/// One probe in flight: a runner process (forked, so the caller never
-/// blocks on entering the container) execs the command in the container
-/// through the one exec path and reports its exit code or why it could not
-/// run; the caller reads the output and the report from its event loop.
+/// One probe in flight: the command exec'd in the container through the
+/// one exec path (a joiner enters the namespaces and forks it), its output
+/// and its exit report read from the caller's poll loop, so the caller
+/// never waits on it.
 pub struct Probe {
-    runner: Option<Pid>,
-    report: Option<OwnedFd>,
+    execd: Option<Execd>,
+    /// The joiner has reported the exit.
+    ended: bool,
     output: Option<OwnedFd>,
-    report_text: Vec<u8>,
     out: Vec<u8>,
     truncated: bool,
     start: SystemTime,
@@ -294,46 +336,46 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Start `sched`'s command in `rec`; a probe that cannot even be forked
-    /// is a failed result at once.
+    /// Start the prepared command in `rec`; one that cannot start is a
+    /// failed result at once, with why as its output.
     pub fn start(
         store: &Store,
         rec: &ContainerRecord,
-        sched: &Schedule,
-        single_id: bool,
+        prepared: &mut Prepared,
+        timeout: Duration,
     ) -> Result<Probe, ProbeResult> {
         let start = SystemTime::now();
         let started = Instant::now();
-        let fail = |what: &str, e: nix::Error| ProbeResult::failed(start, format!("{what}: {e}"));
-        let (out_r, out_w) = process::pipe().map_err(|e| fail("pipe", e))?;
-        let (rep_r, rep_w) = process::pipe().map_err(|e| fail("pipe", e))?;
-        let keep = [0, 1, 2, out_w.as_raw_fd(), rep_w.as_raw_fd()];
-        let runner = process::fork_child(|| {
-            // Nothing of the caller's (a monitor's pipes and sockets) stays
-            // open in the probe's processes.
-            process::close_fds_except(&keep);
-            // Whoever waits for the probe (a monitor, `healthcheck run`)
-            // takes it along when it dies.
-            let _ = process::set_parent_death_signal(Signal::SIGKILL);
-            run(store, rec, sched, single_id, out_w.as_raw_fd(), rep_w)
-        })
-        .map_err(|e| fail("fork", e.errno()))?;
+        if prepared.paused(store, rec) {
+            return Err(ProbeResult::failed(
+                start,
+                format!(
+                    "Container {} is paused, unpause the container before exec",
+                    rec.id
+                ),
+            ));
+        }
+        let (out_r, out_w) =
+            process::pipe().map_err(|e| ProbeResult::failed(start, format!("pipe: {e}")))?;
+        let fd = out_w.as_raw_fd();
+        prepared.spec.process.stdio = Stdio::Pipes([0, fd, fd]);
+        let execd = super::exec::run(rec, &prepared.spec)
+            .map_err(|e| ProbeResult::failed(start, e.to_string()))?;
         drop(out_w);
         let _ = nix::fcntl::fcntl(
             &out_r,
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         );
         Ok(Probe {
-            runner: Some(runner),
-            report: Some(rep_r),
+            ended: execd.reported(),
+            execd: Some(execd),
             output: Some(out_r),
-            report_text: Vec::new(),
             out: Vec::new(),
             truncated: false,
             start,
             started,
-            deadline: started + sched.timeout,
-            timeout: sched.timeout,
+            deadline: started + timeout,
+            timeout,
             expired: None,
         })
     }
@@ -341,8 +383,8 @@ impl Probe {
     /// The descriptors to poll.
     pub fn fds(&self) -> Vec<(ProbeFd, BorrowedFd<'_>)> {
         let mut v = Vec::new();
-        if let Some(f) = &self.report {
-            v.push((ProbeFd::Report, f.as_fd()));
+        if let (Some(e), false) = (&self.execd, self.ended) {
+            v.push((ProbeFd::Report, e.report_fd()));
         }
         if let Some(f) = &self.output {
             v.push((ProbeFd::Output, f.as_fd()));
@@ -352,25 +394,19 @@ impl Probe {
 
     /// Read what `which` has.
     pub fn readable(&mut self, which: ProbeFd) {
-        let mut buf = [0u8; 4096];
         match which {
-            ProbeFd::Output => loop {
-                let Some(f) = &self.output else { return };
-                match nix::unistd::read(f.as_fd(), &mut buf) {
-                    Ok(0) => self.output = None,
-                    Ok(n) => self.keep_output(&buf[..n]),
-                    Err(nix::Error::EINTR) => continue,
-                    Err(nix::Error::EAGAIN) => return,
-                    Err(_) => self.output = None,
-                }
-            },
-            ProbeFd::Report => {
-                let Some(f) = &self.report else { return };
-                match nix::unistd::read(f.as_fd(), &mut buf) {
-                    Ok(0) => self.report = None,
-                    Ok(n) => self.report_text.extend_from_slice(&buf[..n]),
-                    Err(nix::Error::EINTR) => {}
-                    Err(_) => self.report = None,
+            ProbeFd::Report => self.ended = true,
+            ProbeFd::Output => {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Some(f) = &self.output else { return };
+                    match nix::unistd::read(f.as_fd(), &mut buf) {
+                        Ok(0) => self.output = None,
+                        Ok(n) => self.keep_output(&buf[..n]),
+                        Err(nix::Error::EINTR) => continue,
+                        Err(nix::Error::EAGAIN) => return,
+                        Err(_) => self.output = None,
+                    }
                 }
             }
         }
@@ -405,99 +441,54 @@ impl Probe {
         self.kill();
     }
 
-    fn kill(&mut self) {
-        if let Some(p) = self.runner {
-            // The runner's children die with it (parent-death signals):
-            // the joiner, then the command.
-            let _ = kill(p, Signal::SIGKILL);
+    /// The command is a session leader (every exec'd process is): its
+    /// group takes what it started along.
+    fn kill(&self) {
+        if let Some(e) = &self.execd {
+            if killpg(e.pid, Signal::SIGKILL).is_err() {
+                let _ = kill(e.pid, Signal::SIGKILL);
+            }
         }
     }
 
-    /// The runner has reported (or is gone).
+    /// The command has ended.
     pub fn done(&self) -> bool {
-        self.report.is_none()
+        self.ended || self.execd.is_none()
     }
 
     /// The result, once `done`.
     pub fn finish(mut self) -> ProbeResult {
-        if let Some(p) = self.runner.take() {
-            let _ = process::wait_exit_code(p);
-        }
+        let code = self.execd.take().map(Execd::wait_relaying_signals);
         // What the command wrote before it ended; a process it left behind
         // holding the pipe is not waited for.
         self.readable(ProbeFd::Output);
         if let Some(r) = self.expired.take() {
             return r;
         }
-        let text = String::from_utf8_lossy(&self.report_text).into_owned();
-        if let Some(code) = text
-            .strip_prefix("exit ")
-            .and_then(|c| c.trim().parse().ok())
-        {
-            let mut output = String::from_utf8_lossy(&self.out).into_owned();
-            if self.truncated {
-                output.push_str("...");
-            }
-            return ProbeResult {
-                start: rfc3339(self.start),
-                end: human::now_rfc3339(),
-                exit_code: code,
-                output,
-            };
+        let mut output = String::from_utf8_lossy(&self.out).into_owned();
+        if self.truncated {
+            output.push_str("...");
         }
-        let why = match text.strip_prefix("error ") {
-            Some(e) => e.to_string(),
-            None => "the health check ended without a result".into(),
-        };
-        ProbeResult::failed(self.start, why)
+        ProbeResult {
+            start: rfc3339(self.start),
+            end: human::now_rfc3339(),
+            exit_code: code.unwrap_or(-1),
+            output,
+        }
     }
 }
 
 impl Drop for Probe {
-    /// A probe abandoned (the container ended) is killed and reaped.
+    /// A probe abandoned (the container ended) is killed and its joiner
+    /// reaped.
     fn drop(&mut self) {
-        if let Some(p) = self.runner.take() {
-            let _ = kill(p, Signal::SIGKILL);
-            let _ = process::wait_exit_code(p);
+        if self.execd.is_some() {
+            self.kill();
+            if let Some(e) = self.execd.take() {
+                e.wait_relaying_signals();
+            }
         }
     }
-}
-
-/// The runner: exec the probe in the container, wait for it, report one
-/// line (`exit CODE` or `error WHY`). Returns its own exit code.
-fn run(
-    store: &Store,
-    rec: &ContainerRecord,
-    sched: &Schedule,
-    single_id: bool,
-    output: std::os::fd::RawFd,
-    report: OwnedFd,
-) -> i32 {
-    let mut report = std::fs::File::from(report);
-    // A paused container would hold the command stopped: Docker refuses
-    // the exec, and the probe fails with that.
-    let paused = ContainerRecord::load(store, &rec.id)
-        .map(|r| r.live_status(store) == Status::Paused)
-        .unwrap_or(false);
-    let line = if paused {
-        format!(
-            "error Container {} is paused, unpause the container before exec",
-            rec.id
-        )
-    } else {
-        let opts = ExecOptions {
-            argv: sched.argv.clone(),
-            single_id,
-            output: Some(output),
-            ..Default::default()
-        };
-        match super::exec(store, rec, opts) {
-            Ok(execd) => format!("exit {}", execd.wait_relaying_signals()),
-            Err(e) => format!("error {e}"),
-        }
-    };
-    let _ = report.write_all(line.as_bytes());
-    0
 }
 
 /// Run one probe now and wait for it (`healthcheck run`): its result.
@@ -508,7 +499,12 @@ pub fn probe_now(
     single_id: bool,
 ) -> ProbeResult {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut p = match Probe::start(store, rec, sched, single_id) {
+    let started = SystemTime::now();
+    let mut prepared = match Prepared::new(store, rec, sched, single_id) {
+        Ok(p) => p,
+        Err(e) => return ProbeResult::failed(started, e.to_string()),
+    };
+    let mut p = match Probe::start(store, rec, &mut prepared, sched.timeout) {
         Ok(p) => p,
         Err(r) => return r,
     };

@@ -9,7 +9,7 @@
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
-use crate::container::health::{self, OnFailure, Probe, ProbeFd, Schedule};
+use crate::container::health::{self, OnFailure, Prepared, Probe, ProbeFd, Schedule};
 use crate::container::ContainerRecord;
 use crate::store::Store;
 
@@ -17,6 +17,9 @@ pub struct Prober {
     sched: Schedule,
     on_failure: OnFailure,
     single_id: bool,
+    /// The probe's exec, built at the first probe (and again after one
+    /// that could not be built).
+    prepared: Option<Prepared>,
     /// When this run of the container started.
     run_started: Instant,
     /// When the next probe starts (while none runs).
@@ -36,6 +39,7 @@ impl Prober {
             on_failure: OnFailure::of(rec),
             sched,
             single_id,
+            prepared: None,
             run_started: now,
             probe: None,
         })
@@ -80,7 +84,18 @@ impl Prober {
         if now < self.next {
             return None;
         }
-        match Probe::start(store, rec, &self.sched, self.single_id) {
+        let started = std::time::SystemTime::now();
+        let prepared = match &mut self.prepared {
+            Some(p) => p,
+            None => match Prepared::new(store, rec, &self.sched, self.single_id) {
+                Ok(p) => self.prepared.insert(p),
+                Err(e) => {
+                    let result = health::ProbeResult::failed(started, e.to_string());
+                    return self.recorded(store, rec, now, result);
+                }
+            },
+        };
+        match Probe::start(store, rec, prepared, self.sched.timeout) {
             Ok(p) => {
                 self.probe = Some(p);
                 None
