@@ -4,8 +4,8 @@
 # shell builtin `echo`, so the probe itself is as cheap as `true` and counts
 # itself), for DURATION (60) seconds. Measured from /proc: the CPU time of
 # every container's monitor (`burrow __monitor ID`, which runs the probes)
-# including its reaped children (each probe's runner, joiner and command
-# end up in its cutime/cstime), before and after the window, as a share of
+# including its reaped children (each probe's joiner and the command it
+# forks end up in its cutime/cstime), before and after the window, as a share of
 # one core; and the number of probes that ran, from the lines each probe
 # appended inside its container. Between probes a monitor sleeps in poll,
 # so what it costs is the probes.
