@@ -66,6 +66,14 @@ fn ps_status(env: &Env, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `run -d --name NAME FLAGS... bb sleep 600`.
+fn sleeper(env: &Env, name: &str, flags: &[&str]) {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend(flags);
+    args.extend(["bb", "sleep", "600"]);
+    env.ok(&args);
+}
+
 fn is_rfc3339_nanos(s: &str) -> bool {
     s.len() >= 30 && s.as_bytes()[10] == b'T' && s.contains('.') && s.ends_with('Z')
 }
@@ -75,35 +83,24 @@ fn healthy_after_a_file_appears_unhealthy_after_failures() {
     for env in users("health-basic") {
         env.import_busybox("bb");
         let who = env.who;
-        env.ok([
-            "run",
-            "-d",
-            "--name",
+        sleeper(
+            &env,
             "web",
-            "--health-cmd",
-            "echo probing; test -f /ok",
-            "--health-interval",
-            "1s",
-            "--health-retries",
-            "2",
-            "bb",
-            "sleep",
-            "600",
-        ]);
+            &[
+                "--health-cmd",
+                "echo probing; test -f /ok",
+                "--health-interval",
+                "1s",
+                "--health-retries",
+                "2",
+            ],
+        );
         // A long interval: it stays starting, and ps says so.
-        env.ok([
-            "run",
-            "-d",
-            "--name",
+        sleeper(
+            &env,
             "slow",
-            "--health-cmd",
-            "true",
-            "--health-interval",
-            "1h",
-            "bb",
-            "sleep",
-            "600",
-        ]);
+            &["--health-cmd", "true", "--health-interval", "1h"],
+        );
         env.ok(["run", "-d", "--name", "plain", "bb", "sleep", "600"]);
         let slow = health(&env, "slow");
         assert_eq!(slow["Status"], "starting", "[{who:?}] {slow}");
@@ -188,43 +185,37 @@ fn start_period_and_start_interval() {
         env.import_busybox("bb");
         let who = env.who;
         // Failures in the start period do not count while starting.
-        env.ok([
-            "run",
-            "-d",
-            "--name",
+        sleeper(
+            &env,
             "boot",
-            "--health-cmd",
-            "false",
-            "--health-interval",
-            "1s",
-            "--health-retries",
-            "1",
-            "--health-start-period",
-            "1h",
-            "--health-start-interval",
-            "1s",
-            "bb",
-            "sleep",
-            "600",
-        ]);
+            &[
+                "--health-cmd",
+                "false",
+                "--health-interval",
+                "1s",
+                "--health-retries",
+                "1",
+                "--health-start-period",
+                "1h",
+                "--health-start-interval",
+                "1s",
+            ],
+        );
         // Probed every start interval, though the interval is an hour.
-        env.ok([
-            "run",
-            "-d",
-            "--name",
+        sleeper(
+            &env,
             "fast",
-            "--health-cmd",
-            "true",
-            "--health-interval",
-            "1h",
-            "--health-start-period",
-            "1h",
-            "--health-start-interval",
-            "1s",
-            "bb",
-            "sleep",
-            "600",
-        ]);
+            &[
+                "--health-cmd",
+                "true",
+                "--health-interval",
+                "1h",
+                "--health-start-period",
+                "1h",
+                "--health-start-interval",
+                "1s",
+            ],
+        );
         wait_until("three failed probes", PATIENCE, || {
             health(&env, "boot")["Log"].as_array().unwrap().len() >= 3
         });
@@ -241,23 +232,20 @@ fn a_probe_past_its_timeout_is_killed() {
     for env in users("health-timeout") {
         env.import_busybox("bb");
         let who = env.who;
-        env.ok([
-            "run",
-            "-d",
-            "--name",
+        sleeper(
+            &env,
             "stuck",
-            "--health-cmd",
-            "sleep 10",
-            "--health-timeout",
-            "1s",
-            "--health-interval",
-            "1s",
-            "--health-retries",
-            "1",
-            "bb",
-            "sleep",
-            "600",
-        ]);
+            &[
+                "--health-cmd",
+                "sleep 10",
+                "--health-timeout",
+                "1s",
+                "--health-interval",
+                "1s",
+                "--health-retries",
+                "1",
+            ],
+        );
         wait_status(&env, "stuck", "unhealthy");
         let h = health(&env, "stuck");
         let first = &h["Log"][0];
@@ -375,17 +363,7 @@ fn healthcheck_run_exit_codes() {
     for env in users("health-run") {
         env.import_busybox("bb");
         let who = env.who;
-        env.ok([
-            "run",
-            "-d",
-            "--name",
-            "hc",
-            "--health-cmd",
-            "test -f /ok",
-            "bb",
-            "sleep",
-            "600",
-        ]);
+        sleeper(&env, "hc", &["--health-cmd", "test -f /ok"]);
         let o = env.run(["healthcheck", "run", "hc"]);
         assert_eq!(o.status.code(), Some(1), "[{who:?}] {}", stderr(&o));
         assert_eq!(common::stdout(&o), "unhealthy\n");
