@@ -129,6 +129,21 @@ pub fn request(body: &Value, name: Option<String>) -> Result<ContainerRequest, S
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     req.resources = resources(hc);
+    // Clients send null for the fields they leave unset (docker-py does).
+    req.healthcheck = match &body["Healthcheck"] {
+        Value::Null => None,
+        v => {
+            let ns = |k: &str| v[k].as_i64().unwrap_or(0);
+            Some(crate::image::config::Healthcheck {
+                test: strings(&v["Test"]),
+                interval: ns("Interval"),
+                timeout: ns("Timeout"),
+                start_period: ns("StartPeriod"),
+                start_interval: ns("StartInterval"),
+                retries: ns("Retries"),
+            })
+        }
+    };
     Ok(req)
 }
 

@@ -297,6 +297,7 @@ pub fn start(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) 
         tty,
         detach,
         single_id: !engine.mapping.is_range(),
+        output: None,
     };
     if detach {
         return match container::exec(&engine.store, &rec, opts) {

@@ -74,6 +74,7 @@ pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
         tty,
         detach: a.detach,
         single_id: !ctx.mapping.is_range(),
+        output: None,
     };
     let execd = match container::exec(&ctx.store, &rec, opts) {
         Ok(e) => e,

@@ -10,6 +10,7 @@ mod events;
 mod exec;
 mod export;
 mod format;
+mod healthcheck;
 mod history;
 mod images;
 mod import;
@@ -179,6 +180,9 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Run a container's health check now
+    #[command(subcommand)]
+    Healthcheck(healthcheck::HealthcheckCommand),
     /// Manage user networks (containers on one reach each other by name)
     #[command(subcommand)]
     Network(network::NetworkCommand),
@@ -641,6 +645,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(ImageCommand::Prune(a)) => prune::run_images(root, a),
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => top::run(root, a),
         Command::Volume(c) => volume::run(root, c),
+        Command::Healthcheck(c) => healthcheck::run(root, c),
         Command::Network(c) => network::run(root, c),
         Command::Switch(a) => network::run_switch(root, a),
     }

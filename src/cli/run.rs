@@ -138,6 +138,8 @@ pub struct RunArgs {
     /// runs (never after a reboot): no, on-failure[:N], always, unless-stopped
     #[arg(long, value_name = "POLICY", default_value = "no")]
     pub restart: String,
+    #[command(flatten)]
+    pub health: HealthArgs,
     /// Image to run
     pub image: String,
     /// Command and arguments (replace the image's Cmd)
@@ -202,8 +204,58 @@ fn request(a: RunArgs) -> anyhow::Result<ContainerRequest> {
         log_driver: a.log_driver,
         log_opt: a.log_opt,
         restart: a.restart,
+        healthcheck: engine::create::health_flags(&a.health.flags())?,
+        health_on_failure: a.health.health_on_failure,
         image: a.image,
     })
+}
+
+/// The health check flags of `run` and `create` (Docker's, and podman's
+/// `--health-on-failure`).
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// Command to run to check health (run by /bin/sh -c, or the image's SHELL)
+    #[arg(long = "health-cmd", value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) [default: 30s]
+    #[arg(long = "health-interval", value_name = "DURATION")]
+    pub health_interval: Option<String>,
+    /// Consecutive failures needed to report unhealthy [default: 3]
+    #[arg(
+        long = "health-retries",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before failures count (ms|s|m|h) [default: 0s]
+    #[arg(long = "health-start-period", value_name = "DURATION")]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h) [default: 5s]
+    #[arg(long = "health-start-interval", value_name = "DURATION")]
+    pub health_start_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) [default: 30s]
+    #[arg(long = "health-timeout", value_name = "DURATION")]
+    pub health_timeout: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+    /// What to do when the container becomes unhealthy: none, kill, restart or stop
+    #[arg(long = "health-on-failure", value_name = "ACTION")]
+    pub health_on_failure: Option<String>,
+}
+
+impl HealthArgs {
+    fn flags(&self) -> engine::create::HealthFlags {
+        engine::create::HealthFlags {
+            cmd: self.health_cmd.clone(),
+            interval: self.health_interval.clone(),
+            timeout: self.health_timeout.clone(),
+            start_period: self.health_start_period.clone(),
+            start_interval: self.health_start_interval.clone(),
+            retries: self.health_retries,
+            none: self.no_healthcheck,
+        }
+    }
 }
 
 pub fn run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {

@@ -26,25 +26,45 @@ pub struct ExecOptions {
     pub detach: bool,
     /// The container maps one id only (no subordinate range).
     pub single_id: bool,
+    /// Stdout and stderr both to this descriptor, stdin from /dev/null
+    /// (a health probe's captured output).
+    pub output: Option<std::os::fd::RawFd>,
 }
 
 /// Start `opts.argv` in the running container `rec`. Returns once it has
 /// been exec'd; a container that is gone is `NotRunning`.
 pub fn exec(store: &Store, rec: &ContainerRecord, opts: ExecOptions) -> Result<Execd> {
+    let spec = exec_spec(store, rec, opts)?;
+    run(rec, &spec)
+}
+
+/// Start a process `exec_spec` prepared.
+pub fn run(rec: &ContainerRecord, spec: &ExecSpec) -> Result<Execd> {
+    sandbox_exec::exec(spec).map_err(|e| match e {
+        ExecError::NotRunning => ContainerError::NotRunning(rec.name.clone()),
+        ExecError::Failed(e) => ContainerError::Start(e),
+    })
+}
+
+/// What `exec` runs, built once: a caller that execs the same command
+/// again and again (a health check) keeps it.
+pub fn exec_spec(store: &Store, rec: &ContainerRecord, opts: ExecOptions) -> Result<ExecSpec> {
     let not_running = || ContainerError::NotRunning(rec.name.clone());
     let pid1_start = rec.pid1_start(store).ok_or_else(not_running)?;
     let mut env = container_env(rec, opts.tty);
     for kv in &opts.env {
         set_env(&mut env, kv);
     }
-    let stdio = if opts.detach {
+    let stdio = if let Some(fd) = opts.output {
+        Stdio::Pipes([0, fd, fd])
+    } else if opts.detach {
         Stdio::Detached
     } else if opts.tty {
         Stdio::Pty
     } else {
         Stdio::Inherit
     };
-    let spec = ExecSpec {
+    Ok(ExecSpec {
         pid1: rec.state.pid,
         pid1_start,
         process: Process {
@@ -67,9 +87,6 @@ pub fn exec(store: &Store, rec: &ContainerRecord, opts: ExecOptions) -> Result<E
             cap_sets: None,
         },
         cgroup: rec.cgroup.clone().filter(|d| d.exists()),
-    };
-    sandbox_exec::exec(&spec).map_err(|e| match e {
-        ExecError::NotRunning => not_running(),
-        ExecError::Failed(e) => ContainerError::Start(e),
+        relay_signals: opts.output.is_none(),
     })
 }

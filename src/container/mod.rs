@@ -9,6 +9,7 @@ pub mod copy;
 pub mod events;
 mod exec;
 pub mod export;
+pub mod health;
 pub mod keep_id;
 pub mod lifecycle;
 pub mod mounts;
@@ -33,7 +34,7 @@ pub use record::{
 pub use supervise::{supervise, Ended, Supervision, Watch};
 
 use crate::exit;
-use crate::image::config::{set_env, ImageRuntimeConfig};
+use crate::image::config::{set_env, Healthcheck, ImageRuntimeConfig};
 use crate::linux::userns::IdMapping;
 use crate::sandbox::{self, Process, RootfsChoice, Spec, StartError, Started, Stdio};
 use crate::store::{self, Store, StoreError};
@@ -127,6 +128,11 @@ pub struct CreateOptions {
     pub log_config: LogConfig,
     /// `--restart`, parsed.
     pub restart_policy: RestartPolicy,
+    /// `--health-*` (or the API's `Healthcheck`), merged over the image's
+    /// field by field; `["NONE"]` turns it off.
+    pub healthcheck: Option<crate::image::config::Healthcheck>,
+    /// `--health-on-failure`, validated by the engine.
+    pub health_on_failure: String,
 }
 
 /// The network flags of create/run.
@@ -379,7 +385,9 @@ fn merge_config(rc: &ImageRuntimeConfig, opts: &CreateOptions) -> Result<Contain
         },
         exposed_ports: rc.exposed_ports.clone(),
         stop_signal: rc.stop_signal.clone(),
-        healthcheck: rc.docker.healthcheck.clone(),
+        healthcheck: merge_healthcheck(rc.docker.healthcheck.as_ref(), opts.healthcheck.as_ref()),
+        health_on_failure: opts.health_on_failure.clone(),
+        shell: rc.docker.shell.clone(),
         image: opts.image.clone(),
         tty: opts.tty,
         open_stdin: opts.interactive,
@@ -388,6 +396,35 @@ fn merge_config(rc: &ImageRuntimeConfig, opts: &CreateOptions) -> Result<Contain
         return Err(ContainerError::NoCommand);
     }
     Ok(cfg)
+}
+
+/// Docker's merge of a container's health check over its image's: each
+/// field the container leaves unset (an empty test, a zero duration or
+/// count) is the image's.
+fn merge_healthcheck(
+    image: Option<&Healthcheck>,
+    user: Option<&Healthcheck>,
+) -> Option<Healthcheck> {
+    let Some(user) = user else {
+        return image.cloned();
+    };
+    let mut h = user.clone();
+    if let Some(i) = image {
+        if h.test.is_empty() {
+            h.test = i.test.clone();
+        }
+        let keep = |mine: &mut i64, theirs: i64| {
+            if *mine == 0 {
+                *mine = theirs;
+            }
+        };
+        keep(&mut h.interval, i.interval);
+        keep(&mut h.timeout, i.timeout);
+        keep(&mut h.start_period, i.start_period);
+        keep(&mut h.start_interval, i.start_interval);
+        keep(&mut h.retries, i.retries);
+    }
+    Some(h)
 }
 
 /// The host's resolver config, as a container sharing the host's network

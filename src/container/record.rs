@@ -45,9 +45,19 @@ pub struct ContainerConfig {
     pub exposed_ports: BTreeSet<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
-    /// The image's HEALTHCHECK, shown by `inspect` (not run).
+    /// The image's HEALTHCHECK with `--health-*` over it, field by field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<crate::image::config::Healthcheck>,
+    /// `--health-on-failure` (podman's name for it in `inspect`).
+    #[serde(
+        rename = "HealthcheckOnFailureAction",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub health_on_failure: String,
+    /// The image's SHELL, which runs a `CMD-SHELL` health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
     /// The image as the user named it.
     pub image: String,
     pub tty: bool,
@@ -224,6 +234,10 @@ pub struct State {
     /// "SIGSTOP" (every process stopped by signal, without a cgroup).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pause_method: String,
+    /// Read from its own file by `with_live_state` (the prober writes
+    /// there), never from the record.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
 }
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -604,6 +618,9 @@ impl ContainerRecord {
 
     /// The record as `inspect` shows it: the state corrected as above.
     pub fn with_live_state(mut self, store: &Store) -> Self {
+        if super::health::Schedule::of(&self).is_some() {
+            self.state.health = super::health::load(store, &self.id);
+        }
         if matches!(self.state.status, Status::Running | Status::Paused)
             && self.live_status(store) == Status::Exited
         {
@@ -638,10 +655,10 @@ impl ContainerRecord {
                     Ok(t) => format!("Up {}", human::since(t)),
                     Err(_) => "Up".into(),
                 };
-                if live.state.status == Status::Paused {
-                    format!("{up} (Paused)")
-                } else {
-                    up
+                match &live.state.health {
+                    _ if live.state.status == Status::Paused => format!("{up} (Paused)"),
+                    Some(h) => format!("{up} ({})", h.ps_text()),
+                    None => up,
                 }
             }
             Status::Restarting => {

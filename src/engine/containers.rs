@@ -213,8 +213,7 @@ pub fn list(engine: &Engine, req: &ListRequest) -> Result<Vec<ContainerSummary>>
             && f.matches("network", |v| {
                 r.network_name() == v || r.network_settings.networks.contains_key(v)
             })
-            // No health check runs, so every container has none.
-            && f.matches("health", |v| v == "none");
+            && f.matches("health", |v| v == health_word(engine, &r));
         if !keep {
             continue;
         }
@@ -228,6 +227,14 @@ pub fn list(engine: &Engine, req: &ListRequest) -> Result<Vec<ContainerSummary>>
         });
     }
     Ok(out)
+}
+
+/// The container's health for the `health` filter: its status, or `none`
+/// without a health check or before its first start.
+fn health_word(engine: &Engine, r: &ContainerRecord) -> String {
+    container::health::Schedule::of(r)
+        .and_then(|_| container::health::load(&engine.store, &r.id))
+        .map_or_else(|| "none".to_string(), |h| h.status)
 }
 
 /// Docker's `ancestor`: the image as the container was created from it
@@ -293,6 +300,31 @@ pub fn exec_target(engine: &Engine, key: &str) -> Result<ContainerRecord> {
         ))),
         _ => Err(ContainerError::NotRunning(rec.name.clone()).into()),
     }
+}
+
+/// `healthcheck run`: probe the running container `key` now and record the
+/// result as its monitor would. Returns whether the probe passed.
+pub fn healthcheck_run(engine: &Engine, key: &str) -> Result<bool> {
+    use container::health;
+    let rec = find(engine, key)?;
+    let Some(sched) = health::Schedule::of(&rec) else {
+        return Err(Error::invalid(format!(
+            "container {} has no defined healthcheck",
+            rec.name
+        )));
+    };
+    if rec.live_status(&engine.store) != Status::Running {
+        return Err(Error::Conflict(format!(
+            "container {} is not running",
+            rec.name
+        )));
+    }
+    let single_id = !engine.mapping.is_range();
+    let result = health::probe_now(&engine.store, &rec, &sched, single_id);
+    let passed = result.exit_code == 0;
+    let in_start = health::in_start_period(&sched, health::since_started(&rec));
+    health::record(&engine.store, &rec, result, in_start, sched.retries);
+    Ok(passed)
 }
 
 /// A signal by name (`TERM`, `SIGHUP`) or number.

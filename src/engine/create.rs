@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use super::images::{self, PullPolicy, PullRequest};
 use super::{Engine, Error, Event, Result, Sink};
+use crate::container::health::OnFailure;
 use crate::container::{self, cgroup::Resources, ContainerRecord, CreateOptions};
+use crate::image::config::Healthcheck;
 use crate::image::pull::Progress;
 use crate::image::reference::Reference;
 use crate::image::registry::ClientOptions;
@@ -72,6 +74,11 @@ pub struct ContainerRequest {
     pub log_opt: Vec<String>,
     /// `--restart`.
     pub restart: String,
+    /// Docker's `Healthcheck` as the client sent it (see [`health_flags`]
+    /// for the CLI's): merged over the image's field by field.
+    pub healthcheck: Option<Healthcheck>,
+    /// `--health-on-failure`: none, kill, restart or stop.
+    pub health_on_failure: Option<String>,
 }
 
 impl ContainerRequest {
@@ -116,6 +123,8 @@ impl ContainerRequest {
             log_driver: None,
             log_opt: Vec::new(),
             restart: "no".into(),
+            healthcheck: None,
+            health_on_failure: None,
         }
     }
 }
@@ -202,6 +211,9 @@ fn options(engine: &Engine, req: &ContainerRequest, sink: &mut dyn Sink) -> Resu
         registry: req.registry.clone(),
         progress: req.pull_progress,
     };
+    check_healthcheck(req.healthcheck.as_ref())?;
+    let on_failure = req.health_on_failure.as_deref().unwrap_or("none");
+    OnFailure::parse(on_failure).map_err(Error::Invalid)?;
     let image_id = images::find_or_pull(engine, &req.image, req.pull, &pull, sink)?;
     Ok(CreateOptions {
         name: req.name.clone(),
@@ -230,7 +242,103 @@ fn options(engine: &Engine, req: &ContainerRequest, sink: &mut dyn Sink) -> Resu
         network,
         log_config,
         restart_policy,
+        healthcheck: req.healthcheck.clone(),
+        health_on_failure: match on_failure {
+            "none" => String::new(),
+            a => a.to_string(),
+        },
     })
+}
+
+/// The `--health-*` flags of `run` and `create`, as typed.
+#[derive(Debug, Clone, Default)]
+pub struct HealthFlags {
+    pub cmd: Option<String>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub start_period: Option<String>,
+    pub start_interval: Option<String>,
+    pub retries: Option<i64>,
+    pub none: bool,
+}
+
+/// The flags as Docker's client makes them a `Healthcheck`: `--health-cmd`
+/// is a `CMD-SHELL` test, `--no-healthcheck` is `["NONE"]` and conflicts
+/// with the others, unset fields stay zero (the image's then apply).
+pub fn health_flags(f: &HealthFlags) -> Result<Option<Healthcheck>> {
+    let duration = |name: &str, v: &Option<String>| -> Result<i64> {
+        let Some(v) = v else { return Ok(0) };
+        let d = crate::util::human::go_duration(v).map_err(|e| {
+            Error::invalid(format!("invalid argument {v:?} for --health-{name}: {e}"))
+        })?;
+        if d < 0 {
+            return Err(Error::invalid(format!(
+                "--health-{name} cannot be negative"
+            )));
+        }
+        Ok(d)
+    };
+    let h = Healthcheck {
+        test: f
+            .cmd
+            .iter()
+            .filter(|c| !c.is_empty())
+            .map(|c| vec!["CMD-SHELL".to_string(), c.clone()])
+            .next()
+            .unwrap_or_default(),
+        interval: duration("interval", &f.interval)?,
+        timeout: duration("timeout", &f.timeout)?,
+        start_period: duration("start-period", &f.start_period)?,
+        start_interval: duration("start-interval", &f.start_interval)?,
+        retries: match f.retries {
+            Some(n) if n < 0 => return Err(Error::invalid("--health-retries cannot be negative")),
+            n => n.unwrap_or(0),
+        },
+    };
+    let any = h != Healthcheck::default();
+    if f.none {
+        if any {
+            return Err(Error::invalid(
+                "--no-healthcheck conflicts with --health-* options",
+            ));
+        }
+        return Ok(Some(Healthcheck {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }));
+    }
+    Ok(any.then_some(h))
+}
+
+/// Docker's checks of a `Healthcheck`: durations zero (the default) or at
+/// least a millisecond, no negative retries, a test that is `NONE`, `CMD`
+/// with a command or `CMD-SHELL` with one.
+fn check_healthcheck(h: Option<&Healthcheck>) -> Result<()> {
+    let Some(h) = h else { return Ok(()) };
+    for (name, v) in [
+        ("Interval", h.interval),
+        ("Timeout", h.timeout),
+        ("StartPeriod", h.start_period),
+        ("StartInterval", h.start_interval),
+    ] {
+        if v != 0 && v < 1_000_000 {
+            return Err(Error::invalid(format!(
+                "{name} in Healthcheck cannot be less than 1ms"
+            )));
+        }
+    }
+    if h.retries < 0 {
+        return Err(Error::invalid("Retries in Healthcheck cannot be negative"));
+    }
+    match h.test.first().map(String::as_str) {
+        None => Ok(()),
+        Some("NONE") if h.test.len() == 1 => Ok(()),
+        Some("CMD" | "CMD-SHELL") if h.test.len() > 1 => Ok(()),
+        Some(_) => Err(Error::invalid(format!(
+            "invalid Healthcheck test {:?}: [\"NONE\"], [\"CMD\", command...] or [\"CMD-SHELL\", command]",
+            h.test
+        ))),
+    }
 }
 
 /// `-v`, `--mount` and `--tmpfs`, in that order.
@@ -446,6 +554,49 @@ mod tests {
         ] {
             assert!(restart_policy(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn health_flags_as_docker_makes_them() {
+        let f = HealthFlags {
+            cmd: Some("test -f /ok".into()),
+            interval: Some("1s".into()),
+            retries: Some(2),
+            ..Default::default()
+        };
+        let h = health_flags(&f).unwrap().unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "test -f /ok"]);
+        assert_eq!((h.interval, h.timeout, h.retries), (1_000_000_000, 0, 2));
+        assert_eq!(health_flags(&HealthFlags::default()).unwrap(), None);
+        let none = HealthFlags {
+            none: true,
+            ..Default::default()
+        };
+        assert_eq!(health_flags(&none).unwrap().unwrap().test, ["NONE"]);
+        let both = HealthFlags {
+            none: true,
+            interval: Some("1s".into()),
+            ..Default::default()
+        };
+        assert!(health_flags(&both).is_err());
+        for bad in ["1", "-1s", "x"] {
+            let f = HealthFlags {
+                timeout: Some(bad.into()),
+                ..Default::default()
+            };
+            assert!(health_flags(&f).is_err(), "{bad}");
+        }
+        let short = Healthcheck {
+            test: vec!["CMD".into(), "true".into()],
+            interval: 10,
+            ..Default::default()
+        };
+        assert!(check_healthcheck(Some(&short)).is_err());
+        let odd = Healthcheck {
+            test: vec!["SHELL".into(), "true".into()],
+            ..Default::default()
+        };
+        assert!(check_healthcheck(Some(&odd)).is_err());
     }
 
     #[test]

@@ -14,8 +14,8 @@ use crate::sandbox::RootfsChoice;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Way {
     /// Under a monitor the front end attaches to before it starts the
-    /// container: a pty, a timer, published ports and a restart policy all
-    /// need a process that outlives a single wait.
+    /// container: a pty, a timer, published ports, health probes and a
+    /// restart policy all need a process that outlives a single wait.
     Monitor,
     /// In this process, which copies the output to the terminal and to the
     /// log: the container is kept after it ends, so `logs` must show it.
@@ -33,6 +33,7 @@ pub fn way(rec: &ContainerRecord) -> Way {
         || !hc.port_bindings.is_empty()
         || hc.publish_all_ports
         || !hc.restart_policy.is_none()
+        || container::health::Schedule::of(rec).is_some()
     {
         Way::Monitor
     } else if !hc.auto_remove && hc.log_config.keeps_output() {

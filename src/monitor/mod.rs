@@ -9,6 +9,7 @@
 
 pub mod attach;
 pub mod foreground;
+mod health;
 pub mod log;
 
 use std::fs::File;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::container::cgroup::SystemdScopes;
+use crate::container::health::{OnFailure, ProbeFd};
 use crate::container::{self, ContainerRecord, Ended, Supervision, Watch};
 use crate::exit;
 use crate::linux::channel::{channel, ChannelError, Message, Sender};
@@ -173,7 +175,8 @@ pub fn main(
     // A start clears a manual stop and, as in Docker, the restart count.
     let _ = std::fs::remove_file(rec.manual_stop_path(store));
     rec.restart_count = 0;
-    let mut monitor = match Monitor::prepare(store, &rec, attach_first, status) {
+    let mut monitor = match Monitor::prepare(store, &rec, attach_first, status, !mapping.is_range())
+    {
         Ok(m) => m,
         Err((f, mut status)) => {
             if let Some(s) = &mut status {
@@ -198,7 +201,18 @@ pub fn main(
         let began = Instant::now();
         let result = container::supervise(store, &mut rec, mapping, how, &mut monitor);
         let Ok(code) = result else { break result };
-        if !restart_due(store, &mut rec, code) {
+        // `--health-on-failure=restart` stopped it: start it again unless
+        // it was stopped or removed meanwhile, whatever its policy says.
+        let health_restart = std::mem::take(&mut monitor.health_restart)
+            && !rec.manual_stop_path(store).exists()
+            && match ContainerRecord::load(store, &rec.id) {
+                Ok(latest) => {
+                    rec = latest;
+                    true
+                }
+                Err(_) => false,
+            };
+        if !health_restart && !restart_due(store, &mut rec, code) {
             break result;
         }
         if !backoff.wait(store, &mut rec, began.elapsed()) {
@@ -338,6 +352,15 @@ struct Monitor {
     timeout: Option<u64>,
     /// Published ports (`-p`, `-P`), bound before the container starts.
     forwarder: Option<Forwarder>,
+    store: Store,
+    /// The caller's mapping has one id (how a probe's exec is confined).
+    single_id: bool,
+    /// The health probes of the current run.
+    prober: Option<health::Prober>,
+    /// Stopping for `--health-on-failure`: SIGKILL at this instant.
+    kill_at: Option<Instant>,
+    /// `--health-on-failure=restart` stopped this run.
+    health_restart: bool,
 }
 
 /// What the event loop waits on, one per poll entry.
@@ -354,6 +377,8 @@ enum Source {
     Listener,
     /// The sandbox's report channel: the exit.
     Report,
+    /// A health probe's report or output.
+    Probe(ProbeFd),
 }
 
 impl Monitor {
@@ -364,6 +389,7 @@ impl Monitor {
         rec: &ContainerRecord,
         attach_first: bool,
         mut status: Option<Sender>,
+        single_id: bool,
     ) -> Result<Monitor, (Failure, Option<Sender>)> {
         // Published ports first: a taken one fails the start before
         // anything else is set up, naming the port.
@@ -443,6 +469,11 @@ impl Monitor {
             parent: None,
             timeout: rec.host_config.timeout,
             forwarder,
+            store: store.clone(),
+            single_id,
+            prober: None,
+            kill_at: None,
+            health_restart: false,
         })
     }
 
@@ -471,7 +502,12 @@ impl Monitor {
     /// Wait for the exit, copying output to the log and the clients,
     /// clients' input to the container, and enforcing `--timeout`.
     /// Returns the exit code and whether the deadline struck.
-    fn event_loop(&mut self, started: &mut Started, io: &mut ParentIo) -> (i32, bool) {
+    fn event_loop(
+        &mut self,
+        started: &mut Started,
+        io: &mut ParentIo,
+        rec: &ContainerRecord,
+    ) -> (i32, bool) {
         let deadline = self
             .timeout
             .map(|t| Instant::now() + Duration::from_secs(t));
@@ -485,13 +521,28 @@ impl Monitor {
                 timed_out = true;
                 let _ = nix::sys::signal::kill(started.pid1, nix::sys::signal::Signal::SIGKILL);
             }
-            let timeout = match deadline {
-                Some(d) if !timed_out => {
+            if self.kill_at.is_some_and(|d| Instant::now() >= d) {
+                // The stop signal was not enough.
+                self.kill_at = None;
+                let _ = nix::sys::signal::kill(started.pid1, nix::sys::signal::Signal::SIGKILL);
+            }
+            // The nearest timer: --timeout, a probe due or overdue, a stop's
+            // deadline. Rounded up, so it never wakes just before it.
+            let wake = [
+                deadline.filter(|_| !timed_out),
+                self.prober.as_ref().and_then(health::Prober::wake_at),
+                self.kill_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let timeout = match wake {
+                Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
-                    PollTimeout::try_from(left.as_millis().min(60_000) as i32)
-                        .unwrap_or(PollTimeout::NONE)
+                    let ms = left.as_micros().div_ceil(1000).min(60_000) as i32;
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::NONE)
                 }
-                _ => PollTimeout::NONE,
+                None => PollTimeout::NONE,
             };
             let mut sources = vec![Source::Report, Source::Listener];
             let mut fds = vec![
@@ -512,6 +563,12 @@ impl Monitor {
                 for (key, fd, flags) in f.interest() {
                     sources.push(Source::Forward(key));
                     fds.push(PollFd::new(fd, flags));
+                }
+            }
+            if let Some(p) = &self.prober {
+                for (which, fd) in p.fds() {
+                    sources.push(Source::Probe(which));
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
                 }
             }
             match poll(&mut fds, timeout) {
@@ -567,11 +624,48 @@ impl Monitor {
                             return (code, timed_out);
                         }
                     }
+                    Source::Probe(which) => {
+                        if let Some(p) = &mut self.prober {
+                            p.readable(which);
+                        }
+                    }
                 }
+            }
+            let action = match &mut self.prober {
+                Some(p) => p.tick(&self.store, rec),
+                None => None,
+            };
+            if let Some(a) = action {
+                self.on_unhealthy(a, started, rec);
             }
             self.clients.retain(|c| c.alive);
             if let Some(f) = &mut self.forwarder {
                 f.sweep();
+            }
+        }
+    }
+
+    /// `--health-on-failure`: kill it, or stop it (the stop signal, SIGKILL
+    /// after Docker's ten seconds), and for `restart` start it again once
+    /// it has ended.
+    fn on_unhealthy(&mut self, action: OnFailure, started: &Started, rec: &ContainerRecord) {
+        use nix::sys::signal::{kill, Signal};
+        tracing::info!("container {} is unhealthy: {action:?}", rec.name);
+        match action {
+            OnFailure::None => {}
+            OnFailure::Kill => {
+                let _ = kill(started.pid1, Signal::SIGKILL);
+            }
+            OnFailure::Stop | OnFailure::Restart => {
+                let sig = rec
+                    .config
+                    .stop_signal
+                    .as_deref()
+                    .and_then(|s| crate::util::signal::parse_signal(s).ok())
+                    .unwrap_or(Signal::SIGTERM);
+                let _ = kill(started.pid1, sig);
+                self.kill_at = Some(Instant::now() + Duration::from_secs(10));
+                self.health_restart = action == OnFailure::Restart;
             }
         }
     }
@@ -635,7 +729,11 @@ impl Watch for Monitor {
             s.pid(started.pid1.as_raw());
         }
         let mut io = self.parent.take().expect("started hands over our stdio");
-        let (code, timed_out) = self.event_loop(&mut started, &mut io);
+        self.prober = health::Prober::new(&self.store, rec, self.single_id);
+        self.kill_at = None;
+        let (code, timed_out) = self.event_loop(&mut started, &mut io, rec);
+        // A probe still running dies with this run.
+        self.prober = None;
         // The published ports are free before the exit is recorded.
         self.forwarder = None;
         broadcast(&mut self.clients, attach::EXIT, &code.to_be_bytes());

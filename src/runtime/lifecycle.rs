@@ -710,6 +710,7 @@ fn exec(root: &Path, log: &Log, a: &ExecArgs) -> Result<i32> {
         pid1_start: s.start_time,
         process: to_process(&pp, seccomp, stdio, a.detach),
         cgroup: None,
+        relay_signals: true,
     };
     let execd = sandbox::exec::exec(&spec).map_err(|e| anyhow!("{e}"))?;
     drop(console);

@@ -39,6 +39,10 @@ pub struct ExecSpec {
     /// The container's cgroup, which the process joins (its limits apply,
     /// `pause` freezes it, `stats` counts it).
     pub cgroup: Option<std::path::PathBuf>,
+    /// Relay the caller's SIGINT, SIGTERM, SIGHUP and SIGQUIT to the
+    /// process (a front end's exec); a caller with its own loop (a monitor's
+    /// health probe) keeps its signals.
+    pub relay_signals: bool,
 }
 
 impl ExecSpec {
@@ -103,7 +107,7 @@ pub fn exec(spec: &ExecSpec) -> Result<Execd, ExecError> {
     // during setup still reaches the process. The children inherit the
     // mask: the joiner keeps it (it must survive to report the exit), the
     // process resets it before exec.
-    let signals = if spec.detached() {
+    let signals = if spec.detached() || !spec.relay_signals {
         None
     } else {
         report::relay_signalfd()
@@ -156,6 +160,19 @@ impl Execd {
     /// SIGWINCH to it copies our stdin's window size to the exec's pty.
     pub fn joiner(&self) -> Pid {
         self.joiner
+    }
+
+    /// The channel the joiner reports the exit on, for a caller's own poll
+    /// loop: readable once the process has ended (then
+    /// `wait_relaying_signals` returns at once).
+    pub fn report_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.reports.as_fd()
+    }
+
+    /// The exit report was read along with the pid: poll would not see it.
+    pub fn reported(&self) -> bool {
+        self.reports.has_buffered()
     }
 
     /// Wait for the process's exit code (128 + signal when killed),

@@ -81,9 +81,153 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
 }
 
+/// A duration in Go's syntax (`300ms`, `1.5h`, `2h45m`, `-1s`; units ns, us,
+/// µs, ms, s, m, h; a bare `0`), as Docker reads HEALTHCHECK's and `--health-*` flags, in
+/// nanoseconds.
+pub fn go_duration(s: &str) -> Result<i64, String> {
+    let (negative, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err("invalid duration".into());
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (int, after) = rest.split_at(int_len);
+        let (frac, after) = match after.strip_prefix('.') {
+            Some(a) => {
+                let n = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
+                a.split_at(n)
+            }
+            None => ("", after),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err("invalid duration".into());
+        }
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => return Err("missing unit in duration".into()),
+            u => return Err(format!("unknown unit {u:?} in duration")),
+        };
+        let too_big = || "duration out of range".to_string();
+        let whole: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| too_big())?
+        };
+        // The fraction's digits past nanosecond precision do not matter.
+        let digits = &frac[..frac.len().min(20)];
+        let part: u128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse::<u128>().map_err(|_| too_big())? * scale / 10u128.pow(digits.len() as u32)
+        };
+        total = whole
+            .checked_mul(scale)
+            .and_then(|w| w.checked_add(part))
+            .and_then(|v| v.checked_add(total))
+            .filter(|v| *v <= i64::MAX as u128)
+            .ok_or_else(too_big)?;
+        rest = after;
+    }
+    let n = total as i64;
+    Ok(if negative { -n } else { n })
+}
+
+/// A duration of `ns` nanoseconds as Go's `time.Duration.String()` writes
+/// it (`30s`, `1.5s`, `500ms`, `1m30s`, `1h0m0s`), as Docker's health
+/// messages show a configured timeout.
+pub fn go_duration_string(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let sign = if ns < 0 { "-" } else { "" };
+    let u = ns.unsigned_abs();
+    // Below a second: one unit, with a fraction as needed.
+    let frac = |v: u64, scale: u64, unit: &str| {
+        let whole = v / scale;
+        let rest = v % scale;
+        if rest == 0 {
+            format!("{sign}{whole}{unit}")
+        } else {
+            let width = scale.ilog10() as usize;
+            let digits = format!("{rest:0width$}");
+            format!("{sign}{whole}.{}{unit}", digits.trim_end_matches('0'))
+        }
+    };
+    if u < 1_000 {
+        return format!("{sign}{u}ns");
+    }
+    if u < 1_000_000 {
+        return frac(u, 1_000, "µs");
+    }
+    if u < 1_000_000_000 {
+        return frac(u, 1_000_000, "ms");
+    }
+    let secs = u / 1_000_000_000;
+    let nanos = u % 1_000_000_000;
+    let s = frac((secs % 60) * 1_000_000_000 + nanos, 1_000_000_000, "s");
+    let s = s.trim_start_matches('-').to_string();
+    let (h, m) = (secs / 3600, secs / 60 % 60);
+    match (h, secs / 60) {
+        (0, 0) => format!("{sign}{s}"),
+        (0, _) => format!("{sign}{m}m{s}"),
+        _ => format!("{sign}{h}h{m}m{s}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_duration_strings() {
+        for (ns, s) in [
+            (30_000_000_000, "30s"),
+            (1_000_000_000, "1s"),
+            (1_500_000_000, "1.5s"),
+            (500_000_000, "500ms"),
+            (90_000_000_000, "1m30s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (1_500, "1.5µs"),
+            (12, "12ns"),
+            (0, "0s"),
+        ] {
+            assert_eq!(go_duration_string(ns), s);
+        }
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("5s"), Ok(5_000_000_000));
+        assert_eq!(go_duration("0"), Ok(0));
+        assert_eq!(go_duration("1h30m"), Ok(5_400_000_000_000));
+        assert_eq!(go_duration("1.5s"), Ok(1_500_000_000));
+        assert_eq!(go_duration(".5ms"), Ok(500_000));
+        assert_eq!(go_duration("300us"), Ok(300_000));
+        assert_eq!(go_duration("2µs"), Ok(2_000));
+        assert_eq!(go_duration("-2m"), Ok(-120_000_000_000));
+        assert_eq!(go_duration("1m0.25s10ns"), Ok(60_250_000_010));
+        for bad in ["", "5", "s", "5x", "1.s.", "3000000h", "1..5s", "- 1s"] {
+            assert!(go_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn created_at_like_go() {

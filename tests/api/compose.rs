@@ -1,7 +1,9 @@
 //! docker-compose 1.29 (Debian's `docker-compose`) against the service: a
 //! two-service project whose client reaches its web server by service
 //! name over the project's network, `up -d`, `ps`, `logs`, and `down -v`
-//! leaving no container, network or volume behind.
+//! leaving no container, network or volume behind; a service that
+//! `depends_on` another with `condition: service_healthy` started only once
+//! the other's health check, run by its monitor, said healthy.
 
 use std::process::Output;
 
@@ -59,9 +61,13 @@ volumes:
 /// version its file format needs (1.38 at most), which the service answers
 /// (it serves 1.24 to 1.41), so compose works as users run it.
 fn compose(w: &World, dir: &std::path::Path, args: &[&str]) -> Output {
+    compose_project(w, dir, "apitest", args)
+}
+
+fn compose_project(w: &World, dir: &std::path::Path, project: &str, args: &[&str]) -> Output {
     let mut c = w.client(COMPOSE);
     c.current_dir(dir)
-        .args(["-p", "apitest", "-f", "docker-compose.yml"])
+        .args(["-p", project, "-f", "docker-compose.yml"])
         .args(args);
     crate::support::output_within(c, None, crate::support::CLIENT_TIMEOUT)
 }
@@ -148,5 +154,73 @@ fn a_two_service_project_up_ps_logs_down() {
             "[{}] down -v left the volume:\n{vols}",
             w.who()
         );
+    }
+}
+
+/// `web` becomes healthy three seconds after it starts (its probe looks for
+/// a file it writes then); `app` depends on it being healthy.
+const HEALTHY_PROJECT: &str = r#"version: "2.4"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 3; touch /ready; sleep 1000 & wait"]
+    healthcheck:
+      test: ["CMD-SHELL", "test -f /ready"]
+      interval: 1s
+      retries: 60
+    stop_grace_period: 2s
+  app:
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
+    depends_on:
+      web:
+        condition: service_healthy
+    stop_grace_period: 2s
+"#;
+
+#[test]
+fn depends_on_service_healthy_waits_for_the_health_check() {
+    if !std::path::Path::new(COMPOSE).exists() {
+        loud(
+            "SKIPPED api compose healthy: docker-compose is not installed (apt-get install docker-compose)",
+        );
+        return;
+    }
+    for w in crate::support::worlds() {
+        let dir = w.env.user_dir("compose-healthy");
+        write_shared(&dir.join("docker-compose.yml"), HEALTHY_PROJECT);
+        let run = |args: &[&str]| compose_project(w, &dir, "apihealthy", args);
+        let up = run(&["up", "-d"]);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            assert!(
+                up.status.success(),
+                "[{}] compose up -d failed\nstdout: {}\nstderr: {}\nservice log: {}",
+                w.who(),
+                stdout(&up),
+                stderr(&up),
+                w.service_log()
+            );
+            let state = |name: &str| -> serde_json::Value {
+                let out = w.burrow_ok(&["inspect", "--format", "{{json .State}}", name]);
+                serde_json::from_str(&out).unwrap()
+            };
+            let (web, app) = (state("apihealthy_web_1"), state("apihealthy_app_1"));
+            assert_eq!(web["Health"]["Status"], "healthy", "[{}] {web}", w.who());
+            assert_eq!(app["Running"], true, "[{}] {app}", w.who());
+            let at = |v: &serde_json::Value| {
+                humantime::parse_rfc3339_weak(v["StartedAt"].as_str().unwrap()).unwrap()
+            };
+            let waited = at(&app).duration_since(at(&web)).unwrap_or_default();
+            assert!(
+                waited >= std::time::Duration::from_secs(3),
+                "[{}] app started {waited:?} after web, before web could be healthy",
+                w.who()
+            );
+        }));
+        let down = run(&["down"]);
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
+        assert!(down.status.success(), "[{}] {}", w.who(), stderr(&down));
     }
 }

@@ -1,0 +1,615 @@
+//! A container's health check: its schedule (the configured HEALTHCHECK
+//! with Docker's defaults), one probe run as an exec in the container with
+//! its output captured (the exec built once, started for each probe), and the state `inspect` shows as `State.Health`,
+//! kept in `health.json` beside the record (replaced whole, under
+//! `health.lock`, by whichever process probed) and updated by Docker's
+//! rules for each result.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::{kill, killpg, Signal};
+use serde::{Deserialize, Serialize};
+
+use super::{ContainerRecord, ExecOptions, Status};
+use crate::linux::process;
+use crate::sandbox::exec::{ExecSpec, Execd};
+use crate::sandbox::Stdio;
+use crate::store::Store;
+use crate::util::human;
+
+pub const STARTING: &str = "starting";
+pub const HEALTHY: &str = "healthy";
+pub const UNHEALTHY: &str = "unhealthy";
+
+const HEALTH_FILE: &str = "health.json";
+const LOCK_FILE: &str = "health.lock";
+/// Docker keeps the last five results.
+const MAX_LOG: usize = 5;
+/// Docker keeps the first 4096 bytes of a probe's output.
+pub const MAX_OUTPUT: usize = 4096;
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_START_INTERVAL: Duration = Duration::from_secs(5);
+const DEFAULT_RETRIES: u32 = 3;
+
+/// What the monitor does when the container becomes unhealthy (podman's
+/// `--health-on-failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    None,
+    Kill,
+    Restart,
+    Stop,
+}
+
+impl OnFailure {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "" | "none" => Ok(OnFailure::None),
+            "kill" => Ok(OnFailure::Kill),
+            "restart" => Ok(OnFailure::Restart),
+            "stop" => Ok(OnFailure::Stop),
+            other => Err(format!(
+                "invalid --health-on-failure {other:?}: none, kill, restart or stop"
+            )),
+        }
+    }
+
+    pub fn of(rec: &ContainerRecord) -> Self {
+        Self::parse(&rec.config.health_on_failure).unwrap_or(OnFailure::None)
+    }
+}
+
+/// When and how a container is probed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// The probe's command: `CMD`'s arguments, or the shell and `CMD-SHELL`'s.
+    pub argv: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub start_period: Duration,
+    pub start_interval: Duration,
+    pub retries: u32,
+}
+
+impl Schedule {
+    /// The container's probe, if it has one (`NONE` and no test: none).
+    pub fn of(rec: &ContainerRecord) -> Option<Schedule> {
+        let hc = rec.config.healthcheck.as_ref()?;
+        let argv = match hc.test.first().map(String::as_str) {
+            Some("CMD") => hc.test[1..].to_vec(),
+            Some("CMD-SHELL") => {
+                let mut v = rec
+                    .config
+                    .shell
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                v.extend(hc.test[1..].iter().cloned());
+                v
+            }
+            _ => return None,
+        };
+        if argv.is_empty() {
+            return None;
+        }
+        let or = |ns: i64, default: Duration| {
+            if ns > 0 {
+                Duration::from_nanos(ns as u64)
+            } else {
+                default
+            }
+        };
+        Some(Schedule {
+            argv,
+            interval: or(hc.interval, DEFAULT_INTERVAL),
+            timeout: or(hc.timeout, DEFAULT_TIMEOUT),
+            start_period: or(hc.start_period, Duration::ZERO),
+            start_interval: or(hc.start_interval, DEFAULT_START_INTERVAL),
+            retries: if hc.retries > 0 {
+                hc.retries.min(u32::MAX as i64) as u32
+            } else {
+                DEFAULT_RETRIES
+            },
+        })
+    }
+
+    /// The wait before the next probe, `since_start` after the container
+    /// started: the start interval while it is still starting within its
+    /// start period, else the interval.
+    pub fn next_wait(&self, since_start: Duration, status: &str) -> Duration {
+        if since_start < self.start_period && status == STARTING {
+            self.start_interval
+        } else {
+            self.interval
+        }
+    }
+}
+
+/// `State.Health`, as Docker writes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    pub status: String,
+    pub failing_streak: u32,
+    /// Oldest first.
+    pub log: Vec<ProbeResult>,
+}
+
+/// One probe's result (Docker's `HealthcheckResult`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProbeResult {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i32,
+    pub output: String,
+}
+
+impl ProbeResult {
+    /// A probe that could not run, or ran past its timeout.
+    pub fn failed(start: SystemTime, output: String) -> Self {
+        ProbeResult {
+            start: rfc3339(start),
+            end: human::now_rfc3339(),
+            exit_code: -1,
+            output,
+        }
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+impl Health {
+    /// Docker's words after `Up 5 seconds` in `ps`.
+    pub fn ps_text(&self) -> String {
+        if self.status == STARTING {
+            "health: starting".into()
+        } else {
+            self.status.clone()
+        }
+    }
+
+    /// Docker's rules for one result: success is `healthy` and no streak;
+    /// a failure counts unless the container is still starting within its
+    /// start period, and `retries` in a row make it `unhealthy`.
+    fn add(&mut self, result: ProbeResult, in_start_period: bool, retries: u32) {
+        self.log.push(result);
+        if self.log.len() > MAX_LOG {
+            let extra = self.log.len() - MAX_LOG;
+            self.log.drain(..extra);
+        }
+        let passed = self.log.last().is_some_and(|r| r.exit_code == 0);
+        if passed {
+            self.failing_streak = 0;
+            self.status = HEALTHY.into();
+        } else if !(self.status == STARTING && in_start_period) {
+            self.failing_streak += 1;
+            if self.failing_streak >= retries {
+                self.status = UNHEALTHY.into();
+            }
+        }
+    }
+}
+
+/// The stored state of container `id`, if it has been started with a
+/// health check.
+pub fn load(store: &Store, id: &str) -> Option<Health> {
+    let bytes = std::fs::read(store.container_dir(id).join(HEALTH_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn save(store: &Store, id: &str, h: &Health) {
+    let bytes = serde_json::to_vec(h).expect("health serializes");
+    if let Err(e) = store.replace(&store.container_dir(id).join(HEALTH_FILE), &bytes, false) {
+        tracing::warn!("recording the health of container {id}: {e}");
+    }
+}
+
+/// Held while the state is read, changed and written: a monitor and a
+/// `healthcheck run` may record at the same time.
+fn lock(store: &Store, id: &str) -> Option<Flock<std::fs::File>> {
+    let f = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(store.container_dir(id).join(LOCK_FILE))
+        .ok()?;
+    Flock::lock(f, FlockArg::LockExclusive).ok()
+}
+
+/// A new run of the container: `starting`, no failing streak, the log kept
+/// (Docker's reset at each start).
+pub fn reset(store: &Store, id: &str) {
+    let _lock = lock(store, id);
+    let mut h = load(store, id).unwrap_or_default();
+    h.status = STARTING.into();
+    h.failing_streak = 0;
+    save(store, id, &h);
+}
+
+/// Record `result` in the stored state and journal a change of status as
+/// Docker's `health_status: STATUS` event. Returns the status after it, and
+/// whether it changed.
+pub fn record(
+    store: &Store,
+    rec: &ContainerRecord,
+    result: ProbeResult,
+    in_start_period: bool,
+    retries: u32,
+) -> (String, bool) {
+    let (status, changed) = {
+        let _lock = lock(store, &rec.id);
+        let mut h = load(store, &rec.id).unwrap_or_else(|| Health {
+            status: STARTING.into(),
+            ..Default::default()
+        });
+        let before = h.status.clone();
+        h.add(result, in_start_period, retries);
+        // Removed meanwhile: nothing to write into.
+        if store.container_dir(&rec.id).is_dir() {
+            save(store, &rec.id, &h);
+        }
+        let changed = h.status != before;
+        (h.status, changed)
+    };
+    if changed {
+        super::events::record(store, rec, &format!("health_status: {status}"), &[]);
+    }
+    (status, changed)
+}
+
+/// What a probe runs: the exec of the health check's command, built once
+/// (environment, capabilities, the seccomp filter) and run for each probe.
+pub struct Prepared {
+    spec: ExecSpec,
+    cgroup: Option<PathBuf>,
+}
+
+impl Prepared {
+    pub fn new(
+        store: &Store,
+        rec: &ContainerRecord,
+        sched: &Schedule,
+        single_id: bool,
+    ) -> super::Result<Prepared> {
+        let opts = ExecOptions {
+            argv: sched.argv.clone(),
+            single_id,
+            // The probe's own pipe replaces it each time.
+            output: Some(1),
+            ..Default::default()
+        };
+        let spec = super::exec::exec_spec(store, rec, opts)?;
+        Ok(Prepared {
+            cgroup: spec.cgroup.clone(),
+            spec,
+        })
+    }
+
+    /// A paused container would hold the command stopped: Docker refuses
+    /// the exec, and the probe fails with that.
+    fn paused(&self, store: &Store, rec: &ContainerRecord) -> bool {
+        match &self.cgroup {
+            Some(dir) => {
+                std::fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            }
+            None => ContainerRecord::load(store, &rec.id)
+                .is_ok_and(|r| r.live_status(store) == Status::Paused),
+        }
+    }
+}
+
+/// Which of a running probe's descriptors is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProbeFd {
+    /// The joiner's report of the command's exit.
+    Report,
+    /// The command's stdout and stderr.
+    Output,
+}
+
+/// One probe in flight: the command exec'd in the container through the
+/// one exec path (a joiner enters the namespaces and forks it), its output
+/// and its exit report read from the caller's poll loop, so the caller
+/// never waits on it.
+pub struct Probe {
+    execd: Option<Execd>,
+    /// The joiner has reported the exit.
+    ended: bool,
+    output: Option<OwnedFd>,
+    out: Vec<u8>,
+    truncated: bool,
+    start: SystemTime,
+    /// When it started, on the monotonic clock.
+    pub started: Instant,
+    deadline: Instant,
+    timeout: Duration,
+    /// The result recorded when the deadline struck.
+    expired: Option<ProbeResult>,
+}
+
+impl Probe {
+    /// Start the prepared command in `rec`; one that cannot start is a
+    /// failed result at once, with why as its output.
+    pub fn start(
+        store: &Store,
+        rec: &ContainerRecord,
+        prepared: &mut Prepared,
+        timeout: Duration,
+    ) -> Result<Probe, ProbeResult> {
+        let start = SystemTime::now();
+        let started = Instant::now();
+        if prepared.paused(store, rec) {
+            return Err(ProbeResult::failed(
+                start,
+                format!(
+                    "Container {} is paused, unpause the container before exec",
+                    rec.id
+                ),
+            ));
+        }
+        let (out_r, out_w) =
+            process::pipe().map_err(|e| ProbeResult::failed(start, format!("pipe: {e}")))?;
+        let fd = out_w.as_raw_fd();
+        prepared.spec.process.stdio = Stdio::Pipes([0, fd, fd]);
+        let execd = super::exec::run(rec, &prepared.spec)
+            .map_err(|e| ProbeResult::failed(start, e.to_string()))?;
+        drop(out_w);
+        let _ = nix::fcntl::fcntl(
+            &out_r,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        Ok(Probe {
+            ended: execd.reported(),
+            execd: Some(execd),
+            output: Some(out_r),
+            out: Vec::new(),
+            truncated: false,
+            start,
+            started,
+            deadline: started + timeout,
+            timeout,
+            expired: None,
+        })
+    }
+
+    /// The descriptors to poll.
+    pub fn fds(&self) -> Vec<(ProbeFd, BorrowedFd<'_>)> {
+        let mut v = Vec::new();
+        if let (Some(e), false) = (&self.execd, self.ended) {
+            v.push((ProbeFd::Report, e.report_fd()));
+        }
+        if let Some(f) = &self.output {
+            v.push((ProbeFd::Output, f.as_fd()));
+        }
+        v
+    }
+
+    /// Read what `which` has.
+    pub fn readable(&mut self, which: ProbeFd) {
+        match which {
+            ProbeFd::Report => self.ended = true,
+            ProbeFd::Output => {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Some(f) = &self.output else { return };
+                    match nix::unistd::read(f.as_fd(), &mut buf) {
+                        Ok(0) => self.output = None,
+                        Ok(n) => self.keep_output(&buf[..n]),
+                        Err(nix::Error::EINTR) => continue,
+                        Err(nix::Error::EAGAIN) => return,
+                        Err(_) => self.output = None,
+                    }
+                }
+            }
+        }
+    }
+
+    fn keep_output(&mut self, data: &[u8]) {
+        let room = MAX_OUTPUT.saturating_sub(self.out.len());
+        self.out.extend_from_slice(&data[..data.len().min(room)]);
+        if data.len() > room {
+            self.truncated = true;
+        }
+    }
+
+    /// When it must have ended; None once it has been killed.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.expired.is_none().then_some(self.deadline)
+    }
+
+    /// Past its timeout: the result says so (Docker's words, with the
+    /// configured timeout), and the probe is killed.
+    pub fn expire(&mut self) {
+        if self.expired.is_some() {
+            return;
+        }
+        self.expired = Some(ProbeResult::failed(
+            self.start,
+            format!(
+                "Health check exceeded timeout ({})",
+                human::go_duration_string(self.timeout.as_nanos().min(i64::MAX as u128) as i64)
+            ),
+        ));
+        self.kill();
+    }
+
+    /// The command is a session leader (every exec'd process is): its
+    /// group takes what it started along.
+    fn kill(&self) {
+        if let Some(e) = &self.execd {
+            if killpg(e.pid, Signal::SIGKILL).is_err() {
+                let _ = kill(e.pid, Signal::SIGKILL);
+            }
+        }
+    }
+
+    /// The command has ended.
+    pub fn done(&self) -> bool {
+        self.ended || self.execd.is_none()
+    }
+
+    /// The result, once `done`.
+    pub fn finish(mut self) -> ProbeResult {
+        let code = self.execd.take().map(Execd::wait_relaying_signals);
+        // What the command wrote before it ended; a process it left behind
+        // holding the pipe is not waited for.
+        self.readable(ProbeFd::Output);
+        if let Some(r) = self.expired.take() {
+            return r;
+        }
+        let mut output = String::from_utf8_lossy(&self.out).into_owned();
+        if self.truncated {
+            output.push_str("...");
+        }
+        ProbeResult {
+            start: rfc3339(self.start),
+            end: human::now_rfc3339(),
+            exit_code: code.unwrap_or(-1),
+            output,
+        }
+    }
+}
+
+impl Drop for Probe {
+    /// A probe abandoned (the container ended) is killed and its joiner
+    /// reaped.
+    fn drop(&mut self) {
+        if self.execd.is_some() {
+            self.kill();
+            if let Some(e) = self.execd.take() {
+                e.wait_relaying_signals();
+            }
+        }
+    }
+}
+
+/// Run one probe now and wait for it (`healthcheck run`): its result.
+pub fn probe_now(
+    store: &Store,
+    rec: &ContainerRecord,
+    sched: &Schedule,
+    single_id: bool,
+) -> ProbeResult {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let started = SystemTime::now();
+    let mut prepared = match Prepared::new(store, rec, sched, single_id) {
+        Ok(p) => p,
+        Err(e) => return ProbeResult::failed(started, e.to_string()),
+    };
+    let mut p = match Probe::start(store, rec, &mut prepared, sched.timeout) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    while !p.done() {
+        let now = Instant::now();
+        if p.deadline().is_some_and(|d| now >= d) {
+            p.expire();
+        }
+        let timeout = p.deadline().map_or(PollTimeout::NONE, |d| {
+            let left = d.saturating_duration_since(now).as_millis().min(60_000) as i32;
+            PollTimeout::try_from(left + 1).unwrap_or(PollTimeout::NONE)
+        });
+        let (which, mut fds): (Vec<ProbeFd>, Vec<PollFd>) = p
+            .fds()
+            .into_iter()
+            .map(|(w, f)| (w, PollFd::new(f, PollFlags::POLLIN)))
+            .unzip();
+        if let Err(e) = poll(&mut fds, timeout) {
+            if e != nix::Error::EINTR {
+                break;
+            }
+        }
+        let ready: Vec<ProbeFd> = which
+            .into_iter()
+            .zip(&fds)
+            .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(w, _)| w)
+            .collect();
+        drop(fds);
+        for w in ready {
+            p.readable(w);
+        }
+    }
+    p.finish()
+}
+
+/// Whether a probe that starts `since_start` after the container started
+/// falls in its start period.
+pub fn in_start_period(sched: &Schedule, since_start: Duration) -> bool {
+    since_start < sched.start_period
+}
+
+/// How long ago `rec`'s current run started, by its record.
+pub fn since_started(rec: &ContainerRecord) -> Duration {
+    humantime::parse_rfc3339_weak(&rec.state.started_at)
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(code: i32) -> ProbeResult {
+        ProbeResult {
+            exit_code: code,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn docker_rules_for_results() {
+        let mut h = Health {
+            status: STARTING.into(),
+            ..Default::default()
+        };
+        // Failures in the start period do not count while starting.
+        h.add(result(1), true, 2);
+        h.add(result(1), true, 2);
+        assert_eq!((h.status.as_str(), h.failing_streak), (STARTING, 0));
+        h.add(result(1), false, 2);
+        assert_eq!((h.status.as_str(), h.failing_streak), (STARTING, 1));
+        h.add(result(0), false, 2);
+        assert_eq!((h.status.as_str(), h.failing_streak), (HEALTHY, 0));
+        // Once healthy, the start period no longer shields a failure.
+        h.add(result(1), true, 2);
+        assert_eq!((h.status.as_str(), h.failing_streak), (HEALTHY, 1));
+        h.add(result(-1), true, 2);
+        assert_eq!((h.status.as_str(), h.failing_streak), (UNHEALTHY, 2));
+        assert_eq!(h.log.len(), MAX_LOG);
+        assert_eq!(h.ps_text(), "unhealthy");
+    }
+
+    #[test]
+    fn the_next_probe_waits_the_start_interval_only_while_starting() {
+        let s = Schedule {
+            argv: vec!["true".into()],
+            interval: Duration::from_secs(30),
+            timeout: DEFAULT_TIMEOUT,
+            start_period: Duration::from_secs(10),
+            start_interval: Duration::from_secs(1),
+            retries: 3,
+        };
+        assert_eq!(
+            s.next_wait(Duration::from_secs(2), STARTING),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            s.next_wait(Duration::from_secs(2), HEALTHY),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            s.next_wait(Duration::from_secs(11), STARTING),
+            Duration::from_secs(30)
+        );
+    }
+}
