@@ -23,6 +23,7 @@
 #   port     port.sh     published-port throughput vs direct and podman
 #   build    build.sh    burrow build vs podman build
 #   api      api.sh      docker run/ps through the API service vs burrow run
+#   health   health.sh   the monitors' CPU with 50 containers probed every second
 #                        and podman system service
 #
 # Run it as root (as on the project's machines): every part runs its tools
@@ -46,9 +47,9 @@ out=${OUT_DIR:-$repo/bench/results/$day}
 # shellcheck source=bench/lib.sh
 source "$repo/bench/lib.sh"
 
-all_parts=(start density listing import pull port build api)
+all_parts=(start density listing import pull port build api health)
 declare -A script=([start]=run.sh [density]=density.sh [listing]=listing.sh [import]=import.sh
-	[pull]=pull.sh [port]=port.sh [build]=build.sh [api]=api.sh)
+	[pull]=pull.sh [port]=port.sh [build]=build.sh [api]=api.sh [health]=health.sh)
 declare -A needs_root=([pull]=1 [port]=1 [build]=1 [api]=1)
 IFS=, read -ra parts <<<"${ONLY:-$(
 	IFS=,
