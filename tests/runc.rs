@@ -365,6 +365,94 @@ fn bundles_from_runc_and_crun_spec_rootless_run() {
     }
 }
 
+/// `burrow bundle IMAGE DIR` writes a bundle that burrow-runc and runc
+/// itself run as they are, as both test users; a second bundle into the
+/// same directory, and one of an image that does not exist, are refused.
+#[test]
+fn burrow_bundle_writes_a_bundle_runc_runs() {
+    let have_runc = Command::new("runc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_runc {
+        common::loud("SKIPPED running `burrow bundle`'s bundle with runc: runc is not installed (apt-get install runc)");
+    }
+    for env in common::users("bundle") {
+        let who = env.who;
+        env.import_busybox("busybox");
+        let pm = Podman::new(&env);
+        let dir = env.user_dir("made").join("bb");
+        let out = env.ok(["bundle", "busybox", dir.to_str().unwrap()]);
+        assert_eq!(out.trim(), dir.to_str().unwrap(), "[{who:?}]");
+        assert!(dir.join("rootfs/bin/busybox").is_file(), "[{who:?}]");
+        let path = dir.join("config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            config["process"]["args"],
+            serde_json::json!(["sh"]),
+            "[{who:?}] the image's Cmd"
+        );
+        let lines = if who == Who::Range { 2 } else { 1 };
+        assert_eq!(
+            config["linux"]["uidMappings"].as_array().unwrap().len(),
+            lines,
+            "[{who:?}] {}",
+            config["linux"]
+        );
+        config["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "echo $(id -u) $(hostname) $(wc -l < /proc/self/uid_map)"
+        ]);
+        std::fs::write(&path, config.to_string()).unwrap();
+        env.share(&path);
+        let want = format!("0 burrow {lines}\n");
+        let state_root = env.user_dir("bundle-state");
+        let o = pm.runtime(&[
+            "--root",
+            state_root.to_str().unwrap(),
+            "run",
+            "--bundle",
+            dir.to_str().unwrap(),
+            "made-bb",
+        ]);
+        assert!(o.status.success(), "[{who:?}] burrow-runc: {}", stderr(&o));
+        assert_eq!(stdout(&o), want, "[{who:?}] burrow-runc");
+        if have_runc {
+            let runc_root = env.user_dir("bundle-runc");
+            let mut c = pm.base(Path::new("runc"));
+            c.args(["--root", runc_root.to_str().unwrap(), "run", "--bundle"])
+                .arg(&dir)
+                .arg("made-bb-runc");
+            let o = c.output().unwrap();
+            assert!(o.status.success(), "[{who:?}] runc: {}", stderr(&o));
+            assert_eq!(stdout(&o), want, "[{who:?}] runc");
+        }
+        let o = env.run(["bundle", "busybox", dir.to_str().unwrap()]);
+        assert_eq!(
+            o.status.code(),
+            Some(125),
+            "[{who:?}] a bundle into a full directory"
+        );
+        assert!(
+            stderr(&o).contains("is not empty"),
+            "[{who:?}] {}",
+            stderr(&o)
+        );
+        let o = env.run([
+            "bundle",
+            "no-such-image",
+            env.user_dir("made").join("x").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "[{who:?}] {}", stderr(&o));
+        assert!(
+            !env.user_dir("made").join("x").exists(),
+            "[{who:?}] nothing written for a missing image"
+        );
+    }
+}
+
 #[test]
 fn burrow_runc_lifecycle_with_a_user_namespace_from_the_bundle() {
     for env in common::users("runc-userns") {

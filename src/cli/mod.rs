@@ -2,6 +2,7 @@
 //! one thin file per verb.
 
 mod build;
+mod bundle;
 mod commit;
 mod completion;
 mod cp;
@@ -124,6 +125,8 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Export a container's filesystem as a tar archive
     Export(export::ExportArgs),
+    /// Write an image as an OCI runtime bundle (rootfs and config.json)
+    Bundle(bundle::BundleArgs),
     /// Wait for containers to end and print their exit codes
     Wait(stop::WaitArgs),
     /// List containers
@@ -640,6 +643,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => {
             export::run(root, a)
         }
+        Command::Bundle(a) => bundle::run(root, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(root, a),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(root, a),
         Command::Image(ImageCommand::Prune(a)) => prune::run_images(root, a),

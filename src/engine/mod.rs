@@ -10,6 +10,7 @@
 pub mod archives;
 pub mod attach;
 pub mod build;
+pub mod bundle;
 pub mod catalog;
 pub mod changes;
 pub mod containers;

@@ -45,8 +45,9 @@ pub use crate::linux::channel::{Failure, Step};
 pub use mounts::{MountOp, DEVICES, DEV_LINKS, MASKED_PATHS, READONLY_PATHS};
 pub use process::{enter_bundle, BundleInit, Process, Stdio, DEFAULT_PATH};
 pub use report::relay_signalfd;
+pub use rootfs_copy::flatten_layers;
 pub use spawn::{start, start_with, BeforeSetup, Started};
-pub use user::resolve as resolve_user;
+pub use user::{resolve as resolve_user, Ids as UserIds};
 
 use crate::linux::userns::IdMapping;
 
