@@ -31,7 +31,7 @@ cd "$(dirname "$0")/.."
 # install docker-py 7 and testcontainers-python 4 from PyPI into a venv.
 # docker.io also brings dockerd and containerd: they are installed without
 # being started (policy-rc.d below), and no test ever starts them.
-packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman runc crun gcc libc6-dev passt slirp4netns curl iproute2 python3 catatonit bindfs fuse-overlayfs docker.io docker-compose python3-docker python3-venv)
+packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman runc crun containerd rootlesskit gcc libc6-dev passt slirp4netns curl iproute2 python3 catatonit bindfs fuse-overlayfs docker.io docker-compose python3-docker python3-venv)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -327,7 +327,10 @@ pub fn invoked_as_runtime(args: &[String]) -> Option<Vec<String>> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    if prog.as_deref() == Some("burrow-runc") {
+    // Named `runc` too: a link of that name first on an engine's PATH
+    // makes burrow the runtime it runs by default (containerd's runc shim
+    // runs `runc` from its PATH when no binary is configured).
+    if matches!(prog.as_deref(), Some("burrow-runc" | "runc")) {
         return Some(args.to_vec());
     }
     if args.get(1).map(String::as_str) == Some("runtime") {
