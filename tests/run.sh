@@ -30,8 +30,11 @@ cd "$(dirname "$0")/.."
 # `burrow system service` with the real clients; python3-venv: they
 # install docker-py 7 and testcontainers-python 4 from PyPI into a venv.
 # docker.io also brings dockerd and containerd: they are installed without
-# being started (policy-rc.d below), and no test ever starts them.
-packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman runc crun containerd rootlesskit gcc libc6-dev passt slirp4netns curl iproute2 python3 catatonit bindfs fuse-overlayfs docker.io docker-compose python3-docker python3-venv)
+# being started (policy-rc.d below), and no test starts the system's
+# services. tests/containerd.rs runs its own rootless containerd under
+# rootlesskit as a test user; tests/slurm.rs its own munged, slurmctld and
+# slurmd on a private configuration, key and ports.
+packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman runc crun containerd rootlesskit slurmctld slurmd slurm-client munge gcc libc6-dev passt slirp4netns curl iproute2 python3 catatonit bindfs fuse-overlayfs docker.io docker-compose python3-docker python3-venv)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
