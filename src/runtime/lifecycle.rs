@@ -35,6 +35,7 @@ use super::bundle::{self, Config, Plan, ProcessPlan, UserNs};
 use super::state::{self, Dir, Saved, Status};
 use super::{CreateArgs, ExecArgs, Log, Verb};
 use crate::linux::channel::{channel, ChannelError, Message, Receiver, Sender};
+use crate::linux::newuser::{self, GrantError};
 use crate::linux::{process, userns};
 use crate::sandbox::seccomp::Seccomp;
 use crate::sandbox::{self, Failure, Process, Stdio, Step};
@@ -230,13 +231,19 @@ fn create_in(
         }
     };
     if plan.user_ns == UserNs::Create {
-        up_rx.wait_id_map_request().map_err(early)?;
-        if let Err(e) = userns::write_given_maps(setup, &plan.uid_map, &plan.gid_map) {
-            let _ = kill(setup, Signal::SIGKILL);
-            let _ = process::wait_exit_code(setup);
-            return Err(e.into());
+        let granted = newuser::grant_maps(&mut up_rx, &mut down_tx, || {
+            userns::write_given_maps(setup, &plan.uid_map, &plan.gid_map)
+        });
+        match granted {
+            // Gone after its maps were written: its own report says why.
+            Ok(()) | Err(GrantError::Tell(_)) => {}
+            Err(GrantError::Request(e)) => return Err(early(e)),
+            Err(GrantError::Write(e)) => {
+                let _ = kill(setup, Signal::SIGKILL);
+                let _ = process::wait_exit_code(setup);
+                return Err(e.into());
+            }
         }
-        let _ = down_tx.id_maps_written();
     }
     drop(down_tx);
     let pid = up_rx.wait_pid(|_| {}).map_err(early)?;
@@ -367,20 +374,8 @@ fn setup(
             setns(CloneFlags::CLONE_NEWUSER, p)?;
         }
         UserNs::Create => {
-            if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
-                let mut f = Failure::sys(Step::Unshare, e, 1);
-                if matches!(
-                    e,
-                    nix::Error::EPERM | nix::Error::ENOSPC | nix::Error::EINVAL
-                ) {
-                    f.detail = userns::disabled_message();
-                }
-                return Err(f);
-            }
-            let lost = |_| Failure::new(Step::IdMaps, "the runtime did not write the id maps", 1);
-            up.request_id_maps()
-                .map_err(|e| Failure::io(Step::IdMaps, &e, 1))?;
-            down.wait_id_maps_written().map_err(lost)?;
+            newuser::unshare(CloneFlags::CLONE_NEWUSER, 1)?;
+            newuser::await_maps(up, &mut down, 1)?;
         }
     }
     drop(down);
