@@ -22,3 +22,4 @@ pub mod systemd;
 pub mod tap;
 pub mod tty;
 pub mod userns;
+pub mod worker;
