@@ -7,7 +7,6 @@ use std::io;
 use nix::sched::CloneFlags;
 
 use super::channel::{ChannelError, Failure, Receiver, Sender, Step};
-use super::userns;
 
 /// unshare(2) `flags`, `CLONE_NEWUSER` among them. A refusal that means
 /// unprivileged user namespaces are off (EPERM, ENOSPC, EINVAL) carries how
@@ -19,7 +18,7 @@ pub fn unshare(flags: CloneFlags, code: i32) -> Result<(), Failure> {
             e,
             nix::Error::EPERM | nix::Error::ENOSPC | nix::Error::EINVAL
         ) {
-            f.detail = userns::disabled_message();
+            f.detail = disabled_message();
         }
         f
     })
@@ -56,4 +55,32 @@ pub fn grant_maps<E>(
     up.wait_id_map_request().map_err(GrantError::Request)?;
     write().map_err(GrantError::Write)?;
     down.id_maps_written().map_err(GrantError::Tell)
+}
+
+/// The fix for "user namespaces do not work", for the host we are on.
+pub fn disabled_message() -> String {
+    let mut msg = String::from(
+        "cannot create a user namespace: unprivileged user namespaces are disabled on this host",
+    );
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+    {
+        if v.trim() == "1" {
+            msg.push_str(
+                " (AppArmor restricts them: run `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0` or add an AppArmor profile for burrow)",
+            );
+            return msg;
+        }
+    }
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone") {
+        if v.trim() == "0" {
+            msg.push_str(" (run `sudo sysctl kernel.unprivileged_userns_clone=1`)");
+            return msg;
+        }
+    }
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/user/max_user_namespaces") {
+        if v.trim() == "0" {
+            msg.push_str(" (run `sudo sysctl user.max_user_namespaces=15000`)");
+        }
+    }
+    msg
 }

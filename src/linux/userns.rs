@@ -11,7 +11,7 @@ use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Pid, Uid};
 
 use super::channel::{self, ChannelError, Failure, Step};
-use super::newuser::{self, GrantError};
+use super::newuser::{self, disabled_message, GrantError};
 use super::process;
 
 /// A contiguous range of subordinate ids from /etc/subuid or /etc/subgid.
@@ -57,34 +57,6 @@ pub enum UsernsError {
         #[source]
         source: nix::Error,
     },
-}
-
-/// The fix for "user namespaces do not work", for the host we are on.
-pub fn disabled_message() -> String {
-    let mut msg = String::from(
-        "cannot create a user namespace: unprivileged user namespaces are disabled on this host",
-    );
-    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
-    {
-        if v.trim() == "1" {
-            msg.push_str(
-                " (AppArmor restricts them: run `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0` or add an AppArmor profile for burrow)",
-            );
-            return msg;
-        }
-    }
-    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone") {
-        if v.trim() == "0" {
-            msg.push_str(" (run `sudo sysctl kernel.unprivileged_userns_clone=1`)");
-            return msg;
-        }
-    }
-    if let Ok(v) = std::fs::read_to_string("/proc/sys/user/max_user_namespaces") {
-        if v.trim() == "0" {
-            msg.push_str(" (run `sudo sysctl user.max_user_namespaces=15000`)");
-        }
-    }
-    msg
 }
 
 impl IdMapping {
