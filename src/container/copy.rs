@@ -19,10 +19,11 @@ use nix::unistd::{unlinkat, UnlinkatFlags};
 use super::{ContainerError, ContainerRecord, Result};
 use crate::exit;
 use crate::image::layer::{apply_layer_at, ApplyOptions, IdPolicy};
-use crate::linux::channel::{channel, ChannelError, Failure, Sender, Step};
+use crate::linux::channel::{ChannelError, Failure, Step};
 use crate::linux::fs::{dir_flags, open_dir, openat_in_root, remove_all_at};
 use crate::linux::ns::Namespaces;
 use crate::linux::userns::{run_in_userns, IdMapping};
+use crate::linux::worker;
 use crate::linux::{mount, process};
 use crate::sandbox::RootfsMode;
 use crate::store::Store;
@@ -49,26 +50,13 @@ fn copy_failure(e: &std::io::Error, path: &Path) -> Failure {
 }
 
 /// A worker's outcome as it arrived, or how it ended without one.
-fn outcome(r: std::result::Result<(), ChannelError>, pid: nix::unistd::Pid) -> Result<()> {
-    let code = process::wait_exit_code(pid).unwrap_or(1);
-    match r {
+fn outcome(w: worker::Worker) -> Result<()> {
+    let (word, code) = w.wait();
+    let code = code.unwrap_or(1);
+    match word {
         Ok(()) => Ok(()),
         Err(ChannelError::Failed(f)) => Err(other(f)),
         Err(_) => Err(other(format!("copy failed ({code})"))),
-    }
-}
-
-/// Run `job` and send its outcome; returns the worker's exit code.
-fn report(tx: &mut Sender, job: impl FnOnce() -> std::result::Result<(), Failure>) -> i32 {
-    match job() {
-        Ok(()) => {
-            tx.done();
-            0
-        }
-        Err(f) => {
-            tx.failed(f);
-            1
-        }
     }
 }
 
@@ -103,18 +91,16 @@ pub fn copy(
     };
 
     // The host worker first (a plain fork), then the container worker.
-    let (mut tx, mut rx) = channel().map_err(other)?;
-    let keep = [host_end.as_raw_fd(), tx.as_raw_fd()];
-    let host_pid = process::fork_child(move || {
-        process::close_fds_except(&keep);
-        report(&mut tx, || host_side(host_end))
+    let host_worker = worker::spawn(move |report| {
+        process::close_fds_except(&[host_end.as_raw_fd(), report]);
+        host_side(host_end)
     })
     .map_err(other)?;
     // The closure (and with it the host worker's pipe and channel ends) is
     // gone from this process: only the workers hold the pipe, so each sees
     // EOF in time.
     let inside = in_container(store, rec, mapping, ctr_end, ctr_side);
-    let host = outcome(rx.wait_done(), host_pid);
+    let host = outcome(host_worker);
     // The unpacking side's failure is the cause; the packing side then
     // only saw the pipe close (EPIPE, SIGPIPE).
     match dir {
@@ -432,22 +418,17 @@ fn in_container(
             .pid1_start(store)
             .ok_or_else(|| ContainerError::NotRunning(rec.name.clone()))?;
         let ns = Namespaces::open(Path::new("/proc"), rec.state.pid, start).map_err(other)?;
-        let (mut tx, mut rx) = channel().map_err(other)?;
-        let keep = [fd.as_raw_fd(), tx.as_raw_fd()];
-        let pid = process::fork_child(move || {
-            report(&mut tx, move || {
-                let joined = ns.join();
-                // Its descriptors are closed here, not by close_fds_except
-                // under it (dropping an OwnedFd already closed aborts).
-                drop(ns);
-                joined
-                    .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
-                process::close_fds_except(&keep);
-                f(fd)
-            })
+        let w = worker::spawn(move |report| {
+            let joined = ns.join();
+            // Its descriptors are closed here, not by close_fds_except
+            // under it (dropping an OwnedFd already closed aborts).
+            drop(ns);
+            joined.map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
+            process::close_fds_except(&[fd.as_raw_fd(), report]);
+            f(fd)
         })
         .map_err(other)?;
-        return outcome(rx.wait_done(), pid);
+        return outcome(w);
     }
     // Stopped: mount its rootfs privately and chroot into it. (chroot is
     // fine here: nothing after it creates a user namespace.)

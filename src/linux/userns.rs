@@ -11,6 +11,7 @@ use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Pid, Uid};
 
 use super::channel::{self, ChannelError, Failure, Step};
+use super::newuser::{self, disabled_message, GrantError};
 use super::process;
 
 /// A contiguous range of subordinate ids from /etc/subuid or /etc/subgid.
@@ -56,34 +57,6 @@ pub enum UsernsError {
         #[source]
         source: nix::Error,
     },
-}
-
-/// The fix for "user namespaces do not work", for the host we are on.
-pub fn disabled_message() -> String {
-    let mut msg = String::from(
-        "cannot create a user namespace: unprivileged user namespaces are disabled on this host",
-    );
-    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
-    {
-        if v.trim() == "1" {
-            msg.push_str(
-                " (AppArmor restricts them: run `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0` or add an AppArmor profile for burrow)",
-            );
-            return msg;
-        }
-    }
-    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone") {
-        if v.trim() == "0" {
-            msg.push_str(" (run `sudo sysctl kernel.unprivileged_userns_clone=1`)");
-            return msg;
-        }
-    }
-    if let Ok(v) = std::fs::read_to_string("/proc/sys/user/max_user_namespaces") {
-        if v.trim() == "0" {
-            msg.push_str(" (run `sudo sysctl user.max_user_namespaces=15000`)");
-        }
-    }
-    msg
 }
 
 impl IdMapping {
@@ -375,11 +348,11 @@ where
         {
             return 1;
         }
-        if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
-            up_tx.failed(Failure::sys(Step::Unshare, e, 1));
+        if let Err(f) = newuser::unshare(CloneFlags::CLONE_NEWUSER, 1) {
+            up_tx.failed(f);
             return 1;
         }
-        if up_tx.request_id_maps().is_err() || down_rx.wait_id_maps_written().is_err() {
+        if newuser::await_maps(&mut up_tx, &mut down_rx, 1).is_err() {
             return 1;
         }
         match f() {
@@ -399,13 +372,11 @@ where
     })?;
     // The child's channel ends were moved into the closure, which fork_child
     // dropped in this process: reads below see EOF when the child is done.
-    let answer = match up_rx.wait_id_map_request() {
-        Ok(()) => mapping.apply(child).and_then(|()| {
-            down_tx
-                .id_maps_written()
-                .map_err(|e| UsernsError::Child(e.to_string()))
-        }),
-        Err(e) => Err(outcome(e)),
+    let answer = match newuser::grant_maps(&mut up_rx, &mut down_tx, || mapping.apply(child)) {
+        Ok(()) => Ok(()),
+        Err(GrantError::Request(e)) => Err(outcome(e)),
+        Err(GrantError::Write(e)) => Err(e),
+        Err(GrantError::Tell(e)) => Err(UsernsError::Child(e.to_string())),
     };
     drop(down_tx);
     let done = match answer {

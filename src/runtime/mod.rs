@@ -2,11 +2,15 @@
 //! engines (podman through conmon, containerd through go-runc) drive. A
 //! third front end beside `cli/` and `monitor/`: it reads a bundle's
 //! `config.json`, translates it into the sandbox's process path
-//! (`bundle.rs`), and keeps runc's lifecycle (`lifecycle.rs`): `create`
-//! leaves init blocked on a FIFO until `start`, writes the pid file and
-//! exits, so the engine's shim (a subreaper) becomes init's parent.
+//! (`bundle.rs`), and keeps runc's lifecycle (`lifecycle.rs`, with
+//! `create.rs`, `exec.rs` and `hooks.rs`): `create` leaves init blocked on
+//! a FIFO until `start`, writes the pid file and exits, so the engine's
+//! shim (a subreaper) becomes init's parent.
 
 mod bundle;
+mod create;
+mod exec;
+mod hooks;
 mod lifecycle;
 mod state;
 

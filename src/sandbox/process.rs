@@ -421,35 +421,48 @@ fn wait_for_start(gate: RawFd) -> Result<(), Failure> {
 
 /// The failure `exec` would report if no candidate for `argv[0]` exists.
 fn find_program(argv: &[String], env: &[String]) -> Result<(), Failure> {
+    let (prog, candidates) = exec_candidates(argv, env)?;
+    if candidates.iter().any(|c| c.exists()) {
+        return Ok(());
+    }
+    Err(not_found(prog))
+}
+
+/// `argv[0]`, and where execvp would look for it: the path itself when it
+/// has a slash, else each directory of the container's PATH (Docker's when
+/// the image sets none).
+fn exec_candidates<'a>(
+    argv: &'a [String],
+    env: &[String],
+) -> Result<(&'a str, Vec<PathBuf>), Failure> {
     let prog = argv
         .first()
         .ok_or_else(|| Failure::new(Step::Exec, "no command specified", exit::BURROW))?;
-    if prog.contains('/') {
-        if Path::new(prog).exists() {
-            return Ok(());
-        }
-        return Err(Failure::new(
-            Step::Exec,
-            format!("{prog:?}: stat {prog}: no such file or directory"),
-            exit::NOT_FOUND,
-        ));
-    }
     let path_var = env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH);
-    if path_var
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .any(|d| Path::new(d).join(prog).exists())
-    {
-        return Ok(());
-    }
-    Err(Failure::new(
-        Step::Exec,
-        format!("{prog:?}: executable file not found in $PATH"),
-        exit::NOT_FOUND,
-    ))
+    let candidates = if prog.contains('/') {
+        vec![PathBuf::from(prog)]
+    } else {
+        path_var
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(prog))
+            .collect()
+    };
+    Ok((prog, candidates))
+}
+
+/// Docker's words (and exit code) for a program none of whose candidates
+/// exists.
+fn not_found(prog: &str) -> Failure {
+    let detail = if prog.contains('/') {
+        format!("{prog:?}: stat {prog}: no such file or directory")
+    } else {
+        format!("{prog:?}: executable file not found in $PATH")
+    };
+    Failure::new(Step::Exec, detail, exit::NOT_FOUND)
 }
 
 fn setup_stdio(p: &Process, terminal: Option<RawFd>) -> Result<(), Failure> {
@@ -568,22 +581,7 @@ fn exec(
     preserve_fds: u32,
     trampoline: Option<&File>,
 ) -> Result<Never, Failure> {
-    let prog = argv
-        .first()
-        .ok_or_else(|| Failure::new(Step::Exec, "no command specified", exit::BURROW))?;
-    let path_var = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH);
-    let candidates: Vec<PathBuf> = if prog.contains('/') {
-        vec![PathBuf::from(prog)]
-    } else {
-        path_var
-            .split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| Path::new(d).join(prog))
-            .collect()
-    };
+    let (prog, candidates) = exec_candidates(argv, env)?;
     let c_argv = cstrings(argv)?;
     let c_env = cstrings(env)?;
     process::reset_signals();
@@ -630,7 +628,7 @@ fn exec(
             }
         }
     }
-    let detail = if let Some((p, e)) = denied {
+    if let Some((p, e)) = denied {
         let what = if e == nix::Error::ENOEXEC {
             "exec format error"
         } else if p.is_dir() {
@@ -643,10 +641,6 @@ fn exec(
             format!("{prog:?}: {what}"),
             exit::CANNOT_RUN,
         ));
-    } else if prog.contains('/') {
-        format!("{prog:?}: stat {prog}: no such file or directory")
-    } else {
-        format!("{prog:?}: executable file not found in $PATH")
-    };
-    Err(Failure::new(Step::Exec, detail, exit::NOT_FOUND))
+    }
+    Err(not_found(prog))
 }

@@ -17,7 +17,8 @@ use super::{
 };
 use crate::exit;
 use crate::linux::channel::{channel, ChannelError, Message, Receiver, Sender};
-use crate::linux::{cgroup, fuse_overlay, mount, process, userns};
+use crate::linux::newuser::{self, GrantError};
+use crate::linux::{cgroup, fuse_overlay, mount, process};
 
 /// A container whose command is running.
 #[derive(Debug)]
@@ -135,25 +136,25 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
     };
 
     // Step 1: the inner process has unshared its user namespace; map it.
-    up_rx.wait_id_map_request().map_err(early(Step::Unshare))?;
-    if let Err(e) = spec.mapping.apply(inner) {
-        return Err(gone(Failure::new(
-            Step::IdMaps,
-            e.to_string(),
-            exit::BURROW,
-        )));
-    }
-    // The container's cgroup: the inner process enters it before it mounts
-    // anything, so PID 1 and all it forks are born inside; we (the
-    // monitor) stay outside.
-    if let Some(cg) = &spec.cgroup {
-        if let Err(e) = cgroup::move_pid(&cg.dir, inner.as_raw()) {
-            return Err(gone(
-                Failure::new(Step::Cgroup, e.to_string(), exit::BURROW).at(&cg.dir),
-            ));
+    let granted = newuser::grant_maps(&mut up_rx, &mut down_tx, || {
+        spec.mapping
+            .apply(inner)
+            .map_err(|e| Failure::new(Step::IdMaps, e.to_string(), exit::BURROW))?;
+        // The container's cgroup: the inner process enters it before it
+        // mounts anything, so PID 1 and all it forks are born inside; we
+        // (the monitor) stay outside.
+        if let Some(cg) = &spec.cgroup {
+            cgroup::move_pid(&cg.dir, inner.as_raw())
+                .map_err(|e| Failure::new(Step::Cgroup, e.to_string(), exit::BURROW).at(&cg.dir))?;
         }
+        Ok(())
+    });
+    match granted {
+        // Gone after its maps were written: its own report says why.
+        Ok(()) | Err(GrantError::Tell(_)) => {}
+        Err(GrantError::Request(e)) => return Err(early(Step::Unshare)(e)),
+        Err(GrantError::Write(f)) => return Err(gone(f)),
     }
-    let _ = down_tx.id_maps_written();
 
     // Step 2: the inner process mounts the rootfs and forks PID 1.
     let mut rootfs = RootfsMode::Overlay;
@@ -254,19 +255,12 @@ fn inner_main(
     if spec.private_network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    if let Err(e) = nix::sched::unshare(flags) {
-        let mut f = Failure::sys(Step::Unshare, e, exit::BURROW);
-        if matches!(
-            e,
-            nix::Error::EPERM | nix::Error::ENOSPC | nix::Error::EINVAL
-        ) {
-            f.detail = userns::disabled_message();
-        }
+    if let Err(f) = newuser::unshare(flags, exit::BURROW) {
         up.failed(f);
         return exit::BURROW;
     }
     // Step 2: wait until the caller has written our id maps.
-    if up.request_id_maps().is_err() || down.wait_id_maps_written().is_err() {
+    if newuser::await_maps(&mut up, &mut down, exit::BURROW).is_err() {
         return exit::BURROW;
     }
     // A new network namespace has loopback down; we hold CAP_NET_ADMIN in

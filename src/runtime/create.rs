@@ -1,0 +1,407 @@
+//! `create`: the process tree of an OCI bundle's process, up to init
+//! blocked on the exec FIFO.
+//!
+//! ```text
+//! burrow-runc create (engine's child)   reads the bundle, compiles seccomp,
+//!                                       writes id maps, the pid file, state
+//!  └─ setup process                     rlimits, umask; user namespace (new
+//!                                       or joined), other namespaces joined
+//!                                       by path, the rest unshared; exits
+//!                                       once init is forked
+//!      └─ init (PID 1 of a new pid ns)  sandbox::enter_bundle: the bundle's
+//!                                       mounts, pivot_root, hostname, user,
+//!                                       caps, seccomp; says Done, blocks on
+//!                                       the exec FIFO until `start`, execs
+//! ```
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+
+use super::bundle::{self, Config, Plan, ProcessPlan, UserNs};
+use super::hooks::run_hook;
+use super::state::{self, Dir, Saved, Status};
+use super::{CreateArgs, Log};
+use crate::linux::channel::{channel, ChannelError, Message, Receiver, Sender};
+use crate::linux::newuser::{self, GrantError};
+use crate::linux::{process, userns};
+use crate::sandbox::seccomp::Seccomp;
+use crate::sandbox::{self, Failure, Process, Stdio, Step};
+
+/// `create`: everything up to init blocked on the exec FIFO.
+pub(super) fn create(root: &Path, log: &Log, a: &CreateArgs) -> Result<Saved> {
+    let dir = Dir::new(root, &a.id)?;
+    let bundle = match &a.bundle {
+        Some(b) => std::path::absolute(b)?,
+        None => std::env::current_dir()?,
+    };
+    let cfg = Config::read_file(&bundle.join(&a.config))?;
+    let plan = bundle::plan(&cfg, &bundle)?;
+    if a.no_pivot {
+        log.debug("--no-pivot: burrow-runc always uses pivot_root");
+    }
+    if let Some(linux) = cfg.spec.linux() {
+        if let Some(p) = linux.cgroups_path() {
+            log.debug(&format!(
+                "cgroupsPath {} and linux.resources ignored: burrow-runc places no container in a cgroup (rootless, as crun does without delegation)",
+                p.display()
+            ));
+        }
+        if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            log.debug("linux.devices ignored: only the default devices are bound");
+        }
+    }
+    if !root.exists() {
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        // The exec FIFOs below are writable by anyone who reaches them.
+        let _ = std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    }
+    dir.make()?;
+    match create_in(&dir, log, a, &cfg, &plan, &bundle) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            let _ = dir.remove();
+            Err(e)
+        }
+    }
+}
+
+fn create_in(
+    dir: &Dir,
+    log: &Log,
+    a: &CreateArgs,
+    cfg: &Config,
+    plan: &Plan,
+    bundle: &Path,
+) -> Result<Saved> {
+    let fifo = dir.fifo();
+    // Writable by the container's user, whoever that is (as runc's); the
+    // state directory keeps everyone else out.
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+        .and_then(|()| {
+            nix::sys::stat::fchmodat(
+                nix::fcntl::AT_FDCWD,
+                &fifo,
+                Mode::from_bits_truncate(0o622),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+        })
+        .with_context(|| format!("creating {}", fifo.display()))?;
+    let gate = nix::fcntl::open(&fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .with_context(|| format!("opening {}", fifo.display()))?;
+
+    // The console socket: init sends the master of a pty it opens in the
+    // container's devpts.
+    let console = if plan.process.terminal {
+        let path = a
+            .console_socket
+            .as_ref()
+            .ok_or_else(|| anyhow!("process.terminal is set: --console-socket is required"))?;
+        Some(
+            std::os::unix::net::UnixStream::connect(path)
+                .with_context(|| format!("connecting to console socket {}", path.display()))?,
+        )
+    } else {
+        None
+    };
+    let stdio = match &console {
+        Some(s) => Stdio::ConsoleSocket(s.as_raw_fd()),
+        None => Stdio::Inherit,
+    };
+    let profile = cfg.seccomp_profile()?;
+    let proc = to_process(
+        &plan.process,
+        Seccomp::build(profile.as_ref(), plan.process.caps.bounding),
+        stdio,
+        true,
+    );
+    if let Seccomp::Unusable(why) = &proc.seccomp {
+        bail!("linux.seccomp: {why}");
+    }
+
+    let pipe = |e: std::io::Error| anyhow!("creating a pipe: {e}");
+    let (up_tx, mut up_rx) = channel().map_err(pipe)?;
+    let (mut down_tx, down_rx) = channel().map_err(pipe)?;
+    let (exec_tx, mut exec_rx) = channel().map_err(pipe)?;
+    let mut keep = vec![
+        up_tx.as_raw_fd(),
+        down_rx.as_raw_fd(),
+        exec_tx.as_raw_fd(),
+        gate.as_raw_fd(),
+    ];
+    keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
+    // --preserve-fds: the engine's descriptors 3..3+N reach the process.
+    keep.extend((0..a.preserve_fds as i32).map(|i| 3 + i));
+    let gate_fd = gate.as_raw_fd();
+    let preserve_fds = a.preserve_fds;
+    let setup = process::fork_child(|| {
+        process::close_fds_except(&keep);
+        setup_main(plan, &proc, gate_fd, preserve_fds, up_tx, down_rx, exec_tx)
+    })
+    .map_err(|e| anyhow!("forking: {e}"))?;
+    drop(gate);
+    drop(console);
+
+    let early = |e: ChannelError| -> anyhow::Error {
+        let code = process::wait_exit_code(setup).unwrap_or(1);
+        match e {
+            ChannelError::Failed(f) => anyhow!("{f}"),
+            ChannelError::Closed => {
+                anyhow!("setting up the container ended early (exit code {code})")
+            }
+            e => anyhow!("setting up the container: {e}"),
+        }
+    };
+    if plan.user_ns == UserNs::Create {
+        let granted = newuser::grant_maps(&mut up_rx, &mut down_tx, || {
+            userns::write_given_maps(setup, &plan.uid_map, &plan.gid_map)
+        });
+        match granted {
+            // Gone after its maps were written: its own report says why.
+            Ok(()) | Err(GrantError::Tell(_)) => {}
+            Err(GrantError::Request(e)) => return Err(early(e)),
+            Err(GrantError::Write(e)) => {
+                let _ = kill(setup, Signal::SIGKILL);
+                let _ = process::wait_exit_code(setup);
+                return Err(e.into());
+            }
+        }
+    }
+    drop(down_tx);
+    let pid = up_rx.wait_pid(|_| {}).map_err(early)?;
+    let _ = process::wait_exit_code(setup);
+    let init = Pid::from_raw(pid);
+    let fail = |e: anyhow::Error| {
+        let _ = kill(init, Signal::SIGKILL);
+        e
+    };
+    match exec_rx.recv() {
+        Ok(Message::Done) => {}
+        Ok(Message::Failed(f)) => return Err(fail(anyhow!("{f}"))),
+        Ok(m) => return Err(fail(anyhow!("unexpected report from init: {m:?}"))),
+        Err(_) => return Err(fail(anyhow!("init ended while setting up the container"))),
+    }
+
+    let start_time = process::start_time(Path::new("/proc"), pid)
+        .ok_or_else(|| anyhow!("init (pid {pid}) is gone"))?;
+    let saved = Saved {
+        id: dir.id.clone(),
+        pid,
+        start_time,
+        bundle: bundle.to_path_buf(),
+        rootfs: plan.root.clone(),
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        owner: String::new(),
+        annotations: cfg
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    };
+    if let Some(hooks) = cfg.spec.hooks() {
+        #[allow(deprecated)]
+        let prestart = hooks.prestart().clone().unwrap_or_default();
+        let create_runtime = hooks.create_runtime().clone().unwrap_or_default();
+        let state = state::state_json(&saved, Status::Created);
+        for h in &prestart {
+            run_hook("prestart", h, &state).map_err(fail)?;
+        }
+        for h in &create_runtime {
+            run_hook("createRuntime", h, &state).map_err(fail)?;
+        }
+        if hooks
+            .create_container()
+            .as_ref()
+            .is_some_and(|v| !v.is_empty())
+            || hooks
+                .start_container()
+                .as_ref()
+                .is_some_and(|v| !v.is_empty())
+        {
+            log.debug("createContainer and startContainer hooks are not run");
+        }
+    }
+    if let Some(p) = &a.pid_file {
+        write_pid_file(p, pid).map_err(fail)?;
+    }
+    dir.save(&saved).map_err(|e| fail(e.into()))?;
+    Ok(saved)
+}
+
+/// The setup process (see the module comment). Returns its exit code.
+fn setup_main(
+    plan: &Plan,
+    proc: &Process,
+    gate: std::os::fd::RawFd,
+    preserve_fds: u32,
+    mut up: Sender,
+    down: Receiver,
+    exec_tx: Sender,
+) -> i32 {
+    match setup(plan, proc, (gate, preserve_fds), &mut up, down, exec_tx) {
+        Ok(()) => 0,
+        Err(f) => {
+            up.failed(f);
+            1
+        }
+    }
+}
+
+fn setup(
+    plan: &Plan,
+    proc: &Process,
+    (gate, preserve_fds): (std::os::fd::RawFd, u32),
+    up: &mut Sender,
+    mut down: Receiver,
+    mut exec_tx: Sender,
+) -> Result<(), Failure> {
+    // Inherited by init: rlimits, umask, OOM score.
+    for (name, soft, hard) in &plan.process.rlimits {
+        let Some(res) = rlimit_resource(name) else {
+            return Err(Failure::new(
+                Step::Rlimit,
+                format!("unknown rlimit {name}"),
+                1,
+            ));
+        };
+        if let Err(e) = nix::sys::resource::setrlimit(res, *soft, *hard) {
+            return Err(Failure::new(
+                Step::Rlimit,
+                format!("{name} soft {soft} hard {hard}: {e}"),
+                1,
+            ));
+        }
+    }
+    if let Some(m) = plan.process.umask {
+        nix::sys::stat::umask(Mode::from_bits_truncate(m));
+    }
+    if let Some(adj) = plan.process.oom_score_adj {
+        // Lowering it needs CAP_SYS_RESOURCE in the initial namespace;
+        // rootless, the engine's value stands where it may.
+        let _ = std::fs::write("/proc/self/oom_score_adj", adj.to_string());
+    }
+    let setns = |flag: CloneFlags, path: &Path| -> Result<(), Failure> {
+        let f = std::fs::File::open(path)
+            .map_err(|e| Failure::io(Step::JoinNamespaces, &e, 1).at(path))?;
+        nix::sched::setns(f.as_fd(), flag)
+            .map_err(|e| Failure::sys(Step::JoinNamespaces, e, 1).at(path))
+    };
+
+    // The user namespace first: it owns whatever is created after it.
+    match &plan.user_ns {
+        UserNs::Inherit => {}
+        UserNs::Join(p) => {
+            setns(CloneFlags::CLONE_NEWUSER, p)?;
+        }
+        UserNs::Create => {
+            newuser::unshare(CloneFlags::CLONE_NEWUSER, 1)?;
+            newuser::await_maps(up, &mut down, 1)?;
+        }
+    }
+    drop(down);
+    // Not dumpable from here until init execs the container's program: a
+    // process already in namespaces we join must not trace init or read it
+    // (runc's CVE-2016-9962). Until the id maps were written we had to be:
+    // the runtime writes them through our /proc/PID files.
+    process::set_dumpable(false).map_err(|e| Failure::sys(Step::Dumpable, e, 1))?;
+    for (flag, path) in &plan.join {
+        setns(*flag, path)?;
+    }
+    if let Err(e) = nix::sched::unshare(plan.create) {
+        return Err(Failure::sys(Step::Unshare, e, 1));
+    }
+    if plan.create.contains(CloneFlags::CLONE_NEWNET) {
+        if let Err(e) = crate::linux::net::loopback_up() {
+            return Err(Failure::sys(Step::Loopback, e, 1));
+        }
+    }
+    // setgroups(2) works unless it was denied for a single-id map.
+    let groups_allowed = std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() == "allow")
+        .unwrap_or(false);
+
+    let up_fd = up.as_raw_fd();
+    let init = process::fork_child(|| {
+        let _ = nix::unistd::close(up_fd);
+        let init = sandbox::BundleInit {
+            root: &plan.root,
+            mounts: &plan.ops,
+            hostname: plan.hostname.as_deref(),
+            domainname: plan.domainname.as_deref(),
+            start_gate: gate,
+            preserve_fds,
+        };
+        sandbox::enter_bundle(&init, proc, groups_allowed, &mut exec_tx)
+    });
+    let pid = init.map_err(|e| Failure::sys(Step::Fork, e.errno(), 1))?;
+    drop(exec_tx);
+    up.pid(pid.as_raw());
+    Ok(())
+}
+
+/// The sandbox's process for a bundle's (or `exec`'s) process object.
+pub(super) fn to_process(
+    p: &ProcessPlan,
+    seccomp: Seccomp,
+    stdio: Stdio,
+    outlives_parent: bool,
+) -> Process {
+    Process {
+        argv: p.argv.clone(),
+        env: p.env.clone(),
+        cwd: p.cwd.clone(),
+        user: format!("{}:{}", p.uid, p.gid),
+        caps: p.caps.bounding,
+        seccomp,
+        fake_ids: false,
+        // The engine decides what stdin is (a pipe, /dev/null).
+        stdin: true,
+        stdio,
+        init: false,
+        init_program: None,
+        no_new_privs: p.no_new_privs,
+        groups: Some(p.groups.clone()),
+        outlives_parent,
+        cap_sets: Some(p.caps),
+    }
+}
+
+/// runc writes the bare number, through a temp file and a rename.
+pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = std::path::absolute(path)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, pid.to_string())
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("writing pid file {}", path.display()))
+}
+
+fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
+    use nix::sys::resource::Resource as R;
+    Some(match name {
+        "RLIMIT_AS" => R::RLIMIT_AS,
+        "RLIMIT_CORE" => R::RLIMIT_CORE,
+        "RLIMIT_CPU" => R::RLIMIT_CPU,
+        "RLIMIT_DATA" => R::RLIMIT_DATA,
+        "RLIMIT_FSIZE" => R::RLIMIT_FSIZE,
+        "RLIMIT_LOCKS" => R::RLIMIT_LOCKS,
+        "RLIMIT_MEMLOCK" => R::RLIMIT_MEMLOCK,
+        "RLIMIT_MSGQUEUE" => R::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => R::RLIMIT_NICE,
+        "RLIMIT_NOFILE" => R::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => R::RLIMIT_NPROC,
+        "RLIMIT_RSS" => R::RLIMIT_RSS,
+        "RLIMIT_RTPRIO" => R::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => R::RLIMIT_RTTIME,
+        "RLIMIT_SIGPENDING" => R::RLIMIT_SIGPENDING,
+        "RLIMIT_STACK" => R::RLIMIT_STACK,
+        _ => return None,
+    })
+}
