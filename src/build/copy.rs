@@ -6,9 +6,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::context::{self, Packed};
-use super::dockerfile::{self, Instruction};
+use super::dockerfile::{self, Instruction, InstructionError};
 use super::execute::{Builder, Stage};
-use super::stage;
+use super::{stage, StepError};
 use crate::store;
 
 impl Builder<'_> {
@@ -17,26 +17,25 @@ impl Builder<'_> {
         st: &mut Stage,
         ins: &Instruction,
         args: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let kw = ins.keyword.as_str();
         let mut parts = match dockerfile::exec_form(args) {
             Some(v) => v,
-            None => dockerfile::words(args, self.escape)?,
+            None => dockerfile::words(args, self.escape).map_err(InstructionError::from)?,
         };
         if parts.len() < 2 {
-            return Err(format!(
-                "{kw} requires at least two arguments: SOURCE... DEST"
-            ));
+            return Err(StepError::CopyArgs(kw.to_string()));
         }
         let dest_arg = parts.pop().unwrap_or_default();
         let dest = st.in_workdir(&dest_arg);
         let dir_dest = dest.ends_with('/') || dest_arg == "." || dest_arg.ends_with("/.");
         let dest = format!("/{}", context::clean(&dest).join("/"));
         let vars = st.vars();
-        let flag = |name: &str| -> Result<Option<String>, String> {
+        let flag = |name: &str| -> Result<Option<String>, StepError> {
             ins.flag(name)
                 .map(|v| dockerfile::substitute(v, &vars, self.escape))
                 .transpose()
+                .map_err(StepError::from)
         };
         let chmod = match flag("chmod")? {
             None => None,
@@ -44,23 +43,19 @@ impl Builder<'_> {
                 u32::from_str_radix(&m, 8)
                     .ok()
                     .filter(|m| *m <= 0o7777)
-                    .ok_or_else(|| format!("--chmod={m}: expected an octal mode"))?,
+                    .ok_or_else(|| StepError::Chmod(m.clone()))?,
             ),
         };
         let chown = flag("chown")?;
         let from = flag("from")?;
         if kw == "ADD" {
             if let Some(url) = parts.iter().find(|p| p.contains("://")) {
-                return Err(format!("ADD {url}: remote sources are not supported yet"));
+                return Err(StepError::Remote(url.clone()));
             }
         }
-        let staging = self
-            .store
-            .staging("build-copy", self.mapping)
-            .map_err(|e| e.to_string())?;
+        let staging = self.store.staging("build-copy", self.mapping)?;
         let tar_path = staging.join("copy.tar");
-        let create =
-            || std::fs::File::create(&tar_path).map_err(|e| format!("{}: {e}", tar_path.display()));
+        let create = || std::fs::File::create(&tar_path).map_err(io_at(&tar_path));
         // ADD of one local archive unpacks it into the destination.
         if kw == "ADD" && parts.len() == 1 {
             if let Some(hash) = self.add_archive(&parts[0], &tar_path)? {
@@ -104,9 +99,7 @@ impl Builder<'_> {
                 name: packed.entries.first().cloned().unwrap_or_default(),
             }
         } else if packed.sources > 1 && !dir_dest {
-            return Err(format!(
-                "when using {kw} with more than one source file, the destination must be a directory and end with a /"
-            ));
+            return Err(StepError::ManySources(kw.to_string()));
         } else {
             stage::Place::Into(dest.clone())
         };
@@ -127,7 +120,7 @@ impl Builder<'_> {
 
     /// When `src` (in the context) is a tar archive, plain or compressed,
     /// write its tar to `out` and return the tar's hash.
-    fn add_archive(&self, src: &str, out: &Path) -> Result<Option<String>, String> {
+    fn add_archive(&self, src: &str, out: &Path) -> Result<Option<String>, StepError> {
         let rel = context::clean(src);
         if rel.iter().any(|p| p.contains(['*', '?', '['])) {
             return Ok(None);
@@ -138,7 +131,7 @@ impl Builder<'_> {
         if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
             return Ok(None);
         }
-        let err = |e: std::io::Error| format!("{}: {e}", path.display());
+        let err = io_at(&path);
         let mut head = Vec::new();
         std::fs::File::open(&path)
             .map_err(err)?
@@ -149,7 +142,7 @@ impl Builder<'_> {
             return Ok(None);
         }
         let f = std::fs::File::open(&path).map_err(err)?;
-        let (_, mut r) = crate::image::compress::decoder(f).map_err(|e| e.to_string())?;
+        let (_, mut r) = crate::image::compress::decoder(f)?;
         let mut w = HashWrite {
             inner: std::fs::File::create(out).map_err(err)?,
             hasher: <sha2::Sha256 as sha2::Digest>::new(),
@@ -172,5 +165,13 @@ impl<W: Write> Write for HashWrite<W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// An I/O error on `path`, the path kept.
+fn io_at(path: &Path) -> impl Fn(std::io::Error) -> StepError + Copy + '_ {
+    move |source| StepError::Io {
+        path: path.to_path_buf(),
+        source,
     }
 }

@@ -8,9 +8,9 @@ use oci_spec::image::History;
 
 use super::cache::{self, Cache, Cached};
 use super::context::{self, Source};
-use super::dockerfile::{self, Dockerfile, Instruction};
+use super::dockerfile::{self, Dockerfile, Instruction, InstructionError};
 use super::plan::{self, Args};
-use super::{fail, output, stage, BuildError, BuildEvent, BuildOptions, Host};
+use super::{output, stage, BuildError, BuildEvent, BuildOptions, Host, StepError};
 use crate::container::{self, CreateOptions, NetworkOptions};
 use crate::image::commit::{self as image_commit, CommitOptions};
 use crate::image::config::ImageRuntimeConfig;
@@ -19,7 +19,7 @@ use crate::store::{self, Store};
 
 /// A step's work when the cache has no result: the new image's id, or
 /// None when nothing changed.
-type Make<'b> = dyn FnMut(&mut Builder<'_>, &Stage) -> Result<Option<String>, String> + 'b;
+type Make<'b> = dyn FnMut(&mut Builder<'_>, &Stage) -> Result<Option<String>, StepError> + 'b;
 
 /// The stage being built.
 #[derive(Debug, Clone, Default)]
@@ -185,15 +185,12 @@ impl Builder<'_> {
             ));
         }
         for t in &self.opts.tags {
-            let _lock = self
-                .store
-                .lock_exclusive()
-                .map_err(|e| fail(e.to_string()))?;
-            let mut repos = self.store.repositories().map_err(|e| fail(e.to_string()))?;
+            let _lock = self.store.lock_exclusive().map_err(StepError::from)?;
+            let mut repos = self.store.repositories().map_err(StepError::from)?;
             repos.insert(t.to_string(), final_id.clone());
             self.store
                 .save_repositories(&repos)
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(StepError::from)?;
         }
         for t in &self.opts.tags {
             self.say(&format!("Successfully tagged {t}"));
@@ -215,7 +212,10 @@ impl Builder<'_> {
             self.say(&format!("{prefix}STEP {}/{total}: {text}", n + 1));
             let at = format!("STEP {} (Dockerfile:{}): {}", n + 1, ins.line, text);
             self.step(&mut st, ins, globals)
-                .map_err(|msg| BuildError { at: Some(at), msg })?;
+                .map_err(|source| BuildError {
+                    at: Some(at),
+                    source,
+                })?;
         }
         // The stage's image: its last commit plus what changed since.
         if is_final {
@@ -234,18 +234,17 @@ impl Builder<'_> {
             (Some(id), true) => id.clone(),
             _ => self
                 .finish(&st)
-                .map_err(|msg| BuildError { at: None, msg })?,
+                .map_err(|source| BuildError { at: None, source })?,
         };
         self.show_id(&id);
         Ok(id)
     }
 
     /// Commit the stage's config changes since its last layer (cached).
-    fn finish(&mut self, st: &Stage) -> Result<String, String> {
+    fn finish(&mut self, st: &Stage) -> Result<String, StepError> {
         if st.pending.is_empty() {
             if let Some(id) = &st.image {
-                let (_, now) =
-                    crate::image::config::load(self.store, id).map_err(|e| e.to_string())?;
+                let (_, now) = crate::image::config::load(self.store, id)?;
                 if now == st.runtime {
                     return Ok(id.clone());
                 }
@@ -261,8 +260,7 @@ impl Builder<'_> {
             history_before: st.pending.clone(),
             ..Default::default()
         };
-        let id = image_commit::commit_config(self.store, st.image.as_deref(), &opts)
-            .map_err(|e| e.to_string())?;
+        let id = image_commit::commit_config(self.store, st.image.as_deref(), &opts)?;
         self.made(&id);
         self.cache.put(&key, &Cached::Image(id.clone()));
         Ok(id)
@@ -281,7 +279,7 @@ impl Builder<'_> {
         st: &mut Stage,
         ins: &Instruction,
         globals: &BTreeMap<String, String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let kw = ins.keyword.as_str();
         let args = if dockerfile::substitutes(kw) && kw != "ARG" && kw != "FROM" {
             dockerfile::substitute(&ins.args, &st.vars(), self.escape)?
@@ -291,7 +289,7 @@ impl Builder<'_> {
         match kw {
             "FROM" => {
                 let text = dockerfile::substitute(&ins.args, globals, self.escape)?;
-                let w = dockerfile::words(&text, self.escape)?;
+                let w = dockerfile::words(&text, self.escape).map_err(InstructionError::from)?;
                 let base = w.first().cloned().unwrap_or_default();
                 st.name = plan::stage_name(ins, self.escape)?;
                 st.image = if base == "scratch" {
@@ -300,11 +298,7 @@ impl Builder<'_> {
                     Some(self.image_of(&base)?)
                 };
                 st.runtime = match &st.image {
-                    Some(id) => {
-                        crate::image::config::load(self.store, id)
-                            .map_err(|e| e.to_string())?
-                            .1
-                    }
+                    Some(id) => crate::image::config::load(self.store, id)?.1,
                     None => ImageRuntimeConfig::default(),
                 };
                 self.onbuild_triggers(st, globals)?;
@@ -326,7 +320,7 @@ impl Builder<'_> {
     }
 
     /// WORKDIR: the directory made on the stage's filesystem (cached).
-    fn workdir_step(&mut self, st: &mut Stage, args: &str) -> Result<(), String> {
+    fn workdir_step(&mut self, st: &mut Stage, args: &str) -> Result<(), StepError> {
         let nop = |text: &str| format!("/bin/sh -c #(nop) {text}");
         let dir = format!("/{}", context::clean(&st.in_workdir(args)).join("/"));
         st.runtime.working_dir = dir.clone();
@@ -349,7 +343,7 @@ impl Builder<'_> {
         &mut self,
         st: &mut Stage,
         globals: &BTreeMap<String, String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let Some(triggers) = st.runtime.docker.on_build.take() else {
             return Ok(());
         };
@@ -358,7 +352,10 @@ impl Builder<'_> {
         }
         self.say(&format!("--> Executing {} build triggers", triggers.len()));
         for t in triggers {
-            let err = |e: String| format!("ONBUILD trigger {t:?}: {e}");
+            let err = |e: StepError| StepError::Trigger {
+                trigger: t.clone(),
+                source: Box::new(e),
+            };
             // Checked again: the image may come from anywhere.
             let ins = dockerfile::onbuild_trigger(&dockerfile::Instruction {
                 line: 0,
@@ -367,7 +364,7 @@ impl Builder<'_> {
                 args: t.clone(),
                 heredoc: None,
             })
-            .map_err(err)?;
+            .map_err(|e| err(e.into()))?;
             self.say(&format!("--> Trigger: {}", ins.text()));
             self.step(st, &ins, globals).map_err(err)?;
         }
@@ -376,7 +373,7 @@ impl Builder<'_> {
 
     /// An image for FROM or `COPY --from`: an earlier stage by name or
     /// index, else an image (pulled when missing).
-    pub(super) fn image_of(&mut self, name: &str) -> Result<String, String> {
+    pub(super) fn image_of(&mut self, name: &str) -> Result<String, StepError> {
         let lower = name.to_ascii_lowercase();
         if let Some((_, id)) = self
             .done
@@ -388,15 +385,20 @@ impl Builder<'_> {
         if let Ok(n) = name.parse::<usize>() {
             return match self.done.get(n) {
                 Some((_, id)) => Ok(id.clone()),
-                None => Err(format!("no stage {n} before this one")),
+                None => Err(StepError::NoStage(n)),
             };
         }
-        self.host.image(name).map_err(|e| format!("{e:#}"))
+        self.host.image(name).map_err(StepError::Host)
     }
 
     /// Look the step up in the cache, else do it: `make` returns the new
     /// image id, or None when it changed nothing.
-    fn cached(&mut self, st: &mut Stage, key: String, make: &mut Make<'_>) -> Result<(), String> {
+    fn cached(
+        &mut self,
+        st: &mut Stage,
+        key: String,
+        make: &mut Make<'_>,
+    ) -> Result<(), StepError> {
         match self.cache.get(self.store, &key) {
             Some(Cached::Image(id)) => {
                 self.say(&format!("--> Using cache {}", store::hex_of(&id)));
@@ -424,7 +426,7 @@ impl Builder<'_> {
         what: &str,
         plan: stage::Plan,
         created_by: String,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         self.fs_step_keyed(st, what, "", plan, created_by)
     }
 
@@ -435,14 +437,11 @@ impl Builder<'_> {
         content: &str,
         plan: stage::Plan,
         created_by: String,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let key = cache::key(&[&st.key_base(), what, content]);
         let mut plan = Some(plan);
         self.cached(st, key, &mut |b, st| {
-            let staging = b
-                .store
-                .staging("build", b.mapping)
-                .map_err(|e| e.to_string())?;
+            let staging = b.store.staging("build", b.mapping)?;
             let plan = plan.take().expect("made once");
             if !stage::apply(b.store, b.mapping, st.image.as_deref(), &staging, plan)? {
                 return Ok(None);
@@ -455,8 +454,7 @@ impl Builder<'_> {
                 st.image.as_deref(),
                 &image_commit::ChangesFrom::Upper(staging.join("upper")),
                 &opts,
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             for n in done.notes {
                 b.note(format!("note: {n}"));
             }
@@ -464,9 +462,9 @@ impl Builder<'_> {
         })
     }
 
-    fn run_step(&mut self, st: &mut Stage, ins: &Instruction) -> Result<(), String> {
+    fn run_step(&mut self, st: &mut Stage, ins: &Instruction) -> Result<(), StepError> {
         let argv = match (&ins.heredoc, ins.exec_form()) {
-            (Some(_), Some(_)) => return Err("a heredoc needs the shell form".into()),
+            (Some(_), Some(_)) => return Err(StepError::HeredocExecForm),
             (None, Some(v)) => v,
             (None, None) => [st.shell(), vec![ins.args.clone()]].concat(),
             // `RUN <<EOF` alone runs the body as a script; otherwise the
@@ -480,7 +478,7 @@ impl Builder<'_> {
             }
         };
         if argv.is_empty() {
-            return Err("RUN needs a command".into());
+            return Err(StepError::NoCommand);
         }
         // ARGs reach RUN as environment (ENV wins); they are part of the key.
         let mut env = st.runtime.env.clone();
@@ -500,7 +498,7 @@ impl Builder<'_> {
         ]);
         self.cached(st, key, &mut |b, st| {
             let Some(image) = st.image.clone() else {
-                return Err("there is nothing to run in a stage FROM scratch with no files".into());
+                return Err(StepError::NothingToRun);
             };
             b.run_container(st, &image, &argv, &env, &created_by)
                 .map(Some)
@@ -516,7 +514,7 @@ impl Builder<'_> {
         argv: &[String],
         env: &[String],
         created_by: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, StepError> {
         let non_empty = |s: &String| (!s.is_empty()).then(|| s.clone());
         let opts = CreateOptions {
             image: image.to_string(),
@@ -533,8 +531,8 @@ impl Builder<'_> {
             ..Default::default()
         };
         let mut rec = {
-            let _lock = self.store.lock_shared().map_err(|e| e.to_string())?;
-            container::create(self.store, self.mapping, &opts).map_err(|e| e.to_string())?
+            let _lock = self.store.lock_shared()?;
+            container::create(self.store, self.mapping, &opts)?
         };
         let run = self.opts.run.clone();
         let ran = if self.opts.forward_output {
@@ -550,13 +548,13 @@ impl Builder<'_> {
                 run.helper_path,
             )
         };
-        let result = ran.map_err(|e| e.to_string()).and_then(|code| match code {
+        let result = ran.map_err(StepError::from).and_then(|code| match code {
             0 => {
                 let opts = st.commit_options(created_by.to_string());
                 container::commit::commit(self.store, self.mapping, &mut rec, opts, false)
-                    .map_err(|e| e.to_string())
+                    .map_err(StepError::from)
             }
-            n => Err(format!("exit code {n}")),
+            n => Err(StepError::ExitCode(n)),
         });
         let removed = container::remove(self.store, &rec, self.mapping, true)
             .and_then(|()| container::remove_anonymous_volumes(self.store, self.mapping, &rec));
@@ -575,7 +573,7 @@ impl Builder<'_> {
 }
 
 /// The instructions that only change the stage's config.
-fn configure(st: &mut Stage, ins: &Instruction, args: &str, escape: char) -> Result<(), String> {
+fn configure(st: &mut Stage, ins: &Instruction, args: &str, escape: char) -> Result<(), StepError> {
     let kw = ins.keyword.as_str();
     let nop = |text: &str| format!("/bin/sh -c #(nop) {text}");
     match kw {
@@ -616,14 +614,14 @@ fn configure(st: &mut Stage, ins: &Instruction, args: &str, escape: char) -> Res
         }
         "USER" | "EXPOSE" | "VOLUME" | "STOPSIGNAL" => {
             crate::image::change::apply_change(&mut st.runtime, &format!("{kw} {args}"))
-                .map_err(|e| e.reason)?;
+                .map_err(StepError::Change)?;
             st.note(nop(&format!("{kw} {args}")));
         }
         "SHELL" => {
             let shell = ins
                 .exec_form()
                 .filter(|v| !v.is_empty())
-                .ok_or("SHELL requires the arguments to be in JSON form")?;
+                .ok_or(StepError::ShellForm)?;
             st.note(nop(&format!(
                 "SHELL {}",
                 serde_json::to_string(&shell).unwrap_or_default()
@@ -643,7 +641,7 @@ fn configure(st: &mut Stage, ins: &Instruction, args: &str, escape: char) -> Res
                 .push(trigger.text());
             st.note(nop(&format!("ONBUILD {}", trigger.text())));
         }
-        other => return Err(format!("{other} is not supported")),
+        other => return Err(StepError::Unsupported(other.to_string())),
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod context;
 mod copy;
 pub mod dockerfile;
+mod error;
 mod execute;
 pub mod output;
 mod plan;
@@ -19,6 +20,8 @@ pub mod stage;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+pub use self::error::{BuildError, StepError};
 
 use self::cache::Cache;
 use self::context::{Ignore, Source};
@@ -57,22 +60,6 @@ pub struct BuildOptions {
     pub run: RunEnv,
 }
 
-/// A failed build: the step it failed at, when there is one.
-#[derive(Debug, thiserror::Error)]
-#[error("{}{msg}", at.as_ref().map(|a| format!("building at {a}: ")).unwrap_or_default())]
-pub struct BuildError {
-    /// `STEP n (Dockerfile:LINE): INSTRUCTION`.
-    pub at: Option<String>,
-    pub msg: String,
-}
-
-pub(super) fn fail(msg: impl Into<String>) -> BuildError {
-    BuildError {
-        at: None,
-        msg: msg.into(),
-    }
-}
-
 /// What a build says on its way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildEvent {
@@ -104,11 +91,9 @@ pub fn build<'a>(
     dockerfile: &Dockerfile,
     host: &'a mut dyn Host,
 ) -> Result<String, BuildError> {
-    let ignore = Ignore::read(&opts.context).map_err(|e| {
-        fail(format!(
-            "reading {}/.dockerignore: {e}",
-            opts.context.display()
-        ))
+    let ignore = Ignore::read(&opts.context).map_err(|source| StepError::Ignore {
+        dir: opts.context.clone(),
+        source,
     })?;
     let mut b = Builder {
         store,

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::dockerfile::{self, Dockerfile, Instruction};
-use super::{fail, BuildError};
+use super::dockerfile::{self, Dockerfile, Instruction, InstructionError};
+use super::{BuildError, StepError};
 
 /// ARGs Docker defines without a declaration (proxies).
 const PREDEFINED_ARGS: &[&str] = &[
@@ -43,7 +43,7 @@ impl<'a> Args<'a> {
         args: &str,
         inherited: &BTreeMap<String, String>,
         escape: char,
-    ) -> Result<Vec<(String, String)>, String> {
+    ) -> Result<Vec<(String, String)>, InstructionError> {
         let text = dockerfile::substitute(args, inherited, escape)?;
         let mut out = Vec::new();
         for w in dockerfile::words(&text, escape)? {
@@ -52,7 +52,7 @@ impl<'a> Args<'a> {
                 None => (w.clone(), None),
             };
             if name.is_empty() {
-                return Err(format!("ARG {w:?}: a name is needed"));
+                return Err(InstructionError::ArgName(w));
             }
             let value = match self.given.get(&name) {
                 Some(v) => {
@@ -113,9 +113,9 @@ pub(super) fn plan<'d>(
             s.push(i);
         } else {
             // Only ARG parses before the first FROM.
-            let at = |m: String| BuildError {
+            let at = |e: InstructionError| BuildError {
                 at: Some(format!("Dockerfile:{}", i.line)),
-                msg: m,
+                source: e.into(),
             };
             let earlier = globals.clone();
             for (k, v) in args.declare(&i.args, &earlier, df.escape).map_err(at)? {
@@ -135,14 +135,17 @@ pub(super) fn plan<'d>(
         Some(t) => stages
             .iter()
             .position(|s| s.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))
-            .ok_or_else(|| fail(format!("target stage {t:?} could not be found")))?,
+            .ok_or_else(|| StepError::NoTarget(t.to_string()))?,
     };
     stages.truncate(last + 1);
     Ok(Plan { globals, stages })
 }
 
 /// The `AS name` of a FROM, lower case (Docker's stage names are).
-pub(super) fn stage_name(from: &Instruction, escape: char) -> Result<Option<String>, String> {
+pub(super) fn stage_name(
+    from: &Instruction,
+    escape: char,
+) -> Result<Option<String>, InstructionError> {
     let w = dockerfile::words(&from.args, escape)?;
     match w.as_slice() {
         [_] => Ok(None),
@@ -152,11 +155,11 @@ pub(super) fn stage_name(from: &Instruction, escape: char) -> Result<Option<Stri
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
                 && name.starts_with(|c: char| c.is_ascii_alphabetic());
             if !ok {
-                return Err(format!("invalid stage name {name:?}"));
+                return Err(InstructionError::StageName(name.clone()));
             }
             Ok(Some(name.to_ascii_lowercase()))
         }
-        _ => Err("FROM takes IMAGE [AS NAME]".into()),
+        _ => Err(InstructionError::FromArgs),
     }
 }
 
@@ -241,11 +244,11 @@ mod tests {
         let df = dockerfile::parse("FROM a AS 1x\nFROM b as c d\nFROM c AS ok.-_\n").unwrap();
         let i = &df.instructions;
         assert_eq!(
-            stage_name(&i[0], '\\').unwrap_err(),
+            stage_name(&i[0], '\\').unwrap_err().to_string(),
             "invalid stage name \"1x\""
         );
         assert_eq!(
-            stage_name(&i[1], '\\').unwrap_err(),
+            stage_name(&i[1], '\\').unwrap_err().to_string(),
             "FROM takes IMAGE [AS NAME]"
         );
         assert_eq!(stage_name(&i[2], '\\').unwrap(), Some("ok.-_".into()));
