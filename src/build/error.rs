@@ -19,14 +19,14 @@ use crate::store::StoreError;
 pub struct BuildError {
     /// `STEP n (Dockerfile:LINE): INSTRUCTION`, or `Dockerfile:LINE`.
     pub at: Option<String>,
-    pub source: StepError,
+    pub source: Box<StepError>,
 }
 
 impl<E: Into<StepError>> From<E> for BuildError {
     fn from(e: E) -> Self {
         BuildError {
             at: None,
-            source: e.into(),
+            source: Box::new(e.into()),
         }
     }
 }
@@ -105,7 +105,7 @@ mod tests {
     fn messages_read_as_docker_build_writes_them() {
         let e = BuildError {
             at: Some("STEP 2/2 (Dockerfile:2): RUN false".into()),
-            source: StepError::ExitCode(1),
+            source: Box::new(StepError::ExitCode(1)),
         };
         assert_eq!(
             e.to_string(),

@@ -214,7 +214,7 @@ impl Builder<'_> {
             self.step(&mut st, ins, globals)
                 .map_err(|source| BuildError {
                     at: Some(at),
-                    source,
+                    source: Box::new(source),
                 })?;
         }
         // The stage's image: its last commit plus what changed since.
@@ -232,9 +232,7 @@ impl Builder<'_> {
         }
         let id = match (&st.image, st.pending.is_empty() && !is_final) {
             (Some(id), true) => id.clone(),
-            _ => self
-                .finish(&st)
-                .map_err(|source| BuildError { at: None, source })?,
+            _ => self.finish(&st).map_err(BuildError::from)?,
         };
         self.show_id(&id);
         Ok(id)

@@ -115,7 +115,7 @@ pub(super) fn plan<'d>(
             // Only ARG parses before the first FROM.
             let at = |e: InstructionError| BuildError {
                 at: Some(format!("Dockerfile:{}", i.line)),
-                source: e.into(),
+                source: Box::new(e.into()),
             };
             let earlier = globals.clone();
             for (k, v) in args.declare(&i.args, &earlier, df.escape).map_err(at)? {

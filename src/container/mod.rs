@@ -68,6 +68,67 @@ pub enum ContainerError {
     Start(#[from] StartError),
     #[error(transparent)]
     Volume(#[from] volumes::VolumeError),
+    #[error(
+        "container {0} has no filesystem of its own yet (it never started): nothing to commit"
+    )]
+    NeverStarted(String),
+    #[error("container {0} has an image without layers: nothing to mount for export")]
+    NoLayers(String),
+    /// What the export's child said.
+    #[error("exporting: {0}")]
+    Exporting(String),
+    #[error(transparent)]
+    Userns(#[from] crate::linux::userns::UsernsError),
+    #[error("{}: not a file name", .0.display())]
+    NotAFileName(PathBuf),
+    #[error("{step} {}: {source}", .path.display())]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("creating {path:?}: {source}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("signalling {name}: {source}")]
+    Signal {
+        name: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    #[error("pausing {name}: {source}")]
+    Pause {
+        name: String,
+        #[source]
+        source: crate::linux::cgroup::CgroupError,
+    },
+    #[error("pausing {0}: the cgroup did not report frozen within 10s")]
+    NotFrozen(String),
+    #[error("Renaming a container with the same name as its current name")]
+    SameName,
+    #[error("reserving name {name:?}: {source}")]
+    Reserve {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("recording the exit in {file}: {0}", file = record::EXIT_FILE)]
+    RecordExit(#[source] std::io::Error),
+    #[error("reading the image's /etc/passwd and /etc/group: {0}")]
+    ImageUsers(String),
+    #[error("a pipe for the step's output: {0}")]
+    OutputPipe(#[source] nix::Error),
+    #[error("a pipe for the step's output: {0}")]
+    OutputPipeCopy(#[source] std::io::Error),
+    /// Failures of `cp` and of a foreground run's log, as their code words them.
     #[error("{0}")]
     Other(String),
 }
@@ -199,11 +260,8 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         .flatten();
     let keep_id_files = match host_user {
         Some(user) => {
-            let (passwd, group) = keep_id::image_files(&layers, mapping).map_err(|e| {
-                undo(ContainerError::Other(format!(
-                    "reading the image's /etc/passwd and /etc/group: {e}"
-                )))
-            })?;
+            let (passwd, group) = keep_id::image_files(&layers, mapping)
+                .map_err(|e| undo(ContainerError::ImageUsers(e)))?;
             let targets: Vec<&str> = mounts.iter().map(|m| m.destination.as_str()).collect();
             Some(keep_id::etc_files(
                 &user,
@@ -267,7 +325,10 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
     })();
     if let Err(e) = made {
         return Err(fail(
-            ContainerError::Other(format!("creating {dir:?}: {e}")),
+            ContainerError::Create {
+                path: dir.clone(),
+                source: e,
+            },
             &name,
             &id,
         ));
@@ -337,7 +398,10 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
     }
     let dest = store.container_dir(&rec.id);
     if let Err(e) = fs::rename(&dir, &dest) {
-        let e = ContainerError::Other(format!("creating {dest:?}: {e}"));
+        let e = ContainerError::Create {
+            path: dest,
+            source: e,
+        };
         return Err(fail(e, &rec.name, &rec.id));
     }
     Ok(rec)
