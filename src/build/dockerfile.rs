@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::image::change::UnterminatedQuote;
+pub use super::error::InstructionError;
 use crate::image::config::Healthcheck;
-use crate::util::human::{go_duration, DurationError};
+use crate::util::human::go_duration;
 
 /// A parse or substitution error, with the Dockerfile line it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,57 +16,6 @@ use crate::util::human::{go_duration, DurationError};
 pub struct ParseError {
     pub line: usize,
     pub msg: String,
-}
-
-/// What is wrong with an instruction's arguments, found when the build
-/// reaches it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InstructionError {
-    #[error("missing '}}' in {0:?}")]
-    MissingBrace(String),
-    #[error("bad substitution: ${{{0}}}")]
-    BadSubstitution(String),
-    #[error(transparent)]
-    Quote(#[from] UnterminatedQuote),
-    #[error("missing arguments")]
-    MissingArguments,
-    #[error("needs KEY=VALUE or KEY VALUE")]
-    NeedsKeyValue,
-    #[error("expected KEY=VALUE, got {0:?}")]
-    ExpectedKeyValue(String),
-    #[error("ARG {0:?}: a name is needed")]
-    ArgName(String),
-    #[error("invalid stage name {0:?}")]
-    StageName(String),
-    #[error("FROM takes IMAGE [AS NAME]")]
-    FromArgs,
-    #[error("HEALTHCHECK NONE takes no arguments or flags")]
-    HealthcheckNoneArgs,
-    #[error("HEALTHCHECK CMD needs a command")]
-    HealthcheckNoCommand,
-    #[error("HEALTHCHECK needs CMD command or NONE")]
-    HealthcheckKind,
-    #[error("unknown type {0:?} in HEALTHCHECK (expected CMD or NONE)")]
-    HealthcheckUnknown(String),
-    #[error("--{flag}={value}: {source}")]
-    Duration {
-        flag: String,
-        value: String,
-        source: DurationError,
-    },
-    #[error("--{flag}={value}: cannot be less than 1ms")]
-    DurationTooShort { flag: String, value: String },
-    #[error("--retries={0}: cannot be negative")]
-    NegativeRetries(String),
-    #[error("--retries={0}: expected a whole number")]
-    Retries(String),
-    /// The trigger's own parse error, without the line (ONBUILD's is shown).
-    #[error("{}", .0.msg)]
-    Trigger(ParseError),
-    #[error("chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")]
-    OnbuildChain,
-    #[error("{0} isn't allowed as an ONBUILD trigger")]
-    OnbuildNotAllowed(String),
 }
 
 /// The instructions Docker knows.

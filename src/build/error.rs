@@ -4,14 +4,15 @@
 use std::path::PathBuf;
 
 use super::context::ContextError;
-use super::dockerfile::InstructionError;
+use super::dockerfile::ParseError;
 use super::stage::StageError;
 use crate::container::commit::CommitError as ContainerCommitError;
 use crate::container::ContainerError;
-use crate::image::change::ChangeError;
+use crate::image::change::{ChangeError, UnterminatedQuote};
 use crate::image::commit::CommitError;
 use crate::image::compress::CompressError;
 use crate::store::StoreError;
+use crate::util::human::DurationError;
 
 /// A failed build: the step it failed at, when there is one.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +96,57 @@ pub enum StepError {
     Remote(String),
     #[error("when using {0} with more than one source file, the destination must be a directory and end with a /")]
     ManySources(String),
+}
+
+/// What is wrong with an instruction's arguments, found when the build
+/// reaches it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InstructionError {
+    #[error("missing '}}' in {0:?}")]
+    MissingBrace(String),
+    #[error("bad substitution: ${{{0}}}")]
+    BadSubstitution(String),
+    #[error(transparent)]
+    Quote(#[from] UnterminatedQuote),
+    #[error("missing arguments")]
+    MissingArguments,
+    #[error("needs KEY=VALUE or KEY VALUE")]
+    NeedsKeyValue,
+    #[error("expected KEY=VALUE, got {0:?}")]
+    ExpectedKeyValue(String),
+    #[error("ARG {0:?}: a name is needed")]
+    ArgName(String),
+    #[error("invalid stage name {0:?}")]
+    StageName(String),
+    #[error("FROM takes IMAGE [AS NAME]")]
+    FromArgs,
+    #[error("HEALTHCHECK NONE takes no arguments or flags")]
+    HealthcheckNoneArgs,
+    #[error("HEALTHCHECK CMD needs a command")]
+    HealthcheckNoCommand,
+    #[error("HEALTHCHECK needs CMD command or NONE")]
+    HealthcheckKind,
+    #[error("unknown type {0:?} in HEALTHCHECK (expected CMD or NONE)")]
+    HealthcheckUnknown(String),
+    #[error("--{flag}={value}: {source}")]
+    Duration {
+        flag: String,
+        value: String,
+        source: DurationError,
+    },
+    #[error("--{flag}={value}: cannot be less than 1ms")]
+    DurationTooShort { flag: String, value: String },
+    #[error("--retries={0}: cannot be negative")]
+    NegativeRetries(String),
+    #[error("--retries={0}: expected a whole number")]
+    Retries(String),
+    /// The trigger's own parse error, without the line (ONBUILD's is shown).
+    #[error("{}", .0.msg)]
+    Trigger(ParseError),
+    #[error("chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")]
+    OnbuildChain,
+    #[error("{0} isn't allowed as an ONBUILD trigger")]
+    OnbuildNotAllowed(String),
 }
 
 #[cfg(test)]
