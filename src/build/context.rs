@@ -141,8 +141,25 @@ pub struct Source {
     pub what: String,
 }
 
+/// Sources that cannot be copied.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("{pattern}: {link} is a symbolic link, which a source path may not go through")]
+    ThroughLink { pattern: String, link: String },
+    #[error("{pattern}: no such file or directory in the {what}")]
+    Missing { pattern: String, what: String },
+    #[error("{pattern}: no source files were specified (nothing in the {what} matches)")]
+    NoMatch { pattern: String, what: String },
+    #[error("reading the {what}: {source}")]
+    Read { what: String, source: io::Error },
+    #[error("{}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("writing the copy archive: {0}")]
+    Write(#[source] io::Error),
+}
+
 /// The sources of one COPY/ADD, expanded: components relative to the root.
-pub fn expand(src: &Source, pattern: &str) -> Result<Vec<Vec<String>>, String> {
+pub fn expand(src: &Source, pattern: &str) -> Result<Vec<Vec<String>>, ContextError> {
     let parts = clean(pattern);
     if !parts.iter().any(|p| has_glob(p)) {
         // A symlink on the way could lead out of the root (a context's
@@ -150,20 +167,20 @@ pub fn expand(src: &Source, pattern: &str) -> Result<Vec<Vec<String>>, String> {
         for n in 1..parts.len() {
             let dir = src.root.join(parts[..n].iter().collect::<PathBuf>());
             if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(format!(
-                    "{pattern}: {} is a symbolic link, which a source path may not go through",
-                    parts[..n].join("/")
-                ));
+                return Err(ContextError::ThroughLink {
+                    pattern: pattern.to_string(),
+                    link: parts[..n].join("/"),
+                });
             }
         }
         let p = src.root.join(parts.iter().collect::<PathBuf>());
         if std::fs::symlink_metadata(&p).is_err()
             || (!parts.is_empty() && src.ignore.ignored(&parts))
         {
-            return Err(format!(
-                "{pattern}: no such file or directory in the {}",
-                src.what
-            ));
+            return Err(ContextError::Missing {
+                pattern: pattern.to_string(),
+                what: src.what.clone(),
+            });
         }
         return Ok(vec![parts]);
     }
@@ -180,13 +197,16 @@ pub fn expand(src: &Source, pattern: &str) -> Result<Vec<Vec<String>>, String> {
         }
         false
     })
-    .map_err(|e| format!("reading the {}: {e}", src.what))?;
+    .map_err(|source| ContextError::Read {
+        what: src.what.clone(),
+        source,
+    })?;
     out.sort();
     if out.is_empty() {
-        return Err(format!(
-            "{pattern}: no source files were specified (nothing in the {} matches)",
-            src.what
-        ));
+        return Err(ContextError::NoMatch {
+            pattern: pattern.to_string(),
+            what: src.what.clone(),
+        });
     }
     Ok(out)
 }
@@ -237,12 +257,15 @@ pub fn pack(
     sources: &[Vec<String>],
     chmod: Option<u32>,
     out: File,
-) -> Result<Packed, String> {
+) -> Result<Packed, ContextError> {
     let mut b = tar::Builder::new(io::BufWriter::new(out));
     b.mode(tar::HeaderMode::Complete);
     let mut hasher = Sha256::new();
     let mut entries = Vec::new();
-    let err = |p: &Path, e: io::Error| format!("{}: {e}", p.display());
+    let err = |p: &Path, source: io::Error| ContextError::Io {
+        path: p.to_path_buf(),
+        source,
+    };
     for rel in sources {
         let path = src.root.join(rel.iter().collect::<PathBuf>());
         let meta = std::fs::symlink_metadata(&path).map_err(|e| err(&path, e))?;
@@ -278,7 +301,7 @@ pub fn pack(
             .is_ok_and(|m| !m.is_dir());
     b.into_inner()
         .and_then(|mut w| w.flush())
-        .map_err(|e| format!("writing the copy archive: {e}"))?;
+        .map_err(ContextError::Write)?;
     Ok(Packed {
         hash: crate::store::hex(&hasher.finalize()),
         entries,
@@ -395,7 +418,7 @@ mod tests {
         assert!(expand(&src, "src/x.log").is_err());
         assert!(expand(&src, "missing").is_err());
         std::os::unix::fs::symlink("/etc", root.join("out")).unwrap();
-        let e = expand(&src, "out/passwd").unwrap_err();
+        let e = expand(&src, "out/passwd").unwrap_err().to_string();
         assert!(e.contains("symbolic link"), "{e}");
         assert!(expand(&src, "o*/passwd").is_err());
         assert_eq!(expand(&src, "out").unwrap(), [p("out")]);

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+pub use super::error::InstructionError;
 use crate::image::config::Healthcheck;
 use crate::util::human::go_duration;
 
@@ -346,7 +347,7 @@ pub fn substitute(
     s: &str,
     vars: &BTreeMap<String, String>,
     escape: char,
-) -> Result<String, String> {
+) -> Result<String, InstructionError> {
     let mut out = String::with_capacity(s.len());
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
@@ -380,7 +381,7 @@ pub fn substitute(
             '$' if !single && i + 1 < chars.len() => {
                 if chars[i + 1] == '{' {
                     let close = matching_brace(&chars[i + 2..])
-                        .ok_or_else(|| format!("missing '}}' in {s:?}"))?;
+                        .ok_or_else(|| InstructionError::MissingBrace(s.to_string()))?;
                     let inner: String = chars[i + 2..i + 2 + close].iter().collect();
                     out.push_str(&expand_braced(&inner, vars, escape)?);
                     i += close + 3;
@@ -425,7 +426,7 @@ fn expand_braced(
     inner: &str,
     vars: &BTreeMap<String, String>,
     escape: char,
-) -> Result<String, String> {
+) -> Result<String, InstructionError> {
     let valid = |n: &str| {
         !n.is_empty()
             && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -433,7 +434,7 @@ fn expand_braced(
     };
     if let Some((name, word)) = inner.split_once(":-") {
         if !valid(name) {
-            return Err(format!("bad substitution: ${{{inner}}}"));
+            return Err(InstructionError::BadSubstitution(inner.to_string()));
         }
         return match vars.get(name).filter(|v| !v.is_empty()) {
             Some(v) => Ok(v.clone()),
@@ -442,7 +443,7 @@ fn expand_braced(
     }
     if let Some((name, word)) = inner.split_once(":+") {
         if !valid(name) {
-            return Err(format!("bad substitution: ${{{inner}}}"));
+            return Err(InstructionError::BadSubstitution(inner.to_string()));
         }
         return match vars.get(name).filter(|v| !v.is_empty()) {
             Some(_) => substitute(word, vars, escape),
@@ -450,7 +451,7 @@ fn expand_braced(
         };
     }
     if !valid(inner) {
-        return Err(format!("bad substitution: ${{{inner}}}"));
+        return Err(InstructionError::BadSubstitution(inner.to_string()));
     }
     Ok(vars.get(inner).cloned().unwrap_or_default())
 }
@@ -478,21 +479,25 @@ pub fn substitutes(keyword: &str) -> bool {
 pub use crate::image::change::words;
 
 /// `KEY=VALUE ...` pairs (or the legacy `KEY VALUE` of ENV and LABEL).
-pub fn key_values(args: &str, escape: char, legacy: bool) -> Result<Vec<(String, String)>, String> {
+pub fn key_values(
+    args: &str,
+    escape: char,
+    legacy: bool,
+) -> Result<Vec<(String, String)>, InstructionError> {
     let w = words(args, escape)?;
     if w.is_empty() {
-        return Err("missing arguments".into());
+        return Err(InstructionError::MissingArguments);
     }
     if legacy && !w[0].contains('=') {
         let (k, v) = args
             .split_once(char::is_whitespace)
-            .ok_or_else(|| "needs KEY=VALUE or KEY VALUE".to_string())?;
+            .ok_or(InstructionError::NeedsKeyValue)?;
         return Ok(vec![(k.to_string(), v.trim().to_string())]);
     }
     w.into_iter()
         .map(|p| match p.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(format!("expected KEY=VALUE, got {p:?}")),
+            _ => Err(InstructionError::ExpectedKeyValue(p)),
         })
         .collect()
 }
@@ -500,7 +505,7 @@ pub fn key_values(args: &str, escape: char, legacy: bool) -> Result<Vec<(String,
 /// `HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D]
 /// [--start-interval=D] [--retries=N] CMD command` or `HEALTHCHECK NONE`,
 /// as Docker stores it (see [`Healthcheck`]).
-pub fn healthcheck(ins: &Instruction) -> Result<Healthcheck, String> {
+pub fn healthcheck(ins: &Instruction) -> Result<Healthcheck, InstructionError> {
     let (kind, rest) = match ins.args.split_once(char::is_whitespace) {
         Some((k, r)) => (k.to_ascii_uppercase(), r.trim()),
         None => (ins.args.to_ascii_uppercase(), ""),
@@ -510,7 +515,7 @@ pub fn healthcheck(ins: &Instruction) -> Result<Healthcheck, String> {
             test: vec!["NONE".into()],
             ..Default::default()
         }),
-        "NONE" => Err("HEALTHCHECK NONE takes no arguments or flags".into()),
+        "NONE" => Err(InstructionError::HealthcheckNoneArgs),
         "CMD" => {
             let test = match exec_form(rest) {
                 Some(v) if v.is_empty() => Vec::new(),
@@ -519,17 +524,24 @@ pub fn healthcheck(ins: &Instruction) -> Result<Healthcheck, String> {
                 None => vec!["CMD-SHELL".to_string(), rest.to_string()],
             };
             if test.is_empty() {
-                return Err("HEALTHCHECK CMD needs a command".into());
+                return Err(InstructionError::HealthcheckNoCommand);
             }
-            let duration = |name: &str| -> Result<i64, String> {
+            let duration = |name: &str| -> Result<i64, InstructionError> {
                 let Some(v) = ins.flag(name) else {
                     return Ok(0);
                 };
-                let d = go_duration(v).map_err(|e| format!("--{name}={v}: {e}"))?;
+                let d = go_duration(v).map_err(|source| InstructionError::Duration {
+                    flag: name.to_string(),
+                    value: v.to_string(),
+                    source,
+                })?;
                 // Docker's floor: zero means the default, anything else
                 // must be at least a millisecond.
                 if d != 0 && d < 1_000_000 {
-                    return Err(format!("--{name}={v}: cannot be less than 1ms"));
+                    return Err(InstructionError::DurationTooShort {
+                        flag: name.to_string(),
+                        value: v.to_string(),
+                    });
                 }
                 Ok(d)
             };
@@ -537,8 +549,8 @@ pub fn healthcheck(ins: &Instruction) -> Result<Healthcheck, String> {
                 None => 0,
                 Some(v) => match v.parse::<i64>() {
                     Ok(n) if n >= 0 => n,
-                    Ok(_) => return Err(format!("--retries={v}: cannot be negative")),
-                    Err(_) => return Err(format!("--retries={v}: expected a whole number")),
+                    Ok(_) => return Err(InstructionError::NegativeRetries(v.to_string())),
+                    Err(_) => return Err(InstructionError::Retries(v.to_string())),
                 },
             };
             Ok(Healthcheck {
@@ -550,23 +562,18 @@ pub fn healthcheck(ins: &Instruction) -> Result<Healthcheck, String> {
                 retries,
             })
         }
-        "" => Err("HEALTHCHECK needs CMD command or NONE".into()),
-        other => Err(format!(
-            "unknown type {other:?} in HEALTHCHECK (expected CMD or NONE)"
-        )),
+        "" => Err(InstructionError::HealthcheckKind),
+        other => Err(InstructionError::HealthcheckUnknown(other.to_string())),
     }
 }
 
 /// `ONBUILD INSTRUCTION`: the trigger, checked as Docker does when it is
 /// declared (it runs in a build that uses this image as its FROM).
-pub fn onbuild_trigger(ins: &Instruction) -> Result<Instruction, String> {
-    let trigger = parse_instruction(ins.line, &ins.args).map_err(|e| e.msg)?;
+pub fn onbuild_trigger(ins: &Instruction) -> Result<Instruction, InstructionError> {
+    let trigger = parse_instruction(ins.line, &ins.args).map_err(InstructionError::Trigger)?;
     match trigger.keyword.as_str() {
-        "ONBUILD" => Err("chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
-        "FROM" | "MAINTAINER" => Err(format!(
-            "{} isn't allowed as an ONBUILD trigger",
-            trigger.keyword
-        )),
+        "ONBUILD" => Err(InstructionError::OnbuildChain),
+        "FROM" | "MAINTAINER" => Err(InstructionError::OnbuildNotAllowed(trigger.keyword)),
         _ => Ok(trigger),
     }
 }
@@ -620,7 +627,7 @@ mod tests {
             ("HEALTHCHECK --retries=-1 CMD true", "cannot be negative"),
             ("HEALTHCHECK --retries=x CMD true", "whole number"),
         ] {
-            let e = healthcheck(&one(bad)).unwrap_err();
+            let e = healthcheck(&one(bad)).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
         assert!(parse("FROM scratch\nHEALTHCHECK --intervall=5s CMD true").is_err());
@@ -638,7 +645,7 @@ mod tests {
             ("ONBUILD RUNN x", "unknown instruction"),
             ("ONBUILD COPY --chwon=1 a b", "does not support"),
         ] {
-            let e = onbuild_trigger(&one(bad)).unwrap_err();
+            let e = onbuild_trigger(&one(bad)).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
     }

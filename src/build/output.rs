@@ -26,11 +26,8 @@ pub fn run(
     quiet: bool,
     host: &mut dyn Host,
 ) -> container::Result<i32> {
-    let io = |e: nix::Error| ContainerError::Other(format!("a pipe for the step's output: {e}"));
-    let (reader, out) = process::pipe().map_err(io)?;
-    let err = out
-        .try_clone()
-        .map_err(|e| ContainerError::Other(format!("a pipe for the step's output: {e}")))?;
+    let (reader, out) = process::pipe().map_err(ContainerError::OutputPipe)?;
+    let err = out.try_clone().map_err(ContainerError::OutputPipeCopy)?;
     // Stdin is this process's, which a build made /dev/null.
     let how = Supervision {
         rootfs: env.rootfs,

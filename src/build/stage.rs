@@ -12,13 +12,104 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::context::{self, Packed, Source};
+use super::context::{self, ContextError, Packed, Source};
 use crate::image::import::id_policy;
-use crate::image::layer::{apply_layer, ApplyOptions, IdPolicy};
-use crate::image::layer_tar::{write_tree, TreeKind};
-use crate::linux::mount;
-use crate::linux::userns::{run_in_userns, run_in_userns_with, IdMapping};
-use crate::store::Store;
+use crate::image::layer::{apply_layer, ApplyOptions, IdPolicy, LayerError};
+use crate::image::layer_tar::{write_tree, PackError, TreeKind};
+use crate::linux::mount::{self, MountError};
+use crate::linux::userns::{run_in_userns, run_in_userns_with, IdMapping, UsernsError};
+use crate::store::{Store, StoreError};
+
+/// A filesystem step that failed, in this process or (as text, through
+/// the user namespace's child) in the child that did the work.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Userns(#[from] UsernsError),
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error(transparent)]
+    Pack(#[from] PackError),
+    #[error("creating {}: {source}", .path.display())]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("chown {}: {source}", .path.display())]
+    Chown {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("copying to {}: {source}", .path.display())]
+    Rename {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("opening /: {0}")]
+    OpenRoot(#[source] std::io::Error),
+    #[error("{step}: {source}")]
+    Sys {
+        step: &'static str,
+        source: nix::Error,
+    },
+    #[error("mounting a tmpfs on {}: {source}", .path.display())]
+    Tmpfs { path: PathBuf, source: nix::Error },
+    #[error("copying into {}: {source}", .path.display())]
+    Unpack { path: PathBuf, source: LayerError },
+    #[error("copying the step's changes into {}: {source}", .path.display())]
+    Changes { path: PathBuf, source: LayerError },
+    #[error("{what}: {source}")]
+    User {
+        what: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{what}: {uid}:{gid} is outside the ids this user can map (0-{max_uid})")]
+    OutsideMapping {
+        what: String,
+        uid: u32,
+        gid: u32,
+        max_uid: u32,
+    },
+}
+
+type Result<T> = std::result::Result<T, StageError>;
+
+fn io(
+    make: fn(PathBuf, std::io::Error) -> StageError,
+    path: &Path,
+) -> impl Fn(std::io::Error) -> StageError + Copy + '_ {
+    move |e| make(path.to_path_buf(), e)
+}
+
+fn sys(step: &'static str) -> impl Fn(nix::Error) -> StageError {
+    move |source| StageError::Sys { step, source }
+}
+
+fn create(path: PathBuf, source: std::io::Error) -> StageError {
+    StageError::Create { path, source }
+}
+
+fn plain(path: PathBuf, source: std::io::Error) -> StageError {
+    StageError::Io { path, source }
+}
+
+fn chown(path: PathBuf, source: std::io::Error) -> StageError {
+    StageError::Chown { path, source }
+}
 
 /// Where a step's tar goes in the stage's filesystem.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,11 +139,11 @@ pub struct Plan {
 }
 
 /// The layer dirs of an image, top first, for overlay's lowerdir.
-pub fn lowers(store: &Store, image: Option<&str>) -> Result<Vec<PathBuf>, String> {
+pub fn lowers(store: &Store, image: Option<&str>) -> Result<Vec<PathBuf>> {
     let Some(id) = image else {
         return Ok(Vec::new());
     };
-    let cfg = store.image_config(id).map_err(|e| e.to_string())?;
+    let cfg = store.image_config(id)?;
     Ok(cfg
         .rootfs()
         .diff_ids()
@@ -70,43 +161,62 @@ pub fn apply(
     image: Option<&str>,
     dir: &Path,
     plan: Plan,
-) -> Result<bool, String> {
+) -> Result<bool> {
     let mut lowers = lowers(store, image)?;
     let (upper, work, empty) = (dir.join("upper"), dir.join("work"), dir.join("empty"));
     for d in [&upper, &work, &empty] {
-        std::fs::create_dir(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+        std::fs::create_dir(d).map_err(io(create, d))?;
     }
     // overlayfs needs a lower dir; an empty one stands for `scratch`.
     lowers.push(empty);
     let tar = match &plan.tar {
-        Some(p) => Some(File::open(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        Some(p) => Some(File::open(p).map_err(io(plain, p))?),
         None => None,
     };
     let ids = id_policy(mapping);
     let target = store.mount_point();
     let up = upper.clone();
     let spool = dir.join("upper.tar");
+    // The child's error crosses to this process as its text.
     run_in_userns(mapping, move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-            .map_err(|e| format!("unshare: {e}"))?;
-        if mount::overlay(&lowers, &up, &work, &target).is_ok() {
-            nix::unistd::chroot(&target).map_err(|e| format!("chroot: {e}"))?;
-            nix::unistd::chdir("/").map_err(|e| format!("chdir: {e}"))?;
-            return carry_out(plan, tar, ids);
-        }
-        // The store's file system cannot hold an upper dir (FUSE, NFS):
-        // the step's upper dir is a tmpfs in this namespace, copied into
-        // the store's afterwards in the same format.
-        on_tmpfs_upper(&lowers, &work, &target, &up, &spool, ids, || {
-            carry_out(plan, tar, ids)
-        })
-    })
-    .map_err(|e| e.to_string())?;
+        apply_in_child(plan, tar, ids, &lowers, &up, &work, &target, &spool)
+            .map_err(|e| e.to_string())
+    })?;
     let changed = std::fs::read_dir(&upper)
-        .map_err(|e| format!("reading {}: {e}", upper.display()))?
+        .map_err(|source| StageError::Read {
+            path: upper.clone(),
+            source,
+        })?
         .next()
         .is_some();
     Ok(changed)
+}
+
+/// In the user namespace's child: the stage's root mounted, `plan` carried
+/// out in it.
+#[allow(clippy::too_many_arguments)]
+fn apply_in_child(
+    plan: Plan,
+    tar: Option<File>,
+    ids: IdPolicy,
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    spool: &Path,
+) -> Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(sys("unshare"))?;
+    if mount::overlay(lowers, upper, work, target).is_ok() {
+        nix::unistd::chroot(target).map_err(sys("chroot"))?;
+        nix::unistd::chdir("/").map_err(sys("chdir"))?;
+        return carry_out(plan, tar, ids);
+    }
+    // The store's file system cannot hold an upper dir (FUSE, NFS):
+    // the step's upper dir is a tmpfs in this namespace, copied into
+    // the store's afterwards in the same format.
+    on_tmpfs_upper(lowers, work, target, upper, spool, ids, || {
+        carry_out(plan, tar, ids)
+    })
 }
 
 /// Run `step` chrooted in an overlay of `lowers` whose upper dir is on a
@@ -121,8 +231,8 @@ fn on_tmpfs_upper(
     upper: &Path,
     spool: &Path,
     ids: IdPolicy,
-    step: impl FnOnce() -> Result<(), String>,
-) -> Result<(), String> {
+    step: impl FnOnce() -> Result<()>,
+) -> Result<()> {
     use nix::mount::MsFlags;
     nix::mount::mount(
         Some("tmpfs"),
@@ -131,39 +241,43 @@ fn on_tmpfs_upper(
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=0700"),
     )
-    .map_err(|e| format!("mounting a tmpfs on {}: {e}", scratch.display()))?;
+    .map_err(|source| StageError::Tmpfs {
+        path: scratch.to_path_buf(),
+        source,
+    })?;
     let (u, w) = (scratch.join("u"), scratch.join("w"));
     for d in [&u, &w] {
-        std::fs::create_dir(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+        std::fs::create_dir(d).map_err(io(create, d))?;
     }
-    mount::overlay(lowers, &u, &w, target).map_err(|e| e.to_string())?;
-    let outside = File::open("/").map_err(|e| format!("opening /: {e}"))?;
-    nix::unistd::chroot(target).map_err(|e| format!("chroot: {e}"))?;
-    nix::unistd::chdir("/").map_err(|e| format!("chdir: {e}"))?;
+    mount::overlay(lowers, &u, &w, target)?;
+    let outside = File::open("/").map_err(StageError::OpenRoot)?;
+    nix::unistd::chroot(target).map_err(sys("chroot"))?;
+    nix::unistd::chdir("/").map_err(sys("chdir"))?;
     let done = step();
-    nix::unistd::fchdir(&outside).map_err(|e| format!("fchdir: {e}"))?;
-    nix::unistd::chroot(".").map_err(|e| format!("chroot: {e}"))?;
+    nix::unistd::fchdir(&outside).map_err(sys("fchdir"))?;
+    nix::unistd::chroot(".").map_err(sys("chroot"))?;
     done?;
     let file = File::options()
         .read(true)
         .write(true)
         .create_new(true)
         .open(spool)
-        .map_err(|e| format!("creating {}: {e}", spool.display()))?;
-    let (_, mut file) = write_tree(&u, TreeKind::OverlayUpper, file).map_err(|e| e.to_string())?;
-    std::io::Seek::rewind(&mut file).map_err(|e| format!("{}: {e}", spool.display()))?;
+        .map_err(io(create, spool))?;
+    let (_, mut file) = write_tree(&u, TreeKind::OverlayUpper, file)?;
+    std::io::Seek::rewind(&mut file).map_err(io(plain, spool))?;
     let applied = apply_layer(file, upper, &ApplyOptions { ids })
         .map(|_| ())
-        .map_err(|e| format!("copying the step's changes into {}: {e}", upper.display()));
+        .map_err(|source| StageError::Changes {
+            path: upper.to_path_buf(),
+            source,
+        });
     let _ = std::fs::remove_file(spool);
     applied
 }
 
 /// Inside the stage's root: make, unpack, chown.
-fn carry_out(plan: Plan, tar: Option<File>, ids: IdPolicy) -> Result<(), String> {
-    let mkdir = |d: &Path| -> Result<(), String> {
-        std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))
-    };
+fn carry_out(plan: Plan, tar: Option<File>, ids: IdPolicy) -> Result<()> {
+    let mkdir = |d: &Path| std::fs::create_dir_all(d).map_err(io(create, d));
     let dir_owner = match &plan.mkdir_owner {
         Some(spec) => owner(spec, ids, &format!("USER {spec}"))?,
         None => None,
@@ -172,8 +286,7 @@ fn carry_out(plan: Plan, tar: Option<File>, ids: IdPolicy) -> Result<(), String>
         let made = mkdir_new(Path::new(d))?;
         if let Some((uid, gid)) = dir_owner {
             for p in made {
-                std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
-                    .map_err(|e| format!("chown {}: {e}", p.display()))?;
+                std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(io(chown, &p))?;
             }
         }
     }
@@ -181,10 +294,13 @@ fn carry_out(plan: Plan, tar: Option<File>, ids: IdPolicy) -> Result<(), String>
         return Ok(());
     };
     let opts = ApplyOptions { ids };
-    let unpack = |into: &Path, tar: File| -> Result<(), String> {
+    let unpack = |into: &Path, tar: File| -> Result<()> {
         apply_layer(tar, into, &opts)
             .map(|_| ())
-            .map_err(|e| format!("copying into {}: {e}", into.display()))
+            .map_err(|source| StageError::Unpack {
+                path: into.to_path_buf(),
+                source,
+            })
     };
     // The copied entries, where they ended up (for --chown).
     let landed: Vec<PathBuf> = match place {
@@ -205,9 +321,11 @@ fn carry_out(plan: Plan, tar: Option<File>, ids: IdPolicy) -> Result<(), String>
                 let tmp = parent.join(format!(".burrow-build-{}", std::process::id()));
                 mkdir(&tmp)?;
                 unpack(&tmp, tar)?;
-                std::fs::rename(tmp.join(name), path)
-                    .map_err(|e| format!("copying to {}: {e}", path.display()))?;
-                std::fs::remove_dir(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+                std::fs::rename(tmp.join(name), path).map_err(|source| StageError::Rename {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                std::fs::remove_dir(&tmp).map_err(io(plain, &tmp))?;
                 vec![path.to_path_buf()]
             }
         }
@@ -224,23 +342,28 @@ fn carry_out(plan: Plan, tar: Option<File>, ids: IdPolicy) -> Result<(), String>
 
 /// The ids `spec` (shown in errors as `what`) names in the stage's `/etc/passwd` and `/etc/group`, or
 /// None when the store keeps no owners (every file is root's).
-fn owner(spec: &str, ids: IdPolicy, what: &str) -> Result<Option<(u32, u32)>, String> {
+fn owner(spec: &str, ids: IdPolicy, what: &str) -> Result<Option<(u32, u32)>> {
     let IdPolicy::Keep { max_uid, max_gid } = ids else {
         return Ok(None);
     };
-    let who = crate::sandbox::resolve_user(spec, Path::new("/etc"))
-        .map_err(|e| format!("{what}: {e}"))?;
+    let who =
+        crate::sandbox::resolve_user(spec, Path::new("/etc")).map_err(|e| StageError::User {
+            what: what.to_string(),
+            source: Box::new(e),
+        })?;
     if who.uid > max_uid || who.gid > max_gid {
-        return Err(format!(
-            "{what}: {}:{} is outside the ids this user can map (0-{max_uid})",
-            who.uid, who.gid
-        ));
+        return Err(StageError::OutsideMapping {
+            what: what.to_string(),
+            uid: who.uid,
+            gid: who.gid,
+            max_uid,
+        });
     }
     Ok(Some((who.uid, who.gid)))
 }
 
 /// `mkdir -p d`, returning the directories it created, outermost first.
-fn mkdir_new(d: &Path) -> Result<Vec<PathBuf>, String> {
+fn mkdir_new(d: &Path) -> Result<Vec<PathBuf>> {
     let mut missing = Vec::new();
     let mut p = d;
     while std::fs::symlink_metadata(p).is_err() {
@@ -250,13 +373,13 @@ fn mkdir_new(d: &Path) -> Result<Vec<PathBuf>, String> {
             None => break,
         }
     }
-    std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+    std::fs::create_dir_all(d).map_err(io(create, d))?;
     missing.reverse();
     Ok(missing)
 }
 
-fn chown_tree(p: &Path, uid: u32, gid: u32) -> Result<(), String> {
-    let err = |e: std::io::Error| format!("chown {}: {e}", p.display());
+fn chown_tree(p: &Path, uid: u32, gid: u32) -> Result<()> {
+    let err = io(chown, p);
     std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(err)?;
     let meta = std::fs::symlink_metadata(p).map_err(err)?;
     if meta.is_dir() {
@@ -281,34 +404,44 @@ pub fn pack_from_image(
     patterns: &[String],
     chmod: Option<u32>,
     out: File,
-) -> Result<Packed, String> {
+) -> Result<Packed> {
     let mut lowers = lowers(store, Some(image))?;
-    let empty = store
-        .staging_dir("build-empty")
-        .map_err(|e| e.to_string())?;
+    let empty = store.staging_dir("build-empty")?;
     // A read-only overlay needs two lower dirs; an empty one is harmless.
     lowers.push(empty.clone());
     let target = store.mount_point();
     let what = what.to_string();
     let patterns = patterns.to_vec();
+    // The child's error crosses to this process as its text.
     let r = run_in_userns_with(mapping, move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-            .map_err(|e| format!("unshare: {e}"))?;
-        mount::overlay_readonly(&lowers, &target).map_err(|e| e.to_string())?;
-        nix::unistd::chroot(&target).map_err(|e| format!("chroot: {e}"))?;
-        nix::unistd::chdir("/").map_err(|e| format!("chdir: {e}"))?;
-        let src = Source {
-            root: PathBuf::from("/"),
-            ignore: Default::default(),
-            what,
-        };
-        let mut sources = Vec::new();
-        for p in &patterns {
-            sources.extend(context::expand(&src, p)?);
-        }
-        context::pack(&src, &sources, chmod, out)
-    })
-    .map_err(|e| e.to_string());
+        pack_in_child(&lowers, &target, what, &patterns, chmod, out).map_err(|e| e.to_string())
+    });
     let _ = std::fs::remove_dir(&empty);
-    r
+    Ok(r?)
+}
+
+/// In the user namespace's child: the image's layers mounted as the root,
+/// `patterns` packed out of it.
+fn pack_in_child(
+    lowers: &[PathBuf],
+    target: &Path,
+    what: String,
+    patterns: &[String],
+    chmod: Option<u32>,
+    out: File,
+) -> Result<Packed> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(sys("unshare"))?;
+    mount::overlay_readonly(lowers, target)?;
+    nix::unistd::chroot(target).map_err(sys("chroot"))?;
+    nix::unistd::chdir("/").map_err(sys("chdir"))?;
+    let src = Source {
+        root: PathBuf::from("/"),
+        ignore: Default::default(),
+        what,
+    };
+    let mut sources = Vec::new();
+    for p in patterns {
+        sources.extend(context::expand(&src, p)?);
+    }
+    Ok(context::pack(&src, &sources, chmod, out)?)
 }

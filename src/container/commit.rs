@@ -62,11 +62,7 @@ pub fn commit(
         ChangesFrom::Copy { rootfs, .. } => rootfs.is_dir(),
     };
     if !present {
-        return Err(ContainerError::Other(format!(
-            "container {} has no filesystem of its own yet (it never started): nothing to commit",
-            rec.name
-        ))
-        .into());
+        return Err(ContainerError::NeverStarted(rec.name.clone()).into());
     }
     if opts.created_by.is_empty() {
         let mut argv = vec![rec.path.clone()];

@@ -29,8 +29,8 @@ pub fn container_mapping(rec: &ContainerRecord, mapping: &IdMapping) -> IdMappin
 
 fn child_err(e: UsernsError) -> ContainerError {
     match e {
-        UsernsError::Child(msg) => ContainerError::Other(format!("exporting: {msg}")),
-        e => ContainerError::Other(e.to_string()),
+        UsernsError::Child(msg) => ContainerError::Exporting(msg),
+        e => ContainerError::Userns(e),
     }
 }
 
@@ -50,10 +50,7 @@ pub fn export(
     lowers.extend(rec.lowers(store));
     if !copy_mode && !fuse_mode && lowers.len() < 2 {
         // overlayfs needs two layers for a mount without an upper dir.
-        return Err(ContainerError::Other(format!(
-            "container {} has an image without layers: nothing to mount for export",
-            rec.name
-        )));
+        return Err(ContainerError::NoLayers(rec.name.clone()));
     }
     let mount_point = store.mount_point();
     let report: PackReport = run_in_userns_with(&container_mapping(rec, mapping), move || {
@@ -103,17 +100,23 @@ pub fn export_to_path(
 ) -> Result<Vec<String>> {
     let name = path
         .file_name()
-        .ok_or_else(|| ContainerError::Other(format!("{}: not a file name", path.display())))?;
+        .ok_or_else(|| ContainerError::NotAFileName(path.to_path_buf()))?;
     let tmp = path.with_file_name(format!(
         ".{}.burrow-{}.tmp",
         name.to_string_lossy(),
         std::process::id()
     ));
-    let file = File::create(&tmp)
-        .map_err(|e| ContainerError::Other(format!("creating {}: {e}", tmp.display())))?;
+    let file = File::create(&tmp).map_err(|source| ContainerError::Io {
+        step: "creating",
+        path: tmp.clone(),
+        source,
+    })?;
     let result = export(store, rec, mapping, file).and_then(|notes| {
-        std::fs::rename(&tmp, path)
-            .map_err(|e| ContainerError::Other(format!("writing {}: {e}", path.display())))?;
+        std::fs::rename(&tmp, path).map_err(|source| ContainerError::Io {
+            step: "writing",
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(notes)
     });
     if result.is_err() {

@@ -36,7 +36,10 @@ pub fn signal(store: &Store, rec: &ContainerRecord, sig: Signal) -> Result<()> {
     if sig == Signal::SIGKILL || sig == stop_signal(rec) {
         rec.mark_manual_stop(store);
     }
-    kill(pid, sig).map_err(|e| ContainerError::Other(format!("signalling {}: {e}", rec.name)))?;
+    kill(pid, sig).map_err(|source| ContainerError::Signal {
+        name: rec.name.clone(),
+        source,
+    })?;
     Ok(())
 }
 
@@ -166,20 +169,19 @@ fn cgroup_dir(rec: &ContainerRecord) -> Option<&std::path::PathBuf> {
 pub fn pause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
     let pid = pid1(store, rec).ok_or_else(|| ContainerError::NotRunning(rec.name.clone()))?;
     if rec.live_status(store) == Status::Paused {
-        return Err(ContainerError::Other(format!(
-            "container {} is already paused",
-            rec.name
-        )));
+        return Err(ContainerError::AlreadyPaused(rec.name.clone()));
     }
     if let Some(dir) = cgroup_dir(rec) {
-        let frozen = crate::linux::cgroup::freeze(dir, true, Duration::from_secs(10))
-            .map_err(|e| ContainerError::Other(format!("pausing {}: {e}", rec.name)))?;
+        let frozen =
+            crate::linux::cgroup::freeze(dir, true, Duration::from_secs(10)).map_err(|source| {
+                ContainerError::Pause {
+                    name: rec.name.clone(),
+                    source,
+                }
+            })?;
         if !frozen {
             let _ = crate::linux::cgroup::freeze(dir, false, Duration::ZERO);
-            return Err(ContainerError::Other(format!(
-                "pausing {}: the cgroup did not report frozen within 10s",
-                rec.name
-            )));
+            return Err(ContainerError::NotFrozen(rec.name.clone()));
         }
         rec.state.status = Status::Paused;
         rec.state.paused = true;
@@ -222,10 +224,7 @@ pub fn pause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
 pub fn unpause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
     let pid = pid1(store, rec).ok_or_else(|| ContainerError::NotRunning(rec.name.clone()))?;
     if rec.live_status(store) != Status::Paused {
-        return Err(ContainerError::Other(format!(
-            "container {} is not paused",
-            rec.name
-        )));
+        return Err(ContainerError::NotPaused(rec.name.clone()));
     }
     resume(rec, pid);
     rec.state.status = Status::Running;
@@ -261,9 +260,7 @@ fn resume_all(pid: Pid) {
 pub fn rename(store: &Store, rec: &ContainerRecord, new: &str) -> Result<()> {
     super::names::validate(new)?;
     if new == rec.name {
-        return Err(ContainerError::Other(
-            "Renaming a container with the same name as its current name".into(),
-        ));
+        return Err(ContainerError::SameName);
     }
     super::names::reserve(store, new, &rec.id)?;
     let saved = ContainerRecord::load(store, &rec.id).and_then(|mut latest| {

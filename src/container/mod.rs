@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod check;
 pub mod commit;
 pub mod copy;
+mod error;
 pub mod events;
 mod exec;
 pub mod export;
@@ -25,6 +26,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
+pub use error::ContainerError;
 pub use exec::{exec, ExecOptions};
 pub use names::validate as validate_name;
 pub use record::{
@@ -33,54 +35,11 @@ pub use record::{
 };
 pub use supervise::{supervise, Ended, Supervision, Watch};
 
-use crate::exit;
 use crate::image::config::{set_env, Healthcheck, ImageRuntimeConfig};
 use crate::linux::userns::IdMapping;
 use crate::sandbox::{self, Process, RootfsChoice, Spec, StartError, Started, Stdio};
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, Store};
 use crate::util::human;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ContainerError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("No such container: {0}")]
-    NoSuch(String),
-    #[error("container id prefix {0:?} is ambiguous")]
-    Ambiguous(String),
-    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
-    NameInUse { name: String, id: String },
-    #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
-    BadName(String),
-    #[error("No command specified")]
-    NoCommand,
-    #[error("You cannot remove a running container {0}. Stop the container before attempting removal or force remove")]
-    Running(String),
-    #[error("You cannot remove a restarting container {0}. Stop the container before attempting removal or force remove")]
-    Restarting(String),
-    #[error("container {0} is already running")]
-    AlreadyRunning(String),
-    #[error("container {0} is not running")]
-    NotRunning(String),
-    #[error("removing {path:?}: {detail}")]
-    Remove { path: PathBuf, detail: String },
-    #[error(transparent)]
-    Start(#[from] StartError),
-    #[error(transparent)]
-    Volume(#[from] volumes::VolumeError),
-    #[error("{0}")]
-    Other(String),
-}
-
-impl ContainerError {
-    /// The exit code Docker uses for this failure.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ContainerError::Start(e) => e.code(),
-            _ => exit::BURROW,
-        }
-    }
-}
 
 pub type Result<T> = std::result::Result<T, ContainerError>;
 
@@ -199,11 +158,8 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         .flatten();
     let keep_id_files = match host_user {
         Some(user) => {
-            let (passwd, group) = keep_id::image_files(&layers, mapping).map_err(|e| {
-                undo(ContainerError::Other(format!(
-                    "reading the image's /etc/passwd and /etc/group: {e}"
-                )))
-            })?;
+            let (passwd, group) = keep_id::image_files(&layers, mapping)
+                .map_err(|e| undo(ContainerError::ImageUsers(e)))?;
             let targets: Vec<&str> = mounts.iter().map(|m| m.destination.as_str()).collect();
             Some(keep_id::etc_files(
                 &user,
@@ -267,7 +223,10 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
     })();
     if let Err(e) = made {
         return Err(fail(
-            ContainerError::Other(format!("creating {dir:?}: {e}")),
+            ContainerError::Create {
+                path: dir.clone(),
+                source: e,
+            },
             &name,
             &id,
         ));
@@ -337,7 +296,10 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
     }
     let dest = store.container_dir(&rec.id);
     if let Err(e) = fs::rename(&dir, &dest) {
-        let e = ContainerError::Other(format!("creating {dest:?}: {e}"));
+        let e = ContainerError::Create {
+            path: dest,
+            source: e,
+        };
         return Err(fail(e, &rec.name, &rec.id));
     }
     Ok(rec)

@@ -80,9 +80,10 @@ pub fn reserve(store: &Store, name: &str, id: &str) -> Result<()> {
                 id: holder,
             })
         }
-        Err(e) => Err(ContainerError::Other(format!(
-            "reserving name {name:?}: {e}"
-        ))),
+        Err(source) => Err(ContainerError::Reserve {
+            name: name.to_string(),
+            source,
+        }),
     }
 }
 

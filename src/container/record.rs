@@ -511,8 +511,7 @@ impl ContainerRecord {
             tracing::debug!("writing {EXIT_FILE}: {e}");
         }
         // The record has the exit, or the exit file has it.
-        saved.or(kept
-            .map_err(|e| ContainerError::Other(format!("recording the exit in {EXIT_FILE}: {e}"))))
+        saved.or(kept.map_err(ContainerError::RecordExit))
     }
 
     /// Record PID 1 and its start time in the runtime dir, so a later burrow

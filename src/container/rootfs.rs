@@ -116,7 +116,7 @@ pub fn probe(store: &Store, mapping: &userns::IdMapping) -> Option<StoreRootfs> 
     {
         return Some(cached);
     }
-    let reason = try_overlay(store, mapping)?.err();
+    let reason = overlay_refusal(store, mapping)?;
     let mode = match &reason {
         None => RootfsMode::Overlay,
         Some(_) if key.fuse_overlayfs.is_some() && try_fuse_overlayfs(store, mapping) => {
@@ -181,9 +181,10 @@ pub fn tell_once(store: &Store, answer: &StoreRootfs) -> bool {
     }
 }
 
-/// One scratch overlay mount under the store's tmp/: Ok when it mounted,
-/// Err(why) when not; None when the store has no room to try.
-fn try_overlay(store: &Store, mapping: &userns::IdMapping) -> Option<Result<(), String>> {
+/// One scratch overlay mount under the store's tmp/: no reason when it
+/// mounted, the reason (as users read it, and as it is kept) when not;
+/// None when the store has no room to try.
+fn overlay_refusal(store: &Store, mapping: &userns::IdMapping) -> Option<Option<String>> {
     let dir = store.staging_dir("probe").ok()?;
     for d in ["l", "u", "w", "m"] {
         let _ = std::fs::create_dir(dir.join(d));
@@ -195,7 +196,7 @@ fn try_overlay(store: &Store, mapping: &userns::IdMapping) -> Option<Result<(), 
             .map_err(|e| e.to_string())
     });
     let _ = store::remove_tree(&dir, mapping);
-    Some(r.map_err(|e| describe(&e.to_string(), &dir)))
+    Some(r.err().map(|e| describe(&e.to_string(), &dir)))
 }
 
 /// One scratch fuse-overlayfs mount in a user namespace under the store's

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::mounts::MountSpec;
 use super::ContainerRecord;
-use crate::image::layer::{apply_layer, ApplyOptions};
-use crate::image::layer_tar::{write_tree, TreeKind};
+use crate::image::layer::{apply_layer, ApplyOptions, LayerError};
+use crate::image::layer_tar::{write_tree, PackError, TreeKind};
 use crate::linux::userns::{run_in_userns, IdMapping};
 use crate::linux::{fs as lfs, mount, process};
 use crate::store::{self, Store, StoreError};
@@ -357,7 +357,7 @@ pub fn seed(
         // left in it, inside a mount only this process sees (or a layer).
         let src_path = fs::read_link(format!("/proc/self/fd/{}", src.as_raw_fd()))
             .map_err(|e| format!("resolving /{rel}: {e}"))?;
-        copy_tree(&src_path, &data_in, ApplyOptions { ids })?;
+        copy_tree(&src_path, &data_in, ApplyOptions { ids }).map_err(|e| e.to_string())?;
         // The volume's root takes the image directory's owner and mode.
         let st = nix::sys::stat::fstat(&src).map_err(|e| format!("stat /{rel}: {e}"))?;
         let dst = lfs::open_dir(&data_in).map_err(|e| format!("opening {data_in:?}: {e}"))?;
@@ -407,20 +407,31 @@ fn is_empty(data: &Path, mapping: &IdMapping) -> Result<bool> {
 
 /// `src`'s tree into `dst` as a tar stream through a pipe: packed by a
 /// thread, applied here with the layer code's in-root rules.
-fn copy_tree(src: &Path, dst: &Path, opts: ApplyOptions) -> std::result::Result<(), String> {
-    let (r, w) = process::pipe().map_err(|e| format!("pipe: {e}"))?;
+fn copy_tree(src: &Path, dst: &Path, opts: ApplyOptions) -> std::result::Result<(), CopyTreeError> {
+    let (r, w) = process::pipe().map_err(CopyTreeError::Pipe)?;
     std::thread::scope(|s| {
         let packer = s.spawn(move || {
             write_tree(src, TreeKind::Plain, fs::File::from(w))
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(CopyTreeError::from)
         });
-        let applied = apply_layer(fs::File::from(r), dst, &opts).map_err(|e| e.to_string());
-        let packed = packer
-            .join()
-            .unwrap_or_else(|_| Err("the packing thread panicked".into()));
+        let applied = apply_layer(fs::File::from(r), dst, &opts).map_err(CopyTreeError::from);
+        let packed = packer.join().unwrap_or(Err(CopyTreeError::Panicked));
         packed.and(applied.map(|_| ()))
     })
+}
+
+/// Why a directory could not be copied into a volume.
+#[derive(Debug, thiserror::Error)]
+enum CopyTreeError {
+    #[error("pipe: {0}")]
+    Pipe(#[source] nix::Error),
+    #[error(transparent)]
+    Pack(#[from] PackError),
+    #[error(transparent)]
+    Apply(#[from] LayerError),
+    #[error("the packing thread panicked")]
+    Panicked,
 }
 
 #[cfg(test)]

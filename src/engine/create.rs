@@ -164,7 +164,7 @@ fn options(engine: &Engine, req: &ContainerRequest, sink: &mut dyn Sink) -> Resu
     if req.timeout == Some(0) {
         return Err(Error::invalid("--timeout must be at least 1 second"));
     }
-    let restart_policy = restart_policy(&req.restart).map_err(Error::Invalid)?;
+    let restart_policy = restart_policy(&req.restart).map_err(|e| Error::Invalid(e.to_string()))?;
     if req.auto_remove && !restart_policy.is_none() {
         return Err(Error::invalid("Conflicting options: --restart and --rm"));
     }
@@ -403,17 +403,30 @@ pub fn check_workdir(w: Option<&str>) -> Result<()> {
     }
 }
 
+/// A `--restart` value Docker would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestartPolicyError {
+    #[error("invalid restart policy format: no policy provided before colon")]
+    NoName,
+    #[error("invalid restart policy format: maximum retry count must be an integer")]
+    Count,
+    #[error("invalid restart policy: maximum retry count can only be used with 'on-failure'")]
+    CountNotAllowed,
+    #[error("invalid restart policy: maximum retry count cannot be negative")]
+    NegativeCount,
+    #[error("invalid restart policy '{0}'")]
+    Unknown(String),
+}
+
 /// `--restart` as Docker parses it: `no`, `always`, `unless-stopped`,
 /// `on-failure` or `on-failure:N` (at most N restarts).
-pub fn restart_policy(s: &str) -> std::result::Result<container::RestartPolicy, String> {
+pub fn restart_policy(
+    s: &str,
+) -> std::result::Result<container::RestartPolicy, RestartPolicyError> {
     let (name, count) = match s.split_once(':') {
-        Some(("", _)) => {
-            return Err("invalid restart policy format: no policy provided before colon".into())
-        }
+        Some(("", _)) => return Err(RestartPolicyError::NoName),
         Some((name, n)) => {
-            let n: i64 = n.parse().map_err(|_| {
-                "invalid restart policy format: maximum retry count must be an integer".to_string()
-            })?;
+            let n: i64 = n.parse().map_err(|_| RestartPolicyError::Count)?;
             (name, Some(n))
         }
         None => (s, None),
@@ -421,16 +434,11 @@ pub fn restart_policy(s: &str) -> std::result::Result<container::RestartPolicy, 
     match (name, count) {
         ("" | "no" | "always" | "unless-stopped", None | Some(0)) => {}
         ("no" | "always" | "unless-stopped", Some(_)) => {
-            return Err(
-                "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                    .to_string(),
-            )
+            return Err(RestartPolicyError::CountNotAllowed)
         }
-        ("on-failure", Some(n)) if n < 0 => {
-            return Err("invalid restart policy: maximum retry count cannot be negative".into())
-        }
+        ("on-failure", Some(n)) if n < 0 => return Err(RestartPolicyError::NegativeCount),
         ("on-failure", _) => {}
-        _ => return Err(format!("invalid restart policy '{name}'")),
+        _ => return Err(RestartPolicyError::Unknown(name.to_string())),
     }
     Ok(container::RestartPolicy {
         name: if name.is_empty() { "no" } else { name }.to_string(),

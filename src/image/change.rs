@@ -3,18 +3,51 @@
 
 use super::config::ImageRuntimeConfig;
 
+use crate::util::signal::SignalError;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid --change {input:?}: {reason}")]
 pub struct ChangeError {
     pub input: String,
-    pub reason: String,
+    pub reason: Reason,
 }
+
+/// What is wrong with a `--change` instruction (or the same instruction in
+/// a Dockerfile).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Reason {
+    #[error("missing arguments")]
+    MissingArguments,
+    #[error(transparent)]
+    Quote(#[from] UnterminatedQuote),
+    #[error("{0} needs KEY=VALUE or KEY VALUE")]
+    NeedsKeyValue(&'static str),
+    #[error("{what} expects KEY=VALUE, got {word:?}")]
+    ExpectedKeyValue { what: &'static str, word: String },
+    #[error("WORKDIR must be an absolute path")]
+    RelativeWorkdir,
+    #[error("VOLUME paths must be absolute")]
+    RelativeVolume,
+    #[error("bad protocol in port {0:?}")]
+    PortProtocol(String),
+    #[error("bad port {0:?}")]
+    Port(String),
+    #[error(transparent)]
+    Signal(#[from] SignalError),
+    #[error("unsupported instruction {0} (supported: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL, VOLUME)")]
+    Unsupported(String),
+}
+
+/// A quote opened and never closed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("unterminated quote")]
+pub struct UnterminatedQuote;
 
 /// Apply one Dockerfile-style instruction to `cfg`.
 pub fn apply_change(cfg: &mut ImageRuntimeConfig, input: &str) -> Result<(), ChangeError> {
-    let err = |reason: &str| ChangeError {
+    let err = |reason: Reason| ChangeError {
         input: input.to_string(),
-        reason: reason.to_string(),
+        reason,
     };
     let trimmed = input.trim();
     let (instr, args) = match trimmed.split_once(char::is_whitespace) {
@@ -22,31 +55,31 @@ pub fn apply_change(cfg: &mut ImageRuntimeConfig, input: &str) -> Result<(), Cha
         None => (trimmed, ""),
     };
     if args.is_empty() {
-        return Err(err("missing arguments"));
+        return Err(err(Reason::MissingArguments));
     }
     match instr.to_ascii_uppercase().as_str() {
-        "CMD" => cfg.cmd = Some(exec_or_shell(args).map_err(|r| err(&r))?),
-        "ENTRYPOINT" => cfg.entrypoint = Some(exec_or_shell(args).map_err(|r| err(&r))?),
+        "CMD" => cfg.cmd = Some(exec_or_shell(args)),
+        "ENTRYPOINT" => cfg.entrypoint = Some(exec_or_shell(args)),
         "ENV" => {
-            for (k, v) in key_values(args, "ENV").map_err(|r| err(&r))? {
+            for (k, v) in key_values(args, "ENV").map_err(err)? {
                 cfg.set_env(&format!("{k}={v}"));
             }
         }
         "LABEL" => {
-            for (k, v) in key_values(args, "LABEL").map_err(|r| err(&r))? {
+            for (k, v) in key_values(args, "LABEL").map_err(err)? {
                 cfg.labels.insert(k, v);
             }
         }
         "WORKDIR" => {
             if !args.starts_with('/') {
-                return Err(err("WORKDIR must be an absolute path"));
+                return Err(err(Reason::RelativeWorkdir));
             }
             cfg.working_dir = args.to_string();
         }
         "USER" => cfg.user = args.to_string(),
         "EXPOSE" => {
             for p in args.split_whitespace() {
-                cfg.exposed_ports.insert(normalize_port(p).map_err(|r| err(&r))?);
+                cfg.exposed_ports.insert(normalize_port(p).map_err(err)?);
             }
         }
         "VOLUME" => {
@@ -57,50 +90,49 @@ pub fn apply_change(cfg: &mut ImageRuntimeConfig, input: &str) -> Result<(), Cha
             };
             for p in paths {
                 if !p.starts_with('/') {
-                    return Err(err("VOLUME paths must be absolute"));
+                    return Err(err(Reason::RelativeVolume));
                 }
                 cfg.volumes.insert(p);
             }
         }
         "STOPSIGNAL" => {
-            crate::util::signal::parse_signal(args).map_err(|e| err(&e))?;
+            crate::util::signal::parse_signal(args).map_err(|e| err(e.into()))?;
             cfg.stop_signal = Some(args.to_string());
         }
-        other => {
-            return Err(err(&format!(
-                "unsupported instruction {other} (supported: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL, VOLUME)"
-            )))
-        }
+        other => return Err(err(Reason::Unsupported(other.to_string()))),
     }
     Ok(())
 }
 
 /// JSON exec form `["a","b"]`, else shell form wrapped in `/bin/sh -c`.
-fn exec_or_shell(args: &str) -> Result<Vec<String>, String> {
+fn exec_or_shell(args: &str) -> Vec<String> {
     if args.starts_with('[') {
         if let Ok(v) = serde_json::from_str::<Vec<String>>(args) {
-            return Ok(v);
+            return v;
         }
         // Docker treats malformed JSON as shell form; so do we.
     }
-    Ok(vec!["/bin/sh".into(), "-c".into(), args.to_string()])
+    vec!["/bin/sh".into(), "-c".into(), args.to_string()]
 }
 
 /// `K=V K2="v 2"` or the legacy single `K V...` form.
-fn key_values(args: &str, what: &str) -> Result<Vec<(String, String)>, String> {
+fn key_values(args: &str, what: &'static str) -> Result<Vec<(String, String)>, Reason> {
     let words = split_words(args)?;
     if !words[0].contains('=') {
         // Legacy `ENV KEY value with spaces`.
         let (k, v) = args
             .split_once(char::is_whitespace)
-            .ok_or_else(|| format!("{what} needs KEY=VALUE or KEY VALUE"))?;
+            .ok_or(Reason::NeedsKeyValue(what))?;
         return Ok(vec![(k.to_string(), v.trim().to_string())]);
     }
     words
         .into_iter()
         .map(|w| match w.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(format!("{what} expects KEY=VALUE, got {w:?}")),
+            _ => Err(Reason::ExpectedKeyValue {
+                what,
+                word: w.clone(),
+            }),
         })
         .collect()
 }
@@ -108,7 +140,7 @@ fn key_values(args: &str, what: &str) -> Result<Vec<(String, String)>, String> {
 /// Split `s` on whitespace honouring double and single quotes and the
 /// escape character (a backslash, or a Dockerfile's `# escape=`), which is
 /// literal inside single quotes.
-pub fn words(s: &str, escape: char) -> Result<Vec<String>, String> {
+pub fn words(s: &str, escape: char) -> Result<Vec<String>, UnterminatedQuote> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -142,7 +174,7 @@ pub fn words(s: &str, escape: char) -> Result<Vec<String>, String> {
         }
     }
     if quote.is_some() {
-        return Err("unterminated quote".into());
+        return Err(UnterminatedQuote);
     }
     if in_word {
         out.push(cur);
@@ -150,22 +182,22 @@ pub fn words(s: &str, escape: char) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn split_words(s: &str) -> Result<Vec<String>, String> {
+fn split_words(s: &str) -> Result<Vec<String>, Reason> {
     let out = words(s, '\\')?;
     if out.is_empty() {
-        return Err("missing arguments".into());
+        return Err(Reason::MissingArguments);
     }
     Ok(out)
 }
 
-fn normalize_port(p: &str) -> Result<String, String> {
+fn normalize_port(p: &str) -> Result<String, Reason> {
     let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
     if !matches!(proto, "tcp" | "udp" | "sctp") {
-        return Err(format!("bad protocol in port {p:?}"));
+        return Err(Reason::PortProtocol(p.to_string()));
     }
     match num.parse::<u16>() {
         Ok(n) if n > 0 => Ok(format!("{n}/{proto}")),
-        _ => Err(format!("bad port {p:?}")),
+        _ => Err(Reason::Port(p.to_string())),
     }
 }
 

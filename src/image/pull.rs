@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::add::{self, NewImage, StagedLayer};
-use super::blob::{self, Expected, Ingested};
+use super::blob::{self, BlobError, Expected, Ingested};
 use super::import::id_policy;
 use super::layer::IdPolicy;
 use super::manifest::{self, Descriptor, Document, LayerKind, Platform, MAX_CONFIG};
@@ -326,13 +326,23 @@ fn fetch_layers(
     };
     userns::run_in_userns_with_watching(
         mapping,
-        move || fetch_in_child(client, &repo, &work, &staging, ids, tx),
+        // The child's error crosses to this process as its text.
+        move || fetch_in_child(client, &repo, &work, &staging, ids, tx).map_err(|e| e.to_string()),
         &mut watch,
     )
     .map_err(|e| match e {
         UsernsError::Child(msg) => PullError::Layers(msg),
         other => PullError::Userns(other),
     })
+}
+
+/// Why a layer could not be fetched (in the pull's child).
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("layer {short}: {source}")]
+    Ingest { short: String, source: BlobError },
 }
 
 /// Where the child's events go: whole JSON lines, one write each, so the
@@ -355,12 +365,12 @@ fn fetch_in_child(
     staging: &Path,
     ids: IdPolicy,
     tx: std::fs::File,
-) -> Result<Vec<(usize, Ingested)>, String> {
+) -> Result<Vec<(usize, Ingested)>, FetchError> {
     let events = Events(Mutex::new(tx));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, Ingested)>> = Mutex::new(Vec::new());
-    let first_error: Mutex<Option<String>> = Mutex::new(None);
+    let first_error: Mutex<Option<FetchError>> = Mutex::new(None);
     let workers = work.len().min(3);
     std::thread::scope(|s| {
         let (next, failed, results, first_error, events) =
@@ -407,12 +417,10 @@ fn fetch_one(
     staging: &Path,
     ids: IdPolicy,
     events: &Events,
-) -> Result<Ingested, String> {
+) -> Result<Ingested, FetchError> {
     let dir = staging.join(w.index.to_string());
     let short = store::short_hex(&w.desc.digest).to_string();
-    let (body, _len) = client
-        .blob(repo, &w.desc.digest)
-        .map_err(|e| e.to_string())?;
+    let (body, _len) = client.blob(repo, &w.desc.digest)?;
     let blob_path: Option<PathBuf> = w.keep_blob.then(|| dir.join("blob"));
     let fs_dir = w.extract.then(|| dir.join("fs"));
     let expected = Expected {
@@ -447,5 +455,5 @@ fn fetch_one(
         &expected,
         &progress,
     )
-    .map_err(|e| format!("layer {short}: {e}"))
+    .map_err(|source| FetchError::Ingest { short, source })
 }

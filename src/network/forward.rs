@@ -183,7 +183,7 @@ impl Forwarder {
         self.target = match opened {
             Ok(ns) => Target::Open(ns),
             Err(NsError::Gone { .. }) => Target::Ended,
-            Err(e) => return Err(NetworkError::Attach(e.to_string())),
+            Err(e) => return Err(NetworkError::Attach(e)),
         };
         Ok(())
     }

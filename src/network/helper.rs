@@ -18,6 +18,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::{Mode, NetworkError};
+use crate::linux::process::ForkError;
 use crate::linux::tap::{self, TunProblem, TUN_PATH};
 use crate::linux::{net, process};
 
@@ -294,17 +295,22 @@ impl Helper {
     /// Start the helper for the namespace of `pid1` and wait until it has
     /// configured it. Its messages go to `log`.
     pub fn start(&self, pid1: i32, log: &Path) -> Result<Running, NetworkError> {
-        let fail = |detail: String| NetworkError::Helper {
+        let fail = |detail: HelperFailure| NetworkError::Helper {
             kind: self.kind.name(),
             detail,
         };
-        let log_file = File::create(log).map_err(|e| fail(format!("creating {log:?}: {e}")))?;
+        let log_file = File::create(log).map_err(|source| {
+            fail(HelperFailure::Log {
+                path: log.to_path_buf(),
+                source,
+            })
+        })?;
         let null = File::options()
             .read(true)
             .write(true)
             .open("/dev/null")
-            .map_err(|e| fail(format!("opening /dev/null: {e}")))?;
-        let (ready_r, ready_w) = process::pipe().map_err(|e| fail(format!("pipe: {e}")))?;
+            .map_err(|e| fail(HelperFailure::Null(e)))?;
+        let (ready_r, ready_w) = process::pipe().map_err(|e| fail(HelperFailure::Pipe(e)))?;
         let args = self.args(pid1);
         let parent = nix::unistd::getpid();
         let child = process::fork_child(|| {
@@ -330,7 +336,7 @@ impl Helper {
             let _ = std::process::Command::new(&self.path).args(&args).exec();
             127
         })
-        .map_err(|e| fail(format!("fork: {e}")))?;
+        .map_err(|e| fail(HelperFailure::Fork(e)))?;
         drop(ready_w);
         let running = Running {
             pid: child,
@@ -354,35 +360,70 @@ impl Helper {
                 Err(fail(if tail.is_empty() {
                     why
                 } else {
-                    format!("{why}: {tail}")
+                    HelperFailure::Logged {
+                        why: Box::new(why),
+                        tail,
+                    }
                 }))
             }
         }
     }
 }
 
+/// Why a network helper did not start or configure the namespace.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperFailure {
+    #[error("creating {path:?}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("opening /dev/null: {0}")]
+    Null(#[source] std::io::Error),
+    #[error("pipe: {0}")]
+    Pipe(#[source] nix::Error),
+    #[error("fork: {0}")]
+    Fork(#[source] ForkError),
+    #[error("not ready after 10 seconds")]
+    Timeout,
+    #[error("waiting for it: {0}")]
+    Poll(#[source] nix::Error),
+    #[error("exited before configuring the namespace")]
+    Exited,
+    #[error("exited ({0}) before configuring the namespace")]
+    ExitedWith(i32),
+    #[error("ended before configuring the namespace")]
+    Ended,
+    /// The failure and the last lines the helper logged.
+    #[error("{why}: {tail}")]
+    Logged {
+        why: Box<HelperFailure>,
+        tail: String,
+    },
+}
+
 /// slirp4netns writes "1" on its ready descriptor (`-r`) once configured.
-fn wait_ready_fd(fd: &std::os::fd::OwnedFd) -> Result<(), String> {
+fn wait_ready_fd(fd: &std::os::fd::OwnedFd) -> Result<(), HelperFailure> {
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
     let ms = READY_TIMEOUT.as_millis() as i32;
     match poll(
         &mut fds,
         PollTimeout::try_from(ms).unwrap_or(PollTimeout::NONE),
     ) {
-        Ok(0) => return Err("not ready after 10 seconds".into()),
-        Err(e) => return Err(format!("waiting for it: {e}")),
+        Ok(0) => return Err(HelperFailure::Timeout),
+        Err(e) => return Err(HelperFailure::Poll(e)),
         Ok(_) => {}
     }
     let mut b = [0u8; 1];
     match nix::unistd::read(fd.as_fd(), &mut b) {
         Ok(1) if b[0] == b'1' => Ok(()),
-        _ => Err("exited before configuring the namespace".into()),
+        _ => Err(HelperFailure::Exited),
     }
 }
 
 /// pasta in the foreground has no ready signal: it has configured the
 /// namespace once the default route it adds shows there.
-fn wait_default_route(helper: Pid, pid1: i32) -> Result<(), String> {
+fn wait_default_route(helper: Pid, pid1: i32) -> Result<(), HelperFailure> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if net::has_default_route(Path::new("/proc"), pid1) {
@@ -390,13 +431,11 @@ fn wait_default_route(helper: Pid, pid1: i32) -> Result<(), String> {
         }
         match waitpid(helper, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
-            Ok(WaitStatus::Exited(_, code)) => {
-                return Err(format!("exited ({code}) before configuring the namespace"))
-            }
-            _ => return Err("ended before configuring the namespace".into()),
+            Ok(WaitStatus::Exited(_, code)) => return Err(HelperFailure::ExitedWith(code)),
+            _ => return Err(HelperFailure::Ended),
         }
         if Instant::now() >= deadline {
-            return Err("not ready after 10 seconds".into());
+            return Err(HelperFailure::Timeout);
         }
         std::thread::sleep(Duration::from_millis(2));
     }

@@ -16,8 +16,9 @@ use super::switch::{self, Reply, Request};
 use super::user::Network;
 use super::NetworkError;
 use crate::exit;
-use crate::linux::channel::{channel, Failure, Message, Step};
-use crate::linux::ns::Namespaces;
+use crate::linux::channel::{channel, ChannelError, Failure, Message, Step};
+use crate::linux::ns::{Namespaces, NsError};
+use crate::linux::process::ForkError;
 use crate::linux::{process, seqpacket, tap};
 
 /// How long joining may wait for a switch to come up.
@@ -96,10 +97,49 @@ impl Membership {
 /// How long a leaving member waits for the switch's answer.
 const LEAVE_TIMEOUT_MS: u16 = 2000;
 
-fn fail(net: &Network, detail: impl std::fmt::Display) -> NetworkError {
+/// Why a container could not join a network.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinFailure {
+    #[error("process {0} is gone")]
+    Gone(i32),
+    #[error(transparent)]
+    Namespace(#[from] NsError),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("unexpected answer {0:?}")]
+    Answer(Reply),
+    #[error("the switch closed the connection")]
+    Closed,
+    #[error("{0}")]
+    Socket(#[source] nix::Error),
+    #[error("{0}")]
+    Garbled(#[source] serde_json::Error),
+    #[error("no switch answered ({why}; see {})", .log.display())]
+    NoSwitch { why: Box<JoinFailure>, log: PathBuf },
+    #[error("pipe: {0}")]
+    Pipe(#[source] std::io::Error),
+    #[error("fork: {0}")]
+    Fork(#[source] ForkError),
+    #[error(transparent)]
+    Child(#[from] Failure),
+    #[error("unexpected {0:?}")]
+    Message(Message),
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    #[error("/proc/self/exe: {0}")]
+    Exe(#[source] std::io::Error),
+    #[error("switch log: {0}")]
+    SwitchLog(#[source] std::io::Error),
+    #[error("/dev/null: {0}")]
+    Null(#[source] std::io::Error),
+    #[error("starting the switch: {0:?}")]
+    Switch(nix::Result<i32>),
+}
+
+fn fail(net: &Network, detail: JoinFailure) -> NetworkError {
     NetworkError::Join {
         network: net.name.clone(),
-        detail: detail.to_string(),
+        detail,
     }
 }
 
@@ -113,8 +153,8 @@ pub fn join(
 ) -> Result<Membership, NetworkError> {
     let proc_root = Path::new("/proc");
     let start = process::start_time(proc_root, who.pid1)
-        .ok_or_else(|| fail(net, format!("process {} is gone", who.pid1)))?;
-    let ns = Namespaces::open_net(proc_root, who.pid1, start).map_err(|e| fail(net, e))?;
+        .ok_or_else(|| fail(net, JoinFailure::Gone(who.pid1)))?;
+    let ns = Namespaces::open_net(proc_root, who.pid1, start).map_err(|e| fail(net, e.into()))?;
     let join = Request::Join {
         id: who.id.to_string(),
         name: who.name.to_string(),
@@ -132,22 +172,25 @@ pub fn join(
                 seqpacket::send(c.as_raw_fd(), &join, None)?;
                 Ok(c)
             })
-            .map_err(|e| e.to_string())
+            .map_err(JoinFailure::Socket)
             .and_then(|c| match read_reply(&c) {
                 Ok(Reply::Lease { ip, prefix }) => Ok((c, ip, prefix)),
-                Ok(Reply::Refused(why)) => Err(format!("refused: {why}")),
-                Ok(r) => Err(format!("unexpected answer {r:?}")),
+                Ok(Reply::Refused(why)) => Err(JoinFailure::Refused(why)),
+                Ok(r) => Err(JoinFailure::Answer(r)),
                 Err(e) => Err(e),
             });
         match attempt {
             Ok(got) => break got,
-            Err(why) if why.starts_with("refused") => return Err(fail(net, why)),
+            Err(why @ JoinFailure::Refused(_)) => return Err(fail(net, why)),
             Err(why) => {
                 if Instant::now() >= deadline {
                     let log = switch::log_path(runtime, net);
                     return Err(fail(
                         net,
-                        format!("no switch answered ({why}; see {})", log.display()),
+                        JoinFailure::NoSwitch {
+                            why: Box::new(why),
+                            log,
+                        },
                     ));
                 }
                 if !spawned {
@@ -162,8 +205,8 @@ pub fn join(
     make_tap(&ns, &conn, mac, ip, prefix).map_err(|f| fail(net, f))?;
     match read_reply(&conn) {
         Ok(Reply::Joined) => {}
-        Ok(Reply::Refused(why)) => return Err(fail(net, format!("refused: {why}"))),
-        Ok(r) => return Err(fail(net, format!("unexpected answer {r:?}"))),
+        Ok(Reply::Refused(why)) => return Err(fail(net, JoinFailure::Refused(why))),
+        Ok(r) => return Err(fail(net, JoinFailure::Answer(r))),
         Err(e) => return Err(fail(net, e)),
     }
     Ok(Membership {
@@ -179,12 +222,12 @@ pub fn join(
     })
 }
 
-fn read_reply(conn: &OwnedFd) -> Result<Reply, String> {
+fn read_reply(conn: &OwnedFd) -> Result<Reply, JoinFailure> {
     let mut buf = vec![0u8; 4096];
     match seqpacket::recv(conn.as_raw_fd(), &mut buf) {
-        Ok((0, _)) => Err("the switch closed the connection".into()),
-        Ok((n, _)) => serde_json::from_slice(&buf[..n]).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+        Ok((0, _)) => Err(JoinFailure::Closed),
+        Ok((n, _)) => serde_json::from_slice(&buf[..n]).map_err(JoinFailure::Garbled),
+        Err(e) => Err(JoinFailure::Socket(e)),
     }
 }
 
@@ -197,8 +240,8 @@ fn make_tap(
     mac: [u8; 6],
     ip: Ipv4Addr,
     prefix: u8,
-) -> Result<(), String> {
-    let (mut tx, mut rx) = channel().map_err(|e| format!("pipe: {e}"))?;
+) -> Result<(), JoinFailure> {
+    let (mut tx, mut rx) = channel().map_err(JoinFailure::Pipe)?;
     let attach = serde_json::to_vec(&Request::Attach).expect("request serializes");
     let child = process::fork_child(|| {
         let done = (|| -> Result<(), Failure> {
@@ -224,13 +267,13 @@ fn make_tap(
             }
         }
     })
-    .map_err(|e| format!("fork: {e}"))?;
+    .map_err(JoinFailure::Fork)?;
     drop(tx);
     let got = match rx.recv() {
         Ok(Message::Done) => Ok(()),
-        Ok(Message::Failed(f)) => Err(f.to_string()),
-        Ok(m) => Err(format!("unexpected {m:?}")),
-        Err(e) => Err(e.to_string()),
+        Ok(Message::Failed(f)) => Err(f.into()),
+        Ok(m) => Err(JoinFailure::Message(m)),
+        Err(e) => Err(e.into()),
     };
     let _ = process::wait_exit_code(child);
     got
@@ -240,18 +283,18 @@ fn make_tap(
 /// own, reparented away from the supervisor (a double fork), stdio on
 /// /dev/null and no other descriptor of ours, so that it neither dies with
 /// the container that started it nor holds a caller's pipe open.
-fn spawn_switch(runtime: &Path, store_root: &Path, net: &Network) -> Result<(), String> {
-    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
+fn spawn_switch(runtime: &Path, store_root: &Path, net: &Network) -> Result<(), JoinFailure> {
+    let exe = std::fs::read_link("/proc/self/exe").map_err(JoinFailure::Exe)?;
     let log = std::fs::File::options()
         .create(true)
         .append(true)
         .open(switch::log_path(runtime, net))
-        .map_err(|e| format!("switch log: {e}"))?;
+        .map_err(JoinFailure::SwitchLog)?;
     let null = std::fs::File::options()
         .read(true)
         .write(true)
         .open("/dev/null")
-        .map_err(|e| format!("/dev/null: {e}"))?;
+        .map_err(JoinFailure::Null)?;
     let name = net.name.clone();
     let root = store_root.to_path_buf();
     let middle = process::fork_child(|| {
@@ -284,9 +327,9 @@ fn spawn_switch(runtime: &Path, store_root: &Path, net: &Network) -> Result<(), 
             Err(_) => 1,
         }
     })
-    .map_err(|e| format!("fork: {e}"))?;
+    .map_err(JoinFailure::Fork)?;
     match process::wait_exit_code(middle) {
         Ok(0) => Ok(()),
-        other => Err(format!("starting the switch: {other:?}")),
+        other => Err(JoinFailure::Switch(other)),
     }
 }

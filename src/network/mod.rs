@@ -126,7 +126,7 @@ pub enum NetworkError {
     )]
     BadMode(String),
     #[error("invalid port specification {spec:?}: {why}")]
-    BadPort { spec: String, why: String },
+    BadPort { spec: String, why: PortProblem },
     #[error("cannot publish port {port}: ports below {start} need privileges (net.ipv4.ip_unprivileged_port_start = {start}; lower it with sysctl, or publish a higher host port)")]
     Privileged { port: u16, start: u16 },
     #[error("invalid --add-host {0:?}: use HOST:IP")]
@@ -152,11 +152,19 @@ pub enum NetworkError {
         fix: String,
     },
     #[error("starting {kind}: {detail}")]
-    Helper { kind: &'static str, detail: String },
+    Helper {
+        kind: &'static str,
+        #[source]
+        detail: helper::HelperFailure,
+    },
     #[error("joining network {network}: {detail}")]
-    Join { network: String, detail: String },
+    Join {
+        network: String,
+        #[source]
+        detail: member::JoinFailure,
+    },
     #[error("opening the container's network namespace for its published ports: {0}")]
-    Attach(String),
+    Attach(#[source] crate::linux::ns::NsError),
     #[error("connecting to port {port}/{proto} in the container: {detail}")]
     Dial {
         port: u16,
@@ -165,45 +173,66 @@ pub enum NetworkError {
     },
 }
 
+/// What is wrong with a `-p` specification.
+#[derive(Debug, thiserror::Error)]
+pub enum PortProblem {
+    #[error("unknown protocol {0:?} (tcp or udp)")]
+    Protocol(String),
+    #[error("unclosed '['")]
+    Bracket,
+    #[error("too many ':'")]
+    Colons,
+    #[error("{0:?} is not an IP address")]
+    Ip(String),
+    #[error("{0:?} is not a port (1-65535)")]
+    Port(String),
+    #[error("range {0:?} ends before it starts")]
+    Range(String),
+    #[error("host and container port ranges differ in length")]
+    Lengths,
+}
+
 /// Parse one `-p [IP:][HOST:]CONTAINER[/tcp|/udp]` (ranges `A-B` on either
 /// side, of equal length when both are given).
 pub fn parse_publish(spec: &str) -> Result<Vec<PortSpec>, NetworkError> {
-    let bad = |why: &str| NetworkError::BadPort {
+    let bad = |why: PortProblem| NetworkError::BadPort {
         spec: spec.to_string(),
-        why: why.to_string(),
+        why,
     };
     let (rest, proto) = match spec.rsplit_once('/') {
         Some((r, "tcp")) => (r, Proto::Tcp),
         Some((r, "udp")) => (r, Proto::Udp),
-        Some((_, p)) => return Err(bad(&format!("unknown protocol {p:?} (tcp or udp)"))),
+        Some((_, p)) => return Err(bad(PortProblem::Protocol(p.to_string()))),
         None => (spec, Proto::Tcp),
     };
     // An IPv6 address is written in brackets: [::1]:8080:80.
     let (ip, rest) = if let Some(r) = rest.strip_prefix('[') {
-        let (ip, r) = r.split_once("]:").ok_or_else(|| bad("unclosed '['"))?;
+        let (ip, r) = r
+            .split_once("]:")
+            .ok_or_else(|| bad(PortProblem::Bracket))?;
         (ip.to_string(), r)
     } else {
         let parts: Vec<&str> = rest.split(':').collect();
         match parts.len() {
             1 | 2 => (String::new(), rest),
             3 => (parts[0].to_string(), &rest[parts[0].len() + 1..]),
-            _ => return Err(bad("too many ':'")),
+            _ => return Err(bad(PortProblem::Colons)),
         }
     };
     if !ip.is_empty() && ip.parse::<IpAddr>().is_err() {
-        return Err(bad(&format!("{ip:?} is not an IP address")));
+        return Err(bad(PortProblem::Ip(ip)));
     }
     let (host, container) = match rest.split_once(':') {
         Some((h, c)) => (h, c),
         None => ("", rest),
     };
-    let cports = parse_range(container).map_err(|w| bad(&w))?;
+    let cports = parse_range(container).map_err(bad)?;
     let hports: Vec<Option<u16>> = if host.is_empty() {
         vec![None; cports.len()]
     } else {
-        let h = parse_range(host).map_err(|w| bad(&w))?;
+        let h = parse_range(host).map_err(bad)?;
         if h.len() != cports.len() {
-            return Err(bad("host and container port ranges differ in length"));
+            return Err(bad(PortProblem::Lengths));
         }
         h.into_iter().map(Some).collect()
     };
@@ -219,16 +248,16 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortSpec>, NetworkError> {
         .collect())
 }
 
-fn parse_range(s: &str) -> Result<Vec<u16>, String> {
+fn parse_range(s: &str) -> Result<Vec<u16>, PortProblem> {
     let port = |p: &str| match p.parse::<u16>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{p:?} is not a port (1-65535)")),
+        _ => Err(PortProblem::Port(p.to_string())),
     };
     match s.split_once('-') {
         Some((a, b)) => {
             let (a, b) = (port(a)?, port(b)?);
             if a > b {
-                return Err(format!("range {s:?} ends before it starts"));
+                return Err(PortProblem::Range(s.to_string()));
             }
             Ok((a..=b).collect())
         }

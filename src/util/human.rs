@@ -81,10 +81,23 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
 }
 
+/// Text that is no duration in Go's syntax.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("invalid duration")]
+    Invalid,
+    #[error("missing unit in duration")]
+    MissingUnit,
+    #[error("unknown unit {0:?} in duration")]
+    UnknownUnit(String),
+    #[error("duration out of range")]
+    OutOfRange,
+}
+
 /// A duration in Go's syntax (`300ms`, `1.5h`, `2h45m`, `-1s`; units ns, us,
 /// µs, ms, s, m, h; a bare `0`), as Docker reads HEALTHCHECK's and `--health-*` flags, in
 /// nanoseconds.
-pub fn go_duration(s: &str) -> Result<i64, String> {
+pub fn go_duration(s: &str) -> Result<i64, DurationError> {
     let (negative, mut rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
@@ -93,7 +106,7 @@ pub fn go_duration(s: &str) -> Result<i64, String> {
         return Ok(0);
     }
     if rest.is_empty() {
-        return Err("invalid duration".into());
+        return Err(DurationError::Invalid);
     }
     let mut total: u128 = 0;
     while !rest.is_empty() {
@@ -109,7 +122,7 @@ pub fn go_duration(s: &str) -> Result<i64, String> {
             None => ("", after),
         };
         if int.is_empty() && frac.is_empty() {
-            return Err("invalid duration".into());
+            return Err(DurationError::Invalid);
         }
         let unit_len = after
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -122,10 +135,10 @@ pub fn go_duration(s: &str) -> Result<i64, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            "" => return Err("missing unit in duration".into()),
-            u => return Err(format!("unknown unit {u:?} in duration")),
+            "" => return Err(DurationError::MissingUnit),
+            u => return Err(DurationError::UnknownUnit(u.to_string())),
         };
-        let too_big = || "duration out of range".to_string();
+        let too_big = || DurationError::OutOfRange;
         let whole: u128 = if int.is_empty() {
             0
         } else {

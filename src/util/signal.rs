@@ -2,9 +2,18 @@
 
 use nix::sys::signal::Signal;
 
-pub fn parse_signal(s: &str) -> Result<Signal, String> {
+/// A signal name or number that names no signal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalError {
+    #[error("invalid signal number {0}")]
+    Number(i32),
+    #[error("invalid signal {0:?}")]
+    Name(String),
+}
+
+pub fn parse_signal(s: &str) -> Result<Signal, SignalError> {
     if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| format!("invalid signal number {n}"));
+        return Signal::try_from(n).map_err(|_| SignalError::Number(n));
     }
     let upper = s.to_ascii_uppercase();
     let name = if upper.starts_with("SIG") {
@@ -13,7 +22,7 @@ pub fn parse_signal(s: &str) -> Result<Signal, String> {
         format!("SIG{upper}")
     };
     name.parse::<Signal>()
-        .map_err(|_| format!("invalid signal {s:?}"))
+        .map_err(|_| SignalError::Name(s.to_string()))
 }
 
 #[cfg(test)]
@@ -26,6 +35,13 @@ mod tests {
         assert_eq!(parse_signal("kill").unwrap(), Signal::SIGKILL);
         assert_eq!(parse_signal("2").unwrap(), Signal::SIGINT);
         assert!(parse_signal("SIGNOPE").is_err());
-        assert!(parse_signal("99").is_err());
+        assert_eq!(
+            parse_signal("99").unwrap_err().to_string(),
+            "invalid signal number 99"
+        );
+        assert_eq!(
+            parse_signal("nope").unwrap_err().to_string(),
+            "invalid signal \"nope\""
+        );
     }
 }
