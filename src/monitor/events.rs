@@ -34,6 +34,7 @@ enum Source {
     /// A health probe's report or output.
     Probe(ProbeFd),
 }
+
 impl Monitor {
     /// Wait for the exit, copying output to the log and the clients,
     /// clients' input to the container, and enforcing `--timeout`.
@@ -72,99 +73,19 @@ impl Monitor {
             .into_iter()
             .flatten()
             .min();
-            let timeout = match wake {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    let ms = left.as_micros().div_ceil(1000).min(60_000) as i32;
-                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::NONE)
-                }
-                None => PollTimeout::NONE,
-            };
-            let mut sources = vec![Source::Report, Source::Listener];
-            let mut fds = vec![
-                PollFd::new(started.report_fd(), PollFlags::POLLIN),
-                PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
-            ];
-            for (i, (_, fd)) in outputs.iter().enumerate() {
-                if let Some(fd) = fd {
-                    sources.push(Source::Output(i));
-                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-                }
-            }
-            for (i, c) in self.clients.iter().enumerate() {
-                sources.push(Source::Client(i));
-                fds.push(PollFd::new(c.sock.as_fd(), PollFlags::POLLIN));
-            }
-            if let Some(f) = &self.forwarder {
-                for (key, fd, flags) in f.interest() {
-                    sources.push(Source::Forward(key));
-                    fds.push(PollFd::new(fd, flags));
-                }
-            }
-            if let Some(p) = &self.prober {
-                for (which, fd) in p.fds() {
-                    sources.push(Source::Probe(which));
-                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
-                }
-            }
+            let timeout = poll_timeout(wake, Instant::now());
+            let (sources, mut fds) = self.interest(started, &outputs);
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::Error::EINTR) => continue,
                 Err(_) => return (exit::BURROW, timed_out),
             }
-            let mut ready: Vec<Source> = sources
-                .into_iter()
-                .zip(&fds)
-                .filter(|(_, f)| {
-                    f.revents().is_some_and(|r| {
-                        r.intersects(
-                            PollFlags::POLLIN
-                                | PollFlags::POLLOUT
-                                | PollFlags::POLLHUP
-                                | PollFlags::POLLERR,
-                        )
-                    })
-                })
-                .map(|(s, _)| s)
-                .collect();
+            let ready = ready(sources, &fds);
             drop(fds);
-            ready.sort();
-            // A connection polled on both of its sockets is pumped once.
-            ready.dedup();
             for source in ready {
-                match source {
-                    Source::Output(i) => {
-                        let (stream, fd) = &mut outputs[i];
-                        let Some(f) = fd else { continue };
-                        match nix::unistd::read(f.as_fd(), &mut buf) {
-                            Ok(n) if n > 0 => self.output(*stream, &buf[..n]),
-                            // EOF (or EIO on a pty whose slave is gone).
-                            _ => *fd = None,
-                        }
-                    }
-                    Source::Client(i) => self.clients[i].read_input(io),
-                    Source::Forward(key) => {
-                        if let Some(f) = &mut self.forwarder {
-                            f.ready(key);
-                        }
-                    }
-                    Source::Listener => {
-                        while let Ok((s, _)) = self.listener.accept() {
-                            let _ = s.set_nonblocking(false);
-                            self.clients.push(Client::new(s));
-                        }
-                    }
-                    Source::Report => {
-                        if let Some(code) = started.read_report() {
-                            self.drain(&mut outputs, &mut buf);
-                            return (code, timed_out);
-                        }
-                    }
-                    Source::Probe(which) => {
-                        if let Some(p) = &mut self.prober {
-                            p.readable(which);
-                        }
-                    }
+                if let Some(code) = self.serve(source, started, io, &mut outputs, &mut buf) {
+                    self.drain(&mut outputs, &mut buf);
+                    return (code, timed_out);
                 }
             }
             let action = match &mut self.prober {
@@ -179,6 +100,86 @@ impl Monitor {
                 f.sweep();
             }
         }
+    }
+
+    /// The poll set: each source to wait on with its descriptor.
+    fn interest<'a>(
+        &'a self,
+        started: &'a Started,
+        outputs: &'a [(u8, Option<OwnedFd>)],
+    ) -> (Vec<Source>, Vec<PollFd<'a>>) {
+        let mut sources = vec![Source::Report, Source::Listener];
+        let mut fds = vec![
+            PollFd::new(started.report_fd(), PollFlags::POLLIN),
+            PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
+        ];
+        for (i, (_, fd)) in outputs.iter().enumerate() {
+            if let Some(fd) = fd {
+                sources.push(Source::Output(i));
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            sources.push(Source::Client(i));
+            fds.push(PollFd::new(c.sock.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(f) = &self.forwarder {
+            for (key, fd, flags) in f.interest() {
+                sources.push(Source::Forward(key));
+                fds.push(PollFd::new(fd, flags));
+            }
+        }
+        if let Some(p) = &self.prober {
+            for (which, fd) in p.fds() {
+                sources.push(Source::Probe(which));
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+        }
+        (sources, fds)
+    }
+
+    /// Serve one ready source; the exit code once the report says the
+    /// container has ended.
+    fn serve(
+        &mut self,
+        source: Source,
+        started: &mut Started,
+        io: &mut ParentIo,
+        outputs: &mut [(u8, Option<OwnedFd>)],
+        buf: &mut [u8],
+    ) -> Option<i32> {
+        match source {
+            Source::Output(i) => {
+                let (stream, fd) = &mut outputs[i];
+                let Some(f) = fd else { return None };
+                match nix::unistd::read(f.as_fd(), buf) {
+                    Ok(n) if n > 0 => self.output(*stream, &buf[..n]),
+                    // EOF (or EIO on a pty whose slave is gone).
+                    _ => *fd = None,
+                }
+            }
+            Source::Client(i) => self.clients[i].read_input(io),
+            Source::Forward(key) => {
+                if let Some(f) = &mut self.forwarder {
+                    f.ready(key);
+                }
+            }
+            Source::Listener => {
+                while let Ok((s, _)) = self.listener.accept() {
+                    let _ = s.set_nonblocking(false);
+                    self.clients.push(Client::new(s));
+                }
+            }
+            Source::Report => {
+                return started.read_report();
+            }
+            Source::Probe(which) => {
+                if let Some(p) = &mut self.prober {
+                    p.readable(which);
+                }
+            }
+        }
+        None
     }
 
     /// `--health-on-failure`: kill it, or stop it (the stop signal, SIGKILL
@@ -235,6 +236,44 @@ impl Monitor {
     }
 }
 
+/// The sources `poll` found ready, in `Source` order (the container's
+/// output before its exit), each once.
+fn ready(sources: Vec<Source>, fds: &[PollFd]) -> Vec<Source> {
+    let mut ready: Vec<Source> = sources
+        .into_iter()
+        .zip(fds)
+        .filter(|(_, f)| {
+            f.revents().is_some_and(|r| {
+                r.intersects(
+                    PollFlags::POLLIN
+                        | PollFlags::POLLOUT
+                        | PollFlags::POLLHUP
+                        | PollFlags::POLLERR,
+                )
+            })
+        })
+        .map(|(s, _)| s)
+        .collect();
+    ready.sort();
+    // A connection polled on both of its sockets is pumped once.
+    ready.dedup();
+    ready
+}
+
+/// How long `poll` may sleep before the timer at `wake`: rounded up, so it
+/// never wakes just before it, and a minute at most; with no timer, until
+/// something happens.
+fn poll_timeout(wake: Option<Instant>, now: Instant) -> PollTimeout {
+    match wake {
+        Some(d) => {
+            let left = d.saturating_duration_since(now);
+            let ms = left.as_micros().div_ceil(1000).min(60_000) as i32;
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::NONE)
+        }
+        None => PollTimeout::NONE,
+    }
+}
+
 impl Watch for Monitor {
     /// With `-t`, receive the pty master PID 1 sent before it exec'd; with
     /// published ports, open the namespaces the forwarder dials into.
@@ -283,5 +322,59 @@ impl Watch for Monitor {
                 )
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linux::process;
+
+    #[test]
+    fn output_is_served_before_the_exit_and_each_source_once() {
+        let (quiet_r, _quiet_w) = process::pipe().unwrap();
+        let (out_r, out_w) = process::pipe().unwrap();
+        let (report_r, report_w) = process::pipe().unwrap();
+        nix::unistd::write(&out_w, b"x").unwrap();
+        nix::unistd::write(&report_w, b"0").unwrap();
+        let sources = vec![
+            Source::Report,
+            Source::Client(0),
+            Source::Output(1),
+            Source::Output(1),
+        ];
+        let mut fds = vec![
+            PollFd::new(report_r.as_fd(), PollFlags::POLLIN),
+            PollFd::new(quiet_r.as_fd(), PollFlags::POLLIN),
+            PollFd::new(out_r.as_fd(), PollFlags::POLLIN),
+            PollFd::new(out_r.as_fd(), PollFlags::POLLIN),
+        ];
+        poll(&mut fds, PollTimeout::ZERO).unwrap();
+        assert_eq!(
+            ready(sources, &fds),
+            [Source::Output(1), Source::Report],
+            "the quiet client is left out"
+        );
+    }
+
+    #[test]
+    fn poll_sleeps_until_the_nearest_timer_rounded_up_and_a_minute_at_most() {
+        let now = Instant::now();
+        let ms = |n: i32| PollTimeout::try_from(n).unwrap();
+        assert_eq!(poll_timeout(None, now), PollTimeout::NONE);
+        assert_eq!(poll_timeout(Some(now), now), ms(0));
+        assert_eq!(
+            poll_timeout(Some(now - Duration::from_secs(1)), now),
+            ms(0),
+            "overdue"
+        );
+        assert_eq!(
+            poll_timeout(Some(now + Duration::from_micros(1500)), now),
+            ms(2)
+        );
+        assert_eq!(
+            poll_timeout(Some(now + Duration::from_secs(3600)), now),
+            ms(60_000)
+        );
     }
 }

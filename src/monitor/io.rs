@@ -205,3 +205,130 @@ pub(super) fn broadcast(clients: &mut [Client], stream: u8, data: &[u8]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(fd: OwnedFd) -> Vec<u8> {
+        let mut got = Vec::new();
+        File::from(fd).read_to_end(&mut got).unwrap();
+        got
+    }
+
+    #[test]
+    fn output_goes_to_every_client_in_frames_and_a_gone_one_is_dropped() {
+        let (a, mut a_peer) = UnixStream::pair().unwrap();
+        let (b, b_peer) = UnixStream::pair().unwrap();
+        drop(b_peer);
+        let mut clients = vec![Client::new(a), Client::new(b)];
+        broadcast(&mut clients, attach::STDERR, b"oops");
+        assert!(clients[0].alive);
+        assert!(!clients[1].alive, "a client whose socket is gone");
+        let want = attach::frame(attach::STDERR, b"oops");
+        let mut got = vec![0; want.len()];
+        a_peer.read_exact(&mut got).unwrap();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_client_frames_become_stdin_and_its_end() {
+        let (r, w) = process::pipe().unwrap();
+        let mut io = ParentIo {
+            input: Some(w),
+            master: None,
+            stdout: None,
+            stderr: None,
+        };
+        let (sock, mut peer) = UnixStream::pair().unwrap();
+        let mut client = Client::new(sock);
+        let mut bytes = attach::frame(attach::STDIN, b"hel");
+        // Without a pty a resize has nowhere to go.
+        bytes.extend(attach::frame(attach::RESIZE, &[0, 24, 0, 80]));
+        bytes.extend(attach::frame(attach::STDIN, b"lo"));
+        bytes.extend(attach::frame(attach::STDIN_EOF, &[]));
+        peer.write_all(&bytes).unwrap();
+        client.read_input(&mut io);
+        assert!(client.alive);
+        assert!(io.input.is_none(), "the end of stdin closes our end");
+        assert_eq!(read_all(r), b"hello");
+        drop(peer);
+        client.read_input(&mut io);
+        assert!(!client.alive, "a client that hung up");
+    }
+
+    #[test]
+    fn with_a_pty_input_and_its_end_go_to_the_master_and_output_is_stdout() {
+        let (r, w) = process::pipe().unwrap();
+        let mut io = ParentIo {
+            input: None,
+            master: Some(w),
+            stdout: None,
+            stderr: None,
+        };
+        let outputs = io.outputs();
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].0, attach::STDOUT);
+        assert!(outputs[0].1.is_some());
+        drop(outputs);
+        io.write_input(b"ls\n");
+        io.close_input();
+        drop(io);
+        // The terminal's EOF character (Ctrl-D) ends its input.
+        assert_eq!(read_all(r), b"ls\n\x04");
+    }
+
+    #[test]
+    fn pipes_for_the_container_and_their_other_ends_for_us() {
+        let cio = ContainerIo::new(false, false).unwrap();
+        let sandbox::Stdio::Pipes([stdin, stdout, stderr]) = cio.for_container() else {
+            panic!("pipes without a tty");
+        };
+        assert_eq!(stdin, cio.null.as_ref().unwrap().as_raw_fd());
+        assert_eq!(stdout, cio.stdout.as_ref().unwrap().1.as_raw_fd());
+        assert_eq!(stderr, cio.stderr.as_ref().unwrap().1.as_raw_fd());
+        let cio = ContainerIo::new(false, true).unwrap();
+        let sandbox::Stdio::Pipes([stdin, ..]) = cio.for_container() else {
+            panic!("pipes without a tty");
+        };
+        assert_eq!(stdin, cio.stdin.as_ref().unwrap().0.as_raw_fd());
+        let (container_out, container_err) = (
+            cio.stdout.as_ref().unwrap().1.try_clone().unwrap(),
+            cio.stderr.as_ref().unwrap().1.try_clone().unwrap(),
+        );
+        let io = cio.parent_side().unwrap();
+        assert!(io.input.is_some() && io.master.is_none());
+        write_all_fd(&container_out, b"out").unwrap();
+        write_all_fd(&container_err, b"err").unwrap();
+        drop((container_out, container_err));
+        let outputs: Vec<(u8, Vec<u8>)> = io
+            .outputs()
+            .into_iter()
+            .map(|(stream, fd)| (stream, fd.map(read_all).unwrap_or_default()))
+            .collect();
+        drop(io);
+        assert_eq!(
+            outputs,
+            [
+                (attach::STDOUT, b"out".to_vec()),
+                (attach::STDERR, b"err".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn with_a_tty_the_container_gets_a_console_socket_and_we_its_master() {
+        let cio = ContainerIo::new(true, true).unwrap();
+        let sandbox::Stdio::ConsoleSocket(theirs) = cio.for_container() else {
+            panic!("a console socket with a tty");
+        };
+        let (r, w) = process::pipe().unwrap();
+        tty::send_fd(theirs, w.as_raw_fd()).unwrap();
+        drop(w);
+        let io = cio.parent_side().unwrap();
+        assert!(io.input.is_none() && io.stdout.is_none());
+        io.write_input(b"x");
+        drop(io);
+        assert_eq!(read_all(r), b"x");
+    }
+}

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::container::cgroup::SystemdScopes;
-use crate::container::{self, ContainerRecord, Supervision};
+use crate::container::{self, ContainerRecord, MonitorLock, Supervision};
 use crate::exit;
 use crate::linux::channel::Sender;
 use crate::linux::userns::IdMapping;
@@ -33,7 +33,7 @@ pub use self::io::{connect, socket_path};
 use self::io::{Client, ContainerIo, ParentIo};
 pub use self::launch::{launch, Launched};
 use self::launch::{monitor_failure, status_sender};
-use self::restart::{restart_due, Backoff};
+use self::restart::{health_restart_due, restart_due, Backoff};
 
 /// The monitor process (`burrow __monitor ID`). Returns its exit code.
 /// `rootfs` and `scopes` are the front end's reading of the environment
@@ -58,27 +58,9 @@ pub fn main(
         Ok(r) => r,
         Err(e) => return fail(monitor_failure(e.to_string())),
     };
-    // One monitor per container: a second one (a `start` while the first
-    // waits to restart it) would run it twice. The previous monitor of a
-    // container just stopped may still be finishing (it records the exit
-    // before it ends): give it a moment.
-    let locked = crate::util::poll::until(
-        Duration::from_secs(10),
-        Duration::from_millis(10),
-        || match rec.lock_monitor(store) {
-            Ok(None) => None,
-            r => Some(r),
-        },
-    );
-    let _lock = match locked.unwrap_or(Ok(None)) {
-        Ok(Some(l)) => l,
-        Ok(None) => {
-            return fail(monitor_failure(format!(
-                "container {} is restarting under its monitor: stop it first",
-                rec.name
-            )))
-        }
-        Err(e) => return fail(monitor_failure(format!("the monitor lock: {e}"))),
+    let _lock = match lock(store, &rec) {
+        Ok(l) => l,
+        Err(f) => return fail(f),
     };
     // A start clears a manual stop and, as in Docker, the restart count.
     let _ = std::fs::remove_file(rec.manual_stop_path(store));
@@ -93,66 +75,17 @@ pub fn main(
             return exit::BURROW;
         }
     };
-    let mut backoff = Backoff::default();
-    let result = loop {
-        // The record says where its ports are published while it runs.
-        if let Some(f) = &monitor.forwarder {
-            rec.network_settings.ports = f.published();
-        }
-        let how = Supervision {
-            rootfs,
-            scopes,
-            stdio: monitor.io_for_container(),
-            list_running: true,
-            helper_path: helper_path.clone(),
-        };
-        let began = Instant::now();
-        let result = container::supervise(store, &mut rec, mapping, how, &mut monitor);
-        let Ok(code) = result else { break result };
-        // `--health-on-failure=restart` stopped it: start it again unless
-        // it was stopped or removed meanwhile, whatever its policy says.
-        let health_restart = std::mem::take(&mut monitor.health_restart)
-            && !rec.manual_stop_path(store).exists()
-            && match ContainerRecord::load(store, &rec.id) {
-                Ok(latest) => {
-                    rec = latest;
-                    true
-                }
-                Err(_) => false,
-            };
-        if !health_restart && !restart_due(store, &mut rec, code) {
-            break result;
-        }
-        if !backoff.wait(store, &mut rec, began.elapsed()) {
-            break result;
-        }
-        rec.restart_count += 1;
-        if let Err(f) = monitor.again(&rec) {
-            tracing::warn!("restarting container {}: {}", rec.name, f.detail);
-            break result;
-        }
-    };
+    let result = run(
+        store,
+        &mut rec,
+        mapping,
+        rootfs,
+        scopes,
+        &helper_path,
+        &mut monitor,
+    );
     let _ = std::fs::remove_file(&monitor.sock_path);
-    // A stop during the delay: the record no longer says restarting.
-    if let Ok(mut latest) = ContainerRecord::load(store, &rec.id) {
-        if latest.state.restarting {
-            latest.state.restarting = false;
-            let _ = latest.save(store);
-        }
-    }
-    // `--rm` takes the container's anonymous volumes with it, as in Docker;
-    // for a container under a monitor (`-d`, `-t`, `-p`) only the monitor
-    // is sure to be there when it ends.
-    if rec.host_config.auto_remove {
-        // The record is gone: whoever waits for the container's removal
-        // reads its exit code here.
-        if let Ok(code) = &result {
-            let _ = std::fs::write(store.removed_exit_file(&rec.id), code.to_string());
-        }
-        if let Err(e) = container::remove_anonymous_volumes(store, mapping, &rec) {
-            tracing::warn!("removing the volumes of container {}: {e}", rec.name);
-        }
-    }
+    finish(store, mapping, &rec, &result);
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -167,6 +100,105 @@ pub fn main(
         }
     }
 }
+
+/// One container under one monitor: a second one (a `start` while the
+/// first waits to restart it) would run it twice. The previous monitor of
+/// a container just stopped may still be finishing (it records the exit
+/// before it ends): give it a moment.
+fn lock(store: &Store, rec: &ContainerRecord) -> Result<MonitorLock, Failure> {
+    let locked = crate::util::poll::until(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || match rec.lock_monitor(store) {
+            Ok(None) => None,
+            r => Some(r),
+        },
+    );
+    match locked.unwrap_or(Ok(None)) {
+        Ok(Some(l)) => Ok(l),
+        Ok(None) => Err(monitor_failure(format!(
+            "container {} is restarting under its monitor: stop it first",
+            rec.name
+        ))),
+        Err(e) => Err(monitor_failure(format!("the monitor lock: {e}"))),
+    }
+}
+
+/// Run the container, and again as its restart policy or
+/// `--health-on-failure=restart` says, until it stays ended.
+fn run(
+    store: &Store,
+    rec: &mut ContainerRecord,
+    mapping: &IdMapping,
+    rootfs: RootfsChoice,
+    scopes: SystemdScopes,
+    helper_path: &str,
+    monitor: &mut Monitor,
+) -> Result<i32, container::ContainerError> {
+    let mut backoff = Backoff::default();
+    loop {
+        // The record says where its ports are published while it runs.
+        if let Some(f) = &monitor.forwarder {
+            rec.network_settings.ports = f.published();
+        }
+        let how = Supervision {
+            rootfs,
+            scopes,
+            stdio: monitor.io_for_container(),
+            list_running: true,
+            helper_path: helper_path.to_string(),
+        };
+        let began = Instant::now();
+        let result = container::supervise(store, rec, mapping, how, monitor);
+        let Ok(code) = result else { break result };
+        // `--health-on-failure=restart` stopped it: start it again unless
+        // it was stopped or removed meanwhile, whatever its policy says.
+        let health_restart =
+            std::mem::take(&mut monitor.health_restart) && health_restart_due(store, rec);
+        if !health_restart && !restart_due(store, rec, code) {
+            break result;
+        }
+        if !backoff.wait(store, rec, began.elapsed()) {
+            break result;
+        }
+        rec.restart_count += 1;
+        if let Err(f) = monitor.again(rec) {
+            tracing::warn!("restarting container {}: {}", rec.name, f.detail);
+            break result;
+        }
+    }
+}
+
+/// What is left when the container stays ended: a restart delay's mark,
+/// and for `--rm` the exit code for its waiters and its anonymous volumes.
+fn finish(
+    store: &Store,
+    mapping: &IdMapping,
+    rec: &ContainerRecord,
+    result: &Result<i32, container::ContainerError>,
+) {
+    // A stop during the delay: the record no longer says restarting.
+    if let Ok(mut latest) = ContainerRecord::load(store, &rec.id) {
+        if latest.state.restarting {
+            latest.state.restarting = false;
+            let _ = latest.save(store);
+        }
+    }
+    // `--rm` takes the container's anonymous volumes with it, as in Docker;
+    // for a container under a monitor (`-d`, `-t`, `-p`) only the monitor
+    // is sure to be there when it ends.
+    if rec.host_config.auto_remove {
+        // The record is gone: whoever waits for the container's removal
+        // reads its exit code here.
+        if let Ok(code) = result {
+            let _ = std::fs::write(store.removed_exit_file(&rec.id), code.to_string());
+        }
+        if let Err(e) = container::remove_anonymous_volumes(store, mapping, rec) {
+            tracing::warn!("removing the volumes of container {}: {e}", rec.name);
+        }
+    }
+}
+
 /// One container under this monitor: its stdio, log, attach clients and
 /// deadline.
 struct Monitor {
