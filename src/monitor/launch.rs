@@ -6,10 +6,13 @@
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::unistd::Pid;
 
 use crate::container::ContainerRecord;
 use crate::exit;
-use crate::linux::channel::{channel, ChannelError, Message, Sender};
+use crate::linux::channel::{channel, ChannelError, Message, Receiver, Sender};
 use crate::linux::process;
 use crate::sandbox::{Failure, StartError, Step};
 use crate::store::Store;
@@ -30,6 +33,7 @@ pub struct Launched {
 pub(super) fn monitor_failure(detail: impl Into<String>) -> Failure {
     Failure::new(Step::Monitor, detail, exit::BURROW)
 }
+
 /// Start `rec` under a new monitor and return once PID 1 runs (or with why it
 /// could not). With `attach_first`, connect to the monitor before it starts
 /// the container.
@@ -40,7 +44,7 @@ pub fn launch(
 ) -> Result<Launched, StartError> {
     let exe = std::fs::read_link("/proc/self/exe")
         .map_err(|e| Failure::io(Step::Monitor, &e, exit::BURROW).at("/proc/self/exe"))?;
-    let (status_tx, mut status_rx) =
+    let (mut status_tx, mut status_rx) =
         channel().map_err(|e| Failure::io(Step::Pipe, &e, exit::BURROW))?;
     let root = store.root().to_path_buf();
     let id = rec.id.clone();
@@ -57,29 +61,42 @@ pub fn launch(
         if process::dup_onto(status_raw, STATUS_FD).is_err() {
             return exit::BURROW;
         }
-        let mut cmd = std::process::Command::new(&exe);
-        cmd.arg0("burrow")
-            .arg("--root")
-            .arg(&root)
-            .arg("__monitor")
-            .arg(&id);
-        if attach_first {
-            cmd.arg("--attach-first");
-        }
-        use std::os::unix::process::CommandExt;
-        let e = cmd.exec();
-        let _ = e;
+        let e = exec_monitor(&exe, &root, &id, attach_first);
+        // Still here: the launcher learns why from the status channel.
+        status_tx.failed(Failure::io(Step::Monitor, &e, exit::BURROW).at(&exe));
         exit::CANNOT_RUN
     })
     .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
     drop(status_tx);
+    await_start(&mut status_rx, &socket_path(store, &rec.id), child)
+}
+
+/// Replace this (forked) process with the monitor of container `id`;
+/// returns only why it could not.
+fn exec_monitor(exe: &Path, root: &Path, id: &str, attach_first: bool) -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg0("burrow")
+        .arg("--root")
+        .arg(root)
+        .arg("__monitor")
+        .arg(id);
+    if attach_first {
+        cmd.arg("--attach-first");
+    }
+    cmd.exec()
+}
+
+/// Read the monitor's status until PID 1 runs (connecting to `sock` when
+/// the monitor listens for its first client) or the start failed.
+fn await_start(status_rx: &mut Receiver, sock: &Path, child: Pid) -> Result<Launched, StartError> {
     // The monitor's own exit is reaped by init once we are gone; reap it
     // here only if it dies early (below).
     let mut attached = None;
     loop {
         match status_rx.recv() {
             Ok(Message::Listening) => {
-                let sock = UnixStream::connect(socket_path(store, &rec.id))
+                let sock = UnixStream::connect(sock)
                     .map_err(|e| monitor_failure(format!("attaching: {e}")))?;
                 attached = Some(sock);
             }
@@ -113,5 +130,47 @@ pub(super) fn status_sender() -> Option<Sender> {
         // Not ours to use; dropping it closes a descriptor nobody else
         // owns (it was inherited, see adopt_inherited_fd).
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_monitor_that_cannot_be_executed_says_why_to_its_launcher() {
+        let exe = Path::new("/nonexistent/burrow");
+        let e = exec_monitor(exe, Path::new("/nonexistent/root"), "abc", false);
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        let (mut tx, mut rx) = channel().unwrap();
+        tx.failed(Failure::io(Step::Monitor, &e, exit::BURROW).at(exe));
+        drop(tx);
+        // No such child: the launcher's reaping finds nothing to wait for.
+        let err = match await_start(
+            &mut rx,
+            Path::new("/nonexistent.sock"),
+            Pid::from_raw(i32::MAX),
+        ) {
+            Ok(_) => panic!("a failed exec is no start"),
+            Err(e) => e,
+        };
+        assert_eq!(err.failure.step, Step::Monitor);
+        assert_eq!(err.failure.errno, Some(nix::Error::ENOENT as i32));
+        assert_eq!(err.failure.path.as_deref(), Some(exe));
+        assert_eq!(err.code(), exit::BURROW);
+    }
+
+    #[test]
+    fn the_launcher_returns_pid_1_once_it_runs() {
+        let (mut tx, mut rx) = channel().unwrap();
+        tx.pid(42);
+        let launched = await_start(
+            &mut rx,
+            Path::new("/nonexistent.sock"),
+            Pid::from_raw(i32::MAX),
+        )
+        .unwrap_or_else(|e| panic!("{}", e.failure));
+        assert_eq!(launched.pid1, 42);
+        assert!(launched.attached.is_none());
     }
 }
