@@ -1,5 +1,6 @@
-//! Restarts under `--restart`: whether the policy starts an ended
-//! container again, and Docker's growing delay between the runs.
+//! Restarts under `--restart` and `--health-on-failure=restart`: whether
+//! an ended container starts again, and Docker's growing delay between
+//! the runs.
 
 use std::time::{Duration, Instant};
 
