@@ -893,3 +893,6 @@ fn remove_files(store: &Store, rec: &ContainerRecord, mapping: &IdMapping) -> Re
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
