@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use super::{Engine, Error, Result};
-use crate::container::{self, ContainerRecord, LOG_FILE};
+use crate::container::{self, ContainerRecord, Status, LOG_FILE};
 use crate::monitor::log::{self, Entry, Query, Reader};
 
 /// What to read.
@@ -67,11 +67,20 @@ impl Logs {
         if self.done || !self.follow {
             return Ok(Step::End);
         }
+        let rec = container::find(&engine.store, &self.id).ok();
         // Up, or between two runs of a restart policy.
-        let up = container::find(&engine.store, &self.id)
-            .is_ok_and(|r| r.is_up(&engine.store) || r.is_restarting(&engine.store));
+        let up = rec
+            .as_ref()
+            .is_some_and(|r| r.is_up(&engine.store) || r.is_restarting(&engine.store));
+        // PID 1 gone, but its monitor still draining its output: the exit
+        // is recorded only after the log has everything, so until then
+        // more may come.
+        let draining = rec.as_ref().is_some_and(|r| {
+            matches!(r.state.status, Status::Running | Status::Paused)
+                && r.monitor_alive(&engine.store)
+        });
         let more = self.reader.more(&self.query)?;
-        if !up {
+        if !up && !draining {
             // One last read: the monitor flushes the log before it records
             // the exit.
             self.done = true;
