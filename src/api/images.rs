@@ -107,22 +107,9 @@ fn import(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
             "only fromSrc=- (the archive in the body) is served",
         );
     }
-    let reference = match (
-        req.param("repo").unwrap_or(""),
-        req.param("tag").unwrap_or(""),
-    ) {
-        ("", _) => None,
-        (repo, "") => Some(repo.to_string()),
-        (repo, tag) => Some(format!("{repo}:{tag}")),
-    };
+    let reference = new_name(req);
     let ireq = engine::images::ImportRequest {
-        changes: req
-            .params("changes")
-            .iter()
-            .flat_map(|c| c.lines())
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect(),
+        changes: changes(req),
         reference,
         comment: req.param("message").unwrap_or("").to_string(),
         total_bytes: None,
@@ -375,6 +362,29 @@ pub fn inspect(engine: &Engine, conn: &mut Conn<Stream>, name: &str) -> Handled 
     }
 }
 
+/// `repo` and `tag` of a commit or an import as one name; none without a
+/// `repo`.
+fn new_name(req: &Request) -> Option<String> {
+    match (
+        req.param("repo").unwrap_or(""),
+        req.param("tag").unwrap_or(""),
+    ) {
+        ("", _) => None,
+        (repo, "") => Some(repo.to_string()),
+        (repo, tag) => Some(format!("{repo}:{tag}")),
+    }
+}
+
+/// `changes`: Dockerfile instructions, a parameter each or a line each.
+fn changes(req: &Request) -> Vec<String> {
+    req.params("changes")
+        .iter()
+        .flat_map(|c| c.lines())
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`:
 /// the container's changes as a new image, `201 {"Id"}`. A config in the
 /// body is not applied: `changes` (Dockerfile instructions) are.
@@ -393,23 +403,9 @@ pub fn commit(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handle
     let Some(container) = req.param("container").filter(|c| !c.is_empty()) else {
         return error(&mut conn.stream, 400, "container is required");
     };
-    let reference = match (
-        req.param("repo").unwrap_or(""),
-        req.param("tag").unwrap_or(""),
-    ) {
-        ("", _) => None,
-        (repo, "") => Some(repo.to_string()),
-        (repo, tag) => Some(format!("{repo}:{tag}")),
-    };
-    let changes = req
-        .params("changes")
-        .iter()
-        .flat_map(|c| c.lines())
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
+    let reference = new_name(req);
     let creq = engine::changes::CommitRequest {
-        changes,
+        changes: changes(req),
         comment: req.param("comment").unwrap_or("").to_string(),
         author: req.param("author").unwrap_or("").to_string(),
         reference,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::format::Format;
-use super::{Ctx, Missing};
+use super::Ctx;
 use crate::engine::{catalog, containers};
 
 #[derive(Debug, Args)]
@@ -50,9 +50,12 @@ pub fn run(root: Option<PathBuf>, a: InspectArgs, kind: Kind) -> anyhow::Result<
         (k, _) => k,
     };
     let ctx = Ctx::open(root)?;
-    let mut out = Vec::new();
-    let mut missing = Vec::new();
-    for name in &a.names {
+    let what = match kind {
+        Kind::Image => "image",
+        Kind::Container => "container",
+        Kind::Any => "object",
+    };
+    super::inspect_each(&a.names, format, |name| {
         let as_container = || containers::inspect(&ctx, name).ok();
         let as_image = || catalog::inspect(&ctx, name).ok();
         let found = match kind {
@@ -60,29 +63,6 @@ pub fn run(root: Option<PathBuf>, a: InspectArgs, kind: Kind) -> anyhow::Result<
             Kind::Image => as_image(),
             Kind::Any => as_container().or_else(as_image),
         };
-        match found {
-            Some(v) => out.push(v),
-            None => missing.push(name.clone()),
-        }
-    }
-    match &format {
-        Some(f) if !f.is_default() => f.print(&out, &[])?,
-        _ => println!(
-            "{}",
-            crate::util::printable::json_text(&serde_json::to_string_pretty(&out)?)
-        ),
-    }
-    if !missing.is_empty() {
-        let what = match kind {
-            Kind::Image => "image",
-            Kind::Container => "container",
-            Kind::Any => "object",
-        };
-        let lines: Vec<String> = missing
-            .iter()
-            .map(|m| format!("No such {what}: {m}"))
-            .collect();
-        return Err(Missing(lines.join("\n")).into());
-    }
-    Ok(0)
+        found.ok_or_else(|| crate::engine::Error::NotFound(format!("No such {what}: {name}")))
+    })
 }

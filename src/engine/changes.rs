@@ -9,7 +9,6 @@ use super::{containers::find, Engine, Error, Result};
 use crate::container::{self, commit::RUNTIME_MOUNT_POINTS, export::container_mapping};
 use crate::image::changes::{self, Change};
 use crate::image::commit::CommitOptions;
-use crate::image::reference::Reference;
 use crate::sandbox::RootfsMode;
 
 pub use crate::image::changes::Kind;
@@ -69,12 +68,7 @@ pub use crate::image::commit::Committed;
 
 /// The container's changes as a new image on top of its own.
 pub fn commit(engine: &Engine, key: &str, req: CommitRequest) -> Result<Committed> {
-    let reference = req
-        .reference
-        .as_deref()
-        .map(Reference::parse)
-        .transpose()
-        .map_err(|e| Error::invalid(e.to_string()))?;
+    let reference = super::images::new_name(req.reference.as_deref())?;
     let mut rec = find(engine, key)?;
     let opts = CommitOptions {
         changes: req.changes,

@@ -179,6 +179,14 @@ pub fn push(engine: &Engine, req: &PushRequest, sink: &mut dyn Sink) -> Result<P
     })
 }
 
+/// The name a new image is to get (a commit's, an import's), parsed; none
+/// leaves it untagged.
+pub fn new_name(name: Option<&str>) -> Result<Option<Reference>> {
+    name.map(Reference::parse)
+        .transpose()
+        .map_err(|e| Error::invalid(e.to_string()))
+}
+
 /// What to import a root filesystem tarball as.
 #[derive(Debug, Clone, Default)]
 pub struct ImportRequest {
@@ -199,12 +207,7 @@ pub fn import(
     input: impl std::io::Read,
     req: ImportRequest,
 ) -> Result<crate::image::import::Imported> {
-    let reference = req
-        .reference
-        .as_deref()
-        .map(Reference::parse)
-        .transpose()
-        .map_err(|e| Error::invalid(e.to_string()))?;
+    let reference = new_name(req.reference.as_deref())?;
     let opts = crate::image::import::ImportOptions {
         changes: req.changes,
         reference,
