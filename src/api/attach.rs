@@ -62,6 +62,7 @@ pub fn attach(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str)
         engine::attach::expect_start(engine, &rec)
     };
     http::hijack(&mut conn.stream, req.wants_upgrade(), content_type)?;
+    http::await_read(conn.stream.as_fd(), std::time::Duration::from_millis(500));
     let mut early = Early {
         stdin: conn.take_buffered(),
         stdin_done: false,

@@ -321,6 +321,7 @@ pub fn start(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) 
         .then(|| std::os::unix::net::UnixListener::bind(&resize_at).ok())
         .flatten();
     http::hijack(&mut conn.stream, req.wants_upgrade(), content_type)?;
+    http::await_read(conn.stream.as_fd(), std::time::Duration::from_millis(500));
     let early = conn.take_buffered();
     let code = run_attached(
         engine,

@@ -527,6 +527,20 @@ pub fn hijack<W: Write>(w: &mut W, upgrade: bool, content_type: &str) -> io::Res
     w.flush()
 }
 
+/// Wait (at most `patience`) until the client has read everything sent on
+/// `sock`. A client that reads a taken-over connection's head through a
+/// buffered reader and the stream after it from the raw socket (docker-py)
+/// loses stream bytes that arrive before it has read the head, in the same
+/// read: the stream must not start until the head is taken.
+pub fn await_read(sock: std::os::fd::BorrowedFd<'_>, patience: std::time::Duration) {
+    let deadline = std::time::Instant::now() + patience;
+    while crate::linux::net::unread_by_peer(sock).is_ok_and(|n| n > 0)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// A connection that reads `input` and throws its answers away: the
 /// request reader driven without a socket (the fuzz target, the tests).
 struct Replay {

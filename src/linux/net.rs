@@ -1,6 +1,7 @@
 //! Network-namespace primitives: bringing loopback up in a fresh namespace,
 //! the sysctl that bounds unprivileged binds, and the default route check
-//! that says a user-mode network helper has configured a namespace.
+//! that says a user-mode network helper has configured a namespace; and
+//! how much of what a socket sent its peer has not read yet.
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -116,8 +117,34 @@ fn parse_default_route(table: &str) -> bool {
         .any(|l| l.split_whitespace().nth(1) == Some("00000000"))
 }
 
+/// Bytes written to the stream socket `sock` that its peer has not read
+/// yet (SIOCOUTQ; for a unix socket, what waits in the peer's receive
+/// queue: unix(7)).
+pub fn unread_by_peer(sock: std::os::fd::BorrowedFd<'_>) -> nix::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int to the pointer, which points at a
+    // local of ours; the descriptor is borrowed, so open for the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &mut n) } < 0 {
+        return Err(nix::Error::last());
+    }
+    Ok(n.max(0) as usize)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unread_counts_what_the_peer_has_not_read() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsFd;
+        let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert_eq!(super::unread_by_peer(a.as_fd()).unwrap(), 0);
+        a.write_all(b"hello").unwrap();
+        assert!(super::unread_by_peer(a.as_fd()).unwrap() > 0);
+        let mut buf = [0u8; 5];
+        b.read_exact(&mut buf).unwrap();
+        assert_eq!(super::unread_by_peer(a.as_fd()).unwrap(), 0);
+    }
+
     use super::*;
 
     #[test]
