@@ -89,30 +89,25 @@ pub fn here(
     rootfs: RootfsChoice,
     sink: &mut dyn Sink,
 ) -> Result<i32> {
-    let s = &engine.settings;
-    let code = match way {
-        Way::Copy => monitor::foreground::run(
-            &engine.store,
-            rec,
-            &engine.mapping,
-            rootfs,
-            s.systemd,
-            s.helper_path.clone(),
-        )?,
-        Way::Direct => container::run_foreground(
-            &engine.store,
-            rec,
-            &engine.mapping,
-            rootfs,
-            s.systemd,
-            s.helper_path.clone(),
-        )?,
+    // Both supervise in this process; `Copy` also copies the output to the log.
+    let run = match way {
+        Way::Copy => monitor::foreground::run,
+        Way::Direct => container::run_foreground,
         Way::Monitor => {
             return Err(Error::invalid(
                 "a container that needs a monitor runs under one, not in the caller's process",
             ))
         }
     };
+    let s = &engine.settings;
+    let code = run(
+        &engine.store,
+        rec,
+        &engine.mapping,
+        rootfs,
+        s.systemd,
+        s.helper_path.clone(),
+    )?;
     if !rec.host_config.auto_remove {
         exit_problems(engine, rec, sink);
     }
