@@ -13,6 +13,7 @@ pub mod fs;
 pub mod fuse_overlay;
 pub mod mount;
 pub mod net;
+pub mod netlink;
 pub mod newuser;
 pub mod ns;
 pub mod process;
