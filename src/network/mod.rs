@@ -12,6 +12,7 @@
 //!     └─ pasta | slirp4netns ─ tap ───► eth0/tap0 (outbound, DNS forwarder)
 //! ```
 
+pub mod dns;
 pub mod forward;
 pub mod helper;
 pub mod member;
