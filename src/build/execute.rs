@@ -543,7 +543,10 @@ impl Builder<'_> {
                 self.mapping,
                 run.rootfs,
                 run.scopes,
-                run.helper_path,
+                crate::network::Access {
+                    helper_path: run.helper_path,
+                    keeper: None,
+                },
             )
         };
         let result = ran.map_err(StepError::from).and_then(|code| match code {

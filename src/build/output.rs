@@ -34,7 +34,10 @@ pub fn run(
         scopes: env.scopes,
         stdio: Stdio::Pipes([0, out.as_raw_fd(), err.as_raw_fd()]),
         list_running: !rec.host_config.auto_remove,
-        helper_path: env.helper_path.clone(),
+        net: crate::network::Access {
+            helper_path: env.helper_path.clone(),
+            keeper: None,
+        },
     };
     let mut forward = Forward {
         writers: Some((out, err)),

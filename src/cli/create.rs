@@ -36,6 +36,6 @@ pub fn run_monitor(root: Option<PathBuf>, a: MonitorArgs) -> anyhow::Result<i32>
         a.attach_first,
         crate::engine::run::rootfs(&ctx, None),
         ctx.settings.systemd,
-        ctx.settings.helper_path.clone(),
+        ctx.settings.network_access(),
     ))
 }

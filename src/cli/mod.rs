@@ -195,6 +195,9 @@ pub enum Command {
     /// (internal) a user network's switch
     #[command(name = "__switch", hide = true)]
     Switch(network::SwitchArgs),
+    /// (internal) the user's shared user and network namespace
+    #[command(name = "__keeper", hide = true)]
+    Keeper(network::KeeperArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -471,6 +474,7 @@ pub fn settings() -> anyhow::Result<Settings> {
         rootfs: rootfs_choice().map_err(|e| Exit::new(crate::exit::BURROW, e.to_string()))?,
         systemd: systemd_scopes(),
         helper_path: helper_path(),
+        keeper: keeper_setting(),
         auth_files: crate::image::registry::credentials::AuthFiles::from_process(),
     })
 }
@@ -567,6 +571,20 @@ pub fn systemd_scopes() -> SystemdScopes {
     SystemdScopes::from_setting(std::env::var_os("BURROW_SYSTEMD").as_deref())
 }
 
+/// Whether the default network goes through the user's keeper
+/// (`BURROW_KEEPER=off` says not), and its idle period in seconds
+/// (`BURROW_KEEPER_IDLE`, 60 unless a number says otherwise).
+pub fn keeper_setting() -> Option<std::time::Duration> {
+    if std::env::var_os("BURROW_KEEPER").is_some_and(|v| v == "off" || v == "0") {
+        return None;
+    }
+    let secs = std::env::var("BURROW_KEEPER_IDLE")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(crate::network::keeper::IDLE.as_secs());
+    Some(std::time::Duration::from_secs(secs))
+}
+
 /// The `PATH` a container's network helper (pasta, slirp4netns) is looked
 /// up in: the caller's, handed to the supervisor.
 pub fn helper_path() -> String {
@@ -652,5 +670,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Healthcheck(c) => healthcheck::run(root, c),
         Command::Network(c) => network::run(root, c),
         Command::Switch(a) => network::run_switch(root, a),
+        Command::Keeper(a) => network::run_keeper(a),
     }
 }

@@ -104,6 +104,18 @@ pub struct SwitchArgs {
     pub name: String,
 }
 
+#[derive(Debug, Args)]
+pub struct KeeperArgs {
+    /// The outbound helper (pasta or slirp4netns)
+    #[arg(long)]
+    pub helper: PathBuf,
+    /// Seconds without a container before it exits
+    #[arg(long, default_value_t = crate::network::keeper::IDLE.as_secs())]
+    pub idle: u64,
+    /// Its directory (state, locks, leases, logs)
+    pub dir: PathBuf,
+}
+
 /// Column titles of `--format 'table ...'`, Docker's.
 const HEADERS: &[(&str, &str)] = &[
     ("ID", "NETWORK ID"),
@@ -235,6 +247,28 @@ fn prune(root: Option<PathBuf>, _a: PruneArgs) -> anyhow::Result<i32> {
         deleted.iter().for_each(|n| println!("{n}"));
     }
     Ok(0)
+}
+
+/// `burrow __keeper DIR`: the user's shared user and network namespace,
+/// until no container has used it for its idle period.
+pub fn run_keeper(a: KeeperArgs) -> anyhow::Result<i32> {
+    use crate::network::helper::{Helper, Kind};
+    let kind = if a.helper.file_name().is_some_and(|n| n == "slirp4netns") {
+        Kind::Slirp4netns
+    } else {
+        Kind::Pasta
+    };
+    let helper = Helper {
+        kind,
+        path: a.helper,
+    };
+    let mapping = crate::linux::userns::IdMapping::detect(std::path::Path::new("/etc"));
+    Ok(crate::network::keeper::serve(
+        &a.dir,
+        &helper,
+        &mapping,
+        std::time::Duration::from_secs(a.idle),
+    ))
 }
 
 /// `burrow __switch NAME`: the network's switch, until its last member

@@ -71,7 +71,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub init: bool,
     /// User namespace mode: keep-id runs as your own uid/gid inside, so files
-    /// written to bind mounts belong to you on the host
+    /// written to bind mounts belong to you on the host; private gives the
+    /// container a user namespace of its own instead of the one your
+    /// containers on the default network share
     #[arg(long, value_name = "MODE")]
     pub userns: Option<String>,
     /// Kill the container after this many seconds

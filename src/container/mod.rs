@@ -12,6 +12,7 @@ mod exec;
 pub mod export;
 pub mod health;
 pub mod keep_id;
+pub mod keeper;
 pub mod lifecycle;
 pub mod mounts;
 mod names;
@@ -70,6 +71,9 @@ pub struct CreateOptions {
     pub readonly_rootfs: bool,
     /// `--userns=keep-id`.
     pub keep_id: bool,
+    /// `--userns=private`: a user namespace of its own even where the
+    /// user's containers share one.
+    pub private_userns: bool,
     /// `--init`.
     pub init: bool,
     pub cap_add: Vec<String>,
@@ -255,6 +259,8 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
             privileged: opts.privileged,
             userns_mode: if opts.keep_id {
                 "keep-id".into()
+            } else if opts.private_userns {
+                "private".into()
             } else {
                 String::new()
             },
@@ -526,7 +532,7 @@ pub fn run_foreground(
     mapping: &IdMapping,
     rootfs: RootfsChoice,
     scopes: cgroup::SystemdScopes,
-    helper_path: String,
+    net: crate::network::Access,
 ) -> Result<i32> {
     if rec.is_up(store) {
         return Err(ContainerError::AlreadyRunning(rec.id.clone()));
@@ -547,7 +553,7 @@ pub fn run_foreground(
         scopes,
         stdio: Stdio::Inherit,
         list_running: !rec.host_config.auto_remove,
-        helper_path,
+        net,
     };
     supervise(store, rec, mapping, how, &mut Foreground)
 }
@@ -648,6 +654,7 @@ pub fn build_spec(
         remove_dir_after: rec.host_config.auto_remove,
         cgroup: None,
         paths: rec.path_rules(),
+        join: None,
     }
 }
 

@@ -198,6 +198,27 @@ pub struct NetworkSettings {
     /// address, gateway and MAC while it runs.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub networks: BTreeMap<String, crate::network::member::Endpoint>,
+    /// Its address on the default network while it runs (Docker's
+    /// top-level copy of the `bridge` entry, which scripts read).
+    #[serde(rename = "IPAddress", default)]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen", default)]
+    pub ip_prefix_len: u8,
+    #[serde(default)]
+    pub gateway: String,
+}
+
+impl NetworkSettings {
+    /// The container stopped: nothing it had while running stays.
+    pub fn clear_running(&mut self) {
+        self.ports.clear();
+        self.networks
+            .values_mut()
+            .for_each(crate::network::member::Endpoint::clear_lease);
+        self.ip_address.clear();
+        self.ip_prefix_len = 0;
+        self.gateway.clear();
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -426,7 +447,7 @@ impl ContainerRecord {
                 rec.state.oom_killed = x.oom_killed;
                 rec.state.error = x.error;
                 rec.cgroup = None;
-                rec.network_settings.ports.clear();
+                rec.network_settings.clear_running();
             }
         }
         Ok(rec)

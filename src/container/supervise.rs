@@ -60,9 +60,15 @@ pub struct Supervision {
     /// the moment it ends, and the two writes sit on the path `run --rm`'s
     /// startup time is measured on.
     pub list_running: bool,
-    /// The `PATH` a network helper (pasta, slirp4netns) and `--init`'s
-    /// program are looked up in: the CLI's.
-    pub helper_path: String,
+    /// Where network helpers are found, and whether the keeper may serve.
+    pub net: network::Access,
+}
+
+/// Whether `rec` may join the keeper's user namespace: it maps the
+/// caller's whole range as the keeper does (not keep-id, not a private
+/// user namespace asked for).
+fn shares_keeper(rec: &ContainerRecord, mapping: &IdMapping) -> bool {
+    mapping.is_range() && rec.host_config.userns_mode.is_empty()
 }
 
 /// Start `rec`, wait for it through `watch`, and record how it ended.
@@ -88,13 +94,31 @@ pub fn supervise(
     }
     let mut spec = build_spec(store, rec, mapping, how.rootfs, how.stdio);
     if spec.process.init {
-        spec.process.init_program = crate::sandbox::init::find(&how.helper_path);
+        spec.process.init_program = crate::sandbox::init::find(&how.net.helper_path);
     }
     // The network helper for a private namespace (none: loopback only), and
     // the /etc files that name its resolver.
-    let helper = network::helper::find(rec.network_mode(), &how.helper_path)
+    // The default network goes through the user's keeper when it can: the
+    // container joins its namespaces and needs no helper of its own.
+    let mut shared = None;
+    let helper = network::helper::find(rec.network_mode(), &how.net.helper_path)
         .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))
         .and_then(|h| {
+            let h = match h {
+                Some(helper) if how.net.keeper.is_some() && shares_keeper(rec, mapping) => {
+                    let idle = how.net.keeper.unwrap_or(network::keeper::IDLE);
+                    match super::keeper::join(store, mapping, &helper, &rec.id, idle) {
+                        Some((joined, kind)) => {
+                            shared = Some(joined);
+                            write_etc_files(store, rec, Some(&network::Helper { kind, ..helper }))
+                                .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))?;
+                            return Ok(None);
+                        }
+                        None => Some(helper),
+                    }
+                }
+                h => h,
+            };
             write_etc_files(store, rec, h.as_ref())
                 .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))?;
             Ok(h)
@@ -154,12 +178,20 @@ pub fn supervise(
         None
     };
     // The container's cgroup, before anything forks; we stay outside it.
-    let mut started = match cgroup::for_start(rec, how.scopes).and_then(|cg| {
+    let endpoint = shared
+        .as_ref()
+        .map(|j: &sandbox::link::Join| j.link.clone());
+    spec.join = shared;
+    let started = cgroup::for_start(rec, how.scopes).and_then(|cg| {
         spec.cgroup = cg;
         sandbox::start_with(&spec, hook).inspect_err(|_| {
             cgroup::discard(&spec);
         })
-    }) {
+    });
+    // The inner process holds the keeper's locks now; ours must go, so that
+    // they are released when it ends.
+    spec.join = None;
+    let mut started = match started {
         Ok(s) => s,
         Err(e) => {
             record_start_failure(store, rec, mapping, &e);
@@ -194,6 +226,14 @@ pub fn supervise(
             }
             RootfsChoice::Force(_) => {}
         }
+    }
+    if let Some(link) = &endpoint {
+        let ns = &mut rec.network_settings;
+        ns.networks
+            .insert(super::keeper::NETWORK.into(), super::keeper::endpoint(link));
+        ns.ip_address = link.address.to_string();
+        ns.ip_prefix_len = link.prefix;
+        ns.gateway = link.gateway.to_string();
     }
     if let (Some(n), Some(m)) = (&user_net, &member) {
         rec.network_settings
@@ -234,12 +274,7 @@ pub fn supervise(
         latest.state.finish(ended.code);
         latest.state.oom_killed = oom_killed;
         latest.cgroup = None;
-        latest.network_settings.ports.clear();
-        latest
-            .network_settings
-            .networks
-            .values_mut()
-            .for_each(network::member::Endpoint::clear_lease);
+        latest.network_settings.clear_running();
         if let Some(e) = ended.error {
             latest.state.error = e;
         }

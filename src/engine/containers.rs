@@ -761,6 +761,7 @@ pub(super) mod tests {
             rootfs: crate::sandbox::RootfsChoice::Auto,
             systemd: crate::container::cgroup::SystemdScopes::Never,
             helper_path: String::new(),
+            keeper: None,
             auth_files: crate::image::registry::credentials::AuthFiles::from_process(),
         };
         let mapping = crate::linux::userns::IdMapping::detect(Path::new("/etc")).single();

@@ -178,12 +178,13 @@ fn options(engine: &Engine, req: &ContainerRequest, sink: &mut dyn Sink) -> Resu
             .map_err(|e| Error::invalid(e.to_string()))?;
     check_seccomp(&security_opt, &req.cap_add, &req.cap_drop)?;
     let mounts = mounts(req)?;
-    let keep_id = match req.userns.as_deref() {
-        None | Some("") | Some("host") => false,
-        Some("keep-id") => true,
+    let (keep_id, private_userns) = match req.userns.as_deref() {
+        None | Some("") | Some("host") => (false, false),
+        Some("keep-id") => (true, false),
+        Some("private") => (false, true),
         Some(other) => {
             return Err(Error::invalid(format!(
-                "--userns={other} is not supported (keep-id or host)"
+                "--userns={other} is not supported (keep-id, private or host)"
             )))
         }
     };
@@ -232,6 +233,7 @@ fn options(engine: &Engine, req: &ContainerRequest, sink: &mut dyn Sink) -> Resu
         mounts,
         readonly_rootfs: req.read_only,
         keep_id,
+        private_userns,
         init: req.init,
         cap_add: req.cap_add.clone(),
         cap_drop: req.cap_drop.clone(),
@@ -508,8 +510,21 @@ pub fn helper_notice(engine: &Engine, mode: &str, sink: &mut dyn Sink) {
         Ok(Mode::User) => true,
         _ => return,
     };
-    let Outbound::LoopbackOnly(why) = helper::outbound(&engine.settings.helper_path) else {
-        return;
+    let why = match helper::outbound(&engine.settings.helper_path) {
+        Outbound::LoopbackOnly(why) => why,
+        Outbound::Helper(_) => {
+            // The last start could not share the user's keeper: said once
+            // per reason, since every start is slower for it.
+            let base = engine.store.paths.runtime_base();
+            if let (false, Some(why)) = (user_network, crate::container::keeper::unusable(base)) {
+                sink.event(Event::Notice {
+                    name: "keeper-notice",
+                    reason: why.clone(),
+                    line: format!("burrow: the shared network is unavailable ({why}): each container on the default network starts a network helper of its own, which is slower"),
+                });
+            }
+            return;
+        }
     };
     // A user network without the tun device fails with its own fix.
     if user_network && matches!(why, helper::Why::NoTun { .. }) {

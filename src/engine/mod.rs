@@ -40,8 +40,21 @@ pub struct Settings {
     pub systemd: SystemdScopes,
     /// The `PATH` network helpers (pasta, slirp4netns) are looked up in.
     pub helper_path: String,
+    /// The keeper's idle period (`BURROW_KEEPER_IDLE`), None when the
+    /// default network is not to go through a keeper (`BURROW_KEEPER=off`).
+    pub keeper: Option<std::time::Duration>,
     /// Where registry credentials are read.
     pub auth_files: AuthFiles,
+}
+
+impl Settings {
+    /// What a container's start may use for its network.
+    pub fn network_access(&self) -> crate::network::Access {
+        crate::network::Access {
+            helper_path: self.helper_path.clone(),
+            keeper: self.keeper,
+        }
+    }
 }
 
 /// An open store and the caller's id mapping, with the front end's settings.

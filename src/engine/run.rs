@@ -106,7 +106,7 @@ pub fn here(
         &engine.mapping,
         rootfs,
         s.systemd,
-        s.helper_path.clone(),
+        s.network_access(),
     )?;
     if !rec.host_config.auto_remove {
         exit_problems(engine, rec, sink);

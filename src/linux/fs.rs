@@ -535,3 +535,32 @@ pub fn executable_in(path_var: &std::ffi::OsStr, name: &str) -> Option<std::path
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
 }
+
+/// How [`flock_description`] locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileLock {
+    /// Shared, waiting for an exclusive holder to go.
+    Shared,
+    /// Exclusive, failing with EWOULDBLOCK when held elsewhere.
+    ExclusiveNow,
+}
+
+/// flock(2) on `fd`'s open file description, with no guard: the lock goes
+/// with the description, so a child that inherits the descriptor holds it
+/// after the parent has closed its own, and it is released only when the
+/// last descriptor of it is closed, in whichever process (flock(2)).
+pub fn flock_description<Fd: AsFd>(fd: Fd, how: FileLock) -> nix::Result<()> {
+    let op = match how {
+        FileLock::Shared => libc::LOCK_SH,
+        FileLock::ExclusiveNow => libc::LOCK_EX | libc::LOCK_NB,
+    };
+    loop {
+        // SAFETY: flock takes a descriptor, borrowed open for the call, and
+        // an operation; no memory is passed.
+        let r = unsafe { libc::flock(fd.as_fd().as_raw_fd(), op) };
+        match Errno::result(r) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map(drop),
+        }
+    }
+}

@@ -136,6 +136,13 @@ impl Namespaces {
         })
     }
 
+    /// The open namespace files, for a child that must keep them open
+    /// while it closes everything else.
+    pub fn raw_fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.fds.iter().map(|(_, _, fd)| fd.as_raw_fd()).collect()
+    }
+
     /// Join every namespace, user first. Must be called by a single-threaded
     /// process that shares no fs_struct (setns(2) refuses CLONE_NEWUSER
     /// otherwise): a freshly forked child of burrow is one. Joining the mount

@@ -463,3 +463,71 @@ mod tests {
         assert!(fds.iter().all(|&fd| open(fd)), "the parent keeps its own");
     }
 }
+
+/// Why [`spawn_detached`] did not start its program.
+#[derive(Debug, thiserror::Error)]
+pub enum DetachError {
+    #[error("/dev/null: {0}")]
+    Null(#[source] std::io::Error),
+    #[error("fork: {0}")]
+    Fork(#[source] ForkError),
+    /// The intermediate child's exit code (or why it could not be had).
+    #[error("the intermediate process failed: {0:?}")]
+    Middle(nix::Result<i32>),
+}
+
+/// Start `exe` with `args` (its argv[0] `name`) detached: in a session of
+/// its own, a grandchild nobody waits for, stdin and stdout /dev/null,
+/// stderr `log`, `extra` as descriptor 3 when given, and no other
+/// descriptor of ours, so that it neither dies with its starter nor holds
+/// a caller's pipe open. Returns once the intermediate child is reaped.
+pub fn spawn_detached(
+    exe: &std::path::Path,
+    name: &str,
+    args: &[&std::ffi::OsStr],
+    log: &std::fs::File,
+    extra: Option<RawFd>,
+) -> Result<(), DetachError> {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(DetachError::Null)?;
+    let middle = fork_child(|| {
+        let _ = nix::unistd::setsid();
+        let _ = set_parent_death_signal(None);
+        match fork_child(|| {
+            let mut moves = vec![
+                (null.as_raw_fd(), 0),
+                (null.as_raw_fd(), 1),
+                (log.as_raw_fd(), 2),
+            ];
+            moves.extend(extra.map(|fd| (fd, 3)));
+            for (fd, target) in moves {
+                if dup_onto(fd, target).is_err() {
+                    return 1;
+                }
+            }
+            let keep: &[RawFd] = if extra.is_some() {
+                &[0, 1, 2, 3]
+            } else {
+                &[0, 1, 2]
+            };
+            close_fds_except(keep);
+            reset_signals();
+            use std::os::unix::process::CommandExt;
+            let _ = std::process::Command::new(exe).arg0(name).args(args).exec();
+            // Nobody waits for this process: the code is for a tracer.
+            127
+        }) {
+            Ok(_) => 0,
+            Err(_) => 1,
+        }
+    })
+    .map_err(DetachError::Fork)?;
+    match wait_exit_code(middle) {
+        Ok(0) => Ok(()),
+        other => Err(DetachError::Middle(other)),
+    }
+}

@@ -28,7 +28,7 @@ pub fn run(
     mapping: &IdMapping,
     rootfs: RootfsChoice,
     scopes: SystemdScopes,
-    helper_path: String,
+    net: crate::network::Access,
 ) -> container::Result<i32> {
     if rec.is_up(store) {
         return Err(ContainerError::AlreadyRunning(rec.id.clone()));
@@ -51,7 +51,7 @@ pub fn run(
         scopes,
         stdio: copier.stdio(),
         list_running: true,
-        helper_path,
+        net,
     };
     container::supervise(store, rec, mapping, how, &mut copier)
 }

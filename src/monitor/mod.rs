@@ -45,7 +45,7 @@ pub fn main(
     attach_first: bool,
     rootfs: RootfsChoice,
     scopes: SystemdScopes,
-    helper_path: String,
+    net: crate::network::Access,
 ) -> i32 {
     let mut status = status_sender();
     let mut fail = |f: Failure| {
@@ -75,15 +75,7 @@ pub fn main(
             return exit::BURROW;
         }
     };
-    let result = run(
-        store,
-        &mut rec,
-        mapping,
-        rootfs,
-        scopes,
-        &helper_path,
-        &mut monitor,
-    );
+    let result = run(store, &mut rec, mapping, rootfs, scopes, &net, &mut monitor);
     let _ = std::fs::remove_file(&monitor.sock_path);
     finish(store, mapping, &rec, &result);
     match result {
@@ -132,7 +124,7 @@ fn run(
     mapping: &IdMapping,
     rootfs: RootfsChoice,
     scopes: SystemdScopes,
-    helper_path: &str,
+    net: &crate::network::Access,
     monitor: &mut Monitor,
 ) -> Result<i32, container::ContainerError> {
     let mut backoff = Backoff::default();
@@ -146,7 +138,7 @@ fn run(
             scopes,
             stdio: monitor.io_for_container(),
             list_running: true,
-            helper_path: helper_path.to_string(),
+            net: net.clone(),
         };
         let began = Instant::now();
         let result = container::supervise(store, rec, mapping, how, monitor);

@@ -447,6 +447,11 @@ impl Running {
     }
 
     /// End the helper (the container is gone) and reap it.
+    /// The helper's process (our child).
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
     pub fn stop(self) {
         let _ = kill(self.pid, Signal::SIGKILL);
         let _ = process::wait_exit_code(self.pid);

@@ -130,10 +130,8 @@ pub enum JoinFailure {
     Exe(#[source] std::io::Error),
     #[error("switch log: {0}")]
     SwitchLog(#[source] std::io::Error),
-    #[error("/dev/null: {0}")]
-    Null(#[source] std::io::Error),
-    #[error("starting the switch: {0:?}")]
-    Switch(nix::Result<i32>),
+    #[error("starting the switch: {0}")]
+    Detach(#[source] process::DetachError),
 }
 
 fn fail(net: &Network, detail: JoinFailure) -> NetworkError {
@@ -290,46 +288,11 @@ fn spawn_switch(runtime: &Path, store_root: &Path, net: &Network) -> Result<(), 
         .append(true)
         .open(switch::log_path(runtime, net))
         .map_err(JoinFailure::SwitchLog)?;
-    let null = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(JoinFailure::Null)?;
-    let name = net.name.clone();
-    let root = store_root.to_path_buf();
-    let middle = process::fork_child(|| {
-        let _ = nix::unistd::setsid();
-        let _ = process::set_parent_death_signal(None);
-        match process::fork_child(|| {
-            for (fd, target) in [
-                (null.as_raw_fd(), 0),
-                (null.as_raw_fd(), 1),
-                (log.as_raw_fd(), 2),
-            ] {
-                if process::dup_onto(fd, target).is_err() {
-                    return exit::BURROW;
-                }
-            }
-            process::close_fds_except(&[0, 1, 2]);
-            process::reset_signals();
-            use std::os::unix::process::CommandExt;
-            let e = std::process::Command::new(&exe)
-                .arg0("burrow")
-                .arg("--root")
-                .arg(&root)
-                .arg("__switch")
-                .arg(&name)
-                .exec();
-            let _ = e;
-            exit::CANNOT_RUN
-        }) {
-            Ok(_) => 0,
-            Err(_) => 1,
-        }
-    })
-    .map_err(JoinFailure::Fork)?;
-    match process::wait_exit_code(middle) {
-        Ok(0) => Ok(()),
-        other => Err(JoinFailure::Switch(other)),
-    }
+    let args = [
+        "--root".as_ref(),
+        store_root.as_os_str(),
+        "__switch".as_ref(),
+        net.name.as_ref(),
+    ];
+    process::spawn_detached(&exe, "burrow", &args, &log, None).map_err(JoinFailure::Detach)
 }

@@ -15,6 +15,7 @@
 pub mod dns;
 pub mod forward;
 pub mod helper;
+pub mod keeper;
 pub mod member;
 pub mod switch;
 pub mod user;
@@ -26,6 +27,19 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use helper::Helper;
+
+/// What a container's start may use for its network, from the front end's
+/// settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// The `PATH` network helpers (pasta, slirp4netns) and `--init`'s
+    /// program are looked up in: the caller's.
+    pub helper_path: String,
+    /// The default network through the user's keeper, which exits after
+    /// this long without a container (`BURROW_KEEPER_IDLE`); None: a helper
+    /// per container (`BURROW_KEEPER=off`, and builds).
+    pub keeper: Option<std::time::Duration>,
+}
 
 /// `--network`: which network namespace the container gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

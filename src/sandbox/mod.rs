@@ -27,6 +27,7 @@ pub mod caps;
 mod cleanup;
 pub mod exec;
 pub mod init;
+pub mod link;
 mod mounts;
 mod process;
 mod report;
@@ -153,6 +154,9 @@ pub struct Spec {
     pub cgroup: Option<crate::linux::cgroup::Placement>,
     /// Changes to Docker's masked and read-only paths (`mask=`, `unmask=`).
     pub paths: PathRules,
+    /// Join a shared user and network namespace instead of making a user
+    /// namespace of its own (`mapping` is then the shared one's already).
+    pub join: Option<link::Join>,
 }
 
 /// `--security-opt mask=` and `unmask=`: more masked paths, and which of

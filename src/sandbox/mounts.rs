@@ -748,6 +748,7 @@ mod tests {
                 unmask_all: true,
                 ..Default::default()
             },
+            join: None,
         }
     }
 

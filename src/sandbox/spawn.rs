@@ -118,6 +118,7 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
         let mut keep = vec![up_tx.as_raw_fd(), down_rx.as_raw_fd(), exec_tx.as_raw_fd()];
         keep.extend(gate_rx.as_ref().map(|g| g.as_raw_fd()));
         keep.extend(spec.process.stdio.passed_fds());
+        keep.extend(spec.join.iter().flat_map(|j| j.raw_fds()));
         process::close_fds_except(&keep);
         inner_main(spec, &plan, up_tx, down_rx, exec_tx, gate_rx)
     })
@@ -137,9 +138,12 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
 
     // Step 1: the inner process has unshared its user namespace; map it.
     let granted = newuser::grant_maps(&mut up_rx, &mut down_tx, || {
-        spec.mapping
-            .apply(inner)
-            .map_err(|e| Failure::new(Step::IdMaps, e.to_string(), exit::BURROW))?;
+        // A shared user namespace is mapped already.
+        if spec.join.is_none() {
+            spec.mapping
+                .apply(inner)
+                .map_err(|e| Failure::new(Step::IdMaps, e.to_string(), exit::BURROW))?;
+        }
         // The container's cgroup: the inner process enters it before it
         // mounts anything, so PID 1 and all it forks are born inside; we
         // (the monitor) stay outside.
@@ -255,6 +259,28 @@ fn inner_main(
     if spec.private_network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
+    // A shared user namespace is joined instead, and its network namespace
+    // is where our veth's other end goes: a netlink socket opened there
+    // stays there after we unshare our own.
+    let mut shared_net = None;
+    if let Some(join) = &spec.join {
+        let joined = join
+            .namespaces
+            .join()
+            .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))
+            .and_then(|()| {
+                crate::linux::netlink::Route::open()
+                    .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))
+            });
+        match joined {
+            Ok(route) => shared_net = Some(route),
+            Err(f) => {
+                up.failed(f);
+                return exit::BURROW;
+            }
+        }
+        flags.remove(CloneFlags::CLONE_NEWUSER);
+    }
     if let Err(f) = newuser::unshare(flags, exit::BURROW) {
         up.failed(f);
         return exit::BURROW;
@@ -271,6 +297,13 @@ fn inner_main(
             return exit::BURROW;
         }
     }
+    if let (Some(join), Some(route)) = (&spec.join, shared_net.as_mut()) {
+        if let Err(e) = super::link::attach(route, &join.link) {
+            up.failed(Failure::io(Step::Network, &e, exit::BURROW));
+            return exit::BURROW;
+        }
+    }
+    drop(shared_net);
 
     // Step 3: the root filesystem.
     let (root, daemon) = match mount_rootfs(spec) {

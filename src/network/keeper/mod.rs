@@ -1,0 +1,374 @@
+//! The keeper: one user namespace and one network namespace per user (and
+//! mount namespace), shared by the user's containers on the default
+//! network, so that a container's start pays neither newuidmap/newgidmap
+//! nor a pasta of its own.
+//!
+//! ```text
+//! burrow __keeper (host namespaces, detached)
+//!   ├─ pasta | slirp4netns ──► holder's netns: outbound (NAT by nftables)
+//!   └─ holder: its own user + network namespace, bridge burrow0 10.88.0.1/16
+//!        ▲ veth bwXXXXXXXX ── eth0 in each container's network namespace
+//! ```
+//!
+//! A container joins by setns(2) into the holder's user and network
+//! namespaces, unshares the rest, and makes its own veth pair from there
+//! (the sandbox does it; nothing is asked of the keeper). Its address is a
+//! lease: a file under `leases/` held with an exclusive flock by the
+//! container's inner process, so it is free again the moment that process
+//! is gone, however it ended. While a container runs its inner process also
+//! holds a shared flock on `users`; the keeper exits (taking the holder and
+//! the helper with it) once it has found `users` free for its idle period.
+//!
+//! `state.json` names the keeper and the holder by pid and start time, so
+//! a keeper left from before a reboot, a reused pid, or one whose id maps
+//! no longer match `/etc/subuid` is seen as stale and replaced. The keeper
+//! directory is per mount namespace: a keeper started in another one sees
+//! another `/dev/net/tun`, `/etc/resolv.conf` and helper binaries.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use super::helper::{Helper, Kind};
+use crate::linux::fs::{self, FileLock};
+use crate::linux::ns::{Namespaces, NsError};
+use crate::linux::process;
+use crate::linux::userns::IdMapping;
+
+mod serve;
+pub use serve::serve;
+
+/// The network containers on the default network share.
+pub const SUBNET: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 0);
+pub const PREFIX: u8 = 16;
+/// The bridge's address: the containers' default route.
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 1);
+/// The bridge in the holder's network namespace.
+pub const BRIDGE: &str = "burrow0";
+/// The MTU of the bridge's ports, as pasta's and slirp4netns' 65520.
+pub const MTU: u32 = 65520;
+/// How long a keeper with no container waits before it exits.
+pub const IDLE: Duration = Duration::from_secs(60);
+/// How long a starter waits for a new keeper to say it is ready.
+const START_PATIENCE: Duration = Duration::from_secs(15);
+/// How often the keeper looks at its helper and its users.
+const TICK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeeperError {
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("locking {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("starting it: {0}")]
+    Spawn(#[source] process::DetachError),
+    #[error("/proc/self/exe: {0}")]
+    Exe(#[source] io::Error),
+    #[error("pipe: {0}")]
+    Pipe(#[source] nix::Error),
+    #[error("{0} (see {log})", log = .1.display())]
+    Failed(String, PathBuf),
+    #[error("not ready after {0:?} (see {log})", log = .1.display())]
+    Timeout(Duration, PathBuf),
+    #[error("joining it: {0}")]
+    Join(#[from] NsError),
+    #[error("no free address left in {SUBNET}/{PREFIX}")]
+    NoAddress,
+}
+
+/// A running process named by pid and start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proc {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl Proc {
+    fn of(pid: i32) -> Option<Proc> {
+        process::start_time(Path::new("/proc"), pid).map(|start| Proc { pid, start })
+    }
+
+    fn alive(&self) -> bool {
+        process::start_time(Path::new("/proc"), self.pid) == Some(self.start)
+    }
+}
+
+/// What `state.json` says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub keeper: Proc,
+    pub holder: Proc,
+    /// The helper giving outbound access: `pasta` or `slirp4netns`.
+    pub helper: String,
+}
+
+/// The keeper directory of the caller's mount namespace under the per-user
+/// runtime directory `base`.
+pub fn dir(base: &Path) -> PathBuf {
+    let ns = std::fs::metadata("/proc/self/ns/mnt")
+        .map(|m| m.ino())
+        .unwrap_or(0);
+    base.join(format!("keeper-{ns}"))
+}
+
+/// A container's part of the keeper: the namespaces to join, the locks its
+/// inner process holds while it runs, and its address.
+#[derive(Debug)]
+pub struct Joined {
+    pub namespaces: Namespaces,
+    /// A shared flock on `users`: the keeper stays while it is held.
+    pub users: File,
+    /// An exclusive flock on the address's lease file.
+    pub lease: File,
+    pub address: Ipv4Addr,
+    pub helper: Kind,
+}
+
+/// The keeper of `base` for a container `id`: the running one, or a new
+/// one started now for `mapping` with `helper`; then an address leased.
+pub fn ensure(
+    base: &Path,
+    mapping: &IdMapping,
+    helper: &Helper,
+    id: &str,
+    idle: Duration,
+) -> Result<Joined, KeeperError> {
+    let dir = dir(base);
+    let users = use_dir(&dir)?;
+    let start_lock = lock(&dir.join("lock"))?;
+    let state = match usable(&dir, mapping) {
+        Some(s) => s,
+        None => {
+            stop_stale(&dir);
+            start(&dir, helper, idle)?;
+            usable(&dir, mapping).ok_or_else(|| {
+                KeeperError::Failed("it started but its state is not usable".into(), log(&dir))
+            })?
+        }
+    };
+    drop(start_lock);
+    let namespaces =
+        Namespaces::open_net(Path::new("/proc"), state.holder.pid, state.holder.start)?;
+    let (lease, address) = lease(&dir, id)?;
+    let helper = if state.helper == Kind::Slirp4netns.name() {
+        Kind::Slirp4netns
+    } else {
+        Kind::Pasta
+    };
+    Ok(Joined {
+        namespaces,
+        users,
+        lease,
+        address,
+        helper,
+    })
+}
+
+/// A shared flock on `dir/users`, the directory made if need be. Taken
+/// before the state is read: a keeper deciding it is idle holds `users`
+/// exclusively while it goes (and removes its directory), so we wait for
+/// it to be gone, and start over when the file we locked went with it.
+fn use_dir(dir: &Path) -> Result<File, KeeperError> {
+    let path = dir.join("users");
+    for _ in 0..3 {
+        make_dir(dir)?;
+        let users = open_rw(&path)?;
+        fs::flock_description(&users, FileLock::Shared).map_err(|source| KeeperError::Lock {
+            path: path.clone(),
+            source,
+        })?;
+        let same =
+            |a: &std::fs::Metadata, b: &std::fs::Metadata| a.ino() == b.ino() && a.dev() == b.dev();
+        match (users.metadata(), std::fs::metadata(&path)) {
+            (Ok(held), Ok(now)) if same(&held, &now) => return Ok(users),
+            _ => continue,
+        }
+    }
+    Err(KeeperError::File {
+        path,
+        source: io::Error::other("removed again and again while opening it"),
+    })
+}
+
+fn log(dir: &Path) -> PathBuf {
+    dir.join("keeper.log")
+}
+
+fn make_dir(dir: &Path) -> Result<(), KeeperError> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(KeeperError::File {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn open_rw(path: &Path) -> Result<File, KeeperError> {
+    File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| KeeperError::File {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The start lock, held (and released on drop) while a keeper is checked
+/// and, if need be, started.
+fn lock(path: &Path) -> Result<nix::fcntl::Flock<File>, KeeperError> {
+    nix::fcntl::Flock::lock(open_rw(path)?, nix::fcntl::FlockArg::LockExclusive).map_err(
+        |(_, source)| KeeperError::Lock {
+            path: path.to_path_buf(),
+            source,
+        },
+    )
+}
+
+fn read_state(dir: &Path) -> Option<State> {
+    let text = std::fs::read(dir.join("state.json")).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// The recorded keeper, when both its processes are the recorded ones and
+/// the holder's id maps are what `mapping` writes today.
+fn usable(dir: &Path, mapping: &IdMapping) -> Option<State> {
+    let s = read_state(dir)?;
+    (s.keeper.alive() && s.holder.alive() && maps_match(s.holder.pid, mapping)).then_some(s)
+}
+
+/// The holder's uid and gid maps are the ones `mapping` writes.
+fn maps_match(pid: i32, mapping: &IdMapping) -> bool {
+    let read = |name: &str| -> Option<Vec<(u32, u32, u32)>> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{name}")).ok()?;
+        text.lines()
+            .map(|l| {
+                let mut n = l.split_whitespace().map(|w| w.parse::<u32>().ok());
+                Some((n.next()??, n.next()??, n.next()??))
+            })
+            .collect()
+    };
+    let want = |own, range| crate::linux::userns::map_lines(own, range, false);
+    read("uid_map") == Some(want(mapping.uid, mapping.sub_uids))
+        && read("gid_map") == Some(want(mapping.gid, mapping.sub_gids))
+}
+
+/// End what a stale state names (the processes are checked by start time,
+/// so a reused pid is left alone) and forget it.
+fn stop_stale(dir: &Path) {
+    if let Some(s) = read_state(dir) {
+        for p in [s.keeper, s.holder] {
+            if p.alive() {
+                let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+            }
+        }
+    }
+    let _ = std::fs::remove_file(dir.join("state.json"));
+}
+
+/// Start `burrow __keeper DIR` detached and wait until it says it is ready
+/// (a line on descriptor 3) or why not.
+fn start(dir: &Path, helper: &Helper, idle: Duration) -> Result<(), KeeperError> {
+    let exe = std::fs::read_link("/proc/self/exe").map_err(KeeperError::Exe)?;
+    let log_path = log(dir);
+    let log = File::create(&log_path).map_err(|source| KeeperError::File {
+        path: log_path.clone(),
+        source,
+    })?;
+    let (ready_r, ready_w) = process::pipe().map_err(KeeperError::Pipe)?;
+    let idle = idle.as_secs().to_string();
+    let args = [
+        "__keeper".as_ref(),
+        "--helper".as_ref(),
+        helper.path.as_os_str(),
+        "--idle".as_ref(),
+        idle.as_ref(),
+        dir.as_os_str(),
+    ];
+    process::spawn_detached(&exe, "burrow", &args, &log, Some(ready_w.as_raw_fd()))
+        .map_err(KeeperError::Spawn)?;
+    drop(ready_w);
+    let mut said = String::new();
+    let deadline = Instant::now() + START_PATIENCE;
+    let mut r = File::from(ready_r);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(KeeperError::Timeout(START_PATIENCE, log_path));
+        }
+        let mut fds = [nix::poll::PollFd::new(
+            r.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(KeeperError::Pipe(e)),
+            Ok(_) => {}
+        }
+        let mut buf = [0u8; 512];
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => said.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+        if said.contains('\n') {
+            break;
+        }
+    }
+    match said.trim_end() {
+        "ready" => Ok(()),
+        "" => Err(KeeperError::Failed(
+            "it ended without saying why".into(),
+            log_path,
+        )),
+        why => Err(KeeperError::Failed(why.to_string(), log_path)),
+    }
+}
+
+/// An address of the subnet for container `id`: the first free lease from
+/// a place its id picks (so two containers seldom try the same one).
+fn lease(dir: &Path, id: &str) -> Result<(File, Ipv4Addr), KeeperError> {
+    let leases = dir.join("leases");
+    make_dir(&leases)?;
+    // Host numbers 2 ..= 65534: .1 is the gateway, the last the broadcast.
+    let hosts: u32 = (1 << (32 - PREFIX)) - 3;
+    let seed = u32::from_str_radix(id.get(..8).unwrap_or("0"), 16).unwrap_or(0);
+    for i in 0..hosts {
+        let host = 2 + (seed.wrapping_add(i) % hosts);
+        let address = Ipv4Addr::from(u32::from(SUBNET) | host);
+        let path = leases.join(address.to_string());
+        let f = open_rw(&path)?;
+        match fs::flock_description(&f, FileLock::ExclusiveNow) {
+            Ok(()) => {
+                let _ = std::fs::write(&path, id);
+                return Ok((f, address));
+            }
+            Err(nix::Error::EWOULDBLOCK) => continue,
+            Err(source) => return Err(KeeperError::Lock { path, source }),
+        }
+    }
+    Err(KeeperError::NoAddress)
+}

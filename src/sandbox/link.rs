@@ -1,0 +1,85 @@
+//! A container on a shared network: the namespaces it joins instead of
+//! making a user namespace of its own, and its veth pair, made by the
+//! inner process itself once it has its own network namespace (one end
+//! `eth0` there, the other on the shared namespace's bridge).
+
+use std::fs::File;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, RawFd};
+use std::sync::Arc;
+
+use crate::linux::netlink::{Route, Veth};
+use crate::linux::ns::Namespaces;
+
+/// What joining a shared user and network namespace takes.
+#[derive(Debug, Clone)]
+pub struct Join {
+    /// The shared user and network namespaces.
+    pub namespaces: Arc<Namespaces>,
+    /// Files the inner process holds open while the container runs (the
+    /// locks that say the shared namespaces and the address are in use).
+    pub held: Vec<Arc<File>>,
+    pub link: Link,
+}
+
+impl Join {
+    /// Every descriptor the inner process must keep.
+    pub fn raw_fds(&self) -> Vec<RawFd> {
+        use std::os::fd::AsRawFd;
+        let mut fds = self.namespaces.raw_fds();
+        fds.extend(self.held.iter().map(|f| f.as_raw_fd()));
+        fds
+    }
+}
+
+/// The container's interface on the bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    /// The bridge in the shared network namespace.
+    pub bridge: String,
+    pub mtu: u32,
+}
+
+/// The name of the container's end inside its namespace.
+pub const INSIDE: &str = "eth0";
+
+/// Make the veth pair: `shared` is a netlink socket opened in the shared
+/// network namespace, and the caller is in the container's own. The
+/// shared end's name is unique among live containers (our pid); a taken
+/// one (a namespace still being torn down) moves on to the next.
+pub fn attach(shared: &mut Route, link: &Link) -> io::Result<()> {
+    let own_ns = File::open("/proc/thread-self/ns/net")?;
+    let bridge = shared.link_index(&link.bridge)?.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no bridge {} in the shared namespace", link.bridge),
+        )
+    })?;
+    let pid = std::process::id();
+    let mut made = None;
+    for n in 0..16u32 {
+        let name = format!("bw{:08x}", pid.wrapping_add(n << 24));
+        let veth = Veth::new(&name, INSIDE, own_ns.as_fd())
+            .mtu(link.mtu)
+            .master(bridge)
+            .up();
+        match shared.add_veth(&veth) {
+            Ok(pair) => {
+                made = Some(pair);
+                break;
+            }
+            Err(e) if e.raw_os_error() == Some(nix::Error::EEXIST as i32) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    let pair = made.ok_or_else(|| io::Error::from_raw_os_error(nix::Error::EEXIST as i32))?;
+    let mut own = Route::open()?;
+    let inside = pair.peer_index;
+    own.add_address_v4(inside, link.address, link.prefix)?;
+    own.set_up(inside)?;
+    own.add_default_route_v4(link.gateway)
+}
