@@ -835,69 +835,64 @@ mod tests {
         let mut up = Table::new();
         up.add("outside.example", Ipv4Addr::new(192, 0, 2, 7));
 
-        let mut ran = Vec::new();
-        if let Some(bb) = &busybox {
-            let run = |name: &str| {
-                let child = Command::new(bb)
-                    .args(["nslookup", name, &ip])
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("resolv.conf");
+        std::fs::write(
+            &conf,
+            format!("nameserver {ip}\noptions timeout:2 attempts:2\n"),
+        )
+        .unwrap();
+        type MakeCommand = Box<dyn Fn(&str) -> Command>;
+        let mut resolvers: Vec<(&str, MakeCommand)> = Vec::new();
+        if let Some(bb) = busybox {
+            let ip = ip.clone();
+            resolvers.push((
+                "busybox nslookup",
+                Box::new(move |name| {
+                    let mut c = Command::new(&bb);
+                    c.args(["nslookup", name, &ip]);
+                    c
+                }),
+            ));
+        }
+        if let Some(unshare) = unshare {
+            let conf = conf.clone();
+            resolvers.push((
+                "glibc getent",
+                Box::new(move |name| {
+                    let mut c = Command::new(&unshare);
+                    c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                        .arg(format!(
+                            "mount --bind {} /etc/resolv.conf && exec getent ahostsv4 {name}",
+                            conf.display()
+                        ));
+                    c
+                }),
+            ));
+        }
+        let cases = [
+            ("web", Some("10.88.0.5")),
+            ("outside.example", Some("192.0.2.7")),
+            ("nothere.example", None),
+        ];
+        for (what, command) in &resolvers {
+            for (name, want) in cases {
+                let child = command(name)
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()
                     .unwrap();
-                serve_until_exit(child, &server, &upstream, &t, &up)
-            };
-            let (st, out) = run("web");
-            assert!(
-                st.success() && out.contains("10.88.0.5"),
-                "nslookup web: {st} {out}"
-            );
-            let (st, out) = run("outside.example");
-            assert!(
-                st.success() && out.contains("192.0.2.7"),
-                "nslookup outside.example: {st} {out}"
-            );
-            let (st, out) = run("nothere.example");
-            assert!(
-                !st.success() && out.contains("NXDOMAIN"),
-                "nslookup nothere.example: {st} {out}"
-            );
-            ran.push("busybox nslookup");
+                let (st, out) = serve_until_exit(child, &server, &upstream, &t, &up);
+                match want {
+                    Some(addr) => assert!(
+                        st.success() && out.contains(addr),
+                        "{what} {name}: {st} {out}"
+                    ),
+                    None => assert!(!st.success(), "{what} {name}: {st} {out}"),
+                }
+            }
         }
-        if let Some(unshare) = &unshare {
-            let dir = tempfile::tempdir().unwrap();
-            let conf = dir.path().join("resolv.conf");
-            std::fs::write(
-                &conf,
-                format!("nameserver {ip}\noptions timeout:2 attempts:2\n"),
-            )
-            .unwrap();
-            let run = |name: &str| {
-                let child = Command::new(unshare)
-                    .args(["--mount", "--propagation", "private", "sh", "-c"])
-                    .arg(format!(
-                        "mount --bind {} /etc/resolv.conf && exec getent ahostsv4 {name}",
-                        conf.display()
-                    ))
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                serve_until_exit(child, &server, &upstream, &t, &up)
-            };
-            let (st, out) = run("web");
-            assert!(
-                st.success() && out.contains("10.88.0.5"),
-                "getent web: {st} {out}"
-            );
-            let (st, out) = run("outside.example");
-            assert!(
-                st.success() && out.contains("192.0.2.7"),
-                "getent outside.example: {st} {out}"
-            );
-            let (st, out) = run("nothere.example");
-            assert_eq!(st.code(), Some(2), "getent nothere.example: {out}");
-            ran.push("glibc getent");
-        }
+        let ran: Vec<&str> = resolvers.iter().map(|r| r.0).collect();
         eprintln!("real_resolvers: ran {}", ran.join(" and "));
     }
 }
