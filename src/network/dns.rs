@@ -356,7 +356,14 @@ impl Forwarder {
         let id = self.fresh_id();
         let mut out = query.to_vec();
         out[0..2].copy_from_slice(&id.to_be_bytes());
-        self.sock.send(&out)?;
+        // A connected UDP socket reports an ICMP error from an earlier
+        // datagram at the next call: that one is lost, this one is sent.
+        if let Err(e) = self.sock.send(&out) {
+            if e.kind() != io::ErrorKind::ConnectionRefused {
+                return Err(e);
+            }
+            self.sock.send(&out)?;
+        }
         self.pending.insert(
             id,
             Pending {
@@ -737,6 +744,26 @@ mod tests {
             io::ErrorKind::WouldBlock
         );
         assert_eq!(f.expire(now + FORWARD_TIMEOUT).len(), MAX_PENDING);
+    }
+
+    #[test]
+    fn an_upstream_that_is_not_there_leaves_queries_to_expire() {
+        let gone = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = gone.local_addr().unwrap();
+        drop(gone);
+        let mut f = Forwarder::new(addr).unwrap();
+        let client: SocketAddr = "10.88.0.9:40000".parse().unwrap();
+        let now = Instant::now();
+        f.relay(&query(1, "a.example", TYPE_A), client, now)
+            .unwrap();
+        // The port unreachable comes back as an error on the next call.
+        std::thread::sleep(Duration::from_millis(50));
+        f.relay(&query(2, "b.example", TYPE_A), client, now)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(f.receive().unwrap().is_none());
+        assert_eq!(f.in_flight(), 2);
+        assert_eq!(f.expire(now + FORWARD_TIMEOUT).len(), 2);
     }
 
     /// Serve `server` (the table's responder, forwarding to `upstream`,
