@@ -356,7 +356,14 @@ impl Forwarder {
         let id = self.fresh_id();
         let mut out = query.to_vec();
         out[0..2].copy_from_slice(&id.to_be_bytes());
-        self.sock.send(&out)?;
+        // A connected UDP socket reports an ICMP error from an earlier
+        // datagram at the next call: that one is lost, this one is sent.
+        if let Err(e) = self.sock.send(&out) {
+            if e.kind() != io::ErrorKind::ConnectionRefused {
+                return Err(e);
+            }
+            self.sock.send(&out)?;
+        }
         self.pending.insert(
             id,
             Pending {
@@ -739,6 +746,26 @@ mod tests {
         assert_eq!(f.expire(now + FORWARD_TIMEOUT).len(), MAX_PENDING);
     }
 
+    #[test]
+    fn an_upstream_that_is_not_there_leaves_queries_to_expire() {
+        let gone = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = gone.local_addr().unwrap();
+        drop(gone);
+        let mut f = Forwarder::new(addr).unwrap();
+        let client: SocketAddr = "10.88.0.9:40000".parse().unwrap();
+        let now = Instant::now();
+        f.relay(&query(1, "a.example", TYPE_A), client, now)
+            .unwrap();
+        // The port unreachable comes back as an error on the next call.
+        std::thread::sleep(Duration::from_millis(50));
+        f.relay(&query(2, "b.example", TYPE_A), client, now)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(f.receive().unwrap().is_none());
+        assert_eq!(f.in_flight(), 2);
+        assert_eq!(f.expire(now + FORWARD_TIMEOUT).len(), 2);
+    }
+
     /// Serve `server` (the table's responder, forwarding to `upstream`,
     /// itself a responder for `up_table` that says NXDOMAIN for the rest)
     /// until `child` exits; its exit status and output.
@@ -835,69 +862,64 @@ mod tests {
         let mut up = Table::new();
         up.add("outside.example", Ipv4Addr::new(192, 0, 2, 7));
 
-        let mut ran = Vec::new();
-        if let Some(bb) = &busybox {
-            let run = |name: &str| {
-                let child = Command::new(bb)
-                    .args(["nslookup", name, &ip])
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("resolv.conf");
+        std::fs::write(
+            &conf,
+            format!("nameserver {ip}\noptions timeout:2 attempts:2\n"),
+        )
+        .unwrap();
+        type MakeCommand = Box<dyn Fn(&str) -> Command>;
+        let mut resolvers: Vec<(&str, MakeCommand)> = Vec::new();
+        if let Some(bb) = busybox {
+            let ip = ip.clone();
+            resolvers.push((
+                "busybox nslookup",
+                Box::new(move |name| {
+                    let mut c = Command::new(&bb);
+                    c.args(["nslookup", name, &ip]);
+                    c
+                }),
+            ));
+        }
+        if let Some(unshare) = unshare {
+            let conf = conf.clone();
+            resolvers.push((
+                "glibc getent",
+                Box::new(move |name| {
+                    let mut c = Command::new(&unshare);
+                    c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                        .arg(format!(
+                            "mount --bind {} /etc/resolv.conf && exec getent ahostsv4 {name}",
+                            conf.display()
+                        ));
+                    c
+                }),
+            ));
+        }
+        let cases = [
+            ("web", Some("10.88.0.5")),
+            ("outside.example", Some("192.0.2.7")),
+            ("nothere.example", None),
+        ];
+        for (what, command) in &resolvers {
+            for (name, want) in cases {
+                let child = command(name)
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()
                     .unwrap();
-                serve_until_exit(child, &server, &upstream, &t, &up)
-            };
-            let (st, out) = run("web");
-            assert!(
-                st.success() && out.contains("10.88.0.5"),
-                "nslookup web: {st} {out}"
-            );
-            let (st, out) = run("outside.example");
-            assert!(
-                st.success() && out.contains("192.0.2.7"),
-                "nslookup outside.example: {st} {out}"
-            );
-            let (st, out) = run("nothere.example");
-            assert!(
-                !st.success() && out.contains("NXDOMAIN"),
-                "nslookup nothere.example: {st} {out}"
-            );
-            ran.push("busybox nslookup");
+                let (st, out) = serve_until_exit(child, &server, &upstream, &t, &up);
+                match want {
+                    Some(addr) => assert!(
+                        st.success() && out.contains(addr),
+                        "{what} {name}: {st} {out}"
+                    ),
+                    None => assert!(!st.success(), "{what} {name}: {st} {out}"),
+                }
+            }
         }
-        if let Some(unshare) = &unshare {
-            let dir = tempfile::tempdir().unwrap();
-            let conf = dir.path().join("resolv.conf");
-            std::fs::write(
-                &conf,
-                format!("nameserver {ip}\noptions timeout:2 attempts:2\n"),
-            )
-            .unwrap();
-            let run = |name: &str| {
-                let child = Command::new(unshare)
-                    .args(["--mount", "--propagation", "private", "sh", "-c"])
-                    .arg(format!(
-                        "mount --bind {} /etc/resolv.conf && exec getent ahostsv4 {name}",
-                        conf.display()
-                    ))
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                serve_until_exit(child, &server, &upstream, &t, &up)
-            };
-            let (st, out) = run("web");
-            assert!(
-                st.success() && out.contains("10.88.0.5"),
-                "getent web: {st} {out}"
-            );
-            let (st, out) = run("outside.example");
-            assert!(
-                st.success() && out.contains("192.0.2.7"),
-                "getent outside.example: {st} {out}"
-            );
-            let (st, out) = run("nothere.example");
-            assert_eq!(st.code(), Some(2), "getent nothere.example: {out}");
-            ran.push("glibc getent");
-        }
+        let ran: Vec<&str> = resolvers.iter().map(|r| r.0).collect();
         eprintln!("real_resolvers: ran {}", ran.join(" and "));
     }
 }
