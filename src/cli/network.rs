@@ -112,6 +112,9 @@ pub struct KeeperArgs {
     /// Seconds without a container before it exits
     #[arg(long, default_value_t = crate::network::keeper::IDLE.as_secs())]
     pub idle: u64,
+    /// Take over the holder PID:START whose keeper died
+    #[arg(long, value_parser = adopt_arg)]
+    pub adopt: Option<crate::network::keeper::Proc>,
     /// Its directory (state, locks, leases, logs)
     pub dir: PathBuf,
 }
@@ -249,6 +252,10 @@ fn prune(root: Option<PathBuf>, _a: PruneArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+fn adopt_arg(s: &str) -> Result<crate::network::keeper::Proc, String> {
+    crate::network::keeper::Proc::parse(s).ok_or_else(|| format!("{s:?} is not PID:START"))
+}
+
 /// `burrow __keeper DIR`: the user's shared user and network namespace,
 /// until no container has used it for its idle period.
 pub fn run_keeper(a: KeeperArgs) -> anyhow::Result<i32> {
@@ -268,6 +275,7 @@ pub fn run_keeper(a: KeeperArgs) -> anyhow::Result<i32> {
         &helper,
         &mapping,
         std::time::Duration::from_secs(a.idle),
+        a.adopt,
     ))
 }
 

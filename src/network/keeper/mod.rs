@@ -100,11 +100,20 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// `PID:START`, as `--adopt` takes it.
+    pub fn parse(s: &str) -> Option<Proc> {
+        let (pid, start) = s.split_once(':')?;
+        Some(Proc {
+            pid: pid.parse().ok()?,
+            start: start.parse().ok()?,
+        })
+    }
+
     fn of(pid: i32) -> Option<Proc> {
         process::start_time(Path::new("/proc"), pid).map(|start| Proc { pid, start })
     }
 
-    fn alive(&self) -> bool {
+    pub fn alive(&self) -> bool {
         process::start_time(Path::new("/proc"), self.pid) == Some(self.start)
     }
 }
@@ -155,8 +164,13 @@ pub fn ensure(
     let state = match usable(&dir, mapping) {
         Some(s) => s,
         None => {
-            stop_stale(&dir);
-            start(&dir, helper, idle)?;
+            // A holder that outlived its keeper still carries the running
+            // containers' network: a new keeper takes it over.
+            let adopt = orphaned_holder(&dir, mapping);
+            if adopt.is_none() {
+                stop_stale(&dir);
+            }
+            start(&dir, helper, idle, adopt)?;
             usable(&dir, mapping).ok_or_else(|| {
                 KeeperError::Failed("it started but its state is not usable".into(), log(&dir))
             })?
@@ -258,6 +272,12 @@ fn usable(dir: &Path, mapping: &IdMapping) -> Option<State> {
     (s.keeper.alive() && s.holder.alive() && maps_match(s.holder.pid, mapping)).then_some(s)
 }
 
+/// The recorded holder, alive with the right maps, when its keeper is gone.
+fn orphaned_holder(dir: &Path, mapping: &IdMapping) -> Option<Proc> {
+    let s = read_state(dir)?;
+    (!s.keeper.alive() && s.holder.alive() && maps_match(s.holder.pid, mapping)).then_some(s.holder)
+}
+
 /// The holder's uid and gid maps are the ones `mapping` writes.
 fn maps_match(pid: i32, mapping: &IdMapping) -> bool {
     let read = |name: &str| -> Option<Vec<(u32, u32, u32)>> {
@@ -289,7 +309,12 @@ fn stop_stale(dir: &Path) {
 
 /// Start `burrow __keeper DIR` detached and wait until it says it is ready
 /// (a line on descriptor 3) or why not.
-fn start(dir: &Path, helper: &Helper, idle: Duration) -> Result<(), KeeperError> {
+fn start(
+    dir: &Path,
+    helper: &Helper,
+    idle: Duration,
+    adopt: Option<Proc>,
+) -> Result<(), KeeperError> {
     let exe = std::fs::read_link("/proc/self/exe").map_err(KeeperError::Exe)?;
     let log_path = log(dir);
     let log = File::create(&log_path).map_err(|source| KeeperError::File {
@@ -298,14 +323,19 @@ fn start(dir: &Path, helper: &Helper, idle: Duration) -> Result<(), KeeperError>
     })?;
     let (ready_r, ready_w) = process::pipe().map_err(KeeperError::Pipe)?;
     let idle = idle.as_secs().to_string();
-    let args = [
+    let mut args: Vec<&std::ffi::OsStr> = vec![
         "__keeper".as_ref(),
         "--helper".as_ref(),
         helper.path.as_os_str(),
         "--idle".as_ref(),
         idle.as_ref(),
-        dir.as_os_str(),
     ];
+    let adopt = adopt.map(|p| format!("{}:{}", p.pid, p.start));
+    if let Some(a) = &adopt {
+        args.push("--adopt".as_ref());
+        args.push(a.as_ref());
+    }
+    args.push(dir.as_os_str());
     process::spawn_detached(&exe, "burrow", &args, &log, Some(ready_w.as_raw_fd()))
         .map_err(KeeperError::Spawn)?;
     drop(ready_w);

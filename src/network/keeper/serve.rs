@@ -28,9 +28,50 @@ const FAILED: i32 = 1;
 /// How often an orphaned holder looks whether anyone still uses it.
 const ORPHAN_TICK: Duration = Duration::from_secs(30);
 
+/// The holder: our child, or one adopted from a keeper that died.
+#[derive(Debug, Clone, Copy)]
+enum Holder {
+    Child(Pid),
+    Adopted(Proc),
+}
+
+impl Holder {
+    fn pid(self) -> Pid {
+        match self {
+            Holder::Child(p) => p,
+            Holder::Adopted(p) => Pid::from_raw(p.pid),
+        }
+    }
+
+    fn ended(self) -> bool {
+        match self {
+            Holder::Child(p) => exited(p),
+            Holder::Adopted(p) => !p.alive(),
+        }
+    }
+
+    fn end(self) {
+        match self {
+            Holder::Child(p) => end_holder(p),
+            Holder::Adopted(p) => {
+                if p.alive() {
+                    let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
 /// Run the keeper in `dir` with `helper` for `mapping`, its idle period
-/// `idle`. Says `ready` (or why not) on descriptor 3 when given.
-pub fn serve(dir: &Path, helper: &Helper, mapping: &IdMapping, idle: Duration) -> i32 {
+/// `idle`, with a new holder or `adopt`ing one whose keeper died. Says
+/// `ready` (or why not) on descriptor 3 when given.
+pub fn serve(
+    dir: &Path,
+    helper: &Helper,
+    mapping: &IdMapping,
+    idle: Duration,
+    adopt: Option<Proc>,
+) -> i32 {
     let mut ready: Option<File> = process::adopt_inherited_fd(3)
         .ok()
         .flatten()
@@ -40,28 +81,38 @@ pub fn serve(dir: &Path, helper: &Helper, mapping: &IdMapping, idle: Duration) -
             let _ = writeln!(r, "{line}");
         }
     };
-    let holder = match start_holder(dir, mapping) {
-        Ok(h) => h,
-        Err(why) => {
-            eprintln!("burrow keeper: {why}");
-            say(&why);
+    let holder = match adopt {
+        Some(p) if p.alive() => Holder::Adopted(p),
+        Some(_) => {
+            say("the holder to adopt is gone");
             return FAILED;
         }
+        None => match start_holder(dir, mapping) {
+            Ok(h) => Holder::Child(h),
+            Err(why) => {
+                eprintln!("burrow keeper: {why}");
+                say(&why);
+                return FAILED;
+            }
+        },
     };
     let helper_log = dir.join("helper.log");
-    let mut running = match helper.start(holder.as_raw(), &helper_log) {
+    let mut running = match helper.start(holder.pid().as_raw(), &helper_log) {
         Ok(r) => Some(r),
         Err(e) => {
             let why = format!("the network helper for the keeper's namespace: {e}");
             eprintln!("burrow keeper: {why}");
             say(&why);
-            end_holder(holder);
+            holder.end();
             return FAILED;
         }
     };
     let state = State {
         keeper: Proc::of(std::process::id() as i32).unwrap_or(Proc { pid: 0, start: 0 }),
-        holder: Proc::of(holder.as_raw()).unwrap_or(Proc { pid: 0, start: 0 }),
+        holder: match holder {
+            Holder::Adopted(p) => p,
+            Holder::Child(p) => Proc::of(p.as_raw()).unwrap_or(Proc { pid: 0, start: 0 }),
+        },
         helper: helper.kind.name().to_string(),
     };
     if let Err(e) = write_state(dir, &state) {
@@ -70,7 +121,7 @@ pub fn serve(dir: &Path, helper: &Helper, mapping: &IdMapping, idle: Duration) -
         if let Some(r) = running.take() {
             r.stop();
         }
-        end_holder(holder);
+        holder.end();
         return FAILED;
     }
     say("ready");
@@ -81,14 +132,14 @@ pub fn serve(dir: &Path, helper: &Helper, mapping: &IdMapping, idle: Duration) -
 fn watch(
     dir: &Path,
     helper: &Helper,
-    holder: Pid,
+    holder: Holder,
     mut running: Option<Running>,
     idle: Duration,
 ) -> i32 {
     let mut idle_since: Option<Instant> = None;
     loop {
         std::thread::sleep(TICK);
-        if exited(holder) {
+        if holder.ended() {
             eprintln!("burrow keeper: the holder of the namespaces ended");
             let _ = std::fs::remove_file(dir.join("state.json"));
             if let Some(r) = running.take() {
@@ -99,7 +150,7 @@ fn watch(
         if running.as_ref().is_none_or(|r| exited(r.pid())) {
             // Containers keep running without outbound access until the
             // helper is back.
-            running = match helper.start(holder.as_raw(), &dir.join("helper.log")) {
+            running = match helper.start(holder.pid().as_raw(), &dir.join("helper.log")) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     eprintln!("burrow keeper: restarting the network helper: {e}");
@@ -126,7 +177,7 @@ fn watch(
             if let Some(r) = running.take() {
                 r.stop();
             }
-            end_holder(holder);
+            holder.end();
             // Nothing of it is left: a keeper directory is per mount
             // namespace, and those come and go.
             let _ = std::fs::remove_dir_all(dir);

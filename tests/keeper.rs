@@ -1,0 +1,229 @@
+//! The default network through the user's keeper, as the unprivileged
+//! users: containers get addresses on one bridge and reach each other, one
+//! helper serves them all, the keeper goes when idle and leaves nothing,
+//! and killing its helper or the keeper itself takes no running container
+//! down nor its network. A user without a subordinate range (and
+//! `--userns=private`) gets today's helper per container.
+//!
+//! Every script runs in one private mount namespace the test makes, with a
+//! tun device open to everyone: the keeper is per mount namespace, so the
+//! commands of one script share one, and no other test's.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{host, loud, shell_line, stderr, stdout, Env, Who};
+
+/// Run `body` as root in a fresh mount namespace with an open tun device;
+/// `B ARGS` in it runs burrow as the test user, `K` names the keeper's
+/// directory and `U` the user's uid. None (said loudly) when not root.
+fn script(env: &Env, test: &str, body: &str) -> Option<Output> {
+    if !nix::unistd::Uid::effective().is_root() {
+        loud(&format!(
+            "SKIPPED {test} [{:?}]: the keeper's scripts make a mount namespace, which needs root",
+            env.who
+        ));
+        return None;
+    }
+    let burrow = shell_line(env, "");
+    let (uid, _) = env.ids();
+    let file = env.user_dir("scripts").join(format!("{test}.sh"));
+    std::fs::write(
+        &file,
+        format!(
+            "set -e\n{}\nB() {{ {burrow} \"$@\"; }}\nU={uid}\nK=/tmp/burrow-run-$U/keeper-$(stat -L -c %i /proc/self/ns/mnt)\n{body}\n",
+            host::TUN_OPEN
+        ),
+    )
+    .unwrap();
+    Some(
+        Command::new("/usr/bin/unshare")
+            .args(["--mount", "--propagation", "private", "--", "/bin/sh"])
+            .arg(&file)
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .output()
+            .unwrap(),
+    )
+}
+
+/// `key=value` lines of a script's output.
+fn field<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or("")
+}
+
+/// Shell: wait up to 20 s for `cond` (pause-tolerant: a deadline in
+/// tries, not one long sleep).
+fn until(cond: &str) -> String {
+    format!("i=0; until {cond}; do i=$((i+1)); [ $i -lt 200 ] || break; sleep 0.1; done")
+}
+
+#[test]
+fn default_network_containers_share_one_bridge_and_one_helper() {
+    for env in common::users("keeper-share") {
+        env.import_busybox("bb");
+        let body = format!(
+            r#"B run -d --name a bb httpd -f -p 8080 -h /etc >/dev/null
+echo "ip=$(B inspect -f '{{{{.NetworkSettings.IPAddress}}}}' a)"
+echo "gw=$(B inspect -f '{{{{.NetworkSettings.Gateway}}}}' a)"
+echo "name=$(B inspect -f '{{{{.Config.Hostname}}}}' a)"
+IP=$(B inspect -f '{{{{.NetworkSettings.IPAddress}}}}' a)
+if [ -n "$IP" ]; then echo "got=$(B run --rm bb timeout 5 wget -q -O- http://$IP:8080/hostname)"; fi
+echo "eth0=$(B run --rm bb ip -4 -o addr show eth0 | awk '{{print $4}}')"
+if [ -f $K/state.json ]; then
+  KP=$(sed 's/.*"keeper":{{"pid":\([0-9]*\).*/\1/' $K/state.json)
+  echo "keeper=$KP"
+  echo "pastas=$(ps --ppid $KP -o comm= | grep -c pass)"
+fi
+B rm -f a >/dev/null
+echo done=1"#
+        );
+        let Some(o) = script(&env, "keeper-share", &body) else {
+            return;
+        };
+        let out = stdout(&o);
+        assert!(o.status.success(), "[{:?}] {out}{}", env.who, stderr(&o));
+        assert_eq!(field(&out, "done"), "1", "{out}");
+        match env.who {
+            Who::Range => {
+                let ip = field(&out, "ip");
+                assert!(ip.starts_with("10.88."), "[Range] address {ip:?}: {out}");
+                assert_eq!(field(&out, "gw"), "10.88.0.1", "{out}");
+                // The second container reached the first on the bridge.
+                assert_eq!(field(&out, "got"), field(&out, "name"), "{out}");
+                assert!(field(&out, "eth0").starts_with("10.88."), "{out}");
+                // One keeper, one helper, for all of them.
+                assert!(!field(&out, "keeper").is_empty(), "{out}");
+                assert_eq!(field(&out, "pastas"), "1", "{out}");
+            }
+            Who::Single => {
+                // No range: no keeper; a helper of its own, as before.
+                assert_eq!(field(&out, "ip"), "", "[Single] {out}");
+                assert!(!field(&out, "eth0").starts_with("10.88."), "{out}");
+                assert_eq!(field(&out, "keeper"), "", "{out}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_private_user_namespace_is_kept_on_request() {
+    for env in common::users("keeper-private") {
+        if env.who == Who::Single {
+            continue;
+        }
+        env.import_busybox("bb");
+        // The shared namespace maps the range as a private one does; what
+        // tells them apart is the address: a private one has no bridge.
+        let body = r#"echo "shared=$(B run --rm bb ip -4 -o addr show eth0 | awk '{print $4}')"
+echo "private=$(B run --rm --userns=private bb ip -4 -o addr show eth0 | awk '{print $4}')"
+echo "uidmap=$(B run --rm --userns=private bb cat /proc/self/uid_map | wc -l)""#;
+        let Some(o) = script(&env, "keeper-private", body) else {
+            return;
+        };
+        let out = stdout(&o);
+        assert!(o.status.success(), "{out}{}", stderr(&o));
+        assert!(field(&out, "shared").starts_with("10.88."), "{out}");
+        let private = field(&out, "private");
+        assert!(
+            !private.is_empty() && !private.starts_with("10.88."),
+            "{out}"
+        );
+        assert_eq!(field(&out, "uidmap"), "2", "{out}");
+    }
+}
+
+#[test]
+fn an_idle_keeper_goes_and_a_stale_one_is_replaced() {
+    for env in common::users("keeper-idle") {
+        if env.who == Who::Single {
+            continue;
+        }
+        env.import_busybox("bb");
+        let body = format!(
+            r#"export BURROW_KEEPER_IDLE=1
+B() {{ {burrow} "$@"; }}
+B run --rm bb true
+KP=$(sed 's/.*"keeper":{{"pid":\([0-9]*\).*/\1/' $K/state.json)
+HP=$(sed 's/.*"holder":{{"pid":\([0-9]*\).*/\1/' $K/state.json)
+echo "started=$KP"
+{wait}
+if kill -0 $KP 2>/dev/null || kill -0 $HP 2>/dev/null; then echo left=1; fi
+if [ -e $K ]; then echo dir=1; fi
+mkdir -p $K
+printf '{{"keeper":{{"pid":1,"start":1}},"holder":{{"pid":1,"start":1}},"helper":"pasta"}}' > $K/state.json
+chown -R $U $K
+echo "after=$(B run --rm bb ip -4 -o addr show eth0 | awk '{{print $4}}')"
+echo done=1"#,
+            burrow = shell_line(&env, "").replacen("env -i ", "env -i BURROW_KEEPER_IDLE=1 ", 1),
+            wait = until("! kill -0 $KP 2>/dev/null"),
+        );
+        let Some(o) = script(&env, "keeper-idle", &body) else {
+            return;
+        };
+        let out = stdout(&o);
+        assert!(o.status.success(), "{out}{}", stderr(&o));
+        assert_eq!(field(&out, "done"), "1", "{out}");
+        assert!(!field(&out, "started").is_empty(), "{out}");
+        assert_eq!(
+            field(&out, "left"),
+            "",
+            "the keeper outlived its idle period: {out}"
+        );
+        assert_eq!(field(&out, "dir"), "", "its directory stayed: {out}");
+        // A state naming processes that are not the keeper's: replaced.
+        assert!(field(&out, "after").starts_with("10.88."), "{out}");
+    }
+}
+
+#[test]
+fn killing_the_helper_or_the_keeper_takes_no_container_down() {
+    for env in common::users("keeper-kill") {
+        if env.who == Who::Single {
+            continue;
+        }
+        env.import_busybox("bb");
+        let body = format!(
+            r#"B run -d --name a bb httpd -f -p 8080 -h /etc >/dev/null
+IP=$(B inspect -f '{{{{.NetworkSettings.IPAddress}}}}' a)
+KP=$(sed 's/.*"keeper":{{"pid":\([0-9]*\).*/\1/' $K/state.json)
+HP=$(sed 's/.*"holder":{{"pid":\([0-9]*\).*/\1/' $K/state.json)
+helper() {{ ps --ppid $KP -o pid=,comm= | awk '/pass/ {{print $1}}'; }}
+P1=$(helper)
+kill -9 $P1
+{pasta_back}
+P2=$(helper)
+echo "pasta_again=$([ -n "$P2" ] && [ "$P2" != "$P1" ] && echo 1)"
+kill -9 $KP
+{keeper_gone}
+echo "running=$(B inspect -f '{{{{.State.Running}}}}' a)"
+echo "got=$(B run --rm bb timeout 5 wget -q -O- http://$IP:8080/hostname)"
+echo "name=$(B inspect -f '{{{{.Config.Hostname}}}}' a)"
+HP2=$(sed 's/.*"holder":{{"pid":\([0-9]*\).*/\1/' $K/state.json)
+KP2=$(sed 's/.*"keeper":{{"pid":\([0-9]*\).*/\1/' $K/state.json)
+echo "same_holder=$([ "$HP" = "$HP2" ] && echo 1)"
+echo "new_keeper=$([ "$KP" != "$KP2" ] && echo 1)"
+B rm -f a >/dev/null
+echo done=1"#,
+            pasta_back = until("[ -n \"$(helper)\" ] && [ \"$(helper)\" != \"$P1\" ]"),
+            keeper_gone = until("! kill -0 $KP 2>/dev/null"),
+        );
+        let Some(o) = script(&env, "keeper-kill", &body) else {
+            return;
+        };
+        let out = stdout(&o);
+        assert!(o.status.success(), "{out}{}", stderr(&o));
+        assert_eq!(field(&out, "done"), "1", "{out}");
+        assert_eq!(
+            field(&out, "pasta_again"),
+            "1",
+            "the helper was not started again: {out}"
+        );
+        assert_eq!(field(&out, "running"), "true", "{out}");
+        assert_eq!(field(&out, "got"), field(&out, "name"), "{out}");
+        assert_eq!(field(&out, "same_holder"), "1", "{out}");
+        assert_eq!(field(&out, "new_keeper"), "1", "{out}");
+    }
+}
