@@ -64,23 +64,21 @@ fn until(cond: &str) -> String {
 fn default_network_containers_share_one_bridge_and_one_helper() {
     for env in common::users("keeper-share") {
         env.import_busybox("bb");
-        let body = format!(
-            r#"B run -d --name a bb httpd -f -p 8080 -h /etc >/dev/null
-echo "ip=$(B inspect -f '{{{{.NetworkSettings.IPAddress}}}}' a)"
-echo "gw=$(B inspect -f '{{{{.NetworkSettings.Gateway}}}}' a)"
-echo "name=$(B inspect -f '{{{{.Config.Hostname}}}}' a)"
-IP=$(B inspect -f '{{{{.NetworkSettings.IPAddress}}}}' a)
+        let body = r#"B run -d --name a bb httpd -f -p 8080 -h /etc >/dev/null
+echo "ip=$(B inspect -f '{{.NetworkSettings.IPAddress}}' a)"
+echo "gw=$(B inspect -f '{{.NetworkSettings.Gateway}}' a)"
+echo "name=$(B inspect -f '{{.Config.Hostname}}' a)"
+IP=$(B inspect -f '{{.NetworkSettings.IPAddress}}' a)
 if [ -n "$IP" ]; then echo "got=$(B run --rm bb timeout 5 wget -q -O- http://$IP:8080/hostname)"; fi
-echo "eth0=$(B run --rm bb ip -4 -o addr show eth0 | awk '{{print $4}}')"
+echo "eth0=$(B run --rm bb ip -4 -o addr show eth0 | awk '{print $4}')"
 if [ -f $K/state.json ]; then
-  KP=$(sed 's/.*"keeper":{{"pid":\([0-9]*\).*/\1/' $K/state.json)
+  KP=$(sed 's/.*"keeper":{"pid":\([0-9]*\).*/\1/' $K/state.json)
   echo "keeper=$KP"
   echo "pastas=$(ps --ppid $KP -o comm= | grep -c pass)"
 fi
 B rm -f a >/dev/null
-echo done=1"#
-        );
-        let Some(o) = script(&env, "keeper-share", &body) else {
+echo done=1"#;
+        let Some(o) = script(&env, "keeper-share", body) else {
             return;
         };
         let out = stdout(&o);
