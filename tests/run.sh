@@ -24,7 +24,8 @@ cd "$(dirname "$0")/.."
 # `--init` execs (the escape tests check PID 1 holds nothing of burrow).
 # bindfs: the FUSE-store test puts a store on a FUSE file system, where
 # overlayfs cannot be mounted from a user namespace; fuse-overlayfs: what
-# containers get there instead of a copy.
+# containers get there instead of a copy. nftables: the keeper masquerades
+# the default network's bridge with nft (iptables where nft is missing).
 # docker.io (the docker 20.10 CLI), docker-compose (1.29) and
 # python3-docker (docker-py 5): the API tests (tests/api/) drive
 # `burrow system service` with the real clients; python3-venv: they
@@ -34,7 +35,7 @@ cd "$(dirname "$0")/.."
 # services. tests/containerd.rs runs its own rootless containerd under
 # rootlesskit as a test user; tests/slurm.rs its own munged, slurmctld and
 # slurmd on a private configuration, key and ports.
-packages=(uidmap busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman runc crun containerd rootlesskit slurmctld slurmd slurm-client munge gcc libc6-dev passt slirp4netns curl iproute2 python3 catatonit bindfs fuse-overlayfs docker.io docker-compose python3-docker python3-venv)
+packages=(uidmap nftables busybox-static zstd tmux mmdebstrap dbus-daemon docker-registry skopeo apache2-utils podman runc crun containerd rootlesskit slurmctld slurmd slurm-client munge gcc libc6-dev passt slirp4netns curl iproute2 python3 catatonit bindfs fuse-overlayfs docker.io docker-compose python3-docker python3-venv)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

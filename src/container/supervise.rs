@@ -64,11 +64,14 @@ pub struct Supervision {
     pub net: network::Access,
 }
 
-/// Whether `rec` may join the keeper's user namespace: it maps the
-/// caller's whole range as the keeper does (not keep-id, not a private
-/// user namespace asked for).
+/// Whether `rec` may join the keeper's user namespace: it is on the
+/// default network (a helper named with `--network pasta` is its own), and
+/// maps the caller's whole range as the keeper does (not keep-id, not a
+/// private user namespace asked for).
 fn shares_keeper(rec: &ContainerRecord, mapping: &IdMapping) -> bool {
-    mapping.is_range() && rec.host_config.userns_mode.is_empty()
+    rec.network_mode() == network::Mode::Private
+        && mapping.is_range()
+        && rec.host_config.userns_mode.is_empty()
 }
 
 /// Start `rec`, wait for it through `watch`, and record how it ended.

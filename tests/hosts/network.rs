@@ -206,6 +206,8 @@ fn build_run_steps_get_loopback_only_where_tun_is_absent() {
 
 /// The helper dying (killed, crashed) takes away outbound access, not the
 /// container: it keeps running, can be exec'd into and stopped as usual.
+/// A helper of its own (`--network pasta`): the keeper's, which the
+/// default network uses, is tests/keeper.rs's.
 #[test]
 fn a_helper_that_dies_leaves_its_container_running() {
     if !root_or_skip("helper_dies") || !have_pasta("helper_dies") {
@@ -216,7 +218,17 @@ fn a_helper_that_dies_leaves_its_container_running() {
     }
     for env in users_on("helper_dies", host::TUN_OPEN) {
         env.import_busybox("bb");
-        env.ok(["run", "-d", "--name", "c", "bb", "sleep", "600"]);
+        env.ok([
+            "run",
+            "-d",
+            "--name",
+            "c",
+            "--network",
+            "pasta",
+            "bb",
+            "sleep",
+            "600",
+        ]);
         let pid1 = env.ok(["inspect", "-f", "{{.State.Pid}}", "c"]);
         let pid1 = pid1.trim();
         let helper = find_helper(pid1).expect("pasta serving the container");

@@ -295,31 +295,52 @@ fn ruleset() -> String {
     )
 }
 
-/// Load [`ruleset`] with nft(8), found in `PATH` or the sbin directories
-/// (an ordinary user's `PATH` on Debian has none of them).
+/// Load [`ruleset`] with nft(8), else the same rule with iptables(8),
+/// found in `PATH` or the sbin directories (an ordinary user's `PATH` on
+/// Debian has none of them).
 fn masquerade() -> Result<(), String> {
     let mut path = std::env::var_os("PATH").unwrap_or_default();
     path.push(":/usr/sbin:/sbin");
-    let nft = fs::executable_in(&path, "nft")
-        .ok_or("nft (package nftables) is not installed; it is needed for the shared network")?;
-    let mut child = std::process::Command::new(&nft)
-        .args(["-f", "-"])
+    let subnet = format!("{SUBNET}/{PREFIX}");
+    let (program, args, input) = if let Some(nft) = fs::executable_in(&path, "nft") {
+        (nft, vec!["-f".to_string(), "-".to_string()], ruleset())
+    } else if let Some(iptables) = fs::executable_in(&path, "iptables") {
+        let args = [
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-s",
+            &subnet,
+            "!",
+            "-d",
+            &subnet,
+            "-j",
+            "MASQUERADE",
+        ];
+        (iptables, args.map(String::from).to_vec(), String::new())
+    } else {
+        return Err("neither nft (package nftables) nor iptables is installed; one is needed for the shared network".into());
+    };
+    let mut child = std::process::Command::new(&program)
+        .args(&args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| format!("{}: {e}", nft.display()))?;
+        .map_err(|e| format!("{}: {e}", program.display()))?;
     if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(ruleset().as_bytes());
+        let _ = stdin.write_all(input.as_bytes());
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| format!("{}: {e}", nft.display()))?;
+        .map_err(|e| format!("{}: {e}", program.display()))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(format!(
-            "nft: {}",
+            "{}: {}",
+            program.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
