@@ -71,6 +71,7 @@ echo "name=$(B inspect -f '{{.Config.Hostname}}' a)"
 IP=$(B inspect -f '{{.NetworkSettings.IPAddress}}' a)
 if [ -n "$IP" ]; then echo "got=$(B run --rm bb timeout 5 wget -q -O- http://$IP:8080/hostname)"; fi
 echo "eth0=$(B run --rm bb ip -4 -o addr show eth0 | awk '{print $4}')"
+echo "info=$(B info | grep '^Keeper:')"
 if [ -f $K/state.json ]; then
   KP=$(sed 's/.*"keeper":{"pid":\([0-9]*\).*/\1/' $K/state.json)
   echo "keeper=$KP"
@@ -95,6 +96,12 @@ echo done=1"#;
                 // One keeper, one helper, for all of them.
                 assert!(!field(&out, "keeper").is_empty(), "{out}");
                 assert_eq!(field(&out, "pastas"), "1", "{out}");
+                // `info` knows it, and that a container is on its network.
+                assert!(
+                    field(&out, "info").contains("running (pid")
+                        && field(&out, "info").contains("1 containers"),
+                    "{out}"
+                );
             }
             Who::Single => {
                 // No range: no keeper; a helper of its own, as before.
@@ -153,6 +160,7 @@ if [ -e $K ]; then echo dir=1; fi
 mkdir -p $K
 printf '{{"keeper":{{"pid":1,"start":1}},"holder":{{"pid":1,"start":1}},"helper":"pasta"}}' > $K/state.json
 chown -R $U $K
+echo "check=$(B system check | grep -c stale)"
 echo "after=$(B run --rm bb ip -4 -o addr show eth0 | awk '{{print $4}}')"
 echo done=1"#,
             burrow = shell_line(&env, "").replacen("env -i ", "env -i BURROW_KEEPER_IDLE=1 ", 1),
@@ -171,7 +179,9 @@ echo done=1"#,
             "the keeper outlived its idle period: {out}"
         );
         assert_eq!(field(&out, "dir"), "", "its directory stayed: {out}");
-        // A state naming processes that are not the keeper's: replaced.
+        // A state naming processes that are not the keeper's: `system
+        // check` says so, and the next start replaces it.
+        assert_eq!(field(&out, "check"), "1", "{out}");
         assert!(field(&out, "after").starts_with("10.88."), "{out}");
     }
 }

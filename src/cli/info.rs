@@ -41,6 +41,7 @@ pub fn run(root: Option<PathBuf>, a: InfoArgs) -> anyhow::Result<i32> {
     let cg = &info.cgroup;
     println!("Kernel:            {}", info.kernel);
     println!("Network helper:    {}", info.network_helper);
+    println!("Keeper:            {}", info.keeper);
     match &info.user_namespaces.error {
         None => println!("User namespaces:   work"),
         Some(e) => println!("User namespaces:   DO NOT WORK: {e}"),

@@ -284,6 +284,12 @@ pub fn run_check(root: Option<PathBuf>, a: CheckArgs) -> anyhow::Result<i32> {
         let _lock = ctx.store.lock_shared()?;
         find()?
     };
+    // A stale keeper is replaced by the next start on its own; said so
+    // that nobody goes looking for a reset.
+    let keeper = crate::network::keeper::status(ctx.store.paths.runtime_base(), &ctx.mapping);
+    if keeper == crate::network::keeper::Status::Stale {
+        println!("note: {keeper}");
+    }
     if layers + blobs + metas > 0 {
         println!(
             "note: {layers} layers, {blobs} blobs and {metas} image metadata files no image or container needs (burrow image prune reclaims them)"

@@ -78,6 +78,8 @@ pub struct Info {
     pub container_cgroups: Source,
     pub network_helper: String,
     pub network_outbound: serde_json::Value,
+    /// The user's keeper of the default network, as it is now.
+    pub keeper: String,
     pub store: PathBuf,
     pub runtime: PathBuf,
     /// Why the runtime directory is where it is.
@@ -164,6 +166,12 @@ pub fn info(engine: &Engine) -> Result<Info> {
         container_cgroups: source,
         network_helper: helper::describe(&outbound),
         network_outbound: outbound_json(&outbound),
+        keeper: match engine.settings.keeper {
+            Some(_) => {
+                crate::network::keeper::status(paths.runtime_base(), &engine.mapping).to_string()
+            }
+            None => "off (BURROW_KEEPER=off): a network helper per container".into(),
+        },
         store: paths.root.clone(),
         runtime: paths.runtime.clone(),
         runtime_reason,

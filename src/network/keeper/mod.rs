@@ -136,6 +136,69 @@ pub fn dir(base: &Path) -> PathBuf {
     base.join(format!("keeper-{ns}"))
 }
 
+/// What `system check` says of the caller's keeper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// None runs (none started, or it went when idle).
+    Absent,
+    /// Running, with its helper, and the addresses leased now.
+    Running {
+        keeper: i32,
+        helper: String,
+        leased: usize,
+    },
+    /// Its state names processes that are gone or are not its own (a
+    /// reboot, a kill, a subuid change): the next start replaces it.
+    Stale,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Absent => write!(
+                f,
+                "not running (the first container on the default network starts it)"
+            ),
+            Status::Running { keeper, helper, leased } => write!(
+                f,
+                "running (pid {keeper}, outbound through {helper}), {leased} containers on its network"
+            ),
+            Status::Stale => write!(
+                f,
+                "the keeper's state is stale (the next container on the default network replaces it)"
+            ),
+        }
+    }
+}
+
+/// The keeper of the caller's mount namespace under `base`, as it is.
+pub fn status(base: &Path, mapping: &IdMapping) -> Status {
+    let dir = dir(base);
+    let Some(state) = read_state(&dir) else {
+        return Status::Absent;
+    };
+    if usable(&dir, mapping).is_none() {
+        return Status::Stale;
+    }
+    // A lease file nobody holds is free; one we cannot lock is in use.
+    let leased = std::fs::read_dir(dir.join("leases"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    File::open(e.path())
+                        .map(|f| fs::flock_description(&f, FileLock::ExclusiveNow).is_err())
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    Status::Running {
+        keeper: state.keeper.pid,
+        helper: state.helper,
+        leased,
+    }
+}
+
 /// A container's part of the keeper: the namespaces to join, the locks its
 /// inner process holds while it runs, and its address.
 #[derive(Debug)]
