@@ -137,9 +137,12 @@ fi
 # is kept (removed by rm-kept before the next run, untimed).
 burrow_cmds() {
 	add "burrow run --rm" "burrow run --rm --network none busybox /bin/true"
-	# What a burrow user gets by default: a private network with pasta
-	# (else slirp4netns; loopback only where neither can start).
+	# What a burrow user gets by default: a private network namespace on
+	# the keeper's bridge (one pasta, else slirp4netns, for all; loopback
+	# only where neither can start); and the same with a helper per
+	# container, as before the keeper.
 	add "default network: burrow run --rm" "burrow run --rm busybox /bin/true"
+	add "default network, a helper each: burrow run --rm" "env BURROW_KEEPER=off burrow run --rm busybox /bin/true"
 	add "burrow --rm --network host" "burrow run --rm --network host busybox /bin/true"
 	add "burrow run (kept)" "burrow run --name bench-kept --network none busybox /bin/true" rm-kept
 }

@@ -465,3 +465,72 @@ fn lease(dir: &Path, id: &str) -> Result<(File, Ipv4Addr), KeeperError> {
     }
     Err(KeeperError::NoAddress)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_parses_pid_and_start_time() {
+        assert_eq!(
+            Proc::parse("12:345"),
+            Some(Proc {
+                pid: 12,
+                start: 345
+            })
+        );
+        for bad in ["", "12", "12:", ":3", "a:1", "1:b", "1:2:3"] {
+            assert_eq!(Proc::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn leases_are_distinct_while_held_and_free_once_closed() {
+        let d = tempfile::tempdir().unwrap();
+        let id = "0123456789abcdef";
+        let (held, a) = lease(d.path(), id).unwrap();
+        let (held2, b) = lease(d.path(), id).unwrap();
+        assert_ne!(a, b, "two containers got one address");
+        for addr in [a, b] {
+            let host = u32::from(addr) & ((1 << (32 - PREFIX)) - 1);
+            assert!(
+                (2..(1 << (32 - PREFIX)) - 1).contains(&host),
+                "{addr} is the network, the gateway or the broadcast"
+            );
+            assert_eq!(
+                u32::from(addr) >> (32 - PREFIX),
+                u32::from(SUBNET) >> (32 - PREFIX)
+            );
+        }
+        // The lease file names its container.
+        let text = std::fs::read_to_string(d.path().join("leases").join(a.to_string())).unwrap();
+        assert_eq!(text, id);
+        // Closed (its holder ended): the first address is free again.
+        drop(held);
+        let (_again, c) = lease(d.path(), id).unwrap();
+        assert_eq!(c, a);
+        drop(held2);
+    }
+
+    #[test]
+    fn status_reads_a_missing_and_a_stale_state() {
+        let d = tempfile::tempdir().unwrap();
+        let mapping = IdMapping::detect(Path::new("/etc"));
+        assert_eq!(status(d.path(), &mapping), Status::Absent);
+        let k = dir(d.path());
+        std::fs::create_dir_all(&k).unwrap();
+        // Pids no process can have (above the kernel's pid_max limit).
+        let gone = Proc {
+            pid: 4_194_305,
+            start: 1,
+        };
+        let state = State {
+            keeper: gone,
+            holder: gone,
+            helper: "pasta".into(),
+        };
+        std::fs::write(k.join("state.json"), serde_json::to_vec(&state).unwrap()).unwrap();
+        assert_eq!(status(d.path(), &mapping), Status::Stale);
+        assert!(orphaned_holder(&k, &mapping).is_none());
+    }
+}
