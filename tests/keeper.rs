@@ -47,6 +47,19 @@ fn script(env: &Env, test: &str, body: &str) -> Option<Output> {
     )
 }
 
+/// The test user with a subordinate range (the keeper needs one), with
+/// busybox imported as `bb`; the one without is the first test's.
+fn with_range(name: &str) -> Vec<Env> {
+    let envs: Vec<Env> = common::users(name)
+        .into_iter()
+        .filter(|e| e.who == Who::Range)
+        .collect();
+    for env in &envs {
+        env.import_busybox("bb");
+    }
+    envs
+}
+
 /// `key=value` lines of a script's output.
 fn field<'a>(out: &'a str, key: &str) -> &'a str {
     out.lines()
@@ -115,11 +128,7 @@ echo done=1"#;
 
 #[test]
 fn a_private_user_namespace_is_kept_on_request() {
-    for env in common::users("keeper-private") {
-        if env.who == Who::Single {
-            continue;
-        }
-        env.import_busybox("bb");
+    for env in with_range("keeper-private") {
         // The shared namespace maps the range as a private one does; what
         // tells them apart is the address: a private one has no bridge.
         let body = r#"echo "shared=$(B run --rm bb ip -4 -o addr show eth0 | awk '{print $4}')"
@@ -142,11 +151,7 @@ echo "uidmap=$(B run --rm --userns=private bb cat /proc/self/uid_map | wc -l)""#
 
 #[test]
 fn an_idle_keeper_goes_and_a_stale_one_is_replaced() {
-    for env in common::users("keeper-idle") {
-        if env.who == Who::Single {
-            continue;
-        }
-        env.import_busybox("bb");
+    for env in with_range("keeper-idle") {
         let body = format!(
             r#"export BURROW_KEEPER_IDLE=1
 B() {{ {burrow} "$@"; }}
@@ -188,11 +193,7 @@ echo done=1"#,
 
 #[test]
 fn killing_the_helper_or_the_keeper_takes_no_container_down() {
-    for env in common::users("keeper-kill") {
-        if env.who == Who::Single {
-            continue;
-        }
-        env.import_busybox("bb");
+    for env in with_range("keeper-kill") {
         let body = format!(
             r#"B run -d --name a bb httpd -f -p 8080 -h /etc >/dev/null
 IP=$(B inspect -f '{{{{.NetworkSettings.IPAddress}}}}' a)
