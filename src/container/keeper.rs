@@ -14,8 +14,17 @@ use crate::store::Store;
 /// The name of the default network's entry in a record's networks.
 pub const NETWORK: &str = "bridge";
 
-/// The file that says why the keeper could not be used, last time.
-const UNUSABLE: &str = "keeper-unusable";
+/// The file that says why the keeper of the caller's mount namespace could
+/// not be used, last time (beside the keeper's directory, which goes with
+/// the keeper).
+fn unusable_file(runtime_base: &std::path::Path) -> std::path::PathBuf {
+    keeper::dir(runtime_base).with_extension("unusable")
+}
+
+/// How long after a keeper failed to start the next start goes without
+/// trying again: a host that lacks what it needs would otherwise pay a
+/// failed keeper on every container's start.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Join the keeper for container `id`, starting it if need be; None (the
 /// reason kept for [`unusable`]) when it cannot work here.
@@ -27,9 +36,15 @@ pub fn join(
     idle: std::time::Duration,
 ) -> Option<(Join, helper::Kind)> {
     let base = store.paths.runtime_base();
+    let failed_lately = std::fs::metadata(unusable_file(base))
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|e| e < RETRY_AFTER));
+    if failed_lately {
+        return None;
+    }
     match keeper::ensure(base, mapping, helper, id, idle) {
         Ok(j) => {
-            let _ = std::fs::remove_file(base.join(UNUSABLE));
+            let _ = std::fs::remove_file(unusable_file(base));
             let link = Link {
                 address: j.address,
                 prefix: PREFIX,
@@ -46,7 +61,7 @@ pub fn join(
         }
         Err(e) => {
             tracing::warn!("the shared network is unavailable: {e}");
-            let _ = std::fs::write(base.join(UNUSABLE), e.to_string());
+            let _ = std::fs::write(unusable_file(base), e.to_string());
             None
         }
     }
@@ -54,7 +69,7 @@ pub fn join(
 
 /// Why the last start could not use the keeper, if it could not.
 pub fn unusable(runtime_base: &std::path::Path) -> Option<String> {
-    std::fs::read_to_string(runtime_base.join(UNUSABLE)).ok()
+    std::fs::read_to_string(unusable_file(runtime_base)).ok()
 }
 
 /// The record's entry for the default network while the container runs.
