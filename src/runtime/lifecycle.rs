@@ -19,7 +19,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use super::bundle::{self, Config};
-use super::create::create;
+use super::create::{caller_reads_our_output, create, Output};
 use super::exec::exec;
 use super::hooks::run_hook;
 use super::state::{self, Dir, Saved, Status};
@@ -28,7 +28,14 @@ use crate::linux::process;
 
 pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb, rootless: bool) -> Result<i32> {
     match verb {
-        Verb::Create(a) => create(root, log, &a).map(|_| 0),
+        Verb::Create(a) => {
+            let output = if caller_reads_our_output() {
+                Output::Null
+            } else {
+                Output::Inherit
+            };
+            create(root, log, &a, output).map(|_| 0)
+        }
         Verb::Start { id } => start(root, log, &id).map(|()| 0),
         Verb::Run {
             create: a,
@@ -156,7 +163,7 @@ fn run(root: &Path, log: &Log, a: &CreateArgs, detach: bool, keep: bool) -> Resu
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|e| anyhow!("becoming a subreaper: {e}"))?;
     }
-    let saved = create(root, log, a)?;
+    let saved = create(root, log, a, Output::Inherit)?;
     if let Err(e) = start(root, log, &a.id) {
         let _ = delete(root, log, &a.id, true);
         return Err(e);
