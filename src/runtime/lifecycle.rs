@@ -73,9 +73,15 @@ pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb, rootless: bool) -> Re
         }
         Verb::Pause { id } => pause(root, &id, true).map(|()| 0),
         Verb::Resume { id } => pause(root, &id, false).map(|()| 0),
-        Verb::Update { id, .. } => {
-            Dir::new(root, &id)?.load()?;
-            bail!("update: burrow-runc manages no cgroup for {id}, so its resources cannot be changed")
+        Verb::Update(a) => super::update::update(root, &a)
+            .map(|()| 0)
+            .map_err(|e| e.context("update")),
+        Verb::Checkpoint(a) => {
+            Dir::new(root, &a.id)?.load()?;
+            bail!("checkpoint is not supported by burrow: it has no CRIU support; stop the container and start it again instead")
+        }
+        Verb::Restore { checkpoint: a, .. } => {
+            bail!("restore is not supported by burrow: it has no CRIU support, so there is no checkpoint of {} to restore", a.id)
         }
         Verb::Spec { bundle } => {
             let dir = bundle.unwrap_or_else(|| PathBuf::from("."));
