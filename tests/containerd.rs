@@ -442,9 +442,22 @@ fn update_checkpoint_and_restore_answer_as_the_shim_reads() {
             msg.starts_with("update: burrow-runc cannot apply blockIO.weight"),
             "[{who:?}] {msg}"
         );
-        let o = runc(&["update", "--cpu-rt-runtime", "5", "u1"], "");
+        let o = runc(
+            &[
+                "update",
+                "--pids-limit",
+                "-1",
+                "--cpu-rt-runtime",
+                "5",
+                "u1",
+            ],
+            "",
+        );
         let msg = refused(&o, "--cpu-rt-runtime");
-        assert!(msg.contains("cpu.realtimeRuntime"), "[{who:?}] {msg}");
+        assert!(
+            msg.contains("cannot apply cpu.realtimeRuntime (") && !msg.contains("pids.limit"),
+            "[{who:?}] runc's flags, -1 as unlimited: {msg}"
+        );
 
         // Limits it applies: into a cgroup that holds only the container,
         // when the host has one to give; refused with the reason when not.

@@ -169,45 +169,45 @@ struct CreateArgs {
     id: String,
 }
 
-/// runc's `update` flags; `--resources` (a file, or `-` for stdin) holds
-/// an OCI `LinuxResources` object instead.
+/// runc's `update` flags (-1 is "unlimited" for the limits); `--resources`
+/// (a file, or `-` for stdin) holds an OCI `LinuxResources` object instead.
 #[derive(Debug, clap::Args)]
 struct UpdateArgs {
     #[arg(short, long)]
     resources: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     memory: Option<String>,
-    #[arg(long = "memory-reservation")]
+    #[arg(long = "memory-reservation", allow_negative_numbers = true)]
     memory_reservation: Option<String>,
-    #[arg(long = "memory-swap")]
+    #[arg(long = "memory-swap", allow_negative_numbers = true)]
     memory_swap: Option<String>,
-    #[arg(long = "kernel-memory")]
+    #[arg(long = "kernel-memory", allow_negative_numbers = true)]
     kernel_memory: Option<String>,
-    #[arg(long = "kernel-memory-tcp")]
+    #[arg(long = "kernel-memory-tcp", allow_negative_numbers = true)]
     kernel_memory_tcp: Option<String>,
-    #[arg(long = "cpu-share")]
+    #[arg(long = "cpu-share", allow_negative_numbers = true)]
     cpu_share: Option<String>,
-    #[arg(long = "cpu-quota")]
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     cpu_quota: Option<String>,
-    #[arg(long = "cpu-period")]
+    #[arg(long = "cpu-period", allow_negative_numbers = true)]
     cpu_period: Option<String>,
-    #[arg(long = "cpu-rt-period")]
+    #[arg(long = "cpu-rt-period", allow_negative_numbers = true)]
     cpu_rt_period: Option<String>,
-    #[arg(long = "cpu-rt-runtime")]
+    #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
     cpu_rt_runtime: Option<String>,
-    #[arg(long = "cpu-idle")]
+    #[arg(long = "cpu-idle", allow_negative_numbers = true)]
     cpu_idle: Option<String>,
-    #[arg(long = "cpuset-cpus")]
+    #[arg(long = "cpuset-cpus", allow_negative_numbers = true)]
     cpuset_cpus: Option<String>,
-    #[arg(long = "cpuset-mems")]
+    #[arg(long = "cpuset-mems", allow_negative_numbers = true)]
     cpuset_mems: Option<String>,
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pids_limit: Option<String>,
-    #[arg(long = "blkio-weight")]
+    #[arg(long = "blkio-weight", allow_negative_numbers = true)]
     blkio_weight: Option<String>,
     #[arg(long = "l3-cache-schema")]
     l3_cache_schema: Option<String>,
-    #[arg(long = "mem-bw-schema")]
+    #[arg(long = "mem-bw-schema", allow_negative_numbers = true)]
     mem_bw_schema: Option<String>,
     id: String,
 }
