@@ -520,8 +520,11 @@ fn parse_options(options: &[String]) -> Result<Options> {
     let mut data = Vec::new();
     for opt in options {
         let (set, clear) = match opt.as_str() {
-            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
-            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            // runtime-spec's recursive read-only: a read-only rbind is made
+            // read-only in every mount below it anyway, and a bind or a new
+            // file system has no mount below it.
+            "ro" | "rro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" | "rrw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
             "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
             "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
             "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
@@ -785,6 +788,8 @@ mod tests {
         assert_eq!(x.propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC);
         assert_eq!(x.data, "size=1m");
         assert_eq!(o(&["ro", "rw"]).flags, MsFlags::empty());
+        assert_eq!(o(&["rro"]).flags, MsFlags::MS_RDONLY);
+        assert_eq!(o(&["rro"]).data, "");
         assert!(parse_options(&["idmap".to_string()]).is_err());
     }
 }

@@ -325,7 +325,8 @@ fn features() -> serde_json::Value {
         "mountOptions": ["async", "atime", "bind", "dev", "diratime", "dirsync", "exec",
             "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
             "nostrictatime", "nosuid", "private", "rbind", "relatime", "ro", "rprivate",
-            "rshared", "rslave", "runbindable", "rw", "shared", "slave", "strictatime",
+            "rro", "rrw", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
+            "strictatime",
             "suid", "sync", "unbindable"],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
