@@ -116,6 +116,9 @@ pub struct Plan {
     /// Namespaces to join, by path, besides the user namespace.
     pub join: Vec<(CloneFlags, PathBuf)>,
     pub process: ProcessPlan,
+    /// `linux.memoryPolicy` as set_mempolicy(2) takes it: the mode with
+    /// its flags, and the node mask.
+    pub mempolicy: Option<(i32, Vec<libc::c_ulong>)>,
 }
 
 /// PID 1 (or an exec'd process) as the bundle describes it.
@@ -338,9 +341,7 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
         }
         None => None,
     };
-    if linux.memory_policy().is_some() {
-        return Err(invalid("linux.memoryPolicy is not supported"));
-    }
+    let mempolicy = linux.memory_policy().as_ref().map(mempolicy).transpose()?;
     if linux.intel_rdt().is_some() {
         return Err(invalid("linux.intelRdt is not supported"));
     }
@@ -358,6 +359,7 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
         create,
         join,
         process,
+        mempolicy,
     })
 }
 
@@ -496,6 +498,57 @@ pub fn process_plan(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
         rlimits,
         oom_score_adj: p.oom_score_adj(),
     })
+}
+
+/// `linux.memoryPolicy` for set_mempolicy(2): the mode's number with the
+/// flags' bits, and `nodes` ("0-3,5") as a mask. The kernel checks the
+/// combination (an empty mask where the mode needs nodes, a node it does
+/// not have) and refuses it at create.
+fn mempolicy(p: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<(i32, Vec<libc::c_ulong>)> {
+    use oci_spec::runtime::{MemoryPolicyFlagType as F, MemoryPolicyModeType as M};
+    // include/uapi/linux/mempolicy.h
+    let mut mode = match p.mode() {
+        M::MpolDefault => 0,
+        M::MpolPreferred => 1,
+        M::MpolBind => 2,
+        M::MpolInterleave => 3,
+        M::MpolLocal => 4,
+        M::MpolPreferredMany => 5,
+        M::MpolWeightedInterleave => 6,
+    };
+    for f in p.flags().clone().unwrap_or_default() {
+        mode |= match f {
+            F::MpolFNumaBalancing => 1 << 13,
+            F::MpolFRelativeNodes => 1 << 14,
+            F::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    // Far above any kernel's MAX_NUMNODES (1 << 10): a mask of that size
+    // is refused by the kernel anyway.
+    const MAX_NODE: usize = 1 << 16;
+    let bits = libc::c_ulong::BITS as usize;
+    let mut mask: Vec<libc::c_ulong> = Vec::new();
+    let nodes = p.nodes().clone().unwrap_or_default();
+    for part in nodes.split(',').filter(|s| !s.trim().is_empty()) {
+        let bad = || {
+            invalid(format!(
+                "linux.memoryPolicy.nodes {nodes:?}: use a list like 0-3,5"
+            ))
+        };
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let a: usize = a.trim().parse().map_err(|_| bad())?;
+        let b: usize = b.trim().parse().map_err(|_| bad())?;
+        if a > b || b >= MAX_NODE {
+            return Err(bad());
+        }
+        if mask.len() <= b / bits {
+            mask.resize(b / bits + 1, 0);
+        }
+        for n in a..=b {
+            mask[n / bits] |= 1 << (n % bits);
+        }
+    }
+    Ok((mode, mask))
 }
 
 /// Mount options split as runc's table does: flags, propagation, bind,
@@ -774,6 +827,29 @@ mod tests {
             if rootless {
                 assert_eq!(p.uid_map, [(0, 1000, 1)]);
             }
+        }
+    }
+
+    #[test]
+    fn memory_policies_as_set_mempolicy_takes_them() {
+        let p = |v: serde_json::Value| {
+            mempolicy(&serde_json::from_value::<oci_spec::runtime::LinuxMemoryPolicy>(v).unwrap())
+        };
+        let (mode, mask) = p(serde_json::json!({
+            "mode": "MPOL_BIND", "nodes": "0-2,65", "flags": ["MPOL_F_STATIC_NODES"]
+        }))
+        .unwrap();
+        assert_eq!(mode, 2 | 1 << 15);
+        assert_eq!(mask, [0b111, 0b10]);
+        assert_eq!(
+            p(serde_json::json!({"mode": "MPOL_LOCAL"})).unwrap(),
+            (4, vec![])
+        );
+        for bad in ["1-a", "5-3", "bad", "99999999"] {
+            assert!(
+                p(serde_json::json!({"mode": "MPOL_BIND", "nodes": bad})).is_err(),
+                "{bad}"
+            );
         }
     }
 

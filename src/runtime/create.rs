@@ -175,6 +175,12 @@ fn create_in(
     keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
     // --preserve-fds: the engine's descriptors 3..3+N reach the process.
     keep.extend((0..a.preserve_fds as i32).map(|i| 3 + i));
+    // A memory policy is inherited by every child and kept across execve:
+    // set here, it reaches init and the container's program.
+    if let Some((mode, nodes)) = &plan.mempolicy {
+        process::set_mempolicy(*mode, nodes)
+            .map_err(|e| anyhow!("linux.memoryPolicy: set_mempolicy: {e}"))?;
+    }
     let gate_fd = gate.as_raw_fd();
     let preserve_fds = a.preserve_fds;
     let setup = process::fork_child(|| {
