@@ -272,13 +272,19 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
         });
     }
     // A fresh /dev gets the devices every container has, bound from the
-    // host (a user namespace cannot mknod), and the usual links.
+    // host (a user namespace cannot mknod) nosuid and noexec as runc and
+    // crun bind them, and the usual links.
     if dev_tmpfs {
         for d in DEVICES {
-            ops.push(MountOp::BindFile {
-                source: Path::new("/dev").join(d),
+            ops.push(MountOp::Mount {
+                source: format!("/dev/{d}"),
+                fstype: String::new(),
                 target: format!("dev/{d}"),
-                optional: false,
+                flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                data: String::new(),
+                bind: true,
+                recursive: false,
+                propagation: MsFlags::empty(),
             });
         }
         for (link, points_to) in crate::sandbox::DEV_LINKS {
