@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
 
 use crate::linux::caps;
 use crate::sandbox::seccomp::Profile;
@@ -119,6 +119,9 @@ pub struct Plan {
     /// `linux.memoryPolicy` as set_mempolicy(2) takes it: the mode with
     /// its flags, and the node mask.
     pub mempolicy: Option<(i32, Vec<libc::c_ulong>)>,
+    /// `linux.devices` entries not bound: the host has no such device at
+    /// that path, or /dev is not a fresh tmpfs.
+    pub skipped_devices: Vec<PathBuf>,
 }
 
 /// PID 1 (or an exec'd process) as the bundle describes it.
@@ -140,8 +143,33 @@ pub struct ProcessPlan {
     pub oom_score_adj: Option<i32>,
 }
 
+/// A host device node: whether it is a block device, its major and minor.
+pub type HostDevice = (bool, u64, u64);
+
+/// The device node at `path` on the host, if it is one.
+fn host_device(path: &Path) -> Option<HostDevice> {
+    use nix::sys::stat::{major, minor, stat, SFlag};
+    let st = stat(path).ok()?;
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let block = match kind {
+        SFlag::S_IFBLK => true,
+        SFlag::S_IFCHR => false,
+        _ => return None,
+    };
+    Some((block, major(st.st_rdev), minor(st.st_rdev)))
+}
+
 /// Translate `cfg` of the bundle in `bundle` into a plan.
 pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
+    plan_with(cfg, bundle, &host_device)
+}
+
+/// [`plan`], with `host` telling what device node a host path is.
+fn plan_with(
+    cfg: &Config,
+    bundle: &Path,
+    host: &dyn Fn(&Path) -> Option<HostDevice>,
+) -> Result<Plan> {
     let spec = &cfg.spec;
     let root = spec
         .root()
@@ -217,6 +245,7 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
         propagation: propagation_of(linux.rootfs_propagation().as_deref())?,
     }];
     let mut dev_tmpfs = false;
+    let mut skipped_devices = Vec::new();
     for m in spec.mounts().clone().unwrap_or_default() {
         let target = m.destination().to_string_lossy().into_owned();
         if !target.starts_with('/') {
@@ -274,12 +303,48 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
     // A fresh /dev gets the devices every container has, bound from the
     // host (a user namespace cannot mknod) nosuid and noexec as runc and
     // crun bind them, and the usual links.
+    if !dev_tmpfs {
+        skipped_devices.extend(linux.devices().iter().flatten().map(|d| d.path().clone()));
+    }
     if dev_tmpfs {
         for d in DEVICES {
             ops.push(MountOp::Mount {
                 source: format!("/dev/{d}"),
                 fstype: String::new(),
                 target: format!("dev/{d}"),
+                flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                data: String::new(),
+                bind: true,
+                recursive: false,
+                propagation: MsFlags::empty(),
+            });
+        }
+        // `linux.devices`: a user namespace cannot mknod, so the host's
+        // node is bound in, when the host has that very device at that path
+        // (as crun does rootless); any other is left out, and named.
+        for d in linux.devices().clone().unwrap_or_default() {
+            let path = d.path();
+            let name = path.strip_prefix("/dev").ok().and_then(|p| p.to_str());
+            if name.is_some_and(|n| DEVICES.contains(&n)) {
+                continue;
+            }
+            let wanted = match d.typ() {
+                LinuxDeviceType::C | LinuxDeviceType::U => Some(false),
+                LinuxDeviceType::B => Some(true),
+                _ => None,
+            };
+            let same = wanted.is_some_and(|block| {
+                path.is_absolute()
+                    && host(path) == Some((block, d.major().max(0) as u64, d.minor().max(0) as u64))
+            });
+            if !same {
+                skipped_devices.push(path.clone());
+                continue;
+            }
+            ops.push(MountOp::Mount {
+                source: path.to_string_lossy().into_owned(),
+                fstype: String::new(),
+                target: path.to_string_lossy().trim_start_matches('/').to_string(),
                 flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
                 data: String::new(),
                 bind: true,
@@ -366,6 +431,7 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
         join,
         process,
         mempolicy,
+        skipped_devices,
     })
 }
 
@@ -819,6 +885,41 @@ mod tests {
         v["process"]["args"] = serde_json::json!([]);
         let err = plan(&parse(&v), Path::new("/b")).unwrap_err().to_string();
         assert!(err.contains("args"), "{err}");
+    }
+
+    #[test]
+    fn devices_the_host_has_are_bound_the_others_named() {
+        let mut v = default_config(true, 1000, 1000);
+        v["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+            {"path": "/dev/other", "type": "c", "major": 10, "minor": 1},
+            {"path": "/dev/sdz", "type": "c", "major": 8, "minor": 0},
+            {"path": "/dev/null", "type": "c", "major": 1, "minor": 3}
+        ]);
+        let cfg = Config::parse(v.to_string().as_bytes()).unwrap();
+        let host = |p: &Path| match p.to_str() {
+            Some("/dev/fuse") => Some((false, 10, 229)),
+            Some("/dev/other") => Some((false, 10, 2)),
+            Some("/dev/sdz") => Some((true, 8, 0)),
+            _ => None,
+        };
+        let p = plan_with(&cfg, Path::new("/b"), &host).unwrap();
+        let bound: Vec<&str> = p
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                MountOp::Mount {
+                    target, bind: true, ..
+                } if target.starts_with("dev/") => Some(target.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(bound.contains(&"dev/fuse"), "{bound:?}");
+        assert_eq!(bound.iter().filter(|t| **t == "dev/null").count(), 1);
+        assert_eq!(
+            p.skipped_devices,
+            [PathBuf::from("/dev/other"), PathBuf::from("/dev/sdz")]
+        );
     }
 
     #[test]

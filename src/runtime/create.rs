@@ -85,8 +85,11 @@ pub(super) fn create(root: &Path, log: &Log, a: &CreateArgs, output: Output) -> 
                 p.display()
             ));
         }
-        if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            log.debug("linux.devices ignored: only the default devices are bound");
+        if !plan.skipped_devices.is_empty() {
+            log.debug(&format!(
+                "linux.devices not bound (a user namespace cannot mknod, and the host has no such device at that path): {:?}",
+                plan.skipped_devices
+            ));
         }
     }
     if !root.exists() {
