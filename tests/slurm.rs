@@ -3,8 +3,9 @@
 //! own directory, key, socket and ports; as root, as a site runs them),
 //! and the unprivileged test users submit jobs: `srun burrow run`, `srun
 //! --container=BUNDLE` through an `oci.conf` whose commands are
-//! burrow-runc's (the bundle made by `burrow bundle`), and `sbatch` with a
-//! detached container and `burrow wait`.
+//! burrow-runc's (the bundle made by `burrow bundle`), in both of its
+//! modes (`RunTimeRun`; `RunTimeCreate` then `RunTimeStart`), and `sbatch`
+//! with a detached container and `burrow wait`.
 
 mod common;
 
@@ -18,6 +19,18 @@ use common::{stderr, stdout, Env};
 struct Cluster {
     dir: tempfile::TempDir,
     daemons: Vec<Child>,
+    /// burrow-runc and its global flags, as the `oci.conf` lines start.
+    runc: String,
+}
+
+/// How slurmstepd drives the runtime (`oci.conf`'s two valid sets).
+#[derive(Clone, Copy)]
+enum OciMode {
+    /// `RunTimeRun`: the runtime is the task, its output the job's.
+    Run,
+    /// `RunTimeCreate` then `RunTimeStart`: slurmstepd reads the create
+    /// command's output until the pipe closes, then polls `state`.
+    CreateStart,
 }
 
 fn free_port() -> u16 {
@@ -118,14 +131,12 @@ impl Cluster {
             runc.display(),
             d.join("runc").display()
         );
-        let id = "%n.%u.%j.%s.%t";
-        let oci = format!(
-            "RunTimeQuery=\"{base} state {id}\"\nRunTimeKill=\"{base} kill -a {id}\"\n\
-             RunTimeDelete=\"{base} delete --force {id}\"\nRunTimeRun=\"{base} run {id} -b %b\"\n"
-        );
-        std::fs::write(d.join("etc/oci.conf"), oci).unwrap();
-
-        let mut daemons = Vec::new();
+        let mut cluster = Cluster {
+            dir,
+            daemons: Vec::new(),
+            runc: base,
+        };
+        cluster.set_oci(OciMode::Run);
         for (prog, log) in [("slurmctld", "ctld.out"), ("slurmd", "slurmd.out")] {
             let mut c = Command::new(prog);
             c.arg("-D")
@@ -134,14 +145,32 @@ impl Cluster {
                 .env("SLURM_CONF", d.join("etc/slurm.conf"))
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(d.join("log").join(log)).unwrap());
-            daemons.push(c.spawn().unwrap_or_else(|e| panic!("starting {prog}: {e}")));
+            let child = c.spawn().unwrap_or_else(|e| panic!("starting {prog}: {e}"));
+            cluster.daemons.push(child);
         }
-        let cluster = Cluster { dir, daemons };
         common::wait_until("the node idle", Duration::from_secs(60), || {
             let o = cluster.as_root("sinfo", &["-h", "-o", "%t"]);
             stdout(&o).trim() == "idle"
         });
         cluster
+    }
+
+    /// slurmstepd reads `oci.conf` for each step: a new one takes effect
+    /// without restarting the daemons.
+    fn set_oci(&self, mode: OciMode) {
+        let base = &self.runc;
+        let id = "%n.%u.%j.%s.%t";
+        let common = format!(
+            "RunTimeQuery=\"{base} state {id}\"\nRunTimeKill=\"{base} kill -a {id}\"\n\
+             RunTimeDelete=\"{base} delete --force {id}\"\n"
+        );
+        let verbs = match mode {
+            OciMode::Run => format!("RunTimeRun=\"{base} run {id} -b %b\"\n"),
+            OciMode::CreateStart => format!(
+                "RunTimeCreate=\"{base} create {id} -b %b\"\nRunTimeStart=\"{base} start {id}\"\n"
+            ),
+        };
+        std::fs::write(self.dir.path().join("etc/oci.conf"), common + &verbs).unwrap();
     }
 
     fn conf(&self) -> PathBuf {
@@ -198,6 +227,56 @@ impl Cluster {
         }
         c
     }
+}
+
+impl Cluster {
+    /// Run `c` to its end, or fail the test once `limit` has passed (the
+    /// user's jobs cancelled), so a hang fails instead of stalling.
+    fn output_within(&self, mut c: Command, limit: Duration) -> Output {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+        c.stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap());
+        let mut child = c.spawn().unwrap();
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = self.as_root("scancel", &["--partition=debug"]);
+                panic!(
+                    "{:?} did not end within {limit:?}\n{}",
+                    c.get_args().collect::<Vec<_>>(),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        Output {
+            status,
+            stdout: std::fs::read(&out).unwrap(),
+            stderr: std::fs::read(&err).unwrap(),
+        }
+    }
+}
+
+/// Add a read-write bind mount of `host` at `dest` to the bundle's config.
+fn bind_into_bundle(bundle: &Path, host: &Path, dest: &str) {
+    let path = bundle.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mounts = cfg["mounts"].as_array_mut().unwrap();
+    mounts.retain(|m| m["destination"] != dest);
+    mounts.push(serde_json::json!({
+        "destination": dest,
+        "type": "bind",
+        "source": host,
+        "options": ["rbind", "rw"]
+    }));
+    std::fs::write(&path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
 }
 
 impl Drop for Cluster {
@@ -303,6 +382,48 @@ fn slurm_jobs_run_burrow_and_burrow_runc_containers() {
             "[{who:?}] the job's environment reaches the container: {out}"
         );
         assert_eq!(o.status.code(), Some(4), "[{who:?}] {}", stderr(&o));
+
+        // The same through RunTimeCreate and RunTimeStart. The container's
+        // output goes to the create command's capture, never to the job,
+        // and the job's exit code is the start command's: the container
+        // leaves its proof in a directory bound into it.
+        let out_dir = env.user_dir("slurm-create-start");
+        let proof = out_dir.join("proof");
+        let _ = std::fs::remove_file(&proof);
+        bind_into_bundle(&bundle, &out_dir, "/out");
+        cluster.set_oci(OciMode::CreateStart);
+        let o = cluster.output_within(
+            cluster.user_cmd(
+                env,
+                "srun",
+                &[
+                    &container,
+                    "sh",
+                    "-c",
+                    "echo $(id -u) $SLURM_JOB_ID > /out/proof; echo to-nowhere; exit 4",
+                ],
+            ),
+            Duration::from_secs(120),
+        );
+        cluster.set_oci(OciMode::Run);
+        assert!(
+            o.status.success(),
+            "[{who:?}] srun in create/start mode: {}\n{}",
+            stderr(&o),
+            cluster.logs()
+        );
+        let got = std::fs::read_to_string(&proof).unwrap_or_default();
+        let fields: Vec<&str> = got.split_whitespace().collect();
+        assert_eq!(
+            fields.first(),
+            Some(&"0"),
+            "[{who:?}] the container ran in create/start mode: {got:?}\n{}",
+            cluster.logs()
+        );
+        assert!(
+            fields.get(1).is_some_and(|j| j.parse::<u32>().is_ok()),
+            "[{who:?}] the job's environment reaches the container: {got:?}"
+        );
 
         // sbatch: a detached container, and `burrow wait` in the job.
         let out_file = env.user_dir("slurm-out").join("batch.out");

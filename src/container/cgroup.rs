@@ -167,12 +167,7 @@ impl Resources {
     }
 }
 
-/// crun's conversion of cgroup v1 cpu.shares (2..262144) to cpu.weight
-/// (1..10000): the default 1024 becomes 39... as in crun and runc.
-pub fn shares_to_weight(shares: i64) -> u64 {
-    let s = shares.clamp(2, 262_144) as u64;
-    1 + ((s - 2) * 9999) / 262_142
-}
+pub use crate::linux::cgroup::shares_to_weight;
 
 /// A limit value that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -187,35 +182,9 @@ pub enum ValueError {
     CpusUnavailable { list: String, last: usize },
 }
 
-/// Docker's size syntax (`RAMInBytes`): a number, optionally with a
-/// fraction, and a unit b, k, m, g, t or p (any case, optional trailing
-/// "b"/"ib"): 512m, 1.5g, 1048576.
+/// Docker's size syntax (see [`crate::util::human::ram_in_bytes`]).
 pub fn parse_size(s: &str) -> Result<i64, ValueError> {
-    let bad = || ValueError::Size(s.to_string());
-    let t = s.trim().to_ascii_lowercase();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b').filter(|u| !u.is_empty()))
-        .unwrap_or(unit);
-    let mult: f64 = match unit {
-        "" | "b" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024f64.powi(4),
-        "p" => 1024f64.powi(5),
-        _ => return Err(bad()),
-    };
-    let bytes = n * mult;
-    if !bytes.is_finite() || bytes >= i64::MAX as f64 {
-        return Err(bad());
-    }
-    Ok(bytes as i64)
+    crate::util::human::ram_in_bytes(s).ok_or_else(|| ValueError::Size(s.to_string()))
 }
 
 /// A cpu list as cpuset.cpus takes it ("0-3,6"), every cpu below `online`

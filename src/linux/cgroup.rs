@@ -313,6 +313,13 @@ pub fn mkdir(dir: &Path) -> Result<()> {
     }
 }
 
+/// crun's conversion of cgroup v1 cpu.shares (2..262144) to cpu.weight
+/// (1..10000): the default 1024 becomes 39... as in crun and runc.
+pub fn shares_to_weight(shares: i64) -> u64 {
+    let s = shares.clamp(2, 262_144) as u64;
+    1 + ((s - 2) * 9999) / 262_142
+}
+
 /// The pids in a cgroup (not its children).
 pub fn procs(dir: &Path) -> Result<Vec<i32>> {
     let p = dir.join("cgroup.procs");

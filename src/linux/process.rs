@@ -144,6 +144,25 @@ pub fn set_dumpable(dumpable: bool) -> nix::Result<()> {
     nix::sys::prctl::set_dumpable(dumpable)
 }
 
+/// set_mempolicy(2): this thread's NUMA memory policy, `mode` with its
+/// flags, over the nodes set in `nodes` (bit N of word N/64 for node N).
+/// Inherited by children and kept across execve.
+pub fn set_mempolicy(mode: i32, nodes: &[libc::c_ulong]) -> nix::Result<()> {
+    let (ptr, maxnode) = if nodes.is_empty() {
+        (std::ptr::null(), 0)
+    } else {
+        // The kernel reads maxnode - 1 bits (numactl passes one more).
+        (
+            nodes.as_ptr(),
+            nodes.len() * libc::c_ulong::BITS as usize + 1,
+        )
+    };
+    // SAFETY: `ptr` is null with maxnode 0, or points at `nodes`, whose
+    // words hold the maxnode - 1 bits the kernel reads; it only reads them.
+    let r = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+    nix::errno::Errno::result(r).map(drop)
+}
+
 /// `code` (a whole executable) in an anonymous memory file (memfd_create(2))
 /// sealed against every change (F_SEAL_WRITE, SHRINK, GROW, then SEAL), to
 /// exec with [`exec_fd`]: a program no other process can alter, whatever

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
 
 use crate::linux::caps;
 use crate::sandbox::seccomp::Profile;
@@ -116,6 +116,12 @@ pub struct Plan {
     /// Namespaces to join, by path, besides the user namespace.
     pub join: Vec<(CloneFlags, PathBuf)>,
     pub process: ProcessPlan,
+    /// `linux.memoryPolicy` as set_mempolicy(2) takes it: the mode with
+    /// its flags, and the node mask.
+    pub mempolicy: Option<(i32, Vec<libc::c_ulong>)>,
+    /// `linux.devices` entries not bound: the host has no such device at
+    /// that path, or /dev is not a fresh tmpfs.
+    pub skipped_devices: Vec<PathBuf>,
 }
 
 /// PID 1 (or an exec'd process) as the bundle describes it.
@@ -137,8 +143,33 @@ pub struct ProcessPlan {
     pub oom_score_adj: Option<i32>,
 }
 
+/// A host device node: whether it is a block device, its major and minor.
+pub type HostDevice = (bool, u64, u64);
+
+/// The device node at `path` on the host, if it is one.
+fn host_device(path: &Path) -> Option<HostDevice> {
+    use nix::sys::stat::{major, minor, stat, SFlag};
+    let st = stat(path).ok()?;
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let block = match kind {
+        SFlag::S_IFBLK => true,
+        SFlag::S_IFCHR => false,
+        _ => return None,
+    };
+    Some((block, major(st.st_rdev), minor(st.st_rdev)))
+}
+
 /// Translate `cfg` of the bundle in `bundle` into a plan.
 pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
+    plan_with(cfg, bundle, &host_device)
+}
+
+/// [`plan`], with `host` telling what device node a host path is.
+fn plan_with(
+    cfg: &Config,
+    bundle: &Path,
+    host: &dyn Fn(&Path) -> Option<HostDevice>,
+) -> Result<Plan> {
     let spec = &cfg.spec;
     let root = spec
         .root()
@@ -214,6 +245,7 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
         propagation: propagation_of(linux.rootfs_propagation().as_deref())?,
     }];
     let mut dev_tmpfs = false;
+    let mut skipped_devices = Vec::new();
     for m in spec.mounts().clone().unwrap_or_default() {
         let target = m.destination().to_string_lossy().into_owned();
         if !target.starts_with('/') {
@@ -269,13 +301,55 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
         });
     }
     // A fresh /dev gets the devices every container has, bound from the
-    // host (a user namespace cannot mknod), and the usual links.
+    // host (a user namespace cannot mknod) nosuid and noexec as runc and
+    // crun bind them, and the usual links.
+    if !dev_tmpfs {
+        skipped_devices.extend(linux.devices().iter().flatten().map(|d| d.path().clone()));
+    }
     if dev_tmpfs {
         for d in DEVICES {
-            ops.push(MountOp::BindFile {
-                source: Path::new("/dev").join(d),
+            ops.push(MountOp::Mount {
+                source: format!("/dev/{d}"),
+                fstype: String::new(),
                 target: format!("dev/{d}"),
-                optional: false,
+                flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                data: String::new(),
+                bind: true,
+                recursive: false,
+                propagation: MsFlags::empty(),
+            });
+        }
+        // `linux.devices`: a user namespace cannot mknod, so the host's
+        // node is bound in, when the host has that very device at that path
+        // (as crun does rootless); any other is left out, and named.
+        for d in linux.devices().clone().unwrap_or_default() {
+            let path = d.path();
+            let name = path.strip_prefix("/dev").ok().and_then(|p| p.to_str());
+            if name.is_some_and(|n| DEVICES.contains(&n)) {
+                continue;
+            }
+            let wanted = match d.typ() {
+                LinuxDeviceType::C | LinuxDeviceType::U => Some(false),
+                LinuxDeviceType::B => Some(true),
+                _ => None,
+            };
+            let same = wanted.is_some_and(|block| {
+                path.is_absolute()
+                    && host(path) == Some((block, d.major().max(0) as u64, d.minor().max(0) as u64))
+            });
+            if !same {
+                skipped_devices.push(path.clone());
+                continue;
+            }
+            ops.push(MountOp::Mount {
+                source: path.to_string_lossy().into_owned(),
+                fstype: String::new(),
+                target: path.to_string_lossy().trim_start_matches('/').to_string(),
+                flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                data: String::new(),
+                bind: true,
+                recursive: false,
+                propagation: MsFlags::empty(),
             });
         }
         for (link, points_to) in crate::sandbox::DEV_LINKS {
@@ -338,9 +412,7 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
         }
         None => None,
     };
-    if linux.memory_policy().is_some() {
-        return Err(invalid("linux.memoryPolicy is not supported"));
-    }
+    let mempolicy = linux.memory_policy().as_ref().map(mempolicy).transpose()?;
     if linux.intel_rdt().is_some() {
         return Err(invalid("linux.intelRdt is not supported"));
     }
@@ -358,6 +430,8 @@ pub fn plan(cfg: &Config, bundle: &Path) -> Result<Plan> {
         create,
         join,
         process,
+        mempolicy,
+        skipped_devices,
     })
 }
 
@@ -498,6 +572,57 @@ pub fn process_plan(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
     })
 }
 
+/// `linux.memoryPolicy` for set_mempolicy(2): the mode's number with the
+/// flags' bits, and `nodes` ("0-3,5") as a mask. The kernel checks the
+/// combination (an empty mask where the mode needs nodes, a node it does
+/// not have) and refuses it at create.
+fn mempolicy(p: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<(i32, Vec<libc::c_ulong>)> {
+    use oci_spec::runtime::{MemoryPolicyFlagType as F, MemoryPolicyModeType as M};
+    // include/uapi/linux/mempolicy.h
+    let mut mode = match p.mode() {
+        M::MpolDefault => 0,
+        M::MpolPreferred => 1,
+        M::MpolBind => 2,
+        M::MpolInterleave => 3,
+        M::MpolLocal => 4,
+        M::MpolPreferredMany => 5,
+        M::MpolWeightedInterleave => 6,
+    };
+    for f in p.flags().clone().unwrap_or_default() {
+        mode |= match f {
+            F::MpolFNumaBalancing => 1 << 13,
+            F::MpolFRelativeNodes => 1 << 14,
+            F::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    // Far above any kernel's MAX_NUMNODES (1 << 10): a mask of that size
+    // is refused by the kernel anyway.
+    const MAX_NODE: usize = 1 << 16;
+    let bits = libc::c_ulong::BITS as usize;
+    let mut mask: Vec<libc::c_ulong> = Vec::new();
+    let nodes = p.nodes().clone().unwrap_or_default();
+    for part in nodes.split(',').filter(|s| !s.trim().is_empty()) {
+        let bad = || {
+            invalid(format!(
+                "linux.memoryPolicy.nodes {nodes:?}: use a list like 0-3,5"
+            ))
+        };
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let a: usize = a.trim().parse().map_err(|_| bad())?;
+        let b: usize = b.trim().parse().map_err(|_| bad())?;
+        if a > b || b >= MAX_NODE {
+            return Err(bad());
+        }
+        if mask.len() <= b / bits {
+            mask.resize(b / bits + 1, 0);
+        }
+        for n in a..=b {
+            mask[n / bits] |= 1 << (n % bits);
+        }
+    }
+    Ok((mode, mask))
+}
+
 /// Mount options split as runc's table does: flags, propagation, bind,
 /// and the rest as filesystem data.
 #[derive(Debug, PartialEq, Eq)]
@@ -520,8 +645,11 @@ fn parse_options(options: &[String]) -> Result<Options> {
     let mut data = Vec::new();
     for opt in options {
         let (set, clear) = match opt.as_str() {
-            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
-            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            // runtime-spec's recursive read-only: a read-only rbind is made
+            // read-only in every mount below it anyway, and a bind or a new
+            // file system has no mount below it.
+            "ro" | "rro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" | "rrw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
             "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
             "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
             "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
@@ -760,6 +888,41 @@ mod tests {
     }
 
     #[test]
+    fn devices_the_host_has_are_bound_the_others_named() {
+        let mut v = default_config(true, 1000, 1000);
+        v["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+            {"path": "/dev/other", "type": "c", "major": 10, "minor": 1},
+            {"path": "/dev/sdz", "type": "c", "major": 8, "minor": 0},
+            {"path": "/dev/null", "type": "c", "major": 1, "minor": 3}
+        ]);
+        let cfg = Config::parse(v.to_string().as_bytes()).unwrap();
+        let host = |p: &Path| match p.to_str() {
+            Some("/dev/fuse") => Some((false, 10, 229)),
+            Some("/dev/other") => Some((false, 10, 2)),
+            Some("/dev/sdz") => Some((true, 8, 0)),
+            _ => None,
+        };
+        let p = plan_with(&cfg, Path::new("/b"), &host).unwrap();
+        let bound: Vec<&str> = p
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                MountOp::Mount {
+                    target, bind: true, ..
+                } if target.starts_with("dev/") => Some(target.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(bound.contains(&"dev/fuse"), "{bound:?}");
+        assert_eq!(bound.iter().filter(|t| **t == "dev/null").count(), 1);
+        assert_eq!(
+            p.skipped_devices,
+            [PathBuf::from("/dev/other"), PathBuf::from("/dev/sdz")]
+        );
+    }
+
+    #[test]
     fn the_default_specs_translate() {
         for rootless in [false, true] {
             let v = default_config(rootless, 1000, 1000);
@@ -775,6 +938,29 @@ mod tests {
     }
 
     #[test]
+    fn memory_policies_as_set_mempolicy_takes_them() {
+        let p = |v: serde_json::Value| {
+            mempolicy(&serde_json::from_value::<oci_spec::runtime::LinuxMemoryPolicy>(v).unwrap())
+        };
+        let (mode, mask) = p(serde_json::json!({
+            "mode": "MPOL_BIND", "nodes": "0-2,65", "flags": ["MPOL_F_STATIC_NODES"]
+        }))
+        .unwrap();
+        assert_eq!(mode, 2 | 1 << 15);
+        assert_eq!(mask, [0b111, 0b10]);
+        assert_eq!(
+            p(serde_json::json!({"mode": "MPOL_LOCAL"})).unwrap(),
+            (4, vec![])
+        );
+        for bad in ["1-a", "5-3", "bad", "99999999"] {
+            assert!(
+                p(serde_json::json!({"mode": "MPOL_BIND", "nodes": bad})).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn mount_options_follow_runcs_table() {
         let o = |s: &[&str]| {
             parse_options(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>()).unwrap()
@@ -785,6 +971,8 @@ mod tests {
         assert_eq!(x.propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC);
         assert_eq!(x.data, "size=1m");
         assert_eq!(o(&["ro", "rw"]).flags, MsFlags::empty());
+        assert_eq!(o(&["rro"]).flags, MsFlags::MS_RDONLY);
+        assert_eq!(o(&["rro"]).data, "");
         assert!(parse_options(&["idmap".to_string()]).is_err());
     }
 }

@@ -34,8 +34,40 @@ use crate::linux::{process, userns};
 use crate::sandbox::seccomp::Seccomp;
 use crate::sandbox::{self, Failure, Process, Stdio, Step};
 
+/// What the container's process gets as stdout and stderr when no
+/// terminal is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Output {
+    /// Ours, as runc passes them through: an engine's shim hands `create`
+    /// the pipes it reads the container's output from.
+    Inherit,
+    /// /dev/null: our stdout and stderr are the caller's capture of this
+    /// command's own output (see [`caller_reads_our_output`]).
+    Null,
+}
+
+/// Whether stdout and stderr are one pipe: a caller collecting what the
+/// `create` command says and reading it until end of file (Slurm's
+/// slurmstepd runs `RunTimeCreate` so, a `cmd 2>&1 | ...` pipeline or a
+/// popen-style call likewise). Handed to the container, that pipe would
+/// stay open in its waiting process and the caller would wait for ever
+/// before it ran `start`. Engines that want the container's output
+/// (containerd's shim, conmon) pass separate pipes for stdout and stderr,
+/// or a terminal through the console socket.
+pub(super) fn caller_reads_our_output() -> bool {
+    let meta = |fd: std::os::fd::BorrowedFd| nix::sys::stat::fstat(fd).ok();
+    let (Some(out), Some(err)) = (
+        meta(std::io::stdout().as_fd()),
+        meta(std::io::stderr().as_fd()),
+    ) else {
+        return false;
+    };
+    let is_pipe = |m: &nix::sys::stat::FileStat| (m.st_mode & libc::S_IFMT) == libc::S_IFIFO;
+    is_pipe(&out) && out.st_dev == err.st_dev && out.st_ino == err.st_ino
+}
+
 /// `create`: everything up to init blocked on the exec FIFO.
-pub(super) fn create(root: &Path, log: &Log, a: &CreateArgs) -> Result<Saved> {
+pub(super) fn create(root: &Path, log: &Log, a: &CreateArgs, output: Output) -> Result<Saved> {
     let dir = Dir::new(root, &a.id)?;
     let bundle = match &a.bundle {
         Some(b) => std::path::absolute(b)?,
@@ -53,8 +85,11 @@ pub(super) fn create(root: &Path, log: &Log, a: &CreateArgs) -> Result<Saved> {
                 p.display()
             ));
         }
-        if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            log.debug("linux.devices ignored: only the default devices are bound");
+        if !plan.skipped_devices.is_empty() {
+            log.debug(&format!(
+                "linux.devices not bound (a user namespace cannot mknod, and the host has no such device at that path): {:?}",
+                plan.skipped_devices
+            ));
         }
     }
     if !root.exists() {
@@ -63,7 +98,7 @@ pub(super) fn create(root: &Path, log: &Log, a: &CreateArgs) -> Result<Saved> {
         let _ = std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     }
     dir.make()?;
-    match create_in(&dir, log, a, &cfg, &plan, &bundle) {
+    match create_in(&dir, log, a, &cfg, &plan, &bundle, output) {
         Ok(s) => Ok(s),
         Err(e) => {
             let _ = dir.remove();
@@ -79,6 +114,7 @@ fn create_in(
     cfg: &Config,
     plan: &Plan,
     bundle: &Path,
+    output: Output,
 ) -> Result<Saved> {
     let fifo = dir.fifo();
     // Writable by the container's user, whoever that is (as runc's); the
@@ -114,6 +150,10 @@ fn create_in(
         Some(s) => Stdio::ConsoleSocket(s.as_raw_fd()),
         None => Stdio::Inherit,
     };
+    let null_output = console.is_none() && output == Output::Null;
+    if null_output {
+        log.debug("stdout and stderr are one pipe, the caller's capture of this command's output: the container's stdout and stderr are /dev/null");
+    }
     let profile = cfg.seccomp_profile()?;
     let proc = to_process(
         &plan.process,
@@ -138,10 +178,25 @@ fn create_in(
     keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
     // --preserve-fds: the engine's descriptors 3..3+N reach the process.
     keep.extend((0..a.preserve_fds as i32).map(|i| 3 + i));
+    // A memory policy is inherited by every child and kept across execve:
+    // set here, it reaches init and the container's program.
+    if let Some((mode, nodes)) = &plan.mempolicy {
+        process::set_mempolicy(*mode, nodes)
+            .map_err(|e| anyhow!("linux.memoryPolicy: set_mempolicy: {e}"))?;
+    }
     let gate_fd = gate.as_raw_fd();
     let preserve_fds = a.preserve_fds;
     let setup = process::fork_child(|| {
         process::close_fds_except(&keep);
+        // Before anything that may write there: from here on, no process
+        // of the container's holds the caller's pipe.
+        let mut up_tx = up_tx;
+        if null_output {
+            if let Err(e) = null_stdout_stderr() {
+                up_tx.failed(Failure::io(Step::Stdio, &e, 1).at(Path::new("/dev/null")));
+                return 1;
+            }
+        }
         setup_main(plan, &proc, gate_fd, preserve_fds, up_tx, down_rx, exec_tx)
     })
     .map_err(|e| anyhow!("forking: {e}"))?;
@@ -234,6 +289,15 @@ fn create_in(
     }
     dir.save(&saved).map_err(|e| fail(e.into()))?;
     Ok(saved)
+}
+
+/// /dev/null as stdout and stderr of this process and what it forks.
+fn null_stdout_stderr() -> std::io::Result<()> {
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    for target in [1, 2] {
+        process::dup_onto(null.as_raw_fd(), target).map_err(std::io::Error::from)?;
+    }
+    Ok(())
 }
 
 /// The setup process (see the module comment). Returns its exit code.

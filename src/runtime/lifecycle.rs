@@ -19,7 +19,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use super::bundle::{self, Config};
-use super::create::create;
+use super::create::{caller_reads_our_output, create, Output};
 use super::exec::exec;
 use super::hooks::run_hook;
 use super::state::{self, Dir, Saved, Status};
@@ -28,7 +28,14 @@ use crate::linux::process;
 
 pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb, rootless: bool) -> Result<i32> {
     match verb {
-        Verb::Create(a) => create(root, log, &a).map(|_| 0),
+        Verb::Create(a) => {
+            let output = if caller_reads_our_output() {
+                Output::Null
+            } else {
+                Output::Inherit
+            };
+            create(root, log, &a, output).map(|_| 0)
+        }
         Verb::Start { id } => start(root, log, &id).map(|()| 0),
         Verb::Run {
             create: a,
@@ -66,9 +73,15 @@ pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb, rootless: bool) -> Re
         }
         Verb::Pause { id } => pause(root, &id, true).map(|()| 0),
         Verb::Resume { id } => pause(root, &id, false).map(|()| 0),
-        Verb::Update { id, .. } => {
-            Dir::new(root, &id)?.load()?;
-            bail!("update: burrow-runc manages no cgroup for {id}, so its resources cannot be changed")
+        Verb::Update(a) => super::update::update(root, &a)
+            .map(|()| 0)
+            .map_err(|e| e.context("update")),
+        Verb::Checkpoint(a) => {
+            Dir::new(root, &a.id)?.load()?;
+            bail!("checkpoint is not supported by burrow: it has no CRIU support; stop the container and start it again instead")
+        }
+        Verb::Restore { checkpoint: a, .. } => {
+            bail!("restore is not supported by burrow: it has no CRIU support, so there is no checkpoint of {} to restore", a.id)
         }
         Verb::Spec { bundle } => {
             let dir = bundle.unwrap_or_else(|| PathBuf::from("."));
@@ -156,7 +169,7 @@ fn run(root: &Path, log: &Log, a: &CreateArgs, detach: bool, keep: bool) -> Resu
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|e| anyhow!("becoming a subreaper: {e}"))?;
     }
-    let saved = create(root, log, a)?;
+    let saved = create(root, log, a, Output::Inherit)?;
     if let Err(e) = start(root, log, &a.id) {
         let _ = delete(root, log, &a.id, true);
         return Err(e);
@@ -312,7 +325,8 @@ fn features() -> serde_json::Value {
         "mountOptions": ["async", "atime", "bind", "dev", "diratime", "dirsync", "exec",
             "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
             "nostrictatime", "nosuid", "private", "rbind", "relatime", "ro", "rprivate",
-            "rshared", "rslave", "runbindable", "rw", "shared", "slave", "strictatime",
+            "rro", "rrw", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
+            "strictatime",
             "suid", "sync", "unbindable"],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],

@@ -13,6 +13,7 @@ mod exec;
 mod hooks;
 mod lifecycle;
 mod state;
+mod update;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -115,11 +116,26 @@ enum Verb {
     Resume {
         id: String,
     },
-    /// Refused: burrow-runc applies no cgroup resources.
-    Update {
+    /// Change a running container's limits in its own cgroup v2.
+    Update(UpdateArgs),
+    /// Refused: burrow-runc has no CRIU support (runc's flags accepted).
+    Checkpoint(CheckpointArgs),
+    /// Refused, as `checkpoint` is.
+    Restore {
+        #[command(flatten)]
+        checkpoint: CheckpointArgs,
         #[arg(short, long)]
-        resources: Option<String>,
-        id: String,
+        bundle: Option<PathBuf>,
+        #[arg(short, long)]
+        detach: bool,
+        #[arg(long = "pid-file")]
+        pid_file: Option<PathBuf>,
+        #[arg(long = "console-socket")]
+        console_socket: Option<PathBuf>,
+        #[arg(long = "no-pivot")]
+        no_pivot: bool,
+        #[arg(long = "no-subreaper")]
+        no_subreaper: bool,
     },
     /// What this runtime supports, as JSON.
     Features,
@@ -150,6 +166,86 @@ struct CreateArgs {
     no_new_keyring: bool,
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: u32,
+    id: String,
+}
+
+/// runc's `update` flags (-1 is "unlimited" for the limits); `--resources`
+/// (a file, or `-` for stdin) holds an OCI `LinuxResources` object instead.
+#[derive(Debug, clap::Args)]
+struct UpdateArgs {
+    #[arg(short, long)]
+    resources: Option<PathBuf>,
+    #[arg(long, allow_negative_numbers = true)]
+    memory: Option<String>,
+    #[arg(long = "memory-reservation", allow_negative_numbers = true)]
+    memory_reservation: Option<String>,
+    #[arg(long = "memory-swap", allow_negative_numbers = true)]
+    memory_swap: Option<String>,
+    #[arg(long = "kernel-memory", allow_negative_numbers = true)]
+    kernel_memory: Option<String>,
+    #[arg(long = "kernel-memory-tcp", allow_negative_numbers = true)]
+    kernel_memory_tcp: Option<String>,
+    #[arg(long = "cpu-share", allow_negative_numbers = true)]
+    cpu_share: Option<String>,
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
+    cpu_quota: Option<String>,
+    #[arg(long = "cpu-period", allow_negative_numbers = true)]
+    cpu_period: Option<String>,
+    #[arg(long = "cpu-rt-period", allow_negative_numbers = true)]
+    cpu_rt_period: Option<String>,
+    #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
+    cpu_rt_runtime: Option<String>,
+    #[arg(long = "cpu-idle", allow_negative_numbers = true)]
+    cpu_idle: Option<String>,
+    #[arg(long = "cpuset-cpus", allow_negative_numbers = true)]
+    cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems", allow_negative_numbers = true)]
+    cpuset_mems: Option<String>,
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pids_limit: Option<String>,
+    #[arg(long = "blkio-weight", allow_negative_numbers = true)]
+    blkio_weight: Option<String>,
+    #[arg(long = "l3-cache-schema")]
+    l3_cache_schema: Option<String>,
+    #[arg(long = "mem-bw-schema", allow_negative_numbers = true)]
+    mem_bw_schema: Option<String>,
+    id: String,
+}
+
+/// runc's `checkpoint` flags (containerd's shim passes them), accepted so
+/// that the refusal is burrow-runc's own message.
+#[derive(Debug, clap::Args)]
+struct CheckpointArgs {
+    #[arg(long = "image-path")]
+    image_path: Option<PathBuf>,
+    #[arg(long = "work-path")]
+    work_path: Option<PathBuf>,
+    #[arg(long = "parent-path")]
+    parent_path: Option<PathBuf>,
+    #[arg(long = "leave-running")]
+    leave_running: bool,
+    #[arg(long = "tcp-established")]
+    tcp_established: bool,
+    #[arg(long = "ext-unix-sk")]
+    ext_unix_sk: bool,
+    #[arg(long = "shell-job")]
+    shell_job: bool,
+    #[arg(long = "lazy-pages")]
+    lazy_pages: bool,
+    #[arg(long = "status-fd")]
+    status_fd: Option<i32>,
+    #[arg(long = "page-server")]
+    page_server: Option<String>,
+    #[arg(long = "file-locks")]
+    file_locks: bool,
+    #[arg(long = "pre-dump")]
+    pre_dump: bool,
+    #[arg(long = "manage-cgroups-mode")]
+    manage_cgroups_mode: Option<String>,
+    #[arg(long = "empty-ns")]
+    empty_ns: Vec<String>,
+    #[arg(long = "auto-dedup")]
+    auto_dedup: bool,
     id: String,
 }
 
@@ -244,9 +340,25 @@ fn version() -> String {
 pub fn main(args: Vec<String>) -> i32 {
     // `--version` (or `-v`) among the global flags, before any verb, as
     // runc takes it.
-    const VERBS: [&str; 16] = [
-        "create", "start", "run", "state", "kill", "delete", "exec", "list", "ls", "ps", "pause",
-        "resume", "update", "features", "spec", "help",
+    const VERBS: [&str; 18] = [
+        "create",
+        "start",
+        "run",
+        "state",
+        "kill",
+        "delete",
+        "exec",
+        "list",
+        "ls",
+        "ps",
+        "pause",
+        "resume",
+        "update",
+        "checkpoint",
+        "restore",
+        "features",
+        "spec",
+        "help",
     ];
     if args
         .iter()

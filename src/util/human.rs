@@ -1,6 +1,37 @@
-//! Human-readable sizes and ages, formatted the way Docker prints them.
+//! Human-readable sizes and ages, formatted the way Docker prints them, and
+//! Docker's size syntax read back.
 
 use std::time::{Duration, SystemTime};
+
+/// Docker's size syntax (`RAMInBytes`): a number, optionally with a
+/// fraction, and a unit b, k, m, g, t or p (any case, optional trailing
+/// "b"/"ib"): 512m, 1.5g, 1048576.
+pub fn ram_in_bytes(s: &str) -> Option<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b').filter(|u| !u.is_empty()))
+        .unwrap_or(unit);
+    let mult: f64 = match unit {
+        "" | "b" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024f64.powi(4),
+        "p" => 1024f64.powi(5),
+        _ => return None,
+    };
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes >= i64::MAX as f64 {
+        return None;
+    }
+    Some(bytes as i64)
+}
 
 /// Docker's `units.HumanSize`: decimal units, 3 significant digits (`7.8MB`).
 pub fn size(bytes: u64) -> String {
