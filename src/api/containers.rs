@@ -313,7 +313,8 @@ pub fn inspect_value(engine: &Engine, rec: ContainerRecord) -> Value {
         .to_string();
     ns["Networks"] = Value::Object(networks);
     ns["IPAddress"] = first_ip.into();
-    ns["Gateway"] = "".into();
+    ns["Gateway"] = rec.network_settings.gateway.clone().into();
+    ns["IPPrefixLen"] = rec.network_settings.ip_prefix_len.into();
     ns["Bridge"] = "".into();
     ns["SandboxID"] = "".into();
     ns["SandboxKey"] = "".into();
@@ -328,7 +329,14 @@ pub fn networks_json(rec: &ContainerRecord) -> Map<String, Value> {
     let mut networks = Map::new();
     match rec.host_config.network_mode.as_str() {
         "host" | "none" | "private" | "pasta" | "slirp4netns" => {
-            networks.insert(network_mode(rec).to_string(), endpoint(&[], &short));
+            let mut e = endpoint(&[], &short);
+            // On the keeper's bridge: its address, gateway and prefix.
+            if let Some(ep) = rec.network_settings.networks.get("bridge") {
+                e["IPAddress"] = ep.ip_address.clone().into();
+                e["Gateway"] = ep.gateway.clone().into();
+                e["IPPrefixLen"] = ep.ip_prefix_len.into();
+            }
+            networks.insert(network_mode(rec).to_string(), e);
         }
         _ => {
             for (name, ep) in &rec.network_settings.networks {
