@@ -415,14 +415,22 @@ impl Probe {
             )));
         }
         let (out_r, out_w) = process::pipe().map_err(|e| failed(format!("pipe: {e}")))?;
-        let mut resident = match prepared.resident.take().filter(|r| !r.spent()) {
+        // A joiner that died since (killed) takes no request: a new one.
+        let kept = prepared
+            .resident
+            .take()
+            .filter(|r| !r.spent())
+            .and_then(|mut r| r.start(out_w.as_fd()).is_ok().then_some(r));
+        let resident = match kept {
             Some(r) => r,
-            None => sandbox_exec::resident(&prepared.spec)
-                .map_err(|e| failed(exec_error(rec, e).to_string()))?,
+            None => {
+                let mut r = sandbox_exec::resident(&prepared.spec)
+                    .map_err(|e| failed(exec_error(rec, e).to_string()))?;
+                r.start(out_w.as_fd())
+                    .map_err(|e| failed(exec_error(rec, e).to_string()))?;
+                r
+            }
         };
-        resident
-            .start(out_w.as_fd())
-            .map_err(|e| failed(exec_error(rec, e).to_string()))?;
         drop(out_w);
         let _ = nix::fcntl::fcntl(
             &out_r,

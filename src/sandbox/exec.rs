@@ -15,9 +15,9 @@
 //!
 //! A caller that starts the same command again and again (a health check's
 //! probes) keeps a [`Resident`] joiner instead: it enters the container
-//! once and then forks the process for each request, so a probe costs one
-//! fork and the command's exec rather than two forks, opening the
-//! namespaces and joining them.
+//! once and then starts the process for each request as a child that
+//! shares its memory until the exec, so a probe costs the command's setup
+//! and exec rather than two forks, opening the namespaces and joining them.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -295,8 +295,8 @@ impl Drop for Resident {
     }
 }
 
-/// The resident joiner: enters once, then one fork per request until the
-/// caller closes its end.
+/// The resident joiner: enters once, then one process per request until
+/// the caller closes its end.
 fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: OwnedFd) -> i32 {
     // Living in the container's cgroup, we would be one of its processes
     // for `top`, `stats` and its pids limit: each process moves itself in
@@ -331,12 +331,32 @@ fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: Own
             return exit::BURROW;
         }
     };
-    up.done();
+    // The container's seccomp filter, once: every process inherits it
+    // from us, where installing it in each would have the kernel compile
+    // it each time (a fifth of a probe's cost). Installed last, as we hold
+    // CAP_SYS_ADMIN in the container's user namespace, so no_new_privs is
+    // not needed, as for the process itself (see `sandbox::process`); what
+    // is left for us to do (receive a request, start a process, wait for
+    // it, report) is what Docker's default profile allows any container.
     let mut spec = spec.clone();
+    if let super::seccomp::Seccomp::Filter(prog) = &spec.process.seccomp {
+        if let Err(e) = crate::linux::seccomp::install(prog) {
+            up.failed(Failure::io(Step::Seccomp, &e, exit::BURROW));
+            return exit::BURROW;
+        }
+        spec.process.seccomp = super::seccomp::Seccomp::Unconfined;
+    }
+    up.done();
     loop {
-        // EOF: the caller is done with us (or gone).
-        let Ok(output) = crate::linux::tty::recv_fd(requests.as_raw_fd()) else {
-            return 0;
+        // EOF: the caller is done with us (or gone); any other error (a
+        // profile that refuses recvmsg) is said.
+        let output = match crate::linux::tty::recv_fd(requests.as_raw_fd()) {
+            Ok(fd) => fd,
+            Err(nix::Error::EBADMSG) => return 0,
+            Err(e) => {
+                up.failed(Failure::sys(Step::Seccomp, e, exit::BURROW));
+                return exit::BURROW;
+            }
         };
         let fd = output.as_raw_fd();
         spec.process.stdio = Stdio::Pipes([0, fd, fd]);
