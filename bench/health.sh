@@ -4,11 +4,13 @@
 # shell builtin `echo`, so the probe itself is as cheap as `true` and counts
 # itself), for DURATION (60) seconds. Measured from /proc: the CPU time of
 # every container's monitor (`burrow __monitor ID`, which runs the probes)
-# including its reaped children (each probe's joiner and the command it
-# forks end up in its cutime/cstime), before and after the window, as a share of
-# one core; and the number of probes that ran, from the lines each probe
-# appended inside its container. Between probes a monitor sleeps in poll,
-# so what it costs is the probes.
+# and of every process of its session (the joiner it keeps in the container
+# for the probes, the sandbox's inner process), each with its reaped
+# children (every probe's command ends up in its joiner's cutime/cstime),
+# before and after the window, as a share of one core; and the number of
+# probes that ran, from the lines each probe appended inside its
+# container. Between probes a monitor and its joiner sleep, so what they
+# cost is the probes.
 #
 # Run as root (as on the project's machines) or as an ordinary user with a
 # subordinate id range. Results (health.json, health.md) go to OUT_DIR
@@ -64,13 +66,13 @@ probes() {
 	echo "$total"
 }
 
-# utime + stime + cutime + cstime of every monitor of this store, in clock
-# ticks.
+# utime + stime + cutime + cstime of every process in the session of a
+# monitor of this store, in clock ticks.
 monitor_ticks() {
 	python3 - "$work/store" <<'PY'
 import os, sys
 store = os.fsencode(sys.argv[1])
-total = 0
+procs = {}
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -79,11 +81,18 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         continue
-    # The session leader is the monitor; its child of the same command
-    # line is the sandbox's inner process, which the probes do not touch.
-    if b"__monitor" in argv and store in argv and int(fields[3]) == int(pid):
-        total += sum(int(x) for x in fields[11:15])
-print(total)
+    procs[int(pid)] = (argv, fields)
+# The monitor leads its session; the joiner it forks for the probes and
+# the sandbox's inner process stay in it (a probe's command and the
+# container's processes start sessions of their own).
+monitors = {
+    pid for pid, (argv, fields) in procs.items()
+    if b"__monitor" in argv and store in argv and int(fields[3]) == pid
+}
+print(sum(
+    sum(int(x) for x in fields[11:15])
+    for argv, fields in procs.values() if int(fields[3]) in monitors
+))
 PY
 }
 

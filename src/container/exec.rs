@@ -40,10 +40,15 @@ pub fn exec(store: &Store, rec: &ContainerRecord, opts: ExecOptions) -> Result<E
 
 /// Start a process `exec_spec` prepared.
 pub fn run(rec: &ContainerRecord, spec: &ExecSpec) -> Result<Execd> {
-    sandbox_exec::exec(spec).map_err(|e| match e {
+    sandbox_exec::exec(spec).map_err(|e| exec_error(rec, e))
+}
+
+/// The error of an exec in `rec` that could not start.
+pub fn exec_error(rec: &ContainerRecord, e: ExecError) -> ContainerError {
+    match e {
         ExecError::NotRunning => ContainerError::NotRunning(rec.name.clone()),
         ExecError::Failed(e) => ContainerError::Start(e),
-    })
+    }
 }
 
 /// What `exec` runs, built once: a caller that execs the same command

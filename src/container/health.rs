@@ -5,18 +5,19 @@
 //! `health.lock`, by whichever process probed) and updated by Docker's
 //! rules for each result.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
+use super::exec::exec_error;
 use super::{ContainerRecord, ExecOptions, Status};
 use crate::linux::process;
-use crate::sandbox::exec::{ExecSpec, Execd};
-use crate::sandbox::Stdio;
+use crate::sandbox::exec::{self as sandbox_exec, ExecSpec, Report, Resident};
 use crate::store::Store;
 use crate::util::human;
 
@@ -199,21 +200,58 @@ impl Health {
 }
 
 /// The stored state of container `id`, if it has been started with a
-/// health check.
+/// health check. Read under a shared lock: the writer rewrites the file in
+/// place under the exclusive one.
 pub fn load(store: &Store, id: &str) -> Option<Health> {
-    let bytes = std::fs::read(store.container_dir(id).join(HEALTH_FILE)).ok()?;
+    let dir = store.container_dir(id);
+    let _lock = std::fs::File::open(dir.join(LOCK_FILE))
+        .ok()
+        .and_then(|f| Flock::lock(f, FlockArg::LockShared).ok());
+    read(&dir)
+}
+
+fn read(dir: &std::path::Path) -> Option<Health> {
+    let bytes = std::fs::read(dir.join(HEALTH_FILE)).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Rewrite the state in place, with the exclusive lock held. One write of
+/// the whole file, padded with blanks (JSON's own whitespace) to the
+/// length it had, so it never needs truncating: a new file and a rename
+/// for each probe would cost the file system a new inode, a flush of its
+/// data and the old inode's blocks freed, several times what the probe
+/// itself costs.
 fn save(store: &Store, id: &str, h: &Health) {
-    let bytes = serde_json::to_vec(h).expect("health serializes");
-    if let Err(e) = store.replace(&store.container_dir(id).join(HEALTH_FILE), &bytes, false) {
-        tracing::warn!("recording the health of container {id}: {e}");
+    use std::os::unix::fs::FileExt;
+    let path = store.container_dir(id).join(HEALTH_FILE);
+    let written = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .and_then(|f| {
+            let mut bytes = serde_json::to_vec(h).expect("health serializes");
+            let old = f.metadata()?.len();
+            if let Some(pad) = usize::try_from(old)
+                .ok()
+                .and_then(|o| o.checked_sub(bytes.len()))
+            {
+                bytes.resize(bytes.len() + pad, b' ');
+            }
+            f.write_all_at(&bytes, 0)
+        });
+    match written {
+        Ok(()) => {}
+        // Removed meanwhile: nothing to write into.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("recording the health of container {id}: {e}"),
     }
 }
 
 /// Held while the state is read, changed and written: a monitor and a
-/// `healthcheck run` may record at the same time.
+/// `healthcheck run` may record at the same time, and readers take it
+/// shared.
 fn lock(store: &Store, id: &str) -> Option<Flock<std::fs::File>> {
     let f = std::fs::File::options()
         .create(true)
@@ -228,7 +266,7 @@ fn lock(store: &Store, id: &str) -> Option<Flock<std::fs::File>> {
 /// (Docker's reset at each start).
 pub fn reset(store: &Store, id: &str) {
     let _lock = lock(store, id);
-    let mut h = load(store, id).unwrap_or_default();
+    let mut h = read(&store.container_dir(id)).unwrap_or_default();
     h.status = STARTING.into();
     h.failing_streak = 0;
     save(store, id, &h);
@@ -246,16 +284,13 @@ pub fn record(
 ) -> (String, bool) {
     let (status, changed) = {
         let _lock = lock(store, &rec.id);
-        let mut h = load(store, &rec.id).unwrap_or_else(|| Health {
+        let mut h = read(&store.container_dir(&rec.id)).unwrap_or_else(|| Health {
             status: STARTING.into(),
             ..Default::default()
         });
         let before = h.status.clone();
         h.add(result, in_start_period, retries);
-        // Removed meanwhile: nothing to write into.
-        if store.container_dir(&rec.id).is_dir() {
-            save(store, &rec.id, &h);
-        }
+        save(store, &rec.id, &h);
         let changed = h.status != before;
         (h.status, changed)
     };
@@ -266,10 +301,16 @@ pub fn record(
 }
 
 /// What a probe runs: the exec of the health check's command, built once
-/// (environment, capabilities, the seccomp filter) and run for each probe.
+/// (environment, capabilities, the seccomp filter), and the resident
+/// joiner that has entered the container once and forks it for each probe
+/// (started at the first probe, again after one that died).
 pub struct Prepared {
     spec: ExecSpec,
     cgroup: Option<PathBuf>,
+    resident: Option<Resident>,
+    /// The record file last read for `paused` (inode, mtime), and what it
+    /// said.
+    record_seen: Option<((u64, i64, i64), bool)>,
 }
 
 impl Prepared {
@@ -290,39 +331,59 @@ impl Prepared {
         Ok(Prepared {
             cgroup: spec.cgroup.clone(),
             spec,
+            resident: None,
+            record_seen: None,
         })
     }
 
     /// A paused container would hold the command stopped: Docker refuses
-    /// the exec, and the probe fails with that.
-    fn paused(&self, store: &Store, rec: &ContainerRecord) -> bool {
-        match &self.cgroup {
-            Some(dir) => {
-                std::fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
-            }
-            None => ContainerRecord::load(store, &rec.id)
-                .is_ok_and(|r| r.live_status(store) == Status::Paused),
+    /// the exec, and the probe fails with that. Without a cgroup the record
+    /// says so, read again only once it has been replaced (each save is a
+    /// new file: a new inode).
+    fn paused(&mut self, store: &Store, rec: &ContainerRecord) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(dir) = &self.cgroup {
+            return std::fs::read_to_string(dir.join("cgroup.freeze"))
+                .is_ok_and(|s| s.trim() == "1");
         }
+        let file = std::fs::metadata(
+            store
+                .container_dir(&rec.id)
+                .join(super::record::RECORD_FILE),
+        )
+        .ok()
+        .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()));
+        if let (Some(f), Some((seen, paused))) = (file, self.record_seen) {
+            if f == seen {
+                return paused;
+            }
+        }
+        let paused = ContainerRecord::load(store, &rec.id)
+            .is_ok_and(|r| r.live_status(store) == Status::Paused);
+        self.record_seen = file.map(|f| (f, paused));
+        paused
     }
 }
 
 /// Which of a running probe's descriptors is ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ProbeFd {
-    /// The joiner's report of the command's exit.
+    /// The joiner's reports: the command's pid, then its exit.
     Report,
     /// The command's stdout and stderr.
     Output,
 }
 
-/// One probe in flight: the command exec'd in the container through the
-/// one exec path (a joiner enters the namespaces and forks it), its output
-/// and its exit report read from the caller's poll loop, so the caller
-/// never waits on it.
+/// One probe in flight: the command started in the container by the
+/// resident joiner, its output and the joiner's reports read from the
+/// caller's poll loop, so the caller never waits on it.
 pub struct Probe {
-    execd: Option<Execd>,
-    /// The joiner has reported the exit.
-    ended: bool,
+    /// Lent by the `Prepared` for the probe, given back when it ends.
+    resident: Option<Resident>,
+    /// The command, once the joiner has forked it.
+    pid: Option<Pid>,
+    /// Its exit code, or why it did not run.
+    outcome: Option<Result<i32, String>>,
     output: Option<OwnedFd>,
     out: Vec<u8>,
     truncated: bool,
@@ -346,29 +407,39 @@ impl Probe {
     ) -> Result<Probe, ProbeResult> {
         let start = SystemTime::now();
         let started = Instant::now();
+        let failed = |why: String| ProbeResult::failed(start, why);
         if prepared.paused(store, rec) {
-            return Err(ProbeResult::failed(
-                start,
-                format!(
-                    "Container {} is paused, unpause the container before exec",
-                    rec.id
-                ),
-            ));
+            return Err(failed(format!(
+                "Container {} is paused, unpause the container before exec",
+                rec.id
+            )));
         }
-        let (out_r, out_w) =
-            process::pipe().map_err(|e| ProbeResult::failed(start, format!("pipe: {e}")))?;
-        let fd = out_w.as_raw_fd();
-        prepared.spec.process.stdio = Stdio::Pipes([0, fd, fd]);
-        let execd = super::exec::run(rec, &prepared.spec)
-            .map_err(|e| ProbeResult::failed(start, e.to_string()))?;
+        let (out_r, out_w) = process::pipe().map_err(|e| failed(format!("pipe: {e}")))?;
+        // A joiner that died since (killed) takes no request: a new one.
+        let kept = prepared
+            .resident
+            .take()
+            .filter(|r| !r.spent())
+            .and_then(|mut r| r.start(out_w.as_fd()).is_ok().then_some(r));
+        let resident = match kept {
+            Some(r) => r,
+            None => {
+                let mut r = sandbox_exec::resident(&prepared.spec)
+                    .map_err(|e| failed(exec_error(rec, e).to_string()))?;
+                r.start(out_w.as_fd())
+                    .map_err(|e| failed(exec_error(rec, e).to_string()))?;
+                r
+            }
+        };
         drop(out_w);
         let _ = nix::fcntl::fcntl(
             &out_r,
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         );
         Ok(Probe {
-            ended: execd.reported(),
-            execd: Some(execd),
+            resident: Some(resident),
+            pid: None,
+            outcome: None,
             output: Some(out_r),
             out: Vec::new(),
             truncated: false,
@@ -383,8 +454,8 @@ impl Probe {
     /// The descriptors to poll.
     pub fn fds(&self) -> Vec<(ProbeFd, BorrowedFd<'_>)> {
         let mut v = Vec::new();
-        if let (Some(e), false) = (&self.execd, self.ended) {
-            v.push((ProbeFd::Report, e.report_fd()));
+        if let (Some(r), None) = (&self.resident, &self.outcome) {
+            v.push((ProbeFd::Report, r.report_fd()));
         }
         if let Some(f) = &self.output {
             v.push((ProbeFd::Output, f.as_fd()));
@@ -395,7 +466,7 @@ impl Probe {
     /// Read what `which` has.
     pub fn readable(&mut self, which: ProbeFd) {
         match which {
-            ProbeFd::Report => self.ended = true,
+            ProbeFd::Report => self.read_reports(),
             ProbeFd::Output => {
                 let mut buf = [0u8; 4096];
                 loop {
@@ -408,6 +479,27 @@ impl Probe {
                         Err(_) => self.output = None,
                     }
                 }
+            }
+        }
+    }
+
+    /// The joiner's reports, as many as have come.
+    fn read_reports(&mut self) {
+        while self.outcome.is_none() {
+            let Some(r) = &mut self.resident else { return };
+            match r.report() {
+                Report::Started(pid) => self.pid = Some(pid),
+                Report::Exited(code) => self.outcome = Some(Ok(code)),
+                Report::Failed(e) => self.outcome = Some(Err(e.to_string())),
+                Report::Gone => {
+                    // Killed with the container, or at the deadline before
+                    // the command was forked: a new joiner next time.
+                    self.resident = None;
+                    self.outcome = Some(Err("the container is not running".into()));
+                }
+            }
+            if !self.resident.as_ref().is_some_and(Resident::reported) {
+                return;
             }
         }
     }
@@ -442,51 +534,58 @@ impl Probe {
     }
 
     /// The command is a session leader (every exec'd process is): its
-    /// group takes what it started along.
-    fn kill(&self) {
-        if let Some(e) = &self.execd {
-            if killpg(e.pid, Signal::SIGKILL).is_err() {
-                let _ = kill(e.pid, Signal::SIGKILL);
+    /// group takes what it started along. Not forked yet: the joiner goes.
+    fn kill(&mut self) {
+        match self.pid {
+            Some(pid) => {
+                if killpg(pid, Signal::SIGKILL).is_err() {
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
+            }
+            None => {
+                self.resident = None;
+                self.outcome.get_or_insert(Err("killed".into()));
             }
         }
     }
 
-    /// The command has ended.
+    /// The command has ended (or never started).
     pub fn done(&self) -> bool {
-        self.ended || self.execd.is_none()
+        self.outcome.is_some() || self.resident.is_none()
     }
 
-    /// The result, once `done`.
-    pub fn finish(mut self) -> ProbeResult {
-        let code = self.execd.take().map(Execd::wait_relaying_signals);
+    /// The result, once `done`; the joiner goes back to `prepared`.
+    pub fn finish(mut self, prepared: &mut Prepared) -> ProbeResult {
+        prepared.resident = self.resident.take();
         // What the command wrote before it ended; a process it left behind
         // holding the pipe is not waited for.
         self.readable(ProbeFd::Output);
         if let Some(r) = self.expired.take() {
             return r;
         }
-        let mut output = String::from_utf8_lossy(&self.out).into_owned();
+        let (exit_code, mut output) = match self.outcome.take() {
+            Some(Ok(code)) => (code, String::from_utf8_lossy(&self.out).into_owned()),
+            Some(Err(why)) => (-1, why),
+            None => (-1, String::new()),
+        };
         if self.truncated {
             output.push_str("...");
         }
         ProbeResult {
             start: rfc3339(self.start),
             end: human::now_rfc3339(),
-            exit_code: code.unwrap_or(-1),
+            exit_code,
             output,
         }
     }
 }
 
 impl Drop for Probe {
-    /// A probe abandoned (the container ended) is killed and its joiner
-    /// reaped.
+    /// A probe abandoned (the container ended) is killed, its joiner with
+    /// it.
     fn drop(&mut self) {
-        if self.execd.is_some() {
+        if self.outcome.is_none() {
             self.kill();
-            if let Some(e) = self.execd.take() {
-                e.wait_relaying_signals();
-            }
         }
     }
 }
@@ -538,7 +637,7 @@ pub fn probe_now(
             p.readable(w);
         }
     }
-    p.finish()
+    p.finish(&mut prepared)
 }
 
 /// Whether a probe that starts `since_start` after the container started

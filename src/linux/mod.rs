@@ -23,4 +23,5 @@ pub mod systemd;
 pub mod tap;
 pub mod tty;
 pub mod userns;
+pub mod vfork;
 pub mod worker;

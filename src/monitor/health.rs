@@ -73,7 +73,8 @@ impl Prober {
             if p.done() {
                 let p = self.probe.take().expect("a probe runs");
                 let began = p.started;
-                let result = p.finish();
+                let prepared = self.prepared.as_mut().expect("a probe runs prepared");
+                let result = p.finish(prepared);
                 return self.recorded(store, rec, began, result);
             }
             if p.deadline().is_some_and(|d| now >= d) {

@@ -12,8 +12,14 @@
 //! namespace (its inner process created it with the caller's euid), so it
 //! holds every capability in it, which is what setns(2) asks for. setns of a
 //! pid namespace only applies to children, hence the second fork.
+//!
+//! A caller that starts the same command again and again (a health check's
+//! probes) keeps a [`Resident`] joiner instead: it enters the container
+//! once and then starts the process for each request as a child that
+//! shares its memory until the exec, so a probe costs the command's setup
+//! and exec rather than two forks, opening the namespaces and joining them.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::sys::signal::Signal;
@@ -23,9 +29,9 @@ use nix::unistd::Pid;
 use super::process::{enter_and_exec, ContainerType};
 use super::{channel_failure, report, Failure, Process, StartError, Stdio, Step};
 use crate::exit;
-use crate::linux::channel::{channel, Receiver, Sender};
+use crate::linux::channel::{channel, Message, Receiver, Sender};
 use crate::linux::ns::{Namespaces, NsError};
-use crate::linux::process;
+use crate::linux::{process, vfork};
 
 /// What to run, and where; built by `container::exec` from the record.
 #[derive(Debug, Clone)]
@@ -95,13 +101,8 @@ pub struct Execd {
 /// Returns once the command has been exec'd (for `-d`, with nothing left to
 /// wait for), or with the reason it could not be.
 pub fn exec(spec: &ExecSpec) -> Result<Execd, ExecError> {
-    // Step 1: PID 1's namespaces, opened while it is provably the recorded
-    // process (same start time, read through a pinned /proc/PID fd).
-    let ns =
-        Namespaces::open(Path::new("/proc"), spec.pid1, spec.pid1_start).map_err(|e| match e {
-            NsError::Gone { .. } | NsError::Reused { .. } => ExecError::NotRunning,
-            e => Failure::new(Step::OpenNamespaces, e.to_string(), exit::BURROW).into(),
-        })?;
+    // Step 1: PID 1's namespaces.
+    let ns = open_namespaces(spec)?;
 
     // Step 2: signals to relay queue on a signalfd from now on, so a Ctrl-C
     // during setup still reaches the process. The children inherit the
@@ -155,6 +156,245 @@ pub fn exec(spec: &ExecSpec) -> Result<Execd, ExecError> {
     })
 }
 
+/// PID 1's namespaces, opened while it is provably the recorded process
+/// (same start time, read through a pinned /proc/PID fd).
+fn open_namespaces(spec: &ExecSpec) -> Result<Namespaces, ExecError> {
+    Namespaces::open(Path::new("/proc"), spec.pid1, spec.pid1_start).map_err(|e| match e {
+        NsError::Gone { .. } | NsError::Reused { .. } => ExecError::NotRunning,
+        e => Failure::new(Step::OpenNamespaces, e.to_string(), exit::BURROW).into(),
+    })
+}
+
+/// The stack a resident joiner's processes set themselves up on: the
+/// setup's deepest calls (seccomp, the user lookup, the failure report)
+/// need far less; only the pages touched are backed.
+const SHARED_STACK: usize = 1024 * 1024;
+
+/// A joiner that stays in the container for its caller's life: it enters
+/// the cgroup and the namespaces once, and on each request forks
+/// `spec.process` again, its stdout and stderr on the descriptor the
+/// request carries. Dropped, the joiner is killed, and a process it runs
+/// with it (its parent death signal).
+#[derive(Debug)]
+pub struct Resident {
+    joiner: Pid,
+    requests: OwnedFd,
+    reports: Receiver,
+    /// Processes started so far.
+    starts: u32,
+}
+
+/// How many processes a resident joiner starts before its caller should
+/// replace it: each leaves the few allocations it held at its exec in the
+/// joiner's heap (about a kilobyte), so a joiner is bounded to well under
+/// a megabyte of them; a new one costs about two probes.
+const RESIDENT_STARTS: u32 = 512;
+
+/// What a resident joiner says about the process it started.
+#[derive(Debug)]
+pub enum Report {
+    /// Forked, with this host pid (a session leader).
+    Started(Pid),
+    /// It ran and ended with this exit code (128 + signal when killed).
+    Exited(i32),
+    /// It could not be started; nothing more follows for this request.
+    Failed(ExecError),
+    /// The joiner is gone (killed, or the container ended).
+    Gone,
+}
+
+/// Start a resident joiner for `spec` in the container whose PID 1 is
+/// `spec.pid1`; returns once it is inside, or with why it could not enter.
+pub fn resident(spec: &ExecSpec) -> Result<Resident, ExecError> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let ns = open_namespaces(spec)?;
+    let (up_tx, mut up_rx) = channel().map_err(|e| Failure::io(Step::Pipe, &e, exit::BURROW))?;
+    // Datagrams: one request a message, EOF once the caller is gone.
+    let (requests, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Failure::sys(Step::Pipe, e, exit::BURROW))?;
+    let ours = [up_rx.as_raw_fd(), requests.as_raw_fd()];
+    let joiner = process::fork_child(|| {
+        for fd in ours {
+            let _ = nix::unistd::close(fd);
+        }
+        resident_main(spec, &ns, up_tx, theirs)
+    })
+    .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
+    drop(ns);
+    if let Err(e) = up_rx.wait_done() {
+        let code = process::wait_exit_code(joiner).unwrap_or(exit::BURROW);
+        return Err(channel_failure(Step::JoinNamespaces, e, || code).into());
+    }
+    Ok(Resident {
+        joiner,
+        requests,
+        reports: up_rx,
+        starts: 0,
+    })
+}
+
+impl Resident {
+    /// Start the process once more, its stdout and stderr on `output`;
+    /// what becomes of it comes as reports.
+    pub fn start(&mut self, output: BorrowedFd<'_>) -> Result<(), ExecError> {
+        self.starts += 1;
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let fds = [output.as_raw_fd()];
+        let iov = [std::io::IoSlice::new(b"x")];
+        sendmsg::<()>(
+            self.requests.as_raw_fd(),
+            &iov,
+            &[ControlMessage::ScmRights(&fds)],
+            // A joiner that is gone is an error, never SIGPIPE.
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| Failure::sys(Step::Fork, e, exit::BURROW))?;
+        Ok(())
+    }
+
+    /// It has started as many processes as it should: replace it.
+    pub fn spent(&self) -> bool {
+        self.starts >= RESIDENT_STARTS
+    }
+
+    /// Readable when a report has come.
+    pub fn report_fd(&self) -> BorrowedFd<'_> {
+        self.reports.as_fd()
+    }
+
+    /// A report was read along with the previous one: poll would not see it.
+    pub fn reported(&self) -> bool {
+        self.reports.has_buffered()
+    }
+
+    /// The next report; blocks until it comes.
+    pub fn report(&mut self) -> Report {
+        match self.reports.recv() {
+            Ok(Message::Pid(p)) => Report::Started(Pid::from_raw(p)),
+            Ok(Message::Exited(code)) => Report::Exited(code),
+            Ok(Message::Failed(f)) => Report::Failed(f.into()),
+            Ok(m) => {
+                tracing::warn!("unexpected report from a resident exec: {m:?}");
+                Report::Gone
+            }
+            Err(_) => Report::Gone,
+        }
+    }
+}
+
+impl Drop for Resident {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.joiner, Signal::SIGKILL);
+        let _ = process::wait_exit_code(self.joiner);
+    }
+}
+
+/// The resident joiner: enters once, then one process per request until
+/// the caller closes its end.
+fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: OwnedFd) -> i32 {
+    // Living in the container's cgroup, we would be one of its processes
+    // for `top`, `stats` and its pids limit: each process moves itself in
+    // through this file, opened while /sys/fs/cgroup is still the host's.
+    // Only where the kernel lets it (a forked child tries once); elsewhere
+    // the manager moves us (see `join_cgroup`) and the processes inherit it.
+    let procs = spec
+        .cgroup
+        .as_deref()
+        .filter(|dir| moves_itself_into(dir))
+        .and_then(|dir| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join("cgroup.procs"))
+                .ok()
+        });
+    if let Err(f) = enter_container(spec, ns, procs.is_none()) {
+        up.failed(f);
+        return exit::BURROW;
+    }
+    // The trampoline once, for every process after (it is sealed), and
+    // the caller's heap handed back before we settle in.
+    super::trampoline::preload();
+    process::trim_heap();
+    // Each process runs in our memory until its exec: forking a copy of
+    // it for each would cost more than the command (page tables, pages
+    // copied on write, the copy torn down at the exec).
+    let mut stack = match vfork::Stack::new(SHARED_STACK) {
+        Ok(s) => s,
+        Err(e) => {
+            up.failed(Failure::sys(Step::Fork, e, exit::BURROW));
+            return exit::BURROW;
+        }
+    };
+    // The container's seccomp filter, once: every process inherits it
+    // from us, where installing it in each would have the kernel compile
+    // it each time (a fifth of a probe's cost). Installed last, as we hold
+    // CAP_SYS_ADMIN in the container's user namespace, so no_new_privs is
+    // not needed, as for the process itself (see `sandbox::process`); what
+    // is left for us to do (receive a request, start a process, wait for
+    // it, report) is what Docker's default profile allows any container.
+    let mut spec = spec.clone();
+    if let super::seccomp::Seccomp::Filter(prog) = &spec.process.seccomp {
+        if let Err(e) = crate::linux::seccomp::install(prog) {
+            up.failed(Failure::io(Step::Seccomp, &e, exit::BURROW));
+            return exit::BURROW;
+        }
+        spec.process.seccomp = super::seccomp::Seccomp::Unconfined;
+    }
+    up.done();
+    loop {
+        // EOF: the caller is done with us (or gone); any other error (a
+        // profile that refuses recvmsg) is said.
+        let output = match crate::linux::tty::recv_fd(requests.as_raw_fd()) {
+            Ok(fd) => fd,
+            Err(nix::Error::EBADMSG) => return 0,
+            Err(e) => {
+                up.failed(Failure::sys(Step::Seccomp, e, exit::BURROW));
+                return exit::BURROW;
+            }
+        };
+        let fd = output.as_raw_fd();
+        spec.process.stdio = Stdio::Pipes([0, fd, fd]);
+        let (mut exec_tx, mut exec_rx) = match channel() {
+            Ok(c) => c,
+            Err(e) => {
+                up.failed(Failure::io(Step::Pipe, &e, exit::BURROW));
+                continue;
+            }
+        };
+        let ours = [up.as_raw_fd(), requests.as_raw_fd(), exec_rx.as_raw_fd()];
+        let how = Fork::Shared {
+            stack: &mut stack,
+            cgroup: procs.as_ref().map(AsFd::as_fd),
+        };
+        let pid = match fork_process(&spec, ns.setgroups_allowed, None, &ours, &mut exec_tx, how) {
+            Ok(p) => p,
+            Err(f) => {
+                let gone = f.step == Step::ContainerGone;
+                up.failed(f);
+                if gone {
+                    return exit::BURROW;
+                }
+                continue;
+            }
+        };
+        drop(exec_tx);
+        drop(output);
+        up.pid(pid.as_raw());
+        if let Err(e) = exec_rx.wait_exec() {
+            let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
+            up.failed(channel_failure(Step::Exec, e, || code));
+            continue;
+        }
+        up.exited(process::wait_exit_code(pid).unwrap_or(exit::BURROW));
+    }
+}
+
 impl Execd {
     /// The process that joined the container and relays its terminal:
     /// SIGWINCH to it copies our stdin's window size to the exec's pty.
@@ -165,8 +405,7 @@ impl Execd {
     /// The channel the joiner reports the exit on, for a caller's own poll
     /// loop: readable once the process has ended (then
     /// `wait_relaying_signals` returns at once).
-    pub fn report_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        use std::os::fd::AsFd;
+    pub fn report_fd(&self) -> BorrowedFd<'_> {
         self.reports.as_fd()
     }
 
@@ -211,12 +450,9 @@ fn join_cgroup(dir: &Path) -> Result<(), Failure> {
         .map_err(|s| failure(format!("{e}; {s}")))
 }
 
-/// The joiner. Runs as the forked child; returns its exit code.
-fn joiner_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, mut exec_tx: Sender) -> i32 {
-    let mut failed = |f: Failure| {
-        up.failed(f);
-        exit::BURROW
-    };
+/// Steps 1 to 3 of a joiner: the container's cgroup (unless `cgroup` is
+/// false: each process joins it itself), not dumpable, its namespaces.
+fn enter_container(spec: &ExecSpec, ns: &Namespaces, cgroup: bool) -> Result<(), Failure> {
     // In the foreground, if the caller dies, so do we (and the process
     // after us); a detached process outlives the caller by design.
     if !spec.detached() {
@@ -226,27 +462,97 @@ fn joiner_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, mut exec_tx: Se
     // Step 1: the container's cgroup, while /sys/fs/cgroup is still the
     // host's (the container's /sys is a read-only bind), and before the
     // fork, so the process is never counted outside its limits.
-    if let Some(dir) = &spec.cgroup {
-        if let Err(f) = join_cgroup(dir) {
-            return failed(f);
-        }
+    if let Some(dir) = spec.cgroup.as_ref().filter(|_| cgroup) {
+        join_cgroup(dir)?;
     }
 
     // Step 2: nothing in the container may trace the process we fork into
     // it, or read its memory (the caller's environment), before it execs
     // (runc's CVE-2016-9962); it inherits this from us.
-    if let Err(e) = process::set_dumpable(false) {
-        return failed(Failure::sys(Step::Dumpable, e, exit::BURROW));
-    }
+    process::set_dumpable(false).map_err(|e| Failure::sys(Step::Dumpable, e, exit::BURROW))?;
 
     // Step 3: the container's namespaces, user first (see linux::ns).
-    if let Err(e) = ns.join() {
-        return failed(Failure::new(
-            Step::JoinNamespaces,
-            e.to_string(),
-            exit::BURROW,
-        ));
+    ns.join()
+        .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))
+}
+
+/// How a joiner forks the process.
+enum Fork<'a> {
+    /// A copy of the joiner (`exec`'s joiner, which forks once).
+    Copy,
+    /// A child that shares the joiner's memory until its exec (see
+    /// `linux::vfork`), which first moves itself into the container's
+    /// cgroup through `cgroup`, its `cgroup.procs`, when given.
+    Shared {
+        stack: &'a mut vfork::Stack,
+        cgroup: Option<BorrowedFd<'a>>,
+    },
+}
+
+/// Step 4 of a joiner: fork the process into the pid namespace, closing
+/// `ours` (the joiner's channels) in it first. ENOMEM means the
+/// namespace's init (PID 1) has exited and it takes no new members
+/// (pid_namespaces(7)).
+fn fork_process(
+    spec: &ExecSpec,
+    setgroups_allowed: bool,
+    terminal: Option<RawFd>,
+    ours: &[RawFd],
+    exec_tx: &mut Sender,
+    how: Fork<'_>,
+) -> Result<Pid, Failure> {
+    let joined = ContainerType::Joined { terminal };
+    let cgroup = match &how {
+        Fork::Shared { cgroup, .. } => *cgroup,
+        Fork::Copy => None,
+    };
+    let child = || {
+        // The process must not keep the report channel: the caller reads it
+        // to EOF.
+        for &fd in ours {
+            let _ = nix::unistd::close(fd);
+        }
+        if let Some(procs) = cgroup {
+            // "0": ourselves.
+            if let Err(e) = nix::unistd::write(procs, b"0") {
+                exec_tx.failed(Failure::sys(Step::Cgroup, e, exit::BURROW));
+                return exit::BURROW;
+            }
+        }
+        enter_and_exec(joined, &spec.process, setgroups_allowed, exec_tx)
+    };
+    match how {
+        Fork::Shared { stack, .. } => vfork::spawn(stack, child),
+        Fork::Copy => process::fork_child(child),
     }
+    .map_err(|e| match e.errno() {
+        nix::Error::ENOMEM => {
+            Failure::new(Step::ContainerGone, "its PID 1 has exited", exit::BURROW)
+        }
+        errno => Failure::sys(Step::Fork, errno, exit::BURROW),
+    })
+}
+
+/// Whether a child of ours may move itself into the cgroup `dir` by
+/// writing its `cgroup.procs` (the kernel's delegation rules), as a forked
+/// child that exits at once tries.
+fn moves_itself_into(dir: &Path) -> bool {
+    process::fork_child(|| i32::from(crate::linux::cgroup::move_pid(dir, 0).is_err()))
+        .ok()
+        .and_then(|pid| process::wait_exit_code(pid).ok())
+        == Some(0)
+}
+
+/// The joiner. Runs as the forked child; returns its exit code.
+fn joiner_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, mut exec_tx: Sender) -> i32 {
+    if let Err(f) = enter_container(spec, ns, true) {
+        up.failed(f);
+        return exit::BURROW;
+    }
+    let mut failed = |f: Failure| {
+        up.failed(f);
+        exit::BURROW
+    };
 
     // -t: a pty from the container's devpts (we are in its mount namespace
     // now), so `tty` inside names a real /dev/pts/N.
@@ -259,29 +565,20 @@ fn joiner_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, mut exec_tx: Se
         None
     };
 
-    // Step 4: fork into the pid namespace. ENOMEM means its init (PID 1)
-    // has exited and the namespace takes no new members (pid_namespaces(7)).
-    let up_fd = up.as_raw_fd();
-    let joined = ContainerType::Joined {
-        terminal: pty.as_ref().map(|(_, s)| s.as_raw_fd()),
-    };
-    let pid = match process::fork_child(|| {
-        // The process must not keep the report channel: the caller reads it
-        // to EOF.
-        let _ = nix::unistd::close(up_fd);
-        enter_and_exec(joined, &spec.process, ns.setgroups_allowed, &mut exec_tx)
-    }) {
+    // Step 4: fork into the pid namespace.
+    let terminal = pty.as_ref().map(|(_, s)| s.as_raw_fd());
+    let ours = [up.as_raw_fd()];
+    let pid = match fork_process(
+        spec,
+        ns.setgroups_allowed,
+        terminal,
+        &ours,
+        &mut exec_tx,
+        Fork::Copy,
+    ) {
         Ok(p) => p,
-        Err(e) if e.errno() == nix::Error::ENOMEM => {
-            up.failed(Failure::new(
-                Step::ContainerGone,
-                "its PID 1 has exited",
-                exit::BURROW,
-            ));
-            return exit::BURROW;
-        }
-        Err(e) => {
-            up.failed(Failure::sys(Step::Fork, e.errno(), exit::BURROW));
+        Err(f) => {
+            up.failed(f);
             return exit::BURROW;
         }
     };

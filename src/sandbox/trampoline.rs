@@ -56,11 +56,30 @@ pub fn argv(path: &CString, argv: &[CString]) -> Vec<CString> {
 }
 
 /// Load the trampoline into a sealed memfd, opened to exec; None where the
-/// architecture has none.
+/// architecture has none. After [`preload`], a copy of the descriptor
+/// loaded then.
 pub fn load() -> nix::Result<Option<File>> {
+    if let Some(f) = LOADED.get() {
+        return f
+            .try_clone()
+            .map(Some)
+            .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)));
+    }
     match program() {
         Some(code) => crate::linux::process::sealed_program("burrow-exec", &code).map(Some),
         None => Ok(None),
+    }
+}
+
+/// The trampoline this process loaded once for every process it forks.
+static LOADED: std::sync::OnceLock<File> = std::sync::OnceLock::new();
+
+/// Load the trampoline once for this process (a joiner that forks a
+/// process for each request): sealed, it can be shared by all of them. A
+/// failure is left for `load` to report.
+pub fn preload() {
+    if let Ok(Some(f)) = load() {
+        let _ = LOADED.set(f);
     }
 }
 
