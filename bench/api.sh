@@ -8,8 +8,9 @@
 # Targets: `docker run --rm IMAGE /bin/true` through burrow's socket within
 # 2x of `burrow run --rm IMAGE /bin/true`, at least 10x faster than through
 # podman's service; `docker ps` with 100 containers under 30 ms. Every
-# `run` here uses the default network a user gets (burrow: pasta, else
-# slirp4netns, else loopback only; podman: its own default).
+# `run` here uses the default network a user gets (burrow: the keeper's
+# bridge, else a pasta or slirp4netns each, else loopback only; podman: its
+# own default).
 #
 # Run as root (as on the project's machines) or as an ordinary user with
 # docker.io and podman installed. Results (JSON, api.md) go to OUT_DIR
