@@ -346,13 +346,9 @@ impl Prepared {
             return std::fs::read_to_string(dir.join("cgroup.freeze"))
                 .is_ok_and(|s| s.trim() == "1");
         }
-        let file = std::fs::metadata(
-            store
-                .container_dir(&rec.id)
-                .join(super::record::RECORD_FILE),
-        )
-        .ok()
-        .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()));
+        let file = std::fs::metadata(ContainerRecord::path(store, &rec.id))
+            .ok()
+            .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()));
         if let (Some(f), Some((seen, paused))) = (file, self.record_seen) {
             if f == seen {
                 return paused;

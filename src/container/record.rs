@@ -429,10 +429,15 @@ impl ContainerRecord {
         crate::network::ports_text(&self.network_settings.ports)
     }
 
+    /// Where container `id`'s record is stored.
+    pub fn path(store: &Store, id: &str) -> std::path::PathBuf {
+        store.container_dir(id).join(RECORD_FILE)
+    }
+
     /// The record, with the exit of its last run when only the exit file
     /// has it (see `save_exit`).
     pub fn load(store: &Store, id: &str) -> Result<Self> {
-        let p = store.container_dir(id).join(RECORD_FILE);
+        let p = Self::path(store, id);
         let bytes = std::fs::read(&p).map_err(|_| ContainerError::NoSuch(id.to_string()))?;
         let mut rec: Self = serde_json::from_slice(&bytes).map_err(|e| {
             ContainerError::Store(store::StoreError::Corrupt {

@@ -87,12 +87,7 @@ pub fn supervise(
     // for that, then finds it up and kills it, or removed it before and
     // the start finds nothing to start.
     let lock = store.lock_container(&rec.id)?;
-    if lock.is_none()
-        || !store
-            .container_dir(&rec.id)
-            .join(super::record::RECORD_FILE)
-            .is_file()
-    {
+    if lock.is_none() || !ContainerRecord::path(store, &rec.id).is_file() {
         return Err(super::ContainerError::NoSuch(rec.id.clone()));
     }
     let mut spec = build_spec(store, rec, mapping, how.rootfs, how.stdio);
