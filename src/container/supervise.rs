@@ -101,25 +101,24 @@ pub fn supervise(
     let mut shared = None;
     let helper = network::helper::find(rec.network_mode(), &how.net.helper_path)
         .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))
-        .and_then(|h| {
-            let h = match h {
-                Some(helper) if how.net.keeper.is_some() && shares_keeper(rec, mapping) => {
-                    let idle = how.net.keeper.unwrap_or(network::keeper::IDLE);
+        .and_then(|found| {
+            // The container's own helper, and the one its resolv.conf names
+            // (the keeper's, when it joins the keeper).
+            let (own, named) = match (found, how.net.keeper) {
+                (Some(helper), Some(idle)) if shares_keeper(rec, mapping) => {
                     match super::keeper::join(store, mapping, &helper, &rec.id, idle) {
                         Some((joined, kind)) => {
                             shared = Some(joined);
-                            write_etc_files(store, rec, Some(&network::Helper { kind, ..helper }))
-                                .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))?;
-                            return Ok(None);
+                            (None, Some(network::Helper { kind, ..helper }))
                         }
-                        None => Some(helper),
+                        None => (Some(helper.clone()), Some(helper)),
                     }
                 }
-                h => h,
+                (h, _) => (h.clone(), h),
             };
-            write_etc_files(store, rec, h.as_ref())
+            write_etc_files(store, rec, named.as_ref())
                 .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))?;
-            Ok(h)
+            Ok(own)
         });
     // A user network must still exist (it cannot be removed while a
     // container names it, but a record may predate that rule).
