@@ -236,3 +236,46 @@ echo done=1"#,
         assert_eq!(field(&out, "new_keeper"), "1", "{out}");
     }
 }
+
+#[test]
+fn a_container_on_the_keepers_network_holds_none_of_its_descriptors() {
+    // What a hostile image could reach for: the holder's namespaces, the
+    // lease and the users lock are the inner process's, which stays
+    // outside the container's pid namespace; PID 1 and everything it
+    // starts or that is exec'd in must hold only their standard streams.
+    for env in with_range("keeper-fds") {
+        let body = r#"B run -d --name h bb sleep 300 >/dev/null
+echo "ip=$(B inspect -f '{{.NetworkSettings.IPAddress}}' h)"
+echo "pid1=$(B exec h ls /proc/1/fd | tr '\n' ' ')"
+B exec h ls -l /proc/1/fd /proc/self/fd | sed 's/^/exec: /'
+B run --rm bb ls -l /proc/self/fd | sed 's/^/run: /'
+echo "tasks=$(B exec h ls /proc | grep -c '^[0-9]')"
+B rm -f h >/dev/null
+echo done=1"#;
+        let Some(o) = script(&env, "keeper-fds", body) else {
+            return;
+        };
+        let out = stdout(&o);
+        assert!(o.status.success(), "{out}{}", stderr(&o));
+        assert_eq!(field(&out, "done"), "1", "{out}");
+        assert!(field(&out, "ip").starts_with("10.88."), "{out}");
+        assert_eq!(field(&out, "pid1").trim(), "0 1 2", "{out}");
+        // The targets a descriptor could name: no namespace, no file of
+        // the keeper's directory, nothing of the runtime directory.
+        for line in out
+            .lines()
+            .filter(|l| l.starts_with("exec: ") || l.starts_with("run: "))
+        {
+            for bad in ["net:[", "user:[", "mnt:[", "keeper", "lease", "burrow-run"] {
+                assert!(!line.contains(bad), "{bad} reached: {line}\n{out}");
+            }
+        }
+        assert!(
+            out.lines().filter(|l| l.contains(" -> ")).count() >= 6,
+            "no descriptor was listed: {out}"
+        );
+        // Only PID 1 and the `ls` exec'd in: the holder and the inner
+        // process are not in the container's pid namespace.
+        assert_eq!(field(&out, "tasks"), "2", "{out}");
+    }
+}
