@@ -32,7 +32,7 @@ fn script(env: &Env, test: &str, body: &str) -> Option<Output> {
     std::fs::write(
         &file,
         format!(
-            "set -e\n{}\nB() {{ {burrow} \"$@\"; }}\nU={uid}\nK=/tmp/burrow-run-$U/keeper-$(stat -L -c %i /proc/self/ns/mnt)\n{body}\n",
+            "set -e\n{}\nB() {{ {burrow} \"$@\"; }}\nU={uid}\nK=/tmp/burrow-run-$U/keeper-$(stat -L -c %i /proc/self/ns/mnt)-$(stat -L -c %i /proc/self/ns/net)\n{body}\n",
             host::TUN_OPEN
         ),
     )
@@ -277,5 +277,68 @@ echo done=1"#;
         // Only PID 1 and the `ls` exec'd in: the holder and the inner
         // process are not in the container's pid namespace.
         assert_eq!(field(&out, "tasks"), "2", "{out}");
+    }
+}
+
+#[test]
+fn a_user_network_is_a_bridge_of_the_keeper_with_names_in_its_dns() {
+    for env in with_range("keeper-usernet") {
+        let body = r#"B network create appnet >/dev/null
+B network create other >/dev/null
+B run -d --name web --network appnet --network-alias www bb httpd -f -p 8080 -h /etc >/dev/null
+ID=$(B inspect -f '{{.Id}}' web)
+IP=$(B inspect -f '{{.NetworkSettings.Networks.appnet.IPAddress}}' web)
+echo "ip=$IP"
+echo "gw=$(B inspect -f '{{.NetworkSettings.Networks.appnet.Gateway}}' web)"
+echo "mac=$(B inspect -f '{{.NetworkSettings.Networks.appnet.MacAddress}}' web)"
+echo "name=$(B inspect -f '{{.Config.Hostname}}' web)"
+look() { B run --rm --network $1 bb nslookup $2 2>&1 | awk '/^Address/ && !/#|:53/ {print $2}' | tail -1; }
+echo "by_name=$(look appnet web)"
+echo "by_alias=$(look appnet www)"
+echo "by_id=$(look appnet $(echo $ID | cut -c1-12))"
+echo "unknown=$(B run --rm --network appnet bb nslookup nothere 2>&1 | grep -q NXDOMAIN && echo 1)"
+echo "resolver=$(B run --rm --network appnet bb cat /etc/resolv.conf | awk '/^nameserver/ {print $2}')"
+echo "got=$(B run --rm --network appnet bb timeout 5 wget -q -O- http://www:8080/hostname)"
+echo "from_other=$(look other web)"
+echo "ping_other=$(B run --rm --network other bb ping -c1 -W2 $IP >/dev/null 2>&1 && echo reached)"
+echo "ping_default=$(B run --rm bb ping -c1 -W2 $IP >/dev/null 2>&1 && echo reached)"
+echo "switches=$(ps -u $U -o args= | grep -c '[_]_switch')"
+echo "rm_in_use=$(B network rm appnet 2>&1 | grep -c 'in use')"
+B rm -f web >/dev/null
+echo "after=$(B run --rm --network appnet bb nslookup web 2>&1 | grep -q NXDOMAIN && echo 1)"
+B network rm appnet other >/dev/null
+echo done=1"#;
+        let Some(o) = script(&env, "keeper-usernet", body) else {
+            return;
+        };
+        let out = stdout(&o);
+        assert!(o.status.success(), "{out}{}", stderr(&o));
+        assert_eq!(field(&out, "done"), "1", "{out}");
+        let ip = field(&out, "ip");
+        assert!(ip.starts_with("10.89."), "{out}");
+        assert_eq!(field(&out, "gw"), "10.89.0.1", "{out}");
+        let octets: Vec<u8> = ip.split('.').map(|o| o.parse().unwrap()).collect();
+        let mac = format!(
+            "02:42:{:02x}:{:02x}:{:02x}:{:02x}",
+            octets[0], octets[1], octets[2], octets[3]
+        );
+        assert_eq!(field(&out, "mac"), mac, "{out}");
+        // The network's DNS answers the name, the alias and the short id,
+        // and nothing else of its own.
+        assert_eq!(field(&out, "by_name"), ip, "{out}");
+        assert_eq!(field(&out, "by_alias"), ip, "{out}");
+        assert_eq!(field(&out, "by_id"), ip, "{out}");
+        assert_eq!(field(&out, "unknown"), "1", "{out}");
+        assert_eq!(field(&out, "resolver"), "10.89.0.1", "{out}");
+        assert_eq!(field(&out, "got"), field(&out, "name"), "{out}");
+        // Another network, and the default one, neither resolve nor reach it.
+        assert_eq!(field(&out, "from_other"), "", "{out}");
+        assert_eq!(field(&out, "ping_other"), "", "{out}");
+        assert_eq!(field(&out, "ping_default"), "", "{out}");
+        // No switch: the keeper's namespace carries the network.
+        assert_eq!(field(&out, "switches"), "0", "{out}");
+        assert_eq!(field(&out, "rm_in_use"), "1", "{out}");
+        // Gone with its container.
+        assert_eq!(field(&out, "after"), "1", "{out}");
     }
 }

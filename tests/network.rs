@@ -26,6 +26,18 @@ fn users(name: &str) -> Vec<Env> {
         .collect()
 }
 
+/// The test users as [`users`] gives them, with the keeper off: these
+/// tests are of a user network's switch, the path a user without a
+/// subordinate range, or a host where the keeper cannot run, gets (each
+/// command runs in a mount namespace of its own, so the keeper would be
+/// one per command there; its user networks are tested in tests/keeper.rs).
+fn switch_users(name: &str) -> Vec<Env> {
+    users(name)
+        .into_iter()
+        .map(|e| e.with_env("BURROW_KEEPER", "off"))
+        .collect()
+}
+
 /// A TCP port nobody listens on right now (the kernel's pick).
 fn free_port() -> u16 {
     TcpListener::bind("0.0.0.0:0")
@@ -789,7 +801,7 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
         loud("SKIPPED user networks: the resolving client in the container is the host's python3, which is missing");
         return;
     }
-    for env in users("usernet") {
+    for env in switch_users("usernet") {
         env.import_busybox("busybox");
         let id = env.ok(["network", "create", "--label", "team=web", "appnet"]);
         assert_eq!(id.trim().len(), 64, "{id}");
@@ -965,7 +977,7 @@ fn a_user_network_keeps_outbound_access() {
         loud("SKIPPED outbound on a user network: neither pasta nor slirp4netns is installed (apt-get install passt)");
         return;
     }
-    for env in users("usernet-out") {
+    for env in switch_users("usernet-out") {
         env.import_busybox("busybox");
         env.ok(["network", "create", "outnet"]);
         let docroot = env.user_dir("www");
@@ -990,7 +1002,7 @@ fn a_user_network_keeps_outbound_access() {
 
 #[test]
 fn members_starting_at_once_share_one_switch() {
-    for env in users("usernet-burst") {
+    for env in switch_users("usernet-burst") {
         env.import_busybox("busybox");
         env.ok(["network", "create", "burst"]);
         let names = ["b1", "b2", "b3", "b4"];

@@ -1,13 +1,15 @@
-//! A container on the default network through the user's keeper: the
-//! keeper found or started, an address leased, and what the sandbox needs
-//! to join it; and why not, kept for the front end's one notice, when the
-//! container falls back to a network helper of its own.
+//! A container on the default network or a user network through the
+//! user's keeper: the keeper found or started, an address leased on the
+//! network's bridge, and what the sandbox needs to join it; and why not,
+//! kept for the front end's one notice, when the container falls back to
+//! a network helper (and a user network's switch) of its own.
 
 use std::sync::Arc;
 
 use crate::linux::userns::IdMapping;
-use crate::network::keeper::{self, BRIDGE, GATEWAY, MTU, PREFIX};
-use crate::network::{helper, member::Endpoint, Helper};
+use crate::network::keeper::{self, Member, Segment, MTU};
+use crate::network::user::Network;
+use crate::network::{helper, member::Endpoint, switch, Helper};
 use crate::sandbox::link::{Join, Link};
 use crate::store::Store;
 
@@ -26,13 +28,23 @@ fn unusable_file(runtime_base: &std::path::Path) -> std::path::PathBuf {
 /// failed keeper on every container's start.
 const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Join the keeper for container `id`, starting it if need be; None (the
-/// reason kept for [`unusable`]) when it cannot work here.
+/// A user network to join instead of the default one, with the names its
+/// DNS answers for the container.
+#[derive(Debug, Clone, Copy)]
+pub struct OnNetwork<'a> {
+    pub network: &'a Network,
+    pub names: &'a [String],
+}
+
+/// Join the keeper for container `id`, on the default network or `user`,
+/// starting it if need be; None (the reason kept for [`unusable`]) when it
+/// cannot work here.
 pub fn join(
     store: &Store,
     mapping: &IdMapping,
     helper: &Helper,
     id: &str,
+    user: Option<OnNetwork<'_>>,
     idle: std::time::Duration,
 ) -> Option<(Join, helper::Kind)> {
     let base = store.paths.runtime_base();
@@ -42,15 +54,32 @@ pub fn join(
     if failed_lately {
         return None;
     }
-    match keeper::ensure(base, mapping, helper, id, idle) {
+    let segment = match user {
+        Some(u) => {
+            let subnet = u.network.subnet();
+            let gateway = u.network.gateway().parse().unwrap_or(subnet.gateway());
+            Segment::user(subnet.base, subnet.prefix, gateway)
+        }
+        None => Segment::default_network(),
+    };
+    let who = Member {
+        id,
+        names: user.map(|u| u.names).unwrap_or_default(),
+        segment: &segment,
+    };
+    match keeper::ensure(base, mapping, helper, &who, idle) {
         Ok(j) => {
             let _ = std::fs::remove_file(unusable_file(base));
             let link = Link {
                 address: j.address,
-                prefix: PREFIX,
-                gateway: GATEWAY,
-                bridge: BRIDGE.into(),
+                prefix: segment.prefix,
+                gateway: segment.gateway,
+                // The default network's bridge is the holder's; a user
+                // network's is made by whoever comes first.
+                make_bridge: user.is_some(),
+                bridge: segment.bridge,
                 mtu: MTU,
+                mac: switch::mac_for(j.address),
             };
             let joined = Join {
                 namespaces: Arc::new(j.namespaces),
@@ -72,14 +101,15 @@ pub fn unusable(runtime_base: &std::path::Path) -> Option<String> {
     std::fs::read_to_string(unusable_file(runtime_base)).ok()
 }
 
-/// The record's entry for the default network while the container runs.
-pub fn endpoint(link: &Link) -> Endpoint {
+/// The record's entry for the network while the container runs: the
+/// default network's (`network_id` "bridge"), or a user network's.
+pub fn endpoint(link: &Link, network_id: &str, aliases: &[String]) -> Endpoint {
     Endpoint {
-        network_id: NETWORK.into(),
-        aliases: Vec::new(),
+        network_id: network_id.into(),
+        aliases: aliases.to_vec(),
         gateway: link.gateway.to_string(),
         ip_address: link.address.to_string(),
         ip_prefix_len: link.prefix,
-        mac_address: String::new(),
+        mac_address: switch::mac_text(link.mac),
     }
 }

@@ -402,18 +402,20 @@ fn host_resolv_conf() -> Vec<u8> {
 }
 
 /// Write the container's `/etc/hosts` and `/etc/resolv.conf` for its network
-/// mode and the helper that will serve it (bound over the image's by PID 1).
+/// mode, the helper that will serve it and the resolver its network gives
+/// (bound over the image's by PID 1).
 fn write_etc_files(
     store: &Store,
     rec: &ContainerRecord,
     helper: Option<&crate::network::Helper>,
+    resolver: Option<&str>,
 ) -> std::io::Result<()> {
     let host_resolv = String::from_utf8_lossy(&host_resolv_conf()).into_owned();
     let host_addr = crate::network::host_address(helper);
     let files = crate::network::etc_files(
         &rec.config.hostname,
         rec.network_mode(),
-        helper,
+        resolver,
         host_addr.as_deref(),
         &rec.host_config.dns,
         &rec.host_config.extra_hosts,

@@ -65,12 +65,14 @@ pub struct Supervision {
 }
 
 /// Whether `rec` may join the keeper's user namespace: it is on the
-/// default network (a helper named with `--network pasta` is its own), and
-/// maps the caller's whole range as the keeper does (not keep-id, not a
-/// private user namespace asked for).
+/// default network or a user network (a helper named with `--network
+/// pasta` is its own), and maps the caller's whole range as the keeper
+/// does (not keep-id, not a private user namespace asked for).
 fn shares_keeper(rec: &ContainerRecord, mapping: &IdMapping) -> bool {
-    rec.network_mode() == network::Mode::Private
-        && mapping.is_range()
+    matches!(
+        rec.network_mode(),
+        network::Mode::Private | network::Mode::User
+    ) && mapping.is_range()
         && rec.host_config.userns_mode.is_empty()
 }
 
@@ -94,20 +96,52 @@ pub fn supervise(
     if spec.process.init {
         spec.process.init_program = crate::sandbox::init::find(&how.net.helper_path);
     }
+    // A user network must still exist (it cannot be removed while a
+    // container names it, but a record may predate that rule).
+    let user_net = match rec
+        .user_network()
+        .map(|name| network::user::get(store, name))
+    {
+        Some(Err(e)) => {
+            let e = StartError::from(Failure::new(Step::Network, e.to_string(), exit::BURROW));
+            record_start_failure(store, rec, mapping, &e);
+            return Err(e.into());
+        }
+        found => found.and_then(|r| r.ok()),
+    };
+    let aliases: Vec<String> = user_net
+        .as_ref()
+        .and_then(|n| rec.network_settings.networks.get(&n.name))
+        .map(|e| e.aliases.clone())
+        .unwrap_or_default();
+    // The names a user network's DNS answers for the container.
+    let dns_names: Vec<String> = std::iter::once(rec.name.clone())
+        .chain(aliases.iter().cloned())
+        .collect();
     // The network helper for a private namespace (none: loopback only), and
-    // the /etc files that name its resolver.
-    // The default network goes through the user's keeper when it can: the
-    // container joins its namespaces and needs no helper of its own.
+    // the /etc files that name its resolver. The default network and user
+    // networks go through the user's keeper when they can: the container
+    // joins its namespaces and needs no helper (nor switch) of its own.
     let mut shared = None;
     let helper = network::helper::find(rec.network_mode(), &how.net.helper_path)
         .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))
         .and_then(|found| {
-            // The container's own helper, and the one its resolv.conf names
-            // (the keeper's, when it joins the keeper).
+            // The container's own helper, the one that serves it, and the
+            // resolver its resolv.conf names.
+            let mut resolver = found.as_ref().map(|h| h.kind.dns_address().to_string());
             let (own, named) = match (found, how.net.keeper) {
                 (Some(helper), Some(idle)) if shares_keeper(rec, mapping) => {
-                    match super::keeper::join(store, mapping, &helper, &rec.id, idle) {
+                    let user = user_net.as_ref().map(|n| super::keeper::OnNetwork {
+                        network: n,
+                        names: &dns_names,
+                    });
+                    match super::keeper::join(store, mapping, &helper, &rec.id, user, idle) {
                         Some((joined, kind)) => {
+                            resolver = Some(match user {
+                                // The holder's responder, on the gateway.
+                                Some(_) => joined.link.gateway.to_string(),
+                                None => kind.dns_address().to_string(),
+                            });
                             shared = Some(joined);
                             (None, Some(network::Helper { kind, ..helper }))
                         }
@@ -116,19 +150,11 @@ pub fn supervise(
                 }
                 (h, _) => (h.clone(), h),
             };
-            write_etc_files(store, rec, named.as_ref())
+            write_etc_files(store, rec, named.as_ref(), resolver.as_deref())
                 .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))?;
             Ok(own)
         });
-    // A user network must still exist (it cannot be removed while a
-    // container names it, but a record may predate that rule).
-    let helper = helper.and_then(|h| match rec.user_network() {
-        Some(name) => network::user::get(store, name)
-            .map(|n| (h, Some(n)))
-            .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW)),
-        None => Ok((h, None)),
-    });
-    let (helper, user_net) = match helper {
+    let helper = match helper {
         Ok(h) => h,
         Err(f) => {
             let e = StartError::from(f);
@@ -136,18 +162,20 @@ pub fn supervise(
             return Err(e.into());
         }
     };
+    // On the keeper, a user network is one of its bridges; else the
+    // network's switch.
+    let switched = if shared.is_some() {
+        None
+    } else {
+        user_net.as_ref()
+    };
     // It starts once PID 1 exists (it targets PID 1's namespace) and before
     // PID 1 sets itself up, so the command starts with its network ready.
     let log = spec.dir.join(HELPER_LOG);
     let mut running: Option<network::helper::Running> = None;
-    // On a user network, the container's port on the switch: held while it
+    // On a user network's switch, the container's port: held while it
     // runs, dropped (the leave) once it has ended.
     let mut member: Option<network::member::Membership> = None;
-    let aliases: Vec<String> = user_net
-        .as_ref()
-        .and_then(|n| rec.network_settings.networks.get(&n.name))
-        .map(|e| e.aliases.clone())
-        .unwrap_or_default();
     let (id, name) = (rec.id.clone(), rec.name.clone());
     let mut start_helper = |pid1: nix::unistd::Pid| -> std::result::Result<(), Failure> {
         let net_failure =
@@ -155,7 +183,7 @@ pub fn supervise(
         if let Some(h) = &helper {
             running = Some(h.start(pid1.as_raw(), &log).map_err(net_failure)?);
         }
-        if let Some(n) = &user_net {
+        if let Some(n) = switched {
             let who = network::member::Joiner {
                 id: &id,
                 name: &name,
@@ -169,7 +197,7 @@ pub fn supervise(
         }
         Ok(())
     };
-    let hook: Option<sandbox::BeforeSetup> = if helper.is_some() || user_net.is_some() {
+    let hook: Option<sandbox::BeforeSetup> = if helper.is_some() || switched.is_some() {
         Some(&mut start_helper)
     } else {
         None
@@ -224,13 +252,24 @@ pub fn supervise(
             RootfsChoice::Force(_) => {}
         }
     }
-    if let Some(link) = &endpoint {
-        let ns = &mut rec.network_settings;
-        ns.networks
-            .insert(super::keeper::NETWORK.into(), super::keeper::endpoint(link));
-        ns.ip_address = link.address.to_string();
-        ns.ip_prefix_len = link.prefix;
-        ns.gateway = link.gateway.to_string();
+    let ns = &mut rec.network_settings;
+    match (&endpoint, &user_net) {
+        (Some(link), Some(n)) => {
+            ns.networks.insert(
+                n.name.clone(),
+                super::keeper::endpoint(link, &n.id, &aliases),
+            );
+        }
+        (Some(link), None) => {
+            ns.networks.insert(
+                super::keeper::NETWORK.into(),
+                super::keeper::endpoint(link, super::keeper::NETWORK, &[]),
+            );
+            ns.ip_address = link.address.to_string();
+            ns.ip_prefix_len = link.prefix;
+            ns.gateway = link.gateway.to_string();
+        }
+        _ => {}
     }
     if let (Some(n), Some(m)) = (&user_net, &member) {
         rec.network_settings

@@ -49,6 +49,7 @@ const IFLA_MTU: u16 = 4;
 const IFLA_LINK: u16 = 5;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
+const IFLA_GROUP: u16 = 27;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
@@ -91,6 +92,8 @@ pub struct Link {
     /// The bridge (or other master) this link is a port of.
     pub master: Option<u32>,
     pub mac: Option<[u8; 6]>,
+    /// `IFLA_GROUP`: the interface group (0 unless set).
+    pub group: Option<u32>,
     /// `IFLA_INFO_KIND`: "bridge", "veth"; none for loopback.
     pub kind: Option<String>,
 }
@@ -321,6 +324,15 @@ impl Route {
         let mut m = Msg::new(RTM_SETLINK, 0);
         m.put(&ifinfomsg(index, 0, 0));
         m.attr_u32(IFLA_MTU, mtu);
+        self.ack(m)
+    }
+
+    /// Put link `index` in interface group `group` (which firewall rules
+    /// can match, as nft's `iifgroup`).
+    pub fn set_group(&mut self, index: u32, group: u32) -> io::Result<()> {
+        let mut m = Msg::new(RTM_SETLINK, 0);
+        m.put(&ifinfomsg(index, 0, 0));
+        m.attr_u32(IFLA_GROUP, group);
         self.ack(m)
     }
 
@@ -666,6 +678,7 @@ fn parse_link(p: &[u8]) -> Option<Link> {
         link: None,
         master: None,
         mac: None,
+        group: None,
         kind: None,
     };
     for (kind, v) in attrs(&p[16..]) {
@@ -674,6 +687,7 @@ fn parse_link(p: &[u8]) -> Option<Link> {
             IFLA_MTU => link.mtu = u32_of(v),
             IFLA_LINK => link.link = u32_of(v),
             IFLA_MASTER => link.master = u32_of(v),
+            IFLA_GROUP => link.group = u32_of(v),
             IFLA_ADDRESS => link.mac = v.try_into().ok(),
             IFLA_LINKINFO => {
                 link.kind = attrs(v)
@@ -909,6 +923,8 @@ mod tests {
             let br_mac = [0x02, 0, 0, 0, 0, 1];
             rt.set_mac(br, br_mac).context("set_mac")?;
             rt.set_up(br).context("set_up")?;
+            rt.set_group(br, 0xb0).context("set_group")?;
+            ensure!(rt.link("brt0")?.and_then(|l| l.group) == Some(0xb0));
             rt.add_address_v4(br, Ipv4Addr::new(10, 88, 0, 1), 24)
                 .context("address on the bridge")?;
             let listener =

@@ -415,14 +415,15 @@ pub struct EtcFiles {
 }
 
 /// The container's `/etc/hosts` and `/etc/resolv.conf` for `mode` with
-/// `helper` (the one that will run, if any): the hostname, `--add-host`
-/// entries, `host.containers.internal` where the helper gives the host an
-/// address, and the helper's DNS forwarder (or `--dns`, or the host's
+/// `resolver` (the DNS server its network gives: a helper's forwarder, a
+/// user network's responder; none: the host's): the hostname,
+/// `--add-host` entries, `host.containers.internal` where the helper gives
+/// the host an address, and the resolver (or `--dns`, or the host's
 /// resolvers when the host's network is shared).
 pub fn etc_files(
     hostname: &str,
     mode: Mode,
-    helper: Option<&Helper>,
+    resolver: Option<&str>,
     host_addr: Option<&str>,
     dns: &[String],
     extra_hosts: &[String],
@@ -454,13 +455,9 @@ pub fn etc_files(
         s.push_str(&keep_options(host_resolv_conf));
         s
     } else {
-        match (mode, helper) {
+        match (mode, resolver) {
             (Mode::Host, _) | (_, None) => host_resolv_conf.to_string(),
-            (_, Some(h)) => format!(
-                "nameserver {}\n{}",
-                h.kind.dns_address(),
-                keep_options(host_resolv_conf)
-            ),
+            (_, Some(r)) => format!("nameserver {r}\n{}", keep_options(host_resolv_conf)),
         }
     };
     EtcFiles { hosts, resolv_conf }
@@ -556,14 +553,10 @@ mod tests {
     #[test]
     fn etc_files_follow_the_mode_and_the_flags() {
         let host = "nameserver 192.0.2.53\nsearch example.test\n";
-        let slirp = Helper {
-            kind: helper::Kind::Slirp4netns,
-            path: "/usr/bin/slirp4netns".into(),
-        };
         let f = etc_files(
             "h1",
             Mode::Private,
-            Some(&slirp),
+            Some(helper::Kind::Slirp4netns.dns_address()),
             Some("192.0.2.2"),
             &[],
             &["db:10.1.2.3".into()],

@@ -41,8 +41,16 @@ pub struct Link {
     pub gateway: Ipv4Addr,
     /// The bridge in the shared network namespace.
     pub bridge: String,
+    /// Make the bridge (with the gateway's address) when it is missing.
+    pub make_bridge: bool,
     pub mtu: u32,
+    /// The container's end's MAC address.
+    pub mac: [u8; 6],
 }
+
+/// The interface group of the shared namespace's bridges, which its
+/// firewall rules match (see the keeper).
+pub const BRIDGE_GROUP: u32 = 0xb0;
 
 /// The name of the container's end inside its namespace.
 pub const INSIDE: &str = "eth0";
@@ -53,12 +61,16 @@ pub const INSIDE: &str = "eth0";
 /// one (a namespace still being torn down) moves on to the next.
 pub fn attach(shared: &mut Route, link: &Link) -> io::Result<()> {
     let own_ns = File::open("/proc/thread-self/ns/net")?;
-    let bridge = shared.link_index(&link.bridge)?.ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no bridge {} in the shared namespace", link.bridge),
-        )
-    })?;
+    let bridge = match shared.link_index(&link.bridge)? {
+        Some(b) => b,
+        None if link.make_bridge => make_bridge(shared, link)?,
+        None => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no bridge {} in the shared namespace", link.bridge),
+            ))
+        }
+    };
     let pid = std::process::id();
     let mut made = None;
     for n in 0..16u32 {
@@ -66,6 +78,7 @@ pub fn attach(shared: &mut Route, link: &Link) -> io::Result<()> {
         let veth = Veth::new(&name, INSIDE, own_ns.as_fd())
             .mtu(link.mtu)
             .master(bridge)
+            .peer_mac(link.mac)
             .up();
         match shared.add_veth(&veth) {
             Ok(pair) => {
@@ -82,4 +95,27 @@ pub fn attach(shared: &mut Route, link: &Link) -> io::Result<()> {
     own.add_address_v4(inside, link.address, link.prefix)?;
     own.set_up(inside)?;
     own.add_default_route_v4(link.gateway)
+}
+
+/// Make `link`'s bridge in the shared namespace: in the bridges' group,
+/// with the gateway's address, up. Two containers may race to it: the
+/// one that finds it made already takes that one, and every step that was
+/// done already (EEXIST) counts as done.
+fn make_bridge(shared: &mut Route, link: &Link) -> io::Result<u32> {
+    let exists = |r: io::Result<()>| match r {
+        Err(e) if e.raw_os_error() == Some(nix::Error::EEXIST as i32) => Ok(()),
+        r => r,
+    };
+    let index = match shared.add_bridge(&link.bridge) {
+        Ok(i) => i,
+        Err(e) if e.raw_os_error() == Some(nix::Error::EEXIST as i32) => shared
+            .link_index(&link.bridge)?
+            .ok_or_else(|| io::Error::from_raw_os_error(nix::Error::ENODEV as i32))?,
+        Err(e) => return Err(e),
+    };
+    shared.set_group(index, BRIDGE_GROUP)?;
+    shared.set_mtu(index, link.mtu)?;
+    exists(shared.add_address_v4(index, link.gateway, link.prefix))?;
+    shared.set_up(index)?;
+    Ok(index)
 }

@@ -190,6 +190,8 @@ pub struct Env {
     /// A host condition every command of this environment runs on (see
     /// `on_host`).
     host: Option<String>,
+    /// Settings every command of this environment gets (see `with_env`).
+    settings: Vec<(String, String)>,
 }
 
 impl Env {
@@ -242,7 +244,15 @@ impl Env {
             gid,
             force_single,
             host: None,
+            settings: Vec::new(),
         })
+    }
+
+    /// Every command of this environment with `key=value` in its
+    /// environment (a burrow setting such as `BURROW_KEEPER`).
+    pub fn with_env(mut self, key: &str, value: &str) -> Env {
+        self.settings.push((key.to_string(), value.to_string()));
+        self
     }
 
     /// A directory under this test's home owned by the test user (to bind
@@ -318,6 +328,9 @@ impl Env {
             .stdin(Stdio::null());
         if self.force_single {
             c.env("BURROW_USERNS", "single");
+        }
+        for (k, v) in &self.settings {
+            c.env(k, v);
         }
         if shared().as_root {
             c.uid(self.uid).gid(self.gid);

@@ -22,8 +22,15 @@
 //! `state.json` names the keeper and the holder by pid and start time, so
 //! a keeper left from before a reboot, a reused pid, or one whose id maps
 //! no longer match `/etc/subuid` is seen as stale and replaced. The keeper
-//! directory is per mount namespace: a keeper started in another one sees
-//! another `/dev/net/tun`, `/etc/resolv.conf` and helper binaries.
+//! directory is per mount and network namespace: a keeper started in
+//! another mount namespace sees another `/dev/net/tun`, `/etc/resolv.conf`
+//! and helper binaries, and one started in another network namespace goes
+//! out through that one.
+//!
+//! User networks are bridges in the same namespace (named after their
+//! gateway, made by their first container), kept apart from each other by
+//! the holder's firewall rules; the holder answers DNS for their
+//! containers' names on every gateway's port 53 (`serve`).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -53,6 +60,10 @@ pub const PREFIX: u8 = 16;
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 1);
 /// The bridge in the holder's network namespace.
 pub const BRIDGE: &str = "burrow0";
+/// The interface group of every bridge in the holder's namespace, which
+/// its firewall rules match: traffic from a bridge out to the helper is
+/// masqueraded, traffic routed from one bridge to another is dropped.
+pub use crate::sandbox::link::BRIDGE_GROUP;
 /// The MTU of the bridge's ports, as pasta's and slirp4netns' 65520.
 pub const MTU: u32 = 65520;
 /// How long a keeper with no container waits before it exits.
@@ -88,8 +99,8 @@ pub enum KeeperError {
     Timeout(Duration, PathBuf),
     #[error("joining it: {0}")]
     Join(#[from] NsError),
-    #[error("no free address left in {SUBNET}/{PREFIX}")]
-    NoAddress,
+    #[error("no free address left in {0}")]
+    NoAddress(String),
 }
 
 /// A running process named by pid and start time.
@@ -127,13 +138,104 @@ pub struct State {
     pub helper: String,
 }
 
-/// The keeper directory of the caller's mount namespace under the per-user
-/// runtime directory `base`.
+/// A network on one of the holder's bridges: the default network, or a
+/// user network (its bridge made by the first container that joins it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub subnet: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub bridge: String,
+}
+
+impl Segment {
+    /// The default network, `burrow0`.
+    pub fn default_network() -> Segment {
+        Segment {
+            subnet: SUBNET,
+            prefix: PREFIX,
+            gateway: GATEWAY,
+            bridge: BRIDGE.to_string(),
+        }
+    }
+
+    /// A user network's: the bridge is named after its gateway, so a
+    /// network made again with the same subnet finds its bridge ready.
+    pub fn user(subnet: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> Segment {
+        Segment {
+            subnet,
+            prefix,
+            gateway,
+            bridge: format!("bu{:08x}", u32::from(gateway)),
+        }
+    }
+
+    /// Where its leases are: one directory per network, named by gateway.
+    fn leases(&self, dir: &Path) -> PathBuf {
+        dir.join("leases").join(self.gateway.to_string())
+    }
+}
+
+/// Whether a lease file is held by a running container: its inner process
+/// keeps an exclusive flock on it, so a lock we can take means nobody.
+fn held(path: &Path) -> bool {
+    File::open(path)
+        .map(|f| fs::flock_description(&f, FileLock::ExclusiveNow).is_err())
+        .unwrap_or(false)
+}
+
+/// The names a network's running containers answer to, for the holder's
+/// DNS responder: each lease file held names its address (the file's
+/// name) and holds the container's id, name and aliases (one per line).
+/// `client` must hold a lease there: a query is answered from the
+/// network the asker is on, and from nowhere else.
+pub fn names_seen_by(dir: &Path, client: Ipv4Addr) -> Option<Vec<(String, Ipv4Addr)>> {
+    let client = client.to_string();
+    let network = std::fs::read_dir(dir.join("leases"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|d| d.join(&client).is_file())?;
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&network).ok()?.flatten() {
+        let path = entry.path();
+        let Some(addr) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<Ipv4Addr>().ok())
+        else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if text.is_empty() || !held(&path) {
+            continue;
+        }
+        let mut lines = text.lines();
+        if let Some(id) = lines.next() {
+            // Docker answers a container's short id too (its hostname).
+            names.push((id.get(..12).unwrap_or(id).to_string(), addr));
+        }
+        names.extend(
+            lines
+                .filter(|l| !l.is_empty())
+                .map(|l| (l.to_string(), addr)),
+        );
+    }
+    Some(names)
+}
+
+/// The keeper directory of the caller's mount and network namespaces under
+/// the per-user runtime directory `base`: a command run in another network
+/// namespace expects its containers to go out through that one.
 pub fn dir(base: &Path) -> PathBuf {
-    let ns = std::fs::metadata("/proc/self/ns/mnt")
-        .map(|m| m.ino())
-        .unwrap_or(0);
-    base.join(format!("keeper-{ns}"))
+    let ino = |ns: &str| {
+        std::fs::metadata(format!("/proc/self/ns/{ns}"))
+            .map(|m| m.ino())
+            .unwrap_or(0)
+    };
+    base.join(format!("keeper-{}-{}", ino("mnt"), ino("net")))
 }
 
 /// What `system check` says of the caller's keeper.
@@ -182,16 +284,17 @@ pub fn status(base: &Path, mapping: &IdMapping) -> Status {
     }
     // A lease file nobody holds is free; one we cannot lock is in use.
     let leased = std::fs::read_dir(dir.join("leases"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    File::open(e.path())
-                        .map(|f| fs::flock_description(&f, FileLock::ExclusiveNow).is_err())
-                        .unwrap_or(false)
-                })
-                .count()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|net| {
+            std::fs::read_dir(net.path())
+                .into_iter()
+                .flatten()
+                .flatten()
         })
-        .unwrap_or(0);
+        .filter(|e| held(&e.path()))
+        .count();
     Status::Running {
         keeper: state.keeper.pid,
         helper: state.helper,
@@ -212,37 +315,57 @@ pub struct Joined {
     pub helper: Kind,
 }
 
-/// The keeper of `base` for a container `id`: the running one, or a new
-/// one started now for `mapping` with `helper`; then an address leased.
+/// Who is joining, and where.
+#[derive(Debug, Clone)]
+pub struct Member<'a> {
+    pub id: &'a str,
+    /// The names its network's DNS answers for it (name and aliases; none
+    /// on the default network, where Docker resolves no names either).
+    pub names: &'a [String],
+    pub segment: &'a Segment,
+}
+
+/// The keeper of `base` for container `who`: the running one, or a new
+/// one started now for `mapping` with `helper`; then an address leased on
+/// its network.
 pub fn ensure(
     base: &Path,
     mapping: &IdMapping,
     helper: &Helper,
-    id: &str,
+    who: &Member<'_>,
     idle: Duration,
 ) -> Result<Joined, KeeperError> {
     let dir = dir(base);
     let users = use_dir(&dir)?;
     let start_lock = lock(&dir.join("lock"))?;
-    let state = match usable(&dir, mapping) {
-        Some(s) => s,
-        None => {
-            // A holder that outlived its keeper still carries the running
-            // containers' network: a new keeper takes it over.
-            let adopt = orphaned_holder(&dir, mapping);
-            if adopt.is_none() {
-                stop_stale(&dir);
+    // A holder may end while we look (an orphan that found no user just
+    // before we came): then once more, with a new one.
+    let mut tries = 2;
+    let (state, namespaces) = loop {
+        tries -= 1;
+        let state = match usable(&dir, mapping) {
+            Some(s) => s,
+            None => {
+                // A holder that outlived its keeper still carries the
+                // running containers' network: a new keeper takes it over.
+                let adopt = orphaned_holder(&dir, mapping);
+                if adopt.is_none() {
+                    stop_stale(&dir);
+                }
+                start(&dir, helper, idle, adopt)?;
+                usable(&dir, mapping).ok_or_else(|| {
+                    KeeperError::Failed("it started but its state is not usable".into(), log(&dir))
+                })?
             }
-            start(&dir, helper, idle, adopt)?;
-            usable(&dir, mapping).ok_or_else(|| {
-                KeeperError::Failed("it started but its state is not usable".into(), log(&dir))
-            })?
+        };
+        match Namespaces::open_net(Path::new("/proc"), state.holder.pid, state.holder.start) {
+            Ok(ns) => break (state, ns),
+            Err(e) if tries == 0 => return Err(e.into()),
+            Err(_) => stop_stale(&dir),
         }
     };
     drop(start_lock);
-    let namespaces =
-        Namespaces::open_net(Path::new("/proc"), state.holder.pid, state.holder.start)?;
-    let (lease, address) = lease(&dir, id)?;
+    let (lease, address) = lease(&dir, who)?;
     let helper = if state.helper == Kind::Slirp4netns.name() {
         Kind::Slirp4netns
     } else {
@@ -441,29 +564,46 @@ fn start(
     }
 }
 
-/// An address of the subnet for container `id`: the first free lease from
-/// a place its id picks (so two containers seldom try the same one).
-fn lease(dir: &Path, id: &str) -> Result<(File, Ipv4Addr), KeeperError> {
-    let leases = dir.join("leases");
+/// An address of the member's subnet: the first free lease from a place
+/// its id picks (so two containers seldom try the same one). The lease
+/// file holds its id and names, for the network's DNS responder.
+fn lease(dir: &Path, who: &Member<'_>) -> Result<(File, Ipv4Addr), KeeperError> {
+    let leases = who.segment.leases(dir);
+    make_dir(&dir.join("leases"))?;
     make_dir(&leases)?;
-    // Host numbers 2 ..= 65534: .1 is the gateway, the last the broadcast.
-    let hosts: u32 = (1 << (32 - PREFIX)) - 3;
-    let seed = u32::from_str_radix(id.get(..8).unwrap_or("0"), 16).unwrap_or(0);
+    let Segment {
+        subnet,
+        prefix,
+        gateway,
+        ..
+    } = *who.segment;
+    // Host numbers from 1 to the last but one (the broadcast), the
+    // gateway's skipped.
+    let hosts: u32 = (1u32 << (32 - prefix)).saturating_sub(2);
+    let seed = u32::from_str_radix(who.id.get(..8).unwrap_or("0"), 16).unwrap_or(0);
+    let mut record = format!("{}\n", who.id);
+    for n in who.names {
+        record.push_str(n);
+        record.push('\n');
+    }
     for i in 0..hosts {
-        let host = 2 + (seed.wrapping_add(i) % hosts);
-        let address = Ipv4Addr::from(u32::from(SUBNET) | host);
+        let host = 1 + (seed.wrapping_add(i) % hosts);
+        let address = Ipv4Addr::from(u32::from(subnet) | host);
+        if address == gateway {
+            continue;
+        }
         let path = leases.join(address.to_string());
         let f = open_rw(&path)?;
         match fs::flock_description(&f, FileLock::ExclusiveNow) {
             Ok(()) => {
-                let _ = std::fs::write(&path, id);
+                let _ = std::fs::write(&path, &record);
                 return Ok((f, address));
             }
             Err(nix::Error::EWOULDBLOCK) => continue,
             Err(source) => return Err(KeeperError::Lock { path, source }),
         }
     }
-    Err(KeeperError::NoAddress)
+    Err(KeeperError::NoAddress(format!("{subnet}/{prefix}")))
 }
 
 #[cfg(test)]
@@ -488,8 +628,14 @@ mod tests {
     fn leases_are_distinct_while_held_and_free_once_closed() {
         let d = tempfile::tempdir().unwrap();
         let id = "0123456789abcdef";
-        let (held, a) = lease(d.path(), id).unwrap();
-        let (held2, b) = lease(d.path(), id).unwrap();
+        let default = Segment::default_network();
+        let who = Member {
+            id,
+            names: &[],
+            segment: &default,
+        };
+        let (held, a) = lease(d.path(), &who).unwrap();
+        let (held2, b) = lease(d.path(), &who).unwrap();
         assert_ne!(a, b, "two containers got one address");
         for addr in [a, b] {
             let host = u32::from(addr) & ((1 << (32 - PREFIX)) - 1);
@@ -503,13 +649,52 @@ mod tests {
             );
         }
         // The lease file names its container.
-        let text = std::fs::read_to_string(d.path().join("leases").join(a.to_string())).unwrap();
-        assert_eq!(text, id);
+        let file = d.path().join("leases/10.88.0.1").join(a.to_string());
+        assert_eq!(std::fs::read_to_string(file).unwrap(), format!("{id}\n"));
         // Closed (its holder ended): the first address is free again.
         drop(held);
-        let (_again, c) = lease(d.path(), id).unwrap();
+        let (_again, c) = lease(d.path(), &who).unwrap();
         assert_eq!(c, a);
         drop(held2);
+    }
+
+    #[test]
+    fn a_small_user_network_leases_all_but_its_gateway_then_runs_out() {
+        let d = tempfile::tempdir().unwrap();
+        // 10.89.7.0/29: hosts .1 to .6, .1 the gateway.
+        let net = Segment::user(Ipv4Addr::new(10, 89, 7, 0), 29, Ipv4Addr::new(10, 89, 7, 1));
+        assert_eq!(net.bridge, "bu0a590701");
+        let names = ["web".to_string(), "www".to_string()];
+        let who = Member {
+            id: "fedcba9876543210aa",
+            names: &names,
+            segment: &net,
+        };
+        let mut held = Vec::new();
+        for _ in 0..5 {
+            held.push(lease(d.path(), &who).unwrap());
+        }
+        let mut got: Vec<u8> = held.iter().map(|(_, a)| a.octets()[3]).collect();
+        got.sort();
+        assert_eq!(got, [2, 3, 4, 5, 6]);
+        assert!(matches!(
+            lease(d.path(), &who),
+            Err(KeeperError::NoAddress(n)) if n == "10.89.7.0/29"
+        ));
+        // The responder's view from a member: every name of every running
+        // member, the short id among them; from elsewhere: nothing.
+        let first = held[0].1;
+        let seen = names_seen_by(d.path(), first).unwrap();
+        assert_eq!(seen.len(), 15, "{seen:?}");
+        assert!(seen.contains(&("web".to_string(), first)));
+        assert!(seen.contains(&("fedcba987654".to_string(), first)));
+        assert!(names_seen_by(d.path(), Ipv4Addr::new(10, 88, 0, 5)).is_none());
+        // A member gone: its names go with its lock.
+        let (f, gone) = held.pop().unwrap();
+        drop(f);
+        let seen = names_seen_by(d.path(), first).unwrap();
+        assert_eq!(seen.len(), 12);
+        assert!(!seen.iter().any(|(_, a)| *a == gone));
     }
 
     #[test]

@@ -15,12 +15,13 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::{Proc, State, BRIDGE, GATEWAY, MTU, PREFIX, SUBNET, TICK};
+use super::{Proc, State, BRIDGE, BRIDGE_GROUP, GATEWAY, MTU, PREFIX, TICK};
 use crate::linux::channel::{channel, Failure, Receiver, Sender, Step};
 use crate::linux::fs::{self, FileLock};
 use crate::linux::newuser::{self, GrantError};
 use crate::linux::userns::IdMapping;
 use crate::linux::{net, netlink, process};
+use crate::network::dns;
 use crate::network::helper::{Helper, Running};
 
 /// The exit code of a keeper or holder that could not do its job.
@@ -87,7 +88,7 @@ pub fn serve(
             say("the holder to adopt is gone");
             return FAILED;
         }
-        None => match start_holder(dir, mapping) {
+        None => match start_holder(dir, mapping, helper) {
             Ok(h) => Holder::Child(h),
             Err(why) => {
                 eprintln!("burrow keeper: {why}");
@@ -207,15 +208,20 @@ fn write_state(dir: &Path, state: &State) -> std::io::Result<()> {
 }
 
 /// Fork the holder, write its id maps, and wait until its network is set
-/// up. Returns its pid, or why it could not be had.
-fn start_holder(dir: &Path, mapping: &IdMapping) -> Result<Pid, String> {
+/// up. Returns its pid, or why it could not be had. Its DNS responder
+/// forwards to the resolver `helper` answers on.
+fn start_holder(dir: &Path, mapping: &IdMapping, helper: &Helper) -> Result<Pid, String> {
     let (up_tx, mut up_rx) = channel().map_err(|e| format!("pipe: {e}"))?;
     let (mut down_tx, down_rx) = channel().map_err(|e| format!("pipe: {e}"))?;
     let keeper = nix::unistd::getpid();
-    let users = dir.join("users");
+    let upstream: std::net::Ipv4Addr = helper
+        .kind
+        .dns_address()
+        .parse()
+        .expect("the helpers' resolver addresses are IPv4 literals");
     let holder = process::fork_child(|| {
         process::close_fds_except(&[2, up_tx.as_raw_fd(), down_rx.as_raw_fd()]);
-        holder_main(up_tx, down_rx, keeper, &users)
+        holder_main(up_tx, down_rx, keeper, dir, upstream)
     })
     .map_err(|e| format!("fork: {e}"))?;
     let granted = newuser::grant_maps(&mut up_rx, &mut down_tx, || mapping.apply(holder));
@@ -234,10 +240,16 @@ fn start_holder(dir: &Path, mapping: &IdMapping) -> Result<Pid, String> {
 }
 
 /// The holder: its own user and network namespace, the bridge and the NAT
-/// rule in it; then it only exists (the namespaces live as long as it or a
-/// container in them). Orphaned by a keeper that died, it ends once no
+/// rule in it, and the user networks' DNS responder on port 53 of every
+/// bridge's gateway. Orphaned by a keeper that died, it ends once no
 /// container uses it.
-fn holder_main(mut up: Sender, mut down: Receiver, keeper: Pid, users: &Path) -> i32 {
+fn holder_main(
+    mut up: Sender,
+    mut down: Receiver,
+    keeper: Pid,
+    dir: &Path,
+    upstream: std::net::Ipv4Addr,
+) -> i32 {
     if let Err(f) = newuser::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET, FAILED) {
         up.failed(f);
         return FAILED;
@@ -249,21 +261,151 @@ fn holder_main(mut up: Sender, mut down: Receiver, keeper: Pid, users: &Path) ->
         up.failed(Failure::new(Step::Network, why, FAILED));
         return FAILED;
     }
+    // Without it, names on user networks are not answered (the containers'
+    // /etc/hosts still name themselves); the network itself works.
+    let mut responder = match Responder::open(dir, upstream) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("burrow keeper: the DNS responder: {e}");
+            None
+        }
+    };
     up.done();
     drop((up, down));
+    let users = dir.join("users");
     loop {
-        std::thread::sleep(ORPHAN_TICK);
+        let next_look = Instant::now() + ORPHAN_TICK;
+        match &mut responder {
+            Some(r) => r.serve_until(next_look),
+            None => std::thread::sleep(ORPHAN_TICK),
+        }
         if nix::unistd::getppid() == keeper {
             continue;
         }
         let free = File::options()
             .read(true)
             .write(true)
-            .open(users)
+            .open(&users)
             .map(|f| fs::flock_description(&f, FileLock::ExclusiveNow).is_ok())
             .unwrap_or(true);
         if free {
             return 0;
+        }
+    }
+}
+
+/// The DNS responder of the user networks: one UDP socket on port 53 of
+/// the holder's namespace (every bridge's gateway), answering an asker
+/// with the names of the network it is on (from the keeper's lease
+/// files), and forwarding every other name to the helper's resolver.
+struct Responder<'a> {
+    dir: &'a Path,
+    sock: std::net::UdpSocket,
+    /// The helper's resolver.
+    upstream: std::net::Ipv4Addr,
+    /// Made at the first name to forward: the helper that routes to the
+    /// upstream starts after the holder.
+    forwarder: Option<dns::Forwarder>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Responder<'a> {
+    fn open(dir: &'a Path, upstream: std::net::Ipv4Addr) -> std::io::Result<Responder<'a>> {
+        let sock = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 53))?;
+        sock.set_nonblocking(true)?;
+        Ok(Responder {
+            dir,
+            sock,
+            upstream,
+            forwarder: None,
+            buf: vec![0; 4096],
+        })
+    }
+
+    /// Relay `query` from `from` upstream; false when it cannot go.
+    fn forward(&mut self, query: &[u8], from: std::net::SocketAddr) -> bool {
+        if self.forwarder.is_none() {
+            self.forwarder = dns::Forwarder::new((self.upstream, 53).into()).ok();
+        }
+        self.forwarder
+            .as_mut()
+            .is_some_and(|f| f.relay(query, from, Instant::now()).is_ok())
+    }
+
+    /// Answer what comes until `until`.
+    fn serve_until(&mut self, until: Instant) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            let wake = self
+                .forwarder
+                .as_ref()
+                .and_then(|f| f.next_deadline())
+                .map_or(until, |d| d.min(until));
+            let ms = wake.saturating_duration_since(now).as_millis();
+            let timeout = PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+            let mut fds = vec![PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+            if let Some(f) = &self.forwarder {
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+            }
+            if poll(&mut fds, timeout).is_err() {
+                continue;
+            }
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            drop(fds);
+            if ready[0] {
+                self.queries();
+            }
+            let Some(f) = &mut self.forwarder else {
+                continue;
+            };
+            if ready.get(1) == Some(&true) {
+                while let Ok(Some((reply, to))) = f.receive() {
+                    let _ = self.sock.send_to(&reply, to);
+                }
+            }
+            for (reply, to) in f.expire(Instant::now()) {
+                let _ = self.sock.send_to(&reply, to);
+            }
+        }
+    }
+
+    fn queries(&mut self) {
+        while let Ok((n, from)) = self.sock.recv_from(&mut self.buf) {
+            let std::net::SocketAddr::V4(client) = from else {
+                continue;
+            };
+            // Only askers on one of the networks: anything else (nothing
+            // else can reach this namespace) gets no answer.
+            let Some(names) = super::names_seen_by(self.dir, *client.ip()) else {
+                continue;
+            };
+            let mut table = dns::Table::new();
+            for (name, addr) in &names {
+                table.add(name, *addr);
+            }
+            let query = &self.buf[..n];
+            match dns::answer(&table, query) {
+                dns::Answer::Reply(reply) => {
+                    let _ = self.sock.send_to(&reply, from);
+                }
+                dns::Answer::Forward => {
+                    let query = query.to_vec();
+                    if !self.forward(&query, from) {
+                        if let Some(fail) = dns::error_reply(&query, dns::Rcode::ServFail) {
+                            let _ = self.sock.send_to(&fail, from);
+                        }
+                    }
+                }
+                dns::Answer::Refuse => {}
+            }
         }
     }
 }
@@ -279,51 +421,102 @@ fn set_up_network() -> Result<(), String> {
         .map_err(|e| format!("creating bridge {BRIDGE}: {e}"))?;
     route
         .set_mtu(bridge, MTU)
+        .and_then(|()| route.set_group(bridge, BRIDGE_GROUP))
         .and_then(|()| route.add_address_v4(bridge, GATEWAY, PREFIX))
         .and_then(|()| route.set_up(bridge))
         .map_err(|e| format!("configuring bridge {BRIDGE}: {e}"))?;
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
         .map_err(|e| format!("enabling forwarding: {e}"))?;
-    masquerade()
+    // Where br_netfilter is loaded, frames bridged between two containers
+    // of one network also pass the IP hooks, as from the bridge to itself,
+    // and the rule that keeps networks apart would drop them: this
+    // namespace's bridges need no IP filtering of bridged frames.
+    let apart = match std::fs::write("/proc/sys/net/bridge/bridge-nf-call-iptables", "0") {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => {
+            eprintln!(
+                "burrow keeper: user networks are not kept apart: bridge-nf-call-iptables: {e}"
+            );
+            false
+        }
+    };
+    masquerade(apart)
 }
 
-/// nft's rule set: the subnet's traffic leaving it takes the outbound
-/// interface's address.
-fn ruleset() -> String {
+/// nft's rule set. Every bridge is in [`BRIDGE_GROUP`]: traffic from a
+/// bridge out of the namespace takes the outbound interface's address;
+/// traffic routed from one bridge to another (one network to another) is
+/// dropped, as Docker keeps its networks apart. Traffic between two
+/// containers of one network is bridged and never routed.
+fn ruleset(apart: bool) -> String {
+    let g = BRIDGE_GROUP;
+    let drop = if apart {
+        format!("\n    iifgroup {g} oifgroup {g} drop")
+    } else {
+        String::new()
+    };
     format!(
-        "table ip burrow {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {SUBNET}/{PREFIX} ip daddr != {SUBNET}/{PREFIX} masquerade\n  }}\n}}\n"
+        "table ip burrow {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    iifgroup {g} oifgroup != {g} masquerade\n  }}\n  chain forward {{\n    type filter hook forward priority filter; policy accept;{drop}\n  }}\n}}\n"
     )
 }
 
-/// Load [`ruleset`] with nft(8), else the same rule with iptables(8),
-/// found in `PATH` or the sbin directories (an ordinary user's `PATH` on
-/// Debian has none of them).
-fn masquerade() -> Result<(), String> {
+/// Load [`ruleset`] (networks kept `apart` or not) with nft(8), else the
+/// same rules with iptables(8), found in `PATH` or the sbin directories
+/// (an ordinary user's `PATH` on Debian has none of them).
+fn masquerade(apart: bool) -> Result<(), String> {
     let mut path = std::env::var_os("PATH").unwrap_or_default();
     path.push(":/usr/sbin:/sbin");
-    let subnet = format!("{SUBNET}/{PREFIX}");
-    let (program, args, input) = if let Some(nft) = fs::executable_in(&path, "nft") {
-        (nft, vec!["-f".to_string(), "-".to_string()], ruleset())
-    } else if let Some(iptables) = fs::executable_in(&path, "iptables") {
-        let args = [
-            "-t",
-            "nat",
-            "-A",
-            "POSTROUTING",
-            "-s",
-            &subnet,
-            "!",
-            "-d",
-            &subnet,
-            "-j",
-            "MASQUERADE",
-        ];
-        (iptables, args.map(String::from).to_vec(), String::new())
-    } else {
+    let g = BRIDGE_GROUP.to_string();
+    if let Some(nft) = fs::executable_in(&path, "nft") {
+        return run_rules(&nft, &["-f", "-"], &ruleset(apart));
+    }
+    let Some(iptables) = fs::executable_in(&path, "iptables") else {
         return Err("neither nft (package nftables) nor iptables is installed; one is needed for the shared network".into());
     };
-    let mut child = std::process::Command::new(&program)
-        .args(&args)
+    // xt_devgroup takes no input group in POSTROUTING: there, what leaves
+    // through neither a bridge nor loopback is masqueraded (the holder's
+    // own traffic has that interface's address already).
+    let nat = [
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "!",
+        "-o",
+        "lo",
+        "-m",
+        "devgroup",
+        "!",
+        "--dst-group",
+        &g,
+        "-j",
+        "MASQUERADE",
+    ];
+    let apart_rule = [
+        "-A",
+        "FORWARD",
+        "-m",
+        "devgroup",
+        "--src-group",
+        &g,
+        "--dst-group",
+        &g,
+        "-j",
+        "DROP",
+    ];
+    run_rules(&iptables, &nat, "")?;
+    if apart {
+        run_rules(&iptables, &apart_rule, "")?;
+    }
+    Ok(())
+}
+
+/// Run `program` with `args` and `input` on its stdin; its stderr is the
+/// error.
+fn run_rules(program: &Path, args: &[&str], input: &str) -> Result<(), String> {
+    let mut child = std::process::Command::new(program)
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
