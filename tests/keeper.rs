@@ -342,3 +342,49 @@ echo done=1"#;
         assert_eq!(field(&out, "after"), "1", "{out}");
     }
 }
+
+#[test]
+fn a_container_connected_to_a_second_network_reaches_both_and_is_named_in_each() {
+    for env in with_range("keeper-twonets") {
+        let body = r#"B network create front >/dev/null
+B network create back >/dev/null
+B run -d --name web --network front bb httpd -f -p 8080 -h /etc >/dev/null
+B run -d --name db --network back --network-alias database bb httpd -f -p 8080 -h /etc >/dev/null
+B create --name app --network front bb sleep 300 >/dev/null
+B network connect --alias api back app
+B start app >/dev/null
+echo "ifaces=$(B exec app ip -4 -o addr | awk '/eth/ {print $2}' | tr '\n' ' ')"
+echo "routes=$(B exec app ip route | grep -c default)"
+echo "web=$(B exec app timeout 5 wget -q -O- http://web:8080/hostname)"
+echo "db=$(B exec app timeout 5 wget -q -O- http://database:8080/hostname)"
+echo "web_name=$(B inspect -f '{{.Config.Hostname}}' web)"
+echo "db_name=$(B inspect -f '{{.Config.Hostname}}' db)"
+echo "api=$(B exec db nslookup api 2>&1 | awk '/^Address/ && !/:53/ {print $2}')"
+echo "back_ip=$(B inspect -f '{{.NetworkSettings.Networks.back.IPAddress}}' app)"
+echo "front_ip=$(B inspect -f '{{.NetworkSettings.Networks.front.IPAddress}}' app)"
+echo "web_sees_db=$(B exec web nslookup db 2>&1 | grep -q NXDOMAIN || echo yes)"
+echo "running=$(B network connect back web 2>&1 | grep -c 'before it starts')"
+B rm -f app web db >/dev/null
+B network rm front back >/dev/null
+echo done=1"#;
+        let Some(o) = script(&env, "keeper-twonets", body) else {
+            return;
+        };
+        let out = stdout(&o);
+        assert!(o.status.success(), "{out}{}", stderr(&o));
+        assert_eq!(field(&out, "done"), "1", "{out}");
+        assert_eq!(field(&out, "ifaces").trim(), "eth0 eth1", "{out}");
+        // One default route, through its own network's gateway.
+        assert_eq!(field(&out, "routes"), "1", "{out}");
+        assert_eq!(field(&out, "web"), field(&out, "web_name"), "{out}");
+        assert_eq!(field(&out, "db"), field(&out, "db_name"), "{out}");
+        let back = field(&out, "back_ip");
+        assert!(back.starts_with("10.89.1."), "{out}");
+        assert!(field(&out, "front_ip").starts_with("10.89.0."), "{out}");
+        // Its alias on the second network answers there, with that
+        // network's address; a member of one network sees none of the other.
+        assert_eq!(field(&out, "api"), back, "{out}");
+        assert_eq!(field(&out, "web_sees_db"), "", "{out}");
+        assert_eq!(field(&out, "running"), "1", "{out}");
+    }
+}

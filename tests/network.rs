@@ -1062,3 +1062,40 @@ fn members_starting_at_once_share_one_switch() {
         env.ok(["network", "rm", "burst"]);
     }
 }
+
+#[test]
+fn a_second_network_without_the_keeper_is_refused_at_start_in_one_line() {
+    for env in switch_users("usernet-two") {
+        env.import_busybox("busybox");
+        env.ok(["network", "create", "one"]);
+        env.ok(["network", "create", "two"]);
+        env.ok([
+            "create",
+            "--name",
+            "app",
+            "--network",
+            "one",
+            "busybox",
+            "true",
+        ]);
+        env.ok(["network", "connect", "--alias", "api", "two", "app"]);
+        let v: serde_json::Value = serde_json::from_str(&env.ok(["inspect", "app"])).unwrap();
+        let nets = &v[0]["NetworkSettings"]["Networks"];
+        assert_eq!(nets["two"]["Aliases"][0], "api", "{nets}");
+        assert!(nets.get("one").is_some(), "{nets}");
+        let o = env.run(["start", "app"]);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("is on 2 networks: more than one needs the user's keeper"),
+            "{}",
+            stderr(&o)
+        );
+        // Off the second one, it starts on the first.
+        env.ok(["network", "disconnect", "two", "app"]);
+        env.ok(["start", "-a", "app"]);
+        env.ok(["rm", "-f", "app"]);
+        let o = env.run(["network", "disconnect", "two", "app"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        env.ok(["network", "rm", "one", "two"]);
+    }
+}

@@ -1,4 +1,5 @@
-//! `burrow network create|ls|inspect|rm|prune`: user networks, with
+//! `burrow network create|ls|inspect|rm|prune|connect|disconnect`: user
+//! networks, with
 //! Docker's output shapes, and the hidden `burrow __switch NAME` that runs
 //! a network's switch.
 
@@ -29,6 +30,32 @@ pub enum NetworkCommand {
     Rm(RmArgs),
     /// Remove every network no container uses
     Prune(PruneArgs),
+    /// Put a container on a network (before it starts)
+    Connect(ConnectArgs),
+    /// Take a container off a network (before it starts)
+    Disconnect(DisconnectArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  burrow network connect backnet app\n  burrow network connect --alias api backnet app"
+)]
+pub struct ConnectArgs {
+    /// Another name the container answers to on this network
+    #[arg(long = "alias", value_name = "NAME")]
+    pub alias: Vec<String>,
+    pub network: String,
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  burrow network disconnect backnet app")]
+pub struct DisconnectArgs {
+    /// Accepted for Docker habits
+    #[arg(short, long)]
+    pub force: bool,
+    pub network: String,
+    pub container: String,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +167,26 @@ pub fn run(root: Option<PathBuf>, c: NetworkCommand) -> anyhow::Result<i32> {
         NetworkCommand::Inspect(a) => inspect(root, a),
         NetworkCommand::Rm(a) => rm(root, a),
         NetworkCommand::Prune(a) => prune(root, a),
+        NetworkCommand::Connect(a) => {
+            let ctx = Ctx::open(root)?;
+            said(networks::connect(&ctx, &a.network, &a.container, &a.alias))
+        }
+        NetworkCommand::Disconnect(a) => {
+            let ctx = Ctx::open(root)?;
+            said(networks::disconnect(&ctx, &a.network, &a.container))
+        }
+    }
+}
+
+/// Docker's CLI ends a failed connect or disconnect with its error and
+/// exit 1.
+fn said(r: Result<(), Error>) -> anyhow::Result<i32> {
+    match r {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            eprintln!("Error: {e}");
+            Ok(super::MISSING)
+        }
     }
 }
 

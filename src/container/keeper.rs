@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::linux::userns::IdMapping;
-use crate::network::keeper::{self, Member, Segment, MTU};
+use crate::network::keeper::{self, Place, Segment, MTU};
 use crate::network::user::Network;
 use crate::network::{helper, member::Endpoint, switch, Helper};
 use crate::sandbox::link::{Join, Link};
@@ -36,7 +36,8 @@ pub struct OnNetwork<'a> {
     pub names: &'a [String],
 }
 
-/// Join the keeper for container `id`, on the default network or `user`,
+/// Join the keeper for container `id`, on the default network or on the
+/// user networks `user` (the first one's gateway its default route),
 /// starting it if need be; None (the reason kept for [`unusable`]) when it
 /// cannot work here.
 pub fn join(
@@ -44,7 +45,7 @@ pub fn join(
     mapping: &IdMapping,
     helper: &Helper,
     id: &str,
-    user: Option<OnNetwork<'_>>,
+    user: &[OnNetwork<'_>],
     idle: std::time::Duration,
 ) -> Option<(Join, helper::Kind)> {
     let base = store.paths.runtime_base();
@@ -54,37 +55,45 @@ pub fn join(
     if failed_lately {
         return None;
     }
-    let segment = match user {
-        Some(u) => {
-            let subnet = u.network.subnet();
-            let gateway = u.network.gateway().parse().unwrap_or(subnet.gateway());
-            Segment::user(subnet.base, subnet.prefix, gateway)
-        }
-        None => Segment::default_network(),
+    let segments: Vec<(Segment, &[String])> = if user.is_empty() {
+        vec![(Segment::default_network(), &[][..])]
+    } else {
+        user.iter()
+            .map(|u| {
+                let subnet = u.network.subnet();
+                let gateway = u.network.gateway().parse().unwrap_or(subnet.gateway());
+                (Segment::user(subnet.base, subnet.prefix, gateway), u.names)
+            })
+            .collect()
     };
-    let who = Member {
-        id,
-        names: user.map(|u| u.names).unwrap_or_default(),
-        segment: &segment,
-    };
-    match keeper::ensure(base, mapping, helper, &who, idle) {
+    let places: Vec<Place> = segments
+        .iter()
+        .map(|(segment, names)| Place { segment, names })
+        .collect();
+    match keeper::ensure(base, mapping, helper, id, &places, idle) {
         Ok(j) => {
             let _ = std::fs::remove_file(unusable_file(base));
-            let link = Link {
-                address: j.address,
-                prefix: segment.prefix,
-                gateway: segment.gateway,
-                // The default network's bridge is the holder's; a user
-                // network's is made by whoever comes first.
-                make_bridge: user.is_some(),
-                bridge: segment.bridge,
-                mtu: MTU,
-                mac: switch::mac_for(j.address),
-            };
+            let links = segments
+                .iter()
+                .zip(&j.leases)
+                .map(|((segment, _), (_, address))| Link {
+                    address: *address,
+                    prefix: segment.prefix,
+                    gateway: segment.gateway,
+                    // The default network's bridge is the holder's; a user
+                    // network's is made by whoever comes first.
+                    make_bridge: !user.is_empty(),
+                    bridge: segment.bridge.clone(),
+                    mtu: MTU,
+                    mac: switch::mac_for(*address),
+                })
+                .collect();
+            let mut held = vec![Arc::new(j.users)];
+            held.extend(j.leases.into_iter().map(|(f, _)| Arc::new(f)));
             let joined = Join {
                 namespaces: Arc::new(j.namespaces),
-                held: vec![Arc::new(j.users), Arc::new(j.lease)],
-                link,
+                held,
+                links,
             };
             Some((joined, j.helper))
         }

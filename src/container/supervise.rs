@@ -76,6 +76,41 @@ fn shares_keeper(rec: &ContainerRecord, mapping: &IdMapping) -> bool {
         && rec.host_config.userns_mode.is_empty()
 }
 
+/// The user networks `rec` is on, its own (`--network`) first, then those
+/// it was connected to, each with the names its DNS answers for it there
+/// (name and aliases). Each must still exist (one cannot be removed while
+/// a container names it, but a record may predate that rule).
+fn user_networks(
+    store: &Store,
+    rec: &ContainerRecord,
+) -> std::result::Result<Vec<(network::user::Network, Vec<String>)>, Failure> {
+    let Some(first) = rec.user_network() else {
+        return Ok(Vec::new());
+    };
+    let others = rec
+        .network_settings
+        .networks
+        .keys()
+        .filter(|k| k.as_str() != first && k.as_str() != super::keeper::NETWORK);
+    std::iter::once(first)
+        .chain(others.map(String::as_str))
+        .map(|name| {
+            let net = network::user::get(store, name)
+                .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))?;
+            let aliases = rec
+                .network_settings
+                .networks
+                .get(name)
+                .map(|e| e.aliases.as_slice())
+                .unwrap_or_default();
+            let names = std::iter::once(rec.name.clone())
+                .chain(aliases.iter().cloned())
+                .collect();
+            Ok((net, names))
+        })
+        .collect()
+}
+
 /// Start `rec`, wait for it through `watch`, and record how it ended.
 /// Returns PID 1's exit code.
 pub fn supervise(
@@ -96,28 +131,20 @@ pub fn supervise(
     if spec.process.init {
         spec.process.init_program = crate::sandbox::init::find(&how.net.helper_path);
     }
-    // A user network must still exist (it cannot be removed while a
-    // container names it, but a record may predate that rule).
-    let user_net = match rec
-        .user_network()
-        .map(|name| network::user::get(store, name))
-    {
-        Some(Err(e)) => {
-            let e = StartError::from(Failure::new(Step::Network, e.to_string(), exit::BURROW));
+    let user_nets = match user_networks(store, rec) {
+        Ok(n) => n,
+        Err(f) => {
+            let e = StartError::from(f);
             record_start_failure(store, rec, mapping, &e);
             return Err(e.into());
         }
-        found => found.and_then(|r| r.ok()),
     };
+    let user_net = user_nets.first().map(|(n, _)| n.clone());
     let aliases: Vec<String> = user_net
         .as_ref()
         .and_then(|n| rec.network_settings.networks.get(&n.name))
         .map(|e| e.aliases.clone())
         .unwrap_or_default();
-    // The names a user network's DNS answers for the container.
-    let dns_names: Vec<String> = std::iter::once(rec.name.clone())
-        .chain(aliases.iter().cloned())
-        .collect();
     // The network helper for a private namespace (none: loopback only), and
     // the /etc files that name its resolver. The default network and user
     // networks go through the user's keeper when they can: the container
@@ -131,16 +158,16 @@ pub fn supervise(
             let mut resolver = found.as_ref().map(|h| h.kind.dns_address().to_string());
             let (own, named) = match (found, how.net.keeper) {
                 (Some(helper), Some(idle)) if shares_keeper(rec, mapping) => {
-                    let user = user_net.as_ref().map(|n| super::keeper::OnNetwork {
-                        network: n,
-                        names: &dns_names,
-                    });
-                    match super::keeper::join(store, mapping, &helper, &rec.id, user, idle) {
+                    let user: Vec<super::keeper::OnNetwork> = user_nets
+                        .iter()
+                        .map(|(network, names)| super::keeper::OnNetwork { network, names })
+                        .collect();
+                    match super::keeper::join(store, mapping, &helper, &rec.id, &user, idle) {
                         Some((joined, kind)) => {
-                            resolver = Some(match user {
+                            resolver = Some(match user.is_empty() {
                                 // The holder's responder, on the gateway.
-                                Some(_) => joined.link.gateway.to_string(),
-                                None => kind.dns_address().to_string(),
+                                false => joined.links[0].gateway.to_string(),
+                                true => kind.dns_address().to_string(),
                             });
                             shared = Some(joined);
                             (None, Some(network::Helper { kind, ..helper }))
@@ -163,12 +190,26 @@ pub fn supervise(
         }
     };
     // On the keeper, a user network is one of its bridges; else the
-    // network's switch.
+    // network's switch, which serves one network per container.
     let switched = if shared.is_some() {
         None
     } else {
         user_net.as_ref()
     };
+    if switched.is_some() && user_nets.len() > 1 {
+        let f = Failure::new(
+            Step::Network,
+            format!(
+                "container {} is on {} networks: more than one needs the user's keeper (a subordinate id range and an open /dev/net/tun; not BURROW_KEEPER=off)",
+                rec.name,
+                user_nets.len()
+            ),
+            exit::BURROW,
+        );
+        let e = StartError::from(f);
+        record_start_failure(store, rec, mapping, &e);
+        return Err(e.into());
+    }
     // It starts once PID 1 exists (it targets PID 1's namespace) and before
     // PID 1 sets itself up, so the command starts with its network ready.
     let log = spec.dir.join(HELPER_LOG);
@@ -203,9 +244,10 @@ pub fn supervise(
         None
     };
     // The container's cgroup, before anything forks; we stay outside it.
-    let endpoint = shared
+    let links = shared
         .as_ref()
-        .map(|j: &sandbox::link::Join| j.link.clone());
+        .map(|j: &sandbox::link::Join| j.links.clone())
+        .unwrap_or_default();
     spec.join = shared;
     let started = cgroup::for_start(rec, how.scopes).and_then(|cg| {
         spec.cgroup = cg;
@@ -253,14 +295,8 @@ pub fn supervise(
         }
     }
     let ns = &mut rec.network_settings;
-    match (&endpoint, &user_net) {
-        (Some(link), Some(n)) => {
-            ns.networks.insert(
-                n.name.clone(),
-                super::keeper::endpoint(link, &n.id, &aliases),
-            );
-        }
-        (Some(link), None) => {
+    match (links.first(), user_nets.is_empty()) {
+        (Some(link), true) => {
             ns.networks.insert(
                 super::keeper::NETWORK.into(),
                 super::keeper::endpoint(link, super::keeper::NETWORK, &[]),
@@ -269,7 +305,20 @@ pub fn supervise(
             ns.ip_prefix_len = link.prefix;
             ns.gateway = link.gateway.to_string();
         }
-        _ => {}
+        (Some(_), false) => {
+            for ((n, _), link) in user_nets.iter().zip(&links) {
+                let aliases = ns
+                    .networks
+                    .get(&n.name)
+                    .map(|e| e.aliases.clone())
+                    .unwrap_or_default();
+                ns.networks.insert(
+                    n.name.clone(),
+                    super::keeper::endpoint(link, &n.id, &aliases),
+                );
+            }
+        }
+        (None, _) => {}
     }
     if let (Some(n), Some(m)) = (&user_net, &member) {
         rec.network_settings
@@ -280,12 +329,15 @@ pub fn supervise(
     let mut trouble = Ok(());
     if how.list_running {
         rec.state = State::running(started.pid1.as_raw());
+        // The pid file first: a record that says running without one means
+        // its supervisor died (see the module comment), and a reader
+        // between the two writes would report a kill.
+        let _ = rec.write_pid_file(store);
         trouble = rec.save(store);
         if trouble.is_err() {
             // A container no record shows must not run on.
             let _ = kill(started.pid1, Signal::SIGKILL);
         }
-        let _ = rec.write_pid_file(store);
     }
     // Only now may a `--rm` container's end remove the record: one that
     // ended already must not be written again after that.

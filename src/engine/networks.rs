@@ -229,29 +229,21 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Vec<String>> {
 }
 
 /// Put a container that has not started on network `network`, known there
-/// by `aliases` besides its name, in place of the network it was made
-/// with: it joins when it starts. A container is on one network here, and
-/// one that runs cannot change networks.
+/// by `aliases` besides its name: it joins when it starts. A container on
+/// no user network takes it as its own (`--network`); one on a user
+/// network already is on both (its own keeps the default route). A
+/// container that runs cannot change networks here.
 pub fn connect(engine: &Engine, network: &str, container: &str, aliases: &[String]) -> Result<()> {
     let net = user::get(&engine.store, network)?;
     if let Some(a) = aliases.iter().find(|a| !user::is_plain_name(a)) {
         return Err(Error::invalid(format!("invalid network alias {a:?}")));
     }
     change_network(engine, container, |rec| {
-        match rec.network_mode() {
-            Mode::Host => {
-                return Err(Error::invalid(format!(
-                    "container {} shares the host's network: it cannot be connected to a network",
-                    rec.name
-                )))
-            }
-            Mode::User if rec.user_network() != Some(net.name.as_str()) => {
-                return Err(Error::Conflict(format!(
-                    "container {} is on network {}: a container is on one network here (disconnect it first)",
-                    rec.name, rec.host_config.network_mode
-                )))
-            }
-            _ => {}
+        if rec.network_mode() == Mode::Host {
+            return Err(Error::invalid(format!(
+                "container {} shares the host's network: it cannot be connected to a network",
+                rec.name
+            )));
         }
         // The container is known by its short id on every network already
         // (Compose passes it as an alias too).
@@ -262,34 +254,42 @@ pub fn connect(engine: &Engine, network: &str, container: &str, aliases: &[Strin
                 kept.push(a.clone());
             }
         }
-        rec.host_config.network_mode = net.name.clone();
-        rec.network_settings.networks = [(
-            net.name.clone(),
-            crate::network::member::Endpoint {
-                network_id: net.id.clone(),
-                aliases: kept,
-                ..Default::default()
-            },
-        )]
-        .into();
+        let endpoint = crate::network::member::Endpoint {
+            network_id: net.id.clone(),
+            aliases: kept,
+            ..Default::default()
+        };
+        if rec.user_network().is_none() {
+            rec.host_config.network_mode = net.name.clone();
+            rec.network_settings.networks.clear();
+        }
+        rec.network_settings
+            .networks
+            .insert(net.name.clone(), endpoint);
         Ok(())
     })
 }
 
-/// Take a container that has not started off network `network`: it starts
-/// with loopback only (Docker's container on no network), unless connected
-/// again.
+/// Take a container that has not started off network `network`. Off its
+/// own network, the next one it is on becomes its own; off its last, it
+/// starts with loopback only (Docker's container on no network), unless
+/// connected again.
 pub fn disconnect(engine: &Engine, network: &str, container: &str) -> Result<()> {
     let net = user::get(&engine.store, network)?;
     change_network(engine, container, |rec| {
-        if rec.user_network() != Some(net.name.as_str()) {
+        if rec.user_network().is_none() || rec.network_settings.networks.remove(&net.name).is_none()
+        {
             return Err(Error::Conflict(format!(
                 "container {} is not connected to network {}",
                 rec.name, net.name
             )));
         }
-        rec.host_config.network_mode = Mode::None.name().to_string();
-        rec.network_settings.networks.clear();
+        if rec.host_config.network_mode == net.name {
+            rec.host_config.network_mode = match rec.network_settings.networks.keys().next() {
+                Some(next) => next.clone(),
+                None => Mode::None.name().to_string(),
+            };
+        }
         Ok(())
     })
 }
@@ -395,7 +395,24 @@ mod tests {
             connect(&e, "appnet", &rec.id, &["a b".into()]),
             Err(Error::Invalid(_))
         ));
+        // A second network: on both, its own unchanged.
+        let back = NetworkRequest {
+            name: "backnet".into(),
+            subnet: Some("10.98.1.0/24".into()),
+            ..Default::default()
+        };
+        create(&e, &back).unwrap();
+        connect(&e, "backnet", &rec.id, &["b".into()]).unwrap();
+        let got = super::super::containers::find(&e, &rec.id).unwrap();
+        assert_eq!(got.host_config.network_mode, "appnet");
+        assert_eq!(got.network_settings.networks["backnet"].aliases, ["b"]);
+        assert_eq!(got.network_settings.networks.len(), 2);
+        // Off its own: the other becomes its own; off the last: none.
         disconnect(&e, "appnet", &rec.id).unwrap();
+        let got = super::super::containers::find(&e, &rec.id).unwrap();
+        assert_eq!(got.host_config.network_mode, "backnet");
+        assert_eq!(got.network_settings.networks.len(), 1);
+        disconnect(&e, "backnet", &rec.id).unwrap();
         let got = super::super::containers::find(&e, &rec.id).unwrap();
         assert_eq!(got.host_config.network_mode, "none");
         assert!(got.network_settings.networks.is_empty());

@@ -18,9 +18,10 @@ pub struct Join {
     /// The shared user and network namespaces.
     pub namespaces: Arc<Namespaces>,
     /// Files the inner process holds open while the container runs (the
-    /// locks that say the shared namespaces and the address are in use).
+    /// locks that say the shared namespaces and the addresses are in use).
     pub held: Vec<Arc<File>>,
-    pub link: Link,
+    /// One interface per network, the first `eth0` with the default route.
+    pub links: Vec<Link>,
 }
 
 impl Join {
@@ -52,15 +53,34 @@ pub struct Link {
 /// firewall rules match (see the keeper).
 pub const BRIDGE_GROUP: u32 = 0xb0;
 
-/// The name of the container's end inside its namespace.
-pub const INSIDE: &str = "eth0";
+/// The name of the container's `n`th interface inside its namespace.
+pub fn inside(n: usize) -> String {
+    format!("eth{n}")
+}
 
-/// Make the veth pair: `shared` is a netlink socket opened in the shared
-/// network namespace, and the caller is in the container's own. The
-/// shared end's name is unique among live containers (our pid); a taken
-/// one (a namespace still being torn down) moves on to the next.
-pub fn attach(shared: &mut Route, link: &Link) -> io::Result<()> {
+/// Make a veth pair per link: `shared` is a netlink socket opened in the
+/// shared network namespace, and the caller is in the container's own.
+/// The first link's gateway is the default route; the others reach their
+/// subnets only, as Docker's second networks do.
+pub fn attach(shared: &mut Route, links: &[Link]) -> io::Result<()> {
     let own_ns = File::open("/proc/thread-self/ns/net")?;
+    let mut own = Route::open()?;
+    for (n, link) in links.iter().enumerate() {
+        let inside = veth(shared, &own_ns, link, &inside(n))?;
+        own.add_address_v4(inside, link.address, link.prefix)?;
+        own.set_up(inside)?;
+        if n == 0 {
+            own.add_default_route_v4(link.gateway)?;
+        }
+    }
+    Ok(())
+}
+
+/// One veth pair: `inside` named so in the namespace `own_ns`, the other
+/// end on `link`'s bridge, its name unique among live containers (our
+/// pid); a taken one (a namespace still being torn down, or our other
+/// link) moves on to the next. Returns the inside end's index.
+fn veth(shared: &mut Route, own_ns: &File, link: &Link, inside: &str) -> io::Result<u32> {
     let bridge = match shared.link_index(&link.bridge)? {
         Some(b) => b,
         None if link.make_bridge => make_bridge(shared, link)?,
@@ -72,29 +92,20 @@ pub fn attach(shared: &mut Route, link: &Link) -> io::Result<()> {
         }
     };
     let pid = std::process::id();
-    let mut made = None;
     for n in 0..16u32 {
         let name = format!("bw{:08x}", pid.wrapping_add(n << 24));
-        let veth = Veth::new(&name, INSIDE, own_ns.as_fd())
+        let veth = Veth::new(&name, inside, own_ns.as_fd())
             .mtu(link.mtu)
             .master(bridge)
             .peer_mac(link.mac)
             .up();
         match shared.add_veth(&veth) {
-            Ok(pair) => {
-                made = Some(pair);
-                break;
-            }
+            Ok(pair) => return Ok(pair.peer_index),
             Err(e) if e.raw_os_error() == Some(nix::Error::EEXIST as i32) => continue,
             Err(e) => return Err(e),
         }
     }
-    let pair = made.ok_or_else(|| io::Error::from_raw_os_error(nix::Error::EEXIST as i32))?;
-    let mut own = Route::open()?;
-    let inside = pair.peer_index;
-    own.add_address_v4(inside, link.address, link.prefix)?;
-    own.set_up(inside)?;
-    own.add_default_route_v4(link.gateway)
+    Err(io::Error::from_raw_os_error(nix::Error::EEXIST as i32))
 }
 
 /// Make `link`'s bridge in the shared namespace: in the bridges' group,

@@ -298,7 +298,7 @@ fn inner_main(
         }
     }
     if let (Some(join), Some(route)) = (&spec.join, shared_net.as_mut()) {
-        if let Err(e) = super::link::attach(route, &join.link) {
+        if let Err(e) = super::link::attach(route, &join.links) {
             up.failed(Failure::io(Step::Network, &e, exit::BURROW));
             return exit::BURROW;
         }

@@ -184,20 +184,13 @@ fn held(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The names a network's running containers answer to, for the holder's
-/// DNS responder: each lease file held names its address (the file's
-/// name) and holds the container's id, name and aliases (one per line).
-/// `client` must hold a lease there: a query is answered from the
-/// network the asker is on, and from nowhere else.
-pub fn names_seen_by(dir: &Path, client: Ipv4Addr) -> Option<Vec<(String, Ipv4Addr)>> {
-    let client = client.to_string();
-    let network = std::fs::read_dir(dir.join("leases"))
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|d| d.join(&client).is_file())?;
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(&network).ok()?.flatten() {
+/// The held leases of one network directory: address, container id, names.
+fn members(network: &Path) -> Vec<(Ipv4Addr, String, Vec<String>)> {
+    let Ok(entries) = std::fs::read_dir(network) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
         let path = entry.path();
         let Some(addr) = path
             .file_name()
@@ -213,15 +206,42 @@ pub fn names_seen_by(dir: &Path, client: Ipv4Addr) -> Option<Vec<(String, Ipv4Ad
             continue;
         }
         let mut lines = text.lines();
-        if let Some(id) = lines.next() {
-            // Docker answers a container's short id too (its hostname).
-            names.push((id.get(..12).unwrap_or(id).to_string(), addr));
+        let id = lines.next().unwrap_or_default().to_string();
+        let names = lines.filter(|l| !l.is_empty()).map(String::from).collect();
+        out.push((addr, id, names));
+    }
+    out
+}
+
+/// The names the running containers on the asker's networks answer to,
+/// for the holder's DNS responder: each lease file held names its address
+/// (the file's name) and holds the container's id, name and aliases (one
+/// per line). `client` must hold a lease: a query is answered from the
+/// networks the asker is on (all of them, as Docker's resolver does), and
+/// from nowhere else.
+pub fn names_seen_by(dir: &Path, client: Ipv4Addr) -> Option<Vec<(String, Ipv4Addr)>> {
+    let networks: Vec<PathBuf> = std::fs::read_dir(dir.join("leases"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let asker = networks.iter().find_map(|n| {
+        members(n)
+            .into_iter()
+            .find(|(a, _, _)| *a == client)
+            .map(|(_, id, _)| id)
+    })?;
+    let mut names = Vec::new();
+    for network in &networks {
+        let here = members(network);
+        if !here.iter().any(|(_, id, _)| *id == asker) {
+            continue;
         }
-        names.extend(
-            lines
-                .filter(|l| !l.is_empty())
-                .map(|l| (l.to_string(), addr)),
-        );
+        for (addr, id, aliases) in here {
+            // Docker answers a container's short id too (its hostname).
+            names.push((id.get(..12).unwrap_or(&id).to_string(), addr));
+            names.extend(aliases.into_iter().map(|n| (n, addr)));
+        }
     }
     Some(names)
 }
@@ -309,30 +329,30 @@ pub struct Joined {
     pub namespaces: Namespaces,
     /// A shared flock on `users`: the keeper stays while it is held.
     pub users: File,
-    /// An exclusive flock on the address's lease file.
-    pub lease: File,
-    pub address: Ipv4Addr,
+    /// Per network: an exclusive flock on the address's lease file, and
+    /// the address.
+    pub leases: Vec<(File, Ipv4Addr)>,
     pub helper: Kind,
 }
 
-/// Who is joining, and where.
-#[derive(Debug, Clone)]
-pub struct Member<'a> {
-    pub id: &'a str,
-    /// The names its network's DNS answers for it (name and aliases; none
-    /// on the default network, where Docker resolves no names either).
-    pub names: &'a [String],
+/// A network a container joins, and the names its DNS answers for it
+/// there (name and aliases; none on the default network, where Docker
+/// resolves no names either).
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
     pub segment: &'a Segment,
+    pub names: &'a [String],
 }
 
-/// The keeper of `base` for container `who`: the running one, or a new
-/// one started now for `mapping` with `helper`; then an address leased on
-/// its network.
+/// The keeper of `base` for container `id`: the running one, or a new one
+/// started now for `mapping` with `helper`; then an address leased on each
+/// of its networks.
 pub fn ensure(
     base: &Path,
     mapping: &IdMapping,
     helper: &Helper,
-    who: &Member<'_>,
+    id: &str,
+    places: &[Place<'_>],
     idle: Duration,
 ) -> Result<Joined, KeeperError> {
     let dir = dir(base);
@@ -365,7 +385,10 @@ pub fn ensure(
         }
     };
     drop(start_lock);
-    let (lease, address) = lease(&dir, who)?;
+    let leases = places
+        .iter()
+        .map(|p| lease(&dir, id, p))
+        .collect::<Result<Vec<_>, _>>()?;
     let helper = if state.helper == Kind::Slirp4netns.name() {
         Kind::Slirp4netns
     } else {
@@ -374,8 +397,7 @@ pub fn ensure(
     Ok(Joined {
         namespaces,
         users,
-        lease,
-        address,
+        leases,
         helper,
     })
 }
@@ -564,11 +586,11 @@ fn start(
     }
 }
 
-/// An address of the member's subnet: the first free lease from a place
-/// its id picks (so two containers seldom try the same one). The lease
-/// file holds its id and names, for the network's DNS responder.
-fn lease(dir: &Path, who: &Member<'_>) -> Result<(File, Ipv4Addr), KeeperError> {
-    let leases = who.segment.leases(dir);
+/// An address of `place`'s subnet for container `id`: the first free lease
+/// from a place its id picks (so two containers seldom try the same one).
+/// The lease file holds its id and names, for the network's DNS responder.
+fn lease(dir: &Path, id: &str, place: &Place<'_>) -> Result<(File, Ipv4Addr), KeeperError> {
+    let leases = place.segment.leases(dir);
     make_dir(&dir.join("leases"))?;
     make_dir(&leases)?;
     let Segment {
@@ -576,13 +598,13 @@ fn lease(dir: &Path, who: &Member<'_>) -> Result<(File, Ipv4Addr), KeeperError> 
         prefix,
         gateway,
         ..
-    } = *who.segment;
+    } = *place.segment;
     // Host numbers from 1 to the last but one (the broadcast), the
     // gateway's skipped.
     let hosts: u32 = (1u32 << (32 - prefix)).saturating_sub(2);
-    let seed = u32::from_str_radix(who.id.get(..8).unwrap_or("0"), 16).unwrap_or(0);
-    let mut record = format!("{}\n", who.id);
-    for n in who.names {
+    let seed = u32::from_str_radix(id.get(..8).unwrap_or("0"), 16).unwrap_or(0);
+    let mut record = format!("{id}\n");
+    for n in place.names {
         record.push_str(n);
         record.push('\n');
     }
@@ -629,13 +651,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let id = "0123456789abcdef";
         let default = Segment::default_network();
-        let who = Member {
-            id,
-            names: &[],
+        let who = Place {
             segment: &default,
+            names: &[],
         };
-        let (held, a) = lease(d.path(), &who).unwrap();
-        let (held2, b) = lease(d.path(), &who).unwrap();
+        let (held, a) = lease(d.path(), id, &who).unwrap();
+        let (held2, b) = lease(d.path(), id, &who).unwrap();
         assert_ne!(a, b, "two containers got one address");
         for addr in [a, b] {
             let host = u32::from(addr) & ((1 << (32 - PREFIX)) - 1);
@@ -653,7 +674,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(file).unwrap(), format!("{id}\n"));
         // Closed (its holder ended): the first address is free again.
         drop(held);
-        let (_again, c) = lease(d.path(), &who).unwrap();
+        let (_again, c) = lease(d.path(), id, &who).unwrap();
         assert_eq!(c, a);
         drop(held2);
     }
@@ -665,20 +686,20 @@ mod tests {
         let net = Segment::user(Ipv4Addr::new(10, 89, 7, 0), 29, Ipv4Addr::new(10, 89, 7, 1));
         assert_eq!(net.bridge, "bu0a590701");
         let names = ["web".to_string(), "www".to_string()];
-        let who = Member {
-            id: "fedcba9876543210aa",
-            names: &names,
+        let place = Place {
             segment: &net,
+            names: &names,
         };
+        let id = |n: usize| format!("{n:x}edcba9876543210aa");
         let mut held = Vec::new();
-        for _ in 0..5 {
-            held.push(lease(d.path(), &who).unwrap());
+        for n in 0..5 {
+            held.push(lease(d.path(), &id(n), &place).unwrap());
         }
         let mut got: Vec<u8> = held.iter().map(|(_, a)| a.octets()[3]).collect();
         got.sort();
         assert_eq!(got, [2, 3, 4, 5, 6]);
         assert!(matches!(
-            lease(d.path(), &who),
+            lease(d.path(), &id(9), &place),
             Err(KeeperError::NoAddress(n)) if n == "10.89.7.0/29"
         ));
         // The responder's view from a member: every name of every running
@@ -687,7 +708,7 @@ mod tests {
         let seen = names_seen_by(d.path(), first).unwrap();
         assert_eq!(seen.len(), 15, "{seen:?}");
         assert!(seen.contains(&("web".to_string(), first)));
-        assert!(seen.contains(&("fedcba987654".to_string(), first)));
+        assert!(seen.contains(&("0edcba987654".to_string(), first)));
         assert!(names_seen_by(d.path(), Ipv4Addr::new(10, 88, 0, 5)).is_none());
         // A member gone: its names go with its lock.
         let (f, gone) = held.pop().unwrap();
@@ -695,6 +716,36 @@ mod tests {
         let seen = names_seen_by(d.path(), first).unwrap();
         assert_eq!(seen.len(), 12);
         assert!(!seen.iter().any(|(_, a)| *a == gone));
+    }
+
+    #[test]
+    fn a_member_of_two_networks_is_answered_from_both_and_seen_in_each() {
+        let d = tempfile::tempdir().unwrap();
+        let front = Segment::user(Ipv4Addr::new(10, 89, 1, 0), 24, Ipv4Addr::new(10, 89, 1, 1));
+        let back = Segment::user(Ipv4Addr::new(10, 89, 2, 0), 24, Ipv4Addr::new(10, 89, 2, 1));
+        let (app, web, db) = (["app".to_string()], ["web".to_string()], ["db".to_string()]);
+        let on = |segment, names| Place { segment, names };
+        let _app1 = lease(d.path(), "aaaaaaaaaaaa01", &on(&front, &app[..])).unwrap();
+        let _app2 = lease(d.path(), "aaaaaaaaaaaa01", &on(&back, &app[..])).unwrap();
+        let web_l = lease(d.path(), "bbbbbbbbbbbb02", &on(&front, &web[..])).unwrap();
+        let db_l = lease(d.path(), "cccccccccccc03", &on(&back, &db[..])).unwrap();
+        let names = |from: Ipv4Addr| -> Vec<String> {
+            let mut n: Vec<String> = names_seen_by(d.path(), from)
+                .unwrap()
+                .into_iter()
+                .map(|(n, _)| n)
+                .filter(|n| n.len() < 12)
+                .collect();
+            n.sort();
+            n.dedup();
+            n
+        };
+        // On both: both networks' names, whichever address it asks from.
+        assert_eq!(names(_app1.1), ["app", "db", "web"]);
+        assert_eq!(names(_app2.1), ["app", "db", "web"]);
+        // On one: that one's only.
+        assert_eq!(names(web_l.1), ["app", "web"]);
+        assert_eq!(names(db_l.1), ["app", "db"]);
     }
 
     #[test]
