@@ -363,11 +363,33 @@ echo "api=$(B exec db nslookup api 2>&1 | awk '/^Address/ && !/:53/ {print $2}')
 echo "back_ip=$(B inspect -f '{{.NetworkSettings.Networks.back.IPAddress}}' app)"
 echo "front_ip=$(B inspect -f '{{.NetworkSettings.Networks.front.IPAddress}}' app)"
 echo "web_sees_db=$(B exec web nslookup db 2>&1 | grep -q NXDOMAIN || echo yes)"
-echo "running=$(B network connect back web 2>&1 | grep -c 'before it starts')"
-B rm -f app web db >/dev/null
+# Live: web, running, joins back too, then leaves it.
+B network connect --alias w2 back web
+echo "live_ifaces=$(B exec web ip -4 -o addr | awk '/eth/ {print $2}' | tr '\n' ' ')"
+echo "live_db=$(B exec web timeout 5 wget -q -O- http://database:8080/hostname)"
+echo "live_name=$(B exec db nslookup w2 2>&1 | awk '/^Address/ && !/:53/ {print $2}')"
+echo "live_ip=$(B inspect -f '{{.NetworkSettings.Networks.back.IPAddress}}' web)"
+echo "again=$(B network connect back web 2>&1 | grep -c 'already on network')"
+B network disconnect back web
+echo "left_ifaces=$(B exec web ip -4 -o addr | awk '/eth/ {print $2}' | tr '\n' ' ')"
+echo "left_name=$(B exec db nslookup w2 2>&1 | grep -q NXDOMAIN && echo gone)"
+echo "left_record=$(B inspect -f '{{len .NetworkSettings.Networks}}' web)"
+# A container on the default network joins a user network live, and its
+# resolver becomes the network's.
+B run -d --name dflt bb sleep 300 >/dev/null
+B network connect back dflt
+echo "dflt_db=$(B exec dflt timeout 5 wget -q -O- http://database:8080/hostname)"
+echo "dflt_resolver=$(B exec dflt cat /etc/resolv.conf | awk '/^nameserver/ {print $2}')"
+B rm -f app web db dflt >/dev/null
+{lease_gone}
+echo "leases=$(ps -u $U -o args= | grep -c '^burrow __lease')"
 B network rm front back >/dev/null
-echo done=1"#;
-        let Some(o) = script(&env, "keeper-twonets", body) else {
+echo done=1"#
+            .replace(
+                "{lease_gone}",
+                &until("[ $(ps -u $U -o args= | grep -c '^burrow __lease') = 0 ]"),
+            );
+        let Some(o) = script(&env, "keeper-twonets", &body) else {
             return;
         };
         let out = stdout(&o);
@@ -385,6 +407,18 @@ echo done=1"#;
         // network's address; a member of one network sees none of the other.
         assert_eq!(field(&out, "api"), back, "{out}");
         assert_eq!(field(&out, "web_sees_db"), "", "{out}");
-        assert_eq!(field(&out, "running"), "1", "{out}");
+        assert_eq!(field(&out, "live_ifaces").trim(), "eth0 eth1", "{out}");
+        assert_eq!(field(&out, "live_db"), field(&out, "db_name"), "{out}");
+        let live_ip = field(&out, "live_ip");
+        assert!(live_ip.starts_with("10.89.1."), "{out}");
+        assert_eq!(field(&out, "live_name"), live_ip, "{out}");
+        assert_eq!(field(&out, "again"), "1", "{out}");
+        assert_eq!(field(&out, "left_ifaces").trim(), "eth0", "{out}");
+        assert_eq!(field(&out, "left_name"), "gone", "{out}");
+        assert_eq!(field(&out, "left_record"), "1", "{out}");
+        assert_eq!(field(&out, "dflt_db"), field(&out, "db_name"), "{out}");
+        assert_eq!(field(&out, "dflt_resolver"), "10.89.1.1", "{out}");
+        // What held the addresses given after start went with PID 1.
+        assert_eq!(field(&out, "leases"), "0", "{out}");
     }
 }

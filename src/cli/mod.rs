@@ -198,6 +198,9 @@ pub enum Command {
     /// (internal) the user's shared user and network namespace
     #[command(name = "__keeper", hide = true)]
     Keeper(network::KeeperArgs),
+    /// (internal) an address a running container was given, held
+    #[command(name = "__lease", hide = true)]
+    Lease(network::LeaseArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -671,5 +674,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Network(c) => network::run(root, c),
         Command::Switch(a) => network::run_switch(root, a),
         Command::Keeper(a) => network::run_keeper(a),
+        Command::Lease(a) => Ok(crate::network::keeper::hold_lease(a.pid1)),
     }
 }

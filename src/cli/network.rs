@@ -146,6 +146,16 @@ pub struct KeeperArgs {
     pub dir: PathBuf,
 }
 
+#[derive(Debug, Args)]
+pub struct LeaseArgs {
+    /// The container's PID 1 as PID:START: the lease (descriptor 3) is
+    /// held until it ends
+    #[arg(value_parser = adopt_arg)]
+    pub pid1: crate::network::keeper::Proc,
+    /// The lease file, named so that a disconnect can find its holder
+    pub lease: PathBuf,
+}
+
 /// Column titles of `--format 'table ...'`, Docker's.
 const HEADERS: &[(&str, &str)] = &[
     ("ID", "NETWORK ID"),

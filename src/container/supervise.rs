@@ -77,23 +77,26 @@ fn shares_keeper(rec: &ContainerRecord, mapping: &IdMapping) -> bool {
 }
 
 /// The user networks `rec` is on, its own (`--network`) first, then those
-/// it was connected to, each with the names its DNS answers for it there
-/// (name and aliases). Each must still exist (one cannot be removed while
-/// a container names it, but a record may predate that rule).
+/// it was connected to (a container on the default network may be on user
+/// networks too), each with the names its DNS answers for it there (name
+/// and aliases). Each must still exist (one cannot be removed while a
+/// container names it, but a record may predate that rule).
 fn user_networks(
     store: &Store,
     rec: &ContainerRecord,
 ) -> std::result::Result<Vec<(network::user::Network, Vec<String>)>, Failure> {
-    let Some(first) = rec.user_network() else {
+    let own = rec.user_network();
+    if own.is_none() && rec.network_mode() != network::Mode::Private {
         return Ok(Vec::new());
-    };
+    }
     let others = rec
         .network_settings
         .networks
         .keys()
-        .filter(|k| k.as_str() != first && k.as_str() != super::keeper::NETWORK);
-    std::iter::once(first)
-        .chain(others.map(String::as_str))
+        .map(String::as_str)
+        .filter(|k| Some(*k) != own && *k != super::keeper::NETWORK);
+    own.into_iter()
+        .chain(others)
         .map(|name| {
             let net = network::user::get(store, name)
                 .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))?;
@@ -139,7 +142,12 @@ pub fn supervise(
             return Err(e.into());
         }
     };
-    let user_net = user_nets.first().map(|(n, _)| n.clone());
+    // On the default network: its bridge first (the default route), then
+    // the user networks it was connected to.
+    let on_default = rec.network_mode() == network::Mode::Private;
+    let user_net = rec
+        .user_network()
+        .and(user_nets.first().map(|(n, _)| n.clone()));
     let aliases: Vec<String> = user_net
         .as_ref()
         .and_then(|n| rec.network_settings.networks.get(&n.name))
@@ -162,12 +170,18 @@ pub fn supervise(
                         .iter()
                         .map(|(network, names)| super::keeper::OnNetwork { network, names })
                         .collect();
-                    match super::keeper::join(store, mapping, &helper, &rec.id, &user, idle) {
+                    let places = super::keeper::Places {
+                        default: on_default,
+                        user: &user,
+                    };
+                    match super::keeper::join(store, mapping, &helper, &rec.id, places, idle) {
                         Some((joined, kind)) => {
-                            resolver = Some(match user.is_empty() {
-                                // The holder's responder, on the gateway.
-                                false => joined.links[0].gateway.to_string(),
-                                true => kind.dns_address().to_string(),
+                            // The holder's responder on a user network's
+                            // gateway, or the helper's resolver.
+                            let first_user = usize::from(on_default);
+                            resolver = Some(match joined.links.get(first_user) {
+                                Some(l) if !user.is_empty() => l.gateway.to_string(),
+                                _ => kind.dns_address().to_string(),
                             });
                             shared = Some(joined);
                             (None, Some(network::Helper { kind, ..helper }))
@@ -196,13 +210,14 @@ pub fn supervise(
     } else {
         user_net.as_ref()
     };
-    if switched.is_some() && user_nets.len() > 1 {
+    let without_keeper = usize::from(on_default) + user_nets.len();
+    if shared.is_none() && without_keeper > 1 {
         let f = Failure::new(
             Step::Network,
             format!(
                 "container {} is on {} networks: more than one needs the user's keeper (a subordinate id range and an open /dev/net/tun; not BURROW_KEEPER=off)",
                 rec.name,
-                user_nets.len()
+                without_keeper
             ),
             exit::BURROW,
         );
@@ -295,8 +310,9 @@ pub fn supervise(
         }
     }
     let ns = &mut rec.network_settings;
-    match (links.first(), user_nets.is_empty()) {
-        (Some(link), true) => {
+    let mut links = links.iter();
+    if on_default {
+        if let Some(link) = links.next() {
             ns.networks.insert(
                 super::keeper::NETWORK.into(),
                 super::keeper::endpoint(link, super::keeper::NETWORK, &[]),
@@ -305,20 +321,17 @@ pub fn supervise(
             ns.ip_prefix_len = link.prefix;
             ns.gateway = link.gateway.to_string();
         }
-        (Some(_), false) => {
-            for ((n, _), link) in user_nets.iter().zip(&links) {
-                let aliases = ns
-                    .networks
-                    .get(&n.name)
-                    .map(|e| e.aliases.clone())
-                    .unwrap_or_default();
-                ns.networks.insert(
-                    n.name.clone(),
-                    super::keeper::endpoint(link, &n.id, &aliases),
-                );
-            }
-        }
-        (None, _) => {}
+    }
+    for ((n, _), link) in user_nets.iter().zip(links) {
+        let aliases = ns
+            .networks
+            .get(&n.name)
+            .map(|e| e.aliases.clone())
+            .unwrap_or_default();
+        ns.networks.insert(
+            n.name.clone(),
+            super::keeper::endpoint(link, &n.id, &aliases),
+        );
     }
     if let (Some(n), Some(m)) = (&user_net, &member) {
         rec.network_settings

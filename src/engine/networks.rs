@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::filters::Filters;
 use super::{Engine, Error, Result};
-use crate::container::{self, ContainerRecord};
+use crate::container::{self, keeper, ContainerRecord};
 use crate::network::switch;
 use crate::network::user::{self, Network, UserNetworkError};
 use crate::network::Mode;
@@ -238,25 +238,31 @@ pub fn connect(engine: &Engine, network: &str, container: &str, aliases: &[Strin
     if let Some(a) = aliases.iter().find(|a| !user::is_plain_name(a)) {
         return Err(Error::invalid(format!("invalid network alias {a:?}")));
     }
-    change_network(engine, container, |rec| {
+    let live = |rec: &mut ContainerRecord| -> Result<()> {
+        if rec.network_settings.networks.contains_key(&net.name) {
+            return Err(Error::Conflict(format!(
+                "container {} is already on network {}",
+                rec.name, net.name
+            )));
+        }
+        let access = engine.settings.network_access();
+        let aliases = kept_aliases(rec, aliases);
+        let ep =
+            keeper::connect_running(&engine.store, &engine.mapping, &access, rec, &net, &aliases)
+                .map_err(live_error)?;
+        rec.network_settings.networks.insert(net.name.clone(), ep);
+        Ok(())
+    };
+    change_network(engine, container, live, |rec| {
         if rec.network_mode() == Mode::Host {
             return Err(Error::invalid(format!(
                 "container {} shares the host's network: it cannot be connected to a network",
                 rec.name
             )));
         }
-        // The container is known by its short id on every network already
-        // (Compose passes it as an alias too).
-        let short = rec.id[..12.min(rec.id.len())].to_string();
-        let mut kept: Vec<String> = Vec::new();
-        for a in aliases {
-            if !kept.contains(a) && *a != short {
-                kept.push(a.clone());
-            }
-        }
         let endpoint = crate::network::member::Endpoint {
             network_id: net.id.clone(),
-            aliases: kept,
+            aliases: kept_aliases(rec, aliases),
             ..Default::default()
         };
         if rec.user_network().is_none() {
@@ -276,7 +282,34 @@ pub fn connect(engine: &Engine, network: &str, container: &str, aliases: &[Strin
 /// connected again.
 pub fn disconnect(engine: &Engine, network: &str, container: &str) -> Result<()> {
     let net = user::get(&engine.store, network)?;
-    change_network(engine, container, |rec| {
+    let live = |rec: &mut ContainerRecord| -> Result<()> {
+        let not_on = || {
+            Error::Conflict(format!(
+                "container {} is not connected to network {}",
+                rec.name, net.name
+            ))
+        };
+        let address = rec
+            .network_settings
+            .networks
+            .get(&net.name)
+            .ok_or_else(not_on)?
+            .ip_address
+            .parse()
+            .map_err(|_| not_on())?;
+        keeper::disconnect_running(&engine.store, &engine.mapping, rec, &net, address)
+            .map_err(live_error)?;
+        rec.network_settings.networks.remove(&net.name);
+        if rec.host_config.network_mode == net.name {
+            // Its next start goes on with the networks it is still on.
+            rec.host_config.network_mode = match rec.network_settings.networks.keys().next() {
+                Some(next) => next.clone(),
+                None => Mode::None.name().to_string(),
+            };
+        }
+        Ok(())
+    };
+    change_network(engine, container, live, |rec| {
         if rec.user_network().is_none() || rec.network_settings.networks.remove(&net.name).is_none()
         {
             return Err(Error::Conflict(format!(
@@ -294,23 +327,53 @@ pub fn disconnect(engine: &Engine, network: &str, container: &str) -> Result<()>
     })
 }
 
-/// Change the stored record of a container that is not up, under its lock.
+/// The aliases to keep: each once, and not the short id (a container is
+/// known by it on every network already; Compose passes it as an alias).
+fn kept_aliases(rec: &ContainerRecord, aliases: &[String]) -> Vec<String> {
+    let short = &rec.id[..12.min(rec.id.len())];
+    let mut kept: Vec<String> = Vec::new();
+    for a in aliases {
+        if !kept.contains(a) && a != short {
+            kept.push(a.clone());
+        }
+    }
+    kept
+}
+
+/// A running container's network change that failed, as the engine says
+/// it: one that cannot change here is a conflict (the front end's 409).
+fn live_error(e: keeper::LiveNetworkError) -> Error {
+    use keeper::LiveNetworkError as L;
+    match e {
+        L::NotShared(_) | L::NotRunning(_) => Error::Conflict(e.to_string()),
+        e => Error::Other(anyhow::anyhow!(e)),
+    }
+}
+
+/// Change a container's networks under its lock: `running` when it is up
+/// (the change is made to it live), `stored` when it is not; the record
+/// saved either way.
 fn change_network(
     engine: &Engine,
     container: &str,
-    change: impl FnOnce(&mut ContainerRecord) -> Result<()>,
+    running: impl FnOnce(&mut ContainerRecord) -> Result<()>,
+    stored: impl FnOnce(&mut ContainerRecord) -> Result<()>,
 ) -> Result<()> {
     let found = super::containers::find(engine, container)?;
     let store = &engine.store;
     let _lock = store.lock_container(&found.id)?;
     let mut rec = ContainerRecord::load(store, &found.id)?;
-    if rec.is_up(store) || rec.is_restarting(store) {
-        return Err(Error::Other(anyhow::anyhow!(
-            "container {} is running: burrow changes the network of a container only before it starts",
+    if rec.is_restarting(store) {
+        return Err(Error::Conflict(format!(
+            "container {} is restarting: wait until it runs or has stopped",
             rec.name
         )));
     }
-    change(&mut rec)?;
+    if rec.is_up(store) {
+        running(&mut rec)?;
+    } else {
+        stored(&mut rec)?;
+    }
     rec.save(store)?;
     Ok(())
 }

@@ -108,6 +108,14 @@ fn veth(shared: &mut Route, own_ns: &File, link: &Link, inside: &str) -> io::Res
     Err(io::Error::from_raw_os_error(nix::Error::EEXIST as i32))
 }
 
+/// The fixed MAC of the bridge whose address is `gateway`: locally
+/// administered, with the address in it (the containers' are 02:42 and
+/// theirs, so the two never meet).
+pub fn gateway_mac(gateway: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = gateway.octets();
+    [0x02, 0x62, a, b, c, d]
+}
+
 /// Make `link`'s bridge in the shared namespace: in the bridges' group,
 /// with the gateway's address, up. Two containers may race to it: the
 /// one that finds it made already takes that one, and every step that was
@@ -125,8 +133,47 @@ fn make_bridge(shared: &mut Route, link: &Link) -> io::Result<u32> {
         Err(e) => return Err(e),
     };
     shared.set_group(index, BRIDGE_GROUP)?;
+    // A bridge takes its lowest port's MAC unless given one, and so
+    // changes it as containers come and go, while its members' ARP caches
+    // keep the old one for the gateway.
+    shared.set_mac(index, gateway_mac(link.gateway))?;
     shared.set_mtu(index, link.mtu)?;
     exists(shared.add_address_v4(index, link.gateway, link.prefix))?;
     shared.set_up(index)?;
     Ok(index)
+}
+
+/// Put a running container on one more network, from a process in the
+/// shared user and network namespaces (`shared` opened there):
+/// `container_net` is the container's network namespace, where the new
+/// interface takes the first free `ethN` name, which is returned. Ends in
+/// that namespace.
+pub fn attach_running(shared: &mut Route, container_net: &File, link: &Link) -> io::Result<String> {
+    nix::sched::setns(container_net.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+    let mut own = Route::open()?;
+    let taken: Vec<String> = own.links()?.into_iter().map(|l| l.name).collect();
+    let name = (0..)
+        .map(inside)
+        .find(|n| !taken.contains(n))
+        .expect("an unbounded range has a free name");
+    let index = veth(shared, container_net, link, &name)?;
+    own.add_address_v4(index, link.address, link.prefix)?;
+    own.set_up(index)?;
+    Ok(name)
+}
+
+/// Take a running container off a network: from a process in the shared
+/// user namespace, remove the interface holding `address` in its network
+/// namespace `container_net` (its end on the bridge goes with it).
+pub fn detach_running(container_net: &File, address: Ipv4Addr) -> io::Result<()> {
+    nix::sched::setns(container_net.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+    let mut own = Route::open()?;
+    let found = own
+        .addresses_v4()?
+        .into_iter()
+        .find(|(_, a, _)| *a == address);
+    match found {
+        Some((index, _, _)) => own.delete_link(index),
+        None => Ok(()),
+    }
 }

@@ -101,6 +101,8 @@ pub enum KeeperError {
     Join(#[from] NsError),
     #[error("no free address left in {0}")]
     NoAddress(String),
+    #[error("the keeper is not running")]
+    NotRunning,
 }
 
 /// A running process named by pid and start time.
@@ -333,6 +335,8 @@ pub struct Joined {
     /// the address.
     pub leases: Vec<(File, Ipv4Addr)>,
     pub helper: Kind,
+    /// The holder of the namespaces.
+    pub holder: Proc,
 }
 
 /// A network a container joins, and the names its DNS answers for it
@@ -399,7 +403,80 @@ pub fn ensure(
         users,
         leases,
         helper,
+        holder: state.holder,
     })
+}
+
+/// The running keeper's holder of `base`, its user and network namespaces
+/// opened (none is started: what runs on it was started with it).
+pub fn holder(base: &Path, mapping: &IdMapping) -> Result<(Proc, Namespaces), KeeperError> {
+    let dir = dir(base);
+    let state = usable(&dir, mapping).ok_or(KeeperError::NotRunning)?;
+    let ns = Namespaces::open_net(Path::new("/proc"), state.holder.pid, state.holder.start)?;
+    Ok((state.holder, ns))
+}
+
+/// A lease given to a running container after its start (a network it
+/// was connected to): held by `burrow __lease PID:START LEASE`, a process
+/// of its own that exits when PID 1 does. `lease` is the locked file,
+/// handed over as descriptor 3 so the lock never lapses.
+pub fn hold_for(
+    base: &Path,
+    pid1: Proc,
+    segment: &Segment,
+    lease: &File,
+    address: Ipv4Addr,
+) -> Result<(), KeeperError> {
+    let exe = std::fs::read_link("/proc/self/exe").map_err(KeeperError::Exe)?;
+    let path = segment.leases(&dir(base)).join(address.to_string());
+    let null = File::options()
+        .write(true)
+        .open("/dev/null")
+        .map_err(|source| KeeperError::File {
+            path: "/dev/null".into(),
+            source,
+        })?;
+    let who = format!("{}:{}", pid1.pid, pid1.start);
+    let args = ["__lease".as_ref(), who.as_ref(), path.as_os_str()];
+    process::spawn_detached(&exe, "burrow", &args, &null, Some(lease.as_raw_fd()))
+        .map_err(KeeperError::Spawn)
+}
+
+/// `burrow __lease PID:START LEASE`: keep descriptor 3 (the lease, locked)
+/// open until that process is gone.
+pub fn hold_lease(pid1: Proc) -> i32 {
+    while pid1.alive() {
+        std::thread::sleep(TICK);
+    }
+    0
+}
+
+/// Give up a running container's address on `segment`: its names go from
+/// the network's DNS at once (the lease file emptied), and the process
+/// holding a lease given after its start ends. A lease its inner process
+/// holds stays held (the address unused) until the container ends.
+pub fn release(base: &Path, segment: &Segment, address: Ipv4Addr) {
+    let path = segment.leases(&dir(base)).join(address.to_string());
+    if held(&path) {
+        let _ = std::fs::write(&path, "");
+    }
+    let want = path.as_os_str().as_encoded_bytes().to_vec();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let args = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let mut parts = args.split(|&b| b == 0);
+        let lease_holder =
+            parts.nth(1) == Some(b"__lease".as_slice()) && parts.nth(1) == Some(want.as_slice());
+        if lease_holder {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
 }
 
 /// A shared flock on `dir/users`, the directory made if need be. Taken

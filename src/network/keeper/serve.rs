@@ -422,6 +422,7 @@ fn set_up_network() -> Result<(), String> {
     route
         .set_mtu(bridge, MTU)
         .and_then(|()| route.set_group(bridge, BRIDGE_GROUP))
+        .and_then(|()| route.set_mac(bridge, crate::sandbox::link::gateway_mac(GATEWAY)))
         .and_then(|()| route.add_address_v4(bridge, GATEWAY, PREFIX))
         .and_then(|()| route.set_up(bridge))
         .map_err(|e| format!("configuring bridge {BRIDGE}: {e}"))?;
