@@ -19,6 +19,12 @@ use common::{host, loud, shell_line, stderr, stdout, Env, Who};
 /// `B ARGS` in it runs burrow as the test user, `K` names the keeper's
 /// directory and `U` the user's uid. None (said loudly) when not root.
 fn script(env: &Env, test: &str, body: &str) -> Option<Output> {
+    script_in(env, test, body, &["--mount"])
+}
+
+/// [`script`] in the namespaces `unshare` makes with `kinds` (`--mount`,
+/// and `--net` for a network namespace of the script's own).
+fn script_in(env: &Env, test: &str, body: &str, kinds: &[&str]) -> Option<Output> {
     if !nix::unistd::Uid::effective().is_root() {
         loud(&format!(
             "SKIPPED {test} [{:?}]: the keeper's scripts make a mount namespace, which needs root",
@@ -39,7 +45,8 @@ fn script(env: &Env, test: &str, body: &str) -> Option<Output> {
     .unwrap();
     Some(
         Command::new("/usr/bin/unshare")
-            .args(["--mount", "--propagation", "private", "--", "/bin/sh"])
+            .args(kinds)
+            .args(["--propagation", "private", "--", "/bin/sh"])
             .arg(&file)
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .output()
@@ -420,5 +427,56 @@ echo done=1"#
         assert_eq!(field(&out, "dflt_resolver"), "10.89.1.1", "{out}");
         // What held the addresses given after start went with PID 1.
         assert_eq!(field(&out, "leases"), "0", "{out}");
+    }
+}
+
+#[test]
+fn a_published_port_shows_the_server_its_clients_address() {
+    if !common::have("busybox") {
+        loud("SKIPPED a_published_port_shows_the_server_its_clients_address: the client is the host's busybox nc (apt-get install busybox)");
+        return;
+    }
+    for env in with_range("keeper-client-addr") {
+        // In a network namespace of the script's own: a default route (so
+        // the keeper has a helper), and a client in a second namespace
+        // behind a veth pair, at an address that is not ours.
+        let body = r#"ip link set lo up
+ip link add v0 type veth peer name v1
+ip addr add 10.203.0.2/24 dev v0
+ip link set v0 up
+ip link set v1 up
+ip route add default via 10.203.0.1 dev v0
+ip netns add cl$$
+ip link add h0 type veth peer name c0 netns cl$$
+ip addr add 10.231.7.1/24 dev h0
+ip link set h0 up
+ip netns exec cl$$ ip addr add 10.231.7.2/24 dev c0
+ip netns exec cl$$ ip link set c0 up
+B run -d --name srv -p 18080:9000 bb sh -c 'while true; do nc -l -p 9000 -e sh -c "netstat -tn | grep :9000"; done' >/dev/null
+echo "transparent=$([ -e $K/transparent ] && echo yes)"
+got() { echo | timeout 5 "$@" 18080 2>/dev/null | grep ESTABLISHED | awk '{print $5}'; }
+try() { i=0; until out=$(got "$@"); [ -n "$out" ] || [ $i -ge 50 ]; do i=$((i+1)); sleep 0.1; done; echo "$out"; }
+echo "remote=$(try ip netns exec cl$$ busybox nc 10.231.7.1)"
+echo "local=$(try busybox nc 127.0.0.1)"
+B rm -f srv >/dev/null
+ip netns del cl$$
+echo done=1"#;
+        let Some(o) = script_in(&env, "keeper-client-addr", body, &["--mount", "--net"]) else {
+            return;
+        };
+        let out = stdout(&o);
+        assert!(o.status.success(), "{out}{}", stderr(&o));
+        assert_eq!(field(&out, "done"), "1", "{out}");
+        assert_eq!(field(&out, "transparent"), "yes", "{out}");
+        // The server saw the client's own address, and a client on the
+        // host's loopback as the bridge's gateway (as Docker shows it).
+        assert!(
+            field(&out, "remote").starts_with("::ffff:10.231.7.2:"),
+            "{out}"
+        );
+        assert!(
+            field(&out, "local").starts_with("::ffff:10.88.0.1:"),
+            "{out}"
+        );
     }
 }

@@ -36,7 +36,13 @@ const RTM_SETLINK: u16 = 19;
 const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
+const RTM_NEWRULE: u16 = 32;
+const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
+const RTN_LOCAL: u8 = 2;
+const RT_SCOPE_HOST: u8 = 254;
+const FRA_FWMARK: u16 = 10;
+const FR_ACT_TO_TBL: u8 = 1;
 const RT_TABLE_MAIN: u8 = 254;
 const RTPROT_BOOT: u8 = 3;
 const RT_SCOPE_UNIVERSE: u8 = 0;
@@ -375,6 +381,39 @@ impl Route {
         ]);
         m.put(&0u32.to_ne_bytes());
         m.attr(RTA_GATEWAY, &gateway.octets());
+        self.ack(m)
+    }
+
+    /// In routing table `table`, deliver every IPv4 destination locally
+    /// (a route of type local, 0.0.0.0/0 through link `dev`): the route
+    /// that lets a transparent socket (IP_TRANSPARENT) bound to another
+    /// host's address receive its replies. EEXIST when it is there.
+    pub fn add_local_default_route_v4(&mut self, table: u8, dev: u32) -> io::Result<()> {
+        let mut m = Msg::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+        m.put(&[
+            libc::AF_INET as u8,
+            0,
+            0,
+            0,
+            table,
+            RTPROT_BOOT,
+            RT_SCOPE_HOST,
+            RTN_LOCAL,
+        ]);
+        m.put(&0u32.to_ne_bytes());
+        m.attr_u32(RTA_OIF, dev);
+        self.ack(m)
+    }
+
+    /// A policy rule: IPv4 packets carrying firewall mark `mark` are routed
+    /// by table `table`.
+    pub fn add_fwmark_rule_v4(&mut self, mark: u32, table: u8) -> io::Result<()> {
+        let mut m = Msg::new(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL);
+        // struct fib_rule_hdr: family, dst_len, src_len, tos, table, two
+        // reserved bytes, action, flags.
+        m.put(&[libc::AF_INET as u8, 0, 0, 0, table, 0, 0, FR_ACT_TO_TBL]);
+        m.put(&0u32.to_ne_bytes());
+        m.attr_u32(FRA_FWMARK, mark);
         self.ack(m)
     }
 
@@ -924,6 +963,10 @@ mod tests {
             rt.set_mac(br, br_mac).context("set_mac")?;
             rt.set_up(br).context("set_up")?;
             rt.set_group(br, 0xb0).context("set_group")?;
+            rt.add_fwmark_rule_v4(1, 100).context("fwmark rule")?;
+            rt.add_local_default_route_v4(100, LOOPBACK)
+                .context("local route")?;
+            ensure!(errno(rt.add_local_default_route_v4(100, LOOPBACK)) == Some(libc::EEXIST));
             ensure!(rt.link("brt0")?.and_then(|l| l.group) == Some(0xb0));
             rt.add_address_v4(br, Ipv4Addr::new(10, 88, 0, 1), 24)
                 .context("address on the bridge")?;

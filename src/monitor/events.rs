@@ -281,7 +281,18 @@ impl Watch for Monitor {
         if let Some(f) = &mut self.forwarder {
             // Through the inner process, which outlives PID 1 and whose
             // pid cannot be reused under us (see `Forwarder::attach`).
-            f.attach(started.inner.as_raw())
+            // On the keeper's network, the container's bridge address is
+            // dialed from there, from the client's own address where the
+            // keeper allows it.
+            let bridged = started.bridge.as_ref().map(|b| {
+                let keeper = crate::network::keeper::dir(self.store.paths.runtime_base());
+                crate::network::forward::Bridged {
+                    namespaces: b.namespaces.clone(),
+                    address: b.address,
+                    transparent: keeper.join(crate::network::keeper::TRANSPARENT).exists(),
+                }
+            });
+            f.attach(started.inner.as_raw(), bridged)
                 .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))?;
         }
         let io = self

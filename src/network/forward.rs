@@ -55,10 +55,32 @@ struct Listener {
 enum Target {
     /// The container has not started yet.
     Pending,
-    /// Its user and network namespaces.
+    /// Its user and network namespaces: to its loopback.
     Open(Namespaces),
+    /// Its address on a shared network, from that network's namespaces.
+    Bridge(Bridged),
     /// It ended before they could be opened.
     Ended,
+}
+
+/// A container on a shared network: connections go to its address there
+/// from the shared namespace, made from the client's own address when
+/// `transparent` (the namespace routes the replies back to such sockets),
+/// so that the server sees who connected; else from the bridge's address.
+#[derive(Debug, Clone)]
+pub struct Bridged {
+    pub namespaces: std::sync::Arc<Namespaces>,
+    pub address: std::net::Ipv4Addr,
+    pub transparent: bool,
+}
+
+/// What a dialer connects to.
+#[derive(Debug, Clone, Copy)]
+enum Dest<'a> {
+    /// 127.0.0.1 in the container's namespaces.
+    Loopback(&'a Namespaces),
+    /// Its shared-network address, for `client`.
+    Bridge(&'a Bridged, SocketAddr),
 }
 
 /// The listeners, the connections being relayed and the UDP clients.
@@ -175,7 +197,11 @@ impl Forwarder {
     /// process, before we get here). A container that has ended already is
     /// not an error: it has nothing to connect to, so clients see their
     /// connections closed until the monitor reads its exit.
-    pub fn attach(&mut self, pid: i32) -> Result<(), NetworkError> {
+    pub fn attach(&mut self, pid: i32, bridged: Option<Bridged>) -> Result<(), NetworkError> {
+        if let Some(b) = bridged {
+            self.target = Target::Bridge(b);
+            return Ok(());
+        }
         let proc_root = Path::new("/proc");
         let opened = process::start_time(proc_root, pid)
             .ok_or(NsError::Gone { pid })
@@ -253,8 +279,13 @@ impl Forwarder {
 
     fn on_listener(&mut self, i: usize) {
         let l = &self.listeners[i];
-        let ns = match &self.target {
-            Target::Open(ns) => ns,
+        let dest = |client: SocketAddr| match &self.target {
+            Target::Open(ns) => Dest::Loopback(ns),
+            Target::Bridge(b) => Dest::Bridge(b, client),
+            _ => unreachable!("only an open target is dialed"),
+        };
+        match &self.target {
+            Target::Open(_) | Target::Bridge(_) => {}
             Target::Pending => return,
             // Nothing to connect to: take what waits and drop it, so the
             // listener does not stay readable.
@@ -265,12 +296,12 @@ impl Forwarder {
                 }
                 return;
             }
-        };
+        }
         let port = l.spec.container_port;
         match &l.sock {
             Sock::Tcp(t) => {
-                while let Ok((client, _)) = t.accept() {
-                    match dial(ns, Proto::Tcp, port) {
+                while let Ok((client, from)) = t.accept() {
+                    match dial(dest(from), Proto::Tcp, port) {
                         Ok(inside) => {
                             let client = OwnedFd::from(client);
                             let ready = set_nonblocking(&client)
@@ -302,7 +333,7 @@ impl Forwarder {
                         .find(|s| s.listener == i && s.client == from);
                     let session = match known {
                         Some(s) => s,
-                        None => match dial(ns, Proto::Udp, port) {
+                        None => match dial(dest(from), Proto::Udp, port) {
                             Ok(inside) => {
                                 if set_nonblocking(&inside).is_err() {
                                     continue;
@@ -415,13 +446,15 @@ fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {
     fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(|_| ())
 }
 
-/// A socket connected to `127.0.0.1:port` inside the container: a child
-/// joins the container's user namespace (which the caller owns, so it holds
-/// every capability there, user_namespaces(7)) and then its network
+/// A socket connected to the container's `port`: to `127.0.0.1` inside
+/// it, or to its address on a shared network from that network's
+/// namespace (from the client's address when that namespace allows). A
+/// child joins the user namespace (which the caller owns, so it holds
+/// every capability there, user_namespaces(7)) and then the network
 /// namespace (setns(2) asks CAP_SYS_ADMIN in the namespace's owner and in
 /// the caller's own user namespace), connects, and sends the socket back.
-/// The socket stays in the container's namespace wherever it travels.
-pub fn dial(ns: &Namespaces, proto: Proto, port: u16) -> Result<OwnedFd, NetworkError> {
+/// The socket stays in that namespace wherever it travels.
+fn dial(dest: Dest<'_>, proto: Proto, port: u16) -> Result<OwnedFd, NetworkError> {
     let fail = |detail: String| NetworkError::Dial {
         port,
         proto: proto.name(),
@@ -437,18 +470,39 @@ pub fn dial(ns: &Namespaces, proto: Proto, port: u16) -> Result<OwnedFd, Network
     let (mut tx, mut rx) = channel().map_err(|e| fail(format!("pipe: {e}")))?;
     let child = process::fork_child(|| {
         let connected = (|| -> Result<OwnedFd, Failure> {
+            let ns = match dest {
+                Dest::Loopback(ns) => ns,
+                Dest::Bridge(b, _) => &b.namespaces,
+            };
             ns.join()
                 .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
             let io = |e: std::io::Error| Failure::io(Step::Network, &e, exit::BURROW);
-            let to = SocketAddr::from(([127, 0, 0, 1], port));
-            Ok(match proto {
-                Proto::Tcp => OwnedFd::from(std::net::TcpStream::connect(to).map_err(io)?),
-                Proto::Udp => {
-                    let u = UdpSocket::bind(("127.0.0.1", 0)).map_err(io)?;
-                    u.connect(to).map_err(io)?;
-                    OwnedFd::from(u)
+            let sys = |e: nix::Error| Failure::sys(Step::Network, e, exit::BURROW);
+            let (to, from) = match dest {
+                Dest::Loopback(_) => (SocketAddr::from(([127, 0, 0, 1], port)), None),
+                Dest::Bridge(b, client) => {
+                    let to = SocketAddr::from((b.address, port));
+                    // A loopback or IPv6 client cannot be a source on the
+                    // bridge: those come from the bridge's address.
+                    let keep = match client {
+                        SocketAddr::V4(c) if b.transparent && !c.ip().is_loopback() => Some(c),
+                        _ => None,
+                    };
+                    (to, keep)
                 }
-            })
+            };
+            match from {
+                Some(client) => transparent_socket(proto, client, to).map_err(sys),
+                None => Ok(match proto {
+                    Proto::Tcp => OwnedFd::from(std::net::TcpStream::connect(to).map_err(io)?),
+                    Proto::Udp => {
+                        let u =
+                            UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).map_err(io)?;
+                        u.connect(to).map_err(io)?;
+                        OwnedFd::from(u)
+                    }
+                }),
+            }
         })();
         match connected {
             Ok(s) => match tty::send_fd(theirs.as_raw_fd(), s.as_raw_fd()) {
@@ -478,6 +532,32 @@ pub fn dial(ns: &Namespaces, proto: Proto, port: u16) -> Result<OwnedFd, Network
     };
     let _ = process::wait_exit_code(child);
     got
+}
+
+/// A socket bound to `client`'s address (IP_TRANSPARENT: an address of
+/// another host) and connected to `to`; the client's own port when it is
+/// free here, else one the kernel picks.
+fn transparent_socket(
+    proto: Proto,
+    client: std::net::SocketAddrV4,
+    to: SocketAddr,
+) -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{bind, connect, setsockopt, socket, sockopt, SockaddrIn};
+    let kind = match proto {
+        Proto::Tcp => SockType::Stream,
+        Proto::Udp => SockType::Datagram,
+    };
+    let fd = socket(AddressFamily::Inet, kind, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::IpTransparent, &true)?;
+    if bind(fd.as_raw_fd(), &SockaddrIn::from(client)).is_err() {
+        let any_port = std::net::SocketAddrV4::new(*client.ip(), 0);
+        bind(fd.as_raw_fd(), &SockaddrIn::from(any_port))?;
+    }
+    let SocketAddr::V4(to) = to else {
+        return Err(nix::Error::EAFNOSUPPORT);
+    };
+    connect(fd.as_raw_fd(), &SockaddrIn::from(to))?;
+    Ok(fd)
 }
 
 /// One direction of a TCP connection. Bytes move from socket to socket
@@ -656,7 +736,7 @@ mod tests {
             proto: Proto::Tcp,
         }])
         .unwrap();
-        f.attach(gone).unwrap();
+        f.attach(gone, None).unwrap();
         let port: u16 = f.published()["80/tcp"][0].host_port.parse().unwrap();
         let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         client

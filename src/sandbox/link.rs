@@ -34,6 +34,14 @@ impl Join {
     }
 }
 
+/// A running container on a shared network, as its port forwarder
+/// reaches it: the shared namespaces (to dial from) and its address.
+#[derive(Debug, Clone)]
+pub struct Bridge {
+    pub namespaces: Arc<Namespaces>,
+    pub address: Ipv4Addr,
+}
+
 /// The container's interface on the bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {

@@ -28,6 +28,9 @@ pub struct Started {
     /// PID 1 of the container as the host sees it.
     pub pid1: Pid,
     pub rootfs: RootfsMode,
+    /// On a shared network: its namespaces and the container's first
+    /// address there.
+    pub bridge: Option<super::link::Bridge>,
     reports: Receiver,
     /// Held until the caller has written what it records about the running
     /// container (see [`Started::recorded`]); the inner process waits for
@@ -178,6 +181,12 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
         inner,
         pid1: Pid::from_raw(pid1),
         rootfs,
+        bridge: spec.join.as_ref().and_then(|j| {
+            Some(super::link::Bridge {
+                namespaces: j.namespaces.clone(),
+                address: j.links.first()?.address,
+            })
+        }),
         reports: up_rx,
         record_gate: Some(down_tx),
     };

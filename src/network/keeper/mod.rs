@@ -66,6 +66,12 @@ pub const BRIDGE: &str = "burrow0";
 pub use crate::sandbox::link::BRIDGE_GROUP;
 /// The MTU of the bridge's ports, as pasta's and slirp4netns' 65520.
 pub const MTU: u32 = 65520;
+/// A file in the keeper's directory, there when the holder can take
+/// connections made from a client's address (see `serve::transparent`).
+pub const TRANSPARENT: &str = "transparent";
+/// The firewall mark and routing table of those connections' replies.
+pub const TRANSPARENT_MARK: u32 = 0xb0;
+pub const TRANSPARENT_TABLE: u8 = 176;
 /// How long a keeper with no container waits before it exits.
 pub const IDLE: Duration = Duration::from_secs(60);
 /// How long a starter waits for a new keeper to say it is ready.

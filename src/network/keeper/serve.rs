@@ -261,6 +261,14 @@ fn holder_main(
         up.failed(Failure::new(Step::Network, why, FAILED));
         return FAILED;
     }
+    // Published ports keep their clients' addresses where this works;
+    // elsewhere connections come from the bridge's address.
+    match transparent() {
+        Ok(()) => {
+            let _ = std::fs::write(dir.join(super::TRANSPARENT), "");
+        }
+        Err(why) => eprintln!("burrow keeper: clients' addresses are not kept: {why}"),
+    }
     // Without it, names on user networks are not answered (the containers'
     // /etc/hosts still name themselves); the network itself works.
     let mut responder = match Responder::open(dir, upstream) {
@@ -443,6 +451,45 @@ fn set_up_network() -> Result<(), String> {
         }
     };
     masquerade(apart)
+}
+
+/// What lets the port forwarder connect to a container from its client's
+/// address (a socket with IP_TRANSPARENT, bound to that address, in this
+/// namespace): the container's replies, routed back here, are marked when
+/// they belong to such a socket, and marked packets are delivered locally.
+fn transparent() -> Result<(), String> {
+    use super::{TRANSPARENT_MARK, TRANSPARENT_TABLE};
+    let mut route = netlink::Route::open().map_err(|e| format!("netlink: {e}"))?;
+    route
+        .add_fwmark_rule_v4(TRANSPARENT_MARK, TRANSPARENT_TABLE)
+        .and_then(|()| route.add_local_default_route_v4(TRANSPARENT_TABLE, netlink::LOOPBACK))
+        .map_err(|e| format!("policy routing: {e}"))?;
+    let mut path = std::env::var_os("PATH").unwrap_or_default();
+    path.push(":/usr/sbin:/sbin");
+    let mark = TRANSPARENT_MARK.to_string();
+    if let Some(nft) = fs::executable_in(&path, "nft") {
+        let rules = format!(
+            "table ip burrow {{\n  chain prerouting {{\n    type filter hook prerouting priority mangle; policy accept;\n    socket transparent 1 meta mark set {mark}\n  }}\n}}\n"
+        );
+        return run_rules(&nft, &["-f", "-"], &rules);
+    }
+    let Some(iptables) = fs::executable_in(&path, "iptables") else {
+        return Err("neither nft nor iptables is installed".into());
+    };
+    let args = [
+        "-t",
+        "mangle",
+        "-A",
+        "PREROUTING",
+        "-m",
+        "socket",
+        "--transparent",
+        "-j",
+        "MARK",
+        "--set-mark",
+        &mark,
+    ];
+    run_rules(&iptables, &args, "")
 }
 
 /// nft's rule set. Every bridge is in [`BRIDGE_GROUP`]: traffic from a
