@@ -12,7 +12,7 @@ use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
 
 use crate::linux::caps;
 use crate::sandbox::seccomp::Profile;
-use crate::sandbox::{MountOp, DEVICES};
+use crate::sandbox::{MountOp, Symlinks, DEVICES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -298,6 +298,7 @@ fn plan_with(
             bind,
             recursive: o.recursive,
             propagation: o.propagation,
+            symlinks: o.symlinks,
         });
     }
     // A fresh /dev gets the devices every container has, bound from the
@@ -317,6 +318,7 @@ fn plan_with(
                 bind: true,
                 recursive: false,
                 propagation: MsFlags::empty(),
+                symlinks: Symlinks::default(),
             });
         }
         // `linux.devices`: a user namespace cannot mknod, so the host's
@@ -350,6 +352,7 @@ fn plan_with(
                 bind: true,
                 recursive: false,
                 propagation: MsFlags::empty(),
+                symlinks: Symlinks::default(),
             });
         }
         for (link, points_to) in crate::sandbox::DEV_LINKS {
@@ -631,6 +634,7 @@ struct Options {
     propagation: MsFlags,
     bind: bool,
     recursive: bool,
+    symlinks: Symlinks,
     data: String,
 }
 
@@ -640,6 +644,7 @@ fn parse_options(options: &[String]) -> Result<Options> {
         propagation: MsFlags::empty(),
         bind: false,
         recursive: false,
+        symlinks: Symlinks::default(),
         data: String::new(),
     };
     let mut data = Vec::new();
@@ -688,6 +693,19 @@ fn parse_options(options: &[String]) -> Result<Options> {
                     "mount option {opt:?} (id-mapped mounts) is not supported"
                 )))
             }
+            // crun's: what a bind does with a symlink at either end.
+            "src-nofollow" => {
+                o.symlinks.src_nofollow = true;
+                continue;
+            }
+            "dest-nofollow" => {
+                o.symlinks.dest_nofollow = true;
+                continue;
+            }
+            "copy-symlink" => {
+                o.symlinks.copy = true;
+                continue;
+            }
             // podman's own markers, resolved before the runtime runs.
             "tmpcopyup" | "notmpcopyup" | "z" | "Z" | "U" | "copy" | "nocopy" => continue,
             other if other.starts_with("x-") => continue,
@@ -698,6 +716,11 @@ fn parse_options(options: &[String]) -> Result<Options> {
         };
         o.flags.insert(set);
         o.flags.remove(clear);
+    }
+    if o.symlinks.copy && (o.symlinks.src_nofollow || o.symlinks.dest_nofollow) {
+        return Err(invalid(
+            "mount option \"copy-symlink\" excludes \"src-nofollow\" and \"dest-nofollow\"",
+        ));
     }
     o.data = data.join(",");
     Ok(o)
@@ -784,6 +807,7 @@ mod tests {
             bind: false,
             recursive: false,
             propagation: MsFlags::empty(),
+            symlinks: Symlinks::default(),
         }));
         assert!(p.ops.contains(&MountOp::Mount {
             source: "/run/x/hosts".into(),
@@ -794,6 +818,7 @@ mod tests {
             bind: true,
             recursive: false,
             propagation: MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            symlinks: Symlinks::default(),
         }));
         assert!(p.ops.contains(&MountOp::BindTreeReadonly {
             source: "/sys/fs/cgroup".into(),
@@ -974,5 +999,11 @@ mod tests {
         assert_eq!(o(&["rro"]).flags, MsFlags::MS_RDONLY);
         assert_eq!(o(&["rro"]).data, "");
         assert!(parse_options(&["idmap".to_string()]).is_err());
+        let x = o(&["bind", "src-nofollow", "dest-nofollow"]);
+        assert!(x.symlinks.src_nofollow && x.symlinks.dest_nofollow && !x.symlinks.copy);
+        assert_eq!(x.data, "");
+        assert!(o(&["rbind", "copy-symlink"]).symlinks.copy);
+        let both = ["copy-symlink", "src-nofollow"].map(String::from);
+        assert!(parse_options(&both).is_err());
     }
 }

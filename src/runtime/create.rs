@@ -14,7 +14,7 @@
 //!                                       the exec FIFO until `start`, execs
 //! ```
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -117,19 +117,16 @@ fn create_in(
     output: Output,
 ) -> Result<Saved> {
     let fifo = dir.fifo();
-    // Writable by the container's user, whoever that is (as runc's); the
-    // state directory keeps everyone else out.
-    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
-        .and_then(|()| {
-            nix::sys::stat::fchmodat(
-                nix::fcntl::AT_FDCWD,
-                &fifo,
-                Mode::from_bits_truncate(0o622),
-                nix::sys::stat::FchmodatFlags::FollowSymlink,
-            )
-        })
+    // Only ours: init never reopens it (below), so the container's user
+    // needs no access.
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
         .with_context(|| format!("creating {}", fifo.display()))?;
-    let gate = nix::fcntl::open(&fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+    // Opened for reading and writing, which never blocks on a FIFO
+    // (fifo(7)), and handed to init, which reads `start`'s byte from it
+    // after pivot_root: no reopening through /proc, which a bundle need not
+    // mount. Init's descriptor is the only reader, so `start` finds init
+    // gone when opening the FIFO for writing fails (ENXIO).
+    let gate = nix::fcntl::open(&fifo, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .with_context(|| format!("opening {}", fifo.display()))?;
 
     // The console socket: init sends the master of a pty it opens in the
@@ -184,7 +181,7 @@ fn create_in(
         process::set_mempolicy(*mode, nodes)
             .map_err(|e| anyhow!("linux.memoryPolicy: set_mempolicy: {e}"))?;
     }
-    let gate_fd = gate.as_raw_fd();
+    let gate_fd = gate.as_fd();
     let preserve_fds = a.preserve_fds;
     let setup = process::fork_child(|| {
         process::close_fds_except(&keep);
@@ -304,7 +301,7 @@ fn null_stdout_stderr() -> std::io::Result<()> {
 fn setup_main(
     plan: &Plan,
     proc: &Process,
-    gate: std::os::fd::RawFd,
+    gate: BorrowedFd<'_>,
     preserve_fds: u32,
     mut up: Sender,
     down: Receiver,
@@ -322,7 +319,7 @@ fn setup_main(
 fn setup(
     plan: &Plan,
     proc: &Process,
-    (gate, preserve_fds): (std::os::fd::RawFd, u32),
+    (gate, preserve_fds): (BorrowedFd<'_>, u32),
     up: &mut Sender,
     mut down: Receiver,
     mut exec_tx: Sender,

@@ -8,7 +8,6 @@
 //! containerd-shim), which reaps it and reads its exit status. `run`
 //! without `--detach` makes itself that subreaper.
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -105,7 +104,7 @@ pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb, rootless: bool) -> Re
     }
 }
 
-/// `start`: open the FIFO init is blocked on and take its byte.
+/// `start`: write the byte init is blocked reading from the FIFO.
 fn start(root: &Path, log: &Log, id: &str) -> Result<()> {
     let dir = Dir::new(root, id)?;
     let s = dir.load()?;
@@ -115,36 +114,18 @@ fn start(root: &Path, log: &Log, id: &str) -> Result<()> {
         _ => bail!("cannot start an already running container"),
     }
     let fifo = dir.fifo();
-    let fd = nix::fcntl::open(
+    // Init holds the only reader (see `create`): without it, opening for
+    // writing fails at once (fifo(7)) instead of blocking.
+    let fd = match nix::fcntl::open(
         &fifo,
-        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         Mode::empty(),
-    )
-    .with_context(|| format!("opening {}", fifo.display()))?;
-    let mut byte = [0u8; 1];
-    loop {
-        // Whether init lives is sampled before the read, never after: init
-        // may write its byte, exec and exit (a short command on a loaded
-        // machine) between the two, and a byte is a start however soon
-        // the process ended. Only an empty read after init was seen dead
-        // proves it never got that far.
-        let was_alive = state::alive(&s);
-        match nix::unistd::read(&fd, &mut byte) {
-            Ok(1) => break,
-            Ok(_) | Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
-            Err(e) => bail!("reading {}: {e}", fifo.display()),
-        }
-        if !was_alive {
-            bail!("the container's init exited before it was started");
-        }
-        let mut fds = [nix::poll::PollFd::new(
-            fd.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(20u8));
-        // POLLHUP before the writer came would spin: pace it.
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    ) {
+        Ok(fd) => fd,
+        Err(nix::Error::ENXIO) => bail!("the container's init exited before it was started"),
+        Err(e) => bail!("opening {}: {e}", fifo.display()),
+    };
+    nix::unistd::write(&fd, &[0u8]).with_context(|| format!("writing {}", fifo.display()))?;
     let _ = std::fs::remove_file(&fifo);
     // A failing poststart hook fails the start and removes the container,
     // as runc does.
