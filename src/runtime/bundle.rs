@@ -81,10 +81,40 @@ impl Config {
             ));
         }
         let bytes = serde_json::to_vec(v).map_err(|e| invalid(e.to_string()))?;
-        Profile::parse(&bytes)
-            .map(Some)
-            .map_err(|e| invalid(format!("linux.seccomp: {e}")))
+        let profile = Profile::parse(&bytes).map_err(|e| invalid(format!("linux.seccomp: {e}")))?;
+        // A syscall no architecture has is skipped, unless the bundle asks
+        // (crun's annotation) that a profile naming one be refused.
+        let strict = self
+            .spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(FAIL_UNKNOWN_SYSCALL))
+            .is_some_and(|v| v != "0" && v != "false");
+        if strict {
+            if let Some(name) = unknown_syscall(&profile) {
+                return Err(invalid(format!(
+                    "linux.seccomp: unknown syscall {name:?} ({FAIL_UNKNOWN_SYSCALL} is set)"
+                )));
+            }
+        }
+        Ok(Some(profile))
     }
+}
+
+/// The annotation that makes an unknown syscall in the profile an error.
+const FAIL_UNKNOWN_SYSCALL: &str = "run.oci.seccomp_fail_unknown_syscall";
+
+/// The first syscall `profile` names that no architecture burrow filters
+/// knows.
+fn unknown_syscall(profile: &Profile) -> Option<&str> {
+    use crate::sandbox::seccomp::Abi;
+    let abis = [Abi::X86_64, Abi::X86, Abi::Aarch64, Abi::Arm];
+    profile
+        .syscalls
+        .iter()
+        .flat_map(|r| r.names.iter().chain(&r.name))
+        .map(String::as_str)
+        .find(|n| abis.iter().all(|abi| abi.number(n).is_none()))
 }
 
 /// How the container gets its user namespace.
@@ -1005,5 +1035,34 @@ mod tests {
         assert!(o(&["rbind", "copy-symlink"]).symlinks.copy);
         let both = ["copy-symlink", "src-nofollow"].map(String::from);
         assert!(parse_options(&both).is_err());
+    }
+
+    #[test]
+    fn an_unknown_syscall_is_refused_only_when_the_annotation_asks() {
+        let cfg = |annotations: &str| {
+            Config::parse(
+                format!(
+                    r#"{{"ociVersion": "1.0.0", "root": {{"path": "r"}}, {annotations}
+                    "linux": {{"seccomp": {{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                    {{"names": ["getpid", "no_such_call_12345"], "action": "SCMP_ACT_ERRNO"}}]}}}}}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        assert!(cfg("").seccomp_profile().unwrap().is_some());
+        let strict = r#""annotations": {"run.oci.seccomp_fail_unknown_syscall": "1"},"#;
+        let e = cfg(strict).seccomp_profile().unwrap_err().to_string();
+        assert!(e.contains("no_such_call_12345"), "{e}");
+        // socketcall exists on x86 only: known.
+        assert_eq!(
+            unknown_syscall(
+                &Profile::parse(
+                    br#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["socketcall"], "action": "SCMP_ACT_ERRNO"}]}"#
+                )
+                .unwrap()
+            ),
+            None
+        );
     }
 }

@@ -49,7 +49,16 @@ pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb, rootless: bool) -> Re
             Ok(0)
         }
         Verb::Kill { all, id, signal } => signal_container(root, &id, signal.as_deref(), all),
-        Verb::Delete { force, id } => delete(root, log, &id, force).map(|()| 0),
+        Verb::Delete {
+            force,
+            regex: false,
+            id,
+        } => delete(root, log, &id, force).map(|()| 0),
+        Verb::Delete {
+            force,
+            regex: true,
+            id: pattern,
+        } => delete_matching(root, log, &pattern, force).map(|()| 0),
         Verb::Exec(a) => exec(root, log, &a),
         Verb::List { format, quiet } => list(root, &format, quiet),
         Verb::Ps { format, id, .. } => {
@@ -78,6 +87,10 @@ pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb, rootless: bool) -> Re
         Verb::Checkpoint(a) => {
             Dir::new(root, &a.id)?.load()?;
             bail!("checkpoint is not supported by burrow: it has no CRIU support; stop the container and start it again instead")
+        }
+        Verb::Mounts { id, .. } => {
+            Dir::new(root, &id)?.load()?;
+            bail!("mounts is not supported by burrow: a running container's mount tree is never changed; give the mount in the bundle and create the container again")
         }
         Verb::Restore { checkpoint: a, .. } => {
             bail!("restore is not supported by burrow: it has no CRIU support, so there is no checkpoint of {} to restore", a.id)
@@ -163,6 +176,28 @@ fn run(root: &Path, log: &Log, a: &CreateArgs, detach: bool, keep: bool) -> Resu
         delete(root, log, &a.id, true)?;
     }
     Ok(code)
+}
+
+/// `delete --regex`: every container whose id `pattern` matches; each
+/// failure is reported, and any fails the command.
+fn delete_matching(root: &Path, log: &Log, pattern: &str, force: bool) -> Result<()> {
+    let re = regex::Regex::new(pattern).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid regular expression {pattern:?}: {}",
+            e.to_string().lines().last().unwrap_or("")
+        )
+    })?;
+    let mut failed = 0;
+    for id in state::list(root).into_iter().filter(|id| re.is_match(id)) {
+        if let Err(e) = delete(root, log, &id, force) {
+            log.error(&format!("deleting {id}: {e:#}"));
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of the containers matching {pattern:?} were not deleted");
+    }
+    Ok(())
 }
 
 fn delete(root: &Path, log: &Log, id: &str, force: bool) -> Result<()> {
@@ -303,11 +338,12 @@ fn features() -> serde_json::Value {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.0.2-dev",
         "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
-        "mountOptions": ["async", "atime", "bind", "dev", "diratime", "dirsync", "exec",
+        "mountOptions": ["async", "atime", "bind", "copy-symlink", "dest-nofollow", "dev",
+            "diratime", "dirsync", "exec",
             "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
             "nostrictatime", "nosuid", "private", "rbind", "relatime", "ro", "rprivate",
             "rro", "rrw", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
-            "strictatime",
+            "src-nofollow", "strictatime",
             "suid", "sync", "unbindable"],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
