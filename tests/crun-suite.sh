@@ -10,6 +10,10 @@
 # suite takes its rootless paths and skips what needs real root. Needs gcc
 # (a static build of the suite's tests/init), python3 and podman;
 # python3-libmount is replaced by a stand-in (below) where it is missing.
+# podman needs a HOME and XDG_RUNTIME_DIR the user owns, e.g. as root:
+#
+#   runuser -u burrow-it -- env -i PATH=/usr/bin:/bin HOME=/tmp/h \
+#       XDG_RUNTIME_DIR=/tmp/h/xdg bash tests/crun-suite.sh SRC BIN WORK
 set -euo pipefail
 
 src=${1:?crun source directory}
@@ -21,7 +25,10 @@ cp -r "$src/tests" "$work/"
 touch "$work/config.h"
 gcc -static -O1 -I"$work" -o "$work/tests/init" "$work/tests/init.c"
 cp "$bin" "$work/burrow"
-ln -sf burrow "$work/burrow-runc"
+# Called `crun`, as podman finds it first on PATH: burrow's usage lines and
+# version line name the program as it was called, and the suite reads
+# crun's name in them.
+ln -sf burrow "$work/crun"
 
 # test_mounts.py reads the container's mountinfo through python3-libmount,
 # which Debian 12 does not package; it uses only Table(path),
@@ -68,7 +75,7 @@ cd "$work"
 : >results.txt
 for f in tests/test_*.py; do
 	echo "=== $(basename "$f")" >>results.txt
-	OCI_RUNTIME="$work/burrow-runc" INIT="$work/tests/init" \
+	OCI_RUNTIME="$work/crun" INIT="$work/tests/init" \
 		timeout 300 podman unshare python3 "$f" >>results.txt 2>&1 || true
 done
 
@@ -76,7 +83,7 @@ pass=$(grep -E '^ok ' results.txt | grep -vc '#SKIP' || true)
 skip=$(grep -cE '^ok .*#SKIP' results.txt || true)
 fail=$(grep -c '^not ok' results.txt || true)
 planned=$(grep -E '^1\.\.[0-9]+$' results.txt | sed 's/^1\.\.//' | paste -sd+ | bc)
-echo "crun suite against burrow-runc: $pass passed, $skip skipped, $fail failed, of $planned planned"
+echo "crun suite against burrow (as crun): $pass passed, $skip skipped, $fail failed, of $planned planned"
 echo "failures:"
 awk '/^===/{f=$2} /^not ok/{sub(/ # [0-9.]*s$/, ""); print "  " f ": " $0}' results.txt
 echo "(full output: $work/results.txt)"

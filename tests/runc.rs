@@ -586,3 +586,357 @@ fn burrow_runc_lifecycle_with_a_user_namespace_from_the_bundle() {
         assert_eq!(o.status.code(), Some(1), "[{who:?}] {}", stderr(&o));
     }
 }
+
+/// A busybox bundle for `who` (see `userns_bundle`) running `args`, its
+/// config changed by `edit` (given the config and the rootfs), run in the
+/// foreground under `root`.
+fn run_edited(
+    env: &Env,
+    pm: &Podman,
+    id: &str,
+    args: &[&str],
+    edit: impl FnOnce(&mut serde_json::Value, &Path),
+) -> std::process::Output {
+    let bundle = userns_bundle(env, args);
+    let path = bundle.join("config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut v, &bundle.join("rootfs"));
+    std::fs::write(&path, v.to_string()).unwrap();
+    let root = env.user_dir("edited-root");
+    pm.runtime(&[
+        "--root",
+        root.to_str().unwrap(),
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        id,
+    ])
+}
+
+/// `create` with its output in a file: init inherits stdout and stderr,
+/// so a pipe would stay open until the container ends.
+fn create_quiet(env: &Env, pm: &Podman, root: &str, bundle: &Path, id: &str) {
+    let out_path = env.user_dir("out").join(format!("{id}.create"));
+    let out = std::fs::File::create(&out_path).unwrap();
+    chown(&out_path, env.ids().0, env.ids().1);
+    let mut c = pm.base(&pm.runtime);
+    c.args(["--root", root, "create", "--bundle"])
+        .arg(bundle)
+        .arg(id)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    let st = c.status().unwrap();
+    assert!(
+        st.success(),
+        "[{:?}] create {id}: {}",
+        env.who,
+        std::fs::read_to_string(&out_path).unwrap()
+    );
+}
+
+/// A path in the rootfs made as the test user would own it.
+fn own(env: &Env, p: &Path) {
+    chown(p, env.ids().0, env.ids().1);
+}
+
+/// A bundle that mounts no /proc is created and started: init waits on
+/// the FIFO's descriptor `create` opened, never reopening it through
+/// /proc. A container whose init died before `start` fails the start.
+#[test]
+fn a_bundle_without_proc_is_created_and_started() {
+    for env in common::users("runc-noproc") {
+        let who = env.who;
+        let pm = Podman::new(&env);
+        let o = run_edited(
+            &env,
+            &pm,
+            "noproc",
+            &[
+                "sh",
+                "-c",
+                "echo started; test -e /proc/self || echo no-proc",
+            ],
+            |v, _| {
+                let m = v["mounts"].as_array_mut().unwrap();
+                m.retain(|m| m["destination"] != "/proc");
+            },
+        );
+        assert_eq!(o.status.code(), Some(0), "[{who:?}] {}", stderr(&o));
+        assert_eq!(stdout(&o), "started\nno-proc\n", "[{who:?}]");
+
+        let root = env.user_dir("noproc-root");
+        let root = root.to_str().unwrap();
+        let bundle = userns_bundle(&env, &["true"]);
+        create_quiet(&env, &pm, root, &bundle, "dies");
+        let o = pm.runtime(&["--root", root, "kill", "dies", "KILL"]);
+        assert!(o.status.success(), "[{who:?}] {}", stderr(&o));
+        common::wait_until("init to die", std::time::Duration::from_secs(10), || {
+            let o = pm.runtime(&["--root", root, "state", "dies"]);
+            stdout(&o).contains("\"stopped\"")
+        });
+        let o = pm.runtime(&["--root", root, "start", "dies"]);
+        assert_eq!(o.status.code(), Some(1), "[{who:?}]");
+        assert!(stderr(&o).contains("stopped"), "[{who:?}] {}", stderr(&o));
+        let o = pm.runtime(&["--root", root, "delete", "dies"]);
+        assert!(o.status.success(), "[{who:?}] {}", stderr(&o));
+    }
+}
+
+/// A bundle's tmpfs without `mode=` keeps the mode of the directory it
+/// covers (runc's and crun's); over a directory that was not there it has
+/// tmpfs's 1777, and an explicit mode wins.
+#[test]
+fn a_bundle_tmpfs_without_mode_keeps_its_mount_points_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    for env in common::users("runc-tmpfs-mode") {
+        let who = env.who;
+        let pm = Podman::new(&env);
+        let o = run_edited(
+            &env,
+            &pm,
+            "tmode",
+            &["stat", "-c", "%a", "/kept", "/fresh", "/given"],
+            |v, rootfs| {
+                for d in ["kept", "given"] {
+                    let p = rootfs.join(d);
+                    std::fs::create_dir(&p).unwrap();
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o712)).unwrap();
+                    own(&env, &p);
+                }
+                let m = v["mounts"].as_array_mut().unwrap();
+                for (d, opts) in [
+                    ("/kept", serde_json::json!(["ro"])),
+                    ("/fresh", serde_json::json!([])),
+                    ("/given", serde_json::json!(["mode=700"])),
+                ] {
+                    m.push(serde_json::json!({"destination": d, "type": "tmpfs",
+                        "source": "tmpfs", "options": opts}));
+                }
+            },
+        );
+        assert_eq!(o.status.code(), Some(0), "[{who:?}] {}", stderr(&o));
+        assert_eq!(stdout(&o), "712\n1777\n700\n", "[{who:?}]");
+    }
+}
+
+/// crun's symlink options on binds: `src-nofollow` binds a source symlink
+/// itself, `dest-nofollow` mounts over a target symlink instead of where
+/// it points, `copy-symlink` makes the source's link again at the target
+/// with nothing mounted. A target on procfs stays refused, and
+/// `copy-symlink` with either nofollow is an error.
+#[test]
+fn bundle_binds_treat_symlinks_as_crun_options_say() {
+    for env in common::users("runc-symlinks") {
+        let who = env.who;
+        let pm = Podman::new(&env);
+        let host = env.user_dir("symlink-src");
+        let file = host.join("f");
+        std::fs::write(&file, "inside\n").unwrap();
+        env.share(&file);
+        let link = host.join("l");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let link_s = link.to_str().unwrap().to_string();
+        let bind = |dest: &str, opts: &[&str]| {
+            serde_json::json!({"destination": dest, "type": "bind", "source": link_s,
+                "options": opts})
+        };
+        let o = run_edited(
+            &env,
+            &pm,
+            "links",
+            &[
+                "sh",
+                "-c",
+                "readlink /t1; cat /t2; readlink /t3; grep -c ' /t3 ' /proc/self/mountinfo",
+            ],
+            |v, rootfs| {
+                for t in ["t1", "t2"] {
+                    std::os::unix::fs::symlink("nowhere", rootfs.join(t)).unwrap();
+                }
+                let m = v["mounts"].as_array_mut().unwrap();
+                m.push(bind("/t1", &["bind", "src-nofollow", "dest-nofollow"]));
+                m.push(bind("/t2", &["bind", "dest-nofollow"]));
+                m.push(bind("/t3", &["rbind", "copy-symlink"]));
+            },
+        );
+        let want = format!("{0}\ninside\n{0}\n0\n", file.display());
+        assert_eq!(stdout(&o), want, "[{who:?}] {}", stderr(&o));
+
+        let o = run_edited(&env, &pm, "links2", &["true"], |v, _| {
+            let m = v["mounts"].as_array_mut().unwrap();
+            m.push(bind(
+                "/proc/self",
+                &["bind", "src-nofollow", "dest-nofollow"],
+            ));
+        });
+        assert_eq!(o.status.code(), Some(1), "[{who:?}]");
+        assert!(
+            stderr(&o).contains("a mount over procfs is refused"),
+            "[{who:?}] {}",
+            stderr(&o)
+        );
+        let o = run_edited(&env, &pm, "links3", &["true"], |v, _| {
+            let m = v["mounts"].as_array_mut().unwrap();
+            m.push(bind("/t4", &["bind", "copy-symlink", "src-nofollow"]));
+        });
+        assert_eq!(o.status.code(), Some(1), "[{who:?}]");
+        assert!(stderr(&o).contains("excludes"), "[{who:?}] {}", stderr(&o));
+    }
+}
+
+/// `delete --regex`: every container whose id matches goes, the others
+/// stay; a bad expression is an error.
+#[test]
+fn delete_regex_deletes_every_matching_container() {
+    for env in common::users("runc-regex") {
+        let who = env.who;
+        let pm = Podman::new(&env);
+        let root = env.user_dir("regex-root");
+        let root = root.to_str().unwrap();
+        let bundle = userns_bundle(&env, &["true"]);
+        for id in ["rx-a", "rx-b", "keep-rx"] {
+            create_quiet(&env, &pm, root, &bundle, id);
+        }
+        let o = pm.runtime(&["--root", root, "delete", "--regex", "^rx-"]);
+        assert!(o.status.success(), "[{who:?}] {}", stderr(&o));
+        let o = pm.runtime(&["--root", root, "list", "-q"]);
+        assert_eq!(stdout(&o), "keep-rx\n", "[{who:?}]");
+        let o = pm.runtime(&["--root", root, "delete", "-r", "("]);
+        assert_eq!(o.status.code(), Some(1), "[{who:?}]");
+        assert!(
+            stderr(&o).contains("invalid regular expression"),
+            "[{who:?}] {}",
+            stderr(&o)
+        );
+        let o = pm.runtime(&["--root", root, "delete", "-f", "keep-rx"]);
+        assert!(o.status.success(), "[{who:?}] {}", stderr(&o));
+    }
+}
+
+/// Socket activation passes through: with the caller's `LISTEN_FDS` (and
+/// no `LISTEN_PID` naming another process) the container gets the sockets
+/// at 3.., `LISTEN_FDS` and `LISTEN_PID=1`.
+#[test]
+fn socket_activation_reaches_the_containers_pid_1() {
+    for env in common::users("runc-listen") {
+        let who = env.who;
+        let pm = Podman::new(&env);
+        let sock = env.user_dir("listen").join("fd3");
+        std::fs::write(&sock, "from fd 3\n").unwrap();
+        env.share(&sock);
+        let bundle = userns_bundle(
+            &env,
+            &["sh", "-c", "echo \"$LISTEN_FDS $LISTEN_PID\"; cat <&3"],
+        );
+        let root = env.user_dir("listen-root");
+        let run = |listen_pid: Option<&str>, id: &str| {
+            // fd 3 is opened by a shell that then execs the runtime.
+            let mut c = pm.base(Path::new("/bin/sh"));
+            c.args(["-c", "exec 3<\"$F\" && exec \"$@\"", "sh"])
+                .arg(&pm.runtime)
+                .args(["--root", root.to_str().unwrap(), "run", "--bundle"])
+                .arg(&bundle)
+                .arg(id)
+                .env("F", &sock)
+                .env("LISTEN_FDS", "1");
+            if let Some(p) = listen_pid {
+                c.env("LISTEN_PID", p);
+            }
+            c.output().unwrap()
+        };
+        let o = run(None, "listen1");
+        assert_eq!(o.status.code(), Some(0), "[{who:?}] {}", stderr(&o));
+        assert_eq!(stdout(&o), "1 1\nfrom fd 3\n", "[{who:?}]");
+        // For another process: not ours to pass on.
+        let o = run(Some("1"), "listen2");
+        assert!(
+            stdout(&o).starts_with(" \n"),
+            "[{who:?}] {} {}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+}
+
+/// `run.oci.seccomp_fail_unknown_syscall` (crun's annotation) refuses a
+/// profile naming a syscall no architecture has; without it the name is
+/// skipped.
+#[test]
+fn an_annotation_makes_an_unknown_syscall_an_error() {
+    for env in common::users("runc-unknown-syscall") {
+        let who = env.who;
+        let pm = Podman::new(&env);
+        let seccomp = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["no_such_call_12345"], "action": "SCMP_ACT_ERRNO"}]});
+        let s = seccomp.clone();
+        let o = run_edited(&env, &pm, "lenient", &["true"], move |v, _| {
+            v["linux"]["seccomp"] = s;
+        });
+        assert_eq!(o.status.code(), Some(0), "[{who:?}] {}", stderr(&o));
+        let o = run_edited(&env, &pm, "strict", &["true"], move |v, _| {
+            v["linux"]["seccomp"] = seccomp;
+            v["annotations"] = serde_json::json!({"run.oci.seccomp_fail_unknown_syscall": "1"});
+        });
+        assert_eq!(o.status.code(), Some(1), "[{who:?}]");
+        assert!(
+            stderr(&o).contains("unknown syscall \"no_such_call_12345\""),
+            "[{who:?}] {}",
+            stderr(&o)
+        );
+    }
+}
+
+/// Usage lines and the version line name the program as it was called
+/// (a `crun` link is what podman runs first); every verb has `--help`,
+/// and crun's `mounts` verb is refused with the reason.
+#[test]
+fn usage_and_version_name_the_program_as_called() {
+    for env in common::users("runc-usage") {
+        let who = env.who;
+        let pm = Podman::new(&env);
+        let crun = env.user_dir("bin").join("crun");
+        let _ = std::fs::remove_file(&crun);
+        std::os::unix::fs::symlink(env.shared_dir().join("burrow"), &crun).unwrap();
+        let as_crun = |args: &[&str]| {
+            let mut c = pm.base(&crun);
+            c.args(args);
+            c.output().unwrap()
+        };
+        let o = as_crun(&["--version"]);
+        assert!(stdout(&o).starts_with("crun version "), "[{who:?}]");
+        for (verb, usage) in [
+            ("delete", "Usage: crun [OPTION...] delete CONTAINER"),
+            ("exec", "Usage: crun [OPTION...] exec CONTAINER cmd"),
+            ("start", "Usage: crun [OPTION...] start CONTAINER"),
+            (
+                "mounts",
+                "Usage: crun [OPTION...] mounts [add|remove] CONTAINER FILE",
+            ),
+        ] {
+            let o = as_crun(&[verb, "--help"]);
+            assert!(o.status.success(), "[{who:?}] {verb}");
+            assert!(stdout(&o).contains(usage), "[{who:?}] {}", stdout(&o));
+        }
+        let o = pm.runtime(&["kill", "--help"]);
+        assert!(
+            stdout(&o).contains("Usage: burrow-runc [OPTION...] kill CONTAINER [SIGNAL]"),
+            "[{who:?}] {}",
+            stdout(&o)
+        );
+        let root = env.user_dir("usage-root");
+        let bundle = userns_bundle(&env, &["true"]);
+        let r = root.to_str().unwrap();
+        create_quiet(&env, &pm, r, &bundle, "m");
+        let o = as_crun(&["--root", r, "mounts", "add", "m", "/dev/null"]);
+        assert_eq!(o.status.code(), Some(1), "[{who:?}]");
+        assert!(
+            stderr(&o).contains("mounts is not supported by burrow"),
+            "[{who:?}] {}",
+            stderr(&o)
+        );
+        let o = pm.runtime(&["--root", r, "delete", "-f", "m"]);
+        assert!(o.status.success(), "[{who:?}] {}", stderr(&o));
+    }
+}

@@ -349,6 +349,64 @@ fn slurm_jobs_run_burrow_and_burrow_runc_containers() {
         );
         assert_eq!(o.status.code(), Some(3), "[{who:?}] {}", stderr(&o));
 
+        // The job's cgroup: burrow inside a job places its containers
+        // there when Slurm delegated it (a cgroup v2 of the job's that the
+        // user may write), as in any delegated subtree; otherwise a limit
+        // is refused with the reason, never dropped.
+        let probe = cluster
+            .user_cmd(
+                env,
+                "srun",
+                &[
+                    "sh",
+                    "-c",
+                    "test -e /sys/fs/cgroup/cgroup.controllers || { echo hybrid; exit; }; \
+                     d=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup); \
+                     test -w $d/cgroup.procs && echo delegated || echo root-owned $d",
+                ],
+            )
+            .output()
+            .unwrap();
+        let job_cgroup = stdout(&probe);
+        let o = cluster
+            .user_cmd(
+                env,
+                "srun",
+                &[
+                    "burrow",
+                    "run",
+                    "--rm",
+                    "--memory",
+                    "64m",
+                    "busybox",
+                    "cat",
+                    "/sys/fs/cgroup/memory.max",
+                ],
+            )
+            .output()
+            .unwrap();
+        if job_cgroup.trim() == "delegated" {
+            assert_eq!(stdout(&o), "67108864\n", "[{who:?}] {}", stderr(&o));
+        } else {
+            let why = if job_cgroup.trim() == "hybrid" {
+                "this host's cgroups are a hybrid v1/v2 layout, and Slurm's cgroup/v2 plugin, the one that gives a job a cgroup v2, needs a pure v2 host".to_string()
+            } else {
+                format!(
+                    "Slurm leaves the job's cgroup to root ({})",
+                    job_cgroup.trim()
+                )
+            };
+            common::loud(&format!(
+                "SKIPPED slurm: a container in the job's delegated cgroup: {why}; only the refusal of a limit is tested"
+            ));
+            assert_eq!(o.status.code(), Some(125), "[{who:?}] {}", stderr(&o));
+            assert!(
+                stderr(&o).contains("cgroup"),
+                "[{who:?}] the refusal says why: {}",
+                stderr(&o)
+            );
+        }
+
         // srun --container: Slurm's own OCI support, with burrow-runc as
         // the runtime and a bundle `burrow bundle` made.
         let bundle = env.user_dir("slurm-bundle").join("bb");

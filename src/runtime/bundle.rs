@@ -12,7 +12,7 @@ use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
 
 use crate::linux::caps;
 use crate::sandbox::seccomp::Profile;
-use crate::sandbox::{MountOp, DEVICES};
+use crate::sandbox::{MountOp, Symlinks, DEVICES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -81,10 +81,40 @@ impl Config {
             ));
         }
         let bytes = serde_json::to_vec(v).map_err(|e| invalid(e.to_string()))?;
-        Profile::parse(&bytes)
-            .map(Some)
-            .map_err(|e| invalid(format!("linux.seccomp: {e}")))
+        let profile = Profile::parse(&bytes).map_err(|e| invalid(format!("linux.seccomp: {e}")))?;
+        // A syscall no architecture has is skipped, unless the bundle asks
+        // (crun's annotation) that a profile naming one be refused.
+        let strict = self
+            .spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(FAIL_UNKNOWN_SYSCALL))
+            .is_some_and(|v| v != "0" && v != "false");
+        if strict {
+            if let Some(name) = unknown_syscall(&profile) {
+                return Err(invalid(format!(
+                    "linux.seccomp: unknown syscall {name:?} ({FAIL_UNKNOWN_SYSCALL} is set)"
+                )));
+            }
+        }
+        Ok(Some(profile))
     }
+}
+
+/// The annotation that makes an unknown syscall in the profile an error.
+const FAIL_UNKNOWN_SYSCALL: &str = "run.oci.seccomp_fail_unknown_syscall";
+
+/// The first syscall `profile` names that no architecture burrow filters
+/// knows.
+fn unknown_syscall(profile: &Profile) -> Option<&str> {
+    use crate::sandbox::seccomp::Abi;
+    let abis = [Abi::X86_64, Abi::X86, Abi::Aarch64, Abi::Arm];
+    profile
+        .syscalls
+        .iter()
+        .flat_map(|r| r.names.iter().chain(&r.name))
+        .map(String::as_str)
+        .find(|n| abis.iter().all(|abi| abi.number(n).is_none()))
 }
 
 /// How the container gets its user namespace.
@@ -298,6 +328,7 @@ fn plan_with(
             bind,
             recursive: o.recursive,
             propagation: o.propagation,
+            symlinks: o.symlinks,
         });
     }
     // A fresh /dev gets the devices every container has, bound from the
@@ -317,6 +348,7 @@ fn plan_with(
                 bind: true,
                 recursive: false,
                 propagation: MsFlags::empty(),
+                symlinks: Symlinks::default(),
             });
         }
         // `linux.devices`: a user namespace cannot mknod, so the host's
@@ -350,6 +382,7 @@ fn plan_with(
                 bind: true,
                 recursive: false,
                 propagation: MsFlags::empty(),
+                symlinks: Symlinks::default(),
             });
         }
         for (link, points_to) in crate::sandbox::DEV_LINKS {
@@ -631,6 +664,7 @@ struct Options {
     propagation: MsFlags,
     bind: bool,
     recursive: bool,
+    symlinks: Symlinks,
     data: String,
 }
 
@@ -640,6 +674,7 @@ fn parse_options(options: &[String]) -> Result<Options> {
         propagation: MsFlags::empty(),
         bind: false,
         recursive: false,
+        symlinks: Symlinks::default(),
         data: String::new(),
     };
     let mut data = Vec::new();
@@ -688,6 +723,19 @@ fn parse_options(options: &[String]) -> Result<Options> {
                     "mount option {opt:?} (id-mapped mounts) is not supported"
                 )))
             }
+            // crun's: what a bind does with a symlink at either end.
+            "src-nofollow" => {
+                o.symlinks.src_nofollow = true;
+                continue;
+            }
+            "dest-nofollow" => {
+                o.symlinks.dest_nofollow = true;
+                continue;
+            }
+            "copy-symlink" => {
+                o.symlinks.copy = true;
+                continue;
+            }
             // podman's own markers, resolved before the runtime runs.
             "tmpcopyup" | "notmpcopyup" | "z" | "Z" | "U" | "copy" | "nocopy" => continue,
             other if other.starts_with("x-") => continue,
@@ -698,6 +746,11 @@ fn parse_options(options: &[String]) -> Result<Options> {
         };
         o.flags.insert(set);
         o.flags.remove(clear);
+    }
+    if o.symlinks.copy && (o.symlinks.src_nofollow || o.symlinks.dest_nofollow) {
+        return Err(invalid(
+            "mount option \"copy-symlink\" excludes \"src-nofollow\" and \"dest-nofollow\"",
+        ));
     }
     o.data = data.join(",");
     Ok(o)
@@ -784,6 +837,7 @@ mod tests {
             bind: false,
             recursive: false,
             propagation: MsFlags::empty(),
+            symlinks: Symlinks::default(),
         }));
         assert!(p.ops.contains(&MountOp::Mount {
             source: "/run/x/hosts".into(),
@@ -794,6 +848,7 @@ mod tests {
             bind: true,
             recursive: false,
             propagation: MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            symlinks: Symlinks::default(),
         }));
         assert!(p.ops.contains(&MountOp::BindTreeReadonly {
             source: "/sys/fs/cgroup".into(),
@@ -974,5 +1029,40 @@ mod tests {
         assert_eq!(o(&["rro"]).flags, MsFlags::MS_RDONLY);
         assert_eq!(o(&["rro"]).data, "");
         assert!(parse_options(&["idmap".to_string()]).is_err());
+        let x = o(&["bind", "src-nofollow", "dest-nofollow"]);
+        assert!(x.symlinks.src_nofollow && x.symlinks.dest_nofollow && !x.symlinks.copy);
+        assert_eq!(x.data, "");
+        assert!(o(&["rbind", "copy-symlink"]).symlinks.copy);
+        let both = ["copy-symlink", "src-nofollow"].map(String::from);
+        assert!(parse_options(&both).is_err());
+    }
+
+    #[test]
+    fn an_unknown_syscall_is_refused_only_when_the_annotation_asks() {
+        let cfg = |annotations: &str| {
+            Config::parse(
+                format!(
+                    r#"{{"ociVersion": "1.0.0", "root": {{"path": "r"}}, {annotations}
+                    "linux": {{"seccomp": {{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                    {{"names": ["getpid", "no_such_call_12345"], "action": "SCMP_ACT_ERRNO"}}]}}}}}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        assert!(cfg("").seccomp_profile().unwrap().is_some());
+        let strict = r#""annotations": {"run.oci.seccomp_fail_unknown_syscall": "1"},"#;
+        let e = cfg(strict).seccomp_profile().unwrap_err().to_string();
+        assert!(e.contains("no_such_call_12345"), "{e}");
+        // socketcall exists on x86 only: known.
+        assert_eq!(
+            unknown_syscall(
+                &Profile::parse(
+                    br#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["socketcall"], "action": "SCMP_ACT_ERRNO"}]}"#
+                )
+                .unwrap()
+            ),
+            None
+        );
     }
 }

@@ -14,7 +14,7 @@
 //!                                       the exec FIFO until `start`, execs
 //! ```
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -117,19 +117,16 @@ fn create_in(
     output: Output,
 ) -> Result<Saved> {
     let fifo = dir.fifo();
-    // Writable by the container's user, whoever that is (as runc's); the
-    // state directory keeps everyone else out.
-    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
-        .and_then(|()| {
-            nix::sys::stat::fchmodat(
-                nix::fcntl::AT_FDCWD,
-                &fifo,
-                Mode::from_bits_truncate(0o622),
-                nix::sys::stat::FchmodatFlags::FollowSymlink,
-            )
-        })
+    // Only ours: init never reopens it (below), so the container's user
+    // needs no access.
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
         .with_context(|| format!("creating {}", fifo.display()))?;
-    let gate = nix::fcntl::open(&fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+    // Opened for reading and writing, which never blocks on a FIFO
+    // (fifo(7)), and handed to init, which reads `start`'s byte from it
+    // after pivot_root: no reopening through /proc, which a bundle need not
+    // mount. Init's descriptor is the only reader, so `start` finds init
+    // gone when opening the FIFO for writing fails (ENXIO).
+    let gate = nix::fcntl::open(&fifo, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .with_context(|| format!("opening {}", fifo.display()))?;
 
     // The console socket: init sends the master of a pty it opens in the
@@ -155,7 +152,7 @@ fn create_in(
         log.debug("stdout and stderr are one pipe, the caller's capture of this command's output: the container's stdout and stderr are /dev/null");
     }
     let profile = cfg.seccomp_profile()?;
-    let proc = to_process(
+    let mut proc = to_process(
         &plan.process,
         Seccomp::build(profile.as_ref(), plan.process.caps.bounding),
         stdio,
@@ -164,6 +161,21 @@ fn create_in(
     if let Seccomp::Unusable(why) = &proc.seccomp {
         bail!("linux.seccomp: {why}");
     }
+    // Socket activation passes through, as runc and crun pass it: the
+    // sockets stay at 3.. and the container's pid 1 is the process they
+    // are for.
+    let listen_fds = listen_fds(
+        std::env::var("LISTEN_FDS").ok().as_deref(),
+        std::env::var("LISTEN_PID").ok().as_deref(),
+        std::process::id(),
+    );
+    if listen_fds > 0 {
+        proc.env
+            .retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        proc.env.push(format!("LISTEN_FDS={listen_fds}"));
+        proc.env.push("LISTEN_PID=1".into());
+    }
+    let preserve_fds = a.preserve_fds.max(listen_fds);
 
     let pipe = |e: std::io::Error| anyhow!("creating a pipe: {e}");
     let (up_tx, mut up_rx) = channel().map_err(pipe)?;
@@ -177,15 +189,14 @@ fn create_in(
     ];
     keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
     // --preserve-fds: the engine's descriptors 3..3+N reach the process.
-    keep.extend((0..a.preserve_fds as i32).map(|i| 3 + i));
+    keep.extend((0..preserve_fds as i32).map(|i| 3 + i));
     // A memory policy is inherited by every child and kept across execve:
     // set here, it reaches init and the container's program.
     if let Some((mode, nodes)) = &plan.mempolicy {
         process::set_mempolicy(*mode, nodes)
             .map_err(|e| anyhow!("linux.memoryPolicy: set_mempolicy: {e}"))?;
     }
-    let gate_fd = gate.as_raw_fd();
-    let preserve_fds = a.preserve_fds;
+    let gate_fd = gate.as_fd();
     let setup = process::fork_child(|| {
         process::close_fds_except(&keep);
         // Before anything that may write there: from here on, no process
@@ -304,7 +315,7 @@ fn null_stdout_stderr() -> std::io::Result<()> {
 fn setup_main(
     plan: &Plan,
     proc: &Process,
-    gate: std::os::fd::RawFd,
+    gate: BorrowedFd<'_>,
     preserve_fds: u32,
     mut up: Sender,
     down: Receiver,
@@ -322,7 +333,7 @@ fn setup_main(
 fn setup(
     plan: &Plan,
     proc: &Process,
-    (gate, preserve_fds): (std::os::fd::RawFd, u32),
+    (gate, preserve_fds): (BorrowedFd<'_>, u32),
     up: &mut Sender,
     mut down: Receiver,
     mut exec_tx: Sender,
@@ -438,6 +449,18 @@ pub(super) fn to_process(
     }
 }
 
+/// How many sockets systemd's socket activation (sd_listen_fds(3)) hands
+/// the container: `LISTEN_FDS` of ours, when `LISTEN_PID` is unset (crun
+/// takes it so) or names us; 0 otherwise.
+fn listen_fds(fds: Option<&str>, pid: Option<&str>, own_pid: u32) -> u32 {
+    let for_us = pid.is_none_or(|p| p.parse::<u32>().is_ok_and(|p| p == own_pid));
+    match fds.and_then(|n| n.parse::<u32>().ok()) {
+        // A bound keeps a bogus count from holding every descriptor open.
+        Some(n) if for_us && n <= 1024 => n,
+        _ => 0,
+    }
+}
+
 /// runc writes the bare number, through a temp file and a rename.
 pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let path = std::path::absolute(path)?;
@@ -468,4 +491,19 @@ fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
         "RLIMIT_STACK" => R::RLIMIT_STACK,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listen_fds;
+
+    #[test]
+    fn socket_activation_is_ours_when_listen_pid_is_unset_or_names_us() {
+        assert_eq!(listen_fds(Some("2"), None, 40), 2);
+        assert_eq!(listen_fds(Some("2"), Some("40"), 40), 2);
+        assert_eq!(listen_fds(Some("2"), Some("41"), 40), 0);
+        assert_eq!(listen_fds(None, Some("40"), 40), 0);
+        assert_eq!(listen_fds(Some("x"), None, 40), 0);
+        assert_eq!(listen_fds(Some("100000"), None, 40), 0);
+    }
 }

@@ -8,7 +8,6 @@
 //! containerd-shim), which reaps it and reads its exit status. `run`
 //! without `--detach` makes itself that subreaper.
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -50,7 +49,16 @@ pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb, rootless: bool) -> Re
             Ok(0)
         }
         Verb::Kill { all, id, signal } => signal_container(root, &id, signal.as_deref(), all),
-        Verb::Delete { force, id } => delete(root, log, &id, force).map(|()| 0),
+        Verb::Delete {
+            force,
+            regex: false,
+            id,
+        } => delete(root, log, &id, force).map(|()| 0),
+        Verb::Delete {
+            force,
+            regex: true,
+            id: pattern,
+        } => delete_matching(root, log, &pattern, force).map(|()| 0),
         Verb::Exec(a) => exec(root, log, &a),
         Verb::List { format, quiet } => list(root, &format, quiet),
         Verb::Ps { format, id, .. } => {
@@ -80,6 +88,10 @@ pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb, rootless: bool) -> Re
             Dir::new(root, &a.id)?.load()?;
             bail!("checkpoint is not supported by burrow: it has no CRIU support; stop the container and start it again instead")
         }
+        Verb::Mounts { id, .. } => {
+            Dir::new(root, &id)?.load()?;
+            bail!("mounts is not supported by burrow: a running container's mount tree is never changed; give the mount in the bundle and create the container again")
+        }
         Verb::Restore { checkpoint: a, .. } => {
             bail!("restore is not supported by burrow: it has no CRIU support, so there is no checkpoint of {} to restore", a.id)
         }
@@ -105,7 +117,7 @@ pub(super) fn dispatch(root: &Path, log: &Log, verb: Verb, rootless: bool) -> Re
     }
 }
 
-/// `start`: open the FIFO init is blocked on and take its byte.
+/// `start`: write the byte init is blocked reading from the FIFO.
 fn start(root: &Path, log: &Log, id: &str) -> Result<()> {
     let dir = Dir::new(root, id)?;
     let s = dir.load()?;
@@ -115,36 +127,18 @@ fn start(root: &Path, log: &Log, id: &str) -> Result<()> {
         _ => bail!("cannot start an already running container"),
     }
     let fifo = dir.fifo();
-    let fd = nix::fcntl::open(
+    // Init holds the only reader (see `create`): without it, opening for
+    // writing fails at once (fifo(7)) instead of blocking.
+    let fd = match nix::fcntl::open(
         &fifo,
-        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         Mode::empty(),
-    )
-    .with_context(|| format!("opening {}", fifo.display()))?;
-    let mut byte = [0u8; 1];
-    loop {
-        // Whether init lives is sampled before the read, never after: init
-        // may write its byte, exec and exit (a short command on a loaded
-        // machine) between the two, and a byte is a start however soon
-        // the process ended. Only an empty read after init was seen dead
-        // proves it never got that far.
-        let was_alive = state::alive(&s);
-        match nix::unistd::read(&fd, &mut byte) {
-            Ok(1) => break,
-            Ok(_) | Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
-            Err(e) => bail!("reading {}: {e}", fifo.display()),
-        }
-        if !was_alive {
-            bail!("the container's init exited before it was started");
-        }
-        let mut fds = [nix::poll::PollFd::new(
-            fd.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(20u8));
-        // POLLHUP before the writer came would spin: pace it.
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    ) {
+        Ok(fd) => fd,
+        Err(nix::Error::ENXIO) => bail!("the container's init exited before it was started"),
+        Err(e) => bail!("opening {}: {e}", fifo.display()),
+    };
+    nix::unistd::write(&fd, &[0u8]).with_context(|| format!("writing {}", fifo.display()))?;
     let _ = std::fs::remove_file(&fifo);
     // A failing poststart hook fails the start and removes the container,
     // as runc does.
@@ -182,6 +176,28 @@ fn run(root: &Path, log: &Log, a: &CreateArgs, detach: bool, keep: bool) -> Resu
         delete(root, log, &a.id, true)?;
     }
     Ok(code)
+}
+
+/// `delete --regex`: every container whose id `pattern` matches; each
+/// failure is reported, and any fails the command.
+fn delete_matching(root: &Path, log: &Log, pattern: &str, force: bool) -> Result<()> {
+    let re = regex::Regex::new(pattern).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid regular expression {pattern:?}: {}",
+            e.to_string().lines().last().unwrap_or("")
+        )
+    })?;
+    let mut failed = 0;
+    for id in state::list(root).into_iter().filter(|id| re.is_match(id)) {
+        if let Err(e) = delete(root, log, &id, force) {
+            log.error(&format!("deleting {id}: {e:#}"));
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of the containers matching {pattern:?} were not deleted");
+    }
+    Ok(())
 }
 
 fn delete(root: &Path, log: &Log, id: &str, force: bool) -> Result<()> {
@@ -322,11 +338,12 @@ fn features() -> serde_json::Value {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.0.2-dev",
         "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
-        "mountOptions": ["async", "atime", "bind", "dev", "diratime", "dirsync", "exec",
+        "mountOptions": ["async", "atime", "bind", "copy-symlink", "dest-nofollow", "dev",
+            "diratime", "dirsync", "exec",
             "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
             "nostrictatime", "nosuid", "private", "rbind", "relatime", "ro", "rprivate",
             "rro", "rrw", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
-            "strictatime",
+            "src-nofollow", "strictatime",
             "suid", "sync", "unbindable"],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],

@@ -89,6 +89,10 @@ enum Verb {
     Delete {
         #[arg(short, long)]
         force: bool,
+        /// The argument is a regular expression: delete every container
+        /// whose id it matches (crun's flag; unanchored, as crun's).
+        #[arg(short, long)]
+        regex: bool,
         id: String,
     },
     /// Run a process in a running container.
@@ -139,6 +143,15 @@ enum Verb {
     },
     /// What this runtime supports, as JSON.
     Features,
+    /// Refused: crun's verb that adds mounts to (or removes them from) a
+    /// running container; burrow-runc never changes a container's mount
+    /// tree once it runs.
+    Mounts {
+        #[arg(value_parser = ["add", "remove"])]
+        action: String,
+        id: String,
+        file: PathBuf,
+    },
     /// Write a starting config.json into the bundle directory.
     /// With --rootless, a user namespace mapping only you to root.
     Spec {
@@ -326,21 +339,70 @@ impl Log {
     }
 }
 
-/// The three lines containerd parses.
-fn version() -> String {
+/// The three lines containerd parses (podman shows them as they are),
+/// naming the runtime burrow stands in for: crun when called by that name,
+/// else runc.
+fn version(prog: &str) -> String {
+    let name = if prog == "crun" { "crun" } else { "runc" };
     format!(
-        "runc version {}-burrow\ncommit: {}\nspec: 1.0.2-dev\n",
+        "{name} version {}-burrow\ncommit: {}\nspec: 1.0.2-dev\n",
         env!("CARGO_PKG_VERSION"),
         option_env!("BURROW_GIT_COMMIT").unwrap_or("unknown")
     )
 }
 
+/// Each verb's synopsis after the global options, as runc's and crun's
+/// usage lines give it.
+const SYNOPSES: [(&str, &str); 17] = [
+    ("create", "create [OPTION]... CONTAINER"),
+    ("start", "start CONTAINER"),
+    ("run", "run [OPTION]... CONTAINER"),
+    ("state", "state CONTAINER"),
+    ("kill", "kill CONTAINER [SIGNAL]"),
+    ("delete", "delete CONTAINER"),
+    ("exec", "exec CONTAINER cmd"),
+    ("list", "list"),
+    ("ps", "ps CONTAINER"),
+    ("pause", "pause CONTAINER"),
+    ("resume", "resume CONTAINER"),
+    ("update", "update [OPTION]... CONTAINER"),
+    ("checkpoint", "checkpoint CONTAINER"),
+    ("restore", "restore CONTAINER"),
+    ("features", "features"),
+    ("spec", "spec"),
+    ("mounts", "mounts [add|remove] CONTAINER FILE"),
+];
+
+/// The command line, named as it was called (`prog`), with usage lines in
+/// the form engines' users know from runc and crun:
+/// `PROG [OPTION...] VERB ARGS`.
+fn command(prog: &str) -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = RuncCli::command()
+        .bin_name(prog.to_string())
+        .override_usage(format!("{prog} [OPTION...] COMMAND [OPTION...]"));
+    for (verb, synopsis) in SYNOPSES {
+        cmd = cmd.mut_subcommand(verb, |c| {
+            c.override_usage(format!("{prog} [OPTION...] {synopsis}"))
+        });
+    }
+    cmd
+}
+
 /// Run the runtime with `args` (args[0] the program name); returns the
 /// process exit code.
 pub fn main(args: Vec<String>) -> i32 {
+    let prog = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map_or_else(
+            || "burrow-runc".into(),
+            |n| n.to_string_lossy().into_owned(),
+        );
     // `--version` (or `-v`) among the global flags, before any verb, as
     // runc takes it.
-    const VERBS: [&str; 18] = [
+    const VERBS: [&str; 19] = [
+        "mounts",
         "create",
         "start",
         "run",
@@ -366,10 +428,13 @@ pub fn main(args: Vec<String>) -> i32 {
         .take_while(|a| !VERBS.contains(&a.as_str()))
         .any(|a| a == "--version" || a == "-v")
     {
-        print!("{}", version());
+        print!("{}", version(&prog));
         return 0;
     }
-    let cli = match RuncCli::try_parse_from(&args) {
+    let parsed = command(&prog)
+        .try_get_matches_from(&args)
+        .and_then(|m| <RuncCli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
@@ -443,10 +508,11 @@ pub fn invoked_as_runtime(args: &[String]) -> Option<Vec<String>> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    // Named `runc` too: a link of that name first on an engine's PATH
-    // makes burrow the runtime it runs by default (containerd's runc shim
-    // runs `runc` from its PATH when no binary is configured).
-    if matches!(prog.as_deref(), Some("burrow-runc" | "runc")) {
+    // Named `runc` or `crun` too: a link of that name first on an
+    // engine's PATH makes burrow the runtime it runs by default
+    // (containerd's runc shim runs `runc` from its PATH when no binary is
+    // configured; podman looks for `crun` first).
+    if matches!(prog.as_deref(), Some("burrow-runc" | "runc" | "crun")) {
         return Some(args.to_vec());
     }
     if args.get(1).map(String::as_str) == Some("runtime") {

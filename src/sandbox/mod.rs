@@ -43,7 +43,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use crate::linux::channel::{Failure, Step};
-pub use mounts::{MountOp, DEVICES, DEV_LINKS, MASKED_PATHS, READONLY_PATHS};
+pub use mounts::{MountOp, Symlinks, DEVICES, DEV_LINKS, MASKED_PATHS, READONLY_PATHS};
 pub use process::{enter_bundle, BundleInit, Process, Stdio, DEFAULT_PATH};
 pub use report::relay_signalfd;
 pub use rootfs_copy::flatten_layers;

@@ -133,6 +133,7 @@ pub enum MountOp {
         bind: bool,
         recursive: bool,
         propagation: MsFlags,
+        symlinks: Symlinks,
     },
     /// A directory made inside the root with any missing parents, resolved
     /// there (the working directory, made before the root may go
@@ -141,6 +142,21 @@ pub enum MountOp {
     /// A sysctl written under the container's /proc/sys (after /proc is
     /// mounted, before /proc/sys goes read-only); `key` dotted.
     Sysctl { key: String, value: String },
+}
+
+/// What a bind does with a symlink at either end (crun's mount options):
+/// by default both are followed, the source on the host and the target
+/// inside the root.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Symlinks {
+    /// `src-nofollow`: a source that is a symlink is bound itself.
+    pub src_nofollow: bool,
+    /// `dest-nofollow`: a target that is a symlink is mounted over itself,
+    /// not followed.
+    pub dest_nofollow: bool,
+    /// `copy-symlink`: a source that is a symlink is made again at the
+    /// target (the same link text), with nothing mounted.
+    pub copy: bool,
 }
 
 /// The ordered mount operations for `spec`. `is_range`: a gid range is
@@ -416,12 +432,26 @@ fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
             bind,
             recursive,
             propagation,
+            symlinks,
         } => {
             if *bind {
-                let src_path = Path::new(source);
-                let src = open_source(src_path, target)?;
-                let want_dir = src_path.is_dir();
-                let (dst, _) = resolve_in_root(root, target, want_dir)?;
+                let nofollow = symlinks.src_nofollow || symlinks.copy;
+                let src = open_source_with(Path::new(source), target, nofollow)?;
+                let kind = nix::sys::stat::fstat(&src)
+                    .map(|st| st.st_mode & libc::S_IFMT)
+                    .map_err(|e| failure(Step::Bind, &e.into(), target))?;
+                if symlinks.copy && kind == libc::S_IFLNK {
+                    return copy_symlink(root, &src, target);
+                }
+                let want_dir = kind == libc::S_IFDIR;
+                let dst = match symlinks.dest_nofollow {
+                    true => open_nofollow(root, target)?,
+                    false => None,
+                };
+                let dst = match dst {
+                    Some(fd) => fd,
+                    None => resolve_in_root(root, target, want_dir)?.0,
+                };
                 refuse_on_procfs(&dst, target, "")?;
                 let mnt = mount::bind_fd(src.as_fd(), dst.as_fd(), *recursive)
                     .map_err(mount_failure(target))?;
@@ -438,6 +468,10 @@ fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
                         .map_err(mount_failure(target))?;
                 }
             } else {
+                let data = match fstype.as_str() {
+                    "tmpfs" => tmpfs_data_with_mode(root, target, data)?,
+                    _ => data.clone(),
+                };
                 let via = resolve_in_root(root, target, true)?;
                 refuse_on_procfs(&via.0, target, fstype)?;
                 let data = (!data.is_empty()).then_some(data.as_str());
@@ -486,6 +520,28 @@ fn apply_one(root: &Path, op: &MountOp) -> Result<(), Failure> {
     }
 }
 
+/// A bundle's tmpfs `data`, with the mode of the directory it covers when
+/// it names none, as runc and crun keep it (a tmpfs is otherwise 1777); a
+/// target that does not exist yet gets tmpfs's own.
+fn tmpfs_data_with_mode(root: &Path, target: &str, data: &str) -> Result<String, Failure> {
+    if data.split(',').any(|o| o.starts_with("mode=")) {
+        return Ok(data.to_string());
+    }
+    let Some((fd, _)) = open_existing(root, target)? else {
+        return Ok(data.to_string());
+    };
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| failure(Step::MountFs, &e.into(), target))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return Ok(data.to_string());
+    }
+    let mode = format!("mode={:o}", st.st_mode & 0o7777);
+    Ok(if data.is_empty() {
+        mode
+    } else {
+        format!("{data},{mode}")
+    })
+}
+
 /// Files under /proc a bind may cover: what lxcfs serves per container, the
 /// list runc allows (its checkProcMount).
 const PROC_BIND_ALLOWED: [&str; 9] = [
@@ -526,8 +582,68 @@ fn refuse_on_procfs(fd: &OwnedFd, target: &str, fstype: &str) -> Result<(), Fail
 /// A host path given as a mount source, opened once (O_PATH) so the mount
 /// is made from what was opened.
 fn open_source(source: &Path, target: &str) -> Result<OwnedFd, Failure> {
-    nix::fcntl::open(source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+    open_source_with(source, target, false)
+}
+
+/// [`open_source`]; with `nofollow`, a symlink is opened itself.
+fn open_source_with(source: &Path, target: &str, nofollow: bool) -> Result<OwnedFd, Failure> {
+    let mut flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+    if nofollow {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    nix::fcntl::open(source, flags, Mode::empty())
         .map_err(|e| Failure::sys(Step::Bind, e, exit::BURROW).at(in_container(target)))
+}
+
+/// `target` opened without following it when it is there: its parent is
+/// resolved inside the root, its last component is not (`dest-nofollow`);
+/// None when missing, to be made as any target is.
+fn open_nofollow(root: &Path, target: &str) -> Result<Option<OwnedFd>, Failure> {
+    let (parent, name) = split_parent(target.trim_start_matches('/'));
+    let fail = |e: nix::Error| failure(Step::ResolveTarget, &e.into(), target);
+    let dir = match open_parent(root, parent) {
+        Ok(d) => d,
+        Err(nix::Error::ENOENT) => return Ok(None),
+        Err(e) => return Err(fail(e)),
+    };
+    match nix::fcntl::openat(
+        &dir,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(nix::Error::ENOENT) => Ok(None),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// `copy-symlink`: the symlink `src` (opened O_PATH|O_NOFOLLOW on the
+/// host) made again at `target`, its parent resolved and made inside the
+/// root. A link already there with the same text is kept; anything else
+/// there is an error, never replaced.
+fn copy_symlink(root: &Path, src: &OwnedFd, target: &str) -> Result<(), Failure> {
+    let fail = |e: nix::Error| failure(Step::Symlink, &e.into(), target);
+    let text = nix::fcntl::readlinkat(src, "").map_err(fail)?;
+    let (parent, name) = split_parent(target.trim_start_matches('/'));
+    let dir = if parent.is_empty() {
+        open_parent(root, "").map_err(fail)?
+    } else {
+        resolve_in_root(root, parent, true)?.0
+    };
+    match nix::unistd::symlinkat(text.as_os_str(), dir.as_fd(), name) {
+        Ok(()) => Ok(()),
+        Err(nix::Error::EEXIST) => match nix::fcntl::readlinkat(&dir, name) {
+            Ok(there) if there == text => Ok(()),
+            _ => Err(Failure::new(
+                Step::Symlink,
+                "something else is there already",
+                exit::BURROW,
+            )
+            .at(in_container(target))),
+        },
+        Err(e) => Err(fail(e)),
+    }
 }
 
 /// The host's null device, checked through its descriptor to be the

@@ -13,7 +13,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::Signal;
@@ -123,17 +123,17 @@ pub(super) enum ContainerType<'a> {
 
 /// What PID 1 of a container made from an OCI bundle sets up besides the
 /// shared order: like `Init`, with the hostname and NIS domain name only
-/// when the bundle gives a UTS namespace them, and `start_gate` (an O_PATH
-/// descriptor of a FIFO): once set up, the process says `Done` on its
-/// report channel, then blocks opening the FIFO for writing until the
-/// engine's `start` opens it for reading.
+/// when the bundle gives a UTS namespace them, and `start_gate` (a FIFO
+/// open for reading and writing): once set up, the process says `Done` on
+/// its report channel, then blocks reading the FIFO until the engine's
+/// `start` writes a byte into it.
 #[derive(Debug, Clone, Copy)]
 pub struct BundleInit<'a> {
     pub root: &'a Path,
     pub mounts: &'a [MountOp],
     pub hostname: Option<&'a str>,
     pub domainname: Option<&'a str>,
-    pub start_gate: RawFd,
+    pub start_gate: BorrowedFd<'a>,
     /// Descriptors 3..3+N the engine passed (`--preserve-fds`), kept open
     /// across exec.
     pub preserve_fds: u32,
@@ -258,7 +258,7 @@ fn enter(
     keep.extend(init_binary.as_ref().map(|(f, _)| f.as_raw_fd()));
     keep.extend(trampoline.as_ref().map(|f| f.as_raw_fd()));
     if let ContainerType::Bundle(b) = kind {
-        keep.push(b.start_gate);
+        keep.push(b.start_gate.as_raw_fd());
         keep.extend((0..b.preserve_fds).filter_map(|i| i32::try_from(3 + i).ok()));
     }
     process::close_fds_except(&keep);
@@ -400,22 +400,22 @@ fn cstrings(items: &[String]) -> Result<Vec<CString>, Failure> {
         .collect()
 }
 
-/// Block until the engine's `start` opens the FIFO behind `gate` for
-/// reading, then tell it we go on (one byte). The FIFO was opened O_PATH
-/// before pivot_root; reopening it through /proc/self/fd reaches it from
-/// inside the container.
-fn wait_for_start(gate: RawFd) -> Result<(), Failure> {
-    use std::io::Write;
-    // Our own /proc/self/fd stays open to us while we are not dumpable
-    // (proc(5): a process may always reach its own descriptors).
-    let path = format!("/proc/self/fd/{gate}");
-    let mut fifo = File::options()
-        .write(true)
-        .open(&path)
-        .map_err(|e| Failure::io(Step::StartGate, &e, exit::BURROW).at(&path))?;
-    fifo.write_all(&[0])
-        .map_err(|e| Failure::io(Step::StartGate, &e, exit::BURROW).at(&path))?;
-    let _ = nix::unistd::close(gate);
+/// Block until the engine's `start` writes its byte into the FIFO behind
+/// `gate`, a descriptor opened for reading and writing before we were
+/// forked (so reading never sees an end of file, and nothing is reopened
+/// through a /proc the container may not have).
+fn wait_for_start(gate: BorrowedFd<'_>) -> Result<(), Failure> {
+    let mut byte = [0u8; 1];
+    let fail = |e: nix::Error| Failure::sys(Step::StartGate, e, exit::BURROW);
+    loop {
+        match nix::unistd::read(gate, &mut byte) {
+            Ok(1) => break,
+            Err(nix::Error::EINTR) => {}
+            Ok(_) => return Err(fail(nix::Error::EPIPE)),
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    // Close-on-exec: gone once the container's program runs.
     Ok(())
 }
 
