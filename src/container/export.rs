@@ -84,7 +84,7 @@ pub fn export(
             .map_err(|e| e.to_string())?
             .flush()
             .map_err(|e| format!("writing the archive: {e}"))?;
-        Ok(report)
+        Ok::<_, String>(report)
     })
     .map_err(child_err)?;
     Ok(report.notes)

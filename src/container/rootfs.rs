@@ -223,7 +223,7 @@ fn try_fuse_overlayfs(store: &Store, mapping: &userns::IdMapping) -> bool {
         )
         .map_err(|e| e.to_string())?;
         daemon.stop(&d.join("m"));
-        Ok(())
+        Ok::<_, String>(())
     });
     if let Err(e) = &r {
         tracing::debug!("fuse-overlayfs cannot be used here: {e}");

@@ -375,7 +375,7 @@ fn pack(
         let (gz, diff_id, _) = tar.finish();
         let (mut out, digest, size) = gz.finish().map_err(err)?.finish();
         out.flush().map_err(err)?;
-        Ok(Packed {
+        Ok::<_, String>(Packed {
             digest,
             size,
             diff_id,

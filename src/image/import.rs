@@ -112,7 +112,7 @@ fn extract<R: Read>(
         )
         .map_err(|e| e.to_string())?;
         bar.finish_and_clear();
-        Ok(res)
+        Ok::<_, String>(res)
     });
     match outcome {
         Ok(r) => Ok(r),

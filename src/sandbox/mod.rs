@@ -26,6 +26,7 @@
 pub mod caps;
 mod cleanup;
 pub mod exec;
+mod failure;
 pub mod init;
 pub mod link;
 mod mounts;
@@ -37,12 +38,13 @@ pub mod seccomp_default;
 mod spawn;
 mod trampoline;
 mod user;
+pub mod wire;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::linux::channel::{Failure, Step};
+pub use failure::{Failure, Step};
 pub use mounts::{MountOp, DEVICES, DEV_LINKS, MASKED_PATHS, READONLY_PATHS};
 pub use process::{enter_bundle, BundleInit, Process, Stdio, DEFAULT_PATH};
 pub use report::relay_signalfd;
@@ -196,24 +198,5 @@ impl From<Failure> for StartError {
             failure,
             cleaned_up: false,
         }
-    }
-}
-
-/// A channel message that was not what the caller waited for, as a failure
-/// of `step`. `Closed` means the other process ended without saying why.
-fn channel_failure(
-    step: Step,
-    e: crate::linux::channel::ChannelError,
-    code: impl FnOnce() -> i32,
-) -> Failure {
-    use crate::linux::channel::ChannelError;
-    match e {
-        ChannelError::Failed(f) => f,
-        ChannelError::Closed => Failure::new(
-            step,
-            format!("ended early (exit code {}) without saying why", code()),
-            crate::exit::BURROW,
-        ),
-        e => Failure::new(step, e.to_string(), crate::exit::BURROW),
     }
 }

@@ -600,7 +600,7 @@ fn ingest_all(mapping: &IdMapping, work: &[Work]) -> Result<Vec<Ingested>, Archi
             .map_err(|e| format!("{:?}: {e}", w.name))?;
             out.push(got);
         }
-        Ok(out)
+        Ok::<_, String>(out)
     })
     .map_err(|e| match e {
         UsernsError::Child(msg) => ArchiveError::Layer(msg),
