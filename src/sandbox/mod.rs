@@ -153,7 +153,7 @@ pub struct Spec {
     pub remove_dir_after: bool,
     /// The container's cgroup, set by the caller after `build_spec`; None
     /// runs it in the caller's cgroup.
-    pub cgroup: Option<crate::linux::cgroup::Placement>,
+    pub cgroup: Option<Placement>,
     /// Changes to Docker's masked and read-only paths (`mask=`, `unmask=`).
     pub paths: PathRules,
     /// Join a shared user and network namespace instead of making a user
@@ -174,6 +174,17 @@ pub struct PathRules {
     /// `--privileged`: a private network's sysfs is mounted writable (the
     /// kernel still lets a user namespace write only what it owns).
     pub writable_sys: bool,
+}
+
+/// Where the sandbox puts a container: the caller moves the inner process
+/// into `dir` before it sets anything up (so PID 1 and all it forks are born
+/// inside); once PID 1 is forked, the inner process moves itself back to
+/// `leave_to`, so only the container's own processes stay in the cgroup and
+/// are frozen, killed and counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub dir: PathBuf,
+    pub leave_to: Option<PathBuf>,
 }
 
 /// Why a container (or an exec'd process) could not start, with the exit
