@@ -96,8 +96,9 @@ impl<M: Serialize> Sender<M> {
         let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
         loop {
             let sent = if raw.is_empty() {
-                // write(2), which any seccomp profile a process that reports
-                // from inside a container runs under allows its program too.
+                // write(2), not sendmsg(2): a sender may already run under
+                // a seccomp filter made for the program it is about to
+                // exec, which lets write through.
                 nix::unistd::write(&self.sock, &bytes).map(drop)
             } else {
                 let iov = [IoSlice::new(&bytes)];

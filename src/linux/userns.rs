@@ -24,12 +24,12 @@ pub struct IdRange {
     pub count: u32,
 }
 
-/// How container ids map onto the caller's ids.
+/// How the ids inside a new user namespace map onto the caller's ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdMapping {
     pub uid: u32,
     pub gid: u32,
-    /// Container ids 1..=count map onto these, when the user has ranges and
+    /// Ids 1..=count inside map onto these, when the user has ranges and
     /// the setuid helpers are installed.
     pub sub_uids: Option<IdRange>,
     pub sub_gids: Option<IdRange>,
@@ -39,7 +39,7 @@ pub struct IdMapping {
     pub keep_id: bool,
 }
 
-/// Container ids 1..=65536 at most, as podman maps them.
+/// Ids 1..=65536 inside at most, as podman maps them.
 pub const MAX_RANGE: u32 = 65536;
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +98,7 @@ impl IdMapping {
         }
     }
 
-    /// True when container ids beyond 0 map onto a subordinate range.
+    /// True when ids beyond 0 inside map onto a subordinate range.
     pub fn is_range(&self) -> bool {
         self.sub_uids.is_some()
             && self.sub_gids.is_some()
@@ -106,7 +106,7 @@ impl IdMapping {
             && self.newgidmap.is_some()
     }
 
-    /// Highest uid and gid that exist inside the container.
+    /// Highest uid and gid that exist inside.
     pub fn max_ids(&self) -> (u32, u32) {
         match (self.is_range(), self.sub_uids, self.sub_gids) {
             (true, Some(u), Some(g)) => (u.count.min(MAX_RANGE), g.count.min(MAX_RANGE)),
@@ -315,7 +315,7 @@ fn find_in_path(prog: &str) -> Option<PathBuf> {
 /// Run `f` as root of a new user namespace with `mapping`, in a child process.
 /// The closure's error comes back to the caller as its text (it crosses a
 /// process boundary). Used for work on files owned by subordinate ids:
-/// extracting layers, deleting containers.
+/// extracting them, removing them.
 pub fn run_in_userns<F, E>(mapping: &IdMapping, f: F) -> Result<(), UsernsError>
 where
     F: FnOnce() -> Result<(), E>,
