@@ -180,7 +180,6 @@ pub fn apply(
     // The child's error crosses to this process as its text.
     run_in_userns(mapping, move || {
         apply_in_child(plan, tar, ids, &lowers, &up, &work, &target, &spool)
-            .map_err(|e| e.to_string())
     })?;
     let changed = std::fs::read_dir(&upper)
         .map_err(|source| StageError::Read {
@@ -414,7 +413,7 @@ pub fn pack_from_image(
     let patterns = patterns.to_vec();
     // The child's error crosses to this process as its text.
     let r = run_in_userns_with(mapping, move || {
-        pack_in_child(&lowers, &target, what, &patterns, chmod, out).map_err(|e| e.to_string())
+        pack_in_child(&lowers, &target, what, &patterns, chmod, out)
     });
     let _ = std::fs::remove_dir(&empty);
     Ok(r?)

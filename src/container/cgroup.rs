@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::linux::cgroup::{self, CgroupError, Delegation, Placement};
+use crate::linux::cgroup::{self, CgroupError, Delegation};
 use crate::linux::systemd::{self, Manager};
-use crate::sandbox::{Failure, Spec, StartError, Step};
+use crate::sandbox::{Failure, Placement, Spec, StartError, Step};
 use crate::util::poll;
 
 /// How to get a cgroup burrow may manage; ends every "cannot enforce" error.
@@ -276,25 +276,37 @@ const SCOPE_TIMEOUT: Duration = Duration::from_secs(10);
 /// does, and wait until we are in it and it is ours. The scope then is the
 /// delegated subtree: its container cgroup is made as in case 1, and
 /// systemd removes the scope when its last process has exited.
-fn scope_delegation(id: &str) -> Result<Delegation, String> {
+fn scope_delegation(id: &str) -> Result<Delegation, ScopeError> {
     let short = &id[..id.len().min(12)];
     let pid = std::process::id();
     let unit = format!("{PREFIX}{short}-{pid}.scope");
-    let mut m = Manager::connect().map_err(|e| e.to_string())?;
+    let mut m = Manager::connect().map_err(ScopeError::Connect)?;
     m.start_delegated_scope(&unit, &format!("burrow container {short}"), pid)
-        .map_err(|e| format!("the user's systemd ({}) refused a scope: {e}", m.address()))?;
+        .map_err(|source| ScopeError::Refused {
+            manager: m.address().to_string(),
+            source,
+        })?;
     let suffix = format!("/{unit}");
     poll::until(SCOPE_TIMEOUT, systemd::MOVE_POLL, || {
         let inside =
             cgroup::own_path(Path::new("/proc/self/cgroup")).is_some_and(|p| p.ends_with(&suffix));
         inside.then(own_delegation).and_then(|d| d.ok())
     })
-    .ok_or_else(|| {
-        format!(
-            "the user's systemd did not move burrow into {unit} within {}s",
-            SCOPE_TIMEOUT.as_secs()
-        )
-    })
+    .ok_or(ScopeError::Slow { unit })
+}
+
+/// Why the user's systemd gave us no delegated scope.
+#[derive(Debug, thiserror::Error)]
+enum ScopeError {
+    #[error(transparent)]
+    Connect(crate::linux::dbus::DbusError),
+    #[error("the user's systemd ({manager}) refused a scope: {source}")]
+    Refused {
+        manager: String,
+        source: crate::linux::dbus::DbusError,
+    },
+    #[error("the user's systemd did not move burrow into {unit} within {}s", SCOPE_TIMEOUT.as_secs())]
+    Slow { unit: String },
 }
 
 /// Controllers the cgroup at `path` (in the v2 hierarchy) has.

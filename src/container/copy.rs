@@ -19,13 +19,12 @@ use nix::unistd::{unlinkat, UnlinkatFlags};
 use super::{ContainerError, ContainerRecord, Result};
 use crate::exit;
 use crate::image::layer::{apply_layer_at, ApplyOptions, IdPolicy};
-use crate::linux::channel::{ChannelError, Failure, Step};
 use crate::linux::fs::{dir_flags, open_dir, openat_in_root, remove_all_at};
 use crate::linux::ns::Namespaces;
 use crate::linux::userns::{run_in_userns, IdMapping};
-use crate::linux::worker;
+use crate::linux::worker::{self, WorkerError};
 use crate::linux::{mount, process};
-use crate::sandbox::RootfsMode;
+use crate::sandbox::{Failure, RootfsMode, Step};
 use crate::store::Store;
 
 /// Which way to copy.
@@ -50,12 +49,12 @@ fn copy_failure(e: &std::io::Error, path: &Path) -> Failure {
 }
 
 /// A worker's outcome as it arrived, or how it ended without one.
-fn outcome(w: worker::Worker) -> Result<()> {
+fn outcome(w: worker::Worker<Failure>) -> Result<()> {
     let (word, code) = w.wait();
     let code = code.unwrap_or(1);
     match word {
-        Ok(()) => Ok(()),
-        Err(ChannelError::Failed(f)) => Err(other(f)),
+        Ok(_) => Ok(()),
+        Err(WorkerError::Failed(f)) => Err(other(f)),
         Err(_) => Err(other(format!("copy failed ({code})"))),
     }
 }
@@ -93,7 +92,7 @@ pub fn copy(
     // The host worker first (a plain fork), then the container worker.
     let host_worker = worker::spawn(move |report| {
         process::close_fds_except(&[host_end.as_raw_fd(), report]);
-        host_side(host_end)
+        host_side(host_end).map(|()| None)
     })
     .map_err(other)?;
     // The closure (and with it the host worker's pipe and channel ends) is
@@ -425,7 +424,7 @@ fn in_container(
             drop(ns);
             joined.map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
             process::close_fds_except(&[fd.as_raw_fd(), report]);
-            f(fd)
+            f(fd).map(|()| None)
         })
         .map_err(other)?;
         return outcome(w);
@@ -476,7 +475,7 @@ fn in_container(
             }
             done
         };
-        enter().map_err(|f| f.to_string())
+        enter()
     })
     .map_err(|e| other(e.to_string()))
 }

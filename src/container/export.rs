@@ -27,6 +27,23 @@ pub fn container_mapping(rec: &ContainerRecord, mapping: &IdMapping) -> IdMappin
     }
 }
 
+/// Why the archive could not be written (in the packing child).
+#[derive(Debug, thiserror::Error)]
+enum Pack {
+    #[error("new mount namespace: {0}")]
+    Unshare(nix::Error),
+    #[error("{0}")]
+    Fuse(crate::linux::fuse_overlay::FuseOverlayError),
+    #[error("{0}")]
+    Mount(mount::MountError),
+    #[error("{0}")]
+    Tree(crate::image::layer_tar::PackError),
+    #[error("{0}")]
+    Buffer(std::io::Error),
+    #[error("writing the archive: {0}")]
+    Write(std::io::Error),
+}
+
 fn child_err(e: UsernsError) -> ContainerError {
     match e {
         UsernsError::Child(msg) => ContainerError::Exporting(msg),
@@ -61,17 +78,15 @@ pub fn export(
         let root = if copy_mode {
             rootfs
         } else if fuse_mode {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-                .map_err(|e| format!("new mount namespace: {e}"))?;
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(Pack::Unshare)?;
             _daemon = Some(
                 crate::linux::fuse_overlay::Daemon::mount(&lowers, None, &mount_point, None)
-                    .map_err(|e| e.to_string())?,
+                    .map_err(Pack::Fuse)?,
             );
             mount_point
         } else {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-                .map_err(|e| format!("new mount namespace: {e}"))?;
-            mount::overlay_readonly(&lowers, &mount_point).map_err(|e| e.to_string())?;
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(Pack::Unshare)?;
+            mount::overlay_readonly(&lowers, &mount_point).map_err(Pack::Mount)?;
             mount_point
         };
         let (report, w) = write_tree(
@@ -79,12 +94,12 @@ pub fn export(
             TreeKind::Plain,
             BufWriter::with_capacity(256 * 1024, out),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(Pack::Tree)?;
         w.into_inner()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| Pack::Buffer(e.into_error()))?
             .flush()
-            .map_err(|e| format!("writing the archive: {e}"))?;
-        Ok(report)
+            .map_err(Pack::Write)?;
+        Ok::<_, Pack>(report)
     })
     .map_err(child_err)?;
     Ok(report.notes)

@@ -151,10 +151,8 @@ pub fn image_files(
         Ok(files) => Ok(files),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             let lowers = lowers.to_vec();
-            crate::linux::userns::run_in_userns_with(mapping, move || {
-                read(&lowers).map_err(|e| e.to_string())
-            })
-            .map_err(|e| e.to_string())
+            crate::linux::userns::run_in_userns_with(mapping, move || read(&lowers))
+                .map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
     }

@@ -192,16 +192,19 @@ fn in_holder(
     holder: &crate::linux::ns::Namespaces,
     job: impl FnOnce() -> std::io::Result<()>,
 ) -> Result<(), LiveNetworkError> {
-    use crate::linux::channel::{Failure, Step};
-    let worker = crate::linux::worker::spawn(|_| {
-        holder
-            .join()
-            .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), crate::exit::BURROW))?;
-        job().map_err(|e| Failure::io(Step::Network, &e, crate::exit::BURROW))
-    })
-    .map_err(|e| LiveNetworkError::Worker(e.to_string()))?;
+    use crate::sandbox::{Failure, Step};
+    let worker =
+        crate::linux::worker::spawn(|_| -> Result<Option<std::os::fd::OwnedFd>, Failure> {
+            holder.join().map_err(|e| {
+                Failure::new(Step::JoinNamespaces, e.to_string(), crate::exit::BURROW)
+            })?;
+            job().map_err(|e| Failure::io(Step::Network, &e, crate::exit::BURROW))?;
+            Ok(None)
+        })
+        .map_err(|e| LiveNetworkError::Worker(e.to_string()))?;
     let (word, _) = worker.wait();
-    word.map_err(|e| LiveNetworkError::Worker(e.to_string()))
+    word.map(|_| ())
+        .map_err(|e| LiveNetworkError::Worker(e.to_string()))
 }
 
 /// Put running container `rec` on user network `network` as well, known

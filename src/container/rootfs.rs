@@ -191,12 +191,23 @@ fn overlay_refusal(store: &Store, mapping: &userns::IdMapping) -> Option<Option<
     }
     let d = dir.clone();
     let r = userns::run_in_userns(mapping, move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(Probe::Unshare)?;
         mount::overlay(&[d.join("l")], &d.join("u"), &d.join("w"), &d.join("m"))
-            .map_err(|e| e.to_string())
+            .map_err(Probe::Overlay)
     });
     let _ = store::remove_tree(&dir, mapping);
     Some(r.err().map(|e| describe(&e.to_string(), &dir)))
+}
+
+/// Why a scratch mount failed (in the probing child).
+#[derive(Debug, thiserror::Error)]
+enum Probe {
+    #[error("{0}")]
+    Unshare(nix::Error),
+    #[error("{0}")]
+    Overlay(mount::MountError),
+    #[error("{0}")]
+    Fuse(fuse_overlay::FuseOverlayError),
 }
 
 /// One scratch fuse-overlayfs mount in a user namespace under the store's
@@ -214,16 +225,16 @@ fn try_fuse_overlayfs(store: &Store, mapping: &userns::IdMapping) -> bool {
     }
     let d = dir.clone();
     let r = userns::run_in_userns(mapping, move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(Probe::Unshare)?;
         let daemon = fuse_overlay::Daemon::mount(
             &[d.join("l")],
             Some((&d.join("u"), &d.join("w"))),
             &d.join("m"),
             None,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(Probe::Fuse)?;
         daemon.stop(&d.join("m"));
-        Ok(())
+        Ok::<_, Probe>(())
     });
     if let Err(e) = &r {
         tracing::debug!("fuse-overlayfs cannot be used here: {e}");

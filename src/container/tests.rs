@@ -2,6 +2,7 @@
 //! image's config and health check with the create options.
 
 use super::*;
+use crate::image::config::{Healthcheck, ImageRuntimeConfig};
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()

@@ -52,12 +52,10 @@ pub fn bundle(engine: &Engine, req: &BundleRequest) -> Result<String> {
     let bottom_up: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
     let target = rootfs.clone();
     let copied = userns::run_in_userns(&engine.mapping, move || {
-        sandbox::flatten_layers(&bottom_up, &target).map_err(|e| e.to_string())
+        sandbox::flatten_layers(&bottom_up, &target)
     });
     if let Err(e) = copied {
-        let _ = userns::run_in_userns(&engine.mapping, || {
-            std::fs::remove_dir_all(&rootfs).map_err(|e| e.to_string())
-        });
+        let _ = userns::run_in_userns(&engine.mapping, || std::fs::remove_dir_all(&rootfs));
         return Err(Error::Other(
             anyhow::Error::new(e).context(format!("copying the image into {}", rootfs.display())),
         ));

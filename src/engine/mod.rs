@@ -22,6 +22,7 @@ pub mod images;
 pub mod logs;
 pub mod networks;
 pub mod run;
+mod stats;
 pub mod system;
 pub mod volumes;
 

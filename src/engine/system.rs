@@ -120,7 +120,7 @@ pub fn info(engine: &Engine) -> Result<Info> {
         .as_ref()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
-    let userns_result = userns::run_in_userns(m, || Ok(()));
+    let userns_result = userns::run_in_userns(m, || Ok::<_, std::convert::Infallible>(()));
     let rootfs = store_rootfs(engine);
     let cg = cgroup::detect(Path::new("/sys/fs/cgroup"), Path::new("/proc/self/cgroup"));
     let source = crate::container::cgroup::source(engine.settings.systemd);

@@ -80,10 +80,8 @@ pub fn list(
             if source.kind() == io::ErrorKind::PermissionDenied =>
         {
             let (u, l, s) = (upper.to_path_buf(), lowers.to_vec(), skip.to_vec());
-            userns::run_in_userns_with(mapping, move || {
-                walk_changes(&u, &l, &s, fuse).map_err(|e| e.to_string())
-            })
-            .map_err(|e| ChangesError::Userns(e.to_string()))
+            userns::run_in_userns_with(mapping, move || walk_changes(&u, &l, &s, fuse))
+                .map_err(|e| ChangesError::Userns(e.to_string()))
         }
         r => r,
     }
@@ -164,10 +162,8 @@ pub fn list_copy(
             if source.kind() == io::ErrorKind::PermissionDenied =>
         {
             let (r, l, s) = (rootfs.to_path_buf(), lowers.to_vec(), skip.to_vec());
-            userns::run_in_userns_with(mapping, move || {
-                listed(&r, &l, &s).map_err(|e| e.to_string())
-            })
-            .map_err(|e| ChangesError::Userns(e.to_string()))
+            userns::run_in_userns_with(mapping, move || listed(&r, &l, &s))
+                .map_err(|e| ChangesError::Userns(e.to_string()))
         }
         r => r,
     }
@@ -329,8 +325,7 @@ pub fn size_as(upper: &Path, mapping: &IdMapping) -> u64 {
             if source.kind() == io::ErrorKind::PermissionDenied =>
         {
             let u = upper.to_path_buf();
-            userns::run_in_userns_with(mapping, move || count(&u).map_err(|e| e.to_string()))
-                .unwrap_or_else(|_| size(upper))
+            userns::run_in_userns_with(mapping, move || count(&u)).unwrap_or_else(|_| size(upper))
         }
         Err(_) => size(upper),
     }

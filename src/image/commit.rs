@@ -326,6 +326,17 @@ fn set_runtime(c: &mut Config, rc: &ImageRuntimeConfig) {
     c.set_stop_signal(n.stop_signal().clone());
 }
 
+/// Why the layer blob could not be written (in the packing child).
+#[derive(Debug, thiserror::Error)]
+enum Pack {
+    #[error("{0}")]
+    Changes(super::changes::ChangesError),
+    #[error("{0}")]
+    Tree(layer_tar::PackError),
+    #[error("writing the layer blob: {0}")]
+    Write(io::Error),
+}
+
 fn child_err(e: UsernsError) -> CommitError {
     match e {
         UsernsError::Child(msg) => CommitError::Layer(msg),
@@ -347,7 +358,6 @@ fn pack(
     let upper = upper.clone();
     let mount_points = mount_points.to_vec();
     userns::run_in_userns_with(mapping, move || {
-        let err = |e: io::Error| format!("writing the layer blob: {e}");
         let gz = GzEncoder::new(
             HashWriter::new(BufWriter::with_capacity(256 * 1024, file)),
             flate2::Compression::default(),
@@ -367,15 +377,15 @@ fn pack(
             ),
             ChangesFrom::Copy { rootfs, lowers } => {
                 let changes = super::changes::copy_changes(rootfs, lowers, &mount_points)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(Pack::Changes)?;
                 layer_tar::write_changes(rootfs, &changes, &mount_points, HashWriter::new(gz))
             }
         }
-        .map_err(|e| e.to_string())?;
+        .map_err(Pack::Tree)?;
         let (gz, diff_id, _) = tar.finish();
-        let (mut out, digest, size) = gz.finish().map_err(err)?.finish();
-        out.flush().map_err(err)?;
-        Ok(Packed {
+        let (mut out, digest, size) = gz.finish().map_err(Pack::Write)?.finish();
+        out.flush().map_err(Pack::Write)?;
+        Ok::<_, Pack>(Packed {
             digest,
             size,
             diff_id,

@@ -109,10 +109,9 @@ fn extract<R: Read>(
             ids,
             &blob::Expected::default(),
             &|n| bar.inc(n),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         bar.finish_and_clear();
-        Ok(res)
+        Ok::<_, blob::BlobError>(res)
     });
     match outcome {
         Ok(r) => Ok(r),

@@ -327,7 +327,7 @@ fn fetch_layers(
     userns::run_in_userns_with_watching(
         mapping,
         // The child's error crosses to this process as its text.
-        move || fetch_in_child(client, &repo, &work, &staging, ids, tx).map_err(|e| e.to_string()),
+        move || fetch_in_child(client, &repo, &work, &staging, ids, tx),
         &mut watch,
     )
     .map_err(|e| match e {

@@ -126,17 +126,6 @@ pub struct Delegation {
     pub controllers: Vec<String>,
 }
 
-/// Where the sandbox puts a container: the caller moves the inner process
-/// into `dir` before it sets anything up (so PID 1 and all it forks are born
-/// inside); once PID 1 is forked, the inner process moves itself back to
-/// `leave_to`, so only the container's own processes stay in the cgroup and
-/// are frozen, killed and counted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placement {
-    pub dir: PathBuf,
-    pub leave_to: Option<PathBuf>,
-}
-
 /// Write access to a cgroup's directory and to the two files that move
 /// processes and hand controllers down: what `Delegate=yes` chowns.
 pub fn writable(dir: &Path) -> bool {

@@ -1,220 +1,35 @@
-//! The one wire format between burrow's forked processes: typed messages,
-//! one JSON line each, over close-on-exec pipes, with a named method for
-//! every message a process sends or waits for.
+//! The one wire between burrow's forked processes: a typed channel whose
+//! every message is one JSON datagram on a close-on-exec SOCK_SEQPACKET
+//! socket pair, optionally carrying descriptors (SCM_RIGHTS).
 //!
-//! Every fork site uses it: the id-map handshake of a new user namespace,
-//! the sandbox's inner process and PID 1 (rootfs ready, pid, failed,
-//! exited), `exec`'s joiner, a monitor telling its launcher how the start
-//! went, and `cp`'s workers. A failure always travels as a [`Failure`]: the
-//! step that failed, the path it failed on and the errno, so the caller can
-//! say "mounting /dev/pts: Operation not permitted" rather than a bare
-//! "Permission denied".
+//! The message type is the protocol's own (the layer that speaks it defines
+//! it): a `Sender<M>` sends only `M`, a `Receiver<M>` reads only `M`, so a
+//! message of another protocol is a compile error, not a surprise at run
+//! time.
 //!
-//! Pipes, not socket pairs: each direction has exactly one writer, and EOF
-//! is itself a message (the pipe of a process that exec'd successfully is
-//! closed by the kernel, pipe(7) with O_CLOEXEC). Lines stay far below
-//! PIPE_BUF, so a write is never interleaved with another.
+//! Each channel runs one way: the sending end goes to one process, the
+//! receiving end to another. EOF is itself a word: the receiver sees it
+//! once every copy of the sending end is closed, which includes a process
+//! that exec'd (its close-on-exec end went away). A datagram is never
+//! interleaved with another, and a reader gets whole messages only.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use serde::{Deserialize, Serialize};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-/// What a process can tell another.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Message {
-    /// A child has unshared its user namespace and asks for its id maps.
-    IdMapsRequested,
-    /// The parent has written them: the child may go on.
-    IdMapsWritten,
-    /// The container's root filesystem is mounted: overlayfs (`fuse`: served
-    /// by fuse-overlayfs), or (neither) a private full copy.
-    RootfsReady { overlay: bool, fuse: bool },
-    /// The host pid of the process that now runs (a container's PID 1, an
-    /// exec'd process).
-    Pid(i32),
-    /// A monitor's attach socket accepts clients.
-    Listening,
-    /// The caller has done what had to happen before PID 1 sets itself up
-    /// (a network helper configured its namespace): go on.
-    Proceed,
-    /// A step failed; nothing more follows.
-    Failed(Failure),
-    /// The supervised process ended with this shell-style exit code.
-    Exited(i32),
-    /// A worker finished its job (a user-namespace helper, a `cp` worker).
-    Done,
-}
+/// The largest message a receiver takes; messages are far smaller (a
+/// failure's text, a pid), and a larger one arrives truncated and garbled.
+const MAX_MESSAGE: usize = 64 * 1024;
 
-/// Where a forked process can fail. Shown at the front of the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Step {
-    Fork,
-    Pipe,
-    Unshare,
-    IdMaps,
-    Cgroup,
-    Overlay,
-    CopyRootfs,
-    MakeDir,
-    MakeFile,
-    MountFs,
-    Bind,
-    RemountReadonly,
-    Symlink,
-    ResolveTarget,
-    PivotRoot,
-    Hostname,
-    Loopback,
-    Network,
-    Terminal,
-    Stdio,
-    User,
-    Workdir,
-    Seccomp,
-    CapBounding,
-    CapSets,
-    Signals,
-    Exec,
-    OpenNamespaces,
-    JoinNamespaces,
-    /// The container's PID 1 has exited: nothing can join it any more.
-    ContainerGone,
-    Monitor,
-    Copy,
-    /// The job a user-namespace helper was given.
-    Helper,
-    NoNewPrivs,
-    MaskPath,
-    /// Waiting for an engine's `start` (an OCI runtime's exec FIFO).
-    StartGate,
-    Sysctl,
-    Rlimit,
-    /// Making a process that enters a container non-dumpable.
-    Dumpable,
-}
-
-impl Step {
-    fn text(self) -> &'static str {
-        match self {
-            Step::Fork => "forking",
-            Step::Pipe => "creating a pipe",
-            Step::Unshare => "creating namespaces",
-            Step::IdMaps => "writing id maps",
-            Step::Cgroup => "joining the container's cgroup",
-            Step::Overlay => "mounting the overlay",
-            Step::CopyRootfs => "copying the image into the container",
-            Step::MakeDir => "creating directory",
-            Step::MakeFile => "creating file",
-            Step::MountFs => "mounting",
-            Step::Bind => "binding",
-            Step::RemountReadonly => "making read-only",
-            Step::Symlink => "creating symlink",
-            Step::ResolveTarget => "resolving mount target",
-            Step::PivotRoot => "pivoting into",
-            Step::Hostname => "setting the hostname",
-            Step::Loopback => "bringing up loopback",
-            Step::Network => "setting up the network",
-            Step::Terminal => "setting up the terminal",
-            Step::Stdio => "setting up stdio",
-            Step::User => "switching user",
-            Step::Workdir => "entering working directory",
-            Step::Seccomp => "installing the seccomp filter",
-            Step::CapBounding => "dropping capabilities from the bounding set",
-            Step::CapSets => "setting capabilities",
-            Step::Signals => "setting up signals",
-            Step::Exec => "exec",
-            Step::OpenNamespaces => "opening the container's namespaces",
-            Step::JoinNamespaces => "joining the container's namespaces",
-            Step::ContainerGone => "the container is not running",
-            Step::Monitor => "starting the monitor",
-            Step::Copy => "copying",
-            Step::Helper => "user namespace helper",
-            Step::NoNewPrivs => "setting no_new_privs",
-            Step::MaskPath => "masking",
-            Step::StartGate => "waiting for start",
-            Step::Sysctl => "setting sysctl",
-            Step::Rlimit => "setting rlimit",
-            Step::Dumpable => "making the process non-dumpable",
-        }
-    }
-}
-
-impl std::fmt::Display for Step {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.text())
-    }
-}
-
-/// Why a forked process could not do its job:
-/// `STEP [PATH][: DETAIL][: ERRNO]`, with the exit code Docker would use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub struct Failure {
-    pub step: Step,
-    /// The path the step acted on (a mount target, a working directory).
-    pub path: Option<PathBuf>,
-    /// What the errno alone does not say (Docker's wording for exec errors,
-    /// the fix for a disabled user namespace).
-    pub detail: String,
-    pub errno: Option<i32>,
-    pub code: i32,
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.step)?;
-        if let Some(p) = &self.path {
-            write!(f, " {}", p.display())?;
-        }
-        if !self.detail.is_empty() {
-            write!(f, ": {}", self.detail)?;
-        }
-        if let Some(e) = self.errno {
-            write!(f, ": {}", nix::Error::from_raw(e).desc())?;
-        }
-        Ok(())
-    }
-}
-
-impl Failure {
-    /// A failure with an explanation and no errno.
-    pub fn new(step: Step, detail: impl Into<String>, code: i32) -> Self {
-        Failure {
-            step,
-            path: None,
-            detail: detail.into(),
-            errno: None,
-            code,
-        }
-    }
-
-    /// A failed system call.
-    pub fn sys(step: Step, errno: nix::Error, code: i32) -> Self {
-        Failure {
-            step,
-            path: None,
-            detail: String::new(),
-            errno: Some(errno as i32),
-            code,
-        }
-    }
-
-    /// A failed I/O call; its errno is kept when it has one.
-    pub fn io(step: Step, e: &io::Error, code: i32) -> Self {
-        match e.raw_os_error() {
-            Some(n) => Failure::sys(step, nix::Error::from_raw(n), code),
-            None => Failure::new(step, e.to_string(), code),
-        }
-    }
-
-    /// The same failure, naming the path it happened on.
-    pub fn at(mut self, path: impl Into<PathBuf>) -> Self {
-        self.path = Some(path.into());
-        self
-    }
-}
+/// The most descriptors one message carries.
+const MAX_FDS: usize = 4;
 
 /// Why a message did not arrive.
 #[derive(Debug, thiserror::Error)]
@@ -226,164 +41,168 @@ pub enum ChannelError {
     Io(#[from] io::Error),
     #[error("garbled message {0:?}")]
     Garbled(String),
-    #[error("expected {expected}, got {got:?}")]
-    Unexpected {
-        expected: &'static str,
-        got: Message,
-    },
-    /// The other process sent why it failed instead.
-    #[error(transparent)]
-    Failed(Failure),
 }
 
 /// A new channel: the sending and the receiving end of one close-on-exec
-/// pipe.
-pub fn channel() -> io::Result<(Sender, Receiver)> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    Ok((Sender::from(w), Receiver::from(r)))
+/// socket pair.
+pub fn channel<M>() -> io::Result<(Sender<M>, Receiver<M>)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    Ok((Sender::from(a), Receiver::from(b)))
 }
 
-/// The writing end.
+/// The sending end.
 #[derive(Debug)]
-pub struct Sender {
-    file: File,
+pub struct Sender<M> {
+    sock: OwnedFd,
+    kind: PhantomData<fn(&M)>,
 }
 
-impl From<OwnedFd> for Sender {
-    fn from(fd: OwnedFd) -> Self {
+impl<M> From<OwnedFd> for Sender<M> {
+    fn from(sock: OwnedFd) -> Self {
         Sender {
-            file: File::from(fd),
+            sock,
+            kind: PhantomData,
         }
     }
 }
 
-impl AsRawFd for Sender {
+impl<M> AsRawFd for Sender<M> {
     fn as_raw_fd(&self) -> RawFd {
-        self.file.as_raw_fd()
+        self.sock.as_raw_fd()
     }
 }
 
-impl Sender {
-    /// Send one message. An error means the receiver is gone, and there is
-    /// nobody left to tell: callers that cannot act on it ignore it.
-    pub fn send(&mut self, m: &Message) -> io::Result<()> {
-        let mut line = serde_json::to_string(m).map_err(io::Error::other)?;
-        line.push('\n');
-        self.file.write_all(line.as_bytes())
+impl<M: Serialize> Sender<M> {
+    /// Send one message. An error means the receiver is gone.
+    pub fn send(&mut self, m: &M) -> io::Result<()> {
+        self.send_with(m, &[])
     }
 
-    pub fn request_id_maps(&mut self) -> io::Result<()> {
-        self.send(&Message::IdMapsRequested)
+    /// Send one message, for a sender that has nobody left to tell when the
+    /// receiver is gone.
+    pub fn tell(&mut self, m: M) {
+        let _ = self.send(&m);
     }
 
-    pub fn id_maps_written(&mut self) -> io::Result<()> {
-        self.send(&Message::IdMapsWritten)
-    }
-
-    pub fn rootfs_ready(&mut self, overlay: bool, fuse: bool) {
-        let _ = self.send(&Message::RootfsReady { overlay, fuse });
-    }
-
-    pub fn pid(&mut self, pid: i32) {
-        let _ = self.send(&Message::Pid(pid));
-    }
-
-    pub fn listening(&mut self) {
-        let _ = self.send(&Message::Listening);
-    }
-
-    pub fn proceed(&mut self) -> io::Result<()> {
-        self.send(&Message::Proceed)
-    }
-
-    pub fn failed(&mut self, f: Failure) {
-        let _ = self.send(&Message::Failed(f));
-    }
-
-    pub fn exited(&mut self, code: i32) {
-        let _ = self.send(&Message::Exited(code));
-    }
-
-    pub fn done(&mut self) {
-        let _ = self.send(&Message::Done);
-    }
-}
-
-/// The reading end.
-#[derive(Debug)]
-pub struct Receiver {
-    reader: BufReader<File>,
-}
-
-impl From<OwnedFd> for Receiver {
-    fn from(fd: OwnedFd) -> Self {
-        Receiver {
-            reader: BufReader::new(File::from(fd)),
-        }
-    }
-}
-
-impl AsRawFd for Receiver {
-    fn as_raw_fd(&self) -> RawFd {
-        self.reader.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for Receiver {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.reader.get_ref().as_fd()
-    }
-}
-
-impl Receiver {
-    /// The next message; blocks until one arrives or the sender is gone.
-    pub fn recv(&mut self) -> Result<Message, ChannelError> {
-        let mut line = String::new();
+    /// Send one message with `fds` attached: the receiver gets its own
+    /// copies.
+    pub fn send_with(&mut self, m: &M, fds: &[BorrowedFd]) -> io::Result<()> {
+        let bytes = serde_json::to_vec(m).map_err(io::Error::other)?;
+        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
         loop {
-            match self.reader.read_line(&mut line) {
-                Ok(0) => return Err(ChannelError::Closed),
-                Ok(_) => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            let sent = if raw.is_empty() {
+                // write(2), not sendmsg(2): a sender may already run under
+                // a seccomp filter made for the program it is about to
+                // exec, which lets write through.
+                nix::unistd::write(&self.sock, &bytes).map(drop)
+            } else {
+                let iov = [IoSlice::new(&bytes)];
+                let rights = [ControlMessage::ScmRights(&raw)];
+                sendmsg::<()>(
+                    self.sock.as_raw_fd(),
+                    &iov,
+                    &rights,
+                    MsgFlags::MSG_NOSIGNAL,
+                    None,
+                )
+                .map(drop)
+            };
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(nix::Error::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        serde_json::from_str(line.trim_end()).map_err(|_| ChannelError::Garbled(line))
+    }
+}
+
+/// The receiving end.
+#[derive(Debug)]
+pub struct Receiver<M> {
+    sock: OwnedFd,
+    kind: PhantomData<fn() -> M>,
+}
+
+impl<M> From<OwnedFd> for Receiver<M> {
+    fn from(sock: OwnedFd) -> Self {
+        Receiver {
+            sock,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<M> AsRawFd for Receiver<M> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+impl<M> AsFd for Receiver<M> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+impl<M: DeserializeOwned> Receiver<M> {
+    /// The next message; blocks until one arrives or the sender is gone.
+    pub fn recv(&mut self) -> Result<M, ChannelError> {
+        // Descriptors sent along with a message nobody asked them of are
+        // closed here.
+        self.recv_with().map(|(m, _)| m)
     }
 
-    /// Messages already read from the pipe and not yet returned: poll(2)
-    /// does not see them, so a poll loop must ask first.
-    pub fn has_buffered(&self) -> bool {
-        !self.reader.buffer().is_empty()
-    }
-
-    /// The next message, which must be `want`; a `Failed` becomes its
-    /// failure.
-    fn expect(&mut self, want: Message, name: &'static str) -> Result<(), ChannelError> {
-        match self.recv()? {
-            m if m == want => Ok(()),
-            Message::Failed(f) => Err(ChannelError::Failed(f)),
-            got => Err(ChannelError::Unexpected {
-                expected: name,
-                got,
-            }),
+    /// The next message and the descriptors that came with it.
+    pub fn recv_with(&mut self) -> Result<(M, Vec<OwnedFd>), ChannelError> {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+        let (len, truncated, fds) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.sock.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => {
+                    let mut fds = Vec::new();
+                    for c in msg.cmsgs().map_err(io::Error::from)? {
+                        if let ControlMessageOwned::ScmRights(raw) = c {
+                            for fd in raw {
+                                // SAFETY: the kernel just installed `fd` in
+                                // our table for this message; nothing else
+                                // owns it.
+                                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                            }
+                        }
+                    }
+                    break (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC), fds);
+                }
+                Err(nix::Error::EINTR) => {}
+                Err(e) => return Err(io::Error::from(e).into()),
+            }
+        };
+        if len == 0 {
+            return Err(ChannelError::Closed);
+        }
+        let text = || String::from_utf8_lossy(&buf[..len]).into_owned();
+        if truncated {
+            return Err(ChannelError::Garbled(text()));
+        }
+        match serde_json::from_slice(&buf[..len]) {
+            Ok(m) => Ok((m, fds)),
+            Err(_) => Err(ChannelError::Garbled(text())),
         }
     }
 
-    pub fn wait_id_map_request(&mut self) -> Result<(), ChannelError> {
-        self.expect(Message::IdMapsRequested, "an id map request")
-    }
-
-    pub fn wait_id_maps_written(&mut self) -> Result<(), ChannelError> {
-        self.expect(Message::IdMapsWritten, "id maps written")
-    }
-
-    pub fn wait_proceed(&mut self) -> Result<(), ChannelError> {
-        self.expect(Message::Proceed, "proceed")
-    }
-
-    /// Wait until every holder of the writing end has closed it (or died):
-    /// a word that needs no write, so none can raise SIGPIPE in a sender
-    /// whose reader is gone. Messages meanwhile are passed over.
+    /// Wait until every holder of the sending end has closed it (or died):
+    /// a word that needs no send, so none can fail in a sender whose
+    /// receiver is gone. Messages meanwhile are passed over.
     pub fn wait_closed(&mut self) -> Result<(), ChannelError> {
         loop {
             match self.recv() {
@@ -394,43 +213,13 @@ impl Receiver {
         }
     }
 
-    pub fn wait_done(&mut self) -> Result<(), ChannelError> {
-        self.expect(Message::Done, "done")
-    }
-
-    /// Wait for a pid, passing every message before it to `early` (rootfs
-    /// ready, listening).
-    pub fn wait_pid(&mut self, mut early: impl FnMut(Message)) -> Result<i32, ChannelError> {
-        loop {
-            match self.recv()? {
-                Message::Pid(p) => return Ok(p),
-                Message::Failed(f) => return Err(ChannelError::Failed(f)),
-                m => early(m),
-            }
-        }
-    }
-
-    /// Wait for an exit code; other messages are unexpected and skipped.
-    pub fn wait_exit(&mut self) -> Result<i32, ChannelError> {
-        loop {
-            match self.recv()? {
-                Message::Exited(code) => return Ok(code),
-                Message::Failed(f) => return Err(ChannelError::Failed(f)),
-                m => tracing::warn!("unexpected message while waiting for an exit: {m:?}"),
-            }
-        }
-    }
-
-    /// The exec-pipe rule: EOF without a message means the other process
-    /// exec'd (its close-on-exec end went away); a `Failed` says why not.
-    pub fn wait_exec(&mut self) -> Result<(), ChannelError> {
+    /// The exec rule: `None` when the channel closed without a message
+    /// (the other process exec'd, its close-on-exec end went away), else
+    /// the message it sent instead.
+    pub fn wait_exec(&mut self) -> Result<Option<M>, ChannelError> {
         match self.recv() {
-            Err(ChannelError::Closed) => Ok(()),
-            Ok(Message::Failed(f)) => Err(ChannelError::Failed(f)),
-            Ok(got) => Err(ChannelError::Unexpected {
-                expected: "exec or a failure",
-                got,
-            }),
+            Err(ChannelError::Closed) => Ok(None),
+            Ok(m) => Ok(Some(m)),
             Err(e) => Err(e),
         }
     }
@@ -440,62 +229,60 @@ impl Receiver {
 mod tests {
     use super::*;
 
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    enum Word {
+        Hello,
+        Number(i32),
+        Text(String),
+    }
+
     #[test]
     fn wait_closed_returns_once_every_copy_of_the_sender_is_closed() {
-        let (mut tx, mut rx) = channel().unwrap();
-        let copy = tx.file.try_clone().unwrap();
-        tx.proceed().unwrap();
+        let (mut tx, mut rx) = channel::<Word>().unwrap();
+        let copy = tx.sock.try_clone().unwrap();
+        tx.send(&Word::Hello).unwrap();
         drop(tx);
         let waiter = std::thread::spawn(move || rx.wait_closed());
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(!waiter.is_finished(), "a copy still holds the pipe open");
+        assert!(!waiter.is_finished(), "a copy still holds the channel open");
         drop(copy);
         waiter.join().unwrap().unwrap();
     }
 
     #[test]
-    fn messages_arrive_in_order_and_eof_means_exec() {
-        let (mut tx, mut rx) = channel().unwrap();
-        tx.request_id_maps().unwrap();
-        tx.rootfs_ready(false, false);
-        tx.pid(42);
-        tx.exited(3);
+    fn messages_arrive_whole_in_order_and_eof_means_exec() {
+        let (mut tx, mut rx) = channel::<Word>().unwrap();
+        tx.send(&Word::Hello).unwrap();
+        tx.send(&Word::Number(42)).unwrap();
+        tx.tell(Word::Text("x".repeat(10_000)));
         drop(tx);
-        rx.wait_id_map_request().unwrap();
-        let mut early = Vec::new();
-        assert_eq!(rx.wait_pid(|m| early.push(m)).unwrap(), 42);
+        assert_eq!(rx.recv().unwrap(), Word::Hello);
+        assert_eq!(rx.recv().unwrap(), Word::Number(42));
         assert_eq!(
-            early,
-            [Message::RootfsReady {
-                overlay: false,
-                fuse: false
-            }]
+            rx.wait_exec().unwrap(),
+            Some(Word::Text("x".repeat(10_000)))
         );
-        assert!(rx.has_buffered());
-        assert_eq!(rx.wait_exit().unwrap(), 3);
-        assert!(rx.wait_exec().is_ok());
+        assert_eq!(rx.wait_exec().unwrap(), None);
+        assert!(matches!(rx.recv(), Err(ChannelError::Closed)));
     }
 
     #[test]
-    fn failures_name_step_path_and_errno() {
-        let (mut tx, mut rx) = channel().unwrap();
-        let f = Failure::sys(Step::MountFs, nix::Error::EPERM, 125).at("/dev/pts");
-        tx.failed(f.clone());
-        drop(tx);
-        match rx.wait_pid(|_| {}) {
-            Err(ChannelError::Failed(got)) => {
-                assert_eq!(got, f);
-                assert_eq!(
-                    got.to_string(),
-                    "mounting /dev/pts: Operation not permitted"
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-        let exec = Failure::new(Step::Exec, "\"x\": executable file not found in $PATH", 127);
-        assert_eq!(
-            exec.to_string(),
-            "exec: \"x\": executable file not found in $PATH"
-        );
+    fn a_descriptor_travels_with_its_message() {
+        let (mut tx, mut rx) = channel::<Word>().unwrap();
+        let f = std::fs::File::open("/dev/null").unwrap();
+        tx.send_with(&Word::Number(1), &[f.as_fd()]).unwrap();
+        tx.send(&Word::Number(2)).unwrap();
+        let (m, fds) = rx.recv_with().unwrap();
+        assert_eq!((m, fds.len()), (Word::Number(1), 1));
+        let (m, fds) = rx.recv_with().unwrap();
+        assert_eq!((m, fds.len()), (Word::Number(2), 0));
+    }
+
+    #[test]
+    fn a_message_of_another_shape_is_garbled() {
+        let (mut tx, rx) = channel::<i32>().unwrap();
+        tx.send(&7).unwrap();
+        let mut words: Receiver<Word> = Receiver::from(rx.sock);
+        assert!(matches!(words.recv(), Err(ChannelError::Garbled(_))));
     }
 }

@@ -1,43 +1,85 @@
-//! A child's new user namespace: unsharing it (naming the fix when the
-//! kernel refuses) and the id-map handshake with the parent that maps it
+//! A child's new user namespace: the fix to name when the kernel refuses
+//! to unshare it, and the id-map handshake with the parent that maps it
 //! (a process cannot map more than its own ids itself).
 
 use std::io;
 
-use nix::sched::CloneFlags;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use super::channel::{ChannelError, Failure, Receiver, Sender, Step};
+use super::channel::{ChannelError, Receiver, Sender};
 
-/// unshare(2) `flags`, `CLONE_NEWUSER` among them. A refusal that means
-/// unprivileged user namespaces are off (EPERM, ENOSPC, EINVAL) carries how
-/// to turn them on; `code` is the exit code the failure carries.
-pub fn unshare(flags: CloneFlags, code: i32) -> Result<(), Failure> {
-    nix::sched::unshare(flags).map_err(|e| {
-        let mut f = Failure::sys(Step::Unshare, e, code);
-        if matches!(
-            e,
-            nix::Error::EPERM | nix::Error::ENOSPC | nix::Error::EINVAL
-        ) {
-            f.detail = disabled_message();
-        }
-        f
-    })
+/// How to turn unprivileged user namespaces on, when unshare(2)'s `errno`
+/// means they are off (EPERM, ENOSPC, EINVAL).
+pub fn unshare_hint(errno: nix::Error) -> Option<String> {
+    matches!(
+        errno,
+        nix::Error::EPERM | nix::Error::ENOSPC | nix::Error::EINVAL
+    )
+    .then(disabled_message)
+}
+
+/// A message type of a child's reports that has a word for "my user
+/// namespace is unshared: map it".
+pub trait AsksForMaps: Serialize + DeserializeOwned {
+    fn maps_requested() -> Self;
+    fn is_maps_request(&self) -> bool;
+}
+
+/// The parent's answer: the maps are written, the child may go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapsWritten;
+
+/// The reports of a child that unshares its user namespace, is mapped, and
+/// then does one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Report<E> {
+    MapsRequested,
+    /// The job is done.
+    Done,
+    /// The job (or the way to it) failed; nothing more follows.
+    Failed(E),
+}
+
+impl<E: Serialize + DeserializeOwned> AsksForMaps for Report<E> {
+    fn maps_requested() -> Self {
+        Report::MapsRequested
+    }
+    fn is_maps_request(&self) -> bool {
+        matches!(self, Report::MapsRequested)
+    }
+}
+
+/// Why the child's half did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum AwaitError {
+    /// The request could not be sent.
+    #[error(transparent)]
+    Ask(io::Error),
+    /// The parent closed its end (or died) without writing them.
+    #[error("the runtime did not write the id maps")]
+    NoAnswer,
 }
 
 /// The child's half of the handshake, once it has unshared: ask on `up`,
 /// then wait on `down` until the parent has written the maps.
-pub fn await_maps(up: &mut Sender, down: &mut Receiver, code: i32) -> Result<(), Failure> {
-    up.request_id_maps()
-        .map_err(|e| Failure::io(Step::IdMaps, &e, code))?;
-    down.wait_id_maps_written()
-        .map_err(|_| Failure::new(Step::IdMaps, "the runtime did not write the id maps", code))
+pub fn await_maps<U: AsksForMaps>(
+    up: &mut Sender<U>,
+    down: &mut Receiver<MapsWritten>,
+) -> Result<(), AwaitError> {
+    up.send(&U::maps_requested()).map_err(AwaitError::Ask)?;
+    down.recv()
+        .map(|MapsWritten| ())
+        .map_err(|_| AwaitError::NoAnswer)
 }
 
 /// Why the parent's half did not complete.
 #[derive(Debug)]
-pub enum GrantError<E> {
-    /// No request came: the child sent why it failed instead, or died.
+pub enum GrantError<U, E> {
+    /// No request came: the child died, or the channel broke.
     Request(ChannelError),
+    /// The child sent this instead (why it failed).
+    Instead(U),
     /// Writing the maps failed.
     Write(E),
     /// The maps are written, but the child is gone and cannot be told.
@@ -47,14 +89,18 @@ pub enum GrantError<E> {
 /// The parent's half: wait for the child's request on `up`, write its maps
 /// (and whatever else must be in place first) with `write`, and tell it on
 /// `down`.
-pub fn grant_maps<E>(
-    up: &mut Receiver,
-    down: &mut Sender,
+pub fn grant_maps<U: AsksForMaps, E>(
+    up: &mut Receiver<U>,
+    down: &mut Sender<MapsWritten>,
     write: impl FnOnce() -> Result<(), E>,
-) -> Result<(), GrantError<E>> {
-    up.wait_id_map_request().map_err(GrantError::Request)?;
+) -> Result<(), GrantError<U, E>> {
+    match up.recv() {
+        Ok(m) if m.is_maps_request() => {}
+        Ok(m) => return Err(GrantError::Instead(m)),
+        Err(e) => return Err(GrantError::Request(e)),
+    }
     write().map_err(GrantError::Write)?;
-    down.id_maps_written().map_err(GrantError::Tell)
+    down.send(&MapsWritten).map_err(GrantError::Tell)
 }
 
 /// The fix for "user namespaces do not work", for the host we are on.

@@ -4,7 +4,7 @@
 //! controllers are the ones such a scope can get). Methods and properties:
 //! org.freedesktop.systemd1(5).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::cgroup;
@@ -121,18 +121,36 @@ pub fn unit_of(root: &Path, dir: &Path) -> Option<(String, String)> {
 /// Move this process into `dir`, a cgroup inside a unit of the user's
 /// systemd, through the manager (see `attach_processes`), and wait until
 /// the move is done: the manager may hand it on to PID 1 and reply first.
-pub fn attach_self(root: &Path, dir: &Path, timeout: Duration) -> Result<(), String> {
-    let (unit, sub) =
-        unit_of(root, dir).ok_or_else(|| format!("{} is in no systemd unit", dir.display()))?;
-    let mut m = Manager::connect().map_err(|e| e.to_string())?;
+pub fn attach_self(root: &Path, dir: &Path, timeout: Duration) -> Result<(), AttachError> {
+    let (unit, sub) = unit_of(root, dir).ok_or_else(|| AttachError::NoUnit(dir.to_path_buf()))?;
+    let mut m = Manager::connect().map_err(AttachError::Connect)?;
     m.attach_processes(&unit, &sub, &[std::process::id()])
-        .map_err(|e| format!("the user's systemd did not attach us to {unit}: {e}"))?;
+        .map_err(|source| AttachError::Attach {
+            unit: unit.clone(),
+            source,
+        })?;
     let want = format!("/{}", dir.strip_prefix(root).unwrap_or(dir).display());
     poll::until(timeout, MOVE_POLL, || {
         (cgroup::own_path(Path::new("/proc/self/cgroup")).as_deref() == Some(want.as_str()))
             .then_some(())
     })
-    .ok_or_else(|| format!("the user's systemd did not move us into {want} in time"))
+    .ok_or(AttachError::Slow(want))
+}
+
+/// Why this process is not in the cgroup it asked the manager for.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("{} is in no systemd unit", .0.display())]
+    NoUnit(PathBuf),
+    #[error(transparent)]
+    Connect(dbus::DbusError),
+    #[error("the user's systemd did not attach us to {unit}: {source}")]
+    Attach {
+        unit: String,
+        source: dbus::DbusError,
+    },
+    #[error("the user's systemd did not move us into {0} in time")]
+    Slow(String),
 }
 
 /// The signature of StartTransientUnit's arguments.

@@ -2,16 +2,19 @@
 //! (directly for a single id, through newuidmap/newgidmap for a range), and
 //! running a closure as root of a fresh user namespace.
 
+use std::fmt::Display;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Pid, Uid};
 
-use super::channel::{self, ChannelError, Failure, Step};
-use super::newuser::{self, disabled_message, GrantError};
+use serde::{Deserialize, Serialize};
+
+use super::channel;
+use super::newuser::{self, disabled_message, GrantError, Report};
 use super::process;
 
 /// A contiguous range of subordinate ids from /etc/subuid or /etc/subgid.
@@ -21,12 +24,12 @@ pub struct IdRange {
     pub count: u32,
 }
 
-/// How container ids map onto the caller's ids.
+/// How the ids inside a new user namespace map onto the caller's ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdMapping {
     pub uid: u32,
     pub gid: u32,
-    /// Container ids 1..=count map onto these, when the user has ranges and
+    /// Ids 1..=count inside map onto these, when the user has ranges and
     /// the setuid helpers are installed.
     pub sub_uids: Option<IdRange>,
     pub sub_gids: Option<IdRange>,
@@ -36,7 +39,7 @@ pub struct IdMapping {
     pub keep_id: bool,
 }
 
-/// Container ids 1..=65536 at most, as podman maps them.
+/// Ids 1..=65536 inside at most, as podman maps them.
 pub const MAX_RANGE: u32 = 65536;
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +98,7 @@ impl IdMapping {
         }
     }
 
-    /// True when container ids beyond 0 map onto a subordinate range.
+    /// True when ids beyond 0 inside map onto a subordinate range.
     pub fn is_range(&self) -> bool {
         self.sub_uids.is_some()
             && self.sub_gids.is_some()
@@ -103,7 +106,7 @@ impl IdMapping {
             && self.newgidmap.is_some()
     }
 
-    /// Highest uid and gid that exist inside the container.
+    /// Highest uid and gid that exist inside.
     pub fn max_ids(&self) -> (u32, u32) {
         match (self.is_range(), self.sub_uids, self.sub_gids) {
             (true, Some(u), Some(g)) => (u.count.min(MAX_RANGE), g.count.min(MAX_RANGE)),
@@ -310,11 +313,13 @@ fn find_in_path(prog: &str) -> Option<PathBuf> {
 }
 
 /// Run `f` as root of a new user namespace with `mapping`, in a child process.
-/// The closure's error text comes back to the caller. Used for work on files
-/// owned by subordinate ids: extracting layers, deleting containers.
-pub fn run_in_userns<F>(mapping: &IdMapping, f: F) -> Result<(), UsernsError>
+/// The closure's error comes back to the caller as its text (it crosses a
+/// process boundary). Used for work on files owned by subordinate ids:
+/// extracting them, removing them.
+pub fn run_in_userns<F, E>(mapping: &IdMapping, f: F) -> Result<(), UsernsError>
 where
-    F: FnOnce() -> Result<(), String>,
+    F: FnOnce() -> Result<(), E>,
+    E: Display,
 {
     run_in_userns_watching(mapping, f, &mut || {})
 }
@@ -323,16 +328,42 @@ where
 /// works (once its id maps are written, before waiting for its answer): a
 /// child that streams records on a pipe of its own would stall on a full
 /// pipe if this process read it only after the child was done.
-pub fn run_in_userns_watching<F>(
+pub fn run_in_userns_watching<F, E>(
     mapping: &IdMapping,
     f: F,
     watch: &mut dyn FnMut(),
 ) -> Result<(), UsernsError>
 where
-    F: FnOnce() -> Result<(), String>,
+    F: FnOnce() -> Result<(), E>,
+    E: Display,
 {
-    let (mut up_tx, mut up_rx) = channel::channel().map_err(io_sys("pipe"))?;
-    let (mut down_tx, mut down_rx) = channel::channel().map_err(io_sys("pipe"))?;
+    helper(mapping, move || f().map(|()| None), watch).map(drop)
+}
+
+/// Why a helper failed, as it tells its parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum HelperFailure {
+    /// unshare(2) refused with this errno.
+    Unshare(i32),
+    /// The job's error, as its text.
+    Job(String),
+}
+
+/// Fork a helper that unshares its user namespace, is mapped with
+/// `mapping`, and runs `f`; `watch` runs here meanwhile. The descriptor
+/// `f` returns, if any, comes back with its report.
+fn helper<F, E>(
+    mapping: &IdMapping,
+    f: F,
+    watch: &mut dyn FnMut(),
+) -> Result<Option<OwnedFd>, UsernsError>
+where
+    F: FnOnce() -> Result<Option<OwnedFd>, E>,
+    E: Display,
+{
+    let (mut up_tx, mut up_rx) =
+        channel::channel::<Report<HelperFailure>>().map_err(io_sys("socketpair"))?;
+    let (mut down_tx, mut down_rx) = channel::channel().map_err(io_sys("socketpair"))?;
     // The child must not keep our ends open: with our sending end in it, it
     // would never see EOF if we died before answering.
     let ours = [up_rx.as_raw_fd(), down_tx.as_raw_fd()];
@@ -348,20 +379,21 @@ where
         {
             return 1;
         }
-        if let Err(f) = newuser::unshare(CloneFlags::CLONE_NEWUSER, 1) {
-            up_tx.failed(f);
+        if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
+            up_tx.tell(Report::Failed(HelperFailure::Unshare(e as i32)));
             return 1;
         }
-        if newuser::await_maps(&mut up_tx, &mut down_rx, 1).is_err() {
+        if newuser::await_maps(&mut up_tx, &mut down_rx).is_err() {
             return 1;
         }
         match f() {
-            Ok(()) => {
-                up_tx.done();
+            Ok(made) => {
+                let fds: Vec<_> = made.iter().map(|f| f.as_fd()).collect();
+                let _ = up_tx.send_with(&Report::Done, &fds);
                 0
             }
-            Err(msg) => {
-                up_tx.failed(Failure::new(Step::Helper, msg, 1));
+            Err(e) => {
+                up_tx.tell(Report::Failed(HelperFailure::Job(e.to_string())));
                 1
             }
         }
@@ -374,18 +406,21 @@ where
     // dropped in this process: reads below see EOF when the child is done.
     let answer = match newuser::grant_maps(&mut up_rx, &mut down_tx, || mapping.apply(child)) {
         Ok(()) => Ok(()),
-        Err(GrantError::Request(e)) => Err(outcome(e)),
+        Err(GrantError::Request(_)) => Err(UsernsError::Child(String::new())),
+        Err(GrantError::Instead(m)) => Err(outcome(m)),
         Err(GrantError::Write(e)) => Err(e),
         Err(GrantError::Tell(e)) => Err(UsernsError::Child(e.to_string())),
     };
     drop(down_tx);
-    let done = match answer {
-        Ok(()) => {
-            watch();
-            up_rx.wait_done().map_err(outcome)
+    let done = answer.and_then(|()| {
+        watch();
+        match up_rx.recv_with() {
+            Ok((Report::Done, fds)) => Ok(fds.into_iter().next()),
+            Ok((m, _)) => Err(outcome(m)),
+            // Killed or exited without a word: the exit code says more.
+            Err(_) => Err(UsernsError::Child(String::new())),
         }
-        Err(e) => Err(e),
-    };
+    });
     let code = process::wait_exit_code(child).map_err(sys("waitpid"))?;
     match done {
         Err(UsernsError::Child(m)) if m.is_empty() => Err(UsernsError::Child(format!(
@@ -395,16 +430,14 @@ where
     }
 }
 
-/// What a helper's failure means for the caller.
-fn outcome(e: ChannelError) -> UsernsError {
-    match e {
-        ChannelError::Failed(Failure {
-            step: Step::Unshare,
-            errno,
-            ..
-        }) => UsernsError::Disabled(nix::Error::from_raw(errno.unwrap_or(libc::EPERM))),
-        ChannelError::Failed(f) => UsernsError::Child(f.detail),
-        // Killed or exited without a word: the exit code says more.
+/// What a helper's report other than `Done` means for the caller.
+fn outcome(m: Report<HelperFailure>) -> UsernsError {
+    match m {
+        Report::Failed(HelperFailure::Unshare(errno)) => {
+            UsernsError::Disabled(nix::Error::from_raw(errno))
+        }
+        Report::Failed(HelperFailure::Job(text)) => UsernsError::Child(text),
+        // Nothing a helper sends: the exit code says more.
         _ => UsernsError::Child(String::new()),
     }
 }
@@ -417,43 +450,56 @@ fn io_sys(step: &'static str) -> impl Fn(std::io::Error) -> UsernsError {
 }
 
 /// Like [`run_in_userns`], with a value back: the child writes it as JSON
-/// into an anonymous file the two processes share (a pipe could fill up
-/// before the parent reads it).
-pub fn run_in_userns_with<T, F>(mapping: &IdMapping, f: F) -> Result<T, UsernsError>
+/// into an anonymous file whose descriptor comes back with its report (a
+/// message could fill the channel before the parent reads it).
+pub fn run_in_userns_with<T, F, E>(mapping: &IdMapping, f: F) -> Result<T, UsernsError>
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
-    F: FnOnce() -> Result<T, String>,
+    F: FnOnce() -> Result<T, E>,
+    E: Display,
 {
     run_in_userns_with_watching(mapping, f, &mut || {})
 }
 
+/// Why a helper with a value to return failed.
+#[derive(Debug, thiserror::Error)]
+enum ReturnError<E: Display> {
+    #[error("{0}")]
+    Job(E),
+    #[error("writing the result: {0}")]
+    Write(std::io::Error),
+}
+
 /// [`run_in_userns_with`], with `watch` as in [`run_in_userns_watching`].
-pub fn run_in_userns_with_watching<T, F>(
+pub fn run_in_userns_with_watching<T, F, E>(
     mapping: &IdMapping,
     f: F,
     watch: &mut dyn FnMut(),
 ) -> Result<T, UsernsError>
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
-    F: FnOnce() -> Result<T, String>,
+    F: FnOnce() -> Result<T, E>,
+    E: Display,
 {
     use std::io::Seek;
-    let fd =
-        nix::sys::memfd::memfd_create(c"burrow-result", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-            .map_err(sys("memfd_create"))?;
-    let mut file = std::fs::File::from(fd);
-    let mut child_file = file.try_clone().map_err(|e| UsernsError::Sys {
-        step: "dup",
-        source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-    })?;
-    run_in_userns_watching(
+    let fd = helper(
         mapping,
         move || {
-            let value = f()?;
-            serde_json::to_writer(&mut child_file, &value).map_err(|e| e.to_string())
+            let value = f().map_err(ReturnError::Job)?;
+            let fd = nix::sys::memfd::memfd_create(
+                c"burrow-result",
+                nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+            )
+            .map_err(|e| ReturnError::Write(e.into()))?;
+            let mut file = std::fs::File::from(fd);
+            serde_json::to_writer(&mut file, &value).map_err(|e| ReturnError::Write(e.into()))?;
+            Ok::<_, ReturnError<E>>(Some(OwnedFd::from(file)))
         },
         watch,
     )?;
+    let mut file = std::fs::File::from(
+        fd.ok_or_else(|| UsernsError::Child("the child sent no result".into()))?,
+    );
     let mut bytes = Vec::new();
     file.rewind()
         .and_then(|()| file.read_to_end(&mut bytes))

@@ -1,12 +1,15 @@
-//! A forked worker that does one job and says `Done` or why it failed on a
-//! channel of its own; the parent's wait for that word, and the reaping.
+//! A forked worker that does one job and reports how it went on a channel
+//! of its own (done, with a descriptor it made if any, or its error); the
+//! parent's wait for that word, and the reaping.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::unistd::Pid;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use super::channel::{channel, ChannelError, Failure, Receiver};
+use super::channel::{channel, ChannelError, Receiver};
 use super::process::{self, ForkError};
 
 /// Why no worker was started.
@@ -18,19 +21,32 @@ pub enum SpawnError {
     Fork(ForkError),
 }
 
+/// Why a worker did not report success.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError<E> {
+    /// The error it sent.
+    #[error(transparent)]
+    Failed(E),
+    /// How its channel ended without a word (it was killed, or died).
+    #[error(transparent)]
+    Channel(ChannelError),
+}
+
 /// A running worker: our child, with the channel it reports on.
 #[derive(Debug)]
-pub struct Worker {
+pub struct Worker<E> {
     pid: Pid,
-    reports: Receiver,
+    reports: Receiver<Result<(), E>>,
 }
 
 /// Fork a worker for `job`, which is given the descriptor of its report
-/// channel (to keep when it closes the others). It exits 0 once it has said
-/// `Done`, 1 once it has sent its failure.
-pub fn spawn<F>(job: F) -> Result<Worker, SpawnError>
+/// channel (to keep when it closes the others). The descriptor its job
+/// returns, if any, travels back with the report. It exits 0 once it has
+/// reported success, 1 once it has sent its error.
+pub fn spawn<E, F>(job: F) -> Result<Worker<E>, SpawnError>
 where
-    F: FnOnce(RawFd) -> Result<(), Failure>,
+    E: Serialize + DeserializeOwned,
+    F: FnOnce(RawFd) -> Result<Option<OwnedFd>, E>,
 {
     let (mut tx, reports) = channel().map_err(SpawnError::Pipe)?;
     // The closure (with our copy of the sending end) is dropped here once
@@ -38,12 +54,13 @@ where
     let pid = process::fork_child(move || {
         let fd = tx.as_raw_fd();
         match job(fd) {
-            Ok(()) => {
-                tx.done();
+            Ok(made) => {
+                let fds: Vec<_> = made.iter().map(|f| f.as_fd()).collect();
+                let _ = tx.send_with(&Ok(()), &fds);
                 0
             }
-            Err(f) => {
-                tx.failed(f);
+            Err(e) => {
+                tx.tell(Err(e));
                 1
             }
         }
@@ -52,11 +69,15 @@ where
     Ok(Worker { pid, reports })
 }
 
-impl Worker {
-    /// Wait for the worker's word, then reap it: the word (a failure it
-    /// sent, or how the channel ended without one) and its exit code.
-    pub fn wait(mut self) -> (Result<(), ChannelError>, nix::Result<i32>) {
-        let word = self.reports.wait_done();
+impl<E: DeserializeOwned> Worker<E> {
+    /// Wait for the worker's word, then reap it: the word (with the
+    /// descriptor it sent, if any) and its exit code.
+    pub fn wait(mut self) -> (Result<Option<OwnedFd>, WorkerError<E>>, nix::Result<i32>) {
+        let word = match self.reports.recv_with() {
+            Ok((Ok(()), fds)) => Ok(fds.into_iter().next()),
+            Ok((Err(e), _)) => Err(WorkerError::Failed(e)),
+            Err(e) => Err(WorkerError::Channel(e)),
+        };
         (word, process::wait_exit_code(self.pid))
     }
 }

@@ -312,7 +312,7 @@ impl Watch for Monitor {
 
     fn wait(&mut self, mut started: Started, rec: &ContainerRecord) -> Ended {
         if let Some(mut s) = self.status.take() {
-            s.pid(started.pid1.as_raw());
+            s.tell(super::launch::Status::Pid(started.pid1.as_raw()));
         }
         let mut io = self.parent.take().expect("started hands over our stdio");
         self.prober = health::Prober::new(&self.store, rec, self.single_id);

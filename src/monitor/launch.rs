@@ -12,7 +12,9 @@ use nix::unistd::Pid;
 
 use crate::container::ContainerRecord;
 use crate::exit;
-use crate::linux::channel::{channel, ChannelError, Message, Receiver, Sender};
+use serde::{Deserialize, Serialize};
+
+use crate::linux::channel::{channel, ChannelError, Receiver, Sender};
 use crate::linux::process;
 use crate::sandbox::{Failure, StartError, Step};
 use crate::store::Store;
@@ -21,6 +23,17 @@ use super::io::socket_path;
 
 /// The descriptor number the launcher's status channel has in the monitor.
 const STATUS_FD: RawFd = 3;
+
+/// The monitor → its launcher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum Status {
+    /// The attach socket accepts clients.
+    Listening,
+    /// The host pid of the container's PID 1, which now runs.
+    Pid(i32),
+    /// The start failed; nothing more follows.
+    Failed(Failure),
+}
 
 /// A running monitor, as seen by the process that launched it.
 pub struct Launched {
@@ -45,7 +58,7 @@ pub fn launch(
     let exe = std::fs::read_link("/proc/self/exe")
         .map_err(|e| Failure::io(Step::Monitor, &e, exit::BURROW).at("/proc/self/exe"))?;
     let (mut status_tx, mut status_rx) =
-        channel().map_err(|e| Failure::io(Step::Pipe, &e, exit::BURROW))?;
+        channel::<Status>().map_err(|e| Failure::io(Step::Pipe, &e, exit::BURROW))?;
     let root = store.root().to_path_buf();
     let id = rec.id.clone();
     let status_raw = status_tx.as_raw_fd();
@@ -63,7 +76,9 @@ pub fn launch(
         }
         let e = exec_monitor(&exe, &root, &id, attach_first);
         // Still here: the launcher learns why from the status channel.
-        status_tx.failed(Failure::io(Step::Monitor, &e, exit::BURROW).at(&exe));
+        status_tx.tell(Status::Failed(
+            Failure::io(Step::Monitor, &e, exit::BURROW).at(&exe),
+        ));
         exit::CANNOT_RUN
     })
     .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
@@ -89,19 +104,23 @@ fn exec_monitor(exe: &Path, root: &Path, id: &str, attach_first: bool) -> std::i
 
 /// Read the monitor's status until PID 1 runs (connecting to `sock` when
 /// the monitor listens for its first client) or the start failed.
-fn await_start(status_rx: &mut Receiver, sock: &Path, child: Pid) -> Result<Launched, StartError> {
+fn await_start(
+    status_rx: &mut Receiver<Status>,
+    sock: &Path,
+    child: Pid,
+) -> Result<Launched, StartError> {
     // The monitor's own exit is reaped by init once we are gone; reap it
     // here only if it dies early (below).
     let mut attached = None;
     loop {
         match status_rx.recv() {
-            Ok(Message::Listening) => {
+            Ok(Status::Listening) => {
                 let sock = UnixStream::connect(sock)
                     .map_err(|e| monitor_failure(format!("attaching: {e}")))?;
                 attached = Some(sock);
             }
-            Ok(Message::Pid(pid1)) => return Ok(Launched { attached, pid1 }),
-            Ok(Message::Failed(f)) => {
+            Ok(Status::Pid(pid1)) => return Ok(Launched { attached, pid1 }),
+            Ok(Status::Failed(f)) => {
                 let _ = process::wait_exit_code(child);
                 return Err(f.into());
             }
@@ -112,19 +131,18 @@ fn await_start(status_rx: &mut Receiver, sock: &Path, child: Pid) -> Result<Laun
                 ))
                 .into());
             }
-            Ok(m) => return Err(monitor_failure(format!("unexpected status {m:?}")).into()),
             Err(e) => return Err(monitor_failure(format!("status from the monitor: {e}")).into()),
         }
     }
 }
 
 /// The status channel `launch` passed as descriptor 3, if we were launched
-/// that way (a pipe inherited there).
-pub(super) fn status_sender() -> Option<Sender> {
+/// that way (a socket inherited there).
+pub(super) fn status_sender() -> Option<Sender<Status>> {
     let fd = process::adopt_inherited_fd(STATUS_FD).ok().flatten()?;
     let file = File::from(fd);
     match file.metadata() {
-        Ok(m) if std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()) => {
+        Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
             Some(Sender::from(OwnedFd::from(file)))
         }
         // Not ours to use; dropping it closes a descriptor nobody else
@@ -143,7 +161,9 @@ mod tests {
         let e = exec_monitor(exe, Path::new("/nonexistent/root"), "abc", false);
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
         let (mut tx, mut rx) = channel().unwrap();
-        tx.failed(Failure::io(Step::Monitor, &e, exit::BURROW).at(exe));
+        tx.tell(Status::Failed(
+            Failure::io(Step::Monitor, &e, exit::BURROW).at(exe),
+        ));
         drop(tx);
         // No such child: the launcher's reaping finds nothing to wait for.
         let err = match await_start(
@@ -163,7 +183,7 @@ mod tests {
     #[test]
     fn the_launcher_returns_pid_1_once_it_runs() {
         let (mut tx, mut rx) = channel().unwrap();
-        tx.pid(42);
+        tx.tell(Status::Pid(42));
         let launched = await_start(
             &mut rx,
             Path::new("/nonexistent.sock"),

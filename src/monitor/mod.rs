@@ -32,7 +32,7 @@ use crate::store::Store;
 pub use self::io::{connect, socket_path};
 use self::io::{Client, ContainerIo, ParentIo};
 pub use self::launch::{launch, Launched};
-use self::launch::{monitor_failure, status_sender};
+use self::launch::{monitor_failure, status_sender, Status};
 use self::restart::{health_restart_due, restart_due, Backoff};
 
 /// The monitor process (`burrow __monitor ID`). Returns its exit code.
@@ -50,7 +50,7 @@ pub fn main(
     let mut status = status_sender();
     let mut fail = |f: Failure| {
         if let Some(s) = &mut status {
-            s.failed(f);
+            s.tell(Status::Failed(f));
         }
         exit::BURROW
     };
@@ -70,7 +70,7 @@ pub fn main(
         Ok(m) => m,
         Err((f, mut status)) => {
             if let Some(s) = &mut status {
-                s.failed(f);
+                s.tell(Status::Failed(f));
             }
             return exit::BURROW;
         }
@@ -86,7 +86,7 @@ pub fn main(
                 e => monitor_failure(e.to_string()),
             };
             if let Some(s) = &mut monitor.status {
-                s.failed(f);
+                s.tell(Status::Failed(f));
             }
             exit::BURROW
         }
@@ -194,7 +194,7 @@ fn finish(
 /// One container under this monitor: its stdio, log, attach clients and
 /// deadline.
 struct Monitor {
-    status: Option<Sender>,
+    status: Option<Sender<Status>>,
     sock_path: PathBuf,
     listener: UnixListener,
     clients: Vec<Client>,
@@ -226,9 +226,9 @@ impl Monitor {
         store: &Store,
         rec: &ContainerRecord,
         attach_first: bool,
-        mut status: Option<Sender>,
+        mut status: Option<Sender<Status>>,
         single_id: bool,
-    ) -> Result<Monitor, (Failure, Option<Sender>)> {
+    ) -> Result<Monitor, (Failure, Option<Sender<Status>>)> {
         // Published ports first: a taken one fails the start before
         // anything else is set up, naming the port.
         let forwarder = match Forwarder::bind(&rec.ports_to_publish()) {
@@ -259,7 +259,7 @@ impl Monitor {
         let mut clients = Vec::new();
         if attach_first {
             if let Some(s) = &mut status {
-                s.listening();
+                s.tell(Status::Listening);
             }
             // The launcher connects at once; don't wait forever for a dead one.
             let _ = listener.set_nonblocking(true);

@@ -17,14 +17,15 @@ use std::time::{Duration, Instant};
 
 use nix::poll::PollFlags;
 use nix::sys::socket::{
-    recv, send, shutdown, socketpair, AddressFamily, MsgFlags, Shutdown, SockFlag, SockType,
+    recv, send, shutdown, AddressFamily, MsgFlags, Shutdown, SockFlag, SockType,
 };
 
 use super::{NetworkError, PortBinding, PortMap, PortSpec, Proto};
 use crate::exit;
-use crate::linux::channel::{channel, Failure, Message, Step};
 use crate::linux::ns::{Namespaces, NsError};
-use crate::linux::{process, tty};
+use crate::linux::process;
+use crate::linux::worker::{self, SpawnError, WorkerError};
+use crate::sandbox::{Failure, Step};
 
 /// Bytes in flight per direction of a TCP connection (a pipe's capacity).
 const PIPE: usize = 256 * 1024;
@@ -460,78 +461,50 @@ fn dial(dest: Dest<'_>, proto: Proto, port: u16) -> Result<OwnedFd, NetworkError
         proto: proto.name(),
         detail,
     };
-    let (ours, theirs) = socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| fail(format!("socketpair: {e}")))?;
-    let (mut tx, mut rx) = channel().map_err(|e| fail(format!("pipe: {e}")))?;
-    let child = process::fork_child(|| {
-        let connected = (|| -> Result<OwnedFd, Failure> {
-            let ns = match dest {
-                Dest::Loopback(ns) => ns,
-                Dest::Bridge(b, _) => &b.namespaces,
-            };
-            ns.join()
-                .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
-            let io = |e: std::io::Error| Failure::io(Step::Network, &e, exit::BURROW);
-            let sys = |e: nix::Error| Failure::sys(Step::Network, e, exit::BURROW);
-            let (to, from) = match dest {
-                Dest::Loopback(_) => (SocketAddr::from(([127, 0, 0, 1], port)), None),
-                Dest::Bridge(b, client) => {
-                    let to = SocketAddr::from((b.address, port));
-                    // A loopback or IPv6 client cannot be a source on the
-                    // bridge: those come from the bridge's address.
-                    let keep = match client {
-                        SocketAddr::V4(c) if b.transparent && !c.ip().is_loopback() => Some(c),
-                        _ => None,
-                    };
-                    (to, keep)
-                }
-            };
-            match from {
-                Some(client) => transparent_socket(proto, client, to).map_err(sys),
-                None => Ok(match proto {
-                    Proto::Tcp => OwnedFd::from(std::net::TcpStream::connect(to).map_err(io)?),
-                    Proto::Udp => {
-                        let u =
-                            UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).map_err(io)?;
-                        u.connect(to).map_err(io)?;
-                        OwnedFd::from(u)
-                    }
-                }),
+    let w = worker::spawn(|_report| -> Result<Option<OwnedFd>, Failure> {
+        let ns = match dest {
+            Dest::Loopback(ns) => ns,
+            Dest::Bridge(b, _) => &b.namespaces,
+        };
+        ns.join()
+            .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
+        let io = |e: std::io::Error| Failure::io(Step::Network, &e, exit::BURROW);
+        let sys = |e: nix::Error| Failure::sys(Step::Network, e, exit::BURROW);
+        let (to, from) = match dest {
+            Dest::Loopback(_) => (SocketAddr::from(([127, 0, 0, 1], port)), None),
+            Dest::Bridge(b, client) => {
+                let to = SocketAddr::from((b.address, port));
+                // A loopback or IPv6 client cannot be a source on the
+                // bridge: those come from the bridge's address.
+                let keep = match client {
+                    SocketAddr::V4(c) if b.transparent && !c.ip().is_loopback() => Some(c),
+                    _ => None,
+                };
+                (to, keep)
             }
-        })();
-        match connected {
-            Ok(s) => match tty::send_fd(theirs.as_raw_fd(), s.as_raw_fd()) {
-                Ok(()) => {
-                    tx.done();
-                    0
-                }
-                Err(e) => {
-                    tx.failed(Failure::sys(Step::Network, e, exit::BURROW));
-                    1
+        };
+        Ok(Some(match from {
+            Some(client) => transparent_socket(proto, client, to).map_err(sys)?,
+            None => match proto {
+                Proto::Tcp => OwnedFd::from(std::net::TcpStream::connect(to).map_err(io)?),
+                Proto::Udp => {
+                    let u = UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).map_err(io)?;
+                    u.connect(to).map_err(io)?;
+                    OwnedFd::from(u)
                 }
             },
-            Err(f) => {
-                tx.failed(f);
-                1
-            }
-        }
+        }))
     })
-    .map_err(|e| fail(format!("fork: {e}")))?;
-    drop(theirs);
-    drop(tx);
-    let got = match rx.recv() {
-        Ok(Message::Done) => tty::recv_fd(ours.as_raw_fd()).map_err(|e| fail(e.to_string())),
-        Ok(Message::Failed(f)) => Err(fail(f.to_string())),
-        Ok(m) => Err(fail(format!("unexpected {m:?}"))),
-        Err(e) => Err(fail(e.to_string())),
-    };
-    let _ = process::wait_exit_code(child);
-    got
+    .map_err(|e| match e {
+        SpawnError::Pipe(e) => fail(format!("pipe: {e}")),
+        SpawnError::Fork(e) => fail(format!("fork: {e}")),
+    })?;
+    match w.wait().0 {
+        Ok(Some(sock)) => Ok(sock),
+        Ok(None) => Err(fail("no socket came back".into())),
+        Err(WorkerError::Failed(f)) => Err(fail(f.to_string())),
+        Err(WorkerError::Channel(e)) => Err(fail(e.to_string())),
+    }
 }
 
 /// A socket bound to `client`'s address (IP_TRANSPARENT: an address of

@@ -16,10 +16,12 @@ use super::switch::{self, Reply, Request};
 use super::user::Network;
 use super::NetworkError;
 use crate::exit;
-use crate::linux::channel::{channel, ChannelError, Failure, Message, Step};
+use crate::linux::channel::ChannelError;
 use crate::linux::ns::{Namespaces, NsError};
 use crate::linux::process::ForkError;
+use crate::linux::worker::{self, SpawnError, WorkerError};
 use crate::linux::{process, seqpacket, tap};
+use crate::sandbox::{Failure, Step};
 
 /// How long joining may wait for a switch to come up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -122,8 +124,6 @@ pub enum JoinFailure {
     Fork(#[source] ForkError),
     #[error(transparent)]
     Child(#[from] Failure),
-    #[error("unexpected {0:?}")]
-    Message(Message),
     #[error(transparent)]
     Channel(#[from] ChannelError),
     #[error("/proc/self/exe: {0}")]
@@ -239,42 +239,29 @@ fn make_tap(
     ip: Ipv4Addr,
     prefix: u8,
 ) -> Result<(), JoinFailure> {
-    let (mut tx, mut rx) = channel().map_err(JoinFailure::Pipe)?;
     let attach = serde_json::to_vec(&Request::Attach).expect("request serializes");
-    let child = process::fork_child(|| {
-        let done = (|| -> Result<(), Failure> {
-            ns.join()
-                .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
-            let sys = |what: &str, e: nix::Error| {
-                Failure::new(Step::Network, format!("{what}: {e}"), exit::BURROW)
-            };
-            let (dev, name) = tap::create("eth%d").map_err(|e| sys("creating a TAP device", e))?;
-            tap::configure(&name, mac, ip, prefix, switch::MTU)
-                .map_err(|e| sys(&format!("configuring {name}"), e))?;
-            seqpacket::send(conn.as_raw_fd(), &attach, Some(dev.as_raw_fd()))
-                .map_err(|e| sys("handing the device to the switch", e))
-        })();
-        match done {
-            Ok(()) => {
-                tx.done();
-                0
-            }
-            Err(f) => {
-                tx.failed(f);
-                1
-            }
-        }
+    let w = worker::spawn(|_report| -> Result<Option<OwnedFd>, Failure> {
+        ns.join()
+            .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
+        let sys = |what: &str, e: nix::Error| {
+            Failure::new(Step::Network, format!("{what}: {e}"), exit::BURROW)
+        };
+        let (dev, name) = tap::create("eth%d").map_err(|e| sys("creating a TAP device", e))?;
+        tap::configure(&name, mac, ip, prefix, switch::MTU)
+            .map_err(|e| sys(&format!("configuring {name}"), e))?;
+        seqpacket::send(conn.as_raw_fd(), &attach, Some(dev.as_raw_fd()))
+            .map_err(|e| sys("handing the device to the switch", e))?;
+        Ok(None)
     })
-    .map_err(JoinFailure::Fork)?;
-    drop(tx);
-    let got = match rx.recv() {
-        Ok(Message::Done) => Ok(()),
-        Ok(Message::Failed(f)) => Err(f.into()),
-        Ok(m) => Err(JoinFailure::Message(m)),
-        Err(e) => Err(e.into()),
-    };
-    let _ = process::wait_exit_code(child);
-    got
+    .map_err(|e| match e {
+        SpawnError::Pipe(e) => JoinFailure::Pipe(e),
+        SpawnError::Fork(e) => JoinFailure::Fork(e),
+    })?;
+    match w.wait().0 {
+        Ok(_) => Ok(()),
+        Err(WorkerError::Failed(f)) => Err(f.into()),
+        Err(WorkerError::Channel(e)) => Err(e.into()),
+    }
 }
 
 /// Start `burrow --root ROOT __switch NAME` detached: in a session of its

@@ -10,7 +10,7 @@
 //!                                       once init is forked
 //!      └─ init (PID 1 of a new pid ns)  sandbox::enter_bundle: the bundle's
 //!                                       mounts, pivot_root, hostname, user,
-//!                                       caps, seccomp; says Done, blocks on
+//!                                       caps, seccomp; says Ready, blocks on
 //!                                       the exec FIFO until `start`, execs
 //! ```
 
@@ -28,11 +28,32 @@ use super::bundle::{self, Config, Plan, ProcessPlan, UserNs};
 use super::hooks::run_hook;
 use super::state::{self, Dir, Saved, Status};
 use super::{CreateArgs, Log};
-use crate::linux::channel::{channel, ChannelError, Message, Receiver, Sender};
-use crate::linux::newuser::{self, GrantError};
+use crate::linux::channel::{channel, ChannelError, Receiver, Sender};
+use crate::linux::newuser::{self, AsksForMaps, GrantError, MapsWritten};
 use crate::linux::{process, userns};
 use crate::sandbox::seccomp::Seccomp;
+use crate::sandbox::wire::{ReportError, SetupReport};
 use crate::sandbox::{self, Failure, Process, Stdio, Step};
+
+/// The setup process → `create`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum Report {
+    /// Its new user namespace is unshared: map it.
+    IdMapsRequested,
+    /// Init is forked, with this host pid.
+    Pid(i32),
+    /// A step failed; nothing more follows.
+    Failed(Failure),
+}
+
+impl AsksForMaps for Report {
+    fn maps_requested() -> Self {
+        Report::IdMapsRequested
+    }
+    fn is_maps_request(&self) -> bool {
+        matches!(self, Report::IdMapsRequested)
+    }
+}
 
 /// What the container's process gets as stdout and stderr when no
 /// terminal is asked for.
@@ -178,9 +199,9 @@ fn create_in(
     let preserve_fds = a.preserve_fds.max(listen_fds);
 
     let pipe = |e: std::io::Error| anyhow!("creating a pipe: {e}");
-    let (up_tx, mut up_rx) = channel().map_err(pipe)?;
+    let (up_tx, mut up_rx) = channel::<Report>().map_err(pipe)?;
     let (mut down_tx, down_rx) = channel().map_err(pipe)?;
-    let (exec_tx, mut exec_rx) = channel().map_err(pipe)?;
+    let (exec_tx, mut exec_rx) = channel::<SetupReport>().map_err(pipe)?;
     let mut keep = vec![
         up_tx.as_raw_fd(),
         down_rx.as_raw_fd(),
@@ -204,7 +225,9 @@ fn create_in(
         let mut up_tx = up_tx;
         if null_output {
             if let Err(e) = null_stdout_stderr() {
-                up_tx.failed(Failure::io(Step::Stdio, &e, 1).at(Path::new("/dev/null")));
+                up_tx.tell(Report::Failed(
+                    Failure::io(Step::Stdio, &e, 1).at(Path::new("/dev/null")),
+                ));
                 return 1;
             }
         }
@@ -214,11 +237,11 @@ fn create_in(
     drop(gate);
     drop(console);
 
-    let early = |e: ChannelError| -> anyhow::Error {
+    let early = |e: ReportError| -> anyhow::Error {
         let code = process::wait_exit_code(setup).unwrap_or(1);
         match e {
-            ChannelError::Failed(f) => anyhow!("{f}"),
-            ChannelError::Closed => {
+            ReportError::Failed(f) => anyhow!("{f}"),
+            ReportError::Channel(ChannelError::Closed) => {
                 anyhow!("setting up the container ended early (exit code {code})")
             }
             e => anyhow!("setting up the container: {e}"),
@@ -231,7 +254,13 @@ fn create_in(
         match granted {
             // Gone after its maps were written: its own report says why.
             Ok(()) | Err(GrantError::Tell(_)) => {}
-            Err(GrantError::Request(e)) => return Err(early(e)),
+            Err(GrantError::Request(e)) => return Err(early(e.into())),
+            Err(GrantError::Instead(Report::Failed(f))) => {
+                return Err(early(ReportError::Failed(f)))
+            }
+            Err(GrantError::Instead(m)) => {
+                return Err(early(ReportError::unexpected("an id map request", m)))
+            }
             Err(GrantError::Write(e)) => {
                 let _ = kill(setup, Signal::SIGKILL);
                 let _ = process::wait_exit_code(setup);
@@ -240,7 +269,14 @@ fn create_in(
         }
     }
     drop(down_tx);
-    let pid = up_rx.wait_pid(|_| {}).map_err(early)?;
+    let pid = loop {
+        match up_rx.recv() {
+            Ok(Report::Pid(p)) => break p,
+            Ok(Report::Failed(f)) => return Err(early(ReportError::Failed(f))),
+            Ok(Report::IdMapsRequested) => {}
+            Err(e) => return Err(early(e.into())),
+        }
+    };
     let _ = process::wait_exit_code(setup);
     let init = Pid::from_raw(pid);
     let fail = |e: anyhow::Error| {
@@ -248,9 +284,8 @@ fn create_in(
         e
     };
     match exec_rx.recv() {
-        Ok(Message::Done) => {}
-        Ok(Message::Failed(f)) => return Err(fail(anyhow!("{f}"))),
-        Ok(m) => return Err(fail(anyhow!("unexpected report from init: {m:?}"))),
+        Ok(SetupReport::Ready) => {}
+        Ok(SetupReport::Failed(f)) => return Err(fail(anyhow!("{f}"))),
         Err(_) => return Err(fail(anyhow!("init ended while setting up the container"))),
     }
 
@@ -317,14 +352,14 @@ fn setup_main(
     proc: &Process,
     gate: BorrowedFd<'_>,
     preserve_fds: u32,
-    mut up: Sender,
-    down: Receiver,
-    exec_tx: Sender,
+    mut up: Sender<Report>,
+    down: Receiver<MapsWritten>,
+    exec_tx: Sender<SetupReport>,
 ) -> i32 {
     match setup(plan, proc, (gate, preserve_fds), &mut up, down, exec_tx) {
         Ok(()) => 0,
         Err(f) => {
-            up.failed(f);
+            up.tell(Report::Failed(f));
             1
         }
     }
@@ -334,9 +369,9 @@ fn setup(
     plan: &Plan,
     proc: &Process,
     (gate, preserve_fds): (BorrowedFd<'_>, u32),
-    up: &mut Sender,
-    mut down: Receiver,
-    mut exec_tx: Sender,
+    up: &mut Sender<Report>,
+    mut down: Receiver<MapsWritten>,
+    mut exec_tx: Sender<SetupReport>,
 ) -> Result<(), Failure> {
     // Inherited by init: rlimits, umask, OOM score.
     for (name, soft, hard) in &plan.process.rlimits {
@@ -377,8 +412,8 @@ fn setup(
             setns(CloneFlags::CLONE_NEWUSER, p)?;
         }
         UserNs::Create => {
-            newuser::unshare(CloneFlags::CLONE_NEWUSER, 1)?;
-            newuser::await_maps(up, &mut down, 1)?;
+            nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| Failure::unshare(e, 1))?;
+            newuser::await_maps(up, &mut down).map_err(|e| Failure::id_maps(e, 1))?;
         }
     }
     drop(down);
@@ -418,7 +453,7 @@ fn setup(
     });
     let pid = init.map_err(|e| Failure::sys(Step::Fork, e.errno(), 1))?;
     drop(exec_tx);
-    up.pid(pid.as_raw());
+    up.tell(Report::Pid(pid.as_raw()));
     Ok(())
 }
 

@@ -27,9 +27,10 @@ use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
 
 use super::process::{enter_and_exec, ContainerType};
-use super::{channel_failure, report, Failure, Process, StartError, Stdio, Step};
+use super::wire::{self, ExecReport, SetupReport};
+use super::{report, Failure, Process, StartError, Stdio, Step};
 use crate::exit;
-use crate::linux::channel::{channel, Message, Receiver, Sender};
+use crate::linux::channel::{channel, Receiver, Sender};
 use crate::linux::ns::{Namespaces, NsError};
 use crate::linux::{process, vfork};
 
@@ -93,7 +94,7 @@ pub struct Execd {
     joiner: Pid,
     /// The exec'd process as the host sees it.
     pub pid: Pid,
-    reports: Receiver,
+    reports: Receiver<ExecReport>,
     signals: Option<SignalFd>,
 }
 
@@ -117,7 +118,7 @@ pub fn exec(spec: &ExecSpec) -> Result<Execd, ExecError> {
     // Step 3: the joiner.
     let pipe_err = |e: std::io::Error| Failure::io(Step::Pipe, &e, exit::BURROW);
     let (up_tx, mut up_rx) = channel().map_err(pipe_err)?;
-    let (exec_tx, mut exec_rx) = channel().map_err(pipe_err)?;
+    let (exec_tx, mut exec_rx) = channel::<SetupReport>().map_err(pipe_err)?;
     let ours = [up_rx.as_raw_fd(), exec_rx.as_raw_fd()];
     let joiner = process::fork_child(|| {
         for fd in ours {
@@ -129,20 +130,20 @@ pub fn exec(spec: &ExecSpec) -> Result<Execd, ExecError> {
     drop(ns);
 
     // Step 4: the joiner reports the process's pid, or why it has none.
-    let pid = up_rx.wait_pid(|m| tracing::warn!("unexpected report from exec: {m:?}"));
+    let pid = wire::wait_exec_pid(&mut up_rx);
     let pid = match pid {
         Ok(p) => Pid::from_raw(p),
         Err(e) => {
             let code = process::wait_exit_code(joiner).unwrap_or(exit::BURROW);
-            return Err(channel_failure(Step::JoinNamespaces, e, || code).into());
+            return Err(e.into_failure(Step::JoinNamespaces, || code).into());
         }
     };
 
     // Step 5: the process sets itself up; EOF on the exec channel means it
     // exec'd (the pipe is close-on-exec), a message says why it did not.
-    if let Err(e) = exec_rx.wait_exec() {
+    if let Err(e) = wire::wait_exec(&mut exec_rx) {
         let _ = process::wait_exit_code(joiner);
-        return Err(channel_failure(Step::Exec, e, || exit::BURROW).into());
+        return Err(e.into_failure(Step::Exec, || exit::BURROW).into());
     }
     if spec.detached() {
         // The joiner exits as soon as it has reported the pid.
@@ -179,7 +180,7 @@ const SHARED_STACK: usize = 1024 * 1024;
 pub struct Resident {
     joiner: Pid,
     requests: OwnedFd,
-    reports: Receiver,
+    reports: Receiver<ExecReport>,
     /// Processes started so far.
     starts: u32,
 }
@@ -226,9 +227,9 @@ pub fn resident(spec: &ExecSpec) -> Result<Resident, ExecError> {
     })
     .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
     drop(ns);
-    if let Err(e) = up_rx.wait_done() {
+    if let Err(e) = wire::wait_ready(&mut up_rx) {
         let code = process::wait_exit_code(joiner).unwrap_or(exit::BURROW);
-        return Err(channel_failure(Step::JoinNamespaces, e, || code).into());
+        return Err(e.into_failure(Step::JoinNamespaces, || code).into());
     }
     Ok(Resident {
         joiner,
@@ -268,17 +269,18 @@ impl Resident {
         self.reports.as_fd()
     }
 
-    /// A report was read along with the previous one: poll would not see it.
+    /// A report was read along with the previous one: poll would not see
+    /// it. Never so: reports are read one message at a time.
     pub fn reported(&self) -> bool {
-        self.reports.has_buffered()
+        false
     }
 
     /// The next report; blocks until it comes.
     pub fn report(&mut self) -> Report {
         match self.reports.recv() {
-            Ok(Message::Pid(p)) => Report::Started(Pid::from_raw(p)),
-            Ok(Message::Exited(code)) => Report::Exited(code),
-            Ok(Message::Failed(f)) => Report::Failed(f.into()),
+            Ok(ExecReport::Pid(p)) => Report::Started(Pid::from_raw(p)),
+            Ok(ExecReport::Exited(code)) => Report::Exited(code),
+            Ok(ExecReport::Failed(f)) => Report::Failed(f.into()),
             Ok(m) => {
                 tracing::warn!("unexpected report from a resident exec: {m:?}");
                 Report::Gone
@@ -297,7 +299,12 @@ impl Drop for Resident {
 
 /// The resident joiner: enters once, then one process per request until
 /// the caller closes its end.
-fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: OwnedFd) -> i32 {
+fn resident_main(
+    spec: &ExecSpec,
+    ns: &Namespaces,
+    mut up: Sender<ExecReport>,
+    requests: OwnedFd,
+) -> i32 {
     // Living in the container's cgroup, we would be one of its processes
     // for `top`, `stats` and its pids limit: each process moves itself in
     // through this file, opened while /sys/fs/cgroup is still the host's.
@@ -314,7 +321,7 @@ fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: Own
                 .ok()
         });
     if let Err(f) = enter_container(spec, ns, procs.is_none()) {
-        up.failed(f);
+        up.tell(ExecReport::Failed(f));
         return exit::BURROW;
     }
     // The trampoline once, for every process after (it is sealed), and
@@ -327,7 +334,11 @@ fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: Own
     let mut stack = match vfork::Stack::new(SHARED_STACK) {
         Ok(s) => s,
         Err(e) => {
-            up.failed(Failure::sys(Step::Fork, e, exit::BURROW));
+            up.tell(ExecReport::Failed(Failure::sys(
+                Step::Fork,
+                e,
+                exit::BURROW,
+            )));
             return exit::BURROW;
         }
     };
@@ -341,12 +352,16 @@ fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: Own
     let mut spec = spec.clone();
     if let super::seccomp::Seccomp::Filter(prog) = &spec.process.seccomp {
         if let Err(e) = crate::linux::seccomp::install(prog) {
-            up.failed(Failure::io(Step::Seccomp, &e, exit::BURROW));
+            up.tell(ExecReport::Failed(Failure::io(
+                Step::Seccomp,
+                &e,
+                exit::BURROW,
+            )));
             return exit::BURROW;
         }
         spec.process.seccomp = super::seccomp::Seccomp::Unconfined;
     }
-    up.done();
+    up.tell(ExecReport::Ready);
     loop {
         // EOF: the caller is done with us (or gone); any other error (a
         // profile that refuses recvmsg) is said.
@@ -354,16 +369,24 @@ fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: Own
             Ok(fd) => fd,
             Err(nix::Error::EBADMSG) => return 0,
             Err(e) => {
-                up.failed(Failure::sys(Step::Seccomp, e, exit::BURROW));
+                up.tell(ExecReport::Failed(Failure::sys(
+                    Step::Seccomp,
+                    e,
+                    exit::BURROW,
+                )));
                 return exit::BURROW;
             }
         };
         let fd = output.as_raw_fd();
         spec.process.stdio = Stdio::Pipes([0, fd, fd]);
-        let (mut exec_tx, mut exec_rx) = match channel() {
+        let (mut exec_tx, mut exec_rx) = match channel::<SetupReport>() {
             Ok(c) => c,
             Err(e) => {
-                up.failed(Failure::io(Step::Pipe, &e, exit::BURROW));
+                up.tell(ExecReport::Failed(Failure::io(
+                    Step::Pipe,
+                    &e,
+                    exit::BURROW,
+                )));
                 continue;
             }
         };
@@ -376,7 +399,7 @@ fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: Own
             Ok(p) => p,
             Err(f) => {
                 let gone = f.step == Step::ContainerGone;
-                up.failed(f);
+                up.tell(ExecReport::Failed(f));
                 if gone {
                     return exit::BURROW;
                 }
@@ -385,13 +408,15 @@ fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: Own
         };
         drop(exec_tx);
         drop(output);
-        up.pid(pid.as_raw());
-        if let Err(e) = exec_rx.wait_exec() {
+        up.tell(ExecReport::Pid(pid.as_raw()));
+        if let Err(e) = wire::wait_exec(&mut exec_rx) {
             let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
-            up.failed(channel_failure(Step::Exec, e, || code));
+            up.tell(ExecReport::Failed(e.into_failure(Step::Exec, || code)));
             continue;
         }
-        up.exited(process::wait_exit_code(pid).unwrap_or(exit::BURROW));
+        up.tell(ExecReport::Exited(
+            process::wait_exit_code(pid).unwrap_or(exit::BURROW),
+        ));
     }
 }
 
@@ -407,11 +432,6 @@ impl Execd {
     /// `wait_relaying_signals` returns at once).
     pub fn report_fd(&self) -> BorrowedFd<'_> {
         self.reports.as_fd()
-    }
-
-    /// The exit report was read along with the pid: poll would not see it.
-    pub fn reported(&self) -> bool {
-        self.reports.has_buffered()
     }
 
     /// Wait for the process's exit code (128 + signal when killed),
@@ -498,7 +518,7 @@ fn fork_process(
     setgroups_allowed: bool,
     terminal: Option<RawFd>,
     ours: &[RawFd],
-    exec_tx: &mut Sender,
+    exec_tx: &mut Sender<SetupReport>,
     how: Fork<'_>,
 ) -> Result<Pid, Failure> {
     let joined = ContainerType::Joined { terminal };
@@ -515,7 +535,11 @@ fn fork_process(
         if let Some(procs) = cgroup {
             // "0": ourselves.
             if let Err(e) = nix::unistd::write(procs, b"0") {
-                exec_tx.failed(Failure::sys(Step::Cgroup, e, exit::BURROW));
+                exec_tx.tell(SetupReport::Failed(Failure::sys(
+                    Step::Cgroup,
+                    e,
+                    exit::BURROW,
+                )));
                 return exit::BURROW;
             }
         }
@@ -544,13 +568,18 @@ fn moves_itself_into(dir: &Path) -> bool {
 }
 
 /// The joiner. Runs as the forked child; returns its exit code.
-fn joiner_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, mut exec_tx: Sender) -> i32 {
+fn joiner_main(
+    spec: &ExecSpec,
+    ns: &Namespaces,
+    mut up: Sender<ExecReport>,
+    mut exec_tx: Sender<SetupReport>,
+) -> i32 {
     if let Err(f) = enter_container(spec, ns, true) {
-        up.failed(f);
+        up.tell(ExecReport::Failed(f));
         return exit::BURROW;
     }
     let mut failed = |f: Failure| {
-        up.failed(f);
+        up.tell(ExecReport::Failed(f));
         exit::BURROW
     };
 
@@ -578,12 +607,12 @@ fn joiner_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, mut exec_tx: Se
     ) {
         Ok(p) => p,
         Err(f) => {
-            up.failed(f);
+            up.tell(ExecReport::Failed(f));
             return exit::BURROW;
         }
     };
     drop(exec_tx);
-    up.pid(pid.as_raw());
+    up.tell(ExecReport::Pid(pid.as_raw()));
 
     // Step 5: wait and pass the exit on; a detached process is left to
     // whoever inherits it (the nearest subreaper, or init).
@@ -595,7 +624,7 @@ fn joiner_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, mut exec_tx: Se
         relay_pty(&master);
     }
     let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
-    up.exited(code);
+    up.tell(ExecReport::Exited(code));
     code
 }
 

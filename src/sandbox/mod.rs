@@ -26,6 +26,7 @@
 pub mod caps;
 mod cleanup;
 pub mod exec;
+mod failure;
 pub mod init;
 pub mod link;
 mod mounts;
@@ -37,12 +38,13 @@ pub mod seccomp_default;
 mod spawn;
 mod trampoline;
 mod user;
+pub mod wire;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::linux::channel::{Failure, Step};
+pub use failure::{Failure, Step};
 pub use mounts::{MountOp, Symlinks, DEVICES, DEV_LINKS, MASKED_PATHS, READONLY_PATHS};
 pub use process::{enter_bundle, BundleInit, Process, Stdio, DEFAULT_PATH};
 pub use report::relay_signalfd;
@@ -151,7 +153,7 @@ pub struct Spec {
     pub remove_dir_after: bool,
     /// The container's cgroup, set by the caller after `build_spec`; None
     /// runs it in the caller's cgroup.
-    pub cgroup: Option<crate::linux::cgroup::Placement>,
+    pub cgroup: Option<Placement>,
     /// Changes to Docker's masked and read-only paths (`mask=`, `unmask=`).
     pub paths: PathRules,
     /// Join a shared user and network namespace instead of making a user
@@ -172,6 +174,17 @@ pub struct PathRules {
     /// `--privileged`: a private network's sysfs is mounted writable (the
     /// kernel still lets a user namespace write only what it owns).
     pub writable_sys: bool,
+}
+
+/// Where the sandbox puts a container: the caller moves the inner process
+/// into `dir` before it sets anything up (so PID 1 and all it forks are born
+/// inside); once PID 1 is forked, the inner process moves itself back to
+/// `leave_to`, so only the container's own processes stay in the cgroup and
+/// are frozen, killed and counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub dir: PathBuf,
+    pub leave_to: Option<PathBuf>,
 }
 
 /// Why a container (or an exec'd process) could not start, with the exit
@@ -196,24 +209,5 @@ impl From<Failure> for StartError {
             failure,
             cleaned_up: false,
         }
-    }
-}
-
-/// A channel message that was not what the caller waited for, as a failure
-/// of `step`. `Closed` means the other process ended without saying why.
-fn channel_failure(
-    step: Step,
-    e: crate::linux::channel::ChannelError,
-    code: impl FnOnce() -> i32,
-) -> Failure {
-    use crate::linux::channel::ChannelError;
-    match e {
-        ChannelError::Failed(f) => f,
-        ChannelError::Closed => Failure::new(
-            step,
-            format!("ended early (exit code {}) without saying why", code()),
-            crate::exit::BURROW,
-        ),
-        e => Failure::new(step, e.to_string(), crate::exit::BURROW),
     }
 }

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::Signal;
 
 use super::mounts::{self, MountOp};
+use super::wire::SetupReport;
 use super::{Failure, Step};
 use crate::exit;
 use crate::linux::channel::Sender;
@@ -124,7 +125,7 @@ pub(super) enum ContainerType<'a> {
 /// What PID 1 of a container made from an OCI bundle sets up besides the
 /// shared order: like `Init`, with the hostname and NIS domain name only
 /// when the bundle gives a UTS namespace them, and `start_gate` (a FIFO
-/// open for reading and writing): once set up, the process says `Done` on
+/// open for reading and writing): once set up, the process says `Ready` on
 /// its report channel, then blocks reading the FIFO until the engine's
 /// `start` writes a byte into it.
 #[derive(Debug, Clone, Copy)]
@@ -144,19 +145,19 @@ pub(super) enum Never {}
 /// Enter the container as `kind` says and exec `p`. `groups_allowed` is
 /// false under a single-id mapping, where setgroups(2) is denied
 /// (user_namespaces(7)). Returns only on failure, after sending it on
-/// `report` (a close-on-exec pipe, so its EOF alone means exec succeeded):
+/// `report` (a close-on-exec channel, so its EOF alone means exec succeeded):
 /// the exit code.
 pub(super) fn enter_and_exec(
     kind: ContainerType,
     p: &Process,
     groups_allowed: bool,
-    report: &mut Sender,
+    report: &mut Sender<SetupReport>,
 ) -> i32 {
     match enter(kind, p, groups_allowed, report) {
         Ok(never) => match never {},
         Err(f) => {
             let code = f.code;
-            report.failed(f);
+            report.tell(SetupReport::Failed(f));
             code
         }
     }
@@ -166,7 +167,12 @@ pub(super) fn enter_and_exec(
 /// its mounts, pivot, names, then the shared order; blocks on the start
 /// gate before exec. Returns only on failure, after sending it on
 /// `report`: the exit code.
-pub fn enter_bundle(b: &BundleInit, p: &Process, groups_allowed: bool, report: &mut Sender) -> i32 {
+pub fn enter_bundle(
+    b: &BundleInit,
+    p: &Process,
+    groups_allowed: bool,
+    report: &mut Sender<SetupReport>,
+) -> i32 {
     enter_and_exec(ContainerType::Bundle(b), p, groups_allowed, report)
 }
 
@@ -174,7 +180,7 @@ fn enter(
     kind: ContainerType,
     p: &Process,
     groups_allowed: bool,
-    report: &mut Sender,
+    report: &mut Sender<SetupReport>,
 ) -> Result<Never, Failure> {
     let sys = |step| move |e| Failure::sys(step, e, exit::BURROW);
     // Nothing in the container may trace us or read our memory, environment
@@ -352,7 +358,7 @@ fn enter(
         // A missing program fails `create`, where the engine reads the
         // error (and maps "not found" to 127), not a later `start`.
         find_program(&p.argv, &env)?;
-        report.done();
+        report.tell(SetupReport::Ready);
         wait_for_start(b.start_gate)?;
         preserve_fds = b.preserve_fds;
     }

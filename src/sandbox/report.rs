@@ -9,7 +9,8 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
-use crate::linux::channel::{ChannelError, Message, Receiver};
+use super::wire::ExitReport;
+use crate::linux::channel::{ChannelError, Receiver};
 
 /// Signals relayed to the container's process, as `docker run` does
 /// (sig-proxy).
@@ -33,11 +34,11 @@ pub fn relay_signalfd() -> Option<SignalFd> {
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok()
 }
 
-/// One message from the reporter: the exit code if it was `Exited`; `Err`
+/// One message from the reporter: the exit code if it was the exit; `Err`
 /// once the channel is closed (or unreadable).
-pub fn read_exit(reports: &mut Receiver) -> Result<Option<i32>, ChannelError> {
+pub fn read_exit<M: ExitReport>(reports: &mut Receiver<M>) -> Result<Option<i32>, ChannelError> {
     match reports.recv() {
-        Ok(Message::Exited(code)) => Ok(Some(code)),
+        Ok(m) if m.exit_code().is_some() => Ok(m.exit_code()),
         Ok(m) => {
             tracing::warn!("unexpected report while waiting for an exit: {m:?}");
             Ok(None)
@@ -53,30 +54,32 @@ pub fn read_exit(reports: &mut Receiver) -> Result<Option<i32>, ChannelError> {
 /// Wait for the `Exited` report, relaying signals from `signals` to
 /// `target`. None if the channel closed without one (the reporter was
 /// killed).
-pub fn wait_exit(reports: &mut Receiver, signals: Option<&SignalFd>, target: Pid) -> Option<i32> {
+pub fn wait_exit<M: ExitReport>(
+    reports: &mut Receiver<M>,
+    signals: Option<&SignalFd>,
+    target: Pid,
+) -> Option<i32> {
     loop {
-        // A message already buffered from an earlier read needs no poll.
-        if !reports.has_buffered() {
-            if let Some(sfd) = signals {
-                let mut fds = [
-                    PollFd::new(reports.as_fd(), PollFlags::POLLIN),
-                    PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-                ];
-                // Any other poll error falls back to a blocking read below.
-                if let Err(nix::Error::EINTR) = poll(&mut fds, PollTimeout::NONE) {
-                    continue;
-                }
-                if fds[1]
-                    .revents()
-                    .is_some_and(|r| r.contains(PollFlags::POLLIN))
-                {
-                    if let Ok(Some(info)) = sfd.read_signal() {
-                        if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
-                            let _ = nix::sys::signal::kill(target, sig);
-                        }
+        // Messages are read one at a time: none waits unseen by poll.
+        if let Some(sfd) = signals {
+            let mut fds = [
+                PollFd::new(reports.as_fd(), PollFlags::POLLIN),
+                PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+            ];
+            // Any other poll error falls back to a blocking read below.
+            if let Err(nix::Error::EINTR) = poll(&mut fds, PollTimeout::NONE) {
+                continue;
+            }
+            if fds[1]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLIN))
+            {
+                if let Ok(Some(info)) = sfd.read_signal() {
+                    if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+                        let _ = nix::sys::signal::kill(target, sig);
                     }
-                    continue;
                 }
+                continue;
             }
         }
         match read_exit(reports) {

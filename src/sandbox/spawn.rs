@@ -11,13 +11,11 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::process::{enter_and_exec, ContainerType};
-use super::{
-    channel_failure, cleanup, mounts, report, Failure, RootfsChoice, RootfsMode, Spec, StartError,
-    Step,
-};
+use super::wire::{self, Proceed, ReportError, SetupReport, StartReport};
+use super::{cleanup, mounts, report, Failure, RootfsChoice, RootfsMode, Spec, StartError, Step};
 use crate::exit;
-use crate::linux::channel::{channel, ChannelError, Message, Receiver, Sender};
-use crate::linux::newuser::{self, GrantError};
+use crate::linux::channel::{channel, Receiver, Sender};
+use crate::linux::newuser::{self, GrantError, MapsWritten};
 use crate::linux::{cgroup, fuse_overlay, mount, process};
 
 /// A container whose command is running.
@@ -31,11 +29,11 @@ pub struct Started {
     /// On a shared network: its namespaces and the container's first
     /// address there.
     pub bridge: Option<super::link::Bridge>,
-    reports: Receiver,
+    reports: Receiver<StartReport>,
     /// Held until the caller has written what it records about the running
     /// container (see [`Started::recorded`]); the inner process waits for
     /// it before a `--rm` removal.
-    record_gate: Option<Sender>,
+    record_gate: Option<Sender<MapsWritten>>,
 }
 
 impl Started {
@@ -47,8 +45,8 @@ impl Started {
     /// or kept for good when the new file lands in a directory being
     /// removed (rmdir finds it not empty).
     ///
-    /// Said by closing our end: a message written to an inner process
-    /// killed meanwhile would raise SIGPIPE here (pipe(7)).
+    /// Said by closing our end: a message sent to an inner process killed
+    /// meanwhile would fail here.
     pub fn recorded(&mut self) {
         self.record_gate = None;
     }
@@ -103,10 +101,10 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
     // written (the inner process waits for that before a `--rm` removal).
     let (mut down_tx, down_rx) = channel().map_err(pipe_err)?;
     // PID 1 → us: why it could not exec; EOF when it did.
-    let (exec_tx, mut exec_rx) = channel().map_err(pipe_err)?;
+    let (exec_tx, mut exec_rx) = channel::<SetupReport>().map_err(pipe_err)?;
     // Us → PID 1: proceed, once `before_setup` is done.
     let gate = match before_setup {
-        Some(_) => Some(channel().map_err(pipe_err)?),
+        Some(_) => Some(channel::<Proceed>().map_err(pipe_err)?),
         None => None,
     };
     let (mut gate_tx, gate_rx) = match gate {
@@ -133,9 +131,9 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
     };
     // The inner process failed (or died) before PID 1 runs.
     let early = |step: Step| {
-        move |e: ChannelError| {
+        move |e: ReportError| {
             let code = process::wait_exit_code(inner).unwrap_or(exit::BURROW);
-            StartError::from(channel_failure(step, e, || code))
+            StartError::from(e.into_failure(step, || code))
         }
     };
 
@@ -159,24 +157,26 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
     match granted {
         // Gone after its maps were written: its own report says why.
         Ok(()) | Err(GrantError::Tell(_)) => {}
-        Err(GrantError::Request(e)) => return Err(early(Step::Unshare)(e)),
+        Err(GrantError::Request(e)) => return Err(early(Step::Unshare)(e.into())),
+        Err(GrantError::Instead(m)) => {
+            return Err(early(Step::Unshare)(wire::not_a_map_request(m)))
+        }
         Err(GrantError::Write(f)) => return Err(gone(f)),
     }
 
     // Step 2: the inner process mounts the rootfs and forks PID 1.
     let mut rootfs = RootfsMode::Overlay;
-    let pid1 = up_rx
-        .wait_pid(|m| match m {
-            Message::RootfsReady { overlay, fuse } => {
-                rootfs = match (overlay, fuse) {
-                    (_, true) => RootfsMode::FuseOverlayfs,
-                    (true, false) => RootfsMode::Overlay,
-                    (false, false) => RootfsMode::Copy,
-                }
+    let pid1 = wire::wait_start_pid(&mut up_rx, |m| match m {
+        StartReport::RootfsReady { overlay, fuse } => {
+            rootfs = match (overlay, fuse) {
+                (_, true) => RootfsMode::FuseOverlayfs,
+                (true, false) => RootfsMode::Overlay,
+                (false, false) => RootfsMode::Copy,
             }
-            m => tracing::warn!("unexpected report from sandbox: {m:?}"),
-        })
-        .map_err(early(Step::Fork))?;
+        }
+        m => tracing::warn!("unexpected report from sandbox: {m:?}"),
+    })
+    .map_err(early(Step::Fork))?;
     let started = Started {
         inner,
         pid1: Pid::from_raw(pid1),
@@ -195,7 +195,7 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
     // waits for it on the gate (and ends if the gate closes unopened).
     if let (Some(hook), Some(mut tx)) = (before_setup, gate_tx.take()) {
         if let Err(failure) = hook(started.pid1).and_then(|()| {
-            tx.proceed()
+            tx.send(&Proceed)
                 .map_err(|e| Failure::io(Step::Pipe, &e, exit::BURROW))
         }) {
             drop(tx);
@@ -209,10 +209,10 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
     }
 
     // Step 4: PID 1 sets itself up; EOF on the exec channel means it exec'd.
-    match exec_rx.wait_exec() {
+    match wire::wait_exec(&mut exec_rx) {
         Ok(()) => Ok(started),
         Err(e) => {
-            let failure = channel_failure(Step::Exec, e, || exit::BURROW);
+            let failure = e.into_failure(Step::Exec, || exit::BURROW);
             // Let the inner process finish its cleanup (--rm) first.
             let _ = started.wait_relaying_signals();
             Err(StartError {
@@ -227,10 +227,10 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
 fn inner_main(
     spec: &Spec,
     plan: &[mounts::MountOp],
-    mut up: Sender,
-    mut down: Receiver,
-    mut exec_tx: Sender,
-    gate: Option<Receiver>,
+    mut up: Sender<StartReport>,
+    mut down: Receiver<MapsWritten>,
+    mut exec_tx: Sender<SetupReport>,
+    gate: Option<Receiver<Proceed>>,
 ) -> i32 {
     // If the caller dies, so do we (and PID 1 after us).
     let _ = process::set_parent_death_signal(Signal::SIGKILL);
@@ -284,31 +284,39 @@ fn inner_main(
         match joined {
             Ok(route) => shared_net = Some(route),
             Err(f) => {
-                up.failed(f);
+                up.tell(StartReport::Failed(f));
                 return exit::BURROW;
             }
         }
         flags.remove(CloneFlags::CLONE_NEWUSER);
     }
-    if let Err(f) = newuser::unshare(flags, exit::BURROW) {
-        up.failed(f);
+    if let Err(e) = nix::sched::unshare(flags) {
+        up.tell(StartReport::Failed(Failure::unshare(e, exit::BURROW)));
         return exit::BURROW;
     }
     // Step 2: wait until the caller has written our id maps.
-    if newuser::await_maps(&mut up, &mut down, exit::BURROW).is_err() {
+    if newuser::await_maps(&mut up, &mut down).is_err() {
         return exit::BURROW;
     }
     // A new network namespace has loopback down; we hold CAP_NET_ADMIN in
     // the user namespace that owns it.
     if spec.private_network {
         if let Err(e) = crate::linux::net::loopback_up() {
-            up.failed(Failure::sys(Step::Loopback, e, exit::BURROW));
+            up.tell(StartReport::Failed(Failure::sys(
+                Step::Loopback,
+                e,
+                exit::BURROW,
+            )));
             return exit::BURROW;
         }
     }
     if let (Some(join), Some(route)) = (&spec.join, shared_net.as_mut()) {
         if let Err(e) = super::link::attach(route, &join.links) {
-            up.failed(Failure::io(Step::Network, &e, exit::BURROW));
+            up.tell(StartReport::Failed(Failure::io(
+                Step::Network,
+                &e,
+                exit::BURROW,
+            )));
             return exit::BURROW;
         }
     }
@@ -317,11 +325,14 @@ fn inner_main(
     // Step 3: the root filesystem.
     let (root, daemon) = match mount_rootfs(spec) {
         Ok((mode, root, daemon)) => {
-            up.rootfs_ready(mode != RootfsMode::Copy, mode == RootfsMode::FuseOverlayfs);
+            up.tell(StartReport::RootfsReady {
+                overlay: mode != RootfsMode::Copy,
+                fuse: mode == RootfsMode::FuseOverlayfs,
+            });
             (root, daemon)
         }
         Err(f) => {
-            up.failed(f);
+            up.tell(StartReport::Failed(f));
             return exit::BURROW;
         }
     };
@@ -349,7 +360,11 @@ fn inner_main(
             again |= CloneFlags::CLONE_NEWNS;
         }
         if let Err(e) = nix::sched::unshare(again) {
-            up.failed(Failure::sys(Step::Unshare, e, exit::BURROW));
+            up.tell(StartReport::Failed(Failure::sys(
+                Step::Unshare,
+                e,
+                exit::BURROW,
+            )));
             return exit::BURROW;
         }
     }
@@ -406,7 +421,7 @@ fn inner_main(
         // our pid namespace yet to take advantage of it, and the inner
         // process, dumpable too, is in none a container process sees.
         if let Some(mut g) = gate {
-            if g.wait_proceed().is_err() {
+            if g.recv().is_err() {
                 return exit::BURROW;
             }
         }
@@ -414,7 +429,11 @@ fn inner_main(
     }) {
         Ok(p) => p,
         Err(e) => {
-            up.failed(Failure::sys(Step::Fork, e.errno(), exit::BURROW));
+            up.tell(StartReport::Failed(Failure::sys(
+                Step::Fork,
+                e.errno(),
+                exit::BURROW,
+            )));
             return exit::BURROW;
         }
     };
@@ -430,7 +449,7 @@ fn inner_main(
     for fd in spec.process.stdio.passed_fds() {
         let _ = nix::unistd::close(fd);
     }
-    up.pid(pid1.as_raw());
+    up.tell(StartReport::Pid(pid1.as_raw()));
 
     // Step 6: wait for PID 1; when it ends the kernel kills the rest of the
     // pid namespace. Remove the record and name, report, then the rest.
@@ -455,7 +474,7 @@ fn inner_main(
         // The caller exits as soon as it reads our report; finish without it.
         let _ = process::set_parent_death_signal(None);
     }
-    up.exited(code);
+    up.tell(StartReport::Exited(code));
     drop(up);
     if let Some(r) = late {
         r.run();

@@ -578,6 +578,21 @@ fn peek_compression(name: &str, path: &Path) -> Result<Compression, ArchiveError
     })
 }
 
+/// Why a layer file of the archive could not be read (in the child).
+#[derive(Debug, thiserror::Error)]
+enum IngestError {
+    #[error("opening {name:?}: {source}")]
+    Open {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("{name:?}: {source}")]
+    Layer {
+        name: String,
+        source: blob::BlobError,
+    },
+}
+
 /// Read every layer file in one child that is root of the user namespace.
 fn ingest_all(mapping: &IdMapping, work: &[Work]) -> Result<Vec<Ingested>, ArchiveError> {
     if work.is_empty() {
@@ -587,7 +602,10 @@ fn ingest_all(mapping: &IdMapping, work: &[Work]) -> Result<Vec<Ingested>, Archi
     userns::run_in_userns_with(mapping, move || {
         let mut out = Vec::new();
         for w in work {
-            let f = File::open(&w.source).map_err(|e| format!("opening {:?}: {e}", w.name))?;
+            let f = File::open(&w.source).map_err(|source| IngestError::Open {
+                name: w.name.clone(),
+                source,
+            })?;
             let fs_dir = w.extract.then(|| w.dir.join("fs"));
             let got = blob::ingest(
                 f,
@@ -597,10 +615,13 @@ fn ingest_all(mapping: &IdMapping, work: &[Work]) -> Result<Vec<Ingested>, Archi
                 &w.expected,
                 &|_| {},
             )
-            .map_err(|e| format!("{:?}: {e}", w.name))?;
+            .map_err(|source| IngestError::Layer {
+                name: w.name.clone(),
+                source,
+            })?;
             out.push(got);
         }
-        Ok(out)
+        Ok::<_, IngestError>(out)
     })
     .map_err(|e| match e {
         UsernsError::Child(msg) => ArchiveError::Layer(msg),

@@ -16,13 +16,14 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::{Proc, State, BRIDGE, BRIDGE_GROUP, GATEWAY, MTU, PREFIX, TICK};
-use crate::linux::channel::{channel, Failure, Receiver, Sender, Step};
+use crate::linux::channel::{channel, Receiver, Sender};
 use crate::linux::fs::{self, FileLock};
-use crate::linux::newuser::{self, GrantError};
+use crate::linux::newuser::{self, GrantError, MapsWritten, Report};
 use crate::linux::userns::IdMapping;
 use crate::linux::{net, netlink, process};
 use crate::network::dns;
 use crate::network::helper::{Helper, Running};
+use crate::sandbox::{Failure, Step};
 
 /// The exit code of a keeper or holder that could not do its job.
 const FAILED: i32 = 1;
@@ -211,7 +212,7 @@ fn write_state(dir: &Path, state: &State) -> std::io::Result<()> {
 /// up. Returns its pid, or why it could not be had. Its DNS responder
 /// forwards to the resolver `helper` answers on.
 fn start_holder(dir: &Path, mapping: &IdMapping, helper: &Helper) -> Result<Pid, String> {
-    let (up_tx, mut up_rx) = channel().map_err(|e| format!("pipe: {e}"))?;
+    let (up_tx, mut up_rx) = channel::<Report<Failure>>().map_err(|e| format!("pipe: {e}"))?;
     let (mut down_tx, down_rx) = channel().map_err(|e| format!("pipe: {e}"))?;
     let keeper = nix::unistd::getpid();
     let upstream: std::net::Ipv4Addr = helper
@@ -225,9 +226,15 @@ fn start_holder(dir: &Path, mapping: &IdMapping, helper: &Helper) -> Result<Pid,
     })
     .map_err(|e| format!("fork: {e}"))?;
     let granted = newuser::grant_maps(&mut up_rx, &mut down_tx, || mapping.apply(holder));
+    let said = |m: Report<Failure>| match m {
+        Report::Done => Ok(()),
+        Report::Failed(f) => Err(f.to_string()),
+        m => Err(format!("expected done, got {m:?}")),
+    };
     let outcome = match granted {
-        Ok(()) | Err(GrantError::Tell(_)) => up_rx.wait_done().map_err(|e| e.to_string()),
+        Ok(()) | Err(GrantError::Tell(_)) => up_rx.recv().map_err(|e| e.to_string()).and_then(said),
         Err(GrantError::Request(e)) => Err(e.to_string()),
+        Err(GrantError::Instead(m)) => said(m),
         Err(GrantError::Write(e)) => Err(e.to_string()),
     };
     match outcome {
@@ -244,21 +251,21 @@ fn start_holder(dir: &Path, mapping: &IdMapping, helper: &Helper) -> Result<Pid,
 /// bridge's gateway. Orphaned by a keeper that died, it ends once no
 /// container uses it.
 fn holder_main(
-    mut up: Sender,
-    mut down: Receiver,
+    mut up: Sender<Report<Failure>>,
+    mut down: Receiver<MapsWritten>,
     keeper: Pid,
     dir: &Path,
     upstream: std::net::Ipv4Addr,
 ) -> i32 {
-    if let Err(f) = newuser::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET, FAILED) {
-        up.failed(f);
+    if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET) {
+        up.tell(Report::Failed(Failure::unshare(e, FAILED)));
         return FAILED;
     }
-    if newuser::await_maps(&mut up, &mut down, FAILED).is_err() {
+    if newuser::await_maps(&mut up, &mut down).is_err() {
         return FAILED;
     }
     if let Err(why) = set_up_network() {
-        up.failed(Failure::new(Step::Network, why, FAILED));
+        up.tell(Report::Failed(Failure::new(Step::Network, why, FAILED)));
         return FAILED;
     }
     // Published ports keep their clients' addresses where this works;
@@ -278,7 +285,7 @@ fn holder_main(
             None
         }
     };
-    up.done();
+    up.tell(Report::Done);
     drop((up, down));
     let users = dir.join("users");
     loop {
