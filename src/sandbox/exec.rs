@@ -190,11 +190,12 @@ pub struct Resident {
 /// a megabyte of them; a new one costs about two probes.
 const RESIDENT_STARTS: u32 = 512;
 
-/// What a resident joiner says about the process it started.
+/// What a resident joiner says about the process it started, on its
+/// report channel. The process's pid comes the other way, on the request
+/// socket ([`Resident::started`]): the caller needs it only to kill the
+/// process, so it is not woken for it.
 #[derive(Debug)]
 pub enum Report {
-    /// Forked, with this host pid (a session leader).
-    Started(Pid),
     /// It ran and ended with this exit code (128 + signal when killed).
     Exited(i32),
     /// It could not be started; nothing more follows for this request.
@@ -258,6 +259,19 @@ impl Resident {
         Ok(())
     }
 
+    /// The host pid (a session leader) of the process started for the
+    /// last request, once it has exec'd; None before that, or when it could
+    /// not be started. Said once for each process that ran: after its
+    /// `Exited` report, this takes the pid of that process off the socket.
+    pub fn started(&self) -> Option<Pid> {
+        use nix::sys::socket::{recv, MsgFlags};
+        let mut pid = [0u8; 4];
+        match recv(self.requests.as_raw_fd(), &mut pid, MsgFlags::MSG_DONTWAIT) {
+            Ok(4) => Some(Pid::from_raw(i32::from_ne_bytes(pid))),
+            _ => None,
+        }
+    }
+
     /// It has started as many processes as it should: replace it.
     pub fn spent(&self) -> bool {
         self.starts >= RESIDENT_STARTS
@@ -276,7 +290,6 @@ impl Resident {
     /// The next report; blocks until it comes.
     pub fn report(&mut self) -> Report {
         match self.reports.recv() {
-            Ok(Message::Pid(p)) => Report::Started(Pid::from_raw(p)),
             Ok(Message::Exited(code)) => Report::Exited(code),
             Ok(Message::Failed(f)) => Report::Failed(f.into()),
             Ok(m) => {
@@ -384,14 +397,22 @@ fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: Own
             }
         };
         drop(exec_tx);
-        drop(output);
-        up.pid(pid.as_raw());
         if let Err(e) = exec_rx.wait_exec() {
             let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
             up.failed(channel_failure(Step::Exec, e, || code));
             continue;
         }
+        // The pid on the request socket, which the caller reads only when
+        // it must kill the process; the exit on the report channel, which
+        // wakes it. Our copy of `output` is closed only after the report,
+        // so the end of the output never wakes the caller before it.
+        let _ = nix::sys::socket::send(
+            requests.as_raw_fd(),
+            &pid.as_raw().to_ne_bytes(),
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        );
         up.exited(process::wait_exit_code(pid).unwrap_or(exit::BURROW));
+        drop(output);
     }
 }
 
