@@ -72,11 +72,7 @@ pub const ALL: u64 = (1u64 << NAMES.len()) - 1;
 /// it through exec of a setuid or file-capability program. Needs
 /// CAP_SETPCAP: call before switching to a non-root user.
 pub fn drop_bounding(keep: u64) -> io::Result<()> {
-    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40);
-    for c in 0..=last {
+    for c in 0..=last_cap() {
         if keep & (1u64 << c) == 0 {
             // SAFETY: PR_CAPBSET_DROP takes the capability number as an
             // integer argument; no memory is passed.
@@ -88,6 +84,18 @@ pub fn drop_bounding(keep: u64) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The highest capability this kernel knows, read once: a process that
+/// starts many others (a resident joiner) asks before they do.
+pub fn last_cap() -> u32 {
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+    })
 }
 
 /// Set effective and permitted to `keep` (intersected with what we have; a

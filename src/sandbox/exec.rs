@@ -29,7 +29,7 @@ use nix::unistd::Pid;
 use super::process::{enter_and_exec, ContainerType};
 use super::{channel_failure, report, Failure, Process, StartError, Stdio, Step};
 use crate::exit;
-use crate::linux::channel::{channel, Message, Receiver, Sender};
+use crate::linux::channel::{channel, ChannelError, Message, Receiver, Sender};
 use crate::linux::ns::{Namespaces, NsError};
 use crate::linux::{process, vfork};
 
@@ -352,6 +352,41 @@ fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: Own
     // is left for us to do (receive a request, start a process, wait for
     // it, report) is what Docker's default profile allows any container.
     let mut spec = spec.clone();
+    // What every process would otherwise look up or open for itself:
+    // /dev/null as its stdin (the container's, as it would open it), the
+    // kernel's last capability.
+    let null = match std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        Ok(f) => f,
+        Err(e) => {
+            up.failed(Failure::io(Step::Stdio, &e, exit::BURROW).at("/dev/null"));
+            return exit::BURROW;
+        }
+    };
+    let stdin = if spec.process.stdin {
+        0
+    } else {
+        spec.process.stdin = true;
+        null.as_raw_fd()
+    };
+    spec.process.stdio = Stdio::Pipes([stdin, 1, 2]);
+    crate::linux::caps::last_cap();
+    // Why a process could not exec, if it could not: a message before it
+    // exits. Not read to EOF (see below), so one channel serves them all.
+    let (mut exec_tx, mut exec_rx) = match channel() {
+        Ok(c) => c,
+        Err(e) => {
+            up.failed(Failure::io(Step::Pipe, &e, exit::BURROW));
+            return exit::BURROW;
+        }
+    };
+    let _ = nix::fcntl::fcntl(
+        exec_rx.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     if let super::seccomp::Seccomp::Filter(prog) = &spec.process.seccomp {
         if let Err(e) = crate::linux::seccomp::install(prog) {
             up.failed(Failure::io(Step::Seccomp, &e, exit::BURROW));
@@ -372,14 +407,10 @@ fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: Own
             }
         };
         let fd = output.as_raw_fd();
-        spec.process.stdio = Stdio::Pipes([0, fd, fd]);
-        let (mut exec_tx, mut exec_rx) = match channel() {
-            Ok(c) => c,
-            Err(e) => {
-                up.failed(Failure::io(Step::Pipe, &e, exit::BURROW));
-                continue;
-            }
-        };
+        if let Stdio::Pipes(fds) = &mut spec.process.stdio {
+            fds[1] = fd;
+            fds[2] = fd;
+        }
         let ours = [up.as_raw_fd(), requests.as_raw_fd(), exec_rx.as_raw_fd()];
         let how = Fork::Shared {
             stack: &mut stack,
@@ -396,11 +427,25 @@ fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: Own
                 continue;
             }
         };
-        drop(exec_tx);
-        if let Err(e) = exec_rx.wait_exec() {
-            let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
-            up.failed(channel_failure(Step::Exec, e, || code));
-            continue;
+        // The process shared our memory until it exec'd or exited, so by
+        // now it has either exec'd, closing its copy of the channel, or
+        // said why not and exited: a message is a failure, an empty
+        // channel an exec.
+        match exec_rx.recv() {
+            Err(ChannelError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            got => {
+                let e = match got {
+                    Ok(Message::Failed(f)) => ChannelError::Failed(f),
+                    Ok(m) => ChannelError::Unexpected {
+                        expected: "exec or a failure",
+                        got: m,
+                    },
+                    Err(e) => e,
+                };
+                let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
+                up.failed(channel_failure(Step::Exec, e, || code));
+                continue;
+            }
         }
         // The pid on the request socket, which the caller reads only when
         // it must kill the process; the exit on the report channel, which
