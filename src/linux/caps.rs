@@ -70,10 +70,16 @@ pub const ALL: u64 = (1u64 << NAMES.len()) - 1;
 
 /// Drop everything but `keep` from the bounding set, so nothing can regain
 /// it through exec of a setuid or file-capability program. Needs
-/// CAP_SETPCAP: call before switching to a non-root user.
+/// CAP_SETPCAP: call before switching to a non-root user. One already out
+/// of the set is left alone: reading is cheap, where each drop has the
+/// kernel copy and replace the process's credentials (a resident joiner
+/// drops its own set once, so its processes find little left to drop).
 pub fn drop_bounding(keep: u64) -> io::Result<()> {
     for c in 0..=last_cap() {
-        if keep & (1u64 << c) == 0 {
+        // SAFETY: PR_CAPBSET_READ takes the capability number as an
+        // integer argument; no memory is passed.
+        let held = || unsafe { libc::prctl(libc::PR_CAPBSET_READ, c as libc::c_ulong, 0, 0, 0) };
+        if keep & (1u64 << c) == 0 && held() != 0 {
             // SAFETY: PR_CAPBSET_DROP takes the capability number as an
             // integer argument; no memory is passed.
             let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) };

@@ -374,6 +374,16 @@ fn resident_main(spec: &ExecSpec, ns: &Namespaces, mut up: Sender, requests: Own
     };
     spec.process.stdio = Stdio::Pipes([stdin, 1, 2]);
     crate::linux::caps::last_cap();
+    // The bounding set every process drops to, dropped by us once (we are
+    // root in the container's user namespace until the last of them).
+    let bounding = match &spec.process.cap_sets {
+        Some(sets) => sets.bounding,
+        None => spec.process.caps,
+    };
+    if let Err(e) = crate::linux::caps::drop_bounding(bounding) {
+        up.failed(Failure::io(Step::CapBounding, &e, exit::BURROW));
+        return exit::BURROW;
+    }
     // Why a process could not exec, if it could not: a message before it
     // exits. Not read to EOF (see below), so one channel serves them all.
     let (mut exec_tx, mut exec_rx) = match channel() {
