@@ -787,6 +787,33 @@ mod tests {
     }
 
     #[test]
+    fn a_recorder_rereads_what_another_wrote_and_keeps_the_file_whole() {
+        let (_d, store) = crate::store::temp_store();
+        let id = "ab".repeat(32);
+        std::fs::create_dir_all(store.container_dir(&id)).unwrap();
+        let mut monitor = Recorder::new(&store, &id);
+        monitor.reset();
+        monitor.update(|h| h.add(result(0), false, 3));
+        monitor.update(|h| h.add(result(0), false, 3));
+        assert_eq!(load(&store, &id).unwrap().log.len(), 2);
+        // A `healthcheck run` records in between.
+        let mut other = Recorder::new(&store, &id);
+        assert_eq!(other.update(|h| h.add(result(1), false, 1)), UNHEALTHY);
+        // The monitor's next record builds on it, not on what it wrote.
+        assert_eq!(monitor.update(|h| h.add(result(1), false, 3)), UNHEALTHY);
+        let h = load(&store, &id).unwrap();
+        assert_eq!((h.log.len(), h.failing_streak), (4, 2));
+        // A shorter state is padded to the file's length, and reads back.
+        let path = store.container_dir(&id).join(HEALTH_FILE);
+        let before = std::fs::metadata(&path).unwrap().len();
+        other.reset();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), before);
+        assert_eq!(load(&store, &id).unwrap().status, STARTING);
+        assert_eq!(monitor.update(|h| h.add(result(0), false, 3)), HEALTHY);
+        assert_eq!(load(&store, &id).unwrap().log.len(), 5);
+    }
+
+    #[test]
     fn the_next_probe_waits_the_start_interval_only_while_starting() {
         let s = Schedule {
             argv: vec!["true".into()],
