@@ -12,6 +12,11 @@
 # container. Between probes a monitor and its joiner sleep, so what they
 # cost is the probes.
 #
+# The load average at the window's start and end is recorded beside the
+# result: what a wake-up costs on a shared VM depends on how busy its other
+# CPUs are, so compare builds only under the same load (or run them
+# side by side).
+#
 # Run as root (as on the project's machines) or as an ordinary user with a
 # subordinate id range. Results (health.json, health.md) go to OUT_DIR
 # (default target/bench/health-<date-time>).
@@ -97,17 +102,19 @@ PY
 }
 
 p0=$(probes)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 c0=$(monitor_ticks)
 t0=$(date +%s%N)
 sleep "$duration"
 c1=$(monitor_ticks)
 t1=$(date +%s%N)
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
 p1=$(probes)
 hz=$(getconf CLK_TCK)
 
-python3 - "$out_dir" "$count" "$hz" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" <<'PY'
+python3 - "$out_dir" "$count" "$hz" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" "$load0" "$load1" <<'PY'
 import json, sys
-out, count, hz, c0, c1, t0, t1, p0, p1 = sys.argv[1:]
+out, count, hz, c0, c1, t0, t1, p0, p1, load0, load1 = sys.argv[1:]
 count, hz = int(count), int(hz)
 cpu_s = (int(c1) - int(c0)) / hz
 wall_s = (int(t1) - int(t0)) / 1e9
@@ -119,16 +126,18 @@ d = {
     "monitor_cpu_seconds": cpu_s,
     "share_of_one_core_percent": round(100 * cpu_s / wall_s, 2),
     "cpu_ms_per_probe": round(1000 * cpu_s / n, 2) if n else None,
+    "load_average_start": load0,
+    "load_average_end": load1,
 }
 json.dump(d, open(f"{out}/health.json", "w"), indent=1)
 with open(f"{out}/health.md", "w") as f:
     f.write("## Health checks\n\n")
     f.write(f"{count} containers, each probed every second, for {d['seconds']} s ")
     f.write("(the monitors' CPU time with their reaped children, from /proc):\n\n")
-    f.write("| probes | monitors' CPU | share of one core | CPU per probe |\n")
-    f.write("| ---: | ---: | ---: | ---: |\n")
+    f.write("| probes | monitors' CPU | share of one core | CPU per probe | load average |\n")
+    f.write("| ---: | ---: | ---: | ---: | --- |\n")
     f.write(f"| {n} | {cpu_s:.2f} s | {d['share_of_one_core_percent']} % | ")
-    f.write(f"{d['cpu_ms_per_probe']} ms |\n")
+    f.write(f"{d['cpu_ms_per_probe']} ms | {load0} to {load1} |\n")
 PY
 cat "$out_dir/health.md"
 echo "results: $out_dir" >&2

@@ -215,66 +215,13 @@ fn read(dir: &std::path::Path) -> Option<Health> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Rewrite the state in place, with the exclusive lock held. One write of
-/// the whole file, padded with blanks (JSON's own whitespace) to the
-/// length it had, so it never needs truncating: a new file and a rename
-/// for each probe would cost the file system a new inode, a flush of its
-/// data and the old inode's blocks freed, several times what the probe
-/// itself costs.
-fn save(store: &Store, id: &str, h: &Health) {
-    use std::os::unix::fs::FileExt;
-    let path = store.container_dir(id).join(HEALTH_FILE);
-    let written = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .and_then(|f| {
-            let mut bytes = serde_json::to_vec(h).expect("health serializes");
-            let old = f.metadata()?.len();
-            if let Some(pad) = usize::try_from(old)
-                .ok()
-                .and_then(|o| o.checked_sub(bytes.len()))
-            {
-                bytes.resize(bytes.len() + pad, b' ');
-            }
-            f.write_all_at(&bytes, 0)
-        });
-    match written {
-        Ok(()) => {}
-        // Removed meanwhile: nothing to write into.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!("recording the health of container {id}: {e}"),
-    }
-}
-
-/// Held while the state is read, changed and written: a monitor and a
-/// `healthcheck run` may record at the same time, and readers take it
-/// shared.
-fn lock(store: &Store, id: &str) -> Option<Flock<std::fs::File>> {
-    let f = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(store.container_dir(id).join(LOCK_FILE))
-        .ok()?;
-    Flock::lock(f, FlockArg::LockExclusive).ok()
-}
-
 /// A new run of the container: `starting`, no failing streak, the log kept
 /// (Docker's reset at each start).
 pub fn reset(store: &Store, id: &str) {
-    let _lock = lock(store, id);
-    let mut h = read(&store.container_dir(id)).unwrap_or_default();
-    h.status = STARTING.into();
-    h.failing_streak = 0;
-    save(store, id, &h);
+    Recorder::new(store, id).reset();
 }
 
-/// Record `result` in the stored state and journal a change of status as
-/// Docker's `health_status: STATUS` event. Returns the status after it, and
-/// whether it changed.
+/// Record `result` in the stored state (see [`Recorder::record`]).
 pub fn record(
     store: &Store,
     rec: &ContainerRecord,
@@ -282,22 +229,167 @@ pub fn record(
     in_start_period: bool,
     retries: u32,
 ) -> (String, bool) {
-    let (status, changed) = {
-        let _lock = lock(store, &rec.id);
-        let mut h = read(&store.container_dir(&rec.id)).unwrap_or_else(|| Health {
-            status: STARTING.into(),
-            ..Default::default()
-        });
-        let before = h.status.clone();
-        h.add(result, in_start_period, retries);
-        save(store, &rec.id, &h);
-        let changed = h.status != before;
-        (h.status, changed)
-    };
-    if changed {
-        super::events::record(store, rec, &format!("health_status: {status}"), &[]);
+    Recorder::new(store, &rec.id).record(store, rec, result, in_start_period, retries)
+}
+
+/// The stored state as its writer keeps it: `health.lock` and
+/// `health.json` open, and the bytes it wrote last with the state they
+/// say. A record is then the lock, one read that finds the file as we left
+/// it, one write and the unlock, with nothing parsed; a file someone else
+/// wrote meanwhile (a `healthcheck run`) reads differently and is parsed.
+///
+/// The file is rewritten in place: one write of the whole state, padded
+/// with blanks (JSON's own whitespace) to the length it had, so it never
+/// needs truncating. A new file and a rename for each probe would cost the
+/// file system a new inode, a flush of its data and the old inode's blocks
+/// freed, several times what the probe itself costs.
+pub struct Recorder {
+    dir: PathBuf,
+    /// The lock file and the state's file, once opened.
+    files: Option<(std::fs::File, std::fs::File)>,
+    /// What we wrote last (padding included), and the state it says.
+    written: Vec<u8>,
+    state: Option<Health>,
+}
+
+impl Recorder {
+    pub fn new(store: &Store, id: &str) -> Recorder {
+        Recorder {
+            dir: store.container_dir(id),
+            files: None,
+            written: Vec::new(),
+            state: None,
+        }
     }
-    (status, changed)
+
+    /// A new run of the container: `starting`, no failing streak, the log
+    /// kept (Docker's reset at each start).
+    pub fn reset(&mut self) {
+        self.update(|h| {
+            h.status = STARTING.into();
+            h.failing_streak = 0;
+        });
+    }
+
+    /// Record `result` by Docker's rules and journal a change of status as
+    /// Docker's `health_status: STATUS` event. Returns the status after
+    /// it, and whether it changed.
+    pub fn record(
+        &mut self,
+        store: &Store,
+        rec: &ContainerRecord,
+        result: ProbeResult,
+        in_start_period: bool,
+        retries: u32,
+    ) -> (String, bool) {
+        let mut before = String::new();
+        let status = self.update(|h| {
+            before.clone_from(&h.status);
+            h.add(result, in_start_period, retries);
+        });
+        let changed = status != before;
+        if changed {
+            super::events::record(store, rec, &format!("health_status: {status}"), &[]);
+        }
+        (status, changed)
+    }
+
+    /// Read, change and write the state with the exclusive lock held (a
+    /// monitor and a `healthcheck run` may record at the same time, and
+    /// readers take it shared); the status after.
+    fn update(&mut self, change: impl FnOnce(&mut Health)) -> String {
+        let Some((lock, file)) = self.files.take().or_else(|| self.open()) else {
+            // Removed meanwhile: nothing to write into.
+            let mut h = self.state.take().unwrap_or_else(starting);
+            change(&mut h);
+            let status = h.status.clone();
+            self.state = Some(h);
+            return status;
+        };
+        let guard = Flock::lock(lock, FlockArg::LockExclusive);
+        let (mut h, len) = self.current(&file);
+        change(&mut h);
+        if let Err(e) = self.save(&file, &h, len) {
+            self.written.clear();
+            tracing::warn!("recording the health in {}: {e}", self.dir.display());
+        }
+        let status = h.status.clone();
+        self.state = Some(h);
+        // Unlocked, the lock file is kept for the next record; one that
+        // will not unlock is closed, which unlocks it.
+        let lock = match guard {
+            Ok(g) => g.unlock().ok(),
+            Err((f, _)) => Some(f),
+        };
+        if let Some(lock) = lock {
+            self.files = Some((lock, file));
+        }
+        status
+    }
+
+    fn open(&mut self) -> Option<(std::fs::File, std::fs::File)> {
+        let open = |name: &str| {
+            std::fs::File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(self.dir.join(name))
+        };
+        match open(LOCK_FILE).and_then(|l| Ok((l, open(HEALTH_FILE)?))) {
+            Ok(files) => {
+                self.written.clear();
+                Some(files)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                tracing::warn!("recording the health in {}: {e}", self.dir.display());
+                None
+            }
+        }
+    }
+
+    /// The stored state and the file's length: ours, when it still holds
+    /// exactly what we wrote (read one byte past it, to see that it did not
+    /// grow); else what it says (starting, if nothing).
+    fn current(&mut self, file: &std::fs::File) -> (Health, usize) {
+        use std::os::unix::fs::FileExt;
+        if let Some(h) = self.state.take().filter(|_| !self.written.is_empty()) {
+            let mut buf = vec![0u8; self.written.len() + 1];
+            if file.read_at(&mut buf, 0).ok() == Some(self.written.len())
+                && buf[..self.written.len()] == self.written[..]
+            {
+                return (h, self.written.len());
+            }
+        }
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = file.read_at(&mut buf, bytes.len() as u64) {
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        let h = serde_json::from_slice(&bytes).unwrap_or_else(|_| starting());
+        (h, bytes.len())
+    }
+
+    /// One write of the whole state at the start of the file, padded to
+    /// `len`, the length it had.
+    fn save(&mut self, file: &std::fs::File, h: &Health, len: usize) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.written.clear();
+        serde_json::to_writer(&mut self.written, h).expect("health serializes");
+        if let Some(pad) = len.checked_sub(self.written.len()) {
+            self.written.resize(self.written.len() + pad, b' ');
+        }
+        file.write_all_at(&self.written, 0)
+    }
+}
+
+/// The state before any result.
+fn starting() -> Health {
+    Health {
+        status: STARTING.into(),
+        ..Default::default()
+    }
 }
 
 /// What a probe runs: the exec of the health check's command, built once
@@ -376,7 +468,7 @@ pub enum ProbeFd {
 pub struct Probe {
     /// Lent by the `Prepared` for the probe, given back when it ends.
     resident: Option<Resident>,
-    /// The command, once the joiner has forked it.
+    /// The command, once read from the joiner (see `Resident::started`).
     pid: Option<Pid>,
     /// Its exit code, or why it did not run.
     outcome: Option<Result<i32, String>>,
@@ -484,8 +576,14 @@ impl Probe {
         while self.outcome.is_none() {
             let Some(r) = &mut self.resident else { return };
             match r.report() {
-                Report::Started(pid) => self.pid = Some(pid),
-                Report::Exited(code) => self.outcome = Some(Ok(code)),
+                Report::Exited(code) => {
+                    // Its pid, which the joiner said before this, is off
+                    // the socket before the next command's can come.
+                    if self.pid.is_none() {
+                        self.pid = r.started();
+                    }
+                    self.outcome = Some(Ok(code));
+                }
                 Report::Failed(e) => self.outcome = Some(Err(e.to_string())),
                 Report::Gone => {
                     // Killed with the container, or at the deadline before
@@ -532,6 +630,9 @@ impl Probe {
     /// The command is a session leader (every exec'd process is): its
     /// group takes what it started along. Not forked yet: the joiner goes.
     fn kill(&mut self) {
+        if self.pid.is_none() {
+            self.pid = self.resident.as_ref().and_then(Resident::started);
+        }
         match self.pid {
             Some(pid) => {
                 if killpg(pid, Signal::SIGKILL).is_err() {
@@ -559,7 +660,8 @@ impl Probe {
         if let Some(r) = self.expired.take() {
             return r;
         }
-        let (exit_code, mut output) = match self.outcome.take() {
+        // Kept, so that dropping the probe kills nothing.
+        let (exit_code, mut output) = match self.outcome.clone() {
             Some(Ok(code)) => (code, String::from_utf8_lossy(&self.out).into_owned()),
             Some(Err(why)) => (-1, why),
             None => (-1, String::new()),
@@ -682,6 +784,33 @@ mod tests {
         assert_eq!((h.status.as_str(), h.failing_streak), (UNHEALTHY, 2));
         assert_eq!(h.log.len(), MAX_LOG);
         assert_eq!(h.ps_text(), "unhealthy");
+    }
+
+    #[test]
+    fn a_recorder_rereads_what_another_wrote_and_keeps_the_file_whole() {
+        let (_d, store) = crate::store::temp_store();
+        let id = "ab".repeat(32);
+        std::fs::create_dir_all(store.container_dir(&id)).unwrap();
+        let mut monitor = Recorder::new(&store, &id);
+        monitor.reset();
+        monitor.update(|h| h.add(result(0), false, 3));
+        monitor.update(|h| h.add(result(0), false, 3));
+        assert_eq!(load(&store, &id).unwrap().log.len(), 2);
+        // A `healthcheck run` records in between.
+        let mut other = Recorder::new(&store, &id);
+        assert_eq!(other.update(|h| h.add(result(1), false, 1)), UNHEALTHY);
+        // The monitor's next record builds on it, not on what it wrote.
+        assert_eq!(monitor.update(|h| h.add(result(1), false, 3)), UNHEALTHY);
+        let h = load(&store, &id).unwrap();
+        assert_eq!((h.log.len(), h.failing_streak), (4, 2));
+        // A shorter state is padded to the file's length, and reads back.
+        let path = store.container_dir(&id).join(HEALTH_FILE);
+        let before = std::fs::metadata(&path).unwrap().len();
+        other.reset();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), before);
+        assert_eq!(load(&store, &id).unwrap().status, STARTING);
+        assert_eq!(monitor.update(|h| h.add(result(0), false, 3)), HEALTHY);
+        assert_eq!(load(&store, &id).unwrap().log.len(), 5);
     }
 
     #[test]

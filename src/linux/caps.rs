@@ -70,14 +70,16 @@ pub const ALL: u64 = (1u64 << NAMES.len()) - 1;
 
 /// Drop everything but `keep` from the bounding set, so nothing can regain
 /// it through exec of a setuid or file-capability program. Needs
-/// CAP_SETPCAP: call before switching to a non-root user.
+/// CAP_SETPCAP: call before switching to a non-root user. One already out
+/// of the set is left alone: reading is cheap, where each drop has the
+/// kernel copy and replace the process's credentials (a resident joiner
+/// drops its own set once, so its processes find little left to drop).
 pub fn drop_bounding(keep: u64) -> io::Result<()> {
-    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40);
-    for c in 0..=last {
-        if keep & (1u64 << c) == 0 {
+    for c in 0..=last_cap() {
+        // SAFETY: PR_CAPBSET_READ takes the capability number as an
+        // integer argument; no memory is passed.
+        let held = || unsafe { libc::prctl(libc::PR_CAPBSET_READ, c as libc::c_ulong, 0, 0, 0) };
+        if keep & (1u64 << c) == 0 && held() != 0 {
             // SAFETY: PR_CAPBSET_DROP takes the capability number as an
             // integer argument; no memory is passed.
             let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) };
@@ -88,6 +90,18 @@ pub fn drop_bounding(keep: u64) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The highest capability this kernel knows, read once: a process that
+/// starts many others (a resident joiner) asks before they do.
+pub fn last_cap() -> u32 {
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+    })
 }
 
 /// Set effective and permitted to `keep` (intersected with what we have; a

@@ -9,7 +9,7 @@
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
-use crate::container::health::{self, OnFailure, Prepared, Probe, ProbeFd, Schedule};
+use crate::container::health::{self, OnFailure, Prepared, Probe, ProbeFd, Recorder, Schedule};
 use crate::container::ContainerRecord;
 use crate::store::Store;
 
@@ -25,6 +25,8 @@ pub struct Prober {
     /// When the next probe starts (while none runs).
     next: Instant,
     probe: Option<Probe>,
+    /// The stored state, kept open between probes.
+    recorder: Recorder,
 }
 
 impl Prober {
@@ -32,7 +34,8 @@ impl Prober {
     /// `starting`; None without a health check.
     pub fn new(store: &Store, rec: &ContainerRecord, single_id: bool) -> Option<Prober> {
         let sched = Schedule::of(rec)?;
-        health::reset(store, &rec.id);
+        let mut recorder = Recorder::new(store, &rec.id);
+        recorder.reset();
         let now = Instant::now();
         Some(Prober {
             next: now + sched.next_wait(Duration::ZERO, health::STARTING),
@@ -42,6 +45,7 @@ impl Prober {
             prepared: None,
             run_started: now,
             probe: None,
+            recorder,
         })
     }
 
@@ -116,7 +120,9 @@ impl Prober {
             &self.sched,
             began.saturating_duration_since(self.run_started),
         );
-        let (status, changed) = health::record(store, rec, result, in_start, self.sched.retries);
+        let (status, changed) =
+            self.recorder
+                .record(store, rec, result, in_start, self.sched.retries);
         let now = Instant::now();
         self.next = now
             + self

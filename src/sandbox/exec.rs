@@ -30,7 +30,7 @@ use super::process::{enter_and_exec, ContainerType};
 use super::wire::{self, ExecReport, SetupReport};
 use super::{report, Failure, Process, StartError, Stdio, Step};
 use crate::exit;
-use crate::linux::channel::{channel, Receiver, Sender};
+use crate::linux::channel::{channel, ChannelError, Receiver, Sender};
 use crate::linux::ns::{Namespaces, NsError};
 use crate::linux::{process, vfork};
 
@@ -191,11 +191,12 @@ pub struct Resident {
 /// a megabyte of them; a new one costs about two probes.
 const RESIDENT_STARTS: u32 = 512;
 
-/// What a resident joiner says about the process it started.
+/// What a resident joiner says about the process it started, on its
+/// report channel. The process's pid comes the other way, on the request
+/// socket ([`Resident::started`]): the caller needs it only to kill the
+/// process, so it is not woken for it.
 #[derive(Debug)]
 pub enum Report {
-    /// Forked, with this host pid (a session leader).
-    Started(Pid),
     /// It ran and ended with this exit code (128 + signal when killed).
     Exited(i32),
     /// It could not be started; nothing more follows for this request.
@@ -259,6 +260,19 @@ impl Resident {
         Ok(())
     }
 
+    /// The host pid (a session leader) of the process started for the
+    /// last request, once it has exec'd; None before that, or when it could
+    /// not be started. Said once for each process that ran: after its
+    /// `Exited` report, this takes the pid of that process off the socket.
+    pub fn started(&self) -> Option<Pid> {
+        use nix::sys::socket::{recv, MsgFlags};
+        let mut pid = [0u8; 4];
+        match recv(self.requests.as_raw_fd(), &mut pid, MsgFlags::MSG_DONTWAIT) {
+            Ok(4) => Some(Pid::from_raw(i32::from_ne_bytes(pid))),
+            _ => None,
+        }
+    }
+
     /// It has started as many processes as it should: replace it.
     pub fn spent(&self) -> bool {
         self.starts >= RESIDENT_STARTS
@@ -278,7 +292,6 @@ impl Resident {
     /// The next report; blocks until it comes.
     pub fn report(&mut self) -> Report {
         match self.reports.recv() {
-            Ok(ExecReport::Pid(p)) => Report::Started(Pid::from_raw(p)),
             Ok(ExecReport::Exited(code)) => Report::Exited(code),
             Ok(ExecReport::Failed(f)) => Report::Failed(f.into()),
             Ok(m) => {
@@ -350,6 +363,61 @@ fn resident_main(
     // is left for us to do (receive a request, start a process, wait for
     // it, report) is what Docker's default profile allows any container.
     let mut spec = spec.clone();
+    // What every process would otherwise look up or open for itself:
+    // /dev/null as its stdin (the container's, as it would open it), the
+    // kernel's last capability.
+    let null = match std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        Ok(f) => f,
+        Err(e) => {
+            up.tell(ExecReport::Failed(
+                Failure::io(Step::Stdio, &e, exit::BURROW).at("/dev/null"),
+            ));
+            return exit::BURROW;
+        }
+    };
+    let stdin = if spec.process.stdin {
+        0
+    } else {
+        spec.process.stdin = true;
+        null.as_raw_fd()
+    };
+    spec.process.stdio = Stdio::Pipes([stdin, 1, 2]);
+    crate::linux::caps::last_cap();
+    // The bounding set every process drops to, dropped by us once (we are
+    // root in the container's user namespace until the last of them).
+    let bounding = match &spec.process.cap_sets {
+        Some(sets) => sets.bounding,
+        None => spec.process.caps,
+    };
+    if let Err(e) = crate::linux::caps::drop_bounding(bounding) {
+        up.tell(ExecReport::Failed(Failure::io(
+            Step::CapBounding,
+            &e,
+            exit::BURROW,
+        )));
+        return exit::BURROW;
+    }
+    // Why a process could not exec, if it could not: a message before it
+    // exits. Not read to EOF (see below), so one channel serves them all.
+    let (mut exec_tx, mut exec_rx) = match channel::<SetupReport>() {
+        Ok(c) => c,
+        Err(e) => {
+            up.tell(ExecReport::Failed(Failure::io(
+                Step::Pipe,
+                &e,
+                exit::BURROW,
+            )));
+            return exit::BURROW;
+        }
+    };
+    let _ = nix::fcntl::fcntl(
+        exec_rx.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     if let super::seccomp::Seccomp::Filter(prog) = &spec.process.seccomp {
         if let Err(e) = crate::linux::seccomp::install(prog) {
             up.tell(ExecReport::Failed(Failure::io(
@@ -378,18 +446,10 @@ fn resident_main(
             }
         };
         let fd = output.as_raw_fd();
-        spec.process.stdio = Stdio::Pipes([0, fd, fd]);
-        let (mut exec_tx, mut exec_rx) = match channel::<SetupReport>() {
-            Ok(c) => c,
-            Err(e) => {
-                up.tell(ExecReport::Failed(Failure::io(
-                    Step::Pipe,
-                    &e,
-                    exit::BURROW,
-                )));
-                continue;
-            }
-        };
+        if let Stdio::Pipes(fds) = &mut spec.process.stdio {
+            fds[1] = fd;
+            fds[2] = fd;
+        }
         let ours = [up.as_raw_fd(), requests.as_raw_fd(), exec_rx.as_raw_fd()];
         let how = Fork::Shared {
             stack: &mut stack,
@@ -406,17 +466,36 @@ fn resident_main(
                 continue;
             }
         };
-        drop(exec_tx);
-        drop(output);
-        up.tell(ExecReport::Pid(pid.as_raw()));
-        if let Err(e) = wire::wait_exec(&mut exec_rx) {
-            let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
-            up.tell(ExecReport::Failed(e.into_failure(Step::Exec, || code)));
-            continue;
+        // The process shared our memory until it exec'd or exited, so by
+        // now it has either exec'd, closing its copy of the channel, or
+        // said why not and exited: a message is a failure, an empty
+        // channel an exec.
+        match exec_rx.recv() {
+            Err(ChannelError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            got => {
+                let e = match got {
+                    Ok(SetupReport::Failed(f)) => wire::ReportError::Failed(f),
+                    Ok(m) => wire::ReportError::unexpected("exec or a failure", m),
+                    Err(e) => wire::ReportError::Channel(e),
+                };
+                let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
+                up.tell(ExecReport::Failed(e.into_failure(Step::Exec, || code)));
+                continue;
+            }
         }
+        // The pid on the request socket, which the caller reads only when
+        // it must kill the process; the exit on the report channel, which
+        // wakes it. Our copy of `output` is closed only after the report,
+        // so the end of the output never wakes the caller before it.
+        let _ = nix::sys::socket::send(
+            requests.as_raw_fd(),
+            &pid.as_raw().to_ne_bytes(),
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        );
         up.tell(ExecReport::Exited(
             process::wait_exit_code(pid).unwrap_or(exit::BURROW),
         ));
+        drop(output);
     }
 }
 
