@@ -16,11 +16,13 @@
 #   start    run.sh      /bin/true: unshare, ch-run, bwrap, podman, burrow
 #                        (--rm, --network host, kept), with and without a
 #                        subordinate id range; creation by image size
-#   density  density.sh  run -d + rm -f vs podman; 100 up and removed; Pss
+#   density  density.sh  run -d + rm -f vs podman (default networks); 100 up
+#                        and removed; Pss
 #   listing  listing.sh  ps -a with 100 containers, images with 50
 #   import   import.sh   import vs tar -xzf and zstd -dc | tar -x
 #   pull     pull.sh     pull vs skopeo from a loopback docker-registry
 #   port     port.sh     published-port throughput vs direct and podman
+#   net      net.sh      user network vs loopback, default network vs direct
 #   build    build.sh    burrow build vs podman build
 #   api      api.sh      docker run/ps through the API service vs burrow run
 #   health   health.sh   the monitors' CPU with 50 containers probed every second
@@ -47,10 +49,10 @@ out=${OUT_DIR:-$repo/bench/results/$day}
 # shellcheck source=bench/lib.sh
 source "$repo/bench/lib.sh"
 
-all_parts=(start density listing import pull port build api health)
+all_parts=(start density listing import pull port net build api health)
 declare -A script=([start]=run.sh [density]=density.sh [listing]=listing.sh [import]=import.sh
-	[pull]=pull.sh [port]=port.sh [build]=build.sh [api]=api.sh [health]=health.sh)
-declare -A needs_root=([pull]=1 [port]=1 [build]=1 [api]=1)
+	[pull]=pull.sh [port]=port.sh [net]=net.sh [build]=build.sh [api]=api.sh [health]=health.sh)
+declare -A needs_root=([pull]=1 [port]=1 [net]=1 [build]=1 [api]=1)
 IFS=, read -ra parts <<<"${ONLY:-$(
 	IFS=,
 	echo "${all_parts[*]}"

@@ -2,8 +2,9 @@
 # Container density, rootless, as the unprivileged user burrow-bench:
 #
 # 1. Round trip: `run -d IMG sleep 1000` then `rm -f` of that container,
-#    burrow against podman (both `--network none`; podman with runc where
-#    its default runtime fails), in one hyperfine run.
+#    burrow against podman (both on their default networks, or both
+#    `--network none` with NETWORK=none; podman with runc where its default
+#    runtime fails), in one hyperfine run.
 # 2. COUNT (100) containers up: `burrow run -d` COUNT times in a loop until
 #    `burrow ps -q` lists COUNT, then their removal with one `burrow rm -f`
 #    of every id; ROUNDS times each, timed from outside.
@@ -20,7 +21,8 @@
 # them installed and runs as that user. Results (JSON, density.md) go to
 # OUT_DIR (default target/bench/density-<date-time>).
 #
-# Environment: RUNS (20), WARMUP (2), COUNT (100), ROUNDS (3), QUICK=1
+# Environment: NETWORK (default: each tool's default network; none),
+# RUNS (20), WARMUP (2), COUNT (100), ROUNDS (3), QUICK=1
 # (RUNS=3 WARMUP=1 COUNT=20 ROUNDS=1 unless set), KEEP, OUT_DIR,
 # BURROW_BIN, CARGO_TARGET_DIR.
 set -euo pipefail
@@ -35,6 +37,15 @@ runs=$(knob RUNS 20 3)
 warmup=$(knob WARMUP 2 1)
 count=$(knob COUNT 100 20)
 rounds=$(knob ROUNDS 3 1)
+network=${NETWORK:-default}
+case $network in
+default) burrow_net="" podman_net="" ;;
+none) burrow_net="--network none" podman_net="--network=none" ;;
+*)
+	warn "NETWORK is default or none, not '$network'"
+	exit 2
+	;;
+esac
 
 need_packages podman:podman runc:runc hyperfine:hyperfine newuidmap:uidmap /bin/busybox:busybox-static
 burrow_release
@@ -57,11 +68,11 @@ as_user burrow import "$work/busybox.tar" busybox >/dev/null
 
 # --- 1. run -d + rm -f round trip ---------------------------------------------
 names=() cmds=()
-cat >"$work/bin/burrow-roundtrip" <<'SH'
+cat >"$work/bin/burrow-roundtrip" <<SH
 #!/bin/sh
 set -e
-id=$(burrow run -d --network none busybox sleep 1000)
-burrow rm -f "$id" >/dev/null
+id=\$(burrow run -d $burrow_net busybox sleep 1000)
+burrow rm -f "\$id" >/dev/null
 SH
 names+=("burrow") cmds+=("burrow-roundtrip")
 if pick_podman "$work/busybox.tar" localhost/busybox-bench; then
@@ -71,7 +82,7 @@ if pick_podman "$work/busybox.tar" localhost/busybox-bench; then
 	cat >"$work/bin/podman-roundtrip" <<SH
 #!/bin/sh
 set -e
-id=\$(${podman[*]} run -d --network=none localhost/busybox-bench sleep 1000)
+id=\$(${podman[*]} run -d $podman_net localhost/busybox-bench sleep 1000)
 podman rm -f -t 0 "\$id" >/dev/null
 SH
 	podman_name=podman
@@ -90,15 +101,16 @@ say "run -d + rm -f round trip, $runs runs each, as $run_user"
 as_user hyperfine --shell=none --style basic --runs "$runs" --warmup "$warmup" \
 	--export-json "$work/results/roundtrip.json" "${args[@]}"
 cp "$work/results/roundtrip.json" "$out_dir/"
+summary meta "$out_dir/roundtrip.json" "network=$network"
 
 # --- 2. COUNT containers up, and their removal ----------------------------
-cat >"$work/bin/up-many" <<'SH'
+cat >"$work/bin/up-many" <<SH
 #!/bin/sh
 set -e
 i=0
-while [ "$i" -lt "$1" ]; do
-	burrow run -d --network none busybox sleep 1000 >/dev/null
-	i=$((i + 1))
+while [ "\$i" -lt "\$1" ]; do
+	burrow run -d $burrow_net busybox sleep 1000 >/dev/null
+	i=\$((i + 1))
 done
 SH
 cat >"$work/bin/rm-all" <<'SH'
@@ -175,13 +187,17 @@ PY
 done
 summary record "$out_dir/many.json" "$count x run -d" "${up_times[@]}"
 summary record "$out_dir/many.json" "rm -f of $count" "${down_times[@]}"
-summary meta "$out_dir/many.json" "count=$count"
+summary meta "$out_dir/many.json" "count=$count" "network=$network"
 
 # --- summary -------------------------------------------------------------------
 {
 	echo "## Density"
 	echo
-	echo "As $run_user (with a subordinate id range); every container \`--network none\`."
+	if [[ $network == none ]]; then
+		echo "As $run_user (with a subordinate id range); every container \`--network none\`."
+	else
+		echo "As $run_user (with a subordinate id range); every container on its tool's default network (burrow: the keeper's bridge; podman: its rootless default)."
+	fi
 	echo
 	summary table "$out_dir/roundtrip.json" --title "\`run -d busybox sleep 1000\` + \`rm -f\`" --ref burrow
 	summary table "$out_dir/many.json" --title "$count containers: \`run -d\` in a loop until \`ps -q\` lists $count, then one \`rm -f\` of all"

@@ -72,15 +72,18 @@ bench_user_nosub() {
 # inside the temp dir, so no peer touches the user's real configuration.
 # $user_dir, if set, holds that user's home, run and store dirs instead of
 # $work (a second user needs its own: `run_user=U user_dir=D as_user ...`).
+# $in_netns, if set (as root only), names a network namespace (`ip netns
+# add`) the command runs in.
 as_user() {
-	local dir=${user_dir:-$work}
+	local dir=${user_dir:-$work} pre=()
+	[[ -z ${in_netns:-} ]] || pre=(ip netns exec "$in_netns")
 	local env=(env -i "PATH=$work/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 		"USER=$run_user" "LOGNAME=$run_user" "HOME=$dir/home"
 		"XDG_RUNTIME_DIR=$dir/run" "XDG_DATA_HOME=$dir/home/.local/share"
 		"XDG_CONFIG_HOME=$dir/home/.config" "BURROW_ROOT=$dir/store"
 		"TMPDIR=$dir/run" "LANG=C.UTF-8")
 	if [[ $EUID -eq 0 ]]; then
-		setpriv --reuid "$run_user" --regid "$run_user" --init-groups "${env[@]}" "$@"
+		"${pre[@]}" setpriv --reuid "$run_user" --regid "$run_user" --init-groups "${env[@]}" "$@"
 	else
 		"${env[@]}" "$@"
 	fi

@@ -140,13 +140,18 @@ def targets(a):
         ratio(f"`run --rm --network none` ≤ 1.5x ch-run ({who})", med, "burrow run --rm", "ch-run", 1.5)
         ratio(f"`run --rm --network none` ≥ 50x faster than podman's ({who})", med, "burrow run --rm", "podman", 50, True)
         ratio(f"plain `run --network none` ≤ 2x ch-run ({who})", med, "burrow run (kept)", "ch-run", 2)
-    _, med = medians("density/roundtrip.json")
-    ratio("`run -d` + `rm -f` ≥ 20x faster than podman", med, "burrow", "podman", 20, True)
+    _, med = medians(os.path.join("start", "startup.json"))
+    ratio("`run --rm` on the default network ≤ 3x ch-run (subuid range)", med,
+          "default network: burrow run --rm", "ch-run", 3)
+    doc, med = medians("density/roundtrip.json")
+    mode = (doc or {}).get("bench", {}).get("network", "none")
+    ratio(f"`run -d` + `rm -f` ≥ 20x faster than podman (network: {mode})", med, "burrow", "podman", 20, True)
     doc, med = medians("density/many.json")
     for k, v in med.items():
         if "run -d" in k:
             n = doc.get("bench", {}).get("count")
-            check("100 containers up in under 2 s", f"{v:.2f} s for {n}",
+            mode = doc.get("bench", {}).get("network", "none")
+            check(f"100 containers up in under 2 s (network: {mode})", f"{v:.2f} s for {n}",
                   v < 2 if n == 100 else f"not measured ({n}, not 100)")
     pss = os.path.join(d, "density", "pss.json")
     if os.path.exists(pss):
@@ -172,6 +177,11 @@ def targets(a):
     for k in med:
         if k.startswith("burrow -p"):
             ratio(f"`{k}` within 2x of direct", med, k, "direct", 2.0)
+    _, med = medians("net/net.json")
+    ratio("container to container on a user network within 1.5x of loopback", med,
+          "user network", "loopback", 1.5)
+    ratio("outbound download through the default network within 2x of direct", med,
+          "default network", "direct", 2.0)
     if not rows:
         return
     print("| target | measured | met |")

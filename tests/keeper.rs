@@ -313,7 +313,12 @@ echo "switches=$(ps -u $U -o args= | grep -c '[_]_switch')"
 echo "rm_in_use=$(B network rm appnet 2>&1 | grep -c 'in use')"
 B rm -f web >/dev/null
 echo "after=$(B run --rm --network appnet bb nslookup web 2>&1 | grep -q NXDOMAIN && echo 1)"
+HP=$(sed 's/.*"holder":{"pid":\([0-9]*\).*/\1/' $K/state.json)
+bridges() { nsenter -t $HP -n ip -o link show type bridge | awk -F': ' '{print $2}' | sort | tr '\n' ' '; }
+echo "bridges_before=$(bridges)"
 B network rm appnet other >/dev/null
+echo "bridges_after=$(bridges)"
+echo "leases_after=$(ls $K/leases | tr '\n' ' ')"
 echo done=1"#;
         let Some(o) = script(&env, "keeper-usernet", body) else {
             return;
@@ -347,6 +352,54 @@ echo done=1"#;
         assert_eq!(field(&out, "rm_in_use"), "1", "{out}");
         // Gone with its container.
         assert_eq!(field(&out, "after"), "1", "{out}");
+        // Removed networks leave no bridge and no leases in the keeper.
+        let before: Vec<&str> = field(&out, "bridges_before").split_whitespace().collect();
+        assert_eq!(before.len(), 3, "{out}");
+        assert!(before.contains(&"burrow0"), "{out}");
+        assert_eq!(field(&out, "bridges_after").trim(), "burrow0", "{out}");
+        assert_eq!(field(&out, "leases_after").trim(), "10.88.0.1", "{out}");
+    }
+}
+
+#[test]
+fn a_full_network_refuses_the_container_and_the_keeper_stays_in_use() {
+    for env in with_range("keeper-full") {
+        // A /29 has five addresses beside its gateway.
+        let body = r#"B network create --subnet 10.89.77.0/29 tiny >/dev/null
+for n in 1 2 3 4 5; do B run -d --name on$n --network tiny bb sleep 600 >/dev/null; done
+code=0
+err=$(B run --rm --network tiny bb true 2>&1 >/dev/null) || code=$?
+echo "code=$code"
+echo "err=$err"
+echo "unusable=$(ls $K.unusable 2>/dev/null | wc -l)"
+echo "default=$(B run --rm bb ip -4 -o addr show eth0 | awk '{print $4}')"
+FREED=$(B inspect -f '{{.NetworkSettings.Networks.tiny.IPAddress}}' on3)
+B rm -f on3 >/dev/null
+echo "freed=$FREED"
+echo "again=$(B run --rm --network tiny bb ip -4 -o addr show eth0 | awk '{print $4}')"
+B rm -f on1 on2 on4 on5 >/dev/null
+B network rm tiny >/dev/null
+echo done=1"#;
+        let Some(o) = script(&env, "keeper-full", body) else {
+            return;
+        };
+        let out = stdout(&o);
+        assert!(o.status.success(), "{out}{}", stderr(&o));
+        assert_eq!(field(&out, "done"), "1", "{out}");
+        assert_eq!(field(&out, "code"), "125", "{out}");
+        assert!(
+            field(&out, "err").contains("no free address left in 10.89.77.0/29"),
+            "{out}"
+        );
+        // Not the keeper's failure: the next containers still use it.
+        assert_eq!(field(&out, "unusable"), "0", "{out}");
+        assert!(field(&out, "default").starts_with("10.88."), "{out}");
+        // An address given back is leased again.
+        assert_eq!(
+            field(&out, "again"),
+            format!("{}/29", field(&out, "freed")),
+            "{out}"
+        );
     }
 }
 

@@ -53,6 +53,9 @@ fn segment_of(network: &Network) -> Segment {
 
 /// Join the keeper for container `id` on `places`, starting it if need
 /// be; None (the reason kept for [`unusable`]) when it cannot work here.
+/// A network with no free address is not the keeper's failure: the
+/// container is refused (as Docker refuses it), and the keeper stays in use
+/// for the others.
 pub fn join(
     store: &Store,
     mapping: &IdMapping,
@@ -60,13 +63,13 @@ pub fn join(
     id: &str,
     places: Places<'_>,
     idle: std::time::Duration,
-) -> Option<(Join, helper::Kind)> {
+) -> Result<Option<(Join, helper::Kind)>, keeper::KeeperError> {
     let base = store.paths.runtime_base();
     let failed_lately = std::fs::metadata(unusable_file(base))
         .and_then(|m| m.modified())
         .is_ok_and(|t| t.elapsed().is_ok_and(|e| e < RETRY_AFTER));
     if failed_lately {
-        return None;
+        return Ok(None);
     }
     let default = places
         .default
@@ -104,12 +107,13 @@ pub fn join(
                 held,
                 links,
             };
-            Some((joined, j.helper))
+            Ok(Some((joined, j.helper)))
         }
+        Err(e @ keeper::KeeperError::NoAddress(_)) => Err(e),
         Err(e) => {
             tracing::warn!("the shared network is unavailable: {e}");
             let _ = std::fs::write(unusable_file(base), e.to_string());
-            None
+            Ok(None)
         }
     }
 }
@@ -308,4 +312,30 @@ pub fn disconnect_running(
     })?;
     keeper::release(base, &segment_of(network), address);
     Ok(())
+}
+
+/// A removed user network's bridge taken out of the running keeper, with
+/// its leases, so that a network made again later starts clean. Nothing to
+/// do when no keeper runs (its bridges went with the holder); a bridge a
+/// container still holds an address on stays until the holder goes.
+pub fn remove_bridge(
+    store: &Store,
+    mapping: &IdMapping,
+    network: &Network,
+) -> Result<(), LiveNetworkError> {
+    let base = store.paths.runtime_base();
+    let Ok((_, namespaces)) = keeper::holder(base, mapping) else {
+        return Ok(());
+    };
+    let segment = segment_of(network);
+    if !keeper::forget(base, &segment) {
+        return Ok(());
+    }
+    in_holder(&namespaces, || {
+        let mut shared = crate::linux::netlink::Route::open()?;
+        match shared.link_index(&segment.bridge)? {
+            Some(index) => shared.delete_link(index),
+            None => Ok(()),
+        }
+    })
 }

@@ -174,7 +174,12 @@ pub fn supervise(
                         default: on_default,
                         user: &user,
                     };
-                    match super::keeper::join(store, mapping, &helper, &rec.id, places, idle) {
+                    let joined =
+                        super::keeper::join(store, mapping, &helper, &rec.id, places, idle)
+                            .map_err(|e| {
+                                Failure::new(Step::Network, e.to_string(), exit::BURROW)
+                            })?;
+                    match joined {
                         Some((joined, kind)) => {
                             // The holder's responder on a user network's
                             // gateway, or the helper's resolver.

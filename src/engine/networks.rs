@@ -200,9 +200,23 @@ pub fn remove(engine: &Engine, name: &str) -> Result<()> {
         )));
     }
     user::remove(&engine.store, &net.name)?;
-    switch::remove_leftovers(&engine.store.paths.runtime, &net);
+    forget_network(engine, &net);
     super::events::network(engine, "destroy", &net.id, &net.name);
     Ok(())
+}
+
+/// What a removed network leaves at run time: its switch's files, and its
+/// bridge in the user's keeper. The network is gone from the store
+/// already, so a bridge that cannot be taken down only waits for the
+/// keeper's end.
+fn forget_network(engine: &Engine, net: &Network) {
+    switch::remove_leftovers(&engine.store.paths.runtime, net);
+    if let Err(e) = keeper::remove_bridge(&engine.store, &engine.mapping, net) {
+        tracing::warn!(
+            "network {}: its bridge stays until the keeper ends: {e}",
+            net.name
+        );
+    }
 }
 
 /// Remove every network no container names (of those `label`, `label!`
@@ -220,7 +234,7 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Vec<String>> {
         let old_enough = until.iter().all(|u| created.is_some_and(|c| c < *u));
         if users(&containers, &n).is_empty() && filters.labels_match(&n.labels) && old_enough {
             user::remove(&engine.store, &n.name)?;
-            switch::remove_leftovers(&engine.store.paths.runtime, &n);
+            forget_network(engine, &n);
             super::events::network(engine, "destroy", &n.id, &n.name);
             deleted.push(n.name);
         }

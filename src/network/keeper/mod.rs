@@ -422,6 +422,21 @@ pub fn holder(base: &Path, mapping: &IdMapping) -> Result<(Proc, Namespaces), Ke
     Ok((state.holder, ns))
 }
 
+/// Forget removed network `segment`'s leases in the keeper of `base`,
+/// unless a container still holds one: true when none was held (its bridge
+/// may go too).
+pub fn forget(base: &Path, segment: &Segment) -> bool {
+    let leases = segment.leases(&dir(base));
+    let Ok(entries) = std::fs::read_dir(&leases) else {
+        return true;
+    };
+    if entries.flatten().any(|e| held(&e.path())) {
+        return false;
+    }
+    let _ = std::fs::remove_dir_all(&leases);
+    true
+}
+
 /// A lease given to a running container after its start (a network it
 /// was connected to): held by `burrow __lease PID:START LEASE`, a process
 /// of its own that exits when PID 1 does. `lease` is the locked file,
