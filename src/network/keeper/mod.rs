@@ -613,6 +613,46 @@ fn stop_stale(dir: &Path) {
     let _ = std::fs::remove_file(dir.join("state.json"));
 }
 
+/// Remove the keeper directories beside `own` that nothing uses any more:
+/// no container holds their `users`, and the keeper and holder their state
+/// names are gone (a keeper killed with its mount namespace, a reboot that
+/// kept the runtime directory). A keeper that ends when idle removes its
+/// own; these would stay. Each is removed under an exclusive lock on its
+/// `users`, as an idle keeper removes its own, so a container joining it
+/// now waits and starts over in a new one.
+fn sweep(own: &Path) {
+    let Some(base) = own.parent() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_keeper = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("keeper-"));
+        if !is_keeper || path == own || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Ok(users) = File::options()
+            .read(true)
+            .write(true)
+            .open(path.join("users"))
+        else {
+            continue;
+        };
+        if fs::flock_description(&users, FileLock::ExclusiveNow).is_err() {
+            continue;
+        }
+        let running = read_state(&path).is_some_and(|s| s.keeper.alive() || s.holder.alive());
+        if !running {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// Start `burrow __keeper DIR` detached and wait until it says it is ready
 /// (a line on descriptor 3) or why not.
 fn start(
@@ -621,6 +661,7 @@ fn start(
     idle: Duration,
     adopt: Option<Proc>,
 ) -> Result<(), KeeperError> {
+    sweep(dir);
     let exe = std::fs::read_link("/proc/self/exe").map_err(KeeperError::Exe)?;
     let log_path = log(dir);
     let log = File::create(&log_path).map_err(|source| KeeperError::File {
@@ -729,6 +770,47 @@ fn lease(dir: &Path, id: &str, place: &Place<'_>) -> Result<(File, Ipv4Addr), Ke
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sweep_removes_only_unused_keeper_dirs_of_gone_keepers() {
+        let base = tempfile::tempdir().unwrap();
+        let own = base.path().join("keeper-1-1");
+        let gone = base.path().join("keeper-2-2");
+        let held = base.path().join("keeper-3-3");
+        let alive = base.path().join("keeper-4-4");
+        let other = base.path().join("store-5");
+        for d in [&own, &gone, &held, &alive, &other] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("users"), "").unwrap();
+        }
+        let dead = Proc {
+            pid: i32::MAX,
+            start: 1,
+        };
+        let me = Proc {
+            pid: std::process::id() as i32,
+            start: process::start_time(Path::new("/proc"), std::process::id() as i32).unwrap(),
+        };
+        let state = |p: Proc| {
+            serde_json::to_vec(&State {
+                keeper: p,
+                holder: p,
+                helper: "pasta".into(),
+            })
+            .unwrap()
+        };
+        for d in [&own, &gone, &held] {
+            std::fs::write(d.join("state.json"), state(dead)).unwrap();
+        }
+        std::fs::write(alive.join("state.json"), state(me)).unwrap();
+        // A container on `held` keeps its shared lock.
+        let user = File::open(held.join("users")).unwrap();
+        fs::flock_description(&user, FileLock::Shared).unwrap();
+        sweep(&own);
+        assert!(own.exists() && held.exists() && alive.exists() && other.exists());
+        assert!(!gone.exists());
+        drop(user);
+    }
 
     #[test]
     fn proc_parses_pid_and_start_time() {
