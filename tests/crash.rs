@@ -613,8 +613,18 @@ fn a_container_that_fills_the_disk_keeps_its_exit_code() {
                 finished.starts_with("20") && !finished.starts_with("0001"),
                 "{who}: a finish time: {state}"
             );
-            // Removing it frees the disk for the next case.
+            // Removing it frees the disk for the next case: once the
+            // kernel has let go of the container's overlay, which it does
+            // a moment after the container's mount namespace ends.
             env.ok(["rm", "-f", name]);
+            common::wait_until(
+                "the removed container's space is free again",
+                std::time::Duration::from_secs(20),
+                || {
+                    nix::sys::statvfs::statvfs(&env.root)
+                        .is_ok_and(|s| s.blocks_available() * s.fragment_size() > 10 << 20)
+                },
+            );
         }
     }
 }
