@@ -17,12 +17,16 @@
 #     container with its own pasta.
 #
 # Every download is a `burrow exec` into a running client, so each row
-# carries the same exec cost. The whole benchmark runs in a network
-# namespace it makes (`ip netns add`): its "host" has a veth pair with the
+# carries the same exec cost. The outbound rows run in a network namespace
+# the benchmark makes (`ip netns add`): its "host" has a veth pair with the
 # outside server's address on one end, as in tests/network.rs. The host's
 # own loopback is not used for the outside server because containers on
 # burrow's default network cannot reach it, on purpose (pasta runs with
 # --no-map-gw, so the gateway address never leads to the host's loopback).
+# The container-to-container rows run in the host's own namespaces: `ip
+# netns exec` gives each command a new mount namespace, and the keeper
+# (whose bridges carry user networks) is per mount namespace, so two
+# containers started that way would sit on two keepers.
 #
 # Run it as root (as on the project's machines): it makes the namespace,
 # installs what is missing from Debian and runs burrow as the unprivileged
@@ -57,8 +61,8 @@ in_netns=burrow-netbench-$$
 server=
 # shellcheck disable=SC2317  # called by bench_cleanup
 bench_teardown() {
-	as_user burrow rm -f nb-srv nb-cli nb-srv-host nb-cli-host nb-out nb-out-helper >/dev/null 2>&1 || true
-	as_user burrow network rm nb-net >/dev/null 2>&1 || true
+	in_netns='' as_user burrow rm -f nb-srv nb-cli nb-srv-host nb-cli-host nb-out nb-out-direct nb-out-helper >/dev/null 2>&1 || true
+	in_netns='' as_user burrow network rm nb-net >/dev/null 2>&1 || true
 	[[ -z $server ]] || kill "$server" 2>/dev/null || true
 	local ns=$in_netns
 	in_netns=
@@ -85,50 +89,62 @@ chmod -R a+rX "$work/www"
 ip netns exec "$in_netns" busybox httpd -f -p "$outside:8000" -h "$work/www" &
 server=$!
 
-as_user burrow import "$work/busybox.tar" busybox >/dev/null
+host() { in_netns='' as_user "$@"; }
+host burrow import "$work/busybox.tar" busybox >/dev/null
 www="$work/www:/www:ro"
-as_user burrow network create nb-net >/dev/null
-as_user burrow run -d --name nb-srv --network nb-net -v "$www" busybox httpd -f -p 8000 -h /www >/dev/null
-as_user burrow run -d --name nb-cli --network nb-net busybox sleep 100000 >/dev/null
-as_user burrow run -d --name nb-srv-host --network host -v "$www" busybox httpd -f -p 127.0.0.1:18431 -h /www >/dev/null
-as_user burrow run -d --name nb-cli-host --network host busybox sleep 100000 >/dev/null
+host burrow network create nb-net >/dev/null
+host burrow run -d --name nb-srv --network nb-net -v "$www" busybox httpd -f -p 8000 -h /www >/dev/null
+host burrow run -d --name nb-cli --network nb-net busybox sleep 100000 >/dev/null
+host burrow run -d --name nb-srv-host --network host -v "$www" busybox httpd -f -p 127.0.0.1:18431 -h /www >/dev/null
+host burrow run -d --name nb-cli-host --network host busybox sleep 100000 >/dev/null
 as_user burrow run -d --name nb-out busybox sleep 100000 >/dev/null
+as_user burrow run -d --name nb-out-direct --network host busybox sleep 100000 >/dev/null
 as_user env BURROW_KEEPER=off burrow run -d --name nb-out-helper busybox sleep 100000 >/dev/null
 
 fetch() { # CLIENT URL
 	printf 'burrow exec %s wget -q -O /dev/null %s' "$1" "$2"
 }
-names=("loopback" "user network" "direct" "default network" "default network, a helper each")
-cmds=("$(fetch nb-cli-host http://127.0.0.1:18431/big)"
-	"$(fetch nb-cli http://nb-srv:8000/big)"
-	"$(fetch nb-cli-host "http://$outside:8000/big")"
-	"$(fetch nb-out "http://$outside:8000/big")"
-	"$(fetch nb-out-helper "http://$outside:8000/big")")
-args=()
-for i in "${!names[@]}"; do
-	# Each path serves the whole file before it is timed (a server that
-	# is still starting, or a name the DNS does not know yet, shows here).
-	for _ in $(seq 50); do
-		as_user sh -c "${cmds[$i]}" >/dev/null 2>&1 && break
-		sleep 0.2
+# Times NAME=COMMAND pairs in one hyperfine run into $out_dir/FILE, as the
+# user, in the namespace $in_netns names (none: the host's).
+timed() { # FILE NAME=COMMAND...
+	local file=$1 pair name cmd args=()
+	shift
+	for pair in "$@"; do
+		name=${pair%%=*} cmd=${pair#*=}
+		# Each path serves the whole file before it is timed (a server
+		# still starting, or a name the DNS does not know yet, shows here).
+		for _ in $(seq 50); do
+			as_user sh -c "$cmd" >/dev/null 2>&1 && break
+			sleep 0.2
+		done
+		probe "$name" sh -c "$cmd" || exit 1
+		args+=(--command-name "$name" "$cmd")
 	done
-	probe "${names[$i]}" sh -c "${cmds[$i]}" || exit 1
-	args+=(--command-name "${names[$i]}" "${cmds[$i]}")
-done
+	as_user hyperfine --shell=none --style basic --runs "$runs" --warmup "$warmup" \
+		--export-json "$work/results/$file" "${args[@]}"
+	cp "$work/results/$file" "$out_dir/"
+	summary meta "$out_dir/$file" "size_mb=$size_mb" "bytes=$((size_mb << 20))"
+}
 say "$size_mb MiB per download; $runs runs each, as $run_user"
-as_user hyperfine --shell=none --style basic --runs "$runs" --warmup "$warmup" \
-	--export-json "$work/results/net.json" "${args[@]}"
-cp "$work/results/net.json" "$out_dir/"
-summary meta "$out_dir/net.json" "size_mb=$size_mb" "bytes=$((size_mb << 20))"
+# A `--network host` container's namespace is the host's, which the user
+# may not join from another one: each pair runs where its containers are.
+in_netns='' timed net-c2c.json \
+	"loopback=$(fetch nb-cli-host http://127.0.0.1:18431/big)" \
+	"user network=$(fetch nb-cli http://nb-srv:8000/big)"
+timed net-out.json \
+	"direct=$(fetch nb-out-direct "http://$outside:8000/big")" \
+	"default network=$(fetch nb-out "http://$outside:8000/big")" \
+	"default network, a helper each=$(fetch nb-out-helper "http://$outside:8000/big")"
 
 {
 	echo "## Network throughput"
 	echo
-	echo "As $run_user (with a subordinate id range), in a network namespace the"
-	echo "benchmark makes. Each row is \`burrow exec CLIENT wget -q -O /dev/null URL\`"
-	echo "of $size_mb MiB from busybox httpd; every row pays the same exec."
+	echo "As $run_user (with a subordinate id range). Each row is \`burrow exec CLIENT"
+	echo "wget -q -O /dev/null URL\` of $size_mb MiB from busybox httpd; every row pays"
+	echo "the same exec."
 	echo
-	summary table "$out_dir/net.json" --ref loopback --ref direct
+	summary table "$out_dir/net-c2c.json" --title "Container to container" --ref loopback
+	summary table "$out_dir/net-out.json" --title "Outbound, in a network namespace the benchmark makes" --ref direct
 	echo
 	echo "Rows: *loopback*: two \`--network host\` containers over the host's loopback;"
 	echo "*user network*: two containers on one user network (a bridge of the keeper);"

@@ -177,9 +177,10 @@ def targets(a):
     for k in med:
         if k.startswith("burrow -p"):
             ratio(f"`{k}` within 2x of direct", med, k, "direct", 2.0)
-    _, med = medians("net/net.json")
+    _, med = medians("net/net-c2c.json")
     ratio("container to container on a user network within 1.5x of loopback", med,
           "user network", "loopback", 1.5)
+    _, med = medians("net/net-out.json")
     ratio("outbound download through the default network within 2x of direct", med,
           "default network", "direct", 2.0)
     if not rows:
