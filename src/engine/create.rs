@@ -214,7 +214,7 @@ fn options(engine: &Engine, req: &ContainerRequest, sink: &mut dyn Sink) -> Resu
     };
     check_healthcheck(req.healthcheck.as_ref())?;
     let on_failure = req.health_on_failure.as_deref().unwrap_or("none");
-    OnFailure::parse(on_failure).map_err(Error::Invalid)?;
+    OnFailure::parse(on_failure).map_err(|e| Error::Invalid(e.to_string()))?;
     let image_id = images::find_or_pull(engine, &req.image, req.pull, &pull, sink)?;
     Ok(CreateOptions {
         name: req.name.clone(),
