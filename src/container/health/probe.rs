@@ -15,7 +15,7 @@ use super::Schedule;
 use crate::container::exec::{exec_error, exec_spec};
 use crate::container::{ContainerRecord, ExecOptions, Status};
 use crate::linux::process;
-use crate::sandbox::exec::{self as sandbox_exec, ExecSpec, Report, Resident};
+use crate::sandbox::exec::{self as sandbox_exec, ExecError, ExecSpec, Report, Resident};
 use crate::store::Store;
 use crate::util::human;
 
@@ -92,6 +92,21 @@ pub enum ProbeFd {
     Output,
 }
 
+/// Why a probe's command has no exit code; its text is the result's
+/// output.
+#[derive(Debug, thiserror::Error)]
+enum NoExit {
+    /// The joiner could not start it.
+    #[error(transparent)]
+    Failed(ExecError),
+    /// The joiner went (killed with the container, or at the deadline).
+    #[error("the container is not running")]
+    Gone,
+    /// Killed at the deadline before the joiner forked it.
+    #[error("killed")]
+    Killed,
+}
+
 /// One probe in flight: the command started in the container by the
 /// resident joiner, its output and the joiner's reports read from the
 /// caller's poll loop, so the caller never waits on it.
@@ -101,7 +116,7 @@ pub struct Probe {
     /// The command, once read from the joiner (see `Resident::started`).
     pid: Option<Pid>,
     /// Its exit code, or why it did not run.
-    outcome: Option<Result<i32, String>>,
+    outcome: Option<Result<i32, NoExit>>,
     output: Option<OwnedFd>,
     out: Vec<u8>,
     truncated: bool,
@@ -214,12 +229,12 @@ impl Probe {
                     }
                     self.outcome = Some(Ok(code));
                 }
-                Report::Failed(e) => self.outcome = Some(Err(e.to_string())),
+                Report::Failed(e) => self.outcome = Some(Err(NoExit::Failed(e))),
                 Report::Gone => {
                     // Killed with the container, or at the deadline before
                     // the command was forked: a new joiner next time.
                     self.resident = None;
-                    self.outcome = Some(Err("the container is not running".into()));
+                    self.outcome = Some(Err(NoExit::Gone));
                 }
             }
             if !self.resident.as_ref().is_some_and(Resident::reported) {
@@ -271,7 +286,7 @@ impl Probe {
             }
             None => {
                 self.resident = None;
-                self.outcome.get_or_insert(Err("killed".into()));
+                self.outcome.get_or_insert(Err(NoExit::Killed));
             }
         }
     }
@@ -291,9 +306,9 @@ impl Probe {
             return r;
         }
         // Kept, so that dropping the probe kills nothing.
-        let (exit_code, mut output) = match self.outcome.clone() {
-            Some(Ok(code)) => (code, String::from_utf8_lossy(&self.out).into_owned()),
-            Some(Err(why)) => (-1, why),
+        let (exit_code, mut output) = match &self.outcome {
+            Some(Ok(code)) => (*code, String::from_utf8_lossy(&self.out).into_owned()),
+            Some(Err(why)) => (-1, why.to_string()),
             None => (-1, String::new()),
         };
         if self.truncated {
