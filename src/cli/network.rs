@@ -331,7 +331,9 @@ pub fn run_keeper(a: KeeperArgs) -> anyhow::Result<i32> {
         kind,
         path: a.helper,
     };
-    let mapping = crate::linux::userns::IdMapping::detect(std::path::Path::new("/etc"));
+    let mapping = crate::sandbox::user::container_mapping(crate::linux::userns::IdMapping::detect(
+        std::path::Path::new("/etc"),
+    ));
     Ok(crate::network::keeper::serve(
         &a.dir,
         &helper,
