@@ -333,7 +333,7 @@ pub fn healthcheck_run(engine: &Engine, key: &str) -> Result<bool> {
 
 /// A signal by name (`TERM`, `SIGHUP`) or number.
 pub fn signal(name: &str) -> Result<Signal> {
-    crate::util::signal::parse_signal(name).map_err(|e| Error::Invalid(e.to_string()))
+    crate::util::signal::parse_signal(name).map_err(Error::invalid)
 }
 
 /// How to stop a container.
