@@ -55,7 +55,8 @@ pub enum UsernsError {
     Map {
         what: &'static str,
         pid: i32,
-        detail: String,
+        #[source]
+        detail: MapFailure,
     },
     #[error("in user namespace: {0}")]
     Child(String),
@@ -65,6 +66,27 @@ pub enum UsernsError {
         #[source]
         source: nix::Error,
     },
+}
+
+/// Why a map could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum MapFailure {
+    /// Writing the map file (or `setgroups`) failed with this error.
+    #[error("{0}")]
+    Write(std::io::Error),
+    /// The map needs the setuid helper, which is not on PATH.
+    #[error("not permitted directly, and {0} is not installed")]
+    NoHelper(&'static str),
+    #[error("cannot run {}: {error}", path.display())]
+    Spawn {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Wait(std::io::Error),
+    /// The helper refused, saying this on its stderr.
+    #[error("{0} (check /etc/subuid and /etc/subgid)")]
+    Refused(String),
 }
 
 impl IdMapping {
@@ -166,11 +188,11 @@ pub fn write_given_maps(
     gids: &[(u32, u32, u32)],
 ) -> Result<(), UsernsError> {
     let raw = pid.as_raw();
-    let helper = |prog: &str, lines: &[(u32, u32, u32)], what: &'static str| {
-        let path = find_in_path(prog).ok_or_else(|| UsernsError::Map {
+    let helper = |prog: &'static str, lines: &[(u32, u32, u32)], what: &'static str| {
+        let path = find_in_path(prog).ok_or(UsernsError::Map {
             what,
             pid: raw,
-            detail: format!("not permitted directly, and {prog} is not installed"),
+            detail: MapFailure::NoHelper(prog),
         })?;
         let mut child = spawn_map_helper(&path, raw, lines)?;
         finish_map_helper(&mut child, what, raw)
@@ -224,7 +246,10 @@ fn spawn_map_helper(
         .map_err(|e| UsernsError::Map {
             what: "id map",
             pid,
-            detail: format!("cannot run {}: {e}", prog.display()),
+            detail: MapFailure::Spawn {
+                path: prog.to_path_buf(),
+                error: e,
+            },
         })
 }
 
@@ -240,7 +265,7 @@ fn finish_map_helper(
     let status = child.wait().map_err(|e| UsernsError::Map {
         what,
         pid,
-        detail: e.to_string(),
+        detail: MapFailure::Wait(e),
     })?;
     if status.success() {
         Ok(())
@@ -248,7 +273,7 @@ fn finish_map_helper(
         Err(UsernsError::Map {
             what,
             pid,
-            detail: format!("{} (check /etc/subuid and /etc/subgid)", err.trim()),
+            detail: MapFailure::Refused(err.trim().to_string()),
         })
     }
 }
@@ -262,7 +287,7 @@ fn write_proc(pid: i32, file: &str, content: &str, what: &'static str) -> Result
         .map_err(|e| UsernsError::Map {
             what,
             pid,
-            detail: e.to_string(),
+            detail: MapFailure::Write(e),
         })
 }
 
