@@ -1,8 +1,8 @@
 //! User namespaces: the caller's subordinate id ranges, writing given
 //! uid/gid map lines (directly for a single id, through newuidmap/newgidmap
 //! for a range), and running a closure as root of a fresh user namespace.
-//! Which lines a container gets (how much of a range, where the caller's
-//! own id sits) is decided above, in `sandbox::user`.
+//! The lines are the caller's to choose (how much of a range, where its own
+//! id sits inside); the plain layout is the default.
 
 use std::fmt::Display;
 use std::io::{Read, Write};
@@ -90,7 +90,8 @@ pub enum MapFailure {
 }
 
 impl IdMapping {
-    /// Detect the caller's mapping from `etc_dir`/subuid and subgid.
+    /// Detect the caller's mapping from `etc_dir`/subuid and subgid, with
+    /// the plain map lines ([`plain_lines`]).
     pub fn detect(etc_dir: &Path) -> Self {
         let uid = Uid::current().as_raw();
         let gid = Gid::current().as_raw();
