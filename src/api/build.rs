@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::http::{Chunked, Conn, Request};
 use super::server::Stream;
-use super::{error, Handled, Next};
+use super::{bad_request, error, BadRequest, Handled, Next};
 use crate::build::BuildEvent;
 use crate::engine::build::{BuildRequest, DockerfileSource};
 use crate::engine::images::{json_error, json_messages};
@@ -166,14 +166,20 @@ fn settle_dockerignore(dir: &Path) {
 /// A JSON object of strings (`buildargs`, `labels`) as `KEY=VALUE` items;
 /// a null value (an argument the client leaves to the environment) is
 /// left out.
-fn key_values(name: &str, text: Option<&str>) -> Result<Vec<String>, String> {
+fn key_values(name: &str, text: Option<&str>) -> Result<Vec<String>, BadRequest> {
     let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
         return Ok(Vec::new());
     };
-    let v: Value =
-        serde_json::from_str(text).map_err(|e| format!("invalid {name} {text:?}: {e}"))?;
+    let v: Value = serde_json::from_str(text).map_err(|source| BadRequest::QueryJson {
+        name: name.to_string(),
+        text: text.to_string(),
+        source,
+    })?;
     let Value::Object(map) = v else {
-        return Err(format!("invalid {name} {text:?}: not an object"));
+        return Err(BadRequest::QueryNotObject {
+            name: name.to_string(),
+            text: text.to_string(),
+        });
     };
     let mut out = Vec::new();
     for (k, v) in map {
@@ -188,7 +194,7 @@ fn key_values(name: &str, text: Option<&str>) -> Result<Vec<String>, String> {
 
 /// The request's query as a build request of `context` (the Dockerfile
 /// is filled in once the context is unpacked).
-pub fn request_of(req: &Request, context: &Path) -> Result<BuildRequest, String> {
+pub fn request_of(req: &Request, context: &Path) -> Result<BuildRequest, BadRequest> {
     let mut b = BuildRequest::new(context);
     b.tags = req
         .params("t")
@@ -296,7 +302,7 @@ pub fn build(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled
         Ok(b) => b,
         Err(e) => {
             let _ = conn.read_body(req, super::http::MAX_JSON_BODY);
-            return error(&mut conn.stream, 400, &e);
+            return bad_request(&mut conn.stream, &e);
         }
     };
     let unpacked = match conn.body(req) {

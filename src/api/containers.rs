@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::http::{Conn, Request, MAX_JSON_BODY};
 use super::server::Stream;
-use super::{empty, engine_error, error, json_body, reply, Handled};
+use super::{bad_request, empty, engine_error, error, json_body, reply, BadRequest, Handled};
 use crate::container::{cgroup::Resources, ContainerRecord};
 use crate::engine::containers::{ContainerSummary, ListRequest, RemoveRequest};
 use crate::engine::filters::Filters;
@@ -29,8 +29,8 @@ fn string(v: &Value) -> Option<String> {
 /// Docker's create body (`Config` fields at the top, `HostConfig`,
 /// `NetworkingConfig`) as the engine's request. Fields burrow has no
 /// counterpart for are refused only when they would change what runs.
-pub fn request(body: &Value, name: Option<String>) -> Result<ContainerRequest, String> {
-    let image = string(&body["Image"]).ok_or("Config.Image is required")?;
+pub fn request(body: &Value, name: Option<String>) -> Result<ContainerRequest, BadRequest> {
+    let image = string(&body["Image"]).ok_or(BadRequest::Missing("Config.Image is required"))?;
     let mut req = ContainerRequest::new(image);
     req.name = name;
     // The API never pulls at create: clients pull on a 404 themselves.
@@ -147,9 +147,11 @@ pub fn request(body: &Value, name: Option<String>) -> Result<ContainerRequest, S
     Ok(req)
 }
 
-fn mount_string(m: &Value) -> Result<String, String> {
+fn mount_string(m: &Value) -> Result<String, BadRequest> {
     let kind = m["Type"].as_str().unwrap_or("volume");
-    let target = m["Target"].as_str().ok_or("a mount needs a Target")?;
+    let target = m["Target"]
+        .as_str()
+        .ok_or(BadRequest::Missing("a mount needs a Target"))?;
     let mut s = format!("type={kind},target={target}");
     if let Some(src) = m["Source"].as_str().filter(|s| !s.is_empty()) {
         s.push_str(&format!(",source={src}"));
@@ -191,7 +193,7 @@ fn resources(hc: &Value) -> Resources {
 pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
     let body = match json_body(conn, req) {
         Ok(b) => b,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     let name = req
         .param("name")
@@ -199,7 +201,7 @@ pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handle
         .map(|n| n.trim_start_matches('/').to_string());
     let creq = match request(&body, name) {
         Ok(r) => r,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     let mut sink = engine::Collect::default();
     match engine::create::create(engine, &creq, &mut sink) {

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::http::{self, Conn, Request};
 use super::server::Stream;
-use super::{engine_error, error, json_body, reply, Handled, Next};
+use super::{bad_request, engine_error, error, json_body, reply, Handled, Next};
 use crate::container::{self, ExecOptions};
 use crate::engine::{self, Engine};
 use crate::linux::process;
@@ -74,7 +74,7 @@ fn no_such_exec(w: &mut Stream, id: &str) -> Handled {
 pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -> Handled {
     let body = match json_body(conn, req) {
         Ok(b) => b,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     let rec = match engine::containers::exec_target(engine, id.trim_start_matches('/')) {
         Ok(r) => r,
@@ -271,7 +271,7 @@ fn relay_terminal(
 pub fn start(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -> Handled {
     let body = match json_body(conn, req) {
         Ok(b) => b,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     let Some(mut exec) = load(engine, id) else {
         return no_such_exec(&mut conn.stream, id);

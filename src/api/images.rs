@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::http::{self, Chunked, Conn, Request};
 use super::server::Stream;
-use super::{empty, engine_error, error, reply, Handled, Next};
+use super::{bad_request, empty, engine_error, error, reply, BadRequest, Handled, Next};
 use crate::engine::catalog::Removed;
 use crate::engine::{self, images::PullRequest, Engine};
 use crate::image::archive::{LoadSource, SaveFormat, SaveTarget};
@@ -17,13 +17,13 @@ use crate::image::registry::auth::Credential;
 use crate::image::registry::ClientOptions;
 
 /// `fromImage` and `tag` as one reference (`tag` may be a digest).
-fn reference_of(from: &str, tag: Option<&str>) -> Result<Reference, String> {
+fn reference_of(from: &str, tag: Option<&str>) -> Result<Reference, BadRequest> {
     let name = match tag.filter(|t| !t.is_empty()) {
         Some(t) if t.starts_with("sha256:") => format!("{from}@{t}"),
         Some(t) => format!("{from}:{t}"),
         None => from.to_string(),
     };
-    Reference::parse(&name).map_err(|e| e.to_string())
+    Ok(Reference::parse(&name)?)
 }
 
 /// `POST /images/create?fromImage=&tag=&platform=`: pull, answered as a
@@ -40,11 +40,11 @@ pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handle
     };
     let reference = match reference_of(from, req.param("tag")) {
         Ok(r) => r,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     let registry = match registry_options(req) {
         Ok(r) => r,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     let preq = PullRequest {
         reference: reference.clone(),
@@ -246,7 +246,7 @@ impl engine::Sink for StreamSink<'_> {
 /// `X-Registry-Auth`: base64url JSON `{"username", "password",
 /// "serveraddress"}` (or `"auth"`: base64 `user:password`); empty or `{}`
 /// is none.
-pub fn registry_auth(header: Option<&str>) -> Result<Option<Credential>, String> {
+pub fn registry_auth(header: Option<&str>) -> Result<Option<Credential>, BadRequest> {
     use base64::Engine as _;
     let Some(h) = header.map(str::trim).filter(|h| !h.is_empty()) else {
         return Ok(None);
@@ -264,9 +264,8 @@ pub fn registry_auth(header: Option<&str>) -> Result<Option<Credential>, String>
     let raw = b64
         .decode(h)
         .or_else(|_| std.decode(h))
-        .map_err(|e| format!("X-Registry-Auth is not base64: {e}"))?;
-    let v: Value =
-        serde_json::from_slice(&raw).map_err(|e| format!("X-Registry-Auth is not JSON: {e}"))?;
+        .map_err(BadRequest::AuthBase64)?;
+    let v: Value = serde_json::from_slice(&raw).map_err(BadRequest::AuthJson)?;
     let field = |k: &str| v[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
     if let (Some(username), Some(secret)) = (field("username"), field("password")) {
         return Ok(Some(Credential { username, secret }));
@@ -274,7 +273,7 @@ pub fn registry_auth(header: Option<&str>) -> Result<Option<Credential>, String>
     if let Some(auth) = field("auth") {
         let pair = std
             .decode(auth.trim())
-            .map_err(|e| format!("X-Registry-Auth: auth is not base64: {e}"))?;
+            .map_err(BadRequest::AuthPairBase64)?;
         let pair = String::from_utf8_lossy(&pair);
         if let Some((u, p)) = pair.split_once(':') {
             return Ok(Some(Credential {
@@ -293,7 +292,7 @@ pub fn registry_auth(header: Option<&str>) -> Result<Option<Credential>, String>
 }
 
 /// How to reach the registry for this request: with its credential.
-fn registry_options(req: &Request) -> Result<ClientOptions, String> {
+fn registry_options(req: &Request) -> Result<ClientOptions, BadRequest> {
     Ok(ClientOptions {
         credential: registry_auth(req.header("x-registry-auth"))?,
         ..ClientOptions::default()
@@ -391,7 +390,7 @@ fn changes(req: &Request) -> Vec<String> {
 pub fn commit(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
     let config = match super::json_body(conn, req) {
         Ok(v) => v,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     if config.as_object().is_some_and(|o| !o.is_empty()) {
         return error(
@@ -524,7 +523,7 @@ pub fn push(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, name: &str)
     };
     let registry = match registry_options(req) {
         Ok(r) => r,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     let preq = engine::images::PushRequest {
         image: full,

@@ -12,6 +12,7 @@ pub mod archive;
 pub mod attach;
 pub mod build;
 pub mod containers;
+pub mod error;
 pub mod events;
 pub mod exec;
 pub mod http;
@@ -27,6 +28,7 @@ use std::io::Write;
 use serde_json::{json, Value};
 
 use crate::engine::{self, Engine, Kind};
+pub use error::BadRequest;
 use http::{Conn, HttpError, Request};
 use server::Stream;
 
@@ -88,6 +90,11 @@ pub fn empty(w: &mut impl Write, status: u16) -> Handled {
     Ok(Next::Continue)
 }
 
+/// A request refused before the engine saw it: a 400 with its reason.
+pub fn bad_request(w: &mut impl Write, e: &BadRequest) -> Handled {
+    error(w, 400, &e.to_string())
+}
+
 /// Docker's error answer: `{"message": ...}`.
 pub fn error(w: &mut impl Write, status: u16, message: &str) -> Handled {
     reply(w, status, &json!({ "message": message }))
@@ -110,10 +117,8 @@ pub fn engine_error(w: &mut impl Write, e: &engine::Error) -> Handled {
 
 /// A request body as JSON (`{}` when empty); a body that is not JSON is a
 /// 400.
-pub fn json_body(conn: &mut Conn<Stream>, req: &Request) -> Result<Value, String> {
-    let body = conn
-        .read_body(req, http::MAX_JSON_BODY)
-        .map_err(|e| e.to_string())?;
+pub fn json_body(conn: &mut Conn<Stream>, req: &Request) -> Result<Value, BadRequest> {
+    let body = conn.read_body(req, http::MAX_JSON_BODY)?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
@@ -122,12 +127,10 @@ pub fn json_body(conn: &mut Conn<Stream>, req: &Request) -> Result<Value, String
     if let Some(ct) = req.header("content-type") {
         let mime = ct.split(';').next().unwrap_or("").trim();
         if !mime.eq_ignore_ascii_case("application/json") {
-            return Err(format!(
-                "Content-Type specified ({ct}) must be 'application/json'"
-            ));
+            return Err(BadRequest::ContentType(ct.to_string()));
         }
     }
-    serde_json::from_slice(&body).map_err(|e| format!("invalid JSON body: {e}"))
+    serde_json::from_slice(&body).map_err(BadRequest::Json)
 }
 
 /// Route one request. Handlers that take a body read it themselves; for
@@ -247,17 +250,22 @@ fn not_routed(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, parts: &[
 pub fn string_map(
     v: &Value,
     field: &str,
-) -> Result<std::collections::BTreeMap<String, String>, String> {
+) -> Result<std::collections::BTreeMap<String, String>, BadRequest> {
     match v {
         Value::Null => Ok(Default::default()),
         Value::Object(m) => m
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
-                _ => Err(format!("{field}: the value of {k} is not a string")),
+                _ => Err(BadRequest::NotString {
+                    field: field.to_string(),
+                    key: k.clone(),
+                }),
             })
             .collect(),
-        _ => Err(format!("{field}: not an object of strings")),
+        _ => Err(BadRequest::NotStrings {
+            field: field.to_string(),
+        }),
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::http::{self, Conn, Request};
 use super::server::Stream;
-use super::{empty, engine_error, error, json_body, reply, Handled};
+use super::{bad_request, empty, engine_error, error, json_body, reply, BadRequest, Handled};
 use crate::engine::filters::Filters;
 use crate::engine::networks::{self, NetworkRequest};
 use crate::engine::{self, Engine};
@@ -68,12 +68,12 @@ fn text(v: &Value) -> Option<String> {
 }
 
 /// Docker's create body as the engine's request.
-pub fn create_request(body: &Value) -> Result<NetworkRequest, String> {
-    let name = text(&body["Name"]).ok_or("the network needs a Name")?;
+pub fn create_request(body: &Value) -> Result<NetworkRequest, BadRequest> {
+    let name = text(&body["Name"]).ok_or(BadRequest::Missing("the network needs a Name"))?;
     let config = &body["IPAM"]["Config"];
     let first = config.as_array().and_then(|c| c.first());
     if config.as_array().is_some_and(|c| c.len() > 1) {
-        return Err("one IPAM config (one IPv4 subnet) per network is supported".into());
+        return Err(BadRequest::ManyIpamConfigs);
     }
     Ok(NetworkRequest {
         name,
@@ -92,11 +92,11 @@ pub fn create_request(body: &Value) -> Result<NetworkRequest, String> {
 pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
     let body = match json_body(conn, req) {
         Ok(b) => b,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     let nreq = match create_request(&body) {
         Ok(r) => r,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     match networks::create(engine, &nreq) {
         Ok(n) => reply(&mut conn.stream, 201, &json!({ "Id": n.id, "Warning": "" })),
@@ -109,7 +109,7 @@ pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handle
 pub fn connect(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -> Handled {
     let body = match json_body(conn, req) {
         Ok(b) => b,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     let Some(container) = text(&body["Container"]) else {
         return error(&mut conn.stream, 400, "Container is required");
@@ -130,7 +130,7 @@ pub fn connect(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str
 pub fn disconnect(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, id: &str) -> Handled {
     let body = match json_body(conn, req) {
         Ok(b) => b,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     let Some(container) = text(&body["Container"]) else {
         return error(&mut conn.stream, 400, "Container is required");

@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 use super::http::{self, Conn, Request};
 use super::networks::filters_of;
 use super::server::Stream;
-use super::{empty, engine_error, error, json_body, reply, version_below, Handled};
+use super::{
+    bad_request, empty, engine_error, json_body, reply, version_below, BadRequest, Handled,
+};
 use crate::engine::volumes::{self, VolumeRequest};
 use crate::engine::Engine;
 
@@ -40,7 +42,7 @@ pub fn inspect(engine: &Engine, conn: &mut Conn<Stream>, req: &Request, name: &s
 
 /// Docker's create body (`Name`, `Driver`, `DriverOpts`, `Labels`) as the
 /// engine's request.
-pub fn create_request(body: &Value) -> Result<VolumeRequest, String> {
+pub fn create_request(body: &Value) -> Result<VolumeRequest, BadRequest> {
     let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
     Ok(VolumeRequest {
         name: text(&body["Name"]),
@@ -54,11 +56,11 @@ pub fn create_request(body: &Value) -> Result<VolumeRequest, String> {
 pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handled {
     let body = match json_body(conn, req) {
         Ok(b) => b,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     let vreq = match create_request(&body) {
         Ok(r) => r,
-        Err(e) => return error(&mut conn.stream, 400, &e),
+        Err(e) => return bad_request(&mut conn.stream, &e),
     };
     match volumes::create(engine, &vreq).and_then(|v| volumes::inspect(engine, &v.name)) {
         Ok(v) => reply(&mut conn.stream, 201, &v),

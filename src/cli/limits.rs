@@ -156,10 +156,10 @@ impl LimitArgs {
 mod tests {
     use super::*;
 
-    fn parse(f: impl FnOnce(&mut LimitArgs)) -> Result<Resources, String> {
+    fn parse(f: impl FnOnce(&mut LimitArgs)) -> anyhow::Result<Resources> {
         let mut a = LimitArgs::default();
         f(&mut a);
-        a.parse().map_err(|e| e.to_string())
+        a.parse()
     }
 
     #[test]
@@ -176,16 +176,20 @@ mod tests {
         assert_eq!(r.nano_cpus, 500_000_000);
         assert_eq!(r.pids_limit, Some(64));
 
-        let e = parse(|a| a.memory = Some("12x".into())).unwrap_err();
+        let e = parse(|a| a.memory = Some("12x".into()))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("--memory: invalid size") && e.contains("12x"),
             "{e}"
         );
         assert!(parse(|a| a.memory = Some("1m".into()))
             .unwrap_err()
+            .to_string()
             .contains("6MB"));
         assert!(parse(|a| a.memory_swap = Some("1g".into()))
             .unwrap_err()
+            .to_string()
             .contains("needs --memory"));
         assert!(parse(|a| a.cpus = Some("abc".into())).is_err());
         assert!(parse(|a| a.cpus = Some("0".into())).is_err());

@@ -551,9 +551,10 @@ pub fn say_once(dir: &std::path::Path, name: &str, reason: &str, line: &str) {
 /// mapping even when a subuid range exists (what a user without one gets).
 pub fn detect_mapping() -> anyhow::Result<IdMapping> {
     let m = IdMapping::detect(std::path::Path::new("/etc"));
+    let container = crate::sandbox::user::container_mapping;
     match std::env::var("BURROW_USERNS").as_deref() {
-        Err(_) | Ok("") | Ok("auto") => Ok(m),
-        Ok("single") => Ok(m.single()),
+        Err(_) | Ok("") | Ok("auto") => Ok(container(m)),
+        Ok("single") => Ok(container(m.single())),
         Ok(other) => Err(Exit::new(
             crate::exit::BURROW,
             format!("BURROW_USERNS={other:?} is not one of auto, single"),

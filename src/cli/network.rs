@@ -309,8 +309,13 @@ fn prune(root: Option<PathBuf>, _a: PruneArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn adopt_arg(s: &str) -> Result<crate::network::keeper::Proc, String> {
-    crate::network::keeper::Proc::parse(s).ok_or_else(|| format!("{s:?} is not PID:START"))
+/// An `--adopt` or `__lease` argument that is not `PID:START`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not PID:START")]
+struct NotProc(String);
+
+fn adopt_arg(s: &str) -> Result<crate::network::keeper::Proc, NotProc> {
+    crate::network::keeper::Proc::parse(s).ok_or_else(|| NotProc(s.to_string()))
 }
 
 /// `burrow __keeper DIR`: the user's shared user and network namespace,
@@ -326,7 +331,9 @@ pub fn run_keeper(a: KeeperArgs) -> anyhow::Result<i32> {
         kind,
         path: a.helper,
     };
-    let mapping = crate::linux::userns::IdMapping::detect(std::path::Path::new("/etc"));
+    let mapping = crate::sandbox::user::container_mapping(crate::linux::userns::IdMapping::detect(
+        std::path::Path::new("/etc"),
+    ));
     Ok(crate::network::keeper::serve(
         &a.dir,
         &helper,

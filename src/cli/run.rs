@@ -304,7 +304,7 @@ pub fn collect_env(flags: &[String], files: &[PathBuf]) -> anyhow::Result<Vec<St
         out.extend(read_kv_file(f, true)?);
     }
     for e in flags {
-        push_env(&mut out, e).map_err(|m| Exit::new(exit::BURROW, m))?;
+        push_env(&mut out, e).map_err(|m| Exit::new(exit::BURROW, m.to_string()))?;
     }
     Ok(out)
 }
@@ -385,10 +385,15 @@ fn read_kv_file(f: &Path, lookup: bool) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-fn push_env(out: &mut Vec<String>, item: &str) -> Result<(), String> {
+/// An `-e` item with no name, or a name with blanks.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid environment variable {0:?}")]
+struct BadEnv(String);
+
+fn push_env(out: &mut Vec<String>, item: &str) -> Result<(), BadEnv> {
     let key = item.split_once('=').map_or(item, |(k, _)| k);
     if key.is_empty() || key.contains(char::is_whitespace) {
-        return Err(format!("invalid environment variable {item:?}"));
+        return Err(BadEnv(item.to_string()));
     }
     if item.contains('=') {
         out.push(item.to_string());

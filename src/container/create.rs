@@ -117,7 +117,7 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         .map(|d| store.layer_fs(d))
         .collect();
     let seen_as = if opts.keep_id {
-        mapping.keep_id()
+        crate::sandbox::user::keep_id(mapping)
     } else {
         mapping.clone()
     };

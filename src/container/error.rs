@@ -90,7 +90,7 @@ pub enum ContainerError {
     #[error("recording the exit in {file}: {0}", file = record::EXIT_FILE)]
     RecordExit(#[source] std::io::Error),
     #[error("reading the image's /etc/passwd and /etc/group: {0}")]
-    ImageUsers(String),
+    ImageUsers(super::keep_id::ImageFilesError),
     #[error("a pipe for the step's output: {0}")]
     OutputPipe(#[source] nix::Error),
     #[error("a pipe for the step's output: {0}")]

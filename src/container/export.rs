@@ -21,7 +21,7 @@ use crate::store::Store;
 /// through it are the owners the container sees.
 pub fn container_mapping(rec: &ContainerRecord, mapping: &IdMapping) -> IdMapping {
     if rec.host_config.userns_mode == "keep-id" {
-        mapping.keep_id()
+        crate::sandbox::user::keep_id(mapping)
     } else {
         mapping.clone()
     }

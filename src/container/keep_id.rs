@@ -136,13 +136,24 @@ fn with_newline(file: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Why the image's /etc/passwd and /etc/group could not be read: the
+/// error itself, its text as it words it.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageFilesError {
+    #[error("{0}")]
+    Read(std::io::Error),
+    /// Read as root of the user namespace, which failed.
+    #[error("{0}")]
+    Userns(crate::linux::userns::UsernsError),
+}
+
 /// The image's /etc/passwd and /etc/group as its layers show them
 /// (`lowers` top first). A layer the caller cannot read directly (files
 /// of subordinate ids) is read as root of the user namespace.
 pub fn image_files(
     lowers: &[PathBuf],
     mapping: &crate::linux::userns::IdMapping,
-) -> Result<(Vec<u8>, Vec<u8>), String> {
+) -> Result<(Vec<u8>, Vec<u8>), ImageFilesError> {
     let read = |lowers: &[PathBuf]| -> std::io::Result<(Vec<u8>, Vec<u8>)> {
         let one = |p| crate::image::merged::read_file(lowers, p).map(Option::unwrap_or_default);
         Ok((one("/etc/passwd")?, one("/etc/group")?))
@@ -152,9 +163,9 @@ pub fn image_files(
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             let lowers = lowers.to_vec();
             crate::linux::userns::run_in_userns_with(mapping, move || read(&lowers))
-                .map_err(|e| e.to_string())
+                .map_err(ImageFilesError::Userns)
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(ImageFilesError::Read(e)),
     }
 }
 

@@ -250,7 +250,7 @@ pub fn build_spec(
         rootfs,
         hostname: rec.config.hostname.clone(),
         mapping: if rec.host_config.userns_mode == "keep-id" {
-            mapping.keep_id()
+            crate::sandbox::user::keep_id(mapping)
         } else {
             mapping.clone()
         },

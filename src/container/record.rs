@@ -9,6 +9,7 @@ use std::time::Duration;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use super::health::state as health;
 use super::{ContainerError, Result};
 use crate::linux::process;
 use crate::sandbox::RootfsMode;
@@ -258,7 +259,7 @@ pub struct State {
     /// Read from its own file by `with_live_state` (the prober writes
     /// there), never from the record.
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
-    pub health: Option<super::health::Health>,
+    pub health: Option<health::Health>,
 }
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -643,8 +644,8 @@ impl ContainerRecord {
 
     /// The record as `inspect` shows it: the state corrected as above.
     pub fn with_live_state(mut self, store: &Store) -> Self {
-        if super::health::Schedule::of(&self).is_some() {
-            self.state.health = super::health::load(store, &self.id);
+        if self.config.healthcheck.as_ref().is_some_and(health::probes) {
+            self.state.health = health::load(store, &self.id);
         }
         if matches!(self.state.status, Status::Running | Status::Paused)
             && self.live_status(store) == Status::Exited

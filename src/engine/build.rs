@@ -162,7 +162,7 @@ pub fn plan(req: &BuildRequest) -> Result<Plan> {
     let dockerfile =
         dockerfile::parse(&text).map_err(|e| failed(format!("{}: {}", file.display(), e)))?;
     let network = crate::network::Mode::parse(&req.network)
-        .map_err(|e| Error::invalid(e.to_string()))?
+        .map_err(Error::invalid)?
         .name()
         .to_string();
     Ok(Plan {

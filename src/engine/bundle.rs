@@ -154,7 +154,7 @@ fn process_of(rc: &config::ImageRuntimeConfig, ids: &UserIds) -> Value {
 /// The whole `config.json` around `process`.
 fn config_json(process: Value, mapping: &IdMapping) -> Value {
     let lines = |own: u32, range| {
-        userns::map_lines(own, range, false)
+        crate::sandbox::user::map_lines(own, range, false)
             .into_iter()
             .map(|(c, h, n)| json!({"containerID": c, "hostID": h, "size": n}))
             .collect::<Vec<_>>()
@@ -242,7 +242,8 @@ mod tests {
             }),
             newuidmap: Some("/usr/bin/newuidmap".into()),
             newgidmap: Some("/usr/bin/newgidmap".into()),
-            keep_id: false,
+            uid_map: Vec::new(),
+            gid_map: Vec::new(),
         };
         let c = config_json(p, &m);
         assert_eq!(

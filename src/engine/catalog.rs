@@ -17,7 +17,7 @@ impl From<CatalogError> for Error {
             e @ (CatalogError::InUse { .. } | CatalogError::MultipleTags(_)) => {
                 Error::Conflict(e.to_string())
             }
-            e @ CatalogError::BadReference(_) => Error::Invalid(e.to_string()),
+            e @ CatalogError::BadReference(_) => Error::invalid(e),
         }
     }
 }
@@ -69,7 +69,7 @@ pub fn list(engine: &Engine, req: &ImageListRequest) -> Result<Vec<ImageEntry>> 
         .as_deref()
         .map(Reference::parse)
         .transpose()
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+        .map_err(Error::invalid)?;
     // `images busybox` matches every tag; `images busybox:1` only that tag.
     let tag_given = req
         .repository

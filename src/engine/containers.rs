@@ -321,13 +321,19 @@ pub fn healthcheck_run(engine: &Engine, key: &str) -> Result<bool> {
     let result = health::probe_now(&engine.store, &rec, &sched, single_id);
     let passed = result.exit_code == 0;
     let in_start = health::in_start_period(&sched, health::since_started(&rec));
-    health::record(&engine.store, &rec, result, in_start, sched.retries);
+    health::Recorder::new(&engine.store, &rec.id).record(
+        &engine.store,
+        &rec,
+        result,
+        in_start,
+        sched.retries,
+    );
     Ok(passed)
 }
 
 /// A signal by name (`TERM`, `SIGHUP`) or number.
 pub fn signal(name: &str) -> Result<Signal> {
-    crate::util::signal::parse_signal(name).map_err(|e| Error::Invalid(e.to_string()))
+    crate::util::signal::parse_signal(name).map_err(Error::invalid)
 }
 
 /// How to stop a container.

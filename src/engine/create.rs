@@ -164,18 +164,17 @@ fn options(engine: &Engine, req: &ContainerRequest, sink: &mut dyn Sink) -> Resu
     if req.timeout == Some(0) {
         return Err(Error::invalid("--timeout must be at least 1 second"));
     }
-    let restart_policy = restart_policy(&req.restart).map_err(|e| Error::Invalid(e.to_string()))?;
+    let restart_policy = restart_policy(&req.restart).map_err(Error::invalid)?;
     if req.auto_remove && !restart_policy.is_none() {
         return Err(Error::invalid("Conflicting options: --restart and --rm"));
     }
     let log_config = crate::monitor::log::config(req.log_driver.as_deref(), &req.log_opt)
-        .map_err(|e| Error::invalid(e.to_string()))?;
-    crate::sandbox::caps::resolve(&req.cap_add, &req.cap_drop)
-        .map_err(|e| Error::invalid(e.to_string()))?;
+        .map_err(Error::invalid)?;
+    crate::sandbox::caps::resolve(&req.cap_add, &req.cap_drop).map_err(Error::invalid)?;
     let cwd = req.cwd.clone();
     let security_opt =
         container::security::normalize(&req.security_opt, cwd.as_deref().unwrap_or("/".as_ref()))
-            .map_err(|e| Error::invalid(e.to_string()))?;
+            .map_err(Error::invalid)?;
     check_seccomp(&security_opt, &req.cap_add, &req.cap_drop)?;
     let mounts = mounts(req)?;
     let (keep_id, private_userns) = match req.userns.as_deref() {
@@ -198,13 +197,11 @@ fn options(engine: &Engine, req: &ContainerRequest, sink: &mut dyn Sink) -> Resu
         _ => req.user.clone(),
     };
     // Limits: values first, then whether this host can enforce them.
-    container::cgroup::check(&req.resources, engine.settings.systemd)
-        .map_err(|e| Error::invalid(e.to_string()))?;
+    container::cgroup::check(&req.resources, engine.settings.systemd).map_err(Error::invalid)?;
     let network = network_options(req, sink)?;
-    let reference = Reference::parse(&req.image).map_err(|e| Error::invalid(e.to_string()))?;
+    let reference = Reference::parse(&req.image).map_err(Error::invalid)?;
     if crate::network::Mode::parse(&network.mode).ok() == Some(crate::network::Mode::User) {
-        crate::network::user::get(&engine.store, &network.mode)
-            .map_err(|e| Error::invalid(e.to_string()))?;
+        crate::network::user::get(&engine.store, &network.mode).map_err(Error::invalid)?;
     }
     let pull = PullRequest {
         reference: reference.clone(),
@@ -214,7 +211,7 @@ fn options(engine: &Engine, req: &ContainerRequest, sink: &mut dyn Sink) -> Resu
     };
     check_healthcheck(req.healthcheck.as_ref())?;
     let on_failure = req.health_on_failure.as_deref().unwrap_or("none");
-    OnFailure::parse(on_failure).map_err(Error::Invalid)?;
+    OnFailure::parse(on_failure).map_err(Error::invalid)?;
     let image_id = images::find_or_pull(engine, &req.image, req.pull, &pull, sink)?;
     Ok(CreateOptions {
         name: req.name.clone(),
@@ -346,7 +343,7 @@ fn check_healthcheck(h: Option<&Healthcheck>) -> Result<()> {
 /// `-v`, `--mount` and `--tmpfs`, in that order.
 fn mounts(req: &ContainerRequest) -> Result<Vec<container::mounts::MountSpec>> {
     use container::mounts::{parse_mount, parse_tmpfs, parse_volume, MountError};
-    let bad = |e: MountError| Error::invalid(e.to_string());
+    let bad = |e: MountError| Error::invalid(e);
     let relative = |s: &str| {
         Error::invalid(format!(
             "invalid mount {s:?}: the host path must be absolute"
@@ -455,7 +452,7 @@ fn network_options(
     sink: &mut dyn Sink,
 ) -> Result<container::NetworkOptions> {
     use crate::network;
-    let bad = |e: network::NetworkError| Error::invalid(e.to_string());
+    let bad = |e: network::NetworkError| Error::invalid(e);
     let mode = network::Mode::parse(&req.network).map_err(bad)?;
     let mut publish = Vec::new();
     for p in &req.publish {
@@ -542,17 +539,15 @@ pub fn helper_notice(engine: &Engine, mode: &str, sink: &mut dyn Sink) {
 /// architecture burrow has no table for is refused here, before anything
 /// forks, rather than run unfiltered).
 fn check_seccomp(security_opt: &[String], add: &[String], drop: &[String]) -> Result<()> {
-    let opts =
-        container::security::parse(security_opt).map_err(|e| Error::invalid(e.to_string()))?;
+    let opts = container::security::parse(security_opt).map_err(Error::invalid)?;
     let profile = match opts.seccomp {
         container::security::SeccompChoice::Unconfined => return Ok(()),
         container::security::SeccompChoice::Default => crate::sandbox::seccomp_default::profile(),
         container::security::SeccompChoice::Profile(p) => *p,
     };
-    let caps =
-        crate::sandbox::caps::resolve(add, drop).map_err(|e| Error::invalid(e.to_string()))?;
+    let caps = crate::sandbox::caps::resolve(add, drop).map_err(Error::invalid)?;
     match crate::sandbox::seccomp::Seccomp::build(Some(&profile), caps) {
-        crate::sandbox::seccomp::Seccomp::Unusable(e) => Err(Error::Invalid(e)),
+        crate::sandbox::seccomp::Seccomp::Unusable(e) => Err(Error::invalid(e)),
         _ => Ok(()),
     }
 }

@@ -55,7 +55,7 @@ pub struct PullRequest {
 pub fn platform(flag: Option<&str>) -> Result<Platform> {
     match flag {
         None => Ok(Platform::host()),
-        Some(p) => Platform::parse(p).map_err(|e| Error::invalid(e.to_string())),
+        Some(p) => Platform::parse(p).map_err(Error::invalid),
     }
 }
 
@@ -184,7 +184,7 @@ pub fn push(engine: &Engine, req: &PushRequest, sink: &mut dyn Sink) -> Result<P
 pub fn new_name(name: Option<&str>) -> Result<Option<Reference>> {
     name.map(Reference::parse)
         .transpose()
-        .map_err(|e| Error::invalid(e.to_string()))
+        .map_err(Error::invalid)
 }
 
 /// What to import a root filesystem tarball as.

@@ -30,7 +30,7 @@ pub fn parse_tail(s: &str) -> Result<Option<usize>> {
 
 /// `--since`/`--until`: RFC 3339, Unix seconds, or a duration before now.
 pub fn parse_time(s: &str) -> Result<SystemTime> {
-    log::parse_time(s).map_err(|e| Error::invalid(e.to_string()))
+    log::parse_time(s).map_err(Error::invalid)
 }
 
 /// One step of a log being read.

@@ -69,9 +69,10 @@ pub struct Engine {
 /// code for the CLI, an HTTP status for the API.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A request the engine refuses as given (CLI 125, HTTP 400).
+    /// A request the engine refuses as given (CLI 125, HTTP 400): why,
+    /// as the check that refused it says it (its own error type, or text).
     #[error("{0}")]
-    Invalid(String),
+    Invalid(Box<dyn std::error::Error + Send + Sync>),
     /// A named object that does not exist (CLI 1, HTTP 404): the message
     /// is Docker's ("No such container: x").
     #[error("{0}")]
@@ -116,8 +117,8 @@ pub enum Kind {
 }
 
 impl Error {
-    pub fn invalid(msg: impl Into<String>) -> Self {
-        Error::Invalid(msg.into())
+    pub fn invalid(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Invalid(why.into())
     }
 
     pub fn kind(&self) -> Kind {

@@ -20,7 +20,7 @@ impl From<UserNetworkError> for Error {
             | UserNetworkError::Reserved(_)
             | UserNetworkError::BadSubnet(_)
             | UserNetworkError::Overlap { .. }
-            | UserNetworkError::NoSubnet => Error::Invalid(e.to_string()),
+            | UserNetworkError::NoSubnet => Error::invalid(e),
             UserNetworkError::Store(s) => s.into(),
             e @ UserNetworkError::Io { .. } => Error::Other(e.into()),
         }

@@ -11,7 +11,7 @@ impl From<VolumeError> for Error {
     fn from(e: VolumeError) -> Self {
         match e {
             VolumeError::NoSuch(_) => Error::NotFound(e.to_string()),
-            VolumeError::BadName(_) => Error::Invalid(e.to_string()),
+            VolumeError::BadName(_) => Error::invalid(e),
             VolumeError::InUse { .. } => Error::Conflict(e.to_string()),
             VolumeError::Store(s) => s.into(),
             e => Error::Container(e.into()),

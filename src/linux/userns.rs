@@ -1,6 +1,8 @@
-//! User namespaces: the caller's subordinate id ranges, writing uid/gid maps
-//! (directly for a single id, through newuidmap/newgidmap for a range), and
-//! running a closure as root of a fresh user namespace.
+//! User namespaces: the caller's subordinate id ranges, writing given
+//! uid/gid map lines (directly for a single id, through newuidmap/newgidmap
+//! for a range), and running a closure as root of a fresh user namespace.
+//! The lines are the caller's to choose (how much of a range, where its own
+//! id sits inside); the plain layout is the default.
 
 use std::fmt::Display;
 use std::io::{Read, Write};
@@ -24,23 +26,26 @@ pub struct IdRange {
     pub count: u32,
 }
 
-/// How the ids inside a new user namespace map onto the caller's ids.
+/// One line of a uid or gid map: (inside, outside, count).
+pub type MapLine = (u32, u32, u32);
+
+/// The caller's ids and subordinate ranges, and the map lines a new user
+/// namespace gets from them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdMapping {
     pub uid: u32,
     pub gid: u32,
-    /// Ids 1..=count inside map onto these, when the user has ranges and
-    /// the setuid helpers are installed.
+    /// The caller's subordinate ranges as /etc/subuid and /etc/subgid give
+    /// them; mapped only when the setuid helpers are installed too.
     pub sub_uids: Option<IdRange>,
     pub sub_gids: Option<IdRange>,
     pub newuidmap: Option<PathBuf>,
     pub newgidmap: Option<PathBuf>,
-    /// `--userns=keep-id`: the caller's own ids are the same inside (not 0).
-    pub keep_id: bool,
+    /// The lines written for a new namespace: ids of a subordinate range
+    /// among them only when [`IdMapping::is_range`].
+    pub uid_map: Vec<MapLine>,
+    pub gid_map: Vec<MapLine>,
 }
-
-/// Ids 1..=65536 inside at most, as podman maps them.
-pub const MAX_RANGE: u32 = 65536;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UsernsError {
@@ -50,7 +55,8 @@ pub enum UsernsError {
     Map {
         what: &'static str,
         pid: i32,
-        detail: String,
+        #[source]
+        detail: MapFailure,
     },
     #[error("in user namespace: {0}")]
     Child(String),
@@ -62,8 +68,30 @@ pub enum UsernsError {
     },
 }
 
+/// Why a map could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum MapFailure {
+    /// Writing the map file (or `setgroups`) failed with this error.
+    #[error("{0}")]
+    Write(std::io::Error),
+    /// The map needs the setuid helper, which is not on PATH.
+    #[error("not permitted directly, and {0} is not installed")]
+    NoHelper(&'static str),
+    #[error("cannot run {}: {error}", path.display())]
+    Spawn {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Wait(std::io::Error),
+    /// The helper refused, saying this on its stderr.
+    #[error("{0} (check /etc/subuid and /etc/subgid)")]
+    Refused(String),
+}
+
 impl IdMapping {
-    /// Detect the caller's mapping from `etc_dir`/subuid and subgid.
+    /// Detect the caller's mapping from `etc_dir`/subuid and subgid, with
+    /// the plain map lines ([`plain_lines`]).
     pub fn detect(etc_dir: &Path) -> Self {
         let uid = Uid::current().as_raw();
         let gid = Gid::current().as_raw();
@@ -77,8 +105,10 @@ impl IdMapping {
             sub_gids,
             newuidmap: find_in_path("newuidmap"),
             newgidmap: find_in_path("newgidmap"),
-            keep_id: false,
+            uid_map: Vec::new(),
+            gid_map: Vec::new(),
         }
+        .with_maps(plain_lines)
     }
 
     /// The mapping that maps only the caller (what `BURROW_USERNS=single` forces).
@@ -88,13 +118,17 @@ impl IdMapping {
             sub_gids: None,
             ..self.clone()
         }
+        .with_maps(plain_lines)
     }
 
-    /// The same mapping with the caller's ids kept inside (podman's keep-id).
-    pub fn keep_id(&self) -> Self {
+    /// The same ids and ranges with the map lines `lines` makes of the
+    /// caller's own id and its range (none unless [`IdMapping::is_range`]).
+    pub fn with_maps(self, lines: impl Fn(u32, Option<IdRange>) -> Vec<MapLine>) -> Self {
+        let range = |r: Option<IdRange>| r.filter(|_| self.is_range());
         IdMapping {
-            keep_id: true,
-            ..self.clone()
+            uid_map: lines(self.uid, range(self.sub_uids)),
+            gid_map: lines(self.gid, range(self.sub_gids)),
+            ..self
         }
     }
 
@@ -108,30 +142,26 @@ impl IdMapping {
 
     /// Highest uid and gid that exist inside.
     pub fn max_ids(&self) -> (u32, u32) {
-        match (self.is_range(), self.sub_uids, self.sub_gids) {
-            (true, Some(u), Some(g)) => (u.count.min(MAX_RANGE), g.count.min(MAX_RANGE)),
-            _ => (0, 0),
-        }
+        let top = |lines: &[MapLine]| {
+            lines
+                .iter()
+                .map(|&(inside, _, n)| inside + n.saturating_sub(1))
+                .max()
+                .unwrap_or(0)
+        };
+        (top(&self.uid_map), top(&self.gid_map))
     }
 
     /// Write the uid and gid maps of `pid`, which has just unshared its user
     /// namespace and waits for us.
     pub fn apply(&self, pid: Pid) -> Result<(), UsernsError> {
         let raw = pid.as_raw();
-        match (
-            self.is_range(),
-            self.sub_uids,
-            self.sub_gids,
-            &self.newuidmap,
-            &self.newgidmap,
-        ) {
-            (true, Some(u), Some(g), Some(nu), Some(ng)) => {
+        match (self.is_range(), &self.newuidmap, &self.newgidmap) {
+            (true, Some(nu), Some(ng)) => {
                 // Both helpers are setuid programs that take a millisecond each
                 // to start; run them side by side.
-                let mut uid_child =
-                    spawn_map_helper(nu, raw, &map_lines(self.uid, Some(u), self.keep_id))?;
-                let mut gid_child =
-                    spawn_map_helper(ng, raw, &map_lines(self.gid, Some(g), self.keep_id))?;
+                let mut uid_child = spawn_map_helper(nu, raw, &self.uid_map)?;
+                let mut gid_child = spawn_map_helper(ng, raw, &self.gid_map)?;
                 let r1 = finish_map_helper(&mut uid_child, "uid map (newuidmap)", raw);
                 let r2 = finish_map_helper(&mut gid_child, "gid map (newgidmap)", raw);
                 r1.and(r2)
@@ -140,14 +170,8 @@ impl IdMapping {
                 // setgroups must be denied before an unprivileged process may
                 // write gid_map (user_namespaces(7), since Linux 3.19).
                 write_proc(raw, "setgroups", "deny", "setgroups")?;
-                let text = |own| {
-                    map_lines(own, None, self.keep_id)
-                        .iter()
-                        .map(|(i, o, n)| format!("{i} {o} {n}\n"))
-                        .collect::<String>()
-                };
-                write_proc(raw, "uid_map", &text(self.uid), "uid map")?;
-                write_proc(raw, "gid_map", &text(self.gid), "gid map")
+                write_proc(raw, "uid_map", &map_text(&self.uid_map), "uid map")?;
+                write_proc(raw, "gid_map", &map_text(&self.gid_map), "gid map")
             }
         }
     }
@@ -165,29 +189,23 @@ pub fn write_given_maps(
     gids: &[(u32, u32, u32)],
 ) -> Result<(), UsernsError> {
     let raw = pid.as_raw();
-    let text = |lines: &[(u32, u32, u32)]| {
-        lines
-            .iter()
-            .map(|(i, o, n)| format!("{i} {o} {n}\n"))
-            .collect::<String>()
-    };
-    let helper = |prog: &str, lines: &[(u32, u32, u32)], what: &'static str| {
-        let path = find_in_path(prog).ok_or_else(|| UsernsError::Map {
+    let helper = |prog: &'static str, lines: &[(u32, u32, u32)], what: &'static str| {
+        let path = find_in_path(prog).ok_or(UsernsError::Map {
             what,
             pid: raw,
-            detail: format!("not permitted directly, and {prog} is not installed"),
+            detail: MapFailure::NoHelper(prog),
         })?;
         let mut child = spawn_map_helper(&path, raw, lines)?;
         finish_map_helper(&mut child, what, raw)
     };
-    if write_proc(raw, "uid_map", &text(uids), "uid map").is_err() {
+    if write_proc(raw, "uid_map", &map_text(uids), "uid map").is_err() {
         helper("newuidmap", uids, "uid map (newuidmap)")?;
     }
-    if write_proc(raw, "gid_map", &text(gids), "gid map").is_err() {
+    if write_proc(raw, "gid_map", &map_text(gids), "gid map").is_err() {
         let own = Gid::current().as_raw();
         if gids.len() == 1 && gids[0].1 == own && gids[0].2 == 1 {
             write_proc(raw, "setgroups", "deny", "setgroups")?;
-            write_proc(raw, "gid_map", &text(gids), "gid map")?;
+            write_proc(raw, "gid_map", &map_text(gids), "gid map")?;
         } else {
             helper("newgidmap", gids, "gid map (newgidmap)")?;
         }
@@ -195,25 +213,20 @@ pub fn write_given_maps(
     Ok(())
 }
 
-/// The (inside, outside, count) lines of a uid or gid map. Normally the
-/// caller is 0 inside and the range follows from 1. With keep-id the caller
-/// keeps its own id, and the range fills the ids around it, as podman does.
-pub fn map_lines(own: u32, range: Option<IdRange>, keep_id: bool) -> Vec<(u32, u32, u32)> {
-    match (range, keep_id) {
-        (None, false) => vec![(0, own, 1)],
-        (None, true) => vec![(own, own, 1)],
-        (Some(r), false) => vec![(0, own, 1), (1, r.start, r.count.min(MAX_RANGE))],
-        (Some(r), true) => {
-            let count = r.count.min(MAX_RANGE);
-            let below = own.min(count);
-            let mut v = vec![(0, r.start, below), (own, own, 1)];
-            if count > below {
-                v.push((own + 1, r.start + below, count - below));
-            }
-            v.retain(|l| l.2 > 0);
-            v
-        }
-    }
+/// The plain lines of a uid or gid map: the caller is 0 inside, and the
+/// whole range, if any, follows from 1.
+pub fn plain_lines(own: u32, range: Option<IdRange>) -> Vec<MapLine> {
+    let mut v = vec![(0, own, 1)];
+    v.extend(range.map(|r| (1, r.start, r.count)));
+    v
+}
+
+/// Map lines as a uid_map or gid_map file takes them.
+fn map_text(lines: &[MapLine]) -> String {
+    lines
+        .iter()
+        .map(|(i, o, n)| format!("{i} {o} {n}\n"))
+        .collect()
 }
 
 fn spawn_map_helper(
@@ -234,7 +247,10 @@ fn spawn_map_helper(
         .map_err(|e| UsernsError::Map {
             what: "id map",
             pid,
-            detail: format!("cannot run {}: {e}", prog.display()),
+            detail: MapFailure::Spawn {
+                path: prog.to_path_buf(),
+                error: e,
+            },
         })
 }
 
@@ -250,7 +266,7 @@ fn finish_map_helper(
     let status = child.wait().map_err(|e| UsernsError::Map {
         what,
         pid,
-        detail: e.to_string(),
+        detail: MapFailure::Wait(e),
     })?;
     if status.success() {
         Ok(())
@@ -258,7 +274,7 @@ fn finish_map_helper(
         Err(UsernsError::Map {
             what,
             pid,
-            detail: format!("{} (check /etc/subuid and /etc/subgid)", err.trim()),
+            detail: MapFailure::Refused(err.trim().to_string()),
         })
     }
 }
@@ -272,7 +288,7 @@ fn write_proc(pid: i32, file: &str, content: &str, what: &'static str) -> Result
         .map_err(|e| UsernsError::Map {
             what,
             pid,
-            detail: e.to_string(),
+            detail: MapFailure::Write(e),
         })
 }
 
@@ -517,26 +533,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn maps_normal_single_and_keep_id() {
+    fn plain_maps_and_the_highest_ids_inside() {
         let r = Some(IdRange {
             start: 100000,
             count: 65536,
         });
-        assert_eq!(map_lines(1000, None, false), [(0, 1000, 1)]);
-        assert_eq!(map_lines(1000, None, true), [(1000, 1000, 1)]);
+        assert_eq!(plain_lines(1000, None), [(0, 1000, 1)]);
+        assert_eq!(plain_lines(1000, r), [(0, 1000, 1), (1, 100000, 65536)]);
+        let m = IdMapping {
+            uid: 1000,
+            gid: 1000,
+            sub_uids: r,
+            sub_gids: r,
+            newuidmap: Some("/usr/bin/newuidmap".into()),
+            newgidmap: Some("/usr/bin/newgidmap".into()),
+            uid_map: Vec::new(),
+            gid_map: Vec::new(),
+        }
+        .with_maps(plain_lines);
+        assert_eq!(m.max_ids(), (65536, 65536));
+        // No helpers: the range is not mapped.
+        let m = IdMapping {
+            newuidmap: None,
+            ..m
+        }
+        .with_maps(plain_lines);
         assert_eq!(
-            map_lines(1000, r, false),
-            [(0, 1000, 1), (1, 100000, 65536)]
+            (m.uid_map.as_slice(), m.max_ids()),
+            (&[(0, 1000, 1)][..], (0, 0))
         );
-        assert_eq!(
-            map_lines(1000, r, true),
-            [(0, 100000, 1000), (1000, 1000, 1), (1001, 101000, 64536)]
-        );
-        // A uid above the range size keeps the whole range below it.
-        assert_eq!(
-            map_lines(70000, r, true),
-            [(0, 100000, 65536), (70000, 70000, 1)]
-        );
+        assert_eq!(m.single().gid_map, [(0, 1000, 1)]);
     }
 
     #[test]

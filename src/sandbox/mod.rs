@@ -37,7 +37,7 @@ pub mod seccomp;
 pub mod seccomp_default;
 mod spawn;
 mod trampoline;
-mod user;
+pub mod user;
 pub mod wire;
 
 use std::path::PathBuf;

@@ -823,7 +823,8 @@ mod tests {
             sub_gids: None,
             newuidmap: None,
             newgidmap: None,
-            keep_id: false,
+            uid_map: vec![(0, 1000, 1)],
+            gid_map: vec![(0, 1000, 1)],
         }
     }
 

@@ -1,9 +1,51 @@
-//! `-u USER[:GROUP]` resolved against the container's own /etc/passwd and
-//! /etc/group, and applied (groups, gid, uid) just before exec.
+//! The ids a container's processes have: the id maps of its user namespace
+//! (the caller as root or, with podman's keep-id, as itself, and at most
+//! 65536 subordinate ids), and `-u USER[:GROUP]` resolved against the
+//! container's own /etc/passwd and /etc/group, and applied (groups, gid,
+//! uid) just before exec.
 
 use std::path::Path;
 
 use nix::unistd::{Gid, Uid};
+
+use crate::linux::userns::{IdMapping, IdRange, MapLine};
+
+/// Ids 1..=65536 inside at most, as podman maps them.
+pub const MAX_RANGE: u32 = 65536;
+
+/// The caller's mapping as a container has it: the caller is root inside,
+/// and at most [`MAX_RANGE`] ids of its range follow from 1.
+pub fn container_mapping(m: IdMapping) -> IdMapping {
+    m.with_maps(|own, range| map_lines(own, range, false))
+}
+
+/// The same ids with the caller's own kept inside (podman's
+/// `--userns=keep-id`).
+pub fn keep_id(m: &IdMapping) -> IdMapping {
+    m.clone()
+        .with_maps(|own, range| map_lines(own, range, true))
+}
+
+/// The (inside, outside, count) lines of a uid or gid map. Normally the
+/// caller is 0 inside and the range follows from 1. With keep-id the caller
+/// keeps its own id, and the range fills the ids around it, as podman does.
+pub fn map_lines(own: u32, range: Option<IdRange>, keep_id: bool) -> Vec<MapLine> {
+    match (range, keep_id) {
+        (None, false) => vec![(0, own, 1)],
+        (None, true) => vec![(own, own, 1)],
+        (Some(r), false) => vec![(0, own, 1), (1, r.start, r.count.min(MAX_RANGE))],
+        (Some(r), true) => {
+            let count = r.count.min(MAX_RANGE);
+            let below = own.min(count);
+            let mut v = vec![(0, r.start, below), (own, own, 1)];
+            if count > below {
+                v.push((own + 1, r.start + below, count - below));
+            }
+            v.retain(|l| l.2 > 0);
+            v
+        }
+    }
+}
 
 /// Why a user could not be found or switched to. The errno of a refused
 /// switch is kept (shown after the message by `Failure`).
@@ -165,6 +207,56 @@ impl Ids {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maps_normal_single_and_keep_id() {
+        let r = Some(IdRange {
+            start: 100000,
+            count: 65536,
+        });
+        assert_eq!(map_lines(1000, None, false), [(0, 1000, 1)]);
+        assert_eq!(map_lines(1000, None, true), [(1000, 1000, 1)]);
+        assert_eq!(
+            map_lines(1000, r, false),
+            [(0, 1000, 1), (1, 100000, 65536)]
+        );
+        assert_eq!(
+            map_lines(1000, r, true),
+            [(0, 100000, 1000), (1000, 1000, 1), (1001, 101000, 64536)]
+        );
+        // A uid above the range size keeps the whole range below it.
+        assert_eq!(
+            map_lines(70000, r, true),
+            [(0, 100000, 65536), (70000, 70000, 1)]
+        );
+    }
+
+    #[test]
+    fn a_container_maps_at_most_65536_ids_of_a_range() {
+        let m = IdMapping {
+            uid: 1000,
+            gid: 1000,
+            sub_uids: Some(IdRange {
+                start: 100000,
+                count: 200000,
+            }),
+            sub_gids: Some(IdRange {
+                start: 100000,
+                count: 1000,
+            }),
+            newuidmap: Some("/usr/bin/newuidmap".into()),
+            newgidmap: Some("/usr/bin/newgidmap".into()),
+            uid_map: Vec::new(),
+            gid_map: Vec::new(),
+        };
+        let c = container_mapping(m.clone());
+        assert_eq!(c.uid_map, [(0, 1000, 1), (1, 100000, MAX_RANGE)]);
+        assert_eq!(c.max_ids(), (65536, 1000));
+        // The ranges as configured stay what `info` shows.
+        assert_eq!(c.sub_uids, m.sub_uids);
+        assert_eq!(keep_id(&c).gid_map, [(0, 100000, 1000), (1000, 1000, 1)]);
+        assert_eq!(container_mapping(m.single()).uid_map, [(0, 1000, 1)]);
+    }
 
     #[test]
     fn resolves_names_numbers_and_groups() {

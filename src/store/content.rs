@@ -76,9 +76,9 @@ impl Store {
 
     pub fn image_config(&self, id: &str) -> Result<oci_spec::image::ImageConfiguration> {
         let bytes = self.image_config_bytes(id)?;
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::BadJson {
             path: self.image_config_path(id),
-            detail: e.to_string(),
+            source,
         })
     }
 
@@ -163,9 +163,9 @@ impl Store {
     /// same blob is already there).
     pub fn commit_blob(&self, staged: &Path, digest: &str) -> Result<()> {
         if !valid_digest(digest) {
-            return Err(StoreError::Corrupt {
+            return Err(StoreError::BadDigest {
                 path: staged.to_path_buf(),
-                detail: format!("bad digest {digest:?}"),
+                digest: digest.to_string(),
             });
         }
         let dest = self.blob_path(digest);
@@ -261,10 +261,9 @@ impl Store {
     pub fn repositories(&self) -> Result<BTreeMap<String, String>> {
         let p = self.paths.root.join("repositories.json");
         match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt {
-                path: p,
-                detail: e.to_string(),
-            }),
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|source| StoreError::BadJson { path: p, source })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(io("reading", &p)(e)),
         }

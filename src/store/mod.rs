@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
-use crate::linux::userns::{run_in_userns, IdMapping};
+use crate::linux::userns::{run_in_userns, IdMapping, UsernsError};
 
 pub use paths::StorePaths;
 
@@ -47,6 +47,18 @@ pub enum StoreError {
     },
     #[error("corrupt store file {path:?}: {detail}")]
     Corrupt { path: PathBuf, detail: String },
+    #[error("corrupt store file {path:?}: {source}")]
+    BadJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("corrupt store file {path:?}: bad digest {digest:?}")]
+    BadDigest { path: PathBuf, digest: String },
+    /// A tree only a user namespace could remove, and it could not. The
+    /// helper's error is shown, not chained: its causes are in its text.
+    #[error("corrupt store file {path:?}: cannot remove: {error}")]
+    Remove { path: PathBuf, error: UsernsError },
     #[error("No such image: {0}")]
     NoSuchImage(String),
     #[error("blob {0} is not in the store")]
@@ -382,9 +394,9 @@ pub fn remove_tree(dir: &Path, mapping: &IdMapping) -> Result<()> {
             run_in_userns(mapping, move || {
                 fs::remove_dir_all(&d).map_err(|e| format!("removing {d:?}: {e}"))
             })
-            .map_err(|e| StoreError::Corrupt {
+            .map_err(|error| StoreError::Remove {
                 path: dir.to_path_buf(),
-                detail: format!("cannot remove: {e}"),
+                error,
             })
         }
         Err(e) => Err(io("removing", dir)(e)),

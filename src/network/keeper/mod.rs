@@ -595,9 +595,8 @@ fn maps_match(pid: i32, mapping: &IdMapping) -> bool {
             })
             .collect()
     };
-    let want = |own, range| crate::linux::userns::map_lines(own, range, false);
-    read("uid_map") == Some(want(mapping.uid, mapping.sub_uids))
-        && read("gid_map") == Some(want(mapping.gid, mapping.sub_gids))
+    read("uid_map").as_ref() == Some(&mapping.uid_map)
+        && read("gid_map").as_ref() == Some(&mapping.gid_map)
 }
 
 /// End what a stale state names (the processes are checked by start time,
