@@ -93,7 +93,7 @@ pub fn serve(
             Ok(h) => Holder::Child(h),
             Err(why) => {
                 eprintln!("burrow keeper: {why}");
-                say(&why);
+                say(&why.to_string());
                 return FAILED;
             }
         },
@@ -208,12 +208,46 @@ fn write_state(dir: &Path, state: &State) -> std::io::Result<()> {
     std::fs::rename(&tmp, dir.join("state.json"))
 }
 
+/// Why the holder's network could not be set up, or its holder had.
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("loopback: {0}")]
+    Loopback(#[source] nix::Error),
+    #[error("fork: {0}")]
+    Fork(#[source] process::ForkError),
+    #[error("neither nft (package nftables) nor iptables is installed; one is needed for the shared network")]
+    NoFirewall,
+    #[error("{}: {source}", program.display())]
+    Program {
+        program: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {stderr}", program.display())]
+    Refused {
+        program: std::path::PathBuf,
+        stderr: String,
+    },
+    #[error("setting up its namespaces: {0}")]
+    Holder(String),
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> SetupError {
+    move |source| SetupError::Io { what, source }
+}
+
 /// Fork the holder, write its id maps, and wait until its network is set
 /// up. Returns its pid, or why it could not be had. Its DNS responder
 /// forwards to the resolver `helper` answers on.
-fn start_holder(dir: &Path, mapping: &IdMapping, helper: &Helper) -> Result<Pid, String> {
-    let (up_tx, mut up_rx) = channel::<Report<Failure>>().map_err(|e| format!("pipe: {e}"))?;
-    let (mut down_tx, down_rx) = channel().map_err(|e| format!("pipe: {e}"))?;
+fn start_holder(dir: &Path, mapping: &IdMapping, helper: &Helper) -> Result<Pid, SetupError> {
+    let (up_tx, mut up_rx) = channel::<Report<Failure>>().map_err(io("pipe"))?;
+    let (mut down_tx, down_rx) = channel().map_err(io("pipe"))?;
     let keeper = nix::unistd::getpid();
     let upstream: std::net::Ipv4Addr = helper
         .kind
@@ -224,7 +258,7 @@ fn start_holder(dir: &Path, mapping: &IdMapping, helper: &Helper) -> Result<Pid,
         process::close_fds_except(&[2, up_tx.as_raw_fd(), down_rx.as_raw_fd()]);
         holder_main(up_tx, down_rx, keeper, dir, upstream)
     })
-    .map_err(|e| format!("fork: {e}"))?;
+    .map_err(SetupError::Fork)?;
     let granted = newuser::grant_maps(&mut up_rx, &mut down_tx, || mapping.apply(holder));
     let said = |m: Report<Failure>| match m {
         Report::Done => Ok(()),
@@ -241,7 +275,7 @@ fn start_holder(dir: &Path, mapping: &IdMapping, helper: &Helper) -> Result<Pid,
         Ok(()) => Ok(holder),
         Err(why) => {
             end_holder(holder);
-            Err(format!("setting up its namespaces: {why}"))
+            Err(SetupError::Holder(why))
         }
     }
 }
@@ -265,7 +299,11 @@ fn holder_main(
         return FAILED;
     }
     if let Err(why) = set_up_network() {
-        up.tell(Report::Failed(Failure::new(Step::Network, why, FAILED)));
+        up.tell(Report::Failed(Failure::new(
+            Step::Network,
+            why.to_string(),
+            FAILED,
+        )));
         return FAILED;
     }
     // Published ports keep their clients' addresses where this works;
@@ -428,21 +466,20 @@ impl<'a> Responder<'a> {
 /// In the holder's fresh network namespace: loopback, the bridge with the
 /// gateway's address, forwarding, and masquerading of the subnet's traffic
 /// out of whatever interface the helper makes.
-fn set_up_network() -> Result<(), String> {
-    net::loopback_up().map_err(|e| format!("loopback: {e}"))?;
-    let mut route = netlink::Route::open().map_err(|e| format!("netlink: {e}"))?;
+fn set_up_network() -> Result<(), SetupError> {
+    net::loopback_up().map_err(SetupError::Loopback)?;
+    let mut route = netlink::Route::open().map_err(io("netlink"))?;
     let bridge = route
         .add_bridge(BRIDGE)
-        .map_err(|e| format!("creating bridge {BRIDGE}: {e}"))?;
+        .map_err(io("creating bridge burrow0"))?;
     route
         .set_mtu(bridge, MTU)
         .and_then(|()| route.set_group(bridge, BRIDGE_GROUP))
         .and_then(|()| route.set_mac(bridge, crate::sandbox::link::gateway_mac(GATEWAY)))
         .and_then(|()| route.add_address_v4(bridge, GATEWAY, PREFIX))
         .and_then(|()| route.set_up(bridge))
-        .map_err(|e| format!("configuring bridge {BRIDGE}: {e}"))?;
-    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
-        .map_err(|e| format!("enabling forwarding: {e}"))?;
+        .map_err(io("configuring bridge burrow0"))?;
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(io("enabling forwarding"))?;
     // Where br_netfilter is loaded, frames bridged between two containers
     // of one network also pass the IP hooks, as from the bridge to itself,
     // and the rule that keeps networks apart would drop them: this
@@ -464,13 +501,13 @@ fn set_up_network() -> Result<(), String> {
 /// address (a socket with IP_TRANSPARENT, bound to that address, in this
 /// namespace): the container's replies, routed back here, are marked when
 /// they belong to such a socket, and marked packets are delivered locally.
-fn transparent() -> Result<(), String> {
+fn transparent() -> Result<(), SetupError> {
     use super::{TRANSPARENT_MARK, TRANSPARENT_TABLE};
-    let mut route = netlink::Route::open().map_err(|e| format!("netlink: {e}"))?;
+    let mut route = netlink::Route::open().map_err(io("netlink"))?;
     route
         .add_fwmark_rule_v4(TRANSPARENT_MARK, TRANSPARENT_TABLE)
         .and_then(|()| route.add_local_default_route_v4(TRANSPARENT_TABLE, netlink::LOOPBACK))
-        .map_err(|e| format!("policy routing: {e}"))?;
+        .map_err(io("policy routing"))?;
     let mut path = std::env::var_os("PATH").unwrap_or_default();
     path.push(":/usr/sbin:/sbin");
     let mark = TRANSPARENT_MARK.to_string();
@@ -481,7 +518,7 @@ fn transparent() -> Result<(), String> {
         return run_rules(&nft, &["-f", "-"], &rules);
     }
     let Some(iptables) = fs::executable_in(&path, "iptables") else {
-        return Err("neither nft nor iptables is installed".into());
+        return Err(SetupError::NoFirewall);
     };
     let args = [
         "-t",
@@ -519,7 +556,7 @@ fn ruleset(apart: bool) -> String {
 /// Load [`ruleset`] (networks kept `apart` or not) with nft(8), else the
 /// same rules with iptables(8), found in `PATH` or the sbin directories
 /// (an ordinary user's `PATH` on Debian has none of them).
-fn masquerade(apart: bool) -> Result<(), String> {
+fn masquerade(apart: bool) -> Result<(), SetupError> {
     let mut path = std::env::var_os("PATH").unwrap_or_default();
     path.push(":/usr/sbin:/sbin");
     let g = BRIDGE_GROUP.to_string();
@@ -527,7 +564,7 @@ fn masquerade(apart: bool) -> Result<(), String> {
         return run_rules(&nft, &["-f", "-"], &ruleset(apart));
     }
     let Some(iptables) = fs::executable_in(&path, "iptables") else {
-        return Err("neither nft (package nftables) nor iptables is installed; one is needed for the shared network".into());
+        return Err(SetupError::NoFirewall);
     };
     // xt_devgroup takes no input group in POSTROUTING: there, what leaves
     // through neither a bridge nor loopback is masqueraded (the holder's
@@ -569,27 +606,28 @@ fn masquerade(apart: bool) -> Result<(), String> {
 
 /// Run `program` with `args` and `input` on its stdin; its stderr is the
 /// error.
-fn run_rules(program: &Path, args: &[&str], input: &str) -> Result<(), String> {
+fn run_rules(program: &Path, args: &[&str], input: &str) -> Result<(), SetupError> {
+    let failed = |source| SetupError::Program {
+        program: program.to_path_buf(),
+        source,
+    };
     let mut child = std::process::Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| format!("{}: {e}", program.display()))?;
+        .map_err(failed)?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("{}: {e}", program.display()))?;
+    let out = child.wait_with_output().map_err(failed)?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{}: {}",
-            program.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(SetupError::Refused {
+            program: program.to_path_buf(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
