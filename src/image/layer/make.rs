@@ -118,15 +118,8 @@ pub(super) fn make_dir(
         }
         Err(e) => return Err(s.write_err(e, "create directory")),
     };
-    if let Some((u, g)) = dir_owner {
-        fchownat(
-            dir,
-            name,
-            Some(Uid::from_raw(u)),
-            Some(Gid::from_raw(g)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| s.write_err(e, "chown directory"))?;
+    if let Some(owner) = dir_owner {
+        chown_at(dir, name, owner).map_err(|e| s.write_err(e, "chown directory"))?;
     }
     if !s.xattrs.is_empty() {
         let fd = openat(dir, name, dir_flags(), Mode::empty())
@@ -140,6 +133,17 @@ pub(super) fn make_dir(
         owner: None,
     });
     Ok(removed)
+}
+
+/// Give `name` in `dir` to `owner`, a symlink itself (never followed).
+fn chown_at(dir: BorrowedFd<'_>, name: &[u8], (u, g): (u32, u32)) -> nix::Result<()> {
+    fchownat(
+        dir,
+        name,
+        Some(Uid::from_raw(u)),
+        Some(Gid::from_raw(g)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
 }
 
 /// A symbolic link to the entry's target, stored as given (it is never
@@ -158,15 +162,8 @@ pub(super) fn make_symlink<E: Read>(
     let target = &s.link_raw[..];
     let ((), removed) = replace_at(dir, name, || symlinkat(target, dir, name))
         .map_err(|e| s.write_err(e, "create symbolic link"))?;
-    if let Some((u, g)) = at.new_owner {
-        fchownat(
-            dir,
-            name,
-            Some(Uid::from_raw(u)),
-            Some(Gid::from_raw(g)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| s.write_err(e, "chown symbolic link"))?;
+    if let Some(owner) = at.new_owner {
+        chown_at(dir, name, owner).map_err(|e| s.write_err(e, "chown symbolic link"))?;
     }
     utimensat(
         dir,
