@@ -135,8 +135,48 @@ fn allowed_flags(keyword: &str) -> &'static [&'static str] {
 /// Parse `text`.
 pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     let lines: Vec<&str> = text.lines().collect();
-    // Parser directives: `# key=value` lines at the very top, before any
-    // other comment, blank line or instruction.
+    let (escape, first) = directives(&lines)?;
+
+    let mut instructions = Vec::new();
+    let mut i = first;
+    while i < lines.len() {
+        let trimmed = lines[i].trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let joined = join_continued(&lines, &mut i, escape);
+        let mut ins = parse_instruction(start + 1, &joined)?;
+        read_heredoc(&mut ins, &lines, &mut i)?;
+        instructions.push(ins);
+    }
+    if instructions.is_empty() {
+        return Err(ParseError {
+            line: lines.len().max(1),
+            msg: "the Dockerfile has no instructions".into(),
+        });
+    }
+    if let Some(bad) = instructions
+        .iter()
+        .find(|i| i.keyword != "ARG")
+        .filter(|i| i.keyword != "FROM")
+    {
+        return Err(bad.err(format!(
+            "{} before the first FROM: only ARG may come before FROM",
+            bad.keyword
+        )));
+    }
+    Ok(Dockerfile {
+        escape,
+        instructions,
+    })
+}
+
+/// Parser directives: `# key=value` lines at the very top, before any
+/// other comment, blank line or instruction. The escape character, and the
+/// index of the first line after them.
+fn directives(lines: &[&str]) -> Result<(char, usize), ParseError> {
     let mut escape = '\\';
     let mut first = 0;
     let mut seen = Vec::new();
@@ -178,92 +218,73 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         seen.push(key);
         first = i + 1;
     }
+    Ok((escape, first))
+}
 
-    let mut instructions = Vec::new();
-    let mut i = first;
-    while i < lines.len() {
-        let trimmed = lines[i].trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        // Join continuation lines; comment and blank lines inside a
-        // continued instruction are dropped, as Docker does.
-        let mut joined = String::new();
-        let mut cur = trimmed.to_string();
-        loop {
-            let t = cur.trim_end();
-            match t.strip_suffix(escape) {
-                Some(body) if !ends_escaped(body, escape) => {
-                    joined.push_str(body);
-                    i += 1;
-                    loop {
-                        match lines.get(i) {
-                            None => break,
-                            Some(l) if l.trim().is_empty() || l.trim_start().starts_with('#') => {
-                                i += 1
-                            }
-                            Some(_) => break,
-                        }
-                    }
-                    match lines.get(i) {
-                        Some(l) => cur = l.to_string(),
+/// The instruction starting at line `*i` with its continuation lines
+/// joined; comment and blank lines inside a continued instruction are
+/// dropped, as Docker does. `*i` ends past its last line.
+fn join_continued(lines: &[&str], i: &mut usize, escape: char) -> String {
+    let mut joined = String::new();
+    let mut cur = lines[*i].trim_start().to_string();
+    loop {
+        let t = cur.trim_end();
+        match t.strip_suffix(escape) {
+            Some(body) if !ends_escaped(body, escape) => {
+                joined.push_str(body);
+                *i += 1;
+                loop {
+                    match lines.get(*i) {
                         None => break,
+                        Some(l) if l.trim().is_empty() || l.trim_start().starts_with('#') => {
+                            *i += 1
+                        }
+                        Some(_) => break,
                     }
                 }
-                _ => {
-                    joined.push_str(t);
-                    i += 1;
-                    break;
+                match lines.get(*i) {
+                    Some(l) => cur = l.to_string(),
+                    None => break,
                 }
             }
-        }
-        let mut ins = parse_instruction(start + 1, &joined)?;
-        if let Some((word, strip)) = heredoc_marker(&ins.args) {
-            if ins.keyword != "RUN" {
-                return Err(ins.err(format!(
-                    "heredocs are supported in RUN only, not in {}",
-                    ins.keyword
-                )));
+            _ => {
+                joined.push_str(t);
+                *i += 1;
+                break;
             }
-            let mut body = String::new();
-            loop {
-                let Some(l) = lines.get(i) else {
-                    return Err(ins.err(format!("the heredoc has no terminating {word:?} line")));
-                };
-                i += 1;
-                let l = if strip { l.trim_start_matches('\t') } else { l };
-                if l == word {
-                    break;
-                }
-                body.push_str(l);
-                body.push('\n');
-            }
-            ins.heredoc = Some(Heredoc { word, body });
         }
-        instructions.push(ins);
     }
-    if instructions.is_empty() {
-        return Err(ParseError {
-            line: lines.len().max(1),
-            msg: "the Dockerfile has no instructions".into(),
-        });
-    }
-    if let Some(bad) = instructions
-        .iter()
-        .find(|i| i.keyword != "ARG")
-        .filter(|i| i.keyword != "FROM")
-    {
-        return Err(bad.err(format!(
-            "{} before the first FROM: only ARG may come before FROM",
-            bad.keyword
+    joined
+}
+
+/// The heredoc a RUN instruction's arguments open, read from line `*i` up
+/// to its terminating word (`*i` ends past it); other instructions may
+/// not open one.
+fn read_heredoc(ins: &mut Instruction, lines: &[&str], i: &mut usize) -> Result<(), ParseError> {
+    let Some((word, strip)) = heredoc_marker(&ins.args) else {
+        return Ok(());
+    };
+    if ins.keyword != "RUN" {
+        return Err(ins.err(format!(
+            "heredocs are supported in RUN only, not in {}",
+            ins.keyword
         )));
     }
-    Ok(Dockerfile {
-        escape,
-        instructions,
-    })
+    let mut body = String::new();
+    loop {
+        let Some(l) = lines.get(*i) else {
+            return Err(ins.err(format!("the heredoc has no terminating {word:?} line")));
+        };
+        *i += 1;
+        let l = if strip { l.trim_start_matches('\t') } else { l };
+        if l == word {
+            break;
+        }
+        body.push_str(l);
+        body.push('\n');
+    }
+    ins.heredoc = Some(Heredoc { word, body });
+    Ok(())
 }
 
 /// The terminator of the heredoc `s` opens (`<<EOF`, `<<-EOF`, `<<"EOF"`,

@@ -107,6 +107,14 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
         table::print(&headers, &rows);
         return Ok(0);
     }
+    print_df_images(&df);
+    print_df_containers(&df);
+    print_df_volumes_and_cache(&df);
+    Ok(0)
+}
+
+/// `df -v`'s table of images: a row per tag.
+fn print_df_images(df: &system::Df) {
     println!("Images space usage:\n");
     let mut rows = Vec::new();
     for img in &df.images {
@@ -150,6 +158,10 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
         ],
         &rows,
     );
+}
+
+/// `df -v`'s table of containers.
+fn print_df_containers(df: &system::Df) {
     println!("\nContainers space usage:\n");
     let rows: Vec<Vec<String>> = df
         .containers
@@ -181,6 +193,10 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
         ],
         &rows,
     );
+}
+
+/// `df -v`'s table of volumes, what no image names, and the build cache.
+fn print_df_volumes_and_cache(df: &system::Df) {
     println!("\nLocal Volumes space usage:\n");
     let rows: Vec<Vec<String>> = df
         .volumes
@@ -220,7 +236,6 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
             .collect();
         table::print(&["CACHE ID", "SIZE", "CREATED", "SHARED SIZE"], &rows);
     }
-    Ok(0)
 }
 
 pub fn run_prune(root: Option<PathBuf>, a: SystemPruneArgs) -> anyhow::Result<i32> {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{
     cgroup, host_resolv_conf, keep_id, mounts, names, volumes, ContainerConfig, ContainerError,
@@ -92,17 +92,7 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         names::validate(n)?;
     }
     let mut mounts = opts.mounts.clone();
-    for path in &rc.volumes {
-        let covered = mounts
-            .iter()
-            .any(|m| m.destination.trim_end_matches('/') == path.trim_end_matches('/'));
-        // Paths from a pulled config are untrusted; the mount itself resolves
-        // inside the root, and these two are never sensible targets.
-        let sane = path.starts_with('/') && path != "/" && !path.split('/').any(|c| c == "..");
-        if !covered && sane {
-            mounts.push(mounts::anonymous_volume(path));
-        }
-    }
+    add_image_volumes(&rc, &mut mounts);
     let new_volumes = volumes::resolve(store, mapping, &mut mounts)?;
     // A create that fails leaves no anonymous volume behind.
     let undo = |e: ContainerError| {
@@ -126,27 +116,7 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
             .map_err(|e| undo(e.into()))?;
     }
 
-    // keep-id: the caller's passwd and group entries, made once here so
-    // that what the container changes in them lasts across restarts.
-    let host_user = opts
-        .keep_id
-        .then(|| keep_id::HostUser::lookup(mapping.uid, mapping.gid))
-        .flatten();
-    let keep_id_files = match host_user {
-        Some(user) => {
-            let (passwd, group) = keep_id::image_files(&layers, mapping)
-                .map_err(|e| undo(ContainerError::ImageUsers(e)))?;
-            let targets: Vec<&str> = mounts.iter().map(|m| m.destination.as_str()).collect();
-            Some(keep_id::etc_files(
-                &user,
-                &passwd,
-                &group,
-                &targets,
-                &config.working_dir,
-            ))
-        }
-        None => None,
-    };
+    let keep_id_files = keep_id_files(opts, mapping, &layers, &mounts, &config).map_err(undo)?;
     let id = store::random_hex(32);
     // Docker's default hostname is the short id.
     config.hostname = opts
@@ -178,25 +148,7 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         undo(e)
     };
 
-    let made = (|| -> std::io::Result<()> {
-        for d in ["upper", "work"] {
-            fs::create_dir(dir.join(d))?;
-        }
-        fs::write(
-            dir.join("hosts"),
-            format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
-                config.hostname
-            ),
-        )?;
-        fs::write(dir.join("hostname"), format!("{}\n", config.hostname))?;
-        fs::write(dir.join("resolv.conf"), host_resolv_conf())?;
-        if let Some(f) = &keep_id_files {
-            fs::write(dir.join("passwd"), &f.passwd)?;
-            fs::write(dir.join("group"), &f.group)?;
-        }
-        Ok(())
-    })();
+    let made = write_files(&dir, &config, keep_id_files.as_ref());
     if let Err(e) = made {
         return Err(fail(
             ContainerError::Create {
@@ -219,54 +171,12 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         path,
         args,
         config,
-        host_config: HostConfig {
-            auto_remove: opts.auto_remove,
-            timeout: opts.timeout,
-            mounts,
-            readonly_rootfs: opts.readonly_rootfs,
-            init: opts.init,
-            cap_add: opts.cap_add.clone(),
-            cap_drop: opts.cap_drop.clone(),
-            security_opt: opts.security_opt.clone(),
-            privileged: opts.privileged,
-            userns_mode: if opts.keep_id {
-                "keep-id".into()
-            } else if opts.private_userns {
-                "private".into()
-            } else {
-                String::new()
-            },
-            resources: opts.resources.clone(),
-            network_mode: if opts.network.mode.is_empty() {
-                "private".into()
-            } else {
-                opts.network.mode.clone()
-            },
-            port_bindings: crate::network::bindings_of(&opts.network.publish),
-            publish_all_ports: opts.network.publish_all,
-            dns: opts.network.dns.clone(),
-            extra_hosts: opts.network.extra_hosts.clone(),
-            log_config: opts.log_config.clone(),
-            restart_policy: opts.restart_policy.clone(),
-        },
+        host_config: host_config(opts, mounts),
         state: State::default(),
         rootfs_mode: None,
         layers: image_cfg.rootfs().diff_ids().clone(),
         cgroup: None,
-        network_settings: NetworkSettings {
-            networks: match crate::network::Mode::parse(&opts.network.mode) {
-                Ok(crate::network::Mode::User) => [(
-                    opts.network.mode.clone(),
-                    crate::network::member::Endpoint {
-                        aliases: opts.network.aliases.clone(),
-                        ..Default::default()
-                    },
-                )]
-                .into(),
-                _ => Default::default(),
-            },
-            ..Default::default()
-        },
+        network_settings: network_settings(opts),
         restart_count: 0,
     };
     if let Err(e) = rec.save_in(store, &dir) {
@@ -281,6 +191,129 @@ pub fn create(store: &Store, mapping: &IdMapping, opts: &CreateOptions) -> Resul
         return Err(fail(e, &rec.name, &rec.id));
     }
     Ok(rec)
+}
+
+/// A volume for each of the image's VOLUME paths no mount covers.
+fn add_image_volumes(rc: &ImageRuntimeConfig, mounts: &mut Vec<mounts::MountSpec>) {
+    for path in &rc.volumes {
+        let covered = mounts
+            .iter()
+            .any(|m| m.destination.trim_end_matches('/') == path.trim_end_matches('/'));
+        // Paths from a pulled config are untrusted; the mount itself resolves
+        // inside the root, and these two are never sensible targets.
+        let sane = path.starts_with('/') && path != "/" && !path.split('/').any(|c| c == "..");
+        if !covered && sane {
+            mounts.push(mounts::anonymous_volume(path));
+        }
+    }
+}
+
+/// keep-id: the caller's passwd and group entries, made once here so
+/// that what the container changes in them lasts across restarts.
+fn keep_id_files(
+    opts: &CreateOptions,
+    mapping: &IdMapping,
+    layers: &[PathBuf],
+    mounts: &[mounts::MountSpec],
+    config: &ContainerConfig,
+) -> Result<Option<keep_id::EtcFiles>> {
+    let host_user = opts
+        .keep_id
+        .then(|| keep_id::HostUser::lookup(mapping.uid, mapping.gid))
+        .flatten();
+    let Some(user) = host_user else {
+        return Ok(None);
+    };
+    let (passwd, group) =
+        keep_id::image_files(layers, mapping).map_err(ContainerError::ImageUsers)?;
+    let targets: Vec<&str> = mounts.iter().map(|m| m.destination.as_str()).collect();
+    Ok(Some(keep_id::etc_files(
+        &user,
+        &passwd,
+        &group,
+        &targets,
+        &config.working_dir,
+    )))
+}
+
+/// The container directory's own files: the overlay's upper and work
+/// directories, hosts, hostname, resolv.conf, and keep-id's passwd and
+/// group.
+fn write_files(
+    dir: &Path,
+    config: &ContainerConfig,
+    keep_id_files: Option<&keep_id::EtcFiles>,
+) -> std::io::Result<()> {
+    for d in ["upper", "work"] {
+        fs::create_dir(dir.join(d))?;
+    }
+    fs::write(
+        dir.join("hosts"),
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+            config.hostname
+        ),
+    )?;
+    fs::write(dir.join("hostname"), format!("{}\n", config.hostname))?;
+    fs::write(dir.join("resolv.conf"), host_resolv_conf())?;
+    if let Some(f) = keep_id_files {
+        fs::write(dir.join("passwd"), &f.passwd)?;
+        fs::write(dir.join("group"), &f.group)?;
+    }
+    Ok(())
+}
+
+/// The record's `HostConfig`: the options as Docker names them.
+fn host_config(opts: &CreateOptions, mounts: Vec<mounts::MountSpec>) -> HostConfig {
+    HostConfig {
+        auto_remove: opts.auto_remove,
+        timeout: opts.timeout,
+        mounts,
+        readonly_rootfs: opts.readonly_rootfs,
+        init: opts.init,
+        cap_add: opts.cap_add.clone(),
+        cap_drop: opts.cap_drop.clone(),
+        security_opt: opts.security_opt.clone(),
+        privileged: opts.privileged,
+        userns_mode: if opts.keep_id {
+            "keep-id".into()
+        } else if opts.private_userns {
+            "private".into()
+        } else {
+            String::new()
+        },
+        resources: opts.resources.clone(),
+        network_mode: if opts.network.mode.is_empty() {
+            "private".into()
+        } else {
+            opts.network.mode.clone()
+        },
+        port_bindings: crate::network::bindings_of(&opts.network.publish),
+        publish_all_ports: opts.network.publish_all,
+        dns: opts.network.dns.clone(),
+        extra_hosts: opts.network.extra_hosts.clone(),
+        log_config: opts.log_config.clone(),
+        restart_policy: opts.restart_policy.clone(),
+    }
+}
+
+/// The record's network settings: a user network's endpoint with the
+/// aliases asked for, none for the other modes.
+fn network_settings(opts: &CreateOptions) -> NetworkSettings {
+    NetworkSettings {
+        networks: match crate::network::Mode::parse(&opts.network.mode) {
+            Ok(crate::network::Mode::User) => [(
+                opts.network.mode.clone(),
+                crate::network::member::Endpoint {
+                    aliases: opts.network.aliases.clone(),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            _ => Default::default(),
+        },
+        ..Default::default()
+    }
 }
 
 /// What a container's staging directory is called while it is created.

@@ -81,10 +81,7 @@ fn shares_keeper(rec: &ContainerRecord, mapping: &IdMapping) -> bool {
 /// networks too), each with the names its DNS answers for it there (name
 /// and aliases). Each must still exist (one cannot be removed while a
 /// container names it, but a record may predate that rule).
-fn user_networks(
-    store: &Store,
-    rec: &ContainerRecord,
-) -> std::result::Result<Vec<(network::user::Network, Vec<String>)>, Failure> {
+fn user_networks(store: &Store, rec: &ContainerRecord) -> std::result::Result<UserNets, Failure> {
     let own = rec.user_network();
     if own.is_none() && rec.network_mode() != network::Mode::Private {
         return Ok(Vec::new());
@@ -134,14 +131,7 @@ pub fn supervise(
     if spec.process.init {
         spec.process.init_program = crate::sandbox::init::find(&how.net.helper_path);
     }
-    let user_nets = match user_networks(store, rec) {
-        Ok(n) => n,
-        Err(f) => {
-            let e = StartError::from(f);
-            record_start_failure(store, rec, mapping, &e);
-            return Err(e.into());
-        }
-    };
+    let user_nets = user_networks(store, rec).map_err(|f| refuse(store, rec, mapping, f.into()))?;
     // On the default network: its bridge first (the default route), then
     // the user networks it was connected to.
     let on_default = rec.network_mode() == network::Mode::Private;
@@ -153,61 +143,11 @@ pub fn supervise(
         .and_then(|n| rec.network_settings.networks.get(&n.name))
         .map(|e| e.aliases.clone())
         .unwrap_or_default();
-    // The network helper for a private namespace (none: loopback only), and
-    // the /etc files that name its resolver. The default network and user
-    // networks go through the user's keeper when they can: the container
-    // joins its namespaces and needs no helper (nor switch) of its own.
-    let mut shared = None;
-    let helper = network::helper::find(rec.network_mode(), &how.net.helper_path)
-        .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))
-        .and_then(|found| {
-            // The container's own helper, the one that serves it, and the
-            // resolver its resolv.conf names.
-            let mut resolver = found.as_ref().map(|h| h.kind.dns_address().to_string());
-            let (own, named) = match (found, how.net.keeper) {
-                (Some(helper), Some(idle)) if shares_keeper(rec, mapping) => {
-                    let user: Vec<super::keeper::OnNetwork> = user_nets
-                        .iter()
-                        .map(|(network, names)| super::keeper::OnNetwork { network, names })
-                        .collect();
-                    let places = super::keeper::Places {
-                        default: on_default,
-                        user: &user,
-                    };
-                    let joined =
-                        super::keeper::join(store, mapping, &helper, &rec.id, places, idle)
-                            .map_err(|e| {
-                                Failure::new(Step::Network, e.to_string(), exit::BURROW)
-                            })?;
-                    match joined {
-                        Some((joined, kind)) => {
-                            // The holder's responder on a user network's
-                            // gateway, or the helper's resolver.
-                            let first_user = usize::from(on_default);
-                            resolver = Some(match joined.links.get(first_user) {
-                                Some(l) if !user.is_empty() => l.gateway.to_string(),
-                                _ => kind.dns_address().to_string(),
-                            });
-                            shared = Some(joined);
-                            (None, Some(network::Helper { kind, ..helper }))
-                        }
-                        None => (Some(helper.clone()), Some(helper)),
-                    }
-                }
-                (h, _) => (h.clone(), h),
-            };
-            write_etc_files(store, rec, named.as_ref(), resolver.as_deref())
-                .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))?;
-            Ok(own)
-        });
-    let helper = match helper {
-        Ok(h) => h,
-        Err(f) => {
-            let e = StartError::from(f);
-            record_start_failure(store, rec, mapping, &e);
-            return Err(e.into());
-        }
-    };
+    let Networking {
+        own: helper,
+        shared,
+    } = networking(store, rec, mapping, &how.net, &user_nets, on_default)
+        .map_err(|f| refuse(store, rec, mapping, f.into()))?;
     // On the keeper, a user network is one of its bridges; else the
     // network's switch, which serves one network per container.
     let switched = if shared.is_some() {
@@ -217,18 +157,8 @@ pub fn supervise(
     };
     let without_keeper = usize::from(on_default) + user_nets.len();
     if shared.is_none() && without_keeper > 1 {
-        let f = Failure::new(
-            Step::Network,
-            format!(
-                "container {} is on {} networks: more than one needs the user's keeper (a subordinate id range and an open /dev/net/tun; not BURROW_KEEPER=off)",
-                rec.name,
-                without_keeper
-            ),
-            exit::BURROW,
-        );
-        let e = StartError::from(f);
-        record_start_failure(store, rec, mapping, &e);
-        return Err(e.into());
+        let f = keeper_needed(rec, without_keeper);
+        return Err(refuse(store, rec, mapping, f.into()));
     }
     // It starts once PID 1 exists (it targets PID 1's namespace) and before
     // PID 1 sets itself up, so the command starts with its network ready.
@@ -278,42 +208,204 @@ pub fn supervise(
     // The inner process holds the keeper's locks now; ours must go, so that
     // they are released when it ends.
     spec.join = None;
-    let mut started = match started {
-        Ok(s) => s,
-        Err(e) => {
-            record_start_failure(store, rec, mapping, &e);
-            return Err(e.into());
-        }
-    };
+    let mut started = started.map_err(|e| refuse(store, rec, mapping, e))?;
     if let Err(failure) = watch.started(&started) {
-        // Unusable without what it should have handed over: end it.
-        let _ = kill(started.pid1, Signal::SIGKILL);
-        let _ = started.wait_relaying_signals();
-        cgroup::discard(&spec);
-        let e = StartError {
-            failure,
-            cleaned_up: rec.host_config.auto_remove,
-        };
-        record_start_failure(store, rec, mapping, &e);
-        return Err(e.into());
+        let e = abandon(started, &spec, rec, failure);
+        return Err(refuse(store, rec, mapping, e));
     }
 
     rec.rootfs_mode = Some(started.rootfs);
-    if started.rootfs == sandbox::RootfsMode::Copy {
-        // The store's probe said overlayfs (or fuse-overlayfs) mounts, this
-        // start said not: later starts copy without trying, and the next
-        // command says so.
-        match how.rootfs {
-            RootfsChoice::Auto => super::rootfs::record_start_fallback(
-                store,
-                "overlayfs failed: the overlay mount was refused",
-            ),
-            RootfsChoice::FuseOrCopy => {
-                super::rootfs::record_start_fallback(store, "fuse-overlayfs failed to mount")
-            }
-            RootfsChoice::Force(_) => {}
-        }
+    note_copy_fallback(store, how.rootfs, started.rootfs);
+    record_addresses(
+        rec,
+        on_default,
+        &links,
+        &user_nets,
+        user_net.as_ref(),
+        member.as_ref(),
+    );
+    rec.cgroup = spec.cgroup.as_ref().map(|p| p.dir.clone());
+    let mut trouble = if how.list_running {
+        record_running(store, rec, started.pid1)
+    } else {
+        Ok(())
+    };
+    // Only now may a `--rm` container's end remove the record: one that
+    // ended already must not be written again after that.
+    started.recorded();
+    drop(lock);
+    super::events::record(store, rec, "start", &[]);
+
+    let ended = watch.wait(started, rec);
+    // The container is gone from its network (address, names) before its
+    // end is recorded: whoever waits for that end sees the names gone.
+    if let Some(m) = member {
+        m.leave();
     }
+    let oom_killed = cgroup::discard(&spec);
+    trouble = trouble.and(record_end(store, rec, &ended, oom_killed));
+    // The helper outlives the container by the time it takes to record the
+    // exit: whoever waits for the container sees it recorded sooner.
+    if let Some(r) = running {
+        r.stop();
+    }
+    trouble?;
+    Ok(ended.code)
+}
+
+/// The user networks a container is on, each with the names its DNS
+/// answers for it there.
+type UserNets = Vec<(network::user::Network, Vec<String>)>;
+
+/// A failed start recorded as such; the error to return.
+fn refuse(
+    store: &Store,
+    rec: &mut ContainerRecord,
+    mapping: &IdMapping,
+    e: StartError,
+) -> super::ContainerError {
+    record_start_failure(store, rec, mapping, &e);
+    e.into()
+}
+
+/// How a container reaches its networks: the helper it starts for itself
+/// (none when the keeper serves it, or with loopback only), and what it
+/// joins of the keeper's.
+struct Networking {
+    own: Option<network::Helper>,
+    shared: Option<sandbox::link::Join>,
+}
+
+/// The network helper for a private namespace (none: loopback only), and
+/// the /etc files that name its resolver. The default network and user
+/// networks go through the user's keeper when they can: the container
+/// joins its namespaces and needs no helper (nor switch) of its own.
+fn networking(
+    store: &Store,
+    rec: &ContainerRecord,
+    mapping: &IdMapping,
+    access: &network::Access,
+    user_nets: &UserNets,
+    on_default: bool,
+) -> std::result::Result<Networking, Failure> {
+    let found = network::helper::find(rec.network_mode(), &access.helper_path)
+        .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))?;
+    let mut shared = None;
+    // The container's own helper, the one that serves it, and the
+    // resolver its resolv.conf names.
+    let mut resolver = found.as_ref().map(|h| h.kind.dns_address().to_string());
+    let (own, named) = match (found, access.keeper) {
+        (Some(helper), Some(idle)) if shares_keeper(rec, mapping) => {
+            let user: Vec<super::keeper::OnNetwork> = user_nets
+                .iter()
+                .map(|(network, names)| super::keeper::OnNetwork { network, names })
+                .collect();
+            let places = super::keeper::Places {
+                default: on_default,
+                user: &user,
+            };
+            let joined = super::keeper::join(store, mapping, &helper, &rec.id, places, idle)
+                .map_err(|e| Failure::new(Step::Network, e.to_string(), exit::BURROW))?;
+            match joined {
+                Some((joined, kind)) => {
+                    // The holder's responder on a user network's
+                    // gateway, or the helper's resolver.
+                    let first_user = usize::from(on_default);
+                    resolver = Some(match joined.links.get(first_user) {
+                        Some(l) if !user.is_empty() => l.gateway.to_string(),
+                        _ => kind.dns_address().to_string(),
+                    });
+                    shared = Some(joined);
+                    (None, Some(network::Helper { kind, ..helper }))
+                }
+                None => (Some(helper.clone()), Some(helper)),
+            }
+        }
+        (h, _) => (h.clone(), h),
+    };
+    write_etc_files(store, rec, named.as_ref(), resolver.as_deref())
+        .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))?;
+    Ok(Networking { own, shared })
+}
+
+/// Why a container on `networks` networks cannot start: without the
+/// keeper it reaches one network only (through its helper or its user
+/// network's switch).
+fn keeper_needed(rec: &ContainerRecord, networks: usize) -> Failure {
+    Failure::new(
+        Step::Network,
+        format!(
+            "container {} is on {} networks: more than one needs the user's keeper (a subordinate id range and an open /dev/net/tun; not BURROW_KEEPER=off)",
+            rec.name,
+            networks
+        ),
+        exit::BURROW,
+    )
+}
+
+/// A started container its front end could not take: unusable without
+/// what it should have handed over, it is ended and its cgroup removed.
+/// The start's failure.
+fn abandon(
+    started: Started,
+    spec: &sandbox::Spec,
+    rec: &ContainerRecord,
+    failure: Failure,
+) -> StartError {
+    let _ = kill(started.pid1, Signal::SIGKILL);
+    let _ = started.wait_relaying_signals();
+    cgroup::discard(spec);
+    StartError {
+        failure,
+        cleaned_up: rec.host_config.auto_remove,
+    }
+}
+
+/// `rec` recorded as running PID 1 `pid1`.
+fn record_running(store: &Store, rec: &mut ContainerRecord, pid1: nix::unistd::Pid) -> Result<()> {
+    rec.state = State::running(pid1.as_raw());
+    // The pid file first: a record that says running without one means
+    // its supervisor died (see the module comment), and a reader
+    // between the two writes would report a kill.
+    let _ = rec.write_pid_file(store);
+    let saved = rec.save(store);
+    if saved.is_err() {
+        // A container no record shows must not run on.
+        let _ = kill(pid1, Signal::SIGKILL);
+    }
+    saved
+}
+
+/// A start that fell back to copying the rootfs: the store's probe said
+/// overlayfs (or fuse-overlayfs) mounts, this start said not; later starts
+/// copy without trying, and the next command says so.
+fn note_copy_fallback(store: &Store, choice: RootfsChoice, got: sandbox::RootfsMode) {
+    if got != sandbox::RootfsMode::Copy {
+        return;
+    }
+    match choice {
+        RootfsChoice::Auto => super::rootfs::record_start_fallback(
+            store,
+            "overlayfs failed: the overlay mount was refused",
+        ),
+        RootfsChoice::FuseOrCopy => {
+            super::rootfs::record_start_fallback(store, "fuse-overlayfs failed to mount")
+        }
+        RootfsChoice::Force(_) => {}
+    }
+}
+
+/// The container's addresses in its network settings: on the keeper's
+/// bridges (`links`: the default network's first, then its user networks'
+/// in order) and on a user network's switch (`member`).
+fn record_addresses(
+    rec: &mut ContainerRecord,
+    on_default: bool,
+    links: &[sandbox::link::Link],
+    user_nets: &UserNets,
+    user_net: Option<&network::user::Network>,
+    member: Option<&network::member::Membership>,
+) {
     let ns = &mut rec.network_settings;
     let mut links = links.iter();
     if on_default {
@@ -338,38 +430,22 @@ pub fn supervise(
             super::keeper::endpoint(link, &n.id, &aliases),
         );
     }
-    if let (Some(n), Some(m)) = (&user_net, &member) {
+    if let (Some(n), Some(m)) = (user_net, member) {
         rec.network_settings
             .networks
             .insert(n.name.clone(), m.endpoint.clone());
     }
-    rec.cgroup = spec.cgroup.as_ref().map(|p| p.dir.clone());
-    let mut trouble = Ok(());
-    if how.list_running {
-        rec.state = State::running(started.pid1.as_raw());
-        // The pid file first: a record that says running without one means
-        // its supervisor died (see the module comment), and a reader
-        // between the two writes would report a kill.
-        let _ = rec.write_pid_file(store);
-        trouble = rec.save(store);
-        if trouble.is_err() {
-            // A container no record shows must not run on.
-            let _ = kill(started.pid1, Signal::SIGKILL);
-        }
-    }
-    // Only now may a `--rm` container's end remove the record: one that
-    // ended already must not be written again after that.
-    started.recorded();
-    drop(lock);
-    super::events::record(store, rec, "start", &[]);
+}
 
-    let ended = watch.wait(started, rec);
-    // The container is gone from its network (address, names) before its
-    // end is recorded: whoever waits for that end sees the names gone.
-    if let Some(m) = member {
-        m.leave();
-    }
-    let oom_killed = cgroup::discard(&spec);
+/// How the container ended, in a freshly read record (unless it removes
+/// itself), then its pid file removed and its events; the record's write.
+fn record_end(
+    store: &Store,
+    rec: &mut ContainerRecord,
+    ended: &Ended,
+    oom_killed: bool,
+) -> Result<()> {
+    let mut saved = Ok(());
     // `rm -f` may have removed the container meanwhile: then there is
     // nothing left to record, and no directory to write in.
     let latest = match ContainerRecord::load(store, &rec.id) {
@@ -381,13 +457,12 @@ pub fn supervise(
         latest.state.oom_killed = oom_killed;
         latest.cgroup = None;
         latest.network_settings.clear_running();
-        if let Some(e) = ended.error {
-            latest.state.error = e;
+        if let Some(e) = &ended.error {
+            latest.state.error = e.clone();
         }
         // Kept even when the disk is full (see `save_exit`).
-        let saved = latest.save_exit(store, &ended.problems);
+        saved = latest.save_exit(store, &ended.problems);
         *rec = latest;
-        trouble = trouble.and(saved);
     }
     // After the record: see the module comment.
     let _ = std::fs::remove_file(store.pid_file(&rec.id));
@@ -395,11 +470,5 @@ pub fn supervise(
     if rec.host_config.auto_remove {
         super::events::record(store, rec, "destroy", &[]);
     }
-    // The helper outlives the container by the time it takes to record the
-    // exit: whoever waits for the container sees it recorded sooner.
-    if let Some(r) = running {
-        r.stop();
-    }
-    trouble?;
-    Ok(ended.code)
+    saved
 }

@@ -356,64 +356,8 @@ impl<W: Write> Packer<'_, W> {
                 h.set_mode(0o600);
                 self.append(&mut h, &wpath, io::empty(), &[])?;
             }
-            libc::S_IFDIR => {
-                let dfd = openat(parent, name, crate::linux::fs::dir_flags(), Mode::empty())
-                    .map_err(Self::read_err(path))?;
-                let (xattrs, opaque) = self.xattrs(dfd.as_fd(), path)?;
-                let mut h = header(st, tar::EntryType::Directory);
-                self.append(&mut h, path, io::empty(), &xattrs)?;
-                if opaque {
-                    let mut h = header(st, tar::EntryType::Regular);
-                    h.set_mode(st.st_mode & 0o777);
-                    self.append(&mut h, &path.join(OPAQUE_MARKER), io::empty(), &[])?;
-                }
-                self.dir(dfd.as_fd(), path)?;
-            }
-            libc::S_IFREG => {
-                if st.st_nlink > 1 {
-                    let key = (st.st_dev, st.st_ino);
-                    if let Some(first) = self.links.get(&key).cloned() {
-                        let mut h = header(st, tar::EntryType::Link);
-                        self.b
-                            .append_link(&mut h, path, &first)
-                            .map_err(PackError::Write)?;
-                        self.report.entries += 1;
-                        return Ok(());
-                    }
-                    self.links.insert(key, path.to_path_buf());
-                }
-                let ffd: OwnedFd = openat(
-                    parent,
-                    name,
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(Self::read_err(path))?;
-                // Measure what was opened, not what was listed.
-                let fst = fstat(&ffd).map_err(Self::read_err(path))?;
-                if fst.st_mode & libc::S_IFMT != libc::S_IFREG {
-                    return Err(PackError::Read {
-                        path: path.to_path_buf(),
-                        source: io::Error::other("replaced while being read"),
-                    });
-                }
-                let (xattrs, _) = self.xattrs(ffd.as_fd(), path)?;
-                let size = u64::try_from(fst.st_size).unwrap_or(0);
-                let mut h = header(&fst, tar::EntryType::Regular);
-                h.set_size(size);
-                let mut data = Exact {
-                    inner: File::from(ffd),
-                    left: size,
-                    changed: false,
-                };
-                self.append(&mut h, path, &mut data, &xattrs)?;
-                if data.changed {
-                    self.report.notes.push(format!(
-                        "/{} changed size while being archived; it was padded",
-                        path.display()
-                    ));
-                }
-            }
+            libc::S_IFDIR => self.directory(parent, name, path, st)?,
+            libc::S_IFREG => self.regular(parent, name, path, st)?,
             libc::S_IFLNK => {
                 let target = readlinkat(parent, name).map_err(Self::read_err(path))?;
                 let mut h = header(st, tar::EntryType::Symlink);
@@ -422,18 +366,7 @@ impl<W: Write> Packer<'_, W> {
                     .map_err(PackError::Write)?;
                 self.report.entries += 1;
             }
-            libc::S_IFCHR | libc::S_IFBLK => {
-                let typ = if fmt == libc::S_IFCHR {
-                    tar::EntryType::Char
-                } else {
-                    tar::EntryType::Block
-                };
-                let mut h = header(st, typ);
-                let (major, minor) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
-                h.set_device_major(major).map_err(PackError::Write)?;
-                h.set_device_minor(minor).map_err(PackError::Write)?;
-                self.append(&mut h, path, io::empty(), &[])?;
-            }
+            libc::S_IFCHR | libc::S_IFBLK => self.device(path, st)?,
             libc::S_IFIFO => {
                 let mut h = header(st, tar::EntryType::Fifo);
                 self.append(&mut h, path, io::empty(), &[])?;
@@ -447,6 +380,97 @@ impl<W: Write> Packer<'_, W> {
             }
         }
         Ok(())
+    }
+
+    /// A directory: its entry (and an opaque marker after it when it is
+    /// one), then what is in it.
+    fn directory(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &CStr,
+        path: &Path,
+        st: &FileStat,
+    ) -> Result<(), PackError> {
+        let dfd = openat(parent, name, crate::linux::fs::dir_flags(), Mode::empty())
+            .map_err(Self::read_err(path))?;
+        let (xattrs, opaque) = self.xattrs(dfd.as_fd(), path)?;
+        let mut h = header(st, tar::EntryType::Directory);
+        self.append(&mut h, path, io::empty(), &xattrs)?;
+        if opaque {
+            let mut h = header(st, tar::EntryType::Regular);
+            h.set_mode(st.st_mode & 0o777);
+            self.append(&mut h, &path.join(OPAQUE_MARKER), io::empty(), &[])?;
+        }
+        self.dir(dfd.as_fd(), path)
+    }
+
+    /// A regular file: a hard link to the first name of an inode seen
+    /// before, else its data as long as it measured when opened.
+    fn regular(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &CStr,
+        path: &Path,
+        st: &FileStat,
+    ) -> Result<(), PackError> {
+        if st.st_nlink > 1 {
+            let key = (st.st_dev, st.st_ino);
+            if let Some(first) = self.links.get(&key).cloned() {
+                let mut h = header(st, tar::EntryType::Link);
+                self.b
+                    .append_link(&mut h, path, &first)
+                    .map_err(PackError::Write)?;
+                self.report.entries += 1;
+                return Ok(());
+            }
+            self.links.insert(key, path.to_path_buf());
+        }
+        let ffd: OwnedFd = openat(
+            parent,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(Self::read_err(path))?;
+        // Measure what was opened, not what was listed.
+        let fst = fstat(&ffd).map_err(Self::read_err(path))?;
+        if fst.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(PackError::Read {
+                path: path.to_path_buf(),
+                source: io::Error::other("replaced while being read"),
+            });
+        }
+        let (xattrs, _) = self.xattrs(ffd.as_fd(), path)?;
+        let size = u64::try_from(fst.st_size).unwrap_or(0);
+        let mut h = header(&fst, tar::EntryType::Regular);
+        h.set_size(size);
+        let mut data = Exact {
+            inner: File::from(ffd),
+            left: size,
+            changed: false,
+        };
+        self.append(&mut h, path, &mut data, &xattrs)?;
+        if data.changed {
+            self.report.notes.push(format!(
+                "/{} changed size while being archived; it was padded",
+                path.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// A character or block device node.
+    fn device(&mut self, path: &Path, st: &FileStat) -> Result<(), PackError> {
+        let typ = if st.st_mode & libc::S_IFMT == libc::S_IFCHR {
+            tar::EntryType::Char
+        } else {
+            tar::EntryType::Block
+        };
+        let mut h = header(st, typ);
+        let (major, minor) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
+        h.set_device_major(major).map_err(PackError::Write)?;
+        h.set_device_minor(minor).map_err(PackError::Write)?;
+        self.append(&mut h, path, io::empty(), &[])
     }
 
     /// An empty regular file, or a directory with nothing in it.

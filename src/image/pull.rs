@@ -27,7 +27,7 @@ use super::manifest::{self, Descriptor, Document, LayerKind, Platform, MAX_CONFI
 use super::progress::PullEvent;
 use super::reference::Reference;
 use super::registry::credentials::{self, AuthFiles};
-use super::registry::{Client, ClientOptions, RegistryError};
+use super::registry::{Client, ClientOptions, Fetched, RegistryError};
 use crate::linux::userns::{self, IdMapping, UsernsError};
 use crate::store::{self, Store, StoreError};
 
@@ -144,86 +144,18 @@ pub fn pull(
     });
     let top = client.manifest(repo, &wanted)?;
     let resolved_digest = top.digest.clone();
-    let (manifest_bytes, m) = match manifest::parse(&top.bytes, top.content_type.as_deref())? {
-        Document::Image(m) => (top.bytes, m),
-        Document::Index(idx) => {
-            let d = manifest::select(&idx, &opts.platform)?;
-            let f = client.manifest(repo, &d.digest)?;
-            match manifest::parse(&f.bytes, f.content_type.as_deref())? {
-                Document::Image(m) => (f.bytes, m),
-                Document::Index(_) => {
-                    return Err(manifest::ManifestError::Malformed {
-                        what: "index",
-                        detail: "an index entry points to another index".into(),
-                    }
-                    .into())
-                }
-            }
-        }
-    };
+    let (manifest_bytes, m) = image_manifest(&mut client, repo, top, &opts.platform)?;
     let config = client.small_blob(repo, &m.config.digest, MAX_CONFIG)?;
     let diff_ids = diff_ids_of(&config, &m)?;
     let id = format!("sha256:{}", store::sha256_hex(&config));
 
     store.remove_abandoned_staging(mapping);
-    let mut work = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, (desc, diff_id)) in m.layers.iter().zip(&diff_ids).enumerate() {
-        let short = store::short_hex(&desc.digest);
-        if manifest::layer_kind(&desc.media_type)? == LayerKind::Foreign {
-            report(PullEvent::SkippingForeign { id: short.into() });
-            continue;
-        }
-        if !seen.insert(desc.digest.clone()) {
-            continue;
-        }
-        let extract = !store.has_layer(diff_id);
-        let keep_blob = !store.has_blob(&desc.digest);
-        if !extract && !keep_blob {
-            report(PullEvent::AlreadyExists { id: short.into() });
-            continue;
-        }
-        work.push(Work {
-            index: i,
-            desc: desc.clone(),
-            diff_id: diff_id.clone(),
-            extract,
-            keep_blob,
-        });
-    }
+    let work = plan(store, &m, &diff_ids, report)?;
     let already = store.image_config(&id).is_ok() && work.is_empty();
 
     let staging = store.staging("pull", mapping)?;
     let result = fetch_layers(&client, repo, &work, &staging, mapping, report).and_then(|got| {
-        let mut layers = Vec::new();
-        for (i, (desc, diff_id)) in m.layers.iter().zip(&diff_ids).enumerate() {
-            let dir = staging.join(i.to_string());
-            if manifest::layer_kind(&desc.media_type)? == LayerKind::Foreign {
-                if !store.has_layer(diff_id) {
-                    // Nothing to fetch: the layer is applied as empty.
-                    std::fs::create_dir_all(dir.join("fs")).map_err(store::io("creating", &dir))?;
-                    layers.push(StagedLayer {
-                        diff_id: diff_id.clone(),
-                        tar_bytes: 0,
-                        dir: Some(dir),
-                        blob: None,
-                    });
-                }
-                continue;
-            }
-            let Some(w) = work.iter().find(|w| w.index == i) else {
-                continue;
-            };
-            let ing = got.iter().find(|(idx, _)| *idx == i).map(|(_, g)| g);
-            layers.push(StagedLayer {
-                diff_id: diff_id.clone(),
-                tar_bytes: ing.map_or(0, |g| g.tar_bytes),
-                dir: w.extract.then(|| dir.clone()),
-                blob: w
-                    .keep_blob
-                    .then(|| (dir.join("blob"), w.desc.digest.clone())),
-            });
-        }
+        let layers = staged(store, &m, &diff_ids, &work, &got, &staging)?;
         let tags = vec![reference.clone()];
         let repo_digest = format!("{}@{}", reference.full_repository(), resolved_digest);
         Ok(add::add_image(
@@ -248,6 +180,114 @@ pub fn pull(
         digest: resolved_digest,
         downloaded: !already,
     })
+}
+
+/// The image manifest `top` is, or when it is an index the one it lists
+/// for `platform`, fetched from `repo`: its bytes as served, and parsed.
+fn image_manifest(
+    client: &mut Client,
+    repo: &str,
+    top: Fetched,
+    platform: &Platform,
+) -> Result<(Vec<u8>, manifest::Manifest), PullError> {
+    Ok(
+        match manifest::parse(&top.bytes, top.content_type.as_deref())? {
+            Document::Image(m) => (top.bytes, m),
+            Document::Index(idx) => {
+                let d = manifest::select(&idx, platform)?;
+                let f = client.manifest(repo, &d.digest)?;
+                match manifest::parse(&f.bytes, f.content_type.as_deref())? {
+                    Document::Image(m) => (f.bytes, m),
+                    Document::Index(_) => {
+                        return Err(manifest::ManifestError::Malformed {
+                            what: "index",
+                            detail: "an index entry points to another index".into(),
+                        }
+                        .into())
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// What to fetch of `m`'s layers: each distinct one the store lacks as a
+/// layer or as a blob (foreign layers and those it has reported as such).
+fn plan(
+    store: &Store,
+    m: &manifest::Manifest,
+    diff_ids: &[String],
+    report: &mut dyn FnMut(PullEvent),
+) -> Result<Vec<Work>, PullError> {
+    let mut work = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, (desc, diff_id)) in m.layers.iter().zip(diff_ids).enumerate() {
+        let short = store::short_hex(&desc.digest);
+        if manifest::layer_kind(&desc.media_type)? == LayerKind::Foreign {
+            report(PullEvent::SkippingForeign { id: short.into() });
+            continue;
+        }
+        if !seen.insert(desc.digest.clone()) {
+            continue;
+        }
+        let extract = !store.has_layer(diff_id);
+        let keep_blob = !store.has_blob(&desc.digest);
+        if !extract && !keep_blob {
+            report(PullEvent::AlreadyExists { id: short.into() });
+            continue;
+        }
+        work.push(Work {
+            index: i,
+            desc: desc.clone(),
+            diff_id: diff_id.clone(),
+            extract,
+            keep_blob,
+        });
+    }
+    Ok(work)
+}
+
+/// The layers to add with the image, staged under `staging`: what was
+/// fetched of `work` (`got`), and an empty layer for each foreign one the
+/// store lacks.
+fn staged(
+    store: &Store,
+    m: &manifest::Manifest,
+    diff_ids: &[String],
+    work: &[Work],
+    got: &[(usize, Ingested)],
+    staging: &Path,
+) -> Result<Vec<StagedLayer>, PullError> {
+    let mut layers = Vec::new();
+    for (i, (desc, diff_id)) in m.layers.iter().zip(diff_ids).enumerate() {
+        let dir = staging.join(i.to_string());
+        if manifest::layer_kind(&desc.media_type)? == LayerKind::Foreign {
+            if !store.has_layer(diff_id) {
+                // Nothing to fetch: the layer is applied as empty.
+                std::fs::create_dir_all(dir.join("fs")).map_err(store::io("creating", &dir))?;
+                layers.push(StagedLayer {
+                    diff_id: diff_id.clone(),
+                    tar_bytes: 0,
+                    dir: Some(dir),
+                    blob: None,
+                });
+            }
+            continue;
+        }
+        let Some(w) = work.iter().find(|w| w.index == i) else {
+            continue;
+        };
+        let ing = got.iter().find(|(idx, _)| *idx == i).map(|(_, g)| g);
+        layers.push(StagedLayer {
+            diff_id: diff_id.clone(),
+            tar_bytes: ing.map_or(0, |g| g.tar_bytes),
+            dir: w.extract.then(|| dir.clone()),
+            blob: w
+                .keep_blob
+                .then(|| (dir.join("blob"), w.desc.digest.clone())),
+        });
+    }
+    Ok(layers)
 }
 
 /// The config's diff ids, one per manifest layer, each a digest we can

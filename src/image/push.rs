@@ -273,73 +273,21 @@ pub fn push(
     let mut client = Client::connect(&dest.registry, cred, &opts.client)?;
     let repo = dest.repository.as_str();
     report(PushEvent::Repository(dest.full_repository()));
-    // Repositories of the same registry this image is known to be in.
-    let sources: Vec<String> = meta
-        .repo_digests
-        .iter()
-        .filter_map(|d| d.split_once('@').map(|(r, _)| r.to_string()))
-        .filter_map(|r| {
-            r.strip_prefix(&format!("{}/", dest.registry))
-                .map(str::to_string)
-        })
-        .filter(|r| r != repo)
-        .collect();
-    // Layers are named by diff id, as Docker's push names them.
-    let diff_ids = store
-        .image_config(id)
-        .map(|c| c.rootfs().diff_ids().clone())
-        .unwrap_or_default();
+    let sources = mount_sources(&meta, dest);
     let gzip_type = if m.media_type.as_deref() == Some(manifest::DOCKER_MANIFEST) {
         manifest::DOCKER_LAYER_GZIP
     } else {
         manifest::OCI_LAYER_GZIP
     };
-    let short_of = |i: usize, d: &Descriptor| {
-        store::short_hex(diff_ids.get(i).unwrap_or(&d.digest)).to_string()
+    let mut to = Upstream {
+        client: &mut client,
+        repo,
+        sources: &sources,
     };
-    let foreign = |d: &Descriptor| {
-        manifest::layer_kind(&d.media_type).ok() == Some(manifest::LayerKind::Foreign)
-    };
-    let mut preparing = std::collections::BTreeSet::new();
-    for (i, d) in m.layers.iter().enumerate() {
-        let id = short_of(i, d);
-        if !foreign(d) && preparing.insert(id.clone()) {
-            report(PushEvent::Preparing { id });
-        }
-    }
-    let mut sent: Vec<Option<BlobRef>> = vec![None; m.layers.len()];
-    let mut gzipped = BTreeMap::new();
-    for (i, d) in m.layers.iter().enumerate() {
-        let short_d = short_of(i, d);
-        if foreign(d) {
-            report(PushEvent::SkippedForeign { id: short_d });
-            continue;
-        }
-        let placed = if d.media_type == manifest::OCI_LAYER_TAR {
-            let (blob, placed) = push_gzipped(
-                store,
-                &mut client,
-                repo,
-                &sources,
-                &d.digest,
-                meta.gzipped.get(&d.digest),
-                &short_d,
-                report,
-            )
-            .map_err(|e| missing_blob(e, id, &d.digest))?;
-            gzipped.insert(d.digest.clone(), blob.clone());
-            sent[i] = Some(blob);
-            placed
-        } else {
-            let open = || {
-                store
-                    .open_blob(&d.digest)
-                    .map_err(|e| missing_blob(e.into(), id, &d.digest))
-            };
-            push_blob(&mut client, repo, &sources, d, open, &short_d, report)?
-        };
-        report(placed.event(short_d));
-    }
+    let Gzipped {
+        by_layer: sent,
+        by_digest: gzipped,
+    } = push_layers(store, id, &meta, &m.layers, &mut to, report)?;
     // The config, which Docker does not list among the layers.
     let open_config = || {
         // It lives with the images, not among the blobs.
@@ -380,6 +328,104 @@ pub fn push(
     Ok(Pushed {
         digest,
         size: manifest_bytes.len() as u64,
+    })
+}
+
+/// Repositories of the same registry as `dest` this image is known to be
+/// in: where its blobs may be mounted from.
+fn mount_sources(meta: &ImageMeta, dest: &Reference) -> Vec<String> {
+    let repo = dest.repository.as_str();
+    meta.repo_digests
+        .iter()
+        .filter_map(|d| d.split_once('@').map(|(r, _)| r.to_string()))
+        .filter_map(|r| {
+            r.strip_prefix(&format!("{}/", dest.registry))
+                .map(str::to_string)
+        })
+        .filter(|r| r != repo)
+        .collect()
+}
+
+/// The repository blobs go to, through `client`, and the repositories of
+/// the same registry they may be mounted from.
+struct Upstream<'a> {
+    client: &'a mut Client,
+    repo: &'a str,
+    sources: &'a [String],
+}
+
+/// What pushing the layers sent in another form than stored: for each
+/// layer gzipped on the way, its gzipped blob (the manifest then names it
+/// instead), and the gzipped blobs by their plain digest, for the image's
+/// record.
+struct Gzipped {
+    by_layer: Vec<Option<BlobRef>>,
+    by_digest: BTreeMap<String, BlobRef>,
+}
+
+/// Push the image's layers (each announced first, foreign ones skipped).
+fn push_layers(
+    store: &Store,
+    id: &str,
+    meta: &ImageMeta,
+    layers: &[Descriptor],
+    to: &mut Upstream<'_>,
+    report: &mut dyn FnMut(PushEvent),
+) -> Result<Gzipped, PushError> {
+    // Layers are named by diff id, as Docker's push names them.
+    let diff_ids = store
+        .image_config(id)
+        .map(|c| c.rootfs().diff_ids().clone())
+        .unwrap_or_default();
+    let short_of = |i: usize, d: &Descriptor| {
+        store::short_hex(diff_ids.get(i).unwrap_or(&d.digest)).to_string()
+    };
+    let foreign = |d: &Descriptor| {
+        manifest::layer_kind(&d.media_type).ok() == Some(manifest::LayerKind::Foreign)
+    };
+    let mut preparing = std::collections::BTreeSet::new();
+    for (i, d) in layers.iter().enumerate() {
+        let id = short_of(i, d);
+        if !foreign(d) && preparing.insert(id.clone()) {
+            report(PushEvent::Preparing { id });
+        }
+    }
+    let mut sent: Vec<Option<BlobRef>> = vec![None; layers.len()];
+    let mut gzipped = BTreeMap::new();
+    for (i, d) in layers.iter().enumerate() {
+        let short_d = short_of(i, d);
+        if foreign(d) {
+            report(PushEvent::SkippedForeign { id: short_d });
+            continue;
+        }
+        let placed = if d.media_type == manifest::OCI_LAYER_TAR {
+            let (blob, placed) = push_gzipped(
+                store,
+                to.client,
+                to.repo,
+                to.sources,
+                &d.digest,
+                meta.gzipped.get(&d.digest),
+                &short_d,
+                report,
+            )
+            .map_err(|e| missing_blob(e, id, &d.digest))?;
+            gzipped.insert(d.digest.clone(), blob.clone());
+            sent[i] = Some(blob);
+            placed
+        } else {
+            let open = || {
+                store
+                    .open_blob(&d.digest)
+                    .map_err(|e| missing_blob(e.into(), id, &d.digest))
+            };
+            push_blob(to.client, to.repo, to.sources, d, open, &short_d, report)?
+        };
+        report(placed.event(short_d));
+    }
+    Ok(Gzipped {
+        by_layer: sent,
+        by_digest: gzipped,
     })
 }
 

@@ -4,30 +4,24 @@
 
 use std::ffi::CString;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, AtFlags, OFlag};
-use nix::sys::stat::{
-    fchmod, fstatat, makedev, mkdirat, mknodat, utimensat, Mode, SFlag, UtimensatFlags,
-};
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{fchmod, makedev, mkdirat, mknodat, Mode, SFlag};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{fchown, fchownat, linkat, symlinkat, Gid, Uid};
+use nix::unistd::{fchown, Gid, Uid};
 
 use super::entry::{basename, bytes_path, normalize, numeric, parse_pax_time};
-use super::{IdPolicy, LayerError};
-use crate::linux::fs::{
-    dir_flags, fsetxattr, openat_in_root, remove_all_at, replace_at, set_fd_meta, with_step,
-    DirMeta,
+use super::make::{
+    apply_xattrs, make_dir, make_fifo, make_hard_link, make_symlink, parent_and_name, write_file,
+    Place,
 };
+use super::{IdPolicy, LayerError};
+use crate::linux::fs::{dir_flags, fsetxattr, openat_in_root, replace_at, with_step, DirMeta};
 use crate::linux::mount::OPAQUE_XATTR;
-
-/// Copy buffer for file contents. Larger than the read buffer so that big
-/// reads bypass `BufReader` and land directly in this buffer.
-const COPY_BUF: usize = 256 * 1024;
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
@@ -88,15 +82,15 @@ impl<R: Read> Read for CountingReader<R> {
 #[derive(Default)]
 pub(super) struct Scratch {
     /// The entry's name as stored in the archive (for error messages).
-    raw: Vec<u8>,
+    pub(super) raw: Vec<u8>,
     /// Normalised relative name (no leading `/`, no `.`/`..`/empty components).
-    norm: Vec<u8>,
-    link_raw: Vec<u8>,
-    link_norm: Vec<u8>,
+    pub(super) norm: Vec<u8>,
+    pub(super) link_raw: Vec<u8>,
+    pub(super) link_norm: Vec<u8>,
     /// `user.*` extended attributes from PAX records.
-    xattrs: Vec<(CString, Vec<u8>)>,
+    pub(super) xattrs: Vec<(CString, Vec<u8>)>,
     /// Nanosecond mtime from a PAX record, if any.
-    pax_mtime: Option<TimeSpec>,
+    pub(super) pax_mtime: Option<TimeSpec>,
 }
 
 impl Scratch {
@@ -104,21 +98,21 @@ impl Scratch {
         bytes_path(&self.raw)
     }
 
-    fn unsafe_err(&self, reason: impl Into<String>) -> LayerError {
+    pub(super) fn unsafe_err(&self, reason: impl Into<String>) -> LayerError {
         LayerError::Unsafe {
             path: self.path(),
             reason: reason.into(),
         }
     }
 
-    fn write_err(&self, e: impl Into<io::Error>, step: impl fmt::Display) -> LayerError {
+    pub(super) fn write_err(&self, e: impl Into<io::Error>, step: impl fmt::Display) -> LayerError {
         LayerError::Write {
             path: self.path(),
             source: with_step(e, step),
         }
     }
 
-    fn read_err(&self, e: impl Into<io::Error>, step: impl fmt::Display) -> LayerError {
+    pub(super) fn read_err(&self, e: impl Into<io::Error>, step: impl fmt::Display) -> LayerError {
         let e = e.into();
         LayerError::Read(io::Error::new(
             e.kind(),
@@ -298,78 +292,24 @@ impl Extractor {
         s.raw.clear();
         s.raw.extend_from_slice(&entry.path_bytes());
         normalize(&s.raw, &mut s.norm).map_err(|r| s.unsafe_err(r))?;
-        // Whiteouts are recognised by name whatever their type.
-        let whiteout = basename(&s.norm).starts_with(WHITEOUT_PREFIX);
-        let kind = match etype {
-            T::Regular | T::Continuous | T::GNUSparse if s.raw.ends_with(b"/") => Kind::Dir,
-            T::Regular | T::Continuous | T::GNUSparse => Kind::File,
-            T::Directory => Kind::Dir,
-            T::Symlink => Kind::Symlink,
-            T::Link => Kind::HardLink,
-            T::Fifo => Kind::Fifo,
-            _ if whiteout => Kind::File,
-            T::Char | T::Block => {
-                self.devices += 1;
-                return Ok(());
-            }
-            _ => {
-                self.unsupported += 1;
-                return Ok(());
-            }
+        let Some(kind) = self.kind_of(etype, s) else {
+            return Ok(());
         };
         self.read_pax(s, entry)?;
+        let meta = Meta::of(s, entry.header())?;
 
-        let header = entry.header();
-        let raw = header.as_old();
-        let mode = numeric(header.mode().map(u64::from), &raw.mode)
-            .map_err(|e| s.read_err(e, "corrupt header (mode)"))? as u32
-            & 0o7777;
-        let uid =
-            numeric(header.uid(), &raw.uid).map_err(|e| s.read_err(e, "corrupt header (uid)"))?;
-        let gid =
-            numeric(header.gid(), &raw.gid).map_err(|e| s.read_err(e, "corrupt header (gid)"))?;
-        let mtime = match s.pax_mtime {
-            Some(t) => t,
-            None => {
-                let secs = numeric(header.mtime(), &raw.mtime)
-                    .map_err(|e| s.read_err(e, "corrupt header (mtime)"))?;
-                TimeSpec::new(secs.min(i64::MAX as u64) as i64, 0)
-            }
-        };
-
-        let split = s.norm.iter().rposition(|b| *b == b'/');
-        let (parent, name) = match split {
-            Some(i) => (&s.norm[..i], &s.norm[i + 1..]),
-            None => (&[][..], &s.norm[..]),
-        };
-
+        let (parent, name) = parent_and_name(&s.norm);
         if name.is_empty() {
             // The entry names the layer root itself (`./` or `/`).
-            if !matches!(kind, Kind::Dir) {
-                return Err(s.unsafe_err("a non-directory entry names the layer root"));
-            }
-            if let Some((u, g)) = self.owner(uid, gid) {
-                fchown(&self.root, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)))
-                    .map_err(|e| s.write_err(e, "chown layer root"))?;
-            }
-            apply_xattrs(s, self.root.as_fd(), &mut self.xattrs_unsupported)?;
-            self.dirs.push(DirMeta {
-                path: Vec::new(),
-                mode,
-                mtime,
-                owner: None,
-            });
-            self.entries += 1;
-            return Ok(());
+            return self.apply_root(s, kind, &meta);
         }
-
         if let Some(rest) = name.strip_prefix(WHITEOUT_PREFIX) {
             return self.apply_whiteout(s, parent, name, rest);
         }
         // Hard links share their target's inode and owner.
         let owner = match kind {
             Kind::HardLink => None,
-            _ => self.owner(uid, gid),
+            _ => self.owner(meta.uid, meta.gid),
         };
 
         let root = self.root.as_fd();
@@ -380,190 +320,68 @@ impl Extractor {
         // A new inode already belongs to us (or, under a setgid parent, to
         // us and the parent's group): skip the chown when it would be a no-op.
         let me = self.me;
-        let new_owner = owner.filter(|o| parent_setgid || *o != me);
-        let mut removed = false;
-        match kind {
-            Kind::File => {
-                let flags = OFlag::O_WRONLY
-                    | OFlag::O_CREAT
-                    | OFlag::O_EXCL
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_CLOEXEC;
-                let (fd, r) = replace_at(dir, name, || {
-                    openat(dir, name, flags, Mode::from_bits_truncate(0o600))
-                })
-                .map_err(|e| s.write_err(e, "create file"))?;
-                removed = r;
-                let mut file = File::from(fd);
-                let size = entry.size();
-                if size > 0 {
-                    if self.buf.is_empty() {
-                        self.buf = vec![0; COPY_BUF];
-                    }
-                    let mut copied = 0u64;
-                    loop {
-                        let n = match entry.read(&mut self.buf) {
-                            Ok(0) => break,
-                            Ok(n) => n,
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                            Err(e) => return Err(s.read_err(e, "reading file data")),
-                        };
-                        file.write_all(&self.buf[..n])
-                            .map_err(|e| s.write_err(e, "write file data"))?;
-                        copied += n as u64;
-                    }
-                    if copied != size {
-                        return Err(s.read_err(
-                            io::Error::from(io::ErrorKind::UnexpectedEof),
-                            format_args!(
-                                "archive truncated inside file data ({copied} of {size} bytes)"
-                            ),
-                        ));
-                    }
-                }
-                set_fd_meta(&file, new_owner, mode, &mtime)
-                    .map_err(|e| s.write_err(e, "set file owner/mode/mtime"))?;
-                apply_xattrs(s, file.as_fd(), &mut self.xattrs_unsupported)?;
-            }
-            Kind::Dir => {
-                let dir_owner = match mkdirat(dir, name, Mode::from_bits_truncate(0o700)) {
-                    Ok(()) => new_owner,
-                    Err(Errno::EEXIST) => {
-                        let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
-                            .map_err(|e| s.write_err(e, "stat existing entry"))?;
-                        if is_dir(st.st_mode) {
-                            owner
-                        } else {
-                            remove_all_at(dir, name)
-                                .map_err(|e| s.write_err(e, "remove existing entry"))?;
-                            removed = true;
-                            mkdirat(dir, name, Mode::from_bits_truncate(0o700))
-                                .map_err(|e| s.write_err(e, "create directory"))?;
-                            new_owner
-                        }
-                    }
-                    Err(e) => return Err(s.write_err(e, "create directory")),
-                };
-                if let Some((u, g)) = dir_owner {
-                    fchownat(
-                        dir,
-                        name,
-                        Some(Uid::from_raw(u)),
-                        Some(Gid::from_raw(g)),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|e| s.write_err(e, "chown directory"))?;
-                }
-                if !s.xattrs.is_empty() {
-                    let fd = openat(dir, name, dir_flags(), Mode::empty())
-                        .map_err(|e| s.write_err(e, "open directory"))?;
-                    apply_xattrs(s, fd.as_fd(), &mut self.xattrs_unsupported)?;
-                }
-                self.dirs.push(DirMeta {
-                    path: s.norm.clone(),
-                    mode,
-                    mtime,
-                    owner: None,
-                });
-            }
-            Kind::Symlink => {
-                s.link_raw.clear();
-                match entry.link_name_bytes() {
-                    Some(t) if !t.is_empty() => s.link_raw.extend_from_slice(&t),
-                    _ => return Err(s.unsafe_err("symbolic link without a target")),
-                }
-                let target = &s.link_raw[..];
-                let ((), r) = replace_at(dir, name, || symlinkat(target, dir, name))
-                    .map_err(|e| s.write_err(e, "create symbolic link"))?;
-                removed = r;
-                if let Some((u, g)) = new_owner {
-                    fchownat(
-                        dir,
-                        name,
-                        Some(Uid::from_raw(u)),
-                        Some(Gid::from_raw(g)),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|e| s.write_err(e, "chown symbolic link"))?;
-                }
-                utimensat(dir, name, &mtime, &mtime, UtimensatFlags::NoFollowSymlink)
-                    .map_err(|e| s.write_err(e, "set symbolic link mtime"))?;
-            }
-            Kind::HardLink => {
-                s.link_raw.clear();
-                match entry.link_name_bytes() {
-                    Some(t) => s.link_raw.extend_from_slice(&t),
-                    None => return Err(s.unsafe_err("hard link without a target")),
-                }
-                normalize(&s.link_raw, &mut s.link_norm)
-                    .map_err(|r| s.unsafe_err(format!("hard link target: {r}")))?;
-                let (tparent, tname) = match s.link_norm.iter().rposition(|b| *b == b'/') {
-                    Some(i) => (&s.link_norm[..i], &s.link_norm[i + 1..]),
-                    None => (&[][..], &s.link_norm[..]),
-                };
-                if tname.is_empty() {
-                    return Err(s.unsafe_err("hard link to the layer root"));
-                }
-                if tparent == parent && tname == name {
-                    // A link to itself: nothing to do (removing it first would lose it).
-                    self.entries += 1;
-                    return Ok(());
-                }
-                let target_err = |e: Errno| {
-                    let step = format!(
-                        "hard link target {:?} in the layer",
-                        bytes_path(&s.link_raw)
-                    );
-                    s.write_err(e, step)
-                };
-                // The target's directory is resolved inside the root like any
-                // other path, so `/etc/passwd` means `<dest>/etc/passwd`.
-                let tdir_owned;
-                let tdir = if tparent.is_empty() {
-                    root
-                } else if tparent == parent {
-                    dir
-                } else {
-                    tdir_owned = openat_in_root(root, tparent, OFlag::O_PATH | OFlag::O_DIRECTORY)
-                        .map_err(target_err)?;
-                    tdir_owned.as_fd()
-                };
-                // Fail before removing anything if the target is missing.
-                fstatat(tdir, tname, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(target_err)?;
-                // No AT_SYMLINK_FOLLOW: a symlink target is linked itself, never followed.
-                let ((), r) = replace_at(dir, name, || {
-                    linkat(tdir, tname, dir, name, AtFlags::empty())
-                })
-                .map_err(|e| s.write_err(e, "create hard link"))?;
-                removed = r;
-            }
-            Kind::Fifo => {
-                let ((), r) = replace_at(dir, name, || {
-                    mknodat(
-                        dir,
-                        name,
-                        SFlag::S_IFIFO,
-                        Mode::from_bits_truncate(0o600),
-                        0,
-                    )
-                })
-                .map_err(|e| s.write_err(e, "create fifo"))?;
-                removed = r;
-                // O_NONBLOCK: opening a fifo for reading must not wait for a writer.
-                let fd = openat(
-                    dir,
-                    name,
-                    OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| s.write_err(e, "open fifo"))?;
-                set_fd_meta(&fd, new_owner, mode, &mtime)
-                    .map_err(|e| s.write_err(e, "set fifo owner/mode/mtime"))?;
-            }
-        }
+        let at = Place {
+            dir,
+            new_owner: owner.filter(|o| parent_setgid || *o != me),
+            mode: meta.mode,
+            mtime: meta.mtime,
+        };
+        let removed = match kind {
+            Kind::File => write_file(s, entry, &at, &mut self.buf, &mut self.xattrs_unsupported)?,
+            Kind::Dir => make_dir(s, &at, owner, &mut self.xattrs_unsupported, &mut self.dirs)?,
+            Kind::Symlink => make_symlink(s, entry, &at)?,
+            Kind::HardLink => make_hard_link(s, entry, root, &at)?,
+            Kind::Fifo => make_fifo(s, &at)?,
+        };
         if removed {
             self.cache.invalidate();
         }
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// What an entry of type `etype` becomes, or None for one skipped (a
+    /// device node, an unsupported type), counted for the notes.
+    fn kind_of(&mut self, etype: tar::EntryType, s: &Scratch) -> Option<Kind> {
+        use tar::EntryType as T;
+        // Whiteouts are recognised by name whatever their type.
+        let whiteout = basename(&s.norm).starts_with(WHITEOUT_PREFIX);
+        Some(match etype {
+            T::Regular | T::Continuous | T::GNUSparse if s.raw.ends_with(b"/") => Kind::Dir,
+            T::Regular | T::Continuous | T::GNUSparse => Kind::File,
+            T::Directory => Kind::Dir,
+            T::Symlink => Kind::Symlink,
+            T::Link => Kind::HardLink,
+            T::Fifo => Kind::Fifo,
+            _ if whiteout => Kind::File,
+            T::Char | T::Block => {
+                self.devices += 1;
+                return None;
+            }
+            _ => {
+                self.unsupported += 1;
+                return None;
+            }
+        })
+    }
+
+    /// An entry naming the layer root: only a directory may, and it sets
+    /// the root's owner, xattrs, mode and mtime.
+    fn apply_root(&mut self, s: &Scratch, kind: Kind, meta: &Meta) -> Result<(), LayerError> {
+        if !matches!(kind, Kind::Dir) {
+            return Err(s.unsafe_err("a non-directory entry names the layer root"));
+        }
+        if let Some((u, g)) = self.owner(meta.uid, meta.gid) {
+            fchown(&self.root, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)))
+                .map_err(|e| s.write_err(e, "chown layer root"))?;
+        }
+        apply_xattrs(s, self.root.as_fd(), &mut self.xattrs_unsupported)?;
+        self.dirs.push(DirMeta {
+            path: Vec::new(),
+            mode: meta.mode,
+            mtime: meta.mtime,
+            owner: None,
+        });
         self.entries += 1;
         Ok(())
     }
@@ -650,27 +468,44 @@ impl Extractor {
     }
 }
 
-/// Sets the entry's PAX `user.*` xattrs on `fd`, counting those the
-/// filesystem does not support.
-fn apply_xattrs(s: &Scratch, fd: BorrowedFd<'_>, unsupported: &mut u64) -> Result<(), LayerError> {
-    for (name, value) in &s.xattrs {
-        match fsetxattr(fd, name, value) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => *unsupported += 1,
-            Err(e) => {
-                return Err(s.write_err(e, format_args!("set xattr {}", name.to_string_lossy())))
+/// The header's mode (permission bits only), owner and mtime (a PAX
+/// record's, when there is one).
+struct Meta {
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: TimeSpec,
+}
+
+impl Meta {
+    fn of(s: &Scratch, header: &tar::Header) -> Result<Meta, LayerError> {
+        let raw = header.as_old();
+        let mode = numeric(header.mode().map(u64::from), &raw.mode)
+            .map_err(|e| s.read_err(e, "corrupt header (mode)"))? as u32
+            & 0o7777;
+        let uid =
+            numeric(header.uid(), &raw.uid).map_err(|e| s.read_err(e, "corrupt header (uid)"))?;
+        let gid =
+            numeric(header.gid(), &raw.gid).map_err(|e| s.read_err(e, "corrupt header (gid)"))?;
+        let mtime = match s.pax_mtime {
+            Some(t) => t,
+            None => {
+                let secs = numeric(header.mtime(), &raw.mtime)
+                    .map_err(|e| s.read_err(e, "corrupt header (mtime)"))?;
+                TimeSpec::new(secs.min(i64::MAX as u64) as i64, 0)
             }
-        }
+        };
+        Ok(Meta {
+            mode,
+            uid,
+            gid,
+            mtime,
+        })
     }
-    Ok(())
 }
 
 fn is_setgid(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(nix::sys::stat::fstat(fd)?.st_mode & libc::S_ISGID != 0)
-}
-
-fn is_dir(mode: libc::mode_t) -> bool {
-    mode & libc::S_IFMT == libc::S_IFDIR
 }
 
 /// Opens directory `parent` (normalised, non-empty) inside `root`, creating

@@ -57,6 +57,7 @@ mod extract;
 pub(crate) mod fixtures;
 #[cfg(test)]
 mod hostile;
+mod make;
 #[cfg(test)]
 mod tests;
 
