@@ -12,7 +12,7 @@ use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
 
 use crate::linux::caps;
 use crate::sandbox::seccomp::Profile;
-use crate::sandbox::{MountOp, Symlinks, DEVICES};
+use crate::sandbox::{Entry, MountOp, Symlinks, DEVICES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -22,8 +22,12 @@ pub enum BundleError {
         #[source]
         source: std::io::Error,
     },
-    #[error("parsing {path}: {detail}")]
-    Parse { path: PathBuf, detail: String },
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("config.json: {0}")]
     Invalid(String),
 }
@@ -56,12 +60,12 @@ impl Config {
             path: path.clone(),
             source,
         })?;
-        Config::parse(&bytes).map_err(|detail| BundleError::Parse { path, detail })
+        Config::parse(&bytes).map_err(|source| BundleError::Parse { path, source })
     }
 
-    pub fn parse(bytes: &[u8]) -> std::result::Result<Config, String> {
-        let spec: Spec = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    pub fn parse(bytes: &[u8]) -> std::result::Result<Config, serde_json::Error> {
+        let spec: Spec = serde_json::from_slice(bytes)?;
+        let raw: serde_json::Value = serde_json::from_slice(bytes)?;
         let seccomp = raw
             .get("linux")
             .and_then(|l| l.get("seccomp"))
@@ -152,6 +156,18 @@ pub struct Plan {
     /// `linux.devices` entries not bound: the host has no such device at
     /// that path, or /dev is not a fresh tmpfs.
     pub skipped_devices: Vec<PathBuf>,
+}
+
+impl Plan {
+    /// What init runs before it sets up its own process: the mount tree,
+    /// the pivot into the root, the names the bundle gives.
+    pub fn entry(&self) -> Entry {
+        Entry::new(
+            self.ops.clone(),
+            self.hostname.clone(),
+            self.domainname.clone(),
+        )
+    }
 }
 
 /// PID 1 (or an exec'd process) as the bundle describes it.
