@@ -65,6 +65,38 @@ impl Entry {
     }
 }
 
+/// An op's kind and where it acts (`proc proc`, `bind-file etc/hosts`,
+/// `pivot`): what a log or a test compares.
+impl std::fmt::Display for EntryOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = match self {
+            EntryOp::Mount(m) => m,
+            EntryOp::PivotRoot => return write!(f, "pivot"),
+            EntryOp::Hostname(h) => return write!(f, "hostname {h}"),
+            EntryOp::Domainname(d) => return write!(f, "domainname {d}"),
+        };
+        match m {
+            MountOp::Dir { target } => write!(f, "dir {target}"),
+            MountOp::Fs { fstype, target, .. } => write!(f, "{fstype} {target}"),
+            MountOp::BindFile { target, .. } => write!(f, "bind-file {target}"),
+            MountOp::BindTreeReadonly { target, .. } => write!(f, "bind-tree-ro {target}"),
+            MountOp::Symlink { link, .. } => write!(f, "symlink {link}"),
+            MountOp::UserBind { target, .. } => write!(f, "user-bind {target}"),
+            MountOp::UserTmpfs { target, .. } => write!(f, "user-tmpfs {target}"),
+            MountOp::RemountRootReadonly => write!(f, "root-ro"),
+            MountOp::MaskPath { target } => write!(f, "mask {target}"),
+            MountOp::ReadonlyPath { target } => write!(f, "ro {target}"),
+            MountOp::PrepareRoot { .. } => write!(f, "prepare-root"),
+            MountOp::Mount {
+                target, bind: true, ..
+            } => write!(f, "bind {target}"),
+            MountOp::Mount { fstype, target, .. } => write!(f, "{fstype} {target}"),
+            MountOp::MakeDirs { target } => write!(f, "mkdirs {target}"),
+            MountOp::Sysctl { key, .. } => write!(f, "sysctl {key}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,43 +134,10 @@ mod tests {
         spec
     }
 
-    /// An op's kind and where it acts, for comparing sequences.
-    pub(crate) fn shape(op: &EntryOp) -> String {
-        match op {
-            EntryOp::Mount(m) => match m {
-                MountOp::Dir { target } => format!("dir {target}"),
-                MountOp::Fs { fstype, target, .. } => format!("{fstype} {target}"),
-                MountOp::BindFile { target, .. } => format!("bind-file {target}"),
-                MountOp::BindTreeReadonly { target, .. } => format!("bind-tree-ro {target}"),
-                MountOp::Symlink { link, .. } => format!("symlink {link}"),
-                MountOp::UserBind { target, .. } => format!("user-bind {target}"),
-                MountOp::UserTmpfs { target, .. } => format!("user-tmpfs {target}"),
-                MountOp::RemountRootReadonly => "root-ro".into(),
-                MountOp::MaskPath { target } => format!("mask {target}"),
-                MountOp::ReadonlyPath { target } => format!("ro {target}"),
-                MountOp::PrepareRoot { .. } => "prepare-root".into(),
-                MountOp::Mount {
-                    fstype,
-                    target,
-                    bind,
-                    ..
-                } => match bind {
-                    true => format!("bind {target}"),
-                    false => format!("{fstype} {target}"),
-                },
-                MountOp::MakeDirs { target } => format!("mkdirs {target}"),
-                MountOp::Sysctl { key, .. } => format!("sysctl {key}"),
-            },
-            EntryOp::PivotRoot => "pivot".into(),
-            EntryOp::Hostname(h) => format!("hostname {h}"),
-            EntryOp::Domainname(d) => format!("domainname {d}"),
-        }
-    }
-
     #[test]
     fn a_typical_run_mounts_then_pivots_then_names_the_host() {
         let entry = Entry::for_spec(&typical_run());
-        let got: Vec<String> = entry.ops.iter().map(shape).collect();
+        let got: Vec<String> = entry.ops.iter().map(ToString::to_string).collect();
         let want = [
             "proc proc",
             "tmpfs dev",
