@@ -113,16 +113,14 @@ where
         false => (None, None),
     };
     let (setup_tx, setup_rx) = channel().map_err(TreeError::Channel)?;
-    let ours = [Some(up_rx.as_raw_fd()), Some(setup_rx.as_raw_fd())];
-    let ours = ours
+    let ours: Vec<RawFd> = [up_rx.as_raw_fd(), setup_rx.as_raw_fd()]
         .into_iter()
-        .chain([down_tx.as_ref().map(|t| t.as_raw_fd())]);
-    let ours: Vec<RawFd> = ours.flatten().collect();
-    let theirs = [Some(up_tx.as_raw_fd()), Some(setup_tx.as_raw_fd())];
-    let theirs = theirs
+        .chain(down_tx.as_ref().map(|t| t.as_raw_fd()))
+        .collect();
+    let theirs: Vec<RawFd> = [up_tx.as_raw_fd(), setup_tx.as_raw_fd()]
         .into_iter()
-        .chain([down_rx.as_ref().map(|r| r.as_raw_fd())]);
-    let theirs: Vec<RawFd> = theirs.flatten().collect();
+        .chain(down_rx.as_ref().map(|r| r.as_raw_fd()))
+        .collect();
     let pid = process::fork_child(|| {
         match keep {
             Keep::AllBut(others) => {

@@ -1,6 +1,7 @@
-//! The caller's half (fork the inner process, write its id maps, read its
-//! reports, relay signals) and the inner process (mount the rootfs, fork
-//! PID 1, wait for it, clean up, report the exit).
+//! `run`'s kind of fork tree (`sandbox::fork`): the caller's half (the id
+//! maps and cgroup it writes, the reports it reads, signals relayed) and
+//! the inner process (namespaces, the rootfs, PID 1 forked, waited for and
+//! cleaned up after, the exit reported).
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, BorrowedFd};
