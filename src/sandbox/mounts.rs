@@ -160,58 +160,8 @@ pub struct Symlinks {
 /// The ordered mount operations for `spec`. `is_range`: a gid range is
 /// mapped, so the tty group (5) exists for devpts.
 pub fn plan(spec: &Spec) -> Vec<MountOp> {
-    let fs = |fstype, target: &str, flags, data: &str| MountOp::Fs {
-        fstype,
-        target: target.into(),
-        flags,
-        data: (!data.is_empty()).then(|| data.to_string()),
-    };
     let mut ops = Vec::new();
-    // /proc: a fresh procfs for our pid namespace.
-    ops.push(fs(
-        "proc",
-        "proc",
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        "",
-    ));
-    // /dev: a small tmpfs with the host's harmless devices bound in.
-    ops.push(fs(
-        "tmpfs",
-        "dev",
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        "mode=755,size=65536k",
-    ));
-    for d in DEVICES {
-        ops.push(MountOp::BindFile {
-            source: Path::new("/dev").join(d),
-            target: format!("dev/{d}"),
-            optional: false,
-        });
-    }
-    // gid=5 (tty) exists only when a gid range is mapped.
-    let pts = if spec.mapping.is_range() {
-        "newinstance,ptmxmode=0666,mode=0620,gid=5"
-    } else {
-        "newinstance,ptmxmode=0666,mode=0620"
-    };
-    ops.push(fs(
-        "devpts",
-        "dev/pts",
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        pts,
-    ));
-    ops.push(fs(
-        "tmpfs",
-        "dev/shm",
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        "mode=1777,size=65536k",
-    ));
-    for (link, points_to) in DEV_LINKS.iter().chain([&("core", "/proc/kcore")]) {
-        ops.push(MountOp::Symlink {
-            link: format!("dev/{link}"),
-            points_to,
-        });
-    }
+    proc_and_dev(spec, &mut ops);
     // /sys: sysfs can only be mounted by a user namespace that owns the
     // network namespace (sysfs shows its devices): a fresh read-only one
     // with a private network, else the host's bound read-only.
@@ -289,6 +239,64 @@ pub fn plan(spec: &Spec) -> Vec<MountOp> {
         ops.push(MountOp::RemountRootReadonly);
     }
     ops
+}
+
+/// A filesystem without a source at `target`; empty `data` is none.
+fn fs(fstype: &'static str, target: &str, flags: MsFlags, data: &str) -> MountOp {
+    MountOp::Fs {
+        fstype,
+        target: target.into(),
+        flags,
+        data: (!data.is_empty()).then(|| data.to_string()),
+    }
+}
+
+/// A fresh /proc for our pid namespace; /dev as a small tmpfs with the
+/// host's harmless devices bound in, devpts, /dev/shm and the usual links.
+fn proc_and_dev(spec: &Spec, ops: &mut Vec<MountOp>) {
+    ops.push(fs(
+        "proc",
+        "proc",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        "",
+    ));
+    ops.push(fs(
+        "tmpfs",
+        "dev",
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        "mode=755,size=65536k",
+    ));
+    for d in DEVICES {
+        ops.push(MountOp::BindFile {
+            source: Path::new("/dev").join(d),
+            target: format!("dev/{d}"),
+            optional: false,
+        });
+    }
+    // gid=5 (tty) exists only when a gid range is mapped.
+    let pts = if spec.mapping.is_range() {
+        "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    } else {
+        "newinstance,ptmxmode=0666,mode=0620"
+    };
+    ops.push(fs(
+        "devpts",
+        "dev/pts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        pts,
+    ));
+    ops.push(fs(
+        "tmpfs",
+        "dev/shm",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        "mode=1777,size=65536k",
+    ));
+    for (link, points_to) in DEV_LINKS.iter().chain([&("core", "/proc/kcore")]) {
+        ops.push(MountOp::Symlink {
+            link: format!("dev/{link}"),
+            points_to,
+        });
+    }
 }
 
 /// Docker's tmpfs defaults: noexec, nosuid, nodev, mode 1777; "exec" and
