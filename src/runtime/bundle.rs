@@ -6,13 +6,17 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::linux::caps;
+mod mounts;
+mod process;
+
 use crate::sandbox::seccomp::Profile;
-use crate::sandbox::{MountOp, Symlinks, DEVICES};
+use crate::sandbox::{Entry, MountOp};
+use mounts::{device_ops, mount_ops, propagation_of};
+use process::mempolicy;
+pub use process::process_plan;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -22,8 +26,12 @@ pub enum BundleError {
         #[source]
         source: std::io::Error,
     },
-    #[error("parsing {path}: {detail}")]
-    Parse { path: PathBuf, detail: String },
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("config.json: {0}")]
     Invalid(String),
 }
@@ -56,12 +64,12 @@ impl Config {
             path: path.clone(),
             source,
         })?;
-        Config::parse(&bytes).map_err(|detail| BundleError::Parse { path, detail })
+        Config::parse(&bytes).map_err(|source| BundleError::Parse { path, source })
     }
 
-    pub fn parse(bytes: &[u8]) -> std::result::Result<Config, String> {
-        let spec: Spec = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    pub fn parse(bytes: &[u8]) -> std::result::Result<Config, serde_json::Error> {
+        let spec: Spec = serde_json::from_slice(bytes)?;
+        let raw: serde_json::Value = serde_json::from_slice(bytes)?;
         let seccomp = raw
             .get("linux")
             .and_then(|l| l.get("seccomp"))
@@ -154,6 +162,18 @@ pub struct Plan {
     pub skipped_devices: Vec<PathBuf>,
 }
 
+impl Plan {
+    /// What init runs before it sets up its own process: the mount tree,
+    /// the pivot into the root, the names the bundle gives.
+    pub fn entry(&self) -> Entry {
+        Entry::new(
+            self.ops.clone(),
+            self.hostname.clone(),
+            self.domainname.clone(),
+        )
+    }
+}
+
 /// PID 1 (or an exec'd process) as the bundle describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessPlan {
@@ -211,14 +231,67 @@ fn plan_with(
         bundle.join(root.path())
     };
     let linux = spec.linux().clone().unwrap_or_default();
+    let ns = namespaces(&linux)?;
+    let (uid_map, gid_map) = id_maps(&linux, &ns.user_ns);
 
-    // Namespaces: each one created, or joined by path.
-    let mut create = CloneFlags::empty();
-    let mut join = Vec::new();
-    let mut user_ns = UserNs::Inherit;
+    // The mount tree.
+    let mut ops = vec![MountOp::PrepareRoot {
+        propagation: propagation_of(linux.rootfs_propagation().as_deref())?,
+    }];
+    let dev_tmpfs = mount_ops(spec, bundle, ns.new_net, &mut ops)?;
+    let skipped_devices = device_ops(&linux, dev_tmpfs, host, &mut ops);
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process is missing"))?;
+    let process = process_plan(process)?;
+    let readonly_root = root.readonly().unwrap_or(false);
+    path_ops(&linux, &process.cwd, readonly_root, &mut ops);
+
+    let (hostname, domainname) = names(spec, &linux, ns.has_uts)?;
+    let mempolicy = linux.memory_policy().as_ref().map(mempolicy).transpose()?;
+    if linux.intel_rdt().is_some() {
+        return Err(invalid("linux.intelRdt is not supported"));
+    }
+    if linux.personality().is_some() {
+        return Err(invalid("linux.personality is not supported"));
+    }
+    Ok(Plan {
+        root: root_path,
+        ops,
+        hostname,
+        domainname,
+        user_ns: ns.user_ns,
+        uid_map,
+        gid_map,
+        create: ns.create,
+        join: ns.join,
+        process,
+        mempolicy,
+        skipped_devices,
+    })
+}
+
+/// The bundle's namespaces: each one created, or joined by path.
+struct Namespaces {
+    create: CloneFlags,
+    join: Vec<(CloneFlags, PathBuf)>,
+    user_ns: UserNs,
+    /// A new UTS namespace (the hostname is ours to set).
+    has_uts: bool,
+    /// A new network namespace (sysfs is ours to mount).
+    new_net: bool,
+}
+
+fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces> {
+    let mut n = Namespaces {
+        create: CloneFlags::empty(),
+        join: Vec::new(),
+        user_ns: UserNs::Inherit,
+        has_uts: false,
+        new_net: false,
+    };
     let mut has_mount = false;
-    let mut has_uts = false;
-    let mut new_net = false;
     for ns in linux.namespaces().clone().unwrap_or_default() {
         let flag = match ns.typ() {
             LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
@@ -232,15 +305,15 @@ fn plan_with(
         };
         match ns.typ() {
             LinuxNamespaceType::Mount => has_mount = true,
-            LinuxNamespaceType::Uts => has_uts = ns.path().is_none(),
-            LinuxNamespaceType::Network => new_net = ns.path().is_none(),
+            LinuxNamespaceType::Uts => n.has_uts = ns.path().is_none(),
+            LinuxNamespaceType::Network => n.new_net = ns.path().is_none(),
             _ => {}
         }
         match (ns.typ(), ns.path()) {
-            (LinuxNamespaceType::User, None) => user_ns = UserNs::Create,
-            (LinuxNamespaceType::User, Some(p)) => user_ns = UserNs::Join(p.clone()),
-            (_, None) => create |= flag,
-            (_, Some(p)) => join.push((flag, p.clone())),
+            (LinuxNamespaceType::User, None) => n.user_ns = UserNs::Create,
+            (LinuxNamespaceType::User, Some(p)) => n.user_ns = UserNs::Join(p.clone()),
+            (_, None) => n.create |= flag,
+            (_, Some(p)) => n.join.push((flag, p.clone())),
         }
     }
     if !has_mount {
@@ -248,6 +321,14 @@ fn plan_with(
             "no mount namespace: burrow-runc pivots into the root in a mount namespace of its own",
         ));
     }
+    Ok(n)
+}
+
+/// The uid and gid map lines, (container, host, size).
+type IdMaps = (Vec<(u32, u32, u32)>, Vec<(u32, u32, u32)>);
+
+/// The id maps of the bundle's user namespace.
+fn id_maps(linux: &oci_spec::runtime::Linux, user_ns: &UserNs) -> IdMaps {
     let lines = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<(u32, u32, u32)> {
         m.as_ref()
             .map(|v| {
@@ -259,7 +340,7 @@ fn plan_with(
     };
     let mut uid_map = lines(linux.uid_mappings());
     let mut gid_map = lines(linux.gid_mappings());
-    if user_ns == UserNs::Create {
+    if *user_ns == UserNs::Create {
         // A new user namespace with no mappings maps root to the caller,
         // as crun does (`crun spec --rootless` writes none).
         if uid_map.is_empty() {
@@ -269,138 +350,21 @@ fn plan_with(
             gid_map = vec![(0, nix::unistd::getegid().as_raw(), 1)];
         }
     }
+    (uid_map, gid_map)
+}
 
-    // The mount tree.
-    let mut ops = vec![MountOp::PrepareRoot {
-        propagation: propagation_of(linux.rootfs_propagation().as_deref())?,
-    }];
-    let mut dev_tmpfs = false;
-    let mut skipped_devices = Vec::new();
-    for m in spec.mounts().clone().unwrap_or_default() {
-        let target = m.destination().to_string_lossy().into_owned();
-        if !target.starts_with('/') {
-            return Err(invalid(format!(
-                "mount destination {target:?} is not absolute"
-            )));
-        }
-        let typ = m.typ().clone().unwrap_or_default();
-        let options = m.options().clone().unwrap_or_default();
-        let source = m
-            .source()
-            .as_ref()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| typ.clone());
-        let o = parse_options(&options)?;
-        let bind = o.bind || typ == "bind";
-        if typ == "cgroup" || typ == "cgroup2" {
-            // A cgroup filesystem cannot be mounted from a user namespace on
-            // a v1 or hybrid host; the host's hierarchy, read-only, shows
-            // the same files (what crun does rootless).
-            ops.push(MountOp::BindTreeReadonly {
-                source: "/sys/fs/cgroup".into(),
-                target: target.trim_start_matches('/').to_string(),
-            });
-            continue;
-        }
-        if typ == "sysfs" && !new_net {
-            // Only the user namespace owning the network namespace may
-            // mount sysfs: without a new one, bind the host's read-only.
-            ops.push(MountOp::BindTreeReadonly {
-                source: "/sys".into(),
-                target: target.trim_start_matches('/').to_string(),
-            });
-            continue;
-        }
-        if target == "/dev" && typ == "tmpfs" {
-            dev_tmpfs = true;
-        }
-        let source = if bind && !Path::new(&source).is_absolute() {
-            bundle.join(&source).to_string_lossy().into_owned()
-        } else {
-            source
-        };
-        ops.push(MountOp::Mount {
-            source,
-            fstype: if bind { String::new() } else { typ },
-            target,
-            flags: o.flags,
-            data: o.data,
-            bind,
-            recursive: o.recursive,
-            propagation: o.propagation,
-            symlinks: o.symlinks,
-        });
-    }
-    // A fresh /dev gets the devices every container has, bound from the
-    // host (a user namespace cannot mknod) nosuid and noexec as runc and
-    // crun bind them, and the usual links.
-    if !dev_tmpfs {
-        skipped_devices.extend(linux.devices().iter().flatten().map(|d| d.path().clone()));
-    }
-    if dev_tmpfs {
-        for d in DEVICES {
-            ops.push(MountOp::Mount {
-                source: format!("/dev/{d}"),
-                fstype: String::new(),
-                target: format!("dev/{d}"),
-                flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-                data: String::new(),
-                bind: true,
-                recursive: false,
-                propagation: MsFlags::empty(),
-                symlinks: Symlinks::default(),
-            });
-        }
-        // `linux.devices`: a user namespace cannot mknod, so the host's
-        // node is bound in, when the host has that very device at that path
-        // (as crun does rootless); any other is left out, and named.
-        for d in linux.devices().clone().unwrap_or_default() {
-            let path = d.path();
-            let name = path.strip_prefix("/dev").ok().and_then(|p| p.to_str());
-            if name.is_some_and(|n| DEVICES.contains(&n)) {
-                continue;
-            }
-            let wanted = match d.typ() {
-                LinuxDeviceType::C | LinuxDeviceType::U => Some(false),
-                LinuxDeviceType::B => Some(true),
-                _ => None,
-            };
-            let same = wanted.is_some_and(|block| {
-                path.is_absolute()
-                    && host(path) == Some((block, d.major().max(0) as u64, d.minor().max(0) as u64))
-            });
-            if !same {
-                skipped_devices.push(path.clone());
-                continue;
-            }
-            ops.push(MountOp::Mount {
-                source: path.to_string_lossy().into_owned(),
-                fstype: String::new(),
-                target: path.to_string_lossy().trim_start_matches('/').to_string(),
-                flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-                data: String::new(),
-                bind: true,
-                recursive: false,
-                propagation: MsFlags::empty(),
-                symlinks: Symlinks::default(),
-            });
-        }
-        for (link, points_to) in crate::sandbox::DEV_LINKS {
-            ops.push(MountOp::Symlink {
-                link: format!("dev/{link}"),
-                points_to,
-            });
-        }
-    }
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| invalid("process is missing"))?;
-    let process = process_plan(process)?;
+/// What follows the mounts, onto `ops`: the working directory `cwd`, the
+/// sysctls, the masked and read-only paths, the read-only root.
+fn path_ops(
+    linux: &oci_spec::runtime::Linux,
+    cwd: &str,
+    readonly_root: bool,
+    ops: &mut Vec<MountOp>,
+) {
     // The working directory exists before the root may go read-only, as
     // runc makes it.
     ops.push(MountOp::MakeDirs {
-        target: process.cwd.clone(),
+        target: cwd.to_string(),
     });
     let mut sysctls: Vec<(String, String)> = linux
         .sysctl()
@@ -424,10 +388,17 @@ fn plan_with(
             target: p.trim_start_matches('/').to_string(),
         });
     }
-    if root.readonly().unwrap_or(false) {
+    if readonly_root {
         ops.push(MountOp::RemountRootReadonly);
     }
+}
 
+/// The hostname and NIS domain name to set: only with a new UTS namespace.
+fn names(
+    spec: &Spec,
+    linux: &oci_spec::runtime::Linux,
+    has_uts: bool,
+) -> Result<(Option<String>, Option<String>)> {
     let hostname = spec.hostname().clone().filter(|h| has_uts && !h.is_empty());
     let domainname = match spec.domainname().clone().filter(|d| !d.is_empty()) {
         Some(_) if !has_uts => return Err(invalid("domainname needs a new UTS namespace")),
@@ -445,27 +416,7 @@ fn plan_with(
         }
         None => None,
     };
-    let mempolicy = linux.memory_policy().as_ref().map(mempolicy).transpose()?;
-    if linux.intel_rdt().is_some() {
-        return Err(invalid("linux.intelRdt is not supported"));
-    }
-    if linux.personality().is_some() {
-        return Err(invalid("linux.personality is not supported"));
-    }
-    Ok(Plan {
-        root: root_path,
-        ops,
-        hostname,
-        domainname,
-        user_ns,
-        uid_map,
-        gid_map,
-        create,
-        join,
-        process,
-        mempolicy,
-        skipped_devices,
-    })
+    Ok((hostname, domainname))
 }
 
 /// The config `spec` writes: a shell on a terminal in `rootfs`, burrow's
@@ -540,529 +491,5 @@ pub fn default_config(rootless: bool, own_uid: u32, own_gid: u32) -> serde_json:
     })
 }
 
-/// An OCI process object (PID 1's, or `exec --process`'s).
-pub fn process_plan(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
-    let argv = p.args().clone().unwrap_or_default();
-    if argv.is_empty() {
-        return Err(invalid("process.args must not be empty"));
-    }
-    let cwd = p.cwd().to_string_lossy().into_owned();
-    if !cwd.starts_with('/') {
-        return Err(invalid(format!("process.cwd {cwd:?} is not absolute")));
-    }
-    let mut sets = caps::Sets::default();
-    if let Some(c) = p.capabilities() {
-        let mask = |set: &Option<oci_spec::runtime::Capabilities>| {
-            let mut m = 0u64;
-            for cap in set.clone().unwrap_or_default() {
-                let name = serde_json::to_value(cap)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                // One this list does not know is left out, as runc leaves
-                // out those the kernel lacks.
-                if let Some(n) = caps::number(&name) {
-                    m |= caps::bit(n);
-                }
-            }
-            m
-        };
-        let (permitted, inheritable) = (mask(c.permitted()), mask(c.inheritable()));
-        sets = caps::Sets {
-            bounding: mask(c.bounding()),
-            effective: mask(c.effective()),
-            permitted,
-            inheritable,
-            // The kernel raises an ambient capability only when it is both
-            // permitted and inheritable; runc leaves the others out rather
-            // than fail (`runc spec --rootless` lists ambient capabilities
-            // with no inheritable set), and so does burrow.
-            ambient: mask(c.ambient()) & permitted & inheritable,
-        };
-    }
-    let mut rlimits = Vec::new();
-    for r in p.rlimits().clone().unwrap_or_default() {
-        let name = serde_json::to_value(r.typ())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        rlimits.push((name, r.soft(), r.hard()));
-    }
-    let user = p.user();
-    Ok(ProcessPlan {
-        argv,
-        env: p.env().clone().unwrap_or_default(),
-        cwd,
-        uid: user.uid(),
-        gid: user.gid(),
-        groups: user.additional_gids().clone().unwrap_or_default(),
-        umask: user.umask(),
-        caps: sets,
-        terminal: p.terminal().unwrap_or(false),
-        no_new_privs: p.no_new_privileges().unwrap_or(false),
-        rlimits,
-        oom_score_adj: p.oom_score_adj(),
-    })
-}
-
-/// `linux.memoryPolicy` for set_mempolicy(2): the mode's number with the
-/// flags' bits, and `nodes` ("0-3,5") as a mask. The kernel checks the
-/// combination (an empty mask where the mode needs nodes, a node it does
-/// not have) and refuses it at create.
-fn mempolicy(p: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<(i32, Vec<libc::c_ulong>)> {
-    use oci_spec::runtime::{MemoryPolicyFlagType as F, MemoryPolicyModeType as M};
-    // include/uapi/linux/mempolicy.h
-    let mut mode = match p.mode() {
-        M::MpolDefault => 0,
-        M::MpolPreferred => 1,
-        M::MpolBind => 2,
-        M::MpolInterleave => 3,
-        M::MpolLocal => 4,
-        M::MpolPreferredMany => 5,
-        M::MpolWeightedInterleave => 6,
-    };
-    for f in p.flags().clone().unwrap_or_default() {
-        mode |= match f {
-            F::MpolFNumaBalancing => 1 << 13,
-            F::MpolFRelativeNodes => 1 << 14,
-            F::MpolFStaticNodes => 1 << 15,
-        };
-    }
-    // Far above any kernel's MAX_NUMNODES (1 << 10): a mask of that size
-    // is refused by the kernel anyway.
-    const MAX_NODE: usize = 1 << 16;
-    let bits = libc::c_ulong::BITS as usize;
-    let mut mask: Vec<libc::c_ulong> = Vec::new();
-    let nodes = p.nodes().clone().unwrap_or_default();
-    for part in nodes.split(',').filter(|s| !s.trim().is_empty()) {
-        let bad = || {
-            invalid(format!(
-                "linux.memoryPolicy.nodes {nodes:?}: use a list like 0-3,5"
-            ))
-        };
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let a: usize = a.trim().parse().map_err(|_| bad())?;
-        let b: usize = b.trim().parse().map_err(|_| bad())?;
-        if a > b || b >= MAX_NODE {
-            return Err(bad());
-        }
-        if mask.len() <= b / bits {
-            mask.resize(b / bits + 1, 0);
-        }
-        for n in a..=b {
-            mask[n / bits] |= 1 << (n % bits);
-        }
-    }
-    Ok((mode, mask))
-}
-
-/// Mount options split as runc's table does: flags, propagation, bind,
-/// and the rest as filesystem data.
-#[derive(Debug, PartialEq, Eq)]
-struct Options {
-    flags: MsFlags,
-    propagation: MsFlags,
-    bind: bool,
-    recursive: bool,
-    symlinks: Symlinks,
-    data: String,
-}
-
-fn parse_options(options: &[String]) -> Result<Options> {
-    let mut o = Options {
-        flags: MsFlags::empty(),
-        propagation: MsFlags::empty(),
-        bind: false,
-        recursive: false,
-        symlinks: Symlinks::default(),
-        data: String::new(),
-    };
-    let mut data = Vec::new();
-    for opt in options {
-        let (set, clear) = match opt.as_str() {
-            // runtime-spec's recursive read-only: a read-only rbind is made
-            // read-only in every mount below it anyway, and a bind or a new
-            // file system has no mount below it.
-            "ro" | "rro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
-            "rw" | "rrw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
-            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
-            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
-            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
-            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
-            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
-            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
-            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
-            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
-            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
-            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
-            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
-            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
-            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
-            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
-            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
-            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
-            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
-            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
-            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
-            "bind" => {
-                o.bind = true;
-                continue;
-            }
-            "rbind" => {
-                o.bind = true;
-                o.recursive = true;
-                continue;
-            }
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
-            | "runbindable" => {
-                o.propagation = propagation_of(Some(opt))?;
-                continue;
-            }
-            "idmap" | "ridmap" => {
-                return Err(invalid(format!(
-                    "mount option {opt:?} (id-mapped mounts) is not supported"
-                )))
-            }
-            // crun's: what a bind does with a symlink at either end.
-            "src-nofollow" => {
-                o.symlinks.src_nofollow = true;
-                continue;
-            }
-            "dest-nofollow" => {
-                o.symlinks.dest_nofollow = true;
-                continue;
-            }
-            "copy-symlink" => {
-                o.symlinks.copy = true;
-                continue;
-            }
-            // podman's own markers, resolved before the runtime runs.
-            "tmpcopyup" | "notmpcopyup" | "z" | "Z" | "U" | "copy" | "nocopy" => continue,
-            other if other.starts_with("x-") => continue,
-            other => {
-                data.push(other.to_string());
-                continue;
-            }
-        };
-        o.flags.insert(set);
-        o.flags.remove(clear);
-    }
-    if o.symlinks.copy && (o.symlinks.src_nofollow || o.symlinks.dest_nofollow) {
-        return Err(invalid(
-            "mount option \"copy-symlink\" excludes \"src-nofollow\" and \"dest-nofollow\"",
-        ));
-    }
-    o.data = data.join(",");
-    Ok(o)
-}
-
-/// `rootfsPropagation` or a mount's propagation option as flags; the
-/// root's default is rslave, as runc's.
-fn propagation_of(name: Option<&str>) -> Result<MsFlags> {
-    Ok(match name.unwrap_or("rslave") {
-        "" | "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        "slave" => MsFlags::MS_SLAVE,
-        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        "private" => MsFlags::MS_PRIVATE,
-        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        "shared" => MsFlags::MS_SHARED,
-        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        other => return Err(invalid(format!("unknown propagation {other:?}"))),
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The shape rootless podman 4.3 sends (trimmed): no user namespace,
-    /// binds from its storage, a cgroup mount, a sysctl, masks.
-    const PODMAN: &str = r#"{
-      "ociVersion": "1.0.2-dev",
-      "process": {
-        "user": {"uid": 0, "gid": 0, "umask": 18, "additionalGids": [10]},
-        "args": ["echo", "hi"],
-        "env": ["PATH=/usr/bin:/bin", "TERM=xterm"],
-        "cwd": "/",
-        "capabilities": {"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_CHOWN"]},
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 20000, "soft": 10000}],
-        "noNewPrivileges": true
-      },
-      "root": {"path": "rootfs", "readonly": true},
-      "hostname": "abc",
-      "mounts": [
-        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/etc/hosts", "type": "bind", "source": "/run/x/hosts", "options": ["bind", "rprivate"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]}
-      ],
-      "linux": {
-        "sysctl": {"net.ipv4.ping_group_range": "0 0"},
-        "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
-        "maskedPaths": ["/proc/kcore"],
-        "readonlyPaths": ["/proc/sys"],
-        "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
-      }
-    }"#;
-
-    #[test]
-    fn podman_rootless_config_becomes_a_plan() {
-        let cfg = Config::parse(PODMAN.as_bytes()).unwrap();
-        let p = plan(&cfg, Path::new("/b")).unwrap();
-        assert_eq!(p.root, Path::new("/b/rootfs"));
-        assert_eq!(p.user_ns, UserNs::Inherit);
-        assert_eq!(
-            p.create,
-            CloneFlags::CLONE_NEWPID
-                | CloneFlags::CLONE_NEWNET
-                | CloneFlags::CLONE_NEWIPC
-                | CloneFlags::CLONE_NEWUTS
-                | CloneFlags::CLONE_NEWNS
-        );
-        assert_eq!(p.hostname.as_deref(), Some("abc"));
-        assert_eq!(
-            p.ops.first(),
-            Some(&MountOp::PrepareRoot {
-                propagation: MsFlags::MS_SLAVE | MsFlags::MS_REC
-            })
-        );
-        assert!(p.ops.contains(&MountOp::Mount {
-            source: "tmpfs".into(),
-            fstype: "tmpfs".into(),
-            target: "/dev".into(),
-            flags: MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-            data: "mode=755,size=65536k".into(),
-            bind: false,
-            recursive: false,
-            propagation: MsFlags::empty(),
-            symlinks: Symlinks::default(),
-        }));
-        assert!(p.ops.contains(&MountOp::Mount {
-            source: "/run/x/hosts".into(),
-            fstype: String::new(),
-            target: "/etc/hosts".into(),
-            flags: MsFlags::empty(),
-            data: String::new(),
-            bind: true,
-            recursive: false,
-            propagation: MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-            symlinks: Symlinks::default(),
-        }));
-        assert!(p.ops.contains(&MountOp::BindTreeReadonly {
-            source: "/sys/fs/cgroup".into(),
-            target: "sys/fs/cgroup".into()
-        }));
-        assert!(p
-            .ops
-            .iter()
-            .any(|o| matches!(o, MountOp::Mount { fstype, .. } if fstype == "sysfs")));
-        assert!(p.ops.contains(&MountOp::Symlink {
-            link: "dev/ptmx".into(),
-            points_to: "pts/ptmx"
-        }));
-        // sysctls after every mount, then masks, then the read-only root.
-        let at = |f: &dyn Fn(&MountOp) -> bool| p.ops.iter().position(f).unwrap();
-        let sysctl = at(&|o| matches!(o, MountOp::Sysctl { .. }));
-        let mask = at(&|o| matches!(o, MountOp::MaskPath { .. }));
-        let ro = at(&|o| matches!(o, MountOp::ReadonlyPath { .. }));
-        assert!(sysctl < mask && mask < ro);
-        assert_eq!(p.ops.last(), Some(&MountOp::RemountRootReadonly));
-
-        let pr = &p.process;
-        assert_eq!(pr.argv, ["echo", "hi"]);
-        assert_eq!((pr.uid, pr.gid, pr.groups.clone()), (0, 0, vec![10]));
-        assert_eq!(pr.umask, Some(18));
-        assert_eq!(pr.caps.bounding, caps::bit(0) | caps::bit(5));
-        assert_eq!(pr.caps.effective, caps::bit(0));
-        assert_eq!(pr.caps.ambient, 0);
-        assert!(pr.no_new_privs && !pr.terminal);
-        assert_eq!(pr.rlimits, [("RLIMIT_NOFILE".to_string(), 10000, 20000)]);
-        assert!(cfg.seccomp_profile().unwrap().is_some());
-    }
-
-    #[test]
-    fn ambient_capabilities_without_inheritable_ones_are_left_out() {
-        let mut v: serde_json::Value = serde_json::from_str(PODMAN).unwrap();
-        let three = serde_json::json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
-        // What `runc spec --rootless` writes: no inheritable set.
-        v["process"]["capabilities"] = serde_json::json!({
-            "bounding": three, "effective": three, "permitted": three, "ambient": three
-        });
-        let parse = |v: &serde_json::Value| Config::parse(v.to_string().as_bytes()).unwrap();
-        let p = plan(&parse(&v), Path::new("/b")).unwrap();
-        assert_eq!(p.process.caps.ambient, 0);
-        assert_ne!(p.process.caps.permitted, 0);
-        // Inheritable for one of them: that one is raised.
-        v["process"]["capabilities"]["inheritable"] = serde_json::json!(["CAP_KILL"]);
-        let p = plan(&parse(&v), Path::new("/b")).unwrap();
-        assert_eq!(
-            p.process.caps.ambient,
-            caps::bit(caps::number("CAP_KILL").unwrap())
-        );
-    }
-
-    #[test]
-    fn user_namespaces_joined_paths_and_bad_input() {
-        let mut v: serde_json::Value = serde_json::from_str(PODMAN).unwrap();
-        v["linux"]["namespaces"] = serde_json::json!([
-            {"type": "user"}, {"type": "mount"}, {"type": "network", "path": "/proc/1/ns/net"}
-        ]);
-        let parse = |v: &serde_json::Value| Config::parse(v.to_string().as_bytes()).unwrap();
-        // No mappings: root is the caller.
-        let p = plan(&parse(&v), Path::new("/b")).unwrap();
-        let me = nix::unistd::geteuid().as_raw();
-        assert_eq!(p.uid_map, [(0, me, 1)]);
-        v["linux"]["uidMappings"] =
-            serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
-        v["linux"]["gidMappings"] =
-            serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
-        let p = plan(&parse(&v), Path::new("/b")).unwrap();
-        assert_eq!(p.user_ns, UserNs::Create);
-        assert_eq!(p.uid_map, [(0, 1000, 1)]);
-        assert_eq!(
-            p.join,
-            [(CloneFlags::CLONE_NEWNET, PathBuf::from("/proc/1/ns/net"))]
-        );
-        // No UTS namespace: the hostname is not ours to set; a joined
-        // network: sysfs is the host's, bound.
-        assert_eq!(p.hostname, None);
-        assert!(p.ops.contains(&MountOp::BindTreeReadonly {
-            source: "/sys".into(),
-            target: "sys".into()
-        }));
-
-        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
-        let err = plan(&parse(&v), Path::new("/b")).unwrap_err().to_string();
-        assert!(err.contains("mount namespace"), "{err}");
-        v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
-        v["process"]["args"] = serde_json::json!([]);
-        let err = plan(&parse(&v), Path::new("/b")).unwrap_err().to_string();
-        assert!(err.contains("args"), "{err}");
-    }
-
-    #[test]
-    fn devices_the_host_has_are_bound_the_others_named() {
-        let mut v = default_config(true, 1000, 1000);
-        v["linux"]["devices"] = serde_json::json!([
-            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
-            {"path": "/dev/other", "type": "c", "major": 10, "minor": 1},
-            {"path": "/dev/sdz", "type": "c", "major": 8, "minor": 0},
-            {"path": "/dev/null", "type": "c", "major": 1, "minor": 3}
-        ]);
-        let cfg = Config::parse(v.to_string().as_bytes()).unwrap();
-        let host = |p: &Path| match p.to_str() {
-            Some("/dev/fuse") => Some((false, 10, 229)),
-            Some("/dev/other") => Some((false, 10, 2)),
-            Some("/dev/sdz") => Some((true, 8, 0)),
-            _ => None,
-        };
-        let p = plan_with(&cfg, Path::new("/b"), &host).unwrap();
-        let bound: Vec<&str> = p
-            .ops
-            .iter()
-            .filter_map(|op| match op {
-                MountOp::Mount {
-                    target, bind: true, ..
-                } if target.starts_with("dev/") => Some(target.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert!(bound.contains(&"dev/fuse"), "{bound:?}");
-        assert_eq!(bound.iter().filter(|t| **t == "dev/null").count(), 1);
-        assert_eq!(
-            p.skipped_devices,
-            [PathBuf::from("/dev/other"), PathBuf::from("/dev/sdz")]
-        );
-    }
-
-    #[test]
-    fn the_default_specs_translate() {
-        for rootless in [false, true] {
-            let v = default_config(rootless, 1000, 1000);
-            let cfg = Config::parse(v.to_string().as_bytes()).unwrap();
-            let p = plan(&cfg, Path::new("/b")).unwrap();
-            assert_eq!(p.root, Path::new("/b/rootfs"));
-            assert!(p.process.terminal);
-            assert_eq!(p.user_ns == UserNs::Create, rootless, "rootless {rootless}");
-            if rootless {
-                assert_eq!(p.uid_map, [(0, 1000, 1)]);
-            }
-        }
-    }
-
-    #[test]
-    fn memory_policies_as_set_mempolicy_takes_them() {
-        let p = |v: serde_json::Value| {
-            mempolicy(&serde_json::from_value::<oci_spec::runtime::LinuxMemoryPolicy>(v).unwrap())
-        };
-        let (mode, mask) = p(serde_json::json!({
-            "mode": "MPOL_BIND", "nodes": "0-2,65", "flags": ["MPOL_F_STATIC_NODES"]
-        }))
-        .unwrap();
-        assert_eq!(mode, 2 | 1 << 15);
-        assert_eq!(mask, [0b111, 0b10]);
-        assert_eq!(
-            p(serde_json::json!({"mode": "MPOL_LOCAL"})).unwrap(),
-            (4, vec![])
-        );
-        for bad in ["1-a", "5-3", "bad", "99999999"] {
-            assert!(
-                p(serde_json::json!({"mode": "MPOL_BIND", "nodes": bad})).is_err(),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn mount_options_follow_runcs_table() {
-        let o = |s: &[&str]| {
-            parse_options(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>()).unwrap()
-        };
-        let x = o(&["rbind", "ro", "nosuid", "rslave", "size=1m"]);
-        assert!(x.bind && x.recursive);
-        assert_eq!(x.flags, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
-        assert_eq!(x.propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC);
-        assert_eq!(x.data, "size=1m");
-        assert_eq!(o(&["ro", "rw"]).flags, MsFlags::empty());
-        assert_eq!(o(&["rro"]).flags, MsFlags::MS_RDONLY);
-        assert_eq!(o(&["rro"]).data, "");
-        assert!(parse_options(&["idmap".to_string()]).is_err());
-        let x = o(&["bind", "src-nofollow", "dest-nofollow"]);
-        assert!(x.symlinks.src_nofollow && x.symlinks.dest_nofollow && !x.symlinks.copy);
-        assert_eq!(x.data, "");
-        assert!(o(&["rbind", "copy-symlink"]).symlinks.copy);
-        let both = ["copy-symlink", "src-nofollow"].map(String::from);
-        assert!(parse_options(&both).is_err());
-    }
-
-    #[test]
-    fn an_unknown_syscall_is_refused_only_when_the_annotation_asks() {
-        let cfg = |annotations: &str| {
-            Config::parse(
-                format!(
-                    r#"{{"ociVersion": "1.0.0", "root": {{"path": "r"}}, {annotations}
-                    "linux": {{"seccomp": {{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-                    {{"names": ["getpid", "no_such_call_12345"], "action": "SCMP_ACT_ERRNO"}}]}}}}}}"#
-                )
-                .as_bytes(),
-            )
-            .unwrap()
-        };
-        assert!(cfg("").seccomp_profile().unwrap().is_some());
-        let strict = r#""annotations": {"run.oci.seccomp_fail_unknown_syscall": "1"},"#;
-        let e = cfg(strict).seccomp_profile().unwrap_err().to_string();
-        assert!(e.contains("no_such_call_12345"), "{e}");
-        // socketcall exists on x86 only: known.
-        assert_eq!(
-            unknown_syscall(
-                &Profile::parse(
-                    br#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["socketcall"], "action": "SCMP_ACT_ERRNO"}]}"#
-                )
-                .unwrap()
-            ),
-            None
-        );
-    }
-}
+mod tests;

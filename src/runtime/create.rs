@@ -8,11 +8,15 @@
 //!                                       or joined), other namespaces joined
 //!                                       by path, the rest unshared; exits
 //!                                       once init is forked
-//!      └─ init (PID 1 of a new pid ns)  sandbox::enter_bundle: the bundle's
-//!                                       mounts, pivot_root, hostname, user,
-//!                                       caps, seccomp; says Ready, blocks on
-//!                                       the exec FIFO until `start`, execs
+//!      └─ init (PID 1 of a new pid ns)  sandbox's `ContainerType::Bundle`:
+//!                                       the bundle's entry (mounts,
+//!                                       pivot_root, hostname), user, caps,
+//!                                       seccomp; says Ready, blocks on the
+//!                                       exec FIFO until `start`, execs
 //! ```
+//!
+//! The tree is the sandbox's (`sandbox::fork`), as for `run` and `exec`:
+//! what is the bundle's own is the setup process's work and init's entry.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
@@ -28,12 +32,13 @@ use super::bundle::{self, Config, Plan, ProcessPlan, UserNs};
 use super::hooks::run_hook;
 use super::state::{self, Dir, Saved, Status};
 use super::{CreateArgs, Log};
-use crate::linux::channel::{channel, ChannelError, Receiver, Sender};
-use crate::linux::newuser::{self, AsksForMaps, GrantError, MapsWritten};
+use crate::linux::channel::ChannelError;
+use crate::linux::newuser::AsksForMaps;
 use crate::linux::{process, userns};
+use crate::sandbox::fork::{fork_tree, Before, GrantFailure, Keep, Middle, Tree};
 use crate::sandbox::seccomp::Seccomp;
 use crate::sandbox::wire::{ReportError, SetupReport};
-use crate::sandbox::{self, Failure, Process, Stdio, Step};
+use crate::sandbox::{self, Entry, Failure, Process, Stdio, Step};
 
 /// The setup process → `create`.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -45,6 +50,8 @@ enum Report {
     /// A step failed; nothing more follows.
     Failed(Failure),
 }
+
+crate::sandbox::wire::tree_report!(Report);
 
 impl AsksForMaps for Report {
     fn maps_requested() -> Self {
@@ -119,7 +126,15 @@ pub(super) fn create(root: &Path, log: &Log, a: &CreateArgs, output: Output) -> 
         let _ = std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     }
     dir.make()?;
-    match create_in(&dir, log, a, &cfg, &plan, &bundle, output) {
+    let c = Creating {
+        dir: &dir,
+        log,
+        a,
+        cfg: &cfg,
+        plan: &plan,
+        bundle: &bundle,
+    };
+    match create_in(&c, output) {
         Ok(s) => Ok(s),
         Err(e) => {
             let _ = dir.remove();
@@ -128,15 +143,21 @@ pub(super) fn create(root: &Path, log: &Log, a: &CreateArgs, output: Output) -> 
     }
 }
 
-fn create_in(
-    dir: &Dir,
-    log: &Log,
-    a: &CreateArgs,
-    cfg: &Config,
-    plan: &Plan,
-    bundle: &Path,
-    output: Output,
-) -> Result<Saved> {
+/// What `create` works from: the container's directory, the command's
+/// arguments, the bundle, its config and its plan.
+struct Creating<'a> {
+    dir: &'a Dir,
+    log: &'a Log,
+    a: &'a CreateArgs,
+    cfg: &'a Config,
+    plan: &'a Plan,
+    bundle: &'a Path,
+}
+
+fn create_in(c: &Creating, output: Output) -> Result<Saved> {
+    let Creating {
+        dir, log, a, plan, ..
+    } = *c;
     let fifo = dir.fifo();
     // Only ours: init never reopens it (below), so the container's user
     // needs no access.
@@ -172,6 +193,48 @@ fn create_in(
     if null_output {
         log.debug("stdout and stderr are one pipe, the caller's capture of this command's output: the container's stdout and stderr are /dev/null");
     }
+    let (proc, preserve_fds) = container_process(a, c.cfg, plan, stdio)?;
+    // A memory policy is inherited by every child and kept across execve:
+    // set here, it reaches init and the container's program.
+    if let Some((mode, nodes)) = &plan.mempolicy {
+        process::set_mempolicy(*mode, nodes)
+            .map_err(|e| anyhow!("linux.memoryPolicy: set_mempolicy: {e}"))?;
+    }
+    let mut keep = vec![gate.as_raw_fd()];
+    keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
+    // --preserve-fds: the engine's descriptors 3..3+N reach the process.
+    keep.extend((0..preserve_fds as i32).map(|i| 3 + i));
+    let gate_fd = gate.as_fd();
+    let entry = plan.entry();
+    let maps = plan.user_ns == UserNs::Create;
+    let tree = fork_tree(Keep::Only(&keep), maps, 1, |mut middle: Middle<Report>| {
+        // Before anything that may write there: from here on, no process
+        // of the container's holds the caller's pipe.
+        if null_output {
+            if let Err(e) = null_stdout_stderr() {
+                return middle.fail(Failure::io(Step::Stdio, &e, 1).at(Path::new("/dev/null")));
+            }
+        }
+        match setup(plan, &entry, &proc, (gate_fd, preserve_fds), &mut middle) {
+            Ok(()) => 0,
+            Err(f) => middle.fail(f),
+        }
+    })
+    .map_err(|e| anyhow!("{}", e.into_failure(1)))?;
+    drop(gate);
+    drop(console);
+    let pid = start_init(tree, plan)?;
+    record(c, pid)
+}
+
+/// The bundle's process as the sandbox runs it, and how many of the
+/// engine's descriptors from 3 up it keeps.
+fn container_process(
+    a: &CreateArgs,
+    cfg: &Config,
+    plan: &Plan,
+    stdio: Stdio,
+) -> Result<(Process, u32)> {
     let profile = cfg.seccomp_profile()?;
     let mut proc = to_process(
         &plan.process,
@@ -196,49 +259,15 @@ fn create_in(
         proc.env.push(format!("LISTEN_FDS={listen_fds}"));
         proc.env.push("LISTEN_PID=1".into());
     }
-    let preserve_fds = a.preserve_fds.max(listen_fds);
+    Ok((proc, a.preserve_fds.max(listen_fds)))
+}
 
-    let pipe = |e: std::io::Error| anyhow!("creating a pipe: {e}");
-    let (up_tx, mut up_rx) = channel::<Report>().map_err(pipe)?;
-    let (mut down_tx, down_rx) = channel().map_err(pipe)?;
-    let (exec_tx, mut exec_rx) = channel::<SetupReport>().map_err(pipe)?;
-    let mut keep = vec![
-        up_tx.as_raw_fd(),
-        down_rx.as_raw_fd(),
-        exec_tx.as_raw_fd(),
-        gate.as_raw_fd(),
-    ];
-    keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
-    // --preserve-fds: the engine's descriptors 3..3+N reach the process.
-    keep.extend((0..preserve_fds as i32).map(|i| 3 + i));
-    // A memory policy is inherited by every child and kept across execve:
-    // set here, it reaches init and the container's program.
-    if let Some((mode, nodes)) = &plan.mempolicy {
-        process::set_mempolicy(*mode, nodes)
-            .map_err(|e| anyhow!("linux.memoryPolicy: set_mempolicy: {e}"))?;
-    }
-    let gate_fd = gate.as_fd();
-    let setup = process::fork_child(|| {
-        process::close_fds_except(&keep);
-        // Before anything that may write there: from here on, no process
-        // of the container's holds the caller's pipe.
-        let mut up_tx = up_tx;
-        if null_output {
-            if let Err(e) = null_stdout_stderr() {
-                up_tx.tell(Report::Failed(
-                    Failure::io(Step::Stdio, &e, 1).at(Path::new("/dev/null")),
-                ));
-                return 1;
-            }
-        }
-        setup_main(plan, &proc, gate_fd, preserve_fds, up_tx, down_rx, exec_tx)
-    })
-    .map_err(|e| anyhow!("forking: {e}"))?;
-    drop(gate);
-    drop(console);
-
-    let early = |e: ReportError| -> anyhow::Error {
-        let code = process::wait_exit_code(setup).unwrap_or(1);
+/// The caller's half of the tree: map a new user namespace, read init's
+/// pid, wait until it is set up (blocked on the exec FIFO). Returns init's
+/// pid.
+fn start_init(mut tree: Tree<Report>, plan: &Plan) -> Result<Pid> {
+    let early = |tree: &Tree<Report>, e: ReportError| -> anyhow::Error {
+        let code = tree.reap();
         match e {
             ReportError::Failed(f) => anyhow!("{f}"),
             ReportError::Channel(ChannelError::Closed) => {
@@ -247,48 +276,45 @@ fn create_in(
             e => anyhow!("setting up the container: {e}"),
         }
     };
-    if plan.user_ns == UserNs::Create {
-        let granted = newuser::grant_maps(&mut up_rx, &mut down_tx, || {
-            userns::write_given_maps(setup, &plan.uid_map, &plan.gid_map)
-        });
-        match granted {
-            // Gone after its maps were written: its own report says why.
-            Ok(()) | Err(GrantError::Tell(_)) => {}
-            Err(GrantError::Request(e)) => return Err(early(e.into())),
-            Err(GrantError::Instead(Report::Failed(f))) => {
-                return Err(early(ReportError::Failed(f)))
-            }
-            Err(GrantError::Instead(m)) => {
-                return Err(early(ReportError::unexpected("an id map request", m)))
-            }
-            Err(GrantError::Write(e)) => {
-                let _ = kill(setup, Signal::SIGKILL);
-                let _ = process::wait_exit_code(setup);
-                return Err(e.into());
-            }
-        }
+    let setup = tree.middle;
+    match tree.grant_maps(|| userns::write_given_maps(setup, &plan.uid_map, &plan.gid_map)) {
+        Ok(()) => {}
+        Err(GrantFailure::Early(e)) => return Err(early(&tree, e)),
+        Err(GrantFailure::Write(e)) => return Err(e.into()),
     }
-    drop(down_tx);
-    let pid = loop {
-        match up_rx.recv() {
-            Ok(Report::Pid(p)) => break p,
-            Ok(Report::Failed(f)) => return Err(early(ReportError::Failed(f))),
-            Ok(Report::IdMapsRequested) => {}
-            Err(e) => return Err(early(e.into())),
-        }
+    tree.maps = None;
+    let init = match tree.wait_pid(|_| {}) {
+        Ok(pid) => pid,
+        Err(e) => return Err(early(&tree, e)),
     };
     let _ = process::wait_exit_code(setup);
-    let init = Pid::from_raw(pid);
     let fail = |e: anyhow::Error| {
         let _ = kill(init, Signal::SIGKILL);
         e
     };
-    match exec_rx.recv() {
-        Ok(SetupReport::Ready) => {}
-        Ok(SetupReport::Failed(f)) => return Err(fail(anyhow!("{f}"))),
-        Err(_) => return Err(fail(anyhow!("init ended while setting up the container"))),
+    match tree.setup.recv() {
+        Ok(SetupReport::Ready) => Ok(init),
+        Ok(SetupReport::Failed(f)) => Err(fail(anyhow!("{f}"))),
+        Err(_) => Err(fail(anyhow!("init ended while setting up the container"))),
     }
+}
 
+/// Init is set up: run the create hooks, write the pid file and the
+/// container's state. Init is killed when any of that fails.
+fn record(c: &Creating, init: Pid) -> Result<Saved> {
+    let Creating {
+        dir,
+        log,
+        a,
+        cfg,
+        plan,
+        bundle,
+    } = *c;
+    let pid = init.as_raw();
+    let fail = |e: anyhow::Error| {
+        let _ = kill(init, Signal::SIGKILL);
+        e
+    };
     let start_time = process::start_time(Path::new("/proc"), pid)
         .ok_or_else(|| anyhow!("init (pid {pid}) is gone"))?;
     let saved = Saved {
@@ -346,32 +372,13 @@ fn null_stdout_stderr() -> std::io::Result<()> {
     Ok(())
 }
 
-/// The setup process (see the module comment). Returns its exit code.
-fn setup_main(
-    plan: &Plan,
-    proc: &Process,
-    gate: BorrowedFd<'_>,
-    preserve_fds: u32,
-    mut up: Sender<Report>,
-    down: Receiver<MapsWritten>,
-    exec_tx: Sender<SetupReport>,
-) -> i32 {
-    match setup(plan, proc, (gate, preserve_fds), &mut up, down, exec_tx) {
-        Ok(()) => 0,
-        Err(f) => {
-            up.tell(Report::Failed(f));
-            1
-        }
-    }
-}
-
+/// The setup process (see the module comment), up to init forked.
 fn setup(
     plan: &Plan,
+    entry: &Entry,
     proc: &Process,
     (gate, preserve_fds): (BorrowedFd<'_>, u32),
-    up: &mut Sender<Report>,
-    mut down: Receiver<MapsWritten>,
-    mut exec_tx: Sender<SetupReport>,
+    middle: &mut Middle<Report>,
 ) -> Result<(), Failure> {
     // Inherited by init: rlimits, umask, OOM score.
     for (name, soft, hard) in &plan.process.rlimits {
@@ -411,12 +418,9 @@ fn setup(
         UserNs::Join(p) => {
             setns(CloneFlags::CLONE_NEWUSER, p)?;
         }
-        UserNs::Create => {
-            nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| Failure::unshare(e, 1))?;
-            newuser::await_maps(up, &mut down).map_err(|e| Failure::id_maps(e, 1))?;
-        }
+        UserNs::Create => middle.unshare_mapped(CloneFlags::CLONE_NEWUSER)?,
     }
-    drop(down);
+    drop(middle.take_maps_channel());
     // Not dumpable from here until init execs the container's program: a
     // process already in namespaces we join must not trace init or read it
     // (runc's CVE-2016-9962). Until the id maps were written we had to be:
@@ -438,22 +442,15 @@ fn setup(
         .map(|s| s.trim() == "allow")
         .unwrap_or(false);
 
-    let up_fd = up.as_raw_fd();
-    let init = process::fork_child(|| {
-        let _ = nix::unistd::close(up_fd);
-        let init = sandbox::BundleInit {
-            root: &plan.root,
-            mounts: &plan.ops,
-            hostname: plan.hostname.as_deref(),
-            domainname: plan.domainname.as_deref(),
-            start_gate: gate,
-            preserve_fds,
-        };
-        sandbox::enter_bundle(&init, proc, groups_allowed, &mut exec_tx)
-    });
-    let pid = init.map_err(|e| Failure::sys(Step::Fork, e.errno(), 1))?;
-    drop(exec_tx);
-    up.tell(Report::Pid(pid.as_raw()));
+    let init = sandbox::BundleInit {
+        root: &plan.root,
+        entry,
+        start_gate: gate,
+        preserve_fds,
+    };
+    let kind = sandbox::ContainerType::Bundle(&init);
+    let pid = middle.fork_process(kind, proc, groups_allowed, Before::Nothing)?;
+    middle.report_pid(pid);
     Ok(())
 }
 

@@ -19,14 +19,15 @@
 //! shares its memory until the exec, so a probe costs the command's setup
 //! and exec rather than two forks, opening the namespaces and joining them.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
 
-use super::process::{enter_and_exec, ContainerType};
+use super::fork::{fork_process, fork_tree, Before, How, Keep, Middle};
+use super::process::ContainerType;
 use super::wire::{self, ExecReport, SetupReport};
 use super::{report, Failure, Process, StartError, Stdio, Step};
 use crate::exit;
@@ -116,43 +117,32 @@ pub fn exec(spec: &ExecSpec) -> Result<Execd, ExecError> {
     };
 
     // Step 3: the joiner.
-    let pipe_err = |e: std::io::Error| Failure::io(Step::Pipe, &e, exit::BURROW);
-    let (up_tx, mut up_rx) = channel().map_err(pipe_err)?;
-    let (exec_tx, mut exec_rx) = channel::<SetupReport>().map_err(pipe_err)?;
-    let ours = [up_rx.as_raw_fd(), exec_rx.as_raw_fd()];
-    let joiner = process::fork_child(|| {
-        for fd in ours {
-            let _ = nix::unistd::close(fd);
-        }
-        joiner_main(spec, &ns, up_tx, exec_tx)
+    let tree = fork_tree(Keep::AllBut(&[]), false, exit::BURROW, |middle| {
+        joiner_main(spec, &ns, middle)
     })
-    .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
+    .map_err(|e| e.into_failure(exit::BURROW))?;
     drop(ns);
+    let mut tree = tree;
 
     // Step 4: the joiner reports the process's pid, or why it has none.
-    let pid = wire::wait_exec_pid(&mut up_rx);
-    let pid = match pid {
-        Ok(p) => Pid::from_raw(p),
-        Err(e) => {
-            let code = process::wait_exit_code(joiner).unwrap_or(exit::BURROW);
-            return Err(e.into_failure(Step::JoinNamespaces, || code).into());
-        }
-    };
+    let pid = tree
+        .wait_pid(|m| tracing::warn!("unexpected report from exec: {m:?}"))
+        .map_err(|e| tree.ended_early(e, Step::JoinNamespaces))?;
 
     // Step 5: the process sets itself up; EOF on the exec channel means it
     // exec'd (the pipe is close-on-exec), a message says why it did not.
-    if let Err(e) = wire::wait_exec(&mut exec_rx) {
-        let _ = process::wait_exit_code(joiner);
+    if let Err(e) = wire::wait_exec(&mut tree.setup) {
+        let _ = process::wait_exit_code(tree.middle);
         return Err(e.into_failure(Step::Exec, || exit::BURROW).into());
     }
     if spec.detached() {
         // The joiner exits as soon as it has reported the pid.
-        let _ = process::wait_exit_code(joiner);
+        let _ = process::wait_exit_code(tree.middle);
     }
     Ok(Execd {
-        joiner,
+        joiner: tree.middle,
         pid,
-        reports: up_rx,
+        reports: tree.reports,
         signals,
     })
 }
@@ -210,7 +200,6 @@ pub enum Report {
 pub fn resident(spec: &ExecSpec) -> Result<Resident, ExecError> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let ns = open_namespaces(spec)?;
-    let (up_tx, mut up_rx) = channel().map_err(|e| Failure::io(Step::Pipe, &e, exit::BURROW))?;
     // Datagrams: one request a message, EOF once the caller is gone.
     let (requests, theirs) = socketpair(
         AddressFamily::Unix,
@@ -219,23 +208,20 @@ pub fn resident(spec: &ExecSpec) -> Result<Resident, ExecError> {
         SockFlag::SOCK_CLOEXEC,
     )
     .map_err(|e| Failure::sys(Step::Pipe, e, exit::BURROW))?;
-    let ours = [up_rx.as_raw_fd(), requests.as_raw_fd()];
-    let joiner = process::fork_child(|| {
-        for fd in ours {
-            let _ = nix::unistd::close(fd);
-        }
-        resident_main(spec, &ns, up_tx, theirs)
+    let ours = [requests.as_raw_fd()];
+    let tree = fork_tree(Keep::AllBut(&ours), false, exit::BURROW, |middle| {
+        resident_main(spec, &ns, middle, theirs)
     })
-    .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
+    .map_err(|e| e.into_failure(exit::BURROW))?;
     drop(ns);
-    if let Err(e) = wire::wait_ready(&mut up_rx) {
-        let code = process::wait_exit_code(joiner).unwrap_or(exit::BURROW);
-        return Err(e.into_failure(Step::JoinNamespaces, || code).into());
+    let mut tree = tree;
+    if let Err(e) = wire::wait_ready(&mut tree.reports) {
+        return Err(tree.ended_early(e, Step::JoinNamespaces).into());
     }
     Ok(Resident {
-        joiner,
+        joiner: tree.middle,
         requests,
-        reports: up_rx,
+        reports: tree.reports,
         starts: 0,
     })
 }
@@ -315,7 +301,7 @@ impl Drop for Resident {
 fn resident_main(
     spec: &ExecSpec,
     ns: &Namespaces,
-    mut up: Sender<ExecReport>,
+    mut middle: Middle<ExecReport>,
     requests: OwnedFd,
 ) -> i32 {
     // Living in the container's cgroup, we would be one of its processes
@@ -334,27 +320,113 @@ fn resident_main(
                 .ok()
         });
     if let Err(f) = enter_container(spec, ns, procs.is_none()) {
-        up.tell(ExecReport::Failed(f));
-        return exit::BURROW;
+        return middle.fail(f);
     }
     // The trampoline once, for every process after (it is sealed), and
     // the caller's heap handed back before we settle in.
     super::trampoline::preload();
     process::trim_heap();
+    let mut settled = match settle(spec) {
+        Ok(s) => s,
+        Err(f) => return middle.fail(f),
+    };
+    middle.up.tell(ExecReport::Ready);
+    loop {
+        // EOF: the caller is done with us (or gone); any other error (a
+        // profile that refuses recvmsg) is said.
+        let output = match crate::linux::tty::recv_fd(requests.as_raw_fd()) {
+            Ok(fd) => fd,
+            Err(nix::Error::EBADMSG) => return 0,
+            Err(e) => return middle.fail(Failure::sys(Step::Seccomp, e, exit::BURROW)),
+        };
+        let fd = output.as_raw_fd();
+        if let Stdio::Pipes(fds) = &mut settled.spec.process.stdio {
+            fds[1] = fd;
+            fds[2] = fd;
+        }
+        let ours = [
+            middle.up.as_raw_fd(),
+            requests.as_raw_fd(),
+            settled.exec_rx.as_raw_fd(),
+        ];
+        let before = match &procs {
+            Some(f) => Before::JoinCgroup(f.as_fd()),
+            None => Before::Nothing,
+        };
+        let how = How::Shared {
+            stack: &mut settled.stack,
+        };
+        let joined = ContainerType::Joined { terminal: None };
+        let (p, setup) = (&settled.spec.process, &mut settled.exec_tx);
+        let pid = match fork_process(joined, p, ns.setgroups_allowed, &ours, setup, before, how) {
+            Ok(p) => p,
+            Err(f) => {
+                let gone = f.step == Step::ContainerGone;
+                middle.up.tell(ExecReport::Failed(f));
+                if gone {
+                    return exit::BURROW;
+                }
+                continue;
+            }
+        };
+        // The process shared our memory until it exec'd or exited, so by
+        // now it has either exec'd, closing its copy of the channel, or
+        // said why not and exited: a message is a failure, an empty
+        // channel an exec.
+        match settled.exec_rx.recv() {
+            Err(ChannelError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            got => {
+                let e = match got {
+                    Ok(SetupReport::Failed(f)) => wire::ReportError::Failed(f),
+                    Ok(m) => wire::ReportError::unexpected("exec or a failure", m),
+                    Err(e) => wire::ReportError::Channel(e),
+                };
+                let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
+                middle
+                    .up
+                    .tell(ExecReport::Failed(e.into_failure(Step::Exec, || code)));
+                continue;
+            }
+        }
+        // The pid on the request socket, which the caller reads only when
+        // it must kill the process; the exit on the report channel, which
+        // wakes it. Our copy of `output` is closed only after the report,
+        // so the end of the output never wakes the caller before it.
+        let _ = nix::sys::socket::send(
+            requests.as_raw_fd(),
+            &pid.as_raw().to_ne_bytes(),
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        );
+        middle.up.tell(ExecReport::Exited(
+            process::wait_exit_code(pid).unwrap_or(exit::BURROW),
+        ));
+        drop(output);
+    }
+}
+
+/// What a resident joiner sets up once for all its processes.
+struct Settled {
+    /// The stack its processes set themselves up on.
+    stack: vfork::Stack,
+    /// Its processes' spec: stdin /dev/null unless kept, the seccomp filter
+    /// left out (installed in the joiner).
+    spec: ExecSpec,
+    /// Why a process could not exec, if it could not: a message before it
+    /// exits. Not read to EOF, so one channel serves them all.
+    exec_tx: Sender<SetupReport>,
+    exec_rx: Receiver<SetupReport>,
+    /// /dev/null, the processes' stdin unless kept.
+    _null: std::fs::File,
+}
+
+/// A resident joiner, inside the container, settles in: its processes'
+/// stack, stdin and channel, the bounding set dropped, the seccomp filter.
+fn settle(spec: &ExecSpec) -> Result<Settled, Failure> {
     // Each process runs in our memory until its exec: forking a copy of
     // it for each would cost more than the command (page tables, pages
     // copied on write, the copy torn down at the exec).
-    let mut stack = match vfork::Stack::new(SHARED_STACK) {
-        Ok(s) => s,
-        Err(e) => {
-            up.tell(ExecReport::Failed(Failure::sys(
-                Step::Fork,
-                e,
-                exit::BURROW,
-            )));
-            return exit::BURROW;
-        }
-    };
+    let stack =
+        vfork::Stack::new(SHARED_STACK).map_err(|e| Failure::sys(Step::Fork, e, exit::BURROW))?;
     // The container's seccomp filter, once: every process inherits it
     // from us, where installing it in each would have the kernel compile
     // it each time (a fifth of a probe's cost). Installed last, as we hold
@@ -366,19 +438,11 @@ fn resident_main(
     // What every process would otherwise look up or open for itself:
     // /dev/null as its stdin (the container's, as it would open it), the
     // kernel's last capability.
-    let null = match std::fs::File::options()
+    let null = std::fs::File::options()
         .read(true)
         .write(true)
         .open("/dev/null")
-    {
-        Ok(f) => f,
-        Err(e) => {
-            up.tell(ExecReport::Failed(
-                Failure::io(Step::Stdio, &e, exit::BURROW).at("/dev/null"),
-            ));
-            return exit::BURROW;
-        }
-    };
+        .map_err(|e| Failure::io(Step::Stdio, &e, exit::BURROW).at("/dev/null"))?;
     let stdin = if spec.process.stdin {
         0
     } else {
@@ -393,110 +457,26 @@ fn resident_main(
         Some(sets) => sets.bounding,
         None => spec.process.caps,
     };
-    if let Err(e) = crate::linux::caps::drop_bounding(bounding) {
-        up.tell(ExecReport::Failed(Failure::io(
-            Step::CapBounding,
-            &e,
-            exit::BURROW,
-        )));
-        return exit::BURROW;
-    }
-    // Why a process could not exec, if it could not: a message before it
-    // exits. Not read to EOF (see below), so one channel serves them all.
-    let (mut exec_tx, mut exec_rx) = match channel::<SetupReport>() {
-        Ok(c) => c,
-        Err(e) => {
-            up.tell(ExecReport::Failed(Failure::io(
-                Step::Pipe,
-                &e,
-                exit::BURROW,
-            )));
-            return exit::BURROW;
-        }
-    };
+    crate::linux::caps::drop_bounding(bounding)
+        .map_err(|e| Failure::io(Step::CapBounding, &e, exit::BURROW))?;
+    let (exec_tx, exec_rx) =
+        channel::<SetupReport>().map_err(|e| Failure::io(Step::Pipe, &e, exit::BURROW))?;
     let _ = nix::fcntl::fcntl(
         exec_rx.as_fd(),
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
     );
     if let super::seccomp::Seccomp::Filter(prog) = &spec.process.seccomp {
-        if let Err(e) = crate::linux::seccomp::install(prog) {
-            up.tell(ExecReport::Failed(Failure::io(
-                Step::Seccomp,
-                &e,
-                exit::BURROW,
-            )));
-            return exit::BURROW;
-        }
+        crate::linux::seccomp::install(prog)
+            .map_err(|e| Failure::io(Step::Seccomp, &e, exit::BURROW))?;
         spec.process.seccomp = super::seccomp::Seccomp::Unconfined;
     }
-    up.tell(ExecReport::Ready);
-    loop {
-        // EOF: the caller is done with us (or gone); any other error (a
-        // profile that refuses recvmsg) is said.
-        let output = match crate::linux::tty::recv_fd(requests.as_raw_fd()) {
-            Ok(fd) => fd,
-            Err(nix::Error::EBADMSG) => return 0,
-            Err(e) => {
-                up.tell(ExecReport::Failed(Failure::sys(
-                    Step::Seccomp,
-                    e,
-                    exit::BURROW,
-                )));
-                return exit::BURROW;
-            }
-        };
-        let fd = output.as_raw_fd();
-        if let Stdio::Pipes(fds) = &mut spec.process.stdio {
-            fds[1] = fd;
-            fds[2] = fd;
-        }
-        let ours = [up.as_raw_fd(), requests.as_raw_fd(), exec_rx.as_raw_fd()];
-        let how = Fork::Shared {
-            stack: &mut stack,
-            cgroup: procs.as_ref().map(AsFd::as_fd),
-        };
-        let pid = match fork_process(&spec, ns.setgroups_allowed, None, &ours, &mut exec_tx, how) {
-            Ok(p) => p,
-            Err(f) => {
-                let gone = f.step == Step::ContainerGone;
-                up.tell(ExecReport::Failed(f));
-                if gone {
-                    return exit::BURROW;
-                }
-                continue;
-            }
-        };
-        // The process shared our memory until it exec'd or exited, so by
-        // now it has either exec'd, closing its copy of the channel, or
-        // said why not and exited: a message is a failure, an empty
-        // channel an exec.
-        match exec_rx.recv() {
-            Err(ChannelError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            got => {
-                let e = match got {
-                    Ok(SetupReport::Failed(f)) => wire::ReportError::Failed(f),
-                    Ok(m) => wire::ReportError::unexpected("exec or a failure", m),
-                    Err(e) => wire::ReportError::Channel(e),
-                };
-                let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
-                up.tell(ExecReport::Failed(e.into_failure(Step::Exec, || code)));
-                continue;
-            }
-        }
-        // The pid on the request socket, which the caller reads only when
-        // it must kill the process; the exit on the report channel, which
-        // wakes it. Our copy of `output` is closed only after the report,
-        // so the end of the output never wakes the caller before it.
-        let _ = nix::sys::socket::send(
-            requests.as_raw_fd(),
-            &pid.as_raw().to_ne_bytes(),
-            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
-        );
-        up.tell(ExecReport::Exited(
-            process::wait_exit_code(pid).unwrap_or(exit::BURROW),
-        ));
-        drop(output);
-    }
+    Ok(Settled {
+        stack,
+        spec,
+        exec_tx,
+        exec_rx,
+        _null: null,
+    })
 }
 
 impl Execd {
@@ -575,67 +555,6 @@ fn enter_container(spec: &ExecSpec, ns: &Namespaces, cgroup: bool) -> Result<(),
         .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))
 }
 
-/// How a joiner forks the process.
-enum Fork<'a> {
-    /// A copy of the joiner (`exec`'s joiner, which forks once).
-    Copy,
-    /// A child that shares the joiner's memory until its exec (see
-    /// `linux::vfork`), which first moves itself into the container's
-    /// cgroup through `cgroup`, its `cgroup.procs`, when given.
-    Shared {
-        stack: &'a mut vfork::Stack,
-        cgroup: Option<BorrowedFd<'a>>,
-    },
-}
-
-/// Step 4 of a joiner: fork the process into the pid namespace, closing
-/// `ours` (the joiner's channels) in it first. ENOMEM means the
-/// namespace's init (PID 1) has exited and it takes no new members
-/// (pid_namespaces(7)).
-fn fork_process(
-    spec: &ExecSpec,
-    setgroups_allowed: bool,
-    terminal: Option<RawFd>,
-    ours: &[RawFd],
-    exec_tx: &mut Sender<SetupReport>,
-    how: Fork<'_>,
-) -> Result<Pid, Failure> {
-    let joined = ContainerType::Joined { terminal };
-    let cgroup = match &how {
-        Fork::Shared { cgroup, .. } => *cgroup,
-        Fork::Copy => None,
-    };
-    let child = || {
-        // The process must not keep the report channel: the caller reads it
-        // to EOF.
-        for &fd in ours {
-            let _ = nix::unistd::close(fd);
-        }
-        if let Some(procs) = cgroup {
-            // "0": ourselves.
-            if let Err(e) = nix::unistd::write(procs, b"0") {
-                exec_tx.tell(SetupReport::Failed(Failure::sys(
-                    Step::Cgroup,
-                    e,
-                    exit::BURROW,
-                )));
-                return exit::BURROW;
-            }
-        }
-        enter_and_exec(joined, &spec.process, setgroups_allowed, exec_tx)
-    };
-    match how {
-        Fork::Shared { stack, .. } => vfork::spawn(stack, child),
-        Fork::Copy => process::fork_child(child),
-    }
-    .map_err(|e| match e.errno() {
-        nix::Error::ENOMEM => {
-            Failure::new(Step::ContainerGone, "its PID 1 has exited", exit::BURROW)
-        }
-        errno => Failure::sys(Step::Fork, errno, exit::BURROW),
-    })
-}
-
 /// Whether a child of ours may move itself into the cgroup `dir` by
 /// writing its `cgroup.procs` (the kernel's delegation rules), as a forked
 /// child that exits at once tries.
@@ -647,27 +566,19 @@ fn moves_itself_into(dir: &Path) -> bool {
 }
 
 /// The joiner. Runs as the forked child; returns its exit code.
-fn joiner_main(
-    spec: &ExecSpec,
-    ns: &Namespaces,
-    mut up: Sender<ExecReport>,
-    mut exec_tx: Sender<SetupReport>,
-) -> i32 {
+fn joiner_main(spec: &ExecSpec, ns: &Namespaces, mut middle: Middle<ExecReport>) -> i32 {
     if let Err(f) = enter_container(spec, ns, true) {
-        up.tell(ExecReport::Failed(f));
-        return exit::BURROW;
+        return middle.fail(f);
     }
-    let mut failed = |f: Failure| {
-        up.tell(ExecReport::Failed(f));
-        exit::BURROW
-    };
 
     // -t: a pty from the container's devpts (we are in its mount namespace
     // now), so `tty` inside names a real /dev/pts/N.
     let pty = if spec.process.stdio == Stdio::Pty {
         match crate::linux::tty::open_pty_in(Path::new("/dev/pts")) {
             Ok(p) => Some(p),
-            Err(e) => return failed(Failure::sys(Step::Terminal, e, exit::BURROW).at("/dev/pts")),
+            Err(e) => {
+                return middle.fail(Failure::sys(Step::Terminal, e, exit::BURROW).at("/dev/pts"))
+            }
         }
     } else {
         None
@@ -675,23 +586,13 @@ fn joiner_main(
 
     // Step 4: fork into the pid namespace.
     let terminal = pty.as_ref().map(|(_, s)| s.as_raw_fd());
-    let ours = [up.as_raw_fd()];
-    let pid = match fork_process(
-        spec,
-        ns.setgroups_allowed,
-        terminal,
-        &ours,
-        &mut exec_tx,
-        Fork::Copy,
-    ) {
-        Ok(p) => p,
-        Err(f) => {
-            up.tell(ExecReport::Failed(f));
-            return exit::BURROW;
-        }
-    };
-    drop(exec_tx);
-    up.tell(ExecReport::Pid(pid.as_raw()));
+    let joined = ContainerType::Joined { terminal };
+    let pid =
+        match middle.fork_process(joined, &spec.process, ns.setgroups_allowed, Before::Nothing) {
+            Ok(p) => p,
+            Err(f) => return middle.fail(f),
+        };
+    middle.report_pid(pid);
 
     // Step 5: wait and pass the exit on; a detached process is left to
     // whoever inherits it (the nearest subreaper, or init).
@@ -703,7 +604,7 @@ fn joiner_main(
         relay_pty(&master);
     }
     let code = process::wait_exit_code(pid).unwrap_or(exit::BURROW);
-    up.tell(ExecReport::Exited(code));
+    middle.up.tell(ExecReport::Exited(code));
     code
 }
 

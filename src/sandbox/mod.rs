@@ -25,8 +25,10 @@
 
 pub mod caps;
 mod cleanup;
+mod entry;
 pub mod exec;
 mod failure;
+pub mod fork;
 pub mod init;
 pub mod link;
 mod mounts;
@@ -44,9 +46,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use entry::{Entry, EntryOp};
 pub use failure::{Failure, Step};
 pub use mounts::{MountOp, Symlinks, DEVICES, DEV_LINKS, MASKED_PATHS, READONLY_PATHS};
-pub use process::{enter_bundle, BundleInit, Process, Stdio, DEFAULT_PATH};
+pub use process::{BundleInit, ContainerType, Process, Stdio, DEFAULT_PATH};
 pub use report::relay_signalfd;
 pub use rootfs_copy::flatten_layers;
 pub use spawn::{start, start_with, BeforeSetup, Started};

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::signal::Signal;
 
-use super::mounts::{self, MountOp};
+use super::entry::Entry;
 use super::wire::SetupReport;
 use super::{Failure, Step};
 use crate::exit;
@@ -107,14 +107,10 @@ impl Stdio {
 
 /// Which way into the container.
 #[derive(Clone, Copy)]
-pub(super) enum ContainerType<'a> {
-    /// PID 1 of a new container: builds `mounts` under `root`, pivots into
-    /// it and sets the hostname.
-    Init {
-        root: &'a Path,
-        mounts: &'a [MountOp],
-        hostname: &'a str,
-    },
+pub enum ContainerType<'a> {
+    /// PID 1 of a new container: runs its `entry` (the mount tree under
+    /// `root`, the pivot into it, the hostname).
+    Init { root: &'a Path, entry: &'a Entry },
     /// A process forked by a joiner already inside the container's
     /// namespaces; `terminal` is the slave of the pty it opened for `-t`.
     Joined { terminal: Option<RawFd> },
@@ -123,17 +119,15 @@ pub(super) enum ContainerType<'a> {
 }
 
 /// What PID 1 of a container made from an OCI bundle sets up besides the
-/// shared order: like `Init`, with the hostname and NIS domain name only
-/// when the bundle gives a UTS namespace them, and `start_gate` (a FIFO
-/// open for reading and writing): once set up, the process says `Ready` on
-/// its report channel, then blocks reading the FIFO until the engine's
-/// `start` writes a byte into it.
+/// shared order: like `Init`, its `entry` (the hostname and NIS domain name
+/// in it only when the bundle gives a UTS namespace them), and `start_gate`
+/// (a FIFO open for reading and writing): once set up, the process says
+/// `Ready` on its report channel, then blocks reading the FIFO until the
+/// engine's `start` writes a byte into it.
 #[derive(Debug, Clone, Copy)]
 pub struct BundleInit<'a> {
     pub root: &'a Path,
-    pub mounts: &'a [MountOp],
-    pub hostname: Option<&'a str>,
-    pub domainname: Option<&'a str>,
+    pub entry: &'a Entry,
     pub start_gate: BorrowedFd<'a>,
     /// Descriptors 3..3+N the engine passed (`--preserve-fds`), kept open
     /// across exec.
@@ -147,7 +141,7 @@ pub(super) enum Never {}
 /// (user_namespaces(7)). Returns only on failure, after sending it on
 /// `report` (a close-on-exec channel, so its EOF alone means exec succeeded):
 /// the exit code.
-pub(super) fn enter_and_exec(
+pub fn enter_and_exec(
     kind: ContainerType,
     p: &Process,
     groups_allowed: bool,
@@ -163,33 +157,110 @@ pub(super) fn enter_and_exec(
     }
 }
 
-/// PID 1 of a container made from an OCI bundle (see [`BundleInit`]):
-/// its mounts, pivot, names, then the shared order; blocks on the start
-/// gate before exec. Returns only on failure, after sending it on
-/// `report`: the exit code.
-pub fn enter_bundle(
-    b: &BundleInit,
-    p: &Process,
-    groups_allowed: bool,
-    report: &mut Sender<SetupReport>,
-) -> i32 {
-    enter_and_exec(ContainerType::Bundle(b), p, groups_allowed, report)
-}
-
 fn enter(
     kind: ContainerType,
     p: &Process,
     groups_allowed: bool,
     report: &mut Sender<SetupReport>,
 ) -> Result<Never, Failure> {
-    let sys = |step| move |e| Failure::sys(step, e, exit::BURROW);
+    let (init_binary, trampoline) = prepare(p)?;
+
+    // A new container's entry: the mount tree and the switch into it (the
+    // rootfs becomes /, the host's tree is detached), its names.
+    let terminal = match kind {
+        ContainerType::Init { root, entry } => {
+            entry.run(root)?;
+            None
+        }
+        ContainerType::Bundle(b) => {
+            b.entry.run(b.root)?;
+            None
+        }
+        ContainerType::Joined { terminal } => terminal,
+    };
+
+    // stdio, after pivot_root: a console pty comes from the container's own
+    // devpts. Every process starts a session of its own, so the caller's
+    // terminal is never its controlling terminal: TIOCSTI on it would type
+    // into the caller's shell (bubblewrap's CVE-2017-5226).
+    setup_stdio(p, terminal)?;
+
+    // Only stdio, our report channel and what was passed on purpose stay
+    // open from here: a directory descriptor of the caller's left open
+    // (even close-on-exec) would be a way out through /proc/self/fd/N as
+    // the working directory, or the path of any file we create or open
+    // below (runc's CVE-2024-21626).
+    let mut keep = vec![report.as_raw_fd()];
+    keep.extend(init_binary.as_ref().map(|(f, _)| f.as_raw_fd()));
+    keep.extend(trampoline.as_ref().map(|f| f.as_raw_fd()));
+    if let ContainerType::Bundle(b) = kind {
+        keep.push(b.start_gate.as_raw_fd());
+        keep.extend((0..b.preserve_fds).filter_map(|i| i32::try_from(3 + i).ok()));
+    }
+    process::close_fds_except(&keep);
+
+    // User and groups, resolved in the container's own /etc/passwd.
+    let mut ids = super::user::resolve(&p.user, Path::new("/etc")).map_err(user_failure)?;
+    if let Some(groups) = &p.groups {
+        ids.groups = groups.clone();
+    }
+    let mut env = p.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", ids.home));
+    }
+
+    // Working directory: a new container creates it if missing, as Docker
+    // does; `exec` never does (docker exec fails too).
+    let cwd = if p.cwd.is_empty() { "/" } else { &p.cwd };
+    if matches!(kind, ContainerType::Init { .. } | ContainerType::Bundle(_))
+        && !Path::new(cwd).is_dir()
+    {
+        let _ = std::fs::create_dir_all(cwd);
+    }
+
+    if p.fake_ids {
+        ids.refuse_faked_switch(groups_allowed)
+            .map_err(user_failure)?;
+    }
+
+    confine(p, &ids, groups_allowed)?;
+    enter_workdir(cwd)?;
+
+    let mut preserve_fds = 0;
+    if let ContainerType::Bundle(b) = kind {
+        // A missing program fails `create`, where the engine reads the
+        // error (and maps "not found" to 127), not a later `start`.
+        find_program(&p.argv, &env)?;
+        report.tell(SetupReport::Ready);
+        wait_for_start(b.start_gate)?;
+        preserve_fds = b.preserve_fds;
+    }
+    if let Some((binary, path)) = init_binary {
+        // The init cannot tell us a command is missing; say it the way the
+        // command's own exec would have.
+        find_program(&p.argv, &env)?;
+        return exec_init(&binary, path, &p.argv, &env);
+    }
+    if p.init {
+        return run_init(&p.argv, &env, trampoline.as_ref());
+    }
+    exec(&p.argv, &env, preserve_fds, trampoline.as_ref())
+}
+
+/// A static init program of the host's, opened, and its path.
+type InitBinary<'a> = Option<(File, &'a PathBuf)>;
+
+/// The first steps of every process entering a container, while the
+/// host's tree is still ours: not dumpable, the parent-death signal, and
+/// what it will exec through (a static init program, or the trampoline).
+fn prepare(p: &Process) -> Result<(InitBinary<'_>, Option<File>), Failure> {
     // Nothing in the container may trace us or read our memory, environment
     // or descriptors until we have exec'd its program (runc's CVE-2016-9962):
     // a process that is not dumpable is open through /proc and ptrace only
     // to holders of CAP_SYS_PTRACE in the namespace our binary was exec'd in,
     // the host's (ptrace(2), "Ptrace access mode checking"). execve(2) makes
     // the container's program dumpable again.
-    process::set_dumpable(false).map_err(sys(Step::Dumpable))?;
+    process::set_dumpable(false).map_err(|e| Failure::sys(Step::Dumpable, e, exit::BURROW))?;
     // Die with the process that supervises us, so nothing outlives it; a
     // detached exec, or a process an engine's shim inherits, outlives its
     // caller by design.
@@ -221,85 +292,23 @@ fn enter(
             f
         })?,
     };
+    Ok((init_binary, trampoline))
+}
 
-    // The mount tree and the switch into it: the rootfs becomes /, the
-    // host's tree is detached.
-    let mut terminal = None;
-    if let ContainerType::Init {
-        root,
-        mounts: ops,
-        hostname,
-    } = kind
-    {
-        mounts::apply(root, ops)?;
-        crate::linux::mount::pivot_into(root)
-            .map_err(|e| Failure::sys(Step::PivotRoot, e.source, exit::BURROW).at(root))?;
-        nix::unistd::sethostname(hostname).map_err(sys(Step::Hostname))?;
-    } else if let ContainerType::Joined { terminal: t } = kind {
-        terminal = t;
-    } else if let ContainerType::Bundle(b) = kind {
-        mounts::apply(b.root, b.mounts)?;
-        crate::linux::mount::pivot_into(b.root)
-            .map_err(|e| Failure::sys(Step::PivotRoot, e.source, exit::BURROW).at(b.root))?;
-        if let Some(h) = b.hostname {
-            nix::unistd::sethostname(h).map_err(sys(Step::Hostname))?;
-        }
-        if let Some(d) = b.domainname {
-            crate::linux::ns::set_domainname(d).map_err(sys(Step::Hostname))?;
-        }
-    }
-
-    // stdio, after pivot_root: a console pty comes from the container's own
-    // devpts. Every process starts a session of its own, so the caller's
-    // terminal is never its controlling terminal: TIOCSTI on it would type
-    // into the caller's shell (bubblewrap's CVE-2017-5226).
-    setup_stdio(p, terminal)?;
-
-    // Only stdio, our report channel and what was passed on purpose stay
-    // open from here: a directory descriptor of the caller's left open
-    // (even close-on-exec) would be a way out through /proc/self/fd/N as
-    // the working directory, or the path of any file we create or open
-    // below (runc's CVE-2024-21626).
-    let mut keep = vec![report.as_raw_fd()];
-    keep.extend(init_binary.as_ref().map(|(f, _)| f.as_raw_fd()));
-    keep.extend(trampoline.as_ref().map(|f| f.as_raw_fd()));
-    if let ContainerType::Bundle(b) = kind {
-        keep.push(b.start_gate.as_raw_fd());
-        keep.extend((0..b.preserve_fds).filter_map(|i| i32::try_from(3 + i).ok()));
-    }
-    process::close_fds_except(&keep);
-
-    // User and groups, resolved in the container's own /etc/passwd.
-    let user_failure = |e: super::user::UserError| Failure {
+/// Why the user could not be resolved or switched to.
+fn user_failure(e: super::user::UserError) -> Failure {
+    Failure {
         step: Step::User,
         path: None,
         detail: e.to_string(),
         errno: e.errno().map(|n| n as i32),
         code: exit::CANNOT_RUN,
-    };
-    let mut ids = super::user::resolve(&p.user, Path::new("/etc")).map_err(user_failure)?;
-    if let Some(groups) = &p.groups {
-        ids.groups = groups.clone();
     }
-    let mut env = p.env.clone();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", ids.home));
-    }
+}
 
-    // Working directory: a new container creates it if missing, as Docker
-    // does; `exec` never does (docker exec fails too).
-    let cwd = if p.cwd.is_empty() { "/" } else { &p.cwd };
-    if matches!(kind, ContainerType::Init { .. } | ContainerType::Bundle(_))
-        && !Path::new(cwd).is_dir()
-    {
-        let _ = std::fs::create_dir_all(cwd);
-    }
-
-    if p.fake_ids {
-        ids.refuse_faked_switch(groups_allowed)
-            .map_err(user_failure)?;
-    }
-
+/// The process's confinement, in its fixed order: no_new_privs, seccomp,
+/// the bounding set, the ids, the capability sets.
+fn confine(p: &Process, ids: &super::user::Ids, groups_allowed: bool) -> Result<(), Failure> {
     // no_new_privs when asked for, before the filter (prctl(2)).
     if p.no_new_privs {
         seccomp::set_no_new_privs().map_err(|e| Failure::io(Step::NoNewPrivs, &e, exit::BURROW))?;
@@ -336,6 +345,11 @@ fn enter(
             caps::set_each(sets).map_err(cap_err(Step::CapSets))?;
         }
     }
+    Ok(())
+}
+
+/// Into the working directory `cwd`, which must be inside the root.
+fn enter_workdir(cwd: &str) -> Result<(), Failure> {
     nix::unistd::chdir(cwd)
         .map_err(|e| Failure::sys(Step::Workdir, e, exit::CANNOT_RUN).at(cwd))?;
     // The working directory must be inside the container's root: one that
@@ -352,26 +366,7 @@ fn enter(
             .at(cwd))
         }
     }
-
-    let mut preserve_fds = 0;
-    if let ContainerType::Bundle(b) = kind {
-        // A missing program fails `create`, where the engine reads the
-        // error (and maps "not found" to 127), not a later `start`.
-        find_program(&p.argv, &env)?;
-        report.tell(SetupReport::Ready);
-        wait_for_start(b.start_gate)?;
-        preserve_fds = b.preserve_fds;
-    }
-    if let Some((binary, path)) = init_binary {
-        // The init cannot tell us a command is missing; say it the way the
-        // command's own exec would have.
-        find_program(&p.argv, &env)?;
-        return exec_init(&binary, path, &p.argv, &env);
-    }
-    if p.init {
-        return run_init(&p.argv, &env, trampoline.as_ref());
-    }
-    exec(&p.argv, &env, preserve_fds, trampoline.as_ref())
+    Ok(())
 }
 
 /// Exec the static init program `binary` (opened from `path`) as PID 1 with

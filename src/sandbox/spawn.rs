@@ -1,21 +1,24 @@
-//! The caller's half (fork the inner process, write its id maps, read its
-//! reports, relay signals) and the inner process (mount the rootfs, fork
-//! PID 1, wait for it, clean up, report the exit).
+//! `run`'s kind of fork tree (`sandbox::fork`): the caller's half (the id
+//! maps and cgroup it writes, the reports it reads, signals relayed) and
+//! the inner process (namespaces, the rootfs, PID 1 forked, waited for and
+//! cleaned up after, the exit reported).
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::process::{enter_and_exec, ContainerType};
-use super::wire::{self, Proceed, ReportError, SetupReport, StartReport};
-use super::{cleanup, mounts, report, Failure, RootfsChoice, RootfsMode, Spec, StartError, Step};
+use super::entry::Entry;
+use super::fork::{fork_tree, Before, GrantFailure, Keep, Middle, Tree};
+use super::process::ContainerType;
+use super::wire::{self, Proceed, ReportError, StartReport};
+use super::{cleanup, report, Failure, RootfsChoice, RootfsMode, Spec, StartError, Step};
 use crate::exit;
 use crate::linux::channel::{channel, Receiver, Sender};
-use crate::linux::newuser::{self, GrantError, MapsWritten};
+use crate::linux::newuser::MapsWritten;
 use crate::linux::{cgroup, fuse_overlay, mount, process};
 
 /// A container whose command is running.
@@ -94,51 +97,42 @@ pub type BeforeSetup<'a> = &'a mut dyn FnMut(Pid) -> Result<(), Failure>;
 /// [`start`], running `before_setup` with PID 1's host pid while PID 1
 /// waits: what it does is in place before the container's command runs.
 pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Started, StartError> {
-    let pipe_err = |e: std::io::Error| Failure::io(Step::Pipe, &e, exit::BURROW);
-    // Inner process → us: id map request, rootfs, pid, exit (or failure).
-    let (up_tx, mut up_rx) = channel().map_err(pipe_err)?;
-    // Us → inner process: id maps written; later, by its EOF, the record
-    // written (the inner process waits for that before a `--rm` removal).
-    let (mut down_tx, down_rx) = channel().map_err(pipe_err)?;
-    // PID 1 → us: why it could not exec; EOF when it did.
-    let (exec_tx, mut exec_rx) = channel::<SetupReport>().map_err(pipe_err)?;
-    // Us → PID 1: proceed, once `before_setup` is done.
+    // The tree's channels: the inner process → us (id map request, rootfs,
+    // pid, exit or failure); us → it (id maps written; later, by its EOF,
+    // the record written: it waits for that before a `--rm` removal);
+    // PID 1 → us (why it could not exec; EOF when it did). And us → PID 1:
+    // proceed, once `before_setup` is done.
     let gate = match before_setup {
-        Some(_) => Some(channel::<Proceed>().map_err(pipe_err)?),
+        Some(_) => {
+            Some(channel::<Proceed>().map_err(|e| Failure::io(Step::Pipe, &e, exit::BURROW))?)
+        }
         None => None,
     };
     let (mut gate_tx, gate_rx) = match gate {
         Some((tx, rx)) => (Some(tx), Some(rx)),
         None => (None, None),
     };
-    let plan = mounts::plan(spec);
-    let inner = process::fork_child(|| {
-        // Keep only our channel ends and PID 1's stdio: the caller's other
-        // descriptors (a monitor's own pipe ends, sockets, log) must not be
-        // held open by us or reach the container.
-        let mut keep = vec![up_tx.as_raw_fd(), down_rx.as_raw_fd(), exec_tx.as_raw_fd()];
-        keep.extend(gate_rx.as_ref().map(|g| g.as_raw_fd()));
-        keep.extend(spec.process.stdio.passed_fds());
-        keep.extend(spec.join.iter().flat_map(|j| j.raw_fds()));
-        process::close_fds_except(&keep);
-        inner_main(spec, &plan, up_tx, down_rx, exec_tx, gate_rx)
+    let entry = Entry::for_spec(spec);
+    // Keep only the channels and PID 1's stdio.
+    let mut keep: Vec<_> = gate_rx
+        .as_ref()
+        .map(|g| g.as_raw_fd())
+        .into_iter()
+        .collect();
+    keep.extend(spec.process.stdio.passed_fds());
+    keep.extend(spec.join.iter().flat_map(|j| j.raw_fds()));
+    let mut tree = fork_tree(Keep::Only(&keep), true, exit::BURROW, |middle| {
+        inner_main(spec, &entry, middle, gate_rx)
     })
-    .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
-    let gone = |failure: Failure| {
-        let _ = nix::sys::signal::kill(inner, Signal::SIGKILL);
-        let _ = process::wait_exit_code(inner);
-        StartError::from(failure)
-    };
+    .map_err(|e| e.into_failure(exit::BURROW))?;
     // The inner process failed (or died) before PID 1 runs.
-    let early = |step: Step| {
-        move |e: ReportError| {
-            let code = process::wait_exit_code(inner).unwrap_or(exit::BURROW);
-            StartError::from(e.into_failure(step, || code))
-        }
+    let early = |tree: &Tree<StartReport>, e: ReportError, step: Step| {
+        StartError::from(tree.ended_early(e, step))
     };
 
     // Step 1: the inner process has unshared its user namespace; map it.
-    let granted = newuser::grant_maps(&mut up_rx, &mut down_tx, || {
+    let inner = tree.middle;
+    let granted = tree.grant_maps(|| -> Result<(), Failure> {
         // A shared user namespace is mapped already.
         if spec.join.is_none() {
             spec.mapping
@@ -155,18 +149,14 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
         Ok(())
     });
     match granted {
-        // Gone after its maps were written: its own report says why.
-        Ok(()) | Err(GrantError::Tell(_)) => {}
-        Err(GrantError::Request(e)) => return Err(early(Step::Unshare)(e.into())),
-        Err(GrantError::Instead(m)) => {
-            return Err(early(Step::Unshare)(wire::not_a_map_request(m)))
-        }
-        Err(GrantError::Write(f)) => return Err(gone(f)),
+        Ok(()) => {}
+        Err(GrantFailure::Early(e)) => return Err(early(&tree, e, Step::Unshare)),
+        Err(GrantFailure::Write(f)) => return Err(f.into()),
     }
 
     // Step 2: the inner process mounts the rootfs and forks PID 1.
     let mut rootfs = RootfsMode::Overlay;
-    let pid1 = wire::wait_start_pid(&mut up_rx, |m| match m {
+    let pid1 = tree.wait_pid(|m| match m {
         StartReport::RootfsReady { overlay, fuse } => {
             rootfs = match (overlay, fuse) {
                 (_, true) => RootfsMode::FuseOverlayfs,
@@ -175,11 +165,12 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
             }
         }
         m => tracing::warn!("unexpected report from sandbox: {m:?}"),
-    })
-    .map_err(early(Step::Fork))?;
+    });
+    let pid1 = pid1.map_err(|e| early(&tree, e, Step::Fork))?;
+    let mut exec_rx = tree.setup;
     let started = Started {
         inner,
-        pid1: Pid::from_raw(pid1),
+        pid1,
         rootfs,
         bridge: spec.join.as_ref().and_then(|j| {
             Some(super::link::Bridge {
@@ -187,8 +178,8 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
                 address: j.links.first()?.address,
             })
         }),
-        reports: up_rx,
-        record_gate: Some(down_tx),
+        reports: tree.reports,
+        record_gate: tree.maps,
     };
 
     // Step 3: what must be in place before PID 1 sets itself up; PID 1
@@ -226,10 +217,8 @@ pub fn start_with(spec: &Spec, before_setup: Option<BeforeSetup>) -> Result<Star
 /// The inner process. Runs as the forked child; returns its exit code.
 fn inner_main(
     spec: &Spec,
-    plan: &[mounts::MountOp],
-    mut up: Sender<StartReport>,
-    mut down: Receiver<MapsWritten>,
-    mut exec_tx: Sender<SetupReport>,
+    entry: &Entry,
+    mut middle: Middle<StartReport>,
     gate: Option<Receiver<Proceed>>,
 ) -> i32 {
     // If the caller dies, so do we (and PID 1 after us).
@@ -244,12 +233,96 @@ fn inner_main(
     ] {
         let _ = process::ignore_signal(s);
     }
+    // Steps 1 to 4: namespaces, id maps, network, rootfs, what `--rm`
+    // removes.
+    let inside = match enter_namespaces(spec, &mut middle).and_then(|fuse| {
+        let (root, daemon) = mount_rootfs_and_report(spec, fuse, &mut middle)?;
+        Ok((root, daemon, prepare_removals(spec)))
+    }) {
+        Ok(inside) => inside,
+        Err(f) => return middle.fail(f),
+    };
+    let (root, daemon, (removals, late)) = inside;
 
-    // Step 1: new user, mount, uts, ipc and pid namespaces, and network
-    // unless it is shared with the host. The pid namespace applies to our
-    // children: the first one becomes PID 1. Mounts copied into a namespace
-    // owned by a new user namespace are already slaves of the host's
-    // (mount_namespaces(7)), so nothing we mount propagates back.
+    // Step 5: PID 1. It reports a failure to set up or exec on the exec
+    // channel, which only it holds open from here on. Once it is forked
+    // (inside the container's cgroup), we leave that cgroup for the
+    // caller's, so that freezing or killing the cgroup leaves us free to
+    // report the exit and clean up. The file is opened now: PID 1's
+    // pivot_root changes our root.
+    let leave = spec
+        .cgroup
+        .as_ref()
+        .and_then(|c| c.leave_to.as_ref())
+        .and_then(|d| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(d.join("cgroup.procs"))
+                .map_err(|e| tracing::debug!("cannot leave the container's cgroup: {e}"))
+                .ok()
+        });
+    let init = ContainerType::Init { root: &root, entry };
+    let before = gate.map_or(Before::Nothing, Before::Gate);
+    let pid1 = match middle.fork_process(init, &spec.process, spec.mapping.is_range(), before) {
+        Ok(p) => p,
+        Err(f) => return middle.fail(f),
+    };
+    if let Some(mut f) = leave {
+        // "0" moves the writer (cgroup-v2.rst, cgroup.procs).
+        if let Err(e) = f.write_all(b"0") {
+            tracing::debug!("cannot leave the container's cgroup: {e}");
+        }
+    }
+    // PID 1 has its own copies of the monitor's stdio; ours would keep the
+    // monitor from seeing EOF.
+    for fd in spec.process.stdio.passed_fds() {
+        let _ = nix::unistd::close(fd);
+    }
+    middle.report_pid(pid1);
+
+    // Step 6: wait for PID 1; when it ends the kernel kills the rest of the
+    // pid namespace. Remove the record and name, report, then the rest.
+    process::trim_heap();
+    let code = process::wait_exit_code(pid1).unwrap_or(exit::BURROW);
+    // The container is gone: its files are written through, the daemon
+    // ends, and with it the mount namespace it alone held. Our root is the
+    // mount since PID 1's pivot.
+    if let Some(d) = daemon {
+        d.stop(Path::new("/"));
+    }
+    let mut down = middle.take_maps_channel();
+    if !removals.is_empty() || late.is_some() {
+        // Not before the caller's last write into what we remove (its
+        // record of the start): it closes its end then, or dies.
+        if let Some(d) = down.as_mut() {
+            let _ = d.wait_closed();
+        }
+    }
+    drop(down);
+    for r in &removals {
+        r.run();
+    }
+    if late.is_some() {
+        // The caller exits as soon as it reads our report; finish without it.
+        let _ = process::set_parent_death_signal(None);
+    }
+    middle.up.tell(StartReport::Exited(code));
+    drop(middle);
+    if let Some(r) = late {
+        r.run();
+    }
+    code
+}
+
+/// Steps 1 and 2 of the inner process: new user, mount, uts, ipc and pid
+/// namespaces, and network unless it is shared with the host; our id maps;
+/// loopback up, or our end of a shared network's link. Returns whether
+/// the rootfs is served by fuse-overlayfs (the pid namespace comes later).
+fn enter_namespaces(spec: &Spec, middle: &mut Middle<StartReport>) -> Result<bool, Failure> {
+    // The pid namespace applies to our children: the first one becomes
+    // PID 1. Mounts copied into a namespace owned by a new user namespace
+    // are already slaves of the host's (mount_namespaces(7)), so nothing we
+    // mount propagates back.
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
@@ -273,69 +346,43 @@ fn inner_main(
     // stays there after we unshare our own.
     let mut shared_net = None;
     if let Some(join) = &spec.join {
-        let joined = join
-            .namespaces
+        join.namespaces
             .join()
-            .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))
-            .and_then(|()| {
-                crate::linux::netlink::Route::open()
-                    .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))
-            });
-        match joined {
-            Ok(route) => shared_net = Some(route),
-            Err(f) => {
-                up.tell(StartReport::Failed(f));
-                return exit::BURROW;
-            }
-        }
+            .map_err(|e| Failure::new(Step::JoinNamespaces, e.to_string(), exit::BURROW))?;
+        let route = crate::linux::netlink::Route::open()
+            .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))?;
+        shared_net = Some(route);
         flags.remove(CloneFlags::CLONE_NEWUSER);
     }
-    if let Err(e) = nix::sched::unshare(flags) {
-        up.tell(StartReport::Failed(Failure::unshare(e, exit::BURROW)));
-        return exit::BURROW;
-    }
-    // Step 2: wait until the caller has written our id maps.
-    if newuser::await_maps(&mut up, &mut down).is_err() {
-        return exit::BURROW;
-    }
+    // Step 2: the caller writes our id maps.
+    middle.unshare_mapped(flags)?;
     // A new network namespace has loopback down; we hold CAP_NET_ADMIN in
     // the user namespace that owns it.
     if spec.private_network {
-        if let Err(e) = crate::linux::net::loopback_up() {
-            up.tell(StartReport::Failed(Failure::sys(
-                Step::Loopback,
-                e,
-                exit::BURROW,
-            )));
-            return exit::BURROW;
-        }
+        crate::linux::net::loopback_up()
+            .map_err(|e| Failure::sys(Step::Loopback, e, exit::BURROW))?;
     }
     if let (Some(join), Some(route)) = (&spec.join, shared_net.as_mut()) {
-        if let Err(e) = super::link::attach(route, &join.links) {
-            up.tell(StartReport::Failed(Failure::io(
-                Step::Network,
-                &e,
-                exit::BURROW,
-            )));
-            return exit::BURROW;
-        }
+        super::link::attach(route, &join.links)
+            .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))?;
     }
-    drop(shared_net);
+    Ok(fuse)
+}
 
-    // Step 3: the root filesystem.
-    let (root, daemon) = match mount_rootfs(spec) {
-        Ok((mode, root, daemon)) => {
-            up.tell(StartReport::RootfsReady {
-                overlay: mode != RootfsMode::Copy,
-                fuse: mode == RootfsMode::FuseOverlayfs,
-            });
-            (root, daemon)
-        }
-        Err(f) => {
-            up.tell(StartReport::Failed(f));
-            return exit::BURROW;
-        }
-    };
+/// Step 3 of the inner process: the root filesystem, said to the caller;
+/// with fuse-overlayfs, the daemon is moved out of the container's cgroup
+/// and the pid namespace made. Returns the directory to pivot into and
+/// the daemon.
+fn mount_rootfs_and_report(
+    spec: &Spec,
+    fuse: bool,
+    middle: &mut Middle<StartReport>,
+) -> Result<(PathBuf, Option<fuse_overlay::Daemon>), Failure> {
+    let (mode, root, daemon) = mount_rootfs(spec)?;
+    middle.up.tell(StartReport::RootfsReady {
+        overlay: mode != RootfsMode::Copy,
+        fuse: mode == RootfsMode::FuseOverlayfs,
+    });
     if let (Some(d), Some(to)) = (
         &daemon,
         spec.cgroup.as_ref().and_then(|c| c.leave_to.as_ref()),
@@ -359,20 +406,18 @@ fn inner_main(
         if daemon.is_some() {
             again |= CloneFlags::CLONE_NEWNS;
         }
-        if let Err(e) = nix::sched::unshare(again) {
-            up.tell(StartReport::Failed(Failure::sys(
-                Step::Unshare,
-                e,
-                exit::BURROW,
-            )));
-            return exit::BURROW;
-        }
+        nix::sched::unshare(again).map_err(|e| Failure::sys(Step::Unshare, e, exit::BURROW))?;
     }
+    Ok((root, daemon))
+}
 
-    // Step 4: hold the directories `--rm` cleans up: after PID 1's
-    // pivot_root in our shared mount namespace, their paths are gone.
+/// Step 4 of the inner process: hold the directories `--rm` cleans up:
+/// after PID 1's pivot_root in our shared mount namespace, their paths
+/// are gone. Returns them, the container's directory (removed after the
+/// exit report) apart.
+fn prepare_removals(spec: &Spec) -> (Vec<cleanup::Removal>, Option<cleanup::Removal>) {
     let mut removals = Vec::new();
-    let mut paths: Vec<std::path::PathBuf> = spec.remove_after.clone();
+    let mut paths: Vec<PathBuf> = spec.remove_after.clone();
     if spec.remove_dir_after {
         paths.push(spec.dir.clone());
     }
@@ -387,99 +432,7 @@ fn inner_main(
     } else {
         None
     };
-
-    // Step 5: PID 1. It reports a failure to set up or exec on the exec
-    // channel, which only it holds open from here on. Once it is forked
-    // (inside the container's cgroup), we leave that cgroup for the
-    // caller's, so that freezing or killing the cgroup leaves us free to
-    // report the exit and clean up. The file is opened now: PID 1's
-    // pivot_root changes our root.
-    let leave = spec
-        .cgroup
-        .as_ref()
-        .and_then(|c| c.leave_to.as_ref())
-        .and_then(|d| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(d.join("cgroup.procs"))
-                .map_err(|e| tracing::debug!("cannot leave the container's cgroup: {e}"))
-                .ok()
-        });
-    let up_fd = up.as_raw_fd();
-    let init = ContainerType::Init {
-        root: &root,
-        mounts: plan,
-        hostname: &spec.hostname,
-    };
-    let pid1 = match process::fork_child(|| {
-        // PID 1 must not keep the report channel: the caller reads it to EOF.
-        let _ = nix::unistd::close(up_fd);
-        // The caller's go-ahead (its network helper has configured our
-        // namespace); a gate closed without it means the start failed. The
-        // helpers open our namespaces through /proc/PID/ns, so we stay
-        // dumpable while we wait (`enter` ends that): nothing else is in
-        // our pid namespace yet to take advantage of it, and the inner
-        // process, dumpable too, is in none a container process sees.
-        if let Some(mut g) = gate {
-            if g.recv().is_err() {
-                return exit::BURROW;
-            }
-        }
-        enter_and_exec(init, &spec.process, spec.mapping.is_range(), &mut exec_tx)
-    }) {
-        Ok(p) => p,
-        Err(e) => {
-            up.tell(StartReport::Failed(Failure::sys(
-                Step::Fork,
-                e.errno(),
-                exit::BURROW,
-            )));
-            return exit::BURROW;
-        }
-    };
-    drop(exec_tx);
-    if let Some(mut f) = leave {
-        // "0" moves the writer (cgroup-v2.rst, cgroup.procs).
-        if let Err(e) = f.write_all(b"0") {
-            tracing::debug!("cannot leave the container's cgroup: {e}");
-        }
-    }
-    // PID 1 has its own copies of the monitor's stdio; ours would keep the
-    // monitor from seeing EOF.
-    for fd in spec.process.stdio.passed_fds() {
-        let _ = nix::unistd::close(fd);
-    }
-    up.tell(StartReport::Pid(pid1.as_raw()));
-
-    // Step 6: wait for PID 1; when it ends the kernel kills the rest of the
-    // pid namespace. Remove the record and name, report, then the rest.
-    process::trim_heap();
-    let code = process::wait_exit_code(pid1).unwrap_or(exit::BURROW);
-    // The container is gone: its files are written through, the daemon
-    // ends, and with it the mount namespace it alone held. Our root is the
-    // mount since PID 1's pivot.
-    if let Some(d) = daemon {
-        d.stop(Path::new("/"));
-    }
-    if !removals.is_empty() || late.is_some() {
-        // Not before the caller's last write into what we remove (its
-        // record of the start): it closes its end then, or dies.
-        let _ = down.wait_closed();
-    }
-    drop(down);
-    for r in &removals {
-        r.run();
-    }
-    if late.is_some() {
-        // The caller exits as soon as it reads our report; finish without it.
-        let _ = process::set_parent_death_signal(None);
-    }
-    up.tell(StartReport::Exited(code));
-    drop(up);
-    if let Some(r) = late {
-        r.run();
-    }
-    code
+    (removals, late)
 }
 
 /// Mount the container's root filesystem in our mount namespace; returns the

@@ -125,52 +125,70 @@ impl ReportError {
     }
 }
 
-impl StartReport {
-    /// This report, which is not the one the caller waited for.
-    fn instead(self, expected: &'static str) -> ReportError {
-        match self {
-            StartReport::Failed(f) => ReportError::Failed(f),
-            m => ReportError::unexpected(expected, m),
+/// The reports of a process between a caller and the container's process
+/// (`run`'s inner process, `exec`'s joiner, a bundle's setup process):
+/// each says the container process's pid, or why there is none.
+pub trait TreeReport: serde::Serialize + serde::de::DeserializeOwned + Debug {
+    fn pid(pid: i32) -> Self;
+    fn failed(f: Failure) -> Self;
+    fn as_pid(&self) -> Option<i32>;
+    /// The failure this report says, or the report itself.
+    fn into_failure(self) -> Result<Failure, Self>;
+}
+
+/// [`TreeReport`] for a report enum with `Pid(i32)` and `Failed(Failure)`.
+macro_rules! tree_report {
+    ($t:ident) => {
+        impl $crate::sandbox::wire::TreeReport for $t {
+            fn pid(pid: i32) -> Self {
+                $t::Pid(pid)
+            }
+            fn failed(f: $crate::sandbox::Failure) -> Self {
+                $t::Failed(f)
+            }
+            fn as_pid(&self) -> Option<i32> {
+                match self {
+                    $t::Pid(p) => Some(*p),
+                    _ => None,
+                }
+            }
+            fn into_failure(self) -> ::std::result::Result<$crate::sandbox::Failure, Self> {
+                match self {
+                    $t::Failed(f) => Ok(f),
+                    m => Err(m),
+                }
+            }
         }
+    };
+}
+pub(crate) use tree_report;
+
+tree_report!(StartReport);
+tree_report!(ExecReport);
+
+/// `m`, which is not the report the caller waited for (`expected`), as the
+/// error it is.
+pub fn instead<U: TreeReport>(m: U, expected: &'static str) -> ReportError {
+    match m.into_failure() {
+        Ok(f) => ReportError::Failed(f),
+        Err(m) => ReportError::unexpected(expected, m),
     }
 }
 
-impl ExecReport {
-    fn instead(self, expected: &'static str) -> ReportError {
-        match self {
-            ExecReport::Failed(f) => ReportError::Failed(f),
-            m => ReportError::unexpected(expected, m),
-        }
-    }
-}
-
-/// A start report other than an id map request, as the error it is.
-pub(super) fn not_a_map_request(m: StartReport) -> ReportError {
-    m.instead("an id map request")
-}
-
-/// Wait for PID 1's pid, passing every report before it to `early`.
-pub(super) fn wait_start_pid(
-    rx: &mut Receiver<StartReport>,
-    mut early: impl FnMut(StartReport),
+/// Wait for the container process's pid, passing every report before it
+/// to `early`; a failure ends the wait.
+pub fn wait_pid<U: TreeReport>(
+    rx: &mut Receiver<U>,
+    mut early: impl FnMut(U),
 ) -> Result<i32, ReportError> {
     loop {
-        match rx.recv()? {
-            StartReport::Pid(p) => return Ok(p),
-            StartReport::Failed(f) => return Err(ReportError::Failed(f)),
-            m => early(m),
+        let m = rx.recv()?;
+        if let Some(p) = m.as_pid() {
+            return Ok(p);
         }
-    }
-}
-
-/// Wait for the pid of an exec'd process; other reports are unexpected and
-/// skipped.
-pub(super) fn wait_exec_pid(rx: &mut Receiver<ExecReport>) -> Result<i32, ReportError> {
-    loop {
-        match rx.recv()? {
-            ExecReport::Pid(p) => return Ok(p),
-            ExecReport::Failed(f) => return Err(ReportError::Failed(f)),
-            m => tracing::warn!("unexpected report from exec: {m:?}"),
+        match m.into_failure() {
+            Ok(f) => return Err(ReportError::Failed(f)),
+            Err(m) => early(m),
         }
     }
 }
@@ -179,7 +197,7 @@ pub(super) fn wait_exec_pid(rx: &mut Receiver<ExecReport>) -> Result<i32, Report
 pub(super) fn wait_ready(rx: &mut Receiver<ExecReport>) -> Result<(), ReportError> {
     match rx.recv()? {
         ExecReport::Ready => Ok(()),
-        m => Err(m.instead("ready")),
+        m => Err(instead(m, "ready")),
     }
 }
 
@@ -208,7 +226,7 @@ mod tests {
         tx.tell(StartReport::Pid(42));
         tx.tell(StartReport::Exited(3));
         let mut early = Vec::new();
-        assert_eq!(wait_start_pid(&mut rx, |m| early.push(m)).unwrap(), 42);
+        assert_eq!(wait_pid(&mut rx, |m| early.push(m)).unwrap(), 42);
         assert_eq!(
             early,
             [StartReport::RootfsReady {
@@ -220,7 +238,7 @@ mod tests {
         let f = Failure::sys(Step::MountFs, nix::Error::EPERM, 125).at("/dev/pts");
         tx.tell(StartReport::Failed(f.clone()));
         drop(tx);
-        match wait_start_pid(&mut rx, |_| {}) {
+        match wait_pid(&mut rx, |_: StartReport| {}) {
             Err(ReportError::Failed(got)) => assert_eq!(got, f),
             other => panic!("{other:?}"),
         }
