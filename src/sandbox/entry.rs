@@ -117,8 +117,10 @@ mod tests {
             sub_gids: Some(range),
             newuidmap: Some("/usr/bin/newuidmap".into()),
             newgidmap: Some("/usr/bin/newgidmap".into()),
-            keep_id: false,
+            uid_map: Vec::new(),
+            gid_map: Vec::new(),
         };
+        let mapping = crate::sandbox::user::container_mapping(mapping);
         let bind = Mount::Bind {
             source: "/data".into(),
             target: "/srv".into(),
