@@ -216,6 +216,11 @@ fn start_period_and_start_interval() {
                 "1s",
             ],
         );
+        // `starting` as soon as `run -d` has returned, before any probe:
+        // Compose reads a container without a status as one without a
+        // health check.
+        let at_once = env.ok(["inspect", "-f", "{{.State.Health.Status}}", "boot"]);
+        assert_eq!(at_once.trim(), "starting", "[{who:?}]");
         wait_until("three failed probes", PATIENCE, || {
             health(&env, "boot")["Log"].as_array().unwrap().len() >= 3
         });

@@ -364,6 +364,14 @@ fn abandon(
 /// `rec` recorded as running PID 1 `pid1`.
 fn record_running(store: &Store, rec: &mut ContainerRecord, pid1: nix::unistd::Pid) -> Result<()> {
     rec.state = State::running(pid1.as_raw());
+    // A health check says `starting` from the moment the record says
+    // running, as Docker's does: a client reads it at once (Compose's
+    // `service_healthy` takes a container without it for one with no
+    // health check), before the monitor's prober has begun.
+    let checked = rec.config.healthcheck.as_ref();
+    if checked.is_some_and(super::health::state::probes) {
+        super::health::reset(store, &rec.id);
+    }
     // The pid file first: a record that says running without one means
     // its supervisor died (see the module comment), and a reader
     // between the two writes would report a kill.
