@@ -1,12 +1,18 @@
 //! Reading an archive entry's name and header fields: lexical normalisation
-//! (`..` above the root refused), Go's empty numeric fields, PAX times.
+//! (`..` above the root refused), Go's empty numeric fields, PAX times, and
+//! the per-entry buffers that carry them (with the errors that name the
+//! entry).
 
-use std::ffi::OsStr;
+use std::ffi::{CString, OsStr};
+use std::fmt;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use nix::sys::time::TimeSpec;
+
+use super::LayerError;
+use crate::linux::fs::with_step;
 
 /// Go's archive/tar, which writes most image layers, reads an empty numeric
 /// header field as 0; do the same rather than reject the layer.
@@ -74,4 +80,47 @@ pub(super) fn parse_pax_time(v: &[u8]) -> Option<TimeSpec> {
 
 pub(super) fn bytes_path(b: &[u8]) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(b))
+}
+
+/// Per-entry buffers, reused across entries to avoid allocations.
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// The entry's name as stored in the archive (for error messages).
+    pub(super) raw: Vec<u8>,
+    /// Normalised relative name (no leading `/`, no `.`/`..`/empty components).
+    pub(super) norm: Vec<u8>,
+    pub(super) link_raw: Vec<u8>,
+    pub(super) link_norm: Vec<u8>,
+    /// `user.*` extended attributes from PAX records.
+    pub(super) xattrs: Vec<(CString, Vec<u8>)>,
+    /// Nanosecond mtime from a PAX record, if any.
+    pub(super) pax_mtime: Option<TimeSpec>,
+}
+
+impl Scratch {
+    pub(super) fn path(&self) -> PathBuf {
+        bytes_path(&self.raw)
+    }
+
+    pub(super) fn unsafe_err(&self, reason: impl Into<String>) -> LayerError {
+        LayerError::Unsafe {
+            path: self.path(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(super) fn write_err(&self, e: impl Into<io::Error>, step: impl fmt::Display) -> LayerError {
+        LayerError::Write {
+            path: self.path(),
+            source: with_step(e, step),
+        }
+    }
+
+    pub(super) fn read_err(&self, e: impl Into<io::Error>, step: impl fmt::Display) -> LayerError {
+        let e = e.into();
+        LayerError::Read(io::Error::new(
+            e.kind(),
+            format!("entry {:?}: {step}: {e}", self.path()),
+        ))
+    }
 }

@@ -3,10 +3,8 @@
 //! whiteouts turned into overlayfs's format, PAX xattrs and owner policy.
 
 use std::ffi::CString;
-use std::fmt;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
@@ -14,7 +12,7 @@ use nix::sys::stat::{fchmod, makedev, mkdirat, mknodat, Mode, SFlag};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, Gid, Uid};
 
-use super::entry::{basename, bytes_path, normalize, numeric, parse_pax_time};
+use super::entry::{basename, bytes_path, normalize, numeric, parse_pax_time, Scratch};
 use super::make::{
     apply_xattrs, make_dir, make_fifo, make_hard_link, make_symlink, parent_and_name, write_file,
     Place,
@@ -75,49 +73,6 @@ impl<R: Read> Read for CountingReader<R> {
         self.count += n as u64;
         self.budget.count.set(self.count);
         Ok(n)
-    }
-}
-
-/// Per-entry buffers, reused across entries to avoid allocations.
-#[derive(Default)]
-pub(super) struct Scratch {
-    /// The entry's name as stored in the archive (for error messages).
-    pub(super) raw: Vec<u8>,
-    /// Normalised relative name (no leading `/`, no `.`/`..`/empty components).
-    pub(super) norm: Vec<u8>,
-    pub(super) link_raw: Vec<u8>,
-    pub(super) link_norm: Vec<u8>,
-    /// `user.*` extended attributes from PAX records.
-    pub(super) xattrs: Vec<(CString, Vec<u8>)>,
-    /// Nanosecond mtime from a PAX record, if any.
-    pub(super) pax_mtime: Option<TimeSpec>,
-}
-
-impl Scratch {
-    fn path(&self) -> PathBuf {
-        bytes_path(&self.raw)
-    }
-
-    pub(super) fn unsafe_err(&self, reason: impl Into<String>) -> LayerError {
-        LayerError::Unsafe {
-            path: self.path(),
-            reason: reason.into(),
-        }
-    }
-
-    pub(super) fn write_err(&self, e: impl Into<io::Error>, step: impl fmt::Display) -> LayerError {
-        LayerError::Write {
-            path: self.path(),
-            source: with_step(e, step),
-        }
-    }
-
-    pub(super) fn read_err(&self, e: impl Into<io::Error>, step: impl fmt::Display) -> LayerError {
-        let e = e.into();
-        LayerError::Read(io::Error::new(
-            e.kind(),
-            format!("entry {:?}: {step}: {e}", self.path()),
-        ))
     }
 }
 

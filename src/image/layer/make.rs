@@ -13,8 +13,8 @@ use nix::sys::stat::{fstatat, mkdirat, mknodat, utimensat, Mode, SFlag, Utimensa
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, linkat, symlinkat, Gid, Uid};
 
+use super::entry::Scratch;
 use super::entry::{bytes_path, normalize};
-use super::extract::Scratch;
 use super::LayerError;
 use crate::linux::fs::{
     dir_flags, fsetxattr, openat_in_root, remove_all_at, replace_at, set_fd_meta, DirMeta,

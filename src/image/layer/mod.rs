@@ -62,7 +62,8 @@ mod make;
 mod tests;
 
 use entry::bytes_path;
-use extract::{Budget, CountingReader, Extractor, Scratch};
+use entry::Scratch;
+use extract::{Budget, CountingReader, Extractor};
 
 /// What having no subordinate range means for the owners of files in
 /// `what`: said by `import` for a layer with other owners than root, and
