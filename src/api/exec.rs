@@ -234,10 +234,7 @@ fn relay_terminal(
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(e.into()),
         }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        let ready = process::ready(&fds);
         drop(fds);
         if ready[0] {
             // EIO: every descriptor of the other side is closed.

@@ -7,6 +7,14 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
+/// Which of `fds` poll(2) reported anything for (readable, hung up or in
+/// error), in their order: what an event loop looks at after its poll.
+pub fn ready(fds: &[nix::poll::PollFd]) -> Vec<bool> {
+    fds.iter()
+        .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+        .collect()
+}
+
 /// A close-on-exec pipe: (read end, write end).
 pub fn pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)

@@ -644,10 +644,7 @@ fn relay_pty(master: &OwnedFd) {
             }
             return;
         }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        let ready = process::ready(&fds);
         drop(fds);
         if ready[0] {
             // EIO: every slave descriptor is closed, the command is gone.

@@ -408,10 +408,7 @@ impl<'a> Responder<'a> {
             if poll(&mut fds, timeout).is_err() {
                 continue;
             }
-            let ready: Vec<bool> = fds
-                .iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect();
+            let ready = process::ready(&fds);
             drop(fds);
             if ready[0] {
                 self.queries();
