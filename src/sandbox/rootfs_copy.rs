@@ -2,7 +2,7 @@
 //! directory, merged as overlayfs would merge them, for when overlayfs
 //! cannot be mounted.
 
-use std::ffi::OsStr;
+use std::ffi::{CStr, OsStr};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -77,6 +77,13 @@ fn is_opaque(fd: BorrowedFd<'_>) -> io::Result<bool> {
     }
 }
 
+/// What a copied entry keeps of its layer's original.
+struct Meta {
+    mode: u32,
+    owner: (u32, u32),
+    mtime: TimeSpec,
+}
+
 /// Copies the contents of layer directory `src` into `dst`. `rel` is the
 /// path of `src` relative to the layer root; on error it names the entry
 /// that failed.
@@ -95,9 +102,11 @@ fn copy_tree(
         rel.extend_from_slice(name.to_bytes());
         let st = fstatat(src, name, AtFlags::AT_SYMLINK_NOFOLLOW)
             .map_err(|e| with_step(e, "stat layer entry"))?;
-        let mode = st.st_mode & 0o7777;
-        let owner = (st.st_uid, st.st_gid);
-        let mtime = TimeSpec::new(st.st_mtime, st.st_mtime_nsec);
+        let meta = Meta {
+            mode: st.st_mode & 0o7777,
+            owner: (st.st_uid, st.st_gid),
+            mtime: TimeSpec::new(st.st_mtime, st.st_mtime_nsec),
+        };
         match st.st_mode & libc::S_IFMT {
             libc::S_IFCHR if st.st_rdev == 0 => match remove_all_at(dst, name) {
                 Ok(()) => {}
@@ -107,115 +116,18 @@ fn copy_tree(
             libc::S_IFDIR => {
                 let sfd = openat(src, name, dir_flags(), Mode::empty())
                     .map_err(|e| with_step(e, "open layer directory"))?;
-                let opaque =
-                    is_opaque(sfd.as_fd()).map_err(|e| with_step(e, "read opaque xattr"))?;
-                let dfd = match openat(dst, name, dir_flags(), Mode::empty()) {
-                    Ok(fd) => {
-                        if opaque {
-                            empty_dir(fd.as_fd())
-                                .map_err(|e| with_step(e, "empty opaque directory"))?;
-                        }
-                        fd
-                    }
-                    Err(e @ (Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP)) => {
-                        if e != Errno::ENOENT {
-                            // A file or symlink is in the way.
-                            remove_all_at(dst, name).map_err(|e| {
-                                with_step(e, "remove entry replaced by a directory")
-                            })?;
-                        }
-                        // 0700 until the end: see `apply_dir_metas`.
-                        mkdirat(dst, name, Mode::from_bits_truncate(0o700))
-                            .map_err(|e| with_step(e, "create directory"))?;
-                        openat(dst, name, dir_flags(), Mode::empty())
-                            .map_err(|e| with_step(e, "open new directory"))?
-                    }
-                    Err(e) => return Err(with_step(e, "open directory")),
-                };
+                let dfd = merge_dir(sfd.as_fd(), dst, name)?;
                 copy_tree(sfd.as_fd(), dfd.as_fd(), rel, dirs)?;
                 dirs.push(DirMeta {
                     path: rel.clone(),
-                    mode,
-                    mtime,
-                    owner: Some(owner),
+                    mode: meta.mode,
+                    mtime: meta.mtime,
+                    owner: Some(meta.owner),
                 });
             }
-            libc::S_IFREG => {
-                let mut from = File::from(
-                    openat(
-                        src,
-                        name,
-                        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(|e| with_step(e, "open layer file"))?,
-                );
-                let flags = OFlag::O_WRONLY
-                    | OFlag::O_CREAT
-                    | OFlag::O_EXCL
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_CLOEXEC;
-                let (fd, _) = replace_at(dst, name.to_bytes(), || {
-                    openat(dst, name, flags, Mode::from_bits_truncate(0o600))
-                })
-                .map_err(|e| with_step(e, "create file"))?;
-                let mut to = File::from(fd);
-                // File-to-file io::copy uses copy_file_range on Linux.
-                io::copy(&mut from, &mut to).map_err(|e| with_step(e, "copy file data"))?;
-                lenient_chown(fchown(
-                    &to,
-                    Some(Uid::from_raw(owner.0)),
-                    Some(Gid::from_raw(owner.1)),
-                ))
-                .map_err(|e| with_step(e, "chown file"))?;
-                set_fd_meta(&to, None, mode, &mtime)
-                    .map_err(|e| with_step(e, "set file mode/mtime"))?;
-            }
-            libc::S_IFLNK => {
-                let target =
-                    readlinkat(src, name).map_err(|e| with_step(e, "read symbolic link"))?;
-                replace_at(dst, name.to_bytes(), || {
-                    symlinkat(target.as_os_str(), dst, name)
-                })
-                .map_err(|e| with_step(e, "create symbolic link"))?;
-                lenient_chown(fchownat(
-                    dst,
-                    name,
-                    Some(Uid::from_raw(owner.0)),
-                    Some(Gid::from_raw(owner.1)),
-                    AtFlags::AT_SYMLINK_NOFOLLOW,
-                ))
-                .map_err(|e| with_step(e, "chown symbolic link"))?;
-                utimensat(dst, name, &mtime, &mtime, UtimensatFlags::NoFollowSymlink)
-                    .map_err(|e| with_step(e, "set symbolic link mtime"))?;
-            }
-            libc::S_IFIFO => {
-                replace_at(dst, name.to_bytes(), || {
-                    mknodat(
-                        dst,
-                        name,
-                        SFlag::S_IFIFO,
-                        Mode::from_bits_truncate(0o600),
-                        0,
-                    )
-                })
-                .map_err(|e| with_step(e, "create fifo"))?;
-                let fd = openat(
-                    dst,
-                    name,
-                    OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| with_step(e, "open fifo"))?;
-                lenient_chown(fchown(
-                    &fd,
-                    Some(Uid::from_raw(owner.0)),
-                    Some(Gid::from_raw(owner.1)),
-                ))
-                .map_err(|e| with_step(e, "chown fifo"))?;
-                set_fd_meta(&fd, None, mode, &mtime)
-                    .map_err(|e| with_step(e, "set fifo mode/mtime"))?;
-            }
+            libc::S_IFREG => copy_file(src, dst, name, &meta)?,
+            libc::S_IFLNK => copy_symlink(src, dst, name, &meta)?,
+            libc::S_IFIFO => make_fifo(dst, name, &meta)?,
             // Devices and sockets: cannot be created unprivileged, and
             // `apply_layer` never produces them.
             _ => {}
@@ -223,6 +135,123 @@ fn copy_tree(
         rel.truncate(base);
     }
     Ok(())
+}
+
+/// The destination directory a layer directory merges into: the one already
+/// there (emptied first when the layer's is opaque), or a new one where
+/// nothing or a non-directory was.
+fn merge_dir(
+    layer_dir: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    name: &CStr,
+) -> io::Result<std::os::fd::OwnedFd> {
+    let opaque = is_opaque(layer_dir).map_err(|e| with_step(e, "read opaque xattr"))?;
+    match openat(dst, name, dir_flags(), Mode::empty()) {
+        Ok(fd) => {
+            if opaque {
+                empty_dir(fd.as_fd()).map_err(|e| with_step(e, "empty opaque directory"))?;
+            }
+            Ok(fd)
+        }
+        Err(e @ (Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP)) => {
+            if e != Errno::ENOENT {
+                // A file or symlink is in the way.
+                remove_all_at(dst, name)
+                    .map_err(|e| with_step(e, "remove entry replaced by a directory"))?;
+            }
+            // 0700 until the end: see `apply_dir_metas`.
+            mkdirat(dst, name, Mode::from_bits_truncate(0o700))
+                .map_err(|e| with_step(e, "create directory"))?;
+            openat(dst, name, dir_flags(), Mode::empty())
+                .map_err(|e| with_step(e, "open new directory"))
+        }
+        Err(e) => Err(with_step(e, "open directory")),
+    }
+}
+
+fn copy_file(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, name: &CStr, meta: &Meta) -> io::Result<()> {
+    let mut from = File::from(
+        openat(
+            src,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| with_step(e, "open layer file"))?,
+    );
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let (fd, _) = replace_at(dst, name.to_bytes(), || {
+        openat(dst, name, flags, Mode::from_bits_truncate(0o600))
+    })
+    .map_err(|e| with_step(e, "create file"))?;
+    let mut to = File::from(fd);
+    // File-to-file io::copy uses copy_file_range on Linux.
+    io::copy(&mut from, &mut to).map_err(|e| with_step(e, "copy file data"))?;
+    stamp(to.as_fd(), meta, "file")
+}
+
+fn copy_symlink(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    name: &CStr,
+    meta: &Meta,
+) -> io::Result<()> {
+    let target = readlinkat(src, name).map_err(|e| with_step(e, "read symbolic link"))?;
+    replace_at(dst, name.to_bytes(), || {
+        symlinkat(target.as_os_str(), dst, name)
+    })
+    .map_err(|e| with_step(e, "create symbolic link"))?;
+    lenient_chown(fchownat(
+        dst,
+        name,
+        Some(Uid::from_raw(meta.owner.0)),
+        Some(Gid::from_raw(meta.owner.1)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    ))
+    .map_err(|e| with_step(e, "chown symbolic link"))?;
+    utimensat(
+        dst,
+        name,
+        &meta.mtime,
+        &meta.mtime,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| with_step(e, "set symbolic link mtime"))
+}
+
+fn make_fifo(dst: BorrowedFd<'_>, name: &CStr, meta: &Meta) -> io::Result<()> {
+    replace_at(dst, name.to_bytes(), || {
+        mknodat(
+            dst,
+            name,
+            SFlag::S_IFIFO,
+            Mode::from_bits_truncate(0o600),
+            0,
+        )
+    })
+    .map_err(|e| with_step(e, "create fifo"))?;
+    let fd = openat(
+        dst,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| with_step(e, "open fifo"))?;
+    stamp(fd.as_fd(), meta, "fifo")
+}
+
+/// Gives a new file or fifo its original's owner, mode and mtime; `what`
+/// names it in the error's step.
+fn stamp(fd: BorrowedFd<'_>, meta: &Meta, what: &str) -> io::Result<()> {
+    lenient_chown(fchown(
+        fd,
+        Some(Uid::from_raw(meta.owner.0)),
+        Some(Gid::from_raw(meta.owner.1)),
+    ))
+    .map_err(|e| with_step(e, format_args!("chown {what}")))?;
+    set_fd_meta(fd, None, meta.mode, &meta.mtime)
+        .map_err(|e| with_step(e, format_args!("set {what} mode/mtime")))
 }
 
 /// Owners the current user namespace cannot represent (or cannot assign)

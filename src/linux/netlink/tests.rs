@@ -87,7 +87,7 @@ mod kernel {
     use std::fs::File;
     use std::io::{Read, Write};
     use std::net::Ipv4Addr;
-    use std::os::fd::AsFd;
+    use std::os::fd::{AsFd, BorrowedFd};
     use std::process::Command;
     use std::time::{Duration, Instant};
 
@@ -214,6 +214,9 @@ mod kernel {
         r.err().and_then(|e| e.raw_os_error())
     }
 
+    const BRIDGE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+    const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+
     fn bridge_veth_address_route() -> anyhow::Result<String> {
         let (here, there) = second_netns()?;
         let mut rt = Route::open().context("open")?;
@@ -225,8 +228,7 @@ mod kernel {
 
         let br = rt.add_bridge("brt0").context("add_bridge")?;
         ensure!(rt.link_index("brt0")? == Some(br));
-        let br_mac = [0x02, 0, 0, 0, 0, 1];
-        rt.set_mac(br, br_mac).context("set_mac")?;
+        rt.set_mac(br, BRIDGE_MAC).context("set_mac")?;
         rt.set_up(br).context("set_up")?;
         rt.set_group(br, 0xb0).context("set_group")?;
         rt.add_fwmark_rule_v4(1, 100).context("fwmark rule")?;
@@ -238,14 +240,75 @@ mod kernel {
             .context("address on the bridge")?;
         let listener = std::net::UdpSocket::bind("10.88.0.1:0").context("bind on the bridge")?;
 
-        let peer_mac = [0x02, 0, 0, 0, 0, 2];
+        let pair = veth_pair_on_the_bridge(&mut rt, br, there.as_fd())?;
+        taken_names_are_refused(&mut rt, br, there.as_fd())?;
+        settings_one_by_one(&mut rt, br, there.as_fd())?;
+        let mut checked_by_ip = true;
+        if let Some(out) = ip(&["-o", "link", "show", "dev", "vt0"])? {
+            ensure!(
+                out.contains("vt0@") && out.contains("mtu 1400") && out.contains("master brt0"),
+                "ip: {out}"
+            );
+        } else {
+            checked_by_ip = false;
+        }
+
+        let (mut peer, addr) = the_peers_side(&pair, there.as_fd())?;
+
+        // A datagram crosses the pair and the bridge.
+        let sender = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        setns(here.as_fd(), CloneFlags::CLONE_NEWNET)?;
+        listener.set_read_timeout(Some(Duration::from_millis(500)))?;
+        let to = listener.local_addr()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut got = [0u8; 16];
+        let from = loop {
+            sender.send_to(b"across", to)?;
+            match listener.recv_from(&mut got) {
+                Ok((n, from)) if &got[..n] == b"across" => break from,
+                Ok(_) => bail!("an unexpected datagram"),
+                Err(_) if Instant::now() < deadline => {}
+                Err(e) => bail!("no datagram across the bridge: {e}"),
+            }
+        };
+        ensure!(from.ip() == std::net::IpAddr::V4(addr), "from {from}");
+
+        // Deleting one end takes the peer; the peer's socket still
+        // reads the namespace it was opened in.
+        rt.delete_link(pair.index).context("delete")?;
+        ensure!(rt.link("vt0")?.is_none());
+        ensure!(peer.link("eth0")?.is_none(), "the peer went with its pair");
+        ensure!(peer.link("eth2")?.is_some());
+        ensure!(errno(rt.delete_link(pair.index)) == Some(libc::ENODEV));
+        rt.delete_link(br)?;
+        ensure!(rt
+            .link("vt2")?
+            .context("vt2 outlives its bridge")?
+            .master
+            .is_none());
+        ensure!(rt.link_index("no-such-link")?.is_none());
+        ensure!(errno(rt.link_index("a/b")) == Some(libc::EINVAL));
+        Ok(if checked_by_ip {
+            String::new()
+        } else {
+            "no ip binary: checked by the own dump only".to_string()
+        })
+    }
+
+    /// A veth pair made with every setting at once, its peer in `there`,
+    /// as the dump shows it.
+    fn veth_pair_on_the_bridge(
+        rt: &mut Route,
+        br: u32,
+        there: BorrowedFd<'_>,
+    ) -> anyhow::Result<VethPair> {
         let pair = rt
             .add_veth(
-                &Veth::new("vt0", "eth0", there.as_fd())
+                &Veth::new("vt0", "eth0", there)
                     .mtu(1400)
                     .master(br)
                     .up()
-                    .peer_mac(peer_mac),
+                    .peer_mac(PEER_MAC),
             )
             .context("add_veth")?;
         let links = rt.links()?;
@@ -266,7 +329,7 @@ mod kernel {
             .find(|l| l.index == br)
             .context("the bridge in the dump")?;
         ensure!(
-            b.kind.as_deref() == Some("bridge") && b.mac == Some(br_mac) && b.is_up(),
+            b.kind.as_deref() == Some("bridge") && b.mac == Some(BRIDGE_MAC) && b.is_up(),
             "the bridge: {b:?}"
         );
         ensure!(
@@ -274,10 +337,18 @@ mod kernel {
             "the peer is elsewhere: {links:?}"
         );
 
-        // Names as leases: either name taken is EEXIST, and nothing of
-        // the refused pair stays behind.
-        ensure!(errno(rt.add_veth(&Veth::new("vt0", "eth1", there.as_fd()))) == Some(libc::EEXIST));
-        ensure!(errno(rt.add_veth(&Veth::new("vt1", "eth0", there.as_fd()))) == Some(libc::EEXIST));
+        Ok(pair)
+    }
+
+    /// Names as leases: either name taken is EEXIST, and nothing of the
+    /// refused pair stays behind.
+    fn taken_names_are_refused(
+        rt: &mut Route,
+        br: u32,
+        there: BorrowedFd<'_>,
+    ) -> anyhow::Result<()> {
+        ensure!(errno(rt.add_veth(&Veth::new("vt0", "eth1", there))) == Some(libc::EEXIST));
+        ensure!(errno(rt.add_veth(&Veth::new("vt1", "eth0", there))) == Some(libc::EEXIST));
         ensure!(
             rt.link_index("vt1")?.is_none(),
             "a refused pair leaves nothing"
@@ -288,9 +359,13 @@ mod kernel {
             errno(rt.add_address_v4(br, Ipv4Addr::new(10, 88, 0, 1), 24)) == Some(libc::EEXIST)
         );
 
-        // The same settings one by one.
+        Ok(())
+    }
+
+    /// The same settings as the first pair's, one by one.
+    fn settings_one_by_one(rt: &mut Route, br: u32, there: BorrowedFd<'_>) -> anyhow::Result<()> {
         let p2 = rt
-            .add_veth(&Veth::new("vt2", "eth2", there.as_fd()))
+            .add_veth(&Veth::new("vt2", "eth2", there))
             .context("vt2")?;
         ensure!(rt.link("vt2")?.context("vt2")?.master.is_none());
         rt.set_master(p2.index, br).context("set_master")?;
@@ -302,18 +377,13 @@ mod kernel {
             "vt2: {l2:?}"
         );
 
-        let mut checked_by_ip = true;
-        if let Some(out) = ip(&["-o", "link", "show", "dev", "vt0"])? {
-            ensure!(
-                out.contains("vt0@") && out.contains("mtu 1400") && out.contains("master brt0"),
-                "ip: {out}"
-            );
-        } else {
-            checked_by_ip = false;
-        }
+        Ok(())
+    }
 
-        // The peer's side, through a socket opened there.
-        setns(there.as_fd(), CloneFlags::CLONE_NEWNET)?;
+    /// The peer's side, through a socket opened in its namespace (this
+    /// thread stays there): its link, address and default route.
+    fn the_peers_side(pair: &VethPair, there: BorrowedFd<'_>) -> anyhow::Result<(Route, Ipv4Addr)> {
+        setns(there, CloneFlags::CLONE_NEWNET)?;
         let mut peer = Route::open()?;
         let e = peer.link("eth0")?.context("eth0 in the second namespace")?;
         ensure!(
@@ -322,7 +392,7 @@ mod kernel {
         );
         ensure!(
             e.mtu == Some(1400)
-                && e.mac == Some(peer_mac)
+                && e.mac == Some(PEER_MAC)
                 && e.kind.as_deref() == Some("veth")
                 && !e.is_up(),
             "eth0 as made: {e:?}"
@@ -365,44 +435,7 @@ mod kernel {
             );
         }
 
-        // A datagram crosses the pair and the bridge.
-        let sender = std::net::UdpSocket::bind("0.0.0.0:0")?;
-        setns(here.as_fd(), CloneFlags::CLONE_NEWNET)?;
-        listener.set_read_timeout(Some(Duration::from_millis(500)))?;
-        let to = listener.local_addr()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut got = [0u8; 16];
-        let from = loop {
-            sender.send_to(b"across", to)?;
-            match listener.recv_from(&mut got) {
-                Ok((n, from)) if &got[..n] == b"across" => break from,
-                Ok(_) => bail!("an unexpected datagram"),
-                Err(_) if Instant::now() < deadline => {}
-                Err(e) => bail!("no datagram across the bridge: {e}"),
-            }
-        };
-        ensure!(from.ip() == std::net::IpAddr::V4(addr), "from {from}");
-
-        // Deleting one end takes the peer; the peer's socket still
-        // reads the namespace it was opened in.
-        rt.delete_link(pair.index).context("delete")?;
-        ensure!(rt.link("vt0")?.is_none());
-        ensure!(peer.link("eth0")?.is_none(), "the peer went with its pair");
-        ensure!(peer.link("eth2")?.is_some());
-        ensure!(errno(rt.delete_link(pair.index)) == Some(libc::ENODEV));
-        rt.delete_link(br)?;
-        ensure!(rt
-            .link("vt2")?
-            .context("vt2 outlives its bridge")?
-            .master
-            .is_none());
-        ensure!(rt.link_index("no-such-link")?.is_none());
-        ensure!(errno(rt.link_index("a/b")) == Some(libc::EINVAL));
-        Ok(if checked_by_ip {
-            String::new()
-        } else {
-            "no ip binary: checked by the own dump only".to_string()
-        })
+        Ok((peer, addr))
     }
 
     #[test]
