@@ -130,3 +130,79 @@ pub fn disabled_message() -> String {
     }
     msg
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::channel::channel;
+    use super::*;
+
+    type Up = Report<String>;
+
+    #[test]
+    fn the_parent_writes_the_maps_only_on_a_request_and_then_says_so() {
+        let (mut child_up, mut parent_up) = channel::<Up>().unwrap();
+        let (mut parent_down, mut child_down) = channel::<MapsWritten>().unwrap();
+        child_up.send(&Up::maps_requested()).unwrap();
+        let mut written = false;
+        grant_maps(&mut parent_up, &mut parent_down, || {
+            written = true;
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert!(written);
+        assert_eq!(child_down.recv().unwrap(), MapsWritten);
+    }
+
+    #[test]
+    fn a_failure_instead_of_the_request_is_handed_back_and_nothing_is_written() {
+        let (mut child_up, mut parent_up) = channel::<Up>().unwrap();
+        let (mut parent_down, mut child_down) = channel::<MapsWritten>().unwrap();
+        child_up.send(&Report::Failed("mount".into())).unwrap();
+        let r = grant_maps(&mut parent_up, &mut parent_down, || -> Result<(), ()> {
+            panic!("no maps for a child that did not ask")
+        });
+        assert!(matches!(r, Err(GrantError::Instead(Report::Failed(ref w))) if w == "mount"));
+        drop(parent_down);
+        assert!(child_down.recv().is_err(), "the child is told nothing");
+    }
+
+    #[test]
+    fn a_child_gone_before_asking_and_a_failed_write_are_told_apart() {
+        let (child_up, mut parent_up) = channel::<Up>().unwrap();
+        let (mut parent_down, _child_down) = channel::<MapsWritten>().unwrap();
+        drop(child_up);
+        let r = grant_maps(&mut parent_up, &mut parent_down, || Ok::<(), ()>(()));
+        assert!(matches!(r, Err(GrantError::Request(ChannelError::Closed))));
+
+        let (mut child_up, mut parent_up) = channel::<Up>().unwrap();
+        let (mut parent_down, mut child_down) = channel::<MapsWritten>().unwrap();
+        child_up.send(&Up::maps_requested()).unwrap();
+        let r = grant_maps(&mut parent_up, &mut parent_down, || Err("newuidmap"));
+        assert!(matches!(r, Err(GrantError::Write("newuidmap"))));
+        drop(parent_down);
+        assert!(child_down.recv().is_err(), "no word after a failed write");
+    }
+
+    #[test]
+    fn the_childs_half_asks_then_waits_for_the_answer_or_the_parents_end() {
+        let (mut child_up, mut parent_up) = channel::<Up>().unwrap();
+        let (mut parent_down, mut child_down) = channel::<MapsWritten>().unwrap();
+        // The answer is queued first: a datagram waits for its reader.
+        parent_down.send(&MapsWritten).unwrap();
+        await_maps(&mut child_up, &mut child_down).unwrap();
+        assert_eq!(parent_up.recv().unwrap(), Report::MapsRequested);
+
+        drop(parent_down);
+        let r = await_maps(&mut child_up, &mut child_down);
+        assert!(matches!(r, Err(AwaitError::NoAnswer)));
+    }
+
+    #[test]
+    fn only_the_errnos_of_disabled_user_namespaces_get_the_fix() {
+        for e in [nix::Error::EPERM, nix::Error::ENOSPC, nix::Error::EINVAL] {
+            let hint = unshare_hint(e).expect("a hint");
+            assert!(hint.starts_with("cannot create a user namespace"), "{hint}");
+        }
+        assert_eq!(unshare_hint(nix::Error::ENOMEM), None);
+    }
+}
