@@ -605,7 +605,11 @@ pub fn save(
             SaveFormat::DockerArchive,
             &SaveTarget::File(path.clone()),
         )?;
-        let file = std::fs::File::open(&path).map_err(|e| engine::Error::Other(e.into()))?;
+        let file = std::fs::File::open(&path).map_err(|source| engine::Error::File {
+            what: "opening",
+            path: Some(path.clone()),
+            source,
+        })?;
         Ok((staged, file))
     });
     match written {

@@ -147,8 +147,7 @@ pub(super) fn obtain(
         sink.event(Event::Progress(
             "Using the hello-world image built into burrow".into(),
         ));
-        let imported = import_builtin_hello(&engine.store, &engine.mapping)
-            .map_err(|e| Error::Other(e.into()))?;
+        let imported = import_builtin_hello(&engine.store, &engine.mapping)?;
         return Ok(imported.id);
     }
     Ok(pull(engine, req, sink)?.id)
@@ -175,7 +174,10 @@ pub fn push(engine: &Engine, req: &PushRequest, sink: &mut dyn Sink) -> Result<P
     let mut report = |e: PushEvent| sink.event(Event::Push(e));
     push::push(&engine.store, &id, dest, &opts, &mut report).map_err(|e| match e {
         PushError::NoTag(_) => Error::invalid(format!("pushing {}: {e}", dest.short())),
-        e => Error::Other(anyhow::Error::new(e).context(format!("pushing {}", dest.short()))),
+        source => Error::Push {
+            reference: dest.short(),
+            source,
+        },
     })
 }
 
@@ -215,8 +217,12 @@ pub fn import(
         total_bytes: req.total_bytes,
         ..Default::default()
     };
-    crate::image::import::import_tar(&engine.store, &engine.mapping, input, &opts)
-        .map_err(|e| Error::Other(anyhow::Error::new(e)))
+    Ok(crate::image::import::import_tar(
+        &engine.store,
+        &engine.mapping,
+        input,
+        &opts,
+    )?)
 }
 
 /// An event as the JSON records Docker's API streams for it (`POST

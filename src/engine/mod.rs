@@ -26,6 +26,8 @@ mod stats;
 pub mod system;
 pub mod volumes;
 
+use std::path::PathBuf;
+
 use crate::container::{cgroup::SystemdScopes, ContainerError};
 use crate::image::registry::credentials::AuthFiles;
 use crate::linux::userns::IdMapping;
@@ -91,9 +93,82 @@ pub enum Error {
     Container(#[from] ContainerError),
     #[error(transparent)]
     Store(StoreError),
-    /// Anything else, with its causes (CLI 125, HTTP 500).
+    /// A build that failed (the CLI's 1, as `docker build`'s).
     #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    Build(#[from] build::Failed),
+    /// A file operation that failed: what was done, to which path.
+    #[error("{what} {}: {source}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file operation users see in the system's words alone (a scratch
+    /// file of the engine's, a container's log): what was done and where
+    /// are kept for a caller that wants them.
+    #[error("{source}")]
+    File {
+        what: &'static str,
+        path: Option<PathBuf>,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The build's RUN steps could not get /dev/null as their stdin.
+    #[error("redirecting stdin: {0}")]
+    Stdin(#[source] nix::Error),
+    /// A record that did not become JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Changes(#[from] crate::image::changes::ChangesError),
+    #[error(transparent)]
+    Commit(#[from] crate::container::commit::CommitError),
+    #[error(transparent)]
+    Archive(#[from] crate::image::archive::ArchiveError),
+    #[error(transparent)]
+    Import(#[from] crate::image::import::ImportError),
+    #[error("pushing {reference}")]
+    Push {
+        reference: String,
+        #[source]
+        source: crate::image::push::PushError,
+    },
+    #[error("removing volume {name}")]
+    RemoveVolume {
+        name: String,
+        #[source]
+        source: crate::container::volumes::VolumeError,
+    },
+    /// An `--rm` container's anonymous volumes that were not removed.
+    #[error("removing the volumes of container {container}")]
+    RemoveVolumes {
+        container: String,
+        #[source]
+        source: ContainerError,
+    },
+    /// A bundle's root filesystem that was not copied from its image.
+    #[error("copying the image into {}", .rootfs.display())]
+    CopyImage {
+        rootfs: PathBuf,
+        #[source]
+        source: crate::linux::userns::UsernsError,
+    },
+    /// A user network's files.
+    #[error(transparent)]
+    Network(crate::network::user::UserNetworkError),
+    /// A running container's network change.
+    #[error(transparent)]
+    LiveNetwork(crate::container::keeper::LiveNetworkError),
+    /// The attached client that started the container says why it did not
+    /// start, in its words (it sends them over the rendezvous socket).
+    #[error("{0}")]
+    AttachedStart(String),
+    #[error("the attached client went away while the container started")]
+    AttachedGone,
+    /// `top`'s run of `ps`.
+    #[error(transparent)]
+    Top(#[from] containers::TopError),
 }
 
 impl From<StoreError> for Error {
@@ -134,7 +209,24 @@ impl Error {
             Error::Store(StoreError::NoSuchImage(_)) => Kind::NotFound,
             Error::Store(StoreError::Ambiguous(_)) => Kind::Invalid,
             Error::Store(_) => Kind::Internal,
-            Error::Other(_) => Kind::Internal,
+            Error::Build(_)
+            | Error::Io { .. }
+            | Error::File { .. }
+            | Error::Stdin(_)
+            | Error::Json(_)
+            | Error::Changes(_)
+            | Error::Commit(_)
+            | Error::Archive(_)
+            | Error::Import(_)
+            | Error::Push { .. }
+            | Error::RemoveVolume { .. }
+            | Error::RemoveVolumes { .. }
+            | Error::CopyImage { .. }
+            | Error::Network(_)
+            | Error::LiveNetwork(_)
+            | Error::AttachedStart(_)
+            | Error::AttachedGone
+            | Error::Top(_) => Kind::Internal,
         }
     }
 
