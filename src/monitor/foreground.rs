@@ -33,13 +33,21 @@ pub fn run(
     if rec.is_up(store) {
         return Err(ContainerError::AlreadyRunning(rec.id.clone()));
     }
-    let io_error = |e: std::io::Error| ContainerError::Other(format!("the container's log: {e}"));
-    let rotation = log::Rotation::of(&rec.host_config.log_config)
-        .map_err(|e| ContainerError::Other(e.to_string()))?;
+    let rotation = log::Rotation::of(&rec.host_config.log_config)?;
     let path: PathBuf = store.container_dir(&rec.id).join(container::LOG_FILE);
     let format = log::Format::of(&rec.host_config.log_config).unwrap_or(log::Format::JsonFile);
-    let log = log::Writer::open(&path, rotation, format).map_err(io_error)?;
-    let pipe = || process::pipe().map_err(|e| io_error(e.into()));
+    let log = log::Writer::open(&path, rotation, format).map_err(|source| ContainerError::Log {
+        what: "opening",
+        path: Some(path.clone()),
+        source,
+    })?;
+    let pipe = || {
+        process::pipe().map_err(|e| ContainerError::Log {
+            what: "a pipe for its output",
+            path: None,
+            source: e.into(),
+        })
+    };
     let mut copier = Copier {
         writers: vec![pipe()?, pipe()?],
         readers: Vec::new(),
