@@ -159,20 +159,16 @@ impl Watch for Copier {
                 Ok(_) | Err(nix::Error::EINTR) => {}
                 Err(_) => break started.wait_relaying_signals(),
             }
-            let ready = |f: &PollFd| {
-                f.revents().is_some_and(|r| {
-                    r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
-                })
-            };
-            let report = ready(&fds[0]);
+            let ready = process::ready(&fds);
+            drop(fds);
+            let report = ready[0];
             let outputs: Vec<usize> = which
                 .iter()
-                .zip(&fds[1..signal_at])
-                .filter(|(_, f)| ready(f))
+                .zip(&ready[1..signal_at])
+                .filter(|(_, r)| **r)
                 .map(|(i, _)| *i)
                 .collect();
-            let signalled = signals.is_some() && ready(&fds[signal_at]);
-            drop(fds);
+            let signalled = signals.is_some() && ready[signal_at];
             // Output first, so nothing written before the exit is lost.
             for i in outputs {
                 if !self.pump(i, &mut buf) {
