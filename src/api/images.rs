@@ -87,7 +87,7 @@ pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handle
             &format!(
                 "pull access denied for {}, repository does not exist or may require 'docker login': {}",
                 reference.short_repository(),
-                crate::util::message::one_line(&cause)
+                crate::util::message::one_line_of(&cause)
             ),
         ),
         Err(e) => sink.fail(&e),

@@ -112,7 +112,7 @@ pub fn plan(req: &BuildRequest) -> Result<Plan> {
     let mut tags = Vec::new();
     for t in &req.tags {
         tags.push(
-            Reference::parse(t).map_err(|e| Error::invalid(format!("invalid tag {t:?}: {e}")))?,
+            Reference::parse(t).map_err(|e| Error::refused(format!("invalid tag {t:?}"), e))?,
         );
     }
     let mut build_args = BTreeMap::new();
@@ -162,7 +162,7 @@ pub fn plan(req: &BuildRequest) -> Result<Plan> {
                     })?,
             };
             let text = std::fs::read_to_string(&file)
-                .map_err(|e| Error::invalid(format!("reading {}: {e}", file.display())))?;
+                .map_err(|e| Error::refused(format!("reading {}", file.display()), e))?;
             (file, text)
         }
     };

@@ -123,7 +123,7 @@ fn image_user(engine: &Engine, lowers: &[PathBuf], spec: &str) -> Result<UserIds
             std::fs::write(&copy, bytes).map_err(scratch("writing", &copy))?;
         }
         sandbox::resolve_user(spec, &etc)
-            .map_err(|e| Error::invalid(format!("the image's user {spec:?}: {e}")))
+            .map_err(|e| Error::refused(format!("the image's user {spec:?}"), e))
     })();
     let _ = std::fs::remove_dir_all(&etc);
     found

@@ -84,10 +84,11 @@ pub enum Error {
     Conflict(String),
     /// A pull that failed; `not_found` when the registry has no such
     /// image (HTTP 404; the CLI's 125, as Docker's `run` gives).
-    #[error("{cause:#}")]
+    /// Its message is every cause in turn, each after ": ".
+    #[error("{}", causes(.cause))]
     Pull {
         not_found: bool,
-        cause: anyhow::Error,
+        cause: images::PullFailure,
     },
     #[error(transparent)]
     Container(#[from] ContainerError),
@@ -180,6 +181,24 @@ impl From<StoreError> for Error {
     }
 }
 
+/// `e` and each of its sources in turn, joined with ": ".
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let all: Vec<String> = std::iter::successors(Some(e), |c| c.source())
+        .map(ToString::to_string)
+        .collect();
+    all.join(": ")
+}
+
+/// A refused request's reason when a check's own error needs saying what
+/// it was about ("invalid tag \"x\": ..."): kept whole, for a front end
+/// that wants more than the message.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct Refused {
+    pub what: String,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
 /// The kind of an error, for front ends to map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -194,6 +213,17 @@ pub enum Kind {
 impl Error {
     pub fn invalid(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Error::Invalid(why.into())
+    }
+
+    /// A refusal of `what`, for the reason `why` (its own error).
+    pub fn refused(
+        what: impl Into<String>,
+        why: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Invalid(Box::new(Refused {
+            what: what.into(),
+            source: why.into(),
+        }))
     }
 
     pub fn kind(&self) -> Kind {
