@@ -122,7 +122,7 @@ fn get(engine: &Engine, conn: &mut Conn<Stream>, id: &str, path: &str, head_only
         };
     }
     let out = copy::scratch_file(engine).and_then(|f| {
-        let writer = f.try_clone().map_err(|e| engine::Error::Other(e.into()))?;
+        let writer = f.try_clone().map_err(scratch_clone)?;
         let st = copy::archive(engine, id, path, writer)?;
         Ok((st, f))
     });
@@ -131,6 +131,15 @@ fn get(engine: &Engine, conn: &mut Conn<Stream>, id: &str, path: &str, head_only
         Err(e) => return engine_error(w, &e),
     };
     send_tar(w, file, Some(stat_header(&st)))
+}
+
+/// An unlinked scratch file that could not be opened a second time.
+fn scratch_clone(source: std::io::Error) -> engine::Error {
+    engine::Error::File {
+        what: "duplicating the scratch file",
+        path: None,
+        source,
+    }
 }
 
 /// A tar spooled in `file` as a 200 answer with its length.
@@ -154,7 +163,7 @@ fn send_tar(w: &mut Stream, mut file: std::fs::File, stat: Option<String>) -> Ha
 pub fn export(engine: &Engine, conn: &mut Conn<Stream>, id: &str) -> Handled {
     let id = id.trim_start_matches('/');
     let out = copy::scratch_file(engine).and_then(|f| {
-        let writer = f.try_clone().map_err(|e| engine::Error::Other(e.into()))?;
+        let writer = f.try_clone().map_err(scratch_clone)?;
         engine::changes::export(engine, id, writer)?;
         Ok(f)
     });

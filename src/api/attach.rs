@@ -183,14 +183,10 @@ fn pump(
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(e.into()),
         }
-        let ready = |f: &PollFd| {
-            f.revents().is_some_and(|r| {
-                r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
-            })
-        };
-        let from_monitor = ready(&fds[0]);
-        let from_client = fds.get(1).is_some_and(ready);
+        let ready = crate::linux::process::ready(&fds);
         drop(fds);
+        let from_monitor = ready[0];
+        let from_client = ready.get(1) == Some(&true);
         if from_client {
             let n = client_in.read(&mut buf).unwrap_or(0);
             if n == 0 {

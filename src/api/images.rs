@@ -87,7 +87,7 @@ pub fn create(engine: &Engine, conn: &mut Conn<Stream>, req: &Request) -> Handle
             &format!(
                 "pull access denied for {}, repository does not exist or may require 'docker login': {}",
                 reference.short_repository(),
-                crate::util::message::one_line(&cause)
+                crate::util::message::one_line_of(&cause)
             ),
         ),
         Err(e) => sink.fail(&e),
@@ -605,7 +605,11 @@ pub fn save(
             SaveFormat::DockerArchive,
             &SaveTarget::File(path.clone()),
         )?;
-        let file = std::fs::File::open(&path).map_err(|e| engine::Error::Other(e.into()))?;
+        let file = std::fs::File::open(&path).map_err(|source| engine::Error::File {
+            what: "opening",
+            path: Some(path.clone()),
+            source,
+        })?;
         Ok((staged, file))
     });
     match written {

@@ -55,8 +55,8 @@ pub enum StepError {
     #[error("{}", .0.reason)]
     Change(ChangeError),
     /// The caller could not give the image FROM or `COPY --from` names.
-    #[error("{0:#}")]
-    Host(anyhow::Error),
+    #[error("{0}")]
+    Host(super::HostError),
     #[error("reading {}/.dockerignore: {source}", .dir.display())]
     Ignore {
         dir: PathBuf,

@@ -75,11 +75,15 @@ pub enum BuildEvent {
     Built(String),
 }
 
+/// Why the caller could not give an image: its own error, whose message
+/// says every cause (the caller sits above the build and has its own types).
+pub type HostError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What a build needs from its caller: the images FROM and `COPY --from`
 /// name (pulled when the caller's policy says so), and somewhere to say
 /// how it goes.
 pub trait Host {
-    fn image(&mut self, name: &str) -> anyhow::Result<String>;
+    fn image(&mut self, name: &str) -> Result<String, HostError>;
     fn event(&mut self, event: BuildEvent);
 }
 

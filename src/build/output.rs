@@ -107,14 +107,10 @@ impl Watch for Forward<'_> {
                 Ok(_) | Err(nix::Error::EINTR) => {}
                 Err(_) => break started.wait_relaying_signals(),
             }
-            let ready = |f: &PollFd| {
-                f.revents().is_some_and(|r| {
-                    r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
-                })
-            };
-            let report = ready(&fds[0]);
-            let output = fds.get(1).is_some_and(ready);
+            let ready = process::ready(&fds);
             drop(fds);
+            let report = ready[0];
+            let output = ready.get(1) == Some(&true);
             // Output first, so nothing written before the exit is lost.
             if output {
                 open = self.pump(&mut buf);

@@ -112,9 +112,7 @@ pub fn run(root: Option<PathBuf>, a: BuildArgs) -> anyhow::Result<i32> {
 /// A failed build ends burrow with 1, as `docker build` ends.
 fn exit_of(e: crate::engine::Error) -> anyhow::Error {
     match e {
-        crate::engine::Error::Other(e) if e.is::<build::Failed>() => {
-            Exit::new(BUILD_FAILED, e.to_string()).into()
-        }
+        crate::engine::Error::Build(e) => Exit::new(BUILD_FAILED, e.to_string()).into(),
         e => e.into(),
     }
 }

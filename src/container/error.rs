@@ -95,9 +95,39 @@ pub enum ContainerError {
     OutputPipe(#[source] nix::Error),
     #[error("a pipe for the step's output: {0}")]
     OutputPipeCopy(#[source] std::io::Error),
-    /// Failures of `cp` and of a foreground run's log, as their code words them.
-    #[error("{0}")]
-    Other(String),
+    #[error(transparent)]
+    Copy(#[from] super::copy::CopyError),
+    /// A foreground run's log (its file, or the pipes that feed it).
+    #[error("the container's log: {source}")]
+    Log {
+        what: &'static str,
+        path: Option<PathBuf>,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    LogConfig(#[from] LogError),
+}
+
+/// A logging flag Docker would refuse, in Docker's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    #[error("logger: no log driver named '{0}' is registered")]
+    NoDriver(String),
+    #[error("invalid logging opts for driver {0}")]
+    OptsForNone(String),
+    #[error("invalid log opt {0:?}: KEY=VALUE")]
+    NotKeyValue(String),
+    #[error("unknown log opt '{0}' for {1} log driver")]
+    UnknownOpt(String, String),
+    #[error("log opt '{0}' is not supported by burrow (max-size and max-file are)")]
+    Unsupported(String),
+    #[error("invalid max-size {0:?}: a size like 10m")]
+    BadSize(String),
+    #[error("max-file cannot be less than 1")]
+    BadFileCount,
+    #[error("invalid max-file {0:?}: a number")]
+    BadFileNumber(String),
 }
 
 impl ContainerError {

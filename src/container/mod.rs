@@ -31,7 +31,7 @@ pub(crate) use create::CREATE_STAGING;
 pub use create::{create, CreateOptions, NetworkOptions};
 #[cfg(test)]
 use create::{merge_config, merge_healthcheck};
-pub use error::ContainerError;
+pub use error::{ContainerError, LogError};
 pub use exec::{exec, ExecOptions};
 pub use names::validate as validate_name;
 pub use record::{

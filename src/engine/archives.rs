@@ -14,10 +14,10 @@ pub fn save(
     if names.is_empty() {
         return Err(Error::invalid("no image to save"));
     }
-    archive::save(&engine.store, names, format, target).map_err(|e| Error::Other(e.into()))
+    Ok(archive::save(&engine.store, names, format, target)?)
 }
 
 /// Load the images of an archive (or an OCI layout directory).
 pub fn load(engine: &Engine, source: &LoadSource) -> Result<LoadReport> {
-    archive::load(&engine.store, &engine.mapping, source).map_err(|e| Error::Other(e.into()))
+    Ok(archive::load(&engine.store, &engine.mapping, source)?)
 }

@@ -44,13 +44,10 @@ pub fn start(engine: &Engine, rec: &ContainerRecord) -> Result<()> {
             let _ = s.read_to_end(&mut answer);
             return match answer.split_first() {
                 Some((0, _)) => Ok(()),
-                Some((_, msg)) => Err(Error::Other(anyhow::anyhow!(
-                    "{}",
-                    String::from_utf8_lossy(msg)
-                ))),
-                None => Err(Error::Other(anyhow::anyhow!(
-                    "the attached client went away while the container started"
-                ))),
+                Some((_, msg)) => Err(Error::AttachedStart(
+                    String::from_utf8_lossy(msg).into_owned(),
+                )),
+                None => Err(Error::AttachedGone),
             };
         }
     }

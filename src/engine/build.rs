@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use super::images::{self, PullPolicy, PullRequest};
 use super::{Engine, Error, Event, Result, Sink};
 use crate::build::dockerfile::{self, Dockerfile};
-use crate::build::{self as builder, BuildEvent, BuildOptions, Host, RunEnv};
+use crate::build::{
+    self as builder, BuildError, BuildEvent, BuildOptions, Host, HostError, RunEnv,
+};
 use crate::image::pull::Progress;
 use crate::image::reference::Reference;
 use crate::image::registry::ClientOptions;
@@ -77,14 +79,19 @@ impl BuildRequest {
     }
 }
 
-/// A build that failed (the CLI's exit code 1, as `docker build`'s): its
-/// Dockerfile did not parse, or a step failed.
+/// A build that failed (the CLI's exit code 1, as `docker build`'s).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Failed(pub String);
-
-fn failed(msg: String) -> Error {
-    Error::Other(anyhow::Error::new(Failed(msg)))
+pub enum Failed {
+    /// Its Dockerfile (`-` when the front end read it) did not parse.
+    #[error("{}: {source}", .file.display())]
+    Parse {
+        file: PathBuf,
+        source: dockerfile::ParseError,
+    },
+    /// A step failed. Its message says the step and every cause already,
+    /// so it is not repeated as a source.
+    #[error("{0}")]
+    Steps(BuildError),
 }
 
 /// A checked request, ready to run: made only by [`plan`].
@@ -105,7 +112,7 @@ pub fn plan(req: &BuildRequest) -> Result<Plan> {
     let mut tags = Vec::new();
     for t in &req.tags {
         tags.push(
-            Reference::parse(t).map_err(|e| Error::invalid(format!("invalid tag {t:?}: {e}")))?,
+            Reference::parse(t).map_err(|e| Error::refused(format!("invalid tag {t:?}"), e))?,
         );
     }
     let mut build_args = BTreeMap::new();
@@ -155,12 +162,11 @@ pub fn plan(req: &BuildRequest) -> Result<Plan> {
                     })?,
             };
             let text = std::fs::read_to_string(&file)
-                .map_err(|e| Error::invalid(format!("reading {}: {e}", file.display())))?;
+                .map_err(|e| Error::refused(format!("reading {}", file.display()), e))?;
             (file, text)
         }
     };
-    let dockerfile =
-        dockerfile::parse(&text).map_err(|e| failed(format!("{}: {}", file.display(), e)))?;
+    let dockerfile = dockerfile::parse(&text).map_err(|source| Failed::Parse { file, source })?;
     let network = crate::network::Mode::parse(&req.network)
         .map_err(Error::invalid)?
         .name()
@@ -215,10 +221,13 @@ pub fn run(engine: &Engine, plan: &Plan, sink: &mut dyn Sink) -> Result<String> 
     super::no_range_notice(engine, sink);
     // RUN steps read no input, as in `docker build`: their stdin is
     // /dev/null, not whatever this process was started with.
-    let null = std::fs::File::open("/dev/null")
-        .map_err(|e| Error::Other(anyhow::anyhow!("opening /dev/null: {e}")))?;
+    let null = std::fs::File::open("/dev/null").map_err(|source| Error::Io {
+        what: "opening",
+        path: "/dev/null".into(),
+        source,
+    })?;
     crate::linux::process::dup_onto(std::os::fd::AsRawFd::as_raw_fd(&null), 0)
-        .map_err(|e| Error::Other(anyhow::anyhow!("redirecting stdin: {e}")))?;
+        .map_err(Error::Stdin)?;
     let mut host = BuildHost {
         engine,
         sink,
@@ -241,7 +250,7 @@ pub fn run(engine: &Engine, plan: &Plan, sink: &mut dyn Sink) -> Result<String> 
         &plan.dockerfile,
         &mut host,
     )
-    .map_err(|e| failed(e.to_string()))?;
+    .map_err(Failed::Steps)?;
     for t in &plan.tags {
         super::events::image(engine, "tag", &id, &t.short());
     }
@@ -259,16 +268,21 @@ struct BuildHost<'a> {
 }
 
 impl Host for BuildHost<'_> {
-    fn image(&mut self, name: &str) -> anyhow::Result<String> {
+    fn image(&mut self, name: &str) -> std::result::Result<String, HostError> {
         let req = PullRequest {
             reference: Reference::parse(name)?,
             platform: None,
             registry: self.registry.clone(),
             progress: self.progress,
         };
-        // The message alone: it already says its causes.
-        images::obtain(self.engine, name, self.policy, &req, self.sink, false)
-            .map_err(|e| anyhow::anyhow!("{e}"))
+        Ok(images::obtain(
+            self.engine,
+            name,
+            self.policy,
+            &req,
+            self.sink,
+            false,
+        )?)
     }
 
     fn event(&mut self, event: BuildEvent) {
@@ -320,10 +334,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut req = BuildRequest::new(dir.path());
         req.dockerfile = DockerfileSource::Text("NOPE\n".into());
-        let Error::Other(e) = plan(&req).unwrap_err() else {
+        let Error::Build(e @ Failed::Parse { .. }) = plan(&req).unwrap_err() else {
             panic!("not a build failure");
         };
-        assert!(e.is::<Failed>());
         assert!(e.to_string().starts_with("-: "), "{e}");
     }
 }

@@ -43,8 +43,10 @@ pub fn bundle(engine: &Engine, req: &BundleRequest) -> Result<String> {
 
     empty_dir(&req.dir)?;
     let rootfs = req.dir.join("rootfs");
-    let io = |what: &str, p: &Path, e: std::io::Error| {
-        Error::Other(anyhow::anyhow!("{what} {}: {e}", p.display()))
+    let io = |what, path: &Path, source| Error::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
     };
     std::fs::create_dir(&rootfs).map_err(|e| io("creating", &rootfs, e))?;
     // The layers' files belong to the ids of the caller's range: copied as
@@ -56,9 +58,7 @@ pub fn bundle(engine: &Engine, req: &BundleRequest) -> Result<String> {
     });
     if let Err(e) = copied {
         let _ = userns::run_in_userns(&engine.mapping, || std::fs::remove_dir_all(&rootfs));
-        return Err(Error::Other(
-            anyhow::Error::new(e).context(format!("copying the image into {}", rootfs.display())),
-        ));
+        return Err(Error::CopyImage { rootfs, source: e });
     }
     let path = req.dir.join("config.json");
     let text = serde_json::to_string_pretty(&config).expect("a bundle config serializes");
@@ -78,12 +78,18 @@ fn empty_dir(dir: &Path) -> Result<()> {
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(dir)
-            .map_err(|e| Error::Other(anyhow::anyhow!("creating {}: {e}", dir.display()))),
-        Err(e) => Err(Error::Other(anyhow::anyhow!(
-            "reading {}: {e}",
-            dir.display()
-        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir(dir).map_err(|source| Error::Io {
+                what: "creating",
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+        Err(source) => Err(Error::Io {
+            what: "reading",
+            path: dir.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -99,15 +105,25 @@ fn image_user(engine: &Engine, lowers: &[PathBuf], spec: &str) -> Result<UserIds
         .runtime
         .join(format!("bundle-etc-{}", std::process::id()));
     let found = (|| {
-        std::fs::create_dir_all(&etc).map_err(|e| Error::Other(e.into()))?;
+        let scratch = |what, path: &Path| {
+            let path = Some(path.to_path_buf());
+            move |source| Error::File { what, path, source }
+        };
+        std::fs::create_dir_all(&etc).map_err(scratch("creating", &etc))?;
         for name in ["passwd", "group"] {
-            let bytes = merged::read_file(lowers, &format!("/etc/{name}"))
-                .map_err(|e| Error::Other(anyhow::anyhow!("reading the image's /etc/{name}: {e}")))?
+            let inside = format!("/etc/{name}");
+            let bytes = merged::read_file(lowers, &inside)
+                .map_err(|source| Error::Io {
+                    what: "reading the image's",
+                    path: inside.into(),
+                    source,
+                })?
                 .unwrap_or_default();
-            std::fs::write(etc.join(name), bytes).map_err(|e| Error::Other(e.into()))?;
+            let copy = etc.join(name);
+            std::fs::write(&copy, bytes).map_err(scratch("writing", &copy))?;
         }
         sandbox::resolve_user(spec, &etc)
-            .map_err(|e| Error::invalid(format!("the image's user {spec:?}: {e}")))
+            .map_err(|e| Error::refused(format!("the image's user {spec:?}"), e))
     })();
     let _ = std::fs::remove_dir_all(&etc);
     found

@@ -5,17 +5,13 @@
 use std::fs::File;
 use std::path::PathBuf;
 
-use super::{containers::find, Engine, Error, Result};
+use super::{containers::find, Engine, Result};
 use crate::container::{self, commit::RUNTIME_MOUNT_POINTS, export::container_mapping};
 use crate::image::changes::{self, Change};
 use crate::image::commit::CommitOptions;
 use crate::sandbox::RootfsMode;
 
 pub use crate::image::changes::Kind;
-
-fn other(e: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::Other(anyhow::Error::new(e))
-}
 
 /// The files a container added, changed or deleted against its image, as
 /// `docker diff` lists them (the runtime's own mount points left out).
@@ -31,14 +27,14 @@ pub fn diff(engine: &Engine, key: &str) -> Result<Vec<Change>> {
         if !rootfs.is_dir() {
             return Ok(Vec::new());
         }
-        return changes::list_copy(&rootfs, &lowers, &skip, &mapping).map_err(other);
+        return Ok(changes::list_copy(&rootfs, &lowers, &skip, &mapping)?);
     }
     let upper = dir.join("upper");
     if !upper.is_dir() {
         return Ok(Vec::new());
     }
     let fuse = rec.rootfs_mode == Some(RootfsMode::FuseOverlayfs);
-    changes::list(&upper, &lowers, &skip, &mapping, fuse).map_err(other)
+    Ok(changes::list(&upper, &lowers, &skip, &mapping, fuse)?)
 }
 
 /// Docker's number for a kind of change (the API's `Kind`).
@@ -77,8 +73,13 @@ pub fn commit(engine: &Engine, key: &str, req: CommitRequest) -> Result<Committe
         reference,
         ..Default::default()
     };
-    container::commit::commit(&engine.store, &engine.mapping, &mut rec, opts, req.pause)
-        .map_err(other)
+    Ok(container::commit::commit(
+        &engine.store,
+        &engine.mapping,
+        &mut rec,
+        opts,
+        req.pause,
+    )?)
 }
 
 /// The container's whole tree as a tar written to `out`; returns notes on

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 
-pub use super::stats::{net_dev, reading, stats, top, NetCounters, StatsReading, Top};
+pub use super::stats::{net_dev, reading, stats, top, NetCounters, StatsReading, Top, TopError};
 
 use super::filters::{earlier, Filters};
 use super::{Engine, Error, Result};
@@ -262,8 +262,7 @@ pub fn inspect(engine: &Engine, key: &str) -> Result<serde_json::Value> {
 /// [`inspect`] of a record the caller already has.
 pub fn inspect_record(engine: &Engine, r: ContainerRecord) -> Result<serde_json::Value> {
     let dir = engine.store.container_dir(&r.id);
-    let mut v = serde_json::to_value(r.with_live_state(&engine.store))
-        .map_err(|e| Error::Other(e.into()))?;
+    let mut v = serde_json::to_value(r.with_live_state(&engine.store))?;
     v["Driver"] = "overlay".into();
     v["ResolvConfPath"] = dir.join("resolv.conf").to_string_lossy().into();
     v["HostnamePath"] = dir.join("hostname").to_string_lossy().into();

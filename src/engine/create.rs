@@ -268,7 +268,7 @@ pub fn health_flags(f: &HealthFlags) -> Result<Option<Healthcheck>> {
     let duration = |name: &str, v: &Option<String>| -> Result<i64> {
         let Some(v) = v else { return Ok(0) };
         let d = crate::util::human::go_duration(v).map_err(|e| {
-            Error::invalid(format!("invalid argument {v:?} for --health-{name}: {e}"))
+            Error::refused(format!("invalid argument {v:?} for --health-{name}"), e)
         })?;
         if d < 0 {
             return Err(Error::invalid(format!(

@@ -54,7 +54,8 @@ impl Filters {
         if text.trim().is_empty() {
             return Ok(Filters::new());
         }
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| Error::refused(format!("invalid filters {text:?}"), e))?;
         let serde_json::Value::Object(map) = v else {
             return Err(bad("not an object"));
         };

@@ -86,12 +86,29 @@ pub fn pull(engine: &Engine, req: &PullRequest, sink: &mut dyn Sink) -> Result<P
     Ok(pulled)
 }
 
+/// Why an image was not pulled.
+#[derive(Debug, thiserror::Error)]
+pub enum PullFailure {
+    #[error("pulling {reference}")]
+    Pull {
+        reference: String,
+        #[source]
+        source: pull::PullError,
+    },
+    /// The image is not in the store, and the policy says not to pull.
+    #[error("{0}: image not known, and --pull=never forbids pulling it")]
+    Never(String),
+}
+
 /// A failed pull keeps its causes, and whether the registry said the image
 /// does not exist (clients pull only on "No such image").
 fn pull_error(reference: &Reference, e: pull::PullError) -> Error {
     Error::Pull {
         not_found: e.is_not_found(),
-        cause: anyhow::Error::new(e).context(format!("pulling {}", reference.short())),
+        cause: PullFailure::Pull {
+            reference: reference.short(),
+            source: e,
+        },
     }
 }
 
@@ -129,10 +146,7 @@ pub(super) fn obtain(
         (PullPolicy::Never, None) => {
             return Err(Error::Pull {
                 not_found: true,
-                cause: anyhow::anyhow!(
-                    "{}: image not known, and --pull=never forbids pulling it",
-                    reference.short()
-                ),
+                cause: PullFailure::Never(reference.short()),
             })
         }
         (PullPolicy::Missing, None) if announce => {
@@ -147,8 +161,7 @@ pub(super) fn obtain(
         sink.event(Event::Progress(
             "Using the hello-world image built into burrow".into(),
         ));
-        let imported = import_builtin_hello(&engine.store, &engine.mapping)
-            .map_err(|e| Error::Other(e.into()))?;
+        let imported = import_builtin_hello(&engine.store, &engine.mapping)?;
         return Ok(imported.id);
     }
     Ok(pull(engine, req, sink)?.id)
@@ -174,8 +187,11 @@ pub fn push(engine: &Engine, req: &PushRequest, sink: &mut dyn Sink) -> Result<P
     };
     let mut report = |e: PushEvent| sink.event(Event::Push(e));
     push::push(&engine.store, &id, dest, &opts, &mut report).map_err(|e| match e {
-        PushError::NoTag(_) => Error::invalid(format!("pushing {}: {e}", dest.short())),
-        e => Error::Other(anyhow::Error::new(e).context(format!("pushing {}", dest.short()))),
+        e @ PushError::NoTag(_) => Error::refused(format!("pushing {}", dest.short()), e),
+        source => Error::Push {
+            reference: dest.short(),
+            source,
+        },
     })
 }
 
@@ -215,8 +231,12 @@ pub fn import(
         total_bytes: req.total_bytes,
         ..Default::default()
     };
-    crate::image::import::import_tar(&engine.store, &engine.mapping, input, &opts)
-        .map_err(|e| Error::Other(anyhow::Error::new(e)))
+    Ok(crate::image::import::import_tar(
+        &engine.store,
+        &engine.mapping,
+        input,
+        &opts,
+    )?)
 }
 
 /// An event as the JSON records Docker's API streams for it (`POST
@@ -291,6 +311,25 @@ mod tests {
     use super::*;
 
     const LAYER: &str = "0123456789ab";
+
+    #[test]
+    fn a_failed_pull_says_every_cause() {
+        let reference = Reference::parse("alpine").unwrap();
+        let e = pull_error(&reference, pull::PullError::Layers("gone".into()));
+        assert_eq!(e.kind(), super::super::Kind::Internal);
+        assert_eq!(
+            e.to_string(),
+            "pulling alpine:latest: fetching layers: gone"
+        );
+        let never = Error::Pull {
+            not_found: true,
+            cause: PullFailure::Never("alpine:latest".into()),
+        };
+        assert_eq!(
+            never.to_string(),
+            "alpine:latest: image not known, and --pull=never forbids pulling it"
+        );
+    }
 
     #[test]
     fn pull_records_are_dockers() {

@@ -113,8 +113,11 @@ pub fn open(engine: &Engine, rec: &ContainerRecord, req: &LogsRequest) -> Result
         until: req.until,
     };
     let path = engine.store.container_dir(&rec.id).join(LOG_FILE);
-    let (reader, entries) =
-        Reader::open(&path, &query).map_err(|e| Error::Other(anyhow::Error::new(e)))?;
+    let (reader, entries) = Reader::open(&path, &query).map_err(|source| Error::File {
+        what: "reading the log",
+        path: Some(path.clone()),
+        source,
+    })?;
     Ok(Logs {
         reader,
         first: Some(entries),

@@ -26,6 +26,8 @@ mod stats;
 pub mod system;
 pub mod volumes;
 
+use std::path::PathBuf;
+
 use crate::container::{cgroup::SystemdScopes, ContainerError};
 use crate::image::registry::credentials::AuthFiles;
 use crate::linux::userns::IdMapping;
@@ -82,18 +84,92 @@ pub enum Error {
     Conflict(String),
     /// A pull that failed; `not_found` when the registry has no such
     /// image (HTTP 404; the CLI's 125, as Docker's `run` gives).
-    #[error("{cause:#}")]
+    /// Its message is every cause in turn, each after ": ".
+    #[error("{}", causes(.cause))]
     Pull {
         not_found: bool,
-        cause: anyhow::Error,
+        cause: images::PullFailure,
     },
     #[error(transparent)]
     Container(#[from] ContainerError),
     #[error(transparent)]
     Store(StoreError),
-    /// Anything else, with its causes (CLI 125, HTTP 500).
+    /// A build that failed (the CLI's 1, as `docker build`'s).
     #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    Build(#[from] build::Failed),
+    /// A file operation that failed: what was done, to which path.
+    #[error("{what} {}: {source}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file operation users see in the system's words alone (a scratch
+    /// file of the engine's, a container's log): what was done and where
+    /// are kept for a caller that wants them.
+    #[error("{source}")]
+    File {
+        what: &'static str,
+        path: Option<PathBuf>,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The build's RUN steps could not get /dev/null as their stdin.
+    #[error("redirecting stdin: {0}")]
+    Stdin(#[source] nix::Error),
+    /// A record that did not become JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Changes(#[from] crate::image::changes::ChangesError),
+    #[error(transparent)]
+    Commit(#[from] crate::container::commit::CommitError),
+    #[error(transparent)]
+    Archive(#[from] crate::image::archive::ArchiveError),
+    #[error(transparent)]
+    Import(#[from] crate::image::import::ImportError),
+    #[error("pushing {reference}")]
+    Push {
+        reference: String,
+        #[source]
+        source: crate::image::push::PushError,
+    },
+    #[error("removing volume {name}")]
+    RemoveVolume {
+        name: String,
+        #[source]
+        source: crate::container::volumes::VolumeError,
+    },
+    /// An `--rm` container's anonymous volumes that were not removed.
+    #[error("removing the volumes of container {container}")]
+    RemoveVolumes {
+        container: String,
+        #[source]
+        source: ContainerError,
+    },
+    /// A bundle's root filesystem that was not copied from its image.
+    #[error("copying the image into {}", .rootfs.display())]
+    CopyImage {
+        rootfs: PathBuf,
+        #[source]
+        source: crate::linux::userns::UsernsError,
+    },
+    /// A user network's files.
+    #[error(transparent)]
+    Network(crate::network::user::UserNetworkError),
+    /// A running container's network change.
+    #[error(transparent)]
+    LiveNetwork(crate::container::keeper::LiveNetworkError),
+    /// The attached client that started the container says why it did not
+    /// start, in its words (it sends them over the rendezvous socket).
+    #[error("{0}")]
+    AttachedStart(String),
+    #[error("the attached client went away while the container started")]
+    AttachedGone,
+    /// `top`'s run of `ps`.
+    #[error(transparent)]
+    Top(#[from] containers::TopError),
 }
 
 impl From<StoreError> for Error {
@@ -103,6 +179,24 @@ impl From<StoreError> for Error {
             e => Error::Store(e),
         }
     }
+}
+
+/// `e` and each of its sources in turn, joined with ": ".
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let all: Vec<String> = std::iter::successors(Some(e), |c| c.source())
+        .map(ToString::to_string)
+        .collect();
+    all.join(": ")
+}
+
+/// A refused request's reason when a check's own error needs saying what
+/// it was about ("invalid tag \"x\": ..."): kept whole, for a front end
+/// that wants more than the message.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct Refused {
+    pub what: String,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// The kind of an error, for front ends to map.
@@ -121,6 +215,17 @@ impl Error {
         Error::Invalid(why.into())
     }
 
+    /// A refusal of `what`, for the reason `why` (its own error).
+    pub fn refused(
+        what: impl Into<String>,
+        why: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Invalid(Box::new(Refused {
+            what: what.into(),
+            source: why.into(),
+        }))
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Error::Invalid(_) => Kind::Invalid,
@@ -134,7 +239,24 @@ impl Error {
             Error::Store(StoreError::NoSuchImage(_)) => Kind::NotFound,
             Error::Store(StoreError::Ambiguous(_)) => Kind::Invalid,
             Error::Store(_) => Kind::Internal,
-            Error::Other(_) => Kind::Internal,
+            Error::Build(_)
+            | Error::Io { .. }
+            | Error::File { .. }
+            | Error::Stdin(_)
+            | Error::Json(_)
+            | Error::Changes(_)
+            | Error::Commit(_)
+            | Error::Archive(_)
+            | Error::Import(_)
+            | Error::Push { .. }
+            | Error::RemoveVolume { .. }
+            | Error::RemoveVolumes { .. }
+            | Error::CopyImage { .. }
+            | Error::Network(_)
+            | Error::LiveNetwork(_)
+            | Error::AttachedStart(_)
+            | Error::AttachedGone
+            | Error::Top(_) => Kind::Internal,
         }
     }
 

@@ -22,7 +22,7 @@ impl From<UserNetworkError> for Error {
             | UserNetworkError::Overlap { .. }
             | UserNetworkError::NoSubnet => Error::invalid(e),
             UserNetworkError::Store(s) => s.into(),
-            e @ UserNetworkError::Io { .. } => Error::Other(e.into()),
+            e @ UserNetworkError::Io { .. } => Error::Network(e),
         }
     }
 }
@@ -74,7 +74,7 @@ pub fn list(engine: &Engine, filters: &Filters) -> Result<Vec<Network>> {
 pub fn inspect(engine: &Engine, name: &str) -> Result<serde_json::Value> {
     let net = user::get(&engine.store, name)?;
     let containers = container::list(&engine.store)?;
-    let mut v = serde_json::to_value(&net).map_err(|e| Error::Other(e.into()))?;
+    let mut v = serde_json::to_value(&net)?;
     let mut members = serde_json::Map::new();
     for c in users(&containers, &net) {
         if !c.is_up(&engine.store) {
@@ -360,7 +360,7 @@ fn live_error(e: keeper::LiveNetworkError) -> Error {
     use keeper::LiveNetworkError as L;
     match e {
         L::NotShared(_) | L::NotRunning(_) => Error::Conflict(e.to_string()),
-        e => Error::Other(anyhow::anyhow!(e)),
+        e => Error::LiveNetwork(e),
     }
 }
 

@@ -112,12 +112,12 @@ pub fn here(
         exit_problems(engine, rec, sink);
     }
     if rec.host_config.auto_remove {
-        container::remove_anonymous_volumes(&engine.store, &engine.mapping, rec).map_err(|e| {
-            Error::Other(
-                anyhow::Error::new(e)
-                    .context(format!("removing the volumes of container {}", rec.name)),
-            )
-        })?;
+        container::remove_anonymous_volumes(&engine.store, &engine.mapping, rec).map_err(
+            |source| Error::RemoveVolumes {
+                container: rec.name.clone(),
+                source,
+            },
+        )?;
     }
     Ok(code)
 }

@@ -21,6 +21,21 @@ pub struct Top {
     pub processes: Vec<Vec<String>>,
 }
 
+/// Why `ps` gave no rows for `top`.
+#[derive(Debug, thiserror::Error)]
+pub enum TopError {
+    #[error("running ps: {0}")]
+    Run(#[source] std::io::Error),
+    /// `ps` ended in failure (bad arguments): what it said.
+    #[error("ps {args}: {stderr}")]
+    Failed { args: String, stderr: String },
+    #[error("ps printed nothing")]
+    Empty,
+    /// Docker's words, which clients match on.
+    #[error("Couldn't find PID field in ps output")]
+    NoPid,
+}
+
 /// Run `ps` (with `ps_args`, `-ef` when none) and keep the rows of the
 /// container's processes. A container that is not running is a conflict.
 pub fn top(engine: &Engine, key: &str, ps_args: &[String]) -> Result<Top> {
@@ -36,31 +51,30 @@ pub fn top(engine: &Engine, key: &str, ps_args: &[String]) -> Result<Top> {
     let out = std::process::Command::new("ps")
         .args(&args)
         .output()
-        .map_err(|e| anyhow::anyhow!("running ps: {e}"))?;
+        .map_err(TopError::Run)?;
     if !out.status.success() {
-        return Err(anyhow::anyhow!(
-            "ps {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
+        return Err(TopError::Failed {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }
         .into());
     }
     Ok(top_rows(&String::from_utf8_lossy(&out.stdout), &pids)?)
 }
 
 /// Keep the rows of `ps` output whose PID column is one of `pids`.
-fn top_rows(out: &str, pids: &BTreeSet<i32>) -> std::result::Result<Top, anyhow::Error> {
+fn top_rows(out: &str, pids: &BTreeSet<i32>) -> std::result::Result<Top, TopError> {
     let mut lines = out.lines();
     let titles: Vec<String> = lines
         .next()
-        .ok_or_else(|| anyhow::anyhow!("ps printed nothing"))?
+        .ok_or(TopError::Empty)?
         .split_whitespace()
         .map(str::to_string)
         .collect();
     let at = titles
         .iter()
         .position(|t| t == "PID")
-        .ok_or_else(|| anyhow::anyhow!("Couldn't find PID field in ps output"))?;
+        .ok_or(TopError::NoPid)?;
     let mut processes = Vec::new();
     for line in lines {
         let fields: Vec<&str> = line.split_whitespace().collect();

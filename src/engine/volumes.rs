@@ -59,7 +59,7 @@ pub fn size(engine: &Engine, name: &str) -> u64 {
 
 /// Docker's `volume inspect` object.
 pub fn inspect(engine: &Engine, name: &str) -> Result<serde_json::Value> {
-    serde_json::to_value(volumes::get(&engine.store, name)?).map_err(|e| Error::Other(e.into()))
+    Ok(serde_json::to_value(volumes::get(&engine.store, name)?)?)
 }
 
 /// A volume as a front end asks for it.
@@ -137,9 +137,12 @@ pub fn prune(engine: &Engine, all: bool, filters: &Filters) -> Result<(Vec<Strin
             continue;
         }
         let size = volumes::size(&engine.store, &engine.mapping, &v.name);
-        volumes::remove(&engine.store, &engine.mapping, &containers, &v.name).map_err(|e| {
-            Error::Other(anyhow::Error::new(e).context(format!("removing volume {}", v.name)))
-        })?;
+        volumes::remove(&engine.store, &engine.mapping, &containers, &v.name).map_err(
+            |source| Error::RemoveVolume {
+                name: v.name.clone(),
+                source,
+            },
+        )?;
         super::events::volume(engine, "destroy", &v.name);
         names.push(v.name);
         freed += size;

@@ -33,13 +33,21 @@ pub fn run(
     if rec.is_up(store) {
         return Err(ContainerError::AlreadyRunning(rec.id.clone()));
     }
-    let io_error = |e: std::io::Error| ContainerError::Other(format!("the container's log: {e}"));
-    let rotation = log::Rotation::of(&rec.host_config.log_config)
-        .map_err(|e| ContainerError::Other(e.to_string()))?;
+    let rotation = log::Rotation::of(&rec.host_config.log_config)?;
     let path: PathBuf = store.container_dir(&rec.id).join(container::LOG_FILE);
     let format = log::Format::of(&rec.host_config.log_config).unwrap_or(log::Format::JsonFile);
-    let log = log::Writer::open(&path, rotation, format).map_err(io_error)?;
-    let pipe = || process::pipe().map_err(|e| io_error(e.into()));
+    let log = log::Writer::open(&path, rotation, format).map_err(|source| ContainerError::Log {
+        what: "opening",
+        path: Some(path.clone()),
+        source,
+    })?;
+    let pipe = || {
+        process::pipe().map_err(|e| ContainerError::Log {
+            what: "a pipe for its output",
+            path: None,
+            source: e.into(),
+        })
+    };
     let mut copier = Copier {
         writers: vec![pipe()?, pipe()?],
         readers: Vec::new(),
@@ -151,20 +159,16 @@ impl Watch for Copier {
                 Ok(_) | Err(nix::Error::EINTR) => {}
                 Err(_) => break started.wait_relaying_signals(),
             }
-            let ready = |f: &PollFd| {
-                f.revents().is_some_and(|r| {
-                    r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
-                })
-            };
-            let report = ready(&fds[0]);
+            let ready = process::ready(&fds);
+            drop(fds);
+            let report = ready[0];
             let outputs: Vec<usize> = which
                 .iter()
-                .zip(&fds[1..signal_at])
-                .filter(|(_, f)| ready(f))
+                .zip(&ready[1..signal_at])
+                .filter(|(_, r)| **r)
                 .map(|(i, _)| *i)
                 .collect();
-            let signalled = signals.is_some() && ready(&fds[signal_at]);
-            drop(fds);
+            let signalled = signals.is_some() && ready[signal_at];
             // Output first, so nothing written before the exit is lost.
             for i in outputs {
                 if !self.pump(i, &mut buf) {

@@ -18,33 +18,13 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::container::LogConfig;
+pub use crate::container::LogError;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Entry {
     pub log: String,
     pub stream: String,
     pub time: String,
-}
-
-/// A logging flag Docker would refuse, in Docker's words.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LogError {
-    #[error("logger: no log driver named '{0}' is registered")]
-    NoDriver(String),
-    #[error("invalid logging opts for driver {0}")]
-    OptsForNone(String),
-    #[error("invalid log opt {0:?}: KEY=VALUE")]
-    NotKeyValue(String),
-    #[error("unknown log opt '{0}' for {1} log driver")]
-    UnknownOpt(String, String),
-    #[error("log opt '{0}' is not supported by burrow (max-size and max-file are)")]
-    Unsupported(String),
-    #[error("invalid max-size {0:?}: a size like 10m")]
-    BadSize(String),
-    #[error("max-file cannot be less than 1")]
-    BadFileCount,
-    #[error("invalid max-file {0:?}: a number")]
-    BadFileNumber(String),
 }
 
 /// `--log-driver` and `--log-opt`s as the record keeps them, checked.

@@ -9,7 +9,7 @@ use nix::fcntl::{open, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, Mode};
 
 use super::stream::{archive_name, in_root, into, pack_as};
-use super::{copy_failure, in_container, other, Result};
+use super::{copy_failure, in_container, CopyError, Result};
 use crate::container::ContainerRecord;
 use crate::linux::fs::openat_in_root;
 use crate::linux::userns::IdMapping;
@@ -68,7 +68,10 @@ pub fn scratch_file(store: &Store) -> Result<File> {
         OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
         mode,
     )
-    .map_err(other)?;
+    .map_err(|source| CopyError::ScratchOpen {
+        path: path.clone(),
+        source,
+    })?;
     let _ = std::fs::remove_file(&path);
     Ok(File::from(fd))
 }
@@ -82,7 +85,7 @@ pub fn stat(
 ) -> Result<Option<PathStat>> {
     use std::io::{Read, Seek};
     let mut answer = scratch_file(store)?;
-    let fd: OwnedFd = answer.try_clone().map_err(other)?.into();
+    let fd: OwnedFd = answer.try_clone().map_err(CopyError::Scratch)?.into();
     let p = PathBuf::from(path);
     let path_text = path.to_string();
     in_container(
@@ -126,13 +129,17 @@ pub fn stat(
             std::io::Write::write_all(&mut File::from(fd), &text).map_err(|e| copy_failure(&e, &p))
         }),
     )?;
-    answer.rewind().map_err(other)?;
+    answer.rewind().map_err(CopyError::Scratch)?;
     let mut text = Vec::new();
-    answer.read_to_end(&mut text).map_err(other)?;
+    answer.read_to_end(&mut text).map_err(CopyError::Scratch)?;
     match serde_json::from_slice(&text) {
         Ok(StatAnswer::Found(s)) => Ok(Some(s)),
         Ok(StatAnswer::Missing) => Ok(None),
-        Err(e) => Err(other(format!("reading a stat of {path}: {e}"))),
+        Err(source) => Err(CopyError::Stat {
+            path: path.to_string(),
+            source,
+        }
+        .into()),
     }
 }
 
@@ -163,7 +170,7 @@ pub fn archive(
     // writer would normalise away. The archive is written as usual, then
     // copied with the names spelled out.
     let mut plain = scratch_file(store)?;
-    let writer = plain.try_clone().map_err(other)?;
+    let writer = plain.try_clone().map_err(CopyError::Scratch)?;
     in_container(
         store,
         rec,
@@ -171,8 +178,8 @@ pub fn archive(
         writer.into(),
         Box::new(move |fd| pack_as(&p, &name, fd)),
     )?;
-    plain.rewind().map_err(other)?;
-    dot_prefixed(plain, out).map_err(other)
+    plain.rewind().map_err(CopyError::Scratch)?;
+    Ok(dot_prefixed(plain, out).map_err(CopyError::DotPrefixed)?)
 }
 
 /// Copy a tar stream, each entry's name prefixed with `./` (the top

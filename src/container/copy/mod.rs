@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 use super::{ContainerError, ContainerRecord, Result};
 use crate::exit;
-use crate::linux::ns::Namespaces;
-use crate::linux::userns::{run_in_userns, IdMapping};
-use crate::linux::worker::{self, WorkerError};
+use crate::linux::channel::ChannelError;
+use crate::linux::ns::{Namespaces, NsError};
+use crate::linux::userns::{run_in_userns, IdMapping, UsernsError};
+use crate::linux::worker::{self, SpawnError, WorkerError};
 use crate::linux::{mount, process};
 use crate::sandbox::{Failure, RootfsMode, Step};
 use crate::store::Store;
@@ -36,8 +37,44 @@ pub enum Direction {
 /// One side of the copy, given its end of the pipe.
 type Worker = Box<dyn FnOnce(OwnedFd) -> std::result::Result<(), Failure>>;
 
-pub(super) fn other(e: impl std::fmt::Display) -> ContainerError {
-    ContainerError::Other(e.to_string())
+/// Why a copy (`cp`, a path's stat, an archive) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// A worker's own account: the step, path and errno it failed with.
+    #[error(transparent)]
+    Failed(Failure),
+    /// A worker that ended without a word, with its exit code (1 when it
+    /// had none).
+    #[error("copy failed ({code})")]
+    Ended { code: i32, channel: ChannelError },
+    #[error(transparent)]
+    Pipe(nix::Error),
+    #[error(transparent)]
+    Spawn(SpawnError),
+    #[error(transparent)]
+    Namespaces(NsError),
+    /// The stopped container's worker, as its user namespace reports it
+    /// (its message alone: a disabled namespace's says its own fix).
+    #[error("{0}")]
+    Userns(UsernsError),
+    #[error("no such host path: {}", .0.display())]
+    NoHostPath(PathBuf),
+    /// A scratch file in the store (a fresh name, where the file system
+    /// has no O_TMPFILE) that could not be made.
+    #[error("{source}")]
+    ScratchOpen { path: PathBuf, source: nix::Error },
+    /// A scratch file (a stat's answer, an archive on its way) that could
+    /// not be reopened, rewound or read back.
+    #[error(transparent)]
+    Scratch(std::io::Error),
+    /// A directory's archive copied with its names spelled `./NAME`.
+    #[error(transparent)]
+    DotPrefixed(std::io::Error),
+    #[error("reading a stat of {path}: {source}")]
+    Stat {
+        path: String,
+        source: serde_json::Error,
+    },
 }
 
 /// A copy failure at `path`.
@@ -51,8 +88,8 @@ fn outcome(w: worker::Worker<Failure>) -> Result<()> {
     let code = code.unwrap_or(1);
     match word {
         Ok(_) => Ok(()),
-        Err(WorkerError::Failed(f)) => Err(other(f)),
-        Err(_) => Err(other(format!("copy failed ({code})"))),
+        Err(WorkerError::Failed(f)) => Err(CopyError::Failed(f).into()),
+        Err(WorkerError::Channel(channel)) => Err(CopyError::Ended { code, channel }.into()),
     }
 }
 
@@ -64,12 +101,12 @@ pub fn copy(
     mapping: &IdMapping,
     dir: &Direction,
 ) -> Result<()> {
-    let (r, w) = process::pipe().map_err(other)?;
+    let (r, w) = process::pipe().map_err(CopyError::Pipe)?;
     let (host_side, ctr_side): (Worker, Worker);
     let (host_end, ctr_end) = match dir {
         Direction::In { host, container } => {
             if !host.exists() {
-                return Err(other(format!("no such host path: {}", host.display())));
+                return Err(CopyError::NoHostPath(host.clone()).into());
             }
             let (h, c) = (host.clone(), container.clone());
             let top = top_name(&h);
@@ -91,7 +128,7 @@ pub fn copy(
         process::close_fds_except(&[host_end.as_raw_fd(), report]);
         host_side(host_end).map(|()| None)
     })
-    .map_err(other)?;
+    .map_err(CopyError::Spawn)?;
     // The closure (and with it the host worker's pipe and channel ends) is
     // gone from this process: only the workers hold the pipe, so each sees
     // EOF in time.
@@ -117,7 +154,8 @@ pub(super) fn in_container(
         let start = rec
             .pid1_start(store)
             .ok_or_else(|| ContainerError::NotRunning(rec.name.clone()))?;
-        let ns = Namespaces::open(Path::new("/proc"), rec.state.pid, start).map_err(other)?;
+        let ns = Namespaces::open(Path::new("/proc"), rec.state.pid, start)
+            .map_err(CopyError::Namespaces)?;
         let w = worker::spawn(move |report| {
             let joined = ns.join();
             // Its descriptors are closed here, not by close_fds_except
@@ -127,7 +165,7 @@ pub(super) fn in_container(
             process::close_fds_except(&[fd.as_raw_fd(), report]);
             f(fd).map(|()| None)
         })
-        .map_err(other)?;
+        .map_err(CopyError::Spawn)?;
         return outcome(w);
     }
     // Stopped: mount its rootfs privately and chroot into it. (chroot is
@@ -178,5 +216,5 @@ pub(super) fn in_container(
         };
         enter()
     })
-    .map_err(|e| other(e.to_string()))
+    .map_err(|e| CopyError::Userns(e).into())
 }
