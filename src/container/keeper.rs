@@ -154,7 +154,9 @@ pub enum LiveNetworkError {
         source: std::io::Error,
     },
     #[error("changing the container's interfaces: {0}")]
-    Worker(String),
+    Spawn(#[source] crate::linux::worker::SpawnError),
+    #[error("changing the container's interfaces: {0}")]
+    Worker(#[source] crate::linux::worker::WorkerError<crate::sandbox::Failure>),
 }
 
 /// PID 1 of a running `rec` by pid and start time, and its network
@@ -205,10 +207,9 @@ fn in_holder(
             job().map_err(|e| Failure::io(Step::Network, &e, crate::exit::BURROW))?;
             Ok(None)
         })
-        .map_err(|e| LiveNetworkError::Worker(e.to_string()))?;
+        .map_err(LiveNetworkError::Spawn)?;
     let (word, _) = worker.wait();
-    word.map(|_| ())
-        .map_err(|e| LiveNetworkError::Worker(e.to_string()))
+    word.map(|_| ()).map_err(LiveNetworkError::Worker)
 }
 
 /// Put running container `rec` on user network `network` as well, known
