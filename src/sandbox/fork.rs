@@ -27,7 +27,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::process::{enter_and_exec, ContainerType, Process};
+use super::process::{enter_and_exec, plan, ContainerType, Process};
 use super::wire::{self, Proceed, ReportError, SetupReport, TreeReport};
 use super::{Failure, Step};
 use crate::exit;
@@ -297,6 +297,9 @@ pub fn fork_process(
     how: How,
 ) -> Result<Pid, Failure> {
     let joining = matches!(kind, ContainerType::Joined { .. });
+    // Planned here, so a process that shares our memory until its exec
+    // allocates none of it (what it leaves in our heap is never freed).
+    let plan = plan(kind, p, groups_allowed);
     let child = || {
         for &fd in close {
             let _ = nix::unistd::close(fd);
@@ -325,7 +328,7 @@ pub fn fork_process(
                 }
             }
         }
-        enter_and_exec(kind, p, groups_allowed, setup)
+        enter_and_exec(&plan, setup)
     };
     let (forked, code) = match how {
         How::Shared { stack } => (vfork::spawn(stack, child), exit::BURROW),
