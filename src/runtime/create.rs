@@ -429,14 +429,8 @@ fn setup(
     for (flag, path) in &plan.join {
         setns(*flag, path)?;
     }
-    if let Err(e) = nix::sched::unshare(plan.create) {
-        return Err(Failure::sys(Step::Unshare, e, 1));
-    }
-    if plan.create.contains(CloneFlags::CLONE_NEWNET) {
-        if let Err(e) = crate::linux::net::loopback_up() {
-            return Err(Failure::sys(Step::Loopback, e, 1));
-        }
-    }
+    // The rest, with loopback up in a new network namespace.
+    middle.unshare(plan.create)?;
     // setgroups(2) works unless it was denied for a single-id map.
     let groups_allowed = std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "allow")
