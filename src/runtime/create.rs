@@ -103,7 +103,7 @@ pub(super) fn create(root: &Path, log: &Log, a: &CreateArgs, output: Output) -> 
     };
     let cfg = Config::read_file(&bundle.join(&a.config))?;
     let plan = bundle::plan(&cfg, &bundle)?;
-    if a.no_pivot {
+    if a.init.no_pivot {
         log.debug("--no-pivot: burrow-runc always uses pivot_root");
     }
     if let Some(linux) = cfg.spec.linux() {
@@ -175,6 +175,7 @@ fn create_in(c: &Creating, output: Output) -> Result<Saved> {
     // container's devpts.
     let console = if plan.process.terminal {
         let path = a
+            .init
             .console_socket
             .as_ref()
             .ok_or_else(|| anyhow!("process.terminal is set: --console-socket is required"))?;
@@ -356,7 +357,7 @@ fn record(c: &Creating, init: Pid) -> Result<Saved> {
             log.debug("createContainer and startContainer hooks are not run");
         }
     }
-    if let Some(p) = &a.pid_file {
+    if let Some(p) = &a.init.pid_file {
         write_pid_file(p, pid).map_err(fail)?;
     }
     dir.save(&saved).map_err(|e| fail(e.into()))?;
