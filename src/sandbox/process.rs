@@ -425,20 +425,20 @@ impl fmt::Display for ProcessOp<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::sandbox::caps::{mask, DEFAULT};
 
-    /// `burrow run busybox true` as `container` builds it: Docker's default
-    /// capabilities and seccomp profile, the caller's stdio, no `-i`.
-    fn run_process() -> Process {
+    /// `true` as root with nothing asked for: no capabilities, unconfined,
+    /// the caller's stdio, no `-i`.
+    pub(in crate::sandbox) fn bare() -> Process {
         Process {
             argv: vec!["true".into()],
-            env: vec!["PATH=/bin".into()],
+            env: Vec::new(),
             cwd: String::new(),
             user: String::new(),
-            caps: mask(&DEFAULT),
-            seccomp: Seccomp::Filter(Vec::new().into()),
+            caps: 0,
+            seccomp: Seccomp::Unconfined,
             fake_ids: false,
             stdin: false,
             stdio: Stdio::Inherit,
@@ -448,6 +448,17 @@ mod tests {
             groups: None,
             outlives_parent: false,
             cap_sets: None,
+        }
+    }
+
+    /// `burrow run busybox true` as `container` builds it: Docker's default
+    /// capabilities and seccomp profile.
+    fn run_process() -> Process {
+        Process {
+            env: vec!["PATH=/bin".into()],
+            caps: mask(&DEFAULT),
+            seccomp: Seccomp::Filter(Vec::new().into()),
+            ..bare()
         }
     }
 
