@@ -26,11 +26,12 @@ enum Never {}
 pub fn enter_and_exec(plan: &Plan, report: &mut Sender<SetupReport>) -> i32 {
     let mut entering = Entering {
         report,
+        argv: plan.argv,
         groups_allowed: plan.groups_allowed,
         init_binary: None,
         trampoline: None,
         ids: None,
-        env: Vec::new(),
+        env: plan.env.to_vec(),
     };
     match entering.run(plan) {
         Ok(never) => match never {},
@@ -43,8 +44,9 @@ pub fn enter_and_exec(plan: &Plan, report: &mut Sender<SetupReport>) -> i32 {
 }
 
 /// What the steps run so far made, for the steps after them.
-struct Entering<'r> {
+struct Entering<'r, 'p> {
     report: &'r mut Sender<SetupReport>,
+    argv: &'p [String],
     groups_allowed: bool,
     /// A static init program of the host's, opened.
     init_binary: Option<File>,
@@ -55,27 +57,25 @@ struct Entering<'r> {
     env: Vec<String>,
 }
 
-impl Entering<'_> {
+impl Entering<'_, '_> {
     fn run(&mut self, plan: &Plan) -> Result<Never, Failure> {
-        self.env = plan.env.to_vec();
         for op in &plan.ops {
             match op {
                 ProcessOp::ExecInit(path) => {
                     let binary = self.init_binary.as_ref().ok_or_else(not_opened)?;
-                    return exec_init(binary, path, plan.argv, &self.env);
+                    return exec_init(binary, path, self.argv, &self.env);
                 }
                 ProcessOp::RunInit => {
-                    return run_init(plan.argv, &self.env, self.trampoline.as_ref())
+                    return run_init(self.argv, &self.env, self.trampoline.as_ref())
                 }
                 ProcessOp::Exec { preserve_fds } => {
                     return exec(
-                        plan.argv,
+                        self.argv,
                         &self.env,
                         *preserve_fds,
                         self.trampoline.as_ref(),
                     )
                 }
-                ProcessOp::FindProgram => find_program(plan.argv, &self.env)?,
                 op => self.step(op)?,
             }
         }
@@ -168,10 +168,9 @@ impl Entering<'_> {
             ProcessOp::Workdir(cwd) => enter_workdir(cwd)?,
             ProcessOp::Ready => self.report.tell(SetupReport::Ready),
             ProcessOp::WaitForStart(gate) => wait_for_start(*gate)?,
-            ProcessOp::FindProgram
-            | ProcessOp::ExecInit(_)
-            | ProcessOp::RunInit
-            | ProcessOp::Exec { .. } => {}
+            ProcessOp::FindProgram => find_program(self.argv, &self.env)?,
+            // The exec, which `run` does.
+            ProcessOp::ExecInit(_) | ProcessOp::RunInit | ProcessOp::Exec { .. } => {}
         }
         Ok(())
     }
