@@ -103,7 +103,7 @@ pub(super) fn create(root: &Path, log: &Log, a: &CreateArgs, output: Output) -> 
     };
     let cfg = Config::read_file(&bundle.join(&a.config))?;
     let plan = bundle::plan(&cfg, &bundle)?;
-    if a.no_pivot {
+    if a.init.no_pivot {
         log.debug("--no-pivot: burrow-runc always uses pivot_root");
     }
     if let Some(linux) = cfg.spec.linux() {
@@ -175,6 +175,7 @@ fn create_in(c: &Creating, output: Output) -> Result<Saved> {
     // container's devpts.
     let console = if plan.process.terminal {
         let path = a
+            .init
             .console_socket
             .as_ref()
             .ok_or_else(|| anyhow!("process.terminal is set: --console-socket is required"))?;
@@ -356,7 +357,7 @@ fn record(c: &Creating, init: Pid) -> Result<Saved> {
             log.debug("createContainer and startContainer hooks are not run");
         }
     }
-    if let Some(p) = &a.pid_file {
+    if let Some(p) = &a.init.pid_file {
         write_pid_file(p, pid).map_err(fail)?;
     }
     dir.save(&saved).map_err(|e| fail(e.into()))?;
@@ -429,14 +430,8 @@ fn setup(
     for (flag, path) in &plan.join {
         setns(*flag, path)?;
     }
-    if let Err(e) = nix::sched::unshare(plan.create) {
-        return Err(Failure::sys(Step::Unshare, e, 1));
-    }
-    if plan.create.contains(CloneFlags::CLONE_NEWNET) {
-        if let Err(e) = crate::linux::net::loopback_up() {
-            return Err(Failure::sys(Step::Loopback, e, 1));
-        }
-    }
+    // The rest, with loopback up in a new network namespace.
+    middle.unshare(plan.create)?;
     // setgroups(2) works unless it was denied for a single-id map.
     let groups_allowed = std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "allow")

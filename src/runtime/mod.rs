@@ -132,12 +132,8 @@ enum Verb {
         bundle: Option<PathBuf>,
         #[arg(short, long)]
         detach: bool,
-        #[arg(long = "pid-file")]
-        pid_file: Option<PathBuf>,
-        #[arg(long = "console-socket")]
-        console_socket: Option<PathBuf>,
-        #[arg(long = "no-pivot")]
-        no_pivot: bool,
+        #[command(flatten)]
+        init: InitArgs,
         #[arg(long = "no-subreaper")]
         no_subreaper: bool,
     },
@@ -168,6 +164,20 @@ struct CreateArgs {
     /// The config file, relative to the bundle (crun's flag).
     #[arg(short, long, default_value = "config.json")]
     config: PathBuf,
+    #[command(flatten)]
+    init: InitArgs,
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    id: String,
+}
+
+/// The flags `create` and `restore` share: where init's pid and its
+/// terminal go, and runc's `--no-pivot` (accepted; pivot_root is always
+/// used).
+#[derive(Debug, clap::Args)]
+struct InitArgs {
     #[arg(long = "pid-file")]
     pid_file: Option<PathBuf>,
     /// A unix socket to send the pty master to (process.terminal).
@@ -175,11 +185,6 @@ struct CreateArgs {
     console_socket: Option<PathBuf>,
     #[arg(long = "no-pivot")]
     no_pivot: bool,
-    #[arg(long = "no-new-keyring")]
-    no_new_keyring: bool,
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    preserve_fds: u32,
-    id: String,
 }
 
 /// runc's `update` flags (-1 is "unlimited" for the limits); `--resources`

@@ -54,8 +54,9 @@ pub struct ExecSpec {
 }
 
 impl ExecSpec {
+    /// Nobody waits for the process: it outlives its caller.
     fn detached(&self) -> bool {
-        self.process.stdio == Stdio::Detached || self.process.outlives_parent
+        !self.process.dies_with_parent()
     }
 }
 
@@ -438,11 +439,7 @@ fn settle(spec: &ExecSpec) -> Result<Settled, Failure> {
     // What every process would otherwise look up or open for itself:
     // /dev/null as its stdin (the container's, as it would open it), the
     // kernel's last capability.
-    let null = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(|e| Failure::io(Step::Stdio, &e, exit::BURROW).at("/dev/null"))?;
+    let null = super::process::open_null()?;
     let stdin = if spec.process.stdin {
         0
     } else {
@@ -453,21 +450,16 @@ fn settle(spec: &ExecSpec) -> Result<Settled, Failure> {
     crate::linux::caps::last_cap();
     // The bounding set every process drops to, dropped by us once (we are
     // root in the container's user namespace until the last of them).
-    let bounding = match &spec.process.cap_sets {
-        Some(sets) => sets.bounding,
-        None => spec.process.caps,
-    };
-    crate::linux::caps::drop_bounding(bounding)
-        .map_err(|e| Failure::io(Step::CapBounding, &e, exit::BURROW))?;
+    super::process::drop_bounding(spec.process.bounding())?;
     let (exec_tx, exec_rx) =
         channel::<SetupReport>().map_err(|e| Failure::io(Step::Pipe, &e, exit::BURROW))?;
     let _ = nix::fcntl::fcntl(
         exec_rx.as_fd(),
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
     );
-    if let super::seccomp::Seccomp::Filter(prog) = &spec.process.seccomp {
-        crate::linux::seccomp::install(prog)
-            .map_err(|e| Failure::io(Step::Seccomp, &e, exit::BURROW))?;
+    // A filter that could not be built is left to each process to report.
+    if let super::seccomp::Seccomp::Filter(_) = &spec.process.seccomp {
+        super::process::install_seccomp(&spec.process.seccomp)?;
         spec.process.seccomp = super::seccomp::Seccomp::Unconfined;
     }
     Ok(Settled {

@@ -17,8 +17,9 @@
 //! keeps, whether the caller maps a new user namespace, and the
 //! `ContainerType` the process enters as. The channels, the unshare that
 //! makes the user namespace (with the fix to name when it is refused), the
-//! id-map handshake, the fork of the process and the reports that hand it
-//! off are all here, once.
+//! id-map handshake, loopback up in a new network namespace, the fork of
+//! the process (its steps planned here, see `sandbox::process`) and the
+//! reports that hand it off are all here, once.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -27,7 +28,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::process::{enter_and_exec, ContainerType, Process};
+use super::process::{enter_and_exec, plan, ContainerType, Process};
 use super::wire::{self, Proceed, ReportError, SetupReport, TreeReport};
 use super::{Failure, Step};
 use crate::exit;
@@ -222,7 +223,8 @@ impl<U: TreeReport> Middle<U> {
     /// unshare(2) `flags` (CLONE_NEWUSER among them, unless a user
     /// namespace was joined): a refusal names the fix when it means user
     /// namespaces are off. Then, with the handshake, ask the caller for our
-    /// id maps and wait until they are written.
+    /// id maps and wait until they are written; then what a new network
+    /// namespace needs (see [`Middle::unshare`]).
     pub fn unshare_mapped(&mut self, flags: CloneFlags) -> Result<(), Failure>
     where
         U: AsksForMaps,
@@ -230,6 +232,23 @@ impl<U: TreeReport> Middle<U> {
         nix::sched::unshare(flags).map_err(|e| Failure::unshare(e, self.code))?;
         if let Some(down) = self.maps.as_mut() {
             newuser::await_maps(&mut self.up, down).map_err(|e| Failure::id_maps(e, self.code))?;
+        }
+        self.loopback_if_new(flags)
+    }
+
+    /// unshare(2) `flags` in a user namespace already made (or joined)
+    /// and mapped. A new network namespace has loopback down: it is
+    /// brought up (we hold CAP_NET_ADMIN in the user namespace that owns
+    /// it).
+    pub fn unshare(&mut self, flags: CloneFlags) -> Result<(), Failure> {
+        nix::sched::unshare(flags).map_err(|e| Failure::sys(Step::Unshare, e, self.code))?;
+        self.loopback_if_new(flags)
+    }
+
+    fn loopback_if_new(&self, flags: CloneFlags) -> Result<(), Failure> {
+        if flags.contains(CloneFlags::CLONE_NEWNET) {
+            crate::linux::net::loopback_up()
+                .map_err(|e| Failure::sys(Step::Loopback, e, self.code))?;
         }
         Ok(())
     }
@@ -297,6 +316,9 @@ pub fn fork_process(
     how: How,
 ) -> Result<Pid, Failure> {
     let joining = matches!(kind, ContainerType::Joined { .. });
+    // Planned here, so a process that shares our memory until its exec
+    // allocates none of it (what it leaves in our heap is never freed).
+    let plan = plan(kind, p, groups_allowed);
     let child = || {
         for &fd in close {
             let _ = nix::unistd::close(fd);
@@ -325,7 +347,7 @@ pub fn fork_process(
                 }
             }
         }
-        enter_and_exec(kind, p, groups_allowed, setup)
+        enter_and_exec(&plan, setup)
     };
     let (forked, code) = match how {
         How::Shared { stack } => (vfork::spawn(stack, child), exit::BURROW),

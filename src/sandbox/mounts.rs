@@ -322,7 +322,7 @@ fn tmpfs_options(options: &str) -> (MsFlags, String) {
 pub(super) mod tests {
     use super::*;
     use crate::linux::userns::IdMapping;
-    use crate::sandbox::{Process, RootfsChoice, Stdio};
+    use crate::sandbox::RootfsChoice;
 
     fn single() -> IdMapping {
         IdMapping {
@@ -350,23 +350,7 @@ pub(super) mod tests {
             private_network: false,
             mounts,
             readonly_rootfs: readonly,
-            process: Process {
-                argv: vec!["true".into()],
-                env: Vec::new(),
-                cwd: String::new(),
-                user: String::new(),
-                caps: 0,
-                seccomp: crate::sandbox::seccomp::Seccomp::Unconfined,
-                fake_ids: false,
-                stdin: false,
-                stdio: Stdio::Inherit,
-                init: false,
-                init_program: None,
-                no_new_privs: false,
-                groups: None,
-                outlives_parent: false,
-                cap_sets: None,
-            },
+            process: crate::sandbox::process::tests::bare(),
             remove_after: Vec::new(),
             remove_dir_after: false,
             cgroup: None,

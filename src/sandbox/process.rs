@@ -1,29 +1,34 @@
 //! A process in a container, one type for `run` (PID 1) and `exec`, and
-//! the one function that enters the container and execs it, in a fixed
-//! order: mounts and pivot_root (a new container's PID 1 only), stdio and a
-//! session of its own, every other descriptor closed, user, working
-//! directory, seccomp, bounding set, ids, capability sets, exec (of the
-//! command, or with `--init` of a static init program that runs it).
+//! its way into the container and exec as data: [`plan`], a pure function
+//! of the `Process` and its [`ContainerType`], lists the steps in their
+//! fixed order, and the forked process runs them in one loop
+//! (`process/apply.rs`): not dumpable, what it will exec through, the
+//! entry (mounts and pivot_root, a new container's PID 1 only), stdio and
+//! a session of its own, every other descriptor closed, the user looked
+//! up, the working directory made, no_new_privs, seccomp, bounding set,
+//! ids, capability sets, the working directory entered, a bundle's start
+//! gate, exec (of the command, or with `--init` of a static init program
+//! that runs it). Unit tests check the order without forking.
 //!
-//! The two kinds differ only where youki's `ContainerType` does: PID 1 of a
-//! new container (`Init`) builds the mount tree and pivots into it; a
-//! process joining a running container (`Joined`) finds all that done, as
-//! its joiner has setns'd before forking it (setns(2) of a pid namespace
-//! only applies to children, so the join cannot happen here).
+//! The kinds differ only where youki's `ContainerType` does: PID 1 of a
+//! new container (`Init`, and `Bundle` for an OCI bundle's) builds the
+//! mount tree and pivots into it; a process joining a running container
+//! (`Joined`) finds all that done, as its joiner has setns'd before
+//! forking it (setns(2) of a pid namespace only applies to children, so
+//! the join cannot happen here).
 
-use std::ffi::CString;
-use std::fs::File;
+use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use nix::sys::signal::Signal;
-
 use super::entry::Entry;
-use super::wire::SetupReport;
-use super::{Failure, Step};
-use crate::exit;
-use crate::linux::channel::Sender;
-use crate::linux::{caps, process, seccomp, tty};
+use super::seccomp::Seccomp;
+use crate::linux::caps;
+
+mod apply;
+
+pub use apply::enter_and_exec;
+pub(super) use apply::{drop_bounding, install_seccomp, open_null};
 
 /// Docker's PATH when the image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -42,7 +47,7 @@ pub struct Process {
     /// Capabilities the process keeps (see `sandbox::caps`), as a mask.
     pub caps: u64,
     /// The seccomp filter to install (see `sandbox::seccomp`).
-    pub seccomp: super::seccomp::Seccomp,
+    pub seccomp: Seccomp,
     /// The filter fakes changes of ids (`seccomp::FAKED_ID_CALLS`): the
     /// process must already be the user it runs as.
     pub fake_ids: bool,
@@ -69,6 +74,29 @@ pub struct Process {
     /// across exec); None gives `caps` to bounding, effective and
     /// permitted, with inheritable and ambient empty.
     pub cap_sets: Option<caps::Sets>,
+}
+
+impl Process {
+    /// Whether the process dies with the process that forked it (and what
+    /// forks it with its own caller): a detached exec, or a process an
+    /// engine's shim inherits, outlives its caller by design.
+    pub fn dies_with_parent(&self) -> bool {
+        self.stdio != Stdio::Detached && !self.outlives_parent
+    }
+
+    /// The bounding set it keeps.
+    pub fn bounding(&self) -> u64 {
+        self.cap_sets.map_or(self.caps, |s| s.bounding)
+    }
+
+    /// Its working directory (`/` when none is given).
+    fn workdir(&self) -> &str {
+        if self.cwd.is_empty() {
+            "/"
+        } else {
+            &self.cwd
+        }
+    }
 }
 
 /// Where the process's stdin, stdout and stderr come from.
@@ -134,514 +162,491 @@ pub struct BundleInit<'a> {
     pub preserve_fds: u32,
 }
 
-pub(super) enum Never {}
-
-/// Enter the container as `kind` says and exec `p`. `groups_allowed` is
-/// false under a single-id mapping, where setgroups(2) is denied
-/// (user_namespaces(7)). Returns only on failure, after sending it on
-/// `report` (a close-on-exec channel, so its EOF alone means exec succeeded):
-/// the exit code.
-pub fn enter_and_exec(
-    kind: ContainerType,
-    p: &Process,
-    groups_allowed: bool,
-    report: &mut Sender<SetupReport>,
-) -> i32 {
-    match enter(kind, p, groups_allowed, report) {
-        Ok(never) => match never {},
-        Err(f) => {
-            let code = f.code;
-            report.tell(SetupReport::Failed(f));
-            code
-        }
-    }
+/// One step of a process's way into the container, up to its exec.
+#[derive(Debug, Clone)]
+pub enum ProcessOp<'a> {
+    /// Not dumpable until exec: nothing in the container may trace us or
+    /// read our memory, environment or descriptors (runc's CVE-2016-9962).
+    NotDumpable,
+    /// SIGKILL when the parent dies, so nothing outlives its supervisor.
+    DieWithParent,
+    /// Open `--init`'s static init program while the host's tree is still
+    /// ours, so nothing in the container's can stand in for it.
+    OpenInit(&'a Path),
+    /// Load the trampoline the program is exec'd through (see
+    /// `sandbox::trampoline`), before seccomp, which may refuse memfds.
+    LoadTrampoline,
+    /// A new container's entry: the mount tree under `root`, the pivot
+    /// into it, its names.
+    Entry { root: &'a Path, entry: &'a Entry },
+    /// stdin, stdout and stderr as `stdio` says (or `terminal`, the slave
+    /// of a joiner's pty), in a session of our own.
+    Stdio {
+        stdio: Stdio,
+        terminal: Option<RawFd>,
+    },
+    /// /dev/null as stdin (no `-i`).
+    NullStdin,
+    /// Close every descriptor but stdio, the report channel, what the exec
+    /// needs, a bundle's start gate and the `preserve_fds` from 3 up.
+    CloseFds {
+        gate: Option<RawFd>,
+        preserve_fds: u32,
+    },
+    /// Resolve `user` in the container's /etc/passwd and /etc/group
+    /// (`groups`, when given, are the supplementary groups exactly); HOME
+    /// from it when the environment has none.
+    User {
+        user: &'a str,
+        groups: Option<&'a [u32]>,
+    },
+    /// Create the working directory if it is missing (a new container
+    /// does, as Docker does; `exec` never does).
+    MakeWorkdir(&'a str),
+    /// Refuse a switch of ids that fake ids would turn into none.
+    RefuseFakedSwitch,
+    /// prctl(PR_SET_NO_NEW_PRIVS).
+    NoNewPrivs,
+    /// Install the seccomp filter (or fail, when none could be built).
+    Seccomp(&'a Seccomp),
+    /// Drop all but these from the bounding set.
+    CapBounding(u64),
+    /// PR_SET_KEEPCAPS on or off around the switch of ids.
+    KeepCaps(bool),
+    /// setgroups(2).
+    Groups,
+    /// setresgid(2).
+    Gid,
+    /// setresuid(2).
+    Uid,
+    /// Effective and permitted to this set, inheritable and ambient empty.
+    CapSets(u64),
+    /// An OCI process's five sets, each as given.
+    CapSetsEach(caps::Sets),
+    /// Enter the working directory, which must be inside the root.
+    Workdir(&'a str),
+    /// Fail as exec would if the program does not exist.
+    FindProgram,
+    /// Say `Ready` on the report channel.
+    Ready,
+    /// Block until the engine's `start` writes into the FIFO.
+    WaitForStart(BorrowedFd<'a>),
+    /// Exec the static init program opened by `OpenInit`, which runs the
+    /// command.
+    ExecInit(&'a Path),
+    /// Fork the command and stay PID 1 as its init.
+    RunInit,
+    /// Exec the command, keeping `preserve_fds` descriptors from 3 up.
+    Exec { preserve_fds: u32 },
 }
 
-fn enter(
-    kind: ContainerType,
-    p: &Process,
-    groups_allowed: bool,
-    report: &mut Sender<SetupReport>,
-) -> Result<Never, Failure> {
-    let (init_binary, trampoline) = prepare(p)?;
+/// A process's steps, and what they act on.
+#[derive(Debug, Clone)]
+pub struct Plan<'a> {
+    pub ops: Vec<ProcessOp<'a>>,
+    pub argv: &'a [String],
+    /// The environment before HOME is added.
+    pub env: &'a [String],
+    /// setgroups(2) is allowed: false under a single-id mapping, where it
+    /// is denied (user_namespaces(7)).
+    pub groups_allowed: bool,
+}
 
-    // A new container's entry: the mount tree and the switch into it (the
-    // rootfs becomes /, the host's tree is detached), its names.
-    let terminal = match kind {
+/// The steps `p` takes into the container as `kind` says, in their fixed
+/// order. The order is the security: the working directory is made only
+/// after every descriptor but the ones we need is closed (runc's
+/// CVE-2024-21626) and entered only after the ids changed (so a user's
+/// permissions apply to it); no_new_privs comes before the filter
+/// (prctl(2)); the filter while we still hold CAP_SYS_ADMIN in the
+/// container's user namespace, so no_new_privs is not needed and setuid
+/// programs keep working; the bounding set before the ids (dropping needs
+/// CAP_SETPCAP, which a non-root user loses at setuid), the process's own
+/// sets after them.
+pub fn plan<'a>(kind: ContainerType<'a>, p: &'a Process, groups_allowed: bool) -> Plan<'a> {
+    use ProcessOp as Op;
+    let mut ops = Vec::with_capacity(24);
+    // While the host's tree is still ours: not dumpable, the parent-death
+    // signal, what the program will be exec'd through.
+    ops.push(Op::NotDumpable);
+    if p.dies_with_parent() {
+        ops.push(Op::DieWithParent);
+    }
+    let init_program = p.init_program.as_deref().filter(|_| p.init);
+    ops.push(init_program.map_or(Op::LoadTrampoline, Op::OpenInit));
+    let (terminal, gate, preserve_fds) = match kind {
         ContainerType::Init { root, entry } => {
-            entry.run(root)?;
-            None
+            ops.push(Op::Entry { root, entry });
+            (None, None, 0)
         }
         ContainerType::Bundle(b) => {
-            b.entry.run(b.root)?;
-            None
+            ops.push(Op::Entry {
+                root: b.root,
+                entry: b.entry,
+            });
+            (None, Some(b.start_gate), b.preserve_fds)
         }
-        ContainerType::Joined { terminal } => terminal,
+        ContainerType::Joined { terminal } => (terminal, None, 0),
     };
-
-    // stdio, after pivot_root: a console pty comes from the container's own
-    // devpts. Every process starts a session of its own, so the caller's
-    // terminal is never its controlling terminal: TIOCSTI on it would type
-    // into the caller's shell (bubblewrap's CVE-2017-5226).
-    setup_stdio(p, terminal)?;
-
-    // Only stdio, our report channel and what was passed on purpose stay
-    // open from here: a directory descriptor of the caller's left open
-    // (even close-on-exec) would be a way out through /proc/self/fd/N as
-    // the working directory, or the path of any file we create or open
-    // below (runc's CVE-2024-21626).
-    let mut keep = vec![report.as_raw_fd()];
-    keep.extend(init_binary.as_ref().map(|(f, _)| f.as_raw_fd()));
-    keep.extend(trampoline.as_ref().map(|f| f.as_raw_fd()));
-    if let ContainerType::Bundle(b) = kind {
-        keep.push(b.start_gate.as_raw_fd());
-        keep.extend((0..b.preserve_fds).filter_map(|i| i32::try_from(3 + i).ok()));
+    // stdio after pivot_root: a console pty comes from the container's own
+    // devpts.
+    ops.push(Op::Stdio {
+        stdio: p.stdio,
+        terminal,
+    });
+    if !p.stdin && p.stdio != Stdio::Detached {
+        ops.push(Op::NullStdin);
     }
-    process::close_fds_except(&keep);
-
-    // User and groups, resolved in the container's own /etc/passwd.
-    let mut ids = super::user::resolve(&p.user, Path::new("/etc")).map_err(user_failure)?;
-    if let Some(groups) = &p.groups {
-        ids.groups = groups.clone();
+    ops.push(Op::CloseFds {
+        gate: gate.map(|g| g.as_raw_fd()),
+        preserve_fds,
+    });
+    ops.push(Op::User {
+        user: &p.user,
+        groups: p.groups.as_deref(),
+    });
+    let cwd = p.workdir();
+    if !matches!(kind, ContainerType::Joined { .. }) {
+        ops.push(Op::MakeWorkdir(cwd));
     }
-    let mut env = p.env.clone();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", ids.home));
-    }
-
-    // Working directory: a new container creates it if missing, as Docker
-    // does; `exec` never does (docker exec fails too).
-    let cwd = if p.cwd.is_empty() { "/" } else { &p.cwd };
-    if matches!(kind, ContainerType::Init { .. } | ContainerType::Bundle(_))
-        && !Path::new(cwd).is_dir()
-    {
-        let _ = std::fs::create_dir_all(cwd);
-    }
-
     if p.fake_ids {
-        ids.refuse_faked_switch(groups_allowed)
-            .map_err(user_failure)?;
+        ops.push(Op::RefuseFakedSwitch);
     }
-
-    confine(p, &ids, groups_allowed)?;
-    enter_workdir(cwd)?;
-
-    let mut preserve_fds = 0;
-    if let ContainerType::Bundle(b) = kind {
-        // A missing program fails `create`, where the engine reads the
-        // error (and maps "not found" to 127), not a later `start`.
-        find_program(&p.argv, &env)?;
-        report.tell(SetupReport::Ready);
-        wait_for_start(b.start_gate)?;
-        preserve_fds = b.preserve_fds;
-    }
-    if let Some((binary, path)) = init_binary {
-        // The init cannot tell us a command is missing; say it the way the
-        // command's own exec would have.
-        find_program(&p.argv, &env)?;
-        return exec_init(&binary, path, &p.argv, &env);
-    }
-    if p.init {
-        return run_init(&p.argv, &env, trampoline.as_ref());
-    }
-    exec(&p.argv, &env, preserve_fds, trampoline.as_ref())
-}
-
-/// A static init program of the host's, opened, and its path.
-type InitBinary<'a> = Option<(File, &'a PathBuf)>;
-
-/// The first steps of every process entering a container, while the
-/// host's tree is still ours: not dumpable, the parent-death signal, and
-/// what it will exec through (a static init program, or the trampoline).
-fn prepare(p: &Process) -> Result<(InitBinary<'_>, Option<File>), Failure> {
-    // Nothing in the container may trace us or read our memory, environment
-    // or descriptors until we have exec'd its program (runc's CVE-2016-9962):
-    // a process that is not dumpable is open through /proc and ptrace only
-    // to holders of CAP_SYS_PTRACE in the namespace our binary was exec'd in,
-    // the host's (ptrace(2), "Ptrace access mode checking"). execve(2) makes
-    // the container's program dumpable again.
-    process::set_dumpable(false).map_err(|e| Failure::sys(Step::Dumpable, e, exit::BURROW))?;
-    // Die with the process that supervises us, so nothing outlives it; a
-    // detached exec, or a process an engine's shim inherits, outlives its
-    // caller by design.
-    if p.stdio != Stdio::Detached && !p.outlives_parent {
-        let _ = process::set_parent_death_signal(Signal::SIGKILL);
-    }
-    // `--init` execs a static init program of the host's once set up: open
-    // it while the host's tree is still ours, so nothing in the container's
-    // can stand in for it.
-    let init_binary = match (&p.init_program, p.init) {
-        (Some(path), true) => Some((
-            process::open_path(path)
-                .map_err(|e| Failure::sys(Step::Exec, e, exit::BURROW).at(path))?,
-            path,
-        )),
-        _ => None,
-    };
-    // The program the container's program is exec'd through, so that no
-    // process exec'ing it is running burrow's binary (see
-    // `sandbox::trampoline`). Made before seccomp, which may refuse memfds;
-    // not needed when a static init execs the program.
-    let trampoline = match init_binary {
-        Some(_) => None,
-        None => super::trampoline::load().map_err(|e| {
-            let mut f = Failure::sys(Step::Exec, e, exit::BURROW);
-            if e == nix::Error::EACCES {
-                f.detail = "the kernel refuses to run programs from memory (vm.memfd_noexec = 2); burrow needs that to keep its own binary out of containers' reach".into();
-            }
-            f
-        })?,
-    };
-    Ok((init_binary, trampoline))
-}
-
-/// Why the user could not be resolved or switched to.
-fn user_failure(e: super::user::UserError) -> Failure {
-    Failure {
-        step: Step::User,
-        path: None,
-        detail: e.to_string(),
-        errno: e.errno().map(|n| n as i32),
-        code: exit::CANNOT_RUN,
-    }
-}
-
-/// The process's confinement, in its fixed order: no_new_privs, seccomp,
-/// the bounding set, the ids, the capability sets.
-fn confine(p: &Process, ids: &super::user::Ids, groups_allowed: bool) -> Result<(), Failure> {
-    // no_new_privs when asked for, before the filter (prctl(2)).
     if p.no_new_privs {
-        seccomp::set_no_new_privs().map_err(|e| Failure::io(Step::NoNewPrivs, &e, exit::BURROW))?;
+        ops.push(Op::NoNewPrivs);
     }
-    // seccomp: while we still hold CAP_SYS_ADMIN in the container's user
-    // namespace, so no_new_privs is not needed (setuid programs keep
-    // working); seccomp(2) asks for one or the other. The program was
-    // compiled before anything forked; one that could not be is an error,
-    // never a reason to run unfiltered.
-    match &p.seccomp {
-        super::seccomp::Seccomp::Unconfined => {}
-        super::seccomp::Seccomp::Filter(prog) => {
-            seccomp::install(prog).map_err(|e| Failure::io(Step::Seccomp, &e, exit::BURROW))?
-        }
-        super::seccomp::Seccomp::Unusable(why) => {
-            return Err(Failure::new(Step::Seccomp, why.clone(), exit::BURROW))
-        }
+    if !matches!(p.seccomp, Seccomp::Unconfined) {
+        ops.push(Op::Seccomp(&p.seccomp));
     }
-    // Capabilities: the bounding set first (PR_CAPBSET_DROP needs
-    // CAP_SETPCAP, which a non-root user loses at setuid), the ids, then the
-    // process's own sets.
-    let cap_err = |step| move |e| Failure::io(step, &e, exit::BURROW);
-    match &p.cap_sets {
+    ops.push(Op::CapBounding(p.bounding()));
+    let ids: &[ProcessOp] = match groups_allowed {
+        true => &[Op::Groups, Op::Gid, Op::Uid],
+        false => &[Op::Gid, Op::Uid],
+    };
+    let ids = ids.iter().cloned();
+    match p.cap_sets {
         None => {
-            caps::drop_bounding(p.caps).map_err(cap_err(Step::CapBounding))?;
-            ids.apply(groups_allowed).map_err(user_failure)?;
-            caps::set_sets(p.caps).map_err(cap_err(Step::CapSets))?;
+            ops.extend(ids);
+            ops.push(Op::CapSets(p.caps));
         }
         Some(sets) => {
-            caps::drop_bounding(sets.bounding).map_err(cap_err(Step::CapBounding))?;
-            caps::keep_across_setuid(true).map_err(cap_err(Step::CapSets))?;
-            ids.apply(groups_allowed).map_err(user_failure)?;
-            caps::keep_across_setuid(false).map_err(cap_err(Step::CapSets))?;
-            caps::set_each(sets).map_err(cap_err(Step::CapSets))?;
+            // A non-root user keeps its permitted set across the switch,
+            // so the sets can be given after it.
+            ops.push(Op::KeepCaps(true));
+            ops.extend(ids);
+            ops.push(Op::KeepCaps(false));
+            ops.push(Op::CapSetsEach(sets));
         }
     }
-    Ok(())
-}
-
-/// Into the working directory `cwd`, which must be inside the root.
-fn enter_workdir(cwd: &str) -> Result<(), Failure> {
-    nix::unistd::chdir(cwd)
-        .map_err(|e| Failure::sys(Step::Workdir, e, exit::CANNOT_RUN).at(cwd))?;
-    // The working directory must be inside the container's root: one that
-    // is not (reached through a magic link) has no path from `/`, which
-    // getcwd(3) reports as ENOENT (getcwd(2) as "(unreachable)").
-    match nix::unistd::getcwd() {
-        Ok(dir) if dir.is_absolute() => {}
-        _ => {
-            return Err(Failure::new(
-                Step::Workdir,
-                "it is outside the container's root",
-                exit::CANNOT_RUN,
-            )
-            .at(cwd))
-        }
+    ops.push(Op::Workdir(cwd));
+    if let Some(gate) = gate {
+        // A missing program fails `create`, where the engine reads the
+        // error (and maps "not found" to 127), not a later `start`.
+        ops.extend([Op::FindProgram, Op::Ready, Op::WaitForStart(gate)]);
     }
-    Ok(())
-}
-
-/// Exec the static init program `binary` (opened from `path`) as PID 1 with
-/// the container's environment only, so PID 1 is a fresh program (as
-/// Docker execs tini) rather than a copy of the process that set the
-/// container up, which held the caller's environment and memory.
-fn exec_init(
-    binary: &File,
-    path: &Path,
-    argv: &[String],
-    env: &[String],
-) -> Result<Never, Failure> {
-    let c_args = cstrings(&super::init::command_line(path, argv))?;
-    let c_env = cstrings(env)?;
-    process::reset_signals();
-    let e = process::exec_fd(binary, &c_args, &c_env);
-    Err(Failure::sys(Step::Exec, e, exit::CANNOT_RUN).at(path))
-}
-
-fn cstrings(items: &[String]) -> Result<Vec<CString>, Failure> {
-    items
-        .iter()
-        .map(|s| {
-            CString::new(s.as_str()).map_err(|_| {
-                Failure::new(
-                    Step::Exec,
-                    format!("{s:?} contains a NUL byte"),
-                    exit::BURROW,
-                )
-            })
-        })
-        .collect()
-}
-
-/// Block until the engine's `start` writes its byte into the FIFO behind
-/// `gate`, a descriptor opened for reading and writing before we were
-/// forked (so reading never sees an end of file, and nothing is reopened
-/// through a /proc the container may not have).
-fn wait_for_start(gate: BorrowedFd<'_>) -> Result<(), Failure> {
-    let mut byte = [0u8; 1];
-    let fail = |e: nix::Error| Failure::sys(Step::StartGate, e, exit::BURROW);
-    loop {
-        match nix::unistd::read(gate, &mut byte) {
-            Ok(1) => break,
-            Err(nix::Error::EINTR) => {}
-            Ok(_) => return Err(fail(nix::Error::EPIPE)),
-            Err(e) => return Err(fail(e)),
-        }
+    match init_program {
+        // The init cannot tell us a command is missing; say it the way the
+        // command's own exec would have.
+        Some(path) => ops.extend([Op::FindProgram, Op::ExecInit(path)]),
+        None if p.init => ops.push(Op::RunInit),
+        None => ops.push(Op::Exec { preserve_fds }),
     }
-    // Close-on-exec: gone once the container's program runs.
-    Ok(())
-}
-
-/// The failure `exec` would report if no candidate for `argv[0]` exists.
-fn find_program(argv: &[String], env: &[String]) -> Result<(), Failure> {
-    let (prog, candidates) = exec_candidates(argv, env)?;
-    if candidates.iter().any(|c| c.exists()) {
-        return Ok(());
+    Plan {
+        ops,
+        argv: &p.argv,
+        env: &p.env,
+        groups_allowed,
     }
-    Err(not_found(prog))
 }
 
-/// `argv[0]`, and where execvp would look for it: the path itself when it
-/// has a slash, else each directory of the container's PATH (Docker's when
-/// the image sets none).
-fn exec_candidates<'a>(
-    argv: &'a [String],
-    env: &[String],
-) -> Result<(&'a str, Vec<PathBuf>), Failure> {
-    let prog = argv
-        .first()
-        .ok_or_else(|| Failure::new(Step::Exec, "no command specified", exit::BURROW))?;
-    let path_var = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH);
-    let candidates = if prog.contains('/') {
-        vec![PathBuf::from(prog)]
-    } else {
-        path_var
-            .split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| Path::new(d).join(prog))
-            .collect()
-    };
-    Ok((prog, candidates))
-}
-
-/// Docker's words (and exit code) for a program none of whose candidates
-/// exists.
-fn not_found(prog: &str) -> Failure {
-    let detail = if prog.contains('/') {
-        format!("{prog:?}: stat {prog}: no such file or directory")
-    } else {
-        format!("{prog:?}: executable file not found in $PATH")
-    };
-    Failure::new(Step::Exec, detail, exit::NOT_FOUND)
-}
-
-fn setup_stdio(p: &Process, terminal: Option<RawFd>) -> Result<(), Failure> {
-    let sys = |e| Failure::sys(Step::Stdio, e, exit::BURROW);
-    let tty_err = |e| Failure::sys(Step::Terminal, e, exit::BURROW);
-    let null = || {
-        File::options()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .map_err(|e| Failure::io(Step::Stdio, &e, exit::BURROW).at("/dev/null"))
-    };
-    // A terminal's slave becomes stdio and the controlling terminal of a
-    // session of our own (setsid(2), then TIOCSCTTY: tty_ioctl(4)).
-    let become_terminal = |slave: RawFd| -> Result<(), Failure> {
-        for target in 0..3 {
-            process::dup_onto(slave, target).map_err(tty_err)?;
-        }
-        nix::unistd::setsid().map_err(tty_err)?;
-        tty::set_controlling_terminal(0).map_err(tty_err)
-    };
-    match (p.stdio, terminal) {
-        (_, Some(slave)) => become_terminal(slave)?,
-        (Stdio::ConsoleSocket(sock), None) => {
-            let (master, slave) =
-                tty::open_pty_in(Path::new("/dev/pts")).map_err(|e| tty_err(e).at("/dev/pts"))?;
-            tty::send_fd(sock, master.as_raw_fd()).map_err(tty_err)?;
-            drop(master);
-            become_terminal(slave.as_raw_fd())?;
-        }
-        (Stdio::Pipes(fds), None) => {
-            for (target, fd) in (0..).zip(fds) {
-                if fd != target {
-                    process::dup_onto(fd, target).map_err(sys)?;
+/// An op's kind and what it acts on (`stdio pipes`, `workdir /srv`,
+/// `cap-bounding 0xa80425fb`): what a log or a test compares.
+impl fmt::Display for ProcessOp<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ProcessOp as Op;
+        match self {
+            Op::NotDumpable => write!(f, "not-dumpable"),
+            Op::DieWithParent => write!(f, "die-with-parent"),
+            Op::OpenInit(path) => write!(f, "open-init {}", path.display()),
+            Op::LoadTrampoline => write!(f, "trampoline"),
+            Op::Entry { entry, .. } => write!(f, "entry ({} ops)", entry.ops.len()),
+            Op::Stdio {
+                terminal: Some(_), ..
+            } => write!(f, "stdio terminal"),
+            Op::Stdio { stdio, .. } => match stdio {
+                Stdio::Inherit => write!(f, "stdio inherit"),
+                Stdio::Pipes(_) => write!(f, "stdio pipes"),
+                Stdio::ConsoleSocket(_) => write!(f, "stdio console-socket"),
+                Stdio::Pty => write!(f, "stdio pty"),
+                Stdio::Detached => write!(f, "stdio detached"),
+            },
+            Op::NullStdin => write!(f, "stdin-null"),
+            Op::CloseFds { gate, preserve_fds } => {
+                write!(f, "close-fds")?;
+                if gate.is_some() {
+                    write!(f, " but-gate")?;
+                }
+                if *preserve_fds > 0 {
+                    write!(f, " but-{preserve_fds}")?;
+                }
+                Ok(())
+            }
+            Op::User { user, groups } => {
+                write!(f, "user {user:?}")?;
+                match groups {
+                    Some(g) => write!(f, " groups {g:?}"),
+                    None => Ok(()),
                 }
             }
-            nix::unistd::setsid().map_err(sys)?;
-        }
-        (Stdio::Detached, None) => {
-            nix::unistd::setsid().map_err(sys)?;
-            let null = null()?;
-            for target in 0..3 {
-                process::dup_onto(null.as_raw_fd(), target).map_err(sys)?;
-            }
-        }
-        // The caller's stdio, which may be its terminal: ours to read and
-        // write, never our controlling terminal.
-        (Stdio::Inherit | Stdio::Pty, None) => {
-            nix::unistd::setsid().map_err(sys)?;
-        }
-    }
-    if !p.stdin && p.stdio != Stdio::Detached {
-        process::dup_onto(null()?.as_raw_fd(), 0).map_err(sys)?;
-    }
-    Ok(())
-}
-
-/// `--init` without a static init program on the host: fork the command
-/// and stay PID 1 (not dumpable, so nothing in the container reads the
-/// memory we share with our caller). Signals sent to the container
-/// are forwarded to the command; orphans reparented to us are reaped; we end
-/// with the command's exit code. Blocked signals reach a namespace's init
-/// even without a handler (the kernel only ignores unblocked default ones),
-/// so a signalfd sees them, as tini's sigtimedwait does.
-fn run_init(argv: &[String], env: &[String], trampoline: Option<&File>) -> Result<Never, Failure> {
-    use nix::sys::signal::SigSet;
-    use nix::sys::signalfd::{SfdFlags, SignalFd};
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-
-    let sys = |e| Failure::sys(Step::Signals, e, exit::BURROW);
-    let all = SigSet::all();
-    all.thread_block().map_err(sys)?;
-    let sfd = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC).map_err(sys)?;
-    // The command reports its own exec failure on stderr, then we see it
-    // exit with Docker's code.
-    let child = process::fork_child(|| match exec(argv, env, 0, trampoline) {
-        Ok(never) => match never {},
-        Err(f) => {
-            eprintln!("burrow: {f}");
-            f.code
-        }
-    })
-    .map_err(|e| Failure::sys(Step::Fork, e.errno(), exit::BURROW))?;
-    // From here on nobody reads the exec pipe's failure reports: close ours
-    // so the caller sees exec "succeeded" (the command runs under us).
-    process::close_fds_except(&[sfd.as_raw_fd()]);
-    loop {
-        let Ok(Some(info)) = sfd.read_signal() else {
-            continue;
-        };
-        let sig = info.ssi_signo as i32;
-        if sig == Signal::SIGCHLD as i32 {
-            loop {
-                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(p, code)) if p == child => process::exit_now(code),
-                    Ok(WaitStatus::Signaled(p, s, _)) if p == child => {
-                        process::exit_now(128 + s as i32)
-                    }
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        } else if let Ok(s) = Signal::try_from(sig) {
-            let _ = nix::sys::signal::kill(child, s);
+            Op::MakeWorkdir(d) => write!(f, "mkdir-workdir {d}"),
+            Op::RefuseFakedSwitch => write!(f, "refuse-faked-switch"),
+            Op::NoNewPrivs => write!(f, "no-new-privs"),
+            Op::Seccomp(_) => write!(f, "seccomp"),
+            Op::CapBounding(m) => write!(f, "cap-bounding {m:#x}"),
+            Op::KeepCaps(on) => write!(f, "keep-caps {}", if *on { "on" } else { "off" }),
+            Op::Groups => write!(f, "setgroups"),
+            Op::Gid => write!(f, "setgid"),
+            Op::Uid => write!(f, "setuid"),
+            Op::CapSets(m) => write!(f, "cap-sets {m:#x}"),
+            Op::CapSetsEach(s) => write!(
+                f,
+                "cap-sets e={:#x} p={:#x} i={:#x} a={:#x}",
+                s.effective, s.permitted, s.inheritable, s.ambient
+            ),
+            Op::Workdir(d) => write!(f, "workdir {d}"),
+            Op::FindProgram => write!(f, "find-program"),
+            Op::Ready => write!(f, "ready"),
+            Op::WaitForStart(_) => write!(f, "wait-for-start"),
+            Op::ExecInit(path) => write!(f, "exec-init {}", path.display()),
+            Op::RunInit => write!(f, "run-init"),
+            Op::Exec { preserve_fds: 0 } => write!(f, "exec"),
+            Op::Exec { preserve_fds } => write!(f, "exec keeping {preserve_fds}"),
         }
     }
 }
 
-/// Find the program the way execvp does, but with the container's PATH, and
-/// exec it, through `trampoline` when there is one (see
-/// `sandbox::trampoline`). Errors carry Docker's wording and exit codes (127
-/// not found, 126 not runnable).
-fn exec(
-    argv: &[String],
-    env: &[String],
-    preserve_fds: u32,
-    trampoline: Option<&File>,
-) -> Result<Never, Failure> {
-    let (prog, candidates) = exec_candidates(argv, env)?;
-    let c_argv = cstrings(argv)?;
-    let c_env = cstrings(env)?;
-    process::reset_signals();
-    // Only stdin, stdout and stderr cross into the program (and what an
-    // engine asked to preserve).
-    if preserve_fds == 0 {
-        process::cloexec_from_3();
-    } else {
-        process::cloexec_from_3_keeping(preserve_fds);
-    }
-    let mut denied = None;
-    for cand in &candidates {
-        let Ok(c_path) = CString::new(cand.as_os_str().as_encoded_bytes()) else {
-            continue;
-        };
-        // Exec returns only on failure: what failed.
-        let failed = match trampoline {
-            // The trampoline reports a failed exec only as its exit code,
-            // so what execve(2) would refuse is found out here first: a
-            // missing file, a directory, no permission to execute.
-            Some(t) => match nix::unistd::access(cand.as_path(), nix::unistd::AccessFlags::X_OK) {
-                Err(e) => e,
-                Ok(()) if cand.is_dir() => nix::Error::EACCES,
-                Ok(()) => process::exec_fd(t, &super::trampoline::argv(&c_path, &c_argv), &c_env),
-            },
-            None => match nix::unistd::execve(&c_path, &c_argv, &c_env) {
-                Ok(never) => match never {},
-                Err(e) => e,
-            },
-        };
-        match failed {
-            nix::Error::ENOENT | nix::Error::ENOTDIR => continue,
-            e @ (nix::Error::EACCES | nix::Error::EISDIR | nix::Error::ENOEXEC) => {
-                denied.get_or_insert((cand.clone(), e));
-            }
-            e => {
-                return Err(Failure {
-                    step: Step::Exec,
-                    path: None,
-                    detail: format!("{prog:?}"),
-                    errno: Some(e as i32),
-                    code: exit::CANNOT_RUN,
-                })
-            }
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::sandbox::caps::{mask, DEFAULT};
+
+    /// `true` as root with nothing asked for: no capabilities, unconfined,
+    /// the caller's stdio, no `-i`.
+    pub(in crate::sandbox) fn bare() -> Process {
+        Process {
+            argv: vec!["true".into()],
+            env: Vec::new(),
+            cwd: String::new(),
+            user: String::new(),
+            caps: 0,
+            seccomp: Seccomp::Unconfined,
+            fake_ids: false,
+            stdin: false,
+            stdio: Stdio::Inherit,
+            init: false,
+            init_program: None,
+            no_new_privs: false,
+            groups: None,
+            outlives_parent: false,
+            cap_sets: None,
         }
     }
-    if let Some((p, e)) = denied {
-        let what = if e == nix::Error::ENOEXEC {
-            "exec format error"
-        } else if p.is_dir() {
-            "is a directory"
-        } else {
-            "permission denied"
-        };
-        return Err(Failure::new(
-            Step::Exec,
-            format!("{prog:?}: {what}"),
-            exit::CANNOT_RUN,
-        ));
+
+    /// `burrow run busybox true` as `container` builds it: Docker's default
+    /// capabilities and seccomp profile.
+    fn run_process() -> Process {
+        Process {
+            env: vec!["PATH=/bin".into()],
+            caps: mask(&DEFAULT),
+            seccomp: Seccomp::Filter(Vec::new().into()),
+            ..bare()
+        }
     }
-    Err(not_found(prog))
+
+    fn ops(plan: &Plan) -> Vec<String> {
+        plan.ops.iter().map(ToString::to_string).collect()
+    }
+
+    fn entry() -> Entry {
+        Entry::new(Vec::new(), Some("c0ffee".into()), None)
+    }
+
+    #[test]
+    fn a_typical_run_enters_then_confines_then_execs() {
+        let (p, entry) = (run_process(), entry());
+        let init = ContainerType::Init {
+            root: Path::new("/store/mnt"),
+            entry: &entry,
+        };
+        let plan = plan(init, &p, true);
+        let want = [
+            "not-dumpable",
+            "die-with-parent",
+            "trampoline",
+            "entry (2 ops)",
+            "stdio inherit",
+            "stdin-null",
+            "close-fds",
+            "user \"\"",
+            "mkdir-workdir /",
+            "seccomp",
+            "cap-bounding 0xa80425fb",
+            "setgroups",
+            "setgid",
+            "setuid",
+            "cap-sets 0xa80425fb",
+            "workdir /",
+            "exec",
+        ];
+        assert_eq!(ops(&plan), want);
+        assert!(plan.groups_allowed);
+        assert_eq!(plan.argv, ["true"]);
+    }
+
+    #[test]
+    fn a_user_and_workdir_switch_ids_before_the_workdir_is_entered() {
+        // `run -u 1000:1000 -w /srv --security-opt no-new-privileges -i`
+        // under a single-id mapping (fake ids, no setgroups), on a
+        // monitor's pipes.
+        let mut p = run_process();
+        p.user = "1000:1000".into();
+        p.cwd = "/srv".into();
+        p.no_new_privs = true;
+        p.fake_ids = true;
+        p.stdin = true;
+        p.stdio = Stdio::Pipes([5, 6, 7]);
+        let entry = entry();
+        let init = ContainerType::Init {
+            root: Path::new("/store/mnt"),
+            entry: &entry,
+        };
+        let want = [
+            "not-dumpable",
+            "die-with-parent",
+            "trampoline",
+            "entry (2 ops)",
+            "stdio pipes",
+            "close-fds",
+            "user \"1000:1000\"",
+            "mkdir-workdir /srv",
+            "refuse-faked-switch",
+            "no-new-privs",
+            "seccomp",
+            "cap-bounding 0xa80425fb",
+            "setgid",
+            "setuid",
+            "cap-sets 0xa80425fb",
+            "workdir /srv",
+            "exec",
+        ];
+        assert_eq!(ops(&plan(init, &p, false)), want);
+    }
+
+    #[test]
+    fn an_exec_skips_the_entry_and_never_makes_its_workdir() {
+        // `exec -t -w /tmp` on the joiner's pty, unconfined.
+        let mut p = run_process();
+        p.argv = vec!["sh".into()];
+        p.cwd = "/tmp".into();
+        p.stdin = true;
+        p.stdio = Stdio::Pty;
+        p.seccomp = Seccomp::Unconfined;
+        let joined = ContainerType::Joined { terminal: Some(9) };
+        let want = [
+            "not-dumpable",
+            "die-with-parent",
+            "trampoline",
+            "stdio terminal",
+            "close-fds",
+            "user \"\"",
+            "cap-bounding 0xa80425fb",
+            "setgroups",
+            "setgid",
+            "setuid",
+            "cap-sets 0xa80425fb",
+            "workdir /tmp",
+            "exec",
+        ];
+        assert_eq!(ops(&plan(joined, &p, true)), want);
+        // Detached: nobody it dies with, /dev/null for all of stdio.
+        p.stdio = Stdio::Detached;
+        p.stdin = false;
+        let got = ops(&plan(ContainerType::Joined { terminal: None }, &p, true));
+        assert_eq!(got[..3], ["not-dumpable", "trampoline", "stdio detached"]);
+        assert_eq!(got[3], "close-fds");
+    }
+
+    #[test]
+    fn a_bundle_process_is_confined_before_it_waits_for_start() {
+        let sets = caps::Sets {
+            bounding: 0xff,
+            effective: 0x3,
+            permitted: 0x3,
+            inheritable: 0,
+            ambient: 0x1,
+        };
+        let mut p = run_process();
+        p.user = "1000:1000".into();
+        p.cwd = "/work".into();
+        p.stdin = true;
+        p.groups = Some(vec![10, 20]);
+        p.outlives_parent = true;
+        p.no_new_privs = true;
+        p.caps = sets.bounding;
+        p.cap_sets = Some(sets);
+        let (entry, stdin) = (entry(), std::io::stdin());
+        let init = BundleInit {
+            root: Path::new("/bundle/rootfs"),
+            entry: &entry,
+            start_gate: std::os::fd::AsFd::as_fd(&stdin),
+            preserve_fds: 2,
+        };
+        let want = [
+            "not-dumpable",
+            "trampoline",
+            "entry (2 ops)",
+            "stdio inherit",
+            "close-fds but-gate but-2",
+            "user \"1000:1000\" groups [10, 20]",
+            "mkdir-workdir /work",
+            "no-new-privs",
+            "seccomp",
+            "cap-bounding 0xff",
+            "keep-caps on",
+            "setgroups",
+            "setgid",
+            "setuid",
+            "keep-caps off",
+            "cap-sets e=0x3 p=0x3 i=0x0 a=0x1",
+            "workdir /work",
+            "find-program",
+            "ready",
+            "wait-for-start",
+            "exec keeping 2",
+        ];
+        assert_eq!(ops(&plan(ContainerType::Bundle(&init), &p, true)), want);
+    }
+
+    #[test]
+    fn init_runs_the_command_from_a_static_program_or_a_fork_of_ours() {
+        let mut p = run_process();
+        p.init = true;
+        let entry = entry();
+        let init = ContainerType::Init {
+            root: Path::new("/store/mnt"),
+            entry: &entry,
+        };
+        let got = ops(&plan(init, &p, true));
+        assert_eq!(got[2], "trampoline");
+        assert_eq!(got.last().map(String::as_str), Some("run-init"));
+        // A static init program is opened instead of the trampoline, and
+        // the command looked for before it is exec'd.
+        p.init_program = Some("/usr/libexec/burrow/init".into());
+        let got = ops(&plan(init, &p, true));
+        assert_eq!(got[2], "open-init /usr/libexec/burrow/init");
+        assert!(!got.contains(&"trampoline".to_string()));
+        assert_eq!(
+            got[got.len() - 2..],
+            ["find-program", "exec-init /usr/libexec/burrow/init"]
+        );
+    }
 }

@@ -354,14 +354,9 @@ fn enter_namespaces(spec: &Spec, middle: &mut Middle<StartReport>) -> Result<boo
         shared_net = Some(route);
         flags.remove(CloneFlags::CLONE_NEWUSER);
     }
-    // Step 2: the caller writes our id maps.
+    // Step 2: the caller writes our id maps; loopback comes up in a
+    // private network.
     middle.unshare_mapped(flags)?;
-    // A new network namespace has loopback down; we hold CAP_NET_ADMIN in
-    // the user namespace that owns it.
-    if spec.private_network {
-        crate::linux::net::loopback_up()
-            .map_err(|e| Failure::sys(Step::Loopback, e, exit::BURROW))?;
-    }
     if let (Some(join), Some(route)) = (&spec.join, shared_net.as_mut()) {
         super::link::attach(route, &join.links)
             .map_err(|e| Failure::io(Step::Network, &e, exit::BURROW))?;
@@ -406,7 +401,7 @@ fn mount_rootfs_and_report(
         if daemon.is_some() {
             again |= CloneFlags::CLONE_NEWNS;
         }
-        nix::sched::unshare(again).map_err(|e| Failure::sys(Step::Unshare, e, exit::BURROW))?;
+        middle.unshare(again)?;
     }
     Ok((root, daemon))
 }

@@ -148,8 +148,8 @@ pub fn resolve(spec: &str, etc: &Path) -> Result<Ids, UserError> {
 }
 
 impl Ids {
-    /// Under fake ids (`seccomp::FAKED_ID_CALLS`) the switch in [`Ids::apply`]
-    /// would succeed without effect and leave the process as it is: a
+    /// Under fake ids (`seccomp::FAKED_ID_CALLS`) the switch (groups, gid,
+    /// uid) would succeed without effect and leave the process as it is: a
     /// switch to other ids than the process has is refused here, before
     /// the filter, with the error the kernel gives for an unmapped id under
     /// a single-id mapping (EINVAL, setresuid(2)), or one that names fake
@@ -177,30 +177,45 @@ impl Ids {
         Ok(())
     }
 
-    /// Switch to these ids. `groups_allowed` is false under a single-id
-    /// mapping, where setgroups(2) is denied (user_namespaces(7)).
-    pub fn apply(&self, groups_allowed: bool) -> Result<(), UserError> {
-        let unmapped = |what: &'static str, id: u32| {
-            move |errno| UserError::Unmapped {
-                what,
-                id,
-                single: !groups_allowed,
-                errno,
-            }
-        };
-        if groups_allowed {
-            let gids: Vec<Gid> = self.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-            nix::unistd::setgroups(&gids).map_err(UserError::Setgroups)?;
-        }
+    /// The supplementary groups (setgroups(2)); only where the mapping
+    /// allows it (not under a single-id mapping: user_namespaces(7)).
+    pub fn set_groups(&self) -> Result<(), UserError> {
+        let gids: Vec<Gid> = self.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        nix::unistd::setgroups(&gids).map_err(UserError::Setgroups)
+    }
+
+    /// The gid, real, effective and saved. Root's is kept as it is, except
+    /// under a single-id mapping (`groups_allowed` false), where the
+    /// groups could not be set either.
+    pub fn set_gid(&self, groups_allowed: bool) -> Result<(), UserError> {
         if self.gid != 0 || !groups_allowed {
             let g = Gid::from_raw(self.gid);
-            nix::unistd::setresgid(g, g, g).map_err(unmapped("gid", self.gid))?;
-        }
-        if self.uid != 0 {
-            let u = Uid::from_raw(self.uid);
-            nix::unistd::setresuid(u, u, u).map_err(unmapped("uid", self.uid))?;
+            nix::unistd::setresgid(g, g, g).map_err(unmapped("gid", self.gid, groups_allowed))?;
         }
         Ok(())
+    }
+
+    /// The uid, real, effective and saved (root's is kept as it is).
+    pub fn set_uid(&self, groups_allowed: bool) -> Result<(), UserError> {
+        if self.uid != 0 {
+            let u = Uid::from_raw(self.uid);
+            nix::unistd::setresuid(u, u, u).map_err(unmapped("uid", self.uid, groups_allowed))?;
+        }
+        Ok(())
+    }
+}
+
+/// A switch to `id` refused with `errno`.
+fn unmapped(
+    what: &'static str,
+    id: u32,
+    groups_allowed: bool,
+) -> impl FnOnce(nix::Error) -> UserError {
+    move |errno| UserError::Unmapped {
+        what,
+        id,
+        single: !groups_allowed,
+        errno,
     }
 }
 
