@@ -265,12 +265,8 @@ pub fn push(
     let Document::Image(m) = manifest::parse(&manifest_bytes, None)? else {
         return Err(PushError::NoManifest(store::short_hex(id).into()));
     };
-    let cred = credentials::lookup_for(
-        opts.client.credential.as_ref(),
-        &opts.auth_files,
-        &dest.registry,
-    )?;
-    let mut client = Client::connect(&dest.registry, cred, &opts.client)?;
+    let mut client =
+        Client::connect_as_configured::<PushError>(&dest.registry, &opts.client, &opts.auth_files)?;
     let repo = dest.repository.as_str();
     report(PushEvent::Repository(dest.full_repository()));
     let sources = mount_sources(&meta, dest);
