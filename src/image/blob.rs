@@ -118,6 +118,44 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
+/// Counts and hashes everything written through it: a blob as it is
+/// written (commit's layer, push's gzip of a plain one).
+pub(crate) struct HashWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W> HashWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        HashWriter {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The inner writer, and the digest (`sha256:…`) and count of what
+    /// went through.
+    pub(crate) fn finish(self) -> (W, String, u64) {
+        let digest = format!("sha256:{}", store::hex(&self.hasher.finalize()));
+        (self.inner, digest, self.bytes)
+    }
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Decoded bytes go to the extracting thread in pieces this big, at most
 /// this many at a time (a few MiB in flight).
 const CHUNK: u64 = 256 * 1024;
