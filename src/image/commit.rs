@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 use oci_spec::image::{Config, History, ImageConfiguration};
 
-use super::add::{self, NewImage, StagedLayer};
+use super::add::{self, NewImage};
 use super::blob::{self, Expected, HashWriter, Ingested};
 use super::change::{apply_change, ChangeError};
 use super::compress::Compression;
@@ -232,18 +232,15 @@ pub fn commit_changes_on(
         let manifest = manifest::oci_manifest(&config, &layers);
         let id = add::add_image(
             store,
-            NewImage {
-                config: &config,
-                manifest: &manifest,
-                layers: vec![StagedLayer {
-                    diff_id: packed.diff_id.clone(),
-                    tar_bytes: got.tar_bytes,
-                    dir: Some(staging.to_path_buf()),
-                    blob: Some((blob_path.clone(), packed.digest.clone())),
-                }],
-                tags: opts.reference.iter().cloned().collect(),
-                repo_digest: None,
-            },
+            NewImage::with_staged_layer(
+                &config,
+                &manifest,
+                &staging,
+                packed.diff_id.clone(),
+                got.tar_bytes,
+                packed.digest.clone(),
+                opts.reference.as_ref(),
+            ),
         )?;
         let mut notes = packed.notes;
         notes.extend(got.notes);
