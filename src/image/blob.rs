@@ -379,62 +379,41 @@ mod tests {
         assert_eq!(seen.get(), gz.len() as u64);
         assert_eq!(std::fs::read(fs.join("etc/greeting")).unwrap(), b"hello");
 
-        let fresh = |name: &str| {
-            let p = d.path().join(name);
+        // A promise the blob breaks is refused; each try extracts anew.
+        let refused = |dir: &str, expected: Expected| {
+            let p = d.path().join(dir);
             std::fs::create_dir(&p).unwrap();
-            p
+            ingest(
+                &gz[..],
+                None,
+                Some(&p),
+                IdPolicy::Collapse,
+                &expected,
+                &|_| {},
+            )
         };
         let wrong_digest = Expected {
             digest: Some(format!("sha256:{}", "0".repeat(64))),
             ..Default::default()
         };
-        let e = ingest(
-            &gz[..],
-            None,
-            Some(&fresh("a")),
-            IdPolicy::Collapse,
-            &wrong_digest,
-            &|_| {},
-        );
+        let e = refused("a", wrong_digest);
         assert!(matches!(e, Err(BlobError::Digest { .. })), "{e:?}");
         let short = Expected {
             size: Some(gz.len() as u64 + 10),
             ..Default::default()
         };
-        let e = ingest(
-            &gz[..],
-            None,
-            Some(&fresh("b")),
-            IdPolicy::Collapse,
-            &short,
-            &|_| {},
-        );
+        let e = refused("b", short);
         assert!(matches!(e, Err(BlobError::Size { .. })), "{e:?}");
         let long = Expected {
             size: Some(gz.len() as u64 - 10),
             ..Default::default()
         };
-        assert!(ingest(
-            &gz[..],
-            None,
-            Some(&fresh("c")),
-            IdPolicy::Collapse,
-            &long,
-            &|_| {}
-        )
-        .is_err());
+        assert!(refused("c", long).is_err());
         let wrong_diff = Expected {
             diff_id: Some(digest.clone()),
             ..Default::default()
         };
-        let e = ingest(
-            &gz[..],
-            None,
-            Some(&fresh("e")),
-            IdPolicy::Collapse,
-            &wrong_diff,
-            &|_| {},
-        );
+        let e = refused("e", wrong_diff);
         assert!(matches!(e, Err(BlobError::DiffId { .. })), "{e:?}");
         // Blob only: nothing is extracted, the digest is still checked.
         let only = ingest(
