@@ -106,15 +106,7 @@ pub fn run(root: Option<PathBuf>, a: ImagesArgs) -> anyhow::Result<i32> {
         .iter()
         .map(|k| HEADERS.iter().find(|(f, _)| f == k).map_or(*k, |(_, h)| *h))
         .collect();
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|v| {
-            keys.iter()
-                .map(|k| v[k].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .collect();
-    table::print(&headers, &rows);
+    table::print_fields(&headers, keys, &items);
     Ok(0)
 }
 

@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::format::Format;
-use super::Ctx;
 use crate::engine::{catalog, containers};
 
 #[derive(Debug, Args)]
@@ -39,25 +37,19 @@ pub enum Kind {
 }
 
 pub fn run(root: Option<PathBuf>, a: InspectArgs, kind: Kind) -> anyhow::Result<i32> {
-    let format = a
-        .format
-        .as_deref()
-        .map(|f| Format::parse(f, &[]))
-        .transpose()?;
     let kind = match (kind, a.kind) {
         (Kind::Any, Some(TypeArg::Container)) => Kind::Container,
         (Kind::Any, Some(TypeArg::Image)) => Kind::Image,
         (k, _) => k,
     };
-    let ctx = Ctx::open(root)?;
     let what = match kind {
         Kind::Image => "image",
         Kind::Container => "container",
         Kind::Any => "object",
     };
-    super::inspect_each(&a.names, format, |name| {
-        let as_container = || containers::inspect(&ctx, name).ok();
-        let as_image = || catalog::inspect(&ctx, name).ok();
+    super::inspect_each(root, &a.names, a.format.as_deref(), |engine, name| {
+        let as_container = || containers::inspect(engine, name).ok();
+        let as_image = || catalog::inspect(engine, name).ok();
         let found = match kind {
             Kind::Container => as_container(),
             Kind::Image => as_image(),

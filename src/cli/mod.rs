@@ -384,17 +384,20 @@ where
 }
 
 /// `inspect` of named objects: each one's JSON, as a JSON array or through
-/// `--format`; the names with nothing there are said after the others, as
-/// Docker says them (exit 1).
+/// `--format` (checked before the store is opened); the names with nothing
+/// there are said after the others, as Docker says them (exit 1).
 pub fn inspect_each(
+    root: Option<PathBuf>,
     names: &[String],
-    format: Option<format::Format>,
-    inspect: impl Fn(&str) -> Result<serde_json::Value, crate::engine::Error>,
+    format: Option<&str>,
+    inspect: impl Fn(&Engine, &str) -> Result<serde_json::Value, crate::engine::Error>,
 ) -> anyhow::Result<i32> {
+    let format = format.map(|f| format::Format::parse(f, &[])).transpose()?;
+    let ctx = Ctx::open(root)?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for name in names {
-        match inspect(name) {
+        match inspect(&ctx, name) {
             Ok(v) => out.push(v),
             Err(e @ crate::engine::Error::NotFound(_)) => missing.push(e.to_string()),
             Err(e) => return Err(e.into()),

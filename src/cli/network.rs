@@ -269,13 +269,7 @@ fn ls(root: Option<PathBuf>, a: LsArgs) -> anyhow::Result<i32> {
 }
 
 fn inspect(root: Option<PathBuf>, a: InspectArgs) -> anyhow::Result<i32> {
-    let format = a
-        .format
-        .as_deref()
-        .map(|f| Format::parse(f, &[]))
-        .transpose()?;
-    let ctx = Ctx::open(root)?;
-    super::inspect_each(&a.names, format, |name| networks::inspect(&ctx, name))
+    super::inspect_each(root, &a.names, a.format.as_deref(), networks::inspect)
 }
 
 fn rm(root: Option<PathBuf>, a: RmArgs) -> anyhow::Result<i32> {

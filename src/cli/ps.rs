@@ -110,16 +110,7 @@ pub fn run(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
     if a.size {
         headers.push("SIZE");
     }
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|v| {
-            keys[..headers.len()]
-                .iter()
-                .map(|k| v[k].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .collect();
-    table::print(&headers, &rows);
+    table::print_fields(&headers, &keys[..headers.len()], &items);
     Ok(0)
 }
 

@@ -7,6 +7,7 @@ use clap::Args;
 use super::Ctx;
 use crate::container::{self, lifecycle};
 use crate::engine::containers::{self, StopRequest};
+use crate::engine::{self, Engine};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  burrow stop web\n  burrow stop -t 2 web db")]
@@ -42,29 +43,29 @@ pub struct WaitArgs {
 }
 
 pub fn run_stop(root: Option<PathBuf>, a: StopArgs) -> anyhow::Result<i32> {
-    // A bad signal is said once, before any container is touched.
-    a.signal.as_deref().map(containers::signal).transpose()?;
-    let ctx = Ctx::open(root)?;
-    let req = stop_request(&a);
-    super::each(&a.containers, "stops", |key| {
-        containers::stop_with(&ctx, key, &req)?;
-        Ok(vec![key.to_string()])
-    })
-}
-
-fn stop_request(a: &StopArgs) -> StopRequest {
-    StopRequest {
-        timeout: Some(a.time),
-        signal: a.signal.clone(),
-    }
+    each_stop(root, a, "stops", containers::stop_with)
 }
 
 pub fn run_restart(root: Option<PathBuf>, a: StopArgs) -> anyhow::Result<i32> {
+    each_stop(root, a, "restarts", containers::restart_with)
+}
+
+/// `stop` (or `restart`, which stops first) of each container alike.
+fn each_stop(
+    root: Option<PathBuf>,
+    a: StopArgs,
+    what: &str,
+    stop: impl Fn(&Engine, &str, &StopRequest) -> Result<(), engine::Error>,
+) -> anyhow::Result<i32> {
+    // A bad signal is said once, before any container is touched.
     a.signal.as_deref().map(containers::signal).transpose()?;
     let ctx = Ctx::open(root)?;
-    let req = stop_request(&a);
-    super::each(&a.containers, "restarts", |key| {
-        containers::restart_with(&ctx, key, &req)?;
+    let req = StopRequest {
+        timeout: Some(a.time),
+        signal: a.signal,
+    };
+    super::each(&a.containers, what, |key| {
+        stop(&ctx, key, &req)?;
         Ok(vec![key.to_string()])
     })
 }

@@ -94,17 +94,9 @@ pub fn run_df(root: Option<PathBuf>, a: DfArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     if !a.verbose {
-        let rows: Vec<Vec<String>> = items
-            .iter()
-            .map(|v| {
-                HEADERS
-                    .iter()
-                    .map(|(k, _)| v[k].as_str().unwrap_or_default().to_string())
-                    .collect()
-            })
-            .collect();
+        let keys: Vec<&str> = HEADERS.iter().map(|(k, _)| *k).collect();
         let headers: Vec<&str> = HEADERS.iter().map(|(_, h)| *h).collect();
-        table::print(&headers, &rows);
+        table::print_fields(&headers, &keys, &items);
         return Ok(0);
     }
     print_df_images(&df);

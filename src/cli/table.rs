@@ -8,8 +8,22 @@ use crate::util::printable::escape_controls;
 const MIN_WIDTH: usize = 10;
 const PADDING: usize = 3;
 
-fn cell(c: &str, width: usize) -> String {
-    format!("{c:<w$}", w = (width + PADDING).max(MIN_WIDTH))
+/// One line of cells, each padded to its column's width but the last,
+/// which is not a column; trailing blanks trimmed.
+fn line(cells: &[impl AsRef<str>], widths: &[usize]) -> String {
+    let mut s = String::new();
+    for (i, c) in cells.iter().enumerate() {
+        let c = c.as_ref();
+        if i + 1 == cells.len() {
+            s.push_str(c);
+        } else {
+            s.push_str(&format!(
+                "{c:<w$}",
+                w = (widths[i] + PADDING).max(MIN_WIDTH)
+            ));
+        }
+    }
+    s.trim_end().to_string()
 }
 
 /// Print `rows` under `headers`. Cells are escaped first (see
@@ -25,21 +39,24 @@ pub fn print(headers: &[&str], rows: &[Vec<String>]) {
             widths[i] = widths[i].max(c.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&cell(c, widths[i]));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(headers.to_vec());
+    println!("{}", line(headers, &widths));
     for r in &rows {
-        line(r.iter().map(String::as_str).collect());
+        println!("{}", line(r, &widths));
     }
+}
+
+/// Print `items` (JSON objects of string fields) under `headers`, a
+/// column for each field in `keys`; a missing field is an empty cell.
+pub fn print_fields(headers: &[&str], keys: &[&str], items: &[serde_json::Value]) {
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|v| {
+            keys.iter()
+                .map(|k| v[k].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect();
+    print(headers, &rows);
 }
 
 /// Align tab-separated cells the way `print` aligns its columns (a
@@ -58,15 +75,7 @@ pub fn align(text: &str) -> String {
     }
     let mut out = String::new();
     for cells in &lines {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&cell(c, widths[i]));
-            }
-        }
-        out.push_str(s.trim_end());
+        out.push_str(&line(cells, &widths));
         out.push('\n');
     }
     out

@@ -32,13 +32,6 @@ pub enum VolumeError {
     NoSuch(String),
     #[error("remove {name}: volume is in use - [{}]", .ids.join(", "))]
     InUse { name: String, ids: Vec<String> },
-    #[error("{step} {path:?}: {source}")]
-    Io {
-        step: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("seeding volume {name} from the image's {path}: {detail}")]
     Seed {
         name: String,
@@ -50,11 +43,6 @@ pub enum VolumeError {
 }
 
 type Result<T> = std::result::Result<T, VolumeError>;
-
-fn io(step: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> VolumeError {
-    let path = path.to_path_buf();
-    move |source| VolumeError::Io { step, path, source }
-}
 
 /// What `volume.json` holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -130,11 +118,11 @@ pub fn create(
         return Ok(name);
     }
     let parent = volumes_dir(store);
-    fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
+    fs::create_dir_all(&parent).map_err(store::io("creating", &parent))?;
     let staging = store.staging_dir("volume")?;
     let made = (|| {
         let data = staging.join(DATA_DIR);
-        fs::create_dir(&data).map_err(io("creating", &data))?;
+        fs::create_dir(&data).map_err(store::io("creating", &data))?;
         let meta = Meta {
             created_at: human::now_rfc3339(),
             labels: labels.clone(),
@@ -148,7 +136,7 @@ pub fn create(
                 let _ = fs::remove_dir_all(&staging);
                 Ok(())
             }
-            Err(e) => Err(io("creating volume", &dest)(e)),
+            Err(e) => Err(store::io("creating volume", &dest)(e).into()),
         }
     })();
     if made.is_err() {
@@ -169,7 +157,7 @@ pub fn get(store: &Store, name: &str) -> Result<Volume> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(VolumeError::NoSuch(name.to_string()))
         }
-        Err(e) => return Err(io("reading", &p)(e)),
+        Err(e) => return Err(store::io("reading", &p)(e).into()),
     };
     let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
         path: p,
@@ -192,7 +180,7 @@ pub fn list(store: &Store) -> Result<Vec<Volume>> {
     let rd = match fs::read_dir(&dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io("listing", &dir)(e)),
+        Err(e) => return Err(store::io("listing", &dir)(e).into()),
     };
     let mut out: Vec<Volume> = rd
         .flatten()
@@ -245,7 +233,7 @@ pub fn remove(
     let dir = volume_dir(store, name);
     let staging = store.staging_dir("volume-rm")?;
     let doomed = staging.join(name);
-    fs::rename(&dir, &doomed).map_err(io("removing volume", &dir))?;
+    fs::rename(&dir, &doomed).map_err(store::io("removing volume", &dir))?;
     store::remove_tree(&staging, mapping)?;
     Ok(())
 }
@@ -395,13 +383,9 @@ fn is_empty(data: &Path, mapping: &IdMapping) -> Result<bool> {
             crate::linux::userns::run_in_userns_with(mapping, move || {
                 look(&p).map_err(|e| format!("reading {p:?}: {e}"))
             })
-            .map_err(|e| VolumeError::Io {
-                step: "reading",
-                path: data.to_path_buf(),
-                source: std::io::Error::other(e.to_string()),
-            })
+            .map_err(|e| store::io("reading", data)(std::io::Error::other(e.to_string())).into())
         }
-        Err(e) => Err(io("reading", data)(e)),
+        Err(e) => Err(store::io("reading", data)(e).into()),
     }
 }
 

@@ -6,7 +6,7 @@
 //! `image prune` reclaims.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +110,34 @@ pub struct NewImage<'a> {
     pub layers: Vec<StagedLayer>,
     pub tags: Vec<Reference>,
     pub repo_digest: Option<String>,
+}
+
+impl<'a> NewImage<'a> {
+    /// An image whose one new layer is staged whole in `staging` (extracted
+    /// in `fs/`, its blob kept as `blob`), as an import or a commit makes
+    /// it; tagged with `reference` when there is one.
+    pub fn with_staged_layer(
+        config: &'a [u8],
+        manifest: &'a [u8],
+        staging: &Path,
+        diff_id: String,
+        tar_bytes: u64,
+        digest: String,
+        reference: Option<&Reference>,
+    ) -> Self {
+        NewImage {
+            config,
+            manifest,
+            layers: vec![StagedLayer {
+                diff_id,
+                tar_bytes,
+                dir: Some(staging.to_path_buf()),
+                blob: Some((staging.join("blob"), digest)),
+            }],
+            tags: reference.into_iter().cloned().collect(),
+            repo_digest: None,
+        }
+    }
 }
 
 /// Store the image; returns its id (the config's digest).

@@ -118,6 +118,44 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
+/// Counts and hashes everything written through it: a blob as it is
+/// written (commit's layer, push's gzip of a plain one).
+pub(crate) struct HashWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W> HashWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        HashWriter {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The inner writer, and the digest (`sha256:…`) and count of what
+    /// went through.
+    pub(crate) fn finish(self) -> (W, String, u64) {
+        let digest = format!("sha256:{}", store::hex(&self.hasher.finalize()));
+        (self.inner, digest, self.bytes)
+    }
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Decoded bytes go to the extracting thread in pieces this big, at most
 /// this many at a time (a few MiB in flight).
 const CHUNK: u64 = 256 * 1024;
@@ -341,62 +379,41 @@ mod tests {
         assert_eq!(seen.get(), gz.len() as u64);
         assert_eq!(std::fs::read(fs.join("etc/greeting")).unwrap(), b"hello");
 
-        let fresh = |name: &str| {
-            let p = d.path().join(name);
+        // A promise the blob breaks is refused; each try extracts anew.
+        let refused = |dir: &str, expected: Expected| {
+            let p = d.path().join(dir);
             std::fs::create_dir(&p).unwrap();
-            p
+            ingest(
+                &gz[..],
+                None,
+                Some(&p),
+                IdPolicy::Collapse,
+                &expected,
+                &|_| {},
+            )
         };
         let wrong_digest = Expected {
             digest: Some(format!("sha256:{}", "0".repeat(64))),
             ..Default::default()
         };
-        let e = ingest(
-            &gz[..],
-            None,
-            Some(&fresh("a")),
-            IdPolicy::Collapse,
-            &wrong_digest,
-            &|_| {},
-        );
+        let e = refused("a", wrong_digest);
         assert!(matches!(e, Err(BlobError::Digest { .. })), "{e:?}");
         let short = Expected {
             size: Some(gz.len() as u64 + 10),
             ..Default::default()
         };
-        let e = ingest(
-            &gz[..],
-            None,
-            Some(&fresh("b")),
-            IdPolicy::Collapse,
-            &short,
-            &|_| {},
-        );
+        let e = refused("b", short);
         assert!(matches!(e, Err(BlobError::Size { .. })), "{e:?}");
         let long = Expected {
             size: Some(gz.len() as u64 - 10),
             ..Default::default()
         };
-        assert!(ingest(
-            &gz[..],
-            None,
-            Some(&fresh("c")),
-            IdPolicy::Collapse,
-            &long,
-            &|_| {}
-        )
-        .is_err());
+        assert!(refused("c", long).is_err());
         let wrong_diff = Expected {
             diff_id: Some(digest.clone()),
             ..Default::default()
         };
-        let e = ingest(
-            &gz[..],
-            None,
-            Some(&fresh("e")),
-            IdPolicy::Collapse,
-            &wrong_diff,
-            &|_| {},
-        );
+        let e = refused("e", wrong_diff);
         assert!(matches!(e, Err(BlobError::DiffId { .. })), "{e:?}");
         // Blob only: nothing is extracted, the digest is still checked.
         let only = ingest(

@@ -13,10 +13,9 @@ use std::path::{Path, PathBuf};
 
 use flate2::write::GzEncoder;
 use oci_spec::image::{Config, History, ImageConfiguration};
-use sha2::{Digest, Sha256};
 
-use super::add::{self, NewImage, StagedLayer};
-use super::blob::{self, Expected, Ingested};
+use super::add::{self, NewImage};
+use super::blob::{self, Expected, HashWriter, Ingested};
 use super::change::{apply_change, ChangeError};
 use super::compress::Compression;
 use super::config::{self as image_config, new_image_config, DockerOnly, ImageRuntimeConfig};
@@ -77,41 +76,6 @@ struct Packed {
     size: u64,
     diff_id: String,
     notes: Vec<String>,
-}
-
-/// Counts and hashes everything written through it.
-struct HashWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<W> HashWriter<W> {
-    fn new(inner: W) -> Self {
-        HashWriter {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-        }
-    }
-
-    fn finish(self) -> (W, String, u64) {
-        let digest = format!("sha256:{}", store::hex(&self.hasher.finalize()));
-        (self.inner, digest, self.bytes)
-    }
-}
-
-impl<W: Write> Write for HashWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// Where a container's changes are read from.
@@ -268,18 +232,15 @@ pub fn commit_changes_on(
         let manifest = manifest::oci_manifest(&config, &layers);
         let id = add::add_image(
             store,
-            NewImage {
-                config: &config,
-                manifest: &manifest,
-                layers: vec![StagedLayer {
-                    diff_id: packed.diff_id.clone(),
-                    tar_bytes: got.tar_bytes,
-                    dir: Some(staging.to_path_buf()),
-                    blob: Some((blob_path.clone(), packed.digest.clone())),
-                }],
-                tags: opts.reference.iter().cloned().collect(),
-                repo_digest: None,
-            },
+            NewImage::with_staged_layer(
+                &config,
+                &manifest,
+                &staging,
+                packed.diff_id.clone(),
+                got.tar_bytes,
+                packed.digest.clone(),
+                opts.reference.as_ref(),
+            ),
         )?;
         let mut notes = packed.notes;
         notes.extend(got.notes);

@@ -5,7 +5,7 @@
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 
-use super::add::{self, NewImage, StagedLayer};
+use super::add::{self, NewImage};
 use super::blob::{self, Ingested};
 use super::change::{apply_change, ChangeError};
 use super::compress::{CompressError, Compression};
@@ -154,18 +154,15 @@ fn commit(
     );
     let id = add::add_image(
         store,
-        NewImage {
-            config: &config,
-            manifest: &manifest,
-            layers: vec![StagedLayer {
-                diff_id,
-                tar_bytes: r.tar_bytes,
-                dir: Some(staging.to_path_buf()),
-                blob: Some((staging.join("blob"), r.digest.clone())),
-            }],
-            tags: opts.reference.iter().cloned().collect(),
-            repo_digest: None,
-        },
+        NewImage::with_staged_layer(
+            &config,
+            &manifest,
+            staging,
+            diff_id,
+            r.tar_bytes,
+            r.digest.clone(),
+            opts.reference.as_ref(),
+        ),
     )?;
     Ok(Imported { id, notes: r.notes })
 }

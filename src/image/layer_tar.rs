@@ -610,22 +610,48 @@ mod tests {
         out
     }
 
+    fn names(entries: &[(String, tar::EntryType, Xattrs)]) -> Vec<&str> {
+        entries.iter().map(|(n, _, _)| n.as_str()).collect()
+    }
+
+    /// A temp dir holding `paths`: a name ending in `/` is a directory,
+    /// any other a file with that content; parents are made as needed.
+    fn tree(paths: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (name, content) in paths {
+            let p = d.path().join(name);
+            if name.ends_with('/') {
+                std::fs::create_dir_all(&p).unwrap();
+            } else {
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(&p, content).unwrap();
+            }
+        }
+        d
+    }
+
+    /// `root`, read as an overlay upper dir, holds what no layer can say.
+    fn assert_unrepresentable_upper(root: &Path) {
+        let err = write_tree(root, TreeKind::OverlayUpper, Vec::new()).unwrap_err();
+        assert!(matches!(err, PackError::Unrepresentable { .. }), "{err}");
+    }
+
     #[test]
     fn a_copys_changes_are_its_listed_paths_and_whiteouts() {
-        let d = tempfile::tempdir().unwrap();
+        let d = tree(&[
+            ("a/sub/", b""),
+            ("a/x", b"x"),
+            ("a/same", b"s"),
+            ("b", b"b"),
+        ]);
         let root = d.path();
-        std::fs::create_dir_all(root.join("a/sub")).unwrap();
-        std::fs::write(root.join("a/x"), "x").unwrap();
-        std::fs::write(root.join("a/same"), "s").unwrap();
-        std::fs::write(root.join("b"), "b").unwrap();
         let changes = vec![
             (PathBuf::from("a"), Kind::Changed),
             (PathBuf::from("a/gone"), Kind::Deleted),
             (PathBuf::from("a/x"), Kind::Added),
         ];
         let (_, tar) = write_changes(root, &changes, &[], Vec::new()).unwrap();
-        let names: Vec<String> = entries(&tar).into_iter().map(|e| e.0).collect();
-        assert_eq!(names, ["a", "a/x", "a/.wh.gone"]);
+        assert_eq!(names(&entries(&tar)), ["a", "a/x", "a/.wh.gone"]);
     }
 
     fn set_xattr(p: &Path, name: &CStr, value: &[u8]) -> io::Result<()> {
@@ -635,25 +661,20 @@ mod tests {
 
     #[test]
     fn pax_record_lengths_count_themselves() {
-        let r = pax_records(&[("user.a".into(), b"xyz".to_vec())]);
-        let s = String::from_utf8(r.clone()).unwrap();
-        let (len, _) = s.split_once(' ').unwrap();
-        assert_eq!(len.parse::<usize>().unwrap(), r.len());
-        // Around the 9 → 10 digit boundary the length grows by one digit.
-        let r = pax_records(&[("user.b".into(), vec![b'v'; 80])]);
-        let s = String::from_utf8(r.clone()).unwrap();
-        assert_eq!(
-            s.split_once(' ').unwrap().0.parse::<usize>().unwrap(),
-            r.len()
-        );
+        // The second is around the 9 → 10 digit boundary, where the length
+        // grows by one digit.
+        for (name, value) in [("user.a", b"xyz".to_vec()), ("user.b", vec![b'v'; 80])] {
+            let r = pax_records(&[(name.into(), value)]);
+            let s = String::from_utf8(r.clone()).unwrap();
+            let (len, _) = s.split_once(' ').unwrap();
+            assert_eq!(len.parse::<usize>().unwrap(), r.len());
+        }
     }
 
     #[test]
     fn plain_tree_keeps_links_modes_and_order() {
-        let d = tempfile::tempdir().unwrap();
+        let d = tree(&[("b/file", b"data")]);
         let root = d.path();
-        std::fs::create_dir(root.join("b")).unwrap();
-        std::fs::write(root.join("b/file"), b"data").unwrap();
         std::fs::hard_link(root.join("b/file"), root.join("a-link")).unwrap();
         std::os::unix::fs::symlink("b/file", root.join("sym")).unwrap();
         std::fs::set_permissions(root.join("b/file"), std::fs::Permissions::from_mode(0o640))
@@ -661,8 +682,7 @@ mod tests {
         let (report, tar) = write_tree(root, TreeKind::Plain, Vec::new()).unwrap();
         assert_eq!(report.entries, 4);
         let e = entries(&tar);
-        let names: Vec<&str> = e.iter().map(|(n, _, _)| n.as_str()).collect();
-        assert_eq!(names, ["a-link", "b", "b/file", "sym"]);
+        assert_eq!(names(&e), ["a-link", "b", "b/file", "sym"]);
         // The first name seen carries the data; the second is a hard link.
         assert_eq!(e[0].1, tar::EntryType::Regular);
         assert_eq!(e[2].1, tar::EntryType::Link);
@@ -675,21 +695,19 @@ mod tests {
 
     #[test]
     fn a_fuse_overlayfs_upper_keeps_its_wh_files_and_drops_its_bookkeeping() {
-        let d = tempfile::tempdir().unwrap();
+        let d = tree(&[
+            ("bin/.wh.cat", b""),
+            ("usr/.wh..wh..opq", b""),
+            ("usr/x", b"x"),
+        ]);
         let root = d.path();
-        for dir in ["bin", "usr"] {
-            std::fs::create_dir(root.join(dir)).unwrap();
-        }
-        std::fs::write(root.join("bin/.wh.cat"), b"").unwrap();
-        std::fs::write(root.join("usr/.wh..wh..opq"), b"").unwrap();
-        std::fs::write(root.join("usr/x"), b"x").unwrap();
         let xattrs = set_xattr(&root.join("usr"), c"user.fuseoverlayfs.opaque", b"y").is_ok();
         let (_, tar) = write_tree(root, TreeKind::FuseOverlayUpper, Vec::new()).unwrap();
         let e = entries(&tar);
-        let mut names: Vec<&str> = e.iter().map(|(n, _, _)| n.as_str()).collect();
-        names.sort();
+        let mut sorted = names(&e);
+        sorted.sort();
         assert_eq!(
-            names,
+            sorted,
             ["bin", "bin/.wh.cat", "usr", "usr/.wh..wh..opq", "usr/x"]
         );
         if xattrs {
@@ -697,18 +715,13 @@ mod tests {
             assert!(usr.2.is_empty(), "bookkeeping dropped: {:?}", usr.2);
         }
         // The kernel's format has no such files: an error there.
-        let err = write_tree(root, TreeKind::OverlayUpper, Vec::new()).unwrap_err();
-        assert!(matches!(err, PackError::Unrepresentable { .. }), "{err}");
+        assert_unrepresentable_upper(root);
     }
 
     #[test]
     fn upper_dir_whiteouts_and_opaque_dirs_become_wh_entries() {
-        let d = tempfile::tempdir().unwrap();
+        let d = tree(&[("etc/added", b"new"), ("opq/only", b"x")]);
         let root = d.path();
-        std::fs::create_dir(root.join("etc")).unwrap();
-        std::fs::write(root.join("etc/added"), b"new").unwrap();
-        std::fs::create_dir(root.join("opq")).unwrap();
-        std::fs::write(root.join("opq/only"), b"x").unwrap();
         let whiteout = nix::sys::stat::mknod(
             &root.join("etc/gone"),
             nix::sys::stat::SFlag::S_IFCHR,
@@ -730,9 +743,8 @@ mod tests {
         set_xattr(&root.join("etc"), c"user.overlay.impure", b"y").unwrap();
         let (_, tar) = write_tree(root, TreeKind::OverlayUpper, Vec::new()).unwrap();
         let e = entries(&tar);
-        let names: Vec<&str> = e.iter().map(|(n, _, _)| n.as_str()).collect();
         assert_eq!(
-            names,
+            names(&e),
             [
                 "etc",
                 "etc/added",
@@ -766,33 +778,29 @@ mod tests {
 
         // A redirect cannot be expressed in a layer: an error, not a guess.
         set_xattr(&root.join("opq"), c"user.overlay.redirect", b"/x").unwrap();
-        let err = write_tree(root, TreeKind::OverlayUpper, Vec::new()).unwrap_err();
-        assert!(matches!(err, PackError::Unrepresentable { .. }), "{err}");
+        assert_unrepresentable_upper(root);
     }
 
     #[test]
     fn empty_placeholders_are_left_out_and_anything_else_kept() {
-        let d = tempfile::tempdir().unwrap();
+        let d = tree(&[
+            ("etc/hosts", b""),
+            ("etc/hostname", b"kept: not empty"),
+            ("proc/", b""),
+        ]);
         let root = d.path();
-        std::fs::create_dir_all(root.join("etc")).unwrap();
-        std::fs::write(root.join("etc/hosts"), b"").unwrap();
-        std::fs::write(root.join("etc/hostname"), b"kept: not empty").unwrap();
-        std::fs::create_dir(root.join("proc")).unwrap();
         let skip: Vec<PathBuf> = ["etc/hosts", "etc/hostname", "proc"]
             .iter()
             .map(PathBuf::from)
             .collect();
         let (_, tar) = write_tree_skipping(root, TreeKind::Plain, &skip, Vec::new()).unwrap();
-        let names: Vec<String> = entries(&tar).into_iter().map(|e| e.0).collect();
-        assert_eq!(names, ["etc", "etc/hostname"]);
+        assert_eq!(names(&entries(&tar)), ["etc", "etc/hostname"]);
     }
 
     #[test]
     fn a_real_wh_name_in_an_upper_dir_is_refused() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join(".wh.trick"), b"").unwrap();
-        let err = write_tree(d.path(), TreeKind::OverlayUpper, Vec::new()).unwrap_err();
-        assert!(matches!(err, PackError::Unrepresentable { .. }), "{err}");
+        let d = tree(&[(".wh.trick", b"")]);
+        assert_unrepresentable_upper(d.path());
         let (report, _) = write_tree(d.path(), TreeKind::Plain, Vec::new()).unwrap();
         assert_eq!(report.notes.len(), 1);
     }

@@ -186,23 +186,7 @@ pub fn progress_text(current: u64, total: u64) -> String {
 /// A size as Go's `units.HumanSize`: powers of 1000, four significant
 /// digits (`%.4g`), trailing zeros dropped.
 pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut size = bytes as f64;
-    let mut unit = 0;
-    while size >= 1000.0 && unit < UNITS.len() - 1 {
-        size /= 1000.0;
-        unit += 1;
-    }
-    let digits = if size < 1.0 {
-        1
-    } else {
-        size.log10().floor() as usize + 1
-    };
-    let mut text = format!("{:.*}", 4usize.saturating_sub(digits), size);
-    if text.contains('.') {
-        text = text.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{text}{}", UNITS[unit])
+    crate::util::human::size_in(bytes, 4)
 }
 
 #[cfg(test)]

@@ -126,12 +126,11 @@ pub fn pull(
     opts: &PullOptions,
     report: &mut dyn FnMut(PullEvent),
 ) -> Result<Pulled, PullError> {
-    let cred = credentials::lookup_for(
-        opts.client.credential.as_ref(),
-        &opts.auth_files,
+    let mut client = Client::connect_as_configured::<PullError>(
         &reference.registry,
+        &opts.client,
+        &opts.auth_files,
     )?;
-    let mut client = Client::connect(&reference.registry, cred, &opts.client)?;
     let repo = reference.repository.as_str();
     let wanted = reference
         .digest

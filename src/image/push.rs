@@ -13,9 +13,8 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use sha2::{Digest, Sha256};
-
 use super::add::{self, BlobRef, ImageMeta};
+use super::blob::HashWriter;
 use super::manifest::{self, Descriptor, Document};
 use super::progress::PushEvent;
 use super::reference::Reference;
@@ -158,25 +157,6 @@ impl Drop for GzipFile {
     }
 }
 
-/// A writer that hashes and counts what passes through.
-struct Hashing<W> {
-    inner: W,
-    hash: Sha256,
-    len: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Compress the stored plain blob `digest` with gzip. The default level
 /// (6, gzip(1)'s own) and an empty header (no name, mtime 0) make the same
 /// bytes from the same tar every time, so a registry that got this layer
@@ -193,19 +173,12 @@ fn gzip_blob(store: &Store, digest: &str) -> Result<GzipFile, PushError> {
         blob: BlobRef::default(),
     };
     let file = File::create(&out.path).map_err(err)?;
-    let hashing = Hashing {
-        inner: io::BufWriter::with_capacity(256 * 1024, file),
-        hash: Sha256::new(),
-        len: 0,
-    };
+    let hashing = HashWriter::new(io::BufWriter::with_capacity(256 * 1024, file));
     let mut gz = flate2::write::GzEncoder::new(hashing, flate2::Compression::default());
     io::copy(&mut src, &mut gz).map_err(err)?;
-    let mut hashing = gz.finish().map_err(err)?;
-    hashing.flush().map_err(err)?;
-    out.blob = BlobRef {
-        digest: format!("sha256:{}", store::hex(&hashing.hash.finalize())),
-        size: hashing.len,
-    };
+    let (mut file, digest, size) = gz.finish().map_err(err)?.finish();
+    file.flush().map_err(err)?;
+    out.blob = BlobRef { digest, size };
     Ok(out)
 }
 
@@ -265,12 +238,8 @@ pub fn push(
     let Document::Image(m) = manifest::parse(&manifest_bytes, None)? else {
         return Err(PushError::NoManifest(store::short_hex(id).into()));
     };
-    let cred = credentials::lookup_for(
-        opts.client.credential.as_ref(),
-        &opts.auth_files,
-        &dest.registry,
-    )?;
-    let mut client = Client::connect(&dest.registry, cred, &opts.client)?;
+    let mut client =
+        Client::connect_as_configured::<PushError>(&dest.registry, &opts.client, &opts.auth_files)?;
     let repo = dest.repository.as_str();
     report(PushEvent::Repository(dest.full_repository()));
     let sources = mount_sources(&meta, dest);

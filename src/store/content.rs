@@ -189,29 +189,30 @@ impl Store {
     }
 
     pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
-        if !valid_digest(digest) {
-            return Err(StoreError::NoSuchBlob(digest.to_string()));
-        }
-        let p = self.blob_path(digest);
-        fs::read(&p).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                StoreError::NoSuchBlob(digest.to_string())
-            } else {
-                io("reading blob", &p)(e)
-            }
-        })
+        self.on_blob(digest, "reading blob", |p| fs::read(p))
     }
 
     pub fn open_blob(&self, digest: &str) -> Result<File> {
+        self.on_blob(digest, "opening blob", |p| File::open(p))
+    }
+
+    /// `f` on the blob's file; a digest that is not one, or a blob that is
+    /// not there, is `NoSuchBlob`.
+    fn on_blob<T>(
+        &self,
+        digest: &str,
+        step: &'static str,
+        f: impl FnOnce(&Path) -> std::io::Result<T>,
+    ) -> Result<T> {
         if !valid_digest(digest) {
             return Err(StoreError::NoSuchBlob(digest.to_string()));
         }
         let p = self.blob_path(digest);
-        File::open(&p).map_err(|e| {
+        f(&p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 StoreError::NoSuchBlob(digest.to_string())
             } else {
-                io("opening blob", &p)(e)
+                io(step, &p)(e)
             }
         })
     }

@@ -35,6 +35,13 @@ pub fn ram_in_bytes(s: &str) -> Option<i64> {
 
 /// Docker's `units.HumanSize`: decimal units, 3 significant digits (`7.8MB`).
 pub fn size(bytes: u64) -> String {
+    // %.4g in Go, then trimmed: 3 significant digits is what users see.
+    size_in(bytes, 3)
+}
+
+/// A size in powers of 1000 with `significant` digits, trailing zeros
+/// dropped (`3.375MB` with 4).
+pub fn size_in(bytes: u64, significant: usize) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut v = bytes as f64;
     let mut i = 0;
@@ -42,19 +49,15 @@ pub fn size(bytes: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    // %.4g in Go, then trimmed: 3 significant digits is what users see.
-    let s = if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
+    let digits = if v < 1.0 {
+        1
     } else {
-        format!("{v:.2}")
+        v.log10().floor() as usize + 1
     };
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
+    let mut s = format!("{:.*}", significant.saturating_sub(digits), v);
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
     format!("{s}{}", UNITS[i])
 }
 

@@ -8,7 +8,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use nix::unistd::Gid;
-use tar::EntryType;
+use tar::EntryType::{self, Directory, Fifo, Link, Regular, Symlink};
 
 use super::entry::parse_pax_time;
 use super::fixtures::{header, names, xattr, Env, Tar, KEEP, MTIME};
@@ -40,14 +40,34 @@ impl Raw {
         self.0.resize(self.0.len() + pad, 0);
         self
     }
-    fn file(&mut self, name: &str, data: &[u8]) -> &mut Self {
-        self.entry(name, EntryType::Regular, "", data)
-    }
     fn finish(&mut self) -> Vec<u8> {
         let mut v = self.0.clone();
         v.resize(v.len() + 1024, 0);
         v
     }
+}
+
+/// One raw entry: name, type, link target, data. `{out}` in a name or a
+/// target stands for the path of `env`'s outside directory.
+type RawEntry<'a> = (&'a str, EntryType, &'a str, &'a str);
+
+/// The hostile archive of `entries`, aimed at `env`'s outside directory.
+fn raw(env: &Env, entries: &[RawEntry]) -> Vec<u8> {
+    let out = env.out();
+    let mut raw = Raw::default();
+    for (name, kind, link, data) in entries {
+        let (name, link) = (name.replace("{out}", &out), link.replace("{out}", &out));
+        raw.entry(&name, *kind, &link, data.as_bytes());
+    }
+    raw.finish()
+}
+
+/// A fresh destination, and what applying the hostile archive of
+/// `entries` to it gave.
+fn apply_raw(entries: &[RawEntry]) -> (Env, Result<ApplyReport, LayerError>) {
+    let env = Env::new();
+    let r = env.apply(&raw(&env, entries));
+    (env, r)
 }
 
 fn unsafe_reason(r: Result<ApplyReport, LayerError>) -> String {
@@ -206,30 +226,25 @@ fn root_entry_sets_root_metadata() {
 
 #[test]
 fn dotdot_escape_is_rejected() {
-    let env = Env::new();
-    let tar = Raw::default().file("../escape", b"pwned").finish();
-    assert!(unsafe_reason(env.apply(&tar)).contains(".."));
+    let (env, r) = apply_raw(&[("../escape", Regular, "", "pwned")]);
+    assert!(unsafe_reason(r).contains(".."));
     env.assert_contained();
     assert!(names(&env.dest).is_empty());
 }
 
 #[test]
 fn dotdot_in_the_middle_is_rejected() {
-    let env = Env::new();
-    let tar = Raw::default().file("a/../../escape", b"pwned").finish();
-    unsafe_reason(env.apply(&tar));
-    let tar = Raw::default()
-        .file("a/b/../../../outside/file", b"pwned")
-        .finish();
-    unsafe_reason(env.apply(&tar));
-    env.assert_contained();
+    for name in ["a/../../escape", "a/b/../../../outside/file"] {
+        let (env, r) = apply_raw(&[(name, Regular, "", "pwned")]);
+        unsafe_reason(r);
+        env.assert_contained();
+    }
 }
 
 #[test]
 fn dotdot_that_stays_inside_is_normalised() {
-    let env = Env::new();
-    let tar = Raw::default().file("a/../b/./c", b"ok").finish();
-    env.apply(&tar).unwrap();
+    let (env, r) = apply_raw(&[("a/../b/./c", Regular, "", "ok")]);
+    r.unwrap();
     assert_eq!(fs::read(env.dest.join("b/c")).unwrap(), b"ok");
     assert!(!env.dest.join("a").exists());
     env.assert_contained();
@@ -237,133 +252,103 @@ fn dotdot_that_stays_inside_is_normalised() {
 
 #[test]
 fn absolute_paths_are_made_relative() {
-    let env = Env::new();
-    let out = env.out();
-    let tar = Raw::default()
-        .file("/abs/path", b"1")
-        .file(&format!("{out}/file"), b"2")
-        .finish();
-    env.apply(&tar).unwrap();
+    let (env, r) = apply_raw(&[
+        ("/abs/path", Regular, "", "1"),
+        ("{out}/file", Regular, "", "2"),
+    ]);
+    r.unwrap();
     assert_eq!(fs::read(env.dest.join("abs/path")).unwrap(), b"1");
-    let inner = env.dest.join(out.trim_start_matches('/')).join("file");
+    let inner = env
+        .dest
+        .join(env.out().trim_start_matches('/'))
+        .join("file");
     assert_eq!(fs::read(inner).unwrap(), b"2");
     env.assert_contained();
 }
 
 #[test]
 fn symlink_to_outside_then_file_through_it() {
-    let env = Env::new();
-    let out = env.out();
-    // Absolute target: resolves to <dest><outside>, which does not exist.
-    let tar = Raw::default()
-        .entry("evil", EntryType::Symlink, &out, b"")
-        .file("evil/pwned", b"x")
-        .finish();
-    assert!(matches!(env.apply(&tar), Err(LayerError::Write { .. })));
-    env.assert_contained();
-
-    // Relative target climbing out: clamped at the root like `/..`.
-    let env = Env::new();
-    let tar = Raw::default()
-        .entry("evil", EntryType::Symlink, "../outside", b"")
-        .file("evil/pwned", b"x")
-        .finish();
-    assert!(matches!(env.apply(&tar), Err(LayerError::Write { .. })));
-    env.assert_contained();
-
-    let env = Env::new();
-    let tar = Raw::default()
-        .entry("evil", EntryType::Symlink, "../../..", b"")
-        .file("evil/pwned", b"x")
-        .finish();
-    env.apply(&tar).unwrap();
+    let through = |target| {
+        apply_raw(&[
+            ("evil", Symlink, target, ""),
+            ("evil/pwned", Regular, "", "x"),
+        ])
+    };
+    // An absolute target resolves to <dest><outside>, which does not exist;
+    // a relative one climbing out is clamped at the root like `/..`.
+    for target in ["{out}", "../outside"] {
+        let (env, r) = through(target);
+        assert!(matches!(r, Err(LayerError::Write { .. })));
+        env.assert_contained();
+    }
+    let (env, r) = through("../../..");
+    r.unwrap();
     assert_eq!(fs::read(env.dest.join("pwned")).unwrap(), b"x");
     env.assert_contained();
 }
 
 #[test]
 fn symlink_to_outside_file_then_file_over_it() {
-    let env = Env::new();
-    let out = env.out();
-    let tar = Raw::default()
-        .entry("x", EntryType::Symlink, &format!("{out}/file"), b"")
-        .file("x", b"overwrite?")
-        .entry("y", EntryType::Symlink, &format!("{out}/file"), b"")
-        .entry("y", EntryType::Fifo, "", b"")
-        .finish();
-    env.apply(&tar).unwrap();
+    let (env, r) = apply_raw(&[
+        ("x", Symlink, "{out}/file", ""),
+        ("x", Regular, "", "overwrite?"),
+        ("y", Symlink, "{out}/file", ""),
+        ("y", Fifo, "", ""),
+    ]);
+    r.unwrap();
     assert_eq!(fs::read(env.dest.join("x")).unwrap(), b"overwrite?");
     env.assert_contained();
 }
 
 #[test]
 fn symlink_replacing_a_directory_then_file_through_it() {
-    let env = Env::new();
-    let out = env.out();
-    let tar = Raw::default()
-        .entry("d/", EntryType::Directory, "", b"")
-        .file("d/before", b"1")
-        .entry("d", EntryType::Symlink, &out, b"")
-        .file("d/after", b"2")
-        .finish();
-    assert!(matches!(env.apply(&tar), Err(LayerError::Write { .. })));
+    let (env, r) = apply_raw(&[
+        ("d/", Directory, "", ""),
+        ("d/before", Regular, "", "1"),
+        ("d", Symlink, "{out}", ""),
+        ("d/after", Regular, "", "2"),
+    ]);
+    assert!(matches!(r, Err(LayerError::Write { .. })));
     env.assert_contained();
 }
 
 #[test]
 fn whiteout_and_opaque_through_symlink_stay_inside() {
-    let env = Env::new();
-    let out = env.out();
-    let tar = Raw::default()
-        .entry("w", EntryType::Symlink, &out, b"")
-        .file("w/.wh.file", b"")
-        .finish();
-    assert!(env.apply(&tar).is_err());
-    env.assert_contained();
-    let env = Env::new();
-    let tar = Raw::default()
-        .entry("o", EntryType::Symlink, &out, b"")
-        .file("o/.wh..wh..opq", b"")
-        .finish();
-    assert!(env.apply(&tar).is_err());
-    env.assert_contained();
+    for (link, marker) in [("w", "w/.wh.file"), ("o", "o/.wh..wh..opq")] {
+        let (env, r) = apply_raw(&[(link, Symlink, "{out}", ""), (marker, Regular, "", "")]);
+        assert!(r.is_err());
+        env.assert_contained();
+    }
 }
 
 #[test]
 fn hardlink_to_dotdot_outside_is_rejected() {
-    let env = Env::new();
-    let tar = Raw::default()
-        .entry("h", EntryType::Link, "../outside/file", b"")
-        .finish();
-    assert!(unsafe_reason(env.apply(&tar)).starts_with("hard link target"));
+    let (env, r) = apply_raw(&[("h", Link, "../outside/file", "")]);
+    assert!(unsafe_reason(r).starts_with("hard link target"));
     env.assert_contained();
     assert!(names(&env.dest).is_empty());
 }
 
 #[test]
 fn hardlink_to_absolute_host_path_resolves_in_root() {
-    let env = Env::new();
-    let out = env.out();
-    let tar = Raw::default()
-        .entry("h", EntryType::Link, &format!("{out}/file"), b"")
-        .finish();
-    assert!(matches!(env.apply(&tar), Err(LayerError::Write { .. })));
+    let (env, r) = apply_raw(&[("h", Link, "{out}/file", "")]);
+    assert!(matches!(r, Err(LayerError::Write { .. })));
     env.assert_contained();
     assert!(names(&env.dest).is_empty());
 
     // `/etc/passwd` names <dest>/etc/passwd, which the layer may provide.
-    let env = Env::new();
-    let tar = Raw::default()
-        .entry("h", EntryType::Link, "/etc/passwd", b"")
-        .finish();
-    assert!(env.apply(&tar).is_err());
+    let (env, r) = apply_raw(&[("h", Link, "/etc/passwd", "")]);
+    assert!(r.is_err());
     assert!(names(&env.dest).is_empty());
     let passwd = fs::metadata("/etc/passwd").unwrap();
-    let tar = Raw::default()
-        .file("etc/passwd", b"root:x:0:0::/:/bin/sh\n")
-        .entry("h", EntryType::Link, "/etc/passwd", b"")
-        .finish();
-    env.apply(&tar).unwrap();
+    env.apply(&raw(
+        &env,
+        &[
+            ("etc/passwd", Regular, "", "root:x:0:0::/:/bin/sh\n"),
+            ("h", Link, "/etc/passwd", ""),
+        ],
+    ))
+    .unwrap();
     let h = fs::metadata(env.dest.join("h")).unwrap();
     assert_ne!(h.ino(), passwd.ino());
     assert_eq!(
@@ -375,31 +360,22 @@ fn hardlink_to_absolute_host_path_resolves_in_root() {
 
 #[test]
 fn hardlink_through_symlinked_dir() {
-    let env = Env::new();
-    let out = env.out();
-    let tar = Raw::default()
-        .entry("ln", EntryType::Symlink, &out, b"")
-        .entry("h", EntryType::Link, "ln/file", b"")
-        .finish();
-    assert!(matches!(env.apply(&tar), Err(LayerError::Write { .. })));
+    let through = |target| apply_raw(&[("ln", Symlink, target, ""), ("h", Link, "ln/file", "")]);
+    let (env, r) = through("{out}");
+    assert!(matches!(r, Err(LayerError::Write { .. })));
     env.assert_contained();
 
-    let env = Env::new();
-    let tar = Raw::default()
-        .entry("ln", EntryType::Symlink, "../../outside", b"")
-        .entry("h", EntryType::Link, "ln/file", b"")
-        .finish();
-    assert!(env.apply(&tar).is_err());
+    let (env, r) = through("../../outside");
+    assert!(r.is_err());
     env.assert_contained();
 
     // Inside the layer, a symlinked directory resolves like in the container.
-    let env = Env::new();
-    let tar = Raw::default()
-        .file("real/file", b"data")
-        .entry("ln", EntryType::Symlink, "/real", b"")
-        .entry("h", EntryType::Link, "ln/file", b"")
-        .finish();
-    env.apply(&tar).unwrap();
+    let (env, r) = apply_raw(&[
+        ("real/file", Regular, "", "data"),
+        ("ln", Symlink, "/real", ""),
+        ("h", Link, "ln/file", ""),
+    ]);
+    r.unwrap();
     let h = fs::metadata(env.dest.join("h")).unwrap();
     assert_eq!(
         h.ino(),
@@ -410,13 +386,8 @@ fn hardlink_through_symlinked_dir() {
 
 #[test]
 fn hardlink_to_symlink_links_the_symlink_itself() {
-    let env = Env::new();
-    let out = env.out();
-    let tar = Raw::default()
-        .entry("s", EntryType::Symlink, &format!("{out}/file"), b"")
-        .entry("h", EntryType::Link, "s", b"")
-        .finish();
-    env.apply(&tar).unwrap();
+    let (env, r) = apply_raw(&[("s", Symlink, "{out}/file", ""), ("h", Link, "s", "")]);
+    r.unwrap();
     let h = fs::symlink_metadata(env.dest.join("h")).unwrap();
     assert!(h.file_type().is_symlink());
     env.assert_contained();
@@ -508,9 +479,8 @@ fn empty_numeric_fields_read_as_zero() {
 
 #[test]
 fn invalid_whiteout_name_is_rejected() {
-    let env = Env::new();
-    let tar = Raw::default().file("a/.wh...", b"").finish();
-    unsafe_reason(env.apply(&tar));
+    let (env, r) = apply_raw(&[("a/.wh...", Regular, "", "")]);
+    unsafe_reason(r);
     env.assert_contained();
 }
 

@@ -157,19 +157,6 @@ fn decode_auth(path: &Path, auth: &str) -> Result<Credential> {
     })
 }
 
-/// The credential a request brought with it, else the one the files have
-/// for `registry`.
-pub fn lookup_for(
-    given: Option<&Credential>,
-    files: &AuthFiles,
-    registry: &str,
-) -> Result<Option<Credential>> {
-    match given {
-        Some(c) => Ok(Some(c.clone())),
-        None => lookup(files, registry),
-    }
-}
-
 /// The credential for `registry`, from the first file (or helper) that has one.
 pub fn lookup(files: &AuthFiles, registry: &str) -> Result<Option<Credential>> {
     for path in files.read_order() {

@@ -144,6 +144,23 @@ pub fn api_host(registry: &str) -> &str {
 }
 
 impl Client {
+    /// `connect` with the credential `opts` brought, else the one the
+    /// credential files have for `registry`; errors in the caller's type.
+    pub fn connect_as_configured<E>(
+        registry: &str,
+        opts: &ClientOptions,
+        files: &credentials::AuthFiles,
+    ) -> std::result::Result<Client, E>
+    where
+        E: From<RegistryError> + From<credentials::CredentialError>,
+    {
+        let credential = match &opts.credential {
+            Some(c) => Some(c.clone()),
+            None => credentials::lookup(files, registry)?,
+        };
+        Ok(Client::connect(registry, credential, opts)?)
+    }
+
     /// Find the registry's endpoint with a ping of `/v2/`, which also tells
     /// how it wants clients to authenticate.
     pub fn connect(

@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
@@ -505,17 +505,15 @@ fn transparent() -> Result<(), SetupError> {
         .add_fwmark_rule_v4(TRANSPARENT_MARK, TRANSPARENT_TABLE)
         .and_then(|()| route.add_local_default_route_v4(TRANSPARENT_TABLE, netlink::LOOPBACK))
         .map_err(io("policy routing"))?;
-    let mut path = std::env::var_os("PATH").unwrap_or_default();
-    path.push(":/usr/sbin:/sbin");
     let mark = TRANSPARENT_MARK.to_string();
-    if let Some(nft) = fs::executable_in(&path, "nft") {
-        let rules = format!(
-            "table ip burrow {{\n  chain prerouting {{\n    type filter hook prerouting priority mangle; policy accept;\n    socket transparent 1 meta mark set {mark}\n  }}\n}}\n"
-        );
-        return run_rules(&nft, &["-f", "-"], &rules);
-    }
-    let Some(iptables) = fs::executable_in(&path, "iptables") else {
-        return Err(SetupError::NoFirewall);
+    let iptables = match firewall()? {
+        Firewall::Nft(nft) => {
+            let rules = format!(
+                "table ip burrow {{\n  chain prerouting {{\n    type filter hook prerouting priority mangle; policy accept;\n    socket transparent 1 meta mark set {mark}\n  }}\n}}\n"
+            );
+            return run_rules(&nft, &["-f", "-"], &rules);
+        }
+        Firewall::Iptables(iptables) => iptables,
     };
     let args = [
         "-t",
@@ -550,18 +548,32 @@ fn ruleset(apart: bool) -> String {
     )
 }
 
-/// Load [`ruleset`] (networks kept `apart` or not) with nft(8), else the
-/// same rules with iptables(8), found in `PATH` or the sbin directories
-/// (an ordinary user's `PATH` on Debian has none of them).
-fn masquerade(apart: bool) -> Result<(), SetupError> {
+/// The program rules are loaded with: nft(8), else iptables(8), found in
+/// `PATH` or the sbin directories (an ordinary user's `PATH` on Debian has
+/// none of them).
+enum Firewall {
+    Nft(PathBuf),
+    Iptables(PathBuf),
+}
+
+fn firewall() -> Result<Firewall, SetupError> {
     let mut path = std::env::var_os("PATH").unwrap_or_default();
     path.push(":/usr/sbin:/sbin");
-    let g = BRIDGE_GROUP.to_string();
     if let Some(nft) = fs::executable_in(&path, "nft") {
-        return run_rules(&nft, &["-f", "-"], &ruleset(apart));
+        return Ok(Firewall::Nft(nft));
     }
-    let Some(iptables) = fs::executable_in(&path, "iptables") else {
-        return Err(SetupError::NoFirewall);
+    fs::executable_in(&path, "iptables")
+        .map(Firewall::Iptables)
+        .ok_or(SetupError::NoFirewall)
+}
+
+/// Load [`ruleset`] (networks kept `apart` or not), or the same rules in
+/// iptables' words when there is no nft.
+fn masquerade(apart: bool) -> Result<(), SetupError> {
+    let g = BRIDGE_GROUP.to_string();
+    let iptables = match firewall()? {
+        Firewall::Nft(nft) => return run_rules(&nft, &["-f", "-"], &ruleset(apart)),
+        Firewall::Iptables(iptables) => iptables,
     };
     // xt_devgroup takes no input group in POSTROUTING: there, what leaves
     // through neither a bridge nor loopback is masqueraded (the holder's
