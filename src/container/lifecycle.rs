@@ -183,9 +183,7 @@ pub fn pause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
             let _ = crate::linux::cgroup::freeze(dir, false, Duration::ZERO);
             return Err(ContainerError::NotFrozen(rec.name.clone()));
         }
-        rec.state.status = Status::Paused;
-        rec.state.paused = true;
-        rec.state.pause_method = "freezer".into();
+        rec.state.pause("freezer");
         return rec.save(store);
     }
     let mut stopped = std::collections::BTreeSet::new();
@@ -215,9 +213,7 @@ pub fn pause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
             })
             .then_some(())
     });
-    rec.state.status = Status::Paused;
-    rec.state.paused = true;
-    rec.state.pause_method = "SIGSTOP".into();
+    rec.state.pause("SIGSTOP");
     rec.save(store)
 }
 
@@ -227,9 +223,7 @@ pub fn unpause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
         return Err(ContainerError::NotPaused(rec.name.clone()));
     }
     resume(rec, pid);
-    rec.state.status = Status::Running;
-    rec.state.paused = false;
-    rec.state.pause_method.clear();
+    rec.state.unpause();
     rec.save(store)
 }
 
