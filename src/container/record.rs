@@ -721,6 +721,31 @@ impl ContainerRecord {
         }
     }
 
+    /// A created container named `name`, saved in `store`, for tests of
+    /// what happens to records without starting anything.
+    #[cfg(test)]
+    pub(crate) fn saved_for_test(store: &Store, name: &str) -> Self {
+        let rec = ContainerRecord {
+            id: store::random_hex(32),
+            name: name.into(),
+            created: human::now_rfc3339(),
+            image: String::new(),
+            path: "sh".into(),
+            args: Vec::new(),
+            config: ContainerConfig::default(),
+            host_config: HostConfig::default(),
+            state: State::default(),
+            rootfs_mode: None,
+            layers: Vec::new(),
+            cgroup: None,
+            network_settings: NetworkSettings::default(),
+            restart_count: 0,
+        };
+        std::fs::create_dir_all(store.container_dir(&rec.id)).unwrap();
+        rec.save(store).unwrap();
+        rec
+    }
+
     /// SIGKILL PID 1 (the kernel then kills its whole pid namespace) and
     /// wait until it is gone.
     pub fn kill_and_wait(&self) {
@@ -740,23 +765,8 @@ mod tests {
     use super::*;
 
     fn record(store: &Store) -> ContainerRecord {
-        let rec = ContainerRecord {
-            id: "ab".repeat(32),
-            name: "full".into(),
-            created: human::now_rfc3339(),
-            image: String::new(),
-            path: "sh".into(),
-            args: Vec::new(),
-            config: ContainerConfig::default(),
-            host_config: HostConfig::default(),
-            state: State::running(1),
-            rootfs_mode: None,
-            layers: Vec::new(),
-            cgroup: None,
-            network_settings: NetworkSettings::default(),
-            restart_count: 0,
-        };
-        std::fs::create_dir_all(store.container_dir(&rec.id)).unwrap();
+        let mut rec = ContainerRecord::saved_for_test(store, "full");
+        rec.state = State::running(1);
         rec.save(store).unwrap();
         rec
     }
