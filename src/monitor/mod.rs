@@ -33,7 +33,7 @@ pub use self::io::{connect, socket_path};
 use self::io::{Client, ContainerIo, ParentIo};
 pub use self::launch::{launch, Launched};
 use self::launch::{monitor_failure, status_sender, Status};
-use self::restart::{health_restart_due, restart_due, Backoff};
+use self::restart::{again_due, Backoff};
 
 /// The monitor process (`burrow __monitor ID`). Returns its exit code.
 /// `rootfs` and `scopes` are the front end's reading of the environment
@@ -145,9 +145,8 @@ fn run(
         let Ok(code) = result else { break result };
         // `--health-on-failure=restart` stopped it: start it again unless
         // it was stopped or removed meanwhile, whatever its policy says.
-        let health_restart =
-            std::mem::take(&mut monitor.health_restart) && health_restart_due(store, rec);
-        if !health_restart && !restart_due(store, rec, code) {
+        let health_restart = std::mem::take(&mut monitor.health_restart);
+        if !again_due(store, rec, code, health_restart) {
             break result;
         }
         if !backoff.wait(store, rec, began.elapsed()) {
