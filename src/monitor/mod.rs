@@ -8,6 +8,7 @@
 //! take the container down with it, and `ps` shows it exited.
 
 pub mod attach;
+mod ending;
 mod events;
 pub mod foreground;
 mod health;
@@ -213,8 +214,8 @@ struct Monitor {
     single_id: bool,
     /// The health probes of the current run.
     prober: Option<health::Prober>,
-    /// Stopping for `--health-on-failure`: SIGKILL at this instant.
-    kill_at: Option<Instant>,
+    /// The timers that end the current run.
+    deadlines: ending::Deadlines,
     /// `--health-on-failure=restart` stopped this run.
     health_restart: bool,
 }
@@ -309,7 +310,7 @@ impl Monitor {
             store: store.clone(),
             single_id,
             prober: None,
-            kill_at: None,
+            deadlines: ending::Deadlines::default(),
             health_restart: false,
         })
     }
