@@ -602,6 +602,7 @@ mod tests {
             (Status::Running, NO_PID)
         );
         assert_eq!(saved.state.started_at, rec.state.started_at);
+        assert_eq!(saved.state.finished_at, "0001-01-01T00:00:00Z");
         assert!(store.pid_file(&rec.id).exists());
         let h = health::load(&store, &rec.id).unwrap();
         assert_eq!((h.status.as_str(), h.failing_streak), (health::STARTING, 0));
@@ -635,6 +636,7 @@ mod tests {
             assert_eq!(r.name, "renamed");
             assert_eq!((r.state.status, r.state.paused), (Status::Exited, false));
             assert_eq!((r.state.exit_code, r.state.oom_killed), (137, true));
+            assert!(r.state.finished_at >= r.state.started_at, "{:?}", r.state);
             assert_eq!(r.state.error, "killed after --timeout 1s");
             assert!(r.cgroup.is_none() && r.network_settings.ip_address.is_empty());
         }

@@ -337,3 +337,35 @@ impl Monitor {
             .map_or(sandbox::Stdio::Inherit, ContainerIo::for_container)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_that_stays_ended_is_no_longer_restarting_and_leaves_its_code() {
+        let mapping = IdMapping::detect(std::path::Path::new("/etc"));
+        let (_d, store) = crate::store::temp_store();
+        // Stopped during a restart delay.
+        let mut rec = ContainerRecord::saved_for_test(&store, "delayed");
+        rec.state.restarting = true;
+        rec.save(&store).unwrap();
+        finish(&store, &mapping, &rec, &Ok(0));
+        let saved = ContainerRecord::load(&store, &rec.id).unwrap();
+        assert!(!saved.state.restarting);
+        assert!(!store.removed_exit_file(&rec.id).exists(), "it is kept");
+        // `--rm`: its waiters read the code it ended with; none for a
+        // start that failed.
+        for (result, left) in [
+            (Ok(3), Some("3")),
+            (Err(container::ContainerError::SameName), None),
+        ] {
+            let mut gone = ContainerRecord::saved_for_test(&store, "gone");
+            gone.host_config.auto_remove = true;
+            std::fs::remove_dir_all(store.container_dir(&gone.id)).unwrap();
+            finish(&store, &mapping, &gone, &result);
+            let code = std::fs::read_to_string(store.removed_exit_file(&gone.id)).ok();
+            assert_eq!(code.as_deref(), left, "{result:?}");
+        }
+    }
+}
