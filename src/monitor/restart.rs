@@ -228,4 +228,11 @@ mod tests {
         rec.mark_manual_stop(&store);
         assert!(!b.wait(&store, &mut rec, Duration::ZERO));
     }
+
+    #[test]
+    fn the_wait_ends_at_a_removal() {
+        let (_d, store, mut rec) = saved("always");
+        std::fs::remove_dir_all(store.container_dir(&rec.id)).unwrap();
+        assert!(!Backoff::default().wait(&store, &mut rec, Duration::ZERO));
+    }
 }
