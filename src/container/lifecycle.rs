@@ -183,9 +183,7 @@ pub fn pause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
             let _ = crate::linux::cgroup::freeze(dir, false, Duration::ZERO);
             return Err(ContainerError::NotFrozen(rec.name.clone()));
         }
-        rec.state.status = Status::Paused;
-        rec.state.paused = true;
-        rec.state.pause_method = "freezer".into();
+        rec.state.pause("freezer");
         return rec.save(store);
     }
     let mut stopped = std::collections::BTreeSet::new();
@@ -215,9 +213,7 @@ pub fn pause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
             })
             .then_some(())
     });
-    rec.state.status = Status::Paused;
-    rec.state.paused = true;
-    rec.state.pause_method = "SIGSTOP".into();
+    rec.state.pause("SIGSTOP");
     rec.save(store)
 }
 
@@ -227,9 +223,7 @@ pub fn unpause(store: &Store, rec: &mut ContainerRecord) -> Result<()> {
         return Err(ContainerError::NotPaused(rec.name.clone()));
     }
     resume(rec, pid);
-    rec.state.status = Status::Running;
-    rec.state.paused = false;
-    rec.state.pause_method.clear();
+    rec.state.unpause();
     rec.save(store)
 }
 
@@ -273,4 +267,118 @@ pub fn rename(store: &Store, rec: &ContainerRecord, new: &str) -> Result<()> {
     }
     super::names::release(store, &rec.name, &rec.id);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::State;
+
+    /// How the exit of a container last seen up is awaited, by what its
+    /// record and pid file say.
+    #[test]
+    fn an_exit_is_recorded_pending_or_guessed_from_a_dead_supervisor() {
+        let me = std::process::id() as i32;
+        // The stored state, its pid file (None: none; Some(true): a live
+        // PID 1; Some(false): one that ended); then the exit code waited
+        // for, None while the exit is not recorded.
+        #[derive(Debug, Clone, Copy)]
+        enum Stored {
+            Created,
+            Running,
+            Exited,
+            Removed,
+        }
+        let cases = [
+            (Stored::Created, None, Some(0)),
+            (Stored::Exited, None, Some(3)),
+            (Stored::Running, Some(true), None),
+            (Stored::Running, Some(false), None),
+            (Stored::Running, None, Some(137)),
+            (Stored::Removed, None, None),
+        ];
+        for (stored, pid_file, code) in cases {
+            let (_d, store) = crate::store::temp_store();
+            let mut rec = ContainerRecord::saved_for_test(&store, "awaited");
+            match stored {
+                Stored::Created => {}
+                Stored::Running => rec.state = State::running(me),
+                Stored::Exited => {
+                    rec.state = State::running(me);
+                    rec.state.finish(3);
+                }
+                Stored::Removed => {
+                    std::fs::remove_dir_all(store.container_dir(&rec.id)).unwrap();
+                }
+            }
+            if !matches!(stored, Stored::Removed) {
+                rec.save(&store).unwrap();
+            }
+            match pid_file {
+                Some(true) => rec.write_pid_file(&store).unwrap(),
+                Some(false) => {
+                    std::fs::write(store.pid_file(&rec.id), format!("{me} 1\n")).unwrap()
+                }
+                None => {}
+            }
+            let got = wait_recorded(&store, &rec.id, Duration::from_millis(60));
+            let case = format!("{stored:?} with pid file {pid_file:?}");
+            assert_eq!(got.map(|r| r.state.exit_code), code, "{case}");
+            if let Some(code) = code {
+                assert_eq!(wait(&store, &rec.id).unwrap(), code, "{case}");
+            }
+        }
+    }
+
+    /// What each operation refuses, by the container's live status; none
+    /// of these sends a signal or changes the record.
+    #[test]
+    fn pause_unpause_and_signals_refuse_what_the_status_forbids() {
+        let me = std::process::id() as i32;
+        let (_d, store) = crate::store::temp_store();
+        let refusal = |rec: &mut ContainerRecord| {
+            let saved = ContainerRecord::load(&store, &rec.id).unwrap();
+            let got = [
+                pause(&store, rec).err(),
+                unpause(&store, rec).err(),
+                signal(&store, rec, Signal::SIGKILL).err(),
+            ];
+            let after = ContainerRecord::load(&store, &rec.id).unwrap();
+            assert_eq!(after.state.status, saved.state.status);
+            got.map(|e| e.map(|e| e.to_string()))
+        };
+        let not_running = Some(ContainerError::NotRunning("idle".into()).to_string());
+        let mut created = ContainerRecord::saved_for_test(&store, "idle");
+        let mut exited = created.clone();
+        exited.state = State::running(me);
+        exited.state.finish(0);
+        exited.save(&store).unwrap();
+        for rec in [&mut created, &mut exited] {
+            assert_eq!(
+                refusal(rec),
+                [
+                    not_running.clone(),
+                    not_running.clone(),
+                    not_running.clone()
+                ]
+            );
+        }
+        let mut paused = ContainerRecord::saved_for_test(&store, "still");
+        paused.state = State::running(me);
+        paused.state.pause("SIGSTOP");
+        paused.save(&store).unwrap();
+        paused.write_pid_file(&store).unwrap();
+        assert_eq!(
+            pause(&store, &mut paused).unwrap_err().to_string(),
+            ContainerError::AlreadyPaused("still".into()).to_string()
+        );
+        let mut running = ContainerRecord::saved_for_test(&store, "busy");
+        running.state = State::running(me);
+        running.save(&store).unwrap();
+        running.write_pid_file(&store).unwrap();
+        assert_eq!(
+            unpause(&store, &mut running).unwrap_err().to_string(),
+            ContainerError::NotPaused("busy".into()).to_string()
+        );
+    }
 }

@@ -276,6 +276,21 @@ impl State {
         }
     }
 
+    /// Paused by `method`: "freezer" or "SIGSTOP".
+    pub fn pause(&mut self, method: &str) {
+        self.status = Status::Paused;
+        self.paused = true;
+        self.pause_method = method.into();
+    }
+
+    /// Running again after `pause`.
+    pub fn unpause(&mut self) {
+        self.status = Status::Running;
+        self.paused = false;
+        self.pause_method.clear();
+    }
+
+    /// PID 1 ended with `code` (a paused container may be killed).
     pub fn finish(&mut self, code: i32) {
         self.status = Status::Exited;
         self.running = false;
@@ -706,6 +721,31 @@ impl ContainerRecord {
         }
     }
 
+    /// A created container named `name`, saved in `store`, for tests of
+    /// what happens to records without starting anything.
+    #[cfg(test)]
+    pub(crate) fn saved_for_test(store: &Store, name: &str) -> Self {
+        let rec = ContainerRecord {
+            id: store::random_hex(32),
+            name: name.into(),
+            created: human::now_rfc3339(),
+            image: String::new(),
+            path: "sh".into(),
+            args: Vec::new(),
+            config: ContainerConfig::default(),
+            host_config: HostConfig::default(),
+            state: State::default(),
+            rootfs_mode: None,
+            layers: Vec::new(),
+            cgroup: None,
+            network_settings: NetworkSettings::default(),
+            restart_count: 0,
+        };
+        std::fs::create_dir_all(store.container_dir(&rec.id)).unwrap();
+        rec.save(store).unwrap();
+        rec
+    }
+
     /// SIGKILL PID 1 (the kernel then kills its whole pid namespace) and
     /// wait until it is gone.
     pub fn kill_and_wait(&self) {
@@ -725,25 +765,113 @@ mod tests {
     use super::*;
 
     fn record(store: &Store) -> ContainerRecord {
-        let rec = ContainerRecord {
-            id: "ab".repeat(32),
-            name: "full".into(),
-            created: human::now_rfc3339(),
-            image: String::new(),
-            path: "sh".into(),
-            args: Vec::new(),
-            config: ContainerConfig::default(),
-            host_config: HostConfig::default(),
-            state: State::running(1),
-            rootfs_mode: None,
-            layers: Vec::new(),
-            cgroup: None,
-            network_settings: NetworkSettings::default(),
-            restart_count: 0,
-        };
-        std::fs::create_dir_all(store.container_dir(&rec.id)).unwrap();
+        let mut rec = ContainerRecord::saved_for_test(store, "full");
+        rec.state = State::running(1);
         rec.save(store).unwrap();
         rec
+    }
+
+    #[test]
+    fn the_state_goes_from_created_to_running_paused_and_exited() {
+        let created = State::default();
+        assert_eq!(created.status, Status::Created);
+        assert!(!created.running && created.pid == 0);
+        let mut s = State::running(7);
+        assert_eq!(
+            (s.status, s.running, s.paused, s.pid),
+            (Status::Running, true, false, 7)
+        );
+        assert!(!s.started_at.is_empty());
+        assert_eq!(s.finished_at, ZERO_TIME);
+        s.pause("freezer");
+        assert_eq!(
+            (s.status, s.running, s.paused),
+            (Status::Paused, true, true)
+        );
+        assert_eq!(s.pause_method, "freezer");
+        s.unpause();
+        assert_eq!((s.status, s.paused), (Status::Running, false));
+        assert!(s.pause_method.is_empty());
+        // A paused container killed: nothing of the pause stays.
+        s.pause("SIGSTOP");
+        s.finish(137);
+        assert_eq!(
+            (s.status, s.running, s.paused, s.pid),
+            (Status::Exited, false, false, 0)
+        );
+        assert_eq!(s.exit_code, 137);
+        assert!(s.pause_method.is_empty());
+        assert_ne!(s.finished_at, ZERO_TIME);
+        // Started again: a new run, its own times.
+        let again = State::running(8);
+        assert_eq!(
+            (again.exit_code, again.finished_at.as_str()),
+            (0, ZERO_TIME)
+        );
+    }
+
+    #[test]
+    fn the_live_status_corrects_a_dead_supervisor_and_shows_a_restart() {
+        use Status::*;
+        let me = std::process::id() as i32;
+        // Stored status, PID 1 alive, restarting, a monitor alive; then the
+        // live status, inspect's status and exit code, and how ps's status
+        // begins.
+        let cases = [
+            (Created, false, false, false, Created, 0, "Created"),
+            (Running, true, false, false, Running, 0, "Up "),
+            (Paused, true, false, false, Paused, 0, "Up "),
+            (Running, true, false, true, Running, 0, "Up "),
+            (Running, false, false, false, Exited, 137, "Exited (137)"),
+            (Paused, false, false, false, Exited, 137, "Exited (137)"),
+            (Exited, false, false, false, Exited, 3, "Exited (3)"),
+            (Exited, false, true, true, Restarting, 3, "Restarting (3)"),
+            (Exited, false, true, false, Exited, 3, "Exited (3)"),
+        ];
+        for (stored, alive, restarting, monitor, live, code, text) in cases {
+            let (_d, store) = crate::store::temp_store();
+            let mut rec = record(&store);
+            rec.state = match stored {
+                Created => State::default(),
+                Running | Paused => State::running(me),
+                Restarting | Exited => {
+                    let mut s = State::running(me);
+                    s.finish(3);
+                    s
+                }
+            };
+            if stored == Paused {
+                rec.state.pause("SIGSTOP");
+            }
+            rec.state.restarting = restarting;
+            if alive {
+                rec.write_pid_file(&store).unwrap();
+            }
+            let _held = monitor.then(|| rec.lock_monitor(&store).unwrap().unwrap());
+            let case =
+                format!("{stored:?} alive {alive} restarting {restarting} monitor {monitor}");
+            assert_eq!(rec.monitor_alive(&store), monitor, "{case}");
+            assert_eq!(rec.live_status(&store), live, "{case}");
+            assert_eq!(
+                rec.is_up(&store),
+                matches!(live, Running | Paused),
+                "{case}"
+            );
+            assert_eq!(rec.is_restarting(&store), live == Restarting, "{case}");
+            let shown = rec.clone().with_live_state(&store);
+            assert_eq!(shown.state.status, live, "{case}");
+            assert_eq!(shown.state.exit_code, code, "{case}");
+            assert_eq!(
+                shown.state.running,
+                matches!(live, Running | Paused),
+                "{case}"
+            );
+            assert_eq!(shown.state.restarting, live == Restarting, "{case}");
+            assert_eq!(shown.state.error.is_empty(), code != 137, "{case}");
+            let ps = rec.status_text(&store);
+            assert!(ps.starts_with(text), "{case}: {ps}");
+            assert_eq!(ps.ends_with("(Paused)"), live == Paused, "{case}: {ps}");
+        }
     }
 
     #[test]

@@ -131,22 +131,16 @@ pub fn supervise(
     if spec.process.init {
         spec.process.init_program = crate::sandbox::init::find(&how.net.helper_path);
     }
-    let user_nets = user_networks(store, rec).map_err(|f| refuse(store, rec, mapping, f.into()))?;
-    // On the default network: its bridge first (the default route), then
-    // the user networks it was connected to.
-    let on_default = rec.network_mode() == network::Mode::Private;
-    let user_net = rec
-        .user_network()
-        .and(user_nets.first().map(|(n, _)| n.clone()));
-    let aliases: Vec<String> = user_net
-        .as_ref()
-        .and_then(|n| rec.network_settings.networks.get(&n.name))
-        .map(|e| e.aliases.clone())
-        .unwrap_or_default();
-    let Networking {
-        own: helper,
-        shared,
-    } = networking(store, rec, mapping, &how.net, &user_nets, on_default)
+    let NetPlan {
+        user_nets,
+        on_default,
+        user_net,
+        aliases,
+        networking: Networking {
+            own: helper,
+            shared,
+        },
+    } = plan_network(store, rec, mapping, &how.net)
         .map_err(|f| refuse(store, rec, mapping, f.into()))?;
     // On the keeper, a user network is one of its bridges; else the
     // network's switch, which serves one network per container.
@@ -155,44 +149,20 @@ pub fn supervise(
     } else {
         user_net.as_ref()
     };
-    let without_keeper = usize::from(on_default) + user_nets.len();
-    if shared.is_none() && without_keeper > 1 {
-        let f = keeper_needed(rec, without_keeper);
-        return Err(refuse(store, rec, mapping, f.into()));
-    }
-    // It starts once PID 1 exists (it targets PID 1's namespace) and before
-    // PID 1 sets itself up, so the command starts with its network ready.
-    let log = spec.dir.join(HELPER_LOG);
-    let mut running: Option<network::helper::Running> = None;
-    // On a user network's switch, the container's port: held while it
-    // runs, dropped (the leave) once it has ended.
-    let mut member: Option<network::member::Membership> = None;
-    let (id, name) = (rec.id.clone(), rec.name.clone());
-    let mut start_helper = |pid1: nix::unistd::Pid| -> std::result::Result<(), Failure> {
-        let net_failure =
-            |e: network::NetworkError| Failure::new(Step::Network, e.to_string(), exit::BURROW);
-        if let Some(h) = &helper {
-            running = Some(h.start(pid1.as_raw(), &log).map_err(net_failure)?);
-        }
-        if let Some(n) = switched {
-            let who = network::member::Joiner {
-                id: &id,
-                name: &name,
-                aliases: &aliases,
-                hosts_file: store.container_dir(&id).join("hosts"),
-                pid1: pid1.as_raw(),
-            };
-            let m = network::member::join(&store.paths.runtime, store.root(), n, &who)
-                .map_err(net_failure)?;
-            member = Some(m);
-        }
-        Ok(())
+    let mut joining = Joining {
+        store,
+        helper,
+        switched,
+        log: spec.dir.join(HELPER_LOG),
+        id: rec.id.clone(),
+        name: rec.name.clone(),
+        aliases: &aliases,
+        running: None,
+        member: None,
     };
-    let hook: Option<sandbox::BeforeSetup> = if helper.is_some() || switched.is_some() {
-        Some(&mut start_helper)
-    } else {
-        None
-    };
+    let needed = joining.helper.is_some() || switched.is_some();
+    let mut join = |pid1| joining.join(pid1);
+    let hook: Option<sandbox::BeforeSetup> = needed.then_some(&mut join);
     // The container's cgroup, before anything forks; we stay outside it.
     let links = shared
         .as_ref()
@@ -222,7 +192,7 @@ pub fn supervise(
         &links,
         &user_nets,
         user_net.as_ref(),
-        member.as_ref(),
+        joining.member.as_ref(),
     );
     rec.cgroup = spec.cgroup.as_ref().map(|p| p.dir.clone());
     let mut trouble = if how.list_running {
@@ -239,14 +209,14 @@ pub fn supervise(
     let ended = watch.wait(started, rec);
     // The container is gone from its network (address, names) before its
     // end is recorded: whoever waits for that end sees the names gone.
-    if let Some(m) = member {
+    if let Some(m) = joining.member {
         m.leave();
     }
     let oom_killed = cgroup::discard(&spec);
     trouble = trouble.and(record_end(store, rec, &ended, oom_killed));
     // The helper outlives the container by the time it takes to record the
     // exit: whoever waits for the container sees it recorded sooner.
-    if let Some(r) = running {
+    if let Some(r) = joining.running {
         r.stop();
     }
     trouble?;
@@ -256,6 +226,98 @@ pub fn supervise(
 /// The user networks a container is on, each with the names its DNS
 /// answers for it there.
 type UserNets = Vec<(network::user::Network, Vec<String>)>;
+
+/// Where a container is networked, worked out before it starts.
+struct NetPlan {
+    user_nets: UserNets,
+    /// On the default network: its bridge comes first (the default
+    /// route), then the user networks it was connected to.
+    on_default: bool,
+    /// Its own user network (`--network NAME`).
+    user_net: Option<network::user::Network>,
+    /// Its aliases there.
+    aliases: Vec<String>,
+    networking: Networking,
+}
+
+/// The networks `rec` is on and how it reaches them; a failure when it
+/// cannot reach them all.
+fn plan_network(
+    store: &Store,
+    rec: &ContainerRecord,
+    mapping: &IdMapping,
+    access: &network::Access,
+) -> std::result::Result<NetPlan, Failure> {
+    let user_nets = user_networks(store, rec)?;
+    let on_default = rec.network_mode() == network::Mode::Private;
+    let user_net = rec
+        .user_network()
+        .and(user_nets.first().map(|(n, _)| n.clone()));
+    let aliases: Vec<String> = user_net
+        .as_ref()
+        .and_then(|n| rec.network_settings.networks.get(&n.name))
+        .map(|e| e.aliases.clone())
+        .unwrap_or_default();
+    let networking = networking(store, rec, mapping, access, &user_nets, on_default)?;
+    // Without the keeper, a container reaches one network: through its
+    // helper, or its user network's switch.
+    let without_keeper = usize::from(on_default) + user_nets.len();
+    if networking.shared.is_none() && without_keeper > 1 {
+        return Err(keeper_needed(rec, without_keeper));
+    }
+    Ok(NetPlan {
+        user_nets,
+        on_default,
+        user_net,
+        aliases,
+        networking,
+    })
+}
+
+/// What joins a container to its networks once PID 1 exists (it targets
+/// PID 1's namespace) and before PID 1 sets itself up, so the command
+/// starts with its network ready; and what that leaves to end with it.
+struct Joining<'a> {
+    store: &'a Store,
+    /// The container's own network helper.
+    helper: Option<network::Helper>,
+    /// The user network whose switch it joins.
+    switched: Option<&'a network::user::Network>,
+    /// The helper's messages.
+    log: std::path::PathBuf,
+    id: String,
+    name: String,
+    aliases: &'a [String],
+    /// The helper, started.
+    running: Option<network::helper::Running>,
+    /// On a user network's switch, the container's port: held while it
+    /// runs, dropped (the leave) once it has ended.
+    member: Option<network::member::Membership>,
+}
+
+impl Joining<'_> {
+    fn join(&mut self, pid1: nix::unistd::Pid) -> std::result::Result<(), Failure> {
+        let net_failure =
+            |e: network::NetworkError| Failure::new(Step::Network, e.to_string(), exit::BURROW);
+        if let Some(h) = &self.helper {
+            self.running = Some(h.start(pid1.as_raw(), &self.log).map_err(net_failure)?);
+        }
+        if let Some(n) = self.switched {
+            let who = network::member::Joiner {
+                id: &self.id,
+                name: &self.name,
+                aliases: self.aliases,
+                hosts_file: self.store.container_dir(&self.id).join("hosts"),
+                pid1: pid1.as_raw(),
+            };
+            let store = self.store;
+            let m = network::member::join(&store.paths.runtime, store.root(), n, &who)
+                .map_err(net_failure)?;
+            self.member = Some(m);
+        }
+        Ok(())
+    }
+}
 
 /// A failed start recorded as such; the error to return.
 fn refuse(
@@ -479,4 +541,191 @@ fn record_end(
         super::events::record(store, rec, "destroy", &[]);
     }
     saved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::{health, Status};
+    use crate::image::config::Healthcheck;
+    use crate::store::events::Journal;
+    use nix::unistd::Pid;
+
+    /// No process has it (beyond any pid_max), so nothing is signalled.
+    const NO_PID: i32 = i32::MAX - 1;
+
+    fn checked(store: &Store) -> ContainerRecord {
+        let mut rec = ContainerRecord::saved_for_test(store, "checked");
+        rec.config.healthcheck = Some(Healthcheck {
+            test: vec!["CMD".into(), "true".into()],
+            ..Default::default()
+        });
+        rec.save(store).unwrap();
+        rec
+    }
+
+    fn actions(store: &Store) -> Vec<String> {
+        Journal::open(store, true)
+            .1
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
+    }
+
+    fn ended(code: i32) -> Ended {
+        Ended {
+            code,
+            error: None,
+            problems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_start_records_running_with_its_pid_file_and_the_health_starting() {
+        let (_d, store) = crate::store::temp_store();
+        let mut rec = checked(&store);
+        // The last run ended unhealthy.
+        let mut last = health::Recorder::new(&store, &rec.id);
+        let failed = health::ProbeResult {
+            exit_code: 1,
+            ..Default::default()
+        };
+        last.add(failed, false, 1);
+        assert_eq!(
+            health::load(&store, &rec.id).unwrap().status,
+            health::UNHEALTHY
+        );
+        record_running(&store, &mut rec, Pid::from_raw(NO_PID)).unwrap();
+        let saved = ContainerRecord::load(&store, &rec.id).unwrap();
+        assert_eq!(
+            (saved.state.status, saved.state.pid),
+            (Status::Running, NO_PID)
+        );
+        assert_eq!(saved.state.started_at, rec.state.started_at);
+        assert_eq!(saved.state.finished_at, "0001-01-01T00:00:00Z");
+        assert!(store.pid_file(&rec.id).exists());
+        let h = health::load(&store, &rec.id).unwrap();
+        assert_eq!((h.status.as_str(), h.failing_streak), (health::STARTING, 0));
+        assert_eq!(h.log.len(), 1, "the results are kept");
+        // Without a health check there is no health to show.
+        let mut plain = ContainerRecord::saved_for_test(&store, "plain");
+        record_running(&store, &mut plain, Pid::from_raw(NO_PID)).unwrap();
+        assert!(health::load(&store, &plain.id).is_none());
+    }
+
+    #[test]
+    fn an_end_is_written_into_the_latest_record() {
+        let (_d, store) = crate::store::temp_store();
+        let mut rec = ContainerRecord::saved_for_test(&store, "ends");
+        rec.cgroup = Some("/sys/fs/cgroup/x".into());
+        rec.network_settings.ip_address = "10.0.0.2".into();
+        record_running(&store, &mut rec, Pid::from_raw(NO_PID)).unwrap();
+        // Meanwhile a rename and a pause.
+        let mut other = ContainerRecord::load(&store, &rec.id).unwrap();
+        other.name = "renamed".into();
+        other.state.pause("freezer");
+        other.save(&store).unwrap();
+        let how = Ended {
+            code: 137,
+            error: Some("killed after --timeout 1s".into()),
+            problems: Vec::new(),
+        };
+        record_end(&store, &mut rec, &how, true).unwrap();
+        let saved = ContainerRecord::load(&store, &rec.id).unwrap();
+        for r in [&rec, &saved] {
+            assert_eq!(r.name, "renamed");
+            assert_eq!((r.state.status, r.state.paused), (Status::Exited, false));
+            assert_eq!((r.state.exit_code, r.state.oom_killed), (137, true));
+            assert!(r.state.finished_at >= r.state.started_at, "{:?}", r.state);
+            assert_eq!(r.state.error, "killed after --timeout 1s");
+            assert!(r.cgroup.is_none() && r.network_settings.ip_address.is_empty());
+        }
+        assert!(!store.pid_file(&rec.id).exists());
+        assert_eq!(actions(&store), ["die"]);
+    }
+
+    #[test]
+    fn the_problems_of_a_run_are_its_error() {
+        let (_d, store) = crate::store::temp_store();
+        let mut rec = ContainerRecord::saved_for_test(&store, "full");
+        record_running(&store, &mut rec, Pid::from_raw(NO_PID)).unwrap();
+        let mut how = ended(0);
+        how.problems = vec!["writing the log: No space left on device".into()];
+        record_end(&store, &mut rec, &how, false).unwrap();
+        let saved = ContainerRecord::load(&store, &rec.id).unwrap();
+        assert_eq!(saved.state.error, how.problems[0]);
+        assert_eq!(saved.exit_problems(&store), how.problems);
+    }
+
+    #[test]
+    fn a_removed_container_s_end_writes_no_record() {
+        // `--rm`: the sandbox removed the record before the exit came.
+        let (_d, store) = crate::store::temp_store();
+        let mut rec = ContainerRecord::saved_for_test(&store, "gone");
+        rec.host_config.auto_remove = true;
+        record_running(&store, &mut rec, Pid::from_raw(NO_PID)).unwrap();
+        std::fs::remove_file(ContainerRecord::path(&store, &rec.id)).unwrap();
+        record_end(&store, &mut rec, &ended(0), false).unwrap();
+        assert!(!ContainerRecord::path(&store, &rec.id).exists());
+        assert!(!store.pid_file(&rec.id).exists());
+        assert_eq!(actions(&store), ["die", "destroy"]);
+        // `rm -f` while it ran: its directory is gone, and stays gone.
+        let (_d, store) = crate::store::temp_store();
+        let mut rec = ContainerRecord::saved_for_test(&store, "forced");
+        record_running(&store, &mut rec, Pid::from_raw(NO_PID)).unwrap();
+        std::fs::remove_dir_all(store.container_dir(&rec.id)).unwrap();
+        record_end(&store, &mut rec, &ended(137), false).unwrap();
+        assert!(!store.container_dir(&rec.id).exists());
+        assert!(!store.pid_file(&rec.id).exists());
+        assert_eq!(actions(&store), ["die"]);
+    }
+
+    #[test]
+    fn the_addresses_of_a_run_are_recorded_and_cleared_at_its_end() {
+        let (_d, store) = crate::store::temp_store();
+        let mut rec = ContainerRecord::saved_for_test(&store, "addressed");
+        let front: network::user::Network = serde_json::from_value(serde_json::json!({
+            "Name": "front", "Id": "f1", "Created": "", "Scope": "local",
+            "Driver": "bridge", "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Config": []},
+            "Internal": false, "Labels": {},
+        }))
+        .unwrap();
+        let aliased = network::member::Endpoint {
+            aliases: vec!["web".into()],
+            ..Default::default()
+        };
+        rec.network_settings
+            .networks
+            .insert("front".into(), aliased);
+        let link = |last: u8| sandbox::link::Link {
+            address: [10, last, 0, 2].into(),
+            prefix: 24,
+            gateway: [10, last, 0, 1].into(),
+            bridge: String::new(),
+            make_bridge: false,
+            mtu: 1500,
+            mac: [2, 0, 0, 0, 0, last],
+        };
+        let user_nets: UserNets = vec![(front, vec!["addressed".into()])];
+        record_addresses(&mut rec, true, &[link(1), link(2)], &user_nets, None, None);
+        let ns = &rec.network_settings;
+        assert_eq!((ns.ip_address.as_str(), ns.ip_prefix_len), ("10.1.0.2", 24));
+        assert_eq!(ns.gateway, "10.1.0.1");
+        assert_eq!(
+            ns.networks[super::super::keeper::NETWORK].ip_address,
+            "10.1.0.2"
+        );
+        let on_front = &ns.networks["front"];
+        assert_eq!(
+            (on_front.ip_address.as_str(), on_front.network_id.as_str()),
+            ("10.2.0.2", "f1")
+        );
+        assert_eq!(on_front.aliases, ["web"], "the aliases stay");
+        rec.network_settings.clear_running();
+        let ns = &rec.network_settings;
+        assert!(ns.ip_address.is_empty() && ns.gateway.is_empty());
+        assert!(ns.networks["front"].ip_address.is_empty());
+        assert_eq!(ns.networks["front"].aliases, ["web"]);
+    }
 }

@@ -1,19 +1,20 @@
 //! The monitor's event loop while a container runs: one poll over the
 //! container's output, the attach socket and its clients, the published
 //! ports, the health probes and the exit report, with `--timeout` and the
-//! health stop's deadline as timers.
+//! health stop's deadline as timers (`ending.rs` says when they strike).
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::container::health::{OnFailure, ProbeFd};
-use crate::container::{ContainerRecord, Ended, Watch};
+use crate::container::{lifecycle, ContainerRecord, Ended, Watch};
 use crate::exit;
 use crate::network::forward;
 use crate::sandbox::{Failure, Started, Step};
 
+use super::ending::{self, Deadlines};
 use super::io::{broadcast, Client, ParentIo};
 use super::{attach, health, log, Monitor};
 
@@ -45,47 +46,31 @@ impl Monitor {
         io: &mut ParentIo,
         rec: &ContainerRecord,
     ) -> (i32, bool) {
-        let deadline = self
-            .timeout
-            .map(|t| Instant::now() + Duration::from_secs(t));
-        let mut timed_out = false;
+        self.deadlines = Deadlines::starting(self.timeout, Instant::now());
         let mut buf = vec![0u8; 64 * 1024];
         let mut outputs = io.outputs();
         crate::linux::process::trim_heap();
         loop {
-            if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
-                // --timeout: the container has had its time.
-                timed_out = true;
-                let _ = nix::sys::signal::kill(started.pid1, nix::sys::signal::Signal::SIGKILL);
-            }
-            if self.kill_at.is_some_and(|d| Instant::now() >= d) {
-                // The stop signal was not enough.
-                self.kill_at = None;
+            if self.deadlines.strike(Instant::now()) {
                 let _ = nix::sys::signal::kill(started.pid1, nix::sys::signal::Signal::SIGKILL);
             }
             // The nearest timer: --timeout, a probe due or overdue, a stop's
             // deadline. Rounded up, so it never wakes just before it.
-            let wake = [
-                deadline.filter(|_| !timed_out),
-                self.prober.as_ref().and_then(health::Prober::wake_at),
-                self.kill_at,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let probe = self.prober.as_ref().and_then(health::Prober::wake_at);
+            let wake = self.deadlines.wake(probe);
             let timeout = poll_timeout(wake, Instant::now());
             let (sources, mut fds) = self.interest(started, &outputs);
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::Error::EINTR) => continue,
-                Err(_) => return (exit::BURROW, timed_out),
+                Err(_) => return (exit::BURROW, self.deadlines.timed_out),
             }
             let ready = ready(sources, &fds);
             drop(fds);
             for source in ready {
                 if let Some(code) = self.serve(source, started, io, &mut outputs, &mut buf) {
                     self.drain(&mut outputs, &mut buf);
-                    return (code, timed_out);
+                    return (code, self.deadlines.timed_out);
                 }
             }
             let action = match &mut self.prober {
@@ -186,24 +171,14 @@ impl Monitor {
     /// after Docker's ten seconds), and for `restart` start it again once
     /// it has ended.
     fn on_unhealthy(&mut self, action: OnFailure, started: &Started, rec: &ContainerRecord) {
-        use nix::sys::signal::{kill, Signal};
         tracing::info!("container {} is unhealthy: {action:?}", rec.name);
-        match action {
-            OnFailure::None => {}
-            OnFailure::Kill => {
-                let _ = kill(started.pid1, Signal::SIGKILL);
-            }
-            OnFailure::Stop | OnFailure::Restart => {
-                let sig = rec
-                    .config
-                    .stop_signal
-                    .as_deref()
-                    .and_then(|s| crate::util::signal::parse_signal(s).ok())
-                    .unwrap_or(Signal::SIGTERM);
-                let _ = kill(started.pid1, sig);
-                self.kill_at = Some(Instant::now() + Duration::from_secs(10));
-                self.health_restart = action == OnFailure::Restart;
-            }
+        let Some(r) = ending::respond(action, lifecycle::stop_signal(rec)) else {
+            return;
+        };
+        let _ = nix::sys::signal::kill(started.pid1, r.signal);
+        if let Some(after) = r.kill_after {
+            self.deadlines.kill_at = Some(Instant::now() + after);
+            self.health_restart = r.restart;
         }
     }
 
@@ -316,7 +291,6 @@ impl Watch for Monitor {
         }
         let mut io = self.parent.take().expect("started hands over our stdio");
         self.prober = health::Prober::new(&self.store, rec, self.single_id);
-        self.kill_at = None;
         let (code, timed_out) = self.event_loop(&mut started, &mut io, rec);
         // A probe still running dies with this run.
         self.prober = None;
@@ -340,6 +314,7 @@ impl Watch for Monitor {
 mod tests {
     use super::*;
     use crate::linux::process;
+    use std::time::Duration;
 
     #[test]
     fn output_is_served_before_the_exit_and_each_source_once() {

@@ -30,12 +30,14 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// The prober of a container that has just started, its state reset to
-    /// `starting`; None without a health check.
+    /// The prober of a container that has just started; None without a
+    /// health check. Its supervisor reset the state to `starting` as it
+    /// recorded the container running (a monitor's start always does), so
+    /// the state is taken as it is: a `healthcheck run` since then counts.
     pub fn new(store: &Store, rec: &ContainerRecord, single_id: bool) -> Option<Prober> {
         let sched = Schedule::of(rec)?;
         let mut recorder = Recorder::new(store, &rec.id);
-        recorder.reset();
+        recorder.adopt();
         let now = Instant::now();
         Some(Prober {
             next: now + sched.next_wait(Duration::ZERO, health::STARTING),
@@ -130,5 +132,147 @@ impl Prober {
                 .next_wait(now.saturating_duration_since(self.run_started), &status);
         (changed && status == health::UNHEALTHY && self.on_failure != OnFailure::None)
             .then_some(self.on_failure)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::config::Healthcheck;
+
+    const SEC: i64 = 1_000_000_000;
+
+    /// A saved record probed with `retries`, `start_period` seconds and
+    /// `on_failure`, and its store.
+    fn checked(
+        retries: i64,
+        start_period: i64,
+        on_failure: &str,
+    ) -> (tempfile::TempDir, Store, ContainerRecord) {
+        let (d, store) = crate::store::temp_store();
+        let mut rec = ContainerRecord::saved_for_test(&store, "probed");
+        rec.config.healthcheck = Some(Healthcheck {
+            test: vec!["CMD".into(), "true".into()],
+            interval: 30 * SEC,
+            start_period: start_period * SEC,
+            start_interval: 2 * SEC,
+            retries,
+            ..Default::default()
+        });
+        rec.config.health_on_failure = on_failure.into();
+        rec.save(&store).unwrap();
+        (d, store, rec)
+    }
+
+    fn result(code: i32) -> health::ProbeResult {
+        health::ProbeResult {
+            exit_code: code,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_health_goes_from_starting_to_healthy_or_unhealthy_and_acts_once() {
+        use OnFailure::{Kill, Restart, Stop};
+        let (s, h, u) = (health::STARTING, health::HEALTHY, health::UNHEALTHY);
+        // Retries, start period (s), --health-on-failure; then each probe:
+        // when it began (s after the start), its exit code, the status
+        // after it and the action due.
+        type Step = (u64, i32, &'static str, Option<OnFailure>);
+        let cases: [(i64, i64, &str, &[Step]); 5] = [
+            (
+                3,
+                0,
+                "",
+                &[
+                    (0, 1, s, None),
+                    (0, 1, s, None),
+                    (0, 1, u, None),
+                    (0, 0, h, None),
+                ],
+            ),
+            (
+                2,
+                0,
+                "restart",
+                &[
+                    (0, 1, s, None),
+                    (0, 1, u, Some(Restart)),
+                    (0, 1, u, None),
+                    (0, 0, h, None),
+                    (0, 1, h, None),
+                    (0, 1, u, Some(Restart)),
+                ],
+            ),
+            (
+                1,
+                60,
+                "kill",
+                &[
+                    (1, 1, s, None),
+                    (5, 1, s, None),
+                    (6, 0, h, None),
+                    (7, 1, u, Some(Kill)),
+                ],
+            ),
+            (1, 10, "stop", &[(11, 1, u, Some(Stop))]),
+            (1, 0, "none", &[(0, -1, u, None), (0, 0, h, None)]),
+        ];
+        for (retries, start_period, on_failure, steps) in cases {
+            let (_d, store, rec) = checked(retries, start_period, on_failure);
+            health::reset(&store, &rec.id);
+            let mut p = Prober::new(&store, &rec, false).unwrap();
+            // The first probe: the start interval within a start period.
+            let first = if start_period > 0 { 2 } else { 30 };
+            assert_eq!(
+                p.wake_at(),
+                Some(p.run_started + Duration::from_secs(first))
+            );
+            for (i, &(at, code, status, action)) in steps.iter().enumerate() {
+                let case = format!(
+                    "{on_failure:?} retries {retries} start period {start_period}, probe {i}"
+                );
+                let began = p.run_started + Duration::from_secs(at);
+                assert_eq!(
+                    p.recorded(&store, &rec, began, result(code)),
+                    action,
+                    "{case}"
+                );
+                assert_eq!(
+                    health::load(&store, &rec.id).unwrap().status,
+                    status,
+                    "{case}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_run_s_prober_takes_the_state_its_start_reset() {
+        let (_d, store, rec) = checked(2, 0, "restart");
+        // The last run ended unhealthy; this one's supervisor reset it.
+        let mut last = health::Recorder::new(&store, &rec.id);
+        last.add(result(1), false, 2);
+        last.add(result(1), false, 2);
+        health::reset(&store, &rec.id);
+        // A `healthcheck run` before the prober began.
+        let mut other = health::Recorder::new(&store, &rec.id);
+        assert_eq!(
+            other.add(result(1), false, 2),
+            (health::STARTING.into(), false)
+        );
+        let mut p = Prober::new(&store, &rec, false).unwrap();
+        let h = health::load(&store, &rec.id).unwrap();
+        assert_eq!(
+            (h.status.as_str(), h.failing_streak, h.log.len()),
+            (health::STARTING, 1, 3)
+        );
+        // Its failure counts: one more is the second in a row.
+        let now = p.run_started;
+        assert_eq!(
+            p.recorded(&store, &rec, now, result(1)),
+            Some(OnFailure::Restart)
+        );
+        assert_eq!(health::load(&store, &rec.id).unwrap().failing_streak, 2);
     }
 }

@@ -8,6 +8,7 @@
 //! take the container down with it, and `ps` shows it exited.
 
 pub mod attach;
+mod ending;
 mod events;
 pub mod foreground;
 mod health;
@@ -33,7 +34,7 @@ pub use self::io::{connect, socket_path};
 use self::io::{Client, ContainerIo, ParentIo};
 pub use self::launch::{launch, Launched};
 use self::launch::{monitor_failure, status_sender, Status};
-use self::restart::{health_restart_due, restart_due, Backoff};
+use self::restart::{again_due, Backoff};
 
 /// The monitor process (`burrow __monitor ID`). Returns its exit code.
 /// `rootfs` and `scopes` are the front end's reading of the environment
@@ -145,9 +146,8 @@ fn run(
         let Ok(code) = result else { break result };
         // `--health-on-failure=restart` stopped it: start it again unless
         // it was stopped or removed meanwhile, whatever its policy says.
-        let health_restart =
-            std::mem::take(&mut monitor.health_restart) && health_restart_due(store, rec);
-        if !health_restart && !restart_due(store, rec, code) {
+        let health_restart = std::mem::take(&mut monitor.health_restart);
+        if !again_due(store, rec, code, health_restart) {
             break result;
         }
         if !backoff.wait(store, rec, began.elapsed()) {
@@ -214,8 +214,8 @@ struct Monitor {
     single_id: bool,
     /// The health probes of the current run.
     prober: Option<health::Prober>,
-    /// Stopping for `--health-on-failure`: SIGKILL at this instant.
-    kill_at: Option<Instant>,
+    /// The timers that end the current run.
+    deadlines: ending::Deadlines,
     /// `--health-on-failure=restart` stopped this run.
     health_restart: bool,
 }
@@ -310,7 +310,7 @@ impl Monitor {
             store: store.clone(),
             single_id,
             prober: None,
-            kill_at: None,
+            deadlines: ending::Deadlines::default(),
             health_restart: false,
         })
     }
@@ -335,5 +335,37 @@ impl Monitor {
         self.io
             .as_ref()
             .map_or(sandbox::Stdio::Inherit, ContainerIo::for_container)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_that_stays_ended_is_no_longer_restarting_and_leaves_its_code() {
+        let mapping = IdMapping::detect(std::path::Path::new("/etc"));
+        let (_d, store) = crate::store::temp_store();
+        // Stopped during a restart delay.
+        let mut rec = ContainerRecord::saved_for_test(&store, "delayed");
+        rec.state.restarting = true;
+        rec.save(&store).unwrap();
+        finish(&store, &mapping, &rec, &Ok(0));
+        let saved = ContainerRecord::load(&store, &rec.id).unwrap();
+        assert!(!saved.state.restarting);
+        assert!(!store.removed_exit_file(&rec.id).exists(), "it is kept");
+        // `--rm`: its waiters read the code it ended with; none for a
+        // start that failed.
+        for (result, left) in [
+            (Ok(3), Some("3")),
+            (Err(container::ContainerError::SameName), None),
+        ] {
+            let mut gone = ContainerRecord::saved_for_test(&store, "gone");
+            gone.host_config.auto_remove = true;
+            std::fs::remove_dir_all(store.container_dir(&gone.id)).unwrap();
+            finish(&store, &mapping, &gone, &result);
+            let code = std::fs::read_to_string(store.removed_exit_file(&gone.id)).ok();
+            assert_eq!(code.as_deref(), left, "{result:?}");
+        }
     }
 }

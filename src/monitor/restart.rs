@@ -4,40 +4,58 @@
 
 use std::time::{Duration, Instant};
 
-use crate::container::ContainerRecord;
+use crate::container::{ContainerRecord, RestartPolicy};
 use crate::store::Store;
 
-/// Whether the restart policy starts the container again after it ended
-/// with `code`: not after a manual stop (`stop`, `kill`, `rm -f`: a marker
-/// or a missing record), else as the policy says.
-pub(super) fn restart_due(store: &Store, rec: &mut ContainerRecord, code: i32) -> bool {
-    let policy = &rec.host_config.restart_policy;
-    if policy.is_none() {
-        return false;
-    }
-    match ContainerRecord::load(store, &rec.id) {
-        Ok(latest) => *rec = latest,
-        Err(_) => return false,
-    }
-    !rec.manual_stop_path(store).exists()
-        && rec
-            .host_config
-            .restart_policy
-            .restarts_after(code, rec.restart_count)
+/// What decides whether an ended run is followed by another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RunEnd {
+    /// PID 1's exit code.
+    pub code: i32,
+    /// `--health-on-failure=restart` stopped it.
+    pub health_restart: bool,
+    /// A manual stop (`stop`, `kill`, `rm -f`) left its marker.
+    pub stopped: bool,
+    /// Its record is gone (`rm -f`) or unreadable.
+    pub removed: bool,
 }
 
-/// After `--health-on-failure=restart` stopped it: whatever its policy
-/// says, unless it was stopped or removed meanwhile (`rec` becomes the
-/// latest record).
-pub(super) fn health_restart_due(store: &Store, rec: &mut ContainerRecord) -> bool {
-    !rec.manual_stop_path(store).exists()
-        && match ContainerRecord::load(store, &rec.id) {
-            Ok(latest) => {
-                *rec = latest;
-                true
-            }
-            Err(_) => false,
+/// Whether another run follows one that ended as `end`, after `restarts`
+/// restarts so far: never after a manual stop or a removal; after a
+/// health restart, whatever the policy says; else as the policy says.
+pub(super) fn runs_again(policy: &RestartPolicy, restarts: u32, end: RunEnd) -> bool {
+    !end.stopped
+        && !end.removed
+        && (end.health_restart || policy.restarts_after(end.code, restarts))
+}
+
+/// Whether the container starts again after its run ended with `code`
+/// (`health_restart`: `--health-on-failure=restart` stopped it), by the
+/// latest record, which `rec` becomes. Without a policy or a health
+/// restart nothing is read: it stays ended.
+pub(super) fn again_due(
+    store: &Store,
+    rec: &mut ContainerRecord,
+    code: i32,
+    health_restart: bool,
+) -> bool {
+    if !health_restart && rec.host_config.restart_policy.is_none() {
+        return false;
+    }
+    let removed = match ContainerRecord::load(store, &rec.id) {
+        Ok(latest) => {
+            *rec = latest;
+            false
         }
+        Err(_) => true,
+    };
+    let end = RunEnd {
+        code,
+        health_restart,
+        stopped: rec.manual_stop_path(store).exists(),
+        removed,
+    };
+    runs_again(&rec.host_config.restart_policy, rec.restart_count, end)
 }
 
 /// Docker's delay between restarts: 100 ms, doubled each time up to a
@@ -89,27 +107,68 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::{ContainerConfig, HostConfig, RestartPolicy, State};
 
     /// A saved record with `policy`, in a store of its own.
     fn saved(policy: &str) -> (tempfile::TempDir, Store, ContainerRecord) {
         let (d, store) = crate::store::temp_store();
-        let blank = |v: serde_json::Result<serde_json::Value>| v.unwrap();
-        let mut rec: ContainerRecord = serde_json::from_value(serde_json::json!({
-            "Id": "cd".repeat(32), "Name": "again", "Created": "", "Image": "",
-            "Path": "true", "Args": [], "RootfsMode": null, "Layers": [],
-            "Config": blank(serde_json::to_value(ContainerConfig::default())),
-            "HostConfig": blank(serde_json::to_value(HostConfig::default())),
-            "State": blank(serde_json::to_value(State::default())),
-        }))
-        .unwrap();
+        let mut rec = ContainerRecord::saved_for_test(&store, "again");
         rec.host_config.restart_policy = RestartPolicy {
             name: policy.into(),
             maximum_retry_count: 2,
         };
-        std::fs::create_dir_all(store.container_dir(&rec.id)).unwrap();
         rec.save(&store).unwrap();
         (d, store, rec)
+    }
+
+    #[test]
+    fn a_run_ends_for_good_or_runs_again() {
+        let policy = |name: &str, max| RestartPolicy {
+            name: name.into(),
+            maximum_retry_count: max,
+        };
+        let end = |code, health_restart, stopped, removed| RunEnd {
+            code,
+            health_restart,
+            stopped,
+            removed,
+        };
+        let (no, always, unless) = (
+            policy("no", 0),
+            policy("always", 0),
+            policy("unless-stopped", 0),
+        );
+        let (failure, failure_2) = (policy("on-failure", 0), policy("on-failure", 2));
+        // Policy, restarts so far, how the run ended; whether one follows.
+        let cases = [
+            (&no, 0, end(1, false, false, false), false),
+            (&no, 0, end(0, true, false, false), true),
+            (&no, 0, end(0, true, true, false), false),
+            (&no, 0, end(0, true, false, true), false),
+            (&always, 0, end(0, false, false, false), true),
+            (&always, 99, end(1, false, false, false), true),
+            (&always, 0, end(0, false, true, false), false),
+            (&always, 0, end(0, false, false, true), false),
+            (&always, 0, end(137, true, true, false), false),
+            (&unless, 5, end(0, false, false, false), true),
+            (&unless, 0, end(143, false, true, false), false),
+            (&failure, 0, end(0, false, false, false), false),
+            (&failure, 0, end(1, false, false, false), true),
+            (&failure, 1000, end(1, false, false, false), true),
+            (&failure, 0, end(0, true, false, false), true),
+            (&failure, 0, end(1, false, true, false), false),
+            (&failure_2, 1, end(1, false, false, false), true),
+            (&failure_2, 2, end(1, false, false, false), false),
+            (&failure_2, 2, end(0, true, false, false), true),
+            (&failure_2, 2, end(0, true, false, true), false),
+        ];
+        for (policy, restarts, end, again) in cases {
+            assert_eq!(
+                runs_again(policy, restarts, end),
+                again,
+                "{} after {restarts}: {end:?}",
+                policy.name
+            );
+        }
     }
 
     #[test]
@@ -131,20 +190,20 @@ mod tests {
     #[test]
     fn the_policy_decides_unless_a_manual_stop_or_a_removal_came() {
         let (_d, store, mut rec) = saved("no");
-        assert!(!restart_due(&store, &mut rec, 1));
+        assert!(!again_due(&store, &mut rec, 1, false));
         let (_d, store, mut rec) = saved("on-failure");
-        assert!(restart_due(&store, &mut rec, 1));
-        assert!(!restart_due(&store, &mut rec, 0));
+        assert!(again_due(&store, &mut rec, 1, false));
+        assert!(!again_due(&store, &mut rec, 0, false));
         rec.restart_count = 2;
         rec.save(&store).unwrap();
-        assert!(!restart_due(&store, &mut rec, 1), "retries used up");
+        assert!(!again_due(&store, &mut rec, 1, false), "retries used up");
         let (_d, store, mut rec) = saved("always");
-        assert!(restart_due(&store, &mut rec, 0));
+        assert!(again_due(&store, &mut rec, 0, false));
         rec.mark_manual_stop(&store);
-        assert!(!restart_due(&store, &mut rec, 0), "stopped by hand");
+        assert!(!again_due(&store, &mut rec, 0, false), "stopped by hand");
         let (_d, store, mut rec) = saved("always");
         std::fs::remove_dir_all(store.container_dir(&rec.id)).unwrap();
-        assert!(!restart_due(&store, &mut rec, 0), "removed");
+        assert!(!again_due(&store, &mut rec, 0, false), "removed");
     }
 
     #[test]
@@ -153,10 +212,10 @@ mod tests {
         let mut latest = rec.clone();
         latest.name = "renamed".into();
         latest.save(&store).unwrap();
-        assert!(health_restart_due(&store, &mut rec));
+        assert!(again_due(&store, &mut rec, 0, true));
         assert_eq!(rec.name, "renamed");
         rec.mark_manual_stop(&store);
-        assert!(!health_restart_due(&store, &mut rec));
+        assert!(!again_due(&store, &mut rec, 0, true));
     }
 
     #[test]
@@ -168,5 +227,12 @@ mod tests {
         assert!(on_disk.state.restarting);
         rec.mark_manual_stop(&store);
         assert!(!b.wait(&store, &mut rec, Duration::ZERO));
+    }
+
+    #[test]
+    fn the_wait_ends_at_a_removal() {
+        let (_d, store, mut rec) = saved("always");
+        std::fs::remove_dir_all(store.container_dir(&rec.id)).unwrap();
+        assert!(!Backoff::default().wait(&store, &mut rec, Duration::ZERO));
     }
 }

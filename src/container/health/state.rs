@@ -164,6 +164,28 @@ impl Recorder {
         });
     }
 
+    /// Take the stored state as this recorder's own, as if it had just
+    /// written it: the prober of a run its supervisor has just reset to
+    /// `starting` then records its first result without parsing the file,
+    /// unless someone wrote it meanwhile. A state that does not read (or
+    /// is missing) is reset.
+    pub fn adopt(&mut self) {
+        let Some((lock, file)) = self.files.take().or_else(|| self.open()) else {
+            return;
+        };
+        let guard = Flock::lock(lock, FlockArg::LockShared);
+        let bytes = read_all(&file);
+        let adopted = serde_json::from_slice::<Health>(&bytes).ok();
+        self.keep(guard, file);
+        match adopted {
+            Some(h) => {
+                self.written = bytes;
+                self.state = Some(h);
+            }
+            None => self.reset(),
+        }
+    }
+
     /// Record `result` by Docker's rules. Returns the status after it,
     /// and whether it changed.
     pub fn add(
@@ -202,8 +224,17 @@ impl Recorder {
         }
         let status = h.status.clone();
         self.state = Some(h);
-        // Unlocked, the lock file is kept for the next record; one that
-        // will not unlock is closed, which unlocks it.
+        self.keep(guard, file);
+        status
+    }
+
+    /// The files kept for the next record, the lock file unlocked; one
+    /// that will not unlock is closed, which unlocks it.
+    fn keep(
+        &mut self,
+        guard: Result<Flock<std::fs::File>, (std::fs::File, nix::Error)>,
+        file: std::fs::File,
+    ) {
         let lock = match guard {
             Ok(g) => g.unlock().ok(),
             Err((f, _)) => Some(f),
@@ -211,7 +242,6 @@ impl Recorder {
         if let Some(lock) = lock {
             self.files = Some((lock, file));
         }
-        status
     }
 
     fn open(&mut self) -> Option<(std::fs::File, std::fs::File)> {
@@ -249,11 +279,7 @@ impl Recorder {
                 return (h, self.written.len());
             }
         }
-        let mut bytes = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = file.read_at(&mut buf, bytes.len() as u64) {
-            bytes.extend_from_slice(&buf[..n]);
-        }
+        let bytes = read_all(file);
         let h = serde_json::from_slice(&bytes).unwrap_or_else(|_| starting());
         (h, bytes.len())
     }
@@ -269,6 +295,17 @@ impl Recorder {
         }
         file.write_all_at(&self.written, 0)
     }
+}
+
+/// The whole file, read from its start (it is rewritten in place).
+fn read_all(file: &std::fs::File) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = file.read_at(&mut buf, bytes.len() as u64) {
+        bytes.extend_from_slice(&buf[..n]);
+    }
+    bytes
 }
 
 /// The state before any result.
@@ -352,5 +389,33 @@ mod tests {
         assert_eq!(load(&store, &id).unwrap().status, STARTING);
         assert_eq!(monitor.update(|h| h.add(result(0), false, 3)), HEALTHY);
         assert_eq!(load(&store, &id).unwrap().log.len(), 5);
+    }
+
+    #[test]
+    fn an_adopted_state_is_the_recorder_s_own_and_an_unreadable_one_is_reset() {
+        let (_d, store) = crate::store::temp_store();
+        let id = "cd".repeat(32);
+        let path = store.container_dir(&id).join(HEALTH_FILE);
+        std::fs::create_dir_all(store.container_dir(&id)).unwrap();
+        let mut supervisor = Recorder::new(&store, &id);
+        supervisor.reset();
+        supervisor.update(|h| h.add(result(1), false, 3));
+        // A recorder that adopts the state knows the bytes it would have
+        // written: its next record parses nothing, and builds on them.
+        let mut prober = Recorder::new(&store, &id);
+        prober.adopt();
+        assert_eq!(prober.written, std::fs::read(&path).unwrap());
+        assert_eq!(prober.state, load(&store, &id));
+        assert_eq!(prober.update(|h| h.add(result(1), false, 2)), UNHEALTHY);
+        assert_eq!(load(&store, &id).unwrap().log.len(), 2);
+        // Garbled, or never written: `starting`.
+        std::fs::write(&path, b"{").unwrap();
+        let mut prober = Recorder::new(&store, &id);
+        prober.adopt();
+        assert_eq!(load(&store, &id).unwrap(), starting());
+        let other = "ef".repeat(32);
+        std::fs::create_dir_all(store.container_dir(&other)).unwrap();
+        Recorder::new(&store, &other).adopt();
+        assert_eq!(load(&store, &other).unwrap(), starting());
     }
 }
