@@ -42,6 +42,12 @@ pub enum RegistryError {
     NotFound(String),
     #[error("token service {realm}: {detail}")]
     Token { realm: String, detail: String },
+    #[error("token service {realm}: malformed answer: {source}")]
+    TokenAnswer {
+        realm: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
     Digest {
         what: String,
@@ -593,8 +599,11 @@ impl Client {
             s => return Err(token_err(format!("answered {s}"))),
         }
         let bytes = read_limited(resp.into_body(), 1 << 20, "token")?;
-        let parsed: TokenResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| token_err(format!("malformed answer: {e}")))?;
+        let parsed: TokenResponse =
+            serde_json::from_slice(&bytes).map_err(|source| RegistryError::TokenAnswer {
+                realm: realm.clone(),
+                source,
+            })?;
         self.tokens
             .put(&key, &parsed)
             .ok_or_else(|| token_err("the answer has no token".into()))
