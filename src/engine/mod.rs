@@ -76,12 +76,14 @@ pub enum Error {
     #[error("{0}")]
     Invalid(Box<dyn std::error::Error + Send + Sync>),
     /// A named object that does not exist (CLI 1, HTTP 404): the message
-    /// is Docker's ("No such container: x").
+    /// is Docker's ("No such container: x"), from the lookup's own error
+    /// when it has one, or text.
     #[error("{0}")]
-    NotFound(String),
-    /// The request conflicts with the state of things (CLI 125, HTTP 409).
+    NotFound(Box<dyn std::error::Error + Send + Sync>),
+    /// The request conflicts with the state of things (CLI 125, HTTP 409):
+    /// the refusing check's own error, or text.
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Box<dyn std::error::Error + Send + Sync>),
     /// A pull that failed; `not_found` when the registry has no such
     /// image (HTTP 404; the CLI's 125, as Docker's `run` gives).
     /// Its message is every cause in turn, each after ": ".
@@ -175,7 +177,7 @@ pub enum Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NoSuchImage(_) => Error::NotFound(e.to_string()),
+            StoreError::NoSuchImage(_) => Error::not_found(e),
             e => Error::Store(e),
         }
     }
@@ -213,6 +215,14 @@ pub enum Kind {
 impl Error {
     pub fn invalid(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Error::Invalid(why.into())
+    }
+
+    pub fn not_found(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::NotFound(why.into())
+    }
+
+    pub fn conflict(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Conflict(why.into())
     }
 
     /// A refusal of `what`, for the reason `why` (its own error).
