@@ -86,7 +86,7 @@ pub enum Error {
     Conflict(Box<dyn std::error::Error + Send + Sync>),
     /// A pull that failed; `not_found` when the registry has no such
     /// image (HTTP 404; the CLI's 125, as Docker's `run` gives).
-    /// Its message is every cause in turn, each after ": ".
+    /// Its message is every cause in turn, each once, after ": ".
     #[error("{}", causes(.cause))]
     Pull {
         not_found: bool,
@@ -183,12 +183,10 @@ impl From<StoreError> for Error {
     }
 }
 
-/// `e` and each of its sources in turn, joined with ": ".
+/// `e` and each of its sources in turn, joined with ": ", each cause once
+/// (a wrapper whose message ends with its source's says it already).
 fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let all: Vec<String> = std::iter::successors(Some(e), |c| c.source())
-        .map(ToString::to_string)
-        .collect();
-    all.join(": ")
+    crate::util::message::one_line_of(e)
 }
 
 /// A refused request's reason when a check's own error needs saying what
