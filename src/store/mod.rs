@@ -392,7 +392,7 @@ pub fn remove_tree(dir: &Path, mapping: &IdMapping) -> Result<()> {
         {
             let d = dir.to_path_buf();
             run_in_userns(mapping, move || {
-                fs::remove_dir_all(&d).map_err(|e| format!("removing {d:?}: {e}"))
+                fs::remove_dir_all(&d).map_err(io("removing", &d))
             })
             .map_err(|error| StoreError::Remove {
                 path: dir.to_path_buf(),
