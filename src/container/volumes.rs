@@ -168,10 +168,8 @@ pub fn get(store: &Store, name: &str) -> Result<Volume> {
         }
         Err(e) => return Err(store::io("reading", &p)(e).into()),
     };
-    let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-        path: p,
-        detail: e.to_string(),
-    })?;
+    let meta: Meta =
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::BadJson { path: p, source })?;
     Ok(Volume {
         created_at: meta.created_at,
         driver: "local",

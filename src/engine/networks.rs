@@ -22,7 +22,7 @@ impl From<UserNetworkError> for Error {
             | UserNetworkError::Overlap { .. }
             | UserNetworkError::NoSubnet => Error::invalid(e),
             UserNetworkError::Store(s) => s.into(),
-            e @ UserNetworkError::Io { .. } => Error::Network(e),
+            e @ (UserNetworkError::Io { .. } | UserNetworkError::Json { .. }) => Error::Network(e),
         }
     }
 }

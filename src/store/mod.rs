@@ -53,6 +53,13 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// An image's metadata file that is not the JSON burrow writes.
+    #[error("corrupt store file {path:?}: image metadata: {source}")]
+    BadMeta {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("corrupt store file {path:?}: bad digest {digest:?}")]
     BadDigest { path: PathBuf, digest: String },
     /// A tree only a user namespace could remove, and it could not. The
