@@ -217,7 +217,10 @@ pub fn parse_cpuset(s: &str, online: Option<usize>) -> Result<String, ValueError
 #[derive(Debug, thiserror::Error)]
 pub enum PlaceError {
     #[error("cannot enforce {flags}: {reason}; {DELEGATION_HINT}")]
-    Unenforceable { flags: String, reason: NoCgroup },
+    Unenforceable {
+        flags: String,
+        reason: Box<NoCgroup>,
+    },
     #[error("setting up the container's cgroup: {0}")]
     Setup(#[from] CgroupError),
 }
@@ -233,10 +236,13 @@ pub enum NoCgroup {
     #[error("{own}, and no systemd user manager answered ({manager})")]
     NoManager {
         own: CgroupError,
-        manager: crate::linux::dbus::DbusError,
+        manager: Box<crate::linux::dbus::DbusError>,
     },
     #[error("{own}, and {scope}")]
-    NoScope { own: CgroupError, scope: ScopeError },
+    NoScope {
+        own: CgroupError,
+        scope: Box<ScopeError>,
+    },
     #[error("the {controller} controller is not delegated to {holder} (it has: {})", has.join(" "))]
     NotDelegated {
         controller: &'static str,
@@ -248,7 +254,7 @@ pub enum NoCgroup {
 fn unenforceable(res: &Resources, reason: NoCgroup) -> PlaceError {
     PlaceError::Unenforceable {
         flags: res.flags().join(", "),
-        reason,
+        reason: Box::new(reason),
     }
 }
 
@@ -386,7 +392,10 @@ fn locate(scopes: SystemdScopes) -> Result<Source, NoCgroup> {
                     controllers: controllers_of(&cg),
                     manager: cg,
                 }),
-                Err(manager) => Err(NoCgroup::NoManager { own, manager }),
+                Err(manager) => Err(NoCgroup::NoManager {
+                    own,
+                    manager: Box::new(manager),
+                }),
             }
         }
         Err(own) => Err(NoCgroup::Cgroup(own)),
@@ -439,7 +448,10 @@ pub fn create(
         if !systemd_may_help(scopes) {
             return Err(NoCgroup::Cgroup(own));
         }
-        scope_delegation(id).map_err(|scope| NoCgroup::NoScope { own, scope })
+        scope_delegation(id).map_err(|scope| NoCgroup::NoScope {
+            own,
+            scope: Box::new(scope),
+        })
     });
     let d = match found {
         Ok(d) => d,

@@ -37,7 +37,7 @@ pub enum VolumeError {
         name: String,
         path: String,
         #[source]
-        source: UsernsError,
+        source: Box<UsernsError>,
     },
     /// The volume's directory, closed to us, could not be read from inside
     /// the user namespace either.
@@ -45,7 +45,7 @@ pub enum VolumeError {
     Look {
         path: PathBuf,
         #[source]
-        source: UsernsError,
+        source: Box<UsernsError>,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -373,7 +373,7 @@ pub fn seed(
     .map_err(|source| VolumeError::Seed {
         name: name.to_string(),
         path: path.to_string(),
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -415,7 +415,7 @@ fn is_empty(data: &Path, mapping: &IdMapping) -> Result<bool> {
             })
             .map_err(|source| VolumeError::Look {
                 path: data.to_path_buf(),
-                source,
+                source: Box::new(source),
             })
         }
         Err(e) => Err(store::io("reading", data)(e).into()),

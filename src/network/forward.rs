@@ -459,7 +459,7 @@ fn dial(dest: Dest<'_>, proto: Proto, port: u16) -> Result<OwnedFd, NetworkError
     let fail = |source| NetworkError::Dial {
         port,
         proto: proto.name(),
-        source,
+        source: Box::new(source),
     };
     let w = worker::spawn(|_report| -> Result<Option<OwnedFd>, Failure> {
         let ns = match dest {

@@ -185,7 +185,7 @@ pub enum NetworkError {
         port: u16,
         proto: &'static str,
         #[source]
-        source: DialError,
+        source: Box<DialError>,
     },
 }
 
