@@ -575,9 +575,9 @@ fn peek_compression(name: &str, path: &Path) -> Result<Compression, ArchiveError
         .take(512)
         .read_to_end(&mut head)
         .map_err(open_err)?;
-    compress::detect(&head).map_err(|e| ArchiveError::Malformed {
+    compress::detect(&head).map_err(|source| ArchiveError::Compression {
         name: name.to_string(),
-        detail: e.to_string(),
+        source,
     })
 }
 

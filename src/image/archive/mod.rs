@@ -49,6 +49,12 @@ pub enum ArchiveError {
     NotAnArchive,
     #[error("archive has no {name:?}: {detail}")]
     Missing { name: String, detail: String },
+    #[error("archive has no {name:?}: {source}")]
+    Unreadable {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("malformed {name:?} in the archive: {detail}")]
     Malformed { name: String, detail: String },
     #[error("malformed {name:?} in the archive: {source}")]
@@ -56,6 +62,12 @@ pub enum ArchiveError {
         name: String,
         #[source]
         source: docker::Invalid,
+    },
+    #[error("malformed {name:?} in the archive: {source}")]
+    Compression {
+        name: String,
+        #[source]
+        source: CompressError,
     },
     #[error("malformed {name:?} in the archive: {source}")]
     Json {
