@@ -79,7 +79,10 @@ pub enum StoreError {
         source: nix::Error,
     },
     #[error("runtime directory {} {why}, so burrow will not use it: remove it (or have it removed), or set XDG_RUNTIME_DIR to a private directory of yours", path.display())]
-    RuntimeRefused { path: PathBuf, why: String },
+    RuntimeRefused {
+        path: PathBuf,
+        why: crate::linux::fs::PrivateDirError,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -340,9 +343,9 @@ fn runtime_base(base: &Path) -> Result<()> {
     use crate::linux::fs::{private_dir_of_ours, PrivateDirError};
     private_dir_of_ours(base).map_err(|e| match e {
         PrivateDirError::Io { step, source } => io(step, base)(source),
-        refused => StoreError::RuntimeRefused {
+        why => StoreError::RuntimeRefused {
             path: base.to_path_buf(),
-            why: refused.to_string(),
+            why,
         },
     })
 }
