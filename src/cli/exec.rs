@@ -62,7 +62,7 @@ pub fn run(root: Option<PathBuf>, a: ExecArgs) -> anyhow::Result<i32> {
     let rec = crate::engine::containers::exec_target(&ctx, &a.container).map_err(|e| match e {
         crate::engine::Error::Container(c) => anyhow::Error::from(c),
         // `exec` has said a missing container with 125 from the start.
-        crate::engine::Error::NotFound(m) => Exit::new(exit::BURROW, m).into(),
+        crate::engine::Error::NotFound(m) => Exit::new(exit::BURROW, m.to_string()).into(),
         e => e.into(),
     })?;
     let opts = ExecOptions {

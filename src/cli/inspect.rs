@@ -55,6 +55,6 @@ pub fn run(root: Option<PathBuf>, a: InspectArgs, kind: Kind) -> anyhow::Result<
             Kind::Image => as_image(),
             Kind::Any => as_container().or_else(as_image),
         };
-        found.ok_or_else(|| crate::engine::Error::NotFound(format!("No such {what}: {name}")))
+        found.ok_or_else(|| crate::engine::Error::not_found(format!("No such {what}: {name}")))
     })
 }

@@ -49,7 +49,7 @@ pub fn run(root: Option<PathBuf>, a: LogsArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(root)?;
     let rec = super::rename::find(&ctx, &a.container)?;
     let mut reader = logs::open(&ctx, &rec, &req).map_err(|e| match e {
-        engine::Error::NotFound(m) => anyhow::Error::from(Exit::new(super::MISSING, m)),
+        engine::Error::NotFound(m) => anyhow::Error::from(Exit::new(super::MISSING, m.to_string())),
         e => e.into(),
     })?;
     let show = |entries: &[Entry]| -> std::io::Result<()> {

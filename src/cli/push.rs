@@ -40,7 +40,7 @@ pub fn run(root: Option<PathBuf>, a: PushArgs) -> anyhow::Result<i32> {
     sink.render.quiet = a.quiet;
     let pushed = engine::images::push(&ctx, &req, &mut sink).map_err(|e| match e {
         // burrow's own failure, as before the engine said Docker's 404.
-        engine::Error::NotFound(m) => Exit::new(exit::BURROW, m).into(),
+        engine::Error::NotFound(m) => Exit::new(exit::BURROW, m.to_string()).into(),
         e => anyhow::Error::new(e),
     })?;
     drop(sink);

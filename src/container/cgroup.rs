@@ -217,15 +217,44 @@ pub fn parse_cpuset(s: &str, online: Option<usize>) -> Result<String, ValueError
 #[derive(Debug, thiserror::Error)]
 pub enum PlaceError {
     #[error("cannot enforce {flags}: {reason}; {DELEGATION_HINT}")]
-    Unenforceable { flags: String, reason: String },
+    Unenforceable {
+        flags: String,
+        reason: Box<NoCgroup>,
+    },
     #[error("setting up the container's cgroup: {0}")]
     Setup(#[from] CgroupError),
 }
 
-fn unenforceable(res: &Resources, reason: impl std::fmt::Display) -> PlaceError {
+/// Why a container's limits have no cgroup to go in. The causes are fields,
+/// not sources: the message goes on after them.
+#[derive(Debug, thiserror::Error)]
+pub enum NoCgroup {
+    /// No delegated subtree of our own (and systemd may not be asked), or
+    /// one without a controller the limits need.
+    #[error("{0}")]
+    Cgroup(CgroupError),
+    #[error("{own}, and no systemd user manager answered ({manager})")]
+    NoManager {
+        own: CgroupError,
+        manager: Box<crate::linux::dbus::DbusError>,
+    },
+    #[error("{own}, and {scope}")]
+    NoScope {
+        own: CgroupError,
+        scope: Box<ScopeError>,
+    },
+    #[error("the {controller} controller is not delegated to {holder} (it has: {})", has.join(" "))]
+    NotDelegated {
+        controller: &'static str,
+        holder: String,
+        has: Vec<String>,
+    },
+}
+
+fn unenforceable(res: &Resources, reason: NoCgroup) -> PlaceError {
     PlaceError::Unenforceable {
         flags: res.flags().join(", "),
-        reason: reason.to_string(),
+        reason: Box::new(reason),
     }
 }
 
@@ -297,7 +326,7 @@ fn scope_delegation(id: &str) -> Result<Delegation, ScopeError> {
 
 /// Why the user's systemd gave us no delegated scope.
 #[derive(Debug, thiserror::Error)]
-enum ScopeError {
+pub enum ScopeError {
     #[error(transparent)]
     Connect(crate::linux::dbus::DbusError),
     #[error("the user's systemd ({manager}) refused a scope: {source}")]
@@ -345,25 +374,31 @@ pub enum Source {
 }
 
 pub fn source(scopes: SystemdScopes) -> Source {
+    locate(scopes).unwrap_or_else(|e| Source::None {
+        reason: e.to_string(),
+    })
+}
+
+/// [`source`], with why there is none as an error.
+fn locate(scopes: SystemdScopes) -> Result<Source, NoCgroup> {
     match own_delegation() {
-        Ok(d) => Source::Delegated {
+        Ok(d) => Ok(Source::Delegated {
             base: d.base,
             controllers: d.controllers,
-        },
+        }),
         Err(own) if systemd_may_help(scopes) => {
             match Manager::connect().and_then(|mut m| m.control_group()) {
-                Ok(cg) => Source::Systemd {
+                Ok(cg) => Ok(Source::Systemd {
                     controllers: controllers_of(&cg),
                     manager: cg,
-                },
-                Err(e) => Source::None {
-                    reason: format!("{own}, and no systemd user manager answered ({e})"),
-                },
+                }),
+                Err(manager) => Err(NoCgroup::NoManager {
+                    own,
+                    manager: Box::new(manager),
+                }),
             }
         }
-        Err(own) => Source::None {
-            reason: own.to_string(),
-        },
+        Err(own) => Err(NoCgroup::Cgroup(own)),
     }
 }
 
@@ -373,22 +408,24 @@ pub fn check(res: &Resources, scopes: SystemdScopes) -> Result<(), PlaceError> {
     if res.is_empty() {
         return Ok(());
     }
-    let (controllers, holder) = match source(scopes) {
-        Source::Delegated { base, controllers } => (controllers, base.display().to_string()),
-        Source::Systemd {
+    let (controllers, holder) = match locate(scopes) {
+        Ok(Source::Delegated { base, controllers }) => (controllers, base.display().to_string()),
+        Ok(Source::Systemd {
             manager,
             controllers,
-        } => (controllers, format!("the user's systemd ({manager})")),
-        Source::None { reason } => return Err(unenforceable(res, reason)),
+        }) => (controllers, format!("the user's systemd ({manager})")),
+        Ok(Source::None { .. }) => unreachable!("locate says why there is none as an error"),
+        Err(e) => return Err(unenforceable(res, e)),
     };
     for c in res.required_controllers() {
         if !controllers.iter().any(|h| h == c) {
             return Err(unenforceable(
                 res,
-                format!(
-                    "the {c} controller is not delegated to {holder} (it has: {})",
-                    controllers.join(" ")
-                ),
+                NoCgroup::NotDelegated {
+                    controller: c,
+                    holder,
+                    has: controllers,
+                },
             ));
         }
     }
@@ -409,9 +446,12 @@ pub fn create(
 ) -> Result<Option<Placement>, PlaceError> {
     let found = own_delegation().or_else(|own| {
         if !systemd_may_help(scopes) {
-            return Err(own.to_string());
+            return Err(NoCgroup::Cgroup(own));
         }
-        scope_delegation(id).map_err(|e| format!("{own}, and {e}"))
+        scope_delegation(id).map_err(|scope| NoCgroup::NoScope {
+            own,
+            scope: Box::new(scope),
+        })
     });
     let d = match found {
         Ok(d) => d,
@@ -428,7 +468,7 @@ pub fn create(
             return Ok(None);
         }
         return Err(match e {
-            e @ CgroupError::NoController { .. } => unenforceable(res, e),
+            e @ CgroupError::NoController { .. } => unenforceable(res, NoCgroup::Cgroup(e)),
             e => PlaceError::Setup(e),
         });
     }

@@ -37,16 +37,27 @@ pub struct MountSpec {
     pub no_copy: bool,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid {flag} {input:?}: {reason}")]
-pub struct MountError {
-    pub flag: &'static str,
-    pub input: String,
-    pub reason: String,
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("invalid {flag} {input:?}: {reason}")]
+    Invalid {
+        flag: &'static str,
+        input: String,
+        reason: String,
+    },
+    /// A missing host directory for `-v` could not be created.
+    #[error("invalid {flag} {input:?}: creating {}: {source}", path.display())]
+    Create {
+        flag: &'static str,
+        input: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn err(flag: &'static str, input: &str, reason: impl Into<String>) -> MountError {
-    MountError {
+    MountError::Invalid {
         flag,
         input: input.to_string(),
         reason: reason.into(),
@@ -94,8 +105,12 @@ pub fn parse_volume(s: &str, cwd: &Path) -> Result<MountSpec, MountError> {
     let source = host_path(flag, s, src, cwd)?;
     // Docker creates a missing host directory for -v.
     if !source.exists() {
-        std::fs::create_dir_all(&source)
-            .map_err(|e| err(flag, s, format!("creating {}: {e}", source.display())))?;
+        std::fs::create_dir_all(&source).map_err(|e| MountError::Create {
+            flag,
+            input: s.to_string(),
+            path: source.clone(),
+            source: e,
+        })?;
     }
     bind(flag, s, &source, dst, rw)
 }

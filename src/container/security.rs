@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::sandbox::seccomp::{Profile, SeccompError};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
     #[error("unsupported --security-opt {0:?} (burrow knows seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false], mask=PATH[:PATH...], unmask=ALL|PATH[:PATH...], fake-ids=on|off)")]
     Unknown(String),
@@ -168,12 +168,8 @@ pub fn normalize(opts: &[String], cwd: &Path) -> Result<Vec<String>, SecurityErr
                 path: value.to_string(),
                 source,
             };
-            let bytes = std::fs::read(&path).map_err(|e| {
-                seccomp(SeccompError::Read {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
-                })
-            })?;
+            let bytes = std::fs::read(&path)
+                .map_err(|source| seccomp(SeccompError::Read { path, source }))?;
             let p = Profile::parse(&bytes).map_err(seccomp)?;
             // Compact, so `inspect` shows one line per option.
             inline = Some(format!(

@@ -14,7 +14,7 @@ use super::mounts::MountSpec;
 use super::ContainerRecord;
 use crate::image::layer::{apply_layer, ApplyOptions, LayerError};
 use crate::image::layer_tar::{write_tree, PackError, TreeKind};
-use crate::linux::userns::{run_in_userns, IdMapping};
+use crate::linux::userns::{run_in_userns, IdMapping, UsernsError};
 use crate::linux::{fs as lfs, mount, process};
 use crate::store::{self, Store, StoreError};
 use crate::util::human;
@@ -32,11 +32,20 @@ pub enum VolumeError {
     NoSuch(String),
     #[error("remove {name}: volume is in use - [{}]", .ids.join(", "))]
     InUse { name: String, ids: Vec<String> },
-    #[error("seeding volume {name} from the image's {path}: {detail}")]
+    #[error("seeding volume {name} from the image's {path}: {source}")]
     Seed {
         name: String,
         path: String,
-        detail: String,
+        #[source]
+        source: Box<UsernsError>,
+    },
+    /// The volume's directory, closed to us, could not be read from inside
+    /// the user namespace either.
+    #[error("reading {path:?}: {source}")]
+    Look {
+        path: PathBuf,
+        #[source]
+        source: Box<UsernsError>,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -159,10 +168,8 @@ pub fn get(store: &Store, name: &str) -> Result<Volume> {
         }
         Err(e) => return Err(store::io("reading", &p)(e).into()),
     };
-    let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-        path: p,
-        detail: e.to_string(),
-    })?;
+    let meta: Meta =
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::BadJson { path: p, source })?;
     Ok(Volume {
         created_at: meta.created_at,
         driver: "local",
@@ -329,46 +336,69 @@ pub fn seed(
         let root = if lowers.len() == 1 {
             lowers[0].clone()
         } else {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-                .map_err(|e| format!("new mount namespace: {e}"))?;
-            mount::overlay_readonly(&lowers, &mount_point).map_err(|e| e.to_string())?;
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(SeedError::Unshare)?;
+            mount::overlay_readonly(&lowers, &mount_point).map_err(SeedError::Overlay)?;
             mount_point
         };
-        let root_fd = lfs::open_dir(&root).map_err(|e| format!("opening {root:?}: {e}"))?;
+        let root_fd = lfs::open_dir(&root).map_err(|e| SeedError::Open(root.clone(), e))?;
         let src = match lfs::openat_in_root(root_fd.as_fd(), rel.as_str(), lfs::dir_flags()) {
             Ok(fd) => fd,
             // Nothing (or no directory) there in the image: nothing to copy.
             Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => return Ok(()),
-            Err(e) => return Err(format!("opening /{rel}: {e}")),
+            Err(e) => return Err(SeedError::OpenInImage(rel.clone(), e)),
         };
         // The kernel's name for what was resolved in the root: no symlinks
         // left in it, inside a mount only this process sees (or a layer).
         let src_path = fs::read_link(format!("/proc/self/fd/{}", src.as_raw_fd()))
-            .map_err(|e| format!("resolving /{rel}: {e}"))?;
-        copy_tree(&src_path, &data_in, ApplyOptions { ids }).map_err(|e| e.to_string())?;
+            .map_err(|e| SeedError::Resolve(rel.clone(), e))?;
+        copy_tree(&src_path, &data_in, ApplyOptions { ids }).map_err(SeedError::Copy)?;
         // The volume's root takes the image directory's owner and mode.
-        let st = nix::sys::stat::fstat(&src).map_err(|e| format!("stat /{rel}: {e}"))?;
-        let dst = lfs::open_dir(&data_in).map_err(|e| format!("opening {data_in:?}: {e}"))?;
+        let st = nix::sys::stat::fstat(&src).map_err(|e| SeedError::Stat(rel.clone(), e))?;
+        let dst = lfs::open_dir(&data_in).map_err(|e| SeedError::Open(data_in.clone(), e))?;
         if matches!(ids, crate::image::layer::IdPolicy::Keep { .. }) {
             nix::unistd::fchown(
                 &dst,
                 Some(nix::unistd::Uid::from_raw(st.st_uid)),
                 Some(nix::unistd::Gid::from_raw(st.st_gid)),
             )
-            .map_err(|e| format!("chown {data_in:?}: {e}"))?;
+            .map_err(|e| SeedError::Chown(data_in.clone(), e))?;
         }
         nix::sys::stat::fchmod(
             &dst,
             nix::sys::stat::Mode::from_bits_truncate(st.st_mode & 0o7777),
         )
-        .map_err(|e| format!("chmod {data_in:?}: {e}"))?;
+        .map_err(|e| SeedError::Chmod(data_in.clone(), e))?;
         Ok(())
     })
-    .map_err(|e| VolumeError::Seed {
+    .map_err(|source| VolumeError::Seed {
         name: name.to_string(),
         path: path.to_string(),
-        detail: e.to_string(),
+        source: Box::new(source),
     })
+}
+
+/// Why the child seeding a volume failed. Its text is what crosses back to
+/// the parent (`UsernsError::Child`), so each message is whole.
+#[derive(Debug, thiserror::Error)]
+enum SeedError {
+    #[error("new mount namespace: {0}")]
+    Unshare(#[source] nix::Error),
+    #[error("{0}")]
+    Overlay(#[source] mount::MountError),
+    #[error("opening {0:?}: {1}")]
+    Open(PathBuf, #[source] nix::Error),
+    #[error("opening /{0}: {1}")]
+    OpenInImage(String, #[source] nix::Error),
+    #[error("resolving /{0}: {1}")]
+    Resolve(String, #[source] std::io::Error),
+    #[error("{0}")]
+    Copy(#[source] CopyTreeError),
+    #[error("stat /{0}: {1}")]
+    Stat(String, #[source] nix::Error),
+    #[error("chown {0:?}: {1}")]
+    Chown(PathBuf, #[source] nix::Error),
+    #[error("chmod {0:?}: {1}")]
+    Chmod(PathBuf, #[source] nix::Error),
 }
 
 /// Whether the volume's directory is empty. Seeded from an image, it may
@@ -381,9 +411,12 @@ fn is_empty(data: &Path, mapping: &IdMapping) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             let p = data.to_path_buf();
             crate::linux::userns::run_in_userns_with(mapping, move || {
-                look(&p).map_err(|e| format!("reading {p:?}: {e}"))
+                look(&p).map_err(store::io("reading", &p))
             })
-            .map_err(|e| store::io("reading", data)(std::io::Error::other(e.to_string())).into())
+            .map_err(|source| VolumeError::Look {
+                path: data.to_path_buf(),
+                source: Box::new(source),
+            })
         }
         Err(e) => Err(store::io("reading", data)(e).into()),
     }

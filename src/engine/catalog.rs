@@ -14,9 +14,7 @@ impl From<CatalogError> for Error {
     fn from(e: CatalogError) -> Self {
         match e {
             CatalogError::Store(s) => s.into(),
-            e @ (CatalogError::InUse { .. } | CatalogError::MultipleTags(_)) => {
-                Error::Conflict(e.to_string())
-            }
+            e @ (CatalogError::InUse { .. } | CatalogError::MultipleTags(_)) => Error::conflict(e),
             e @ CatalogError::BadReference(_) => Error::invalid(e),
         }
     }

@@ -25,7 +25,7 @@ pub fn find(engine: &Engine, key: &str) -> Result<ContainerRecord> {
 /// Docker's words.
 fn not_found(e: ContainerError) -> Error {
     match e {
-        ContainerError::NoSuch(_) => Error::NotFound(e.to_string()),
+        ContainerError::NoSuch(_) => Error::not_found(e),
         e => e.into(),
     }
 }
@@ -291,7 +291,7 @@ pub fn exec_target(engine: &Engine, key: &str) -> Result<ContainerRecord> {
     let rec = find(engine, key)?;
     match rec.live_status(&engine.store) {
         Status::Running => Ok(rec),
-        Status::Paused => Err(Error::Conflict(format!(
+        Status::Paused => Err(Error::conflict(format!(
             "container {} is paused, unpause the container before exec",
             rec.name
         ))),
@@ -311,7 +311,7 @@ pub fn healthcheck_run(engine: &Engine, key: &str) -> Result<bool> {
         )));
     };
     if rec.live_status(&engine.store) != Status::Running {
-        return Err(Error::Conflict(format!(
+        return Err(Error::conflict(format!(
             "container {} is not running",
             rec.name
         )));
@@ -624,7 +624,7 @@ pub(super) mod tests {
             "invalid filter 'colour'"
         );
         assert!(
-            matches!(find(&e, "nope"), Err(Error::NotFound(m)) if m == "No such container: nope")
+            matches!(find(&e, "nope"), Err(Error::NotFound(m)) if m.to_string() == "No such container: nope")
         );
     }
 

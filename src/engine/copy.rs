@@ -38,7 +38,7 @@ fn found(engine: &Engine, key: &str) -> Result<ContainerRecord> {
 
 /// Docker's words for a container path with nothing there.
 fn missing(path: &str, key: &str) -> Error {
-    Error::NotFound(format!("Could not find the file {path} in container {key}"))
+    Error::not_found(format!("Could not find the file {path} in container {key}"))
 }
 
 /// What is at `path` in the container (a symlink itself, not followed).

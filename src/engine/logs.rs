@@ -103,8 +103,8 @@ impl Logs {
 /// Open `rec`'s log as `req` asks.
 pub fn open(engine: &Engine, rec: &ContainerRecord, req: &LogsRequest) -> Result<Logs> {
     if !rec.host_config.log_config.keeps_output() {
-        return Err(Error::NotFound(
-            "configured logging driver does not support reading".into(),
+        return Err(Error::not_found(
+            "configured logging driver does not support reading",
         ));
     }
     let query = Query {
@@ -135,7 +135,7 @@ pub fn open(engine: &Engine, rec: &ContainerRecord, req: &LogsRequest) -> Result
 /// container" when nothing matches.
 pub fn find(engine: &Engine, key: &str) -> Result<ContainerRecord> {
     container::find(&engine.store, key).map_err(|e| match e {
-        container::ContainerError::NoSuch(_) => Error::NotFound(e.to_string()),
+        container::ContainerError::NoSuch(_) => Error::not_found(e),
         e => e.into(),
     })
 }

@@ -76,15 +76,17 @@ pub enum Error {
     #[error("{0}")]
     Invalid(Box<dyn std::error::Error + Send + Sync>),
     /// A named object that does not exist (CLI 1, HTTP 404): the message
-    /// is Docker's ("No such container: x").
+    /// is Docker's ("No such container: x"), from the lookup's own error
+    /// when it has one, or text.
     #[error("{0}")]
-    NotFound(String),
-    /// The request conflicts with the state of things (CLI 125, HTTP 409).
+    NotFound(Box<dyn std::error::Error + Send + Sync>),
+    /// The request conflicts with the state of things (CLI 125, HTTP 409):
+    /// the refusing check's own error, or text.
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Box<dyn std::error::Error + Send + Sync>),
     /// A pull that failed; `not_found` when the registry has no such
     /// image (HTTP 404; the CLI's 125, as Docker's `run` gives).
-    /// Its message is every cause in turn, each after ": ".
+    /// Its message is every cause in turn, each once, after ": ".
     #[error("{}", causes(.cause))]
     Pull {
         not_found: bool,
@@ -175,18 +177,16 @@ pub enum Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NoSuchImage(_) => Error::NotFound(e.to_string()),
+            StoreError::NoSuchImage(_) => Error::not_found(e),
             e => Error::Store(e),
         }
     }
 }
 
-/// `e` and each of its sources in turn, joined with ": ".
+/// `e` and each of its sources in turn, joined with ": ", each cause once
+/// (a wrapper whose message ends with its source's says it already).
 fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let all: Vec<String> = std::iter::successors(Some(e), |c| c.source())
-        .map(ToString::to_string)
-        .collect();
-    all.join(": ")
+    crate::util::message::one_line_of(e)
 }
 
 /// A refused request's reason when a check's own error needs saying what
@@ -213,6 +213,14 @@ pub enum Kind {
 impl Error {
     pub fn invalid(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Error::Invalid(why.into())
+    }
+
+    pub fn not_found(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::NotFound(why.into())
+    }
+
+    pub fn conflict(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Conflict(why.into())
     }
 
     /// A refusal of `what`, for the reason `why` (its own error).

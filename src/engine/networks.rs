@@ -14,15 +14,15 @@ use crate::network::Mode;
 impl From<UserNetworkError> for Error {
     fn from(e: UserNetworkError) -> Self {
         match e {
-            UserNetworkError::NoSuch(_) => Error::NotFound(e.to_string()),
-            UserNetworkError::Exists(_) => Error::Conflict(e.to_string()),
+            UserNetworkError::NoSuch(_) => Error::not_found(e),
+            UserNetworkError::Exists(_) => Error::conflict(e),
             UserNetworkError::BadName(_)
             | UserNetworkError::Reserved(_)
             | UserNetworkError::BadSubnet(_)
             | UserNetworkError::Overlap { .. }
             | UserNetworkError::NoSubnet => Error::invalid(e),
             UserNetworkError::Store(s) => s.into(),
-            e @ UserNetworkError::Io { .. } => Error::Network(e),
+            e @ (UserNetworkError::Io { .. } | UserNetworkError::Json { .. }) => Error::Network(e),
         }
     }
 }
@@ -193,7 +193,7 @@ pub fn remove(engine: &Engine, name: &str) -> Result<()> {
     let using = users(&containers, &net);
     if !using.is_empty() {
         let names: Vec<&str> = using.iter().map(|c| c.name.as_str()).collect();
-        return Err(Error::Conflict(format!(
+        return Err(Error::conflict(format!(
             "network {} is in use by container {} (remove it first)",
             net.name,
             names.join(", ")
@@ -254,7 +254,7 @@ pub fn connect(engine: &Engine, network: &str, container: &str, aliases: &[Strin
     }
     let live = |rec: &mut ContainerRecord| -> Result<()> {
         if rec.network_settings.networks.contains_key(&net.name) {
-            return Err(Error::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "container {} is already on network {}",
                 rec.name, net.name
             )));
@@ -298,7 +298,7 @@ pub fn disconnect(engine: &Engine, network: &str, container: &str) -> Result<()>
     let net = user::get(&engine.store, network)?;
     let live = |rec: &mut ContainerRecord| -> Result<()> {
         let not_on = || {
-            Error::Conflict(format!(
+            Error::conflict(format!(
                 "container {} is not connected to network {}",
                 rec.name, net.name
             ))
@@ -326,7 +326,7 @@ pub fn disconnect(engine: &Engine, network: &str, container: &str) -> Result<()>
     change_network(engine, container, live, |rec| {
         if rec.user_network().is_none() || rec.network_settings.networks.remove(&net.name).is_none()
         {
-            return Err(Error::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "container {} is not connected to network {}",
                 rec.name, net.name
             )));
@@ -359,7 +359,7 @@ fn kept_aliases(rec: &ContainerRecord, aliases: &[String]) -> Vec<String> {
 fn live_error(e: keeper::LiveNetworkError) -> Error {
     use keeper::LiveNetworkError as L;
     match e {
-        L::NotShared(_) | L::NotRunning(_) => Error::Conflict(e.to_string()),
+        L::NotShared(_) | L::NotRunning(_) => Error::conflict(e),
         e => Error::LiveNetwork(e),
     }
 }
@@ -378,7 +378,7 @@ fn change_network(
     let _lock = store.lock_container(&found.id)?;
     let mut rec = ContainerRecord::load(store, &found.id)?;
     if rec.is_restarting(store) {
-        return Err(Error::Conflict(format!(
+        return Err(Error::conflict(format!(
             "container {} is restarting: wait until it runs or has stopped",
             rec.name
         )));
@@ -428,7 +428,7 @@ mod tests {
         assert!(list(&e, &dangling).unwrap().is_empty());
         match remove(&e, &net.id[..12]) {
             Err(Error::Conflict(m)) => assert_eq!(
-                m,
+                m.to_string(),
                 "network appnet is in use by container web (remove it first)"
             ),
             other => panic!("{other:?}"),

@@ -10,9 +10,9 @@ use crate::container::{self, volumes, volumes::Volume, volumes::VolumeError};
 impl From<VolumeError> for Error {
     fn from(e: VolumeError) -> Self {
         match e {
-            VolumeError::NoSuch(_) => Error::NotFound(e.to_string()),
+            VolumeError::NoSuch(_) => Error::not_found(e),
             VolumeError::BadName(_) => Error::invalid(e),
-            VolumeError::InUse { .. } => Error::Conflict(e.to_string()),
+            VolumeError::InUse { .. } => Error::conflict(e),
             VolumeError::Store(s) => s.into(),
             e => Error::Container(e.into()),
         }

@@ -57,9 +57,9 @@ pub fn read_meta(store: &Store, id: &str) -> Result<Option<ImageMeta>, StoreErro
         None => Ok(None),
         Some(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|e| StoreError::Corrupt {
+            .map_err(|source| StoreError::BadMeta {
                 path: store.root().join("images").join(id),
-                detail: format!("image metadata: {e}"),
+                source,
             }),
     }
 }

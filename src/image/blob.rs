@@ -110,7 +110,7 @@ impl<R: Read> Read for Tee<'_, R> {
         self.hasher.update(&buf[..n]);
         if let Some((w, path)) = &mut self.out {
             w.write_all(&buf[..n]).map_err(|e| {
-                io::Error::new(e.kind(), format!("writing {}: {e}", path.display()))
+                crate::linux::fs::with_step(e, format_args!("writing {}", path.display()))
             })?;
         }
         (self.progress)(n as u64);

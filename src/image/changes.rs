@@ -59,7 +59,7 @@ pub enum ChangesError {
     #[error("reading {path:?}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("reading the changes in a user namespace: {0}")]
-    Userns(String),
+    Userns(#[source] userns::UsernsError),
 }
 
 /// The changes in `upper` over `lowers` (top-most first), sorted by path.
@@ -81,7 +81,7 @@ pub fn list(
         {
             let (u, l, s) = (upper.to_path_buf(), lowers.to_vec(), skip.to_vec());
             userns::run_in_userns_with(mapping, move || walk_changes(&u, &l, &s, fuse))
-                .map_err(|e| ChangesError::Userns(e.to_string()))
+                .map_err(ChangesError::Userns)
         }
         r => r,
     }
@@ -163,7 +163,7 @@ pub fn list_copy(
         {
             let (r, l, s) = (rootfs.to_path_buf(), lowers.to_vec(), skip.to_vec());
             userns::run_in_userns_with(mapping, move || listed(&r, &l, &s))
-                .map_err(|e| ChangesError::Userns(e.to_string()))
+                .map_err(ChangesError::Userns)
         }
         r => r,
     }

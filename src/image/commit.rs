@@ -34,6 +34,14 @@ pub enum CommitError {
     Store(#[from] StoreError),
     #[error("image {image} cannot be built on: {detail}")]
     Base { image: String, detail: String },
+    #[error("image {image} cannot be built on: {source}")]
+    BaseManifest {
+        image: String,
+        #[source]
+        source: manifest::ManifestError,
+    },
+    #[error("{0}")]
+    Config(#[source] serde_json::Error),
     #[error("{0}")]
     Layer(String),
     #[error(transparent)]
@@ -146,7 +154,7 @@ fn start_from(
 }
 
 fn config_bytes(cfg: &ImageConfiguration, docker: &DockerOnly) -> Result<Vec<u8>, CommitError> {
-    image_config::to_bytes(cfg, docker).map_err(|e| CommitError::Layer(e.to_string()))
+    image_config::to_bytes(cfg, docker).map_err(CommitError::Config)
 }
 
 /// A new image that is `base` (or an empty one) with only its config and
@@ -263,7 +271,11 @@ fn base_descriptors(
         .filter(|m| !m.manifest.is_empty())
         .ok_or_else(|| bad("it has no manifest in the store (pull or import it again)".into()))?;
     let bytes = store.read_blob(&meta.manifest)?;
-    match manifest::parse(&bytes, None).map_err(|e| bad(e.to_string()))? {
+    let parsed = manifest::parse(&bytes, None).map_err(|source| CommitError::BaseManifest {
+        image: store::short_hex(base).to_string(),
+        source,
+    })?;
+    match parsed {
         Document::Image(m) if m.layers.len() == diff_ids => Ok(m.layers),
         Document::Image(m) => Err(bad(format!(
             "its manifest lists {} layers, its config {diff_ids}",

@@ -102,9 +102,9 @@ pub fn load(
     id: &str,
 ) -> Result<(ImageConfiguration, ImageRuntimeConfig), StoreError> {
     let bytes = store.image_config_bytes(id)?;
-    parse(&bytes).map_err(|e| StoreError::Corrupt {
+    parse(&bytes).map_err(|source| StoreError::BadJson {
         path: store.image_config_path(id),
-        detail: e.to_string(),
+        source,
     })
 }
 

@@ -25,6 +25,8 @@ pub enum ImportError {
     Compress(#[from] CompressError),
     #[error("{0}")]
     Layer(String),
+    #[error("{0}")]
+    Config(#[source] serde_json::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -146,7 +148,7 @@ fn commit(
         .unwrap_or_else(crate::util::human::now_rfc3339);
     let diff_id = r.diff_id.clone().expect("import extracts the layer");
     let cfg = new_image_config(runtime, vec![diff_id.clone()], &created, &opts.comment);
-    let config = serde_json::to_vec(&cfg).map_err(|e| ImportError::Layer(e.to_string()))?;
+    let config = serde_json::to_vec(&cfg).map_err(ImportError::Config)?;
     let compression = r.compression.map_or(Compression::None, Into::into);
     let manifest = manifest::oci_manifest(
         &config,

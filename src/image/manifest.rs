@@ -39,6 +39,12 @@ pub const MAX_CONFIG: u64 = 8 << 20;
 pub enum ManifestError {
     #[error("malformed {what}: {detail}")]
     Malformed { what: &'static str, detail: String },
+    #[error("malformed {what}: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("unsupported manifest type {0:?} (burrow reads OCI and Docker schema 2 manifests and indexes)")]
     Unsupported(String),
     #[error("no image for platform {wanted} (the index has {available})")]
@@ -112,10 +118,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Document, Manif
         manifests: Option<serde_json::Value>,
         layers: Option<serde_json::Value>,
     }
-    let bad = |what: &'static str, e: serde_json::Error| ManifestError::Malformed {
-        what,
-        detail: e.to_string(),
-    };
+    let bad = |what: &'static str, source| ManifestError::Json { what, source };
     let probe: Probe = serde_json::from_slice(bytes).map_err(|e| bad("manifest", e))?;
     let kind = probe
         .media_type

@@ -41,6 +41,12 @@ pub enum PullError {
     Credentials(#[from] credentials::CredentialError),
     #[error("image config {digest}: {detail}")]
     Config { digest: String, detail: String },
+    #[error("image config {digest}: {source}")]
+    ConfigJson {
+        digest: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("fetching layers: {0}")]
     Layers(String),
     #[error(transparent)]
@@ -305,7 +311,10 @@ fn diff_ids_of(config: &[u8], m: &manifest::Manifest) -> Result<Vec<String>, Pul
         digest: m.config.digest.clone(),
         detail,
     };
-    let c: Cfg = serde_json::from_slice(config).map_err(|e| err(e.to_string()))?;
+    let c: Cfg = serde_json::from_slice(config).map_err(|source| PullError::ConfigJson {
+        digest: m.config.digest.clone(),
+        source,
+    })?;
     if c.rootfs.diff_ids.len() != m.layers.len() {
         return Err(err(format!(
             "lists {} layers, the manifest {}",

@@ -434,16 +434,16 @@ fn with_layers(
     sent: &[Option<BlobRef>],
     media_type: &str,
 ) -> Result<Vec<u8>, PushError> {
-    let malformed = |detail: String| manifest::ManifestError::Malformed {
-        what: "stored manifest",
-        detail,
-    };
-    let mut v: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
+    const WHAT: &str = "stored manifest";
+    let mut v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|source| manifest::ManifestError::Json { what: WHAT, source })?;
     let layers = v
         .get_mut("layers")
         .and_then(|l| l.as_array_mut())
-        .ok_or_else(|| malformed("no layers".into()))?;
+        .ok_or_else(|| manifest::ManifestError::Malformed {
+            what: WHAT,
+            detail: "no layers".into(),
+        })?;
     for (l, b) in layers.iter_mut().zip(sent) {
         if let Some(b) = b {
             l["mediaType"] = media_type.into();

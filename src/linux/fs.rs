@@ -104,10 +104,28 @@ pub fn flistxattr<Fd: AsFd>(fd: Fd) -> io::Result<Vec<std::ffi::CString>> {
 // Descriptor-relative tree operations, shared by layer extraction and the
 // copy fallback: none follows a final symlink.
 
-/// Prefixes an error with the step that failed, keeping its kind.
+/// Prefixes an error with the step that failed, keeping its kind; the
+/// original error (with its errno) stays inside, as the [`Stepped`] the
+/// result wraps (`get_ref`).
 pub fn with_step(e: impl Into<io::Error>, step: impl fmt::Display) -> io::Error {
-    let e = e.into();
-    io::Error::new(e.kind(), format!("{step}: {e}"))
+    let error = e.into();
+    io::Error::new(
+        error.kind(),
+        Stepped {
+            step: step.to_string(),
+            error,
+        },
+    )
+}
+
+/// An I/O error and the step it failed in. The error is a field, not a
+/// source: its text is already in the message, and chains that join every
+/// cause would say it twice.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {error}")]
+pub struct Stepped {
+    pub step: String,
+    pub error: io::Error,
 }
 
 /// Flags for opening a directory to read or change it, never through a

@@ -58,14 +58,33 @@ pub enum UsernsError {
         #[source]
         detail: MapFailure,
     },
+    /// The child failed, saying this (its words cross the process boundary
+    /// as text), or ended without a word.
     #[error("in user namespace: {0}")]
     Child(String),
+    /// The maps are written, but the child could not be told.
+    #[error("in user namespace: {0}")]
+    Tell(#[source] std::io::Error),
+    /// The child's value could not be read back in this process.
+    #[error("in user namespace: {0}")]
+    Result(#[source] ResultError),
     #[error("{step}: {source}")]
     Sys {
         step: &'static str,
         #[source]
         source: nix::Error,
     },
+}
+
+/// Why the value a child returned could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultError {
+    #[error("the child sent no result")]
+    Missing,
+    #[error("reading the result: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("malformed result from the child: {0}")]
+    Malformed(#[source] serde_json::Error),
 }
 
 /// Why a map could not be written.
@@ -425,7 +444,7 @@ where
         Err(GrantError::Request(_)) => Err(UsernsError::Child(String::new())),
         Err(GrantError::Instead(m)) => Err(outcome(m)),
         Err(GrantError::Write(e)) => Err(e),
-        Err(GrantError::Tell(e)) => Err(UsernsError::Child(e.to_string())),
+        Err(GrantError::Tell(e)) => Err(UsernsError::Tell(e)),
     };
     drop(down_tx);
     let done = answer.and_then(|()| {
@@ -513,15 +532,12 @@ where
         },
         watch,
     )?;
-    let mut file = std::fs::File::from(
-        fd.ok_or_else(|| UsernsError::Child("the child sent no result".into()))?,
-    );
+    let mut file = std::fs::File::from(fd.ok_or(UsernsError::Result(ResultError::Missing))?);
     let mut bytes = Vec::new();
     file.rewind()
         .and_then(|()| file.read_to_end(&mut bytes))
-        .map_err(|e| UsernsError::Child(format!("reading the result: {e}")))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| UsernsError::Child(format!("malformed result from the child: {e}")))
+        .map_err(|e| UsernsError::Result(ResultError::Read(e)))?;
+    serde_json::from_slice(&bytes).map_err(|e| UsernsError::Result(ResultError::Malformed(e)))
 }
 
 fn sys(step: &'static str) -> impl Fn(nix::Error) -> UsernsError {

@@ -20,11 +20,11 @@ use nix::sys::socket::{
     recv, send, shutdown, AddressFamily, MsgFlags, Shutdown, SockFlag, SockType,
 };
 
-use super::{NetworkError, PortBinding, PortMap, PortSpec, Proto};
+use super::{DialError, NetworkError, PortBinding, PortMap, PortSpec, Proto};
 use crate::exit;
 use crate::linux::ns::{Namespaces, NsError};
 use crate::linux::process;
-use crate::linux::worker::{self, SpawnError, WorkerError};
+use crate::linux::worker::{self, SpawnError};
 use crate::sandbox::{Failure, Step};
 
 /// Bytes in flight per direction of a TCP connection (a pipe's capacity).
@@ -456,10 +456,10 @@ fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {
 /// the caller's own user namespace), connects, and sends the socket back.
 /// The socket stays in that namespace wherever it travels.
 fn dial(dest: Dest<'_>, proto: Proto, port: u16) -> Result<OwnedFd, NetworkError> {
-    let fail = |detail: String| NetworkError::Dial {
+    let fail = |source| NetworkError::Dial {
         port,
         proto: proto.name(),
-        detail,
+        source: Box::new(source),
     };
     let w = worker::spawn(|_report| -> Result<Option<OwnedFd>, Failure> {
         let ns = match dest {
@@ -496,14 +496,13 @@ fn dial(dest: Dest<'_>, proto: Proto, port: u16) -> Result<OwnedFd, NetworkError
         }))
     })
     .map_err(|e| match e {
-        SpawnError::Pipe(e) => fail(format!("pipe: {e}")),
-        SpawnError::Fork(e) => fail(format!("fork: {e}")),
+        SpawnError::Pipe(e) => fail(DialError::Pipe(e)),
+        SpawnError::Fork(e) => fail(DialError::Fork(e)),
     })?;
     match w.wait().0 {
         Ok(Some(sock)) => Ok(sock),
-        Ok(None) => Err(fail("no socket came back".into())),
-        Err(WorkerError::Failed(f)) => Err(fail(f.to_string())),
-        Err(WorkerError::Channel(e)) => Err(fail(e.to_string())),
+        Ok(None) => Err(fail(DialError::NoSocket)),
+        Err(e) => Err(fail(DialError::Worker(e))),
     }
 }
 

@@ -180,12 +180,28 @@ pub enum NetworkError {
     },
     #[error("opening the container's network namespace for its published ports: {0}")]
     Attach(#[source] crate::linux::ns::NsError),
-    #[error("connecting to port {port}/{proto} in the container: {detail}")]
+    #[error("connecting to port {port}/{proto} in the container: {source}")]
     Dial {
         port: u16,
         proto: &'static str,
-        detail: String,
+        #[source]
+        source: Box<DialError>,
     },
+}
+
+/// Why the child that connects inside the container's namespaces gave no
+/// socket back.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("pipe: {0}")]
+    Pipe(#[source] std::io::Error),
+    #[error("fork: {0}")]
+    Fork(#[source] crate::linux::process::ForkError),
+    #[error("no socket came back")]
+    NoSocket,
+    /// The child's report, or how its channel ended.
+    #[error(transparent)]
+    Worker(#[from] crate::linux::worker::WorkerError<crate::sandbox::Failure>),
 }
 
 /// What is wrong with a `-p` specification.

@@ -46,8 +46,18 @@ pub enum UserNetworkError {
     NoSubnet,
     #[error(transparent)]
     Store(#[from] store::StoreError),
-    #[error("{path:?}: {detail}")]
-    Io { path: PathBuf, detail: String },
+    #[error("{path:?}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path:?}: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 type Result<T> = std::result::Result<T, UserNetworkError>;
@@ -191,12 +201,7 @@ pub fn list(store: &Store) -> Result<Vec<Network>> {
     let entries = match std::fs::read_dir(&d) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(UserNetworkError::Io {
-                path: d,
-                detail: e.to_string(),
-            })
-        }
+        Err(e) => return Err(UserNetworkError::Io { path: d, source: e }),
     };
     let mut out = Vec::new();
     for e in entries.flatten() {
@@ -214,10 +219,7 @@ pub fn list(store: &Store) -> Result<Vec<Network>> {
 fn read(store: &Store, name: &str) -> Result<Network> {
     let p = file(store, name);
     let bytes = std::fs::read(&p).map_err(|_| UserNetworkError::NoSuch(name.to_string()))?;
-    serde_json::from_slice(&bytes).map_err(|e| UserNetworkError::Io {
-        path: p,
-        detail: e.to_string(),
-    })
+    serde_json::from_slice(&bytes).map_err(|source| UserNetworkError::Json { path: p, source })
 }
 
 /// A network by name, by full id or by a unique id prefix.
@@ -304,9 +306,9 @@ pub fn create(
         labels: labels.clone(),
     };
     let d = dir(store);
-    std::fs::create_dir_all(&d).map_err(|e| UserNetworkError::Io {
+    std::fs::create_dir_all(&d).map_err(|source| UserNetworkError::Io {
         path: d.clone(),
-        detail: e.to_string(),
+        source,
     })?;
     let bytes = serde_json::to_vec_pretty(&net).expect("network serializes");
     store::write_atomic(&file(store, name), &bytes, false)?;
@@ -323,10 +325,7 @@ pub fn remove(store: &Store, name: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(UserNetworkError::NoSuch(name.to_string()))
         }
-        Err(e) => Err(UserNetworkError::Io {
-            path: p,
-            detail: e.to_string(),
-        }),
+        Err(source) => Err(UserNetworkError::Io { path: p, source }),
     }
 }
 

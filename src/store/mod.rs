@@ -53,6 +53,13 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// An image's metadata file that is not the JSON burrow writes.
+    #[error("corrupt store file {path:?}: image metadata: {source}")]
+    BadMeta {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("corrupt store file {path:?}: bad digest {digest:?}")]
     BadDigest { path: PathBuf, digest: String },
     /// A tree only a user namespace could remove, and it could not. The
@@ -72,7 +79,10 @@ pub enum StoreError {
         source: nix::Error,
     },
     #[error("runtime directory {} {why}, so burrow will not use it: remove it (or have it removed), or set XDG_RUNTIME_DIR to a private directory of yours", path.display())]
-    RuntimeRefused { path: PathBuf, why: String },
+    RuntimeRefused {
+        path: PathBuf,
+        why: crate::linux::fs::PrivateDirError,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -333,9 +343,9 @@ fn runtime_base(base: &Path) -> Result<()> {
     use crate::linux::fs::{private_dir_of_ours, PrivateDirError};
     private_dir_of_ours(base).map_err(|e| match e {
         PrivateDirError::Io { step, source } => io(step, base)(source),
-        refused => StoreError::RuntimeRefused {
+        why => StoreError::RuntimeRefused {
             path: base.to_path_buf(),
-            why: refused.to_string(),
+            why,
         },
     })
 }
@@ -392,7 +402,7 @@ pub fn remove_tree(dir: &Path, mapping: &IdMapping) -> Result<()> {
         {
             let d = dir.to_path_buf();
             run_in_userns(mapping, move || {
-                fs::remove_dir_all(&d).map_err(|e| format!("removing {d:?}: {e}"))
+                fs::remove_dir_all(&d).map_err(io("removing", &d))
             })
             .map_err(|error| StoreError::Remove {
                 path: dir.to_path_buf(),

@@ -8,10 +8,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::store;
 
-/// What is wrong with a `manifest.json` or a config, in words.
+/// What is wrong with a `manifest.json` or a config.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
+pub enum Invalid {
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
+    #[error("lists no images")]
+    NoImages,
+    #[error("lists {listed} layers where the manifest has {layers}")]
+    Layers { listed: usize, layers: usize },
+    #[error("unsupported diff id {0:?}")]
+    DiffId(String),
+}
 
 /// One image in `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,9 +36,9 @@ pub struct Entry {
 
 /// Parse `manifest.json`.
 pub fn parse_manifest(bytes: &[u8]) -> Result<Vec<Entry>, Invalid> {
-    let entries: Vec<Entry> = serde_json::from_slice(bytes).map_err(|e| Invalid(e.to_string()))?;
+    let entries: Vec<Entry> = serde_json::from_slice(bytes).map_err(Invalid::Json)?;
     if entries.is_empty() {
-        return Err(Invalid("lists no images".into()));
+        return Err(Invalid::NoImages);
     }
     Ok(entries)
 }
@@ -56,15 +64,15 @@ pub fn diff_ids(config: &[u8], layers: usize) -> Result<Vec<String>, Invalid> {
     struct Cfg {
         rootfs: RootFs,
     }
-    let c: Cfg = serde_json::from_slice(config).map_err(|e| Invalid(e.to_string()))?;
+    let c: Cfg = serde_json::from_slice(config).map_err(Invalid::Json)?;
     if c.rootfs.diff_ids.len() != layers {
-        return Err(Invalid(format!(
-            "lists {} layers where the manifest has {layers}",
-            c.rootfs.diff_ids.len()
-        )));
+        return Err(Invalid::Layers {
+            listed: c.rootfs.diff_ids.len(),
+            layers,
+        });
     }
     if let Some(bad) = c.rootfs.diff_ids.iter().find(|d| !store::valid_digest(d)) {
-        return Err(Invalid(format!("unsupported diff id {bad:?}")));
+        return Err(Invalid::DiffId(bad.clone()));
     }
     Ok(c.rootfs.diff_ids)
 }

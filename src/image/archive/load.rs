@@ -238,22 +238,25 @@ fn sha256_of(bytes: &[u8]) -> String {
 
 /// A config the store can list: valid JSON of the OCI image config shape.
 fn check_config(name: &str, config: &[u8], layers: usize) -> Result<Vec<String>, ArchiveError> {
-    let malformed = |detail: String| ArchiveError::Malformed {
+    serde_json::from_slice::<oci_spec::image::ImageConfiguration>(config).map_err(|source| {
+        ArchiveError::Json {
+            name: name.to_string(),
+            source,
+        }
+    })?;
+    docker::diff_ids(config, layers).map_err(|source| ArchiveError::Invalid {
         name: name.to_string(),
-        detail,
-    };
-    serde_json::from_slice::<oci_spec::image::ImageConfiguration>(config)
-        .map_err(|e| malformed(e.to_string()))?;
-    docker::diff_ids(config, layers).map_err(|e| malformed(e.0))
+        source,
+    })
 }
 
 // ---- docker-archive ----
 
 fn docker_sources(tree: &Tree) -> Result<Vec<Source>, ArchiveError> {
     let bytes = tree.read_small("manifest.json", MAX_MANIFEST)?;
-    let entries = docker::parse_manifest(&bytes).map_err(|e| ArchiveError::Malformed {
+    let entries = docker::parse_manifest(&bytes).map_err(|source| ArchiveError::Invalid {
         name: "manifest.json".into(),
-        detail: e.0,
+        source,
     })?;
     let mut out = Vec::new();
     for e in entries {
@@ -572,9 +575,9 @@ fn peek_compression(name: &str, path: &Path) -> Result<Compression, ArchiveError
         .take(512)
         .read_to_end(&mut head)
         .map_err(open_err)?;
-    compress::detect(&head).map_err(|e| ArchiveError::Malformed {
+    compress::detect(&head).map_err(|source| ArchiveError::Compression {
         name: name.to_string(),
-        detail: e.to_string(),
+        source,
     })
 }
 

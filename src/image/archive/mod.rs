@@ -49,8 +49,32 @@ pub enum ArchiveError {
     NotAnArchive,
     #[error("archive has no {name:?}: {detail}")]
     Missing { name: String, detail: String },
+    #[error("archive has no {name:?}: {source}")]
+    Unreadable {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("malformed {name:?} in the archive: {detail}")]
     Malformed { name: String, detail: String },
+    #[error("malformed {name:?} in the archive: {source}")]
+    Invalid {
+        name: String,
+        #[source]
+        source: docker::Invalid,
+    },
+    #[error("malformed {name:?} in the archive: {source}")]
+    Compression {
+        name: String,
+        #[source]
+        source: CompressError,
+    },
+    #[error("malformed {name:?} in the archive: {source}")]
+    Json {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{name:?} in the archive: {source}")]
     Manifest {
         name: String,
@@ -86,6 +110,26 @@ pub enum ArchiveError {
         image: String,
         diff_id: String,
         detail: String,
+    },
+    #[error("layer {diff_id} of image {image}: {source}")]
+    StoredLayerCompress {
+        image: String,
+        diff_id: String,
+        #[source]
+        source: CompressError,
+    },
+    #[error("layer {diff_id} of image {image}: {source}")]
+    StoredLayerRead {
+        image: String,
+        diff_id: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("corrupt store file {path:?}: {source}")]
+    StoredConfig {
+        path: PathBuf,
+        #[source]
+        source: docker::Invalid,
     },
     #[error("writing {path:?}: {source}")]
     Write {

@@ -149,11 +149,12 @@ fn collect(store: &Store, names: &[String]) -> Result<Vec<Image>, ArchiveError> 
             Ok(Document::Image(m)) => m,
             _ => return Err(ArchiveError::NoManifest(short_id(&id).into())),
         };
-        let diff_ids =
-            docker::diff_ids(&config, manifest.layers.len()).map_err(|e| StoreError::Corrupt {
+        let diff_ids = docker::diff_ids(&config, manifest.layers.len()).map_err(|source| {
+            ArchiveError::StoredConfig {
                 path: config_path.clone(),
-                detail: e.0,
-            })?;
+                source,
+            }
+        })?;
         out.push(Image {
             id,
             config,
@@ -334,7 +335,12 @@ fn write_plain_layer<W: Write>(
         detail,
     };
     let file = open_layer(store, img, d)?;
-    let (kind, decoded) = compress::decoder(file).map_err(|e| bad(e.to_string()))?;
+    let (kind, decoded) =
+        compress::decoder(file).map_err(|source| ArchiveError::StoredLayerCompress {
+            image: short_id(&img.id).into(),
+            diff_id: diff_id.to_string(),
+            source,
+        })?;
     // The header needs the size first: a plain blob's is its own, a
     // compressed one's was counted when the layer was extracted.
     let size = match kind {
@@ -350,7 +356,13 @@ fn write_plain_layer<W: Write>(
     };
     let got = w.stream(&name, size, &mut counted)?;
     // Anything past `size` would mean the stored size is wrong.
-    let extra = io::copy(&mut counted, &mut io::sink()).map_err(|e| bad(e.to_string()))?;
+    let extra = io::copy(&mut counted, &mut io::sink()).map_err(|source| {
+        ArchiveError::StoredLayerRead {
+            image: short_id(&img.id).into(),
+            diff_id: diff_id.to_string(),
+            source,
+        }
+    })?;
     let actual = format!("sha256:{}", store::hex(&counted.hasher.finalize()));
     if got != size || extra != 0 || actual != diff_id {
         return Err(bad(format!(

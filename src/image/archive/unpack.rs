@@ -224,9 +224,9 @@ impl Tree {
                 name: name.to_string(),
                 detail: "not a regular file".into(),
             }),
-            Err(e) => Err(ArchiveError::Missing {
+            Err(source) => Err(ArchiveError::Unreadable {
                 name: name.to_string(),
-                detail: e.to_string(),
+                source,
             }),
         }
     }

@@ -117,10 +117,9 @@ impl Scratch {
     }
 
     pub(super) fn read_err(&self, e: impl Into<io::Error>, step: impl fmt::Display) -> LayerError {
-        let e = e.into();
-        LayerError::Read(io::Error::new(
-            e.kind(),
-            format!("entry {:?}: {step}: {e}", self.path()),
+        LayerError::Read(with_step(
+            e,
+            format_args!("entry {:?}: {step}", self.path()),
         ))
     }
 }

@@ -19,8 +19,39 @@ use super::auth::Credential;
 pub enum CredentialError {
     #[error("{path}: {detail}")]
     File { path: PathBuf, detail: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid JSON: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: bad \"auth\" value: {source}")]
+    Auth {
+        path: PathBuf,
+        #[source]
+        source: base64::DecodeError,
+    },
+    /// The helper failed, saying this.
     #[error("credential helper docker-credential-{helper}: {detail}")]
     Helper { helper: String, detail: String },
+    #[error("credential helper docker-credential-{helper}: {source}")]
+    HelperRun {
+        helper: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("credential helper docker-credential-{helper}: malformed answer: {source}")]
+    HelperAnswer {
+        helper: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("no place for credentials: set HOME or REGISTRY_AUTH_FILE")]
     NoHome,
 }
@@ -127,14 +158,14 @@ fn read_json(path: &Path) -> Result<Option<Value>> {
         Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(None),
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|e| CredentialError::File {
+            .map_err(|source| CredentialError::Json {
                 path: path.to_path_buf(),
-                detail: format!("not valid JSON: {e}"),
+                source,
             }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CredentialError::File {
+        Err(source) => Err(CredentialError::Io {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            source,
         }),
     }
 }
@@ -142,9 +173,9 @@ fn read_json(path: &Path) -> Result<Option<Value>> {
 fn decode_auth(path: &Path, auth: &str) -> Result<Credential> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(auth.trim())
-        .map_err(|e| CredentialError::File {
+        .map_err(|source| CredentialError::Auth {
             path: path.to_path_buf(),
-            detail: format!("bad \"auth\" value: {e}"),
+            source,
         })?;
     let text = String::from_utf8_lossy(&raw);
     let (u, p) = text.split_once(':').ok_or_else(|| CredentialError::File {
@@ -206,19 +237,18 @@ fn helper_server(registry: &str) -> String {
 }
 
 fn run_helper(helper: &str, verb: &str, input: &[u8]) -> Result<(bool, Vec<u8>)> {
-    let err = |detail: String| CredentialError::Helper {
+    let err = |source| CredentialError::HelperRun {
         helper: helper.to_string(),
-        detail,
+        source,
     };
     // The input comes from a file, not a pipe: a helper that exits without
     // reading it (as `erase` may) must not kill burrow with SIGPIPE.
-    let stdin = crate::linux::fs::memory_file(c"credential-helper-input", input)
-        .map_err(|e| err(e.to_string()))?;
+    let stdin = crate::linux::fs::memory_file(c"credential-helper-input", input).map_err(err)?;
     let out = Command::new(format!("docker-credential-{helper}"))
         .arg(verb)
         .stdin(Stdio::from(stdin))
         .output()
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(err)?;
     let mut text = out.stdout;
     if !out.status.success() {
         text.extend_from_slice(&out.stderr);
@@ -238,10 +268,11 @@ fn helper_get(helper: &str, registry: &str) -> Result<Option<Credential>> {
         username: String,
         secret: String,
     }
-    let a: Answer = serde_json::from_slice(&out).map_err(|e| CredentialError::Helper {
-        helper: helper.to_string(),
-        detail: format!("malformed answer: {e}"),
-    })?;
+    let a: Answer =
+        serde_json::from_slice(&out).map_err(|source| CredentialError::HelperAnswer {
+            helper: helper.to_string(),
+            source,
+        })?;
     Ok(Some(Credential {
         username: a.username,
         secret: a.secret,
@@ -249,12 +280,12 @@ fn helper_get(helper: &str, registry: &str) -> Result<Option<Credential>> {
 }
 
 fn write_json(path: &Path, v: &Value) -> Result<()> {
-    let err = |detail: String| CredentialError::File {
+    let err = |source| CredentialError::Io {
         path: path.to_path_buf(),
-        detail,
+        source,
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(err)?;
     }
     let bytes = serde_json::to_vec_pretty(v).expect("JSON value serializes");
     // 0600 from the start: the temp file holds secrets before the rename.
@@ -265,13 +296,13 @@ fn write_json(path: &Path, v: &Value) -> Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)
-        .map_err(|e| err(e.to_string()))?;
-    f.write_all(&bytes).map_err(|e| err(e.to_string()))?;
-    f.sync_all().map_err(|e| err(e.to_string()))?;
+        .map_err(err)?;
+    f.write_all(&bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        err(e.to_string())
+        err(e)
     })
 }
 

@@ -24,10 +24,27 @@ pub const DOCKER_HUB_HOST: &str = "registry-1.docker.io";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("cannot reach registry {host}: {detail}")]
-    Unreachable { host: String, detail: String },
+    #[error("cannot reach registry {host}: {source}")]
+    Unreachable {
+        host: String,
+        #[source]
+        source: NoAnswer,
+    },
     #[error("{what}: {detail}")]
     Transport { what: String, detail: String },
+    #[error("{what}: {source}")]
+    NoAnswer {
+        what: String,
+        #[source]
+        source: NoAnswer,
+    },
+    /// A request that could not be made from its parts.
+    #[error("{what}: {source}")]
+    Request {
+        what: String,
+        #[source]
+        source: http::Error,
+    },
     #[error("{what}: {status} {message}")]
     Status {
         what: String,
@@ -42,6 +59,18 @@ pub enum RegistryError {
     NotFound(String),
     #[error("token service {realm}: {detail}")]
     Token { realm: String, detail: String },
+    #[error("token service {realm}: {source}")]
+    TokenNoAnswer {
+        realm: String,
+        #[source]
+        source: NoAnswer,
+    },
+    #[error("token service {realm}: malformed answer: {source}")]
+    TokenAnswer {
+        realm: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
     Digest {
         what: String,
@@ -61,6 +90,19 @@ pub enum RegistryError {
 }
 
 type Result<T> = std::result::Result<T, RegistryError>;
+
+/// A request that got no answer, kept as the HTTP client gives it, and
+/// said in plain words for the common cases. The client's error is a field,
+/// not a source: the message already says it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", transport_detail(.0))]
+pub struct NoAnswer(pub Box<ureq::Error>);
+
+impl From<ureq::Error> for NoAnswer {
+    fn from(e: ureq::Error) -> Self {
+        NoAnswer(Box::new(e))
+    }
+}
 
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
@@ -180,8 +222,8 @@ impl Client {
         };
         match c.ping() {
             Ok(()) => Ok(c),
-            Err(RegistryError::Unreachable { detail, .. }) if lenient => {
-                tracing::debug!("{host} over https: {detail}; trying plain http");
+            Err(RegistryError::Unreachable { source, .. }) if lenient => {
+                tracing::debug!("{host} over https: {source}; trying plain http");
                 c.base = format!("http://{host}");
                 c.ping().map(|()| c)
             }
@@ -201,7 +243,7 @@ impl Client {
             .call()
             .map_err(|e| RegistryError::Unreachable {
                 host: self.host.clone(),
-                detail: transport_detail(&e),
+                source: e.into(),
             })?;
         match resp.status().as_u16() {
             200..=299 => Ok(()),
@@ -458,13 +500,13 @@ impl Client {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        let transport = |e: ureq::Error| RegistryError::Transport {
+        let transport = |e: ureq::Error| RegistryError::NoAnswer {
             what: what.to_string(),
-            detail: transport_detail(&e),
+            source: e.into(),
         };
-        let bad = |e: http::Error| RegistryError::Transport {
+        let bad = |source: http::Error| RegistryError::Request {
             what: what.to_string(),
-            detail: e.to_string(),
+            source,
         };
         match body {
             Payload::Empty => {
@@ -581,7 +623,10 @@ impl Client {
             realm: realm.clone(),
             detail,
         };
-        let resp = req.call().map_err(|e| token_err(transport_detail(&e)))?;
+        let resp = req.call().map_err(|e| RegistryError::TokenNoAnswer {
+            realm: realm.clone(),
+            source: e.into(),
+        })?;
         match resp.status().as_u16() {
             200..=299 => {}
             401 | 403 => {
@@ -593,8 +638,11 @@ impl Client {
             s => return Err(token_err(format!("answered {s}"))),
         }
         let bytes = read_limited(resp.into_body(), 1 << 20, "token")?;
-        let parsed: TokenResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| token_err(format!("malformed answer: {e}")))?;
+        let parsed: TokenResponse =
+            serde_json::from_slice(&bytes).map_err(|source| RegistryError::TokenAnswer {
+                realm: realm.clone(),
+                source,
+            })?;
         self.tokens
             .put(&key, &parsed)
             .ok_or_else(|| token_err("the answer has no token".into()))

@@ -235,7 +235,22 @@ enum SetupError {
         stderr: String,
     },
     #[error("setting up its namespaces: {0}")]
-    Holder(String),
+    Holder(#[source] HolderError),
+}
+
+/// Why the holder did not report its namespaces ready.
+#[derive(Debug, thiserror::Error)]
+enum HolderError {
+    /// The holder's own report of what failed.
+    #[error("{0}")]
+    Failed(#[source] Failure),
+    /// A message out of turn, shown as it came.
+    #[error("expected done, got {0}")]
+    Unexpected(String),
+    #[error("{0}")]
+    Channel(#[source] crate::linux::channel::ChannelError),
+    #[error("{0}")]
+    Maps(#[source] crate::linux::userns::UsernsError),
 }
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> SetupError {
@@ -262,14 +277,16 @@ fn start_holder(dir: &Path, mapping: &IdMapping, helper: &Helper) -> Result<Pid,
     let granted = newuser::grant_maps(&mut up_rx, &mut down_tx, || mapping.apply(holder));
     let said = |m: Report<Failure>| match m {
         Report::Done => Ok(()),
-        Report::Failed(f) => Err(f.to_string()),
-        m => Err(format!("expected done, got {m:?}")),
+        Report::Failed(f) => Err(HolderError::Failed(f)),
+        m => Err(HolderError::Unexpected(format!("{m:?}"))),
     };
     let outcome = match granted {
-        Ok(()) | Err(GrantError::Tell(_)) => up_rx.recv().map_err(|e| e.to_string()).and_then(said),
-        Err(GrantError::Request(e)) => Err(e.to_string()),
+        Ok(()) | Err(GrantError::Tell(_)) => {
+            up_rx.recv().map_err(HolderError::Channel).and_then(said)
+        }
+        Err(GrantError::Request(e)) => Err(HolderError::Channel(e)),
         Err(GrantError::Instead(m)) => said(m),
-        Err(GrantError::Write(e)) => Err(e.to_string()),
+        Err(GrantError::Write(e)) => Err(HolderError::Maps(e)),
     };
     match outcome {
         Ok(()) => Ok(holder),

@@ -118,12 +118,16 @@ where
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
-    #[error("reading seccomp profile {path}: {detail}")]
-    Read { path: String, detail: String },
+    #[error("reading seccomp profile {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("parsing seccomp profile: {0}")]
-    Parse(String),
+    Parse(#[source] serde_json::Error),
     #[error("seccomp profile: unknown action {0:?}")]
     Action(String),
     #[error("seccomp profile: unknown argument operator {0:?}")]
@@ -142,8 +146,7 @@ impl Profile {
     /// Parse profile JSON (Docker/podman or OCI `LinuxSeccomp`) and check
     /// every action and operator, so a bad file is refused at create time.
     pub fn parse(bytes: &[u8]) -> Result<Profile, SeccompError> {
-        let p: Profile =
-            serde_json::from_slice(bytes).map_err(|e| SeccompError::Parse(e.to_string()))?;
+        let p: Profile = serde_json::from_slice(bytes).map_err(SeccompError::Parse)?;
         action(&p.default_action, p.default_errno_ret)?;
         for r in &p.syscalls {
             action(&r.action, r.errno_ret)?;
@@ -162,9 +165,9 @@ impl Profile {
 
     /// The profile in a file.
     pub fn read(path: &std::path::Path) -> Result<Profile, SeccompError> {
-        let bytes = std::fs::read(path).map_err(|e| SeccompError::Read {
-            path: path.display().to_string(),
-            detail: e.to_string(),
+        let bytes = std::fs::read(path).map_err(|source| SeccompError::Read {
+            path: path.to_path_buf(),
+            source,
         })?;
         Profile::parse(&bytes)
     }
