@@ -29,8 +29,18 @@ pub enum ContainerError {
     AlreadyRunning(String),
     #[error("container {0} is not running")]
     NotRunning(String),
-    #[error("removing {path:?}: {detail}")]
-    Remove { path: PathBuf, detail: String },
+    #[error("removing {path:?}: {source}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("removing {path:?}: {source}")]
+    RemoveTree {
+        path: PathBuf,
+        #[source]
+        source: Box<StoreError>,
+    },
     #[error(transparent)]
     Start(#[from] StartError),
     #[error(transparent)]

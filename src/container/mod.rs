@@ -542,14 +542,14 @@ fn remove_files(store: &Store, rec: &ContainerRecord, mapping: &IdMapping) -> Re
         Err(e) => {
             return Err(ContainerError::Remove {
                 path: dir,
-                detail: e.to_string(),
+                source: e,
             })
         }
     }
     names::release(store, &rec.name, &rec.id);
-    store::remove_tree(&trash, mapping).map_err(|e| ContainerError::Remove {
+    store::remove_tree(&trash, mapping).map_err(|e| ContainerError::RemoveTree {
         path: dir.clone(),
-        detail: e.to_string(),
+        source: Box::new(e),
     })?;
     Ok(())
 }

@@ -456,9 +456,9 @@ impl ContainerRecord {
         let p = Self::path(store, id);
         let bytes = std::fs::read(&p).map_err(|_| ContainerError::NoSuch(id.to_string()))?;
         let mut rec: Self = serde_json::from_slice(&bytes).map_err(|e| {
-            ContainerError::Store(store::StoreError::Corrupt {
+            ContainerError::Store(store::StoreError::BadJson {
                 path: p,
-                detail: e.to_string(),
+                source: e,
             })
         })?;
         if matches!(rec.state.status, Status::Running | Status::Paused) {

@@ -45,8 +45,6 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("corrupt store file {path:?}: {detail}")]
-    Corrupt { path: PathBuf, detail: String },
     #[error("corrupt store file {path:?}: {source}")]
     BadJson {
         path: PathBuf,
