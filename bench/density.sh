@@ -92,14 +92,8 @@ else
 	warn "SKIPPING podman"
 fi
 chmod 0755 "$work"/bin/*-roundtrip
-args=()
-for i in "${!names[@]}"; do
-	probe "${names[$i]}" "${cmds[$i]}" || exit 1
-	args+=(--command-name "${names[$i]}" "${cmds[$i]}")
-done
 say "run -d + rm -f round trip, $runs runs each, as $run_user"
-as_user hyperfine --shell=none --style basic --runs "$runs" --warmup "$warmup" \
-	--export-json "$work/results/roundtrip.json" "${args[@]}"
+time_commands "$work/results/roundtrip.json"
 cp "$work/results/roundtrip.json" "$out_dir/"
 summary meta "$out_dir/roundtrip.json" "network=$network"
 

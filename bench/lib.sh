@@ -185,6 +185,21 @@ probe() {
 	return 1
 }
 
+# Checks every command of the arrays names/cmds once as the user (a command
+# that fails fast would look fast), then times them all in one hyperfine
+# run as the user ($runs runs, $warmup warm-ups), into JSON, a path the
+# user may write.
+time_commands() {
+	local json=$1 i argv args=()
+	for i in "${!cmds[@]}"; do
+		read -ra argv <<<"${cmds[$i]}"
+		probe "${names[$i]}" "${argv[@]}" || exit 1
+		args+=(--command-name "${names[$i]}" "${cmds[$i]}")
+	done
+	as_user hyperfine --shell=none --style basic --warmup "$warmup" --runs "$runs" \
+		--export-json "$json" "${args[@]}"
+}
+
 # Rootless podman starts a pause process (catatonit) per XDG_RUNTIME_DIR and
 # leaves it running; stops the one of the user dirs in DIR (see user_dirs),
 # if its pid file names a catatonit.

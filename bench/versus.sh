@@ -50,15 +50,8 @@ time_user() {
 	local names=("new: default network" "base: default network" "new: --network none" "base: --network none")
 	local cmds=("burrow run --rm busybox /bin/true" "$base run --rm busybox /bin/true"
 		"burrow run --rm --network none busybox /bin/true" "$base run --rm --network none busybox /bin/true")
-	local i argv args=()
-	for i in "${!cmds[@]}"; do
-		read -ra argv <<<"${cmds[$i]}"
-		probe "${names[$i]}" "${argv[@]}" || exit 1
-		args+=(--command-name "${names[$i]}" "${cmds[$i]}")
-	done
 	say "run --rm, new against base, $runs runs each, as $run_user"
-	as_user hyperfine --shell=none --style basic --warmup "$warmup" --runs "$runs" \
-		--export-json "$json" "${args[@]}"
+	time_commands "$json"
 	cp "$json" "$out_dir/"
 }
 
