@@ -473,12 +473,7 @@ fn pump(
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(e.into()),
         }
-        let ready: Vec<u8> = fds
-            .iter()
-            .zip(&kinds)
-            .filter(|(f, _)| f.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(_, k)| *k)
-            .collect();
+        let ready: Vec<u8> = process::ready_among(kinds.iter().copied(), &fds);
         drop(fds);
         for k in ready {
             match k {

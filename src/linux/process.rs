@@ -10,9 +10,22 @@ use nix::unistd::{fork, ForkResult, Pid};
 /// Which of `fds` poll(2) reported anything for (readable, hung up or in
 /// error), in their order: what an event loop looks at after its poll.
 pub fn ready(fds: &[nix::poll::PollFd]) -> Vec<bool> {
-    fds.iter()
-        .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+    fds.iter().map(has_events).collect()
+}
+
+/// The `items` (one per descriptor of `fds`, in the same order) whose
+/// descriptor poll(2) reported anything for.
+pub fn ready_among<T>(items: impl IntoIterator<Item = T>, fds: &[nix::poll::PollFd]) -> Vec<T> {
+    items
+        .into_iter()
+        .zip(fds)
+        .filter(|(_, f)| has_events(f))
+        .map(|(item, _)| item)
         .collect()
+}
+
+fn has_events(f: &nix::poll::PollFd) -> bool {
+    f.revents().is_some_and(|r| !r.is_empty())
 }
 
 /// A close-on-exec pipe: (read end, write end).

@@ -227,12 +227,7 @@ impl Switch<'_> {
                 Err(nix::Error::EINTR) => continue,
                 Err(_) => return,
             }
-            let ready: Vec<Source> = sources
-                .into_iter()
-                .zip(&fds)
-                .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
-                .map(|(s, _)| s)
-                .collect();
+            let ready: Vec<Source> = crate::linux::process::ready_among(sources, &fds);
             drop(fds);
             for s in ready {
                 match s {

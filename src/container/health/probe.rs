@@ -369,12 +369,7 @@ pub fn probe_now(
                 break;
             }
         }
-        let ready: Vec<ProbeFd> = which
-            .into_iter()
-            .zip(&fds)
-            .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(w, _)| w)
-            .collect();
+        let ready: Vec<ProbeFd> = crate::linux::process::ready_among(which, &fds);
         drop(fds);
         for w in ready {
             p.readable(w);
