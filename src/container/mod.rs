@@ -249,11 +249,7 @@ pub fn build_spec(
         lowers,
         rootfs,
         hostname: rec.config.hostname.clone(),
-        mapping: if rec.host_config.userns_mode == "keep-id" {
-            crate::sandbox::user::keep_id(mapping)
-        } else {
-            mapping.clone()
-        },
+        mapping: export::container_mapping(rec, mapping),
         mounts: apt
             .into_iter()
             .chain(

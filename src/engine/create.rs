@@ -342,8 +342,7 @@ fn check_healthcheck(h: Option<&Healthcheck>) -> Result<()> {
 
 /// `-v`, `--mount` and `--tmpfs`, in that order.
 fn mounts(req: &ContainerRequest) -> Result<Vec<container::mounts::MountSpec>> {
-    use container::mounts::{parse_mount, parse_tmpfs, parse_volume, MountError};
-    let bad = |e: MountError| Error::invalid(e);
+    use container::mounts::{parse_mount, parse_tmpfs, parse_volume};
     let relative = |s: &str| {
         Error::invalid(format!(
             "invalid mount {s:?}: the host path must be absolute"
@@ -352,17 +351,17 @@ fn mounts(req: &ContainerRequest) -> Result<Vec<container::mounts::MountSpec>> {
     let mut out = Vec::new();
     for v in &req.volumes {
         let spec = match &req.cwd {
-            Some(cwd) => parse_volume(v, cwd).map_err(bad)?,
+            Some(cwd) => parse_volume(v, cwd).map_err(Error::invalid)?,
             None if v.starts_with('.') => return Err(relative(v)),
-            None => parse_volume(v, "/".as_ref()).map_err(bad)?,
+            None => parse_volume(v, "/".as_ref()).map_err(Error::invalid)?,
         };
         out.push(spec);
     }
     for m in &req.mounts {
         let spec = match &req.cwd {
-            Some(cwd) => parse_mount(m, cwd).map_err(bad)?,
+            Some(cwd) => parse_mount(m, cwd).map_err(Error::invalid)?,
             None => {
-                let spec = parse_mount(m, "/".as_ref()).map_err(bad)?;
+                let spec = parse_mount(m, "/".as_ref()).map_err(Error::invalid)?;
                 if m.split(',').any(|kv| {
                     matches!(kv.split_once('='), Some(("source" | "src", v)) if v.starts_with('.'))
                 }) {
@@ -374,7 +373,7 @@ fn mounts(req: &ContainerRequest) -> Result<Vec<container::mounts::MountSpec>> {
         out.push(spec);
     }
     for t in &req.tmpfs {
-        out.push(parse_tmpfs(t).map_err(bad)?);
+        out.push(parse_tmpfs(t).map_err(Error::invalid)?);
     }
     Ok(out)
 }
@@ -452,18 +451,17 @@ fn network_options(
     sink: &mut dyn Sink,
 ) -> Result<container::NetworkOptions> {
     use crate::network;
-    let bad = |e: network::NetworkError| Error::invalid(e);
-    let mode = network::Mode::parse(&req.network).map_err(bad)?;
+    let mode = network::Mode::parse(&req.network).map_err(Error::invalid)?;
     let mut publish = Vec::new();
     for p in &req.publish {
-        publish.extend(network::parse_publish(p).map_err(bad)?);
+        publish.extend(network::parse_publish(p).map_err(Error::invalid)?);
     }
-    network::check_unprivileged(&publish, std::path::Path::new("/proc")).map_err(bad)?;
+    network::check_unprivileged(&publish, std::path::Path::new("/proc")).map_err(Error::invalid)?;
     for h in &req.add_host {
-        network::check_add_host(h).map_err(bad)?;
+        network::check_add_host(h).map_err(Error::invalid)?;
     }
     for d in &req.dns {
-        network::check_dns(d).map_err(bad)?;
+        network::check_dns(d).map_err(Error::invalid)?;
     }
     let publish_all = req.publish_all && mode != network::Mode::Host;
     if mode == network::Mode::Host && (!publish.is_empty() || req.publish_all) {

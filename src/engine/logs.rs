@@ -130,12 +130,3 @@ pub fn open(engine: &Engine, rec: &ContainerRecord, req: &LogsRequest) -> Result
         done: false,
     })
 }
-
-/// Find a container by name, id or id prefix: Docker's "No such
-/// container" when nothing matches.
-pub fn find(engine: &Engine, key: &str) -> Result<ContainerRecord> {
-    container::find(&engine.store, key).map_err(|e| match e {
-        container::ContainerError::NoSuch(_) => Error::not_found(e),
-        e => e.into(),
-    })
-}
