@@ -288,15 +288,20 @@ fn start_init(mut tree: Tree<Report>, plan: &Plan) -> Result<Pid> {
         Ok(pid) => pid,
         Err(e) => return Err(early(&tree, e)),
     };
-    let _ = process::wait_exit_code(setup);
-    let fail = |e: anyhow::Error| {
-        let _ = kill(init, Signal::SIGKILL);
-        e
-    };
+    tree.reap();
+    let fail = killing(init);
     match tree.setup.recv() {
         Ok(SetupReport::Ready) => Ok(init),
         Ok(SetupReport::Failed(f)) => Err(fail(anyhow!("{f}"))),
         Err(_) => Err(fail(anyhow!("init ended while setting up the container"))),
+    }
+}
+
+/// An error that also kills init, which must not outlive a failed create.
+fn killing(init: Pid) -> impl Fn(anyhow::Error) -> anyhow::Error + Copy {
+    move |e| {
+        let _ = kill(init, Signal::SIGKILL);
+        e
     }
 }
 
@@ -312,10 +317,7 @@ fn record(c: &Creating, init: Pid) -> Result<Saved> {
         bundle,
     } = *c;
     let pid = init.as_raw();
-    let fail = |e: anyhow::Error| {
-        let _ = kill(init, Signal::SIGKILL);
-        e
-    };
+    let fail = killing(init);
     let start_time = process::start_time(Path::new("/proc"), pid)
         .ok_or_else(|| anyhow!("init (pid {pid}) is gone"))?;
     let saved = Saved {

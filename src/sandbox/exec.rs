@@ -118,12 +118,11 @@ pub fn exec(spec: &ExecSpec) -> Result<Execd, ExecError> {
     };
 
     // Step 3: the joiner.
-    let tree = fork_tree(Keep::AllBut(&[]), false, exit::BURROW, |middle| {
+    let mut tree = fork_tree(Keep::AllBut(&[]), false, exit::BURROW, |middle| {
         joiner_main(spec, &ns, middle)
     })
     .map_err(|e| e.into_failure(exit::BURROW))?;
     drop(ns);
-    let mut tree = tree;
 
     // Step 4: the joiner reports the process's pid, or why it has none.
     let pid = tree
@@ -133,12 +132,12 @@ pub fn exec(spec: &ExecSpec) -> Result<Execd, ExecError> {
     // Step 5: the process sets itself up; EOF on the exec channel means it
     // exec'd (the pipe is close-on-exec), a message says why it did not.
     if let Err(e) = wire::wait_exec(&mut tree.setup) {
-        let _ = process::wait_exit_code(tree.middle);
+        tree.reap();
         return Err(e.into_failure(Step::Exec, || exit::BURROW).into());
     }
     if spec.detached() {
         // The joiner exits as soon as it has reported the pid.
-        let _ = process::wait_exit_code(tree.middle);
+        tree.reap();
     }
     Ok(Execd {
         joiner: tree.middle,
@@ -210,12 +209,11 @@ pub fn resident(spec: &ExecSpec) -> Result<Resident, ExecError> {
     )
     .map_err(|e| Failure::sys(Step::Pipe, e, exit::BURROW))?;
     let ours = [requests.as_raw_fd()];
-    let tree = fork_tree(Keep::AllBut(&ours), false, exit::BURROW, |middle| {
+    let mut tree = fork_tree(Keep::AllBut(&ours), false, exit::BURROW, |middle| {
         resident_main(spec, &ns, middle, theirs)
     })
     .map_err(|e| e.into_failure(exit::BURROW))?;
     drop(ns);
-    let mut tree = tree;
     if let Err(e) = wire::wait_ready(&mut tree.reports) {
         return Err(tree.ended_early(e, Step::JoinNamespaces).into());
     }

@@ -302,7 +302,7 @@ fn an_installed_filter_refuses_in_a_child() {
     };
     // SAFETY: the test harness has other threads; the child installs a
     // filter and forks, and glibc's fork handlers keep malloc usable in
-    // it, as they did before fork_child checked for threads.
+    // the child of a threaded process.
     let child = unsafe { crate::linux::process::fork_unchecked(body) }.unwrap();
     assert_eq!(crate::linux::process::wait_exit_code(child).unwrap(), 0);
 }

@@ -91,8 +91,7 @@ pub(super) fn device_ops(
     let mut skipped_devices = Vec::new();
     if !dev_tmpfs {
         skipped_devices.extend(linux.devices().iter().flatten().map(|d| d.path().clone()));
-    }
-    if dev_tmpfs {
+    } else {
         for d in DEVICES {
             ops.push(device_bind(format!("/dev/{d}")));
         }
