@@ -39,13 +39,11 @@ pub enum PullError {
     Manifest(#[from] manifest::ManifestError),
     #[error(transparent)]
     Credentials(#[from] credentials::CredentialError),
-    #[error("image config {digest}: {detail}")]
-    Config { digest: String, detail: String },
     #[error("image config {digest}: {source}")]
-    ConfigJson {
+    Config {
         digest: String,
         #[source]
-        source: serde_json::Error,
+        source: super::archive::docker::Invalid,
     },
     #[error("fetching layers: {0}")]
     Layers(String),
@@ -296,36 +294,12 @@ fn staged(
 }
 
 /// The config's diff ids, one per manifest layer, each a digest we can
-/// name files after.
+/// name files after: as an archive's image config is read.
 fn diff_ids_of(config: &[u8], m: &manifest::Manifest) -> Result<Vec<String>, PullError> {
-    #[derive(serde::Deserialize)]
-    struct RootFs {
-        #[serde(default)]
-        diff_ids: Vec<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Cfg {
-        rootfs: RootFs,
-    }
-    let err = |detail: String| PullError::Config {
-        digest: m.config.digest.clone(),
-        detail,
-    };
-    let c: Cfg = serde_json::from_slice(config).map_err(|source| PullError::ConfigJson {
+    super::archive::docker::diff_ids(config, m.layers.len()).map_err(|source| PullError::Config {
         digest: m.config.digest.clone(),
         source,
-    })?;
-    if c.rootfs.diff_ids.len() != m.layers.len() {
-        return Err(err(format!(
-            "lists {} layers, the manifest {}",
-            c.rootfs.diff_ids.len(),
-            m.layers.len()
-        )));
-    }
-    if let Some(bad) = c.rootfs.diff_ids.iter().find(|d| !store::valid_digest(d)) {
-        return Err(err(format!("unsupported diff id {bad:?}")));
-    }
-    Ok(c.rootfs.diff_ids)
+    })
 }
 
 /// Fetch `work` in a child that is root of the user namespace, up to three

@@ -5,7 +5,7 @@
 //! says, `load` verifies every digest before the store changes, and `save`
 //! writes through a temp file so a failed save leaves no half archive.
 
-mod docker;
+pub(in crate::image) mod docker;
 mod load;
 mod save;
 mod unpack;
