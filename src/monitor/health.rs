@@ -36,8 +36,8 @@ impl Prober {
     /// the state is taken as it is: a `healthcheck run` since then counts.
     pub fn new(store: &Store, rec: &ContainerRecord, single_id: bool) -> Option<Prober> {
         let sched = Schedule::of(rec)?;
-        let mut recorder = Recorder::new(store, &rec.id);
-        recorder.adopt();
+        // Its first record reads the state from the file, and builds on it.
+        let recorder = Recorder::new(store, &rec.id);
         let now = Instant::now();
         Some(Prober {
             next: now + sched.next_wait(Duration::ZERO, health::STARTING),

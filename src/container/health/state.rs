@@ -164,28 +164,6 @@ impl Recorder {
         });
     }
 
-    /// Take the stored state as this recorder's own, as if it had just
-    /// written it: the prober of a run its supervisor has just reset to
-    /// `starting` then records its first result without parsing the file,
-    /// unless someone wrote it meanwhile. A state that does not read (or
-    /// is missing) is reset.
-    pub fn adopt(&mut self) {
-        let Some((lock, file)) = self.files.take().or_else(|| self.open()) else {
-            return;
-        };
-        let guard = Flock::lock(lock, FlockArg::LockShared);
-        let bytes = read_all(&file);
-        let adopted = serde_json::from_slice::<Health>(&bytes).ok();
-        self.keep(guard, file);
-        match adopted {
-            Some(h) => {
-                self.written = bytes;
-                self.state = Some(h);
-            }
-            None => self.reset(),
-        }
-    }
-
     /// Record `result` by Docker's rules. Returns the status after it,
     /// and whether it changed.
     pub fn add(
@@ -389,33 +367,5 @@ mod tests {
         assert_eq!(load(&store, &id).unwrap().status, STARTING);
         assert_eq!(monitor.update(|h| h.add(result(0), false, 3)), HEALTHY);
         assert_eq!(load(&store, &id).unwrap().log.len(), 5);
-    }
-
-    #[test]
-    fn an_adopted_state_is_the_recorder_s_own_and_an_unreadable_one_is_reset() {
-        let (_d, store) = crate::store::temp_store();
-        let id = "cd".repeat(32);
-        let path = store.container_dir(&id).join(HEALTH_FILE);
-        std::fs::create_dir_all(store.container_dir(&id)).unwrap();
-        let mut supervisor = Recorder::new(&store, &id);
-        supervisor.reset();
-        supervisor.update(|h| h.add(result(1), false, 3));
-        // A recorder that adopts the state knows the bytes it would have
-        // written: its next record parses nothing, and builds on them.
-        let mut prober = Recorder::new(&store, &id);
-        prober.adopt();
-        assert_eq!(prober.written, std::fs::read(&path).unwrap());
-        assert_eq!(prober.state, load(&store, &id));
-        assert_eq!(prober.update(|h| h.add(result(1), false, 2)), UNHEALTHY);
-        assert_eq!(load(&store, &id).unwrap().log.len(), 2);
-        // Garbled, or never written: `starting`.
-        std::fs::write(&path, b"{").unwrap();
-        let mut prober = Recorder::new(&store, &id);
-        prober.adopt();
-        assert_eq!(load(&store, &id).unwrap(), starting());
-        let other = "ef".repeat(32);
-        std::fs::create_dir_all(store.container_dir(&other)).unwrap();
-        Recorder::new(&store, &other).adopt();
-        assert_eq!(load(&store, &other).unwrap(), starting());
     }
 }
