@@ -70,23 +70,19 @@ impl Schedule {
             .healthcheck
             .as_ref()
             .filter(|hc| state::probes(hc))?;
-        let argv = match hc.test.first().map(String::as_str) {
-            Some("CMD") => hc.test[1..].to_vec(),
-            Some("CMD-SHELL") => {
-                let mut v = rec
-                    .config
-                    .shell
-                    .clone()
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
-                v.extend(hc.test[1..].iter().cloned());
-                v
-            }
-            _ => return None,
+        // `probes` let through `CMD` with a command, or `CMD-SHELL`.
+        let argv = if hc.test[0] == "CMD" {
+            hc.test[1..].to_vec()
+        } else {
+            let mut v = rec
+                .config
+                .shell
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+            v.extend(hc.test[1..].iter().cloned());
+            v
         };
-        if argv.is_empty() {
-            return None;
-        }
         let or = |ns: i64, default: Duration| {
             if ns > 0 {
                 Duration::from_nanos(ns as u64)
